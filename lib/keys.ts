@@ -1,0 +1,74 @@
+// Keys of the Cello single table. A project is one partition, `PROJECT#<name>`; in it the project's own item has sort
+// key `METADATA` and each token has `TOKEN#<tokenId>`. Names and ids may contain `#`, spaces or any unicode, so
+// parsing strips only the leading prefix and never splits on `#`.
+
+export const METADATA_SK = 'METADATA';
+export const PROJECT_PREFIX = 'PROJECT#';
+export const TOKEN_PREFIX = 'TOKEN#';
+
+/** A key that is not of the expected shape, or a name that cannot form one. */
+export class KeyError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'KeyError';
+  }
+}
+
+// Names are checked at runtime too: a missing attribute read from an item would otherwise become `PROJECT#undefined`.
+function checkedName(kind: string, name: unknown): string {
+  if (typeof name !== 'string') throw new KeyError(`${kind} must be a string, got ${typeof name}`);
+  if (name === '') throw new KeyError(`${kind} must not be empty`);
+  return name;
+}
+
+function stripPrefix(kind: string, prefix: string, key: unknown): string {
+  if (typeof key !== 'string') throw new KeyError(`${kind} must be a string, got ${typeof key}`);
+  if (!key.startsWith(prefix)) {
+    throw new KeyError(`${kind} ${JSON.stringify(key)} does not start with ${JSON.stringify(prefix)}`);
+  }
+  if (key.length === prefix.length) throw new KeyError(`${kind} ${JSON.stringify(key)} has nothing after the prefix`);
+  return key.slice(prefix.length);
+}
+
+/** The partition key of a project: `PROJECT#<name>`. */
+export function projectPk(name: string): string {
+  return PROJECT_PREFIX + checkedName('project name', name);
+}
+
+/** The sort key of a token: `TOKEN#<tokenId>`. */
+export function tokenSk(tokenId: string): string {
+  return TOKEN_PREFIX + checkedName('token id', tokenId);
+}
+
+/** The project name in a partition key (`PROJECT#a#b` → `a#b`). @throws KeyError if it is not a project key. */
+export function parseProjectPk(pk: string): string {
+  return stripPrefix('partition key', PROJECT_PREFIX, pk);
+}
+
+/** The token id in a sort key (`TOKEN#x#y` → `x#y`). @throws KeyError if it is not a token sort key. */
+export function parseTokenSk(sk: string): string {
+  return stripPrefix('sort key', TOKEN_PREFIX, sk);
+}
+
+/** Whether a sort key is that of a project's metadata item. */
+export function isMetadataSk(sk: unknown): boolean {
+  return sk === METADATA_SK;
+}
+
+/** Whether a sort key is that of a token item (prefix followed by a non-empty id). */
+export function isTokenSk(sk: unknown): boolean {
+  return typeof sk === 'string' && sk.length > TOKEN_PREFIX.length && sk.startsWith(TOKEN_PREFIX);
+}
+
+/**
+ * One string per item key, for Map and Set keys. JSON keeps it unambiguous: plain concatenation would make
+ * (`a#`, `b`) and (`a`, `#b`) collide.
+ */
+export function itemKeyString(pk: string, sk: string): string {
+  return JSON.stringify([pk, sk]);
+}
+
+/** An item key for messages: `[pk][sk]`. */
+export function describeItemKey(pk: string, sk: string): string {
+  return `[${pk}][${sk}]`;
+}

@@ -1,0 +1,238 @@
+// Timestamps of Cello tokens. The DynamoDB table stores one canonical form: UTC, `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`,
+// exactly nine fraction digits. Canonical strings sort lexicographically in instant order, which the table relies on.
+//
+// PostgreSQL keeps microseconds; the JavaScript date object keeps milliseconds, and floats lose digits. So no value
+// here goes through the date object or any float: the text is matched by a regular expression, the fields are read
+// digit by digit into small integers, the offset is subtracted with integer arithmetic, and the fraction is copied as
+// text (an offset never has a fraction, so the fraction of the instant never changes).
+//
+// This runs once per token on millions of rows: canonical input takes a fast path (one regex test, a few charCode
+// reads, no allocation) and is returned as the same string.
+
+/** An example of the canonical form, quoted in every error message. */
+const EXAMPLE = '2022-02-02T18:01:49.345261000Z';
+
+/** A value that is not a timestamp, or one that cannot be stored exactly as a canonical timestamp. */
+export class TimestampError extends Error {
+  /** The rejected value, as it was given. */
+  readonly value: unknown;
+
+  constructor(value: unknown, reason?: string) {
+    super(`${quote(value)} is not a timestamp${reason === undefined ? '' : `: ${reason}`} (expected e.g. ${EXAMPLE})`);
+    this.name = 'TimestampError';
+    this.value = value;
+  }
+}
+
+/** Longest part of a rejected value quoted in a message: a corrupt row may hold a huge string. */
+const QUOTE_LIMIT = 60;
+
+function quote(value: unknown): string {
+  if (typeof value === 'string') {
+    return JSON.stringify(value.length > QUOTE_LIMIT ? `${value.slice(0, QUOTE_LIMIT)}…` : value);
+  }
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(value); // undefined for undefined, functions and symbols; throws for BigInt and cycles
+  } catch {
+    text = undefined;
+  }
+  if (text === undefined) text = `${typeof value === 'symbol' ? value.toString() : String(value)}`;
+  return text.length > QUOTE_LIMIT ? `${text.slice(0, QUOTE_LIMIT)}…` : text;
+}
+
+// Canonical shape only; field ranges are checked separately (a regex cannot know that April has 30 days).
+const CANONICAL_SHAPE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{9}Z$/;
+
+// Everything accepted. The first 19 characters sit at fixed positions and are read by index, so they need no groups.
+// Groups: 1 fraction, 2 `Z`, 3 offset sign, 4 offset hours, 5 minutes after `:`, 6 seconds after `:`, 7 minutes
+// without a colon (ISO `+HHMM`). Offsets: `+HH`, `+HH:MM`, `+HH:MM:SS` (PostgreSQL prints these), `+HHMM` (ISO basic).
+// No zone at all still matches, so that case gets its own message. `\d` without the `u` flag is ASCII digits only.
+const TIMESTAMP = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.(\d+))?(?:([Zz])|([+-])(\d{2})(?::(\d{2})(?::(\d{2}))?|(\d{2}))?)?$/;
+
+// What an earlier migration stored: PostgreSQL's timestamptz text output, unconverted.
+const LEGACY_POSTGRES = /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(?:\.\d{1,6})?[+-]\d{2}(?::\d{2}(?::\d{2})?)?$/;
+
+/** Fraction digits the canonical form holds (nanoseconds). */
+const FRACTION_DIGITS = 9;
+const FRACTION_PADDING = '000000000';
+
+/**
+ * PostgreSQL accepts offsets up to but excluding 16 hours (its TZDISP limit), so 15:59:59 is the largest offset it can
+ * print. Keeping the same limit means every offset PostgreSQL could have written is accepted, and nothing wilder.
+ */
+const OFFSET_LIMIT_SECONDS = 16 * 3600;
+const SECONDS_PER_DAY = 86_400;
+
+// Two and four digit fields at fixed positions. The regex has already checked these are ASCII digits.
+function digits2(text: string, at: number): number {
+  return (text.charCodeAt(at) - 48) * 10 + (text.charCodeAt(at + 1) - 48);
+}
+
+function digits4(text: string, at: number): number {
+  return digits2(text, at) * 100 + digits2(text, at + 2);
+}
+
+function isLeapYear(year: number): boolean {
+  return year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+}
+
+function daysInMonth(year: number, month: number): number {
+  if (month === 2) return isLeapYear(year) ? 29 : 28;
+  return month === 4 || month === 6 || month === 9 || month === 11 ? 30 : 31;
+}
+
+/** Why the date and time fields are out of range, or undefined when they are valid. */
+function fieldProblem(year: number, month: number, day: number, hour: number, minute: number, second: number) {
+  if (year < 1) return 'year 0000 does not exist';
+  if (month < 1 || month > 12) return `month ${month} is out of range`;
+  if (day < 1 || day > daysInMonth(year, month)) {
+    return month === 2 && day === 29 ? `${year} is not a leap year` : `day ${day} is out of range for month ${month}`;
+  }
+  if (hour > 23) return `hour ${hour} is out of range`;
+  if (minute > 59) return `minute ${minute} is out of range`;
+  if (second === 60) return 'leap seconds (second 60) cannot be stored';
+  if (second > 59) return `second ${second} is out of range`;
+  return undefined;
+}
+
+/** Fast check of the canonical form, allocation-free: the shape, then the field ranges. */
+function isCanonical(text: string): boolean {
+  return (
+    text.length === 30 &&
+    CANONICAL_SHAPE.test(text) &&
+    fieldProblem(
+      digits4(text, 0),
+      digits2(text, 5),
+      digits2(text, 8),
+      digits2(text, 11),
+      digits2(text, 14),
+      digits2(text, 17),
+    ) === undefined
+  );
+}
+
+function pad2(value: number): string {
+  return value < 10 ? `0${value}` : `${value}`;
+}
+
+function pad4(value: number): string {
+  return value < 10 ? `000${value}` : value < 100 ? `00${value}` : value < 1000 ? `0${value}` : `${value}`;
+}
+
+/** Why a value that does not match the accepted forms was refused, when there is something better than "garbage". */
+function rejectionReason(text: string): string | undefined {
+  if (/^[+-]?infinity$/i.test(text)) return 'infinite timestamps cannot be stored';
+  if (/ BC$/i.test(text)) return 'dates before the common era (BC) cannot be stored';
+  if (text === '') return 'the value is empty';
+  return undefined;
+}
+
+/**
+ * The canonical UTC form (`YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`) of the instant `text` denotes.
+ *
+ * Accepts PostgreSQL timestamptz text output in any session TimeZone (`2022-02-02 18:01:49.345261+00`, offsets
+ * `+05:30`, `-07`, `+05:30:15`, 0–6 fraction digits) and ISO 8601 / RFC 3339 (`T` or space, `Z` or an offset as
+ * `+HH:MM`, `+HHMM`, `+HH`, 0–9 fraction digits). A canonical value is returned unchanged.
+ *
+ * @throws TimestampError for anything else: infinities, BC dates, a missing zone, fields out of range, leap seconds,
+ * more than nine fraction digits, offsets of 16 hours or more, a result outside years 0001–9999, non-strings.
+ */
+export function toCanonicalTimestamp(text: string): string {
+  if (typeof text !== 'string') throw new TimestampError(text, `expected a string, got ${typeof text}`);
+  if (isCanonical(text)) return text;
+
+  const match = TIMESTAMP.exec(text);
+  if (match === null) throw new TimestampError(text, rejectionReason(text));
+  const [, fraction, zulu, sign, offsetHours, offsetMinutes, offsetSeconds, offsetMinutesBasic] = match;
+
+  if (fraction !== undefined && fraction.length > FRACTION_DIGITS) {
+    throw new TimestampError(text, `${fraction.length} fraction digits cannot be stored exactly (at most 9)`);
+  }
+  if (zulu === undefined && sign === undefined) {
+    throw new TimestampError(text, 'the time zone is missing, so the instant is ambiguous');
+  }
+
+  let year = digits4(text, 0);
+  let month = digits2(text, 5);
+  let day = digits2(text, 8);
+  const hour = digits2(text, 11);
+  const minute = digits2(text, 14);
+  const second = digits2(text, 17);
+  const problem = fieldProblem(year, month, day, hour, minute, second);
+  if (problem !== undefined) throw new TimestampError(text, problem);
+
+  // Local seconds of the day minus the offset: UTC seconds of the day, possibly one day before or after.
+  let secondOfDay = hour * 3600 + minute * 60 + second;
+  if (sign !== undefined && offsetHours !== undefined) {
+    const minutesText = offsetMinutes ?? offsetMinutesBasic;
+    const oh = digits2(offsetHours, 0);
+    const om = minutesText === undefined ? 0 : digits2(minutesText, 0);
+    const os = offsetSeconds === undefined ? 0 : digits2(offsetSeconds, 0);
+    if (om > 59 || os > 59) throw new TimestampError(text, 'the offset is out of range');
+    const offset = oh * 3600 + om * 60 + os;
+    if (offset >= OFFSET_LIMIT_SECONDS) throw new TimestampError(text, 'the offset is beyond ±15:59');
+    secondOfDay -= sign === '-' ? -offset : offset;
+  }
+
+  // An offset is under a day, so the date moves by one day at most; carry into month and year by hand.
+  if (secondOfDay < 0) {
+    secondOfDay += SECONDS_PER_DAY;
+    if (--day < 1) {
+      if (--month < 1) {
+        month = 12;
+        year--;
+      }
+      day = daysInMonth(year, month);
+    }
+  } else if (secondOfDay >= SECONDS_PER_DAY) {
+    secondOfDay -= SECONDS_PER_DAY;
+    if (++day > daysInMonth(year, month)) {
+      day = 1;
+      if (++month > 12) {
+        month = 1;
+        year++;
+      }
+    }
+  }
+  if (year < 1 || year > 9999) throw new TimestampError(text, 'the instant in UTC is outside years 0001–9999');
+
+  const utcHour = (secondOfDay / 3600) | 0;
+  const utcMinute = ((secondOfDay % 3600) / 60) | 0;
+  const utcSecond = secondOfDay % 60;
+  const nanos = fraction === undefined ? FRACTION_PADDING : fraction + FRACTION_PADDING.slice(fraction.length);
+  return `${pad4(year)}-${pad2(month)}-${pad2(day)}T${pad2(utcHour)}:${pad2(utcMinute)}:${pad2(utcSecond)}.${nanos}Z`;
+}
+
+/** Whether `text` is already exactly in the canonical form, with valid fields. */
+export function isCanonicalTimestamp(text: unknown): boolean {
+  return typeof text === 'string' && isCanonical(text);
+}
+
+/**
+ * Whether `text` is PostgreSQL timestamptz text output as an earlier, buggy migration stored it
+ * (`YYYY-MM-DD HH:MM:SS[.f{1,6}]±HH[:MM[:SS]]`) and converts to a valid canonical timestamp.
+ */
+export function isLegacyPostgresTimestamp(text: unknown): boolean {
+  if (typeof text !== 'string' || !LEGACY_POSTGRES.test(text)) return false;
+  try {
+    toCanonicalTimestamp(text);
+    return true;
+  } catch {
+    return false; // right shape, impossible fields (e.g. Feb 30): not something PostgreSQL printed
+  }
+}
+
+/** Whether both values are timestamps denoting the same instant; false if either is not a timestamp. */
+export function timestampsEqualAsInstants(a: string, b: string): boolean {
+  let canonicalA: string;
+  let canonicalB: string;
+  try {
+    canonicalA = toCanonicalTimestamp(a);
+    canonicalB = toCanonicalTimestamp(b);
+  } catch (error) {
+    if (error instanceof TimestampError) return false;
+    throw error;
+  }
+  return canonicalA === canonicalB;
+}
