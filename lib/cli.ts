@@ -1,0 +1,190 @@
+// One way to fail, one way to talk to the operator.
+//
+// Every script runs its body through `runMain`. An expected failure (bad argument, unreachable host, missing
+// table, invalid input file...) is a `UserError`: one line on stderr, a documented exit code, no stack. Anything
+// else is our bug: it keeps its stack so it can be reported. Secrets registered with `registerSecret` are
+// masked in everything this module prints.
+import yargs, { type Argv } from 'yargs';
+
+// The AWS SDK prints a NodeVersionSupportWarning on Node 20 the first time a client is built. It is noise for an
+// operator (Node 20 is a supported runtime for this toolkit), so silence it before any client exists.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
+/** Exit codes, documented in README.md. */
+export const ExitCode = {
+  ok: 0,
+  /** The run finished, but some items failed or differences were found. */
+  incomplete: 1,
+  /** Invalid arguments or invalid input file: nothing was done. */
+  usage: 2,
+  /** PostgreSQL or DynamoDB could not be reached, refused the credentials, or lacks the expected table. */
+  environment: 3,
+  /** The output file could not be written. */
+  output: 4,
+  /** An unexpected internal error (a bug): the stack trace is printed. */
+  internal: 70,
+  /** Stopped by SIGINT (Ctrl-C) or SIGTERM before finishing. */
+  interrupted: 130,
+} as const;
+
+export class UserError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: number = ExitCode.usage,
+  ) {
+    super(message);
+    this.name = 'UserError';
+  }
+}
+
+const secrets = new Set<string>();
+
+/** Masks `value` in everything this module prints (error lines, stack traces). */
+export function registerSecret(value: string | undefined): void {
+  if (value && value.length >= 3) secrets.add(value);
+}
+
+export function redactSecrets(text: string): string {
+  let result = text;
+  for (const secret of secrets) result = result.split(secret).join('***');
+  return result;
+}
+
+/** Collapses a message to a single line: operators grep logs, and one failure is one line. */
+export function oneLine(text: string): string {
+  return text.replace(/\s*[\r\n]+\s*/g, ' ').trim();
+}
+
+export function formatUserError(error: UserError): string {
+  return `error: ${redactSecrets(oneLine(error.message))}\n`;
+}
+
+/**
+ * Stop requests: the first SIGINT/SIGTERM aborts `stopSignal` so loops stop taking new work and print a partial
+ * summary; a second one exits at once.
+ */
+const stopController = new AbortController();
+export const stopSignal: AbortSignal = stopController.signal;
+let stopSignalName: NodeJS.Signals | undefined;
+
+export function installStopHandlers(): void {
+  for (const name of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(name, () => {
+      if (stopController.signal.aborted) {
+        process.stderr.write(`\n${name} again: exiting now\n`);
+        process.exit(ExitCode.interrupted);
+      }
+      stopSignalName = name;
+      process.stderr.write(`\n${name} received: finishing requests in flight, then stopping (press again to exit now)\n`);
+      stopController.abort(new UserError(`stopped by ${name} before finishing`, ExitCode.interrupted));
+    });
+  }
+}
+
+export function wasStopped(): boolean {
+  return stopSignalName !== undefined;
+}
+
+/** Throws the stop reason if a stop was requested; call between units of work. */
+export function throwIfStopped(): void {
+  if (stopController.signal.aborted) throw stopController.signal.reason;
+}
+
+/**
+ * Runs a script body: its resolved number is the exit code. Never returns.
+ * Writes go through process.stdout; we wait for it to drain so piped output is never cut short.
+ */
+export async function runMain(main: () => Promise<number>): Promise<never> {
+  installStopHandlers();
+  let code: number;
+  try {
+    code = await main();
+  } catch (error) {
+    code = reportFailure(error);
+  }
+  await flushStdout();
+  process.exit(code);
+}
+
+export function reportFailure(error: unknown): number {
+  if (error instanceof UserError) {
+    process.stderr.write(formatUserError(error));
+    return error.exitCode;
+  }
+  const text = error instanceof Error ? (error.stack ?? String(error)) : String(error);
+  process.stderr.write(`internal error (a bug in cello-migrate; please report it with this trace):\n${redactSecrets(text)}\n`);
+  return ExitCode.internal;
+}
+
+function flushStdout(): Promise<void> {
+  return new Promise((resolve) => {
+    if (process.stdout.writableLength === 0) resolve();
+    else process.stdout.write('', () => resolve());
+  });
+}
+
+/**
+ * A yargs parser with the conventions every script follows: strict arguments, the guide's examples in --help,
+ * and argument mistakes turned into a UserError (one line, exit 2) instead of yargs' usage dump.
+ */
+export function createArgumentParser(argv: string[], scriptName: string, usage: string): Argv {
+  return yargs(argv)
+    .scriptName(scriptName)
+    .usage(usage)
+    .strict()
+    .help('help')
+    .alias('help', 'h')
+    .version(false)
+    .wrap(Math.min(110, process.stdout.columns || 100))
+    .fail((message, error) => {
+      if (error instanceof UserError) throw error;
+      const reason = message || (error ? error.message : 'invalid arguments');
+      throw new UserError(`${reason} — run ${scriptName} --help for usage`, ExitCode.usage);
+    });
+}
+
+/** Parses a whole positive integer option such as --concurrency; yargs' own number type accepts 1.5 and NaN. */
+export function positiveInteger(name: string, max: number) {
+  return (value: unknown): number => {
+    const text = String(value);
+    if (!/^\d+$/.test(text) || Number(text) < 1 || Number(text) > max) {
+      throw new UserError(`--${name} must be a whole number from 1 to ${max}, got ${JSON.stringify(text)}`);
+    }
+    return Number(text);
+  };
+}
+
+/**
+ * Progress on stderr, only when stderr is a terminal (a log file gets the summary only), at most ten times a
+ * second so it never costs throughput.
+ */
+export class Progress {
+  private lastDrawn = 0;
+  private readonly enabled: boolean;
+
+  constructor(
+    private readonly label: string,
+    private readonly total?: number,
+    private readonly stream: NodeJS.WriteStream = process.stderr,
+  ) {
+    this.enabled = Boolean(stream.isTTY);
+  }
+
+  update(done: number, detail = ''): void {
+    if (!this.enabled) return;
+    const now = performance.now();
+    if (now - this.lastDrawn < 100) return;
+    this.lastDrawn = now;
+    const of = this.total === undefined ? '' : ` of ${this.total.toLocaleString('en-US')}`;
+    this.stream.write(`\r\x1b[2K${this.label}: ${done.toLocaleString('en-US')}${of}${detail ? ` ${detail}` : ''}`);
+  }
+
+  finish(): void {
+    if (this.enabled) this.stream.write('\r\x1b[2K');
+  }
+}
+
+/** Formats a count for summaries: 1234567 → "1,234,567". */
+export function formatCount(value: number): string {
+  return value.toLocaleString('en-US');
+}

@@ -1,0 +1,287 @@
+// DynamoDB: client factory, the Cello table check, and batch requests with one retry policy.
+//
+// The SDK's own retries are switched off (maxAttempts: 1) and every request goes through `withRetry` with a
+// RetryPolicy we pass in: one schedule for throttling, 5xx, dropped connections and unprocessed items, which
+// tests can make deterministic, and no hidden retry-token quota that gives up early under sustained throttling.
+import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
+import {
+  BatchGetItemCommand,
+  BatchWriteItemCommand,
+  DescribeTableCommand,
+  DynamoDBClient,
+  type AttributeValue,
+  type KeysAndAttributes,
+  type WriteRequest,
+} from '@aws-sdk/client-dynamodb';
+import { ExitCode, UserError } from './cli.ts';
+import { backoffDelayMs, RetriesExhaustedError, withRetry, type RetryPolicy } from './retry.ts';
+import { itemKeyString } from './keys.ts';
+
+// Node 20 is a supported runtime for this toolkit; the SDK's NodeVersionSupportWarning is noise to an operator.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
+export type DynamoItem = Record<string, AttributeValue>;
+
+export interface DynamoTarget {
+  region: string;
+  /** --endpoint-url; when absent the SDK reads AWS_ENDPOINT_URL_DYNAMODB / AWS_ENDPOINT_URL itself. */
+  endpointUrl?: string | undefined;
+}
+
+/** The Cello table's key: pk (HASH) and sk (RANGE), both strings. */
+export interface CelloKey {
+  pk: string;
+  sk: string;
+}
+
+export const BATCH_WRITE_LIMIT = 25;
+export const BATCH_GET_LIMIT = 100;
+
+const REGION_PATTERN = /^[a-z]{2}(-[a-z0-9]+)+$/;
+
+export function checkRegion(region: string): void {
+  if (!REGION_PATTERN.test(region)) {
+    throw new UserError(`region ${JSON.stringify(region)} is not an AWS region name — use e.g. us-east-1 or eu-west-1`, ExitCode.usage);
+  }
+}
+
+export function checkEndpointUrl(endpointUrl: string): void {
+  let url: URL;
+  try {
+    url = new URL(endpointUrl);
+  } catch {
+    throw new UserError(`--endpoint-url ${JSON.stringify(endpointUrl)} is not a URL — use e.g. http://localhost:8000`, ExitCode.usage);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new UserError(`--endpoint-url must start with http:// or https://, got ${JSON.stringify(endpointUrl)}`, ExitCode.usage);
+  }
+}
+
+/** Where requests go, for messages: the explicit endpoint, the SDK's environment override, or AWS itself. */
+export function describeEndpoint(target: DynamoTarget): string {
+  return (
+    target.endpointUrl ??
+    process.env.AWS_ENDPOINT_URL_DYNAMODB ??
+    process.env.AWS_ENDPOINT_URL ??
+    `https://dynamodb.${target.region}.amazonaws.com`
+  );
+}
+
+/**
+ * A client for bulk work: keep-alive sockets (a TLS handshake per request would dominate small batches), enough
+ * of them for every request in flight, bounded timeouts so a dead endpoint fails instead of hanging, and the
+ * default credential chain (environment, profiles, SSO, IMDS) since we pass no credentials.
+ */
+export function createDynamoClient(
+  target: DynamoTarget,
+  options: { maxSockets?: number; credentials?: { accessKeyId: string; secretAccessKey: string } } = {},
+): DynamoDBClient {
+  checkRegion(target.region);
+  if (target.endpointUrl !== undefined) checkEndpointUrl(target.endpointUrl);
+  const maxSockets = options.maxSockets ?? 64;
+  return new DynamoDBClient({
+    region: target.region,
+    ...(target.endpointUrl !== undefined ? { endpoint: target.endpointUrl } : {}),
+    ...(options.credentials ? { credentials: options.credentials } : {}),
+    maxAttempts: 1,
+    requestHandler: {
+      httpAgent: new HttpAgent({ keepAlive: true, maxSockets }),
+      httpsAgent: new HttpsAgent({ keepAlive: true, maxSockets }),
+      connectionTimeout: 5_000,
+      requestTimeout: 30_000,
+    },
+  });
+}
+
+const THROTTLING_ERRORS = new Set([
+  'ProvisionedThroughputExceededException',
+  'ThrottlingException',
+  'RequestLimitExceeded',
+  'TooManyRequestsException',
+  'LimitExceededException',
+  'TransactionInProgressException',
+]);
+
+const NETWORK_ERROR_CODES = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ECONNREFUSED', 'EAI_AGAIN', 'ECONNABORTED', 'EHOSTUNREACH', 'ENETUNREACH']);
+
+interface SdkErrorShape {
+  name?: string;
+  code?: string;
+  message?: string;
+  $metadata?: { httpStatusCode?: number };
+  $retryable?: unknown;
+  cause?: unknown;
+}
+
+function errorCode(error: unknown): string | undefined {
+  const shape = error as SdkErrorShape | undefined;
+  return shape?.code ?? (shape?.cause as SdkErrorShape | undefined)?.code;
+}
+
+/** Throttling, server-side (5xx) and connection errors are worth another attempt; anything else is final. */
+export function isRetryableDynamoError(error: unknown): boolean {
+  if (!error || typeof error !== 'object') return false;
+  const shape = error as SdkErrorShape;
+  if (shape.name && THROTTLING_ERRORS.has(shape.name)) return true;
+  const status = shape.$metadata?.httpStatusCode;
+  if (status !== undefined && status >= 500) return true;
+  if (shape.name === 'InternalServerError' || shape.name === 'ServiceUnavailable') return true;
+  if (shape.name === 'TimeoutError' || shape.name === 'RequestTimeout') return true;
+  const code = errorCode(error);
+  if (code && NETWORK_ERROR_CODES.has(code)) return true;
+  // A connection dropped mid-response surfaces as a body that is not JSON, or a bare "socket hang up".
+  if (/socket hang up|ECONNRESET|Deserialization error|Unexpected end of JSON|aborted/i.test(shape.message ?? '')) return true;
+  return false;
+}
+
+/** Sends `command` under `policy`; the retry schedule covers throttling, 5xx and dropped connections. */
+export function sendWithRetry<T>(send: () => Promise<T>, policy: RetryPolicy): Promise<T> {
+  return withRetry(() => send(), isRetryableDynamoError, policy);
+}
+
+/**
+ * Turns an SDK or network failure into one line an operator can act on. `context` names the table, region and
+ * endpoint the failure happened on.
+ */
+export function toDynamoUserError(error: unknown, target: DynamoTarget, tableName?: string): UserError {
+  if (error instanceof UserError) return error;
+  const endpoint = describeEndpoint(target);
+  if (error instanceof RetriesExhaustedError) {
+    const inner = toDynamoUserError(error.lastError, target, tableName);
+    return new UserError(`DynamoDB kept failing after ${error.attempts} attempts: ${inner.message}`, ExitCode.environment);
+  }
+  const shape = (error ?? {}) as SdkErrorShape;
+  const name = shape.name ?? '';
+  const message = shape.message ?? String(error);
+  const code = errorCode(error);
+  if (name === 'CredentialsProviderError' || /Could not load credentials|credential/i.test(message) && !shape.$metadata?.httpStatusCode) {
+    return new UserError(
+      'no AWS credentials found — set AWS_PROFILE (or run "aws sso login"), or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment',
+      ExitCode.environment,
+    );
+  }
+  if (['UnrecognizedClientException', 'InvalidSignatureException', 'ExpiredTokenException', 'IncompleteSignature', 'MissingAuthenticationToken'].includes(name)) {
+    return new UserError(`DynamoDB at ${endpoint} refused the AWS credentials (${name}) — check the profile or keys and the region`, ExitCode.environment);
+  }
+  if (name === 'AccessDeniedException') {
+    return new UserError(`DynamoDB at ${endpoint} denied access${tableName ? ` to table "${tableName}"` : ''}: ${message}`, ExitCode.environment);
+  }
+  if (name === 'ResourceNotFoundException') {
+    return new UserError(
+      `table "${tableName ?? '?'}" does not exist in region ${target.region} at ${endpoint} — create it (docs/dynamodb_single_table_design.md) or check the table name and --region`,
+      ExitCode.environment,
+    );
+  }
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') {
+    return new UserError(`cannot reach DynamoDB at ${endpoint}: host not found — check --region or --endpoint-url`, ExitCode.environment);
+  }
+  if (code === 'ECONNREFUSED') {
+    return new UserError(`cannot reach DynamoDB at ${endpoint}: connection refused — check --endpoint-url and that the server is running`, ExitCode.environment);
+  }
+  if (code && NETWORK_ERROR_CODES.has(code)) {
+    return new UserError(`cannot reach DynamoDB at ${endpoint}: ${code} — check the network and --endpoint-url`, ExitCode.environment);
+  }
+  if (name === 'TimeoutError') {
+    return new UserError(`DynamoDB at ${endpoint} did not answer in time — check the network and --endpoint-url`, ExitCode.environment);
+  }
+  return new UserError(`DynamoDB request failed at ${endpoint}: ${name ? `${name}: ` : ''}${message}`, ExitCode.environment);
+}
+
+/**
+ * Checks, before any write, that the table exists, is ACTIVE and has Cello's key schema (pk HASH S, sk RANGE S).
+ * Throws a UserError naming what differs.
+ */
+export async function describeCelloTable(client: DynamoDBClient, tableName: string, target: DynamoTarget, policy: RetryPolicy): Promise<void> {
+  let table;
+  try {
+    table = (await sendWithRetry(() => client.send(new DescribeTableCommand({ TableName: tableName })), policy)).Table;
+  } catch (error) {
+    throw toDynamoUserError(error, target, tableName);
+  }
+  if (!table) throw new UserError(`table "${tableName}" returned no description`, ExitCode.environment);
+  const keySchema = (table.KeySchema ?? []).map((key) => {
+    const type = table.AttributeDefinitions?.find((definition) => definition.AttributeName === key.AttributeName)?.AttributeType ?? '?';
+    return `${key.AttributeName} ${key.KeyType} ${type}`;
+  });
+  const expected = ['pk HASH S', 'sk RANGE S'];
+  if (keySchema.join(', ') !== expected.join(', ')) {
+    throw new UserError(`table "${tableName}" has key schema (${keySchema.join(', ')}); expected (${expected.join(', ')})`, ExitCode.environment);
+  }
+  if (table.TableStatus !== 'ACTIVE') {
+    throw new UserError(`table "${tableName}" is ${table.TableStatus}, not ACTIVE — wait until it is ACTIVE and run again`, ExitCode.environment);
+  }
+}
+
+export interface FailedItem {
+  key: CelloKey;
+  reason: string;
+}
+
+export interface BatchWriteOutcome {
+  written: number;
+  failed: FailedItem[];
+}
+
+function keyOf(item: DynamoItem): CelloKey {
+  return { pk: item.pk?.S ?? '?', sk: item.sk?.S ?? '?' };
+}
+
+/**
+ * Puts up to 25 items with one BatchWriteItem, re-sending UnprocessedItems with backoff until done or the
+ * attempts run out; items still unprocessed then are returned as failed, with their keys. Request-level errors
+ * (throttling, 5xx, dropped connections) are retried by the same policy; when those run out the error is thrown,
+ * because the endpoint itself is failing and the run should stop rather than fail every remaining batch.
+ *
+ * Note: BatchWriteItem cannot be conditional. Callers check existence first (see findExistingKeys).
+ */
+export async function batchWriteWithRetry(client: DynamoDBClient, tableName: string, items: DynamoItem[], policy: RetryPolicy): Promise<BatchWriteOutcome> {
+  if (items.length > BATCH_WRITE_LIMIT) throw new Error(`batchWriteWithRetry takes at most ${BATCH_WRITE_LIMIT} items`);
+  let requests: WriteRequest[] = items.map((Item) => ({ PutRequest: { Item } }));
+  for (let attempt = 1; ; attempt++) {
+    const response = await sendWithRetry(() => client.send(new BatchWriteItemCommand({ RequestItems: { [tableName]: requests } })), policy);
+    const unprocessed = response.UnprocessedItems?.[tableName] ?? [];
+    if (unprocessed.length === 0) return { written: items.length, failed: [] };
+    if (attempt >= policy.maxAttempts) {
+      return {
+        written: items.length - unprocessed.length,
+        failed: unprocessed.map((request) => ({
+          key: keyOf(request.PutRequest?.Item ?? {}),
+          reason: `still unprocessed after ${attempt} attempts (throttled)`,
+        })),
+      };
+    }
+    requests = unprocessed;
+    await policy.sleep(backoffDelayMs(attempt, policy));
+  }
+}
+
+/**
+ * Which of `keys` exist in the table: BatchGetItem (100 keys a request, strongly consistent, keys only),
+ * UnprocessedKeys re-sent with backoff. Returns the set of `itemKeyString(pk, sk)` of existing items.
+ * Keys still unprocessed when attempts run out make it throw: an unknown existence cannot be treated as absent.
+ */
+export async function findExistingKeys(client: DynamoDBClient, tableName: string, keys: CelloKey[], policy: RetryPolicy): Promise<Set<string>> {
+  if (keys.length > BATCH_GET_LIMIT) throw new Error(`findExistingKeys takes at most ${BATCH_GET_LIMIT} keys`);
+  const existing = new Set<string>();
+  let request: KeysAndAttributes | undefined = {
+    Keys: keys.map(({ pk, sk }) => ({ pk: { S: pk }, sk: { S: sk } })),
+    ConsistentRead: true,
+    ProjectionExpression: 'pk, sk',
+  };
+  for (let attempt = 1; request?.Keys?.length; attempt++) {
+    const current: KeysAndAttributes = request;
+    const response = await sendWithRetry(() => client.send(new BatchGetItemCommand({ RequestItems: { [tableName]: current } })), policy);
+    for (const item of response.Responses?.[tableName] ?? []) {
+      existing.add(itemKeyString(item.pk?.S ?? '', item.sk?.S ?? ''));
+    }
+    request = response.UnprocessedKeys?.[tableName];
+    if (request?.Keys?.length) {
+      if (attempt >= policy.maxAttempts) {
+        throw new RetriesExhaustedError(attempt, new Error(`${request.Keys.length} keys still unprocessed by BatchGetItem (throttled)`));
+      }
+      await policy.sleep(backoffDelayMs(attempt, policy));
+    }
+  }
+  return existing;
+}

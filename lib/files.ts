@@ -1,0 +1,170 @@
+// Output files: written to a temporary file beside the target, mode 0600 from the first byte (dumps hold token
+// ids), and moved into place only when the whole content is on disk. A failed or interrupted run leaves the
+// target as it was; an existing file is replaced only when the operator asked for it (--force).
+import { randomBytes } from 'node:crypto';
+import { createWriteStream, unlinkSync, type WriteStream } from 'node:fs';
+import { link, mkdir, open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+import { once } from 'node:events';
+import { ExitCode, UserError } from './cli.ts';
+
+/** Temporary files still open, removed on exit so a crash (short of SIGKILL) leaves nothing half-written. */
+const pendingTemporaryFiles = new Set<string>();
+process.on('exit', () => {
+  for (const path of pendingTemporaryFiles) {
+    try {
+      unlinkSync(path);
+    } catch {
+      // already gone
+    }
+  }
+});
+
+export interface AtomicOutputOptions {
+  /** Replace an existing file at the target path (otherwise that is an error and the file is untouched). */
+  overwrite: boolean;
+}
+
+/** Strings are gathered into chunks of about this size before they reach the stream: far fewer syscalls. */
+const CHUNK_BYTES = 256 * 1024;
+
+export class AtomicOutputFile {
+  private pending: string[] = [];
+  private pendingLength = 0;
+  private finished = false;
+
+  private constructor(
+    readonly targetPath: string,
+    readonly temporaryPath: string,
+    private readonly handle: FileHandle,
+    private readonly stream: WriteStream,
+    private readonly overwrite: boolean,
+  ) {}
+
+  static async create(path: string, options: AtomicOutputOptions): Promise<AtomicOutputFile> {
+    const targetPath = resolve(path);
+    await checkTarget(path, targetPath, options.overwrite);
+    const folder = dirname(targetPath);
+    try {
+      await mkdir(folder, { recursive: true });
+    } catch (error) {
+      throw outputError(path, error, `cannot create the folder ${folder}`);
+    }
+    const temporaryPath = join(folder, `.${basename(targetPath)}.${randomBytes(6).toString('hex')}.tmp`);
+    let handle;
+    try {
+      handle = await open(temporaryPath, 'wx', 0o600);
+    } catch (error) {
+      throw outputError(path, error, `cannot write in the folder ${folder}`);
+    }
+    pendingTemporaryFiles.add(temporaryPath);
+    const stream = createWriteStream('', { fd: handle.fd, highWaterMark: 1024 * 1024, autoClose: false });
+    stream.on('error', () => {
+      // surfaced by the next write or commit
+    });
+    return new AtomicOutputFile(targetPath, temporaryPath, handle, stream, options.overwrite);
+  }
+
+  /** Queues text; resolves once the stream can take more (backpressure keeps memory flat). */
+  async write(text: string): Promise<void> {
+    this.pending.push(text);
+    this.pendingLength += text.length;
+    if (this.pendingLength >= CHUNK_BYTES) await this.flush();
+  }
+
+  private async flush(): Promise<void> {
+    if (this.pending.length === 0) return;
+    const chunk = this.pending.join('');
+    this.pending = [];
+    this.pendingLength = 0;
+    if (this.stream.errored) throw outputError(this.targetPath, this.stream.errored, 'write failed');
+    if (!this.stream.write(chunk)) await once(this.stream, 'drain');
+  }
+
+  /** Flushes, syncs to disk and moves the file into place. */
+  async commit(): Promise<void> {
+    await this.flush();
+    this.stream.end();
+    await once(this.stream, 'finish');
+    if (this.stream.errored) throw outputError(this.targetPath, this.stream.errored, 'write failed');
+    try {
+      await this.handle.sync();
+    } finally {
+      await this.handle.close();
+    }
+    try {
+      if (this.overwrite) {
+        await rename(this.temporaryPath, this.targetPath);
+      } else {
+        // link() fails if the target appeared meanwhile: never replace a file someone else just wrote.
+        await link(this.temporaryPath, this.targetPath);
+        await unlink(this.temporaryPath);
+      }
+    } catch (error) {
+      await this.abort();
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST') throw existsError(this.targetPath);
+      throw outputError(this.targetPath, error, 'cannot move the finished file into place');
+    }
+    pendingTemporaryFiles.delete(this.temporaryPath);
+    this.finished = true;
+  }
+
+  /** Discards everything written; the target is untouched. Safe to call more than once. */
+  async abort(): Promise<void> {
+    if (this.finished) return;
+    this.finished = true;
+    this.stream.destroy();
+    await this.handle.close().catch(() => undefined);
+    await unlink(this.temporaryPath).catch(() => undefined);
+    pendingTemporaryFiles.delete(this.temporaryPath);
+  }
+}
+
+/**
+ * Fails early, before any database work, if the output cannot be written: a folder in the way, or an existing
+ * file without --force.
+ */
+export async function checkTarget(path: string, targetPath: string, overwrite: boolean): Promise<void> {
+  const existing = await stat(targetPath).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return undefined;
+    if (error.code === 'ENOTDIR') throw new UserError(`${path}: a part of this path is a file, not a folder — choose another output path`, ExitCode.output);
+    throw outputError(path, error, 'cannot inspect the output path');
+  });
+  if (existing?.isDirectory()) {
+    throw new UserError(`${path} is a folder — give the path of a file to create, e.g. ${join(path, 'output.json')}`, ExitCode.output);
+  }
+  if (existing && !overwrite) throw existsError(path);
+}
+
+function existsError(path: string): UserError {
+  return new UserError(`${path} already exists — choose another output file, or pass --force to replace it`, ExitCode.output);
+}
+
+function outputError(path: string, error: unknown, what: string): UserError {
+  const code = (error as NodeJS.ErrnoException)?.code;
+  const reason =
+    code === 'EACCES' || code === 'EPERM'
+      ? 'permission denied — check the folder permissions or choose another path'
+      : code === 'ENOSPC'
+        ? 'no space left on the device'
+        : code === 'EROFS'
+          ? 'the file system is read-only'
+          : ((error as Error)?.message ?? String(error));
+  return new UserError(`cannot write ${path}: ${what}: ${reason}`, ExitCode.output);
+}
+
+/** Reads a whole input file's status with messages an operator understands. */
+export async function checkInputFile(path: string): Promise<{ size: number }> {
+  try {
+    const info = await stat(path);
+    if (info.isDirectory()) throw new UserError(`${path} is a folder — give the path of the JSON file`, ExitCode.usage);
+    if (info.size === 0) throw new UserError(`${path} is empty — give the JSON file written by the previous step`, ExitCode.usage);
+    return { size: info.size };
+  } catch (error) {
+    if (error instanceof UserError) throw error;
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new UserError(`${path} does not exist — check the file name`, ExitCode.usage);
+    if (code === 'EACCES') throw new UserError(`${path} cannot be read: permission denied`, ExitCode.usage);
+    throw new UserError(`${path} cannot be read: ${(error as Error).message}`, ExitCode.usage);
+  }
+}

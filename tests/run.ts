@@ -1,0 +1,66 @@
+// `npm test`: the type check, then every test file under node:test, against one local stack started here for
+// the whole run (servers once per run, not per test) and always stopped, even when a test fails.
+//   npm test                      everything
+//   npm test -- loader timestamps only files whose path contains one of the words
+import { spawn } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { startLocalStack } from '../lib/localStack.ts';
+import { TEST_STACK_ENV } from './support/stackEnv.ts';
+
+const root = join(import.meta.dirname, '..');
+const filters = process.argv.slice(2);
+
+function run(command: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  return new Promise((resolve) => {
+    const child = spawn(command, args, { cwd: root, stdio: 'inherit', env });
+    child.on('exit', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
+  });
+}
+
+function testFiles(): string[] {
+  const files = [
+    ...readdirSync(join(root, 'tests', 'unit')).map((name) => join('tests', 'unit', name)),
+    ...readdirSync(join(root, 'tests')).map((name) => join('tests', name)),
+  ].filter((path) => path.endsWith('.test.ts'));
+  return files.filter((path) => filters.length === 0 || filters.some((word) => path.includes(word))).sort();
+}
+
+const files = testFiles();
+if (files.length === 0) {
+  console.error(`no test file matches ${filters.join(', ')}`);
+  process.exit(1);
+}
+
+console.log('type check: tsc --noEmit');
+const typeCheck = await run(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '--noEmit', '-p', root]);
+if (typeCheck !== 0) {
+  console.error('type check failed');
+  process.exit(typeCheck);
+}
+
+const started = performance.now();
+const stack = await startLocalStack();
+console.log(`local stack up in ${Math.round(performance.now() - started)} ms: PostgreSQL 127.0.0.1:${stack.postgres.port}, DynamoDB ${stack.dynamo.endpoint}`);
+
+let code = 1;
+const stopOnSignal = () => void stack.stop().then(() => process.exit(130));
+process.once('SIGINT', stopOnSignal);
+process.once('SIGTERM', stopOnSignal);
+try {
+  const env = {
+    ...process.env,
+    [TEST_STACK_ENV]: JSON.stringify({
+      host: stack.postgres.host,
+      port: stack.postgres.port,
+      user: stack.postgres.user,
+      password: stack.postgres.password,
+      endpoint: stack.dynamo.endpoint,
+    }),
+  };
+  // Two files at a time: each test file works in databases and tables of its own, and the machines have 2 cores.
+  code = await run(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-reporter=spec', ...files], env);
+} finally {
+  await stack.stop();
+}
+process.exit(code);

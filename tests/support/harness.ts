@@ -1,0 +1,189 @@
+// What integration tests share: the local stack (started once by tests/run.ts and passed in the environment, or
+// started here when a test file runs on its own), a fresh database or table per test, and running a script the
+// way an operator does, as a child process.
+import { spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after } from 'node:test';
+import { ScanCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { unmarshall } from '@aws-sdk/util-dynamodb';
+import {
+  LOCAL_AWS_ENV,
+  LOCAL_REGION,
+  connectAdmin,
+  createCelloDatabase,
+  createCelloTable,
+  createLocalDynamoClient,
+  startLocalStack,
+  type AdminSql,
+  type LocalPostgres,
+} from '../../lib/localStack.ts';
+import { TEST_STACK_ENV } from './stackEnv.ts';
+
+export const ROOT = join(import.meta.dirname, '..', '..');
+export const REGION = LOCAL_REGION;
+
+export interface TestStack {
+  postgres: LocalPostgres;
+  endpoint: string;
+  /** Environment for a script run: PGPASSWORD, endpoint and dummy AWS credentials. */
+  env: Record<string, string>;
+}
+
+let stackPromise: Promise<TestStack> | undefined;
+
+export function getStack(): Promise<TestStack> {
+  stackPromise ??= openStack();
+  return stackPromise;
+}
+
+async function openStack(): Promise<TestStack> {
+  const shared = process.env[TEST_STACK_ENV];
+  if (shared) {
+    const { host, port, user, password, endpoint } = JSON.parse(shared) as {
+      host: string;
+      port: number;
+      user: string;
+      password: string;
+      endpoint: string;
+    };
+    return makeTestStack({ host, port, user, password, stop: async () => {} }, endpoint);
+  }
+  // Run on its own (node --import tsx --test tests/x.test.ts): a stack for this file only.
+  const stack = await startLocalStack();
+  after(() => stack.stop());
+  return makeTestStack(stack.postgres, stack.dynamo.endpoint);
+}
+
+function makeTestStack(postgres: LocalPostgres, endpoint: string): TestStack {
+  return {
+    postgres,
+    endpoint,
+    env: { ...LOCAL_AWS_ENV, PGPASSWORD: postgres.password, AWS_ENDPOINT_URL_DYNAMODB: endpoint },
+  };
+}
+
+let counter = 0;
+/** A name no other test (or concurrently running test file) uses: lower case, safe in SQL and DynamoDB. */
+export function uniqueName(prefix: string): string {
+  counter += 1;
+  return `${prefix}_${process.pid}_${counter}`.toLowerCase();
+}
+
+export function temporaryFolder(): string {
+  return mkdtempSync(join(tmpdir(), 'cello-test-'));
+}
+
+/** A new database with the Cello schema and an admin connection to it (closed after the file's tests). */
+export async function newCelloDatabase(options: { timeZone?: string } = {}): Promise<{ name: string; sql: AdminSql; stack: TestStack }> {
+  const stack = await getStack();
+  const name = uniqueName('cello');
+  await createCelloDatabase(stack.postgres, name, options);
+  const sql = connectAdmin(stack.postgres, name);
+  after(() => sql.end());
+  return { name, sql, stack };
+}
+
+let sharedClient: DynamoDBClient | undefined;
+export async function dynamoClient(): Promise<DynamoDBClient> {
+  const stack = await getStack();
+  sharedClient ??= createLocalDynamoClient(stack.endpoint);
+  return sharedClient;
+}
+
+/** A new, empty Cello table (pk HASH S, sk RANGE S). */
+export async function newCelloTable(): Promise<{ tableName: string; client: DynamoDBClient; stack: TestStack }> {
+  const stack = await getStack();
+  const client = await dynamoClient();
+  const tableName = uniqueName('cello');
+  await createCelloTable(client, tableName);
+  return { tableName, client, stack };
+}
+
+/** Every item of a table as plain objects, sorted by pk then sk. */
+export async function scanTable(tableName: string): Promise<Record<string, unknown>[]> {
+  const client = await dynamoClient();
+  const items: Record<string, unknown>[] = [];
+  let startKey: Record<string, import('@aws-sdk/client-dynamodb').AttributeValue> | undefined;
+  do {
+    const page = await client.send(new ScanCommand({ TableName: tableName, ExclusiveStartKey: startKey, ConsistentRead: true }));
+    for (const item of page.Items ?? []) items.push(unmarshall(item));
+    startKey = page.LastEvaluatedKey;
+  } while (startKey);
+  return items.sort((a, b) => compareKeys(a, b));
+}
+
+function compareKeys(a: Record<string, unknown>, b: Record<string, unknown>): number {
+  const ak = `${String(a.pk)}\u0000${String(a.sk)}`;
+  const bk = `${String(b.pk)}\u0000${String(b.sk)}`;
+  return ak < bk ? -1 : ak > bk ? 1 : 0;
+}
+
+export interface ScriptResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+export interface RunOptions {
+  /** Added to (and overriding) the clean environment; a value of undefined removes a variable. */
+  env?: Record<string, string | undefined>;
+  input?: string;
+  timeoutMs?: number;
+  cwd?: string;
+}
+
+/**
+ * The environment a script sees: the machine's, less anything that would point it at a real database or AWS
+ * account, plus the local stack's.
+ */
+export function cleanEnvironment(stack: TestStack, extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [name, value] of Object.entries(process.env)) {
+    if (/^(AWS_|PG)/.test(name) || name === TEST_STACK_ENV || name.startsWith('NODE_TEST')) continue;
+    env[name] = value;
+  }
+  Object.assign(env, stack.env, { NO_COLOR: '1' });
+  for (const [name, value] of Object.entries(extra)) {
+    if (value === undefined) delete env[name];
+    else env[name] = value;
+  }
+  return env;
+}
+
+/** Runs scripts/<name>.ts as an operator would (`npx tsx scripts/<name>.ts ...`), without the npx start-up. */
+export async function runScript(name: string, args: string[], options: RunOptions = {}): Promise<ScriptResult> {
+  const stack = await getStack();
+  return runNode([join(ROOT, 'scripts', `${name}.ts`), ...args], cleanEnvironment(stack, options.env), options);
+}
+
+export function runNode(args: string[], env: NodeJS.ProcessEnv, options: RunOptions = {}): Promise<ScriptResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', ...args], {
+      cwd: options.cwd ?? ROOT,
+      env,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (text: string) => (stdout += text));
+    child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${args[0]} did not finish in ${options.timeoutMs ?? 120_000} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
+    }, options.timeoutMs ?? 120_000);
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+    child.stdin.end(options.input ?? '');
+  });
+}
+
+/** True when stderr holds a JavaScript stack trace (which a user's mistake must never produce). */
+export function hasStackTrace(stderr: string): boolean {
+  return /^\s+at .+(\(|:\d+:\d+)/m.test(stderr);
+}
