@@ -95,8 +95,9 @@ export async function* chunkAsync<T>(items: AsyncIterable<T>, size: number): Asy
 
 /**
  * Runs `worker` over `source` with at most `concurrency` calls in flight, pulling from the source only as
- * workers free up (memory stays flat for streamed input). The first worker error stops the pulling and is
- * rethrown once the calls in flight have settled. When `shouldStop()` turns true, no new item is started.
+ * workers free up (memory stays flat for streamed input). The first error (a worker's or the source's) stops
+ * the pulling and is rethrown once the calls in flight have settled. When `shouldStop()` turns true, no new
+ * item is started.
  */
 export async function forEachConcurrent<T>(
   source: Iterable<T> | AsyncIterable<T>,
@@ -113,7 +114,16 @@ export async function forEachConcurrent<T>(
   // time because `next()` on an async generator queues calls.
   const lane = async (): Promise<void> => {
     while (!failure && !sourceDone && !shouldStop()) {
-      const next = await iterator.next();
+      let next: IteratorResult<T>;
+      try {
+        next = await iterator.next();
+      } catch (error) {
+        // A failing source (say, a truncated input file) must not cut short the calls in flight: record it
+        // like a worker error so the other lanes settle before it is rethrown.
+        failure ??= { error };
+        sourceDone = true;
+        return;
+      }
       if (next.done) {
         sourceDone = true;
         return;
