@@ -46,6 +46,18 @@ export function checkRegion(region: string): void {
   }
 }
 
+const TABLE_NAME_PATTERN = /^[A-Za-z0-9_.-]{3,255}$/;
+
+/** DynamoDB's table-name rule (3–255 of letters, digits, `_`, `-`, `.`), checked before any request. */
+export function checkTableName(tableName: string): void {
+  if (!TABLE_NAME_PATTERN.test(tableName)) {
+    throw new UserError(
+      `table name ${JSON.stringify(tableName)} is not a DynamoDB table name — use 3 to 255 letters, digits, "_", "-" or "."`,
+      ExitCode.usage,
+    );
+  }
+}
+
 export function checkEndpointUrl(endpointUrl: string): void {
   let url: URL;
   try {
