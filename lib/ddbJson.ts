@@ -57,8 +57,13 @@ function mapToJson(map: Record<string, AttributeValue>, names: string[]): string
   let text = '{';
   for (let index = 0; index < names.length; index++) {
     const name = names[index]!;
+    const value = map[name];
+    // The SDK leaves a top-level attribute named "__proto__" without its value: refuse rather than drop it.
+    if (value === undefined || value === null || typeof value !== 'object') {
+      throw new AttributeValueError(`attribute ${JSON.stringify(name)} arrived without a value`);
+    }
     if (index > 0) text += ',';
-    text += `${JSON.stringify(name)}:${attributeValueToJson(map[name]!)}`;
+    text += `${JSON.stringify(name)}:${attributeValueToJson(value)}`;
   }
   return `${text}}`;
 }

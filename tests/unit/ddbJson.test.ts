@@ -91,6 +91,12 @@ test('map names that are special in JavaScript are written as plain names', () =
   assert.equal(text, '{"__proto__":"p","constructor":"c"}');
 });
 
+test('an attribute without a value is refused, not dropped', () => {
+  const item = JSON.parse('{"pk":{"S":"PROJECT#a"},"sk":{"S":"X"}}') as Record<string, AttributeValue>;
+  Object.defineProperty(item, '__proto__', { value: undefined, enumerable: true });
+  assert.throws(() => itemToJson(item), { name: 'AttributeValueError', message: /attribute "__proto__" arrived without a value/ });
+});
+
 test('an unknown type is refused with its name', () => {
   assert.throws(() => attributeValueToJson({ $unknown: ['DATE', '2024'] } as AttributeValue), {
     name: 'AttributeValueError',
