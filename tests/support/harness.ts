@@ -32,6 +32,13 @@ export interface TestStack {
 }
 
 let stackPromise: Promise<TestStack> | undefined;
+let privateStack: { stop(): Promise<void> } | undefined;
+
+// Registered at module level so it belongs to the file, not to whichever test first asked for the stack: a stack
+// started for a file run on its own lives until the file's last test.
+after(async () => {
+  await privateStack?.stop();
+});
 
 export function getStack(): Promise<TestStack> {
   stackPromise ??= openStack();
@@ -52,7 +59,7 @@ async function openStack(): Promise<TestStack> {
   }
   // Run on its own (node --import tsx --test tests/x.test.ts): a stack for this file only.
   const stack = await startLocalStack();
-  after(() => stack.stop());
+  privateStack = stack;
   return makeTestStack(stack.postgres, stack.dynamo.endpoint);
 }
 
