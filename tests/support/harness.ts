@@ -33,10 +33,13 @@ export interface TestStack {
 
 let stackPromise: Promise<TestStack> | undefined;
 let privateStack: { stop(): Promise<void> } | undefined;
+const openConnections: AdminSql[] = [];
 
 // Registered at module level so it belongs to the file, not to whichever test first asked for the stack: a stack
 // started for a file run on its own lives until the file's last test.
 after(async () => {
+  await Promise.allSettled(openConnections.map((sql) => sql.end()));
+  sharedClient?.destroy();
   await privateStack?.stop();
 });
 
@@ -88,7 +91,7 @@ export async function newCelloDatabase(options: { timeZone?: string } = {}): Pro
   const name = uniqueName('cello');
   await createCelloDatabase(stack.postgres, name, options);
   const sql = connectAdmin(stack.postgres, name);
-  after(() => sql.end());
+  openConnections.push(sql);
   return { name, sql, stack };
 }
 
