@@ -1,0 +1,139 @@
+// A whole-table Scan as a stream of pages: parallel segments, every page followed to the end, throttling and
+// dropped connections retried, memory bounded however large the table is.
+//
+// Each segment is a loop of Scan requests following LastEvaluatedKey. Pages from all segments meet in one queue
+// and are yielded in the order they arrive, so items of different segments interleave. A page holds a "slot"
+// from the moment its request is sent until the consumer asks for the next page; with `maxPagesInFlight` slots,
+// at most that many pages (DynamoDB caps a page at 1 MB) are requested or waiting at any time: a slow consumer
+// (disk) slows the scan down instead of filling memory.
+import { ScanCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { sendWithRetry, toDynamoUserError, type DynamoItem, type DynamoTarget } from './dynamodb.ts';
+import type { RetryPolicy } from './retry.ts';
+
+/** DynamoDB's limit on TotalSegments. */
+export const MAX_SCAN_SEGMENTS = 1_000_000;
+
+/** Pages requested or waiting for the consumer at once, unless told: 32 × 1 MB at most. */
+export const DEFAULT_MAX_PAGES_IN_FLIGHT = 32;
+
+export interface ScanOptions {
+  /** TotalSegments of the parallel scan; 1 scans sequentially. */
+  segments: number;
+  policy: RetryPolicy;
+  /** Strongly consistent reads (twice the read cost): every write acknowledged before the scan is seen. */
+  consistentRead: boolean;
+  /** Where the table is, for error messages. */
+  target: DynamoTarget;
+  maxPagesInFlight?: number;
+  /** Items per page (Scan's Limit), for tests; DynamoDB's 1 MB page cap applies either way. */
+  pageLimit?: number;
+  /** Checked before each request: when it returns true no new page is requested and the stream ends. */
+  shouldStop?: () => boolean;
+}
+
+export interface ScanPage {
+  segment: number;
+  items: DynamoItem[];
+}
+
+/**
+ * Yields every page of a full scan of `tableName`. A request that still fails after the policy's retries (or a
+ * non-retryable one: missing table, access denied...) ends the stream with a one-line UserError, after the
+ * other segments' requests in flight have settled.
+ */
+export async function* scanPages(client: DynamoDBClient, tableName: string, options: ScanOptions): AsyncGenerator<ScanPage, void, undefined> {
+  const { segments, policy, consistentRead, target, pageLimit } = options;
+  if (!Number.isInteger(segments) || segments < 1 || segments > MAX_SCAN_SEGMENTS) {
+    throw new RangeError(`segments must be a whole number from 1 to ${MAX_SCAN_SEGMENTS}, got ${segments}`);
+  }
+  const shouldStop = options.shouldStop ?? (() => false);
+  const queue: ScanPage[] = [];
+  let failure: { error: unknown } | undefined;
+  let closed = false;
+  let runningSegments = segments;
+
+  let freeSlots = Math.max(1, options.maxPagesInFlight ?? DEFAULT_MAX_PAGES_IN_FLIGHT);
+  const slotWaiters: (() => void)[] = [];
+  let consumerWaiter: (() => void) | undefined;
+  const wakeConsumer = () => {
+    const wake = consumerWaiter;
+    consumerWaiter = undefined;
+    wake?.();
+  };
+  const releaseSlot = () => {
+    freeSlots++;
+    slotWaiters.shift()?.();
+  };
+  /** Waits for a free slot; false when the scan is over (failure, stop or the consumer left) instead. */
+  const acquireSlot = async (): Promise<boolean> => {
+    while (freeSlots === 0 && !closed) await new Promise<void>((resolve) => slotWaiters.push(resolve));
+    if (closed) return false;
+    freeSlots--;
+    return true;
+  };
+  const close = () => {
+    closed = true;
+    for (const wake of slotWaiters.splice(0)) wake();
+  };
+
+  const scanSegment = async (segment: number): Promise<void> => {
+    let startKey: DynamoItem | undefined;
+    do {
+      if (shouldStop() || !(await acquireSlot())) return;
+      const command = new ScanCommand({
+        TableName: tableName,
+        ConsistentRead: consistentRead,
+        ...(segments > 1 ? { Segment: segment, TotalSegments: segments } : {}),
+        ...(startKey ? { ExclusiveStartKey: startKey } : {}),
+        ...(pageLimit !== undefined ? { Limit: pageLimit } : {}),
+      });
+      let response;
+      try {
+        response = await sendWithRetry(() => client.send(command), policy);
+      } catch (error) {
+        releaseSlot();
+        throw error;
+      }
+      queue.push({ segment, items: response.Items ?? [] });
+      wakeConsumer();
+      startKey = response.LastEvaluatedKey;
+    } while (startKey !== undefined);
+  };
+
+  const settled = Array.from({ length: segments }, (_, segment) =>
+    scanSegment(segment).then(
+      () => {
+        runningSegments--;
+        wakeConsumer();
+      },
+      (error: unknown) => {
+        failure ??= { error };
+        runningSegments--;
+        close();
+        wakeConsumer();
+      },
+    ),
+  );
+
+  try {
+    while (true) {
+      if (failure) throw toDynamoUserError(failure.error, target, tableName);
+      const page = queue.shift();
+      if (page !== undefined) {
+        try {
+          yield page;
+        } finally {
+          releaseSlot();
+        }
+        continue;
+      }
+      if (runningSegments === 0) return;
+      await new Promise<void>((resolve) => (consumerWaiter = resolve));
+    }
+  } finally {
+    // Consumer done, failed or left early: stop every segment and let requests in flight settle, so nothing
+    // outlives the stream.
+    close();
+    await Promise.all(settled);
+  }
+}
