@@ -1,0 +1,79 @@
+#!/usr/bin/env -S npx tsx
+// Step 4, first command: every item of a DynamoDB table, as a JSON array of plain objects, written to a file.
+//
+//   ./scripts/dump-ddb.ts --table cello --output dump.json --region us-east-1
+//
+// A parallel, strongly consistent Scan; pages are written as they arrive (memory does not grow with the table),
+// to a temporary file moved into place only when the whole table is in it. Items of different segments
+// interleave: the order of items in the file is not meaningful. The JSON mapping of each DynamoDB type is in
+// lib/ddbJson.ts (and README.md).
+import { resolve } from 'node:path';
+import { ExitCode, Progress, UserError, createArgumentParser, positiveInteger, runMain, throwIfStopped, wasStopped } from '../lib/cli.ts';
+import { AttributeValueError, itemToJson } from '../lib/ddbJson.ts';
+import { checkTableName, createDynamoClient, type DynamoTarget } from '../lib/dynamodb.ts';
+import { AtomicOutputFile, checkTarget } from '../lib/files.ts';
+import { bulkRetryPolicy } from '../lib/retry.ts';
+import { DEFAULT_MAX_PAGES_IN_FLIGHT, scanPages } from '../lib/scan.ts';
+
+const DEFAULT_SEGMENTS = 8;
+const MAX_SEGMENTS = 1000;
+
+await runMain(async () => {
+  const args = await createArgumentParser(process.argv.slice(2), 'dump-ddb.ts', 'Usage: $0 --table <table> --output <file> --region <region>\n\nWrites every item of a DynamoDB table to a JSON file, as an array of plain objects.')
+    .option('table', { type: 'string', demandOption: true, describe: 'the DynamoDB table to dump' })
+    .option('output', { type: 'string', demandOption: true, describe: 'the JSON file to write (mode 0600)' })
+    .option('region', { type: 'string', demandOption: true, describe: 'the AWS region of the table, e.g. us-east-1' })
+    .option('endpoint-url', { type: 'string', describe: 'a DynamoDB endpoint other than AWS (e.g. http://localhost:8000)' })
+    .option('segments', {
+      type: 'string',
+      default: String(DEFAULT_SEGMENTS),
+      coerce: positiveInteger('segments', MAX_SEGMENTS),
+      describe: `parallel scan segments (1 to ${MAX_SEGMENTS})`,
+    })
+    .option('force', { type: 'boolean', default: false, describe: 'replace the output file if it exists' })
+    .example('$0 --table cello --output dump.json --region us-east-1', 'dump the cello table')
+    .example('$0 --table cello --output dump.json --region us-east-1 --endpoint-url http://localhost:8000', 'dump a local table')
+    .parseAsync();
+
+  const table = args.table;
+  const output = args.output;
+  const segments = args.segments as unknown as number;
+  const target: DynamoTarget = { region: args.region, endpointUrl: args['endpoint-url'] };
+  checkTableName(table);
+  if (output.trim() === '') throw new UserError('--output is empty — give the path of the JSON file to write, e.g. dump.json', ExitCode.usage);
+
+  const client = createDynamoClient(target, { maxSockets: Math.min(segments, DEFAULT_MAX_PAGES_IN_FLIGHT) });
+  // Before any request: a folder in the way or an existing file without --force is reported at once (exit 4).
+  await checkTarget(output, resolve(output), args.force);
+  const file = await AtomicOutputFile.create(output, { overwrite: args.force });
+  const progress = new Progress(`Dumping ${table}`);
+  let count = 0;
+  try {
+    await file.write('[');
+    for await (const page of scanPages(client, table, { segments, policy: bulkRetryPolicy, consistentRead: true, target, shouldStop: wasStopped })) {
+      if (page.items.length === 0) continue;
+      let text = '';
+      for (const item of page.items) {
+        text += `${count === 0 ? '\n' : ',\n'}${itemToJson(item)}`;
+        count++;
+      }
+      await file.write(text);
+      progress.update(count, 'items');
+    }
+    // A stop request ends the scan early: the file would be incomplete, so it is not written at all.
+    throwIfStopped();
+    await file.write(count === 0 ? ']\n' : '\n]\n');
+    await file.commit();
+  } catch (error) {
+    await file.abort();
+    if (error instanceof AttributeValueError) {
+      throw new UserError(`${error.message} — nothing was written; please report this with the item's key`, ExitCode.internal);
+    }
+    throw error;
+  } finally {
+    progress.finish();
+    client.destroy();
+  }
+  process.stdout.write(`Dumped ${count} items from table ${table} (region ${target.region}) to ${output}\n`);
+  return ExitCode.ok;
+});
