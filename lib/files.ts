@@ -6,6 +6,7 @@ import { createWriteStream, unlinkSync, type WriteStream } from 'node:fs';
 import { link, mkdir, open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { once } from 'node:events';
+import { finished } from 'node:stream/promises';
 import { ExitCode, UserError } from './cli.ts';
 
 /** Temporary files still open, removed on exit so a crash (short of SIGKILL) leaves nothing half-written. */
@@ -67,6 +68,7 @@ export class AtomicOutputFile {
 
   /** Queues text; resolves once the stream can take more (backpressure keeps memory flat). */
   async write(text: string): Promise<void> {
+    if (this.finished) throw new Error(`write() after commit() or abort() of ${this.targetPath}`);
     this.pending.push(text);
     this.pendingLength += text.length;
     if (this.pendingLength >= CHUNK_BYTES) await this.flush();
@@ -77,20 +79,31 @@ export class AtomicOutputFile {
     const chunk = this.pending.join('');
     this.pending = [];
     this.pendingLength = 0;
-    if (this.stream.errored) throw outputError(this.targetPath, this.stream.errored, 'write failed');
-    if (!this.stream.write(chunk)) await once(this.stream, 'drain');
+    try {
+      if (this.stream.errored) throw this.stream.errored;
+      if (!this.stream.write(chunk)) await once(this.stream, 'drain');
+    } catch (error) {
+      // A failed write (disk full, file size limit) is for the operator to fix, not a bug: one line, exit 4,
+      // and the temporary file removed now rather than at exit.
+      await this.abort();
+      throw outputError(this.targetPath, error, 'write failed');
+    }
   }
 
   /** Flushes, syncs to disk and moves the file into place. */
   async commit(): Promise<void> {
+    // A second commit would wait forever for a 'finish' that already happened.
+    if (this.finished) throw new Error(`commit() after commit() or abort() of ${this.targetPath}`);
     await this.flush();
-    this.stream.end();
-    await once(this.stream, 'finish');
-    if (this.stream.errored) throw outputError(this.targetPath, this.stream.errored, 'write failed');
     try {
+      // finished() also rejects for an error emitted before this point, which once(stream, 'finish') would miss.
+      this.stream.end();
+      await finished(this.stream);
       await this.handle.sync();
-    } finally {
       await this.handle.close();
+    } catch (error) {
+      await this.abort();
+      throw outputError(this.targetPath, error, 'write failed');
     }
     try {
       if (this.overwrite) {
