@@ -85,6 +85,11 @@ export function wasStopped(): boolean {
   return stopSignalName !== undefined;
 }
 
+/** The signal that requested the stop (for partial summaries), or undefined. */
+export function stopSignalReceived(): NodeJS.Signals | undefined {
+  return stopSignalName;
+}
+
 /** Throws the stop reason if a stop was requested; call between units of work. */
 export function throwIfStopped(): void {
   if (stopController.signal.aborted) throw stopController.signal.reason;
