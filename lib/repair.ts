@@ -1,0 +1,288 @@
+// Step 4's timestamp repair, the pure part: which fields of a dumped record need converting, the conditional
+// UpdateItem that converts them, what a failed condition means, and the report the operator reads.
+//
+// An earlier migration stored token timestamps as PostgreSQL text (`2022-02-02 18:01:49.345261+00`) instead of the
+// canonical `2022-02-02T18:01:49.345261000Z`. The repair works per field: a record whose created_at is fine but
+// whose expires_at is legacy gets its expires_at fixed, and only that field is written. A value that is neither
+// canonical nor legacy (garbage, a number, null, a missing attribute on a token) is left as it is and reported,
+// never guessed at.
+import type { AttributeValue, UpdateItemCommandInput } from '@aws-sdk/client-dynamodb';
+import { attributeValueToJson } from './ddbJson.ts';
+import { describeItemKey, isMetadataSk, isTokenSk } from './keys.ts';
+import { isCanonicalTimestamp, isLegacyPostgresTimestamp, toCanonicalTimestamp } from './timestamps.ts';
+
+export const TIMESTAMP_FIELDS = ['created_at', 'expires_at'] as const;
+export type TimestampField = (typeof TIMESTAMP_FIELDS)[number];
+
+/** One element of the dump: a plain object with string keys (other attributes are not looked at). */
+export interface DumpRecord {
+  pk: string;
+  sk: string;
+  [attribute: string]: unknown;
+}
+
+/** A dump element that cannot be repaired: not an object, or without string pk and sk. */
+export class DumpRecordError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'DumpRecordError';
+  }
+}
+
+function describeJsonType(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
+}
+
+/**
+ * `value` as a DumpRecord. `position` is 1-based, for the message.
+ * @throws DumpRecordError naming the record and what is wrong with it.
+ */
+export function checkDumpRecord(value: unknown, position: number): DumpRecord {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new DumpRecordError(`record ${position} is ${describeJsonType(value)}, not an object`);
+  }
+  const record = value as Record<string, unknown>;
+  for (const name of ['pk', 'sk'] as const) {
+    const key = record[name];
+    if (key === undefined) throw new DumpRecordError(`record ${position} has no "${name}"`);
+    if (typeof key !== 'string') throw new DumpRecordError(`record ${position} has a "${name}" that is ${describeJsonType(key)}, not a string`);
+    if (key === '') throw new DumpRecordError(`record ${position} has an empty "${name}"`);
+  }
+  return record as DumpRecord;
+}
+
+export interface TimestampChange {
+  field: TimestampField;
+  oldValue: string;
+  newValue: string;
+}
+
+/** A value the repair leaves as it is although it is not a canonical timestamp. */
+export interface UnconvertedValue {
+  field: TimestampField;
+  /** The value as read from the dump; undefined when the attribute is missing. */
+  value: unknown;
+}
+
+export interface RecordRepairPlan {
+  pk: string;
+  sk: string;
+  /** The project's own item: never touched. */
+  isMetadata: boolean;
+  /** Legacy values and their canonical forms, in TIMESTAMP_FIELDS order. Empty: nothing to write. */
+  changes: TimestampChange[];
+  /** Values neither canonical nor legacy, reported and left unchanged. */
+  unconverted: UnconvertedValue[];
+}
+
+/**
+ * What the repair does to one record, field by field:
+ * - METADATA records are skipped whole.
+ * - A canonical value is left; so is an empty expires_at (the table's "no expiry").
+ * - A legacy PostgreSQL value (any UTC offset, 0–6 fraction digits) becomes the same instant in canonical form.
+ * - Anything else is left unchanged and listed in `unconverted`: a string in another format, a non-string, an
+ *   empty created_at, and on token items (sk `TOKEN#...`) a missing attribute (Cello needs both). A missing
+ *   attribute on an item of another kind is not reported: such items need not have timestamps.
+ */
+export function planRecordRepair(record: DumpRecord): RecordRepairPlan {
+  const plan: RecordRepairPlan = { pk: record.pk, sk: record.sk, isMetadata: isMetadataSk(record.sk), changes: [], unconverted: [] };
+  if (plan.isMetadata) return plan;
+  const isToken = isTokenSk(record.sk);
+  for (const field of TIMESTAMP_FIELDS) {
+    const value = Object.hasOwn(record, field) ? record[field] : undefined;
+    if (value === undefined) {
+      if (isToken) plan.unconverted.push({ field, value });
+    } else if (typeof value === 'string' && (isCanonicalTimestamp(value) || (field === 'expires_at' && value === ''))) {
+      // already what Cello reads
+    } else if (isLegacyPostgresTimestamp(value)) {
+      const oldValue = value as string;
+      plan.changes.push({ field, oldValue, newValue: toCanonicalTimestamp(oldValue) });
+    } else {
+      plan.unconverted.push({ field, value });
+    }
+  }
+  return plan;
+}
+
+/**
+ * The UpdateItem that writes `changes`, conditional on the item still holding exactly the old values: an item
+ * changed since the dump is never overwritten, and one deleted since is not re-created (the condition on an
+ * absent attribute is false).
+ */
+export function buildTimestampUpdate(tableName: string, pk: string, sk: string, changes: readonly TimestampChange[]): UpdateItemCommandInput {
+  if (changes.length === 0) throw new Error('buildTimestampUpdate needs at least one change');
+  const names: Record<string, string> = {};
+  const values: Record<string, AttributeValue> = {};
+  const assignments: string[] = [];
+  const conditions: string[] = [];
+  for (const { field, oldValue, newValue } of changes) {
+    names[`#${field}`] = field;
+    values[`:old_${field}`] = { S: oldValue };
+    values[`:new_${field}`] = { S: newValue };
+    assignments.push(`#${field} = :new_${field}`);
+    conditions.push(`#${field} = :old_${field}`);
+  }
+  return {
+    TableName: tableName,
+    Key: { pk: { S: pk }, sk: { S: sk } },
+    UpdateExpression: `SET ${assignments.join(', ')}`,
+    ConditionExpression: conditions.join(' AND '),
+    ExpressionAttributeNames: names,
+    ExpressionAttributeValues: values,
+  };
+}
+
+export type ConditionFailureVerdict = { kind: 'updated' } | { kind: 'changed'; reason: string };
+
+const SHOWN_VALUE_LIMIT = 60;
+
+function showAttribute(value: AttributeValue | undefined): string {
+  if (value === undefined) return 'missing';
+  let text: string;
+  try {
+    text = attributeValueToJson(value);
+  } catch {
+    text = '(a value of an unknown type)';
+  }
+  return text.length > SHOWN_VALUE_LIMIT ? `${text.slice(0, SHOWN_VALUE_LIMIT)}…` : text;
+}
+
+/**
+ * What a ConditionalCheckFailedException means, given the item as it is now (`current`, undefined if it no
+ * longer exists) and whether the update had been sent more than once.
+ *
+ * After a retry, an item already holding exactly the new values is our own first attempt, applied by the server
+ * before the connection dropped: that is a success. Otherwise the item changed since the dump (or was deleted)
+ * and the repair must not touch it.
+ */
+export function judgeConditionFailure(changes: readonly TimestampChange[], current: Record<string, AttributeValue> | undefined, retried: boolean): ConditionFailureVerdict {
+  if (current === undefined) return { kind: 'changed', reason: 'changed since dump: the item no longer exists' };
+  if (retried && changes.every(({ field, newValue }) => current[field]?.S === newValue)) return { kind: 'updated' };
+  const differences = changes
+    .filter(({ field, oldValue }) => current[field]?.S !== oldValue)
+    .map(({ field }) => `${field} is now ${showAttribute(current[field])}`);
+  return { kind: 'changed', reason: `changed since dump${differences.length > 0 ? `: ${differences.join(', ')}` : ''}` };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The report. Its layout is the migration guide's, line for line; tests assert it.
+
+export const SEPARATOR = '-'.repeat(80);
+
+export interface RepairConfiguration {
+  file: string;
+  table: string;
+  region: string;
+  dryRun: boolean;
+}
+
+export function formatConfiguration({ file, table, region, dryRun }: RepairConfiguration): string {
+  return `Configuration:\n  File: ${file}\n  Table: ${table}\n  Region: ${region}\n  Mode: ${dryRun ? 'DRY RUN' : 'LIVE'}\n\n`;
+}
+
+export type RecordOutcome =
+  | { kind: 'skipped' }
+  | { kind: 'wouldUpdate' }
+  | { kind: 'updated' }
+  | { kind: 'failed'; reason: string };
+
+function showUnconverted({ field, value }: UnconvertedValue): string {
+  if (value === undefined) return `  ${field}: missing — left unchanged`;
+  let text = typeof value === 'string' ? JSON.stringify(value) : (JSON.stringify(value) ?? String(value));
+  if (text.length > SHOWN_VALUE_LIMIT) text = `${text.slice(0, SHOWN_VALUE_LIMIT)}…`;
+  return `  ${field}: ${text} is not a legacy PostgreSQL timestamp — left unchanged`;
+}
+
+/**
+ * One record's block, or '' for a record with nothing to say (METADATA, or every value already canonical).
+ * Changed fields read `field: old → new`; values left unconverted are listed too, so nothing is ignored silently.
+ */
+export function formatRecordBlock(plan: RecordRepairPlan, outcome: RecordOutcome): string {
+  if (plan.changes.length === 0 && plan.unconverted.length === 0) return '';
+  const lines = [`${describeItemKey(plan.pk, plan.sk)}:`];
+  for (const { field, oldValue, newValue } of plan.changes) lines.push(`  ${field}: ${oldValue} → ${newValue}`);
+  for (const value of plan.unconverted) lines.push(showUnconverted(value));
+  switch (outcome.kind) {
+    case 'skipped':
+      lines.push('  Skipped - nothing in the legacy format');
+      break;
+    case 'wouldUpdate':
+      lines.push('  DRY RUN - Would update');
+      break;
+    case 'updated':
+      lines.push('  ✓ Updated');
+      break;
+    case 'failed':
+      lines.push(`  ✗ Failed: ${outcome.reason}`);
+      break;
+  }
+  return `${lines.join('\n')}\n\n`;
+}
+
+export interface RepairCounts {
+  /** Records in the file. */
+  total: number;
+  /** Records with no legacy value (METADATA, already canonical, only unconverted values). */
+  skipped: number;
+  /** Records with at least one legacy value: each is one UpdateItem (in a live run). */
+  processed: number;
+  /** Live: records updated. Dry run: records that would be updated. */
+  successful: number;
+  /** Live only: updates refused (changed since dump) or failed. */
+  failed: number;
+  /** Values left unchanged because they are neither canonical nor legacy (see planRecordRepair). */
+  unconvertedValues: number;
+}
+
+export function emptyRepairCounts(total: number): RepairCounts {
+  return { total, skipped: 0, processed: 0, successful: 0, failed: 0, unconvertedValues: 0 };
+}
+
+/** Adds one record's plan and outcome to the counts. */
+export function countRecord(counts: RepairCounts, plan: RecordRepairPlan, outcome: RecordOutcome): void {
+  counts.unconvertedValues += plan.unconverted.length;
+  if (outcome.kind === 'skipped') {
+    counts.skipped++;
+    return;
+  }
+  counts.processed++;
+  if (outcome.kind === 'failed') counts.failed++;
+  else counts.successful++;
+}
+
+export interface SummaryOptions {
+  dryRun: boolean;
+  /** The signal that stopped the run early, if one did. */
+  stoppedBy?: string | undefined;
+}
+
+export function formatSummary(counts: RepairCounts, { dryRun, stoppedBy }: SummaryOptions): string {
+  const lines = [
+    'Summary:',
+    `  Total records: ${counts.total}`,
+    `  Skipped: ${counts.skipped}`,
+    `  Processed: ${counts.processed}`,
+    `  Successful: ${counts.successful}`,
+    `  Failed: ${counts.failed}`,
+  ];
+  if (counts.unconvertedValues > 0) {
+    lines.push(`  Skipped values (not a legacy timestamp, left unchanged): ${counts.unconvertedValues}`);
+  }
+  const reached = counts.skipped + counts.processed;
+  if (stoppedBy !== undefined) {
+    lines.push(`  Not reached (stopped by ${stoppedBy}): ${counts.total - reached}`);
+  }
+  let text = `${lines.join('\n')}\n`;
+  if (dryRun) {
+    text += '\nThis was a DRY RUN. No changes were made to the database.\n';
+    if (counts.successful > 0) {
+      text += `To apply the ${counts.successful} update${counts.successful === 1 ? '' : 's'} listed above, run the same command again without --dry-run.\n`;
+    }
+  }
+  if (stoppedBy !== undefined) {
+    text += `\nStopped by ${stoppedBy} before the end. Running the same command again is safe: fixed values are skipped.\n`;
+  }
+  return text;
+}
