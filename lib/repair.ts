@@ -134,7 +134,7 @@ export function buildTimestampUpdate(tableName: string, pk: string, sk: string, 
   };
 }
 
-export type ConditionFailureVerdict = { kind: 'updated' } | { kind: 'changed'; reason: string };
+export type ConditionFailureVerdict = { kind: 'updated' } | { kind: 'alreadyFixed' } | { kind: 'changed'; reason: string };
 
 const SHOWN_VALUE_LIMIT = 60;
 
@@ -153,13 +153,14 @@ function showAttribute(value: AttributeValue | undefined): string {
  * What a ConditionalCheckFailedException means, given the item as it is now (`current`, undefined if it no
  * longer exists) and whether the update had been sent more than once.
  *
- * After a retry, an item already holding exactly the new values is our own first attempt, applied by the server
- * before the connection dropped: that is a success. Otherwise the item changed since the dump (or was deleted)
- * and the repair must not touch it.
+ * An item already holding exactly the new values is fixed: after a retry it is our own earlier attempt, applied
+ * by the server before the connection dropped (`updated`); without one, an earlier run did it (`alreadyFixed`:
+ * the same command run twice with the same dump). Otherwise the item changed since the dump, or was deleted, and
+ * the repair must not touch it.
  */
 export function judgeConditionFailure(changes: readonly TimestampChange[], current: Record<string, AttributeValue> | undefined, retried: boolean): ConditionFailureVerdict {
   if (current === undefined) return { kind: 'changed', reason: 'changed since dump: the item no longer exists' };
-  if (retried && changes.every(({ field, newValue }) => current[field]?.S === newValue)) return { kind: 'updated' };
+  if (changes.every(({ field, newValue }) => current[field]?.S === newValue)) return { kind: retried ? 'updated' : 'alreadyFixed' };
   const differences = changes
     .filter(({ field, oldValue }) => current[field]?.S !== oldValue)
     .map(({ field }) => `${field} is now ${showAttribute(current[field])}`);
@@ -186,6 +187,7 @@ export type RecordOutcome =
   | { kind: 'skipped' }
   | { kind: 'wouldUpdate' }
   | { kind: 'updated' }
+  | { kind: 'alreadyFixed' }
   | { kind: 'failed'; reason: string };
 
 function showUnconverted({ field, value }: UnconvertedValue): string {
@@ -214,6 +216,9 @@ export function formatRecordBlock(plan: RecordRepairPlan, outcome: RecordOutcome
     case 'updated':
       lines.push('  ✓ Updated');
       break;
+    case 'alreadyFixed':
+      lines.push('  Skipped - already fixed (the table holds the new value)');
+      break;
     case 'failed':
       lines.push(`  ✗ Failed: ${outcome.reason}`);
       break;
@@ -224,9 +229,12 @@ export function formatRecordBlock(plan: RecordRepairPlan, outcome: RecordOutcome
 export interface RepairCounts {
   /** Records in the file. */
   total: number;
-  /** Records with no legacy value (METADATA, already canonical, only unconverted values). */
+  /**
+   * Records with nothing to do: no legacy value in the dump (METADATA, already canonical, only unconverted
+   * values), or a live run found the table already holding the new values (an earlier run fixed them).
+   */
   skipped: number;
-  /** Records with at least one legacy value: each is one UpdateItem (in a live run). */
+  /** Records updated, failed, or (dry run) to be updated: each is one UpdateItem in a live run. */
   processed: number;
   /** Live: records updated. Dry run: records that would be updated. */
   successful: number;
@@ -243,7 +251,7 @@ export function emptyRepairCounts(total: number): RepairCounts {
 /** Adds one record's plan and outcome to the counts. */
 export function countRecord(counts: RepairCounts, plan: RecordRepairPlan, outcome: RecordOutcome): void {
   counts.unconvertedValues += plan.unconverted.length;
-  if (outcome.kind === 'skipped') {
+  if (outcome.kind === 'skipped' || outcome.kind === 'alreadyFixed') {
     counts.skipped++;
     return;
   }

@@ -169,9 +169,17 @@ test('after a retry, an item holding exactly the new values was updated by our e
   assert.deepEqual(judgeConditionFailure(bothChanges, current, true), { kind: 'updated' });
 });
 
-test('without a retry, the new values were written by someone else: the item changed since the dump', () => {
+test('without a retry, an item holding exactly the new values was fixed by an earlier run', () => {
   const current = { pk: { S: 'PROJECT#alpha' }, created_at: { S: bothChanges[0]!.newValue }, expires_at: { S: bothChanges[1]!.newValue } };
-  assert.equal(judgeConditionFailure(bothChanges, current, false).kind, 'changed');
+  assert.deepEqual(judgeConditionFailure(bothChanges, current, false), { kind: 'alreadyFixed' });
+});
+
+test('an item holding the new value in one field only is changed since the dump', () => {
+  const current = { pk: { S: 'PROJECT#alpha' }, created_at: { S: bothChanges[0]!.newValue }, expires_at: { S: 'other' } };
+  assert.deepEqual(judgeConditionFailure(bothChanges, current, true), {
+    kind: 'changed',
+    reason: 'changed since dump: created_at is now "2022-02-02T18:01:49.345261000Z", expires_at is now "other"',
+  });
 });
 
 test('an item holding other values is changed since the dump, with the fields that differ shown', () => {
@@ -215,6 +223,7 @@ test('a record block shows each change and the outcome of a dry run', () => {
 test('a record block ends with the live outcome', () => {
   assert.match(formatRecordBlock(legacyPlan, { kind: 'updated' }), /\n {2}✓ Updated\n\n$/);
   assert.match(formatRecordBlock(legacyPlan, { kind: 'failed', reason: 'changed since dump' }), /\n {2}✗ Failed: changed since dump\n\n$/);
+  assert.match(formatRecordBlock(legacyPlan, { kind: 'alreadyFixed' }), /\n {2}Skipped - already fixed \(the table holds the new value\)\n\n$/);
 });
 
 test('records with nothing to say print nothing', () => {
@@ -253,8 +262,9 @@ test('counts: skipped records, processed records, successes, failures and values
     [garbage, { kind: 'skipped' }],
     [legacyPlan, { kind: 'updated' }],
     [legacyPlan, { kind: 'failed', reason: 'x' }],
+    [legacyPlan, { kind: 'alreadyFixed' }],
   ]);
-  assert.deepEqual(counts, { total: 4, skipped: 2, processed: 2, successful: 1, failed: 1, unconvertedValues: 1 });
+  assert.deepEqual(counts, { total: 5, skipped: 3, processed: 2, successful: 1, failed: 1, unconvertedValues: 1 });
 });
 
 test('the summary of a dry run has the guide layout and says how to apply the updates', () => {

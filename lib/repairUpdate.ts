@@ -1,0 +1,80 @@
+// Step 4's timestamp repair, the part that talks to DynamoDB: one conditional UpdateItem per record (see
+// buildTimestampUpdate in repair.ts), and an honest verdict when its condition fails.
+import { GetItemCommand, UpdateItemCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { isRetryableDynamoError, sendWithRetry, toDynamoUserError, type DynamoTarget } from './dynamodb.ts';
+import { withRetry, type RetryPolicy } from './retry.ts';
+import { buildTimestampUpdate, judgeConditionFailure, type RecordOutcome, type TimestampChange } from './repair.ts';
+
+/** Failures that belong to the one item, not to the table or the connection: the run goes on after them. */
+const ITEM_ERRORS = new Set(['ValidationException', 'ItemCollectionSizeLimitExceededException']);
+
+export interface RepairTarget {
+  client: DynamoDBClient;
+  tableName: string;
+  target: DynamoTarget;
+  policy: RetryPolicy;
+}
+
+/**
+ * Writes `changes` to the item `pk`/`sk` if it still holds the old values. Returns `updated`; `alreadyFixed` when
+ * the item already held exactly the new values (an earlier run with the same dump); or `failed` with the reason:
+ * "changed since dump..." when the condition failed otherwise (never retried: the item is someone else's now), or
+ * DynamoDB's message for an error specific to this item.
+ *
+ * Throttling, 5xx and dropped connections are retried under `policy`. A retried update whose earlier attempt
+ * was applied before its answer was lost fails its condition on the next attempt; the item is then read back
+ * (strongly consistent) and, holding exactly the new values, counted as updated: a fault never produces a false
+ * failure.
+ *
+ * @throws UserError when DynamoDB itself is failing (retries exhausted, credentials, access, missing table):
+ * the run should stop rather than fail every remaining record.
+ */
+export async function applyTimestampChanges({ client, tableName, target, policy }: RepairTarget, pk: string, sk: string, changes: readonly TimestampChange[]): Promise<RecordOutcome> {
+  const command = new UpdateItemCommand(buildTimestampUpdate(tableName, pk, sk, changes));
+  let attempts = 0;
+  try {
+    await withRetry(
+      (attempt) => {
+        attempts = attempt;
+        return client.send(command);
+      },
+      isRetryableDynamoError,
+      policy,
+    );
+    return { kind: 'updated' };
+  } catch (error) {
+    const name = (error as { name?: string } | undefined)?.name ?? '';
+    if (name === 'ConditionalCheckFailedException') {
+      const current = await readItem({ client, tableName, target, policy }, pk, sk, changes);
+      const verdict = judgeConditionFailure(changes, current, attempts > 1);
+      return verdict.kind === 'changed' ? { kind: 'failed', reason: verdict.reason } : verdict;
+    }
+    if (ITEM_ERRORS.has(name)) {
+      return { kind: 'failed', reason: `${name}: ${(error as Error).message}` };
+    }
+    throw toDynamoUserError(error, target, tableName);
+  }
+}
+
+async function readItem({ client, tableName, target, policy }: RepairTarget, pk: string, sk: string, changes: readonly TimestampChange[]): Promise<Record<string, AttributeValue> | undefined> {
+  const names = Object.fromEntries(changes.map(({ field }) => [`#${field}`, field]));
+  try {
+    const response = await sendWithRetry(
+      () =>
+        client.send(
+          new GetItemCommand({
+            TableName: tableName,
+            Key: { pk: { S: pk }, sk: { S: sk } },
+            ConsistentRead: true,
+            // pk is projected too, so an existing item without any of the fields still comes back (as {pk}).
+            ProjectionExpression: ['pk', ...Object.keys(names)].join(', '),
+            ExpressionAttributeNames: names,
+          }),
+        ),
+      policy,
+    );
+    return response.Item;
+  } catch (error) {
+    throw toDynamoUserError(error, target, tableName);
+  }
+}
