@@ -1,0 +1,411 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after } from 'node:test';
+import {
+  ExitCode,
+  Progress,
+  UserError,
+  createArgumentParser,
+  formatCount,
+  oneLine,
+  positiveInteger,
+} from '../../lib/cli.ts';
+import { findFreePort } from '../../lib/localStack.ts';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+const CLI_MODULE = JSON.stringify(join(ROOT, 'lib', 'cli.ts'));
+const DYNAMODB_MODULE = JSON.stringify(join(ROOT, 'lib', 'dynamodb.ts'));
+
+const folder = mkdtempSync(join(tmpdir(), 'cello-cli-'));
+after(() => rmSync(folder, { recursive: true, force: true }));
+
+interface ChildResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+let programCount = 0;
+
+/**
+ * Runs a small TypeScript program in a child process (runMain ends the process, so it cannot run in this one).
+ * `onStdout` sees the output as it arrives, with the child, to send it signals.
+ */
+function runProgram(
+  source: string,
+  options: { env?: NodeJS.ProcessEnv; onStdout?: (stdout: string, child: ReturnType<typeof spawn>) => void } = {},
+): Promise<ChildResult> {
+  programCount += 1;
+  // .mts: ESM wherever the file lives.
+  const script = join(folder, `program-${programCount}.mts`);
+  writeFileSync(script, source);
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', script], {
+      cwd: ROOT,
+      env: options.env ?? process.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (text: string) => {
+      stdout += text;
+      options.onStdout?.(stdout, child);
+    });
+    child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`the child program did not finish\nstdout: ${stdout}\nstderr: ${stderr}`));
+    }, 60_000);
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+}
+
+/** A program that runs `body` (the inside of an async function) through runMain. */
+function runMainProgram(body: string, prelude = ''): Promise<ChildResult> {
+  return runProgram(`
+    import { ExitCode, UserError, registerSecret, runMain, stopSignal, wasStopped } from ${CLI_MODULE};
+    ${prelude}
+    await runMain(async () => {
+      ${body}
+    });
+  `);
+}
+
+const STACK_FRAME = /^\s+at .+(\(|:\d+:\d+)/m;
+
+// ---- runMain ------------------------------------------------------------------------------------------------------
+
+test('runMain exits with the number its body resolves to', async () => {
+  const result = await runMainProgram(`process.stdout.write('result\\n'); return 1;`);
+  assert.equal(result.code, 1);
+  assert.equal(result.stdout, 'result\n');
+  assert.equal(result.stderr, '');
+});
+
+test('runMain prints a UserError as exactly one "error:" line and exits with its code', async () => {
+  const result = await runMainProgram(`throw new UserError('cannot reach PostgreSQL at db:5432 — check the host', ExitCode.environment);`);
+  assert.equal(result.code, ExitCode.environment);
+  assert.equal(result.stderr, 'error: cannot reach PostgreSQL at db:5432 — check the host\n');
+  assert.equal(result.stdout, '');
+});
+
+test('a UserError without an explicit code exits with the usage code 2', async () => {
+  const result = await runMainProgram(`throw new UserError('bad argument');`);
+  assert.equal(result.code, ExitCode.usage);
+  assert.equal(result.stderr, 'error: bad argument\n');
+});
+
+test('a UserError prints no stack trace', async () => {
+  const result = await runMainProgram(`
+    function deep() { throw new UserError('table "cello" does not exist', ExitCode.environment); }
+    deep();
+    return 0;
+  `);
+  assert.equal(result.code, ExitCode.environment);
+  assert.doesNotMatch(result.stderr, STACK_FRAME);
+  assert.doesNotMatch(result.stderr, /UserError/);
+});
+
+test('a multi-line UserError message is collapsed to one line', async () => {
+  const result = await runMainProgram(`throw new UserError('first line\\n  second line\\r\\nthird line\\n', 4);`);
+  assert.equal(result.code, 4);
+  assert.equal(result.stderr, 'error: first line second line third line\n');
+});
+
+test('a plain Error is an internal error: its stack is printed and the exit code is 70', async () => {
+  const result = await runMainProgram(`
+    function brokenInvariant() { throw new Error('unexpected state 42'); }
+    brokenInvariant();
+    return 0;
+  `);
+  assert.equal(result.code, ExitCode.internal);
+  assert.equal(ExitCode.internal, 70);
+  assert.match(result.stderr, /internal error/);
+  assert.match(result.stderr, /Error: unexpected state 42/);
+  assert.match(result.stderr, STACK_FRAME);
+  assert.match(result.stderr, /brokenInvariant/);
+});
+
+test('a thrown non-Error value is an internal error too, and is printed', async () => {
+  const result = await runMainProgram(`throw 'a bare string';`);
+  assert.equal(result.code, ExitCode.internal);
+  assert.match(result.stderr, /a bare string/);
+});
+
+test('a registered secret is masked in a UserError line', async () => {
+  const result = await runMainProgram(
+    `throw new UserError('password authentication failed for "postgres" with s3cr3t-Pa55 — check PGPASSWORD', 3);`,
+    `registerSecret('s3cr3t-Pa55');`,
+  );
+  assert.equal(result.code, 3);
+  assert.doesNotMatch(result.stderr, /s3cr3t-Pa55/);
+  assert.equal(result.stderr, 'error: password authentication failed for "postgres" with *** — check PGPASSWORD\n');
+});
+
+test('a registered secret is masked in an internal error and its stack trace', async () => {
+  const result = await runMainProgram(
+    `
+    const error = new Error('connect failed: postgres://user:s3cr3t-Pa55@db/cello');
+    error.stack += '\\n    at secretFrame (s3cr3t-Pa55.ts:1:1)';
+    throw error;
+  `,
+    `registerSecret('s3cr3t-Pa55');`,
+  );
+  assert.equal(result.code, ExitCode.internal);
+  assert.doesNotMatch(result.stderr, /s3cr3t-Pa55/);
+  assert.match(result.stderr, /postgres:\/\/user:\*\*\*@db\/cello/);
+  assert.match(result.stderr, /secretFrame \(\*\*\*\.ts/);
+});
+
+test('every registered secret is masked, each wherever it occurs', async () => {
+  const result = await runMainProgram(
+    `throw new UserError('pg=first-secret aws=second/secret+key again=first-secret', 3);`,
+    `registerSecret('first-secret'); registerSecret('second/secret+key');`,
+  );
+  assert.equal(result.stderr, 'error: pg=*** aws=*** again=***\n');
+});
+
+test('runMain delivers all of a large piped stdout before exiting', async () => {
+  const result = await runMainProgram(`
+    const line = 'x'.repeat(1023) + '\\n';
+    for (let index = 0; index < 8192; index++) process.stdout.write(line);
+    return 0;
+  `);
+  assert.equal(result.code, 0);
+  assert.equal(result.stdout.length, 8192 * 1024);
+});
+
+test('the first SIGINT aborts stopSignal so the body can finish and report; its exit code is 130', async () => {
+  const result = await runProgram(
+    `
+    import { ExitCode, runMain, stopSignal, wasStopped } from ${CLI_MODULE};
+    await runMain(async () => {
+      process.stdout.write('ready\\n');
+      // The interval stands for the work in flight that keeps a real script alive.
+      const work = setInterval(() => {}, 1000);
+      await new Promise((resolve) => stopSignal.addEventListener('abort', resolve));
+      clearInterval(work);
+      process.stdout.write('partial summary, stopped=' + wasStopped() + '\\n');
+      return ExitCode.interrupted;
+    });
+  `,
+    {
+      onStdout: (stdout, child) => {
+        if (stdout === 'ready\n') child.kill('SIGINT');
+      },
+    },
+  );
+  assert.equal(result.code, ExitCode.interrupted);
+  assert.match(result.stdout, /partial summary, stopped=true/);
+  assert.match(result.stderr, /SIGINT received/);
+});
+
+test('a second SIGINT exits at once with 130', async () => {
+  let sent = 0;
+  const result = await runProgram(
+    `
+    import { runMain } from ${CLI_MODULE};
+    await runMain(async () => {
+      process.stdout.write('ready\\n');
+      await new Promise(() => setInterval(() => {}, 1000));
+      return 0;
+    });
+  `,
+    {
+      onStdout: (stdout, child) => {
+        if (stdout === 'ready\n' && sent === 0) {
+          sent = 1;
+          child.kill('SIGINT');
+          setTimeout(() => child.kill('SIGINT'), 300);
+        }
+      },
+    },
+  );
+  assert.equal(result.code, ExitCode.interrupted);
+  assert.match(result.stderr, /SIGINT again: exiting now/);
+});
+
+// ---- createArgumentParser -----------------------------------------------------------------------------------------
+
+function exampleParser(argv: string[]) {
+  return createArgumentParser(argv, 'migrate_example.ts', '$0 <input> [options]')
+    .command('$0 <input>', 'an example')
+    .positional('input', { type: 'string' })
+    .option('concurrency', { type: 'string', default: '8', coerce: positiveInteger('concurrency', 64) })
+    .option('force', { type: 'boolean', default: false });
+}
+
+function isUsageError(...patterns: RegExp[]) {
+  return (error: unknown) => {
+    assert.ok(error instanceof UserError, `expected a UserError, got ${String(error)}`);
+    assert.equal(error.exitCode, ExitCode.usage);
+    for (const pattern of patterns) assert.match(error.message, pattern);
+    return true;
+  };
+}
+
+// parseAsync() throws validation errors synchronously rather than rejecting; scripts call it inside runMain's
+// async body, which turns that into a rejection, and so do these tests with `async () =>`.
+
+test('createArgumentParser parses a valid command line', async () => {
+  const parsed = await exampleParser(['dump.json', '--concurrency', '16', '--force']).parseAsync();
+  assert.equal(parsed.input, 'dump.json');
+  assert.equal(parsed.concurrency, 16);
+  assert.equal(parsed.force, true);
+});
+
+test('a missing positional argument is a UserError (exit 2) that points to --help', async () => {
+  await assert.rejects(async () => exampleParser([]).parseAsync(), isUsageError(/Not enough non-option arguments/, /migrate_example\.ts --help/));
+});
+
+test('an unknown option is a UserError (exit 2) naming it and pointing to --help', async () => {
+  await assert.rejects(async () => exampleParser(['dump.json', '--forse']).parseAsync(), isUsageError(/forse/, /--help/));
+});
+
+test('a mistake is a UserError with the synchronous parse() too', () => {
+  assert.throws(() => exampleParser(['dump.json', '--unknown-flag']).parse(), isUsageError(/unknown-flag/, /--help/));
+});
+
+test('a rejected option value surfaces as a UserError (exit 2) naming the option', async () => {
+  await assert.rejects(async () => exampleParser(['dump.json', '--concurrency', '0']).parseAsync(), isUsageError(/--concurrency must be a whole number from 1 to 64/));
+});
+
+test('--help prints the usage on stdout and exits 0', async () => {
+  const result = await runProgram(`
+    import { createArgumentParser } from ${CLI_MODULE};
+    createArgumentParser(['--help'], 'migrate_example.ts', '$0 <input> [options]')
+      .example('$0 migration_data.json', 'load the dump')
+      .parse();
+  `);
+  assert.equal(result.code, 0);
+  assert.match(result.stdout, /migrate_example\.ts <input> \[options\]/);
+  assert.match(result.stdout, /migration_data\.json/);
+});
+
+// ---- positiveInteger ----------------------------------------------------------------------------------------------
+
+test('positiveInteger accepts whole numbers from 1 to the maximum, as numbers', () => {
+  const parse = positiveInteger('concurrency', 64);
+  assert.equal(parse('1'), 1);
+  assert.equal(parse('64'), 64);
+  assert.equal(parse(8), 8);
+});
+
+for (const [value, label] of [
+  ['0', 'zero'],
+  ['1.5', 'a fraction'],
+  [1.5, 'a fraction given as a number'],
+  ['abc', 'a word'],
+  ['65', 'a number above the maximum'],
+  ['-3', 'a negative number'],
+  ['', 'an empty value'],
+  [Number.NaN, 'NaN'],
+] as const) {
+  test(`positiveInteger rejects ${label} with a UserError (exit 2) naming the option and the range`, () => {
+    assert.throws(
+      () => positiveInteger('concurrency', 64)(value),
+      (error: unknown) => {
+        assert.ok(error instanceof UserError);
+        assert.equal(error.exitCode, ExitCode.usage);
+        assert.match(error.message, /--concurrency must be a whole number from 1 to 64/);
+        return true;
+      },
+    );
+  });
+}
+
+// ---- small helpers ------------------------------------------------------------------------------------------------
+
+test('oneLine collapses line breaks and the spaces around them', () => {
+  assert.equal(oneLine('  a\n  b\r\n\r\nc  \n'), 'a b c');
+  assert.equal(oneLine('already one line'), 'already one line');
+});
+
+test('formatCount groups thousands with commas', () => {
+  assert.equal(formatCount(1234567), '1,234,567');
+  assert.equal(formatCount(0), '0');
+});
+
+function fakeStream(isTTY: boolean) {
+  const writes: string[] = [];
+  const stream = { isTTY, write: (text: string) => writes.push(text) } as unknown as NodeJS.WriteStream;
+  return { stream, writes };
+}
+
+test('Progress writes nothing when the stream is not a terminal', () => {
+  const { stream, writes } = fakeStream(false);
+  const progress = new Progress('loaded', 10, stream);
+  progress.update(5);
+  progress.finish();
+  assert.deepEqual(writes, []);
+});
+
+test('Progress draws the count and the total on a terminal', () => {
+  const { stream, writes } = fakeStream(true);
+  const progress = new Progress('loaded', 2000, stream);
+  progress.update(1500, 'items');
+  assert.equal(writes.length, 1);
+  assert.match(writes[0]!, /loaded: 1,500 of 2,000 items/);
+});
+
+// ---- the AWS SDK's Node version warning ---------------------------------------------------------------------------
+
+/** The SDK, as the project resolves it (the program lives outside the project folder). */
+const REQUIRE_SDK = `
+  import { createRequire } from 'node:module';
+  const { DynamoDBClient, ListTablesCommand } = createRequire(${JSON.stringify(join(ROOT, 'package.json'))})('@aws-sdk/client-dynamodb');
+`;
+
+/** The machine's environment without the variable that silences the warning (the harness sets it). */
+function environmentWithoutWarningSwitch(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, AWS_ACCESS_KEY_ID: 'local', AWS_SECRET_ACCESS_KEY: 'local-secret' };
+  delete env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED;
+  delete env.NODE_NO_WARNINGS;
+  return env;
+}
+
+test('the SDK on its own prints NodeVersionSupportWarning on this Node (the check below can see it)', async (context) => {
+  const major = Number(process.versions.node.split('.')[0]);
+  if (major >= 22) {
+    context.skip('the SDK warns only below Node 22');
+    return;
+  }
+  const result = await runProgram(
+    `
+    ${REQUIRE_SDK}
+    new DynamoDBClient({ region: 'us-east-1' });
+  `,
+    { env: environmentWithoutWarningSwitch() },
+  );
+  assert.match(result.stderr, /NodeVersionSupportWarning/);
+});
+
+test('a client from lib/dynamodb.ts sends a request without printing NodeVersionSupportWarning', async () => {
+  const port = await findFreePort();
+  const result = await runProgram(
+    `
+    import { createDynamoClient } from ${DYNAMODB_MODULE};
+    ${REQUIRE_SDK}
+    const client = createDynamoClient({ region: 'us-east-1', endpointUrl: 'http://127.0.0.1:${port}' });
+    try {
+      await client.send(new ListTablesCommand({}));
+    } catch (error) {
+      process.stdout.write('request failed: ' + error.code + '\\n');
+    }
+    client.destroy();
+  `,
+    { env: environmentWithoutWarningSwitch() },
+  );
+  assert.equal(result.code, 0, result.stderr);
+  assert.match(result.stdout, /request failed: ECONNREFUSED/);
+  assert.doesNotMatch(result.stderr, /NodeVersionSupportWarning/);
+});
