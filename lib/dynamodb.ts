@@ -122,6 +122,8 @@ interface SdkErrorShape {
   code?: string;
   message?: string;
   $metadata?: { httpStatusCode?: number };
+  /** Set by the SDK when the service answered with an error it could parse: 'client' (4xx) or 'server'. */
+  $fault?: string;
   $retryable?: unknown;
   cause?: unknown;
 }
@@ -142,6 +144,9 @@ export function isRetryableDynamoError(error: unknown): boolean {
   if (shape.name === 'TimeoutError' || shape.name === 'RequestTimeout') return true;
   const code = errorCode(error);
   if (code && NETWORK_ERROR_CODES.has(code)) return true;
+  // The service answered and rejected the request itself: final, whatever its message quotes (a table named
+  // "jobs_aborted" must not turn a missing table into ten retries).
+  if (shape.$fault === 'client') return false;
   // A connection dropped mid-response surfaces as a body that is not JSON, or a bare "socket hang up".
   if (/socket hang up|ECONNRESET|Deserialization error|Unexpected end of JSON|aborted/i.test(shape.message ?? '')) return true;
   return false;

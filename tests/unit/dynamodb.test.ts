@@ -1,0 +1,245 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  ConditionalCheckFailedException,
+  DynamoDBServiceException,
+  ProvisionedThroughputExceededException,
+  ResourceNotFoundException,
+  ThrottlingException,
+} from '@aws-sdk/client-dynamodb';
+import { ExitCode, UserError } from '../../lib/cli.ts';
+import {
+  checkEndpointUrl,
+  checkRegion,
+  createDynamoClient,
+  describeEndpoint,
+  isRetryableDynamoError,
+  toDynamoUserError,
+  type DynamoTarget,
+} from '../../lib/dynamodb.ts';
+import { RetriesExhaustedError } from '../../lib/retry.ts';
+
+const $metadata = (httpStatusCode: number) => ({ httpStatusCode, requestId: 'R1', attempts: 1, totalRetryDelay: 0 });
+
+/** An error as the SDK builds it for a service error it has no class for. */
+function serviceError(name: string, httpStatusCode: number, message: string): DynamoDBServiceException {
+  return new DynamoDBServiceException({
+    name,
+    $fault: httpStatusCode >= 500 ? 'server' : 'client',
+    $metadata: $metadata(httpStatusCode),
+    message,
+  });
+}
+
+/** An error as Node's http module raises it for a failed connection. */
+function networkError(code: string, message = `connect ${code} 127.0.0.1:8000`): Error {
+  return Object.assign(new Error(message), { code, errno: -1, syscall: 'connect' });
+}
+
+const LOCAL: DynamoTarget = { region: 'eu-central-1', endpointUrl: 'http://127.0.0.1:8000' };
+
+function assertEnvironmentError(error: UserError, ...patterns: RegExp[]): void {
+  assert.ok(error instanceof UserError);
+  assert.equal(error.exitCode, ExitCode.environment);
+  assert.doesNotMatch(error.message, /\n/);
+  for (const pattern of patterns) assert.match(error.message, pattern);
+}
+
+// ---- isRetryableDynamoError: worth another attempt ----------------------------------------------------------------
+
+test('ProvisionedThroughputExceededException is retryable', () => {
+  const error = new ProvisionedThroughputExceededException({ message: 'The level of configured provisioned throughput for the table was exceeded', $metadata: $metadata(400) });
+  assert.equal(isRetryableDynamoError(error), true);
+});
+
+test('ThrottlingException is retryable', () => {
+  const error = new ThrottlingException({ message: 'Rate of requests exceeds the allowed throughput.', $metadata: $metadata(400) });
+  assert.equal(isRetryableDynamoError(error), true);
+});
+
+test('a 500 InternalServerError is retryable', () => {
+  assert.equal(isRetryableDynamoError(serviceError('InternalServerError', 500, 'Internal server error')), true);
+});
+
+test('a 503 with any name is retryable', () => {
+  assert.equal(isRetryableDynamoError(serviceError('ServiceUnavailable', 503, 'Service unavailable')), true);
+  assert.equal(isRetryableDynamoError(serviceError('SomethingNew', 503, '')), true);
+});
+
+test('ECONNRESET is retryable, as the error code or as the code of its cause', () => {
+  assert.equal(isRetryableDynamoError(networkError('ECONNRESET', 'read ECONNRESET')), true);
+  assert.equal(isRetryableDynamoError(new Error('request failed', { cause: networkError('ECONNRESET') })), true);
+});
+
+test('other dropped-connection codes are retryable', () => {
+  for (const code of ['EPIPE', 'ETIMEDOUT', 'ECONNREFUSED', 'EAI_AGAIN']) {
+    assert.equal(isRetryableDynamoError(networkError(code)), true, code);
+  }
+});
+
+test('a TimeoutError (connection or request timeout) is retryable', () => {
+  const error = Object.assign(new Error('Connection timed out after 5000 ms'), { name: 'TimeoutError' });
+  assert.equal(isRetryableDynamoError(error), true);
+});
+
+test('a "socket hang up" without a code is retryable', () => {
+  assert.equal(isRetryableDynamoError(new Error('socket hang up')), true);
+});
+
+// ---- isRetryableDynamoError: final ---------------------------------------------------------------------------------
+
+test('ConditionalCheckFailedException is not retryable', () => {
+  const error = new ConditionalCheckFailedException({ message: 'The conditional request failed', $metadata: $metadata(400) });
+  assert.equal(isRetryableDynamoError(error), false);
+});
+
+test('ValidationException is not retryable', () => {
+  const error = serviceError('ValidationException', 400, 'One or more parameter values were invalid: Missing the key sk in the item');
+  assert.equal(isRetryableDynamoError(error), false);
+});
+
+test('ResourceNotFoundException is not retryable', () => {
+  const error = new ResourceNotFoundException({ message: 'Requested resource not found', $metadata: $metadata(400) });
+  assert.equal(isRetryableDynamoError(error), false);
+});
+
+test('a 4xx service error stays final whatever words its message quotes (a table named "jobs_aborted")', () => {
+  const error = new ResourceNotFoundException({ message: 'Requested resource not found: Table: jobs_aborted not found', $metadata: $metadata(400) });
+  assert.equal(isRetryableDynamoError(error), false);
+});
+
+test('a plain programming error and non-objects are not retryable', () => {
+  assert.equal(isRetryableDynamoError(new TypeError('cannot read properties of undefined')), false);
+  assert.equal(isRetryableDynamoError(undefined), false);
+  assert.equal(isRetryableDynamoError('ECONNRESET'), false);
+});
+
+// ---- toDynamoUserError ---------------------------------------------------------------------------------------------
+
+test('missing credentials become "no AWS credentials found" with how to provide them', () => {
+  const error = Object.assign(new Error('Could not load credentials from any providers'), { name: 'CredentialsProviderError' });
+  assertEnvironmentError(toDynamoUserError(error, LOCAL, 'cello'), /no AWS credentials found/, /AWS_PROFILE/, /AWS_ACCESS_KEY_ID/);
+});
+
+test('UnrecognizedClientException becomes "refused the AWS credentials" naming the endpoint', () => {
+  const error = serviceError('UnrecognizedClientException', 400, 'The security token included in the request is invalid.');
+  assertEnvironmentError(toDynamoUserError(error, LOCAL, 'cello'), /refused the AWS credentials/, /UnrecognizedClientException/, /http:\/\/127\.0\.0\.1:8000/);
+});
+
+test('a missing table names the table, the region and the endpoint', () => {
+  const error = new ResourceNotFoundException({ message: 'Requested resource not found', $metadata: $metadata(400) });
+  assertEnvironmentError(toDynamoUserError(error, LOCAL, 'cello_prod'), /table "cello_prod" does not exist/, /eu-central-1/, /http:\/\/127\.0\.0\.1:8000/);
+});
+
+test('a refused connection says so and names the endpoint', () => {
+  assertEnvironmentError(toDynamoUserError(networkError('ECONNREFUSED'), LOCAL), /connection refused/, /http:\/\/127\.0\.0\.1:8000/, /--endpoint-url/);
+});
+
+test('an unknown host says "host not found"', () => {
+  const target = { region: 'us-east-1', endpointUrl: 'http://dynamo.invalid:8000' };
+  assertEnvironmentError(toDynamoUserError(networkError('ENOTFOUND', 'getaddrinfo ENOTFOUND dynamo.invalid'), target), /host not found/, /dynamo\.invalid/);
+});
+
+test('RetriesExhaustedError becomes "kept failing after N attempts" with the last error explained', () => {
+  const throttled = new RetriesExhaustedError(10, new ThrottlingException({ message: 'Rate exceeded', $metadata: $metadata(400) }));
+  assertEnvironmentError(toDynamoUserError(throttled, LOCAL, 'cello'), /kept failing after 10 attempts/, /ThrottlingException/);
+  const refused = new RetriesExhaustedError(3, networkError('ECONNREFUSED'));
+  assertEnvironmentError(toDynamoUserError(refused, LOCAL, 'cello'), /after 3 attempts/, /connection refused/);
+});
+
+test('a UserError passes through unchanged', () => {
+  const original = new UserError('already explained', ExitCode.usage);
+  assert.equal(toDynamoUserError(original, LOCAL), original);
+});
+
+test('an unexpected service error still becomes one line naming the endpoint and the error', () => {
+  const error = serviceError('SomethingNewException', 400, 'first line\nsecond line');
+  const userError = toDynamoUserError(error, LOCAL, 'cello');
+  assert.equal(userError.exitCode, ExitCode.environment);
+  assert.match(userError.message, /SomethingNewException/);
+  assert.match(userError.message, /127\.0\.0\.1:8000/);
+});
+
+// ---- describeEndpoint ---------------------------------------------------------------------------------------------
+
+function withEnvironment<T>(values: Record<string, string | undefined>, body: () => T): T {
+  const saved = Object.fromEntries(Object.keys(values).map((name) => [name, process.env[name]]));
+  const apply = (entries: Record<string, string | undefined>) => {
+    for (const [name, value] of Object.entries(entries)) {
+      if (value === undefined) delete process.env[name];
+      else process.env[name] = value;
+    }
+  };
+  apply(values);
+  try {
+    return body();
+  } finally {
+    apply(saved);
+  }
+}
+
+test('describeEndpoint prefers --endpoint-url, then AWS_ENDPOINT_URL_DYNAMODB, then AWS_ENDPOINT_URL, then AWS', () => {
+  withEnvironment({ AWS_ENDPOINT_URL_DYNAMODB: 'http://dynamo-env:1', AWS_ENDPOINT_URL: 'http://generic-env:2' }, () => {
+    assert.equal(describeEndpoint({ region: 'us-east-1', endpointUrl: 'http://explicit:3' }), 'http://explicit:3');
+    assert.equal(describeEndpoint({ region: 'us-east-1' }), 'http://dynamo-env:1');
+  });
+  withEnvironment({ AWS_ENDPOINT_URL_DYNAMODB: undefined, AWS_ENDPOINT_URL: 'http://generic-env:2' }, () => {
+    assert.equal(describeEndpoint({ region: 'us-east-1' }), 'http://generic-env:2');
+  });
+  withEnvironment({ AWS_ENDPOINT_URL_DYNAMODB: undefined, AWS_ENDPOINT_URL: undefined }, () => {
+    assert.equal(describeEndpoint({ region: 'eu-west-3' }), 'https://dynamodb.eu-west-3.amazonaws.com');
+  });
+});
+
+// ---- checkRegion / checkEndpointUrl / createDynamoClient ----------------------------------------------------------
+
+for (const region of ['us-east-1', 'eu-central-1', 'us-gov-west-1', 'cn-north-1', 'ap-southeast-2']) {
+  test(`checkRegion accepts ${region}`, () => {
+    assert.doesNotThrow(() => checkRegion(region));
+  });
+}
+
+for (const region of ['US-EAST-1', 'us east 1', '', 'us-east-1 ', 'https://dynamodb.us-east-1.amazonaws.com', 'useast1']) {
+  test(`checkRegion rejects ${JSON.stringify(region)} with a usage error suggesting a region`, () => {
+    assert.throws(
+      () => checkRegion(region),
+      (error: unknown) => {
+        assert.ok(error instanceof UserError);
+        assert.equal(error.exitCode, ExitCode.usage);
+        assert.match(error.message, /is not an AWS region name/);
+        assert.match(error.message, /us-east-1/);
+        return true;
+      },
+    );
+  });
+}
+
+test('checkEndpointUrl accepts http and https URLs', () => {
+  assert.doesNotThrow(() => checkEndpointUrl('http://127.0.0.1:8000'));
+  assert.doesNotThrow(() => checkEndpointUrl('https://dynamodb.us-east-1.amazonaws.com'));
+});
+
+test('checkEndpointUrl rejects a host:port without scheme, another scheme, and a non-URL (exit 2)', () => {
+  for (const endpoint of ['localhost:8000', 'ftp://example.com', 'not a url']) {
+    assert.throws(
+      () => checkEndpointUrl(endpoint),
+      (error: unknown) => error instanceof UserError && error.exitCode === ExitCode.usage && error.message.includes(JSON.stringify(endpoint)),
+      endpoint,
+    );
+  }
+});
+
+test('createDynamoClient rejects a bad region or endpoint before any request', () => {
+  assert.throws(() => createDynamoClient({ region: 'US-EAST-1' }), UserError);
+  assert.throws(() => createDynamoClient({ region: 'us-east-1', endpointUrl: 'localhost:8000' }), UserError);
+});
+
+test('createDynamoClient switches the SDK retries off (our policy does the retrying)', async () => {
+  const client = createDynamoClient({ region: 'us-east-1', endpointUrl: 'http://127.0.0.1:8000' });
+  try {
+    assert.equal(await client.config.maxAttempts(), 1);
+    assert.equal(await client.config.region(), 'us-east-1');
+  } finally {
+    client.destroy();
+  }
+});
