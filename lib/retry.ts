@@ -145,7 +145,8 @@ export async function forEachConcurrent<T>(
 
 /**
  * Maps `source` through `fn` with at most `concurrency` calls in flight and yields the results in input order,
- * so printed reports read in the order of the input even when the work runs concurrently.
+ * so printed reports read in the order of the input even when the work runs concurrently. An error (from `fn`
+ * or from the source) surfaces at its place in that order, after the results before it.
  */
 export async function* mapConcurrentOrdered<T, R>(
   source: Iterable<T> | AsyncIterable<T>,
@@ -157,10 +158,20 @@ export async function* mapConcurrentOrdered<T, R>(
   const iterator: AsyncIterator<T> | Iterator<T> =
     Symbol.asyncIterator in source ? source[Symbol.asyncIterator]() : source[Symbol.iterator]();
   let sourceDone = false;
+  let sourceFailure: { error: unknown } | undefined;
   try {
     while (true) {
       while (!sourceDone && window.length < Math.max(1, concurrency) && !shouldStop()) {
-        const next = await iterator.next();
+        let next: IteratorResult<T>;
+        try {
+          next = await iterator.next();
+        } catch (error) {
+          // The items already started did their work: yield their results first, then the source's error, in
+          // input order like every other result.
+          sourceFailure = { error };
+          sourceDone = true;
+          break;
+        }
         if (next.done) sourceDone = true;
         else {
           const pending = fn(next.value);
@@ -171,7 +182,10 @@ export async function* mapConcurrentOrdered<T, R>(
         }
       }
       const head = window.shift();
-      if (head === undefined) return;
+      if (head === undefined) {
+        if (sourceFailure) throw sourceFailure.error;
+        return;
+      }
       yield await head;
     }
   } finally {

@@ -519,6 +519,27 @@ test('mapConcurrentOrdered propagates an error after yielding the results before
   assert.deepEqual(yielded, [0, 1, 2]);
 });
 
+test('mapConcurrentOrdered yields the results of the items started before a source error, then throws it', async () => {
+  const broken = new Error('input file is truncated');
+  async function* source() {
+    yield* range(6);
+    throw broken;
+  }
+  const yielded: number[] = [];
+  await assert.rejects(
+    async () => {
+      for await (const value of mapConcurrentOrdered(source(), 4, async (item) => {
+        await sleep(5);
+        return item;
+      })) {
+        yielded.push(value);
+      }
+    },
+    (error: unknown) => error === broken,
+  );
+  assert.deepEqual(yielded, range(6));
+});
+
 test('mapConcurrentOrdered lets the calls in flight settle before the error surfaces', async () => {
   const counter = inFlightCounter();
   await assert.rejects(
