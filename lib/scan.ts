@@ -27,6 +27,8 @@ export interface ScanOptions {
   maxPagesInFlight?: number;
   /** Items per page (Scan's Limit), for tests; DynamoDB's 1 MB page cap applies either way. */
   pageLimit?: number;
+  /** Attributes to read (Scan's ProjectionExpression, e.g. 'pk, sk' for keys only); all when absent. */
+  projectionExpression?: string;
   /** Checked before each request: when it returns true no new page is requested and the stream ends. */
   shouldStop?: () => boolean;
 }
@@ -42,7 +44,7 @@ export interface ScanPage {
  * other segments' requests in flight have settled.
  */
 export async function* scanPages(client: DynamoDBClient, tableName: string, options: ScanOptions): AsyncGenerator<ScanPage, void, undefined> {
-  const { segments, policy, consistentRead, target, pageLimit } = options;
+  const { segments, policy, consistentRead, target, pageLimit, projectionExpression } = options;
   if (!Number.isInteger(segments) || segments < 1 || segments > MAX_SCAN_SEGMENTS) {
     throw new RangeError(`segments must be a whole number from 1 to ${MAX_SCAN_SEGMENTS}, got ${segments}`);
   }
@@ -86,6 +88,7 @@ export async function* scanPages(client: DynamoDBClient, tableName: string, opti
         ...(segments > 1 ? { Segment: segment, TotalSegments: segments } : {}),
         ...(startKey ? { ExclusiveStartKey: startKey } : {}),
         ...(pageLimit !== undefined ? { Limit: pageLimit } : {}),
+        ...(projectionExpression !== undefined ? { ProjectionExpression: projectionExpression } : {}),
       });
       let response;
       try {
