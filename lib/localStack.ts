@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { once } from 'node:events';
 import postgres from 'postgres';
-import { CreateTableCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { CreateTableCommand, DescribeTableCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { createDynamoClient } from './dynamodb.ts';
 
 export interface LocalPostgres {
@@ -235,4 +235,12 @@ export async function createCelloTable(client: DynamoDBClient, tableName: string
       ],
     }),
   );
+  // dynalite keeps a new table CREATING until a timer fires, even with createTableMs 0; a write before that is
+  // refused with ResourceNotFoundException. Return only once the table can be used.
+  for (let attempt = 0; ; attempt++) {
+    const { Table } = await client.send(new DescribeTableCommand({ TableName: tableName }));
+    if (Table?.TableStatus === 'ACTIVE') return;
+    if (attempt >= 500) throw new Error(`table ${tableName} is still ${Table?.TableStatus} after 5 s`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
 }
