@@ -1,12 +1,13 @@
 // scripts/dump-ddb.ts, run as a child process against the local DynamoDB-compatible server.
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { readFileSync, statSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { PutItemCommand, ScanCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { BATCH_WRITE_LIMIT, batchWriteWithRetry, type DynamoItem } from '../lib/dynamodb.ts';
 import { bulkRetryPolicy, chunk } from '../lib/retry.ts';
-import { REGION, getStack, hasStackTrace, newCelloTable, runScript, temporaryFolder } from './support/harness.ts';
+import { REGION, ROOT, cleanEnvironment, getStack, hasStackTrace, newCelloTable, runScript, temporaryFolder } from './support/harness.ts';
 import { startFaultProxy } from './support/faultProxy.ts';
 
 await getStack();
@@ -247,4 +248,27 @@ test('a single item put through the SDK comes back with the same attribute names
   const output = join(temporaryFolder(), 'dump.json');
   assert.equal((await runScript('dump-ddb', dumpArgs(tableName, output))).code, 0);
   assert.equal(readFileSync(output, 'utf8'), '[\n{"pk":"PROJECT#x","sk":"METADATA","repository":""}\n]\n');
+});
+
+test('SIGINT during the scan: exit 130 and no file at all, since a partial dump would look complete', async (t: TestContext) => {
+  const { tableName, client, stack } = await newCelloTable();
+  await put(client, tableName, [EVERY_TYPE]);
+  const proxy = await startFaultProxy({ target: stack.endpoint, seed: 3, rates: { slow: 1 }, slowMs: 1500, operations: ['Scan'] });
+  t.after(() => proxy.close());
+  const folder = temporaryFolder();
+  const output = join(folder, 'dump.json');
+  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'scripts', 'dump-ddb.ts'), ...dumpArgs(tableName, output, '--endpoint-url', proxy.endpoint)], {
+    cwd: ROOT,
+    env: cleanEnvironment(stack),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
+  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  // Signal once the scan is under way (the handlers are installed by then).
+  while ((proxy.stats['op:Scan'] ?? 0) === 0) await new Promise((resolve) => setTimeout(resolve, 20));
+  child.kill('SIGINT');
+  assert.equal(await exited, 130, stderr);
+  assert.match(stderr, /SIGINT/);
+  assert.deepEqual(readdirSync(folder), []);
 });
