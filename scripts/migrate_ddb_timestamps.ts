@@ -1,0 +1,145 @@
+#!/usr/bin/env -S npx tsx
+// Step 4, second command: converts token timestamps an earlier migration stored as PostgreSQL text
+// (`2022-02-02 18:01:49.345261+00`) to the canonical form (`2022-02-02T18:01:49.345261000Z`), reading the items
+// from the dump written by dump-ddb.ts. Safe on a live table and safe to run twice:
+//
+//   ./scripts/migrate_ddb_timestamps.ts --file dump.json --table cello --region us-east-1 --dry-run
+//   ./scripts/migrate_ddb_timestamps.ts --file dump.json --table cello --region us-east-1
+//
+// - The whole file is checked first (one streaming pass): an invalid file changes nothing.
+// - Per field: only legacy values are converted and written; METADATA items, canonical values and values in no
+//   known format are left as they are (the last are listed, and counted in the summary).
+// - Each update is conditional on the item still holding the values of the dump: an item changed or deleted
+//   since the dump is reported "✗ Failed: changed since dump" and never overwritten; the exit code is then 1.
+//   One already holding the new values (the same command run twice) is skipped as already fixed.
+// - Updates run concurrently (--concurrency); the report stays in file order.
+// - A dry run sends no write request at all.
+// - Ctrl-C / SIGTERM: no new record is started, updates in flight finish, a partial summary is printed (exit 130).
+import { ExitCode, UserError, createArgumentParser, positiveInteger, runMain, stopSignalReceived, throwIfStopped, wasStopped } from '../lib/cli.ts';
+import { checkTableName, createDynamoClient, describeCelloTable, type DynamoTarget } from '../lib/dynamodb.ts';
+import { checkInputFile } from '../lib/files.ts';
+import { JsonInputError, readJsonArray } from '../lib/jsonStream.ts';
+import {
+  DumpRecordError,
+  SEPARATOR,
+  checkDumpRecord,
+  countRecord,
+  emptyRepairCounts,
+  formatConfiguration,
+  formatRecordBlock,
+  formatSummary,
+  planRecordRepair,
+  type DumpRecord,
+  type RecordOutcome,
+  type RecordRepairPlan,
+} from '../lib/repair.ts';
+import { applyTimestampChanges, type RepairTarget } from '../lib/repairUpdate.ts';
+import { bulkRetryPolicy, mapConcurrentOrdered } from '../lib/retry.ts';
+
+const DEFAULT_CONCURRENCY = 16;
+const MAX_CONCURRENCY = 256;
+
+await runMain(async () => {
+  const args = await createArgumentParser(
+    process.argv.slice(2),
+    'migrate_ddb_timestamps.ts',
+    'Usage: $0 --file <dump.json> --table <table> --region <region> [--dry-run]\n\nConverts legacy PostgreSQL-format timestamps in a DynamoDB table to the canonical UTC form.',
+  )
+    .option('file', { type: 'string', demandOption: true, describe: 'the JSON dump written by dump-ddb.ts' })
+    .option('table', { type: 'string', demandOption: true, describe: 'the DynamoDB table to repair' })
+    .option('region', { type: 'string', demandOption: true, describe: 'the AWS region of the table, e.g. us-east-1' })
+    .option('dry-run', { type: 'boolean', default: false, describe: 'show what would change; write nothing' })
+    .option('endpoint-url', { type: 'string', describe: 'a DynamoDB endpoint other than AWS (e.g. http://localhost:8000)' })
+    .option('concurrency', {
+      type: 'string',
+      default: String(DEFAULT_CONCURRENCY),
+      coerce: positiveInteger('concurrency', MAX_CONCURRENCY),
+      describe: `updates in flight at once (1 to ${MAX_CONCURRENCY})`,
+    })
+    .example('$0 --file dump.json --table cello --region us-east-1 --dry-run', 'list the changes, write nothing')
+    .example('$0 --file dump.json --table cello --region us-east-1', 'apply them')
+    .parseAsync();
+
+  const file = args.file;
+  const tableName = args.table;
+  const dryRun = args['dry-run'];
+  const concurrency = args.concurrency as unknown as number;
+  const target: DynamoTarget = { region: args.region, endpointUrl: args['endpoint-url'] };
+  checkTableName(tableName);
+  await checkInputFile(file);
+  const client = createDynamoClient(target, { maxSockets: concurrency });
+  const repairTarget: RepairTarget = { client, tableName, target, policy: bulkRetryPolicy };
+
+  try {
+    await write(formatConfiguration({ file, table: tableName, region: target.region, dryRun }));
+    await write(`Loading records from ${file}...\n`);
+    // First pass: the whole file is valid before anything is written.
+    let total = 0;
+    for await (const _record of readDump(file)) {
+      total++;
+      if ((total & 0xfff) === 0) throwIfStopped();
+    }
+    throwIfStopped();
+    await write(`Loaded ${total} total records\n\n`);
+
+    // A read, also in a dry run: a wrong table name or region is found before the report says anything more.
+    await describeCelloTable(client, tableName, target, bulkRetryPolicy);
+
+    await write(`Processing records:\n${SEPARATOR}\n`);
+    const counts = emptyRepairCounts(total);
+    let fatal: UserError | undefined;
+    const repairRecord = async (record: DumpRecord): Promise<{ plan: RecordRepairPlan; outcome: RecordOutcome }> => {
+      const plan = planRecordRepair(record);
+      if (plan.changes.length === 0) return { plan, outcome: { kind: 'skipped' } };
+      if (dryRun) return { plan, outcome: { kind: 'wouldUpdate' } };
+      if (fatal) return { plan, outcome: { kind: 'failed', reason: 'not attempted: the run is stopping' } };
+      try {
+        return { plan, outcome: await applyTimestampChanges(repairTarget, plan.pk, plan.sk, plan.changes) };
+      } catch (error) {
+        if (!(error instanceof UserError)) throw error;
+        // DynamoDB itself is failing: stop taking records, report this one, let the others in flight finish.
+        fatal ??= error;
+        return { plan, outcome: { kind: 'failed', reason: error.message } };
+      }
+    };
+    const results = mapConcurrentOrdered(readDump(file), concurrency, repairRecord, () => wasStopped() || fatal !== undefined);
+    for await (const { plan, outcome } of results) {
+      countRecord(counts, plan, outcome);
+      const block = formatRecordBlock(plan, outcome);
+      if (block !== '') await write(block);
+    }
+    await write(`${SEPARATOR}\n\n`);
+    const stoppedBy = stopSignalReceived();
+    await write(formatSummary(counts, { dryRun, stoppedBy }));
+    if (fatal) throw fatal;
+    if (stoppedBy !== undefined) return ExitCode.interrupted;
+    return counts.failed > 0 ? ExitCode.incomplete : ExitCode.ok;
+  } finally {
+    client.destroy();
+  }
+});
+
+/** The dump's records, each checked; any problem is a one-line UserError naming the file. */
+async function* readDump(file: string): AsyncGenerator<DumpRecord> {
+  let position = 0;
+  try {
+    for await (const value of readJsonArray(file)) {
+      position++;
+      yield checkDumpRecord(value, position);
+    }
+  } catch (error) {
+    if (error instanceof JsonInputError) {
+      throw new UserError(`${error.message} — give the JSON array written by dump-ddb.ts`, ExitCode.usage);
+    }
+    if (error instanceof DumpRecordError) {
+      throw new UserError(`${file}: ${error.message} — give the JSON array written by dump-ddb.ts (objects with string "pk" and "sk")`, ExitCode.usage);
+    }
+    throw error;
+  }
+}
+
+/** Writes to stdout, waiting when the pipe is full so a long report never piles up in memory. */
+function write(text: string): Promise<void> {
+  if (process.stdout.write(text)) return Promise.resolve();
+  return new Promise((resolve) => process.stdout.once('drain', resolve));
+}
