@@ -5,8 +5,8 @@
 //
 // A parallel, strongly consistent Scan; pages are written as they arrive (memory does not grow with the table),
 // to a temporary file moved into place only when the whole table is in it. Items of different segments
-// interleave: the order of items in the file is not meaningful. The JSON mapping of each DynamoDB type is in
-// lib/ddbJson.ts (and README.md).
+// interleave: the order of items in the file is not meaningful. The JSON mapping of each DynamoDB type is
+// documented at the top of lib/ddbJson.ts.
 import { resolve } from 'node:path';
 import { ExitCode, Progress, UserError, createArgumentParser, positiveInteger, runMain, throwIfStopped, wasStopped } from '../lib/cli.ts';
 import { AttributeValueError, itemToJson } from '../lib/ddbJson.ts';
