@@ -332,6 +332,15 @@ export class TokensByProject {
     }
   }
 
+  /** Ends the row stream early (closing a database cursor), e.g. when the run fails or is stopped. */
+  async close(): Promise<void> {
+    if (!this.exhausted) {
+      this.exhausted = true;
+      this.head = undefined;
+      await this.rows.return?.();
+    }
+  }
+
   /** Reads the rows after the last project asked for: all orphans. */
   async finish(): Promise<void> {
     while (true) {
@@ -587,16 +596,22 @@ export async function verifyMigration(input: VerificationInput): Promise<Verific
     scanComplete = !shouldStop();
   };
 
-  const outcomes = await Promise.allSettled(
-    [compareProjects, scanForExtraPartitions].map(async (work) => {
-      try {
-        await work();
-      } catch (error) {
-        failed = true;
-        throw error;
-      }
-    }),
-  );
+  let outcomes;
+  try {
+    outcomes = await Promise.allSettled(
+      [compareProjects, scanForExtraPartitions].map(async (work) => {
+        try {
+          await work();
+        } catch (error) {
+          failed = true;
+          throw error;
+        }
+      }),
+    );
+  } finally {
+    // A run that failed or stopped early leaves the token stream open: close it (and its database cursor).
+    await tokens.close();
+  }
   for (const outcome of outcomes) if (outcome.status === 'rejected') throw outcome.reason;
 
   totals.extraPartitionKeys = extra.partitionKeys;

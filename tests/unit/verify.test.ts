@@ -541,3 +541,23 @@ test('the summary of a differing table counts the differences in its verdict', a
   const summary = formatSummary(await verifyMigration(fakeInput({ projects: PROJECTS, tokens: TOKENS, table })));
   assert.match(summary, /\n {2}Differences: 2\nResult: 2 differences found\.\n$/);
 });
+
+test('a run that fails closes the token stream (its database cursor) instead of leaving it open', async () => {
+  let closed = false;
+  async function* rows(): AsyncGenerator<PostgresToken> {
+    try {
+      yield token('a', 'a-0');
+      yield token('b', 'b-0');
+    } finally {
+      closed = true;
+    }
+  }
+  const input = fakeInput({ projects: PROJECTS, tokens: [], table: [] });
+  input.tokens = rows();
+  input.openPartition = async (pk) => {
+    if (pk === 'PROJECT#b') throw new Error('boom');
+    return stream([]);
+  };
+  await assert.rejects(verifyMigration(input), /boom/);
+  assert.equal(closed, true);
+});
