@@ -15,14 +15,31 @@ export interface RetryPolicy {
 }
 
 /**
+ * A whole number from the environment within [min, max], or `fallback` when the variable is unset. An invalid
+ * value is ignored with one warning line: a mistyped tuning knob must not stop a migration, nor pass unnoticed.
+ */
+function tuningKnob(name: string, fallback: number, min: number, max: number): number {
+  const text = process.env[name];
+  if (text === undefined || text === '') return fallback;
+  if (/^\d+$/.test(text) && Number(text) >= min && Number(text) <= max) return Number(text);
+  process.stderr.write(`warning: ${name}=${JSON.stringify(text)} ignored: not a whole number from ${min} to ${max}; using ${fallback}\n`);
+  return fallback;
+}
+
+/**
  * Bulk-work defaults: 10 attempts with delays up to 0.05, 0.1, 0.2 ... capped at 5 s: about 20 s of patience in
  * the worst case, enough for DynamoDB's adaptive capacity to catch up with a burst, bounded so a dead endpoint
  * ends the run instead of hanging it.
+ *
+ * Tuning knobs (README.md, "Tuning"), read here and nowhere else so every script honours them the same way:
+ * CELLO_RETRY_MAX_ATTEMPTS (1–100), CELLO_RETRY_BASE_MS (0–60000) and CELLO_RETRY_MAX_DELAY_MS (0–300000). More
+ * patience for a table that throttles for long; the tests use a few milliseconds so that exhausting the retries
+ * against a dead endpoint takes well under a second.
  */
 export const bulkRetryPolicy: RetryPolicy = {
-  maxAttempts: 10,
-  baseDelayMs: 50,
-  maxDelayMs: 5000,
+  maxAttempts: tuningKnob('CELLO_RETRY_MAX_ATTEMPTS', 10, 1, 100),
+  baseDelayMs: tuningKnob('CELLO_RETRY_BASE_MS', 50, 0, 60_000),
+  maxDelayMs: tuningKnob('CELLO_RETRY_MAX_DELAY_MS', 5000, 0, 300_000),
   random: Math.random,
   sleep: (ms) => sleepFor(ms),
 };
