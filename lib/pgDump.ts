@@ -1,0 +1,256 @@
+// The text of the migration guide's JSON file (step 1's output, step 2's input), built from PostgreSQL rows as
+// they stream in. Pure: rows in, text out; the script does the reading and the writing.
+//
+//   {
+//     "<project>": {
+//       "repository": <string or null>,
+//       "tokens": [
+//         {
+//           "token_id": "...",
+//           "created_at": "2022-02-02T18:01:49.345261000Z",
+//           "expires_at": null
+//         }
+//       ]
+//     }
+//   }
+//
+// Laid out like Python's json.dump(indent=2), one field per line, so the file reads and diffs well and is written
+// in order without holding it. Strings go through JSON.stringify one value at a time, so commas, quotes,
+// backslashes, newlines, tabs and any unicode come back exactly. Projects appear in byte order of their names
+// (the query sorts with COLLATE "C": the same order whatever the database's collation), tokens in byte order of
+// their ids within each project.
+import { TimestampError, isCanonicalTimestamp, toCanonicalTimestamp } from './timestamps.ts';
+
+/**
+ * One row of the dump query: a project (kind 0) or a token (kind 1), sorted by project, then kind, then token id,
+ * so each project's row comes right before its tokens. Timestamps are PostgreSQL text under TimeZone=UTC.
+ */
+export interface DumpRow {
+  kind: number;
+  project: string | null;
+  repository: string | null;
+  token_id: string | null;
+  created_at: string | null;
+  expires_at: string | null;
+}
+
+export const PROJECT_ROW = 0;
+export const TOKEN_ROW = 1;
+
+/**
+ * The dump query. One statement, so the server merges the two tables in one sort and the client reads one
+ * stream. Timestamps are turned into text after the sort (the subquery), which keeps the rows the server sorts
+ * narrow; OFFSET 0 keeps the planner from flattening the subquery and moving the conversion back before it.
+ */
+export const DUMP_QUERY = `
+SELECT kind, project, repository, token_id, created_at::text AS created_at, expires_at::text AS expires_at
+FROM (
+  SELECT ${PROJECT_ROW} AS kind, project COLLATE "C" AS project, repository,
+         NULL::text COLLATE "C" AS token_id, NULL::timestamptz AS created_at, NULL::timestamptz AS expires_at
+  FROM projects
+  UNION ALL
+  SELECT ${TOKEN_ROW}, project COLLATE "C", NULL, token_id COLLATE "C", created_at, expires_at
+  FROM tokens
+  ORDER BY project, kind, token_id
+  OFFSET 0
+) AS rows_in_order`;
+
+/** How many orphan token ids the report quotes. */
+export const ORPHAN_SAMPLE_SIZE = 5;
+
+export interface DumpCounts {
+  /** Rows of the projects table written. */
+  projects: number;
+  /** Tokens written (orphans included only with includeOrphans). */
+  tokens: number;
+  /** Projects written with a NULL repository (orphan entries not counted). */
+  nullRepository: number;
+  /** Tokens written with a NULL expires_at. */
+  nullExpiresAt: number;
+  /** Tokens whose project is not in the projects table (written or not). */
+  orphanTokens: number;
+  /** Distinct project names of those tokens. */
+  orphanProjects: number;
+  /** The first orphan token ids, in the order read. */
+  orphanSample: (string | null)[];
+}
+
+/** A value that cannot be written as the guide's JSON; names the token or project. */
+export class DumpValueError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'DumpValueError';
+  }
+}
+
+// Nine fraction digits from 0-6: index = zeros needed.
+const ZEROS = ['', '0', '00', '000', '0000', '00000', '000000', '0000000', '00000000', '000000000'];
+
+/**
+ * The canonical timestamp (`2022-02-02T18:01:49.345261000Z`) for PostgreSQL's text output of a timestamptz under
+ * TimeZone=UTC and DateStyle=ISO (`2022-02-02 18:01:49.345261+00`, trailing fraction zeros dropped, no fraction
+ * when it is zero). Millions of rows: the usual shape is rearranged by slicing and checked by
+ * isCanonicalTimestamp (shape and field ranges); anything else — infinity, BC, years past 9999 — goes to
+ * toCanonicalTimestamp, which converts it exactly or throws a TimestampError saying why.
+ */
+export function canonicalFromUtcText(text: string): string {
+  const length = text.length;
+  // 22: no fraction; 24-29: one to six fraction digits.
+  if ((length === 22 || (length >= 24 && length <= 29)) && text.charCodeAt(10) === 32 && text.endsWith('+00')) {
+    const candidate =
+      length === 22
+        ? `${text.slice(0, 10)}T${text.slice(11, 19)}.000000000Z`
+        : `${text.slice(0, 10)}T${text.slice(11, length - 3)}${ZEROS[32 - length]}Z`;
+    if (isCanonicalTimestamp(candidate)) return candidate;
+  }
+  return toCanonicalTimestamp(text);
+}
+
+/** Orders strings by Unicode code point, as PostgreSQL's "C" collation orders their UTF-8 bytes. */
+export function compareCodePoints(a: string, b: string): number {
+  const length = Math.min(a.length, b.length);
+  for (let i = 0; i < length; i++) {
+    let x = a.charCodeAt(i);
+    let y = b.charCodeAt(i);
+    if (x === y) continue;
+    // UTF-16 puts surrogates (U+D800-DFFF, i.e. code points past U+FFFF) before U+E000-FFFF; code point order
+    // puts them after. Shift both ranges so plain comparison gives code point order.
+    if (x >= 0xd800) x += x >= 0xe000 ? -0x800 : 0x2000;
+    if (y >= 0xd800) y += y >= 0xe000 ? -0x800 : 0x2000;
+    return x - y;
+  }
+  return a.length - b.length;
+}
+
+function jsonValue(value: string | null): string {
+  return value === null ? 'null' : JSON.stringify(value);
+}
+
+/**
+ * Builds the file's text from rows in the dump query's order. Each method returns the text to append; nothing
+ * is held but the current project's name.
+ */
+export class MigrationJsonBuilder {
+  private readonly counts: DumpCounts = {
+    projects: 0,
+    tokens: 0,
+    nullRepository: 0,
+    nullExpiresAt: 0,
+    orphanTokens: 0,
+    orphanProjects: 0,
+    orphanSample: [],
+  };
+  /** The project whose entry is open (its tokens follow), or undefined before the first. */
+  private currentProject: string | undefined;
+  /** Whether the open entry is an orphan project (no row in projects). */
+  private currentIsOrphan = false;
+  /** The project of the last orphan token seen, to count distinct orphan projects. */
+  private lastOrphanProject: string | null | undefined;
+  private entryOpen = false;
+  private entryHasTokens = false;
+  private entries = 0;
+  private started = false;
+  private finished = false;
+
+  constructor(private readonly options: { includeOrphans: boolean }) {}
+
+  /** The opening brace. */
+  start(): string {
+    this.started = true;
+    return '{';
+  }
+
+  /** The text for one row of the dump query. @throws DumpValueError for a value the file cannot hold. */
+  add(row: DumpRow): string {
+    if (!this.started || this.finished) throw new Error('MigrationJsonBuilder.add called outside start()/finish()');
+    if (row.kind === PROJECT_ROW) return this.addProject(row.project, row.repository);
+    if (row.kind === TOKEN_ROW) return this.addToken(row);
+    throw new Error(`unexpected row kind ${String(row.kind)} from the dump query`);
+  }
+
+  /** The closing text; the file is complete after it. */
+  finish(): string {
+    this.finished = true;
+    const close = this.closeEntry();
+    return this.entries === 0 ? '}\n' : `${close}\n}\n`;
+  }
+
+  summary(): DumpCounts {
+    return { ...this.counts, orphanSample: [...this.counts.orphanSample] };
+  }
+
+  private addProject(project: string | null, repository: string | null): string {
+    if (project === null) throw new DumpValueError('a row of the projects table has a NULL project name, which cannot be a key of the file');
+    this.counts.projects++;
+    if (repository === null) this.counts.nullRepository++;
+    return this.openEntry(project, repository, false);
+  }
+
+  private addToken(row: DumpRow): string {
+    const project = row.project;
+    let text = '';
+    // A project's row comes right before its tokens (same name, kind 0 sorts first): a token whose project is not
+    // the open entry's, or whose open entry is itself an orphan's, has no row in projects.
+    if (project === null || project !== this.currentProject || this.currentIsOrphan) {
+      this.counts.orphanTokens++;
+      if (project !== this.lastOrphanProject) this.counts.orphanProjects++;
+      this.lastOrphanProject = project;
+      if (this.counts.orphanSample.length < ORPHAN_SAMPLE_SIZE) this.counts.orphanSample.push(row.token_id);
+      // A token without any project name cannot be placed under one, even when orphans are kept.
+      if (!this.options.includeOrphans || project === null) return '';
+      if (project !== this.currentProject) text = this.openEntry(project, null, true);
+    }
+    text += this.tokenText(row);
+    this.counts.tokens++;
+    if (row.expires_at === null) this.counts.nullExpiresAt++;
+    return text;
+  }
+
+  private tokenText(row: DumpRow): string {
+    const createdAt = this.timestamp(row, 'created_at');
+    const expiresAt = this.timestamp(row, 'expires_at');
+    const separator = this.entryHasTokens ? ',\n' : '\n';
+    this.entryHasTokens = true;
+    // Canonical timestamps hold only [0-9TZ:.-]: quoting them needs no escaping.
+    return (
+      `${separator}      {\n        "token_id": ${jsonValue(row.token_id)},\n` +
+      `        "created_at": ${createdAt === null ? 'null' : `"${createdAt}"`},\n` +
+      `        "expires_at": ${expiresAt === null ? 'null' : `"${expiresAt}"`}\n      }`
+    );
+  }
+
+  private timestamp(row: DumpRow, field: 'created_at' | 'expires_at'): string | null {
+    const text = row[field];
+    if (text === null) return null;
+    try {
+      return canonicalFromUtcText(text);
+    } catch (error) {
+      if (!(error instanceof TimestampError)) throw error;
+      throw new DumpValueError(`token ${jsonValue(row.token_id)} of project ${jsonValue(row.project)}: ${field} ${error.message}`);
+    }
+  }
+
+  private openEntry(project: string, repository: string | null, isOrphan: boolean): string {
+    if (this.currentProject !== undefined) {
+      const order = compareCodePoints(project, this.currentProject);
+      // The query sorts by project: a name that does not come strictly after the last one would be a duplicate
+      // key in the file (or a bug in the ordering), never something to write.
+      if (order === 0) throw new DumpValueError(`project ${jsonValue(project)} appears more than once in the projects table`);
+      if (order < 0) throw new Error(`dump rows out of order: ${jsonValue(project)} after ${jsonValue(this.currentProject)}`);
+    }
+    const close = this.closeEntry();
+    const separator = this.entries === 0 ? '\n' : ',\n';
+    this.entries++;
+    this.currentProject = project;
+    this.currentIsOrphan = isOrphan;
+    this.entryOpen = true;
+    this.entryHasTokens = false;
+    return `${close}${separator}  ${JSON.stringify(project)}: {\n    "repository": ${jsonValue(repository)},\n    "tokens": [`;
+  }
+
+  private closeEntry(): string {
+    if (!this.entryOpen) return '';
+    this.entryOpen = false;
+    return this.entryHasTokens ? '\n    ]\n  }' : ']\n  }';
+  }
+}

@@ -1,0 +1,535 @@
+// PostgreSQL for the migration scripts: the host argument, the password, connection options that follow libpq's
+// environment (PGPASSWORD, PGSSLMODE, PGSSLROOTCERT, PGCONNECT_TIMEOUT, PGAPPNAME), the Cello schema check,
+// streaming reads in one consistent snapshot, and driver errors turned into one line an operator can act on.
+//
+// The driver is porsager/postgres. Three of its habits matter here and are handled below:
+// - it prints server notices with console.log unless told otherwise, and reads many PG* variables of its own;
+//   every option is passed explicitly so neither happens;
+// - it parses timestamptz into a Date (milliseconds): the scripts select timestamps as text under TimeZone=UTC;
+// - when a server closes the connection during start-up it reconnects at once, forever, and its connect timeout
+//   restarts with each attempt: the socket is opened here instead (see openSocket), with a deadline, and a second
+//   attempt before the session is ready fails.
+import { existsSync, openSync, readFileSync } from 'node:fs';
+import { isIP, isIPv6, Socket } from 'node:net';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { StringDecoder } from 'node:string_decoder';
+import { ReadStream, WriteStream } from 'node:tty';
+import postgres from 'postgres';
+import type { ConnectionOptions } from 'node:tls';
+import { ExitCode, UserError, oneLine, registerSecret, stopSignal } from './cli.ts';
+
+export type Sql = postgres.Sql;
+export type TransactionSql = postgres.TransactionSql;
+
+export const DEFAULT_PORT = 5432;
+/** Seconds to wait for a connection when PGCONNECT_TIMEOUT is not set: an unreachable host fails, never hangs. */
+export const DEFAULT_CONNECT_TIMEOUT_SECONDS = 10;
+
+/** Where to connect, as the operator named it. */
+export interface PostgresTarget {
+  host: string;
+  port: number;
+  user: string;
+  database: string;
+}
+
+// ---- host argument ------------------------------------------------------------------------------------------------
+
+/**
+ * Parses the guide's `<db_host[:port]>` argument: `host`, `host:port`, `[ipv6]`, `[ipv6]:port`, or a bare IPv6
+ * address (`::1`, whose colons leave no room for a port: write `[::1]:5433` for one). The port defaults to 5432.
+ *
+ * @throws UserError (exit 2) for an empty host, a missing or invalid port, or a malformed IPv6 address.
+ */
+export function parseHostArgument(text: string): { host: string; port: number } {
+  const example = 'e.g. localhost, db.example.com:5433 or [::1]:5433';
+  const value = text.trim();
+  if (value === '') throw new UserError(`the database host is empty — give a host name or address, ${example}`);
+  if (/[\s/@]/.test(value)) {
+    throw new UserError(`invalid database host ${JSON.stringify(text)}: spaces, "/" and "@" are not allowed — ${example}`);
+  }
+
+  let host: string;
+  let portText: string | undefined;
+  if (value.startsWith('[')) {
+    const match = /^\[([^\]]*)\](?::(.*))?$/.exec(value);
+    if (match === null) throw new UserError(`invalid database host ${JSON.stringify(text)}: expected [ipv6] or [ipv6]:port — ${example}`);
+    host = match[1]!;
+    portText = match[2];
+    if (!isIPv6(host)) throw new UserError(`invalid database host ${JSON.stringify(text)}: ${JSON.stringify(host)} is not an IPv6 address — ${example}`);
+  } else if (value.indexOf(':') !== value.lastIndexOf(':')) {
+    // Two colons or more: an IPv6 address without brackets, so no port.
+    if (!isIPv6(value)) {
+      throw new UserError(`invalid database host ${JSON.stringify(text)}: not an IPv6 address; to give a port with an IPv6 address write [address]:port — ${example}`);
+    }
+    host = value;
+  } else {
+    const colon = value.indexOf(':');
+    host = colon < 0 ? value : value.slice(0, colon);
+    portText = colon < 0 ? undefined : value.slice(colon + 1);
+    if (host === '') throw new UserError(`invalid database host ${JSON.stringify(text)}: the host name is missing before ":" — ${example}`);
+  }
+  return { host, port: portText === undefined ? DEFAULT_PORT : parsePort(portText, text) };
+}
+
+function parsePort(portText: string, argument: string): number {
+  const port = /^\d{1,5}$/.test(portText) ? Number(portText) : NaN;
+  if (!(port >= 1 && port <= 65535)) {
+    throw new UserError(
+      `invalid port ${JSON.stringify(portText)} in ${JSON.stringify(argument)}: a port is a whole number from 1 to 65535 — e.g. db.example.com:5432`,
+    );
+  }
+  return port;
+}
+
+/** `host:port`, with brackets around an IPv6 address (`[::1]:5432`): how messages name a server. */
+export function formatHostPort(host: string, port: number): string {
+  return `${isIPv6(host) ? `[${host}]` : host}:${port}`;
+}
+
+export function describeTarget(target: PostgresTarget): string {
+  return formatHostPort(target.host, target.port);
+}
+
+// ---- libpq environment --------------------------------------------------------------------------------------------
+
+export type SslMode = 'disable' | 'allow' | 'prefer' | 'require' | 'verify-ca' | 'verify-full';
+const SSL_MODES: readonly SslMode[] = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'];
+
+/** PGSSLMODE; unset means `prefer`, libpq's default. */
+export function parseSslMode(value: string | undefined): SslMode {
+  if (value === undefined || value === '') return 'prefer';
+  if ((SSL_MODES as readonly string[]).includes(value)) return value as SslMode;
+  throw new UserError(`invalid PGSSLMODE ${JSON.stringify(value)} — use one of ${SSL_MODES.join(', ')}`);
+}
+
+/**
+ * PGCONNECT_TIMEOUT in seconds, as libpq reads it: unset means our default (10 s), 0 or less means wait
+ * indefinitely, and 1 is raised to libpq's minimum of 2.
+ */
+export function parseConnectTimeout(value: string | undefined): number {
+  if (value === undefined || value.trim() === '') return DEFAULT_CONNECT_TIMEOUT_SECONDS;
+  if (!/^\s*-?\d+\s*$/.test(value)) {
+    throw new UserError(`invalid PGCONNECT_TIMEOUT ${JSON.stringify(value)} — give a whole number of seconds, e.g. 10`);
+  }
+  const seconds = Number(value);
+  if (seconds <= 0) return 0;
+  return Math.max(seconds, 2);
+}
+
+/** What the driver's `ssl` option takes: off, "TLS if the server offers it", or tls.connect options. */
+export type DriverSsl = false | 'prefer' | ConnectionOptions;
+
+/**
+ * The driver's `ssl` option for a libpq sslmode.
+ *
+ * - disable: no TLS. allow, prefer: TLS if the server offers it, else plain (libpq's `allow` tries plain first;
+ *   the outcome is the same: encrypted whenever the server supports it), certificate not checked.
+ * - require: TLS or fail, certificate not checked — unless a root certificate is given, when libpq checks the
+ *   chain as for verify-ca, and so do we.
+ * - verify-ca: TLS, chain checked against the root certificate (or the system's CAs), host name not checked.
+ * - verify-full: TLS, chain and host name checked.
+ *
+ * `rootCertificate` is the PEM text of PGSSLROOTCERT (or ~/.postgresql/root.crt), undefined for the system CAs.
+ */
+export function sslOptionFor(mode: SslMode, host: string, rootCertificate: string | undefined): DriverSsl {
+  const ca = rootCertificate === undefined ? {} : { ca: rootCertificate };
+  switch (mode) {
+    case 'disable':
+      return false;
+    case 'allow':
+    case 'prefer':
+      return 'prefer';
+    case 'require':
+      if (rootCertificate === undefined) return { rejectUnauthorized: false };
+      return sslOptionFor('verify-ca', host, rootCertificate);
+    case 'verify-ca':
+      return { rejectUnauthorized: true, ...ca, checkServerIdentity: () => undefined };
+    case 'verify-full':
+      // `host` is what Node checks the certificate against; SNI (servername) is only for names, not addresses.
+      return { rejectUnauthorized: true, ...ca, host, servername: isIP(host) ? undefined : host };
+  }
+}
+
+/**
+ * The root certificate libpq would use: PGSSLROOTCERT (`system` means the system's CAs), else
+ * ~/.postgresql/root.crt when it exists, else none (the system's CAs).
+ */
+export function readRootCertificate(env: NodeJS.ProcessEnv, home = homedir()): string | undefined {
+  const configured = env.PGSSLROOTCERT;
+  if (configured === 'system') return undefined;
+  const path = configured || join(home, '.postgresql', 'root.crt');
+  if (!configured && !existsSync(path)) return undefined;
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const reason = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : (error as Error).message;
+    throw new UserError(`cannot read the root certificate ${path} (PGSSLROOTCERT): ${reason} — give the path of the server's CA certificate in PEM form`);
+  }
+}
+
+/** Connection settings read from the environment, checked before anything connects. */
+export interface ConnectionSettings {
+  sslMode: SslMode;
+  ssl: DriverSsl;
+  connectTimeoutSeconds: number;
+  applicationName: string;
+}
+
+export function connectionSettingsFromEnvironment(env: NodeJS.ProcessEnv, host: string, applicationName = 'cello-migrate'): ConnectionSettings {
+  const sslMode = parseSslMode(env.PGSSLMODE);
+  const needsCertificate = sslMode === 'require' || sslMode === 'verify-ca' || sslMode === 'verify-full';
+  return {
+    sslMode,
+    ssl: sslOptionFor(sslMode, host, needsCertificate ? readRootCertificate(env) : undefined),
+    connectTimeoutSeconds: parseConnectTimeout(env.PGCONNECT_TIMEOUT),
+    applicationName: env.PGAPPNAME || applicationName,
+  };
+}
+
+// ---- password -----------------------------------------------------------------------------------------------------
+
+export const NO_PASSWORD_MESSAGE = 'no password: set PGPASSWORD, or run from a terminal to be prompted';
+
+/**
+ * PGPASSWORD when it is set, even empty (trust authentication); otherwise asked on the terminal without echo.
+ * The password is registered as a secret, so no message can show it.
+ *
+ * @throws UserError (exit 2) at once when there is neither PGPASSWORD nor a terminal.
+ */
+export async function readPassword(env: NodeJS.ProcessEnv, prompt: string): Promise<string> {
+  const password = env.PGPASSWORD ?? (await promptHidden(prompt));
+  registerSecret(password);
+  return password;
+}
+
+interface Terminal {
+  input: ReadStream;
+  output: NodeJS.WritableStream;
+  close(): void;
+}
+
+/** The controlling terminal (/dev/tty), else stdin when it is a terminal, else undefined. */
+function openTerminal(): Terminal | undefined {
+  let readFd: number | undefined;
+  let writeFd: number | undefined;
+  try {
+    readFd = openSync('/dev/tty', 'r');
+    writeFd = openSync('/dev/tty', 'w');
+    const input = new ReadStream(readFd);
+    const output = new WriteStream(writeFd);
+    return {
+      input,
+      output,
+      close: () => {
+        input.destroy();
+        output.destroy();
+      },
+    };
+  } catch {
+    // No controlling terminal (ENXIO), e.g. under cron, CI or a pipe from another program.
+  }
+  if (process.stdin.isTTY) {
+    return { input: process.stdin, output: process.stderr, close: () => process.stdin.pause() };
+  }
+  return undefined;
+}
+
+/** Reads one line from the terminal in raw mode, echoing nothing. Ctrl-C stops the script (exit 130). */
+async function promptHidden(prompt: string): Promise<string> {
+  const terminal = openTerminal();
+  if (terminal === undefined) throw new UserError(NO_PASSWORD_MESSAGE, ExitCode.usage);
+  const { input, output } = terminal;
+  output.write(prompt);
+  input.setRawMode(true);
+  input.resume();
+  const decoder = new StringDecoder('utf8');
+  let onData: (chunk: Buffer) => void = () => undefined;
+  let onStop: () => void = () => undefined;
+  try {
+    return await new Promise<string>((resolve, reject) => {
+      let password = '';
+      const interrupted = () => new UserError('stopped at the password prompt', ExitCode.interrupted);
+      onStop = () => reject(interrupted());
+      stopSignal.addEventListener('abort', onStop, { once: true });
+      onData = (chunk: Buffer) => {
+        for (const character of decoder.write(chunk)) {
+          if (character === '\r' || character === '\n') return resolve(password);
+          if (character === '\u0003') return reject(interrupted()); // Ctrl-C: raw mode turns it into a byte
+          if (character === '\u0004') {
+            // Ctrl-D: end of input, as in a shell.
+            if (password === '') return reject(new UserError('no password entered — type it at the prompt, or set PGPASSWORD', ExitCode.usage));
+            return resolve(password);
+          }
+          if (character === '\u007f' || character === '\b') password = Array.from(password).slice(0, -1).join('');
+          else if (character === '\u0015') password = ''; // Ctrl-U
+          else if (character >= ' ') password += character;
+        }
+      };
+      input.on('data', onData);
+    });
+  } finally {
+    stopSignal.removeEventListener('abort', onStop);
+    input.removeListener('data', onData);
+    input.setRawMode(false);
+    output.write('\n');
+    terminal.close();
+  }
+}
+
+// ---- connection ---------------------------------------------------------------------------------------------------
+
+/** A session for reading: max one connection, UTC and ISO dates whatever the server's or database's defaults. */
+export interface PostgresSession {
+  sql: Sql;
+  target: PostgresTarget;
+  settings: ConnectionSettings;
+  /** Closes the connection; safe to call more than once. */
+  close(): Promise<void>;
+}
+
+/**
+ * Connects and checks the session works (one round trip), so that every connection problem — refused, timed out,
+ * bad password, unknown database — surfaces here as a UserError (exit 3) naming the server.
+ */
+export async function connectPostgres(target: PostgresTarget, password: string, settings: ConnectionSettings): Promise<PostgresSession> {
+  let ready = false;
+  let attempts = 0;
+  const timeoutMs = settings.connectTimeoutSeconds * 1000;
+  let sql: Sql;
+  try {
+    sql = postgres({
+      // Arrays: given as a string, the driver splits the host at ":" (breaking IPv6) and at ",".
+      host: [target.host] as unknown as string,
+      port: [target.port] as unknown as number,
+      user: target.user,
+      database: target.database,
+      pass: password,
+      ssl: settings.ssl as postgres.Options<{}>['ssl'],
+      // Not in the driver's typings, but supported: it awaits this for a connected socket.
+      socket: () => {
+        attempts += 1;
+        if (attempts > 1 && !ready) return Promise.reject(connectionError('CONNECTION_CLOSED', 'the server closed the connection during start-up'));
+        return openSocket(target.host, target.port, timeoutMs);
+      },
+      max: 1,
+      connect_timeout: settings.connectTimeoutSeconds,
+      idle_timeout: undefined,
+      // A dump of a large table can take longer than the driver's default connection lifetime (30-60 min).
+      max_lifetime: null,
+      keep_alive: 60,
+      prepare: true,
+      fetch_types: false,
+      debug: false,
+      backoff: false,
+      onnotice: () => undefined,
+      onparameter: () => undefined,
+      connection: {
+        application_name: settings.applicationName,
+        // Text output of timestamps is then `YYYY-MM-DD HH:MM:SS[.ffffff]+00`, whatever the server's, database's
+        // or role's TimeZone and DateStyle.
+        TimeZone: 'UTC',
+        DateStyle: 'ISO, MDY',
+        // A reading session must not be cut short by a statement timeout set on the database or role, as pg_dump
+        // does for the same reason.
+        statement_timeout: '0',
+      },
+    } as unknown as postgres.Options<{}>);
+  } catch (error) {
+    // The driver validates PGTARGETSESSIONATTRS itself and throws a plain Error.
+    throw new UserError(`cannot set up the PostgreSQL connection to ${describeTarget(target)}: ${(error as Error).message}`, ExitCode.usage);
+  }
+  let closed: Promise<void> | undefined;
+  const session: PostgresSession = {
+    sql,
+    target,
+    settings,
+    close: () => (closed ??= sql.end({ timeout: 0 }).catch(() => undefined)),
+  };
+  try {
+    await sql`SELECT 1`;
+    ready = true;
+  } catch (error) {
+    await session.close();
+    throw toPostgresUserError(error, target, settings);
+  }
+  return session;
+}
+
+/** A TCP connection to the server with its own deadline (the driver's connect timer starts only after this). */
+function openSocket(host: string, port: number, timeoutMs: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = new Socket();
+    const timer = timeoutMs > 0 ? setTimeout(() => fail(connectionError('CONNECT_TIMEOUT', `no answer within ${timeoutMs / 1000} s`)), timeoutMs) : undefined;
+    function fail(error: Error) {
+      clearTimeout(timer);
+      socket.destroy();
+      reject(error);
+    }
+    socket.once('error', fail);
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      socket.removeListener('error', fail);
+      resolve(socket);
+    });
+    socket.connect({ host, port });
+  });
+}
+
+function connectionError(code: string, message: string): Error {
+  return Object.assign(new Error(message), { code });
+}
+
+/** Runs `work` in one read-only REPEATABLE READ transaction: every query in it sees the same snapshot. */
+export async function inReadOnlySnapshot<T>(session: PostgresSession, work: (sql: TransactionSql) => Promise<T>): Promise<T> {
+  return (await session.sql.begin('isolation level repeatable read read only', work)) as T;
+}
+
+/**
+ * Streams the rows of `query` to `onBatch`, `batchSize` rows at a time. The next batch is fetched only when the
+ * promise `onBatch` returns has settled, so memory holds one batch whatever the size of the result.
+ */
+export async function forEachBatch<Row>(
+  query: postgres.PendingQuery<postgres.Row[]>,
+  batchSize: number,
+  onBatch: (rows: Row[]) => Promise<void> | void,
+): Promise<void> {
+  await query.cursor(batchSize, (rows) => onBatch(rows as unknown as Row[]));
+}
+
+// ---- schema -------------------------------------------------------------------------------------------------------
+
+/** Type names (as format_type prints them) accepted for a column. */
+export type ExpectedTables = Record<string, Record<string, readonly string[]>>;
+
+const TEXT_TYPES = ['character varying', 'text', 'character'] as const;
+const TIMESTAMPTZ = ['timestamp with time zone'] as const;
+
+/** The columns of the Cello schema the migration reads, with the types their values can be read exactly from. */
+export const CELLO_TABLES: ExpectedTables = {
+  projects: { project: TEXT_TYPES, repository: TEXT_TYPES },
+  tokens: { token_id: TEXT_TYPES, created_at: TIMESTAMPTZ, project: TEXT_TYPES, expires_at: TIMESTAMPTZ },
+};
+
+/** What the database holds for one expected table: undefined when the table is missing. */
+export type FoundColumns = Map<string, string> | undefined;
+
+/** The first difference between the expected tables and what was found, as a message; undefined when none. */
+export function findSchemaProblem(database: string, expected: ExpectedTables, found: Record<string, FoundColumns>): string | undefined {
+  for (const [table, columns] of Object.entries(expected)) {
+    const foundColumns = found[table];
+    if (foundColumns === undefined) return `table "${table}" not found in database "${database}" — is this the Cello database?`;
+    for (const [column, types] of Object.entries(columns)) {
+      const type = foundColumns.get(column);
+      if (type === undefined) return `column ${table}.${column} not found in database "${database}" — is this the Cello database?`;
+      if (!types.includes(type)) {
+        return `column ${table}.${column} has type ${type} in database "${database}"; expected ${types.join(' or ')} — is this the Cello database?`;
+      }
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Checks the tables exist (as the search path resolves them, like the queries that follow) with the expected
+ * columns and types. @throws UserError (exit 3) naming the first missing table or column.
+ */
+export async function checkTables(sql: Sql | TransactionSql, database: string, expected: ExpectedTables): Promise<void> {
+  const tables = Object.keys(expected);
+  const rows = await sql<{ table_name: string; column_name: string | null; type: string | null }[]>`
+    SELECT t.name AS table_name, a.attname AS column_name, format_type(a.atttypid, NULL) AS type
+    FROM unnest(string_to_array(${tables.join(',')}::text, ',')) AS t(name)
+    LEFT JOIN pg_catalog.pg_attribute a
+      ON a.attrelid = to_regclass(quote_ident(t.name)) AND a.attnum > 0 AND NOT a.attisdropped`;
+  const found: Record<string, FoundColumns> = {};
+  for (const row of rows) {
+    if (row.column_name === null || row.type === null) continue;
+    const columns = (found[row.table_name] ??= new Map());
+    columns.set(row.column_name, row.type);
+  }
+  const problem = findSchemaProblem(database, expected, found);
+  if (problem !== undefined) throw new UserError(problem, ExitCode.environment);
+}
+
+// ---- errors -------------------------------------------------------------------------------------------------------
+
+const TLS_CERTIFICATE_CODES = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_UNTRUSTED',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
+/**
+ * One line for a driver or network error, naming the server and saying what to check. Errors that are neither
+ * (our own bugs) are returned unchanged so they keep their stack.
+ */
+export function toPostgresUserError(error: unknown, target: PostgresTarget, settings?: Pick<ConnectionSettings, 'sslMode' | 'connectTimeoutSeconds'>): Error {
+  if (error instanceof UserError) return error;
+  if (!(error instanceof Error)) return new Error(String(error));
+  const code = (error as { code?: unknown }).code;
+  if (typeof code !== 'string') return error;
+  const at = describeTarget(target);
+  const user = JSON.stringify(target.user);
+  const database = JSON.stringify(target.database);
+  const fail = (message: string) => new UserError(oneLine(message), ExitCode.environment);
+  const serverMessage = oneLine(error.message);
+  const cannotConnect = `cannot connect to PostgreSQL at ${at}`;
+
+  switch (code) {
+    case '28P01':
+      return fail(`password authentication failed for user ${user} at ${at} — check the user name and PGPASSWORD`);
+    case '28000':
+      return fail(`PostgreSQL at ${at} refused user ${user} for database ${database}: ${serverMessage} — check the user name and the server's pg_hba.conf`);
+    case '3D000':
+      return fail(`database ${database} does not exist at ${at} — check the database name`);
+    case '42501':
+      return fail(`permission denied at ${at}: ${serverMessage} — user ${user} needs SELECT on the Cello tables`);
+    case '53300':
+      return fail(`PostgreSQL at ${at} has too many connections: ${serverMessage} — try again later`);
+    case '57P03':
+      return fail(`PostgreSQL at ${at} is not accepting connections yet: ${serverMessage} — try again in a moment`);
+    case 'ECONNREFUSED':
+      return fail(`${cannotConnect}: connection refused — check host and port`);
+    case 'CONNECT_TIMEOUT':
+    case 'ETIMEDOUT': {
+      const seconds = settings?.connectTimeoutSeconds;
+      return fail(`${cannotConnect}: no answer${seconds ? ` within ${seconds} s` : ''} — check host, port and firewall (PGCONNECT_TIMEOUT sets the wait)`);
+    }
+    case 'ENOTFOUND':
+      return fail(`${cannotConnect}: host name ${JSON.stringify(target.host)} not found — check the host name`);
+    case 'EAI_AGAIN':
+      return fail(`${cannotConnect}: the host name ${JSON.stringify(target.host)} could not be resolved (DNS not answering) — check the host name and DNS`);
+    case 'EHOSTUNREACH':
+    case 'ENETUNREACH':
+    case 'EADDRNOTAVAIL':
+      return fail(`${cannotConnect}: host unreachable — check host and network`);
+    case 'ECONNRESET':
+    case 'EPIPE':
+    case 'CONNECTION_CLOSED':
+    case 'CONNECTION_ENDED':
+    case 'CONNECTION_DESTROYED': {
+      const tls = settings && settings.sslMode !== 'disable' && settings.sslMode !== 'prefer' && settings.sslMode !== 'allow';
+      const hint = tls
+        ? `does the server accept TLS? (PGSSLMODE=${settings.sslMode})`
+        : 'check that host and port are those of a PostgreSQL server';
+      return fail(`${cannotConnect}: the connection was closed (${code}) — ${hint}`);
+    }
+  }
+  if (TLS_CERTIFICATE_CODES.has(code) || code.startsWith('ERR_TLS') || code.startsWith('ERR_SSL')) {
+    return fail(`${cannotConnect}: the server's TLS certificate was not accepted (${serverMessage}) — set PGSSLROOTCERT to the CA certificate that signed it, or check the host name`);
+  }
+  if (error instanceof postgres.PostgresError) {
+    if (code.startsWith('08')) return fail(`${cannotConnect}: ${serverMessage}`);
+    return fail(`PostgreSQL at ${at}, database ${database}: ${serverMessage} (SQLSTATE ${code})`);
+  }
+  if (/^E[A-Z]+$/.test(code)) return fail(`${cannotConnect}: ${serverMessage}`);
+  return error;
+}

@@ -1,0 +1,155 @@
+#!/usr/bin/env -S npx tsx
+// Step 1 of the migration guide: every project and token of the Cello PostgreSQL database, written to the JSON
+// file step 2 loads into DynamoDB.
+//
+//   PGPASSWORD=... npx tsx scripts/migrate_dump_postgres.ts localhost cello_user cello_db migration_data.json
+//
+// One read-only REPEATABLE READ transaction (a consistent snapshot), one streamed query, the file written as rows
+// arrive (memory does not grow with the tables) to a temporary file moved into place only when complete. Values
+// are written exactly as stored; timestamps in canonical UTC with nine fraction digits (lib/pgDump.ts).
+import { ExitCode, Progress, UserError, createArgumentParser, formatCount, runMain, stopSignal, stopSignalReceived, wasStopped } from '../lib/cli.ts';
+import { AtomicOutputFile } from '../lib/files.ts';
+import { DUMP_QUERY, DumpValueError, MigrationJsonBuilder, type DumpCounts, type DumpRow } from '../lib/pgDump.ts';
+import {
+  CELLO_TABLES,
+  checkTables,
+  connectPostgres,
+  connectionSettingsFromEnvironment,
+  describeTarget,
+  forEachBatch,
+  inReadOnlySnapshot,
+  parseHostArgument,
+  readPassword,
+  toPostgresUserError,
+  type PostgresSession,
+  type PostgresTarget,
+} from '../lib/postgres.ts';
+
+const SCRIPT = 'migrate_dump_postgres.ts';
+/** Rows per round trip: large enough that round trips cost little, small enough to keep memory flat. */
+const BATCH_ROWS = 10_000;
+
+if (process.env.CELLO_REPORT_PEAK_RSS === '1') {
+  // For the benchmark and the memory test: the high-water mark of this process, however it ends.
+  process.on('exit', () => process.stderr.write(`peak RSS: ${Math.round(process.resourceUsage().maxRSS / 1024)} MB\n`));
+}
+
+await runMain(async () => {
+  const args = await createArgumentParser(
+    process.argv.slice(2),
+    SCRIPT,
+    'Usage: $0 <db_host[:port]> <db_user> <db_name> <output_file>\n\n' +
+      'Writes every project and token of the Cello PostgreSQL database to a JSON file (mode 0600), the input of step 2.\n\n' +
+      'The password comes from PGPASSWORD, or is asked on the terminal. PGSSLMODE, PGSSLROOTCERT, ' +
+      'PGCONNECT_TIMEOUT (default 10 s) and PGAPPNAME are honoured as by psql.',
+  )
+    .parserConfiguration({ 'parse-positional-numbers': false })
+    .command('$0 <db_host> <db_user> <db_name> <output_file>', false, (command) =>
+      command
+        .positional('db_host', { type: 'string', demandOption: true, describe: 'host, host:port, [ipv6]:port or a bare IPv6 address; port 5432 by default' })
+        .positional('db_user', { type: 'string', demandOption: true, describe: 'the PostgreSQL user' })
+        .positional('db_name', { type: 'string', demandOption: true, describe: 'the Cello database' })
+        .positional('output_file', { type: 'string', demandOption: true, describe: 'the JSON file to create' }),
+    )
+    .option('force', { type: 'boolean', default: false, describe: 'replace the output file if it exists' })
+    .option('include-orphans', {
+      type: 'boolean',
+      default: false,
+      describe: 'also write tokens whose project is missing from the projects table, under their project name with "repository": null',
+    })
+    .example('$0 localhost cello_user cello_db migration_data.json', 'dump the local Cello database (password asked, or PGPASSWORD)')
+    .example('$0 db.example.com:5433 cello_user cello_db migration_data.json', 'a server on another port')
+    .example('$0 [::1]:5433 cello_user cello_db migration_data.json', 'an IPv6 address with a port')
+    .example('PGSSLMODE=verify-full PGSSLROOTCERT=ca.pem $0 db.example.com cello_user cello_db migration_data.json', 'TLS, certificate and host name checked')
+    .parseAsync();
+
+  const hostArgument = String(args.db_host);
+  const user = String(args.db_user);
+  const database = String(args.db_name);
+  const output = String(args.output_file);
+  const { host, port } = parseHostArgument(hostArgument);
+  if (user.trim() === '') throw new UserError('the database user is empty — give the PostgreSQL user, e.g. cello_user');
+  if (database.trim() === '') throw new UserError('the database name is empty — give the Cello database, e.g. cello_db');
+  if (output.trim() === '') throw new UserError('the output file is empty — give the path of the JSON file to create, e.g. migration_data.json');
+  const target: PostgresTarget = { host, port, user, database };
+  const settings = connectionSettingsFromEnvironment(process.env, host);
+
+  // Everything that can fail without the database fails before the password prompt: a folder in the way, an
+  // existing file without --force, a folder that cannot be written.
+  const file = await AtomicOutputFile.create(output, { overwrite: args.force });
+  const builder = new MigrationJsonBuilder({ includeOrphans: args['include-orphans'] });
+  const progress = new Progress('Dumping tokens');
+  let session: PostgresSession | undefined;
+  // A stop during the server's sort (before any row arrives) closes the connection, which ends the query.
+  const closeOnStop = () => void session?.close();
+  stopSignal.addEventListener('abort', closeOnStop, { once: true });
+  try {
+    const password = await readPassword(process.env, `Password for user ${user} at ${describeTarget(target)}: `);
+    session = await connectPostgres(target, password, settings);
+    if (wasStopped()) throw stopError();
+    await inReadOnlySnapshot(session, async (sql) => {
+      await checkTables(sql, database, CELLO_TABLES);
+      await file.write(builder.start());
+      await forEachBatch<DumpRow>(sql.unsafe(DUMP_QUERY), BATCH_ROWS, async (rows) => {
+        if (wasStopped()) throw stopError();
+        let text = '';
+        for (const row of rows) text += builder.add(row);
+        await file.write(text);
+        progress.update(builder.summary().tokens, 'tokens');
+      });
+    });
+    if (wasStopped()) throw stopError();
+    await file.write(builder.finish());
+    await file.commit();
+  } catch (error) {
+    await file.abort();
+    if (wasStopped()) throw stopError();
+    if (error instanceof DumpValueError) {
+      throw new UserError(`${error.message} — correct the value in PostgreSQL and run again; nothing was written`, ExitCode.environment);
+    }
+    throw toPostgresUserError(error, target, settings);
+  } finally {
+    stopSignal.removeEventListener('abort', closeOnStop);
+    progress.finish();
+    await session?.close();
+  }
+
+  const counts = builder.summary();
+  reportOrphans(counts, args['include-orphans']);
+  process.stdout.write(summary(output, counts, args['include-orphans']));
+  return ExitCode.ok;
+});
+
+function stopError(): UserError {
+  return new UserError(`stopped by ${stopSignalReceived() ?? 'a signal'} before finishing — nothing was written`, ExitCode.interrupted);
+}
+
+function quoteIds(ids: (string | null)[], total: number): string {
+  const quoted = ids.map((id) => (id === null ? 'null' : JSON.stringify(id))).join(', ');
+  return total > ids.length ? `${quoted}, …` : quoted;
+}
+
+/** Orphan tokens are never dropped silently: a line on stderr says how many, which, and what to do. */
+function reportOrphans(counts: DumpCounts, included: boolean): void {
+  if (counts.orphanTokens === 0) return;
+  const what = `${formatCount(counts.orphanTokens)} token(s) belong to ${formatCount(counts.orphanProjects)} project(s) missing from the projects table (${quoteIds(counts.orphanSample, counts.orphanTokens)})`;
+  process.stderr.write(
+    included
+      ? `note: ${what}; written under their project name with "repository": null\n`
+      : `warning: ${what}; they were NOT written — pass --include-orphans to write them with "repository": null\n`,
+  );
+}
+
+function summary(output: string, counts: DumpCounts, includeOrphans: boolean): string {
+  const orphans =
+    counts.orphanTokens === 0
+      ? '0'
+      : `${formatCount(counts.orphanTokens)} in ${formatCount(counts.orphanProjects)} project(s), ${includeOrphans ? 'written with "repository": null' : 'not written (see --include-orphans)'}`;
+  return (
+    `Created ${output}\n` +
+    `Projects processed: ${formatCount(counts.projects)}\n` +
+    `Tokens processed: ${formatCount(counts.tokens)}\n` +
+    `NULL repository: ${formatCount(counts.nullRepository)}, NULL expires_at: ${formatCount(counts.nullExpiresAt)}\n` +
+    `Orphan tokens (project not in projects): ${orphans}\n`
+  );
+}
