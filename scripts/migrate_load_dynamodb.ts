@@ -1,0 +1,135 @@
+#!/usr/bin/env -S npx tsx
+// Step 2 of the migration guide: loads the JSON file written by step 1 into the Cello DynamoDB table.
+// Checks the table and the whole file first (nothing is written if either is wrong), then writes every item that
+// does not exist yet — never replacing one that does — and prints the summary the guide's Step 3 shows.
+// The logic lives in lib/load.ts; this file parses the arguments and talks to the operator.
+import {
+  ExitCode,
+  Progress,
+  createArgumentParser,
+  formatCount,
+  positiveInteger,
+  runMain,
+  wasStopped,
+} from '../lib/cli.ts';
+import { checkTableName, createDynamoClient, describeCelloTable, toDynamoUserError, type DynamoTarget } from '../lib/dynamodb.ts';
+import { checkInputFile } from '../lib/files.ts';
+import { PROBLEM_LIST_LIMIT, checkMigrationFile, formatLoadSummary, loadMigrationFile, type RunEnding } from '../lib/load.ts';
+import { bulkRetryPolicy, type RetryPolicy } from '../lib/retry.ts';
+
+const SCRIPT = 'migrate_load_dynamodb.ts';
+const DEFAULT_CONCURRENCY = 16;
+const MAX_CONCURRENCY = 256;
+
+/** The table check runs before anything else: a wrong endpoint or region should fail in seconds, not after ~20 s. */
+const startupPolicy: RetryPolicy = { ...bulkRetryPolicy, maxAttempts: 3 };
+
+async function parseArguments() {
+  const args = await createArgumentParser(
+    process.argv.slice(2),
+    SCRIPT,
+    [
+      "Loads the migration data file (step 1's output) into the Cello DynamoDB table. Items that already exist are " +
+        'never replaced: they are counted as skipped, so running the command again after a partial run loads exactly ' +
+        'what is missing. The whole file is checked first; if anything is wrong, nothing is written.',
+      '',
+      'Usage: $0 <data_file> <table_name> <region> [options]',
+    ].join('\n'),
+  )
+    // "0123.json" stays a file name, not the number 123.
+    .parserConfiguration({ 'parse-positional-numbers': false })
+    .command('$0 <data_file> <table_name> <region>', false, (command) =>
+      command
+        .positional('data_file', { type: 'string', describe: 'the JSON file written by migrate_dump_postgres.ts', demandOption: true })
+        .positional('table_name', { type: 'string', describe: 'the DynamoDB table (pk HASH S, sk RANGE S)', demandOption: true })
+        .positional('region', { type: 'string', describe: 'the AWS region of the table, e.g. us-east-1', demandOption: true }),
+    )
+    .option('endpoint-url', {
+      type: 'string',
+      describe: 'send requests to this endpoint instead of AWS (e.g. a local DynamoDB); AWS_ENDPOINT_URL_DYNAMODB works too',
+    })
+    .option('concurrency', {
+      describe: `requests in flight at most (1-${MAX_CONCURRENCY})`,
+      default: DEFAULT_CONCURRENCY,
+      coerce: positiveInteger('concurrency', MAX_CONCURRENCY),
+    })
+    .option('dry-run', {
+      type: 'boolean',
+      default: false,
+      describe: 'check the file and the table and report what would be loaded and skipped; reads, never writes',
+    })
+    .option('conditional-puts', {
+      type: 'boolean',
+      default: false,
+      describe: 'one conditional PutItem per item instead of BatchWriteItem: safe while other writers run, much slower',
+    })
+    // Operators copy these commands whole: no description column, and a width that fits the longest one.
+    .wrap(120)
+    .example(`npx tsx scripts/${SCRIPT} migration_data.json cello us-east-1`, '')
+    .example(`npx tsx scripts/${SCRIPT} migration_data.json cello us-east-1 --endpoint-url http://localhost:8000`, '')
+    .example(`npx tsx scripts/${SCRIPT} migration_data.json cello us-east-1 --dry-run`, '')
+    .epilogue(
+      'Exit codes: 0 everything loaded or already there, 1 some items failed (run again), 2 invalid arguments or data file ' +
+        '(nothing written), 3 DynamoDB unreachable, credentials refused or table missing/wrong, 130 stopped by Ctrl-C (run again).',
+    )
+    .parseAsync();
+  return {
+    dataFile: String(args.data_file),
+    tableName: String(args.table_name),
+    region: String(args.region),
+    endpointUrl: args['endpoint-url'] as string | undefined,
+    concurrency: args.concurrency as number,
+    dryRun: args['dry-run'] as boolean,
+    conditionalPuts: args['conditional-puts'] as boolean,
+  };
+}
+
+function writeError(line: string): void {
+  // A failure line must not land in the middle of a progress line on a terminal.
+  process.stderr.write(`${process.stderr.isTTY ? '\r\x1b[2K' : ''}${line}\n`);
+}
+
+await runMain(async () => {
+  const options = await parseArguments();
+  const target: DynamoTarget = { region: options.region, endpointUrl: options.endpointUrl };
+  checkTableName(options.tableName);
+  await checkInputFile(options.dataFile);
+  const client = createDynamoClient(target, { maxSockets: options.concurrency });
+  try {
+    await describeCelloTable(client, options.tableName, target, startupPolicy);
+
+    const report = await checkMigrationFile(options.dataFile, options.dataFile, wasStopped);
+    if (report.checked === undefined) {
+      for (const problem of report.problems) writeError(`error: ${problem}`);
+      const listed = report.problemCount > report.problems.length ? ` (the first ${PROBLEM_LIST_LIMIT} are listed above)` : '';
+      const problems = report.problemCount === 1 ? '1 problem' : `${formatCount(report.problemCount)} problems`;
+      writeError(`error: ${problems} in ${options.dataFile}${listed}; nothing was written — fix the file and run again`);
+      return ExitCode.usage;
+    }
+    const checked = report.checked;
+    for (const notice of checked.duplicateNotices) writeError(`warning: ${notice}`);
+
+    const progress = new Progress(options.dryRun ? 'Checking items' : 'Loading items', checked.items);
+    const result = await loadMigrationFile({
+      client,
+      tableName: options.tableName,
+      checked,
+      concurrency: options.concurrency,
+      dryRun: options.dryRun,
+      conditionalPuts: options.conditionalPuts,
+      policy: bulkRetryPolicy,
+      shouldStop: wasStopped,
+      onFailedItem: (description) => writeError(`failed: ${description}`),
+      onProgress: (counts) => progress.update(counts.loaded + counts.skipped + counts.failed + counts.duplicates),
+    });
+    progress.finish();
+
+    const ending: RunEnding = result.error !== undefined ? 'error' : result.stopped ? 'stopped' : 'complete';
+    process.stdout.write(formatLoadSummary(checked, result.counts, options.dryRun, ending));
+    if (result.error !== undefined) throw toDynamoUserError(result.error, target, options.tableName);
+    if (result.stopped) return ExitCode.interrupted;
+    return result.counts.failed > 0 ? ExitCode.incomplete : ExitCode.ok;
+  } finally {
+    client.destroy();
+  }
+});
