@@ -396,7 +396,15 @@ export async function forEachBatch<Row>(
   batchSize: number,
   onBatch: (rows: Row[]) => Promise<void> | void,
 ): Promise<void> {
-  await query.cursor(batchSize, (rows) => onBatch(rows as unknown as Row[]));
+  // The driver awaits the callback between batches, but hands over the final batch as the query completes and
+  // neither waits for it nor catches its failure: keep its promise and settle it here.
+  let latest: Promise<void> | undefined;
+  await query.cursor(batchSize, (rows) => {
+    latest = (async () => onBatch(rows as unknown as Row[]))();
+    latest.catch(() => undefined); // observed below (or by the driver): never an unhandled rejection
+    return latest;
+  });
+  await latest;
 }
 
 // ---- schema -------------------------------------------------------------------------------------------------------

@@ -57,10 +57,11 @@ await runMain(async () => {
       default: false,
       describe: 'also write tokens whose project is missing from the projects table, under their project name with "repository": null',
     })
-    .example('$0 localhost cello_user cello_db migration_data.json', 'dump the local Cello database (password asked, or PGPASSWORD)')
-    .example('$0 db.example.com:5433 cello_user cello_db migration_data.json', 'a server on another port')
-    .example('$0 [::1]:5433 cello_user cello_db migration_data.json', 'an IPv6 address with a port')
-    .example('PGSSLMODE=verify-full PGSSLROOTCERT=ca.pem $0 db.example.com cello_user cello_db migration_data.json', 'TLS, certificate and host name checked')
+    // Without descriptions, so each command keeps one line at any terminal width and can be copied whole.
+    .example('$0 localhost cello_user cello_db migration_data.json', '')
+    .example('$0 db.example.com:5433 cello_user cello_db migration_data.json', '')
+    .example('$0 [::1]:5433 cello_user cello_db migration_data.json', '')
+    .example('PGSSLMODE=require $0 db.example.com cello_user cello_db migration_data.json', '')
     .parseAsync();
 
   const hostArgument = String(args.db_host);

