@@ -656,8 +656,8 @@ export function formatExtraPartitions(extra: ExtraPartitions, limit: number = LI
 export function formatOrphanNote(orphans: OrphanTokens): string {
   if (orphans.count === 0) return '';
   let text =
-    `Note: ${plural(orphans.count, 'token', 'tokens')} in PostgreSQL belong to no project (their project is not in the projects table); ` +
-    'they are not expected in the table and were not compared:\n';
+    `Note: ${plural(orphans.count, 'token', 'tokens')} in PostgreSQL ${orphans.count === 1 ? 'belongs' : 'belong'} to no project (their project is not in the projects table); ` +
+    'they were not compared (if the dump was made with --include-orphans, run this with --include-orphans too):\n';
   for (const token of orphans.examples) text += `  token ${displayName(token.tokenId)} (project ${displayName(token.project)})\n`;
   const more = orphans.count - orphans.examples.length;
   if (more > 0) text += `  ... and ${formatCount(more)} more\n`;
@@ -667,6 +667,8 @@ export function formatOrphanNote(orphans: OrphanTokens): string {
 export interface SummaryOptions {
   /** The signal that stopped the run early, if any. */
   stoppedBy?: string | undefined;
+  /** Projects that exist only as the project of orphan tokens, compared as if NULL-repository projects. */
+  orphanProjects?: number;
 }
 
 /** The closing summary; the last line says whether the table matches. */
@@ -680,15 +682,16 @@ export function formatSummary(result: VerificationResult, options: SummaryOption
   const lines = [
     heading,
     `  Projects in PostgreSQL: ${formatCount(totals.projectsInPostgres)}`,
+    ...(options.orphanProjects ? [`    of which projects of orphan tokens (--include-orphans): ${formatCount(options.orphanProjects)}`] : []),
     `  Projects matching: ${formatCount(totals.projectsMatching)}`,
     `  Projects with differences: ${formatCount(totals.projectsWithDifferences)}`,
     `  Projects missing from table: ${formatCount(totals.projectsMissing)}`,
     `  Extra partition keys in table: ${extraKeys}`,
     `  Tokens in PostgreSQL: ${formatCount(totals.tokensInPostgres)}`,
     `  Token items in table: ${formatCount(totals.tokenItemsInTable)}`,
+    ...(result.orphans.count > 0 ? [`  Tokens of no project in PostgreSQL (not compared): ${formatCount(result.orphans.count)}`] : []),
     `  Differences: ${formatCount(totals.differences)}`,
   ];
-  if (result.orphans.count > 0) lines.push(`  Tokens of no project in PostgreSQL (not compared): ${formatCount(result.orphans.count)}`);
   if (partial) {
     lines.push(`Result: stopped before finishing; ${plural(totals.differences, 'difference', 'differences')} found so far — run it again to verify the whole table.`);
   } else if (totals.differences === 0) {

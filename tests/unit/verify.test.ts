@@ -338,7 +338,7 @@ test('TokensByProject refuses rows out of byte order', async () => {
 
 test('orphans are a note naming token and project', () => {
   const note = formatOrphanNote({ count: 1, examples: [token('ghost', 'tkn-x')] });
-  assert.match(note, /^Note: 1 token in PostgreSQL belong/);
+  assert.match(note, /^Note: 1 token in PostgreSQL belongs to no project/);
   assert.match(note, /\n {2}token tkn-x \(project ghost\)\n$/);
 });
 
