@@ -2,21 +2,25 @@
 //
 // The file is read three times at most, each time as a stream (memory stays flat in the file size):
 //   1. check: every project and token is validated; nothing is written if anything is wrong. Item keys go into
-//      a compact 64-bit digest set to spot keys that may occur twice.
+//      a compact 64-bit digest set (11–23 bytes a key) to spot keys that may occur twice.
 //   2. duplicates (only when step 1 saw a digest twice): the suspect keys are compared exactly, so a digest
 //      collision can never drop an item. Duplicates with identical values are written once; duplicates with
 //      different values are an error (we cannot know which one is right).
-//   3. load: items are grouped by 100 (groups span projects); each group is one consistent BatchGetItem to find
-//      the keys that already exist, then BatchWriteItem requests of 25 for the missing ones. Groups run
-//      concurrently, and a shared pool of request slots keeps at most `concurrency` requests in flight.
+//   3. load: a project's items are sorted by sort key and cut into units of 100 (small projects share units, so
+//      units span projects). Each unit is checked for existing items with one strongly consistent request: a Query
+//      for any item in the unit's key range (on a first load the range is empty, and one cheap request clears 100
+//      items), or a BatchGetItem of its 100 keys when the range holds items. The missing items join a queue written
+//      in BatchWriteItem requests of 25. Units run concurrently; a shared pool of request slots keeps at most
+//      `concurrency` requests in flight.
 //
 // Never overwriting, and what a concurrent writer can do:
 //   BatchWriteItem cannot be conditional. The loader reads which keys exist (strongly consistent) and writes only
 //   the missing ones, so an item that existed before the run is never replaced, and re-running after a complete,
 //   failed or killed run writes exactly what is still missing. But if another writer (the Cello service, a second
-//   loader) creates an item between our read and our write, our write replaces it with the file's value. Run the
-//   load with the service stopped or read-only. `conditionalPuts` closes that window: one PutItem per item with
-//   `attribute_not_exists(pk)`, race-free but one request per item instead of one per 25.
+//   loader) creates one of the file's items between our check and our write (milliseconds, per unit of 100), our
+//   write replaces it with the file's value. Run the load with the service stopped or read-only. `conditionalPuts`
+//   closes that window: one PutItem per item with `attribute_not_exists(pk)`, race-free but one request per item
+//   instead of one per 25.
 import { PutItemCommand, QueryCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { ExitCode, UserError } from './cli.ts';
 import {
@@ -1017,7 +1021,8 @@ export async function loadMigrationFile(options: LoadOptions): Promise<LoadResul
       },
       options.shouldStop,
     );
-    if (source.finished && queue.length > 0) {
+    // The last, partial batch; not once a stop was requested (its items count as not processed).
+    if (source.finished && queue.length > 0 && !options.shouldStop()) {
       const batches: LoadItem[][] = [];
       while (queue.length > 0) batches.push(queue.splice(0, BATCH_WRITE_LIMIT));
       await writeBatches(batches);
