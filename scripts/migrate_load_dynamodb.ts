@@ -113,6 +113,7 @@ await runMain(async () => {
     }
     const checked = report.checked;
     for (const notice of checked.duplicateNotices) writeError(`warning: ${notice}`);
+    if (checked.projects === 0) writeError(`warning: ${options.dataFile} holds no projects — nothing to load (is it the right file?)`);
 
     const progress = new Progress(options.dryRun ? 'Checking items' : 'Loading items', checked.items);
     const result = await loadMigrationFile({

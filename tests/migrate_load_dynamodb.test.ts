@@ -272,6 +272,14 @@ test('round trip: PostgreSQL → migrate_dump_postgres → migrate_load_dynamodb
   assert.deepEqual(await scanTable(tableName), expected);
 });
 
+test('a file with no projects loads nothing, exits 0 and warns that it may be the wrong file', async () => {
+  const { tableName } = await newCelloTable();
+  const result = await load(writeDataFile({}), tableName);
+  assert.equal(result.code, 0, result.stderr);
+  assert.match(result.stderr, /^warning: .*migration_data\.json holds no projects — nothing to load \(is it the right file\?\)\n$/);
+  assert.equal(summaryValue(result.stdout, 'Items loaded'), '0');
+});
+
 // ---- invalid input: nothing written ------------------------------------------------------------------------------------
 
 const VALID_TOKEN = { token_id: 't', created_at: '2022-02-02T18:01:49.345261000Z', expires_at: null };
