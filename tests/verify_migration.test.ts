@@ -3,13 +3,16 @@
 // PostgreSQL is seeded with SQL; the table gets exactly what a correct loader writes, built here from PostgreSQL's
 // own rendering of the values (not from the loader, and not from lib/timestamps.ts), then changed one way per
 // test.
-import { describe, test } from 'node:test';
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { BatchWriteItemCommand, DeleteItemCommand, PutItemCommand, type DynamoDBClient, type WriteRequest } from '@aws-sdk/client-dynamodb';
 import { sendWithRetry, type DynamoItem } from '../lib/dynamodb.ts';
 import { bulkRetryPolicy, type RetryPolicy } from '../lib/retry.ts';
 import type { AdminSql } from '../lib/localStack.ts';
-import { REGION, getStack, hasStackTrace, newCelloDatabase, newCelloTable, runScript, scanTable, uniqueName } from './support/harness.ts';
+import { startFaultProxy } from './support/faultProxy.ts';
+import { REGION, ROOT, cleanEnvironment, getStack, hasStackTrace, newCelloDatabase, newCelloTable, runScript, scanTable, uniqueName } from './support/harness.ts';
 
 const stack = await getStack();
 const host = `${stack.postgres.host}:${stack.postgres.port}`;
@@ -210,6 +213,54 @@ test('verify reads only: the table is unchanged and a SELECT-only PostgreSQL use
   assert.equal(result.code, 1, result.stderr);
   assert.match(result.stdout, /\n {2}missing token tkn-1\n/);
   assert.deepEqual(await scanTable(tableName), before);
+});
+
+test('through a proxy counting requests, verify sends DescribeTable, Query and Scan only', async (t: TestContext) => {
+  const tableName = await migratedTable();
+  const proxy = await startFaultProxy({ target: stack.endpoint, seed: 1, rates: {} });
+  t.after(() => proxy.close());
+  const result = await verify(shared.name, tableName, '--endpoint-url', proxy.endpoint);
+  assert.equal(result.code, 0, result.stdout + result.stderr);
+  const operations = Object.keys(proxy.stats).filter((name) => name.startsWith('op:')).sort();
+  assert.deepEqual(operations, ['op:DescribeTable', 'op:Query', 'op:Scan']);
+});
+
+test('throttling, 5xx and dropped connections are retried: the verdict is the same as without them', async (t: TestContext) => {
+  const tableName = await migratedTable((client, table) => remove(client, table, 'alpha', 'TOKEN#tkn-2').then(() => undefined));
+  const proxy = await startFaultProxy({
+    target: stack.endpoint,
+    seed: 7,
+    rates: { throttle: 0.1, throttlingException: 0.05, internalError: 0.05, unavailableHtml: 0.05, dropBeforeForward: 0.05, dropAfterForward: 0.05 },
+    operations: ['Query', 'Scan'],
+  });
+  t.after(() => proxy.close());
+  const direct = await verify(shared.name, tableName);
+  const faulty = await verify(shared.name, tableName, '--endpoint-url', proxy.endpoint);
+  assert.ok((proxy.stats.throttle ?? 0) + (proxy.stats.dropAfterForward ?? 0) > 0, JSON.stringify(proxy.stats));
+  assert.equal(faulty.code, 1, faulty.stderr);
+  assert.equal(faulty.stdout, direct.stdout);
+});
+
+test('SIGINT stops the run: requests in flight finish, a partial summary is printed, exit 130', async (t: TestContext) => {
+  const tableName = await migratedTable();
+  const proxy = await startFaultProxy({ target: stack.endpoint, seed: 3, rates: { slow: 1 }, slowMs: 1000, operations: ['Query'] });
+  t.after(() => proxy.close());
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', join(ROOT, 'scripts', 'verify_migration.ts'), host, stack.postgres.user, shared.name, tableName, REGION, '--concurrency', '1', '--endpoint-url', proxy.endpoint],
+    { cwd: ROOT, env: cleanEnvironment(stack), stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (text: string) => (stdout += text));
+  child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
+  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  // Signal once the first partition is being read (the handlers are installed by then).
+  while ((proxy.stats['op:Query'] ?? 0) === 0) await new Promise((resolve) => setTimeout(resolve, 20));
+  child.kill('SIGINT');
+  assert.equal(await exited, 130, stderr);
+  assert.match(stdout, new RegExp(`^Verification summary \\(stopped by SIGINT after \\d of ${seeded.projects} projects; the counts are partial\\):\n`, 'm'));
+  assert.match(stdout, /\nResult: stopped before finishing; 0 differences found so far — run it again to verify the whole table\.\n$/);
 });
 
 // ---- one test per kind of difference -------------------------------------------------------------------------------
