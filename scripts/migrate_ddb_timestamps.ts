@@ -34,6 +34,7 @@ import {
   type RecordRepairPlan,
 } from '../lib/repair.ts';
 import { applyTimestampChanges, type RepairTarget } from '../lib/repairUpdate.ts';
+import { ReportOutput } from '../lib/reportOutput.ts';
 import { bulkRetryPolicy, mapConcurrentOrdered } from '../lib/retry.ts';
 
 const DEFAULT_CONCURRENCY = 16;
@@ -69,10 +70,13 @@ await runMain(async () => {
   await checkInputFile(file);
   const client = createDynamoClient(target, { maxSockets: concurrency });
   const repairTarget: RepairTarget = { client, tableName, target, policy: bulkRetryPolicy };
+  const report = new ReportOutput();
+  const write = (text: string) => report.write(text);
 
   try {
     await write(formatConfiguration({ file, table: tableName, region: target.region, dryRun }));
     await write(`Loading records from ${file}...\n`);
+    await report.flush(); // seen before the first pass, which takes a while on a big file
     // First pass: the whole file is valid before anything is written.
     let total = 0;
     for await (const _record of readDump(file)) {
@@ -115,6 +119,7 @@ await runMain(async () => {
     if (stoppedBy !== undefined) return ExitCode.interrupted;
     return counts.failed > 0 ? ExitCode.incomplete : ExitCode.ok;
   } finally {
+    await report.flush();
     client.destroy();
   }
 });
@@ -136,10 +141,4 @@ async function* readDump(file: string): AsyncGenerator<DumpRecord> {
     }
     throw error;
   }
-}
-
-/** Writes to stdout, waiting when the pipe is full so a long report never piles up in memory. */
-function write(text: string): Promise<void> {
-  if (process.stdout.write(text)) return Promise.resolve();
-  return new Promise((resolve) => process.stdout.once('drain', resolve));
 }

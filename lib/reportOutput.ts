@@ -1,0 +1,42 @@
+// A report printed on stdout record by record, gathered into few writes.
+//
+// On Linux, writes to a pipe or a terminal are synchronous: one write per record block is one system call per
+// record, and when the reader lags each call waits for it. Measured on the timestamp repair, that was more
+// CPU than the repair's own logic. Text is therefore collected and written when 64 KiB have gathered, or
+// 100 ms after the first unwritten text, so an operator watching still sees the report move.
+
+const FLUSH_BYTES = 64 * 1024;
+const FLUSH_DELAY_MS = 100;
+
+export class ReportOutput {
+  private pending: string[] = [];
+  private pendingLength = 0;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly stream: NodeJS.WritableStream = process.stdout) {}
+
+  /** Queues `text`; resolves at once unless a full chunk had to wait for the stream to drain. */
+  async write(text: string): Promise<void> {
+    this.pending.push(text);
+    this.pendingLength += text.length;
+    if (this.pendingLength >= FLUSH_BYTES) {
+      await this.flush();
+    } else if (this.timer === undefined) {
+      this.timer = setTimeout(() => void this.flush(), FLUSH_DELAY_MS);
+      this.timer.unref();
+    }
+  }
+
+  /** Writes everything queued; resolves once the stream has taken it (or can take more). */
+  async flush(): Promise<void> {
+    if (this.timer !== undefined) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+    if (this.pending.length === 0) return;
+    const text = this.pending.join('');
+    this.pending = [];
+    this.pendingLength = 0;
+    if (!this.stream.write(text)) await new Promise<void>((resolve) => this.stream.once('drain', () => resolve()));
+  }
+}
