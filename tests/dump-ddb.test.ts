@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync, statSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { PutItemCommand, ScanCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { BATCH_WRITE_LIMIT, batchWriteWithRetry, type DynamoItem } from '../lib/dynamodb.ts';
+import { BATCH_WRITE_LIMIT, batchWriteWithRetry, sendWithRetry, type DynamoItem } from '../lib/dynamodb.ts';
 import { bulkRetryPolicy, chunk } from '../lib/retry.ts';
 import { REGION, ROOT, cleanEnvironment, getStack, hasStackTrace, newCelloTable, runScript, temporaryFolder } from './support/harness.ts';
 import { startFaultProxy } from './support/faultProxy.ts';
@@ -49,7 +49,7 @@ async function rawItems(client: DynamoDBClient, tableName: string): Promise<Dyna
   const items: DynamoItem[] = [];
   let startKey: DynamoItem | undefined;
   do {
-    const page = await client.send(new ScanCommand({ TableName: tableName, ConsistentRead: true, ExclusiveStartKey: startKey }));
+    const page = await sendWithRetry(() => client.send(new ScanCommand({ TableName: tableName, ConsistentRead: true, ExclusiveStartKey: startKey })), bulkRetryPolicy);
     items.push(...(page.Items ?? []));
     startKey = page.LastEvaluatedKey;
   } while (startKey);
@@ -244,7 +244,7 @@ test('invalid arguments are one error line (exit 2) without a stack trace', asyn
 
 test('a single item put through the SDK comes back with the same attribute names and values', async () => {
   const { tableName, client } = await newCelloTable();
-  await client.send(new PutItemCommand({ TableName: tableName, Item: { pk: { S: 'PROJECT#x' }, sk: { S: 'METADATA' }, repository: { S: '' } } }));
+  await sendWithRetry(() => client.send(new PutItemCommand({ TableName: tableName, Item: { pk: { S: 'PROJECT#x' }, sk: { S: 'METADATA' }, repository: { S: '' } } })), bulkRetryPolicy);
   const output = join(temporaryFolder(), 'dump.json');
   assert.equal((await runScript('dump-ddb', dumpArgs(tableName, output))).code, 0);
   assert.equal(readFileSync(output, 'utf8'), '[\n{"pk":"PROJECT#x","sk":"METADATA","repository":""}\n]\n');

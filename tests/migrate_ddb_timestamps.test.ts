@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DeleteItemCommand, GetItemCommand, ScanCommand, UpdateItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { BATCH_WRITE_LIMIT, batchWriteWithRetry, type DynamoItem } from '../lib/dynamodb.ts';
+import { BATCH_WRITE_LIMIT, batchWriteWithRetry, sendWithRetry, type DynamoItem } from '../lib/dynamodb.ts';
 import { bulkRetryPolicy, chunk } from '../lib/retry.ts';
 import { ROOT, REGION, cleanEnvironment, getStack, hasStackTrace, newCelloTable, runScript, temporaryFolder, type ScriptResult } from './support/harness.ts';
 import { startFaultProxy, startLatencyProxy, type FaultProxy } from './support/faultProxy.ts';
@@ -30,7 +30,7 @@ async function rawItems(client: DynamoDBClient, tableName: string): Promise<Map<
   const items = new Map<string, DynamoItem>();
   let startKey: DynamoItem | undefined;
   do {
-    const page = await client.send(new ScanCommand({ TableName: tableName, ConsistentRead: true, ExclusiveStartKey: startKey }));
+    const page = await sendWithRetry(() => client.send(new ScanCommand({ TableName: tableName, ConsistentRead: true, ExclusiveStartKey: startKey })), bulkRetryPolicy);
     for (const item of page.Items ?? []) items.set(`[${item.pk!.S}][${item.sk!.S}]`, item);
     startKey = page.LastEvaluatedKey;
   } while (startKey);
@@ -271,15 +271,14 @@ test('an item changed or deleted between dump and repair is not overwritten, is 
   await put(client, tableName, legacyTokens(3, 'live'));
   const file = await dump(tableName);
   const [changed, deleted, untouched] = ['[PROJECT#live][TOKEN#t0000]', '[PROJECT#live][TOKEN#t0001]', '[PROJECT#live][TOKEN#t0002]'];
-  await client.send(
-    new UpdateItemCommand({
-      TableName: tableName,
-      Key: { pk: s('PROJECT#live'), sk: s('TOKEN#t0000') },
-      UpdateExpression: 'SET created_at = :now',
-      ExpressionAttributeValues: { ':now': s('2031-01-01T00:00:00.000000000Z') },
-    }),
-  );
-  await client.send(new DeleteItemCommand({ TableName: tableName, Key: { pk: s('PROJECT#live'), sk: s('TOKEN#t0001') } }));
+  const someoneElsesUpdate = new UpdateItemCommand({
+    TableName: tableName,
+    Key: { pk: s('PROJECT#live'), sk: s('TOKEN#t0000') },
+    UpdateExpression: 'SET created_at = :now',
+    ExpressionAttributeValues: { ':now': s('2031-01-01T00:00:00.000000000Z') },
+  });
+  await sendWithRetry(() => client.send(someoneElsesUpdate), bulkRetryPolicy);
+  await sendWithRetry(() => client.send(new DeleteItemCommand({ TableName: tableName, Key: { pk: s('PROJECT#live'), sk: s('TOKEN#t0001') } })), bulkRetryPolicy);
 
   const result = await runScript('migrate_ddb_timestamps', repairArgs(file, tableName));
   assert.equal(result.code, 1, result.stderr);
@@ -400,7 +399,7 @@ describe('an invalid dump is one error line (exit 2) and nothing is updated', ()
       assert.match(result.stderr, message);
       assert.equal(hasStackTrace(result.stderr), false);
       assert.doesNotMatch(result.stdout, /Processing records/);
-      const item = await client.send(new GetItemCommand({ TableName: tableName, Key: legacyKey, ConsistentRead: true }));
+      const item = await sendWithRetry(() => client.send(new GetItemCommand({ TableName: tableName, Key: legacyKey, ConsistentRead: true })), bulkRetryPolicy);
       assert.deepEqual(item.Item?.created_at, s('2022-02-02 18:01:49+00'));
     });
   }
