@@ -1,7 +1,7 @@
 #!/usr/bin/env -S npx tsx
 // Step 5 of the migration guide: does the DynamoDB table hold exactly what PostgreSQL holds?
 //
-//   PGPASSWORD=... ./scripts/verify_migration.ts db.example.com cello cello cello-prod us-east-1
+//   PGPASSWORD=... npx tsx scripts/verify_migration.ts localhost cello_user cello_db cello us-east-1
 //
 // PostgreSQL is the source of truth. Every project and token is compared with its item, value by value
 // (NULL ↔ "", timestamps as instants and in the canonical format the Cello service parses); items under partition
@@ -67,6 +67,11 @@ The password comes from PGPASSWORD, or is asked on the terminal. PGSSLMODE, PGSS
 (default 10 s) and PGAPPNAME are honoured as by psql. AWS credentials come from the usual chain (AWS_PROFILE,
 environment, SSO...).`;
 
+if (process.env.CELLO_REPORT_PEAK_RSS === '1') {
+  // For the benchmark: the high-water mark of this process, however it ends.
+  process.on('exit', () => process.stderr.write(`peak RSS: ${Math.round(process.resourceUsage().maxRSS / 1024)} MB\n`));
+}
+
 await runMain(async () => {
   const args = await createArgumentParser(process.argv.slice(2), 'verify_migration.ts', USAGE)
     // "0123" is a database name, not the number 123.
@@ -92,9 +97,11 @@ await runMain(async () => {
       describe:
         'also compare tokens whose project is missing from the projects table, as migrate_dump_postgres.ts --include-orphans writes them (under their project name, repository NULL)',
     })
-    .example('PGPASSWORD=... $0 db.example.com cello cello cello-prod us-east-1', 'verify the migration into table cello-prod')
-    .example('$0 db.example.com:6432 cello cello cello-prod eu-west-1 --concurrency 16', 'a non-default port; more DynamoDB requests at once')
-    .example('$0 localhost postgres cello cello us-east-1 --endpoint-url http://localhost:8000', 'against a local DynamoDB')
+    // Without descriptions, so each command keeps one line at any terminal width and can be copied whole.
+    .example('$0 localhost cello_user cello_db cello us-east-1', '')
+    .example('$0 db.example.com:5433 cello_user cello_db cello eu-west-1 --concurrency 16', '')
+    .example('$0 db.example.com cello_user cello_db cello us-east-1 --include-orphans', '')
+    .example('PGSSLMODE=require $0 db.example.com cello_user cello_db cello us-east-1', '')
     .parseAsync();
 
   const user = String(args.db_user);
