@@ -87,7 +87,12 @@ export function describeEndpoint(target: DynamoTarget): string {
  */
 export function createDynamoClient(
   target: DynamoTarget,
-  options: { maxSockets?: number; credentials?: { accessKeyId: string; secretAccessKey: string } } = {},
+  options: {
+    maxSockets?: number;
+    credentials?: { accessKeyId: string; secretAccessKey: string };
+    /** The SDK's own attempts; 1 (off) for the scripts, whose requests all go through sendWithRetry. */
+    sdkMaxAttempts?: number;
+  } = {},
 ): DynamoDBClient {
   checkRegion(target.region);
   if (target.endpointUrl !== undefined) checkEndpointUrl(target.endpointUrl);
@@ -96,7 +101,7 @@ export function createDynamoClient(
     region: target.region,
     ...(target.endpointUrl !== undefined ? { endpoint: target.endpointUrl } : {}),
     ...(options.credentials ? { credentials: options.credentials } : {}),
-    maxAttempts: 1,
+    maxAttempts: options.sdkMaxAttempts ?? 1,
     requestHandler: {
       httpAgent: new HttpAgent({ keepAlive: true, maxSockets }),
       httpsAgent: new HttpsAgent({ keepAlive: true, maxSockets }),

@@ -211,11 +211,18 @@ export async function createCelloDatabase(pg: LocalPostgres, name: string, optio
   }
 }
 
-/** A client for seeding and checking the local table; it uses the dummy credentials whatever the environment. */
+/**
+ * A client for seeding and checking the local table: the dummy credentials whatever the environment, and the
+ * SDK's own retries on, since seeding code calls client.send directly (a keep-alive socket the server just
+ * closed otherwise fails a test with "socket hang up").
+ */
 export function createLocalDynamoClient(endpoint: string): DynamoDBClient {
   return createDynamoClient(
     { region: LOCAL_REGION, endpointUrl: endpoint },
-    { credentials: { accessKeyId: LOCAL_AWS_ENV.AWS_ACCESS_KEY_ID, secretAccessKey: LOCAL_AWS_ENV.AWS_SECRET_ACCESS_KEY } },
+    {
+      credentials: { accessKeyId: LOCAL_AWS_ENV.AWS_ACCESS_KEY_ID, secretAccessKey: LOCAL_AWS_ENV.AWS_SECRET_ACCESS_KEY },
+      sdkMaxAttempts: 5,
+    },
   );
 }
 
