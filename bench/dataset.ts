@@ -1,0 +1,66 @@
+// The benchmark's data: the Cello PostgreSQL database seeded in SQL (generate_series, no row-by-row inserts), and
+// the items an earlier, buggy migration would have stored from it (timestamps as PostgreSQL text), for the
+// timestamp repair.
+import type { DynamoItem } from '../lib/dynamodb.ts';
+import type { AdminSql } from '../lib/localStack.ts';
+
+/**
+ * `projects` projects, one in ten without a repository; `tokens` tokens with microsecond timestamps, one in three
+ * never expiring. Tokens are spread unevenly, the way real projects differ: the share of project k falls with k
+ * (the first of 1,000 projects holds about 3 % of the tokens, most hold a few dozen, some none).
+ */
+export function seedSql(projects: number, tokens: number): string {
+  const name = (number: string) => `'project-' || lpad((${number})::text, 7, '0')`;
+  return `
+INSERT INTO projects (project, repository)
+  SELECT ${name('p')}, CASE WHEN p % 10 = 0 THEN NULL ELSE 'https://github.com/example-org/repository-' || p END
+  FROM generate_series(1, ${projects}) AS p;
+INSERT INTO tokens (token_id, created_at, project, expires_at)
+  SELECT 'tok_' || md5(i::text),
+         timestamptz '2021-01-01 00:00:00.000001+00' + i * interval '17.000123 seconds',
+         ${name(`1 + floor(${projects} * power(mod(i * 0.6180339887, 1), 2))::int`)},
+         CASE WHEN i % 3 = 0 THEN NULL ELSE timestamptz '2026-01-01 00:00:00+00' + i * interval '1 minute 0.000007 seconds' END
+  FROM generate_series(1, ${tokens}) AS i;
+ANALYZE projects;
+ANALYZE tokens;
+`;
+}
+
+interface LegacyRow {
+  pk: string;
+  sk: string;
+  repository: string | null;
+  token_id: string | null;
+  created_at: string | null;
+  expires_at: string | null;
+}
+
+/**
+ * Every project and token as the earlier migration stored them: timestamps as PostgreSQL's text output under
+ * TimeZone=UTC (`2021-01-01 00:00:17.000124+00`), NULL as "". Streamed with a cursor, so a million tokens never
+ * sit in memory at once. `sql` must use TimeZone=UTC (connectAdmin does).
+ */
+export async function* legacyItems(sql: AdminSql): AsyncGenerator<DynamoItem> {
+  const query = sql.unsafe<LegacyRow[]>(`
+    SELECT 'PROJECT#' || project AS pk, 'METADATA' AS sk, coalesce(repository, '') AS repository,
+           NULL AS token_id, NULL AS created_at, NULL AS expires_at
+    FROM projects
+    UNION ALL
+    SELECT 'PROJECT#' || project, 'TOKEN#' || token_id, NULL, token_id, created_at::text, coalesce(expires_at::text, '')
+    FROM tokens`);
+  for await (const rows of query.cursor(2000)) {
+    for (const row of rows) {
+      if (row.token_id === null) {
+        yield { pk: { S: row.pk }, sk: { S: row.sk }, repository: { S: row.repository ?? '' } };
+      } else {
+        yield {
+          pk: { S: row.pk },
+          sk: { S: row.sk },
+          token_id: { S: row.token_id },
+          created_at: { S: row.created_at ?? '' },
+          expires_at: { S: row.expires_at ?? '' },
+        };
+      }
+    }
+  }
+}
