@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { ScanCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { BATCH_WRITE_LIMIT, batchWriteWithRetry, type DynamoItem } from '../../lib/dynamodb.ts';
 import { bulkRetryPolicy, chunk } from '../../lib/retry.ts';
+import type { AdminSql } from '../../lib/localStack.ts';
 import type { FaultRates } from './faultProxy.ts';
 import { REGION, ROOT, cleanEnvironment, dynamoClient, getStack, hasStackTrace, runScript, temporaryFolder, type RunOptions, type ScriptResult } from './harness.ts';
 
@@ -350,4 +351,39 @@ export function repairArgs(file: string, tableName: string, ...more: string[]): 
 
 export function dumpArgs(tableName: string, output: string, ...more: string[]): string[] {
   return ['--table', tableName, '--output', output, '--region', REGION, ...more];
+}
+
+// ---- PostgreSQL ----------------------------------------------------------------------------------------------------------
+
+/**
+ * `projects` projects (every tenth with a NULL repository) of `tokensPerProject` tokens each (every third with a NULL
+ * expires_at), seeded in SQL.
+ */
+export async function seedCello(sql: AdminSql, projects: number, tokensPerProject: number): Promise<void> {
+  await sql.unsafe(`INSERT INTO projects SELECT 'project-' || i, CASE WHEN i % 10 = 0 THEN NULL ELSE 'https://github.com/org/r' || i END
+                    FROM generate_series(1, ${projects}) i`);
+  await sql.unsafe(`INSERT INTO tokens SELECT 'token-' || md5(i::text), timestamptz '2022-02-02 18:01:49.345261+00' + i * interval '1.000007 second',
+                      'project-' || (1 + i % ${projects}), CASE WHEN i % 3 = 0 THEN NULL ELSE timestamptz '2023-01-01 00:00:00+00' + i * interval '1 minute' END
+                    FROM generate_series(1, ${projects * tokensPerProject}) i`);
+}
+
+/** PostgreSQL's own canonical rendering of a timestamptz column: UTC, microseconds, padded to nanoseconds. */
+const canonicalSql = (column: string): string => `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US') || '000Z'`;
+
+/** The items a correct migration writes for what the database holds, built by PostgreSQL (not by lib/). */
+export async function celloItemsFromPostgres(sql: AdminSql): Promise<DynamoItem[]> {
+  const projects = await sql.unsafe<{ project: string; repository: string | null }[]>('SELECT project, repository FROM projects');
+  const tokens = await sql.unsafe<{ project: string; token_id: string; created_at: string; expires_at: string | null }[]>(
+    `SELECT project, token_id, ${canonicalSql('created_at')} AS created_at, ${canonicalSql('expires_at')} AS expires_at FROM tokens`,
+  );
+  return [
+    ...projects.map((row) => ({ pk: s(`PROJECT#${row.project}`), sk: s('METADATA'), repository: s(row.repository ?? '') })),
+    ...tokens.map((row) => ({
+      pk: s(`PROJECT#${row.project}`),
+      sk: s(`TOKEN#${row.token_id}`),
+      token_id: s(row.token_id),
+      created_at: s(row.created_at),
+      expires_at: s(row.expires_at ?? ''),
+    })),
+  ];
 }

@@ -1,0 +1,239 @@
+// Issue 7, SIGINT and SIGTERM: every script, stopped mid-run through a slow proxy (so the run is long enough to be
+// interrupted), stops taking new work, lets the requests in flight finish (what it reports matches what the table
+// holds), prints its partial summary and exits 130. The dump scripts leave no file at all, not even a temporary one:
+// a partial dump would look complete. A second signal exits at once, still without leftovers.
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { startFaultProxy, startLatencyProxy, type FaultProxy } from './support/faultProxy.ts';
+import { REGION, getStack, hasStackTrace, newCelloDatabase, newCelloTable, temporaryFolder, type ScriptResult } from './support/harness.ts';
+import {
+  FAST_RETRY_ENV,
+  celloItemsFromPostgres,
+  dumpArgs,
+  keyOf,
+  legacyTable,
+  linesOf,
+  loadedItems,
+  loaderArgs,
+  loaderSummaryNumber,
+  migrationData,
+  putItems,
+  rawTable,
+  repairArgs,
+  repairSummary,
+  seedCello,
+  startScript,
+  waitUntil,
+  writeDump,
+  writeJson,
+  type RunningScript,
+} from './support/reliability.ts';
+import { startTcpDelayProxy } from './support/tcpDelay.ts';
+
+const stack = await getStack();
+const SIGNALS = ['SIGINT', 'SIGTERM'] as const;
+
+function receivedLine(signal: string): RegExp {
+  return new RegExp(`^${signal} received: finishing requests in flight, then stopping \\(press again to exit now\\)$`);
+}
+
+/**
+ * Sends `signal` once `ready()` holds, returns the result and how many requests the proxy received from the signal
+ * on (the work the script still started after being asked to stop).
+ */
+async function interrupt(script: RunningScript, signal: NodeJS.Signals, ready: () => boolean, proxy?: FaultProxy): Promise<{ result: ScriptResult; requestsAfter: number }> {
+  let exited = false;
+  void script.done.then(() => (exited = true));
+  await waitUntil(() => exited || ready(), 'the moment to interrupt', 90_000, script);
+  assert.equal(exited, false, `finished before it could be interrupted: ${JSON.stringify(script.output())}`);
+  const atSignal = proxy?.stats.requests ?? 0;
+  script.child.kill(signal);
+  const result = await script.done;
+  return { result, requestsAfter: (proxy?.stats.requests ?? 0) - atSignal };
+}
+
+function assertNoStack(result: ScriptResult): void {
+  assert.equal(hasStackTrace(result.stderr), false, result.stderr);
+}
+
+// ---- loader ------------------------------------------------------------------------------------------------------------
+
+for (const signal of SIGNALS) {
+  test(`load: ${signal} mid-run stops taking groups, finishes the writes in flight, prints the partial summary, exit 130`, async (t: TestContext) => {
+    const { tableName } = await newCelloTable();
+    const data = migrationData(40, 49);
+    const intended = loadedItems(data);
+    const proxy = await startLatencyProxy(stack.endpoint, 10);
+    t.after(() => proxy.close());
+    const concurrency = 2;
+    const script = await startScript('migrate_load_dynamodb', loaderArgs(writeJson(data), tableName, '--endpoint-url', proxy.endpoint, '--concurrency', String(concurrency)), {
+      env: FAST_RETRY_ENV,
+    });
+    const { result, requestsAfter } = await interrupt(script, signal, () => (proxy.stats['op:BatchWriteItem'] ?? 0) >= 3, proxy);
+
+    assert.equal(result.code, 130, result.stdout + result.stderr);
+    assert.deepEqual(linesOf(result.stderr).length, 1, result.stderr);
+    assert.match(linesOf(result.stderr)[0]!, receivedLine(signal));
+    assertNoStack(result);
+    const loaded = loaderSummaryNumber(result.stdout, 'Items loaded');
+    const notProcessed = Number(/\nStopped before finishing: ([\d,]+) items not processed — run the same command again to load the rest\.\n$/.exec(result.stdout)?.[1]?.replace(/,/g, ''));
+    assert.ok(notProcessed > intended.size / 2, `stopped late: ${notProcessed} of ${intended.size} left`);
+    assert.equal(loaded + loaderSummaryNumber(result.stdout, 'Items skipped (already existed)') + notProcessed, intended.size);
+    // Requests in flight finished and were counted: the table holds exactly the items the summary reports loaded.
+    const table = await rawTable(tableName);
+    assert.equal(table.size, loaded);
+    for (const [key, item] of table) assert.deepEqual(item, intended.get(key), key);
+    // No new group after the signal: at most the groups in flight (a probe and a few write batches each).
+    assert.ok(requestsAfter <= 6 * concurrency, `${requestsAfter} requests after ${signal}`);
+  });
+}
+
+test('load: SIGINT while the table is being checked stops before the file is read or anything written, exit 130', async (t: TestContext) => {
+  const { tableName } = await newCelloTable();
+  const proxy = await startFaultProxy({ target: stack.endpoint, seed: 1, rates: { slow: 1 }, slowMs: 1500, operations: ['DescribeTable'] });
+  t.after(() => proxy.close());
+  const script = await startScript('migrate_load_dynamodb', loaderArgs(writeJson(migrationData(4, 10)), tableName, '--endpoint-url', proxy.endpoint), { env: FAST_RETRY_ENV });
+  const { result } = await interrupt(script, 'SIGINT', () => (proxy.stats['op:DescribeTable'] ?? 0) >= 1, proxy);
+  assert.equal(result.code, 130, result.stdout + result.stderr);
+  const lines = linesOf(result.stderr);
+  assert.equal(lines.length, 2, result.stderr);
+  assert.match(lines[0]!, receivedLine('SIGINT'));
+  assert.match(lines[1]!, /^error: stopped /);
+  assertNoStack(result);
+  assert.equal(proxy.stats['op:BatchWriteItem'] ?? 0, 0);
+  assert.equal((await rawTable(tableName)).size, 0);
+});
+
+// ---- timestamp repair ------------------------------------------------------------------------------------------------
+
+for (const signal of SIGNALS) {
+  test(`repair: ${signal} mid-run stops taking records, finishes the updates in flight, prints the partial summary, exit 130`, async (t: TestContext) => {
+    const { tableName, client } = await newCelloTable();
+    const { items, repaired } = legacyTable(300);
+    await putItems(client, tableName, items);
+    const original = new Map(items.map((item) => [keyOf(item), item]));
+    const proxy = await startLatencyProxy(stack.endpoint, 10);
+    t.after(() => proxy.close());
+    const concurrency = 4;
+    const script = await startScript('migrate_ddb_timestamps', repairArgs(writeDump(items), tableName, '--endpoint-url', proxy.endpoint, '--concurrency', String(concurrency)), {
+      env: FAST_RETRY_ENV,
+    });
+    const { result, requestsAfter } = await interrupt(script, signal, () => (proxy.stats['op:UpdateItem'] ?? 0) >= 10, proxy);
+
+    assert.equal(result.code, 130, result.stdout + result.stderr);
+    assert.deepEqual(linesOf(result.stderr).length, 1, result.stderr);
+    assert.match(linesOf(result.stderr)[0]!, receivedLine(signal));
+    assertNoStack(result);
+    const summary = repairSummary(result.stdout);
+    assert.equal(summary.Failed, 0);
+    assert.ok(summary[`Not reached (stopped by ${signal})`]! > items.length / 2, JSON.stringify(summary));
+    assert.equal(summary.Skipped! + summary.Processed! + summary[`Not reached (stopped by ${signal})`]!, items.length);
+    assert.match(result.stdout, new RegExp(`\\nStopped by ${signal} before the end\\. Running the same command again is safe`));
+    // Every update sent was finished and reported, and no other: the fixed items are exactly the successful ones.
+    const table = await rawTable(tableName);
+    let fixed = 0;
+    for (const [key, item] of table) {
+      if (JSON.stringify(item) === JSON.stringify(original.get(key))) continue;
+      assert.deepEqual(item, repaired.get(key), key);
+      fixed++;
+    }
+    assert.equal(fixed, summary.Successful);
+    assert.ok(requestsAfter <= 2 * concurrency, `${requestsAfter} requests after ${signal}`);
+  });
+}
+
+// ---- dump-ddb ----------------------------------------------------------------------------------------------------------
+
+for (const signal of SIGNALS) {
+  test(`dump-ddb: ${signal} during the scan: exit 130, one error line, no file and no temporary file`, async (t: TestContext) => {
+    const { tableName, client } = await newCelloTable();
+    await putItems(client, tableName, legacyTable(100).items);
+    const proxy = await startFaultProxy({ target: stack.endpoint, seed: 2, rates: { slow: 1 }, slowMs: 1000, operations: ['Scan'] });
+    t.after(() => proxy.close());
+    const folder = temporaryFolder();
+    const script = await startScript('dump-ddb', dumpArgs(tableName, join(folder, 'dump.json'), '--endpoint-url', proxy.endpoint, '--segments', '2'), { env: FAST_RETRY_ENV });
+    const { result, requestsAfter } = await interrupt(script, signal, () => (proxy.stats['op:Scan'] ?? 0) >= 1, proxy);
+
+    assert.equal(result.code, 130, result.stdout + result.stderr);
+    const lines = linesOf(result.stderr);
+    assert.equal(lines.length, 2, result.stderr);
+    assert.match(lines[0]!, receivedLine(signal));
+    assert.match(lines[1]!, new RegExp(`^error: stopped by ${signal} before finishing`));
+    assertNoStack(result);
+    assert.equal(result.stdout, '');
+    assert.deepEqual(readdirSync(folder), []);
+    assert.ok(requestsAfter <= 2, `${requestsAfter} scan requests after ${signal}`);
+  });
+}
+
+test('dump-ddb: a second SIGINT exits at once, with a scan request still unanswered, and leaves no temporary file', async (t: TestContext) => {
+  const { tableName, client } = await newCelloTable();
+  await putItems(client, tableName, legacyTable(20).items);
+  const proxy = await startFaultProxy({ target: stack.endpoint, seed: 3, rates: { slow: 1 }, slowMs: 60_000, operations: ['Scan'] });
+  t.after(() => proxy.close());
+  const folder = temporaryFolder();
+  const script = await startScript('dump-ddb', dumpArgs(tableName, join(folder, 'dump.json'), '--endpoint-url', proxy.endpoint), { env: FAST_RETRY_ENV });
+  await waitUntil(() => (proxy.stats['op:Scan'] ?? 0) >= 1 && readdirSync(folder).length === 1, 'a scan in flight and the temporary file', 60_000, script);
+  script.child.kill('SIGINT');
+  await waitUntil(() => script.output().stderr.includes('SIGINT received'), 'the first SIGINT handled', 30_000, script);
+  const second = performance.now();
+  script.child.kill('SIGINT');
+  const result = await script.done;
+  assert.equal(result.code, 130, result.stderr);
+  assert.ok(performance.now() - second < 10_000, 'the second signal did not wait for the 60 s answer');
+  assert.match(result.stderr, /\nSIGINT again: exiting now\n/);
+  assertNoStack(result);
+  assert.deepEqual(readdirSync(folder), []);
+});
+
+// ---- PostgreSQL side: dump and verification ------------------------------------------------------------------------------
+
+for (const signal of SIGNALS) {
+  test(`dump-postgres: ${signal} while rows arrive: exit 130, one error line, no file and no temporary file`, async (t: TestContext) => {
+    const { name, sql } = await newCelloDatabase();
+    // Three cursor batches (10,000 rows each) of tokens, each batch a round trip through a slow network.
+    await seedCello(sql, 50, 500);
+    const proxy = await startTcpDelayProxy({ host: stack.postgres.host, port: stack.postgres.port }, 150);
+    t.after(() => proxy.close());
+    const folder = temporaryFolder();
+    const script = await startScript('migrate_dump_postgres', [`${proxy.host}:${proxy.port}`, stack.postgres.user, name, join(folder, 'migration_data.json')]);
+    // The first batch has arrived: rows are being written to the temporary file.
+    const { result } = await interrupt(script, signal, () => proxy.stats.toClient > 200_000);
+
+    assert.equal(result.code, 130, result.stdout + result.stderr);
+    const lines = linesOf(result.stderr);
+    assert.equal(lines.length, 2, result.stderr);
+    assert.match(lines[0]!, receivedLine(signal));
+    assert.match(lines[1]!, new RegExp(`^error: stopped by ${signal} before finishing — nothing was written$`));
+    assertNoStack(result);
+    assert.equal(result.stdout, '');
+    assert.deepEqual(readdirSync(folder), []);
+  });
+}
+
+for (const signal of SIGNALS) {
+  test(`verify: ${signal} mid-run: the partitions being read finish, a partial summary, exit 130`, async (t: TestContext) => {
+    const { name, sql } = await newCelloDatabase();
+    await seedCello(sql, 12, 5);
+    const { tableName, client } = await newCelloTable();
+    await putItems(client, tableName, await celloItemsFromPostgres(sql));
+    const proxy = await startFaultProxy({ target: stack.endpoint, seed: 4, rates: { slow: 1 }, slowMs: 400, operations: ['Query'] });
+    t.after(() => proxy.close());
+    const script = await startScript(
+      'verify_migration',
+      [`${stack.postgres.host}:${stack.postgres.port}`, stack.postgres.user, name, tableName, REGION, '--endpoint-url', proxy.endpoint, '--concurrency', '1'],
+      { env: FAST_RETRY_ENV },
+    );
+    const { result, requestsAfter } = await interrupt(script, signal, () => (proxy.stats['op:Query'] ?? 0) >= 2, proxy);
+
+    assert.equal(result.code, 130, result.stdout + result.stderr);
+    assert.equal(linesOf(result.stderr).length, 1, result.stderr);
+    assert.match(linesOf(result.stderr)[0]!, receivedLine(signal));
+    assertNoStack(result);
+    assert.match(result.stdout, new RegExp(`^Verification summary \\(stopped by ${signal} after \\d+ of 12 projects; the counts are partial\\):\\n`, 'm'));
+    assert.match(result.stdout, /\nResult: stopped before finishing; 0 differences found so far — run it again to verify the whole table\.\n$/);
+    assert.ok(requestsAfter <= 4, `${requestsAfter} requests after ${signal}`);
+  });
+}

@@ -1,0 +1,92 @@
+// TCP test doubles for PostgreSQL (the DynamoDB side has the HTTP fault proxy): a proxy that holds every chunk back
+// `delayMs` in each direction, so a dump or a verification lasts long enough to be interrupted or watched, and a
+// server that accepts connections and never answers, the way a firewalled or hung database looks from a client.
+import { createServer, Socket, type AddressInfo, type Server } from 'node:net';
+
+export interface TcpDelayProxy {
+  host: string;
+  port: number;
+  /** Bytes forwarded each way, and connections accepted. */
+  stats: { connections: number; toServer: number; toClient: number };
+  close(): Promise<void>;
+}
+
+async function listen(server: Server): Promise<number> {
+  server.listen(0, '127.0.0.1');
+  await new Promise<void>((resolve, reject) => {
+    server.once('listening', resolve);
+    server.once('error', reject);
+  });
+  return (server.address() as AddressInfo).port;
+}
+
+/** Forwards `from` to `to`, each chunk `delayMs` late and in order; counts bytes in `count`. */
+function pipeLate(from: Socket, to: Socket, delayMs: number, count: (bytes: number) => void): void {
+  from.on('data', (chunk: Buffer) => {
+    setTimeout(() => {
+      if (to.destroyed) return;
+      count(chunk.length);
+      to.write(chunk);
+    }, delayMs);
+  });
+  from.on('end', () => setTimeout(() => to.end(), delayMs));
+  from.on('error', () => to.destroy());
+  from.on('close', () => setTimeout(() => to.destroy(), delayMs));
+}
+
+export async function startTcpDelayProxy(target: { host: string; port: number }, delayMs: number): Promise<TcpDelayProxy> {
+  const sockets = new Set<Socket>();
+  const stats = { connections: 0, toServer: 0, toClient: 0 };
+  const server = createServer((client) => {
+    stats.connections++;
+    const upstream = new Socket();
+    sockets.add(client).add(upstream);
+    client.on('close', () => sockets.delete(client));
+    upstream.on('close', () => sockets.delete(upstream));
+    pipeLate(client, upstream, delayMs, (bytes) => (stats.toServer += bytes));
+    pipeLate(upstream, client, delayMs, (bytes) => (stats.toClient += bytes));
+    upstream.connect({ host: target.host, port: target.port });
+  });
+  const port = await listen(server);
+  return {
+    host: '127.0.0.1',
+    port,
+    stats,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+export interface SilentServer {
+  host: string;
+  port: number;
+  /** Connections accepted so far. */
+  connections(): number;
+  close(): Promise<void>;
+}
+
+/** Accepts TCP connections and never sends a byte. */
+export async function startSilentServer(): Promise<SilentServer> {
+  const sockets = new Set<Socket>();
+  let accepted = 0;
+  const server = createServer((socket) => {
+    accepted++;
+    sockets.add(socket);
+    socket.on('error', () => undefined);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  const port = await listen(server);
+  return {
+    host: '127.0.0.1',
+    port,
+    connections: () => accepted,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
