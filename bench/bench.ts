@@ -49,7 +49,7 @@ const USAGE = `Usage: npm run bench -- [options]
   --concurrency N  the blaster's requests in flight; the scripts run with their default (default 16, theirs)
   --steps LIST     some of dump,load,dump-ddb,repair (default all; dump-ddb needs load)
   --repeat N       runs of each dump and dump-ddb measurement; the fastest is kept (default 1)
-  --quick          a smoke run: --sample 200
+  --quick          a smoke run: --sample 100
   --compare FILE   an earlier results file at another --tokens size: judge peak RSS flatness against it
   --cpu-prof       write V8 CPU profiles of the toolkit's runs next to the results file
   --output FILE    results file (default bench/results/<timestamp>.json)
@@ -100,7 +100,7 @@ function parseOptions() {
   return {
     tokens: whole('tokens', values.tokens, 1),
     projects: whole('projects', values.projects, 1),
-    sample: whole('sample', values.sample ?? (values.quick ? '200' : '2000'), 1),
+    sample: whole('sample', values.sample ?? (values.quick ? '100' : '2000'), 1),
     delayMs: whole('delay-ms', values['delay-ms'], 0),
     concurrency: whole('concurrency', values.concurrency, 1),
     steps: new Set(steps as Step[]),

@@ -1,0 +1,53 @@
+// `npm run bench` smoke test: the benchmark runs end to end on a tiny dataset and writes every step's figures.
+// No timing assertion: speed is what the benchmark reports, never what a test checks.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { runNode, temporaryFolder } from './support/harness.ts';
+
+interface Figures {
+  step: string;
+  name: string;
+  role: string;
+  network: string;
+  items: number;
+  wallSeconds: number | null;
+  itemsPerSecond: number | null;
+  peakRssMiB: number | null;
+  unavailable?: string;
+}
+
+test('npm run bench on 20 projects / 2,000 tokens completes and writes every step’s figures, toolkit and baselines', async () => {
+  const output = join(temporaryFolder(), 'results.json');
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  const result = await runNode(['bench/bench.ts', '--tokens', '2000', '--projects', '20', '--quick', '--output', output], env, { timeoutMs: 900_000 });
+  assert.equal(result.code, 0, result.stderr);
+  assert.match(result.stdout, /peak RSS MiB/);
+
+  const results = JSON.parse(readFileSync(output, 'utf8')) as { dataset: { items: number }; measurements: Figures[]; targets: { verdict: string }[] };
+  assert.equal(results.dataset.items, 2020);
+  const runs = new Set(results.measurements.map((m) => `${m.step} ${m.name} ${m.network}`));
+  const expected = [
+    'dump cello local',
+    'dump psql \\copy local',
+    ...['direct', 'proxy'].flatMap((network) => [
+      `load cello ${network}`,
+      `load blaster (BatchWriteItem) ${network}`,
+      `load sequential PutItem ${network}`,
+      `dump-ddb cello ${network}`,
+      `dump-ddb cello --segments 1 ${network}`,
+      `repair cello ${network}`,
+      `repair sequential UpdateItem ${network}`,
+    ]),
+  ];
+  assert.deepEqual([...runs].sort(), expected.sort());
+  for (const m of results.measurements) {
+    assert.equal(m.items, 2020, `${m.step} ${m.name}`);
+    if (m.unavailable) continue; // psql not installed: its baseline is n/a, not a failure
+    for (const figure of [m.wallSeconds, m.itemsPerSecond, m.peakRssMiB]) {
+      assert.ok(typeof figure === 'number' && figure > 0, `${m.step} ${m.name} ${m.network}: ${JSON.stringify(m)}`);
+    }
+  }
+  assert.ok(results.targets.length > 0 && results.targets.every((t) => ['PASS', 'MISS', 'n/a'].includes(t.verdict)));
+});
