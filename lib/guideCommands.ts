@@ -47,7 +47,7 @@ export class GuideFormatError extends Error {
   }
 }
 
-const FENCE = /^( {0,3}|\s*)(`{3,}|~{3,})(.*)$/;
+const FENCE = /^(\s*)(`{3,}|~{3,})(.*)$/;
 
 /**
  * Every fenced code block of `markdown`, in document order.
@@ -384,12 +384,12 @@ const POSTGRES_TEXT = /\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[+-]\d{2}
 const NUMBER = /\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?/g;
 
 /**
- * A line with its values abstracted: RFC 3339 timestamps → <rfc3339>, PostgreSQL-text timestamps → <pg-text>
+ * A line with its values abstracted: RFC 3339 timestamps → <iso-timestamp>, PostgreSQL-text timestamps → <pg-timestamp>
  * (kept apart: "legacy → canonical" must not match "canonical → canonical"), then every number (1,234 and 0.5
  * too) → <n>. Trailing spaces are dropped.
  */
 export function lineShape(line: string): string {
-  return line.trimEnd().replace(RFC3339, '<rfc3339>').replace(POSTGRES_TEXT, '<pg-text>').replace(NUMBER, '<n>');
+  return line.trimEnd().replace(RFC3339, '<iso-timestamp>').replace(POSTGRES_TEXT, '<pg-timestamp>').replace(NUMBER, '<n>');
 }
 
 /** The lines of an output, shaped, without leading and trailing blank lines. */
