@@ -19,7 +19,7 @@
 // backslashes, newlines, tabs and any unicode come back exactly. Projects appear in byte order of their names
 // (the query sorts with COLLATE "C": the same order whatever the database's collation), tokens in byte order of
 // their ids within each project.
-import { TimestampError, isCanonicalTimestamp, toCanonicalTimestamp } from './timestamps.ts';
+import { TimestampError, toCanonicalTimestamp } from './timestamps.ts';
 
 /**
  * One row of the dump query: a project (kind 0) or a token (kind 1), sorted by project, then kind, then token id,
@@ -83,25 +83,27 @@ export class DumpValueError extends Error {
   }
 }
 
-// Nine fraction digits from 0-6: index = zeros needed.
-const ZEROS = ['', '0', '00', '000', '0000', '00000', '000000', '0000000', '00000000', '000000000'];
+// PostgreSQL's text output of a timestamptz under DateStyle=ISO and TimeZone=UTC, years 1-9999 AD: trailing
+// fraction zeros dropped, no fraction at all when it is zero.
+const POSTGRES_UTC_TEXT = /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d{1,6})?\+00$/;
+// Zeros that pad a fraction of 1-6 digits to nine, indexed by the text's length (24-29); 22 is "no fraction".
+const FRACTION_PADDING_BY_LENGTH: Record<number, string> = { 24: '00000000', 25: '0000000', 26: '000000', 27: '00000', 28: '0000', 29: '000' };
 
 /**
  * The canonical timestamp (`2022-02-02T18:01:49.345261000Z`) for PostgreSQL's text output of a timestamptz under
- * TimeZone=UTC and DateStyle=ISO (`2022-02-02 18:01:49.345261+00`, trailing fraction zeros dropped, no fraction
- * when it is zero). Millions of rows: the usual shape is rearranged by slicing and checked by
- * isCanonicalTimestamp (shape and field ranges); anything else — infinity, BC, years past 9999 — goes to
- * toCanonicalTimestamp, which converts it exactly or throws a TimestampError saying why.
+ * TimeZone=UTC and DateStyle=ISO (`2022-02-02 18:01:49.345261+00`).
+ *
+ * Millions of rows: text of that exact shape (one regular expression test) is rearranged by slicing — the digits
+ * are copied, never computed, and the field ranges need no check because PostgreSQL prints only valid dates and
+ * times. Anything else — another offset, infinity, BC, a year past 9999 — goes to toCanonicalTimestamp, which
+ * converts it exactly or throws a TimestampError saying why.
  */
 export function canonicalFromUtcText(text: string): string {
-  const length = text.length;
-  // 22: no fraction; 24-29: one to six fraction digits.
-  if ((length === 22 || (length >= 24 && length <= 29)) && text.charCodeAt(10) === 32 && text.endsWith('+00')) {
-    const candidate =
-      length === 22
-        ? `${text.slice(0, 10)}T${text.slice(11, 19)}.000000000Z`
-        : `${text.slice(0, 10)}T${text.slice(11, length - 3)}${ZEROS[32 - length]}Z`;
-    if (isCanonicalTimestamp(candidate)) return candidate;
+  if (POSTGRES_UTC_TEXT.test(text)) {
+    const length = text.length;
+    return length === 22
+      ? `${text.slice(0, 10)}T${text.slice(11, 19)}.000000000Z`
+      : `${text.slice(0, 10)}T${text.slice(11, length - 3)}${FRACTION_PADDING_BY_LENGTH[length]}Z`;
   }
   return toCanonicalTimestamp(text);
 }

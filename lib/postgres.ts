@@ -320,7 +320,9 @@ export async function connectPostgres(target: PostgresTarget, password: string, 
       // A dump of a large table can take longer than the driver's default connection lifetime (30-60 min).
       max_lifetime: null,
       keep_alive: 60,
-      prepare: true,
+      // Unnamed statements: a few queries per run gain nothing from preparing, and poolers in transaction mode
+      // (PgBouncer before 1.21) break named ones.
+      prepare: false,
       fetch_types: false,
       debug: false,
       backoff: false,
@@ -332,10 +334,8 @@ export async function connectPostgres(target: PostgresTarget, password: string, 
         // or role's TimeZone and DateStyle.
         TimeZone: 'UTC',
         DateStyle: 'ISO, MDY',
-        // A reading session must not be cut short by a statement timeout set on the database or role, as pg_dump
-        // does for the same reason.
-        statement_timeout: '0',
       },
+      // Cast: the typings lack `socket` and take host and port as single values only.
     } as unknown as postgres.Options<{}>);
   } catch (error) {
     // The driver validates PGTARGETSESSIONATTRS itself and throws a plain Error.
@@ -382,9 +382,20 @@ function connectionError(code: string, message: string): Error {
   return Object.assign(new Error(message), { code });
 }
 
-/** Runs `work` in one read-only REPEATABLE READ transaction: every query in it sees the same snapshot. */
+/**
+ * Runs `work` in one read-only REPEATABLE READ transaction: every query in it sees the same snapshot.
+ *
+ * Inside it, as pg_dump does, no statement or idle-in-transaction timeout set on the database or role cuts a
+ * long read short; and TimeZone and DateStyle are set again, in case a connection pooler dropped the start-up
+ * parameters. SET LOCAL (set_config(..., true)) ends with the transaction, and a pooler (PgBouncer) accepts it
+ * where it refuses unknown start-up parameters.
+ */
 export async function inReadOnlySnapshot<T>(session: PostgresSession, work: (sql: TransactionSql) => Promise<T>): Promise<T> {
-  return (await session.sql.begin('isolation level repeatable read read only', work)) as T;
+  return (await session.sql.begin('isolation level repeatable read read only', async (sql) => {
+    await sql`SELECT set_config('statement_timeout', '0', true), set_config('idle_in_transaction_session_timeout', '0', true),
+                     set_config('TimeZone', 'UTC', true), set_config('DateStyle', 'ISO, MDY', true)`;
+    return work(sql);
+  })) as T;
 }
 
 /**

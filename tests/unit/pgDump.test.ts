@@ -66,9 +66,14 @@ test('a year past 9999 is refused', () => {
   assert.throws(() => canonicalFromUtcText('10000-01-01 00:00:00+00'), TimestampError);
 });
 
-test('text of the fast path length but not a timestamp is refused', () => {
+test('text almost of PostgreSQL\'s shape is refused, not rearranged', () => {
   assert.throws(() => canonicalFromUtcText('2022-02-02 18:01:49.3x5261+00'), TimestampError);
-  assert.throws(() => canonicalFromUtcText('2022-02-30 18:01:49.345261+00'), TimestampError);
+  assert.throws(() => canonicalFromUtcText('2022-02-02 18:01:49.+00'), TimestampError);
+  assert.throws(() => canonicalFromUtcText('2022-02-02 18:01:49 +00'), TimestampError);
+});
+
+test('seven fraction digits (not PostgreSQL output) still convert exactly through toCanonicalTimestamp', () => {
+  assert.equal(canonicalFromUtcText('2022-02-02 18:01:49.1234567+00'), '2022-02-02T18:01:49.123456700Z');
 });
 
 // ---- compareCodePoints ---------------------------------------------------------------------------------------------
