@@ -105,10 +105,14 @@ await runMain(async () => {
 
     const report = await checkMigrationFile(options.dataFile, options.dataFile, wasStopped);
     if (report.checked === undefined) {
+      // One problem is one line (the bad-input rule); several are listed, one line each, then counted.
+      if (report.problemCount === 1) {
+        writeError(`error: ${report.problems[0]}; nothing was written — fix the file and run again`);
+        return ExitCode.usage;
+      }
       for (const problem of report.problems) writeError(`error: ${problem}`);
       const listed = report.problemCount > report.problems.length ? ` (the first ${PROBLEM_LIST_LIMIT} are listed above)` : '';
-      const problems = report.problemCount === 1 ? '1 problem' : `${formatCount(report.problemCount)} problems`;
-      writeError(`error: ${problems} in ${options.dataFile}${listed}; nothing was written — fix the file and run again`);
+      writeError(`error: ${formatCount(report.problemCount)} problems in ${options.dataFile}${listed}; nothing was written — fix the file and run again`);
       return ExitCode.usage;
     }
     const checked = report.checked;

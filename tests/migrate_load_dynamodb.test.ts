@@ -306,9 +306,9 @@ for (const [what, content, pattern] of INVALID_FILES) {
     const result = await load(file, tableName);
     assert.equal(result.code, 2, result.stderr);
     const lines = result.stderr.trimEnd().split('\n');
-    assert.equal(lines.length, 2, result.stderr);
+    assert.equal(lines.length, 1, result.stderr);
     assert.match(lines[0] ?? '', pattern);
-    assert.match(lines[1] ?? '', /^error: 1 problem in .*migration_data\.json; nothing was written — fix the file and run again$/);
+    assert.match(lines[0] ?? '', /^error: .*migration_data\.json.*; nothing was written — fix the file and run again$/);
     assert.equal(hasStackTrace(result.stderr), false);
     assert.equal(result.stdout, '');
     assert.deepEqual(await scanTable(tableName), []);
