@@ -600,8 +600,9 @@ class ShallowParser {
     else if (c === 0x5b) found = 'an array';
     else if (c === B_QUOTE) found = 'a string';
     else if (c === 0x2d || (c >= 0x30 && c <= 0x39)) found = 'a number';
-    else if (c === 0x74 || c === 0x66) found = 'a boolean';
-    else if (c === 0x6e) found = 'null';
+    // Only a whole literal is named: a text file starting with "this" or "name" is not "a boolean" or "null".
+    else if ((c === 0x74 && literalAt(buf, i, 'true')) || (c === 0x66 && literalAt(buf, i, 'false'))) found = 'a boolean';
+    else if (c === 0x6e && literalAt(buf, i, 'null')) found = 'null';
     else this.failUnexpected(buf, i, expected.replace(/^expected /, ''));
     throw new JsonInputError(this.path, `${expected}, found ${found}`, this.positionAt(i));
   }
@@ -891,6 +892,13 @@ function formatSize(bytes: number): string {
   if (Number.isInteger(mib)) return `${mib} MiB`;
   if (bytes >= 1024 * 1024) return `${mib.toFixed(1)} MiB`;
   return `${bytes} bytes`;
+}
+
+/** Whether buf holds the JSON literal `word` at i, followed by the end of the value (or of what was read). */
+function literalAt(buf: Uint8Array, i: number, word: string): boolean {
+  for (let k = 0; k < word.length; k++) if (buf[i + k] !== word.charCodeAt(k)) return false;
+  const next = buf[i + word.length];
+  return next === undefined || !((next >= 0x61 && next <= 0x7a) || (next >= 0x41 && next <= 0x5a) || (next >= 0x30 && next <= 0x39) || next === 0x5f);
 }
 
 /** `"x"` for the character starting at buf[i], in a form fit for a message. */
