@@ -1,0 +1,290 @@
+// Issue 7, the bad-input matrix: the single place that lists what an operator can get wrong, one test per case, for
+// every script. Each case must give exactly one non-empty line on stderr, starting with `error:` and saying what is
+// wrong; a non-zero exit (the documented code); no stack trace; and nothing written: the Cello table (or the table
+// named) is unchanged and the output folder holds what it held before (no dump, no temporary file).
+//
+// Cases a script's own tests also cover are repeated here on purpose (the matrix is the list), kept cheap: each is
+// one run of the script against fixtures built once.
+//
+// "Output folder without write permission": the tests run as root here, and chmod does not stop root from writing,
+// nor is a read-only bind mount available in the container. The case is covered by a path under a regular file
+// (ENOTDIR: the folder cannot exist), and by a chmod 0500 folder when the tests do not run as root (skipped as root).
+import { before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { chmodSync, createWriteStream, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CreateTableCommand } from '@aws-sdk/client-dynamodb';
+import type { DynamoItem } from '../lib/dynamodb.ts';
+import { findFreePort } from '../lib/localStack.ts';
+import { REGION, dynamoClient, getStack, newCelloDatabase, newCelloTable, runScript, temporaryFolder, uniqueName } from './support/harness.ts';
+import {
+  FAST_RETRY_ENV,
+  assertOneErrorLine,
+  celloItemsFromPostgres,
+  legacyTable,
+  migrationData,
+  putItems,
+  rawTable,
+  seedCello,
+  writeDump,
+  writeJson,
+} from './support/reliability.ts';
+
+const stack = await getStack();
+const pg = stack.postgres;
+const PG_HOST = `${pg.host}:${pg.port}`;
+
+/** No credentials anywhere the SDK looks: environment, shared files, and no instance metadata lookup (it would hang). */
+const NO_CREDENTIALS_ENV = (() => {
+  const home = temporaryFolder();
+  return {
+    AWS_ACCESS_KEY_ID: undefined,
+    AWS_SECRET_ACCESS_KEY: undefined,
+    AWS_SESSION_TOKEN: undefined,
+    AWS_PROFILE: undefined,
+    AWS_CONFIG_FILE: join(home, 'no-config'),
+    AWS_SHARED_CREDENTIALS_FILE: join(home, 'no-credentials'),
+    AWS_EC2_METADATA_DISABLED: 'true',
+    HOME: home,
+  };
+})();
+
+// ---- fixtures, built once ------------------------------------------------------------------------------------------------
+
+interface Fixtures {
+  /** A Cello table holding a few items, which no case may change. */
+  table: string;
+  /** A table with another key schema (id HASH). */
+  otherSchema: string;
+  /** A table name nobody created. */
+  missingTable: string;
+  /** A port nobody listens on. */
+  closedPort: number;
+  /** A Cello database with a few rows; one without the Cello tables. */
+  database: string;
+  emptyDatabase: string;
+  validData: string;
+  validDump: string;
+  /** A regular file, to put output paths "under". */
+  regularFile: string;
+}
+
+let fixtures: Fixtures;
+const snapshots = new Map<string, Map<string, DynamoItem>>();
+
+async function streamFile(path: string, parts: (string | { repeat: string; bytes: number })[]): Promise<string> {
+  const stream = createWriteStream(path);
+  for (const part of parts) {
+    if (typeof part === 'string') {
+      if (!stream.write(part)) await once(stream, 'drain');
+      continue;
+    }
+    const block = part.repeat.repeat(Math.ceil((1024 * 1024) / part.repeat.length));
+    for (let written = 0; written < part.bytes; written += block.length) {
+      if (!stream.write(block)) await once(stream, 'drain');
+    }
+  }
+  stream.end();
+  await once(stream, 'finish');
+  return path;
+}
+
+before(async () => {
+  const client = await dynamoClient();
+  const { tableName } = await newCelloTable();
+  await putItems(client, tableName, legacyTable(6).items);
+  const otherSchema = uniqueName('other_schema');
+  await client.send(
+    new CreateTableCommand({
+      TableName: otherSchema,
+      BillingMode: 'PAY_PER_REQUEST',
+      AttributeDefinitions: [{ AttributeName: 'id', AttributeType: 'S' }],
+      KeySchema: [{ AttributeName: 'id', KeyType: 'HASH' }],
+    }),
+  );
+  const full = await newCelloDatabase();
+  await seedCello(full.sql, 3, 4);
+  await putItems(client, tableName, (await celloItemsFromPostgres(full.sql)).slice(0, 3));
+  const empty = await newCelloDatabase();
+  await empty.sql.unsafe('DROP TABLE tokens; DROP TABLE projects;');
+  const regularFile = join(temporaryFolder(), 'a-file');
+  writeFileSync(regularFile, 'not a folder\n');
+  fixtures = {
+    table: tableName,
+    otherSchema,
+    missingTable: uniqueName('missing'),
+    closedPort: await findFreePort(),
+    database: full.name,
+    emptyDatabase: empty.name,
+    validData: writeJson(migrationData(2, 3)),
+    validDump: writeDump(legacyTable(6).items),
+    regularFile,
+  };
+  for (const table of [fixtures.table, fixtures.otherSchema]) snapshots.set(table, await rawTable(table));
+});
+
+// ---- the matrix ------------------------------------------------------------------------------------------------------------
+
+type Script = 'migrate_dump_postgres' | 'migrate_load_dynamodb' | 'dump-ddb' | 'migrate_ddb_timestamps' | 'verify_migration';
+
+interface Case {
+  script: Script;
+  what: string;
+  /** The arguments; `output` is a fresh, empty folder for this case's outputs, `inputs` one for its input files. */
+  args: (f: Fixtures, output: string, inputs: string) => string[] | Promise<string[]>;
+  env?: Record<string, string | undefined>;
+  code: number;
+  /** What the error line must say. */
+  message: RegExp;
+  /** Files the case puts in the output folder first (they must be left as they are). */
+  prepare?: (output: string) => void;
+  /** Skip, with the reason, on this machine. */
+  skip?: () => string | false;
+}
+
+const file = (name: string, content: string) => (): string => writeJson(content, name);
+const dumpOut = (output: string) => join(output, 'dump.json');
+const dataOut = (output: string) => join(output, 'migration_data.json');
+const load = (data: string, table: string, ...more: string[]) => [data, table, REGION, ...more];
+const repair = (dump: string, table: string, ...more: string[]) => ['--file', dump, '--table', table, '--region', REGION, ...more];
+const dumpDdb = (table: string, output: string, ...more: string[]) => ['--table', table, '--output', output, '--region', REGION, ...more];
+const verify = (f: Fixtures, ...more: string[]) => [PG_HOST, pg.user, f.database, f.table, REGION, ...more];
+const VALID_TOKEN = { token_id: 't1', created_at: '2022-02-02T18:01:49.345261000Z', expires_at: null };
+
+const CASES: Case[] = [
+  // -- arguments
+  { script: 'migrate_load_dynamodb', what: 'no arguments', args: () => [], code: 2, message: /argument|data_file/i },
+  { script: 'migrate_load_dynamodb', what: 'an extra argument', args: (f) => load(f.validData, f.table, 'extra'), code: 2, message: /extra/ },
+  { script: 'dump-ddb', what: 'a missing --output', args: (f) => ['--table', f.table, '--region', REGION], code: 2, message: /output/ },
+  { script: 'dump-ddb', what: '--segments 0', args: (f, output) => dumpDdb(f.table, dumpOut(output), '--segments', '0'), code: 2, message: /--segments must be a whole number/ },
+  { script: 'verify_migration', what: 'a missing region argument', args: (f) => [PG_HOST, pg.user, f.database, f.table], code: 2, message: /region|argument/i },
+
+  // -- PostgreSQL: host, port, server, credentials, database, schema
+  { script: 'migrate_dump_postgres', what: 'a port out of range', args: (f, output) => [`${pg.host}:70000`, pg.user, f.database, dataOut(output)], code: 2, message: /invalid port "70000"/ },
+  { script: 'verify_migration', what: 'a port that is not a number', args: (f) => [`${pg.host}:x1`, pg.user, f.database, f.table, REGION], code: 2, message: /invalid port "x1"/ },
+  { script: 'migrate_dump_postgres', what: 'an unknown host', args: (f, output) => ['no-such-host.invalid', pg.user, f.database, dataOut(output)], code: 3, message: /no-such-host\.invalid/ },
+  { script: 'migrate_dump_postgres', what: 'a refused connection', args: (f, output) => [`127.0.0.1:${f.closedPort}`, pg.user, f.database, dataOut(output)], code: 3, message: new RegExp(`127\\.0\\.0\\.1:\\d+`) },
+  { script: 'migrate_dump_postgres', what: 'a wrong password', args: (f, output) => [PG_HOST, pg.user, f.database, dataOut(output)], env: { PGPASSWORD: 'wrong-password' }, code: 3, message: /password/i },
+  { script: 'migrate_dump_postgres', what: 'an unknown database', args: (f, output) => [PG_HOST, pg.user, 'no_such_database', dataOut(output)], code: 3, message: /no_such_database/ },
+  { script: 'migrate_dump_postgres', what: 'a database without the Cello tables', args: (f, output) => [PG_HOST, pg.user, f.emptyDatabase, dataOut(output)], code: 3, message: /projects|tokens/ },
+  { script: 'migrate_dump_postgres', what: 'no password and no terminal', args: (f, output) => [PG_HOST, pg.user, f.database, dataOut(output)], env: { PGPASSWORD: undefined }, code: 2, message: /no password/ },
+  { script: 'verify_migration', what: 'a wrong password', args: (f) => verify(f), env: { PGPASSWORD: 'wrong-password' }, code: 3, message: /password/i },
+
+  // -- output files
+  { script: 'migrate_dump_postgres', what: 'an output path that is a folder', args: (f, output) => [PG_HOST, pg.user, f.database, output], code: 4, message: /is a folder/ },
+  { script: 'migrate_dump_postgres', what: 'an output path under a regular file (ENOTDIR)', args: (f) => [PG_HOST, pg.user, f.database, join(f.regularFile, 'out.json')], code: 4, message: /not a folder|ENOTDIR/ },
+  {
+    script: 'migrate_dump_postgres',
+    what: 'an output file that exists, without --force',
+    prepare: (output) => writeFileSync(dataOut(output), 'precious'),
+    args: (f, output) => [PG_HOST, pg.user, f.database, dataOut(output)],
+    code: 4,
+    message: /already exists.*--force/,
+  },
+  {
+    script: 'migrate_dump_postgres',
+    what: 'an output folder without write permission',
+    skip: () => (process.getuid?.() === 0 ? 'root writes through chmod 0500; the ENOTDIR case covers an unwritable folder' : false),
+    prepare: (output) => {
+      mkdirSync(join(output, 'locked'));
+      chmodSync(join(output, 'locked'), 0o500);
+    },
+    args: (f, output) => [PG_HOST, pg.user, f.database, join(output, 'locked', 'out.json')],
+    code: 4,
+    message: /permission denied/,
+  },
+  { script: 'dump-ddb', what: 'an output path that is a folder', args: (f, output) => dumpDdb(f.table, output), code: 4, message: /is a folder/ },
+  { script: 'dump-ddb', what: 'an output path under a regular file (ENOTDIR)', args: (f) => dumpDdb(f.table, join(f.regularFile, 'dump.json')), code: 4, message: /not a folder|ENOTDIR/ },
+
+  // -- input files
+  { script: 'migrate_load_dynamodb', what: 'a data file that does not exist', args: (f, _output, inputs) => load(join(inputs, 'missing.json'), f.table), code: 2, message: /missing\.json does not exist/ },
+  { script: 'migrate_load_dynamodb', what: 'an empty data file', args: (f) => load(file('empty.json', '')(), f.table), code: 2, message: /is empty/ },
+  { script: 'migrate_load_dynamodb', what: 'a data file that is not JSON', args: (f) => load(file('text.json', 'this is not json\n')(), f.table), code: 2, message: /line 1, column 1: .*(not valid JSON|unexpected)/ },
+  {
+    script: 'migrate_load_dynamodb',
+    what: 'a truncated data file',
+    args: (f) => load(file('truncated.json', JSON.stringify({ alpha: { repository: null, tokens: [VALID_TOKEN] } }).slice(0, -12))(), f.table),
+    code: 2,
+    message: /truncated|end of/,
+  },
+  { script: 'migrate_load_dynamodb', what: 'a data file of the wrong shape (an array)', args: (f) => load(file('array.json', '[{"repository": null, "tokens": []}]')(), f.table), code: 2, message: /expected a JSON object of projects, found an array/ },
+  {
+    script: 'migrate_load_dynamodb',
+    what: 'a data file with a value of the wrong type',
+    args: (f) => load(file('types.json', JSON.stringify({ alpha: { repository: 42, tokens: [] } }))(), f.table),
+    code: 2,
+    message: /repository must be a string or null, got a number/,
+  },
+  {
+    script: 'migrate_load_dynamodb',
+    what: 'a data file with an invalid timestamp',
+    args: (f) => load(file('timestamp.json', JSON.stringify({ alpha: { repository: null, tokens: [{ ...VALID_TOKEN, created_at: '2022-02-30 25:61:00+00' }] } }))(), f.table),
+    code: 2,
+    message: /created_at "2022-02-30 25:61:00\+00" is not a/,
+  },
+  {
+    script: 'migrate_load_dynamodb',
+    what: 'a data file with a 70 MB token_id',
+    args: async (f, _output, inputs) => {
+      const path = await streamFile(join(inputs, 'huge.json'), ['{"alpha": {"repository": null, "tokens": [{"token_id": "', { repeat: 'x', bytes: 70 * 1024 * 1024 }, '", "created_at": "2022-02-02T18:01:49Z", "expires_at": null}]}}\n']);
+      return load(path, f.table);
+    },
+    code: 2,
+    message: /larger than 64 MiB|DynamoDB allows/,
+  },
+  { script: 'migrate_ddb_timestamps', what: 'a dump file that is not JSON', args: (f) => repair(file('text.json', 'this is not json\n')(), f.table), code: 2, message: /line 1, column 1: .*(not valid JSON|unexpected)/ },
+  { script: 'migrate_ddb_timestamps', what: 'a dump file that is not an array', args: (f) => repair(file('object.json', '{"pk": "PROJECT#a", "sk": "METADATA"}')(), f.table), code: 2, message: /array/ },
+  { script: 'migrate_ddb_timestamps', what: 'a dump record without pk', args: (f) => repair(file('nopk.json', '[{"sk": "TOKEN#t"}]')(), f.table), code: 2, message: /record 1 has no "pk"/ },
+
+  // -- DynamoDB: table, schema, endpoint, region, credentials
+  { script: 'migrate_load_dynamodb', what: 'a table that does not exist', args: (f) => load(f.validData, f.missingTable), code: 3, message: /table "missing_\w+" does not exist/ },
+  { script: 'migrate_load_dynamodb', what: 'a table with another key schema', args: (f) => load(f.validData, f.otherSchema), code: 3, message: /has key schema \(id HASH S\); expected \(pk HASH S, sk RANGE S\)/ },
+  { script: 'migrate_load_dynamodb', what: 'an unreachable endpoint (connection refused)', args: (f) => load(f.validData, f.table, '--endpoint-url', `http://127.0.0.1:${f.closedPort}`), code: 3, message: /cannot reach DynamoDB at http:\/\/127\.0\.0\.1:\d+: connection refused/ },
+  { script: 'migrate_load_dynamodb', what: 'an endpoint host that does not resolve', args: (f) => load(f.validData, f.table, '--endpoint-url', 'http://no-such-host.invalid:8000'), code: 3, message: /host not found/ },
+  { script: 'migrate_load_dynamodb', what: 'an invalid region', args: (f) => [f.validData, f.table, 'Mars'], code: 2, message: /region "Mars" is not an AWS region name/ },
+  { script: 'migrate_load_dynamodb', what: 'missing AWS credentials', args: (f) => load(f.validData, f.table), env: NO_CREDENTIALS_ENV, code: 3, message: /no AWS credentials found/ },
+  { script: 'dump-ddb', what: 'a table that does not exist', args: (f, output) => dumpDdb(f.missingTable, dumpOut(output)), code: 3, message: /does not exist/ },
+  { script: 'dump-ddb', what: 'missing AWS credentials', args: (f, output) => dumpDdb(f.table, dumpOut(output)), env: NO_CREDENTIALS_ENV, code: 3, message: /no AWS credentials found/ },
+  { script: 'migrate_ddb_timestamps', what: 'a table with another key schema', args: (f) => repair(f.validDump, f.otherSchema), code: 3, message: /has key schema \(id HASH S\)/ },
+  { script: 'migrate_ddb_timestamps', what: 'missing AWS credentials', args: (f) => repair(f.validDump, f.table), env: NO_CREDENTIALS_ENV, code: 3, message: /no AWS credentials found/ },
+  { script: 'verify_migration', what: 'a table that does not exist', args: (f) => [PG_HOST, pg.user, f.database, f.missingTable, REGION], code: 3, message: /does not exist/ },
+  { script: 'verify_migration', what: 'missing AWS credentials', args: (f) => verify(f), env: NO_CREDENTIALS_ENV, code: 3, message: /no AWS credentials found/ },
+  { script: 'verify_migration', what: 'an unreachable endpoint (connection refused)', args: (f) => verify(f, '--endpoint-url', `http://127.0.0.1:${f.closedPort}`), code: 3, message: /connection refused/ },
+];
+
+test('the matrix lists at least 25 cases, for every script', () => {
+  assert.ok(CASES.length >= 25, `${CASES.length} cases`);
+  for (const script of ['migrate_dump_postgres', 'migrate_load_dynamodb', 'dump-ddb', 'migrate_ddb_timestamps', 'verify_migration']) {
+    assert.ok(CASES.filter((entry) => entry.script === script).length >= 5, script);
+  }
+});
+
+function folderContents(folder: string): Record<string, string> {
+  return Object.fromEntries(readdirSync(folder, { withFileTypes: true }).map((entry) => [entry.name, entry.isFile() ? readFileSync(join(folder, entry.name), 'utf8').slice(0, 100) : 'folder']));
+}
+
+// Two at a time: most cases spend their time starting node or waiting for a refusal, not computing.
+describe('bad input: one error line, non-zero exit, no stack trace, nothing written', { concurrency: 2 }, () => {
+  for (const entry of CASES) {
+    const reason = entry.skip?.();
+    test(`${entry.script}: ${entry.what}`, { skip: reason || false }, async () => {
+      const output = temporaryFolder();
+      const inputs = temporaryFolder();
+      entry.prepare?.(output);
+      const before = folderContents(output);
+      const args = await entry.args(fixtures, output, inputs);
+      let result;
+      try {
+        result = await runScript(entry.script, args, { env: { ...FAST_RETRY_ENV, ...entry.env } });
+      } finally {
+        rmSync(inputs, { recursive: true, force: true });
+      }
+      assertOneErrorLine(result, entry.message, entry.code);
+      // Nothing written: no output file or temporary file, and the tables as they were.
+      assert.deepEqual(folderContents(output), before);
+      assert.equal(readFileSync(fixtures.regularFile, 'utf8'), 'not a folder\n');
+      for (const [table, snapshot] of snapshots) assert.deepEqual(await rawTable(table), snapshot, table);
+    });
+  }
+});
