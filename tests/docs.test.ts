@@ -18,7 +18,8 @@
 //   PATH that runs `node --import tsx <script>`: the same loader without npx's start-up. The real `npx tsx` and
 //   `./scripts/...` are run once by their own test below.
 // - The AWS CLI v1 ignores AWS_ENDPOINT_URL_DYNAMODB: an `aws` first on PATH adds `--endpoint-url`. Without the AWS
-//   CLI (or psql), the blocks using it are skipped, saying so, and the table is created by the test.
+//   CLI (or psql), the blocks using it are skipped, saying so, and the table is created by the test
+//   (CELLO_DOCS_TEST_HIDE_TOOLS=aws,psql pretends they are missing).
 // - Data: the guide's own example (its "Output structure" JSON), in a database whose TimeZone is not UTC. Before
 //   Step 4 (block dump-table), the test writes two tokens' timestamps back in the earlier migration's format, so
 //   the repair has what the guide shows to repair. Blocks marked `example-of=<id>` are run last: the fixture named
@@ -135,7 +136,11 @@ test('npx tsx scripts/<name>.ts and ./scripts/<name>.ts both start a script from
 
 // ---- running the guide -------------------------------------------------------------------------------------------
 
+/** Tools to treat as not installed, to exercise the skipping path where they are (e.g. `aws,psql`). */
+const HIDDEN_TOOLS = new Set((process.env.CELLO_DOCS_TEST_HIDE_TOOLS ?? '').split(',').filter((tool) => tool !== ''));
+
 const toolAvailable = (tool: string): string | undefined => {
+  if (HIDDEN_TOOLS.has(tool)) return undefined;
   const found = spawnSync('sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' });
   return found.status === 0 ? found.stdout.trim() : undefined;
 };
