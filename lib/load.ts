@@ -2,7 +2,8 @@
 //
 // The file is read three times at most, each time as a stream (memory stays flat in the file size):
 //   1. check: every project and token is validated; nothing is written if anything is wrong. Item keys go into
-//      a compact 64-bit digest set (11–23 bytes a key) to spot keys that may occur twice.
+//      compact 64-bit digest sets (11–23 bytes a key; one per project, one of project names) to spot keys that may
+//      occur twice. Memory follows the largest project, not the file.
 //   2. duplicates (only when step 1 saw a digest twice): the suspect keys are compared exactly, so a digest
 //      collision can never drop an item. Duplicates with identical values are written once; duplicates with
 //      different values are an error (we cannot know which one is right).
@@ -514,11 +515,22 @@ export async function checkMigrationFile(path: string, file: string, shouldStop:
     problemCount++;
     if (problems.length < PROBLEM_LIST_LIMIT) problems.push(message);
   };
-  const digests = new KeyDigestSet();
+  // Memory follows the largest project, not the file: a key can only repeat inside its own project, so one digest
+  // set per entry (dropped at the next) and one of project names suffice. A project named twice makes all its
+  // items suspects, confirmed exactly by the duplicate pass.
+  const projectNames = new KeyDigestSet(1024);
+  const suspectProjects = new KeyDigestSet(16);
   const suspects = new KeyDigestSet(16);
+  let entryKeys = new KeyDigestSet(64);
+  let currentEntry = -1;
   const reader = new MigrationFileReader(file, {
     item: (item) => {
-      if (!digests.add(item.pk, item.sk)) suspects.add(item.pk, item.sk);
+      if (item.entry !== currentEntry) {
+        currentEntry = item.entry;
+        entryKeys = new KeyDigestSet(64);
+        if (!projectNames.add(item.pk, '')) suspectProjects.add(item.pk, '');
+      }
+      if (!entryKeys.add(item.pk, item.sk)) suspects.add(item.pk, item.sk);
     },
     problem,
   });
@@ -540,20 +552,21 @@ export async function checkMigrationFile(path: string, file: string, shouldStop:
     repeatedEntries: new Set(),
     duplicateNotices: [],
   };
-  if (suspects.size > 0) {
-    await findDuplicates(checked, suspects, problem, shouldStop);
+  if (suspects.size > 0 || suspectProjects.size > 0) {
+    await findDuplicates(checked, (item) => suspects.has(item.pk, item.sk) || suspectProjects.has(item.pk, ''), problem, shouldStop);
     if (problemCount > 0) return { problems, problemCount };
   }
   return { checked, problems, problemCount };
 }
 
 /**
- * Pass 2: the keys whose digest came twice, compared exactly. Only suspect items are held in memory. Same key with
+ * Pass 2: the keys whose digest came twice (and every item of a project named twice), compared exactly. Only
+ * suspect items are held in memory. Same key with
  * the same values: later occurrences are skipped and noted. Same key with other values: a problem.
  */
 async function findDuplicates(
   checked: CheckedFile,
-  suspects: KeyDigestSet,
+  isSuspect: (item: LoadItem) => boolean,
   problem: (message: string) => void,
   shouldStop: () => boolean,
 ): Promise<void> {
@@ -561,7 +574,7 @@ async function findDuplicates(
   let duplicateCount = 0;
   const reader: MigrationFileReader = new MigrationFileReader(checked.file, {
     item: (item, token) => {
-      if (!suspects.has(item.pk, item.sk)) return;
+      if (!isSuspect(item)) return;
       const key = itemKeyString(item.pk, item.sk);
       const where = token < 0 ? `${reader.where()} (line ${reader.line})` : `${reader.where()} (line ${reader.line}), tokens[${token}]`;
       const values = JSON.stringify(item.item);
