@@ -397,6 +397,21 @@ test('a project given twice with the same repository: its entries merge and it c
   assert.deepEqual([...(report.checked?.repeatedEntries ?? [])], [1]);
 });
 
+test('a token in both entries of a project given twice is a duplicate across the entries', async () => {
+  const entry = '{"repository": "r", "tokens": [{"token_id": "1", "created_at": "2022-02-02T18:01:49Z", "expires_at": null}]}';
+  const report = await checkMigrationFile(writeJson(`{"a": ${entry}, "b": ${entry}, "a": ${entry}}`), 'f.json');
+  assert.deepEqual(report.problems, []);
+  assert.deepEqual([...(report.checked?.duplicates ?? [])].sort(), [locationKey(2, -1), locationKey(2, 0)]);
+  assert.equal(report.checked?.projects, 2);
+});
+
+test('a token in both entries of a project given twice, with other values, is a problem', async () => {
+  const entry = (expiresAt: string) => `{"repository": "r", "tokens": [{"token_id": "1", "created_at": "2022-02-02T18:01:49Z", "expires_at": ${expiresAt}}]}`;
+  const report = await checkMigrationFile(writeJson(`{"a": ${entry('null')}, "a": ${entry('"2030-01-01T00:00:00Z"')}}`), 'f.json');
+  assert.equal(report.checked, undefined);
+  assert.match(report.problems[0] ?? '', /tokens\[0\]: the same token_id appears again in this project, with other values/);
+});
+
 test('a project given twice with different repositories is a problem', async () => {
   const report = await checkMigrationFile(writeJson('{"a": {"repository": "r", "tokens": []}, "a": {"repository": null, "tokens": []}}'), 'f.json');
   assert.equal(report.checked, undefined);
