@@ -143,6 +143,7 @@ async function main(): Promise<void> {
   say('Starting a local PostgreSQL and a DynamoDB-compatible endpoint...');
   stack = await startLocalStack();
   throwIfInterrupted();
+  say(`Started in ${((performance.now() - started) / 1000).toFixed(1)} s.`);
   const postgresHostPort = `${stack.postgres.host}:${stack.postgres.port}`;
   say(`PostgreSQL: ${postgresHostPort}`);
   say(`DynamoDB:   ${stack.dynamo.endpoint}`);
@@ -174,8 +175,10 @@ async function main(): Promise<void> {
       if (invocation === undefined) throw new DemoError(`the guide's block ${step.block} runs ${JSON.stringify(command)}: the demo runs only scripts/*.ts`);
       const last = index === step.commands.length - 1;
       const expected = last ? (step.expectedExit ?? 0) : 0;
+      const commandStarted = performance.now();
       const code = await runScript(invocation.script, invocation.args, { ...env, ...Object.fromEntries(invocation.env) });
       throwIfInterrupted();
+      say(`[exit code ${code}, ${((performance.now() - commandStarted) / 1000).toFixed(1)} s]`);
       if (code !== expected) throw new DemoError(`${invocation.script} exited with code ${code}, expected ${expected}`);
     }
     if (step.note) say(`\n→ ${step.note}`);
