@@ -286,12 +286,6 @@ export function mentionedScripts(text: string): string[] {
   return [...new Set([...text.matchAll(/(?<![\w/.-])(?:\.\/)?scripts\/([\w-]+(?:\.[\w-]+)*\.ts)\b/g)].map((match) => match[1]!))];
 }
 
-/** Quotes a word for display the way a reader would type it: bare when safe, else in single quotes. */
-export function quoteShellWord(word: string): string {
-  if (word !== '' && /^[\w@%+=:,./-]+$/.test(word)) return word;
-  return `'${word.replaceAll("'", `'\\''`)}'`;
-}
-
 // ---- placeholders ------------------------------------------------------------------------------------------------
 
 /** A replacement of the guide's placeholder values by local ones; applied in order. */

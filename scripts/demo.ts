@@ -24,7 +24,6 @@ import {
   findBlock,
   localSubstitutions,
   parseCommand,
-  quoteShellWord,
   scriptInvocation,
   splitCommands,
   substitute,

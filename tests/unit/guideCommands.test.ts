@@ -12,7 +12,6 @@ import {
   mentionedScripts,
   outputShape,
   parseCommand,
-  quoteShellWord,
   reverseSubstitutions,
   scriptInvocation,
   splitCommands,
@@ -135,15 +134,6 @@ test('scriptInvocation recognises npx tsx scripts/x.ts and ./scripts/x.ts, nothi
 test('mentionedScripts lists each scripts/<name>.ts once, in order', () => {
   const text = 'run `npx tsx scripts/b.ts`, then ./scripts/dump-ddb.ts and scripts/b.ts again; not lib/scripts/c.ts or myscripts/d.ts';
   assert.deepEqual(mentionedScripts(text), ['b.ts', 'dump-ddb.ts']);
-});
-
-test('quoteShellWord leaves safe words bare and single-quotes the rest', () => {
-  assert.equal(quoteShellWord('migration_data.json'), 'migration_data.json');
-  assert.equal(quoteShellWord('http://127.0.0.1:8000'), 'http://127.0.0.1:8000');
-  assert.equal(quoteShellWord('a b'), `'a b'`);
-  assert.equal(quoteShellWord(`it's`), `'it'\\''s'`);
-  assert.equal(quoteShellWord(''), `''`);
-  assert.deepEqual(parseCommand(`x ${quoteShellWord(`it's [a] $b`)}`), { kind: 'run', assignments: new Map(), words: ['x', `it's [a] $b`] });
 });
 
 // ---- placeholders ------------------------------------------------------------------------------------------------
