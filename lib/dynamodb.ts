@@ -14,7 +14,7 @@ import {
   type KeysAndAttributes,
   type WriteRequest,
 } from '@aws-sdk/client-dynamodb';
-import { ExitCode, UserError } from './cli.ts';
+import { ExitCode, UserError, registerSecret } from './cli.ts';
 import { backoffDelayMs, RetriesExhaustedError, withRetry, type RetryPolicy } from './retry.ts';
 import { itemKeyString } from './keys.ts';
 
@@ -97,7 +97,7 @@ export function createDynamoClient(
   checkRegion(target.region);
   if (target.endpointUrl !== undefined) checkEndpointUrl(target.endpointUrl);
   const maxSockets = options.maxSockets ?? 64;
-  return new DynamoDBClient({
+  const client = new DynamoDBClient({
     region: target.region,
     ...(target.endpointUrl !== undefined ? { endpoint: target.endpointUrl } : {}),
     ...(options.credentials ? { credentials: options.credentials } : {}),
@@ -109,6 +109,30 @@ export function createDynamoClient(
       requestTimeout: 30_000,
     },
   });
+  maskAwsSecrets(client, options.credentials?.secretAccessKey);
+  return client;
+}
+
+/**
+ * Registers the AWS secrets with lib/cli's masking, so no error line can show them. The secret key never goes on
+ * the wire, but the session token does (x-amz-security-token), and a server's error message may quote the request
+ * it refused (AWS's SignatureDoesNotMatch quotes its canonical request, headers included), which the fallback error
+ * line repeats. The token is read from each signed request, so it is masked whatever the credential source
+ * (environment, profile, SSO).
+ */
+function maskAwsSecrets(client: DynamoDBClient, secretAccessKey: string | undefined): void {
+  registerSecret(process.env.AWS_SECRET_ACCESS_KEY);
+  registerSecret(process.env.AWS_SESSION_TOKEN);
+  registerSecret(secretAccessKey);
+  client.middlewareStack.add(
+    (next) => async (args) => {
+      const headers = (args.request as { headers?: Record<string, string | undefined> } | undefined)?.headers;
+      registerSecret(headers?.['x-amz-security-token']);
+      return next(args);
+    },
+    // The deserialize step runs after signing: the request it sees carries the token header.
+    { step: 'deserialize', priority: 'high', name: 'celloMaskSessionToken' },
+  );
 }
 
 const THROTTLING_ERRORS = new Set([
