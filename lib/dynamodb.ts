@@ -169,6 +169,9 @@ export function isRetryableDynamoError(error: unknown): boolean {
   if (shape.name && THROTTLING_ERRORS.has(shape.name)) return true;
   const status = shape.$metadata?.httpStatusCode;
   if (status !== undefined && status >= 500) return true;
+  // A 4xx whose body is not DynamoDB's (an HTML page from a web server the endpoint points at by mistake) will
+  // not change on retry; 408 and 429 from a proxy in between may.
+  if (status !== undefined && status >= 400 && status !== 408 && status !== 429 && isNotDynamoAnswer(shape)) return false;
   if (shape.name === 'InternalServerError' || shape.name === 'ServiceUnavailable') return true;
   if (shape.name === 'TimeoutError' || shape.name === 'RequestTimeout') return true;
   const code = errorCode(error);
@@ -179,6 +182,11 @@ export function isRetryableDynamoError(error: unknown): boolean {
   // A connection dropped mid-response surfaces as a body that is not JSON, or a bare "socket hang up".
   if (/socket hang up|ECONNRESET|Deserialization error|Unexpected end of JSON|aborted/i.test(shape.message ?? '')) return true;
   return false;
+}
+
+/** The SDK could not parse the body as a DynamoDB answer (its "Deserialization error"). */
+function isNotDynamoAnswer(shape: SdkErrorShape): boolean {
+  return /Deserialization error/.test(shape.message ?? '');
 }
 
 /** Sends `command` under `policy`; the retry schedule covers throttling, 5xx and dropped connections. */
@@ -227,6 +235,10 @@ export function toDynamoUserError(error: unknown, target: DynamoTarget, tableNam
   }
   if (code && NETWORK_ERROR_CODES.has(code)) {
     return new UserError(`cannot reach DynamoDB at ${endpoint}: ${code} — check the network and --endpoint-url`, ExitCode.environment);
+  }
+  const status = shape.$metadata?.httpStatusCode;
+  if (status !== undefined && status < 500 && isNotDynamoAnswer(shape)) {
+    return new UserError(`DynamoDB at ${endpoint} answered HTTP ${status} with something that is not a DynamoDB answer — check --endpoint-url`, ExitCode.environment);
   }
   if (name === 'TimeoutError') {
     return new UserError(`DynamoDB at ${endpoint} did not answer in time — check the network and --endpoint-url`, ExitCode.environment);
