@@ -9,10 +9,12 @@
 // "Output folder without write permission": the tests run as root here, and chmod does not stop root from writing,
 // nor is a read-only bind mount available in the container. The case is covered by a path under a regular file
 // (ENOTDIR: the folder cannot exist), and by a chmod 0500 folder when the tests do not run as root (skipped as root).
-import { before, describe, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { chmodSync, createWriteStream, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { CreateTableCommand } from '@aws-sdk/client-dynamodb';
 import type { DynamoItem } from '../lib/dynamodb.ts';
@@ -68,9 +70,20 @@ interface Fixtures {
   validDump: string;
   /** A regular file, to put output paths "under". */
   regularFile: string;
+  /** An HTTP server that is not DynamoDB: it answers every request 404 with an HTML page. */
+  webServer: string;
 }
 
 let fixtures: Fixtures;
+const webServer = createServer((request, response) => {
+  request.resume();
+  request.on('end', () => {
+    const page = '<html><body><h1>Not Found</h1></body></html>\n';
+    response.writeHead(404, { 'Content-Type': 'text/html', 'Content-Length': String(page.length) });
+    response.end(page);
+  });
+});
+after(() => new Promise<void>((resolve) => webServer.close(() => resolve())));
 const snapshots = new Map<string, Map<string, DynamoItem>>();
 
 async function streamFile(path: string, parts: (string | { repeat: string; bytes: number })[]): Promise<string> {
@@ -120,6 +133,7 @@ before(async () => {
     validData: writeJson(migrationData(2, 3)),
     validDump: writeDump(legacyTable(6).items),
     regularFile,
+    webServer: await new Promise<string>((resolve) => webServer.listen(0, '127.0.0.1', () => resolve(`http://127.0.0.1:${(webServer.address() as AddressInfo).port}`))),
   };
   for (const table of [fixtures.table, fixtures.otherSchema]) snapshots.set(table, await rawTable(table));
 });
@@ -241,6 +255,15 @@ const CASES: Case[] = [
   { script: 'migrate_load_dynamodb', what: 'a table that does not exist', args: (f) => load(f.validData, f.missingTable), code: 3, message: /table "missing_\w+" does not exist/ },
   { script: 'migrate_load_dynamodb', what: 'a table with another key schema', args: (f) => load(f.validData, f.otherSchema), code: 3, message: /has key schema \(id HASH S\); expected \(pk HASH S, sk RANGE S\)/ },
   { script: 'migrate_load_dynamodb', what: 'an unreachable endpoint (connection refused)', args: (f) => load(f.validData, f.table, '--endpoint-url', `http://127.0.0.1:${f.closedPort}`), code: 3, message: /cannot reach DynamoDB at http:\/\/127\.0\.0\.1:\d+: connection refused/ },
+  {
+    script: 'migrate_load_dynamodb',
+    what: 'an endpoint that is not DynamoDB (a web server answering 404 in HTML)',
+    args: (f) => load(f.validData, f.table, '--endpoint-url', f.webServer),
+    // The default retry schedule: a wrong endpoint must fail at once, not after ~20 s of retries.
+    env: { CELLO_RETRY_MAX_ATTEMPTS: undefined, CELLO_RETRY_BASE_MS: undefined, CELLO_RETRY_MAX_DELAY_MS: undefined },
+    code: 3,
+    message: /^error: DynamoDB at http:\/\/127\.0\.0\.1:\d+ answered HTTP 404 with something that is not a DynamoDB answer — check --endpoint-url/,
+  },
   { script: 'migrate_load_dynamodb', what: 'an endpoint host that does not resolve', args: (f) => load(f.validData, f.table, '--endpoint-url', 'http://no-such-host.invalid:8000'), code: 3, message: /host not found/ },
   { script: 'migrate_load_dynamodb', what: 'an invalid region', args: (f) => [f.validData, f.table, 'Mars'], code: 2, message: /region "Mars" is not an AWS region name/ },
   { script: 'migrate_load_dynamodb', what: 'missing AWS credentials', args: (f) => load(f.validData, f.table), env: NO_CREDENTIALS_ENV, code: 3, message: /no AWS credentials found/ },
