@@ -92,17 +92,25 @@ const SMALL: DataFile = {
 
 // ---- loading ---------------------------------------------------------------------------------------------------------
 
+/** One load of SMALL into a fresh table, shared by the tests that look at it from different sides. */
+let smallLoad: Promise<{ tableName: string; result: ScriptResult }> | undefined;
+function loadSmall(): Promise<{ tableName: string; result: ScriptResult }> {
+  smallLoad ??= (async () => {
+    const { tableName } = await newCelloTable();
+    return { tableName, result: await load(writeDataFile(SMALL), tableName) };
+  })();
+  return smallLoad;
+}
+
 test('a file shaped like the dump output is loaded exactly: every item, NULLs as "", all strings', async () => {
-  const { tableName } = await newCelloTable();
-  const result = await load(writeDataFile(SMALL), tableName);
+  const { tableName, result } = await loadSmall();
   assert.equal(result.code, 0, result.stderr);
   assert.equal(result.stderr, '');
   assert.deepEqual(await scanTable(tableName), itemsOf(SMALL));
 });
 
 test('the summary counts projects, loaded items and the NULLs written as empty strings', async () => {
-  const { tableName } = await newCelloTable();
-  const result = await load(writeDataFile(SMALL), tableName);
+  const { result } = await loadSmall();
   assert.equal(summaryValue(result.stdout, 'Projects in file'), '3');
   assert.equal(summaryValue(result.stdout, 'Projects processed'), '3');
   assert.equal(summaryValue(result.stdout, 'Items loaded'), '6');
