@@ -10,7 +10,7 @@ import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DynamoItem } from '../lib/dynamodb.ts';
 import { startFaultProxy, type FaultProxy, type FaultProxyOptions } from './support/faultProxy.ts';
-import { getStack, newCelloTable, runScript, temporaryFolder } from './support/harness.ts';
+import { REGION, getStack, newCelloDatabase, newCelloTable, runScript, temporaryFolder } from './support/harness.ts';
 import {
   FAST_RETRY_ENV,
   FAULTS_NEVER_CLEAR,
@@ -20,6 +20,7 @@ import {
   afterLoad,
   assertOneErrorLine,
   assertTableIs,
+  celloItemsFromPostgres,
   dumpArgs,
   keyOf,
   legacyTable,
@@ -31,6 +32,7 @@ import {
   rawTable,
   repairArgs,
   repairSummary,
+  seedCello,
   sumOfRates,
   theirItems,
   writeDump,
@@ -289,6 +291,60 @@ test('repair: every update applied but its answer lost (100 %) stops the run; th
   assert.equal(summary.Skipped, items.length - (toFix - applied));
   assert.equal((again.stdout.match(/already fixed/g) ?? []).length, applied);
   await assertTableIs(tableName, repaired);
+});
+
+// ---- verification ----------------------------------------------------------------------------------------------------------
+
+/** A database of 60 projects × 10 tokens and a table holding exactly what a correct migration writes for it. */
+async function migratedPair(): Promise<{ database: string; tableName: string; items: number }> {
+  const { name, sql } = await newCelloDatabase();
+  await seedCello(sql, 60, 10);
+  const { tableName, client } = await newCelloTable();
+  const items = await celloItemsFromPostgres(sql);
+  await putItems(client, tableName, items);
+  return { database: name, tableName, items: items.length };
+}
+
+function verifyArgs(database: string, tableName: string, ...more: string[]): string[] {
+  return [`${stack.postgres.host}:${stack.postgres.port}`, stack.postgres.user, database, tableName, REGION, ...more];
+}
+
+const MATCHING_SUMMARY = [
+  'Verification summary:',
+  '  Projects in PostgreSQL: 60',
+  '  Projects matching: 60',
+  '  Projects with differences: 0',
+  '  Projects missing from table: 0',
+  '  Extra partition keys in table: 0',
+  '  Tokens in PostgreSQL: 600',
+  '  Token items in table: 600',
+  '  Differences: 0',
+  'Result: the table matches PostgreSQL.',
+  '',
+].join('\n');
+
+test('verify: with 20 % of requests faulted, every project and token is compared once, the summary is exact, exit 0', async (t) => {
+  const { database, tableName } = await migratedPair();
+  const faults = await proxy(t, { seed: MIXED_SEED, rates: MIXED_FAULTS_20 });
+  const result = await runScript('verify_migration', verifyArgs(database, tableName, '--endpoint-url', faults.endpoint, '--concurrency', '4'), { env: FAST_RETRY_ENV });
+  assert.equal(result.code, 0, result.stdout + result.stderr);
+  assert.equal(result.stderr, '');
+  assert.equal(result.stdout, MATCHING_SUMMARY);
+  assertEveryKindInjected(faults, NON_BATCH_KINDS);
+});
+
+test('verify: faults that never clear stop the run with one error line (exit 3), bounded; a re-run matches', async (t) => {
+  const { database, tableName } = await migratedPair();
+  const faults = await proxy(t, { seed: 103, rates: FAULTS_NEVER_CLEAR, operations: DATA_OPERATIONS });
+  const result = await runScript('verify_migration', verifyArgs(database, tableName, '--endpoint-url', faults.endpoint, '--concurrency', '4'), { env: GIVE_UP_FAST_ENV });
+  assertOneErrorLine(result, new RegExp(`^error: DynamoDB kept failing after ${GIVE_UP_ATTEMPTS} attempts: `), 3);
+  const dataRequests = faults.stats.requests! - faults.stats['op:DescribeTable']!;
+  // The projects' Queries and the Scan's segments in flight, each tried GIVE_UP_ATTEMPTS times at most.
+  assert.ok(dataRequests >= GIVE_UP_ATTEMPTS && dataRequests <= 3 * 4 * GIVE_UP_ATTEMPTS, JSON.stringify(injected(faults)));
+
+  const again = await runScript('verify_migration', verifyArgs(database, tableName), { env: FAST_RETRY_ENV });
+  assert.equal(again.code, 0, again.stderr);
+  assert.equal(again.stdout, MATCHING_SUMMARY);
 });
 
 test('the retry knobs are read: CELLO_RETRY_MAX_ATTEMPTS sets the attempts the error line reports', async (t) => {
