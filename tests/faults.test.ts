@@ -6,7 +6,7 @@
 // Retries use millisecond delays through the CELLO_RETRY_* knobs of lib/retry.ts (the scripts read nothing else).
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DynamoItem } from '../lib/dynamodb.ts';
 import { startFaultProxy, type FaultProxy, type FaultProxyOptions } from './support/faultProxy.ts';
@@ -345,16 +345,4 @@ test('verify: faults that never clear stop the run with one error line (exit 3),
   const again = await runScript('verify_migration', verifyArgs(database, tableName), { env: FAST_RETRY_ENV });
   assert.equal(again.code, 0, again.stderr);
   assert.equal(again.stdout, MATCHING_SUMMARY);
-});
-
-test('the retry knobs are read: CELLO_RETRY_MAX_ATTEMPTS sets the attempts the error line reports', async (t) => {
-  const { tableName } = await newCelloTable();
-  const faults = await proxy(t, { seed: 26, rates: { internalError: 1 } });
-  const output = join(temporaryFolder(), 'dump.json');
-  const result = await runScript('dump-ddb', dumpArgs(tableName, output, '--endpoint-url', faults.endpoint, '--segments', '1'), {
-    env: { CELLO_RETRY_MAX_ATTEMPTS: '3', CELLO_RETRY_BASE_MS: '0', CELLO_RETRY_MAX_DELAY_MS: '0' },
-  });
-  assertOneErrorLine(result, /^error: DynamoDB kept failing after 3 attempts: /, 3);
-  assert.equal(faults.stats['op:Scan'], 3);
-  assert.equal(existsSync(output), false);
 });
