@@ -11,14 +11,19 @@
 //   dump       migrate_dump_postgres.ts  vs  psql \copy of the same query (the floor)
 //   load       migrate_load_dynamodb.ts  vs  a sequential conditional PutItem loader, and a raw BatchWriteItem
 //                                            blaster at the same concurrency (the ceiling); each into a fresh table
-//   dump-ddb   dump-ddb.ts (8 segments)  vs  dump-ddb.ts --segments 1
-//   repair     migrate_ddb_timestamps.ts vs  a sequential UpdateItem loop; tables seeded with legacy timestamps
+//   dump-ddb   dump-ddb.ts (8 segments)  vs  dump-ddb.ts --segments 1; and a raw SDK Scan of 8 segments that
+//                                            only counts items (the ceiling)
+//   repair     migrate_ddb_timestamps.ts vs  a sequential UpdateItem loop; and the same loop with 16 requests in
+//                                            flight and nothing else (the ceiling); tables seeded with legacy
+//                                            timestamps
+// The ceilings are not targets: when a target is missed they show whether the server (or the machine) is the
+// limit, with the server's CPU time next to each run.
 // DynamoDB steps run directly against dynalite and through a proxy adding a fixed delay per request (5 ms: real
 // DynamoDB is 2–10 ms away; concurrency only shows there). Sequential baselines process a sample (--sample, the
 // first 2,000 items) and their rate is extrapolated: 100,000 × 5 ms would be over 8 minutes each.
 // Figures go to a table on stdout and to bench/results/<timestamp>.json. Benchmarks are not tests: nothing here
 // fails on a slow figure; it exits non-zero only when a run itself fails.
-import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync, readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -38,7 +43,7 @@ import { startLatencyProxy, type FaultProxy } from '../tests/support/faultProxy.
 import { blastItems } from './baselines.ts';
 import { legacyItems, seedSql } from './dataset.ts';
 import { BENCH_DIR, ROOT, findChildPid, findProgram, loadAverage, runExternalMeasured, runNodeMeasured, treeCpuSeconds, type MeasuredRun } from './measure.ts';
-import { NAMES, STEPS, directRatios, formatMeasurements, formatTargets, judgeTargets, type Measurement, type Network, type Step } from './report.ts';
+import { NAMES, STEPS, otherRatios, formatMeasurements, formatTargets, judgeTargets, type Measurement, type Network, type Step } from './report.ts';
 
 const USAGE = `Usage: npm run bench -- [options]
 
@@ -178,7 +183,9 @@ class Bench {
       const id = ++this.runCounter;
       const stdoutPath = join(this.work, `run-${id}.out`);
       const stderrPath = join(this.work, `run-${id}.err`);
-      const nodeOptions = options.profile && this.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${this.profileDir}`, `--cpu-prof-name=${label.replace(/[^a-z0-9]+/gi, '-')}-${id}.cpuprofile`] : [];
+      // One folder per run: the main thread and tsx's loader thread each write a profile (CPU.<date>.<time>.<pid>.<thread>...).
+      const profileFolder = options.profile && this.profileDir ? join(this.profileDir, `${id}-${label.replace(/[^a-z0-9]+/gi, '-')}`) : undefined;
+      const nodeOptions = profileFolder ? ['--cpu-prof', `--cpu-prof-dir=${profileFolder}`] : [];
       const serverBefore = treeCpuSeconds(options.server);
       const proxyBefore = process.cpuUsage();
       const runOptions = { env: this.env(options.env), stdoutPath, stderrPath, nodeOptions };
@@ -186,6 +193,7 @@ class Bench {
       const proxyUsage = process.cpuUsage(proxyBefore);
       const serverAfter = treeCpuSeconds(options.server);
       const shown = kind === 'node' ? `node --import tsx ${relative(ROOT, program)} ${finalArgs.join(' ')}` : `${program} ${finalArgs.map((a) => (/\s/.test(a) ? JSON.stringify(a) : a)).join(' ')}`;
+      if (profileFolder) nameProfiles(profileFolder);
       if (run.exitCode !== 0) {
         throw new RunFailed(`${label} failed (exit ${run.exitCode ?? run.signal}): ${shown}\n${run.stderr.slice(-4000)}`);
       }
@@ -240,7 +248,19 @@ class Bench {
   }
 }
 
+/** main.cpuprofile for the main thread (thread id 0), thread-<id>.cpuprofile for the others. */
+function nameProfiles(folder: string): void {
+  for (const name of readdirSync(folder)) {
+    const match = /^CPU\.\d+\.\d+\.\d+\.(\d+)\.\d+\.cpuprofile$/.exec(name);
+    if (match) renameSync(join(folder, name), join(folder, match[1] === '0' ? 'main.cpuprofile' : `thread-${match[1]}.cpuprofile`));
+  }
+}
+
 const networks = ['direct', 'proxy'] as const;
+/** The load's and the repair's default --concurrency, which the ceilings use too. */
+const SCRIPT_CONCURRENCY = 16;
+/** dump-ddb.ts's default --segments, which the raw Scan ceiling uses too. */
+const DUMP_DDB_SEGMENTS = 8;
 
 // ---- dump --------------------------------------------------------------------------------------------------------
 
@@ -328,6 +348,9 @@ async function benchDumpDdb(bench: Bench, table: string, items: number): Promise
     const single = await bench.measure(`dump-ddb.ts --segments 1 ${network}`, 'node', bench.script('dump-ddb.ts'), [...args, '--segments', '1'], options);
     expectLine(single.run, new RegExp(`^Dumped ${items} items`), 'dump-ddb.ts --segments 1');
     bench.record({ step: 'dump-ddb', name: NAMES.oneSegment, role: 'baseline', network, items }, single);
+    const raw = await bench.measure(`raw Scan ${network}`, 'node', bench.baseline('rawScan.ts'), [table, '--endpoint-url', endpoint, '--concurrency', String(DUMP_DDB_SEGMENTS)], options);
+    expectLine(raw.run, new RegExp(`"items":${items},`), 'rawScan.ts');
+    bench.record({ step: 'dump-ddb', name: NAMES.rawScan, role: 'ceiling', network, items }, raw);
   }
   rmSync(output, { force: true });
 }
@@ -351,16 +374,22 @@ async function benchRepair(bench: Bench, items: number): Promise<void> {
   const tables = { direct: await seedLegacyTable(bench), proxy: await seedLegacyTable(bench) };
   const sequentialTable = await seedLegacyTable(bench);
   await bench.measure('dump-ddb.ts (setup)', 'node', bench.script('dump-ddb.ts'), ['--table', tables.direct, '--output', dumpFile, '--region', LOCAL_REGION, '--endpoint-url', bench.endpoint('direct')], { server: bench.dynalitePid });
-  // The two sequential samples are disjoint records of the dump, so they share one seeded table.
-  const sample = Math.max(1, Math.min(bench.options.sample, Math.floor(items / 2)));
+  // The baselines' samples are disjoint records of the dump, so they share one seeded table: the sequential loop
+  // takes [0, N) directly and [N, 2N) through the proxy, the concurrent loop (the ceiling) the next M each.
+  const sample = Math.max(1, Math.min(bench.options.sample, Math.floor(items / 4)));
+  const ceilingSample = Math.max(1, Math.min(10 * sample, Math.floor((items - 2 * sample) / 2)));
   for (const [index, network] of networks.entries()) {
-    log(`repair (${network}): migrate_ddb_timestamps.ts vs sequential UpdateItem`);
+    log(`repair (${network}): migrate_ddb_timestamps.ts vs sequential UpdateItem vs concurrent UpdateItem`);
     const endpoint = bench.endpoint(network);
     const cello = await bench.measure(`migrate_ddb_timestamps.ts ${network}`, 'node', bench.script('migrate_ddb_timestamps.ts'), ['--file', dumpFile, '--table', tables[network], '--region', LOCAL_REGION, '--endpoint-url', endpoint], { server: bench.dynalitePid, profile: true });
+    expectLine(cello.run, new RegExp(`Successful: ${items - bench.options.projects}\\n`), 'migrate_ddb_timestamps.ts');
     bench.record({ step: 'repair', name: NAMES.cello, role: 'toolkit', network, items }, cello);
     rmSync(cello.stdoutPath, { force: true }); // the report: one block per token
-    const sequential = await bench.measure(`sequential UpdateItem ${network} (${sample} records)`, 'node', bench.baseline('sequentialUpdater.ts'), [dumpFile, sequentialTable, '--endpoint-url', endpoint, '--offset', String(index * sample), '--limit', String(sample)], { server: bench.dynalitePid });
+    const loop = (offset: number, limit: number, concurrency: number) => [dumpFile, sequentialTable, '--endpoint-url', endpoint, '--offset', String(offset), '--limit', String(limit), ...(concurrency > 1 ? ['--concurrency', String(concurrency)] : [])];
+    const sequential = await bench.measure(`sequential UpdateItem ${network} (${sample} records)`, 'node', bench.baseline('updateLoop.ts'), loop(index * sample, sample, 1), { server: bench.dynalitePid });
     bench.record({ step: 'repair', name: NAMES.sequentialUpdater, role: 'baseline', network, items }, sequential, { items: sample });
+    const ceiling = await bench.measure(`concurrent UpdateItem ${network} (${ceilingSample} records)`, 'node', bench.baseline('updateLoop.ts'), loop(2 * sample + index * ceilingSample, ceilingSample, SCRIPT_CONCURRENCY), { server: bench.dynalitePid });
+    bench.record({ step: 'repair', name: NAMES.concurrentUpdater, role: 'ceiling', network, items }, ceiling, { items: ceilingSample });
   }
   for (const table of [tables.direct, tables.proxy, sequentialTable]) await bench.dropTable(table);
 }
@@ -445,7 +474,7 @@ async function main(): Promise<number> {
     out.write(`wall s: spawn to exit, Node.js start-up included; CPU: the run's CPU time / wall time; server CPU: dynalite's (or PostgreSQL's) CPU time / wall time\n\n`);
     out.write(`${formatMeasurements(bench.measurements)}\n\n`);
     out.write(`${formatTargets(targets)}\n\n`);
-    out.write(`Not targets, for comparison:\n${formatTargets(directRatios(bench.measurements))}\n\n`);
+    out.write(`Not targets, for comparison:\n${formatTargets(otherRatios(bench.measurements))}\n\n`);
     out.write(`Figures: ${relative(process.cwd(), options.output)}${profileDir ? `; CPU profiles: ${relative(process.cwd(), profileDir)}` : ''}\n`);
   } catch (error) {
     if (!(error instanceof RunFailed)) throw error;
@@ -461,4 +490,5 @@ async function main(): Promise<number> {
   return code;
 }
 
-process.exitCode = await main();
+// Explicitly: the servers' libraries install exit handlers of their own.
+process.exit(await main());

@@ -9,7 +9,7 @@
 //   VmHWM (also the kernel's high-water mark) read every 50 ms while the program runs, so only growth in its
 //   last 50 ms could be missed.
 import { spawn } from 'node:child_process';
-import { accessSync, closeSync, constants, existsSync, openSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { accessSync, closeSync, constants, existsSync, openSync, readFileSync, readSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
 export const BENCH_DIR = import.meta.dirname;
@@ -162,10 +162,20 @@ function runMeasured(
   });
 }
 
-/** The first 64 KiB of a file: enough for a summary, not a 20 MB report. */
+/** A file's text, or its first 16 KiB and last 48 KiB when larger: a summary, not a 20 MB report. */
 function readSmall(path: string): string {
-  const text = readFileSync(path, 'utf8');
-  return text.length > 65536 ? `${text.slice(0, 65536)}\n…` : text;
+  const size = statSync(path).size;
+  if (size <= 65536) return readFileSync(path, 'utf8');
+  const fd = openSync(path, 'r');
+  try {
+    const head = Buffer.alloc(16384);
+    const tail = Buffer.alloc(49152);
+    readSync(fd, head, 0, head.length, 0);
+    readSync(fd, tail, 0, tail.length, size - tail.length);
+    return `${head.toString('utf8')}\n…\n${tail.toString('utf8')}`;
+  } finally {
+    closeSync(fd);
+  }
 }
 
 function readProc(path: string): string | undefined {

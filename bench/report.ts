@@ -10,7 +10,8 @@ export interface Measurement {
   step: Step;
   /** What ran: 'cello' for the toolkit's script, or the baseline's name. */
   name: string;
-  role: 'toolkit' | 'baseline';
+  /** baseline: the simple alternative a target compares with; ceiling: the server's limit, for diagnosis. */
+  role: 'toolkit' | 'baseline' | 'ceiling';
   network: Network;
   /** Items of the whole dataset the figures are for (rows, items or dump records). */
   items: number;
@@ -71,6 +72,8 @@ export const NAMES = {
   blaster: 'blaster (BatchWriteItem)',
   oneSegment: 'cello --segments 1',
   sequentialUpdater: 'sequential UpdateItem',
+  rawScan: 'raw Scan, 8 segments',
+  concurrentUpdater: 'UpdateItem ×16, no checks',
 } as const;
 
 const fixed = (value: number, digits: number) => value.toFixed(digits);
@@ -139,18 +142,29 @@ export function judgeTargets(measurements: readonly Measurement[], previous?: { 
   return results;
 }
 
-/** Informative ratios that are not targets: the same comparisons without the proxy. */
-export function directRatios(measurements: readonly Measurement[]): TargetResult[] {
+/** Informative ratios that are not targets: the same comparisons without the proxy, and against the ceilings. */
+export function otherRatios(measurements: readonly Measurement[]): TargetResult[] {
   const get = (step: Step, name: string, network: Network) => find(measurements, step, name, network);
-  const info = (label: string, a: Measurement | undefined, b: Measurement | undefined): TargetResult => {
+  const info = (label: string, a: Measurement | undefined, b: Measurement | undefined, percent = false): TargetResult => {
     const value = a?.itemsPerSecond != null && b?.itemsPerSecond ? a.itemsPerSecond / b.itemsPerSecond : null;
-    return { target: label, measured: value === null ? 'not measured' : `${fixed(value, 1)}×`, verdict: 'n/a' };
+    const measured = value === null ? 'not measured' : percent ? `${fixed(value * 100, 0)} %` : `${fixed(value, 1)}×`;
+    return { target: label, measured, verdict: 'n/a' };
   };
-  return [
+  const results = [
     info('load vs sequential PutItem, direct', get('load', NAMES.cello, 'direct'), get('load', NAMES.sequentialLoader, 'direct')),
     info('dump-ddb vs --segments 1, direct', get('dump-ddb', NAMES.cello, 'direct'), get('dump-ddb', NAMES.oneSegment, 'direct')),
     info('timestamp repair vs sequential UpdateItem, direct', get('repair', NAMES.cello, 'direct'), get('repair', NAMES.sequentialUpdater, 'direct')),
   ];
+  for (const network of ['direct', 'proxy'] as const) {
+    const where = network === 'proxy' ? '5 ms proxy' : 'direct';
+    results.push(
+      info(`dump-ddb, share of the raw Scan ceiling, ${where}`, get('dump-ddb', NAMES.cello, network), get('dump-ddb', NAMES.rawScan, network), true),
+      info(`--segments 1 vs the raw Scan ceiling, ${where}`, get('dump-ddb', NAMES.rawScan, network), get('dump-ddb', NAMES.oneSegment, network)),
+      info(`timestamp repair, share of the concurrent UpdateItem ceiling, ${where}`, get('repair', NAMES.cello, network), get('repair', NAMES.concurrentUpdater, network), true),
+      info(`concurrent UpdateItem ceiling vs sequential, ${where}`, get('repair', NAMES.concurrentUpdater, network), get('repair', NAMES.sequentialUpdater, network)),
+    );
+  }
+  return results;
 }
 
 function pad(text: string, width: number, right = false): string {

@@ -18,7 +18,7 @@ interface Figures {
   unavailable?: string;
 }
 
-test('npm run bench on 20 projects / 2,000 tokens completes and writes every step’s figures, toolkit and baselines', async () => {
+test('npm run bench on 20 projects / 2,000 tokens completes and writes every step’s figures: toolkit, baselines and ceilings', async () => {
   const output = join(temporaryFolder(), 'results.json');
   const env: NodeJS.ProcessEnv = { ...process.env };
   const result = await runNode(['bench/bench.ts', '--tokens', '2000', '--projects', '20', '--quick', '--output', output], env, { timeoutMs: 900_000 });
@@ -37,8 +37,10 @@ test('npm run bench on 20 projects / 2,000 tokens completes and writes every ste
       `load sequential PutItem ${network}`,
       `dump-ddb cello ${network}`,
       `dump-ddb cello --segments 1 ${network}`,
+      `dump-ddb raw Scan, 8 segments ${network}`,
       `repair cello ${network}`,
       `repair sequential UpdateItem ${network}`,
+      `repair UpdateItem ×16, no checks ${network}`,
     ]),
   ];
   assert.deepEqual([...runs].sort(), expected.sort());
