@@ -26,7 +26,13 @@ export interface AtomicOutputOptions {
   overwrite: boolean;
 }
 
-/** Strings are gathered into chunks of about this size before they reach the stream: far fewer syscalls. */
+/**
+ * Strings are gathered until about this size, then handed to the stream together (one writev): far fewer syscalls.
+ * They are never joined into one string. A string or buffer over ~128 KB is a fresh mmap'd allocation (V8's
+ * large-object space, glibc's mmap threshold) whose every page faults on first touch: measured on a 178 MB dump,
+ * joining 256 KB chunks and encoding them took 2.9 s, writing the same text as ≤ 64 KB pieces 0.3 s. Callers
+ * should pass pieces of a few tens of KB for the same reason (see the dump scripts).
+ */
 const CHUNK_BYTES = 256 * 1024;
 
 export class AtomicOutputFile {
@@ -76,12 +82,16 @@ export class AtomicOutputFile {
 
   private async flush(): Promise<void> {
     if (this.pending.length === 0) return;
-    const chunk = this.pending.join('');
+    const pieces = this.pending;
     this.pending = [];
     this.pendingLength = 0;
     try {
       if (this.stream.errored) throw this.stream.errored;
-      if (!this.stream.write(chunk)) await once(this.stream, 'drain');
+      this.stream.cork();
+      let roomLeft = true;
+      for (const piece of pieces) roomLeft = this.stream.write(piece);
+      this.stream.uncork();
+      if (!roomLeft) await once(this.stream, 'drain');
     } catch (error) {
       // A failed write (disk full, file size limit) is for the operator to fix, not a bug: one line, exit 4,
       // and the temporary file removed now rather than at exit.
