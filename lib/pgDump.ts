@@ -40,7 +40,9 @@ export const TOKEN_ROW = 1;
 /**
  * The dump query. One statement, so the server merges the two tables in one sort and the client reads one
  * stream. Timestamps are turned into text after the sort (the subquery), which keeps the rows the server sorts
- * narrow; OFFSET 0 keeps the planner from flattening the subquery and moving the conversion back before it.
+ * narrow; OFFSET 0 keeps the planner from flattening the subquery and moving the conversion back before it. The
+ * outer ORDER BY makes the order a guarantee rather than a habit of the executor; it costs nothing, the planner
+ * sees the subquery's rows are already in that order.
  */
 export const DUMP_QUERY = `
 SELECT kind, project, repository, token_id, created_at::text AS created_at, expires_at::text AS expires_at
@@ -53,7 +55,8 @@ FROM (
   FROM tokens
   ORDER BY project, kind, token_id
   OFFSET 0
-) AS rows_in_order`;
+) AS rows_in_order
+ORDER BY project, kind, token_id`;
 
 /** How many orphan token ids the report quotes. */
 export const ORPHAN_SAMPLE_SIZE = 5;
@@ -175,6 +178,11 @@ export class MigrationJsonBuilder {
     this.finished = true;
     const close = this.closeEntry();
     return this.entries === 0 ? '}\n' : `${close}\n}\n`;
+  }
+
+  /** Tokens written so far (for progress). */
+  get tokenCount(): number {
+    return this.counts.tokens;
   }
 
   summary(): DumpCounts {

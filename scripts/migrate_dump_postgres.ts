@@ -105,7 +105,7 @@ await runMain(async () => {
           }
         }
         await file.write(text);
-        progress.update(builder.summary().tokens, 'tokens');
+        progress.update(builder.tokenCount, 'tokens');
       });
     });
     if (wasStopped()) throw stopError();
