@@ -180,7 +180,8 @@ export interface RepairConfiguration {
 }
 
 export function formatConfiguration({ file, table, region, dryRun }: RepairConfiguration): string {
-  return `Configuration:\n  File: ${file}\n  Table: ${table}\n  Region: ${region}\n  Mode: ${dryRun ? 'DRY RUN' : 'LIVE'}\n\n`;
+  // The labels and the Python-style True/False are the original guide's, so operators who know it read the same block.
+  return `Configuration:\n  Input file: ${file}\n  DynamoDB table: ${table}\n  Region: ${region}\n  Dry run: ${dryRun ? 'True' : 'False'}\n\n`;
 }
 
 export type RecordOutcome =

@@ -112,7 +112,7 @@ await runMain(async () => {
       const block = formatRecordBlock(plan, outcome);
       if (block !== '') await write(block);
     }
-    await write(`${SEPARATOR}\n\n`);
+    await write(`${SEPARATOR}\n`);
     const stoppedBy = stopSignalReceived();
     await write(formatSummary(counts, { dryRun, stoppedBy }));
     if (fatal) throw fatal;

@@ -150,16 +150,16 @@ describe('a table with legacy, canonical, mixed, offset and odd values', () => {
     assert.equal(
       result.stdout,
       'Configuration:\n' +
-        `  File: ${file}\n` +
-        `  Table: ${tableName}\n` +
+        `  Input file: ${file}\n` +
+        `  DynamoDB table: ${tableName}\n` +
         `  Region: ${REGION}\n` +
-        '  Mode: DRY RUN\n\n' +
+        '  Dry run: True\n\n' +
         `Loading records from ${file}...\n` +
         `Loaded ${SEED.length} total records\n\n` +
         'Processing records:\n' +
         `${SEPARATOR}\n` +
         blocks.map((block) => `${block}\n\n`).join('') +
-        `${SEPARATOR}\n\n` +
+        `${SEPARATOR}\n` +
         'Summary:\n' +
         `  Total records: ${SEED.length}\n` +
         `  Skipped: ${SEED.length - 6}\n` +
@@ -183,7 +183,7 @@ describe('a table with legacy, canonical, mixed, offset and odd values', () => {
   test('a live run updates the legacy fields and reports each record in dump order', async () => {
     const result = await runScript('migrate_ddb_timestamps', repairArgs(file, tableName));
     assert.equal(result.code, 0, result.stderr);
-    assert.match(result.stdout, /^ {2}Mode: LIVE$/m);
+    assert.match(result.stdout, /^ {2}Dry run: False$/m);
     assert.deepEqual(blocksOf(result.stdout), expectedBlocks(file, '✓ Updated'));
     assert.deepEqual(summaryOf(result.stdout), {
       'Total records': SEED.length,

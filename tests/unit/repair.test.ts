@@ -203,9 +203,9 @@ test('the separator is 80 dashes', () => {
 test('the configuration block lists file, table, region and mode', () => {
   assert.equal(
     formatConfiguration({ file: 'dump.json', table: 'cello', region: 'us-east-1', dryRun: true }),
-    'Configuration:\n  File: dump.json\n  Table: cello\n  Region: us-east-1\n  Mode: DRY RUN\n\n',
+    'Configuration:\n  Input file: dump.json\n  DynamoDB table: cello\n  Region: us-east-1\n  Dry run: True\n\n',
   );
-  assert.match(formatConfiguration({ file: 'd', table: 't', region: 'r', dryRun: false }), /^ {2}Mode: LIVE$/m);
+  assert.match(formatConfiguration({ file: 'd', table: 't', region: 'r', dryRun: false }), /^ {2}Dry run: False$/m);
 });
 
 const legacyPlan = planRecordRepair(token({ created_at: '2022-02-02 18:01:49.345261+00', expires_at: '2023-02-02 18:01:49+00' }));
