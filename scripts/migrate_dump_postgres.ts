@@ -16,18 +16,16 @@ import {
   connectPostgres,
   connectionSettingsFromEnvironment,
   describeTarget,
-  forEachBatch,
   inReadOnlySnapshot,
   parseHostArgument,
   readPassword,
+  streamRows,
   toPostgresUserError,
   type PostgresSession,
   type PostgresTarget,
 } from '../lib/postgres.ts';
 
 const SCRIPT = 'migrate_dump_postgres.ts';
-/** Rows per round trip: large enough that round trips cost little, small enough to keep memory flat. */
-const BATCH_ROWS = 10_000;
 /** Text handed to the output file at a time. */
 const WRITE_PIECE_CHARS = 32 * 1024;
 
@@ -88,25 +86,25 @@ await runMain(async () => {
   stopSignal.addEventListener('abort', closeOnStop, { once: true });
   try {
     const password = await readPassword(process.env, `Password for user ${user} at ${describeTarget(target)}: `);
-    session = await connectPostgres(target, password, settings);
+    const connected = await connectPostgres(target, password, settings);
+    session = connected;
     if (wasStopped()) throw stopError();
-    await inReadOnlySnapshot(session, async (sql) => {
+    await inReadOnlySnapshot(connected, async (sql) => {
       await checkTables(sql, database, CELLO_TABLES);
       await file.write(builder.start());
-      await forEachBatch<DumpRow>(sql.unsafe(DUMP_QUERY), BATCH_ROWS, async (rows) => {
-        if (wasStopped()) throw stopError();
-        let text = '';
-        for (const row of rows) {
-          text += builder.add(row);
-          // Small pieces: a string over ~128 KB is several times slower to write (lib/files.ts, CHUNK_BYTES).
-          if (text.length >= WRITE_PIECE_CHARS) {
-            await file.write(text);
-            text = '';
-          }
-        }
-        await file.write(text);
+      let text = '';
+      await streamRows<DumpRow>(connected, sql.unsafe(DUMP_QUERY), (row) => {
+        text += builder.add(row);
+        // Small pieces: a string over ~128 KB is several times slower to write (lib/files.ts, CHUNK_BYTES).
+        if (text.length < WRITE_PIECE_CHARS) return undefined;
+        const piece = text;
+        text = '';
         progress.update(builder.tokenCount, 'tokens');
+        // A stop request ends the stream (the connection is closed too, for a stop during the server's sort).
+        if (wasStopped()) throw stopError();
+        return file.write(piece);
       });
+      await file.write(text);
     });
     if (wasStopped()) throw stopError();
     await file.write(builder.finish());

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { once } from 'node:events';
 import postgres from 'postgres';
 import { connectAdmin, findFreePort, type AdminSql, type LocalPostgres } from '../lib/localStack.ts';
+import { connectPostgres, connectionSettingsFromEnvironment, inReadOnlySnapshot, streamRows } from '../lib/postgres.ts';
 import {
   ROOT,
   cleanEnvironment,
@@ -311,6 +312,63 @@ test(`${LARGE_TOKENS.toLocaleString('en-US')} tokens: every value matches SQL an
   const peak = /peak RSS: (\d+) MB/.exec(result.stderr);
   assert.ok(peak, `no peak RSS line in: ${result.stderr}`);
   assert.ok(Number(peak[1]) < 200, `peak RSS ${peak[1]} MB`);
+});
+
+// ---- lib/postgres streamRows, which the dump reads with ---------------------------------------------------------------
+
+async function session() {
+  const name = await large();
+  const connected = await connectPostgres({ host: pg.host, port: pg.port, user: pg.user, database: name }, pg.password, connectionSettingsFromEnvironment({}, pg.host));
+  after(() => connected.close());
+  return connected;
+}
+
+test('streamRows pauses reading while the promise onRow returned is pending (backpressure)', async () => {
+  const connected = await session();
+  let delivered = 0;
+  let deliveredWhileHeld = 0;
+  let holding = false;
+  await inReadOnlySnapshot(connected, (sql) =>
+    streamRows<{ token_id: string }>(connected, sql`SELECT token_id FROM tokens`, () => {
+      delivered++;
+      if (holding) deliveredWhileHeld++;
+      if (delivered !== 1) return undefined;
+      holding = true;
+      return new Promise((resolve) => setTimeout(resolve, 300)).then(() => {
+        holding = false;
+      });
+    }),
+  );
+  assert.equal(delivered, LARGE_TOKENS);
+  // Rows already received keep coming (the rest of the socket read); the server's are held back.
+  assert.ok(deliveredWhileHeld < 5_000, `${deliveredWhileHeld} rows delivered while held`);
+});
+
+test('streamRows rethrows what onRow throws, stops the query, and the session stays usable', async () => {
+  const connected = await session();
+  let delivered = 0;
+  await assert.rejects(
+    inReadOnlySnapshot(connected, (sql) =>
+      streamRows(connected, sql`SELECT token_id FROM tokens`, () => {
+        if (++delivered === 10) throw new Error('row 10 is bad');
+      }),
+    ),
+    /row 10 is bad/,
+  );
+  assert.ok(delivered === 10, 'no row is handed over after the failure');
+  const [row] = await connected.sql<{ one: number }[]>`SELECT 1 AS one`;
+  assert.equal(row!.one, 1);
+});
+
+test('streamRows rethrows a rejection of a promise onRow returned', async () => {
+  const connected = await session();
+  let delivered = 0;
+  await assert.rejects(
+    inReadOnlySnapshot(connected, (sql) =>
+      streamRows(connected, sql`SELECT token_id FROM tokens`, () => (++delivered === 5 ? Promise.reject(new Error('disk full')) : undefined)),
+    ),
+    /disk full/,
+  );
 });
 
 // ---- output file ---------------------------------------------------------------------------------------------------
