@@ -162,6 +162,12 @@ function errorCode(error: unknown): string | undefined {
   return shape?.code ?? (shape?.cause as SdkErrorShape | undefined)?.code;
 }
 
+/** DynamoDB refused the request for throughput: it was not applied (unlike a 5xx or a dropped connection). */
+export function isThrottlingError(error: unknown): boolean {
+  const name = (error as SdkErrorShape | undefined)?.name;
+  return name !== undefined && THROTTLING_ERRORS.has(name);
+}
+
 /** Throttling, server-side (5xx) and connection errors are worth another attempt; anything else is final. */
 export function isRetryableDynamoError(error: unknown): boolean {
   if (!error || typeof error !== 'object') return false;

@@ -1,7 +1,7 @@
 // Step 4's timestamp repair, the part that talks to DynamoDB: one conditional UpdateItem per record (see
 // buildTimestampUpdate in repair.ts), and an honest verdict when its condition fails.
 import { GetItemCommand, UpdateItemCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { isRetryableDynamoError, sendWithRetry, toDynamoUserError, type DynamoTarget } from './dynamodb.ts';
+import { isRetryableDynamoError, isThrottlingError, sendWithRetry, toDynamoUserError, type DynamoTarget } from './dynamodb.ts';
 import { withRetry, type RetryPolicy } from './retry.ts';
 import { buildTimestampUpdate, judgeConditionFailure, type RecordOutcome, type TimestampChange } from './repair.ts';
 
@@ -24,21 +24,24 @@ export interface RepairTarget {
  * Throttling, 5xx and dropped connections are retried under `policy`. A retried update whose earlier attempt
  * was applied before its answer was lost fails its condition on the next attempt; the item is then read back
  * (strongly consistent) and, holding exactly the new values, counted as updated: a fault never produces a false
- * failure.
+ * failure. When every earlier attempt was throttled (refused, so not applied), such an item is `alreadyFixed`.
  *
  * @throws UserError when DynamoDB itself is failing (retries exhausted, credentials, access, missing table):
  * the run should stop rather than fail every remaining record.
  */
 export async function applyTimestampChanges({ client, tableName, target, policy }: RepairTarget, pk: string, sk: string, changes: readonly TimestampChange[]): Promise<RecordOutcome> {
   const command = new UpdateItemCommand(buildTimestampUpdate(tableName, pk, sk, changes));
-  let attempts = 0;
+  // Whether an earlier attempt may have been applied: a throttled one was refused, so it was not (and an item
+  // already holding the new values is then an earlier run's work, not ours).
+  let mayHaveApplied = false;
   try {
     await withRetry(
-      (attempt) => {
-        attempts = attempt;
-        return client.send(command);
+      () => client.send(command),
+      (error) => {
+        const retryable = isRetryableDynamoError(error);
+        if (retryable && !isThrottlingError(error)) mayHaveApplied = true;
+        return retryable;
       },
-      isRetryableDynamoError,
       policy,
     );
     return { kind: 'updated' };
@@ -46,7 +49,7 @@ export async function applyTimestampChanges({ client, tableName, target, policy 
     const name = (error as { name?: string } | undefined)?.name ?? '';
     if (name === 'ConditionalCheckFailedException') {
       const current = await readItem({ client, tableName, target, policy }, pk, sk, changes);
-      const verdict = judgeConditionFailure(changes, current, attempts > 1);
+      const verdict = judgeConditionFailure(changes, current, mayHaveApplied);
       return verdict.kind === 'changed' ? { kind: 'failed', reason: verdict.reason } : verdict;
     }
     if (ITEM_ERRORS.has(name)) {
