@@ -241,6 +241,24 @@ test('repair: with 20 % of requests faulted, every legacy value is converted onc
   await assertTableIs(tableName, repaired);
 });
 
+test('repair: a run over a table an earlier run fixed, while 20 % of requests are throttled, reports every record already fixed', async (t) => {
+  const { tableName, client } = await newCelloTable();
+  const { items, repaired } = legacyTable(150);
+  // The table as an earlier run left it; the dump from before that run.
+  await putItems(client, tableName, [...repaired.values()]);
+  const file = writeDump(items);
+  const faults = await proxy(t, { seed: 27, rates: { throttle: 0.1, throttlingException: 0.1 } });
+
+  const result = await runScript('migrate_ddb_timestamps', repairArgs(file, tableName, '--endpoint-url', faults.endpoint), { env: FAST_RETRY_ENV });
+  assert.equal(result.code, 0, result.stdout + result.stderr);
+  assert.ok((faults.stats['op:UpdateItem'] ?? 0) > 0 && faults.stats.throttle! + faults.stats.throttlingException! > 10, JSON.stringify(injected(faults)));
+  const toFix = [...repaired].filter(([key, item]) => item !== items.find((original) => keyOf(original) === key)).length;
+  // A throttled attempt was refused, not applied: the table holding the new values is an earlier run's work.
+  assert.equal((result.stdout.match(/\n {2}Skipped - already fixed \(the table holds the new value\)\n/g) ?? []).length, toFix);
+  assert.deepEqual(repairSummary(result.stdout), { 'Total records': items.length, Skipped: items.length, Processed: 0, Successful: 0, Failed: 0 });
+  await assertTableIs(tableName, repaired);
+});
+
 test('repair: faults that never clear stop the run with one error line (exit 3) and change nothing; a re-run repairs exactly', async (t) => {
   const { tableName, client } = await newCelloTable();
   const { items, repaired } = legacyTable(120);
