@@ -2,13 +2,15 @@
 // environment (PGPASSWORD, PGSSLMODE, PGSSLROOTCERT, PGCONNECT_TIMEOUT, PGAPPNAME), the Cello schema check,
 // streaming reads in one consistent snapshot, and driver errors turned into one line an operator can act on.
 //
-// The driver is porsager/postgres. Three of its habits matter here and are handled below:
+// The driver is porsager/postgres. Four of its habits matter here and are handled below:
 // - it prints server notices with console.log unless told otherwise, and reads many PG* variables of its own;
 //   every option is passed explicitly so neither happens;
 // - it parses timestamptz into a Date (milliseconds): the scripts select timestamps as text under TimeZone=UTC;
 // - when a server closes the connection during start-up it reconnects at once, forever, and its connect timeout
 //   restarts with each attempt: the socket is opened here instead (see openSocket), with a deadline, and a second
-//   attempt before the session is ready fails.
+//   attempt before the session is ready fails;
+// - a streamed query (forEach) hands over rows as fast as they arrive, with no way to say "wait": owning the socket,
+//   the session pauses it instead (holdReadingUntil, streamRows).
 import { existsSync, openSync, readFileSync } from 'node:fs';
 import { isIP, isIPv6, Socket } from 'node:net';
 import { homedir } from 'node:os';
