@@ -20,21 +20,34 @@ async function listen(server: Server): Promise<number> {
   return (server.address() as AddressInfo).port;
 }
 
-/** Forwards `from` to `to`, each chunk `delayMs` late and in order; counts bytes in `count`. */
-function pipeLate(from: Socket, to: Socket, delayMs: number, count: (bytes: number) => void): void {
+/**
+ * Forwards `from` to `to`, each chunk `delayMs` late and in order, and no faster than `bytesPerSecond` when given (a
+ * chunk leaves once the previous ones have had their time on the wire); counts bytes in `count`.
+ */
+function pipeLate(from: Socket, to: Socket, delayMs: number, count: (bytes: number) => void, bytesPerSecond?: number): void {
+  let wireFreeAt = 0;
+  let lastDelivery = 0;
+  const at = (chunkBytes: number): number => {
+    const due = Math.max(performance.now() + delayMs, wireFreeAt);
+    wireFreeAt = due + (bytesPerSecond ? (chunkBytes * 1000) / bytesPerSecond : 0);
+    lastDelivery = due;
+    return due;
+  };
+  const later = (due: number, action: () => void): void => void setTimeout(action, Math.max(0, due - performance.now()));
   from.on('data', (chunk: Buffer) => {
-    setTimeout(() => {
+    later(at(chunk.length), () => {
       if (to.destroyed) return;
       count(chunk.length);
       to.write(chunk);
-    }, delayMs);
+    });
   });
-  from.on('end', () => setTimeout(() => to.end(), delayMs));
+  from.on('end', () => later(Math.max(lastDelivery, performance.now() + delayMs), () => to.end()));
   from.on('error', () => to.destroy());
-  from.on('close', () => setTimeout(() => to.destroy(), delayMs));
+  from.on('close', () => later(Math.max(lastDelivery, performance.now() + delayMs), () => to.destroy()));
 }
 
-export async function startTcpDelayProxy(target: { host: string; port: number }, delayMs: number): Promise<TcpDelayProxy> {
+/** A TCP proxy adding `delayMs` each way; `toClientBytesPerSecond` also caps what the server sends back. */
+export async function startTcpDelayProxy(target: { host: string; port: number }, delayMs: number, options: { toClientBytesPerSecond?: number } = {}): Promise<TcpDelayProxy> {
   const sockets = new Set<Socket>();
   const stats = { connections: 0, toServer: 0, toClient: 0 };
   const server = createServer((client) => {
@@ -44,7 +57,7 @@ export async function startTcpDelayProxy(target: { host: string; port: number },
     client.on('close', () => sockets.delete(client));
     upstream.on('close', () => sockets.delete(upstream));
     pipeLate(client, upstream, delayMs, (bytes) => (stats.toServer += bytes));
-    pipeLate(upstream, client, delayMs, (bytes) => (stats.toClient += bytes));
+    pipeLate(upstream, client, delayMs, (bytes) => (stats.toClient += bytes), options.toClientBytesPerSecond);
     upstream.connect({ host: target.host, port: target.port });
   });
   const port = await listen(server);
