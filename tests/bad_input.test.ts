@@ -30,6 +30,7 @@ import {
   migrationData,
   putItems,
   rawTable,
+  runScriptWithoutTerminal,
   seedCello,
   writeDump,
   writeJson,
@@ -175,6 +176,8 @@ interface Case {
   prepare?: (output: string) => void;
   /** Skip, with the reason, on this machine. */
   skip?: () => string | false;
+  /** Run without a controlling terminal (the script would otherwise prompt for the password on it). */
+  noTerminal?: boolean;
 }
 
 const file = (name: string, content: string) => (): string => writeJson(content, name);
@@ -201,7 +204,7 @@ const CASES: Case[] = [
   { script: 'migrate_dump_postgres', what: 'a wrong password', args: (f, output) => [PG_HOST, pg.user, f.database, dataOut(output)], env: { PGPASSWORD: WRONG_PASSWORD }, code: 3, message: /password/i },
   { script: 'migrate_dump_postgres', what: 'an unknown database', args: (f, output) => [PG_HOST, pg.user, 'no_such_database', dataOut(output)], code: 3, message: /no_such_database/ },
   { script: 'migrate_dump_postgres', what: 'a database without the Cello tables', args: (f, output) => [PG_HOST, pg.user, f.emptyDatabase, dataOut(output)], code: 3, message: /projects|tokens/ },
-  { script: 'migrate_dump_postgres', what: 'no password and no terminal', args: (f, output) => [PG_HOST, pg.user, f.database, dataOut(output)], env: { PGPASSWORD: undefined }, code: 2, message: /no password/ },
+  { script: 'migrate_dump_postgres', what: 'no password and no terminal', args: (f, output) => [PG_HOST, pg.user, f.database, dataOut(output)], env: { PGPASSWORD: undefined }, noTerminal: true, code: 2, message: /no password/ },
   { script: 'verify_migration', what: 'a wrong password', args: (f) => verify(f), env: { PGPASSWORD: WRONG_PASSWORD }, code: 3, message: /password/i },
 
   // -- output files
@@ -307,7 +310,8 @@ describe('bad input: one error line, non-zero exit, no stack trace, nothing writ
       const args = await entry.args(fixtures, output, inputs);
       let result;
       try {
-        result = await runScript(entry.script, args, { env: { ...FAST_RETRY_ENV, ...SECRET_AWS_ENV, ...entry.env } });
+        const env = { ...FAST_RETRY_ENV, ...SECRET_AWS_ENV, ...entry.env };
+        result = await (entry.noTerminal ? runScriptWithoutTerminal(entry.script, args, { env }) : runScript(entry.script, args, { env }));
       } finally {
         rmSync(inputs, { recursive: true, force: true });
       }

@@ -83,6 +83,36 @@ export async function startScript(name: string, args: string[], options: { env?:
   return { child, pid: child.pid, output: () => ({ stdout, stderr }), done };
 }
 
+/**
+ * Runs scripts/<name>.ts as a session leader without a controlling terminal (as under cron or CI), so a script that
+ * would prompt on /dev/tty cannot, even when the tests themselves run in a terminal.
+ */
+export async function runScriptWithoutTerminal(name: string, args: string[], options: { env?: Record<string, string | undefined> } = {}): Promise<ScriptResult> {
+  const stack = await getStack();
+  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'scripts', `${name}.ts`), ...args], {
+    cwd: ROOT,
+    env: cleanEnvironment(stack, options.env),
+    detached: true,
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (text: string) => (stdout += text));
+  child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
+  child.stdin.end();
+  return new Promise<ScriptResult>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${name} did not finish in 60 s\nstdout: ${stdout}\nstderr: ${stderr}`));
+    }, 60_000);
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+}
+
 /** Polls `condition` every few milliseconds; fails with `what` after `timeoutMs`. */
 export async function waitUntil(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 60_000, script?: RunningScript): Promise<void> {
   const deadline = performance.now() + timeoutMs;
