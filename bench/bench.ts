@@ -53,6 +53,7 @@ const USAGE = `Usage: npm run bench -- [options]
   --delay-ms N     fixed delay the proxy adds to every DynamoDB request (default 5)
   --concurrency N  the blaster's requests in flight; the scripts run with their default (default 16, theirs)
   --steps LIST     some of dump,load,dump-ddb,repair (default all; dump-ddb needs load)
+  --networks LIST  DynamoDB steps direct, through the proxy, or both (default direct,proxy)
   --repeat N       runs of each dump and dump-ddb measurement; the fastest is kept (default 1)
   --quick          a smoke run: --sample 100
   --compare FILE   an earlier results file at another --tokens size: judge peak RSS flatness against it
@@ -70,6 +71,7 @@ function parseOptions() {
       'delay-ms': { type: 'string', default: '5' },
       concurrency: { type: 'string', default: '16' },
       steps: { type: 'string', default: STEPS.join(',') },
+      networks: { type: 'string', default: 'direct,proxy' },
       repeat: { type: 'string', default: '1' },
       quick: { type: 'boolean', default: false },
       compare: { type: 'string' },
@@ -101,6 +103,11 @@ function parseOptions() {
     process.stderr.write('error: the dump-ddb step dumps the table the load step fills — add load to --steps\n');
     process.exit(2);
   }
+  const networks = values.networks.split(',').map((network) => network.trim());
+  if (networks.length === 0 || networks.some((network) => network !== 'direct' && network !== 'proxy')) {
+    process.stderr.write(`error: --networks takes direct, proxy or direct,proxy, got ${JSON.stringify(values.networks)}\n`);
+    process.exit(2);
+  }
   const startedAt = new Date();
   return {
     tokens: whole('tokens', values.tokens, 1),
@@ -109,6 +116,7 @@ function parseOptions() {
     delayMs: whole('delay-ms', values['delay-ms'], 0),
     concurrency: whole('concurrency', values.concurrency, 1),
     steps: new Set(steps as Step[]),
+    networks: [...new Set(networks)] as DynamoNetwork[],
     repeat: whole('repeat', values.repeat, 1),
     quick: values.quick,
     compare: values.compare,
@@ -176,7 +184,7 @@ class Bench {
     program: string,
     args: string[],
     options: { server: number | undefined; env?: Record<string, string>; profile?: boolean; repeat?: number; prepare?: () => Promise<string[]> } = { server: undefined },
-  ): Promise<{ run: MeasuredRun; serverCpuSeconds: number | null; proxyCpuSeconds: number; command: string; stdoutPath: string }> {
+  ): Promise<{ run: MeasuredRun; serverCpuSeconds: number | null; proxyCpuSeconds: number; command: string; stdoutPath: string; loadAtStart: number | null }> {
     let best: Awaited<ReturnType<Bench['measure']>> | undefined;
     for (let attempt = 1; attempt <= (options.repeat ?? 1); attempt++) {
       const finalArgs = options.prepare ? [...args, ...(await options.prepare())] : args;
@@ -186,6 +194,7 @@ class Bench {
       // One folder per run: the main thread and tsx's loader thread each write a profile (CPU.<date>.<time>.<pid>.<thread>...).
       const profileFolder = options.profile && this.profileDir ? join(this.profileDir, `${id}-${label.replace(/[^a-z0-9]+/gi, '-')}`) : undefined;
       const nodeOptions = profileFolder ? ['--cpu-prof', `--cpu-prof-dir=${profileFolder}`] : [];
+      const loadAtStart = loadAverage() ?? null;
       const serverBefore = treeCpuSeconds(options.server);
       const proxyBefore = process.cpuUsage();
       const runOptions = { env: this.env(options.env), stdoutPath, stderrPath, nodeOptions };
@@ -204,13 +213,14 @@ class Bench {
         proxyCpuSeconds: (proxyUsage.user + proxyUsage.system) / 1e6,
         command: shown,
         stdoutPath,
+        loadAtStart,
       };
       if (!best || run.wallSeconds < best.run.wallSeconds) best = result;
     }
     return best!;
   }
 
-  record(partial: Omit<Measurement, 'wallSeconds' | 'itemsPerSecond' | 'peakRssMiB' | 'cpuSeconds' | 'serverCpuSeconds' | 'proxyCpuSeconds' | 'sample' | 'rssMethod' | 'command'>, measured: Awaited<ReturnType<Bench['measure']>>, sampled?: { items: number }): Measurement {
+  record(partial: Omit<Measurement, 'wallSeconds' | 'itemsPerSecond' | 'peakRssMiB' | 'cpuSeconds' | 'serverCpuSeconds' | 'proxyCpuSeconds' | 'sample' | 'rssMethod' | 'command' | 'loadAverageAtStart'>, measured: Awaited<ReturnType<Bench['measure']>>, sampled?: { items: number }): Measurement {
     const { run } = measured;
     let wallSeconds = run.wallSeconds;
     let itemsPerSecond = partial.items / run.wallSeconds;
@@ -234,6 +244,7 @@ class Bench {
       sample,
       rssMethod: run.rssMethod,
       command: measured.command,
+      loadAverageAtStart: measured.loadAtStart,
     };
     this.measurements.push(measurement);
     return measurement;
@@ -256,7 +267,7 @@ function nameProfiles(folder: string): void {
   }
 }
 
-const networks = ['direct', 'proxy'] as const;
+type DynamoNetwork = 'direct' | 'proxy';
 /** The load's and the repair's default --concurrency, which the ceilings use too. */
 const SCRIPT_CONCURRENCY = 16;
 /** dump-ddb.ts's default --segments, which the raw Scan ceiling uses too. */
@@ -286,7 +297,7 @@ async function benchDump(bench: Bench, items: number): Promise<string> {
     log('  psql not found: its baseline is n/a');
     bench.measurements.push({
       step: 'dump', name: NAMES.psql, role: 'baseline', network: 'local', items, wallSeconds: null, itemsPerSecond: null, peakRssMiB: null,
-      cpuSeconds: null, serverCpuSeconds: null, proxyCpuSeconds: null, sample: null, rssMethod: 'unavailable', command: 'psql', unavailable: 'psql not installed',
+      cpuSeconds: null, serverCpuSeconds: null, proxyCpuSeconds: null, sample: null, rssMethod: 'unavailable', command: 'psql', loadAverageAtStart: null, unavailable: 'psql not installed',
     });
   }
   const measured = await bench.measure('migrate_dump_postgres.ts', 'node', bench.script('migrate_dump_postgres.ts'), [`${pg.host}:${pg.port}`, pg.user, bench.database, dataFile, '--force'], {
@@ -308,7 +319,7 @@ function expectLine(run: MeasuredRun, pattern: RegExp, what: string): void {
 async function benchLoad(bench: Bench, dataFile: string, items: number): Promise<string> {
   const sample = Math.min(bench.options.sample, items);
   let keptTable = '';
-  for (const network of networks) {
+  for (const network of bench.options.networks) {
     log(`load (${network}): migrate_load_dynamodb.ts vs sequential PutItem vs blaster`);
     const endpoint = bench.endpoint(network);
     const server = { server: bench.dynalitePid };
@@ -337,7 +348,7 @@ async function benchLoad(bench: Bench, dataFile: string, items: number): Promise
 
 async function benchDumpDdb(bench: Bench, table: string, items: number): Promise<void> {
   const output = join(bench.work, 'dump-ddb.json');
-  for (const network of networks) {
+  for (const network of bench.options.networks) {
     log(`dump-ddb (${network}): default segments vs --segments 1`);
     const endpoint = bench.endpoint(network);
     const args = ['--table', table, '--output', output, '--region', LOCAL_REGION, '--endpoint-url', endpoint, '--force'];
@@ -371,27 +382,29 @@ async function seedLegacyTable(bench: Bench): Promise<string> {
 async function benchRepair(bench: Bench, items: number): Promise<void> {
   log('repair: seeding tables with legacy timestamps, dumping one with dump-ddb.ts');
   const dumpFile = join(bench.work, 'legacy-dump.json');
-  const tables = { direct: await seedLegacyTable(bench), proxy: await seedLegacyTable(bench) };
+  // The baselines' table is dumped: every seeded table holds the same items, so one dump serves all of them.
   const sequentialTable = await seedLegacyTable(bench);
-  await bench.measure('dump-ddb.ts (setup)', 'node', bench.script('dump-ddb.ts'), ['--table', tables.direct, '--output', dumpFile, '--region', LOCAL_REGION, '--endpoint-url', bench.endpoint('direct')], { server: bench.dynalitePid });
+  await bench.measure('dump-ddb.ts (setup)', 'node', bench.script('dump-ddb.ts'), ['--table', sequentialTable, '--output', dumpFile, '--region', LOCAL_REGION, '--endpoint-url', bench.endpoint('direct')], { server: bench.dynalitePid });
   // The baselines' samples are disjoint records of the dump, so they share one seeded table: the sequential loop
   // takes [0, N) directly and [N, 2N) through the proxy, the concurrent loop (the ceiling) the next M each.
   const sample = Math.max(1, Math.min(bench.options.sample, Math.floor(items / 4)));
   const ceilingSample = Math.max(1, Math.min(10 * sample, Math.floor((items - 2 * sample) / 2)));
-  for (const [index, network] of networks.entries()) {
+  for (const [index, network] of bench.options.networks.entries()) {
     log(`repair (${network}): migrate_ddb_timestamps.ts vs sequential UpdateItem vs concurrent UpdateItem`);
     const endpoint = bench.endpoint(network);
-    const cello = await bench.measure(`migrate_ddb_timestamps.ts ${network}`, 'node', bench.script('migrate_ddb_timestamps.ts'), ['--file', dumpFile, '--table', tables[network], '--region', LOCAL_REGION, '--endpoint-url', endpoint], { server: bench.dynalitePid, profile: true });
+    const celloTable = await seedLegacyTable(bench);
+    const cello = await bench.measure(`migrate_ddb_timestamps.ts ${network}`, 'node', bench.script('migrate_ddb_timestamps.ts'), ['--file', dumpFile, '--table', celloTable, '--region', LOCAL_REGION, '--endpoint-url', endpoint], { server: bench.dynalitePid, profile: true });
     expectLine(cello.run, new RegExp(`Successful: ${items - bench.options.projects}\\n`), 'migrate_ddb_timestamps.ts');
     bench.record({ step: 'repair', name: NAMES.cello, role: 'toolkit', network, items }, cello);
     rmSync(cello.stdoutPath, { force: true }); // the report: one block per token
+    await bench.dropTable(celloTable);
     const loop = (offset: number, limit: number, concurrency: number) => [dumpFile, sequentialTable, '--endpoint-url', endpoint, '--offset', String(offset), '--limit', String(limit), ...(concurrency > 1 ? ['--concurrency', String(concurrency)] : [])];
     const sequential = await bench.measure(`sequential UpdateItem ${network} (${sample} records)`, 'node', bench.baseline('updateLoop.ts'), loop(index * sample, sample, 1), { server: bench.dynalitePid });
     bench.record({ step: 'repair', name: NAMES.sequentialUpdater, role: 'baseline', network, items }, sequential, { items: sample });
     const ceiling = await bench.measure(`concurrent UpdateItem ${network} (${ceilingSample} records)`, 'node', bench.baseline('updateLoop.ts'), loop(2 * sample + index * ceilingSample, ceilingSample, SCRIPT_CONCURRENCY), { server: bench.dynalitePid });
     bench.record({ step: 'repair', name: NAMES.concurrentUpdater, role: 'ceiling', network, items }, ceiling, { items: ceilingSample });
   }
-  for (const table of [tables.direct, tables.proxy, sequentialTable]) await bench.dropTable(table);
+  await bench.dropTable(sequentialTable);
 }
 
 // ---- main --------------------------------------------------------------------------------------------------------
@@ -399,9 +412,17 @@ async function benchRepair(bench: Bench, items: number): Promise<void> {
 interface ResultsFile {
   startedAt: string;
   finishedAt: string;
-  machine: { cpus: number; cpuModel: string; node: string; loadAverageBefore: number | undefined; loadAverageAfter: number | undefined };
+  machine: {
+    cpus: number;
+    cpuModel: string;
+    node: string;
+    loadAverageBefore: number | undefined;
+    loadAverageAfter: number | undefined;
+    /** The 1-minute load average sampled every 5 s during the run: the machine may be shared. */
+    loadAverageDuring: { min: number; mean: number; max: number } | undefined;
+  };
   dataset: { projects: number; tokens: number; items: number; migrationFileBytes: number | null };
-  options: { sample: number; delayMs: number; concurrency: number; repeat: number; steps: Step[] };
+  options: { sample: number; delayMs: number; concurrency: number; repeat: number; steps: Step[]; networks: DynamoNetwork[] };
   peakRssMethod: string;
   measurements: Measurement[];
   targets: ReturnType<typeof judgeTargets>;
@@ -410,6 +431,11 @@ interface ResultsFile {
 async function main(): Promise<number> {
   const options = parseOptions();
   const loadBefore = loadAverage();
+  const loadSamples: number[] = [];
+  const loadSampler = setInterval(() => {
+    const load = loadAverage();
+    if (load !== undefined) loadSamples.push(load);
+  }, 5000).unref();
   log(`cello-migrate bench: ${options.projects.toLocaleString('en-US')} projects, ${options.tokens.toLocaleString('en-US')} tokens; ${cpus().length} CPUs, load average ${loadBefore ?? '?'}`);
   const work = mkdtempSync(join(tmpdir(), 'cello-bench-'));
   const profileDir = options.cpuProfile ? `${options.output.replace(/\.json$/, '')}-profiles` : undefined;
@@ -453,12 +479,18 @@ async function main(): Promise<number> {
     const previous = options.compare ? (JSON.parse(readFileSync(options.compare, 'utf8')) as ResultsFile) : undefined;
     const targets = judgeTargets(bench.measurements, previous && { tokens: previous.dataset.tokens, measurements: previous.measurements }, options.tokens);
     const loadAfter = loadAverage();
+    clearInterval(loadSampler);
+    const loadDuring = loadSamples.length === 0 ? undefined : {
+      min: Math.min(...loadSamples),
+      mean: Math.round((loadSamples.reduce((sum, load) => sum + load, 0) / loadSamples.length) * 100) / 100,
+      max: Math.max(...loadSamples),
+    };
     const results: ResultsFile = {
       startedAt: options.startedAt.toISOString(),
       finishedAt: new Date().toISOString(),
-      machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? '?', node: process.version, loadAverageBefore: loadBefore, loadAverageAfter: loadAfter },
+      machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? '?', node: process.version, loadAverageBefore: loadBefore, loadAverageAfter: loadAfter, loadAverageDuring: loadDuring },
       dataset: { projects: options.projects, tokens: options.tokens, items, migrationFileBytes },
-      options: { sample: options.sample, delayMs: options.delayMs, concurrency: options.concurrency, repeat: options.repeat, steps: [...options.steps] },
+      options: { sample: options.sample, delayMs: options.delayMs, concurrency: options.concurrency, repeat: options.repeat, steps: [...options.steps], networks: options.networks },
       peakRssMethod:
         'Node.js runs: getrusage ru_maxrss written at exit by bench/usageHook.ts (preloaded with --import); psql: /usr/bin/time -f %M, or /proc/<pid>/status VmHWM polled every 50 ms without it',
       measurements: bench.measurements,
@@ -469,9 +501,10 @@ async function main(): Promise<number> {
 
     const out = process.stdout;
     out.write(`\ncello-migrate bench — ${options.projects.toLocaleString('en-US')} projects, ${options.tokens.toLocaleString('en-US')} tokens (${items.toLocaleString('en-US')} items)`);
-    out.write(`; ${cpus().length} CPUs; load average ${loadBefore ?? '?'} before, ${loadAfter ?? '?'} after\n`);
+    const during = loadDuring ? `, ${loadDuring.min}–${loadDuring.max} (mean ${loadDuring.mean}) during` : '';
+    out.write(`; ${cpus().length} CPUs; 1-min load average ${loadBefore ?? '?'} before${during}, ${loadAfter ?? '?'} after\n`);
     out.write(`DynamoDB runs: direct to dynalite, and through a proxy adding ${options.delayMs} ms per request; the scripts at their default concurrency (16), the blaster at ${options.concurrency}\n`);
-    out.write(`wall s: spawn to exit, Node.js start-up included; CPU: the run's CPU time / wall time; server CPU: dynalite's (or PostgreSQL's) CPU time / wall time\n\n`);
+    out.write(`wall s: spawn to exit, Node.js start-up included; CPU: the run's CPU time / wall time; server CPU: dynalite's (or PostgreSQL's) CPU time / wall time; load: 1-min load average at the start\n\n`);
     out.write(`${formatMeasurements(bench.measurements)}\n\n`);
     out.write(`${formatTargets(targets)}\n\n`);
     out.write(`Not targets, for comparison:\n${formatTargets(otherRatios(bench.measurements))}\n\n`);
