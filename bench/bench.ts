@@ -223,7 +223,7 @@ class Bench {
   record(partial: Omit<Measurement, 'wallSeconds' | 'itemsPerSecond' | 'peakRssMiB' | 'cpuSeconds' | 'serverCpuSeconds' | 'proxyCpuSeconds' | 'sample' | 'rssMethod' | 'command' | 'loadAverageAtStart'>, measured: Awaited<ReturnType<Bench['measure']>>, sampled?: { items: number }): Measurement {
     const { run } = measured;
     let wallSeconds = run.wallSeconds;
-    let itemsPerSecond = partial.items / run.wallSeconds;
+    let itemsPerSecond: number | null = partial.items === 0 ? null : partial.items / run.wallSeconds;
     let sample: Measurement['sample'] = null;
     if (sampled) {
       // The baseline printed {"items", "seconds"}: the rate of its requests alone, without start-up and parsing.
@@ -306,6 +306,9 @@ async function benchDump(bench: Bench, items: number): Promise<string> {
     repeat: bench.options.repeat,
   });
   bench.record({ step: 'dump', name: NAMES.cello, role: 'toolkit', network: 'local', items }, measured);
+  // What every run of a script pays before its first row: Node.js, tsx, the modules, argument parsing.
+  const startUp = await bench.measure('migrate_dump_postgres.ts --help', 'node', bench.script('migrate_dump_postgres.ts'), ['--help'], { server: undefined, repeat: bench.options.repeat });
+  bench.record({ step: 'dump', name: NAMES.startUp, role: 'start-up', network: 'local', items: 0 }, startUp);
   return dataFile;
 }
 

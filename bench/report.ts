@@ -10,8 +10,11 @@ export interface Measurement {
   step: Step;
   /** What ran: 'cello' for the toolkit's script, or the baseline's name. */
   name: string;
-  /** baseline: the simple alternative a target compares with; ceiling: the server's limit, for diagnosis. */
-  role: 'toolkit' | 'baseline' | 'ceiling';
+  /**
+   * baseline: the simple alternative a target compares with; ceiling: the server's limit, for diagnosis;
+   * start-up: the script run with --help, what every run pays before its first item.
+   */
+  role: 'toolkit' | 'baseline' | 'ceiling' | 'start-up';
   network: Network;
   /** Items of the whole dataset the figures are for (rows, items or dump records). */
   items: number;
@@ -76,6 +79,7 @@ export const NAMES = {
   sequentialUpdater: 'sequential UpdateItem',
   rawScan: 'raw Scan, 8 segments',
   concurrentUpdater: 'UpdateItem ×16, no checks',
+  startUp: 'cello start-up (--help)',
 } as const;
 
 const fixed = (value: number, digits: number) => value.toFixed(digits);
@@ -152,7 +156,15 @@ export function otherRatios(measurements: readonly Measurement[]): TargetResult[
     const measured = value === null ? 'not measured' : percent ? `${fixed(value * 100, 0)} %` : `${fixed(value, 1)}×`;
     return { target: label, measured, verdict: 'n/a' };
   };
-  const results = [
+  const dump = get('dump', NAMES.cello, 'local');
+  const startUp = get('dump', NAMES.startUp, 'local');
+  const psql = get('dump', NAMES.psql, 'local');
+  const afterStartUp =
+    dump?.wallSeconds != null && startUp?.wallSeconds != null && psql?.wallSeconds
+      ? `${fixed((dump.wallSeconds - startUp.wallSeconds) / psql.wallSeconds, 2)}× (${fixed(dump.wallSeconds - startUp.wallSeconds, 2)} s after a ${fixed(startUp.wallSeconds, 2)} s start-up)`
+      : 'not measured';
+  const results: TargetResult[] = [
+    { target: 'dump wall time less the start-up vs psql \\copy', measured: afterStartUp, verdict: 'n/a' },
     info('load vs sequential PutItem, direct', get('load', NAMES.cello, 'direct'), get('load', NAMES.sequentialLoader, 'direct')),
     info('dump-ddb vs --segments 1, direct', get('dump-ddb', NAMES.cello, 'direct'), get('dump-ddb', NAMES.oneSegment, 'direct')),
     info('timestamp repair vs sequential UpdateItem, direct', get('repair', NAMES.cello, 'direct'), get('repair', NAMES.sequentialUpdater, 'direct')),
@@ -191,9 +203,9 @@ export function formatMeasurements(measurements: readonly Measurement[]): string
       m.step,
       m.name,
       networkLabel[m.network],
-      m.items.toLocaleString('en-US'),
+      m.items === 0 ? '' : m.items.toLocaleString('en-US'),
       `${number(m.wallSeconds, 2)}${m.sample ? '*' : ''}`,
-      `${number(m.itemsPerSecond === null ? null : Math.round(m.itemsPerSecond), 0)}${m.sample ? '*' : ''}`,
+      m.itemsPerSecond === null ? '' : `${number(Math.round(m.itemsPerSecond), 0)}${m.sample ? '*' : ''}`,
       number(m.peakRssMiB === null ? null : Math.round(m.peakRssMiB), 0),
       cpuShare(m.cpuSeconds),
       cpuShare(m.serverCpuSeconds),
