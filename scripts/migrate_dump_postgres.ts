@@ -154,9 +154,11 @@ function summary(output: string, counts: DumpCounts, includeOrphans: boolean): s
       ? '0'
       : `${formatCount(counts.orphanTokens)} in ${formatCount(counts.orphanProjects)} project(s), ${includeOrphans ? 'written with "repository": null' : 'not written (see --include-orphans)'}`;
   return (
-    `Created ${output}\n` +
+    // The first four lines are the original guide's summary, word for word.
+    '✓ Data dump completed successfully!\n' +
+    `File created: ${output}\n` +
     `Projects processed: ${formatCount(counts.projects)}\n` +
-    `Tokens processed: ${formatCount(counts.tokens)}\n` +
+    `Cello tokens processed: ${formatCount(counts.tokens)}\n` +
     `NULL repository: ${formatCount(counts.nullRepository)}, NULL expires_at: ${formatCount(counts.nullExpiresAt)}\n` +
     `Orphan tokens (project not in projects): ${orphans}\n`
   );

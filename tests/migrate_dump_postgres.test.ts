@@ -156,7 +156,7 @@ test('the summary on stdout names the file and counts projects, tokens, NULLs an
            (SELECT count(*)::int FROM tokens WHERE expires_at IS NULL) AS null_expires_at`;
   assert.equal(
     result.stdout,
-    `Created ${output}\nProjects processed: ${counts!.projects}\nTokens processed: ${counts!.tokens}\n` +
+    `✓ Data dump completed successfully!\nFile created: ${output}\nProjects processed: ${counts!.projects}\nCello tokens processed: ${counts!.tokens}\n` +
       `NULL repository: ${counts!.null_repository}, NULL expires_at: ${counts!.null_expires_at}\n` +
       'Orphan tokens (project not in projects): 0\n',
   );
@@ -243,7 +243,7 @@ test('orphan tokens are not written by default but reported on stderr and in the
   assert.deepEqual(Object.keys(readDump(output)), ['alpha', 'gamma']);
   assert.match(result.stderr, /^warning: 3 token\(s\) belong to 2 project\(s\) missing from the projects table \("orphan-1", "orphan-2", "orphan-3"\); they were NOT written — pass --include-orphans/);
   assert.match(result.stdout, /^Orphan tokens \(project not in projects\): 3 in 2 project\(s\), not written/m);
-  assert.match(result.stdout, /^Tokens processed: 2$/m);
+  assert.match(result.stdout, /^Cello tokens processed: 2$/m);
 });
 
 test('--include-orphans writes them under their project name with "repository": null, in name order', async () => {
@@ -260,7 +260,7 @@ test('--include-orphans writes them under their project name with "repository": 
       { token_id: 'orphan-2', created_at: '2022-01-02T00:00:00.250000000Z', expires_at: null },
     ],
   });
-  assert.match(result.stdout, /^Tokens processed: 5$/m);
+  assert.match(result.stdout, /^Cello tokens processed: 5$/m);
   assert.match(result.stdout, /^Orphan tokens \(project not in projects\): 3 in 2 project\(s\), written with "repository": null$/m);
   assert.match(result.stderr, /^note: 3 token\(s\)/);
 });
@@ -732,7 +732,7 @@ test('PGSSLMODE=require connects over TLS', async (t) => {
   if (!setup) return;
   const result = await runTls(setup.server, '127.0.0.1', setup.database, { PGSSLMODE: 'require' });
   assert.equal(result.code, 0, result.stderr);
-  assert.match(result.stdout, /^Tokens processed: 1$/m);
+  assert.match(result.stdout, /^Cello tokens processed: 1$/m);
 });
 
 test('PGSSLMODE=verify-full with the CA in PGSSLROOTCERT connects by name and by address', async (t) => {
