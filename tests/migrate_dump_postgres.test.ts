@@ -10,7 +10,7 @@ import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { once } from 'node:events';
 import postgres from 'postgres';
-import { connectAdmin, findFreePort, type AdminSql, type LocalPostgres } from '../lib/localStack.ts';
+import { connectAdmin, findFreePort, stopEmbeddedPostgres, type AdminSql, type LocalPostgres } from '../lib/localStack.ts';
 import { connectPostgres, connectionSettingsFromEnvironment, inReadOnlySnapshot, streamRows } from '../lib/postgres.ts';
 import {
   ROOT,
@@ -686,7 +686,7 @@ async function startTlsServer(): Promise<{ server: LocalPostgres; database: stri
     'hostssl all trusty 127.0.0.1/32 trust\nhostssl all all 127.0.0.1/32 scram-sha-256\n',
   );
   await server.start();
-  const local: LocalPostgres = { host: '127.0.0.1', port, user: 'postgres', password, stop: () => server.stop() };
+  const local: LocalPostgres = { host: '127.0.0.1', port, user: 'postgres', password, stop: () => stopEmbeddedPostgres(server) };
   const connectTls = (database: string) =>
     postgres({ host: local.host, port, user: local.user, password, database, ssl: 'require', max: 1, onnotice: () => undefined });
   const admin = connectTls('postgres');

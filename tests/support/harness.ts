@@ -38,7 +38,7 @@ const openConnections: AdminSql[] = [];
 // Registered at module level so it belongs to the file, not to whichever test first asked for the stack: a stack
 // started for a file run on its own lives until the file's last test.
 after(async () => {
-  await Promise.allSettled(openConnections.map((sql) => sql.end()));
+  await Promise.allSettled(openConnections.map((sql) => sql.end({ timeout: 5 })));
   sharedClient?.destroy();
   await privateStack?.stop();
 });
