@@ -197,7 +197,7 @@ const networkLabel: Record<Network, string> = { local: 'loopback', direct: 'dire
 export function formatMeasurements(measurements: readonly Measurement[]): string {
   const number = (value: number | null, digits: number) => (value === null ? 'n/a' : value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits }));
   const rows = measurements.map((m) => {
-    if (m.unavailable) return [m.step, m.name, networkLabel[m.network], m.items.toLocaleString('en-US'), 'n/a', 'n/a', 'n/a', 'n/a', 'n/a', 'n/a', m.unavailable];
+    if (m.unavailable) return [m.step, m.name, networkLabel[m.network], m.items.toLocaleString('en-US'), 'n/a', 'n/a', 'n/a', 'n/a', 'n/a', 'n/a', 'n/a', m.unavailable];
     const cpuShare = (seconds: number | null) => (seconds === null || !m.wallSeconds ? 'n/a' : `${fixed((seconds / (m.sample?.wallSeconds ?? m.wallSeconds)) * 100, 0)} %`);
     return [
       m.step,
@@ -209,14 +209,15 @@ export function formatMeasurements(measurements: readonly Measurement[]): string
       number(m.peakRssMiB === null ? null : Math.round(m.peakRssMiB), 0),
       cpuShare(m.cpuSeconds),
       cpuShare(m.serverCpuSeconds),
+      m.network === 'proxy' ? cpuShare(m.proxyCpuSeconds) : '',
       m.loadAverageAtStart === null ? 'n/a' : fixed(m.loadAverageAtStart, 1),
       m.sample ? `* first ${m.sample.items.toLocaleString('en-US')} items measured (${fixed(m.sample.wallSeconds, 2)} s), rate extrapolated` : '',
     ];
   });
   return renderTable(
-    ['step', 'run', 'network', 'items', 'wall s', 'items/s', 'peak RSS MiB', 'CPU', 'server CPU', 'load', 'note'],
+    ['step', 'run', 'network', 'items', 'wall s', 'items/s', 'peak RSS MiB', 'CPU', 'server CPU', 'proxy CPU', 'load', 'note'],
     rows,
-    new Set([3, 4, 5, 6, 7, 8, 9]),
+    new Set([3, 4, 5, 6, 7, 8, 9, 10]),
   );
 }
 
