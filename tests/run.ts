@@ -59,7 +59,13 @@ try {
     }),
   };
   // Two files at a time: each test file works in databases and tables of its own, and the machines have 2 cores.
-  code = await run(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-reporter=spec', ...files], env);
+  // --test-force-exit: a file whose tests have all finished ends even if a stray idle database socket would keep
+  // its process alive (a fresh-clone run once waited 15 minutes on one after its last test passed).
+  code = await run(
+    process.execPath,
+    ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-force-exit', '--test-reporter=spec', ...files],
+    env,
+  );
 } finally {
   await stack.stop();
 }
