@@ -202,6 +202,9 @@ class Bench {
       const runOptions = { env: this.env(options.env), stdoutPath, stderrPath, nodeOptions };
       const run = kind === 'node' ? await runNodeMeasured(program, finalArgs, runOptions) : await runExternalMeasured(program, finalArgs, runOptions);
       const proxyUsage = process.cpuUsage(proxyBefore);
+      // The client may exit before its PostgreSQL backend has finished and been reaped (its time then moves into
+      // the server's cutime): let it settle, or its CPU time goes missing.
+      if (options.server !== undefined) await new Promise((resolve) => setTimeout(resolve, 300));
       const serverAfter = treeCpuSeconds(options.server);
       const shown = kind === 'node' ? `node --import tsx ${relative(ROOT, program)} ${finalArgs.join(' ')}` : `${program} ${finalArgs.map((a) => (/\s/.test(a) ? JSON.stringify(a) : a)).join(' ')}`;
       if (profileFolder) nameProfiles(profileFolder);
