@@ -36,7 +36,7 @@ export interface AtomicOutputOptions {
 const CHUNK_BYTES = 256 * 1024;
 
 export class AtomicOutputFile {
-  private pending: string[] = [];
+  private pending: (string | Uint8Array)[] = [];
   private pendingLength = 0;
   private finished = false;
 
@@ -72,11 +72,11 @@ export class AtomicOutputFile {
     return new AtomicOutputFile(targetPath, temporaryPath, handle, stream, options.overwrite);
   }
 
-  /** Queues text; resolves once the stream can take more (backpressure keeps memory flat). */
-  async write(text: string): Promise<void> {
+  /** Queues text or bytes; resolves once the stream can take more (backpressure keeps memory flat). */
+  async write(piece: string | Uint8Array): Promise<void> {
     if (this.finished) throw new Error(`write() after commit() or abort() of ${this.targetPath}`);
-    this.pending.push(text);
-    this.pendingLength += text.length;
+    this.pending.push(piece);
+    this.pendingLength += piece.length;
     if (this.pendingLength >= CHUNK_BYTES) await this.flush();
   }
 
@@ -140,6 +140,83 @@ export class AtomicOutputFile {
     await this.handle.close().catch(() => undefined);
     await unlink(this.temporaryPath).catch(() => undefined);
     pendingTemporaryFiles.delete(this.temporaryPath);
+  }
+}
+
+/** The size of the pieces OutputPieces hands over: well under the ~128 KB past which a buffer is mmap'd afresh. */
+export const OUTPUT_PIECE_BYTES = 64 * 1024;
+
+/**
+ * Output gathered as bytes in pieces of OUTPUT_PIECE_BYTES, for a writer that produces millions of small values (the
+ * dump's rows): the values' bytes are copied straight in, with no string built, joined and encoded again on the way
+ * to the file. Full pieces are taken with takeFull() and handed to AtomicOutputFile.write; a piece once taken is
+ * never written to again.
+ */
+export class OutputPieces {
+  private piece: Buffer;
+  private used = 0;
+  private full: Buffer[] = [];
+
+  constructor(private readonly pieceBytes = OUTPUT_PIECE_BYTES) {
+    this.piece = Buffer.allocUnsafe(pieceBytes);
+  }
+
+  /** Whether a piece is full and waiting for takeFull(). */
+  get hasFullPiece(): boolean {
+    return this.full.length > 0;
+  }
+
+  bytes(source: Uint8Array, start = 0, end = source.length): void {
+    const length = end - start;
+    if (length > this.pieceBytes - this.used) {
+      this.closePiece();
+      // A value larger than a piece goes out as a piece of its own.
+      if (length > this.pieceBytes) {
+        this.full.push(Buffer.from(source.subarray(start, end)));
+        return;
+      }
+    }
+    // A loop beats a native copy for the few bytes most values have.
+    const piece = this.piece;
+    let at = this.used;
+    if (length <= 32) {
+      for (let index = start; index < end; index++) piece[at++] = source[index]!;
+      this.used = at;
+    } else {
+      piece.set(source.subarray(start, end), at);
+      this.used = at + length;
+    }
+  }
+
+  byte(value: number): void {
+    if (this.used === this.pieceBytes) this.closePiece();
+    this.piece[this.used++] = value;
+  }
+
+  text(text: string): void {
+    // UTF-8 takes at most 3 bytes per UTF-16 code unit.
+    if (text.length * 3 <= this.pieceBytes - this.used) this.used += this.piece.write(text, this.used, 'utf8');
+    else this.bytes(Buffer.from(text, 'utf8'));
+  }
+
+  /** The full pieces, oldest first. */
+  takeFull(): Buffer[] {
+    const full = this.full;
+    this.full = [];
+    return full;
+  }
+
+  /** Every piece, the partial last one included: everything written so far. */
+  takeAll(): Buffer[] {
+    this.closePiece();
+    return this.takeFull();
+  }
+
+  private closePiece(): void {
+    if (this.used === 0) return;
+    this.full.push(this.piece.subarray(0, this.used));
+    this.piece = Buffer.allocUnsafe(this.pieceBytes);
+    this.used = 0;
   }
 }
 

@@ -16,9 +16,13 @@
 //
 // Laid out like Python's json.dump(indent=2), one field per line, so the file reads and diffs well and is written
 // in order without holding it. Strings go through JSON.stringify one value at a time, so commas, quotes,
-// backslashes, newlines, tabs and any unicode come back exactly. Projects appear in byte order of their names
+// backslashes, newlines, tabs and any unicode come back exactly; the dump's hot path (addRaw) copies the bytes of
+// values JSON.stringify would leave alone straight from the driver into the file, and sends every other row
+// through the same string code. Projects appear in byte order of their names
 // (the query sorts with COLLATE "C": the same order whatever the database's collation), tokens in byte order of
 // their ids within each project.
+import { isUtf8 } from 'node:buffer';
+import type { OutputPieces } from './files.ts';
 import { TimestampError, toCanonicalTimestamp } from './timestamps.ts';
 
 /**
@@ -36,6 +40,32 @@ export interface DumpRow {
 
 export const PROJECT_ROW = 0;
 export const TOKEN_ROW = 1;
+
+/**
+ * A row of the dump query as the driver's raw mode hands it over: each column's bytes as the server sent them
+ * (UTF-8 text), null for NULL, in DUMP_QUERY's column order.
+ */
+export type RawDumpRow = readonly [
+  kind: Uint8Array,
+  project: Uint8Array | null,
+  repository: Uint8Array | null,
+  token_id: Uint8Array | null,
+  created_at: Uint8Array | null,
+  expires_at: Uint8Array | null,
+];
+
+/** The row the driver would have decoded (its text mode: UTF-8 decoding, kind as a number). */
+export function decodeRawDumpRow(row: RawDumpRow): DumpRow {
+  const text = (bytes: Uint8Array | null) => (bytes === null ? null : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'));
+  return {
+    kind: Number(text(row[0])),
+    project: text(row[1]),
+    repository: text(row[2]),
+    token_id: text(row[3]),
+    created_at: text(row[4]),
+    expires_at: text(row[5]),
+  };
+}
 
 /**
  * The dump query. One statement, so the server merges the two tables in one sort and the client reads one
@@ -127,6 +157,83 @@ export function compareCodePoints(a: string, b: string): number {
   return a.length - b.length;
 }
 
+// The fixed text around a token's values (see tokenText), as bytes.
+const TOKEN_OPEN_FIRST = Buffer.from('\n      {\n        "token_id": "');
+const TOKEN_OPEN_NEXT = Buffer.from(',\n      {\n        "token_id": "');
+const CREATED_AT_FIELD = Buffer.from('",\n        "created_at": ');
+const EXPIRES_AT_FIELD = Buffer.from(',\n        "expires_at": ');
+const TOKEN_CLOSE = Buffer.from('\n      }');
+const NULL_BYTES = Buffer.from('null');
+const ZERO_BYTES = Buffer.from('000000000');
+const DIGIT_0 = 0x30;
+const DIGIT_9 = 0x39;
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+
+/**
+ * Whether JSON.stringify of this UTF-8 text is the text itself in quotes: no quote, backslash or control character,
+ * and valid UTF-8 (JSON.stringify escapes nothing else; valid UTF-8 holds no lone surrogate).
+ */
+export function isPlainJsonText(bytes: Uint8Array): boolean {
+  let ascii = true;
+  for (let index = 0; index < bytes.length; index++) {
+    const byte = bytes[index]!;
+    if (byte < 0x20 || byte === QUOTE || byte === BACKSLASH) return false;
+    if (byte >= 0x80) ascii = false;
+  }
+  return ascii || isUtf8(bytes);
+}
+
+function isDigitAt(bytes: Uint8Array, index: number): boolean {
+  const byte = bytes[index]!;
+  return byte >= DIGIT_0 && byte <= DIGIT_9;
+}
+
+/** Byte for byte what POSTGRES_UTC_TEXT matches: `YYYY-MM-DD HH:MM:SS[.f{1,6}]+00`. */
+export function isPostgresUtcBytes(bytes: Uint8Array): boolean {
+  const length = bytes.length;
+  if (length !== 22 && (length < 24 || length > 29)) return false;
+  for (const index of [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18]) if (!isDigitAt(bytes, index)) return false;
+  if (bytes[4] !== 0x2d || bytes[7] !== 0x2d || bytes[10] !== 0x20 || bytes[13] !== 0x3a || bytes[16] !== 0x3a) return false;
+  if (length > 22) {
+    if (bytes[19] !== 0x2e) return false;
+    for (let index = 20; index < length - 3; index++) if (!isDigitAt(bytes, index)) return false;
+  }
+  return bytes[length - 3] === 0x2b && bytes[length - 2] === DIGIT_0 && bytes[length - 1] === DIGIT_0;
+}
+
+/** canonicalFromUtcText's fast path on bytes, quoted, or null: for text isPostgresUtcBytes accepted (or NULL). */
+function writeCanonicalTimestamp(out: OutputPieces, bytes: Uint8Array | null): void {
+  if (bytes === null) {
+    out.bytes(NULL_BYTES);
+    return;
+  }
+  const length = bytes.length;
+  out.byte(QUOTE);
+  out.bytes(bytes, 0, 10);
+  out.byte(0x54); // T
+  if (length === 22) {
+    out.bytes(bytes, 11, 19);
+    out.byte(0x2e); // .
+    out.bytes(ZERO_BYTES);
+  } else {
+    out.bytes(bytes, 11, length - 3);
+    out.bytes(ZERO_BYTES, 0, 32 - length); // a fraction of 1-6 digits (length 24-29) padded to nine
+  }
+  out.byte(0x5a); // Z
+  out.byte(QUOTE);
+}
+
+function isTimestampBytesOrNull(bytes: Uint8Array | null): boolean {
+  return bytes === null || isPostgresUtcBytes(bytes);
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let index = 0; index < a.length; index++) if (a[index] !== b[index]) return false;
+  return true;
+}
+
 function jsonValue(value: string | null): string {
   return value === null ? 'null' : JSON.stringify(value);
 }
@@ -147,6 +254,8 @@ export class MigrationJsonBuilder {
   };
   /** The project whose entry is open (its tokens follow), or undefined before the first. */
   private currentProject: string | undefined;
+  /** currentProject's UTF-8 bytes while its entry is open and not an orphan's: addRaw's fast path applies. */
+  private fastPathProject: Uint8Array | undefined;
   /** Whether the open entry is an orphan project (no row in projects). */
   private currentIsOrphan = false;
   /** The project of the last orphan token seen, to count distinct orphan projects. */
@@ -173,9 +282,44 @@ export class MigrationJsonBuilder {
     throw new Error(`unexpected row kind ${String(row.kind)} from the dump query`);
   }
 
+  /**
+   * addRaw(row) writes to `out` exactly the bytes of add(decodeRawDumpRow(row)), with the same counts and errors.
+   * Millions of rows: the common one — a token of the open project, a plain id, timestamps of PostgreSQL's UTC
+   * shape or NULL — has its bytes copied into place, never decoded, escaped or encoded; any other row takes add().
+   */
+  addRaw(row: RawDumpRow, out: OutputPieces): void {
+    const [kind, project, , tokenId, createdAt, expiresAt] = row;
+    const fastPathProject = this.fastPathProject;
+    if (
+      fastPathProject !== undefined &&
+      kind.length === 1 &&
+      kind[0] === DIGIT_0 + TOKEN_ROW &&
+      project !== null &&
+      sameBytes(project, fastPathProject) &&
+      tokenId !== null &&
+      isPlainJsonText(tokenId) &&
+      isTimestampBytesOrNull(createdAt) &&
+      isTimestampBytesOrNull(expiresAt)
+    ) {
+      out.bytes(this.entryHasTokens ? TOKEN_OPEN_NEXT : TOKEN_OPEN_FIRST);
+      this.entryHasTokens = true;
+      out.bytes(tokenId);
+      out.bytes(CREATED_AT_FIELD);
+      writeCanonicalTimestamp(out, createdAt);
+      out.bytes(EXPIRES_AT_FIELD);
+      writeCanonicalTimestamp(out, expiresAt);
+      out.bytes(TOKEN_CLOSE);
+      this.counts.tokens++;
+      if (expiresAt === null) this.counts.nullExpiresAt++;
+      return;
+    }
+    out.text(this.add(decodeRawDumpRow(row)));
+  }
+
   /** The closing text; the file is complete after it. */
   finish(): string {
     this.finished = true;
+    this.fastPathProject = undefined;
     const close = this.closeEntry();
     return this.entries === 0 ? '}\n' : `${close}\n}\n`;
   }
@@ -253,6 +397,7 @@ export class MigrationJsonBuilder {
     this.entries++;
     this.currentProject = project;
     this.currentIsOrphan = isOrphan;
+    this.fastPathProject = isOrphan ? undefined : Buffer.from(project, 'utf8');
     this.entryOpen = true;
     this.entryHasTokens = false;
     return `${close}${separator}  ${JSON.stringify(project)}: {\n    "repository": ${jsonValue(repository)},\n    "tokens": [`;

@@ -431,7 +431,8 @@ export async function inReadOnlySnapshot<T>(session: PostgresSession, work: (sql
  */
 export async function streamRows<Row>(
   session: PostgresSession,
-  query: postgres.PendingQuery<postgres.Row[]>,
+  // Raw mode (query.raw()) hands each row over as its columns' bytes.
+  query: postgres.PendingQuery<postgres.Row[]> | postgres.PendingRawQuery<(postgres.Row & Iterable<postgres.Row>)[]>,
   onRow: (row: Row) => Promise<unknown> | void,
 ): Promise<void> {
   let failure: { error: unknown } | undefined;

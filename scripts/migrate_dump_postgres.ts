@@ -8,8 +8,8 @@
 // arrive (memory does not grow with the tables) to a temporary file moved into place only when complete. Values
 // are written exactly as stored; timestamps in canonical UTC with nine fraction digits (lib/pgDump.ts).
 import { ExitCode, Progress, UserError, createArgumentParser, formatCount, runMain, stopSignal, stopSignalReceived, wasStopped } from '../lib/cli.ts';
-import { AtomicOutputFile } from '../lib/files.ts';
-import { DUMP_QUERY, DumpValueError, MigrationJsonBuilder, type DumpCounts, type DumpRow } from '../lib/pgDump.ts';
+import { AtomicOutputFile, OutputPieces } from '../lib/files.ts';
+import { DUMP_QUERY, DumpValueError, MigrationJsonBuilder, type DumpCounts, type RawDumpRow } from '../lib/pgDump.ts';
 import {
   CELLO_TABLES,
   checkTables,
@@ -26,8 +26,6 @@ import {
 } from '../lib/postgres.ts';
 
 const SCRIPT = 'migrate_dump_postgres.ts';
-/** Text handed to the output file at a time. */
-const WRITE_PIECE_CHARS = 32 * 1024;
 
 if (process.env.CELLO_REPORT_PEAK_RSS === '1') {
   // For the benchmark and the memory test: the high-water mark of this process, however it ends.
@@ -89,25 +87,26 @@ await runMain(async () => {
     const connected = await connectPostgres(target, password, settings);
     session = connected;
     if (wasStopped()) throw stopError();
+    // Rows arrive as bytes (raw mode); most are copied into the file's pieces as they are (MigrationJsonBuilder.addRaw).
+    const out = new OutputPieces();
+    const writePieces = async (pieces: Buffer[]) => {
+      for (const piece of pieces) await file.write(piece);
+    };
     await inReadOnlySnapshot(connected, async (sql) => {
       await checkTables(sql, database, CELLO_TABLES);
-      await file.write(builder.start());
-      let text = '';
-      await streamRows<DumpRow>(connected, sql.unsafe(DUMP_QUERY), (row) => {
-        text += builder.add(row);
-        // Small pieces: a string over ~128 KB is several times slower to write (lib/files.ts, CHUNK_BYTES).
-        if (text.length < WRITE_PIECE_CHARS) return undefined;
-        const piece = text;
-        text = '';
+      out.text(builder.start());
+      await streamRows<RawDumpRow>(connected, sql.unsafe(DUMP_QUERY).raw(), (row) => {
+        builder.addRaw(row, out);
+        if (!out.hasFullPiece) return undefined;
         progress.update(builder.tokenCount, 'tokens');
         // A stop request ends the stream (the connection is closed too, for a stop during the server's sort).
         if (wasStopped()) throw stopError();
-        return file.write(piece);
+        return writePieces(out.takeFull());
       });
-      await file.write(text);
     });
     if (wasStopped()) throw stopError();
-    await file.write(builder.finish());
+    out.text(builder.finish());
+    await writePieces(out.takeAll());
     await file.commit();
   } catch (error) {
     await file.abort();

@@ -8,8 +8,13 @@ import {
   TOKEN_ROW,
   canonicalFromUtcText,
   compareCodePoints,
+  decodeRawDumpRow,
+  isPlainJsonText,
+  isPostgresUtcBytes,
   type DumpRow,
+  type RawDumpRow,
 } from '../../lib/pgDump.ts';
+import { OutputPieces } from '../../lib/files.ts';
 import { TimestampError } from '../../lib/timestamps.ts';
 
 // ---- canonicalFromUtcText ------------------------------------------------------------------------------------------
@@ -231,4 +236,142 @@ test('the same project twice (primary key dropped) fails rather than writing a d
 
 test('rows out of order are a bug, not a file', () => {
   assert.throws(() => build([project('b', 'r'), project('a', 'r')]), /out of order/);
+});
+
+// ---- MigrationJsonBuilder.addRaw: the bytes of add() ----------------------------------------------------------------
+
+function rawRow(row: DumpRow): RawDumpRow {
+  const bytes = (value: string | null) => (value === null ? null : Buffer.from(value, 'utf8'));
+  return [Buffer.from(String(row.kind)), bytes(row.project), bytes(row.repository), bytes(row.token_id), bytes(row.created_at), bytes(row.expires_at)];
+}
+
+/** The file's bytes and the counts through addRaw (tiny pieces, so values straddle piece boundaries). */
+function buildRaw(rows: RawDumpRow[], includeOrphans = false): { bytes: Buffer; builder: MigrationJsonBuilder } {
+  const builder = new MigrationJsonBuilder({ includeOrphans });
+  const out = new OutputPieces(7);
+  out.text(builder.start());
+  for (const row of rows) builder.addRaw(row, out);
+  out.text(builder.finish());
+  return { bytes: Buffer.concat(out.takeAll()), builder };
+}
+
+/** addRaw and add agree: same bytes, same counts; or both throw the same error. */
+function assertSameAsAdd(rows: RawDumpRow[], includeOrphans = false): void {
+  let expected: { text: string; builder: MigrationJsonBuilder } | { error: string };
+  try {
+    expected = build(rows.map(decodeRawDumpRow), includeOrphans);
+  } catch (error) {
+    expected = { error: String(error) };
+  }
+  let actual: { bytes: Buffer; builder: MigrationJsonBuilder } | { error: string };
+  try {
+    actual = buildRaw(rows, includeOrphans);
+  } catch (error) {
+    actual = { error: String(error) };
+  }
+  if ('error' in expected || 'error' in actual) {
+    assert.deepEqual(actual, expected);
+    return;
+  }
+  assert.equal(actual.bytes.toString('utf8'), expected.text);
+  assert.ok(actual.bytes.equals(Buffer.from(expected.text, 'utf8')));
+  assert.deepEqual(actual.builder.summary(), expected.builder.summary());
+}
+
+test('decodeRawDumpRow decodes as the driver\'s text mode does: UTF-8, kind as a number, NULL as null', () => {
+  assert.deepEqual(decodeRawDumpRow(rawRow(token('p', 'é', T1))), token('p', 'é', T1));
+  assert.deepEqual(decodeRawDumpRow([Buffer.from('0'), Buffer.from([0x61, 0xff]), null, null, null, null]), project('a\ufffd', null));
+});
+
+test('isPlainJsonText: exactly the UTF-8 text JSON.stringify leaves alone', () => {
+  for (const text of ['tok_abc', 'a b', '~\u007f', 'é中😀', '', '#,:{}[]']) {
+    assert.equal(isPlainJsonText(Buffer.from(text)), JSON.stringify(text) === `"${text}"`, text);
+    assert.equal(isPlainJsonText(Buffer.from(text)), true, text);
+  }
+  for (const text of ['a"b', 'a\\b', 'a\nb', '\u0000', '\u001f', 'tab\t']) assert.equal(isPlainJsonText(Buffer.from(text)), false, text);
+  // Invalid UTF-8 (decoded as U+FFFD) and an encoded surrogate are not plain: their bytes would not survive decoding.
+  assert.equal(isPlainJsonText(Buffer.from([0x61, 0xff])), false);
+  assert.equal(isPlainJsonText(Buffer.from([0xed, 0xa0, 0x80])), false);
+  assert.equal(isPlainJsonText(Buffer.from([0xc3])), false);
+});
+
+test('isPostgresUtcBytes accepts exactly what canonicalFromUtcText\'s fast path accepts', () => {
+  const accepted = ['2022-02-02 18:01:49+00', '2022-02-02 18:01:49.3+00', '2022-02-02 18:01:49.345261+00', '0001-01-01 00:00:00+00'];
+  const refused = ['2022-02-02 18:01:49.+00', '2022-02-02 18:01:49.1234567+00', '2022-02-02 18:01:49+05:30', '2022-02-02T18:01:49+00',
+    '2022-02-02 18:01:49.3x+00', 'infinity', '-infinity', '10000-01-01 00:00:00+00', '0044-03-15 12:00:00+00 BC', '2022-02-02 18:01:49-00', '2022-02-02 18:01:49+01', '٢٠٢٢-02-02 18:01:49+00'];
+  for (const text of accepted) assert.equal(isPostgresUtcBytes(Buffer.from(text)), true, text);
+  for (const text of refused) assert.equal(isPostgresUtcBytes(Buffer.from(text)), false, text);
+});
+
+test('addRaw writes the bytes add() writes: plain tokens, every fraction length, NULLs', () => {
+  const rows = [project('alpha', 'https://github.com/a/b'), project('beta', null)].flatMap((p, index) => [
+    p,
+    ...['', '3', '34', '345', '3452', '34526', '345261'].map((fraction, i) =>
+      token(p.project, `tok_${index}_${i}`, `2022-02-02 18:01:49${fraction === '' ? '' : `.${fraction}`}+00`, i % 2 === 0 ? null : T2),
+    ),
+  ]);
+  assertSameAsAdd(rows.map(rawRow));
+  const { bytes } = buildRaw(rows.map(rawRow));
+  assert.match(bytes.toString(), /"created_at": "2022-02-02T18:01:49\.300000000Z"/);
+});
+
+test('addRaw agrees with add() on awkward values: escapes, unicode, invalid UTF-8, other offsets, NULL ids', () => {
+  const awkward = ['a"b', 'back\\slash', 'new\nline', 'tab\t', '\u0000', 'é中😀', '\u2028', ' ', ''];
+  const rows: RawDumpRow[] = [rawRow(project('p', 'r'))];
+  for (const id of awkward) rows.push(rawRow(token('p', id, T1)));
+  rows.push(rawRow(token('p', null, T1)));
+  rows.push(rawRow(token('p', 'utc-offset', '2022-02-02 23:31:49.345261+05:30', '2022-02-02 18:01:49.1234567+00')));
+  rows.push(rawRow(token('p', 'no-created', null, null)));
+  rows.push([Buffer.from('1'), Buffer.from('p'), null, Buffer.from([0x74, 0xff, 0x75]), Buffer.from(T1), null]);
+  rows.push(rawRow(project('q\u00e9', 'r2')));
+  rows.push(rawRow(token('q\u00e9', 'in-q', T1)));
+  assertSameAsAdd(rows);
+});
+
+test('addRaw agrees with add() on orphans, with and without includeOrphans, and invalid UTF-8 project names', () => {
+  const rows: RawDumpRow[] = [
+    rawRow(token('0', 'orphan-first', T1)),
+    rawRow(project('a', 'r')),
+    rawRow(token('a', 't1', T1)),
+    rawRow(token('b', 'o1', T1, T2)),
+    rawRow(token('b', 'o2', T1)),
+    rawRow(token(null, 'nobody', T1)),
+    rawRow(project('c', null)),
+    rawRow(token('c', 't2', T1)),
+    // Two byte strings that decode to the same name: add() sees one project.
+    [Buffer.from('0'), Buffer.from([0x64, 0xfe]), null, null, null, null],
+    [Buffer.from('1'), Buffer.from([0x64, 0xff]), null, Buffer.from('t3'), Buffer.from(T1), null],
+  ];
+  assertSameAsAdd(rows, false);
+  assertSameAsAdd(rows, true);
+});
+
+test('addRaw fails as add() does: an infinite timestamp, a duplicate project', () => {
+  assert.throws(() => buildRaw([rawRow(project('p', 'r')), rawRow(token('p', 'tok-1', T1, 'infinity'))]), (error: unknown) => error instanceof DumpValueError && /expires_at "infinity"/.test(error.message));
+  assertSameAsAdd([rawRow(project('p', 'r')), rawRow(token('p', 'tok-1', T1, 'infinity'))]);
+  assertSameAsAdd([rawRow(project('p', 'r')), rawRow(project('p', 'r'))]);
+});
+
+test('addRaw agrees with add() on many generated rows', () => {
+  // A fixed pseudo-random sequence, so a failure repeats.
+  let seed = 12345;
+  const next = (n: number) => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    return seed % n;
+  };
+  const alphabet = ['a', 'z', '0', '_', '-', '"', '\\', '\n', 'é', '😀', '\u0001', ' '];
+  const text = () => Array.from({ length: 1 + next(6) }, () => alphabet[next(alphabet.length)]).join('');
+  const timestamp = () => {
+    const fraction = next(8);
+    return fraction === 7 ? null : `2021-0${1 + next(9)}-1${next(10)} 0${next(10)}:3${next(10)}:5${next(10)}${fraction === 0 ? '' : `.${'123456'.slice(0, fraction)}`}+00`;
+  };
+  const rows: RawDumpRow[] = [];
+  for (let p = 0; p < 40; p++) {
+    const name = `project-${String(p).padStart(3, '0')}`;
+    if (next(5) !== 0) rows.push(rawRow(project(name, next(3) === 0 ? null : text())));
+    const ids = Array.from({ length: next(12) }, (_, i) => `${i.toString().padStart(2, '0')}${next(4) === 0 ? text() : 'tok'}`);
+    for (const id of ids) rows.push(rawRow(token(name, id, timestamp(), timestamp())));
+  }
+  assertSameAsAdd(rows, false);
+  assertSameAsAdd(rows, true);
 });
