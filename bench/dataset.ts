@@ -21,8 +21,6 @@ INSERT INTO tokens (token_id, created_at, project, expires_at)
          ${name(`1 + floor(${projects} * power(mod(i * 0.6180339887, 1), 2))::int`)},
          CASE WHEN i % 3 = 0 THEN NULL ELSE timestamptz '2026-01-01 00:00:00+00' + i * interval '1 minute 0.000007 seconds' END
   FROM generate_series(1, ${tokens}) AS i;
-ANALYZE projects;
-ANALYZE tokens;
 `;
 }
 

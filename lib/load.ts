@@ -657,8 +657,14 @@ export interface LoadResult {
   error?: unknown;
 }
 
-/** Items checked by one request: one BatchGetItem's worth, or one range probe. */
+/** Items checked by one BatchGetItem. */
 const UNIT_SIZE = BATCH_GET_LIMIT;
+/**
+ * Items of one partition checked by one range probe. A probe costs the same for 1,000 items as for 100 (a Query
+ * reading at most one item); fewer probes are fewer requests, and every request costs client CPU (the SDK's ~0.5 ms)
+ * and server time. Memory stays bounded: concurrency × this many items.
+ */
+const PROBE_UNIT_SIZE = 1000;
 /** A project's items are sorted in buffers of up to this many (about 4 MB), so its units cover disjoint key ranges. */
 const SORT_BUFFER_SIZE = 10_000;
 /** A project with fewer items than this shares BatchGetItem requests with others: a probe would check too few. */
@@ -687,7 +693,8 @@ function compareItemSk(a: LoadItem, b: LoadItem): number {
 }
 
 /**
- * Up to UNIT_SIZE items whose existence one request establishes. A probe unit holds items of one partition sorted
+ * Items whose existence is checked together: up to UNIT_SIZE for one BatchGetItem, or up to PROBE_UNIT_SIZE of one
+ * partition for one range probe. A probe unit holds items of one partition sorted
  * by sort key: a Query for any item between the first and the last key tells at once that none of them exists (the
  * common case of a first load). Other units, and probe units whose range turns out not to be empty, are checked with
  * BatchGetItem.
@@ -699,7 +706,7 @@ interface CheckUnit {
 
 /**
  * At most `size` requests in flight, first come first served. A unit keeps its place while it waits, so memory is
- * bounded by concurrency × UNIT_SIZE items.
+ * bounded by concurrency × PROBE_UNIT_SIZE items.
  */
 export class RequestSlots {
   private free: number;
@@ -823,8 +830,8 @@ async function* checkUnits(checked: CheckedFile, counts: LoadCounts, tracker: Pr
       return;
     }
     items.sort(compareItemSk);
-    for (let start = 0; start < items.length; start += UNIT_SIZE) {
-      const unit = items.slice(start, start + UNIT_SIZE);
+    for (let start = 0; start < items.length; start += PROBE_UNIT_SIZE) {
+      const unit = items.slice(start, start + PROBE_UNIT_SIZE);
       if (unit.length < PROBE_MIN_ITEMS) share(unit);
       else ready.push({ probe: true, items: unit });
     }
@@ -943,7 +950,10 @@ export async function loadMigrationFile(options: LoadOptions): Promise<LoadResul
       }
       if (found === true) advisor.record(pk, true);
     }
-    const existing = await slots.run(() => findExistingKeys(client, tableName, unit.items, policy));
+    const chunks: LoadItem[][] = [];
+    for (let start = 0; start < unit.items.length; start += UNIT_SIZE) chunks.push(unit.items.slice(start, start + UNIT_SIZE));
+    const found = await Promise.all(chunks.map((chunk) => slots.run(() => findExistingKeys(client, tableName, chunk, policy))));
+    const existing = found.length === 1 ? found[0]! : new Set(found.flatMap((keys) => [...keys]));
     if (existing.size === 0) return unit.items;
     const missing: LoadItem[] = [];
     for (const item of unit.items) {
