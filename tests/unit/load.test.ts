@@ -591,6 +591,24 @@ test('a first load checks each sorted unit of a project with one range probe and
   assert.deepEqual([table.requests.Query, table.requests.BatchGetItem, table.requests.BatchWriteItem], [10, 0, 20]);
 });
 
+test('one range probe checks up to 1,000 items of a project: 2,500 items take three', async () => {
+  const table = fakeTable('cello');
+  const result = await loadMigrationFile(loadOptions(table, await checkedFile(1, 2499))); // 2,500 items
+  assert.equal(result.counts.loaded, 2500);
+  assert.deepEqual([table.requests.Query, table.requests.BatchGetItem, table.requests.BatchWriteItem], [3, 0, 100]);
+});
+
+test('a probe of 1,000 items that finds one checks them with BatchGetItem requests of 100 keys', async () => {
+  const table = fakeTable('cello');
+  const theirs = { pk: { S: 'PROJECT#p0' }, sk: { S: 'TOKEN#t500' }, token_id: { S: 'theirs' } };
+  table.items.set('PROJECT#p0|TOKEN#t500', theirs);
+  const result = await loadMigrationFile(loadOptions(table, await checkedFile(1, 999))); // 1,000 items
+  assert.equal(result.counts.skipped, 1);
+  assert.equal(result.counts.loaded, 999);
+  assert.equal(table.items.get('PROJECT#p0|TOKEN#t500'), theirs);
+  assert.deepEqual([table.requests.Query, table.requests.BatchGetItem], [1, 10]);
+});
+
 test('small projects share BatchGetItem requests of up to 100 keys', async () => {
   const table = fakeTable('cello');
   const result = await loadMigrationFile(loadOptions(table, await checkedFile(50, 3))); // 50 projects of 4 items
