@@ -189,11 +189,14 @@ function isDigitAt(bytes: Uint8Array, index: number): boolean {
   return byte >= DIGIT_0 && byte <= DIGIT_9;
 }
 
+/** Where `YYYY-MM-DD HH:MM:SS` has its digits. */
+const DATE_TIME_DIGITS = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18] as const;
+
 /** Byte for byte what POSTGRES_UTC_TEXT matches: `YYYY-MM-DD HH:MM:SS[.f{1,6}]+00`. */
 export function isPostgresUtcBytes(bytes: Uint8Array): boolean {
   const length = bytes.length;
   if (length !== 22 && (length < 24 || length > 29)) return false;
-  for (const index of [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18]) if (!isDigitAt(bytes, index)) return false;
+  for (const index of DATE_TIME_DIGITS) if (!isDigitAt(bytes, index)) return false;
   if (bytes[4] !== 0x2d || bytes[7] !== 0x2d || bytes[10] !== 0x20 || bytes[13] !== 0x3a || bytes[16] !== 0x3a) return false;
   if (length > 22) {
     if (bytes[19] !== 0x2e) return false;

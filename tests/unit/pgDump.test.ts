@@ -245,10 +245,13 @@ function rawRow(row: DumpRow): RawDumpRow {
   return [Buffer.from(String(row.kind)), bytes(row.project), bytes(row.repository), bytes(row.token_id), bytes(row.created_at), bytes(row.expires_at)];
 }
 
-/** The file's bytes and the counts through addRaw (tiny pieces, so values straddle piece boundaries). */
-function buildRaw(rows: RawDumpRow[], includeOrphans = false): { bytes: Buffer; builder: MigrationJsonBuilder } {
+/**
+ * The file's bytes and the counts through addRaw. Small pieces, so values straddle piece boundaries: 7 bytes is less
+ * than a timestamp (written whole into a piece when it fits), 100 bytes a few values.
+ */
+function buildRaw(rows: RawDumpRow[], includeOrphans = false, pieceBytes = 7): { bytes: Buffer; builder: MigrationJsonBuilder } {
   const builder = new MigrationJsonBuilder({ includeOrphans });
-  const out = new OutputPieces(7);
+  const out = new OutputPieces(pieceBytes);
   out.text(builder.start());
   for (const row of rows) builder.addRaw(row, out);
   out.text(builder.finish());
@@ -263,19 +266,21 @@ function assertSameAsAdd(rows: RawDumpRow[], includeOrphans = false): void {
   } catch (error) {
     expected = { error: String(error) };
   }
-  let actual: { bytes: Buffer; builder: MigrationJsonBuilder } | { error: string };
-  try {
-    actual = buildRaw(rows, includeOrphans);
-  } catch (error) {
-    actual = { error: String(error) };
+  for (const pieceBytes of [7, 100, 64 * 1024]) {
+    let actual: { bytes: Buffer; builder: MigrationJsonBuilder } | { error: string };
+    try {
+      actual = buildRaw(rows, includeOrphans, pieceBytes);
+    } catch (error) {
+      actual = { error: String(error) };
+    }
+    if ('error' in expected || 'error' in actual) {
+      assert.deepEqual(actual, expected);
+      continue;
+    }
+    assert.equal(actual.bytes.toString('utf8'), expected.text, `pieces of ${pieceBytes} bytes`);
+    assert.ok(actual.bytes.equals(Buffer.from(expected.text, 'utf8')));
+    assert.deepEqual(actual.builder.summary(), expected.builder.summary());
   }
-  if ('error' in expected || 'error' in actual) {
-    assert.deepEqual(actual, expected);
-    return;
-  }
-  assert.equal(actual.bytes.toString('utf8'), expected.text);
-  assert.ok(actual.bytes.equals(Buffer.from(expected.text, 'utf8')));
-  assert.deepEqual(actual.builder.summary(), expected.builder.summary());
 }
 
 test('decodeRawDumpRow decodes as the driver\'s text mode does: UTF-8, kind as a number, NULL as null', () => {
