@@ -244,8 +244,10 @@ async function promptHidden(prompt: string): Promise<string> {
   const terminal = openTerminal();
   if (terminal === undefined) throw new UserError(NO_PASSWORD_MESSAGE, ExitCode.usage);
   const { input, output } = terminal;
-  output.write(prompt);
+  // Echo off before the prompt invites typing: a password typed (or pasted) the instant the prompt appears is never
+  // shown. The other order lost that race on a loaded CI machine (tests/migrate_dump_postgres.test.ts).
   input.setRawMode(true);
+  output.write(prompt);
   input.resume();
   const decoder = new StringDecoder('utf8');
   let onData: (chunk: Buffer) => void = () => undefined;
