@@ -211,11 +211,15 @@ export function connectAdmin(pg: LocalPostgres, database = 'postgres'): AdminSql
   });
 }
 
-/** Creates a fresh database holding the Cello schema; `timeZone` sets the database's default TimeZone. */
-export async function createCelloDatabase(pg: LocalPostgres, name: string, options: { timeZone?: string } = {}): Promise<void> {
+/**
+ * Creates a fresh database holding the Cello schema; `timeZone` sets the database's default TimeZone, `encoding`
+ * its encoding (e.g. WIN1252, with the C locale, which every encoding accepts).
+ */
+export async function createCelloDatabase(pg: LocalPostgres, name: string, options: { timeZone?: string; encoding?: string } = {}): Promise<void> {
   const admin = connectAdmin(pg);
   try {
-    await admin.unsafe(`CREATE DATABASE "${name}"`);
+    const encoding = options.encoding ? ` ENCODING '${options.encoding}' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0` : '';
+    await admin.unsafe(`CREATE DATABASE "${name}"${encoding}`);
     if (options.timeZone) await admin.unsafe(`ALTER DATABASE "${name}" SET timezone TO '${options.timeZone}'`);
   } finally {
     await admin.end();

@@ -18,11 +18,12 @@
 // in order without holding it. Strings go through JSON.stringify one value at a time, so commas, quotes,
 // backslashes, newlines, tabs and any unicode come back exactly; the dump's hot path (addRaw) copies the bytes of
 // values JSON.stringify would leave alone straight from the driver into the file, and sends every other row
-// through the same string code. Projects appear in byte order of their names
-// (the query sorts with COLLATE "C": the same order whatever the database's collation), tokens in byte order of
-// their ids within each project.
+// through the same string code. Projects appear in UTF-8 byte order of their names
+// (the query sorts with COLLATE "C": the same order whatever the database's collation; in a database of another
+// encoding, by the names converted to UTF-8), tokens in UTF-8 byte order of their ids within each project.
 import { isUtf8 } from 'node:buffer';
 import type { OutputPieces } from './files.ts';
+import type { TextOrder } from './postgres.ts';
 import { TimestampError, toCanonicalTimestamp } from './timestamps.ts';
 
 /**
@@ -87,6 +88,27 @@ FROM (
   OFFSET 0
 ) AS rows_in_order
 ORDER BY project, kind, token_id`;
+
+/**
+ * The dump query for a database whose encoding is not UTF8 (see TextOrder in lib/postgres.ts): the same rows, sorted
+ * by the UTF-8 bytes of the names and ids. A UNION's ORDER BY takes only its output columns, so the sort is outside.
+ */
+export const DUMP_QUERY_CONVERTED = `
+SELECT kind, project, repository, token_id, created_at::text AS created_at, expires_at::text AS expires_at
+FROM (
+  SELECT ${PROJECT_ROW} AS kind, project, repository,
+         NULL::text AS token_id, NULL::timestamptz AS created_at, NULL::timestamptz AS expires_at
+  FROM projects
+  UNION ALL
+  SELECT ${TOKEN_ROW}, project, NULL, token_id, created_at, expires_at
+  FROM tokens
+) AS all_rows
+ORDER BY convert_to(project, 'UTF8'), kind, convert_to(token_id, 'UTF8')`;
+
+/** The dump query that gives the rows in UTF-8 byte order in the connected database. */
+export function dumpQueryFor(order: TextOrder): string {
+  return order === 'collate-c' ? DUMP_QUERY : DUMP_QUERY_CONVERTED;
+}
 
 /** How many orphan token ids the report quotes. */
 export const ORPHAN_SAMPLE_SIZE = 5;

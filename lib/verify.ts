@@ -3,8 +3,9 @@
 // Both sides are read as streams sorted in the same order and merge-joined, so memory does not grow with the
 // number of tokens:
 //   - PostgreSQL: the projects (names and repositories; few enough to hold, and the extra-partition check needs
-//     the set of names anyway), then every token in one cursor ordered by (project, token_id) in byte order
-//     (COLLATE "C"), all in one read-only repeatable-read transaction.
+//     the set of names anyway), then every token in one cursor ordered by (project, token_id) in UTF-8 byte order
+//     (COLLATE "C", or the text converted to UTF-8 in a database of another encoding: TextOrder in
+//     lib/postgres.ts), all in one read-only repeatable-read transaction.
 //   - DynamoDB: per project, a Query of its partition. DynamoDB orders a partition by sk in UTF-8 byte order, so
 //     `METADATA` comes before every `TOKEN#...` and `TOKEN#<id>` items come in the order of the ids' bytes: the
 //     order PostgreSQL gives with COLLATE "C". The first pages of the next `concurrency` partitions are fetched

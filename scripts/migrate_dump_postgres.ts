@@ -9,7 +9,7 @@
 // are written exactly as stored; timestamps in canonical UTC with nine fraction digits (lib/pgDump.ts).
 import { ExitCode, Progress, UserError, createArgumentParser, formatCount, runMain, stopSignal, stopSignalReceived, wasStopped } from '../lib/cli.ts';
 import { AtomicOutputFile, OutputPieces } from '../lib/files.ts';
-import { DUMP_QUERY, DumpValueError, MigrationJsonBuilder, type DumpCounts, type RawDumpRow } from '../lib/pgDump.ts';
+import { DumpValueError, dumpQueryFor, MigrationJsonBuilder, type DumpCounts, type RawDumpRow } from '../lib/pgDump.ts';
 import {
   CELLO_TABLES,
   checkTables,
@@ -19,6 +19,7 @@ import {
   inReadOnlySnapshot,
   parseHostArgument,
   readPassword,
+  readTextOrder,
   streamRows,
   toPostgresUserError,
   type PostgresSession,
@@ -94,8 +95,9 @@ await runMain(async () => {
     };
     await inReadOnlySnapshot(connected, async (sql) => {
       await checkTables(sql, database, CELLO_TABLES);
+      const query = dumpQueryFor(await readTextOrder(sql, database));
       out.text(builder.start());
-      await streamRows<RawDumpRow>(connected, sql.unsafe(DUMP_QUERY).raw(), (row) => {
+      await streamRows<RawDumpRow>(connected, sql.unsafe(query).raw(), (row) => {
         builder.addRaw(row, out);
         if (!out.hasFullPiece) return undefined;
         progress.update(builder.tokenCount, 'tokens');

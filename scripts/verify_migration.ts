@@ -31,8 +31,10 @@ import {
   connectionSettingsFromEnvironment,
   describeTarget,
   inReadOnlySnapshot,
+  orderByUtf8,
   parseHostArgument,
   readPassword,
+  readTextOrder,
   toPostgresUserError,
   type PostgresTarget,
 } from '../lib/postgres.ts';
@@ -129,9 +131,11 @@ await runMain(async () => {
     try {
       result = await inReadOnlySnapshot(session, async (sql) => {
         await checkTables(sql, database, CELLO_TABLES);
+        const order = await readTextOrder(sql, database);
+        const utf8Order = (column: string) => sql.unsafe(orderByUtf8(column, order));
         // The projects are few (a name and a repository each) and held in memory; the tokens are streamed.
         const projects: PostgresProject[] = [
-          ...(await sql<PostgresProject[]>`SELECT project AS name, repository FROM projects ORDER BY project COLLATE "C"`),
+          ...(await sql<PostgresProject[]>`SELECT project AS name, repository FROM projects ORDER BY ${utf8Order('project')}`),
         ];
         if (includeOrphans) {
           const orphanProjects = await sql<{ name: string }[]>`
@@ -145,7 +149,7 @@ await runMain(async () => {
         // exact (microseconds) and canonicalised without a Date.
         const cursor = sql<{ project: string; token_id: string; created_at: string; expires_at: string | null }[]>`
           SELECT project, token_id, created_at::text AS created_at, expires_at::text AS expires_at
-          FROM tokens ORDER BY project COLLATE "C", token_id COLLATE "C"`.cursor(CURSOR_BATCH);
+          FROM tokens ORDER BY ${utf8Order('project')}, ${utf8Order('token_id')}`.cursor(CURSOR_BATCH);
         async function* tokens(): AsyncGenerator<PostgresToken> {
           for await (const rows of cursor) {
             for (const row of rows) yield { project: row.project, tokenId: row.token_id, createdAt: row.created_at, expiresAt: row.expires_at };

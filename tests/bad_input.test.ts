@@ -70,6 +70,8 @@ interface Fixtures {
   /** A Cello database with a few rows; one without the Cello tables. */
   database: string;
   emptyDatabase: string;
+  /** A Cello database in SQL_ASCII, whose text has no declared encoding. */
+  sqlAsciiDatabase: string;
   validData: string;
   validDump: string;
   /** A regular file, to put output paths "under". */
@@ -141,6 +143,7 @@ before(async () => {
   await putItems(client, tableName, (await celloItemsFromPostgres(full.sql)).slice(0, 3));
   const empty = await newCelloDatabase();
   await empty.sql.unsafe('DROP TABLE tokens; DROP TABLE projects;');
+  const sqlAscii = await newCelloDatabase({ encoding: 'SQL_ASCII' });
   const regularFile = join(temporaryFolder(), 'a-file');
   writeFileSync(regularFile, 'not a folder\n');
   fixtures = {
@@ -150,6 +153,7 @@ before(async () => {
     closedPort: await findFreePort(),
     database: full.name,
     emptyDatabase: empty.name,
+    sqlAsciiDatabase: sqlAscii.name,
     validData: writeJson(migrationData(2, 3)),
     validDump: writeDump(legacyTable(6).items),
     regularFile,
@@ -206,6 +210,8 @@ const CASES: Case[] = [
   { script: 'migrate_dump_postgres', what: 'a database without the Cello tables', args: (f, output) => [PG_HOST, pg.user, f.emptyDatabase, dataOut(output)], code: 3, message: /projects|tokens/ },
   { script: 'migrate_dump_postgres', what: 'no password and no terminal', args: (f, output) => [PG_HOST, pg.user, f.database, dataOut(output)], env: { PGPASSWORD: undefined }, noTerminal: true, code: 2, message: /no password/ },
   { script: 'verify_migration', what: 'a wrong password', args: (f) => verify(f), env: { PGPASSWORD: WRONG_PASSWORD }, code: 3, message: /password/i },
+  { script: 'migrate_dump_postgres', what: 'a SQL_ASCII database', args: (f, output) => [PG_HOST, pg.user, f.sqlAsciiDatabase, dataOut(output)], code: 3, message: /has encoding SQL_ASCII/ },
+  { script: 'verify_migration', what: 'a SQL_ASCII database', args: (f) => [PG_HOST, pg.user, f.sqlAsciiDatabase, f.table, REGION], code: 3, message: /has encoding SQL_ASCII/ },
 
   // -- output files
   { script: 'migrate_dump_postgres', what: 'an output path that is a folder', args: (f, output) => [PG_HOST, pg.user, f.database, output], code: 4, message: /is a folder/ },

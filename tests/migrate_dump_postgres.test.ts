@@ -33,13 +33,22 @@ type Dump = Record<string, { repository: string | null; tokens: { token_id: stri
 /** The canonical form computed by PostgreSQL itself, the reference the script's output is compared with. */
 const CANONICAL_SQL = (column: string) => `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"000Z"')`;
 
-/** What the file must hold, built from SQL in the documented order (byte order of names and ids). */
+/** Orders strings by their UTF-8 bytes. */
+const byUtf8 = (a: string, b: string) => Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+
+/**
+ * What the file must hold, built from SQL in the documented order (UTF-8 byte order of names and ids, sorted here:
+ * COLLATE "C" gives that order only in a UTF8 database).
+ */
 async function expectedDump(sql: AdminSql): Promise<Dump> {
-  const projects = await sql.unsafe<{ project: string; repository: string | null }[]>(`SELECT project, repository FROM projects ORDER BY project COLLATE "C"`);
-  const tokens = await sql.unsafe<{ project: string; token_id: string; created_at: string; expires_at: string | null }[]>(
-    `SELECT project, token_id, ${CANONICAL_SQL('created_at')} AS created_at, ${CANONICAL_SQL('expires_at')} AS expires_at
-     FROM tokens ORDER BY project COLLATE "C", token_id COLLATE "C"`,
-  );
+  const projects = [...(await sql.unsafe<{ project: string; repository: string | null }[]>(`SELECT project, repository FROM projects`))];
+  const tokens = [
+    ...(await sql.unsafe<{ project: string; token_id: string; created_at: string; expires_at: string | null }[]>(
+      `SELECT project, token_id, ${CANONICAL_SQL('created_at')} AS created_at, ${CANONICAL_SQL('expires_at')} AS expires_at FROM tokens`,
+    )),
+  ];
+  projects.sort((a, b) => byUtf8(a.project, b.project));
+  tokens.sort((a, b) => byUtf8(a.project, b.project) || byUtf8(a.token_id, b.token_id));
   const dump: Dump = {};
   for (const { project, repository } of projects) dump[project] = { repository, tokens: [] };
   for (const { project, token_id, created_at, expires_at } of tokens) dump[project]?.tokens.push({ token_id, created_at, expires_at });
@@ -202,6 +211,28 @@ test('timestamps are exact UTC to the microsecond whatever the database TimeZone
   // No offset: the session (database) zone applied on insert, Asia/Kolkata, +05:30.
   assert.equal(byId.get('local-no-offset')!.created_at, '2022-06-30T18:30:00.500000000Z');
   assert.deepEqual(readDump(output), await expectedDump(sql));
+});
+
+test('a database in another encoding (WIN1252, EUC_JP) is dumped exactly, in UTF-8 byte order', async () => {
+  // Names whose order in the database's encoding differs from their UTF-8 order: WIN1252 puts "€" (0x80) and "œ"
+  // (0x9C) before "é" (0xE9); EUC_JP puts halfwidth katakana (0x8E..) before kanji (0xB0..), UTF-8 after.
+  const names: Record<string, string[]> = { WIN1252: ['€uro', 'été', 'œuvre', 'Zürich', 'ab'], EUC_JP: ['日本', 'ｶﾅ', 'abc', 'Ωmega'] };
+  for (const [encoding, projects] of Object.entries(names)) {
+    const { name, sql } = await newCelloDatabase({ encoding });
+    await insertProjects(sql, projects.map((project) => [project, `repo ${project}`]));
+    await insertTokens(sql, projects.flatMap((project) => projects.map((id): [string, string, string, null] => [`${project}/${id}`, project, '2022-02-02 18:01:49.345261+00', null])));
+    const output = join(temporaryFolder(), 'migration_data.json');
+    const result = await dump(name, output);
+    assert.equal(result.code, 0, `${encoding}: ${result.stderr}`);
+    assert.equal(readFileSync(output, 'utf8'), `${JSON.stringify(await expectedDump(sql), null, 2)}\n`, encoding);
+  }
+});
+
+test('a SQL_ASCII database (text of no declared encoding) is refused with one line naming it, no file', async () => {
+  const { name } = await newCelloDatabase({ encoding: 'SQL_ASCII' });
+  const output = join(temporaryFolder(), 'migration_data.json');
+  assertFailure(await dump(name, output), 3, /database "\w+" has encoding SQL_ASCII/);
+  assert.deepEqual(readdirSync(join(output, '..')), []);
 });
 
 test('an infinite timestamp fails naming the token; no file is written', async () => {

@@ -201,6 +201,23 @@ test('the database TimeZone does not matter: a UTC database with the same rows m
   assert.equal(result.code, 0, result.stdout + result.stderr);
 });
 
+test('a database in another encoding (WIN1252, EUC_JP) matches its correct migration: both sides in UTF-8 byte order', async () => {
+  // Names whose order in the database's encoding differs from their UTF-8 order (see the dump's test).
+  const names: Record<string, string[]> = { WIN1252: ['€uro', 'été', 'œuvre', 'Zürich', 'ab'], EUC_JP: ['日本', 'ｶﾅ', 'abc', 'Ωmega'] };
+  for (const [encoding, projects] of Object.entries(names)) {
+    const database = await newCelloDatabase({ encoding });
+    for (const project of projects) {
+      await database.sql`INSERT INTO projects (project, repository) VALUES (${project}, ${`repo ${project}`})`;
+      for (const id of projects) await database.sql`INSERT INTO tokens VALUES (${`${project}/${id}`}, '2022-02-02 18:01:49.345261+00', ${project}, NULL)`;
+    }
+    const { tableName, client } = await newTable();
+    await putItems(client, tableName, await correctItems(database.sql));
+    const result = await verify(database.name, tableName);
+    assert.equal(result.code, 0, `${encoding}: ${result.stdout}${result.stderr}`);
+    assert.match(result.stdout, new RegExp(`^ {2}Projects matching: ${projects.length}\\n`, 'm'));
+  }
+});
+
 test('verify reads only: the table is unchanged and a SELECT-only PostgreSQL user is enough', async () => {
   const tableName = await migratedTable(async (client, table) => {
     await remove(client, table, 'alpha', 'TOKEN#tkn-1');
