@@ -13,6 +13,7 @@ import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { findFreePort } from '../lib/localStack.ts';
 import { startFaultProxy, type FaultProxy } from './support/faultProxy.ts';
 import { REGION, getStack, newCelloDatabase, newCelloTable, runScript, temporaryFolder, uniqueName, type ScriptResult } from './support/harness.ts';
 import {
@@ -196,4 +197,17 @@ test('repair: success — no secret in argv or output', async (t) => {
   assert.equal(result.code, 0, result.stderr);
   assertNoSecretInOutput(result, 'a successful repair');
 
+});
+
+// ---- masking: a last guard that leaves ordinary words and numbers alone ---------------------------------------------------
+
+test('a password that is part of a user name or a port does not garble them (issue 16: "***_user", "***7")', async () => {
+  const output = join(temporaryFolder(), 'migration_data.json');
+  const wrongUser = await runScript('migrate_dump_postgres', [`${pg.host}:${pg.port}`, 'cello_user', database, output], { env: { ...SECRET_ENV, PGPASSWORD: 'cello' } });
+  assert.equal(wrongUser.code, 3, wrongUser.stderr);
+  assert.match(wrongUser.stderr, /^error: password authentication failed for user "cello_user" at /);
+  const port = String(await findFreePort());
+  const refused = await runScript('migrate_dump_postgres', [`127.0.0.1:${port}`, role, database, output], { env: { ...SECRET_ENV, PGPASSWORD: port.slice(0, -1) } });
+  assert.equal(refused.code, 3, refused.stderr);
+  assert.match(refused.stderr, new RegExp(`^error: cannot connect to PostgreSQL at 127\\.0\\.0\\.1:${port}: connection refused`));
 });

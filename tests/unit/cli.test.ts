@@ -174,6 +174,30 @@ test('every registered secret is masked, each wherever it occurs', async () => {
   assert.equal(result.stderr, 'error: pg=*** aws=*** again=***\n');
 });
 
+test('a secret inside a longer word or number is left alone: masking it would garble the word and disclose the secret', async () => {
+  const result = await runMainProgram(
+    `throw new UserError('password authentication failed for user "cello_user" at 127.0.0.1:37927 (cello2, xcello)', 3);`,
+    `registerSecret('cello'); registerSecret('3792');`,
+  );
+  assert.equal(result.stderr, 'error: password authentication failed for user "cello_user" at 127.0.0.1:37927 (cello2, xcello)\n');
+});
+
+test('a secret standing as a whole token is masked, between any punctuation and at either end', async () => {
+  const result = await runMainProgram(
+    `throw new UserError('3792 "cello" :3792, url://u:cello@h/cello x-token:-tok9-! café=cello', 3);`,
+    `registerSecret('cello'); registerSecret('3792'); registerSecret('-tok9-');`,
+  );
+  assert.equal(result.stderr, 'error: *** "***" :***, url://u:***@h/*** x-token:***! café=***\n');
+});
+
+test('a secret the operator also typed as an argument is not masked: it shows as that argument', async () => {
+  const result = await runMainProgram(
+    `throw new UserError('password authentication failed for user "postgres" at db:5432', 3);`,
+    `process.argv.push('db:5432', 'postgres', 'cello'); registerSecret('postgres');`,
+  );
+  assert.equal(result.stderr, 'error: password authentication failed for user "postgres" at db:5432\n');
+});
+
 test('runMain delivers all of a large piped stdout before exiting', async () => {
   const result = await runMainProgram(`
     const line = 'x'.repeat(1023) + '\\n';
