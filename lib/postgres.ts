@@ -10,7 +10,9 @@
 //   restarts with each attempt: the socket is opened here instead (see openSocket), with a deadline, and a second
 //   attempt before the session is ready fails;
 // - a streamed query (forEach) hands over rows as fast as they arrive, with no way to say "wait": owning the socket,
-//   the session pauses it instead (holdReadingUntil, streamRows).
+//   the session pauses it instead (holdReadingUntil, streamRows);
+// - it computes SCRAM from the password as typed, without the SASLprep the server and libpq apply: SCRAM gets the
+//   prepared password, md5 and cleartext the password as typed (passwordForAuthentication).
 import { existsSync, openSync, readFileSync } from 'node:fs';
 import { isIP, isIPv6, Socket } from 'node:net';
 import { homedir } from 'node:os';
@@ -20,6 +22,7 @@ import { ReadStream, WriteStream } from 'node:tty';
 import postgres from 'postgres';
 import type { ConnectionOptions } from 'node:tls';
 import { ExitCode, UserError, oneLine, registerSecret, stopSignal } from './cli.ts';
+import { prepareScramPassword } from './postgresSaslprep.ts';
 
 export type Sql = postgres.Sql;
 export type TransactionSql = postgres.TransactionSql;
@@ -318,7 +321,7 @@ export async function connectPostgres(target: PostgresTarget, password: string, 
       port: [target.port] as unknown as number,
       user: target.user,
       database: target.database,
-      pass: password,
+      pass: passwordForAuthentication(password),
       ssl: settings.ssl as postgres.Options<{}>['ssl'],
       // Not in the driver's typings, but supported: it awaits this for a connected socket.
       socket: () => {
@@ -380,6 +383,20 @@ export async function connectPostgres(target: PostgresTarget, password: string, 
     throw toPostgresUserError(error, target, settings);
   }
   return session;
+}
+
+/**
+ * The driver's `pass` option: a function it calls when the server asks for the password. SCRAM must hash the
+ * password as libpq prepares it (lib/postgresSaslprep.ts), while md5 and cleartext authentication use it as typed,
+ * as libpq does (the server stored an md5 hash of the unprepared password). The driver calls it from the handler
+ * of the message that asks (SASLContinue for SCRAM, as the protocol names it), and says nothing else about which:
+ * the caller is read from the stack. Should the driver rename its handler, SCRAM gets the password as typed, the
+ * driver's own behaviour: ASCII passwords still work, and the SASLprep tests fail.
+ */
+function passwordForAuthentication(password: string): () => string {
+  const prepared = prepareScramPassword(password);
+  if (prepared === password) return () => password;
+  return () => (/\bSASLContinue\b/.test(new Error().stack ?? '') ? prepared : password);
 }
 
 /** A TCP connection to the server with its own deadline (the driver's connect timer starts only after this). */

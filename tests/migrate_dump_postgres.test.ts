@@ -3,7 +3,7 @@
 import { test, after, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, createHmac, pbkdf2Sync } from 'node:crypto';
 import { chmodSync, chownSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { networkInterfaces } from 'node:os';
@@ -12,6 +12,7 @@ import { once } from 'node:events';
 import postgres from 'postgres';
 import { connectAdmin, findFreePort, stopEmbeddedPostgres, type AdminSql, type LocalPostgres } from '../lib/localStack.ts';
 import { connectPostgres, connectionSettingsFromEnvironment, inReadOnlySnapshot, streamRows } from '../lib/postgres.ts';
+import { prepareScramPassword } from '../lib/postgresSaslprep.ts';
 import {
   ROOT,
   cleanEnvironment,
@@ -20,6 +21,7 @@ import {
   newCelloDatabase,
   runScript,
   temporaryFolder,
+  uniqueName,
   type ScriptResult,
 } from './support/harness.ts';
 
@@ -436,6 +438,92 @@ test('an output folder that cannot be written fails before connecting (exit 4), 
   assert.deepEqual(readdirSync(folder), ['plain-file']);
 });
 
+// ---- passwords as PostgreSQL prepares them (SASLprep) ----------------------------------------------------------------
+
+/**
+ * Passwords psql accepts: ones SASLprep changes, and ones it refuses, which libpq (and the server, when it stored the
+ * verifier) then uses as typed.
+ */
+const UNICODE_PASSWORDS: Record<string, string> = {
+  fullwidth: 'ｐａｓｓ１２３',
+  'a decomposed (NFD) é': 'cafe\u0301-pw',
+  'a no-break space': 'no\u00a0break space',
+  'a soft hyphen (mapped to nothing)': 'soft\u00adhyphen',
+  'a zero-width space (listed as a space and as nothing: a space)': 'zero\u200bwidth',
+  'an emoji (unassigned in Unicode 3.2: SASLprep refuses it)': 'cello🎻pw',
+  'a modifier letter ᴬ (unassigned in Unicode 3.2; PostgreSQL checks before NFKC would make it "A")': 'ᴬdmin-pw',
+  'Hebrew mixed with Latin (bidirectional rule: refused)': 'שלום-abc',
+  'a letter and a control character (prohibited)': 'é\u0007pw',
+  'ASCII with a tab (ASCII is used as is)': 'tab\tpw',
+  'only soft hyphens (nothing left after mapping: refused)': '\u00ad\u00ad',
+};
+
+/** A login role with `password`, set in SQL as an operator would, allowed to read the Cello tables of `database`. */
+async function createRole(sql: AdminSql, password: string): Promise<string> {
+  const role = uniqueName('pw_role');
+  await sql.unsafe(`CREATE ROLE ${role} LOGIN PASSWORD '${password.replace(/'/g, "''")}'`);
+  await sql.unsafe(`GRANT SELECT ON projects, tokens TO ${role}`);
+  return role;
+}
+
+test('every password psql accepts works in PGPASSWORD: SASLprep applied as libpq applies it (scram-sha-256)', async () => {
+  const { name, sql } = await newCelloDatabase();
+  await insertProjects(sql, [['p', 'r']]);
+  for (const [what, password] of Object.entries(UNICODE_PASSWORDS)) {
+    const role = await createRole(sql, password);
+    const output = join(temporaryFolder(), 'out.json');
+    const result = await runScript(SCRIPT, [SERVER, role, name, output], { env: { PGPASSWORD: password } });
+    assert.equal(result.code, 0, `${what}: ${result.stderr}`);
+    assert.deepEqual(readDump(output), { p: { repository: 'r', tokens: [] } }, what);
+  }
+});
+
+test('the server stored each verifier from the password as prepareScramPassword prepares it', async () => {
+  const { sql } = await newCelloDatabase();
+  for (const [what, password] of Object.entries(UNICODE_PASSWORDS)) {
+    const role = await createRole(sql, password);
+    const [row] = await sql<{ verifier: string }[]>`SELECT rolpassword AS verifier FROM pg_authid WHERE rolname = ${role}`;
+    // SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey> (RFC 5802, 7677)
+    const [, iterations, salt, storedKey] = /^SCRAM-SHA-256\$(\d+):([^$]+)\$([^:]+):/.exec(row!.verifier)!;
+    const salted = pbkdf2Sync(prepareScramPassword(password), Buffer.from(salt!, 'base64'), Number(iterations), 32, 'sha256');
+    const clientKey = createHmac('sha256', salted).update('Client Key').digest();
+    assert.equal(createHash('sha256').update(clientKey).digest('base64'), storedKey, what);
+  }
+  assert.equal(prepareScramPassword(UNICODE_PASSWORDS.fullwidth!), 'pass123');
+  assert.equal(prepareScramPassword(UNICODE_PASSWORDS['an emoji (unassigned in Unicode 3.2: SASLprep refuses it)']!), 'cello🎻pw');
+});
+
+test('md5 authentication uses the password as typed (the server hashed it unprepared)', async (t) => {
+  const { name, sql } = await newCelloDatabase();
+  await insertProjects(sql, [['p', 'r']]);
+  const password = 'ｍｄ５ café\u00a0pw';
+  await sql.unsafe(`SET password_encryption = 'md5'`);
+  const role = await createRole(sql, password);
+  await sql.unsafe(`RESET password_encryption`);
+  // This role alone authenticates with md5: a first line in pg_hba.conf, removed afterwards.
+  const [setting] = await sql<{ hba_file: string }[]>`SELECT current_setting('hba_file') AS hba_file`;
+  const hbaFile = setting!.hba_file;
+  const original = readFileSync(hbaFile, 'utf8');
+  writeFileSync(hbaFile, `host all ${role} 127.0.0.1/32 md5\n${original}`);
+  t.after(async () => {
+    writeFileSync(hbaFile, original);
+    await sql`SELECT pg_reload_conf()`;
+  });
+  await sql`SELECT pg_reload_conf()`;
+  const [rule] = await sql<{ method: string }[]>`SELECT auth_method AS method FROM pg_hba_file_rules WHERE ${role} = ANY(user_name)`;
+  assert.equal(rule?.method, 'md5');
+  const output = join(temporaryFolder(), 'out.json');
+  // The reload takes effect when the postmaster has read the file: retry briefly until then.
+  let result: ScriptResult;
+  for (let attempt = 1; ; attempt++) {
+    result = await runScript(SCRIPT, [SERVER, role, name, output], { env: { PGPASSWORD: password } });
+    if (result.code === 0 || attempt === 10) break;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  assert.equal(result.code, 0, result.stderr);
+  assert.deepEqual(readDump(output), { p: { repository: 'r', tokens: [] } });
+});
+
 // ---- connection and schema errors ----------------------------------------------------------------------------------
 
 test('a wrong password fails with exit 3, pointing at PGPASSWORD, no file', async () => {
@@ -599,12 +687,9 @@ function hasCommand(command: string): boolean {
   }
 }
 
-test('without PGPASSWORD the password is asked on the terminal and not echoed', async (t: TestContext) => {
-  if (!hasCommand('script')) return t.skip('util-linux `script` (to give the child a terminal) is not installed');
-  const { name, sql } = await newCelloDatabase();
-  await seedAwkward(sql);
-  const output = join(temporaryFolder(), 'out.json');
-  const command = [process.execPath, '--import', 'tsx', join(ROOT, 'scripts', `${SCRIPT}.ts`), SERVER, pg.user, name, output]
+/** Runs the dump in a terminal without PGPASSWORD, typing `password` at the prompt once it is up. */
+async function dumpTypingPassword(user: string, database: string, output: string, password: string): Promise<ScriptResult> {
+  const command = [process.execPath, '--import', 'tsx', join(ROOT, 'scripts', `${SCRIPT}.ts`), SERVER, user, database, output]
     .map((word) => `'${word.replace(/'/g, `'\\''`)}'`)
     .join(' ');
   const child = spawn('script', ['-q', '-e', '-c', command, '/dev/null'], { cwd: ROOT, env: cleanEnvironment(stack, { PGPASSWORD: undefined }), stdio: ['pipe', 'pipe', 'pipe'] });
@@ -613,14 +698,34 @@ test('without PGPASSWORD the password is asked on the terminal and not echoed', 
     // Type only once the prompt is up: raw mode (no echo) is on by then.
     if (!typed && chunk.toString().includes('Password for user')) {
       typed = true;
-      child.stdin!.write(`${pg.password}\r`);
+      child.stdin!.write(`${password}\r`);
     }
   });
-  const result = await collect(child, 60_000);
+  return collect(child, 60_000);
+}
+
+test('without PGPASSWORD the password is asked on the terminal and not echoed', async (t: TestContext) => {
+  if (!hasCommand('script')) return t.skip('util-linux `script` (to give the child a terminal) is not installed');
+  const { name, sql } = await newCelloDatabase();
+  await seedAwkward(sql);
+  const output = join(temporaryFolder(), 'out.json');
+  const result = await dumpTypingPassword(pg.user, name, output, pg.password);
   assert.equal(result.code, 0, result.stdout + result.stderr);
   assert.match(result.stdout, new RegExp(`Password for user ${pg.user} at ${SERVER.replace(/\./g, '\\.')}: `));
   assertNoSecret(result);
   assert.deepEqual(readDump(output), await expectedDump(sql));
+});
+
+test('a password SASLprep changes works typed at the prompt too', async (t: TestContext) => {
+  if (!hasCommand('script')) return t.skip('util-linux `script` (to give the child a terminal) is not installed');
+  const { name, sql } = await newCelloDatabase();
+  await insertProjects(sql, [['p', 'r']]);
+  const password = 'ｐａｓｓ\u00a0cafe\u0301';
+  const role = await createRole(sql, password);
+  const output = join(temporaryFolder(), 'out.json');
+  const result = await dumpTypingPassword(role, name, output, password);
+  assert.equal(result.code, 0, result.stdout + result.stderr);
+  assert.deepEqual(readDump(output), { p: { repository: 'r', tokens: [] } });
 });
 
 // ---- IPv6 ----------------------------------------------------------------------------------------------------------
