@@ -13,6 +13,7 @@
 //   the session pauses it instead (holdReadingUntil, streamRows);
 // - it computes SCRAM from the password as typed, without the SASLprep the server and libpq apply: SCRAM gets the
 //   prepared password, md5 and cleartext the password as typed (passwordForAuthentication).
+import { isUtf8 } from 'node:buffer';
 import { existsSync, openSync, readFileSync } from 'node:fs';
 import { isIP, isIPv6, Socket } from 'node:net';
 import { homedir } from 'node:os';
@@ -206,8 +207,33 @@ export const NO_PASSWORD_MESSAGE = 'no password: set PGPASSWORD, or run from a t
  */
 export async function readPassword(env: NodeJS.ProcessEnv, prompt: string): Promise<string> {
   const password = env.PGPASSWORD ?? (await promptHidden(prompt));
+  if (env.PGPASSWORD !== undefined && password.includes('\uFFFD')) checkUtf8Variable('PGPASSWORD');
   registerSecret(password);
   return password;
+}
+
+/**
+ * Node decodes the environment as UTF-8 and replaces what is not (a Latin-1 "café") with U+FFFD before any code of
+ * ours runs: such a password would be sent changed and refused as a wrong one. Where the variable's bytes can be
+ * read (/proc, Linux), it is refused instead, saying why. @throws UserError (exit 2).
+ */
+function checkUtf8Variable(name: string): void {
+  let environment: Buffer;
+  try {
+    environment = readFileSync('/proc/self/environ');
+  } catch {
+    return;
+  }
+  const prefix = Buffer.from(`${name}=`);
+  for (let start = 0; start < environment.length; ) {
+    const found = environment.indexOf(0, start);
+    const end = found < 0 ? environment.length : found;
+    const entry = environment.subarray(start, end);
+    if (entry.subarray(0, prefix.length).equals(prefix) && !isUtf8(entry.subarray(prefix.length))) {
+      throw new UserError(`${name} is not UTF-8 text, and Node.js, which runs these scripts, cannot read it unchanged — set it as UTF-8 (from a UTF-8 terminal), or give the role a password that is`, ExitCode.usage);
+    }
+    start = end + 1;
+  }
 }
 
 interface Terminal {

@@ -493,6 +493,19 @@ test('the server stored each verifier from the password as prepareScramPassword 
   assert.equal(prepareScramPassword(UNICODE_PASSWORDS['an emoji (unassigned in Unicode 3.2: SASLprep refuses it)']!), 'cello🎻pw');
 });
 
+test('a PGPASSWORD that is not UTF-8 text is refused (exit 2), not sent changed and reported as a wrong password', async () => {
+  const { name } = await newCelloDatabase();
+  const folder = temporaryFolder();
+  // Set by the shell: Node can pass only UTF-8 strings to a child's environment. "caf\xe9": a Latin-1 "café".
+  const child = spawn('sh', ['-c', `PGPASSWORD="$(printf 'caf\\351')" exec "$0" "$@"`, process.execPath, '--import', 'tsx', join(ROOT, 'scripts', `${SCRIPT}.ts`), SERVER, pg.user, name, join(folder, 'out.json')], {
+    cwd: ROOT,
+    env: cleanEnvironment(stack, { PGPASSWORD: undefined }),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  assertFailure(await collect(child, 60_000), 2, /^error: PGPASSWORD is not UTF-8 text/);
+  assert.deepEqual(readdirSync(folder), []);
+});
+
 test('md5 authentication uses the password as typed (the server hashed it unprepared)', async (t) => {
   const { name, sql } = await newCelloDatabase();
   await insertProjects(sql, [['p', 'r']]);
