@@ -458,11 +458,17 @@ const UNICODE_PASSWORDS: Record<string, string> = {
   'only soft hyphens (nothing left after mapping: refused)': '\u00ad\u00ad',
 };
 
-/** A login role with `password`, set in SQL as an operator would, allowed to read the Cello tables of `database`. */
-async function createRole(sql: AdminSql, password: string): Promise<string> {
+/**
+ * A login role with `password`, set in SQL as an operator would (stored as `encryption`: scram-sha-256, the server's
+ * default, or md5), allowed to read the Cello tables. One transaction, so the setting applies on its connection.
+ */
+async function createRole(sql: AdminSql, password: string, encryption: 'scram-sha-256' | 'md5' = 'scram-sha-256'): Promise<string> {
   const role = uniqueName('pw_role');
-  await sql.unsafe(`CREATE ROLE ${role} LOGIN PASSWORD '${password.replace(/'/g, "''")}'`);
-  await sql.unsafe(`GRANT SELECT ON projects, tokens TO ${role}`);
+  await sql.begin(async (transaction) => {
+    await transaction.unsafe(`SET LOCAL password_encryption = '${encryption}'`);
+    await transaction.unsafe(`CREATE ROLE ${role} LOGIN PASSWORD '${password.replace(/'/g, "''")}'`);
+    await transaction.unsafe(`GRANT SELECT ON projects, tokens TO ${role}`);
+  });
   return role;
 }
 
@@ -510,9 +516,9 @@ test('md5 authentication uses the password as typed (the server hashed it unprep
   const { name, sql } = await newCelloDatabase();
   await insertProjects(sql, [['p', 'r']]);
   const password = 'ｍｄ５ café\u00a0pw';
-  await sql.unsafe(`SET password_encryption = 'md5'`);
-  const role = await createRole(sql, password);
-  await sql.unsafe(`RESET password_encryption`);
+  const role = await createRole(sql, password, 'md5');
+  const [stored] = await sql<{ verifier: string }[]>`SELECT rolpassword AS verifier FROM pg_authid WHERE rolname = ${role}`;
+  assert.match(stored!.verifier, /^md5[0-9a-f]{32}$/);
   // This role alone authenticates with md5: a first line in pg_hba.conf, removed afterwards.
   const [setting] = await sql<{ hba_file: string }[]>`SELECT current_setting('hba_file') AS hba_file`;
   const hbaFile = setting!.hba_file;
