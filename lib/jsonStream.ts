@@ -29,6 +29,11 @@
  *   over and checked whole. A UTF-8 byte-order mark at
  *   the start is skipped (it is how some editors mark UTF-8, not data);
  *   UTF-16 is refused like any other non-UTF-8 file.
+ * - A key repeated in one object, at any depth, would keep only its last
+ *   value. The scanner counts the colons outside strings of every value it
+ *   cuts out (one per member, in valid JSON); if the parsed value holds
+ *   fewer members, a key was repeated, and the slow path says which and
+ *   where.
  *
  * Line numbers are 1-based; columns are 1-based and count bytes (the same as
  * characters for ASCII text).
@@ -332,6 +337,7 @@ const T_QUOTE = 1;
 const T_OPEN = 2;
 const T_CLOSE = 3;
 const T_NL = 4;
+const T_COLON = 5;
 const OUTSIDE = new Uint8Array(256);
 OUTSIDE[B_QUOTE] = T_QUOTE;
 OUTSIDE[0x7b] = T_OPEN;
@@ -339,6 +345,7 @@ OUTSIDE[0x5b] = T_OPEN;
 OUTSIDE[0x7d] = T_CLOSE;
 OUTSIDE[0x5d] = T_CLOSE;
 OUTSIDE[B_NL] = T_NL;
+OUTSIDE[0x3a] = T_COLON;
 
 const IS_WS = new Uint8Array(256);
 IS_WS[0x20] = 1;
@@ -377,6 +384,7 @@ class ShallowParser {
   private purpose = P_ELEMENT;
   private kind = K_SCALAR;
   private depth = 0;
+  private colons = 0; // colons outside strings: in valid JSON, one per member of the slice's objects
   private inString = false;
   private escaped = false;
   private sliceStart = 0; // index in the current chunk where the slice (or its rest) begins
@@ -392,6 +400,7 @@ class ShallowParser {
   private batchStarts: number[] = [];
   private batchEnds: number[] = [];
   private batchCount = 0;
+  private batchColons = 0;
   private batchLine = 0;
   private batchLineStart = 0;
 
@@ -712,6 +721,7 @@ class ShallowParser {
     this.sliceLineStart = this.lineStart;
     this.partsLength = 0;
     this.escaped = false;
+    this.colons = 0;
     if (c === B_QUOTE) {
       this.kind = K_STRING;
     } else if (c === 0x7b || c === 0x5b) {
@@ -740,6 +750,7 @@ class ShallowParser {
     }
     let inString = kind === K_STRING || this.inString;
     let depth = this.depth;
+    let colons = this.colons;
     let line = this.line;
     let lastNl = -1;
     if (this.escaped) {
@@ -785,6 +796,8 @@ class ShallowParser {
           depth++;
         } else if (t === T_CLOSE) {
           if (--depth === 0) break scan;
+        } else if (t === T_COLON) {
+          colons++;
         } else {
           line++;
           lastNl = i;
@@ -795,6 +808,7 @@ class ShallowParser {
       this.line = line;
       this.lineStart = this.base + lastNl;
     }
+    this.colons = colons;
     if (depth === 0 && !inString) return i;
     this.depth = depth;
     this.inString = inString;
@@ -828,11 +842,12 @@ class ShallowParser {
         this.batchStarts[count] = this.sliceStart;
         this.batchEnds[count] = end;
         this.batchCount = count + 1;
+        this.batchColons += this.colons;
         this.st = ST_ARR_NEXT;
         if (end - this.batchStarts[0]! >= BATCH_BYTES) this.flushBatch();
         return;
       }
-      const value = this.parseSlice(buf.subarray(this.sliceStart, end), this.sliceLine, this.sliceLineStart - this.sliceAbs);
+      const value = this.parseSlice(buf.subarray(this.sliceStart, end), this.sliceLine, this.sliceLineStart - this.sliceAbs, this.colons);
       this.deliver(value);
       return;
     }
@@ -843,7 +858,7 @@ class ShallowParser {
     const bytes = Buffer.concat(this.parts, total);
     this.parts = [];
     this.partsLength = 0;
-    const value = this.parseSlice(bytes, this.sliceLine, this.sliceLineStart - this.sliceAbs);
+    const value = this.parseSlice(bytes, this.sliceLine, this.sliceLineStart - this.sliceAbs, this.colons);
     this.deliver(value);
   }
 
@@ -887,6 +902,8 @@ class ShallowParser {
     const count = this.batchCount;
     if (count === 0) return;
     this.batchCount = 0;
+    const colons = this.batchColons;
+    this.batchColons = 0;
     const buf = this.buf;
     const starts = this.batchStarts;
     const ends = this.batchEnds;
@@ -894,7 +911,7 @@ class ShallowParser {
     try {
       const text = buf.toString('utf8', starts[0]!, ends[count - 1]!);
       const parsed: unknown = count === 1 ? [JSON.parse(text)] : JSON.parse(`[${text}]`);
-      if (Array.isArray(parsed) && parsed.length === count) values = parsed;
+      if (Array.isArray(parsed) && parsed.length === count && (colons === 0 || countMembers(parsed) === colons)) values = parsed;
     } catch {
       values = null;
     }
@@ -902,8 +919,9 @@ class ShallowParser {
       for (let k = 0; k < count; k++) this.emitElement(values[k]);
       return;
     }
-    // Something is wrong: go one by one, so the good elements come out and
-    // the first bad one is reported with its position.
+    // Something is wrong (not JSON, or a key repeated): go one by one, so the
+    // good elements come out and the first bad one is reported with its
+    // position.
     let line = this.batchLine;
     let lineStart = this.batchLineStart;
     let from = starts[0]!;
@@ -916,7 +934,7 @@ class ShallowParser {
         }
       }
       from = start;
-      this.emitElement(this.parseSlice(buf.subarray(start, ends[k]!), line, lineStart - (this.base + start)));
+      this.emitElement(this.parseSlice(buf.subarray(start, ends[k]!), line, lineStart - (this.base + start), -1));
     }
   }
 
@@ -924,25 +942,32 @@ class ShallowParser {
    * JSON.parse of a value's bytes; on failure, a JsonInputError pointing at
    * the first offending byte. `firstLineStart` is the offset, relative to the
    * slice start, of the start of the line the slice starts on (<= 0).
+   * `colons` is the count of colons outside strings in `bytes` (-1: not
+   * counted); fewer members in the parsed value mean a key was repeated,
+   * which is an error too (JSON.parse keeps the last value).
    */
-  private parseSlice(bytes: Buffer, line: number, firstLineStart: number): unknown {
+  private parseSlice(bytes: Buffer, line: number, firstLineStart: number, colons: number): unknown {
+    let value: unknown;
     try {
-      return JSON.parse(bytes.toString('utf8'));
+      value = JSON.parse(bytes.toString('utf8'));
     } catch (error) {
       const found = findJsonError(bytes);
-      const at = found?.index ?? 0;
-      let errorLine = line;
-      let lineStart = firstLineStart;
-      for (let j = 0; j < at; j++) {
-        if (bytes[j] === B_NL) {
-          errorLine++;
-          lineStart = j + 1;
-        }
-      }
       const detail =
         found?.detail ?? `${error instanceof Error ? error.message : String(error)} (in the value starting here)`;
-      throw new JsonInputError(this.path, detail + NOT_JSON, { line: errorLine, column: at - lineStart + 1 });
+      throw new JsonInputError(this.path, detail + NOT_JSON, positionIn(bytes, found?.index ?? 0, line, firstLineStart));
     }
+    if (colons === 0 || (colons > 0 && countMembers(value) === colons)) return value;
+    const repeated = findRepeatedKey(bytes);
+    if (repeated === null) {
+      if (colons < 0) return value;
+      throw new Error(`jsonStream: ${colons} colons but ${countMembers(value)} members, and no repeated key found`);
+    }
+    const shown = JSON.stringify(repeated.key.length > 60 ? `${repeated.key.slice(0, 60)}…` : repeated.key);
+    throw new JsonInputError(
+      this.path,
+      `key ${shown} appears twice in the same object — keep one of the two values and run again`,
+      positionIn(bytes, repeated.index, line, firstLineStart),
+    );
   }
 
   private positionAt(i: number): { line: number; column: number } {
@@ -1011,6 +1036,70 @@ function firstInvalidUtf8(buf: Buffer): number {
     i += length;
   }
   return n;
+}
+
+/** Line and column of bytes[at], given the line `bytes` starts on and where that line starts (<= 0, relative). */
+function positionIn(bytes: Uint8Array, at: number, line: number, firstLineStart: number): { line: number; column: number } {
+  let lineStart = firstLineStart;
+  for (let j = 0; j < at; j++) {
+    if (bytes[j] === B_NL) {
+      line++;
+      lineStart = j + 1;
+    }
+  }
+  return { line, column: at - lineStart + 1 };
+}
+
+/**
+ * Members of every object in a parsed value. `for...in` also counts an own
+ * `__proto__` key, as JSON.parse creates one.
+ */
+function countMembers(value: unknown): number {
+  if (typeof value !== 'object' || value === null) return 0;
+  let members = 0;
+  if (Array.isArray(value)) {
+    for (let k = 0; k < value.length; k++) {
+      const element: unknown = value[k];
+      if (typeof element === 'object' && element !== null) members += countMembers(element);
+    }
+    return members;
+  }
+  for (const key in value) {
+    members++;
+    const member: unknown = (value as Record<string, unknown>)[key];
+    if (typeof member === 'object' && member !== null) members += countMembers(member);
+  }
+  return members;
+}
+
+/** The first key of `b` (valid JSON) that its object already holds, decoded, and where it starts. */
+function findRepeatedKey(b: Buffer): { index: number; key: string } | null {
+  const objects: (Set<string> | null)[] = []; // null for an array
+  let expectKey = false;
+  for (let i = 0; i < b.length; i++) {
+    const c = b[i]!;
+    if (c === B_QUOTE) {
+      const start = i;
+      for (i++; b[i] !== B_QUOTE; i++) if (b[i] === B_BACKSLASH) i++;
+      if (!expectKey) continue;
+      expectKey = false;
+      const key = JSON.parse(b.toString('utf8', start, i + 1)) as string;
+      const keys = objects[objects.length - 1]!;
+      if (keys.has(key)) return { index: start, key };
+      keys.add(key);
+    } else if (c === 0x7b) {
+      objects.push(new Set());
+      expectKey = true;
+    } else if (c === 0x5b) {
+      objects.push(null);
+    } else if (c === 0x7d || c === 0x5d) {
+      objects.pop();
+      expectKey = false;
+    } else if (c === 0x2c) {
+      expectKey = objects.length > 0 && objects[objects.length - 1] !== null;
+    }
+  }
+  return null;
 }
 
 function formatSize(bytes: number): string {

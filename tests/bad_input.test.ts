@@ -269,6 +269,22 @@ const CASES: Case[] = [
   },
   {
     script: 'migrate_load_dynamodb',
+    what: 'a data file with a key repeated in a token',
+    // JSON.parse keeps the last value: only TOKEN#secret-B would be loaded. The message names the key, not the values.
+    args: (f) => load(file('repeated.json', '{"alpha": {"repository": null, "tokens": [{"token_id": "secret-A", "created_at": "2022-02-02T18:01:49Z", "expires_at": null, "token_id": "secret-B"}]}}')(), f.table),
+    code: 2,
+    message: /repeated\.json: line 1, column 126: key "token_id" appears twice in the same object/,
+  },
+  {
+    script: 'migrate_load_dynamodb',
+    what: 'a data file with a timestamp repeated in a token',
+    args: (f) =>
+      load(file('repeated.json', '{"alpha": {"repository": null, "tokens": [{"token_id": "t1", "created_at": "2022-02-02T18:01:49Z",\n "created_at": "2021-01-01T00:00:00Z", "expires_at": null}]}}')(), f.table),
+    code: 2,
+    message: /repeated\.json: line 2, column 2: key "created_at" appears twice in the same object/,
+  },
+  {
+    script: 'migrate_load_dynamodb',
     what: 'a data file saved as Latin-1 (not UTF-8)',
     // "caf\xe8" and "caf\xe9" would both read as "caf\uFFFD": two projects merged into one.
     args: (f) => load(bytesFile('latin1.json', '{"caf', [0xe8], '": {"repository": null, "tokens": []},\n "caf', [0xe9], '": {"repository": null, "tokens": []}}')(), f.table),
@@ -289,6 +305,13 @@ const CASES: Case[] = [
     args: (f) => repair(bytesFile('latin1.json', '[{"pk": "PROJECT#caf', [0xe9], '", "sk": "METADATA"}]')(), f.table),
     code: 2,
     message: /latin1\.json: line 1, column 21: invalid UTF-8 at byte offset 20 \(0xe9\): the file is not UTF-8 text/,
+  },
+  {
+    script: 'migrate_ddb_timestamps',
+    what: 'a dump file with a key repeated in a record',
+    args: (f) => repair(file('repeated.json', '[{"pk": "PROJECT#a", "sk": "TOKEN#t", "created_at": "2022-02-02 18:01:49+00", "expires_at": "", "created_at": "x"}]')(), f.table),
+    code: 2,
+    message: /repeated\.json: line 1, column 97: key "created_at" appears twice in the same object/,
   },
   { script: 'migrate_ddb_timestamps', what: 'a dump file that is not an array', args: (f) => repair(file('object.json', '{"pk": "PROJECT#a", "sk": "METADATA"}')(), f.table), code: 2, message: /array/ },
 

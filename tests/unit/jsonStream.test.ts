@@ -620,7 +620,48 @@ describe('readJsonObjectOfObjects', () => {
   });
 });
 
-// Issue 16: what JSON.parse would take but silently change: invalid UTF-8 becomes U+FFFD.
+// Issue 16: what JSON.parse would take but silently change: a repeated key keeps its last value, invalid UTF-8
+// becomes U+FFFD.
+describe('a repeated key is refused', () => {
+  const CHUNK_SIZES = [1, 2, 3, 7, undefined];
+
+  test('a key repeated in an array element, at any depth, is an error naming the key, with its position', async () => {
+    const cases: [string, RegExp][] = [
+      ['[{"token_id": "secret-A", "created_at": "x",\n "token_id": "secret-B"}]', /: line 2, column 2: key "token_id" appears twice in the same object/],
+      ['[1, {"a": {"b": [{"c": 1, "c": 2}]}}]', /: line 1, column 27: key "c" appears twice in the same object/],
+      // The same key spelt two ways is still the same key.
+      ['[{"a\\u0041": 1, "aA": 2}]', /: line 1, column 17: key "aA" appears twice in the same object/],
+    ];
+    for (const [text, expected] of cases) {
+      const file = writeFile(text);
+      for (const chunkSize of CHUNK_SIZES) {
+        const error = await inputError(() => collectArray(file, chunkSize === undefined ? undefined : { chunkSize }));
+        assert.match(error.message, expected, `${text}, chunkSize ${chunkSize}`);
+        assert.doesNotMatch(error.message, /secret/);
+      }
+    }
+  });
+
+  test('elements before the one with a repeated key are yielded first; keys repeated in different objects are fine', async () => {
+    const text = `[${Array.from({ length: 50 }, (_, k) => `{"k": ${k}, "o": {"k": 1}}`).join(',')}, {"k": 1, "k": 1}]`;
+    const seen: unknown[] = [];
+    const error = await inputError(async () => {
+      for await (const value of readJsonArray(writeFile(text))) seen.push(value);
+    });
+    assert.match(error.message, /key "k" appears twice/);
+    assert.equal(seen.length, 50);
+  });
+
+  test('a key repeated in a token element or in a field value of readJsonObjectOfObjects is an error', async () => {
+    for (const text of ['{"p": {"tokens": [{"token_id": "a", "token_id": "b"}]}}', '{"p": {"meta": {"x": {"y": 1, "y": 2}}}}', '{"p": [{"q": 1, "q": 2}]}']) {
+      for (const chunkSize of CHUNK_SIZES) {
+        const error = await inputError(() => collectEvents(writeFile(text), chunkSize === undefined ? undefined : { chunkSize }));
+        assert.match(error.message, /key "\w+" appears twice in the same object/, text);
+      }
+    }
+  });
+});
+
 describe('a file that is not UTF-8 is refused with the offset of the first bad byte', () => {
   const CHUNK_SIZES = [1, 2, 3, 7, undefined];
 
