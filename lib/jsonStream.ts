@@ -34,6 +34,8 @@
  *   cuts out (one per member, in valid JSON); if the parsed value holds
  *   fewer members, a key was repeated, and the slow path says which and
  *   where.
+ * - A value nested more than MAX_DEPTH levels deep would overflow the stack
+ *   of code that walks it afterwards (JSON.stringify in a report).
  *
  * Line numbers are 1-based; columns are 1-based and count bytes (the same as
  * characters for ASCII text).
@@ -103,6 +105,8 @@ const NOT_UTF8 = 'the file is not UTF-8 text';
  * JSON.parse of it several times slower per byte; small batches stay fast.
  */
 const BATCH_BYTES = 32 * 1024;
+/** Arrays and objects inside each other, at most, in one value (DynamoDB allows 32 levels). */
+export const MAX_DEPTH = 100;
 /** Events collected before the scanner pauses and lets the consumer catch up. */
 const PAUSE_EVENTS = 256;
 
@@ -793,7 +797,7 @@ class ShallowParser {
           continue scan;
         }
         if (t === T_OPEN) {
-          depth++;
+          if (++depth > MAX_DEPTH) this.failDepth(i - 1, line, lastNl);
         } else if (t === T_CLOSE) {
           if (--depth === 0) break scan;
         } else if (t === T_COLON) {
@@ -813,6 +817,17 @@ class ShallowParser {
     this.depth = depth;
     this.inString = inString;
     return -1;
+  }
+
+  /** Throws for the container opened at buf[i] that is one level too deep. */
+  private failDepth(i: number, line: number, lastNl: number): never {
+    this.flushBatch();
+    const lineStart = lastNl >= 0 ? this.base + lastNl : this.lineStart;
+    throw new JsonInputError(
+      this.path,
+      `value nested more than ${MAX_DEPTH} levels deep (arrays or objects inside each other) — no value of this migration is nested that deep`,
+      { line, column: this.base + i - lineStart + 1 },
+    );
   }
 
   private checkSize(length: number): void {
@@ -1051,7 +1066,8 @@ function positionIn(bytes: Uint8Array, at: number, line: number, firstLineStart:
 }
 
 /**
- * Members of every object in a parsed value. `for...in` also counts an own
+ * Members of every object in a parsed value (its depth is bounded by
+ * MAX_DEPTH, so the recursion is too). `for...in` also counts an own
  * `__proto__` key, as JSON.parse creates one.
  */
 function countMembers(value: unknown): number {

@@ -285,6 +285,13 @@ const CASES: Case[] = [
   },
   {
     script: 'migrate_load_dynamodb',
+    what: 'a data file with 200,000 nested arrays in created_at',
+    args: (f) => load(file('deep.json', `{"alpha": {"repository": null, "tokens": [{"token_id": "t1", "created_at": ${'['.repeat(200_000)}${']'.repeat(200_000)}, "expires_at": null}]}}`)(), f.table),
+    code: 2,
+    message: /deep\.json: line 1, column 175: value nested more than 100 levels deep/,
+  },
+  {
+    script: 'migrate_load_dynamodb',
     what: 'a data file saved as Latin-1 (not UTF-8)',
     // "caf\xe8" and "caf\xe9" would both read as "caf\uFFFD": two projects merged into one.
     args: (f) => load(bytesFile('latin1.json', '{"caf', [0xe8], '": {"repository": null, "tokens": []},\n "caf', [0xe9], '": {"repository": null, "tokens": []}}')(), f.table),
@@ -312,6 +319,13 @@ const CASES: Case[] = [
     args: (f) => repair(file('repeated.json', '[{"pk": "PROJECT#a", "sk": "TOKEN#t", "created_at": "2022-02-02 18:01:49+00", "expires_at": "", "created_at": "x"}]')(), f.table),
     code: 2,
     message: /repeated\.json: line 1, column 97: key "created_at" appears twice in the same object/,
+  },
+  {
+    script: 'migrate_ddb_timestamps',
+    what: 'a dump file with 200,000 nested arrays in created_at',
+    args: (f) => repair(file('deep.json', `[{"pk": "PROJECT#a", "sk": "TOKEN#t", "created_at": ${'['.repeat(200_000)}${']'.repeat(200_000)}, "expires_at": ""}]`)(), f.table),
+    code: 2,
+    message: /deep\.json: line 1, column 152: value nested more than 100 levels deep/,
   },
   { script: 'migrate_ddb_timestamps', what: 'a dump file that is not an array', args: (f) => repair(file('object.json', '{"pk": "PROJECT#a", "sk": "METADATA"}')(), f.table), code: 2, message: /array/ },
 

@@ -620,9 +620,9 @@ describe('readJsonObjectOfObjects', () => {
   });
 });
 
-// Issue 16: what JSON.parse would take but silently change: a repeated key keeps its last value, invalid UTF-8
-// becomes U+FFFD.
-describe('a repeated key is refused', () => {
+// Issue 16: what JSON.parse would take but silently change — a repeated key keeps its last value, invalid UTF-8
+// becomes U+FFFD — and nesting deep enough to overflow the stack of whatever walks the value afterwards.
+describe('a repeated key or nesting deeper than 100 levels is refused', () => {
   const CHUNK_SIZES = [1, 2, 3, 7, undefined];
 
   test('a key repeated in an array element, at any depth, is an error naming the key, with its position', async () => {
@@ -660,6 +660,24 @@ describe('a repeated key is refused', () => {
       }
     }
   });
+
+  test('a value nested deeper than 100 levels is an error, however deep (no stack overflow anywhere)', async () => {
+    const deep = (levels: number): string => `${'['.repeat(levels)}1${']'.repeat(levels)}`;
+    assert.deepEqual(await collectArray(writeFile(`[${deep(99)}]`)), [JSON.parse(deep(99))]);
+    for (const levels of [101, 200_000]) {
+      const text = `[{"pk": "a", "sk": "b", "created_at": ${deep(levels)}}]`;
+      // The object is level 1: the error points at the 100th "[" of created_at, the 101st level.
+      const column = text.indexOf('[[') + 100;
+      const file = writeFile(text);
+      for (const chunkSize of [7, undefined]) {
+        const error = await inputError(() => collectArray(file, chunkSize === undefined ? undefined : { chunkSize }));
+        assert.match(error.message, new RegExp(`: line 1, column ${column}: value nested more than 100 levels deep`));
+      }
+      const error = await inputError(() => collectEvents(writeFile(`{"p": {"tokens": [{"created_at": ${deep(levels)}}]}}`)));
+      assert.match(error.message, /value nested more than 100 levels deep/);
+    }
+  });
+
 });
 
 describe('a file that is not UTF-8 is refused with the offset of the first bad byte', () => {
