@@ -631,6 +631,8 @@ describe('a repeated key or nesting deeper than 100 levels is refused', () => {
       ['[1, {"a": {"b": [{"c": 1, "c": 2}]}}]', /: line 1, column 27: key "c" appears twice in the same object/],
       // The same key spelt two ways is still the same key.
       ['[{"a\\u0041": 1, "aA": 2}]', /: line 1, column 17: key "aA" appears twice in the same object/],
+      // An own "__proto__" (JSON.parse makes one) counts like any key.
+      ['[{"__proto__": {"a": 1}, "b": 2}, {"__proto__": 1, "__proto__": 2}]', /: line 1, column 52: key "__proto__" appears twice in the same object/],
     ];
     for (const [text, expected] of cases) {
       const file = writeFile(text);
