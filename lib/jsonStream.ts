@@ -26,9 +26,9 @@
  *   two different names could become one. Each chunk is checked with the
  *   native `isUtf8` (measured: 13–26 ms in all for a 229 MB dump, which
  *   takes ~1.5 s to read); a character split between two chunks is carried
- *   over and checked whole. A UTF-8 byte-order mark at
- *   the start is skipped (it is how some editors mark UTF-8, not data);
- *   UTF-16 is refused like any other non-UTF-8 file.
+ *   over and checked whole. A UTF-8 byte-order mark at the start is skipped
+ *   (it is how some editors mark UTF-8, not data); UTF-16 is refused like
+ *   any other non-UTF-8 file.
  * - A key repeated in one object, at any depth, would keep only its last
  *   value. The scanner counts the colons outside strings of every value it
  *   cuts out (one per member, in valid JSON); if the parsed value holds
@@ -106,7 +106,7 @@ const NOT_UTF8 = 'the file is not UTF-8 text';
  */
 const BATCH_BYTES = 32 * 1024;
 /** Arrays and objects inside each other, at most, in one value (DynamoDB allows 32 levels). */
-export const MAX_DEPTH = 100;
+const MAX_DEPTH = 100;
 /** Events collected before the scanner pauses and lets the consumer catch up. */
 const PAUSE_EVENTS = 256;
 
