@@ -204,6 +204,29 @@ export function sendWithRetry<T>(send: () => Promise<T>, policy: RetryPolicy): P
   return withRetry(() => send(), isRetryableDynamoError, policy);
 }
 
+/** Whether an earlier attempt of a write may have been applied although its answer was lost. */
+export interface WriteAttempts {
+  mayHaveApplied: boolean;
+}
+
+/**
+ * Sends a write like sendWithRetry, and records in `attempts` whether an attempt that failed may have been applied
+ * all the same: a 5xx or a dropped connection can come after the server applied the write; a throttled attempt was
+ * refused, so it was not. A conditional write retried after such an attempt can fail its condition on its own
+ * earlier write: the caller then reads the item back to tell (lib/repairUpdate.ts, the loader's --conditional-puts).
+ */
+export function sendWriteWithRetry<T>(send: () => Promise<T>, policy: RetryPolicy, attempts: WriteAttempts): Promise<T> {
+  return withRetry(
+    () => send(),
+    (error) => {
+      const retryable = isRetryableDynamoError(error);
+      if (retryable && !isThrottlingError(error)) attempts.mayHaveApplied = true;
+      return retryable;
+    },
+    policy,
+  );
+}
+
 /**
  * Turns an SDK or network failure into one line an operator can act on. `context` names the table, region and
  * endpoint the failure happened on.

@@ -22,7 +22,8 @@
 //   write replaces it with the file's value. Run the load with the service stopped or read-only. `conditionalPuts`
 //   closes that window: one PutItem per item with `attribute_not_exists(pk)`, race-free but one request per item
 //   instead of one per 25.
-import { PutItemCommand, QueryCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { isDeepStrictEqual } from 'node:util';
+import { GetItemCommand, PutItemCommand, QueryCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { ExitCode, UserError } from './cli.ts';
 import {
   BATCH_GET_LIMIT,
@@ -30,7 +31,9 @@ import {
   batchWriteWithRetry,
   findExistingKeys,
   sendWithRetry,
+  sendWriteWithRetry,
   type DynamoItem,
+  type WriteAttempts,
 } from './dynamodb.ts';
 import { readJsonObjectOfObjects, JsonInputError, type ObjectEvent } from './jsonStream.ts';
 import { METADATA_SK, describeItemKey, itemKeyString, projectPk, tokenSk } from './keys.ts';
@@ -1004,23 +1007,38 @@ export async function loadMigrationFile(options: LoadOptions): Promise<LoadResul
     await writeBatches(batches);
   };
 
-  const conditionalUnit = async (unit: CheckUnit): Promise<void> => {
-    const outcomes = await Promise.allSettled(
-      unit.items.map((item) =>
-        slots.run(async () => {
-          try {
-            await sendWithRetry(
-              () => client.send(new PutItemCommand({ TableName: tableName, Item: item.item, ConditionExpression: 'attribute_not_exists(pk)' })),
-              policy,
-            );
-            return true;
-          } catch (error) {
-            if ((error as { name?: string }).name === 'ConditionalCheckFailedException') return false;
-            throw error;
-          }
-        }),
-      ),
+  /** Whether the table holds exactly `item` (one strongly consistent read). */
+  const holdsExactly = async (item: LoadItem): Promise<boolean> => {
+    const response = await sendWithRetry(
+      () => client.send(new GetItemCommand({ TableName: tableName, Key: { pk: { S: item.pk }, sk: { S: item.sk } }, ConsistentRead: true })),
+      policy,
     );
+    return response.Item !== undefined && isDeepStrictEqual(response.Item, item.item);
+  };
+
+  /**
+   * Puts one item unless it exists; true if this run wrote it. A failed condition after an attempt whose answer was
+   * lost (a 5xx or a dropped connection) may be our own write, applied before the connection dropped: the item is
+   * read back, and holding exactly the file's values, it counts as loaded. (An item that held exactly those values
+   * before the run is then counted as loaded rather than skipped: the table is right either way.)
+   */
+  const putIfAbsent = async (item: LoadItem): Promise<boolean> => {
+    const attempts: WriteAttempts = { mayHaveApplied: false };
+    try {
+      await sendWriteWithRetry(
+        () => client.send(new PutItemCommand({ TableName: tableName, Item: item.item, ConditionExpression: 'attribute_not_exists(pk)' })),
+        policy,
+        attempts,
+      );
+      return true;
+    } catch (error) {
+      if ((error as { name?: string }).name !== 'ConditionalCheckFailedException') throw error;
+      return attempts.mayHaveApplied && (await holdsExactly(item));
+    }
+  };
+
+  const conditionalUnit = async (unit: CheckUnit): Promise<void> => {
+    const outcomes = await Promise.allSettled(unit.items.map((item) => slots.run(() => putIfAbsent(item))));
     let failure: { error: unknown } | undefined;
     outcomes.forEach((outcome, index) => {
       const item = unit.items[index]!;

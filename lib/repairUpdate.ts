@@ -1,8 +1,8 @@
 // Step 4's timestamp repair, the part that talks to DynamoDB: one conditional UpdateItem per record (see
 // buildTimestampUpdate in repair.ts), and an honest verdict when its condition fails.
 import { GetItemCommand, UpdateItemCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { isRetryableDynamoError, isThrottlingError, sendWithRetry, toDynamoUserError, type DynamoTarget } from './dynamodb.ts';
-import { withRetry, type RetryPolicy } from './retry.ts';
+import { sendWithRetry, sendWriteWithRetry, toDynamoUserError, type DynamoTarget, type WriteAttempts } from './dynamodb.ts';
+import type { RetryPolicy } from './retry.ts';
 import { buildTimestampUpdate, judgeConditionFailure, type RecordOutcome, type TimestampChange } from './repair.ts';
 
 /** Failures that belong to the one item, not to the table or the connection: the run goes on after them. */
@@ -31,25 +31,16 @@ export interface RepairTarget {
  */
 export async function applyTimestampChanges({ client, tableName, target, policy }: RepairTarget, pk: string, sk: string, changes: readonly TimestampChange[]): Promise<RecordOutcome> {
   const command = new UpdateItemCommand(buildTimestampUpdate(tableName, pk, sk, changes));
-  // Whether an earlier attempt may have been applied: a throttled one was refused, so it was not (and an item
-  // already holding the new values is then an earlier run's work, not ours).
-  let mayHaveApplied = false;
+  // Without an attempt that may have been applied, an item already holding the new values is an earlier run's work.
+  const attempts: WriteAttempts = { mayHaveApplied: false };
   try {
-    await withRetry(
-      () => client.send(command),
-      (error) => {
-        const retryable = isRetryableDynamoError(error);
-        if (retryable && !isThrottlingError(error)) mayHaveApplied = true;
-        return retryable;
-      },
-      policy,
-    );
+    await sendWriteWithRetry(() => client.send(command), policy, attempts);
     return { kind: 'updated' };
   } catch (error) {
     const name = (error as { name?: string } | undefined)?.name ?? '';
     if (name === 'ConditionalCheckFailedException') {
       const current = await readItem({ client, tableName, target, policy }, pk, sk, changes);
-      const verdict = judgeConditionFailure(changes, current, mayHaveApplied);
+      const verdict = judgeConditionFailure(changes, current, attempts.mayHaveApplied);
       return verdict.kind === 'changed' ? { kind: 'failed', reason: verdict.reason } : verdict;
     }
     if (ITEM_ERRORS.has(name)) {

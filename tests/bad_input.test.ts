@@ -185,6 +185,12 @@ interface Case {
 }
 
 const file = (name: string, content: string) => (): string => writeJson(content, name);
+/** A file of exactly these bytes (text parts as UTF-8, numbers as single bytes). */
+const bytesFile = (name: string, ...parts: (string | number[])[]) => (): string => {
+  const path = join(temporaryFolder(), name);
+  writeFileSync(path, Buffer.concat(parts.map((part) => (typeof part === 'string' ? Buffer.from(part) : Buffer.from(part)))));
+  return path;
+};
 const dumpOut = (output: string) => join(output, 'dump.json');
 const dataOut = (output: string) => join(output, 'migration_data.json');
 const load = (data: string, table: string, ...more: string[]) => [data, table, REGION, ...more];
@@ -267,7 +273,66 @@ const CASES: Case[] = [
     code: 2,
     message: /larger than 64 MiB|DynamoDB allows/,
   },
+  {
+    script: 'migrate_load_dynamodb',
+    what: 'a data file with a key repeated in a token',
+    // JSON.parse keeps the last value: only TOKEN#secret-B would be loaded. The message names the key, not the values.
+    args: (f) => load(file('repeated.json', '{"alpha": {"repository": null, "tokens": [{"token_id": "secret-A", "created_at": "2022-02-02T18:01:49Z", "expires_at": null, "token_id": "secret-B"}]}}')(), f.table),
+    code: 2,
+    message: /repeated\.json: line 1, column 126: key "token_id" appears twice in the same object/,
+  },
+  {
+    script: 'migrate_load_dynamodb',
+    what: 'a data file with a timestamp repeated in a token',
+    args: (f) =>
+      load(file('repeated.json', '{"alpha": {"repository": null, "tokens": [{"token_id": "t1", "created_at": "2022-02-02T18:01:49Z",\n "created_at": "2021-01-01T00:00:00Z", "expires_at": null}]}}')(), f.table),
+    code: 2,
+    message: /repeated\.json: line 2, column 2: key "created_at" appears twice in the same object/,
+  },
+  {
+    script: 'migrate_load_dynamodb',
+    what: 'a data file with 200,000 nested arrays in created_at',
+    args: (f) => load(file('deep.json', `{"alpha": {"repository": null, "tokens": [{"token_id": "t1", "created_at": ${'['.repeat(200_000)}${']'.repeat(200_000)}, "expires_at": null}]}}`)(), f.table),
+    code: 2,
+    message: /deep\.json: line 1, column 175: value nested more than 100 levels deep/,
+  },
+  {
+    script: 'migrate_load_dynamodb',
+    what: 'a data file saved as Latin-1 (not UTF-8)',
+    // "caf\xe8" and "caf\xe9" would both read as "caf\uFFFD": two projects merged into one.
+    args: (f) => load(bytesFile('latin1.json', '{"caf', [0xe8], '": {"repository": null, "tokens": []},\n "caf', [0xe9], '": {"repository": null, "tokens": []}}')(), f.table),
+    code: 2,
+    message: /latin1\.json: line 1, column 6: invalid UTF-8 at byte offset 5 \(0xe8\): the file is not UTF-8 text — save it as UTF-8/,
+  },
+  {
+    script: 'migrate_load_dynamodb',
+    what: 'a data file cut in the middle of a character',
+    args: (f) => load(bytesFile('cut.json', '{"alpha": {"repository": "', [0xe4, 0xb8])(), f.table),
+    code: 2,
+    message: /invalid UTF-8 at byte offset 26 \(0xe4\): the file ends in the middle of a character/,
+  },
   { script: 'migrate_ddb_timestamps', what: 'a dump file that is not JSON', args: (f) => repair(file('text.json', 'this is not json\n')(), f.table), code: 2, message: /line 1, column 1: .*(not valid JSON|unexpected)/ },
+  {
+    script: 'migrate_ddb_timestamps',
+    what: 'a dump file saved as Latin-1 (not UTF-8)',
+    args: (f) => repair(bytesFile('latin1.json', '[{"pk": "PROJECT#caf', [0xe9], '", "sk": "METADATA"}]')(), f.table),
+    code: 2,
+    message: /latin1\.json: line 1, column 21: invalid UTF-8 at byte offset 20 \(0xe9\): the file is not UTF-8 text/,
+  },
+  {
+    script: 'migrate_ddb_timestamps',
+    what: 'a dump file with a key repeated in a record',
+    args: (f) => repair(file('repeated.json', '[{"pk": "PROJECT#a", "sk": "TOKEN#t", "created_at": "2022-02-02 18:01:49+00", "expires_at": "", "created_at": "x"}]')(), f.table),
+    code: 2,
+    message: /repeated\.json: line 1, column 97: key "created_at" appears twice in the same object/,
+  },
+  {
+    script: 'migrate_ddb_timestamps',
+    what: 'a dump file with 200,000 nested arrays in created_at',
+    args: (f) => repair(file('deep.json', `[{"pk": "PROJECT#a", "sk": "TOKEN#t", "created_at": ${'['.repeat(200_000)}${']'.repeat(200_000)}, "expires_at": ""}]`)(), f.table),
+    code: 2,
+    message: /deep\.json: line 1, column 152: value nested more than 100 levels deep/,
+  },
   { script: 'migrate_ddb_timestamps', what: 'a dump file that is not an array', args: (f) => repair(file('object.json', '{"pk": "PROJECT#a", "sk": "METADATA"}')(), f.table), code: 2, message: /array/ },
 
   // -- DynamoDB: table, schema, endpoint, region, credentials

@@ -147,6 +147,27 @@ test('load: every answer lost after the write was applied (100 %) stops the run;
   await assertTableIs(tableName, intended);
 });
 
+test('load --conditional-puts: a put applied but its answer lost is counted as loaded, not as "already existed"', async (t) => {
+  const { tableName, client } = await newCelloTable();
+  const data = migrationData(4, 10);
+  const intended = loadedItems(data);
+  const theirs = theirItems(intended, 7);
+  await putItems(client, tableName, [...theirs.values()]);
+  // The server applies the put, the answer never comes back, the retry fails its condition: on our own write, or
+  // (for their items) on an item that was there before.
+  const faults = await proxy(t, { seed: 1604, rates: { dropAfterForward: 0.4 }, operations: ['PutItem'] });
+
+  const result = await runScript('migrate_load_dynamodb', loaderArgs(writeJson(data), tableName, '--endpoint-url', faults.endpoint, '--conditional-puts'), { env: FAST_RETRY_ENV });
+  assert.equal(result.code, 0, result.stdout + result.stderr);
+  assert.ok(faults.stats.dropAfterForward! >= 10, JSON.stringify(injected(faults)));
+  const preExisting = theirs.size - 1;
+  assert.equal(loaderSummaryNumber(result.stdout, 'Items loaded'), intended.size - preExisting, result.stdout);
+  assert.equal(loaderSummaryNumber(result.stdout, 'Items skipped (already existed)'), preExisting, result.stdout);
+  assert.equal(loaderSummaryNumber(result.stdout, 'Items failed'), 0);
+  assert.match(result.stdout, /\nMigration completed successfully\.\n$/);
+  await assertTableIs(tableName, afterLoad(intended, theirs));
+});
+
 test('load: faults on every operation, DescribeTable included, end the run before any write (exit 3, one line)', async (t) => {
   const { tableName } = await newCelloTable();
   const faults = await proxy(t, { seed: 102, rates: FAULTS_NEVER_CLEAR });

@@ -619,3 +619,115 @@ describe('readJsonObjectOfObjects', () => {
     fs.unlinkSync(file);
   });
 });
+
+// Issue 16: what JSON.parse would take but silently change — a repeated key keeps its last value, invalid UTF-8
+// becomes U+FFFD — and nesting deep enough to overflow the stack of whatever walks the value afterwards.
+describe('a repeated key or nesting deeper than 100 levels is refused', () => {
+  const CHUNK_SIZES = [1, 2, 3, 7, undefined];
+
+  test('a key repeated in an array element, at any depth, is an error naming the key, with its position', async () => {
+    const cases: [string, RegExp][] = [
+      ['[{"token_id": "secret-A", "created_at": "x",\n "token_id": "secret-B"}]', /: line 2, column 2: key "token_id" appears twice in the same object/],
+      ['[1, {"a": {"b": [{"c": 1, "c": 2}]}}]', /: line 1, column 27: key "c" appears twice in the same object/],
+      // The same key spelt two ways is still the same key.
+      ['[{"a\\u0041": 1, "aA": 2}]', /: line 1, column 17: key "aA" appears twice in the same object/],
+      // An own "__proto__" (JSON.parse makes one) counts like any key.
+      ['[{"__proto__": {"a": 1}, "b": 2}, {"__proto__": 1, "__proto__": 2}]', /: line 1, column 52: key "__proto__" appears twice in the same object/],
+    ];
+    for (const [text, expected] of cases) {
+      const file = writeFile(text);
+      for (const chunkSize of CHUNK_SIZES) {
+        const error = await inputError(() => collectArray(file, chunkSize === undefined ? undefined : { chunkSize }));
+        assert.match(error.message, expected, `${text}, chunkSize ${chunkSize}`);
+        assert.doesNotMatch(error.message, /secret/);
+      }
+    }
+  });
+
+  test('elements before the one with a repeated key are yielded first; keys repeated in different objects are fine', async () => {
+    const text = `[${Array.from({ length: 50 }, (_, k) => `{"k": ${k}, "o": {"k": 1}}`).join(',')}, {"k": 1, "k": 1}]`;
+    const seen: unknown[] = [];
+    const error = await inputError(async () => {
+      for await (const value of readJsonArray(writeFile(text))) seen.push(value);
+    });
+    assert.match(error.message, /key "k" appears twice/);
+    assert.equal(seen.length, 50);
+  });
+
+  test('a key repeated in a token element or in a field value of readJsonObjectOfObjects is an error', async () => {
+    for (const text of ['{"p": {"tokens": [{"token_id": "a", "token_id": "b"}]}}', '{"p": {"meta": {"x": {"y": 1, "y": 2}}}}', '{"p": [{"q": 1, "q": 2}]}']) {
+      for (const chunkSize of CHUNK_SIZES) {
+        const error = await inputError(() => collectEvents(writeFile(text), chunkSize === undefined ? undefined : { chunkSize }));
+        assert.match(error.message, /key "\w+" appears twice in the same object/, text);
+      }
+    }
+  });
+
+  test('a value nested deeper than 100 levels is an error, however deep (no stack overflow anywhere)', async () => {
+    const deep = (levels: number): string => `${'['.repeat(levels)}1${']'.repeat(levels)}`;
+    assert.deepEqual(await collectArray(writeFile(`[${deep(99)}]`)), [JSON.parse(deep(99))]);
+    for (const levels of [101, 200_000]) {
+      const text = `[{"pk": "a", "sk": "b", "created_at": ${deep(levels)}}]`;
+      // The object is level 1: the error points at the 100th "[" of created_at, the 101st level.
+      const column = text.indexOf('[[') + 100;
+      const file = writeFile(text);
+      for (const chunkSize of [7, undefined]) {
+        const error = await inputError(() => collectArray(file, chunkSize === undefined ? undefined : { chunkSize }));
+        assert.match(error.message, new RegExp(`: line 1, column ${column}: value nested more than 100 levels deep`));
+      }
+      const error = await inputError(() => collectEvents(writeFile(`{"p": {"tokens": [{"created_at": ${deep(levels)}}]}}`)));
+      assert.match(error.message, /value nested more than 100 levels deep/);
+    }
+  });
+
+});
+
+describe('a file that is not UTF-8 is refused with the offset of the first bad byte', () => {
+  const CHUNK_SIZES = [1, 2, 3, 7, undefined];
+
+  test('valid UTF-8 is read whole at every chunk size: 2-, 3- and 4-byte sequences split anywhere, U+FFFF, U+10FFFF', async () => {
+    const values = ['é', '中', '😀', '\uFFFF', '\u{10FFFF}', '\uE000', '\u{10000}', 'café'];
+    const file = writeFile(JSON.stringify(values));
+    for (const chunkSize of CHUNK_SIZES) assert.deepEqual(await collectArray(file, chunkSize === undefined ? undefined : { chunkSize }), values);
+  });
+
+  test('a file that is not valid UTF-8 is an error with the byte offset of the first bad byte', async () => {
+    const prefix = Buffer.from('[\n"ok", "caf');
+    const cases: [string, number[]][] = [
+      ['a Latin-1 é', [0xe9]],
+      ['a lone continuation byte', [0x80]],
+      ['an overlong 2-byte "/"', [0xc0, 0xaf]],
+      ['an overlong 3-byte NUL', [0xe0, 0x80, 0x80]],
+      ['an overlong 4-byte U+FFFF', [0xf0, 0x8f, 0xbf, 0xbf]],
+      ['a UTF-16 surrogate (ED A0 80)', [0xed, 0xa0, 0x80]],
+      ['a code point above U+10FFFF', [0xf4, 0x90, 0x80, 0x80]],
+      ['a byte that never occurs (F5)', [0xf5, 0x80, 0x80, 0x80]],
+      ['a sequence cut short by a quote', [0xe4, 0xb8, 0x22]],
+    ];
+    for (const [what, bytes] of cases) {
+      const file = writeFile(Buffer.concat([prefix, Buffer.from(bytes), Buffer.from('"]')]));
+      for (const chunkSize of CHUNK_SIZES) {
+        const error = await inputError(() => collectArray(file, chunkSize === undefined ? undefined : { chunkSize }));
+        const byte = bytes[0]!.toString(16);
+        assert.match(error.message, new RegExp(`: line 2, column 11: invalid UTF-8 at byte offset 12 \\(0x${byte}\\): the file is not UTF-8 text — save it as UTF-8`), `${what}, chunkSize ${chunkSize}`);
+      }
+    }
+  });
+
+  test('a file ending in the middle of a UTF-8 sequence is an error, also in a key of readJsonObjectOfObjects', async () => {
+    const file = writeFile(Buffer.concat([Buffer.from('["x", "'), Buffer.from([0xf0, 0x9f, 0x98])]));
+    for (const chunkSize of CHUNK_SIZES) {
+      const error = await inputError(() => collectArray(file, chunkSize === undefined ? undefined : { chunkSize }));
+      assert.match(error.message, /line 1, column 8: invalid UTF-8 at byte offset 7 \(0xf0\): the file ends in the middle of a character \(truncated\?\)$/);
+    }
+    const latin1Key = writeFile(Buffer.concat([Buffer.from('{"caf'), Buffer.from([0xe8]), Buffer.from('": {}}')]));
+    assert.match((await inputError(() => collectEvents(latin1Key))).message, /line 1, column 6: invalid UTF-8 at byte offset 5 \(0xe8\)/);
+  });
+
+  test('a UTF-16 file is refused as such; a UTF-8 byte-order mark is still accepted', async () => {
+    const utf16 = writeFile(Buffer.from('\uFEFF[1]', 'utf16le'));
+    assert.match((await inputError(() => collectArray(utf16))).message, /invalid UTF-8 at byte offset 0 \(0xff\): the file is not UTF-8 text \(it looks like UTF-16\)/);
+    const bom = writeFile(Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('[1, "é"]')]));
+    for (const chunkSize of CHUNK_SIZES) assert.deepEqual(await collectArray(bom, chunkSize === undefined ? undefined : { chunkSize }), [1, 'é']);
+  });
+});
