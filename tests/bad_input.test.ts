@@ -195,6 +195,20 @@ const CASES: Case[] = [
   { script: 'migrate_load_dynamodb', what: 'an extra argument', args: (f) => load(f.validData, f.table, 'extra'), code: 2, message: /extra/ },
   { script: 'dump-ddb', what: 'a missing --output', args: (f) => ['--table', f.table, '--region', REGION], code: 2, message: /output/ },
   { script: 'dump-ddb', what: '--segments 0', args: (f, output) => dumpDdb(f.table, dumpOut(output), '--segments', '0'), code: 2, message: /--segments must be a whole number/ },
+  // A boolean option is --flag, --flag=true|false or --no-flag (issue 16): yargs read "=yes", "=1" and "=" as false
+  // (the load wrote everything, the repair updated), and takes "--dry-run false" as the value (a live run).
+  { script: 'migrate_load_dynamodb', what: '--dry-run=yes', args: (f) => load(f.validData, f.table, '--dry-run=yes'), code: 2, message: /--dry-run is true or false, got "yes" — write --dry-run, --dry-run=true, --dry-run=false or --no-dry-run/ },
+  { script: 'migrate_load_dynamodb', what: '--dry-run=1', args: (f) => load(f.validData, f.table, '--dry-run=1'), code: 2, message: /--dry-run is true or false, got "1"/ },
+  { script: 'migrate_load_dynamodb', what: '--dry-run false (a separate value)', args: (f) => load(f.validData, f.table, '--dry-run', 'false'), code: 2, message: /--dry-run takes no separate value, got "--dry-run false"/ },
+  { script: 'migrate_load_dynamodb', what: '--conditional-puts=no', args: (f) => load(f.validData, f.table, '--conditional-puts=no'), code: 2, message: /--conditional-puts is true or false, got "no"/ },
+  { script: 'migrate_ddb_timestamps', what: '--dry-run=1', args: (f) => repair(f.validDump, f.table, '--dry-run=1'), code: 2, message: /--dry-run is true or false, got "1"/ },
+  { script: 'migrate_ddb_timestamps', what: '--dry-run= (empty)', args: (f) => repair(f.validDump, f.table, '--dry-run='), code: 2, message: /--dry-run is true or false, got ""/ },
+  { script: 'migrate_ddb_timestamps', what: '--dry-run yes (a separate value)', args: (f) => repair(f.validDump, f.table, '--dry-run', 'yes'), code: 2, message: /--dry-run takes no separate value, got "--dry-run yes"/ },
+  { script: 'dump-ddb', what: '--force=yes', args: (f, output) => dumpDdb(f.table, dumpOut(output), '--force=yes'), code: 2, message: /--force is true or false, got "yes"/ },
+  { script: 'migrate_dump_postgres', what: '--force=1', args: (f, output) => [PG_HOST, pg.user, f.database, dataOut(output), '--force=1'], code: 2, message: /--force is true or false, got "1"/ },
+  { script: 'migrate_dump_postgres', what: '--include-orphans=yes', args: (f, output) => [PG_HOST, pg.user, f.database, dataOut(output), '--include-orphans=yes'], code: 2, message: /--include-orphans is true or false, got "yes"/ },
+  { script: 'verify_migration', what: '--include-orphans=0', args: (f) => verify(f, '--include-orphans=0'), code: 2, message: /--include-orphans is true or false, got "0"/ },
+  { script: 'verify_migration', what: '--no-include-orphans=true', args: (f) => verify(f, '--no-include-orphans=true'), code: 2, message: /--no-include-orphans takes no value/ },
   { script: 'verify_migration', what: 'a missing region argument', args: (f) => [PG_HOST, pg.user, f.database, f.table], code: 2, message: /region|argument/i },
 
   // -- PostgreSQL: host, port, server, credentials, database, schema
