@@ -291,6 +291,21 @@ const CASES: Case[] = [
     code: 3,
     message: /^error: DynamoDB at http:\/\/127\.0\.0\.1:\d+ answered HTTP 404 with something that is not a DynamoDB answer — check --endpoint-url/,
   },
+  // The endpoint from the environment is checked as --endpoint-url is (issue 16): an empty one sent the run to AWS
+  // ("cannot reach DynamoDB at : host not found"), a malformed one was a TypeError, ftp:// was accepted.
+  { script: 'migrate_load_dynamodb', what: 'an empty AWS_ENDPOINT_URL_DYNAMODB', args: (f) => load(f.validData, f.table), env: { AWS_ENDPOINT_URL_DYNAMODB: '' }, code: 2, message: /AWS_ENDPOINT_URL_DYNAMODB is empty — unset AWS_ENDPOINT_URL_DYNAMODB to use AWS, or set it to a URL/ },
+  { script: 'dump-ddb', what: 'an AWS_ENDPOINT_URL_DYNAMODB that is not a URL', args: (f, output) => dumpDdb(f.table, dumpOut(output)), env: { AWS_ENDPOINT_URL_DYNAMODB: 'http//127.0.0.1:8000' }, code: 2, message: /AWS_ENDPOINT_URL_DYNAMODB "http\/\/127\.0\.0\.1:8000" is not a URL/ },
+  { script: 'migrate_ddb_timestamps', what: 'an ftp:// AWS_ENDPOINT_URL_DYNAMODB', args: (f) => repair(f.validDump, f.table), env: { AWS_ENDPOINT_URL_DYNAMODB: 'ftp://127.0.0.1:8000' }, code: 2, message: /AWS_ENDPOINT_URL_DYNAMODB must start with http:\/\/ or https:\/\/, got "ftp:\/\/127\.0\.0\.1:8000"/ },
+  { script: 'verify_migration', what: 'an AWS_ENDPOINT_URL that is not a URL', args: (f) => verify(f), env: { AWS_ENDPOINT_URL_DYNAMODB: undefined, AWS_ENDPOINT_URL: 'localhost 8000' }, code: 2, message: /AWS_ENDPOINT_URL "localhost 8000" is not a URL/ },
+  { script: 'migrate_load_dynamodb', what: 'AWS_PROFILE naming a missing profile', args: (f) => load(f.validData, f.table), env: { ...NO_CREDENTIALS_ENV, AWS_PROFILE: 'no-such-profile' }, code: 3, message: /no AWS credentials from profile "no-such-profile" \(AWS_PROFILE\)/ },
+  {
+    script: 'dump-ddb',
+    what: 'AWS_PROFILE naming a missing profile, with access keys set too (the SDK prints a warning of several lines)',
+    args: (f, output) => dumpDdb(f.table, dumpOut(output)),
+    env: { ...NO_CREDENTIALS_ENV, ...SECRET_AWS_ENV, AWS_PROFILE: 'no-such-profile' },
+    code: 3,
+    message: /profile "no-such-profile" \(AWS_PROFILE\).*AWS_PROFILE is used instead of AWS_ACCESS_KEY_ID/,
+  },
   { script: 'migrate_load_dynamodb', what: 'an invalid region', args: (f) => [f.validData, f.table, 'Mars'], code: 2, message: /region "Mars" is not an AWS region name/ },
   { script: 'migrate_load_dynamodb', what: 'AWS credentials refused', args: (f) => load(f.validData, f.table, '--endpoint-url', f.refusingServer), code: 3, message: /refused the AWS credentials \(UnrecognizedClientException\)/ },
   { script: 'verify_migration', what: 'AWS credentials refused', args: (f) => verify(f, '--endpoint-url', f.refusingServer), code: 3, message: /refused the AWS credentials/ },
