@@ -236,6 +236,9 @@ const CASES: Case[] = [
     code: 4,
     message: /permission denied/,
   },
+  // README: a missing folder is exit 4. dump-ddb (and the PostgreSQL dump, as root) created it.
+  { script: 'dump-ddb', what: 'an output folder that does not exist', args: (f, output) => dumpDdb(f.table, join(output, 'missing', 'dump.json')), code: 4, message: /the folder .*missing does not exist — create it first/ },
+  { script: 'migrate_dump_postgres', what: 'an output folder that does not exist', args: (f, output) => [PG_HOST, pg.user, f.database, join(output, 'missing', 'migration_data.json')], code: 4, message: /the folder .*missing does not exist — create it first/ },
   { script: 'dump-ddb', what: 'an output path that is a folder', args: (f, output) => dumpDdb(f.table, output), code: 4, message: /is a folder/ },
   { script: 'dump-ddb', what: 'an output path under a regular file (ENOTDIR)', args: (f) => dumpDdb(f.table, join(f.regularFile, 'dump.json')), code: 4, message: /not a folder|ENOTDIR/ },
 
