@@ -169,7 +169,10 @@ function flushStdout(): Promise<void> {
  * and argument mistakes turned into a UserError (one line, exit 2) instead of yargs' usage dump.
  */
 export function createArgumentParser(argv: string[], scriptName: string, usage: string): Argv {
-  return yargs(argv)
+  const usageError = (reason: string) => new UserError(`${reason} — run ${scriptName} --help for usage`, ExitCode.usage);
+  // Every boolean option the script defines (known only once it has defined them, hence at parse time).
+  const misusedBoolean = () => findBooleanOptionMisuse(argv, (parser as unknown as { getOptions(): { boolean: string[] } }).getOptions().boolean);
+  const parser: Argv = yargs(argv)
     .scriptName(scriptName)
     .usage(usage)
     .strict()
@@ -177,11 +180,56 @@ export function createArgumentParser(argv: string[], scriptName: string, usage: 
     .alias('help', 'h')
     .version(false)
     .wrap(Math.min(110, process.stdout.columns || 100))
+    .middleware(() => {
+      const problem = misusedBoolean();
+      if (problem !== undefined) throw usageError(problem);
+    }, true)
     .fail((message, error) => {
       if (error instanceof UserError) throw error;
-      const reason = message || (error ? error.message : 'invalid arguments');
-      throw new UserError(`${reason} — run ${scriptName} --help for usage`, ExitCode.usage);
+      // yargs may object to something else first ("--dry-run yes" leaves an extra argument): the misuse is the cause.
+      throw usageError(misusedBoolean() ?? (message || (error ? error.message : 'invalid arguments')));
     });
+  return parser;
+}
+
+/** Words an operator may mean as a boolean's value; after a boolean flag they are refused rather than taken as arguments. */
+const BOOLEAN_WORDS = /^(true|false|yes|no|y|n|on|off|1|0)$/i;
+
+/**
+ * Why `argv` uses a boolean option in a way this toolkit refuses, or undefined. A boolean option is written
+ * `--flag`, `--flag=true`, `--flag=false` or `--no-flag`, nothing else: yargs reads `--dry-run=yes`, `=1` and `=` as
+ * false (a dry run that writes), and takes `--dry-run false` as the value but `--dry-run no` as an argument.
+ * `booleanOptions` are the option names as defined (kebab-case); yargs also accepts their camelCase spelling.
+ */
+export function findBooleanOptionMisuse(argv: readonly string[], booleanOptions: readonly string[]): string | undefined {
+  const booleans = new Set(booleanOptions.map(toKebabCase));
+  for (let index = 0; index < argv.length; index++) {
+    const argument = argv[index]!;
+    if (argument === '--') break; // the rest are arguments, whatever they look like
+    const match = /^--([^=]+)(=(.*))?$/s.exec(argument);
+    if (match === null) continue;
+    const written = match[1]!;
+    const name = toKebabCase(written);
+    const negated = name.startsWith('no-') && booleans.has(name.slice(3));
+    if (!negated && !booleans.has(name)) continue;
+    const flag = `--${negated ? name.slice(3) : name}`;
+    const spellings = `write ${flag}, ${flag}=true, ${flag}=false or --no-${flag.slice(2)}`;
+    const value = match[3];
+    if (value !== undefined) {
+      if (negated) return `--${written} takes no value, got ${JSON.stringify(argument)} — ${spellings}`;
+      if (value !== 'true' && value !== 'false') return `${flag} is true or false, got ${JSON.stringify(value)} — ${spellings}`;
+      continue;
+    }
+    const next = argv[index + 1];
+    if (next !== undefined && BOOLEAN_WORDS.test(next)) {
+      return `--${written} takes no separate value, got "${argument} ${next}" — ${spellings} (an argument ${JSON.stringify(next)} goes before the option)`;
+    }
+  }
+  return undefined;
+}
+
+function toKebabCase(name: string): string {
+  return name.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`);
 }
 
 /** Parses a whole positive integer option such as --concurrency; yargs' own number type accepts 1.5 and NaN. */

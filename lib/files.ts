@@ -3,7 +3,7 @@
 // target as it was; an existing file is replaced only when the operator asked for it (--force).
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, unlinkSync, type WriteStream } from 'node:fs';
-import { link, mkdir, open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { link, open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { once } from 'node:events';
 import { finished } from 'node:stream/promises';
@@ -52,11 +52,6 @@ export class AtomicOutputFile {
     const targetPath = resolve(path);
     await checkTarget(path, targetPath, options.overwrite);
     const folder = dirname(targetPath);
-    try {
-      await mkdir(folder, { recursive: true });
-    } catch (error) {
-      throw outputError(path, error, `cannot create the folder ${folder}`);
-    }
     const temporaryPath = join(folder, `.${basename(targetPath)}.${randomBytes(6).toString('hex')}.tmp`);
     let handle;
     try {
@@ -222,8 +217,9 @@ export class OutputPieces {
 }
 
 /**
- * Fails early, before any database work, if the output cannot be written: a folder in the way, or an existing
- * file without --force.
+ * Fails early, before any database work, if the output cannot be written: a missing folder (never created: a
+ * mistyped path should not become a new folder, nor leave one behind a failed run), a folder in the way, or an
+ * existing file without --force.
  */
 export async function checkTarget(path: string, targetPath: string, overwrite: boolean): Promise<void> {
   const existing = await stat(targetPath).catch((error: NodeJS.ErrnoException) => {
@@ -231,6 +227,17 @@ export async function checkTarget(path: string, targetPath: string, overwrite: b
     if (error.code === 'ENOTDIR') throw new UserError(`${path}: a part of this path is a file, not a folder — choose another output path`, ExitCode.output);
     throw outputError(path, error, 'cannot inspect the output path');
   });
+  if (existing === undefined) {
+    const folder = dirname(targetPath);
+    const folderExists = await stat(folder).then(
+      () => true,
+      (error: NodeJS.ErrnoException) => {
+        if (error.code === 'ENOENT') return false;
+        throw outputError(path, error, `cannot inspect the folder ${folder}`);
+      },
+    );
+    if (!folderExists) throw new UserError(`cannot write ${path}: the folder ${folder} does not exist — create it first, or choose another path`, ExitCode.output);
+  }
   if (existing?.isDirectory()) {
     throw new UserError(`${path} is a folder — give the path of a file to create, e.g. ${join(path, 'output.json')}`, ExitCode.output);
   }

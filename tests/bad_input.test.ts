@@ -205,6 +205,20 @@ const CASES: Case[] = [
   { script: 'migrate_load_dynamodb', what: 'an extra argument', args: (f) => load(f.validData, f.table, 'extra'), code: 2, message: /extra/ },
   { script: 'dump-ddb', what: 'a missing --output', args: (f) => ['--table', f.table, '--region', REGION], code: 2, message: /output/ },
   { script: 'dump-ddb', what: '--segments 0', args: (f, output) => dumpDdb(f.table, dumpOut(output), '--segments', '0'), code: 2, message: /--segments must be a whole number/ },
+  // A boolean option is --flag, --flag=true|false or --no-flag (issue 16): yargs read "=yes", "=1" and "=" as false
+  // (the load wrote everything, the repair updated), and takes "--dry-run false" as the value (a live run).
+  { script: 'migrate_load_dynamodb', what: '--dry-run=yes', args: (f) => load(f.validData, f.table, '--dry-run=yes'), code: 2, message: /--dry-run is true or false, got "yes" — write --dry-run, --dry-run=true, --dry-run=false or --no-dry-run/ },
+  { script: 'migrate_load_dynamodb', what: '--dry-run=1', args: (f) => load(f.validData, f.table, '--dry-run=1'), code: 2, message: /--dry-run is true or false, got "1"/ },
+  { script: 'migrate_load_dynamodb', what: '--dry-run false (a separate value)', args: (f) => load(f.validData, f.table, '--dry-run', 'false'), code: 2, message: /--dry-run takes no separate value, got "--dry-run false"/ },
+  { script: 'migrate_load_dynamodb', what: '--conditional-puts=no', args: (f) => load(f.validData, f.table, '--conditional-puts=no'), code: 2, message: /--conditional-puts is true or false, got "no"/ },
+  { script: 'migrate_ddb_timestamps', what: '--dry-run=1', args: (f) => repair(f.validDump, f.table, '--dry-run=1'), code: 2, message: /--dry-run is true or false, got "1"/ },
+  { script: 'migrate_ddb_timestamps', what: '--dry-run= (empty)', args: (f) => repair(f.validDump, f.table, '--dry-run='), code: 2, message: /--dry-run is true or false, got ""/ },
+  { script: 'migrate_ddb_timestamps', what: '--dry-run yes (a separate value)', args: (f) => repair(f.validDump, f.table, '--dry-run', 'yes'), code: 2, message: /--dry-run takes no separate value, got "--dry-run yes"/ },
+  { script: 'dump-ddb', what: '--force=yes', args: (f, output) => dumpDdb(f.table, dumpOut(output), '--force=yes'), code: 2, message: /--force is true or false, got "yes"/ },
+  { script: 'migrate_dump_postgres', what: '--force=1', args: (f, output) => [PG_HOST, pg.user, f.database, dataOut(output), '--force=1'], code: 2, message: /--force is true or false, got "1"/ },
+  { script: 'migrate_dump_postgres', what: '--include-orphans=yes', args: (f, output) => [PG_HOST, pg.user, f.database, dataOut(output), '--include-orphans=yes'], code: 2, message: /--include-orphans is true or false, got "yes"/ },
+  { script: 'verify_migration', what: '--include-orphans=0', args: (f) => verify(f, '--include-orphans=0'), code: 2, message: /--include-orphans is true or false, got "0"/ },
+  { script: 'verify_migration', what: '--no-include-orphans=true', args: (f) => verify(f, '--no-include-orphans=true'), code: 2, message: /--no-include-orphans takes no value/ },
   { script: 'verify_migration', what: 'a missing region argument', args: (f) => [PG_HOST, pg.user, f.database, f.table], code: 2, message: /region|argument/i },
 
   // -- PostgreSQL: host, port, server, credentials, database, schema
@@ -234,6 +248,9 @@ const CASES: Case[] = [
     code: 4,
     message: /permission denied/,
   },
+  // README: a missing folder is exit 4. dump-ddb (and the PostgreSQL dump, as root) created it.
+  { script: 'dump-ddb', what: 'an output folder that does not exist', args: (f, output) => dumpDdb(f.table, join(output, 'missing', 'dump.json')), code: 4, message: /the folder .*missing does not exist — create it first/ },
+  { script: 'migrate_dump_postgres', what: 'an output folder that does not exist', args: (f, output) => [PG_HOST, pg.user, f.database, join(output, 'missing', 'migration_data.json')], code: 4, message: /the folder .*missing does not exist — create it first/ },
   { script: 'dump-ddb', what: 'an output path that is a folder', args: (f, output) => dumpDdb(f.table, output), code: 4, message: /is a folder/ },
   { script: 'dump-ddb', what: 'an output path under a regular file (ENOTDIR)', args: (f) => dumpDdb(f.table, join(f.regularFile, 'dump.json')), code: 4, message: /not a folder|ENOTDIR/ },
 
@@ -347,6 +364,21 @@ const CASES: Case[] = [
     env: { CELLO_RETRY_MAX_ATTEMPTS: undefined, CELLO_RETRY_BASE_MS: undefined, CELLO_RETRY_MAX_DELAY_MS: undefined },
     code: 3,
     message: /^error: DynamoDB at http:\/\/127\.0\.0\.1:\d+ answered HTTP 404 with something that is not a DynamoDB answer — check --endpoint-url/,
+  },
+  // The endpoint from the environment is checked as --endpoint-url is (issue 16): an empty one sent the run to AWS
+  // ("cannot reach DynamoDB at : host not found"), a malformed one was a TypeError, ftp:// was accepted.
+  { script: 'migrate_load_dynamodb', what: 'an empty AWS_ENDPOINT_URL_DYNAMODB', args: (f) => load(f.validData, f.table), env: { AWS_ENDPOINT_URL_DYNAMODB: '' }, code: 2, message: /AWS_ENDPOINT_URL_DYNAMODB is empty — unset AWS_ENDPOINT_URL_DYNAMODB to use AWS, or set it to a URL/ },
+  { script: 'dump-ddb', what: 'an AWS_ENDPOINT_URL_DYNAMODB that is not a URL', args: (f, output) => dumpDdb(f.table, dumpOut(output)), env: { AWS_ENDPOINT_URL_DYNAMODB: 'http//127.0.0.1:8000' }, code: 2, message: /AWS_ENDPOINT_URL_DYNAMODB "http\/\/127\.0\.0\.1:8000" is not a URL/ },
+  { script: 'migrate_ddb_timestamps', what: 'an ftp:// AWS_ENDPOINT_URL_DYNAMODB', args: (f) => repair(f.validDump, f.table), env: { AWS_ENDPOINT_URL_DYNAMODB: 'ftp://127.0.0.1:8000' }, code: 2, message: /AWS_ENDPOINT_URL_DYNAMODB must start with http:\/\/ or https:\/\/, got "ftp:\/\/127\.0\.0\.1:8000"/ },
+  { script: 'verify_migration', what: 'an AWS_ENDPOINT_URL that is not a URL', args: (f) => verify(f), env: { AWS_ENDPOINT_URL_DYNAMODB: undefined, AWS_ENDPOINT_URL: 'localhost 8000' }, code: 2, message: /AWS_ENDPOINT_URL "localhost 8000" is not a URL/ },
+  { script: 'migrate_load_dynamodb', what: 'AWS_PROFILE naming a missing profile', args: (f) => load(f.validData, f.table), env: { ...NO_CREDENTIALS_ENV, AWS_PROFILE: 'no-such-profile' }, code: 3, message: /no AWS credentials from profile "no-such-profile" \(AWS_PROFILE\)/ },
+  {
+    script: 'dump-ddb',
+    what: 'AWS_PROFILE naming a missing profile, with access keys set too (the SDK prints a warning of several lines)',
+    args: (f, output) => dumpDdb(f.table, dumpOut(output)),
+    env: { ...NO_CREDENTIALS_ENV, ...SECRET_AWS_ENV, AWS_PROFILE: 'no-such-profile' },
+    code: 3,
+    message: /profile "no-such-profile" \(AWS_PROFILE\).*AWS_PROFILE is used instead of AWS_ACCESS_KEY_ID/,
   },
   { script: 'migrate_load_dynamodb', what: 'an invalid region', args: (f) => [f.validData, f.table, 'Mars'], code: 2, message: /region "Mars" is not an AWS region name/ },
   { script: 'migrate_load_dynamodb', what: 'AWS credentials refused', args: (f) => load(f.validData, f.table, '--endpoint-url', f.refusingServer), code: 3, message: /refused the AWS credentials \(UnrecognizedClientException\)/ },

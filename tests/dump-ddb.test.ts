@@ -2,12 +2,14 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { readFileSync, statSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { PutItemCommand, ScanCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { BATCH_WRITE_LIMIT, batchWriteWithRetry, sendWithRetry, type DynamoItem } from '../lib/dynamodb.ts';
 import { bulkRetryPolicy, chunk } from '../lib/retry.ts';
-import { REGION, ROOT, cleanEnvironment, getStack, hasStackTrace, newCelloTable, runScript, temporaryFolder } from './support/harness.ts';
+import { REGION, ROOT, cleanEnvironment, getStack, hasStackTrace, newCelloDatabase, newCelloTable, runScript, temporaryFolder } from './support/harness.ts';
 import { startFaultProxy } from './support/faultProxy.ts';
 
 await getStack();
@@ -271,4 +273,105 @@ test('SIGINT during the scan: exit 130 and no file at all, since a partial dump 
   assert.equal(await exited, 130, stderr);
   assert.match(stderr, /SIGINT/);
   assert.deepEqual(readdirSync(folder), []);
+});
+
+// ---- names from the data that are also Object.prototype's (issue 16) ----------------------------------------------
+
+/** A stand-in for DynamoDB that answers every request (dump-ddb sends only Scan) with `body`, DynamoDB's wire format. */
+async function scanStandIn(body: string): Promise<{ endpoint: string; close: () => Promise<void> }> {
+  const server = createServer((request, response) => {
+    request.resume();
+    request.on('end', () => {
+      response.writeHead(200, { 'Content-Type': 'application/x-amz-json-1.0', 'Content-Length': String(Buffer.byteLength(body)) });
+      response.end(body);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  return {
+    endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+const PROTOTYPE_NAMES = ['__proto__', 'constructor', 'toString', 'hasOwnProperty', 'valueOf'];
+
+test('map entries named __proto__, constructor, toString... inside an M and an M inside a L are kept', async () => {
+  // A stand-in rather than dynalite: dynalite itself drops a map entry named "__proto__" when it validates a
+  // PutItem (it copies maps by assignment), so it can never return one; DynamoDB stores and returns it.
+  const entries = (value: (name: string) => string) => PROTOTYPE_NAMES.map((name) => `${JSON.stringify(name)}:${value(name)}`).join(',');
+  const body =
+    `{"Count":1,"ScannedCount":1,"Items":[{"pk":{"S":"PROJECT#p"},"sk":{"S":"TOKEN#t"},` +
+    `"m":{"M":{${entries((name) => `{"S":"${name} value"}`)}}},` +
+    `"l":{"L":[{"M":{${entries(() => '{"N":"12345678901234567890123456789012345678"}')}}},{"M":{"__proto__":{"M":{"__proto__":{"BOOL":true}}}}}]}}]}`;
+  const standIn = await scanStandIn(body);
+  try {
+    const output = join(temporaryFolder(), 'dump.json');
+    const result = await runScript('dump-ddb', [...dumpArgs('cello', output, '--segments', '1'), '--endpoint-url', standIn.endpoint]);
+    assert.equal(result.code, 0, result.stderr);
+    const text = readFileSync(output, 'utf8');
+    // JSON.parse makes "__proto__" an own property, so the parsed file can be compared key by key.
+    const [item] = JSON.parse(text) as Record<string, Record<string, unknown>>[];
+    assert.deepEqual(Object.keys(item!.m!).sort(), [...PROTOTYPE_NAMES].sort());
+    for (const name of PROTOTYPE_NAMES) assert.equal(Object.getOwnPropertyDescriptor(item!.m!, name)?.value, `${name} value`);
+    const list = item!.l as unknown as Record<string, unknown>[];
+    assert.deepEqual(Object.keys(list[0]!).sort(), [...PROTOTYPE_NAMES].sort());
+    assert.match(text, /"l":\[\{"__proto__":12345678901234567890123456789012345678,/);
+    assert.match(text, /\{"__proto__":\{"__proto__":true\}\}\]/);
+  } finally {
+    await standIn.close();
+  }
+});
+
+test('a top-level attribute named __proto__, whose value the AWS SDK drops, is refused in one line and no file is written', async () => {
+  const standIn = await scanStandIn('{"Count":1,"ScannedCount":1,"Items":[{"pk":{"S":"PROJECT#p"},"sk":{"S":"TOKEN#t"},"__proto__":{"S":"x"}}]}');
+  try {
+    const folder = temporaryFolder();
+    const result = await runScript('dump-ddb', [...dumpArgs('cello', join(folder, 'dump.json'), '--segments', '1'), '--endpoint-url', standIn.endpoint]);
+    assert.equal(result.code, 70);
+    assert.match(result.stderr, /^error: item \[PROJECT#p\]\[TOKEN#t\]: attribute "__proto__" arrived without a value .*nothing was written/);
+    assert.equal(result.stderr.trim().split('\n').length, 1, result.stderr);
+    assert.ok(!hasStackTrace(result.stderr));
+    assert.deepEqual(readdirSync(folder), []);
+  } finally {
+    await standIn.close();
+  }
+});
+
+test('projects and tokens named __proto__, constructor, toString... go through every step unchanged', async () => {
+  // The same class elsewhere: names from the data become object keys in the step 1 file, item keys in the table and
+  // keys of the dump; every step must keep them (and verify must find them equal).
+  const { name: database, sql, stack } = await newCelloDatabase();
+  // token_id is unique across projects: each project gets the next name as its token.
+  const tokenOf = (index: number) => PROTOTYPE_NAMES[(index + 1) % PROTOTYPE_NAMES.length]!;
+  for (const [index, project] of PROTOTYPE_NAMES.entries()) {
+    await sql`INSERT INTO projects (project, repository) VALUES (${project}, ${`https://example.com/${project}`})`;
+    await sql`INSERT INTO tokens (token_id, project, created_at, expires_at) VALUES (${tokenOf(index)}, ${project}, '2022-02-02 18:01:49.345261+00', NULL)`;
+  }
+  const folder = temporaryFolder();
+  const data = join(folder, 'migration_data.json');
+  const pg = stack.postgres;
+  const dumped = await runScript('migrate_dump_postgres', [`${pg.host}:${pg.port}`, pg.user, database, data]);
+  assert.equal(dumped.code, 0, dumped.stderr);
+  const file = JSON.parse(readFileSync(data, 'utf8')) as Record<string, { repository: string; tokens: { token_id: string }[] }>;
+  assert.deepEqual(Object.keys(file).sort(), [...PROTOTYPE_NAMES].sort());
+  for (const [index, project] of PROTOTYPE_NAMES.entries()) {
+    const entry = Object.getOwnPropertyDescriptor(file, project)!.value as { repository: string; tokens: { token_id: string }[] };
+    assert.equal(entry.repository, `https://example.com/${project}`);
+    assert.deepEqual(entry.tokens.map((token) => token.token_id), [tokenOf(index)]);
+  }
+
+  const { tableName } = await newCelloTable();
+  const loaded = await runScript('migrate_load_dynamodb', [data, tableName, REGION]);
+  assert.equal(loaded.code, 0, loaded.stderr);
+  const verified = await runScript('verify_migration', [`${pg.host}:${pg.port}`, pg.user, database, tableName, REGION]);
+  assert.equal(verified.code, 0, verified.stdout + verified.stderr);
+
+  const output = join(folder, 'dump.json');
+  const dumpedTable = await runScript('dump-ddb', dumpArgs(tableName, output));
+  assert.equal(dumpedTable.code, 0, dumpedTable.stderr);
+  const keys = (JSON.parse(readFileSync(output, 'utf8')) as { pk: string; sk: string }[]).map((item) => `${item.pk} ${item.sk}`).sort();
+  const expected = PROTOTYPE_NAMES.flatMap((project, index) => [`PROJECT#${project} METADATA`, `PROJECT#${project} TOKEN#${tokenOf(index)}`]).sort();
+  assert.deepEqual(keys, expected);
+  const repaired = await runScript('migrate_ddb_timestamps', ['--file', output, '--table', tableName, '--region', REGION, '--dry-run']);
+  assert.equal(repaired.code, 0, repaired.stdout + repaired.stderr);
 });

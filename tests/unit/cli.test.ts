@@ -303,6 +303,67 @@ test('a rejected option value surfaces as a UserError (exit 2) naming the option
   await assert.rejects(async () => exampleParser(['dump.json', '--concurrency', '0']).parseAsync(), isUsageError(/--concurrency must be a whole number from 1 to 64/));
 });
 
+// Issue 16 (3): yargs reads `--force=yes`, `=1` and `=` as false — a dry run that writes. A boolean is `--flag`,
+// `--flag=true|false` or `--no-flag`, nothing else, in a script with positional arguments and in one without.
+function optionsOnlyParser(argv: string[]) {
+  return createArgumentParser(argv, 'example_options.ts', '$0 --file <file> [options]')
+    .option('file', { type: 'string', demandOption: true })
+    .option('dry-run', { type: 'boolean', default: false })
+    .option('include-orphans', { type: 'boolean', default: false });
+}
+
+test('a boolean option is --flag, --flag=true, --flag=false or --no-flag', async () => {
+  for (const [argv, expected] of [
+    [['--dry-run'], true],
+    [['--dry-run=true'], true],
+    [['--dry-run=false'], false],
+    [['--no-dry-run'], false],
+    [['--dryRun=true'], true],
+    [[], false],
+  ] as const) {
+    const parsed = await optionsOnlyParser(['--file', 'a.json', ...argv]).parseAsync();
+    assert.equal(parsed['dry-run'], expected, argv.join(' '));
+  }
+  const parsed = await exampleParser(['--force', 'dump.json']).parseAsync();
+  assert.equal(parsed.force, true);
+  assert.equal(parsed.input, 'dump.json');
+});
+
+for (const argv of [
+  ['--dry-run=yes'],
+  ['--dry-run=1'],
+  ['--dry-run=0'],
+  ['--dry-run=no'],
+  ['--dry-run='],
+  ['--dry-run=True'],
+  ['--dryRun=yes'],
+  ['--no-dry-run=false'],
+  ['--no-dry-run=yes'],
+  ['--dry-run', 'yes'],
+  ['--dry-run', 'false'],
+  ['--dry-run', 'true'],
+  ['--dry-run', '0'],
+  ['--no-dry-run', 'true'],
+  ['--include-orphans=on'],
+]) {
+  test(`a boolean option written ${JSON.stringify(argv.join(' '))} is a UserError (exit 2) saying how to write it`, async () => {
+    await assert.rejects(async () => optionsOnlyParser(['--file', 'a.json', ...argv]).parseAsync(), isUsageError(/--(dry-run|include-orphans)/, /=false or --no-/, /example_options\.ts --help/));
+  });
+}
+
+for (const argv of [
+  ['dump.json', '--force=yes'],
+  ['--force=1', 'dump.json'],
+  ['--force', 'no', 'dump.json'],
+  ['dump.json', '--force', 'false'],
+  // "yes" would be taken as the input, and --force as true.
+  ['--force', 'yes'],
+]) {
+  test(`with positional arguments, ${JSON.stringify(argv.join(' '))} is a UserError naming --force`, async () => {
+    await assert.rejects(async () => exampleParser(argv).parseAsync(), isUsageError(/--force/, /--force=false or --no-force/));
+  });
+}
+
 test('--help prints the usage on stdout and exits 0', async () => {
   const result = await runProgram(`
     import { createArgumentParser } from ${CLI_MODULE};

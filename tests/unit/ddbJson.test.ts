@@ -89,6 +89,9 @@ test('map names that are special in JavaScript are written as plain names', () =
   const map = JSON.parse('{"__proto__":{"S":"p"},"constructor":{"S":"c"}}') as Record<string, AttributeValue>;
   const text = attributeValueToJson({ M: map });
   assert.equal(text, '{"__proto__":"p","constructor":"c"}');
+  // Inside a list, and nested (the SDK delivers these as own properties; see tests/dump-ddb.test.ts).
+  const list = JSON.parse('{"L":[{"M":{"__proto__":{"M":{"__proto__":{"N":"1"},"toString":{"S":"t"},"hasOwnProperty":{"BOOL":true}}}}}]}') as AttributeValue;
+  assert.equal(attributeValueToJson(list), '[{"__proto__":{"__proto__":1,"hasOwnProperty":true,"toString":"t"}}]');
 });
 
 test('an attribute without a value is refused, not dropped', () => {

@@ -121,6 +121,16 @@ test('missing credentials become "no AWS credentials found" with how to provide 
   assertEnvironmentError(toDynamoUserError(error, LOCAL, 'cello'), /no AWS credentials found/, /AWS_PROFILE/, /AWS_ACCESS_KEY_ID/);
 });
 
+test('missing credentials with AWS_PROFILE set name the profile', () => {
+  const error = Object.assign(new Error('Could not load credentials from any providers'), { name: 'CredentialsProviderError' });
+  withEnvironment({ AWS_PROFILE: 'no-such-profile' }, () => {
+    assertEnvironmentError(toDynamoUserError(error, LOCAL, 'cello'), /no AWS credentials from profile "no-such-profile" \(AWS_PROFILE\)/, /aws configure list-profiles/);
+  });
+  withEnvironment({ AWS_PROFILE: undefined }, () => {
+    assertEnvironmentError(toDynamoUserError(error, LOCAL, 'cello'), /no AWS credentials found/);
+  });
+});
+
 test('UnrecognizedClientException becomes "refused the AWS credentials" naming the endpoint', () => {
   const error = serviceError('UnrecognizedClientException', 400, 'The security token included in the request is invalid.');
   assertEnvironmentError(toDynamoUserError(error, LOCAL, 'cello'), /refused the AWS credentials/, /UnrecognizedClientException/, /http:\/\/127\.0\.0\.1:8000/);
@@ -232,6 +242,43 @@ test('checkEndpointUrl rejects a host:port without scheme, another scheme, and a
 test('createDynamoClient rejects a bad region or endpoint before any request', () => {
   assert.throws(() => createDynamoClient({ region: 'US-EAST-1' }), UserError);
   assert.throws(() => createDynamoClient({ region: 'us-east-1', endpointUrl: 'localhost:8000' }), UserError);
+});
+
+const NO_ENDPOINT_VARIABLES: Record<string, string | undefined> = { AWS_ENDPOINT_URL_DYNAMODB: undefined, AWS_ENDPOINT_URL: undefined, AWS_IGNORE_CONFIGURED_ENDPOINT_URLS: undefined };
+
+test('the endpoint from AWS_ENDPOINT_URL_DYNAMODB or AWS_ENDPOINT_URL is checked like --endpoint-url (exit 2, naming the variable)', () => {
+  for (const [variables, pattern] of [
+    [{ AWS_ENDPOINT_URL_DYNAMODB: '' }, /^AWS_ENDPOINT_URL_DYNAMODB is empty — unset AWS_ENDPOINT_URL_DYNAMODB to use AWS/],
+    [{ AWS_ENDPOINT_URL_DYNAMODB: '  ' }, /^AWS_ENDPOINT_URL_DYNAMODB is empty/],
+    [{ AWS_ENDPOINT_URL_DYNAMODB: 'not a url' }, /^AWS_ENDPOINT_URL_DYNAMODB "not a url" is not a URL/],
+    [{ AWS_ENDPOINT_URL_DYNAMODB: 'ftp://127.0.0.1:8000' }, /^AWS_ENDPOINT_URL_DYNAMODB must start with http:\/\/ or https:\/\//],
+    // An empty service variable is refused, not skipped for the generic one (the SDK would skip it).
+    [{ AWS_ENDPOINT_URL_DYNAMODB: '', AWS_ENDPOINT_URL: 'http://127.0.0.1:8000' }, /^AWS_ENDPOINT_URL_DYNAMODB is empty/],
+    [{ AWS_ENDPOINT_URL_DYNAMODB: undefined, AWS_ENDPOINT_URL: 'localhost:8000' }, /^AWS_ENDPOINT_URL must start with http:\/\/ or https:\/\/, got "localhost:8000"/],
+  ] as const) {
+    withEnvironment({ ...NO_ENDPOINT_VARIABLES, ...variables }, () => {
+      assert.throws(
+        () => createDynamoClient({ region: 'us-east-1' }),
+        (error: unknown) => error instanceof UserError && error.exitCode === ExitCode.usage && pattern.test(error.message),
+        JSON.stringify(variables),
+      );
+    });
+  }
+  assert.throws(() => createDynamoClient({ region: 'us-east-1', endpointUrl: '' }), /--endpoint-url is empty — give a URL/);
+});
+
+test('an endpoint variable the SDK does not use is not checked', () => {
+  // --endpoint-url wins over the environment; a valid service variable over the generic one; and the SDK ignores
+  // both under AWS_IGNORE_CONFIGURED_ENDPOINT_URLS.
+  for (const [variables, target] of [
+    [{ AWS_ENDPOINT_URL_DYNAMODB: 'ftp://x' }, { region: 'us-east-1', endpointUrl: 'http://127.0.0.1:8000' }],
+    [{ AWS_ENDPOINT_URL_DYNAMODB: 'http://127.0.0.1:8000', AWS_ENDPOINT_URL: 'not a url' }, { region: 'us-east-1' }],
+    [{ AWS_ENDPOINT_URL_DYNAMODB: '', AWS_IGNORE_CONFIGURED_ENDPOINT_URLS: 'true' }, { region: 'us-east-1' }],
+  ] as const) {
+    withEnvironment({ ...NO_ENDPOINT_VARIABLES, ...variables }, () => {
+      createDynamoClient(target).destroy();
+    });
+  }
 });
 
 test('createDynamoClient switches the SDK retries off (our policy does the retrying)', async () => {

@@ -265,13 +265,20 @@ test('a target that is a folder is an error (exit 4), with or without overwrite'
   assert.deepEqual(readdirSync(target), []);
 });
 
-test('missing parent folders are created', async () => {
+test('a missing folder is an error (exit 4) naming it, and nothing is created', async () => {
+  // README "Exit codes": 4 for a missing folder. Creating it hid a mistyped path, and left folders behind a run
+  // that failed later (a wrong password).
   const folder = newFolder();
-  const target = join(folder, 'a', 'b', 'c', 'dump.json');
-  const file = await AtomicOutputFile.create(target, { overwrite: false });
-  await file.write('deep');
-  await file.commit();
-  assert.equal(readFileSync(target, 'utf8'), 'deep');
+  for (const [target, missing] of [
+    [join(folder, 'a', 'b', 'c', 'dump.json'), join(folder, 'a', 'b', 'c')],
+    [join(folder, 'a', 'dump.json'), join(folder, 'a')],
+  ]) {
+    for (const overwrite of [false, true]) {
+      await assert.rejects(AtomicOutputFile.create(target!, { overwrite }), isUserError(ExitCode.output, new RegExp(`the folder ${missing} does not exist`), /create it first/));
+      await assert.rejects(checkTarget(target!, target!, overwrite), isUserError(ExitCode.output, /does not exist/));
+    }
+  }
+  assert.deepEqual(readdirSync(folder), []);
 });
 
 test('a path under a regular file is an error (exit 4) naming the path', async () => {
@@ -289,7 +296,7 @@ test('checkTarget fails early for an existing file without overwrite and creates
   writeFileSync(target, 'x');
   await assert.rejects(checkTarget(target, target, false), isUserError(ExitCode.output, /--force/));
   await checkTarget(target, target, true);
-  await checkTarget(join(folder, 'new', 'dump.json'), join(folder, 'new', 'dump.json'), false);
+  await checkTarget(join(folder, 'new.json'), join(folder, 'new.json'), false);
   assert.deepEqual(readdirSync(folder), ['dump.json']);
 });
 
@@ -321,6 +328,7 @@ test('checkInputFile: a folder is a usage error (exit 2) saying it is a folder',
 
 test('a process that throws in the middle of writing leaves no temporary file and no target', async () => {
   const folder = newFolder();
+  mkdirSync(join(folder, 'out'));
   const target = join(folder, 'out', 'dump.json');
   const result = await runProgram(`
     import { AtomicOutputFile } from ${JSON.stringify(FILES_MODULE)};
