@@ -4,6 +4,8 @@
 // table, invalid input file...) is a `UserError`: one line on stderr, a documented exit code, no stack. Anything
 // else is our bug: it keeps its stack so it can be reported. Secrets registered with `registerSecret` are
 // masked in everything this module prints.
+import { spawn } from 'node:child_process';
+import { constants as osConstants } from 'node:os';
 import yargs, { type Argv } from 'yargs';
 
 // The AWS SDK prints a NodeVersionSupportWarning on Node 20 the first time a client is built. It is noise for an
@@ -23,7 +25,7 @@ export const ExitCode = {
   output: 4,
   /** An unexpected internal error (a bug): the stack trace is printed. */
   internal: 70,
-  /** Stopped by SIGINT (Ctrl-C) or SIGTERM before finishing. */
+  /** Stopped by SIGINT (Ctrl-C), SIGTERM or SIGHUP before finishing. */
   interrupted: 130,
 } as const;
 
@@ -60,20 +62,33 @@ export function formatUserError(error: UserError): string {
 }
 
 /**
- * Stop requests: the first SIGINT/SIGTERM aborts `stopSignal` so loops stop taking new work and print a partial
+ * Stop requests: the first SIGINT/SIGTERM/SIGHUP aborts `stopSignal` so loops stop taking new work and print a partial
  * summary; a second one exits at once.
  */
 const stopController = new AbortController();
 export const stopSignal: AbortSignal = stopController.signal;
 let stopSignalName: NodeJS.Signals | undefined;
+/** SIGHUP too: a closed terminal or ssh session stops the run cleanly (partial summary, no temporary file left). */
+const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
+/**
+ * Signals this soon after the first are the same request. A terminal sends Ctrl-C to its whole foreground process
+ * group: under `npx tsx` npx and tsx each relay it to the script as well, so one key press arrives two or three times
+ * within milliseconds. A person pressing again to exit now does so later than this.
+ */
+export const SAME_STOP_REQUEST_MS = 500;
+let firstStopAt: number | undefined;
 
 export function installStopHandlers(): void {
-  for (const name of ['SIGINT', 'SIGTERM'] as const) {
+  for (const name of STOP_SIGNALS) {
     process.on(name, () => {
-      if (stopController.signal.aborted) {
+      const now = performance.now();
+      if (firstStopAt !== undefined) {
+        if (now - firstStopAt < SAME_STOP_REQUEST_MS) return;
         process.stderr.write(`\n${name} again: exiting now\n`);
         process.exit(ExitCode.interrupted);
       }
+      firstStopAt = now;
       stopSignalName = name;
       process.stderr.write(`\n${name} received: finishing requests in flight, then stopping (press again to exit now)\n`);
       stopController.abort(new UserError(`stopped by ${name} before finishing`, ExitCode.interrupted));
@@ -100,6 +115,7 @@ export function throwIfStopped(): void {
  * Writes go through process.stdout; we wait for it to drain so piped output is never cut short.
  */
 export async function runMain(main: () => Promise<number>): Promise<never> {
+  if (isRunByTsxCommand()) return runInChildProcess();
   installStopHandlers();
   let code: number;
   try {
@@ -109,6 +125,33 @@ export async function runMain(main: () => Promise<number>): Promise<never> {
   }
   await flushStdout();
   process.exit(code);
+}
+
+/**
+ * `npx tsx scripts/x.ts` and the scripts' `#!/usr/bin/env -S npx tsx` start the script as a child of the tsx command,
+ * which preloads this file into it. `node --import tsx scripts/x.ts` does not.
+ */
+function isRunByTsxCommand(): boolean {
+  return process.execArgv.some((arg) => TSX_COMMAND_PRELOAD.test(arg));
+}
+const TSX_COMMAND_PRELOAD = /[\\/]tsx[\\/]dist[\\/]preflight\.cjs$/;
+
+/**
+ * The tsx command relays SIGINT/SIGTERM to its child and SIGKILLs it when the child has not acknowledged the signal
+ * within 30 ms (relaySignalToChild in node_modules/tsx/dist/cli.mjs). A script busy for longer (a large page, a
+ * garbage collection, a loaded machine) was killed mid-summary, leaving its temporary file. So under tsx this process
+ * only relays: it runs the script in a child process of its own (as `node --import tsx` would, without the preload)
+ * and stays idle, so it always answers tsx in time; it forwards stop signals and exits with the child's code. The child
+ * gets a terminal's Ctrl-C directly too (same process group): SAME_STOP_REQUEST_MS makes the copies one request.
+ */
+function runInChildProcess(): Promise<never> {
+  const execArgv = process.execArgv.filter((arg, index, all) => !TSX_COMMAND_PRELOAD.test(arg) && !(arg === '--require' && TSX_COMMAND_PRELOAD.test(all[index + 1] ?? '')));
+  const child = spawn(process.execPath, [...execArgv, ...process.argv.slice(1)], { stdio: 'inherit' });
+  for (const name of STOP_SIGNALS) process.on(name, () => child.kill(name));
+  return new Promise(() => {
+    child.on('error', (error) => process.exit(reportFailure(error)));
+    child.on('exit', (code, signal) => process.exit(code ?? 128 + (signal ? osConstants.signals[signal] : 0)));
+  });
 }
 
 export function reportFailure(error: unknown): number {
