@@ -3,7 +3,7 @@
 // target as it was; an existing file is replaced only when the operator asked for it (--force).
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, unlinkSync, type WriteStream } from 'node:fs';
-import { link, mkdir, open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { link, mkdir, open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { once } from 'node:events';
 import { finished } from 'node:stream/promises';
@@ -57,7 +57,8 @@ export class AtomicOutputFile {
     } catch (error) {
       throw outputError(path, error, `cannot create the folder ${folder}`);
     }
-    const temporaryPath = join(folder, `.${basename(targetPath)}.${randomBytes(6).toString('hex')}.tmp`);
+    await removeStaleTemporaryFiles(targetPath);
+    const temporaryPath = join(folder, `.${basename(targetPath)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
     let handle;
     try {
       handle = await open(temporaryPath, 'wx', 0o600);
@@ -140,6 +141,48 @@ export class AtomicOutputFile {
     await this.handle.close().catch(() => undefined);
     await unlink(this.temporaryPath).catch(() => undefined);
     pendingTemporaryFiles.delete(this.temporaryPath);
+  }
+}
+
+/**
+ * A process killed with SIGKILL (the OOM killer, `kill -9`) runs no exit handler: its temporary file stays, a hidden
+ * `.<name>.<pid>.<hex>.tmp` holding part of a dump. The next run for the same target removes those whose writer
+ * process is gone, and names on stderr the ones it cannot prove stale (a writer still running: another run at once,
+ * or a reused process id; a name without a process id, from a version before this one).
+ */
+async function removeStaleTemporaryFiles(targetPath: string): Promise<void> {
+  const folder = dirname(targetPath);
+  const prefix = `.${basename(targetPath)}.`;
+  let names: string[];
+  try {
+    names = await readdir(folder);
+  } catch {
+    return; // the folder cannot be listed: creating the file will say why
+  }
+  for (const name of names) {
+    if (!name.startsWith(prefix)) continue;
+    const writer = /^(?:(\d+)\.)?[0-9a-f]{12}\.tmp$/.exec(name.slice(prefix.length));
+    if (!writer) continue;
+    const path = join(folder, name);
+    const pid = writer[1] === undefined ? undefined : Number(writer[1]);
+    if (pid === process.pid) continue;
+    if (pid === undefined) {
+      process.stderr.write(`warning: ${path} is a partial file left by an earlier run that was killed — remove it\n`);
+    } else if (isProcessRunning(pid)) {
+      process.stderr.write(`warning: ${path} is being written by process ${pid} — is another run writing ${targetPath}? (if not, remove it)\n`);
+    } else {
+      await unlink(path).catch(() => undefined);
+      process.stderr.write(`note: removed ${path}, a partial file left by an earlier run that was killed (process ${pid})\n`);
+    }
+  }
+}
+
+function isProcessRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
