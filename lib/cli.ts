@@ -78,6 +78,8 @@ const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
  */
 export const SAME_STOP_REQUEST_MS = 500;
 let firstStopAt: number | undefined;
+/** The exit code, once the run's outcome is decided: a signal can no longer turn it into "stopped" (exit 130). */
+let decidedExitCode: number | undefined;
 
 export function installStopHandlers(): void {
   for (const name of STOP_SIGNALS) {
@@ -86,14 +88,26 @@ export function installStopHandlers(): void {
       if (firstStopAt !== undefined) {
         if (now - firstStopAt < SAME_STOP_REQUEST_MS) return;
         process.stderr.write(`\n${name} again: exiting now\n`);
-        process.exit(ExitCode.interrupted);
+        process.exit(decidedExitCode ?? ExitCode.interrupted);
       }
       firstStopAt = now;
+      if (decidedExitCode !== undefined) {
+        process.stderr.write(`\n${name} received: the run has already finished (press again to exit now)\n`);
+        return;
+      }
       stopSignalName = name;
       process.stderr.write(`\n${name} received: finishing requests in flight, then stopping (press again to exit now)\n`);
       stopController.abort(new UserError(`stopped by ${name} before finishing`, ExitCode.interrupted));
     });
   }
+}
+
+/**
+ * The run is complete (a dump's file is in place): from now on a stop signal no longer makes it a stopped run. Without
+ * this, a Ctrl-C landing between the file's move into place and the exit printed the success summary and exited 130.
+ */
+export function markRunComplete(): void {
+  decidedExitCode ??= ExitCode.ok;
 }
 
 export function wasStopped(): boolean {
@@ -123,6 +137,7 @@ export async function runMain(main: () => Promise<number>): Promise<never> {
   } catch (error) {
     code = reportFailure(error);
   }
+  decidedExitCode = code;
   await flushStdout();
   process.exit(code);
 }

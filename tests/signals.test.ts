@@ -4,7 +4,8 @@
 // a partial dump would look complete. A second signal exits at once, still without leftovers.
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { closeSync, constants as fsConstants, existsSync, openSync, readFileSync, readSync, readdirSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { constants as osConstants } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -439,4 +440,51 @@ test('migrate_load_dynamodb: one Ctrl-C in a terminal under node --import tsx, t
   assert.equal(result.code, 130, shown);
   assertStoppedOnce(shown);
   await scenario.checkOutput(shown);
+});
+
+// ---- a stop signal as the run completes ----------------------------------------------------------------------------------
+
+test('dump-ddb: a Ctrl-C once the file is in place does not undo the run: the summary is printed and nothing says "stopped"', async () => {
+  // Issue 16, item 8. The run is decided when the file is moved into place. Here the summary cannot be written yet (its
+  // reader is slow: a full pipe), so the process is stuck right after that point when the signal arrives, as a busy
+  // process is; tsx then used to kill it: a complete file, no summary, exit 130.
+  const { tableName, client } = await newCelloTable();
+  const { items } = legacyTable(30);
+  await putItems(client, tableName, items);
+  const folder = temporaryFolder();
+  const output = join(folder, 'dump.json');
+  const fifo = join(folder, 'stdout.fifo');
+  execFileSync('mkfifo', [fifo]);
+  const reader = openSync(fifo, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
+  const writer = openSync(fifo, fsConstants.O_WRONLY);
+  const PIPE_CAPACITY = 65_536;
+  writeSync(writer, Buffer.alloc(PIPE_CAPACITY, 0x2e));
+  const script = await startScriptInGroup('shebang', 'dump-ddb', dumpArgs(tableName, output), { env: FAST_RETRY_ENV, stdout: writer });
+  closeSync(writer);
+  let exited = false;
+  void script.done.then(() => (exited = true));
+  await waitUntil(() => exited || existsSync(output), 'the dump moved into place', 90_000, script);
+  process.kill(-script.pid, 'SIGINT');
+  await sleep(1000);
+  let stdout = '';
+  const buffer = Buffer.alloc(PIPE_CAPACITY);
+  for (;;) {
+    let read: number;
+    try {
+      read = readSync(reader, buffer);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EAGAIN') throw error;
+      await sleep(5);
+      continue;
+    }
+    if (read === 0) break;
+    stdout += buffer.toString('utf8', 0, read);
+  }
+  closeSync(reader);
+  const result = await script.done;
+  assert.equal((JSON.parse(readFileSync(output, 'utf8')) as unknown[]).length, items.length);
+  assert.match(stdout.replace(/^\.+/, ''), new RegExp(`^Dumped ${items.length} items from table ${tableName} `), result.stderr);
+  assert.doesNotMatch(result.stderr, /stopping|error/);
+  // The script exits 0; npx's own `sh -c` wrapper, killed by the same signal, makes npx report 130 whatever its child did.
+  assert.ok(shellStatus(result) === 0 || shellStatus(result) === 130, `${shellStatus(result)}`);
 });

@@ -269,6 +269,32 @@ test('signals in quick succession (one Ctrl-C relayed by npx and tsx) are one st
   assert.equal(result.stderr, '\nSIGINT received: finishing requests in flight, then stopping (press again to exit now)\n');
 });
 
+// Issue 16, item 8: the outcome is decided at one point; a signal after it does not make a finished run "stopped".
+test('a SIGINT after markRunComplete neither stops the run nor changes its exit code', async () => {
+  const result = await runProgram(
+    `
+    import { ExitCode, markRunComplete, runMain, wasStopped } from ${CLI_MODULE};
+    await runMain(async () => {
+      markRunComplete();
+      process.stdout.write('ready\\n');
+      const work = setInterval(() => {}, 1000);
+      await new Promise((resolve) => process.once('SIGINT', () => setTimeout(resolve, 100)));
+      clearInterval(work);
+      process.stdout.write('done, stopped=' + wasStopped() + '\\n');
+      return ExitCode.ok;
+    });
+  `,
+    {
+      onStdout: (stdout, child) => {
+        if (stdout === 'ready\n') child.kill('SIGINT');
+      },
+    },
+  );
+  assert.equal(result.code, ExitCode.ok, result.stderr);
+  assert.equal(result.stdout, 'ready\ndone, stopped=false\n');
+  assert.equal(result.stderr, '\nSIGINT received: the run has already finished (press again to exit now)\n');
+});
+
 // ---- createArgumentParser -----------------------------------------------------------------------------------------
 
 function exampleParser(argv: string[]) {
