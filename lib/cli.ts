@@ -103,10 +103,13 @@ export function installStopHandlers(): void {
 }
 
 /**
- * The run is complete (a dump's file is in place): from now on a stop signal no longer makes it a stopped run. Without
- * this, a Ctrl-C landing between the file's move into place and the exit printed the success summary and exited 130.
+ * The one point where a dump's outcome is decided, just before its file is moved into place (AtomicOutputFile.commit):
+ * stopped if a stop was requested by then (throws the stop reason), complete otherwise. From then on a stop signal no
+ * longer makes it a stopped run: without this, a Ctrl-C landing as a dump finished printed its success summary and
+ * exited 130, or said "stopping" and then completed.
  */
-export function markRunComplete(): void {
+export function decideRunComplete(): void {
+  throwIfStopped();
   decidedExitCode ??= ExitCode.ok;
 }
 

@@ -101,8 +101,12 @@ export class AtomicOutputFile {
     }
   }
 
-  /** Flushes, syncs to disk and moves the file into place. */
-  async commit(): Promise<void> {
+  /**
+   * Flushes, syncs to disk and moves the file into place. `beforeMoveIntoPlace` runs synchronously just before the
+   * move, the last moment a run can still end without its file: if it throws, the file is discarded and the error
+   * passed on (a dump decides there whether it completed or was stopped).
+   */
+  async commit(beforeMoveIntoPlace?: () => void): Promise<void> {
     // A second commit would wait forever for a 'finish' that already happened.
     if (this.finished) throw new Error(`commit() after commit() or abort() of ${this.targetPath}`);
     await this.flush();
@@ -115,6 +119,12 @@ export class AtomicOutputFile {
     } catch (error) {
       await this.abort();
       throw outputError(this.targetPath, error, 'write failed');
+    }
+    try {
+      beforeMoveIntoPlace?.();
+    } catch (error) {
+      await this.abort();
+      throw error;
     }
     try {
       if (this.overwrite) {

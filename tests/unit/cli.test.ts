@@ -270,12 +270,12 @@ test('signals in quick succession (one Ctrl-C relayed by npx and tsx) are one st
 });
 
 // Issue 16, item 8: the outcome is decided at one point; a signal after it does not make a finished run "stopped".
-test('a SIGINT after markRunComplete neither stops the run nor changes its exit code', async () => {
+test('a SIGINT after decideRunComplete neither stops the run nor changes its exit code', async () => {
   const result = await runProgram(
     `
-    import { ExitCode, markRunComplete, runMain, wasStopped } from ${CLI_MODULE};
+    import { ExitCode, decideRunComplete, runMain, wasStopped } from ${CLI_MODULE};
     await runMain(async () => {
-      markRunComplete();
+      decideRunComplete();
       process.stdout.write('ready\\n');
       const work = setInterval(() => {}, 1000);
       await new Promise((resolve) => process.once('SIGINT', () => setTimeout(resolve, 100)));

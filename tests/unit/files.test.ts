@@ -348,6 +348,22 @@ test('a process that exits in the middle of writing leaves no temporary file and
   assert.deepEqual(readdirSync(folder), []);
 });
 
+// Issue 16, item 8: a dump decides in commit's hook, just before the move, whether it completed or was stopped.
+test('commit: a beforeMoveIntoPlace hook that throws discards the file; the target never appears', async () => {
+  const folder = newFolder();
+  const path = join(folder, 'dump.json');
+  const file = await AtomicOutputFile.create(path, { overwrite: false });
+  await file.write('[]');
+  const stopped = new UserError('stopped by SIGINT before finishing', ExitCode.interrupted);
+  await assert.rejects(
+    file.commit(() => {
+      throw stopped;
+    }),
+    (error) => error === stopped,
+  );
+  assert.deepEqual(readdirSync(folder), []);
+});
+
 // Issue 16, item 6: a writer killed with SIGKILL runs no exit handler. Its temporary file names its process, so the next
 // run for the same target can tell a leftover (process gone: removed) from a file another run is writing right now
 // (left alone).
