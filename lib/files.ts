@@ -11,7 +11,9 @@ import { ExitCode, UserError } from './cli.ts';
 
 /** Temporary files still open, removed on exit so a crash (short of SIGKILL) leaves nothing half-written. */
 const pendingTemporaryFiles = new Set<string>();
-process.on('exit', () => {
+process.on('exit', removePendingTemporaryFiles);
+
+function removePendingTemporaryFiles(): void {
   for (const path of pendingTemporaryFiles) {
     try {
       unlinkSync(path);
@@ -19,7 +21,31 @@ process.on('exit', () => {
       // already gone
     }
   }
-});
+  pendingTemporaryFiles.clear();
+}
+
+/**
+ * Signals whose default action ends the process without its 'exit' handlers (SIGINT, SIGTERM and SIGHUP are stop
+ * requests, see lib/cli.ts; SIGQUIT is Ctrl-\). While a temporary file exists, each removes it first, then ends the
+ * process as it would have (core dump included).
+ */
+const FATAL_SIGNALS = ['SIGQUIT', 'SIGUSR2', 'SIGALRM', 'SIGVTALRM', 'SIGPROF', 'SIGXCPU'] as const;
+
+function endAfterRemovingTemporaryFiles(signal: NodeJS.Signals): void {
+  removePendingTemporaryFiles();
+  for (const name of FATAL_SIGNALS) process.off(name, endAfterRemovingTemporaryFiles);
+  process.kill(process.pid, signal);
+}
+
+function trackTemporaryFile(path: string): void {
+  if (pendingTemporaryFiles.size === 0) for (const name of FATAL_SIGNALS) process.on(name, endAfterRemovingTemporaryFiles);
+  pendingTemporaryFiles.add(path);
+}
+
+function untrackTemporaryFile(path: string): void {
+  pendingTemporaryFiles.delete(path);
+  if (pendingTemporaryFiles.size === 0) for (const name of FATAL_SIGNALS) process.off(name, endAfterRemovingTemporaryFiles);
+}
 
 export interface AtomicOutputOptions {
   /** Replace an existing file at the target path (otherwise that is an error and the file is untouched). */
@@ -65,7 +91,7 @@ export class AtomicOutputFile {
     } catch (error) {
       throw outputError(path, error, `cannot write in the folder ${folder}`);
     }
-    pendingTemporaryFiles.add(temporaryPath);
+    trackTemporaryFile(temporaryPath);
     const stream = createWriteStream('', { fd: handle.fd, highWaterMark: 1024 * 1024, autoClose: false });
     stream.on('error', () => {
       // surfaced by the next write or commit
@@ -139,7 +165,7 @@ export class AtomicOutputFile {
       if ((error as NodeJS.ErrnoException).code === 'EEXIST') throw existsError(this.targetPath);
       throw outputError(this.targetPath, error, 'cannot move the finished file into place');
     }
-    pendingTemporaryFiles.delete(this.temporaryPath);
+    untrackTemporaryFile(this.temporaryPath);
     this.finished = true;
   }
 
@@ -150,7 +176,7 @@ export class AtomicOutputFile {
     this.stream.destroy();
     await this.handle.close().catch(() => undefined);
     await unlink(this.temporaryPath).catch(() => undefined);
-    pendingTemporaryFiles.delete(this.temporaryPath);
+    untrackTemporaryFile(this.temporaryPath);
   }
 }
 

@@ -177,6 +177,24 @@ for (const signal of SIGNALS) {
   });
 }
 
+// Issue 16, item 6: a signal that ends the process without its exit handlers (not a stop request) still removes the
+// temporary file first, then ends the process as it would have.
+for (const signal of ['SIGUSR2', 'SIGALRM'] as const) {
+  test(`dump-ddb: killed by ${signal} during the scan, it leaves no temporary file`, async (t: TestContext) => {
+    const { tableName, client } = await newCelloTable();
+    await putItems(client, tableName, legacyTable(20).items);
+    const proxy = await startFaultProxy({ target: stack.endpoint, seed: 5, rates: { slow: 1 }, slowMs: 60_000, operations: ['Scan'] });
+    t.after(() => proxy.close());
+    const folder = temporaryFolder();
+    const script = await startScript('dump-ddb', dumpArgs(tableName, join(folder, 'dump.json'), '--endpoint-url', proxy.endpoint), { env: FAST_RETRY_ENV });
+    await waitUntil(() => (proxy.stats['op:Scan'] ?? 0) >= 1 && readdirSync(folder).length === 1, 'a scan in flight and the temporary file', 60_000, script);
+    script.child.kill(signal);
+    const result = await script.done;
+    assert.equal(result.signal, signal, JSON.stringify(result));
+    assert.deepEqual(readdirSync(folder), []);
+  });
+}
+
 test('dump-ddb: a second SIGINT exits at once, with a scan request still unanswered, and leaves no temporary file', async (t: TestContext) => {
   const { tableName, client } = await newCelloTable();
   await putItems(client, tableName, legacyTable(20).items);
