@@ -4,6 +4,8 @@
 // table, invalid input file...) is a `UserError`: one line on stderr, a documented exit code, no stack. Anything
 // else is our bug: it keeps its stack so it can be reported. Secrets registered with `registerSecret` are
 // masked in everything this module prints.
+import { spawn } from 'node:child_process';
+import { constants as osConstants } from 'node:os';
 import yargs, { type Argv } from 'yargs';
 
 // The AWS SDK prints a NodeVersionSupportWarning on Node 20 the first time a client is built. It is noise for an
@@ -23,7 +25,7 @@ export const ExitCode = {
   output: 4,
   /** An unexpected internal error (a bug): the stack trace is printed. */
   internal: 70,
-  /** Stopped by SIGINT (Ctrl-C) or SIGTERM before finishing. */
+  /** Stopped by SIGINT (Ctrl-C), SIGTERM or SIGHUP before finishing. */
   interrupted: 130,
 } as const;
 
@@ -96,25 +98,55 @@ export function formatUserError(error: UserError): string {
 }
 
 /**
- * Stop requests: the first SIGINT/SIGTERM aborts `stopSignal` so loops stop taking new work and print a partial
+ * Stop requests: the first SIGINT/SIGTERM/SIGHUP aborts `stopSignal` so loops stop taking new work and print a partial
  * summary; a second one exits at once.
  */
 const stopController = new AbortController();
 export const stopSignal: AbortSignal = stopController.signal;
 let stopSignalName: NodeJS.Signals | undefined;
+/** SIGHUP too: a closed terminal or ssh session stops the run cleanly (partial summary, no temporary file left). */
+const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
+/**
+ * Signals this soon after the first are the same request. A terminal sends Ctrl-C to its whole foreground process
+ * group: under `npx tsx` npx and tsx each relay it to the script as well, so one key press arrives two or three times
+ * within milliseconds. A person pressing again to exit now does so later than this.
+ */
+export const SAME_STOP_REQUEST_MS = 500;
+let firstStopAt: number | undefined;
+/** The exit code, once the run's outcome is decided: a signal can no longer turn it into "stopped" (exit 130). */
+let decidedExitCode: number | undefined;
 
 export function installStopHandlers(): void {
-  for (const name of ['SIGINT', 'SIGTERM'] as const) {
+  for (const name of STOP_SIGNALS) {
     process.on(name, () => {
-      if (stopController.signal.aborted) {
+      const now = performance.now();
+      if (firstStopAt !== undefined) {
+        if (now - firstStopAt < SAME_STOP_REQUEST_MS) return;
         process.stderr.write(`\n${name} again: exiting now\n`);
-        process.exit(ExitCode.interrupted);
+        process.exit(decidedExitCode ?? ExitCode.interrupted);
+      }
+      firstStopAt = now;
+      if (decidedExitCode !== undefined) {
+        process.stderr.write(`\n${name} received: the run has already finished (press again to exit now)\n`);
+        return;
       }
       stopSignalName = name;
       process.stderr.write(`\n${name} received: finishing requests in flight, then stopping (press again to exit now)\n`);
       stopController.abort(new UserError(`stopped by ${name} before finishing`, ExitCode.interrupted));
     });
   }
+}
+
+/**
+ * The one point where a dump's outcome is decided, just before its file is moved into place (AtomicOutputFile.commit):
+ * stopped if a stop was requested by then (throws the stop reason), complete otherwise. From then on a stop signal no
+ * longer makes it a stopped run: without this, a Ctrl-C landing as a dump finished printed its success summary and
+ * exited 130, or said "stopping" and then completed.
+ */
+export function decideRunComplete(): void {
+  throwIfStopped();
+  decidedExitCode ??= ExitCode.ok;
 }
 
 export function wasStopped(): boolean {
@@ -136,15 +168,87 @@ export function throwIfStopped(): void {
  * Writes go through process.stdout; we wait for it to drain so piped output is never cut short.
  */
 export async function runMain(main: () => Promise<number>): Promise<never> {
+  if (isRunByTsxCommand()) return runInChildProcess();
   installStopHandlers();
+  guardStandardStreams();
   let code: number;
   try {
     code = await main();
   } catch (error) {
     code = reportFailure(error);
   }
+  decidedExitCode = code;
   await flushStdout();
+  if (stdoutFailure !== undefined) {
+    // In a pipeline the shell shows the reader's exit status, not ours: this line is how the operator learns the result.
+    process.stderr.write(`the run ended with exit code ${code} (see "Exit codes" in README.md); its summary was not shown: ${stdoutFailure}\n`);
+  }
   process.exit(code);
+}
+
+let stdoutFailure: string | undefined;
+
+/**
+ * A closed stdout (`| head`, quitting `less`) or stderr must not crash or stop a run half-way: a repair or a load goes
+ * on to its end, and says on stderr that its report is not shown. Without a listener, the first write after the
+ * reader left threw EPIPE as an unhandled 'error' event (a stack trace, exit 1, the rest of the work not done).
+ */
+function guardStandardStreams(): void {
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (stdoutFailure !== undefined) return;
+    stdoutFailure = error.code === 'EPIPE' ? 'standard output was closed (EPIPE)' : `standard output failed (${error.code ?? error.message})`;
+    process.stderr.write(`warning: ${stdoutFailure} — the run goes on; the rest of its report is not shown\n`);
+  });
+  process.stderr.on('error', () => {
+    // Nowhere left to say it; the exit code still tells the result.
+  });
+}
+
+/**
+ * Writes `text`, then waits while a slow reader (a pipe, a terminal) has not taken earlier output. A stream whose
+ * reader is gone takes nothing and fails each write: never wait on it for a 'drain' that will not come.
+ */
+export async function writeAndWait(stream: NodeJS.WritableStream, text: string): Promise<void> {
+  if (stream === process.stdout && stdoutFailure !== undefined) return;
+  if (stream.write(text)) return;
+  await new Promise<void>((resolve) => {
+    const done = () => {
+      stream.off('drain', done);
+      stream.off('error', done);
+      stream.off('close', done);
+      resolve();
+    };
+    stream.on('drain', done);
+    stream.on('error', done);
+    stream.on('close', done);
+  });
+}
+
+/**
+ * `npx tsx scripts/x.ts` and the scripts' `#!/usr/bin/env -S npx tsx` start the script as a child of the tsx command,
+ * which preloads this file into it. `node --import tsx scripts/x.ts` does not.
+ */
+function isRunByTsxCommand(): boolean {
+  return process.execArgv.some((arg) => TSX_COMMAND_PRELOAD.test(arg));
+}
+const TSX_COMMAND_PRELOAD = /[\\/]tsx[\\/]dist[\\/]preflight\.cjs$/;
+
+/**
+ * The tsx command relays SIGINT/SIGTERM to its child and SIGKILLs it when the child has not acknowledged the signal
+ * within 30 ms (relaySignalToChild in node_modules/tsx/dist/cli.mjs). A script busy for longer (a large page, a
+ * garbage collection, a loaded machine) was killed mid-summary, leaving its temporary file. So under tsx this process
+ * only relays: it runs the script in a child process of its own (as `node --import tsx` would, without the preload)
+ * and stays idle, so it always answers tsx in time; it forwards stop signals and exits with the child's code. The child
+ * gets a terminal's Ctrl-C directly too (same process group): SAME_STOP_REQUEST_MS makes the copies one request.
+ */
+function runInChildProcess(): Promise<never> {
+  const execArgv = process.execArgv.filter((arg, index, all) => !TSX_COMMAND_PRELOAD.test(arg) && !(arg === '--require' && TSX_COMMAND_PRELOAD.test(all[index + 1] ?? '')));
+  const child = spawn(process.execPath, [...execArgv, ...process.argv.slice(1)], { stdio: 'inherit' });
+  for (const name of STOP_SIGNALS) process.on(name, () => child.kill(name));
+  return new Promise(() => {
+    child.on('error', (error) => process.exit(reportFailure(error)));
+    child.on('exit', (code, signal) => process.exit(code ?? 128 + (signal ? osConstants.signals[signal] : 0)));
+  });
 }
 
 export function reportFailure(error: unknown): number {
@@ -158,10 +262,9 @@ export function reportFailure(error: unknown): number {
 }
 
 function flushStdout(): Promise<void> {
-  return new Promise((resolve) => {
-    if (process.stdout.writableLength === 0) resolve();
-    else process.stdout.write('', () => resolve());
-  });
+  // Through a write's callback and one more turn, even with nothing pending: a write that just failed (EPIPE) reports
+  // its error on a later tick, and the run's last line depends on it.
+  return new Promise((resolve) => process.stdout.write('', () => setImmediate(resolve)));
 }
 
 /**

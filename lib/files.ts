@@ -3,7 +3,7 @@
 // target as it was; an existing file is replaced only when the operator asked for it (--force).
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, unlinkSync, type WriteStream } from 'node:fs';
-import { link, open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { link, open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { once } from 'node:events';
 import { finished } from 'node:stream/promises';
@@ -11,7 +11,9 @@ import { ExitCode, UserError } from './cli.ts';
 
 /** Temporary files still open, removed on exit so a crash (short of SIGKILL) leaves nothing half-written. */
 const pendingTemporaryFiles = new Set<string>();
-process.on('exit', () => {
+process.on('exit', removePendingTemporaryFiles);
+
+function removePendingTemporaryFiles(): void {
   for (const path of pendingTemporaryFiles) {
     try {
       unlinkSync(path);
@@ -19,7 +21,31 @@ process.on('exit', () => {
       // already gone
     }
   }
-});
+  pendingTemporaryFiles.clear();
+}
+
+/**
+ * Signals whose default action ends the process without its 'exit' handlers (SIGINT, SIGTERM and SIGHUP are stop
+ * requests, see lib/cli.ts; SIGQUIT is Ctrl-\). While a temporary file exists, each removes it first, then ends the
+ * process as it would have (core dump included).
+ */
+const FATAL_SIGNALS = ['SIGQUIT', 'SIGUSR2', 'SIGALRM', 'SIGVTALRM', 'SIGPROF', 'SIGXCPU'] as const;
+
+function endAfterRemovingTemporaryFiles(signal: NodeJS.Signals): void {
+  removePendingTemporaryFiles();
+  for (const name of FATAL_SIGNALS) process.off(name, endAfterRemovingTemporaryFiles);
+  process.kill(process.pid, signal);
+}
+
+function trackTemporaryFile(path: string): void {
+  if (pendingTemporaryFiles.size === 0) for (const name of FATAL_SIGNALS) process.on(name, endAfterRemovingTemporaryFiles);
+  pendingTemporaryFiles.add(path);
+}
+
+function untrackTemporaryFile(path: string): void {
+  pendingTemporaryFiles.delete(path);
+  if (pendingTemporaryFiles.size === 0) for (const name of FATAL_SIGNALS) process.off(name, endAfterRemovingTemporaryFiles);
+}
 
 export interface AtomicOutputOptions {
   /** Replace an existing file at the target path (otherwise that is an error and the file is untouched). */
@@ -52,14 +78,15 @@ export class AtomicOutputFile {
     const targetPath = resolve(path);
     await checkTarget(path, targetPath, options.overwrite);
     const folder = dirname(targetPath);
-    const temporaryPath = join(folder, `.${basename(targetPath)}.${randomBytes(6).toString('hex')}.tmp`);
+    await removeStaleTemporaryFiles(targetPath);
+    const temporaryPath = join(folder, `.${basename(targetPath)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
     let handle;
     try {
       handle = await open(temporaryPath, 'wx', 0o600);
     } catch (error) {
       throw outputError(path, error, `cannot write in the folder ${folder}`);
     }
-    pendingTemporaryFiles.add(temporaryPath);
+    trackTemporaryFile(temporaryPath);
     const stream = createWriteStream('', { fd: handle.fd, highWaterMark: 1024 * 1024, autoClose: false });
     stream.on('error', () => {
       // surfaced by the next write or commit
@@ -95,8 +122,12 @@ export class AtomicOutputFile {
     }
   }
 
-  /** Flushes, syncs to disk and moves the file into place. */
-  async commit(): Promise<void> {
+  /**
+   * Flushes, syncs to disk and moves the file into place. `beforeMoveIntoPlace` runs synchronously just before the
+   * move, the last moment a run can still end without its file: if it throws, the file is discarded and the error
+   * passed on (a dump decides there whether it completed or was stopped).
+   */
+  async commit(beforeMoveIntoPlace?: () => void): Promise<void> {
     // A second commit would wait forever for a 'finish' that already happened.
     if (this.finished) throw new Error(`commit() after commit() or abort() of ${this.targetPath}`);
     await this.flush();
@@ -111,6 +142,12 @@ export class AtomicOutputFile {
       throw outputError(this.targetPath, error, 'write failed');
     }
     try {
+      beforeMoveIntoPlace?.();
+    } catch (error) {
+      await this.abort();
+      throw error;
+    }
+    try {
       if (this.overwrite) {
         await rename(this.temporaryPath, this.targetPath);
       } else {
@@ -123,7 +160,7 @@ export class AtomicOutputFile {
       if ((error as NodeJS.ErrnoException).code === 'EEXIST') throw existsError(this.targetPath);
       throw outputError(this.targetPath, error, 'cannot move the finished file into place');
     }
-    pendingTemporaryFiles.delete(this.temporaryPath);
+    untrackTemporaryFile(this.temporaryPath);
     this.finished = true;
   }
 
@@ -134,7 +171,49 @@ export class AtomicOutputFile {
     this.stream.destroy();
     await this.handle.close().catch(() => undefined);
     await unlink(this.temporaryPath).catch(() => undefined);
-    pendingTemporaryFiles.delete(this.temporaryPath);
+    untrackTemporaryFile(this.temporaryPath);
+  }
+}
+
+/**
+ * A process killed with SIGKILL (the OOM killer, `kill -9`) runs no exit handler: its temporary file stays, a hidden
+ * `.<name>.<pid>.<hex>.tmp` holding part of a dump. The next run for the same target removes those whose writer
+ * process is gone, and names on stderr the ones it cannot prove stale (a writer still running: another run at once,
+ * or a reused process id; a name without a process id, from a version before this one).
+ */
+async function removeStaleTemporaryFiles(targetPath: string): Promise<void> {
+  const folder = dirname(targetPath);
+  const prefix = `.${basename(targetPath)}.`;
+  let names: string[];
+  try {
+    names = await readdir(folder);
+  } catch {
+    return; // the folder cannot be listed: creating the file will say why
+  }
+  for (const name of names) {
+    if (!name.startsWith(prefix)) continue;
+    const writer = /^(?:(\d+)\.)?[0-9a-f]{12}\.tmp$/.exec(name.slice(prefix.length));
+    if (!writer) continue;
+    const path = join(folder, name);
+    const pid = writer[1] === undefined ? undefined : Number(writer[1]);
+    if (pid === process.pid) continue;
+    if (pid === undefined) {
+      process.stderr.write(`warning: ${path} is a partial file left by an earlier run that was killed — remove it\n`);
+    } else if (isProcessRunning(pid)) {
+      process.stderr.write(`warning: ${path} is being written by process ${pid} — is another run writing ${targetPath}? (if not, remove it)\n`);
+    } else {
+      await unlink(path).catch(() => undefined);
+      process.stderr.write(`note: removed ${path}, a partial file left by an earlier run that was killed (process ${pid})\n`);
+    }
+  }
+}
+
+function isProcessRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

@@ -5,6 +5,8 @@
 // CPU than the repair's own logic. Text is therefore collected and written when 64 KiB have gathered, or
 // 100 ms after the first unwritten text, so an operator watching still sees the report move.
 
+import { writeAndWait } from './cli.ts';
+
 const FLUSH_BYTES = 64 * 1024;
 const FLUSH_DELAY_MS = 100;
 
@@ -37,6 +39,6 @@ export class ReportOutput {
     const text = this.pending.join('');
     this.pending = [];
     this.pendingLength = 0;
-    if (!this.stream.write(text)) await new Promise<void>((resolve) => this.stream.once('drain', () => resolve()));
+    await writeAndWait(this.stream, text);
   }
 }

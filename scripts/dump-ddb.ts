@@ -8,7 +8,7 @@
 // interleave: the order of items in the file is not meaningful. The JSON mapping of each DynamoDB type is
 // documented at the top of lib/ddbJson.ts.
 import { resolve } from 'node:path';
-import { ExitCode, Progress, UserError, createArgumentParser, positiveInteger, runMain, throwIfStopped, wasStopped } from '../lib/cli.ts';
+import { ExitCode, Progress, UserError, createArgumentParser, decideRunComplete, positiveInteger, runMain, throwIfStopped, wasStopped } from '../lib/cli.ts';
 import { AttributeValueError, itemToJson } from '../lib/ddbJson.ts';
 import { checkTableName, createDynamoClient, type DynamoTarget } from '../lib/dynamodb.ts';
 import { AtomicOutputFile, checkTarget } from '../lib/files.ts';
@@ -70,7 +70,7 @@ await runMain(async () => {
     // A stop request ends the scan early: the file would be incomplete, so it is not written at all.
     throwIfStopped();
     await file.write(count === 0 ? ']\n' : '\n]\n');
-    await file.commit();
+    await file.commit(decideRunComplete);
   } catch (error) {
     await file.abort();
     if (error instanceof AttributeValueError) {

@@ -7,7 +7,7 @@
 // One read-only REPEATABLE READ transaction (a consistent snapshot), one streamed query, the file written as rows
 // arrive (memory does not grow with the tables) to a temporary file moved into place only when complete. Values
 // are written exactly as stored; timestamps in canonical UTC with nine fraction digits (lib/pgDump.ts).
-import { ExitCode, Progress, UserError, createArgumentParser, formatCount, runMain, stopSignal, stopSignalReceived, wasStopped } from '../lib/cli.ts';
+import { ExitCode, Progress, UserError, createArgumentParser, decideRunComplete, formatCount, runMain, stopSignal, stopSignalReceived, wasStopped } from '../lib/cli.ts';
 import { AtomicOutputFile, OutputPieces } from '../lib/files.ts';
 import { DumpValueError, dumpQueryFor, MigrationJsonBuilder, type DumpCounts, type RawDumpRow } from '../lib/pgDump.ts';
 import {
@@ -109,7 +109,7 @@ await runMain(async () => {
     if (wasStopped()) throw stopError();
     out.text(builder.finish());
     await writePieces(out.takeAll());
-    await file.commit();
+    await file.commit(decideRunComplete);
   } catch (error) {
     await file.abort();
     if (wasStopped()) throw stopError();

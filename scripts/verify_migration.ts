@@ -11,7 +11,6 @@
 // Read-only on both sides: PostgreSQL is read in one READ ONLY, REPEATABLE READ transaction (every query sees
 // the same snapshot, and the server refuses any write in it); DynamoDB only gets DescribeTable, Query and Scan.
 // How the comparison streams both sides without loading them: lib/verify.ts.
-import { once } from 'node:events';
 import {
   ExitCode,
   Progress,
@@ -20,6 +19,7 @@ import {
   formatCount,
   positiveInteger,
   runMain,
+  writeAndWait,
   stopSignalReceived,
   wasStopped,
 } from '../lib/cli.ts';
@@ -201,6 +201,6 @@ await runMain(async () => {
 });
 
 /** Writes to stdout, waiting when a slow reader (a pipe, a terminal) has not taken the previous output yet. */
-async function writeOutput(text: string): Promise<void> {
-  if (!process.stdout.write(text)) await once(process.stdout, 'drain');
+function writeOutput(text: string): Promise<void> {
+  return writeAndWait(process.stdout, text);
 }

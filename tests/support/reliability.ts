@@ -2,7 +2,7 @@
 // a script started as a child process we can watch and signal, seeded data sets for each script, and exact views
 // of a table.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import assert from 'node:assert/strict';
@@ -81,6 +81,120 @@ export async function startScript(name: string, args: string[], options: { env?:
   });
   assert.ok(child.pid !== undefined, `${name} did not start`);
   return { child, pid: child.pid, output: () => ({ stdout, stderr }), done };
+}
+
+/** The documented ways to run a script: the guide's `npx tsx`, the script's own shebang, and `node --import tsx`. */
+export type LaunchWay = 'npx tsx' | 'shebang' | 'node --import tsx';
+
+function launchCommand(way: LaunchWay, name: string, args: string[]): string[] {
+  const script = `scripts/${name}.ts`;
+  if (way === 'npx tsx') return ['npx', 'tsx', script, ...args];
+  if (way === 'shebang') return [`./${script}`, ...args];
+  return [process.execPath, '--import', 'tsx', script, ...args];
+}
+
+function shellQuote(word: string): string {
+  return `'${word.replace(/'/g, `'\\''`)}'`;
+}
+
+export interface TerminalScript extends RunningScript {
+  /** Types Ctrl-C on the terminal: the line discipline sends SIGINT to the whole foreground process group. */
+  pressCtrlC(): void;
+}
+
+/**
+ * Starts scripts/<name>.ts the way an operator does, in a terminal: a pseudo-terminal made by util-linux `script`,
+ * in whose foreground process group the command runs (npx, tsx and the script alike). The terminal merges stdout
+ * and stderr (both are in `stdout`, with `\r\n` line ends turned back into `\n`); `code` is the command's exit code.
+ */
+export async function startScriptInTerminal(way: LaunchWay, name: string, args: string[], options: { env?: Record<string, string | undefined> } = {}): Promise<TerminalScript> {
+  const stack = await getStack();
+  const command = launchCommand(way, name, args).map(shellQuote).join(' ');
+  const child = spawn('script', ['-qfec', command, '/dev/null'], {
+    cwd: ROOT,
+    env: { ...cleanEnvironment(stack, options.env), SHELL: '/bin/sh' },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (text: string) => (stdout += text));
+  child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
+  const output = () => ({ stdout: stdout.replace(/\r\n/g, '\n'), stderr });
+  const done = new Promise<ScriptResult>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      child.stdin.destroy();
+      resolve({ code, signal, ...output() });
+    });
+  });
+  assert.ok(child.pid !== undefined, `${name} did not start`);
+  return { child, pid: child.pid, output, done, pressCtrlC: () => child.stdin.write('\x03') };
+}
+
+/**
+ * Starts scripts/<name>.ts the documented `way` as the leader of a process group of its own, without a terminal, so
+ * a signal can be sent to the whole group (`process.kill(-pid, signal)`) as a terminal or a service manager does.
+ */
+export async function startScriptInGroup(
+  way: LaunchWay,
+  name: string,
+  args: string[],
+  options: { env?: Record<string, string | undefined>; /** a file descriptor instead of a pipe read here */ stdout?: number } = {},
+): Promise<RunningScript> {
+  const stack = await getStack();
+  const [command, ...rest] = launchCommand(way, name, args);
+  const child = spawn(command!, rest, { cwd: ROOT, env: cleanEnvironment(stack, options.env), stdio: ['ignore', options.stdout ?? 'pipe', 'pipe'], detached: true });
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.setEncoding('utf8').on('data', (text: string) => (stdout += text));
+  child.stderr!.setEncoding('utf8').on('data', (text: string) => (stderr += text));
+  const done = new Promise<ScriptResult>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
+  assert.ok(child.pid !== undefined, `${name} did not start`);
+  return { child, pid: child.pid, output: () => ({ stdout, stderr }), done };
+}
+
+/** Text as a terminal shows it: each line's last overwrite (after its last `\r`), without escape sequences. */
+export function terminalText(output: string): string {
+  return output
+    .split('\n')
+    .map((line) => line.slice(line.lastIndexOf('\r') + 1).replace(/\x1b\[[0-9;?]*[A-Za-z]/g, ''))
+    .join('\n');
+}
+
+/**
+ * The process that runs scripts/<name>.ts's work among the descendants of `rootPid`: the deepest one whose command
+ * line names the script (npx, the shell and tsx's own command line do not; under tsx a script process may start
+ * another, which does the work). Linux /proc.
+ */
+export function scriptWorkerPid(rootPid: number, name: string): number | undefined {
+  const children = new Map<number, number[]>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const parent = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      children.set(parent, [...(children.get(parent) ?? []), Number(entry)]);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  let found: number | undefined;
+  const visit = (pid: number): void => {
+    for (const child of children.get(pid) ?? []) {
+      try {
+        const commandLine = readFileSync(`/proc/${child}/cmdline`, 'utf8').split('\0');
+        if (commandLine.some((word) => word.endsWith(`scripts/${name}.ts`)) && !commandLine.some((word) => word.endsWith('tsx/dist/cli.mjs') || word.endsWith('/tsx'))) found = child;
+      } catch {
+        // gone meanwhile
+      }
+      visit(child);
+    }
+  };
+  visit(rootPid);
+  return found;
 }
 
 /**

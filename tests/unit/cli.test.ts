@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { after } from 'node:test';
 import {
   ExitCode,
+  SAME_STOP_REQUEST_MS,
   Progress,
   UserError,
   createArgumentParser,
@@ -233,12 +234,13 @@ test('the first SIGINT aborts stopSignal so the body can finish and report; its 
   assert.match(result.stderr, /SIGINT received/);
 });
 
-test('a second SIGINT exits at once with 130', async () => {
+test('a second SIGINT, SAME_STOP_REQUEST_MS after the first, exits at once with 130', async () => {
   let sent = 0;
   const result = await runProgram(
     `
-    import { runMain } from ${CLI_MODULE};
+    import { runMain, stopSignal } from ${CLI_MODULE};
     await runMain(async () => {
+      stopSignal.addEventListener('abort', () => process.stdout.write('stopping\\n'));
       process.stdout.write('ready\\n');
       await new Promise(() => setInterval(() => {}, 1000));
       return 0;
@@ -249,13 +251,72 @@ test('a second SIGINT exits at once with 130', async () => {
         if (stdout === 'ready\n' && sent === 0) {
           sent = 1;
           child.kill('SIGINT');
-          setTimeout(() => child.kill('SIGINT'), 300);
+        }
+        if (stdout === 'ready\nstopping\n' && sent === 1) {
+          sent = 2;
+          setTimeout(() => child.kill('SIGINT'), SAME_STOP_REQUEST_MS + 100);
         }
       },
     },
   );
   assert.equal(result.code, ExitCode.interrupted);
   assert.match(result.stderr, /SIGINT again: exiting now/);
+});
+
+// Issue 16, item 6: a terminal's Ctrl-C reaches npx, tsx and the script at once, and npx and tsx relay it again.
+test('signals in quick succession (one Ctrl-C relayed by npx and tsx) are one stop request: the partial summary, exit 130', async () => {
+  const result = await runProgram(
+    `
+    import { ExitCode, runMain, stopSignal } from ${CLI_MODULE};
+    await runMain(async () => {
+      process.stdout.write('ready\\n');
+      const work = setInterval(() => {}, 1000);
+      await new Promise((resolve) => stopSignal.addEventListener('abort', resolve));
+      // Requests in flight finish meanwhile; the copies of the signal arrive.
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      clearInterval(work);
+      process.stdout.write('partial summary\\n');
+      return ExitCode.interrupted;
+    });
+  `,
+    {
+      onStdout: (stdout, child) => {
+        if (stdout !== 'ready\n') return;
+        child.kill('SIGINT');
+        child.kill('SIGINT');
+        child.kill('SIGINT');
+      },
+    },
+  );
+  assert.equal(result.code, ExitCode.interrupted, result.stderr);
+  assert.equal(result.stdout, 'ready\npartial summary\n');
+  assert.equal(result.stderr, '\nSIGINT received: finishing requests in flight, then stopping (press again to exit now)\n');
+});
+
+// Issue 16, item 8: the outcome is decided at one point; a signal after it does not make a finished run "stopped".
+test('a SIGINT after decideRunComplete neither stops the run nor changes its exit code', async () => {
+  const result = await runProgram(
+    `
+    import { ExitCode, decideRunComplete, runMain, wasStopped } from ${CLI_MODULE};
+    await runMain(async () => {
+      decideRunComplete();
+      process.stdout.write('ready\\n');
+      const work = setInterval(() => {}, 1000);
+      await new Promise((resolve) => process.once('SIGINT', () => setTimeout(resolve, 100)));
+      clearInterval(work);
+      process.stdout.write('done, stopped=' + wasStopped() + '\\n');
+      return ExitCode.ok;
+    });
+  `,
+    {
+      onStdout: (stdout, child) => {
+        if (stdout === 'ready\n') child.kill('SIGINT');
+      },
+    },
+  );
+  assert.equal(result.code, ExitCode.ok, result.stderr);
+  assert.equal(result.stdout, 'ready\ndone, stopped=false\n');
+  assert.equal(result.stderr, '\nSIGINT received: the run has already finished (press again to exit now)\n');
 });
 
 // ---- createArgumentParser -----------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { after } from 'node:test';
 import { ExitCode, UserError } from '../../lib/cli.ts';
 import { AtomicOutputFile, OUTPUT_PIECE_BYTES, OutputPieces, checkInputFile, checkTarget } from '../../lib/files.ts';
@@ -354,6 +354,68 @@ test('a process that exits in the middle of writing leaves no temporary file and
   `);
   assert.equal(result.code, 130);
   assert.deepEqual(readdirSync(folder), []);
+});
+
+// Issue 16, item 8: a dump decides in commit's hook, just before the move, whether it completed or was stopped.
+test('commit: a beforeMoveIntoPlace hook that throws discards the file; the target never appears', async () => {
+  const folder = newFolder();
+  const path = join(folder, 'dump.json');
+  const file = await AtomicOutputFile.create(path, { overwrite: false });
+  await file.write('[]');
+  const stopped = new UserError('stopped by SIGINT before finishing', ExitCode.interrupted);
+  await assert.rejects(
+    file.commit(() => {
+      throw stopped;
+    }),
+    (error) => error === stopped,
+  );
+  assert.deepEqual(readdirSync(folder), []);
+});
+
+// Issue 16, item 6: a writer killed with SIGKILL runs no exit handler. Its temporary file names its process, so the next
+// run for the same target can tell a leftover (process gone: removed) from a file another run is writing right now
+// (left alone).
+test('a temporary file left by a writer killed with SIGKILL is removed by the next run for the same target, which says so', async () => {
+  const folder = newFolder();
+  const target = join(folder, 'dump.json');
+  const killed = await runProgram(`
+    import { AtomicOutputFile } from ${JSON.stringify(FILES_MODULE)};
+    const file = await AtomicOutputFile.create(${JSON.stringify(target)}, { overwrite: false });
+    await file.write('x'.repeat(500_000));
+    process.stdout.write(file.temporaryPath);
+    process.kill(process.pid, 'SIGKILL');
+  `);
+  assert.equal(killed.signal, 'SIGKILL');
+  assert.deepEqual(readdirSync(folder), [basename(killed.stdout)], 'the killed writer left its temporary file');
+  // Another target's leftover in the same folder is not this run's business.
+  writeFileSync(join(folder, `.other.json.${killed.stdout.split('.').at(-3)}.0123456789ab.tmp`), 'x');
+  const next = await runProgram(`
+    import { AtomicOutputFile } from ${JSON.stringify(FILES_MODULE)};
+    const file = await AtomicOutputFile.create(${JSON.stringify(target)}, { overwrite: false });
+    await file.write('[]');
+    await file.commit();
+  `);
+  assert.equal(next.code, 0, next.stderr);
+  assert.equal(next.stderr, `note: removed ${killed.stdout}, a partial file left by an earlier run that was killed (process ${killed.stdout.split('.').at(-3)})\n`);
+  assert.deepEqual(readdirSync(folder).sort(), ['.other.json.' + killed.stdout.split('.').at(-3) + '.0123456789ab.tmp', 'dump.json']);
+});
+
+test("a temporary file another running process is writing for the same target is left alone, and named", async () => {
+  const folder = newFolder();
+  const target = join(folder, 'dump.json');
+  // This test process stands for the other run: alive, writing the same target.
+  const theirs = join(folder, `.dump.json.${process.pid}.0123456789ab.tmp`);
+  writeFileSync(theirs, 'partial');
+  const result = await runProgram(`
+    import { AtomicOutputFile } from ${JSON.stringify(FILES_MODULE)};
+    const file = await AtomicOutputFile.create(${JSON.stringify(target)}, { overwrite: false });
+    await file.write('[]');
+    await file.commit();
+  `);
+  assert.equal(result.code, 0, result.stderr);
+  assert.match(result.stderr, new RegExp(`^warning: ${theirs.replace(/[.*+?^\${}()|[\]\\]/g, '\\$&')} is being written by process ${process.pid} — is another run writing`));
+  assert.equal(readFileSync(theirs, 'utf8'), 'partial');
+  assert.equal(readFileSync(target, 'utf8'), '[]');
 });
 
 test('a write that fails (file too large) is one error line with exit 4, and leaves no temporary file', async () => {
