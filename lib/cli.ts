@@ -278,6 +278,9 @@ export function createArgumentParser(argv: string[], scriptName: string, usage: 
   const parser: Argv = yargs(argv)
     .scriptName(scriptName)
     .usage(usage)
+    // An option is known only as defined: with camelCase expansion yargs also took `--DRY-RUN` and `---dry-run` as
+    // the known `dryRun`, which the scripts do not read (a dry run that wrote). "0123.json" stays a file name.
+    .parserConfiguration({ 'camel-case-expansion': false, 'parse-positional-numbers': false })
     .strict()
     .help('help')
     .alias('help', 'h')

@@ -42,7 +42,6 @@ await runMain(async () => {
       'The password comes from PGPASSWORD, or is asked on the terminal. PGSSLMODE, PGSSLROOTCERT, ' +
       'PGCONNECT_TIMEOUT (default 10 s) and PGAPPNAME are honoured as by psql.',
   )
-    .parserConfiguration({ 'parse-positional-numbers': false })
     .command('$0 <db_host> <db_user> <db_name> <output_file>', false, (command) =>
       command
         .positional('db_host', { type: 'string', demandOption: true, describe: 'host, host:port, [ipv6]:port or a bare IPv6 address; port 5432 by default' })

@@ -41,8 +41,6 @@ async function parseArguments() {
       'Usage: $0 <data_file> <table_name> <region> [options]',
     ].join('\n'),
   )
-    // "0123.json" stays a file name, not the number 123.
-    .parserConfiguration({ 'parse-positional-numbers': false })
     .command('$0 <data_file> <table_name> <region>', false, (command) =>
       command
         .positional('data_file', { type: 'string', describe: 'the JSON file written by migrate_dump_postgres.ts', demandOption: true })

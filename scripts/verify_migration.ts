@@ -76,8 +76,6 @@ if (process.env.CELLO_REPORT_PEAK_RSS === '1') {
 
 await runMain(async () => {
   const args = await createArgumentParser(process.argv.slice(2), 'verify_migration.ts', USAGE)
-    // "0123" is a database name, not the number 123.
-    .parserConfiguration({ 'parse-positional-numbers': false })
     .command('$0 <db_host> <db_user> <db_name> <table_name> <region>', false, (command) =>
       command
         .positional('db_host', { type: 'string', demandOption: true, describe: 'host, host:port, [ipv6]:port or a bare IPv6 address; port 5432 by default' })

@@ -219,6 +219,12 @@ const CASES: Case[] = [
   { script: 'migrate_dump_postgres', what: '--include-orphans=yes', args: (f, output) => [PG_HOST, pg.user, f.database, dataOut(output), '--include-orphans=yes'], code: 2, message: /--include-orphans is true or false, got "yes"/ },
   { script: 'verify_migration', what: '--include-orphans=0', args: (f) => verify(f, '--include-orphans=0'), code: 2, message: /--include-orphans is true or false, got "0"/ },
   { script: 'verify_migration', what: '--no-include-orphans=true', args: (f) => verify(f, '--no-include-orphans=true'), code: 2, message: /--no-include-orphans takes no value/ },
+  // yargs' camelCase expansion read these as the known option, which the scripts do not read: the repair ran live.
+  { script: 'migrate_ddb_timestamps', what: '--DRY-RUN (another spelling)', args: (f) => repair(f.validDump, f.table, '--DRY-RUN'), code: 2, message: /Unknown argument: DRY-RUN/ },
+  { script: 'migrate_load_dynamodb', what: '---dry-run (three dashes)', args: (f) => load(f.validData, f.table, '---dry-run'), code: 2, message: /Unknown argument: -dry-run/ },
+  { script: 'migrate_load_dynamodb', what: '--CONDITIONAL-PUTS', args: (f) => load(f.validData, f.table, '--CONDITIONAL-PUTS'), code: 2, message: /Unknown argument: CONDITIONAL-PUTS/ },
+  { script: 'dump-ddb', what: '--FORCE', args: (f, output) => dumpDdb(f.table, dumpOut(output), '--FORCE'), code: 2, message: /Unknown argument: FORCE/ },
+  { script: 'verify_migration', what: '--include-Orphans', args: (f) => verify(f, '--include-Orphans'), code: 2, message: /Unknown argument: include-Orphans/ },
   { script: 'verify_migration', what: 'a missing region argument', args: (f) => [PG_HOST, pg.user, f.database, f.table], code: 2, message: /region|argument/i },
 
   // -- PostgreSQL: host, port, server, credentials, database, schema

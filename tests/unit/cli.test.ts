@@ -379,7 +379,6 @@ test('a boolean option is --flag, --flag=true, --flag=false or --no-flag', async
     [['--dry-run=true'], true],
     [['--dry-run=false'], false],
     [['--no-dry-run'], false],
-    [['--dryRun=true'], true],
     [[], false],
   ] as const) {
     const parsed = await optionsOnlyParser(['--file', 'a.json', ...argv]).parseAsync();
@@ -409,6 +408,14 @@ for (const argv of [
 ]) {
   test(`a boolean option written ${JSON.stringify(argv.join(' '))} is a UserError (exit 2) saying how to write it`, async () => {
     await assert.rejects(async () => optionsOnlyParser(['--file', 'a.json', ...argv]).parseAsync(), isUsageError(/--(dry-run|include-orphans)/, /=false or --no-/, /example_options\.ts --help/));
+  });
+}
+
+// An option is known only as it is defined: yargs' camelCase expansion took `--DRY-RUN`, `---dry-run` and `--dryRun`
+// as the known `dryRun`, which no script reads — the repair ran live with `--DRY-RUN` (found by an adversarial pass).
+for (const argv of [['--DRY-RUN'], ['---dry-run'], ['--dry-Run'], ['--dryRun'], ['--dryRun=true'], ['--includeOrphans'], ['--INCLUDE-ORPHANS=true']]) {
+  test(`an option spelled ${JSON.stringify(argv.join(' '))} is an unknown argument (exit 2), never read as another`, async () => {
+    await assert.rejects(async () => optionsOnlyParser(['--file', 'a.json', ...argv]).parseAsync(), isUsageError(/Unknown argument/, /example_options\.ts --help/));
   });
 }
 
