@@ -3,7 +3,7 @@
 // target as it was; an existing file is replaced only when the operator asked for it (--force).
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, unlinkSync, type WriteStream } from 'node:fs';
-import { link, open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { link, lstat, open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { once } from 'node:events';
 import { finished } from 'node:stream/promises';
@@ -201,10 +201,22 @@ async function removeStaleTemporaryFiles(targetPath: string): Promise<void> {
       process.stderr.write(`warning: ${path} is a partial file left by an earlier run that was killed — remove it\n`);
     } else if (isProcessRunning(pid)) {
       process.stderr.write(`warning: ${path} is being written by process ${pid} — is another run writing ${targetPath}? (if not, remove it)\n`);
-    } else {
-      await unlink(path).catch(() => undefined);
+    } else if (await removeRegularFile(path)) {
       process.stderr.write(`note: removed ${path}, a partial file left by an earlier run that was killed (process ${pid})\n`);
+    } else {
+      process.stderr.write(`warning: ${path} looks like a partial file of an earlier run but could not be removed (not a regular file?) — check it and remove it\n`);
     }
+  }
+}
+
+/** Removes `path` if it is a regular file (never a folder or a link's target); whether it did. */
+async function removeRegularFile(path: string): Promise<boolean> {
+  try {
+    if (!(await lstat(path)).isFile()) return false;
+    await unlink(path);
+    return true;
+  } catch {
+    return false;
   }
 }
 
@@ -301,7 +313,10 @@ export class OutputPieces {
  * existing file without --force.
  */
 export async function checkTarget(path: string, targetPath: string, overwrite: boolean): Promise<void> {
-  const existing = await stat(targetPath).catch((error: NodeJS.ErrnoException) => {
+  // resolve() drops a trailing slash: "out.json/" would silently become the file out.json.
+  if (/[\\/]$/.test(path)) throw new UserError(`${path} ends with a slash — give the path of a file to create, without the slash`, ExitCode.output);
+  // lstat, not stat: the target's own name is checked, never what a link points to.
+  const existing = await lstat(targetPath).catch((error: NodeJS.ErrnoException) => {
     if (error.code === 'ENOENT') return undefined;
     if (error.code === 'ENOTDIR') throw new UserError(`${path}: a part of this path is a file, not a folder — choose another output path`, ExitCode.output);
     throw outputError(path, error, 'cannot inspect the output path');
@@ -319,6 +334,14 @@ export async function checkTarget(path: string, targetPath: string, overwrite: b
   }
   if (existing?.isDirectory()) {
     throw new UserError(`${path} is a folder — give the path of a file to create, e.g. ${join(path, 'output.json')}`, ExitCode.output);
+  }
+  // --force replaces a regular file, nothing else: renaming over /dev/stdout or a link (to a device, to another
+  // file) would replace that node with a 0600 file of token data, and a dangling link failed only after all the work.
+  if (existing?.isSymbolicLink()) {
+    throw new UserError(`${path} is a symbolic link — give the path of a regular file (a link is neither followed nor replaced)`, ExitCode.output);
+  }
+  if (existing && !existing.isFile() && !existing.isDirectory()) {
+    throw new UserError(`${path} is not a regular file (a device, pipe or socket) — the output is written to a file: choose a file path`, ExitCode.output);
   }
   if (existing && !overwrite) throw existsError(path);
 }

@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { after } from 'node:test';
@@ -263,6 +263,47 @@ test('a target that is a folder is an error (exit 4), with or without overwrite'
   }
   assert.ok(statSync(target).isDirectory());
   assert.deepEqual(readdirSync(target), []);
+});
+
+// Found by an adversarial pass: --force renamed a 0600 file of token data over a device node and over links (an
+// operator trying `--output /dev/stdout --force` as root would have replaced the system's device).
+test('a target that is a link, a pipe or a path ending in a slash is an error (exit 4), even with overwrite; nothing changes', async () => {
+  const folder = newFolder();
+  const linked = join(folder, 'linked.json');
+  writeFileSync(linked, 'the link target');
+  const link = join(folder, 'link.json');
+  symlinkSync(linked, link);
+  const dangling = join(folder, 'dangling.json');
+  symlinkSync(join(folder, 'nowhere.json'), dangling);
+  const pipe = join(folder, 'pipe');
+  execFileSync('mkfifo', [pipe]);
+  for (const overwrite of [false, true]) {
+    await assert.rejects(AtomicOutputFile.create(link, { overwrite }), isUserError(ExitCode.output, /link\.json is a symbolic link/));
+    await assert.rejects(AtomicOutputFile.create(dangling, { overwrite }), isUserError(ExitCode.output, /dangling\.json is a symbolic link/));
+    await assert.rejects(AtomicOutputFile.create(pipe, { overwrite }), isUserError(ExitCode.output, /pipe is not a regular file/));
+    await assert.rejects(AtomicOutputFile.create(`${join(folder, 'new.json')}/`, { overwrite }), isUserError(ExitCode.output, /new\.json\/ ends with a slash/));
+  }
+  assert.ok(lstatSync(link).isSymbolicLink());
+  assert.ok(lstatSync(dangling).isSymbolicLink());
+  assert.ok(lstatSync(pipe).isFIFO());
+  assert.equal(readFileSync(linked, 'utf8'), 'the link target');
+  assert.deepEqual(readdirSync(folder).sort(), ['dangling.json', 'link.json', 'linked.json', 'pipe']);
+});
+
+test('a folder named like a leftover temporary file is not reported as removed', async () => {
+  const folder = newFolder();
+  const target = join(folder, 'dump.json');
+  const lookalike = join(folder, '.dump.json.999999999.0123456789ab.tmp');
+  mkdirSync(lookalike);
+  const result = await runProgram(`
+    import { AtomicOutputFile } from ${JSON.stringify(FILES_MODULE)};
+    const file = await AtomicOutputFile.create(${JSON.stringify(target)}, { overwrite: false });
+    await file.abort();
+  `);
+  assert.equal(result.code, 0, result.stderr);
+  assert.doesNotMatch(result.stderr, /note: removed/);
+  assert.match(result.stderr, /could not be removed/);
+  assert.ok(statSync(lookalike).isDirectory());
 });
 
 test('a missing folder is an error (exit 4) naming it, and nothing is created', async () => {
