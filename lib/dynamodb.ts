@@ -76,6 +76,11 @@ export function checkEndpointUrl(endpointUrl: string, source = '--endpoint-url')
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
     throw new UserError(`${source} must start with http:// or https://, got ${JSON.stringify(endpointUrl)}`, ExitCode.usage);
   }
+  // Requests are signed with AWS credentials; a user or password in the URL is at best ignored, and every message
+  // that names the endpoint would print it. Not echoed here for the same reason.
+  if (url.username !== '' || url.password !== '') {
+    throw new UserError(`${source} holds a user name or password (user:password@host) — remove it: DynamoDB requests are signed with AWS credentials`, ExitCode.usage);
+  }
 }
 
 /**

@@ -239,6 +239,18 @@ test('checkEndpointUrl rejects a host:port without scheme, another scheme, and a
   }
 });
 
+// Found by an adversarial pass: the password of http://admin:secret@host was printed in "cannot reach DynamoDB at ...".
+test('checkEndpointUrl rejects a URL holding a user or password (exit 2), without printing it', () => {
+  for (const endpoint of ['http://admin:Hunter2Secret@127.0.0.1:8000', 'https://Hunter2Secret@dynamodb.us-east-1.amazonaws.com']) {
+    assert.throws(
+      () => checkEndpointUrl(endpoint, 'AWS_ENDPOINT_URL_DYNAMODB'),
+      (error: unknown) =>
+        error instanceof UserError && error.exitCode === ExitCode.usage && /^AWS_ENDPOINT_URL_DYNAMODB holds a user name or password/.test(error.message) && !error.message.includes('Hunter2Secret'),
+      endpoint,
+    );
+  }
+});
+
 test('createDynamoClient rejects a bad region or endpoint before any request', () => {
   assert.throws(() => createDynamoClient({ region: 'US-EAST-1' }), UserError);
   assert.throws(() => createDynamoClient({ region: 'us-east-1', endpointUrl: 'localhost:8000' }), UserError);
