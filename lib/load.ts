@@ -36,7 +36,8 @@ import {
   type WriteAttempts,
 } from './dynamodb.ts';
 import { readJsonObjectOfObjects, JsonInputError, type ObjectEvent } from './jsonStream.ts';
-import { METADATA_SK, describeItemKey, itemKeyString, projectPk, tokenSk } from './keys.ts';
+import { compareUtf8 } from './cello/keyOrder.ts';
+import { METADATA_SK, describeItemKey, itemKeyString, projectPk, tokenSk } from './cello/keys.ts';
 import { forEachConcurrent, type RetryPolicy } from './retry.ts';
 import { TimestampError, toCanonicalTimestamp } from './timestamps.ts';
 
@@ -672,24 +673,6 @@ const PROBE_UNIT_SIZE = 1000;
 const SORT_BUFFER_SIZE = 10_000;
 /** A project with fewer items than this shares BatchGetItem requests with others: a probe would check too few. */
 const PROBE_MIN_ITEMS = 20;
-
-/**
- * Orders strings as DynamoDB orders S keys: by their UTF-8 bytes, which is code point order. JavaScript's `<`
- * compares UTF-16 code units, which puts U+10000 and above (surrogate pairs) before U+E000–U+FFFF; a probe range
- * computed that way could miss an existing key. Shifting the surrogates above U+FFFF fixes the order.
- */
-export function compareUtf8(a: string, b: string): number {
-  const length = Math.min(a.length, b.length);
-  for (let index = 0; index < length; index++) {
-    let x = a.charCodeAt(index);
-    let y = b.charCodeAt(index);
-    if (x === y) continue;
-    if (x >= 0xd800) x += x < 0xe000 ? 0x2000 : -0x800;
-    if (y >= 0xd800) y += y < 0xe000 ? 0x2000 : -0x800;
-    return x - y;
-  }
-  return a.length - b.length;
-}
 
 function compareItemSk(a: LoadItem, b: LoadItem): number {
   return compareUtf8(a.sk, b.sk);

@@ -22,6 +22,7 @@
 // (the query sorts with COLLATE "C": the same order whatever the database's collation; in a database of another
 // encoding, by the names converted to UTF-8), tokens in UTF-8 byte order of their ids within each project.
 import { isUtf8 } from 'node:buffer';
+import { compareUtf8 } from './cello/keyOrder.ts';
 import type { OutputPieces } from './files.ts';
 import type { TextOrder } from './postgres.ts';
 import { TimestampError, toCanonicalTimestamp } from './timestamps.ts';
@@ -161,22 +162,6 @@ export function canonicalFromUtcText(text: string): string {
       : `${text.slice(0, 10)}T${text.slice(11, length - 3)}${FRACTION_PADDING_BY_LENGTH[length]}Z`;
   }
   return toCanonicalTimestamp(text);
-}
-
-/** Orders strings by Unicode code point, as PostgreSQL's "C" collation orders their UTF-8 bytes. */
-export function compareCodePoints(a: string, b: string): number {
-  const length = Math.min(a.length, b.length);
-  for (let i = 0; i < length; i++) {
-    let x = a.charCodeAt(i);
-    let y = b.charCodeAt(i);
-    if (x === y) continue;
-    // UTF-16 puts surrogates (U+D800-DFFF, i.e. code points past U+FFFF) before U+E000-FFFF; code point order
-    // puts them after. Shift both ranges so plain comparison gives code point order.
-    if (x >= 0xd800) x += x >= 0xe000 ? -0x800 : 0x2000;
-    if (y >= 0xd800) y += y >= 0xe000 ? -0x800 : 0x2000;
-    return x - y;
-  }
-  return a.length - b.length;
 }
 
 // The fixed text around a token's values, one field per line: tokenText writes it as strings, addRaw as bytes.
@@ -416,7 +401,7 @@ export class MigrationJsonBuilder {
 
   private openEntry(project: string, repository: string | null, isOrphan: boolean): string {
     if (this.currentProject !== undefined) {
-      const order = compareCodePoints(project, this.currentProject);
+      const order = compareUtf8(project, this.currentProject);
       // The query sorts by project: a name that does not come strictly after the last one would be a duplicate
       // key in the file (or a bug in the ordering), never something to write.
       if (order === 0) throw new DumpValueError(`project ${jsonValue(project)} appears more than once in the projects table`);

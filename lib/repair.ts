@@ -8,7 +8,7 @@
 // never guessed at.
 import type { AttributeValue, UpdateItemCommandInput } from '@aws-sdk/client-dynamodb';
 import { attributeValueToJson } from './ddbJson.ts';
-import { describeItemKey, isMetadataSk, isTokenSk } from './keys.ts';
+import { describeItemKey, isMetadataSk, isTokenSk } from './cello/keys.ts';
 import { isCanonicalTimestamp, isLegacyPostgresTimestamp, toCanonicalTimestamp } from './timestamps.ts';
 
 export const TIMESTAMP_FIELDS = ['created_at', 'expires_at'] as const;

@@ -17,34 +17,13 @@
 import { QueryCommand, type AttributeValue, type DynamoDBClient, type QueryCommandOutput } from '@aws-sdk/client-dynamodb';
 import { formatCount } from './cli.ts';
 import { sendWithRetry, toDynamoUserError, type DynamoItem, type DynamoTarget } from './dynamodb.ts';
-import { METADATA_SK, PROJECT_PREFIX, TOKEN_PREFIX, isTokenSk } from './keys.ts';
+import { compareUtf8 } from './cello/keyOrder.ts';
+import { METADATA_SK, PROJECT_PREFIX, TOKEN_PREFIX, isTokenSk } from './cello/keys.ts';
 import { mapConcurrentOrdered, type RetryPolicy } from './retry.ts';
 import { TimestampError, timestampsEqualAsInstants, toCanonicalTimestamp } from './timestamps.ts';
 
 /** Difference lines printed per project (and extra partition keys, and orphan tokens) before "... and N more". */
 export const LINES_PER_PROJECT = 20;
-
-// ---- byte order ----------------------------------------------------------------------------------------------------
-
-/**
- * Compares two strings in the order of their UTF-8 bytes (= code point order): the order of PostgreSQL's
- * COLLATE "C" in a UTF8 database and of DynamoDB's string sort keys. JavaScript's `<` compares UTF-16 code units,
- * which puts astral characters (surrogate pairs, e.g. emoji) before U+E000–U+FFFF; UTF-8 puts them after.
- */
-export function compareUtf8(a: string, b: string): number {
-  const length = Math.min(a.length, b.length);
-  for (let index = 0; index < length; index++) {
-    const x = a.charCodeAt(index);
-    const y = b.charCodeAt(index);
-    if (x !== y) return utf8Rank(x) - utf8Rank(y);
-  }
-  return a.length - b.length;
-}
-
-/** Moves surrogates (0xD800–0xDFFF) above 0xE000–0xFFFF, keeping each group's inner order. */
-function utf8Rank(unit: number): number {
-  return unit >= 0xe000 ? unit - 0x800 : unit >= 0xd800 ? unit + 0x2000 : unit;
-}
 
 /**
  * A stream that is not in the byte order the merge-join relies on. It would turn into false "missing" and "extra"

@@ -23,6 +23,7 @@ import {
   stopSignalReceived,
   wasStopped,
 } from '../lib/cli.ts';
+import { compareUtf8 } from '../lib/cello/keyOrder.ts';
 import { checkTableName, createDynamoClient, describeCelloTable, type DynamoTarget } from '../lib/dynamodb.ts';
 import {
   CELLO_TABLES,
@@ -42,7 +43,6 @@ import { bulkRetryPolicy } from '../lib/retry.ts';
 import { scanPages } from '../lib/scan.ts';
 import {
   StreamOrderError,
-  compareUtf8,
   formatExtraPartitions,
   formatOrphanNote,
   formatPartitionReport,

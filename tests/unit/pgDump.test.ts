@@ -7,7 +7,6 @@ import {
   PROJECT_ROW,
   TOKEN_ROW,
   canonicalFromUtcText,
-  compareCodePoints,
   decodeRawDumpRow,
   isPlainJsonText,
   isPostgresUtcBytes,
@@ -79,33 +78,6 @@ test('text almost of PostgreSQL\'s shape is refused, not rearranged', () => {
 
 test('seven fraction digits (not PostgreSQL output) still convert exactly through toCanonicalTimestamp', () => {
   assert.equal(canonicalFromUtcText('2022-02-02 18:01:49.1234567+00'), '2022-02-02T18:01:49.123456700Z');
-});
-
-// ---- compareCodePoints ---------------------------------------------------------------------------------------------
-
-test('ASCII compares as bytes, upper case before lower case', () => {
-  assert.ok(compareCodePoints('B', 'a') < 0);
-  assert.ok(compareCodePoints('a', 'b') < 0);
-  assert.equal(compareCodePoints('same', 'same'), 0);
-});
-
-test('a prefix sorts first', () => {
-  assert.ok(compareCodePoints('abc', 'abcd') < 0);
-  assert.ok(compareCodePoints('abcd', 'abc') > 0);
-});
-
-test('a code point past U+FFFF sorts after U+E000-U+FFFF, as in UTF-8 byte order', () => {
-  // UTF-16 code units would put the emoji (surrogates D83D DE00) before U+FF21.
-  assert.ok('😀' < 'Ａ');
-  assert.ok(compareCodePoints('😀', 'Ａ') > 0);
-  assert.ok(Buffer.compare(Buffer.from('😀'), Buffer.from('Ａ')) > 0);
-});
-
-test('agrees with UTF-8 byte order on a mixed list', () => {
-  const names = ['a', 'A', 'é', 'z', '中', '😀', 'Ａ', '\uE000', 'a b', 'a,b', '#x', ''];
-  const byCodePoint = [...names].sort(compareCodePoints);
-  const byBytes = [...names].sort((x, y) => Buffer.compare(Buffer.from(x), Buffer.from(y)));
-  assert.deepEqual(byCodePoint, byBytes);
 });
 
 // ---- MigrationJsonBuilder ------------------------------------------------------------------------------------------
