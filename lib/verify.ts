@@ -19,6 +19,9 @@ import { formatCount } from './cli.ts';
 import { sendWithRetry, toDynamoUserError, type DynamoItem, type DynamoTarget } from './dynamodb.ts';
 import { compareUtf8 } from './cello/keyOrder.ts';
 import { METADATA_SK, PROJECT_PREFIX, TOKEN_PREFIX, isTokenSk } from './cello/keys.ts';
+import { NULL_IN_TABLE, REPOSITORY, TIMESTAMP_ATTRIBUTES, TOKEN_ID, type TimestampAttribute } from './cello/items.ts';
+import { PROJECTS_TABLE, PROJECT_COLUMN, TOKENS_TABLE } from './cello/sourceTables.ts';
+import { orderByUtf8, type TextOrder } from './postgres.ts';
 import { mapConcurrentOrdered, type RetryPolicy } from './retry.ts';
 import { TimestampError, timestampsEqualAsInstants, toCanonicalTimestamp } from './timestamps.ts';
 
@@ -43,12 +46,36 @@ export interface PostgresProject {
   repository: string | null;
 }
 
-/** A token row; timestamps are PostgreSQL's text output (any offset), NULL expires_at is null. */
-export interface PostgresToken {
-  project: string;
-  tokenId: string;
-  createdAt: string;
-  expiresAt: string | null;
+/** A token row; timestamps (by attribute name) are PostgreSQL's text output (any offset), NULL is null. */
+export type PostgresToken = { project: string; tokenId: string } & Record<TimestampAttribute, string | null>;
+
+/** Every project as a PostgresProject, in UTF-8 order of names. */
+export function projectsQuery(order: TextOrder): string {
+  return `SELECT ${PROJECT_COLUMN} AS name, ${REPOSITORY} FROM ${PROJECTS_TABLE} ORDER BY ${orderByUtf8(PROJECT_COLUMN, order)}`;
+}
+
+/** The names (`name`) of projects that only tokens name: the projects table has no row for them. */
+export const ORPHAN_PROJECTS_QUERY = `
+            SELECT DISTINCT t.${PROJECT_COLUMN} AS name FROM ${TOKENS_TABLE} t
+            WHERE NOT EXISTS (SELECT 1 FROM ${PROJECTS_TABLE} p WHERE p.${PROJECT_COLUMN} = t.${PROJECT_COLUMN})`;
+
+/**
+ * Every token ordered by (project, id) in UTF-8 order; postgresToken reads its rows. Timestamps as text: the
+ * session's TimeZone is UTC and DateStyle ISO (lib/postgres.ts), so the text is exact (microseconds) and
+ * canonicalised without a Date.
+ */
+export function tokensQuery(order: TextOrder): string {
+  const timestamps = TIMESTAMP_ATTRIBUTES.map((attribute) => `${attribute}::text AS ${attribute}`).join(', ');
+  return `
+          SELECT ${PROJECT_COLUMN}, ${TOKEN_ID}, ${timestamps}
+          FROM ${TOKENS_TABLE} ORDER BY ${orderByUtf8(PROJECT_COLUMN, order)}, ${orderByUtf8(TOKEN_ID, order)}`;
+}
+
+/** A row of tokensQuery as a PostgresToken. */
+export function postgresToken(row: Readonly<Record<string, string | null>>): PostgresToken {
+  const token = { project: row[PROJECT_COLUMN], tokenId: row[TOKEN_ID] } as PostgresToken;
+  for (const attribute of TIMESTAMP_ATTRIBUTES) token[attribute] = row[attribute] ?? null;
+  return token;
 }
 
 // ---- value comparison ------------------------------------------------------------------------------------------------
@@ -101,29 +128,29 @@ function notAString(name: string, value: AttributeValue | undefined): string | u
   return undefined;
 }
 
-const NULL_AS_EMPTY = 'NULL (stored as "")';
+const NULL_AS_EMPTY = `NULL (stored as ${JSON.stringify(NULL_IN_TABLE)})`;
 
-/** Compares a project's METADATA item with its PostgreSQL row: `repository`, NULL written as "". */
+/** Compares a project's METADATA item with its PostgreSQL row: its repository, NULL written as NULL_IN_TABLE. */
 export function compareProjectItem(project: PostgresProject, item: DynamoItem, differences: DifferenceList): void {
-  const expected = project.repository ?? '';
+  const expected = project.repository ?? NULL_IN_TABLE;
   const inPostgres = project.repository === null ? NULL_AS_EMPTY : quote(project.repository);
-  const problem = notAString('repository', item.repository);
+  const problem = notAString(REPOSITORY, item[REPOSITORY]);
   if (problem !== undefined) {
     differences.add(`${problem} (PostgreSQL ${inPostgres})`);
     return;
   }
-  const actual = item.repository?.S ?? '';
-  if (actual !== expected) differences.add(`repository differs: table ${quote(actual)}, PostgreSQL ${inPostgres}`);
+  const actual = item[REPOSITORY]?.S ?? '';
+  if (actual !== expected) differences.add(`${REPOSITORY} differs: table ${quote(actual)}, PostgreSQL ${inPostgres}`);
 }
 
-/** Compares a token item with its PostgreSQL row: token_id, created_at, expires_at. */
+/** Compares a token item with its PostgreSQL row: its id and every timestamp attribute. */
 export function compareTokenItem(token: PostgresToken, item: DynamoItem, differences: DifferenceList): void {
   const subject = `token ${displayName(token.tokenId)}`;
-  const problem = notAString('token_id', item.token_id);
+  const id = item[TOKEN_ID];
+  const problem = notAString(TOKEN_ID, id);
   if (problem !== undefined) differences.add(`${subject}: ${problem}`);
-  else if (item.token_id?.S !== token.tokenId) differences.add(`${subject}: token_id differs: table ${quote(item.token_id?.S ?? '')}`);
-  compareTimestamp(subject, 'created_at', token.createdAt, item.created_at, differences);
-  compareTimestamp(subject, 'expires_at', token.expiresAt, item.expires_at, differences);
+  else if (id?.S !== token.tokenId) differences.add(`${subject}: ${TOKEN_ID} differs: table ${quote(id?.S ?? '')}`);
+  for (const attribute of TIMESTAMP_ATTRIBUTES) compareTimestamp(subject, attribute, token[attribute], item[attribute], differences);
 }
 
 /**
@@ -250,7 +277,7 @@ export async function verifyPartition(
     const actualSk = actual?.sk?.S ?? '';
     const order = expected === undefined ? 1 : actual === undefined ? -1 : compareUtf8(expected.sk, actualSk);
     if (order < 0 && expected !== undefined) {
-      differences.add(expected.token ? `missing token ${displayName(expected.token.tokenId)}` : 'missing METADATA item');
+      differences.add(expected.token ? `missing token ${displayName(expected.token.tokenId)}` : `missing ${METADATA_SK} item`);
       expected = await nextExpected();
     } else if (order > 0 && actual !== undefined) {
       differences.add(`extra item ${displayName(actualSk)}`);

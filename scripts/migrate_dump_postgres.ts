@@ -10,8 +10,8 @@
 import { ExitCode, Progress, UserError, createArgumentParser, decideRunComplete, formatCount, runMain, stopSignal, stopSignalReceived, wasStopped } from '../lib/cli.ts';
 import { AtomicOutputFile, OutputPieces } from '../lib/files.ts';
 import { DumpValueError, dumpQueryFor, MigrationJsonBuilder, type DumpCounts, type RawDumpRow } from '../lib/pgDump.ts';
+import { CELLO_TABLES } from '../lib/cello/sourceTables.ts';
 import {
-  CELLO_TABLES,
   checkTables,
   connectPostgres,
   connectionSettingsFromEnvironment,

@@ -36,7 +36,7 @@ const CREATED_PG = '2022-02-02 18:01:49.345261+00';
 const EXPIRES = '2023-01-01T00:00:00.000000000Z';
 
 function token(project: string, tokenId: string, createdAt = CREATED_PG, expiresAt: string | null = null): PostgresToken {
-  return { project, tokenId, createdAt, expiresAt };
+  return { project, tokenId, created_at: createdAt, expires_at: expiresAt };
 }
 
 /** The items a correct loader writes. */
