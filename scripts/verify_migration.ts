@@ -23,6 +23,7 @@ import {
   stopSignalReceived,
   wasStopped,
 } from '../lib/cli.ts';
+import { REPOSITORY } from '../lib/cello/items.ts';
 import { compareUtf8 } from '../lib/cello/keyOrder.ts';
 import { checkTableName, createDynamoClient, describeCelloTable, type DynamoTarget } from '../lib/dynamodb.ts';
 import { CELLO_TABLES } from '../lib/cello/sourceTables.ts';
@@ -100,7 +101,7 @@ await runMain(async () => {
       type: 'boolean',
       default: false,
       describe:
-        'also compare tokens whose project is missing from the projects table, as migrate_dump_postgres.ts --include-orphans writes them (under their project name, repository NULL)',
+        `also compare tokens whose project is missing from the projects table, as migrate_dump_postgres.ts --include-orphans writes them (under their project name, ${REPOSITORY} NULL)`,
     })
     // Without descriptions, so each command keeps one line at any terminal width and can be copied whole.
     .example('$0 localhost cello_user cello_db cello us-east-1', '')
@@ -135,7 +136,7 @@ await runMain(async () => {
       result = await inReadOnlySnapshot(session, async (sql) => {
         await checkTables(sql, database, CELLO_TABLES);
         const order = await readTextOrder(sql, database);
-        // The projects are few (a name and a repository each) and held in memory; the tokens are streamed.
+        // The projects are few (a name and a URL each) and held in memory; the tokens are streamed.
         const projects: PostgresProject[] = [...(await sql.unsafe<PostgresProject[]>(projectsQuery(order)))];
         if (includeOrphans) {
           const orphanProjects = await sql.unsafe<{ name: string }[]>(ORPHAN_PROJECTS_QUERY);
