@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
+  DUMP_COLUMNS,
   DumpValueError,
   MigrationJsonBuilder,
   ORPHAN_SAMPLE_SIZE,
@@ -13,6 +14,7 @@ import {
   type DumpRow,
   type RawDumpRow,
 } from '../../lib/pgDump.ts';
+import { TOKEN_ATTRIBUTES } from '../../lib/cello/items.ts';
 import { OutputPieces } from '../../lib/files.ts';
 import { TimestampError } from '../../lib/timestamps.ts';
 
@@ -290,6 +292,16 @@ test('addRaw writes the bytes add() writes: plain tokens, every fraction length,
   assertSameAsAdd(rows.map(rawRow));
   const { bytes } = buildRaw(rows.map(rawRow));
   assert.match(bytes.toString(), /"created_at": "2022-02-02T18:01:49\.300000000Z"/);
+});
+
+test('addRaw writes every token attribute lib/cello lists, in its order, as add() does', () => {
+  // The fast path is written out for today's attributes: a new one must reach it too.
+  const rows = [project('p', 'r'), token('p', 'plain', T1, T2)];
+  assertSameAsAdd(rows.map(rawRow));
+  const text = buildRaw(rows.map(rawRow)).bytes.toString();
+  const fields = [...text.matchAll(/^ {8}"([^"]+)": /gm)].map((match) => match[1]);
+  assert.deepEqual(fields, [...TOKEN_ATTRIBUTES]);
+  assert.deepEqual(Object.keys(decodeRawDumpRow(rawRow(rows[1]!))), [...DUMP_COLUMNS]);
 });
 
 test('addRaw agrees with add() on awkward values: escapes, unicode, invalid UTF-8, other offsets, NULL ids', () => {
