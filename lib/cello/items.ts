@@ -25,7 +25,7 @@ export type TokenAttribute = (typeof TOKEN_ATTRIBUTES)[number];
 export const TIMESTAMP_ATTRIBUTES = [CREATED_AT, EXPIRES_AT] as const;
 export type TimestampAttribute = (typeof TIMESTAMP_ATTRIBUTES)[number];
 
-/** What a NULL of each timestamp means, for messages; undefined: the attribute cannot be NULL (and why). */
+/** Whether each timestamp may be NULL, and what a NULL means (or why it cannot be one), for messages. */
 export const TIMESTAMP_NULL: Record<TimestampAttribute, { nullable: true; means: string } | { nullable: false; because: string }> = {
   [CREATED_AT]: { nullable: false, because: 'every token needs its creation time' },
   [EXPIRES_AT]: { nullable: true, means: 'a token that never expires' },
