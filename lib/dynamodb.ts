@@ -16,7 +16,7 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import { ExitCode, UserError, registerSecret } from './cli.ts';
 import { backoffDelayMs, RetriesExhaustedError, withRetry, type RetryPolicy } from './retry.ts';
-import { itemKeyString } from './keys.ts';
+import { itemKeyString } from './cello/keys.ts';
 
 // Node 20 is a supported runtime for this toolkit; the SDK's NodeVersionSupportWarning is noise to an operator.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';

@@ -36,7 +36,22 @@ import {
   type WriteAttempts,
 } from './dynamodb.ts';
 import { readJsonObjectOfObjects, JsonInputError, type ObjectEvent } from './jsonStream.ts';
-import { METADATA_SK, describeItemKey, itemKeyString, projectPk, tokenSk } from './keys.ts';
+import { compareUtf8 } from './cello/keyOrder.ts';
+import { METADATA_SK, PROJECT_PREFIX, TOKEN_PREFIX, describeItemKey, itemKeyString, projectPk, tokenSk } from './cello/keys.ts';
+import {
+  REPOSITORY,
+  TIMESTAMP_ATTRIBUTES,
+  TIMESTAMP_NULL,
+  TOKENS_FIELD,
+  TOKEN_ATTRIBUTES,
+  TOKEN_ID,
+  EXPIRES_AT,
+  NULL_IN_TABLE,
+  listNames,
+  projectItem,
+  tokenItem,
+  type TimestampAttribute,
+} from './cello/items.ts';
 import { forEachConcurrent, type RetryPolicy } from './retry.ts';
 import { TimestampError, toCanonicalTimestamp } from './timestamps.ts';
 
@@ -50,8 +65,8 @@ export const ITEM_MAX_BYTES = 400 * 1024;
 /** How many problems of an invalid file are listed before the count. */
 export const PROBLEM_LIST_LIMIT = 20;
 
-const PROJECT_FIELDS = 'repository and tokens';
-const TOKEN_FIELDS = 'token_id, created_at and expires_at';
+const PROJECT_FIELDS = listNames([REPOSITORY, TOKENS_FIELD]);
+const TOKEN_FIELDS = listNames(TOKEN_ATTRIBUTES);
 
 // ---- items -------------------------------------------------------------------------------------------------------
 
@@ -101,7 +116,7 @@ export function projectNameProblem(name: string): string | undefined {
   if (name.length * 3 > PARTITION_KEY_MAX_BYTES) {
     const bytes = utf8Bytes(projectPk(name));
     if (bytes > PARTITION_KEY_MAX_BYTES) {
-      return `the partition key PROJECT#<name> would be ${bytes} bytes of UTF-8; DynamoDB allows ${PARTITION_KEY_MAX_BYTES}`;
+      return `the partition key ${PROJECT_PREFIX}<name> would be ${bytes} bytes of UTF-8; DynamoDB allows ${PARTITION_KEY_MAX_BYTES}`;
     }
   }
   return undefined;
@@ -110,21 +125,22 @@ export function projectNameProblem(name: string): string | undefined {
 /** The METADATA item of a project whose partition key is `pk`. */
 export function buildProjectItem(pk: string, repository: unknown, entry = 0): BuildResult {
   if (repository !== null && typeof repository !== 'string') {
-    return { problems: [`repository must be a string or null, got ${describeType(repository)}`] };
+    return { problems: [`${REPOSITORY} must be a string or null, got ${describeType(repository)}`] };
   }
-  const value = repository ?? '';
+  const item = projectItem(pk, repository);
+  const value = item[REPOSITORY]!.S!;
   if (LONE_SURROGATE.test(value)) {
-    return { problems: ['repository holds an unpaired UTF-16 surrogate (\\uD800-\\uDFFF), which DynamoDB cannot store'] };
+    return { problems: [`${REPOSITORY} holds an unpaired UTF-16 surrogate (\\uD800-\\uDFFF), which DynamoDB cannot store`] };
   }
   if (value.length > 100_000) {
-    const size = 2 + utf8Bytes(pk) + 2 + METADATA_SK.length + 'repository'.length + utf8Bytes(value);
-    if (size > ITEM_MAX_BYTES) return { problems: [`repository makes the item ${size} bytes; DynamoDB allows ${ITEM_MAX_BYTES}`] };
+    const size = 2 + utf8Bytes(pk) + 2 + METADATA_SK.length + REPOSITORY.length + utf8Bytes(value);
+    if (size > ITEM_MAX_BYTES) return { problems: [`${REPOSITORY} makes the item ${size} bytes; DynamoDB allows ${ITEM_MAX_BYTES}`] };
   }
   return {
     item: {
       pk,
       sk: METADATA_SK,
-      item: { pk: { S: pk }, sk: { S: METADATA_SK }, repository: { S: value } },
+      item,
       nullWritten: repository === null,
       convertedTimestamps: 0,
       entry,
@@ -143,44 +159,43 @@ export function buildTokenItem(pk: string, token: unknown, entry = 0): BuildResu
   const fields = token as Record<string, unknown>;
   const problems: string[] = [];
   for (const field of Object.keys(fields)) {
-    if (field !== 'token_id' && field !== 'created_at' && field !== 'expires_at') {
+    if (!(TOKEN_ATTRIBUTES as readonly string[]).includes(field)) {
       problems.push(`unknown field ${quoteValue(field)} (a token has ${TOKEN_FIELDS})`);
     }
   }
 
-  const tokenId = fields.token_id;
+  const tokenId = fields[TOKEN_ID];
   let sk: string | undefined;
-  if (tokenId === undefined) problems.push('token_id is missing');
-  else if (typeof tokenId !== 'string') problems.push(`token_id must be a string, got ${describeType(tokenId)}`);
-  else if (tokenId === '') problems.push('token_id is empty');
-  else if (LONE_SURROGATE.test(tokenId)) problems.push('token_id holds an unpaired UTF-16 surrogate (\\uD800-\\uDFFF), which DynamoDB cannot store');
+  if (tokenId === undefined) problems.push(`${TOKEN_ID} is missing`);
+  else if (typeof tokenId !== 'string') problems.push(`${TOKEN_ID} must be a string, got ${describeType(tokenId)}`);
+  else if (tokenId === '') problems.push(`${TOKEN_ID} is empty`);
+  else if (LONE_SURROGATE.test(tokenId)) problems.push(`${TOKEN_ID} holds an unpaired UTF-16 surrogate (\\uD800-\\uDFFF), which DynamoDB cannot store`);
   else {
     sk = tokenSk(tokenId);
     if (sk.length * 3 > SORT_KEY_MAX_BYTES && utf8Bytes(sk) > SORT_KEY_MAX_BYTES) {
-      problems.push(`token_id makes the sort key TOKEN#<token_id> ${utf8Bytes(sk)} bytes of UTF-8; DynamoDB allows ${SORT_KEY_MAX_BYTES}`);
+      problems.push(`${TOKEN_ID} makes the sort key ${TOKEN_PREFIX}<${TOKEN_ID}> ${utf8Bytes(sk)} bytes of UTF-8; DynamoDB allows ${SORT_KEY_MAX_BYTES}`);
       sk = undefined;
     }
   }
 
   let converted = 0;
-  const createdAt = timestampField('created_at', fields.created_at, false, problems);
-  if (createdAt !== undefined && createdAt !== fields.created_at) converted++;
-  const expiresAt = timestampField('expires_at', fields.expires_at, true, problems);
-  if (expiresAt !== undefined && expiresAt !== '' && expiresAt !== fields.expires_at) converted++;
+  let nullWritten = false;
+  const values: Record<string, string> = { [TOKEN_ID]: tokenId as string };
+  for (const attribute of TIMESTAMP_ATTRIBUTES) {
+    const value = timestampField(attribute, fields[attribute], problems);
+    if (value === undefined) continue;
+    values[attribute] = value;
+    if (fields[attribute] === null) nullWritten = true;
+    else if (value !== fields[attribute]) converted++;
+  }
 
-  if (problems.length > 0 || sk === undefined || createdAt === undefined || expiresAt === undefined) return { problems };
+  if (problems.length > 0 || sk === undefined) return { problems };
   return {
     item: {
       pk,
       sk,
-      item: {
-        pk: { S: pk },
-        sk: { S: sk },
-        token_id: { S: tokenId as string },
-        created_at: { S: createdAt },
-        expires_at: { S: expiresAt },
-      },
-      nullWritten: fields.expires_at === null,
+      item: tokenItem(pk, sk, values as Record<(typeof TOKEN_ATTRIBUTES)[number], string>),
+      nullWritten,
       convertedTimestamps: converted,
       entry,
     },
@@ -188,22 +203,23 @@ export function buildTokenItem(pk: string, token: unknown, entry = 0): BuildResu
 }
 
 /** The canonical form of a timestamp field ("" for an allowed null), or undefined after recording the problem. */
-function timestampField(name: string, value: unknown, nullable: boolean, problems: string[]): string | undefined {
+function timestampField(name: TimestampAttribute, value: unknown, problems: string[]): string | undefined {
+  const ifNull = TIMESTAMP_NULL[name];
   if (value === undefined) {
-    problems.push(`${name} is missing${nullable ? ' (use null for a token that never expires)' : ''}`);
+    problems.push(`${name} is missing${ifNull.nullable ? ` (use null for ${ifNull.means})` : ''}`);
     return undefined;
   }
   if (value === null) {
-    if (nullable) return '';
-    problems.push(`${name} is null; every token needs its creation time`);
+    if (ifNull.nullable) return NULL_IN_TABLE;
+    problems.push(`${name} is null; ${ifNull.because}`);
     return undefined;
   }
   if (typeof value !== 'string') {
-    problems.push(`${name} must be a timestamp string${nullable ? ' or null' : ''}, got ${describeType(value)}`);
+    problems.push(`${name} must be a timestamp string${ifNull.nullable ? ' or null' : ''}, got ${describeType(value)}`);
     return undefined;
   }
-  if (value === '' && nullable) {
-    problems.push(`${name} is "" — use null for a token that never expires`);
+  if (value === '' && ifNull.nullable) {
+    problems.push(`${name} is "" — use null for ${ifNull.means}`);
     return undefined;
   }
   try {
@@ -363,7 +379,7 @@ export class MigrationFileReader {
   accept(event: ObjectEvent): void {
     switch (event.kind) {
       case 'arrayElement':
-        if (event.field === 'tokens') this.token(event.index, event.value);
+        if (event.field === TOKENS_FIELD) this.token(event.index, event.value);
         return;
       case 'entryStart':
         this.startEntry(event.name, event.line);
@@ -414,12 +430,12 @@ export class MigrationFileReader {
 
   private field(field: string, value: unknown): void {
     if (!this.firstTime(field)) return;
-    if (field === 'repository') {
+    if (field === REPOSITORY) {
       this.hasRepository = true;
       this.repository = value;
-    } else if (field === 'tokens') {
+    } else if (field === TOKENS_FIELD) {
       this.hasTokens = true;
-      this.callbacks.problem(`${this.where()}: tokens must be an array, got ${describeType(value)}`);
+      this.callbacks.problem(`${this.where()}: ${TOKENS_FIELD} must be an array, got ${describeType(value)}`);
     } else {
       this.unknownField(field);
     }
@@ -427,8 +443,8 @@ export class MigrationFileReader {
 
   private arrayEnd(field: string): void {
     if (!this.firstTime(field)) return;
-    if (field === 'tokens') this.hasTokens = true;
-    else if (field === 'repository') {
+    if (field === TOKENS_FIELD) this.hasTokens = true;
+    else if (field === REPOSITORY) {
       this.hasRepository = true;
       this.repository = [];
     } else this.unknownField(field);
@@ -440,11 +456,11 @@ export class MigrationFileReader {
 
   private token(index: number, value: unknown): void {
     // A second "tokens" array is reported at its end; its elements are not items.
-    if (this.fieldsSeen.has('tokens')) return;
+    if (this.fieldsSeen.has(TOKENS_FIELD)) return;
     this.tokens++;
-    const result = buildTokenItem(this.pk ?? 'PROJECT#?', value, this.entry);
+    const result = buildTokenItem(this.pk ?? `${PROJECT_PREFIX}?`, value, this.entry);
     if (result.item === undefined) {
-      for (const problem of result.problems) this.callbacks.problem(`${this.where()}, tokens[${index}]: ${problem}`);
+      for (const problem of result.problems) this.callbacks.problem(`${this.where()}, ${TOKENS_FIELD}[${index}]: ${problem}`);
     } else if (this.pk !== undefined) {
       this.items++;
       this.callbacks.item(result.item, index);
@@ -452,8 +468,8 @@ export class MigrationFileReader {
   }
 
   private endEntry(): void {
-    if (!this.hasRepository) this.callbacks.problem(`${this.where()}: repository is missing (use null for a project without one)`);
-    if (!this.hasTokens) this.callbacks.problem(`${this.where()}: tokens is missing (use [] for a project without tokens)`);
+    if (!this.hasRepository) this.callbacks.problem(`${this.where()}: ${REPOSITORY} is missing (use null for a project without one)`);
+    if (!this.hasTokens) this.callbacks.problem(`${this.where()}: ${TOKENS_FIELD} is missing (use [] for a project without tokens)`);
     if (this.hasRepository && this.pk !== undefined) {
       const result = buildProjectItem(this.pk, this.repository, this.entry);
       if (result.item === undefined) {
@@ -586,7 +602,7 @@ async function findDuplicates(
         first.set(key, { where, values });
         return;
       }
-      const what = token < 0 ? 'the project appears again' : 'the same token_id appears again in this project';
+      const what = token < 0 ? 'the project appears again' : `the same ${TOKEN_ID} appears again in this project`;
       if (earlier.values !== values) {
         problem(`${where}: ${what}, with other values than at ${earlier.where} — keep one of them and run again`);
         return;
@@ -672,24 +688,6 @@ const PROBE_UNIT_SIZE = 1000;
 const SORT_BUFFER_SIZE = 10_000;
 /** A project with fewer items than this shares BatchGetItem requests with others: a probe would check too few. */
 const PROBE_MIN_ITEMS = 20;
-
-/**
- * Orders strings as DynamoDB orders S keys: by their UTF-8 bytes, which is code point order. JavaScript's `<`
- * compares UTF-16 code units, which puts U+10000 and above (surrogate pairs) before U+E000–U+FFFF; a probe range
- * computed that way could miss an existing key. Shifting the surrogates above U+FFFF fixes the order.
- */
-export function compareUtf8(a: string, b: string): number {
-  const length = Math.min(a.length, b.length);
-  for (let index = 0; index < length; index++) {
-    let x = a.charCodeAt(index);
-    let y = b.charCodeAt(index);
-    if (x === y) continue;
-    if (x >= 0xd800) x += x < 0xe000 ? 0x2000 : -0x800;
-    if (y >= 0xd800) y += y < 0xe000 ? 0x2000 : -0x800;
-    return x - y;
-  }
-  return a.length - b.length;
-}
 
 function compareItemSk(a: LoadItem, b: LoadItem): number {
   return compareUtf8(a.sk, b.sk);
@@ -1094,7 +1092,7 @@ export function formatLoadSummary(checked: Pick<CheckedFile, 'projects' | 'items
     `Items ${dryRun ? 'that would be skipped' : 'skipped'} (already existed): ${count(counts.skipped)}`,
     `Items failed: ${count(counts.failed)}`,
     `Duplicates in input (${would}written once): ${count(counts.duplicates)}`,
-    `NULLs ${would}written as empty strings: repository ${count(counts.nullRepository)}, expires_at ${count(counts.nullExpiresAt)}`,
+    `NULLs ${would}written as empty strings: ${REPOSITORY} ${count(counts.nullRepository)}, ${EXPIRES_AT} ${count(counts.nullExpiresAt)}`,
     `Timestamps ${would}converted to canonical form: ${count(counts.convertedTimestamps)}`,
   ];
   const handled = counts.loaded + counts.skipped + counts.failed + counts.duplicates;

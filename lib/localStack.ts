@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { once } from 'node:events';
 import postgres from 'postgres';
 import { CreateTableCommand, DescribeTableCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { CELLO_SCHEMA_SQL } from './cello/sourceTables.ts';
 import { createDynamoClient } from './dynamodb.ts';
 
 export interface LocalPostgres {
@@ -180,20 +181,6 @@ export async function startLocalStack(): Promise<LocalStack> {
     },
   };
 }
-
-/** The Cello schema, exactly as Cello's own migrations create it. */
-export const CELLO_SCHEMA_SQL = `
-CREATE TABLE projects (
-  project varchar(80) PRIMARY KEY,
-  repository varchar(200)
-);
-CREATE TABLE tokens (
-  token_id varchar(200) PRIMARY KEY,
-  created_at timestamptz NOT NULL,
-  project varchar(80) NOT NULL REFERENCES projects(project) ON DELETE CASCADE ON UPDATE CASCADE,
-  expires_at timestamptz
-);
-`;
 
 export type AdminSql = ReturnType<typeof postgres>;
 

@@ -22,51 +22,48 @@
 // (the query sorts with COLLATE "C": the same order whatever the database's collation; in a database of another
 // encoding, by the names converted to UTF-8), tokens in UTF-8 byte order of their ids within each project.
 import { isUtf8 } from 'node:buffer';
+import { CREATED_AT, EXPIRES_AT, REPOSITORY, TIMESTAMP_ATTRIBUTES, TOKENS_FIELD, TOKEN_ATTRIBUTES, TOKEN_ID, type TimestampAttribute } from './cello/items.ts';
+import { compareUtf8 } from './cello/keyOrder.ts';
+import { PROJECTS_TABLE, PROJECT_COLUMN, TOKENS_TABLE } from './cello/sourceTables.ts';
 import type { OutputPieces } from './files.ts';
 import type { TextOrder } from './postgres.ts';
 import { TimestampError, toCanonicalTimestamp } from './timestamps.ts';
+
+/** The dump query's columns, in order: the row's kind, the project's name and repository, the token's attributes. */
+export const DUMP_COLUMNS = ['kind', PROJECT_COLUMN, REPOSITORY, ...TOKEN_ATTRIBUTES] as const;
+const TOKEN_ID_COLUMN = DUMP_COLUMNS.indexOf(TOKEN_ID);
+const EXPIRES_AT_COLUMN = DUMP_COLUMNS.indexOf(EXPIRES_AT);
+const CREATED_AT_COLUMN = DUMP_COLUMNS.indexOf(CREATED_AT);
 
 /**
  * One row of the dump query: a project (kind 0) or a token (kind 1), sorted by project, then kind, then token id,
  * so each project's row comes right before its tokens. Timestamps are PostgreSQL text under TimeZone=UTC.
  */
-export interface DumpRow {
-  kind: number;
-  project: string | null;
-  repository: string | null;
-  token_id: string | null;
-  created_at: string | null;
-  expires_at: string | null;
-}
+export type DumpRow = { kind: number } & Record<Exclude<(typeof DUMP_COLUMNS)[number], 'kind'>, string | null>;
 
 export const PROJECT_ROW = 0;
 export const TOKEN_ROW = 1;
 
 /**
  * A row of the dump query as the driver's raw mode hands it over: each column's bytes as the server sent them
- * (UTF-8 text), null for NULL, in DUMP_QUERY's column order.
+ * (UTF-8 text), null for NULL, in DUMP_COLUMNS order.
  */
-export type RawDumpRow = readonly [
-  kind: Uint8Array,
-  project: Uint8Array | null,
-  repository: Uint8Array | null,
-  token_id: Uint8Array | null,
-  created_at: Uint8Array | null,
-  expires_at: Uint8Array | null,
-];
+export type RawDumpRow = readonly [kind: Uint8Array, ...columns: (Uint8Array | null)[]];
 
 /** The row the driver would have decoded (its text mode: UTF-8 decoding, kind as a number). */
 export function decodeRawDumpRow(row: RawDumpRow): DumpRow {
-  const text = (bytes: Uint8Array | null) => (bytes === null ? null : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'));
-  return {
-    kind: Number(text(row[0])),
-    project: text(row[1]),
-    repository: text(row[2]),
-    token_id: text(row[3]),
-    created_at: text(row[4]),
-    expires_at: text(row[5]),
-  };
+  const text = (bytes: Uint8Array | null | undefined) =>
+    bytes === null || bytes === undefined ? null : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
+  const decoded: Record<string, string | number | null> = {};
+  DUMP_COLUMNS.forEach((column, index) => (decoded[column] = index === 0 ? Number(text(row[0])) : text(row[index])));
+  return decoded as DumpRow;
 }
+
+const asText = (attribute: string) => `${attribute}::text AS ${attribute}`;
+const nullAs = (type: string) => (attribute: string) => `NULL::${type} AS ${attribute}`;
+const OUTER_COLUMNS = ['kind', PROJECT_COLUMN, REPOSITORY, TOKEN_ID, ...TIMESTAMP_ATTRIBUTES.map(asText)].join(', ');
+const NULL_TIMESTAMPS = TIMESTAMP_ATTRIBUTES.map(nullAs('timestamptz')).join(', ');
+const TIMESTAMPS = TIMESTAMP_ATTRIBUTES.join(', ');
 
 /**
  * The dump query. One statement, so the server merges the two tables in one sort and the client reads one
@@ -76,34 +73,34 @@ export function decodeRawDumpRow(row: RawDumpRow): DumpRow {
  * sees the subquery's rows are already in that order.
  */
 export const DUMP_QUERY = `
-SELECT kind, project, repository, token_id, created_at::text AS created_at, expires_at::text AS expires_at
+SELECT ${OUTER_COLUMNS}
 FROM (
-  SELECT ${PROJECT_ROW} AS kind, project COLLATE "C" AS project, repository,
-         NULL::text COLLATE "C" AS token_id, NULL::timestamptz AS created_at, NULL::timestamptz AS expires_at
-  FROM projects
+  SELECT ${PROJECT_ROW} AS kind, ${PROJECT_COLUMN} COLLATE "C" AS ${PROJECT_COLUMN}, ${REPOSITORY},
+         NULL::text COLLATE "C" AS ${TOKEN_ID}, ${NULL_TIMESTAMPS}
+  FROM ${PROJECTS_TABLE}
   UNION ALL
-  SELECT ${TOKEN_ROW}, project COLLATE "C", NULL, token_id COLLATE "C", created_at, expires_at
-  FROM tokens
-  ORDER BY project, kind, token_id
+  SELECT ${TOKEN_ROW}, ${PROJECT_COLUMN} COLLATE "C", NULL, ${TOKEN_ID} COLLATE "C", ${TIMESTAMPS}
+  FROM ${TOKENS_TABLE}
+  ORDER BY ${PROJECT_COLUMN}, kind, ${TOKEN_ID}
   OFFSET 0
 ) AS rows_in_order
-ORDER BY project, kind, token_id`;
+ORDER BY ${PROJECT_COLUMN}, kind, ${TOKEN_ID}`;
 
 /**
  * The dump query for a database whose encoding is not UTF8 (see TextOrder in lib/postgres.ts): the same rows, sorted
  * by the UTF-8 bytes of the names and ids. A UNION's ORDER BY takes only its output columns, so the sort is outside.
  */
 export const DUMP_QUERY_CONVERTED = `
-SELECT kind, project, repository, token_id, created_at::text AS created_at, expires_at::text AS expires_at
+SELECT ${OUTER_COLUMNS}
 FROM (
-  SELECT ${PROJECT_ROW} AS kind, project, repository,
-         NULL::text AS token_id, NULL::timestamptz AS created_at, NULL::timestamptz AS expires_at
-  FROM projects
+  SELECT ${PROJECT_ROW} AS kind, ${PROJECT_COLUMN}, ${REPOSITORY},
+         NULL::text AS ${TOKEN_ID}, ${NULL_TIMESTAMPS}
+  FROM ${PROJECTS_TABLE}
   UNION ALL
-  SELECT ${TOKEN_ROW}, project, NULL, token_id, created_at, expires_at
-  FROM tokens
+  SELECT ${TOKEN_ROW}, ${PROJECT_COLUMN}, NULL, ${TOKEN_ID}, ${TIMESTAMPS}
+  FROM ${TOKENS_TABLE}
 ) AS all_rows
-ORDER BY convert_to(project, 'UTF8'), kind, convert_to(token_id, 'UTF8')`;
+ORDER BY convert_to(${PROJECT_COLUMN}, 'UTF8'), kind, convert_to(${TOKEN_ID}, 'UTF8')`;
 
 /** The dump query that gives the rows in UTF-8 byte order in the connected database. */
 export function dumpQueryFor(order: TextOrder): string {
@@ -163,32 +160,17 @@ export function canonicalFromUtcText(text: string): string {
   return toCanonicalTimestamp(text);
 }
 
-/** Orders strings by Unicode code point, as PostgreSQL's "C" collation orders their UTF-8 bytes. */
-export function compareCodePoints(a: string, b: string): number {
-  const length = Math.min(a.length, b.length);
-  for (let i = 0; i < length; i++) {
-    let x = a.charCodeAt(i);
-    let y = b.charCodeAt(i);
-    if (x === y) continue;
-    // UTF-16 puts surrogates (U+D800-DFFF, i.e. code points past U+FFFF) before U+E000-FFFF; code point order
-    // puts them after. Shift both ranges so plain comparison gives code point order.
-    if (x >= 0xd800) x += x >= 0xe000 ? -0x800 : 0x2000;
-    if (y >= 0xd800) y += y >= 0xe000 ? -0x800 : 0x2000;
-    return x - y;
-  }
-  return a.length - b.length;
-}
-
 // The fixed text around a token's values, one field per line: tokenText writes it as strings, addRaw as bytes.
-const TOKEN_FIRST = '\n      {\n        "token_id": ';
+const TOKEN_FIRST = `\n      {\n        ${JSON.stringify(TOKEN_ID)}: `;
 const TOKEN_NEXT = `,${TOKEN_FIRST}`;
-const CREATED_AT_FIELD = ',\n        "created_at": ';
-const EXPIRES_AT_FIELD = ',\n        "expires_at": ';
+/** The text before each timestamp's value, in TIMESTAMP_ATTRIBUTES order. */
+const TIMESTAMP_FIELDS = TIMESTAMP_ATTRIBUTES.map((attribute) => `,\n        ${JSON.stringify(attribute)}: `);
 const TOKEN_END = '\n      }';
+const REPOSITORY_FIELD = JSON.stringify(REPOSITORY);
+const TOKENS_FIELD_TEXT = JSON.stringify(TOKENS_FIELD);
 const TOKEN_FIRST_BYTES = Buffer.from(TOKEN_FIRST);
 const TOKEN_NEXT_BYTES = Buffer.from(TOKEN_NEXT);
-const CREATED_AT_FIELD_BYTES = Buffer.from(CREATED_AT_FIELD);
-const EXPIRES_AT_FIELD_BYTES = Buffer.from(EXPIRES_AT_FIELD);
+const [CREATED_AT_FIELD_BYTES, EXPIRES_AT_FIELD_BYTES] = TIMESTAMP_FIELDS.map((text) => Buffer.from(text)) as [Buffer, Buffer];
 const TOKEN_END_BYTES = Buffer.from(TOKEN_END);
 const NULL_BYTES = Buffer.from('null');
 const ZERO_BYTES = Buffer.from('000000000');
@@ -308,7 +290,7 @@ export class MigrationJsonBuilder {
   /** The text for one row of the dump query. @throws DumpValueError for a value the file cannot hold. */
   add(row: DumpRow): string {
     if (!this.started || this.finished) throw new Error('MigrationJsonBuilder.add called outside start()/finish()');
-    if (row.kind === PROJECT_ROW) return this.addProject(row.project, row.repository);
+    if (row.kind === PROJECT_ROW) return this.addProject(row[PROJECT_COLUMN], row[REPOSITORY]);
     if (row.kind === TOKEN_ROW) return this.addToken(row);
     throw new Error(`unexpected row kind ${String(row.kind)} from the dump query`);
   }
@@ -319,7 +301,11 @@ export class MigrationJsonBuilder {
    * shape or NULL — has its bytes copied into place, never decoded, escaped or encoded; any other row takes add().
    */
   addRaw(row: RawDumpRow, out: OutputPieces): void {
-    const [kind, project, , tokenId, createdAt, expiresAt] = row;
+    const kind = row[0];
+    const project = row[1]!;
+    const tokenId = row[TOKEN_ID_COLUMN]!;
+    const createdAt = row[CREATED_AT_COLUMN]!;
+    const expiresAt = row[EXPIRES_AT_COLUMN]!;
     const fastPathProject = this.fastPathProject;
     if (
       fastPathProject !== undefined &&
@@ -382,41 +368,43 @@ export class MigrationJsonBuilder {
       this.counts.orphanTokens++;
       if (project !== this.lastOrphanProject) this.counts.orphanProjects++;
       this.lastOrphanProject = project;
-      if (this.counts.orphanSample.length < ORPHAN_SAMPLE_SIZE) this.counts.orphanSample.push(row.token_id);
+      if (this.counts.orphanSample.length < ORPHAN_SAMPLE_SIZE) this.counts.orphanSample.push(row[TOKEN_ID]);
       // A token without any project name cannot be placed under one, even when orphans are kept.
       if (!this.options.includeOrphans || project === null) return '';
       if (project !== this.currentProject) text = this.openEntry(project, null, true);
     }
     text += this.tokenText(row);
     this.counts.tokens++;
-    if (row.expires_at === null) this.counts.nullExpiresAt++;
+    if (row[EXPIRES_AT] === null) this.counts.nullExpiresAt++;
     return text;
   }
 
   private tokenText(row: DumpRow): string {
-    const createdAt = this.timestamp(row, 'created_at');
-    const expiresAt = this.timestamp(row, 'expires_at');
+    // Every timestamp is converted before anything is written: the first bad one is the error.
+    const timestamps = TIMESTAMP_ATTRIBUTES.map((attribute) => this.timestamp(row, attribute));
     const open = this.entryHasTokens ? TOKEN_NEXT : TOKEN_FIRST;
     this.entryHasTokens = true;
     // Canonical timestamps hold only [0-9TZ:.-]: quoting them needs no escaping.
     const quoted = (timestamp: string | null) => (timestamp === null ? 'null' : `"${timestamp}"`);
-    return `${open}${jsonValue(row.token_id)}${CREATED_AT_FIELD}${quoted(createdAt)}${EXPIRES_AT_FIELD}${quoted(expiresAt)}${TOKEN_END}`;
+    let text = `${open}${jsonValue(row[TOKEN_ID])}`;
+    timestamps.forEach((timestamp, index) => (text += `${TIMESTAMP_FIELDS[index]}${quoted(timestamp)}`));
+    return `${text}${TOKEN_END}`;
   }
 
-  private timestamp(row: DumpRow, field: 'created_at' | 'expires_at'): string | null {
+  private timestamp(row: DumpRow, field: TimestampAttribute): string | null {
     const text = row[field];
     if (text === null) return null;
     try {
       return canonicalFromUtcText(text);
     } catch (error) {
       if (!(error instanceof TimestampError)) throw error;
-      throw new DumpValueError(`token ${jsonValue(row.token_id)} of project ${jsonValue(row.project)}: ${field} ${error.message}`);
+      throw new DumpValueError(`token ${jsonValue(row[TOKEN_ID])} of project ${jsonValue(row[PROJECT_COLUMN])}: ${field} ${error.message}`);
     }
   }
 
   private openEntry(project: string, repository: string | null, isOrphan: boolean): string {
     if (this.currentProject !== undefined) {
-      const order = compareCodePoints(project, this.currentProject);
+      const order = compareUtf8(project, this.currentProject);
       // The query sorts by project: a name that does not come strictly after the last one would be a duplicate
       // key in the file (or a bug in the ordering), never something to write.
       if (order === 0) throw new DumpValueError(`project ${jsonValue(project)} appears more than once in the projects table`);
@@ -430,7 +418,7 @@ export class MigrationJsonBuilder {
     this.fastPathProject = isOrphan ? undefined : Buffer.from(project, 'utf8');
     this.entryOpen = true;
     this.entryHasTokens = false;
-    return `${close}${separator}  ${JSON.stringify(project)}: {\n    "repository": ${jsonValue(repository)},\n    "tokens": [`;
+    return `${close}${separator}  ${JSON.stringify(project)}: {\n    ${REPOSITORY_FIELD}: ${jsonValue(repository)},\n    ${TOKENS_FIELD_TEXT}: [`;
   }
 
   private closeEntry(): string {

@@ -519,15 +519,6 @@ export async function streamRows<Row>(
 /** Type names (as format_type prints them) accepted for a column. */
 export type ExpectedTables = Record<string, Record<string, readonly string[]>>;
 
-const TEXT_TYPES = ['character varying', 'text', 'character'] as const;
-const TIMESTAMPTZ = ['timestamp with time zone'] as const;
-
-/** The columns of the Cello schema the migration reads, with the types their values can be read exactly from. */
-export const CELLO_TABLES: ExpectedTables = {
-  projects: { project: TEXT_TYPES, repository: TEXT_TYPES },
-  tokens: { token_id: TEXT_TYPES, created_at: TIMESTAMPTZ, project: TEXT_TYPES, expires_at: TIMESTAMPTZ },
-};
-
 /** What the database holds for one expected table: undefined when the table is missing. */
 export type FoundColumns = Map<string, string> | undefined;
 

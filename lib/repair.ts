@@ -8,11 +8,10 @@
 // never guessed at.
 import type { AttributeValue, UpdateItemCommandInput } from '@aws-sdk/client-dynamodb';
 import { attributeValueToJson } from './ddbJson.ts';
-import { describeItemKey, isMetadataSk, isTokenSk } from './keys.ts';
+import { NULL_IN_TABLE, TIMESTAMP_ATTRIBUTES, TIMESTAMP_NULL, type TimestampAttribute } from './cello/items.ts';
+import { describeItemKey, isMetadataSk, isTokenSk } from './cello/keys.ts';
 import { isCanonicalTimestamp, isLegacyPostgresTimestamp, toCanonicalTimestamp } from './timestamps.ts';
 
-export const TIMESTAMP_FIELDS = ['created_at', 'expires_at'] as const;
-export type TimestampField = (typeof TIMESTAMP_FIELDS)[number];
 
 /** One element of the dump: a plain object with string keys (other attributes are not looked at). */
 export interface DumpRecord {
@@ -54,14 +53,14 @@ export function checkDumpRecord(value: unknown, position: number): DumpRecord {
 }
 
 export interface TimestampChange {
-  field: TimestampField;
+  field: TimestampAttribute;
   oldValue: string;
   newValue: string;
 }
 
 /** A value the repair leaves as it is although it is not a canonical timestamp. */
 export interface UnconvertedValue {
-  field: TimestampField;
+  field: TimestampAttribute;
   /** The value as read from the dump; undefined when the attribute is missing. */
   value: unknown;
 }
@@ -71,7 +70,7 @@ export interface RecordRepairPlan {
   sk: string;
   /** The project's own item: never touched. */
   isMetadata: boolean;
-  /** Legacy values and their canonical forms, in TIMESTAMP_FIELDS order. Empty: nothing to write. */
+  /** Legacy values and their canonical forms, in TIMESTAMP_ATTRIBUTES order. Empty: nothing to write. */
   changes: TimestampChange[];
   /** Values neither canonical nor legacy, reported and left unchanged. */
   unconverted: UnconvertedValue[];
@@ -90,11 +89,11 @@ export function planRecordRepair(record: DumpRecord): RecordRepairPlan {
   const plan: RecordRepairPlan = { pk: record.pk, sk: record.sk, isMetadata: isMetadataSk(record.sk), changes: [], unconverted: [] };
   if (plan.isMetadata) return plan;
   const isToken = isTokenSk(record.sk);
-  for (const field of TIMESTAMP_FIELDS) {
+  for (const field of TIMESTAMP_ATTRIBUTES) {
     const value = Object.hasOwn(record, field) ? record[field] : undefined;
     if (value === undefined) {
       if (isToken) plan.unconverted.push({ field, value });
-    } else if (typeof value === 'string' && (isCanonicalTimestamp(value) || (field === 'expires_at' && value === ''))) {
+    } else if (typeof value === 'string' && (isCanonicalTimestamp(value) || (TIMESTAMP_NULL[field].nullable && value === NULL_IN_TABLE))) {
       // already what Cello reads
     } else if (isLegacyPostgresTimestamp(value)) {
       const oldValue = value as string;

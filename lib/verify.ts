@@ -17,34 +17,16 @@
 import { QueryCommand, type AttributeValue, type DynamoDBClient, type QueryCommandOutput } from '@aws-sdk/client-dynamodb';
 import { formatCount } from './cli.ts';
 import { sendWithRetry, toDynamoUserError, type DynamoItem, type DynamoTarget } from './dynamodb.ts';
-import { METADATA_SK, PROJECT_PREFIX, TOKEN_PREFIX, isTokenSk } from './keys.ts';
+import { compareUtf8 } from './cello/keyOrder.ts';
+import { METADATA_SK, PROJECT_PREFIX, TOKEN_PREFIX, isTokenSk } from './cello/keys.ts';
+import { NULL_IN_TABLE, REPOSITORY, TIMESTAMP_ATTRIBUTES, TOKEN_ID, type TimestampAttribute } from './cello/items.ts';
+import { PROJECTS_TABLE, PROJECT_COLUMN, TOKENS_TABLE } from './cello/sourceTables.ts';
+import { orderByUtf8, type TextOrder } from './postgres.ts';
 import { mapConcurrentOrdered, type RetryPolicy } from './retry.ts';
 import { TimestampError, timestampsEqualAsInstants, toCanonicalTimestamp } from './timestamps.ts';
 
 /** Difference lines printed per project (and extra partition keys, and orphan tokens) before "... and N more". */
 export const LINES_PER_PROJECT = 20;
-
-// ---- byte order ----------------------------------------------------------------------------------------------------
-
-/**
- * Compares two strings in the order of their UTF-8 bytes (= code point order): the order of PostgreSQL's
- * COLLATE "C" in a UTF8 database and of DynamoDB's string sort keys. JavaScript's `<` compares UTF-16 code units,
- * which puts astral characters (surrogate pairs, e.g. emoji) before U+E000–U+FFFF; UTF-8 puts them after.
- */
-export function compareUtf8(a: string, b: string): number {
-  const length = Math.min(a.length, b.length);
-  for (let index = 0; index < length; index++) {
-    const x = a.charCodeAt(index);
-    const y = b.charCodeAt(index);
-    if (x !== y) return utf8Rank(x) - utf8Rank(y);
-  }
-  return a.length - b.length;
-}
-
-/** Moves surrogates (0xD800–0xDFFF) above 0xE000–0xFFFF, keeping each group's inner order. */
-function utf8Rank(unit: number): number {
-  return unit >= 0xe000 ? unit - 0x800 : unit >= 0xd800 ? unit + 0x2000 : unit;
-}
 
 /**
  * A stream that is not in the byte order the merge-join relies on. It would turn into false "missing" and "extra"
@@ -64,12 +46,36 @@ export interface PostgresProject {
   repository: string | null;
 }
 
-/** A token row; timestamps are PostgreSQL's text output (any offset), NULL expires_at is null. */
-export interface PostgresToken {
-  project: string;
-  tokenId: string;
-  createdAt: string;
-  expiresAt: string | null;
+/** A token row; timestamps (by attribute name) are PostgreSQL's text output (any offset), NULL is null. */
+export type PostgresToken = { project: string; tokenId: string } & Record<TimestampAttribute, string | null>;
+
+/** Every project as a PostgresProject, in UTF-8 order of names. */
+export function projectsQuery(order: TextOrder): string {
+  return `SELECT ${PROJECT_COLUMN} AS name, ${REPOSITORY} FROM ${PROJECTS_TABLE} ORDER BY ${orderByUtf8(PROJECT_COLUMN, order)}`;
+}
+
+/** The names (`name`) of projects that only tokens name: the projects table has no row for them. */
+export const ORPHAN_PROJECTS_QUERY = `
+            SELECT DISTINCT t.${PROJECT_COLUMN} AS name FROM ${TOKENS_TABLE} t
+            WHERE NOT EXISTS (SELECT 1 FROM ${PROJECTS_TABLE} p WHERE p.${PROJECT_COLUMN} = t.${PROJECT_COLUMN})`;
+
+/**
+ * Every token ordered by (project, id) in UTF-8 order; postgresToken reads its rows. Timestamps as text: the
+ * session's TimeZone is UTC and DateStyle ISO (lib/postgres.ts), so the text is exact (microseconds) and
+ * canonicalised without a Date.
+ */
+export function tokensQuery(order: TextOrder): string {
+  const timestamps = TIMESTAMP_ATTRIBUTES.map((attribute) => `${attribute}::text AS ${attribute}`).join(', ');
+  return `
+          SELECT ${PROJECT_COLUMN}, ${TOKEN_ID}, ${timestamps}
+          FROM ${TOKENS_TABLE} ORDER BY ${orderByUtf8(PROJECT_COLUMN, order)}, ${orderByUtf8(TOKEN_ID, order)}`;
+}
+
+/** A row of tokensQuery as a PostgresToken. */
+export function postgresToken(row: Readonly<Record<string, string | null>>): PostgresToken {
+  const token = { project: row[PROJECT_COLUMN], tokenId: row[TOKEN_ID] } as PostgresToken;
+  for (const attribute of TIMESTAMP_ATTRIBUTES) token[attribute] = row[attribute] ?? null;
+  return token;
 }
 
 // ---- value comparison ------------------------------------------------------------------------------------------------
@@ -122,29 +128,29 @@ function notAString(name: string, value: AttributeValue | undefined): string | u
   return undefined;
 }
 
-const NULL_AS_EMPTY = 'NULL (stored as "")';
+const NULL_AS_EMPTY = `NULL (stored as ${JSON.stringify(NULL_IN_TABLE)})`;
 
-/** Compares a project's METADATA item with its PostgreSQL row: `repository`, NULL written as "". */
+/** Compares a project's METADATA item with its PostgreSQL row: its repository, NULL written as NULL_IN_TABLE. */
 export function compareProjectItem(project: PostgresProject, item: DynamoItem, differences: DifferenceList): void {
-  const expected = project.repository ?? '';
+  const expected = project.repository ?? NULL_IN_TABLE;
   const inPostgres = project.repository === null ? NULL_AS_EMPTY : quote(project.repository);
-  const problem = notAString('repository', item.repository);
+  const problem = notAString(REPOSITORY, item[REPOSITORY]);
   if (problem !== undefined) {
     differences.add(`${problem} (PostgreSQL ${inPostgres})`);
     return;
   }
-  const actual = item.repository?.S ?? '';
-  if (actual !== expected) differences.add(`repository differs: table ${quote(actual)}, PostgreSQL ${inPostgres}`);
+  const actual = item[REPOSITORY]?.S ?? '';
+  if (actual !== expected) differences.add(`${REPOSITORY} differs: table ${quote(actual)}, PostgreSQL ${inPostgres}`);
 }
 
-/** Compares a token item with its PostgreSQL row: token_id, created_at, expires_at. */
+/** Compares a token item with its PostgreSQL row: its id and every timestamp attribute. */
 export function compareTokenItem(token: PostgresToken, item: DynamoItem, differences: DifferenceList): void {
   const subject = `token ${displayName(token.tokenId)}`;
-  const problem = notAString('token_id', item.token_id);
+  const id = item[TOKEN_ID];
+  const problem = notAString(TOKEN_ID, id);
   if (problem !== undefined) differences.add(`${subject}: ${problem}`);
-  else if (item.token_id?.S !== token.tokenId) differences.add(`${subject}: token_id differs: table ${quote(item.token_id?.S ?? '')}`);
-  compareTimestamp(subject, 'created_at', token.createdAt, item.created_at, differences);
-  compareTimestamp(subject, 'expires_at', token.expiresAt, item.expires_at, differences);
+  else if (id?.S !== token.tokenId) differences.add(`${subject}: ${TOKEN_ID} differs: table ${quote(id?.S ?? '')}`);
+  for (const attribute of TIMESTAMP_ATTRIBUTES) compareTimestamp(subject, attribute, token[attribute], item[attribute], differences);
 }
 
 /**
@@ -271,7 +277,7 @@ export async function verifyPartition(
     const actualSk = actual?.sk?.S ?? '';
     const order = expected === undefined ? 1 : actual === undefined ? -1 : compareUtf8(expected.sk, actualSk);
     if (order < 0 && expected !== undefined) {
-      differences.add(expected.token ? `missing token ${displayName(expected.token.tokenId)}` : 'missing METADATA item');
+      differences.add(expected.token ? `missing token ${displayName(expected.token.tokenId)}` : `missing ${METADATA_SK} item`);
       expected = await nextExpected();
     } else if (order > 0 && actual !== undefined) {
       differences.add(`extra item ${displayName(actualSk)}`);

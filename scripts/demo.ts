@@ -20,6 +20,9 @@ import { constants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { PutItemCommand } from '@aws-sdk/client-dynamodb';
+import { CREATED_AT, EXPIRES_AT, NULL_IN_TABLE, REPOSITORY, TOKEN_ID, projectItem, tokenItem } from '../lib/cello/items.ts';
+import { projectPk, tokenSk } from '../lib/cello/keys.ts';
+import { PROJECTS_TABLE, PROJECT_COLUMN, TOKENS_TABLE } from '../lib/cello/sourceTables.ts';
 import {
   findBlock,
   localSubstitutions,
@@ -47,6 +50,8 @@ const DATABASE = 'cello_db';
 const USER = 'cello_user';
 const TABLE = 'cello';
 const DATABASE_TIME_ZONE = 'Europe/Berlin';
+/** The tokens table with its columns in the order the seed's values give them. */
+const TOKENS = `${TOKENS_TABLE} (${TOKEN_ID}, ${CREATED_AT}, ${PROJECT_COLUMN}, ${EXPIRES_AT})`;
 
 interface DemoStep {
   title: string;
@@ -202,15 +207,15 @@ async function seedDatabase(local: LocalStack, password: string): Promise<void> 
   const admin = connectAdmin(local.postgres, DATABASE);
   try {
     await admin.unsafe(`CREATE ROLE ${USER} LOGIN PASSWORD '${password}'`);
-    await admin.unsafe(`GRANT SELECT ON projects, tokens TO ${USER}`);
+    await admin.unsafe(`GRANT SELECT ON ${PROJECTS_TABLE}, ${TOKENS_TABLE} TO ${USER}`);
     await admin.unsafe(`
-      INSERT INTO projects (project, repository) VALUES
+      INSERT INTO ${PROJECTS_TABLE} (${PROJECT_COLUMN}, ${REPOSITORY}) VALUES
         ('billing-api', 'https://github.com/acme/billing-api'),
         ('data-pipeline', NULL),
         ('docs-site', 'https://github.com/acme/docs-site'),
         ('mobile-app', 'https://github.com/acme/mobile-app'),
         ('web-frontend', 'https://git.example.com/acme/web,frontend.git');
-      INSERT INTO tokens (token_id, created_at, project, expires_at) VALUES
+      INSERT INTO ${TOKENS} VALUES
         ('ci-deploy-2022', '2022-02-02 19:01:49.345261+01', 'billing-api', '2023-02-02 18:01:49.345261+00'),
         ('release-bot', '2023-03-10 08:15:30.000001+00', 'billing-api', NULL),
         ('nightly-build', '2024-05-01 12:00:00+00', 'billing-api', '2025-05-01 12:00:00+00'),
@@ -218,7 +223,7 @@ async function seedDatabase(local: LocalStack, password: string): Promise<void> 
         ('backfill', '2022-07-04 09:00:00.5-07', 'data-pipeline', NULL),
         ('preview-deploy', '2024-02-29 12:34:56.789012+00', 'web-frontend', '2024-03-29 12:34:56.789012+00'),
         ('storybook', '2023-12-31 23:00:00+00', 'web-frontend', NULL);
-      INSERT INTO tokens (token_id, created_at, project, expires_at)
+      INSERT INTO ${TOKENS}
         SELECT 'build-' || n,
                timestamptz '2023-01-01 00:00:00+00' + n * interval '1 day 3 hours 17 minutes 0.123457 seconds',
                'mobile-app',
@@ -238,19 +243,17 @@ async function seedTable(local: LocalStack): Promise<void> {
   const client = createLocalDynamoClient(local.dynamo.endpoint);
   try {
     await createCelloTable(client, TABLE);
+    const pk = projectPk('billing-api');
+    // Timestamps as the earlier migration wrote them (PostgreSQL text); no expiry as the table holds it.
+    const legacyToken = (id: string, createdAt: string, expiresAt: string | null) =>
+      tokenItem(pk, tokenSk(id), { [TOKEN_ID]: id, [CREATED_AT]: createdAt, [EXPIRES_AT]: expiresAt ?? NULL_IN_TABLE });
     const items = [
-      { pk: 'PROJECT#billing-api', sk: 'METADATA', repository: 'https://github.com/acme/billing-api' },
-      {
-        pk: 'PROJECT#billing-api',
-        sk: 'TOKEN#ci-deploy-2022',
-        token_id: 'ci-deploy-2022',
-        created_at: '2022-02-02 18:01:49.345261+00',
-        expires_at: '2023-02-02 18:01:49.345261+00',
-      },
-      { pk: 'PROJECT#billing-api', sk: 'TOKEN#release-bot', token_id: 'release-bot', created_at: '2023-03-10 08:15:30.000001+00', expires_at: '' },
+      projectItem(pk, 'https://github.com/acme/billing-api'),
+      legacyToken('ci-deploy-2022', '2022-02-02 18:01:49.345261+00', '2023-02-02 18:01:49.345261+00'),
+      legacyToken('release-bot', '2023-03-10 08:15:30.000001+00', null),
     ];
     for (const item of items) {
-      await client.send(new PutItemCommand({ TableName: TABLE, Item: Object.fromEntries(Object.entries(item).map(([name, value]) => [name, { S: value }])) }));
+      await client.send(new PutItemCommand({ TableName: TABLE, Item: item }));
     }
   } finally {
     client.destroy();

@@ -10,8 +10,9 @@
 import { ExitCode, Progress, UserError, createArgumentParser, decideRunComplete, formatCount, runMain, stopSignal, stopSignalReceived, wasStopped } from '../lib/cli.ts';
 import { AtomicOutputFile, OutputPieces } from '../lib/files.ts';
 import { DumpValueError, dumpQueryFor, MigrationJsonBuilder, type DumpCounts, type RawDumpRow } from '../lib/pgDump.ts';
+import { EXPIRES_AT, REPOSITORY } from '../lib/cello/items.ts';
+import { CELLO_TABLES } from '../lib/cello/sourceTables.ts';
 import {
-  CELLO_TABLES,
   checkTables,
   connectPostgres,
   connectionSettingsFromEnvironment,
@@ -25,6 +26,9 @@ import {
   type PostgresSession,
   type PostgresTarget,
 } from '../lib/postgres.ts';
+
+/** How an orphan token's project is written: as a project without a repository. */
+const NO_REPOSITORY = `${JSON.stringify(REPOSITORY)}: null`;
 
 const SCRIPT = 'migrate_dump_postgres.ts';
 
@@ -53,7 +57,7 @@ await runMain(async () => {
     .option('include-orphans', {
       type: 'boolean',
       default: false,
-      describe: 'also write tokens whose project is missing from the projects table, under their project name with "repository": null',
+      describe: `also write tokens whose project is missing from the projects table, under their project name with ${NO_REPOSITORY}`,
     })
     // Without descriptions, so each command keeps one line at any terminal width and can be copied whole.
     .example('$0 localhost cello_user cello_db migration_data.json', '')
@@ -143,8 +147,8 @@ function reportOrphans(counts: DumpCounts, included: boolean): void {
   const what = `${formatCount(counts.orphanTokens)} token(s) belong to ${formatCount(counts.orphanProjects)} project(s) missing from the projects table (${quoteIds(counts.orphanSample, counts.orphanTokens)})`;
   process.stderr.write(
     included
-      ? `note: ${what}; written under their project name with "repository": null\n`
-      : `warning: ${what}; they were NOT written — pass --include-orphans to write them with "repository": null\n`,
+      ? `note: ${what}; written under their project name with ${NO_REPOSITORY}\n`
+      : `warning: ${what}; they were NOT written — pass --include-orphans to write them with ${NO_REPOSITORY}\n`,
   );
 }
 
@@ -152,14 +156,14 @@ function summary(output: string, counts: DumpCounts, includeOrphans: boolean): s
   const orphans =
     counts.orphanTokens === 0
       ? '0'
-      : `${formatCount(counts.orphanTokens)} in ${formatCount(counts.orphanProjects)} project(s), ${includeOrphans ? 'written with "repository": null' : 'not written (see --include-orphans)'}`;
+      : `${formatCount(counts.orphanTokens)} in ${formatCount(counts.orphanProjects)} project(s), ${includeOrphans ? `written with ${NO_REPOSITORY}` : 'not written (see --include-orphans)'}`;
   return (
     // The first four lines are the original guide's summary, word for word.
     '✓ Data dump completed successfully!\n' +
     `File created: ${output}\n` +
     `Projects processed: ${formatCount(counts.projects)}\n` +
     `Cello tokens processed: ${formatCount(counts.tokens)}\n` +
-    `NULL repository: ${formatCount(counts.nullRepository)}, NULL expires_at: ${formatCount(counts.nullExpiresAt)}\n` +
+    `NULL ${REPOSITORY}: ${formatCount(counts.nullRepository)}, NULL ${EXPIRES_AT}: ${formatCount(counts.nullExpiresAt)}\n` +
     `Orphan tokens (project not in projects): ${orphans}\n`
   );
 }

@@ -23,15 +23,16 @@ import {
   stopSignalReceived,
   wasStopped,
 } from '../lib/cli.ts';
+import { REPOSITORY } from '../lib/cello/items.ts';
+import { compareUtf8 } from '../lib/cello/keyOrder.ts';
 import { checkTableName, createDynamoClient, describeCelloTable, type DynamoTarget } from '../lib/dynamodb.ts';
+import { CELLO_TABLES } from '../lib/cello/sourceTables.ts';
 import {
-  CELLO_TABLES,
   checkTables,
   connectPostgres,
   connectionSettingsFromEnvironment,
   describeTarget,
   inReadOnlySnapshot,
-  orderByUtf8,
   parseHostArgument,
   readPassword,
   readTextOrder,
@@ -41,13 +42,16 @@ import {
 import { bulkRetryPolicy } from '../lib/retry.ts';
 import { scanPages } from '../lib/scan.ts';
 import {
+  ORPHAN_PROJECTS_QUERY,
   StreamOrderError,
-  compareUtf8,
   formatExtraPartitions,
   formatOrphanNote,
   formatPartitionReport,
   formatSummary,
   partitionQuery,
+  postgresToken,
+  projectsQuery,
+  tokensQuery,
   verifyMigration,
   type PostgresProject,
   type PostgresToken,
@@ -95,7 +99,7 @@ await runMain(async () => {
       type: 'boolean',
       default: false,
       describe:
-        'also compare tokens whose project is missing from the projects table, as migrate_dump_postgres.ts --include-orphans writes them (under their project name, repository NULL)',
+        `also compare tokens whose project is missing from the projects table, as migrate_dump_postgres.ts --include-orphans writes them (under their project name, ${REPOSITORY} NULL)`,
     })
     // Without descriptions, so each command keeps one line at any terminal width and can be copied whole.
     .example('$0 localhost cello_user cello_db cello us-east-1', '')
@@ -130,27 +134,18 @@ await runMain(async () => {
       result = await inReadOnlySnapshot(session, async (sql) => {
         await checkTables(sql, database, CELLO_TABLES);
         const order = await readTextOrder(sql, database);
-        const utf8Order = (column: string) => sql.unsafe(orderByUtf8(column, order));
-        // The projects are few (a name and a repository each) and held in memory; the tokens are streamed.
-        const projects: PostgresProject[] = [
-          ...(await sql<PostgresProject[]>`SELECT project AS name, repository FROM projects ORDER BY ${utf8Order('project')}`),
-        ];
+        // The projects are few (a name and a URL each) and held in memory; the tokens are streamed.
+        const projects: PostgresProject[] = [...(await sql.unsafe<PostgresProject[]>(projectsQuery(order)))];
         if (includeOrphans) {
-          const orphanProjects = await sql<{ name: string }[]>`
-            SELECT DISTINCT t.project AS name FROM tokens t
-            WHERE NOT EXISTS (SELECT 1 FROM projects p WHERE p.project = t.project)`;
+          const orphanProjects = await sql.unsafe<{ name: string }[]>(ORPHAN_PROJECTS_QUERY);
           for (const { name } of orphanProjects) projects.push({ name, repository: null });
           projects.sort((a, b) => compareUtf8(a.name, b.name));
           orphanProjectCount = orphanProjects.length;
         }
-        // Timestamps as text: the session's TimeZone is UTC and DateStyle ISO (lib/postgres.ts), so the text is
-        // exact (microseconds) and canonicalised without a Date.
-        const cursor = sql<{ project: string; token_id: string; created_at: string; expires_at: string | null }[]>`
-          SELECT project, token_id, created_at::text AS created_at, expires_at::text AS expires_at
-          FROM tokens ORDER BY ${utf8Order('project')}, ${utf8Order('token_id')}`.cursor(CURSOR_BATCH);
+        const cursor = sql.unsafe<Record<string, string | null>[]>(tokensQuery(order)).cursor(CURSOR_BATCH);
         async function* tokens(): AsyncGenerator<PostgresToken> {
           for await (const rows of cursor) {
-            for (const row of rows) yield { project: row.project, tokenId: row.token_id, createdAt: row.created_at, expiresAt: row.expires_at };
+            for (const row of rows) yield postgresToken(row);
           }
         }
         return verifyMigration({

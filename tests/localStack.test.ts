@@ -22,7 +22,7 @@ import {
   type CelloKey,
   type DynamoItem,
 } from '../lib/dynamodb.ts';
-import { itemKeyString, projectPk, tokenSk } from '../lib/keys.ts';
+import { itemKeyString, projectPk, tokenSk } from '../lib/cello/keys.ts';
 import { createLocalDynamoClient, findFreePort, LOCAL_AWS_ENV } from '../lib/localStack.ts';
 import { RetriesExhaustedError, bulkRetryPolicy, type RetryPolicy } from '../lib/retry.ts';
 import { REGION, ROOT, cleanEnvironment, dynamoClient, getStack, newCelloDatabase, newCelloTable, scanTable, uniqueName } from './support/harness.ts';

@@ -14,7 +14,7 @@ import {
   type WriteRequest,
 } from '@aws-sdk/client-dynamodb';
 import { batchWriteWithRetry, createDynamoClient, findExistingKeys, isRetryableDynamoError, type DynamoItem } from '../../lib/dynamodb.ts';
-import { itemKeyString, projectPk, tokenSk } from '../../lib/keys.ts';
+import { itemKeyString, projectPk, tokenSk } from '../../lib/cello/keys.ts';
 import { LOCAL_AWS_ENV } from '../../lib/localStack.ts';
 import type { RetryPolicy } from '../../lib/retry.ts';
 import { REGION, getStack, newCelloTable, scanTable } from '../support/harness.ts';

@@ -13,7 +13,7 @@ import {
   parseTokenSk,
   projectPk,
   tokenSk,
-} from '../../lib/keys.ts';
+} from '../../lib/cello/keys.ts';
 
 test('the key constants have their table values', () => {
   assert.equal(METADATA_SK, 'METADATA');

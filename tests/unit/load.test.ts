@@ -13,7 +13,6 @@ import {
   buildProjectItem,
   buildTokenItem,
   checkMigrationFile,
-  compareUtf8,
   emptyCounts,
   formatLoadSummary,
   loadMigrationFile,
@@ -202,18 +201,6 @@ test('problems never quote the token id (token ids are credentials)', () => {
 });
 
 // ---- the digest set ------------------------------------------------------------------------------------------------
-
-test('compareUtf8 orders strings by their UTF-8 bytes, as DynamoDB orders keys', () => {
-  const alphabet = ['a', 'z', '#', '\u00e9', '\u07ff', '\u0800', '\ud7ff', '\ue000', '\uffff', '\u{10000}', '\u{1f3bb}', '\u{10ffff}'];
-  let seed = 1;
-  const random = (): number => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x80000000);
-  const word = (): string => Array.from({ length: 1 + Math.floor(random() * 4) }, () => alphabet[Math.floor(random() * alphabet.length)]).join('');
-  for (let round = 0; round < 2000; round++) {
-    const a = word();
-    const b = word();
-    assert.equal(Math.sign(compareUtf8(a, b)), Buffer.compare(Buffer.from(a), Buffer.from(b)), `${JSON.stringify(a)} vs ${JSON.stringify(b)}`);
-  }
-});
 
 test('KeyDigestSet.add is true for a new key and false for the same key again', () => {
   const set = new KeyDigestSet();

@@ -6,8 +6,8 @@ import { join } from 'node:path';
 import { after } from 'node:test';
 import postgres from 'postgres';
 import { ExitCode, UserError } from '../../lib/cli.ts';
+import { CELLO_TABLES } from '../../lib/cello/sourceTables.ts';
 import {
-  CELLO_TABLES,
   DEFAULT_CONNECT_TIMEOUT_SECONDS,
   connectionSettingsFromEnvironment,
   findSchemaProblem,

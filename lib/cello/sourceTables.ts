@@ -1,0 +1,49 @@
+// Where Cello keeps its data in PostgreSQL: two tables whose columns are named as the items' attributes
+// (items.ts), plus the project name column that becomes the partition key. The migration reads these columns
+// and checks their types first; the local stack creates them with Cello's own DDL.
+import type { ExpectedTables } from '../postgres.ts';
+import { CREATED_AT, EXPIRES_AT, REPOSITORY, TOKEN_ID } from './items.ts';
+
+export const PROJECTS_TABLE = 'projects';
+export const TOKENS_TABLE = 'tokens';
+/** The project's name: the key of `projects`, and each token's reference to its project. */
+export const PROJECT_COLUMN = 'project';
+
+const TEXT_TYPES = ['character varying', 'text', 'character'] as const;
+const TIMESTAMPTZ = ['timestamp with time zone'] as const;
+
+interface SourceColumn {
+  name: string;
+  /** Type names (as format_type prints them) whose values the migration reads exactly. */
+  accepts: readonly string[];
+  /** The column's definition in Cello's own migrations. */
+  ddl: string;
+}
+
+/** Cello's tables and columns, in the order its migrations create them. */
+const SOURCE_TABLES: Record<string, readonly SourceColumn[]> = {
+  [PROJECTS_TABLE]: [
+    { name: PROJECT_COLUMN, accepts: TEXT_TYPES, ddl: 'varchar(80) PRIMARY KEY' },
+    { name: REPOSITORY, accepts: TEXT_TYPES, ddl: 'varchar(200)' },
+  ],
+  [TOKENS_TABLE]: [
+    { name: TOKEN_ID, accepts: TEXT_TYPES, ddl: 'varchar(200) PRIMARY KEY' },
+    { name: CREATED_AT, accepts: TIMESTAMPTZ, ddl: 'timestamptz NOT NULL' },
+    {
+      name: PROJECT_COLUMN,
+      accepts: TEXT_TYPES,
+      ddl: `varchar(80) NOT NULL REFERENCES ${PROJECTS_TABLE}(${PROJECT_COLUMN}) ON DELETE CASCADE ON UPDATE CASCADE`,
+    },
+    { name: EXPIRES_AT, accepts: TIMESTAMPTZ, ddl: 'timestamptz' },
+  ],
+};
+
+/** The columns of the Cello schema the migration reads, with the types their values can be read exactly from. */
+export const CELLO_TABLES: ExpectedTables = Object.fromEntries(
+  Object.entries(SOURCE_TABLES).map(([table, columns]) => [table, Object.fromEntries(columns.map((column) => [column.name, column.accepts]))]),
+);
+
+/** The Cello schema, exactly as Cello's own migrations create it (for the local stack and the tests). */
+export const CELLO_SCHEMA_SQL = `\n${Object.entries(SOURCE_TABLES)
+  .map(([table, columns]) => `CREATE TABLE ${table} (\n${columns.map((column) => `  ${column.name} ${column.ddl}`).join(',\n')}\n);\n`)
+  .join('')}`;
