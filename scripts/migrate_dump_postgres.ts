@@ -28,11 +28,6 @@ import {
 
 const SCRIPT = 'migrate_dump_postgres.ts';
 
-if (process.env.CELLO_REPORT_PEAK_RSS === '1') {
-  // For the benchmark and the memory test: the high-water mark of this process, however it ends.
-  process.on('exit', () => process.stderr.write(`peak RSS: ${Math.round(process.resourceUsage().maxRSS / 1024)} MB\n`));
-}
-
 await runMain(async () => {
   const args = await createArgumentParser(
     process.argv.slice(2),

@@ -21,11 +21,6 @@ const SCRIPT = 'migrate_load_dynamodb.ts';
 const DEFAULT_CONCURRENCY = 16;
 const MAX_CONCURRENCY = 256;
 
-if (process.env.CELLO_REPORT_PEAK_RSS === '1') {
-  // For the benchmark and memory checks, as in migrate_dump_postgres.ts: the high-water mark, however the run ends.
-  process.on('exit', () => process.stderr.write(`peak RSS: ${Math.round(process.resourceUsage().maxRSS / 1024)} MB\n`));
-}
-
 /** The table check runs before anything else: a wrong endpoint or region should fail in seconds, not after ~20 s. */
 const startupPolicy: RetryPolicy = { ...bulkRetryPolicy, maxAttempts: 3 };
 

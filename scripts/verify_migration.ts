@@ -69,11 +69,6 @@ The password comes from PGPASSWORD, or is asked on the terminal. PGSSLMODE, PGSS
 (default 10 s) and PGAPPNAME are honoured as by psql. AWS credentials come from the usual chain (AWS_PROFILE,
 environment, SSO...).`;
 
-if (process.env.CELLO_REPORT_PEAK_RSS === '1') {
-  // For the benchmark: the high-water mark of this process, however it ends.
-  process.on('exit', () => process.stderr.write(`peak RSS: ${Math.round(process.resourceUsage().maxRSS / 1024)} MB\n`));
-}
-
 await runMain(async () => {
   const args = await createArgumentParser(process.argv.slice(2), 'verify_migration.ts', USAGE)
     // "0123" is a database name, not the number 123.
