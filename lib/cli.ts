@@ -8,10 +8,6 @@ import { spawn } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
 import yargs, { type Argv } from 'yargs';
 
-// The AWS SDK prints a NodeVersionSupportWarning on Node 20 the first time a client is built. It is noise for an
-// operator (Node 20 is a supported runtime for this toolkit), so silence it before any client exists.
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-
 /** Exit codes, documented in README.md. */
 export const ExitCode = {
   ok: 0,
