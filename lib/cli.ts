@@ -55,7 +55,7 @@ export function registerSecret(value: string | undefined): void {
  * - a secret the operator also typed as an argument (`PGPASSWORD=postgres` for user postgres) is shown as that
  *   argument: masking it would only say which argument is the password.
  */
-export function redactSecrets(text: string): string {
+function redactSecrets(text: string): string {
   let result = text;
   for (const secret of secrets) {
     if (process.argv.slice(2).some((argument) => findWholeToken(argument, secret, 0) >= 0)) continue;
@@ -89,7 +89,7 @@ export function oneLine(text: string): string {
   return text.replace(/\s*[\r\n]+\s*/g, ' ').trim();
 }
 
-export function formatUserError(error: UserError): string {
+function formatUserError(error: UserError): string {
   return `error: ${redactSecrets(oneLine(error.message))}\n`;
 }
 
@@ -113,7 +113,7 @@ let firstStopAt: number | undefined;
 /** The exit code, once the run's outcome is decided: a signal can no longer turn it into "stopped" (exit 130). */
 let decidedExitCode: number | undefined;
 
-export function installStopHandlers(): void {
+function installStopHandlers(): void {
   for (const name of STOP_SIGNALS) {
     process.on(name, () => {
       const now = performance.now();
@@ -247,7 +247,7 @@ function runInChildProcess(): Promise<never> {
   });
 }
 
-export function reportFailure(error: unknown): number {
+function reportFailure(error: unknown): number {
   if (error instanceof UserError) {
     process.stderr.write(formatUserError(error));
     return error.exitCode;
@@ -300,7 +300,7 @@ const BOOLEAN_WORDS = /^(true|false|yes|no|y|n|on|off|1|0)$/i;
  * false (a dry run that writes), and takes `--dry-run false` as the value but `--dry-run no` as an argument.
  * `booleanOptions` are the option names as defined (kebab-case); yargs also accepts their camelCase spelling.
  */
-export function findBooleanOptionMisuse(argv: readonly string[], booleanOptions: readonly string[]): string | undefined {
+function findBooleanOptionMisuse(argv: readonly string[], booleanOptions: readonly string[]): string | undefined {
   const booleans = new Set(booleanOptions.map(toKebabCase));
   for (let index = 0; index < argv.length; index++) {
     const argument = argv[index]!;
