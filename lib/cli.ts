@@ -278,6 +278,9 @@ export function createArgumentParser(argv: string[], scriptName: string, usage: 
     .help('help')
     .alias('help', 'h')
     .version(false)
+    // Arguments stay text until an option's own parser reads them: "0123.json" is a file name, and --concurrency
+    // 1e2 or 0x10 is refused by positiveInteger rather than read as a number by yargs.
+    .parserConfiguration({ 'parse-numbers': false, 'parse-positional-numbers': false })
     .wrap(Math.min(110, process.stdout.columns || 100))
     .middleware(() => {
       const problem = misusedBoolean();
@@ -340,6 +343,48 @@ export function positiveInteger(name: string, max: number) {
     }
     return Number(text);
   };
+}
+
+// ---- options several scripts share: one definition each, added with .option(name, …) or .positional(name, …) ----
+
+/** --region / region: required wherever it appears. */
+export const regionOption = { type: 'string', demandOption: true, describe: 'the AWS region of the table, e.g. us-east-1' } as const;
+
+export function tableOption(describe: string) {
+  return { type: 'string', demandOption: true, describe } as const;
+}
+
+export function endpointUrlOption(describe = 'a DynamoDB endpoint other than AWS (e.g. http://localhost:8000)') {
+  return { type: 'string', describe } as const;
+}
+
+/** --concurrency (or --segments): a whole number from 1 to `max`, parsed by positiveInteger in every script. */
+export function concurrencyOption(describe: string, defaultValue: number, max: number, name = 'concurrency') {
+  return { describe, default: defaultValue, coerce: positiveInteger(name, max) } as const;
+}
+
+export const forceOption = { type: 'boolean', default: false, describe: 'replace the output file if it exists' } as const;
+
+export function dryRunOption(describe: string) {
+  return { type: 'boolean', default: false, describe } as const;
+}
+
+export const postgresHostPositional = {
+  type: 'string',
+  demandOption: true,
+  describe: 'host, host:port, [ipv6]:port or a bare IPv6 address; port 5432 by default',
+} as const;
+
+export function postgresUserPositional(describe = 'the PostgreSQL user') {
+  return { type: 'string', demandOption: true, describe } as const;
+}
+
+export const postgresDatabasePositional = { type: 'string', demandOption: true, describe: 'the Cello database' } as const;
+
+/** The user and database positionals as given; an empty one is a usage error naming what to give. */
+export function checkPostgresNames(user: string, database: string): void {
+  if (user.trim() === '') throw new UserError('the database user is empty — give the PostgreSQL user, e.g. cello_user');
+  if (database.trim() === '') throw new UserError('the database name is empty — give the Cello database, e.g. cello_db');
 }
 
 /**

@@ -7,7 +7,23 @@
 // One read-only REPEATABLE READ transaction (a consistent snapshot), one streamed query, the file written as rows
 // arrive (memory does not grow with the tables) to a temporary file moved into place only when complete. Values
 // are written exactly as stored; timestamps in canonical UTC with nine fraction digits (lib/pgDump.ts).
-import { ExitCode, Progress, UserError, createArgumentParser, decideRunComplete, formatCount, runMain, stopSignal, stopSignalReceived, wasStopped } from '../lib/cli.ts';
+import {
+  ExitCode,
+  Progress,
+  UserError,
+  checkPostgresNames,
+  createArgumentParser,
+  decideRunComplete,
+  forceOption,
+  formatCount,
+  postgresDatabasePositional,
+  postgresHostPositional,
+  postgresUserPositional,
+  runMain,
+  stopSignal,
+  stopSignalReceived,
+  wasStopped,
+} from '../lib/cli.ts';
 import { AtomicOutputFile, OutputPieces } from '../lib/files.ts';
 import { DumpValueError, dumpQueryFor, MigrationJsonBuilder, type DumpCounts, type RawDumpRow } from '../lib/pgDump.ts';
 import {
@@ -37,15 +53,14 @@ await runMain(async () => {
       'The password comes from PGPASSWORD, or is asked on the terminal. PGSSLMODE, PGSSLROOTCERT, ' +
       'PGCONNECT_TIMEOUT (default 10 s) and PGAPPNAME are honoured as by psql.',
   )
-    .parserConfiguration({ 'parse-positional-numbers': false })
     .command('$0 <db_host> <db_user> <db_name> <output_file>', false, (command) =>
       command
-        .positional('db_host', { type: 'string', demandOption: true, describe: 'host, host:port, [ipv6]:port or a bare IPv6 address; port 5432 by default' })
-        .positional('db_user', { type: 'string', demandOption: true, describe: 'the PostgreSQL user' })
-        .positional('db_name', { type: 'string', demandOption: true, describe: 'the Cello database' })
+        .positional('db_host', postgresHostPositional)
+        .positional('db_user', postgresUserPositional())
+        .positional('db_name', postgresDatabasePositional)
         .positional('output_file', { type: 'string', demandOption: true, describe: 'the JSON file to create' }),
     )
-    .option('force', { type: 'boolean', default: false, describe: 'replace the output file if it exists' })
+    .option('force', forceOption)
     .option('include-orphans', {
       type: 'boolean',
       default: false,
@@ -63,8 +78,7 @@ await runMain(async () => {
   const database = String(args.db_name);
   const output = String(args.output_file);
   const { host, port } = parseHostArgument(hostArgument);
-  if (user.trim() === '') throw new UserError('the database user is empty — give the PostgreSQL user, e.g. cello_user');
-  if (database.trim() === '') throw new UserError('the database name is empty — give the Cello database, e.g. cello_db');
+  checkPostgresNames(user, database);
   if (output.trim() === '') throw new UserError('the output file is empty — give the path of the JSON file to create, e.g. migration_data.json');
   const target: PostgresTarget = { host, port, user, database };
   const settings = connectionSettingsFromEnvironment(process.env, host);

@@ -6,10 +6,14 @@
 import {
   ExitCode,
   Progress,
+  concurrencyOption,
   createArgumentParser,
+  dryRunOption,
+  endpointUrlOption,
   formatCount,
-  positiveInteger,
+  regionOption,
   runMain,
+  tableOption,
   wasStopped,
 } from '../lib/cli.ts';
 import { checkTableName, createDynamoClient, describeCelloTable, toDynamoUserError, type DynamoTarget } from '../lib/dynamodb.ts';
@@ -36,28 +40,18 @@ async function parseArguments() {
       'Usage: $0 <data_file> <table_name> <region> [options]',
     ].join('\n'),
   )
-    // "0123.json" stays a file name, not the number 123.
-    .parserConfiguration({ 'parse-positional-numbers': false })
     .command('$0 <data_file> <table_name> <region>', false, (command) =>
       command
         .positional('data_file', { type: 'string', describe: 'the JSON file written by migrate_dump_postgres.ts', demandOption: true })
-        .positional('table_name', { type: 'string', describe: 'the DynamoDB table (pk HASH S, sk RANGE S)', demandOption: true })
-        .positional('region', { type: 'string', describe: 'the AWS region of the table, e.g. us-east-1', demandOption: true }),
+        .positional('table_name', tableOption('the DynamoDB table (pk HASH S, sk RANGE S)'))
+        .positional('region', regionOption),
     )
-    .option('endpoint-url', {
-      type: 'string',
-      describe: 'send requests to this endpoint instead of AWS (e.g. a local DynamoDB); AWS_ENDPOINT_URL_DYNAMODB works too',
-    })
-    .option('concurrency', {
-      describe: `requests in flight at most (1-${MAX_CONCURRENCY})`,
-      default: DEFAULT_CONCURRENCY,
-      coerce: positiveInteger('concurrency', MAX_CONCURRENCY),
-    })
-    .option('dry-run', {
-      type: 'boolean',
-      default: false,
-      describe: 'check the file and the table and report what would be loaded and skipped; reads, never writes',
-    })
+    .option(
+      'endpoint-url',
+      endpointUrlOption('send requests to this endpoint instead of AWS (e.g. a local DynamoDB); AWS_ENDPOINT_URL_DYNAMODB works too'),
+    )
+    .option('concurrency', concurrencyOption(`requests in flight at most (1-${MAX_CONCURRENCY})`, DEFAULT_CONCURRENCY, MAX_CONCURRENCY))
+    .option('dry-run', dryRunOption('check the file and the table and report what would be loaded and skipped; reads, never writes'))
     .option('conditional-puts', {
       type: 'boolean',
       default: false,
@@ -77,10 +71,10 @@ async function parseArguments() {
     dataFile: String(args.data_file),
     tableName: String(args.table_name),
     region: String(args.region),
-    endpointUrl: args['endpoint-url'] as string | undefined,
-    concurrency: args.concurrency as number,
-    dryRun: args['dry-run'] as boolean,
-    conditionalPuts: args['conditional-puts'] as boolean,
+    endpointUrl: args['endpoint-url'],
+    concurrency: args.concurrency,
+    dryRun: args['dry-run'],
+    conditionalPuts: args['conditional-puts'],
   };
 }
 

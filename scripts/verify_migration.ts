@@ -15,10 +15,17 @@ import {
   ExitCode,
   Progress,
   UserError,
+  checkPostgresNames,
+  concurrencyOption,
   createArgumentParser,
+  endpointUrlOption,
   formatCount,
-  positiveInteger,
+  postgresDatabasePositional,
+  postgresHostPositional,
+  postgresUserPositional,
+  regionOption,
   runMain,
+  tableOption,
   writeAndWait,
   stopSignalReceived,
   wasStopped,
@@ -71,23 +78,23 @@ environment, SSO...).`;
 
 await runMain(async () => {
   const args = await createArgumentParser(process.argv.slice(2), 'verify_migration.ts', USAGE)
-    // "0123" is a database name, not the number 123.
-    .parserConfiguration({ 'parse-positional-numbers': false })
     .command('$0 <db_host> <db_user> <db_name> <table_name> <region>', false, (command) =>
       command
-        .positional('db_host', { type: 'string', demandOption: true, describe: 'host, host:port, [ipv6]:port or a bare IPv6 address; port 5432 by default' })
-        .positional('db_user', { type: 'string', demandOption: true, describe: 'the PostgreSQL user (SELECT on projects and tokens is enough)' })
-        .positional('db_name', { type: 'string', demandOption: true, describe: 'the Cello database' })
-        .positional('table_name', { type: 'string', demandOption: true, describe: 'the Cello DynamoDB table' })
-        .positional('region', { type: 'string', demandOption: true, describe: 'the AWS region of the table, e.g. us-east-1' }),
+        .positional('db_host', postgresHostPositional)
+        .positional('db_user', postgresUserPositional('the PostgreSQL user (SELECT on projects and tokens is enough)'))
+        .positional('db_name', postgresDatabasePositional)
+        .positional('table_name', tableOption('the Cello DynamoDB table'))
+        .positional('region', regionOption),
     )
-    .option('endpoint-url', { type: 'string', describe: 'a DynamoDB endpoint other than AWS (e.g. http://localhost:8000)' })
-    .option('concurrency', {
-      type: 'string',
-      default: String(DEFAULT_CONCURRENCY),
-      coerce: positiveInteger('concurrency', MAX_CONCURRENCY),
-      describe: `projects read from DynamoDB at once, and segments of the scan for extra partition keys (1 to ${MAX_CONCURRENCY})`,
-    })
+    .option('endpoint-url', endpointUrlOption())
+    .option(
+      'concurrency',
+      concurrencyOption(
+        `projects read from DynamoDB at once, and segments of the scan for extra partition keys (1 to ${MAX_CONCURRENCY})`,
+        DEFAULT_CONCURRENCY,
+        MAX_CONCURRENCY,
+      ),
+    )
     .option('include-orphans', {
       type: 'boolean',
       default: false,
@@ -105,9 +112,8 @@ await runMain(async () => {
   const database = String(args.db_name);
   const tableName = String(args.table_name);
   const region = String(args.region);
-  if (user.trim() === '') throw new UserError('the database user is empty — give the PostgreSQL user, e.g. cello_user');
-  if (database.trim() === '') throw new UserError('the database name is empty — give the Cello database, e.g. cello_db');
-  const concurrency = args.concurrency as unknown as number;
+  checkPostgresNames(user, database);
+  const concurrency = args.concurrency;
   const includeOrphans = args['include-orphans'];
   const target: DynamoTarget = { region, endpointUrl: args['endpoint-url'] };
   const { host, port } = parseHostArgument(String(args.db_host));

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after } from 'node:test';
 import {
+  concurrencyOption,
   ExitCode,
   SAME_STOP_REQUEST_MS,
   Progress,
@@ -362,6 +363,22 @@ test('a mistake is a UserError with the synchronous parse() too', () => {
 
 test('a rejected option value surfaces as a UserError (exit 2) naming the option', async () => {
   await assert.rejects(async () => exampleParser(['dump.json', '--concurrency', '0']).parseAsync(), isUsageError(/--concurrency must be a whole number from 1 to 64/));
+});
+
+// Issue 13 (6): --concurrency was parsed three ways; the load's (no type) let yargs read "1e2" as 100 and "0x10" as 16.
+test('--concurrency from concurrencyOption reaches positiveInteger as typed, in every script the same way', async () => {
+  const parse = (argv: string[]) =>
+    createArgumentParser(argv, 'example.ts', '$0 [options]').option('concurrency', concurrencyOption('requests in flight', 16, 256)).parseAsync();
+  assert.equal((await parse([])).concurrency, 16);
+  assert.equal((await parse(['--concurrency', '7'])).concurrency, 7);
+  for (const text of ['1e2', '0x10', '16.0', ' 8']) {
+    await assert.rejects(async () => parse(['--concurrency', text]), isUsageError(/--concurrency must be a whole number from 1 to 256/), text);
+  }
+});
+
+test('an option without a type gets its text, not a number yargs made of it', async () => {
+  const parsed = await createArgumentParser(['--segments', '1e2'], 'example.ts', '$0 [options]').option('segments', { describe: 'segments' }).parseAsync();
+  assert.equal(parsed.segments, '1e2');
 });
 
 // Issue 16 (3): yargs reads `--force=yes`, `=1` and `=` as false — a dry run that writes. A boolean is `--flag`,
