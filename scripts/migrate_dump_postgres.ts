@@ -15,7 +15,6 @@ import {
   createArgumentParser,
   decideRunComplete,
   forceOption,
-  formatCount,
   postgresDatabasePositional,
   postgresHostPositional,
   postgresUserPositional,
@@ -25,7 +24,8 @@ import {
   wasStopped,
 } from '../lib/cli.ts';
 import { AtomicOutputFile, OutputPieces } from '../lib/files.ts';
-import { DumpValueError, dumpQueryFor, MigrationJsonBuilder, type DumpCounts, type RawDumpRow } from '../lib/pgDump.ts';
+import { formatDumpSummary, formatOrphanNotice } from '../lib/dumpSummary.ts';
+import { DumpValueError, dumpQueryFor, MigrationJsonBuilder, type RawDumpRow } from '../lib/pgDump.ts';
 import {
   CELLO_TABLES,
   checkTables,
@@ -133,43 +133,11 @@ await runMain(async () => {
   }
 
   const counts = builder.summary();
-  reportOrphans(counts, args['include-orphans']);
-  process.stdout.write(summary(output, counts, args['include-orphans']));
+  process.stderr.write(formatOrphanNotice(counts, args['include-orphans']));
+  process.stdout.write(formatDumpSummary(output, counts, args['include-orphans']));
   return ExitCode.ok;
 });
 
 function stopError(): UserError {
   return new UserError(`stopped by ${stopSignalReceived() ?? 'a signal'} before finishing — nothing was written`, ExitCode.interrupted);
-}
-
-function quoteIds(ids: (string | null)[], total: number): string {
-  const quoted = ids.map((id) => (id === null ? 'null' : JSON.stringify(id))).join(', ');
-  return total > ids.length ? `${quoted}, …` : quoted;
-}
-
-/** Orphan tokens are never dropped silently: a line on stderr says how many, which, and what to do. */
-function reportOrphans(counts: DumpCounts, included: boolean): void {
-  if (counts.orphanTokens === 0) return;
-  const what = `${formatCount(counts.orphanTokens)} token(s) belong to ${formatCount(counts.orphanProjects)} project(s) missing from the projects table (${quoteIds(counts.orphanSample, counts.orphanTokens)})`;
-  process.stderr.write(
-    included
-      ? `note: ${what}; written under their project name with "repository": null\n`
-      : `warning: ${what}; they were NOT written — pass --include-orphans to write them with "repository": null\n`,
-  );
-}
-
-function summary(output: string, counts: DumpCounts, includeOrphans: boolean): string {
-  const orphans =
-    counts.orphanTokens === 0
-      ? '0'
-      : `${formatCount(counts.orphanTokens)} in ${formatCount(counts.orphanProjects)} project(s), ${includeOrphans ? 'written with "repository": null' : 'not written (see --include-orphans)'}`;
-  return (
-    // The first four lines are the original guide's summary, word for word.
-    '✓ Data dump completed successfully!\n' +
-    `File created: ${output}\n` +
-    `Projects processed: ${formatCount(counts.projects)}\n` +
-    `Cello tokens processed: ${formatCount(counts.tokens)}\n` +
-    `NULL repository: ${formatCount(counts.nullRepository)}, NULL expires_at: ${formatCount(counts.nullExpiresAt)}\n` +
-    `Orphan tokens (project not in projects): ${orphans}\n`
-  );
 }
