@@ -38,7 +38,6 @@ import {
   connectionSettingsFromEnvironment,
   describeTarget,
   inReadOnlySnapshot,
-  orderByUtf8,
   parseHostArgument,
   readPassword,
   readTextOrder,
@@ -49,22 +48,18 @@ import { bulkRetryPolicy } from '../lib/retry.ts';
 import { scanPages } from '../lib/scan.ts';
 import {
   StreamOrderError,
-  compareUtf8,
   formatExtraPartitions,
   formatOrphanNote,
   formatPartitionReport,
   formatSummary,
   partitionQuery,
   verifyMigration,
-  type PostgresProject,
-  type PostgresToken,
   type VerificationResult,
 } from '../lib/verify.ts';
+import { readProjects, streamTokens } from '../lib/verify/postgresRows.ts';
 
 const DEFAULT_CONCURRENCY = 8;
 const MAX_CONCURRENCY = 256;
-/** Token rows fetched per round trip of the PostgreSQL cursor. */
-const CURSOR_BATCH = 2000;
 
 const USAGE = `Usage: $0 <db_host[:port]> <db_user> <db_name> <table_name> <region> [options]
 
@@ -133,32 +128,12 @@ await runMain(async () => {
       result = await inReadOnlySnapshot(session, async (sql) => {
         await checkTables(sql, database, CELLO_TABLES);
         const order = await readTextOrder(sql, database);
-        const utf8Order = (column: string) => sql.unsafe(orderByUtf8(column, order));
-        // The projects are few (a name and a repository each) and held in memory; the tokens are streamed.
-        const projects: PostgresProject[] = [
-          ...(await sql<PostgresProject[]>`SELECT project AS name, repository FROM projects ORDER BY ${utf8Order('project')}`),
-        ];
-        if (includeOrphans) {
-          const orphanProjects = await sql<{ name: string }[]>`
-            SELECT DISTINCT t.project AS name FROM tokens t
-            WHERE NOT EXISTS (SELECT 1 FROM projects p WHERE p.project = t.project)`;
-          for (const { name } of orphanProjects) projects.push({ name, repository: null });
-          projects.sort((a, b) => compareUtf8(a.name, b.name));
-          orphanProjectCount = orphanProjects.length;
-        }
-        // Timestamps as text: the session's TimeZone is UTC and DateStyle ISO (lib/postgres.ts), so the text is
-        // exact (microseconds) and canonicalised without a Date.
-        const cursor = sql<{ project: string; token_id: string; created_at: string; expires_at: string | null }[]>`
-          SELECT project, token_id, created_at::text AS created_at, expires_at::text AS expires_at
-          FROM tokens ORDER BY ${utf8Order('project')}, ${utf8Order('token_id')}`.cursor(CURSOR_BATCH);
-        async function* tokens(): AsyncGenerator<PostgresToken> {
-          for await (const rows of cursor) {
-            for (const row of rows) yield { project: row.project, tokenId: row.token_id, createdAt: row.created_at, expiresAt: row.expires_at };
-          }
-        }
+        const read = await readProjects(sql, order, includeOrphans);
+        const projects = read.projects;
+        orphanProjectCount = read.orphanProjectCount;
         return verifyMigration({
           projects,
-          tokens: tokens(),
+          tokens: streamTokens(sql, order),
           openPartition: partitionQuery(client, tableName, { policy: bulkRetryPolicy, target }),
           scanKeys: (shouldStop) =>
             scanPages(client, tableName, {
