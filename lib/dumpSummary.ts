@@ -8,13 +8,13 @@ function quoteIds(ids: (string | null)[], total: number): string {
   return total > ids.length ? `${quoted}, …` : quoted;
 }
 
-/** Orphan tokens are never dropped silently: a line for stderr says how many, which, and what to do ('' if none). */
+/** Orphan tokens are never dropped silently: a line for stderr (no newline) says how many, which, and what to do ('' if none). */
 export function formatOrphanNotice(counts: DumpCounts, included: boolean): string {
   if (counts.orphanTokens === 0) return '';
   const what = `${formatCount(counts.orphanTokens)} token(s) belong to ${formatCount(counts.orphanProjects)} project(s) missing from the projects table (${quoteIds(counts.orphanSample, counts.orphanTokens)})`;
   return included
-    ? `note: ${what}; written under their project name with "repository": null\n`
-    : `warning: ${what}; they were NOT written — pass --include-orphans to write them with "repository": null\n`;
+    ? `note: ${what}; written under their project name with "repository": null`
+    : `warning: ${what}; they were NOT written — pass --include-orphans to write them with "repository": null`;
 }
 
 export function formatDumpSummary(output: string, counts: DumpCounts, includeOrphans: boolean): string {

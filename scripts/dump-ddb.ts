@@ -26,6 +26,7 @@ import {
 import { AttributeValueError, itemToJson } from '../lib/ddbJson.ts';
 import { checkTableName, createDynamoClient, type DynamoTarget } from '../lib/dynamodb.ts';
 import { AtomicOutputFile, checkTarget } from '../lib/files.ts';
+import { printOutput } from '../lib/output.ts';
 import { bulkRetryPolicy } from '../lib/retry.ts';
 import { DEFAULT_MAX_PAGES_IN_FLIGHT, scanPages } from '../lib/scan.ts';
 
@@ -90,6 +91,6 @@ await runMain(async () => {
     progress.finish();
     client.destroy();
   }
-  process.stdout.write(`Dumped ${count} items from table ${table} (region ${target.region}) to ${output}\n`);
+  await printOutput(`Dumped ${count} items from table ${table} (region ${target.region}) to ${output}\n`);
   return ExitCode.ok;
 });

@@ -47,7 +47,7 @@ import {
   type RecordRepairPlan,
 } from '../lib/repair.ts';
 import { applyTimestampChanges, type RepairTarget } from '../lib/repairUpdate.ts';
-import { ReportOutput } from '../lib/reportOutput.ts';
+import { ReportOutput } from '../lib/output.ts';
 import { bulkRetryPolicy, mapConcurrentOrdered } from '../lib/retry.ts';
 
 const DEFAULT_CONCURRENCY = 16;

@@ -25,6 +25,7 @@ import {
 } from '../lib/cli.ts';
 import { AtomicOutputFile, OutputPieces } from '../lib/files.ts';
 import { formatDumpSummary, formatOrphanNotice } from '../lib/dumpSummary.ts';
+import { printLine, printOutput } from '../lib/output.ts';
 import { DumpValueError, dumpQueryFor, MigrationJsonBuilder, type RawDumpRow } from '../lib/pgDump.ts';
 import {
   CELLO_TABLES,
@@ -133,8 +134,9 @@ await runMain(async () => {
   }
 
   const counts = builder.summary();
-  process.stderr.write(formatOrphanNotice(counts, args['include-orphans']));
-  process.stdout.write(formatDumpSummary(output, counts, args['include-orphans']));
+  const orphanNotice = formatOrphanNotice(counts, args['include-orphans']);
+  if (orphanNotice !== '') printLine(orphanNotice);
+  await printOutput(formatDumpSummary(output, counts, args['include-orphans']));
   return ExitCode.ok;
 });
 

@@ -18,6 +18,7 @@ import {
 } from '../lib/cli.ts';
 import { checkTableName, createDynamoClient, describeCelloTable, toDynamoUserError, type DynamoTarget } from '../lib/dynamodb.ts';
 import { checkInputFile } from '../lib/files.ts';
+import { printLine, printOutput } from '../lib/output.ts';
 import { PROBLEM_LIST_LIMIT, checkMigrationFile, formatLoadSummary, loadMigrationFile, type RunEnding } from '../lib/load.ts';
 import { bulkRetryPolicy, type RetryPolicy } from '../lib/retry.ts';
 
@@ -78,11 +79,6 @@ async function parseArguments() {
   };
 }
 
-function writeError(line: string): void {
-  // A failure line must not land in the middle of a progress line on a terminal.
-  process.stderr.write(`${process.stderr.isTTY ? '\r\x1b[2K' : ''}${line}\n`);
-}
-
 await runMain(async () => {
   const options = await parseArguments();
   const target: DynamoTarget = { region: options.region, endpointUrl: options.endpointUrl };
@@ -96,17 +92,17 @@ await runMain(async () => {
     if (report.checked === undefined) {
       // One problem is one line (the bad-input rule); several are listed, one line each, then counted.
       if (report.problemCount === 1) {
-        writeError(`error: ${report.problems[0]}; nothing was written — fix the file and run again`);
+        printLine(`error: ${report.problems[0]}; nothing was written — fix the file and run again`);
         return ExitCode.usage;
       }
-      for (const problem of report.problems) writeError(`error: ${problem}`);
+      for (const problem of report.problems) printLine(`error: ${problem}`);
       const listed = report.problemCount > report.problems.length ? ` (the first ${PROBLEM_LIST_LIMIT} are listed above)` : '';
-      writeError(`error: ${formatCount(report.problemCount)} problems in ${options.dataFile}${listed}; nothing was written — fix the file and run again`);
+      printLine(`error: ${formatCount(report.problemCount)} problems in ${options.dataFile}${listed}; nothing was written — fix the file and run again`);
       return ExitCode.usage;
     }
     const checked = report.checked;
-    for (const notice of checked.duplicateNotices) writeError(`warning: ${notice}`);
-    if (checked.projects === 0) writeError(`warning: ${options.dataFile} holds no projects — nothing to load (is it the right file?)`);
+    for (const notice of checked.duplicateNotices) printLine(`warning: ${notice}`);
+    if (checked.projects === 0) printLine(`warning: ${options.dataFile} holds no projects — nothing to load (is it the right file?)`);
 
     const progress = new Progress(options.dryRun ? 'Checking items' : 'Loading items', checked.items);
     const result = await loadMigrationFile({
@@ -118,13 +114,13 @@ await runMain(async () => {
       conditionalPuts: options.conditionalPuts,
       policy: bulkRetryPolicy,
       shouldStop: wasStopped,
-      onFailedItem: (description) => writeError(`failed: ${description}`),
+      onFailedItem: (description) => printLine(`failed: ${description}`),
       onProgress: (counts) => progress.update(counts.loaded + counts.skipped + counts.failed + counts.duplicates),
     });
     progress.finish();
 
     const ending: RunEnding = result.error !== undefined ? 'error' : result.stopped ? 'stopped' : 'complete';
-    process.stdout.write(formatLoadSummary(checked, result.counts, options.dryRun, ending));
+    await printOutput(formatLoadSummary(checked, result.counts, options.dryRun, ending));
     if (result.error !== undefined) throw toDynamoUserError(result.error, target, options.tableName);
     if (result.stopped) return ExitCode.interrupted;
     return result.counts.failed > 0 ? ExitCode.incomplete : ExitCode.ok;

@@ -26,7 +26,6 @@ import {
   regionOption,
   runMain,
   tableOption,
-  writeAndWait,
   stopSignalReceived,
   wasStopped,
 } from '../lib/cli.ts';
@@ -57,6 +56,7 @@ import {
   type VerificationResult,
 } from '../lib/verify.ts';
 import { readProjects, streamTokens } from '../lib/verify/postgresRows.ts';
+import { printOutput } from '../lib/output.ts';
 
 const DEFAULT_CONCURRENCY = 8;
 const MAX_CONCURRENCY = 256;
@@ -150,7 +150,7 @@ await runMain(async () => {
             const block = formatPartitionReport(report);
             if (block !== '') {
               progress.finish();
-              await writeOutput(block);
+              await printOutput(block);
             }
           },
           onProgress: (projectsChecked, itemsScanned) =>
@@ -166,17 +166,12 @@ await runMain(async () => {
       progress.finish();
       await session.close();
     }
-    process.stdout.write(formatExtraPartitions(result.extra));
-    process.stdout.write(formatOrphanNote(result.orphans));
-    process.stdout.write(formatSummary(result, { stoppedBy: stopSignalReceived(), orphanProjects: orphanProjectCount }));
+    await printOutput(formatExtraPartitions(result.extra));
+    await printOutput(formatOrphanNote(result.orphans));
+    await printOutput(formatSummary(result, { stoppedBy: stopSignalReceived(), orphanProjects: orphanProjectCount }));
     if (!result.complete) return ExitCode.interrupted;
     return result.totals.differences === 0 ? ExitCode.ok : ExitCode.incomplete;
   } finally {
     client.destroy();
   }
 });
-
-/** Writes to stdout, waiting when a slow reader (a pipe, a terminal) has not taken the previous output yet. */
-function writeOutput(text: string): Promise<void> {
-  return writeAndWait(process.stdout, text);
-}

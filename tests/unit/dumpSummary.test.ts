@@ -18,8 +18,8 @@ test('orphan tokens: a warning when left out, a note when written, nothing when 
   assert.equal(formatOrphanNotice(counts, false), '');
   assert.equal(
     formatOrphanNotice(orphans, false),
-    'warning: 3 token(s) belong to 2 project(s) missing from the projects table ("a", null, …); they were NOT written — pass --include-orphans to write them with "repository": null\n',
+    'warning: 3 token(s) belong to 2 project(s) missing from the projects table ("a", null, …); they were NOT written — pass --include-orphans to write them with "repository": null',
   );
-  assert.match(formatOrphanNotice(orphans, true), /^note: .*; written under their project name with "repository": null\n$/);
+  assert.match(formatOrphanNotice(orphans, true), /^note: .*; written under their project name with "repository": null$/);
   assert.match(formatDumpSummary('f', orphans, true), /Orphan tokens \(project not in projects\): 3 in 2 project\(s\), written with "repository": null\n$/);
 });
