@@ -35,8 +35,9 @@ const MAX_SEGMENTS = 1000;
 /** Text handed to the output file at a time. */
 const WRITE_PIECE_CHARS = 32 * 1024;
 
-await runMain(async () => {
-  const args = await createArgumentParser(process.argv.slice(2), 'dump-ddb.ts', 'Usage: $0 --table <table> --output <file> --region <region>\n\nWrites every item of a DynamoDB table to a JSON file, as an array of plain objects.')
+/** The command line, checked (a mistake is a UserError, exit 2); --help prints and exits. */
+function parseArguments() {
+  return createArgumentParser(process.argv.slice(2), 'dump-ddb.ts', 'Usage: $0 --table <table> --output <file> --region <region>\n\nWrites every item of a DynamoDB table to a JSON file, as an array of plain objects.')
     .option('table', tableOption('the DynamoDB table to dump'))
     .option('output', { type: 'string', demandOption: true, describe: 'the JSON file to write (mode 0600)' })
     .option('region', regionOption)
@@ -46,6 +47,10 @@ await runMain(async () => {
     .example('$0 --table cello --output dump.json --region us-east-1', 'dump the cello table')
     .example('$0 --table cello --output dump.json --region us-east-1 --endpoint-url http://localhost:8000', 'dump a local table')
     .parseAsync();
+}
+
+await runMain(async () => {
+  const args = await parseArguments();
 
   const table = args.table;
   const output = args.output;

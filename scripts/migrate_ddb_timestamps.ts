@@ -53,8 +53,9 @@ import { bulkRetryPolicy, mapConcurrentOrdered } from '../lib/retry.ts';
 const DEFAULT_CONCURRENCY = 16;
 const MAX_CONCURRENCY = 256;
 
-await runMain(async () => {
-  const args = await createArgumentParser(
+/** The command line, checked (a mistake is a UserError, exit 2); --help prints and exits. */
+function parseArguments() {
+  return createArgumentParser(
     process.argv.slice(2),
     'migrate_ddb_timestamps.ts',
     'Usage: $0 --file <dump.json> --table <table> --region <region> [--dry-run]\n\nConverts legacy PostgreSQL-format timestamps in a DynamoDB table to the canonical UTC form.',
@@ -68,6 +69,10 @@ await runMain(async () => {
     .example('$0 --file dump.json --table cello --region us-east-1 --dry-run', 'list the changes, write nothing')
     .example('$0 --file dump.json --table cello --region us-east-1', 'apply them')
     .parseAsync();
+}
+
+await runMain(async () => {
+  const args = await parseArguments();
 
   const file = args.file;
   const tableName = args.table;

@@ -45,8 +45,9 @@ import {
 
 const SCRIPT = 'migrate_dump_postgres.ts';
 
-await runMain(async () => {
-  const args = await createArgumentParser(
+/** The command line, checked (a mistake is a UserError, exit 2); --help prints and exits. */
+function parseArguments() {
+  return createArgumentParser(
     process.argv.slice(2),
     SCRIPT,
     'Usage: $0 <db_host[:port]> <db_user> <db_name> <output_file>\n\n' +
@@ -73,6 +74,10 @@ await runMain(async () => {
     .example('$0 [::1]:5433 cello_user cello_db migration_data.json', '')
     .example('PGSSLMODE=require $0 db.example.com cello_user cello_db migration_data.json', '')
     .parseAsync();
+}
+
+await runMain(async () => {
+  const args = await parseArguments();
 
   const hostArgument = String(args.db_host);
   const user = String(args.db_user);

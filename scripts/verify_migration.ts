@@ -71,8 +71,9 @@ The password comes from PGPASSWORD, or is asked on the terminal. PGSSLMODE, PGSS
 (default 10 s) and PGAPPNAME are honoured as by psql. AWS credentials come from the usual chain (AWS_PROFILE,
 environment, SSO...).`;
 
-await runMain(async () => {
-  const args = await createArgumentParser(process.argv.slice(2), 'verify_migration.ts', USAGE)
+/** The command line, checked (a mistake is a UserError, exit 2); --help prints and exits. */
+function parseArguments() {
+  return createArgumentParser(process.argv.slice(2), 'verify_migration.ts', USAGE)
     .command('$0 <db_host> <db_user> <db_name> <table_name> <region>', false, (command) =>
       command
         .positional('db_host', postgresHostPositional)
@@ -102,6 +103,10 @@ await runMain(async () => {
     .example('$0 db.example.com cello_user cello_db cello us-east-1 --include-orphans', '')
     .example('PGSSLMODE=require $0 db.example.com cello_user cello_db cello us-east-1', '')
     .parseAsync();
+}
+
+await runMain(async () => {
+  const args = await parseArguments();
 
   const user = String(args.db_user);
   const database = String(args.db_name);
