@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after } from 'node:test';
@@ -571,4 +571,21 @@ test('a client from lib/dynamodb.ts sends a request without printing NodeVersion
   assert.equal(result.code, 0, result.stderr);
   assert.match(result.stdout, /request failed: ECONNREFUSED/);
   assert.doesNotMatch(result.stderr, /NodeVersionSupportWarning/);
+});
+
+// Issue 13 (7): importing a lib/ module changes nothing in the process; hooks and environment are set when used.
+test('importing any lib/ module registers no process hook and sets no environment variable', async () => {
+  const modules = readdirSync(join(ROOT, 'lib'), { recursive: true, encoding: 'utf8' }).filter((path) => path.endsWith('.ts'));
+  assert.ok(modules.includes('files.ts'));
+  const result = await runProgram(
+    `
+    const before = { exit: process.listenerCount('exit'), quit: process.listenerCount('SIGQUIT'), env: { ...process.env } };
+    ${modules.map((path) => `await import(${JSON.stringify(join(ROOT, 'lib', path))});`).join('\n    ')}
+    const changed = Object.keys(process.env).filter((name) => process.env[name] !== before.env[name]);
+    process.stdout.write(JSON.stringify({ exit: process.listenerCount('exit') - before.exit, quit: process.listenerCount('SIGQUIT') - before.quit, changed }));
+  `,
+    { env: environmentWithoutWarningSwitch() },
+  );
+  assert.equal(result.code, 0, result.stderr);
+  assert.deepEqual(JSON.parse(result.stdout), { exit: 0, quit: 0, changed: [] });
 });
