@@ -358,8 +358,11 @@ export function endpointUrlOption(describe = 'a DynamoDB endpoint other than AWS
   return { type: 'string', describe } as const;
 }
 
+/** The most requests in flight any script's --concurrency allows. */
+export const MAX_CONCURRENCY = 256;
+
 /** --concurrency (or --segments): a whole number from 1 to `max`, parsed by positiveInteger in every script. */
-export function concurrencyOption(describe: string, defaultValue: number, max: number, name = 'concurrency') {
+export function concurrencyOption(describe: string, defaultValue: number, max = MAX_CONCURRENCY, name = 'concurrency') {
   return { describe, default: defaultValue, coerce: positiveInteger(name, max) } as const;
 }
 

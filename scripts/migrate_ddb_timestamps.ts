@@ -17,6 +17,7 @@
 // - Ctrl-C / SIGTERM: no new record is started, updates in flight finish, a partial summary is printed (exit 130).
 import {
   ExitCode,
+  MAX_CONCURRENCY,
   UserError,
   concurrencyOption,
   createArgumentParser,
@@ -51,7 +52,6 @@ import { ReportOutput } from '../lib/output.ts';
 import { bulkRetryPolicy, mapConcurrentOrdered } from '../lib/retry.ts';
 
 const DEFAULT_CONCURRENCY = 16;
-const MAX_CONCURRENCY = 256;
 
 /** The command line, checked (a mistake is a UserError, exit 2); --help prints and exits. */
 function parseArguments() {
@@ -65,7 +65,7 @@ function parseArguments() {
     .option('region', regionOption)
     .option('dry-run', dryRunOption('show what would change; write nothing'))
     .option('endpoint-url', endpointUrlOption())
-    .option('concurrency', concurrencyOption(`updates in flight at once (1 to ${MAX_CONCURRENCY})`, DEFAULT_CONCURRENCY, MAX_CONCURRENCY))
+    .option('concurrency', concurrencyOption(`updates in flight at once (1 to ${MAX_CONCURRENCY})`, DEFAULT_CONCURRENCY))
     .example('$0 --file dump.json --table cello --region us-east-1 --dry-run', 'list the changes, write nothing')
     .example('$0 --file dump.json --table cello --region us-east-1', 'apply them')
     .parseAsync();

@@ -5,6 +5,7 @@
 // The logic lives in lib/load.ts; this file parses the arguments and talks to the operator.
 import {
   ExitCode,
+  MAX_CONCURRENCY,
   Progress,
   concurrencyOption,
   createArgumentParser,
@@ -24,7 +25,6 @@ import { bulkRetryPolicy, type RetryPolicy } from '../lib/retry.ts';
 
 const SCRIPT = 'migrate_load_dynamodb.ts';
 const DEFAULT_CONCURRENCY = 16;
-const MAX_CONCURRENCY = 256;
 
 /** The table check runs before anything else: a wrong endpoint or region should fail in seconds, not after ~20 s. */
 const startupPolicy: RetryPolicy = { ...bulkRetryPolicy, maxAttempts: 3 };
@@ -51,7 +51,7 @@ async function parseArguments() {
       'endpoint-url',
       endpointUrlOption('send requests to this endpoint instead of AWS (e.g. a local DynamoDB); AWS_ENDPOINT_URL_DYNAMODB works too'),
     )
-    .option('concurrency', concurrencyOption(`requests in flight at most (1-${MAX_CONCURRENCY})`, DEFAULT_CONCURRENCY, MAX_CONCURRENCY))
+    .option('concurrency', concurrencyOption(`requests in flight at most (1-${MAX_CONCURRENCY})`, DEFAULT_CONCURRENCY))
     .option('dry-run', dryRunOption('check the file and the table and report what would be loaded and skipped; reads, never writes'))
     .option('conditional-puts', {
       type: 'boolean',

@@ -13,6 +13,7 @@
 // How the comparison streams both sides without loading them: lib/verify.ts.
 import {
   ExitCode,
+  MAX_CONCURRENCY,
   Progress,
   UserError,
   checkPostgresNames,
@@ -59,7 +60,6 @@ import { readProjects, streamTokens } from '../lib/verify/postgresRows.ts';
 import { printOutput } from '../lib/output.ts';
 
 const DEFAULT_CONCURRENCY = 8;
-const MAX_CONCURRENCY = 256;
 
 const USAGE = `Usage: $0 <db_host[:port]> <db_user> <db_name> <table_name> <region> [options]
 
@@ -88,7 +88,6 @@ function parseArguments() {
       concurrencyOption(
         `projects read from DynamoDB at once, and segments of the scan for extra partition keys (1 to ${MAX_CONCURRENCY})`,
         DEFAULT_CONCURRENCY,
-        MAX_CONCURRENCY,
       ),
     )
     .option('include-orphans', {
