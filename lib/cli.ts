@@ -274,13 +274,14 @@ export function createArgumentParser(argv: string[], scriptName: string, usage: 
   const parser: Argv = yargs(argv)
     .scriptName(scriptName)
     .usage(usage)
+    // Arguments stay text until an option's own parser reads them: "0123.json" is a file name, and --concurrency
+    // 1e2 or 0x10 is refused by positiveInteger rather than read as a number by yargs. One call: a later
+    // parserConfiguration replaces the whole setting.
+    .parserConfiguration({ 'parse-numbers': false, 'parse-positional-numbers': false })
     .strict()
     .help('help')
     .alias('help', 'h')
     .version(false)
-    // Arguments stay text until an option's own parser reads them: "0123.json" is a file name, and --concurrency
-    // 1e2 or 0x10 is refused by positiveInteger rather than read as a number by yargs.
-    .parserConfiguration({ 'parse-numbers': false, 'parse-positional-numbers': false })
     .wrap(Math.min(110, process.stdout.columns || 100))
     .middleware(() => {
       const problem = misusedBoolean();
