@@ -8,10 +8,6 @@ import { spawn } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
 import yargs, { type Argv } from 'yargs';
 
-// The AWS SDK prints a NodeVersionSupportWarning on Node 20 the first time a client is built. It is noise for an
-// operator (Node 20 is a supported runtime for this toolkit), so silence it before any client exists.
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-
 /** Exit codes, documented in README.md. */
 export const ExitCode = {
   ok: 0,
@@ -59,7 +55,7 @@ export function registerSecret(value: string | undefined): void {
  * - a secret the operator also typed as an argument (`PGPASSWORD=postgres` for user postgres) is shown as that
  *   argument: masking it would only say which argument is the password.
  */
-export function redactSecrets(text: string): string {
+function redactSecrets(text: string): string {
   let result = text;
   for (const secret of secrets) {
     if (process.argv.slice(2).some((argument) => findWholeToken(argument, secret, 0) >= 0)) continue;
@@ -93,7 +89,7 @@ export function oneLine(text: string): string {
   return text.replace(/\s*[\r\n]+\s*/g, ' ').trim();
 }
 
-export function formatUserError(error: UserError): string {
+function formatUserError(error: UserError): string {
   return `error: ${redactSecrets(oneLine(error.message))}\n`;
 }
 
@@ -117,7 +113,7 @@ let firstStopAt: number | undefined;
 /** The exit code, once the run's outcome is decided: a signal can no longer turn it into "stopped" (exit 130). */
 let decidedExitCode: number | undefined;
 
-export function installStopHandlers(): void {
+function installStopHandlers(): void {
   for (const name of STOP_SIGNALS) {
     process.on(name, () => {
       const now = performance.now();
@@ -251,7 +247,7 @@ function runInChildProcess(): Promise<never> {
   });
 }
 
-export function reportFailure(error: unknown): number {
+function reportFailure(error: unknown): number {
   if (error instanceof UserError) {
     process.stderr.write(formatUserError(error));
     return error.exitCode;
@@ -279,8 +275,11 @@ export function createArgumentParser(argv: string[], scriptName: string, usage: 
     .scriptName(scriptName)
     .usage(usage)
     // An option is known only as defined: with camelCase expansion yargs also took `--DRY-RUN` and `---dry-run` as
-    // the known `dryRun`, which the scripts do not read (a dry run that wrote). "0123.json" stays a file name.
-    .parserConfiguration({ 'camel-case-expansion': false, 'parse-positional-numbers': false })
+    // the known `dryRun`, which the scripts do not read (a dry run that wrote). Arguments stay text until an
+    // option's own parser reads them: "0123.json" is a file name, and --concurrency 1e2 or 0x10 is refused by
+    // positiveInteger rather than read as a number by yargs. One call: a later parserConfiguration replaces the
+    // whole setting.
+    .parserConfiguration({ 'camel-case-expansion': false, 'parse-numbers': false, 'parse-positional-numbers': false })
     .strict()
     .help('help')
     .alias('help', 'h')
@@ -307,7 +306,7 @@ const BOOLEAN_WORDS = /^(true|false|yes|no|y|n|on|off|1|0)$/i;
  * false (a dry run that writes), and takes `--dry-run false` as the value but `--dry-run no` as an argument.
  * `booleanOptions` are the option names as defined (kebab-case); yargs also accepts their camelCase spelling.
  */
-export function findBooleanOptionMisuse(argv: readonly string[], booleanOptions: readonly string[]): string | undefined {
+function findBooleanOptionMisuse(argv: readonly string[], booleanOptions: readonly string[]): string | undefined {
   const booleans = new Set(booleanOptions.map(toKebabCase));
   for (let index = 0; index < argv.length; index++) {
     const argument = argv[index]!;
@@ -347,6 +346,51 @@ export function positiveInteger(name: string, max: number) {
     }
     return Number(text);
   };
+}
+
+// ---- options several scripts share: one definition each, added with .option(name, …) or .positional(name, …) ----
+
+/** --region / region: required wherever it appears. */
+export const regionOption = { type: 'string', demandOption: true, describe: 'the AWS region of the table, e.g. us-east-1' } as const;
+
+export function tableOption(describe: string) {
+  return { type: 'string', demandOption: true, describe } as const;
+}
+
+export function endpointUrlOption(describe = 'a DynamoDB endpoint other than AWS (e.g. http://localhost:8000)') {
+  return { type: 'string', describe } as const;
+}
+
+/** The most requests in flight any script's --concurrency allows. */
+export const MAX_CONCURRENCY = 256;
+
+/** --concurrency (or --segments): a whole number from 1 to `max`, parsed by positiveInteger in every script. */
+export function concurrencyOption(describe: string, defaultValue: number, max = MAX_CONCURRENCY, name = 'concurrency') {
+  return { describe, default: defaultValue, coerce: positiveInteger(name, max) } as const;
+}
+
+export const forceOption = { type: 'boolean', default: false, describe: 'replace the output file if it exists' } as const;
+
+export function dryRunOption(describe: string) {
+  return { type: 'boolean', default: false, describe } as const;
+}
+
+export const postgresHostPositional = {
+  type: 'string',
+  demandOption: true,
+  describe: 'host, host:port, [ipv6]:port or a bare IPv6 address; port 5432 by default',
+} as const;
+
+export function postgresUserPositional(describe = 'the PostgreSQL user') {
+  return { type: 'string', demandOption: true, describe } as const;
+}
+
+export const postgresDatabasePositional = { type: 'string', demandOption: true, describe: 'the Cello database' } as const;
+
+/** The user and database positionals as given; an empty one is a usage error naming what to give. */
+export function checkPostgresNames(user: string, database: string): void {
+  if (user.trim() === '') throw new UserError('the database user is empty — give the PostgreSQL user, e.g. cello_user');
+  if (database.trim() === '') throw new UserError('the database name is empty — give the Cello database, e.g. cello_db');
 }
 
 /**

@@ -18,9 +18,6 @@ import { ExitCode, UserError, registerSecret } from './cli.ts';
 import { backoffDelayMs, RetriesExhaustedError, withRetry, type RetryPolicy } from './retry.ts';
 import { itemKeyString } from './cello/keys.ts';
 
-// Node 20 is a supported runtime for this toolkit; the SDK's NodeVersionSupportWarning is noise to an operator.
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-
 export type DynamoItem = Record<string, AttributeValue>;
 
 export interface DynamoTarget {
@@ -117,6 +114,8 @@ export function createDynamoClient(
   } = {},
 ): DynamoDBClient {
   checkRegion(target.region);
+  // Node 20 is a supported runtime; the SDK's NodeVersionSupportWarning (printed as the first client is built) is noise.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   // The endpoint the SDK will use, from the option or the environment, is checked the same way before any request.
   const fromEnvironment = target.endpointUrl === undefined ? endpointFromEnvironment() : undefined;
   if (target.endpointUrl !== undefined) checkEndpointUrl(target.endpointUrl);

@@ -11,7 +11,8 @@ import { ExitCode, UserError } from './cli.ts';
 
 /** Temporary files still open, removed on exit so a crash (short of SIGKILL) leaves nothing half-written. */
 const pendingTemporaryFiles = new Set<string>();
-process.on('exit', removePendingTemporaryFiles);
+/** Registered with the first temporary file, not at import: importing this module changes nothing in the process. */
+let isExitHookInstalled = false;
 
 function removePendingTemporaryFiles(): void {
   for (const path of pendingTemporaryFiles) {
@@ -38,6 +39,10 @@ function endAfterRemovingTemporaryFiles(signal: NodeJS.Signals): void {
 }
 
 function trackTemporaryFile(path: string): void {
+  if (!isExitHookInstalled) {
+    process.on('exit', removePendingTemporaryFiles);
+    isExitHookInstalled = true;
+  }
   if (pendingTemporaryFiles.size === 0) for (const name of FATAL_SIGNALS) process.on(name, endAfterRemovingTemporaryFiles);
   pendingTemporaryFiles.add(path);
 }

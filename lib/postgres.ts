@@ -28,7 +28,7 @@ import { prepareScramPassword } from './postgresSaslprep.ts';
 export type Sql = postgres.Sql;
 export type TransactionSql = postgres.TransactionSql;
 
-export const DEFAULT_PORT = 5432;
+const DEFAULT_PORT = 5432;
 /** Seconds to wait for a connection when PGCONNECT_TIMEOUT is not set: an unreachable host fails, never hangs. */
 export const DEFAULT_CONNECT_TIMEOUT_SECONDS = 10;
 
@@ -197,7 +197,7 @@ export function connectionSettingsFromEnvironment(env: NodeJS.ProcessEnv, host: 
 
 // ---- password -----------------------------------------------------------------------------------------------------
 
-export const NO_PASSWORD_MESSAGE = 'no password: set PGPASSWORD, or run from a terminal to be prompted';
+const NO_PASSWORD_MESSAGE = 'no password: set PGPASSWORD, or run from a terminal to be prompted';
 
 /**
  * PGPASSWORD when it is set, even empty (trust authentication); otherwise asked on the terminal without echo.

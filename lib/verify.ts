@@ -20,8 +20,6 @@ import { sendWithRetry, toDynamoUserError, type DynamoItem, type DynamoTarget } 
 import { compareUtf8 } from './cello/keyOrder.ts';
 import { METADATA_SK, PROJECT_PREFIX, TOKEN_PREFIX, isTokenSk } from './cello/keys.ts';
 import { NULL_IN_TABLE, REPOSITORY, TIMESTAMP_ATTRIBUTES, TOKEN_ID, type TimestampAttribute } from './cello/items.ts';
-import { PROJECTS_TABLE, PROJECT_COLUMN, TOKENS_TABLE } from './cello/sourceTables.ts';
-import { orderByUtf8, type TextOrder } from './postgres.ts';
 import { mapConcurrentOrdered, type RetryPolicy } from './retry.ts';
 import { TimestampError, timestampsEqualAsInstants, toCanonicalTimestamp } from './timestamps.ts';
 
@@ -48,35 +46,6 @@ export interface PostgresProject {
 
 /** A token row; timestamps (by attribute name) are PostgreSQL's text output (any offset), NULL is null. */
 export type PostgresToken = { project: string; tokenId: string } & Record<TimestampAttribute, string | null>;
-
-/** Every project as a PostgresProject, in UTF-8 order of names. */
-export function projectsQuery(order: TextOrder): string {
-  return `SELECT ${PROJECT_COLUMN} AS name, ${REPOSITORY} FROM ${PROJECTS_TABLE} ORDER BY ${orderByUtf8(PROJECT_COLUMN, order)}`;
-}
-
-/** The names (`name`) of projects that only tokens name: the projects table has no row for them. */
-export const ORPHAN_PROJECTS_QUERY = `
-            SELECT DISTINCT t.${PROJECT_COLUMN} AS name FROM ${TOKENS_TABLE} t
-            WHERE NOT EXISTS (SELECT 1 FROM ${PROJECTS_TABLE} p WHERE p.${PROJECT_COLUMN} = t.${PROJECT_COLUMN})`;
-
-/**
- * Every token ordered by (project, id) in UTF-8 order; postgresToken reads its rows. Timestamps as text: the
- * session's TimeZone is UTC and DateStyle ISO (lib/postgres.ts), so the text is exact (microseconds) and
- * canonicalised without a Date.
- */
-export function tokensQuery(order: TextOrder): string {
-  const timestamps = TIMESTAMP_ATTRIBUTES.map((attribute) => `${attribute}::text AS ${attribute}`).join(', ');
-  return `
-          SELECT ${PROJECT_COLUMN}, ${TOKEN_ID}, ${timestamps}
-          FROM ${TOKENS_TABLE} ORDER BY ${orderByUtf8(PROJECT_COLUMN, order)}, ${orderByUtf8(TOKEN_ID, order)}`;
-}
-
-/** A row of tokensQuery as a PostgresToken. */
-export function postgresToken(row: Readonly<Record<string, string | null>>): PostgresToken {
-  const token = { project: row[PROJECT_COLUMN], tokenId: row[TOKEN_ID] } as PostgresToken;
-  for (const attribute of TIMESTAMP_ATTRIBUTES) token[attribute] = row[attribute] ?? null;
-  return token;
-}
 
 // ---- value comparison ------------------------------------------------------------------------------------------------
 

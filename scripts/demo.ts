@@ -5,7 +5,7 @@
 // looks (several projects, tokens that never expire, a project without repository, a repository URL with a comma,
 // microsecond timestamps, a database TimeZone that is not UTC) and a table where an earlier migration already
 // wrote one project with its timestamps in PostgreSQL's text format. Then it runs the guide's own commands, read
-// from docs/postgresql_to_dynamodb_migration.md by block id (lib/guideCommands.ts), so the demo cannot drift
+// from docs/postgresql_to_dynamodb_migration.md by block id (tools/guideCommands.ts), so the demo cannot drift
 // from the guide: each command is printed, then run as a child process with its output shown.
 //
 // The story: the load skips the items the earlier migration wrote (it never overwrites), so the first
@@ -32,7 +32,7 @@ import {
   substitute,
   extractCodeBlocks,
   type LocalValues,
-} from '../lib/guideCommands.ts';
+} from '../tools/guideCommands.ts';
 import {
   LOCAL_AWS_ENV,
   connectAdmin,

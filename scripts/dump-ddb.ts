@@ -8,10 +8,25 @@
 // interleave: the order of items in the file is not meaningful. The JSON mapping of each DynamoDB type is
 // documented at the top of lib/ddbJson.ts.
 import { resolve } from 'node:path';
-import { ExitCode, Progress, UserError, createArgumentParser, decideRunComplete, positiveInteger, runMain, throwIfStopped, wasStopped } from '../lib/cli.ts';
+import {
+  ExitCode,
+  Progress,
+  UserError,
+  concurrencyOption,
+  createArgumentParser,
+  decideRunComplete,
+  endpointUrlOption,
+  forceOption,
+  regionOption,
+  runMain,
+  tableOption,
+  throwIfStopped,
+  wasStopped,
+} from '../lib/cli.ts';
 import { AttributeValueError, itemToJson } from '../lib/ddbJson.ts';
 import { checkTableName, createDynamoClient, type DynamoTarget } from '../lib/dynamodb.ts';
 import { AtomicOutputFile, checkTarget } from '../lib/files.ts';
+import { printOutput } from '../lib/output.ts';
 import { bulkRetryPolicy } from '../lib/retry.ts';
 import { DEFAULT_MAX_PAGES_IN_FLIGHT, scanPages } from '../lib/scan.ts';
 
@@ -20,26 +35,26 @@ const MAX_SEGMENTS = 1000;
 /** Text handed to the output file at a time. */
 const WRITE_PIECE_CHARS = 32 * 1024;
 
-await runMain(async () => {
-  const args = await createArgumentParser(process.argv.slice(2), 'dump-ddb.ts', 'Usage: $0 --table <table> --output <file> --region <region>\n\nWrites every item of a DynamoDB table to a JSON file, as an array of plain objects.')
-    .option('table', { type: 'string', demandOption: true, describe: 'the DynamoDB table to dump' })
+/** The command line, checked (a mistake is a UserError, exit 2); --help prints and exits. */
+function parseArguments() {
+  return createArgumentParser(process.argv.slice(2), 'dump-ddb.ts', 'Usage: $0 --table <table> --output <file> --region <region>\n\nWrites every item of a DynamoDB table to a JSON file, as an array of plain objects.')
+    .option('table', tableOption('the DynamoDB table to dump'))
     .option('output', { type: 'string', demandOption: true, describe: 'the JSON file to write (mode 0600)' })
-    .option('region', { type: 'string', demandOption: true, describe: 'the AWS region of the table, e.g. us-east-1' })
-    .option('endpoint-url', { type: 'string', describe: 'a DynamoDB endpoint other than AWS (e.g. http://localhost:8000)' })
-    .option('segments', {
-      type: 'string',
-      default: String(DEFAULT_SEGMENTS),
-      coerce: positiveInteger('segments', MAX_SEGMENTS),
-      describe: `parallel scan segments (1 to ${MAX_SEGMENTS})`,
-    })
-    .option('force', { type: 'boolean', default: false, describe: 'replace the output file if it exists' })
+    .option('region', regionOption)
+    .option('endpoint-url', endpointUrlOption())
+    .option('segments', concurrencyOption(`parallel scan segments (1 to ${MAX_SEGMENTS})`, DEFAULT_SEGMENTS, MAX_SEGMENTS, 'segments'))
+    .option('force', forceOption)
     .example('$0 --table cello --output dump.json --region us-east-1', 'dump the cello table')
     .example('$0 --table cello --output dump.json --region us-east-1 --endpoint-url http://localhost:8000', 'dump a local table')
     .parseAsync();
+}
+
+await runMain(async () => {
+  const args = await parseArguments();
 
   const table = args.table;
   const output = args.output;
-  const segments = args.segments as unknown as number;
+  const segments = args.segments;
   const target: DynamoTarget = { region: args.region, endpointUrl: args['endpoint-url'] };
   checkTableName(table);
   if (output.trim() === '') throw new UserError('--output is empty — give the path of the JSON file to write, e.g. dump.json', ExitCode.usage);
@@ -81,6 +96,6 @@ await runMain(async () => {
     progress.finish();
     client.destroy();
   }
-  process.stdout.write(`Dumped ${count} items from table ${table} (region ${target.region}) to ${output}\n`);
+  await printOutput(`Dumped ${count} items from table ${table} (region ${target.region}) to ${output}\n`);
   return ExitCode.ok;
 });

@@ -15,7 +15,21 @@
 // - Updates run concurrently (--concurrency); the report stays in file order.
 // - A dry run sends no write request at all.
 // - Ctrl-C / SIGTERM: no new record is started, updates in flight finish, a partial summary is printed (exit 130).
-import { ExitCode, UserError, createArgumentParser, positiveInteger, runMain, stopSignalReceived, throwIfStopped, wasStopped } from '../lib/cli.ts';
+import {
+  ExitCode,
+  MAX_CONCURRENCY,
+  UserError,
+  concurrencyOption,
+  createArgumentParser,
+  dryRunOption,
+  endpointUrlOption,
+  regionOption,
+  runMain,
+  stopSignalReceived,
+  tableOption,
+  throwIfStopped,
+  wasStopped,
+} from '../lib/cli.ts';
 import { checkTableName, createDynamoClient, describeCelloTable, type DynamoTarget } from '../lib/dynamodb.ts';
 import { checkInputFile } from '../lib/files.ts';
 import { JsonInputError, readJsonArray } from '../lib/jsonStream.ts';
@@ -34,37 +48,36 @@ import {
   type RecordRepairPlan,
 } from '../lib/repair.ts';
 import { applyTimestampChanges, type RepairTarget } from '../lib/repairUpdate.ts';
-import { ReportOutput } from '../lib/reportOutput.ts';
+import { ReportOutput } from '../lib/output.ts';
 import { bulkRetryPolicy, mapConcurrentOrdered } from '../lib/retry.ts';
 
 const DEFAULT_CONCURRENCY = 16;
-const MAX_CONCURRENCY = 256;
 
-await runMain(async () => {
-  const args = await createArgumentParser(
+/** The command line, checked (a mistake is a UserError, exit 2); --help prints and exits. */
+function parseArguments() {
+  return createArgumentParser(
     process.argv.slice(2),
     'migrate_ddb_timestamps.ts',
     'Usage: $0 --file <dump.json> --table <table> --region <region> [--dry-run]\n\nConverts legacy PostgreSQL-format timestamps in a DynamoDB table to the canonical UTC form.',
   )
     .option('file', { type: 'string', demandOption: true, describe: 'the JSON dump written by dump-ddb.ts' })
-    .option('table', { type: 'string', demandOption: true, describe: 'the DynamoDB table to repair' })
-    .option('region', { type: 'string', demandOption: true, describe: 'the AWS region of the table, e.g. us-east-1' })
-    .option('dry-run', { type: 'boolean', default: false, describe: 'show what would change; write nothing' })
-    .option('endpoint-url', { type: 'string', describe: 'a DynamoDB endpoint other than AWS (e.g. http://localhost:8000)' })
-    .option('concurrency', {
-      type: 'string',
-      default: String(DEFAULT_CONCURRENCY),
-      coerce: positiveInteger('concurrency', MAX_CONCURRENCY),
-      describe: `updates in flight at once (1 to ${MAX_CONCURRENCY})`,
-    })
+    .option('table', tableOption('the DynamoDB table to repair'))
+    .option('region', regionOption)
+    .option('dry-run', dryRunOption('show what would change; write nothing'))
+    .option('endpoint-url', endpointUrlOption())
+    .option('concurrency', concurrencyOption(`updates in flight at once (1 to ${MAX_CONCURRENCY})`, DEFAULT_CONCURRENCY))
     .example('$0 --file dump.json --table cello --region us-east-1 --dry-run', 'list the changes, write nothing')
     .example('$0 --file dump.json --table cello --region us-east-1', 'apply them')
     .parseAsync();
+}
+
+await runMain(async () => {
+  const args = await parseArguments();
 
   const file = args.file;
   const tableName = args.table;
   const dryRun = args['dry-run'];
-  const concurrency = args.concurrency as unknown as number;
+  const concurrency = args.concurrency;
   const target: DynamoTarget = { region: args.region, endpointUrl: args['endpoint-url'] };
   checkTableName(tableName);
   await checkInputFile(file);

@@ -7,11 +7,26 @@
 // One read-only REPEATABLE READ transaction (a consistent snapshot), one streamed query, the file written as rows
 // arrive (memory does not grow with the tables) to a temporary file moved into place only when complete. Values
 // are written exactly as stored; timestamps in canonical UTC with nine fraction digits (lib/pgDump.ts).
-import { ExitCode, Progress, UserError, createArgumentParser, decideRunComplete, formatCount, runMain, stopSignal, stopSignalReceived, wasStopped } from '../lib/cli.ts';
+import {
+  ExitCode,
+  Progress,
+  UserError,
+  checkPostgresNames,
+  createArgumentParser,
+  decideRunComplete,
+  forceOption,
+  postgresDatabasePositional,
+  postgresHostPositional,
+  postgresUserPositional,
+  runMain,
+  stopSignal,
+  stopSignalReceived,
+  wasStopped,
+} from '../lib/cli.ts';
 import { AtomicOutputFile, OutputPieces } from '../lib/files.ts';
-import { DumpValueError, dumpQueryFor, MigrationJsonBuilder, type DumpCounts, type RawDumpRow } from '../lib/pgDump.ts';
-import { EXPIRES_AT, REPOSITORY } from '../lib/cello/items.ts';
-import { CELLO_TABLES } from '../lib/cello/sourceTables.ts';
+import { NO_REPOSITORY, formatDumpSummary, formatOrphanNotice } from '../lib/dumpSummary.ts';
+import { printLine, printOutput } from '../lib/output.ts';
+import { DumpValueError, dumpQueryFor, MigrationJsonBuilder, type RawDumpRow } from '../lib/pgDump.ts';
 import {
   checkTables,
   connectPostgres,
@@ -26,19 +41,13 @@ import {
   type PostgresSession,
   type PostgresTarget,
 } from '../lib/postgres.ts';
-
-/** How an orphan token's project is written: as a project without a repository. */
-const NO_REPOSITORY = `${JSON.stringify(REPOSITORY)}: null`;
+import { CELLO_TABLES } from '../lib/cello/sourceTables.ts';
 
 const SCRIPT = 'migrate_dump_postgres.ts';
 
-if (process.env.CELLO_REPORT_PEAK_RSS === '1') {
-  // For the benchmark and the memory test: the high-water mark of this process, however it ends.
-  process.on('exit', () => process.stderr.write(`peak RSS: ${Math.round(process.resourceUsage().maxRSS / 1024)} MB\n`));
-}
-
-await runMain(async () => {
-  const args = await createArgumentParser(
+/** The command line, checked (a mistake is a UserError, exit 2); --help prints and exits. */
+function parseArguments() {
+  return createArgumentParser(
     process.argv.slice(2),
     SCRIPT,
     'Usage: $0 <db_host[:port]> <db_user> <db_name> <output_file>\n\n' +
@@ -48,12 +57,12 @@ await runMain(async () => {
   )
     .command('$0 <db_host> <db_user> <db_name> <output_file>', false, (command) =>
       command
-        .positional('db_host', { type: 'string', demandOption: true, describe: 'host, host:port, [ipv6]:port or a bare IPv6 address; port 5432 by default' })
-        .positional('db_user', { type: 'string', demandOption: true, describe: 'the PostgreSQL user' })
-        .positional('db_name', { type: 'string', demandOption: true, describe: 'the Cello database' })
+        .positional('db_host', postgresHostPositional)
+        .positional('db_user', postgresUserPositional())
+        .positional('db_name', postgresDatabasePositional)
         .positional('output_file', { type: 'string', demandOption: true, describe: 'the JSON file to create' }),
     )
-    .option('force', { type: 'boolean', default: false, describe: 'replace the output file if it exists' })
+    .option('force', forceOption)
     .option('include-orphans', {
       type: 'boolean',
       default: false,
@@ -65,14 +74,17 @@ await runMain(async () => {
     .example('$0 [::1]:5433 cello_user cello_db migration_data.json', '')
     .example('PGSSLMODE=require $0 db.example.com cello_user cello_db migration_data.json', '')
     .parseAsync();
+}
+
+await runMain(async () => {
+  const args = await parseArguments();
 
   const hostArgument = String(args.db_host);
   const user = String(args.db_user);
   const database = String(args.db_name);
   const output = String(args.output_file);
   const { host, port } = parseHostArgument(hostArgument);
-  if (user.trim() === '') throw new UserError('the database user is empty — give the PostgreSQL user, e.g. cello_user');
-  if (database.trim() === '') throw new UserError('the database name is empty — give the Cello database, e.g. cello_db');
+  checkPostgresNames(user, database);
   if (output.trim() === '') throw new UserError('the output file is empty — give the path of the JSON file to create, e.g. migration_data.json');
   const target: PostgresTarget = { host, port, user, database };
   const settings = connectionSettingsFromEnvironment(process.env, host);
@@ -127,43 +139,12 @@ await runMain(async () => {
   }
 
   const counts = builder.summary();
-  reportOrphans(counts, args['include-orphans']);
-  process.stdout.write(summary(output, counts, args['include-orphans']));
+  const orphanNotice = formatOrphanNotice(counts, args['include-orphans']);
+  if (orphanNotice !== '') printLine(orphanNotice);
+  await printOutput(formatDumpSummary(output, counts, args['include-orphans']));
   return ExitCode.ok;
 });
 
 function stopError(): UserError {
   return new UserError(`stopped by ${stopSignalReceived() ?? 'a signal'} before finishing — nothing was written`, ExitCode.interrupted);
-}
-
-function quoteIds(ids: (string | null)[], total: number): string {
-  const quoted = ids.map((id) => (id === null ? 'null' : JSON.stringify(id))).join(', ');
-  return total > ids.length ? `${quoted}, …` : quoted;
-}
-
-/** Orphan tokens are never dropped silently: a line on stderr says how many, which, and what to do. */
-function reportOrphans(counts: DumpCounts, included: boolean): void {
-  if (counts.orphanTokens === 0) return;
-  const what = `${formatCount(counts.orphanTokens)} token(s) belong to ${formatCount(counts.orphanProjects)} project(s) missing from the projects table (${quoteIds(counts.orphanSample, counts.orphanTokens)})`;
-  process.stderr.write(
-    included
-      ? `note: ${what}; written under their project name with ${NO_REPOSITORY}\n`
-      : `warning: ${what}; they were NOT written — pass --include-orphans to write them with ${NO_REPOSITORY}\n`,
-  );
-}
-
-function summary(output: string, counts: DumpCounts, includeOrphans: boolean): string {
-  const orphans =
-    counts.orphanTokens === 0
-      ? '0'
-      : `${formatCount(counts.orphanTokens)} in ${formatCount(counts.orphanProjects)} project(s), ${includeOrphans ? `written with ${NO_REPOSITORY}` : 'not written (see --include-orphans)'}`;
-  return (
-    // The first four lines are the original guide's summary, word for word.
-    '✓ Data dump completed successfully!\n' +
-    `File created: ${output}\n` +
-    `Projects processed: ${formatCount(counts.projects)}\n` +
-    `Cello tokens processed: ${formatCount(counts.tokens)}\n` +
-    `NULL ${REPOSITORY}: ${formatCount(counts.nullRepository)}, NULL ${EXPIRES_AT}: ${formatCount(counts.nullExpiresAt)}\n` +
-    `Orphan tokens (project not in projects): ${orphans}\n`
-  );
 }

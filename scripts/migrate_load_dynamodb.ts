@@ -5,26 +5,26 @@
 // The logic lives in lib/load.ts; this file parses the arguments and talks to the operator.
 import {
   ExitCode,
+  MAX_CONCURRENCY,
   Progress,
+  concurrencyOption,
   createArgumentParser,
+  dryRunOption,
+  endpointUrlOption,
   formatCount,
-  positiveInteger,
+  regionOption,
   runMain,
+  tableOption,
   wasStopped,
 } from '../lib/cli.ts';
 import { checkTableName, createDynamoClient, describeCelloTable, toDynamoUserError, type DynamoTarget } from '../lib/dynamodb.ts';
 import { checkInputFile } from '../lib/files.ts';
+import { printLine, printOutput } from '../lib/output.ts';
 import { PROBLEM_LIST_LIMIT, checkMigrationFile, formatLoadSummary, loadMigrationFile, type RunEnding } from '../lib/load.ts';
 import { bulkRetryPolicy, type RetryPolicy } from '../lib/retry.ts';
 
 const SCRIPT = 'migrate_load_dynamodb.ts';
 const DEFAULT_CONCURRENCY = 16;
-const MAX_CONCURRENCY = 256;
-
-if (process.env.CELLO_REPORT_PEAK_RSS === '1') {
-  // For the benchmark and memory checks, as in migrate_dump_postgres.ts: the high-water mark, however the run ends.
-  process.on('exit', () => process.stderr.write(`peak RSS: ${Math.round(process.resourceUsage().maxRSS / 1024)} MB\n`));
-}
 
 /** The table check runs before anything else: a wrong endpoint or region should fail in seconds, not after ~20 s. */
 const startupPolicy: RetryPolicy = { ...bulkRetryPolicy, maxAttempts: 3 };
@@ -44,23 +44,15 @@ async function parseArguments() {
     .command('$0 <data_file> <table_name> <region>', false, (command) =>
       command
         .positional('data_file', { type: 'string', describe: 'the JSON file written by migrate_dump_postgres.ts', demandOption: true })
-        .positional('table_name', { type: 'string', describe: 'the DynamoDB table (pk HASH S, sk RANGE S)', demandOption: true })
-        .positional('region', { type: 'string', describe: 'the AWS region of the table, e.g. us-east-1', demandOption: true }),
+        .positional('table_name', tableOption('the DynamoDB table (pk HASH S, sk RANGE S)'))
+        .positional('region', regionOption),
     )
-    .option('endpoint-url', {
-      type: 'string',
-      describe: 'send requests to this endpoint instead of AWS (e.g. a local DynamoDB); AWS_ENDPOINT_URL_DYNAMODB works too',
-    })
-    .option('concurrency', {
-      describe: `requests in flight at most (1-${MAX_CONCURRENCY})`,
-      default: DEFAULT_CONCURRENCY,
-      coerce: positiveInteger('concurrency', MAX_CONCURRENCY),
-    })
-    .option('dry-run', {
-      type: 'boolean',
-      default: false,
-      describe: 'check the file and the table and report what would be loaded and skipped; reads, never writes',
-    })
+    .option(
+      'endpoint-url',
+      endpointUrlOption('send requests to this endpoint instead of AWS (e.g. a local DynamoDB); AWS_ENDPOINT_URL_DYNAMODB works too'),
+    )
+    .option('concurrency', concurrencyOption(`requests in flight at most (1-${MAX_CONCURRENCY})`, DEFAULT_CONCURRENCY))
+    .option('dry-run', dryRunOption('check the file and the table and report what would be loaded and skipped; reads, never writes'))
     .option('conditional-puts', {
       type: 'boolean',
       default: false,
@@ -80,16 +72,11 @@ async function parseArguments() {
     dataFile: String(args.data_file),
     tableName: String(args.table_name),
     region: String(args.region),
-    endpointUrl: args['endpoint-url'] as string | undefined,
-    concurrency: args.concurrency as number,
-    dryRun: args['dry-run'] as boolean,
-    conditionalPuts: args['conditional-puts'] as boolean,
+    endpointUrl: args['endpoint-url'],
+    concurrency: args.concurrency,
+    dryRun: args['dry-run'],
+    conditionalPuts: args['conditional-puts'],
   };
-}
-
-function writeError(line: string): void {
-  // A failure line must not land in the middle of a progress line on a terminal.
-  process.stderr.write(`${process.stderr.isTTY ? '\r\x1b[2K' : ''}${line}\n`);
 }
 
 await runMain(async () => {
@@ -105,17 +92,17 @@ await runMain(async () => {
     if (report.checked === undefined) {
       // One problem is one line (the bad-input rule); several are listed, one line each, then counted.
       if (report.problemCount === 1) {
-        writeError(`error: ${report.problems[0]}; nothing was written — fix the file and run again`);
+        printLine(`error: ${report.problems[0]}; nothing was written — fix the file and run again`);
         return ExitCode.usage;
       }
-      for (const problem of report.problems) writeError(`error: ${problem}`);
+      for (const problem of report.problems) printLine(`error: ${problem}`);
       const listed = report.problemCount > report.problems.length ? ` (the first ${PROBLEM_LIST_LIMIT} are listed above)` : '';
-      writeError(`error: ${formatCount(report.problemCount)} problems in ${options.dataFile}${listed}; nothing was written — fix the file and run again`);
+      printLine(`error: ${formatCount(report.problemCount)} problems in ${options.dataFile}${listed}; nothing was written — fix the file and run again`);
       return ExitCode.usage;
     }
     const checked = report.checked;
-    for (const notice of checked.duplicateNotices) writeError(`warning: ${notice}`);
-    if (checked.projects === 0) writeError(`warning: ${options.dataFile} holds no projects — nothing to load (is it the right file?)`);
+    for (const notice of checked.duplicateNotices) printLine(`warning: ${notice}`);
+    if (checked.projects === 0) printLine(`warning: ${options.dataFile} holds no projects — nothing to load (is it the right file?)`);
 
     const progress = new Progress(options.dryRun ? 'Checking items' : 'Loading items', checked.items);
     const result = await loadMigrationFile({
@@ -127,13 +114,13 @@ await runMain(async () => {
       conditionalPuts: options.conditionalPuts,
       policy: bulkRetryPolicy,
       shouldStop: wasStopped,
-      onFailedItem: (description) => writeError(`failed: ${description}`),
+      onFailedItem: (description) => printLine(`failed: ${description}`),
       onProgress: (counts) => progress.update(counts.loaded + counts.skipped + counts.failed + counts.duplicates),
     });
     progress.finish();
 
     const ending: RunEnding = result.error !== undefined ? 'error' : result.stopped ? 'stopped' : 'complete';
-    process.stdout.write(formatLoadSummary(checked, result.counts, options.dryRun, ending));
+    await printOutput(formatLoadSummary(checked, result.counts, options.dryRun, ending));
     if (result.error !== undefined) throw toDynamoUserError(result.error, target, options.tableName);
     if (result.stopped) return ExitCode.interrupted;
     return result.counts.failed > 0 ? ExitCode.incomplete : ExitCode.ok;

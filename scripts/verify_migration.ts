@@ -13,20 +13,24 @@
 // How the comparison streams both sides without loading them: lib/verify.ts.
 import {
   ExitCode,
+  MAX_CONCURRENCY,
   Progress,
   UserError,
+  checkPostgresNames,
+  concurrencyOption,
   createArgumentParser,
+  endpointUrlOption,
   formatCount,
-  positiveInteger,
+  postgresDatabasePositional,
+  postgresHostPositional,
+  postgresUserPositional,
+  regionOption,
   runMain,
-  writeAndWait,
+  tableOption,
   stopSignalReceived,
   wasStopped,
 } from '../lib/cli.ts';
-import { REPOSITORY } from '../lib/cello/items.ts';
-import { compareUtf8 } from '../lib/cello/keyOrder.ts';
 import { checkTableName, createDynamoClient, describeCelloTable, type DynamoTarget } from '../lib/dynamodb.ts';
-import { CELLO_TABLES } from '../lib/cello/sourceTables.ts';
 import {
   checkTables,
   connectPostgres,
@@ -39,29 +43,24 @@ import {
   toPostgresUserError,
   type PostgresTarget,
 } from '../lib/postgres.ts';
+import { REPOSITORY } from '../lib/cello/items.ts';
+import { CELLO_TABLES } from '../lib/cello/sourceTables.ts';
 import { bulkRetryPolicy } from '../lib/retry.ts';
 import { scanPages } from '../lib/scan.ts';
 import {
-  ORPHAN_PROJECTS_QUERY,
   StreamOrderError,
   formatExtraPartitions,
   formatOrphanNote,
   formatPartitionReport,
   formatSummary,
   partitionQuery,
-  postgresToken,
-  projectsQuery,
-  tokensQuery,
   verifyMigration,
-  type PostgresProject,
-  type PostgresToken,
   type VerificationResult,
 } from '../lib/verify.ts';
+import { readProjects, streamTokens } from '../lib/verify/postgresRows.ts';
+import { printOutput } from '../lib/output.ts';
 
 const DEFAULT_CONCURRENCY = 8;
-const MAX_CONCURRENCY = 256;
-/** Token rows fetched per round trip of the PostgreSQL cursor. */
-const CURSOR_BATCH = 2000;
 
 const USAGE = `Usage: $0 <db_host[:port]> <db_user> <db_name> <table_name> <region> [options]
 
@@ -73,28 +72,25 @@ The password comes from PGPASSWORD, or is asked on the terminal. PGSSLMODE, PGSS
 (default 10 s) and PGAPPNAME are honoured as by psql. AWS credentials come from the usual chain (AWS_PROFILE,
 environment, SSO...).`;
 
-if (process.env.CELLO_REPORT_PEAK_RSS === '1') {
-  // For the benchmark: the high-water mark of this process, however it ends.
-  process.on('exit', () => process.stderr.write(`peak RSS: ${Math.round(process.resourceUsage().maxRSS / 1024)} MB\n`));
-}
-
-await runMain(async () => {
-  const args = await createArgumentParser(process.argv.slice(2), 'verify_migration.ts', USAGE)
+/** The command line, checked (a mistake is a UserError, exit 2); --help prints and exits. */
+function parseArguments() {
+  return createArgumentParser(process.argv.slice(2), 'verify_migration.ts', USAGE)
     .command('$0 <db_host> <db_user> <db_name> <table_name> <region>', false, (command) =>
       command
-        .positional('db_host', { type: 'string', demandOption: true, describe: 'host, host:port, [ipv6]:port or a bare IPv6 address; port 5432 by default' })
-        .positional('db_user', { type: 'string', demandOption: true, describe: 'the PostgreSQL user (SELECT on projects and tokens is enough)' })
-        .positional('db_name', { type: 'string', demandOption: true, describe: 'the Cello database' })
-        .positional('table_name', { type: 'string', demandOption: true, describe: 'the Cello DynamoDB table' })
-        .positional('region', { type: 'string', demandOption: true, describe: 'the AWS region of the table, e.g. us-east-1' }),
+        .positional('db_host', postgresHostPositional)
+        .positional('db_user', postgresUserPositional('the PostgreSQL user (SELECT on projects and tokens is enough)'))
+        .positional('db_name', postgresDatabasePositional)
+        .positional('table_name', tableOption('the Cello DynamoDB table'))
+        .positional('region', regionOption),
     )
-    .option('endpoint-url', { type: 'string', describe: 'a DynamoDB endpoint other than AWS (e.g. http://localhost:8000)' })
-    .option('concurrency', {
-      type: 'string',
-      default: String(DEFAULT_CONCURRENCY),
-      coerce: positiveInteger('concurrency', MAX_CONCURRENCY),
-      describe: `projects read from DynamoDB at once, and segments of the scan for extra partition keys (1 to ${MAX_CONCURRENCY})`,
-    })
+    .option('endpoint-url', endpointUrlOption())
+    .option(
+      'concurrency',
+      concurrencyOption(
+        `projects read from DynamoDB at once, and segments of the scan for extra partition keys (1 to ${MAX_CONCURRENCY})`,
+        DEFAULT_CONCURRENCY,
+      ),
+    )
     .option('include-orphans', {
       type: 'boolean',
       default: false,
@@ -107,14 +103,17 @@ await runMain(async () => {
     .example('$0 db.example.com cello_user cello_db cello us-east-1 --include-orphans', '')
     .example('PGSSLMODE=require $0 db.example.com cello_user cello_db cello us-east-1', '')
     .parseAsync();
+}
+
+await runMain(async () => {
+  const args = await parseArguments();
 
   const user = String(args.db_user);
   const database = String(args.db_name);
   const tableName = String(args.table_name);
   const region = String(args.region);
-  if (user.trim() === '') throw new UserError('the database user is empty — give the PostgreSQL user, e.g. cello_user');
-  if (database.trim() === '') throw new UserError('the database name is empty — give the Cello database, e.g. cello_db');
-  const concurrency = args.concurrency as unknown as number;
+  checkPostgresNames(user, database);
+  const concurrency = args.concurrency;
   const includeOrphans = args['include-orphans'];
   const target: DynamoTarget = { region, endpointUrl: args['endpoint-url'] };
   const { host, port } = parseHostArgument(String(args.db_host));
@@ -134,23 +133,12 @@ await runMain(async () => {
       result = await inReadOnlySnapshot(session, async (sql) => {
         await checkTables(sql, database, CELLO_TABLES);
         const order = await readTextOrder(sql, database);
-        // The projects are few (a name and a URL each) and held in memory; the tokens are streamed.
-        const projects: PostgresProject[] = [...(await sql.unsafe<PostgresProject[]>(projectsQuery(order)))];
-        if (includeOrphans) {
-          const orphanProjects = await sql.unsafe<{ name: string }[]>(ORPHAN_PROJECTS_QUERY);
-          for (const { name } of orphanProjects) projects.push({ name, repository: null });
-          projects.sort((a, b) => compareUtf8(a.name, b.name));
-          orphanProjectCount = orphanProjects.length;
-        }
-        const cursor = sql.unsafe<Record<string, string | null>[]>(tokensQuery(order)).cursor(CURSOR_BATCH);
-        async function* tokens(): AsyncGenerator<PostgresToken> {
-          for await (const rows of cursor) {
-            for (const row of rows) yield postgresToken(row);
-          }
-        }
+        const read = await readProjects(sql, order, includeOrphans);
+        const projects = read.projects;
+        orphanProjectCount = read.orphanProjectCount;
         return verifyMigration({
           projects,
-          tokens: tokens(),
+          tokens: streamTokens(sql, order),
           openPartition: partitionQuery(client, tableName, { policy: bulkRetryPolicy, target }),
           scanKeys: (shouldStop) =>
             scanPages(client, tableName, {
@@ -167,7 +155,7 @@ await runMain(async () => {
             const block = formatPartitionReport(report);
             if (block !== '') {
               progress.finish();
-              await writeOutput(block);
+              await printOutput(block);
             }
           },
           onProgress: (projectsChecked, itemsScanned) =>
@@ -183,17 +171,12 @@ await runMain(async () => {
       progress.finish();
       await session.close();
     }
-    process.stdout.write(formatExtraPartitions(result.extra));
-    process.stdout.write(formatOrphanNote(result.orphans));
-    process.stdout.write(formatSummary(result, { stoppedBy: stopSignalReceived(), orphanProjects: orphanProjectCount }));
+    await printOutput(formatExtraPartitions(result.extra));
+    await printOutput(formatOrphanNote(result.orphans));
+    await printOutput(formatSummary(result, { stoppedBy: stopSignalReceived(), orphanProjects: orphanProjectCount }));
     if (!result.complete) return ExitCode.interrupted;
     return result.totals.differences === 0 ? ExitCode.ok : ExitCode.incomplete;
   } finally {
     client.destroy();
   }
 });
-
-/** Writes to stdout, waiting when a slow reader (a pipe, a terminal) has not taken the previous output yet. */
-function writeOutput(text: string): Promise<void> {
-  return writeAndWait(process.stdout, text);
-}

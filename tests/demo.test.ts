@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { extractCodeBlocks, findBlock, localSubstitutions, splitCommands, substitute } from '../lib/guideCommands.ts';
+import { extractCodeBlocks, findBlock, localSubstitutions, splitCommands, substitute } from '../tools/guideCommands.ts';
 import { ROOT } from './support/harness.ts';
 
 const DEMO_TIMEOUT_MS = 240_000;

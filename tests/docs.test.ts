@@ -3,7 +3,7 @@
 // and README points to something that exists; every script the guide names is there and executable.
 //
 // How the guide's commands meet the local stack:
-// - Placeholders are replaced by local values (lib/guideCommands.ts, localSubstitutions): the hosts localhost,
+// - Placeholders are replaced by local values (tools/guideCommands.ts, localSubstitutions): the hosts localhost,
 //   db.example.com and 192.168.1.100 (any port) → the local PostgreSQL's 127.0.0.1:<port>; cello_user → the local
 //   superuser; cello_db → a fresh database; your_password → its password; the table cello → a fresh table;
 //   http://localhost:8000 → the local DynamoDB. Regions stay as written (a local endpoint accepts any). In outputs
@@ -45,7 +45,7 @@ import {
   substitute,
   type CodeBlock,
   type LocalValues,
-} from '../lib/guideCommands.ts';
+} from '../tools/guideCommands.ts';
 import { createCelloTable } from '../lib/localStack.ts';
 import { ROOT, cleanEnvironment, dynamoClient, getStack, newCelloDatabase, temporaryFolder, uniqueName } from './support/harness.ts';
 

@@ -1,11 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after } from 'node:test';
 import {
+  concurrencyOption,
   ExitCode,
   SAME_STOP_REQUEST_MS,
   Progress,
@@ -364,6 +365,22 @@ test('a rejected option value surfaces as a UserError (exit 2) naming the option
   await assert.rejects(async () => exampleParser(['dump.json', '--concurrency', '0']).parseAsync(), isUsageError(/--concurrency must be a whole number from 1 to 64/));
 });
 
+// Issue 13 (6): --concurrency was parsed three ways; the load's (no type) let yargs read "1e2" as 100 and "0x10" as 16.
+test('--concurrency from concurrencyOption reaches positiveInteger as typed, in every script the same way', async () => {
+  const parse = (argv: string[]) =>
+    createArgumentParser(argv, 'example.ts', '$0 [options]').option('concurrency', concurrencyOption('requests in flight', 16, 256)).parseAsync();
+  assert.equal((await parse([])).concurrency, 16);
+  assert.equal((await parse(['--concurrency', '7'])).concurrency, 7);
+  for (const text of ['1e2', '0x10', '16.0', ' 8']) {
+    await assert.rejects(async () => parse(['--concurrency', text]), isUsageError(/--concurrency must be a whole number from 1 to 256/), text);
+  }
+});
+
+test('an option without a type gets its text, not a number yargs made of it', async () => {
+  const parsed = await createArgumentParser(['--segments', '1e2'], 'example.ts', '$0 [options]').option('segments', { describe: 'segments' }).parseAsync();
+  assert.equal(parsed.segments, '1e2');
+});
+
 // Issue 16 (3): yargs reads `--force=yes`, `=1` and `=` as false — a dry run that writes. A boolean is `--flag`,
 // `--flag=true|false` or `--no-flag`, nothing else, in a script with positional arguments and in one without.
 function optionsOnlyParser(argv: string[]) {
@@ -561,4 +578,21 @@ test('a client from lib/dynamodb.ts sends a request without printing NodeVersion
   assert.equal(result.code, 0, result.stderr);
   assert.match(result.stdout, /request failed: ECONNREFUSED/);
   assert.doesNotMatch(result.stderr, /NodeVersionSupportWarning/);
+});
+
+// Issue 13 (7): importing a lib/ module changes nothing in the process; hooks and environment are set when used.
+test('importing any lib/ module registers no process hook and sets no environment variable', async () => {
+  const modules = readdirSync(join(ROOT, 'lib'), { recursive: true, encoding: 'utf8' }).filter((path) => path.endsWith('.ts'));
+  assert.ok(modules.includes('files.ts'));
+  const result = await runProgram(
+    `
+    const before = { exit: process.listenerCount('exit'), quit: process.listenerCount('SIGQUIT'), env: { ...process.env } };
+    ${modules.map((path) => `await import(${JSON.stringify(join(ROOT, 'lib', path))});`).join('\n    ')}
+    const changed = Object.keys(process.env).filter((name) => process.env[name] !== before.env[name]);
+    process.stdout.write(JSON.stringify({ exit: process.listenerCount('exit') - before.exit, quit: process.listenerCount('SIGQUIT') - before.quit, changed }));
+  `,
+    { env: environmentWithoutWarningSwitch() },
+  );
+  assert.equal(result.code, 0, result.stderr);
+  assert.deepEqual(JSON.parse(result.stdout), { exit: 0, quit: 0, changed: [] });
 });

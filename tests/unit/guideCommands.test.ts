@@ -17,7 +17,7 @@ import {
   splitCommands,
   substitute,
   type LocalValues,
-} from '../../lib/guideCommands.ts';
+} from '../../tools/guideCommands.ts';
 
 const FENCE = '```';
 

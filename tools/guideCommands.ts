@@ -28,7 +28,7 @@ export interface CodeBlock {
   heading: string;
 }
 
-export const SHELL_LANGUAGES: ReadonlySet<string> = new Set(['sh', 'bash']);
+const SHELL_LANGUAGES: ReadonlySet<string> = new Set(['sh', 'bash']);
 
 export function isShellBlock(block: CodeBlock): boolean {
   return SHELL_LANGUAGES.has(block.language);
@@ -220,7 +220,7 @@ function shellWords(command: string): ShellWord[] {
 }
 
 /** A simple command: `NAME=value ... word word ...`, or `export NAME=value`. */
-export type ParsedCommand =
+type ParsedCommand =
   | { kind: 'run'; assignments: ReadonlyMap<string, string>; words: string[] }
   | { kind: 'export'; name: string; value: string };
 
@@ -254,7 +254,7 @@ export function parseCommand(command: string): ParsedCommand {
 }
 
 /** A run of one of this toolkit's scripts, the two ways the guide writes it. */
-export interface ScriptInvocation {
+interface ScriptInvocation {
   /** Environment assignments in front of the command (PGPASSWORD=..., PGSSLMODE=...). */
   env: ReadonlyMap<string, string>;
   /** The file name under scripts/, e.g. migrate_dump_postgres.ts. */
@@ -289,7 +289,7 @@ export function mentionedScripts(text: string): string[] {
 // ---- placeholders ------------------------------------------------------------------------------------------------
 
 /** A replacement of the guide's placeholder values by local ones; applied in order. */
-export interface Substitution {
+interface Substitution {
   pattern: RegExp;
   replacement: string;
 }
@@ -306,13 +306,13 @@ function escapeRegExp(text: string): string {
 }
 
 /** The guide's PostgreSQL host placeholders, with or without a port. */
-export const GUIDE_POSTGRES_HOSTS = ['localhost', 'db.example.com', '192.168.1.100'] as const;
-export const GUIDE_USER = 'cello_user';
-export const GUIDE_DATABASE = 'cello_db';
-export const GUIDE_PASSWORD = 'your_password';
-export const GUIDE_TABLE = 'cello';
+const GUIDE_POSTGRES_HOSTS = ['localhost', 'db.example.com', '192.168.1.100'] as const;
+const GUIDE_USER = 'cello_user';
+const GUIDE_DATABASE = 'cello_db';
+const GUIDE_PASSWORD = 'your_password';
+const GUIDE_TABLE = 'cello';
 /** The guide's local DynamoDB endpoint (DynamoDB Local's default port). */
-export const GUIDE_ENDPOINT = 'http://localhost:8000';
+const GUIDE_ENDPOINT = 'http://localhost:8000';
 
 export interface LocalValues {
   /** Where PostgreSQL listens: 127.0.0.1:54321. */

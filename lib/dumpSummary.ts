@@ -1,0 +1,38 @@
+// What the dump (step 1) tells the operator once its file is in place: the orphan-token notice on stderr and the
+// summary on stdout. Text only; scripts/migrate_dump_postgres.ts prints it.
+import { formatCount } from './cli.ts';
+import { EXPIRES_AT, REPOSITORY } from './cello/items.ts';
+import type { DumpCounts } from './pgDump.ts';
+
+/** How the file writes a project without a repository (the orphan tokens' projects). */
+export const NO_REPOSITORY = `${JSON.stringify(REPOSITORY)}: null`;
+
+function quoteIds(ids: (string | null)[], total: number): string {
+  const quoted = ids.map((id) => (id === null ? 'null' : JSON.stringify(id))).join(', ');
+  return total > ids.length ? `${quoted}, …` : quoted;
+}
+
+/** Orphan tokens are never dropped silently: a line for stderr (no newline) says how many, which, and what to do ('' if none). */
+export function formatOrphanNotice(counts: DumpCounts, included: boolean): string {
+  if (counts.orphanTokens === 0) return '';
+  const what = `${formatCount(counts.orphanTokens)} token(s) belong to ${formatCount(counts.orphanProjects)} project(s) missing from the projects table (${quoteIds(counts.orphanSample, counts.orphanTokens)})`;
+  return included
+    ? `note: ${what}; written under their project name with ${NO_REPOSITORY}`
+    : `warning: ${what}; they were NOT written — pass --include-orphans to write them with ${NO_REPOSITORY}`;
+}
+
+export function formatDumpSummary(output: string, counts: DumpCounts, includeOrphans: boolean): string {
+  const orphans =
+    counts.orphanTokens === 0
+      ? '0'
+      : `${formatCount(counts.orphanTokens)} in ${formatCount(counts.orphanProjects)} project(s), ${includeOrphans ? `written with ${NO_REPOSITORY}` : 'not written (see --include-orphans)'}`;
+  return (
+    // The first four lines are the original guide's summary, word for word.
+    '✓ Data dump completed successfully!\n' +
+    `File created: ${output}\n` +
+    `Projects processed: ${formatCount(counts.projects)}\n` +
+    `Cello tokens processed: ${formatCount(counts.tokens)}\n` +
+    `NULL ${REPOSITORY}: ${formatCount(counts.nullRepository)}, NULL ${EXPIRES_AT}: ${formatCount(counts.nullExpiresAt)}\n` +
+    `Orphan tokens (project not in projects): ${orphans}\n`
+  );
+}

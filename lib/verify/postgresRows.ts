@@ -1,0 +1,64 @@
+// What verify reads from PostgreSQL, in the snapshot the script opens: the projects (few: a name and a repository
+// each, held in memory) and the tokens (streamed through a cursor), both in UTF-8 byte order (TextOrder in
+// lib/postgres.ts), the order DynamoDB gives a partition's keys. Table and column names come from lib/cello.
+import { REPOSITORY, TIMESTAMP_ATTRIBUTES, TOKEN_ID } from '../cello/items.ts';
+import { compareUtf8 } from '../cello/keyOrder.ts';
+import { PROJECTS_TABLE, PROJECT_COLUMN, TOKENS_TABLE } from '../cello/sourceTables.ts';
+import { orderByUtf8, type TextOrder, type TransactionSql } from '../postgres.ts';
+import type { PostgresProject, PostgresToken } from '../verify.ts';
+
+/** Token rows fetched per round trip of the PostgreSQL cursor. */
+const CURSOR_BATCH = 2000;
+
+/** Every project as a PostgresProject, in UTF-8 order of names. */
+function projectsQuery(order: TextOrder): string {
+  return `SELECT ${PROJECT_COLUMN} AS name, ${REPOSITORY} FROM ${PROJECTS_TABLE} ORDER BY ${orderByUtf8(PROJECT_COLUMN, order)}`;
+}
+
+/** The names (`name`) of projects that only tokens name: the projects table has no row for them. */
+const ORPHAN_PROJECTS_QUERY = `
+            SELECT DISTINCT t.${PROJECT_COLUMN} AS name FROM ${TOKENS_TABLE} t
+            WHERE NOT EXISTS (SELECT 1 FROM ${PROJECTS_TABLE} p WHERE p.${PROJECT_COLUMN} = t.${PROJECT_COLUMN})`;
+
+/**
+ * Every token ordered by (project, id) in UTF-8 order; postgresToken reads its rows. Timestamps as text: the
+ * session's TimeZone is UTC and DateStyle ISO (lib/postgres.ts), so the text is exact (microseconds) and
+ * canonicalised without a Date.
+ */
+function tokensQuery(order: TextOrder): string {
+  const timestamps = TIMESTAMP_ATTRIBUTES.map((attribute) => `${attribute}::text AS ${attribute}`).join(', ');
+  return `
+          SELECT ${PROJECT_COLUMN}, ${TOKEN_ID}, ${timestamps}
+          FROM ${TOKENS_TABLE} ORDER BY ${orderByUtf8(PROJECT_COLUMN, order)}, ${orderByUtf8(TOKEN_ID, order)}`;
+}
+
+/** A row of tokensQuery as a PostgresToken. */
+function postgresToken(row: Readonly<Record<string, string | null>>): PostgresToken {
+  const token = { project: row[PROJECT_COLUMN], tokenId: row[TOKEN_ID] } as PostgresToken;
+  for (const attribute of TIMESTAMP_ATTRIBUTES) token[attribute] = row[attribute] ?? null;
+  return token;
+}
+
+export interface ProjectRows {
+  projects: PostgresProject[];
+  /** Projects named only by tokens (missing from the projects table), included with `includeOrphans`. */
+  orphanProjectCount: number;
+}
+
+/** Every project; with `includeOrphans`, also each project only tokens name, with repository NULL. */
+export async function readProjects(sql: TransactionSql, order: TextOrder, includeOrphans: boolean): Promise<ProjectRows> {
+  const projects: PostgresProject[] = [...(await sql.unsafe<PostgresProject[]>(projectsQuery(order)))];
+  if (!includeOrphans) return { projects, orphanProjectCount: 0 };
+  const orphanProjects = await sql.unsafe<{ name: string }[]>(ORPHAN_PROJECTS_QUERY);
+  for (const { name } of orphanProjects) projects.push({ name, repository: null });
+  projects.sort((a, b) => compareUtf8(a.name, b.name));
+  return { projects, orphanProjectCount: orphanProjects.length };
+}
+
+/** Every token, ordered by (project, token id), streamed. */
+export async function* streamTokens(sql: TransactionSql, order: TextOrder): AsyncGenerator<PostgresToken> {
+  const cursor = sql.unsafe<Record<string, string | null>[]>(tokensQuery(order)).cursor(CURSOR_BATCH);
+  for await (const rows of cursor) {
+    for (const row of rows) yield postgresToken(row);
+  }
+}
