@@ -107,7 +107,9 @@ export async function startLocalPostgres(options: LocalPostgresOptions = {}): Pr
   const binaries = await findPostgresBinaries();
   const serverUser = await findServerUser();
   const bin = serverUser ? await reachableCopyOf(binaries) : binaries.bin;
-  const folder = await mkdtemp(join(tmpdir(), 'cello-pg-'));
+  const folder = await mkdtemp(join(tmpdir(), 'cello-pg-')).catch((error: unknown) => {
+    throw asCannotStart(error);
+  });
   let server: ChildProcess | undefined;
   const removeOnExit = () => {
     if (isRunning(server)) server.kill('SIGQUIT');
@@ -136,7 +138,7 @@ export async function startLocalPostgres(options: LocalPostgresOptions = {}): Pr
     const settings = Object.entries({ ...SERVER_SETTINGS, ...options.settings }).flatMap(([name, value]) => ['-c', `${name}=${value}`]);
     for (let attempt = 1; ; attempt++) {
       const port = await findFreePort();
-      const started = startServer(join(bin, 'postgres'), ['-D', dataDir, '-p', String(port), ...settings], serverUser);
+      const started = startServer(join(bin, 'postgres'), port, ['-D', dataDir, ...settings], serverUser);
       server = started.child;
       try {
         await started.ready;
@@ -148,8 +150,14 @@ export async function startLocalPostgres(options: LocalPostgresOptions = {}): Pr
     }
   } catch (error) {
     await removeAll();
-    throw error;
+    throw asCannotStart(error);
   }
+}
+
+/** A file system error on the way (no space left, TMPDIR missing or not writable) is the user's to fix. */
+function asCannotStart(error: unknown): unknown {
+  const isFileSystemError = error instanceof Error && typeof (error as NodeJS.ErrnoException).syscall === 'string';
+  return isFileSystemError ? cannotStart(oneLine(error.message), CHECK_TMPDIR) : error;
 }
 
 /** Servers and folders to remove however the process ends (an exception, process.exit, a signal). */
@@ -259,6 +267,8 @@ async function makeReadableByAll(folder: string): Promise<void> {
 function spawnServerProgram(program: string, args: string[], serverUser: UserIds | undefined): { child: ChildProcess; output: () => string } {
   const child = spawn(program, args, {
     ...serverUser,
+    // Not our working folder: the server's user may not enter it.
+    cwd: '/',
     // English messages: we wait for one of them.
     env: { ...process.env, LC_ALL: 'C' },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -292,11 +302,16 @@ async function runInitdb(initdb: string, dataDir: string, passwordFile: string, 
   if (outcome.code !== 0) throw cannotStart(describeFailure(initdb, outcome.error, output(), serverUser), CHECK_TMPDIR);
 }
 
-class PortTaken extends Error {}
+/** Another program took the port between our choice and the server's start: a new port is tried. */
+class PortTaken extends UserError {
+  constructor(port: number) {
+    super(`the local PostgreSQL cannot start: port ${port} was taken by another program, three times in a row — try again`, ExitCode.environment);
+  }
+}
 
 /** Starts the server; `ready` resolves once it accepts connections. */
-function startServer(postgresBin: string, args: string[], serverUser: UserIds | undefined): { child: ChildProcess; ready: Promise<void> } {
-  const { child, output } = spawnServerProgram(postgresBin, args, serverUser);
+function startServer(postgresBin: string, port: number, args: string[], serverUser: UserIds | undefined): { child: ChildProcess; ready: Promise<void> } {
+  const { child, output } = spawnServerProgram(postgresBin, ['-p', String(port), ...args], serverUser);
   const ready = new Promise<void>((resolve, reject) => {
     const onOutput = () => {
       if (!output().includes('database system is ready to accept connections')) return;
@@ -307,7 +322,7 @@ function startServer(postgresBin: string, args: string[], serverUser: UserIds | 
     // Not run at all (no 'close' follows then), or ended before it was ready.
     child.once('error', (error) => reject(cannotStart(describeFailure(postgresBin, error, output(), serverUser), CHECK_TMPDIR)));
     child.once('close', () => {
-      if (/could not bind .*Address already in use/.test(output())) reject(new PortTaken());
+      if (/could not bind .*Address already in use/.test(output())) reject(new PortTaken(port));
       else reject(cannotStart(describeFailure(postgresBin, undefined, output(), serverUser), CHECK_TMPDIR));
     });
   });
@@ -333,7 +348,13 @@ async function stopServer(server: ChildProcess | undefined): Promise<void> {
  * test for an event loop. The child exits when our end of its stdin closes: it cannot outlive us.
  */
 export async function startLocalDynamo(): Promise<LocalDynamo> {
-  const dynalitePath = createRequire(import.meta.url).resolve('dynalite');
+  const cannotStartDynamo = (what: string) => new UserError(`the local DynamoDB (dynalite) cannot start: ${what} — reinstall the packages with npm ci`, ExitCode.environment);
+  let dynalitePath: string;
+  try {
+    dynalitePath = createRequire(import.meta.url).resolve('dynalite');
+  } catch {
+    throw cannotStartDynamo('it is not installed');
+  }
   const program = `
     const dynalite = require(${JSON.stringify(dynalitePath)});
     const server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
@@ -346,10 +367,14 @@ export async function startLocalDynamo(): Promise<LocalDynamo> {
     process.stdin.resume();
   `;
   const child: ChildProcess = spawn(process.execPath, ['--input-type=commonjs', '-e', program], {
-    stdio: ['pipe', 'pipe', 'inherit'],
+    stdio: ['pipe', 'pipe', 'pipe'],
   });
   // Writing to it after it ended (a stop racing its exit) must not crash us.
   child.stdin!.on('error', () => {});
+  // What it says before it is up goes into the error line, if it fails; then straight to our stderr.
+  let messages = '';
+  const keep = (chunk: Buffer) => (messages = (messages + chunk.toString()).slice(-4000));
+  child.stderr!.on('data', keep);
   const port = await new Promise<number>((resolve, reject) => {
     let buffered = '';
     child.stdout!.on('data', (chunk: Buffer) => {
@@ -357,8 +382,13 @@ export async function startLocalDynamo(): Promise<LocalDynamo> {
       const newline = buffered.indexOf('\n');
       if (newline >= 0) resolve((JSON.parse(buffered.slice(0, newline)) as { port: number }).port);
     });
-    child.once('exit', (code) => reject(new Error(`dynalite exited early with code ${code}`)));
+    child.once('close', (code) => {
+      const lastLine = messages.trim().split('\n').at(-1)?.trim();
+      reject(cannotStartDynamo(`it exited with code ${code}${lastLine ? `: ${lastLine}` : ''}`));
+    });
   });
+  child.stderr!.off('data', keep);
+  child.stderr!.pipe(process.stderr, { end: false });
   return {
     endpoint: `http://127.0.0.1:${port}`,
     stop: async () => {
