@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -331,29 +331,37 @@ test('npm run stack serves PostgreSQL and DynamoDB as printed, and Ctrl-C stops 
 });
 
 test('when the local stack cannot start, npm run demo, npm run stack and npm test say why in one line, exit 3 and leave nothing running', { timeout: 180_000 }, async () => {
-  // A broken install: the server binary is gone (initdb, started beside dynalite, would fail for want of it).
   const copy = copyClone();
-  rmSync(postgresBinaryOf(copy));
   const temporary = mkdtempSync(join(tmpdir(), 'cello-tmp-'));
   chmodSync(temporary, 0o755);
   // Inherited by every process a command starts: whatever still carries it afterwards was left behind.
   const marker = randomBytes(8).toString('hex');
   const env = cleanEnvironment(await getStack(), { TMPDIR: temporary, CELLO_TEST_RUN_MARKER: marker });
   const scripts = (JSON.parse(readFileSync(join(copy.root, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
+  const expectFailure = async (name: string, args: string[], error: RegExp) => {
+    const command = scripts[name]!.split(' ');
+    assert.deepEqual(command.slice(0, 3), ['node', '--import', 'tsx']);
+    // runNode closes only when every process holding the command's stderr has ended: a helper crashing late shows.
+    const { code, stderr } = await runNode([...command.slice(3), ...args], env, { cwd: copy.root });
+    const lines = stderr.split('\n').filter((line) => line !== '');
+    assert.equal(code, 3, `npm run ${name}: exit code ${code}\n${stderr}`);
+    assert.equal(lines.length, 1, `npm run ${name}: one line on stderr\n${stderr}`);
+    assert.match(lines[0]!, error);
+    assert.equal(hasStackTrace(stderr), false);
+    if (existsSync('/proc')) assert.deepEqual(processesWithEnvironment('CELLO_TEST_RUN_MARKER', marker), [], `npm run ${name} left processes running`);
+    assert.deepEqual(readdirSync(temporary).filter((entry) => !/^(cello-postgres-|tsx-)/.test(entry)), [], `npm run ${name} left files behind`);
+  };
   try {
+    // The server binary gone: PostgreSQL fails at once, while dynalite is starting.
+    const binary = postgresBinaryOf(copy);
+    renameSync(binary, `${binary}.gone`);
     for (const [name, args] of [['demo', []], ['stack', []], ['test', ['timestamps']]] as const) {
-      const command = scripts[name]!.split(' ');
-      assert.deepEqual(command.slice(0, 3), ['node', '--import', 'tsx']);
-      // runNode closes only when every process holding the command's stderr has ended: a helper crashing late shows.
-      const { code, stderr } = await runNode([...command.slice(3), ...args], env, { cwd: copy.root });
-      const lines = stderr.split('\n').filter((line) => line !== '');
-      assert.equal(code, 3, `npm run ${name}: exit code ${code}\n${stderr}`);
-      assert.equal(lines.length, 1, `npm run ${name}: one line on stderr\n${stderr}`);
-      assert.match(lines[0]!, /^error: the local PostgreSQL cannot start: .*\/bin\/postgres is missing — reinstall the packages with npm ci$/);
-      assert.equal(hasStackTrace(stderr), false);
-      assert.deepEqual(processesWithEnvironment('CELLO_TEST_RUN_MARKER', marker), [], `npm run ${name} left processes running`);
-      assert.deepEqual(readdirSync(temporary).filter((entry) => !/^(cello-postgres-|tsx-)/.test(entry)), [], `npm run ${name} left files behind`);
+      await expectFailure(name, [...args], /^error: the local PostgreSQL cannot start: .*\/bin\/postgres is missing — reinstall the packages with npm ci$/);
     }
+    // dynalite gone instead: PostgreSQL, already started, must be stopped.
+    renameSync(`${binary}.gone`, binary);
+    rmSync(join(copy.root, 'node_modules', 'dynalite'));
+    await expectFailure('demo', [], /^error: the local DynamoDB \(dynalite\) cannot start: it is not installed — reinstall the packages with npm ci$/);
   } finally {
     copy.remove();
     rmSync(temporary, { recursive: true, force: true });
