@@ -157,7 +157,7 @@ export async function startLocalPostgres(options: LocalPostgresOptions = {}): Pr
 /** A file system error on the way (no space left, TMPDIR missing or not writable) is the user's to fix. */
 function asCannotStart(error: unknown): unknown {
   const isFileSystemError = error instanceof Error && typeof (error as NodeJS.ErrnoException).syscall === 'string';
-  return isFileSystemError ? cannotStart(oneLine(error.message), CHECK_TMPDIR) : error;
+  return isFileSystemError ? cannotStart(oneLine(error.message), checkTmpdir()) : error;
 }
 
 /** Servers and folders to remove however the process ends (an exception, process.exit, a signal). */
@@ -290,7 +290,10 @@ function describeFailure(program: string, error: NodeJS.ErrnoException | undefin
   return `${basename(program)} failed: ${lines.slice(-2).join(' ') || 'no message'}`;
 }
 
-const CHECK_TMPDIR = `check that ${tmpdir()} has free space and that every user can enter it (or set TMPDIR to such a folder)`;
+/** What to do about most failures of a start: they come from the temporary folder. */
+function checkTmpdir(): string {
+  return `check that ${tmpdir()} has free space and that every user can enter it (or set TMPDIR to such a folder)`;
+}
 
 async function runInitdb(initdb: string, dataDir: string, passwordFile: string, serverUser: UserIds | undefined): Promise<void> {
   const args = [`--pgdata=${dataDir}`, '--auth=scram-sha-256', '--username=postgres', `--pwfile=${passwordFile}`, '--no-sync', '--encoding=UTF8', '--no-locale'];
@@ -299,7 +302,7 @@ async function runInitdb(initdb: string, dataDir: string, passwordFile: string, 
     child.once('error', (error) => resolve({ code: null, error }));
     child.once('close', (code) => resolve({ code }));
   });
-  if (outcome.code !== 0) throw cannotStart(describeFailure(initdb, outcome.error, output(), serverUser), CHECK_TMPDIR);
+  if (outcome.code !== 0) throw cannotStart(describeFailure(initdb, outcome.error, output(), serverUser), checkTmpdir());
 }
 
 /** Another program took the port between our choice and the server's start: a new port is tried. */
@@ -320,10 +323,10 @@ function startServer(postgresBin: string, port: number, args: string[], serverUs
     };
     child.stderr!.on('data', onOutput);
     // Not run at all (no 'close' follows then), or ended before it was ready.
-    child.once('error', (error) => reject(cannotStart(describeFailure(postgresBin, error, output(), serverUser), CHECK_TMPDIR)));
+    child.once('error', (error) => reject(cannotStart(describeFailure(postgresBin, error, output(), serverUser), checkTmpdir())));
     child.once('close', () => {
       if (/could not bind .*Address already in use/.test(output())) reject(new PortTaken(port));
-      else reject(cannotStart(describeFailure(postgresBin, undefined, output(), serverUser), CHECK_TMPDIR));
+      else reject(cannotStart(describeFailure(postgresBin, undefined, output(), serverUser), checkTmpdir()));
     });
   });
   return { child, ready };
