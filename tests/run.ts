@@ -5,6 +5,7 @@
 import { spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { reportFailure } from '../lib/cli.ts';
 import { startLocalStack } from '../lib/localStack.ts';
 import { TEST_STACK_ENV } from './support/stackEnv.ts';
 
@@ -40,7 +41,8 @@ if (typeCheck !== 0) {
 }
 
 const started = performance.now();
-const stack = await startLocalStack();
+// A stack that cannot start says why in one line (and leaves nothing running).
+const stack = await startLocalStack().catch((error: unknown) => process.exit(reportFailure(error)));
 console.log(`local stack up in ${Math.round(performance.now() - started)} ms: PostgreSQL 127.0.0.1:${stack.postgres.port}, DynamoDB ${stack.dynamo.endpoint}`);
 
 let code = 1;
