@@ -35,7 +35,7 @@ import {
   type DynamoItem,
   type WriteAttempts,
 } from './dynamodb.ts';
-import { readJsonObjectOfObjects, JsonInputError, type ObjectEvent } from './jsonStream.ts';
+import { readJsonObjectOfObjects, JsonInputError, type ObjectEvent } from './json/stream.ts';
 import { METADATA_SK, describeItemKey, itemKeyString, projectPk, tokenSk } from './keys.ts';
 import { forEachConcurrent, type RetryPolicy } from './retry.ts';
 import { TimestampError, toCanonicalTimestamp } from './timestamps.ts';

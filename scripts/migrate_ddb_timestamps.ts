@@ -18,7 +18,7 @@
 import { ExitCode, UserError, createArgumentParser, positiveInteger, runMain, stopSignalReceived, throwIfStopped, wasStopped } from '../lib/cli.ts';
 import { checkTableName, createDynamoClient, describeCelloTable, type DynamoTarget } from '../lib/dynamodb.ts';
 import { checkInputFile } from '../lib/files.ts';
-import { JsonInputError, readJsonArray } from '../lib/jsonStream.ts';
+import { JsonInputError, readJsonArray } from '../lib/json/stream.ts';
 import {
   DumpRecordError,
   SEPARATOR,
