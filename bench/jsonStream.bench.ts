@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { readJsonObjectOfObjects } from '../lib/jsonStream.ts';
+import { readJsonObjectOfObjects } from '../lib/json/stream.ts';
 
 const MB = 1024 * 1024;
 

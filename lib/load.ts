@@ -35,7 +35,7 @@ import {
   type DynamoItem,
   type WriteAttempts,
 } from './dynamodb.ts';
-import { readJsonObjectOfObjects, JsonInputError, type ObjectEvent } from './jsonStream.ts';
+import { readJsonObjectOfObjects, JsonInputError, type ObjectEvent } from './json/stream.ts';
 import { compareUtf8 } from './cello/keyOrder.ts';
 import { METADATA_SK, PROJECT_PREFIX, TOKEN_PREFIX, describeItemKey, itemKeyString, projectPk, tokenSk } from './cello/keys.ts';
 import {

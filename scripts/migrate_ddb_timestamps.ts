@@ -32,7 +32,7 @@ import {
 } from '../lib/cli.ts';
 import { checkTableName, createDynamoClient, describeCelloTable, type DynamoTarget } from '../lib/dynamodb.ts';
 import { checkInputFile } from '../lib/files.ts';
-import { JsonInputError, readJsonArray } from '../lib/jsonStream.ts';
+import { JsonInputError, readJsonArray } from '../lib/json/stream.ts';
 import {
   DumpRecordError,
   SEPARATOR,

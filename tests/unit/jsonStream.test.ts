@@ -11,7 +11,7 @@ import {
   readJsonObjectOfObjects,
   type JsonStreamOptions,
   type ObjectEvent,
-} from '../../lib/jsonStream.ts';
+} from '../../lib/json/stream.ts';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'jsonstream-test-'));
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -453,7 +453,7 @@ describe('readJsonArray', () => {
     // hooks), which slows reading and keeps garbage around longer, so the
     // numbers in here would describe the test runner, not a CLI script.
     const child = `
-      import { readJsonArray } from ${JSON.stringify(new URL('../../lib/jsonStream.ts', import.meta.url).href)};
+      import { readJsonArray } from ${JSON.stringify(new URL('../../lib/json/stream.ts', import.meta.url).href)};
       globalThis.gc();
       const before = process.memoryUsage().heapUsed;
       let maxGrowth = 0;

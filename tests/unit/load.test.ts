@@ -22,7 +22,7 @@ import {
   type LoadItem,
   type LoadOptions,
 } from '../../lib/load.ts';
-import type { ObjectEvent } from '../../lib/jsonStream.ts';
+import type { ObjectEvent } from '../../lib/json/stream.ts';
 import { temporaryFolder } from '../support/harness.ts';
 
 const CANONICAL = '2022-02-02T18:01:49.345261000Z';
