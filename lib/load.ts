@@ -37,7 +37,8 @@ import {
 } from './dynamodb.ts';
 import { readJsonObjectOfObjects, JsonInputError, type ObjectEvent } from './jsonStream.ts';
 import { METADATA_SK, describeItemKey, itemKeyString, projectPk, tokenSk } from './keys.ts';
-import { forEachConcurrent, type RetryPolicy } from './retry.ts';
+import { forEachConcurrent, Semaphore } from './concurrency.ts';
+import type { RetryPolicy } from './retry.ts';
 import { TimestampError, toCanonicalTimestamp } from './timestamps.ts';
 
 // ---- limits ------------------------------------------------------------------------------------------------------
@@ -708,31 +709,6 @@ interface CheckUnit {
 }
 
 /**
- * At most `size` requests in flight, first come first served. A unit keeps its place while it waits, so memory is
- * bounded by concurrency × PROBE_UNIT_SIZE items.
- */
-export class RequestSlots {
-  private free: number;
-  private readonly waiting: (() => void)[] = [];
-
-  constructor(size: number) {
-    this.free = size;
-  }
-
-  async run<T>(request: () => Promise<T>): Promise<T> {
-    if (this.free > 0) this.free--;
-    else await new Promise<void>((resolve) => this.waiting.push(resolve));
-    try {
-      return await request();
-    } finally {
-      const next = this.waiting.shift();
-      if (next) next();
-      else this.free++;
-    }
-  }
-}
-
-/**
  * Whether probing pays: a partition whose probes keep finding items (a re-run, or a project larger than the sort
  * buffer) goes straight to BatchGetItem, and so does the whole run once most probes find items, or if the
  * credentials do not allow Query.
@@ -886,7 +862,9 @@ export async function loadMigrationFile(options: LoadOptions): Promise<LoadResul
   const { client, tableName, checked, policy } = options;
   const counts = emptyCounts();
   const tracker = new ProjectTracker(counts, checked.repeatedEntries);
-  const slots = new RequestSlots(options.concurrency);
+  // At most `concurrency` requests in flight, first come first served. A unit keeps its place while it waits, so
+  // memory is bounded by concurrency × PROBE_UNIT_SIZE items.
+  const slots = new Semaphore(options.concurrency);
   const advisor = new ProbeAdvisor();
 
   const written = (items: LoadItem[]): void => {

@@ -7,6 +7,7 @@
 // at most that many pages (DynamoDB caps a page at 1 MB) are requested or waiting at any time: a slow consumer
 // (disk) slows the scan down instead of filling memory.
 import { ScanCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { Semaphore } from './concurrency.ts';
 import { sendWithRetry, toDynamoUserError, type DynamoItem, type DynamoTarget } from './dynamodb.ts';
 import type { RetryPolicy } from './retry.ts';
 
@@ -54,28 +55,25 @@ export async function* scanPages(client: DynamoDBClient, tableName: string, opti
   let closed = false;
   let runningSegments = segments;
 
-  let freeSlots = Math.max(1, options.maxPagesInFlight ?? DEFAULT_MAX_PAGES_IN_FLIGHT);
-  const slotWaiters: (() => void)[] = [];
+  const slots = new Semaphore(options.maxPagesInFlight ?? DEFAULT_MAX_PAGES_IN_FLIGHT);
   let consumerWaiter: (() => void) | undefined;
   const wakeConsumer = () => {
     const wake = consumerWaiter;
     consumerWaiter = undefined;
     wake?.();
   };
-  const releaseSlot = () => {
-    freeSlots++;
-    slotWaiters.shift()?.();
-  };
   /** Waits for a free slot; false when the scan is over (failure, stop or the consumer left) instead. */
   const acquireSlot = async (): Promise<boolean> => {
-    while (freeSlots === 0 && !closed) await new Promise<void>((resolve) => slotWaiters.push(resolve));
-    if (closed) return false;
-    freeSlots--;
-    return true;
+    await slots.acquire();
+    if (!closed) return true;
+    slots.release();
+    return false;
   };
+  // Pages no one will take give their slots back, which wakes the segments waiting for one: they see `closed`
+  // and hand the slot on.
   const close = () => {
     closed = true;
-    for (const wake of slotWaiters.splice(0)) wake();
+    for (let dropped = queue.splice(0).length; dropped > 0; dropped--) slots.release();
   };
 
   const scanSegment = async (segment: number): Promise<void> => {
@@ -94,8 +92,12 @@ export async function* scanPages(client: DynamoDBClient, tableName: string, opti
       try {
         response = await sendWithRetry(() => client.send(command), policy);
       } catch (error) {
-        releaseSlot();
+        slots.release();
         throw error;
+      }
+      if (closed) {
+        slots.release();
+        return;
       }
       queue.push({ segment, items: response.Items ?? [] });
       wakeConsumer();
@@ -126,7 +128,7 @@ export async function* scanPages(client: DynamoDBClient, tableName: string, opti
         try {
           yield page;
         } finally {
-          releaseSlot();
+          slots.release();
         }
         continue;
       }

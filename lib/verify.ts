@@ -18,7 +18,8 @@ import { QueryCommand, type AttributeValue, type DynamoDBClient, type QueryComma
 import { formatCount } from './cli.ts';
 import { sendWithRetry, toDynamoUserError, type DynamoItem, type DynamoTarget } from './dynamodb.ts';
 import { METADATA_SK, PROJECT_PREFIX, TOKEN_PREFIX, isTokenSk } from './keys.ts';
-import { mapConcurrentOrdered, type RetryPolicy } from './retry.ts';
+import { mapConcurrentOrdered } from './concurrency.ts';
+import type { RetryPolicy } from './retry.ts';
 import { TimestampError, timestampsEqualAsInstants, toCanonicalTimestamp } from './timestamps.ts';
 
 /** Difference lines printed per project (and extra partition keys, and orphan tokens) before "... and N more". */

@@ -35,7 +35,8 @@ import {
 } from '../lib/repair.ts';
 import { applyTimestampChanges, type RepairTarget } from '../lib/repairUpdate.ts';
 import { ReportOutput } from '../lib/reportOutput.ts';
-import { bulkRetryPolicy, mapConcurrentOrdered } from '../lib/retry.ts';
+import { mapConcurrentOrdered } from '../lib/concurrency.ts';
+import { bulkRetryPolicy } from '../lib/retry.ts';
 
 const DEFAULT_CONCURRENCY = 16;
 const MAX_CONCURRENCY = 256;

@@ -8,8 +8,8 @@ import { readFileSync, statSync, writeFileSync, existsSync, readdirSync } from '
 import { join } from 'node:path';
 import { PutItemCommand, ScanCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { BATCH_WRITE_LIMIT, batchWriteWithRetry, sendWithRetry, type DynamoItem } from '../lib/dynamodb.ts';
-import { bulkRetryPolicy, chunk } from '../lib/retry.ts';
-import { REGION, ROOT, cleanEnvironment, getStack, hasStackTrace, newCelloDatabase, newCelloTable, runScript, temporaryFolder } from './support/harness.ts';
+import { bulkRetryPolicy } from '../lib/retry.ts';
+import { REGION, ROOT, chunk, cleanEnvironment, getStack, hasStackTrace, newCelloDatabase, newCelloTable, runScript, temporaryFolder } from './support/harness.ts';
 import { startFaultProxy } from './support/faultProxy.ts';
 
 await getStack();

@@ -7,8 +7,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DeleteItemCommand, GetItemCommand, ScanCommand, UpdateItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { BATCH_WRITE_LIMIT, batchWriteWithRetry, sendWithRetry, type DynamoItem } from '../lib/dynamodb.ts';
-import { bulkRetryPolicy, chunk } from '../lib/retry.ts';
-import { ROOT, REGION, cleanEnvironment, getStack, hasStackTrace, newCelloTable, runScript, temporaryFolder, type ScriptResult } from './support/harness.ts';
+import { bulkRetryPolicy } from '../lib/retry.ts';
+import { ROOT, REGION, chunk, cleanEnvironment, getStack, hasStackTrace, newCelloTable, runScript, temporaryFolder, type ScriptResult } from './support/harness.ts';
 import { startFaultProxy, startLatencyProxy, type FaultProxy } from './support/faultProxy.ts';
 
 await getStack();

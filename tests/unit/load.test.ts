@@ -9,7 +9,6 @@ import {
   KeyDigestSet,
   MigrationFileReader,
   PROBLEM_LIST_LIMIT,
-  RequestSlots,
   buildProjectItem,
   buildTokenItem,
   checkMigrationFile,
@@ -416,33 +415,6 @@ test('a project given twice with different repositories is a problem', async () 
   const report = await checkMigrationFile(writeJson('{"a": {"repository": "r", "tokens": []}, "a": {"repository": null, "tokens": []}}'), 'f.json');
   assert.equal(report.checked, undefined);
   assert.match(report.problems[0] ?? '', /the project appears again, with other values/);
-});
-
-// ---- request slots --------------------------------------------------------------------------------------------------
-
-test('RequestSlots never runs more requests at once than its size, and runs them all', async () => {
-  const slots = new RequestSlots(3);
-  let running = 0;
-  let highest = 0;
-  const results = await Promise.all(
-    Array.from({ length: 20 }, (_, index) =>
-      slots.run(async () => {
-        running++;
-        highest = Math.max(highest, running);
-        await sleep(index % 3);
-        running--;
-        return index;
-      }),
-    ),
-  );
-  assert.equal(highest, 3);
-  assert.deepEqual(results, Array.from({ length: 20 }, (_, index) => index));
-});
-
-test('RequestSlots frees the slot of a request that fails', async () => {
-  const slots = new RequestSlots(1);
-  await assert.rejects(slots.run(() => Promise.reject(new Error('boom'))), /boom/);
-  assert.equal(await slots.run(() => Promise.resolve('next')), 'next');
 });
 
 // ---- the summary ----------------------------------------------------------------------------------------------------
