@@ -8,8 +8,7 @@
 // (disk) slows the scan down instead of filling memory.
 import { ScanCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { Semaphore } from './concurrency.ts';
-import { sendWithRetry, toDynamoUserError, type DynamoItem, type DynamoTarget } from './dynamodb.ts';
-import type { RetryPolicy } from './retry.ts';
+import { toDynamoUserError, type DynamoItem, type DynamoTarget } from './dynamodb.ts';
 
 /** DynamoDB's limit on TotalSegments. */
 export const MAX_SCAN_SEGMENTS = 1_000_000;
@@ -20,7 +19,6 @@ export const DEFAULT_MAX_PAGES_IN_FLIGHT = 32;
 export interface ScanOptions {
   /** TotalSegments of the parallel scan; 1 scans sequentially. */
   segments: number;
-  policy: RetryPolicy;
   /** Strongly consistent reads (twice the read cost): every write acknowledged before the scan is seen. */
   consistentRead: boolean;
   /** Where the table is, for error messages. */
@@ -40,12 +38,12 @@ export interface ScanPage {
 }
 
 /**
- * Yields every page of a full scan of `tableName`. A request that still fails after the policy's retries (or a
+ * Yields every page of a full scan of `tableName`. A request that still fails after the client's retries (or a
  * non-retryable one: missing table, access denied...) ends the stream with a one-line UserError, after the
  * other segments' requests in flight have settled.
  */
 export async function* scanPages(client: DynamoDBClient, tableName: string, options: ScanOptions): AsyncGenerator<ScanPage, void, undefined> {
-  const { segments, policy, consistentRead, target, pageLimit, projectionExpression } = options;
+  const { segments, consistentRead, target, pageLimit, projectionExpression } = options;
   if (!Number.isInteger(segments) || segments < 1 || segments > MAX_SCAN_SEGMENTS) {
     throw new RangeError(`segments must be a whole number from 1 to ${MAX_SCAN_SEGMENTS}, got ${segments}`);
   }
@@ -90,7 +88,7 @@ export async function* scanPages(client: DynamoDBClient, tableName: string, opti
       });
       let response;
       try {
-        response = await sendWithRetry(() => client.send(command), policy);
+        response = await client.send(command);
       } catch (error) {
         slots.release();
         throw error;

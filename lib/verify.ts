@@ -16,10 +16,9 @@
 // lib/timestamps.ts, never through Date or a float.
 import { QueryCommand, type AttributeValue, type DynamoDBClient, type QueryCommandOutput } from '@aws-sdk/client-dynamodb';
 import { formatCount } from './cli.ts';
-import { sendWithRetry, toDynamoUserError, type DynamoItem, type DynamoTarget } from './dynamodb.ts';
+import { toDynamoUserError, type DynamoItem, type DynamoTarget } from './dynamodb.ts';
 import { METADATA_SK, PROJECT_PREFIX, TOKEN_PREFIX, isTokenSk } from './keys.ts';
 import { mapConcurrentOrdered } from './concurrency.ts';
-import type { RetryPolicy } from './retry.ts';
 import { TimestampError, timestampsEqualAsInstants, toCanonicalTimestamp } from './timestamps.ts';
 
 /** Difference lines printed per project (and extra partition keys, and orphan tokens) before "... and N more". */
@@ -423,7 +422,6 @@ export async function* itemsOfPages(first: ItemPage, fetchPage: (startKey: Dynam
 }
 
 export interface PartitionQueryOptions {
-  policy: RetryPolicy;
   target: DynamoTarget;
   /** Items per page (Query's Limit), for tests; DynamoDB's 1 MB page cap applies either way. */
   pageLimit?: number;
@@ -431,7 +429,7 @@ export interface PartitionQueryOptions {
 
 /** Strongly consistent, paginated Query of `pk = <pk>` (a read: nothing is ever written). */
 export function partitionQuery(client: DynamoDBClient, tableName: string, options: PartitionQueryOptions): PartitionOpener {
-  const { policy, target, pageLimit } = options;
+  const { target, pageLimit } = options;
   const fetchPage = async (pk: string, startKey: DynamoItem | undefined): Promise<ItemPage> => {
     const command = new QueryCommand({
       TableName: tableName,
@@ -443,7 +441,7 @@ export function partitionQuery(client: DynamoDBClient, tableName: string, option
     });
     let response: QueryCommandOutput;
     try {
-      response = await sendWithRetry(() => client.send(command), policy);
+      response = await client.send(command);
     } catch (error) {
       throw toDynamoUserError(error, target, tableName);
     }

@@ -36,7 +36,6 @@ import {
 import { applyTimestampChanges, type RepairTarget } from '../lib/repairUpdate.ts';
 import { ReportOutput } from '../lib/reportOutput.ts';
 import { mapConcurrentOrdered } from '../lib/concurrency.ts';
-import { bulkRetryPolicy } from '../lib/retry.ts';
 
 const DEFAULT_CONCURRENCY = 16;
 const MAX_CONCURRENCY = 256;
@@ -70,7 +69,7 @@ await runMain(async () => {
   checkTableName(tableName);
   await checkInputFile(file);
   const client = createDynamoClient(target, { maxSockets: concurrency });
-  const repairTarget: RepairTarget = { client, tableName, target, policy: bulkRetryPolicy };
+  const repairTarget: RepairTarget = { client, tableName, target };
   const report = new ReportOutput();
   const write = (text: string) => report.write(text);
 
@@ -88,7 +87,7 @@ await runMain(async () => {
     await write(`Loaded ${total} total records\n\n`);
 
     // A read, also in a dry run: a wrong table name or region is found before the report says anything more.
-    await describeCelloTable(client, tableName, target, bulkRetryPolicy);
+    await describeCelloTable(client, tableName, target);
 
     await write(`Processing records:\n${SEPARATOR}\n`);
     const counts = emptyRepairCounts(total);

@@ -38,7 +38,6 @@ import {
   toPostgresUserError,
   type PostgresTarget,
 } from '../lib/postgres.ts';
-import { bulkRetryPolicy } from '../lib/retry.ts';
 import { scanPages } from '../lib/scan.ts';
 import {
   StreamOrderError,
@@ -122,7 +121,7 @@ await runMain(async () => {
   const client = createDynamoClient(target, { maxSockets: concurrency * 2 + 2 });
   try {
     // The cheap check first: a wrong table name or region fails before the database is touched.
-    await describeCelloTable(client, tableName, target, bulkRetryPolicy);
+    await describeCelloTable(client, tableName, target);
     const password = await readPassword(process.env, `Password for user ${user} at ${describeTarget(postgresTarget)}: `);
     const session = await connectPostgres(postgresTarget, password, settings);
     const progress = new Progress('Verifying');
@@ -158,11 +157,10 @@ await runMain(async () => {
         return verifyMigration({
           projects,
           tokens: tokens(),
-          openPartition: partitionQuery(client, tableName, { policy: bulkRetryPolicy, target }),
+          openPartition: partitionQuery(client, tableName, { target }),
           scanKeys: (shouldStop) =>
             scanPages(client, tableName, {
               segments: concurrency,
-              policy: bulkRetryPolicy,
               consistentRead: true,
               target,
               projectionExpression: 'pk, sk',

@@ -4,6 +4,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BatchGetItemCommand, BatchWriteItemCommand, QueryCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { useRetrySettings } from '../../lib/dynamodb.ts';
 import {
   ITEM_MAX_BYTES,
   KeyDigestSet,
@@ -521,10 +522,11 @@ function fakeTable(tableName: string, stuckKeys: Set<string> = new Set(), refuse
       }
     },
   } as unknown as DynamoDBClient;
+  useRetrySettings(client, fastSettings);
   return { client, items, requests };
 }
 
-const fastPolicy = { maxAttempts: 2, baseDelayMs: 1, maxDelayMs: 1, random: () => 0, sleep: async () => {} };
+const fastSettings = { maxAttempts: 2, baseDelayMs: 1, maxDelayMs: 1, random: () => 0, sleep: async () => {} };
 
 async function checkedFile(projects: number, tokensPerProject: number): Promise<CheckedFile> {
   const data: Record<string, unknown> = {};
@@ -544,7 +546,6 @@ function loadOptions(table: FakeTable, checked: CheckedFile, extra: Partial<Load
     concurrency: 4,
     dryRun: false,
     conditionalPuts: false,
-    policy: fastPolicy,
     shouldStop: () => false,
     onFailedItem: () => {},
     ...extra,

@@ -1,13 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import {
-  RetriesExhaustedError,
-  backoffDelayMs,
-  bulkRetryPolicy,
-  withRetry,
-  type RetryPolicy,
-} from '../../lib/retry.ts';
+import type { SdkError } from '@smithy/types';
+import { CelloRetryStrategy, backoffDelayMs, bulkRetrySettings, mayHaveBeenApplied, type RetrySettings } from '../../lib/retry.ts';
 
 /** mulberry32: a small seeded generator of numbers in [0, 1), so a retry schedule can be replayed. */
 function seededRandom(seed: number): () => number {
@@ -22,9 +17,9 @@ function seededRandom(seed: number): () => number {
 }
 
 /** A policy whose sleeps are recorded instead of waited for. */
-function recordingPolicy(overrides: Partial<RetryPolicy> = {}): { policy: RetryPolicy; delays: number[] } {
+function recordingPolicy(overrides: Partial<RetrySettings> = {}): { policy: RetrySettings; delays: number[] } {
   const delays: number[] = [];
-  const policy: RetryPolicy = {
+  const policy: RetrySettings = {
     maxAttempts: 5,
     baseDelayMs: 100,
     maxDelayMs: 1000,
@@ -44,6 +39,29 @@ const isRetryableError = (error: unknown) => error instanceof RetryableError;
 
 function range(count: number): number[] {
   return Array.from({ length: count }, (_, index) => index);
+}
+
+/** RetryableError is worth another attempt; a RefusedError too, but it was not applied (like throttling). */
+class RefusedError extends RetryableError {}
+
+/** The SDK's retry middleware, reduced to what the strategy sees: a token per request, refreshed after each failure. */
+async function runLikeTheSdk<T>(operation: (attempt: number) => Promise<T>, settings: RetrySettings): Promise<T> {
+  const strategy = new CelloRetryStrategy(settings, (error) => (error instanceof RefusedError ? 'refused' : isRetryableError(error) ? 'retryable' : 'final'));
+  let token = await strategy.acquireInitialRetryToken();
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await operation(attempt);
+    } catch (error) {
+      try {
+        token = await strategy.refreshRetryTokenForRetry(token, { error: error as SdkError, errorType: 'TRANSIENT' });
+      } catch {
+        Object.assign(error as object, { $metadata: { attempts: attempt } });
+        throw error;
+      }
+      assert.equal(token.getRetryDelay(), 0, 'the strategy sleeps itself');
+      assert.equal(token.getRetryCount(), attempt);
+    }
+  }
 }
 
 // ---- backoffDelayMs -----------------------------------------------------------------------------------------------
@@ -82,34 +100,33 @@ test('backoffDelayMs scales the random draw linearly within the bound (uniform j
   assert.equal(backoffDelayMs(3, policy), 200);
 });
 
-test('bulkRetryPolicy gives up in bounded time: the worst-case total delay is under a minute', () => {
+test('bulkRetrySettings gives up in bounded time: the worst-case total delay is under a minute', () => {
   let total = 0;
-  for (let retry = 1; retry < bulkRetryPolicy.maxAttempts; retry++) {
-    total += backoffDelayMs(retry, { ...bulkRetryPolicy, random: () => JUST_UNDER_ONE });
+  for (let retry = 1; retry < bulkRetrySettings().maxAttempts; retry++) {
+    total += backoffDelayMs(retry, { ...bulkRetrySettings(), random: () => JUST_UNDER_ONE });
   }
-  assert.ok(bulkRetryPolicy.maxAttempts > 1);
+  assert.ok(bulkRetrySettings().maxAttempts > 1);
   assert.ok(total > 0 && total < 60_000, `worst-case total delay ${total} ms`);
 });
 
-// ---- withRetry ----------------------------------------------------------------------------------------------------
+// ---- CelloRetryStrategy, driven as the SDK's retry middleware drives it ---------------------------------------------------------------------------------------------
 
-test('withRetry returns the first success without sleeping', async () => {
+test('CelloRetryStrategy returns the first success without sleeping', async () => {
   const { policy, delays } = recordingPolicy();
-  const result = await withRetry(async (attempt) => `attempt ${attempt}`, isRetryableError, policy);
+  const result = await runLikeTheSdk(async (attempt) => `attempt ${attempt}`, policy);
   assert.equal(result, 'attempt 1');
   assert.deepEqual(delays, []);
 });
 
-test('withRetry retries retryable errors until the operation succeeds', async () => {
+test('CelloRetryStrategy retries retryable errors until the operation succeeds', async () => {
   const { policy, delays } = recordingPolicy();
   const attempts: number[] = [];
-  const result = await withRetry(
+  const result = await runLikeTheSdk(
     async (attempt) => {
       attempts.push(attempt);
       if (attempt < 3) throw new RetryableError(`busy ${attempt}`);
       return 'done';
     },
-    isRetryableError,
     policy,
   );
   assert.equal(result, 'done');
@@ -117,25 +134,22 @@ test('withRetry retries retryable errors until the operation succeeds', async ()
   assert.equal(delays.length, 2);
 });
 
-test('withRetry gives up after maxAttempts with RetriesExhaustedError carrying the last error and the count', async () => {
+test('CelloRetryStrategy gives up after maxAttempts: the last error is rethrown, the SDK counts the attempts', async () => {
   const { policy, delays } = recordingPolicy({ maxAttempts: 4 });
   const thrown: Error[] = [];
   await assert.rejects(
-    withRetry(
+    runLikeTheSdk(
       async (attempt) => {
         const error = new RetryableError(`busy ${attempt}`);
         thrown.push(error);
         throw error;
       },
-      isRetryableError,
       policy,
     ),
     (error: unknown) => {
-      assert.ok(error instanceof RetriesExhaustedError);
-      assert.equal(error.attempts, 4);
-      assert.equal(error.lastError, thrown.at(-1));
-      assert.match(error.message, /4 attempts/);
-      assert.match(error.message, /busy 4/);
+      assert.equal(error, thrown.at(-1));
+      assert.equal((error as { $metadata?: { attempts?: number } }).$metadata?.attempts, 4);
+      assert.match(String(error), /busy 4/);
       return true;
     },
   );
@@ -143,17 +157,16 @@ test('withRetry gives up after maxAttempts with RetriesExhaustedError carrying t
   assert.equal(delays.length, 3, 'no sleep after the last attempt');
 });
 
-test('withRetry rethrows a non-retryable error at once, unchanged', async () => {
+test('CelloRetryStrategy rethrows a non-retryable error at once, unchanged', async () => {
   const { policy, delays } = recordingPolicy();
   const fatal = new Error('validation failed');
   let calls = 0;
   await assert.rejects(
-    withRetry(
+    runLikeTheSdk(
       async () => {
         calls += 1;
         throw fatal;
       },
-      isRetryableError,
       policy,
     ),
     (error: unknown) => error === fatal,
@@ -162,20 +175,19 @@ test('withRetry rethrows a non-retryable error at once, unchanged', async () => 
   assert.deepEqual(delays, []);
 });
 
-test('withRetry waits for the sleep to finish before the next attempt', async () => {
+test('CelloRetryStrategy waits for the sleep to finish before the next attempt', async () => {
   let release!: () => void;
-  const policy: RetryPolicy = {
+  const policy: RetrySettings = {
     ...recordingPolicy().policy,
     sleep: () => new Promise<void>((resolve) => (release = resolve)),
   };
   let calls = 0;
-  const result = withRetry(
+  const result = runLikeTheSdk(
     async () => {
       calls += 1;
       if (calls === 1) throw new RetryableError('busy');
       return calls;
     },
-    isRetryableError,
     policy,
   );
   await sleep(20);
@@ -184,32 +196,30 @@ test('withRetry waits for the sleep to finish before the next attempt', async ()
   assert.equal(await result, 2);
 });
 
-test('withRetry draws its delays from the policy: full jitter under a doubling, capped bound', async () => {
+test('CelloRetryStrategy draws its delays from the policy: full jitter under a doubling, capped bound', async () => {
   const seed = 7;
   const { policy, delays } = recordingPolicy({ maxAttempts: 8, baseDelayMs: 100, maxDelayMs: 1000, random: seededRandom(seed) });
   await assert.rejects(
-    withRetry(
+    runLikeTheSdk(
       async () => {
         throw new RetryableError('busy');
       },
-      isRetryableError,
       policy,
     ),
-    RetriesExhaustedError,
+    RetryableError,
   );
   const replay = seededRandom(seed);
   const expected = range(7).map((index) => Math.floor(replay() * Math.min(1000, 100 * 2 ** index)));
   assert.deepEqual(delays, expected);
 });
 
-test('withRetry produces the same schedule for the same seed, and another for another seed', async () => {
+test('CelloRetryStrategy produces the same schedule for the same seed, and another for another seed', async () => {
   async function schedule(seed: number): Promise<number[]> {
     const { policy, delays } = recordingPolicy({ maxAttempts: 10, random: seededRandom(seed) });
-    await withRetry(
+    await runLikeTheSdk(
       async () => {
         throw new RetryableError('busy');
       },
-      isRetryableError,
       policy,
     ).catch(() => undefined);
     return delays;
@@ -218,4 +228,16 @@ test('withRetry produces the same schedule for the same seed, and another for an
   assert.equal(first.length, 9);
   assert.deepEqual(await schedule(1234), first);
   assert.notDeepEqual(await schedule(4321), first);
+});
+
+
+test('an error after a retried 5xx-like failure may have been applied; after refused attempts only, not', async () => {
+  const { policy } = recordingPolicy();
+  const final = async (first: Error) =>
+    runLikeTheSdk(async (attempt) => {
+      throw attempt === 1 ? first : new Error('condition failed');
+    }, policy).catch((error: unknown) => error);
+  assert.equal(mayHaveBeenApplied(await final(new RetryableError('dropped'))), true);
+  assert.equal(mayHaveBeenApplied(await final(new RefusedError('throttled'))), false);
+  assert.equal(mayHaveBeenApplied(await final(new Error('condition failed'))), false);
 });

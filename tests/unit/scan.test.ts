@@ -5,10 +5,11 @@ import assert from 'node:assert/strict';
 import type { DynamoDBClient, ScanCommand, ScanCommandOutput } from '@aws-sdk/client-dynamodb';
 import { UserError } from '../../lib/cli.ts';
 import type { DynamoItem } from '../../lib/dynamodb.ts';
-import type { RetryPolicy } from '../../lib/retry.ts';
+import type { RetrySettings } from '../../lib/retry.ts';
+import { retryLikeTheSdk } from '../support/sdkRetry.ts';
 import { scanPages, type ScanOptions } from '../../lib/scan.ts';
 
-const noWaitPolicy: RetryPolicy = { maxAttempts: 3, baseDelayMs: 1, maxDelayMs: 1, random: () => 0, sleep: async () => {} };
+const noWaitSettings: RetrySettings = { maxAttempts: 3, baseDelayMs: 1, maxDelayMs: 1, random: () => 0, sleep: async () => {} };
 
 function makeItems(count: number): DynamoItem[] {
   return Array.from({ length: count }, (_, index) => ({ pk: { S: `PROJECT#p${index}` }, sk: { S: 'METADATA' } }));
@@ -30,7 +31,8 @@ function fakeTable(items: DynamoItem[], pageSize: number, fail?: (input: ScanCom
   const stats = { inFlight: 0 };
   let calls = 0;
   const client = {
-    send: async (command: ScanCommand): Promise<Partial<ScanCommandOutput>> => {
+    // The SDK's retry loop with our strategy, as the client createDynamoClient makes runs it.
+    send: (command: ScanCommand): Promise<Partial<ScanCommandOutput>> => retryLikeTheSdk(noWaitSettings, async () => {
       const input = command.input;
       requests.push(input);
       calls++;
@@ -46,13 +48,13 @@ function fakeTable(items: DynamoItem[], pageSize: number, fail?: (input: ScanCom
       const page = mine.slice(start, start + (input.Limit ?? pageSize));
       const next = start + page.length;
       return { Items: page, ...(next < mine.length ? { LastEvaluatedKey: { at: { N: String(next) } } } : {}) };
-    },
+    }),
   } as unknown as DynamoDBClient;
   return { client, requests, stats };
 }
 
 function options(overrides: Partial<ScanOptions> = {}): ScanOptions {
-  return { segments: 1, policy: noWaitPolicy, consistentRead: true, target: { region: 'us-east-1', endpointUrl: 'http://127.0.0.1:9' }, ...overrides };
+  return { segments: 1, consistentRead: true, target: { region: 'us-east-1', endpointUrl: 'http://127.0.0.1:9' }, ...overrides };
 }
 
 async function collect(pages: AsyncIterable<{ items: DynamoItem[] }>): Promise<string[]> {
