@@ -6,7 +6,7 @@
 // from the moment its request is sent until the consumer asks for the next page; with `maxPagesInFlight` slots,
 // at most that many pages (DynamoDB caps a page at 1 MB) are requested or waiting at any time: a slow consumer
 // (disk) slows the scan down instead of filling memory.
-import { ScanCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { paginateScan, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { Semaphore } from './concurrency.ts';
 import { toDynamoUserError, type DynamoItem, type DynamoTarget } from './dynamodb.ts';
 
@@ -74,33 +74,36 @@ export async function* scanPages(client: DynamoDBClient, tableName: string, opti
     for (let dropped = queue.splice(0).length; dropped > 0; dropped--) slots.release();
   };
 
+  // The SDK's paginator follows LastEvaluatedKey and sends a request when asked for the next page: the slot for it
+  // is taken first. A page owns its slot until the consumer has taken it.
   const scanSegment = async (segment: number): Promise<void> => {
-    let startKey: DynamoItem | undefined;
-    do {
-      if (shouldStop() || !(await acquireSlot())) return;
-      const command = new ScanCommand({
+    const pages = paginateScan(
+      { client, ...(pageLimit !== undefined ? { pageSize: pageLimit } : {}) },
+      {
         TableName: tableName,
         ConsistentRead: consistentRead,
         ...(segments > 1 ? { Segment: segment, TotalSegments: segments } : {}),
-        ...(startKey ? { ExclusiveStartKey: startKey } : {}),
-        ...(pageLimit !== undefined ? { Limit: pageLimit } : {}),
         ...(projectionExpression !== undefined ? { ProjectionExpression: projectionExpression } : {}),
-      });
-      let response;
-      try {
-        response = await client.send(command);
-      } catch (error) {
-        slots.release();
-        throw error;
+      },
+    );
+    if (shouldStop() || !(await acquireSlot())) return;
+    let holdsSlot = true;
+    try {
+      for await (const response of pages) {
+        holdsSlot = false;
+        if (closed) {
+          slots.release();
+          return;
+        }
+        queue.push({ segment, items: response.Items ?? [] });
+        wakeConsumer();
+        if (shouldStop() || !(await acquireSlot())) return;
+        holdsSlot = true;
       }
-      if (closed) {
-        slots.release();
-        return;
-      }
-      queue.push({ segment, items: response.Items ?? [] });
-      wakeConsumer();
-      startKey = response.LastEvaluatedKey;
-    } while (startKey !== undefined);
+    } finally {
+      // The slot taken for a request that failed, or for a page after the last one.
+      if (holdsSlot) slots.release();
+    }
   };
 
   const settled = Array.from({ length: segments }, (_, segment) =>

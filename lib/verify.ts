@@ -14,7 +14,7 @@
 //
 // Every comparison here is pure and exact: timestamps are compared as text after the exact canonicalisation of
 // lib/timestamps.ts, never through Date or a float.
-import { QueryCommand, type AttributeValue, type DynamoDBClient, type QueryCommandOutput } from '@aws-sdk/client-dynamodb';
+import { paginateQuery, type AttributeValue, type DynamoDBClient, type QueryCommandOutput } from '@aws-sdk/client-dynamodb';
 import { formatCount } from './cli.ts';
 import { toDynamoUserError, type DynamoItem, type DynamoTarget } from './dynamodb.ts';
 import { METADATA_SK, PROJECT_PREFIX, TOKEN_PREFIX, isTokenSk } from './keys.ts';
@@ -430,24 +430,24 @@ export interface PartitionQueryOptions {
 /** Strongly consistent, paginated Query of `pk = <pk>` (a read: nothing is ever written). */
 export function partitionQuery(client: DynamoDBClient, tableName: string, options: PartitionQueryOptions): PartitionOpener {
   const { target, pageLimit } = options;
-  const fetchPage = async (pk: string, startKey: DynamoItem | undefined): Promise<ItemPage> => {
-    const command = new QueryCommand({
-      TableName: tableName,
-      KeyConditionExpression: 'pk = :pk',
-      ExpressionAttributeValues: { ':pk': { S: pk } },
-      ConsistentRead: true,
-      ...(startKey ? { ExclusiveStartKey: startKey } : {}),
-      ...(pageLimit !== undefined ? { Limit: pageLimit } : {}),
-    });
-    let response: QueryCommandOutput;
-    try {
-      response = await client.send(command);
-    } catch (error) {
-      throw toDynamoUserError(error, target, tableName);
-    }
-    return { items: response.Items ?? [], nextKey: response.LastEvaluatedKey };
+  return async (pk) => {
+    // The SDK's paginator follows LastEvaluatedKey; itemsOfPages asks for the next page only when there is one.
+    const pages = paginateQuery(
+      { client, ...(pageLimit !== undefined ? { pageSize: pageLimit } : {}) },
+      { TableName: tableName, KeyConditionExpression: 'pk = :pk', ExpressionAttributeValues: { ':pk': { S: pk } }, ConsistentRead: true },
+    );
+    const nextPage = async (): Promise<ItemPage> => {
+      let next: IteratorResult<QueryCommandOutput>;
+      try {
+        next = await pages.next();
+      } catch (error) {
+        throw toDynamoUserError(error, target, tableName);
+      }
+      const response: QueryCommandOutput | undefined = next.done ? undefined : next.value;
+      return { items: response?.Items ?? [], nextKey: response?.LastEvaluatedKey };
+    };
+    return itemsOfPages(await nextPage(), nextPage);
   };
-  return async (pk) => itemsOfPages(await fetchPage(pk, undefined), (startKey) => fetchPage(pk, startKey));
 }
 
 // ---- partition keys that are not projects --------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 // flight, retries and failures. (The real server is exercised by tests/dump-ddb.test.ts.)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { DynamoDBClient, ScanCommand, ScanCommandOutput } from '@aws-sdk/client-dynamodb';
+import { DynamoDBClient, type ScanCommand, type ScanCommandOutput } from '@aws-sdk/client-dynamodb';
 import { UserError } from '../../lib/cli.ts';
 import type { DynamoItem } from '../../lib/dynamodb.ts';
 import type { RetrySettings } from '../../lib/retry.ts';
@@ -30,10 +30,12 @@ function fakeTable(items: DynamoItem[], pageSize: number, fail?: (input: ScanCom
   const requests: ScanCommand['input'][] = [];
   const stats = { inFlight: 0 };
   let calls = 0;
-  const client = {
-    // The SDK's retry loop with our strategy, as the client createDynamoClient makes runs it.
+  // A DynamoDBClient to the SDK's paginator (it checks), whose send is the fake; the SDK's retry loop with our
+  // strategy runs around it, as in the client createDynamoClient makes.
+  const client = Object.assign(Object.create(DynamoDBClient.prototype) as object, {
     send: (command: ScanCommand): Promise<Partial<ScanCommandOutput>> => retryLikeTheSdk(noWaitSettings, async () => {
-      const input = command.input;
+      // A copy: the paginator reuses its input object for the next page.
+      const input = { ...command.input };
       requests.push(input);
       calls++;
       stats.inFlight++;
@@ -49,7 +51,7 @@ function fakeTable(items: DynamoItem[], pageSize: number, fail?: (input: ScanCom
       const next = start + page.length;
       return { Items: page, ...(next < mine.length ? { LastEvaluatedKey: { at: { N: String(next) } } } : {}) };
     }),
-  } as unknown as DynamoDBClient;
+  }) as DynamoDBClient;
   return { client, requests, stats };
 }
 
