@@ -6,7 +6,20 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { BatchWriteItemCommand, type DynamoDBClient, type WriteRequest } from '@aws-sdk/client-dynamodb';
 import type { DynamoItem } from '../lib/dynamodb.ts';
-import { chunkAsync, forEachConcurrent } from '../lib/retry.ts';
+import { forEachConcurrent } from '../lib/concurrency.ts';
+
+/** Splits an async sequence into arrays of at most `size` items. */
+async function* chunkAsync<T>(items: AsyncIterable<T>, size: number): AsyncGenerator<T[]> {
+  let batch: T[] = [];
+  for await (const item of items) {
+    batch.push(item);
+    if (batch.length === size) {
+      yield batch;
+      batch = [];
+    }
+  }
+  if (batch.length > 0) yield batch;
+}
 
 interface FileToken {
   token_id: string;

@@ -14,7 +14,7 @@ import { UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import { createDynamoClient } from '../lib/dynamodb.ts';
 import { LOCAL_REGION } from '../lib/localStack.ts';
 import { buildTimestampUpdate, checkDumpRecord, planRecordRepair } from '../lib/repair.ts';
-import { forEachConcurrent } from '../lib/retry.ts';
+import { forEachConcurrent } from '../lib/concurrency.ts';
 import { parseBaselineArguments, printFigures } from './baselines.ts';
 
 const args = parseBaselineArguments(process.argv.slice(2), 2, 'updateLoop.ts <dump.json> <table> --endpoint-url URL [--concurrency N] [--offset N] [--limit N]');

@@ -1,8 +1,8 @@
-// DynamoDB: client factory, the Cello table check, and batch requests with one retry policy.
+// DynamoDB: client factory (with its retry strategy), the Cello table check, and batch requests.
 //
-// The SDK's own retries are switched off (maxAttempts: 1) and every request goes through `withRetry` with a
-// RetryPolicy we pass in: one schedule for throttling, 5xx, dropped connections and unprocessed items, which
-// tests can make deterministic, and no hidden retry-token quota that gives up early under sustained throttling.
+// Every client retries with CelloRetryStrategy (lib/retry.ts), set here: one schedule for throttling, 5xx,
+// dropped connections and unprocessed items, which tests can make deterministic, and no hidden retry-token quota
+// that gives up early under sustained throttling (the SDK's standard strategy has one). Call sites just send.
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import {
@@ -15,7 +15,7 @@ import {
   type WriteRequest,
 } from '@aws-sdk/client-dynamodb';
 import { ExitCode, UserError, registerSecret } from './cli.ts';
-import { backoffDelayMs, RetriesExhaustedError, withRetry, type RetryPolicy } from './retry.ts';
+import { backoffDelayMs, bulkRetrySettings, CelloRetryStrategy, RetriesExhaustedError, type AttemptFailure, type RetrySettings } from './retry.ts';
 import { itemKeyString } from './cello/keys.ts';
 
 export type DynamoItem = Record<string, AttributeValue>;
@@ -109,8 +109,8 @@ export function createDynamoClient(
   options: {
     maxSockets?: number;
     credentials?: { accessKeyId: string; secretAccessKey: string };
-    /** The SDK's own attempts; 1 (off) for the scripts, whose requests all go through sendWithRetry. */
-    sdkMaxAttempts?: number;
+    /** Overrides of the bulk retry settings (CELLO_RETRY_*): fewer attempts for a start-up check, a fake sleep in tests. */
+    retry?: Partial<RetrySettings>;
   } = {},
 ): DynamoDBClient {
   checkRegion(target.region);
@@ -121,11 +121,13 @@ export function createDynamoClient(
   if (target.endpointUrl !== undefined) checkEndpointUrl(target.endpointUrl);
   else if (fromEnvironment !== undefined) checkEndpointUrl(fromEnvironment.url, fromEnvironment.source);
   const maxSockets = options.maxSockets ?? 64;
+  const retrySettings: RetrySettings = { ...bulkRetrySettings(), ...options.retry };
   const client = new DynamoDBClient({
     region: target.region,
     ...(target.endpointUrl !== undefined ? { endpoint: target.endpointUrl } : {}),
     ...(options.credentials ? { credentials: options.credentials } : {}),
-    maxAttempts: options.sdkMaxAttempts ?? 1,
+    maxAttempts: retrySettings.maxAttempts,
+    retryStrategy: new CelloRetryStrategy(retrySettings, classifyDynamoFailure),
     // The SDK's advice goes to console.warn, several lines long (e.g. when AWS_PROFILE and AWS_ACCESS_KEY_ID are both
     // set), which would break the one-line error rule; what matters of it is in toDynamoUserError's messages.
     logger: { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} },
@@ -141,7 +143,20 @@ export function createDynamoClient(
     },
   });
   maskAwsSecrets(client, options.credentials?.secretAccessKey);
+  retrySettingsOfClient.set(client, retrySettings);
   return client;
+}
+
+const retrySettingsOfClient = new WeakMap<DynamoDBClient, RetrySettings>();
+
+/** Gives a client not made by createDynamoClient (a test's fake) the settings of its unprocessed-items loops. */
+export function useRetrySettings(client: DynamoDBClient, settings: RetrySettings): void {
+  retrySettingsOfClient.set(client, settings);
+}
+
+/** The retry settings a client was made with, for the loops the SDK does not retry (unprocessed items and keys). */
+function retrySettingsOf(client: DynamoDBClient): RetrySettings {
+  return retrySettingsOfClient.get(client) ?? bulkRetrySettings();
 }
 
 /**
@@ -181,7 +196,7 @@ interface SdkErrorShape {
   name?: string;
   code?: string;
   message?: string;
-  $metadata?: { httpStatusCode?: number };
+  $metadata?: { httpStatusCode?: number; attempts?: number };
   /** Set by the SDK when the service answered with an error it could parse: 'client' (4xx) or 'server'. */
   $fault?: string;
   $retryable?: unknown;
@@ -199,7 +214,12 @@ export function isThrottlingError(error: unknown): boolean {
   return name !== undefined && THROTTLING_ERRORS.has(name);
 }
 
-/** Throttling, server-side (5xx) and connection errors are worth another attempt; anything else is final. */
+/**
+ * Throttling, server-side (5xx) and connection errors are worth another attempt; anything else is final. Decided by
+ * name, HTTP status and error code, never by message text (a table named "jobs_aborted" must not turn a missing
+ * table into ten retries). A connection dropped before or during the answer ("socket hang up", "aborted") carries
+ * code ECONNRESET.
+ */
 export function isRetryableDynamoError(error: unknown): boolean {
   if (!error || typeof error !== 'object') return false;
   const shape = error as SdkErrorShape;
@@ -213,45 +233,28 @@ export function isRetryableDynamoError(error: unknown): boolean {
   if (shape.name === 'TimeoutError' || shape.name === 'RequestTimeout') return true;
   const code = errorCode(error);
   if (code && NETWORK_ERROR_CODES.has(code)) return true;
-  // The service answered and rejected the request itself: final, whatever its message quotes (a table named
-  // "jobs_aborted" must not turn a missing table into ten retries).
+  // The service answered and rejected the request itself: final.
   if (shape.$fault === 'client') return false;
-  // A connection dropped mid-response surfaces as a body that is not JSON, or a bare "socket hang up".
-  if (/socket hang up|ECONNRESET|Deserialization error|Unexpected end of JSON|aborted/i.test(shape.message ?? '')) return true;
-  return false;
-}
-
-/** The SDK could not parse the body as a DynamoDB answer (its "Deserialization error"). */
-function isNotDynamoAnswer(shape: SdkErrorShape): boolean {
-  return /Deserialization error/.test(shape.message ?? '');
-}
-
-/** Sends `command` under `policy`; the retry schedule covers throttling, 5xx and dropped connections. */
-export function sendWithRetry<T>(send: () => Promise<T>, policy: RetryPolicy): Promise<T> {
-  return withRetry(() => send(), isRetryableDynamoError, policy);
-}
-
-/** Whether an earlier attempt of a write may have been applied although its answer was lost. */
-export interface WriteAttempts {
-  mayHaveApplied: boolean;
+  // An answer cut short (a body that is not JSON under a 2xx/3xx status), or one the SDK marks retryable.
+  if (isNotDynamoAnswer(shape)) return true;
+  return shape.$retryable !== undefined && shape.$retryable !== false;
 }
 
 /**
- * Sends a write like sendWithRetry, and records in `attempts` whether an attempt that failed may have been applied
- * all the same: a 5xx or a dropped connection can come after the server applied the write; a throttled attempt was
- * refused, so it was not. A conditional write retried after such an attempt can fail its condition on its own
- * earlier write: the caller then reads the item back to tell (lib/repairUpdate.ts, the loader's --conditional-puts).
+ * An HTTP answer the SDK could not turn into a DynamoDB error (its "Deserialization error"): DynamoDB's own errors
+ * always carry $fault.
  */
-export function sendWriteWithRetry<T>(send: () => Promise<T>, policy: RetryPolicy, attempts: WriteAttempts): Promise<T> {
-  return withRetry(
-    () => send(),
-    (error) => {
-      const retryable = isRetryableDynamoError(error);
-      if (retryable && !isThrottlingError(error)) attempts.mayHaveApplied = true;
-      return retryable;
-    },
-    policy,
-  );
+function isNotDynamoAnswer(shape: SdkErrorShape): boolean {
+  return shape.$metadata?.httpStatusCode !== undefined && shape.$fault === undefined;
+}
+
+/**
+ * How a failed attempt counts for CelloRetryStrategy: throttling was refused (not applied); 5xx and dropped
+ * connections are worth another attempt but may have been applied; anything else is final.
+ */
+export function classifyDynamoFailure(error: unknown): AttemptFailure {
+  if (!isRetryableDynamoError(error)) return 'final';
+  return isThrottlingError(error) ? 'refused' : 'retryable';
 }
 
 /**
@@ -260,11 +263,20 @@ export function sendWriteWithRetry<T>(send: () => Promise<T>, policy: RetryPolic
  */
 export function toDynamoUserError(error: unknown, target: DynamoTarget, tableName?: string): UserError {
   if (error instanceof UserError) return error;
+  if (error instanceof RetriesExhaustedError) return keptFailing(error.attempts, describeFailure(error.lastError, target, tableName));
+  // A retryable error that reached the caller is one the retry strategy gave up on; the SDK counted the attempts.
+  const attempts = (error as SdkErrorShape | undefined)?.$metadata?.attempts;
+  if (attempts !== undefined && isRetryableDynamoError(error)) return keptFailing(attempts, describeFailure(error, target, tableName));
+  return describeFailure(error, target, tableName);
+}
+
+function keptFailing(attempts: number, last: UserError): UserError {
+  return new UserError(`DynamoDB kept failing after ${attempts} attempts: ${last.message}`, ExitCode.environment);
+}
+
+function describeFailure(error: unknown, target: DynamoTarget, tableName: string | undefined): UserError {
+  if (error instanceof UserError) return error;
   const endpoint = describeEndpoint(target);
-  if (error instanceof RetriesExhaustedError) {
-    const inner = toDynamoUserError(error.lastError, target, tableName);
-    return new UserError(`DynamoDB kept failing after ${error.attempts} attempts: ${inner.message}`, ExitCode.environment);
-  }
   const shape = (error ?? {}) as SdkErrorShape;
   const name = shape.name ?? '';
   const message = shape.message ?? String(error);
@@ -319,10 +331,10 @@ export function toDynamoUserError(error: unknown, target: DynamoTarget, tableNam
  * Checks, before any write, that the table exists, is ACTIVE and has Cello's key schema (pk HASH S, sk RANGE S).
  * Throws a UserError naming what differs.
  */
-export async function describeCelloTable(client: DynamoDBClient, tableName: string, target: DynamoTarget, policy: RetryPolicy): Promise<void> {
+export async function describeCelloTable(client: DynamoDBClient, tableName: string, target: DynamoTarget): Promise<void> {
   let table;
   try {
-    table = (await sendWithRetry(() => client.send(new DescribeTableCommand({ TableName: tableName })), policy)).Table;
+    table = (await client.send(new DescribeTableCommand({ TableName: tableName }))).Table;
   } catch (error) {
     throw toDynamoUserError(error, target, tableName);
   }
@@ -357,19 +369,20 @@ function keyOf(item: DynamoItem): CelloKey {
 /**
  * Puts up to 25 items with one BatchWriteItem, re-sending UnprocessedItems with backoff until done or the
  * attempts run out; items still unprocessed then are returned as failed, with their keys. Request-level errors
- * (throttling, 5xx, dropped connections) are retried by the same policy; when those run out the error is thrown,
+ * (throttling, 5xx, dropped connections) are retried by the client; when those run out the error is thrown,
  * because the endpoint itself is failing and the run should stop rather than fail every remaining batch.
  *
  * Note: BatchWriteItem cannot be conditional. Callers check existence first (see findExistingKeys).
  */
-export async function batchWriteWithRetry(client: DynamoDBClient, tableName: string, items: DynamoItem[], policy: RetryPolicy): Promise<BatchWriteOutcome> {
+export async function batchWriteWithRetry(client: DynamoDBClient, tableName: string, items: DynamoItem[]): Promise<BatchWriteOutcome> {
+  const settings = retrySettingsOf(client);
   if (items.length > BATCH_WRITE_LIMIT) throw new Error(`batchWriteWithRetry takes at most ${BATCH_WRITE_LIMIT} items`);
   let requests: WriteRequest[] = items.map((Item) => ({ PutRequest: { Item } }));
   for (let attempt = 1; ; attempt++) {
-    const response = await sendWithRetry(() => client.send(new BatchWriteItemCommand({ RequestItems: { [tableName]: requests } })), policy);
+    const response = await client.send(new BatchWriteItemCommand({ RequestItems: { [tableName]: requests } }));
     const unprocessed = response.UnprocessedItems?.[tableName] ?? [];
     if (unprocessed.length === 0) return { written: items.length, failed: [] };
-    if (attempt >= policy.maxAttempts) {
+    if (attempt >= settings.maxAttempts) {
       return {
         written: items.length - unprocessed.length,
         failed: unprocessed.map((request) => ({
@@ -379,7 +392,7 @@ export async function batchWriteWithRetry(client: DynamoDBClient, tableName: str
       };
     }
     requests = unprocessed;
-    await policy.sleep(backoffDelayMs(attempt, policy));
+    await settings.sleep(backoffDelayMs(attempt, settings));
   }
 }
 
@@ -388,7 +401,8 @@ export async function batchWriteWithRetry(client: DynamoDBClient, tableName: str
  * UnprocessedKeys re-sent with backoff. Returns the set of `itemKeyString(pk, sk)` of existing items.
  * Keys still unprocessed when attempts run out make it throw: an unknown existence cannot be treated as absent.
  */
-export async function findExistingKeys(client: DynamoDBClient, tableName: string, keys: CelloKey[], policy: RetryPolicy): Promise<Set<string>> {
+export async function findExistingKeys(client: DynamoDBClient, tableName: string, keys: CelloKey[]): Promise<Set<string>> {
+  const settings = retrySettingsOf(client);
   if (keys.length > BATCH_GET_LIMIT) throw new Error(`findExistingKeys takes at most ${BATCH_GET_LIMIT} keys`);
   const existing = new Set<string>();
   let request: KeysAndAttributes | undefined = {
@@ -398,16 +412,16 @@ export async function findExistingKeys(client: DynamoDBClient, tableName: string
   };
   for (let attempt = 1; request?.Keys?.length; attempt++) {
     const current: KeysAndAttributes = request;
-    const response = await sendWithRetry(() => client.send(new BatchGetItemCommand({ RequestItems: { [tableName]: current } })), policy);
+    const response = await client.send(new BatchGetItemCommand({ RequestItems: { [tableName]: current } }));
     for (const item of response.Responses?.[tableName] ?? []) {
       existing.add(itemKeyString(item.pk?.S ?? '', item.sk?.S ?? ''));
     }
     request = response.UnprocessedKeys?.[tableName];
     if (request?.Keys?.length) {
-      if (attempt >= policy.maxAttempts) {
+      if (attempt >= settings.maxAttempts) {
         throw new RetriesExhaustedError(attempt, new Error(`${request.Keys.length} keys still unprocessed by BatchGetItem (throttled)`));
       }
-      await policy.sleep(backoffDelayMs(attempt, policy));
+      await settings.sleep(backoffDelayMs(attempt, settings));
     }
   }
   return existing;

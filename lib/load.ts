@@ -30,10 +30,7 @@ import {
   BATCH_WRITE_LIMIT,
   batchWriteWithRetry,
   findExistingKeys,
-  sendWithRetry,
-  sendWriteWithRetry,
   type DynamoItem,
-  type WriteAttempts,
 } from './dynamodb.ts';
 import { readJsonObjectOfObjects, JsonInputError, type ObjectEvent } from './json/stream.ts';
 import { compareUtf8 } from './cello/keyOrder.ts';
@@ -52,7 +49,8 @@ import {
   tokenItem,
   type TimestampAttribute,
 } from './cello/items.ts';
-import { forEachConcurrent, type RetryPolicy } from './retry.ts';
+import { forEachConcurrent, Semaphore } from './concurrency.ts';
+import { mayHaveBeenApplied } from './retry.ts';
 import { TimestampError, toCanonicalTimestamp } from './timestamps.ts';
 
 // ---- limits ------------------------------------------------------------------------------------------------------
@@ -657,7 +655,6 @@ export interface LoadOptions {
   dryRun: boolean;
   /** One PutItem per item with attribute_not_exists(pk): race-free with other writers, slower. */
   conditionalPuts: boolean;
-  policy: RetryPolicy;
   shouldStop: () => boolean;
   /** An item that could not be written (still unprocessed after every retry). */
   onFailedItem: (description: string) => void;
@@ -703,31 +700,6 @@ function compareItemSk(a: LoadItem, b: LoadItem): number {
 interface CheckUnit {
   probe: boolean;
   items: LoadItem[];
-}
-
-/**
- * At most `size` requests in flight, first come first served. A unit keeps its place while it waits, so memory is
- * bounded by concurrency × PROBE_UNIT_SIZE items.
- */
-export class RequestSlots {
-  private free: number;
-  private readonly waiting: (() => void)[] = [];
-
-  constructor(size: number) {
-    this.free = size;
-  }
-
-  async run<T>(request: () => Promise<T>): Promise<T> {
-    if (this.free > 0) this.free--;
-    else await new Promise<void>((resolve) => this.waiting.push(resolve));
-    try {
-      return await request();
-    } finally {
-      const next = this.waiting.shift();
-      if (next) next();
-      else this.free++;
-    }
-  }
 }
 
 /**
@@ -876,15 +848,17 @@ async function* checkUnits(checked: CheckedFile, counts: LoadCounts, tracker: Pr
  * Loads the checked file: never replaces an existing item, writes each missing item once. Units of up to 100 items
  * run concurrently: each is checked (a range probe or a BatchGetItem), and its missing items join a shared queue that
  * is written in full batches of 25, so small projects never cost half-empty batches. Throttling, 5xx and dropped
- * connections are retried under `policy` (inside batchWriteWithRetry / findExistingKeys / sendWithRetry); an item
+ * connections are retried by the client (its retry strategy; unprocessed items inside batchWriteWithRetry / findExistingKeys); an item
  * still unprocessed after that is reported and counted as failed. When the requests themselves keep failing, the run
  * stops taking units, lets those in flight finish, and returns the error with the counts so far.
  */
 export async function loadMigrationFile(options: LoadOptions): Promise<LoadResult> {
-  const { client, tableName, checked, policy } = options;
+  const { client, tableName, checked } = options;
   const counts = emptyCounts();
   const tracker = new ProjectTracker(counts, checked.repeatedEntries);
-  const slots = new RequestSlots(options.concurrency);
+  // At most `concurrency` requests in flight, first come first served. A unit keeps its place while it waits, so
+  // memory is bounded by concurrency × PROBE_UNIT_SIZE items.
+  const slots = new Semaphore(options.concurrency);
   const advisor = new ProbeAdvisor();
 
   const written = (items: LoadItem[]): void => {
@@ -914,19 +888,15 @@ export async function loadMigrationFile(options: LoadOptions): Promise<LoadResul
     const last = items[items.length - 1]!;
     try {
       const response = await slots.run(() =>
-        sendWithRetry(
-          () =>
-            client.send(
-              new QueryCommand({
-                TableName: tableName,
-                KeyConditionExpression: 'pk = :pk AND sk BETWEEN :first AND :last',
-                ExpressionAttributeValues: { ':pk': { S: first.pk }, ':first': { S: first.sk }, ':last': { S: last.sk } },
-                Select: 'COUNT',
-                Limit: 1,
-                ConsistentRead: true,
-              }),
-            ),
-          policy,
+        client.send(
+          new QueryCommand({
+            TableName: tableName,
+            KeyConditionExpression: 'pk = :pk AND sk BETWEEN :first AND :last',
+            ExpressionAttributeValues: { ':pk': { S: first.pk }, ':first': { S: first.sk }, ':last': { S: last.sk } },
+            Select: 'COUNT',
+            Limit: 1,
+            ConsistentRead: true,
+          }),
         ),
       );
       return (response.Count ?? 0) > 0 || response.LastEvaluatedKey !== undefined;
@@ -953,7 +923,7 @@ export async function loadMigrationFile(options: LoadOptions): Promise<LoadResul
     }
     const chunks: LoadItem[][] = [];
     for (let start = 0; start < unit.items.length; start += UNIT_SIZE) chunks.push(unit.items.slice(start, start + UNIT_SIZE));
-    const found = await Promise.all(chunks.map((chunk) => slots.run(() => findExistingKeys(client, tableName, chunk, policy))));
+    const found = await Promise.all(chunks.map((chunk) => slots.run(() => findExistingKeys(client, tableName, chunk))));
     const existing = found.length === 1 ? found[0]! : new Set(found.flatMap((keys) => [...keys]));
     if (existing.size === 0) return unit.items;
     const missing: LoadItem[] = [];
@@ -967,7 +937,7 @@ export async function loadMigrationFile(options: LoadOptions): Promise<LoadResul
   /** Writes batches of 25 concurrently; every batch's outcome is counted even when one of them fails for good. */
   const writeBatches = async (batches: LoadItem[][]): Promise<void> => {
     const outcomes = await Promise.allSettled(
-      batches.map((batch) => slots.run(() => batchWriteWithRetry(client, tableName, batch.map((item) => item.item), policy))),
+      batches.map((batch) => slots.run(() => batchWriteWithRetry(client, tableName, batch.map((item) => item.item)))),
     );
     let failure: { error: unknown } | undefined;
     outcomes.forEach((outcome, index) => {
@@ -1007,10 +977,7 @@ export async function loadMigrationFile(options: LoadOptions): Promise<LoadResul
 
   /** Whether the table holds exactly `item` (one strongly consistent read). */
   const holdsExactly = async (item: LoadItem): Promise<boolean> => {
-    const response = await sendWithRetry(
-      () => client.send(new GetItemCommand({ TableName: tableName, Key: { pk: { S: item.pk }, sk: { S: item.sk } }, ConsistentRead: true })),
-      policy,
-    );
+    const response = await client.send(new GetItemCommand({ TableName: tableName, Key: { pk: { S: item.pk }, sk: { S: item.sk } }, ConsistentRead: true }));
     return response.Item !== undefined && isDeepStrictEqual(response.Item, item.item);
   };
 
@@ -1021,17 +988,12 @@ export async function loadMigrationFile(options: LoadOptions): Promise<LoadResul
    * before the run is then counted as loaded rather than skipped: the table is right either way.)
    */
   const putIfAbsent = async (item: LoadItem): Promise<boolean> => {
-    const attempts: WriteAttempts = { mayHaveApplied: false };
     try {
-      await sendWriteWithRetry(
-        () => client.send(new PutItemCommand({ TableName: tableName, Item: item.item, ConditionExpression: 'attribute_not_exists(pk)' })),
-        policy,
-        attempts,
-      );
+      await client.send(new PutItemCommand({ TableName: tableName, Item: item.item, ConditionExpression: 'attribute_not_exists(pk)' }));
       return true;
     } catch (error) {
       if ((error as { name?: string }).name !== 'ConditionalCheckFailedException') throw error;
-      return attempts.mayHaveApplied && (await holdsExactly(item));
+      return mayHaveBeenApplied(error) && (await holdsExactly(item));
     }
   };
 

@@ -472,7 +472,7 @@ export function createLocalDynamoClient(endpoint: string): DynamoDBClient {
     { region: LOCAL_REGION, endpointUrl: endpoint },
     {
       credentials: { accessKeyId: LOCAL_AWS_ENV.AWS_ACCESS_KEY_ID, secretAccessKey: LOCAL_AWS_ENV.AWS_SECRET_ACCESS_KEY },
-      sdkMaxAttempts: 5,
+      retry: { maxAttempts: 5 },
     },
   );
 }

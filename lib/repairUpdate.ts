@@ -1,8 +1,8 @@
 // Step 4's timestamp repair, the part that talks to DynamoDB: one conditional UpdateItem per record (see
 // buildTimestampUpdate in repair.ts), and an honest verdict when its condition fails.
 import { GetItemCommand, UpdateItemCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { sendWithRetry, sendWriteWithRetry, toDynamoUserError, type DynamoTarget, type WriteAttempts } from './dynamodb.ts';
-import type { RetryPolicy } from './retry.ts';
+import { toDynamoUserError, type DynamoTarget } from './dynamodb.ts';
+import { mayHaveBeenApplied } from './retry.ts';
 import { buildTimestampUpdate, judgeConditionFailure, type RecordOutcome, type TimestampChange } from './repair.ts';
 
 /** Failures that belong to the one item, not to the table or the connection: the run goes on after them. */
@@ -12,7 +12,6 @@ export interface RepairTarget {
   client: DynamoDBClient;
   tableName: string;
   target: DynamoTarget;
-  policy: RetryPolicy;
 }
 
 /**
@@ -21,7 +20,7 @@ export interface RepairTarget {
  * "changed since dump..." when the condition failed otherwise (never retried: the item is someone else's now), or
  * DynamoDB's message for an error specific to this item.
  *
- * Throttling, 5xx and dropped connections are retried under `policy`. A retried update whose earlier attempt
+ * Throttling, 5xx and dropped connections are retried by the client. A retried update whose earlier attempt
  * was applied before its answer was lost fails its condition on the next attempt; the item is then read back
  * (strongly consistent) and, holding exactly the new values, counted as updated: a fault never produces a false
  * failure. When every earlier attempt was throttled (refused, so not applied), such an item is `alreadyFixed`.
@@ -29,18 +28,17 @@ export interface RepairTarget {
  * @throws UserError when DynamoDB itself is failing (retries exhausted, credentials, access, missing table):
  * the run should stop rather than fail every remaining record.
  */
-export async function applyTimestampChanges({ client, tableName, target, policy }: RepairTarget, pk: string, sk: string, changes: readonly TimestampChange[]): Promise<RecordOutcome> {
+export async function applyTimestampChanges({ client, tableName, target }: RepairTarget, pk: string, sk: string, changes: readonly TimestampChange[]): Promise<RecordOutcome> {
   const command = new UpdateItemCommand(buildTimestampUpdate(tableName, pk, sk, changes));
-  // Without an attempt that may have been applied, an item already holding the new values is an earlier run's work.
-  const attempts: WriteAttempts = { mayHaveApplied: false };
   try {
-    await sendWriteWithRetry(() => client.send(command), policy, attempts);
+    await client.send(command);
     return { kind: 'updated' };
   } catch (error) {
     const name = (error as { name?: string } | undefined)?.name ?? '';
     if (name === 'ConditionalCheckFailedException') {
-      const current = await readItem({ client, tableName, target, policy }, pk, sk, changes);
-      const verdict = judgeConditionFailure(changes, current, attempts.mayHaveApplied);
+      const current = await readItem({ client, tableName, target }, pk, sk, changes);
+      // Without an attempt that may have been applied, an item already holding the new values is an earlier run's work.
+      const verdict = judgeConditionFailure(changes, current, mayHaveBeenApplied(error));
       return verdict.kind === 'changed' ? { kind: 'failed', reason: verdict.reason } : verdict;
     }
     if (ITEM_ERRORS.has(name)) {
@@ -50,22 +48,18 @@ export async function applyTimestampChanges({ client, tableName, target, policy 
   }
 }
 
-async function readItem({ client, tableName, target, policy }: RepairTarget, pk: string, sk: string, changes: readonly TimestampChange[]): Promise<Record<string, AttributeValue> | undefined> {
+async function readItem({ client, tableName, target }: RepairTarget, pk: string, sk: string, changes: readonly TimestampChange[]): Promise<Record<string, AttributeValue> | undefined> {
   const names = Object.fromEntries(changes.map(({ field }) => [`#${field}`, field]));
   try {
-    const response = await sendWithRetry(
-      () =>
-        client.send(
-          new GetItemCommand({
-            TableName: tableName,
-            Key: { pk: { S: pk }, sk: { S: sk } },
-            ConsistentRead: true,
-            // pk is projected too, so an existing item without any of the fields still comes back (as {pk}).
-            ProjectionExpression: ['pk', ...Object.keys(names)].join(', '),
-            ExpressionAttributeNames: names,
-          }),
-        ),
-      policy,
+    const response = await client.send(
+      new GetItemCommand({
+        TableName: tableName,
+        Key: { pk: { S: pk }, sk: { S: sk } },
+        ConsistentRead: true,
+        // pk is projected too, so an existing item without any of the fields still comes back (as {pk}).
+        ProjectionExpression: ['pk', ...Object.keys(names)].join(', '),
+        ExpressionAttributeNames: names,
+      }),
     );
     return response.Item;
   } catch (error) {

@@ -6,9 +6,9 @@
 // from the moment its request is sent until the consumer asks for the next page; with `maxPagesInFlight` slots,
 // at most that many pages (DynamoDB caps a page at 1 MB) are requested or waiting at any time: a slow consumer
 // (disk) slows the scan down instead of filling memory.
-import { ScanCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { sendWithRetry, toDynamoUserError, type DynamoItem, type DynamoTarget } from './dynamodb.ts';
-import type { RetryPolicy } from './retry.ts';
+import { paginateScan, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { Semaphore } from './concurrency.ts';
+import { toDynamoUserError, type DynamoItem, type DynamoTarget } from './dynamodb.ts';
 
 /** DynamoDB's limit on TotalSegments. */
 export const MAX_SCAN_SEGMENTS = 1_000_000;
@@ -19,7 +19,6 @@ export const DEFAULT_MAX_PAGES_IN_FLIGHT = 32;
 export interface ScanOptions {
   /** TotalSegments of the parallel scan; 1 scans sequentially. */
   segments: number;
-  policy: RetryPolicy;
   /** Strongly consistent reads (twice the read cost): every write acknowledged before the scan is seen. */
   consistentRead: boolean;
   /** Where the table is, for error messages. */
@@ -39,12 +38,12 @@ export interface ScanPage {
 }
 
 /**
- * Yields every page of a full scan of `tableName`. A request that still fails after the policy's retries (or a
+ * Yields every page of a full scan of `tableName`. A request that still fails after the client's retries (or a
  * non-retryable one: missing table, access denied...) ends the stream with a one-line UserError, after the
  * other segments' requests in flight have settled.
  */
 export async function* scanPages(client: DynamoDBClient, tableName: string, options: ScanOptions): AsyncGenerator<ScanPage, void, undefined> {
-  const { segments, policy, consistentRead, target, pageLimit, projectionExpression } = options;
+  const { segments, consistentRead, target, pageLimit, projectionExpression } = options;
   if (!Number.isInteger(segments) || segments < 1 || segments > MAX_SCAN_SEGMENTS) {
     throw new RangeError(`segments must be a whole number from 1 to ${MAX_SCAN_SEGMENTS}, got ${segments}`);
   }
@@ -54,53 +53,57 @@ export async function* scanPages(client: DynamoDBClient, tableName: string, opti
   let closed = false;
   let runningSegments = segments;
 
-  let freeSlots = Math.max(1, options.maxPagesInFlight ?? DEFAULT_MAX_PAGES_IN_FLIGHT);
-  const slotWaiters: (() => void)[] = [];
+  const slots = new Semaphore(options.maxPagesInFlight ?? DEFAULT_MAX_PAGES_IN_FLIGHT);
   let consumerWaiter: (() => void) | undefined;
   const wakeConsumer = () => {
     const wake = consumerWaiter;
     consumerWaiter = undefined;
     wake?.();
   };
-  const releaseSlot = () => {
-    freeSlots++;
-    slotWaiters.shift()?.();
-  };
   /** Waits for a free slot; false when the scan is over (failure, stop or the consumer left) instead. */
   const acquireSlot = async (): Promise<boolean> => {
-    while (freeSlots === 0 && !closed) await new Promise<void>((resolve) => slotWaiters.push(resolve));
-    if (closed) return false;
-    freeSlots--;
-    return true;
+    await slots.acquire();
+    if (!closed) return true;
+    slots.release();
+    return false;
   };
+  // Pages no one will take give their slots back, which wakes the segments waiting for one: they see `closed`
+  // and hand the slot on.
   const close = () => {
     closed = true;
-    for (const wake of slotWaiters.splice(0)) wake();
+    for (let dropped = queue.splice(0).length; dropped > 0; dropped--) slots.release();
   };
 
+  // The SDK's paginator follows LastEvaluatedKey and sends a request when asked for the next page: the slot for it
+  // is taken first. A page owns its slot until the consumer has taken it.
   const scanSegment = async (segment: number): Promise<void> => {
-    let startKey: DynamoItem | undefined;
-    do {
-      if (shouldStop() || !(await acquireSlot())) return;
-      const command = new ScanCommand({
+    const pages = paginateScan(
+      { client, ...(pageLimit !== undefined ? { pageSize: pageLimit } : {}) },
+      {
         TableName: tableName,
         ConsistentRead: consistentRead,
         ...(segments > 1 ? { Segment: segment, TotalSegments: segments } : {}),
-        ...(startKey ? { ExclusiveStartKey: startKey } : {}),
-        ...(pageLimit !== undefined ? { Limit: pageLimit } : {}),
         ...(projectionExpression !== undefined ? { ProjectionExpression: projectionExpression } : {}),
-      });
-      let response;
-      try {
-        response = await sendWithRetry(() => client.send(command), policy);
-      } catch (error) {
-        releaseSlot();
-        throw error;
+      },
+    );
+    if (shouldStop() || !(await acquireSlot())) return;
+    let holdsSlot = true;
+    try {
+      for await (const response of pages) {
+        holdsSlot = false;
+        if (closed) {
+          slots.release();
+          return;
+        }
+        queue.push({ segment, items: response.Items ?? [] });
+        wakeConsumer();
+        if (shouldStop() || !(await acquireSlot())) return;
+        holdsSlot = true;
       }
-      queue.push({ segment, items: response.Items ?? [] });
-      wakeConsumer();
-      startKey = response.LastEvaluatedKey;
-    } while (startKey !== undefined);
+    } finally {
+      // The slot taken for a request that failed, or for a page after the last one.
+      if (holdsSlot) slots.release();
+    }
   };
 
   const settled = Array.from({ length: segments }, (_, segment) =>
@@ -126,7 +129,7 @@ export async function* scanPages(client: DynamoDBClient, tableName: string, opti
         try {
           yield page;
         } finally {
-          releaseSlot();
+          slots.release();
         }
         continue;
       }

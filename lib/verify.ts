@@ -14,13 +14,13 @@
 //
 // Every comparison here is pure and exact: timestamps are compared as text after the exact canonicalisation of
 // lib/timestamps.ts, never through Date or a float.
-import { QueryCommand, type AttributeValue, type DynamoDBClient, type QueryCommandOutput } from '@aws-sdk/client-dynamodb';
+import { paginateQuery, type AttributeValue, type DynamoDBClient, type QueryCommandOutput } from '@aws-sdk/client-dynamodb';
 import { formatCount } from './cli.ts';
-import { sendWithRetry, toDynamoUserError, type DynamoItem, type DynamoTarget } from './dynamodb.ts';
+import { toDynamoUserError, type DynamoItem, type DynamoTarget } from './dynamodb.ts';
 import { compareUtf8 } from './cello/keyOrder.ts';
 import { METADATA_SK, PROJECT_PREFIX, TOKEN_PREFIX, isTokenSk } from './cello/keys.ts';
 import { NULL_IN_TABLE, REPOSITORY, TIMESTAMP_ATTRIBUTES, TOKEN_ID, type TimestampAttribute } from './cello/items.ts';
-import { mapConcurrentOrdered, type RetryPolicy } from './retry.ts';
+import { mapConcurrentOrdered } from './concurrency.ts';
 import { TimestampError, timestampsEqualAsInstants, toCanonicalTimestamp } from './timestamps.ts';
 
 /** Difference lines printed per project (and extra partition keys, and orphan tokens) before "... and N more". */
@@ -397,7 +397,6 @@ export async function* itemsOfPages(first: ItemPage, fetchPage: (startKey: Dynam
 }
 
 export interface PartitionQueryOptions {
-  policy: RetryPolicy;
   target: DynamoTarget;
   /** Items per page (Query's Limit), for tests; DynamoDB's 1 MB page cap applies either way. */
   pageLimit?: number;
@@ -405,25 +404,25 @@ export interface PartitionQueryOptions {
 
 /** Strongly consistent, paginated Query of `pk = <pk>` (a read: nothing is ever written). */
 export function partitionQuery(client: DynamoDBClient, tableName: string, options: PartitionQueryOptions): PartitionOpener {
-  const { policy, target, pageLimit } = options;
-  const fetchPage = async (pk: string, startKey: DynamoItem | undefined): Promise<ItemPage> => {
-    const command = new QueryCommand({
-      TableName: tableName,
-      KeyConditionExpression: 'pk = :pk',
-      ExpressionAttributeValues: { ':pk': { S: pk } },
-      ConsistentRead: true,
-      ...(startKey ? { ExclusiveStartKey: startKey } : {}),
-      ...(pageLimit !== undefined ? { Limit: pageLimit } : {}),
-    });
-    let response: QueryCommandOutput;
-    try {
-      response = await sendWithRetry(() => client.send(command), policy);
-    } catch (error) {
-      throw toDynamoUserError(error, target, tableName);
-    }
-    return { items: response.Items ?? [], nextKey: response.LastEvaluatedKey };
+  const { target, pageLimit } = options;
+  return async (pk) => {
+    // The SDK's paginator follows LastEvaluatedKey; itemsOfPages asks for the next page only when there is one.
+    const pages = paginateQuery(
+      { client, ...(pageLimit !== undefined ? { pageSize: pageLimit } : {}) },
+      { TableName: tableName, KeyConditionExpression: 'pk = :pk', ExpressionAttributeValues: { ':pk': { S: pk } }, ConsistentRead: true },
+    );
+    const nextPage = async (): Promise<ItemPage> => {
+      let next: IteratorResult<QueryCommandOutput>;
+      try {
+        next = await pages.next();
+      } catch (error) {
+        throw toDynamoUserError(error, target, tableName);
+      }
+      const response: QueryCommandOutput | undefined = next.done ? undefined : next.value;
+      return { items: response?.Items ?? [], nextKey: response?.LastEvaluatedKey };
+    };
+    return itemsOfPages(await nextPage(), nextPage);
   };
-  return async (pk) => itemsOfPages(await fetchPage(pk, undefined), (startKey) => fetchPage(pk, startKey));
 }
 
 // ---- partition keys that are not projects --------------------------------------------------------------------------

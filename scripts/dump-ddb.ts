@@ -27,7 +27,6 @@ import { AttributeValueError, itemToJson } from '../lib/ddbJson.ts';
 import { checkTableName, createDynamoClient, type DynamoTarget } from '../lib/dynamodb.ts';
 import { AtomicOutputFile, checkTarget } from '../lib/files.ts';
 import { printOutput } from '../lib/output.ts';
-import { bulkRetryPolicy } from '../lib/retry.ts';
 import { DEFAULT_MAX_PAGES_IN_FLIGHT, scanPages } from '../lib/scan.ts';
 
 const DEFAULT_SEGMENTS = 8;
@@ -67,7 +66,7 @@ await runMain(async () => {
   let count = 0;
   try {
     await file.write('[');
-    for await (const page of scanPages(client, table, { segments, policy: bulkRetryPolicy, consistentRead: true, target, shouldStop: wasStopped })) {
+    for await (const page of scanPages(client, table, { segments, consistentRead: true, target, shouldStop: wasStopped })) {
       if (page.items.length === 0) continue;
       let text = '';
       for (const item of page.items) {

@@ -49,7 +49,7 @@ import {
 } from '../lib/repair.ts';
 import { applyTimestampChanges, type RepairTarget } from '../lib/repairUpdate.ts';
 import { ReportOutput } from '../lib/output.ts';
-import { bulkRetryPolicy, mapConcurrentOrdered } from '../lib/retry.ts';
+import { mapConcurrentOrdered } from '../lib/concurrency.ts';
 
 const DEFAULT_CONCURRENCY = 16;
 
@@ -82,7 +82,7 @@ await runMain(async () => {
   checkTableName(tableName);
   await checkInputFile(file);
   const client = createDynamoClient(target, { maxSockets: concurrency });
-  const repairTarget: RepairTarget = { client, tableName, target, policy: bulkRetryPolicy };
+  const repairTarget: RepairTarget = { client, tableName, target };
   const report = new ReportOutput();
   const write = (text: string) => report.write(text);
 
@@ -100,7 +100,7 @@ await runMain(async () => {
     await write(`Loaded ${total} total records\n\n`);
 
     // A read, also in a dry run: a wrong table name or region is found before the report says anything more.
-    await describeCelloTable(client, tableName, target, bulkRetryPolicy);
+    await describeCelloTable(client, tableName, target);
 
     await write(`Processing records:\n${SEPARATOR}\n`);
     const counts = emptyRepairCounts(total);

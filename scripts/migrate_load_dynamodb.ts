@@ -21,13 +21,12 @@ import { checkTableName, createDynamoClient, describeCelloTable, toDynamoUserErr
 import { checkInputFile } from '../lib/files.ts';
 import { printLine, printOutput } from '../lib/output.ts';
 import { PROBLEM_LIST_LIMIT, checkMigrationFile, formatLoadSummary, loadMigrationFile, type RunEnding } from '../lib/load.ts';
-import { bulkRetryPolicy, type RetryPolicy } from '../lib/retry.ts';
 
 const SCRIPT = 'migrate_load_dynamodb.ts';
 const DEFAULT_CONCURRENCY = 16;
 
 /** The table check runs before anything else: a wrong endpoint or region should fail in seconds, not after ~20 s. */
-const startupPolicy: RetryPolicy = { ...bulkRetryPolicy, maxAttempts: 3 };
+const STARTUP_CHECK_ATTEMPTS = 3;
 
 async function parseArguments() {
   const args = await createArgumentParser(
@@ -85,8 +84,13 @@ await runMain(async () => {
   checkTableName(options.tableName);
   await checkInputFile(options.dataFile);
   const client = createDynamoClient(target, { maxSockets: options.concurrency });
+  const startupClient = createDynamoClient(target, { maxSockets: 1, retry: { maxAttempts: STARTUP_CHECK_ATTEMPTS } });
   try {
-    await describeCelloTable(client, options.tableName, target, startupPolicy);
+    try {
+      await describeCelloTable(startupClient, options.tableName, target);
+    } finally {
+      startupClient.destroy();
+    }
 
     const report = await checkMigrationFile(options.dataFile, options.dataFile, wasStopped);
     if (report.checked === undefined) {
@@ -112,7 +116,6 @@ await runMain(async () => {
       concurrency: options.concurrency,
       dryRun: options.dryRun,
       conditionalPuts: options.conditionalPuts,
-      policy: bulkRetryPolicy,
       shouldStop: wasStopped,
       onFailedItem: (description) => printLine(`failed: ${description}`),
       onProgress: (counts) => progress.update(counts.loaded + counts.skipped + counts.failed + counts.duplicates),

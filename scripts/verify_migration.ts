@@ -45,7 +45,6 @@ import {
 } from '../lib/postgres.ts';
 import { REPOSITORY } from '../lib/cello/items.ts';
 import { CELLO_TABLES } from '../lib/cello/sourceTables.ts';
-import { bulkRetryPolicy } from '../lib/retry.ts';
 import { scanPages } from '../lib/scan.ts';
 import {
   StreamOrderError,
@@ -123,7 +122,7 @@ await runMain(async () => {
   const client = createDynamoClient(target, { maxSockets: concurrency * 2 + 2 });
   try {
     // The cheap check first: a wrong table name or region fails before the database is touched.
-    await describeCelloTable(client, tableName, target, bulkRetryPolicy);
+    await describeCelloTable(client, tableName, target);
     const password = await readPassword(process.env, `Password for user ${user} at ${describeTarget(postgresTarget)}: `);
     const session = await connectPostgres(postgresTarget, password, settings);
     const progress = new Progress('Verifying');
@@ -139,11 +138,10 @@ await runMain(async () => {
         return verifyMigration({
           projects,
           tokens: streamTokens(sql, order),
-          openPartition: partitionQuery(client, tableName, { policy: bulkRetryPolicy, target }),
+          openPartition: partitionQuery(client, tableName, { target }),
           scanKeys: (shouldStop) =>
             scanPages(client, tableName, {
               segments: concurrency,
-              policy: bulkRetryPolicy,
               consistentRead: true,
               target,
               projectionExpression: 'pk, sk',

@@ -7,9 +7,8 @@ import type { AddressInfo } from 'node:net';
 import { readFileSync, statSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { PutItemCommand, ScanCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { BATCH_WRITE_LIMIT, batchWriteWithRetry, sendWithRetry, type DynamoItem } from '../lib/dynamodb.ts';
-import { bulkRetryPolicy, chunk } from '../lib/retry.ts';
-import { REGION, ROOT, cleanEnvironment, getStack, hasStackTrace, newCelloDatabase, newCelloTable, runScript, temporaryFolder } from './support/harness.ts';
+import { BATCH_WRITE_LIMIT, batchWriteWithRetry, type DynamoItem } from '../lib/dynamodb.ts';
+import { REGION, ROOT, chunk, cleanEnvironment, getStack, hasStackTrace, newCelloDatabase, newCelloTable, runScript, temporaryFolder } from './support/harness.ts';
 import { startFaultProxy } from './support/faultProxy.ts';
 
 await getStack();
@@ -41,7 +40,7 @@ const EVERY_TYPE: DynamoItem = {
 
 async function put(client: DynamoDBClient, tableName: string, items: DynamoItem[]): Promise<void> {
   for (const batch of chunk(items, BATCH_WRITE_LIMIT)) {
-    const outcome = await batchWriteWithRetry(client, tableName, batch, bulkRetryPolicy);
+    const outcome = await batchWriteWithRetry(client, tableName, batch);
     assert.equal(outcome.failed.length, 0);
   }
 }
@@ -51,7 +50,7 @@ async function rawItems(client: DynamoDBClient, tableName: string): Promise<Dyna
   const items: DynamoItem[] = [];
   let startKey: DynamoItem | undefined;
   do {
-    const page = await sendWithRetry(() => client.send(new ScanCommand({ TableName: tableName, ConsistentRead: true, ExclusiveStartKey: startKey })), bulkRetryPolicy);
+    const page = await client.send(new ScanCommand({ TableName: tableName, ConsistentRead: true, ExclusiveStartKey: startKey }));
     items.push(...(page.Items ?? []));
     startKey = page.LastEvaluatedKey;
   } while (startKey);
@@ -246,7 +245,7 @@ test('invalid arguments are one error line (exit 2) without a stack trace', asyn
 
 test('a single item put through the SDK comes back with the same attribute names and values', async () => {
   const { tableName, client } = await newCelloTable();
-  await sendWithRetry(() => client.send(new PutItemCommand({ TableName: tableName, Item: { pk: { S: 'PROJECT#x' }, sk: { S: 'METADATA' }, repository: { S: '' } } })), bulkRetryPolicy);
+  await client.send(new PutItemCommand({ TableName: tableName, Item: { pk: { S: 'PROJECT#x' }, sk: { S: 'METADATA' }, repository: { S: '' } } }));
   const output = join(temporaryFolder(), 'dump.json');
   assert.equal((await runScript('dump-ddb', dumpArgs(tableName, output))).code, 0);
   assert.equal(readFileSync(output, 'utf8'), '[\n{"pk":"PROJECT#x","sk":"METADATA","repository":""}\n]\n');

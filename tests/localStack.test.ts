@@ -10,7 +10,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
-import { CreateTableCommand, ListTablesCommand } from '@aws-sdk/client-dynamodb';
+import { CreateTableCommand, ListTablesCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { ExitCode, UserError } from '../lib/cli.ts';
 import {
   BATCH_GET_LIMIT,
@@ -19,23 +19,22 @@ import {
   createDynamoClient,
   describeCelloTable,
   findExistingKeys,
-  sendWithRetry,
   toDynamoUserError,
   type CelloKey,
   type DynamoItem,
 } from '../lib/dynamodb.ts';
 import { itemKeyString, projectPk, tokenSk } from '../lib/cello/keys.ts';
 import { createLocalDynamoClient, findFreePort, LOCAL_AWS_ENV } from '../lib/localStack.ts';
-import { RetriesExhaustedError, bulkRetryPolicy, type RetryPolicy } from '../lib/retry.ts';
+import type { RetrySettings } from '../lib/retry.ts';
 import { copyClone, postgresBinaryOf, processesWithEnvironment } from './support/cloneCopy.ts';
 import { REGION, ROOT, cleanEnvironment, dynamoClient, getStack, hasStackTrace, newCelloDatabase, newCelloTable, runNode, scanTable, uniqueName } from './support/harness.ts';
 
-/** Our retry policy with its sleeps recorded (and skipped): shows whether, and how often, a request was retried. */
-function recordingPolicy(maxAttempts = 5): { policy: RetryPolicy; delays: number[] } {
+/** Retry settings with their sleeps recorded (and skipped): shows whether, and how often, a request was retried. */
+function recordingRetry(maxAttempts = 5): { retry: RetrySettings; delays: number[] } {
   const delays: number[] = [];
   return {
     delays,
-    policy: {
+    retry: {
       maxAttempts,
       baseDelayMs: 10,
       maxDelayMs: 100,
@@ -45,6 +44,13 @@ function recordingPolicy(maxAttempts = 5): { policy: RetryPolicy; delays: number
       },
     },
   };
+}
+
+/** A client of the local stack whose retries are recorded. */
+async function recordingClient(maxAttempts = 5): Promise<{ client: DynamoDBClient; delays: number[] }> {
+  const { retry, delays } = recordingRetry(maxAttempts);
+  const credentials = { accessKeyId: LOCAL_AWS_ENV.AWS_ACCESS_KEY_ID, secretAccessKey: LOCAL_AWS_ENV.AWS_SECRET_ACCESS_KEY };
+  return { client: createDynamoClient(await localTarget(), { credentials, retry }), delays };
 }
 
 async function localTarget() {
@@ -89,23 +95,22 @@ async function createTable(
 
 test('describeCelloTable accepts a Cello table (pk HASH S, sk RANGE S)', async () => {
   const { tableName, client } = await newCelloTable();
-  await describeCelloTable(client, tableName, await localTarget(), bulkRetryPolicy);
+  await describeCelloTable(client, tableName, await localTarget());
   assert.ok(true, 'no error');
 });
 
 test('describeCelloTable rejects a missing table with exit 3, naming the table', async () => {
-  const client = await dynamoClient();
+  const { client } = await recordingClient();
   const tableName = uniqueName('missing');
-  await assert.rejects(describeCelloTable(client, tableName, await localTarget(), recordingPolicy().policy), (error: unknown) =>
+  await assert.rejects(describeCelloTable(client, tableName, await localTarget()), (error: unknown) =>
     assertUserError(error, ExitCode.environment, new RegExp(`table "${tableName}" does not exist`), new RegExp(REGION)),
   );
 });
 
 test('a missing table is reported at once, without retries, even when its name contains "aborted"', async () => {
-  const client = await dynamoClient();
+  const { client, delays } = await recordingClient();
   const tableName = uniqueName('jobs_aborted');
-  const { policy, delays } = recordingPolicy();
-  await assert.rejects(describeCelloTable(client, tableName, await localTarget(), policy), UserError);
+  await assert.rejects(describeCelloTable(client, tableName, await localTarget()), UserError);
   assert.deepEqual(delays, []);
 });
 
@@ -113,7 +118,7 @@ test('describeCelloTable rejects a table with another key schema, showing both s
   const client = await dynamoClient();
   const tableName = uniqueName('other_keys');
   await createTable(tableName, [{ name: 'id', keyType: 'HASH', type: 'S' }]);
-  await assert.rejects(describeCelloTable(client, tableName, await localTarget(), bulkRetryPolicy), (error: unknown) =>
+  await assert.rejects(describeCelloTable(client, tableName, await localTarget()), (error: unknown) =>
     assertUserError(error, ExitCode.environment, new RegExp(tableName), /\(id HASH S\)/, /expected \(pk HASH S, sk RANGE S\)/),
   );
 });
@@ -125,7 +130,7 @@ test('describeCelloTable rejects a sort key of the wrong type', async () => {
     { name: 'pk', keyType: 'HASH', type: 'S' },
     { name: 'sk', keyType: 'RANGE', type: 'N' },
   ]);
-  await assert.rejects(describeCelloTable(client, tableName, await localTarget(), bulkRetryPolicy), (error: unknown) =>
+  await assert.rejects(describeCelloTable(client, tableName, await localTarget()), (error: unknown) =>
     assertUserError(error, ExitCode.environment, /\(pk HASH S, sk RANGE N\)/, /expected \(pk HASH S, sk RANGE S\)/),
   );
 });
@@ -135,7 +140,7 @@ test('describeCelloTable rejects a sort key of the wrong type', async () => {
 test('batchWriteWithRetry writes 25 items, every attribute as given', async () => {
   const { tableName, client } = await newCelloTable();
   const items = Array.from({ length: BATCH_WRITE_LIMIT }, (_, index) => tokenItem('project #1 ☕', `token-${index}`));
-  const outcome = await batchWriteWithRetry(client, tableName, items, bulkRetryPolicy);
+  const outcome = await batchWriteWithRetry(client, tableName, items);
   assert.deepEqual(outcome, { written: 25, failed: [] });
   const stored = await scanTable(tableName);
   const expected = items
@@ -147,7 +152,7 @@ test('batchWriteWithRetry writes 25 items, every attribute as given', async () =
 test('batchWriteWithRetry refuses more than 25 items before sending anything', async () => {
   const { tableName, client } = await newCelloTable();
   const items = Array.from({ length: BATCH_WRITE_LIMIT + 1 }, (_, index) => tokenItem('p', `t${index}`));
-  await assert.rejects(batchWriteWithRetry(client, tableName, items, bulkRetryPolicy), /at most 25/);
+  await assert.rejects(batchWriteWithRetry(client, tableName, items), /at most 25/);
   assert.deepEqual(await scanTable(tableName), []);
 });
 
@@ -161,15 +166,15 @@ test('findExistingKeys finds exactly the existing keys among 100', async () => {
   const present = keys.filter((_, index) => index % 3 === 0);
   for (let start = 0; start < present.length; start += BATCH_WRITE_LIMIT) {
     const items = present.slice(start, start + BATCH_WRITE_LIMIT).map(({ pk, sk }) => ({ pk: { S: pk }, sk: { S: sk } }));
-    assert.equal((await batchWriteWithRetry(client, tableName, items, bulkRetryPolicy)).written, items.length);
+    assert.equal((await batchWriteWithRetry(client, tableName, items)).written, items.length);
   }
-  const found = await findExistingKeys(client, tableName, keys, bulkRetryPolicy);
+  const found = await findExistingKeys(client, tableName, keys);
   assert.deepEqual([...found].sort(), present.map(({ pk, sk }) => itemKeyString(pk, sk)).sort());
 });
 
 test('findExistingKeys finds nothing in an empty table', async () => {
   const { tableName, client } = await newCelloTable();
-  const found = await findExistingKeys(client, tableName, [{ pk: projectPk('a'), sk: tokenSk('b') }], bulkRetryPolicy);
+  const found = await findExistingKeys(client, tableName, [{ pk: projectPk('a'), sk: tokenSk('b') }]);
   assert.equal(found.size, 0);
 });
 
@@ -178,19 +183,24 @@ test('findExistingKeys finds nothing in an empty table', async () => {
 test('a client for a port where nobody listens fails fast with a one-line "connection refused" error', async () => {
   const port = await findFreePort();
   const target = { region: REGION, endpointUrl: `http://127.0.0.1:${port}` };
+  const { retry, delays } = recordingRetry(3);
   const client = createDynamoClient(target, {
     credentials: { accessKeyId: LOCAL_AWS_ENV.AWS_ACCESS_KEY_ID, secretAccessKey: LOCAL_AWS_ENV.AWS_SECRET_ACCESS_KEY },
+    retry,
   });
-  const { policy, delays } = recordingPolicy(3);
   try {
-    const failure = await sendWithRetry(() => client.send(new ListTablesCommand({})), policy).then(
+    const failure = await client.send(new ListTablesCommand({})).then(
       () => assert.fail('the request succeeded'),
       (error: unknown) => error,
     );
-    assert.ok(failure instanceof RetriesExhaustedError);
-    assert.equal(delays.length, 2, 'retried by our policy');
-    assert.equal((failure.lastError as { $metadata?: { attempts?: number } }).$metadata?.attempts, 1, 'the SDK itself did not retry');
-    assertUserError(toDynamoUserError(failure, target, 'cello'), ExitCode.environment, /connection refused/, new RegExp(`127\\.0\\.0\\.1:${port}`));
+    assert.equal(delays.length, 2, 'retried by our strategy, with our schedule');
+    assert.equal((failure as { $metadata?: { attempts?: number } }).$metadata?.attempts, 3, 'the SDK counted every attempt');
+    assertUserError(
+      toDynamoUserError(failure, target, 'cello'),
+      ExitCode.environment,
+      /^DynamoDB kept failing after 3 attempts: cannot reach DynamoDB at .*: connection refused/,
+      new RegExp(`127\\.0\\.0\\.1:${port}`),
+    );
   } finally {
     client.destroy();
   }

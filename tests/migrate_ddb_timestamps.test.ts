@@ -6,9 +6,8 @@ import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DeleteItemCommand, GetItemCommand, ScanCommand, UpdateItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { BATCH_WRITE_LIMIT, batchWriteWithRetry, sendWithRetry, type DynamoItem } from '../lib/dynamodb.ts';
-import { bulkRetryPolicy, chunk } from '../lib/retry.ts';
-import { ROOT, REGION, cleanEnvironment, getStack, hasStackTrace, newCelloTable, runScript, temporaryFolder, type ScriptResult } from './support/harness.ts';
+import { BATCH_WRITE_LIMIT, batchWriteWithRetry, type DynamoItem } from '../lib/dynamodb.ts';
+import { ROOT, REGION, chunk, cleanEnvironment, getStack, hasStackTrace, newCelloTable, runScript, temporaryFolder, type ScriptResult } from './support/harness.ts';
 import { startFaultProxy, startLatencyProxy, type FaultProxy } from './support/faultProxy.ts';
 
 await getStack();
@@ -22,7 +21,7 @@ const token = (project: string, id: string, fields: DynamoItem): DynamoItem => (
 
 async function put(client: DynamoDBClient, tableName: string, items: DynamoItem[]): Promise<void> {
   for (const batch of chunk(items, BATCH_WRITE_LIMIT)) {
-    assert.equal((await batchWriteWithRetry(client, tableName, batch, bulkRetryPolicy)).failed.length, 0);
+    assert.equal((await batchWriteWithRetry(client, tableName, batch)).failed.length, 0);
   }
 }
 
@@ -30,7 +29,7 @@ async function rawItems(client: DynamoDBClient, tableName: string): Promise<Map<
   const items = new Map<string, DynamoItem>();
   let startKey: DynamoItem | undefined;
   do {
-    const page = await sendWithRetry(() => client.send(new ScanCommand({ TableName: tableName, ConsistentRead: true, ExclusiveStartKey: startKey })), bulkRetryPolicy);
+    const page = await client.send(new ScanCommand({ TableName: tableName, ConsistentRead: true, ExclusiveStartKey: startKey }));
     for (const item of page.Items ?? []) items.set(`[${item.pk!.S}][${item.sk!.S}]`, item);
     startKey = page.LastEvaluatedKey;
   } while (startKey);
@@ -277,8 +276,8 @@ test('an item changed or deleted between dump and repair is not overwritten, is 
     UpdateExpression: 'SET created_at = :now',
     ExpressionAttributeValues: { ':now': s('2031-01-01T00:00:00.000000000Z') },
   });
-  await sendWithRetry(() => client.send(someoneElsesUpdate), bulkRetryPolicy);
-  await sendWithRetry(() => client.send(new DeleteItemCommand({ TableName: tableName, Key: { pk: s('PROJECT#live'), sk: s('TOKEN#t0001') } })), bulkRetryPolicy);
+  await client.send(someoneElsesUpdate);
+  await client.send(new DeleteItemCommand({ TableName: tableName, Key: { pk: s('PROJECT#live'), sk: s('TOKEN#t0001') } }));
 
   const result = await runScript('migrate_ddb_timestamps', repairArgs(file, tableName));
   assert.equal(result.code, 1, result.stderr);
@@ -399,7 +398,7 @@ describe('an invalid dump is one error line (exit 2) and nothing is updated', ()
       assert.match(result.stderr, message);
       assert.equal(hasStackTrace(result.stderr), false);
       assert.doesNotMatch(result.stdout, /Processing records/);
-      const item = await sendWithRetry(() => client.send(new GetItemCommand({ TableName: tableName, Key: legacyKey, ConsistentRead: true })), bulkRetryPolicy);
+      const item = await client.send(new GetItemCommand({ TableName: tableName, Key: legacyKey, ConsistentRead: true }));
       assert.deepEqual(item.Item?.created_at, s('2022-02-02 18:01:49+00'));
     });
   }

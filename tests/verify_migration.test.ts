@@ -8,8 +8,7 @@ import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { BatchWriteItemCommand, DeleteItemCommand, PutItemCommand, type DynamoDBClient, type WriteRequest } from '@aws-sdk/client-dynamodb';
-import { sendWithRetry, type DynamoItem } from '../lib/dynamodb.ts';
-import { bulkRetryPolicy, type RetryPolicy } from '../lib/retry.ts';
+import { isRetryableDynamoError, type DynamoItem } from '../lib/dynamodb.ts';
 import type { AdminSql } from '../lib/localStack.ts';
 import { startFaultProxy } from './support/faultProxy.ts';
 import { REGION, ROOT, cleanEnvironment, getStack, hasStackTrace, newCelloDatabase, newCelloTable, runScript, scanTable, uniqueName } from './support/harness.ts';
@@ -95,25 +94,27 @@ async function correctItems(sql: AdminSql): Promise<DynamoItem[]> {
   ];
 }
 
-// The shared test client keeps sockets alive and does no retries of its own; a socket the server closes while it
-// is being reused ("socket hang up") is retried here, as the scripts do, so seeding never flakes.
-const seedPolicy: RetryPolicy = { ...bulkRetryPolicy, baseDelayMs: 10, maxDelayMs: 200 };
-const send = <T>(request: () => Promise<T>): Promise<T> => sendWithRetry(request, seedPolicy);
 
 async function putItems(client: DynamoDBClient, tableName: string, items: DynamoItem[]): Promise<void> {
   for (let start = 0; start < items.length; start += 25) {
     let requests: WriteRequest[] = items.slice(start, start + 25).map((Item) => ({ PutRequest: { Item } }));
     while (requests.length > 0) {
       const batch = requests;
-      const response = await send(() => client.send(new BatchWriteItemCommand({ RequestItems: { [tableName]: batch } })));
+      const response = await client.send(new BatchWriteItemCommand({ RequestItems: { [tableName]: batch } }));
       requests = response.UnprocessedItems?.[tableName] ?? [];
     }
   }
 }
 
 /** A new empty table; creating one is retried on a dropped connection with a new name (nothing to clash with). */
-function newTable(): ReturnType<typeof newCelloTable> {
-  return send(() => newCelloTable());
+async function newTable(): ReturnType<typeof newCelloTable> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await newCelloTable();
+    } catch (error) {
+      if (attempt >= 3 || !isRetryableDynamoError(error)) throw error;
+    }
+  }
 }
 
 // One PostgreSQL database serves every test that changes only the table: the script never writes to it.
@@ -140,9 +141,9 @@ const itemOf = (project: string, sk: string) => {
   return found;
 };
 const put = (client: DynamoDBClient, tableName: string, item: DynamoItem) =>
-  send(() => client.send(new PutItemCommand({ TableName: tableName, Item: item })));
+  client.send(new PutItemCommand({ TableName: tableName, Item: item }));
 const remove = (client: DynamoDBClient, tableName: string, project: string, sk: string) =>
-  send(() => client.send(new DeleteItemCommand({ TableName: tableName, Key: key(project, sk) })));
+  client.send(new DeleteItemCommand({ TableName: tableName, Key: key(project, sk) }));
 
 /** The block of one project in stdout: its header and indented lines. */
 function projectBlock(stdout: string, pk: string): string {

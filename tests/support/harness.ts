@@ -81,6 +81,19 @@ export function uniqueName(prefix: string): string {
   return `${prefix}_${process.pid}_${counter}`.toLowerCase();
 }
 
+/** Splits a sequence into arrays of at most `size` items, lazily (seeding in batches of 25). */
+export function* chunk<T>(items: Iterable<T>, size: number): Generator<T[]> {
+  let batch: T[] = [];
+  for (const item of items) {
+    batch.push(item);
+    if (batch.length === size) {
+      yield batch;
+      batch = [];
+    }
+  }
+  if (batch.length > 0) yield batch;
+}
+
 export function temporaryFolder(): string {
   return mkdtempSync(join(tmpdir(), 'cello-test-'));
 }

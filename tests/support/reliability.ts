@@ -8,10 +8,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import assert from 'node:assert/strict';
 import { ScanCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { BATCH_WRITE_LIMIT, batchWriteWithRetry, type DynamoItem } from '../../lib/dynamodb.ts';
-import { bulkRetryPolicy, chunk } from '../../lib/retry.ts';
 import type { AdminSql } from '../../lib/localStack.ts';
 import type { FaultRates } from './faultProxy.ts';
-import { REGION, ROOT, cleanEnvironment, dynamoClient, getStack, hasStackTrace, runScript, temporaryFolder, type RunOptions, type ScriptResult } from './harness.ts';
+import { REGION, ROOT, chunk, cleanEnvironment, dynamoClient, getStack, hasStackTrace, runScript, temporaryFolder, type RunOptions, type ScriptResult } from './harness.ts';
 
 // ---- retry settings and fault mixes ----------------------------------------------------------------------------------
 
@@ -296,7 +295,7 @@ export function repairSummary(stdout: string): Record<string, number> {
 
 export async function putItems(client: DynamoDBClient, tableName: string, items: DynamoItem[]): Promise<void> {
   for (const batch of chunk(items, BATCH_WRITE_LIMIT)) {
-    assert.equal((await batchWriteWithRetry(client, tableName, batch, bulkRetryPolicy)).failed.length, 0);
+    assert.equal((await batchWriteWithRetry(client, tableName, batch)).failed.length, 0);
   }
 }
 

@@ -17,7 +17,7 @@ import {
   toDynamoUserError,
   type DynamoTarget,
 } from '../../lib/dynamodb.ts';
-import { RetriesExhaustedError } from '../../lib/retry.ts';
+import { CelloRetryStrategy, RetriesExhaustedError, bulkRetrySettings } from '../../lib/retry.ts';
 
 const $metadata = (httpStatusCode: number) => ({ httpStatusCode, requestId: 'R1', attempts: 1, totalRetryDelay: 0 });
 
@@ -82,8 +82,25 @@ test('a TimeoutError (connection or request timeout) is retryable', () => {
   assert.equal(isRetryableDynamoError(error), true);
 });
 
-test('a "socket hang up" without a code is retryable', () => {
-  assert.equal(isRetryableDynamoError(new Error('socket hang up')), true);
+test('a "socket hang up" is retryable: a connection dropped before or during the answer (code ECONNRESET)', () => {
+  // As the SDK reports it (tests/unit/faultProxy.test.ts, dropBeforeForward and dropAfterForward).
+  assert.equal(isRetryableDynamoError(Object.assign(new Error('socket hang up'), { name: 'TimeoutError', code: 'ECONNRESET' })), true);
+  assert.equal(isRetryableDynamoError(Object.assign(new Error('aborted'), { code: 'ECONNRESET' })), true);
+});
+
+test('an answer cut short (a 200 whose body is not JSON) is retryable; an HTML page under a 4xx is not', () => {
+  const unparsable = (status: number) =>
+    Object.assign(new SyntaxError('Unexpected end of JSON input\n  Deserialization error: ...'), { $metadata: $metadata(status) });
+  assert.equal(isRetryableDynamoError(unparsable(200)), true);
+  assert.equal(isRetryableDynamoError(unparsable(503)), true);
+  assert.equal(isRetryableDynamoError(unparsable(404)), false);
+  assert.equal(isRetryableDynamoError(unparsable(429)), true);
+});
+
+test('the words of a message alone make nothing retryable (decided by name, status and code)', () => {
+  for (const message of ['socket hang up', 'read ECONNRESET', 'Deserialization error', 'Unexpected end of JSON input', 'aborted']) {
+    assert.equal(isRetryableDynamoError(new Error(message)), false, message);
+  }
 });
 
 // ---- isRetryableDynamoError: final ---------------------------------------------------------------------------------
@@ -148,6 +165,15 @@ test('a refused connection says so and names the endpoint', () => {
 test('an unknown host says "host not found"', () => {
   const target = { region: 'us-east-1', endpointUrl: 'http://dynamo.invalid:8000' };
   assertEnvironmentError(toDynamoUserError(networkError('ENOTFOUND', 'getaddrinfo ENOTFOUND dynamo.invalid'), target), /host not found/, /dynamo\.invalid/);
+});
+
+test('a retryable error the retry strategy gave up on becomes "kept failing after N attempts" (N from the SDK)', () => {
+  const throttled = new ThrottlingException({ message: 'Rate exceeded', $metadata: { ...$metadata(400), attempts: 10 } });
+  assertEnvironmentError(toDynamoUserError(throttled, LOCAL, 'cello'), /^DynamoDB kept failing after 10 attempts: /, /ThrottlingException/);
+  const refused = Object.assign(networkError('ECONNREFUSED'), { $metadata: { attempts: 3 } });
+  assert.equal(toDynamoUserError(refused, LOCAL, 'cello').message, `DynamoDB kept failing after 3 attempts: ${toDynamoUserError(networkError('ECONNREFUSED'), LOCAL).message}`);
+  const missing = new ResourceNotFoundException({ message: 'Requested resource not found', $metadata: { ...$metadata(400), attempts: 1 } });
+  assert.doesNotMatch(toDynamoUserError(missing, LOCAL, 'cello').message, /kept failing/);
 });
 
 test('RetriesExhaustedError becomes "kept failing after N attempts" with the last error explained', () => {
@@ -293,12 +319,21 @@ test('an endpoint variable the SDK does not use is not checked', () => {
   }
 });
 
-test('createDynamoClient switches the SDK retries off (our policy does the retrying)', async () => {
+test('createDynamoClient retries with our strategy and the CELLO_RETRY_* settings, or the ones it is given', async () => {
   const client = createDynamoClient({ region: 'us-east-1', endpointUrl: 'http://127.0.0.1:8000' });
+  const sleep = async () => {};
+  const quick = createDynamoClient({ region: 'us-east-1', endpointUrl: 'http://127.0.0.1:8000' }, { retry: { maxAttempts: 3, sleep } });
   try {
-    assert.equal(await client.config.maxAttempts(), 1);
+    const strategy = await client.config.retryStrategy();
+    assert.ok(strategy instanceof CelloRetryStrategy);
+    assert.deepEqual(strategy.settings, bulkRetrySettings());
+    assert.equal(await client.config.maxAttempts(), bulkRetrySettings().maxAttempts);
+    const quickStrategy = await quick.config.retryStrategy();
+    assert.ok(quickStrategy instanceof CelloRetryStrategy);
+    assert.deepEqual(quickStrategy.settings, { ...bulkRetrySettings(), maxAttempts: 3, sleep });
     assert.equal(await client.config.region(), 'us-east-1');
   } finally {
     client.destroy();
+    quick.destroy();
   }
 });

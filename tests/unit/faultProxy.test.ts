@@ -16,7 +16,7 @@ import {
 import { batchWriteWithRetry, createDynamoClient, findExistingKeys, isRetryableDynamoError, type DynamoItem } from '../../lib/dynamodb.ts';
 import { itemKeyString, projectPk, tokenSk } from '../../lib/cello/keys.ts';
 import { LOCAL_AWS_ENV } from '../../lib/localStack.ts';
-import type { RetryPolicy } from '../../lib/retry.ts';
+import type { RetrySettings } from '../../lib/retry.ts';
 import { REGION, getStack, newCelloTable, scanTable } from '../support/harness.ts';
 import { mulberry32, startFaultProxy, startLatencyProxy, type FaultProxy, type FaultProxyOptions } from '../support/faultProxy.ts';
 
@@ -36,10 +36,11 @@ interface ProxiedTable {
 }
 
 /** A new table and a proxy in front of the server, both cleaned up after the test. */
-async function proxiedTable(t: TestContext, options: Omit<FaultProxyOptions, 'target'>): Promise<ProxiedTable> {
+/** The client sends each request once (to see each fault as the SDK reports it), unless `retry` says otherwise. */
+async function proxiedTable(t: TestContext, options: Omit<FaultProxyOptions, 'target'>, retry: Partial<RetrySettings> = { maxAttempts: 1 }): Promise<ProxiedTable> {
   const { tableName, client: direct, stack } = await newCelloTable();
   const proxy = await startFaultProxy({ target: stack.endpoint, ...options });
-  const client = createDynamoClient({ region: REGION, endpointUrl: proxy.endpoint }, { credentials: CREDENTIALS });
+  const client = createDynamoClient({ region: REGION, endpointUrl: proxy.endpoint }, { credentials: CREDENTIALS, retry });
   t.after(async () => {
     client.destroy();
     await proxy.close();
@@ -76,7 +77,7 @@ async function isStored(direct: DynamoDBClient, tableName: string, item: DynamoI
   return answer.Item !== undefined;
 }
 
-const fastPolicy = (seed: number): RetryPolicy => ({
+const fastRetry = (seed: number): RetrySettings => ({
   maxAttempts: 40,
   baseDelayMs: 1,
   maxDelayMs: 4,
@@ -248,11 +249,10 @@ test('partialBatch on a one-request batch answers ProvisionedThroughputExceededE
 });
 
 test('batchWriteWithRetry writes every item through 50 % partial batches', async (t) => {
-  const { proxy, client, tableName } = await proxiedTable(t, { seed: 11, rates: { partialBatch: 0.5 } });
+  const { proxy, client, tableName } = await proxiedTable(t, { seed: 11, rates: { partialBatch: 0.5 } }, fastRetry(11));
   const items = Array.from({ length: 100 }, (_, index) => tokenItem('gamma', `t-${index}`));
-  const policy = fastPolicy(11);
   for (let start = 0; start < items.length; start += 25) {
-    const outcome = await batchWriteWithRetry(client, tableName, items.slice(start, start + 25), policy);
+    const outcome = await batchWriteWithRetry(client, tableName, items.slice(start, start + 25));
     assert.deepEqual(outcome, { written: 25, failed: [] });
   }
   const stored = await scanTable(tableName);
@@ -261,17 +261,16 @@ test('batchWriteWithRetry writes every item through 50 % partial batches', async
 });
 
 test('findExistingKeys finds exactly the existing keys through 50 % partial batches', async (t) => {
-  const { proxy, client, direct, tableName } = await proxiedTable(t, { seed: 13, rates: { partialBatch: 0.5 } });
+  const { proxy, client, direct, tableName } = await proxiedTable(t, { seed: 13, rates: { partialBatch: 0.5 } }, fastRetry(13));
   const items = Array.from({ length: 100 }, (_, index) => tokenItem('delta', `t-${index}`));
   const existing = items.filter((_, index) => index % 2 === 0);
   for (let start = 0; start < existing.length; start += 25) {
     await direct.send(new BatchWriteItemCommand({ RequestItems: { [tableName]: existing.slice(start, start + 25).map((Item) => ({ PutRequest: { Item } })) } }));
   }
-  const policy = fastPolicy(13);
   const found: string[] = [];
   for (let start = 0; start < items.length; start += 25) {
     const keys = items.slice(start, start + 25).map((item) => ({ pk: item.pk!.S!, sk: item.sk!.S! }));
-    found.push(...(await findExistingKeys(client, tableName, keys, policy)));
+    found.push(...(await findExistingKeys(client, tableName, keys)));
   }
   assert.deepEqual(found.sort(), existing.map(keyOf).sort());
   assert.ok(proxy.stats.partialBatch! > 0);
@@ -310,7 +309,7 @@ test('the same seed gives the same fault sequence, another seed another one', as
 test('fixedDelayMs adds at least that much to every request', async (t) => {
   const { tableName, stack } = await newCelloTable();
   const proxy = await startLatencyProxy(stack.endpoint, 40);
-  const client = createDynamoClient({ region: REGION, endpointUrl: proxy.endpoint }, { credentials: CREDENTIALS });
+  const client = createDynamoClient({ region: REGION, endpointUrl: proxy.endpoint }, { credentials: CREDENTIALS, retry: { maxAttempts: 1 } });
   t.after(async () => {
     client.destroy();
     await proxy.close();

@@ -4,12 +4,12 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BatchGetItemCommand, BatchWriteItemCommand, QueryCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { useRetrySettings } from '../../lib/dynamodb.ts';
 import {
   ITEM_MAX_BYTES,
   KeyDigestSet,
   MigrationFileReader,
   PROBLEM_LIST_LIMIT,
-  RequestSlots,
   buildProjectItem,
   buildTokenItem,
   checkMigrationFile,
@@ -405,33 +405,6 @@ test('a project given twice with different repositories is a problem', async () 
   assert.match(report.problems[0] ?? '', /the project appears again, with other values/);
 });
 
-// ---- request slots --------------------------------------------------------------------------------------------------
-
-test('RequestSlots never runs more requests at once than its size, and runs them all', async () => {
-  const slots = new RequestSlots(3);
-  let running = 0;
-  let highest = 0;
-  const results = await Promise.all(
-    Array.from({ length: 20 }, (_, index) =>
-      slots.run(async () => {
-        running++;
-        highest = Math.max(highest, running);
-        await sleep(index % 3);
-        running--;
-        return index;
-      }),
-    ),
-  );
-  assert.equal(highest, 3);
-  assert.deepEqual(results, Array.from({ length: 20 }, (_, index) => index));
-});
-
-test('RequestSlots frees the slot of a request that fails', async () => {
-  const slots = new RequestSlots(1);
-  await assert.rejects(slots.run(() => Promise.reject(new Error('boom'))), /boom/);
-  assert.equal(await slots.run(() => Promise.resolve('next')), 'next');
-});
-
 // ---- the summary ----------------------------------------------------------------------------------------------------
 
 const FILE = { projects: 3, items: 126 };
@@ -536,10 +509,11 @@ function fakeTable(tableName: string, stuckKeys: Set<string> = new Set(), refuse
       }
     },
   } as unknown as DynamoDBClient;
+  useRetrySettings(client, fastSettings);
   return { client, items, requests };
 }
 
-const fastPolicy = { maxAttempts: 2, baseDelayMs: 1, maxDelayMs: 1, random: () => 0, sleep: async () => {} };
+const fastSettings = { maxAttempts: 2, baseDelayMs: 1, maxDelayMs: 1, random: () => 0, sleep: async () => {} };
 
 async function checkedFile(projects: number, tokensPerProject: number): Promise<CheckedFile> {
   const data: Record<string, unknown> = {};
@@ -559,7 +533,6 @@ function loadOptions(table: FakeTable, checked: CheckedFile, extra: Partial<Load
     concurrency: 4,
     dryRun: false,
     conditionalPuts: false,
-    policy: fastPolicy,
     shouldStop: () => false,
     onFailedItem: () => {},
     ...extra,

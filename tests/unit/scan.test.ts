@@ -2,13 +2,14 @@
 // flight, retries and failures. (The real server is exercised by tests/dump-ddb.test.ts.)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { DynamoDBClient, ScanCommand, ScanCommandOutput } from '@aws-sdk/client-dynamodb';
+import { DynamoDBClient, type ScanCommand, type ScanCommandOutput } from '@aws-sdk/client-dynamodb';
 import { UserError } from '../../lib/cli.ts';
 import type { DynamoItem } from '../../lib/dynamodb.ts';
-import type { RetryPolicy } from '../../lib/retry.ts';
+import type { RetrySettings } from '../../lib/retry.ts';
+import { retryLikeTheSdk } from '../support/sdkRetry.ts';
 import { scanPages, type ScanOptions } from '../../lib/scan.ts';
 
-const noWaitPolicy: RetryPolicy = { maxAttempts: 3, baseDelayMs: 1, maxDelayMs: 1, random: () => 0, sleep: async () => {} };
+const noWaitSettings: RetrySettings = { maxAttempts: 3, baseDelayMs: 1, maxDelayMs: 1, random: () => 0, sleep: async () => {} };
 
 function makeItems(count: number): DynamoItem[] {
   return Array.from({ length: count }, (_, index) => ({ pk: { S: `PROJECT#p${index}` }, sk: { S: 'METADATA' } }));
@@ -29,9 +30,12 @@ function fakeTable(items: DynamoItem[], pageSize: number, fail?: (input: ScanCom
   const requests: ScanCommand['input'][] = [];
   const stats = { inFlight: 0 };
   let calls = 0;
-  const client = {
-    send: async (command: ScanCommand): Promise<Partial<ScanCommandOutput>> => {
-      const input = command.input;
+  // A DynamoDBClient to the SDK's paginator (it checks), whose send is the fake; the SDK's retry loop with our
+  // strategy runs around it, as in the client createDynamoClient makes.
+  const client = Object.assign(Object.create(DynamoDBClient.prototype) as object, {
+    send: (command: ScanCommand): Promise<Partial<ScanCommandOutput>> => retryLikeTheSdk(noWaitSettings, async () => {
+      // A copy: the paginator reuses its input object for the next page.
+      const input = { ...command.input };
       requests.push(input);
       calls++;
       stats.inFlight++;
@@ -46,13 +50,13 @@ function fakeTable(items: DynamoItem[], pageSize: number, fail?: (input: ScanCom
       const page = mine.slice(start, start + (input.Limit ?? pageSize));
       const next = start + page.length;
       return { Items: page, ...(next < mine.length ? { LastEvaluatedKey: { at: { N: String(next) } } } : {}) };
-    },
-  } as unknown as DynamoDBClient;
+    }),
+  }) as DynamoDBClient;
   return { client, requests, stats };
 }
 
 function options(overrides: Partial<ScanOptions> = {}): ScanOptions {
-  return { segments: 1, policy: noWaitPolicy, consistentRead: true, target: { region: 'us-east-1', endpointUrl: 'http://127.0.0.1:9' }, ...overrides };
+  return { segments: 1, consistentRead: true, target: { region: 'us-east-1', endpointUrl: 'http://127.0.0.1:9' }, ...overrides };
 }
 
 async function collect(pages: AsyncIterable<{ items: DynamoItem[] }>): Promise<string[]> {
