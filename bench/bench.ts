@@ -39,7 +39,7 @@ import {
   createLocalDynamoClient,
   startLocalStack,
   type LocalStack,
-} from '../lib/localStack.ts';
+} from '../tools/localStack.ts';
 import { startLatencyProxy, type FaultProxy } from '../tests/support/faultProxy.ts';
 import { blastItems } from './baselines.ts';
 import { legacyItems, seedSql } from './dataset.ts';

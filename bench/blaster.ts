@@ -4,7 +4,7 @@
 //
 //   node --import tsx bench/blaster.ts <migration.json> <table> --endpoint-url URL [--concurrency 16]
 import { createDynamoClient } from '../lib/dynamodb.ts';
-import { LOCAL_REGION } from '../lib/localStack.ts';
+import { LOCAL_REGION } from '../tools/localStack.ts';
 import { blastItems, migrationFileItems, parseBaselineArguments, printFigures } from './baselines.ts';
 
 const args = parseBaselineArguments(process.argv.slice(2), 2, 'blaster.ts <migration.json> <table> --endpoint-url URL [--concurrency N]');

@@ -2,7 +2,7 @@
 // the items an earlier, buggy migration would have stored from it (timestamps as PostgreSQL text), for the
 // timestamp repair.
 import type { DynamoItem } from '../lib/dynamodb.ts';
-import type { AdminSql } from '../lib/localStack.ts';
+import type { AdminSql } from '../tools/localStack.ts';
 
 /**
  * `projects` projects, one in ten without a repository; `tokens` tokens with microsecond timestamps, one in three

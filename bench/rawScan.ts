@@ -4,7 +4,7 @@
 //   node --import tsx bench/rawScan.ts <table> --endpoint-url URL [--concurrency N (segments, default 16)]
 import { ScanCommand } from '@aws-sdk/client-dynamodb';
 import { createDynamoClient, type DynamoItem } from '../lib/dynamodb.ts';
-import { LOCAL_REGION } from '../lib/localStack.ts';
+import { LOCAL_REGION } from '../tools/localStack.ts';
 import { parseBaselineArguments, printFigures } from './baselines.ts';
 
 const args = parseBaselineArguments(process.argv.slice(2), 1, 'rawScan.ts <table> --endpoint-url URL [--concurrency SEGMENTS]');

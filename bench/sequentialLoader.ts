@@ -8,7 +8,7 @@
 // requests only (not start-up or parsing), so items / seconds is the steady rate.
 import { PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { createDynamoClient } from '../lib/dynamodb.ts';
-import { LOCAL_REGION } from '../lib/localStack.ts';
+import { LOCAL_REGION } from '../tools/localStack.ts';
 import { migrationFileItems, parseBaselineArguments, printFigures, take } from './baselines.ts';
 
 const args = parseBaselineArguments(process.argv.slice(2), 2, 'sequentialLoader.ts <migration.json> <table> --endpoint-url URL [--limit N]');

@@ -12,7 +12,7 @@
 import { readFileSync } from 'node:fs';
 import { UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import { createDynamoClient } from '../lib/dynamodb.ts';
-import { LOCAL_REGION } from '../lib/localStack.ts';
+import { LOCAL_REGION } from '../tools/localStack.ts';
 import { buildTimestampUpdate, checkDumpRecord, planRecordRepair } from '../lib/repair.ts';
 import { forEachConcurrent } from '../lib/concurrency.ts';
 import { parseBaselineArguments, printFigures } from './baselines.ts';

@@ -1,7 +1,7 @@
 #!/usr/bin/env -S npx tsx
 // `npm run demo`: the migration guide from start to finish, on a local stack, in well under a minute.
 //
-// Starts a local PostgreSQL and DynamoDB endpoint (lib/localStack.ts), seeds a Cello database the way production
+// Starts a local PostgreSQL and DynamoDB endpoint (tools/localStack.ts), seeds a Cello database the way production
 // looks (several projects, tokens that never expire, a project without repository, a repository URL with a comma,
 // microsecond timestamps, a database TimeZone that is not UTC) and a table where an earlier migration already
 // wrote one project with its timestamps in PostgreSQL's text format. Then it runs the guide's own commands, read
@@ -42,7 +42,7 @@ import {
   createLocalDynamoClient,
   startLocalStack,
   type LocalStack,
-} from '../lib/localStack.ts';
+} from '../tools/localStack.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const GUIDE = join(ROOT, 'docs', 'postgresql_to_dynamodb_migration.md');
@@ -99,7 +99,7 @@ function stopStack(): Promise<void> {
 }
 
 // Whatever happens, nothing stays behind: the running script, the folder (the servers' own folders are removed by
-// lib/localStack.ts; dynalite exits when this process does).
+// tools/localStack.ts; dynalite exits when this process does).
 let farewellSaid = false;
 process.on('exit', () => {
   if (child?.exitCode === null) child.kill('SIGKILL');

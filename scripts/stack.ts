@@ -2,7 +2,7 @@
 // `npm run stack`: a local PostgreSQL with an empty Cello database and a DynamoDB-compatible endpoint with an
 // empty `cello` table, for trying the guide's commands by hand. Prints the lines to paste; Ctrl-C stops both.
 import { reportFailure } from '../lib/cli.ts';
-import { LOCAL_REGION, createCelloDatabase, createCelloTable, createLocalDynamoClient, startLocalStack } from '../lib/localStack.ts';
+import { LOCAL_REGION, createCelloDatabase, createCelloTable, createLocalDynamoClient, startLocalStack } from '../tools/localStack.ts';
 
 // A stack that cannot start says why in one line (and leaves nothing running).
 const stack = await startLocalStack().catch((error: unknown) => process.exit(reportFailure(error)));

@@ -20,7 +20,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { CreateTableCommand } from '@aws-sdk/client-dynamodb';
 import type { DynamoItem } from '../lib/dynamodb.ts';
-import { findFreePort } from '../lib/localStack.ts';
+import { findFreePort } from '../tools/localStack.ts';
 import { REGION, dynamoClient, getStack, newCelloDatabase, newCelloTable, runScript, temporaryFolder, uniqueName } from './support/harness.ts';
 import {
   FAST_RETRY_ENV,

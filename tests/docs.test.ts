@@ -46,7 +46,7 @@ import {
   type CodeBlock,
   type LocalValues,
 } from '../tools/guideCommands.ts';
-import { createCelloTable } from '../lib/localStack.ts';
+import { createCelloTable } from '../tools/localStack.ts';
 import { ROOT, cleanEnvironment, dynamoClient, getStack, newCelloDatabase, temporaryFolder, uniqueName } from './support/harness.ts';
 
 const GUIDE_PATH = join(ROOT, 'docs', 'postgresql_to_dynamodb_migration.md');

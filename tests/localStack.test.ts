@@ -24,7 +24,7 @@ import {
   type DynamoItem,
 } from '../lib/dynamodb.ts';
 import { itemKeyString, projectPk, tokenSk } from '../lib/cello/keys.ts';
-import { createLocalDynamoClient, findFreePort, LOCAL_AWS_ENV } from '../lib/localStack.ts';
+import { createLocalDynamoClient, findFreePort, LOCAL_AWS_ENV } from '../tools/localStack.ts';
 import type { RetrySettings } from '../lib/retry.ts';
 import { copyClone, postgresBinaryOf, processesWithEnvironment } from './support/cloneCopy.ts';
 import { REGION, ROOT, cleanEnvironment, dynamoClient, getStack, hasStackTrace, newCelloDatabase, newCelloTable, runNode, scanTable, uniqueName } from './support/harness.ts';

@@ -10,7 +10,7 @@ import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { once } from 'node:events';
 import postgres from 'postgres';
-import { connectAdmin, findFreePort, startLocalPostgres, type AdminSql, type LocalPostgres } from '../lib/localStack.ts';
+import { connectAdmin, findFreePort, startLocalPostgres, type AdminSql, type LocalPostgres } from '../tools/localStack.ts';
 import { connectPostgres, connectionSettingsFromEnvironment, inReadOnlySnapshot, streamRows } from '../lib/postgres.ts';
 import { prepareScramPassword } from '../lib/postgresSaslprep.ts';
 import {

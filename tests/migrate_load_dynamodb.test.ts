@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CreateTableCommand, PutItemCommand, ScanCommand } from '@aws-sdk/client-dynamodb';
 import { marshall } from '@aws-sdk/util-dynamodb';
-import { findFreePort } from '../lib/localStack.ts';
+import { findFreePort } from '../tools/localStack.ts';
 import { startFaultProxy, startLatencyProxy } from './support/faultProxy.ts';
 import {
   REGION,

@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { reportFailure } from '../lib/cli.ts';
-import { startLocalStack } from '../lib/localStack.ts';
+import { startLocalStack } from '../tools/localStack.ts';
 import { TEST_STACK_ENV } from './support/stackEnv.ts';
 
 const root = join(import.meta.dirname, '..');

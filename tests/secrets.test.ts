@@ -13,7 +13,7 @@ import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { findFreePort } from '../lib/localStack.ts';
+import { findFreePort } from '../tools/localStack.ts';
 import { startFaultProxy, type FaultProxy } from './support/faultProxy.ts';
 import { REGION, getStack, newCelloDatabase, newCelloTable, runScript, temporaryFolder, uniqueName, type ScriptResult } from './support/harness.ts';
 import {

@@ -9,7 +9,7 @@ import { describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { BatchWriteItemCommand, DeleteItemCommand, PutItemCommand, type DynamoDBClient, type WriteRequest } from '@aws-sdk/client-dynamodb';
 import { isRetryableDynamoError, type DynamoItem } from '../lib/dynamodb.ts';
-import type { AdminSql } from '../lib/localStack.ts';
+import type { AdminSql } from '../tools/localStack.ts';
 import { startFaultProxy } from './support/faultProxy.ts';
 import { REGION, ROOT, cleanEnvironment, getStack, hasStackTrace, newCelloDatabase, newCelloTable, runScript, scanTable, uniqueName } from './support/harness.ts';
 

@@ -14,9 +14,9 @@ import { promisify } from 'node:util';
 import { once } from 'node:events';
 import postgres from 'postgres';
 import { CreateTableCommand, DescribeTableCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { CELLO_SCHEMA_SQL } from './cello/sourceTables.ts';
-import { ExitCode, UserError, oneLine } from './cli.ts';
-import { createDynamoClient } from './dynamodb.ts';
+import { CELLO_SCHEMA_SQL } from '../lib/cello/sourceTables.ts';
+import { ExitCode, UserError, oneLine } from '../lib/cli.ts';
+import { createDynamoClient } from '../lib/dynamodb.ts';
 
 const execFileAsync = promisify(execFile);
 

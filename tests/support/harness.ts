@@ -18,7 +18,7 @@ import {
   startLocalStack,
   type AdminSql,
   type LocalPostgres,
-} from '../../lib/localStack.ts';
+} from '../../tools/localStack.ts';
 import { TEST_STACK_ENV } from './stackEnv.ts';
 
 export const ROOT = join(import.meta.dirname, '..', '..');

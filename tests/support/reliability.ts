@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import assert from 'node:assert/strict';
 import { ScanCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { BATCH_WRITE_LIMIT, batchWriteWithRetry, type DynamoItem } from '../../lib/dynamodb.ts';
-import type { AdminSql } from '../../lib/localStack.ts';
+import type { AdminSql } from '../../tools/localStack.ts';
 import type { FaultRates } from './faultProxy.ts';
 import { REGION, ROOT, chunk, cleanEnvironment, dynamoClient, getStack, hasStackTrace, runScript, temporaryFolder, type RunOptions, type ScriptResult } from './harness.ts';
 

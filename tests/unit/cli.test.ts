@@ -16,7 +16,7 @@ import {
   oneLine,
   positiveInteger,
 } from '../../lib/cli.ts';
-import { findFreePort } from '../../lib/localStack.ts';
+import { findFreePort } from '../../tools/localStack.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const CLI_MODULE = JSON.stringify(join(ROOT, 'lib', 'cli.ts'));

@@ -15,7 +15,7 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import { batchWriteWithRetry, createDynamoClient, findExistingKeys, isRetryableDynamoError, type DynamoItem } from '../../lib/dynamodb.ts';
 import { itemKeyString, projectPk, tokenSk } from '../../lib/cello/keys.ts';
-import { LOCAL_AWS_ENV } from '../../lib/localStack.ts';
+import { LOCAL_AWS_ENV } from '../../tools/localStack.ts';
 import type { RetrySettings } from '../../lib/retry.ts';
 import { REGION, getStack, newCelloTable, scanTable } from '../support/harness.ts';
 import { mulberry32, startFaultProxy, startLatencyProxy, type FaultProxy, type FaultProxyOptions } from '../support/faultProxy.ts';
