@@ -2,7 +2,7 @@
 // started here when a test file runs on its own), a fresh database or table per test, and running a script the
 // way an operator does, as a child process.
 import { spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after } from 'node:test';
@@ -94,8 +94,15 @@ export function* chunk<T>(items: Iterable<T>, size: number): Generator<T[]> {
   if (batch.length > 0) yield batch;
 }
 
+const temporaryFolders: string[] = [];
+
+/** A new folder under the system's temporary folder, removed when the test file's process exits. */
 export function temporaryFolder(): string {
-  return mkdtempSync(join(tmpdir(), 'cello-test-'));
+  // One suite run made ~600 of these and left every one behind, each holding dumps of test tokens.
+  if (temporaryFolders.length === 0) process.on('exit', () => temporaryFolders.forEach((folder) => rmSync(folder, { recursive: true, force: true })));
+  const folder = mkdtempSync(join(tmpdir(), 'cello-test-'));
+  temporaryFolders.push(folder);
+  return folder;
 }
 
 /** A new database with the Cello schema and an admin connection to it (closed after the file's tests). */
