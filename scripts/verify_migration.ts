@@ -10,7 +10,7 @@
 //
 // Read-only on both sides: PostgreSQL is read in one READ ONLY, REPEATABLE READ transaction (every query sees
 // the same snapshot, and the server refuses any write in it); DynamoDB only gets DescribeTable, Query and Scan.
-// How the comparison streams both sides without loading them: lib/verify.ts.
+// How the comparison streams both sides without loading them: lib/verify/run.ts.
 import {
   ExitCode,
   MAX_CONCURRENCY,
@@ -55,7 +55,7 @@ import {
   partitionQuery,
   verifyMigration,
   type VerificationResult,
-} from '../lib/verify.ts';
+} from '../lib/verify/run.ts';
 import { readProjects, streamTokens } from '../lib/verify/postgresRows.ts';
 import { printOutput } from '../lib/output.ts';
 

@@ -27,7 +27,7 @@ import {
   type PostgresProject,
   type PostgresToken,
   type VerificationInput,
-} from '../../lib/verify.ts';
+} from '../../lib/verify/run.ts';
 
 // ---- helpers --------------------------------------------------------------------------------------------------------
 

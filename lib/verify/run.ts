@@ -15,13 +15,13 @@
 // Every comparison here is pure and exact: timestamps are compared as text after the exact canonicalisation of
 // lib/timestamps.ts, never through Date or a float.
 import { paginateQuery, type AttributeValue, type DynamoDBClient, type QueryCommandOutput } from '@aws-sdk/client-dynamodb';
-import { formatCount } from './cli.ts';
-import { toDynamoUserError, type DynamoItem, type DynamoTarget } from './dynamodb.ts';
-import { compareUtf8 } from './cello/keyOrder.ts';
-import { METADATA_SK, PROJECT_PREFIX, TOKEN_PREFIX, isTokenSk } from './cello/keys.ts';
-import { NULL_IN_TABLE, REPOSITORY, TIMESTAMP_ATTRIBUTES, TOKEN_ID, type TimestampAttribute } from './cello/items.ts';
-import { mapConcurrentOrdered } from './concurrency.ts';
-import { TimestampError, timestampsEqualAsInstants, toCanonicalTimestamp } from './timestamps.ts';
+import { formatCount } from '../cli.ts';
+import { toDynamoUserError, type DynamoItem, type DynamoTarget } from '../dynamodb.ts';
+import { compareUtf8 } from '../cello/keyOrder.ts';
+import { METADATA_SK, PROJECT_PREFIX, TOKEN_PREFIX, isTokenSk } from '../cello/keys.ts';
+import { NULL_IN_TABLE, REPOSITORY, TIMESTAMP_ATTRIBUTES, TOKEN_ID, type TimestampAttribute } from '../cello/items.ts';
+import { mapConcurrentOrdered } from '../concurrency.ts';
+import { TimestampError, timestampsEqualAsInstants, toCanonicalTimestamp } from '../timestamps.ts';
 
 /** Difference lines printed per project (and extra partition keys, and orphan tokens) before "... and N more". */
 export const LINES_PER_PROJECT = 20;
