@@ -46,16 +46,10 @@ import {
 import { REPOSITORY } from '../lib/cello/items.ts';
 import { CELLO_TABLES } from '../lib/cello/sourceTables.ts';
 import { scanPages } from '../lib/scan.ts';
-import {
-  StreamOrderError,
-  formatExtraPartitions,
-  formatOrphanNote,
-  formatPartitionReport,
-  formatSummary,
-  partitionQuery,
-  verifyMigration,
-  type VerificationResult,
-} from '../lib/verify/run.ts';
+import { partitionQuery } from '../lib/verify/dynamo.ts';
+import { StreamOrderError } from '../lib/verify/partition.ts';
+import { formatExtraPartitions, formatOrphanNote, formatPartitionReport, formatSummary } from '../lib/verify/report.ts';
+import { verifyMigration, type VerificationResult } from '../lib/verify/run.ts';
 import { readProjects, streamTokens } from '../lib/verify/postgresRows.ts';
 import { printOutput } from '../lib/output.ts';
 
