@@ -26,7 +26,7 @@ import { CREATED_AT, EXPIRES_AT, REPOSITORY, TIMESTAMP_ATTRIBUTES, TOKENS_FIELD,
 import { compareUtf8 } from './cello/keyOrder.ts';
 import { PROJECTS_TABLE, PROJECT_COLUMN, TOKENS_TABLE } from './cello/sourceTables.ts';
 import type { OutputPieces } from './files.ts';
-import type { TextOrder } from './postgres.ts';
+import type { TextOrder } from './postgres/connect.ts';
 import { TimestampError, toCanonicalTimestamp } from './timestamps.ts';
 
 /** The dump query's columns, in order: the row's kind, the project's name and repository, the token's attributes. */

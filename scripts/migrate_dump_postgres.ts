@@ -40,7 +40,7 @@ import {
   toPostgresUserError,
   type PostgresSession,
   type PostgresTarget,
-} from '../lib/postgres.ts';
+} from '../lib/postgres/connect.ts';
 import { CELLO_TABLES } from '../lib/cello/sourceTables.ts';
 
 const SCRIPT = 'migrate_dump_postgres.ts';

@@ -42,7 +42,7 @@ import {
   readTextOrder,
   toPostgresUserError,
   type PostgresTarget,
-} from '../lib/postgres.ts';
+} from '../lib/postgres/connect.ts';
 import { REPOSITORY } from '../lib/cello/items.ts';
 import { CELLO_TABLES } from '../lib/cello/sourceTables.ts';
 import { scanPages } from '../lib/scan.ts';

@@ -11,8 +11,8 @@ import { join } from 'node:path';
 import { once } from 'node:events';
 import postgres from 'postgres';
 import { connectAdmin, findFreePort, startLocalPostgres, type AdminSql, type LocalPostgres } from '../lib/localStack.ts';
-import { connectPostgres, connectionSettingsFromEnvironment, inReadOnlySnapshot, streamRows } from '../lib/postgres.ts';
-import { prepareScramPassword } from '../lib/postgresSaslprep.ts';
+import { connectPostgres, connectionSettingsFromEnvironment, inReadOnlySnapshot, streamRows } from '../lib/postgres/connect.ts';
+import { prepareScramPassword } from '../lib/postgres/saslprep.ts';
 import {
   ROOT,
   cleanEnvironment,

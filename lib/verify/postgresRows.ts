@@ -4,7 +4,7 @@
 import { REPOSITORY, TIMESTAMP_ATTRIBUTES, TOKEN_ID } from '../cello/items.ts';
 import { compareUtf8 } from '../cello/keyOrder.ts';
 import { PROJECTS_TABLE, PROJECT_COLUMN, TOKENS_TABLE } from '../cello/sourceTables.ts';
-import { orderByUtf8, type TextOrder, type TransactionSql } from '../postgres.ts';
+import { orderByUtf8, type TextOrder, type TransactionSql } from '../postgres/connect.ts';
 import type { PostgresProject, PostgresToken } from './compare.ts';
 
 /** Token rows fetched per round trip of the PostgreSQL cursor. */

@@ -19,7 +19,7 @@ import {
   sslOptionFor,
   toPostgresUserError,
   type PostgresTarget,
-} from '../../lib/postgres.ts';
+} from '../../lib/postgres/connect.ts';
 
 function isUserError(exitCode: number, ...patterns: RegExp[]) {
   return (error: unknown) => {

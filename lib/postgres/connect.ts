@@ -22,8 +22,8 @@ import { StringDecoder } from 'node:string_decoder';
 import { ReadStream, WriteStream } from 'node:tty';
 import postgres from 'postgres';
 import type { ConnectionOptions } from 'node:tls';
-import { ExitCode, UserError, oneLine, registerSecret, stopSignal } from './cli.ts';
-import { prepareScramPassword } from './postgresSaslprep.ts';
+import { ExitCode, UserError, oneLine, registerSecret, stopSignal } from '../cli.ts';
+import { prepareScramPassword } from './saslprep.ts';
 
 export type Sql = postgres.Sql;
 export type TransactionSql = postgres.TransactionSql;
@@ -413,7 +413,7 @@ export async function connectPostgres(target: PostgresTarget, password: string, 
 
 /**
  * The driver's `pass` option: a function it calls when the server asks for the password. SCRAM must hash the
- * password as libpq prepares it (lib/postgresSaslprep.ts), while md5 and cleartext authentication use it as typed,
+ * password as libpq prepares it (lib/postgres/saslprep.ts), while md5 and cleartext authentication use it as typed,
  * as libpq does (the server stored an md5 hash of the unprepared password). The driver calls it from the handler
  * of the message that asks (SASLContinue for SCRAM, as the protocol names it), and says nothing else about which:
  * the caller is read from the stack. Should the driver rename its handler, SCRAM gets the password as typed, the
