@@ -31,18 +31,12 @@ import {
   wasStopped,
 } from '../lib/cli.ts';
 import { checkTableName, createDynamoClient, describeCelloTable, type DynamoTarget } from '../lib/dynamodb.ts';
-import {
-  checkTables,
-  connectPostgres,
-  connectionSettingsFromEnvironment,
-  describeTarget,
-  inReadOnlySnapshot,
-  parseHostArgument,
-  readPassword,
-  readTextOrder,
-  toPostgresUserError,
-  type PostgresTarget,
-} from '../lib/postgres/connect.ts';
+import { connectPostgres, inReadOnlySnapshot } from '../lib/postgres/connect.ts';
+import { toPostgresUserError } from '../lib/postgres/errors.ts';
+import { readPassword } from '../lib/postgres/password.ts';
+import { checkTables } from '../lib/postgres/schema.ts';
+import { connectionSettingsFromEnvironment, describeTarget, parseHostArgument, type PostgresTarget } from '../lib/postgres/target.ts';
+import { readTextOrder } from '../lib/postgres/textOrder.ts';
 import { REPOSITORY } from '../lib/cello/items.ts';
 import { CELLO_TABLES } from '../lib/cello/sourceTables.ts';
 import { scanPages } from '../lib/scan.ts';

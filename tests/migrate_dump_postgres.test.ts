@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import { once } from 'node:events';
 import postgres from 'postgres';
 import { connectAdmin, findFreePort, startLocalPostgres, type AdminSql, type LocalPostgres } from '../lib/localStack.ts';
-import { connectPostgres, connectionSettingsFromEnvironment, inReadOnlySnapshot, streamRows } from '../lib/postgres/connect.ts';
+import { connectPostgres, inReadOnlySnapshot, streamRows } from '../lib/postgres/connect.ts';
+import { connectionSettingsFromEnvironment } from '../lib/postgres/target.ts';
 import { prepareScramPassword } from '../lib/postgres/saslprep.ts';
 import {
   ROOT,

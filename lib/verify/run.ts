@@ -5,7 +5,7 @@
 //   - PostgreSQL: the projects (names and repositories; few enough to hold, and the extra-partition check needs
 //     the set of names anyway), then every token in one cursor ordered by (project, token_id) in UTF-8 byte order
 //     (COLLATE "C", or the text converted to UTF-8 in a database of another encoding: TextOrder in
-//     lib/postgres.ts), all in one read-only repeatable-read transaction.
+//     lib/postgres/textOrder.ts), all in one read-only repeatable-read transaction.
 //   - DynamoDB: per project, a Query of its partition. DynamoDB orders a partition by sk in UTF-8 byte order, so
 //     `METADATA` comes before every `TOKEN#...` and `TOKEN#<id>` items come in the order of the ids' bytes: the
 //     order PostgreSQL gives with COLLATE "C". The first pages of the next `concurrency` partitions are fetched
