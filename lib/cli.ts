@@ -39,7 +39,7 @@ const secrets = new Set<string>();
 
 /**
  * Masks `value` in everything this module prints (error lines, stack traces). A last guard: no message we build
- * holds a secret (lib/postgres.ts keeps the password out of its messages); it is for text we did not write, such as
+ * holds a secret (lib/postgres/password.ts keeps the password out of its messages); it is for text we did not write, such as
  * an AWS error quoting a signed request.
  */
 export function registerSecret(value: string | undefined): void {

@@ -26,7 +26,7 @@ import { CREATED_AT, EXPIRES_AT, REPOSITORY, TIMESTAMP_ATTRIBUTES, TOKENS_FIELD,
 import { compareUtf8 } from './cello/keyOrder.ts';
 import { PROJECTS_TABLE, PROJECT_COLUMN, TOKENS_TABLE } from './cello/sourceTables.ts';
 import type { OutputPieces } from './files.ts';
-import type { TextOrder } from './postgres.ts';
+import type { TextOrder } from './postgres/textOrder.ts';
 import { TimestampError, toCanonicalTimestamp } from './timestamps.ts';
 
 /** The dump query's columns, in order: the row's kind, the project's name and repository, the token's attributes. */
@@ -87,7 +87,7 @@ FROM (
 ORDER BY ${PROJECT_COLUMN}, kind, ${TOKEN_ID}`;
 
 /**
- * The dump query for a database whose encoding is not UTF8 (see TextOrder in lib/postgres.ts): the same rows, sorted
+ * The dump query for a database whose encoding is not UTF8 (see TextOrder in lib/postgres/textOrder.ts): the same rows, sorted
  * by the UTF-8 bytes of the names and ids. A UNION's ORDER BY takes only its output columns, so the sort is outside.
  */
 export const DUMP_QUERY_CONVERTED = `

@@ -27,20 +27,12 @@ import { AtomicOutputFile, OutputPieces } from '../lib/files.ts';
 import { NO_REPOSITORY, formatDumpSummary, formatOrphanNotice } from '../lib/dumpSummary.ts';
 import { printLine, printOutput } from '../lib/output.ts';
 import { DumpValueError, dumpQueryFor, MigrationJsonBuilder, type RawDumpRow } from '../lib/pgDump.ts';
-import {
-  checkTables,
-  connectPostgres,
-  connectionSettingsFromEnvironment,
-  describeTarget,
-  inReadOnlySnapshot,
-  parseHostArgument,
-  readPassword,
-  readTextOrder,
-  streamRows,
-  toPostgresUserError,
-  type PostgresSession,
-  type PostgresTarget,
-} from '../lib/postgres.ts';
+import { connectPostgres, inReadOnlySnapshot, streamRows, type PostgresSession } from '../lib/postgres/connect.ts';
+import { toPostgresUserError } from '../lib/postgres/errors.ts';
+import { readPassword } from '../lib/postgres/password.ts';
+import { checkTables } from '../lib/postgres/schema.ts';
+import { connectionSettingsFromEnvironment, describeTarget, parseHostArgument, type PostgresTarget } from '../lib/postgres/target.ts';
+import { readTextOrder } from '../lib/postgres/textOrder.ts';
 import { CELLO_TABLES } from '../lib/cello/sourceTables.ts';
 
 const SCRIPT = 'migrate_dump_postgres.ts';

@@ -10,7 +10,7 @@
 //
 // Read-only on both sides: PostgreSQL is read in one READ ONLY, REPEATABLE READ transaction (every query sees
 // the same snapshot, and the server refuses any write in it); DynamoDB only gets DescribeTable, Query and Scan.
-// How the comparison streams both sides without loading them: lib/verify.ts.
+// How the comparison streams both sides without loading them: lib/verify/run.ts.
 import {
   ExitCode,
   MAX_CONCURRENCY,
@@ -31,31 +31,19 @@ import {
   wasStopped,
 } from '../lib/cli.ts';
 import { checkTableName, createDynamoClient, describeCelloTable, type DynamoTarget } from '../lib/dynamodb.ts';
-import {
-  checkTables,
-  connectPostgres,
-  connectionSettingsFromEnvironment,
-  describeTarget,
-  inReadOnlySnapshot,
-  parseHostArgument,
-  readPassword,
-  readTextOrder,
-  toPostgresUserError,
-  type PostgresTarget,
-} from '../lib/postgres.ts';
+import { connectPostgres, inReadOnlySnapshot } from '../lib/postgres/connect.ts';
+import { toPostgresUserError } from '../lib/postgres/errors.ts';
+import { readPassword } from '../lib/postgres/password.ts';
+import { checkTables } from '../lib/postgres/schema.ts';
+import { connectionSettingsFromEnvironment, describeTarget, parseHostArgument, type PostgresTarget } from '../lib/postgres/target.ts';
+import { readTextOrder } from '../lib/postgres/textOrder.ts';
 import { REPOSITORY } from '../lib/cello/items.ts';
 import { CELLO_TABLES } from '../lib/cello/sourceTables.ts';
 import { scanPages } from '../lib/scan.ts';
-import {
-  StreamOrderError,
-  formatExtraPartitions,
-  formatOrphanNote,
-  formatPartitionReport,
-  formatSummary,
-  partitionQuery,
-  verifyMigration,
-  type VerificationResult,
-} from '../lib/verify.ts';
+import { partitionQuery } from '../lib/verify/dynamo.ts';
+import { StreamOrderError } from '../lib/verify/partition.ts';
+import { formatExtraPartitions, formatOrphanNote, formatPartitionReport, formatSummary } from '../lib/verify/report.ts';
+import { verifyMigration, type VerificationResult } from '../lib/verify/run.ts';
 import { readProjects, streamTokens } from '../lib/verify/postgresRows.ts';
 import { printOutput } from '../lib/output.ts';
 

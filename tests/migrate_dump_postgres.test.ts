@@ -11,8 +11,9 @@ import { join } from 'node:path';
 import { once } from 'node:events';
 import postgres from 'postgres';
 import { connectAdmin, findFreePort, startLocalPostgres, type AdminSql, type LocalPostgres } from '../tools/localStack.ts';
-import { connectPostgres, connectionSettingsFromEnvironment, inReadOnlySnapshot, streamRows } from '../lib/postgres.ts';
-import { prepareScramPassword } from '../lib/postgresSaslprep.ts';
+import { connectPostgres, inReadOnlySnapshot, streamRows } from '../lib/postgres/connect.ts';
+import { connectionSettingsFromEnvironment } from '../lib/postgres/target.ts';
+import { prepareScramPassword } from '../lib/postgres/saslprep.ts';
 import {
   ROOT,
   cleanEnvironment,

@@ -1,7 +1,7 @@
 // Where Cello keeps its data in PostgreSQL: two tables whose columns are named as the items' attributes
 // (items.ts), plus the project name column that becomes the partition key. The migration reads these columns
 // and checks their types first; the local stack creates them with Cello's own DDL.
-import type { ExpectedTables } from '../postgres.ts';
+import type { ExpectedTables } from '../postgres/schema.ts';
 import { CREATED_AT, EXPIRES_AT, REPOSITORY, TOKEN_ID } from './items.ts';
 
 export const PROJECTS_TABLE = 'projects';

@@ -1,11 +1,12 @@
 // What verify reads from PostgreSQL, in the snapshot the script opens: the projects (few: a name and a repository
 // each, held in memory) and the tokens (streamed through a cursor), both in UTF-8 byte order (TextOrder in
-// lib/postgres.ts), the order DynamoDB gives a partition's keys. Table and column names come from lib/cello.
+// lib/postgres/textOrder.ts), the order DynamoDB gives a partition's keys. Table and column names come from lib/cello.
 import { REPOSITORY, TIMESTAMP_ATTRIBUTES, TOKEN_ID } from '../cello/items.ts';
 import { compareUtf8 } from '../cello/keyOrder.ts';
 import { PROJECTS_TABLE, PROJECT_COLUMN, TOKENS_TABLE } from '../cello/sourceTables.ts';
-import { orderByUtf8, type TextOrder, type TransactionSql } from '../postgres.ts';
-import type { PostgresProject, PostgresToken } from '../verify.ts';
+import type { TransactionSql } from '../postgres/connect.ts';
+import { orderByUtf8, type TextOrder } from '../postgres/textOrder.ts';
+import type { PostgresProject, PostgresToken } from './compare.ts';
 
 /** Token rows fetched per round trip of the PostgreSQL cursor. */
 const CURSOR_BATCH = 2000;
@@ -22,7 +23,7 @@ const ORPHAN_PROJECTS_QUERY = `
 
 /**
  * Every token ordered by (project, id) in UTF-8 order; postgresToken reads its rows. Timestamps as text: the
- * session's TimeZone is UTC and DateStyle ISO (lib/postgres.ts), so the text is exact (microseconds) and
+ * session's TimeZone is UTC and DateStyle ISO (lib/postgres/connect.ts), so the text is exact (microseconds) and
  * canonicalised without a Date.
  */
 function tokensQuery(order: TextOrder): string {

@@ -7,19 +7,19 @@ import { after } from 'node:test';
 import postgres from 'postgres';
 import { ExitCode, UserError } from '../../lib/cli.ts';
 import { CELLO_TABLES } from '../../lib/cello/sourceTables.ts';
+import { toPostgresUserError } from '../../lib/postgres/errors.ts';
+import { findSchemaProblem } from '../../lib/postgres/schema.ts';
 import {
   DEFAULT_CONNECT_TIMEOUT_SECONDS,
   connectionSettingsFromEnvironment,
-  findSchemaProblem,
   formatHostPort,
   parseConnectTimeout,
   parseHostArgument,
   parseSslMode,
   readRootCertificate,
   sslOptionFor,
-  toPostgresUserError,
   type PostgresTarget,
-} from '../../lib/postgres.ts';
+} from '../../lib/postgres/target.ts';
 
 function isUserError(exitCode: number, ...patterns: RegExp[]) {
   return (error: unknown) => {

@@ -1,10 +1,10 @@
-// lib/postgresSaslprep.ts: libpq's pg_saslprep. That the server prepared each of these passwords the same way when it
+// lib/postgres/saslprep.ts: libpq's pg_saslprep. That the server prepared each of these passwords the same way when it
 // stored a role's verifier, and that psql's passwords log in, is checked against the real server in
 // tests/migrate_dump_postgres.test.ts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import saslprep from '@mongodb-js/saslprep';
-import { prepareScramPassword } from '../../lib/postgresSaslprep.ts';
+import { prepareScramPassword } from '../../lib/postgres/saslprep.ts';
 
 test('ASCII is used as is, control characters included', () => {
   for (const password of ['secret', 'with space', 'tab\tand\u0007bell', '']) assert.equal(prepareScramPassword(password), password);

@@ -7,27 +7,19 @@ import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import type { DynamoItem } from '../../lib/dynamodb.ts';
 import {
   DifferenceList,
-  ExtraPartitions,
-  StreamOrderError,
-  TokensByProject,
   compareProjectItem,
   compareTimestamp,
   compareTokenItem,
   describeAttributeValue,
   displayName,
-  formatExtraPartitions,
-  formatOrphanNote,
-  formatPartitionReport,
-  formatSummary,
-  itemsOfPages,
-  verifyMigration,
-  verifyPartition,
-  type ItemPage,
-  type PartitionReport,
   type PostgresProject,
   type PostgresToken,
-  type VerificationInput,
-} from '../../lib/verify.ts';
+} from '../../lib/verify/compare.ts';
+import { itemsOfPages, type ItemPage } from '../../lib/verify/dynamo.ts';
+import { StreamOrderError, verifyPartition, type PartitionReport } from '../../lib/verify/partition.ts';
+import { formatExtraPartitions, formatOrphanNote, formatPartitionReport, formatSummary } from '../../lib/verify/report.ts';
+import { ExtraPartitions, verifyMigration, type VerificationInput } from '../../lib/verify/run.ts';
+import { TokensByProject } from '../../lib/verify/tokensByProject.ts';
 
 // ---- helpers --------------------------------------------------------------------------------------------------------
 

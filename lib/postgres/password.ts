@@ -1,0 +1,121 @@
+// The PostgreSQL password: PGPASSWORD, else asked on the terminal without echo.
+import { isUtf8 } from 'node:buffer';
+import { openSync, readFileSync } from 'node:fs';
+import { StringDecoder } from 'node:string_decoder';
+import { ReadStream, WriteStream } from 'node:tty';
+import { ExitCode, UserError, registerSecret, stopSignal } from '../cli.ts';
+
+const NO_PASSWORD_MESSAGE = 'no password: set PGPASSWORD, or run from a terminal to be prompted';
+
+/**
+ * PGPASSWORD when it is set, even empty (trust authentication); otherwise asked on the terminal without echo.
+ * The password is registered as a secret, so no message can show it.
+ *
+ * @throws UserError (exit 2) at once when there is neither PGPASSWORD nor a terminal.
+ */
+export async function readPassword(env: NodeJS.ProcessEnv, prompt: string): Promise<string> {
+  const password = env.PGPASSWORD ?? (await promptHidden(prompt));
+  if (env.PGPASSWORD !== undefined && password.includes('\uFFFD')) checkUtf8Variable('PGPASSWORD');
+  registerSecret(password);
+  return password;
+}
+
+/**
+ * Node decodes the environment as UTF-8 and replaces what is not (a Latin-1 "café") with U+FFFD before any code of
+ * ours runs: such a password would be sent changed and refused as a wrong one. Where the variable's bytes can be
+ * read (/proc, Linux), it is refused instead, saying why. @throws UserError (exit 2).
+ */
+function checkUtf8Variable(name: string): void {
+  let environment: Buffer;
+  try {
+    environment = readFileSync('/proc/self/environ');
+  } catch {
+    return;
+  }
+  const prefix = Buffer.from(`${name}=`);
+  for (let start = 0; start < environment.length; ) {
+    const found = environment.indexOf(0, start);
+    const end = found < 0 ? environment.length : found;
+    const entry = environment.subarray(start, end);
+    if (entry.subarray(0, prefix.length).equals(prefix) && !isUtf8(entry.subarray(prefix.length))) {
+      throw new UserError(`${name} is not UTF-8 text, and Node.js, which runs these scripts, cannot read it unchanged — set it as UTF-8 (from a UTF-8 terminal), or give the role a password that is`, ExitCode.usage);
+    }
+    start = end + 1;
+  }
+}
+
+interface Terminal {
+  input: ReadStream;
+  output: NodeJS.WritableStream;
+  close(): void;
+}
+
+/** The controlling terminal (/dev/tty), else stdin when it is a terminal, else undefined. */
+function openTerminal(): Terminal | undefined {
+  let readFd: number | undefined;
+  let writeFd: number | undefined;
+  try {
+    readFd = openSync('/dev/tty', 'r');
+    writeFd = openSync('/dev/tty', 'w');
+    const input = new ReadStream(readFd);
+    const output = new WriteStream(writeFd);
+    return {
+      input,
+      output,
+      close: () => {
+        input.destroy();
+        output.destroy();
+      },
+    };
+  } catch {
+    // No controlling terminal (ENXIO), e.g. under cron, CI or a pipe from another program.
+  }
+  if (process.stdin.isTTY) {
+    return { input: process.stdin, output: process.stderr, close: () => process.stdin.pause() };
+  }
+  return undefined;
+}
+
+/** Reads one line from the terminal in raw mode, echoing nothing. Ctrl-C stops the script (exit 130). */
+async function promptHidden(prompt: string): Promise<string> {
+  const terminal = openTerminal();
+  if (terminal === undefined) throw new UserError(NO_PASSWORD_MESSAGE, ExitCode.usage);
+  const { input, output } = terminal;
+  // Echo off before the prompt invites typing: a password typed (or pasted) the instant the prompt appears is never
+  // shown. The other order lost that race on a loaded CI machine (tests/migrate_dump_postgres.test.ts).
+  input.setRawMode(true);
+  output.write(prompt);
+  input.resume();
+  const decoder = new StringDecoder('utf8');
+  let onData: (chunk: Buffer) => void = () => undefined;
+  let onStop: () => void = () => undefined;
+  try {
+    return await new Promise<string>((resolve, reject) => {
+      let password = '';
+      const interrupted = () => new UserError('stopped at the password prompt', ExitCode.interrupted);
+      onStop = () => reject(interrupted());
+      stopSignal.addEventListener('abort', onStop, { once: true });
+      onData = (chunk: Buffer) => {
+        for (const character of decoder.write(chunk)) {
+          if (character === '\r' || character === '\n') return resolve(password);
+          if (character === '\u0003') return reject(interrupted()); // Ctrl-C: raw mode turns it into a byte
+          if (character === '\u0004') {
+            // Ctrl-D: end of input, as in a shell.
+            if (password === '') return reject(new UserError('no password entered — type it at the prompt, or set PGPASSWORD', ExitCode.usage));
+            return resolve(password);
+          }
+          if (character === '\u007f' || character === '\b') password = Array.from(password).slice(0, -1).join('');
+          else if (character === '\u0015') password = ''; // Ctrl-U
+          else if (character >= ' ') password += character;
+        }
+      };
+      input.on('data', onData);
+    });
+  } finally {
+    stopSignal.removeEventListener('abort', onStop);
+    input.removeListener('data', onData);
+    input.setRawMode(false);
+    output.write('\n');
+    terminal.close();
+  }
+}

@@ -1,0 +1,171 @@
+// Where the migration scripts connect: the guide's host argument, and the connection options that follow libpq's
+// environment (PGSSLMODE, PGSSLROOTCERT, PGCONNECT_TIMEOUT, PGAPPNAME), checked before anything connects.
+import { existsSync, readFileSync } from 'node:fs';
+import { isIP, isIPv6 } from 'node:net';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import type { ConnectionOptions } from 'node:tls';
+import { UserError } from '../cli.ts';
+
+const DEFAULT_PORT = 5432;
+/** Seconds to wait for a connection when PGCONNECT_TIMEOUT is not set: an unreachable host fails, never hangs. */
+export const DEFAULT_CONNECT_TIMEOUT_SECONDS = 10;
+
+/** Where to connect, as the operator named it. */
+export interface PostgresTarget {
+  host: string;
+  port: number;
+  user: string;
+  database: string;
+}
+
+/**
+ * Parses the guide's `<db_host[:port]>` argument: `host`, `host:port`, `[ipv6]`, `[ipv6]:port`, or a bare IPv6
+ * address (`::1`, whose colons leave no room for a port: write `[::1]:5433` for one). The port defaults to 5432.
+ *
+ * @throws UserError (exit 2) for an empty host, a missing or invalid port, or a malformed IPv6 address.
+ */
+export function parseHostArgument(text: string): { host: string; port: number } {
+  const example = 'e.g. localhost, db.example.com:5433 or [::1]:5433';
+  const value = text.trim();
+  if (value === '') throw new UserError(`the database host is empty — give a host name or address, ${example}`);
+  if (/[\s/@]/.test(value)) {
+    throw new UserError(`invalid database host ${JSON.stringify(text)}: spaces, "/" and "@" are not allowed — ${example}`);
+  }
+
+  let host: string;
+  let portText: string | undefined;
+  if (value.startsWith('[')) {
+    const match = /^\[([^\]]*)\](?::(.*))?$/.exec(value);
+    if (match === null) throw new UserError(`invalid database host ${JSON.stringify(text)}: expected [ipv6] or [ipv6]:port — ${example}`);
+    host = match[1]!;
+    portText = match[2];
+    if (!isIPv6(host)) throw new UserError(`invalid database host ${JSON.stringify(text)}: ${JSON.stringify(host)} is not an IPv6 address — ${example}`);
+  } else if (value.indexOf(':') !== value.lastIndexOf(':')) {
+    // Two colons or more: an IPv6 address without brackets, so no port.
+    if (!isIPv6(value)) {
+      throw new UserError(`invalid database host ${JSON.stringify(text)}: not an IPv6 address; to give a port with an IPv6 address write [address]:port — ${example}`);
+    }
+    host = value;
+  } else {
+    const colon = value.indexOf(':');
+    host = colon < 0 ? value : value.slice(0, colon);
+    portText = colon < 0 ? undefined : value.slice(colon + 1);
+    if (host === '') throw new UserError(`invalid database host ${JSON.stringify(text)}: the host name is missing before ":" — ${example}`);
+  }
+  return { host, port: portText === undefined ? DEFAULT_PORT : parsePort(portText, text) };
+}
+
+function parsePort(portText: string, argument: string): number {
+  const port = /^\d{1,5}$/.test(portText) ? Number(portText) : NaN;
+  if (!(port >= 1 && port <= 65535)) {
+    throw new UserError(
+      `invalid port ${JSON.stringify(portText)} in ${JSON.stringify(argument)}: a port is a whole number from 1 to 65535 — e.g. db.example.com:5432`,
+    );
+  }
+  return port;
+}
+
+/** `host:port`, with brackets around an IPv6 address (`[::1]:5432`): how messages name a server. */
+export function formatHostPort(host: string, port: number): string {
+  return `${isIPv6(host) ? `[${host}]` : host}:${port}`;
+}
+
+export function describeTarget(target: PostgresTarget): string {
+  return formatHostPort(target.host, target.port);
+}
+
+export type SslMode = 'disable' | 'allow' | 'prefer' | 'require' | 'verify-ca' | 'verify-full';
+const SSL_MODES: readonly SslMode[] = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'];
+
+/** PGSSLMODE; unset means `prefer`, libpq's default. */
+export function parseSslMode(value: string | undefined): SslMode {
+  if (value === undefined || value === '') return 'prefer';
+  if ((SSL_MODES as readonly string[]).includes(value)) return value as SslMode;
+  throw new UserError(`invalid PGSSLMODE ${JSON.stringify(value)} — use one of ${SSL_MODES.join(', ')}`);
+}
+
+/**
+ * PGCONNECT_TIMEOUT in seconds, as libpq reads it: unset means our default (10 s), 0 or less means wait
+ * indefinitely, and 1 is raised to libpq's minimum of 2.
+ */
+export function parseConnectTimeout(value: string | undefined): number {
+  if (value === undefined || value.trim() === '') return DEFAULT_CONNECT_TIMEOUT_SECONDS;
+  if (!/^\s*-?\d+\s*$/.test(value)) {
+    throw new UserError(`invalid PGCONNECT_TIMEOUT ${JSON.stringify(value)} — give a whole number of seconds, e.g. 10`);
+  }
+  const seconds = Number(value);
+  if (seconds <= 0) return 0;
+  return Math.max(seconds, 2);
+}
+
+/** What the driver's `ssl` option takes: off, "TLS if the server offers it", or tls.connect options. */
+export type DriverSsl = false | 'prefer' | ConnectionOptions;
+
+/**
+ * The driver's `ssl` option for a libpq sslmode.
+ *
+ * - disable: no TLS. allow, prefer: TLS if the server offers it, else plain (libpq's `allow` tries plain first;
+ *   the outcome is the same: encrypted whenever the server supports it), certificate not checked.
+ * - require: TLS or fail, certificate not checked — unless a root certificate is given, when libpq checks the
+ *   chain as for verify-ca, and so do we.
+ * - verify-ca: TLS, chain checked against the root certificate (or the system's CAs), host name not checked.
+ * - verify-full: TLS, chain and host name checked.
+ *
+ * `rootCertificate` is the PEM text of PGSSLROOTCERT (or ~/.postgresql/root.crt), undefined for the system CAs.
+ */
+export function sslOptionFor(mode: SslMode, host: string, rootCertificate: string | undefined): DriverSsl {
+  const ca = rootCertificate === undefined ? {} : { ca: rootCertificate };
+  switch (mode) {
+    case 'disable':
+      return false;
+    case 'allow':
+    case 'prefer':
+      return 'prefer';
+    case 'require':
+      if (rootCertificate === undefined) return { rejectUnauthorized: false };
+      return sslOptionFor('verify-ca', host, rootCertificate);
+    case 'verify-ca':
+      return { rejectUnauthorized: true, ...ca, checkServerIdentity: () => undefined };
+    case 'verify-full':
+      // `host` is what Node checks the certificate against; SNI (servername) is only for names, not addresses.
+      return { rejectUnauthorized: true, ...ca, host, servername: isIP(host) ? undefined : host };
+  }
+}
+
+/**
+ * The root certificate libpq would use: PGSSLROOTCERT (`system` means the system's CAs), else
+ * ~/.postgresql/root.crt when it exists, else none (the system's CAs).
+ */
+export function readRootCertificate(env: NodeJS.ProcessEnv, home = homedir()): string | undefined {
+  const configured = env.PGSSLROOTCERT;
+  if (configured === 'system') return undefined;
+  const path = configured || join(home, '.postgresql', 'root.crt');
+  if (!configured && !existsSync(path)) return undefined;
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const reason = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : (error as Error).message;
+    throw new UserError(`cannot read the root certificate ${path} (PGSSLROOTCERT): ${reason} — give the path of the server's CA certificate in PEM form`);
+  }
+}
+
+/** Connection settings read from the environment, checked before anything connects. */
+export interface ConnectionSettings {
+  sslMode: SslMode;
+  ssl: DriverSsl;
+  connectTimeoutSeconds: number;
+  applicationName: string;
+}
+
+export function connectionSettingsFromEnvironment(env: NodeJS.ProcessEnv, host: string, applicationName = 'cello-migrate'): ConnectionSettings {
+  const sslMode = parseSslMode(env.PGSSLMODE);
+  const needsCertificate = sslMode === 'require' || sslMode === 'verify-ca' || sslMode === 'verify-full';
+  return {
+    sslMode,
+    ssl: sslOptionFor(sslMode, host, needsCertificate ? readRootCertificate(env) : undefined),
+    connectTimeoutSeconds: parseConnectTimeout(env.PGCONNECT_TIMEOUT),
+    applicationName: env.PGAPPNAME || applicationName,
+  };
+}

@@ -1,0 +1,126 @@
+// One project's partition: the merge-join of its PostgreSQL rows with its DynamoDB items, both in UTF-8 byte order.
+import type { DynamoItem } from '../dynamodb.ts';
+import { compareUtf8 } from '../cello/keyOrder.ts';
+import { METADATA_SK, PROJECT_PREFIX, TOKEN_PREFIX, isTokenSk } from '../cello/keys.ts';
+import {
+  DifferenceList,
+  LINES_PER_PROJECT,
+  compareProjectItem,
+  compareTokenItem,
+  displayName,
+  quote,
+  type PostgresProject,
+  type PostgresToken,
+} from './compare.ts';
+
+/**
+ * A stream that is not in the byte order the merge-join relies on. It would turn into false "missing" and "extra"
+ * reports, so the run stops instead.
+ */
+export class StreamOrderError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StreamOrderError';
+  }
+}
+
+export interface PartitionReport {
+  project: string;
+  pk: string;
+  tokensInPostgres: number;
+  tokenItemsInTable: number;
+  itemsInTable: number;
+  /** No item at all under the project's partition key. */
+  missingFromTable: boolean;
+  differences: DifferenceList;
+}
+
+interface Expected {
+  sk: string;
+  token?: PostgresToken;
+}
+
+/** Wraps a stream, throwing StreamOrderError when a key is not strictly above the previous one. */
+async function* strictlyAscending<T>(source: AsyncIterable<T>, keyOf: (value: T) => string, what: string): AsyncGenerator<T> {
+  let previous: string | undefined;
+  for await (const value of source) {
+    const key = keyOf(value);
+    if (previous !== undefined && compareUtf8(previous, key) >= 0) {
+      throw new StreamOrderError(`${what} came out of byte order: ${quote(key)} after ${quote(previous)}`);
+    }
+    previous = key;
+    yield value;
+  }
+}
+
+// Keys are built by plain concatenation, not with projectPk/tokenSk: those refuse an empty name, and an empty
+// project name or token id in PostgreSQL is something to report (its item is missing), not a reason to stop.
+export function partitionKeyOf(projectName: string): string {
+  return PROJECT_PREFIX + projectName;
+}
+
+async function* expectedItems(tokens: AsyncIterable<PostgresToken>): AsyncGenerator<Expected> {
+  yield { sk: METADATA_SK };
+  for await (const token of tokens) yield { sk: TOKEN_PREFIX + token.tokenId, token };
+}
+
+/**
+ * Merge-joins one project's PostgreSQL rows (METADATA, then its tokens by token_id in byte order) with the items
+ * of its partition (by sk in byte order): an sk on one side only is a missing or an extra item; an sk on both
+ * is compared value by value. Both streams are read to the end.
+ */
+export async function verifyPartition(
+  project: PostgresProject,
+  tokens: AsyncIterable<PostgresToken>,
+  items: AsyncIterable<DynamoItem>,
+  lineLimit: number = LINES_PER_PROJECT,
+): Promise<PartitionReport> {
+  const pk = partitionKeyOf(project.name);
+  const report: PartitionReport = {
+    project: project.name,
+    pk,
+    tokensInPostgres: 0,
+    tokenItemsInTable: 0,
+    itemsInTable: 0,
+    missingFromTable: false,
+    differences: new DifferenceList(lineLimit),
+  };
+  const differences = report.differences;
+  const expectedStream = strictlyAscending(expectedItems(tokens), (entry) => entry.sk, `PostgreSQL tokens of project ${quote(project.name)}`);
+  const actualStream = strictlyAscending(items, (item) => item.sk?.S ?? '', `DynamoDB items of ${quote(pk)}`);
+
+  const nextExpected = async () => {
+    const next = await expectedStream.next();
+    if (next.done) return undefined;
+    if (next.value.token) report.tokensInPostgres++;
+    return next.value;
+  };
+  const nextActual = async () => {
+    const next = await actualStream.next();
+    if (next.done) return undefined;
+    report.itemsInTable++;
+    if (isTokenSk(next.value.sk?.S)) report.tokenItemsInTable++;
+    return next.value;
+  };
+
+  let expected = await nextExpected();
+  let actual = await nextActual();
+  while (expected !== undefined || actual !== undefined) {
+    const actualSk = actual?.sk?.S ?? '';
+    const order = expected === undefined ? 1 : actual === undefined ? -1 : compareUtf8(expected.sk, actualSk);
+    if (order < 0 && expected !== undefined) {
+      differences.add(expected.token ? `missing token ${displayName(expected.token.tokenId)}` : `missing ${METADATA_SK} item`);
+      expected = await nextExpected();
+    } else if (order > 0 && actual !== undefined) {
+      differences.add(`extra item ${displayName(actualSk)}`);
+      actual = await nextActual();
+    } else if (expected !== undefined && actual !== undefined) {
+      if (expected.token) compareTokenItem(expected.token, actual, differences);
+      else compareProjectItem(project, actual, differences);
+      expected = await nextExpected();
+      actual = await nextActual();
+    }
+  }
+  report.missingFromTable = report.itemsInTable === 0;
+  return report;
+}
