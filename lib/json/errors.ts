@@ -1,0 +1,43 @@
+/** The error the readers throw for bad input, and the wording shared by its messages. */
+
+/** An input file that is not the JSON the reader expects (or cannot be read). */
+export class JsonInputError extends Error {
+  override name = 'JsonInputError';
+  /** The file path, as given to the reader. */
+  readonly path: string;
+  /** 1-based line of the problem, when known. */
+  readonly line: number | undefined;
+  /** 1-based column (in bytes) of the problem, when known. */
+  readonly column: number | undefined;
+  /** The message without the path and position prefix. */
+  readonly detail: string;
+
+  constructor(
+    path: string,
+    detail: string,
+    position?: { line: number; column?: number },
+    options?: { cause?: unknown },
+  ) {
+    const where =
+      position === undefined
+        ? ''
+        : position.column === undefined
+          ? `line ${position.line}: `
+          : `line ${position.line}, column ${position.column}: `;
+    super(`${path}: ${where}${detail}`, options);
+    this.path = path;
+    this.line = position?.line;
+    this.column = position?.column;
+    this.detail = detail;
+  }
+}
+
+export const NOT_JSON = ' — the file is not valid JSON';
+export const NOT_UTF8 = 'the file is not UTF-8 text';
+
+export function formatSize(bytes: number): string {
+  const mib = bytes / (1024 * 1024);
+  if (Number.isInteger(mib)) return `${mib} MiB`;
+  if (bytes >= 1024 * 1024) return `${mib.toFixed(1)} MiB`;
+  return `${bytes} bytes`;
+}
