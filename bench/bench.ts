@@ -285,7 +285,6 @@ async function benchDump(bench: Bench, items: number): Promise<string> {
   const psql = findProgram('psql');
   if (psql) {
     const query = DUMP_QUERY.replace(/\s+/g, ' ').trim();
-    const copyFile = join(bench.work, 'psql-copy.tsv');
     // \copy ... TO STDOUT: the rows go to psql's stdout, which the bench sends to a file like the script's output.
     const measured = await bench.measure('psql \\copy', 'external', psql, ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-h', pg.host, '-p', String(pg.port), '-U', pg.user, '-d', bench.database, '-c', `\\copy (${query}) TO STDOUT`], {
       server: bench.postgresPid,

@@ -13,6 +13,7 @@ import {
   type AttributeValue,
   type KeysAndAttributes,
   type WriteRequest,
+  type TableDescription,
 } from '@aws-sdk/client-dynamodb';
 import { ExitCode, UserError, registerSecret } from './cli.ts';
 import { backoffDelayMs, bulkRetrySettings, CelloRetryStrategy, RetriesExhaustedError, type AttemptFailure, type RetrySettings } from './retry.ts';
@@ -332,7 +333,7 @@ function describeFailure(error: unknown, target: DynamoTarget, tableName: string
  * Throws a UserError naming what differs.
  */
 export async function describeCelloTable(client: DynamoDBClient, tableName: string, target: DynamoTarget): Promise<void> {
-  let table;
+  let table: TableDescription | undefined;
   try {
     table = (await client.send(new DescribeTableCommand({ TableName: tableName }))).Table;
   } catch (error) {

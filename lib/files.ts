@@ -85,7 +85,7 @@ export class AtomicOutputFile {
     const folder = dirname(targetPath);
     await removeStaleTemporaryFiles(targetPath);
     const temporaryPath = join(folder, `.${basename(targetPath)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
-    let handle;
+    let handle: FileHandle;
     try {
       handle = await open(temporaryPath, 'wx', 0o600);
     } catch (error) {

@@ -55,7 +55,9 @@ export function decodeRawDumpRow(row: RawDumpRow): DumpRow {
   const text = (bytes: Uint8Array | null | undefined) =>
     bytes === null || bytes === undefined ? null : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
   const decoded: Record<string, string | number | null> = {};
-  DUMP_COLUMNS.forEach((column, index) => (decoded[column] = index === 0 ? Number(text(row[0])) : text(row[index])));
+  DUMP_COLUMNS.forEach((column, index) => {
+    decoded[column] = index === 0 ? Number(text(row[0])) : text(row[index]);
+  });
   return decoded as DumpRow;
 }
 
@@ -387,7 +389,9 @@ export class MigrationJsonBuilder {
     // Canonical timestamps hold only [0-9TZ:.-]: quoting them needs no escaping.
     const quoted = (timestamp: string | null) => (timestamp === null ? 'null' : `"${timestamp}"`);
     let text = `${open}${jsonValue(row[TOKEN_ID])}`;
-    timestamps.forEach((timestamp, index) => (text += `${TIMESTAMP_FIELDS[index]}${quoted(timestamp)}`));
+    timestamps.forEach((timestamp, index) => {
+      text += `${TIMESTAMP_FIELDS[index]}${quoted(timestamp)}`;
+    });
     return `${text}${TOKEN_END}`;
   }
 

@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import { CreateTableCommand } from '@aws-sdk/client-dynamodb';
 import type { DynamoItem } from '../lib/dynamodb.ts';
 import { findFreePort } from '../tools/localStack.ts';
-import { REGION, dynamoClient, getStack, newCelloDatabase, newCelloTable, runScript, temporaryFolder, uniqueName } from './support/harness.ts';
+import { REGION, dynamoClient, getStack, newCelloDatabase, newCelloTable, runScript, temporaryFolder, uniqueName, type ScriptResult } from './support/harness.ts';
 import {
   FAST_RETRY_ENV,
   assertOneErrorLine,
@@ -230,9 +230,9 @@ const CASES: Case[] = [
   // -- PostgreSQL: host, port, server, credentials, database, schema
   { script: 'migrate_dump_postgres', what: 'a port out of range', args: (f, output) => [`${pg.host}:70000`, pg.user, f.database, dataOut(output)], code: 2, message: /invalid port "70000"/ },
   { script: 'migrate_dump_postgres', what: 'an unknown host', args: (f, output) => ['no-such-host.invalid', pg.user, f.database, dataOut(output)], code: 3, message: /no-such-host\.invalid/ },
-  { script: 'migrate_dump_postgres', what: 'a refused connection', args: (f, output) => [`127.0.0.1:${f.closedPort}`, pg.user, f.database, dataOut(output)], code: 3, message: new RegExp(`127\\.0\\.0\\.1:\\d+`) },
+  { script: 'migrate_dump_postgres', what: 'a refused connection', args: (f, output) => [`127.0.0.1:${f.closedPort}`, pg.user, f.database, dataOut(output)], code: 3, message: /127\.0\.0\.1:\d+/ },
   { script: 'migrate_dump_postgres', what: 'a wrong password', args: (f, output) => [PG_HOST, pg.user, f.database, dataOut(output)], env: { PGPASSWORD: WRONG_PASSWORD }, code: 3, message: /password/i },
-  { script: 'migrate_dump_postgres', what: 'an unknown database', args: (f, output) => [PG_HOST, pg.user, 'no_such_database', dataOut(output)], code: 3, message: /no_such_database/ },
+  { script: 'migrate_dump_postgres', what: 'an unknown database', args: (_f, output) => [PG_HOST, pg.user, 'no_such_database', dataOut(output)], code: 3, message: /no_such_database/ },
   { script: 'migrate_dump_postgres', what: 'a database without the Cello tables', args: (f, output) => [PG_HOST, pg.user, f.emptyDatabase, dataOut(output)], code: 3, message: /projects|tokens/ },
   { script: 'migrate_dump_postgres', what: 'no password and no terminal', args: (f, output) => [PG_HOST, pg.user, f.database, dataOut(output)], env: { PGPASSWORD: undefined }, noTerminal: true, code: 2, message: /no password/ },
   { script: 'verify_migration', what: 'a wrong password', args: (f) => verify(f), env: { PGPASSWORD: WRONG_PASSWORD }, code: 3, message: /password/i },
@@ -417,7 +417,7 @@ describe('bad input: one error line, non-zero exit, no stack trace, nothing writ
       entry.prepare?.(output);
       const before = folderContents(output);
       const args = await entry.args(fixtures, output, inputs);
-      let result;
+      let result: ScriptResult;
       try {
         const env = { ...FAST_RETRY_ENV, ...SECRET_AWS_ENV, ...entry.env };
         result = await (entry.noTerminal ? runScriptWithoutTerminal(entry.script, args, { env }) : runScript(entry.script, args, { env }));

@@ -267,7 +267,7 @@ test('round trip: PostgreSQL → migrate_dump_postgres → migrate_load_dynamodb
            COALESCE(${canonical('expires_at')}, '') FROM tokens`);
   const expected = rows
     .map((row) => Object.fromEntries(Object.entries(row).filter(([, value]) => value !== null)) as Record<string, string>)
-    .sort((a, b) => ((a.pk ?? '') + '\u0000' + (a.sk ?? '') < (b.pk ?? '') + '\u0000' + (b.sk ?? '') ? -1 : 1));
+    .sort((a, b) => (`${a.pk ?? ''}\u0000${a.sk ?? ''}` < `${b.pk ?? ''}\u0000${b.sk ?? ''}` ? -1 : 1));
 
   const file = join(temporaryFolder(), 'migration_data.json');
   const { postgres } = stack;
@@ -337,7 +337,9 @@ test('every problem is listed, one line each, up to 20, then the total', async (
   assert.equal(result.code, 2);
   const lines = result.stderr.trimEnd().split('\n');
   assert.equal(lines.length, 21);
-  lines.slice(0, 20).forEach((line, index) => assert.match(line, new RegExp(`^error: .*tokens\\[${index}\\]: created_at "day ${index}" is not a timestamp`)));
+  lines.slice(0, 20).forEach((line, index) => {
+    assert.match(line, new RegExp(`^error: .*tokens\\[${index}\\]: created_at "day ${index}" is not a timestamp`));
+  });
   assert.match(lines[20] ?? '', /^error: 25 problems in .*\(the first 20 are listed above\); nothing was written — fix the file and run again$/);
   assert.deepEqual(await scanTable(tableName), []);
 });
@@ -476,7 +478,7 @@ test('items still unprocessed after the last attempt are listed with their keys,
     for (const line of lines) assert.match(line, /^failed: \[PROJECT#p0\]\[(METADATA|TOKEN#p0-t\d+)\]: still unprocessed after 1 attempts \(throttled\)$/);
     assert.equal(summaryValue(result.stdout, 'Items failed'), String(failedCount));
     assert.equal(summaryValue(result.stdout, 'Items loaded'), String(21 - failedCount));
-    assert.match(result.stdout, new RegExp(`\nMigration finished with ${failedCount} failed items — run the same command again to retry them\.\n$`));
+    assert.match(result.stdout, new RegExp(`\nMigration finished with ${failedCount} failed items — run the same command again to retry them.\n$`));
   } finally {
     await proxy.close();
   }

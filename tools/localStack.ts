@@ -235,7 +235,7 @@ async function reachableCopyOf(binaries: { bin: string; version: string }): Prom
   const copy = join(tmpdir(), `cello-postgres-${binaries.version}`);
   const isOurs = async () => {
     const status = await lstat(copy).catch(() => undefined);
-    return status !== undefined && status.isDirectory() && status.uid === process.getuid?.() && (status.mode & 0o022) === 0;
+    return status?.isDirectory() === true && status.uid === process.getuid?.() && (status.mode & 0o022) === 0;
   };
   if (!(await isOurs())) {
     const staging = await mkdtemp(join(tmpdir(), 'cello-postgres-staging-'));

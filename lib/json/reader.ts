@@ -44,7 +44,8 @@ export class EventReader<T> implements AsyncGenerator<T, void, undefined> {
     return this.enqueue(async () => {
       this.stop();
       await this.close();
-      return { value: (await value) as void, done: true };
+      await value;
+      return { value: undefined, done: true };
     });
   }
 

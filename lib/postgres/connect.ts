@@ -56,7 +56,7 @@ export async function connectPostgres(target: PostgresTarget, password: string, 
       user: target.user,
       database: target.database,
       pass: passwordForAuthentication(password),
-      ssl: settings.ssl as postgres.Options<{}>['ssl'],
+      ssl: settings.ssl as postgres.Options<Record<string, never>>['ssl'],
       // Not in the driver's typings, but supported: it awaits this for a connected socket.
       socket: () => {
         attempts += 1;
@@ -88,7 +88,7 @@ export async function connectPostgres(target: PostgresTarget, password: string, 
         DateStyle: 'ISO, MDY',
       },
       // Cast: the typings lack `socket` and take host and port as single values only.
-    } as unknown as postgres.Options<{}>);
+    } as unknown as postgres.Options<Record<string, never>>);
   } catch (error) {
     // The driver validates PGTARGETSESSIONATTRS itself and throws a plain Error.
     throw new UserError(`cannot set up the PostgreSQL connection to ${describeTarget(target)}: ${(error as Error).message}`, ExitCode.usage);
@@ -186,6 +186,7 @@ export async function streamRows<Row>(
   session: PostgresSession,
   // Raw mode (query.raw()) hands each row over as its columns' bytes.
   query: postgres.PendingQuery<postgres.Row[]> | postgres.PendingRawQuery<(postgres.Row & Iterable<postgres.Row>)[]>,
+  // biome-ignore lint/suspicious/noConfusingVoidType: a synchronous callback returns nothing (void), an asynchronous one a promise
   onRow: (row: Row) => Promise<unknown> | void,
 ): Promise<void> {
   let failure: { error: unknown } | undefined;

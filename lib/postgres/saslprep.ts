@@ -44,6 +44,7 @@ function stringprepTables(): StringprepTables {
 
 /** The password SCRAM authentication must hash: libpq's pg_saslprep, or the password unchanged where it fails. */
 export function prepareScramPassword(password: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: all of ASCII, control characters included, is used as typed
   if (/^[\x00-\x7f]*$/.test(password)) return password;
   const { non_ASCII_space_characters, commonly_mapped_to_nothing, prohibited_characters, unassigned_code_points, bidirectional_r_al, bidirectional_l } =
     stringprepTables();

@@ -38,7 +38,8 @@ export async function checkTables(sql: Sql | TransactionSql, database: string, e
   const found: Record<string, FoundColumns> = {};
   for (const row of rows) {
     if (row.column_name === null || row.type === null) continue;
-    const columns = (found[row.table_name] ??= new Map());
+    found[row.table_name] ??= new Map();
+    const columns = found[row.table_name]!;
     columns.set(row.column_name, row.type);
   }
   const problem = findSchemaProblem(database, expected, found);

@@ -166,7 +166,7 @@ export async function verifyMigration(input: VerificationInput): Promise<Verific
     scanComplete = !shouldStop();
   };
 
-  let outcomes;
+  let outcomes: PromiseSettledResult<void>[];
   try {
     outcomes = await Promise.allSettled(
       [compareProjects, scanForExtraPartitions].map(async (work) => {

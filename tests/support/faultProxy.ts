@@ -223,7 +223,9 @@ function splitBatch(operation: string, body: Buffer, random: () => number): Spli
   const tables = Object.keys(requestItems);
   const slots: { table: string; index: number }[] = [];
   for (const table of tables) {
-    tableRequests(operation, requestItems[table]).forEach((_, index) => slots.push({ table, index }));
+    tableRequests(operation, requestItems[table]).forEach((_, index) => {
+      slots.push({ table, index });
+    });
   }
   if (slots.length < 2) return undefined;
 

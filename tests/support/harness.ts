@@ -99,7 +99,11 @@ const temporaryFolders: string[] = [];
 /** A new folder under the system's temporary folder, removed when the test file's process exits. */
 export function temporaryFolder(): string {
   // One suite run made ~600 of these and left every one behind, each holding dumps of test tokens.
-  if (temporaryFolders.length === 0) process.on('exit', () => temporaryFolders.forEach((folder) => rmSync(folder, { recursive: true, force: true })));
+  if (temporaryFolders.length === 0) {
+    process.on('exit', () => {
+      for (const folder of temporaryFolders) rmSync(folder, { recursive: true, force: true });
+    });
+  }
   const folder = mkdtempSync(join(tmpdir(), 'cello-test-'));
   temporaryFolders.push(folder);
   return folder;

@@ -159,6 +159,7 @@ export async function startScriptInGroup(
 export function terminalText(output: string): string {
   return output
     .split('\n')
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: removes the terminal's escape sequences (ESC [ ...)
     .map((line) => line.slice(line.lastIndexOf('\r') + 1).replace(/\x1b\[[0-9;?]*[A-Za-z]/g, ''))
     .join('\n');
 }

@@ -438,7 +438,7 @@ test('a temporary file left by a writer killed with SIGKILL is removed by the ne
   `);
   assert.equal(next.code, 0, next.stderr);
   assert.equal(next.stderr, `note: removed ${killed.stdout}, a partial file left by an earlier run that was killed (process ${killed.stdout.split('.').at(-3)})\n`);
-  assert.deepEqual(readdirSync(folder).sort(), ['.other.json.' + killed.stdout.split('.').at(-3) + '.0123456789ab.tmp', 'dump.json']);
+  assert.deepEqual(readdirSync(folder).sort(), [`.other.json.${killed.stdout.split('.').at(-3)}.0123456789ab.tmp`, 'dump.json']);
 });
 
 test("a temporary file another running process is writing for the same target is left alone, and named", async () => {
@@ -454,7 +454,7 @@ test("a temporary file another running process is writing for the same target is
     await file.commit();
   `);
   assert.equal(result.code, 0, result.stderr);
-  assert.match(result.stderr, new RegExp(`^warning: ${theirs.replace(/[.*+?^\${}()|[\]\\]/g, '\\$&')} is being written by process ${process.pid} — is another run writing`));
+  assert.match(result.stderr, new RegExp(`^warning: ${theirs.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} is being written by process ${process.pid} — is another run writing`));
   assert.equal(readFileSync(theirs, 'utf8'), 'partial');
   assert.equal(readFileSync(target, 'utf8'), '[]');
 });

@@ -248,7 +248,7 @@ describe('readJsonArray', () => {
       }
       const file = writeFile(text);
       text = fs.readFileSync(file, 'utf8'); // what the reader sees (a split surrogate pair became U+FFFD)
-      let expected: unknown = undefined;
+      let expected: unknown ;
       try {
         expected = JSON.parse(text);
       } catch {

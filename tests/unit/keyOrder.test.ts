@@ -46,7 +46,10 @@ test('compareUtf8 agrees with Buffer.compare of the UTF-8 bytes on varied string
 test('compareUtf8 orders strings by their UTF-8 bytes, as DynamoDB orders keys', () => {
   const alphabet = ['a', 'z', '#', '\u00e9', '\u07ff', '\u0800', '\ud7ff', '\ue000', '\uffff', '\u{10000}', '\u{1f3bb}', '\u{10ffff}'];
   let seed = 1;
-  const random = (): number => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x80000000);
+  const random = (): number => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    return seed / 0x80000000;
+  };
   const word = (): string => Array.from({ length: 1 + Math.floor(random() * 4) }, () => alphabet[Math.floor(random() * alphabet.length)]).join('');
   for (let round = 0; round < 2000; round++) {
     const a = word();
