@@ -21,7 +21,7 @@ import {
   type CheckedFile,
   type LoadItem,
   type LoadOptions,
-} from '../../lib/load.ts';
+} from '../../lib/load/load.ts';
 import type { ObjectEvent } from '../../lib/json/stream.ts';
 import { temporaryFolder } from '../support/harness.ts';
 

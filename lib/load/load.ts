@@ -24,17 +24,17 @@
 //   instead of one per 25.
 import { isDeepStrictEqual } from 'node:util';
 import { GetItemCommand, PutItemCommand, QueryCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { ExitCode, UserError } from './cli.ts';
+import { ExitCode, UserError } from '../cli.ts';
 import {
   BATCH_GET_LIMIT,
   BATCH_WRITE_LIMIT,
   batchWriteWithRetry,
   findExistingKeys,
   type DynamoItem,
-} from './dynamodb.ts';
-import { readJsonObjectOfObjects, JsonInputError, type ObjectEvent } from './json/stream.ts';
-import { compareUtf8 } from './cello/keyOrder.ts';
-import { METADATA_SK, PROJECT_PREFIX, TOKEN_PREFIX, describeItemKey, itemKeyString, projectPk, tokenSk } from './cello/keys.ts';
+} from '../dynamodb.ts';
+import { readJsonObjectOfObjects, JsonInputError, type ObjectEvent } from '../json/stream.ts';
+import { compareUtf8 } from '../cello/keyOrder.ts';
+import { METADATA_SK, PROJECT_PREFIX, TOKEN_PREFIX, describeItemKey, itemKeyString, projectPk, tokenSk } from '../cello/keys.ts';
 import {
   REPOSITORY,
   TIMESTAMP_ATTRIBUTES,
@@ -48,10 +48,10 @@ import {
   projectItem,
   tokenItem,
   type TimestampAttribute,
-} from './cello/items.ts';
-import { forEachConcurrent, Semaphore } from './concurrency.ts';
-import { mayHaveBeenApplied } from './retry.ts';
-import { TimestampError, toCanonicalTimestamp } from './timestamps.ts';
+} from '../cello/items.ts';
+import { forEachConcurrent, Semaphore } from '../concurrency.ts';
+import { mayHaveBeenApplied } from '../retry.ts';
+import { TimestampError, toCanonicalTimestamp } from '../timestamps.ts';
 
 // ---- limits ------------------------------------------------------------------------------------------------------
 
