@@ -20,7 +20,9 @@ import {
 import { checkTableName, createDynamoClient, describeCelloTable, toDynamoUserError, type DynamoTarget } from '../lib/dynamodb.ts';
 import { checkInputFile } from '../lib/files.ts';
 import { printLine, printOutput } from '../lib/output.ts';
-import { PROBLEM_LIST_LIMIT, checkMigrationFile, formatLoadSummary, loadMigrationFile, type RunEnding } from '../lib/load/load.ts';
+import { PROBLEM_LIST_LIMIT, checkMigrationFile } from '../lib/load/check.ts';
+import { loadMigrationFile } from '../lib/load/load.ts';
+import { formatLoadSummary, type RunEnding } from '../lib/load/summary.ts';
 
 const SCRIPT = 'migrate_load_dynamodb.ts';
 const DEFAULT_CONCURRENCY = 16;
