@@ -1,5 +1,5 @@
 // Summarises a V8 CPU profile (written by `npm run bench -- --cpu-prof`, or `node --cpu-prof`): where the time
-// went, by package or file (@aws-sdk, postgres, lib/load.ts, node internals, GC, idle) and by function (self time).
+// went, by package or file (@aws-sdk, postgres, lib/load/, node internals, GC, idle) and by function (self time).
 //
 //   node --import tsx bench/profileSummary.ts <file.cpuprofile> [--top 25]
 import { readFileSync } from 'node:fs';

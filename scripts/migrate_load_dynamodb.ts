@@ -2,7 +2,7 @@
 // Step 2 of the migration guide: loads the JSON file written by step 1 into the Cello DynamoDB table.
 // Checks the table and the whole file first (nothing is written if either is wrong), then writes every item that
 // does not exist yet — never replacing one that does — and prints the summary the guide's Step 3 shows.
-// The logic lives in lib/load.ts; this file parses the arguments and talks to the operator.
+// The logic lives in lib/load/; this file parses the arguments and talks to the operator.
 import {
   ExitCode,
   MAX_CONCURRENCY,
@@ -20,7 +20,9 @@ import {
 import { checkTableName, createDynamoClient, describeCelloTable, toDynamoUserError, type DynamoTarget } from '../lib/dynamodb.ts';
 import { checkInputFile } from '../lib/files.ts';
 import { printLine, printOutput } from '../lib/output.ts';
-import { PROBLEM_LIST_LIMIT, checkMigrationFile, formatLoadSummary, loadMigrationFile, type RunEnding } from '../lib/load.ts';
+import { PROBLEM_LIST_LIMIT, checkMigrationFile } from '../lib/load/check.ts';
+import { loadMigrationFile } from '../lib/load/load.ts';
+import { formatLoadSummary, type RunEnding } from '../lib/load/summary.ts';
 
 const SCRIPT = 'migrate_load_dynamodb.ts';
 const DEFAULT_CONCURRENCY = 16;

@@ -5,23 +5,12 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BatchGetItemCommand, BatchWriteItemCommand, QueryCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { useRetrySettings } from '../../lib/dynamodb.ts';
-import {
-  ITEM_MAX_BYTES,
-  KeyDigestSet,
-  MigrationFileReader,
-  PROBLEM_LIST_LIMIT,
-  buildProjectItem,
-  buildTokenItem,
-  checkMigrationFile,
-  emptyCounts,
-  formatLoadSummary,
-  loadMigrationFile,
-  locationKey,
-  projectNameProblem,
-  type CheckedFile,
-  type LoadItem,
-  type LoadOptions,
-} from '../../lib/load.ts';
+import { PROBLEM_LIST_LIMIT, checkMigrationFile, type CheckedFile } from '../../lib/load/check.ts';
+import { ITEM_MAX_BYTES, buildProjectItem, buildTokenItem, projectNameProblem, type LoadItem } from '../../lib/load/items.ts';
+import { KeyDigestSet } from '../../lib/load/keyDigestSet.ts';
+import { loadMigrationFile, type LoadOptions } from '../../lib/load/load.ts';
+import { MigrationFileReader, locationKey } from '../../lib/load/reader.ts';
+import { emptyCounts, formatLoadSummary } from '../../lib/load/summary.ts';
 import type { ObjectEvent } from '../../lib/json/stream.ts';
 import { temporaryFolder } from '../support/harness.ts';
 

@@ -1,0 +1,290 @@
+// Step 2 of the migration guide: the JSON file written by step 1 → the Cello DynamoDB table.
+//
+// The file is read three times at most, each time as a stream (memory stays flat in the file size):
+//   1. check: every project and token is validated; nothing is written if anything is wrong. Item keys go into
+//      compact 64-bit digest sets (11–23 bytes a key; one per project, one of project names) to spot keys that may
+//      occur twice. Memory follows the largest project, not the file.
+//   2. duplicates (only when step 1 saw a digest twice): the suspect keys are compared exactly, so a digest
+//      collision can never drop an item. Duplicates with identical values are written once; duplicates with
+//      different values are an error (we cannot know which one is right).
+//   3. load: a project's items are sorted by sort key and cut into units of 100 (small projects share units, so
+//      units span projects). Each unit is checked for existing items with one strongly consistent request: a Query
+//      for any item in the unit's key range (on a first load the range is empty, and one cheap request clears 100
+//      items), or a BatchGetItem of its 100 keys when the range holds items. The missing items join a queue written
+//      in BatchWriteItem requests of 25. Units run concurrently; a shared pool of request slots keeps at most
+//      `concurrency` requests in flight.
+//
+// Never overwriting, and what a concurrent writer can do:
+//   BatchWriteItem cannot be conditional. The loader reads which keys exist (strongly consistent) and writes only
+//   the missing ones, so an item that existed before the run is never replaced, and re-running after a complete,
+//   failed or killed run writes exactly what is still missing. But if another writer (the Cello service, a second
+//   loader) creates one of the file's items between our check and our write (milliseconds, per unit of 100), our
+//   write replaces it with the file's value. Run the load with the service stopped or read-only. `conditionalPuts`
+//   closes that window: one PutItem per item with `attribute_not_exists(pk)`, race-free but one request per item
+//   instead of one per 25.
+import { isDeepStrictEqual } from 'node:util';
+import { GetItemCommand, PutItemCommand, QueryCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { BATCH_WRITE_LIMIT, batchWriteWithRetry, findExistingKeys } from '../dynamodb.ts';
+import { METADATA_SK, describeItemKey, itemKeyString } from '../cello/keys.ts';
+import { forEachConcurrent, Semaphore } from '../concurrency.ts';
+import { mayHaveBeenApplied } from '../retry.ts';
+import type { CheckedFile } from './check.ts';
+import type { LoadItem } from './items.ts';
+import { ProbeAdvisor, ProjectTracker } from './probe.ts';
+import { emptyCounts, type LoadCounts } from './summary.ts';
+import { UNIT_SIZE, checkUnits, type CheckUnit, type SourceState } from './units.ts';
+
+export interface LoadOptions {
+  client: DynamoDBClient;
+  tableName: string;
+  checked: CheckedFile;
+  /** Requests in flight at most (BatchGetItem, BatchWriteItem or PutItem). */
+  concurrency: number;
+  /** Read which items exist and count, but send no write request. */
+  dryRun: boolean;
+  /** One PutItem per item with attribute_not_exists(pk): race-free with other writers, slower. */
+  conditionalPuts: boolean;
+  shouldStop: () => boolean;
+  /** An item that could not be written (still unprocessed after every retry). */
+  onFailedItem: (description: string) => void;
+  /** Called after each group with the running counts. */
+  onProgress?: (counts: LoadCounts) => void;
+}
+
+interface LoadResult {
+  counts: LoadCounts;
+  /** The run stopped early on a stop request. */
+  stopped: boolean;
+  /**
+   * Why the run stopped early: requests kept failing or were refused (an SDK error or RetriesExhaustedError), or
+   * the file changed since the check (a UserError).
+   */
+  error?: unknown;
+}
+
+/**
+ * Loads the checked file: never replaces an existing item, writes each missing item once. Units of up to 100 items
+ * run concurrently: each is checked (a range probe or a BatchGetItem), and its missing items join a shared queue that
+ * is written in full batches of 25, so small projects never cost half-empty batches. Throttling, 5xx and dropped
+ * connections are retried by the client (its retry strategy; unprocessed items inside batchWriteWithRetry / findExistingKeys); an item
+ * still unprocessed after that is reported and counted as failed. When the requests themselves keep failing, the run
+ * stops taking units, lets those in flight finish, and returns the error with the counts so far.
+ */
+export async function loadMigrationFile(options: LoadOptions): Promise<LoadResult> {
+  return new LoadRun(options).run();
+}
+
+/** The state of one load run; each step of the run is a method. */
+class LoadRun {
+  private readonly client: DynamoDBClient;
+  private readonly tableName: string;
+  private readonly counts = emptyCounts();
+  private readonly tracker: ProjectTracker;
+  // At most `concurrency` requests in flight, first come first served. A unit keeps its place while it waits, so
+  // memory is bounded by concurrency × PROBE_UNIT_SIZE items.
+  private readonly slots: Semaphore;
+  private readonly advisor = new ProbeAdvisor();
+  private readonly source: SourceState = { finished: false };
+  // Missing items waiting for a full batch. Items that are still here when the run stops early are not written
+  // (they count as not processed; a re-run checks them again).
+  private readonly queue: LoadItem[] = [];
+
+  constructor(private readonly options: LoadOptions) {
+    this.client = options.client;
+    this.tableName = options.tableName;
+    this.tracker = new ProjectTracker(this.counts, options.checked.repeatedEntries);
+    this.slots = new Semaphore(options.concurrency);
+  }
+
+  async run(): Promise<LoadResult> {
+    const { options, counts, source } = this;
+    const conditional = options.conditionalPuts && !options.dryRun;
+    let error: unknown;
+    try {
+      await forEachConcurrent(
+        checkUnits(options.checked, counts, this.tracker, source),
+        options.concurrency,
+        async (unit) => {
+          await (conditional ? this.putUnit(unit) : this.batchUnit(unit));
+          options.onProgress?.(counts);
+        },
+        options.shouldStop,
+      );
+      await this.writeLastBatch();
+    } catch (caught) {
+      error = caught;
+    }
+    error ??= source.error;
+    const stopped = error === undefined && (!source.finished || this.queue.length > 0) && options.shouldStop();
+    return { counts, stopped, ...(error === undefined ? {} : { error }) };
+  }
+
+  /** The last, partial batch; not once a stop was requested (its items count as not processed). */
+  private async writeLastBatch(): Promise<void> {
+    const queue = this.queue;
+    if (!this.source.finished || queue.length === 0 || this.options.shouldStop()) return;
+    const batches: LoadItem[][] = [];
+    while (queue.length > 0) batches.push(queue.splice(0, BATCH_WRITE_LIMIT));
+    await this.writeBatches(batches);
+    this.options.onProgress?.(this.counts);
+  }
+
+  // ---- outcomes ----
+
+  private written(items: LoadItem[]): void {
+    const counts = this.counts;
+    for (const item of items) {
+      counts.loaded++;
+      if (item.nullWritten) {
+        if (item.sk === METADATA_SK) counts.nullRepository++;
+        else counts.nullExpiresAt++;
+      }
+      counts.convertedTimestamps += item.convertedTimestamps;
+      this.tracker.done(item.entry);
+    }
+  }
+
+  private skipped(item: LoadItem): void {
+    this.counts.skipped++;
+    this.tracker.done(item.entry);
+  }
+
+  private failed(item: LoadItem, reason: string): void {
+    this.counts.failed++;
+    this.tracker.done(item.entry);
+    this.options.onFailedItem(`${describeItemKey(item.pk, item.sk)}: ${reason}`);
+  }
+
+  // ---- batched writes (the default) ----
+
+  /** Checks the unit and queues its missing items; writes the full batches of 25 the queue then holds. */
+  private async batchUnit(unit: CheckUnit): Promise<void> {
+    const missing = await this.missingItems(unit);
+    if (this.options.dryRun) {
+      this.written(missing);
+      return;
+    }
+    const queue = this.queue;
+    for (const item of missing) queue.push(item);
+    const batches: LoadItem[][] = [];
+    while (queue.length >= BATCH_WRITE_LIMIT) batches.push(queue.splice(0, BATCH_WRITE_LIMIT));
+    await this.writeBatches(batches);
+  }
+
+  /** The unit's items that do not exist yet; the others are counted as skipped. */
+  private async missingItems(unit: CheckUnit): Promise<LoadItem[]> {
+    const pk = unit.items[0]!.pk;
+    if (unit.probe && this.advisor.worthProbing(pk)) {
+      const found = await this.rangeHasItems(unit.items);
+      if (found === false) {
+        this.advisor.record(pk, false);
+        return unit.items;
+      }
+      if (found === true) this.advisor.record(pk, true);
+    }
+    const chunks: LoadItem[][] = [];
+    for (let start = 0; start < unit.items.length; start += UNIT_SIZE) chunks.push(unit.items.slice(start, start + UNIT_SIZE));
+    const found = await Promise.all(chunks.map((chunk) => this.slots.run(() => findExistingKeys(this.client, this.tableName, chunk))));
+    const existing = found.length === 1 ? found[0]! : new Set(found.flatMap((keys) => [...keys]));
+    if (existing.size === 0) return unit.items;
+    const missing: LoadItem[] = [];
+    for (const item of unit.items) {
+      if (existing.has(itemKeyString(item.pk, item.sk))) this.skipped(item);
+      else missing.push(item);
+    }
+    return missing;
+  }
+
+  /** Whether any item exists between the unit's first and last key (one consistent Query, at most one item read). */
+  private async rangeHasItems(items: LoadItem[]): Promise<boolean | undefined> {
+    const first = items[0]!;
+    const last = items[items.length - 1]!;
+    try {
+      const response = await this.slots.run(() =>
+        this.client.send(
+          new QueryCommand({
+            TableName: this.tableName,
+            KeyConditionExpression: 'pk = :pk AND sk BETWEEN :first AND :last',
+            ExpressionAttributeValues: { ':pk': { S: first.pk }, ':first': { S: first.sk }, ':last': { S: last.sk } },
+            Select: 'COUNT',
+            Limit: 1,
+            ConsistentRead: true,
+          }),
+        ),
+      );
+      return (response.Count ?? 0) > 0 || response.LastEvaluatedKey !== undefined;
+    } catch (error) {
+      // Credentials that allow BatchGetItem but not Query: check every unit with BatchGetItem instead.
+      if ((error as { name?: string }).name === 'AccessDeniedException') {
+        this.advisor.deny();
+        return undefined;
+      }
+      throw error;
+    }
+  }
+
+  /** Writes batches of 25 concurrently; every batch's outcome is counted even when one of them fails for good. */
+  private async writeBatches(batches: LoadItem[][]): Promise<void> {
+    const outcomes = await Promise.allSettled(
+      batches.map((batch) => this.slots.run(() => batchWriteWithRetry(this.client, this.tableName, batch.map((item) => item.item)))),
+    );
+    let failure: { error: unknown } | undefined;
+    outcomes.forEach((outcome, index) => {
+      const batch = batches[index]!;
+      if (outcome.status === 'rejected') {
+        failure ??= { error: outcome.reason };
+        return;
+      }
+      if (outcome.value.failed.length === 0) {
+        this.written(batch);
+        return;
+      }
+      const reasons = new Map(outcome.value.failed.map(({ key, reason }) => [itemKeyString(key.pk, key.sk), reason]));
+      for (const item of batch) {
+        const reason = reasons.get(itemKeyString(item.pk, item.sk));
+        if (reason === undefined) this.written([item]);
+        else this.failed(item, reason);
+      }
+    });
+    if (failure) throw failure.error;
+  }
+
+  // ---- conditional puts (--conditional-puts) ----
+
+  /** One conditional PutItem per item of the unit. */
+  private async putUnit(unit: CheckUnit): Promise<void> {
+    const outcomes = await Promise.allSettled(unit.items.map((item) => this.slots.run(() => this.putIfAbsent(item))));
+    let failure: { error: unknown } | undefined;
+    outcomes.forEach((outcome, index) => {
+      const item = unit.items[index]!;
+      if (outcome.status === 'rejected') failure ??= { error: outcome.reason };
+      else if (outcome.value) this.written([item]);
+      else this.skipped(item);
+    });
+    if (failure) throw failure.error;
+  }
+
+  /**
+   * Puts one item unless it exists; true if this run wrote it. A failed condition after an attempt whose answer was
+   * lost (a 5xx or a dropped connection) may be our own write, applied before the connection dropped: the item is
+   * read back, and holding exactly the file's values, it counts as loaded. (An item that held exactly those values
+   * before the run is then counted as loaded rather than skipped: the table is right either way.)
+   */
+  private async putIfAbsent(item: LoadItem): Promise<boolean> {
+    try {
+      await this.client.send(new PutItemCommand({ TableName: this.tableName, Item: item.item, ConditionExpression: 'attribute_not_exists(pk)' }));
+      return true;
+    } catch (error) {
+      if ((error as { name?: string }).name !== 'ConditionalCheckFailedException') throw error;
+      return mayHaveBeenApplied(error) && (await this.holdsExactly(item));
+    }
+  }
+
+  /** Whether the table holds exactly `item` (one strongly consistent read). */
+  private async holdsExactly(item: LoadItem): Promise<boolean> {
+    const response = await this.client.send(
+      new GetItemCommand({ TableName: this.tableName, Key: { pk: { S: item.pk }, sk: { S: item.sk } }, ConsistentRead: true }),
+    );
+    return response.Item !== undefined && isDeepStrictEqual(response.Item, item.item);
+  }
+}

@@ -1,0 +1,173 @@
+// Reading the migration file: the events of the JSON stream → items and problems, the same for every pass.
+import { ExitCode, UserError } from '../cli.ts';
+import { readJsonObjectOfObjects, type ObjectEvent } from '../json/stream.ts';
+import { PROJECT_PREFIX, projectPk } from '../cello/keys.ts';
+import { REPOSITORY, TOKENS_FIELD, listNames } from '../cello/items.ts';
+import { buildProjectItem, buildTokenItem, describeType, projectNameProblem, quoteValue, type LoadItem } from './items.ts';
+
+const PROJECT_FIELDS = listNames([REPOSITORY, TOKENS_FIELD]);
+
+/** Where an item sits in the file: the project entry's ordinal and the token index (-1 for the project item). */
+export function locationKey(entry: number, token: number): string {
+  return `${entry}:${token}`;
+}
+
+interface ReaderCallbacks {
+  /** A valid item. `token` is the index in the project's tokens array, -1 for the project's METADATA item. */
+  item(item: LoadItem, token: number): void;
+  /** One problem, a full line without the `error: ` prefix. */
+  problem(message: string): void;
+  /** A project entry ended (all its items have been passed to `item`). */
+  entryEnd?(entry: number): void;
+}
+
+/**
+ * Turns the events of `readJsonObjectOfObjects` into items and problems. The same reader serves every pass, so the
+ * load pass builds exactly the items the check pass accepted.
+ *
+ * The file's shape: `{ "<project>": { "repository": <string|null>, "tokens": [ {token_id, created_at,
+ * expires_at}, ... ] }, ... }`. Unknown fields are rejected rather than ignored: a field we do not know is data the
+ * table would silently lose (or a file from another tool), and the operator should decide.
+ */
+export class MigrationFileReader {
+  entries = 0;
+  tokens = 0;
+  items = 0;
+  private entry = -1;
+  private entryName = '';
+  private entryLine = 0;
+  private pk: string | undefined;
+  private repository: unknown;
+  private hasRepository = false;
+  private hasTokens = false;
+  private fieldsSeen = new Set<string>();
+
+  constructor(
+    readonly file: string,
+    private readonly callbacks: ReaderCallbacks,
+  ) {}
+
+  /** `<file>: project "<name>"` — the start of every message about the current entry. */
+  where(name = this.entryName): string {
+    return `${this.file}: project ${quoteValue(name)}`;
+  }
+
+  accept(event: ObjectEvent): void {
+    switch (event.kind) {
+      case 'arrayElement':
+        if (event.field === TOKENS_FIELD) this.token(event.index, event.value);
+        return;
+      case 'entryStart':
+        this.startEntry(event.name, event.line);
+        return;
+      case 'field':
+        this.field(event.field, event.value);
+        return;
+      case 'arrayEnd':
+        this.arrayEnd(event.field);
+        return;
+      case 'entryEnd':
+        this.endEntry();
+        return;
+      case 'entryNotObject':
+        this.entries++;
+        this.entry++;
+        this.callbacks.problem(`${this.where(event.name)}: must be an object with ${PROJECT_FIELDS}, got ${describeType(event.value)}`);
+        return;
+    }
+  }
+
+  private startEntry(name: string, line: number): void {
+    this.entries++;
+    this.entry++;
+    this.entryName = name;
+    this.entryLine = line;
+    this.repository = undefined;
+    this.hasRepository = false;
+    this.hasTokens = false;
+    this.fieldsSeen.clear();
+    const problem = projectNameProblem(name);
+    if (problem === undefined) this.pk = projectPk(name);
+    else {
+      this.pk = undefined;
+      this.callbacks.problem(`${this.where()} (line ${line}): ${problem}`);
+    }
+  }
+
+  /** Returns false (after the problem) if the field was already seen in this entry. */
+  private firstTime(field: string): boolean {
+    if (!this.fieldsSeen.has(field)) {
+      this.fieldsSeen.add(field);
+      return true;
+    }
+    this.callbacks.problem(`${this.where()}: field ${quoteValue(field)} appears twice`);
+    return false;
+  }
+
+  private field(field: string, value: unknown): void {
+    if (!this.firstTime(field)) return;
+    if (field === REPOSITORY) {
+      this.hasRepository = true;
+      this.repository = value;
+    } else if (field === TOKENS_FIELD) {
+      this.hasTokens = true;
+      this.callbacks.problem(`${this.where()}: ${TOKENS_FIELD} must be an array, got ${describeType(value)}`);
+    } else {
+      this.unknownField(field);
+    }
+  }
+
+  private arrayEnd(field: string): void {
+    if (!this.firstTime(field)) return;
+    if (field === TOKENS_FIELD) this.hasTokens = true;
+    else if (field === REPOSITORY) {
+      this.hasRepository = true;
+      this.repository = [];
+    } else this.unknownField(field);
+  }
+
+  private unknownField(field: string): void {
+    this.callbacks.problem(`${this.where()}: unknown field ${quoteValue(field)} (a project has ${PROJECT_FIELDS})`);
+  }
+
+  private token(index: number, value: unknown): void {
+    // A second "tokens" array is reported at its end; its elements are not items.
+    if (this.fieldsSeen.has(TOKENS_FIELD)) return;
+    this.tokens++;
+    const result = buildTokenItem(this.pk ?? `${PROJECT_PREFIX}?`, value, this.entry);
+    if (result.item === undefined) {
+      for (const problem of result.problems) this.callbacks.problem(`${this.where()}, ${TOKENS_FIELD}[${index}]: ${problem}`);
+    } else if (this.pk !== undefined) {
+      this.items++;
+      this.callbacks.item(result.item, index);
+    }
+  }
+
+  private endEntry(): void {
+    if (!this.hasRepository) this.callbacks.problem(`${this.where()}: ${REPOSITORY} is missing (use null for a project without one)`);
+    if (!this.hasTokens) this.callbacks.problem(`${this.where()}: ${TOKENS_FIELD} is missing (use [] for a project without tokens)`);
+    if (this.hasRepository && this.pk !== undefined) {
+      const result = buildProjectItem(this.pk, this.repository, this.entry);
+      if (result.item === undefined) {
+        for (const problem of result.problems) this.callbacks.problem(`${this.where()}: ${problem}`);
+      } else {
+        this.items++;
+        this.callbacks.item(result.item, -1);
+      }
+    }
+    this.callbacks.entryEnd?.(this.entry);
+  }
+
+  /** The line of the current entry's key, for messages that must tell two entries of one project apart. */
+  get line(): number {
+    return this.entryLine;
+  }
+}
+
+/** Feeds the whole file through `reader`; a JsonInputError (not JSON, truncated, unreadable) is rethrown. */
+export async function readFile(path: string, reader: MigrationFileReader, shouldStop: () => boolean): Promise<void> {
+  for await (const event of readJsonObjectOfObjects(path)) {
+    reader.accept(event);
+    if (shouldStop()) throw new UserError('stopped before anything was written', ExitCode.interrupted);
+  }
+}

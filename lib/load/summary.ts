@@ -1,0 +1,53 @@
+// What a run counts, and the summary printed from it.
+import { REPOSITORY, EXPIRES_AT } from '../cello/items.ts';
+import type { CheckedFile } from './check.ts';
+
+/** What a run did (or, for a dry run, would do). */
+export interface LoadCounts {
+  projectsProcessed: number;
+  loaded: number;
+  skipped: number;
+  failed: number;
+  duplicates: number;
+  nullRepository: number;
+  nullExpiresAt: number;
+  convertedTimestamps: number;
+}
+
+export function emptyCounts(): LoadCounts {
+  return { projectsProcessed: 0, loaded: 0, skipped: 0, failed: 0, duplicates: 0, nullRepository: 0, nullExpiresAt: 0, convertedTimestamps: 0 };
+}
+
+export type RunEnding = 'complete' | 'stopped' | 'error';
+
+/** The summary printed on stdout (the guide's Step 3 shows it). */
+export function formatLoadSummary(checked: Pick<CheckedFile, 'projects' | 'items'>, counts: LoadCounts, dryRun: boolean, ending: RunEnding): string {
+  const count = (value: number): string => value.toLocaleString('en-US');
+  const would = dryRun ? 'would be ' : '';
+  const lines = [
+    ...(dryRun ? ['Dry run: nothing was written.'] : []),
+    `Projects in file: ${count(checked.projects)}`,
+    `Projects processed: ${count(counts.projectsProcessed)}`,
+    `Items in file: ${count(checked.items)}`,
+    `Items ${dryRun ? 'that would be loaded' : 'loaded'}: ${count(counts.loaded)}`,
+    `Items ${dryRun ? 'that would be skipped' : 'skipped'} (already existed): ${count(counts.skipped)}`,
+    `Items failed: ${count(counts.failed)}`,
+    `Duplicates in input (${would}written once): ${count(counts.duplicates)}`,
+    `NULLs ${would}written as empty strings: ${REPOSITORY} ${count(counts.nullRepository)}, ${EXPIRES_AT} ${count(counts.nullExpiresAt)}`,
+    `Timestamps ${would}converted to canonical form: ${count(counts.convertedTimestamps)}`,
+  ];
+  const handled = counts.loaded + counts.skipped + counts.failed + counts.duplicates;
+  const left = checked.items - handled;
+  if (ending === 'stopped') {
+    lines.push(`Stopped before finishing: ${count(left)} items not processed — run the same command again to ${dryRun ? 'check' : 'load'} the rest.`);
+  } else if (ending === 'error') {
+    lines.push(`Stopped by an error (below): ${count(left)} items not processed — fix the cause and run the same command again.`);
+  } else if (counts.failed > 0) {
+    lines.push(`Migration finished with ${count(counts.failed)} failed items — run the same command again to retry them.`);
+  } else if (dryRun) {
+    lines.push(`Dry run completed: ${count(counts.loaded)} items would be loaded, ${count(counts.skipped)} skipped.`);
+  } else {
+    lines.push('Migration completed successfully.');
+  }
+  return `${lines.join('\n')}\n`;
+}

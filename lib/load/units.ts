@@ -1,0 +1,114 @@
+// The checked file as a stream of check units: the items whose existence one request checks.
+import { UserError } from '../cli.ts';
+import { BATCH_GET_LIMIT } from '../dynamodb.ts';
+import { readJsonObjectOfObjects, JsonInputError } from '../json/stream.ts';
+import { compareUtf8 } from '../cello/keyOrder.ts';
+import { fileChanged, type CheckedFile } from './check.ts';
+import type { LoadItem } from './items.ts';
+import type { ProjectTracker } from './probe.ts';
+import { MigrationFileReader, locationKey } from './reader.ts';
+import type { LoadCounts } from './summary.ts';
+
+/** Items checked by one BatchGetItem. */
+export const UNIT_SIZE = BATCH_GET_LIMIT;
+/**
+ * Items of one partition checked by one range probe. A probe costs the same for 1,000 items as for 100 (a Query
+ * reading at most one item); fewer probes are fewer requests, and every request costs client CPU (the SDK's ~0.5 ms)
+ * and server time. Memory stays bounded: concurrency × this many items.
+ */
+const PROBE_UNIT_SIZE = 1000;
+/** A project's items are sorted in buffers of up to this many (about 4 MB), so its units cover disjoint key ranges. */
+const SORT_BUFFER_SIZE = 10_000;
+/** A project with fewer items than this shares BatchGetItem requests with others: a probe would check too few. */
+const PROBE_MIN_ITEMS = 20;
+
+function compareItemSk(a: LoadItem, b: LoadItem): number {
+  return compareUtf8(a.sk, b.sk);
+}
+
+/**
+ * Items whose existence is checked together: up to UNIT_SIZE for one BatchGetItem, or up to PROBE_UNIT_SIZE of one
+ * partition for one range probe. A probe unit holds items of one partition sorted
+ * by sort key: a Query for any item between the first and the last key tells at once that none of them exists (the
+ * common case of a first load). Other units, and probe units whose range turns out not to be empty, are checked with
+ * BatchGetItem.
+ */
+export interface CheckUnit {
+  probe: boolean;
+  items: LoadItem[];
+}
+
+/** How the unit stream ended: a file that changed since the check ends it early with `error`. */
+export interface SourceState {
+  finished: boolean;
+  error?: UserError;
+}
+
+/**
+ * Streams the checked file as check units (duplicates skipped and counted). A project's items are gathered (up to
+ * SORT_BUFFER_SIZE), sorted by sort key and cut into probe units; small projects share BatchGetItem units, so units
+ * span projects and nothing waits on a project boundary. It never throws: a failure is left in `state` and ends the
+ * stream, so the units in flight still finish and are counted.
+ */
+export async function* checkUnits(checked: CheckedFile, counts: LoadCounts, tracker: ProjectTracker, state: SourceState): AsyncGenerator<CheckUnit> {
+  const ready: CheckUnit[] = [];
+  let shared: LoadItem[] = [];
+  let project: LoadItem[] = [];
+  const share = (items: LoadItem[]): void => {
+    for (const item of items) {
+      shared.push(item);
+      if (shared.length === UNIT_SIZE) {
+        ready.push({ probe: false, items: shared });
+        shared = [];
+      }
+    }
+  };
+  const flushProject = (): void => {
+    const items = project;
+    if (items.length === 0) return;
+    project = [];
+    if (items.length < PROBE_MIN_ITEMS) {
+      share(items);
+      return;
+    }
+    items.sort(compareItemSk);
+    for (let start = 0; start < items.length; start += PROBE_UNIT_SIZE) {
+      const unit = items.slice(start, start + PROBE_UNIT_SIZE);
+      if (unit.length < PROBE_MIN_ITEMS) share(unit);
+      else ready.push({ probe: true, items: unit });
+    }
+  };
+  const duplicates = checked.duplicates;
+  const reader = new MigrationFileReader(checked.file, {
+    item: (item, token) => {
+      if (duplicates.size > 0 && duplicates.has(locationKey(item.entry, token))) {
+        counts.duplicates++;
+        return;
+      }
+      tracker.added(item.entry);
+      project.push(item);
+      if (project.length === SORT_BUFFER_SIZE) flushProject();
+    },
+    problem: () => {
+      throw fileChanged(checked.file);
+    },
+    entryEnd: (entry) => {
+      flushProject();
+      tracker.entryEnded(entry);
+    },
+  });
+  try {
+    for await (const event of readJsonObjectOfObjects(checked.path)) {
+      reader.accept(event);
+      while (ready.length > 0) yield ready.shift()!;
+    }
+    if (reader.items !== checked.items) throw fileChanged(checked.file);
+  } catch (error) {
+    if (error instanceof UserError) state.error = error;
+    else if (error instanceof JsonInputError) state.error = fileChanged(checked.file);
+    else throw error;
+    return;
+  }
+  if (shared.length > 0) yield { probe: false, items: shared };
+  state.finished = true;
+}
