@@ -108,7 +108,12 @@ async function* asAsync<T>(items: Iterable<T> | AsyncIterable<T>): AsyncGenerato
  * Writes every item with BatchWriteItem of 25, `concurrency` requests in flight, no existence check; unprocessed
  * items are re-sent at once (dynalite never returns any). Returns how many were written.
  */
-export async function blastItems(client: DynamoDBClient, tableName: string, items: Iterable<DynamoItem> | AsyncIterable<DynamoItem>, concurrency: number): Promise<number> {
+export async function blastItems(
+  client: DynamoDBClient,
+  tableName: string,
+  items: Iterable<DynamoItem> | AsyncIterable<DynamoItem>,
+  concurrency: number,
+): Promise<number> {
   let written = 0;
   await forEachConcurrent(chunkAsync(asAsync(items), 25), concurrency, async (batch) => {
     let requests: WriteRequest[] = batch.map((Item) => ({ PutRequest: { Item } }));

@@ -43,7 +43,17 @@ import {
 import { startLatencyProxy, type FaultProxy } from '../tests/support/faultProxy.ts';
 import { blastItems } from './baselines.ts';
 import { legacyItems, seedSql } from './dataset.ts';
-import { BENCH_DIR, ROOT, findChildPid, findProgram, loadAverage, runExternalMeasured, runNodeMeasured, treeCpuSeconds, type MeasuredRun } from './measure.ts';
+import {
+  BENCH_DIR,
+  ROOT,
+  findChildPid,
+  findProgram,
+  loadAverage,
+  runExternalMeasured,
+  runNodeMeasured,
+  treeCpuSeconds,
+  type MeasuredRun,
+} from './measure.ts';
 import { NAMES, STEPS, otherRatios, formatMeasurements, formatTargets, judgeTargets, type Measurement, type Network, type Step } from './report.ts';
 
 const USAGE = `Usage: npm run bench -- [options]
@@ -185,8 +195,17 @@ class Bench {
     kind: 'node' | 'external',
     program: string,
     args: string[],
-    options: { server: number | undefined; env?: Record<string, string>; profile?: boolean; repeat?: number; prepare?: () => Promise<string[]> } = { server: undefined },
-  ): Promise<{ run: MeasuredRun; serverCpuSeconds: number | null; proxyCpuSeconds: number; command: string; stdoutPath: string; loadAtStart: number | null }> {
+    options: { server: number | undefined; env?: Record<string, string>; profile?: boolean; repeat?: number; prepare?: () => Promise<string[]> } = {
+      server: undefined,
+    },
+  ): Promise<{
+    run: MeasuredRun;
+    serverCpuSeconds: number | null;
+    proxyCpuSeconds: number;
+    command: string;
+    stdoutPath: string;
+    loadAtStart: number | null;
+  }> {
     let best: Awaited<ReturnType<Bench['measure']>> | undefined;
     for (let attempt = 1; attempt <= (options.repeat ?? 1); attempt++) {
       const finalArgs = options.prepare ? [...args, ...(await options.prepare())] : args;
@@ -206,7 +225,10 @@ class Bench {
       // the server's cutime): let it settle, or its CPU time goes missing.
       if (options.server !== undefined) await new Promise((resolve) => setTimeout(resolve, 300));
       const serverAfter = treeCpuSeconds(options.server);
-      const shown = kind === 'node' ? `node --import tsx ${relative(ROOT, program)} ${finalArgs.join(' ')}` : `${program} ${finalArgs.map((a) => (/\s/.test(a) ? JSON.stringify(a) : a)).join(' ')}`;
+      const shown =
+        kind === 'node'
+          ? `node --import tsx ${relative(ROOT, program)} ${finalArgs.join(' ')}`
+          : `${program} ${finalArgs.map((a) => (/\s/.test(a) ? JSON.stringify(a) : a)).join(' ')}`;
       if (profileFolder) nameProfiles(profileFolder);
       if (run.exitCode !== 0) {
         throw new RunFailed(`${label} failed (exit ${run.exitCode ?? run.signal}): ${shown}\n${run.stderr.slice(-4000)}`);
@@ -225,7 +247,23 @@ class Bench {
     return best!;
   }
 
-  record(partial: Omit<Measurement, 'wallSeconds' | 'itemsPerSecond' | 'peakRssMiB' | 'cpuSeconds' | 'serverCpuSeconds' | 'proxyCpuSeconds' | 'sample' | 'rssMethod' | 'command' | 'loadAverageAtStart'>, measured: Awaited<ReturnType<Bench['measure']>>, sampled?: { items: number }): Measurement {
+  record(
+    partial: Omit<
+      Measurement,
+      | 'wallSeconds'
+      | 'itemsPerSecond'
+      | 'peakRssMiB'
+      | 'cpuSeconds'
+      | 'serverCpuSeconds'
+      | 'proxyCpuSeconds'
+      | 'sample'
+      | 'rssMethod'
+      | 'command'
+      | 'loadAverageAtStart'
+    >,
+    measured: Awaited<ReturnType<Bench['measure']>>,
+    sampled?: { items: number },
+  ): Measurement {
     const { run } = measured;
     let wallSeconds = run.wallSeconds;
     let itemsPerSecond: number | null = partial.items === 0 ? null : partial.items / run.wallSeconds;
@@ -286,11 +324,32 @@ async function benchDump(bench: Bench, items: number): Promise<string> {
   if (psql) {
     const query = DUMP_QUERY.replace(/\s+/g, ' ').trim();
     // \copy ... TO STDOUT: the rows go to psql's stdout, which the bench sends to a file like the script's output.
-    const measured = await bench.measure('psql \\copy', 'external', psql, ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-h', pg.host, '-p', String(pg.port), '-U', pg.user, '-d', bench.database, '-c', `\\copy (${query}) TO STDOUT`], {
-      server: bench.postgresPid,
-      env: { PGTZ: 'UTC' },
-      repeat: bench.options.repeat,
-    });
+    const measured = await bench.measure(
+      'psql \\copy',
+      'external',
+      psql,
+      [
+        '-X',
+        '-q',
+        '-v',
+        'ON_ERROR_STOP=1',
+        '-h',
+        pg.host,
+        '-p',
+        String(pg.port),
+        '-U',
+        pg.user,
+        '-d',
+        bench.database,
+        '-c',
+        `\\copy (${query}) TO STDOUT`,
+      ],
+      {
+        server: bench.postgresPid,
+        env: { PGTZ: 'UTC' },
+        repeat: bench.options.repeat,
+      },
+    );
     const rows = readFileSync(measured.stdoutPath, 'utf8').split('\n').length - 1;
     if (rows !== items) throw new RunFailed(`psql \\copy wrote ${rows} rows, expected ${items}`);
     rmSync(measured.stdoutPath, { force: true });
@@ -298,18 +357,41 @@ async function benchDump(bench: Bench, items: number): Promise<string> {
   } else {
     log('  psql not found: its baseline is n/a');
     bench.measurements.push({
-      step: 'dump', name: NAMES.psql, role: 'baseline', network: 'local', items, wallSeconds: null, itemsPerSecond: null, peakRssMiB: null,
-      cpuSeconds: null, serverCpuSeconds: null, proxyCpuSeconds: null, sample: null, rssMethod: 'unavailable', command: 'psql', loadAverageAtStart: null, unavailable: 'psql not installed',
+      step: 'dump',
+      name: NAMES.psql,
+      role: 'baseline',
+      network: 'local',
+      items,
+      wallSeconds: null,
+      itemsPerSecond: null,
+      peakRssMiB: null,
+      cpuSeconds: null,
+      serverCpuSeconds: null,
+      proxyCpuSeconds: null,
+      sample: null,
+      rssMethod: 'unavailable',
+      command: 'psql',
+      loadAverageAtStart: null,
+      unavailable: 'psql not installed',
     });
   }
-  const measured = await bench.measure('migrate_dump_postgres.ts', 'node', bench.script('migrate_dump_postgres.ts'), [`${pg.host}:${pg.port}`, pg.user, bench.database, dataFile, '--force'], {
-    server: bench.postgresPid,
-    profile: true,
-    repeat: bench.options.repeat,
-  });
+  const measured = await bench.measure(
+    'migrate_dump_postgres.ts',
+    'node',
+    bench.script('migrate_dump_postgres.ts'),
+    [`${pg.host}:${pg.port}`, pg.user, bench.database, dataFile, '--force'],
+    {
+      server: bench.postgresPid,
+      profile: true,
+      repeat: bench.options.repeat,
+    },
+  );
   bench.record({ step: 'dump', name: NAMES.cello, role: 'toolkit', network: 'local', items }, measured);
   // What every run of a script pays before its first row: Node.js, tsx, the modules, argument parsing.
-  const startUp = await bench.measure('migrate_dump_postgres.ts --help', 'node', bench.script('migrate_dump_postgres.ts'), ['--help'], { server: undefined, repeat: bench.options.repeat });
+  const startUp = await bench.measure('migrate_dump_postgres.ts --help', 'node', bench.script('migrate_dump_postgres.ts'), ['--help'], {
+    server: undefined,
+    repeat: bench.options.repeat,
+  });
   bench.record({ step: 'dump', name: NAMES.startUp, role: 'start-up', network: 'local', items: 0 }, startUp);
   return dataFile;
 }
@@ -330,19 +412,37 @@ async function benchLoad(bench: Bench, dataFile: string, items: number): Promise
     const server = { server: bench.dynalitePid };
 
     const celloTable = await bench.newTable();
-    const cello = await bench.measure(`migrate_load_dynamodb.ts ${network}`, 'node', bench.script('migrate_load_dynamodb.ts'), [dataFile, celloTable, LOCAL_REGION, '--endpoint-url', endpoint], { ...server, profile: true });
+    const cello = await bench.measure(
+      `migrate_load_dynamodb.ts ${network}`,
+      'node',
+      bench.script('migrate_load_dynamodb.ts'),
+      [dataFile, celloTable, LOCAL_REGION, '--endpoint-url', endpoint],
+      { ...server, profile: true },
+    );
     expectLine(cello.run, new RegExp(`Items loaded: ${items.toLocaleString('en-US')}\\n`), 'migrate_load_dynamodb.ts');
     bench.record({ step: 'load', name: NAMES.cello, role: 'toolkit', network, items }, cello);
     if (network === 'direct') keptTable = celloTable;
     else await bench.dropTable(celloTable);
 
     const blasterTable = await bench.newTable();
-    const blaster = await bench.measure(`blaster ${network}`, 'node', bench.baseline('blaster.ts'), [dataFile, blasterTable, '--endpoint-url', endpoint, '--concurrency', String(bench.options.concurrency)], server);
+    const blaster = await bench.measure(
+      `blaster ${network}`,
+      'node',
+      bench.baseline('blaster.ts'),
+      [dataFile, blasterTable, '--endpoint-url', endpoint, '--concurrency', String(bench.options.concurrency)],
+      server,
+    );
     bench.record({ step: 'load', name: NAMES.blaster, role: 'baseline', network, items }, blaster);
     await bench.dropTable(blasterTable);
 
     const sequentialTable = await bench.newTable();
-    const sequential = await bench.measure(`sequential PutItem ${network} (first ${sample})`, 'node', bench.baseline('sequentialLoader.ts'), [dataFile, sequentialTable, '--endpoint-url', endpoint, '--limit', String(sample)], server);
+    const sequential = await bench.measure(
+      `sequential PutItem ${network} (first ${sample})`,
+      'node',
+      bench.baseline('sequentialLoader.ts'),
+      [dataFile, sequentialTable, '--endpoint-url', endpoint, '--limit', String(sample)],
+      server,
+    );
     bench.record({ step: 'load', name: NAMES.sequentialLoader, role: 'baseline', network, items }, sequential, { items: sample });
     await bench.dropTable(sequentialTable);
   }
@@ -361,10 +461,22 @@ async function benchDumpDdb(bench: Bench, table: string, items: number): Promise
     const parallel = await bench.measure(`dump-ddb.ts ${network}`, 'node', bench.script('dump-ddb.ts'), args, { ...options, profile: true });
     expectLine(parallel.run, new RegExp(`^Dumped ${items} items`), 'dump-ddb.ts');
     bench.record({ step: 'dump-ddb', name: NAMES.cello, role: 'toolkit', network, items }, parallel);
-    const single = await bench.measure(`dump-ddb.ts --segments 1 ${network}`, 'node', bench.script('dump-ddb.ts'), [...args, '--segments', '1'], options);
+    const single = await bench.measure(
+      `dump-ddb.ts --segments 1 ${network}`,
+      'node',
+      bench.script('dump-ddb.ts'),
+      [...args, '--segments', '1'],
+      options,
+    );
     expectLine(single.run, new RegExp(`^Dumped ${items} items`), 'dump-ddb.ts --segments 1');
     bench.record({ step: 'dump-ddb', name: NAMES.oneSegment, role: 'baseline', network, items }, single);
-    const raw = await bench.measure(`raw Scan ${network}`, 'node', bench.baseline('rawScan.ts'), [table, '--endpoint-url', endpoint, '--concurrency', String(DUMP_DDB_SEGMENTS)], options);
+    const raw = await bench.measure(
+      `raw Scan ${network}`,
+      'node',
+      bench.baseline('rawScan.ts'),
+      [table, '--endpoint-url', endpoint, '--concurrency', String(DUMP_DDB_SEGMENTS)],
+      options,
+    );
     expectLine(raw.run, new RegExp(`"items":${items},`), 'rawScan.ts');
     bench.record({ step: 'dump-ddb', name: NAMES.rawScan, role: 'ceiling', network, items }, raw);
   }
@@ -389,7 +501,13 @@ async function benchRepair(bench: Bench, items: number): Promise<void> {
   const dumpFile = join(bench.work, 'legacy-dump.json');
   // The baselines' table is dumped: every seeded table holds the same items, so one dump serves all of them.
   const sequentialTable = await seedLegacyTable(bench);
-  await bench.measure('dump-ddb.ts (setup)', 'node', bench.script('dump-ddb.ts'), ['--table', sequentialTable, '--output', dumpFile, '--region', LOCAL_REGION, '--endpoint-url', bench.endpoint('direct')], { server: bench.dynalitePid });
+  await bench.measure(
+    'dump-ddb.ts (setup)',
+    'node',
+    bench.script('dump-ddb.ts'),
+    ['--table', sequentialTable, '--output', dumpFile, '--region', LOCAL_REGION, '--endpoint-url', bench.endpoint('direct')],
+    { server: bench.dynalitePid },
+  );
   // The baselines' samples are disjoint records of the dump, so they share one seeded table: the sequential loop
   // takes [0, N) directly and [N, 2N) through the proxy, the concurrent loop (the ceiling) the next M each.
   const sample = Math.max(1, Math.min(bench.options.sample, Math.floor(items / 4)));
@@ -398,15 +516,43 @@ async function benchRepair(bench: Bench, items: number): Promise<void> {
     log(`repair (${network}): migrate_ddb_timestamps.ts vs sequential UpdateItem vs concurrent UpdateItem`);
     const endpoint = bench.endpoint(network);
     const celloTable = await seedLegacyTable(bench);
-    const cello = await bench.measure(`migrate_ddb_timestamps.ts ${network}`, 'node', bench.script('migrate_ddb_timestamps.ts'), ['--file', dumpFile, '--table', celloTable, '--region', LOCAL_REGION, '--endpoint-url', endpoint], { server: bench.dynalitePid, profile: true });
+    const cello = await bench.measure(
+      `migrate_ddb_timestamps.ts ${network}`,
+      'node',
+      bench.script('migrate_ddb_timestamps.ts'),
+      ['--file', dumpFile, '--table', celloTable, '--region', LOCAL_REGION, '--endpoint-url', endpoint],
+      { server: bench.dynalitePid, profile: true },
+    );
     expectLine(cello.run, new RegExp(`Successful: ${items - bench.options.projects}\\n`), 'migrate_ddb_timestamps.ts');
     bench.record({ step: 'repair', name: NAMES.cello, role: 'toolkit', network, items }, cello);
     rmSync(cello.stdoutPath, { force: true }); // the report: one block per token
     await bench.dropTable(celloTable);
-    const loop = (offset: number, limit: number, concurrency: number) => [dumpFile, sequentialTable, '--endpoint-url', endpoint, '--offset', String(offset), '--limit', String(limit), ...(concurrency > 1 ? ['--concurrency', String(concurrency)] : [])];
-    const sequential = await bench.measure(`sequential UpdateItem ${network} (${sample} records)`, 'node', bench.baseline('updateLoop.ts'), loop(index * sample, sample, 1), { server: bench.dynalitePid });
+    const loop = (offset: number, limit: number, concurrency: number) => [
+      dumpFile,
+      sequentialTable,
+      '--endpoint-url',
+      endpoint,
+      '--offset',
+      String(offset),
+      '--limit',
+      String(limit),
+      ...(concurrency > 1 ? ['--concurrency', String(concurrency)] : []),
+    ];
+    const sequential = await bench.measure(
+      `sequential UpdateItem ${network} (${sample} records)`,
+      'node',
+      bench.baseline('updateLoop.ts'),
+      loop(index * sample, sample, 1),
+      { server: bench.dynalitePid },
+    );
     bench.record({ step: 'repair', name: NAMES.sequentialUpdater, role: 'baseline', network, items }, sequential, { items: sample });
-    const ceiling = await bench.measure(`concurrent UpdateItem ${network} (${ceilingSample} records)`, 'node', bench.baseline('updateLoop.ts'), loop(2 * sample + index * ceilingSample, ceilingSample, bench.options.concurrency), { server: bench.dynalitePid });
+    const ceiling = await bench.measure(
+      `concurrent UpdateItem ${network} (${ceilingSample} records)`,
+      'node',
+      bench.baseline('updateLoop.ts'),
+      loop(2 * sample + index * ceilingSample, ceilingSample, bench.options.concurrency),
+      { server: bench.dynalitePid },
+    );
     bench.record({ step: 'repair', name: NAMES.concurrentUpdater, role: 'ceiling', network, items }, ceiling, { items: ceilingSample });
   }
   await bench.dropTable(sequentialTable);
@@ -441,7 +587,9 @@ async function main(): Promise<number> {
     const load = loadAverage();
     if (load !== undefined) loadSamples.push(load);
   }, 5000).unref();
-  log(`cello-migrate bench: ${options.projects.toLocaleString('en-US')} projects, ${options.tokens.toLocaleString('en-US')} tokens; ${cpus().length} CPUs, load average ${loadBefore ?? '?'}`);
+  log(
+    `cello-migrate bench: ${options.projects.toLocaleString('en-US')} projects, ${options.tokens.toLocaleString('en-US')} tokens; ${cpus().length} CPUs, load average ${loadBefore ?? '?'}`,
+  );
   const work = mkdtempSync(join(tmpdir(), 'cello-bench-'));
   const profileDir = options.cpuProfile ? `${options.output.replace(/\.json$/, '')}-profiles` : undefined;
   if (profileDir) mkdirSync(profileDir, { recursive: true });
@@ -485,20 +633,41 @@ async function main(): Promise<number> {
     if (options.steps.has('repair')) await benchRepair(bench, items);
 
     const previous = options.compare ? (JSON.parse(readFileSync(options.compare, 'utf8')) as ResultsFile) : undefined;
-    const targets = judgeTargets(bench.measurements, previous && { tokens: previous.dataset.tokens, measurements: previous.measurements }, options.tokens);
+    const targets = judgeTargets(
+      bench.measurements,
+      previous && { tokens: previous.dataset.tokens, measurements: previous.measurements },
+      options.tokens,
+    );
     const loadAfter = loadAverage();
     clearInterval(loadSampler);
-    const loadDuring = loadSamples.length === 0 ? undefined : {
-      min: Math.min(...loadSamples),
-      mean: Math.round((loadSamples.reduce((sum, load) => sum + load, 0) / loadSamples.length) * 100) / 100,
-      max: Math.max(...loadSamples),
-    };
+    const loadDuring =
+      loadSamples.length === 0
+        ? undefined
+        : {
+            min: Math.min(...loadSamples),
+            mean: Math.round((loadSamples.reduce((sum, load) => sum + load, 0) / loadSamples.length) * 100) / 100,
+            max: Math.max(...loadSamples),
+          };
     const results: ResultsFile = {
       startedAt: options.startedAt.toISOString(),
       finishedAt: new Date().toISOString(),
-      machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? '?', node: process.version, loadAverageBefore: loadBefore, loadAverageAfter: loadAfter, loadAverageDuring: loadDuring },
+      machine: {
+        cpus: cpus().length,
+        cpuModel: cpus()[0]?.model ?? '?',
+        node: process.version,
+        loadAverageBefore: loadBefore,
+        loadAverageAfter: loadAfter,
+        loadAverageDuring: loadDuring,
+      },
       dataset: { projects: options.projects, tokens: options.tokens, items, migrationFileBytes },
-      options: { sample: options.sample, delayMs: options.delayMs, concurrency: options.concurrency, repeat: options.repeat, steps: [...options.steps], networks: options.networks },
+      options: {
+        sample: options.sample,
+        delayMs: options.delayMs,
+        concurrency: options.concurrency,
+        repeat: options.repeat,
+        steps: [...options.steps],
+        networks: options.networks,
+      },
       peakRssMethod:
         'Node.js runs: getrusage ru_maxrss written at exit by bench/usageHook.ts (preloaded with --import); psql: /usr/bin/time -f %M, or /proc/<pid>/status VmHWM polled every 50 ms without it',
       measurements: bench.measurements,
@@ -508,11 +677,17 @@ async function main(): Promise<number> {
     writeFileSync(options.output, `${JSON.stringify(results, null, 2)}\n`);
 
     const out = process.stdout;
-    out.write(`\ncello-migrate bench — ${options.projects.toLocaleString('en-US')} projects, ${options.tokens.toLocaleString('en-US')} tokens (${items.toLocaleString('en-US')} items)`);
+    out.write(
+      `\ncello-migrate bench — ${options.projects.toLocaleString('en-US')} projects, ${options.tokens.toLocaleString('en-US')} tokens (${items.toLocaleString('en-US')} items)`,
+    );
     const during = loadDuring ? `, ${loadDuring.min}–${loadDuring.max} (mean ${loadDuring.mean}) during` : '';
     out.write(`; ${cpus().length} CPUs; 1-min load average ${loadBefore ?? '?'} before${during}, ${loadAfter ?? '?'} after\n`);
-    out.write(`DynamoDB runs: direct to dynalite, and through a proxy adding ${options.delayMs} ms per request; the scripts at their default concurrency (16), the blaster and the UpdateItem ceiling at ${options.concurrency}\n`);
-    out.write(`wall s: spawn to exit, Node.js start-up included; CPU: the run's CPU time / wall time; server CPU: dynalite's (or PostgreSQL's) CPU time / wall time; proxy CPU: the latency proxy's; load: 1-min load average at the start\n\n`);
+    out.write(
+      `DynamoDB runs: direct to dynalite, and through a proxy adding ${options.delayMs} ms per request; the scripts at their default concurrency (16), the blaster and the UpdateItem ceiling at ${options.concurrency}\n`,
+    );
+    out.write(
+      `wall s: spawn to exit, Node.js start-up included; CPU: the run's CPU time / wall time; server CPU: dynalite's (or PostgreSQL's) CPU time / wall time; proxy CPU: the latency proxy's; load: 1-min load average at the start\n\n`,
+    );
     out.write(`${formatMeasurements(bench.measurements)}\n\n`);
     out.write(`${formatTargets(targets)}\n\n`);
     out.write(`Not targets, for comparison:\n${formatTargets(otherRatios(bench.measurements))}\n\n`);

@@ -22,5 +22,7 @@ if (!gc) {
     rssBytes = Math.max(rssBytes, process.memoryUsage().rss);
   }, 50).unref();
   const mib = (bytes: number) => (bytes / 1048576).toFixed(0);
-  process.on('exit', () => process.stderr.write(`live memory (heap + external after GC): ${mib(liveBytes)} MiB at most; RSS ${mib(rssBytes)} MiB at most\n`));
+  process.on('exit', () =>
+    process.stderr.write(`live memory (heap + external after GC): ${mib(liveBytes)} MiB at most; RSS ${mib(rssBytes)} MiB at most\n`),
+  );
 }

@@ -53,7 +53,10 @@ export function summariseProfile(profile: CpuProfile): ProfileSummary {
     totalMs += ms;
     const area = areaOf(frame.url, frame.functionName);
     byArea.set(area, (byArea.get(area) ?? 0) + ms);
-    const where = frame.url === '' ? '' : ` ${frame.url.replace(/^.*node_modules\//, '').replace(/^file:\/\/.*?\/((?:lib|scripts|bench)\/)/, '$1')}:${frame.lineNumber + 1}`;
+    const where =
+      frame.url === ''
+        ? ''
+        : ` ${frame.url.replace(/^.*node_modules\//, '').replace(/^file:\/\/.*?\/((?:lib|scripts|bench)\/)/, '$1')}:${frame.lineNumber + 1}`;
     const name = `${frame.functionName || '(anonymous)'}${where}`;
     byFunction.set(name, (byFunction.get(name) ?? 0) + ms);
   }

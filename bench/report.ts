@@ -109,26 +109,86 @@ const rss = (m: Measurement) => m.peakRssMiB;
  * Each target of issue 8 with PASS / MISS. Memory flatness needs a second run at another size (`previous`,
  * e.g. 100,000 tokens when this run has 1,000,000); without it those targets are n/a.
  */
-export function judgeTargets(measurements: readonly Measurement[], previous?: { tokens: number; measurements: readonly Measurement[] }, tokens?: number): TargetResult[] {
+export function judgeTargets(
+  measurements: readonly Measurement[],
+  previous?: { tokens: number; measurements: readonly Measurement[] },
+  tokens?: number,
+): TargetResult[] {
   const t = TARGETS;
   const get = (step: Step, name: string, network: Network) => find(measurements, step, name, network);
   const results: TargetResult[] = [
-    ratio(`dump wall time ≤ ${t.dumpWallVsPsql}× psql \\copy`, get('dump', NAMES.cello, 'local'), get('dump', NAMES.psql, 'local'), wall, t.dumpWallVsPsql, 'atMost', (v) => `${fixed(v, 2)}×`),
+    ratio(
+      `dump wall time ≤ ${t.dumpWallVsPsql}× psql \\copy`,
+      get('dump', NAMES.cello, 'local'),
+      get('dump', NAMES.psql, 'local'),
+      wall,
+      t.dumpWallVsPsql,
+      'atMost',
+      (v) => `${fixed(v, 2)}×`,
+    ),
   ];
   const dump = get('dump', NAMES.cello, 'local');
   results.push(
     dump?.peakRssMiB != null
-      ? { target: `dump peak RSS < ${t.peakRssMiB} MiB`, measured: `${fixed(dump.peakRssMiB, 0)} MiB`, verdict: dump.peakRssMiB < t.peakRssMiB ? 'PASS' : 'MISS' }
+      ? {
+          target: `dump peak RSS < ${t.peakRssMiB} MiB`,
+          measured: `${fixed(dump.peakRssMiB, 0)} MiB`,
+          verdict: dump.peakRssMiB < t.peakRssMiB ? 'PASS' : 'MISS',
+        }
       : { target: `dump peak RSS < ${t.peakRssMiB} MiB`, measured: 'not measured', verdict: 'n/a' },
   );
   results.push(
-    ratio(`load ≥ ${t.loadVsSequential}× sequential PutItem, 5 ms proxy`, get('load', NAMES.cello, 'proxy'), get('load', NAMES.sequentialLoader, 'proxy'), rate, t.loadVsSequential, 'atLeast', (v) => `${fixed(v, 1)}×`),
-    ratio(`load ≥ ${t.loadVsBlaster * 100} % of the blaster's items/s, direct`, get('load', NAMES.cello, 'direct'), get('load', NAMES.blaster, 'direct'), rate, t.loadVsBlaster, 'atLeast', (v) => `${fixed(v * 100, 0)} %`),
-    ratio(`load ≥ ${t.loadVsBlaster * 100} % of the blaster's items/s, 5 ms proxy`, get('load', NAMES.cello, 'proxy'), get('load', NAMES.blaster, 'proxy'), rate, t.loadVsBlaster, 'atLeast', (v) => `${fixed(v * 100, 0)} %`),
-    ratio(`dump-ddb ≥ ${t.dumpDdbVsOneSegment}× --segments 1, 5 ms proxy`, get('dump-ddb', NAMES.cello, 'proxy'), get('dump-ddb', NAMES.oneSegment, 'proxy'), rate, t.dumpDdbVsOneSegment, 'atLeast', (v) => `${fixed(v, 1)}×`),
-    ratio(`timestamp repair ≥ ${t.repairVsSequential}× sequential UpdateItem, 5 ms proxy`, get('repair', NAMES.cello, 'proxy'), get('repair', NAMES.sequentialUpdater, 'proxy'), rate, t.repairVsSequential, 'atLeast', (v) => `${fixed(v, 1)}×`),
+    ratio(
+      `load ≥ ${t.loadVsSequential}× sequential PutItem, 5 ms proxy`,
+      get('load', NAMES.cello, 'proxy'),
+      get('load', NAMES.sequentialLoader, 'proxy'),
+      rate,
+      t.loadVsSequential,
+      'atLeast',
+      (v) => `${fixed(v, 1)}×`,
+    ),
+    ratio(
+      `load ≥ ${t.loadVsBlaster * 100} % of the blaster's items/s, direct`,
+      get('load', NAMES.cello, 'direct'),
+      get('load', NAMES.blaster, 'direct'),
+      rate,
+      t.loadVsBlaster,
+      'atLeast',
+      (v) => `${fixed(v * 100, 0)} %`,
+    ),
+    ratio(
+      `load ≥ ${t.loadVsBlaster * 100} % of the blaster's items/s, 5 ms proxy`,
+      get('load', NAMES.cello, 'proxy'),
+      get('load', NAMES.blaster, 'proxy'),
+      rate,
+      t.loadVsBlaster,
+      'atLeast',
+      (v) => `${fixed(v * 100, 0)} %`,
+    ),
+    ratio(
+      `dump-ddb ≥ ${t.dumpDdbVsOneSegment}× --segments 1, 5 ms proxy`,
+      get('dump-ddb', NAMES.cello, 'proxy'),
+      get('dump-ddb', NAMES.oneSegment, 'proxy'),
+      rate,
+      t.dumpDdbVsOneSegment,
+      'atLeast',
+      (v) => `${fixed(v, 1)}×`,
+    ),
+    ratio(
+      `timestamp repair ≥ ${t.repairVsSequential}× sequential UpdateItem, 5 ms proxy`,
+      get('repair', NAMES.cello, 'proxy'),
+      get('repair', NAMES.sequentialUpdater, 'proxy'),
+      rate,
+      t.repairVsSequential,
+      'atLeast',
+      (v) => `${fixed(v, 1)}×`,
+    ),
   );
-  for (const [step, network] of [['dump', 'local'], ['load', 'direct'], ['dump-ddb', 'direct']] as const) {
+  for (const [step, network] of [
+    ['dump', 'local'],
+    ['load', 'direct'],
+    ['dump-ddb', 'direct'],
+  ] as const) {
     const target = `${step} peak RSS flat in input size (≤ ${t.flatRssGrowth}× at the larger size)`;
     const current = get(step, NAMES.cello, network);
     const other = previous ? find(previous.measurements, step, NAMES.cello, network) : undefined;
@@ -140,8 +200,15 @@ export function judgeTargets(measurements: readonly Measurement[], previous?: { 
     const smallTokens = Math.min(previous.tokens, tokens);
     const largeTokens = Math.max(previous.tokens, tokens);
     results.push(
-      ratio(target, large, small, rss, t.flatRssGrowth, 'atMost', (v) =>
-        `${fixed(small.peakRssMiB ?? 0, 0)} → ${fixed(large.peakRssMiB ?? 0, 0)} MiB (${fixed(v, 2)}×) for ${smallTokens.toLocaleString('en-US')} → ${largeTokens.toLocaleString('en-US')} tokens`,
+      ratio(
+        target,
+        large,
+        small,
+        rss,
+        t.flatRssGrowth,
+        'atMost',
+        (v) =>
+          `${fixed(small.peakRssMiB ?? 0, 0)} → ${fixed(large.peakRssMiB ?? 0, 0)} MiB (${fixed(v, 2)}×) for ${smallTokens.toLocaleString('en-US')} → ${largeTokens.toLocaleString('en-US')} tokens`,
       ),
     );
   }
@@ -174,8 +241,17 @@ export function otherRatios(measurements: readonly Measurement[]): TargetResult[
     results.push(
       info(`dump-ddb, share of the raw Scan ceiling, ${where}`, get('dump-ddb', NAMES.cello, network), get('dump-ddb', NAMES.rawScan, network), true),
       info(`--segments 1 vs the raw Scan ceiling, ${where}`, get('dump-ddb', NAMES.rawScan, network), get('dump-ddb', NAMES.oneSegment, network)),
-      info(`timestamp repair, share of the concurrent UpdateItem ceiling, ${where}`, get('repair', NAMES.cello, network), get('repair', NAMES.concurrentUpdater, network), true),
-      info(`concurrent UpdateItem ceiling vs sequential, ${where}`, get('repair', NAMES.concurrentUpdater, network), get('repair', NAMES.sequentialUpdater, network)),
+      info(
+        `timestamp repair, share of the concurrent UpdateItem ceiling, ${where}`,
+        get('repair', NAMES.cello, network),
+        get('repair', NAMES.concurrentUpdater, network),
+        true,
+      ),
+      info(
+        `concurrent UpdateItem ceiling vs sequential, ${where}`,
+        get('repair', NAMES.concurrentUpdater, network),
+        get('repair', NAMES.sequentialUpdater, network),
+      ),
     );
   }
   return results;
@@ -187,7 +263,11 @@ function pad(text: string, width: number, right = false): string {
 
 function renderTable(header: string[], rows: string[][], rightAligned: Set<number>): string {
   const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => (row[column] ?? '').length)));
-  const line = (cells: string[]) => cells.map((cell, column) => pad(cell, widths[column]!, rightAligned.has(column))).join('  ').trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((cell, column) => pad(cell, widths[column]!, rightAligned.has(column)))
+      .join('  ')
+      .trimEnd();
   return [line(header), widths.map((width) => '-'.repeat(width)).join('  '), ...rows.map(line)].join('\n');
 }
 
@@ -195,10 +275,26 @@ const networkLabel: Record<Network, string> = { local: 'loopback', direct: 'dire
 
 /** The figures table: one line per run, each step's toolkit run next to its baselines. */
 export function formatMeasurements(measurements: readonly Measurement[]): string {
-  const number = (value: number | null, digits: number) => (value === null ? 'n/a' : value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits }));
+  const number = (value: number | null, digits: number) =>
+    value === null ? 'n/a' : value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
   const rows = measurements.map((m) => {
-    if (m.unavailable) return [m.step, m.name, networkLabel[m.network], m.items.toLocaleString('en-US'), 'n/a', 'n/a', 'n/a', 'n/a', 'n/a', 'n/a', 'n/a', m.unavailable];
-    const cpuShare = (seconds: number | null) => (seconds === null || !m.wallSeconds ? 'n/a' : `${fixed((seconds / (m.sample?.wallSeconds ?? m.wallSeconds)) * 100, 0)} %`);
+    if (m.unavailable)
+      return [
+        m.step,
+        m.name,
+        networkLabel[m.network],
+        m.items.toLocaleString('en-US'),
+        'n/a',
+        'n/a',
+        'n/a',
+        'n/a',
+        'n/a',
+        'n/a',
+        'n/a',
+        m.unavailable,
+      ];
+    const cpuShare = (seconds: number | null) =>
+      seconds === null || !m.wallSeconds ? 'n/a' : `${fixed((seconds / (m.sample?.wallSeconds ?? m.wallSeconds)) * 100, 0)} %`;
     return [
       m.step,
       m.name,
@@ -222,5 +318,9 @@ export function formatMeasurements(measurements: readonly Measurement[]): string
 }
 
 export function formatTargets(results: readonly TargetResult[]): string {
-  return renderTable(['target', 'measured', 'verdict'], results.map((r) => [r.target, r.measured, r.verdict]), new Set());
+  return renderTable(
+    ['target', 'measured', 'verdict'],
+    results.map((r) => [r.target, r.measured, r.verdict]),
+    new Set(),
+  );
 }

@@ -17,7 +17,11 @@ import { buildTimestampUpdate, checkDumpRecord, planRecordRepair } from '../lib/
 import { forEachConcurrent } from '../lib/concurrency.ts';
 import { parseBaselineArguments, printFigures } from './baselines.ts';
 
-const args = parseBaselineArguments(process.argv.slice(2), 2, 'updateLoop.ts <dump.json> <table> --endpoint-url URL [--concurrency N] [--offset N] [--limit N]');
+const args = parseBaselineArguments(
+  process.argv.slice(2),
+  2,
+  'updateLoop.ts <dump.json> <table> --endpoint-url URL [--concurrency N] [--offset N] [--limit N]',
+);
 const [file, tableName] = args.positionals as [string, string];
 const concurrency = process.argv.includes('--concurrency') ? args.concurrency : 1;
 const client = createDynamoClient({ region: LOCAL_REGION, endpointUrl: args.endpointUrl }, { maxSockets: concurrency });

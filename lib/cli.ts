@@ -238,7 +238,9 @@ const TSX_COMMAND_PRELOAD = /[\\/]tsx[\\/]dist[\\/]preflight\.cjs$/;
  * gets a terminal's Ctrl-C directly too (same process group): SAME_STOP_REQUEST_MS makes the copies one request.
  */
 function runInChildProcess(): Promise<never> {
-  const execArgv = process.execArgv.filter((arg, index, all) => !TSX_COMMAND_PRELOAD.test(arg) && !(arg === '--require' && TSX_COMMAND_PRELOAD.test(all[index + 1] ?? '')));
+  const execArgv = process.execArgv.filter(
+    (arg, index, all) => !TSX_COMMAND_PRELOAD.test(arg) && !(arg === '--require' && TSX_COMMAND_PRELOAD.test(all[index + 1] ?? '')),
+  );
   const child = spawn(process.execPath, [...execArgv, ...process.argv.slice(1)], { stdio: 'inherit' });
   for (const name of STOP_SIGNALS) process.on(name, () => child.kill(name));
   return new Promise(() => {

@@ -77,7 +77,10 @@ export function checkEndpointUrl(endpointUrl: string, source = '--endpoint-url')
   // Requests are signed with AWS credentials; a user or password in the URL is at best ignored, and every message
   // that names the endpoint would print it. Not echoed here for the same reason.
   if (url.username !== '' || url.password !== '') {
-    throw new UserError(`${source} holds a user name or password (user:password@host) — remove it: DynamoDB requests are signed with AWS credentials`, ExitCode.usage);
+    throw new UserError(
+      `${source} holds a user name or password (user:password@host) — remove it: DynamoDB requests are signed with AWS credentials`,
+      ExitCode.usage,
+    );
   }
 }
 
@@ -282,7 +285,7 @@ function describeFailure(error: unknown, target: DynamoTarget, tableName: string
   const name = shape.name ?? '';
   const message = shape.message ?? String(error);
   const code = errorCode(error);
-  if (name === 'CredentialsProviderError' || /Could not load credentials|credential/i.test(message) && !shape.$metadata?.httpStatusCode) {
+  if (name === 'CredentialsProviderError' || (/Could not load credentials|credential/i.test(message) && !shape.$metadata?.httpStatusCode)) {
     const profile = process.env.AWS_PROFILE;
     if (profile) {
       // The SDK then reads only that profile, even with AWS_ACCESS_KEY_ID set, and does not say which one it tried.
@@ -297,8 +300,19 @@ function describeFailure(error: unknown, target: DynamoTarget, tableName: string
       ExitCode.environment,
     );
   }
-  if (['UnrecognizedClientException', 'InvalidSignatureException', 'ExpiredTokenException', 'IncompleteSignature', 'MissingAuthenticationToken'].includes(name)) {
-    return new UserError(`DynamoDB at ${endpoint} refused the AWS credentials (${name}) — check the profile or keys and the region`, ExitCode.environment);
+  if (
+    [
+      'UnrecognizedClientException',
+      'InvalidSignatureException',
+      'ExpiredTokenException',
+      'IncompleteSignature',
+      'MissingAuthenticationToken',
+    ].includes(name)
+  ) {
+    return new UserError(
+      `DynamoDB at ${endpoint} refused the AWS credentials (${name}) — check the profile or keys and the region`,
+      ExitCode.environment,
+    );
   }
   if (name === 'AccessDeniedException') {
     return new UserError(`DynamoDB at ${endpoint} denied access${tableName ? ` to table "${tableName}"` : ''}: ${message}`, ExitCode.environment);
@@ -313,14 +327,20 @@ function describeFailure(error: unknown, target: DynamoTarget, tableName: string
     return new UserError(`cannot reach DynamoDB at ${endpoint}: host not found — check --region or --endpoint-url`, ExitCode.environment);
   }
   if (code === 'ECONNREFUSED') {
-    return new UserError(`cannot reach DynamoDB at ${endpoint}: connection refused — check --endpoint-url and that the server is running`, ExitCode.environment);
+    return new UserError(
+      `cannot reach DynamoDB at ${endpoint}: connection refused — check --endpoint-url and that the server is running`,
+      ExitCode.environment,
+    );
   }
   if (code && NETWORK_ERROR_CODES.has(code)) {
     return new UserError(`cannot reach DynamoDB at ${endpoint}: ${code} — check the network and --endpoint-url`, ExitCode.environment);
   }
   const status = shape.$metadata?.httpStatusCode;
   if (status !== undefined && status < 500 && isNotDynamoAnswer(shape)) {
-    return new UserError(`DynamoDB at ${endpoint} answered HTTP ${status} with something that is not a DynamoDB answer — check --endpoint-url`, ExitCode.environment);
+    return new UserError(
+      `DynamoDB at ${endpoint} answered HTTP ${status} with something that is not a DynamoDB answer — check --endpoint-url`,
+      ExitCode.environment,
+    );
   }
   if (name === 'TimeoutError') {
     return new UserError(`DynamoDB at ${endpoint} did not answer in time — check the network and --endpoint-url`, ExitCode.environment);

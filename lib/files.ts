@@ -209,7 +209,9 @@ async function removeStaleTemporaryFiles(targetPath: string): Promise<void> {
     } else if (await removeRegularFile(path)) {
       process.stderr.write(`note: removed ${path}, a partial file left by an earlier run that was killed (process ${pid})\n`);
     } else {
-      process.stderr.write(`warning: ${path} looks like a partial file of an earlier run but could not be removed (not a regular file?) — check it and remove it\n`);
+      process.stderr.write(
+        `warning: ${path} looks like a partial file of an earlier run but could not be removed (not a regular file?) — check it and remove it\n`,
+      );
     }
   }
 }
@@ -323,7 +325,8 @@ export async function checkTarget(path: string, targetPath: string, overwrite: b
   // lstat, not stat: the target's own name is checked, never what a link points to.
   const existing = await lstat(targetPath).catch((error: NodeJS.ErrnoException) => {
     if (error.code === 'ENOENT') return undefined;
-    if (error.code === 'ENOTDIR') throw new UserError(`${path}: a part of this path is a file, not a folder — choose another output path`, ExitCode.output);
+    if (error.code === 'ENOTDIR')
+      throw new UserError(`${path}: a part of this path is a file, not a folder — choose another output path`, ExitCode.output);
     throw outputError(path, error, 'cannot inspect the output path');
   });
   if (existing === undefined) {
@@ -335,7 +338,8 @@ export async function checkTarget(path: string, targetPath: string, overwrite: b
         throw outputError(path, error, `cannot inspect the folder ${folder}`);
       },
     );
-    if (!folderExists) throw new UserError(`cannot write ${path}: the folder ${folder} does not exist — create it first, or choose another path`, ExitCode.output);
+    if (!folderExists)
+      throw new UserError(`cannot write ${path}: the folder ${folder} does not exist — create it first, or choose another path`, ExitCode.output);
   }
   if (existing?.isDirectory()) {
     throw new UserError(`${path} is a folder — give the path of a file to create, e.g. ${join(path, 'output.json')}`, ExitCode.output);
@@ -346,7 +350,10 @@ export async function checkTarget(path: string, targetPath: string, overwrite: b
     throw new UserError(`${path} is a symbolic link — give the path of a regular file (a link is neither followed nor replaced)`, ExitCode.output);
   }
   if (existing && !existing.isFile() && !existing.isDirectory()) {
-    throw new UserError(`${path} is not a regular file (a device, pipe or socket) — the output is written to a file: choose a file path`, ExitCode.output);
+    throw new UserError(
+      `${path} is not a regular file (a device, pipe or socket) — the output is written to a file: choose a file path`,
+      ExitCode.output,
+    );
   }
   if (existing && !overwrite) throw existsError(path);
 }

@@ -22,7 +22,16 @@
 // (the query sorts with COLLATE "C": the same order whatever the database's collation; in a database of another
 // encoding, by the names converted to UTF-8), tokens in UTF-8 byte order of their ids within each project.
 import { isUtf8 } from 'node:buffer';
-import { CREATED_AT, EXPIRES_AT, REPOSITORY, TIMESTAMP_ATTRIBUTES, TOKENS_FIELD, TOKEN_ATTRIBUTES, TOKEN_ID, type TimestampAttribute } from './cello/items.ts';
+import {
+  CREATED_AT,
+  EXPIRES_AT,
+  REPOSITORY,
+  TIMESTAMP_ATTRIBUTES,
+  TOKENS_FIELD,
+  TOKEN_ATTRIBUTES,
+  TOKEN_ID,
+  type TimestampAttribute,
+} from './cello/items.ts';
 import { compareUtf8 } from './cello/keyOrder.ts';
 import { PROJECTS_TABLE, PROJECT_COLUMN, TOKENS_TABLE } from './cello/sourceTables.ts';
 import type { OutputPieces } from './files.ts';

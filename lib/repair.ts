@@ -12,7 +12,6 @@ import { NULL_IN_TABLE, TIMESTAMP_ATTRIBUTES, TIMESTAMP_NULL, type TimestampAttr
 import { describeItemKey, isMetadataSk, isTokenSk } from './cello/keys.ts';
 import { isCanonicalTimestamp, isLegacyPostgresTimestamp, toCanonicalTimestamp } from './timestamps.ts';
 
-
 /** One element of the dump: a plain object with string keys (other attributes are not looked at). */
 export interface DumpRecord {
   pk: string;
@@ -157,7 +156,11 @@ function showAttribute(value: AttributeValue | undefined): string {
  * the same command run twice with the same dump). Otherwise the item changed since the dump, or was deleted, and
  * the repair must not touch it.
  */
-export function judgeConditionFailure(changes: readonly TimestampChange[], current: Record<string, AttributeValue> | undefined, retried: boolean): ConditionFailureVerdict {
+export function judgeConditionFailure(
+  changes: readonly TimestampChange[],
+  current: Record<string, AttributeValue> | undefined,
+  retried: boolean,
+): ConditionFailureVerdict {
   if (current === undefined) return { kind: 'changed', reason: 'changed since dump: the item no longer exists' };
   if (changes.every(({ field, newValue }) => current[field]?.S === newValue)) return { kind: retried ? 'updated' : 'alreadyFixed' };
   const differences = changes

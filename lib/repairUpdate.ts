@@ -28,7 +28,12 @@ export interface RepairTarget {
  * @throws UserError when DynamoDB itself is failing (retries exhausted, credentials, access, missing table):
  * the run should stop rather than fail every remaining record.
  */
-export async function applyTimestampChanges({ client, tableName, target }: RepairTarget, pk: string, sk: string, changes: readonly TimestampChange[]): Promise<RecordOutcome> {
+export async function applyTimestampChanges(
+  { client, tableName, target }: RepairTarget,
+  pk: string,
+  sk: string,
+  changes: readonly TimestampChange[],
+): Promise<RecordOutcome> {
   const command = new UpdateItemCommand(buildTimestampUpdate(tableName, pk, sk, changes));
   try {
     await client.send(command);
@@ -48,7 +53,12 @@ export async function applyTimestampChanges({ client, tableName, target }: Repai
   }
 }
 
-async function readItem({ client, tableName, target }: RepairTarget, pk: string, sk: string, changes: readonly TimestampChange[]): Promise<Record<string, AttributeValue> | undefined> {
+async function readItem(
+  { client, tableName, target }: RepairTarget,
+  pk: string,
+  sk: string,
+  changes: readonly TimestampChange[],
+): Promise<Record<string, AttributeValue> | undefined> {
   const names = Object.fromEntries(changes.map(({ field }) => [`#${field}`, field]));
   try {
     const response = await client.send(

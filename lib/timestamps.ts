@@ -101,14 +101,7 @@ function isCanonical(text: string): boolean {
   return (
     text.length === 30 &&
     CANONICAL_SHAPE.test(text) &&
-    fieldProblem(
-      digits4(text, 0),
-      digits2(text, 5),
-      digits2(text, 8),
-      digits2(text, 11),
-      digits2(text, 14),
-      digits2(text, 17),
-    ) === undefined
+    fieldProblem(digits4(text, 0), digits2(text, 5), digits2(text, 8), digits2(text, 11), digits2(text, 14), digits2(text, 17)) === undefined
   );
 }
 

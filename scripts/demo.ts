@@ -176,7 +176,8 @@ async function main(): Promise<void> {
         continue;
       }
       const invocation = scriptInvocation(parsed);
-      if (invocation === undefined) throw new DemoError(`the guide's block ${step.block} runs ${JSON.stringify(command)}: the demo runs only scripts/*.ts`);
+      if (invocation === undefined)
+        throw new DemoError(`the guide's block ${step.block} runs ${JSON.stringify(command)}: the demo runs only scripts/*.ts`);
       const last = index === step.commands.length - 1;
       const expected = last ? (step.expectedExit ?? 0) : 0;
       const commandStarted = performance.now();
@@ -284,5 +285,7 @@ say('Stopping the local stack and removing the work folder...');
 await stopStack();
 rmSync(work, { recursive: true, force: true });
 farewellSaid = true;
-say(`Stopped: PostgreSQL ${stack ? `${stack.postgres.host}:${stack.postgres.port}` : '(not started)'} and DynamoDB ${stack?.dynamo.endpoint ?? '(not started)'} are closed, ${work} is removed.`);
+say(
+  `Stopped: PostgreSQL ${stack ? `${stack.postgres.host}:${stack.postgres.port}` : '(not started)'} and DynamoDB ${stack?.dynamo.endpoint ?? '(not started)'} are closed, ${work} is removed.`,
+);
 process.exit(exitCode);

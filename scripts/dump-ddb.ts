@@ -36,7 +36,11 @@ const WRITE_PIECE_CHARS = 32 * 1024;
 
 /** The command line, checked (a mistake is a UserError, exit 2); --help prints and exits. */
 function parseArguments() {
-  return createArgumentParser(process.argv.slice(2), 'dump-ddb.ts', 'Usage: $0 --table <table> --output <file> --region <region>\n\nWrites every item of a DynamoDB table to a JSON file, as an array of plain objects.')
+  return createArgumentParser(
+    process.argv.slice(2),
+    'dump-ddb.ts',
+    'Usage: $0 --table <table> --output <file> --region <region>\n\nWrites every item of a DynamoDB table to a JSON file, as an array of plain objects.',
+  )
     .option('table', tableOption('the DynamoDB table to dump'))
     .option('output', { type: 'string', demandOption: true, describe: 'the JSON file to write (mode 0600)' })
     .option('region', regionOption)

@@ -150,7 +150,10 @@ async function* readDump(file: string): AsyncGenerator<DumpRecord> {
       throw new UserError(`${error.message} — give the JSON array written by dump-ddb.ts`, ExitCode.usage);
     }
     if (error instanceof DumpRecordError) {
-      throw new UserError(`${file}: ${error.message} — give the JSON array written by dump-ddb.ts (objects with string "pk" and "sk")`, ExitCode.usage);
+      throw new UserError(
+        `${file}: ${error.message} — give the JSON array written by dump-ddb.ts (objects with string "pk" and "sk")`,
+        ExitCode.usage,
+      );
     }
     throw error;
   }

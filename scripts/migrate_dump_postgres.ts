@@ -39,33 +39,35 @@ const SCRIPT = 'migrate_dump_postgres.ts';
 
 /** The command line, checked (a mistake is a UserError, exit 2); --help prints and exits. */
 function parseArguments() {
-  return createArgumentParser(
-    process.argv.slice(2),
-    SCRIPT,
-    'Usage: $0 <db_host[:port]> <db_user> <db_name> <output_file>\n\n' +
-      'Writes every project and token of the Cello PostgreSQL database to a JSON file (mode 0600), the input of step 2.\n\n' +
-      'The password comes from PGPASSWORD, or is asked on the terminal. PGSSLMODE, PGSSLROOTCERT, ' +
-      'PGCONNECT_TIMEOUT (default 10 s) and PGAPPNAME are honoured as by psql.',
-  )
-    .command('$0 <db_host> <db_user> <db_name> <output_file>', false, (command) =>
-      command
-        .positional('db_host', postgresHostPositional)
-        .positional('db_user', postgresUserPositional())
-        .positional('db_name', postgresDatabasePositional)
-        .positional('output_file', { type: 'string', demandOption: true, describe: 'the JSON file to create' }),
+  return (
+    createArgumentParser(
+      process.argv.slice(2),
+      SCRIPT,
+      'Usage: $0 <db_host[:port]> <db_user> <db_name> <output_file>\n\n' +
+        'Writes every project and token of the Cello PostgreSQL database to a JSON file (mode 0600), the input of step 2.\n\n' +
+        'The password comes from PGPASSWORD, or is asked on the terminal. PGSSLMODE, PGSSLROOTCERT, ' +
+        'PGCONNECT_TIMEOUT (default 10 s) and PGAPPNAME are honoured as by psql.',
     )
-    .option('force', forceOption)
-    .option('include-orphans', {
-      type: 'boolean',
-      default: false,
-      describe: `also write tokens whose project is missing from the projects table, under their project name with ${NO_REPOSITORY}`,
-    })
-    // Without descriptions, so each command keeps one line at any terminal width and can be copied whole.
-    .example('$0 localhost cello_user cello_db migration_data.json', '')
-    .example('$0 db.example.com:5433 cello_user cello_db migration_data.json', '')
-    .example('$0 [::1]:5433 cello_user cello_db migration_data.json', '')
-    .example('PGSSLMODE=require $0 db.example.com cello_user cello_db migration_data.json', '')
-    .parseAsync();
+      .command('$0 <db_host> <db_user> <db_name> <output_file>', false, (command) =>
+        command
+          .positional('db_host', postgresHostPositional)
+          .positional('db_user', postgresUserPositional())
+          .positional('db_name', postgresDatabasePositional)
+          .positional('output_file', { type: 'string', demandOption: true, describe: 'the JSON file to create' }),
+      )
+      .option('force', forceOption)
+      .option('include-orphans', {
+        type: 'boolean',
+        default: false,
+        describe: `also write tokens whose project is missing from the projects table, under their project name with ${NO_REPOSITORY}`,
+      })
+      // Without descriptions, so each command keeps one line at any terminal width and can be copied whole.
+      .example('$0 localhost cello_user cello_db migration_data.json', '')
+      .example('$0 db.example.com:5433 cello_user cello_db migration_data.json', '')
+      .example('$0 [::1]:5433 cello_user cello_db migration_data.json', '')
+      .example('PGSSLMODE=require $0 db.example.com cello_user cello_db migration_data.json', '')
+      .parseAsync()
+  );
 }
 
 await runMain(async () => {

@@ -103,7 +103,9 @@ await runMain(async () => {
       }
       for (const problem of report.problems) printLine(`error: ${problem}`);
       const listed = report.problemCount > report.problems.length ? ` (the first ${PROBLEM_LIST_LIMIT} are listed above)` : '';
-      printLine(`error: ${formatCount(report.problemCount)} problems in ${options.dataFile}${listed}; nothing was written — fix the file and run again`);
+      printLine(
+        `error: ${formatCount(report.problemCount)} problems in ${options.dataFile}${listed}; nothing was written — fix the file and run again`,
+      );
       return ExitCode.usage;
     }
     const checked = report.checked;

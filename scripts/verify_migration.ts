@@ -61,35 +61,36 @@ environment, SSO...).`;
 
 /** The command line, checked (a mistake is a UserError, exit 2); --help prints and exits. */
 function parseArguments() {
-  return createArgumentParser(process.argv.slice(2), 'verify_migration.ts', USAGE)
-    .command('$0 <db_host> <db_user> <db_name> <table_name> <region>', false, (command) =>
-      command
-        .positional('db_host', postgresHostPositional)
-        .positional('db_user', postgresUserPositional('the PostgreSQL user (SELECT on projects and tokens is enough)'))
-        .positional('db_name', postgresDatabasePositional)
-        .positional('table_name', tableOption('the Cello DynamoDB table'))
-        .positional('region', regionOption),
-    )
-    .option('endpoint-url', endpointUrlOption())
-    .option(
-      'concurrency',
-      concurrencyOption(
-        `projects read from DynamoDB at once, and segments of the scan for extra partition keys (1 to ${MAX_CONCURRENCY})`,
-        DEFAULT_CONCURRENCY,
-      ),
-    )
-    .option('include-orphans', {
-      type: 'boolean',
-      default: false,
-      describe:
-        `also compare tokens whose project is missing from the projects table, as migrate_dump_postgres.ts --include-orphans writes them (under their project name, ${REPOSITORY} NULL)`,
-    })
-    // Without descriptions, so each command keeps one line at any terminal width and can be copied whole.
-    .example('$0 localhost cello_user cello_db cello us-east-1', '')
-    .example('$0 db.example.com:5433 cello_user cello_db cello eu-west-1 --concurrency 16', '')
-    .example('$0 db.example.com cello_user cello_db cello us-east-1 --include-orphans', '')
-    .example('PGSSLMODE=require $0 db.example.com cello_user cello_db cello us-east-1', '')
-    .parseAsync();
+  return (
+    createArgumentParser(process.argv.slice(2), 'verify_migration.ts', USAGE)
+      .command('$0 <db_host> <db_user> <db_name> <table_name> <region>', false, (command) =>
+        command
+          .positional('db_host', postgresHostPositional)
+          .positional('db_user', postgresUserPositional('the PostgreSQL user (SELECT on projects and tokens is enough)'))
+          .positional('db_name', postgresDatabasePositional)
+          .positional('table_name', tableOption('the Cello DynamoDB table'))
+          .positional('region', regionOption),
+      )
+      .option('endpoint-url', endpointUrlOption())
+      .option(
+        'concurrency',
+        concurrencyOption(
+          `projects read from DynamoDB at once, and segments of the scan for extra partition keys (1 to ${MAX_CONCURRENCY})`,
+          DEFAULT_CONCURRENCY,
+        ),
+      )
+      .option('include-orphans', {
+        type: 'boolean',
+        default: false,
+        describe: `also compare tokens whose project is missing from the projects table, as migrate_dump_postgres.ts --include-orphans writes them (under their project name, ${REPOSITORY} NULL)`,
+      })
+      // Without descriptions, so each command keeps one line at any terminal width and can be copied whole.
+      .example('$0 localhost cello_user cello_db cello us-east-1', '')
+      .example('$0 db.example.com:5433 cello_user cello_db cello eu-west-1 --concurrency 16', '')
+      .example('$0 db.example.com cello_user cello_db cello us-east-1 --include-orphans', '')
+      .example('PGSSLMODE=require $0 db.example.com cello_user cello_db cello us-east-1', '')
+      .parseAsync()
+  );
 }
 
 await runMain(async () => {

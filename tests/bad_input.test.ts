@@ -21,7 +21,17 @@ import { join } from 'node:path';
 import { CreateTableCommand } from '@aws-sdk/client-dynamodb';
 import type { DynamoItem } from '../lib/dynamodb.ts';
 import { findFreePort } from '../tools/localStack.ts';
-import { REGION, dynamoClient, getStack, newCelloDatabase, newCelloTable, runScript, temporaryFolder, uniqueName, type ScriptResult } from './support/harness.ts';
+import {
+  REGION,
+  dynamoClient,
+  getStack,
+  newCelloDatabase,
+  newCelloTable,
+  runScript,
+  temporaryFolder,
+  uniqueName,
+  type ScriptResult,
+} from './support/harness.ts';
 import {
   FAST_RETRY_ENV,
   assertOneErrorLine,
@@ -94,7 +104,10 @@ const webServer = createServer((request, response) => {
 const refusingServer = createServer((request, response) => {
   request.resume();
   request.on('end', () => {
-    const body = JSON.stringify({ __type: 'com.amazon.coral.service#UnrecognizedClientException', message: 'The security token included in the request is invalid.' });
+    const body = JSON.stringify({
+      __type: 'com.amazon.coral.service#UnrecognizedClientException',
+      message: 'The security token included in the request is invalid.',
+    });
     response.writeHead(400, { 'Content-Type': 'application/x-amz-json-1.0', 'Content-Length': String(body.length) });
     response.end(body);
   });
@@ -186,11 +199,13 @@ interface Case {
 
 const file = (name: string, content: string) => (): string => writeJson(content, name);
 /** A file of exactly these bytes (text parts as UTF-8, numbers as single bytes). */
-const bytesFile = (name: string, ...parts: (string | number[])[]) => (): string => {
-  const path = join(temporaryFolder(), name);
-  writeFileSync(path, Buffer.concat(parts.map((part) => (typeof part === 'string' ? Buffer.from(part) : Buffer.from(part)))));
-  return path;
-};
+const bytesFile =
+  (name: string, ...parts: (string | number[])[]) =>
+  (): string => {
+    const path = join(temporaryFolder(), name);
+    writeFileSync(path, Buffer.concat(parts.map((part) => (typeof part === 'string' ? Buffer.from(part) : Buffer.from(part)))));
+    return path;
+  };
 const dumpOut = (output: string) => join(output, 'dump.json');
 const dataOut = (output: string) => join(output, 'migration_data.json');
 const load = (data: string, table: string, ...more: string[]) => [data, table, REGION, ...more];
@@ -204,44 +219,234 @@ const CASES: Case[] = [
   { script: 'migrate_load_dynamodb', what: 'no arguments', args: () => [], code: 2, message: /argument|data_file/i },
   { script: 'migrate_load_dynamodb', what: 'an extra argument', args: (f) => load(f.validData, f.table, 'extra'), code: 2, message: /extra/ },
   { script: 'dump-ddb', what: 'a missing --output', args: (f) => ['--table', f.table, '--region', REGION], code: 2, message: /output/ },
-  { script: 'dump-ddb', what: '--segments 0', args: (f, output) => dumpDdb(f.table, dumpOut(output), '--segments', '0'), code: 2, message: /--segments must be a whole number/ },
+  {
+    script: 'dump-ddb',
+    what: '--segments 0',
+    args: (f, output) => dumpDdb(f.table, dumpOut(output), '--segments', '0'),
+    code: 2,
+    message: /--segments must be a whole number/,
+  },
   // A boolean option is --flag, --flag=true|false or --no-flag (issue 16): yargs read "=yes", "=1" and "=" as false
   // (the load wrote everything, the repair updated), and takes "--dry-run false" as the value (a live run).
-  { script: 'migrate_load_dynamodb', what: '--dry-run=yes', args: (f) => load(f.validData, f.table, '--dry-run=yes'), code: 2, message: /--dry-run is true or false, got "yes" — write --dry-run, --dry-run=true, --dry-run=false or --no-dry-run/ },
-  { script: 'migrate_load_dynamodb', what: '--dry-run=1', args: (f) => load(f.validData, f.table, '--dry-run=1'), code: 2, message: /--dry-run is true or false, got "1"/ },
-  { script: 'migrate_load_dynamodb', what: '--dry-run false (a separate value)', args: (f) => load(f.validData, f.table, '--dry-run', 'false'), code: 2, message: /--dry-run takes no separate value, got "--dry-run false"/ },
-  { script: 'migrate_load_dynamodb', what: '--conditional-puts=no', args: (f) => load(f.validData, f.table, '--conditional-puts=no'), code: 2, message: /--conditional-puts is true or false, got "no"/ },
-  { script: 'migrate_ddb_timestamps', what: '--dry-run=1', args: (f) => repair(f.validDump, f.table, '--dry-run=1'), code: 2, message: /--dry-run is true or false, got "1"/ },
-  { script: 'migrate_ddb_timestamps', what: '--dry-run= (empty)', args: (f) => repair(f.validDump, f.table, '--dry-run='), code: 2, message: /--dry-run is true or false, got ""/ },
-  { script: 'migrate_ddb_timestamps', what: '--dry-run yes (a separate value)', args: (f) => repair(f.validDump, f.table, '--dry-run', 'yes'), code: 2, message: /--dry-run takes no separate value, got "--dry-run yes"/ },
-  { script: 'dump-ddb', what: '--force=yes', args: (f, output) => dumpDdb(f.table, dumpOut(output), '--force=yes'), code: 2, message: /--force is true or false, got "yes"/ },
-  { script: 'migrate_dump_postgres', what: '--force=1', args: (f, output) => [PG_HOST, pg.user, f.database, dataOut(output), '--force=1'], code: 2, message: /--force is true or false, got "1"/ },
-  { script: 'migrate_dump_postgres', what: '--include-orphans=yes', args: (f, output) => [PG_HOST, pg.user, f.database, dataOut(output), '--include-orphans=yes'], code: 2, message: /--include-orphans is true or false, got "yes"/ },
-  { script: 'verify_migration', what: '--include-orphans=0', args: (f) => verify(f, '--include-orphans=0'), code: 2, message: /--include-orphans is true or false, got "0"/ },
-  { script: 'verify_migration', what: '--no-include-orphans=true', args: (f) => verify(f, '--no-include-orphans=true'), code: 2, message: /--no-include-orphans takes no value/ },
+  {
+    script: 'migrate_load_dynamodb',
+    what: '--dry-run=yes',
+    args: (f) => load(f.validData, f.table, '--dry-run=yes'),
+    code: 2,
+    message: /--dry-run is true or false, got "yes" — write --dry-run, --dry-run=true, --dry-run=false or --no-dry-run/,
+  },
+  {
+    script: 'migrate_load_dynamodb',
+    what: '--dry-run=1',
+    args: (f) => load(f.validData, f.table, '--dry-run=1'),
+    code: 2,
+    message: /--dry-run is true or false, got "1"/,
+  },
+  {
+    script: 'migrate_load_dynamodb',
+    what: '--dry-run false (a separate value)',
+    args: (f) => load(f.validData, f.table, '--dry-run', 'false'),
+    code: 2,
+    message: /--dry-run takes no separate value, got "--dry-run false"/,
+  },
+  {
+    script: 'migrate_load_dynamodb',
+    what: '--conditional-puts=no',
+    args: (f) => load(f.validData, f.table, '--conditional-puts=no'),
+    code: 2,
+    message: /--conditional-puts is true or false, got "no"/,
+  },
+  {
+    script: 'migrate_ddb_timestamps',
+    what: '--dry-run=1',
+    args: (f) => repair(f.validDump, f.table, '--dry-run=1'),
+    code: 2,
+    message: /--dry-run is true or false, got "1"/,
+  },
+  {
+    script: 'migrate_ddb_timestamps',
+    what: '--dry-run= (empty)',
+    args: (f) => repair(f.validDump, f.table, '--dry-run='),
+    code: 2,
+    message: /--dry-run is true or false, got ""/,
+  },
+  {
+    script: 'migrate_ddb_timestamps',
+    what: '--dry-run yes (a separate value)',
+    args: (f) => repair(f.validDump, f.table, '--dry-run', 'yes'),
+    code: 2,
+    message: /--dry-run takes no separate value, got "--dry-run yes"/,
+  },
+  {
+    script: 'dump-ddb',
+    what: '--force=yes',
+    args: (f, output) => dumpDdb(f.table, dumpOut(output), '--force=yes'),
+    code: 2,
+    message: /--force is true or false, got "yes"/,
+  },
+  {
+    script: 'migrate_dump_postgres',
+    what: '--force=1',
+    args: (f, output) => [PG_HOST, pg.user, f.database, dataOut(output), '--force=1'],
+    code: 2,
+    message: /--force is true or false, got "1"/,
+  },
+  {
+    script: 'migrate_dump_postgres',
+    what: '--include-orphans=yes',
+    args: (f, output) => [PG_HOST, pg.user, f.database, dataOut(output), '--include-orphans=yes'],
+    code: 2,
+    message: /--include-orphans is true or false, got "yes"/,
+  },
+  {
+    script: 'verify_migration',
+    what: '--include-orphans=0',
+    args: (f) => verify(f, '--include-orphans=0'),
+    code: 2,
+    message: /--include-orphans is true or false, got "0"/,
+  },
+  {
+    script: 'verify_migration',
+    what: '--no-include-orphans=true',
+    args: (f) => verify(f, '--no-include-orphans=true'),
+    code: 2,
+    message: /--no-include-orphans takes no value/,
+  },
   // yargs' camelCase expansion read these as the known option, which the scripts do not read: the repair ran live.
-  { script: 'migrate_ddb_timestamps', what: '--DRY-RUN (another spelling)', args: (f) => repair(f.validDump, f.table, '--DRY-RUN'), code: 2, message: /Unknown argument: DRY-RUN/ },
-  { script: 'migrate_load_dynamodb', what: '---dry-run (three dashes)', args: (f) => load(f.validData, f.table, '---dry-run'), code: 2, message: /Unknown argument: -dry-run/ },
-  { script: 'migrate_load_dynamodb', what: '--CONDITIONAL-PUTS', args: (f) => load(f.validData, f.table, '--CONDITIONAL-PUTS'), code: 2, message: /Unknown argument: CONDITIONAL-PUTS/ },
-  { script: 'dump-ddb', what: '--FORCE', args: (f, output) => dumpDdb(f.table, dumpOut(output), '--FORCE'), code: 2, message: /Unknown argument: FORCE/ },
-  { script: 'verify_migration', what: '--include-Orphans', args: (f) => verify(f, '--include-Orphans'), code: 2, message: /Unknown argument: include-Orphans/ },
-  { script: 'verify_migration', what: 'a missing region argument', args: (f) => [PG_HOST, pg.user, f.database, f.table], code: 2, message: /region|argument/i },
+  {
+    script: 'migrate_ddb_timestamps',
+    what: '--DRY-RUN (another spelling)',
+    args: (f) => repair(f.validDump, f.table, '--DRY-RUN'),
+    code: 2,
+    message: /Unknown argument: DRY-RUN/,
+  },
+  {
+    script: 'migrate_load_dynamodb',
+    what: '---dry-run (three dashes)',
+    args: (f) => load(f.validData, f.table, '---dry-run'),
+    code: 2,
+    message: /Unknown argument: -dry-run/,
+  },
+  {
+    script: 'migrate_load_dynamodb',
+    what: '--CONDITIONAL-PUTS',
+    args: (f) => load(f.validData, f.table, '--CONDITIONAL-PUTS'),
+    code: 2,
+    message: /Unknown argument: CONDITIONAL-PUTS/,
+  },
+  {
+    script: 'dump-ddb',
+    what: '--FORCE',
+    args: (f, output) => dumpDdb(f.table, dumpOut(output), '--FORCE'),
+    code: 2,
+    message: /Unknown argument: FORCE/,
+  },
+  {
+    script: 'verify_migration',
+    what: '--include-Orphans',
+    args: (f) => verify(f, '--include-Orphans'),
+    code: 2,
+    message: /Unknown argument: include-Orphans/,
+  },
+  {
+    script: 'verify_migration',
+    what: 'a missing region argument',
+    args: (f) => [PG_HOST, pg.user, f.database, f.table],
+    code: 2,
+    message: /region|argument/i,
+  },
 
   // -- PostgreSQL: host, port, server, credentials, database, schema
-  { script: 'migrate_dump_postgres', what: 'a port out of range', args: (f, output) => [`${pg.host}:70000`, pg.user, f.database, dataOut(output)], code: 2, message: /invalid port "70000"/ },
-  { script: 'migrate_dump_postgres', what: 'an unknown host', args: (f, output) => ['no-such-host.invalid', pg.user, f.database, dataOut(output)], code: 3, message: /no-such-host\.invalid/ },
-  { script: 'migrate_dump_postgres', what: 'a refused connection', args: (f, output) => [`127.0.0.1:${f.closedPort}`, pg.user, f.database, dataOut(output)], code: 3, message: /127\.0\.0\.1:\d+/ },
-  { script: 'migrate_dump_postgres', what: 'a wrong password', args: (f, output) => [PG_HOST, pg.user, f.database, dataOut(output)], env: { PGPASSWORD: WRONG_PASSWORD }, code: 3, message: /password/i },
-  { script: 'migrate_dump_postgres', what: 'an unknown database', args: (_f, output) => [PG_HOST, pg.user, 'no_such_database', dataOut(output)], code: 3, message: /no_such_database/ },
-  { script: 'migrate_dump_postgres', what: 'a database without the Cello tables', args: (f, output) => [PG_HOST, pg.user, f.emptyDatabase, dataOut(output)], code: 3, message: /projects|tokens/ },
-  { script: 'migrate_dump_postgres', what: 'no password and no terminal', args: (f, output) => [PG_HOST, pg.user, f.database, dataOut(output)], env: { PGPASSWORD: undefined }, noTerminal: true, code: 2, message: /no password/ },
-  { script: 'verify_migration', what: 'a wrong password', args: (f) => verify(f), env: { PGPASSWORD: WRONG_PASSWORD }, code: 3, message: /password/i },
-  { script: 'migrate_dump_postgres', what: 'a SQL_ASCII database', args: (f, output) => [PG_HOST, pg.user, f.sqlAsciiDatabase, dataOut(output)], code: 3, message: /has encoding SQL_ASCII/ },
-  { script: 'verify_migration', what: 'a SQL_ASCII database', args: (f) => [PG_HOST, pg.user, f.sqlAsciiDatabase, f.table, REGION], code: 3, message: /has encoding SQL_ASCII/ },
+  {
+    script: 'migrate_dump_postgres',
+    what: 'a port out of range',
+    args: (f, output) => [`${pg.host}:70000`, pg.user, f.database, dataOut(output)],
+    code: 2,
+    message: /invalid port "70000"/,
+  },
+  {
+    script: 'migrate_dump_postgres',
+    what: 'an unknown host',
+    args: (f, output) => ['no-such-host.invalid', pg.user, f.database, dataOut(output)],
+    code: 3,
+    message: /no-such-host\.invalid/,
+  },
+  {
+    script: 'migrate_dump_postgres',
+    what: 'a refused connection',
+    args: (f, output) => [`127.0.0.1:${f.closedPort}`, pg.user, f.database, dataOut(output)],
+    code: 3,
+    message: /127\.0\.0\.1:\d+/,
+  },
+  {
+    script: 'migrate_dump_postgres',
+    what: 'a wrong password',
+    args: (f, output) => [PG_HOST, pg.user, f.database, dataOut(output)],
+    env: { PGPASSWORD: WRONG_PASSWORD },
+    code: 3,
+    message: /password/i,
+  },
+  {
+    script: 'migrate_dump_postgres',
+    what: 'an unknown database',
+    args: (_f, output) => [PG_HOST, pg.user, 'no_such_database', dataOut(output)],
+    code: 3,
+    message: /no_such_database/,
+  },
+  {
+    script: 'migrate_dump_postgres',
+    what: 'a database without the Cello tables',
+    args: (f, output) => [PG_HOST, pg.user, f.emptyDatabase, dataOut(output)],
+    code: 3,
+    message: /projects|tokens/,
+  },
+  {
+    script: 'migrate_dump_postgres',
+    what: 'no password and no terminal',
+    args: (f, output) => [PG_HOST, pg.user, f.database, dataOut(output)],
+    env: { PGPASSWORD: undefined },
+    noTerminal: true,
+    code: 2,
+    message: /no password/,
+  },
+  {
+    script: 'verify_migration',
+    what: 'a wrong password',
+    args: (f) => verify(f),
+    env: { PGPASSWORD: WRONG_PASSWORD },
+    code: 3,
+    message: /password/i,
+  },
+  {
+    script: 'migrate_dump_postgres',
+    what: 'a SQL_ASCII database',
+    args: (f, output) => [PG_HOST, pg.user, f.sqlAsciiDatabase, dataOut(output)],
+    code: 3,
+    message: /has encoding SQL_ASCII/,
+  },
+  {
+    script: 'verify_migration',
+    what: 'a SQL_ASCII database',
+    args: (f) => [PG_HOST, pg.user, f.sqlAsciiDatabase, f.table, REGION],
+    code: 3,
+    message: /has encoding SQL_ASCII/,
+  },
 
   // -- output files
-  { script: 'migrate_dump_postgres', what: 'an output path that is a folder', args: (f, output) => [PG_HOST, pg.user, f.database, output], code: 4, message: /is a folder/ },
-  { script: 'migrate_dump_postgres', what: 'an output path under a regular file (ENOTDIR)', args: (f) => [PG_HOST, pg.user, f.database, join(f.regularFile, 'out.json')], code: 4, message: /not a folder|ENOTDIR/ },
+  {
+    script: 'migrate_dump_postgres',
+    what: 'an output path that is a folder',
+    args: (f, output) => [PG_HOST, pg.user, f.database, output],
+    code: 4,
+    message: /is a folder/,
+  },
+  {
+    script: 'migrate_dump_postgres',
+    what: 'an output path under a regular file (ENOTDIR)',
+    args: (f) => [PG_HOST, pg.user, f.database, join(f.regularFile, 'out.json')],
+    code: 4,
+    message: /not a folder|ENOTDIR/,
+  },
   {
     script: 'migrate_dump_postgres',
     what: 'an output folder without write permission',
@@ -255,15 +460,45 @@ const CASES: Case[] = [
     message: /permission denied/,
   },
   // README: a missing folder is exit 4. dump-ddb (and the PostgreSQL dump, as root) created it.
-  { script: 'dump-ddb', what: 'an output folder that does not exist', args: (f, output) => dumpDdb(f.table, join(output, 'missing', 'dump.json')), code: 4, message: /the folder .*missing does not exist — create it first/ },
-  { script: 'migrate_dump_postgres', what: 'an output folder that does not exist', args: (f, output) => [PG_HOST, pg.user, f.database, join(output, 'missing', 'migration_data.json')], code: 4, message: /the folder .*missing does not exist — create it first/ },
+  {
+    script: 'dump-ddb',
+    what: 'an output folder that does not exist',
+    args: (f, output) => dumpDdb(f.table, join(output, 'missing', 'dump.json')),
+    code: 4,
+    message: /the folder .*missing does not exist — create it first/,
+  },
+  {
+    script: 'migrate_dump_postgres',
+    what: 'an output folder that does not exist',
+    args: (f, output) => [PG_HOST, pg.user, f.database, join(output, 'missing', 'migration_data.json')],
+    code: 4,
+    message: /the folder .*missing does not exist — create it first/,
+  },
   { script: 'dump-ddb', what: 'an output path that is a folder', args: (f, output) => dumpDdb(f.table, output), code: 4, message: /is a folder/ },
-  { script: 'dump-ddb', what: 'an output path under a regular file (ENOTDIR)', args: (f) => dumpDdb(f.table, join(f.regularFile, 'dump.json')), code: 4, message: /not a folder|ENOTDIR/ },
+  {
+    script: 'dump-ddb',
+    what: 'an output path under a regular file (ENOTDIR)',
+    args: (f) => dumpDdb(f.table, join(f.regularFile, 'dump.json')),
+    code: 4,
+    message: /not a folder|ENOTDIR/,
+  },
 
   // -- input files
-  { script: 'migrate_load_dynamodb', what: 'a data file that does not exist', args: (f, _output, inputs) => load(join(inputs, 'missing.json'), f.table), code: 2, message: /missing\.json does not exist/ },
+  {
+    script: 'migrate_load_dynamodb',
+    what: 'a data file that does not exist',
+    args: (f, _output, inputs) => load(join(inputs, 'missing.json'), f.table),
+    code: 2,
+    message: /missing\.json does not exist/,
+  },
   { script: 'migrate_load_dynamodb', what: 'an empty data file', args: (f) => load(file('empty.json', '')(), f.table), code: 2, message: /is empty/ },
-  { script: 'migrate_load_dynamodb', what: 'a data file that is not JSON', args: (f) => load(file('text.json', 'this is not json\n')(), f.table), code: 2, message: /line 1, column 1: .*(not valid JSON|unexpected)/ },
+  {
+    script: 'migrate_load_dynamodb',
+    what: 'a data file that is not JSON',
+    args: (f) => load(file('text.json', 'this is not json\n')(), f.table),
+    code: 2,
+    message: /line 1, column 1: .*(not valid JSON|unexpected)/,
+  },
   {
     script: 'migrate_load_dynamodb',
     what: 'a truncated data file',
@@ -271,7 +506,13 @@ const CASES: Case[] = [
     code: 2,
     message: /truncated|end of/,
   },
-  { script: 'migrate_load_dynamodb', what: 'a data file of the wrong shape (an array)', args: (f) => load(file('array.json', '[{"repository": null, "tokens": []}]')(), f.table), code: 2, message: /expected a JSON object of projects, found an array/ },
+  {
+    script: 'migrate_load_dynamodb',
+    what: 'a data file of the wrong shape (an array)',
+    args: (f) => load(file('array.json', '[{"repository": null, "tokens": []}]')(), f.table),
+    code: 2,
+    message: /expected a JSON object of projects, found an array/,
+  },
   {
     script: 'migrate_load_dynamodb',
     what: 'a data file with a value of the wrong type',
@@ -282,7 +523,11 @@ const CASES: Case[] = [
   {
     script: 'migrate_load_dynamodb',
     what: 'a data file with an invalid timestamp',
-    args: (f) => load(file('timestamp.json', JSON.stringify({ alpha: { repository: null, tokens: [{ ...VALID_TOKEN, created_at: '2022-02-30 25:61:00+00' }] } }))(), f.table),
+    args: (f) =>
+      load(
+        file('timestamp.json', JSON.stringify({ alpha: { repository: null, tokens: [{ ...VALID_TOKEN, created_at: '2022-02-30 25:61:00+00' }] } }))(),
+        f.table,
+      ),
     code: 2,
     message: /created_at "2022-02-30 25:61:00\+00" is not a/,
   },
@@ -290,7 +535,11 @@ const CASES: Case[] = [
     script: 'migrate_load_dynamodb',
     what: 'a data file with a 70 MB token_id',
     args: async (f, _output, inputs) => {
-      const path = await streamFile(join(inputs, 'huge.json'), ['{"alpha": {"repository": null, "tokens": [{"token_id": "', { repeat: 'x', bytes: 70 * 1024 * 1024 }, '", "created_at": "2022-02-02T18:01:49Z", "expires_at": null}]}}\n']);
+      const path = await streamFile(join(inputs, 'huge.json'), [
+        '{"alpha": {"repository": null, "tokens": [{"token_id": "',
+        { repeat: 'x', bytes: 70 * 1024 * 1024 },
+        '", "created_at": "2022-02-02T18:01:49Z", "expires_at": null}]}}\n',
+      ]);
       return load(path, f.table);
     },
     code: 2,
@@ -300,7 +549,14 @@ const CASES: Case[] = [
     script: 'migrate_load_dynamodb',
     what: 'a data file with a key repeated in a token',
     // JSON.parse keeps the last value: only TOKEN#secret-B would be loaded. The message names the key, not the values.
-    args: (f) => load(file('repeated.json', '{"alpha": {"repository": null, "tokens": [{"token_id": "secret-A", "created_at": "2022-02-02T18:01:49Z", "expires_at": null, "token_id": "secret-B"}]}}')(), f.table),
+    args: (f) =>
+      load(
+        file(
+          'repeated.json',
+          '{"alpha": {"repository": null, "tokens": [{"token_id": "secret-A", "created_at": "2022-02-02T18:01:49Z", "expires_at": null, "token_id": "secret-B"}]}}',
+        )(),
+        f.table,
+      ),
     code: 2,
     message: /repeated\.json: line 1, column 126: key "token_id" appears twice in the same object/,
   },
@@ -308,14 +564,27 @@ const CASES: Case[] = [
     script: 'migrate_load_dynamodb',
     what: 'a data file with a timestamp repeated in a token',
     args: (f) =>
-      load(file('repeated.json', '{"alpha": {"repository": null, "tokens": [{"token_id": "t1", "created_at": "2022-02-02T18:01:49Z",\n "created_at": "2021-01-01T00:00:00Z", "expires_at": null}]}}')(), f.table),
+      load(
+        file(
+          'repeated.json',
+          '{"alpha": {"repository": null, "tokens": [{"token_id": "t1", "created_at": "2022-02-02T18:01:49Z",\n "created_at": "2021-01-01T00:00:00Z", "expires_at": null}]}}',
+        )(),
+        f.table,
+      ),
     code: 2,
     message: /repeated\.json: line 2, column 2: key "created_at" appears twice in the same object/,
   },
   {
     script: 'migrate_load_dynamodb',
     what: 'a data file with 200,000 nested arrays in created_at',
-    args: (f) => load(file('deep.json', `{"alpha": {"repository": null, "tokens": [{"token_id": "t1", "created_at": ${'['.repeat(200_000)}${']'.repeat(200_000)}, "expires_at": null}]}}`)(), f.table),
+    args: (f) =>
+      load(
+        file(
+          'deep.json',
+          `{"alpha": {"repository": null, "tokens": [{"token_id": "t1", "created_at": ${'['.repeat(200_000)}${']'.repeat(200_000)}, "expires_at": null}]}}`,
+        )(),
+        f.table,
+      ),
     code: 2,
     message: /deep\.json: line 1, column 175: value nested more than 100 levels deep/,
   },
@@ -323,7 +592,18 @@ const CASES: Case[] = [
     script: 'migrate_load_dynamodb',
     what: 'a data file saved as Latin-1 (not UTF-8)',
     // "caf\xe8" and "caf\xe9" would both read as "caf\uFFFD": two projects merged into one.
-    args: (f) => load(bytesFile('latin1.json', '{"caf', [0xe8], '": {"repository": null, "tokens": []},\n "caf', [0xe9], '": {"repository": null, "tokens": []}}')(), f.table),
+    args: (f) =>
+      load(
+        bytesFile(
+          'latin1.json',
+          '{"caf',
+          [0xe8],
+          '": {"repository": null, "tokens": []},\n "caf',
+          [0xe9],
+          '": {"repository": null, "tokens": []}}',
+        )(),
+        f.table,
+      ),
     code: 2,
     message: /latin1\.json: line 1, column 6: invalid UTF-8 at byte offset 5 \(0xe8\): the file is not UTF-8 text — save it as UTF-8/,
   },
@@ -334,7 +614,13 @@ const CASES: Case[] = [
     code: 2,
     message: /invalid UTF-8 at byte offset 26 \(0xe4\): the file ends in the middle of a character/,
   },
-  { script: 'migrate_ddb_timestamps', what: 'a dump file that is not JSON', args: (f) => repair(file('text.json', 'this is not json\n')(), f.table), code: 2, message: /line 1, column 1: .*(not valid JSON|unexpected)/ },
+  {
+    script: 'migrate_ddb_timestamps',
+    what: 'a dump file that is not JSON',
+    args: (f) => repair(file('text.json', 'this is not json\n')(), f.table),
+    code: 2,
+    message: /line 1, column 1: .*(not valid JSON|unexpected)/,
+  },
   {
     script: 'migrate_ddb_timestamps',
     what: 'a dump file saved as Latin-1 (not UTF-8)',
@@ -345,23 +631,58 @@ const CASES: Case[] = [
   {
     script: 'migrate_ddb_timestamps',
     what: 'a dump file with a key repeated in a record',
-    args: (f) => repair(file('repeated.json', '[{"pk": "PROJECT#a", "sk": "TOKEN#t", "created_at": "2022-02-02 18:01:49+00", "expires_at": "", "created_at": "x"}]')(), f.table),
+    args: (f) =>
+      repair(
+        file(
+          'repeated.json',
+          '[{"pk": "PROJECT#a", "sk": "TOKEN#t", "created_at": "2022-02-02 18:01:49+00", "expires_at": "", "created_at": "x"}]',
+        )(),
+        f.table,
+      ),
     code: 2,
     message: /repeated\.json: line 1, column 97: key "created_at" appears twice in the same object/,
   },
   {
     script: 'migrate_ddb_timestamps',
     what: 'a dump file with 200,000 nested arrays in created_at',
-    args: (f) => repair(file('deep.json', `[{"pk": "PROJECT#a", "sk": "TOKEN#t", "created_at": ${'['.repeat(200_000)}${']'.repeat(200_000)}, "expires_at": ""}]`)(), f.table),
+    args: (f) =>
+      repair(
+        file('deep.json', `[{"pk": "PROJECT#a", "sk": "TOKEN#t", "created_at": ${'['.repeat(200_000)}${']'.repeat(200_000)}, "expires_at": ""}]`)(),
+        f.table,
+      ),
     code: 2,
     message: /deep\.json: line 1, column 152: value nested more than 100 levels deep/,
   },
-  { script: 'migrate_ddb_timestamps', what: 'a dump file that is not an array', args: (f) => repair(file('object.json', '{"pk": "PROJECT#a", "sk": "METADATA"}')(), f.table), code: 2, message: /array/ },
+  {
+    script: 'migrate_ddb_timestamps',
+    what: 'a dump file that is not an array',
+    args: (f) => repair(file('object.json', '{"pk": "PROJECT#a", "sk": "METADATA"}')(), f.table),
+    code: 2,
+    message: /array/,
+  },
 
   // -- DynamoDB: table, schema, endpoint, region, credentials
-  { script: 'migrate_load_dynamodb', what: 'a table that does not exist', args: (f) => load(f.validData, f.missingTable), code: 3, message: /table "missing_\w+" does not exist/ },
-  { script: 'migrate_load_dynamodb', what: 'a table with another key schema', args: (f) => load(f.validData, f.otherSchema), code: 3, message: /has key schema \(id HASH S\); expected \(pk HASH S, sk RANGE S\)/ },
-  { script: 'migrate_load_dynamodb', what: 'an unreachable endpoint (connection refused)', args: (f) => load(f.validData, f.table, '--endpoint-url', `http://127.0.0.1:${f.closedPort}`), code: 3, message: /cannot reach DynamoDB at http:\/\/127\.0\.0\.1:\d+: connection refused/ },
+  {
+    script: 'migrate_load_dynamodb',
+    what: 'a table that does not exist',
+    args: (f) => load(f.validData, f.missingTable),
+    code: 3,
+    message: /table "missing_\w+" does not exist/,
+  },
+  {
+    script: 'migrate_load_dynamodb',
+    what: 'a table with another key schema',
+    args: (f) => load(f.validData, f.otherSchema),
+    code: 3,
+    message: /has key schema \(id HASH S\); expected \(pk HASH S, sk RANGE S\)/,
+  },
+  {
+    script: 'migrate_load_dynamodb',
+    what: 'an unreachable endpoint (connection refused)',
+    args: (f) => load(f.validData, f.table, '--endpoint-url', `http://127.0.0.1:${f.closedPort}`),
+    code: 3,
+    message: /cannot reach DynamoDB at http:\/\/127\.0\.0\.1:\d+: connection refused/,
+  },
   {
     script: 'migrate_load_dynamodb',
     what: 'an endpoint that is not DynamoDB (a web server answering 404 in HTML)',
@@ -373,11 +694,46 @@ const CASES: Case[] = [
   },
   // The endpoint from the environment is checked as --endpoint-url is (issue 16): an empty one sent the run to AWS
   // ("cannot reach DynamoDB at : host not found"), a malformed one was a TypeError, ftp:// was accepted.
-  { script: 'migrate_load_dynamodb', what: 'an empty AWS_ENDPOINT_URL_DYNAMODB', args: (f) => load(f.validData, f.table), env: { AWS_ENDPOINT_URL_DYNAMODB: '' }, code: 2, message: /AWS_ENDPOINT_URL_DYNAMODB is empty — unset AWS_ENDPOINT_URL_DYNAMODB to use AWS, or set it to a URL/ },
-  { script: 'dump-ddb', what: 'an AWS_ENDPOINT_URL_DYNAMODB that is not a URL', args: (f, output) => dumpDdb(f.table, dumpOut(output)), env: { AWS_ENDPOINT_URL_DYNAMODB: 'http//127.0.0.1:8000' }, code: 2, message: /AWS_ENDPOINT_URL_DYNAMODB "http\/\/127\.0\.0\.1:8000" is not a URL/ },
-  { script: 'migrate_ddb_timestamps', what: 'an ftp:// AWS_ENDPOINT_URL_DYNAMODB', args: (f) => repair(f.validDump, f.table), env: { AWS_ENDPOINT_URL_DYNAMODB: 'ftp://127.0.0.1:8000' }, code: 2, message: /AWS_ENDPOINT_URL_DYNAMODB must start with http:\/\/ or https:\/\/, got "ftp:\/\/127\.0\.0\.1:8000"/ },
-  { script: 'verify_migration', what: 'an AWS_ENDPOINT_URL that is not a URL', args: (f) => verify(f), env: { AWS_ENDPOINT_URL_DYNAMODB: undefined, AWS_ENDPOINT_URL: 'localhost 8000' }, code: 2, message: /AWS_ENDPOINT_URL "localhost 8000" is not a URL/ },
-  { script: 'migrate_load_dynamodb', what: 'AWS_PROFILE naming a missing profile', args: (f) => load(f.validData, f.table), env: { ...NO_CREDENTIALS_ENV, AWS_PROFILE: 'no-such-profile' }, code: 3, message: /no AWS credentials from profile "no-such-profile" \(AWS_PROFILE\)/ },
+  {
+    script: 'migrate_load_dynamodb',
+    what: 'an empty AWS_ENDPOINT_URL_DYNAMODB',
+    args: (f) => load(f.validData, f.table),
+    env: { AWS_ENDPOINT_URL_DYNAMODB: '' },
+    code: 2,
+    message: /AWS_ENDPOINT_URL_DYNAMODB is empty — unset AWS_ENDPOINT_URL_DYNAMODB to use AWS, or set it to a URL/,
+  },
+  {
+    script: 'dump-ddb',
+    what: 'an AWS_ENDPOINT_URL_DYNAMODB that is not a URL',
+    args: (f, output) => dumpDdb(f.table, dumpOut(output)),
+    env: { AWS_ENDPOINT_URL_DYNAMODB: 'http//127.0.0.1:8000' },
+    code: 2,
+    message: /AWS_ENDPOINT_URL_DYNAMODB "http\/\/127\.0\.0\.1:8000" is not a URL/,
+  },
+  {
+    script: 'migrate_ddb_timestamps',
+    what: 'an ftp:// AWS_ENDPOINT_URL_DYNAMODB',
+    args: (f) => repair(f.validDump, f.table),
+    env: { AWS_ENDPOINT_URL_DYNAMODB: 'ftp://127.0.0.1:8000' },
+    code: 2,
+    message: /AWS_ENDPOINT_URL_DYNAMODB must start with http:\/\/ or https:\/\/, got "ftp:\/\/127\.0\.0\.1:8000"/,
+  },
+  {
+    script: 'verify_migration',
+    what: 'an AWS_ENDPOINT_URL that is not a URL',
+    args: (f) => verify(f),
+    env: { AWS_ENDPOINT_URL_DYNAMODB: undefined, AWS_ENDPOINT_URL: 'localhost 8000' },
+    code: 2,
+    message: /AWS_ENDPOINT_URL "localhost 8000" is not a URL/,
+  },
+  {
+    script: 'migrate_load_dynamodb',
+    what: 'AWS_PROFILE naming a missing profile',
+    args: (f) => load(f.validData, f.table),
+    env: { ...NO_CREDENTIALS_ENV, AWS_PROFILE: 'no-such-profile' },
+    code: 3,
+    message: /no AWS credentials from profile "no-such-profile" \(AWS_PROFILE\)/,
+  },
   {
     script: 'dump-ddb',
     what: 'AWS_PROFILE naming a missing profile, with access keys set too (the SDK prints a warning of several lines)',
@@ -386,14 +742,65 @@ const CASES: Case[] = [
     code: 3,
     message: /profile "no-such-profile" \(AWS_PROFILE\).*AWS_PROFILE is used instead of AWS_ACCESS_KEY_ID/,
   },
-  { script: 'migrate_load_dynamodb', what: 'an invalid region', args: (f) => [f.validData, f.table, 'Mars'], code: 2, message: /region "Mars" is not an AWS region name/ },
-  { script: 'migrate_load_dynamodb', what: 'AWS credentials refused', args: (f) => load(f.validData, f.table, '--endpoint-url', f.refusingServer), code: 3, message: /refused the AWS credentials \(UnrecognizedClientException\)/ },
-  { script: 'verify_migration', what: 'AWS credentials refused', args: (f) => verify(f, '--endpoint-url', f.refusingServer), code: 3, message: /refused the AWS credentials/ },
-  { script: 'migrate_load_dynamodb', what: 'missing AWS credentials', args: (f) => load(f.validData, f.table), env: NO_CREDENTIALS_ENV, code: 3, message: /no AWS credentials found/ },
-  { script: 'dump-ddb', what: 'a table that does not exist', args: (f, output) => dumpDdb(f.missingTable, dumpOut(output)), code: 3, message: /does not exist/ },
-  { script: 'migrate_ddb_timestamps', what: 'a table with another key schema', args: (f) => repair(f.validDump, f.otherSchema), code: 3, message: /has key schema \(id HASH S\)/ },
-  { script: 'migrate_ddb_timestamps', what: 'missing AWS credentials', args: (f) => repair(f.validDump, f.table), env: NO_CREDENTIALS_ENV, code: 3, message: /no AWS credentials found/ },
-  { script: 'verify_migration', what: 'missing AWS credentials', args: (f) => verify(f), env: NO_CREDENTIALS_ENV, code: 3, message: /no AWS credentials found/ },
+  {
+    script: 'migrate_load_dynamodb',
+    what: 'an invalid region',
+    args: (f) => [f.validData, f.table, 'Mars'],
+    code: 2,
+    message: /region "Mars" is not an AWS region name/,
+  },
+  {
+    script: 'migrate_load_dynamodb',
+    what: 'AWS credentials refused',
+    args: (f) => load(f.validData, f.table, '--endpoint-url', f.refusingServer),
+    code: 3,
+    message: /refused the AWS credentials \(UnrecognizedClientException\)/,
+  },
+  {
+    script: 'verify_migration',
+    what: 'AWS credentials refused',
+    args: (f) => verify(f, '--endpoint-url', f.refusingServer),
+    code: 3,
+    message: /refused the AWS credentials/,
+  },
+  {
+    script: 'migrate_load_dynamodb',
+    what: 'missing AWS credentials',
+    args: (f) => load(f.validData, f.table),
+    env: NO_CREDENTIALS_ENV,
+    code: 3,
+    message: /no AWS credentials found/,
+  },
+  {
+    script: 'dump-ddb',
+    what: 'a table that does not exist',
+    args: (f, output) => dumpDdb(f.missingTable, dumpOut(output)),
+    code: 3,
+    message: /does not exist/,
+  },
+  {
+    script: 'migrate_ddb_timestamps',
+    what: 'a table with another key schema',
+    args: (f) => repair(f.validDump, f.otherSchema),
+    code: 3,
+    message: /has key schema \(id HASH S\)/,
+  },
+  {
+    script: 'migrate_ddb_timestamps',
+    what: 'missing AWS credentials',
+    args: (f) => repair(f.validDump, f.table),
+    env: NO_CREDENTIALS_ENV,
+    code: 3,
+    message: /no AWS credentials found/,
+  },
+  {
+    script: 'verify_migration',
+    what: 'missing AWS credentials',
+    args: (f) => verify(f),
+    env: NO_CREDENTIALS_ENV,
+    code: 3,
+    message: /no AWS credentials found/,
+  },
 ];
 
 test('the matrix lists at least 25 cases, for every script', () => {
@@ -404,7 +811,12 @@ test('the matrix lists at least 25 cases, for every script', () => {
 });
 
 function folderContents(folder: string): Record<string, string> {
-  return Object.fromEntries(readdirSync(folder, { withFileTypes: true }).map((entry) => [entry.name, entry.isFile() ? readFileSync(join(folder, entry.name), 'utf8').slice(0, 100) : 'folder']));
+  return Object.fromEntries(
+    readdirSync(folder, { withFileTypes: true }).map((entry) => [
+      entry.name,
+      entry.isFile() ? readFileSync(join(folder, entry.name), 'utf8').slice(0, 100) : 'folder',
+    ]),
+  );
 }
 
 // Two at a time: most cases spend their time starting node or waiting for a refusal, not computing.

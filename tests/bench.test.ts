@@ -21,7 +21,9 @@ interface Figures {
 test('npm run bench on 20 projects / 2,000 tokens completes and writes every step’s figures: toolkit, baselines and ceilings', async () => {
   const output = join(temporaryFolder(), 'results.json');
   const env: NodeJS.ProcessEnv = { ...process.env };
-  const result = await runNode(['bench/bench.ts', '--tokens', '2000', '--projects', '20', '--quick', '--output', output], env, { timeoutMs: 900_000 });
+  const result = await runNode(['bench/bench.ts', '--tokens', '2000', '--projects', '20', '--quick', '--output', output], env, {
+    timeoutMs: 900_000,
+  });
   assert.equal(result.code, 0, result.stderr);
   assert.match(result.stdout, /peak RSS MiB/);
 

@@ -64,7 +64,12 @@ async function runAndKill(script: string, args: string[], writeOperation: string
     const running = await startScript(script, [...args, '--endpoint-url', proxy.endpoint], { env: FAST_RETRY_ENV });
     let exited = false;
     void running.done.then(() => (exited = true));
-    await waitUntil(() => exited || (proxy.stats[`op:${writeOperation}`] ?? 0) >= killAfter, `${killAfter} ${writeOperation} requests`, 90_000, running);
+    await waitUntil(
+      () => exited || (proxy.stats[`op:${writeOperation}`] ?? 0) >= killAfter,
+      `${killAfter} ${writeOperation} requests`,
+      90_000,
+      running,
+    );
     assert.equal(exited, false, `${script} finished before ${killAfter} ${writeOperation} requests: ${JSON.stringify(running.output())}`);
     running.child.kill('SIGKILL');
     const result = await running.done;
@@ -128,7 +133,13 @@ test(`load: killed after ${LOADER_FAULTED_KILL} write requests while 20 % of req
   await putItems(client, tableName, [...theirs.values()]);
   const file = writeJson(data);
 
-  await runAndKill('migrate_load_dynamodb', loaderArgs(file, tableName, '--concurrency', '8'), 'BatchWriteItem', LOADER_FAULTED_KILL, MIXED_FAULTS_20);
+  await runAndKill(
+    'migrate_load_dynamodb',
+    loaderArgs(file, tableName, '--concurrency', '8'),
+    'BatchWriteItem',
+    LOADER_FAULTED_KILL,
+    MIXED_FAULTS_20,
+  );
   assertOnlyIntendedValues(await rawTable(tableName), intended, theirs);
   await finishLoad(file, tableName, intended, theirs);
 });
@@ -161,7 +172,12 @@ async function seedRepairCase(count: number): Promise<RepairCase> {
     const Key = { pk: item.pk!, sk: item.sk! };
     if (index % 40 === 2) {
       await client.send(
-        new UpdateItemCommand({ TableName: tableName, Key, UpdateExpression: 'SET created_at = :theirs', ExpressionAttributeValues: { ':theirs': { S: `2031-01-01 00:00:${index % 60}+00` } } }),
+        new UpdateItemCommand({
+          TableName: tableName,
+          Key,
+          UpdateExpression: 'SET created_at = :theirs',
+          ExpressionAttributeValues: { ':theirs': { S: `2031-01-01 00:00:${index % 60}+00` } },
+        }),
       );
       changed.set(keyOf(item), { ...item, created_at: { S: `2031-01-01 00:00:${index % 60}+00` } });
     } else if (index % 80 === 3) {
@@ -194,7 +210,10 @@ function assertRepairInvariant(table: Map<string, DynamoItem>, repairCase: Repai
     const before = repairCase.original.get(key);
     const after = repairCase.repaired.get(key);
     assert.ok(before !== undefined, `${key} appeared`);
-    assert.ok(JSON.stringify(item) === JSON.stringify(before) || JSON.stringify(item) === JSON.stringify(after), `${key} holds ${JSON.stringify(item)}`);
+    assert.ok(
+      JSON.stringify(item) === JSON.stringify(before) || JSON.stringify(item) === JSON.stringify(after),
+      `${key} holds ${JSON.stringify(item)}`,
+    );
   }
 }
 
@@ -203,7 +222,9 @@ async function finishRepair(repairCase: RepairCase): Promise<void> {
   const before = await rawTable(repairCase.tableName);
   const toFix = [...repairCase.repaired].filter(([key, item]) => item !== repairCase.original.get(key)).map(([key]) => key);
   const victims = repairCase.changed.size + repairCase.deleted.size;
-  const fixedBefore = toFix.filter((key) => !repairCase.changed.has(key) && JSON.stringify(before.get(key)) === JSON.stringify(repairCase.repaired.get(key))).length;
+  const fixedBefore = toFix.filter(
+    (key) => !repairCase.changed.has(key) && JSON.stringify(before.get(key)) === JSON.stringify(repairCase.repaired.get(key)),
+  ).length;
 
   const result = await runScript('migrate_ddb_timestamps', repairArgs(repairCase.file, repairCase.tableName), { env: FAST_RETRY_ENV });
   assert.equal(result.code, 1, result.stdout + result.stderr);
@@ -224,10 +245,18 @@ test(`repair: killed after ${REPAIR_KILLS.join(', then ')} updates in two runs, 
   assert.ok(repairCase.changed.size > 0 && repairCase.deleted.size > 0);
   let previousFixed = 0;
   for (const killAfter of REPAIR_KILLS) {
-    const { writes } = await runAndKill('migrate_ddb_timestamps', repairArgs(repairCase.file, repairCase.tableName, '--concurrency', '4'), 'UpdateItem', killAfter);
+    const { writes } = await runAndKill(
+      'migrate_ddb_timestamps',
+      repairArgs(repairCase.file, repairCase.tableName, '--concurrency', '4'),
+      'UpdateItem',
+      killAfter,
+    );
     const table = await rawTable(repairCase.tableName);
     assertRepairInvariant(table, repairCase);
-    const fixed = [...table].filter(([key, item]) => repairCase.repaired.get(key) !== repairCase.original.get(key) && JSON.stringify(item) === JSON.stringify(repairCase.repaired.get(key))).length;
+    const fixed = [...table].filter(
+      ([key, item]) =>
+        repairCase.repaired.get(key) !== repairCase.original.get(key) && JSON.stringify(item) === JSON.stringify(repairCase.repaired.get(key)),
+    ).length;
     assert.ok(fixed > previousFixed, `run killed after ${writes} updates fixed nothing`);
     previousFixed = fixed;
   }
@@ -236,7 +265,13 @@ test(`repair: killed after ${REPAIR_KILLS.join(', then ')} updates in two runs, 
 
 test(`repair: killed after ${REPAIR_FAULTED_KILL} updates while 20 % of requests fail, a re-run ends with exactly the repaired table`, async () => {
   const repairCase = await seedRepairCase(160);
-  await runAndKill('migrate_ddb_timestamps', repairArgs(repairCase.file, repairCase.tableName, '--concurrency', '8'), 'UpdateItem', REPAIR_FAULTED_KILL, MIXED_FAULTS_20);
+  await runAndKill(
+    'migrate_ddb_timestamps',
+    repairArgs(repairCase.file, repairCase.tableName, '--concurrency', '8'),
+    'UpdateItem',
+    REPAIR_FAULTED_KILL,
+    MIXED_FAULTS_20,
+  );
   assertRepairInvariant(await rawTable(repairCase.tableName), repairCase);
   await finishRepair(repairCase);
 });

@@ -165,13 +165,18 @@ function leftIn(folder: string): string[] {
 
 function userIds(name: string): { uid: number; gid: number } | undefined {
   try {
-    return { uid: Number(execFileSync('id', ['-u', name], { encoding: 'utf8' })), gid: Number(execFileSync('id', ['-g', name], { encoding: 'utf8' })) };
+    return {
+      uid: Number(execFileSync('id', ['-u', name], { encoding: 'utf8' })),
+      gid: Number(execFileSync('id', ['-g', name], { encoding: 'utf8' })),
+    };
   } catch {
     return undefined;
   }
 }
 
-test('the demo runs from a fresh clone inside a folder only its owner can enter, with a space in its path', { timeout: DEMO_TIMEOUT_MS }, async () => {
+test('the demo runs from a fresh clone inside a folder only its owner can enter, with a space in its path', {
+  timeout: DEMO_TIMEOUT_MS,
+}, async () => {
   await finished;
   // As root, the server runs as another user, which cannot enter such a folder (root's home is one).
   const copy = copyClone();
@@ -197,7 +202,11 @@ test('the demo runs as a normal user from its own clone', { timeout: DEMO_TIMEOU
   execFileSync('chown', ['-R', '-h', `${user.uid}:${user.gid}`, copy.parent]);
   const temporary = temporaryFolderFor(user);
   try {
-    const { code, stdout, stderr } = await runDemo({ root: copy.root, user, env: { TMPDIR: temporary, HOME: copy.parent, USER: 'nobody', LOGNAME: 'nobody' } });
+    const { code, stdout, stderr } = await runDemo({
+      root: copy.root,
+      user,
+      env: { TMPDIR: temporary, HOME: copy.parent, USER: 'nobody', LOGNAME: 'nobody' },
+    });
     assert.equal(code, 0, `stdout:\n${stdout}\nstderr:\n${stderr}`);
     assert.match(stdout, /^Result: the table matches PostgreSQL\.$/m);
     await assertNothingLeft(stdout);

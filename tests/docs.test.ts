@@ -78,7 +78,10 @@ test('every expected output follows a shell block, and every example names an ex
     }
     const of = block.attributes.get('example-of');
     if (of !== undefined) {
-      assert.ok(blocks.some((other) => isShellBlock(other) && other.attributes.get('id') === of), `${describeBlock(block)}: no shell block has id=${of}`);
+      assert.ok(
+        blocks.some((other) => isShellBlock(other) && other.attributes.get('id') === of),
+        `${describeBlock(block)}: no shell block has id=${of}`,
+      );
       assert.ok(block.attributes.get('id')! in EXAMPLE_FIXTURES, `${describeBlock(block)}: the test has no fixture for it`);
     }
   }
@@ -98,7 +101,12 @@ test('every script the guide and the README name exists, is executable and start
 });
 
 test('every relative link in docs/*.md and README.md points to an existing file and heading', () => {
-  const files = [join(ROOT, 'README.md'), ...readdirSync(join(ROOT, 'docs')).filter((name) => name.endsWith('.md')).map((name) => join(ROOT, 'docs', name))];
+  const files = [
+    join(ROOT, 'README.md'),
+    ...readdirSync(join(ROOT, 'docs'))
+      .filter((name) => name.endsWith('.md'))
+      .map((name) => join(ROOT, 'docs', name)),
+  ];
   let checked = 0;
   for (const file of files) {
     for (const target of relativeLinks(readFileSync(file, 'utf8'))) {
@@ -276,7 +284,10 @@ const EXAMPLE_FIXTURES: Record<string, (run: GuideRun) => Promise<void>> = {
     const client = await dynamoClient();
     const TableName = run.local.table;
     await client.send(
-      new PutItemCommand({ TableName, Item: { pk: { S: 'PROJECT#my-project' }, sk: { S: 'METADATA' }, repository: { S: 'https://github.com/example/old-name' } } }),
+      new PutItemCommand({
+        TableName,
+        Item: { pk: { S: 'PROJECT#my-project' }, sk: { S: 'METADATA' }, repository: { S: 'https://github.com/example/old-name' } },
+      }),
     );
     await client.send(new DeleteItemCommand({ TableName, Key: { pk: { S: 'PROJECT#sandbox' }, sk: { S: 'TOKEN#tkn-789' } } }));
     await client.send(new PutItemCommand({ TableName, Item: { pk: { S: 'PROJECT#old-project' }, sk: { S: 'METADATA' }, repository: { S: '' } } }));
@@ -396,9 +407,7 @@ test('the guide, run block by block against the local stack, prints what it show
 /** Targets of Markdown links that are not URLs, outside code. */
 function relativeLinks(markdown: string): string[] {
   const prose = markdown.replace(/^(\s*)(`{3,}|~{3,})[^\n]*\n[\s\S]*?^\1\2\s*$/gm, '').replace(/`[^`\n]*`/g, '');
-  return [...prose.matchAll(/\]\(([^)\s]+)(?:\s+"[^"]*")?\)/g)]
-    .map((match) => match[1]!)
-    .filter((target) => !/^[a-z][a-z0-9+.-]*:/i.test(target));
+  return [...prose.matchAll(/\]\(([^)\s]+)(?:\s+"[^"]*")?\)/g)].map((match) => match[1]!).filter((target) => !/^[a-z][a-z0-9+.-]*:/i.test(target));
 }
 
 /** GitHub's anchors for the headings of a Markdown text. */

@@ -8,7 +8,18 @@ import { readFileSync, statSync, writeFileSync, existsSync, readdirSync } from '
 import { join } from 'node:path';
 import { PutItemCommand, ScanCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { BATCH_WRITE_LIMIT, batchWriteWithRetry, type DynamoItem } from '../lib/dynamodb.ts';
-import { REGION, ROOT, chunk, cleanEnvironment, getStack, hasStackTrace, newCelloDatabase, newCelloTable, runScript, temporaryFolder } from './support/harness.ts';
+import {
+  REGION,
+  ROOT,
+  chunk,
+  cleanEnvironment,
+  getStack,
+  hasStackTrace,
+  newCelloDatabase,
+  newCelloTable,
+  runScript,
+  temporaryFolder,
+} from './support/harness.ts';
 import { startFaultProxy } from './support/faultProxy.ts';
 
 await getStack();
@@ -82,7 +93,13 @@ test('the dump is a JSON array of plain objects and the last line says what was 
   const { tableName, client } = await newCelloTable();
   await put(client, tableName, [
     { pk: { S: 'PROJECT#alpha' }, sk: { S: 'METADATA' }, repository: { S: 'https://example.com/alpha' } },
-    { pk: { S: 'PROJECT#alpha' }, sk: { S: 'TOKEN#t1' }, token_id: { S: 't1' }, created_at: { S: '2022-02-02 18:01:49.345261+00' }, expires_at: { S: '' } },
+    {
+      pk: { S: 'PROJECT#alpha' },
+      sk: { S: 'TOKEN#t1' },
+      token_id: { S: 't1' },
+      created_at: { S: '2022-02-02 18:01:49.345261+00' },
+      expires_at: { S: '' },
+    },
   ]);
   const output = join(temporaryFolder(), 'dump.json');
   const result = await runScript('dump-ddb', dumpArgs(tableName, output));
@@ -187,7 +204,12 @@ test('throttling and 5xx answers are retried: the dump is complete', async (t: T
   const { tableName, client, stack } = await newCelloTable();
   const items: DynamoItem[] = Array.from({ length: 300 }, (_, index) => ({ pk: { S: `PROJECT#p${index}` }, sk: { S: 'METADATA' } }));
   await put(client, tableName, items);
-  const proxy = await startFaultProxy({ target: stack.endpoint, seed: 7, rates: { throttle: 0.2, internalError: 0.1, dropBeforeForward: 0.1 }, operations: ['Scan'] });
+  const proxy = await startFaultProxy({
+    target: stack.endpoint,
+    seed: 7,
+    rates: { throttle: 0.2, internalError: 0.1, dropBeforeForward: 0.1 },
+    operations: ['Scan'],
+  });
   t.after(() => proxy.close());
   const output = join(temporaryFolder(), 'dump.json');
   const result = await runScript('dump-ddb', dumpArgs(tableName, output, '--endpoint-url', proxy.endpoint, '--segments', '4'));
@@ -258,11 +280,15 @@ test('SIGINT during the scan: exit 130 and no file at all, since a partial dump 
   t.after(() => proxy.close());
   const folder = temporaryFolder();
   const output = join(folder, 'dump.json');
-  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'scripts', 'dump-ddb.ts'), ...dumpArgs(tableName, output, '--endpoint-url', proxy.endpoint)], {
-    cwd: ROOT,
-    env: cleanEnvironment(stack),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', join(ROOT, 'scripts', 'dump-ddb.ts'), ...dumpArgs(tableName, output, '--endpoint-url', proxy.endpoint)],
+    {
+      cwd: ROOT,
+      env: cleanEnvironment(stack),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let stderr = '';
   child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
   const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
@@ -325,7 +351,11 @@ test('a top-level attribute named __proto__, whose value the AWS SDK drops, is r
   const standIn = await scanStandIn('{"Count":1,"ScannedCount":1,"Items":[{"pk":{"S":"PROJECT#p"},"sk":{"S":"TOKEN#t"},"__proto__":{"S":"x"}}]}');
   try {
     const folder = temporaryFolder();
-    const result = await runScript('dump-ddb', [...dumpArgs('cello', join(folder, 'dump.json'), '--segments', '1'), '--endpoint-url', standIn.endpoint]);
+    const result = await runScript('dump-ddb', [
+      ...dumpArgs('cello', join(folder, 'dump.json'), '--segments', '1'),
+      '--endpoint-url',
+      standIn.endpoint,
+    ]);
     assert.equal(result.code, 70);
     assert.match(result.stderr, /^error: item \[PROJECT#p\]\[TOKEN#t\]: attribute "__proto__" arrived without a value .*nothing was written/);
     assert.equal(result.stderr.trim().split('\n').length, 1, result.stderr);
@@ -356,7 +386,10 @@ test('projects and tokens named __proto__, constructor, toString... go through e
   for (const [index, project] of PROTOTYPE_NAMES.entries()) {
     const entry = Object.getOwnPropertyDescriptor(file, project)!.value as { repository: string; tokens: { token_id: string }[] };
     assert.equal(entry.repository, `https://example.com/${project}`);
-    assert.deepEqual(entry.tokens.map((token) => token.token_id), [tokenOf(index)]);
+    assert.deepEqual(
+      entry.tokens.map((token) => token.token_id),
+      [tokenOf(index)],
+    );
   }
 
   const { tableName } = await newCelloTable();

@@ -66,7 +66,17 @@ function assertEveryKindInjected(faults: FaultProxy, kinds: string[]): void {
 const MIXED_SEED = 1727;
 /** Every operation but DescribeTable: the run gets past its start-up check and meets the faults mid-run. */
 const DATA_OPERATIONS = ['BatchGetItem', 'BatchWriteItem', 'Query', 'Scan', 'GetItem', 'PutItem', 'UpdateItem'];
-const ALL_KINDS = ['throttle', 'throttlingException', 'internalError', 'unavailable', 'unavailableHtml', 'dropBeforeForward', 'dropAfterForward', 'slow', 'partialBatch'];
+const ALL_KINDS = [
+  'throttle',
+  'throttlingException',
+  'internalError',
+  'unavailable',
+  'unavailableHtml',
+  'dropBeforeForward',
+  'dropAfterForward',
+  'slow',
+  'partialBatch',
+];
 /** partialBatch only touches BatchWriteItem / BatchGetItem. */
 const NON_BATCH_KINDS = ALL_KINDS.filter((kind) => kind !== 'partialBatch');
 
@@ -86,7 +96,9 @@ test('load: with 20 % of requests faulted, every item is written once with exact
   await putItems(client, tableName, [...theirs.values()]);
   const faults = await proxy(t, { seed: MIXED_SEED, rates: MIXED_FAULTS_20 });
 
-  const result = await runScript('migrate_load_dynamodb', loaderArgs(writeJson(data), tableName, '--endpoint-url', faults.endpoint), { env: FAST_RETRY_ENV });
+  const result = await runScript('migrate_load_dynamodb', loaderArgs(writeJson(data), tableName, '--endpoint-url', faults.endpoint), {
+    env: FAST_RETRY_ENV,
+  });
   assert.equal(result.code, 0, result.stdout + result.stderr);
   assert.equal(result.stderr, '');
   assertEveryKindInjected(faults, ALL_KINDS);
@@ -109,7 +121,9 @@ test('load: faults that never clear stop the run after the configured attempts, 
   const file = writeJson(data);
   const faults = await proxy(t, { seed: 100, rates: FAULTS_NEVER_CLEAR, operations: DATA_OPERATIONS });
 
-  const result = await runScript('migrate_load_dynamodb', loaderArgs(file, tableName, '--endpoint-url', faults.endpoint, '--concurrency', '4'), { env: GIVE_UP_FAST_ENV });
+  const result = await runScript('migrate_load_dynamodb', loaderArgs(file, tableName, '--endpoint-url', faults.endpoint, '--concurrency', '4'), {
+    env: GIVE_UP_FAST_ENV,
+  });
   assertOneErrorLine(result, new RegExp(`^error: DynamoDB kept failing after ${GIVE_UP_ATTEMPTS} attempts: `), 3);
   assert.equal(loaderSummaryNumber(result.stdout, 'Items loaded'), 0);
   assert.match(result.stdout, new RegExp(`\\nStopped by an error \\(below\\): ${intended.size} items not processed`));
@@ -117,7 +131,11 @@ test('load: faults that never clear stop the run after the configured attempts, 
   // GIVE_UP_ATTEMPTS times each (a lane may have started a second request before the stop).
   const dataRequests = faults.stats.requests! - faults.stats['op:DescribeTable']!;
   assert.ok(dataRequests >= GIVE_UP_ATTEMPTS && dataRequests <= 2 * 4 * GIVE_UP_ATTEMPTS, JSON.stringify(injected(faults)));
-  assert.equal(faults.stats.forwarded, faults.stats['op:DescribeTable'], `only the unfaulted DescribeTable reached the server: ${JSON.stringify(injected(faults))}`);
+  assert.equal(
+    faults.stats.forwarded,
+    faults.stats['op:DescribeTable'],
+    `only the unfaulted DescribeTable reached the server: ${JSON.stringify(injected(faults))}`,
+  );
   await assertTableIs(tableName, theirs);
 
   const again = await runScript('migrate_load_dynamodb', loaderArgs(file, tableName), { env: FAST_RETRY_ENV });
@@ -133,7 +151,9 @@ test('load: every answer lost after the write was applied (100 %) stops the run;
   const file = writeJson(data);
   const faults = await proxy(t, { seed: 101, rates: { dropAfterForward: 1 }, operations: ['BatchWriteItem'] });
 
-  const result = await runScript('migrate_load_dynamodb', loaderArgs(file, tableName, '--endpoint-url', faults.endpoint, '--concurrency', '2'), { env: GIVE_UP_FAST_ENV });
+  const result = await runScript('migrate_load_dynamodb', loaderArgs(file, tableName, '--endpoint-url', faults.endpoint, '--concurrency', '2'), {
+    env: GIVE_UP_FAST_ENV,
+  });
   assertOneErrorLine(result, new RegExp(`^error: DynamoDB kept failing after ${GIVE_UP_ATTEMPTS} attempts: `), 3);
   assert.equal(loaderSummaryNumber(result.stdout, 'Items loaded'), 0, 'no write was acknowledged, so none is counted');
   const applied = await rawTable(tableName);
@@ -157,7 +177,11 @@ test('load --conditional-puts: a put applied but its answer lost is counted as l
   // (for their items) on an item that was there before.
   const faults = await proxy(t, { seed: 1604, rates: { dropAfterForward: 0.4 }, operations: ['PutItem'] });
 
-  const result = await runScript('migrate_load_dynamodb', loaderArgs(writeJson(data), tableName, '--endpoint-url', faults.endpoint, '--conditional-puts'), { env: FAST_RETRY_ENV });
+  const result = await runScript(
+    'migrate_load_dynamodb',
+    loaderArgs(writeJson(data), tableName, '--endpoint-url', faults.endpoint, '--conditional-puts'),
+    { env: FAST_RETRY_ENV },
+  );
   assert.equal(result.code, 0, result.stdout + result.stderr);
   assert.ok(faults.stats.dropAfterForward! >= 10, JSON.stringify(injected(faults)));
   const preExisting = theirs.size - 1;
@@ -171,7 +195,9 @@ test('load --conditional-puts: a put applied but its answer lost is counted as l
 test('load: faults on every operation, DescribeTable included, end the run before any write (exit 3, one line)', async (t) => {
   const { tableName } = await newCelloTable();
   const faults = await proxy(t, { seed: 102, rates: FAULTS_NEVER_CLEAR });
-  const result = await runScript('migrate_load_dynamodb', loaderArgs(writeJson(migrationData(2, 3)), tableName, '--endpoint-url', faults.endpoint), { env: GIVE_UP_FAST_ENV });
+  const result = await runScript('migrate_load_dynamodb', loaderArgs(writeJson(migrationData(2, 3)), tableName, '--endpoint-url', faults.endpoint), {
+    env: GIVE_UP_FAST_ENV,
+  });
   assertOneErrorLine(result, /^error: DynamoDB kept failing after \d+ attempts: /, 3);
   assert.ok((faults.stats['op:DescribeTable'] ?? 0) <= GIVE_UP_ATTEMPTS);
   assert.equal(faults.stats['op:BatchWriteItem'] ?? 0, 0);
@@ -209,7 +235,9 @@ test('dump-ddb: with 20 % of requests faulted, every item is in the file once wi
   const output = join(temporaryFolder(), 'dump.json');
 
   // The table fits in one page per segment: 100 segments make 100 Scan requests or more for the faults to land on.
-  const result = await runScript('dump-ddb', dumpArgs(tableName, output, '--endpoint-url', faults.endpoint, '--segments', '100'), { env: FAST_RETRY_ENV });
+  const result = await runScript('dump-ddb', dumpArgs(tableName, output, '--endpoint-url', faults.endpoint, '--segments', '100'), {
+    env: FAST_RETRY_ENV,
+  });
   assert.equal(result.code, 0, result.stderr);
   assert.equal(result.stderr, '');
   assert.match(result.stdout, new RegExp(`^Dumped ${table.size} items from table `));
@@ -226,7 +254,9 @@ test('dump-ddb: faults that never clear stop the dump with one error line, exit 
   const folder = temporaryFolder();
   const output = join(folder, 'dump.json');
 
-  const result = await runScript('dump-ddb', dumpArgs(tableName, output, '--endpoint-url', faults.endpoint, '--segments', '4'), { env: GIVE_UP_FAST_ENV });
+  const result = await runScript('dump-ddb', dumpArgs(tableName, output, '--endpoint-url', faults.endpoint, '--segments', '4'), {
+    env: GIVE_UP_FAST_ENV,
+  });
   assertOneErrorLine(result, new RegExp(`^error: DynamoDB kept failing after ${GIVE_UP_ATTEMPTS} attempts: `), 3);
   assert.equal(result.stdout, '');
   assert.deepEqual(readdirSync(folder), [], 'neither the dump nor its temporary file');
@@ -272,7 +302,10 @@ test('repair: a run over a table an earlier run fixed, while 20 % of requests ar
 
   const result = await runScript('migrate_ddb_timestamps', repairArgs(file, tableName, '--endpoint-url', faults.endpoint), { env: FAST_RETRY_ENV });
   assert.equal(result.code, 0, result.stdout + result.stderr);
-  assert.ok((faults.stats['op:UpdateItem'] ?? 0) > 0 && faults.stats.throttle! + faults.stats.throttlingException! > 10, JSON.stringify(injected(faults)));
+  assert.ok(
+    (faults.stats['op:UpdateItem'] ?? 0) > 0 && faults.stats.throttle! + faults.stats.throttlingException! > 10,
+    JSON.stringify(injected(faults)),
+  );
   const toFix = [...repaired].filter(([key, item]) => item !== items.find((original) => keyOf(original) === key)).length;
   // A throttled attempt was refused, not applied: the table holding the new values is an earlier run's work.
   assert.equal((result.stdout.match(/\n {2}Skipped - already fixed \(the table holds the new value\)\n/g) ?? []).length, toFix);
@@ -315,7 +348,11 @@ test('repair: every update applied but its answer lost (100 %) stops the run; th
   });
   assertOneErrorLine(result, new RegExp(`^error: DynamoDB kept failing after ${GIVE_UP_ATTEMPTS} attempts: `), 3);
   const table = await rawTable(tableName);
-  const applied = [...table].filter(([key, item]) => JSON.stringify(item) === JSON.stringify(repaired.get(key)) && JSON.stringify(item) !== JSON.stringify(items.find((original) => keyOf(original) === key))).length;
+  const applied = [...table].filter(
+    ([key, item]) =>
+      JSON.stringify(item) === JSON.stringify(repaired.get(key)) &&
+      JSON.stringify(item) !== JSON.stringify(items.find((original) => keyOf(original) === key)),
+  ).length;
   assert.ok(applied > 0, 'the server applied the updates whose answers were lost');
   for (const [key, item] of table) {
     const original = items.find((candidate) => keyOf(candidate) === key);
@@ -365,7 +402,9 @@ const MATCHING_SUMMARY = [
 test('verify: with 20 % of requests faulted, every project and token is compared once, the summary is exact, exit 0', async (t) => {
   const { database, tableName } = await migratedPair();
   const faults = await proxy(t, { seed: MIXED_SEED, rates: MIXED_FAULTS_20 });
-  const result = await runScript('verify_migration', verifyArgs(database, tableName, '--endpoint-url', faults.endpoint, '--concurrency', '4'), { env: FAST_RETRY_ENV });
+  const result = await runScript('verify_migration', verifyArgs(database, tableName, '--endpoint-url', faults.endpoint, '--concurrency', '4'), {
+    env: FAST_RETRY_ENV,
+  });
   assert.equal(result.code, 0, result.stdout + result.stderr);
   assert.equal(result.stderr, '');
   assert.equal(result.stdout, MATCHING_SUMMARY);
@@ -375,7 +414,9 @@ test('verify: with 20 % of requests faulted, every project and token is compared
 test('verify: faults that never clear stop the run with one error line (exit 3), bounded; a re-run matches', async (t) => {
   const { database, tableName } = await migratedPair();
   const faults = await proxy(t, { seed: 103, rates: FAULTS_NEVER_CLEAR, operations: DATA_OPERATIONS });
-  const result = await runScript('verify_migration', verifyArgs(database, tableName, '--endpoint-url', faults.endpoint, '--concurrency', '4'), { env: GIVE_UP_FAST_ENV });
+  const result = await runScript('verify_migration', verifyArgs(database, tableName, '--endpoint-url', faults.endpoint, '--concurrency', '4'), {
+    env: GIVE_UP_FAST_ENV,
+  });
   assertOneErrorLine(result, new RegExp(`^error: DynamoDB kept failing after ${GIVE_UP_ATTEMPTS} attempts: `), 3);
   const dataRequests = faults.stats.requests! - faults.stats['op:DescribeTable']!;
   // The projects' Queries and the Scan's segments in flight, each tried GIVE_UP_ATTEMPTS times at most.

@@ -27,7 +27,19 @@ import { itemKeyString, projectPk, tokenSk } from '../lib/cello/keys.ts';
 import { createLocalDynamoClient, findFreePort, LOCAL_AWS_ENV } from '../tools/localStack.ts';
 import type { RetrySettings } from '../lib/retry.ts';
 import { copyClone, postgresBinaryOf, processesWithEnvironment } from './support/cloneCopy.ts';
-import { REGION, ROOT, cleanEnvironment, dynamoClient, getStack, hasStackTrace, newCelloDatabase, newCelloTable, runNode, scanTable, uniqueName } from './support/harness.ts';
+import {
+  REGION,
+  ROOT,
+  cleanEnvironment,
+  dynamoClient,
+  getStack,
+  hasStackTrace,
+  newCelloDatabase,
+  newCelloTable,
+  runNode,
+  scanTable,
+  uniqueName,
+} from './support/harness.ts';
 
 /** Retry settings with their sleeps recorded (and skipped): shows whether, and how often, a request was retried. */
 function recordingRetry(maxAttempts = 5): { retry: RetrySettings; delays: number[] } {
@@ -76,10 +88,7 @@ function assertUserError(error: unknown, exitCode: number, ...patterns: RegExp[]
   return true;
 }
 
-async function createTable(
-  tableName: string,
-  keySchema: { name: string; keyType: 'HASH' | 'RANGE'; type: 'S' | 'N' | 'B' }[],
-): Promise<void> {
+async function createTable(tableName: string, keySchema: { name: string; keyType: 'HASH' | 'RANGE'; type: 'S' | 'N' | 'B' }[]): Promise<void> {
   const client = await dynamoClient();
   await client.send(
     new CreateTableCommand({
@@ -243,7 +252,9 @@ test('the local Cello schema has the primary keys and the cascading foreign key'
       { table_name: 'tokens', column_name: 'token_id' },
     ],
   );
-  const foreignKeys = await sql<{ from_table: string; from_column: string; to_table: string; to_column: string; delete_rule: string; update_rule: string }[]>`
+  const foreignKeys = await sql<
+    { from_table: string; from_column: string; to_table: string; to_column: string; delete_rule: string; update_rule: string }[]
+  >`
     SELECT kcu.table_name AS from_table, kcu.column_name AS from_column,
            ccu.table_name AS to_table, ccu.column_name AS to_column, rc.delete_rule, rc.update_rule
     FROM information_schema.referential_constraints rc
@@ -292,7 +303,9 @@ test('npm run stack serves PostgreSQL and DynamoDB as printed, and Ctrl-C stops 
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (text: string) => (stdout += text));
   child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on('exit', (code, signal) => resolve({ code, signal })),
+  );
   try {
     await new Promise<void>((resolve, reject) => {
       const check = () => {
@@ -340,7 +353,9 @@ test('npm run stack serves PostgreSQL and DynamoDB as printed, and Ctrl-C stops 
   }
 });
 
-test('when the local stack cannot start, npm run demo, npm run stack and npm test say why in one line, exit 3 and leave nothing running', { timeout: 180_000 }, async () => {
+test('when the local stack cannot start, npm run demo, npm run stack and npm test say why in one line, exit 3 and leave nothing running', {
+  timeout: 180_000,
+}, async () => {
   const copy = copyClone();
   const temporary = mkdtempSync(join(tmpdir(), 'cello-tmp-'));
   chmodSync(temporary, 0o755);
@@ -358,20 +373,37 @@ test('when the local stack cannot start, npm run demo, npm run stack and npm tes
     assert.equal(lines.length, 1, `npm run ${name}: one line on stderr\n${stderr}`);
     assert.match(lines[0]!, error);
     assert.equal(hasStackTrace(stderr), false);
-    if (existsSync('/proc')) assert.deepEqual(processesWithEnvironment('CELLO_TEST_RUN_MARKER', marker), [], `npm run ${name} left processes running`);
-    assert.deepEqual(readdirSync(temporary).filter((entry) => !/^(cello-postgres-|tsx-)/.test(entry)), [], `npm run ${name} left files behind`);
+    if (existsSync('/proc'))
+      assert.deepEqual(processesWithEnvironment('CELLO_TEST_RUN_MARKER', marker), [], `npm run ${name} left processes running`);
+    assert.deepEqual(
+      readdirSync(temporary).filter((entry) => !/^(cello-postgres-|tsx-)/.test(entry)),
+      [],
+      `npm run ${name} left files behind`,
+    );
   };
   try {
     // The server binary gone: PostgreSQL fails at once, while dynalite is starting.
     const binary = postgresBinaryOf(copy);
     renameSync(binary, `${binary}.gone`);
-    for (const [name, args] of [['demo', []], ['stack', []], ['test', ['timestamps']]] as const) {
-      await expectFailure(name, [...args], /^error: the local PostgreSQL cannot start: .*\/bin\/postgres is missing — reinstall the packages with npm ci$/);
+    for (const [name, args] of [
+      ['demo', []],
+      ['stack', []],
+      ['test', ['timestamps']],
+    ] as const) {
+      await expectFailure(
+        name,
+        [...args],
+        /^error: the local PostgreSQL cannot start: .*\/bin\/postgres is missing — reinstall the packages with npm ci$/,
+      );
     }
     // dynalite gone instead: PostgreSQL, already started, must be stopped.
     renameSync(`${binary}.gone`, binary);
     rmSync(join(copy.root, 'node_modules', 'dynalite'));
-    await expectFailure('demo', [], /^error: the local DynamoDB \(dynalite\) cannot start: it is not installed — reinstall the packages with npm ci$/);
+    await expectFailure(
+      'demo',
+      [],
+      /^error: the local DynamoDB \(dynalite\) cannot start: it is not installed — reinstall the packages with npm ci$/,
+    );
   } finally {
     copy.remove();
     rmSync(temporary, { recursive: true, force: true });

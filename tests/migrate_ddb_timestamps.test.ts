@@ -7,7 +7,18 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DeleteItemCommand, GetItemCommand, ScanCommand, UpdateItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { BATCH_WRITE_LIMIT, batchWriteWithRetry, type DynamoItem } from '../lib/dynamodb.ts';
-import { ROOT, REGION, chunk, cleanEnvironment, getStack, hasStackTrace, newCelloTable, runScript, temporaryFolder, type ScriptResult } from './support/harness.ts';
+import {
+  ROOT,
+  REGION,
+  chunk,
+  cleanEnvironment,
+  getStack,
+  hasStackTrace,
+  newCelloTable,
+  runScript,
+  temporaryFolder,
+  type ScriptResult,
+} from './support/harness.ts';
 import { startFaultProxy, startLatencyProxy, type FaultProxy } from './support/faultProxy.ts';
 
 await getStack();
@@ -17,7 +28,12 @@ const INTEGER_38 = '12345678901234567890123456789012345678';
 const DECIMAL_38 = '0.12345678901234567890123456789012345678';
 
 const s = (value: string) => ({ S: value });
-const token = (project: string, id: string, fields: DynamoItem): DynamoItem => ({ pk: s(`PROJECT#${project}`), sk: s(`TOKEN#${id}`), token_id: s(id), ...fields });
+const token = (project: string, id: string, fields: DynamoItem): DynamoItem => ({
+  pk: s(`PROJECT#${project}`),
+  sk: s(`TOKEN#${id}`),
+  token_id: s(id),
+  ...fields,
+});
 
 async function put(client: DynamoDBClient, tableName: string, items: DynamoItem[]): Promise<void> {
   for (const batch of chunk(items, BATCH_WRITE_LIMIT)) {
@@ -311,7 +327,10 @@ test('dropped connections, throttling and slow answers: every record updated onc
   assert.equal(result.code, 0, result.stdout + result.stderr);
   assert.ok((proxy.stats.dropAfterForward ?? 0) > 0, 'some updates were applied and their answers lost');
   const blocks = blocksOf(result.stdout);
-  assert.deepEqual(blocks.map((block) => block.slice(0, block.indexOf(':\n'))), dumpOrder(file));
+  assert.deepEqual(
+    blocks.map((block) => block.slice(0, block.indexOf(':\n'))),
+    dumpOrder(file),
+  );
   assert.ok(blocks.every((block) => block.endsWith('\n  ✓ Updated')));
   assert.deepEqual(summaryOf(result.stdout), { 'Total records': 120, Skipped: 0, Processed: 120, Successful: 120, Failed: 0 });
   const items = await rawItems(client, tableName);
@@ -328,11 +347,20 @@ test('SIGINT stops taking records, lets updates in flight finish and prints a pa
   const proxy = await startLatencyProxy(stack.endpoint, 25);
   t.after(() => proxy.close());
 
-  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'scripts', 'migrate_ddb_timestamps.ts'), ...repairArgs(file, tableName, '--endpoint-url', proxy.endpoint, '--concurrency', '4')], {
-    cwd: ROOT,
-    env: cleanEnvironment(stack),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      join(ROOT, 'scripts', 'migrate_ddb_timestamps.ts'),
+      ...repairArgs(file, tableName, '--endpoint-url', proxy.endpoint, '--concurrency', '4'),
+    ],
+    {
+      cwd: ROOT,
+      env: cleanEnvironment(stack),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   const result = await new Promise<ScriptResult>((resolve, reject) => {
     let stdout = '';
     let stderr = '';

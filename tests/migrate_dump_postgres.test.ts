@@ -223,8 +223,16 @@ test('a database in another encoding (WIN1252, EUC_JP) is dumped exactly, in UTF
   const names: Record<string, string[]> = { WIN1252: ['€uro', 'été', 'œuvre', 'Zürich', 'ab'], EUC_JP: ['日本', 'ｶﾅ', 'abc', 'Ωmega'] };
   for (const [encoding, projects] of Object.entries(names)) {
     const { name, sql } = await newCelloDatabase({ encoding });
-    await insertProjects(sql, projects.map((project) => [project, `repo ${project}`]));
-    await insertTokens(sql, projects.flatMap((project) => projects.map((id): [string, string, string, null] => [`${project}/${id}`, project, '2022-02-02 18:01:49.345261+00', null])));
+    await insertProjects(
+      sql,
+      projects.map((project) => [project, `repo ${project}`]),
+    );
+    await insertTokens(
+      sql,
+      projects.flatMap((project) =>
+        projects.map((id): [string, string, string, null] => [`${project}/${id}`, project, '2022-02-02 18:01:49.345261+00', null]),
+      ),
+    );
     const output = join(temporaryFolder(), 'migration_data.json');
     const result = await dump(name, output);
     assert.equal(result.code, 0, `${encoding}: ${result.stderr}`);
@@ -276,7 +284,10 @@ test('orphan tokens are not written by default but reported on stderr and in the
   const result = await dump(name, output);
   assert.equal(result.code, 0, result.stderr);
   assert.deepEqual(Object.keys(readDump(output)), ['alpha', 'gamma']);
-  assert.match(result.stderr, /^warning: 3 token\(s\) belong to 2 project\(s\) missing from the projects table \("orphan-1", "orphan-2", "orphan-3"\); they were NOT written — pass --include-orphans/);
+  assert.match(
+    result.stderr,
+    /^warning: 3 token\(s\) belong to 2 project\(s\) missing from the projects table \("orphan-1", "orphan-2", "orphan-3"\); they were NOT written — pass --include-orphans/,
+  );
   assert.match(result.stdout, /^Orphan tokens \(project not in projects\): 3 in 2 project\(s\), not written/m);
   assert.match(result.stdout, /^Cello tokens processed: 2$/m);
 });
@@ -343,11 +354,13 @@ test(`${LARGE_TOKENS.toLocaleString('en-US')} tokens: every value matches SQL an
   }
   assert.equal(fromFile.length, LARGE_TOKENS);
   const sql = connectAdmin(pg, name);
-  const rows = await sql.unsafe<{ line: string }[]>(
-    `SELECT t.project || '|' || coalesce(p.repository, 'null') || '|' || t.token_id || '|' || ${CANONICAL_SQL('t.created_at')} || '|' ||
+  const rows = await sql
+    .unsafe<{ line: string }[]>(
+      `SELECT t.project || '|' || coalesce(p.repository, 'null') || '|' || t.token_id || '|' || ${CANONICAL_SQL('t.created_at')} || '|' ||
             coalesce(${CANONICAL_SQL('t.expires_at')}, 'null') AS line
      FROM tokens t JOIN projects p USING (project) ORDER BY t.project COLLATE "C", t.token_id COLLATE "C"`,
-  ).finally(() => sql.end());
+    )
+    .finally(() => sql.end());
   assert.equal(digest(fromFile), digest(rows.map((row) => row.line)));
   const peakMiB = (JSON.parse(readFileSync(usageFile, 'utf8')) as { maxRssKiB: number }).maxRssKiB / 1024;
   assert.ok(peakMiB < 200, `peak RSS ${Math.round(peakMiB)} MiB`);
@@ -357,7 +370,11 @@ test(`${LARGE_TOKENS.toLocaleString('en-US')} tokens: every value matches SQL an
 
 async function session() {
   const name = await large();
-  const connected = await connectPostgres({ host: pg.host, port: pg.port, user: pg.user, database: name }, pg.password, connectionSettingsFromEnvironment({}, pg.host));
+  const connected = await connectPostgres(
+    { host: pg.host, port: pg.port, user: pg.user, database: name },
+    pg.password,
+    connectionSettingsFromEnvironment({}, pg.host),
+  );
   after(() => connected.close());
   return connected;
 }
@@ -509,11 +526,26 @@ test('a PGPASSWORD that is not UTF-8 text is refused (exit 2), not sent changed 
   const { name } = await newCelloDatabase();
   const folder = temporaryFolder();
   // Set by the shell: Node can pass only UTF-8 strings to a child's environment. "caf\xe9": a Latin-1 "café".
-  const child = spawn('sh', ['-c', `PGPASSWORD="$(printf 'caf\\351')" exec "$0" "$@"`, process.execPath, '--import', 'tsx', join(ROOT, 'scripts', `${SCRIPT}.ts`), SERVER, pg.user, name, join(folder, 'out.json')], {
-    cwd: ROOT,
-    env: cleanEnvironment(stack, { PGPASSWORD: undefined }),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    'sh',
+    [
+      '-c',
+      `PGPASSWORD="$(printf 'caf\\351')" exec "$0" "$@"`,
+      process.execPath,
+      '--import',
+      'tsx',
+      join(ROOT, 'scripts', `${SCRIPT}.ts`),
+      SERVER,
+      pg.user,
+      name,
+      join(folder, 'out.json'),
+    ],
+    {
+      cwd: ROOT,
+      env: cleanEnvironment(stack, { PGPASSWORD: undefined }),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   assertFailure(await collect(child, 60_000), 2, /^error: PGPASSWORD is not UTF-8 text/);
   assert.deepEqual(readdirSync(folder), []);
 });
@@ -555,7 +587,13 @@ test('a wrong password fails with exit 3, pointing at PGPASSWORD, no file', asyn
   const { name } = await newCelloDatabase();
   const folder = temporaryFolder();
   const result = await dump(name, join(folder, 'out.json'), [], { PGPASSWORD: 'not-the-password' });
-  assertFailure(result, 3, new RegExp(`^error: password authentication failed for user "${pg.user}" at ${SERVER.replace(/\./g, '\\.')} — check the user name and PGPASSWORD$`));
+  assertFailure(
+    result,
+    3,
+    new RegExp(
+      `^error: password authentication failed for user "${pg.user}" at ${SERVER.replace(/\./g, '\\.')} — check the user name and PGPASSWORD$`,
+    ),
+  );
   assert.ok(!result.stderr.includes('not-the-password'));
   assert.deepEqual(readdirSync(folder), []);
 });
@@ -578,7 +616,9 @@ test('a port nobody listens on fails at once: connection refused, check host and
 });
 
 test('an unknown host name fails naming it', async () => {
-  const result = await runScript(SCRIPT, ['no-such-host.invalid', 'u', 'd', join(temporaryFolder(), 'out.json')], { env: { PGCONNECT_TIMEOUT: '5' } });
+  const result = await runScript(SCRIPT, ['no-such-host.invalid', 'u', 'd', join(temporaryFolder(), 'out.json')], {
+    env: { PGCONNECT_TIMEOUT: '5' },
+  });
   assertFailure(result, 3, /host name "no-such-host\.invalid" (not found|could not be resolved)|no answer within 5 s/);
 });
 
@@ -610,7 +650,10 @@ test('a server that closes the connection during start-up fails at once, without
 test('a server that never answers fails after PGCONNECT_TIMEOUT, never hangs', async () => {
   const fake = await fakeServer('silent');
   const started = performance.now();
-  const result = await runScript(SCRIPT, [`127.0.0.1:${fake.port}`, 'u', 'd', join(temporaryFolder(), 'out.json')], { env: { PGCONNECT_TIMEOUT: '2' }, timeoutMs: 30_000 });
+  const result = await runScript(SCRIPT, [`127.0.0.1:${fake.port}`, 'u', 'd', join(temporaryFolder(), 'out.json')], {
+    env: { PGCONNECT_TIMEOUT: '2' },
+    timeoutMs: 30_000,
+  });
   assertFailure(result, 3, /cannot connect to PostgreSQL at 127\.0\.0\.1:\d+: no answer within 2 s — .*PGCONNECT_TIMEOUT/);
   assert.ok(performance.now() - started < 20_000);
 });
@@ -638,7 +681,7 @@ test('a missing column is named as table.column', async () => {
 
 // ---- arguments and password ----------------------------------------------------------------------------------------
 
-test('--help shows the guide\'s examples', async () => {
+test("--help shows the guide's examples", async () => {
   const result = await runScript(SCRIPT, ['--help']);
   assert.equal(result.code, 0);
   assert.match(result.stdout, /localhost cello_user cello_db migration_data\.json/);
@@ -698,7 +741,10 @@ test('without PGPASSWORD and without a terminal it fails at once, before connect
   const folder = temporaryFolder();
   // An address nobody answers on: if it tried to connect, the error would be a different one.
   const port = await findFreePort();
-  const result = await runWithoutTerminal([`127.0.0.1:${port}`, 'u', 'd', join(folder, 'out.json')], cleanEnvironment(stack, { PGPASSWORD: undefined }));
+  const result = await runWithoutTerminal(
+    [`127.0.0.1:${port}`, 'u', 'd', join(folder, 'out.json')],
+    cleanEnvironment(stack, { PGPASSWORD: undefined }),
+  );
   assertFailure(result, 2, /^error: no password: set PGPASSWORD, or run from a terminal to be prompted$/);
   assert.deepEqual(readdirSync(folder), []);
 });
@@ -717,7 +763,11 @@ async function dumpTypingPassword(user: string, database: string, output: string
   const command = [process.execPath, '--import', 'tsx', join(ROOT, 'scripts', `${SCRIPT}.ts`), SERVER, user, database, output]
     .map((word) => `'${word.replace(/'/g, `'\\''`)}'`)
     .join(' ');
-  const child = spawn('script', ['-q', '-e', '-c', command, '/dev/null'], { cwd: ROOT, env: cleanEnvironment(stack, { PGPASSWORD: undefined }), stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn('script', ['-q', '-e', '-c', command, '/dev/null'], {
+    cwd: ROOT,
+    env: cleanEnvironment(stack, { PGPASSWORD: undefined }),
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
   let typed = false;
   child.stdout!.on('data', (chunk: Buffer) => {
     // Type only once the prompt is up: raw mode (no echo) is on by then.
@@ -807,7 +857,23 @@ async function startTlsServer(): Promise<{ server: LocalPostgres; database: stri
   openssl('req', '-x509', ...ecKey, '-keyout', 'other-ca.key', '-out', 'other-ca.crt', '-days', '2', '-subj', '/CN=another CA');
   openssl('req', ...ecKey, '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=localhost');
   writeFileSync(join(certificates, 'san.cnf'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\n');
-  openssl('x509', '-req', '-in', 'server.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.crt', '-days', '2', '-extfile', 'san.cnf');
+  openssl(
+    'x509',
+    '-req',
+    '-in',
+    'server.csr',
+    '-CA',
+    'ca.crt',
+    '-CAkey',
+    'ca.key',
+    '-CAcreateserial',
+    '-out',
+    'server.crt',
+    '-days',
+    '2',
+    '-extfile',
+    'san.cnf',
+  );
   const keyPath = join(certificates, 'server.key');
   chmodSync(keyPath, 0o600);
   chmodSync(join(certificates, 'server.crt'), 0o644);
@@ -861,8 +927,16 @@ function tls(t: TestContext): ReturnType<typeof startTlsServer> | undefined {
   return tlsServer;
 }
 
-function runTls(server: LocalPostgres, host: string, database: string, env: Record<string, string | undefined>, user = server.user): Promise<ScriptResult> {
-  return runScript(SCRIPT, [`${host}:${server.port}`, user, database, join(temporaryFolder(), 'out.json')], { env: { PGPASSWORD: server.password, ...env } });
+function runTls(
+  server: LocalPostgres,
+  host: string,
+  database: string,
+  env: Record<string, string | undefined>,
+  user = server.user,
+): Promise<ScriptResult> {
+  return runScript(SCRIPT, [`${host}:${server.port}`, user, database, join(temporaryFolder(), 'out.json')], {
+    env: { PGPASSWORD: server.password, ...env },
+  });
 }
 
 test('PGSSLMODE=require connects over TLS', async (t) => {

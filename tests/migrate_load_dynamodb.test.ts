@@ -299,12 +299,24 @@ const INVALID_FILES: [string, string, RegExp][] = [
   ['a project that is not an object', '{"alpha": "x"}', /project "alpha": must be an object with repository and tokens, got a string/],
   ['tokens not an array', '{"alpha": {"repository": null, "tokens": "t"}}', /tokens must be an array, got a string/],
   ['repository of the wrong type', '{"alpha": {"repository": 5, "tokens": []}}', /repository must be a string or null, got a number/],
-  ['an invalid timestamp', JSON.stringify({ alpha: { repository: null, tokens: [{ ...VALID_TOKEN, created_at: 'yesterday' }] } }), /project "alpha", tokens\[0\]: created_at "yesterday" is not a timestamp/],
+  [
+    'an invalid timestamp',
+    JSON.stringify({ alpha: { repository: null, tokens: [{ ...VALID_TOKEN, created_at: 'yesterday' }] } }),
+    /project "alpha", tokens\[0\]: created_at "yesterday" is not a timestamp/,
+  ],
   ['a NULL created_at', JSON.stringify({ alpha: { repository: null, tokens: [{ ...VALID_TOKEN, created_at: null }] } }), /created_at is null/],
-  ['an empty token_id', JSON.stringify({ alpha: { repository: null, tokens: [{ ...VALID_TOKEN, token_id: '' }] } }), /tokens\[0\]: token_id is empty/],
+  [
+    'an empty token_id',
+    JSON.stringify({ alpha: { repository: null, tokens: [{ ...VALID_TOKEN, token_id: '' }] } }),
+    /tokens\[0\]: token_id is empty/,
+  ],
   ['an empty project name', JSON.stringify({ '': { repository: null, tokens: [] } }), /the project name is empty/],
   ['an unknown field', JSON.stringify({ alpha: { repository: null, tokens: [{ ...VALID_TOKEN, project: 'alpha' }] } }), /unknown field "project"/],
-  ['a token id too long for a sort key', JSON.stringify({ alpha: { repository: null, tokens: [{ ...VALID_TOKEN, token_id: 'x'.repeat(1019) }] } }), /DynamoDB allows 1024/],
+  [
+    'a token id too long for a sort key',
+    JSON.stringify({ alpha: { repository: null, tokens: [{ ...VALID_TOKEN, token_id: 'x'.repeat(1019) }] } }),
+    /DynamoDB allows 1024/,
+  ],
 ];
 
 for (const [what, content, pattern] of INVALID_FILES) {
@@ -415,7 +427,7 @@ test('a bad --concurrency is one line, exit 2', async () => {
   assertOneLineError(await load(writeDataFile(SMALL), tableName, ['--concurrency', '0']), 2, /--concurrency must be a whole number from 1 to 256/);
 });
 
-test('--help shows the guide\'s examples', async () => {
+test("--help shows the guide's examples", async () => {
   const result = await runScript(SCRIPT, ['--help']);
   assert.equal(result.code, 0);
   assert.match(result.stdout, /migration_data\.json cello us-east-1/);
@@ -444,7 +456,15 @@ test('under throttling, 5xx, dropped connections and partial batches every item 
   const proxy = await startFaultProxy({
     target: stack.endpoint,
     seed: 7,
-    rates: { throttle: 0.08, throttlingException: 0.04, internalError: 0.04, unavailable: 0.02, dropBeforeForward: 0.03, dropAfterForward: 0.03, partialBatch: 0.2 },
+    rates: {
+      throttle: 0.08,
+      throttlingException: 0.04,
+      internalError: 0.04,
+      unavailable: 0.02,
+      dropBeforeForward: 0.03,
+      dropAfterForward: 0.03,
+      partialBatch: 0.2,
+    },
   });
   try {
     const data = manyTokens(20, 100);
@@ -475,7 +495,8 @@ test('items still unprocessed after the last attempt are listed with their keys,
     assert.ok(failedCount > 0);
     const lines = result.stderr.trimEnd().split('\n');
     assert.equal(lines.length, failedCount);
-    for (const line of lines) assert.match(line, /^failed: \[PROJECT#p0\]\[(METADATA|TOKEN#p0-t\d+)\]: still unprocessed after 1 attempts \(throttled\)$/);
+    for (const line of lines)
+      assert.match(line, /^failed: \[PROJECT#p0\]\[(METADATA|TOKEN#p0-t\d+)\]: still unprocessed after 1 attempts \(throttled\)$/);
     assert.equal(summaryValue(result.stdout, 'Items failed'), String(failedCount));
     assert.equal(summaryValue(result.stdout, 'Items loaded'), String(21 - failedCount));
     assert.match(result.stdout, new RegExp(`\nMigration finished with ${failedCount} failed items — run the same command again to retry them.\n$`));
@@ -511,7 +532,11 @@ test('when writes keep failing the run stops with the partial summary and one er
 
 /** Starts the loader as a child process (through a slow proxy, so it is still running when we act). */
 function startLoader(args: string[], env: NodeJS.ProcessEnv): { child: ReturnType<typeof spawn>; done: Promise<ScriptResult> } {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'scripts', `${SCRIPT}.ts`), ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'scripts', `${SCRIPT}.ts`), ...args], {
+    cwd: ROOT,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   child.stdout!.setEncoding('utf8').on('data', (text: string) => (stdout += text));
@@ -540,7 +565,10 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     const data = manyTokens(20, 100);
     const file = writeDataFile(data);
     try {
-      const { child, done } = startLoader([file, tableName, REGION, '--endpoint-url', proxy.endpoint, '--concurrency', '2'], cleanEnvironment(await getStack()));
+      const { child, done } = startLoader(
+        [file, tableName, REGION, '--endpoint-url', proxy.endpoint, '--concurrency', '2'],
+        cleanEnvironment(await getStack()),
+      );
       await waitForItems(tableName, 1);
       child.kill(signal);
       const result = await done;
@@ -564,7 +592,10 @@ test('killed with SIGKILL at any moment, a re-run ends with exactly the intended
   const data = manyTokens(20, 100);
   const file = writeDataFile(data);
   try {
-    const { child, done } = startLoader([file, tableName, REGION, '--endpoint-url', proxy.endpoint, '--concurrency', '4'], cleanEnvironment(await getStack()));
+    const { child, done } = startLoader(
+      [file, tableName, REGION, '--endpoint-url', proxy.endpoint, '--concurrency', '4'],
+      cleanEnvironment(await getStack()),
+    );
     await waitForItems(tableName, 300);
     child.kill('SIGKILL');
     const result = await done;

@@ -7,7 +7,17 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { REGION, ROOT, cleanEnvironment, getStack, hasStackTrace, newCelloDatabase, newCelloTable, temporaryFolder, type ScriptResult } from './support/harness.ts';
+import {
+  REGION,
+  ROOT,
+  cleanEnvironment,
+  getStack,
+  hasStackTrace,
+  newCelloDatabase,
+  newCelloTable,
+  temporaryFolder,
+  type ScriptResult,
+} from './support/harness.ts';
 import {
   celloItemsFromPostgres,
   dumpArgs,
@@ -68,7 +78,10 @@ function assertFinishedQuietly(result: ScriptResult, closed: Closed, expectedCod
     const lines = linesOf(result.stderr);
     assert.equal(lines.length, 2, context);
     assert.equal(lines[0], 'warning: standard output was closed (EPIPE) — the run goes on; the rest of its report is not shown');
-    assert.equal(lines[1], `the run ended with exit code ${expectedCode} (see "Exit codes" in README.md); its summary was not shown: standard output was closed (EPIPE)`);
+    assert.equal(
+      lines[1],
+      `the run ended with exit code ${expectedCode} (see "Exit codes" in README.md); its summary was not shown: standard output was closed (EPIPE)`,
+    );
   }
 }
 
@@ -107,10 +120,17 @@ for (const closed of ['stdout', 'stdout and stderr'] as const) {
     const { name, sql } = await newCelloDatabase();
     await seedCello(sql, 5, 10);
     const output = join(temporaryFolder(), 'migration_data.json');
-    const result = await runWithReaderGone('migrate_dump_postgres', [`${stack.postgres.host}:${stack.postgres.port}`, stack.postgres.user, name, output], closed);
+    const result = await runWithReaderGone(
+      'migrate_dump_postgres',
+      [`${stack.postgres.host}:${stack.postgres.port}`, stack.postgres.user, name, output],
+      closed,
+    );
     assertFinishedQuietly(result, closed);
     const dumped = JSON.parse(readFileSync(output, 'utf8')) as Record<string, { tokens: unknown[] }>;
-    assert.equal(Object.values(dumped).reduce((sum, project) => sum + project.tokens.length, 0), 50);
+    assert.equal(
+      Object.values(dumped).reduce((sum, project) => sum + project.tokens.length, 0),
+      50,
+    );
   });
 
   test(`verify: its reader's ${closed} closed: the whole table is compared, exit 0 (no differences)`, async () => {
@@ -132,6 +152,10 @@ test('verify: with differences and stdout closed, the exit code still says so (1
   await seedCello(sql, 5, 10);
   const { tableName, client } = await newCelloTable();
   await putItems(client, tableName, (await celloItemsFromPostgres(sql)).slice(1));
-  const result = await runWithReaderGone('verify_migration', [`${stack.postgres.host}:${stack.postgres.port}`, stack.postgres.user, name, tableName, REGION], 'stdout');
+  const result = await runWithReaderGone(
+    'verify_migration',
+    [`${stack.postgres.host}:${stack.postgres.port}`, stack.postgres.user, name, tableName, REGION],
+    'stdout',
+  );
   assertFinishedQuietly(result, 'stdout', 1);
 });

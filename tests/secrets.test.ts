@@ -29,7 +29,17 @@ import {
   migrationData,
   type RunningScript,
 } from './support/reliability.ts';
-import { AWS_SECRET, AWS_SESSION_TOKEN, DB_PASSWORD, SECRETS, SECRET_AWS_ENV, assertNoSecret, assertNoSecretInArgv, assertNoSecretInOutput, leakForms } from './support/secrets.ts';
+import {
+  AWS_SECRET,
+  AWS_SESSION_TOKEN,
+  DB_PASSWORD,
+  SECRETS,
+  SECRET_AWS_ENV,
+  assertNoSecret,
+  assertNoSecretInArgv,
+  assertNoSecretInOutput,
+  leakForms,
+} from './support/secrets.ts';
 import { startSilentServer, startTcpDelayProxy } from './support/tcpDelay.ts';
 
 const stack = await getStack();
@@ -73,7 +83,10 @@ before(async () => {
     request.resume();
     request.on('end', () => {
       const canonical = `POST\n/\n\nhost:${request.headers.host}\nx-amz-security-token:${String(request.headers['x-amz-security-token'])}\n`;
-      const body = JSON.stringify({ __type: 'com.amazon.coral.service#SignatureDoesNotMatch', message: `The Canonical String for this request should have been '${canonical}'` });
+      const body = JSON.stringify({
+        __type: 'com.amazon.coral.service#SignatureDoesNotMatch',
+        message: `The Canonical String for this request should have been '${canonical}'`,
+      });
       response.writeHead(403, { 'Content-Type': 'application/x-amz-json-1.0', 'Content-Length': String(Buffer.byteLength(body)) });
       response.end(body);
     });
@@ -116,7 +129,9 @@ test('dump-postgres: a server that never answers — no secret in argv while wai
   const silent = await startSilentServer();
   t.after(() => silent.close());
   const output = join(temporaryFolder(), 'migration_data.json');
-  const script = await startScript('migrate_dump_postgres', [`${silent.host}:${silent.port}`, role, database, output], { env: { ...SECRET_ENV, PGCONNECT_TIMEOUT: '2' } });
+  const script = await startScript('migrate_dump_postgres', [`${silent.host}:${silent.port}`, role, database, output], {
+    env: { ...SECRET_ENV, PGCONNECT_TIMEOUT: '2' },
+  });
   const result = await watchArgv(script, () => silent.connections() > 0, 'migrate_dump_postgres');
   assert.equal(result.code, 3, result.stderr);
   assertNoSecretInOutput(result, 'a silent server');
@@ -127,7 +142,11 @@ test('dump-postgres: a server that never answers — no secret in argv while wai
 test('verify: success — no secret in argv (read while DynamoDB is slow) or output', async (t) => {
   const proxy = await slowStart();
   t.after(() => proxy.close());
-  const script = await startScript('verify_migration', [`${pg.host}:${pg.port}`, role, database, tableName, REGION, '--endpoint-url', proxy.endpoint], { env: SECRET_ENV });
+  const script = await startScript(
+    'verify_migration',
+    [`${pg.host}:${pg.port}`, role, database, tableName, REGION, '--endpoint-url', proxy.endpoint],
+    { env: SECRET_ENV },
+  );
   const result = await watchArgv(script, () => (proxy.stats['op:DescribeTable'] ?? 0) > 0, 'verify_migration');
   assert.equal(result.code, 0, result.stdout + result.stderr);
   assertNoSecretInOutput(result, 'a successful verification');
@@ -139,7 +158,9 @@ test('load: success — no secret in argv (read while DynamoDB is slow) or outpu
   const { tableName: target } = await newCelloTable();
   const proxy = await slowStart();
   t.after(() => proxy.close());
-  const script = await startScript('migrate_load_dynamodb', [writeJson(migrationData(2, 3)), target, REGION, '--endpoint-url', proxy.endpoint], { env: SECRET_ENV });
+  const script = await startScript('migrate_load_dynamodb', [writeJson(migrationData(2, 3)), target, REGION, '--endpoint-url', proxy.endpoint], {
+    env: SECRET_ENV,
+  });
   const result = await watchArgv(script, () => (proxy.stats['op:DescribeTable'] ?? 0) > 0, 'migrate_load_dynamodb');
   assert.equal(result.code, 0, result.stderr);
   assertNoSecretInOutput(result, 'a successful load');
@@ -150,7 +171,10 @@ test('load: a server quoting the signed request back masks the session token, fr
   const data = writeJson(migrationData(1, 1));
   const home = temporaryFolder();
   const credentials = join(home, 'credentials');
-  writeFileSync(credentials, `[cello]\naws_access_key_id = AKIACELLOTESTKEY0002\naws_secret_access_key = ${AWS_SECRET}\naws_session_token = ${AWS_SESSION_TOKEN}\n`);
+  writeFileSync(
+    credentials,
+    `[cello]\naws_access_key_id = AKIACELLOTESTKEY0002\naws_secret_access_key = ${AWS_SECRET}\naws_session_token = ${AWS_SESSION_TOKEN}\n`,
+  );
   const fromProfile = {
     AWS_ACCESS_KEY_ID: undefined,
     AWS_SECRET_ACCESS_KEY: undefined,
@@ -161,7 +185,10 @@ test('load: a server quoting the signed request back masks the session token, fr
     AWS_EC2_METADATA_DISABLED: 'true',
     HOME: home,
   };
-  for (const [source, env] of [['the environment', SECRET_ENV], ['a profile', { ...SECRET_ENV, ...fromProfile }]] as const) {
+  for (const [source, env] of [
+    ['the environment', SECRET_ENV],
+    ['a profile', { ...SECRET_ENV, ...fromProfile }],
+  ] as const) {
     const result = await runScript('migrate_load_dynamodb', [data, target, REGION, '--endpoint-url', quotingEndpoint], { env });
     assert.equal(result.code, 3, result.stderr);
     assert.match(result.stderr, /^error: .*SignatureDoesNotMatch.*x-amz-security-token:\*\*\*/, source);
@@ -175,7 +202,9 @@ test('dump-ddb: success — no secret in argv, output or file; the file is 0600'
   const proxy = await startFaultProxy({ target: stack.endpoint, seed: 9, rates: { slow: 1 }, slowMs: 1500, operations: ['Scan'] });
   t.after(() => proxy.close());
   const output = join(temporaryFolder(), 'dump.json');
-  const script = await startScript('dump-ddb', ['--table', tableName, '--output', output, '--region', REGION, '--endpoint-url', proxy.endpoint], { env: SECRET_ENV });
+  const script = await startScript('dump-ddb', ['--table', tableName, '--output', output, '--region', REGION, '--endpoint-url', proxy.endpoint], {
+    env: SECRET_ENV,
+  });
   const result = await watchArgv(script, () => (proxy.stats['op:Scan'] ?? 0) > 0, 'dump-ddb');
   assert.equal(result.code, 0, result.stderr);
   assertNoSecretInOutput(result, 'a successful dump');
@@ -192,22 +221,29 @@ test('repair: success — no secret in argv or output', async (t) => {
   const dump = writeDump(items);
   const proxy = await slowStart();
   t.after(() => proxy.close());
-  const script = await startScript('migrate_ddb_timestamps', ['--file', dump, '--table', target, '--region', REGION, '--endpoint-url', proxy.endpoint], { env: SECRET_ENV });
+  const script = await startScript(
+    'migrate_ddb_timestamps',
+    ['--file', dump, '--table', target, '--region', REGION, '--endpoint-url', proxy.endpoint],
+    { env: SECRET_ENV },
+  );
   const result = await watchArgv(script, () => (proxy.stats['op:DescribeTable'] ?? 0) > 0, 'migrate_ddb_timestamps');
   assert.equal(result.code, 0, result.stderr);
   assertNoSecretInOutput(result, 'a successful repair');
-
 });
 
 // ---- masking: a last guard that leaves ordinary words and numbers alone ---------------------------------------------------
 
 test('a password that is part of a user name or a port does not garble them (issue 16: "***_user", "***7")', async () => {
   const output = join(temporaryFolder(), 'migration_data.json');
-  const wrongUser = await runScript('migrate_dump_postgres', [`${pg.host}:${pg.port}`, 'cello_user', database, output], { env: { ...SECRET_ENV, PGPASSWORD: 'cello' } });
+  const wrongUser = await runScript('migrate_dump_postgres', [`${pg.host}:${pg.port}`, 'cello_user', database, output], {
+    env: { ...SECRET_ENV, PGPASSWORD: 'cello' },
+  });
   assert.equal(wrongUser.code, 3, wrongUser.stderr);
   assert.match(wrongUser.stderr, /^error: password authentication failed for user "cello_user" at /);
   const port = String(await findFreePort());
-  const refused = await runScript('migrate_dump_postgres', [`127.0.0.1:${port}`, role, database, output], { env: { ...SECRET_ENV, PGPASSWORD: port.slice(0, -1) } });
+  const refused = await runScript('migrate_dump_postgres', [`127.0.0.1:${port}`, role, database, output], {
+    env: { ...SECRET_ENV, PGPASSWORD: port.slice(0, -1) },
+  });
   assert.equal(refused.code, 3, refused.stderr);
   assert.match(refused.stderr, new RegExp(`^error: cannot connect to PostgreSQL at 127\\.0\\.0\\.1:${port}: connection refused`));
 });

@@ -52,7 +52,12 @@ function receivedLine(signal: string): RegExp {
  * Sends `signal` once `ready()` holds, returns the result and how many requests the proxy received from the signal
  * on (the work the script still started after being asked to stop).
  */
-async function interrupt(script: RunningScript, signal: NodeJS.Signals, ready: () => boolean, proxy?: FaultProxy): Promise<{ result: ScriptResult; requestsAfter: number }> {
+async function interrupt(
+  script: RunningScript,
+  signal: NodeJS.Signals,
+  ready: () => boolean,
+  proxy?: FaultProxy,
+): Promise<{ result: ScriptResult; requestsAfter: number }> {
   let exited = false;
   void script.done.then(() => (exited = true));
   await waitUntil(() => exited || ready(), 'the moment to interrupt', 90_000, script);
@@ -77,9 +82,13 @@ for (const signal of SIGNALS) {
     const proxy = await startLatencyProxy(stack.endpoint, 10);
     t.after(() => proxy.close());
     const concurrency = 2;
-    const script = await startScript('migrate_load_dynamodb', loaderArgs(writeJson(data), tableName, '--endpoint-url', proxy.endpoint, '--concurrency', String(concurrency)), {
-      env: FAST_RETRY_ENV,
-    });
+    const script = await startScript(
+      'migrate_load_dynamodb',
+      loaderArgs(writeJson(data), tableName, '--endpoint-url', proxy.endpoint, '--concurrency', String(concurrency)),
+      {
+        env: FAST_RETRY_ENV,
+      },
+    );
     const { result, requestsAfter } = await interrupt(script, signal, () => (proxy.stats['op:BatchWriteItem'] ?? 0) >= 3, proxy);
 
     assert.equal(result.code, 130, result.stdout + result.stderr);
@@ -87,7 +96,11 @@ for (const signal of SIGNALS) {
     assert.match(linesOf(result.stderr)[0]!, receivedLine(signal));
     assertNoStack(result);
     const loaded = loaderSummaryNumber(result.stdout, 'Items loaded');
-    const notProcessed = Number(/\nStopped before finishing: ([\d,]+) items not processed — run the same command again to load the rest\.\n$/.exec(result.stdout)?.[1]?.replace(/,/g, ''));
+    const notProcessed = Number(
+      /\nStopped before finishing: ([\d,]+) items not processed — run the same command again to load the rest\.\n$/
+        .exec(result.stdout)?.[1]
+        ?.replace(/,/g, ''),
+    );
     assert.ok(notProcessed > intended.size / 2, `stopped late: ${notProcessed} of ${intended.size} left`);
     assert.equal(loaded + loaderSummaryNumber(result.stdout, 'Items skipped (already existed)') + notProcessed, intended.size);
     // Requests in flight finished and were counted: the table holds exactly the items the summary reports loaded.
@@ -103,7 +116,11 @@ test('load: SIGINT while the table is being checked stops before the file is rea
   const { tableName } = await newCelloTable();
   const proxy = await startFaultProxy({ target: stack.endpoint, seed: 1, rates: { slow: 1 }, slowMs: 1500, operations: ['DescribeTable'] });
   t.after(() => proxy.close());
-  const script = await startScript('migrate_load_dynamodb', loaderArgs(writeJson(migrationData(4, 10)), tableName, '--endpoint-url', proxy.endpoint), { env: FAST_RETRY_ENV });
+  const script = await startScript(
+    'migrate_load_dynamodb',
+    loaderArgs(writeJson(migrationData(4, 10)), tableName, '--endpoint-url', proxy.endpoint),
+    { env: FAST_RETRY_ENV },
+  );
   const { result } = await interrupt(script, 'SIGINT', () => (proxy.stats['op:DescribeTable'] ?? 0) >= 1, proxy);
   assert.equal(result.code, 130, result.stdout + result.stderr);
   const lines = linesOf(result.stderr);
@@ -126,9 +143,13 @@ for (const signal of SIGNALS) {
     const proxy = await startLatencyProxy(stack.endpoint, 10);
     t.after(() => proxy.close());
     const concurrency = 4;
-    const script = await startScript('migrate_ddb_timestamps', repairArgs(writeDump(items), tableName, '--endpoint-url', proxy.endpoint, '--concurrency', String(concurrency)), {
-      env: FAST_RETRY_ENV,
-    });
+    const script = await startScript(
+      'migrate_ddb_timestamps',
+      repairArgs(writeDump(items), tableName, '--endpoint-url', proxy.endpoint, '--concurrency', String(concurrency)),
+      {
+        env: FAST_RETRY_ENV,
+      },
+    );
     const { result, requestsAfter } = await interrupt(script, signal, () => (proxy.stats['op:UpdateItem'] ?? 0) >= 10, proxy);
 
     assert.equal(result.code, 130, result.stdout + result.stderr);
@@ -162,7 +183,11 @@ for (const signal of SIGNALS) {
     const proxy = await startFaultProxy({ target: stack.endpoint, seed: 2, rates: { slow: 1 }, slowMs: 1000, operations: ['Scan'] });
     t.after(() => proxy.close());
     const folder = temporaryFolder();
-    const script = await startScript('dump-ddb', dumpArgs(tableName, join(folder, 'dump.json'), '--endpoint-url', proxy.endpoint, '--segments', '2'), { env: FAST_RETRY_ENV });
+    const script = await startScript(
+      'dump-ddb',
+      dumpArgs(tableName, join(folder, 'dump.json'), '--endpoint-url', proxy.endpoint, '--segments', '2'),
+      { env: FAST_RETRY_ENV },
+    );
     const { result, requestsAfter } = await interrupt(script, signal, () => (proxy.stats['op:Scan'] ?? 0) >= 1, proxy);
 
     assert.equal(result.code, 130, result.stdout + result.stderr);
@@ -186,8 +211,15 @@ for (const signal of ['SIGUSR2', 'SIGALRM'] as const) {
     const proxy = await startFaultProxy({ target: stack.endpoint, seed: 5, rates: { slow: 1 }, slowMs: 60_000, operations: ['Scan'] });
     t.after(() => proxy.close());
     const folder = temporaryFolder();
-    const script = await startScript('dump-ddb', dumpArgs(tableName, join(folder, 'dump.json'), '--endpoint-url', proxy.endpoint), { env: FAST_RETRY_ENV });
-    await waitUntil(() => (proxy.stats['op:Scan'] ?? 0) >= 1 && readdirSync(folder).length === 1, 'a scan in flight and the temporary file', 60_000, script);
+    const script = await startScript('dump-ddb', dumpArgs(tableName, join(folder, 'dump.json'), '--endpoint-url', proxy.endpoint), {
+      env: FAST_RETRY_ENV,
+    });
+    await waitUntil(
+      () => (proxy.stats['op:Scan'] ?? 0) >= 1 && readdirSync(folder).length === 1,
+      'a scan in flight and the temporary file',
+      60_000,
+      script,
+    );
     script.child.kill(signal);
     const result = await script.done;
     assert.equal(result.signal, signal, JSON.stringify(result));
@@ -201,8 +233,15 @@ test('dump-ddb: a second SIGINT exits at once, with a scan request still unanswe
   const proxy = await startFaultProxy({ target: stack.endpoint, seed: 3, rates: { slow: 1 }, slowMs: 60_000, operations: ['Scan'] });
   t.after(() => proxy.close());
   const folder = temporaryFolder();
-  const script = await startScript('dump-ddb', dumpArgs(tableName, join(folder, 'dump.json'), '--endpoint-url', proxy.endpoint), { env: FAST_RETRY_ENV });
-  await waitUntil(() => (proxy.stats['op:Scan'] ?? 0) >= 1 && readdirSync(folder).length === 1, 'a scan in flight and the temporary file', 60_000, script);
+  const script = await startScript('dump-ddb', dumpArgs(tableName, join(folder, 'dump.json'), '--endpoint-url', proxy.endpoint), {
+    env: FAST_RETRY_ENV,
+  });
+  await waitUntil(
+    () => (proxy.stats['op:Scan'] ?? 0) >= 1 && readdirSync(folder).length === 1,
+    'a scan in flight and the temporary file',
+    60_000,
+    script,
+  );
   script.child.kill('SIGINT');
   await waitUntil(() => script.output().stderr.includes('SIGINT received'), 'the first SIGINT handled', 30_000, script);
   // Sooner, it would be the same Ctrl-C relayed by npx or tsx (lib/cli.ts, SAME_STOP_REQUEST_MS).
@@ -227,7 +266,12 @@ for (const signal of SIGNALS) {
     const proxy = await startTcpDelayProxy({ host: stack.postgres.host, port: stack.postgres.port }, 10, { toClientBytesPerSecond: 1024 * 1024 });
     t.after(() => proxy.close());
     const folder = temporaryFolder();
-    const script = await startScript('migrate_dump_postgres', [`${proxy.host}:${proxy.port}`, stack.postgres.user, name, join(folder, 'migration_data.json')]);
+    const script = await startScript('migrate_dump_postgres', [
+      `${proxy.host}:${proxy.port}`,
+      stack.postgres.user,
+      name,
+      join(folder, 'migration_data.json'),
+    ]);
     // Rows are arriving and being written to the temporary file.
     const { result } = await interrupt(script, signal, () => proxy.stats.toClient > 200_000);
 
@@ -252,7 +296,17 @@ for (const signal of SIGNALS) {
     t.after(() => proxy.close());
     const script = await startScript(
       'verify_migration',
-      [`${stack.postgres.host}:${stack.postgres.port}`, stack.postgres.user, name, tableName, REGION, '--endpoint-url', proxy.endpoint, '--concurrency', '1'],
+      [
+        `${stack.postgres.host}:${stack.postgres.port}`,
+        stack.postgres.user,
+        name,
+        tableName,
+        REGION,
+        '--endpoint-url',
+        proxy.endpoint,
+        '--concurrency',
+        '1',
+      ],
       { env: FAST_RETRY_ENV },
     );
     const { result, requestsAfter } = await interrupt(script, signal, () => (proxy.stats['op:Query'] ?? 0) >= 2, proxy);
@@ -261,7 +315,10 @@ for (const signal of SIGNALS) {
     assert.equal(linesOf(result.stderr).length, 1, result.stderr);
     assert.match(linesOf(result.stderr)[0]!, receivedLine(signal));
     assertNoStack(result);
-    assert.match(result.stdout, new RegExp(`^Verification summary \\(stopped by ${signal} after \\d+ of 12 projects; the counts are partial\\):\\n`, 'm'));
+    assert.match(
+      result.stdout,
+      new RegExp(`^Verification summary \\(stopped by ${signal} after \\d+ of 12 projects; the counts are partial\\):\\n`, 'm'),
+    );
     assert.match(result.stdout, /\nResult: stopped before finishing; 0 differences found so far — run it again to verify the whole table\.\n$/);
     assert.ok(requestsAfter <= 4, `${requestsAfter} requests after ${signal}`);
   });
@@ -297,7 +354,11 @@ const STOP_SCENARIOS: Record<string, (t: TestContext) => Promise<StopScenario>> 
       env: FAST_RETRY_ENV,
       ready: () => (proxy.stats['op:BatchWriteItem'] ?? 0) >= 3,
       async checkOutput(output) {
-        const notProcessed = Number(/\nStopped before finishing: ([\d,]+) items not processed — run the same command again to load the rest\.\n/.exec(output)?.[1]?.replace(/,/g, ''));
+        const notProcessed = Number(
+          /\nStopped before finishing: ([\d,]+) items not processed — run the same command again to load the rest\.\n/
+            .exec(output)?.[1]
+            ?.replace(/,/g, ''),
+        );
         assert.ok(notProcessed > 0 && notProcessed < intended.size, output);
         const loaded = loaderSummaryNumber(output.slice(output.indexOf('\nItems loaded:') + 1), 'Items loaded');
         const table = await rawTable(tableName);
@@ -364,7 +425,17 @@ const STOP_SCENARIOS: Record<string, (t: TestContext) => Promise<StopScenario>> 
     t.after(() => proxy.close());
     return {
       name: 'verify_migration',
-      args: [`${stack.postgres.host}:${stack.postgres.port}`, stack.postgres.user, name, tableName, REGION, '--endpoint-url', proxy.endpoint, '--concurrency', '1'],
+      args: [
+        `${stack.postgres.host}:${stack.postgres.port}`,
+        stack.postgres.user,
+        name,
+        tableName,
+        REGION,
+        '--endpoint-url',
+        proxy.endpoint,
+        '--concurrency',
+        '1',
+      ],
       env: FAST_RETRY_ENV,
       ready: () => (proxy.stats['op:Query'] ?? 0) >= 2,
       checkOutput(output) {

@@ -11,7 +11,18 @@ import { BatchWriteItemCommand, DeleteItemCommand, PutItemCommand, type DynamoDB
 import { isRetryableDynamoError, type DynamoItem } from '../lib/dynamodb.ts';
 import type { AdminSql } from '../tools/localStack.ts';
 import { startFaultProxy } from './support/faultProxy.ts';
-import { REGION, ROOT, cleanEnvironment, getStack, hasStackTrace, newCelloDatabase, newCelloTable, runScript, scanTable, uniqueName } from './support/harness.ts';
+import {
+  REGION,
+  ROOT,
+  cleanEnvironment,
+  getStack,
+  hasStackTrace,
+  newCelloDatabase,
+  newCelloTable,
+  runScript,
+  scanTable,
+  uniqueName,
+} from './support/harness.ts';
 
 const stack = await getStack();
 const host = `${stack.postgres.host}:${stack.postgres.port}`;
@@ -94,7 +105,6 @@ async function correctItems(sql: AdminSql): Promise<DynamoItem[]> {
   ];
 }
 
-
 async function putItems(client: DynamoDBClient, tableName: string, items: DynamoItem[]): Promise<void> {
   for (let start = 0; start < items.length; start += 25) {
     let requests: WriteRequest[] = items.slice(start, start + 25).map((Item) => ({ PutRequest: { Item } }));
@@ -140,8 +150,7 @@ const itemOf = (project: string, sk: string) => {
   assert.ok(found, `${project} ${sk} is seeded`);
   return found;
 };
-const put = (client: DynamoDBClient, tableName: string, item: DynamoItem) =>
-  client.send(new PutItemCommand({ TableName: tableName, Item: item }));
+const put = (client: DynamoDBClient, tableName: string, item: DynamoItem) => client.send(new PutItemCommand({ TableName: tableName, Item: item }));
 const remove = (client: DynamoDBClient, tableName: string, project: string, sk: string) =>
   client.send(new DeleteItemCommand({ TableName: tableName, Key: key(project, sk) }));
 
@@ -209,7 +218,8 @@ test('a database in another encoding (WIN1252, EUC_JP) matches its correct migra
     const database = await newCelloDatabase({ encoding });
     for (const project of projects) {
       await database.sql`INSERT INTO projects (project, repository) VALUES (${project}, ${`repo ${project}`})`;
-      for (const id of projects) await database.sql`INSERT INTO tokens VALUES (${`${project}/${id}`}, '2022-02-02 18:01:49.345261+00', ${project}, NULL)`;
+      for (const id of projects)
+        await database.sql`INSERT INTO tokens VALUES (${`${project}/${id}`}, '2022-02-02 18:01:49.345261+00', ${project}, NULL)`;
     }
     const { tableName, client } = await newTable();
     await putItems(client, tableName, await correctItems(database.sql));
@@ -239,7 +249,9 @@ test('through a proxy counting requests, verify sends DescribeTable, Query and S
   t.after(() => proxy.close());
   const result = await verify(shared.name, tableName, '--endpoint-url', proxy.endpoint);
   assert.equal(result.code, 0, result.stdout + result.stderr);
-  const operations = Object.keys(proxy.stats).filter((name) => name.startsWith('op:')).sort();
+  const operations = Object.keys(proxy.stats)
+    .filter((name) => name.startsWith('op:'))
+    .sort();
   assert.deepEqual(operations, ['op:DescribeTable', 'op:Query', 'op:Scan']);
 });
 
@@ -265,7 +277,20 @@ test('SIGINT stops the run: requests in flight finish, a partial summary is prin
   t.after(() => proxy.close());
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', join(ROOT, 'scripts', 'verify_migration.ts'), host, stack.postgres.user, shared.name, tableName, REGION, '--concurrency', '1', '--endpoint-url', proxy.endpoint],
+    [
+      '--import',
+      'tsx',
+      join(ROOT, 'scripts', 'verify_migration.ts'),
+      host,
+      stack.postgres.user,
+      shared.name,
+      tableName,
+      REGION,
+      '--concurrency',
+      '1',
+      '--endpoint-url',
+      proxy.endpoint,
+    ],
     { cwd: ROOT, env: cleanEnvironment(stack), stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let stdout = '';
@@ -277,7 +302,10 @@ test('SIGINT stops the run: requests in flight finish, a partial summary is prin
   while ((proxy.stats['op:Query'] ?? 0) === 0) await new Promise((resolve) => setTimeout(resolve, 20));
   child.kill('SIGINT');
   assert.equal(await exited, 130, stderr);
-  assert.match(stdout, new RegExp(`^Verification summary \\(stopped by SIGINT after \\d of ${seeded.projects} projects; the counts are partial\\):\n`, 'm'));
+  assert.match(
+    stdout,
+    new RegExp(`^Verification summary \\(stopped by SIGINT after \\d of ${seeded.projects} projects; the counts are partial\\):\n`, 'm'),
+  );
   assert.match(stdout, /\nResult: stopped before finishing; 0 differences found so far — run it again to verify the whole table\.\n$/);
 });
 
@@ -309,7 +337,10 @@ describe('one difference of each kind', { concurrency: 3 }, () => {
     });
     const result = await verify(shared.name, tableName);
     assertDifferences(result, 5);
-    assert.match(result.stdout, /^PROJECT#alpha: 5 differences \(missing from the table: no item under this partition key\)\n {2}missing METADATA item\n {2}missing token tkn\n/);
+    assert.match(
+      result.stdout,
+      /^PROJECT#alpha: 5 differences \(missing from the table: no item under this partition key\)\n {2}missing METADATA item\n {2}missing token tkn\n/,
+    );
     assert.match(result.stdout, /\n {2}Projects missing from table: 1\n/);
     assert.match(result.stdout, /\n {2}Projects with differences: 0\n/);
   });
@@ -340,7 +371,10 @@ describe('one difference of each kind', { concurrency: 3 }, () => {
     );
     const result = await verify(shared.name, tableName);
     assertDifferences(result, 1);
-    assert.match(result.stdout, /\n {2}repository differs: table "https:\/\/github.com\/example\/old", PostgreSQL "https:\/\/github.com\/example\/alpha"\n/);
+    assert.match(
+      result.stdout,
+      /\n {2}repository differs: table "https:\/\/github.com\/example\/old", PostgreSQL "https:\/\/github.com\/example\/alpha"\n/,
+    );
   });
 
   test('a repository that is NULL in PostgreSQL must be "" in the table', async () => {
@@ -359,7 +393,10 @@ describe('one difference of each kind', { concurrency: 3 }, () => {
     );
     const result = await verify(shared.name, tableName);
     assertDifferences(result, 1);
-    assert.match(result.stdout, /\n {2}token tkn-2: created_at differs: table "2022-01-01T08:59:59\.999999000Z", PostgreSQL 2022-01-01T07:59:59\.999999000Z\n/);
+    assert.match(
+      result.stdout,
+      /\n {2}token tkn-2: created_at differs: table "2022-01-01T08:59:59\.999999000Z", PostgreSQL 2022-01-01T07:59:59\.999999000Z\n/,
+    );
   });
 
   test('a legacy timestamp for the right instant is a wrong-format difference', async () => {
@@ -368,7 +405,10 @@ describe('one difference of each kind', { concurrency: 3 }, () => {
     );
     const result = await verify(shared.name, tableName);
     assertDifferences(result, 1);
-    assert.match(result.stdout, /\n {2}token tkn-1: created_at "2022-02-02 18:01:49\.345261\+00" is not in canonical format \(expected 2022-02-02T18:01:49\.345261000Z\)\n/);
+    assert.match(
+      result.stdout,
+      /\n {2}token tkn-1: created_at "2022-02-02 18:01:49\.345261\+00" is not in canonical format \(expected 2022-02-02T18:01:49\.345261000Z\)\n/,
+    );
   });
 
   test('expires_at NULL in PostgreSQL but a timestamp in the table is a difference', async () => {
@@ -399,7 +439,10 @@ describe('one difference of each kind', { concurrency: 3 }, () => {
     const result = await verify(shared.name, tableName);
     assertDifferences(result, 3);
     assert.match(result.stdout, /\n {2}token tkn: expires_at is a NULL, not a string \(PostgreSQL NULL \(stored as ""\)\)\n/);
-    assert.match(result.stdout, /\n {2}token tkn-1: created_at is a number \(1643824909\), not a string \(PostgreSQL 2022-02-02T18:01:49\.345261000Z\)\n/);
+    assert.match(
+      result.stdout,
+      /\n {2}token tkn-1: created_at is a number \(1643824909\), not a string \(PostgreSQL 2022-02-02T18:01:49\.345261000Z\)\n/,
+    );
     assert.match(result.stdout, /\n {2}repository attribute is missing \(PostgreSQL NULL \(stored as ""\)\)\n/);
   });
 
@@ -408,7 +451,10 @@ describe('one difference of each kind', { concurrency: 3 }, () => {
     const tableName = await migratedTable((client, table) => remove(client, table, project, 'TOKEN#g-🎻').then(() => undefined));
     const result = await verify(shared.name, tableName);
     assertDifferences(result, 1);
-    assert.equal(projectBlock(result.stdout, JSON.stringify(`PROJECT#${project}`)), `${JSON.stringify(`PROJECT#${project}`)}: 1 difference\n  missing token g-🎻\n`);
+    assert.equal(
+      projectBlock(result.stdout, JSON.stringify(`PROJECT#${project}`)),
+      `${JSON.stringify(`PROJECT#${project}`)}: 1 difference\n  missing token g-🎻\n`,
+    );
   });
 
   test('a project with many differences lists the first ones and how many more', async () => {
@@ -447,10 +493,17 @@ describe('tokens of no project', { concurrency: 3 }, () => {
   test('tokens whose project is gone are a note, not a difference', async () => {
     const database = await withOrphans();
     const { tableName, client } = await newTable();
-    await putItems(client, tableName, database.items.filter((item) => item.pk?.S === 'PROJECT#alpha'));
+    await putItems(
+      client,
+      tableName,
+      database.items.filter((item) => item.pk?.S === 'PROJECT#alpha'),
+    );
     const result = await verify(database.name, tableName);
     assert.equal(result.code, 0, result.stdout + result.stderr);
-    assert.match(result.stdout, /^Note: 2 tokens in PostgreSQL belong to no project .*\n {2}token orphan \(project gone\)\n {2}token orphan-2 \(project gone\)\n/m);
+    assert.match(
+      result.stdout,
+      /^Note: 2 tokens in PostgreSQL belong to no project .*\n {2}token orphan \(project gone\)\n {2}token orphan-2 \(project gone\)\n/m,
+    );
     assert.match(result.stdout, /Result: the table matches PostgreSQL\.\n$/);
   });
 
@@ -501,7 +554,9 @@ describe('errors', { concurrency: 3 }, () => {
 
   test('a wrong password is one error line, exit 3, and the password is never printed', async () => {
     const tableName = await migratedTable();
-    const result = await runScript('verify_migration', [host, stack.postgres.user, shared.name, tableName, REGION], { env: { PGPASSWORD: 'wrong-password-123' } });
+    const result = await runScript('verify_migration', [host, stack.postgres.user, shared.name, tableName, REGION], {
+      env: { PGPASSWORD: 'wrong-password-123' },
+    });
     assertOneErrorLine(result, 3, /^error: /);
     assert.doesNotMatch(result.stderr, /wrong-password-123/);
   });

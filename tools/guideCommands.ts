@@ -68,7 +68,10 @@ export function extractCodeBlocks(markdown: string): CodeBlock[] {
     if (open === null) continue;
     const [, indent = '', fence = '', info = ''] = open;
     if (fence[0] === '`' && info.includes('`')) continue; // inline code spanning a line, not a fence
-    const words = info.trim().split(/\s+/).filter((word) => word !== '');
+    const words = info
+      .trim()
+      .split(/\s+/)
+      .filter((word) => word !== '');
     const tags = new Set<string>();
     const attributes = new Map<string, string>();
     for (const word of words.slice(1)) {
@@ -220,9 +223,7 @@ function shellWords(command: string): ShellWord[] {
 }
 
 /** A simple command: `NAME=value ... word word ...`, or `export NAME=value`. */
-type ParsedCommand =
-  | { kind: 'run'; assignments: ReadonlyMap<string, string>; words: string[] }
-  | { kind: 'export'; name: string; value: string };
+type ParsedCommand = { kind: 'run'; assignments: ReadonlyMap<string, string>; words: string[] } | { kind: 'export'; name: string; value: string };
 
 const ASSIGNMENT = /^([A-Za-z_][A-Za-z0-9_]*)=/;
 
@@ -246,7 +247,8 @@ export function parseCommand(command: string): ParsedCommand {
   if (rest[0] === 'export' && assignments.size === 0) {
     const argument = words[first + 1];
     const match = argument === undefined ? null : ASSIGNMENT.exec(argument.value);
-    if (rest.length !== 2 || match === null || argument === undefined) throw new ShellSyntaxError(`only "export NAME=value" is supported: ${command}`);
+    if (rest.length !== 2 || match === null || argument === undefined)
+      throw new ShellSyntaxError(`only "export NAME=value" is supported: ${command}`);
     return { kind: 'export', name: match[1]!, value: argument.value.slice(match[0].length) };
   }
   if (rest.length === 0) throw new ShellSyntaxError(`no command, only assignments: ${command}`);

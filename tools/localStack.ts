@@ -214,13 +214,26 @@ async function findServerUser(): Promise<UserIds | undefined> {
   }
   try {
     await execFileAsync('groupadd', ['--system', '--force', SERVER_USER]);
-    await execFileAsync('useradd', ['--system', '--gid', SERVER_USER, '--no-create-home', '--home-dir', '/nonexistent', '--shell', '/usr/sbin/nologin', SERVER_USER]);
+    await execFileAsync('useradd', [
+      '--system',
+      '--gid',
+      SERVER_USER,
+      '--no-create-home',
+      '--home-dir',
+      '/nonexistent',
+      '--shell',
+      '/usr/sbin/nologin',
+      SERVER_USER,
+    ]);
   } catch (error) {
     // Another run may have created it meanwhile.
     const created = await lookUp().catch(() => undefined);
     if (created) return created;
     const reason = oneLine((error as { stderr?: string }).stderr || (error as Error).message);
-    throw cannotStart(`as root it runs as the system user "${SERVER_USER}", which could not be created (${reason})`, `create it (useradd --system ${SERVER_USER}) or run as a normal user`);
+    throw cannotStart(
+      `as root it runs as the system user "${SERVER_USER}", which could not be created (${reason})`,
+      `create it (useradd --system ${SERVER_USER}) or run as a normal user`,
+    );
   }
   return lookUp();
 }
@@ -245,7 +258,10 @@ async function reachableCopyOf(binaries: { bin: string; version: string }): Prom
       // Fails when another run put its copy in place first: that one is used.
       await rename(staging, copy).catch(() => undefined);
     } catch (error) {
-      throw cannotStart(`its binaries could not be copied to ${copy} (${oneLine((error as Error).message)})`, `free some space in ${tmpdir()} or set TMPDIR to another folder`);
+      throw cannotStart(
+        `its binaries could not be copied to ${copy} (${oneLine((error as Error).message)})`,
+        `free some space in ${tmpdir()} or set TMPDIR to another folder`,
+      );
     } finally {
       await rm(staging, { recursive: true, force: true });
     }
@@ -287,7 +303,10 @@ function spawnServerProgram(program: string, args: string[], serverUser: UserIds
 function describeFailure(program: string, error: NodeJS.ErrnoException | undefined, output: string, serverUser: UserIds | undefined): string {
   if (error?.code === 'EACCES' && serverUser) return `user "${SERVER_USER}" cannot run ${program} (EACCES)`;
   if (error) return `${program} could not be run (${error.code ?? error.message})`;
-  const lines = output.split('\n').map((line) => line.trim()).filter((line) => line !== '');
+  const lines = output
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line !== '');
   return `${basename(program)} failed: ${lines.slice(-2).join(' ') || 'no message'}`;
 }
 
@@ -297,7 +316,15 @@ function checkTmpdir(): string {
 }
 
 async function runInitdb(initdb: string, dataDir: string, passwordFile: string, serverUser: UserIds | undefined): Promise<void> {
-  const args = [`--pgdata=${dataDir}`, '--auth=scram-sha-256', '--username=postgres', `--pwfile=${passwordFile}`, '--no-sync', '--encoding=UTF8', '--no-locale'];
+  const args = [
+    `--pgdata=${dataDir}`,
+    '--auth=scram-sha-256',
+    '--username=postgres',
+    `--pwfile=${passwordFile}`,
+    '--no-sync',
+    '--encoding=UTF8',
+    '--no-locale',
+  ];
   const { child, output } = spawnServerProgram(initdb, args, serverUser);
   const outcome = await new Promise<{ code: number | null; error?: NodeJS.ErrnoException }>((resolve) => {
     child.once('error', (error) => resolve({ code: null, error }));
@@ -314,7 +341,12 @@ class PortTaken extends UserError {
 }
 
 /** Starts the server; `ready` resolves once it accepts connections. */
-function startServer(postgresBin: string, port: number, args: string[], serverUser: UserIds | undefined): { child: ChildProcess; ready: Promise<void> } {
+function startServer(
+  postgresBin: string,
+  port: number,
+  args: string[],
+  serverUser: UserIds | undefined,
+): { child: ChildProcess; ready: Promise<void> } {
   const { child, output } = spawnServerProgram(postgresBin, ['-p', String(port), ...args], serverUser);
   const ready = new Promise<void>((resolve, reject) => {
     const onOutput = () => {
@@ -352,7 +384,8 @@ async function stopServer(server: ChildProcess | undefined): Promise<void> {
  * test for an event loop. The child exits when our end of its stdin closes: it cannot outlive us.
  */
 export async function startLocalDynamo(): Promise<LocalDynamo> {
-  const cannotStartDynamo = (what: string) => new UserError(`the local DynamoDB (dynalite) cannot start: ${what} — reinstall the packages with npm ci`, ExitCode.environment);
+  const cannotStartDynamo = (what: string) =>
+    new UserError(`the local DynamoDB (dynalite) cannot start: ${what} — reinstall the packages with npm ci`, ExitCode.environment);
   let dynalitePath: string;
   try {
     dynalitePath = createRequire(import.meta.url).resolve('dynalite');

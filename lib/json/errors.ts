@@ -12,18 +12,9 @@ export class JsonInputError extends Error {
   /** The message without the path and position prefix. */
   readonly detail: string;
 
-  constructor(
-    path: string,
-    detail: string,
-    position?: { line: number; column?: number },
-    options?: { cause?: unknown },
-  ) {
+  constructor(path: string, detail: string, position?: { line: number; column?: number }, options?: { cause?: unknown }) {
     const where =
-      position === undefined
-        ? ''
-        : position.column === undefined
-          ? `line ${position.line}: `
-          : `line ${position.line}, column ${position.column}: `;
+      position === undefined ? '' : position.column === undefined ? `line ${position.line}: ` : `line ${position.line}, column ${position.column}: `;
     super(`${path}: ${where}${detail}`, options);
     this.path = path;
     this.line = position?.line;

@@ -110,11 +110,10 @@ export class ShallowParser extends ByteScanner {
 
   protected checkSize(length: number): void {
     if (length > this.maxValueBytes) {
-      throw new JsonInputError(
-        this.path,
-        `value at line ${this.sliceLine} is larger than ${formatSize(this.maxValueBytes)}`,
-        { line: this.sliceLine, column: this.sliceColumn() },
-      );
+      throw new JsonInputError(this.path, `value at line ${this.sliceLine} is larger than ${formatSize(this.maxValueBytes)}`, {
+        line: this.sliceLine,
+        column: this.sliceColumn(),
+      });
     }
   }
 

@@ -166,14 +166,12 @@ export abstract class ByteScanner {
       while (!this.needsInput()) this.run();
     }
     const tail = this.utf8Tail;
-    if (tail !== null) failUtf8(this.path, this.base, this.line, this.lineStart, EMPTY, -tail.length, tail, 'the file ends in the middle of a character (truncated?)');
+    if (tail !== null)
+      failUtf8(this.path, this.base, this.line, this.lineStart, EMPTY, -tail.length, tail, 'the file ends in the middle of a character (truncated?)');
     const st = this.st;
     if (st === ST_DONE) return;
     if (st === ST_START) {
-      throw new JsonInputError(
-        this.path,
-        this.contentBytes === 0 ? 'the file is empty' : 'the file is empty (it holds only whitespace)',
-      );
+      throw new JsonInputError(this.path, this.contentBytes === 0 ? 'the file is empty' : 'the file is empty (it holds only whitespace)');
     }
     throw new JsonInputError(this.path, 'the file ends in the middle of a value (truncated?)');
   }

@@ -74,10 +74,7 @@ const DEFAULT_CHUNK_SIZE = 256 * 1024;
  * `JSON.parse`. Throws `JsonInputError` for anything else (after yielding the
  * elements that precede the problem).
  */
-export function readJsonArray(
-  path: string,
-  options?: JsonStreamOptions,
-): AsyncGenerator<unknown, void, undefined> {
+export function readJsonArray(path: string, options?: JsonStreamOptions): AsyncGenerator<unknown, void, undefined> {
   return makeReader<unknown>(path, MODE_ARRAY, options);
 }
 
@@ -88,18 +85,11 @@ export function readJsonArray(
  * memory as a whole. Top-level keys whose value is not an object yield
  * `entryNotObject`. Duplicate keys are reported as they come.
  */
-export function readJsonObjectOfObjects(
-  path: string,
-  options?: JsonStreamOptions,
-): AsyncGenerator<ObjectEvent, void, undefined> {
+export function readJsonObjectOfObjects(path: string, options?: JsonStreamOptions): AsyncGenerator<ObjectEvent, void, undefined> {
   return makeReader<ObjectEvent>(path, MODE_OBJECTS, options);
 }
 
-function makeReader<T>(
-  path: string,
-  mode: Mode,
-  options: JsonStreamOptions | undefined,
-): AsyncGenerator<T, void, undefined> {
+function makeReader<T>(path: string, mode: Mode, options: JsonStreamOptions | undefined): AsyncGenerator<T, void, undefined> {
   const highWaterMark = options?.chunkSize ?? DEFAULT_CHUNK_SIZE;
   if (!(Number.isInteger(highWaterMark) && highWaterMark > 0)) {
     throw new RangeError(`chunkSize must be a positive integer, got ${highWaterMark}`);

@@ -13,14 +13,7 @@ import { JsonInputError, NOT_UTF8 } from './errors.ts';
  * one cut off at the end of this chunk is returned (null if none), to be
  * checked whole with the next chunk.
  */
-export function checkUtf8(
-  tail: Buffer | null,
-  chunk: Buffer,
-  path: string,
-  base: number,
-  line: number,
-  lineStart: number,
-): Buffer | null {
+export function checkUtf8(tail: Buffer | null, chunk: Buffer, path: string, base: number, line: number, lineStart: number): Buffer | null {
   let start = 0;
   if (tail !== null) {
     const length = utf8SequenceLength(tail[0]!);
@@ -51,16 +44,7 @@ export function checkUtf8(
  * scanned (negative: in the tail carried from the chunk before, which holds
  * no newline); `bytes` starts with the offending byte.
  */
-export function failUtf8(
-  path: string,
-  base: number,
-  line: number,
-  lineStart: number,
-  chunk: Buffer,
-  at: number,
-  bytes: Buffer,
-  why: string,
-): never {
+export function failUtf8(path: string, base: number, line: number, lineStart: number, chunk: Buffer, at: number, bytes: Buffer, why: string): never {
   for (let j = 0; j < at; j++) {
     if (chunk[j] === B_NL) {
       line++;

@@ -21,8 +21,7 @@ export function parseValue(path: string, bytes: Buffer, line: number, firstLineS
     value = JSON.parse(bytes.toString('utf8'));
   } catch (error) {
     const found = findJsonError(bytes);
-    const detail =
-      found?.detail ?? `${error instanceof Error ? error.message : String(error)} (in the value starting here)`;
+    const detail = found?.detail ?? `${error instanceof Error ? error.message : String(error)} (in the value starting here)`;
     throw new JsonInputError(path, detail + NOT_JSON, positionIn(bytes, found?.index ?? 0, line, firstLineStart));
   }
   if (colons === 0 || (colons > 0 && countMembers(value) === colons)) return value;

@@ -122,11 +122,14 @@ export function buildTokenItem(pk: string, token: unknown, entry = 0): BuildResu
   if (tokenId === undefined) problems.push(`${TOKEN_ID} is missing`);
   else if (typeof tokenId !== 'string') problems.push(`${TOKEN_ID} must be a string, got ${describeType(tokenId)}`);
   else if (tokenId === '') problems.push(`${TOKEN_ID} is empty`);
-  else if (LONE_SURROGATE.test(tokenId)) problems.push(`${TOKEN_ID} holds an unpaired UTF-16 surrogate (\\uD800-\\uDFFF), which DynamoDB cannot store`);
+  else if (LONE_SURROGATE.test(tokenId))
+    problems.push(`${TOKEN_ID} holds an unpaired UTF-16 surrogate (\\uD800-\\uDFFF), which DynamoDB cannot store`);
   else {
     sk = tokenSk(tokenId);
     if (sk.length * 3 > SORT_KEY_MAX_BYTES && utf8Bytes(sk) > SORT_KEY_MAX_BYTES) {
-      problems.push(`${TOKEN_ID} makes the sort key ${TOKEN_PREFIX}<${TOKEN_ID}> ${utf8Bytes(sk)} bytes of UTF-8; DynamoDB allows ${SORT_KEY_MAX_BYTES}`);
+      problems.push(
+        `${TOKEN_ID} makes the sort key ${TOKEN_PREFIX}<${TOKEN_ID}> ${utf8Bytes(sk)} bytes of UTF-8; DynamoDB allows ${SORT_KEY_MAX_BYTES}`,
+      );
       sk = undefined;
     }
   }

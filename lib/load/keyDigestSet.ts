@@ -80,7 +80,7 @@ export class KeyDigestSet {
     }
     this.high = finalise(h1) >>> 0;
     // 0 marks an empty slot, so the low half is never 0 (63 bits of digest remain).
-    this.low = (finalise(h2) >>> 0) || 1;
+    this.low = finalise(h2) >>> 0 || 1;
   }
 }
 

@@ -226,7 +226,15 @@ class LoadRun {
   /** Writes batches of 25 concurrently; every batch's outcome is counted even when one of them fails for good. */
   private async writeBatches(batches: LoadItem[][]): Promise<void> {
     const outcomes = await Promise.allSettled(
-      batches.map((batch) => this.slots.run(() => batchWriteWithRetry(this.client, this.tableName, batch.map((item) => item.item)))),
+      batches.map((batch) =>
+        this.slots.run(() =>
+          batchWriteWithRetry(
+            this.client,
+            this.tableName,
+            batch.map((item) => item.item),
+          ),
+        ),
+      ),
     );
     let failure: { error: unknown } | undefined;
     outcomes.forEach((outcome, index) => {

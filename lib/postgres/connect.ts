@@ -137,7 +137,8 @@ function passwordForAuthentication(password: string): () => string {
 function openSocket(host: string, port: number, timeoutMs: number): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const socket = new Socket();
-    const timer = timeoutMs > 0 ? setTimeout(() => fail(connectionError('CONNECT_TIMEOUT', `no answer within ${timeoutMs / 1000} s`)), timeoutMs) : undefined;
+    const timer =
+      timeoutMs > 0 ? setTimeout(() => fail(connectionError('CONNECT_TIMEOUT', `no answer within ${timeoutMs / 1000} s`)), timeoutMs) : undefined;
     function fail(error: Error) {
       clearTimeout(timer);
       socket.destroy();

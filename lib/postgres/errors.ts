@@ -19,7 +19,11 @@ const TLS_CERTIFICATE_CODES = new Set([
  * One line for a driver or network error, naming the server and saying what to check. Errors that are neither
  * (our own bugs) are returned unchanged so they keep their stack.
  */
-export function toPostgresUserError(error: unknown, target: PostgresTarget, settings?: Pick<ConnectionSettings, 'sslMode' | 'connectTimeoutSeconds'>): Error {
+export function toPostgresUserError(
+  error: unknown,
+  target: PostgresTarget,
+  settings?: Pick<ConnectionSettings, 'sslMode' | 'connectTimeoutSeconds'>,
+): Error {
   if (error instanceof UserError) return error;
   if (!(error instanceof Error)) return new Error(String(error));
   const code = (error as { code?: unknown }).code;
@@ -35,7 +39,9 @@ export function toPostgresUserError(error: unknown, target: PostgresTarget, sett
     case '28P01':
       return fail(`password authentication failed for user ${user} at ${at} — check the user name and PGPASSWORD`);
     case '28000':
-      return fail(`PostgreSQL at ${at} refused user ${user} for database ${database}: ${serverMessage} — check the user name and the server's pg_hba.conf`);
+      return fail(
+        `PostgreSQL at ${at} refused user ${user} for database ${database}: ${serverMessage} — check the user name and the server's pg_hba.conf`,
+      );
     case '3D000':
       return fail(`database ${database} does not exist at ${at} — check the database name`);
     case '42501':
@@ -49,12 +55,16 @@ export function toPostgresUserError(error: unknown, target: PostgresTarget, sett
     case 'CONNECT_TIMEOUT':
     case 'ETIMEDOUT': {
       const seconds = settings?.connectTimeoutSeconds;
-      return fail(`${cannotConnect}: no answer${seconds ? ` within ${seconds} s` : ''} — check host, port and firewall (PGCONNECT_TIMEOUT sets the wait)`);
+      return fail(
+        `${cannotConnect}: no answer${seconds ? ` within ${seconds} s` : ''} — check host, port and firewall (PGCONNECT_TIMEOUT sets the wait)`,
+      );
     }
     case 'ENOTFOUND':
       return fail(`${cannotConnect}: host name ${JSON.stringify(target.host)} not found — check the host name`);
     case 'EAI_AGAIN':
-      return fail(`${cannotConnect}: the host name ${JSON.stringify(target.host)} could not be resolved (DNS not answering) — check the host name and DNS`);
+      return fail(
+        `${cannotConnect}: the host name ${JSON.stringify(target.host)} could not be resolved (DNS not answering) — check the host name and DNS`,
+      );
     case 'EHOSTUNREACH':
     case 'ENETUNREACH':
     case 'EADDRNOTAVAIL':
@@ -65,14 +75,14 @@ export function toPostgresUserError(error: unknown, target: PostgresTarget, sett
     case 'CONNECTION_ENDED':
     case 'CONNECTION_DESTROYED': {
       const tls = settings && settings.sslMode !== 'disable' && settings.sslMode !== 'prefer' && settings.sslMode !== 'allow';
-      const hint = tls
-        ? `does the server accept TLS? (PGSSLMODE=${settings.sslMode})`
-        : 'check that host and port are those of a PostgreSQL server';
+      const hint = tls ? `does the server accept TLS? (PGSSLMODE=${settings.sslMode})` : 'check that host and port are those of a PostgreSQL server';
       return fail(`${cannotConnect}: the connection was closed (${code}) — ${hint}`);
     }
   }
   if (TLS_CERTIFICATE_CODES.has(code) || code.startsWith('ERR_TLS') || code.startsWith('ERR_SSL')) {
-    return fail(`${cannotConnect}: the server's TLS certificate was not accepted (${serverMessage}) — set PGSSLROOTCERT to the CA certificate that signed it, or check the host name`);
+    return fail(
+      `${cannotConnect}: the server's TLS certificate was not accepted (${serverMessage}) — set PGSSLROOTCERT to the CA certificate that signed it, or check the host name`,
+    );
   }
   if (error instanceof postgres.PostgresError) {
     if (code.startsWith('08')) return fail(`${cannotConnect}: ${serverMessage}`);

@@ -38,7 +38,10 @@ function checkUtf8Variable(name: string): void {
     const end = found < 0 ? environment.length : found;
     const entry = environment.subarray(start, end);
     if (entry.subarray(0, prefix.length).equals(prefix) && !isUtf8(entry.subarray(prefix.length))) {
-      throw new UserError(`${name} is not UTF-8 text, and Node.js, which runs these scripts, cannot read it unchanged — set it as UTF-8 (from a UTF-8 terminal), or give the role a password that is`, ExitCode.usage);
+      throw new UserError(
+        `${name} is not UTF-8 text, and Node.js, which runs these scripts, cannot read it unchanged — set it as UTF-8 (from a UTF-8 terminal), or give the role a password that is`,
+        ExitCode.usage,
+      );
     }
     start = end + 1;
   }
@@ -105,7 +108,8 @@ async function promptHidden(prompt: string): Promise<string> {
             return resolve(password);
           }
           if (character === '\u007f' || character === '\b') password = Array.from(password).slice(0, -1).join('');
-          else if (character === '\u0015') password = ''; // Ctrl-U
+          else if (character === '\u0015')
+            password = ''; // Ctrl-U
           else if (character >= ' ') password += character;
         }
       };

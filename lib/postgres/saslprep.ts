@@ -46,8 +46,14 @@ function stringprepTables(): StringprepTables {
 export function prepareScramPassword(password: string): string {
   // biome-ignore lint/suspicious/noControlCharactersInRegex: all of ASCII, control characters included, is used as typed
   if (/^[\x00-\x7f]*$/.test(password)) return password;
-  const { non_ASCII_space_characters, commonly_mapped_to_nothing, prohibited_characters, unassigned_code_points, bidirectional_r_al, bidirectional_l } =
-    stringprepTables();
+  const {
+    non_ASCII_space_characters,
+    commonly_mapped_to_nothing,
+    prohibited_characters,
+    unassigned_code_points,
+    bidirectional_r_al,
+    bidirectional_l,
+  } = stringprepTables();
   const mapped: number[] = [];
   for (const character of password) {
     const codePoint = character.codePointAt(0)!;

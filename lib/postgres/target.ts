@@ -40,11 +40,14 @@ export function parseHostArgument(text: string): { host: string; port: number } 
     if (match === null) throw new UserError(`invalid database host ${JSON.stringify(text)}: expected [ipv6] or [ipv6]:port — ${example}`);
     host = match[1]!;
     portText = match[2];
-    if (!isIPv6(host)) throw new UserError(`invalid database host ${JSON.stringify(text)}: ${JSON.stringify(host)} is not an IPv6 address — ${example}`);
+    if (!isIPv6(host))
+      throw new UserError(`invalid database host ${JSON.stringify(text)}: ${JSON.stringify(host)} is not an IPv6 address — ${example}`);
   } else if (value.indexOf(':') !== value.lastIndexOf(':')) {
     // Two colons or more: an IPv6 address without brackets, so no port.
     if (!isIPv6(value)) {
-      throw new UserError(`invalid database host ${JSON.stringify(text)}: not an IPv6 address; to give a port with an IPv6 address write [address]:port — ${example}`);
+      throw new UserError(
+        `invalid database host ${JSON.stringify(text)}: not an IPv6 address; to give a port with an IPv6 address write [address]:port — ${example}`,
+      );
     }
     host = value;
   } else {
@@ -147,7 +150,9 @@ export function readRootCertificate(env: NodeJS.ProcessEnv, home = homedir()): s
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     const reason = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : (error as Error).message;
-    throw new UserError(`cannot read the root certificate ${path} (PGSSLROOTCERT): ${reason} — give the path of the server's CA certificate in PEM form`);
+    throw new UserError(
+      `cannot read the root certificate ${path} (PGSSLROOTCERT): ${reason} — give the path of the server's CA certificate in PEM form`,
+    );
   }
 }
 

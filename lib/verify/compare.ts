@@ -46,7 +46,9 @@ export function displayName(text: string): string {
 
 /** A value quoted as JSON, with U+2028/U+2029 escaped too so it stays on one line everywhere. */
 export function quote(text: string): string {
-  return JSON.stringify(text).replace(/\u2028/g, '\\u2028').replace(/\u2029/g, '\\u2029');
+  return JSON.stringify(text)
+    .replace(/\u2028/g, '\\u2028')
+    .replace(/\u2029/g, '\\u2029');
 }
 
 /** What an attribute value is, for "created_at is a number (12), not a string". */

@@ -78,7 +78,9 @@ export function formatSummary(result: VerificationResult, options: SummaryOption
     `  Differences: ${formatCount(totals.differences)}`,
   ];
   if (partial) {
-    lines.push(`Result: stopped before finishing; ${plural(totals.differences, 'difference', 'differences')} found so far — run it again to verify the whole table.`);
+    lines.push(
+      `Result: stopped before finishing; ${plural(totals.differences, 'difference', 'differences')} found so far — run it again to verify the whole table.`,
+    );
   } else if (totals.differences === 0) {
     lines.push('Result: the table matches PostgreSQL.');
   } else {

@@ -41,7 +41,8 @@ export function copyClone(options: { fullNodeModules?: boolean } = {}): CloneCop
   mkdirSync(join(root, 'node_modules'));
   for (const name of readdirSync(sourceModules)) {
     const source = join(sourceModules, name);
-    if (options.fullNodeModules || POSTGRES_PACKAGES.includes(name)) cpSync(source, join(root, 'node_modules', name), { recursive: true, verbatimSymlinks: true });
+    if (options.fullNodeModules || POSTGRES_PACKAGES.includes(name))
+      cpSync(source, join(root, 'node_modules', name), { recursive: true, verbatimSymlinks: true });
     else symlinkSync(source, join(root, 'node_modules', name));
   }
   return { root, parent, remove: () => rmSync(parent, { recursive: true, force: true }) };

@@ -11,7 +11,15 @@
 // both the body field and the header.
 import { createHash, randomBytes } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
-import { Agent, createServer, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
+import {
+  Agent,
+  createServer,
+  request as httpRequest,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type OutgoingHttpHeaders,
+  type ServerResponse,
+} from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleepFor } from 'node:timers/promises';
@@ -103,7 +111,8 @@ function checkRates(rates: FaultRates): Required<FaultRates> {
     sum += rate;
   }
   for (const kind of Object.keys(rates)) {
-    if (!(FAULT_KINDS as readonly string[]).includes(kind)) throw new Error(`unknown fault kind ${JSON.stringify(kind)}; known: ${FAULT_KINDS.join(', ')}`);
+    if (!(FAULT_KINDS as readonly string[]).includes(kind))
+      throw new Error(`unknown fault kind ${JSON.stringify(kind)}; known: ${FAULT_KINDS.join(', ')}`);
   }
   if (sum > 1 + 1e-9) throw new Error(`fault rates add up to ${sum}: the kinds exclude each other, so at most 1 in all`);
   return checked;
@@ -143,12 +152,14 @@ const ERROR_ANSWERS: Partial<Record<FaultKind, ErrorAnswer>> = {
   throttle: {
     status: 400,
     type: `${DYNAMODB_NAMESPACE}#ProvisionedThroughputExceededException`,
-    message: 'The level of configured provisioned throughput for the table was exceeded. Consider increasing your provisioning level with the UpdateTable API.',
+    message:
+      'The level of configured provisioned throughput for the table was exceeded. Consider increasing your provisioning level with the UpdateTable API.',
   },
   throttlingException: {
     status: 400,
     type: 'com.amazon.coral.availability#ThrottlingException',
-    message: 'Throughput exceeds the current capacity of your table or index. DynamoDB is automatically scaling your table or index so please try again shortly.',
+    message:
+      'Throughput exceeds the current capacity of your table or index. DynamoDB is automatically scaling your table or index so please try again shortly.',
   },
   internalError: { status: 500, type: `${DYNAMODB_NAMESPACE}#InternalServerError`, message: 'Internal server error' },
   unavailable: { status: 503, type: `${DYNAMODB_NAMESPACE}#ServiceUnavailable`, message: 'The service is currently unavailable or busy.' },
@@ -270,9 +281,10 @@ function mergeUnprocessed(operation: string, serverBody: Buffer, split: SplitBat
     const unprocessed = isObject(answer.UnprocessedKeys) ? answer.UnprocessedKeys : {};
     for (const [table, held] of Object.entries(split.keptBack)) {
       const already = unprocessed[table];
-      unprocessed[table] = isObject(already) && Array.isArray(already.Keys)
-        ? { ...already, Keys: [...already.Keys, ...((held as JsonObject).Keys as unknown[])] }
-        : held;
+      unprocessed[table] =
+        isObject(already) && Array.isArray(already.Keys)
+          ? { ...already, Keys: [...already.Keys, ...((held as JsonObject).Keys as unknown[])] }
+          : held;
     }
     answer.UnprocessedKeys = unprocessed;
     // A table all of whose keys were kept back still gets its (empty) entry in Responses.

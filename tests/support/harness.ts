@@ -110,7 +110,9 @@ export function temporaryFolder(): string {
 }
 
 /** A new database with the Cello schema and an admin connection to it (closed after the file's tests). */
-export async function newCelloDatabase(options: { timeZone?: string; encoding?: string } = {}): Promise<{ name: string; sql: AdminSql; stack: TestStack }> {
+export async function newCelloDatabase(
+  options: { timeZone?: string; encoding?: string } = {},
+): Promise<{ name: string; sql: AdminSql; stack: TestStack }> {
   const stack = await getStack();
   const name = uniqueName('cello');
   await createCelloDatabase(stack.postgres, name, options);

@@ -10,7 +10,19 @@ import { ScanCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/
 import { BATCH_WRITE_LIMIT, batchWriteWithRetry, type DynamoItem } from '../../lib/dynamodb.ts';
 import type { AdminSql } from '../../tools/localStack.ts';
 import type { FaultRates } from './faultProxy.ts';
-import { REGION, ROOT, chunk, cleanEnvironment, dynamoClient, getStack, hasStackTrace, runScript, temporaryFolder, type RunOptions, type ScriptResult } from './harness.ts';
+import {
+  REGION,
+  ROOT,
+  chunk,
+  cleanEnvironment,
+  dynamoClient,
+  getStack,
+  hasStackTrace,
+  runScript,
+  temporaryFolder,
+  type RunOptions,
+  type ScriptResult,
+} from './harness.ts';
 
 // ---- retry settings and fault mixes ----------------------------------------------------------------------------------
 
@@ -106,7 +118,12 @@ export interface TerminalScript extends RunningScript {
  * in whose foreground process group the command runs (npx, tsx and the script alike). The terminal merges stdout
  * and stderr (both are in `stdout`, with `\r\n` line ends turned back into `\n`); `code` is the command's exit code.
  */
-export async function startScriptInTerminal(way: LaunchWay, name: string, args: string[], options: { env?: Record<string, string | undefined> } = {}): Promise<TerminalScript> {
+export async function startScriptInTerminal(
+  way: LaunchWay,
+  name: string,
+  args: string[],
+  options: { env?: Record<string, string | undefined> } = {},
+): Promise<TerminalScript> {
   const stack = await getStack();
   const command = launchCommand(way, name, args).map(shellQuote).join(' ');
   const child = spawn('script', ['-qfec', command, '/dev/null'], {
@@ -138,11 +155,16 @@ export async function startScriptInGroup(
   way: LaunchWay,
   name: string,
   args: string[],
-  options: { env?: Record<string, string | undefined>; /** a file descriptor instead of a pipe read here */ stdout?: number } = {},
+  options: { env?: Record<string, string | undefined> /** a file descriptor instead of a pipe read here */; stdout?: number } = {},
 ): Promise<RunningScript> {
   const stack = await getStack();
   const [command, ...rest] = launchCommand(way, name, args);
-  const child = spawn(command!, rest, { cwd: ROOT, env: cleanEnvironment(stack, options.env), stdio: ['ignore', options.stdout ?? 'pipe', 'pipe'], detached: true });
+  const child = spawn(command!, rest, {
+    cwd: ROOT,
+    env: cleanEnvironment(stack, options.env),
+    stdio: ['ignore', options.stdout ?? 'pipe', 'pipe'],
+    detached: true,
+  });
   let stdout = '';
   let stderr = '';
   child.stdout?.setEncoding('utf8').on('data', (text: string) => (stdout += text));
@@ -157,11 +179,13 @@ export async function startScriptInGroup(
 
 /** Text as a terminal shows it: each line's last overwrite (after its last `\r`), without escape sequences. */
 export function terminalText(output: string): string {
-  return output
-    .split('\n')
-    // biome-ignore lint/suspicious/noControlCharactersInRegex: removes the terminal's escape sequences (ESC [ ...)
-    .map((line) => line.slice(line.lastIndexOf('\r') + 1).replace(/\x1b\[[0-9;?]*[A-Za-z]/g, ''))
-    .join('\n');
+  return (
+    output
+      .split('\n')
+      // biome-ignore lint/suspicious/noControlCharactersInRegex: removes the terminal's escape sequences (ESC [ ...)
+      .map((line) => line.slice(line.lastIndexOf('\r') + 1).replace(/\x1b\[[0-9;?]*[A-Za-z]/g, ''))
+      .join('\n')
+  );
 }
 
 /**
@@ -186,7 +210,11 @@ export function scriptWorkerPid(rootPid: number, name: string): number | undefin
     for (const child of children.get(pid) ?? []) {
       try {
         const commandLine = readFileSync(`/proc/${child}/cmdline`, 'utf8').split('\0');
-        if (commandLine.some((word) => word.endsWith(`scripts/${name}.ts`)) && !commandLine.some((word) => word.endsWith('tsx/dist/cli.mjs') || word.endsWith('/tsx'))) found = child;
+        if (
+          commandLine.some((word) => word.endsWith(`scripts/${name}.ts`)) &&
+          !commandLine.some((word) => word.endsWith('tsx/dist/cli.mjs') || word.endsWith('/tsx'))
+        )
+          found = child;
       } catch {
         // gone meanwhile
       }
@@ -201,7 +229,11 @@ export function scriptWorkerPid(rootPid: number, name: string): number | undefin
  * Runs scripts/<name>.ts as a session leader without a controlling terminal (as under cron or CI), so a script that
  * would prompt on /dev/tty cannot, even when the tests themselves run in a terminal.
  */
-export async function runScriptWithoutTerminal(name: string, args: string[], options: { env?: Record<string, string | undefined> } = {}): Promise<ScriptResult> {
+export async function runScriptWithoutTerminal(
+  name: string,
+  args: string[],
+  options: { env?: Record<string, string | undefined> } = {},
+): Promise<ScriptResult> {
   const stack = await getStack();
   const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'scripts', `${name}.ts`), ...args], {
     cwd: ROOT,
@@ -228,7 +260,12 @@ export async function runScriptWithoutTerminal(name: string, args: string[], opt
 }
 
 /** Polls `condition` every few milliseconds; fails with `what` after `timeoutMs`. */
-export async function waitUntil(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 60_000, script?: RunningScript): Promise<void> {
+export async function waitUntil(
+  condition: () => boolean | Promise<boolean>,
+  what: string,
+  timeoutMs = 60_000,
+  script?: RunningScript,
+): Promise<void> {
   const deadline = performance.now() + timeoutMs;
   while (!(await condition())) {
     if (performance.now() > deadline) {
@@ -327,7 +364,11 @@ export async function assertTableIs(tableName: string, expected: Map<string, Dyn
   const actual = await rawTable(tableName);
   const missing = [...expected.keys()].filter((key) => !actual.has(key));
   const extra = [...actual.keys()].filter((key) => !expected.has(key));
-  assert.deepEqual({ missing: missing.slice(0, 10), extra: extra.slice(0, 10) }, { missing: [], extra: [] }, `${missing.length} missing, ${extra.length} extra`);
+  assert.deepEqual(
+    { missing: missing.slice(0, 10), extra: extra.slice(0, 10) },
+    { missing: [], extra: [] },
+    `${missing.length} missing, ${extra.length} extra`,
+  );
   for (const [key, item] of expected) assert.deepEqual(actual.get(key), item, key);
 }
 

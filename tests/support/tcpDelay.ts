@@ -47,7 +47,11 @@ function pipeLate(from: Socket, to: Socket, delayMs: number, count: (bytes: numb
 }
 
 /** A TCP proxy adding `delayMs` each way; `toClientBytesPerSecond` also caps what the server sends back. */
-export async function startTcpDelayProxy(target: { host: string; port: number }, delayMs: number, options: { toClientBytesPerSecond?: number } = {}): Promise<TcpDelayProxy> {
+export async function startTcpDelayProxy(
+  target: { host: string; port: number },
+  delayMs: number,
+  options: { toClientBytesPerSecond?: number } = {},
+): Promise<TcpDelayProxy> {
   const sockets = new Set<Socket>();
   const stats = { connections: 0, toServer: 0, toClient: 0 };
   const server = createServer((client) => {

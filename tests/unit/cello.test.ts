@@ -1,14 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  NULL_IN_TABLE,
-  TIMESTAMP_ATTRIBUTES,
-  TIMESTAMP_NULL,
-  TOKEN_ATTRIBUTES,
-  listNames,
-  projectItem,
-  tokenItem,
-} from '../../lib/cello/items.ts';
+import { NULL_IN_TABLE, TIMESTAMP_ATTRIBUTES, TIMESTAMP_NULL, TOKEN_ATTRIBUTES, listNames, projectItem, tokenItem } from '../../lib/cello/items.ts';
 import { CELLO_SCHEMA_SQL, CELLO_TABLES } from '../../lib/cello/sourceTables.ts';
 
 test('a project item holds its repository, a NULL one as ""', () => {

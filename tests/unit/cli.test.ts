@@ -362,13 +362,18 @@ test('a mistake is a UserError with the synchronous parse() too', () => {
 });
 
 test('a rejected option value surfaces as a UserError (exit 2) naming the option', async () => {
-  await assert.rejects(async () => exampleParser(['dump.json', '--concurrency', '0']).parseAsync(), isUsageError(/--concurrency must be a whole number from 1 to 64/));
+  await assert.rejects(
+    async () => exampleParser(['dump.json', '--concurrency', '0']).parseAsync(),
+    isUsageError(/--concurrency must be a whole number from 1 to 64/),
+  );
 });
 
 // Issue 13 (6): --concurrency was parsed three ways; the load's (no type) let yargs read "1e2" as 100 and "0x10" as 16.
 test('--concurrency from concurrencyOption reaches positiveInteger as typed, in every script the same way', async () => {
   const parse = (argv: string[]) =>
-    createArgumentParser(argv, 'example.ts', '$0 [options]').option('concurrency', concurrencyOption('requests in flight', 16, 256)).parseAsync();
+    createArgumentParser(argv, 'example.ts', '$0 [options]')
+      .option('concurrency', concurrencyOption('requests in flight', 16, 256))
+      .parseAsync();
   assert.equal((await parse([])).concurrency, 16);
   assert.equal((await parse(['--concurrency', '7'])).concurrency, 7);
   for (const text of ['1e2', '0x10', '16.0', ' 8']) {
@@ -377,7 +382,9 @@ test('--concurrency from concurrencyOption reaches positiveInteger as typed, in 
 });
 
 test('an option without a type gets its text, not a number yargs made of it', async () => {
-  const parsed = await createArgumentParser(['--segments', '1e2'], 'example.ts', '$0 [options]').option('segments', { describe: 'segments' }).parseAsync();
+  const parsed = await createArgumentParser(['--segments', '1e2'], 'example.ts', '$0 [options]')
+    .option('segments', { describe: 'segments' })
+    .parseAsync();
   assert.equal(parsed.segments, '1e2');
 });
 
@@ -424,15 +431,29 @@ for (const argv of [
   ['--include-orphans=on'],
 ]) {
   test(`a boolean option written ${JSON.stringify(argv.join(' '))} is a UserError (exit 2) saying how to write it`, async () => {
-    await assert.rejects(async () => optionsOnlyParser(['--file', 'a.json', ...argv]).parseAsync(), isUsageError(/--(dry-run|include-orphans)/, /=false or --no-/, /example_options\.ts --help/));
+    await assert.rejects(
+      async () => optionsOnlyParser(['--file', 'a.json', ...argv]).parseAsync(),
+      isUsageError(/--(dry-run|include-orphans)/, /=false or --no-/, /example_options\.ts --help/),
+    );
   });
 }
 
 // An option is known only as it is defined: yargs' camelCase expansion took `--DRY-RUN`, `---dry-run` and `--dryRun`
 // as the known `dryRun`, which no script reads — the repair ran live with `--DRY-RUN` (found by an adversarial pass).
-for (const argv of [['--DRY-RUN'], ['---dry-run'], ['--dry-Run'], ['--dryRun'], ['--dryRun=true'], ['--includeOrphans'], ['--INCLUDE-ORPHANS=true']]) {
+for (const argv of [
+  ['--DRY-RUN'],
+  ['---dry-run'],
+  ['--dry-Run'],
+  ['--dryRun'],
+  ['--dryRun=true'],
+  ['--includeOrphans'],
+  ['--INCLUDE-ORPHANS=true'],
+]) {
   test(`an option spelled ${JSON.stringify(argv.join(' '))} is an unknown argument (exit 2), never read as another`, async () => {
-    await assert.rejects(async () => optionsOnlyParser(['--file', 'a.json', ...argv]).parseAsync(), isUsageError(/Unknown argument/, /example_options\.ts --help/));
+    await assert.rejects(
+      async () => optionsOnlyParser(['--file', 'a.json', ...argv]).parseAsync(),
+      isUsageError(/Unknown argument/, /example_options\.ts --help/),
+    );
   });
 }
 

@@ -59,12 +59,18 @@ test('Semaphore never runs more requests at once than its size, and runs them al
     ),
   );
   assert.equal(highest, 3);
-  assert.deepEqual(results, Array.from({ length: 20 }, (_, index) => index));
+  assert.deepEqual(
+    results,
+    Array.from({ length: 20 }, (_, index) => index),
+  );
 });
 
 test('Semaphore frees the slot of a request that fails', async () => {
   const slots = new Semaphore(1);
-  await assert.rejects(slots.run(() => Promise.reject(new Error('boom'))), /boom/);
+  await assert.rejects(
+    slots.run(() => Promise.reject(new Error('boom'))),
+    /boom/,
+  );
   assert.equal(await slots.run(() => Promise.resolve('next')), 'next');
 });
 

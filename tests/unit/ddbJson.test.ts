@@ -63,7 +63,10 @@ test('B that is a view into a larger buffer encodes only its own bytes', () => {
 
 test('SS, NS and BS become arrays of strings, exact numbers and base64 strings', () => {
   assert.equal(attributeValueToJson({ SS: ['a', '1', ''] }), '["a","1",""]');
-  assert.equal(attributeValueToJson({ NS: ['1', '12345678901234567890123456789012345678', '-0.5'] }), '[1,12345678901234567890123456789012345678,-0.5]');
+  assert.equal(
+    attributeValueToJson({ NS: ['1', '12345678901234567890123456789012345678', '-0.5'] }),
+    '[1,12345678901234567890123456789012345678,-0.5]',
+  );
   assert.equal(attributeValueToJson({ BS: [bytes(1), bytes(255, 255)] }), '["AQ==","//8="]');
 });
 
@@ -90,7 +93,9 @@ test('map names that are special in JavaScript are written as plain names', () =
   const text = attributeValueToJson({ M: map });
   assert.equal(text, '{"__proto__":"p","constructor":"c"}');
   // Inside a list, and nested (the SDK delivers these as own properties; see tests/dump-ddb.test.ts).
-  const list = JSON.parse('{"L":[{"M":{"__proto__":{"M":{"__proto__":{"N":"1"},"toString":{"S":"t"},"hasOwnProperty":{"BOOL":true}}}}}]}') as AttributeValue;
+  const list = JSON.parse(
+    '{"L":[{"M":{"__proto__":{"M":{"__proto__":{"N":"1"},"toString":{"S":"t"},"hasOwnProperty":{"BOOL":true}}}}}]}',
+  ) as AttributeValue;
   assert.equal(attributeValueToJson(list), '[{"__proto__":{"__proto__":1,"hasOwnProperty":true,"toString":"t"}}]');
 });
 
@@ -115,10 +120,7 @@ test('itemToJson puts pk and sk first, then the other names in order', () => {
     created_at: { S: '2022-02-02T18:01:49.345261000Z' },
     pk: { S: 'PROJECT#alpha' },
   };
-  assert.equal(
-    itemToJson(item),
-    '{"pk":"PROJECT#alpha","sk":"TOKEN#t1","created_at":"2022-02-02T18:01:49.345261000Z","token_id":"t1"}',
-  );
+  assert.equal(itemToJson(item), '{"pk":"PROJECT#alpha","sk":"TOKEN#t1","created_at":"2022-02-02T18:01:49.345261000Z","token_id":"t1"}');
 });
 
 test('itemToJson of an item without key attributes still writes every attribute', () => {

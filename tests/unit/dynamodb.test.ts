@@ -48,7 +48,10 @@ function assertEnvironmentError(error: UserError, ...patterns: RegExp[]): void {
 // ---- isRetryableDynamoError: worth another attempt ----------------------------------------------------------------
 
 test('ProvisionedThroughputExceededException is retryable', () => {
-  const error = new ProvisionedThroughputExceededException({ message: 'The level of configured provisioned throughput for the table was exceeded', $metadata: $metadata(400) });
+  const error = new ProvisionedThroughputExceededException({
+    message: 'The level of configured provisioned throughput for the table was exceeded',
+    $metadata: $metadata(400),
+  });
   assert.equal(isRetryableDynamoError(error), true);
 });
 
@@ -141,7 +144,11 @@ test('missing credentials become "no AWS credentials found" with how to provide 
 test('missing credentials with AWS_PROFILE set name the profile', () => {
   const error = Object.assign(new Error('Could not load credentials from any providers'), { name: 'CredentialsProviderError' });
   withEnvironment({ AWS_PROFILE: 'no-such-profile' }, () => {
-    assertEnvironmentError(toDynamoUserError(error, LOCAL, 'cello'), /no AWS credentials from profile "no-such-profile" \(AWS_PROFILE\)/, /aws configure list-profiles/);
+    assertEnvironmentError(
+      toDynamoUserError(error, LOCAL, 'cello'),
+      /no AWS credentials from profile "no-such-profile" \(AWS_PROFILE\)/,
+      /aws configure list-profiles/,
+    );
   });
   withEnvironment({ AWS_PROFILE: undefined }, () => {
     assertEnvironmentError(toDynamoUserError(error, LOCAL, 'cello'), /no AWS credentials found/);
@@ -150,28 +157,50 @@ test('missing credentials with AWS_PROFILE set name the profile', () => {
 
 test('UnrecognizedClientException becomes "refused the AWS credentials" naming the endpoint', () => {
   const error = serviceError('UnrecognizedClientException', 400, 'The security token included in the request is invalid.');
-  assertEnvironmentError(toDynamoUserError(error, LOCAL, 'cello'), /refused the AWS credentials/, /UnrecognizedClientException/, /http:\/\/127\.0\.0\.1:8000/);
+  assertEnvironmentError(
+    toDynamoUserError(error, LOCAL, 'cello'),
+    /refused the AWS credentials/,
+    /UnrecognizedClientException/,
+    /http:\/\/127\.0\.0\.1:8000/,
+  );
 });
 
 test('a missing table names the table, the region and the endpoint', () => {
   const error = new ResourceNotFoundException({ message: 'Requested resource not found', $metadata: $metadata(400) });
-  assertEnvironmentError(toDynamoUserError(error, LOCAL, 'cello_prod'), /table "cello_prod" does not exist/, /eu-central-1/, /http:\/\/127\.0\.0\.1:8000/);
+  assertEnvironmentError(
+    toDynamoUserError(error, LOCAL, 'cello_prod'),
+    /table "cello_prod" does not exist/,
+    /eu-central-1/,
+    /http:\/\/127\.0\.0\.1:8000/,
+  );
 });
 
 test('a refused connection says so and names the endpoint', () => {
-  assertEnvironmentError(toDynamoUserError(networkError('ECONNREFUSED'), LOCAL), /connection refused/, /http:\/\/127\.0\.0\.1:8000/, /--endpoint-url/);
+  assertEnvironmentError(
+    toDynamoUserError(networkError('ECONNREFUSED'), LOCAL),
+    /connection refused/,
+    /http:\/\/127\.0\.0\.1:8000/,
+    /--endpoint-url/,
+  );
 });
 
 test('an unknown host says "host not found"', () => {
   const target = { region: 'us-east-1', endpointUrl: 'http://dynamo.invalid:8000' };
-  assertEnvironmentError(toDynamoUserError(networkError('ENOTFOUND', 'getaddrinfo ENOTFOUND dynamo.invalid'), target), /host not found/, /dynamo\.invalid/);
+  assertEnvironmentError(
+    toDynamoUserError(networkError('ENOTFOUND', 'getaddrinfo ENOTFOUND dynamo.invalid'), target),
+    /host not found/,
+    /dynamo\.invalid/,
+  );
 });
 
 test('a retryable error the retry strategy gave up on becomes "kept failing after N attempts" (N from the SDK)', () => {
   const throttled = new ThrottlingException({ message: 'Rate exceeded', $metadata: { ...$metadata(400), attempts: 10 } });
   assertEnvironmentError(toDynamoUserError(throttled, LOCAL, 'cello'), /^DynamoDB kept failing after 10 attempts: /, /ThrottlingException/);
   const refused = Object.assign(networkError('ECONNREFUSED'), { $metadata: { attempts: 3 } });
-  assert.equal(toDynamoUserError(refused, LOCAL, 'cello').message, `DynamoDB kept failing after 3 attempts: ${toDynamoUserError(networkError('ECONNREFUSED'), LOCAL).message}`);
+  assert.equal(
+    toDynamoUserError(refused, LOCAL, 'cello').message,
+    `DynamoDB kept failing after 3 attempts: ${toDynamoUserError(networkError('ECONNREFUSED'), LOCAL).message}`,
+  );
   const missing = new ResourceNotFoundException({ message: 'Requested resource not found', $metadata: { ...$metadata(400), attempts: 1 } });
   assert.doesNotMatch(toDynamoUserError(missing, LOCAL, 'cello').message, /kept failing/);
 });
@@ -271,7 +300,10 @@ test('checkEndpointUrl rejects a URL holding a user or password (exit 2), withou
     assert.throws(
       () => checkEndpointUrl(endpoint, 'AWS_ENDPOINT_URL_DYNAMODB'),
       (error: unknown) =>
-        error instanceof UserError && error.exitCode === ExitCode.usage && /^AWS_ENDPOINT_URL_DYNAMODB holds a user name or password/.test(error.message) && !error.message.includes('Hunter2Secret'),
+        error instanceof UserError &&
+        error.exitCode === ExitCode.usage &&
+        /^AWS_ENDPOINT_URL_DYNAMODB holds a user name or password/.test(error.message) &&
+        !error.message.includes('Hunter2Secret'),
       endpoint,
     );
   }
@@ -282,7 +314,11 @@ test('createDynamoClient rejects a bad region or endpoint before any request', (
   assert.throws(() => createDynamoClient({ region: 'us-east-1', endpointUrl: 'localhost:8000' }), UserError);
 });
 
-const NO_ENDPOINT_VARIABLES: Record<string, string | undefined> = { AWS_ENDPOINT_URL_DYNAMODB: undefined, AWS_ENDPOINT_URL: undefined, AWS_IGNORE_CONFIGURED_ENDPOINT_URLS: undefined };
+const NO_ENDPOINT_VARIABLES: Record<string, string | undefined> = {
+  AWS_ENDPOINT_URL_DYNAMODB: undefined,
+  AWS_ENDPOINT_URL: undefined,
+  AWS_IGNORE_CONFIGURED_ENDPOINT_URLS: undefined,
+};
 
 test('the endpoint from AWS_ENDPOINT_URL_DYNAMODB or AWS_ENDPOINT_URL is checked like --endpoint-url (exit 2, naming the variable)', () => {
   for (const [variables, pattern] of [
@@ -292,7 +328,10 @@ test('the endpoint from AWS_ENDPOINT_URL_DYNAMODB or AWS_ENDPOINT_URL is checked
     [{ AWS_ENDPOINT_URL_DYNAMODB: 'ftp://127.0.0.1:8000' }, /^AWS_ENDPOINT_URL_DYNAMODB must start with http:\/\/ or https:\/\//],
     // An empty service variable is refused, not skipped for the generic one (the SDK would skip it).
     [{ AWS_ENDPOINT_URL_DYNAMODB: '', AWS_ENDPOINT_URL: 'http://127.0.0.1:8000' }, /^AWS_ENDPOINT_URL_DYNAMODB is empty/],
-    [{ AWS_ENDPOINT_URL_DYNAMODB: undefined, AWS_ENDPOINT_URL: 'localhost:8000' }, /^AWS_ENDPOINT_URL must start with http:\/\/ or https:\/\/, got "localhost:8000"/],
+    [
+      { AWS_ENDPOINT_URL_DYNAMODB: undefined, AWS_ENDPOINT_URL: 'localhost:8000' },
+      /^AWS_ENDPOINT_URL must start with http:\/\/ or https:\/\/, got "localhost:8000"/,
+    ],
   ] as const) {
     withEnvironment({ ...NO_ENDPOINT_VARIABLES, ...variables }, () => {
       assert.throws(

@@ -37,7 +37,11 @@ interface ProxiedTable {
 
 /** A new table and a proxy in front of the server, both cleaned up after the test. */
 /** The client sends each request once (to see each fault as the SDK reports it), unless `retry` says otherwise. */
-async function proxiedTable(t: TestContext, options: Omit<FaultProxyOptions, 'target'>, retry: Partial<RetrySettings> = { maxAttempts: 1 }): Promise<ProxiedTable> {
+async function proxiedTable(
+  t: TestContext,
+  options: Omit<FaultProxyOptions, 'target'>,
+  retry: Partial<RetrySettings> = { maxAttempts: 1 },
+): Promise<ProxiedTable> {
   const { tableName, client: direct, stack } = await newCelloTable();
   const proxy = await startFaultProxy({ target: stack.endpoint, ...options });
   const client = createDynamoClient({ region: REGION, endpointUrl: proxy.endpoint }, { credentials: CREDENTIALS, retry });
@@ -165,7 +169,10 @@ test('partialBatch on a 25-item BatchWriteItem: exactly the items not returned a
     assert.ok(storedKeys.has(keyOf(item)) !== unprocessedKeys.has(keyOf(item)), `${keyOf(item)} must be written or unprocessed, not both`);
   }
   // The unprocessed requests are the original ones, attribute for attribute, in request order.
-  assert.deepEqual(unprocessed, requests.filter((request) => unprocessedKeys.has(keyOf(request.PutRequest!.Item!))));
+  assert.deepEqual(
+    unprocessed,
+    requests.filter((request) => unprocessedKeys.has(keyOf(request.PutRequest!.Item!))),
+  );
   assert.equal(proxy.stats.partialBatch, 1);
   assert.equal(proxy.stats.unprocessedRequests, unprocessed.length);
 });
@@ -174,7 +181,9 @@ test('partialBatch on BatchGetItem: UnprocessedKeys keeps the request fields and
   const { proxy, client, direct, tableName } = await proxiedTable(t, { seed: 5, rates: { partialBatch: 1 } });
   const items = Array.from({ length: 30 }, (_, index) => tokenItem('beta', `t-${index}`));
   for (let start = 0; start < items.length; start += 25) {
-    await direct.send(new BatchWriteItemCommand({ RequestItems: { [tableName]: items.slice(start, start + 25).map((Item) => ({ PutRequest: { Item } })) } }));
+    await direct.send(
+      new BatchWriteItemCommand({ RequestItems: { [tableName]: items.slice(start, start + 25).map((Item) => ({ PutRequest: { Item } })) } }),
+    );
   }
   const request: KeysAndAttributes = {
     Keys: items.map((item) => ({ pk: item.pk!, sk: item.sk! })),
@@ -193,10 +202,7 @@ test('partialBatch on BatchGetItem: UnprocessedKeys keeps the request fields and
   const second = await client.send(new BatchGetItemCommand({ RequestItems: { [tableName]: unprocessed } }));
   assert.deepEqual(second.UnprocessedKeys ?? {}, {});
   const secondItems = second.Responses?.[tableName] ?? [];
-  assert.deepEqual(
-    [...firstKeys, ...secondItems.map(keyOf)].sort(),
-    items.map(keyOf).sort(),
-  );
+  assert.deepEqual([...firstKeys, ...secondItems.map(keyOf)].sort(), items.map(keyOf).sort());
   // The projection applied to the re-sent keys too.
   for (const item of secondItems) assert.deepEqual(Object.keys(item).sort(), ['created_at', 'pk', 'sk']);
 });
@@ -232,7 +238,9 @@ test('on the wire, a throttle is a DynamoDB JSON 1.0 error with request id and c
 test('on the wire, a merged partial-batch answer has a matching length and checksum', async (t) => {
   const { proxy, tableName } = await proxiedTable(t, { seed: 1, rates: { partialBatch: 1 } });
   const items = Array.from({ length: 5 }, (_, index) => tokenItem('kappa', `t-${index}`));
-  const answer = await rawRequest(proxy.endpoint, 'BatchWriteItem', { RequestItems: { [tableName]: items.map((Item) => ({ PutRequest: { Item } })) } });
+  const answer = await rawRequest(proxy.endpoint, 'BatchWriteItem', {
+    RequestItems: { [tableName]: items.map((Item) => ({ PutRequest: { Item } })) },
+  });
   assert.equal(answer.status, 200);
   assert.equal(answer.headers.get('content-length'), String(Buffer.byteLength(answer.text)));
   assert.equal(answer.headers.get('x-amz-crc32'), String(crc32(answer.text)));
@@ -265,7 +273,9 @@ test('findExistingKeys finds exactly the existing keys through 50 % partial batc
   const items = Array.from({ length: 100 }, (_, index) => tokenItem('delta', `t-${index}`));
   const existing = items.filter((_, index) => index % 2 === 0);
   for (let start = 0; start < existing.length; start += 25) {
-    await direct.send(new BatchWriteItemCommand({ RequestItems: { [tableName]: existing.slice(start, start + 25).map((Item) => ({ PutRequest: { Item } })) } }));
+    await direct.send(
+      new BatchWriteItemCommand({ RequestItems: { [tableName]: existing.slice(start, start + 25).map((Item) => ({ PutRequest: { Item } })) } }),
+    );
   }
   const found: string[] = [];
   for (let start = 0; start < items.length; start += 25) {
@@ -326,8 +336,13 @@ test('without faults, concurrent requests are forwarded unchanged', async (t) =>
   const { proxy, client, tableName } = await proxiedTable(t, { seed: 1, rates: {} });
   const items = Array.from({ length: 60 }, (_, index) => tokenItem('lambda', `t-${index}`));
   await Promise.all(items.map((Item) => client.send(new PutItemCommand({ TableName: tableName, Item }))));
-  const read = await Promise.all(items.map((item) => client.send(new GetItemCommand({ TableName: tableName, Key: { pk: item.pk!, sk: item.sk! }, ConsistentRead: true }))));
-  assert.deepEqual(read.map((answer) => answer.Item), items);
+  const read = await Promise.all(
+    items.map((item) => client.send(new GetItemCommand({ TableName: tableName, Key: { pk: item.pk!, sk: item.sk! }, ConsistentRead: true }))),
+  );
+  assert.deepEqual(
+    read.map((answer) => answer.Item),
+    items,
+  );
   assert.equal(proxy.stats.forwarded, 120);
   assert.equal(proxy.stats.proxyErrors, 0);
 });
@@ -342,7 +357,13 @@ test('operations limits faults to the named operations; the others pass and are 
   assert.equal(await isStored(direct, tableName, single), true);
   assert.equal(await isStored(direct, tableName, batched), false);
   assert.deepEqual(
-    { requests: proxy.stats.requests, forwarded: proxy.stats.forwarded, throttle: proxy.stats.throttle, put: proxy.stats['op:PutItem'], batch: proxy.stats['op:BatchWriteItem'] },
+    {
+      requests: proxy.stats.requests,
+      forwarded: proxy.stats.forwarded,
+      throttle: proxy.stats.throttle,
+      put: proxy.stats['op:PutItem'],
+      batch: proxy.stats['op:BatchWriteItem'],
+    },
     { requests: 2, forwarded: 1, throttle: 1, put: 1, batch: 1 },
   );
 });

@@ -281,7 +281,10 @@ test('a target that is a link, a pipe or a path ending in a slash is an error (e
     await assert.rejects(AtomicOutputFile.create(link, { overwrite }), isUserError(ExitCode.output, /link\.json is a symbolic link/));
     await assert.rejects(AtomicOutputFile.create(dangling, { overwrite }), isUserError(ExitCode.output, /dangling\.json is a symbolic link/));
     await assert.rejects(AtomicOutputFile.create(pipe, { overwrite }), isUserError(ExitCode.output, /pipe is not a regular file/));
-    await assert.rejects(AtomicOutputFile.create(`${join(folder, 'new.json')}/`, { overwrite }), isUserError(ExitCode.output, /new\.json\/ ends with a slash/));
+    await assert.rejects(
+      AtomicOutputFile.create(`${join(folder, 'new.json')}/`, { overwrite }),
+      isUserError(ExitCode.output, /new\.json\/ ends with a slash/),
+    );
   }
   assert.ok(lstatSync(link).isSymbolicLink());
   assert.ok(lstatSync(dangling).isSymbolicLink());
@@ -315,7 +318,10 @@ test('a missing folder is an error (exit 4) naming it, and nothing is created', 
     [join(folder, 'a', 'dump.json'), join(folder, 'a')],
   ]) {
     for (const overwrite of [false, true]) {
-      await assert.rejects(AtomicOutputFile.create(target!, { overwrite }), isUserError(ExitCode.output, new RegExp(`the folder ${missing} does not exist`), /create it first/));
+      await assert.rejects(
+        AtomicOutputFile.create(target!, { overwrite }),
+        isUserError(ExitCode.output, new RegExp(`the folder ${missing} does not exist`), /create it first/),
+      );
       await assert.rejects(checkTarget(target!, target!, overwrite), isUserError(ExitCode.output, /does not exist/));
     }
   }
@@ -437,11 +443,14 @@ test('a temporary file left by a writer killed with SIGKILL is removed by the ne
     await file.commit();
   `);
   assert.equal(next.code, 0, next.stderr);
-  assert.equal(next.stderr, `note: removed ${killed.stdout}, a partial file left by an earlier run that was killed (process ${killed.stdout.split('.').at(-3)})\n`);
+  assert.equal(
+    next.stderr,
+    `note: removed ${killed.stdout}, a partial file left by an earlier run that was killed (process ${killed.stdout.split('.').at(-3)})\n`,
+  );
   assert.deepEqual(readdirSync(folder).sort(), [`.other.json.${killed.stdout.split('.').at(-3)}.0123456789ab.tmp`, 'dump.json']);
 });
 
-test("a temporary file another running process is writing for the same target is left alone, and named", async () => {
+test('a temporary file another running process is writing for the same target is left alone, and named', async () => {
   const folder = newFolder();
   const target = join(folder, 'dump.json');
   // This test process stands for the other run: alive, writing the same target.
@@ -454,7 +463,10 @@ test("a temporary file another running process is writing for the same target is
     await file.commit();
   `);
   assert.equal(result.code, 0, result.stderr);
-  assert.match(result.stderr, new RegExp(`^warning: ${theirs.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} is being written by process ${process.pid} — is another run writing`));
+  assert.match(
+    result.stderr,
+    new RegExp(`^warning: ${theirs.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} is being written by process ${process.pid} — is another run writing`),
+  );
   assert.equal(readFileSync(theirs, 'utf8'), 'partial');
   assert.equal(readFileSync(target, 'utf8'), '[]');
 });
@@ -510,8 +522,14 @@ test('OutputPieces hands over pieces no larger than its piece size, except a sin
   out.bytes(Buffer.from('0123456789abcdef0123'));
   out.text('xyz');
   const full = out.takeFull();
-  assert.deepEqual(full.map((piece) => piece.toString()), ['abcdef', '0123456789abcdef0123']);
-  assert.deepEqual(out.takeAll().map((piece) => piece.toString()), ['xyz']);
+  assert.deepEqual(
+    full.map((piece) => piece.toString()),
+    ['abcdef', '0123456789abcdef0123'],
+  );
+  assert.deepEqual(
+    out.takeAll().map((piece) => piece.toString()),
+    ['xyz'],
+  );
   assert.deepEqual(out.takeAll(), []);
 });
 

@@ -39,8 +39,14 @@ test('extractCodeBlocks reads language, tags, attributes, text, line and heading
 test('extractCodeBlocks returns blocks in document order, of every language', () => {
   const markdown = [`${FENCE}text output`, 'a', FENCE, `${FENCE}json file=x.json`, '{}', FENCE, `${FENCE}bash`, 'b', FENCE].join('\n');
   const blocks = extractCodeBlocks(markdown);
-  assert.deepEqual(blocks.map((block) => block.language), ['text', 'json', 'bash']);
-  assert.deepEqual(blocks.map((block) => isShellBlock(block)), [false, false, true]);
+  assert.deepEqual(
+    blocks.map((block) => block.language),
+    ['text', 'json', 'bash'],
+  );
+  assert.deepEqual(
+    blocks.map((block) => isShellBlock(block)),
+    [false, false, true],
+  );
   assert.equal(blocks[1]!.attributes.get('file'), 'x.json');
 });
 
@@ -64,7 +70,10 @@ test('an empty block has empty text; a heading inside a block is not a heading',
 });
 
 test('an unclosed fence is an error naming its line', () => {
-  assert.throws(() => extractCodeBlocks(['text', `${FENCE}sh`, 'echo'].join('\n')), (error: unknown) => error instanceof GuideFormatError && /line 2/.test(error.message));
+  assert.throws(
+    () => extractCodeBlocks(['text', `${FENCE}sh`, 'echo'].join('\n')),
+    (error: unknown) => error instanceof GuideFormatError && /line 2/.test(error.message),
+  );
 });
 
 test('findBlock returns the one block with the id, and refuses none or two', () => {
@@ -82,7 +91,7 @@ test('splitCommands joins continuation lines and drops comments and blank lines'
 });
 
 test('splitCommands keeps # inside quotes and inside words, and quotes spanning lines', () => {
-  assert.deepEqual(splitCommands("echo 'PROJECT#a' TOKEN#b \"x # y\"\n"), ["echo 'PROJECT#a' TOKEN#b \"x # y\""]);
+  assert.deepEqual(splitCommands('echo \'PROJECT#a\' TOKEN#b "x # y"\n'), ['echo \'PROJECT#a\' TOKEN#b "x # y"']);
   assert.deepEqual(splitCommands("echo 'one\ntwo'\necho three\n"), ["echo 'one\ntwo'", 'echo three']);
 });
 
@@ -94,7 +103,13 @@ test('parseCommand splits words as bash does: quotes, escapes, assignments', () 
   const parsed = parseCommand(`PGPASSWORD='s3 cret' PGSSLMODE=require npx tsx scripts/x.ts "a b" c\\ d '{"k":"v"}'`);
   assert.equal(parsed.kind, 'run');
   if (parsed.kind !== 'run') return;
-  assert.deepEqual([...parsed.assignments], [['PGPASSWORD', 's3 cret'], ['PGSSLMODE', 'require']]);
+  assert.deepEqual(
+    [...parsed.assignments],
+    [
+      ['PGPASSWORD', 's3 cret'],
+      ['PGSSLMODE', 'require'],
+    ],
+  );
   assert.deepEqual(parsed.words, ['npx', 'tsx', 'scripts/x.ts', 'a b', 'c d', '{"k":"v"}']);
 });
 
@@ -162,14 +177,20 @@ test('localSubstitutions maps user, database, password, table and endpoint, and 
     apply(`export PGPASSWORD='your_password'\nx localhost cello_user cello_db migration_data.json`),
     `export PGPASSWORD='pw-123'\nx 127.0.0.1:54321 postgres cello_4242_1 migration_data.json`,
   );
-  assert.equal(apply('load f.json cello us-west-2 --endpoint-url http://localhost:8000'), 'load f.json cello_4242_2 us-west-2 --endpoint-url http://127.0.0.1:40000');
+  assert.equal(
+    apply('load f.json cello us-west-2 --endpoint-url http://localhost:8000'),
+    'load f.json cello_4242_2 us-west-2 --endpoint-url http://127.0.0.1:40000',
+  );
   assert.equal(apply('--table-name cello --table cello'), '--table-name cello_4242_2 --table cello_4242_2');
   assert.equal(apply('cello-migrate cello.json PROJECT#cello docs/cello'), 'cello-migrate cello.json PROJECT#cello docs/cello');
   assert.equal(apply('us-west-2 @localhost example.com'), 'us-west-2 @localhost example.com');
 });
 
 test("localSubstitutions maps psql's -h and -p", () => {
-  assert.equal(substitute('psql -h localhost -p 5432 -U cello_user -d cello_db', localSubstitutions(LOCAL)), 'psql -h 127.0.0.1 -p 54321 -U postgres -d cello_4242_1');
+  assert.equal(
+    substitute('psql -h localhost -p 5432 -U cello_user -d cello_db', localSubstitutions(LOCAL)),
+    'psql -h 127.0.0.1 -p 54321 -U postgres -d cello_4242_1',
+  );
 });
 
 test('reverseSubstitutions maps the local table, database, server and endpoint back, not the user', () => {
@@ -183,7 +204,10 @@ test('reverseSubstitutions maps the local table, database, server and endpoint b
 
 test('lineShape abstracts numbers and both timestamp formats, differently', () => {
   assert.equal(lineShape('Items loaded: 1,234,567  '), 'Items loaded: <n>');
-  assert.equal(lineShape('  created_at: 2022-02-02 18:01:49.345261+00 → 2022-02-02T18:01:49.345261000Z'), '  created_at: <pg-timestamp> → <iso-timestamp>');
+  assert.equal(
+    lineShape('  created_at: 2022-02-02 18:01:49.345261+00 → 2022-02-02T18:01:49.345261000Z'),
+    '  created_at: <pg-timestamp> → <iso-timestamp>',
+  );
   assert.equal(lineShape('2023-06-15 09:30:00.5+05:30'), '<pg-timestamp>');
   assert.equal(lineShape('[PROJECT#my-project][TOKEN#tkn-123]:'), '[PROJECT#my-project][TOKEN#tkn-<n>]:');
   assert.equal(lineShape('took 0.5 s'), 'took <n> s');
@@ -195,7 +219,8 @@ test('outputShape drops leading and trailing blank lines, not inner ones', () =>
 });
 
 test('compareShape accepts other numbers and timestamps, and repeated lines', () => {
-  const expected = 'Summary:\n[PROJECT#p][TOKEN#t]:\n  created_at: 2022-02-02 18:01:49+00 → 2022-02-02T18:01:49.000000000Z\n  ✓ Updated\n\nTotal: 150\n';
+  const expected =
+    'Summary:\n[PROJECT#p][TOKEN#t]:\n  created_at: 2022-02-02 18:01:49+00 → 2022-02-02T18:01:49.000000000Z\n  ✓ Updated\n\nTotal: 150\n';
   const actual =
     'Summary:\n[PROJECT#p][TOKEN#t]:\n  created_at: 2021-01-01 00:00:00.5+00 → 2021-01-01T00:00:00.500000000Z\n  ✓ Updated\n\n' +
     '[PROJECT#p][TOKEN#t]:\n  created_at: 2020-01-01 00:00:00+00 → 2020-01-01T00:00:00.000000000Z\n  ✓ Updated\n\nTotal: 2\n';

@@ -5,13 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, describe, test } from 'node:test';
-import {
-  JsonInputError,
-  readJsonArray,
-  readJsonObjectOfObjects,
-  type JsonStreamOptions,
-  type ObjectEvent,
-} from '../../lib/json/stream.ts';
+import { JsonInputError, readJsonArray, readJsonObjectOfObjects, type JsonStreamOptions, type ObjectEvent } from '../../lib/json/stream.ts';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'jsonstream-test-'));
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -105,8 +99,37 @@ function prng(seed: number): () => number {
 }
 
 const TRICKY_PIECES = [
-  'a', 'token', ' ', '"', '\\', '\\"', '"\\', '{', '}', '[', ']', ',', ':', '#', '/', '\n', '\t', '\r',
-  '\u0000', '\u001f', 'é', 'ü', '中文', '😀', '𝄞', '\u2028', '\u2029', '\uFEFF', '\u007f', '}]}', '\\\\',
+  'a',
+  'token',
+  ' ',
+  '"',
+  '\\',
+  '\\"',
+  '"\\',
+  '{',
+  '}',
+  '[',
+  ']',
+  ',',
+  ':',
+  '#',
+  '/',
+  '\n',
+  '\t',
+  '\r',
+  '\u0000',
+  '\u001f',
+  'é',
+  'ü',
+  '中文',
+  '😀',
+  '𝄞',
+  '\u2028',
+  '\u2029',
+  '\uFEFF',
+  '\u007f',
+  '}]}',
+  '\\\\',
 ];
 
 function randomString(rnd: () => number): string {
@@ -177,9 +200,7 @@ function serialize(value: unknown, rnd: () => number): string {
   }
   const entries = Object.entries(value as Record<string, unknown>);
   if (entries.length === 0) return `{${ws(rnd)}}`;
-  return `{${entries
-    .map(([k, v]) => `${ws(rnd)}${serializeString(k, rnd)}${ws(rnd)}:${ws(rnd)}${serialize(v, rnd)}${ws(rnd)}`)
-    .join(',')}}`;
+  return `{${entries.map(([k, v]) => `${ws(rnd)}${serializeString(k, rnd)}${ws(rnd)}:${ws(rnd)}${serialize(v, rnd)}${ws(rnd)}`).join(',')}}`;
 }
 
 function serializeString(s: string, rnd: () => number): string {
@@ -239,7 +260,10 @@ describe('readJsonArray', () => {
     let rejected = 0;
     for (let seed = 1; seed <= 300; seed++) {
       const rnd = prng(5000 + seed);
-      let text = serialize(Array.from({ length: Math.floor(rnd() * 5) }, () => randomValue(rnd, 1)), rnd);
+      let text = serialize(
+        Array.from({ length: Math.floor(rnd() * 5) }, () => randomValue(rnd, 1)),
+        rnd,
+      );
       for (let m = 1 + Math.floor(rnd() * 2); m > 0; m--) {
         const at = Math.floor(rnd() * (text.length + 1));
         const op = rnd();
@@ -248,7 +272,7 @@ describe('readJsonArray', () => {
       }
       const file = writeFile(text);
       text = fs.readFileSync(file, 'utf8'); // what the reader sees (a split surrogate pair became U+FFFD)
-      let expected: unknown ;
+      let expected: unknown;
       try {
         expected = JSON.parse(text);
       } catch {
@@ -344,10 +368,7 @@ describe('readJsonArray', () => {
   test('garbage after the array is an error with its position', async () => {
     const file = writeFile('[1, 2]\n  x');
     const error = await inputError(() => collectArray(file));
-    assert.equal(
-      error.message,
-      `${file}: line 2, column 3: unexpected "x" after the end of the top-level array — the file is not valid JSON`,
-    );
+    assert.equal(error.message, `${file}: line 2, column 3: unexpected "x" after the end of the top-level array — the file is not valid JSON`);
   });
 
   test('a second array after the first is an error', async () => {
@@ -497,8 +518,7 @@ describe('readJsonObjectOfObjects', () => {
         const entry: Record<string, unknown> = {};
         const fields = Math.floor(rnd() * 5);
         for (let f = 0; f < fields; f++) {
-          entry[randomKey(rnd)] =
-            rnd() < 0.4 ? Array.from({ length: Math.floor(rnd() * 6) }, () => randomValue(rnd, 1)) : randomValue(rnd, 1);
+          entry[randomKey(rnd)] = rnd() < 0.4 ? Array.from({ length: Math.floor(rnd() * 6) }, () => randomValue(rnd, 1)) : randomValue(rnd, 1);
         }
         doc[randomKey(rnd)] = entry;
       }
@@ -627,12 +647,18 @@ describe('a repeated key or nesting deeper than 100 levels is refused', () => {
 
   test('a key repeated in an array element, at any depth, is an error naming the key, with its position', async () => {
     const cases: [string, RegExp][] = [
-      ['[{"token_id": "secret-A", "created_at": "x",\n "token_id": "secret-B"}]', /: line 2, column 2: key "token_id" appears twice in the same object/],
+      [
+        '[{"token_id": "secret-A", "created_at": "x",\n "token_id": "secret-B"}]',
+        /: line 2, column 2: key "token_id" appears twice in the same object/,
+      ],
       ['[1, {"a": {"b": [{"c": 1, "c": 2}]}}]', /: line 1, column 27: key "c" appears twice in the same object/],
       // The same key spelt two ways is still the same key.
       ['[{"a\\u0041": 1, "aA": 2}]', /: line 1, column 17: key "aA" appears twice in the same object/],
       // An own "__proto__" (JSON.parse makes one) counts like any key.
-      ['[{"__proto__": {"a": 1}, "b": 2}, {"__proto__": 1, "__proto__": 2}]', /: line 1, column 52: key "__proto__" appears twice in the same object/],
+      [
+        '[{"__proto__": {"a": 1}, "b": 2}, {"__proto__": 1, "__proto__": 2}]',
+        /: line 1, column 52: key "__proto__" appears twice in the same object/,
+      ],
     ];
     for (const [text, expected] of cases) {
       const file = writeFile(text);
@@ -655,7 +681,11 @@ describe('a repeated key or nesting deeper than 100 levels is refused', () => {
   });
 
   test('a key repeated in a token element or in a field value of readJsonObjectOfObjects is an error', async () => {
-    for (const text of ['{"p": {"tokens": [{"token_id": "a", "token_id": "b"}]}}', '{"p": {"meta": {"x": {"y": 1, "y": 2}}}}', '{"p": [{"q": 1, "q": 2}]}']) {
+    for (const text of [
+      '{"p": {"tokens": [{"token_id": "a", "token_id": "b"}]}}',
+      '{"p": {"meta": {"x": {"y": 1, "y": 2}}}}',
+      '{"p": [{"q": 1, "q": 2}]}',
+    ]) {
       for (const chunkSize of CHUNK_SIZES) {
         const error = await inputError(() => collectEvents(writeFile(text), chunkSize === undefined ? undefined : { chunkSize }));
         assert.match(error.message, /key "\w+" appears twice in the same object/, text);
@@ -679,7 +709,6 @@ describe('a repeated key or nesting deeper than 100 levels is refused', () => {
       assert.match(error.message, /value nested more than 100 levels deep/);
     }
   });
-
 });
 
 describe('a file that is not UTF-8 is refused with the offset of the first bad byte', () => {
@@ -709,7 +738,11 @@ describe('a file that is not UTF-8 is refused with the offset of the first bad b
       for (const chunkSize of CHUNK_SIZES) {
         const error = await inputError(() => collectArray(file, chunkSize === undefined ? undefined : { chunkSize }));
         const byte = bytes[0]!.toString(16);
-        assert.match(error.message, new RegExp(`: line 2, column 11: invalid UTF-8 at byte offset 12 \\(0x${byte}\\): the file is not UTF-8 text — save it as UTF-8`), `${what}, chunkSize ${chunkSize}`);
+        assert.match(
+          error.message,
+          new RegExp(`: line 2, column 11: invalid UTF-8 at byte offset 12 \\(0x${byte}\\): the file is not UTF-8 text — save it as UTF-8`),
+          `${what}, chunkSize ${chunkSize}`,
+        );
       }
     }
   });
@@ -718,7 +751,10 @@ describe('a file that is not UTF-8 is refused with the offset of the first bad b
     const file = writeFile(Buffer.concat([Buffer.from('["x", "'), Buffer.from([0xf0, 0x9f, 0x98])]));
     for (const chunkSize of CHUNK_SIZES) {
       const error = await inputError(() => collectArray(file, chunkSize === undefined ? undefined : { chunkSize }));
-      assert.match(error.message, /line 1, column 8: invalid UTF-8 at byte offset 7 \(0xf0\): the file ends in the middle of a character \(truncated\?\)$/);
+      assert.match(
+        error.message,
+        /line 1, column 8: invalid UTF-8 at byte offset 7 \(0xf0\): the file ends in the middle of a character \(truncated\?\)$/,
+      );
     }
     const latin1Key = writeFile(Buffer.concat([Buffer.from('{"caf'), Buffer.from([0xe8]), Buffer.from('": {}}')]));
     assert.match((await inputError(() => collectEvents(latin1Key))).message, /line 1, column 6: invalid UTF-8 at byte offset 5 \(0xe8\)/);
@@ -726,7 +762,10 @@ describe('a file that is not UTF-8 is refused with the offset of the first bad b
 
   test('a UTF-16 file is refused as such; a UTF-8 byte-order mark is still accepted', async () => {
     const utf16 = writeFile(Buffer.from('\uFEFF[1]', 'utf16le'));
-    assert.match((await inputError(() => collectArray(utf16))).message, /invalid UTF-8 at byte offset 0 \(0xff\): the file is not UTF-8 text \(it looks like UTF-16\)/);
+    assert.match(
+      (await inputError(() => collectArray(utf16))).message,
+      /invalid UTF-8 at byte offset 0 \(0xff\): the file is not UTF-8 text \(it looks like UTF-16\)/,
+    );
     const bom = writeFile(Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('[1, "é"]')]));
     for (const chunkSize of CHUNK_SIZES) assert.deepEqual(await collectArray(bom, chunkSize === undefined ? undefined : { chunkSize }), [1, 'é']);
   });

@@ -34,7 +34,28 @@ test('compareUtf8 orders as UTF-8 bytes do, where UTF-16 code units disagree', (
 });
 
 test('compareUtf8 agrees with Buffer.compare of the UTF-8 bytes on varied strings', () => {
-  const samples = ['', 'a', 'a ', 'a!', 'a#b', 'a-b', 'a/b', 'ab', 'B', 'é', 'z', '日本', '\uE000', '\uFFFF', '🎻', '🎻a', '𝄞', 'tkn-1', 'tkn-10', 'tkn'];
+  const samples = [
+    '',
+    'a',
+    'a ',
+    'a!',
+    'a#b',
+    'a-b',
+    'a/b',
+    'ab',
+    'B',
+    'é',
+    'z',
+    '日本',
+    '\uE000',
+    '\uFFFF',
+    '🎻',
+    '🎻a',
+    '𝄞',
+    'tkn-1',
+    'tkn-10',
+    'tkn',
+  ];
   for (const a of samples) {
     for (const b of samples) {
       const expected = Math.sign(Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8')));

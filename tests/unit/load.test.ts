@@ -232,7 +232,9 @@ function entry(name: string, fields: { repository?: unknown; tokens?: unknown[] 
   const events: ObjectEvent[] = [{ kind: 'entryStart', name, line: 1 }];
   if ('repository' in fields) events.push({ kind: 'field', name, field: 'repository', value: fields.repository });
   if (Array.isArray(fields.tokens)) {
-    fields.tokens.forEach((value, index) => events.push({ kind: 'arrayElement', name, field: 'tokens', index, value }));
+    fields.tokens.forEach((value, index) => {
+      events.push({ kind: 'arrayElement', name, field: 'tokens', index, value });
+    });
     events.push({ kind: 'arrayEnd', name, field: 'tokens', length: fields.tokens.length });
   } else if ('tokens' in fields) {
     events.push({ kind: 'field', name, field: 'tokens', value: fields.tokens });
@@ -307,7 +309,10 @@ function writeJson(content: unknown): string {
 }
 
 test('a valid file is checked: projects, tokens and items counted, no problem', async () => {
-  const path = writeJson({ a: { repository: null, tokens: [token({ token_id: '1' }), token({ token_id: '2' })] }, b: { repository: 'r', tokens: [] } });
+  const path = writeJson({
+    a: { repository: null, tokens: [token({ token_id: '1' }), token({ token_id: '2' })] },
+    b: { repository: 'r', tokens: [] },
+  });
   const report = await checkMigrationFile(path, 'f.json');
   assert.deepEqual(report.problems, []);
   assert.equal(report.checked?.projects, 2);
@@ -342,14 +347,18 @@ test('a token id twice in a project with the same values: the second is skipped 
 });
 
 test('a duplicate with the same instant written in another form is the same value', async () => {
-  const path = writeJson({ a: { repository: null, tokens: [token({ token_id: 'x' }), token({ token_id: 'x', created_at: '2022-02-02 18:01:49.345261+00' })] } });
+  const path = writeJson({
+    a: { repository: null, tokens: [token({ token_id: 'x' }), token({ token_id: 'x', created_at: '2022-02-02 18:01:49.345261+00' })] },
+  });
   const report = await checkMigrationFile(path, 'f.json');
   assert.deepEqual(report.problems, []);
   assert.equal(report.checked?.duplicates.size, 1);
 });
 
 test('a token id twice in a project with different values is a problem', async () => {
-  const path = writeJson({ a: { repository: null, tokens: [token({ token_id: 'x' }), token({ token_id: 'x', expires_at: '2030-01-01T00:00:00Z' })] } });
+  const path = writeJson({
+    a: { repository: null, tokens: [token({ token_id: 'x' }), token({ token_id: 'x', expires_at: '2030-01-01T00:00:00Z' })] },
+  });
   const report = await checkMigrationFile(path, 'f.json');
   assert.equal(report.checked, undefined);
   assert.equal(report.problemCount, 1);
@@ -357,14 +366,19 @@ test('a token id twice in a project with different values is a problem', async (
 });
 
 test('the same token id in two projects is not a duplicate', async () => {
-  const path = writeJson({ a: { repository: null, tokens: [token({ token_id: 'x' })] }, b: { repository: null, tokens: [token({ token_id: 'x' })] } });
+  const path = writeJson({
+    a: { repository: null, tokens: [token({ token_id: 'x' })] },
+    b: { repository: null, tokens: [token({ token_id: 'x' })] },
+  });
   const report = await checkMigrationFile(path, 'f.json');
   assert.equal(report.checked?.duplicates.size, 0);
 });
 
 test('a project given twice with the same repository: its entries merge and it counts once', async () => {
-  const path = writeJson('{"a": {"repository": "r", "tokens": [{"token_id": "1", "created_at": "2022-02-02T18:01:49Z", "expires_at": null}]},' +
-    ' "a": {"repository": "r", "tokens": [{"token_id": "2", "created_at": "2022-02-02T18:01:49Z", "expires_at": null}]}}');
+  const path = writeJson(
+    '{"a": {"repository": "r", "tokens": [{"token_id": "1", "created_at": "2022-02-02T18:01:49Z", "expires_at": null}]},' +
+      ' "a": {"repository": "r", "tokens": [{"token_id": "2", "created_at": "2022-02-02T18:01:49Z", "expires_at": null}]}}',
+  );
   const report = await checkMigrationFile(path, 'f.json');
   assert.deepEqual(report.problems, []);
   assert.equal(report.checked?.projects, 1);
@@ -382,7 +396,8 @@ test('a token in both entries of a project given twice is a duplicate across the
 });
 
 test('a token in both entries of a project given twice, with other values, is a problem', async () => {
-  const entry = (expiresAt: string) => `{"repository": "r", "tokens": [{"token_id": "1", "created_at": "2022-02-02T18:01:49Z", "expires_at": ${expiresAt}}]}`;
+  const entry = (expiresAt: string) =>
+    `{"repository": "r", "tokens": [{"token_id": "1", "created_at": "2022-02-02T18:01:49Z", "expires_at": ${expiresAt}}]}`;
   const report = await checkMigrationFile(writeJson(`{"a": ${entry('null')}, "a": ${entry('"2030-01-01T00:00:00Z"')}}`), 'f.json');
   assert.equal(report.checked, undefined);
   assert.match(report.problems[0] ?? '', /tokens\[0\]: the same token_id appears again in this project, with other values/);

@@ -60,19 +60,25 @@ test('text with another offset still converts exactly (not the fast path)', () =
 });
 
 test('infinity is refused with a TimestampError that says why', () => {
-  assert.throws(() => canonicalFromUtcText('infinity'), (error: unknown) => error instanceof TimestampError && /infinite/.test(error.message));
+  assert.throws(
+    () => canonicalFromUtcText('infinity'),
+    (error: unknown) => error instanceof TimestampError && /infinite/.test(error.message),
+  );
   assert.throws(() => canonicalFromUtcText('-infinity'), TimestampError);
 });
 
 test('a BC date is refused', () => {
-  assert.throws(() => canonicalFromUtcText('0044-03-15 12:00:00+00 BC'), (error: unknown) => error instanceof TimestampError && /BC/.test(error.message));
+  assert.throws(
+    () => canonicalFromUtcText('0044-03-15 12:00:00+00 BC'),
+    (error: unknown) => error instanceof TimestampError && /BC/.test(error.message),
+  );
 });
 
 test('a year past 9999 is refused', () => {
   assert.throws(() => canonicalFromUtcText('10000-01-01 00:00:00+00'), TimestampError);
 });
 
-test('text almost of PostgreSQL\'s shape is refused, not rearranged', () => {
+test("text almost of PostgreSQL's shape is refused, not rearranged", () => {
   assert.throws(() => canonicalFromUtcText('2022-02-02 18:01:49.3x5261+00'), TimestampError);
   assert.throws(() => canonicalFromUtcText('2022-02-02 18:01:49.+00'), TimestampError);
   assert.throws(() => canonicalFromUtcText('2022-02-02 18:01:49 +00'), TimestampError);
@@ -109,7 +115,7 @@ test('no projects gives an empty object', () => {
   assert.equal(build([]).text, '{}\n');
 });
 
-test('the layout is json.dump(indent=2)\'s: the same text as JSON.stringify(value, null, 2)', () => {
+test("the layout is json.dump(indent=2)'s: the same text as JSON.stringify(value, null, 2)", () => {
   const { text } = build([project('alpha', 'https://github.com/a/b'), token('alpha', 't1', T1, T2), token('alpha', 't2', T1), project('beta', null)]);
   const expected = {
     alpha: {
@@ -148,7 +154,13 @@ test('counts projects, tokens, NULL repositories and NULL expires_at', () => {
   const { builder } = build([project('a', null), token('a', '1', T1), token('a', '2', T1, T2), project('b', 'r'), token('b', '3', T1)]);
   const counts = builder.summary();
   assert.deepEqual(
-    { projects: counts.projects, tokens: counts.tokens, nullRepository: counts.nullRepository, nullExpiresAt: counts.nullExpiresAt, orphanTokens: counts.orphanTokens },
+    {
+      projects: counts.projects,
+      tokens: counts.tokens,
+      nullRepository: counts.nullRepository,
+      nullExpiresAt: counts.nullExpiresAt,
+      orphanTokens: counts.orphanTokens,
+    },
     { projects: 2, tokens: 3, nullRepository: 1, nullExpiresAt: 2, orphanTokens: 0 },
   );
 });
@@ -168,7 +180,10 @@ test('with includeOrphans, orphan tokens are written under their project with "r
   const parsed = JSON.parse(text) as Record<string, { repository: string | null; tokens: { token_id: string }[] }>;
   assert.deepEqual(Object.keys(parsed), ['a', 'b', 'c']);
   assert.equal(parsed.b!.repository, null);
-  assert.deepEqual(parsed.b!.tokens.map((t) => t.token_id), ['o1', 'o2']);
+  assert.deepEqual(
+    parsed.b!.tokens.map((t) => t.token_id),
+    ['o1', 'o2'],
+  );
   assert.equal(builder.summary().tokens, 3);
   assert.equal(builder.summary().projects, 2);
 });
@@ -205,7 +220,10 @@ test('a NULL created_at (constraint dropped) is written as null, as stored', () 
 });
 
 test('the same project twice (primary key dropped) fails rather than writing a duplicate key', () => {
-  assert.throws(() => build([project('p', 'r'), project('p', 'r')]), (error: unknown) => error instanceof DumpValueError && /more than once/.test(error.message));
+  assert.throws(
+    () => build([project('p', 'r'), project('p', 'r')]),
+    (error: unknown) => error instanceof DumpValueError && /more than once/.test(error.message),
+  );
 });
 
 test('rows out of order are a bug, not a file', () => {
@@ -216,7 +234,14 @@ test('rows out of order are a bug, not a file', () => {
 
 function rawRow(row: DumpRow): RawDumpRow {
   const bytes = (value: string | null) => (value === null ? null : Buffer.from(value, 'utf8'));
-  return [Buffer.from(String(row.kind)), bytes(row.project), bytes(row.repository), bytes(row.token_id), bytes(row.created_at), bytes(row.expires_at)];
+  return [
+    Buffer.from(String(row.kind)),
+    bytes(row.project),
+    bytes(row.repository),
+    bytes(row.token_id),
+    bytes(row.created_at),
+    bytes(row.expires_at),
+  ];
 }
 
 /**
@@ -257,7 +282,7 @@ function assertSameAsAdd(rows: RawDumpRow[], includeOrphans = false): void {
   }
 }
 
-test('decodeRawDumpRow decodes as the driver\'s text mode does: UTF-8, kind as a number, NULL as null', () => {
+test("decodeRawDumpRow decodes as the driver's text mode does: UTF-8, kind as a number, NULL as null", () => {
   assert.deepEqual(decodeRawDumpRow(rawRow(token('p', 'é', T1))), token('p', 'é', T1));
   assert.deepEqual(decodeRawDumpRow([Buffer.from('0'), Buffer.from([0x61, 0xff]), null, null, null, null]), project('a\ufffd', null));
 });
@@ -274,10 +299,22 @@ test('isPlainJsonText: exactly the UTF-8 text JSON.stringify leaves alone', () =
   assert.equal(isPlainJsonText(Buffer.from([0xc3])), false);
 });
 
-test('isPostgresUtcBytes accepts exactly what canonicalFromUtcText\'s fast path accepts', () => {
+test("isPostgresUtcBytes accepts exactly what canonicalFromUtcText's fast path accepts", () => {
   const accepted = ['2022-02-02 18:01:49+00', '2022-02-02 18:01:49.3+00', '2022-02-02 18:01:49.345261+00', '0001-01-01 00:00:00+00'];
-  const refused = ['2022-02-02 18:01:49.+00', '2022-02-02 18:01:49.1234567+00', '2022-02-02 18:01:49+05:30', '2022-02-02T18:01:49+00',
-    '2022-02-02 18:01:49.3x+00', 'infinity', '-infinity', '10000-01-01 00:00:00+00', '0044-03-15 12:00:00+00 BC', '2022-02-02 18:01:49-00', '2022-02-02 18:01:49+01', '٢٠٢٢-02-02 18:01:49+00'];
+  const refused = [
+    '2022-02-02 18:01:49.+00',
+    '2022-02-02 18:01:49.1234567+00',
+    '2022-02-02 18:01:49+05:30',
+    '2022-02-02T18:01:49+00',
+    '2022-02-02 18:01:49.3x+00',
+    'infinity',
+    '-infinity',
+    '10000-01-01 00:00:00+00',
+    '0044-03-15 12:00:00+00 BC',
+    '2022-02-02 18:01:49-00',
+    '2022-02-02 18:01:49+01',
+    '٢٠٢٢-02-02 18:01:49+00',
+  ];
   for (const text of accepted) assert.equal(isPostgresUtcBytes(Buffer.from(text)), true, text);
   for (const text of refused) assert.equal(isPostgresUtcBytes(Buffer.from(text)), false, text);
 });
@@ -336,7 +373,10 @@ test('addRaw agrees with add() on orphans, with and without includeOrphans, and 
 });
 
 test('addRaw fails as add() does: an infinite timestamp, a duplicate project', () => {
-  assert.throws(() => buildRaw([rawRow(project('p', 'r')), rawRow(token('p', 'tok-1', T1, 'infinity'))]), (error: unknown) => error instanceof DumpValueError && /expires_at "infinity"/.test(error.message));
+  assert.throws(
+    () => buildRaw([rawRow(project('p', 'r')), rawRow(token('p', 'tok-1', T1, 'infinity'))]),
+    (error: unknown) => error instanceof DumpValueError && /expires_at "infinity"/.test(error.message),
+  );
   assertSameAsAdd([rawRow(project('p', 'r')), rawRow(token('p', 'tok-1', T1, 'infinity'))]);
   assertSameAsAdd([rawRow(project('p', 'r')), rawRow(project('p', 'r'))]);
 });
@@ -352,7 +392,9 @@ test('addRaw agrees with add() on many generated rows', () => {
   const text = () => Array.from({ length: 1 + next(6) }, () => alphabet[next(alphabet.length)]).join('');
   const timestamp = () => {
     const fraction = next(8);
-    return fraction === 7 ? null : `2021-0${1 + next(9)}-1${next(10)} 0${next(10)}:3${next(10)}:5${next(10)}${fraction === 0 ? '' : `.${'123456'.slice(0, fraction)}`}+00`;
+    return fraction === 7
+      ? null
+      : `2021-0${1 + next(9)}-1${next(10)} 0${next(10)}:3${next(10)}:5${next(10)}${fraction === 0 ? '' : `.${'123456'.slice(0, fraction)}`}+00`;
   };
   const rows: RawDumpRow[] = [];
   for (let p = 0; p < 40; p++) {

@@ -166,13 +166,21 @@ test('require with a root certificate checks the chain, like verify-ca (libpq)',
 });
 
 test('verify-ca checks the chain but not the host name', () => {
-  const option = sslOptionFor('verify-ca', 'db.example.com', 'PEM') as { rejectUnauthorized: boolean; checkServerIdentity: (host: string, cert: unknown) => unknown };
+  const option = sslOptionFor('verify-ca', 'db.example.com', 'PEM') as {
+    rejectUnauthorized: boolean;
+    checkServerIdentity: (host: string, cert: unknown) => unknown;
+  };
   assert.equal(option.rejectUnauthorized, true);
   assert.equal(option.checkServerIdentity('other.example.com', {}), undefined);
 });
 
 test('verify-full checks chain and host name: SNI for a name, none for an address', () => {
-  assert.deepEqual(sslOptionFor('verify-full', 'db.example.com', 'PEM'), { rejectUnauthorized: true, ca: 'PEM', host: 'db.example.com', servername: 'db.example.com' });
+  assert.deepEqual(sslOptionFor('verify-full', 'db.example.com', 'PEM'), {
+    rejectUnauthorized: true,
+    ca: 'PEM',
+    host: 'db.example.com',
+    servername: 'db.example.com',
+  });
   assert.deepEqual(sslOptionFor('verify-full', '10.0.0.7', undefined), { rejectUnauthorized: true, host: '10.0.0.7', servername: undefined });
 });
 
@@ -196,7 +204,10 @@ test('without PGSSLROOTCERT, ~/.postgresql/root.crt is used when it exists, as l
 
 test('a PGSSLROOTCERT that cannot be read is a usage error naming the file', () => {
   const path = join(newFolder(), 'missing.pem');
-  assert.throws(() => readRootCertificate({ PGSSLROOTCERT: path }, newFolder()), isUserError(ExitCode.usage, /cannot read the root certificate/, /no such file/));
+  assert.throws(
+    () => readRootCertificate({ PGSSLROOTCERT: path }, newFolder()),
+    isUserError(ExitCode.usage, /cannot read the root certificate/, /no such file/),
+  );
 });
 
 test('connection settings come from the environment: mode, timeout, application name', () => {
@@ -221,7 +232,12 @@ function columns(entries: Record<string, string>): Map<string, string> {
 
 const COMPLETE = {
   projects: columns({ project: 'character varying', repository: 'character varying' }),
-  tokens: columns({ token_id: 'character varying', created_at: 'timestamp with time zone', project: 'character varying', expires_at: 'timestamp with time zone' }),
+  tokens: columns({
+    token_id: 'character varying',
+    created_at: 'timestamp with time zone',
+    project: 'character varying',
+    expires_at: 'timestamp with time zone',
+  }),
 };
 
 test('the Cello schema as created by Cello has no problem', () => {
@@ -247,7 +263,10 @@ test('a missing column is named as table.column', () => {
 
 test('a timestamp without time zone is refused: its instant is ambiguous', () => {
   const tokens = columns({ ...Object.fromEntries(COMPLETE.tokens), created_at: 'timestamp without time zone' });
-  assert.match(findSchemaProblem('x', CELLO_TABLES, { ...COMPLETE, tokens }) ?? '', /column tokens\.created_at has type timestamp without time zone .*expected timestamp with time zone/);
+  assert.match(
+    findSchemaProblem('x', CELLO_TABLES, { ...COMPLETE, tokens }) ?? '',
+    /column tokens\.created_at has type timestamp without time zone .*expected timestamp with time zone/,
+  );
 });
 
 // ---- toPostgresUserError -------------------------------------------------------------------------------------------
@@ -264,35 +283,48 @@ function networkError(code: string, message = `connect ${code}`): Error {
 
 test('a wrong password names the user and server and points at PGPASSWORD', () => {
   const error = toPostgresUserError(serverError('28P01', 'password authentication failed for user "cello_user"'), TARGET);
-  isUserError(ExitCode.environment, /^password authentication failed for user "cello_user" at db\.example\.com:5432 — check the user name and PGPASSWORD$/)(error);
+  isUserError(
+    ExitCode.environment,
+    /^password authentication failed for user "cello_user" at db\.example\.com:5432 — check the user name and PGPASSWORD$/,
+  )(error);
 });
 
 test('an unknown database is named', () => {
-  isUserError(ExitCode.environment, /^database "cello_db" does not exist at db\.example\.com:5432 — check the database name$/)(
-    toPostgresUserError(serverError('3D000', 'database "cello_db" does not exist'), TARGET),
-  );
+  isUserError(
+    ExitCode.environment,
+    /^database "cello_db" does not exist at db\.example\.com:5432 — check the database name$/,
+  )(toPostgresUserError(serverError('3D000', 'database "cello_db" does not exist'), TARGET));
 });
 
 test('a role refused by pg_hba.conf or unknown under trust auth keeps the server reason', () => {
-  isUserError(ExitCode.environment, /refused user "cello_user"/, /role "cello_user" does not exist/, /pg_hba\.conf/)(
-    toPostgresUserError(serverError('28000', 'role "cello_user" does not exist'), TARGET),
-  );
+  isUserError(
+    ExitCode.environment,
+    /refused user "cello_user"/,
+    /role "cello_user" does not exist/,
+    /pg_hba\.conf/,
+  )(toPostgresUserError(serverError('28000', 'role "cello_user" does not exist'), TARGET));
 });
 
 test('a refused connection says so and asks to check host and port', () => {
-  isUserError(ExitCode.environment, /^cannot connect to PostgreSQL at db\.example\.com:5432: connection refused — check host and port$/)(
-    toPostgresUserError(networkError('ECONNREFUSED'), TARGET),
-  );
+  isUserError(
+    ExitCode.environment,
+    /^cannot connect to PostgreSQL at db\.example\.com:5432: connection refused — check host and port$/,
+  )(toPostgresUserError(networkError('ECONNREFUSED'), TARGET));
 });
 
 test('a connect timeout gives the wait and the variable that sets it', () => {
-  isUserError(ExitCode.environment, /no answer within 10 s/, /PGCONNECT_TIMEOUT/)(
-    toPostgresUserError(networkError('CONNECT_TIMEOUT'), TARGET, { sslMode: 'prefer', connectTimeoutSeconds: 10 }),
-  );
+  isUserError(
+    ExitCode.environment,
+    /no answer within 10 s/,
+    /PGCONNECT_TIMEOUT/,
+  )(toPostgresUserError(networkError('CONNECT_TIMEOUT'), TARGET, { sslMode: 'prefer', connectTimeoutSeconds: 10 }));
 });
 
 test('an unknown host name is named', () => {
-  isUserError(ExitCode.environment, /host name "db\.example\.com" not found — check the host name/)(toPostgresUserError(networkError('ENOTFOUND'), TARGET));
+  isUserError(
+    ExitCode.environment,
+    /host name "db\.example\.com" not found — check the host name/,
+  )(toPostgresUserError(networkError('ENOTFOUND'), TARGET));
 });
 
 test('an IPv6 server is named in brackets', () => {
@@ -300,17 +332,26 @@ test('an IPv6 server is named in brackets', () => {
 });
 
 test('a connection closed under PGSSLMODE=require asks whether the server accepts TLS', () => {
-  isUserError(ExitCode.environment, /closed/, /PGSSLMODE=require/)(toPostgresUserError(networkError('ECONNRESET'), TARGET, { sslMode: 'require', connectTimeoutSeconds: 10 }));
+  isUserError(
+    ExitCode.environment,
+    /closed/,
+    /PGSSLMODE=require/,
+  )(toPostgresUserError(networkError('ECONNRESET'), TARGET, { sslMode: 'require', connectTimeoutSeconds: 10 }));
 });
 
 test('a refused certificate points at PGSSLROOTCERT', () => {
-  isUserError(ExitCode.environment, /TLS certificate was not accepted/, /PGSSLROOTCERT/)(
-    toPostgresUserError(networkError('DEPTH_ZERO_SELF_SIGNED_CERT', 'self-signed certificate'), TARGET),
-  );
+  isUserError(
+    ExitCode.environment,
+    /TLS certificate was not accepted/,
+    /PGSSLROOTCERT/,
+  )(toPostgresUserError(networkError('DEPTH_ZERO_SELF_SIGNED_CERT', 'self-signed certificate'), TARGET));
 });
 
 test('other server errors keep their message and SQLSTATE', () => {
-  isUserError(ExitCode.environment, /relation "x" does not exist \(SQLSTATE 42P01\)/)(toPostgresUserError(serverError('42P01', 'relation "x" does not exist'), TARGET));
+  isUserError(
+    ExitCode.environment,
+    /relation "x" does not exist \(SQLSTATE 42P01\)/,
+  )(toPostgresUserError(serverError('42P01', 'relation "x" does not exist'), TARGET));
 });
 
 test('a UserError passes through unchanged', () => {

@@ -160,7 +160,10 @@ test('an update without changes is a bug', () => {
 // judgeConditionFailure ---------------------------------------------------------------------------------------
 
 test('a deleted item is reported as changed since the dump', () => {
-  assert.deepEqual(judgeConditionFailure(bothChanges, undefined, false), { kind: 'changed', reason: 'changed since dump: the item no longer exists' });
+  assert.deepEqual(judgeConditionFailure(bothChanges, undefined, false), {
+    kind: 'changed',
+    reason: 'changed since dump: the item no longer exists',
+  });
   assert.deepEqual(judgeConditionFailure(bothChanges, undefined, true), { kind: 'changed', reason: 'changed since dump: the item no longer exists' });
 });
 

@@ -46,7 +46,9 @@ class RefusedError extends RetryableError {}
 
 /** The SDK's retry middleware, reduced to what the strategy sees: a token per request, refreshed after each failure. */
 async function runLikeTheSdk<T>(operation: (attempt: number) => Promise<T>, settings: RetrySettings): Promise<T> {
-  const strategy = new CelloRetryStrategy(settings, (error) => (error instanceof RefusedError ? 'refused' : isRetryableError(error) ? 'retryable' : 'final'));
+  const strategy = new CelloRetryStrategy(settings, (error) =>
+    error instanceof RefusedError ? 'refused' : isRetryableError(error) ? 'retryable' : 'final',
+  );
   let token = await strategy.acquireInitialRetryToken();
   for (let attempt = 1; ; attempt++) {
     try {
@@ -121,14 +123,11 @@ test('CelloRetryStrategy returns the first success without sleeping', async () =
 test('CelloRetryStrategy retries retryable errors until the operation succeeds', async () => {
   const { policy, delays } = recordingPolicy();
   const attempts: number[] = [];
-  const result = await runLikeTheSdk(
-    async (attempt) => {
-      attempts.push(attempt);
-      if (attempt < 3) throw new RetryableError(`busy ${attempt}`);
-      return 'done';
-    },
-    policy,
-  );
+  const result = await runLikeTheSdk(async (attempt) => {
+    attempts.push(attempt);
+    if (attempt < 3) throw new RetryableError(`busy ${attempt}`);
+    return 'done';
+  }, policy);
   assert.equal(result, 'done');
   assert.deepEqual(attempts, [1, 2, 3]);
   assert.equal(delays.length, 2);
@@ -138,14 +137,11 @@ test('CelloRetryStrategy gives up after maxAttempts: the last error is rethrown,
   const { policy, delays } = recordingPolicy({ maxAttempts: 4 });
   const thrown: Error[] = [];
   await assert.rejects(
-    runLikeTheSdk(
-      async (attempt) => {
-        const error = new RetryableError(`busy ${attempt}`);
-        thrown.push(error);
-        throw error;
-      },
-      policy,
-    ),
+    runLikeTheSdk(async (attempt) => {
+      const error = new RetryableError(`busy ${attempt}`);
+      thrown.push(error);
+      throw error;
+    }, policy),
     (error: unknown) => {
       assert.equal(error, thrown.at(-1));
       assert.equal((error as { $metadata?: { attempts?: number } }).$metadata?.attempts, 4);
@@ -162,13 +158,10 @@ test('CelloRetryStrategy rethrows a non-retryable error at once, unchanged', asy
   const fatal = new Error('validation failed');
   let calls = 0;
   await assert.rejects(
-    runLikeTheSdk(
-      async () => {
-        calls += 1;
-        throw fatal;
-      },
-      policy,
-    ),
+    runLikeTheSdk(async () => {
+      calls += 1;
+      throw fatal;
+    }, policy),
     (error: unknown) => error === fatal,
   );
   assert.equal(calls, 1);
@@ -182,14 +175,11 @@ test('CelloRetryStrategy waits for the sleep to finish before the next attempt',
     sleep: () => new Promise<void>((resolve) => (release = resolve)),
   };
   let calls = 0;
-  const result = runLikeTheSdk(
-    async () => {
-      calls += 1;
-      if (calls === 1) throw new RetryableError('busy');
-      return calls;
-    },
-    policy,
-  );
+  const result = runLikeTheSdk(async () => {
+    calls += 1;
+    if (calls === 1) throw new RetryableError('busy');
+    return calls;
+  }, policy);
   await sleep(20);
   assert.equal(calls, 1, 'the second attempt must wait for the sleep');
   release();
@@ -200,12 +190,9 @@ test('CelloRetryStrategy draws its delays from the policy: full jitter under a d
   const seed = 7;
   const { policy, delays } = recordingPolicy({ maxAttempts: 8, baseDelayMs: 100, maxDelayMs: 1000, random: seededRandom(seed) });
   await assert.rejects(
-    runLikeTheSdk(
-      async () => {
-        throw new RetryableError('busy');
-      },
-      policy,
-    ),
+    runLikeTheSdk(async () => {
+      throw new RetryableError('busy');
+    }, policy),
     RetryableError,
   );
   const replay = seededRandom(seed);
@@ -216,12 +203,9 @@ test('CelloRetryStrategy draws its delays from the policy: full jitter under a d
 test('CelloRetryStrategy produces the same schedule for the same seed, and another for another seed', async () => {
   async function schedule(seed: number): Promise<number[]> {
     const { policy, delays } = recordingPolicy({ maxAttempts: 10, random: seededRandom(seed) });
-    await runLikeTheSdk(
-      async () => {
-        throw new RetryableError('busy');
-      },
-      policy,
-    ).catch(() => undefined);
+    await runLikeTheSdk(async () => {
+      throw new RetryableError('busy');
+    }, policy).catch(() => undefined);
     return delays;
   }
   const first = await schedule(1234);
@@ -229,7 +213,6 @@ test('CelloRetryStrategy produces the same schedule for the same seed, and anoth
   assert.deepEqual(await schedule(1234), first);
   assert.notDeepEqual(await schedule(4321), first);
 });
-
 
 test('an error after a retried 5xx-like failure may have been applied; after refused attempts only, not', async () => {
   const { policy } = recordingPolicy();

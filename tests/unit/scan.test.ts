@@ -33,24 +33,25 @@ function fakeTable(items: DynamoItem[], pageSize: number, fail?: (input: ScanCom
   // A DynamoDBClient to the SDK's paginator (it checks), whose send is the fake; the SDK's retry loop with our
   // strategy runs around it, as in the client createDynamoClient makes.
   const client = Object.assign(Object.create(DynamoDBClient.prototype) as object, {
-    send: (command: ScanCommand): Promise<Partial<ScanCommandOutput>> => retryLikeTheSdk(noWaitSettings, async () => {
-      // A copy: the paginator reuses its input object for the next page.
-      const input = { ...command.input };
-      requests.push(input);
-      calls++;
-      stats.inFlight++;
-      await new Promise((resolve) => setImmediate(resolve));
-      stats.inFlight--;
-      const error = fail?.(input, calls);
-      if (error) throw error;
-      const total = input.TotalSegments ?? 1;
-      const segment = input.Segment ?? 0;
-      const mine = items.filter((_, index) => index % total === segment);
-      const start = input.ExclusiveStartKey ? Number(input.ExclusiveStartKey.at?.N) : 0;
-      const page = mine.slice(start, start + (input.Limit ?? pageSize));
-      const next = start + page.length;
-      return { Items: page, ...(next < mine.length ? { LastEvaluatedKey: { at: { N: String(next) } } } : {}) };
-    }),
+    send: (command: ScanCommand): Promise<Partial<ScanCommandOutput>> =>
+      retryLikeTheSdk(noWaitSettings, async () => {
+        // A copy: the paginator reuses its input object for the next page.
+        const input = { ...command.input };
+        requests.push(input);
+        calls++;
+        stats.inFlight++;
+        await new Promise((resolve) => setImmediate(resolve));
+        stats.inFlight--;
+        const error = fail?.(input, calls);
+        if (error) throw error;
+        const total = input.TotalSegments ?? 1;
+        const segment = input.Segment ?? 0;
+        const mine = items.filter((_, index) => index % total === segment);
+        const start = input.ExclusiveStartKey ? Number(input.ExclusiveStartKey.at?.N) : 0;
+        const page = mine.slice(start, start + (input.Limit ?? pageSize));
+        const next = start + page.length;
+        return { Items: page, ...(next < mine.length ? { LastEvaluatedKey: { at: { N: String(next) } } } : {}) };
+      }),
   }) as DynamoDBClient;
   return { client, requests, stats };
 }
@@ -69,7 +70,10 @@ test('a sequential scan follows LastEvaluatedKey to the last page', async () => 
   const items = makeItems(25);
   const table = fakeTable(items, 10);
   const keys = await collect(scanPages(table.client, 'cello', options()));
-  assert.deepEqual(keys, items.map((item) => item.pk!.S));
+  assert.deepEqual(
+    keys,
+    items.map((item) => item.pk!.S),
+  );
   assert.equal(table.requests.length, 3);
 });
 
@@ -135,7 +139,9 @@ test('a request that keeps failing ends the stream with one-line UserError after
 });
 
 test('a missing table ends the stream with the table named', async () => {
-  const table = fakeTable(makeItems(1), 5, () => Object.assign(new Error('no table'), { name: 'ResourceNotFoundException', $metadata: { httpStatusCode: 400 } }));
+  const table = fakeTable(makeItems(1), 5, () =>
+    Object.assign(new Error('no table'), { name: 'ResourceNotFoundException', $metadata: { httpStatusCode: 400 } }),
+  );
   await assert.rejects(collect(scanPages(table.client, 'cello', options())), { name: 'UserError', message: /table "cello" does not exist/ });
 });
 

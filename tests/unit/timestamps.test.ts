@@ -320,7 +320,10 @@ test('a huge value is truncated in the message', () => {
 });
 
 test('the error keeps the rejected value', () => {
-  assert.throws(() => convert('nope'), (error: unknown) => error instanceof TimestampError && error.value === 'nope');
+  assert.throws(
+    () => convert('nope'),
+    (error: unknown) => error instanceof TimestampError && error.value === 'nope',
+  );
 });
 
 // ---- predicates -------------------------------------------------------------------------------------------------
@@ -475,8 +478,7 @@ function random(seed: number): () => number {
 
 const two = (value: number) => String(value).padStart(2, '0');
 const dateText = (d: Day) => `${String(d.year).padStart(4, '0')}-${two(d.month)}-${two(d.day)}`;
-const timeText = (secondOfDay: number) =>
-  `${two(Math.floor(secondOfDay / 3600))}:${two(Math.floor(secondOfDay / 60) % 60)}:${two(secondOfDay % 60)}`;
+const timeText = (secondOfDay: number) => `${two(Math.floor(secondOfDay / 3600))}:${two(Math.floor(secondOfDay / 60) % 60)}:${two(secondOfDay % 60)}`;
 
 /** An offset as PostgreSQL prints it: `+HH`, `+HH:MM` or `+HH:MM:SS`, only as long as needed. */
 function postgresOffset(offsetSeconds: number): string {

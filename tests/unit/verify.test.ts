@@ -97,7 +97,11 @@ test('describeAttributeValue names each DynamoDB type', () => {
 
 test('a canonical table timestamp equal to PostgreSQL text in any offset is no difference', () => {
   for (const text of [CREATED_PG, '2022-02-02 23:31:49.345261+05:30', '2022-02-02 10:01:49.345261-08']) {
-    assert.deepEqual(differencesOf((list) => compareTimestamp('token t', 'created_at', text, { S: CREATED }, list)), [], text);
+    assert.deepEqual(
+      differencesOf((list) => compareTimestamp('token t', 'created_at', text, { S: CREATED }, list)),
+      [],
+      text,
+    );
   }
 });
 
@@ -119,7 +123,10 @@ test('a different instant is a value difference, whatever its format', () => {
 });
 
 test('NULL in PostgreSQL matches "" in the table', () => {
-  assert.deepEqual(differencesOf((list) => compareTimestamp('token t', 'expires_at', null, { S: '' }, list)), []);
+  assert.deepEqual(
+    differencesOf((list) => compareTimestamp('token t', 'expires_at', null, { S: '' }, list)),
+    [],
+  );
 });
 
 test('NULL in PostgreSQL but a timestamp in the table is a difference', () => {
@@ -133,15 +140,18 @@ test('a timestamp in PostgreSQL but "" in the table is a difference', () => {
 });
 
 test('a timestamp attribute of another type or missing is a difference naming the type', () => {
-  assert.deepEqual(differencesOf((list) => compareTimestamp('token t', 'expires_at', null, { NULL: true }, list)), [
-    'token t: expires_at is a NULL, not a string (PostgreSQL NULL (stored as ""))',
-  ]);
-  assert.deepEqual(differencesOf((list) => compareTimestamp('token t', 'created_at', CREATED_PG, { N: '1643824909' }, list)), [
-    `token t: created_at is a number (1643824909), not a string (PostgreSQL ${CREATED})`,
-  ]);
-  assert.deepEqual(differencesOf((list) => compareTimestamp('token t', 'created_at', CREATED_PG, undefined, list)), [
-    `token t: created_at attribute is missing (PostgreSQL ${CREATED})`,
-  ]);
+  assert.deepEqual(
+    differencesOf((list) => compareTimestamp('token t', 'expires_at', null, { NULL: true }, list)),
+    ['token t: expires_at is a NULL, not a string (PostgreSQL NULL (stored as ""))'],
+  );
+  assert.deepEqual(
+    differencesOf((list) => compareTimestamp('token t', 'created_at', CREATED_PG, { N: '1643824909' }, list)),
+    [`token t: created_at is a number (1643824909), not a string (PostgreSQL ${CREATED})`],
+  );
+  assert.deepEqual(
+    differencesOf((list) => compareTimestamp('token t', 'created_at', CREATED_PG, undefined, list)),
+    [`token t: created_at attribute is missing (PostgreSQL ${CREATED})`],
+  );
 });
 
 test('a PostgreSQL value the table cannot hold (infinity) is a difference, not a crash', () => {
@@ -153,43 +163,58 @@ test('a PostgreSQL value the table cannot hold (infinity) is a difference, not a
 // ---- items -----------------------------------------------------------------------------------------------------------
 
 test('repository: NULL matches "", equal strings match', () => {
-  assert.deepEqual(differencesOf((list) => compareProjectItem({ name: 'a', repository: null }, metadataItem('a', null), list)), []);
-  assert.deepEqual(differencesOf((list) => compareProjectItem({ name: 'a', repository: 'r, #1' }, metadataItem('a', 'r, #1'), list)), []);
+  assert.deepEqual(
+    differencesOf((list) => compareProjectItem({ name: 'a', repository: null }, metadataItem('a', null), list)),
+    [],
+  );
+  assert.deepEqual(
+    differencesOf((list) => compareProjectItem({ name: 'a', repository: 'r, #1' }, metadataItem('a', 'r, #1'), list)),
+    [],
+  );
 });
 
 test('repository: a different value, or NULL against a value, is a difference', () => {
-  assert.deepEqual(differencesOf((list) => compareProjectItem({ name: 'a', repository: 'new' }, metadataItem('a', 'old'), list)), [
-    'repository differs: table "old", PostgreSQL "new"',
-  ]);
-  assert.deepEqual(differencesOf((list) => compareProjectItem({ name: 'a', repository: null }, metadataItem('a', 'x'), list)), [
-    'repository differs: table "x", PostgreSQL NULL (stored as "")',
-  ]);
+  assert.deepEqual(
+    differencesOf((list) => compareProjectItem({ name: 'a', repository: 'new' }, metadataItem('a', 'old'), list)),
+    ['repository differs: table "old", PostgreSQL "new"'],
+  );
+  assert.deepEqual(
+    differencesOf((list) => compareProjectItem({ name: 'a', repository: null }, metadataItem('a', 'x'), list)),
+    ['repository differs: table "x", PostgreSQL NULL (stored as "")'],
+  );
 });
 
 test('repository of another type or missing is a difference', () => {
   const item = metadataItem('a', null);
-  assert.deepEqual(differencesOf((list) => compareProjectItem({ name: 'a', repository: null }, { ...item, repository: { NULL: true } }, list)), [
-    'repository is a NULL, not a string (PostgreSQL NULL (stored as ""))',
-  ]);
+  assert.deepEqual(
+    differencesOf((list) => compareProjectItem({ name: 'a', repository: null }, { ...item, repository: { NULL: true } }, list)),
+    ['repository is a NULL, not a string (PostgreSQL NULL (stored as ""))'],
+  );
   const { repository: _dropped, ...withoutRepository } = item;
-  assert.deepEqual(differencesOf((list) => compareProjectItem({ name: 'a', repository: 'r' }, withoutRepository, list)), [
-    'repository attribute is missing (PostgreSQL "r")',
-  ]);
+  assert.deepEqual(
+    differencesOf((list) => compareProjectItem({ name: 'a', repository: 'r' }, withoutRepository, list)),
+    ['repository attribute is missing (PostgreSQL "r")'],
+  );
 });
 
 test('a token item as a correct loader writes it matches its row', () => {
   const row = token('a', 'tkn-1', '2022-02-02 19:01:49.345261+01', '2023-01-01 00:00:00+00');
-  assert.deepEqual(differencesOf((list) => compareTokenItem(row, tokenItem('a', 'tkn-1', CREATED, EXPIRES), list)), []);
+  assert.deepEqual(
+    differencesOf((list) => compareTokenItem(row, tokenItem('a', 'tkn-1', CREATED, EXPIRES), list)),
+    [],
+  );
 });
 
 test('token_id must equal the id and be a string', () => {
   const row = token('a', 'tkn-1');
-  assert.deepEqual(differencesOf((list) => compareTokenItem(row, { ...tokenItem('a', 'tkn-1'), token_id: { S: 'tkn-2' } }, list)), [
-    'token tkn-1: token_id differs: table "tkn-2"',
-  ]);
-  assert.deepEqual(differencesOf((list) => compareTokenItem(row, { ...tokenItem('a', 'tkn-1'), token_id: { N: '1' } }, list)), [
-    'token tkn-1: token_id is a number (1), not a string',
-  ]);
+  assert.deepEqual(
+    differencesOf((list) => compareTokenItem(row, { ...tokenItem('a', 'tkn-1'), token_id: { S: 'tkn-2' } }, list)),
+    ['token tkn-1: token_id differs: table "tkn-2"'],
+  );
+  assert.deepEqual(
+    differencesOf((list) => compareTokenItem(row, { ...tokenItem('a', 'tkn-1'), token_id: { N: '1' } }, list)),
+    ['token tkn-1: token_id is a number (1), not a string'],
+  );
 });
 
 test('every wrong attribute of a token is its own difference', () => {
@@ -288,12 +313,21 @@ test('a matching project prints nothing', () => {
 test('TokensByProject gives each project its tokens and counts tokens of no project as orphans', async () => {
   const rows = [token('a', '1'), token('a', '2'), token('b', 'orphan-1'), token('c', '3'), token('d', 'orphan-2'), token('e', 'orphan-3')];
   const split = new TokensByProject(stream(rows));
-  assert.deepEqual((await collect(split.tokensOf('a'))).map((row) => row.tokenId), ['1', '2']);
-  assert.deepEqual((await collect(split.tokensOf('c'))).map((row) => row.tokenId), ['3']);
+  assert.deepEqual(
+    (await collect(split.tokensOf('a'))).map((row) => row.tokenId),
+    ['1', '2'],
+  );
+  assert.deepEqual(
+    (await collect(split.tokensOf('c'))).map((row) => row.tokenId),
+    ['3'],
+  );
   assert.deepEqual(await collect(split.tokensOf('cc')), []);
   await split.finish();
   assert.equal(split.orphans.count, 3);
-  assert.deepEqual(split.orphans.examples.map((row) => row.tokenId), ['orphan-1', 'orphan-2', 'orphan-3']);
+  assert.deepEqual(
+    split.orphans.examples.map((row) => row.tokenId),
+    ['orphan-1', 'orphan-2', 'orphan-3'],
+  );
 });
 
 test('TokensByProject keeps only a few orphan examples but counts them all', async () => {
@@ -324,7 +358,10 @@ test('itemsOfPages follows every page and puts each page in byte order', async (
     { items: [tokenItem('p', 'b')], nextKey: undefined },
   ];
   const items = await collect(itemsOfPages(pages[0]!, async () => pages[1]!));
-  assert.deepEqual(items.map((item) => item.sk?.S), ['METADATA', 'TOKEN#a', 'TOKEN#a-b', 'TOKEN#b']);
+  assert.deepEqual(
+    items.map((item) => item.sk?.S),
+    ['METADATA', 'TOKEN#a', 'TOKEN#a-b', 'TOKEN#b'],
+  );
 });
 
 test('itemsOfPages requests the next page before the current one is read', async () => {
@@ -399,12 +436,22 @@ function correctTable(projects: PostgresProject[], tokens: PostgresToken[]): Dyn
 }
 
 const PROJECTS: PostgresProject[] = ['a', 'b', 'c', 'd', 'e', 'f'].map((name) => ({ name, repository: name === 'c' ? null : `repo-${name}` }));
-const TOKENS: PostgresToken[] = PROJECTS.flatMap((project, index) => Array.from({ length: index }, (_, n) => token(project.name, `${project.name}-${n}`)));
+const TOKENS: PostgresToken[] = PROJECTS.flatMap((project, index) =>
+  Array.from({ length: index }, (_, n) => token(project.name, `${project.name}-${n}`)),
+);
 
 test('a correct table matches: totals count every project and token, reports come in project order', async () => {
   const reports: string[] = [];
-  const result = await verifyMigration(fakeInput({ projects: PROJECTS, tokens: TOKENS, table: correctTable(PROJECTS, TOKENS) }, { onReport: (report) => void reports.push(report.project) }));
-  assert.deepEqual(reports, PROJECTS.map((project) => project.name));
+  const result = await verifyMigration(
+    fakeInput(
+      { projects: PROJECTS, tokens: TOKENS, table: correctTable(PROJECTS, TOKENS) },
+      { onReport: (report) => void reports.push(report.project) },
+    ),
+  );
+  assert.deepEqual(
+    reports,
+    PROJECTS.map((project) => project.name),
+  );
   assert.equal(result.complete, true);
   assert.deepEqual(result.totals, {
     projectsInPostgres: PROJECTS.length,
@@ -461,11 +508,14 @@ test('no more partitions are read ahead than the concurrency allows', async () =
 
 test('a stop request ends the run early with partial totals', async () => {
   let checked = 0;
-  const input = fakeInput({ projects: PROJECTS, tokens: TOKENS, table: correctTable(PROJECTS, TOKENS) }, {
-    concurrency: 1,
-    onReport: () => void checked++,
-    shouldStop: () => checked >= 2,
-  });
+  const input = fakeInput(
+    { projects: PROJECTS, tokens: TOKENS, table: correctTable(PROJECTS, TOKENS) },
+    {
+      concurrency: 1,
+      onReport: () => void checked++,
+      shouldStop: () => checked >= 2,
+    },
+  );
   const result = await verifyMigration(input);
   assert.equal(result.complete, false);
   assert.equal(result.totals.projectsChecked, 2);
@@ -482,7 +532,14 @@ test('a failing partition read fails the run after the scan settles', async () =
 });
 
 test('projects out of byte order are refused before any request', async () => {
-  const input = fakeInput({ projects: [{ name: 'b', repository: null }, { name: 'a', repository: null }], tokens: [], table: [] });
+  const input = fakeInput({
+    projects: [
+      { name: 'b', repository: null },
+      { name: 'a', repository: null },
+    ],
+    tokens: [],
+    table: [],
+  });
   await assert.rejects(verifyMigration(input), StreamOrderError);
   assert.deepEqual(input.opened, []);
 });
