@@ -1,4 +1,5 @@
-// `npm test`: the type check, then every test file under node:test, against one local stack started here for
+// `npm test`: the type check, the formatter and linter (Biome: `npm run format` fixes the layout), then every
+// test file under node:test, against one local stack started here for
 // the whole run (servers once per run, not per test) and always stopped, even when a test fails.
 //   npm test                      everything
 //   npm test -- loader timestamps only files whose path contains one of the words
@@ -40,10 +41,19 @@ if (typeCheck !== 0) {
   process.exit(typeCheck);
 }
 
+console.log('format and lint: biome ci');
+const lint = await run(process.execPath, [join(root, 'node_modules', '@biomejs', 'biome', 'bin', 'biome'), 'ci', '--reporter=summary', '--colors=off', '.']);
+if (lint !== 0) {
+  console.error('format or lint check failed: npm run format fixes the layout; the lint findings are listed above');
+  process.exit(lint);
+}
+
 const started = performance.now();
 // A stack that cannot start says why in one line (and leaves nothing running).
 const stack = await startLocalStack().catch((error: unknown) => process.exit(reportFailure(error)));
-console.log(`local stack up in ${Math.round(performance.now() - started)} ms: PostgreSQL 127.0.0.1:${stack.postgres.port}, DynamoDB ${stack.dynamo.endpoint}`);
+console.log(
+  `local stack up in ${Math.round(performance.now() - started)} ms: PostgreSQL 127.0.0.1:${stack.postgres.port}, DynamoDB ${stack.dynamo.endpoint}`,
+);
 
 let code = 1;
 const stopOnSignal = () => void stack.stop().then(() => process.exit(130));
