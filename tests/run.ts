@@ -42,7 +42,13 @@ if (typeCheck !== 0) {
 }
 
 console.log('format and lint: biome ci');
-const lint = await run(process.execPath, [join(root, 'node_modules', '@biomejs', 'biome', 'bin', 'biome'), 'ci', '--reporter=summary', '--colors=off', '.']);
+const lint = await run(process.execPath, [
+  join(root, 'node_modules', '@biomejs', 'biome', 'bin', 'biome'),
+  'ci',
+  '--reporter=summary',
+  '--colors=off',
+  '.',
+]);
 if (lint !== 0) {
   console.error('format or lint check failed: npm run format fixes the layout; the lint findings are listed above');
   process.exit(lint);
