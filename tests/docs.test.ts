@@ -412,7 +412,7 @@ function relativeLinks(markdown: string): string[] {
 
 /** GitHub's anchors for the headings of a Markdown text. */
 function headingSlugs(markdown: string): Set<string> {
-  const prose = markdown.replace(/^(\s*)(`{3,}|~{3,})[^\n]*\n[\s\S]*?^\1\2\s*$/gm, '');
+  const prose = markdown.replace(/^([ \t]*)(`{3,}|~{3,})[^\n]*\n[\s\S]*?^\1\2\s*$/gm, '');
   const slugs = new Set<string>();
   const seen = new Map<string, number>();
   for (const match of prose.matchAll(/^#{1,6}\s+(.*?)\s*#*\s*$/gm)) {
