@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DynamoItem } from '../lib/dynamodb.ts';
-import { startFaultProxy, type FaultProxy, type FaultProxyOptions } from './support/faultProxy.ts';
+import { FAULT_KINDS, startFaultProxy, type FaultProxy, type FaultProxyOptions } from './support/faultProxy.ts';
 import { REGION, getStack, newCelloDatabase, newCelloTable, runScript, temporaryFolder } from './support/harness.ts';
 import {
   FAST_RETRY_ENV,
@@ -66,17 +66,7 @@ function assertEveryKindInjected(faults: FaultProxy, kinds: string[]): void {
 const MIXED_SEED = 1727;
 /** Every operation but DescribeTable: the run gets past its start-up check and meets the faults mid-run. */
 const DATA_OPERATIONS = ['BatchGetItem', 'BatchWriteItem', 'Query', 'Scan', 'GetItem', 'PutItem', 'UpdateItem'];
-const ALL_KINDS = [
-  'throttle',
-  'throttlingException',
-  'internalError',
-  'unavailable',
-  'unavailableHtml',
-  'dropBeforeForward',
-  'dropAfterForward',
-  'slow',
-  'partialBatch',
-];
+const ALL_KINDS: string[] = [...FAULT_KINDS];
 /** partialBatch only touches BatchWriteItem / BatchGetItem. */
 const NON_BATCH_KINDS = ALL_KINDS.filter((kind) => kind !== 'partialBatch');
 

@@ -8,6 +8,7 @@ import {
   timestampsEqualAsInstants,
   toCanonicalTimestamp,
 } from '../../lib/timestamps.ts';
+import { seededRandom as random } from '../support/seededRandom.ts';
 
 const convert = toCanonicalTimestamp;
 
@@ -463,18 +464,6 @@ test('the test calendar has the known number of days (helper sanity check)', () 
   // 2000 and 2004 are leap years.
   assert.equal(daysBetween({ year: 2000, month: 1, day: 1 }, { year: 2004, month: 12, day: 31 }).length, 1_827);
 });
-
-/** A deterministic generator (mulberry32) so a failure can be reproduced. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
 
 const two = (value: number) => String(value).padStart(2, '0');
 const dateText = (d: Day) => `${String(d.year).padStart(4, '0')}-${two(d.month)}-${two(d.day)}`;
