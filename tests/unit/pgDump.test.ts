@@ -7,14 +7,13 @@ import {
   ORPHAN_SAMPLE_SIZE,
   PROJECT_ROW,
   TOKEN_ROW,
-  canonicalFromUtcText,
   decodeRawDumpRow,
   isPlainJsonText,
-  isPostgresUtcBytes,
   type DumpRow,
   type RawDumpRow,
 } from '../../lib/pgDump.ts';
 import { TOKEN_ATTRIBUTES } from '../../lib/cello/items.ts';
+import { canonicalFromUtcText, isPostgresUtcBytes } from '../../lib/postgres/utcText.ts';
 import { OutputPieces } from '../../lib/files.ts';
 import { TimestampError } from '../../lib/timestamps.ts';
 
