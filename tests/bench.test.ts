@@ -57,3 +57,16 @@ test('npm run bench on 20 projects / 2,000 tokens completes and writes every ste
   }
   assert.ok(results.targets.length > 0 && results.targets.every((t) => ['PASS', 'MISS', 'n/a'].includes(t.verdict)));
 });
+
+test('npm run bench with --networks proxy alone measures the DynamoDB steps through the proxy only', async () => {
+  const output = join(temporaryFolder(), 'results.json');
+  const result = await runNode(
+    ['bench/bench.ts', '--tokens', '200', '--projects', '5', '--quick', '--steps', 'load,dump-ddb,repair', '--networks', 'proxy', '--output', output],
+    { ...process.env },
+    { timeoutMs: 600_000 },
+  );
+  assert.equal(result.code, 0, result.stderr);
+  const results = JSON.parse(readFileSync(output, 'utf8')) as { measurements: Figures[] };
+  const toolkitRuns = results.measurements.filter((m) => m.name === 'cello').map((m) => `${m.step} ${m.network}`);
+  assert.deepEqual(toolkitRuns.sort(), ['dump-ddb proxy', 'load proxy', 'repair proxy']);
+});
