@@ -44,8 +44,8 @@ import { readTextOrder } from '../lib/postgres/textOrder.ts';
 import { REPOSITORY } from '../lib/cello/items.ts';
 import { CELLO_TABLES } from '../lib/cello/sourceTables.ts';
 import { scanPages } from '../lib/scan.ts';
-import { partitionQuery } from '../lib/verify/dynamo.ts';
-import { applyChanges, countStillDifferent, extraPartitionDeletes, type FixTarget } from '../lib/verify/fix.ts';
+import { partitionQuery, type PartitionOpener } from '../lib/verify/dynamo.ts';
+import { applyChanges, countStillDifferent, planAllChanges, type FixTarget } from '../lib/verify/fix.ts';
 import { tokensNewerThanPostgres, type FixChange } from '../lib/verify/fixPlan.ts';
 import { countFix, emptyFixCounts, formatFixHeading, formatFixLine, formatFixSummary, formatNewerTokensRefusal } from '../lib/verify/fixReport.ts';
 import { StreamOrderError } from '../lib/verify/partition.ts';
@@ -194,16 +194,16 @@ await runMain(async () => {
   }
 });
 
-/** Every change --fix needs: the projects' (planned by the comparison), then the extra partitions' deletes. */
-async function planChanges(result: VerificationResult, openPartition: ReturnType<typeof partitionQuery>, concurrency: number): Promise<FixChange[]> {
-  const tooMany = new UserError(
-    `--fix refused, nothing written: more than ${formatCount(MAX_FIX_CHANGES)} items differ — --fix catches up a loaded table; dump and load again (Steps 1 and 2), then run it`,
-    ExitCode.incomplete,
-  );
-  if (result.changesOverLimit || result.extra.untrackedItems > 0) throw tooMany;
-  const extraDeletes = await extraPartitionDeletes(result.extra.counts.keys(), openPartition, concurrency, MAX_FIX_CHANGES - result.changes.length);
-  if (extraDeletes === undefined) throw tooMany;
-  return [...result.changes, ...extraDeletes];
+/** Every change --fix needs; refused (nothing written) beyond MAX_FIX_CHANGES. */
+async function planChanges(result: VerificationResult, openPartition: PartitionOpener, concurrency: number): Promise<FixChange[]> {
+  const changes = await planAllChanges(result, openPartition, concurrency, MAX_FIX_CHANGES);
+  if (changes === undefined) {
+    throw new UserError(
+      `--fix refused, nothing written: more than ${formatCount(MAX_FIX_CHANGES)} items differ — --fix catches up a loaded table; dump and load again (Steps 1 and 2), then run it`,
+      ExitCode.incomplete,
+    );
+  }
+  return changes;
 }
 
 /** Applies the changes (printing a line each, in plan order), reads them back, prints the summary; the exit code. */

@@ -11,6 +11,7 @@ import { mayHaveBeenApplied } from '../retry.ts';
 import { describeAttributeValue } from './compare.ts';
 import type { PartitionOpener } from './dynamo.ts';
 import { conditionalWrite, extraItemChange, holdsTarget, type FixChange } from './fixPlan.ts';
+import type { VerificationResult } from './run.ts';
 
 export interface FixTarget {
   client: DynamoDBClient;
@@ -95,10 +96,25 @@ export function applyChanges(
 }
 
 /**
+ * Every change --fix needs, at most `limit` (undefined when there are more): the projects' (planned by the
+ * comparison), then the deletes of the items under extra partition keys.
+ */
+export async function planAllChanges(
+  result: VerificationResult,
+  openPartition: PartitionOpener,
+  concurrency: number,
+  limit: number,
+): Promise<FixChange[] | undefined> {
+  if (result.changesOverLimit || result.extra.untrackedItems > 0) return undefined;
+  const extraDeletes = await extraPartitionDeletes(result.extra.counts.keys(), openPartition, concurrency, limit - result.changes.length);
+  return extraDeletes === undefined ? undefined : [...result.changes, ...extraDeletes];
+}
+
+/**
  * The delete of every item under the extra partition keys (read whole, for the conditions), in key order, at most
  * `limit`; undefined when there are more.
  */
-export async function extraPartitionDeletes(
+async function extraPartitionDeletes(
   pks: Iterable<string>,
   openPartition: PartitionOpener,
   concurrency: number,
