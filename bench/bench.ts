@@ -16,6 +16,8 @@
 //   repair     migrate_ddb_timestamps.ts vs  a sequential UpdateItem loop; and the same loop with 16 requests in
 //                                            flight and nothing else (the ceiling); tables seeded with legacy
 //                                            timestamps
+//   verify     verify_migration.ts --fix vs  verify_migration.ts alone, on the same table: a correct migration with
+//                                            1 % of the tokens different (missing, changed, revoked)
 // The ceilings are not targets: when a target is missed they show whether the server (or the machine) is the
 // limit, with the server's CPU time next to each run.
 // DynamoDB steps run directly against dynalite and through a proxy adding a fixed delay per request (5 ms: real
@@ -42,7 +44,7 @@ import {
 } from '../tools/localStack.ts';
 import { startLatencyProxy, type FaultProxy } from '../tests/support/faultProxy.ts';
 import { blastItems } from './baselines.ts';
-import { legacyItems, seedSql } from './dataset.ts';
+import { catchUpItems, legacyItems, seedSql } from './dataset.ts';
 import {
   BENCH_DIR,
   ROOT,
@@ -64,7 +66,7 @@ const USAGE = `Usage: npm run bench -- [options]
   --delay-ms N     fixed delay the proxy adds to every DynamoDB request (default 5)
   --concurrency N  requests in flight of the blaster and the UpdateItem ceiling (default 16, the scripts' default;
                    the scripts themselves always run with their defaults)
-  --steps LIST     some of dump,load,dump-ddb,repair (default all; dump-ddb needs load)
+  --steps LIST     some of dump,load,dump-ddb,repair,verify (default all; dump-ddb needs load)
   --networks LIST  DynamoDB steps direct, through the proxy, or both (default direct,proxy)
   --repeat N       runs of each dump and dump-ddb measurement; the fastest is kept (default 1)
   --quick          a smoke run: --sample 100
@@ -195,7 +197,15 @@ class Bench {
     kind: 'node' | 'external',
     program: string,
     args: string[],
-    options: { server: number | undefined; env?: Record<string, string>; profile?: boolean; repeat?: number; prepare?: () => Promise<string[]> } = {
+    options: {
+      server: number | undefined;
+      env?: Record<string, string>;
+      profile?: boolean;
+      repeat?: number;
+      prepare?: () => Promise<string[]>;
+      /** The exit code of a run that went as planned (verify finding the differences it was seeded with: 1). */
+      expectedExit?: number;
+    } = {
       server: undefined,
     },
   ): Promise<{
@@ -230,7 +240,7 @@ class Bench {
           ? `node --import tsx ${relative(ROOT, program)} ${finalArgs.join(' ')}`
           : `${program} ${finalArgs.map((a) => (/\s/.test(a) ? JSON.stringify(a) : a)).join(' ')}`;
       if (profileFolder) nameProfiles(profileFolder);
-      if (run.exitCode !== 0) {
+      if (run.exitCode !== (options.expectedExit ?? 0)) {
         throw new RunFailed(`${label} failed (exit ${run.exitCode ?? run.signal}): ${shown}\n${run.stderr.slice(-4000)}`);
       }
       log(`  ${label}: ${run.wallSeconds.toFixed(2)} s, peak RSS ${run.peakRssMiB?.toFixed(0) ?? '?'} MiB`);
@@ -402,7 +412,10 @@ function expectLine(run: MeasuredRun, pattern: RegExp, what: string): void {
   if (!pattern.test(run.stdout)) throw new RunFailed(`${what}: expected ${pattern} in the summary:\n${run.stdout}\n${run.stderr}`);
 }
 
-/** Loads the migration file each way; returns the table the toolkit loaded first (dump-ddb dumps it). */
+/**
+ * Loads the migration file each way; returns the table the toolkit loaded first (whichever --networks) when
+ * dump-ddb is to dump it, else '' (every table is dropped here).
+ */
 async function benchLoad(bench: Bench, dataFile: string, items: number): Promise<string> {
   const sample = Math.min(bench.options.sample, items);
   let keptTable = '';
@@ -421,8 +434,7 @@ async function benchLoad(bench: Bench, dataFile: string, items: number): Promise
     );
     expectLine(cello.run, new RegExp(`Items loaded: ${items.toLocaleString('en-US')}\\n`), 'migrate_load_dynamodb.ts');
     bench.record({ step: 'load', name: NAMES.cello, role: 'toolkit', network, items }, cello);
-    // One loaded table is kept whichever --networks were asked for: with only `proxy`, that one.
-    if (keptTable === '') keptTable = celloTable;
+    if (keptTable === '' && bench.options.steps.has('dump-ddb')) keptTable = celloTable;
     else await bench.dropTable(celloTable);
 
     const blasterTable = await bench.newTable();
@@ -559,6 +571,40 @@ async function benchRepair(bench: Bench, items: number): Promise<void> {
   await bench.dropTable(sequentialTable);
 }
 
+// ---- verify --fix ----------------------------------------------------------------------------------------------------
+
+/** verify alone, then verify --fix, on one table seeded with a migration 1 % of whose tokens differ. */
+async function benchVerify(bench: Bench, items: number): Promise<void> {
+  const pg = bench.stack.postgres;
+  for (const network of bench.options.networks) {
+    log(`verify (${network}): verify_migration.ts alone, then --fix, on 1 % of tokens different`);
+    const table = await bench.newTable();
+    const sql = connectAdmin(pg, bench.database);
+    try {
+      await blastItems(bench.client, table, catchUpItems(sql), bench.options.concurrency);
+    } finally {
+      await sql.end();
+    }
+    const args = [`${pg.host}:${pg.port}`, pg.user, bench.database, table, LOCAL_REGION, '--endpoint-url', bench.endpoint(network)];
+    const server = { server: bench.dynalitePid };
+    const alone = await bench.measure(`verify_migration.ts ${network}`, 'node', bench.script('verify_migration.ts'), args, {
+      ...server,
+      expectedExit: 1,
+    });
+    const differences = Number(/^ {2}Differences: ([\d,]+)$/m.exec(alone.run.stdout)?.[1]?.replace(/,/g, '') ?? 0);
+    log(`  ${differences} differences to fix`);
+    bench.record({ step: 'verify', name: NAMES.verifyAlone, role: 'baseline', network, items }, alone);
+    const fix = await bench.measure(`verify_migration.ts --fix ${network}`, 'node', bench.script('verify_migration.ts'), [...args, '--fix'], {
+      ...server,
+      profile: true,
+    });
+    expectLine(fix.run, /\nResult: the table matches PostgreSQL\.\n$/, 'verify_migration.ts --fix');
+    bench.record({ step: 'verify', name: NAMES.cello, role: 'toolkit', network, items }, fix);
+    rmSync(fix.stdoutPath, { force: true });
+    await bench.dropTable(table);
+  }
+}
+
 // ---- main --------------------------------------------------------------------------------------------------------
 
 interface ResultsFile {
@@ -628,10 +674,13 @@ async function main(): Promise<number> {
     }
     if (options.steps.has('load')) {
       const table = await benchLoad(bench, dataFile!, items);
-      if (options.steps.has('dump-ddb')) await benchDumpDdb(bench, table, items);
-      await bench.dropTable(table);
+      if (table !== '') {
+        await benchDumpDdb(bench, table, items);
+        await bench.dropTable(table);
+      }
     }
     if (options.steps.has('repair')) await benchRepair(bench, items);
+    if (options.steps.has('verify')) await benchVerify(bench, items);
 
     const previous = options.compare ? (JSON.parse(readFileSync(options.compare, 'utf8')) as ResultsFile) : undefined;
     const targets = judgeTargets(

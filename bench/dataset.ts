@@ -62,3 +62,49 @@ export async function* legacyItems(sql: AdminSql): AsyncGenerator<DynamoItem> {
     }
   }
 }
+
+interface CatchUpRow {
+  pk: string;
+  sk: string;
+  repository: string | null;
+  token_id: string | null;
+  created_at: string | null;
+  expires_at: string | null;
+  kind: number;
+}
+
+/**
+ * A correct migration of the database, then 1 % of the tokens changed the way a live source moves on after the
+ * load (for verify --fix): a third missing (created since), a third with another expires_at (changed since), a
+ * third with an extra item beside them (a token revoked since; created as long ago as its neighbour, so the
+ * post-cutover guard lets it be deleted). Streamed like legacyItems.
+ */
+export async function* catchUpItems(sql: AdminSql): AsyncGenerator<DynamoItem> {
+  const canonical = (column: string) => `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US') || '000Z'`;
+  const query = sql.unsafe<CatchUpRow[]>(`
+    SELECT 'PROJECT#' || project AS pk, 'METADATA' AS sk, coalesce(repository, '') AS repository,
+           NULL AS token_id, NULL AS created_at, NULL AS expires_at, -1 AS kind
+    FROM projects
+    UNION ALL
+    SELECT 'PROJECT#' || project, 'TOKEN#' || token_id, NULL, token_id, ${canonical('created_at')},
+           coalesce(${canonical('expires_at')}, ''), CASE WHEN abs(hashtext(token_id)) % 100 = 0 THEN abs(hashtext(token_id)) % 300 ELSE -1 END
+    FROM tokens`);
+  for await (const rows of query.cursor(2000)) {
+    for (const row of rows) {
+      if (row.token_id === null) {
+        yield { pk: { S: row.pk }, sk: { S: row.sk }, repository: { S: row.repository ?? '' } };
+        continue;
+      }
+      if (row.kind === 0) continue;
+      const token: DynamoItem = {
+        pk: { S: row.pk },
+        sk: { S: row.sk },
+        token_id: { S: row.token_id },
+        created_at: { S: row.created_at ?? '' },
+        expires_at: { S: row.kind === 100 ? '1999-01-01T00:00:00.000000000Z' : (row.expires_at ?? '') },
+      };
+      yield token;
+      if (row.kind === 200) yield { ...token, sk: { S: `${row.sk}-revoked` }, token_id: { S: `${row.token_id}-revoked` } };
+    }
+  }
+}

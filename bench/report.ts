@@ -1,7 +1,7 @@
 // The benchmark's figures, the targets of issue 8 judged on them, and the tables printed. Pure: figures in, text out.
 
-export type Step = 'dump' | 'load' | 'dump-ddb' | 'repair';
-export const STEPS: readonly Step[] = ['dump', 'load', 'dump-ddb', 'repair'];
+export type Step = 'dump' | 'load' | 'dump-ddb' | 'repair' | 'verify';
+export const STEPS: readonly Step[] = ['dump', 'load', 'dump-ddb', 'repair', 'verify'];
 
 /** local: PostgreSQL on loopback; direct: dynalite on loopback; proxy: through the latency proxy. */
 export type Network = 'local' | 'direct' | 'proxy';
@@ -52,6 +52,7 @@ export interface TargetThresholds {
   loadVsBlaster: number;
   dumpDdbVsOneSegment: number;
   repairVsSequential: number;
+  verifyFixVsVerify: number;
 }
 
 export const TARGETS: TargetThresholds = {
@@ -63,6 +64,8 @@ export const TARGETS: TargetThresholds = {
   loadVsBlaster: 0.6,
   dumpDdbVsOneSegment: 3,
   repairVsSequential: 10,
+  /** verify --fix on 1 % different tokens, at most this many times verify alone on the same data (issue 14). */
+  verifyFixVsVerify: 1.3,
 };
 
 export function find(measurements: readonly Measurement[], step: Step, name: string, network: Network): Measurement | undefined {
@@ -80,6 +83,7 @@ export const NAMES = {
   rawScan: 'raw Scan, 8 segments',
   concurrentUpdater: 'UpdateItem ×16, no checks',
   startUp: 'cello start-up (--help)',
+  verifyAlone: 'verify without --fix',
 } as const;
 
 const fixed = (value: number, digits: number) => value.toFixed(digits);
@@ -182,6 +186,15 @@ export function judgeTargets(
       t.repairVsSequential,
       'atLeast',
       (v) => `${fixed(v, 1)}×`,
+    ),
+    ratio(
+      `verify --fix (1 % of tokens different) wall time ≤ ${t.verifyFixVsVerify}× verify alone, 5 ms proxy`,
+      get('verify', NAMES.cello, 'proxy'),
+      get('verify', NAMES.verifyAlone, 'proxy'),
+      wall,
+      t.verifyFixVsVerify,
+      'atMost',
+      (v) => `${fixed(v, 2)}×`,
     ),
   );
   for (const [step, network] of [

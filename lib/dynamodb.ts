@@ -418,25 +418,31 @@ export async function batchWriteWithRetry(client: DynamoDBClient, tableName: str
 }
 
 /**
- * Which of `keys` exist in the table: BatchGetItem (100 keys a request, strongly consistent, keys only),
- * UnprocessedKeys re-sent with backoff. Returns the set of `itemKeyString(pk, sk)` of existing items.
- * Keys still unprocessed when attempts run out make it throw: an unknown existence cannot be treated as absent.
+ * Which of `keys` exist in the table: returns the set of `itemKeyString(pk, sk)` of existing items (keys only read).
  */
 export async function findExistingKeys(client: DynamoDBClient, tableName: string, keys: CelloKey[]): Promise<Set<string>> {
+  const items = await getItemsConsistently(client, tableName, keys, 'pk, sk');
+  return new Set(items.map((item) => itemKeyString(item.pk?.S ?? '', item.sk?.S ?? '')));
+}
+
+/**
+ * The items of `keys` that exist (at most 100 keys): BatchGetItem, strongly consistent, `projection` or every
+ * attribute, UnprocessedKeys re-sent with backoff. Keys still unprocessed when attempts run out make it throw: an
+ * unknown item cannot be treated as absent.
+ */
+export async function getItemsConsistently(client: DynamoDBClient, tableName: string, keys: CelloKey[], projection?: string): Promise<DynamoItem[]> {
   const settings = retrySettingsOf(client);
-  if (keys.length > BATCH_GET_LIMIT) throw new Error(`findExistingKeys takes at most ${BATCH_GET_LIMIT} keys`);
-  const existing = new Set<string>();
+  if (keys.length > BATCH_GET_LIMIT) throw new Error(`getItemsConsistently takes at most ${BATCH_GET_LIMIT} keys`);
+  const found: DynamoItem[] = [];
   let request: KeysAndAttributes | undefined = {
     Keys: keys.map(({ pk, sk }) => ({ pk: { S: pk }, sk: { S: sk } })),
     ConsistentRead: true,
-    ProjectionExpression: 'pk, sk',
+    ...(projection !== undefined ? { ProjectionExpression: projection } : {}),
   };
   for (let attempt = 1; request?.Keys?.length; attempt++) {
     const current: KeysAndAttributes = request;
     const response = await client.send(new BatchGetItemCommand({ RequestItems: { [tableName]: current } }));
-    for (const item of response.Responses?.[tableName] ?? []) {
-      existing.add(itemKeyString(item.pk?.S ?? '', item.sk?.S ?? ''));
-    }
+    for (const item of response.Responses?.[tableName] ?? []) found.push(item);
     request = response.UnprocessedKeys?.[tableName];
     if (request?.Keys?.length) {
       if (attempt >= settings.maxAttempts) {
@@ -445,5 +451,5 @@ export async function findExistingKeys(client: DynamoDBClient, tableName: string
       await settings.sleep(backoffDelayMs(attempt, settings));
     }
   }
-  return existing;
+  return found;
 }

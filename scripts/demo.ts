@@ -8,9 +8,11 @@
 // from docs/postgresql_to_dynamodb_migration.md by block id (tools/guideCommands.ts), so the demo cannot drift
 // from the guide: each command is printed, then run as a child process with its output shown.
 //
-// The story: the load skips the items the earlier migration wrote (it never overwrites), so the first
-// verification finds their legacy timestamps (exit code 1, expected here); Step 4 repairs them; the final
-// verification ends green. Everything is removed at the end — also after a failure or Ctrl-C.
+// The story: the load skips the items the earlier migration wrote (it never overwrites), and meanwhile the service,
+// still on PostgreSQL, revokes a token and renames a repository; so the first verification finds the legacy
+// timestamps and both changes (exit code 1, expected here); Step 4 repairs the timestamps; the catch-up before
+// cutover (verify --fix) deletes the revoked token and rewrites the repository; the final verification ends green.
+// Everything is removed at the end — also after a failure or Ctrl-C.
 //
 // `npx tsx scripts/x.ts` and `./scripts/x.ts` are run as `node --import tsx scripts/x.ts`: the same program,
 // without npx's start-up time.
@@ -62,6 +64,8 @@ interface DemoStep {
   expectedExit?: number;
   /** Said after the step. */
   note?: string;
+  /** Done (and said) before the step's commands: what the live service changes meanwhile. */
+  before?: { say: string; sql: string };
 }
 
 const STEPS: DemoStep[] = [
@@ -76,11 +80,21 @@ const STEPS: DemoStep[] = [
     title: 'Step 3: verify the table against PostgreSQL',
     block: 'verify',
     expectedExit: 1,
-    note: 'Exit code 1, as expected: the earlier migration stored these timestamps in PostgreSQL text format. Step 4 repairs them.',
+    before: {
+      say: 'Meanwhile the service, still writing to PostgreSQL, revokes the token backfill of data-pipeline and renames\n  the repository of docs-site to https://github.com/acme/docs-website.',
+      sql: `DELETE FROM ${TOKENS_TABLE} WHERE ${TOKEN_ID} = 'backfill';
+            UPDATE ${PROJECTS_TABLE} SET ${REPOSITORY} = 'https://github.com/acme/docs-website' WHERE ${PROJECT_COLUMN} = 'docs-site';`,
+    },
+    note: 'Exit code 1, as expected: the earlier migration stored these timestamps in PostgreSQL text format (Step 4 repairs\n  them), and the revoked token and the renamed repository are still as loaded (the catch-up repairs them).',
   },
   { title: 'Step 4.1: dump the table', block: 'dump-table' },
   { title: 'Step 4.2: timestamp repair, dry run', block: 'repair-dry-run' },
   { title: 'Step 4.3: timestamp repair', block: 'repair' },
+  {
+    title: 'Step 3: catch up before cutover (writes to PostgreSQL stopped)',
+    block: 'catch-up-fix',
+    note: 'The revoked token is gone from the table and the repository is renamed: the service can switch to DynamoDB.',
+  },
   { title: 'Step 5: verify again', block: 'verify-final' },
 ];
 
@@ -168,6 +182,11 @@ async function main(): Promise<void> {
 
   for (const step of plan) {
     heading(step.title);
+    if (step.before) {
+      say(step.before.say);
+      say();
+      await changeDatabase(stack, step.before.sql);
+    }
     for (const [index, command] of step.commands.entries()) {
       say(`$ ${substitute(command, localSubstitutions(shown))}`);
       const parsed = parseCommand(substitute(command, localSubstitutions(local)));
@@ -237,6 +256,16 @@ async function seedDatabase(local: LocalStack, password: string): Promise<void> 
   say(`Seeded PostgreSQL database ${DATABASE} (TimeZone ${DATABASE_TIME_ZONE}, read by ${USER} with SELECT only):`);
   say('  5 projects (data-pipeline without repository, web-frontend with a comma in its URL, docs-site without tokens),');
   say('  27 tokens (microsecond timestamps, 10 that never expire)');
+}
+
+/** A change the live service makes in PostgreSQL (as the database's owner: the migration's user only reads). */
+async function changeDatabase(local: LocalStack, sql: string): Promise<void> {
+  const admin = connectAdmin(local.postgres, DATABASE);
+  try {
+    await admin.unsafe(sql);
+  } finally {
+    await admin.end();
+  }
 }
 
 /** The table, with what an earlier migration wrote for billing-api: PostgreSQL-text timestamps. */

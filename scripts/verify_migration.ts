@@ -11,6 +11,10 @@
 // Read-only on both sides: PostgreSQL is read in one READ ONLY, REPEATABLE READ transaction (every query sees
 // the same snapshot, and the server refuses any write in it); DynamoDB only gets DescribeTable, Query and Scan.
 // How the comparison streams both sides without loading them: lib/verify/run.ts.
+//
+// With --fix (the catch-up before cutover), the comparison also plans a write per difference; then, unless the
+// table holds tokens newer than PostgreSQL's newest (the service writes to it already: refused), each is applied
+// with a condition on what was read (lib/verify/fixPlan.ts, fix.ts), and every item touched is read again.
 import {
   ExitCode,
   MAX_CONCURRENCY,
@@ -40,20 +44,29 @@ import { readTextOrder } from '../lib/postgres/textOrder.ts';
 import { REPOSITORY } from '../lib/cello/items.ts';
 import { CELLO_TABLES } from '../lib/cello/sourceTables.ts';
 import { scanPages } from '../lib/scan.ts';
-import { partitionQuery } from '../lib/verify/dynamo.ts';
+import { partitionQuery, type PartitionOpener } from '../lib/verify/dynamo.ts';
+import { applyChanges, countStillDifferent, planAllChanges, type FixTarget } from '../lib/verify/fix.ts';
+import { tokensNewerThanPostgres, type FixChange } from '../lib/verify/fixPlan.ts';
+import { countFix, emptyFixCounts, formatFixHeading, formatFixLine, formatFixSummary, formatNewerTokensRefusal } from '../lib/verify/fixReport.ts';
 import { StreamOrderError } from '../lib/verify/partition.ts';
 import { formatExtraPartitions, formatOrphanNote, formatPartitionReport, formatSummary } from '../lib/verify/report.ts';
 import { verifyMigration, type VerificationResult } from '../lib/verify/run.ts';
-import { readProjects, streamTokens } from '../lib/verify/postgresRows.ts';
+import { readNewestTokenCreatedAt, readProjects, streamTokens } from '../lib/verify/postgresRows.ts';
 import { printOutput } from '../lib/output.ts';
 
 const DEFAULT_CONCURRENCY = 8;
+/** Items --fix plans at most in one run: the plan is held in memory, and more is a load's work, not a catch-up. */
+const MAX_FIX_CHANGES = 100_000;
 
 const USAGE = `Usage: $0 <db_host[:port]> <db_user> <db_name> <table_name> <region> [options]
 
 Compares the Cello DynamoDB table with PostgreSQL (the source of truth), reading both and writing to neither.
 Prints the projects that differ and a summary. Exit code 0: the table matches; 1: differences found;
 2: invalid arguments; 3: PostgreSQL or DynamoDB unreachable, credentials refused, table or schema missing.
+
+With --fix (before cutover only, with writes to PostgreSQL stopped), it then writes what it found: puts missing
+items, rewrites items that differ, deletes items PostgreSQL does not have, each only if the item still holds what
+was read. Exit code 0 only when every item it touched then holds PostgreSQL's values.
 
 The password comes from PGPASSWORD, or is asked on the terminal. PGSSLMODE, PGSSLROOTCERT, PGCONNECT_TIMEOUT
 (default 10 s) and PGAPPNAME are honoured as by psql. AWS credentials come from the usual chain (AWS_PROFILE,
@@ -75,7 +88,7 @@ function parseArguments() {
       .option(
         'concurrency',
         concurrencyOption(
-          `projects read from DynamoDB at once, and segments of the scan for extra partition keys (1 to ${MAX_CONCURRENCY})`,
+          `projects read from DynamoDB at once, and segments of the scan for extra partition keys; with --fix, twice as many writes in flight (1 to ${MAX_CONCURRENCY})`,
           DEFAULT_CONCURRENCY,
         ),
       )
@@ -84,10 +97,17 @@ function parseArguments() {
         default: false,
         describe: `also compare tokens whose project is missing from the projects table, as migrate_dump_postgres.ts --include-orphans writes them (under their project name, ${REPOSITORY} NULL)`,
       })
+      .option('fix', {
+        type: 'boolean',
+        default: false,
+        describe:
+          "then bring the table in line with PostgreSQL: put missing items, rewrite differing ones, delete extra ones, each only if unchanged since read (before cutover only; refused when the table holds tokens newer than PostgreSQL's)",
+      })
       // Without descriptions, so each command keeps one line at any terminal width and can be copied whole.
       .example('$0 localhost cello_user cello_db cello us-east-1', '')
       .example('$0 db.example.com:5433 cello_user cello_db cello eu-west-1 --concurrency 16', '')
       .example('$0 db.example.com cello_user cello_db cello us-east-1 --include-orphans', '')
+      .example('$0 db.example.com cello_user cello_db cello us-east-1 --fix', '')
       .example('PGSSLMODE=require $0 db.example.com cello_user cello_db cello us-east-1', '')
       .parseAsync()
   );
@@ -103,6 +123,7 @@ await runMain(async () => {
   checkPostgresNames(user, database);
   const concurrency = args.concurrency;
   const includeOrphans = args['include-orphans'];
+  const fix = args.fix;
   const target: DynamoTarget = { region, endpointUrl: args['endpoint-url'] };
   const { host, port } = parseHostArgument(String(args.db_host));
   const postgresTarget: PostgresTarget = { host, port, user, database };
@@ -117,6 +138,8 @@ await runMain(async () => {
     const progress = new Progress('Verifying');
     let result: VerificationResult;
     let orphanProjectCount = 0;
+    let newestInPostgres: string | null = null;
+    const openPartition = partitionQuery(client, tableName, { target });
     try {
       result = await inReadOnlySnapshot(session, async (sql) => {
         await checkTables(sql, database, CELLO_TABLES);
@@ -124,10 +147,11 @@ await runMain(async () => {
         const read = await readProjects(sql, order, includeOrphans);
         const projects = read.projects;
         orphanProjectCount = read.orphanProjectCount;
+        if (fix) newestInPostgres = await readNewestTokenCreatedAt(sql);
         return verifyMigration({
           projects,
           tokens: streamTokens(sql, order),
-          openPartition: partitionQuery(client, tableName, { target }),
+          openPartition,
           scanKeys: (shouldStop) =>
             scanPages(client, tableName, {
               segments: concurrency,
@@ -147,6 +171,7 @@ await runMain(async () => {
           },
           onProgress: (projectsChecked, itemsScanned) =>
             progress.update(projectsChecked, `of ${formatCount(projects.length)} projects, ${formatCount(itemsScanned)} items scanned`),
+          ...(fix ? { planFixes: { limit: MAX_FIX_CHANGES } } : {}),
         });
       });
     } catch (error) {
@@ -162,8 +187,43 @@ await runMain(async () => {
     await printOutput(formatOrphanNote(result.orphans));
     await printOutput(formatSummary(result, { stoppedBy: stopSignalReceived(), orphanProjects: orphanProjectCount }));
     if (!result.complete) return ExitCode.interrupted;
-    return result.totals.differences === 0 ? ExitCode.ok : ExitCode.incomplete;
+    if (!fix || result.totals.differences === 0) return result.totals.differences === 0 ? ExitCode.ok : ExitCode.incomplete;
+    return fixDifferences({ client, tableName, target }, await planChanges(result, openPartition, concurrency), newestInPostgres, concurrency);
   } finally {
     client.destroy();
   }
 });
+
+/** Every change --fix needs; refused (nothing written) beyond MAX_FIX_CHANGES. */
+async function planChanges(result: VerificationResult, openPartition: PartitionOpener, concurrency: number): Promise<FixChange[]> {
+  const changes = await planAllChanges(result, openPartition, concurrency, MAX_FIX_CHANGES);
+  if (changes === undefined) {
+    throw new UserError(
+      `--fix refused, nothing written: more than ${formatCount(MAX_FIX_CHANGES)} items differ — --fix catches up a loaded table; dump and load again (Steps 1 and 2), then run it`,
+      ExitCode.incomplete,
+    );
+  }
+  return changes;
+}
+
+/** Applies the changes (printing a line each, in plan order), reads them back, prints the summary; the exit code. */
+async function fixDifferences(fixTarget: FixTarget, changes: FixChange[], newestInPostgres: string | null, concurrency: number): Promise<number> {
+  const newer = tokensNewerThanPostgres(changes, newestInPostgres);
+  if (newer.length > 0) throw new UserError(formatNewerTokensRefusal(newer, newestInPostgres), ExitCode.incomplete);
+  await printOutput(formatFixHeading(changes.length));
+  const counts = emptyFixCounts();
+  let reached = 0;
+  for await (const outcome of applyChanges(fixTarget, changes, concurrency * 2, wasStopped)) {
+    const change = changes[reached++]!;
+    countFix(counts, change, outcome);
+    await printOutput(formatFixLine(change, outcome));
+  }
+  if (reached < changes.length) {
+    counts.notReached = changes.length - reached;
+    await printOutput(formatFixSummary(counts, { stillDifferent: undefined, changes: changes.length, stoppedBy: stopSignalReceived() }));
+    return ExitCode.interrupted;
+  }
+  const stillDifferent = await countStillDifferent(fixTarget, changes, concurrency * 2);
+  await printOutput(formatFixSummary(counts, { stillDifferent, changes: changes.length }));
+  return stillDifferent === 0 ? ExitCode.ok : ExitCode.incomplete;
+}

@@ -803,6 +803,47 @@ const CASES: Case[] = [
   },
 ];
 
+// verify_migration.ts --fix (issue 14) writes: each case below would find differences (the fixture table does not
+// match the database) and must fail before its first write.
+CASES.push(
+  {
+    script: 'verify_migration',
+    what: '--fix with an unreachable database',
+    args: (f) => [`127.0.0.1:${f.closedPort}`, pg.user, f.database, f.table, REGION, '--fix'],
+    code: 3,
+    message: /cannot connect to PostgreSQL at 127\.0\.0\.1:\d+/,
+  },
+  {
+    script: 'verify_migration',
+    what: '--fix with a database without the Cello tables',
+    args: (f) => [PG_HOST, pg.user, f.emptyDatabase, f.table, REGION, '--fix'],
+    code: 3,
+    message: /projects|tokens/,
+  },
+  {
+    script: 'verify_migration',
+    what: '--fix with a table that does not exist',
+    args: (f) => [PG_HOST, pg.user, f.database, f.missingTable, REGION, '--fix'],
+    code: 3,
+    message: /does not exist/,
+  },
+  {
+    script: 'verify_migration',
+    what: '--fix with a table of another key schema',
+    args: (f) => [PG_HOST, pg.user, f.database, f.otherSchema, REGION, '--fix'],
+    code: 3,
+    message: /has key schema \(id HASH S\)/,
+  },
+  {
+    script: 'verify_migration',
+    what: '--fix with an unreachable DynamoDB endpoint',
+    args: (f) => verify(f, '--fix', '--endpoint-url', `http://127.0.0.1:${f.closedPort}`),
+    code: 3,
+    message: /connection refused/,
+  },
+  { script: 'verify_migration', what: '--fix=yes', args: (f) => verify(f, '--fix=yes'), code: 2, message: /--fix is true or false, got "yes"/ },
+);
+
 test('the matrix lists at least 25 cases, for every script', () => {
   assert.ok(CASES.length >= 25, `${CASES.length} cases`);
   for (const script of ['migrate_dump_postgres', 'migrate_load_dynamodb', 'dump-ddb', 'migrate_ddb_timestamps', 'verify_migration']) {

@@ -44,6 +44,8 @@ test('npm run bench on 20 projects / 2,000 tokens completes and writes every ste
       `repair cello ${network}`,
       `repair sequential UpdateItem ${network}`,
       `repair UpdateItem ×16, no checks ${network}`,
+      `verify cello ${network}`,
+      `verify verify without --fix ${network}`,
     ]),
   ];
   assert.deepEqual([...runs].sort(), expected.sort());

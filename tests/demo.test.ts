@@ -112,9 +112,23 @@ test('the demo finishes with exit code 0 and a table that matches PostgreSQL', a
 test('the demo shows the load skipping the earlier items, the verification finding them, and the repair', async () => {
   const { stdout } = await finished;
   assert.match(stdout, /^Items skipped \(already existed\): 3$/m);
-  assert.match(stdout, /^Result: 3 differences found\.$/m);
+  // 3 legacy timestamps, the token revoked and the repository renamed in PostgreSQL after the load.
+  assert.match(stdout, /^Result: 5 differences found\.$/m);
   assert.match(stdout, /^ {2}DRY RUN - Would update$/m);
   assert.equal(stdout.match(/^ {2}✓ Updated$/gm)?.length, 2);
+});
+
+test('the demo catches up before cutover: verify finds the revoked token and the renamed repository, --fix repairs both', async () => {
+  const { stdout } = await finished;
+  assert.match(stdout, /^ {2}extra item TOKEN#backfill$/m);
+  assert.match(
+    stdout,
+    /^ {2}repository differs: table "https:\/\/github.com\/acme\/docs-site", PostgreSQL "https:\/\/github.com\/acme\/docs-website"$/m,
+  );
+  const catchUp = stdout.slice(stdout.indexOf('━━ Step 3: catch up'), stdout.indexOf('━━ Step 5'));
+  assert.match(catchUp, /^\[PROJECT#data-pipeline\]\[TOKEN#backfill\]: ✓ deleted \(not in PostgreSQL\)$/m);
+  assert.match(catchUp, /^\[PROJECT#docs-site\]\[METADATA\]: ✓ rewrote repository$/m);
+  assert.match(catchUp, /^Result: the table matches PostgreSQL\.\n\[exit code 0/m);
 });
 
 test('the demo runs exactly the commands of the guide, in order, and never shows the password', async () => {
@@ -129,8 +143,8 @@ test('the demo runs exactly the commands of the guide, in order, and never shows
     table: 'cello',
     endpoint: `http://127.0.0.1:${dynamoPort}`,
   };
-  const expected = ['extract', 'load-dry-run', 'load', 'verify', 'dump-table', 'repair-dry-run', 'repair', 'verify-final'].flatMap((id) =>
-    splitCommands(findBlock(blocks, id).text).map((command) => `$ ${substitute(command, localSubstitutions(local))}`),
+  const expected = ['extract', 'load-dry-run', 'load', 'verify', 'dump-table', 'repair-dry-run', 'repair', 'catch-up-fix', 'verify-final'].flatMap(
+    (id) => splitCommands(findBlock(blocks, id).text).map((command) => `$ ${substitute(command, localSubstitutions(local))}`),
   );
   const shown = stdout.split('\n').filter((line) => line.startsWith('$ '));
   assert.deepEqual(shown, expected);

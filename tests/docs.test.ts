@@ -46,7 +46,7 @@ import {
   type CodeBlock,
   type LocalValues,
 } from '../tools/guideCommands.ts';
-import { createCelloTable } from '../tools/localStack.ts';
+import { connectAdmin, createCelloTable } from '../tools/localStack.ts';
 import { ROOT, cleanEnvironment, dynamoClient, getStack, newCelloDatabase, temporaryFolder, uniqueName } from './support/harness.ts';
 
 const GUIDE_PATH = join(ROOT, 'docs', 'postgresql_to_dynamodb_migration.md');
@@ -275,6 +275,24 @@ const BEFORE_BLOCK: Record<string, (run: GuideRun) => Promise<void>> = {
       }
     }
   },
+};
+
+/**
+ * Before "Catching up before cutover": the service moves on after the load. In PostgreSQL web-app's repository is
+ * renamed and sandbox gets a new token; tkn-321, loaded into the table, was revoked (deleted) in PostgreSQL.
+ */
+BEFORE_BLOCK['catch-up-verify'] = async (run) => {
+  const database = connectAdmin((await getStack()).postgres, run.local.database);
+  try {
+    await database.unsafe(`
+      UPDATE projects SET repository = 'https://gitlab.example.com/team/web-app-v2' WHERE project = 'web-app';
+      INSERT INTO tokens (token_id, created_at, project, expires_at) VALUES ('tkn-999', '2024-03-01 09:00:00+00', 'sandbox', NULL);`);
+  } finally {
+    await database.end();
+  }
+  const revoked = { pk: { S: 'PROJECT#my-project' }, sk: { S: 'TOKEN#tkn-321' }, token_id: { S: 'tkn-321' } };
+  const Item = { ...revoked, created_at: { S: '2022-05-05T10:00:00.000000000Z' }, expires_at: { S: '' } };
+  await (await dynamoClient()).send(new PutItemCommand({ TableName: run.local.table, Item }));
 };
 
 /** Fixtures for the guide's `example-of` blocks, by the example's id: they change the table as the guide says. */

@@ -109,6 +109,27 @@ test('a file shaped like the dump output is loaded exactly: every item, NULLs as
   assert.deepEqual(await scanTable(tableName), itemsOf(SMALL));
 });
 
+test('a file of the original Python dump, "" for a NULL expires_at, loads "" and counts those apart', async () => {
+  const { tableName } = await newCelloTable();
+  const python: DataFile = {
+    alpha: {
+      repository: null,
+      tokens: [
+        { token_id: 't1', created_at: '2022-02-02T18:01:49.345261000Z', expires_at: '' },
+        { token_id: 't2', created_at: '2022-02-02T18:01:49.345261000Z', expires_at: null },
+      ],
+    },
+  };
+  const result = await load(writeDataFile(python), tableName);
+  assert.equal(result.code, 0, result.stderr);
+  assert.deepEqual(
+    await scanTable(tableName),
+    itemsOf({ alpha: { ...python.alpha!, tokens: python.alpha!.tokens.map((token) => ({ ...token, expires_at: null })) } }),
+  );
+  assert.equal(summaryValue(result.stdout, 'NULLs written as empty strings'), 'repository 1, expires_at 2');
+  assert.match(result.stdout, /\n {2}of which written as "" in the file \(the original dump's NULL\): expires_at 1\n/);
+});
+
 test('the summary counts projects, loaded items and the NULLs written as empty strings', async () => {
   const { result } = await loadSmall();
   assert.equal(summaryValue(result.stdout, 'Projects in file'), '3');

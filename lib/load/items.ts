@@ -32,6 +32,8 @@ export interface LoadItem {
   nullWritten: boolean;
   /** Timestamps of the item that were not canonical in the file. */
   convertedTimestamps: number;
+  /** NULLs the file wrote as "" (the original Python dump's expires_at): read as NULL, counted apart. */
+  emptyAsNull: number;
   /** Ordinal of the project entry in the file (0 for the first), for "projects processed". */
   entry: number;
 }
@@ -96,6 +98,7 @@ export function buildProjectItem(pk: string, repository: unknown, entry = 0): Bu
       item,
       nullWritten: repository === null,
       convertedTimestamps: 0,
+      emptyAsNull: 0,
       entry,
     },
   };
@@ -136,13 +139,17 @@ export function buildTokenItem(pk: string, token: unknown, entry = 0): BuildResu
 
   let converted = 0;
   let nullWritten = false;
+  let emptyAsNull = 0;
   const values: Record<string, string> = { [TOKEN_ID]: tokenId as string };
   for (const attribute of TIMESTAMP_ATTRIBUTES) {
     const value = timestampField(attribute, fields[attribute], problems);
     if (value === undefined) continue;
     values[attribute] = value;
     if (fields[attribute] === null) nullWritten = true;
-    else if (value !== fields[attribute]) converted++;
+    else if (fields[attribute] === '') {
+      nullWritten = true;
+      emptyAsNull++;
+    } else if (value !== fields[attribute]) converted++;
   }
 
   if (problems.length > 0 || sk === undefined) return { problems };
@@ -153,6 +160,7 @@ export function buildTokenItem(pk: string, token: unknown, entry = 0): BuildResu
       item: tokenItem(pk, sk, values as Record<(typeof TOKEN_ATTRIBUTES)[number], string>),
       nullWritten,
       convertedTimestamps: converted,
+      emptyAsNull,
       entry,
     },
   };
@@ -174,10 +182,8 @@ function timestampField(name: TimestampAttribute, value: unknown, problems: stri
     problems.push(`${name} must be a timestamp string${ifNull.nullable ? ' or null' : ''}, got ${describeType(value)}`);
     return undefined;
   }
-  if (value === '' && ifNull.nullable) {
-    problems.push(`${name} is "" — use null for ${ifNull.means}`);
-    return undefined;
-  }
+  // The original Python dump wrote a NULL expires_at as "": nothing else can be meant by it.
+  if (value === '' && ifNull.nullable) return NULL_IN_TABLE;
   try {
     return toCanonicalTimestamp(value);
   } catch (error) {

@@ -140,6 +140,7 @@ class LoadRun {
         else counts.nullExpiresAt++;
       }
       counts.convertedTimestamps += item.convertedTimestamps;
+      counts.emptyAsNull += item.emptyAsNull;
       this.tracker.done(item.entry);
     }
   }

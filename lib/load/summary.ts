@@ -12,10 +12,22 @@ export interface LoadCounts {
   nullRepository: number;
   nullExpiresAt: number;
   convertedTimestamps: number;
+  /** NULLs the file wrote as "" (the original Python dump's expires_at), read as NULL. */
+  emptyAsNull: number;
 }
 
 export function emptyCounts(): LoadCounts {
-  return { projectsProcessed: 0, loaded: 0, skipped: 0, failed: 0, duplicates: 0, nullRepository: 0, nullExpiresAt: 0, convertedTimestamps: 0 };
+  return {
+    projectsProcessed: 0,
+    loaded: 0,
+    skipped: 0,
+    failed: 0,
+    duplicates: 0,
+    nullRepository: 0,
+    nullExpiresAt: 0,
+    convertedTimestamps: 0,
+    emptyAsNull: 0,
+  };
 }
 
 export type RunEnding = 'complete' | 'stopped' | 'error';
@@ -34,6 +46,9 @@ export function formatLoadSummary(checked: Pick<CheckedFile, 'projects' | 'items
     `Items failed: ${count(counts.failed)}`,
     `Duplicates in input (${would}written once): ${count(counts.duplicates)}`,
     `NULLs ${would}written as empty strings: ${REPOSITORY} ${count(counts.nullRepository)}, ${EXPIRES_AT} ${count(counts.nullExpiresAt)}`,
+    ...(counts.emptyAsNull > 0
+      ? [`  of which written as "" in the file (the original dump's NULL): ${EXPIRES_AT} ${count(counts.emptyAsNull)}`]
+      : []),
     `Timestamps ${would}converted to canonical form: ${count(counts.convertedTimestamps)}`,
   ];
   const handled = counts.loaded + counts.skipped + counts.failed + counts.duplicates;

@@ -12,6 +12,7 @@ import {
   type PostgresProject,
   type PostgresToken,
 } from './compare.ts';
+import { differingItemChange, extraItemChange, missingItemChange, type FixChange } from './fixPlan.ts';
 
 /**
  * A stream that is not in the byte order the merge-join relies on. It would turn into false "missing" and "extra"
@@ -33,6 +34,8 @@ export interface PartitionReport {
   /** No item at all under the project's partition key. */
   missingFromTable: boolean;
   differences: DifferenceList;
+  /** With `planFixes`: the write each difference needs, in key order. */
+  changes: FixChange[];
 }
 
 interface Expected {
@@ -74,6 +77,7 @@ export async function verifyPartition(
   tokens: AsyncIterable<PostgresToken>,
   items: AsyncIterable<DynamoItem>,
   lineLimit: number = LINES_PER_PROJECT,
+  planFixes = false,
 ): Promise<PartitionReport> {
   const pk = partitionKeyOf(project.name);
   const report: PartitionReport = {
@@ -84,8 +88,9 @@ export async function verifyPartition(
     itemsInTable: 0,
     missingFromTable: false,
     differences: new DifferenceList(lineLimit),
+    changes: [],
   };
-  const differences = report.differences;
+  const { differences, changes } = report;
   const expectedStream = strictlyAscending(expectedItems(tokens), (entry) => entry.sk, `PostgreSQL tokens of project ${quote(project.name)}`);
   const actualStream = strictlyAscending(items, (item) => item.sk?.S ?? '', `DynamoDB items of ${quote(pk)}`);
 
@@ -110,13 +115,17 @@ export async function verifyPartition(
     const order = expected === undefined ? 1 : actual === undefined ? -1 : compareUtf8(expected.sk, actualSk);
     if (order < 0 && expected !== undefined) {
       differences.add(expected.token ? `missing token ${displayName(expected.token.tokenId)}` : `missing ${METADATA_SK} item`);
+      if (planFixes) changes.push(missingItemChange(pk, expected.sk, project, expected.token));
       expected = await nextExpected();
     } else if (order > 0 && actual !== undefined) {
       differences.add(`extra item ${displayName(actualSk)}`);
+      if (planFixes) changes.push(extraItemChange(actual));
       actual = await nextActual();
     } else if (expected !== undefined && actual !== undefined) {
+      const before = differences.count;
       if (expected.token) compareTokenItem(expected.token, actual, differences);
       else compareProjectItem(project, actual, differences);
+      if (planFixes && differences.count > before) changes.push(differingItemChange(pk, expected.sk, actual, project, expected.token));
       expected = await nextExpected();
       actual = await nextActual();
     }

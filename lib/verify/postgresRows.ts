@@ -1,7 +1,7 @@
 // What verify reads from PostgreSQL, in the snapshot the script opens: the projects (few: a name and a repository
 // each, held in memory) and the tokens (streamed through a cursor), both in UTF-8 byte order (TextOrder in
 // lib/postgres/textOrder.ts), the order DynamoDB gives a partition's keys. Table and column names come from lib/cello.
-import { REPOSITORY, TIMESTAMP_ATTRIBUTES, TOKEN_ID } from '../cello/items.ts';
+import { CREATED_AT, REPOSITORY, TIMESTAMP_ATTRIBUTES, TOKEN_ID } from '../cello/items.ts';
 import { compareUtf8 } from '../cello/keyOrder.ts';
 import { PROJECTS_TABLE, PROJECT_COLUMN, TOKENS_TABLE } from '../cello/sourceTables.ts';
 import type { TransactionSql } from '../postgres/connect.ts';
@@ -62,4 +62,10 @@ export async function* streamTokens(sql: TransactionSql, order: TextOrder): Asyn
   for await (const rows of cursor) {
     for (const row of rows) yield postgresToken(row);
   }
+}
+
+/** The creation time of PostgreSQL's newest token (its text, as streamTokens gives timestamps), null when it has none. */
+export async function readNewestTokenCreatedAt(sql: TransactionSql): Promise<string | null> {
+  const [row] = await sql.unsafe<{ newest: string | null }[]>(`SELECT max(${CREATED_AT})::text AS newest FROM ${TOKENS_TABLE}`);
+  return row?.newest ?? null;
 }

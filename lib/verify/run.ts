@@ -21,6 +21,7 @@ import { LINES_PER_PROJECT, quote, type PostgresProject, type PostgresToken } fr
 import type { PartitionOpener } from './dynamo.ts';
 import { StreamOrderError, partitionKeyOf, verifyPartition, type PartitionReport } from './partition.ts';
 import { TokensByProject, type OrphanTokens } from './tokensByProject.ts';
+import type { FixChange } from './fixPlan.ts';
 
 /** Distinct extra partition keys remembered with their item counts; beyond this only items are counted. */
 const EXTRA_PARTITION_TRACK_LIMIT = 100_000;
@@ -73,6 +74,8 @@ export interface VerificationInput {
   onReport?: (report: PartitionReport) => void | Promise<void>;
   /** Called as projects and scanned items are counted. */
   onProgress?: (projectsChecked: number, itemsScanned: number) => void;
+  /** For --fix: keep the write each difference of the projects needs, at most `limit` of them. */
+  planFixes?: { limit: number };
 }
 
 export interface VerificationTotals {
@@ -94,6 +97,10 @@ export interface VerificationResult {
   orphans: OrphanTokens;
   /** False when a stop request ended the run early: the totals are partial. */
   complete: boolean;
+  /** With planFixes: the changes of the projects, in project and key order (extra partitions are not in it). */
+  changes: FixChange[];
+  /** With planFixes: more changes than the limit were needed; `changes` is then incomplete. */
+  changesOverLimit: boolean;
 }
 
 /**
@@ -127,6 +134,8 @@ export async function verifyMigration(input: VerificationInput): Promise<Verific
     differences: 0,
   };
   let itemsScanned = 0;
+  const changes: FixChange[] = [];
+  let changesOverLimit = false;
   // One side failing stops the other: no new work is started, requests in flight settle, then the error surfaces.
   let failed = false;
   const shouldStop = () => failed || externalStop();
@@ -141,7 +150,12 @@ export async function verifyMigration(input: VerificationInput): Promise<Verific
       shouldStop,
     );
     for await (const { project, items } of partitions) {
-      const report = await verifyPartition(project, tokens.tokensOf(project.name), items, input.lineLimit);
+      const report = await verifyPartition(project, tokens.tokensOf(project.name), items, input.lineLimit, input.planFixes !== undefined);
+      if (input.planFixes !== undefined && report.changes.length > 0) {
+        if (changes.length + report.changes.length > input.planFixes.limit) changesOverLimit = true;
+        else changes.push(...report.changes);
+        report.changes = [];
+      }
       totals.projectsChecked++;
       totals.tokensInPostgres += report.tokensInPostgres;
       totals.tokenItemsInTable += report.tokenItemsInTable;
@@ -186,5 +200,12 @@ export async function verifyMigration(input: VerificationInput): Promise<Verific
 
   totals.extraPartitionKeys = extra.partitionKeys;
   totals.differences += extra.items;
-  return { totals, extra, orphans: tokens.orphans, complete: projectsComplete && scanComplete && !externalStop() };
+  return {
+    totals,
+    extra,
+    orphans: tokens.orphans,
+    complete: projectsComplete && scanComplete && !externalStop(),
+    changes: changesOverLimit ? [] : changes,
+    changesOverLimit,
+  };
 }

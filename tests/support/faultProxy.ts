@@ -68,6 +68,11 @@ export interface FaultProxyOptions {
   fixedDelayMs?: number;
   /** Only requests for these operations (the X-Amz-Target suffix, e.g. 'BatchWriteItem') are faulted. */
   operations?: string[];
+  /**
+   * Awaited before a request is forwarded to the server: a test changes the table there, deterministically
+   * between a script's read and its write, with no race against the clock.
+   */
+  beforeForward?: (operation: string, body: Buffer) => Promise<void>;
 }
 
 export interface FaultProxy {
@@ -462,6 +467,7 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
       }
     }
 
+    await options.beforeForward?.(operation, body);
     let answer: ServerAnswer;
     try {
       answer = await forward(incoming, split ? split.forwardBody : body, split !== undefined);

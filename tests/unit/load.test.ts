@@ -139,8 +139,16 @@ test('an invalid timestamp is a problem quoting the value', () => {
   assert.match(problems[0] ?? '', /^created_at "yesterday" is not a timestamp/);
 });
 
-test('an empty expires_at is a problem that suggests null', () => {
-  assert.deepEqual(problemsOf(buildTokenItem(PK, token({ expires_at: '' }))), ['expires_at is "" — use null for a token that never expires']);
+test('an empty expires_at, as the original Python dump wrote a NULL, is read as NULL and counted apart', () => {
+  const item = itemOf(buildTokenItem(PK, token({ expires_at: '' })));
+  assert.deepEqual(item.item.expires_at, { S: '' });
+  assert.equal(item.nullWritten, true);
+  assert.equal(item.emptyAsNull, 1);
+  assert.equal(itemOf(buildTokenItem(PK, token({ expires_at: null }))).emptyAsNull, 0);
+});
+
+test('an empty created_at is still a problem: it cannot be NULL', () => {
+  assert.equal(problemsOf(buildTokenItem(PK, token({ created_at: '' }))).length, 1);
 });
 
 test('a timestamp that is not a string is a problem naming the type', () => {
@@ -184,7 +192,7 @@ test('a token that is not an object is a problem naming what it is', () => {
 });
 
 test('problems never quote the token id (token ids are credentials)', () => {
-  const problems = problemsOf(buildTokenItem(PK, token({ token_id: 'secret-token-value', created_at: 'bad', expires_at: '', extra: 1 })));
+  const problems = problemsOf(buildTokenItem(PK, token({ token_id: 'secret-token-value', created_at: 'bad', expires_at: 'never', extra: 1 })));
   assert.equal(problems.length, 3);
   for (const problem of problems) assert.doesNotMatch(problem, /secret-token-value/);
 });

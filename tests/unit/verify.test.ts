@@ -291,6 +291,7 @@ test('a project block lists at most the line limit, then how many more', () => {
     itemsInTable: 1,
     missingFromTable: false,
     differences,
+    changes: [],
   };
   assert.equal(formatPartitionReport(report), 'PROJECT#alpha: 4 differences\n  missing token t1\n  missing token t2\n  ... and 2 more\n');
 });
@@ -304,6 +305,7 @@ test('a matching project prints nothing', () => {
     itemsInTable: 1,
     missingFromTable: false,
     differences: new DifferenceList(),
+    changes: [],
   };
   assert.equal(formatPartitionReport(report), '');
 });

@@ -1,0 +1,160 @@
+// verify --fix, the part that talks to DynamoDB: the extra partitions' items, one conditional write per change
+// (fixPlan.ts builds it), an honest verdict when a condition fails, and the final read-back.
+//
+// Conditional writes cannot go in a BatchWriteItem, so each change is its own PutItem, UpdateItem or DeleteItem,
+// `concurrency` in flight, sent through the client's one retry strategy (lib/retry.ts) like every other request.
+import { DeleteItemCommand, GetItemCommand, PutItemCommand, UpdateItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { BATCH_GET_LIMIT, getItemsConsistently, toDynamoUserError, type DynamoItem, type DynamoTarget } from '../dynamodb.ts';
+import { itemKeyString } from '../cello/keys.ts';
+import { forEachConcurrent, mapConcurrentOrdered } from '../concurrency.ts';
+import { mayHaveBeenApplied } from '../retry.ts';
+import { describeAttributeValue } from './compare.ts';
+import type { PartitionOpener } from './dynamo.ts';
+import { conditionalWrite, extraItemChange, holdsTarget, type FixChange } from './fixPlan.ts';
+import type { VerificationResult } from './run.ts';
+
+export interface FixTarget {
+  client: DynamoDBClient;
+  tableName: string;
+  target: DynamoTarget;
+}
+
+/**
+ * What became of one change:
+ * - done: written; `byOtherWriter` when the condition failed but the item already was as PostgreSQL has it and no
+ *   attempt of ours can have been applied (another writer did the same);
+ * - changed: the item is no longer what was read, and not what PostgreSQL has: left alone (`now` says how);
+ * - failed: DynamoDB refused this one item (ValidationException...);
+ * - unfixable: the plan could not write it (fixPlan.ts).
+ */
+export type FixOutcome =
+  | { kind: 'done'; byOtherWriter: boolean }
+  | { kind: 'changed'; now: string }
+  | { kind: 'failed'; reason: string }
+  | { kind: 'unfixable'; reason: string };
+
+/** Failures that belong to the one item, not to the table or the connection: the run goes on after them. */
+const ITEM_ERRORS = new Set(['ValidationException', 'ItemCollectionSizeLimitExceededException']);
+
+/**
+ * Applies one change with its condition. When the condition fails, the item is read again (strongly consistent):
+ * holding what PostgreSQL has, it is done — after a lost reply (a dropped connection, a 5xx) that is our own
+ * earlier attempt, which the retry's condition then fails on; otherwise someone else changed it, and it is left as
+ * it is, never forced.
+ *
+ * @throws UserError when DynamoDB itself is failing (retries exhausted, credentials, missing table).
+ */
+export async function applyChange(fix: FixTarget, change: FixChange): Promise<FixOutcome> {
+  if (change.kind === 'unfixable') return { kind: 'unfixable', reason: change.reason };
+  const { client, tableName, target } = fix;
+  const write = { TableName: tableName, ...conditionalWrite(change) };
+  try {
+    if (change.kind === 'put') await client.send(new PutItemCommand(write as ConstructorParameters<typeof PutItemCommand>[0]));
+    else if (change.kind === 'update') await client.send(new UpdateItemCommand(write));
+    else await client.send(new DeleteItemCommand(write));
+    return { kind: 'done', byOtherWriter: false };
+  } catch (error) {
+    const name = (error as { name?: string } | undefined)?.name ?? '';
+    if (name === 'ConditionalCheckFailedException') {
+      const current = await readItem(fix, change.pk, change.sk);
+      if (holdsTarget(change, current)) return { kind: 'done', byOtherWriter: !mayHaveBeenApplied(error) };
+      return { kind: 'changed', now: describeNow(change, current) };
+    }
+    if (ITEM_ERRORS.has(name)) return { kind: 'failed', reason: `${name}: ${(error as Error).message}` };
+    throw toDynamoUserError(error, target, tableName);
+  }
+}
+
+/** How an item differs now from what the comparison read, for the report. */
+function describeNow(change: Exclude<FixChange, { kind: 'unfixable' }>, current: DynamoItem | undefined): string {
+  if (current === undefined) return 'the item no longer exists';
+  if (change.kind === 'put') return 'an item was created meanwhile';
+  const names = new Set([...Object.keys(change.read), ...Object.keys(current)]);
+  const changed = [...names].filter((name) => JSON.stringify(change.read[name]) !== JSON.stringify(current[name]));
+  return changed
+    .map((name) => (current[name] === undefined ? `${name} was removed` : `${name} is now ${describeAttributeValue(current[name])}`))
+    .join(', ');
+}
+
+async function readItem({ client, tableName, target }: FixTarget, pk: string, sk: string): Promise<DynamoItem | undefined> {
+  try {
+    const response = await client.send(new GetItemCommand({ TableName: tableName, Key: { pk: { S: pk }, sk: { S: sk } }, ConsistentRead: true }));
+    return response.Item;
+  } catch (error) {
+    throw toDynamoUserError(error, target, tableName);
+  }
+}
+
+/** Applies `changes` with `concurrency` writes in flight; outcomes come in the order of the changes. */
+export function applyChanges(
+  fix: FixTarget,
+  changes: readonly FixChange[],
+  concurrency: number,
+  shouldStop: () => boolean,
+): AsyncGenerator<FixOutcome> {
+  return mapConcurrentOrdered(changes, concurrency, (change) => applyChange(fix, change), shouldStop);
+}
+
+/**
+ * Every change --fix needs, at most `limit` (undefined when there are more): the projects' (planned by the
+ * comparison), then the deletes of the items under extra partition keys.
+ */
+export async function planAllChanges(
+  result: VerificationResult,
+  openPartition: PartitionOpener,
+  concurrency: number,
+  limit: number,
+): Promise<FixChange[] | undefined> {
+  if (result.changesOverLimit || result.extra.untrackedItems > 0) return undefined;
+  const extraDeletes = await extraPartitionDeletes(result.extra.counts.keys(), openPartition, concurrency, limit - result.changes.length);
+  return extraDeletes === undefined ? undefined : [...result.changes, ...extraDeletes];
+}
+
+/**
+ * The delete of every item under the extra partition keys (read whole, for the conditions), in key order, at most
+ * `limit`; undefined when there are more.
+ */
+async function extraPartitionDeletes(
+  pks: Iterable<string>,
+  openPartition: PartitionOpener,
+  concurrency: number,
+  limit: number,
+): Promise<FixChange[] | undefined> {
+  const changes: FixChange[] = [];
+  const partitions = mapConcurrentOrdered([...pks], concurrency, async (pk) => {
+    const items: DynamoItem[] = [];
+    for await (const item of await openPartition(pk)) items.push(item);
+    return items;
+  });
+  for await (const items of partitions) {
+    for (const item of items) changes.push(extraItemChange(item));
+    if (changes.length > limit) return undefined;
+  }
+  return changes;
+}
+
+/**
+ * Reads every changed item again (strongly consistent, 100 keys a request) and returns how many do not hold what
+ * PostgreSQL has: the final comparison of what --fix touched. The items it did not touch matched in the comparison.
+ */
+export async function countStillDifferent(fix: FixTarget, changes: readonly FixChange[], concurrency: number): Promise<number> {
+  const { client, tableName, target } = fix;
+  let different = 0;
+  const batches: FixChange[][] = [];
+  for (let start = 0; start < changes.length; start += BATCH_GET_LIMIT) batches.push(changes.slice(start, start + BATCH_GET_LIMIT));
+  await forEachConcurrent(batches, concurrency, async (batch) => {
+    let items: DynamoItem[];
+    try {
+      items = await getItemsConsistently(
+        client,
+        tableName,
+        batch.map(({ pk, sk }) => ({ pk, sk })),
+      );
+    } catch (error) {
+      throw toDynamoUserError(error, target, tableName);
+    }
+    const byKey = new Map(items.map((item) => [itemKeyString(item.pk?.S ?? '', item.sk?.S ?? ''), item]));
+    for (const change of batch) if (!holdsTarget(change, byKey.get(itemKeyString(change.pk, change.sk)))) different++;
+  });
+  return different;
+}

@@ -1,0 +1,180 @@
+// verify --fix, the pure part: what to write for each difference the comparison finds, the conditional request
+// that writes it, and what a failed condition means.
+//
+// PostgreSQL is the truth. A missing item is put, an item whose values differ gets those attributes set, an extra
+// item is deleted. The target items are built as the loader builds them (lib/load/items.ts, from lib/cello), so
+// the two steps cannot disagree on what an item holds. Every write is conditional on the item still holding exactly
+// what the comparison read (a put: that there is no item), so nothing another writer changed in between is ever
+// overwritten or deleted.
+import type { AttributeValue } from '@aws-sdk/client-dynamodb';
+import { isDeepStrictEqual } from 'node:util';
+import type { DynamoItem } from '../dynamodb.ts';
+import { CREATED_AT, EXPIRES_AT, TOKEN_ID } from '../cello/items.ts';
+import { isTokenSk } from '../cello/keys.ts';
+import { buildProjectItem, buildTokenItem, projectNameProblem } from '../load/items.ts';
+import { TimestampError, toCanonicalTimestamp } from '../timestamps.ts';
+import { describeAttributeValue, type PostgresProject, type PostgresToken } from './compare.ts';
+
+/**
+ * One write that brings an item in line with PostgreSQL:
+ * - put: the item is missing; `target` is what PostgreSQL says it holds;
+ * - update: the item differs; `target` is PostgreSQL's, `read` the item as the comparison read it;
+ * - delete: the item is not in PostgreSQL; `read` is the item as read;
+ * - unfixable: PostgreSQL's row cannot be an item (an empty id, a timestamp out of range...) or the item holds
+ *   an attribute a condition cannot compare; `reason` says which. Reported, never written.
+ */
+export type FixChange =
+  | { kind: 'put'; pk: string; sk: string; target: DynamoItem }
+  | { kind: 'update'; pk: string; sk: string; target: DynamoItem; read: DynamoItem }
+  | { kind: 'delete'; pk: string; sk: string; read: DynamoItem }
+  | { kind: 'unfixable'; pk: string; sk: string; reason: string };
+
+// ---- what to write ---------------------------------------------------------------------------------------------------
+
+function buildTarget(pk: string, project: PostgresProject, token: PostgresToken | undefined): DynamoItem | string {
+  const nameProblem = projectNameProblem(project.name);
+  if (nameProblem !== undefined) return nameProblem;
+  const built = token
+    ? buildTokenItem(pk, { [TOKEN_ID]: token.tokenId, [CREATED_AT]: token[CREATED_AT], [EXPIRES_AT]: token[EXPIRES_AT] })
+    : buildProjectItem(pk, project.repository);
+  return built.item ? built.item.item : `PostgreSQL's row cannot be stored: ${built.problems.join('; ')}`;
+}
+
+/** Attribute types a condition cannot compare for equality (DynamoDB's `=` does not take maps or lists). */
+function uncomparableAttribute(item: DynamoItem): string | undefined {
+  for (const [name, value] of Object.entries(item)) {
+    if (value.M !== undefined || value.L !== undefined) return `${name} is ${describeAttributeValue(value)}, which a condition cannot compare`;
+  }
+  return undefined;
+}
+
+/** The change for an item PostgreSQL has and the table lacks. */
+export function missingItemChange(pk: string, sk: string, project: PostgresProject, token?: PostgresToken): FixChange {
+  const target = buildTarget(pk, project, token);
+  return typeof target === 'string' ? { kind: 'unfixable', pk, sk, reason: target } : { kind: 'put', pk, sk, target };
+}
+
+/** The change for an item whose values differ from PostgreSQL's. */
+export function differingItemChange(pk: string, sk: string, read: DynamoItem, project: PostgresProject, token?: PostgresToken): FixChange {
+  const target = buildTarget(pk, project, token);
+  if (typeof target === 'string') return { kind: 'unfixable', pk, sk, reason: target };
+  const uncomparable = uncomparableAttribute(read);
+  return uncomparable !== undefined ? { kind: 'unfixable', pk, sk, reason: uncomparable } : { kind: 'update', pk, sk, target, read };
+}
+
+/** The change for an item the table has and PostgreSQL does not. */
+export function extraItemChange(read: DynamoItem): FixChange {
+  const pk = read.pk?.S ?? '';
+  const sk = read.sk?.S ?? '';
+  const uncomparable = uncomparableAttribute(read);
+  return uncomparable !== undefined ? { kind: 'unfixable', pk, sk, reason: uncomparable } : { kind: 'delete', pk, sk, read };
+}
+
+/** The attributes of `target` (keys aside) whose value the item as read does not hold, in the target's order. */
+export function attributesToSet(change: { target: DynamoItem; read: DynamoItem }): string[] {
+  return Object.keys(change.target).filter((name) => name !== 'pk' && name !== 'sk' && !isDeepStrictEqual(change.read[name], change.target[name]));
+}
+
+// ---- the conditional requests ----------------------------------------------------------------------------------------
+
+export interface ConditionalWrite {
+  Key: DynamoItem;
+  ConditionExpression: string;
+  ExpressionAttributeNames: Record<string, string>;
+  ExpressionAttributeValues?: Record<string, AttributeValue>;
+  /** UpdateItem only. */
+  UpdateExpression?: string;
+  /** PutItem only. */
+  Item?: DynamoItem;
+}
+
+/**
+ * The request that applies `change` only if the item still holds exactly what was read: every attribute of the
+ * item as read equal to its value (`#aN = :rN`), and each attribute the update sets that was absent still absent.
+ * A put asks that no item exist.
+ */
+export function conditionalWrite(change: Exclude<FixChange, { kind: 'unfixable' }>): ConditionalWrite {
+  const Key = { pk: { S: change.pk }, sk: { S: change.sk } };
+  if (change.kind === 'put') {
+    return { Key, Item: change.target, ConditionExpression: 'attribute_not_exists(#pk)', ExpressionAttributeNames: { '#pk': 'pk' } };
+  }
+  const names: Record<string, string> = { '#pk': 'pk' };
+  const values: Record<string, AttributeValue> = {};
+  const conditions = ['attribute_exists(#pk)'];
+  const nameOf = new Map<string, string>();
+  const placeholder = (attribute: string): string => {
+    let name = nameOf.get(attribute);
+    if (name === undefined) {
+      name = `#a${nameOf.size}`;
+      nameOf.set(attribute, name);
+      names[name] = attribute;
+    }
+    return name;
+  };
+  Object.entries(change.read).forEach(([attribute, value], index) => {
+    if (attribute === 'pk' || attribute === 'sk') return;
+    values[`:r${index}`] = value;
+    conditions.push(`${placeholder(attribute)} = :r${index}`);
+  });
+  const write: ConditionalWrite = { Key, ConditionExpression: '', ExpressionAttributeNames: names };
+  if (change.kind === 'update') {
+    const assignments = attributesToSet(change).map((attribute, index) => {
+      const name = placeholder(attribute);
+      if (change.read[attribute] === undefined) conditions.push(`attribute_not_exists(${name})`);
+      values[`:t${index}`] = change.target[attribute]!;
+      return `${name} = :t${index}`;
+    });
+    write.UpdateExpression = `SET ${assignments.join(', ')}`;
+  }
+  write.ConditionExpression = conditions.join(' AND ');
+  if (Object.keys(values).length > 0) write.ExpressionAttributeValues = values;
+  return write;
+}
+
+/** Whether the item as it is now (`current`, undefined when absent) is what the change meant to leave. */
+export function holdsTarget(change: FixChange, current: DynamoItem | undefined): boolean {
+  switch (change.kind) {
+    case 'put':
+    case 'update':
+      return current !== undefined && Object.keys(change.target).every((name) => isDeepStrictEqual(current[name], change.target[name]));
+    case 'delete':
+      return current === undefined;
+    case 'unfixable':
+      return false;
+  }
+}
+
+// ---- the guard against fixing after the switch -------------------------------------------------------------------------
+
+/** A token item absent from PostgreSQL and created after PostgreSQL's newest token: the service's own work. */
+export interface NewerToken {
+  pk: string;
+  sk: string;
+  createdAt: string;
+}
+
+/**
+ * The token items `--fix` would delete whose created_at is later than the newest token in PostgreSQL
+ * (`newestCreatedAt`, PostgreSQL's text, or null when it has none). Before the switch PostgreSQL creates every
+ * token, so no item can be newer than its newest; after it, the service creates tokens in the table, and PostgreSQL
+ * is no longer the truth. An unreadable created_at is no evidence either way and is not counted.
+ */
+export function tokensNewerThanPostgres(changes: Iterable<FixChange>, newestCreatedAt: string | null): NewerToken[] {
+  const newest = newestCreatedAt === null ? undefined : toCanonicalTimestamp(newestCreatedAt);
+  const newer: NewerToken[] = [];
+  for (const change of changes) {
+    if (change.kind !== 'delete' || !isTokenSk(change.sk)) continue;
+    const text = change.read[CREATED_AT]?.S;
+    if (text === undefined) continue;
+    let createdAt: string;
+    try {
+      createdAt = toCanonicalTimestamp(text);
+    } catch (error) {
+      if (error instanceof TimestampError) continue;
+      throw error;
+    }
+    // Canonical timestamps are fixed-width UTC text: their order is time order.
+    if (newest === undefined || createdAt > newest) newer.push({ pk: change.pk, sk: change.sk, createdAt });
+  }
+  return newer;
+}

@@ -1,0 +1,116 @@
+// verify --fix, the pure part (lib/verify/fixPlan.ts): the change each difference needs, the conditional request that
+// writes it, what counts as done, and the post-cutover guard. (The script against real servers: tests/verify_fix.test.ts.)
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { DynamoItem } from '../../lib/dynamodb.ts';
+import {
+  attributesToSet,
+  conditionalWrite,
+  differingItemChange,
+  extraItemChange,
+  holdsTarget,
+  missingItemChange,
+  tokensNewerThanPostgres,
+  type FixChange,
+} from '../../lib/verify/fixPlan.ts';
+import { verifyPartition } from '../../lib/verify/partition.ts';
+import type { PostgresToken } from '../../lib/verify/compare.ts';
+
+const PK = 'PROJECT#alpha';
+const project = { name: 'alpha', repository: 'https://example.com/alpha' };
+const token: PostgresToken = { project: 'alpha', tokenId: 't1', created_at: '2022-02-02 18:01:49.345261+00', expires_at: null };
+const TOKEN_ITEM: DynamoItem = {
+  pk: { S: PK },
+  sk: { S: 'TOKEN#t1' },
+  token_id: { S: 't1' },
+  created_at: { S: '2022-02-02T18:01:49.345261000Z' },
+  expires_at: { S: '' },
+};
+
+async function* fromArray<T>(values: T[]): AsyncGenerator<T> {
+  yield* values;
+}
+
+test('a missing token is put as the loader builds it: canonical timestamps, NULL as ""', () => {
+  assert.deepEqual(missingItemChange(PK, 'TOKEN#t1', project, token), { kind: 'put', pk: PK, sk: 'TOKEN#t1', target: TOKEN_ITEM });
+  assert.deepEqual(missingItemChange(PK, 'METADATA', { name: 'alpha', repository: null }), {
+    kind: 'put',
+    pk: PK,
+    sk: 'METADATA',
+    target: { pk: { S: PK }, sk: { S: 'METADATA' }, repository: { S: '' } },
+  });
+});
+
+test('a row PostgreSQL holds that cannot be an item is unfixable, with the reason', () => {
+  const change = missingItemChange(PK, 'TOKEN#', project, { ...token, tokenId: '' });
+  assert.equal(change.kind, 'unfixable');
+  assert.match((change as { reason: string }).reason, /token_id is empty/);
+});
+
+test('the put is conditional on no item; the update sets only what differs, on every value read', () => {
+  const put = conditionalWrite({ kind: 'put', pk: PK, sk: 'TOKEN#t1', target: TOKEN_ITEM });
+  assert.equal(put.ConditionExpression, 'attribute_not_exists(#pk)');
+  const read: DynamoItem = { ...TOKEN_ITEM, created_at: { S: '2022-02-02 18:01:49.345261+00' }, note: { S: 'x' } };
+  delete read.expires_at;
+  const change = differingItemChange(PK, 'TOKEN#t1', read, project, token);
+  assert.equal(change.kind, 'update');
+  assert.deepEqual(attributesToSet(change as { target: DynamoItem; read: DynamoItem }), ['created_at', 'expires_at']);
+  const update = conditionalWrite(change as Exclude<FixChange, { kind: 'unfixable' }>);
+  assert.equal(update.UpdateExpression, 'SET #a1 = :t0, #a3 = :t1');
+  assert.equal(update.ConditionExpression, 'attribute_exists(#pk) AND #a0 = :r2 AND #a1 = :r3 AND #a2 = :r4 AND attribute_not_exists(#a3)');
+  assert.deepEqual(update.ExpressionAttributeNames, { '#pk': 'pk', '#a0': 'token_id', '#a1': 'created_at', '#a2': 'note', '#a3': 'expires_at' });
+  assert.deepEqual(update.ExpressionAttributeValues?.[':r4'], { S: 'x' });
+});
+
+test('a delete is conditional on every value read; an item with a map or list cannot be compared and is unfixable', () => {
+  const del = conditionalWrite(extraItemChange(TOKEN_ITEM) as Exclude<FixChange, { kind: 'unfixable' }>);
+  assert.equal(del.ConditionExpression, 'attribute_exists(#pk) AND #a0 = :r2 AND #a1 = :r3 AND #a2 = :r4');
+  assert.equal(del.UpdateExpression, undefined);
+  assert.equal(extraItemChange({ ...TOKEN_ITEM, tags: { L: [] } }).kind, 'unfixable');
+});
+
+test('done means: holds every attribute of the target (others may be there), or, for a delete, absent', () => {
+  const put: FixChange = { kind: 'put', pk: PK, sk: 'TOKEN#t1', target: TOKEN_ITEM };
+  assert.equal(holdsTarget(put, { ...TOKEN_ITEM, note: { S: 'x' } }), true);
+  assert.equal(holdsTarget(put, { ...TOKEN_ITEM, expires_at: { S: 'other' } }), false);
+  assert.equal(holdsTarget(put, undefined), false);
+  const del = extraItemChange(TOKEN_ITEM);
+  assert.equal(holdsTarget(del, undefined), true);
+  assert.equal(holdsTarget(del, TOKEN_ITEM), false);
+});
+
+test('the guard counts only deletes of token items created after PostgreSQL’s newest token', () => {
+  const item = (sk: string, createdAt: string): DynamoItem => ({ ...TOKEN_ITEM, sk: { S: sk }, created_at: { S: createdAt } });
+  const changes: FixChange[] = [
+    extraItemChange(item('TOKEN#old', '2022-01-01T00:00:00.000000000Z')),
+    extraItemChange(item('TOKEN#new', '2022-02-02 18:01:49.345262+00')),
+    extraItemChange(item('TOKEN#garbage', 'soon')),
+    extraItemChange({ pk: { S: PK }, sk: { S: 'METADATA' }, repository: { S: '' } }),
+    { kind: 'put', pk: PK, sk: 'TOKEN#later', target: item('TOKEN#later', '2030-01-01T00:00:00.000000000Z') },
+  ];
+  assert.deepEqual(tokensNewerThanPostgres(changes, '2022-02-02 19:01:49.345261+01'), [
+    { pk: PK, sk: 'TOKEN#new', createdAt: '2022-02-02T18:01:49.345262000Z' },
+  ]);
+  assert.equal(tokensNewerThanPostgres(changes, null).length, 2, 'no token in PostgreSQL: any token item is newer');
+});
+
+test('the merge-join plans one change per differing item, only when asked', async () => {
+  const items = [
+    { pk: { S: PK }, sk: { S: 'METADATA' }, repository: { S: 'old' } },
+    { ...TOKEN_ITEM, sk: { S: 'TOKEN#t0' }, token_id: { S: 't0' } },
+    TOKEN_ITEM,
+  ];
+  const tokens = [token, { ...token, tokenId: 't2' }];
+  const planned = await verifyPartition(project, fromArray(tokens), fromArray(items), 20, true);
+  assert.deepEqual(
+    planned.changes.map((change) => [change.kind, change.sk]),
+    [
+      ['update', 'METADATA'],
+      ['delete', 'TOKEN#t0'],
+      ['put', 'TOKEN#t2'],
+    ],
+  );
+  const unplanned = await verifyPartition(project, fromArray(tokens), fromArray(items));
+  assert.deepEqual(unplanned.changes, []);
+  assert.equal(unplanned.differences.count, planned.differences.count);
+});
