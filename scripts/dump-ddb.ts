@@ -17,6 +17,7 @@ import {
   decideRunComplete,
   endpointUrlOption,
   forceOption,
+  formatCount,
   regionOption,
   runMain,
   tableOption,
@@ -99,6 +100,6 @@ await runMain(async () => {
     progress.finish();
     client.destroy();
   }
-  await printOutput(`Dumped ${count} items from table ${table} (region ${target.region}) to ${output}\n`);
+  await printOutput(`Dumped ${formatCount(count)} items from table ${table} (region ${target.region}) to ${output}\n`);
   return ExitCode.ok;
 });

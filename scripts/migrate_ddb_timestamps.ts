@@ -1,14 +1,16 @@
 #!/usr/bin/env -S npx tsx
 // Step 4, second command: converts token timestamps an earlier migration stored as PostgreSQL text
-// (`2022-02-02 18:01:49.345261+00`) to the canonical form (`2022-02-02T18:01:49.345261000Z`), reading the items
-// from the dump written by dump-ddb.ts. Safe on a live table and safe to run twice:
+// (`2022-02-02 18:01:49.345261+00`), or in any other form that names one instant (RFC 3339, ISO 8601 with a zone),
+// to the canonical form (`2022-02-02T18:01:49.345261000Z`), reading the items from the dump written by dump-ddb.ts.
+// Safe on a live table and safe to run twice:
 //
 //   ./scripts/migrate_ddb_timestamps.ts --file dump.json --table cello --region us-east-1 --dry-run
 //   ./scripts/migrate_ddb_timestamps.ts --file dump.json --table cello --region us-east-1
 //
 // - The whole file is checked first (one streaming pass): an invalid file changes nothing.
-// - Per field: only legacy values are converted and written; METADATA items, canonical values and values in no
-//   known format are left as they are (the last are listed, and counted in the summary).
+// - Per field: only convertible values are converted and written; METADATA items and canonical values are left as
+//   they are. Values that name no instant for sure (no zone, an epoch number) or are missing on a token are left
+//   too, listed with the reason and the way out (verify_migration.ts --fix), and the exit code is 1.
 // - Each update is conditional on the item still holding the values of the dump: an item changed or deleted
 //   since the dump is reported "✗ Failed: changed since dump" and never overwritten; the exit code is then 1.
 //   One already holding the new values (the same command run twice) is skipped as already fixed.
@@ -23,6 +25,7 @@ import {
   createArgumentParser,
   dryRunOption,
   endpointUrlOption,
+  formatCount,
   regionOption,
   runMain,
   stopSignalReceived,
@@ -42,6 +45,7 @@ import {
   formatConfiguration,
   formatRecordBlock,
   formatSummary,
+  needsAttention,
   planRecordRepair,
   type DumpRecord,
   type RecordOutcome,
@@ -66,6 +70,10 @@ function parseArguments() {
     .option('dry-run', dryRunOption('show what would change; write nothing'))
     .option('endpoint-url', endpointUrlOption())
     .option('concurrency', concurrencyOption(`updates in flight at once (1 to ${MAX_CONCURRENCY})`, DEFAULT_CONCURRENCY))
+    .option(
+      'summary-only',
+      dryRunOption('print only the records that need you (values not converted, failed updates) and the summary, not every change'),
+    )
     .example('$0 --file dump.json --table cello --region us-east-1 --dry-run', 'list the changes, write nothing')
     .example('$0 --file dump.json --table cello --region us-east-1', 'apply them')
     .parseAsync();
@@ -77,6 +85,7 @@ await runMain(async () => {
   const file = args.file;
   const tableName = args.table;
   const dryRun = args['dry-run'];
+  const summaryOnly = args['summary-only'];
   const concurrency = args.concurrency;
   const target: DynamoTarget = { region: args.region, endpointUrl: args['endpoint-url'] };
   checkTableName(tableName);
@@ -97,7 +106,7 @@ await runMain(async () => {
       if ((total & 0xfff) === 0) throwIfStopped();
     }
     throwIfStopped();
-    await write(`Loaded ${total} total records\n\n`);
+    await write(`Loaded ${formatCount(total)} total records\n\n`);
 
     // A read, also in a dry run: a wrong table name or region is found before the report says anything more.
     await describeCelloTable(client, tableName, target);
@@ -123,14 +132,15 @@ await runMain(async () => {
     for await (const { plan, outcome } of results) {
       countRecord(counts, plan, outcome);
       const block = formatRecordBlock(plan, outcome);
-      if (block !== '') await write(block);
+      if (block !== '' && (!summaryOnly || needsAttention(plan, outcome))) await write(block);
     }
     await write(`${SEPARATOR}\n`);
     const stoppedBy = stopSignalReceived();
-    await write(formatSummary(counts, { dryRun, stoppedBy }));
+    await write(formatSummary(counts, { dryRun, table: tableName, region: target.region, stoppedBy }));
     if (fatal) throw fatal;
     if (stoppedBy !== undefined) return ExitCode.interrupted;
-    return counts.failed > 0 ? ExitCode.incomplete : ExitCode.ok;
+    // A value left unconverted is one the Cello service cannot read: not a success, also in a dry run.
+    return counts.failed > 0 || counts.unconvertedValues > 0 ? ExitCode.incomplete : ExitCode.ok;
   } finally {
     await report.flush();
     client.destroy();
