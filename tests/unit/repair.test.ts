@@ -116,7 +116,10 @@ test('a timestamp without a zone and an epoch number in a string are ambiguous: 
   assert.deepEqual(plan.changes, []);
   assert.deepEqual(
     plan.unconverted.map(({ reason }) => reason),
-    ['the time zone is missing, so the instant is ambiguous', 'a bare number does not say its unit (epoch seconds? milliseconds?), so the instant is ambiguous'],
+    [
+      'the time zone is missing, so the instant is ambiguous',
+      'a bare number does not say its unit (epoch seconds? milliseconds?), so the instant is ambiguous',
+    ],
   );
 });
 
