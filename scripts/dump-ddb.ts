@@ -37,20 +37,24 @@ const WRITE_PIECE_CHARS = 32 * 1024;
 
 /** The command line, checked (a mistake is a UserError, exit 2); --help prints and exits. */
 function parseArguments() {
-  return createArgumentParser(
-    process.argv.slice(2),
-    'dump-ddb.ts',
-    'Usage: $0 --table <table> --output <file> --region <region>\n\nWrites every item of a DynamoDB table to a JSON file, as an array of plain objects.',
-  )
-    .option('table', tableOption('the DynamoDB table to dump'))
-    .option('output', { type: 'string', demandOption: true, describe: 'the JSON file to write (mode 0600)' })
-    .option('region', regionOption)
-    .option('endpoint-url', endpointUrlOption())
-    .option('segments', concurrencyOption(`parallel scan segments (1 to ${MAX_SEGMENTS})`, DEFAULT_SEGMENTS, MAX_SEGMENTS, 'segments'))
-    .option('force', forceOption)
-    .example('$0 --table cello --output dump.json --region us-east-1', 'dump the cello table')
-    .example('$0 --table cello --output dump.json --region us-east-1 --endpoint-url http://localhost:8000', 'dump a local table')
-    .parseAsync();
+  return (
+    createArgumentParser(
+      process.argv.slice(2),
+      'dump-ddb.ts',
+      'Usage: $0 --table <table> --output <file> --region <region> [options]\n\n' +
+        "Writes every item of a DynamoDB table to a JSON file (mode 0600), as an array of plain objects: Step 4's input.",
+    )
+      .option('table', tableOption('the DynamoDB table to dump'))
+      .option('output', { type: 'string', demandOption: true, describe: 'the JSON file to write (mode 0600)' })
+      .option('region', regionOption)
+      .option('endpoint-url', endpointUrlOption())
+      .option('segments', concurrencyOption(`parallel scan segments (1 to ${MAX_SEGMENTS})`, DEFAULT_SEGMENTS, MAX_SEGMENTS, 'segments'))
+      .option('force', forceOption)
+      // Whole commands as the guide writes them, without descriptions: each keeps one line and can be copied whole.
+      .example('./scripts/$0 --table cello --output ddb-dump.json --region us-west-2', '')
+      .example('./scripts/$0 --table cello --output ddb-dump.json --region us-west-2 --endpoint-url http://localhost:8000', '')
+      .parseAsync()
+  );
 }
 
 await runMain(async () => {

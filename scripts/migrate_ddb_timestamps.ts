@@ -4,8 +4,8 @@
 // to the canonical form (`2022-02-02T18:01:49.345261000Z`), reading the items from the dump written by dump-ddb.ts.
 // Safe on a live table and safe to run twice:
 //
-//   ./scripts/migrate_ddb_timestamps.ts --file dump.json --table cello --region us-east-1 --dry-run
-//   ./scripts/migrate_ddb_timestamps.ts --file dump.json --table cello --region us-east-1
+//   ./scripts/migrate_ddb_timestamps.ts --file ddb-dump.json --table cello --region us-west-2 --dry-run
+//   ./scripts/migrate_ddb_timestamps.ts --file ddb-dump.json --table cello --region us-west-2
 //
 // - The whole file is checked first (one streaming pass): an invalid file changes nothing.
 // - Per field: only convertible values are converted and written; METADATA items and canonical values are left as
@@ -59,24 +59,32 @@ const DEFAULT_CONCURRENCY = 16;
 
 /** The command line, checked (a mistake is a UserError, exit 2); --help prints and exits. */
 function parseArguments() {
-  return createArgumentParser(
-    process.argv.slice(2),
-    'migrate_ddb_timestamps.ts',
-    'Usage: $0 --file <dump.json> --table <table> --region <region> [--dry-run]\n\nConverts legacy PostgreSQL-format timestamps in a DynamoDB table to the canonical UTC form.',
-  )
-    .option('file', { type: 'string', demandOption: true, describe: 'the JSON dump written by dump-ddb.ts' })
-    .option('table', tableOption('the DynamoDB table to repair'))
-    .option('region', regionOption)
-    .option('dry-run', dryRunOption('show what would change; write nothing'))
-    .option('endpoint-url', endpointUrlOption())
-    .option('concurrency', concurrencyOption(`updates in flight at once (1 to ${MAX_CONCURRENCY})`, DEFAULT_CONCURRENCY))
-    .option(
-      'summary-only',
-      dryRunOption('print only the records that need you (values not converted, failed updates) and the summary, not every change'),
+  return (
+    createArgumentParser(
+      process.argv.slice(2),
+      'migrate_ddb_timestamps.ts',
+      'Usage: $0 --file <dump.json> --table <table> --region <region> [options]\n\n' +
+        "Converts the timestamps of the dump written by dump-ddb.ts that are not canonical (the earlier migration's " +
+        'PostgreSQL text, RFC 3339, ISO 8601 with a zone) to the canonical UTC form, in the table, item by item, each ' +
+        "only if it still holds the dump's value. Values that name no instant for sure are listed, left unchanged, " +
+        'and make the exit code 1: verify_migration.ts --fix writes them from PostgreSQL.',
     )
-    .example('$0 --file dump.json --table cello --region us-east-1 --dry-run', 'list the changes, write nothing')
-    .example('$0 --file dump.json --table cello --region us-east-1', 'apply them')
-    .parseAsync();
+      .option('file', { type: 'string', demandOption: true, describe: 'the JSON dump written by dump-ddb.ts' })
+      .option('table', tableOption('the DynamoDB table to repair'))
+      .option('region', regionOption)
+      .option('dry-run', dryRunOption('show what would change; write nothing'))
+      .option('endpoint-url', endpointUrlOption())
+      .option('concurrency', concurrencyOption(`updates in flight at once (1 to ${MAX_CONCURRENCY})`, DEFAULT_CONCURRENCY))
+      .option(
+        'summary-only',
+        dryRunOption('print only the records that need you (values not converted, failed updates) and the summary, not every change'),
+      )
+      // Whole commands as the guide writes them, without descriptions: each keeps one line and can be copied whole.
+      .example('./scripts/$0 --file ddb-dump.json --table cello --region us-west-2 --dry-run', '')
+      .example('./scripts/$0 --file ddb-dump.json --table cello --region us-west-2 --dry-run --summary-only', '')
+      .example('./scripts/$0 --file ddb-dump.json --table cello --region us-west-2', '')
+      .parseAsync()
+  );
 }
 
 await runMain(async () => {

@@ -49,15 +49,16 @@ import { printOutput } from '../lib/output.ts';
 
 const DEFAULT_CONCURRENCY = 8;
 
-const USAGE = `Usage: $0 <db_host[:port]> <db_user> <db_name> <table_name> <region> [options]
-
-Compares the Cello DynamoDB table with PostgreSQL (the source of truth), reading both and writing to neither.
-Prints the projects that differ and a summary. Exit code 0: the table matches; 1: differences found;
-2: invalid arguments; 3: PostgreSQL or DynamoDB unreachable, credentials refused, table or schema missing.
-
-The password comes from PGPASSWORD, or is asked on the terminal. PGSSLMODE, PGSSLROOTCERT, PGCONNECT_TIMEOUT
-(default 10 s) and PGAPPNAME are honoured as by psql. AWS credentials come from the usual chain (AWS_PROFILE,
-environment, SSO...).`;
+const USAGE = [
+  'Usage: $0 <db_host[:port]> <db_user> <db_name> <table_name> <region> [options]',
+  '',
+  'Compares the Cello DynamoDB table with PostgreSQL (the source of truth), reading both and writing to neither. ' +
+    'Prints the projects that differ and a summary; exit code 0 only when the table matches.',
+  '',
+  'The password comes from PGPASSWORD, or is asked on the terminal. PGSSLMODE, PGSSLROOTCERT, PGCONNECT_TIMEOUT ' +
+    '(default 10\u00a0s) and PGAPPNAME are honoured as by psql. AWS credentials come from the usual chain (AWS_PROFILE, ' +
+    'environment, SSO...).',
+].join('\n');
 
 /** The command line, checked (a mistake is a UserError, exit 2); --help prints and exits. */
 function parseArguments() {
@@ -84,11 +85,11 @@ function parseArguments() {
         default: false,
         describe: `also compare tokens whose project is missing from the projects table, as migrate_dump_postgres.ts --include-orphans writes them (under their project name, ${REPOSITORY} NULL)`,
       })
-      // Without descriptions, so each command keeps one line at any terminal width and can be copied whole.
-      .example('$0 localhost cello_user cello_db cello us-east-1', '')
-      .example('$0 db.example.com:5433 cello_user cello_db cello eu-west-1 --concurrency 16', '')
-      .example('$0 db.example.com cello_user cello_db cello us-east-1 --include-orphans', '')
-      .example('PGSSLMODE=require $0 db.example.com cello_user cello_db cello us-east-1', '')
+      // Whole commands as the guide writes them, without descriptions: each keeps one line and can be copied whole.
+      .example('npx tsx scripts/$0 localhost cello_user cello_db cello us-west-2', '')
+      .example('npx tsx scripts/$0 db.example.com:5433 cello_user cello_db cello us-west-2 --concurrency 16', '')
+      .example('npx tsx scripts/$0 db.example.com cello_user cello_db cello us-west-2 --include-orphans', '')
+      .example('PGSSLMODE=require npx tsx scripts/$0 db.example.com cello_user cello_db cello us-west-2', '')
       .parseAsync()
   );
 }
