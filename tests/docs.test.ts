@@ -261,7 +261,11 @@ function makeWorkFolder(path: string): string {
 function checkOutput(run: GuideRun, expected: CodeBlock, actual: string): void {
   if (expected.tags.has('exact')) {
     // Exact but for trailing spaces, which psql pads its header with and Markdown would not keep.
-    const lines = (text: string) => text.trimEnd().split('\n').map((line) => line.trimEnd());
+    const lines = (text: string) =>
+      text
+        .trimEnd()
+        .split('\n')
+        .map((line) => line.trimEnd());
     const printed = lines(substitute(actual, reverseSubstitutions(run.local)));
     assert.deepEqual(printed, lines(expected.text), `the output differs from the guide's ${describeBlock(expected)}`);
     return;
