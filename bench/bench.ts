@@ -472,7 +472,7 @@ async function benchDumpDdb(bench: Bench, table: string, items: number): Promise
     const args = ['--table', table, '--output', output, '--region', LOCAL_REGION, '--endpoint-url', endpoint, '--force'];
     const options = { server: bench.dynalitePid, repeat: bench.options.repeat };
     const parallel = await bench.measure(`dump-ddb.ts ${network}`, 'node', bench.script('dump-ddb.ts'), args, { ...options, profile: true });
-    expectLine(parallel.run, new RegExp(`^Dumped ${items} items`), 'dump-ddb.ts');
+    expectLine(parallel.run, new RegExp(`^Dumped ${items.toLocaleString('en-US')} items`), 'dump-ddb.ts');
     bench.record({ step: 'dump-ddb', name: NAMES.cello, role: 'toolkit', network, items }, parallel);
     const single = await bench.measure(
       `dump-ddb.ts --segments 1 ${network}`,
@@ -481,7 +481,7 @@ async function benchDumpDdb(bench: Bench, table: string, items: number): Promise
       [...args, '--segments', '1'],
       options,
     );
-    expectLine(single.run, new RegExp(`^Dumped ${items} items`), 'dump-ddb.ts --segments 1');
+    expectLine(single.run, new RegExp(`^Dumped ${items.toLocaleString('en-US')} items`), 'dump-ddb.ts --segments 1');
     bench.record({ step: 'dump-ddb', name: NAMES.oneSegment, role: 'baseline', network, items }, single);
     const raw = await bench.measure(
       `raw Scan ${network}`,
@@ -536,7 +536,7 @@ async function benchRepair(bench: Bench, items: number): Promise<void> {
       ['--file', dumpFile, '--table', celloTable, '--region', LOCAL_REGION, '--endpoint-url', endpoint],
       { server: bench.dynalitePid, profile: true },
     );
-    expectLine(cello.run, new RegExp(`Successful: ${items - bench.options.projects}\\n`), 'migrate_ddb_timestamps.ts');
+    expectLine(cello.run, new RegExp(`Successful: ${(items - bench.options.projects).toLocaleString('en-US')}\\n`), 'migrate_ddb_timestamps.ts');
     bench.record({ step: 'repair', name: NAMES.cello, role: 'toolkit', network, items }, cello);
     rmSync(cello.stdoutPath, { force: true }); // the report: one block per token
     await bench.dropTable(celloTable);

@@ -265,9 +265,26 @@ function flushStdout(): Promise<void> {
   return new Promise((resolve) => process.stdout.write('', () => setImmediate(resolve)));
 }
 
+/** Every script's --help has this width, whatever the terminal: one layout, and commands that are never cut. */
+export const HELP_WIDTH = 120;
+
+/** The end of every script's --help: the exit codes, the same for all (README.md and the guide, "Exit codes"). */
+export const EXIT_CODES_HELP = [
+  'Exit codes (the same for every script):',
+  '  0    success',
+  '  1    the run finished, but some items failed, values were left unconverted, or differences were found',
+  '  2    invalid arguments or invalid input file: nothing was done',
+  '  3    PostgreSQL or DynamoDB unreachable, credentials refused, table or schema missing or wrong',
+  '  4    the output file could not be written',
+  '  70   internal error, a bug: the stack trace is printed — please report it',
+  '  130  stopped by Ctrl-C, SIGTERM or SIGHUP: a partial summary is printed; running the same command again is safe',
+].join('\n');
+
 /**
- * A yargs parser with the conventions every script follows: strict arguments, the guide's examples in --help,
- * and argument mistakes turned into a UserError (one line, exit 2) instead of yargs' usage dump.
+ * A yargs parser with the conventions every script follows: strict arguments, one --help layout (`usage` is the
+ * `Usage: $0 ...` line, a blank line and paragraphs without line breaks inside; examples are whole commands as the
+ * guide writes them, added with `.example(command, '')`; the exit codes last), and argument mistakes turned into a
+ * UserError (one line, exit 2) instead of yargs' usage dump.
  */
 export function createArgumentParser(argv: string[], scriptName: string, usage: string): Argv {
   const usageError = (reason: string) => new UserError(`${reason} — run ${scriptName} --help for usage`, ExitCode.usage);
@@ -286,7 +303,8 @@ export function createArgumentParser(argv: string[], scriptName: string, usage: 
     .help('help')
     .alias('help', 'h')
     .version(false)
-    .wrap(Math.min(110, process.stdout.columns || 100))
+    .wrap(HELP_WIDTH)
+    .epilogue(EXIT_CODES_HELP)
     .middleware(() => {
       const problem = misusedBoolean();
       if (problem !== undefined) throw usageError(problem);
@@ -353,7 +371,7 @@ export function positiveInteger(name: string, max: number) {
 // ---- options several scripts share: one definition each, added with .option(name, …) or .positional(name, …) ----
 
 /** --region / region: required wherever it appears. */
-export const regionOption = { type: 'string', demandOption: true, describe: 'the AWS region of the table, e.g. us-east-1' } as const;
+export const regionOption = { type: 'string', demandOption: true, describe: 'the AWS region of the table, e.g. us-west-2' } as const;
 
 export function tableOption(describe: string) {
   return { type: 'string', demandOption: true, describe } as const;

@@ -3,14 +3,16 @@
 //
 // An earlier migration stored token timestamps as PostgreSQL text (`2022-02-02 18:01:49.345261+00`) instead of the
 // canonical `2022-02-02T18:01:49.345261000Z`. The repair works per field: a record whose created_at is fine but
-// whose expires_at is legacy gets its expires_at fixed, and only that field is written. A value that is neither
-// canonical nor legacy (garbage, a number, null, a missing attribute on a token) is left as it is and reported,
-// never guessed at.
+// whose expires_at is legacy gets its expires_at fixed, and only that field is written. Any other form that names
+// one instant (RFC 3339 with milliseconds, ISO 8601 with an offset: lib/timestamps.ts) is converted the same way.
+// A value that names no instant for sure (no zone, a bare epoch number, garbage, null, a missing attribute on a
+// token) is left as it is and reported with the way out, never guessed at: PostgreSQL has the true value.
 import type { AttributeValue, UpdateItemCommandInput } from '@aws-sdk/client-dynamodb';
 import { attributeValueToJson } from './ddbJson.ts';
 import { NULL_IN_TABLE, TIMESTAMP_ATTRIBUTES, TIMESTAMP_NULL, type TimestampAttribute } from './cello/items.ts';
 import { describeItemKey, isMetadataSk, isTokenSk } from './cello/keys.ts';
-import { isCanonicalTimestamp, isLegacyPostgresTimestamp, toCanonicalTimestamp } from './timestamps.ts';
+import { formatCount } from './cli.ts';
+import { EPOCH_REASON, TimestampError, isCanonicalTimestamp, toCanonicalTimestamp } from './timestamps.ts';
 
 /** One element of the dump: a plain object with string keys (other attributes are not looked at). */
 export interface DumpRecord {
@@ -62,6 +64,8 @@ export interface UnconvertedValue {
   field: TimestampAttribute;
   /** The value as read from the dump; undefined when the attribute is missing. */
   value: unknown;
+  /** Why it cannot be converted, for the report. */
+  reason: string;
 }
 
 export interface RecordRepairPlan {
@@ -71,18 +75,29 @@ export interface RecordRepairPlan {
   isMetadata: boolean;
   /** Legacy values and their canonical forms, in TIMESTAMP_ATTRIBUTES order. Empty: nothing to write. */
   changes: TimestampChange[];
-  /** Values neither canonical nor legacy, reported and left unchanged. */
+  /** Values that name no instant for sure, reported and left unchanged. */
   unconverted: UnconvertedValue[];
+}
+
+/** Why the Cello service cannot use a token item without this attribute. */
+const MISSING_REASON = 'the Cello service cannot read a token without it';
+
+/** Why a value in the dump that is not a string is not converted. */
+function nonStringReason(value: unknown): string {
+  if (typeof value === 'number') return `${EPOCH_REASON}, and the Cello service reads a string`;
+  return `${describeJsonType(value)}, not a timestamp string`;
 }
 
 /**
  * What the repair does to one record, field by field:
  * - METADATA records are skipped whole.
  * - A canonical value is left; so is an empty expires_at (the table's "no expiry").
- * - A legacy PostgreSQL value (any UTC offset, 0–6 fraction digits) becomes the same instant in canonical form.
- * - Anything else is left unchanged and listed in `unconverted`: a string in another format, a non-string, an
- *   empty created_at, and on token items (sk `TOKEN#...`) a missing attribute (Cello needs both). A missing
- *   attribute on an item of another kind is not reported: such items need not have timestamps.
+ * - A string naming one instant (the legacy PostgreSQL text in any offset, RFC 3339, ISO 8601 with a zone, any
+ *   fraction length: toCanonicalTimestamp) becomes the same instant in canonical form.
+ * - Anything else is left unchanged and listed in `unconverted` with the reason: a string without a zone or in no
+ *   timestamp form, a non-string (an epoch number), an empty created_at, and on token items (sk `TOKEN#...`) a
+ *   missing attribute (Cello needs both). A missing attribute on an item of another kind is not reported: such
+ *   items need not have timestamps.
  */
 export function planRecordRepair(record: DumpRecord): RecordRepairPlan {
   const plan: RecordRepairPlan = { pk: record.pk, sk: record.sk, isMetadata: isMetadataSk(record.sk), changes: [], unconverted: [] };
@@ -91,14 +106,18 @@ export function planRecordRepair(record: DumpRecord): RecordRepairPlan {
   for (const field of TIMESTAMP_ATTRIBUTES) {
     const value = Object.hasOwn(record, field) ? record[field] : undefined;
     if (value === undefined) {
-      if (isToken) plan.unconverted.push({ field, value });
-    } else if (typeof value === 'string' && (isCanonicalTimestamp(value) || (TIMESTAMP_NULL[field].nullable && value === NULL_IN_TABLE))) {
+      if (isToken) plan.unconverted.push({ field, value, reason: MISSING_REASON });
+    } else if (typeof value !== 'string') {
+      plan.unconverted.push({ field, value, reason: nonStringReason(value) });
+    } else if (isCanonicalTimestamp(value) || (TIMESTAMP_NULL[field].nullable && value === NULL_IN_TABLE)) {
       // already what Cello reads
-    } else if (isLegacyPostgresTimestamp(value)) {
-      const oldValue = value as string;
-      plan.changes.push({ field, oldValue, newValue: toCanonicalTimestamp(oldValue) });
     } else {
-      plan.unconverted.push({ field, value });
+      try {
+        plan.changes.push({ field, oldValue: value, newValue: toCanonicalTimestamp(value) });
+      } catch (error) {
+        if (!(error instanceof TimestampError)) throw error;
+        plan.unconverted.push({ field, value, reason: error.reason ?? 'not in any timestamp form' });
+      }
     }
   }
   return plan;
@@ -193,11 +212,15 @@ export type RecordOutcome =
   | { kind: 'alreadyFixed' }
   | { kind: 'failed'; reason: string };
 
-function showUnconverted({ field, value }: UnconvertedValue): string {
-  if (value === undefined) return `  ${field}: missing — left unchanged`;
-  let text = typeof value === 'string' ? JSON.stringify(value) : (JSON.stringify(value) ?? String(value));
+function showUnconverted({ field, value, reason }: UnconvertedValue): string {
+  let text = value === undefined ? 'missing' : (JSON.stringify(value) ?? String(value));
   if (text.length > SHOWN_VALUE_LIMIT) text = `${text.slice(0, SHOWN_VALUE_LIMIT)}…`;
-  return `  ${field}: ${text} is not a legacy PostgreSQL timestamp — left unchanged`;
+  return `  ${field}: ${text} — left unchanged: ${reason}`;
+}
+
+/** Whether a record's block needs the operator even in a --summary-only report: a value not converted, a failure. */
+export function needsAttention(plan: RecordRepairPlan, outcome: RecordOutcome): boolean {
+  return plan.unconverted.length > 0 || outcome.kind === 'failed';
 }
 
 /**
@@ -211,7 +234,7 @@ export function formatRecordBlock(plan: RecordRepairPlan, outcome: RecordOutcome
   for (const value of plan.unconverted) lines.push(showUnconverted(value));
   switch (outcome.kind) {
     case 'skipped':
-      lines.push('  Skipped - nothing in the legacy format');
+      lines.push('  Skipped - nothing the repair can convert');
       break;
     case 'wouldUpdate':
       lines.push('  DRY RUN - Would update');
@@ -243,7 +266,7 @@ export interface RepairCounts {
   successful: number;
   /** Live only: updates refused (changed since dump) or failed. */
   failed: number;
-  /** Values left unchanged because they are neither canonical nor legacy (see planRecordRepair). */
+  /** Values left unchanged because they name no instant for sure, or are missing (see planRecordRepair). */
   unconvertedValues: number;
 }
 
@@ -265,32 +288,43 @@ export function countRecord(counts: RepairCounts, plan: RecordRepairPlan, outcom
 
 export interface SummaryOptions {
   dryRun: boolean;
+  /** The table and region, for the command the summary suggests. */
+  table?: string;
+  region?: string;
   /** The signal that stopped the run early, if one did. */
   stoppedBy?: string | undefined;
 }
 
-export function formatSummary(counts: RepairCounts, { dryRun, stoppedBy }: SummaryOptions): string {
+export function formatSummary(counts: RepairCounts, { dryRun, table = '<table_name>', region = '<region>', stoppedBy }: SummaryOptions): string {
   const lines = [
     'Summary:',
-    `  Total records: ${counts.total}`,
-    `  Skipped: ${counts.skipped}`,
-    `  Processed: ${counts.processed}`,
-    `  Successful: ${counts.successful}`,
-    `  Failed: ${counts.failed}`,
+    `  Total records: ${formatCount(counts.total)}`,
+    `  Skipped: ${formatCount(counts.skipped)}`,
+    `  Processed: ${formatCount(counts.processed)}`,
+    `  Successful: ${formatCount(counts.successful)}`,
+    `  Failed: ${formatCount(counts.failed)}`,
   ];
   if (counts.unconvertedValues > 0) {
-    lines.push(`  Skipped values (not a legacy timestamp, left unchanged): ${counts.unconvertedValues}`);
+    lines.push(`  Values not converted (listed above): ${formatCount(counts.unconvertedValues)}`);
   }
   const reached = counts.skipped + counts.processed;
   if (stoppedBy !== undefined) {
-    lines.push(`  Not reached (stopped by ${stoppedBy}): ${counts.total - reached}`);
+    lines.push(`  Not reached (stopped by ${stoppedBy}): ${formatCount(counts.total - reached)}`);
   }
   let text = `${lines.join('\n')}\n`;
   if (dryRun) {
     text += '\nThis was a DRY RUN. No changes were made to the database.\n';
     if (counts.successful > 0) {
-      text += `To apply the ${counts.successful} update${counts.successful === 1 ? '' : 's'} listed above, run the same command again without --dry-run.\n`;
+      text += `To apply the ${formatCount(counts.successful)} update${counts.successful === 1 ? '' : 's'} listed above, run the same command again without --dry-run.\n`;
     }
+  }
+  if (counts.unconvertedValues > 0) {
+    const [values, are] = counts.unconvertedValues === 1 ? ['1 value', 'is'] : [`${formatCount(counts.unconvertedValues)} values`, 'are'];
+    text +=
+      `\n${values} could not be converted (listed above, each with the reason) and ${are} left as written:\n` +
+      'the Cello service cannot read them. PostgreSQL holds the true values; write them into the table with\n' +
+      "Step 3's verification and --fix, which changes only what differs from PostgreSQL:\n" +
+      `  npx tsx scripts/verify_migration.ts <db_host[:port]> <db_user> <db_name> ${table} ${region} --fix\n`;
   }
   if (stoppedBy !== undefined) {
     text += `\nStopped by ${stoppedBy} before the end. Running the same command again is safe: fixed values are skipped.\n`;

@@ -16,11 +16,14 @@ const EXAMPLE = '2022-02-02T18:01:49.345261000Z';
 export class TimestampError extends Error {
   /** The rejected value, as it was given. */
   readonly value: unknown;
+  /** Why, when there is more to say than "not in any timestamp form". */
+  readonly reason: string | undefined;
 
   constructor(value: unknown, reason?: string) {
     super(`${quote(value)} is not a timestamp${reason === undefined ? '' : `: ${reason}`} (expected e.g. ${EXAMPLE})`);
     this.name = 'TimestampError';
     this.value = value;
+    this.reason = reason;
   }
 }
 
@@ -44,11 +47,15 @@ function quote(value: unknown): string {
 // Canonical shape only; field ranges are checked separately (a regex cannot know that April has 30 days).
 const CANONICAL_SHAPE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{9}Z$/;
 
-// Everything accepted. The first 19 characters sit at fixed positions and are read by index, so they need no groups.
-// Groups: 1 fraction, 2 `Z`, 3 offset sign, 4 offset hours, 5 minutes after `:`, 6 seconds after `:`, 7 minutes
-// without a colon (ISO `+HHMM`). Offsets: `+HH`, `+HH:MM`, `+HH:MM:SS` (PostgreSQL prints these), `+HHMM` (ISO basic).
-// No zone at all still matches, so that case gets its own message. `\d` without the `u` flag is ASCII digits only.
-const TIMESTAMP = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.(\d+))?(?:([Zz])|([+-])(\d{2})(?::(\d{2})(?::(\d{2}))?|(\d{2}))?)?$/;
+// Everything accepted: RFC 3339 and the ISO 8601 forms with a zone, extended (`2021-05-11T17:17:41Z`) or basic
+// (`20210511T171741Z`), PostgreSQL's output among them. Each part keeps one separator style (the backreferences):
+// `2022-0202` and `+0530:00` are refused. Groups: 1 year, 2 date separator, 3 month, 4 day, 5 hour, 6 time separator,
+// 7 minute, 8 second, 9 fraction (of the second only: a fraction of a minute or hour is not exact in nanoseconds for
+// every value), 10 `Z`, 11 offset sign, 12 offset hours, 13 offset separator, 14 offset minutes, 15 offset seconds.
+// Minutes and seconds may be left out (ISO 8601's reduced precision: `T17:17Z` is 17:17:00). No zone at all still
+// matches, so that case gets its own message. `\d` without the `u` flag is ASCII digits only.
+const TIMESTAMP =
+  /^(\d{4})(-?)(\d{2})\2(\d{2})[Tt ](\d{2})(?:(:?)(\d{2})(?:\6(\d{2})(?:[.,](\d+))?)?)?(?:([Zz])|([+-])(\d{2})(?:(:?)(\d{2})(?:\13(\d{2}))?)?)?$/;
 
 // What an earlier migration stored: PostgreSQL's timestamptz text output, unconverted.
 const LEGACY_POSTGRES = /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(?:\.\d{1,6})?[+-]\d{2}(?::\d{2}(?::\d{2})?)?$/;
@@ -113,23 +120,47 @@ function pad4(value: number): string {
   return value < 10 ? `000${value}` : value < 100 ? `00${value}` : value < 1000 ? `0${value}` : `${value}`;
 }
 
-/** Why a value that does not match the accepted forms was refused, when there is something better than "garbage". */
+/**
+ * Why a value that does not match the accepted forms was refused, when there is something better than "garbage".
+ * A bare number is refused on purpose: epoch time does not say its unit. `1620363746` is 2021-05-07 in seconds and
+ * 1970-01-19 in milliseconds; nothing in the value tells which, and a guess that is wrong by a factor of 1,000 is a
+ * changed value. The truth is in PostgreSQL (verify_migration.ts --fix writes it).
+ */
 function rejectionReason(text: string): string | undefined {
   if (/^[+-]?infinity$/i.test(text)) return 'infinite timestamps cannot be stored';
   if (/ BC$/i.test(text)) return 'dates before the common era (BC) cannot be stored';
   if (text === '') return 'the value is empty';
+  if (/^[+-]?\d+(?:\.\d+)?$/.test(text)) return EPOCH_REASON;
   return undefined;
+}
+
+/** Why a number is not converted, for this module's messages and the repair's. */
+export const EPOCH_REASON = 'a bare number does not say its unit (epoch seconds? milliseconds?), so the instant is ambiguous';
+
+/** Fraction digits beyond the ninth, when they are all zeros, change nothing; others would be lost. */
+function nanosecondFraction(text: string, fraction: string | undefined): string {
+  if (fraction === undefined) return FRACTION_PADDING;
+  if (fraction.length <= FRACTION_DIGITS) return fraction + FRACTION_PADDING.slice(fraction.length);
+  if (!/^0+$/.test(fraction.slice(FRACTION_DIGITS))) {
+    throw new TimestampError(text, `${fraction.length} fraction digits cannot be stored exactly (nanoseconds at most: 9 digits)`);
+  }
+  return fraction.slice(0, FRACTION_DIGITS);
 }
 
 /**
  * The canonical UTC form (`YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`) of the instant `text` denotes.
  *
- * Accepts PostgreSQL timestamptz text output in any session TimeZone (`2022-02-02 18:01:49.345261+00`, offsets
- * `+05:30`, `-07`, `+05:30:15`, 0–6 fraction digits) and ISO 8601 / RFC 3339 (`T` or space, `Z` or an offset as
- * `+HH:MM`, `+HHMM`, `+HH`, 0–9 fraction digits). A canonical value is returned unchanged.
+ * Accepts every form that names one instant: PostgreSQL timestamptz text output in any session TimeZone
+ * (`2022-02-02 18:01:49.345261+00`, offsets `+05:30`, `-07`, `+05:30:15`), and RFC 3339 / ISO 8601 with `Z` or an
+ * offset: extended or basic (`20220202T180149Z`), `T`, `t` or a space, `.` or `,` before the fraction, any number of
+ * fraction digits (beyond nine only zeros: nanoseconds are what the canonical form holds), minutes and seconds
+ * optional (`18:01Z` is 18:01:00), offsets `+HH:MM`, `+HHMM`, `+HH`, `+HH:MM:SS`. A canonical value is returned
+ * unchanged.
  *
- * @throws TimestampError for anything else: infinities, BC dates, a missing zone, fields out of range, leap seconds,
- * more than nine fraction digits, offsets of 16 hours or more, a result outside years 0001–9999, non-strings.
+ * @throws TimestampError for anything else, which does not name one instant or cannot be stored exactly:
+ * a missing zone (local time of which zone?), a bare number (epoch in which unit?), infinities, BC dates, fields
+ * out of range, hour 24, leap seconds, non-zero digits beyond nanoseconds, offsets of 16 hours or more, a result
+ * outside years 0001–9999, non-strings.
  */
 export function toCanonicalTimestamp(text: string): string {
   if (typeof text !== 'string') throw new TimestampError(text, `expected a string, got ${typeof text}`);
@@ -137,30 +168,28 @@ export function toCanonicalTimestamp(text: string): string {
 
   const match = TIMESTAMP.exec(text);
   if (match === null) throw new TimestampError(text, rejectionReason(text));
-  const [, fraction, zulu, sign, offsetHours, offsetMinutes, offsetSeconds, offsetMinutesBasic] = match;
+  const [, yearText, , monthText, dayText, hourText, , minuteText, secondText, fraction, zulu, sign, offsetHours, , offsetMinutes, offsetSeconds] =
+    match;
 
-  if (fraction !== undefined && fraction.length > FRACTION_DIGITS) {
-    throw new TimestampError(text, `${fraction.length} fraction digits cannot be stored exactly (at most 9)`);
-  }
+  const nanos = nanosecondFraction(text, fraction);
   if (zulu === undefined && sign === undefined) {
     throw new TimestampError(text, 'the time zone is missing, so the instant is ambiguous');
   }
 
-  let year = digits4(text, 0);
-  let month = digits2(text, 5);
-  let day = digits2(text, 8);
-  const hour = digits2(text, 11);
-  const minute = digits2(text, 14);
-  const second = digits2(text, 17);
+  let year = digits4(yearText!, 0);
+  let month = digits2(monthText!, 0);
+  let day = digits2(dayText!, 0);
+  const hour = digits2(hourText!, 0);
+  const minute = minuteText === undefined ? 0 : digits2(minuteText, 0);
+  const second = secondText === undefined ? 0 : digits2(secondText, 0);
   const problem = fieldProblem(year, month, day, hour, minute, second);
   if (problem !== undefined) throw new TimestampError(text, problem);
 
   // Local seconds of the day minus the offset: UTC seconds of the day, possibly one day before or after.
   let secondOfDay = hour * 3600 + minute * 60 + second;
   if (sign !== undefined && offsetHours !== undefined) {
-    const minutesText = offsetMinutes ?? offsetMinutesBasic;
     const oh = digits2(offsetHours, 0);
-    const om = minutesText === undefined ? 0 : digits2(minutesText, 0);
+    const om = offsetMinutes === undefined ? 0 : digits2(offsetMinutes, 0);
     const os = offsetSeconds === undefined ? 0 : digits2(offsetSeconds, 0);
     if (om > 59 || os > 59) throw new TimestampError(text, 'the offset is out of range');
     const offset = oh * 3600 + om * 60 + os;
@@ -193,7 +222,6 @@ export function toCanonicalTimestamp(text: string): string {
   const utcHour = (secondOfDay / 3600) | 0;
   const utcMinute = ((secondOfDay % 3600) / 60) | 0;
   const utcSecond = secondOfDay % 60;
-  const nanos = fraction === undefined ? FRACTION_PADDING : fraction + FRACTION_PADDING.slice(fraction.length);
   return `${pad4(year)}-${pad2(month)}-${pad2(day)}T${pad2(utcHour)}:${pad2(utcMinute)}:${pad2(utcSecond)}.${nanos}Z`;
 }
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env -S npx tsx
 // Step 4, first command: every item of a DynamoDB table, as a JSON array of plain objects, written to a file.
 //
-//   ./scripts/dump-ddb.ts --table cello --output dump.json --region us-east-1
+//   ./scripts/dump-ddb.ts --table cello --output dump.json --region us-west-2
 //
 // A parallel, strongly consistent Scan; pages are written as they arrive (memory does not grow with the table),
 // to a temporary file moved into place only when the whole table is in it. Items of different segments
@@ -17,6 +17,7 @@ import {
   decideRunComplete,
   endpointUrlOption,
   forceOption,
+  formatCount,
   regionOption,
   runMain,
   tableOption,
@@ -36,20 +37,24 @@ const WRITE_PIECE_CHARS = 32 * 1024;
 
 /** The command line, checked (a mistake is a UserError, exit 2); --help prints and exits. */
 function parseArguments() {
-  return createArgumentParser(
-    process.argv.slice(2),
-    'dump-ddb.ts',
-    'Usage: $0 --table <table> --output <file> --region <region>\n\nWrites every item of a DynamoDB table to a JSON file, as an array of plain objects.',
-  )
-    .option('table', tableOption('the DynamoDB table to dump'))
-    .option('output', { type: 'string', demandOption: true, describe: 'the JSON file to write (mode 0600)' })
-    .option('region', regionOption)
-    .option('endpoint-url', endpointUrlOption())
-    .option('segments', concurrencyOption(`parallel scan segments (1 to ${MAX_SEGMENTS})`, DEFAULT_SEGMENTS, MAX_SEGMENTS, 'segments'))
-    .option('force', forceOption)
-    .example('$0 --table cello --output dump.json --region us-east-1', 'dump the cello table')
-    .example('$0 --table cello --output dump.json --region us-east-1 --endpoint-url http://localhost:8000', 'dump a local table')
-    .parseAsync();
+  return (
+    createArgumentParser(
+      process.argv.slice(2),
+      'dump-ddb.ts',
+      'Usage: $0 --table <table> --output <file> --region <region> [options]\n\n' +
+        "Writes every item of a DynamoDB table to a JSON file (mode 0600), as an array of plain objects: Step 4's input.",
+    )
+      .option('table', tableOption('the DynamoDB table to dump'))
+      .option('output', { type: 'string', demandOption: true, describe: 'the JSON file to write (mode 0600)' })
+      .option('region', regionOption)
+      .option('endpoint-url', endpointUrlOption())
+      .option('segments', concurrencyOption(`parallel scan segments (1 to ${MAX_SEGMENTS})`, DEFAULT_SEGMENTS, MAX_SEGMENTS, 'segments'))
+      .option('force', forceOption)
+      // Whole commands as the guide writes them, without descriptions: each keeps one line and can be copied whole.
+      .example('./scripts/$0 --table cello --output ddb-dump.json --region us-west-2', '')
+      .example('./scripts/$0 --table cello --output ddb-dump.json --region us-west-2 --endpoint-url http://localhost:8000', '')
+      .parseAsync()
+  );
 }
 
 await runMain(async () => {
@@ -99,6 +104,6 @@ await runMain(async () => {
     progress.finish();
     client.destroy();
   }
-  await printOutput(`Dumped ${count} items from table ${table} (region ${target.region}) to ${output}\n`);
+  await printOutput(`Dumped ${formatCount(count)} items from table ${table} (region ${target.region}) to ${output}\n`);
   return ExitCode.ok;
 });

@@ -1,14 +1,16 @@
 #!/usr/bin/env -S npx tsx
 // Step 4, second command: converts token timestamps an earlier migration stored as PostgreSQL text
-// (`2022-02-02 18:01:49.345261+00`) to the canonical form (`2022-02-02T18:01:49.345261000Z`), reading the items
-// from the dump written by dump-ddb.ts. Safe on a live table and safe to run twice:
+// (`2022-02-02 18:01:49.345261+00`), or in any other form that names one instant (RFC 3339, ISO 8601 with a zone),
+// to the canonical form (`2022-02-02T18:01:49.345261000Z`), reading the items from the dump written by dump-ddb.ts.
+// Safe on a live table and safe to run twice:
 //
-//   ./scripts/migrate_ddb_timestamps.ts --file dump.json --table cello --region us-east-1 --dry-run
-//   ./scripts/migrate_ddb_timestamps.ts --file dump.json --table cello --region us-east-1
+//   ./scripts/migrate_ddb_timestamps.ts --file ddb-dump.json --table cello --region us-west-2 --dry-run
+//   ./scripts/migrate_ddb_timestamps.ts --file ddb-dump.json --table cello --region us-west-2
 //
 // - The whole file is checked first (one streaming pass): an invalid file changes nothing.
-// - Per field: only legacy values are converted and written; METADATA items, canonical values and values in no
-//   known format are left as they are (the last are listed, and counted in the summary).
+// - Per field: only convertible values are converted and written; METADATA items and canonical values are left as
+//   they are. Values that name no instant for sure (no zone, an epoch number) or are missing on a token are left
+//   too, listed with the reason and the way out (verify_migration.ts --fix), and the exit code is 1.
 // - Each update is conditional on the item still holding the values of the dump: an item changed or deleted
 //   since the dump is reported "✗ Failed: changed since dump" and never overwritten; the exit code is then 1.
 //   One already holding the new values (the same command run twice) is skipped as already fixed.
@@ -23,6 +25,7 @@ import {
   createArgumentParser,
   dryRunOption,
   endpointUrlOption,
+  formatCount,
   regionOption,
   runMain,
   stopSignalReceived,
@@ -42,6 +45,7 @@ import {
   formatConfiguration,
   formatRecordBlock,
   formatSummary,
+  needsAttention,
   planRecordRepair,
   type DumpRecord,
   type RecordOutcome,
@@ -55,20 +59,32 @@ const DEFAULT_CONCURRENCY = 16;
 
 /** The command line, checked (a mistake is a UserError, exit 2); --help prints and exits. */
 function parseArguments() {
-  return createArgumentParser(
-    process.argv.slice(2),
-    'migrate_ddb_timestamps.ts',
-    'Usage: $0 --file <dump.json> --table <table> --region <region> [--dry-run]\n\nConverts legacy PostgreSQL-format timestamps in a DynamoDB table to the canonical UTC form.',
-  )
-    .option('file', { type: 'string', demandOption: true, describe: 'the JSON dump written by dump-ddb.ts' })
-    .option('table', tableOption('the DynamoDB table to repair'))
-    .option('region', regionOption)
-    .option('dry-run', dryRunOption('show what would change; write nothing'))
-    .option('endpoint-url', endpointUrlOption())
-    .option('concurrency', concurrencyOption(`updates in flight at once (1 to ${MAX_CONCURRENCY})`, DEFAULT_CONCURRENCY))
-    .example('$0 --file dump.json --table cello --region us-east-1 --dry-run', 'list the changes, write nothing')
-    .example('$0 --file dump.json --table cello --region us-east-1', 'apply them')
-    .parseAsync();
+  return (
+    createArgumentParser(
+      process.argv.slice(2),
+      'migrate_ddb_timestamps.ts',
+      'Usage: $0 --file <dump.json> --table <table> --region <region> [options]\n\n' +
+        "Converts the timestamps of the dump written by dump-ddb.ts that are not canonical (the earlier migration's " +
+        'PostgreSQL text, RFC 3339, ISO 8601 with a zone) to the canonical UTC form, in the table, item by item, each ' +
+        "only if it still holds the dump's value. Values that name no instant for sure are listed, left unchanged, " +
+        'and make the exit code 1: verify_migration.ts --fix writes them from PostgreSQL.',
+    )
+      .option('file', { type: 'string', demandOption: true, describe: 'the JSON dump written by dump-ddb.ts' })
+      .option('table', tableOption('the DynamoDB table to repair'))
+      .option('region', regionOption)
+      .option('dry-run', dryRunOption('show what would change; write nothing'))
+      .option('endpoint-url', endpointUrlOption())
+      .option('concurrency', concurrencyOption(`updates in flight at once (1 to ${MAX_CONCURRENCY})`, DEFAULT_CONCURRENCY))
+      .option(
+        'summary-only',
+        dryRunOption('print only the records that need you (values not converted, failed updates) and the summary, not every change'),
+      )
+      // Whole commands as the guide writes them, without descriptions: each keeps one line and can be copied whole.
+      .example('./scripts/$0 --file ddb-dump.json --table cello --region us-west-2 --dry-run', '')
+      .example('./scripts/$0 --file ddb-dump.json --table cello --region us-west-2 --dry-run --summary-only', '')
+      .example('./scripts/$0 --file ddb-dump.json --table cello --region us-west-2', '')
+      .parseAsync()
+  );
 }
 
 await runMain(async () => {
@@ -77,6 +93,7 @@ await runMain(async () => {
   const file = args.file;
   const tableName = args.table;
   const dryRun = args['dry-run'];
+  const summaryOnly = args['summary-only'];
   const concurrency = args.concurrency;
   const target: DynamoTarget = { region: args.region, endpointUrl: args['endpoint-url'] };
   checkTableName(tableName);
@@ -97,7 +114,7 @@ await runMain(async () => {
       if ((total & 0xfff) === 0) throwIfStopped();
     }
     throwIfStopped();
-    await write(`Loaded ${total} total records\n\n`);
+    await write(`Loaded ${formatCount(total)} total records\n\n`);
 
     // A read, also in a dry run: a wrong table name or region is found before the report says anything more.
     await describeCelloTable(client, tableName, target);
@@ -123,14 +140,15 @@ await runMain(async () => {
     for await (const { plan, outcome } of results) {
       countRecord(counts, plan, outcome);
       const block = formatRecordBlock(plan, outcome);
-      if (block !== '') await write(block);
+      if (block !== '' && (!summaryOnly || needsAttention(plan, outcome))) await write(block);
     }
     await write(`${SEPARATOR}\n`);
     const stoppedBy = stopSignalReceived();
-    await write(formatSummary(counts, { dryRun, stoppedBy }));
+    await write(formatSummary(counts, { dryRun, table: tableName, region: target.region, stoppedBy }));
     if (fatal) throw fatal;
     if (stoppedBy !== undefined) return ExitCode.interrupted;
-    return counts.failed > 0 ? ExitCode.incomplete : ExitCode.ok;
+    // A value left unconverted is one the Cello service cannot read: not a success, also in a dry run.
+    return counts.failed > 0 || counts.unconvertedValues > 0 ? ExitCode.incomplete : ExitCode.ok;
   } finally {
     await report.flush();
     client.destroy();

@@ -46,7 +46,7 @@ function parseArguments() {
       'Usage: $0 <db_host[:port]> <db_user> <db_name> <output_file>\n\n' +
         'Writes every project and token of the Cello PostgreSQL database to a JSON file (mode 0600), the input of step 2.\n\n' +
         'The password comes from PGPASSWORD, or is asked on the terminal. PGSSLMODE, PGSSLROOTCERT, ' +
-        'PGCONNECT_TIMEOUT (default 10 s) and PGAPPNAME are honoured as by psql.',
+        'PGCONNECT_TIMEOUT (default 10\u00a0s) and PGAPPNAME are honoured as by psql.',
     )
       .command('$0 <db_host> <db_user> <db_name> <output_file>', false, (command) =>
         command
@@ -61,11 +61,11 @@ function parseArguments() {
         default: false,
         describe: `also write tokens whose project is missing from the projects table, under their project name with ${NO_REPOSITORY}`,
       })
-      // Without descriptions, so each command keeps one line at any terminal width and can be copied whole.
-      .example('$0 localhost cello_user cello_db migration_data.json', '')
-      .example('$0 db.example.com:5433 cello_user cello_db migration_data.json', '')
-      .example('$0 [::1]:5433 cello_user cello_db migration_data.json', '')
-      .example('PGSSLMODE=require $0 db.example.com cello_user cello_db migration_data.json', '')
+      // Whole commands as the guide writes them, without descriptions: each keeps one line and can be copied whole.
+      .example('npx tsx scripts/$0 localhost cello_user cello_db migration_data.json', '')
+      .example('npx tsx scripts/$0 db.example.com:5433 cello_user cello_db migration_data.json', '')
+      .example("npx tsx scripts/$0 '[::1]:5433' cello_user cello_db migration_data.json", '')
+      .example('PGSSLMODE=require npx tsx scripts/$0 db.example.com cello_user cello_db migration_data.json', '')
       .parseAsync()
   );
 }

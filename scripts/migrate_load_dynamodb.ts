@@ -35,11 +35,11 @@ async function parseArguments() {
     process.argv.slice(2),
     SCRIPT,
     [
+      'Usage: $0 <data_file> <table_name> <region> [options]',
+      '',
       "Loads the migration data file (step 1's output) into the Cello DynamoDB table. Items that already exist are " +
         'never replaced: they are counted as skipped, so running the command again after a partial run loads exactly ' +
         'what is missing. The whole file is checked first; if anything is wrong, nothing is written.',
-      '',
-      'Usage: $0 <data_file> <table_name> <region> [options]',
     ].join('\n'),
   )
     .command('$0 <data_file> <table_name> <region>', false, (command) =>
@@ -59,15 +59,10 @@ async function parseArguments() {
       default: false,
       describe: 'one conditional PutItem per item instead of BatchWriteItem: safe while other writers run, much slower',
     })
-    // Operators copy these commands whole: no description column, and a width that fits the longest one.
-    .wrap(120)
-    .example(`npx tsx scripts/${SCRIPT} migration_data.json cello us-east-1`, '')
-    .example(`npx tsx scripts/${SCRIPT} migration_data.json cello us-east-1 --endpoint-url http://localhost:8000`, '')
-    .example(`npx tsx scripts/${SCRIPT} migration_data.json cello us-east-1 --dry-run`, '')
-    .epilogue(
-      'Exit codes: 0 everything loaded or already there, 1 some items failed (run again), 2 invalid arguments or data file ' +
-        '(nothing written), 3 DynamoDB unreachable, credentials refused or table missing/wrong, 130 stopped by Ctrl-C (run again).',
-    )
+    // Whole commands as the guide writes them, without descriptions: each keeps one line and can be copied whole.
+    .example('npx tsx scripts/$0 migration_data.json cello us-west-2 --dry-run', '')
+    .example('npx tsx scripts/$0 migration_data.json cello us-west-2', '')
+    .example('npx tsx scripts/$0 migration_data.json cello us-west-2 --endpoint-url http://localhost:8000', '')
     .parseAsync();
   return {
     dataFile: String(args.data_file),

@@ -1,7 +1,7 @@
 #!/usr/bin/env -S npx tsx
 // Step 5 of the migration guide: does the DynamoDB table hold exactly what PostgreSQL holds?
 //
-//   PGPASSWORD=... npx tsx scripts/verify_migration.ts localhost cello_user cello_db cello us-east-1
+//   PGPASSWORD=... npx tsx scripts/verify_migration.ts localhost cello_user cello_db cello us-west-2
 //
 // PostgreSQL is the source of truth. Every project and token is compared with its item, value by value
 // (NULL ↔ "", timestamps as instants and in the canonical format the Cello service parses); items under partition
@@ -58,19 +58,20 @@ const DEFAULT_CONCURRENCY = 8;
 /** Items --fix plans at most in one run: the plan is held in memory, and more is a load's work, not a catch-up. */
 const MAX_FIX_CHANGES = 100_000;
 
-const USAGE = `Usage: $0 <db_host[:port]> <db_user> <db_name> <table_name> <region> [options]
-
-Compares the Cello DynamoDB table with PostgreSQL (the source of truth), reading both and writing to neither.
-Prints the projects that differ and a summary. Exit code 0: the table matches; 1: differences found;
-2: invalid arguments; 3: PostgreSQL or DynamoDB unreachable, credentials refused, table or schema missing.
-
-With --fix (before cutover only, with writes to PostgreSQL stopped), it then writes what it found: puts missing
-items, rewrites items that differ, deletes items PostgreSQL does not have, each only if the item still holds what
-was read. Exit code 0 only when every item it touched then holds PostgreSQL's values.
-
-The password comes from PGPASSWORD, or is asked on the terminal. PGSSLMODE, PGSSLROOTCERT, PGCONNECT_TIMEOUT
-(default 10 s) and PGAPPNAME are honoured as by psql. AWS credentials come from the usual chain (AWS_PROFILE,
-environment, SSO...).`;
+const USAGE = [
+  'Usage: $0 <db_host[:port]> <db_user> <db_name> <table_name> <region> [options]',
+  '',
+  'Compares the Cello DynamoDB table with PostgreSQL (the source of truth), reading both and writing to neither. ' +
+    'Prints the projects that differ and a summary; exit code 0 only when the table matches.',
+  '',
+  'With --fix (before cutover only, with writes to PostgreSQL stopped), it then writes what it found: puts missing ' +
+    'items, rewrites items that differ, deletes items PostgreSQL does not have, each only if the item still holds what ' +
+    "was read. Exit code 0 only when every item it touched then holds PostgreSQL's values.",
+  '',
+  'The password comes from PGPASSWORD, or is asked on the terminal. PGSSLMODE, PGSSLROOTCERT, PGCONNECT_TIMEOUT ' +
+    '(default 10\u00a0s) and PGAPPNAME are honoured as by psql. AWS credentials come from the usual chain (AWS_PROFILE, ' +
+    'environment, SSO...).',
+].join('\n');
 
 /** The command line, checked (a mistake is a UserError, exit 2); --help prints and exits. */
 function parseArguments() {
@@ -103,12 +104,12 @@ function parseArguments() {
         describe:
           "then bring the table in line with PostgreSQL: put missing items, rewrite differing ones, delete extra ones, each only if unchanged since read (before cutover only; refused when the table holds tokens newer than PostgreSQL's)",
       })
-      // Without descriptions, so each command keeps one line at any terminal width and can be copied whole.
-      .example('$0 localhost cello_user cello_db cello us-east-1', '')
-      .example('$0 db.example.com:5433 cello_user cello_db cello eu-west-1 --concurrency 16', '')
-      .example('$0 db.example.com cello_user cello_db cello us-east-1 --include-orphans', '')
-      .example('$0 db.example.com cello_user cello_db cello us-east-1 --fix', '')
-      .example('PGSSLMODE=require $0 db.example.com cello_user cello_db cello us-east-1', '')
+      // Whole commands as the guide writes them, without descriptions: each keeps one line and can be copied whole.
+      .example('npx tsx scripts/$0 localhost cello_user cello_db cello us-west-2', '')
+      .example('npx tsx scripts/$0 db.example.com:5433 cello_user cello_db cello us-west-2 --concurrency 16', '')
+      .example('npx tsx scripts/$0 db.example.com cello_user cello_db cello us-west-2 --include-orphans', '')
+      .example('npx tsx scripts/$0 db.example.com cello_user cello_db cello us-west-2 --fix', '')
+      .example('PGSSLMODE=require npx tsx scripts/$0 db.example.com cello_user cello_db cello us-west-2', '')
       .parseAsync()
   );
 }

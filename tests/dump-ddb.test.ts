@@ -197,7 +197,7 @@ test('pages beyond the first 1 MB are followed: one segment and the default give
   const expected = items.map((item) => `${item.pk!.S}\u0000${item.sk!.S}`).sort();
   assert.deepEqual(keysOf(sequential), expected);
   assert.deepEqual(keysOf(parallel), expected);
-  assert.match(many.stdout, /^Dumped 3000 items /);
+  assert.match(many.stdout, /^Dumped 3,000 items /); // formatCount, as every summary
 });
 
 test('throttling and 5xx answers are retried: the dump is complete', async (t: TestContext) => {

@@ -2,7 +2,7 @@
 // dynalite, the Cello schema in PostgreSQL, and `npm run stack` itself.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync } from 'node:fs';
@@ -294,40 +294,99 @@ async function isPortClosed(port: number): Promise<boolean> {
   }
 }
 
-test('npm run stack serves PostgreSQL and DynamoDB as printed, and Ctrl-C stops both', { timeout: 120_000 }, async () => {
-  // The command `npm run stack` runs, with this Node (npm itself adds nothing but a process in between).
-  const command = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: { stack: string } }).scripts.stack.split(' ');
+/** The package.json script `npm run stack` runs, as words, without its leading `exec`. */
+function stackCommand(): string[] {
+  const script = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: { stack: string } }).scripts.stack;
+  return script.replace(/^exec /, '').split(' ');
+}
+
+interface RunningStack {
+  child: ChildProcess;
+  stdout: () => string;
+  stderr: () => string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** What the stack printed: where its servers are, and the lines to paste. */
+  printed: { host: string; pgPort: number; password: string; endpoint: string; exports: Record<string, string> };
+}
+
+/** Starts the stack, as `npm run stack` (the real npm: the process the user started) or as its node command alone. */
+async function startStack(how: 'npm' | 'node', env: NodeJS.ProcessEnv): Promise<RunningStack> {
+  const command = stackCommand();
   assert.equal(command[0], 'node');
-  const child = spawn(process.execPath, command.slice(1), { cwd: ROOT, env: cleanEnvironment(await getStack()), stdio: ['ignore', 'pipe', 'pipe'] });
+  const child =
+    how === 'npm'
+      ? spawn('npm', ['run', '--silent', 'stack'], {
+          cwd: ROOT,
+          env: { ...env, npm_config_update_notifier: 'false' },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        })
+      : spawn(process.execPath, command.slice(1), { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (text: string) => (stdout += text));
-  child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
+  child.stdout!.setEncoding('utf8').on('data', (text: string) => (stdout += text));
+  child.stderr!.setEncoding('utf8').on('data', (text: string) => (stderr += text));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     child.on('exit', (code, signal) => resolve({ code, signal })),
   );
+  await new Promise<void>((resolve, reject) => {
+    const check = () => {
+      if (/Then, for example:[\s\S]*migrate_dump_postgres.*\n/.test(stdout)) resolve();
+    };
+    child.stdout!.on('data', check);
+    void exited.then(({ code }) => reject(new Error(`npm run stack exited early (${code})\nstdout: ${stdout}\nstderr: ${stderr}`)));
+  });
+  const [, host, pgPort] = /PostgreSQL\s+([\d.]+):(\d+)\s+database cello_db/.exec(stdout) ?? [];
+  const exports: Record<string, string> = {};
+  for (const [, name, value] of stdout.matchAll(/(?<=^export .*)\b([A-Z_]+)=('[^']*'|\S+)/gm)) exports[name!] = value!.replace(/^'(.*)'$/, '$1');
+  const password = exports.PGPASSWORD;
+  const endpoint = exports.AWS_ENDPOINT_URL_DYNAMODB;
+  assert.ok(host && pgPort && password && endpoint, `unexpected output:\n${stdout}`);
+  return { child, stdout: () => stdout, stderr: () => stderr, exited, printed: { host, pgPort: Number(pgPort), password, endpoint, exports } };
+}
+
+/** Every process and file the stack made is gone: its ports closed, no process with the run's marker, TMPDIR empty. */
+async function assertStackGone(stack: RunningStack, marker: string, temporary: string): Promise<void> {
+  // After SIGKILL to npm the stack notices within half a second, then stops its servers: wait for that, not longer.
+  const ports = [stack.printed.pgPort, Number(new URL(stack.printed.endpoint).port)];
+  for (let wait = 0; wait < 150 && !((await isPortClosed(ports[0]!)) && (await isPortClosed(ports[1]!))); wait++) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  assert.equal(await isPortClosed(ports[0]!), true, 'PostgreSQL still listens');
+  assert.equal(await isPortClosed(ports[1]!), true, 'DynamoDB still listens');
+  if (existsSync('/proc')) {
+    // The servers stop before the stack exits; give an orphan a moment to show it is one.
+    let left: number[] = [];
+    for (let wait = 0; wait < 50; wait++) {
+      left = processesWithEnvironment('CELLO_TEST_RUN_MARKER', marker);
+      if (left.length === 0) break;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    assert.deepEqual(left, [], `processes left running:\n${left.map((pid) => readFileSync(`/proc/${pid}/cmdline`, 'utf8')).join('\n')}`);
+  }
+  assert.deepEqual(
+    readdirSync(temporary).filter((entry) => !/^(cello-postgres-|tsx-)/.test(entry)),
+    [],
+    'files left in TMPDIR',
+  );
+}
+
+test("npm run stack is set up as the guide expects: its names, its region, the rights it asks for, both CLI versions' variables", {
+  timeout: 120_000,
+}, async () => {
+  const stack = await startStack('node', cleanEnvironment(await getStack()));
   try {
-    await new Promise<void>((resolve, reject) => {
-      const check = () => {
-        if (/Paste into another shell:[\s\S]*migrate_dump_postgres/.test(stdout)) resolve();
-      };
-      child.stdout.on('data', check);
-      void exited.then(({ code }) => reject(new Error(`npm run stack exited early (${code})\nstdout: ${stdout}\nstderr: ${stderr}`)));
-    });
+    const { host, pgPort, password, endpoint, exports } = stack.printed;
+    // What AWS CLI v1 (AWS_DEFAULT_REGION) and v2 and the SDK (AWS_REGION) read: the guide's region, under both names.
+    assert.equal(exports.AWS_REGION, 'us-west-2');
+    assert.equal(exports.AWS_DEFAULT_REGION, 'us-west-2');
+    assert.match(stack.stdout(), /Already done here, skip them in the guide:\n {2}Prerequisites, "The DynamoDB table": table cello exists/);
 
-    const [, host, pgPort, user] = /PostgreSQL\s+([\d.]+):(\d+)\s+user (\S+)\s+database cello/.exec(stdout) ?? [];
-    const [, password] = /export PGPASSWORD='([^']+)'/.exec(stdout) ?? [];
-    const [, endpoint] = /export AWS_ENDPOINT_URL_DYNAMODB=(\S+)/.exec(stdout) ?? [];
-    assert.ok(host && pgPort && user && password && endpoint, `unexpected output:\n${stdout}`);
-
-    const sql = postgres({ host, port: Number(pgPort), user, password, database: 'cello', max: 1, onnotice: () => {} });
+    // The guide's user reads the two tables and can do nothing else.
+    const sql = postgres({ host, port: pgPort, user: 'cello_user', password, database: 'cello_db', max: 1, onnotice: () => {} });
     try {
-      const tables = await sql<{ table_name: string }[]>`
-        SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name`;
-      assert.deepEqual(
-        tables.map((row) => row.table_name),
-        ['projects', 'tokens'],
-      );
+      assert.equal((await sql<{ n: number }[]>`SELECT count(*)::int AS n FROM projects`)[0]!.n, 0);
+      assert.equal((await sql<{ n: number }[]>`SELECT count(*)::int AS n FROM tokens`)[0]!.n, 0);
+      await assert.rejects(sql`INSERT INTO projects (project) VALUES ('x')`, /permission denied/);
     } finally {
       await sql.end();
     }
@@ -340,18 +399,52 @@ test('npm run stack serves PostgreSQL and DynamoDB as printed, and Ctrl-C stops 
       client.destroy();
     }
 
-    child.kill('SIGINT');
-    const { code, signal } = await exited;
+    // The AWS CLI with nothing but the printed exports (no --region, no --endpoint-url), as the stack suggests.
+    const aws = spawnSync('sh', ['-c', 'command -v aws'], { encoding: 'utf8' }).status === 0;
+    if (aws) {
+      const env = { PATH: process.env.PATH ?? '', HOME: mkdtempSync(join(tmpdir(), 'cello-home-')), ...exports };
+      const listed = spawnSync('aws', ['dynamodb', 'list-tables', '--output', 'text'], { env, encoding: 'utf8' });
+      assert.equal(listed.status, 0, listed.stderr);
+      assert.equal(listed.stdout, 'TABLENAMES\tcello\n');
+      rmSync(env.HOME, { recursive: true, force: true });
+    }
+
+    stack.child.kill('SIGINT');
+    const { code, signal } = await stack.exited;
     // It exits by itself, not killed by the signal.
     assert.equal(signal, null);
-    assert.equal(code, 0, `stderr: ${stderr}`);
-    assert.match(stderr, /stopping the local stack/);
-    assert.equal(await isPortClosed(Number(pgPort)), true, 'PostgreSQL still listens');
+    assert.equal(code, 0, `stderr: ${stack.stderr()}`);
+    assert.match(stack.stderr(), /SIGINT received: stopping the local stack/);
+    assert.equal(await isPortClosed(pgPort), true, 'PostgreSQL still listens');
     assert.equal(await isPortClosed(Number(new URL(endpoint).port)), true, 'DynamoDB still listens');
   } finally {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    if (stack.child.exitCode === null && stack.child.signalCode === null) stack.child.kill('SIGKILL');
   }
 });
+
+for (const signal of ['SIGTERM', 'SIGINT', 'SIGKILL'] as const) {
+  test(`npm run stack in the background: ${signal} to the npm process stops everything and removes the temporary folder`, {
+    timeout: 180_000,
+  }, async () => {
+    const temporary = mkdtempSync(join(tmpdir(), 'cello-tmp-'));
+    chmodSync(temporary, 0o755);
+    const marker = randomBytes(8).toString('hex');
+    const stack = await startStack('npm', cleanEnvironment(await getStack(), { TMPDIR: temporary, CELLO_TEST_RUN_MARKER: marker }));
+    try {
+      assert.ok(
+        readdirSync(temporary).some((entry) => entry.startsWith('cello-pg-')),
+        'the stack keeps its data in TMPDIR',
+      );
+      stack.child.kill(signal);
+      await stack.exited;
+      await assertStackGone(stack, marker, temporary);
+    } finally {
+      if (stack.child.exitCode === null && stack.child.signalCode === null) stack.child.kill('SIGKILL');
+      for (const pid of existsSync('/proc') ? processesWithEnvironment('CELLO_TEST_RUN_MARKER', marker) : []) process.kill(pid, 'SIGKILL');
+      rmSync(temporary, { recursive: true, force: true });
+    }
+  });
+}
 
 test('when the local stack cannot start, npm run demo, npm run stack and npm test say why in one line, exit 3 and leave nothing running', {
   timeout: 180_000,
@@ -364,7 +457,7 @@ test('when the local stack cannot start, npm run demo, npm run stack and npm tes
   const env = cleanEnvironment(await getStack(), { TMPDIR: temporary, CELLO_TEST_RUN_MARKER: marker });
   const scripts = (JSON.parse(readFileSync(join(copy.root, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
   const expectFailure = async (name: string, args: string[], error: RegExp) => {
-    const command = scripts[name]!.split(' ');
+    const command = scripts[name]!.replace(/^exec /, '').split(' ');
     assert.deepEqual(command.slice(0, 3), ['node', '--import', 'tsx']);
     // runNode closes only when every process holding the command's stderr has ended: a helper crashing late shows.
     const { code, stderr } = await runNode([...command.slice(3), ...args], env, { cwd: copy.root });

@@ -101,9 +101,16 @@ const CHANGES: Record<string, string[]> = {
 
 const GARBAGE_BLOCK =
   '[PROJECT#beta][TOKEN#garbage]:\n' +
-  '  created_at: "yesterday" is not a legacy PostgreSQL timestamp — left unchanged\n' +
-  '  expires_at: 1643824909 is not a legacy PostgreSQL timestamp — left unchanged\n' +
-  '  Skipped - nothing in the legacy format';
+  '  created_at: "yesterday" — left unchanged: not in any timestamp form\n' +
+  '  expires_at: 1643824909 — left unchanged: a bare number does not say its unit (epoch seconds? milliseconds?), so the instant is ambiguous, and the Cello service reads a string\n' +
+  '  Skipped - nothing the repair can convert';
+
+/** What the summary says after values were left unconverted (2 of them, in the seeded table). */
+const WAY_OUT = (tableName: string) =>
+  '2 values could not be converted (listed above, each with the reason) and are left as written:\n' +
+  'the Cello service cannot read them. PostgreSQL holds the true values; write them into the table with\n' +
+  "Step 3's verification and --fix, which changes only what differs from PostgreSQL:\n" +
+  `  npx tsx scripts/verify_migration.ts <db_host[:port]> <db_user> <db_name> ${tableName} ${REGION} --fix\n`;
 
 const SEED: DynamoItem[] = [
   // METADATA is skipped even when it holds something that looks legacy.
@@ -158,9 +165,9 @@ describe('a table with legacy, canonical, mixed, offset and odd values', () => {
   });
   after(() => proxy.close());
 
-  test('a dry run prints the guide report exactly, with every change in dump order', async () => {
+  test('a dry run prints the guide report exactly, with every change in dump order (exit 1: values left unconverted)', async () => {
     const result = await runScript('migrate_ddb_timestamps', repairArgs(file, tableName, '--dry-run', '--endpoint-url', proxy.endpoint));
-    assert.equal(result.code, 0, result.stderr);
+    assert.equal(result.code, 1, result.stderr);
     const blocks = expectedBlocks(file, 'DRY RUN - Would update');
     assert.equal(
       result.stdout,
@@ -181,9 +188,10 @@ describe('a table with legacy, canonical, mixed, offset and odd values', () => {
         '  Processed: 6\n' +
         '  Successful: 6\n' +
         '  Failed: 0\n' +
-        '  Skipped values (not a legacy timestamp, left unchanged): 2\n\n' +
+        '  Values not converted (listed above): 2\n\n' +
         'This was a DRY RUN. No changes were made to the database.\n' +
-        'To apply the 6 updates listed above, run the same command again without --dry-run.\n',
+        'To apply the 6 updates listed above, run the same command again without --dry-run.\n\n' +
+        WAY_OUT(tableName),
     );
     assert.equal(result.stderr, '');
   });
@@ -197,7 +205,8 @@ describe('a table with legacy, canonical, mixed, offset and odd values', () => {
 
   test('a live run updates the legacy fields and reports each record in dump order', async () => {
     const result = await runScript('migrate_ddb_timestamps', repairArgs(file, tableName));
-    assert.equal(result.code, 0, result.stderr);
+    assert.equal(result.code, 1, result.stderr);
+    assert.ok(result.stdout.endsWith(`\n${WAY_OUT(tableName)}`), result.stdout);
     assert.match(result.stdout, /^ {2}Dry run: False$/m);
     assert.deepEqual(blocksOf(result.stdout), expectedBlocks(file, '✓ Updated'));
     assert.deepEqual(summaryOf(result.stdout), {
@@ -206,7 +215,7 @@ describe('a table with legacy, canonical, mixed, offset and odd values', () => {
       Processed: 6,
       Successful: 6,
       Failed: 0,
-      'Skipped values (not a legacy timestamp, left unchanged)': 2,
+      'Values not converted (listed above)': 2,
     });
     assert.doesNotMatch(result.stdout, /DRY RUN/);
   });
@@ -239,9 +248,9 @@ describe('a table with legacy, canonical, mixed, offset and odd values', () => {
     }
   });
 
-  test('running the same command again with the same dump skips every record as already fixed (exit 0)', async () => {
+  test('running the same command again with the same dump skips every record as already fixed', async () => {
     const result = await runScript('migrate_ddb_timestamps', repairArgs(file, tableName));
-    assert.equal(result.code, 0, result.stderr);
+    assert.equal(result.code, 1, result.stderr);
     assert.deepEqual(blocksOf(result.stdout), expectedBlocks(file, 'Skipped - already fixed (the table holds the new value)'));
     assert.deepEqual(summaryOf(result.stdout), {
       'Total records': SEED.length,
@@ -249,17 +258,70 @@ describe('a table with legacy, canonical, mixed, offset and odd values', () => {
       Processed: 0,
       Successful: 0,
       Failed: 0,
-      'Skipped values (not a legacy timestamp, left unchanged)': 2,
+      'Values not converted (listed above)': 2,
     });
   });
 
-  test('a repair from a fresh dump skips everything and exits 0', async () => {
+  test('a repair from a fresh dump skips everything, and still exits 1 for the values it cannot convert', async () => {
     const fresh = await dump(tableName);
     const result = await runScript('migrate_ddb_timestamps', repairArgs(fresh, tableName));
-    assert.equal(result.code, 0, result.stderr);
+    assert.equal(result.code, 1, result.stderr);
     assert.deepEqual(blocksOf(result.stdout), [GARBAGE_BLOCK]);
     assert.equal(summaryOf(result.stdout).Skipped, SEED.length);
     assert.equal(summaryOf(result.stdout).Processed, 0);
+  });
+});
+
+describe("issue 17: the operator's values in other forms — every one named instant converted, the rest reported with exit 1", () => {
+  let tableName: string;
+  let client: DynamoDBClient;
+  let file: string;
+
+  before(async () => {
+    ({ tableName, client } = await newCelloTable());
+    await put(client, tableName, [
+      { pk: s('PROJECT#ops'), sk: s('METADATA'), repository: s('') },
+      token('ops', 'rfc3339-ms', { created_at: s('2021-05-11T17:17:41.678Z'), expires_at: s('') }),
+      token('ops', 'iso-basic', { created_at: s('20210511T191741,5+0200'), expires_at: s('2022-05-11T17:17+00:00') }),
+      token('ops', 'epoch-number', { created_at: { N: '1620363746' }, expires_at: s('') }),
+      token('ops', 'epoch-text', { created_at: s('1620363746'), expires_at: s('') }),
+      token('ops', 'no-zone', { created_at: s('2021-05-11T17:17:41'), expires_at: s('') }),
+      token('ops', 'no-expires-at', { created_at: s('2021-05-11T17:17:41.000000000Z') }),
+    ]);
+    file = await dump(tableName);
+  });
+
+  test('a summary-only dry run lists only the records that need the operator, then the way out (exit 1)', async () => {
+    const result = await runScript('migrate_ddb_timestamps', repairArgs(file, tableName, '--dry-run', '--summary-only'));
+    assert.equal(result.code, 1, result.stderr);
+    const blocks = blocksOf(result.stdout);
+    assert.deepEqual(blocks.map((block) => block.split('\n')[0]).sort(), [
+      '[PROJECT#ops][TOKEN#epoch-number]:',
+      '[PROJECT#ops][TOKEN#epoch-text]:',
+      '[PROJECT#ops][TOKEN#no-expires-at]:',
+      '[PROJECT#ops][TOKEN#no-zone]:',
+    ]);
+    assert.match(result.stdout, /^ {2}Successful: 2$/m);
+    assert.match(result.stdout, /^ {2}Values not converted \(listed above\): 4$/m);
+    assert.match(result.stdout, /^4 values could not be converted/m);
+    assert.match(result.stdout, new RegExp(`verify_migration\\.ts <db_host\\[:port\\]> <db_user> <db_name> ${tableName} ${REGION} --fix$`, 'm'));
+    assert.match(result.stdout, /expires_at: missing — left unchanged: the Cello service cannot read a token without it/);
+    assert.match(result.stdout, /created_at: "2021-05-11T17:17:41" — left unchanged: the time zone is missing, so the instant is ambiguous/);
+  });
+
+  test('the live run converts RFC 3339 and ISO 8601 values exactly, leaves the rest, and exits 1', async () => {
+    const result = await runScript('migrate_ddb_timestamps', repairArgs(file, tableName));
+    assert.equal(result.code, 1, result.stderr);
+    assert.match(result.stdout, /created_at: 2021-05-11T17:17:41\.678Z → 2021-05-11T17:17:41\.678000000Z\n {2}✓ Updated/);
+    const items = await rawItems(client, tableName);
+    const get = (id: string) => items.get(`[PROJECT#ops][TOKEN#${id}]`)!;
+    assert.deepEqual(get('rfc3339-ms').created_at, s('2021-05-11T17:17:41.678000000Z'));
+    assert.deepEqual(get('iso-basic').created_at, s('2021-05-11T17:17:41.500000000Z'));
+    assert.deepEqual(get('iso-basic').expires_at, s('2022-05-11T17:17:00.000000000Z'));
+    assert.deepEqual(get('epoch-number').created_at, { N: '1620363746' });
+    assert.deepEqual(get('epoch-text').created_at, s('1620363746'));
+    assert.deepEqual(get('no-zone').created_at, s('2021-05-11T17:17:41'));
+    assert.equal(get('no-expires-at').expires_at, undefined);
   });
 });
 

@@ -686,7 +686,7 @@ test("--help shows the guide's examples", async () => {
   assert.equal(result.code, 0);
   assert.match(result.stdout, /localhost cello_user cello_db migration_data\.json/);
   assert.match(result.stdout, /db\.example\.com:5433 cello_user cello_db migration_data\.json/);
-  assert.match(result.stdout, /\[::1\]:5433 cello_user cello_db migration_data\.json/);
+  assert.match(result.stdout, /'\[::1\]:5433' cello_user cello_db migration_data\.json/); // quoted, as a shell needs it
 });
 
 test('an out-of-range port is a usage error (exit 2)', async () => {

@@ -451,7 +451,7 @@ test('a bad --concurrency is one line, exit 2', async () => {
 test("--help shows the guide's examples", async () => {
   const result = await runScript(SCRIPT, ['--help']);
   assert.equal(result.code, 0);
-  assert.match(result.stdout, /migration_data\.json cello us-east-1/);
+  assert.match(result.stdout, /migration_data\.json cello us-west-2/);
   assert.match(result.stdout, /--endpoint-url http:\/\/localhost:8000/);
 });
 

@@ -14,7 +14,7 @@ import { promisify } from 'node:util';
 import { once } from 'node:events';
 import postgres from 'postgres';
 import { CreateTableCommand, DescribeTableCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { CELLO_SCHEMA_SQL } from '../lib/cello/sourceTables.ts';
+import { CELLO_SCHEMA_SQL, PROJECTS_TABLE, TOKENS_TABLE } from '../lib/cello/sourceTables.ts';
 import { ExitCode, UserError, oneLine } from '../lib/cli.ts';
 import { createDynamoClient } from '../lib/dynamodb.ts';
 
@@ -42,13 +42,18 @@ export interface LocalStack {
   stop(): Promise<void>;
 }
 
-export const LOCAL_REGION = 'us-east-1';
+/** The migration guide's region, so that its commands run here as written (a local endpoint accepts any region). */
+export const LOCAL_REGION = 'us-west-2';
 
-/** Dummy credentials: the SDK insists on some even for a local server. Not secrets. */
+/**
+ * Dummy credentials (the SDK insists on some even for a local server; not secrets) and the region under both
+ * names: the AWS SDK for JavaScript and AWS CLI v2 read AWS_REGION, AWS CLI v1 reads only AWS_DEFAULT_REGION.
+ */
 export const LOCAL_AWS_ENV = {
   AWS_ACCESS_KEY_ID: 'local',
   AWS_SECRET_ACCESS_KEY: 'local-secret',
   AWS_REGION: LOCAL_REGION,
+  AWS_DEFAULT_REGION: LOCAL_REGION,
   AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
 } as const;
 
@@ -63,7 +68,29 @@ export async function findFreePort(): Promise<number> {
   return address.port;
 }
 
+/**
+ * Whether nothing listens on `port` on 127.0.0.1 nor on ::1. Both: `localhost` may resolve to either, and a server
+ * of the operator's on one of them would otherwise answer the guide's commands instead of ours.
+ */
+export async function isPortFree(port: number): Promise<boolean> {
+  for (const host of ['127.0.0.1', '::1']) {
+    const server = createServer();
+    try {
+      server.listen(port, host);
+      await once(server, 'listening');
+    } catch (error) {
+      // No IPv6 on this machine: nothing can listen there either.
+      if ((error as NodeJS.ErrnoException).code !== 'EADDRNOTAVAIL') return false;
+    } finally {
+      server.close();
+    }
+  }
+  return true;
+}
+
 export interface LocalPostgresOptions {
+  /** A port to listen on if it is free on both loopback addresses (5432 for `npm run stack`); else any free port. */
+  preferredPort?: number;
   /** Server settings beyond the local stack's own, as `-c name=value` (a later value wins). */
   settings?: Record<string, string>;
   /** Runs once the data folder exists, before the server starts (to write pg_hba.conf, or hand it a TLS key). */
@@ -137,8 +164,9 @@ export async function startLocalPostgres(options: LocalPostgresOptions = {}): Pr
     await rm(passwordFile);
     await options.prepare?.({ path: dataDir, giveToServer });
     const settings = Object.entries({ ...SERVER_SETTINGS, ...options.settings }).flatMap(([name, value]) => ['-c', `${name}=${value}`]);
+    const preferred = options.preferredPort !== undefined && (await isPortFree(options.preferredPort)) ? options.preferredPort : undefined;
     for (let attempt = 1; ; attempt++) {
-      const port = await findFreePort();
+      const port = attempt === 1 && preferred !== undefined ? preferred : await findFreePort();
       const started = startServer(join(bin, 'postgres'), port, ['-D', dataDir, ...settings], serverUser);
       server = started.child;
       try {
@@ -437,8 +465,8 @@ export async function startLocalDynamo(): Promise<LocalDynamo> {
   };
 }
 
-export async function startLocalStack(): Promise<LocalStack> {
-  const started = await Promise.allSettled([startLocalPostgres(), startLocalDynamo()]);
+export async function startLocalStack(postgresOptions: LocalPostgresOptions = {}): Promise<LocalStack> {
+  const started = await Promise.allSettled([startLocalPostgres(postgresOptions), startLocalDynamo()]);
   const [pgStart, dynamoStart] = started;
   if (pgStart.status === 'rejected' || dynamoStart.status === 'rejected') {
     // One failed: stop the other before saying why.
@@ -492,6 +520,22 @@ export async function createCelloDatabase(pg: LocalPostgres, name: string, optio
     await sql.unsafe(CELLO_SCHEMA_SQL);
   } finally {
     await sql.end();
+  }
+}
+
+/**
+ * A login role with exactly the rights the migration guide asks for (Prerequisites): CONNECT on the database and
+ * SELECT on the two Cello tables, nothing else. The stack's operator and the doc test run the guide as this user,
+ * so a step that needed more would fail there first.
+ */
+export async function createReadOnlyUser(pg: LocalPostgres, database: string, user: string, password: string): Promise<void> {
+  const admin = connectAdmin(pg, database);
+  try {
+    await admin.unsafe(`CREATE ROLE "${user}" LOGIN PASSWORD '${password.replaceAll("'", "''")}'`);
+    await admin.unsafe(`GRANT CONNECT ON DATABASE "${database}" TO "${user}"`);
+    await admin.unsafe(`GRANT SELECT ON ${PROJECTS_TABLE}, ${TOKENS_TABLE} TO "${user}"`);
+  } finally {
+    await admin.end();
   }
 }
 

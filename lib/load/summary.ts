@@ -1,5 +1,6 @@
 // What a run counts, and the summary printed from it.
 import { REPOSITORY, EXPIRES_AT } from '../cello/items.ts';
+import { formatCount } from '../cli.ts';
 import type { CheckedFile } from './check.ts';
 
 /** What a run did (or, for a dry run, would do). */
@@ -34,7 +35,7 @@ export type RunEnding = 'complete' | 'stopped' | 'error';
 
 /** The summary printed on stdout (the guide's Step 3 shows it). */
 export function formatLoadSummary(checked: Pick<CheckedFile, 'projects' | 'items'>, counts: LoadCounts, dryRun: boolean, ending: RunEnding): string {
-  const count = (value: number): string => value.toLocaleString('en-US');
+  const count = formatCount;
   const would = dryRun ? 'would be ' : '';
   const lines = [
     ...(dryRun ? ['Dry run: nothing was written.'] : []),

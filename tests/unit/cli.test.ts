@@ -7,7 +7,9 @@ import { join } from 'node:path';
 import { after } from 'node:test';
 import {
   concurrencyOption,
+  EXIT_CODES_HELP,
   ExitCode,
+  HELP_WIDTH,
   SAME_STOP_REQUEST_MS,
   Progress,
   UserError,
@@ -480,6 +482,51 @@ test('--help prints the usage on stdout and exits 0', async () => {
   assert.equal(result.code, 0);
   assert.match(result.stdout, /migrate_example\.ts <input> \[options\]/);
   assert.match(result.stdout, /migration_data\.json/);
+});
+
+const SCRIPTS = ['migrate_dump_postgres.ts', 'migrate_load_dynamodb.ts', 'verify_migration.ts', 'dump-ddb.ts', 'migrate_ddb_timestamps.ts'];
+
+test("every script's --help has the one layout: usage first, whole-command examples, the exit codes last", async () => {
+  const scriptsFolder = join(import.meta.dirname, '..', '..', 'scripts');
+  const helps = await Promise.all(
+    SCRIPTS.map(
+      (script) =>
+        new Promise<string>((resolve, reject) => {
+          // A narrow terminal must not change the layout.
+          const child = spawn(process.execPath, ['--import', 'tsx', join(scriptsFolder, script), '--help'], {
+            env: { ...process.env, COLUMNS: '60' },
+            stdio: ['ignore', 'pipe', 'inherit'],
+          });
+          let stdout = '';
+          child.stdout.setEncoding('utf8').on('data', (text: string) => (stdout += text));
+          child.on('error', reject);
+          child.on('close', (code) => (code === 0 ? resolve(stdout) : reject(new Error(`${script} --help exited with ${code}`))));
+        }),
+    ),
+  );
+  for (const [index, help] of helps.entries()) {
+    const script = SCRIPTS[index]!;
+    const lines = help.trimEnd().split('\n');
+    assert.match(lines[0]!, new RegExp(`^Usage: ${script.replace('.', '\\.')} `), script);
+    assert.equal(lines[1], '', `${script}: a blank line after the usage`);
+    for (const line of lines) assert.ok(line.length <= HELP_WIDTH, `${script}: a line longer than ${HELP_WIDTH}: ${line}`);
+    // Examples: whole commands as the guide writes them, one per line (no description column, never wrapped).
+    const examples = help.slice(help.indexOf('\nExamples:\n') + 11, help.indexOf('\n\nExit codes')).split('\n');
+    assert.ok(examples.length >= 2, `${script}: examples`);
+    for (const example of examples) {
+      assert.match(example, new RegExp(`^ {2}(?:[A-Z]+=\\S+ )*(?:npx tsx |\\./)scripts/${script.replace('.', '\\.')} \\S`), `${script}: ${example}`);
+      assert.doesNotMatch(example, / {3}/, `${script}: an example with a description column: ${example}`);
+    }
+    assert.ok(help.trimEnd().endsWith(EXIT_CODES_HELP), `${script}: ends with the exit codes`);
+  }
+});
+
+test('the exit codes in --help are exactly the codes the scripts use', () => {
+  const listed = [...EXIT_CODES_HELP.matchAll(/^ {2}(\d+) /gm)].map((match) => Number(match[1]));
+  assert.deepEqual(
+    listed,
+    Object.values(ExitCode).sort((a, b) => a - b),
+  );
 });
 
 // ---- positiveInteger ----------------------------------------------------------------------------------------------

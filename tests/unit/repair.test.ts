@@ -10,6 +10,7 @@ import {
   formatConfiguration,
   formatRecordBlock,
   formatSummary,
+  needsAttention,
   judgeConditionFailure,
   planRecordRepair,
   type RecordOutcome,
@@ -85,34 +86,58 @@ test('canonical values and an empty expires_at need nothing', () => {
   assert.deepEqual(plan.unconverted, []);
 });
 
-test('values neither canonical nor legacy are left unchanged and listed', () => {
+/** The fields and values of a plan's unconverted list, without the reasons. */
+const unconvertedValues = (plan: ReturnType<typeof planRecordRepair>) => plan.unconverted.map(({ field, value }) => ({ field, value }));
+
+test('values that name no instant are left unchanged and listed with the reason', () => {
   const plan = planRecordRepair(token({ created_at: 'yesterday', expires_at: 1643824909 }));
   assert.deepEqual(plan.changes, []);
   assert.deepEqual(plan.unconverted, [
-    { field: 'created_at', value: 'yesterday' },
-    { field: 'expires_at', value: 1643824909 },
+    { field: 'created_at', value: 'yesterday', reason: 'not in any timestamp form' },
+    {
+      field: 'expires_at',
+      value: 1643824909,
+      reason: 'a bare number does not say its unit (epoch seconds? milliseconds?), so the instant is ambiguous, and the Cello service reads a string',
+    },
   ]);
 });
 
-test('ISO 8601 values that are not PostgreSQL text output are not the legacy format', () => {
-  const plan = planRecordRepair(token({ created_at: '2022-02-02T18:01:49Z', expires_at: '2022-02-02 18:01:49' }));
-  assert.deepEqual(plan.changes, []);
-  assert.equal(plan.unconverted.length, 2);
+test('every form that names one instant is converted: RFC 3339 with milliseconds, ISO 8601 with an offset', () => {
+  const plan = planRecordRepair(token({ created_at: '2021-05-11T17:17:41.678Z', expires_at: '20220202T230149.345261+0500' }));
+  assert.deepEqual(plan.changes, [
+    { field: 'created_at', oldValue: '2021-05-11T17:17:41.678Z', newValue: '2021-05-11T17:17:41.678000000Z' },
+    { field: 'expires_at', oldValue: '20220202T230149.345261+0500', newValue: '2022-02-02T18:01:49.345261000Z' },
+  ]);
+  assert.deepEqual(plan.unconverted, []);
 });
 
-test('an empty created_at, a null and an impossible date are not legacy values', () => {
+test('a timestamp without a zone and an epoch number in a string are ambiguous: listed, not converted', () => {
+  const plan = planRecordRepair(token({ created_at: '2022-02-02 18:01:49', expires_at: '1620363746' }));
+  assert.deepEqual(plan.changes, []);
+  assert.deepEqual(
+    plan.unconverted.map(({ reason }) => reason),
+    [
+      'the time zone is missing, so the instant is ambiguous',
+      'a bare number does not say its unit (epoch seconds? milliseconds?), so the instant is ambiguous',
+    ],
+  );
+});
+
+test('an empty created_at, a null and an impossible date are not converted', () => {
   const plan = planRecordRepair(token({ created_at: '', expires_at: null }));
-  assert.deepEqual(plan.unconverted, [
+  assert.deepEqual(unconvertedValues(plan), [
     { field: 'created_at', value: '' },
     { field: 'expires_at', value: null },
   ]);
-  assert.deepEqual(planRecordRepair(token({ created_at: '2022-02-30 00:00:00+00', expires_at: '' })).unconverted, [
+  assert.deepEqual(unconvertedValues(planRecordRepair(token({ created_at: '2022-02-30 00:00:00+00', expires_at: '' }))), [
     { field: 'created_at', value: '2022-02-30 00:00:00+00' },
   ]);
 });
 
 test('a token missing a timestamp has it listed as missing; other kinds of item do not', () => {
-  assert.deepEqual(planRecordRepair(token({ created_at: '2022-02-02 18:01:49+00' })).unconverted, [{ field: 'expires_at', value: undefined }]);
+  assert.deepEqual(planRecordRepair(token({ created_at: '2022-02-02 18:01:49+00' })).unconverted, [
+    { field: 'expires_at', value: undefined, reason: 'the Cello service cannot read a token without it' },
+  ]);
   const other = planRecordRepair({ pk: 'PROJECT#a', sk: 'OTHER#1', created_at: '2022-02-02 18:01:49+00' });
   assert.deepEqual(other.unconverted, []);
   assert.equal(other.changes.length, 1);
@@ -239,9 +264,9 @@ test('values left unchanged are shown in the block, quoted, with missing ones na
   assert.equal(
     formatRecordBlock(plan, { kind: 'skipped' }),
     '[PROJECT#alpha][TOKEN#t1]:\n' +
-      '  created_at: "yesterday" is not a legacy PostgreSQL timestamp — left unchanged\n' +
-      '  expires_at: missing — left unchanged\n' +
-      '  Skipped - nothing in the legacy format\n\n',
+      '  created_at: "yesterday" — left unchanged: not in any timestamp form\n' +
+      '  expires_at: missing — left unchanged: the Cello service cannot read a token without it\n' +
+      '  Skipped - nothing the repair can convert\n\n',
   );
 });
 
@@ -283,13 +308,30 @@ test('the summary of a dry run has the guide layout and says how to apply the up
   );
 });
 
-test('a live summary has no dry-run note; values left unchanged get their own line', () => {
+test('a live summary has no dry-run note; values left unchanged get their own line and the way out', () => {
   const counts = countAll([[planRecordRepair(token({ created_at: 5, expires_at: 6 })), { kind: 'skipped' }]]);
   assert.equal(
-    formatSummary(counts, { dryRun: false }),
+    formatSummary(counts, { dryRun: false, table: 'cello', region: 'us-west-2' }),
     'Summary:\n  Total records: 1\n  Skipped: 1\n  Processed: 0\n  Successful: 0\n  Failed: 0\n' +
-      '  Skipped values (not a legacy timestamp, left unchanged): 2\n',
+      '  Values not converted (listed above): 2\n\n' +
+      '2 values could not be converted (listed above, each with the reason) and are left as written:\n' +
+      'the Cello service cannot read them. PostgreSQL holds the true values; write them into the table with\n' +
+      "Step 3's verification and --fix, which changes only what differs from PostgreSQL:\n" +
+      '  npx tsx scripts/verify_migration.ts <db_host[:port]> <db_user> <db_name> cello us-west-2 --fix\n',
   );
+});
+
+test('counts in the summary are written with thousands separators, like every other summary', () => {
+  const counts = emptyRepairCounts(51_000);
+  counts.skipped = 51_000;
+  assert.match(formatSummary(counts, { dryRun: false }), /^ {2}Total records: 51,000$/m);
+});
+
+test('only records with a value not converted or a failure need the operator in a --summary-only report', () => {
+  assert.equal(needsAttention(legacyPlan, { kind: 'updated' }), false);
+  assert.equal(needsAttention(legacyPlan, { kind: 'wouldUpdate' }), false);
+  assert.equal(needsAttention(legacyPlan, { kind: 'failed', reason: 'x' }), true);
+  assert.equal(needsAttention(planRecordRepair(token({ created_at: 'yesterday', expires_at: '' })), { kind: 'skipped' }), true);
 });
 
 test('a stopped run says how many records were not reached', () => {

@@ -218,7 +218,13 @@ test('garbage is rejected with the value quoted', () => {
 test('near misses are rejected', () => {
   for (const value of [
     '2022-02-02',
-    '2022-02-02 18:01+00',
+    '2022-02-02T18Z1',
+    '2022-0202T18:01:49Z',
+    '202202-02T18:01:49Z',
+    '2022-02-02T18:0149Z',
+    '2022-02-02T18:01:49+05:3000',
+    '2022-02-02T18:01,Z',
+    '2022-02-02T18:01.5Z',
     '2022-2-02 18:01:49+00',
     '2022-02-02 18:01:49.+00',
     '2022-02-02  18:01:49+00',
@@ -241,8 +247,47 @@ test('a timestamp without a zone is rejected as ambiguous', () => {
   assertRejected('2022-02-02T18:01:49', /zone is missing/);
 });
 
-test('ten fraction digits are rejected (cannot be stored exactly)', () => {
+test('ten fraction digits are rejected when the tenth is not zero (cannot be stored exactly)', () => {
   assertRejected('2022-02-02T18:01:49.3452610001Z', /10 fraction digits/);
+  assertRejected('2022-02-02T18:01:49.000000000000000001Z', /18 fraction digits/);
+});
+
+// ---- every other form that names one instant (issue 17: the repair converts them all) ------------------------------
+
+test('RFC 3339 with milliseconds and Z converts', () => {
+  assert.equal(convert('2021-05-11T17:17:41.678Z'), '2021-05-11T17:17:41.678000000Z');
+});
+
+test('fraction digits beyond nine that are all zeros change nothing and convert', () => {
+  assert.equal(convert('2021-05-11T17:17:41.678000000000Z'), '2021-05-11T17:17:41.678000000Z');
+  assert.equal(convert('2021-05-11T17:17:41.123456789000+01:00'), '2021-05-11T16:17:41.123456789Z');
+});
+
+test('ISO 8601 basic format converts', () => {
+  assert.equal(convert('20210511T171741Z'), '2021-05-11T17:17:41.000000000Z');
+  assert.equal(convert('20210511T171741.5+0200'), '2021-05-11T15:17:41.500000000Z');
+  assert.equal(convert('20210511T1717-01'), '2021-05-11T18:17:00.000000000Z');
+});
+
+test('a comma before the fraction (ISO 8601) converts', () => {
+  assert.equal(convert('2021-05-11T17:17:41,678Z'), '2021-05-11T17:17:41.678000000Z');
+});
+
+test('reduced precision (no seconds, or no minutes) is the start of that minute or hour', () => {
+  assert.equal(convert('2022-02-02 18:01+00'), '2022-02-02T18:01:00.000000000Z');
+  assert.equal(convert('2022-02-02T18:01Z'), '2022-02-02T18:01:00.000000000Z');
+  assert.equal(convert('2022-02-02T18+05:30'), '2022-02-02T12:30:00.000000000Z');
+});
+
+test('a lowercase t separator and -00:00 (RFC 3339: UTC, local offset unknown) convert', () => {
+  assert.equal(convert('2022-02-02t18:01:49z'), '2022-02-02T18:01:49.000000000Z');
+  assert.equal(convert('2022-02-02T18:01:49-00:00'), '2022-02-02T18:01:49.000000000Z');
+});
+
+test('a bare number (epoch time) is rejected: its unit is unknown', () => {
+  assertRejected('1620363746', /does not say its unit/);
+  assertRejected('1620363746123', /does not say its unit/);
+  assertRejected('1620363746.5', /does not say its unit/);
 });
 
 test('month 13 is rejected', () => {
