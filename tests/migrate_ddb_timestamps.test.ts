@@ -14,6 +14,7 @@ import {
   cleanEnvironment,
   getStack,
   hasStackTrace,
+  newCelloDatabase,
   newCelloTable,
   runScript,
   temporaryFolder,
@@ -322,6 +323,30 @@ describe("issue 17: the operator's values in other forms — every one named ins
     assert.deepEqual(get('epoch-text').created_at, s('1620363746'));
     assert.deepEqual(get('no-zone').created_at, s('2021-05-11T17:17:41'));
     assert.equal(get('no-expires-at').expires_at, undefined);
+  });
+
+  test('the way out it names works: verify_migration.ts --fix writes the rest from PostgreSQL, then verify matches', async () => {
+    // PostgreSQL holds what the seed's values mean (ms and seconds as the instants they name).
+    const database = await newCelloDatabase();
+    await database.sql.unsafe(`
+      INSERT INTO projects VALUES ('ops', NULL);
+      INSERT INTO tokens VALUES
+        ('rfc3339-ms', '2021-05-11 17:17:41.678+00', 'ops', NULL),
+        ('iso-basic', '2021-05-11 17:17:41.5+00', 'ops', '2022-05-11 17:17:00+00'),
+        ('epoch-number', to_timestamp(1620363746), 'ops', NULL),
+        ('epoch-text', to_timestamp(1620363746), 'ops', NULL),
+        ('no-zone', '2021-05-11 17:17:41+00', 'ops', NULL),
+        ('no-expires-at', '2021-05-11 17:17:41+00', 'ops', NULL);`);
+    const host = `${database.stack.postgres.host}:${database.stack.postgres.port}`;
+    const verifyArgs = [host, database.stack.postgres.user, database.name, tableName, REGION];
+    const fix = await runScript('verify_migration', [...verifyArgs, '--fix']);
+    assert.equal(fix.code, 0, fix.stdout + fix.stderr);
+    assert.match(fix.stdout, /^ {2}Items rewritten \(values differed\): 4$/m);
+    const verify = await runScript('verify_migration', verifyArgs);
+    assert.equal(verify.code, 0, verify.stdout + verify.stderr);
+    const items = await rawItems(client, tableName);
+    assert.deepEqual(items.get('[PROJECT#ops][TOKEN#epoch-number]')!.created_at, s('2021-05-07T05:02:26.000000000Z'));
+    assert.deepEqual(items.get('[PROJECT#ops][TOKEN#no-expires-at]')!.expires_at, s(''));
   });
 });
 
