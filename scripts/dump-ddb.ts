@@ -17,6 +17,7 @@ import {
   decideRunComplete,
   endpointUrlOption,
   forceOption,
+  maxRcuOption,
   regionOption,
   runMain,
   tableOption,
@@ -24,7 +25,8 @@ import {
   wasStopped,
 } from '../lib/cli.ts';
 import { AttributeValueError, itemToJson } from '../lib/ddbJson.ts';
-import { checkTableName, createDynamoClient, type DynamoTarget } from '../lib/dynamodb.ts';
+import { capacityMeterOf, checkTableName, createDynamoClient, type DynamoTarget } from '../lib/dynamodb.ts';
+import { formatCapacitySummary } from '../lib/capacity/meter.ts';
 import { AtomicOutputFile, checkTarget } from '../lib/files.ts';
 import { printOutput } from '../lib/output.ts';
 import { DEFAULT_MAX_PAGES_IN_FLIGHT, scanPages } from '../lib/scan.ts';
@@ -47,6 +49,7 @@ function parseArguments() {
     .option('endpoint-url', endpointUrlOption())
     .option('segments', concurrencyOption(`parallel scan segments (1 to ${MAX_SEGMENTS})`, DEFAULT_SEGMENTS, MAX_SEGMENTS, 'segments'))
     .option('force', forceOption)
+    .option('max-rcu', maxRcuOption())
     .example('$0 --table cello --output dump.json --region us-east-1', 'dump the cello table')
     .example('$0 --table cello --output dump.json --region us-east-1 --endpoint-url http://localhost:8000', 'dump a local table')
     .parseAsync();
@@ -62,11 +65,15 @@ await runMain(async () => {
   checkTableName(table);
   if (output.trim() === '') throw new UserError('--output is empty — give the path of the JSON file to write, e.g. dump.json', ExitCode.usage);
 
-  const client = createDynamoClient(target, { maxSockets: Math.min(segments, DEFAULT_MAX_PAGES_IN_FLIGHT) });
+  const client = createDynamoClient(target, {
+    maxSockets: Math.min(segments, DEFAULT_MAX_PAGES_IN_FLIGHT),
+    capacity: { maxRcu: args['max-rcu'] },
+  });
+  const meter = capacityMeterOf(client);
   // Before any request: a folder in the way or an existing file without --force is reported at once (exit 4).
   await checkTarget(output, resolve(output), args.force);
   const file = await AtomicOutputFile.create(output, { overwrite: args.force });
-  const progress = new Progress(`Dumping ${table}`);
+  const progress = new Progress(`Dumping ${table}`, undefined, process.stderr, { note: () => meter.describeSlowdown() });
   let count = 0;
   try {
     await file.write('[');
@@ -99,6 +106,8 @@ await runMain(async () => {
     progress.finish();
     client.destroy();
   }
-  await printOutput(`Dumped ${count} items from table ${table} (region ${target.region}) to ${output}\n`);
+  await printOutput(
+    `Dumped ${count} items from table ${table} (region ${target.region}) to ${output}\n${formatCapacitySummary(meter, { writes: false })}`,
+  );
   return ExitCode.ok;
 });

@@ -23,6 +23,7 @@ import {
   createArgumentParser,
   dryRunOption,
   endpointUrlOption,
+  maxWcuOption,
   regionOption,
   runMain,
   stopSignalReceived,
@@ -30,7 +31,8 @@ import {
   throwIfStopped,
   wasStopped,
 } from '../lib/cli.ts';
-import { checkTableName, createDynamoClient, describeCelloTable, type DynamoTarget } from '../lib/dynamodb.ts';
+import { capacityMeterOf, checkTableName, createDynamoClient, describeCelloTable, type DynamoTarget } from '../lib/dynamodb.ts';
+import { formatCapacitySummary } from '../lib/capacity/meter.ts';
 import { checkInputFile } from '../lib/files.ts';
 import { JsonInputError, readJsonArray } from '../lib/json/stream.ts';
 import {
@@ -47,7 +49,7 @@ import {
   type RecordOutcome,
   type RecordRepairPlan,
 } from '../lib/repair.ts';
-import { applyTimestampChanges, type RepairTarget } from '../lib/repairUpdate.ts';
+import { applyTimestampChanges, planTimestampChanges, type RepairTarget } from '../lib/repairUpdate.ts';
 import { ReportOutput } from '../lib/output.ts';
 import { mapConcurrentOrdered } from '../lib/concurrency.ts';
 
@@ -66,8 +68,10 @@ function parseArguments() {
     .option('dry-run', dryRunOption('show what would change; write nothing'))
     .option('endpoint-url', endpointUrlOption())
     .option('concurrency', concurrencyOption(`updates in flight at once (1 to ${MAX_CONCURRENCY})`, DEFAULT_CONCURRENCY))
+    .option('max-wcu', maxWcuOption())
     .example('$0 --file dump.json --table cello --region us-east-1 --dry-run', 'list the changes, write nothing')
     .example('$0 --file dump.json --table cello --region us-east-1', 'apply them')
+    .example('$0 --file dump.json --table cello --region us-east-1 --max-wcu 50', 'apply them beside a live service')
     .parseAsync();
 }
 
@@ -81,7 +85,8 @@ await runMain(async () => {
   const target: DynamoTarget = { region: args.region, endpointUrl: args['endpoint-url'] };
   checkTableName(tableName);
   await checkInputFile(file);
-  const client = createDynamoClient(target, { maxSockets: concurrency });
+  const client = createDynamoClient(target, { maxSockets: concurrency, capacity: { maxWcu: args['max-wcu'] } });
+  const meter = capacityMeterOf(client);
   const repairTarget: RepairTarget = { client, tableName, target };
   const report = new ReportOutput();
   const write = (text: string) => report.write(text);
@@ -108,7 +113,10 @@ await runMain(async () => {
     const repairRecord = async (record: DumpRecord): Promise<{ plan: RecordRepairPlan; outcome: RecordOutcome }> => {
       const plan = planRecordRepair(record);
       if (plan.changes.length === 0) return { plan, outcome: { kind: 'skipped' } };
-      if (dryRun) return { plan, outcome: { kind: 'wouldUpdate' } };
+      if (dryRun) {
+        planTimestampChanges(meter, record, plan.changes);
+        return { plan, outcome: { kind: 'wouldUpdate' } };
+      }
       if (fatal) return { plan, outcome: { kind: 'failed', reason: 'not attempted: the run is stopping' } };
       try {
         return { plan, outcome: await applyTimestampChanges(repairTarget, plan.pk, plan.sk, plan.changes) };
@@ -128,6 +136,8 @@ await runMain(async () => {
     await write(`${SEPARATOR}\n`);
     const stoppedBy = stopSignalReceived();
     await write(formatSummary(counts, { dryRun, stoppedBy }));
+    // Its reads are the read-backs after a failed condition: shown when there were any.
+    await write(formatCapacitySummary(meter, { dryRun, reads: meter.consumed.read > 0 }));
     if (fatal) throw fatal;
     if (stoppedBy !== undefined) return ExitCode.interrupted;
     return counts.failed > 0 ? ExitCode.incomplete : ExitCode.ok;

@@ -20,8 +20,14 @@ export function emptyCounts(): LoadCounts {
 
 export type RunEnding = 'complete' | 'stopped' | 'error';
 
-/** The summary printed on stdout (the guide's Step 3 shows it). */
-export function formatLoadSummary(checked: Pick<CheckedFile, 'projects' | 'items'>, counts: LoadCounts, dryRun: boolean, ending: RunEnding): string {
+/** The summary printed on stdout (the guide's Step 3 shows it); `capacity` (lib/capacity/) goes before the last line. */
+export function formatLoadSummary(
+  checked: Pick<CheckedFile, 'projects' | 'items'>,
+  counts: LoadCounts,
+  dryRun: boolean,
+  ending: RunEnding,
+  capacity = '',
+): string {
   const count = (value: number): string => value.toLocaleString('en-US');
   const would = dryRun ? 'would be ' : '';
   const lines = [
@@ -35,6 +41,7 @@ export function formatLoadSummary(checked: Pick<CheckedFile, 'projects' | 'items
     `Duplicates in input (${would}written once): ${count(counts.duplicates)}`,
     `NULLs ${would}written as empty strings: ${REPOSITORY} ${count(counts.nullRepository)}, ${EXPIRES_AT} ${count(counts.nullExpiresAt)}`,
     `Timestamps ${would}converted to canonical form: ${count(counts.convertedTimestamps)}`,
+    ...capacity.split('\n').filter((line) => line !== ''),
   ];
   const handled = counts.loaded + counts.skipped + counts.failed + counts.duplicates;
   const left = checked.items - handled;

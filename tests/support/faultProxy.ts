@@ -68,6 +68,17 @@ export interface FaultProxyOptions {
   fixedDelayMs?: number;
   /** Only requests for these operations (the X-Amz-Target suffix, e.g. 'BatchWriteItem') are faulted. */
   operations?: string[];
+  /** Sees every answer the server gave, as sent on (tests/support/capacityCounter.ts counts items and units with it). */
+  onAnswer?: (exchange: ForwardedExchange) => void;
+}
+
+/** A request the server answered: when the proxy received it (performance.now()), what was asked and answered. */
+export interface ForwardedExchange {
+  operation: string;
+  receivedAt: number;
+  request: Buffer;
+  status: number;
+  answer: Buffer;
 }
 
 export interface FaultProxy {
@@ -435,6 +446,7 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
 
   const handle = async (incoming: IncomingMessage, response: ServerResponse): Promise<void> => {
     const operation = operationOf(incoming.headers['x-amz-target']);
+    const receivedAt = performance.now();
     count('requests');
     count(`op:${operation}`);
     const isBatch = operation === 'BatchWriteItem' || operation === 'BatchGetItem';
@@ -480,8 +492,11 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
 
     if (split && answer.status === 200) {
       count('unprocessedRequests', split.keptBackCount);
-      return sendBody(response, answer.status, answer.headers, mergeUnprocessed(operation, answer.body, split));
+      const merged = mergeUnprocessed(operation, answer.body, split);
+      options.onAnswer?.({ operation, receivedAt, request: body, status: answer.status, answer: merged });
+      return sendBody(response, answer.status, answer.headers, merged);
     }
+    options.onAnswer?.({ operation, receivedAt, request: body, status: answer.status, answer: answer.body });
     // Unchanged: the server's own request id and checksum go through.
     sendAsIs(response, answer.status, answer.headers, answer.body);
   };
