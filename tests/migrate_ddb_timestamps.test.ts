@@ -183,7 +183,8 @@ describe('a table with legacy, canonical, mixed, offset and odd values', () => {
         '  Failed: 0\n' +
         '  Skipped values (not a legacy timestamp, left unchanged): 2\n\n' +
         'This was a DRY RUN. No changes were made to the database.\n' +
-        'To apply the 6 updates listed above, run the same command again without --dry-run.\n',
+        'To apply the 6 updates listed above, run the same command again without --dry-run.\n' +
+        'Write capacity the live run will consume: 6 WCU\n',
     );
     assert.equal(result.stderr, '');
   });
