@@ -131,7 +131,7 @@ export function createDynamoClient(
   const maxSockets = options.maxSockets ?? 64;
   const retrySettings: RetrySettings = { ...bulkRetrySettings(), ...options.retry };
   // Metering and the caps (lib/capacity/): every read and write of this client, whatever step sends it.
-  const meter = new CapacityMeter(options.capacity);
+  const meter = new CapacityMeter({ ...options.capacity, adaptive: retrySettings.maxAttempts > 1 });
   const client = new DynamoDBClient({
     region: target.region,
     ...(target.endpointUrl !== undefined ? { endpoint: target.endpointUrl } : {}),

@@ -12,6 +12,11 @@ export interface CapacityLimits {
   maxRcu?: number | undefined;
   /** --max-wcu: write units per second; absent: no cap. */
   maxWcu?: number | undefined;
+  /**
+   * Whether throttling lowers the rate and is retried without counting (default true). A client made not to retry
+   * (one attempt) leaves throttling to its caller: it neither slows down nor absorbs.
+   */
+  adaptive?: boolean;
 }
 
 /**
@@ -42,9 +47,12 @@ export class CapacityMeter {
     limits: CapacityLimits = {},
     private readonly clock: Clock = realClock,
   ) {
-    this.read = new RateLimiter(limits.maxRcu ?? Number.POSITIVE_INFINITY, clock);
-    this.write = new RateLimiter(limits.maxWcu ?? Number.POSITIVE_INFINITY, clock);
+    this.adaptive = limits.adaptive ?? true;
+    this.read = new RateLimiter(limits.maxRcu ?? Number.POSITIVE_INFINITY, clock, this.adaptive);
+    this.write = new RateLimiter(limits.maxWcu ?? Number.POSITIVE_INFINITY, clock, this.adaptive);
   }
+
+  private readonly adaptive: boolean;
 
   limiter(kind: CapacityKind): RateLimiter {
     return kind === 'read' ? this.read : this.write;
@@ -58,7 +66,7 @@ export class CapacityMeter {
 
   /** Whether a throttled attempt may be retried without counting as an attempt: requests still get through. */
   absorbsThrottling(): boolean {
-    return this.clock.now() - this.lastSuccessAt < THROTTLE_PATIENCE_MS;
+    return this.adaptive && this.clock.now() - this.lastSuccessAt < THROTTLE_PATIENCE_MS;
   }
 
   /** Items per Query/Scan page under a read rate (undefined without one): a tenth of a second's budget, one unit at least. */

@@ -39,10 +39,11 @@ export class RateLimiter {
   /** Throttled answers seen (each one, not each cut). */
   throttled = 0;
 
-  /** `cap`: units per second the operator allows (Infinity: no cap). */
+  /** `cap`: units per second the operator allows (Infinity: no cap); `adapts`: whether throttling lowers the rate. */
   constructor(
     readonly cap: number,
     private readonly clock: Clock = realClock,
+    private readonly adapts = true,
   ) {
     this.refilledAt = clock.now();
     this.windowStart = this.refilledAt;
@@ -82,6 +83,7 @@ export class RateLimiter {
   /** DynamoDB throttled a request: halve the rate (once per burst of throttled answers). */
   throttle(): void {
     this.throttled++;
+    if (!this.adapts) return;
     const now = this.clock.now();
     if (now - this.lastCutAt < CUT_INTERVAL_MS) return;
     this.refill();
