@@ -368,6 +368,22 @@ export function positiveInteger(name: string, max: number) {
   };
 }
 
+/** The most capacity units per second --max-wcu / --max-rcu take: DynamoDB's own ceiling per table is 40,000 by default. */
+export const MAX_CAPACITY_RATE = 1_000_000;
+
+/** Parses a positive decimal option such as --max-wcu (40, 2.5); 0, -5, abc, 1e3 and Infinity are refused. */
+export function positiveNumber(name: string, max: number) {
+  return (value: unknown): number => {
+    const text = String(value);
+    if (!/^\d+(\.\d+)?$/.test(text) || Number(text) <= 0 || Number(text) > max) {
+      throw new UserError(
+        `--${name} must be a number of capacity units per second above 0 (at most ${formatCount(max)}), got ${JSON.stringify(text)}`,
+      );
+    }
+    return Number(text);
+  };
+}
+
 // ---- options several scripts share: one definition each, added with .option(name, …) or .positional(name, …) ----
 
 /** --region / region: required wherever it appears. */
@@ -387,6 +403,16 @@ export const MAX_CONCURRENCY = 256;
 /** --concurrency (or --segments): a whole number from 1 to `max`, parsed by positiveInteger in every script. */
 export function concurrencyOption(describe: string, defaultValue: number, max = MAX_CONCURRENCY, name = 'concurrency') {
   return { describe, default: defaultValue, coerce: positiveInteger(name, max) } as const;
+}
+
+/** --max-wcu: write capacity units per second at most (lib/capacity/); no cap when absent. */
+export function maxWcuOption(describe = 'write capacity units per second at most (default: no cap); see "Tuning" in README.md') {
+  return { type: 'string', describe, coerce: positiveNumber('max-wcu', MAX_CAPACITY_RATE) } as const;
+}
+
+/** --max-rcu: read capacity units per second at most (lib/capacity/); no cap when absent. */
+export function maxRcuOption(describe = 'read capacity units per second at most (default: no cap); see "Tuning" in README.md') {
+  return { type: 'string', describe, coerce: positiveNumber('max-rcu', MAX_CAPACITY_RATE) } as const;
 }
 
 export const forceOption = { type: 'boolean', default: false, describe: 'replace the output file if it exists' } as const;
@@ -413,35 +439,8 @@ export function checkPostgresNames(user: string, database: string): void {
   if (database.trim() === '') throw new UserError('the database name is empty — give the Cello database, e.g. cello_db');
 }
 
-/**
- * Progress on stderr, only when stderr is a terminal (a log file gets the summary only), at most ten times a
- * second so it never costs throughput.
- */
-export class Progress {
-  private lastDrawn = 0;
-  private readonly enabled: boolean;
-
-  constructor(
-    private readonly label: string,
-    private readonly total?: number,
-    private readonly stream: NodeJS.WriteStream = process.stderr,
-  ) {
-    this.enabled = Boolean(stream.isTTY);
-  }
-
-  update(done: number, detail = ''): void {
-    if (!this.enabled) return;
-    const now = performance.now();
-    if (now - this.lastDrawn < 100) return;
-    this.lastDrawn = now;
-    const of = this.total === undefined ? '' : ` of ${this.total.toLocaleString('en-US')}`;
-    this.stream.write(`\r\x1b[2K${this.label}: ${done.toLocaleString('en-US')}${of}${detail ? ` ${detail}` : ''}`);
-  }
-
-  finish(): void {
-    if (this.enabled) this.stream.write('\r\x1b[2K');
-  }
-}
+/** Progress lines on stderr: lib/progress.ts. */
+export { Progress } from './progress.ts';
 
 /** Formats a count for summaries: 1234567 → "1,234,567". */
 export function formatCount(value: number): string {

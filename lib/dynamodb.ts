@@ -18,6 +18,8 @@ import {
 import { ExitCode, UserError, registerSecret } from './cli.ts';
 import { backoffDelayMs, bulkRetrySettings, CelloRetryStrategy, RetriesExhaustedError, type AttemptFailure, type RetrySettings } from './retry.ts';
 import { itemKeyString } from './cello/keys.ts';
+import { CapacityMeter, type CapacityLimits } from './capacity/meter.ts';
+import { meterCapacity } from './capacity/middleware.ts';
 
 export type DynamoItem = Record<string, AttributeValue>;
 
@@ -115,6 +117,8 @@ export function createDynamoClient(
     credentials?: { accessKeyId: string; secretAccessKey: string };
     /** Overrides of the bulk retry settings (CELLO_RETRY_*): fewer attempts for a start-up check, a fake sleep in tests. */
     retry?: Partial<RetrySettings>;
+    /** --max-rcu / --max-wcu: capacity units per second for every read and write the client sends. */
+    capacity?: CapacityLimits;
   } = {},
 ): DynamoDBClient {
   checkRegion(target.region);
@@ -126,18 +130,21 @@ export function createDynamoClient(
   else if (fromEnvironment !== undefined) checkEndpointUrl(fromEnvironment.url, fromEnvironment.source);
   const maxSockets = options.maxSockets ?? 64;
   const retrySettings: RetrySettings = { ...bulkRetrySettings(), ...options.retry };
+  // Metering and the caps (lib/capacity/): every read and write of this client, whatever step sends it.
+  const meter = new CapacityMeter({ ...options.capacity, adaptive: retrySettings.maxAttempts > 1 });
   const client = new DynamoDBClient({
     region: target.region,
     ...(target.endpointUrl !== undefined ? { endpoint: target.endpointUrl } : {}),
     ...(options.credentials ? { credentials: options.credentials } : {}),
     maxAttempts: retrySettings.maxAttempts,
-    retryStrategy: new CelloRetryStrategy(retrySettings, classifyDynamoFailure),
+    // Throttled attempts are retried at the meter's lowered rate without counting, while requests still get through.
+    retryStrategy: new CelloRetryStrategy(retrySettings, classifyDynamoFailure, () => meter.absorbsThrottling()),
     // The SDK's advice goes to console.warn, several lines long (e.g. when AWS_PROFILE and AWS_ACCESS_KEY_ID are both
     // set), which would break the one-line error rule; what matters of it is in toDynamoUserError's messages.
     logger: { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} },
     // The middleware stack is resolved once per command class instead of for every request: 12-15 % less client CPU
     // per request (measured: UpdateItem, 16 in flight), which is what bounds the bulk steps on a nearby endpoint. The
-    // one middleware of ours (maskAwsSecrets) is added before the first request, as the cache requires.
+    // middlewares of ours (maskAwsSecrets, meterCapacity) are added before the first request, as the cache requires.
     cacheMiddleware: true,
     requestHandler: {
       httpAgent: new HttpAgent({ keepAlive: true, maxSockets }),
@@ -147,8 +154,22 @@ export function createDynamoClient(
     },
   });
   maskAwsSecrets(client, options.credentials?.secretAccessKey);
+  meterCapacity(client, meter, isThrottlingError);
   retrySettingsOfClient.set(client, retrySettings);
+  meterOfClient.set(client, meter);
   return client;
+}
+
+const meterOfClient = new WeakMap<DynamoDBClient, CapacityMeter>();
+
+/** What a client made by createDynamoClient consumed and how fast it may go; a fresh, empty meter for any other client. */
+export function capacityMeterOf(client: DynamoDBClient): CapacityMeter {
+  let meter = meterOfClient.get(client);
+  if (meter === undefined) {
+    meter = new CapacityMeter();
+    meterOfClient.set(client, meter);
+  }
+  return meter;
 }
 
 const retrySettingsOfClient = new WeakMap<DynamoDBClient, RetrySettings>();

@@ -293,9 +293,14 @@ export interface SummaryOptions {
   region?: string;
   /** The signal that stopped the run early, if one did. */
   stoppedBy?: string | undefined;
+  /** The capacity lines (lib/capacity/meter.ts), after the counts and before any advice. */
+  capacity?: string;
 }
 
-export function formatSummary(counts: RepairCounts, { dryRun, table = '<table_name>', region = '<region>', stoppedBy }: SummaryOptions): string {
+export function formatSummary(
+  counts: RepairCounts,
+  { dryRun, table = '<table_name>', region = '<region>', stoppedBy, capacity = '' }: SummaryOptions,
+): string {
   const lines = [
     'Summary:',
     `  Total records: ${formatCount(counts.total)}`,
@@ -318,6 +323,7 @@ export function formatSummary(counts: RepairCounts, { dryRun, table = '<table_na
       text += `To apply the ${formatCount(counts.successful)} update${counts.successful === 1 ? '' : 's'} listed above, run the same command again without --dry-run.\n`;
     }
   }
+  text += capacity;
   if (counts.unconvertedValues > 0) {
     const [values, are] = counts.unconvertedValues === 1 ? ['1 value', 'is'] : [`${formatCount(counts.unconvertedValues)} values`, 'are'];
     text +=

@@ -3,7 +3,9 @@
 import { GetItemCommand, UpdateItemCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { toDynamoUserError, type DynamoTarget } from './dynamodb.ts';
 import { mayHaveBeenApplied } from './retry.ts';
-import { buildTimestampUpdate, judgeConditionFailure, type RecordOutcome, type TimestampChange } from './repair.ts';
+import { buildTimestampUpdate, judgeConditionFailure, type DumpRecord, type RecordOutcome, type TimestampChange } from './repair.ts';
+import { plainItemSize, writeUnits } from './capacity/itemSize.ts';
+import type { CapacityMeter } from './capacity/meter.ts';
 
 /** Failures that belong to the one item, not to the table or the connection: the run goes on after them. */
 const ITEM_ERRORS = new Set(['ValidationException', 'ItemCollectionSizeLimitExceededException']);
@@ -75,4 +77,14 @@ async function readItem(
   } catch (error) {
     throw toDynamoUserError(error, target, tableName);
   }
+}
+
+/**
+ * A dry run's estimate of the update a live run sends for `record`: DynamoDB charges an UpdateItem by the larger of
+ * the item before and after, 1 WCU per started KB; the dump holds the whole item.
+ */
+export function planTimestampChanges(meter: CapacityMeter, record: DumpRecord, changes: readonly TimestampChange[]): void {
+  const before = plainItemSize(record);
+  const growth = changes.reduce((sum, { oldValue, newValue }) => sum + Buffer.byteLength(newValue) - Buffer.byteLength(oldValue), 0);
+  meter.plannedWrites += writeUnits(Math.max(before, before + growth));
 }

@@ -100,9 +100,15 @@ interface CelloRetryToken extends RetryToken {
  * 0). When it gives up, the SDK rethrows the last error with `$metadata.attempts` set.
  */
 export class CelloRetryStrategy implements RetryStrategyV2 {
+  /**
+   * `absorbsThrottling`: whether a throttled attempt is retried without counting as an attempt (the capacity meter,
+   * lib/capacity/, has lowered the rate and paces the retry, and requests still get through): throttling then slows a
+   * run instead of ending it. When it says no, throttled attempts count like any other.
+   */
   constructor(
     readonly settings: RetrySettings,
     private readonly classify: (error: unknown) => AttemptFailure,
+    private readonly absorbsThrottling: () => boolean = () => false,
   ) {}
 
   async acquireInitialRetryToken(): Promise<RetryToken> {
@@ -114,6 +120,11 @@ export class CelloRetryStrategy implements RetryStrategyV2 {
     const previous = token as CelloRetryToken;
     const { error } = errorInfo;
     const failure = this.classify(error);
+    if (failure === 'refused' && this.absorbsThrottling()) {
+      // The lowered rate paces the retry; the first retry's short jittered delay keeps a burst of them apart.
+      await this.settings.sleep(backoffDelayMs(1, this.settings));
+      return { ...previous };
+    }
     if (failure === 'final' || previous.attempts >= this.settings.maxAttempts) {
       if (previous.mayHaveApplied && error) mayHaveAppliedErrors.add(error);
       throw error;

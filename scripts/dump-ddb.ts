@@ -18,6 +18,7 @@ import {
   endpointUrlOption,
   forceOption,
   formatCount,
+  maxRcuOption,
   regionOption,
   runMain,
   tableOption,
@@ -25,7 +26,8 @@ import {
   wasStopped,
 } from '../lib/cli.ts';
 import { AttributeValueError, itemToJson } from '../lib/ddbJson.ts';
-import { checkTableName, createDynamoClient, type DynamoTarget } from '../lib/dynamodb.ts';
+import { capacityMeterOf, checkTableName, createDynamoClient, type DynamoTarget } from '../lib/dynamodb.ts';
+import { formatCapacitySummary } from '../lib/capacity/meter.ts';
 import { AtomicOutputFile, checkTarget } from '../lib/files.ts';
 import { printOutput } from '../lib/output.ts';
 import { DEFAULT_MAX_PAGES_IN_FLIGHT, scanPages } from '../lib/scan.ts';
@@ -50,6 +52,7 @@ function parseArguments() {
       .option('endpoint-url', endpointUrlOption())
       .option('segments', concurrencyOption(`parallel scan segments (1 to ${MAX_SEGMENTS})`, DEFAULT_SEGMENTS, MAX_SEGMENTS, 'segments'))
       .option('force', forceOption)
+      .option('max-rcu', maxRcuOption())
       // Whole commands as the guide writes them, without descriptions: each keeps one line and can be copied whole.
       .example('./scripts/$0 --table cello --output ddb-dump.json --region us-west-2', '')
       .example('./scripts/$0 --table cello --output ddb-dump.json --region us-west-2 --endpoint-url http://localhost:8000', '')
@@ -67,11 +70,15 @@ await runMain(async () => {
   checkTableName(table);
   if (output.trim() === '') throw new UserError('--output is empty — give the path of the JSON file to write, e.g. dump.json', ExitCode.usage);
 
-  const client = createDynamoClient(target, { maxSockets: Math.min(segments, DEFAULT_MAX_PAGES_IN_FLIGHT) });
+  const client = createDynamoClient(target, {
+    maxSockets: Math.min(segments, DEFAULT_MAX_PAGES_IN_FLIGHT),
+    capacity: { maxRcu: args['max-rcu'] },
+  });
+  const meter = capacityMeterOf(client);
   // Before any request: a folder in the way or an existing file without --force is reported at once (exit 4).
   await checkTarget(output, resolve(output), args.force);
   const file = await AtomicOutputFile.create(output, { overwrite: args.force });
-  const progress = new Progress(`Dumping ${table}`);
+  const progress = new Progress(`Dumping ${table}`, undefined, process.stderr, { note: () => meter.describeSlowdown() });
   let count = 0;
   try {
     await file.write('[');
@@ -104,6 +111,8 @@ await runMain(async () => {
     progress.finish();
     client.destroy();
   }
-  await printOutput(`Dumped ${formatCount(count)} items from table ${table} (region ${target.region}) to ${output}\n`);
+  await printOutput(
+    `Dumped ${formatCount(count)} items from table ${table} (region ${target.region}) to ${output}\n${formatCapacitySummary(meter, { writes: false })}`,
+  );
   return ExitCode.ok;
 });

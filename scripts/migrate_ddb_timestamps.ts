@@ -26,6 +26,7 @@ import {
   dryRunOption,
   endpointUrlOption,
   formatCount,
+  maxWcuOption,
   regionOption,
   runMain,
   stopSignalReceived,
@@ -33,7 +34,8 @@ import {
   throwIfStopped,
   wasStopped,
 } from '../lib/cli.ts';
-import { checkTableName, createDynamoClient, describeCelloTable, type DynamoTarget } from '../lib/dynamodb.ts';
+import { capacityMeterOf, checkTableName, createDynamoClient, describeCelloTable, type DynamoTarget } from '../lib/dynamodb.ts';
+import { formatCapacitySummary } from '../lib/capacity/meter.ts';
 import { checkInputFile } from '../lib/files.ts';
 import { JsonInputError, readJsonArray } from '../lib/json/stream.ts';
 import {
@@ -51,7 +53,7 @@ import {
   type RecordOutcome,
   type RecordRepairPlan,
 } from '../lib/repair.ts';
-import { applyTimestampChanges, type RepairTarget } from '../lib/repairUpdate.ts';
+import { applyTimestampChanges, planTimestampChanges, type RepairTarget } from '../lib/repairUpdate.ts';
 import { ReportOutput } from '../lib/output.ts';
 import { mapConcurrentOrdered } from '../lib/concurrency.ts';
 
@@ -75,6 +77,7 @@ function parseArguments() {
       .option('dry-run', dryRunOption('show what would change; write nothing'))
       .option('endpoint-url', endpointUrlOption())
       .option('concurrency', concurrencyOption(`updates in flight at once (1 to ${MAX_CONCURRENCY})`, DEFAULT_CONCURRENCY))
+      .option('max-wcu', maxWcuOption())
       .option(
         'summary-only',
         dryRunOption('print only the records that need you (values not converted, failed updates) and the summary, not every change'),
@@ -83,6 +86,7 @@ function parseArguments() {
       .example('./scripts/$0 --file ddb-dump.json --table cello --region us-west-2 --dry-run', '')
       .example('./scripts/$0 --file ddb-dump.json --table cello --region us-west-2 --dry-run --summary-only', '')
       .example('./scripts/$0 --file ddb-dump.json --table cello --region us-west-2', '')
+      .example('./scripts/$0 --file ddb-dump.json --table cello --region us-west-2 --max-wcu 50', '')
       .parseAsync()
   );
 }
@@ -98,7 +102,8 @@ await runMain(async () => {
   const target: DynamoTarget = { region: args.region, endpointUrl: args['endpoint-url'] };
   checkTableName(tableName);
   await checkInputFile(file);
-  const client = createDynamoClient(target, { maxSockets: concurrency });
+  const client = createDynamoClient(target, { maxSockets: concurrency, capacity: { maxWcu: args['max-wcu'] } });
+  const meter = capacityMeterOf(client);
   const repairTarget: RepairTarget = { client, tableName, target };
   const report = new ReportOutput();
   const write = (text: string) => report.write(text);
@@ -125,7 +130,10 @@ await runMain(async () => {
     const repairRecord = async (record: DumpRecord): Promise<{ plan: RecordRepairPlan; outcome: RecordOutcome }> => {
       const plan = planRecordRepair(record);
       if (plan.changes.length === 0) return { plan, outcome: { kind: 'skipped' } };
-      if (dryRun) return { plan, outcome: { kind: 'wouldUpdate' } };
+      if (dryRun) {
+        planTimestampChanges(meter, record, plan.changes);
+        return { plan, outcome: { kind: 'wouldUpdate' } };
+      }
       if (fatal) return { plan, outcome: { kind: 'failed', reason: 'not attempted: the run is stopping' } };
       try {
         return { plan, outcome: await applyTimestampChanges(repairTarget, plan.pk, plan.sk, plan.changes) };
@@ -144,7 +152,9 @@ await runMain(async () => {
     }
     await write(`${SEPARATOR}\n`);
     const stoppedBy = stopSignalReceived();
-    await write(formatSummary(counts, { dryRun, table: tableName, region: target.region, stoppedBy }));
+    // Its reads are the read-backs after a failed condition: shown when there were any.
+    const capacity = formatCapacitySummary(meter, { dryRun, reads: meter.consumed.read > 0 });
+    await write(formatSummary(counts, { dryRun, table: tableName, region: target.region, stoppedBy, capacity }));
     if (fatal) throw fatal;
     if (stoppedBy !== undefined) return ExitCode.interrupted;
     // A value left unconverted is one the Cello service cannot read: not a success, also in a dry run.

@@ -12,12 +12,15 @@ import {
   dryRunOption,
   endpointUrlOption,
   formatCount,
+  maxRcuOption,
+  maxWcuOption,
   regionOption,
   runMain,
   tableOption,
   wasStopped,
 } from '../lib/cli.ts';
-import { checkTableName, createDynamoClient, describeCelloTable, toDynamoUserError, type DynamoTarget } from '../lib/dynamodb.ts';
+import { capacityMeterOf, checkTableName, createDynamoClient, describeCelloTable, toDynamoUserError, type DynamoTarget } from '../lib/dynamodb.ts';
+import { formatCapacitySummary } from '../lib/capacity/meter.ts';
 import { checkInputFile } from '../lib/files.ts';
 import { printLine, printOutput } from '../lib/output.ts';
 import { PROBLEM_LIST_LIMIT, checkMigrationFile } from '../lib/load/check.ts';
@@ -53,6 +56,8 @@ async function parseArguments() {
       endpointUrlOption('send requests to this endpoint instead of AWS (e.g. a local DynamoDB); AWS_ENDPOINT_URL_DYNAMODB works too'),
     )
     .option('concurrency', concurrencyOption(`requests in flight at most (1-${MAX_CONCURRENCY})`, DEFAULT_CONCURRENCY))
+    .option('max-wcu', maxWcuOption())
+    .option('max-rcu', maxRcuOption('read capacity units per second at most for the existence checks (default: no cap)'))
     .option('dry-run', dryRunOption('check the file and the table and report what would be loaded and skipped; reads, never writes'))
     .option('conditional-puts', {
       type: 'boolean',
@@ -63,6 +68,7 @@ async function parseArguments() {
     .example('npx tsx scripts/$0 migration_data.json cello us-west-2 --dry-run', '')
     .example('npx tsx scripts/$0 migration_data.json cello us-west-2', '')
     .example('npx tsx scripts/$0 migration_data.json cello us-west-2 --endpoint-url http://localhost:8000', '')
+    .example('npx tsx scripts/$0 migration_data.json cello us-west-2 --max-wcu 500 --max-rcu 100', '')
     .parseAsync();
   return {
     dataFile: String(args.data_file),
@@ -72,6 +78,7 @@ async function parseArguments() {
     concurrency: args.concurrency,
     dryRun: args['dry-run'],
     conditionalPuts: args['conditional-puts'],
+    capacity: { maxWcu: args['max-wcu'], maxRcu: args['max-rcu'] },
   };
 }
 
@@ -80,7 +87,8 @@ await runMain(async () => {
   const target: DynamoTarget = { region: options.region, endpointUrl: options.endpointUrl };
   checkTableName(options.tableName);
   await checkInputFile(options.dataFile);
-  const client = createDynamoClient(target, { maxSockets: options.concurrency });
+  const client = createDynamoClient(target, { maxSockets: options.concurrency, capacity: options.capacity });
+  const meter = capacityMeterOf(client);
   const startupClient = createDynamoClient(target, { maxSockets: 1, retry: { maxAttempts: STARTUP_CHECK_ATTEMPTS } });
   try {
     try {
@@ -107,7 +115,9 @@ await runMain(async () => {
     for (const notice of checked.duplicateNotices) printLine(`warning: ${notice}`);
     if (checked.projects === 0) printLine(`warning: ${options.dataFile} holds no projects — nothing to load (is it the right file?)`);
 
-    const progress = new Progress(options.dryRun ? 'Checking items' : 'Loading items', checked.items);
+    const progress = new Progress(options.dryRun ? 'Checking items' : 'Loading items', checked.items, process.stderr, {
+      note: () => meter.describeSlowdown(),
+    });
     const result = await loadMigrationFile({
       client,
       tableName: options.tableName,
@@ -122,7 +132,7 @@ await runMain(async () => {
     progress.finish();
 
     const ending: RunEnding = result.error !== undefined ? 'error' : result.stopped ? 'stopped' : 'complete';
-    await printOutput(formatLoadSummary(checked, result.counts, options.dryRun, ending));
+    await printOutput(formatLoadSummary(checked, result.counts, options.dryRun, ending, formatCapacitySummary(meter, { dryRun: options.dryRun })));
     if (result.error !== undefined) throw toDynamoUserError(result.error, target, options.tableName);
     if (result.stopped) return ExitCode.interrupted;
     return result.counts.failed > 0 ? ExitCode.incomplete : ExitCode.ok;

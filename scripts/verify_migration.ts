@@ -25,6 +25,7 @@ import {
   createArgumentParser,
   endpointUrlOption,
   formatCount,
+  maxRcuOption,
   postgresDatabasePositional,
   postgresHostPositional,
   postgresUserPositional,
@@ -34,7 +35,8 @@ import {
   stopSignalReceived,
   wasStopped,
 } from '../lib/cli.ts';
-import { checkTableName, createDynamoClient, describeCelloTable, type DynamoTarget } from '../lib/dynamodb.ts';
+import { capacityMeterOf, checkTableName, createDynamoClient, describeCelloTable, type DynamoTarget } from '../lib/dynamodb.ts';
+import { formatCapacitySummary } from '../lib/capacity/meter.ts';
 import { connectPostgres, inReadOnlySnapshot } from '../lib/postgres/connect.ts';
 import { toPostgresUserError } from '../lib/postgres/errors.ts';
 import { readPassword } from '../lib/postgres/password.ts';
@@ -93,6 +95,7 @@ function parseArguments() {
           DEFAULT_CONCURRENCY,
         ),
       )
+      .option('max-rcu', maxRcuOption())
       .option('include-orphans', {
         type: 'boolean',
         default: false,
@@ -130,13 +133,14 @@ await runMain(async () => {
   const postgresTarget: PostgresTarget = { host, port, user, database };
   const settings = connectionSettingsFromEnvironment(process.env, host);
   checkTableName(tableName);
-  const client = createDynamoClient(target, { maxSockets: concurrency * 2 + 2 });
+  const client = createDynamoClient(target, { maxSockets: concurrency * 2 + 2, capacity: { maxRcu: args['max-rcu'] } });
+  const meter = capacityMeterOf(client);
   try {
     // The cheap check first: a wrong table name or region fails before the database is touched.
     await describeCelloTable(client, tableName, target);
     const password = await readPassword(process.env, `Password for user ${user} at ${describeTarget(postgresTarget)}: `);
     const session = await connectPostgres(postgresTarget, password, settings);
-    const progress = new Progress('Verifying');
+    const progress = new Progress('Verifying', undefined, process.stderr, { unit: 'projects', note: () => meter.describeSlowdown() });
     let result: VerificationResult;
     let orphanProjectCount = 0;
     let newestInPostgres: string | null = null;
@@ -186,7 +190,8 @@ await runMain(async () => {
     }
     await printOutput(formatExtraPartitions(result.extra));
     await printOutput(formatOrphanNote(result.orphans));
-    await printOutput(formatSummary(result, { stoppedBy: stopSignalReceived(), orphanProjects: orphanProjectCount }));
+    const capacity = formatCapacitySummary(meter, { writes: false, indent: '  ' });
+    await printOutput(formatSummary(result, { stoppedBy: stopSignalReceived(), orphanProjects: orphanProjectCount, capacity }));
     if (!result.complete) return ExitCode.interrupted;
     if (!fix || result.totals.differences === 0) return result.totals.differences === 0 ? ExitCode.ok : ExitCode.incomplete;
     return fixDifferences({ client, tableName, target }, await planChanges(result, openPartition, concurrency), newestInPostgres, concurrency);

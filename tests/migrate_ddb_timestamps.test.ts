@@ -191,7 +191,8 @@ describe('a table with legacy, canonical, mixed, offset and odd values', () => {
         '  Failed: 0\n' +
         '  Values not converted (listed above): 2\n\n' +
         'This was a DRY RUN. No changes were made to the database.\n' +
-        'To apply the 6 updates listed above, run the same command again without --dry-run.\n\n' +
+        'To apply the 6 updates listed above, run the same command again without --dry-run.\n' +
+        'Write capacity the live run will consume: 6 WCU\n\n' +
         WAY_OUT(tableName),
     );
     assert.equal(result.stderr, '');

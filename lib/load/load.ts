@@ -24,7 +24,8 @@
 //   instead of one per 25.
 import { isDeepStrictEqual } from 'node:util';
 import { GetItemCommand, PutItemCommand, QueryCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { BATCH_WRITE_LIMIT, batchWriteWithRetry, findExistingKeys } from '../dynamodb.ts';
+import { BATCH_WRITE_LIMIT, batchWriteWithRetry, capacityMeterOf, findExistingKeys } from '../dynamodb.ts';
+import { itemSize, writeUnits } from '../capacity/itemSize.ts';
 import { METADATA_SK, describeItemKey, itemKeyString } from '../cello/keys.ts';
 import { forEachConcurrent, Semaphore } from '../concurrency.ts';
 import { mayHaveBeenApplied } from '../retry.ts';
@@ -162,6 +163,9 @@ class LoadRun {
   private async batchUnit(unit: CheckUnit): Promise<void> {
     const missing = await this.missingItems(unit);
     if (this.options.dryRun) {
+      // What the live run will write: the summary's estimate (1 WCU per started KB of each item).
+      const meter = capacityMeterOf(this.client);
+      for (const item of missing) meter.plannedWrites += writeUnits(itemSize(item.item));
       this.written(missing);
       return;
     }

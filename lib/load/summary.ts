@@ -33,8 +33,14 @@ export function emptyCounts(): LoadCounts {
 
 export type RunEnding = 'complete' | 'stopped' | 'error';
 
-/** The summary printed on stdout (the guide's Step 3 shows it). */
-export function formatLoadSummary(checked: Pick<CheckedFile, 'projects' | 'items'>, counts: LoadCounts, dryRun: boolean, ending: RunEnding): string {
+/** The summary printed on stdout (the guide's Step 3 shows it); `capacity` (lib/capacity/) goes before the last line. */
+export function formatLoadSummary(
+  checked: Pick<CheckedFile, 'projects' | 'items'>,
+  counts: LoadCounts,
+  dryRun: boolean,
+  ending: RunEnding,
+  capacity = '',
+): string {
   const count = formatCount;
   const would = dryRun ? 'would be ' : '';
   const lines = [
@@ -51,6 +57,7 @@ export function formatLoadSummary(checked: Pick<CheckedFile, 'projects' | 'items
       ? [`  of which written as "" in the file (the original dump's NULL): ${EXPIRES_AT} ${count(counts.emptyAsNull)}`]
       : []),
     `Timestamps ${would}converted to canonical form: ${count(counts.convertedTimestamps)}`,
+    ...capacity.split('\n').filter((line) => line !== ''),
   ];
   const handled = counts.loaded + counts.skipped + counts.failed + counts.duplicates;
   const left = checked.items - handled;

@@ -54,6 +54,8 @@ export interface SummaryOptions {
   stoppedBy?: string | undefined;
   /** Projects that exist only as the project of orphan tokens, compared as if NULL-repository projects. */
   orphanProjects?: number;
+  /** The capacity lines (lib/capacity/meter.ts, formatCapacitySummary), indented like the counts. */
+  capacity?: string;
 }
 
 /** The closing summary; the last line says whether the table matches. */
@@ -75,6 +77,7 @@ export function formatSummary(result: VerificationResult, options: SummaryOption
     `  Tokens in PostgreSQL: ${formatCount(totals.tokensInPostgres)}`,
     `  Token items in table: ${formatCount(totals.tokenItemsInTable)}`,
     ...(result.orphans.count > 0 ? [`  Tokens of no project in PostgreSQL (not compared): ${formatCount(result.orphans.count)}`] : []),
+    ...(options.capacity ?? '').split('\n').filter((line) => line !== ''),
     `  Differences: ${formatCount(totals.differences)}`,
   ];
   if (partial) {

@@ -73,6 +73,17 @@ export interface FaultProxyOptions {
    * between a script's read and its write, with no race against the clock.
    */
   beforeForward?: (operation: string, body: Buffer) => Promise<void>;
+  /** Sees every answer the server gave, as sent on (tests/support/capacityCounter.ts counts items and units with it). */
+  onAnswer?: (exchange: ForwardedExchange) => void;
+}
+
+/** A request the server answered: when the proxy received it (performance.now()), what was asked and answered. */
+export interface ForwardedExchange {
+  operation: string;
+  receivedAt: number;
+  request: Buffer;
+  status: number;
+  answer: Buffer;
 }
 
 export interface FaultProxy {
@@ -440,6 +451,7 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
 
   const handle = async (incoming: IncomingMessage, response: ServerResponse): Promise<void> => {
     const operation = operationOf(incoming.headers['x-amz-target']);
+    const receivedAt = performance.now();
     count('requests');
     count(`op:${operation}`);
     const isBatch = operation === 'BatchWriteItem' || operation === 'BatchGetItem';
@@ -486,8 +498,11 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
 
     if (split && answer.status === 200) {
       count('unprocessedRequests', split.keptBackCount);
-      return sendBody(response, answer.status, answer.headers, mergeUnprocessed(operation, answer.body, split));
+      const merged = mergeUnprocessed(operation, answer.body, split);
+      options.onAnswer?.({ operation, receivedAt, request: body, status: answer.status, answer: merged });
+      return sendBody(response, answer.status, answer.headers, merged);
     }
+    options.onAnswer?.({ operation, receivedAt, request: body, status: answer.status, answer: answer.body });
     // Unchanged: the server's own request id and checksum go through.
     sendAsIs(response, answer.status, answer.headers, answer.body);
   };
