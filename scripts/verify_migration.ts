@@ -26,6 +26,7 @@ import {
   endpointUrlOption,
   formatCount,
   maxRcuOption,
+  maxWcuOption,
   postgresDatabasePositional,
   postgresHostPositional,
   postgresUserPositional,
@@ -36,7 +37,7 @@ import {
   wasStopped,
 } from '../lib/cli.ts';
 import { capacityMeterOf, checkTableName, createDynamoClient, describeCelloTable, type DynamoTarget } from '../lib/dynamodb.ts';
-import { formatCapacitySummary } from '../lib/capacity/meter.ts';
+import { type CapacityMeter, formatCapacitySummary } from '../lib/capacity/meter.ts';
 import { connectPostgres, inReadOnlySnapshot } from '../lib/postgres/connect.ts';
 import { toPostgresUserError } from '../lib/postgres/errors.ts';
 import { readPassword } from '../lib/postgres/password.ts';
@@ -96,6 +97,7 @@ function parseArguments() {
         ),
       )
       .option('max-rcu', maxRcuOption())
+      .option('max-wcu', maxWcuOption('with --fix: write capacity units per second at most (default: no cap); see "Tuning" in README.md'))
       .option('include-orphans', {
         type: 'boolean',
         default: false,
@@ -133,7 +135,7 @@ await runMain(async () => {
   const postgresTarget: PostgresTarget = { host, port, user, database };
   const settings = connectionSettingsFromEnvironment(process.env, host);
   checkTableName(tableName);
-  const client = createDynamoClient(target, { maxSockets: concurrency * 2 + 2, capacity: { maxRcu: args['max-rcu'] } });
+  const client = createDynamoClient(target, { maxSockets: concurrency * 2 + 2, capacity: { maxRcu: args['max-rcu'], maxWcu: args['max-wcu'] } });
   const meter = capacityMeterOf(client);
   try {
     // The cheap check first: a wrong table name or region fails before the database is touched.
@@ -194,7 +196,8 @@ await runMain(async () => {
     await printOutput(formatSummary(result, { stoppedBy: stopSignalReceived(), orphanProjects: orphanProjectCount, capacity }));
     if (!result.complete) return ExitCode.interrupted;
     if (!fix || result.totals.differences === 0) return result.totals.differences === 0 ? ExitCode.ok : ExitCode.incomplete;
-    return fixDifferences({ client, tableName, target }, await planChanges(result, openPartition, concurrency), newestInPostgres, concurrency);
+    const changes = await planChanges(result, openPartition, concurrency);
+    return fixDifferences({ client, tableName, target }, changes, newestInPostgres, concurrency, meter);
   } finally {
     client.destroy();
   }
@@ -213,7 +216,13 @@ async function planChanges(result: VerificationResult, openPartition: PartitionO
 }
 
 /** Applies the changes (printing a line each, in plan order), reads them back, prints the summary; the exit code. */
-async function fixDifferences(fixTarget: FixTarget, changes: FixChange[], newestInPostgres: string | null, concurrency: number): Promise<number> {
+async function fixDifferences(
+  fixTarget: FixTarget,
+  changes: FixChange[],
+  newestInPostgres: string | null,
+  concurrency: number,
+  meter: CapacityMeter,
+): Promise<number> {
   const newer = tokensNewerThanPostgres(changes, newestInPostgres);
   if (newer.length > 0) throw new UserError(formatNewerTokensRefusal(newer, newestInPostgres), ExitCode.incomplete);
   await printOutput(formatFixHeading(changes.length));
@@ -226,10 +235,13 @@ async function fixDifferences(fixTarget: FixTarget, changes: FixChange[], newest
   }
   if (reached < changes.length) {
     counts.notReached = changes.length - reached;
-    await printOutput(formatFixSummary(counts, { stillDifferent: undefined, changes: changes.length, stoppedBy: stopSignalReceived() }));
+    const capacity = formatCapacitySummary(meter, { reads: false, indent: '  ' });
+    await printOutput(formatFixSummary(counts, { stillDifferent: undefined, changes: changes.length, stoppedBy: stopSignalReceived(), capacity }));
     return ExitCode.interrupted;
   }
   const stillDifferent = await countStillDifferent(fixTarget, changes, concurrency * 2);
-  await printOutput(formatFixSummary(counts, { stillDifferent, changes: changes.length }));
+  // Reads here are the whole run's (the comparison's, the conditions' read-backs, the final read): verify's own summary said the first.
+  const capacity = formatCapacitySummary(meter, { indent: '  ' });
+  await printOutput(formatFixSummary(counts, { stillDifferent, changes: changes.length, capacity }));
   return stillDifferent === 0 ? ExitCode.ok : ExitCode.incomplete;
 }

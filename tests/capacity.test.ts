@@ -17,6 +17,7 @@ import {
   assertOneErrorLine,
   assertTableIs,
   celloItemsFromPostgres,
+  keyOf,
   dumpArgs,
   legacyTable,
   loadedItems,
@@ -83,6 +84,20 @@ test('repair --max-wcu 40: no second after the first updates more than 1.3 × 40
   const busiest = proxy.busiestSecond((request) => request.itemsWritten);
   assert.ok(busiest > 0 && busiest <= WINDOW_LIMIT, `busiest second updated ${busiest} items`);
   assert.equal(units(result.stdout, 'Write capacity consumed'), 200);
+});
+
+test('verify --fix --max-wcu 40: no second after the first writes more than 1.3 × 40 items, and the table then matches', async (t) => {
+  const { name, sql } = await newCelloDatabase();
+  await seedCello(sql, 20, 9); // 200 items, all missing from the table: 200 conditional puts
+  const { tableName } = await newCelloTable();
+  const proxy = await countingProxy(t);
+  const args = [`${stack.postgres.host}:${stack.postgres.port}`, stack.postgres.user, name, tableName, REGION, '--endpoint-url', proxy.endpoint];
+  const result = await runScript('verify_migration', [...args, '--fix', '--max-wcu', String(CAP)], { env: FAST_RETRY_ENV });
+  assert.equal(result.code, 0, result.stdout + result.stderr);
+  await assertTableIs(tableName, new Map((await celloItemsFromPostgres(sql)).map((item) => [keyOf(item), item])));
+  const busiest = proxy.busiestSecond((request) => request.itemsWritten);
+  assert.ok(busiest > 0 && busiest <= WINDOW_LIMIT, `busiest second wrote ${busiest} items`);
+  assert.equal(units(result.stdout.slice(result.stdout.indexOf('Fix summary:')), 'Write capacity consumed'), 200);
 });
 
 /** Items of about 600 bytes: a few hundred of them take seconds to read at a low cap. */
@@ -214,6 +229,7 @@ test('each script refuses a bad cap the same way, before any request', async () 
     runScript('dump-ddb', dumpArgs('cello', output, '--max-rcu', '0')),
     runScript('migrate_ddb_timestamps', repairArgs(writeDump([]), 'cello', '--max-wcu', 'abc')),
     runScript('verify_migration', ['localhost', 'cello_user', 'cello_db', 'cello', REGION, '--max-rcu', '-5']),
+    runScript('verify_migration', ['localhost', 'cello_user', 'cello_db', 'cello', REGION, '--fix', '--max-wcu', '0']),
   ];
   for (const result of await Promise.all(runs))
     assertOneErrorLine(result, /^error: --max-[rw]cu must be a number of capacity units per second above 0/, 2);

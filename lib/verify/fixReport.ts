@@ -69,6 +69,8 @@ export interface FixSummaryOptions {
   stillDifferent: number | undefined;
   changes: number;
   stoppedBy?: string | undefined;
+  /** The capacity lines (lib/capacity/meter.ts, formatCapacitySummary), indented like the counts. */
+  capacity?: string;
 }
 
 /** The counts and the last line: whether the items --fix touched now hold PostgreSQL's values. */
@@ -81,6 +83,7 @@ export function formatFixSummary(counts: FixCounts, options: FixSummaryOptions):
     `  Items changed by someone else since read (left as they are): ${formatCount(counts.changedByOthers)}`,
     `  Items failed: ${formatCount(counts.failed)}`,
     ...(counts.unfixable > 0 ? [`  Items that cannot be fixed: ${formatCount(counts.unfixable)}`] : []),
+    ...(options.capacity ?? '').split('\n').filter((line) => line !== ''),
   ];
   const { stillDifferent, changes } = options;
   if (stillDifferent === undefined) {
