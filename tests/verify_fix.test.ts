@@ -240,6 +240,20 @@ describe('an item changed between the read and the write is left as it is and re
     assert.deepEqual((await rawTable(tableName)).get(keyOf(extra)), changed);
   });
 
+  test('a delete: an extra item that gained an attribute meanwhile is not deleted', async () => {
+    const extra: DynamoItem = { ...tokenOf(0), sk: { S: 'TOKEN#extra-gains' }, token_id: { S: 'extra-gains' } };
+    delete extra.expires_at;
+    const changed = { ...extra, expires_at: { S: '2099-01-01T00:00:00.000000000Z' } };
+    const tableName = await migratedTable(put(extra));
+    const result = await fixWithInterference(tableName, 'DeleteItem', put(changed));
+    assert.equal(result.code, 1, result.stdout + result.stderr);
+    assert.match(
+      result.stdout,
+      /\]\[TOKEN#extra-gains\]: ✗ not deleted: changed by someone else since it was read \(expires_at is now a string \("2099-01-01T00:00:00\.000000000Z"\)\) — left as it is\n/,
+    );
+    assert.deepEqual((await rawTable(tableName)).get(keyOf(extra)), changed);
+  });
+
   test('a put: an item created meanwhile is not replaced', async () => {
     const theirs: DynamoItem = { ...tokenOf(2), expires_at: { S: '2099-01-01T00:00:00.000000000Z' } };
     const tableName = await migratedTable(remove(tokenOf(2)));

@@ -9,7 +9,7 @@
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import { isDeepStrictEqual } from 'node:util';
 import type { DynamoItem } from '../dynamodb.ts';
-import { CREATED_AT, EXPIRES_AT, TOKEN_ID } from '../cello/items.ts';
+import { CELLO_ATTRIBUTES, CREATED_AT, EXPIRES_AT, TOKEN_ID } from '../cello/items.ts';
 import { isTokenSk } from '../cello/keys.ts';
 import { buildProjectItem, buildTokenItem, projectNameProblem } from '../load/items.ts';
 import { TimestampError, toCanonicalTimestamp } from '../timestamps.ts';
@@ -90,7 +90,8 @@ export interface ConditionalWrite {
 
 /**
  * The request that applies `change` only if the item still holds exactly what was read: every attribute of the
- * item as read equal to its value (`#aN = :rN`), and each attribute the update sets that was absent still absent.
+ * item as read equal to its value (`#aN = :rN`), and each attribute the update sets, or for a delete each Cello
+ * attribute, that was absent still absent.
  * A put asks that no item exist.
  */
 export function conditionalWrite(change: Exclude<FixChange, { kind: 'unfixable' }>): ConditionalWrite {
@@ -116,6 +117,13 @@ export function conditionalWrite(change: Exclude<FixChange, { kind: 'unfixable' 
     values[`:r${index}`] = value;
     conditions.push(`${placeholder(attribute)} = :r${index}`);
   });
+  if (change.kind === 'delete') {
+    // An attribute that appeared since the read changed the item as much as one rewritten. A condition can only name
+    // the attributes it knows: Cello's.
+    for (const attribute of CELLO_ATTRIBUTES) {
+      if (change.read[attribute] === undefined) conditions.push(`attribute_not_exists(${placeholder(attribute)})`);
+    }
+  }
   const write: ConditionalWrite = { Key, ConditionExpression: '', ExpressionAttributeNames: names };
   if (change.kind === 'update') {
     const assignments = attributesToSet(change).map((attribute, index) => {
