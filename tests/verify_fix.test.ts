@@ -376,6 +376,21 @@ test('the post-cutover guard: a token the service created in the table survives 
   assert.deepEqual(await rawTable(tableName), before);
 });
 
+test('a token PostgreSQL holds at created_at infinity: not fixable, the rest fixed, the guard not crashed by it', async () => {
+  const infinite = await newCelloDatabase();
+  await seedCello(infinite.sql, 1, 3);
+  const items = await celloItemsFromPostgres(infinite.sql);
+  await infinite.sql.unsafe(`INSERT INTO tokens VALUES ('at-infinity', 'infinity', 'project-1', NULL)`);
+  const { tableName, client } = await newCelloTable();
+  const revoked = { ...items.find((item) => item.sk?.S?.startsWith('TOKEN#'))!, sk: { S: 'TOKEN#revoked' }, token_id: { S: 'revoked' } };
+  await putItems(client, tableName, [...items, revoked]);
+  const result = await runScript('verify_migration', [host, stack.postgres.user, infinite.name, tableName, REGION, '--fix'], { env: FAST_RETRY_ENV });
+  assert.equal(result.code, 1, result.stdout + result.stderr);
+  assert.equal(result.stderr, '');
+  assert.match(result.stdout, /\n\[PROJECT#project-1\]\[TOKEN#at-infinity\]: ✗ cannot be fixed: .*infinite timestamps cannot be stored/);
+  assert.match(result.stdout, /\n\[PROJECT#project-1\]\[TOKEN#revoked\]: ✓ deleted \(not in PostgreSQL\)\n/);
+});
+
 // ---- bad input -------------------------------------------------------------------------------------------------------
 
 describe('bad input: one error line, nothing written', { concurrency: 3 }, () => {
