@@ -119,6 +119,23 @@ describe('each kind of difference, fixed alone', { concurrency: 3 }, () => {
     );
   });
 
+  test('an item whose key is not a Cello item’s (another application’s, in a shared table) is reported, never deleted', async () => {
+    const theirs: DynamoItem[] = [
+      { pk: { S: 'USER#bob' }, sk: { S: 'PROFILE' }, name: { S: 'Bob' } },
+      { pk: { S: 'PROJECT#project-1' }, sk: { S: 'AUDIT#2022-01-01' }, who: { S: 'bob' } },
+    ];
+    const revoked = { ...tokenOf(0), sk: { S: 'TOKEN#revoked' }, token_id: { S: 'revoked' } };
+    const tableName = await migratedTable(...theirs.map(put), put(revoked));
+    const result = await verify(tableName, '--fix');
+    assert.equal(result.code, 1, result.stdout + result.stderr);
+    assert.match(result.stdout, /\n\[USER#bob\]\[PROFILE\]: ✗ cannot be fixed: not a Cello item/);
+    assert.match(result.stdout, /\n\[PROJECT#project-1\]\[AUDIT#2022-01-01\]: ✗ cannot be fixed: not a Cello item/);
+    assert.match(result.stdout, /\]\[TOKEN#revoked\]: ✓ deleted \(not in PostgreSQL\)\n/);
+    const table = await rawTable(tableName);
+    for (const item of theirs) assert.deepEqual(table.get(keyOf(item)), item);
+    assert.equal(table.has(keyOf(revoked)), false);
+  });
+
   test('a renamed repository, and a NULL repository stored as a URL, are rewritten', async () => {
     const result = await assertFixed(
       await migratedTable(

@@ -69,6 +69,19 @@ test('a delete is conditional on every value read; an item with a map or list ca
   assert.equal(extraItemChange({ ...TOKEN_ITEM, tags: { L: [] } }).kind, 'unfixable');
 });
 
+test('an item whose key is not a Cello item’s is never deleted: not PostgreSQL’s to judge', () => {
+  for (const read of [
+    { pk: { S: 'USER#bob' }, sk: { S: 'PROFILE' } },
+    { pk: { S: 'USER#bob' }, sk: { S: 'TOKEN#t1' } },
+    { pk: { S: PK }, sk: { S: 'AUDIT#1' } },
+  ]) {
+    const change = extraItemChange(read);
+    assert.equal(change.kind, 'unfixable', JSON.stringify(read));
+    assert.match((change as { reason: string }).reason, /^not a Cello item/);
+  }
+  assert.equal(extraItemChange({ pk: { S: 'PROJECT#gone' }, sk: { S: 'METADATA' } }).kind, 'delete');
+});
+
 test('a delete also asks that each Cello attribute the item lacked is still absent', () => {
   const { expires_at: _absent, ...read } = TOKEN_ITEM;
   const del = conditionalWrite(extraItemChange(read) as Exclude<FixChange, { kind: 'unfixable' }>);
