@@ -119,6 +119,23 @@ describe('each kind of difference, fixed alone', { concurrency: 3 }, () => {
     );
   });
 
+  test('an item whose key is not a Cello item’s (another application’s, in a shared table) is reported, never deleted', async () => {
+    const theirs: DynamoItem[] = [
+      { pk: { S: 'USER#bob' }, sk: { S: 'PROFILE' }, name: { S: 'Bob' } },
+      { pk: { S: 'PROJECT#project-1' }, sk: { S: 'AUDIT#2022-01-01' }, who: { S: 'bob' } },
+    ];
+    const revoked = { ...tokenOf(0), sk: { S: 'TOKEN#revoked' }, token_id: { S: 'revoked' } };
+    const tableName = await migratedTable(...theirs.map(put), put(revoked));
+    const result = await verify(tableName, '--fix');
+    assert.equal(result.code, 1, result.stdout + result.stderr);
+    assert.match(result.stdout, /\n\[USER#bob\]\[PROFILE\]: ✗ cannot be fixed: not a Cello item/);
+    assert.match(result.stdout, /\n\[PROJECT#project-1\]\[AUDIT#2022-01-01\]: ✗ cannot be fixed: not a Cello item/);
+    assert.match(result.stdout, /\]\[TOKEN#revoked\]: ✓ deleted \(not in PostgreSQL\)\n/);
+    const table = await rawTable(tableName);
+    for (const item of theirs) assert.deepEqual(table.get(keyOf(item)), item);
+    assert.equal(table.has(keyOf(revoked)), false);
+  });
+
   test('a renamed repository, and a NULL repository stored as a URL, are rewritten', async () => {
     const result = await assertFixed(
       await migratedTable(
@@ -237,6 +254,20 @@ describe('an item changed between the read and the write is left as it is and re
     const result = await fixWithInterference(tableName, 'DeleteItem', put(changed));
     assert.equal(result.code, 1, result.stdout + result.stderr);
     assert.match(result.stdout, /\]\[TOKEN#extra\]: ✗ not deleted: changed by someone else since it was read \(expires_at is now /);
+    assert.deepEqual((await rawTable(tableName)).get(keyOf(extra)), changed);
+  });
+
+  test('a delete: an extra item that gained an attribute meanwhile is not deleted', async () => {
+    const extra: DynamoItem = { ...tokenOf(0), sk: { S: 'TOKEN#extra-gains' }, token_id: { S: 'extra-gains' } };
+    delete extra.expires_at;
+    const changed = { ...extra, expires_at: { S: '2099-01-01T00:00:00.000000000Z' } };
+    const tableName = await migratedTable(put(extra));
+    const result = await fixWithInterference(tableName, 'DeleteItem', put(changed));
+    assert.equal(result.code, 1, result.stdout + result.stderr);
+    assert.match(
+      result.stdout,
+      /\]\[TOKEN#extra-gains\]: ✗ not deleted: changed by someone else since it was read \(expires_at is now a string \("2099-01-01T00:00:00\.000000000Z"\)\) — left as it is\n/,
+    );
     assert.deepEqual((await rawTable(tableName)).get(keyOf(extra)), changed);
   });
 
@@ -360,6 +391,21 @@ test('the post-cutover guard: a token the service created in the table survives 
   );
   assert.match(result.stdout, /\nResult: 3 differences found\.\n$/);
   assert.deepEqual(await rawTable(tableName), before);
+});
+
+test('a token PostgreSQL holds at created_at infinity: not fixable, the rest fixed, the guard not crashed by it', async () => {
+  const infinite = await newCelloDatabase();
+  await seedCello(infinite.sql, 1, 3);
+  const items = await celloItemsFromPostgres(infinite.sql);
+  await infinite.sql.unsafe(`INSERT INTO tokens VALUES ('at-infinity', 'infinity', 'project-1', NULL)`);
+  const { tableName, client } = await newCelloTable();
+  const revoked = { ...items.find((item) => item.sk?.S?.startsWith('TOKEN#'))!, sk: { S: 'TOKEN#revoked' }, token_id: { S: 'revoked' } };
+  await putItems(client, tableName, [...items, revoked]);
+  const result = await runScript('verify_migration', [host, stack.postgres.user, infinite.name, tableName, REGION, '--fix'], { env: FAST_RETRY_ENV });
+  assert.equal(result.code, 1, result.stdout + result.stderr);
+  assert.equal(result.stderr, '');
+  assert.match(result.stdout, /\n\[PROJECT#project-1\]\[TOKEN#at-infinity\]: ✗ cannot be fixed: .*infinite timestamps cannot be stored/);
+  assert.match(result.stdout, /\n\[PROJECT#project-1\]\[TOKEN#revoked\]: ✓ deleted \(not in PostgreSQL\)\n/);
 });
 
 // ---- bad input -------------------------------------------------------------------------------------------------------

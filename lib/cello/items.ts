@@ -21,6 +21,9 @@ export const EXPIRES_AT = 'expires_at';
 export const TOKEN_ATTRIBUTES = [TOKEN_ID, CREATED_AT, EXPIRES_AT] as const;
 export type TokenAttribute = (typeof TOKEN_ATTRIBUTES)[number];
 
+/** Every attribute a Cello item may hold besides its keys: the project's and the token's. */
+export const CELLO_ATTRIBUTES = [REPOSITORY, ...TOKEN_ATTRIBUTES] as const;
+
 /** A token's timestamp attributes, in TOKEN_ATTRIBUTES order: canonical in the table, PostgreSQL timestamptz. */
 export const TIMESTAMP_ATTRIBUTES = [CREATED_AT, EXPIRES_AT] as const;
 export type TimestampAttribute = (typeof TIMESTAMP_ATTRIBUTES)[number];

@@ -9,8 +9,8 @@
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import { isDeepStrictEqual } from 'node:util';
 import type { DynamoItem } from '../dynamodb.ts';
-import { CREATED_AT, EXPIRES_AT, TOKEN_ID } from '../cello/items.ts';
-import { isTokenSk } from '../cello/keys.ts';
+import { CELLO_ATTRIBUTES, CREATED_AT, EXPIRES_AT, TOKEN_ID } from '../cello/items.ts';
+import { METADATA_SK, PROJECT_PREFIX, TOKEN_PREFIX, isMetadataSk, isTokenSk } from '../cello/keys.ts';
 import { buildProjectItem, buildTokenItem, projectNameProblem } from '../load/items.ts';
 import { TimestampError, toCanonicalTimestamp } from '../timestamps.ts';
 import { describeAttributeValue, type PostgresProject, type PostgresToken } from './compare.ts';
@@ -62,10 +62,21 @@ export function differingItemChange(pk: string, sk: string, read: DynamoItem, pr
   return uncomparable !== undefined ? { kind: 'unfixable', pk, sk, reason: uncomparable } : { kind: 'update', pk, sk, target, read };
 }
 
-/** The change for an item the table has and PostgreSQL does not. */
+/**
+ * The change for an item the table has and PostgreSQL does not. Only a Cello item (a project's METADATA or a token)
+ * is deleted: PostgreSQL is the truth about Cello's items, not about another application's in a shared table.
+ */
 export function extraItemChange(read: DynamoItem): FixChange {
   const pk = read.pk?.S ?? '';
   const sk = read.sk?.S ?? '';
+  if (!pk.startsWith(PROJECT_PREFIX) || !(isMetadataSk(sk) || isTokenSk(sk))) {
+    return {
+      kind: 'unfixable',
+      pk,
+      sk,
+      reason: `not a Cello item (a ${PROJECT_PREFIX}<project> key with ${METADATA_SK} or ${TOKEN_PREFIX}<id>), so not PostgreSQL's to delete — delete it yourself if it does not belong in the table`,
+    };
+  }
   const uncomparable = uncomparableAttribute(read);
   return uncomparable !== undefined ? { kind: 'unfixable', pk, sk, reason: uncomparable } : { kind: 'delete', pk, sk, read };
 }
@@ -90,7 +101,8 @@ export interface ConditionalWrite {
 
 /**
  * The request that applies `change` only if the item still holds exactly what was read: every attribute of the
- * item as read equal to its value (`#aN = :rN`), and each attribute the update sets that was absent still absent.
+ * item as read equal to its value (`#aN = :rN`), and each attribute the update sets, or for a delete each Cello
+ * attribute, that was absent still absent.
  * A put asks that no item exist.
  */
 export function conditionalWrite(change: Exclude<FixChange, { kind: 'unfixable' }>): ConditionalWrite {
@@ -116,6 +128,13 @@ export function conditionalWrite(change: Exclude<FixChange, { kind: 'unfixable' 
     values[`:r${index}`] = value;
     conditions.push(`${placeholder(attribute)} = :r${index}`);
   });
+  if (change.kind === 'delete') {
+    // An attribute that appeared since the read changed the item as much as one rewritten. A condition can only name
+    // the attributes it knows: Cello's.
+    for (const attribute of CELLO_ATTRIBUTES) {
+      if (change.read[attribute] === undefined) conditions.push(`attribute_not_exists(${placeholder(attribute)})`);
+    }
+  }
   const write: ConditionalWrite = { Key, ConditionExpression: '', ExpressionAttributeNames: names };
   if (change.kind === 'update') {
     const assignments = attributesToSet(change).map((attribute, index) => {

@@ -64,8 +64,15 @@ export async function* streamTokens(sql: TransactionSql, order: TextOrder): Asyn
   }
 }
 
-/** The creation time of PostgreSQL's newest token (its text, as streamTokens gives timestamps), null when it has none. */
+/**
+ * The creation time of PostgreSQL's newest token that an item can hold (its text, as streamTokens gives timestamps),
+ * null when it has none. A created_at the table cannot hold (infinity, BC, past year 9999: lib/timestamps.ts) is left
+ * out: its token is reported as not fixable, and as a bound it would be no timestamp to compare items with.
+ */
 export async function readNewestTokenCreatedAt(sql: TransactionSql): Promise<string | null> {
-  const [row] = await sql.unsafe<{ newest: string | null }[]>(`SELECT max(${CREATED_AT})::text AS newest FROM ${TOKENS_TABLE}`);
+  const [row] = await sql.unsafe<{ newest: string | null }[]>(
+    `SELECT max(${CREATED_AT})::text AS newest FROM ${TOKENS_TABLE}
+     WHERE ${CREATED_AT} BETWEEN '0001-01-01 00:00:00+00' AND '9999-12-31 23:59:59.999999+00'`,
+  );
   return row?.newest ?? null;
 }

@@ -64,9 +64,32 @@ test('the put is conditional on no item; the update sets only what differs, on e
 
 test('a delete is conditional on every value read; an item with a map or list cannot be compared and is unfixable', () => {
   const del = conditionalWrite(extraItemChange(TOKEN_ITEM) as Exclude<FixChange, { kind: 'unfixable' }>);
-  assert.equal(del.ConditionExpression, 'attribute_exists(#pk) AND #a0 = :r2 AND #a1 = :r3 AND #a2 = :r4');
+  assert.equal(del.ConditionExpression, 'attribute_exists(#pk) AND #a0 = :r2 AND #a1 = :r3 AND #a2 = :r4 AND attribute_not_exists(#a3)');
   assert.equal(del.UpdateExpression, undefined);
   assert.equal(extraItemChange({ ...TOKEN_ITEM, tags: { L: [] } }).kind, 'unfixable');
+});
+
+test('an item whose key is not a Cello item’s is never deleted: not PostgreSQL’s to judge', () => {
+  for (const read of [
+    { pk: { S: 'USER#bob' }, sk: { S: 'PROFILE' } },
+    { pk: { S: 'USER#bob' }, sk: { S: 'TOKEN#t1' } },
+    { pk: { S: PK }, sk: { S: 'AUDIT#1' } },
+  ]) {
+    const change = extraItemChange(read);
+    assert.equal(change.kind, 'unfixable', JSON.stringify(read));
+    assert.match((change as { reason: string }).reason, /^not a Cello item/);
+  }
+  assert.equal(extraItemChange({ pk: { S: 'PROJECT#gone' }, sk: { S: 'METADATA' } }).kind, 'delete');
+});
+
+test('a delete also asks that each Cello attribute the item lacked is still absent', () => {
+  const { expires_at: _absent, ...read } = TOKEN_ITEM;
+  const del = conditionalWrite(extraItemChange(read) as Exclude<FixChange, { kind: 'unfixable' }>);
+  assert.equal(
+    del.ConditionExpression,
+    'attribute_exists(#pk) AND #a0 = :r2 AND #a1 = :r3 AND attribute_not_exists(#a2) AND attribute_not_exists(#a3)',
+  );
+  assert.deepEqual(del.ExpressionAttributeNames, { '#pk': 'pk', '#a0': 'token_id', '#a1': 'created_at', '#a2': 'repository', '#a3': 'expires_at' });
 });
 
 test('done means: holds every attribute of the target (others may be there), or, for a delete, absent', () => {
