@@ -49,12 +49,13 @@ import { CELLO_TABLES } from '../lib/cello/sourceTables.ts';
 import { scanPages } from '../lib/scan.ts';
 import { partitionQuery, type PartitionOpener } from '../lib/verify/dynamo.ts';
 import { applyChanges, countStillDifferent, planAllChanges, type FixTarget } from '../lib/verify/fix.ts';
-import { tokensNewerThanPostgres, type FixChange } from '../lib/verify/fixPlan.ts';
+import { sparingOrphanPartitions, tokensNewerThanPostgres, type FixChange } from '../lib/verify/fixPlan.ts';
 import { countFix, emptyFixCounts, formatFixHeading, formatFixLine, formatFixSummary, formatNewerTokensRefusal } from '../lib/verify/fixReport.ts';
 import { StreamOrderError } from '../lib/verify/partition.ts';
 import { formatExtraPartitions, formatOrphanNote, formatPartitionReport, formatSummary } from '../lib/verify/report.ts';
 import { verifyMigration, type VerificationResult } from '../lib/verify/run.ts';
-import { readNewestTokenCreatedAt, readProjects, streamTokens } from '../lib/verify/postgresRows.ts';
+import { readNewestTokenCreatedAt, readOrphanProjectNames, readProjects, streamTokens } from '../lib/verify/postgresRows.ts';
+import { projectPk } from '../lib/cello/keys.ts';
 import { printOutput } from '../lib/output.ts';
 
 const DEFAULT_CONCURRENCY = 8;
@@ -146,6 +147,7 @@ await runMain(async () => {
     let result: VerificationResult;
     let orphanProjectCount = 0;
     let newestInPostgres: string | null = null;
+    let orphanPks = new Set<string>();
     const openPartition = partitionQuery(client, tableName, { target });
     try {
       result = await inReadOnlySnapshot(session, async (sql) => {
@@ -155,6 +157,7 @@ await runMain(async () => {
         const projects = read.projects;
         orphanProjectCount = read.orphanProjectCount;
         if (fix) newestInPostgres = await readNewestTokenCreatedAt(sql);
+        if (fix && !includeOrphans) orphanPks = new Set((await readOrphanProjectNames(sql)).map(projectPk));
         return verifyMigration({
           projects,
           tokens: streamTokens(sql, order),
@@ -196,7 +199,7 @@ await runMain(async () => {
     await printOutput(formatSummary(result, { stoppedBy: stopSignalReceived(), orphanProjects: orphanProjectCount, capacity }));
     if (!result.complete) return ExitCode.interrupted;
     if (!fix || result.totals.differences === 0) return result.totals.differences === 0 ? ExitCode.ok : ExitCode.incomplete;
-    const changes = await planChanges(result, openPartition, concurrency);
+    const changes = sparingOrphanPartitions(await planChanges(result, openPartition, concurrency), orphanPks);
     return fixDifferences({ client, tableName, target }, changes, newestInPostgres, concurrency, meter);
   } finally {
     client.destroy();

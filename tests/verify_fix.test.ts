@@ -367,6 +367,32 @@ test('killed with SIGKILL in the middle of its writes, then run again: the table
   await assertTableIs(tableName, correctTable);
 });
 
+test('tokens of no project, migrated with --include-orphans: --fix without the flag deletes none of them', async () => {
+  const orphans = await newCelloDatabase();
+  await seedCello(orphans.sql, 1, 2);
+  await orphans.sql.unsafe(`
+    ALTER TABLE tokens DROP CONSTRAINT tokens_project_fkey;
+    INSERT INTO tokens VALUES ('o-1', '2022-01-01 00:00:00+00', 'gone project', NULL), ('o-2', '2022-01-02 00:00:00+00', 'gone project', NULL);`);
+  const { tableName, client } = await newCelloTable();
+  // As the dump with --include-orphans writes them: the orphans' project as a METADATA item with no repository.
+  const withOrphans = [
+    ...(await celloItemsFromPostgres(orphans.sql)),
+    { pk: { S: 'PROJECT#gone project' }, sk: { S: 'METADATA' }, repository: { S: '' } },
+  ];
+  await putItems(client, tableName, withOrphans);
+  const args = [host, stack.postgres.user, orphans.name, tableName, REGION];
+  const without = await runScript('verify_migration', [...args, '--fix'], { env: FAST_RETRY_ENV });
+  assert.equal(without.code, 1, without.stdout + without.stderr);
+  assert.match(
+    without.stdout,
+    /\[PROJECT#gone project\]\[TOKEN#o-1\]: ✗ cannot be fixed: PostgreSQL has tokens of this project without a row in projects/,
+  );
+  assert.doesNotMatch(without.stdout, /✓ deleted/);
+  await assertTableIs(tableName, new Map(withOrphans.map((item) => [keyOf(item), item])));
+  const withFlag = await runScript('verify_migration', [...args, '--include-orphans', '--fix'], { env: FAST_RETRY_ENV });
+  assert.equal(withFlag.code, 0, withFlag.stdout + withFlag.stderr);
+});
+
 // ---- after cutover -----------------------------------------------------------------------------------------------------
 
 test('the post-cutover guard: a token the service created in the table survives --fix, which writes nothing', async () => {

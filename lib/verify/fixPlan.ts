@@ -81,6 +81,26 @@ export function extraItemChange(read: DynamoItem): FixChange {
   return uncomparable !== undefined ? { kind: 'unfixable', pk, sk, reason: uncomparable } : { kind: 'delete', pk, sk, read };
 }
 
+/**
+ * The plan with the deletes in partitions of orphan projects (named by tokens in PostgreSQL, absent from its projects
+ * table: `orphanPks`) made unfixable. Without --include-orphans those partitions look extra, yet PostgreSQL holds
+ * their tokens: deleting them would lose tokens a dump with --include-orphans migrated on purpose.
+ */
+export function sparingOrphanPartitions(changes: FixChange[], orphanPks: ReadonlySet<string>): FixChange[] {
+  if (orphanPks.size === 0) return changes;
+  return changes.map((change) =>
+    change.kind === 'delete' && orphanPks.has(change.pk)
+      ? {
+          kind: 'unfixable',
+          pk: change.pk,
+          sk: change.sk,
+          reason:
+            'PostgreSQL has tokens of this project without a row in projects (orphans), so it is not extra — run with --include-orphans, as the dump was',
+        }
+      : change,
+  );
+}
+
 /** The attributes of `target` (keys aside) whose value the item as read does not hold, in the target's order. */
 export function attributesToSet(change: { target: DynamoItem; read: DynamoItem }): string[] {
   return Object.keys(change.target).filter((name) => name !== 'pk' && name !== 'sk' && !isDeepStrictEqual(change.read[name], change.target[name]));

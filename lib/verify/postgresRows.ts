@@ -46,12 +46,17 @@ export interface ProjectRows {
   orphanProjectCount: number;
 }
 
+/** The names of projects that only tokens name (missing from the projects table), in no particular order. */
+export async function readOrphanProjectNames(sql: TransactionSql): Promise<string[]> {
+  return (await sql.unsafe<{ name: string }[]>(ORPHAN_PROJECTS_QUERY)).map(({ name }) => name);
+}
+
 /** Every project; with `includeOrphans`, also each project only tokens name, with repository NULL. */
 export async function readProjects(sql: TransactionSql, order: TextOrder, includeOrphans: boolean): Promise<ProjectRows> {
   const projects: PostgresProject[] = [...(await sql.unsafe<PostgresProject[]>(projectsQuery(order)))];
   if (!includeOrphans) return { projects, orphanProjectCount: 0 };
-  const orphanProjects = await sql.unsafe<{ name: string }[]>(ORPHAN_PROJECTS_QUERY);
-  for (const { name } of orphanProjects) projects.push({ name, repository: null });
+  const orphanProjects = await readOrphanProjectNames(sql);
+  for (const name of orphanProjects) projects.push({ name, repository: null });
   projects.sort((a, b) => compareUtf8(a.name, b.name));
   return { projects, orphanProjectCount: orphanProjects.length };
 }
