@@ -388,6 +388,10 @@ test('tokens of no project, migrated with --include-orphans: --fix without the f
     /\[PROJECT#gone project\]\[TOKEN#o-1\]: ✗ cannot be fixed: PostgreSQL has tokens of this project without a row in projects/,
   );
   assert.doesNotMatch(without.stdout, /✓ deleted/);
+  assert.match(
+    without.stdout,
+    /\nResult: 3 items still differ \(see the lines marked ✗ above\) — each line says what to do; running again will not change them\.\n/,
+  );
   await assertTableIs(tableName, new Map(withOrphans.map((item) => [keyOf(item), item])));
   const withFlag = await runScript('verify_migration', [...args, '--include-orphans', '--fix'], { env: FAST_RETRY_ENV });
   assert.equal(withFlag.code, 0, withFlag.stdout + withFlag.stderr);

@@ -96,7 +96,10 @@ export function formatFixSummary(counts: FixCounts, options: FixSummaryOptions):
     lines.push(
       stillDifferent === 0
         ? 'Result: the table matches PostgreSQL.'
-        : `Result: ${formatCount(stillDifferent)} ${stillDifferent === 1 ? 'item still differs' : 'items still differ'} (see the lines marked ✗ above) — run the same command again.`,
+        : `Result: ${formatCount(stillDifferent)} ${stillDifferent === 1 ? 'item still differs' : 'items still differ'} (see the lines marked ✗ above) — ${
+            // Items that cannot be fixed stay as they are however often it runs: only the others can converge.
+            stillDifferent <= counts.unfixable ? 'each line says what to do; running again will not change them' : 'run the same command again'
+          }.`,
     );
   }
   return `${lines.join('\n')}\n`;
