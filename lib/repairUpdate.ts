@@ -1,7 +1,8 @@
 // Step 4's timestamp repair, the part that talks to DynamoDB: one conditional UpdateItem per record (see
 // buildTimestampUpdate in repair.ts), and an honest verdict when its condition fails.
 import { GetItemCommand, UpdateItemCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { toDynamoUserError, type DynamoTarget } from './dynamodb.ts';
+import { toDynamoUserError } from './dynamodb.ts';
+import type { DynamoTarget } from './dynamodbTarget.ts';
 import { mayHaveBeenApplied } from './retry.ts';
 import { buildTimestampUpdate, judgeConditionFailure, type DumpRecord, type RecordOutcome, type TimestampChange } from './repair.ts';
 import { plainItemSize, writeUnits } from './capacity/itemSize.ts';

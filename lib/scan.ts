@@ -8,7 +8,8 @@
 // (disk) slows the scan down instead of filling memory.
 import { paginateScan, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { Semaphore } from './concurrency.ts';
-import { toDynamoUserError, type DynamoItem, type DynamoTarget } from './dynamodb.ts';
+import { toDynamoUserError, type DynamoItem } from './dynamodb.ts';
+import type { DynamoTarget } from './dynamodbTarget.ts';
 
 /** DynamoDB's limit on TotalSegments. */
 export const MAX_SCAN_SEGMENTS = 1_000_000;

@@ -26,7 +26,8 @@ import {
   wasStopped,
 } from '../lib/cli.ts';
 import { AttributeValueError, itemToJson } from '../lib/ddbJson.ts';
-import { capacityMeterOf, checkTableName, createDynamoClient, type DynamoTarget } from '../lib/dynamodb.ts';
+import { capacityMeterOf, createDynamoClient } from '../lib/dynamodb.ts';
+import { checkTableName, type DynamoTarget } from '../lib/dynamodbTarget.ts';
 import { formatCapacitySummary } from '../lib/capacity/meter.ts';
 import { AtomicOutputFile, checkTarget } from '../lib/files.ts';
 import { printOutput } from '../lib/output.ts';

@@ -34,7 +34,8 @@ import {
   throwIfStopped,
   wasStopped,
 } from '../lib/cli.ts';
-import { capacityMeterOf, checkTableName, createDynamoClient, describeCelloTable, type DynamoTarget } from '../lib/dynamodb.ts';
+import { capacityMeterOf, createDynamoClient, describeCelloTable } from '../lib/dynamodb.ts';
+import { checkTableName, type DynamoTarget } from '../lib/dynamodbTarget.ts';
 import { formatCapacitySummary } from '../lib/capacity/meter.ts';
 import { checkInputFile } from '../lib/files.ts';
 import { JsonInputError, readJsonArray } from '../lib/json/stream.ts';

@@ -19,7 +19,8 @@ import {
   tableOption,
   wasStopped,
 } from '../lib/cli.ts';
-import { capacityMeterOf, checkTableName, createDynamoClient, describeCelloTable, toDynamoUserError, type DynamoTarget } from '../lib/dynamodb.ts';
+import { capacityMeterOf, createDynamoClient, describeCelloTable, toDynamoUserError } from '../lib/dynamodb.ts';
+import { checkTableName, type DynamoTarget } from '../lib/dynamodbTarget.ts';
 import { formatCapacitySummary } from '../lib/capacity/meter.ts';
 import { checkInputFile } from '../lib/files.ts';
 import { printLine, printOutput } from '../lib/output.ts';

@@ -36,7 +36,8 @@ import {
   stopSignalReceived,
   wasStopped,
 } from '../lib/cli.ts';
-import { capacityMeterOf, checkTableName, createDynamoClient, describeCelloTable, type DynamoTarget } from '../lib/dynamodb.ts';
+import { capacityMeterOf, createDynamoClient, describeCelloTable } from '../lib/dynamodb.ts';
+import { checkTableName, type DynamoTarget } from '../lib/dynamodbTarget.ts';
 import { type CapacityMeter, formatCapacitySummary } from '../lib/capacity/meter.ts';
 import { connectPostgres, inReadOnlySnapshot } from '../lib/postgres/connect.ts';
 import { toPostgresUserError } from '../lib/postgres/errors.ts';

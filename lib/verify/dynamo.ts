@@ -1,6 +1,7 @@
 // Verify's DynamoDB reads: a partition as a stream of items in sk byte order, page by page.
 import { paginateQuery, type DynamoDBClient, type QueryCommandOutput } from '@aws-sdk/client-dynamodb';
-import { toDynamoUserError, type DynamoItem, type DynamoTarget } from '../dynamodb.ts';
+import { toDynamoUserError, type DynamoItem } from '../dynamodb.ts';
+import type { DynamoTarget } from '../dynamodbTarget.ts';
 import { compareUtf8 } from '../cello/keyOrder.ts';
 import { quote } from './compare.ts';
 import { StreamOrderError } from './partition.ts';

@@ -4,7 +4,8 @@
 // Conditional writes cannot go in a BatchWriteItem, so each change is its own PutItem, UpdateItem or DeleteItem,
 // `concurrency` in flight, sent through the client's one retry strategy (lib/retry.ts) like every other request.
 import { DeleteItemCommand, GetItemCommand, PutItemCommand, UpdateItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { BATCH_GET_LIMIT, getItemsConsistently, toDynamoUserError, type DynamoItem, type DynamoTarget } from '../dynamodb.ts';
+import { BATCH_GET_LIMIT, getItemsConsistently, toDynamoUserError, type DynamoItem } from '../dynamodb.ts';
+import type { DynamoTarget } from '../dynamodbTarget.ts';
 import { itemKeyString } from '../cello/keys.ts';
 import { forEachConcurrent, mapConcurrentOrdered } from '../concurrency.ts';
 import { mayHaveBeenApplied } from '../retry.ts';

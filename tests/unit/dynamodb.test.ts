@@ -8,15 +8,8 @@ import {
   ThrottlingException,
 } from '@aws-sdk/client-dynamodb';
 import { ExitCode, UserError } from '../../lib/cli.ts';
-import {
-  checkEndpointUrl,
-  checkRegion,
-  createDynamoClient,
-  describeEndpoint,
-  isRetryableDynamoError,
-  toDynamoUserError,
-  type DynamoTarget,
-} from '../../lib/dynamodb.ts';
+import { createDynamoClient, isRetryableDynamoError, toDynamoUserError } from '../../lib/dynamodb.ts';
+import { checkEndpointUrl, checkRegion, describeEndpoint, type DynamoTarget } from '../../lib/dynamodbTarget.ts';
 import { CelloRetryStrategy, RetriesExhaustedError, bulkRetrySettings } from '../../lib/retry.ts';
 
 const $metadata = (httpStatusCode: number) => ({ httpStatusCode, requestId: 'R1', attempts: 1, totalRetryDelay: 0 });
