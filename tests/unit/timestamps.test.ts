@@ -331,6 +331,17 @@ test('offsets of 16 hours or more are rejected', () => {
   assertRejected('2022-02-02 18:01:49+99', /offset/);
 });
 
+test('a six-digit basic offset (+HHMMSS) is rejected: readers disagree on what it means', () => {
+  // PostgreSQL reads `+001200` as +12:00 (all digits one number, the last two minutes: `SELECT
+  // '2021-01-01T12:00+001200'::timestamptz` is 00:00 UTC); Python's %z writes it for 12 minutes. Neither ISO 8601-1
+  // nor RFC 3339 has this form, so the instant depends on who wrote it.
+  assertRejected('2021-01-01T12:00:00+001200', /six-digit offset \(\+HHMMSS\) is ambiguous/);
+  assertRejected('2023-07-15T23:39:59+000050', /six-digit offset \(\+HHMMSS\) is ambiguous/);
+  assertRejected('20210101T120000-053015', /six-digit offset \(\+HHMMSS\) is ambiguous/);
+  assert.equal(convert('2021-01-01T12:00:00+00:12:00'), '2021-01-01T11:48:00.000000000Z');
+  assert.equal(convert('2021-01-01T12:00:00+0012'), '2021-01-01T11:48:00.000000000Z');
+});
+
 test('offset minutes or seconds of 60 are rejected', () => {
   assertRejected('2022-02-02 18:01:49+05:60', /offset/);
   assertRejected('2022-02-02 18:01:49+0560', /offset/);
