@@ -129,6 +129,7 @@ function pad4(value: number): string {
 function rejectionReason(text: string): string | undefined {
   if (/^[+-]?infinity$/i.test(text)) return 'infinite timestamps cannot be stored';
   if (/ BC$/i.test(text)) return 'dates before the common era (BC) cannot be stored';
+  if (/^[1-9]\d{4,}-\d{2}-\d{2}[Tt ]/.test(text)) return 'years after 9999 cannot be stored';
   if (text === '') return 'the value is empty';
   if (/^[+-]?\d+(?:\.\d+)?$/.test(text)) return EPOCH_REASON;
   return undefined;

@@ -204,6 +204,17 @@ test('a BC date is rejected', () => {
   assertRejected('2022-02-02 18:01:49+00 BC', /BC/);
 });
 
+test('a year past 9999 (PostgreSQL prints five digits) is rejected with the reason', () => {
+  assertRejected('10000-01-01 00:00:00+00', /after 9999/);
+  assertRejected('294276-12-31 23:59:59.999999+00', /after 9999/);
+  assertRejected('10000-01-01T00:00:00Z', /after 9999/);
+  // Five digits with a leading zero are year 10, not past 9999: refused, but not for that reason.
+  assert.throws(
+    () => convert('00010-01-01T00:00:00Z'),
+    (error: Error) => !/after 9999/.test(error.message),
+  );
+});
+
 test('the empty string is rejected', () => {
   assertRejected('', /empty/);
 });
