@@ -129,6 +129,7 @@ function pad4(value: number): string {
 function rejectionReason(text: string): string | undefined {
   if (/^[+-]?infinity$/i.test(text)) return 'infinite timestamps cannot be stored';
   if (/ BC$/i.test(text)) return 'dates before the common era (BC) cannot be stored';
+  if (/^[1-9]\d{4,}-\d{2}-\d{2}[Tt ]/.test(text)) return 'years after 9999 cannot be stored';
   if (text === '') return 'the value is empty';
   if (/^[+-]?\d+(?:\.\d+)?$/.test(text)) return EPOCH_REASON;
   return undefined;
@@ -154,13 +155,13 @@ function nanosecondFraction(text: string, fraction: string | undefined): string 
  * (`2022-02-02 18:01:49.345261+00`, offsets `+05:30`, `-07`, `+05:30:15`), and RFC 3339 / ISO 8601 with `Z` or an
  * offset: extended or basic (`20220202T180149Z`), `T`, `t` or a space, `.` or `,` before the fraction, any number of
  * fraction digits (beyond nine only zeros: nanoseconds are what the canonical form holds), minutes and seconds
- * optional (`18:01Z` is 18:01:00), offsets `+HH:MM`, `+HHMM`, `+HH`, `+HH:MM:SS`. A canonical value is returned
- * unchanged.
+ * optional (`18:01Z` is 18:01:00), offsets `+HH:MM`, `+HHMM`, `+HH`, `+HH:MM:SS` (not `+HHMMSS`: ambiguous). A
+ * canonical value is returned unchanged.
  *
  * @throws TimestampError for anything else, which does not name one instant or cannot be stored exactly:
  * a missing zone (local time of which zone?), a bare number (epoch in which unit?), infinities, BC dates, fields
- * out of range, hour 24, leap seconds, non-zero digits beyond nanoseconds, offsets of 16 hours or more, a result
- * outside years 0001–9999, non-strings.
+ * out of range, hour 24, leap seconds, non-zero digits beyond nanoseconds, offsets of 16 hours or more or in
+ * `+HHMMSS`, a result outside years 0001–9999, non-strings.
  */
 export function toCanonicalTimestamp(text: string): string {
   if (typeof text !== 'string') throw new TimestampError(text, `expected a string, got ${typeof text}`);
@@ -170,6 +171,7 @@ export function toCanonicalTimestamp(text: string): string {
   if (match === null) throw new TimestampError(text, rejectionReason(text));
   const [, yearText, , monthText, dayText, hourText, , minuteText, secondText, fraction, zulu, sign, offsetHours, , offsetMinutes, offsetSeconds] =
     match;
+  const offsetSeparator = match[13];
 
   const nanos = nanosecondFraction(text, fraction);
   if (zulu === undefined && sign === undefined) {
@@ -190,6 +192,11 @@ export function toCanonicalTimestamp(text: string): string {
   if (sign !== undefined && offsetHours !== undefined) {
     const oh = digits2(offsetHours, 0);
     const om = offsetMinutes === undefined ? 0 : digits2(offsetMinutes, 0);
+    // `+HHMMSS` is in neither ISO 8601-1 nor RFC 3339, and readers disagree: Python's %z writes it for seconds,
+    // PostgreSQL reads `+001200` as +12:00. Only `+HH:MM:SS` (PostgreSQL's own output) says seconds for sure.
+    if (offsetSeconds !== undefined && offsetSeparator === '') {
+      throw new TimestampError(text, 'a six-digit offset (+HHMMSS) is ambiguous: PostgreSQL reads +001200 as 12 hours, others as 12 minutes');
+    }
     const os = offsetSeconds === undefined ? 0 : digits2(offsetSeconds, 0);
     if (om > 59 || os > 59) throw new TimestampError(text, 'the offset is out of range');
     const offset = oh * 3600 + om * 60 + os;

@@ -204,6 +204,17 @@ test('a BC date is rejected', () => {
   assertRejected('2022-02-02 18:01:49+00 BC', /BC/);
 });
 
+test('a year past 9999 (PostgreSQL prints five digits) is rejected with the reason', () => {
+  assertRejected('10000-01-01 00:00:00+00', /after 9999/);
+  assertRejected('294276-12-31 23:59:59.999999+00', /after 9999/);
+  assertRejected('10000-01-01T00:00:00Z', /after 9999/);
+  // Five digits with a leading zero are year 10, not past 9999: refused, but not for that reason.
+  assert.throws(
+    () => convert('00010-01-01T00:00:00Z'),
+    (error: Error) => !/after 9999/.test(error.message),
+  );
+});
+
 test('the empty string is rejected', () => {
   assertRejected('', /empty/);
 });
@@ -329,6 +340,17 @@ test('offsets of 16 hours or more are rejected', () => {
   assertRejected('2022-02-02 18:01:49+16', /offset/);
   assertRejected('2022-02-02 18:01:49-16:00', /offset/);
   assertRejected('2022-02-02 18:01:49+99', /offset/);
+});
+
+test('a six-digit basic offset (+HHMMSS) is rejected: readers disagree on what it means', () => {
+  // PostgreSQL reads `+001200` as +12:00 (all digits one number, the last two minutes: `SELECT
+  // '2021-01-01T12:00+001200'::timestamptz` is 00:00 UTC); Python's %z writes it for 12 minutes. Neither ISO 8601-1
+  // nor RFC 3339 has this form, so the instant depends on who wrote it.
+  assertRejected('2021-01-01T12:00:00+001200', /six-digit offset \(\+HHMMSS\) is ambiguous/);
+  assertRejected('2023-07-15T23:39:59+000050', /six-digit offset \(\+HHMMSS\) is ambiguous/);
+  assertRejected('20210101T120000-053015', /six-digit offset \(\+HHMMSS\) is ambiguous/);
+  assert.equal(convert('2021-01-01T12:00:00+00:12:00'), '2021-01-01T11:48:00.000000000Z');
+  assert.equal(convert('2021-01-01T12:00:00+0012'), '2021-01-01T11:48:00.000000000Z');
 });
 
 test('offset minutes or seconds of 60 are rejected', () => {
@@ -584,6 +606,45 @@ test('generated legacy values shifted by random offsets convert back to the orig
     checked++;
   }
   assert.ok(checked > 4_500, `only ${checked} cases were checked`);
+});
+
+// ---- PostgreSQL as the oracle ----------------------------------------------------------------------------------
+
+// What PostgreSQL 18 itself made of each value: `SELECT to_char('<value>'::timestamptz AT TIME ZONE 'UTC',
+// 'YYYY-MM-DD"T"HH24:MI:SS.US')` under TimeZone=UTC, padded to nine digits. Recorded from a run, not computed here:
+// an independent reader of the same text, covering each offset form, the basic format, lowercase, and the carries
+// across days, month ends, leap days and years that offsets cause.
+const POSTGRES_READS: readonly (readonly [string, string])[] = [
+  ['2022-02-02 18:01:49.345261+00', '2022-02-02T18:01:49.345261000Z'],
+  ['2022-02-02 18:01:49.3+05:30', '2022-02-02T12:31:49.300000000Z'],
+  ['1800-01-01 00:00:00-04:56:02', '1800-01-01T04:56:02.000000000Z'],
+  ['1900-01-01 00:00:00-00:25:21', '1900-01-01T00:25:21.000000000Z'],
+  ['2021-05-11T17:17:41+05:30:15', '2021-05-11T11:47:26.000000000Z'],
+  ['2021-05-11T17:17:41.678Z', '2021-05-11T17:17:41.678000000Z'],
+  ['2021-05-11t17:17:41.678z', '2021-05-11T17:17:41.678000000Z'],
+  ['2021-05-11 17:17:41Z', '2021-05-11T17:17:41.000000000Z'],
+  ['2021-05-11T17:17:41-00:00', '2021-05-11T17:17:41.000000000Z'],
+  ['2021-05-11T17:17:41+1400', '2021-05-11T03:17:41.000000000Z'],
+  ['2021-05-11T17:17:41-1200', '2021-05-12T05:17:41.000000000Z'],
+  ['2021-05-11T17:17:41+15:59:59', '2021-05-11T01:17:42.000000000Z'],
+  ['2021-05-11T17:17:41-15:59:59', '2021-05-12T09:17:40.000000000Z'],
+  ['20210511T171741Z', '2021-05-11T17:17:41.000000000Z'],
+  ['20210511T171741.123456+0530', '2021-05-11T11:47:41.123456000Z'],
+  ['2021-05-11T17:17Z', '2021-05-11T17:17:00.000000000Z'],
+  ['2021-05-11T17:17:41-03', '2021-05-11T20:17:41.000000000Z'],
+  ['2024-03-01T00:30+01:00', '2024-02-29T23:30:00.000000000Z'],
+  ['2024-02-28T23:30-01:00', '2024-02-29T00:30:00.000000000Z'],
+  ['2023-02-28T23:30-01:00', '2023-03-01T00:30:00.000000000Z'],
+  ['2023-12-31T23:59:59.999999-00:00:01', '2024-01-01T00:00:00.999999000Z'],
+  ['2024-01-01T00:00:00.000001+00:00:01', '2023-12-31T23:59:59.000001000Z'],
+  ['2000-02-29 23:59:59.5-15', '2000-03-01T14:59:59.500000000Z'],
+  ['1900-03-01 00:00:00+15', '1900-02-28T09:00:00.000000000Z'],
+  ['0001-01-01 15:59:59+15:59:59', '0001-01-01T00:00:00.000000000Z'],
+  ['9999-12-31 08:00:00.999999-15:59:59', '9999-12-31T23:59:59.999999000Z'],
+];
+
+test('every form PostgreSQL also reads converts to the instant PostgreSQL reads', () => {
+  for (const [value, postgres] of POSTGRES_READS) assert.equal(convert(value), postgres, value);
 });
 
 // ---- the module stays free of lossy number handling -------------------------------------------------------------
