@@ -127,6 +127,26 @@ test('dump-ddb --max-rcu 10: no second after the first reads more than 1.3 × 10
   assert.ok(units(result.stdout, 'Read capacity consumed') >= reported, 'never less than the server reported');
 });
 
+test('dump-ddb without a cap counts its pages by size without asking the server: the same units as when asking', async (t) => {
+  const { tableName, client } = await newCelloTable();
+  await putItems(client, tableName, paddedItems(3000)); // about 1.8 MB: two or more 1 MB pages
+  const proxy = await countingProxy(t);
+  const output = join(temporaryFolder(), 'dump.json');
+  const dump = (...more: string[]) => runScript('dump-ddb', dumpArgs(tableName, output, '--endpoint-url', proxy.endpoint, '--force', ...more));
+  const uncapped = await dump('--segments', '1');
+  assert.equal(uncapped.code, 0, uncapped.stderr);
+  const asked = proxy.requests.filter((request) => request.readUnits > 0).length;
+  assert.equal(asked, 0, 'an uncapped whole-item scan does not ask for ReturnConsumedCapacity');
+  // A cap far above the table's size asks the server on every page, and pages are as large as without one.
+  const capped = await dump('--segments', '1', '--max-rcu', '100000');
+  assert.equal(capped.code, 0, capped.stderr);
+  const serverUnits = proxy.requests.reduce((sum, request) => sum + request.readUnits, 0);
+  assert.ok(serverUnits > 0, 'the capped run asked');
+  // The same count either way (the size-based one: dynalite reports less than DynamoDB's rule, 4 KB of items read).
+  assert.equal(units(uncapped.stdout, 'Read capacity consumed'), units(capped.stdout, 'Read capacity consumed'));
+  assert.ok(units(uncapped.stdout, 'Read capacity consumed') >= serverUnits);
+});
+
 test('verify --max-rcu 5: no second after the first reads more than 1.3 × 5 units, and the table matches', async (t) => {
   const { name, sql } = await newCelloDatabase();
   await seedCello(sql, 20, 5);

@@ -48,11 +48,14 @@ export class CapacityMeter {
     private readonly clock: Clock = realClock,
   ) {
     this.adaptive = limits.adaptive ?? true;
+    this.readCapped = limits.maxRcu !== undefined;
     this.read = new RateLimiter(limits.maxRcu ?? Number.POSITIVE_INFINITY, clock, this.adaptive);
     this.write = new RateLimiter(limits.maxWcu ?? Number.POSITIVE_INFINITY, clock, this.adaptive);
   }
 
   private readonly adaptive: boolean;
+  /** Whether --max-rcu was given: reads must then be charged as the server reports, before and after. */
+  readonly readCapped: boolean;
 
   limiter(kind: CapacityKind): RateLimiter {
     return kind === 'read' ? this.read : this.write;

@@ -39,7 +39,11 @@ export function meterCapacity(client: DynamoDBClient, meter: CapacityMeter, isTh
     (next, context) => async (args) => {
       const command = context.commandName ?? '';
       if (KIND_OF_COMMAND[command] === undefined) return next(args);
-      const input: Input = { ...(args.input as Input), ReturnConsumedCapacity: 'TOTAL' };
+      const input: Input = { ...(args.input as Input) };
+      // A page of whole items costs exactly what its items' sizes say (the size-based estimate): with no read cap to
+      // keep, it is counted from them and the server is not asked to compute it (dynalite, 100k-item dump-ddb: 2.25 and
+      // 2.44 s without asking, 2.44 and 2.60 s asking). A projection or a filter reads more than it returns: asked.
+      if (!(isWholePageRead(command, input) && !meter.readCapped)) input.ReturnConsumedCapacity = 'TOTAL';
       if (command === 'QueryCommand' || command === 'ScanCommand') {
         const limit = meter.pageLimit(input.ConsistentRead === true);
         if (limit !== undefined && !((input.Limit as number | undefined)! <= limit)) input.Limit = limit;
@@ -78,6 +82,19 @@ export function meterCapacity(client: DynamoDBClient, meter: CapacityMeter, isTh
       },
     // Inside the SDK's retry loop: every attempt takes from the bucket.
     { relation: 'after', toMiddleware: 'retryMiddleware', name: 'celloCapacityAttempt' },
+  );
+}
+
+/** A Query or Scan whose page returns every item it reads, whole: no projection, no filter, no count-only. */
+function isWholePageRead(command: string, input: Input): boolean {
+  return (
+    (command === 'QueryCommand' || command === 'ScanCommand') &&
+    input.ProjectionExpression === undefined &&
+    input.AttributesToGet === undefined &&
+    input.FilterExpression === undefined &&
+    input.ScanFilter === undefined &&
+    input.QueryFilter === undefined &&
+    (input.Select === undefined || input.Select === 'ALL_ATTRIBUTES')
   );
 }
 
