@@ -26,6 +26,7 @@ import {
   putItems,
   rawTable,
   repairArgs,
+  verifyArgs,
   seedCello,
   writeDump,
   writeJson,
@@ -91,8 +92,8 @@ test('verify --fix --max-wcu 40: no second after the first writes more than 1.3 
   await seedCello(sql, 20, 9); // 200 items, all missing from the table: 200 conditional puts
   const { tableName } = await newCelloTable();
   const proxy = await countingProxy(t);
-  const args = [`${stack.postgres.host}:${stack.postgres.port}`, stack.postgres.user, name, tableName, REGION, '--endpoint-url', proxy.endpoint];
-  const result = await runScript('verify_migration', [...args, '--fix', '--max-wcu', String(CAP)], { env: FAST_RETRY_ENV });
+  const args = verifyArgs(stack.postgres, name, tableName, '--endpoint-url', proxy.endpoint, '--fix', '--max-wcu', String(CAP));
+  const result = await runScript('verify_migration', args, { env: FAST_RETRY_ENV });
   assert.equal(result.code, 0, result.stdout + result.stderr);
   await assertTableIs(tableName, new Map((await celloItemsFromPostgres(sql)).map((item) => [keyOf(item), item])));
   const busiest = proxy.busiestSecond((request) => request.itemsWritten);
@@ -155,18 +156,10 @@ test('verify --max-rcu 5: no second after the first reads more than 1.3 × 5 uni
   const proxy = await countingProxy(t);
   const result = await runScript(
     'verify_migration',
-    [
-      `${stack.postgres.host}:${stack.postgres.port}`,
-      stack.postgres.user,
-      name,
-      tableName,
-      REGION,
-      '--endpoint-url',
-      proxy.endpoint,
-      '--max-rcu',
-      '5',
-    ],
-    { env: FAST_RETRY_ENV },
+    verifyArgs(stack.postgres, name, tableName, '--endpoint-url', proxy.endpoint, '--max-rcu', '5'),
+    {
+      env: FAST_RETRY_ENV,
+    },
   );
   assert.equal(result.code, 0, result.stdout + result.stderr);
   assert.match(result.stdout, /\nResult: the table matches PostgreSQL\.\n$/);

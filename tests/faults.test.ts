@@ -10,7 +10,7 @@ import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DynamoItem } from '../lib/dynamodb.ts';
 import { FAULT_KINDS, startFaultProxy, type FaultProxy, type FaultProxyOptions } from './support/faultProxy.ts';
-import { REGION, getStack, newCelloDatabase, newCelloTable, runScript, temporaryFolder } from './support/harness.ts';
+import { getStack, newCelloDatabase, newCelloTable, runScript, temporaryFolder } from './support/harness.ts';
 import {
   FAST_RETRY_ENV,
   FAULTS_NEVER_CLEAR,
@@ -31,6 +31,7 @@ import {
   putItems,
   rawTable,
   repairArgs,
+  verifyArgs,
   repairSummary,
   seedCello,
   sumOfRates,
@@ -371,10 +372,6 @@ async function migratedPair(): Promise<{ database: string; tableName: string; it
   return { database: name, tableName, items: items.length };
 }
 
-function verifyArgs(database: string, tableName: string, ...more: string[]): string[] {
-  return [`${stack.postgres.host}:${stack.postgres.port}`, stack.postgres.user, database, tableName, REGION, ...more];
-}
-
 /** The summary without its capacity lines, which depend on how the faults fell (tests/capacity.test.ts checks them). */
 function withoutCapacity(stdout: string): string {
   return stdout.replace(/^ {2}Read capacity consumed: [\d,.]+ RCU\n/m, '').replace(/^ {2}Throttled by DynamoDB: .*\n/m, '');
@@ -397,9 +394,13 @@ const MATCHING_SUMMARY = [
 test('verify: with 20 % of requests faulted, every project and token is compared once, the summary is exact, exit 0', async (t) => {
   const { database, tableName } = await migratedPair();
   const faults = await proxy(t, { seed: MIXED_SEED, rates: MIXED_FAULTS_20 });
-  const result = await runScript('verify_migration', verifyArgs(database, tableName, '--endpoint-url', faults.endpoint, '--concurrency', '4'), {
-    env: FAST_RETRY_ENV,
-  });
+  const result = await runScript(
+    'verify_migration',
+    verifyArgs(stack.postgres, database, tableName, '--endpoint-url', faults.endpoint, '--concurrency', '4'),
+    {
+      env: FAST_RETRY_ENV,
+    },
+  );
   assert.equal(result.code, 0, result.stdout + result.stderr);
   assert.equal(result.stderr, '');
   assert.equal(withoutCapacity(result.stdout), MATCHING_SUMMARY);
@@ -409,15 +410,19 @@ test('verify: with 20 % of requests faulted, every project and token is compared
 test('verify: faults that never clear stop the run with one error line (exit 3), bounded; a re-run matches', async (t) => {
   const { database, tableName } = await migratedPair();
   const faults = await proxy(t, { seed: 103, rates: FAULTS_NEVER_CLEAR, operations: DATA_OPERATIONS });
-  const result = await runScript('verify_migration', verifyArgs(database, tableName, '--endpoint-url', faults.endpoint, '--concurrency', '4'), {
-    env: GIVE_UP_FAST_ENV,
-  });
+  const result = await runScript(
+    'verify_migration',
+    verifyArgs(stack.postgres, database, tableName, '--endpoint-url', faults.endpoint, '--concurrency', '4'),
+    {
+      env: GIVE_UP_FAST_ENV,
+    },
+  );
   assertOneErrorLine(result, new RegExp(`^error: DynamoDB kept failing after ${GIVE_UP_ATTEMPTS} attempts: `), 3);
   const dataRequests = faults.stats.requests! - faults.stats['op:DescribeTable']!;
   // The projects' Queries and the Scan's segments in flight, each tried GIVE_UP_ATTEMPTS times at most.
   assert.ok(dataRequests >= GIVE_UP_ATTEMPTS && dataRequests <= 3 * 4 * GIVE_UP_ATTEMPTS, JSON.stringify(injected(faults)));
 
-  const again = await runScript('verify_migration', verifyArgs(database, tableName), { env: FAST_RETRY_ENV });
+  const again = await runScript('verify_migration', verifyArgs(stack.postgres, database, tableName), { env: FAST_RETRY_ENV });
   assert.equal(again.code, 0, again.stderr);
   assert.equal(withoutCapacity(again.stdout), MATCHING_SUMMARY);
 });

@@ -21,6 +21,7 @@ import {
   type ScriptResult,
 } from './support/harness.ts';
 import { startFaultProxy, startLatencyProxy, type FaultProxy } from './support/faultProxy.ts';
+import { verifyArgs } from './support/reliability.ts';
 
 await getStack();
 
@@ -338,12 +339,10 @@ describe("issue 17: the operator's values in other forms — every one named ins
         ('epoch-text', to_timestamp(1620363746), 'ops', NULL),
         ('no-zone', '2021-05-11 17:17:41+00', 'ops', NULL),
         ('no-expires-at', '2021-05-11 17:17:41+00', 'ops', NULL);`);
-    const host = `${database.stack.postgres.host}:${database.stack.postgres.port}`;
-    const verifyArgs = [host, database.stack.postgres.user, database.name, tableName, REGION];
-    const fix = await runScript('verify_migration', [...verifyArgs, '--fix']);
+    const fix = await runScript('verify_migration', verifyArgs(database.stack.postgres, database.name, tableName, '--fix'));
     assert.equal(fix.code, 0, fix.stdout + fix.stderr);
     assert.match(fix.stdout, /^ {2}Items rewritten \(values differed\): 4$/m);
-    const verify = await runScript('verify_migration', verifyArgs);
+    const verify = await runScript('verify_migration', verifyArgs(database.stack.postgres, database.name, tableName));
     assert.equal(verify.code, 0, verify.stdout + verify.stderr);
     const items = await rawItems(client, tableName);
     assert.deepEqual(items.get('[PROJECT#ops][TOKEN#epoch-number]')!.created_at, s('2021-05-07T05:02:26.000000000Z'));

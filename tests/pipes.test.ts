@@ -8,7 +8,6 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  REGION,
   ROOT,
   cleanEnvironment,
   getStack,
@@ -30,6 +29,7 @@ import {
   putItems,
   rawTable,
   repairArgs,
+  verifyArgs,
   seedCello,
   writeDump,
   writeJson,
@@ -138,11 +138,7 @@ for (const closed of ['stdout', 'stdout and stderr'] as const) {
     await seedCello(sql, 5, 10);
     const { tableName, client } = await newCelloTable();
     await putItems(client, tableName, await celloItemsFromPostgres(sql));
-    const result = await runWithReaderGone(
-      'verify_migration',
-      [`${stack.postgres.host}:${stack.postgres.port}`, stack.postgres.user, name, tableName, REGION],
-      closed,
-    );
+    const result = await runWithReaderGone('verify_migration', verifyArgs(stack.postgres, name, tableName), closed);
     assertFinishedQuietly(result, closed);
   });
 }
@@ -152,10 +148,6 @@ test('verify: with differences and stdout closed, the exit code still says so (1
   await seedCello(sql, 5, 10);
   const { tableName, client } = await newCelloTable();
   await putItems(client, tableName, (await celloItemsFromPostgres(sql)).slice(1));
-  const result = await runWithReaderGone(
-    'verify_migration',
-    [`${stack.postgres.host}:${stack.postgres.port}`, stack.postgres.user, name, tableName, REGION],
-    'stdout',
-  );
+  const result = await runWithReaderGone('verify_migration', verifyArgs(stack.postgres, name, tableName), 'stdout');
   assertFinishedQuietly(result, 'stdout', 1);
 });

@@ -11,7 +11,7 @@ import { constants as osConstants } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SAME_STOP_REQUEST_MS } from '../lib/cli.ts';
 import { startFaultProxy, startLatencyProxy, type FaultProxy } from './support/faultProxy.ts';
-import { REGION, getStack, hasStackTrace, newCelloDatabase, newCelloTable, temporaryFolder, type ScriptResult } from './support/harness.ts';
+import { getStack, hasStackTrace, newCelloDatabase, newCelloTable, temporaryFolder, type ScriptResult } from './support/harness.ts';
 import {
   FAST_RETRY_ENV,
   celloItemsFromPostgres,
@@ -34,6 +34,7 @@ import {
   scriptWorkerPid,
   terminalText,
   waitUntil,
+  verifyArgs,
   writeDump,
   writeJson,
   type RunningScript,
@@ -296,17 +297,7 @@ for (const signal of SIGNALS) {
     t.after(() => proxy.close());
     const script = await startScript(
       'verify_migration',
-      [
-        `${stack.postgres.host}:${stack.postgres.port}`,
-        stack.postgres.user,
-        name,
-        tableName,
-        REGION,
-        '--endpoint-url',
-        proxy.endpoint,
-        '--concurrency',
-        '1',
-      ],
+      verifyArgs(stack.postgres, name, tableName, '--endpoint-url', proxy.endpoint, '--concurrency', '1'),
       { env: FAST_RETRY_ENV },
     );
     const { result, requestsAfter } = await interrupt(script, signal, () => (proxy.stats['op:Query'] ?? 0) >= 2, proxy);
@@ -425,17 +416,7 @@ const STOP_SCENARIOS: Record<string, (t: TestContext) => Promise<StopScenario>> 
     t.after(() => proxy.close());
     return {
       name: 'verify_migration',
-      args: [
-        `${stack.postgres.host}:${stack.postgres.port}`,
-        stack.postgres.user,
-        name,
-        tableName,
-        REGION,
-        '--endpoint-url',
-        proxy.endpoint,
-        '--concurrency',
-        '1',
-      ],
+      args: verifyArgs(stack.postgres, name, tableName, '--endpoint-url', proxy.endpoint, '--concurrency', '1'),
       env: FAST_RETRY_ENV,
       ready: () => (proxy.stats['op:Query'] ?? 0) >= 2,
       checkOutput(output) {

@@ -16,6 +16,7 @@ import {
   celloItemsFromPostgres,
   keyOf,
   putItems,
+  verifyArgs,
   rawTable,
   seedCello,
   startScript,
@@ -24,7 +25,6 @@ import {
 } from './support/reliability.ts';
 
 const stack = await getStack();
-const host = `${stack.postgres.host}:${stack.postgres.port}`;
 
 // One database for every test: --fix never writes to PostgreSQL. Six projects of ten tokens, plus a project with a
 // NULL repository and a unicode name whose tokens never expire.
@@ -61,7 +61,7 @@ async function migratedTable(...changes: Change[]): Promise<string> {
 }
 
 function verify(tableName: string, ...more: string[]): Promise<ScriptResult> {
-  return runScript('verify_migration', [host, stack.postgres.user, database.name, tableName, REGION, ...more], { env: FAST_RETRY_ENV });
+  return runScript('verify_migration', verifyArgs(stack.postgres, database.name, tableName, ...more), { env: FAST_RETRY_ENV });
 }
 
 function fixSummary(stdout: string): Record<string, number> {
@@ -350,7 +350,7 @@ test('killed with SIGKILL in the middle of its writes, then run again: the table
   const tableName = await manyDifferences();
   const proxy = await startFaultProxy({ target: stack.endpoint, seed: 9, rates: {}, fixedDelayMs: 10 });
   try {
-    const args = [host, stack.postgres.user, database.name, tableName, REGION, '--fix', '--endpoint-url', proxy.endpoint];
+    const args = verifyArgs(stack.postgres, database.name, tableName, '--fix', '--endpoint-url', proxy.endpoint);
     const running = await startScript('verify_migration', args, { env: FAST_RETRY_ENV });
     const writes = () => (proxy.stats['op:PutItem'] ?? 0) + (proxy.stats['op:UpdateItem'] ?? 0) + (proxy.stats['op:DeleteItem'] ?? 0);
     await waitUntil(() => writes() >= 20, '20 writes', 90_000, running);
@@ -380,7 +380,7 @@ test('tokens of no project, migrated with --include-orphans: --fix without the f
     { pk: { S: 'PROJECT#gone project' }, sk: { S: 'METADATA' }, repository: { S: '' } },
   ];
   await putItems(client, tableName, withOrphans);
-  const args = [host, stack.postgres.user, orphans.name, tableName, REGION];
+  const args = verifyArgs(stack.postgres, orphans.name, tableName);
   const without = await runScript('verify_migration', [...args, '--fix'], { env: FAST_RETRY_ENV });
   assert.equal(without.code, 1, without.stdout + without.stderr);
   assert.match(
@@ -431,7 +431,7 @@ test('a token PostgreSQL holds at created_at infinity: not fixable, the rest fix
   const { tableName, client } = await newCelloTable();
   const revoked = { ...items.find((item) => item.sk?.S?.startsWith('TOKEN#'))!, sk: { S: 'TOKEN#revoked' }, token_id: { S: 'revoked' } };
   await putItems(client, tableName, [...items, revoked]);
-  const result = await runScript('verify_migration', [host, stack.postgres.user, infinite.name, tableName, REGION, '--fix'], { env: FAST_RETRY_ENV });
+  const result = await runScript('verify_migration', verifyArgs(stack.postgres, infinite.name, tableName, '--fix'), { env: FAST_RETRY_ENV });
   assert.equal(result.code, 1, result.stdout + result.stderr);
   assert.equal(result.stderr, '');
   assert.match(result.stdout, /\n\[PROJECT#project-1\]\[TOKEN#at-infinity\]: ✗ cannot be fixed: .*infinite timestamps cannot be stored/);

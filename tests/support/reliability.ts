@@ -538,6 +538,11 @@ export function dumpArgs(tableName: string, output: string, ...more: string[]): 
   return ['--table', tableName, '--output', output, '--region', REGION, ...more];
 }
 
+/** verify_migration.ts's arguments: the stack's PostgreSQL as its superuser, `database`, and the table. */
+export function verifyArgs(postgres: { host: string; port: number; user: string }, database: string, tableName: string, ...more: string[]): string[] {
+  return [`${postgres.host}:${postgres.port}`, postgres.user, database, tableName, REGION, ...more];
+}
+
 // ---- PostgreSQL ----------------------------------------------------------------------------------------------------------
 
 /**
