@@ -4,36 +4,19 @@
 // table, invalid input file...) is a `UserError`: one line on stderr, a documented exit code, no stack. Anything
 // else is our bug: it keeps its stack so it can be reported. Secrets registered with `registerSecret` are
 // masked in everything this module prints.
-import { spawn } from 'node:child_process';
-import { constants as osConstants } from 'node:os';
 import yargs, { type Argv } from 'yargs';
+import { ExitCode, UserError } from './cli/errors.ts';
+import { decideExitCode, installStopHandlers, markStepStarted } from './cli/signals.ts';
 
-/** Exit codes, documented in README.md. */
-export const ExitCode = {
-  ok: 0,
-  /** The run finished, but some items failed or differences were found. */
-  incomplete: 1,
-  /** Invalid arguments or invalid input file: nothing was done. */
-  usage: 2,
-  /** PostgreSQL or DynamoDB could not be reached, refused the credentials, or lacks the expected table. */
-  environment: 3,
-  /** The output file could not be written. */
-  output: 4,
-  /** An unexpected internal error (a bug): the stack trace is printed. */
-  internal: 70,
-  /** Stopped by SIGINT (Ctrl-C), SIGTERM or SIGHUP before finishing. */
-  interrupted: 130,
-} as const;
-
-export class UserError extends Error {
-  constructor(
-    message: string,
-    readonly exitCode: number = ExitCode.usage,
-  ) {
-    super(message);
-    this.name = 'UserError';
-  }
-}
+export { ExitCode, UserError } from './cli/errors.ts';
+export {
+  SAME_STOP_REQUEST_MS,
+  decideRunComplete,
+  stopSignal,
+  stopSignalReceived,
+  throwIfStopped,
+  wasStopped,
+} from './cli/signals.ts';
 
 const secrets = new Set<string>();
 
@@ -94,78 +77,12 @@ export function formatUserError(error: UserError): string {
 }
 
 /**
- * Stop requests: the first SIGINT/SIGTERM/SIGHUP aborts `stopSignal` so loops stop taking new work and print a partial
- * summary; a second one exits at once.
- */
-const stopController = new AbortController();
-export const stopSignal: AbortSignal = stopController.signal;
-let stopSignalName: NodeJS.Signals | undefined;
-/** SIGHUP too: a closed terminal or ssh session stops the run cleanly (partial summary, no temporary file left). */
-const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
-
-/**
- * Signals this soon after the first are the same request. A terminal sends Ctrl-C to its whole foreground process
- * group: under `npx tsx` npx and tsx each relay it to the script as well, so one key press arrives two or three times
- * within milliseconds. A person pressing again to exit now does so later than this.
- */
-export const SAME_STOP_REQUEST_MS = 500;
-let firstStopAt: number | undefined;
-/** The exit code, once the run's outcome is decided: a signal can no longer turn it into "stopped" (exit 130). */
-let decidedExitCode: number | undefined;
-
-function installStopHandlers(): void {
-  for (const name of STOP_SIGNALS) {
-    process.on(name, () => {
-      const now = performance.now();
-      if (firstStopAt !== undefined) {
-        if (now - firstStopAt < SAME_STOP_REQUEST_MS) return;
-        process.stderr.write(`\n${name} again: exiting now\n`);
-        process.exit(decidedExitCode ?? ExitCode.interrupted);
-      }
-      firstStopAt = now;
-      if (decidedExitCode !== undefined) {
-        process.stderr.write(`\n${name} received: the run has already finished (press again to exit now)\n`);
-        return;
-      }
-      stopSignalName = name;
-      process.stderr.write(`\n${name} received: finishing requests in flight, then stopping (press again to exit now)\n`);
-      stopController.abort(new UserError(`stopped by ${name} before finishing`, ExitCode.interrupted));
-    });
-  }
-}
-
-/**
- * The one point where a dump's outcome is decided, just before its file is moved into place (AtomicOutputFile.commit):
- * stopped if a stop was requested by then (throws the stop reason), complete otherwise. From then on a stop signal no
- * longer makes it a stopped run: without this, a Ctrl-C landing as a dump finished printed its success summary and
- * exited 130, or said "stopping" and then completed.
- */
-export function decideRunComplete(): void {
-  throwIfStopped();
-  decidedExitCode ??= ExitCode.ok;
-}
-
-export function wasStopped(): boolean {
-  return stopSignalName !== undefined;
-}
-
-/** The signal that requested the stop (for partial summaries), or undefined. */
-export function stopSignalReceived(): NodeJS.Signals | undefined {
-  return stopSignalName;
-}
-
-/** Throws the stop reason if a stop was requested; call between units of work. */
-export function throwIfStopped(): void {
-  if (stopController.signal.aborted) throw stopController.signal.reason;
-}
-
-/**
  * Runs a script body: its resolved number is the exit code. Never returns.
  * Writes go through process.stdout; we wait for it to drain so piped output is never cut short.
  */
 export async function runMain(main: () => Promise<number>): Promise<never> {
-  if (isRunByTsxCommand()) return runInChildProcess();
   installStopHandlers();
+  markStepStarted();
   guardStandardStreams();
   let code: number;
   try {
@@ -173,7 +90,7 @@ export async function runMain(main: () => Promise<number>): Promise<never> {
   } catch (error) {
     code = reportFailure(error);
   }
-  decidedExitCode = code;
+  decideExitCode(code);
   await flushStdout();
   if (stdoutFailure !== undefined) {
     // In a pipeline the shell shows the reader's exit status, not ours: this line is how the operator learns the result.
@@ -217,35 +134,6 @@ export async function writeAndWait(stream: NodeJS.WritableStream, text: string):
     stream.on('drain', done);
     stream.on('error', done);
     stream.on('close', done);
-  });
-}
-
-/**
- * `npx tsx scripts/x.ts` and the scripts' `#!/usr/bin/env -S npx tsx` start the script as a child of the tsx command,
- * which preloads this file into it. `node --import tsx scripts/x.ts` does not.
- */
-function isRunByTsxCommand(): boolean {
-  return process.execArgv.some((arg) => TSX_COMMAND_PRELOAD.test(arg));
-}
-const TSX_COMMAND_PRELOAD = /[\\/]tsx[\\/]dist[\\/]preflight\.cjs$/;
-
-/**
- * The tsx command relays SIGINT/SIGTERM to its child and SIGKILLs it when the child has not acknowledged the signal
- * within 30 ms (relaySignalToChild in node_modules/tsx/dist/cli.mjs). A script busy for longer (a large page, a
- * garbage collection, a loaded machine) was killed mid-summary, leaving its temporary file. So under tsx this process
- * only relays: it runs the script in a child process of its own (as `node --import tsx` would, without the preload)
- * and stays idle, so it always answers tsx in time; it forwards stop signals and exits with the child's code. The child
- * gets a terminal's Ctrl-C directly too (same process group): SAME_STOP_REQUEST_MS makes the copies one request.
- */
-function runInChildProcess(): Promise<never> {
-  const execArgv = process.execArgv.filter(
-    (arg, index, all) => !TSX_COMMAND_PRELOAD.test(arg) && !(arg === '--require' && TSX_COMMAND_PRELOAD.test(all[index + 1] ?? '')),
-  );
-  const child = spawn(process.execPath, [...execArgv, ...process.argv.slice(1)], { stdio: 'inherit' });
-  for (const name of STOP_SIGNALS) process.on(name, () => child.kill(name));
-  return new Promise(() => {
-    child.on('error', (error) => process.exit(reportFailure(error)));
-    child.on('exit', (code, signal) => process.exit(code ?? 128 + (signal ? osConstants.signals[signal] : 0)));
   });
 }
 

@@ -558,3 +558,104 @@ test('dump-ddb: a Ctrl-C once the file is in place does not undo the run: the su
   // The script exits 0; npx's own `sh -c` wrapper, killed by the same signal, makes npx report 130 whatever its child did.
   assert.ok(shellStatus(result) === 0 || shellStatus(result) === 130, `${shellStatus(result)}`);
 });
+
+// ---- the launching processes: kill -9, SIGHUP to tsx alone, Ctrl-C while the step loads ----------------------------------
+//
+// Issue 21, items 3, 10 and 11. Under `npx tsx` the chain is npx → its `sh -c` → tsx → the script's launcher (which
+// relays) → the worker that does the work. A process killed with SIGKILL cannot tell its children; tsx dies of a SIGHUP
+// it does not handle. Either way the worker must stop as if asked to: no new request, a partial summary, and a line
+// saying why.
+
+/** The processes of `npx tsx scripts/<name>.ts` started as the leader of a group: tsx, the launcher (relay), the worker. */
+function launchChain(npxPid: number, name: string): { npx: number; tsx: number; relay: number; worker: number } {
+  const chain = { npx: npxPid, tsx: 0, relay: 0, worker: 0 };
+  const visit = (pid: number): void => {
+    for (const child of childrenOf(pid)) {
+      const words = readFileSync(`/proc/${child}/cmdline`, 'utf8').split('\0');
+      if (words.some((word) => word.endsWith('/.bin/tsx') || word.endsWith('tsx/dist/cli.mjs'))) chain.tsx = child;
+      else if (words.some((word) => word.endsWith('preflight.cjs'))) chain.relay = child;
+      else if (words.includes('--import') && words.some((word) => word.endsWith(`scripts/${name}.ts`))) chain.worker = child;
+      visit(child);
+    }
+  };
+  visit(npxPid);
+  return chain;
+}
+
+function childrenOf(pid: number): number[] {
+  return readdirSync('/proc')
+    .filter((entry) => /^\d+$/.test(entry))
+    .filter((entry) => {
+      try {
+        const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+        return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid;
+      } catch {
+        return false; // gone meanwhile
+      }
+    })
+    .map(Number);
+}
+
+/** A load long enough to be interrupted (about 80 batches through a 50 ms proxy), under `npx tsx`, without a terminal. */
+async function startLoadUnderNpxTsx(t: TestContext) {
+  const { tableName } = await newCelloTable();
+  const proxy = await startLatencyProxy(stack.endpoint, 50);
+  t.after(() => proxy.close());
+  const args = loaderArgs(writeJson(migrationData(40, 49)), tableName, '--endpoint-url', proxy.endpoint, '--concurrency', '2');
+  const script = await startScriptInGroup('npx tsx', 'migrate_load_dynamodb', args, { env: FAST_RETRY_ENV });
+  t.after(() => {
+    if (script.child.exitCode === null) process.kill(-script.pid, 'SIGKILL');
+  });
+  await waitUntil(() => (proxy.stats['op:BatchWriteItem'] ?? 0) >= 3, 'the first writes', 90_000, script);
+  return { tableName, proxy, script, chain: launchChain(script.pid, 'migrate_load_dynamodb') };
+}
+
+/** The worker stopped by itself: said why, no new work, its partial summary matches the table. */
+async function assertStoppedByItself(result: ScriptResult, tableName: string, requestsAfter: number): Promise<void> {
+  assert.match(result.stderr, /^(the parent|the launching) process \d+ ended \(taken as SIGHUP\): finishing requests in flight, then stopping/m);
+  assert.match(result.stdout, /\nStopped before finishing: [\d,]+ items not processed — run the same command again to load the rest\.\n$/);
+  assertNoStack(result);
+  assert.equal((await rawTable(tableName)).size, loaderSummaryNumber(result.stdout, 'Items loaded'));
+  // The groups in flight (a probe and a few write batches each), and what was started before the loss was seen.
+  assert.ok(requestsAfter <= 20, `${requestsAfter} requests after the launching process ended`);
+}
+
+for (const level of ['relay', 'tsx', 'npx'] as const) {
+  test(`load under npx tsx: kill -9 of the ${level} process stops the worker: it says so, no new work, the partial summary`, async (t: TestContext) => {
+    const { tableName, proxy, script, chain } = await startLoadUnderNpxTsx(t);
+    assert.ok(chain[level] > 0 && chain.worker > 0, JSON.stringify(chain));
+    const atKill = proxy.stats.requests ?? 0;
+    process.kill(chain[level], 'SIGKILL');
+    // The worker holds the pipes: they close when it ends.
+    const result = await script.done;
+    await assertStoppedByItself(result, tableName, (proxy.stats.requests ?? 0) - atKill);
+  });
+}
+
+test('load under npx tsx: SIGHUP to the tsx process alone stops the run as SIGHUP to the worker does', async (t: TestContext) => {
+  const { tableName, proxy, script, chain } = await startLoadUnderNpxTsx(t);
+  const atSignal = proxy.stats.requests ?? 0;
+  process.kill(chain.tsx, 'SIGHUP');
+  const result = await script.done;
+  await assertStoppedByItself(result, tableName, (proxy.stats.requests ?? 0) - atSignal);
+});
+
+test('dump-ddb: Ctrl-C under npx tsx while the step still loads: "stopped before anything was done", exit 130, nothing sent or written', async (t: TestContext) => {
+  const { tableName, client } = await newCelloTable();
+  await putItems(client, tableName, legacyTable(20).items);
+  const proxy = await startLatencyProxy(stack.endpoint, 10);
+  t.after(() => proxy.close());
+  const folder = temporaryFolder();
+  const args = dumpArgs(tableName, join(folder, 'dump.json'), '--endpoint-url', proxy.endpoint);
+  const script = await startScriptInTerminal('npx tsx', 'dump-ddb', args, { env: FAST_RETRY_ENV });
+  // The moment the worker process exists, it is still loading its modules (the AWS SDK takes most of a second).
+  await waitUntil(() => script.child.exitCode !== null || launchChain(script.pid, 'dump-ddb').worker > 0, 'the worker process', 60_000, script);
+  script.pressCtrlC();
+  const result = await script.done;
+  // Besides the terminal's echo of the key (after npx's spinner, U+2800-U+28FF), one line.
+  const shown = linesOf(terminalText(result.stdout)).filter((line) => line.replace(/[\u2800-\u28ff]/g, '') !== '^C');
+  assert.equal(result.code, 130, result.stdout);
+  assert.deepEqual(shown, ['SIGINT received: stopped before anything was done']);
+  assert.equal(proxy.stats.requests ?? 0, 0);
+  assert.deepEqual(readdirSync(folder), []);
+});

@@ -1,4 +1,3 @@
-#!/usr/bin/env -S npx tsx
 // Step 1 of the migration guide: every project and token of the Cello PostgreSQL database, written to the JSON
 // file step 2 loads into DynamoDB.
 //
@@ -18,30 +17,28 @@ import {
   postgresDatabasePositional,
   postgresHostPositional,
   postgresUserPositional,
-  runMain,
   stopSignal,
   stopSignalReceived,
   wasStopped,
-} from '../lib/cli.ts';
-import { AtomicOutputFile, OutputPieces } from '../lib/files.ts';
-import { NO_REPOSITORY, formatDumpSummary, formatOrphanNotice } from '../lib/dumpSummary.ts';
-import { printLine, printOutput } from '../lib/output.ts';
-import { DumpValueError, dumpQueryFor, MigrationJsonBuilder, type RawDumpRow } from '../lib/pgDump.ts';
-import { connectPostgres, inReadOnlySnapshot, streamRows, type PostgresSession } from '../lib/postgres/connect.ts';
-import { toPostgresUserError } from '../lib/postgres/errors.ts';
-import { readPassword } from '../lib/postgres/password.ts';
-import { checkTables } from '../lib/postgres/schema.ts';
-import { connectionSettingsFromEnvironment, describeTarget, parseHostArgument, type PostgresTarget } from '../lib/postgres/target.ts';
-import { readTextOrder } from '../lib/postgres/textOrder.ts';
-import { CELLO_TABLES } from '../lib/cello/sourceTables.ts';
+} from '../cli.ts';
+import { AtomicOutputFile, OutputPieces } from '../files.ts';
+import { NO_REPOSITORY, formatDumpSummary, formatOrphanNotice } from '../dumpSummary.ts';
+import { printLine, printOutput } from '../output.ts';
+import { DumpValueError, dumpQueryFor, MigrationJsonBuilder, type RawDumpRow } from '../pgDump.ts';
+import { readPassword } from '../postgres/password.ts';
+import { checkTables } from '../postgres/schema.ts';
+import { connectionSettingsFromEnvironment, describeTarget, parseHostArgument, type PostgresTarget } from '../postgres/target.ts';
+import { readTextOrder } from '../postgres/textOrder.ts';
+import { CELLO_TABLES } from '../cello/sourceTables.ts';
+import type { PostgresSession } from '../postgres/connect.ts';
 
 const SCRIPT = 'migrate_dump_postgres.ts';
 
 /** The command line, checked (a mistake is a UserError, exit 2); --help prints and exits. */
-function parseArguments() {
+function parseArguments(argv: string[]) {
   return (
     createArgumentParser(
-      process.argv.slice(2),
+      argv,
       SCRIPT,
       'Usage: $0 <db_host[:port]> <db_user> <db_name> <output_file>\n\n' +
         'Writes every project and token of the Cello PostgreSQL database to a JSON file (mode 0600), the input of step 2.\n\n' +
@@ -70,8 +67,13 @@ function parseArguments() {
   );
 }
 
-await runMain(async () => {
-  const args = await parseArguments();
+export async function main(argv: string[]): Promise<number> {
+  const args = await parseArguments(argv);
+  // The AWS SDK and the driver load only now that the arguments are read: --help loads neither.
+  const [{ connectPostgres, inReadOnlySnapshot, streamRows }, { toPostgresUserError }] = await Promise.all([
+    import('../postgres/connect.ts'),
+    import('../postgres/errors.ts'),
+  ]);
 
   const hostArgument = String(args.db_host);
   const user = String(args.db_user);
@@ -137,7 +139,7 @@ await runMain(async () => {
   if (orphanNotice !== '') printLine(orphanNotice);
   await printOutput(formatDumpSummary(output, counts, args['include-orphans']));
   return ExitCode.ok;
-});
+}
 
 function stopError(): UserError {
   return new UserError(`stopped by ${stopSignalReceived() ?? 'a signal'} before finishing — nothing was written`, ExitCode.interrupted);

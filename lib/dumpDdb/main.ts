@@ -1,4 +1,3 @@
-#!/usr/bin/env -S npx tsx
 // Step 4, first command: every item of a DynamoDB table, as a JSON array of plain objects, written to a file.
 //
 //   ./scripts/dump-ddb.ts --table cello --output dump.json --region us-west-2
@@ -20,18 +19,15 @@ import {
   formatCount,
   maxRcuOption,
   regionOption,
-  runMain,
   tableOption,
   throwIfStopped,
   wasStopped,
-} from '../lib/cli.ts';
-import { AttributeValueError, itemToJson } from '../lib/ddbJson.ts';
-import { capacityMeterOf, createDynamoClient } from '../lib/dynamodb.ts';
-import { checkTableName, type DynamoTarget } from '../lib/dynamodbTarget.ts';
-import { formatCapacitySummary } from '../lib/capacity/meter.ts';
-import { AtomicOutputFile, checkTarget } from '../lib/files.ts';
-import { printOutput } from '../lib/output.ts';
-import { DEFAULT_MAX_PAGES_IN_FLIGHT, scanPages } from '../lib/scan.ts';
+} from '../cli.ts';
+import { AttributeValueError, itemToJson } from '../ddbJson.ts';
+import { checkTableName, type DynamoTarget } from '../dynamodbTarget.ts';
+import { formatCapacitySummary } from '../capacity/meter.ts';
+import { AtomicOutputFile, checkTarget } from '../files.ts';
+import { printOutput } from '../output.ts';
 
 const DEFAULT_SEGMENTS = 8;
 const MAX_SEGMENTS = 1000;
@@ -39,10 +35,10 @@ const MAX_SEGMENTS = 1000;
 const WRITE_PIECE_CHARS = 32 * 1024;
 
 /** The command line, checked (a mistake is a UserError, exit 2); --help prints and exits. */
-function parseArguments() {
+function parseArguments(argv: string[]) {
   return (
     createArgumentParser(
-      process.argv.slice(2),
+      argv,
       'dump-ddb.ts',
       'Usage: $0 --table <table> --output <file> --region <region> [options]\n\n' +
         "Writes every item of a DynamoDB table to a JSON file (mode 0600), as an array of plain objects: Step 4's input.",
@@ -61,8 +57,13 @@ function parseArguments() {
   );
 }
 
-await runMain(async () => {
-  const args = await parseArguments();
+export async function main(argv: string[]): Promise<number> {
+  const args = await parseArguments(argv);
+  // The AWS SDK and the driver load only now that the arguments are read: --help loads neither.
+  const [{ capacityMeterOf, createDynamoClient }, { DEFAULT_MAX_PAGES_IN_FLIGHT, scanPages }] = await Promise.all([
+    import('../dynamodb.ts'),
+    import('../scan.ts'),
+  ]);
 
   const table = args.table;
   const output = args.output;
@@ -116,4 +117,4 @@ await runMain(async () => {
     `Dumped ${formatCount(count)} items from table ${table} (region ${target.region}) to ${output}\n${formatCapacitySummary(meter, { writes: false })}`,
   );
   return ExitCode.ok;
-});
+}

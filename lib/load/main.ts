@@ -1,4 +1,3 @@
-#!/usr/bin/env -S npx tsx
 // Step 2 of the migration guide: loads the JSON file written by step 1 into the Cello DynamoDB table.
 // Checks the table and the whole file first (nothing is written if either is wrong), then writes every item that
 // does not exist yet — never replacing one that does — and prints the summary the guide's Step 3 shows.
@@ -15,18 +14,15 @@ import {
   maxRcuOption,
   maxWcuOption,
   regionOption,
-  runMain,
   tableOption,
   wasStopped,
-} from '../lib/cli.ts';
-import { capacityMeterOf, createDynamoClient, describeCelloTable, toDynamoUserError } from '../lib/dynamodb.ts';
-import { checkTableName, type DynamoTarget } from '../lib/dynamodbTarget.ts';
-import { formatCapacitySummary } from '../lib/capacity/meter.ts';
-import { checkInputFile } from '../lib/files.ts';
-import { printLine, printOutput } from '../lib/output.ts';
-import { PROBLEM_LIST_LIMIT, checkMigrationFile } from '../lib/load/check.ts';
-import { loadMigrationFile } from '../lib/load/load.ts';
-import { formatLoadSummary, type RunEnding } from '../lib/load/summary.ts';
+} from '../cli.ts';
+import { checkTableName, type DynamoTarget } from '../dynamodbTarget.ts';
+import { formatCapacitySummary } from '../capacity/meter.ts';
+import { checkInputFile } from '../files.ts';
+import { printLine, printOutput } from '../output.ts';
+import { PROBLEM_LIST_LIMIT, checkMigrationFile } from './check.ts';
+import { formatLoadSummary, type RunEnding } from './summary.ts';
 
 const SCRIPT = 'migrate_load_dynamodb.ts';
 const DEFAULT_CONCURRENCY = 16;
@@ -34,9 +30,9 @@ const DEFAULT_CONCURRENCY = 16;
 /** The table check runs before anything else: a wrong endpoint or region should fail in seconds, not after ~20 s. */
 const STARTUP_CHECK_ATTEMPTS = 3;
 
-async function parseArguments() {
+async function parseArguments(argv: string[]) {
   const args = await createArgumentParser(
-    process.argv.slice(2),
+    argv,
     SCRIPT,
     [
       'Usage: $0 <data_file> <table_name> <region> [options]',
@@ -83,8 +79,13 @@ async function parseArguments() {
   };
 }
 
-await runMain(async () => {
-  const options = await parseArguments();
+export async function main(argv: string[]): Promise<number> {
+  const options = await parseArguments(argv);
+  // The AWS SDK and the driver load only now that the arguments are read: --help loads neither.
+  const [{ capacityMeterOf, createDynamoClient, describeCelloTable, toDynamoUserError }, { loadMigrationFile }] = await Promise.all([
+    import('../dynamodb.ts'),
+    import('./load.ts'),
+  ]);
   const target: DynamoTarget = { region: options.region, endpointUrl: options.endpointUrl };
   checkTableName(options.tableName);
   await checkInputFile(options.dataFile);
@@ -140,4 +141,4 @@ await runMain(async () => {
   } finally {
     client.destroy();
   }
-});
+}

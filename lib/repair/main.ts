@@ -1,4 +1,3 @@
-#!/usr/bin/env -S npx tsx
 // Step 4, second command: converts token timestamps an earlier migration stored as PostgreSQL text
 // (`2022-02-02 18:01:49.345261+00`), or in any other form that names one instant (RFC 3339, ISO 8601 with a zone),
 // to the canonical form (`2022-02-02T18:01:49.345261000Z`), reading the items from the dump written by dump-ddb.ts.
@@ -28,17 +27,15 @@ import {
   formatCount,
   maxWcuOption,
   regionOption,
-  runMain,
   stopSignalReceived,
   tableOption,
   throwIfStopped,
   wasStopped,
-} from '../lib/cli.ts';
-import { capacityMeterOf, createDynamoClient, describeCelloTable } from '../lib/dynamodb.ts';
-import { checkTableName, type DynamoTarget } from '../lib/dynamodbTarget.ts';
-import { formatCapacitySummary } from '../lib/capacity/meter.ts';
-import { checkInputFile } from '../lib/files.ts';
-import { JsonInputError, readJsonArray } from '../lib/json/stream.ts';
+} from '../cli.ts';
+import { checkTableName, type DynamoTarget } from '../dynamodbTarget.ts';
+import { formatCapacitySummary } from '../capacity/meter.ts';
+import { checkInputFile } from '../files.ts';
+import { JsonInputError, readJsonArray } from '../json/stream.ts';
 import {
   DumpRecordError,
   SEPARATOR,
@@ -53,18 +50,18 @@ import {
   type DumpRecord,
   type RecordOutcome,
   type RecordRepairPlan,
-} from '../lib/repair.ts';
-import { applyTimestampChanges, planTimestampChanges, type RepairTarget } from '../lib/repairUpdate.ts';
-import { ReportOutput } from '../lib/output.ts';
-import { mapConcurrentOrdered } from '../lib/concurrency.ts';
+} from '../repair.ts';
+import type { RepairTarget } from '../repairUpdate.ts';
+import { ReportOutput } from '../output.ts';
+import { mapConcurrentOrdered } from '../concurrency.ts';
 
 const DEFAULT_CONCURRENCY = 16;
 
 /** The command line, checked (a mistake is a UserError, exit 2); --help prints and exits. */
-function parseArguments() {
+function parseArguments(argv: string[]) {
   return (
     createArgumentParser(
-      process.argv.slice(2),
+      argv,
       'migrate_ddb_timestamps.ts',
       'Usage: $0 --file <dump.json> --table <table> --region <region> [options]\n\n' +
         "Converts the timestamps of the dump written by dump-ddb.ts that are not canonical (the earlier migration's " +
@@ -92,8 +89,13 @@ function parseArguments() {
   );
 }
 
-await runMain(async () => {
-  const args = await parseArguments();
+export async function main(argv: string[]): Promise<number> {
+  const args = await parseArguments(argv);
+  // The AWS SDK and the driver load only now that the arguments are read: --help loads neither.
+  const [{ capacityMeterOf, createDynamoClient, describeCelloTable }, { applyTimestampChanges, planTimestampChanges }] = await Promise.all([
+    import('../dynamodb.ts'),
+    import('../repairUpdate.ts'),
+  ]);
 
   const file = args.file;
   const tableName = args.table;
@@ -164,7 +166,7 @@ await runMain(async () => {
     await report.flush();
     client.destroy();
   }
-});
+}
 
 /** The dump's records, each checked; any problem is a one-line UserError naming the file. */
 async function* readDump(file: string): AsyncGenerator<DumpRecord> {

@@ -1,4 +1,3 @@
-#!/usr/bin/env -S npx tsx
 // Step 5 of the migration guide: does the DynamoDB table hold exactly what PostgreSQL holds?
 //
 //   PGPASSWORD=... npx tsx scripts/verify_migration.ts localhost cello_user cello_db cello us-west-2
@@ -31,33 +30,28 @@ import {
   postgresHostPositional,
   postgresUserPositional,
   regionOption,
-  runMain,
   tableOption,
   stopSignalReceived,
   wasStopped,
-} from '../lib/cli.ts';
-import { capacityMeterOf, createDynamoClient, describeCelloTable } from '../lib/dynamodb.ts';
-import { checkTableName, type DynamoTarget } from '../lib/dynamodbTarget.ts';
-import { type CapacityMeter, formatCapacitySummary } from '../lib/capacity/meter.ts';
-import { connectPostgres, inReadOnlySnapshot } from '../lib/postgres/connect.ts';
-import { toPostgresUserError } from '../lib/postgres/errors.ts';
-import { readPassword } from '../lib/postgres/password.ts';
-import { checkTables } from '../lib/postgres/schema.ts';
-import { connectionSettingsFromEnvironment, describeTarget, parseHostArgument, type PostgresTarget } from '../lib/postgres/target.ts';
-import { readTextOrder } from '../lib/postgres/textOrder.ts';
-import { REPOSITORY } from '../lib/cello/items.ts';
-import { CELLO_TABLES } from '../lib/cello/sourceTables.ts';
-import { scanPages } from '../lib/scan.ts';
-import { partitionQuery, type PartitionOpener } from '../lib/verify/dynamo.ts';
-import { applyChanges, countStillDifferent, planAllChanges, type FixTarget } from '../lib/verify/fix.ts';
-import { sparingOrphanPartitions, tokensNewerThanPostgres, type FixChange } from '../lib/verify/fixPlan.ts';
-import { countFix, emptyFixCounts, formatFixHeading, formatFixLine, formatFixSummary, formatNewerTokensRefusal } from '../lib/verify/fixReport.ts';
-import { StreamOrderError } from '../lib/verify/partition.ts';
-import { formatExtraPartitions, formatOrphanNote, formatPartitionReport, formatSummary } from '../lib/verify/report.ts';
-import { verifyMigration, type VerificationResult } from '../lib/verify/run.ts';
-import { readNewestTokenCreatedAt, readOrphanProjectNames, readProjects, streamTokens } from '../lib/verify/postgresRows.ts';
-import { projectPk } from '../lib/cello/keys.ts';
-import { printOutput } from '../lib/output.ts';
+} from '../cli.ts';
+import { checkTableName, type DynamoTarget } from '../dynamodbTarget.ts';
+import { type CapacityMeter, formatCapacitySummary } from '../capacity/meter.ts';
+import { readPassword } from '../postgres/password.ts';
+import { checkTables } from '../postgres/schema.ts';
+import { connectionSettingsFromEnvironment, describeTarget, parseHostArgument, type PostgresTarget } from '../postgres/target.ts';
+import { readTextOrder } from '../postgres/textOrder.ts';
+import { REPOSITORY } from '../cello/items.ts';
+import { CELLO_TABLES } from '../cello/sourceTables.ts';
+import { sparingOrphanPartitions, tokensNewerThanPostgres, type FixChange } from './fixPlan.ts';
+import { countFix, emptyFixCounts, formatFixHeading, formatFixLine, formatFixSummary, formatNewerTokensRefusal } from './fixReport.ts';
+import { StreamOrderError } from './partition.ts';
+import { formatExtraPartitions, formatOrphanNote, formatPartitionReport, formatSummary } from './report.ts';
+import { verifyMigration, type VerificationResult } from './run.ts';
+import { readNewestTokenCreatedAt, readOrphanProjectNames, readProjects, streamTokens } from './postgresRows.ts';
+import { projectPk } from '../cello/keys.ts';
+import { printOutput } from '../output.ts';
+import type { PartitionOpener } from './dynamo.ts';
+import type { FixTarget } from './fix.ts';
 
 const DEFAULT_CONCURRENCY = 8;
 /** Items --fix plans at most in one run: the plan is held in memory, and more is a load's work, not a catch-up. */
@@ -79,9 +73,9 @@ const USAGE = [
 ].join('\n');
 
 /** The command line, checked (a mistake is a UserError, exit 2); --help prints and exits. */
-function parseArguments() {
+function parseArguments(argv: string[]) {
   return (
-    createArgumentParser(process.argv.slice(2), 'verify_migration.ts', USAGE)
+    createArgumentParser(argv, 'verify_migration.ts', USAGE)
       .command('$0 <db_host> <db_user> <db_name> <table_name> <region>', false, (command) =>
         command
           .positional('db_host', postgresHostPositional)
@@ -121,8 +115,12 @@ function parseArguments() {
   );
 }
 
-await runMain(async () => {
-  const args = await parseArguments();
+export async function main(argv: string[]): Promise<number> {
+  const args = await parseArguments(argv);
+  // The AWS SDK and the driver load only now that the arguments are read: --help loads neither.
+  const [{ capacityMeterOf, createDynamoClient, describeCelloTable }, { connectPostgres, inReadOnlySnapshot }, { toPostgresUserError }] =
+    await Promise.all([import('../dynamodb.ts'), import('../postgres/connect.ts'), import('../postgres/errors.ts')]);
+  const [{ scanPages }, { partitionQuery }] = await Promise.all([import('../scan.ts'), import('./dynamo.ts')]);
 
   const user = String(args.db_user);
   const database = String(args.db_name);
@@ -205,10 +203,11 @@ await runMain(async () => {
   } finally {
     client.destroy();
   }
-});
+}
 
 /** Every change --fix needs; refused (nothing written) beyond MAX_FIX_CHANGES. */
 async function planChanges(result: VerificationResult, openPartition: PartitionOpener, concurrency: number): Promise<FixChange[]> {
+  const { planAllChanges } = await import('./fix.ts');
   const changes = await planAllChanges(result, openPartition, concurrency, MAX_FIX_CHANGES);
   if (changes === undefined) {
     throw new UserError(
@@ -227,6 +226,7 @@ async function fixDifferences(
   concurrency: number,
   meter: CapacityMeter,
 ): Promise<number> {
+  const { applyChanges, countStillDifferent } = await import('./fix.ts');
   const newer = tokensNewerThanPostgres(changes, newestInPostgres);
   if (newer.length > 0) throw new UserError(formatNewerTokensRefusal(newer, newestInPostgres), ExitCode.incomplete);
   await printOutput(formatFixHeading(changes.length));

@@ -1,0 +1,28 @@
+// Exit codes and the expected failure, without yargs: the launchers (lib/cli/launch.ts) and every module load this.
+
+/** Exit codes, documented in README.md. */
+export const ExitCode = {
+  ok: 0,
+  /** The run finished, but some items failed or differences were found. */
+  incomplete: 1,
+  /** Invalid arguments or invalid input file: nothing was done. */
+  usage: 2,
+  /** PostgreSQL or DynamoDB could not be reached, refused the credentials, or lacks the expected table. */
+  environment: 3,
+  /** The output file could not be written. */
+  output: 4,
+  /** An unexpected internal error (a bug): the stack trace is printed. */
+  internal: 70,
+  /** Stopped by SIGINT (Ctrl-C), SIGTERM or SIGHUP before finishing. */
+  interrupted: 130,
+} as const;
+
+export class UserError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: number = ExitCode.usage,
+  ) {
+    super(message);
+    this.name = 'UserError';
+  }
+}

@@ -1,0 +1,138 @@
+// Stop requests. The first SIGINT/SIGTERM/SIGHUP aborts `stopSignal`, so loops stop taking new work and print a partial
+// summary; a second one exits at once. The end of a process that launched this one (npx, tsx, the launcher's relay:
+// `kill -9` of any of them) is a stop request too: the operator's command is gone, as after a closed terminal.
+// No yargs, no SDK, no driver here: the launchers (lib/cli/launch.ts) install these before anything heavy loads.
+import { readFileSync } from 'node:fs';
+import { ExitCode, UserError } from './errors.ts';
+
+const stopController = new AbortController();
+export const stopSignal: AbortSignal = stopController.signal;
+let stopSignalName: NodeJS.Signals | undefined;
+/** SIGHUP too: a closed terminal or ssh session stops the run cleanly (partial summary, no temporary file left). */
+export const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
+/**
+ * Signals this soon after the first are the same request. A terminal sends Ctrl-C to its whole foreground process
+ * group: under `npx tsx` npx and tsx each relay it to the script as well, so one key press arrives two or three times
+ * within milliseconds. A person pressing again to exit now does so later than this.
+ */
+export const SAME_STOP_REQUEST_MS = 500;
+let firstStopAt: number | undefined;
+/** The exit code, once the run's outcome is decided: a signal can no longer turn it into "stopped" (exit 130). */
+let decidedExitCode: number | undefined;
+/** False while the step's modules load: a stop then has nothing to finish and nothing to report. */
+let stepStarted = false;
+let installed = false;
+
+/** Installs the stop handlers and the watch on the launching processes; once per process. */
+export function installStopHandlers(): void {
+  if (installed) return;
+  installed = true;
+  for (const name of STOP_SIGNALS) process.on(name, () => requestStop(name, `${name} received`));
+  watchLaunchingProcesses((lost) => requestStop('SIGHUP', `${lost} ended (taken as SIGHUP)`));
+}
+
+/** From now on a stop request finishes the requests in flight and prints a partial summary. */
+export function markStepStarted(): void {
+  stepStarted = true;
+}
+
+/** Sets the exit code of a run that has ended: a later signal no longer makes it a stopped run. */
+export function decideExitCode(code: number): void {
+  decidedExitCode = code;
+}
+
+function requestStop(name: NodeJS.Signals, heard: string): void {
+  if (!stepStarted) {
+    process.stderr.write(`\n${heard}: stopped before anything was done\n`);
+    process.exit(ExitCode.interrupted);
+  }
+  const now = performance.now();
+  if (firstStopAt !== undefined) {
+    if (now - firstStopAt < SAME_STOP_REQUEST_MS) return;
+    process.stderr.write(`\n${name} again: exiting now\n`);
+    process.exit(decidedExitCode ?? ExitCode.interrupted);
+  }
+  firstStopAt = now;
+  if (decidedExitCode !== undefined) {
+    process.stderr.write(`\n${heard}: the run has already finished (press again to exit now)\n`);
+    return;
+  }
+  stopSignalName = name;
+  process.stderr.write(`\n${heard}: finishing requests in flight, then stopping (press again to exit now)\n`);
+  stopController.abort(new UserError(`stopped by ${name} before finishing`, ExitCode.interrupted));
+}
+
+/**
+ * The one point where a dump's outcome is decided, just before its file is moved into place (AtomicOutputFile.commit):
+ * stopped if a stop was requested by then (throws the stop reason), complete otherwise. From then on a stop signal no
+ * longer makes it a stopped run: without this, a Ctrl-C landing as a dump finished printed its success summary and
+ * exited 130, or said "stopping" and then completed.
+ */
+export function decideRunComplete(): void {
+  throwIfStopped();
+  decidedExitCode ??= ExitCode.ok;
+}
+
+export function wasStopped(): boolean {
+  return stopSignalName !== undefined;
+}
+
+/** The signal that requested the stop (for partial summaries), or undefined. */
+export function stopSignalReceived(): NodeJS.Signals | undefined {
+  return stopSignalName;
+}
+
+/** Throws the stop reason if a stop was requested; call between units of work. */
+export function throwIfStopped(): void {
+  if (stopController.signal.aborted) throw stopController.signal.reason;
+}
+
+/** How often the launching processes are checked: a lost one stops the run within this, plus the requests in flight. */
+const LAUNCHER_CHECK_MS = 200;
+
+/**
+ * Calls `onLost` once, when a process that launched this one has ended. Those are the ancestors in this process's
+ * group (a shell gives each command line a group; npx, its `sh -c`, tsx and the relay share it), up to its leader.
+ * A process killed with SIGKILL cannot tell its children: without this watch, the worker of a killed
+ * `npx tsx scripts/...` went on writing, and printed its result into the terminal after the shell had returned.
+ * Where /proc is missing (not Linux), only the parent is watched. The timer is unref'd: it never keeps a run alive.
+ */
+function watchLaunchingProcesses(onLost: (description: string) => void): void {
+  const parent = process.ppid;
+  const ancestors = launchingProcesses();
+  const timer = setInterval(() => {
+    const lost = process.ppid !== parent ? `the parent process ${parent}` : ancestors.find((pid) => !isRunning(pid));
+    if (lost === undefined) return;
+    clearInterval(timer);
+    onLost(typeof lost === 'number' ? `the launching process ${lost}` : lost);
+  }, LAUNCHER_CHECK_MS);
+  timer.unref();
+}
+
+/** The ancestors of this process in its process group, parent first; empty where /proc cannot say. */
+function launchingProcesses(): number[] {
+  const group = readStat('self')?.group;
+  const chain: number[] = [];
+  for (let stat = readStat(process.ppid); stat !== undefined && stat.group === group; stat = readStat(stat.parent)) {
+    chain.push(stat.pid);
+    if (stat.pid === group) break; // the leader: its parent is the shell, which may well exit first (`cmd &`, exit)
+  }
+  return chain;
+}
+
+function isRunning(pid: number): boolean {
+  const state = readStat(pid)?.state;
+  return state !== undefined && state !== 'Z' && state !== 'X';
+}
+
+/** /proc/<pid>/stat: "pid (comm) state ppid pgrp ...", comm may hold spaces and parentheses. */
+function readStat(pid: number | 'self'): { pid: number; state: string; parent: number; group: number } | undefined {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const [state, parent, group] = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    return { pid: Number.parseInt(text, 10), state: state!, parent: Number(parent), group: Number(group) };
+  } catch {
+    return undefined;
+  }
+}
