@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -518,6 +518,25 @@ test("every script's --help has the one layout: usage first, whole-command examp
       assert.doesNotMatch(example, / {3}/, `${script}: an example with a description column: ${example}`);
     }
     assert.ok(help.trimEnd().endsWith(EXIT_CODES_HELP), `${script}: ends with the exit codes`);
+  }
+});
+
+// Issue 22 item 2: help does no work, so it loads neither driver (they are most of the start-up time).
+test('--help loads neither the AWS SDK nor the PostgreSQL driver', () => {
+  // A resolve hook that refuses both: a script that imports either fails instead of printing its help.
+  const refuse = `export async function resolve(specifier, context, next) {
+    if (/^(@aws-sdk\\/|postgres$)/.test(specifier)) throw new Error('--help loaded ' + specifier);
+    return next(specifier, context);
+  }`;
+  const hook = join(folder, 'refuse-drivers.mjs');
+  writeFileSync(
+    hook,
+    `import { register } from 'node:module';\nregister(${JSON.stringify(`data:text/javascript,${encodeURIComponent(refuse)}`)});\n`,
+  );
+  for (const script of SCRIPTS) {
+    const result = spawnSync(process.execPath, ['--import', 'tsx', '--import', hook, join(ROOT, 'scripts', script), '--help'], { encoding: 'utf8' });
+    assert.equal(result.status, 0, `${script}: ${result.stderr}`);
+    assert.match(result.stdout, /^Usage: /, script);
   }
 });
 
