@@ -96,23 +96,27 @@ const LAUNCHER_CHECK_MS = 200;
  * group (a shell gives each command line a group; npx, its `sh -c`, tsx and the relay share it), up to its leader.
  * A process killed with SIGKILL cannot tell its children: without this watch, the worker of a killed
  * `npx tsx scripts/...` went on writing, and printed its result into the terminal after the shell had returned.
- * Where /proc is missing (not Linux), only the parent is watched. The timer is unref'd: it never keeps a run alive.
+ * A process that leads its group (`node --import tsx scripts/...` typed in a shell) has none: its shell may exit
+ * first (`nohup ... &`, then logout) and the run go on, as before. Where /proc is missing (not Linux), the parent
+ * alone is watched. The timer is unref'd: it never keeps a run alive.
  */
 function watchLaunchingProcesses(onLost: (description: string) => void): void {
   const parent = process.ppid;
   const ancestors = launchingProcesses();
+  if (ancestors?.length === 0) return;
   const timer = setInterval(() => {
-    const lost = process.ppid !== parent ? `the parent process ${parent}` : ancestors.find((pid) => !isRunning(pid));
+    const lost = process.ppid !== parent ? parent : ancestors?.find((pid) => !isRunning(pid));
     if (lost === undefined) return;
     clearInterval(timer);
-    onLost(typeof lost === 'number' ? `the launching process ${lost}` : lost);
+    onLost(`the launching process ${lost}`);
   }, LAUNCHER_CHECK_MS);
   timer.unref();
 }
 
-/** The ancestors of this process in its process group, parent first; empty where /proc cannot say. */
-function launchingProcesses(): number[] {
+/** The ancestors of this process in its process group, parent first; undefined where /proc cannot say. */
+function launchingProcesses(): number[] | undefined {
   const group = readStat('self')?.group;
+  if (group === undefined) return undefined;
   const chain: number[] = [];
   for (let stat = readStat(process.ppid); stat !== undefined && stat.group === group; stat = readStat(stat.parent)) {
     chain.push(stat.pid);
