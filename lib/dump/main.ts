@@ -69,7 +69,7 @@ function parseArguments(argv: string[]) {
 
 export async function main(argv: string[]): Promise<number> {
   const args = await parseArguments(argv);
-  // The AWS SDK and the driver load only now that the arguments are read: --help loads neither.
+  // The PostgreSQL driver loads only now that the arguments are read: --help does without it.
   const [{ connectPostgres, inReadOnlySnapshot, streamRows }, { toPostgresUserError }] = await Promise.all([
     import('../postgres/connect.ts'),
     import('../postgres/errors.ts'),

@@ -59,7 +59,7 @@ function parseArguments(argv: string[]) {
 
 export async function main(argv: string[]): Promise<number> {
   const args = await parseArguments(argv);
-  // The AWS SDK and the driver load only now that the arguments are read: --help loads neither.
+  // The AWS SDK loads only now that the arguments are read: --help does without it.
   const [{ capacityMeterOf, createDynamoClient }, { DEFAULT_MAX_PAGES_IN_FLIGHT, scanPages }] = await Promise.all([
     import('../dynamodb.ts'),
     import('../scan.ts'),

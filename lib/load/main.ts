@@ -81,7 +81,7 @@ async function parseArguments(argv: string[]) {
 
 export async function main(argv: string[]): Promise<number> {
   const options = await parseArguments(argv);
-  // The AWS SDK and the driver load only now that the arguments are read: --help loads neither.
+  // The AWS SDK loads only now that the arguments are read: --help does without it.
   const [{ capacityMeterOf, createDynamoClient, describeCelloTable, toDynamoUserError }, { loadMigrationFile }] = await Promise.all([
     import('../dynamodb.ts'),
     import('./load.ts'),
