@@ -446,6 +446,69 @@ for (const signal of ['SIGTERM', 'SIGINT', 'SIGKILL'] as const) {
   });
 }
 
+/** The watchdog the stack started (tools/stackOwner.ts), among the processes carrying the run's marker. */
+function watchdogOf(marker: string): number[] {
+  return processesWithEnvironment('CELLO_TEST_RUN_MARKER', marker).filter((pid) =>
+    readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes('cello-stack-watchdog'),
+  );
+}
+
+/** Starts `npm run stack`'s node process in a TMPDIR of its own; `check` runs on it, then everything is removed. */
+async function withStackInOwnTmpdir(check: (stack: RunningStack, marker: string, temporary: string) => Promise<void>): Promise<void> {
+  const temporary = mkdtempSync(join(tmpdir(), 'cello-tmp-'));
+  chmodSync(temporary, 0o755);
+  const marker = randomBytes(8).toString('hex');
+  const stack = await startStack('node', cleanEnvironment(await getStack(), { TMPDIR: temporary, CELLO_TEST_RUN_MARKER: marker }));
+  try {
+    await check(stack, marker, temporary);
+  } finally {
+    for (const pid of processesWithEnvironment('CELLO_TEST_RUN_MARKER', marker)) process.kill(pid, 'SIGKILL');
+    rmSync(temporary, { recursive: true, force: true });
+  }
+}
+
+test('kill -9 of the process of npm run stack: PostgreSQL stops with it and its temporary folder is removed', {
+  timeout: 180_000,
+  skip: !existsSync('/proc') && 'needs /proc',
+}, async () => {
+  await withStackInOwnTmpdir(async (stack, marker, temporary) => {
+    stack.child.kill('SIGKILL');
+    await stack.exited;
+    await assertStackGone(stack, marker, temporary);
+  });
+});
+
+test('a stack whose process and watchdog were killed with kill -9 is stopped and removed by the next stack, which says so', {
+  timeout: 180_000,
+  skip: !existsSync('/proc') && 'needs /proc',
+}, async () => {
+  await withStackInOwnTmpdir(async (first, marker, temporary) => {
+    const [folder] = readdirSync(temporary).filter((entry) => entry.startsWith('cello-pg-'));
+    assert.ok(folder, 'the stack keeps its data in TMPDIR');
+    const postmaster = Number(readFileSync(join(temporary, folder, 'data', 'postmaster.pid'), 'utf8').split('\n')[0]);
+    // As the machine's OOM killer or a `kill -9` of all of a user's processes might.
+    for (const pid of [first.child.pid!, ...watchdogOf(marker)]) process.kill(pid, 'SIGKILL');
+    await first.exited;
+    // Nothing is left to stop it: PostgreSQL runs on, its folder with it.
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    assert.equal(await isPortClosed(first.printed.pgPort), false, 'PostgreSQL runs on');
+
+    const next = await startStack('node', cleanEnvironment(await getStack(), { TMPDIR: temporary, CELLO_TEST_RUN_MARKER: marker }));
+    assert.equal(
+      next.stderr(),
+      `local stack: process ${first.child.pid} ended without stopping its local stack: stopped its PostgreSQL (pid ${postmaster}, port ${first.printed.pgPort}) and removed ${join(temporary, folder)}\n`,
+    );
+    assert.equal(existsSync(join(temporary, folder)), false, 'the old folder is removed');
+    const commandLine = existsSync(`/proc/${postmaster}`) ? readFileSync(`/proc/${postmaster}/cmdline`, 'utf8') : '';
+    assert.doesNotMatch(commandLine, new RegExp(folder), 'the old PostgreSQL is stopped');
+    // Its port is free: closed, or taken by the new stack (5432 when it is free).
+    assert.ok(next.printed.pgPort === first.printed.pgPort || (await isPortClosed(first.printed.pgPort)), 'the old port is freed');
+    next.child.kill('SIGTERM');
+    await next.exited;
+    await assertStackGone(next, marker, temporary);
+  });
+});
+
 test('when the local stack cannot start, npm run demo, npm run stack and npm test say why in one line, exit 3 and leave nothing running', {
   timeout: 180_000,
 }, async () => {

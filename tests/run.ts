@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { reportFailure } from '../lib/cli.ts';
 import { startLocalStack } from '../tools/localStack.ts';
 import { TEST_STACK_ENV } from './support/stackEnv.ts';
+import { testFilesCommand } from './support/testFilesCommand.ts';
 
 const root = join(import.meta.dirname, '..');
 const filters = process.argv.slice(2);
@@ -77,13 +78,8 @@ try {
     }),
   };
   // Two files at a time: each test file works in databases and tables of its own, and the machines have 2 cores.
-  // --test-force-exit: a file whose tests have all finished ends even if a stray idle database socket would keep
-  // its process alive (a fresh-clone run once waited 15 minutes on one after its last test passed).
-  code = await run(
-    process.execPath,
-    ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-force-exit', '--test-reporter=spec', ...files],
-    env,
-  );
+  // runTestFiles.ts also fails the run when a file's process ended before reporting every test it declared.
+  code = await run(process.execPath, testFilesCommand(files), env);
 } finally {
   await stack.stop();
 }

@@ -17,6 +17,7 @@ import { CreateTableCommand, DescribeTableCommand, type DynamoDBClient } from '@
 import { CELLO_SCHEMA_SQL, PROJECTS_TABLE, TOKENS_TABLE } from '../lib/cello/sourceTables.ts';
 import { ExitCode, UserError, oneLine } from '../lib/cli.ts';
 import { createDynamoClient } from '../lib/dynamodb.ts';
+import { STACK_FOLDER_PREFIX, claimStackFolder, removeAbandonedStacks } from './stackOwner.ts';
 
 const execFileAsync = promisify(execFile);
 
@@ -135,22 +136,27 @@ export async function startLocalPostgres(options: LocalPostgresOptions = {}): Pr
   const binaries = await findPostgresBinaries();
   const serverUser = await findServerUser();
   const bin = serverUser ? await reachableCopyOf(binaries) : binaries.bin;
-  const folder = await mkdtemp(join(tmpdir(), 'cello-pg-')).catch((error: unknown) => {
+  await removeAbandonedStacks();
+  const folder = await mkdtemp(join(tmpdir(), STACK_FOLDER_PREFIX)).catch((error: unknown) => {
     throw asCannotStart(error);
   });
   let server: ChildProcess | undefined;
+  let disarmWatchdog = () => {};
   const removeOnExit = () => {
+    disarmWatchdog();
     if (isRunning(server)) server.kill('SIGQUIT');
     rmSync(folder, { recursive: true, force: true });
   };
   removedOnExit.add(removeOnExit);
   installExitHooks();
   const removeAll = async () => {
+    disarmWatchdog();
     await stopServer(server);
     await rm(folder, { recursive: true, force: true });
     removedOnExit.delete(removeOnExit);
   };
   try {
+    disarmWatchdog = await claimStackFolder(folder);
     const giveToServer = async (file: string) => {
       if (serverUser) await chown(file, serverUser.uid, serverUser.gid);
     };
