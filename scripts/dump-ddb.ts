@@ -23,6 +23,7 @@ import {
   runMain,
   tableOption,
   throwIfStopped,
+  stopSignal,
   wasStopped,
 } from '../lib/cli.ts';
 import { AttributeValueError, itemToJson } from '../lib/ddbJson.ts';
@@ -74,6 +75,7 @@ await runMain(async () => {
   const client = createDynamoClient(target, {
     maxSockets: Math.min(segments, DEFAULT_MAX_PAGES_IN_FLIGHT),
     capacity: { maxRcu: args['max-rcu'] },
+    stop: stopSignal,
   });
   const meter = capacityMeterOf(client);
   // Before any request: a folder in the way or an existing file without --force is reported at once (exit 4).

@@ -32,6 +32,7 @@ import {
   stopSignalReceived,
   tableOption,
   throwIfStopped,
+  stopSignal,
   wasStopped,
 } from '../lib/cli.ts';
 import { capacityMeterOf, createDynamoClient, describeCelloTable } from '../lib/dynamodb.ts';
@@ -103,7 +104,7 @@ await runMain(async () => {
   const target: DynamoTarget = { region: args.region, endpointUrl: args['endpoint-url'] };
   checkTableName(tableName);
   await checkInputFile(file);
-  const client = createDynamoClient(target, { maxSockets: concurrency, capacity: { maxWcu: args['max-wcu'] } });
+  const client = createDynamoClient(target, { maxSockets: concurrency, capacity: { maxWcu: args['max-wcu'] }, stop: stopSignal });
   const meter = capacityMeterOf(client);
   const repairTarget: RepairTarget = { client, tableName, target };
   const report = new ReportOutput();

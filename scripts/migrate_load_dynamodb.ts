@@ -17,6 +17,7 @@ import {
   regionOption,
   runMain,
   tableOption,
+  stopSignal,
   wasStopped,
 } from '../lib/cli.ts';
 import { capacityMeterOf, createDynamoClient, describeCelloTable, toDynamoUserError } from '../lib/dynamodb.ts';
@@ -88,7 +89,7 @@ await runMain(async () => {
   const target: DynamoTarget = { region: options.region, endpointUrl: options.endpointUrl };
   checkTableName(options.tableName);
   await checkInputFile(options.dataFile);
-  const client = createDynamoClient(target, { maxSockets: options.concurrency, capacity: options.capacity });
+  const client = createDynamoClient(target, { maxSockets: options.concurrency, capacity: options.capacity, stop: stopSignal });
   const meter = capacityMeterOf(client);
   const startupClient = createDynamoClient(target, { maxSockets: 1, retry: { maxAttempts: STARTUP_CHECK_ATTEMPTS } });
   try {

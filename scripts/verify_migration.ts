@@ -34,6 +34,7 @@ import {
   runMain,
   tableOption,
   stopSignalReceived,
+  stopSignal,
   wasStopped,
 } from '../lib/cli.ts';
 import { capacityMeterOf, createDynamoClient, describeCelloTable } from '../lib/dynamodb.ts';
@@ -137,7 +138,11 @@ await runMain(async () => {
   const postgresTarget: PostgresTarget = { host, port, user, database };
   const settings = connectionSettingsFromEnvironment(process.env, host);
   checkTableName(tableName);
-  const client = createDynamoClient(target, { maxSockets: concurrency * 2 + 2, capacity: { maxRcu: args['max-rcu'], maxWcu: args['max-wcu'] } });
+  const client = createDynamoClient(target, {
+    maxSockets: concurrency * 2 + 2,
+    capacity: { maxRcu: args['max-rcu'], maxWcu: args['max-wcu'] },
+    stop: stopSignal,
+  });
   const meter = capacityMeterOf(client);
   try {
     // The cheap check first: a wrong table name or region fails before the database is touched.

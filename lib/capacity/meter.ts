@@ -39,8 +39,13 @@ export class CapacityMeter {
   readonly consumed = { read: 0, write: 0 };
   /** Write units a live run would consume (a dry run's estimate: the writes it did not send). */
   plannedWrites = 0;
-  /** Bytes per item read, learned from Query and Scan pages (a first guess until then): how many fit a page's budget. */
-  private bytesPerItem = 1024;
+  /**
+   * Bytes per item read, learned from answers, per shape of read (what it projects: keys only and whole items differ
+   * by orders of magnitude). Unknown until a first answer: no guess, see awaitItemSize.
+   */
+  private readonly bytesPerItem = new Map<string, number>();
+  /** Per shape, the first read of a size not known yet, while it is in flight: the others wait for what it teaches. */
+  private readonly learning = new Map<string, Promise<void>>();
   private lastSuccessAt = Number.NEGATIVE_INFINITY;
 
   constructor(
@@ -72,30 +77,56 @@ export class CapacityMeter {
     return this.adaptive && this.clock.now() - this.lastSuccessAt < THROTTLE_PATIENCE_MS;
   }
 
-  /** Items per Query/Scan page under a read rate (undefined without one): a tenth of a second's budget, one unit at least. */
-  pageLimit(consistent: boolean): number | undefined {
+  /**
+   * Items per Query/Scan page under a read rate (undefined without one): a tenth of a second's budget, one unit at
+   * least; one item while the size of an item of this shape is not known.
+   */
+  pageLimit(consistent: boolean, shape = ''): number | undefined {
     const rate = this.read.rate;
     if (!Number.isFinite(rate)) return undefined;
+    const bytesPerItem = this.bytesPerItem.get(shape);
+    if (bytesPerItem === undefined) return 1;
     const unitBytes = consistent ? READ_UNIT_BYTES : 2 * READ_UNIT_BYTES;
     const pageBytes = Math.max(1, rate * PAGE_SHARE_OF_SECOND) * unitBytes;
-    return Math.max(1, Math.floor(pageBytes / this.bytesPerItem));
+    return Math.max(1, Math.floor(pageBytes / bytesPerItem));
   }
 
-  /** The units a page of at most `limit` items is expected to cost, from the pages read so far. */
-  expectedPageUnits(limit: number, consistent: boolean): number {
-    return readUnits(limit * this.bytesPerItem, consistent);
+  /** The units `items` items of `shape` are expected to cost read at once (a page), from the answers so far. */
+  expectedReadUnits(items: number, consistent: boolean, shape = ''): number {
+    return readUnits(items * (this.bytesPerItem.get(shape) ?? 0), consistent);
   }
 
   /**
-   * Learns the bytes per item from a page of `scanned` items: what was returned, or more when DynamoDB charged more
-   * (a projection returns less than it reads). A page of `units` read at least (units − 1) × 4 KB. Learning bytes
-   * rather than units keeps small pages from teaching that an item costs a whole unit.
+   * Under a read rate, a read of a shape whose item size is not known yet waits until it is: the first such read goes
+   * alone (a page of one item, see pageLimit) and returns the function to call once it is answered; the others wait
+   * for it. So the first pages of eight scan segments are not all sent on a guess. Undefined when nothing is awaited.
    */
-  learnPage(units: number, returnedBytes: number, scanned: number, consistent: boolean): void {
+  async awaitItemSize(shape: string): Promise<(() => void) | undefined> {
+    for (;;) {
+      if (!Number.isFinite(this.read.rate) || this.bytesPerItem.has(shape)) return undefined;
+      const inFlight = this.learning.get(shape);
+      if (inFlight === undefined) break;
+      await inFlight;
+    }
+    let done!: () => void;
+    this.learning.set(shape, new Promise<void>((resolve) => (done = resolve)));
+    return () => {
+      this.learning.delete(shape);
+      done();
+    };
+  }
+
+  /**
+   * Learns the bytes per item of `shape` from an answer of `scanned` items: what was returned, or more when DynamoDB
+   * charged more (a projection returns less than it reads). An answer of `units` read at least (units − 1) × 4 KB.
+   * Learning bytes rather than units keeps small pages from teaching that an item costs a whole unit.
+   */
+  learnItems(shape: string, units: number, returnedBytes: number, scanned: number, consistent: boolean): void {
     if (scanned === 0) return;
     const chargedBytes = ((consistent ? units : units * 2) - 1) * READ_UNIT_BYTES;
     const perItem = Math.max(1, returnedBytes, chargedBytes) / scanned;
-    this.bytesPerItem = 0.5 * this.bytesPerItem + 0.5 * perItem;
+    const known = this.bytesPerItem.get(shape);
+    this.bytesPerItem.set(shape, known === undefined ? perItem : 0.5 * known + 0.5 * perItem);
   }
 
   /** For the progress line: '' while running at the cap (or uncapped); what throttling did otherwise. */
