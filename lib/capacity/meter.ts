@@ -44,8 +44,8 @@ export class CapacityMeter {
    * by orders of magnitude). Unknown until a first answer: no guess, see awaitItemSize.
    */
   private readonly bytesPerItem = new Map<string, number>();
-  /** Per shape, the first read of a size not known yet, while it is in flight: the others wait for what it teaches. */
-  private readonly learning = new Map<string, Promise<void>>();
+  /** Per kind and shape of request sent one at a time (see awaitTurn): settles when the last one queued is answered. */
+  private readonly inFlight = new Map<string, Promise<void>>();
   private lastSuccessAt = Number.NEGATIVE_INFINITY;
 
   constructor(
@@ -97,21 +97,23 @@ export class CapacityMeter {
   }
 
   /**
-   * Under a read rate, a read of a shape whose item size is not known yet waits until it is: the first such read goes
-   * alone (a page of one item, see pageLimit) and returns the function to call once it is answered; the others wait
-   * for it. So the first pages of eight scan segments are not all sent on a guess. Undefined when nothing is awaited.
+   * Under a rate, a request whose cost its input does not tell waits for the answers of the earlier ones like it, so
+   * the bucket is corrected by their real cost before it goes: a read of a shape whose item size is not known yet
+   * (the first pages of eight scan segments are not all sent on a guess), and an UpdateItem (DynamoDB charges the
+   * whole item, which the request does not carry). Returns the function that lets the next one go; undefined when
+   * the request need not wait.
    */
-  async awaitItemSize(shape: string): Promise<(() => void) | undefined> {
-    for (;;) {
-      if (!Number.isFinite(this.read.rate) || this.bytesPerItem.has(shape)) return undefined;
-      const inFlight = this.learning.get(shape);
-      if (inFlight === undefined) break;
-      await inFlight;
-    }
+  async awaitTurn(kind: CapacityKind, shape: string): Promise<(() => void) | undefined> {
+    if (!Number.isFinite(this.limiter(kind).rate) || (kind === 'read' && this.bytesPerItem.has(shape))) return undefined;
+    const key = `${kind}:${shape}`;
+    const before = this.inFlight.get(key) ?? Promise.resolve();
     let done!: () => void;
-    this.learning.set(shape, new Promise<void>((resolve) => (done = resolve)));
+    const mine = new Promise<void>((resolve) => (done = resolve));
+    const chain = before.then(() => mine);
+    this.inFlight.set(key, chain);
+    await before;
     return () => {
-      this.learning.delete(shape);
+      if (this.inFlight.get(key) === chain) this.inFlight.delete(key);
       done();
     };
   }

@@ -75,13 +75,14 @@ export function meterCapacity(client: DynamoDBClient, meter: CapacityMeter, isTh
         const kind = KIND_OF_COMMAND[command];
         if (kind === undefined) return next(args);
         const input = args.input as unknown as Input;
-        const learned = kind === 'read' ? await meter.awaitItemSize(readShapeOf(command, input)) : undefined;
+        const uncertain = kind === 'read' || command === 'UpdateItemCommand';
+        const turn = uncertain ? await meter.awaitTurn(kind, kind === 'read' ? readShapeOf(command, input) : command) : undefined;
         try {
           const estimate = estimateBefore(command, input, meter);
           await takeCapacity(meter.limiter(kind), estimate, stop);
           return await sendAndCount(meter, kind, { command, input, estimate }, () => next(args), isThrottling);
         } finally {
-          learned?.();
+          turn?.();
         }
       },
     // Inside the SDK's retry loop: every attempt takes from the bucket.
