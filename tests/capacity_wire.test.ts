@@ -175,7 +175,7 @@ const STOP_CASES: StopCase[] = [
       for (let project = 0; project < 60; project++) data[`p${project}`] = { repository: null, tokens: [] };
       return { script: 'migrate_load_dynamodb', args: loaderArgs(writeJson(data), tableName, '--endpoint-url', endpoint, '--max-wcu', '1') };
     },
-    summary: /\nItems loaded: 0\n[^]*\nStopped before finishing: 60 items not processed — run the same command again to load the rest\.\n/,
+    summary: /\nItems loaded: 0\n[\s\S]*\nStopped before finishing: 60 items not processed — run the same command again to load the rest\.\n/,
   },
   {
     name: 'verify --fix --max-wcu 1',
