@@ -45,7 +45,12 @@ export async function applyTimestampChanges(
     if (error instanceof NotSentError) return { kind: 'notSent' };
     const name = (error as { name?: string } | undefined)?.name ?? '';
     if (name === 'ConditionalCheckFailedException') {
-      const current = await readItem({ client, tableName, target }, pk, sk, changes);
+      const current = await readItem({ client, tableName, target }, pk, sk, changes).catch((readError: unknown) => {
+        // A stop before the read-back went: the record's outcome is not known, so it is not reached (a re-run tells).
+        if (readError instanceof NotSentError) return readError;
+        throw readError;
+      });
+      if (current instanceof NotSentError) return { kind: 'notSent' };
       // Without an attempt that may have been applied, an item already holding the new values is an earlier run's work.
       const verdict = judgeConditionFailure(changes, current, mayHaveBeenApplied(error));
       return verdict.kind === 'changed' ? { kind: 'failed', reason: verdict.reason } : verdict;
