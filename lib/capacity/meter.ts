@@ -44,6 +44,8 @@ export class CapacityMeter {
    * by orders of magnitude). Unknown until a first answer: no guess, see awaitItemSize.
    */
   private readonly bytesPerItem = new Map<string, number>();
+  /** Units an UpdateItem cost, learned from answers (0 until one): DynamoDB charges the whole item, not in the request. */
+  unitsPerUpdate = 0;
   /** Per kind and shape of request sent one at a time (see awaitTurn): settles when the last one queued is answered. */
   private readonly inFlight = new Map<string, Promise<void>>();
   private lastSuccessAt = Number.NEGATIVE_INFINITY;

@@ -132,6 +132,7 @@ async function sendAndCount<R extends { output: unknown }>(
     const pageUnits = command === 'QueryCommand' || command === 'ScanCommand' ? units : 0;
     meter.learnItems(readShapeOf(command, input), pageUnits, cost.bytes ?? 0, cost.scanned, isConsistent(command, input));
   }
+  if (command === 'UpdateItemCommand') meter.unitsPerUpdate = meter.unitsPerUpdate === 0 ? units : (meter.unitsPerUpdate + units) / 2;
   meter.succeeded(kind, units);
   return result;
 }
@@ -208,9 +209,11 @@ function estimateBefore(command: string, input: Input, meter: CapacityMeter): nu
     case 'BatchWriteItemCommand':
       return batchWriteUnits(input.RequestItems);
     case 'PutItemCommand':
-    case 'UpdateItemCommand':
     case 'DeleteItemCommand':
       return writeRequestUnits(input);
+    case 'UpdateItemCommand':
+      // The item it is charged for is not in the request: the earlier updates' cost is the better guess.
+      return Math.max(writeRequestUnits(input), meter.unitsPerUpdate);
     case 'BatchGetItemCommand':
       return batchGetKeys(input.RequestItems, meter).units;
     case 'QueryCommand':
@@ -269,6 +272,10 @@ function costAfter(command: string, input: Input, output: Output, before: number
       const scanned = (output.ScannedCount as number | undefined) ?? items.length;
       return { estimate: readUnits(bytes, consistent), unprocessed: false, scanned, bytes };
     }
+    case 'PutItemCommand':
+    case 'UpdateItemCommand':
+    case 'DeleteItemCommand':
+      return { estimate: writeRequestUnits(input), unprocessed: false };
     default:
       return { estimate: before, unprocessed: false };
   }
