@@ -8,6 +8,7 @@ import { Agent as HttpsAgent } from 'node:https';
 import {
   BatchGetItemCommand,
   BatchWriteItemCommand,
+  type BatchWriteItemCommandOutput,
   DescribeTableCommand,
   DynamoDBClient,
   type AttributeValue,
@@ -20,7 +21,7 @@ import { backoffDelayMs, bulkRetrySettings, CelloRetryStrategy, RetriesExhausted
 import { itemKeyString } from './cello/keys.ts';
 import { checkEndpointUrl, checkRegion, describeEndpoint, endpointFromEnvironment, type DynamoTarget } from './dynamodbTarget.ts';
 import { CapacityMeter, type CapacityLimits } from './capacity/meter.ts';
-import { meterCapacity } from './capacity/middleware.ts';
+import { isCutForSize, meterCapacity } from './capacity/middleware.ts';
 
 export type DynamoItem = Record<string, AttributeValue>;
 
@@ -47,6 +48,11 @@ export function createDynamoClient(
     retry?: Partial<RetrySettings>;
     /** --max-rcu / --max-wcu: capacity units per second for every read and write the client sends. */
     capacity?: CapacityLimits;
+    /**
+     * The run's stop (lib/cli.ts stopSignal): once it aborts, no request is sent that was not already on the wire; one
+     * waiting for capacity or for a retry's delay fails with NotSentError instead.
+     */
+    stop?: AbortSignal;
   } = {},
 ): DynamoDBClient {
   checkRegion(target.region);
@@ -57,7 +63,7 @@ export function createDynamoClient(
   if (target.endpointUrl !== undefined) checkEndpointUrl(target.endpointUrl);
   else if (fromEnvironment !== undefined) checkEndpointUrl(fromEnvironment.url, fromEnvironment.source);
   const maxSockets = options.maxSockets ?? 64;
-  const retrySettings: RetrySettings = { ...bulkRetrySettings(), ...options.retry };
+  const retrySettings = cutShortOnStop({ ...bulkRetrySettings(), ...options.retry }, options.stop);
   // Metering and the caps (lib/capacity/): every read and write of this client, whatever step sends it.
   const meter = new CapacityMeter({ ...options.capacity, adaptive: retrySettings.maxAttempts > 1 });
   const client = new DynamoDBClient({
@@ -82,10 +88,30 @@ export function createDynamoClient(
     },
   });
   maskAwsSecrets(client, options.credentials?.secretAccessKey);
-  meterCapacity(client, meter, isThrottlingError);
+  const stop = options.stop;
+  meterCapacity(client, meter, isThrottlingError, stop && { signal: stop, notSent: () => new NotSentError(stop.reason) });
   retrySettingsOfClient.set(client, retrySettings);
   meterOfClient.set(client, meter);
   return client;
+}
+
+/**
+ * A request not sent because the run's stop came while it waited (for capacity, or for a retry's delay): exit 130 with
+ * the stop's own message. A step counts its items as not done.
+ */
+export class NotSentError extends UserError {
+  constructor(stopReason: unknown) {
+    super(stopReason instanceof Error ? stopReason.message : 'stopped before finishing', ExitCode.interrupted);
+    this.name = 'NotSentError';
+  }
+}
+
+/** Retry delays that end when `stop` aborts: the next attempt then is not sent (NotSentError), at once. */
+function cutShortOnStop(settings: RetrySettings, stop: AbortSignal | undefined): RetrySettings {
+  if (stop === undefined) return settings;
+  const sleep = settings.sleep;
+  const stopped = new Promise<void>((resolve) => stop.addEventListener('abort', () => resolve(), { once: true }));
+  return { ...settings, sleep: (ms) => Promise.race([sleep(ms), stopped]) };
 }
 
 const meterOfClient = new WeakMap<DynamoDBClient, CapacityMeter>();
@@ -330,6 +356,8 @@ export interface FailedItem {
 export interface BatchWriteOutcome {
   written: number;
   failed: FailedItem[];
+  /** Items whose re-send a stop prevented (NotSentError): not written, not failed; a re-run writes them. */
+  notSent: CelloKey[];
 }
 
 function keyOf(item: DynamoItem): CelloKey {
@@ -340,7 +368,8 @@ function keyOf(item: DynamoItem): CelloKey {
  * Puts up to 25 items with one BatchWriteItem, re-sending UnprocessedItems with backoff until done or the
  * attempts run out; items still unprocessed then are returned as failed, with their keys. Request-level errors
  * (throttling, 5xx, dropped connections) are retried by the client; when those run out the error is thrown,
- * because the endpoint itself is failing and the run should stop rather than fail every remaining batch.
+ * because the endpoint itself is failing and the run should stop rather than fail every remaining batch. A stop
+ * before the first request throws NotSentError; before a re-send, returns what was written and what was not sent.
  *
  * Note: BatchWriteItem cannot be conditional. Callers check existence first (see findExistingKeys).
  */
@@ -349,9 +378,16 @@ export async function batchWriteWithRetry(client: DynamoDBClient, tableName: str
   if (items.length > BATCH_WRITE_LIMIT) throw new Error(`batchWriteWithRetry takes at most ${BATCH_WRITE_LIMIT} items`);
   let requests: WriteRequest[] = items.map((Item) => ({ PutRequest: { Item } }));
   for (let attempt = 1; ; attempt++) {
-    const response = await client.send(new BatchWriteItemCommand({ RequestItems: { [tableName]: requests } }));
+    let response: BatchWriteItemCommandOutput;
+    try {
+      response = await client.send(new BatchWriteItemCommand({ RequestItems: { [tableName]: requests } }));
+    } catch (error) {
+      if (!(error instanceof NotSentError) || attempt === 1) throw error;
+      const notSent = requests.map((request) => keyOf(request.PutRequest?.Item ?? {}));
+      return { written: items.length - notSent.length, failed: [], notSent };
+    }
     const unprocessed = response.UnprocessedItems?.[tableName] ?? [];
-    if (unprocessed.length === 0) return { written: items.length, failed: [] };
+    if (unprocessed.length === 0) return { written: items.length, failed: [], notSent: [] };
     if (attempt >= settings.maxAttempts) {
       return {
         written: items.length - unprocessed.length,
@@ -359,6 +395,7 @@ export async function batchWriteWithRetry(client: DynamoDBClient, tableName: str
           key: keyOf(request.PutRequest?.Item ?? {}),
           reason: `still unprocessed after ${attempt} attempts (throttled)`,
         })),
+        notSent: [],
       };
     }
     requests = unprocessed;
@@ -392,13 +429,19 @@ export async function getItemsConsistently(client: DynamoDBClient, tableName: st
     const current: KeysAndAttributes = request;
     const response = await client.send(new BatchGetItemCommand({ RequestItems: { [tableName]: current } }));
     for (const item of response.Responses?.[tableName] ?? []) found.push(item);
-    request = response.UnprocessedKeys?.[tableName];
-    if (request?.Keys?.length) {
-      if (attempt >= settings.maxAttempts) {
-        throw new RetriesExhaustedError(attempt, new Error(`${request.Keys.length} keys still unprocessed by BatchGetItem (throttled)`));
-      }
-      await settings.sleep(backoffDelayMs(attempt, settings));
+    const left = response.UnprocessedKeys?.[tableName]?.Keys;
+    // The same request for the keys left (some servers drop the projection from UnprocessedKeys).
+    request = left?.length ? { ...current, Keys: left } : undefined;
+    if (request === undefined) continue;
+    if (isCutForSize(response)) {
+      // Cut at the server's size limit: the rest is asked for at once, and it is not a failed attempt.
+      attempt--;
+      continue;
     }
+    if (attempt >= settings.maxAttempts) {
+      throw new RetriesExhaustedError(attempt, new Error(`${left!.length} keys still unprocessed by BatchGetItem (throttled)`));
+    }
+    await settings.sleep(backoffDelayMs(attempt, settings));
   }
   return found;
 }

@@ -210,7 +210,9 @@ export type RecordOutcome =
   | { kind: 'wouldUpdate' }
   | { kind: 'updated' }
   | { kind: 'alreadyFixed' }
-  | { kind: 'failed'; reason: string };
+  | { kind: 'failed'; reason: string }
+  /** A stop came before its update was sent: not reached, neither counted nor shown. */
+  | { kind: 'notSent' };
 
 function showUnconverted({ field, value, reason }: UnconvertedValue): string {
   let text = value === undefined ? 'missing' : (JSON.stringify(value) ?? String(value));
@@ -228,7 +230,7 @@ export function needsAttention(plan: RecordRepairPlan, outcome: RecordOutcome): 
  * Changed fields read `field: old → new`; values left unconverted are listed too, so nothing is ignored silently.
  */
 export function formatRecordBlock(plan: RecordRepairPlan, outcome: RecordOutcome): string {
-  if (plan.changes.length === 0 && plan.unconverted.length === 0) return '';
+  if ((plan.changes.length === 0 && plan.unconverted.length === 0) || outcome.kind === 'notSent') return '';
   const lines = [`${describeItemKey(plan.pk, plan.sk)}:`];
   for (const { field, oldValue, newValue } of plan.changes) lines.push(`  ${field}: ${oldValue} → ${newValue}`);
   for (const value of plan.unconverted) lines.push(showUnconverted(value));
@@ -276,6 +278,7 @@ export function emptyRepairCounts(total: number): RepairCounts {
 
 /** Adds one record's plan and outcome to the counts. */
 export function countRecord(counts: RepairCounts, plan: RecordRepairPlan, outcome: RecordOutcome): void {
+  if (outcome.kind === 'notSent') return;
   counts.unconvertedValues += plan.unconverted.length;
   if (outcome.kind === 'skipped' || outcome.kind === 'alreadyFixed') {
     counts.skipped++;

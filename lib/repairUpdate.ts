@@ -1,7 +1,7 @@
 // Step 4's timestamp repair, the part that talks to DynamoDB: one conditional UpdateItem per record (see
 // buildTimestampUpdate in repair.ts), and an honest verdict when its condition fails.
 import { GetItemCommand, UpdateItemCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { toDynamoUserError } from './dynamodb.ts';
+import { NotSentError, toDynamoUserError } from './dynamodb.ts';
 import type { DynamoTarget } from './dynamodbTarget.ts';
 import { mayHaveBeenApplied } from './retry.ts';
 import { buildTimestampUpdate, judgeConditionFailure, type DumpRecord, type RecordOutcome, type TimestampChange } from './repair.ts';
@@ -42,9 +42,15 @@ export async function applyTimestampChanges(
     await client.send(command);
     return { kind: 'updated' };
   } catch (error) {
+    if (error instanceof NotSentError) return { kind: 'notSent' };
     const name = (error as { name?: string } | undefined)?.name ?? '';
     if (name === 'ConditionalCheckFailedException') {
-      const current = await readItem({ client, tableName, target }, pk, sk, changes);
+      const current = await readItem({ client, tableName, target }, pk, sk, changes).catch((readError: unknown) => {
+        // A stop before the read-back went: the record's outcome is not known, so it is not reached (a re-run tells).
+        if (readError instanceof NotSentError) return readError;
+        throw readError;
+      });
+      if (current instanceof NotSentError) return { kind: 'notSent' };
       // Without an attempt that may have been applied, an item already holding the new values is an earlier run's work.
       const verdict = judgeConditionFailure(changes, current, mayHaveBeenApplied(error));
       return verdict.kind === 'changed' ? { kind: 'failed', reason: verdict.reason } : verdict;

@@ -143,8 +143,11 @@ test('dump-ddb without a cap counts its pages by size without asking the server:
   assert.equal(capped.code, 0, capped.stderr);
   const serverUnits = proxy.requests.reduce((sum, request) => sum + request.readUnits, 0);
   assert.ok(serverUnits > 0, 'the capped run asked');
-  // The same count either way (the size-based one: dynalite reports less than DynamoDB's rule, 4 KB of items read).
-  assert.equal(units(uncapped.stdout, 'Read capacity consumed'), units(capped.stdout, 'Read capacity consumed'));
+  // The same count either way (the size-based one: dynalite reports less than DynamoDB's rule, 4 KB of items read), but
+  // for the capped run's first page: one item, read before the size of an item is known (a unit of its own).
+  const uncappedUnits = units(uncapped.stdout, 'Read capacity consumed');
+  const cappedUnits = units(capped.stdout, 'Read capacity consumed');
+  assert.ok(cappedUnits >= uncappedUnits && cappedUnits <= uncappedUnits + 1, `${cappedUnits} RCU capped, ${uncappedUnits} uncapped`);
   assert.ok(units(uncapped.stdout, 'Read capacity consumed') >= serverUnits);
 });
 

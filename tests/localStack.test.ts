@@ -150,7 +150,7 @@ test('batchWriteWithRetry writes 25 items, every attribute as given', async () =
   const { tableName, client } = await newCelloTable();
   const items = Array.from({ length: BATCH_WRITE_LIMIT }, (_, index) => tokenItem('project #1 ☕', `token-${index}`));
   const outcome = await batchWriteWithRetry(client, tableName, items);
-  assert.deepEqual(outcome, { written: 25, failed: [] });
+  assert.deepEqual(outcome, { written: 25, failed: [], notSent: [] });
   const stored = await scanTable(tableName);
   const expected = items
     .map((item) => ({ pk: item.pk!.S, sk: item.sk!.S, token_id: item.token_id!.S, created_at: item.created_at!.S, expires_at: '' }))

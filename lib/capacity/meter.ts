@@ -39,8 +39,15 @@ export class CapacityMeter {
   readonly consumed = { read: 0, write: 0 };
   /** Write units a live run would consume (a dry run's estimate: the writes it did not send). */
   plannedWrites = 0;
-  /** Bytes per item read, learned from Query and Scan pages (a first guess until then): how many fit a page's budget. */
-  private bytesPerItem = 1024;
+  /**
+   * Bytes per item read, learned from answers, per shape of read (what it projects: keys only and whole items differ
+   * by orders of magnitude). Unknown until a first answer: no guess, see awaitItemSize.
+   */
+  private readonly bytesPerItem = new Map<string, number>();
+  /** Units an UpdateItem cost, learned from answers (0 until one): DynamoDB charges the whole item, not in the request. */
+  unitsPerUpdate = 0;
+  /** Per kind and shape of request sent one at a time (see awaitTurn): settles when the last one queued is answered. */
+  private readonly inFlight = new Map<string, Promise<void>>();
   private lastSuccessAt = Number.NEGATIVE_INFINITY;
 
   constructor(
@@ -72,30 +79,58 @@ export class CapacityMeter {
     return this.adaptive && this.clock.now() - this.lastSuccessAt < THROTTLE_PATIENCE_MS;
   }
 
-  /** Items per Query/Scan page under a read rate (undefined without one): a tenth of a second's budget, one unit at least. */
-  pageLimit(consistent: boolean): number | undefined {
+  /**
+   * Items per Query/Scan page under a read rate (undefined without one): a tenth of a second's budget, one unit at
+   * least; one item while the size of an item of this shape is not known.
+   */
+  pageLimit(consistent: boolean, shape = ''): number | undefined {
     const rate = this.read.rate;
     if (!Number.isFinite(rate)) return undefined;
+    const bytesPerItem = this.bytesPerItem.get(shape);
+    if (bytesPerItem === undefined) return 1;
     const unitBytes = consistent ? READ_UNIT_BYTES : 2 * READ_UNIT_BYTES;
     const pageBytes = Math.max(1, rate * PAGE_SHARE_OF_SECOND) * unitBytes;
-    return Math.max(1, Math.floor(pageBytes / this.bytesPerItem));
+    return Math.max(1, Math.floor(pageBytes / bytesPerItem));
   }
 
-  /** The units a page of at most `limit` items is expected to cost, from the pages read so far. */
-  expectedPageUnits(limit: number, consistent: boolean): number {
-    return readUnits(limit * this.bytesPerItem, consistent);
+  /** The units `items` items of `shape` are expected to cost read at once (a page), from the answers so far. */
+  expectedReadUnits(items: number, consistent: boolean, shape = ''): number {
+    return readUnits(items * (this.bytesPerItem.get(shape) ?? 0), consistent);
   }
 
   /**
-   * Learns the bytes per item from a page of `scanned` items: what was returned, or more when DynamoDB charged more
-   * (a projection returns less than it reads). A page of `units` read at least (units − 1) × 4 KB. Learning bytes
-   * rather than units keeps small pages from teaching that an item costs a whole unit.
+   * Under a rate, a request whose cost its input does not tell waits for the answers of the earlier ones like it, so
+   * the bucket is corrected by their real cost before it goes: a read of a shape whose item size is not known yet
+   * (the first pages of eight scan segments are not all sent on a guess), and an UpdateItem (DynamoDB charges the
+   * whole item, which the request does not carry). Returns the function that lets the next one go; undefined when
+   * the request need not wait.
    */
-  learnPage(units: number, returnedBytes: number, scanned: number, consistent: boolean): void {
+  async awaitTurn(kind: CapacityKind, shape: string): Promise<(() => void) | undefined> {
+    if (!Number.isFinite(this.limiter(kind).rate) || (kind === 'read' && this.bytesPerItem.has(shape))) return undefined;
+    const key = `${kind}:${shape}`;
+    const before = this.inFlight.get(key) ?? Promise.resolve();
+    let done!: () => void;
+    const mine = new Promise<void>((resolve) => (done = resolve));
+    const chain = before.then(() => mine);
+    this.inFlight.set(key, chain);
+    await before;
+    return () => {
+      if (this.inFlight.get(key) === chain) this.inFlight.delete(key);
+      done();
+    };
+  }
+
+  /**
+   * Learns the bytes per item of `shape` from an answer of `scanned` items: what was returned, or more when DynamoDB
+   * charged more (a projection returns less than it reads). An answer of `units` read at least (units − 1) × 4 KB.
+   * Learning bytes rather than units keeps small pages from teaching that an item costs a whole unit.
+   */
+  learnItems(shape: string, units: number, returnedBytes: number, scanned: number, consistent: boolean): void {
     if (scanned === 0) return;
     const chargedBytes = ((consistent ? units : units * 2) - 1) * READ_UNIT_BYTES;
     const perItem = Math.max(1, returnedBytes, chargedBytes) / scanned;
-    this.bytesPerItem = 0.5 * this.bytesPerItem + 0.5 * perItem;
+    const known = this.bytesPerItem.get(shape);
+    this.bytesPerItem.set(shape, known === undefined ? perItem : 0.5 * known + 0.5 * perItem);
   }
 
   /** For the progress line: '' while running at the cap (or uncapped); what throttling did otherwise. */

@@ -1,19 +1,25 @@
-// A token bucket for capacity units, with at most one second of burst, whose rate drops by half when DynamoDB
-// throttles and climbs back slowly. One per kind of capacity (read, write) per client: lib/capacity/meter.ts.
+// A token bucket for capacity units whose rate drops by half when DynamoDB throttles and climbs back slowly. One per
+// kind of capacity (read, write) per client: lib/capacity/meter.ts.
 //
-// Requests take their estimated units before they are sent, first come first served; a request larger than one
-// second of budget (a batch of 25 items under --max-wcu 10) waits for a full bucket and leaves it in debt, so the
-// average rate holds either way. Without a cap and before any throttling the rate is unlimited and taking units
-// costs nothing: a run without --max-wcu/--max-rcu is as fast as before.
+// What a cap promises (README, "Tuning"): in every 1-second window at most 1.2 × the cap plus one request's units,
+// the first second included, and the run's average at most the cap. So the bucket starts empty, holds at most a
+// fifth of a second of budget, and a request pays its units in full before it is sent: one larger than the burst
+// (a batch of 25 items under --max-wcu 10) waits until the bucket has filled up to it. Requests take their units
+// first come first served. Without a cap and before any throttling the rate is unlimited and taking units costs
+// nothing: a run without --max-wcu/--max-rcu is as fast as before.
 import { setTimeout as sleepFor } from 'node:timers/promises';
 
 export interface Clock {
   /** Milliseconds, monotonic. */
   now(): number;
-  sleep(ms: number): Promise<void>;
+  /** Rejects (with the signal's reason) as soon as `signal` aborts. */
+  sleep(ms: number, signal?: AbortSignal): Promise<void>;
 }
 
-export const realClock: Clock = { now: () => performance.now(), sleep: (ms) => sleepFor(ms) };
+export const realClock: Clock = {
+  now: () => performance.now(),
+  sleep: (ms, signal) => sleepFor(ms, undefined, signal ? { signal } : {}).catch(() => signal?.throwIfAborted()),
+};
 
 /** The lowest rate throttling can push a run to, units per second: slow, never stopped. */
 export const MIN_RATE = 1;
@@ -23,6 +29,8 @@ const CUT_INTERVAL_MS = 1000;
 const RECOVERY_SHARE_PER_SECOND = 0.1;
 /** Consumption is measured over windows of this length, to know what "half" is when there was no cap. */
 const WINDOW_MS = 1000;
+/** The most the bucket saves up, in seconds of budget: the 0.2 of "1.2 × the cap" in any one-second window. */
+const BURST_SECONDS = 0.2;
 
 export class RateLimiter {
   private adaptiveRate = Number.POSITIVE_INFINITY;
@@ -47,7 +55,8 @@ export class RateLimiter {
   ) {
     this.refilledAt = clock.now();
     this.windowStart = this.refilledAt;
-    this.tokens = Number.isFinite(cap) ? cap : 0;
+    // Empty: the first second holds the cap like any other.
+    this.tokens = 0;
   }
 
   /** Units per second allowed now: the cap, or less while recovering from throttling. */
@@ -60,14 +69,18 @@ export class RateLimiter {
     return Number.isFinite(this.adaptiveRate) && this.adaptiveRate < this.cap;
   }
 
-  /** Waits until `units` may be spent (at most one second of budget must be in the bucket), then spends them. */
-  async take(units: number): Promise<void> {
+  /**
+   * Waits until `units` are in the bucket, then spends them. When `signal` aborts first, rejects with its reason
+   * and spends nothing (a stop: the request is not sent).
+   */
+  async take(units: number, signal?: AbortSignal): Promise<void> {
+    signal?.throwIfAborted();
     this.recover();
     if (!Number.isFinite(this.rate)) {
       this.record(units);
       return;
     }
-    const mine = this.turn.then(() => this.waitAndSpend(units));
+    const mine = this.turn.then(() => this.waitAndSpend(units, signal));
     this.turn = mine.catch(() => undefined);
     await mine;
   }
@@ -77,7 +90,7 @@ export class RateLimiter {
     this.record(units);
     if (!Number.isFinite(this.rate)) return;
     this.refill();
-    this.tokens = Math.min(this.rate, this.tokens - units);
+    this.tokens = Math.min(this.burst, this.tokens - units);
   }
 
   /** DynamoDB throttled a request: halve the rate (once per burst of throttled answers). */
@@ -94,29 +107,38 @@ export class RateLimiter {
       if (!Number.isFinite(this.cap)) this.tokens = 0;
     }
     this.adaptiveRate = Math.max(MIN_RATE, current / 2);
-    this.tokens = Math.min(this.tokens, this.adaptiveRate);
+    this.tokens = Math.min(this.tokens, this.burst);
     this.lastCutAt = now;
     this.lastRecoveryAt = now;
   }
 
-  private async waitAndSpend(units: number): Promise<void> {
+  /** The most the bucket holds between requests. */
+  private get burst(): number {
+    return this.rate * BURST_SECONDS;
+  }
+
+  private async waitAndSpend(units: number, signal: AbortSignal | undefined): Promise<void> {
     for (;;) {
-      this.refill();
+      signal?.throwIfAborted();
+      // The request at the head of the line may save up beyond the burst, to its own size: it pays in full first.
+      this.refill(units);
       const rate = this.rate;
-      if (!Number.isFinite(rate)) break;
-      const needed = Math.min(units, rate);
-      if (this.tokens >= needed) break;
-      await this.clock.sleep(Math.max(1, Math.ceil(((needed - this.tokens) / rate) * 1000)));
+      if (!Number.isFinite(rate) || this.tokens >= units) break;
+      await this.clock.sleep(Math.max(1, Math.ceil(((units - this.tokens) / rate) * 1000)), signal);
       this.recover();
     }
     this.tokens -= units;
     this.record(units);
   }
 
-  private refill(): void {
+  /** Adds what the time since the last refill earned, up to the burst (or up to `saving`, what the head request needs). */
+  private refill(saving = 0): void {
     const now = this.clock.now();
     const rate = this.rate;
-    if (Number.isFinite(rate)) this.tokens = Math.min(rate, this.tokens + ((now - this.refilledAt) / 1000) * rate);
+    if (Number.isFinite(rate)) {
+      const most = Math.max(this.burst, saving);
+      if (this.tokens < most) this.tokens = Math.min(most, this.tokens + ((now - this.refilledAt) / 1000) * rate);
+    }
     this.refilledAt = now;
   }
 

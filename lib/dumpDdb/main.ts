@@ -22,6 +22,7 @@ import {
   tableOption,
   throwIfStopped,
   wasStopped,
+  stopSignal,
 } from '../cli.ts';
 import { AttributeValueError, itemToJson } from '../ddbJson.ts';
 import { checkTableName, type DynamoTarget } from '../dynamodbTarget.ts';
@@ -75,6 +76,7 @@ export async function main(argv: string[]): Promise<number> {
   const client = createDynamoClient(target, {
     maxSockets: Math.min(segments, DEFAULT_MAX_PAGES_IN_FLIGHT),
     capacity: { maxRcu: args['max-rcu'] },
+    stop: stopSignal,
   });
   const meter = capacityMeterOf(client);
   // Before any request: a folder in the way or an existing file without --force is reported at once (exit 4).

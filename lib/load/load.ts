@@ -24,7 +24,7 @@
 //   instead of one per 25.
 import { isDeepStrictEqual } from 'node:util';
 import { GetItemCommand, PutItemCommand, QueryCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { BATCH_WRITE_LIMIT, batchWriteWithRetry, capacityMeterOf, findExistingKeys } from '../dynamodb.ts';
+import { BATCH_WRITE_LIMIT, NotSentError, batchWriteWithRetry, capacityMeterOf, findExistingKeys } from '../dynamodb.ts';
 import { itemSize, writeUnits } from '../capacity/itemSize.ts';
 import { METADATA_SK, describeItemKey, itemKeyString } from '../cello/keys.ts';
 import { forEachConcurrent, Semaphore } from '../concurrency.ts';
@@ -89,6 +89,8 @@ class LoadRun {
   // Missing items waiting for a full batch. Items that are still here when the run stops early are not written
   // (they count as not processed; a re-run checks them again).
   private readonly queue: LoadItem[] = [];
+  /** Some items were not sent because of a stop (NotSentError). */
+  private unsent = false;
 
   constructor(private readonly options: LoadOptions) {
     this.client = options.client;
@@ -116,7 +118,12 @@ class LoadRun {
       error = caught;
     }
     error ??= source.error;
-    const stopped = error === undefined && (!source.finished || this.queue.length > 0) && options.shouldStop();
+    // A request a stop kept from going out: its items are not processed, the run stopped.
+    if (error instanceof NotSentError) {
+      error = undefined;
+      this.unsent = true;
+    }
+    const stopped = error === undefined && (this.unsent || !source.finished || this.queue.length > 0) && options.shouldStop();
     return { counts, stopped, ...(error === undefined ? {} : { error }) };
   }
 
@@ -248,15 +255,19 @@ class LoadRun {
         failure ??= { error: outcome.reason };
         return;
       }
-      if (outcome.value.failed.length === 0) {
+      const { failed, notSent } = outcome.value;
+      if (failed.length === 0 && notSent.length === 0) {
         this.written(batch);
         return;
       }
-      const reasons = new Map(outcome.value.failed.map(({ key, reason }) => [itemKeyString(key.pk, key.sk), reason]));
+      if (notSent.length > 0) this.unsent = true;
+      const unsent = new Set(notSent.map((key) => itemKeyString(key.pk, key.sk)));
+      const reasons = new Map(failed.map(({ key, reason }) => [itemKeyString(key.pk, key.sk), reason]));
       for (const item of batch) {
-        const reason = reasons.get(itemKeyString(item.pk, item.sk));
-        if (reason === undefined) this.written([item]);
-        else this.failed(item, reason);
+        const key = itemKeyString(item.pk, item.sk);
+        const reason = reasons.get(key);
+        if (reason !== undefined) this.failed(item, reason);
+        else if (!unsent.has(key)) this.written([item]);
       }
     });
     if (failure) throw failure.error;

@@ -16,6 +16,7 @@ import {
   regionOption,
   tableOption,
   wasStopped,
+  stopSignal,
 } from '../cli.ts';
 import { checkTableName, type DynamoTarget } from '../dynamodbTarget.ts';
 import { formatCapacitySummary } from '../capacity/meter.ts';
@@ -89,7 +90,7 @@ export async function main(argv: string[]): Promise<number> {
   const target: DynamoTarget = { region: options.region, endpointUrl: options.endpointUrl };
   checkTableName(options.tableName);
   await checkInputFile(options.dataFile);
-  const client = createDynamoClient(target, { maxSockets: options.concurrency, capacity: options.capacity });
+  const client = createDynamoClient(target, { maxSockets: options.concurrency, capacity: options.capacity, stop: stopSignal });
   const meter = capacityMeterOf(client);
   const startupClient = createDynamoClient(target, { maxSockets: 1, retry: { maxAttempts: STARTUP_CHECK_ATTEMPTS } });
   try {

@@ -31,6 +31,7 @@ import {
   tableOption,
   throwIfStopped,
   wasStopped,
+  stopSignal,
 } from '../cli.ts';
 import { checkTableName, type DynamoTarget } from '../dynamodbTarget.ts';
 import { formatCapacitySummary } from '../capacity/meter.ts';
@@ -105,7 +106,7 @@ export async function main(argv: string[]): Promise<number> {
   const target: DynamoTarget = { region: args.region, endpointUrl: args['endpoint-url'] };
   checkTableName(tableName);
   await checkInputFile(file);
-  const client = createDynamoClient(target, { maxSockets: concurrency, capacity: { maxWcu: args['max-wcu'] } });
+  const client = createDynamoClient(target, { maxSockets: concurrency, capacity: { maxWcu: args['max-wcu'] }, stop: stopSignal });
   const meter = capacityMeterOf(client);
   const repairTarget: RepairTarget = { client, tableName, target };
   const report = new ReportOutput();

@@ -4,7 +4,7 @@
 // Conditional writes cannot go in a BatchWriteItem, so each change is its own PutItem, UpdateItem or DeleteItem,
 // `concurrency` in flight, sent through the client's one retry strategy (lib/retry.ts) like every other request.
 import { DeleteItemCommand, GetItemCommand, PutItemCommand, UpdateItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { BATCH_GET_LIMIT, getItemsConsistently, toDynamoUserError, type DynamoItem } from '../dynamodb.ts';
+import { BATCH_GET_LIMIT, NotSentError, getItemsConsistently, toDynamoUserError, type DynamoItem } from '../dynamodb.ts';
 import type { DynamoTarget } from '../dynamodbTarget.ts';
 import { itemKeyString } from '../cello/keys.ts';
 import { forEachConcurrent, mapConcurrentOrdered } from '../concurrency.ts';
@@ -86,14 +86,22 @@ async function readItem({ client, tableName, target }: FixTarget, pk: string, sk
   }
 }
 
-/** Applies `changes` with `concurrency` writes in flight; outcomes come in the order of the changes. */
-export function applyChanges(
+/**
+ * Applies `changes` with `concurrency` writes in flight; outcomes come in the order of the changes. A change a stop
+ * kept from being sent (NotSentError) ends them: it and the changes after it are not reached (the client sends in
+ * the order capacity is taken, first come first served).
+ */
+export async function* applyChanges(
   fix: FixTarget,
   changes: readonly FixChange[],
   concurrency: number,
   shouldStop: () => boolean,
 ): AsyncGenerator<FixOutcome> {
-  return mapConcurrentOrdered(changes, concurrency, (change) => applyChange(fix, change), shouldStop);
+  try {
+    yield* mapConcurrentOrdered(changes, concurrency, (change) => applyChange(fix, change), shouldStop);
+  } catch (error) {
+    if (!(error instanceof NotSentError)) throw error;
+  }
 }
 
 /**

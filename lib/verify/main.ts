@@ -33,6 +33,7 @@ import {
   tableOption,
   stopSignalReceived,
   wasStopped,
+  stopSignal,
 } from '../cli.ts';
 import { checkTableName, type DynamoTarget } from '../dynamodbTarget.ts';
 import { type CapacityMeter, formatCapacitySummary } from '../capacity/meter.ts';
@@ -135,7 +136,11 @@ export async function main(argv: string[]): Promise<number> {
   const postgresTarget: PostgresTarget = { host, port, user, database };
   const settings = connectionSettingsFromEnvironment(process.env, host);
   checkTableName(tableName);
-  const client = createDynamoClient(target, { maxSockets: concurrency * 2 + 2, capacity: { maxRcu: args['max-rcu'], maxWcu: args['max-wcu'] } });
+  const client = createDynamoClient(target, {
+    maxSockets: concurrency * 2 + 2,
+    capacity: { maxRcu: args['max-rcu'], maxWcu: args['max-wcu'] },
+    stop: stopSignal,
+  });
   const meter = capacityMeterOf(client);
   try {
     // The cheap check first: a wrong table name or region fails before the database is touched.

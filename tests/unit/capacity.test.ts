@@ -39,21 +39,50 @@ function fakeClock(): Clock & { advance(ms: number): void } {
   };
 }
 
-test('the bucket holds one second of the cap and then paces requests to the cap', async () => {
+test('the bucket starts empty and paces requests to the cap from the first one: the average holds', async () => {
   const clock = fakeClock();
   const limiter = new RateLimiter(40, clock);
   for (let batch = 0; batch < 9; batch++) await limiter.take(25);
-  // 225 units: 40 at once, then 185 at 40 a second.
-  assert.ok(clock.now() >= 4600 && clock.now() <= 4700, String(clock.now()));
+  // 225 units at 40 a second, the first second included.
+  assert.equal(clock.now(), 5625);
 });
 
-test('a request larger than a second of budget waits for a full bucket and leaves it in debt', async () => {
+test('a request larger than the burst saves up to its own size and pays in full before it goes', async () => {
   const clock = fakeClock();
   const limiter = new RateLimiter(10, clock);
   await limiter.take(25);
-  assert.equal(clock.now(), 0);
+  assert.equal(clock.now(), 2500);
   await limiter.take(25);
-  assert.ok(clock.now() >= 2500 && clock.now() <= 2600, String(clock.now()));
+  assert.equal(clock.now(), 5000);
+});
+
+test('in any one-second window, at most 1.2 × the cap plus one request, whatever the sizes and pauses', async () => {
+  const clock = fakeClock();
+  const limiter = new RateLimiter(50, clock);
+  const sent: { at: number; units: number }[] = [];
+  const sizes = [1, 3, 120, 2, 2, 40, 7, 1, 1, 60, 5, 5, 5, 5, 5, 5, 5, 5];
+  for (const [index, units] of sizes.entries()) {
+    if (index % 5 === 0) clock.advance(3000); // idle: the bucket saves up no more than its burst
+    await limiter.take(units);
+    sent.push({ at: clock.now(), units });
+  }
+  for (const first of sent) {
+    const window = sent.filter((request) => request.at >= first.at && request.at < first.at + 1000);
+    const units = window.reduce((sum, request) => sum + request.units, 0);
+    assert.ok(units <= 1.2 * 50 + Math.max(...window.map((request) => request.units)), `${units} units in the second from ${first.at} ms`);
+  }
+});
+
+test('a stop while waiting for capacity rejects at once and spends nothing', async () => {
+  const limiter = new RateLimiter(1);
+  const stop = new AbortController();
+  const waiting = limiter.take(100, stop.signal);
+  const queued = limiter.take(1, stop.signal);
+  const started = performance.now();
+  stop.abort(new Error('stopped'));
+  await assert.rejects(waiting, /stopped/);
+  await assert.rejects(queued, /stopped/);
+  assert.ok(performance.now() - started < 1000);
 });
 
 test('throttling halves the rate once per burst, and the rate climbs back to the cap in about ten seconds', async () => {
@@ -98,7 +127,7 @@ test('without a cap, throttling limits the run to half of what it was consuming,
 test('the meter cuts Query and Scan pages to a tenth of a second of the read rate, learning the item size', () => {
   const meter = new CapacityMeter({ maxRcu: 100 });
   assert.equal(new CapacityMeter().pageLimit(true), undefined);
-  for (let page = 0; page < 8; page++) meter.learnPage(1, 200 * 20, 20, true);
+  for (let page = 0; page < 8; page++) meter.learnItems('', 1, 200 * 20, 20, true);
   // 10 units of 4 KB over items of about 200 bytes.
   const limit = meter.pageLimit(true)!;
   assert.ok(limit >= 150 && limit <= 210, String(limit));
