@@ -19,7 +19,8 @@ import { compareUtf8 } from '../cello/keyOrder.ts';
 import { mapConcurrentOrdered } from '../concurrency.ts';
 import { LINES_PER_PROJECT, quote, type PostgresProject, type PostgresToken } from './compare.ts';
 import type { PartitionOpener } from './dynamo.ts';
-import { StreamOrderError, partitionKeyOf, verifyPartition, type PartitionReport } from './partition.ts';
+import { StreamOrderError, verifyPartition, type PartitionReport } from './partition.ts';
+import { projectPk } from '../cello/keys.ts';
 import { TokensByProject, type OrphanTokens } from './tokensByProject.ts';
 import type { FixChange } from './fixPlan.ts';
 
@@ -119,7 +120,7 @@ export async function verifyMigration(input: VerificationInput): Promise<Verific
   }
   // The projects are held in memory anyway (a project is a name and a repository; there are far fewer projects
   // than tokens), so the set of their partition keys for the scan costs little.
-  const projectPks = new Set(projects.map((project) => partitionKeyOf(project.name)));
+  const projectPks = new Set(projects.map((project) => projectPk(project.name)));
   const extra = new ExtraPartitions(projectPks);
   const tokens = new TokensByProject(input.tokens, input.lineLimit ?? LINES_PER_PROJECT);
   const totals: VerificationTotals = {
@@ -146,7 +147,7 @@ export async function verifyMigration(input: VerificationInput): Promise<Verific
     const partitions = mapConcurrentOrdered(
       projects,
       concurrency,
-      async (project) => ({ project, items: await input.openPartition(partitionKeyOf(project.name)) }),
+      async (project) => ({ project, items: await input.openPartition(projectPk(project.name)) }),
       shouldStop,
     );
     for await (const { project, items } of partitions) {
