@@ -49,9 +49,9 @@ import { REPOSITORY } from '../lib/cello/items.ts';
 import { CELLO_TABLES } from '../lib/cello/sourceTables.ts';
 import { scanPages } from '../lib/scan.ts';
 import { partitionQuery, type PartitionOpener } from '../lib/verify/dynamo.ts';
-import { applyChanges, countStillDifferent, planAllChanges, type FixTarget } from '../lib/verify/fix.ts';
+import { applyChanges, planAllChanges, type FixTarget } from '../lib/verify/fix.ts';
 import { sparingOrphanPartitions, tokensNewerThanPostgres, type FixChange } from '../lib/verify/fixPlan.ts';
-import { countFix, emptyFixCounts, formatFixHeading, formatFixLine, formatFixSummary, formatNewerTokensRefusal } from '../lib/verify/fixReport.ts';
+import { formatNewerTokensRefusal } from '../lib/verify/fixReport.ts';
 import { StreamOrderError } from '../lib/verify/partition.ts';
 import { formatExtraPartitions, formatOrphanNote, formatPartitionReport, formatSummary } from '../lib/verify/report.ts';
 import { verifyMigration, type VerificationResult } from '../lib/verify/run.ts';
@@ -219,7 +219,7 @@ async function planChanges(result: VerificationResult, openPartition: PartitionO
   return changes;
 }
 
-/** Applies the changes (printing a line each, in plan order), reads them back, prints the summary; the exit code. */
+/** Refused (nothing written) when the table holds tokens the service created; else the changes applied and read back. */
 async function fixDifferences(
   fixTarget: FixTarget,
   changes: FixChange[],
@@ -229,23 +229,11 @@ async function fixDifferences(
 ): Promise<number> {
   const newer = tokensNewerThanPostgres(changes, newestInPostgres);
   if (newer.length > 0) throw new UserError(formatNewerTokensRefusal(newer, newestInPostgres), ExitCode.incomplete);
-  await printOutput(formatFixHeading(changes.length));
-  const counts = emptyFixCounts();
-  let reached = 0;
-  for await (const outcome of applyChanges(fixTarget, changes, concurrency * 2, wasStopped)) {
-    const change = changes[reached++]!;
-    countFix(counts, change, outcome);
-    await printOutput(formatFixLine(change, outcome));
-  }
-  if (reached < changes.length) {
-    counts.notReached = changes.length - reached;
-    const capacity = formatCapacitySummary(meter, { reads: false, indent: '  ' });
-    await printOutput(formatFixSummary(counts, { stillDifferent: undefined, changes: changes.length, stoppedBy: stopSignalReceived(), capacity }));
-    return ExitCode.interrupted;
-  }
-  const stillDifferent = await countStillDifferent(fixTarget, changes, concurrency * 2);
-  // Reads here are the whole run's (the comparison's, the conditions' read-backs, the final read): verify's own summary said the first.
-  const capacity = formatCapacitySummary(meter, { indent: '  ' });
-  await printOutput(formatFixSummary(counts, { stillDifferent, changes: changes.length, capacity }));
-  return stillDifferent === 0 ? ExitCode.ok : ExitCode.incomplete;
+  return applyChanges(fixTarget, changes, {
+    concurrency: concurrency * 2,
+    shouldStop: wasStopped,
+    stoppedBy: stopSignalReceived,
+    meter,
+    print: printOutput,
+  });
 }

@@ -10,6 +10,7 @@ import { startFaultProxy } from './support/faultProxy.ts';
 import { REGION, dynamoClient, getStack, newCelloDatabase, newCelloTable, runScript, type ScriptResult } from './support/harness.ts';
 import {
   FAST_RETRY_ENV,
+  GIVE_UP_FAST_ENV,
   MIXED_FAULTS_20,
   assertOneErrorLine,
   assertTableIs,
@@ -344,6 +345,42 @@ test('the final read-back survives partial batches (keys handed back unprocessed
   assert.ok((proxy.stats.unprocessedRequests ?? 0) > 0, JSON.stringify(proxy.stats));
   assert.match(result.stdout, /\nFinal comparison: 80 items read again, 80 hold PostgreSQL's values\.\n/);
   await assertTableIs(tableName, correctTable);
+});
+
+test('every write failing after the first three: the fix summary says what was written, then the error line (exit 3)', async (t: TestContext) => {
+  const tableName = await manyDifferences();
+  const writes = new Set(['PutItem', 'UpdateItem', 'DeleteItem']);
+  let applied = 0;
+  const proxy = await startFaultProxy({
+    target: stack.endpoint,
+    seed: 21,
+    rates: {},
+    operations: [...writes],
+    beforeForward: async (operation) => {
+      if (!writes.has(operation)) return;
+      applied++;
+      if (applied === 3) proxy.setRates({ internalError: 1 });
+    },
+  });
+  t.after(() => proxy.close());
+  const result = await runScript(
+    'verify_migration',
+    verifyArgs(stack.postgres, database.name, tableName, '--fix', '--endpoint-url', proxy.endpoint),
+    {
+      env: GIVE_UP_FAST_ENV,
+    },
+  );
+  assertOneErrorLine(result, /^error: DynamoDB kept failing/, 3);
+  const summary = fixSummary(result.stdout);
+  const written = summary['put (missing from the table)']! + summary['rewritten (values differed)']! + summary['deleted (not in PostgreSQL)']!;
+  assert.ok(applied >= 3, String(applied));
+  assert.equal(written, applied, result.stdout);
+  assert.equal(result.stdout.match(/: ✓ /g)?.length ?? 0, applied, result.stdout);
+  assert.match(result.stdout, new RegExp(`\\n {2}Not written \\(stopped by an error\\): ${80 - applied}\\n`), result.stdout);
+  assert.match(
+    result.stdout,
+    /\nResult: stopped before finishing — run the same command again: what is fixed already matches and is left alone\.\n$/,
+  );
 });
 
 test('killed with SIGKILL in the middle of its writes, then run again: the table converges', async () => {

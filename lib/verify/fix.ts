@@ -9,7 +9,10 @@ import type { DynamoTarget } from '../dynamodbTarget.ts';
 import { itemKeyString } from '../cello/keys.ts';
 import { forEachConcurrent, mapConcurrentOrdered } from '../concurrency.ts';
 import { mayHaveBeenApplied } from '../retry.ts';
+import { ExitCode } from '../cli.ts';
+import { type CapacityMeter, formatCapacitySummary } from '../capacity/meter.ts';
 import { describeAttributeValue } from './compare.ts';
+import { countFix, emptyFixCounts, formatFixHeading, formatFixLine, formatFixSummary } from './fixReport.ts';
 import type { PartitionOpener } from './dynamo.ts';
 import { conditionalWrite, extraItemChange, holdsTarget, type FixChange } from './fixPlan.ts';
 import type { VerificationResult } from './run.ts';
@@ -86,14 +89,57 @@ async function readItem({ client, tableName, target }: FixTarget, pk: string, sk
   }
 }
 
-/** Applies `changes` with `concurrency` writes in flight; outcomes come in the order of the changes. */
-export function applyChanges(
-  fix: FixTarget,
-  changes: readonly FixChange[],
-  concurrency: number,
-  shouldStop: () => boolean,
-): AsyncGenerator<FixOutcome> {
-  return mapConcurrentOrdered(changes, concurrency, (change) => applyChange(fix, change), shouldStop);
+export interface FixRun {
+  concurrency: number;
+  shouldStop: () => boolean;
+  /** The signal that stopped the run, once it has. */
+  stoppedBy: () => string | undefined;
+  meter: CapacityMeter;
+  print: (text: string) => Promise<void>;
+}
+
+/**
+ * Applies the changes (`concurrency` writes in flight, a line each in plan order), reads them back and prints the
+ * summary; returns the exit code. When DynamoDB fails for good (retries exhausted...), no write is started after it,
+ * those in flight settle and are printed, and the summary says what was written before the error is rethrown: the
+ * error line alone would hide the writes that succeeded.
+ */
+export async function applyChanges(fix: FixTarget, changes: readonly FixChange[], run: FixRun): Promise<number> {
+  let fatal: { error: unknown } | undefined;
+  const attempt = async (change: FixChange): Promise<FixOutcome | undefined> => {
+    if (fatal) return undefined;
+    try {
+      return await applyChange(fix, change);
+    } catch (error) {
+      fatal ??= { error };
+      return undefined;
+    }
+  };
+  await run.print(formatFixHeading(changes.length));
+  const counts = emptyFixCounts();
+  let reached = 0;
+  for await (const outcome of mapConcurrentOrdered(changes, run.concurrency, attempt, () => run.shouldStop() || fatal !== undefined)) {
+    const change = changes[reached++]!;
+    if (outcome === undefined) continue;
+    countFix(counts, change, outcome);
+    await run.print(formatFixLine(change, outcome));
+  }
+  const done = counts.put + counts.rewritten + counts.deleted + counts.changedByOthers + counts.failed + counts.unfixable;
+  if (fatal || done < changes.length) {
+    counts.notReached = changes.length - done;
+    const capacity = formatCapacitySummary(run.meter, { reads: false, indent: '  ' });
+    const stoppedBy = fatal ? undefined : run.stoppedBy();
+    await run.print(
+      formatFixSummary(counts, { stillDifferent: undefined, changes: changes.length, stoppedBy, failed: fatal !== undefined, capacity }),
+    );
+    if (fatal) throw fatal.error;
+    return ExitCode.interrupted;
+  }
+  const stillDifferent = await countStillDifferent(fix, changes, run.concurrency);
+  // Reads here are the whole run's (the comparison's, the conditions' read-backs, the final read): verify's own summary said the first.
+  const capacity = formatCapacitySummary(run.meter, { indent: '  ' });
+  await run.print(formatFixSummary(counts, { stillDifferent, changes: changes.length, capacity }));
+  return stillDifferent === 0 ? ExitCode.ok : ExitCode.incomplete;
 }
 
 /**

@@ -69,6 +69,8 @@ export interface FixSummaryOptions {
   stillDifferent: number | undefined;
   changes: number;
   stoppedBy?: string | undefined;
+  /** DynamoDB failed for good (the error follows on stderr): the changes left were not written. */
+  failed?: boolean;
   /** The capacity lines (lib/capacity/meter.ts, formatCapacitySummary), indented like the counts. */
   capacity?: string;
 }
@@ -87,7 +89,8 @@ export function formatFixSummary(counts: FixCounts, options: FixSummaryOptions):
   ];
   const { stillDifferent, changes } = options;
   if (stillDifferent === undefined) {
-    lines.push(`  Not reached (stopped by ${options.stoppedBy ?? 'a signal'}): ${formatCount(counts.notReached)}`);
+    const notDone = options.failed ? 'Not written (stopped by an error)' : `Not reached (stopped by ${options.stoppedBy ?? 'a signal'})`;
+    lines.push(`  ${notDone}: ${formatCount(counts.notReached)}`);
     lines.push('Result: stopped before finishing — run the same command again: what is fixed already matches and is left alone.');
   } else {
     lines.push(
