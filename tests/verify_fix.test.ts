@@ -120,18 +120,28 @@ describe('each kind of difference, fixed alone', { concurrency: 3 }, () => {
     );
   });
 
-  test('an item whose key is not a Cello item’s (another application’s, in a shared table) is reported, never deleted', async () => {
+  test('a shared table: other applications’ items are counted apart, never compared nor touched; the runbook ends clean', async () => {
     const theirs: DynamoItem[] = [
-      { pk: { S: 'USER#bob' }, sk: { S: 'PROFILE' }, name: { S: 'Bob' } },
+      { pk: { S: 'USER#bob' }, sk: { S: 'PROFILE' }, name: { S: 'Bob' }, created_at: { S: '2030-01-01 00:00:00+00' } },
       { pk: { S: 'PROJECT#project-1' }, sk: { S: 'AUDIT#2022-01-01' }, who: { S: 'bob' } },
+      { pk: { S: 'PROJECT#not-a-cello-project' }, sk: { S: 'SETTINGS' }, theme: { S: 'dark' } },
     ];
     const revoked = { ...tokenOf(0), sk: { S: 'TOKEN#revoked' }, token_id: { S: 'revoked' } };
     const tableName = await migratedTable(...theirs.map(put), put(revoked));
+    const before = await verify(tableName);
+    assert.equal(before.code, 1, before.stdout + before.stderr);
+    assert.match(before.stdout, /\n {2}Items of other applications \(not compared\): 3\n/);
+    assert.match(before.stdout, /\n {2}Differences: 1\nResult: 1 difference found\.\n$/);
     const result = await verify(tableName, '--fix');
-    assert.equal(result.code, 1, result.stdout + result.stderr);
-    assert.match(result.stdout, /\n\[USER#bob\]\[PROFILE\]: ✗ cannot be fixed: not a Cello item/);
-    assert.match(result.stdout, /\n\[PROJECT#project-1\]\[AUDIT#2022-01-01\]: ✗ cannot be fixed: not a Cello item/);
+    assert.equal(result.code, 0, result.stdout + result.stderr);
+    assert.doesNotMatch(result.stdout, /✗|USER#bob|AUDIT|SETTINGS/);
     assert.match(result.stdout, /\]\[TOKEN#revoked\]: ✓ deleted \(not in PostgreSQL\)\n/);
+    const after = await verify(tableName);
+    assert.equal(after.code, 0, after.stdout + after.stderr);
+    assert.match(
+      after.stdout,
+      /\n {2}Items of other applications \(not compared\): 3\n {2}Differences: 0\nResult: the table matches PostgreSQL\.\n$/,
+    );
     const table = await rawTable(tableName);
     for (const item of theirs) assert.deepEqual(table.get(keyOf(item)), item);
     assert.equal(table.has(keyOf(revoked)), false);

@@ -67,6 +67,14 @@ export function isTokenSk(sk: unknown): boolean {
 }
 
 /**
+ * Whether a key is a Cello item's: a `PROJECT#<name>` partition with `METADATA` or `TOKEN#<id>`. In a shared table
+ * every other item is another application's: no step compares, converts or deletes it.
+ */
+export function isCelloItemKey(pk: unknown, sk: unknown): boolean {
+  return typeof pk === 'string' && pk.startsWith(PROJECT_PREFIX) && (isMetadataSk(sk) || isTokenSk(sk));
+}
+
+/**
  * One string per item key, for Map and Set keys. JSON keeps it unambiguous: plain concatenation would make
  * (`a#`, `b`) and (`a`, `#b`) collide.
  */

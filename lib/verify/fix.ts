@@ -6,7 +6,7 @@
 import { DeleteItemCommand, GetItemCommand, PutItemCommand, UpdateItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { BATCH_GET_LIMIT, getItemsConsistently, toDynamoUserError, type DynamoItem } from '../dynamodb.ts';
 import type { DynamoTarget } from '../dynamodbTarget.ts';
-import { itemKeyString } from '../cello/keys.ts';
+import { isCelloItemKey, itemKeyString } from '../cello/keys.ts';
 import { forEachConcurrent, mapConcurrentOrdered } from '../concurrency.ts';
 import { mayHaveBeenApplied } from '../retry.ts';
 import { ExitCode } from '../cli.ts';
@@ -158,7 +158,8 @@ export async function planAllChanges(
 }
 
 /**
- * The delete of every item under the extra partition keys (read whole, for the conditions), in key order, at most
+ * The delete of every Cello item under the extra partition keys (read whole, for the conditions; another
+ * application's items there are left alone), in key order, at most
  * `limit`; undefined when there are more.
  */
 async function extraPartitionDeletes(
@@ -174,7 +175,7 @@ async function extraPartitionDeletes(
     return items;
   });
   for await (const items of partitions) {
-    for (const item of items) changes.push(extraItemChange(item));
+    for (const item of items) if (isCelloItemKey(item.pk?.S, item.sk?.S)) changes.push(extraItemChange(item));
     if (changes.length > limit) return undefined;
   }
   return changes;

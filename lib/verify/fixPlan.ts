@@ -10,7 +10,7 @@ import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import { isDeepStrictEqual } from 'node:util';
 import type { DynamoItem } from '../dynamodb.ts';
 import { CELLO_ATTRIBUTES, CREATED_AT, EXPIRES_AT, TOKEN_ID } from '../cello/items.ts';
-import { METADATA_SK, PROJECT_PREFIX, TOKEN_PREFIX, isMetadataSk, isTokenSk } from '../cello/keys.ts';
+import { METADATA_SK, PROJECT_PREFIX, TOKEN_PREFIX, isCelloItemKey, isTokenSk } from '../cello/keys.ts';
 import { buildProjectItem, buildTokenItem, projectNameProblem } from '../load/items.ts';
 import { TimestampError, toCanonicalTimestamp } from '../timestamps.ts';
 import { describeAttributeValue, type PostgresProject, type PostgresToken } from './compare.ts';
@@ -69,7 +69,8 @@ export function differingItemChange(pk: string, sk: string, read: DynamoItem, pr
 export function extraItemChange(read: DynamoItem): FixChange {
   const pk = read.pk?.S ?? '';
   const sk = read.sk?.S ?? '';
-  if (!pk.startsWith(PROJECT_PREFIX) || !(isMetadataSk(sk) || isTokenSk(sk))) {
+  // The callers pass Cello items only; this is the last line of defence.
+  if (!isCelloItemKey(pk, sk)) {
     return {
       kind: 'unfixable',
       pk,

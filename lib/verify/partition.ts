@@ -1,7 +1,7 @@
 // One project's partition: the merge-join of its PostgreSQL rows with its DynamoDB items, both in UTF-8 byte order.
 import type { DynamoItem } from '../dynamodb.ts';
 import { compareUtf8 } from '../cello/keyOrder.ts';
-import { METADATA_SK, TOKEN_PREFIX, isTokenSk, projectPk } from '../cello/keys.ts';
+import { METADATA_SK, TOKEN_PREFIX, isCelloItemKey, isTokenSk, projectPk } from '../cello/keys.ts';
 import {
   DifferenceList,
   LINES_PER_PROJECT,
@@ -96,12 +96,15 @@ export async function verifyPartition(
     if (next.value.token) report.tokensInPostgres++;
     return next.value;
   };
-  const nextActual = async () => {
-    const next = await actualStream.next();
-    if (next.done) return undefined;
-    report.itemsInTable++;
-    if (isTokenSk(next.value.sk?.S)) report.tokenItemsInTable++;
-    return next.value;
+  // Another application's items in the partition (run.ts counts them from the scan) are not the project's.
+  const nextActual = async (): Promise<DynamoItem | undefined> => {
+    for (let next = await actualStream.next(); !next.done; next = await actualStream.next()) {
+      if (!isCelloItemKey(pk, next.value.sk?.S)) continue;
+      report.itemsInTable++;
+      if (isTokenSk(next.value.sk?.S)) report.tokenItemsInTable++;
+      return next.value;
+    }
+    return undefined;
   };
 
   let expected = await nextExpected();
