@@ -50,8 +50,9 @@ import { CELLO_TABLES } from '../lib/cello/sourceTables.ts';
 import { scanPages } from '../lib/scan.ts';
 import { partitionQuery, type PartitionOpener } from '../lib/verify/dynamo.ts';
 import { applyChanges, planAllChanges, type FixTarget } from '../lib/verify/fix.ts';
-import { sparingOrphanPartitions, tokensNewerThanPostgres, type FixChange } from '../lib/verify/fixPlan.ts';
-import { formatNewerTokensRefusal } from '../lib/verify/fixReport.ts';
+import { sparingOrphanPartitions, type FixChange } from '../lib/verify/fixPlan.ts';
+import { formatUnexplainedRefusal, recordTokenPuts, unexplainedTokens } from '../lib/verify/cutoverGuard.ts';
+import { checkInputFile } from '../lib/files.ts';
 import { StreamOrderError } from '../lib/verify/partition.ts';
 import { formatExtraPartitions, formatOrphanNote, formatPartitionReport, formatSummary } from '../lib/verify/report.ts';
 import { verifyMigration, type VerificationResult } from '../lib/verify/run.ts';
@@ -105,6 +106,11 @@ function parseArguments() {
         default: false,
         describe: `also compare tokens whose project is missing from the projects table, as migrate_dump_postgres.ts --include-orphans writes them (under their project name, ${REPOSITORY} NULL)`,
       })
+      .option('migration-file', {
+        type: 'string',
+        describe:
+          "with --fix: Step 1's file, the evidence of which tokens the migration wrote (a token PostgreSQL revoked since is then deleted, not taken for one the service created); --fix lists the tokens it puts beside it",
+      })
       .option('fix', {
         type: 'boolean',
         default: false,
@@ -115,7 +121,7 @@ function parseArguments() {
       .example('npx tsx scripts/$0 localhost cello_user cello_db cello us-west-2', '')
       .example('npx tsx scripts/$0 db.example.com:5433 cello_user cello_db cello us-west-2 --concurrency 16', '')
       .example('npx tsx scripts/$0 db.example.com cello_user cello_db cello us-west-2 --include-orphans', '')
-      .example('npx tsx scripts/$0 db.example.com cello_user cello_db cello us-west-2 --fix', '')
+      .example('npx tsx scripts/$0 db.example.com cello_user cello_db cello us-west-2 --fix --migration-file migration_data.json', '')
       .example('PGSSLMODE=require npx tsx scripts/$0 db.example.com cello_user cello_db cello us-west-2', '')
       .parseAsync()
   );
@@ -132,6 +138,8 @@ await runMain(async () => {
   const concurrency = args.concurrency;
   const includeOrphans = args['include-orphans'];
   const fix = args.fix;
+  const migrationFile = args['migration-file'];
+  if (migrationFile !== undefined) await checkInputFile(migrationFile);
   const target: DynamoTarget = { region, endpointUrl: args['endpoint-url'] };
   const { host, port } = parseHostArgument(String(args.db_host));
   const postgresTarget: PostgresTarget = { host, port, user, database };
@@ -201,7 +209,7 @@ await runMain(async () => {
     if (!result.complete) return ExitCode.interrupted;
     if (!fix || result.totals.differences === 0) return result.totals.differences === 0 ? ExitCode.ok : ExitCode.incomplete;
     const changes = sparingOrphanPartitions(await planChanges(result, openPartition, concurrency), orphanPks);
-    return fixDifferences({ client, tableName, target }, changes, newestInPostgres, concurrency, meter);
+    return fixDifferences({ client, tableName, target }, changes, { newestInPostgres, migrationFile, concurrency, meter });
   } finally {
     client.destroy();
   }
@@ -223,12 +231,12 @@ async function planChanges(result: VerificationResult, openPartition: PartitionO
 async function fixDifferences(
   fixTarget: FixTarget,
   changes: FixChange[],
-  newestInPostgres: string | null,
-  concurrency: number,
-  meter: CapacityMeter,
+  options: { newestInPostgres: string | null; migrationFile: string | undefined; concurrency: number; meter: CapacityMeter },
 ): Promise<number> {
-  const newer = tokensNewerThanPostgres(changes, newestInPostgres);
-  if (newer.length > 0) throw new UserError(formatNewerTokensRefusal(newer, newestInPostgres), ExitCode.incomplete);
+  const { newestInPostgres, migrationFile, concurrency, meter } = options;
+  const unexplained = await unexplainedTokens(changes, newestInPostgres, migrationFile);
+  if (unexplained.length > 0) throw new UserError(formatUnexplainedRefusal(unexplained, newestInPostgres, migrationFile), ExitCode.incomplete);
+  if (migrationFile !== undefined) await recordTokenPuts(migrationFile, changes);
   return applyChanges(fixTarget, changes, {
     concurrency: concurrency * 2,
     shouldStop: wasStopped,

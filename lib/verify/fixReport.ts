@@ -2,7 +2,7 @@
 import { formatCount } from '../cli.ts';
 import { displayName } from './compare.ts';
 import type { FixOutcome } from './fix.ts';
-import { attributesToSet, type FixChange, type NewerToken } from './fixPlan.ts';
+import { attributesToSet, type FixChange } from './fixPlan.ts';
 
 function itemKey(pk: string, sk: string): string {
   return `[${displayName(pk)}][${displayName(sk)}]`;
@@ -106,16 +106,4 @@ export function formatFixSummary(counts: FixCounts, options: FixSummaryOptions):
     );
   }
   return `${lines.join('\n')}\n`;
-}
-
-/** The refusal when the table holds tokens newer than PostgreSQL's newest: the service writes to the table already. */
-export function formatNewerTokensRefusal(newer: readonly NewerToken[], newestInPostgres: string | null): string {
-  const first = newer[0]!;
-  const count = newer.length === 1 ? '1 token item' : `${formatCount(newer.length)} token items`;
-  const bound = newestInPostgres === null ? 'PostgreSQL has no tokens at all' : `PostgreSQL's newest token was created at ${newestInPostgres}`;
-  return (
-    `--fix refused, nothing written: the table holds ${count} not in PostgreSQL and created later than its newest token ` +
-    `(${itemKey(first.pk, first.sk)} created at ${first.createdAt}; ${bound}) — the Cello service seems to write to the table already, ` +
-    'and after the switch PostgreSQL is no longer the truth; see "Catching up before cutover" in the guide'
-  );
 }
