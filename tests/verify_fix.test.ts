@@ -395,6 +395,23 @@ test('every write failing after the first three: the fix summary says what was w
   );
 });
 
+test('the final read-back failing for good: the fix summary still says what was written, then the error line (exit 3)', async (t: TestContext) => {
+  const tableName = await manyDifferences();
+  const proxy = await startFaultProxy({ target: stack.endpoint, seed: 22, rates: { internalError: 1 }, operations: ['BatchGetItem'] });
+  t.after(() => proxy.close());
+  const result = await runScript(
+    'verify_migration',
+    verifyArgs(stack.postgres, database.name, tableName, '--fix', '--endpoint-url', proxy.endpoint),
+    {
+      env: GIVE_UP_FAST_ENV,
+    },
+  );
+  assertOneErrorLine(result, /^error: DynamoDB kept failing/, 3);
+  assert.deepEqual(fixSummary(result.stdout), counts(40, 20, 20));
+  assert.match(result.stdout, /\nFinal comparison: not done \(DynamoDB failed: the error follows\)\.\n/);
+  await assertTableIs(tableName, correctTable);
+});
+
 test('killed with SIGKILL in the middle of its writes, then run again: the table converges', async () => {
   const tableName = await manyDifferences();
   const proxy = await startFaultProxy({ target: stack.endpoint, seed: 9, rates: {}, fixedDelayMs: 10 });

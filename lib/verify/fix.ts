@@ -129,16 +129,22 @@ export async function applyChanges(fix: FixTarget, changes: readonly FixChange[]
     counts.notReached = changes.length - done;
     const capacity = formatCapacitySummary(run.meter, { reads: false, indent: '  ' });
     const stoppedBy = fatal ? undefined : run.stoppedBy();
-    await run.print(
-      formatFixSummary(counts, { stillDifferent: undefined, changes: changes.length, stoppedBy, failed: fatal !== undefined, capacity }),
-    );
+    const failure = fatal ? 'writes' : undefined;
+    await run.print(formatFixSummary(counts, { stillDifferent: undefined, changes: changes.length, stoppedBy, failure, capacity }));
     if (fatal) throw fatal.error;
     return ExitCode.interrupted;
   }
-  const stillDifferent = await countStillDifferent(fix, changes, run.concurrency);
+  let stillDifferent: number | undefined;
+  try {
+    stillDifferent = await countStillDifferent(fix, changes, run.concurrency);
+  } catch (error) {
+    fatal = { error };
+  }
   // Reads here are the whole run's (the comparison's, the conditions' read-backs, the final read): verify's own summary said the first.
   const capacity = formatCapacitySummary(run.meter, { indent: '  ' });
-  await run.print(formatFixSummary(counts, { stillDifferent, changes: changes.length, capacity }));
+  const failure = fatal ? 'readBack' : undefined;
+  await run.print(formatFixSummary(counts, { stillDifferent, changes: changes.length, failure, capacity }));
+  if (fatal) throw fatal.error;
   return stillDifferent === 0 ? ExitCode.ok : ExitCode.incomplete;
 }
 

@@ -69,8 +69,11 @@ export interface FixSummaryOptions {
   stillDifferent: number | undefined;
   changes: number;
   stoppedBy?: string | undefined;
-  /** DynamoDB failed for good (the error follows on stderr): the changes left were not written. */
-  failed?: boolean;
+  /**
+   * DynamoDB failed for good (the error follows on stderr): during the writes (the changes left were not written),
+   * or during the final read-back (every change was applied, but not read again).
+   */
+  failure?: 'writes' | 'readBack' | undefined;
   /** The capacity lines (lib/capacity/meter.ts, formatCapacitySummary), indented like the counts. */
   capacity?: string;
 }
@@ -88,8 +91,12 @@ export function formatFixSummary(counts: FixCounts, options: FixSummaryOptions):
     ...(options.capacity ?? '').split('\n').filter((line) => line !== ''),
   ];
   const { stillDifferent, changes } = options;
-  if (stillDifferent === undefined) {
-    const notDone = options.failed ? 'Not written (stopped by an error)' : `Not reached (stopped by ${options.stoppedBy ?? 'a signal'})`;
+  if (options.failure === 'readBack') {
+    lines.push('Final comparison: not done (DynamoDB failed: the error follows).');
+    lines.push('Result: the writes above are done — run the same command again to compare the table once DynamoDB answers.');
+  } else if (stillDifferent === undefined) {
+    const notDone =
+      options.failure === 'writes' ? 'Not written (stopped by an error)' : `Not reached (stopped by ${options.stoppedBy ?? 'a signal'})`;
     lines.push(`  ${notDone}: ${formatCount(counts.notReached)}`);
     lines.push('Result: stopped before finishing — run the same command again: what is fixed already matches and is left alone.');
   } else {
