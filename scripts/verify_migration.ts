@@ -13,7 +13,8 @@
 // How the comparison streams both sides without loading them: lib/verify/run.ts.
 //
 // With --fix (the catch-up before cutover), the comparison also plans a write per difference; then, unless the
-// table holds tokens newer than PostgreSQL's newest (the service writes to it already: refused), each is applied
+// table holds tokens nothing shows the migration wrote (the service writes to it already: refused,
+// lib/verify/cutoverGuard.ts), each is applied
 // with a condition on what was read (lib/verify/fixPlan.ts, fix.ts), and every item touched is read again.
 import {
   ExitCode,
@@ -115,7 +116,7 @@ function parseArguments() {
         type: 'boolean',
         default: false,
         describe:
-          "then bring the table in line with PostgreSQL: put missing items, rewrite differing ones, delete extra ones, each only if unchanged since read (before cutover only; refused when the table holds tokens newer than PostgreSQL's)",
+          'then bring the table in line with PostgreSQL: put missing items, rewrite differing ones, delete extra ones, each only if unchanged since read (before cutover only; refused when the table holds tokens the service seems to have created: see --migration-file)',
       })
       // Whole commands as the guide writes them, without descriptions: each keeps one line and can be copied whole.
       .example('npx tsx scripts/$0 localhost cello_user cello_db cello us-west-2', '')
