@@ -122,7 +122,7 @@ function parseArguments() {
       .example('npx tsx scripts/$0 localhost cello_user cello_db cello us-west-2', '')
       .example('npx tsx scripts/$0 db.example.com:5433 cello_user cello_db cello us-west-2 --concurrency 16', '')
       .example('npx tsx scripts/$0 db.example.com cello_user cello_db cello us-west-2 --include-orphans', '')
-      .example('npx tsx scripts/$0 db.example.com cello_user cello_db cello us-west-2 --fix --migration-file migration_data.json', '')
+      .example('npx tsx scripts/$0 localhost cello_user cello_db cello us-west-2 --fix --migration-file data.json', '')
       .example('PGSSLMODE=require npx tsx scripts/$0 db.example.com cello_user cello_db cello us-west-2', '')
       .parseAsync()
   );
