@@ -24,6 +24,7 @@
 import { isUtf8 } from 'node:buffer';
 import { EXPIRES_AT, REPOSITORY, TIMESTAMP_ATTRIBUTES, TOKENS_FIELD, TOKEN_ATTRIBUTES, TOKEN_ID, type TimestampAttribute } from './cello/items.ts';
 import { compareUtf8 } from './cello/keyOrder.ts';
+import { KeyError, tokenSk } from './cello/keys.ts';
 import { PROJECTS_TABLE, PROJECT_COLUMN, TOKENS_TABLE } from './cello/sourceTables.ts';
 import type { OutputPieces } from './files.ts';
 import type { TextOrder } from './postgres/textOrder.ts';
@@ -282,6 +283,7 @@ export class MigrationJsonBuilder {
       project !== null &&
       sameBytes(project, fastPathProject) &&
       tokenId !== null &&
+      tokenId.length > 0 &&
       isPlainJsonText(tokenId) &&
       TOKEN_VALUE_FIELDS.every((field) => isFastPathValue(field, row[field.column]!))
     ) {
@@ -348,6 +350,12 @@ export class MigrationJsonBuilder {
   }
 
   private tokenText(row: DumpRow): string {
+    try {
+      tokenSk(row[TOKEN_ID] as string);
+    } catch (error) {
+      if (!(error instanceof KeyError)) throw error;
+      throw new DumpValueError(`token ${jsonValue(row[TOKEN_ID])} of project ${jsonValue(row[PROJECT_COLUMN])}: ${error.message}`);
+    }
     // Every timestamp is converted before anything is written: the first bad one is the error.
     const values = TOKEN_VALUE_FIELDS.map((field) => {
       const value = row[field.attribute];

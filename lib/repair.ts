@@ -10,7 +10,7 @@
 import type { AttributeValue, UpdateItemCommandInput } from '@aws-sdk/client-dynamodb';
 import { attributeValueToJson } from './ddbJson.ts';
 import { NULL_IN_TABLE, TIMESTAMP_ATTRIBUTES, TIMESTAMP_NULL, type TimestampAttribute } from './cello/items.ts';
-import { describeItemKey, isMetadataSk, isTokenSk } from './cello/keys.ts';
+import { describeItemKey, isCelloItemKey, isMetadataSk } from './cello/keys.ts';
 import { formatCount } from './cli.ts';
 import { EPOCH_REASON, TimestampError, isCanonicalTimestamp, toCanonicalTimestamp } from './timestamps.ts';
 
@@ -73,6 +73,8 @@ export interface RecordRepairPlan {
   sk: string;
   /** The project's own item: never touched. */
   isMetadata: boolean;
+  /** Another application's item (a shared table: lib/cello/keys.ts, isCelloItemKey): never touched. */
+  isOtherApplication: boolean;
   /** Legacy values and their canonical forms, in TIMESTAMP_ATTRIBUTES order. Empty: nothing to write. */
   changes: TimestampChange[];
   /** Values that name no instant for sure, reported and left unchanged. */
@@ -90,23 +92,21 @@ function nonStringReason(value: unknown): string {
 
 /**
  * What the repair does to one record, field by field:
- * - METADATA records are skipped whole.
+ * - METADATA records are skipped whole, and so are other applications' items (a shared table).
  * - A canonical value is left; so is an empty expires_at (the table's "no expiry").
  * - A string naming one instant (the legacy PostgreSQL text in any offset, RFC 3339, ISO 8601 with a zone, any
  *   fraction length: toCanonicalTimestamp) becomes the same instant in canonical form.
  * - Anything else is left unchanged and listed in `unconverted` with the reason: a string without a zone or in no
- *   timestamp form, a non-string (an epoch number), an empty created_at, and on token items (sk `TOKEN#...`) a
- *   missing attribute (Cello needs both). A missing attribute on an item of another kind is not reported: such
- *   items need not have timestamps.
+ *   timestamp form, a non-string (an epoch number), an empty created_at, and a missing attribute (Cello needs both).
  */
 export function planRecordRepair(record: DumpRecord): RecordRepairPlan {
-  const plan: RecordRepairPlan = { pk: record.pk, sk: record.sk, isMetadata: isMetadataSk(record.sk), changes: [], unconverted: [] };
-  if (plan.isMetadata) return plan;
-  const isToken = isTokenSk(record.sk);
+  const { pk, sk } = record;
+  const plan: RecordRepairPlan = { pk, sk, isMetadata: isMetadataSk(sk), isOtherApplication: !isCelloItemKey(pk, sk), changes: [], unconverted: [] };
+  if (plan.isMetadata || plan.isOtherApplication) return plan;
   for (const field of TIMESTAMP_ATTRIBUTES) {
     const value = Object.hasOwn(record, field) ? record[field] : undefined;
     if (value === undefined) {
-      if (isToken) plan.unconverted.push({ field, value, reason: MISSING_REASON });
+      plan.unconverted.push({ field, value, reason: MISSING_REASON });
     } else if (typeof value !== 'string') {
       plan.unconverted.push({ field, value, reason: nonStringReason(value) });
     } else if (isCanonicalTimestamp(value) || (TIMESTAMP_NULL[field].nullable && value === NULL_IN_TABLE)) {
@@ -262,6 +262,8 @@ export interface RepairCounts {
    * values), or a live run found the table already holding the new values (an earlier run fixed them).
    */
   skipped: number;
+  /** Of the skipped: other applications' items (a shared table), never looked at. */
+  otherApplications: number;
   /** Records updated, failed, or (dry run) to be updated: each is one UpdateItem in a live run. */
   processed: number;
   /** Live: records updated. Dry run: records that would be updated. */
@@ -273,13 +275,14 @@ export interface RepairCounts {
 }
 
 export function emptyRepairCounts(total: number): RepairCounts {
-  return { total, skipped: 0, processed: 0, successful: 0, failed: 0, unconvertedValues: 0 };
+  return { total, skipped: 0, otherApplications: 0, processed: 0, successful: 0, failed: 0, unconvertedValues: 0 };
 }
 
 /** Adds one record's plan and outcome to the counts. */
 export function countRecord(counts: RepairCounts, plan: RecordRepairPlan, outcome: RecordOutcome): void {
   if (outcome.kind === 'notSent') return;
   counts.unconvertedValues += plan.unconverted.length;
+  if (plan.isOtherApplication) counts.otherApplications++;
   if (outcome.kind === 'skipped' || outcome.kind === 'alreadyFixed') {
     counts.skipped++;
     return;
@@ -308,6 +311,7 @@ export function formatSummary(
     'Summary:',
     `  Total records: ${formatCount(counts.total)}`,
     `  Skipped: ${formatCount(counts.skipped)}`,
+    ...(counts.otherApplications > 0 ? [`  Items of other applications (left as they are): ${formatCount(counts.otherApplications)}`] : []),
     `  Processed: ${formatCount(counts.processed)}`,
     `  Successful: ${formatCount(counts.successful)}`,
     `  Failed: ${formatCount(counts.failed)}`,

@@ -842,6 +842,13 @@ CASES.push(
     message: /connection refused/,
   },
   { script: 'verify_migration', what: '--fix=yes', args: (f) => verify(f, '--fix=yes'), code: 2, message: /--fix is true or false, got "yes"/ },
+  {
+    script: 'verify_migration',
+    what: '--migration-file without --fix',
+    args: (f) => verify(f, '--migration-file', f.validDump),
+    code: 2,
+    message: /--migration-file is evidence for --fix and is read only with it/,
+  },
 );
 
 test('the matrix lists at least 25 cases, for every script', () => {

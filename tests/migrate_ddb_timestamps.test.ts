@@ -368,6 +368,29 @@ function canonicalOf(legacy: string): string {
   return `${date}T${clock}.${fraction!.padEnd(9, '0')}Z`;
 }
 
+test('a shared table: other applications’ items are left as they are, counted apart', async () => {
+  const { tableName, client } = await newCelloTable();
+  const theirs: DynamoItem[] = [
+    { pk: s('USER#bob'), sk: s('PROFILE'), created_at: s('2022-02-02 18:01:49+00') },
+    { pk: s('PROJECT#alpha'), sk: s('AUDIT#1'), created_at: s('2022-02-02 18:01:49+00'), expires_at: { N: '1643824909' } },
+  ];
+  await put(client, tableName, [...theirs, token('alpha', 'legacy', { created_at: s('2022-02-02 18:01:49+00'), expires_at: s('') })]);
+  const result = await runScript('migrate_ddb_timestamps', repairArgs(await dump(tableName), tableName));
+  assert.equal(result.code, 0, result.stdout + result.stderr);
+  assert.deepEqual(summaryOf(result.stdout), {
+    'Total records': 3,
+    Skipped: 2,
+    'Items of other applications (left as they are)': 2,
+    Processed: 1,
+    Successful: 1,
+    Failed: 0,
+  });
+  assert.doesNotMatch(result.stdout, /USER#bob|AUDIT/);
+  const items = await rawItems(client, tableName);
+  for (const item of theirs) assert.deepEqual(items.get(`[${item.pk!.S}][${item.sk!.S}]`), item);
+  assert.equal(items.get('[PROJECT#alpha][TOKEN#legacy]')?.created_at?.S, '2022-02-02T18:01:49.000000000Z');
+});
+
 test('an item changed or deleted between dump and repair is not overwritten, is reported, and the exit code is 1', async () => {
   const { tableName, client } = await newCelloTable();
   await put(client, tableName, legacyTokens(3, 'live'));

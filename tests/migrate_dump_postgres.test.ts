@@ -257,6 +257,16 @@ test('an infinite timestamp fails naming the token; no file is written', async (
   assert.deepEqual(readdirSync(folder), []);
 });
 
+test('an empty token id fails naming its project (TOKEN# is no token: lib/cello/keys.ts); no file is written', async () => {
+  const { name, sql } = await newCelloDatabase();
+  await insertProjects(sql, [['p', 'r']]);
+  await sql.unsafe(`INSERT INTO tokens VALUES ('', '2022-01-01 00:00:00+00', 'p', NULL)`);
+  const folder = temporaryFolder();
+  const result = await dump(name, join(folder, 'out.json'));
+  assertFailure(result, 3, /token "" of project "p": token id must not be empty — correct the value in PostgreSQL/);
+  assert.deepEqual(readdirSync(folder), []);
+});
+
 // ---- orphans -------------------------------------------------------------------------------------------------------
 
 async function databaseWithOrphans(): Promise<{ name: string; sql: AdminSql }> {

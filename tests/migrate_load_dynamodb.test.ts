@@ -331,7 +331,6 @@ const INVALID_FILES: [string, string, RegExp][] = [
     JSON.stringify({ alpha: { repository: null, tokens: [{ ...VALID_TOKEN, token_id: '' }] } }),
     /tokens\[0\]: token_id is empty/,
   ],
-  ['an empty project name', JSON.stringify({ '': { repository: null, tokens: [] } }), /the project name is empty/],
   ['an unknown field', JSON.stringify({ alpha: { repository: null, tokens: [{ ...VALID_TOKEN, project: 'alpha' }] } }), /unknown field "project"/],
   [
     'a token id too long for a sort key',

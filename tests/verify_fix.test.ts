@@ -4,12 +4,15 @@
 // guard, and bad input that writes nothing.
 import { describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
 import { DeleteItemCommand, PutItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { DynamoItem } from '../lib/dynamodb.ts';
 import { startFaultProxy } from './support/faultProxy.ts';
-import { REGION, dynamoClient, getStack, newCelloDatabase, newCelloTable, runScript, type ScriptResult } from './support/harness.ts';
+import { REGION, dynamoClient, getStack, newCelloDatabase, newCelloTable, runScript, temporaryFolder, type ScriptResult } from './support/harness.ts';
 import {
   FAST_RETRY_ENV,
+  GIVE_UP_FAST_ENV,
   MIXED_FAULTS_20,
   assertOneErrorLine,
   assertTableIs,
@@ -119,18 +122,28 @@ describe('each kind of difference, fixed alone', { concurrency: 3 }, () => {
     );
   });
 
-  test('an item whose key is not a Cello item’s (another application’s, in a shared table) is reported, never deleted', async () => {
+  test('a shared table: other applications’ items are counted apart, never compared nor touched; the runbook ends clean', async () => {
     const theirs: DynamoItem[] = [
-      { pk: { S: 'USER#bob' }, sk: { S: 'PROFILE' }, name: { S: 'Bob' } },
+      { pk: { S: 'USER#bob' }, sk: { S: 'PROFILE' }, name: { S: 'Bob' }, created_at: { S: '2030-01-01 00:00:00+00' } },
       { pk: { S: 'PROJECT#project-1' }, sk: { S: 'AUDIT#2022-01-01' }, who: { S: 'bob' } },
+      { pk: { S: 'PROJECT#not-a-cello-project' }, sk: { S: 'SETTINGS' }, theme: { S: 'dark' } },
     ];
     const revoked = { ...tokenOf(0), sk: { S: 'TOKEN#revoked' }, token_id: { S: 'revoked' } };
     const tableName = await migratedTable(...theirs.map(put), put(revoked));
+    const before = await verify(tableName);
+    assert.equal(before.code, 1, before.stdout + before.stderr);
+    assert.match(before.stdout, /\n {2}Items of other applications \(not compared\): 3\n/);
+    assert.match(before.stdout, /\n {2}Differences: 1\nResult: 1 difference found\.\n$/);
     const result = await verify(tableName, '--fix');
-    assert.equal(result.code, 1, result.stdout + result.stderr);
-    assert.match(result.stdout, /\n\[USER#bob\]\[PROFILE\]: ✗ cannot be fixed: not a Cello item/);
-    assert.match(result.stdout, /\n\[PROJECT#project-1\]\[AUDIT#2022-01-01\]: ✗ cannot be fixed: not a Cello item/);
+    assert.equal(result.code, 0, result.stdout + result.stderr);
+    assert.doesNotMatch(result.stdout, /✗|USER#bob|AUDIT|SETTINGS/);
     assert.match(result.stdout, /\]\[TOKEN#revoked\]: ✓ deleted \(not in PostgreSQL\)\n/);
+    const after = await verify(tableName);
+    assert.equal(after.code, 0, after.stdout + after.stderr);
+    assert.match(
+      after.stdout,
+      /\n {2}Items of other applications \(not compared\): 3\n {2}Differences: 0\nResult: the table matches PostgreSQL\.\n$/,
+    );
     const table = await rawTable(tableName);
     for (const item of theirs) assert.deepEqual(table.get(keyOf(item)), item);
     assert.equal(table.has(keyOf(revoked)), false);
@@ -346,6 +359,59 @@ test('the final read-back survives partial batches (keys handed back unprocessed
   await assertTableIs(tableName, correctTable);
 });
 
+test('every write failing after the first three: the fix summary says what was written, then the error line (exit 3)', async (t: TestContext) => {
+  const tableName = await manyDifferences();
+  const writes = new Set(['PutItem', 'UpdateItem', 'DeleteItem']);
+  let applied = 0;
+  const proxy = await startFaultProxy({
+    target: stack.endpoint,
+    seed: 21,
+    rates: {},
+    operations: [...writes],
+    beforeForward: async (operation) => {
+      if (!writes.has(operation)) return;
+      applied++;
+      if (applied === 3) proxy.setRates({ internalError: 1 });
+    },
+  });
+  t.after(() => proxy.close());
+  const result = await runScript(
+    'verify_migration',
+    verifyArgs(stack.postgres, database.name, tableName, '--fix', '--endpoint-url', proxy.endpoint),
+    {
+      env: GIVE_UP_FAST_ENV,
+    },
+  );
+  assertOneErrorLine(result, /^error: DynamoDB kept failing/, 3);
+  const summary = fixSummary(result.stdout);
+  const written = summary['put (missing from the table)']! + summary['rewritten (values differed)']! + summary['deleted (not in PostgreSQL)']!;
+  assert.ok(applied >= 3, String(applied));
+  assert.equal(written, applied, result.stdout);
+  assert.equal(result.stdout.match(/: ✓ /g)?.length ?? 0, applied, result.stdout);
+  assert.match(result.stdout, new RegExp(`\\n {2}Not written \\(stopped by an error\\): ${80 - applied}\\n`), result.stdout);
+  assert.match(
+    result.stdout,
+    /\nResult: stopped before finishing — run the same command again: what is fixed already matches and is left alone\.\n$/,
+  );
+});
+
+test('the final read-back failing for good: the fix summary still says what was written, then the error line (exit 3)', async (t: TestContext) => {
+  const tableName = await manyDifferences();
+  const proxy = await startFaultProxy({ target: stack.endpoint, seed: 22, rates: { internalError: 1 }, operations: ['BatchGetItem'] });
+  t.after(() => proxy.close());
+  const result = await runScript(
+    'verify_migration',
+    verifyArgs(stack.postgres, database.name, tableName, '--fix', '--endpoint-url', proxy.endpoint),
+    {
+      env: GIVE_UP_FAST_ENV,
+    },
+  );
+  assertOneErrorLine(result, /^error: DynamoDB kept failing/, 3);
+  assert.deepEqual(fixSummary(result.stdout), counts(40, 20, 20));
+  assert.match(result.stdout, /\nFinal comparison: not done \(DynamoDB failed: the error follows\)\.\n/);
+  await assertTableIs(tableName, correctTable);
+});
+
 test('killed with SIGKILL in the middle of its writes, then run again: the table converges', async () => {
   const tableName = await manyDifferences();
   const proxy = await startFaultProxy({ target: stack.endpoint, seed: 9, rates: {}, fixedDelayMs: 10 });
@@ -416,11 +482,72 @@ test('the post-cutover guard: a token the service created in the table survives 
   const result = await verify(tableName, '--fix');
   assertOneErrorLine(
     result,
-    /^error: --fix refused, nothing written: the table holds 1 token item not in PostgreSQL and created later than its newest token \(\[PROJECT#project-\d\]\[TOKEN#created-by-the-service\] created at 2026-12-01T10:00:00\.000000000Z; PostgreSQL's newest token was created at .*\) — the Cello service seems to write to the table already/,
+    /^error: --fix refused, nothing written: the table holds 1 token item PostgreSQL does not have that nothing shows the migration wrote \(\[PROJECT#project-\d\]\[TOKEN#created-by-the-service\] created at 2026-12-01T10:00:00\.000000000Z: after PostgreSQL's newest token \(created at .*\), and no --migration-file was given\) — the Cello service seems to write to the table already/,
     1,
   );
   assert.match(result.stdout, /\nResult: 3 differences found\.\n$/);
   assert.deepEqual(await rawTable(tableName), before);
+});
+
+test('the guard takes the migration’s evidence: tokens in Step 1’s file, or put by an earlier --fix, are deleted once revoked', async () => {
+  const revoking = await newCelloDatabase();
+  await seedCello(revoking.sql, 1, 3);
+  const data = join(temporaryFolder(), 'migration_data.json');
+  const dumped = await runScript('migrate_dump_postgres', [
+    `${stack.postgres.host}:${stack.postgres.port}`,
+    stack.postgres.user,
+    revoking.name,
+    data,
+  ]);
+  assert.equal(dumped.code, 0, dumped.stderr);
+  const { tableName, client } = await newCelloTable();
+  await putItems(client, tableName, await celloItemsFromPostgres(revoking.sql));
+  const args = verifyArgs(stack.postgres, revoking.name, tableName);
+  const fix = (...more: string[]) => runScript('verify_migration', [...args, '--fix', ...more], { env: FAST_RETRY_ENV });
+  // A token created after the dump: an earlier --fix puts it, and records that it did.
+  await revoking.sql.unsafe(`INSERT INTO tokens VALUES ('late', '2026-01-01 00:00:00+00', 'project-1', NULL)`);
+  const first = await fix('--migration-file', data);
+  assert.equal(first.code, 0, first.stdout + first.stderr);
+  assert.match(first.stdout, /\]\[TOKEN#late\]: ✓ put/);
+  assert.equal(statSync(`${data}.fix-puts`).mode & 0o777, 0o600, 'token ids: readable by the operator only');
+  // Then PostgreSQL revokes it and its newest dumped token: both are newer than what PostgreSQL has left.
+  await revoking.sql.unsafe(
+    `DELETE FROM tokens WHERE token_id = 'late' OR created_at = (SELECT max(created_at) FROM tokens WHERE token_id <> 'late')`,
+  );
+  const before = await rawTable(tableName);
+  const refused = await fix();
+  assertOneErrorLine(
+    refused,
+    /^error: --fix refused, nothing written: the table holds 2 token items PostgreSQL does not have that nothing shows the migration wrote \(.*: after PostgreSQL's newest token \(created at 2022-.*\), and no --migration-file was given\) — .*give Step 1's file with --migration-file/,
+    1,
+  );
+  assert.deepEqual(await rawTable(tableName), before);
+  const fixed = await fix('--migration-file', data);
+  assert.equal(fixed.code, 0, fixed.stdout + fixed.stderr);
+  assert.equal(fixed.stdout.match(/: ✓ deleted \(not in PostgreSQL\)\n/g)?.length, 2, fixed.stdout);
+  const check = await runScript('verify_migration', args);
+  assert.equal(check.code, 0, check.stdout + check.stderr);
+});
+
+test('the guard’s message is true when PostgreSQL has no token an item can hold (none, or only at infinity)', async () => {
+  const infinite = await newCelloDatabase();
+  await infinite.sql.unsafe(`INSERT INTO projects VALUES ('p', NULL); INSERT INTO tokens VALUES ('at-infinity', 'infinity', 'p', NULL)`);
+  const { tableName, client } = await newCelloTable();
+  const serviceToken = {
+    pk: { S: 'PROJECT#p' },
+    sk: { S: 'TOKEN#new' },
+    token_id: { S: 'new' },
+    created_at: { S: '2026-12-01T10:00:00.000000000Z' },
+    expires_at: { S: '' },
+  };
+  await putItems(client, tableName, [{ pk: { S: 'PROJECT#p' }, sk: { S: 'METADATA' }, repository: { S: '' } }, serviceToken]);
+  const result = await runScript('verify_migration', verifyArgs(stack.postgres, infinite.name, tableName, '--fix'), { env: FAST_RETRY_ENV });
+  assertOneErrorLine(
+    result,
+    /^error: --fix refused, nothing written: the table holds 1 token item PostgreSQL does not have that nothing shows the migration wrote \(\[PROJECT#p\]\[TOKEN#new\] created at 2026-12-01T10:00:00\.000000000Z: PostgreSQL holds no token with a created_at an item can hold to compare it with, and no --migration-file was given\)/,
+    1,
+  );
+  assert.doesNotMatch(result.stderr, /no tokens at all|later than its newest/);
 });
 
 test('a token PostgreSQL holds at created_at infinity: not fixable, the rest fixed, the guard not crashed by it', async () => {

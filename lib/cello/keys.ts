@@ -1,6 +1,12 @@
 // Keys of the Cello single table. A project is one partition, `PROJECT#<name>`; in it the project's own item has sort
 // key `METADATA` and each token has `TOKEN#<tokenId>`. Names and ids may contain `#`, spaces or any unicode, so
 // parsing strips only the leading prefix and never splits on `#`.
+//
+// An empty project name (PostgreSQL's varchar key allows '', and tokens of no project may name it) is a project
+// like any other: its partition key `PROJECT#` is a valid, non-empty DynamoDB key, and the table then holds exactly
+// what PostgreSQL holds. The service can no more address it than it could in PostgreSQL (the name is a segment of
+// its URLs), so carrying it loses nothing and refusing it would stop every step on a row no one can use. An empty
+// token id is refused: `TOKEN#` would be a credential anyone can present.
 
 export const METADATA_SK = 'METADATA';
 export const PROJECT_PREFIX = 'PROJECT#';
@@ -15,39 +21,39 @@ export class KeyError extends Error {
 }
 
 // Names are checked at runtime too: a missing attribute read from an item would otherwise become `PROJECT#undefined`.
-function checkedName(kind: string, name: unknown): string {
+function checkedName(kind: string, name: unknown, mayBeEmpty: boolean): string {
   if (typeof name !== 'string') throw new KeyError(`${kind} must be a string, got ${typeof name}`);
-  if (name === '') throw new KeyError(`${kind} must not be empty`);
+  if (name === '' && !mayBeEmpty) throw new KeyError(`${kind} must not be empty`);
   return name;
 }
 
-function stripPrefix(kind: string, prefix: string, key: unknown): string {
+function stripPrefix(kind: string, prefix: string, key: unknown, mayBeEmpty: boolean): string {
   if (typeof key !== 'string') throw new KeyError(`${kind} must be a string, got ${typeof key}`);
   if (!key.startsWith(prefix)) {
     throw new KeyError(`${kind} ${JSON.stringify(key)} does not start with ${JSON.stringify(prefix)}`);
   }
-  if (key.length === prefix.length) throw new KeyError(`${kind} ${JSON.stringify(key)} has nothing after the prefix`);
+  if (key.length === prefix.length && !mayBeEmpty) throw new KeyError(`${kind} ${JSON.stringify(key)} has nothing after the prefix`);
   return key.slice(prefix.length);
 }
 
-/** The partition key of a project: `PROJECT#<name>`. */
+/** The partition key of a project: `PROJECT#<name>` (`PROJECT#` for the project named ''). */
 export function projectPk(name: string): string {
-  return PROJECT_PREFIX + checkedName('project name', name);
+  return PROJECT_PREFIX + checkedName('project name', name, true);
 }
 
 /** The sort key of a token: `TOKEN#<tokenId>`. */
 export function tokenSk(tokenId: string): string {
-  return TOKEN_PREFIX + checkedName('token id', tokenId);
+  return TOKEN_PREFIX + checkedName('token id', tokenId, false);
 }
 
 /** The project name in a partition key (`PROJECT#a#b` → `a#b`). @throws KeyError if it is not a project key. */
 export function parseProjectPk(pk: string): string {
-  return stripPrefix('partition key', PROJECT_PREFIX, pk);
+  return stripPrefix('partition key', PROJECT_PREFIX, pk, true);
 }
 
 /** The token id in a sort key (`TOKEN#x#y` → `x#y`). @throws KeyError if it is not a token sort key. */
 export function parseTokenSk(sk: string): string {
-  return stripPrefix('sort key', TOKEN_PREFIX, sk);
+  return stripPrefix('sort key', TOKEN_PREFIX, sk, false);
 }
 
 /** Whether a sort key is that of a project's metadata item. */
@@ -58,6 +64,14 @@ export function isMetadataSk(sk: unknown): boolean {
 /** Whether a sort key is that of a token item (prefix followed by a non-empty id). */
 export function isTokenSk(sk: unknown): boolean {
   return typeof sk === 'string' && sk.length > TOKEN_PREFIX.length && sk.startsWith(TOKEN_PREFIX);
+}
+
+/**
+ * Whether a key is a Cello item's: a `PROJECT#<name>` partition with `METADATA` or `TOKEN#<id>`. In a shared table
+ * every other item is another application's: no step compares, converts or deletes it.
+ */
+export function isCelloItemKey(pk: unknown, sk: unknown): boolean {
+  return typeof pk === 'string' && pk.startsWith(PROJECT_PREFIX) && (isMetadataSk(sk) || isTokenSk(sk));
 }
 
 /**

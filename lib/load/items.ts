@@ -64,9 +64,8 @@ export function describeType(value: unknown): string {
   return typeof value;
 }
 
-/** Why a project name cannot form a partition key, or undefined if it can. */
+/** Why a project name cannot form a partition key, or undefined if it can ('' can: lib/cello/keys.ts). */
 export function projectNameProblem(name: string): string | undefined {
-  if (name === '') return 'the project name is empty';
   if (LONE_SURROGATE.test(name)) return 'the project name holds an unpaired UTF-16 surrogate (\\uD800-\\uDFFF), which DynamoDB cannot store';
   if (name.length * 3 > PARTITION_KEY_MAX_BYTES) {
     const bytes = utf8Bytes(projectPk(name));

@@ -6,10 +6,13 @@
 import { DeleteItemCommand, GetItemCommand, PutItemCommand, UpdateItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { BATCH_GET_LIMIT, NotSentError, getItemsConsistently, toDynamoUserError, type DynamoItem } from '../dynamodb.ts';
 import type { DynamoTarget } from '../dynamodbTarget.ts';
-import { itemKeyString } from '../cello/keys.ts';
+import { isCelloItemKey, itemKeyString } from '../cello/keys.ts';
 import { forEachConcurrent, mapConcurrentOrdered } from '../concurrency.ts';
 import { mayHaveBeenApplied } from '../retry.ts';
+import { ExitCode } from '../cli.ts';
+import { type CapacityMeter, formatCapacitySummary } from '../capacity/meter.ts';
 import { describeAttributeValue } from './compare.ts';
+import { countFix, emptyFixCounts, formatFixHeading, formatFixLine, formatFixSummary } from './fixReport.ts';
 import type { PartitionOpener } from './dynamo.ts';
 import { conditionalWrite, extraItemChange, holdsTarget, type FixChange } from './fixPlan.ts';
 import type { VerificationResult } from './run.ts';
@@ -86,22 +89,64 @@ async function readItem({ client, tableName, target }: FixTarget, pk: string, sk
   }
 }
 
+export interface FixRun {
+  concurrency: number;
+  shouldStop: () => boolean;
+  /** The signal that stopped the run, once it has. */
+  stoppedBy: () => string | undefined;
+  meter: CapacityMeter;
+  print: (text: string) => Promise<void>;
+}
+
 /**
- * Applies `changes` with `concurrency` writes in flight; outcomes come in the order of the changes. A change a stop
- * kept from being sent (NotSentError) ends them: it and the changes after it are not reached (the client sends in
- * the order capacity is taken, first come first served).
+ * Applies the changes (`concurrency` writes in flight, a line each in plan order), reads them back and prints the
+ * summary; returns the exit code. When DynamoDB fails for good (retries exhausted...), no write is started after it,
+ * those in flight settle and are printed, and the summary says what was written before the error is rethrown: the
+ * error line alone would hide the writes that succeeded.
  */
-export async function* applyChanges(
-  fix: FixTarget,
-  changes: readonly FixChange[],
-  concurrency: number,
-  shouldStop: () => boolean,
-): AsyncGenerator<FixOutcome> {
-  try {
-    yield* mapConcurrentOrdered(changes, concurrency, (change) => applyChange(fix, change), shouldStop);
-  } catch (error) {
-    if (!(error instanceof NotSentError)) throw error;
+export async function applyChanges(fix: FixTarget, changes: readonly FixChange[], run: FixRun): Promise<number> {
+  let fatal: { error: unknown } | undefined;
+  const attempt = async (change: FixChange): Promise<FixOutcome | undefined> => {
+    if (fatal) return undefined;
+    try {
+      return await applyChange(fix, change);
+    } catch (error) {
+      // A write a stop kept from being sent is not reached, not a failure: the stop is reported below.
+      if (!(error instanceof NotSentError)) fatal ??= { error };
+      return undefined;
+    }
+  };
+  await run.print(formatFixHeading(changes.length));
+  const counts = emptyFixCounts();
+  let reached = 0;
+  for await (const outcome of mapConcurrentOrdered(changes, run.concurrency, attempt, () => run.shouldStop() || fatal !== undefined)) {
+    const change = changes[reached++]!;
+    if (outcome === undefined) continue;
+    countFix(counts, change, outcome);
+    await run.print(formatFixLine(change, outcome));
   }
+  const done = counts.put + counts.rewritten + counts.deleted + counts.changedByOthers + counts.failed + counts.unfixable;
+  if (fatal || done < changes.length) {
+    counts.notReached = changes.length - done;
+    const capacity = formatCapacitySummary(run.meter, { reads: false, indent: '  ' });
+    const stoppedBy = fatal ? undefined : run.stoppedBy();
+    const failure = fatal ? 'writes' : undefined;
+    await run.print(formatFixSummary(counts, { stillDifferent: undefined, changes: changes.length, stoppedBy, failure, capacity }));
+    if (fatal) throw fatal.error;
+    return ExitCode.interrupted;
+  }
+  let stillDifferent: number | undefined;
+  try {
+    stillDifferent = await countStillDifferent(fix, changes, run.concurrency);
+  } catch (error) {
+    fatal = { error };
+  }
+  // Reads here are the whole run's (the comparison's, the conditions' read-backs, the final read): verify's own summary said the first.
+  const capacity = formatCapacitySummary(run.meter, { indent: '  ' });
+  const failure = fatal ? 'readBack' : undefined;
+  await run.print(formatFixSummary(counts, { stillDifferent, changes: changes.length, failure, capacity }));
+  if (fatal) throw fatal.error;
+  return stillDifferent === 0 ? ExitCode.ok : ExitCode.incomplete;
 }
 
 /**
@@ -120,7 +165,8 @@ export async function planAllChanges(
 }
 
 /**
- * The delete of every item under the extra partition keys (read whole, for the conditions), in key order, at most
+ * The delete of every Cello item under the extra partition keys (read whole, for the conditions; another
+ * application's items there are left alone), in key order, at most
  * `limit`; undefined when there are more.
  */
 async function extraPartitionDeletes(
@@ -136,7 +182,7 @@ async function extraPartitionDeletes(
     return items;
   });
   for await (const items of partitions) {
-    for (const item of items) changes.push(extraItemChange(item));
+    for (const item of items) if (isCelloItemKey(item.pk?.S, item.sk?.S)) changes.push(extraItemChange(item));
     if (changes.length > limit) return undefined;
   }
   return changes;

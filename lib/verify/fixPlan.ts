@@ -10,9 +10,8 @@ import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import { isDeepStrictEqual } from 'node:util';
 import type { DynamoItem } from '../dynamodb.ts';
 import { CELLO_ATTRIBUTES, CREATED_AT, EXPIRES_AT, TOKEN_ID } from '../cello/items.ts';
-import { METADATA_SK, PROJECT_PREFIX, TOKEN_PREFIX, isMetadataSk, isTokenSk } from '../cello/keys.ts';
+import { METADATA_SK, PROJECT_PREFIX, TOKEN_PREFIX, isCelloItemKey } from '../cello/keys.ts';
 import { buildProjectItem, buildTokenItem, projectNameProblem } from '../load/items.ts';
-import { TimestampError, toCanonicalTimestamp } from '../timestamps.ts';
 import { describeAttributeValue, type PostgresProject, type PostgresToken } from './compare.ts';
 
 /**
@@ -69,7 +68,8 @@ export function differingItemChange(pk: string, sk: string, read: DynamoItem, pr
 export function extraItemChange(read: DynamoItem): FixChange {
   const pk = read.pk?.S ?? '';
   const sk = read.sk?.S ?? '';
-  if (!pk.startsWith(PROJECT_PREFIX) || !(isMetadataSk(sk) || isTokenSk(sk))) {
+  // The callers pass Cello items only; this is the last line of defence.
+  if (!isCelloItemKey(pk, sk)) {
     return {
       kind: 'unfixable',
       pk,
@@ -181,39 +181,4 @@ export function holdsTarget(change: FixChange, current: DynamoItem | undefined):
     case 'unfixable':
       return false;
   }
-}
-
-// ---- the guard against fixing after the switch -------------------------------------------------------------------------
-
-/** A token item absent from PostgreSQL and created after PostgreSQL's newest token: the service's own work. */
-export interface NewerToken {
-  pk: string;
-  sk: string;
-  createdAt: string;
-}
-
-/**
- * The token items `--fix` would delete whose created_at is later than the newest token in PostgreSQL
- * (`newestCreatedAt`, PostgreSQL's text, or null when it has none). Before the switch PostgreSQL creates every
- * token, so no item can be newer than its newest; after it, the service creates tokens in the table, and PostgreSQL
- * is no longer the truth. An unreadable created_at is no evidence either way and is not counted.
- */
-export function tokensNewerThanPostgres(changes: Iterable<FixChange>, newestCreatedAt: string | null): NewerToken[] {
-  const newest = newestCreatedAt === null ? undefined : toCanonicalTimestamp(newestCreatedAt);
-  const newer: NewerToken[] = [];
-  for (const change of changes) {
-    if (change.kind !== 'delete' || !isTokenSk(change.sk)) continue;
-    const text = change.read[CREATED_AT]?.S;
-    if (text === undefined) continue;
-    let createdAt: string;
-    try {
-      createdAt = toCanonicalTimestamp(text);
-    } catch (error) {
-      if (error instanceof TimestampError) continue;
-      throw error;
-    }
-    // Canonical timestamps are fixed-width UTC text: their order is time order.
-    if (newest === undefined || createdAt > newest) newer.push({ pk: change.pk, sk: change.sk, createdAt });
-  }
-  return newer;
 }

@@ -2,7 +2,7 @@
 import { formatCount } from '../cli.ts';
 import { displayName } from './compare.ts';
 import type { FixOutcome } from './fix.ts';
-import { attributesToSet, type FixChange, type NewerToken } from './fixPlan.ts';
+import { attributesToSet, type FixChange } from './fixPlan.ts';
 
 function itemKey(pk: string, sk: string): string {
   return `[${displayName(pk)}][${displayName(sk)}]`;
@@ -69,6 +69,11 @@ export interface FixSummaryOptions {
   stillDifferent: number | undefined;
   changes: number;
   stoppedBy?: string | undefined;
+  /**
+   * DynamoDB failed for good (the error follows on stderr): during the writes (the changes left were not written),
+   * or during the final read-back (every change was applied, but not read again).
+   */
+  failure?: 'writes' | 'readBack' | undefined;
   /** The capacity lines (lib/capacity/meter.ts, formatCapacitySummary), indented like the counts. */
   capacity?: string;
 }
@@ -86,8 +91,13 @@ export function formatFixSummary(counts: FixCounts, options: FixSummaryOptions):
     ...(options.capacity ?? '').split('\n').filter((line) => line !== ''),
   ];
   const { stillDifferent, changes } = options;
-  if (stillDifferent === undefined) {
-    lines.push(`  Not reached (stopped by ${options.stoppedBy ?? 'a signal'}): ${formatCount(counts.notReached)}`);
+  if (options.failure === 'readBack') {
+    lines.push('Final comparison: not done (DynamoDB failed: the error follows).');
+    lines.push('Result: the writes above are done — run the same command again to compare the table once DynamoDB answers.');
+  } else if (stillDifferent === undefined) {
+    const notDone =
+      options.failure === 'writes' ? 'Not written (stopped by an error)' : `Not reached (stopped by ${options.stoppedBy ?? 'a signal'})`;
+    lines.push(`  ${notDone}: ${formatCount(counts.notReached)}`);
     lines.push('Result: stopped before finishing — run the same command again: what is fixed already matches and is left alone.');
   } else {
     lines.push(
@@ -103,16 +113,4 @@ export function formatFixSummary(counts: FixCounts, options: FixSummaryOptions):
     );
   }
   return `${lines.join('\n')}\n`;
-}
-
-/** The refusal when the table holds tokens newer than PostgreSQL's newest: the service writes to the table already. */
-export function formatNewerTokensRefusal(newer: readonly NewerToken[], newestInPostgres: string | null): string {
-  const first = newer[0]!;
-  const count = newer.length === 1 ? '1 token item' : `${formatCount(newer.length)} token items`;
-  const bound = newestInPostgres === null ? 'PostgreSQL has no tokens at all' : `PostgreSQL's newest token was created at ${newestInPostgres}`;
-  return (
-    `--fix refused, nothing written: the table holds ${count} not in PostgreSQL and created later than its newest token ` +
-    `(${itemKey(first.pk, first.sk)} created at ${first.createdAt}; ${bound}) — the Cello service seems to write to the table already, ` +
-    'and after the switch PostgreSQL is no longer the truth; see "Catching up before cutover" in the guide'
-  );
 }

@@ -12,7 +12,8 @@
 // How the comparison streams both sides without loading them: lib/verify/run.ts.
 //
 // With --fix (the catch-up before cutover), the comparison also plans a write per difference; then, unless the
-// table holds tokens newer than PostgreSQL's newest (the service writes to it already: refused), each is applied
+// table holds tokens nothing shows the migration wrote (the service writes to it already: refused,
+// lib/verify/cutoverGuard.ts), each is applied
 // with a condition on what was read (lib/verify/fixPlan.ts, fix.ts), and every item touched is read again.
 import {
   ExitCode,
@@ -43,8 +44,8 @@ import { connectionSettingsFromEnvironment, describeTarget, parseHostArgument, t
 import { readTextOrder } from '../postgres/textOrder.ts';
 import { REPOSITORY } from '../cello/items.ts';
 import { CELLO_TABLES } from '../cello/sourceTables.ts';
-import { sparingOrphanPartitions, tokensNewerThanPostgres, type FixChange } from './fixPlan.ts';
-import { countFix, emptyFixCounts, formatFixHeading, formatFixLine, formatFixSummary, formatNewerTokensRefusal } from './fixReport.ts';
+import { sparingOrphanPartitions, type FixChange } from './fixPlan.ts';
+import { checkInputFile } from '../files.ts';
 import { StreamOrderError } from './partition.ts';
 import { formatExtraPartitions, formatOrphanNote, formatPartitionReport, formatSummary } from './report.ts';
 import { verifyMigration, type VerificationResult } from './run.ts';
@@ -100,17 +101,22 @@ function parseArguments(argv: string[]) {
         default: false,
         describe: `also compare tokens whose project is missing from the projects table, as migrate_dump_postgres.ts --include-orphans writes them (under their project name, ${REPOSITORY} NULL)`,
       })
+      .option('migration-file', {
+        type: 'string',
+        describe:
+          "with --fix: Step 1's file, the evidence of which tokens the migration wrote (a token PostgreSQL revoked since is then deleted, not taken for one the service created); --fix lists the tokens it puts beside it",
+      })
       .option('fix', {
         type: 'boolean',
         default: false,
         describe:
-          "then bring the table in line with PostgreSQL: put missing items, rewrite differing ones, delete extra ones, each only if unchanged since read (before cutover only; refused when the table holds tokens newer than PostgreSQL's)",
+          'then bring the table in line with PostgreSQL: put missing items, rewrite differing ones, delete extra ones, each only if unchanged since read (before cutover only; refused when the table holds tokens the service seems to have created: see --migration-file)',
       })
       // Whole commands as the guide writes them, without descriptions: each keeps one line and can be copied whole.
       .example('npx tsx scripts/$0 localhost cello_user cello_db cello us-west-2', '')
       .example('npx tsx scripts/$0 db.example.com:5433 cello_user cello_db cello us-west-2 --concurrency 16', '')
       .example('npx tsx scripts/$0 db.example.com cello_user cello_db cello us-west-2 --include-orphans', '')
-      .example('npx tsx scripts/$0 db.example.com cello_user cello_db cello us-west-2 --fix', '')
+      .example('npx tsx scripts/$0 localhost cello_user cello_db cello us-west-2 --fix --migration-file data.json', '')
       .example('PGSSLMODE=require npx tsx scripts/$0 db.example.com cello_user cello_db cello us-west-2', '')
       .parseAsync()
   );
@@ -131,6 +137,11 @@ export async function main(argv: string[]): Promise<number> {
   const concurrency = args.concurrency;
   const includeOrphans = args['include-orphans'];
   const fix = args.fix;
+  const migrationFile = args['migration-file'];
+  if (migrationFile !== undefined && !fix) {
+    throw new UserError('--migration-file is evidence for --fix and is read only with it — add --fix, or leave it out', ExitCode.usage);
+  }
+  if (migrationFile !== undefined) await checkInputFile(migrationFile);
   const target: DynamoTarget = { region, endpointUrl: args['endpoint-url'] };
   const { host, port } = parseHostArgument(String(args.db_host));
   const postgresTarget: PostgresTarget = { host, port, user, database };
@@ -204,7 +215,7 @@ export async function main(argv: string[]): Promise<number> {
     if (!result.complete) return ExitCode.interrupted;
     if (!fix || result.totals.differences === 0) return result.totals.differences === 0 ? ExitCode.ok : ExitCode.incomplete;
     const changes = sparingOrphanPartitions(await planChanges(result, openPartition, concurrency), orphanPks);
-    return fixDifferences({ client, tableName, target }, changes, newestInPostgres, concurrency, meter);
+    return fixDifferences({ client, tableName, target }, changes, { newestInPostgres, migrationFile, concurrency, meter });
   } finally {
     client.destroy();
   }
@@ -223,34 +234,25 @@ async function planChanges(result: VerificationResult, openPartition: PartitionO
   return changes;
 }
 
-/** Applies the changes (printing a line each, in plan order), reads them back, prints the summary; the exit code. */
+/** Refused (nothing written) when the table holds tokens the service created; else the changes applied and read back. */
 async function fixDifferences(
   fixTarget: FixTarget,
   changes: FixChange[],
-  newestInPostgres: string | null,
-  concurrency: number,
-  meter: CapacityMeter,
+  options: { newestInPostgres: string | null; migrationFile: string | undefined; concurrency: number; meter: CapacityMeter },
 ): Promise<number> {
-  const { applyChanges, countStillDifferent } = await import('./fix.ts');
-  const newer = tokensNewerThanPostgres(changes, newestInPostgres);
-  if (newer.length > 0) throw new UserError(formatNewerTokensRefusal(newer, newestInPostgres), ExitCode.incomplete);
-  await printOutput(formatFixHeading(changes.length));
-  const counts = emptyFixCounts();
-  let reached = 0;
-  for await (const outcome of applyChanges(fixTarget, changes, concurrency * 2, wasStopped)) {
-    const change = changes[reached++]!;
-    countFix(counts, change, outcome);
-    await printOutput(formatFixLine(change, outcome));
-  }
-  if (reached < changes.length) {
-    counts.notReached = changes.length - reached;
-    const capacity = formatCapacitySummary(meter, { reads: false, indent: '  ' });
-    await printOutput(formatFixSummary(counts, { stillDifferent: undefined, changes: changes.length, stoppedBy: stopSignalReceived(), capacity }));
-    return ExitCode.interrupted;
-  }
-  const stillDifferent = await countStillDifferent(fixTarget, changes, concurrency * 2);
-  // Reads here are the whole run's (the comparison's, the conditions' read-backs, the final read): verify's own summary said the first.
-  const capacity = formatCapacitySummary(meter, { indent: '  ' });
-  await printOutput(formatFixSummary(counts, { stillDifferent, changes: changes.length, capacity }));
-  return stillDifferent === 0 ? ExitCode.ok : ExitCode.incomplete;
+  const [{ applyChanges }, { formatUnexplainedRefusal, recordTokenPuts, unexplainedTokens }] = await Promise.all([
+    import('./fix.ts'),
+    import('./cutoverGuard.ts'),
+  ]);
+  const { newestInPostgres, migrationFile, concurrency, meter } = options;
+  const unexplained = await unexplainedTokens(changes, newestInPostgres, migrationFile);
+  if (unexplained.length > 0) throw new UserError(formatUnexplainedRefusal(unexplained, newestInPostgres, migrationFile), ExitCode.incomplete);
+  if (migrationFile !== undefined) await recordTokenPuts(migrationFile, changes);
+  return applyChanges(fixTarget, changes, {
+    concurrency: concurrency * 2,
+    shouldStop: wasStopped,
+    stoppedBy: stopSignalReceived,
+    meter,
+    print: printOutput,
+  });
 }

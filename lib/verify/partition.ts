@@ -1,7 +1,7 @@
 // One project's partition: the merge-join of its PostgreSQL rows with its DynamoDB items, both in UTF-8 byte order.
 import type { DynamoItem } from '../dynamodb.ts';
 import { compareUtf8 } from '../cello/keyOrder.ts';
-import { METADATA_SK, PROJECT_PREFIX, TOKEN_PREFIX, isTokenSk } from '../cello/keys.ts';
+import { METADATA_SK, TOKEN_PREFIX, isCelloItemKey, isTokenSk, projectPk } from '../cello/keys.ts';
 import {
   DifferenceList,
   LINES_PER_PROJECT,
@@ -56,12 +56,8 @@ async function* strictlyAscending<T>(source: AsyncIterable<T>, keyOf: (value: T)
   }
 }
 
-// Keys are built by plain concatenation, not with projectPk/tokenSk: those refuse an empty name, and an empty
-// project name or token id in PostgreSQL is something to report (its item is missing), not a reason to stop.
-export function partitionKeyOf(projectName: string): string {
-  return PROJECT_PREFIX + projectName;
-}
-
+// A token's sort key by plain concatenation, not with tokenSk: that refuses an empty id, and an empty id in
+// PostgreSQL is something to report (its item cannot be written: fixPlan.ts), not a reason to stop.
 async function* expectedItems(tokens: AsyncIterable<PostgresToken>): AsyncGenerator<Expected> {
   yield { sk: METADATA_SK };
   for await (const token of tokens) yield { sk: TOKEN_PREFIX + token.tokenId, token };
@@ -79,7 +75,7 @@ export async function verifyPartition(
   lineLimit: number = LINES_PER_PROJECT,
   planFixes = false,
 ): Promise<PartitionReport> {
-  const pk = partitionKeyOf(project.name);
+  const pk = projectPk(project.name);
   const report: PartitionReport = {
     project: project.name,
     pk,
@@ -100,12 +96,15 @@ export async function verifyPartition(
     if (next.value.token) report.tokensInPostgres++;
     return next.value;
   };
-  const nextActual = async () => {
-    const next = await actualStream.next();
-    if (next.done) return undefined;
-    report.itemsInTable++;
-    if (isTokenSk(next.value.sk?.S)) report.tokenItemsInTable++;
-    return next.value;
+  // Another application's items in the partition (run.ts counts them from the scan) are not the project's.
+  const nextActual = async (): Promise<DynamoItem | undefined> => {
+    for (let next = await actualStream.next(); !next.done; next = await actualStream.next()) {
+      if (!isCelloItemKey(pk, next.value.sk?.S)) continue;
+      report.itemsInTable++;
+      if (isTokenSk(next.value.sk?.S)) report.tokenItemsInTable++;
+      return next.value;
+    }
+    return undefined;
   };
 
   let expected = await nextExpected();

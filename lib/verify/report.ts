@@ -78,6 +78,7 @@ export function formatSummary(result: VerificationResult, options: SummaryOption
     `  Token items in table: ${formatCount(totals.tokenItemsInTable)}`,
     ...(result.orphans.count > 0 ? [`  Tokens of no project in PostgreSQL (not compared): ${formatCount(result.orphans.count)}`] : []),
     ...(options.capacity ?? '').split('\n').filter((line) => line !== ''),
+    ...(totals.otherApplicationItems > 0 ? [`  Items of other applications (not compared): ${formatCount(totals.otherApplicationItems)}`] : []),
     `  Differences: ${formatCount(totals.differences)}`,
   ];
   if (partial) {

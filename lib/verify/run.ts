@@ -10,7 +10,8 @@
 //     `METADATA` comes before every `TOKEN#...` and `TOKEN#<id>` items come in the order of the ids' bytes: the
 //     order PostgreSQL gives with COLLATE "C". The first pages of the next `concurrency` partitions are fetched
 //     ahead while the current one is compared, so round trips overlap and results still come in project order.
-//   - Then (concurrently) a keys-only Scan finds items under partition keys that are not PostgreSQL projects.
+//   - Then (concurrently) a keys-only Scan finds items under partition keys that are not PostgreSQL projects, and
+//     counts the items of other applications (a shared table): keys no Cello item has, never compared.
 //
 // The parts: value comparison (compare.ts), one partition's merge-join (partition.ts), PostgreSQL's token stream
 // split by project (tokensByProject.ts), DynamoDB's partitions (dynamo.ts), the report (report.ts).
@@ -19,7 +20,8 @@ import { compareUtf8 } from '../cello/keyOrder.ts';
 import { mapConcurrentOrdered } from '../concurrency.ts';
 import { LINES_PER_PROJECT, quote, type PostgresProject, type PostgresToken } from './compare.ts';
 import type { PartitionOpener } from './dynamo.ts';
-import { StreamOrderError, partitionKeyOf, verifyPartition, type PartitionReport } from './partition.ts';
+import { StreamOrderError, verifyPartition, type PartitionReport } from './partition.ts';
+import { isCelloItemKey, projectPk } from '../cello/keys.ts';
 import { TokensByProject, type OrphanTokens } from './tokensByProject.ts';
 import type { FixChange } from './fixPlan.ts';
 
@@ -87,6 +89,8 @@ export interface VerificationTotals {
   tokensInPostgres: number;
   tokenItemsInTable: number;
   extraPartitionKeys: number;
+  /** Items whose key is not a Cello item's (isCelloItemKey): another application's, in a shared table. Not compared. */
+  otherApplicationItems: number;
   /** Differences of the projects plus one per item under an extra partition key. */
   differences: number;
 }
@@ -119,7 +123,7 @@ export async function verifyMigration(input: VerificationInput): Promise<Verific
   }
   // The projects are held in memory anyway (a project is a name and a repository; there are far fewer projects
   // than tokens), so the set of their partition keys for the scan costs little.
-  const projectPks = new Set(projects.map((project) => partitionKeyOf(project.name)));
+  const projectPks = new Set(projects.map((project) => projectPk(project.name)));
   const extra = new ExtraPartitions(projectPks);
   const tokens = new TokensByProject(input.tokens, input.lineLimit ?? LINES_PER_PROJECT);
   const totals: VerificationTotals = {
@@ -131,6 +135,7 @@ export async function verifyMigration(input: VerificationInput): Promise<Verific
     tokensInPostgres: 0,
     tokenItemsInTable: 0,
     extraPartitionKeys: 0,
+    otherApplicationItems: 0,
     differences: 0,
   };
   let itemsScanned = 0;
@@ -146,7 +151,7 @@ export async function verifyMigration(input: VerificationInput): Promise<Verific
     const partitions = mapConcurrentOrdered(
       projects,
       concurrency,
-      async (project) => ({ project, items: await input.openPartition(partitionKeyOf(project.name)) }),
+      async (project) => ({ project, items: await input.openPartition(projectPk(project.name)) }),
       shouldStop,
     );
     for await (const { project, items } of partitions) {
@@ -173,7 +178,10 @@ export async function verifyMigration(input: VerificationInput): Promise<Verific
 
   const scanForExtraPartitions = async () => {
     for await (const page of input.scanKeys(shouldStop)) {
-      for (const item of page.items) extra.add(item.pk?.S ?? '');
+      for (const item of page.items) {
+        if (isCelloItemKey(item.pk?.S, item.sk?.S)) extra.add(item.pk?.S ?? '');
+        else totals.otherApplicationItems++;
+      }
       itemsScanned += page.items.length;
       input.onProgress?.(totals.projectsChecked, itemsScanned);
     }

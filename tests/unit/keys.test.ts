@@ -75,13 +75,13 @@ test('KeyError is an Error', () => {
   );
 });
 
-test('a bare prefix with no name is rejected', () => {
-  assert.throws(() => parseProjectPk('PROJECT#'), KeyError);
+test("the project named '' is PROJECT# (a valid key); a bare TOKEN# is no token", () => {
+  assert.equal(projectPk(''), 'PROJECT#');
+  assert.equal(parseProjectPk('PROJECT#'), '');
   assert.throws(() => parseTokenSk('TOKEN#'), KeyError);
 });
 
-test('building a key from an empty or non-string name is rejected', () => {
-  assert.throws(() => projectPk(''), KeyError);
+test('building a key from an empty token id or a non-string name is rejected', () => {
   assert.throws(() => tokenSk(''), KeyError);
   assert.throws(() => projectPk(undefined as unknown as string), KeyError);
   assert.throws(() => tokenSk(42 as unknown as string), KeyError);

@@ -77,8 +77,8 @@ test('a repository with a correctly paired astral character is accepted', () => 
 
 // ---- project names --------------------------------------------------------------------------------------------------
 
-test('an empty project name is a problem', () => {
-  assert.equal(projectNameProblem(''), 'the project name is empty');
+test('an empty project name is a project like any other (its key is PROJECT#)', () => {
+  assert.equal(projectNameProblem(''), undefined);
 });
 
 test('a project name with "#", spaces and unicode is accepted', () => {
@@ -302,10 +302,13 @@ test('a project whose value is not an object is a problem naming the type', () =
   assert.deepEqual(problems, ['data.json: project "alpha": must be an object with repository and tokens, got an array']);
 });
 
-test('a project with an empty name is a problem and yields no items, while its tokens are still checked', () => {
+test('a project with an empty name yields its items, and its tokens are checked', () => {
   const { problems, items } = readEvents(entry('', { repository: null, tokens: [token({}), token({ token_id: '' })] }));
-  assert.deepEqual(items, []);
-  assert.deepEqual(problems, ['data.json: project "" (line 1): the project name is empty', 'data.json: project "", tokens[1]: token_id is empty']);
+  assert.deepEqual(
+    items.map((item) => item.token),
+    [0, -1],
+  );
+  assert.deepEqual(problems, ['data.json: project "", tokens[1]: token_id is empty']);
 });
 
 // ---- checking a whole file ------------------------------------------------------------------------------------------

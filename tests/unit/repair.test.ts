@@ -134,17 +134,21 @@ test('an empty created_at, a null and an impossible date are not converted', () 
   ]);
 });
 
-test('a token missing a timestamp has it listed as missing; other kinds of item do not', () => {
+test('a token missing a timestamp has it listed as missing; another application’s item is left whole', () => {
   assert.deepEqual(planRecordRepair(token({ created_at: '2022-02-02 18:01:49+00' })).unconverted, [
     { field: 'expires_at', value: undefined, reason: 'the Cello service cannot read a token without it' },
   ]);
-  const other = planRecordRepair({ pk: 'PROJECT#a', sk: 'OTHER#1', created_at: '2022-02-02 18:01:49+00' });
-  assert.deepEqual(other.unconverted, []);
-  assert.equal(other.changes.length, 1);
+  for (const key of [
+    { pk: 'PROJECT#a', sk: 'OTHER#1' },
+    { pk: 'USER#a', sk: 'TOKEN#1' },
+  ]) {
+    const other = planRecordRepair({ ...key, created_at: '2022-02-02 18:01:49+00' });
+    assert.deepEqual([other.isOtherApplication, other.unconverted, other.changes], [true, [], []]);
+  }
 });
 
 test('an inherited property is not taken for a field of the record', () => {
-  const record = Object.assign(Object.create({ expires_at: '2022-02-02 18:01:49+00' }) as object, { pk: 'PROJECT#a', sk: 'OTHER#1' });
+  const record = Object.assign(Object.create({ expires_at: '2022-02-02 18:01:49+00' }) as object, { pk: 'PROJECT#a', sk: 'TOKEN#1', created_at: '' });
   assert.deepEqual(planRecordRepair(checkDumpRecord(record, 1)).changes, []);
 });
 
@@ -292,7 +296,7 @@ test('counts: skipped records, processed records, successes, failures and values
     [legacyPlan, { kind: 'failed', reason: 'x' }],
     [legacyPlan, { kind: 'alreadyFixed' }],
   ]);
-  assert.deepEqual(counts, { total: 5, skipped: 3, processed: 2, successful: 1, failed: 1, unconvertedValues: 1 });
+  assert.deepEqual(counts, { total: 5, skipped: 3, otherApplications: 0, processed: 2, successful: 1, failed: 1, unconvertedValues: 1 });
 });
 
 test('the summary of a dry run has the guide layout and says how to apply the updates', () => {

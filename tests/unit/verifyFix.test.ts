@@ -10,9 +10,9 @@ import {
   extraItemChange,
   holdsTarget,
   missingItemChange,
-  tokensNewerThanPostgres,
   type FixChange,
 } from '../../lib/verify/fixPlan.ts';
+import { tokensNewerThanPostgres } from '../../lib/verify/cutoverGuard.ts';
 import { verifyPartition } from '../../lib/verify/partition.ts';
 import type { PostgresToken } from '../../lib/verify/compare.ts';
 
