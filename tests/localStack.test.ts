@@ -11,21 +11,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
 import { CreateTableCommand, ListTablesCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { ExitCode, UserError } from '../lib/cli.ts';
-import {
-  BATCH_GET_LIMIT,
-  BATCH_WRITE_LIMIT,
-  batchWriteWithRetry,
-  createDynamoClient,
-  describeCelloTable,
-  findExistingKeys,
-  toDynamoUserError,
-  type CelloKey,
-  type DynamoItem,
-} from '../lib/dynamodb.ts';
+import { ExitCode, UserError } from '../lib/cli/errors.ts';
+import { BATCH_GET_LIMIT, BATCH_WRITE_LIMIT, batchWriteWithRetry, findExistingKeys, type CelloKey, type DynamoItem } from '../lib/dynamodb/batch.ts';
+import { createDynamoClient, describeCelloTable } from '../lib/dynamodb/client.ts';
+import { toDynamoUserError } from '../lib/dynamodb/errors.ts';
 import { itemKeyString, projectPk, tokenSk } from '../lib/cello/keys.ts';
 import { createLocalDynamoClient, findFreePort, LOCAL_AWS_ENV } from '../tools/localStack.ts';
-import type { RetrySettings } from '../lib/retry.ts';
+import type { RetrySettings } from '../lib/dynamodb/retry.ts';
 import { copyClone, postgresBinaryOf, processesWithEnvironment } from './support/cloneCopy.ts';
 import {
   REGION,

@@ -24,13 +24,14 @@
 //   instead of one per 25.
 import { isDeepStrictEqual } from 'node:util';
 import { GetItemCommand, PutItemCommand, QueryCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { BATCH_WRITE_LIMIT, NotSentError, batchWriteWithRetry, capacityMeterOf, findExistingKeys } from '../dynamodb.ts';
-import { itemSize, writeUnits } from '../capacity/itemSize.ts';
+import { BATCH_WRITE_LIMIT, batchWriteWithRetry, findExistingKeys } from '../dynamodb/batch.ts';
+import { NotSentError, capacityMeterOf } from '../dynamodb/client.ts';
+import { itemSize, writeUnits } from '../dynamodb/capacity/itemSize.ts';
 import { METADATA_SK, describeItemKey, itemKeyString } from '../cello/keys.ts';
-import { forEachConcurrent, Semaphore } from '../concurrency.ts';
-import { mayHaveBeenApplied } from '../retry.ts';
+import { forEachConcurrent, Semaphore } from '../dynamodb/concurrency.ts';
+import { mayHaveBeenApplied } from '../dynamodb/retry.ts';
 import type { CheckedFile } from './check.ts';
-import type { LoadItem } from './items.ts';
+import type { LoadItem } from '../cello/fileItems.ts';
 import { ProbeAdvisor, ProjectTracker } from './probe.ts';
 import { emptyCounts, type LoadCounts } from './summary.ts';
 import { UNIT_SIZE, checkUnits, type CheckUnit, type SourceState } from './units.ts';

@@ -16,26 +16,22 @@
 // - Updates run concurrently (--concurrency); the report stays in file order.
 // - A dry run sends no write request at all.
 // - Ctrl-C / SIGTERM: no new record is started, updates in flight finish, a partial summary is printed (exit 130).
+import { ExitCode, UserError } from '../cli/errors.ts';
 import {
-  ExitCode,
   MAX_CONCURRENCY,
-  UserError,
   concurrencyOption,
   createArgumentParser,
   dryRunOption,
   endpointUrlOption,
-  formatCount,
   maxWcuOption,
   regionOption,
-  stopSignalReceived,
   tableOption,
-  throwIfStopped,
-  wasStopped,
-  stopSignal,
-} from '../cli.ts';
-import { checkTableName, type DynamoTarget } from '../dynamodbTarget.ts';
-import { formatCapacitySummary } from '../capacity/meter.ts';
-import { checkInputFile } from '../files.ts';
+} from '../cli/args.ts';
+import { formatCount } from '../cli/output.ts';
+import { stopSignalReceived, throwIfStopped, wasStopped, stopSignal } from '../cli/signals.ts';
+import { checkTableName, type DynamoTarget } from '../dynamodb/target.ts';
+import { formatCapacitySummary } from '../dynamodb/capacity/meter.ts';
+import { checkInputFile } from '../io/files.ts';
 import { JsonInputError, readJsonArray } from '../json/stream.ts';
 import {
   DumpRecordError,
@@ -51,10 +47,10 @@ import {
   type DumpRecord,
   type RecordOutcome,
   type RecordRepairPlan,
-} from '../repair.ts';
-import type { RepairTarget } from '../repairUpdate.ts';
-import { ReportOutput } from '../output.ts';
-import { mapConcurrentOrdered } from '../concurrency.ts';
+} from './repair.ts';
+import type { RepairTarget } from './update.ts';
+import { ReportOutput } from '../cli/output.ts';
+import { mapConcurrentOrdered } from '../dynamodb/concurrency.ts';
 
 const DEFAULT_CONCURRENCY = 16;
 
@@ -94,8 +90,8 @@ export async function main(argv: string[]): Promise<number> {
   const args = await parseArguments(argv);
   // The AWS SDK loads only now that the arguments are read: --help does without it.
   const [{ capacityMeterOf, createDynamoClient, describeCelloTable }, { applyTimestampChanges, planTimestampChanges }] = await Promise.all([
-    import('../dynamodb.ts'),
-    import('../repairUpdate.ts'),
+    import('../dynamodb/client.ts'),
+    import('./update.ts'),
   ]);
 
   const file = args.file;

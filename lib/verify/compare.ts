@@ -2,11 +2,11 @@
 // names and values are quoted in the report.
 //
 // Every comparison here is pure and exact: timestamps are compared as text after the exact canonicalisation of
-// lib/timestamps.ts, never through Date or a float.
+// lib/cello/timestamps.ts, never through Date or a float.
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
-import type { DynamoItem } from '../dynamodb.ts';
+import type { DynamoItem } from '../dynamodb/batch.ts';
 import { NULL_IN_TABLE, REPOSITORY, TIMESTAMP_ATTRIBUTES, TOKEN_ID, type TimestampAttribute } from '../cello/items.ts';
-import { TimestampError, timestampsEqualAsInstants, toCanonicalTimestamp } from '../timestamps.ts';
+import { TimestampError, timestampsEqualAsInstants, toCanonicalTimestamp } from '../cello/timestamps.ts';
 
 /** Difference lines printed per project (and extra partition keys, and orphan tokens) before "... and N more". */
 export const LINES_PER_PROJECT = 20;

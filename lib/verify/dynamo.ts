@@ -1,7 +1,8 @@
 // Verify's DynamoDB reads: a partition as a stream of items in sk byte order, page by page.
 import { paginateQuery, type DynamoDBClient, type QueryCommandOutput } from '@aws-sdk/client-dynamodb';
-import { toDynamoUserError, type DynamoItem } from '../dynamodb.ts';
-import type { DynamoTarget } from '../dynamodbTarget.ts';
+import { toDynamoUserError } from '../dynamodb/errors.ts';
+import type { DynamoItem } from '../dynamodb/batch.ts';
+import type { DynamoTarget } from '../dynamodb/target.ts';
 import { compareUtf8 } from '../cello/keyOrder.ts';
 import { quote } from './compare.ts';
 import { StreamOrderError } from './partition.ts';

@@ -2,15 +2,17 @@
 // (fixPlan.ts builds it), an honest verdict when a condition fails, and the final read-back.
 //
 // Conditional writes cannot go in a BatchWriteItem, so each change is its own PutItem, UpdateItem or DeleteItem,
-// `concurrency` in flight, sent through the client's one retry strategy (lib/retry.ts) like every other request.
+// `concurrency` in flight, sent through the client's one retry strategy (lib/dynamodb/retry.ts) like every other request.
 import { DeleteItemCommand, GetItemCommand, PutItemCommand, UpdateItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { BATCH_GET_LIMIT, NotSentError, getItemsConsistently, toDynamoUserError, type DynamoItem } from '../dynamodb.ts';
-import type { DynamoTarget } from '../dynamodbTarget.ts';
+import { BATCH_GET_LIMIT, getItemsConsistently, type DynamoItem } from '../dynamodb/batch.ts';
+import { NotSentError } from '../dynamodb/client.ts';
+import { toDynamoUserError } from '../dynamodb/errors.ts';
+import type { DynamoTarget } from '../dynamodb/target.ts';
 import { isCelloItemKey, itemKeyString } from '../cello/keys.ts';
-import { forEachConcurrent, mapConcurrentOrdered } from '../concurrency.ts';
-import { mayHaveBeenApplied } from '../retry.ts';
-import { ExitCode } from '../cli.ts';
-import { type CapacityMeter, formatCapacitySummary } from '../capacity/meter.ts';
+import { forEachConcurrent, mapConcurrentOrdered } from '../dynamodb/concurrency.ts';
+import { mayHaveBeenApplied } from '../dynamodb/retry.ts';
+import { ExitCode } from '../cli/errors.ts';
+import { type CapacityMeter, formatCapacitySummary } from '../dynamodb/capacity/meter.ts';
 import { describeAttributeValue } from './compare.ts';
 import { countFix, emptyFixCounts, formatFixHeading, formatFixLine, formatFixSummary } from './fixReport.ts';
 import type { PartitionOpener } from './dynamo.ts';

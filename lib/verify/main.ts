@@ -15,16 +15,13 @@
 // table holds tokens nothing shows the migration wrote (the service writes to it already: refused,
 // lib/verify/cutoverGuard.ts), each is applied
 // with a condition on what was read (lib/verify/fixPlan.ts, fix.ts), and every item touched is read again.
+import { ExitCode, UserError } from '../cli/errors.ts';
 import {
-  ExitCode,
   MAX_CONCURRENCY,
-  Progress,
-  UserError,
   checkPostgresNames,
   concurrencyOption,
   createArgumentParser,
   endpointUrlOption,
-  formatCount,
   maxRcuOption,
   maxWcuOption,
   postgresDatabasePositional,
@@ -32,12 +29,12 @@ import {
   postgresUserPositional,
   regionOption,
   tableOption,
-  stopSignalReceived,
-  wasStopped,
-  stopSignal,
-} from '../cli.ts';
-import { checkTableName, type DynamoTarget } from '../dynamodbTarget.ts';
-import { type CapacityMeter, formatCapacitySummary } from '../capacity/meter.ts';
+} from '../cli/args.ts';
+import { Progress } from '../cli/progress.ts';
+import { formatCount } from '../cli/output.ts';
+import { stopSignalReceived, wasStopped, stopSignal } from '../cli/signals.ts';
+import { checkTableName, type DynamoTarget } from '../dynamodb/target.ts';
+import { type CapacityMeter, formatCapacitySummary } from '../dynamodb/capacity/meter.ts';
 import { readPassword } from '../postgres/password.ts';
 import { checkTables } from '../postgres/schema.ts';
 import { connectionSettingsFromEnvironment, describeTarget, parseHostArgument, type PostgresTarget } from '../postgres/target.ts';
@@ -45,13 +42,13 @@ import { readTextOrder } from '../postgres/textOrder.ts';
 import { REPOSITORY } from '../cello/items.ts';
 import { CELLO_TABLES } from '../cello/sourceTables.ts';
 import { sparingOrphanPartitions, type FixChange } from './fixPlan.ts';
-import { checkInputFile } from '../files.ts';
+import { checkInputFile } from '../io/files.ts';
 import { StreamOrderError } from './partition.ts';
 import { formatExtraPartitions, formatOrphanNote, formatPartitionReport, formatSummary } from './report.ts';
 import { verifyMigration, type VerificationResult } from './run.ts';
 import { readNewestTokenCreatedAt, readOrphanProjectNames, readProjects, streamTokens } from './postgresRows.ts';
 import { projectPk } from '../cello/keys.ts';
-import { printOutput } from '../output.ts';
+import { printOutput } from '../cli/output.ts';
 import type { PartitionOpener } from './dynamo.ts';
 import type { FixTarget } from './fix.ts';
 
@@ -126,8 +123,8 @@ export async function main(argv: string[]): Promise<number> {
   const args = await parseArguments(argv);
   // The AWS SDK and the driver load only now that the arguments are read: --help loads neither.
   const [{ capacityMeterOf, createDynamoClient, describeCelloTable }, { connectPostgres, inReadOnlySnapshot }, { toPostgresUserError }] =
-    await Promise.all([import('../dynamodb.ts'), import('../postgres/connect.ts'), import('../postgres/errors.ts')]);
-  const [{ scanPages }, { partitionQuery }] = await Promise.all([import('../scan.ts'), import('./dynamo.ts')]);
+    await Promise.all([import('../dynamodb/client.ts'), import('../postgres/connect.ts'), import('../postgres/errors.ts')]);
+  const [{ scanPages }, { partitionQuery }] = await Promise.all([import('../dynamodb/scan.ts'), import('./dynamo.ts')]);
 
   const user = String(args.db_user);
   const database = String(args.db_name);

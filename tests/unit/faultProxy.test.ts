@@ -13,10 +13,12 @@ import {
   type KeysAndAttributes,
   type WriteRequest,
 } from '@aws-sdk/client-dynamodb';
-import { batchWriteWithRetry, createDynamoClient, findExistingKeys, isRetryableDynamoError, type DynamoItem } from '../../lib/dynamodb.ts';
+import { batchWriteWithRetry, findExistingKeys, type DynamoItem } from '../../lib/dynamodb/batch.ts';
+import { createDynamoClient } from '../../lib/dynamodb/client.ts';
+import { isRetryableDynamoError } from '../../lib/dynamodb/errors.ts';
 import { itemKeyString, projectPk, tokenSk } from '../../lib/cello/keys.ts';
 import { LOCAL_AWS_ENV } from '../../tools/localStack.ts';
-import type { RetrySettings } from '../../lib/retry.ts';
+import type { RetrySettings } from '../../lib/dynamodb/retry.ts';
 import { REGION, getStack, newCelloTable, scanTable } from '../support/harness.ts';
 import { mulberry32, startFaultProxy, startLatencyProxy, type FaultProxy, type FaultProxyOptions } from '../support/faultProxy.ts';
 

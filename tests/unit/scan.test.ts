@@ -3,11 +3,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DynamoDBClient, type ScanCommand, type ScanCommandOutput } from '@aws-sdk/client-dynamodb';
-import { UserError } from '../../lib/cli.ts';
-import type { DynamoItem } from '../../lib/dynamodb.ts';
-import type { RetrySettings } from '../../lib/retry.ts';
+import { UserError } from '../../lib/cli/errors.ts';
+import type { DynamoItem } from '../../lib/dynamodb/batch.ts';
+import type { RetrySettings } from '../../lib/dynamodb/retry.ts';
 import { retryLikeTheSdk } from '../support/sdkRetry.ts';
-import { scanPages, type ScanOptions } from '../../lib/scan.ts';
+import { scanPages, type ScanOptions } from '../../lib/dynamodb/scan.ts';
 
 const noWaitSettings: RetrySettings = { maxAttempts: 3, baseDelayMs: 1, maxDelayMs: 1, random: () => 0, sleep: async () => {} };
 

@@ -1,6 +1,6 @@
 // The items of the migration file: a project entry and its tokens → DynamoDB items, every problem listed.
-import type { DynamoItem } from '../dynamodb.ts';
-import { METADATA_SK, PROJECT_PREFIX, TOKEN_PREFIX, projectPk, tokenSk } from '../cello/keys.ts';
+import type { AttributeValue } from '@aws-sdk/client-dynamodb';
+import { METADATA_SK, PROJECT_PREFIX, TOKEN_PREFIX, projectPk, tokenSk } from './keys.ts';
 import {
   REPOSITORY,
   TIMESTAMP_ATTRIBUTES,
@@ -12,8 +12,8 @@ import {
   projectItem,
   tokenItem,
   type TimestampAttribute,
-} from '../cello/items.ts';
-import { TimestampError, toCanonicalTimestamp } from '../timestamps.ts';
+} from './items.ts';
+import { TimestampError, toCanonicalTimestamp } from './timestamps.ts';
 
 /** DynamoDB's limits on key sizes, in bytes of UTF-8. */
 const PARTITION_KEY_MAX_BYTES = 2048;
@@ -27,7 +27,7 @@ const TOKEN_FIELDS = listNames(TOKEN_ATTRIBUTES);
 export interface LoadItem {
   pk: string;
   sk: string;
-  item: DynamoItem;
+  item: Record<string, AttributeValue>;
   /** A NULL of the file (repository, or expires_at) written as "". */
   nullWritten: boolean;
   /** Timestamps of the item that were not canonical in the file. */

@@ -4,15 +4,15 @@
 // An earlier migration stored token timestamps as PostgreSQL text (`2022-02-02 18:01:49.345261+00`) instead of the
 // canonical `2022-02-02T18:01:49.345261000Z`. The repair works per field: a record whose created_at is fine but
 // whose expires_at is legacy gets its expires_at fixed, and only that field is written. Any other form that names
-// one instant (RFC 3339 with milliseconds, ISO 8601 with an offset: lib/timestamps.ts) is converted the same way.
+// one instant (RFC 3339 with milliseconds, ISO 8601 with an offset: lib/cello/timestamps.ts) is converted the same way.
 // A value that names no instant for sure (no zone, a bare epoch number, garbage, null, a missing attribute on a
 // token) is left as it is and reported with the way out, never guessed at: PostgreSQL has the true value.
 import type { AttributeValue, UpdateItemCommandInput } from '@aws-sdk/client-dynamodb';
-import { attributeValueToJson } from './ddbJson.ts';
-import { NULL_IN_TABLE, TIMESTAMP_ATTRIBUTES, TIMESTAMP_NULL, type TimestampAttribute } from './cello/items.ts';
-import { describeItemKey, isCelloItemKey, isMetadataSk } from './cello/keys.ts';
-import { formatCount } from './cli.ts';
-import { EPOCH_REASON, TimestampError, isCanonicalTimestamp, toCanonicalTimestamp } from './timestamps.ts';
+import { attributeValueToJson } from '../dumpDdb/ddbJson.ts';
+import { NULL_IN_TABLE, TIMESTAMP_ATTRIBUTES, TIMESTAMP_NULL, type TimestampAttribute } from '../cello/items.ts';
+import { describeItemKey, isCelloItemKey, isMetadataSk } from '../cello/keys.ts';
+import { formatCount } from '../cli/output.ts';
+import { EPOCH_REASON, TimestampError, isCanonicalTimestamp, toCanonicalTimestamp } from '../cello/timestamps.ts';
 
 /** One element of the dump: a plain object with string keys (other attributes are not looked at). */
 export interface DumpRecord {
@@ -299,7 +299,7 @@ export interface SummaryOptions {
   region?: string;
   /** The signal that stopped the run early, if one did. */
   stoppedBy?: string | undefined;
-  /** The capacity lines (lib/capacity/meter.ts), after the counts and before any advice. */
+  /** The capacity lines (lib/dynamodb/capacity/meter.ts), after the counts and before any advice. */
   capacity?: string;
 }
 

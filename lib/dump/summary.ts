@@ -1,8 +1,8 @@
 // What the dump (step 1) tells the operator once its file is in place: the orphan-token notice on stderr and the
 // summary on stdout. Text only; scripts/migrate_dump_postgres.ts prints it.
-import { formatCount } from './cli.ts';
-import { EXPIRES_AT, REPOSITORY } from './cello/items.ts';
-import type { DumpCounts } from './pgDump.ts';
+import { formatCount } from '../cli/output.ts';
+import { EXPIRES_AT, REPOSITORY } from '../cello/items.ts';
+import type { DumpCounts } from './dump.ts';
 
 /** How the file writes a project without a repository (the orphan tokens' projects). */
 export const NO_REPOSITORY = `${JSON.stringify(REPOSITORY)}: null`;

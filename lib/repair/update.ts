@@ -1,12 +1,13 @@
 // Step 4's timestamp repair, the part that talks to DynamoDB: one conditional UpdateItem per record (see
 // buildTimestampUpdate in repair.ts), and an honest verdict when its condition fails.
 import { GetItemCommand, UpdateItemCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { NotSentError, toDynamoUserError } from './dynamodb.ts';
-import type { DynamoTarget } from './dynamodbTarget.ts';
-import { mayHaveBeenApplied } from './retry.ts';
+import { NotSentError } from '../dynamodb/client.ts';
+import { toDynamoUserError } from '../dynamodb/errors.ts';
+import type { DynamoTarget } from '../dynamodb/target.ts';
+import { mayHaveBeenApplied } from '../dynamodb/retry.ts';
 import { buildTimestampUpdate, judgeConditionFailure, type DumpRecord, type RecordOutcome, type TimestampChange } from './repair.ts';
-import { plainItemSize, writeUnits } from './capacity/itemSize.ts';
-import type { CapacityMeter } from './capacity/meter.ts';
+import { plainItemSize, writeUnits } from '../dynamodb/capacity/itemSize.ts';
+import type { CapacityMeter } from '../dynamodb/capacity/meter.ts';
 
 /** Failures that belong to the one item, not to the table or the connection: the run goes on after them. */
 const ITEM_ERRORS = new Set(['ValidationException', 'ItemCollectionSizeLimitExceededException']);

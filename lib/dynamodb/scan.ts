@@ -8,8 +8,9 @@
 // (disk) slows the scan down instead of filling memory.
 import { paginateScan, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { Semaphore } from './concurrency.ts';
-import { toDynamoUserError, type DynamoItem } from './dynamodb.ts';
-import type { DynamoTarget } from './dynamodbTarget.ts';
+import { toDynamoUserError } from './errors.ts';
+import type { DynamoItem } from './batch.ts';
+import type { DynamoTarget } from './target.ts';
 
 /** DynamoDB's limit on TotalSegments. */
 export const MAX_SCAN_SEGMENTS = 1_000_000;
