@@ -10,7 +10,8 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import { itemKeyString } from '../cello/keys.ts';
 import { backoffDelayMs, RetriesExhaustedError } from './retry.ts';
-import { NotSentError, retrySettingsOf } from './client.ts';
+import { retrySettingsOf } from './client.ts';
+import { NotSentError } from './errors.ts';
 import { isCutForSize } from './capacity/middleware.ts';
 
 export type DynamoItem = Record<string, AttributeValue>;

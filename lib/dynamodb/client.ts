@@ -12,7 +12,7 @@ import { bulkRetrySettings, CelloRetryStrategy, type RetrySettings } from './ret
 import { checkEndpointUrl, checkRegion, endpointFromEnvironment, type DynamoTarget } from './target.ts';
 import { CapacityMeter, type CapacityLimits } from './capacity/meter.ts';
 import { meterCapacity } from './capacity/middleware.ts';
-import { classifyDynamoFailure, isThrottlingError, toDynamoUserError } from './errors.ts';
+import { NotSentError, classifyDynamoFailure, isThrottlingError, toDynamoUserError } from './errors.ts';
 
 /**
  * A client for bulk work: keep-alive sockets (a TLS handshake per request would dominate small batches), enough
@@ -73,17 +73,6 @@ export function createDynamoClient(
   retrySettingsOfClient.set(client, retrySettings);
   meterOfClient.set(client, meter);
   return client;
-}
-
-/**
- * A request not sent because the run's stop came while it waited (for capacity, or for a retry's delay): exit 130 with
- * the stop's own message. A step counts its items as not done.
- */
-export class NotSentError extends UserError {
-  constructor(stopReason: unknown) {
-    super(stopReason instanceof Error ? stopReason.message : 'stopped before finishing', ExitCode.interrupted);
-    this.name = 'NotSentError';
-  }
 }
 
 /** Retry delays that end when `stop` aborts: the next attempt then is not sent (NotSentError), at once. */

@@ -4,6 +4,17 @@ import { ExitCode, UserError } from '../cli/errors.ts';
 import { RetriesExhaustedError, type AttemptFailure } from './retry.ts';
 import { describeEndpoint, type DynamoTarget } from './target.ts';
 
+/**
+ * A request not sent because the run's stop came while it waited (for capacity, or for a retry's delay): exit 130 with
+ * the stop's own message. A step counts its items as not done.
+ */
+export class NotSentError extends UserError {
+  constructor(stopReason: unknown) {
+    super(stopReason instanceof Error ? stopReason.message : 'stopped before finishing', ExitCode.interrupted);
+    this.name = 'NotSentError';
+  }
+}
+
 const THROTTLING_ERRORS = new Set([
   'ProvisionedThroughputExceededException',
   'ThrottlingException',

@@ -25,7 +25,8 @@
 import { isDeepStrictEqual } from 'node:util';
 import { GetItemCommand, PutItemCommand, QueryCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { BATCH_WRITE_LIMIT, batchWriteWithRetry, findExistingKeys } from '../dynamodb/batch.ts';
-import { NotSentError, capacityMeterOf } from '../dynamodb/client.ts';
+import { capacityMeterOf } from '../dynamodb/client.ts';
+import { NotSentError } from '../dynamodb/errors.ts';
 import { itemSize, writeUnits } from '../dynamodb/capacity/itemSize.ts';
 import { METADATA_SK, describeItemKey, itemKeyString } from '../cello/keys.ts';
 import { forEachConcurrent, Semaphore } from '../dynamodb/concurrency.ts';

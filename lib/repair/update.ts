@@ -1,8 +1,7 @@
 // Step 4's timestamp repair, the part that talks to DynamoDB: one conditional UpdateItem per record (see
 // buildTimestampUpdate in repair.ts), and an honest verdict when its condition fails.
 import { GetItemCommand, UpdateItemCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { NotSentError } from '../dynamodb/client.ts';
-import { toDynamoUserError } from '../dynamodb/errors.ts';
+import { NotSentError, toDynamoUserError } from '../dynamodb/errors.ts';
 import type { DynamoTarget } from '../dynamodb/target.ts';
 import { mayHaveBeenApplied } from '../dynamodb/retry.ts';
 import { buildTimestampUpdate, judgeConditionFailure, type DumpRecord, type RecordOutcome, type TimestampChange } from './repair.ts';

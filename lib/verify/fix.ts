@@ -5,8 +5,7 @@
 // `concurrency` in flight, sent through the client's one retry strategy (lib/dynamodb/retry.ts) like every other request.
 import { DeleteItemCommand, GetItemCommand, PutItemCommand, UpdateItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { BATCH_GET_LIMIT, getItemsConsistently, type DynamoItem } from '../dynamodb/batch.ts';
-import { NotSentError } from '../dynamodb/client.ts';
-import { toDynamoUserError } from '../dynamodb/errors.ts';
+import { NotSentError, toDynamoUserError } from '../dynamodb/errors.ts';
 import type { DynamoTarget } from '../dynamodb/target.ts';
 import { isCelloItemKey, itemKeyString } from '../cello/keys.ts';
 import { forEachConcurrent, mapConcurrentOrdered } from '../dynamodb/concurrency.ts';

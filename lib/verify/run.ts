@@ -15,7 +15,7 @@
 //
 // The parts: value comparison (compare.ts), one partition's merge-join (partition.ts), PostgreSQL's token stream
 // split by project (tokensByProject.ts), DynamoDB's partitions (dynamo.ts), the report (report.ts).
-import { NotSentError } from '../dynamodb/client.ts';
+import { NotSentError } from '../dynamodb/errors.ts';
 import type { DynamoItem } from '../dynamodb/batch.ts';
 import { compareUtf8 } from '../cello/keyOrder.ts';
 import { mapConcurrentOrdered } from '../dynamodb/concurrency.ts';

@@ -8,7 +8,7 @@
 //   key with its values (a --fix delete carries the whole item in its condition); a read, the item size learned
 //   from earlier answers of the same shape (the first such read goes alone, one item, see CapacityMeter);
 // - a stop (the client's abort signal) rejects every request still waiting for capacity or for its next attempt
-//   (lib/dynamodb/client.ts: NotSentError): no request is sent after a stop that was not already on the wire;
+//   (lib/dynamodb/errors.ts: NotSentError): no request is sent after a stop that was not already on the wire;
 // - a throttled answer, or a batch that came back partly unprocessed for throughput, halves the rate (a BatchGetItem
 //   answer cut at the server's size limit is not throttling: see isCutForSize).
 import type {
@@ -40,7 +40,7 @@ const KIND_OF_COMMAND: Record<string, CapacityKind> = {
   BatchWriteItemCommand: 'write',
 };
 
-/** A stop: once `signal` aborts, a request not sent yet fails with `notSent()` (lib/dynamodb/client.ts: NotSentError). */
+/** A stop: once `signal` aborts, a request not sent yet fails with `notSent()` (lib/dynamodb/errors.ts: NotSentError). */
 export interface StopPolicy {
   signal: AbortSignal;
   notSent: () => Error;
