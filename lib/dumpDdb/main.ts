@@ -74,7 +74,7 @@ export async function main(argv: string[]): Promise<number> {
   let count = 0;
   try {
     await file.write('[');
-    for await (const page of scanPages(client, table, { segments, consistentRead: true, target, shouldStop: wasStopped })) {
+    for await (const page of scanPages(client, table, { segments, consistentRead: true, shouldStop: wasStopped })) {
       if (page.items.length === 0) continue;
       let text = '';
       for (const item of page.items) {

@@ -10,7 +10,7 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import { itemKeyString } from '../cello/keys.ts';
 import { backoffDelayMs, RetriesExhaustedError } from './retry.ts';
-import { retrySettingsOf } from './client.ts';
+import { retrySettingsOf, toClientUserError } from './client.ts';
 import { NotSentError } from './errors.ts';
 import { isCutForSize } from './capacity/middleware.ts';
 
@@ -116,7 +116,11 @@ export async function getItemsConsistently(client: DynamoDBClient, tableName: st
       continue;
     }
     if (attempt >= settings.maxAttempts) {
-      throw new RetriesExhaustedError(attempt, new Error(`${left!.length} keys still unprocessed by BatchGetItem (throttled)`));
+      throw toClientUserError(
+        client,
+        new RetriesExhaustedError(attempt, new Error(`${left!.length} keys still unprocessed by BatchGetItem (throttled)`)),
+        tableName,
+      );
     }
     await settings.sleep(backoffDelayMs(attempt, settings));
   }

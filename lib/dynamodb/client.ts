@@ -67,6 +67,7 @@ export function createDynamoClient(
       requestTimeout: 30_000,
     },
   });
+  translateFailures(client, target);
   maskAwsSecrets(client, options.credentials?.secretAccessKey);
   const stop = options.stop;
   meterCapacity(client, meter, isThrottlingError, stop && { signal: stop, notSent: () => new NotSentError(stop.reason) });
@@ -108,6 +109,42 @@ export function retrySettingsOf(client: DynamoDBClient): RetrySettings {
 }
 
 /**
+ * Every request that fails for good (after the retries) fails with one line an operator can act on, naming the table,
+ * region and endpoint (toDynamoUserError), set here once: a call site just sends. The SDK's error is the UserError's
+ * cause (sdkErrorOf), for a caller that tells a failed condition by its name. Outermost, so it sees the final error.
+ */
+function translateFailures(client: DynamoDBClient, target: DynamoTarget): void {
+  targetOfClient.set(client, target);
+  client.middlewareStack.add(
+    (next) => async (args) => {
+      try {
+        return await next(args);
+      } catch (error) {
+        throw toDynamoUserError(error, target, tableNameOf(args.input as TableInput));
+      }
+    },
+    { step: 'initialize', priority: 'high', name: 'celloUserErrors' },
+  );
+}
+
+type TableInput = { TableName?: string; RequestItems?: Record<string, unknown> } | undefined;
+
+function tableNameOf(input: TableInput): string | undefined {
+  return input?.TableName ?? Object.keys(input?.RequestItems ?? {})[0];
+}
+
+const targetOfClient = new WeakMap<DynamoDBClient, DynamoTarget>();
+
+/**
+ * A failure of ours about `client`'s requests (keys still unprocessed when the attempts ran out), as the client's own
+ * failures are: one line naming its table, region and endpoint. Unchanged for a client not made by createDynamoClient.
+ */
+export function toClientUserError(client: DynamoDBClient, error: unknown, tableName: string): unknown {
+  const target = targetOfClient.get(client);
+  return target === undefined ? error : toDynamoUserError(error, target, tableName);
+}
+
+/**
  * Registers the AWS secrets with lib/cli/secrets.ts, so no error line can show them. The secret key never goes on
  * the wire, but the session token does (x-amz-security-token), and a server's error message may quote the request
  * it refused (AWS's SignatureDoesNotMatch quotes its canonical request, headers included), which the fallback error
@@ -133,13 +170,8 @@ function maskAwsSecrets(client: DynamoDBClient, secretAccessKey: string | undefi
  * Checks, before any write, that the table exists, is ACTIVE and has Cello's key schema (pk HASH S, sk RANGE S).
  * Throws a UserError naming what differs.
  */
-export async function describeCelloTable(client: DynamoDBClient, tableName: string, target: DynamoTarget): Promise<void> {
-  let table: TableDescription | undefined;
-  try {
-    table = (await client.send(new DescribeTableCommand({ TableName: tableName }))).Table;
-  } catch (error) {
-    throw toDynamoUserError(error, target, tableName);
-  }
+export async function describeCelloTable(client: DynamoDBClient, tableName: string): Promise<void> {
+  const table: TableDescription | undefined = (await client.send(new DescribeTableCommand({ TableName: tableName }))).Table;
   if (!table) throw new UserError(`table "${tableName}" returned no description`, ExitCode.environment);
   const keySchema = (table.KeySchema ?? []).map((key) => {
     const type = table.AttributeDefinitions?.find((definition) => definition.AttributeName === key.AttributeName)?.AttributeType ?? '?';

@@ -44,7 +44,7 @@ function errorCode(error: unknown): string | undefined {
 
 /** DynamoDB refused the request for throughput: it was not applied (unlike a 5xx or a dropped connection). */
 export function isThrottlingError(error: unknown): boolean {
-  const name = (error as SdkErrorShape | undefined)?.name;
+  const name = (sdkErrorOf(error) as SdkErrorShape | undefined)?.name;
   return name !== undefined && THROTTLING_ERRORS.has(name);
 }
 
@@ -54,7 +54,8 @@ export function isThrottlingError(error: unknown): boolean {
  * table into ten retries). A connection dropped before or during the answer ("socket hang up", "aborted") carries
  * code ECONNRESET.
  */
-export function isRetryableDynamoError(error: unknown): boolean {
+export function isRetryableDynamoError(failure: unknown): boolean {
+  const error = sdkErrorOf(failure);
   if (!error || typeof error !== 'object') return false;
   const shape = error as SdkErrorShape;
   if (shape.name && THROTTLING_ERRORS.has(shape.name)) return true;
@@ -97,11 +98,23 @@ export function classifyDynamoFailure(error: unknown): AttemptFailure {
  */
 export function toDynamoUserError(error: unknown, target: DynamoTarget, tableName?: string): UserError {
   if (error instanceof UserError) return error;
+  const userError = describeFinalFailure(error, target, tableName);
+  // The SDK's error stays reachable (sdkErrorOf): a caller tells a failed condition or an item's own error by its name.
+  userError.cause = error;
+  return userError;
+}
+
+function describeFinalFailure(error: unknown, target: DynamoTarget, tableName: string | undefined): UserError {
   if (error instanceof RetriesExhaustedError) return keptFailing(error.attempts, describeFailure(error.lastError, target, tableName));
   // A retryable error that reached the caller is one the retry strategy gave up on; the SDK counted the attempts.
   const attempts = (error as SdkErrorShape | undefined)?.$metadata?.attempts;
   if (attempts !== undefined && isRetryableDynamoError(error)) return keptFailing(attempts, describeFailure(error, target, tableName));
   return describeFailure(error, target, tableName);
+}
+
+/** The SDK's own error behind a failure a client of createDynamoClient turned into a UserError; `error` itself otherwise. */
+export function sdkErrorOf(error: unknown): unknown {
+  return error instanceof UserError && error.cause !== undefined ? error.cause : error;
 }
 
 function keptFailing(attempts: number, last: UserError): UserError {

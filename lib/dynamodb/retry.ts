@@ -83,10 +83,12 @@ const mayHaveAppliedErrors = new WeakSet<object>();
  * Whether the request that failed with `error` had an earlier attempt that may have been applied all the same: a
  * 5xx or a dropped connection can come after the server applied a write; a throttled attempt was refused. A
  * conditional write retried after such an attempt can fail its condition on its own earlier write: the caller then
- * reads the item back to tell (lib/repair/update.ts, the loader's --conditional-puts).
+ * reads the item back to tell (lib/dynamodb/conditionalWrite.ts).
  */
 export function mayHaveBeenApplied(error: unknown): boolean {
-  return typeof error === 'object' && error !== null && mayHaveAppliedErrors.has(error);
+  // A client of createDynamoClient throws the SDK's error as the cause of a UserError (lib/dynamodb/errors.ts).
+  const sdkError = (error as { cause?: unknown } | null | undefined)?.cause ?? error;
+  return typeof sdkError === 'object' && sdkError !== null && mayHaveAppliedErrors.has(sdkError);
 }
 
 interface CelloRetryToken extends RetryToken {

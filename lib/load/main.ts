@@ -82,9 +82,8 @@ async function parseArguments(argv: string[]) {
 export async function main(argv: string[]): Promise<number> {
   const options = await parseArguments(argv);
   // The AWS SDK loads only now that the arguments are read: --help does without it.
-  const [{ capacityMeterOf, createDynamoClient, describeCelloTable }, { toDynamoUserError }, { loadMigrationFile }] = await Promise.all([
+  const [{ capacityMeterOf, createDynamoClient, describeCelloTable }, { loadMigrationFile }] = await Promise.all([
     import('../dynamodb/client.ts'),
-    import('../dynamodb/errors.ts'),
     import('./load.ts'),
   ]);
   const target: DynamoTarget = { region: options.region, endpointUrl: options.endpointUrl };
@@ -95,7 +94,7 @@ export async function main(argv: string[]): Promise<number> {
   const startupClient = createDynamoClient(target, { maxSockets: 1, retry: { maxAttempts: STARTUP_CHECK_ATTEMPTS } });
   try {
     try {
-      await describeCelloTable(startupClient, options.tableName, target);
+      await describeCelloTable(startupClient, options.tableName);
     } finally {
       startupClient.destroy();
     }
@@ -136,7 +135,7 @@ export async function main(argv: string[]): Promise<number> {
 
     const ending: RunEnding = result.error !== undefined ? 'error' : result.stopped ? 'stopped' : 'complete';
     await printOutput(formatLoadSummary(checked, result.counts, options.dryRun, ending, formatCapacitySummary(meter, { dryRun: options.dryRun })));
-    if (result.error !== undefined) throw toDynamoUserError(result.error, target, options.tableName);
+    if (result.error !== undefined) throw result.error;
     if (result.stopped) return ExitCode.interrupted;
     return result.counts.failed > 0 ? ExitCode.incomplete : ExitCode.ok;
   } finally {

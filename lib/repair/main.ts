@@ -48,7 +48,7 @@ import {
   type RecordOutcome,
   type RecordRepairPlan,
 } from './repair.ts';
-import type { RepairTarget } from './update.ts';
+import type { DynamoTable } from '../dynamodb/conditionalWrite.ts';
 import { ReportOutput } from '../cli/output.ts';
 import { mapConcurrentOrdered } from '../dynamodb/concurrency.ts';
 
@@ -104,7 +104,7 @@ export async function main(argv: string[]): Promise<number> {
   await checkInputFile(file);
   const client = createDynamoClient(target, { maxSockets: concurrency, capacity: { maxWcu: args['max-wcu'] }, stop: stopSignal });
   const meter = capacityMeterOf(client);
-  const repairTarget: RepairTarget = { client, tableName, target };
+  const table: DynamoTable = { client, tableName };
   const report = new ReportOutput();
   const write = (text: string) => report.write(text);
 
@@ -122,7 +122,7 @@ export async function main(argv: string[]): Promise<number> {
     await write(`Loaded ${formatCount(total)} total records\n\n`);
 
     // A read, also in a dry run: a wrong table name or region is found before the report says anything more.
-    await describeCelloTable(client, tableName, target);
+    await describeCelloTable(client, tableName);
 
     await write(`Processing records:\n${SEPARATOR}\n`);
     const counts = emptyRepairCounts(total);
@@ -136,7 +136,7 @@ export async function main(argv: string[]): Promise<number> {
       }
       if (fatal) return { plan, outcome: { kind: 'failed', reason: 'not attempted: the run is stopping' } };
       try {
-        return { plan, outcome: await applyTimestampChanges(repairTarget, plan.pk, plan.sk, plan.changes) };
+        return { plan, outcome: await applyTimestampChanges(table, plan.pk, plan.sk, plan.changes) };
       } catch (error) {
         if (!(error instanceof UserError)) throw error;
         // DynamoDB itself is failing: stop taking records, report this one, let the others in flight finish.

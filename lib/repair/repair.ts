@@ -180,12 +180,22 @@ export function judgeConditionFailure(
   current: Record<string, AttributeValue> | undefined,
   retried: boolean,
 ): ConditionFailureVerdict {
-  if (current === undefined) return { kind: 'changed', reason: 'changed since dump: the item no longer exists' };
-  if (changes.every(({ field, newValue }) => current[field]?.S === newValue)) return { kind: retried ? 'updated' : 'alreadyFixed' };
+  if (holdsNewValues(changes, current)) return { kind: retried ? 'updated' : 'alreadyFixed' };
+  return { kind: 'changed', reason: describeChangeSinceDump(changes, current) };
+}
+
+/** Whether the item (undefined: none) holds exactly the new values of `changes`. */
+export function holdsNewValues(changes: readonly TimestampChange[], current: Record<string, AttributeValue> | undefined): boolean {
+  return current !== undefined && changes.every(({ field, newValue }) => current[field]?.S === newValue);
+}
+
+/** How an item that no longer holds the dump's values differs: "changed since dump: created_at is now ...". */
+export function describeChangeSinceDump(changes: readonly TimestampChange[], current: Record<string, AttributeValue> | undefined): string {
+  if (current === undefined) return 'changed since dump: the item no longer exists';
   const differences = changes
     .filter(({ field, oldValue }) => current[field]?.S !== oldValue)
     .map(({ field }) => `${field} is now ${showAttribute(current[field])}`);
-  return { kind: 'changed', reason: `changed since dump${differences.length > 0 ? `: ${differences.join(', ')}` : ''}` };
+  return `changed since dump${differences.length > 0 ? `: ${differences.join(', ')}` : ''}`;
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -50,7 +50,7 @@ import { readNewestTokenCreatedAt, readOrphanProjectNames, readProjects, streamT
 import { projectPk } from '../cello/keys.ts';
 import { printOutput } from '../cli/output.ts';
 import type { PartitionOpener } from './dynamo.ts';
-import type { FixTarget } from './fix.ts';
+import type { DynamoTable } from '../dynamodb/conditionalWrite.ts';
 
 const DEFAULT_CONCURRENCY = 8;
 /** Items --fix plans at most in one run: the plan is held in memory, and more is a load's work, not a catch-up. */
@@ -152,7 +152,7 @@ export async function main(argv: string[]): Promise<number> {
   const meter = capacityMeterOf(client);
   try {
     // The cheap check first: a wrong table name or region fails before the database is touched.
-    await describeCelloTable(client, tableName, target);
+    await describeCelloTable(client, tableName);
     const password = await readPassword(process.env, `Password for user ${user} at ${describeTarget(postgresTarget)}: `);
     const session = await connectPostgres(postgresTarget, password, settings);
     const progress = new Progress('Verifying', undefined, process.stderr, { unit: 'projects', note: () => meter.describeSlowdown() });
@@ -160,7 +160,7 @@ export async function main(argv: string[]): Promise<number> {
     let orphanProjectCount = 0;
     let newestInPostgres: string | null = null;
     let orphanPks = new Set<string>();
-    const openPartition = partitionQuery(client, tableName, { target });
+    const openPartition = partitionQuery(client, tableName);
     try {
       result = await inReadOnlySnapshot(session, async (sql) => {
         await checkTables(sql, database, CELLO_TABLES);
@@ -178,7 +178,6 @@ export async function main(argv: string[]): Promise<number> {
             scanPages(client, tableName, {
               segments: concurrency,
               consistentRead: true,
-              target,
               projectionExpression: 'pk, sk',
               shouldStop,
             }),
@@ -212,7 +211,7 @@ export async function main(argv: string[]): Promise<number> {
     if (!result.complete) return ExitCode.interrupted;
     if (!fix || result.totals.differences === 0) return result.totals.differences === 0 ? ExitCode.ok : ExitCode.incomplete;
     const changes = sparingOrphanPartitions(await planChanges(result, openPartition, concurrency), orphanPks);
-    return fixDifferences({ client, tableName, target }, changes, { newestInPostgres, migrationFile, concurrency, meter });
+    return fixDifferences({ client, tableName }, changes, { newestInPostgres, migrationFile, concurrency, meter });
   } finally {
     client.destroy();
   }
@@ -233,7 +232,7 @@ async function planChanges(result: VerificationResult, openPartition: PartitionO
 
 /** Refused (nothing written) when the table holds tokens the service created; else the changes applied and read back. */
 async function fixDifferences(
-  fixTarget: FixTarget,
+  table: DynamoTable,
   changes: FixChange[],
   options: { newestInPostgres: string | null; migrationFile: string | undefined; concurrency: number; meter: CapacityMeter },
 ): Promise<number> {
@@ -245,7 +244,7 @@ async function fixDifferences(
   const unexplained = await unexplainedTokens(changes, newestInPostgres, migrationFile);
   if (unexplained.length > 0) throw new UserError(formatUnexplainedRefusal(unexplained, newestInPostgres, migrationFile), ExitCode.incomplete);
   if (migrationFile !== undefined) await recordTokenPuts(migrationFile, changes);
-  return applyChanges(fixTarget, changes, {
+  return applyChanges(table, changes, {
     concurrency: concurrency * 2,
     shouldStop: wasStopped,
     stoppedBy: stopSignalReceived,

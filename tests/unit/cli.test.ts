@@ -661,7 +661,7 @@ test('a client from lib/dynamodb/client.ts sends a request without printing Node
     try {
       await client.send(new ListTablesCommand({}));
     } catch (error) {
-      process.stdout.write('request failed: ' + error.code + '\\n');
+      process.stdout.write('request failed: ' + (error.cause ?? error).code + '\\n');
     }
     client.destroy();
   `,
