@@ -13,6 +13,7 @@ import {
   tokenItem,
   type TimestampAttribute,
 } from './items.ts';
+import { quoteValue } from './quote.ts';
 import { TimestampError, toCanonicalTimestamp } from './timestamps.ts';
 
 /** DynamoDB's limits on key sizes, in bytes of UTF-8. */
@@ -45,12 +46,6 @@ const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[
 
 function utf8Bytes(text: string): number {
   return Buffer.byteLength(text, 'utf8');
-}
-
-/** A value as quoted in a message: strings JSON-quoted and cut at 60 characters, others by their type. */
-export function quoteValue(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value.length > 60 ? `${value.slice(0, 60)}…` : value);
-  return describeType(value);
 }
 
 /** "a number", "an array", "null"...: what the file holds instead of what was expected. */

@@ -11,6 +11,7 @@ import type { AttributeValue, UpdateItemCommandInput } from '@aws-sdk/client-dyn
 import { attributeValueToJson } from '../dumpDdb/ddbJson.ts';
 import { NULL_IN_TABLE, TIMESTAMP_ATTRIBUTES, TIMESTAMP_NULL, type TimestampAttribute } from '../cello/items.ts';
 import { describeItemKey, isCelloItemKey, isMetadataSk } from '../cello/keys.ts';
+import { cutShort, quoteValue } from '../cello/quote.ts';
 import { formatCount } from '../cli/output.ts';
 import { EPOCH_REASON, TimestampError, isCanonicalTimestamp, toCanonicalTimestamp } from '../cello/timestamps.ts';
 
@@ -153,17 +154,13 @@ export function buildTimestampUpdate(tableName: string, pk: string, sk: string, 
 
 export type ConditionFailureVerdict = { kind: 'updated' } | { kind: 'alreadyFixed' } | { kind: 'changed'; reason: string };
 
-const SHOWN_VALUE_LIMIT = 60;
-
 function showAttribute(value: AttributeValue | undefined): string {
   if (value === undefined) return 'missing';
-  let text: string;
   try {
-    text = attributeValueToJson(value);
+    return cutShort(attributeValueToJson(value));
   } catch {
-    text = '(a value of an unknown type)';
+    return '(a value of an unknown type)';
   }
-  return text.length > SHOWN_VALUE_LIMIT ? `${text.slice(0, SHOWN_VALUE_LIMIT)}…` : text;
 }
 
 /**
@@ -225,9 +222,7 @@ export type RecordOutcome =
   | { kind: 'notSent' };
 
 function showUnconverted({ field, value, reason }: UnconvertedValue): string {
-  let text = value === undefined ? 'missing' : (JSON.stringify(value) ?? String(value));
-  if (text.length > SHOWN_VALUE_LIMIT) text = `${text.slice(0, SHOWN_VALUE_LIMIT)}…`;
-  return `  ${field}: ${text} — left unchanged: ${reason}`;
+  return `  ${field}: ${value === undefined ? 'missing' : quoteValue(value)} — left unchanged: ${reason}`;
 }
 
 /** Whether a record's block needs the operator even in a --summary-only report: a value not converted, a failure. */
