@@ -1,7 +1,7 @@
 // The two kinds of Cello item and their attributes. One name serves three places: the PostgreSQL column
 // (sourceTables.ts), the field of the migration file (the dump writes it, the loader reads it) and the attribute
 // of the DynamoDB item. A project is its METADATA item (keys.ts) with a repository; a token is its TOKEN#<id>
-// item with its id and two timestamps, canonical in the table (lib/timestamps.ts).
+// item with its id and two timestamps, canonical in the table (lib/cello/timestamps.ts).
 //
 // NULL: PostgreSQL's NULL repository and NULL expires_at are null in the file and "" in the table (Cello reads ""
 // as "none"); a NULL created_at cannot be (the column is NOT NULL, and the loader refuses it).

@@ -15,8 +15,8 @@ import {
   planRecordRepair,
   type RecordOutcome,
   type TimestampChange,
-} from '../../lib/repair.ts';
-import { toCanonicalTimestamp } from '../../lib/timestamps.ts';
+} from '../../lib/repair/repair.ts';
+import { toCanonicalTimestamp } from '../../lib/cello/timestamps.ts';
 
 const token = (fields: Record<string, unknown>) => ({ pk: 'PROJECT#alpha', sk: 'TOKEN#t1', ...fields });
 

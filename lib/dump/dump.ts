@@ -22,14 +22,14 @@
 // (the query sorts with COLLATE "C": the same order whatever the database's collation; in a database of another
 // encoding, by the names converted to UTF-8), tokens in UTF-8 byte order of their ids within each project.
 import { isUtf8 } from 'node:buffer';
-import { EXPIRES_AT, REPOSITORY, TIMESTAMP_ATTRIBUTES, TOKENS_FIELD, TOKEN_ATTRIBUTES, TOKEN_ID, type TimestampAttribute } from './cello/items.ts';
-import { compareUtf8 } from './cello/keyOrder.ts';
-import { KeyError, tokenSk } from './cello/keys.ts';
-import { PROJECTS_TABLE, PROJECT_COLUMN, TOKENS_TABLE } from './cello/sourceTables.ts';
-import type { OutputPieces } from './files.ts';
-import type { TextOrder } from './postgres/textOrder.ts';
-import { canonicalFromUtcText, isPostgresUtcBytes, writeCanonicalTimestamp } from './postgres/utcText.ts';
-import { TimestampError } from './timestamps.ts';
+import { EXPIRES_AT, REPOSITORY, TIMESTAMP_ATTRIBUTES, TOKENS_FIELD, TOKEN_ATTRIBUTES, TOKEN_ID, type TimestampAttribute } from '../cello/items.ts';
+import { compareUtf8 } from '../cello/keyOrder.ts';
+import { KeyError, tokenSk } from '../cello/keys.ts';
+import { PROJECTS_TABLE, PROJECT_COLUMN, TOKENS_TABLE } from '../cello/sourceTables.ts';
+import type { OutputPieces } from '../io/files.ts';
+import type { TextOrder } from '../postgres/textOrder.ts';
+import { canonicalFromUtcText, isPostgresUtcBytes, writeCanonicalTimestamp } from './utcText.ts';
+import { TimestampError } from '../cello/timestamps.ts';
 
 /** The dump query's columns, in order: the row's kind, the project's name and repository, the token's attributes. */
 export const DUMP_COLUMNS = ['kind', PROJECT_COLUMN, REPOSITORY, ...TOKEN_ATTRIBUTES] as const;

@@ -1,6 +1,6 @@
 // The items of the migration file: a project entry and its tokens → DynamoDB items, every problem listed.
-import type { DynamoItem } from '../dynamodb.ts';
-import { METADATA_SK, PROJECT_PREFIX, TOKEN_PREFIX, projectPk, tokenSk } from '../cello/keys.ts';
+import type { AttributeValue } from '@aws-sdk/client-dynamodb';
+import { METADATA_SK, PROJECT_PREFIX, TOKEN_PREFIX, projectPk, tokenSk } from './keys.ts';
 import {
   REPOSITORY,
   TIMESTAMP_ATTRIBUTES,
@@ -12,8 +12,9 @@ import {
   projectItem,
   tokenItem,
   type TimestampAttribute,
-} from '../cello/items.ts';
-import { TimestampError, toCanonicalTimestamp } from '../timestamps.ts';
+} from './items.ts';
+import { quoteValue } from './quote.ts';
+import { TimestampError, toCanonicalTimestamp } from './timestamps.ts';
 
 /** DynamoDB's limits on key sizes, in bytes of UTF-8. */
 const PARTITION_KEY_MAX_BYTES = 2048;
@@ -27,7 +28,7 @@ const TOKEN_FIELDS = listNames(TOKEN_ATTRIBUTES);
 export interface LoadItem {
   pk: string;
   sk: string;
-  item: DynamoItem;
+  item: Record<string, AttributeValue>;
   /** A NULL of the file (repository, or expires_at) written as "". */
   nullWritten: boolean;
   /** Timestamps of the item that were not canonical in the file. */
@@ -45,12 +46,6 @@ const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[
 
 function utf8Bytes(text: string): number {
   return Buffer.byteLength(text, 'utf8');
-}
-
-/** A value as quoted in a message: strings JSON-quoted and cut at 60 characters, others by their type. */
-export function quoteValue(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value.length > 60 ? `${value.slice(0, 60)}…` : value);
-  return describeType(value);
 }
 
 /** "a number", "an array", "null"...: what the file holds instead of what was expected. */

@@ -1,14 +1,15 @@
 // What the dump (step 1) tells the operator once its file is in place: the orphan-token notice on stderr and the
 // summary on stdout. Text only; scripts/migrate_dump_postgres.ts prints it.
-import { formatCount } from './cli.ts';
-import { EXPIRES_AT, REPOSITORY } from './cello/items.ts';
-import type { DumpCounts } from './pgDump.ts';
+import { formatCount } from '../cli/output.ts';
+import { EXPIRES_AT, REPOSITORY } from '../cello/items.ts';
+import { quoteValue } from '../cello/quote.ts';
+import type { DumpCounts } from './dump.ts';
 
 /** How the file writes a project without a repository (the orphan tokens' projects). */
 export const NO_REPOSITORY = `${JSON.stringify(REPOSITORY)}: null`;
 
 function quoteIds(ids: (string | null)[], total: number): string {
-  const quoted = ids.map((id) => (id === null ? 'null' : JSON.stringify(id))).join(', ');
+  const quoted = ids.map((id) => quoteValue(id, Number.POSITIVE_INFINITY)).join(', ');
   return total > ids.length ? `${quoted}, …` : quoted;
 }
 
