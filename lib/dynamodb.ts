@@ -17,6 +17,7 @@ import {
   type TableDescription,
 } from '@aws-sdk/client-dynamodb';
 import { ExitCode, UserError, registerSecret } from './cli.ts';
+import { NotSentError } from './cli/signals.ts';
 import { backoffDelayMs, bulkRetrySettings, CelloRetryStrategy, RetriesExhaustedError, type AttemptFailure, type RetrySettings } from './retry.ts';
 import { itemKeyString } from './cello/keys.ts';
 import { checkEndpointUrl, checkRegion, describeEndpoint, endpointFromEnvironment, type DynamoTarget } from './dynamodbTarget.ts';
@@ -95,16 +96,8 @@ export function createDynamoClient(
   return client;
 }
 
-/**
- * A request not sent because the run's stop came while it waited (for capacity, or for a retry's delay): exit 130 with
- * the stop's own message. A step counts its items as not done.
- */
-export class NotSentError extends UserError {
-  constructor(stopReason: unknown) {
-    super(stopReason instanceof Error ? stopReason.message : 'stopped before finishing', ExitCode.interrupted);
-    this.name = 'NotSentError';
-  }
-}
+// A request a stop kept from going (lib/cli/signals.ts), for the steps that catch it.
+export { NotSentError };
 
 /** Retry delays that end when `stop` aborts: the next attempt then is not sent (NotSentError), at once. */
 function cutShortOnStop(settings: RetrySettings, stop: AbortSignal | undefined): RetrySettings {

@@ -86,6 +86,18 @@ export function stopSignalReceived(): NodeJS.Signals | undefined {
   return stopSignalName;
 }
 
+/**
+ * A request not sent because the run's stop came while it waited (for capacity, or for a retry's delay): exit 130 with
+ * the stop's own message. A step counts its items as not done. Here, not beside the client (lib/dynamodb.ts), so that
+ * a step's modules can tell it without loading the AWS SDK before its arguments are parsed.
+ */
+export class NotSentError extends UserError {
+  constructor(stopReason: unknown) {
+    super(stopReason instanceof Error ? stopReason.message : 'stopped before finishing', ExitCode.interrupted);
+    this.name = 'NotSentError';
+  }
+}
+
 /** Throws the stop reason if a stop was requested; call between units of work. */
 export function throwIfStopped(): void {
   if (stopController.signal.aborted) throw stopController.signal.reason;
