@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -447,11 +447,14 @@ function watchdogOf(marker: string): number[] {
 }
 
 /** Starts `npm run stack`'s node process in a TMPDIR of its own; `check` runs on it, then everything is removed. */
-async function withStackInOwnTmpdir(check: (stack: RunningStack, marker: string, temporary: string) => Promise<void>): Promise<void> {
+async function withStackInOwnTmpdir(
+  check: (stack: RunningStack, marker: string, temporary: string) => Promise<void>,
+  extraEnv: Record<string, string> = {},
+): Promise<void> {
   const temporary = mkdtempSync(join(tmpdir(), 'cello-tmp-'));
   chmodSync(temporary, 0o755);
   const marker = randomBytes(8).toString('hex');
-  const stack = await startStack('node', cleanEnvironment(await getStack(), { TMPDIR: temporary, CELLO_TEST_RUN_MARKER: marker }));
+  const stack = await startStack('node', cleanEnvironment(await getStack(), { TMPDIR: temporary, CELLO_TEST_RUN_MARKER: marker, ...extraEnv }));
   try {
     await check(stack, marker, temporary);
   } finally {
@@ -469,6 +472,28 @@ test('kill -9 of the process of npm run stack: PostgreSQL stops with it and its 
     await stack.exited;
     await assertStackGone(stack, marker, temporary);
   });
+});
+
+test('kill -9 of the process of npm run stack where ps is missing (a slim container): PostgreSQL stops all the same', {
+  timeout: 180_000,
+  skip: !existsSync('/proc') && 'needs /proc',
+}, async () => {
+  // Debian's slim images have no procps: the watchdog took the server for another process, removed its folder and
+  // left it running, holding its port, with nothing left to find it by.
+  const noPs = mkdtempSync(join(tmpdir(), 'cello-no-ps-'));
+  writeFileSync(join(noPs, 'ps'), '#!/bin/sh\necho "sh: ps: not found" >&2\nexit 127\n', { mode: 0o755 });
+  try {
+    await withStackInOwnTmpdir(
+      async (stack, marker, temporary) => {
+        stack.child.kill('SIGKILL');
+        await stack.exited;
+        await assertStackGone(stack, marker, temporary);
+      },
+      { PATH: `${noPs}:${process.env.PATH ?? ''}` },
+    );
+  } finally {
+    rmSync(noPs, { recursive: true, force: true });
+  }
 });
 
 test('a stack whose process and watchdog were killed with kill -9 is stopped and removed by the next stack, which says so', {

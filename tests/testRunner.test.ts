@@ -40,6 +40,19 @@ test('a test file whose process ends after 2 of its 4 tests fails the run, namin
   assert.match(stdout, /^ℹ tests 2\nℹ suites 0\nℹ pass 2\nℹ fail 0\n/m);
 });
 
+test('a test file whose process ends before reporting any test fails the run, though it declared none the runner saw', async () => {
+  // An exit in the file's first ticks loses every event its reporter had queued, its declarations too: the file then
+  // passed with no test at all.
+  const { code, stdout, stderr } = await runTestFiles({
+    'ends_at_once.test.mjs': `
+      test('one', () => {});
+      test('two', () => { process.exit(0); });
+      test('three', () => {});`,
+  });
+  assert.equal(code, 1, stdout + stderr);
+  assert.match(stderr, /^error: .*ends_at_once\.test\.mjs reported no test: its process ended before reporting any/m);
+});
+
 test('every result of test files that report more than a pipe holds arrives: all 2 × 300 tests, exit 0', async () => {
   // Long names fill the pipe to the runner faster than it reads; --test-force-exit then exited each file's process
   // with its last results still queued (nodejs/node#64833), and the run passed with fewer tests.

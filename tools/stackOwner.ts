@@ -7,6 +7,7 @@
 // - the next start of any local stack (npm run stack, npm run demo, npm test) looks for folders whose owner is dead
 //   (its watchdog killed too) and does the same, saying so in one line.
 import { execFile, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,12 +21,15 @@ const OWNER_FILE = 'owner';
 
 /**
  * The watchdog's program ($1: the folder). The server's pid comes from postmaster.pid when the owner is gone (a
- * retry on another port starts another server), and is signalled only while `ps` shows it as the postmaster of
- * this folder (not a later process that reused its pid, nor its zombie, which no one may ever reap).
+ * retry on another port starts another server), and is signalled only while its command line shows it as the
+ * postmaster of this folder (not a later process that reused its pid, nor its zombie, which no one may ever reap:
+ * a zombie's cmdline is empty). The command line is read from /proc where there is one: slim container images have
+ * no `ps`, and without it the server was taken for another process, left running and its folder removed.
  */
 const WATCHDOG = `read -r _
 pid=$(sed -n 1p "$1/data/postmaster.pid" 2>/dev/null)
-ours() { [ -n "$pid" ] && ps -o args= -p "$pid" 2>/dev/null | grep -qF -- "-D $1/data"; }
+args() { if [ -d /proc/self ]; then tr '\\0' ' ' < "/proc/$1/cmdline"; else ps -o args= -p "$1"; fi 2>/dev/null; }
+ours() { [ -n "$pid" ] && args "$pid" | grep -qF -- "-D $1/data"; }
 if ours "$1"; then kill -INT "$pid"; fi
 while ours "$1"; do sleep 0.1; done
 rm -rf "$1"`;
@@ -97,10 +101,18 @@ async function postmasterOf(folder: string): Promise<{ pid: number; port: string
   return Number.isSafeInteger(pid) && pid > 0 && (await isPostmasterOf(pid, folder)) ? { pid, port: lines[3] ?? '?' } : undefined;
 }
 
-/** Whether `ps` shows `pid` as the postmaster of this folder: not a process that reused its pid, nor a zombie. */
+/**
+ * Whether `pid`'s command line shows it as the postmaster of this folder: not a process that reused its pid, nor a
+ * zombie. From /proc where there is one (see WATCHDOG: `ps` may be missing), else from `ps`.
+ */
 async function isPostmasterOf(pid: number, folder: string): Promise<boolean> {
-  const { stdout } = await execFileAsync('ps', ['-o', 'args=', '-p', String(pid)]).catch(() => ({ stdout: '' }));
-  return stdout.includes(`-D ${join(folder, 'data')}`);
+  const commandLine = existsSync('/proc/self')
+    ? await readFile(`/proc/${pid}/cmdline`, 'utf8').then(
+        (text) => text.replaceAll('\0', ' '),
+        () => '',
+      )
+    : (await execFileAsync('ps', ['-o', 'args=', '-p', String(pid)]).catch(() => ({ stdout: '' }))).stdout;
+  return commandLine.includes(`-D ${join(folder, 'data')}`);
 }
 
 /** Fast shutdown (SIGINT), and SIGKILL if that takes more than 10 s. */

@@ -45,6 +45,13 @@ const output = tests.compose(new spec());
 output.pipe(process.stdout);
 await once(output, 'end');
 
+// A file none of whose tests arrived, declarations included: its process ended in its first ticks, with every event
+// its reporter had queued (a test file declares at least one test).
+for (const file of files.map((name) => resolve(name))) {
+  if (declared.has(file)) continue;
+  failed = true;
+  process.stderr.write(`error: ${relative(process.cwd(), file)} reported no test: its process ended before reporting any\n`);
+}
 for (const [file, expected] of declared) {
   const got = reported.get(file) ?? 0;
   if (got === expected) continue;

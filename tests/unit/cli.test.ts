@@ -299,6 +299,43 @@ test('signals in quick succession (one Ctrl-C relayed by npx and tsx) are one st
   assert.equal(result.stderr, '\nSIGINT received: finishing requests in flight, then stopping (press again to exit now)\n');
 });
 
+// On a loaded machine the stop's own work (every waiting request rejected, the summary) kept the process busy for
+// longer than SAME_STOP_REQUEST_MS: the copy of the same Ctrl-C relayed by tsx, queued meanwhile, was then handled as
+// a second press ("SIGINT again: exiting now"), sometimes before the summary was printed.
+test('a copy of the signal queued while the stop keeps the process busy is the same request: the partial summary, exit 130', async () => {
+  const result = await runProgram(
+    `
+    import { ExitCode, SAME_STOP_REQUEST_MS, runMain, stopSignal } from ${CLI_MODULE};
+    await runMain(async () => {
+      process.stdout.write('ready\\n');
+      const work = setInterval(() => {}, 1000);
+      await new Promise<void>((resolve) =>
+        stopSignal.addEventListener('abort', () => {
+          process.stdout.write('stopping\\n');
+          const until = performance.now() + SAME_STOP_REQUEST_MS + 300;
+          while (performance.now() < until);
+          resolve();
+        }),
+      );
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      clearInterval(work);
+      process.stdout.write('partial summary\\n');
+      return ExitCode.interrupted;
+    });
+  `,
+    {
+      onStdout: (stdout, child) => {
+        if (stdout === 'ready\n') child.kill('SIGINT');
+        // The relayed copy, a few milliseconds after the first, while the process is busy stopping.
+        if (stdout === 'ready\nstopping\n') child.kill('SIGINT');
+      },
+    },
+  );
+  assert.equal(result.code, ExitCode.interrupted, result.stderr);
+  assert.equal(result.stdout, 'ready\nstopping\npartial summary\n');
+  assert.equal(result.stderr, '\nSIGINT received: finishing requests in flight, then stopping (press again to exit now)\n');
+});
+
 // Issue 16, item 8: the outcome is decided at one point; a signal after it does not make a finished run "stopped".
 test('a SIGINT after decideRunComplete neither stops the run nor changes its exit code', async () => {
   const result = await runProgram(
