@@ -305,7 +305,9 @@ test('signals in quick succession (one Ctrl-C relayed by npx and tsx) are one st
 test('a copy of the signal queued while the stop keeps the process busy is the same request: the partial summary, exit 130', async () => {
   const result = await runProgram(
     `
-    import { ExitCode, SAME_STOP_REQUEST_MS, runMain, stopSignal } from ${CLI_MODULE};
+    import { ExitCode } from ${ERRORS_MODULE};
+    import { runMain } from ${RUN_MODULE};
+    import { SAME_STOP_REQUEST_MS, stopSignal } from ${SIGNALS_MODULE};
     await runMain(async () => {
       process.stdout.write('ready\\n');
       const work = setInterval(() => {}, 1000);
