@@ -19,6 +19,7 @@ import {
   celloItemsFromPostgres,
   keyOf,
   dumpArgs,
+  dumpPostgres,
   legacyTable,
   loadedItems,
   loaderArgs,
@@ -92,7 +93,19 @@ test('verify --fix --max-wcu 40: no second after the first writes more than 1.3 
   await seedCello(sql, 20, 9); // 200 items, all missing from the table: 200 conditional puts
   const { tableName } = await newCelloTable();
   const proxy = await countingProxy(t);
-  const args = verifyArgs(stack.postgres, name, tableName, '--endpoint-url', proxy.endpoint, '--fix', '--max-wcu', String(CAP));
+  const migrationFile = await dumpPostgres(stack.postgres, name);
+  const args = verifyArgs(
+    stack.postgres,
+    name,
+    tableName,
+    '--endpoint-url',
+    proxy.endpoint,
+    '--fix',
+    '--migration-file',
+    migrationFile,
+    '--max-wcu',
+    String(CAP),
+  );
   const result = await runScript('verify_migration', args, { env: FAST_RETRY_ENV });
   assert.equal(result.code, 0, result.stdout + result.stderr);
   await assertTableIs(tableName, new Map((await celloItemsFromPostgres(sql)).map((item) => [keyOf(item), item])));

@@ -19,6 +19,7 @@ import {
   FAST_RETRY_ENV,
   celloItemsFromPostgres,
   dumpArgs,
+  dumpPostgres,
   legacyTable,
   loaderArgs,
   putItems,
@@ -185,7 +186,11 @@ const STOP_CASES: StopCase[] = [
       const { name, sql } = await newCelloDatabase();
       await seedCello(sql, 3, 2);
       const { tableName } = await newCelloTable();
-      return { script: 'verify_migration', args: verifyArgs(stack.postgres, name, tableName, '--endpoint-url', endpoint, '--fix', '--max-wcu', '1') };
+      const migrationFile = await dumpPostgres(stack.postgres, name);
+      return {
+        script: 'verify_migration',
+        args: verifyArgs(stack.postgres, name, tableName, '--endpoint-url', endpoint, '--fix', '--migration-file', migrationFile, '--max-wcu', '1'),
+      };
     },
     summary: /Fix summary/,
   },

@@ -21,7 +21,7 @@ import {
   type ScriptResult,
 } from './support/harness.ts';
 import { startFaultProxy, startLatencyProxy, type FaultProxy } from './support/faultProxy.ts';
-import { verifyArgs } from './support/reliability.ts';
+import { dumpPostgres, verifyArgs } from './support/reliability.ts';
 
 await getStack();
 
@@ -111,8 +111,9 @@ const GARBAGE_BLOCK =
 const WAY_OUT = (tableName: string) =>
   '2 values could not be converted (listed above, each with the reason) and are left as written:\n' +
   'the Cello service cannot read them. PostgreSQL holds the true values; write them into the table with\n' +
-  "Step 3's verification and --fix, which changes only what differs from PostgreSQL:\n" +
-  `  npx tsx scripts/verify_migration.ts <db_host[:port]> <db_user> <db_name> ${tableName} ${REGION} --fix\n`;
+  "Step 3's verification and --fix, which changes only what differs from PostgreSQL (--migration-file: Step 1's file,\n" +
+  'or a fresh one from migrate_dump_postgres.ts, where --fix lists the tokens it puts):\n' +
+  `  npx tsx scripts/verify_migration.ts <db_host[:port]> <db_user> <db_name> ${tableName} ${REGION} --fix --migration-file migration_data.json\n`;
 
 const SEED: DynamoItem[] = [
   // METADATA is skipped even when it holds something that looks legacy.
@@ -307,7 +308,13 @@ describe("issue 17: the operator's values in other forms — every one named ins
     assert.match(result.stdout, /^ {2}Successful: 2$/m);
     assert.match(result.stdout, /^ {2}Values not converted \(listed above\): 4$/m);
     assert.match(result.stdout, /^4 values could not be converted/m);
-    assert.match(result.stdout, new RegExp(`verify_migration\\.ts <db_host\\[:port\\]> <db_user> <db_name> ${tableName} ${REGION} --fix$`, 'm'));
+    assert.match(
+      result.stdout,
+      new RegExp(
+        `verify_migration\\.ts <db_host\\[:port\\]> <db_user> <db_name> ${tableName} ${REGION} --fix --migration-file migration_data\\.json$`,
+        'm',
+      ),
+    );
     assert.match(result.stdout, /expires_at: missing — left unchanged: the Cello service cannot read a token without it/);
     assert.match(result.stdout, /created_at: "2021-05-11T17:17:41" — left unchanged: the time zone is missing, so the instant is ambiguous/);
   });
@@ -339,7 +346,12 @@ describe("issue 17: the operator's values in other forms — every one named ins
         ('epoch-text', to_timestamp(1620363746), 'ops', NULL),
         ('no-zone', '2021-05-11 17:17:41+00', 'ops', NULL),
         ('no-expires-at', '2021-05-11 17:17:41+00', 'ops', NULL);`);
-    const fix = await runScript('verify_migration', verifyArgs(database.stack.postgres, database.name, tableName, '--fix'));
+    // As the advice says: a fresh dump of PostgreSQL as the migration file.
+    const migrationFile = await dumpPostgres(database.stack.postgres, database.name);
+    const fix = await runScript(
+      'verify_migration',
+      verifyArgs(database.stack.postgres, database.name, tableName, '--fix', '--migration-file', migrationFile),
+    );
     assert.equal(fix.code, 0, fix.stdout + fix.stderr);
     assert.match(fix.stdout, /^ {2}Items rewritten \(values differed\): 4$/m);
     const verify = await runScript('verify_migration', verifyArgs(database.stack.postgres, database.name, tableName));

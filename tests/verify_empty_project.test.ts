@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { dynamoClient, getStack, newCelloDatabase, newCelloTable, runScript, temporaryFolder } from './support/harness.ts';
-import { FAST_RETRY_ENV, dumpArgs, keyOf, loaderArgs, rawTable, repairArgs, verifyArgs } from './support/reliability.ts';
+import { FAST_RETRY_ENV, dumpArgs, dumpPostgres, keyOf, loaderArgs, rawTable, repairArgs, verifyArgs } from './support/reliability.ts';
 
 const stack = await getStack();
 const server = `${stack.postgres.host}:${stack.postgres.port}`;
@@ -55,11 +55,14 @@ test("orphan tokens whose project is '' (foreign key dropped): --fix does not cr
     INSERT INTO tokens VALUES ('t-orphan', '2022-01-01 00:00:00+00', '', NULL);`);
   const { tableName } = await newCelloTable();
   const args = verifyArgs(stack.postgres, database.name, tableName);
-  const without = await runScript('verify_migration', [...args, '--fix'], { env: FAST_RETRY_ENV });
+  const migrationFile = await dumpPostgres(stack.postgres, database.name, '--include-orphans');
+  const without = await runScript('verify_migration', [...args, '--fix', '--migration-file', migrationFile], { env: FAST_RETRY_ENV });
   assert.equal(without.code, 0, without.stdout + without.stderr);
   assert.match(without.stdout, /1 token in PostgreSQL belongs to no project/);
   assert.equal((await rawTable(tableName)).has(keyOf({ pk: 'PROJECT#', sk: 'TOKEN#t-orphan' })), false);
-  const withOrphans = await runScript('verify_migration', [...args, '--fix', '--include-orphans'], { env: FAST_RETRY_ENV });
+  const withOrphans = await runScript('verify_migration', [...args, '--fix', '--migration-file', migrationFile, '--include-orphans'], {
+    env: FAST_RETRY_ENV,
+  });
   assert.equal(withOrphans.code, 0, withOrphans.stdout + withOrphans.stderr);
   assert.match(withOrphans.stdout, /\n\[PROJECT#\]\[TOKEN#t-orphan\]: ✓ put \(missing from the table\)\n/);
   const check = await runScript('verify_migration', [...args, '--include-orphans']);

@@ -4,7 +4,7 @@
 // guard, and bad input that writes nothing.
 import { describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { statSync } from 'node:fs';
+import { copyFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DeleteItemCommand, PutItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { DynamoItem } from '../lib/dynamodb/batch.ts';
@@ -17,6 +17,7 @@ import {
   assertOneErrorLine,
   assertTableIs,
   celloItemsFromPostgres,
+  dumpPostgres,
   keyOf,
   putItems,
   verifyArgs,
@@ -67,6 +68,24 @@ function verify(tableName: string, ...more: string[]): Promise<ScriptResult> {
   return runScript('verify_migration', verifyArgs(stack.postgres, database.name, tableName, ...more), { env: FAST_RETRY_ENV });
 }
 
+// Step 1's file, one per table as one per migration: --fix needs it to put tokens, and lists them beside it.
+const dumped = await dumpPostgres(stack.postgres, database.name);
+const migrationFiles = new Map<string, string>();
+function migrationFileOf(tableName: string): string {
+  let file = migrationFiles.get(tableName);
+  if (file === undefined) {
+    file = join(temporaryFolder(), 'migration_data.json');
+    copyFileSync(dumped, file);
+    migrationFiles.set(tableName, file);
+  }
+  return file;
+}
+
+/** verify --fix with the table's Step 1 file. */
+function fix(tableName: string, ...more: string[]): Promise<ScriptResult> {
+  return verify(tableName, '--fix', '--migration-file', migrationFileOf(tableName), ...more);
+}
+
 function fixSummary(stdout: string): Record<string, number> {
   const start = stdout.indexOf('Fix summary:');
   assert.ok(start >= 0, `no fix summary in:\n${stdout}`);
@@ -85,12 +104,12 @@ const counts = (put: number, rewritten: number, deleted: number, changed = 0, fa
 
 /** --fix brings the table to exactly the correct migration, exit 0; a second --fix finds nothing and writes nothing. */
 async function assertFixed(tableName: string, expected: ReturnType<typeof counts>, ...more: string[]): Promise<ScriptResult> {
-  const result = await verify(tableName, '--fix', ...more);
+  const result = await fix(tableName, ...more);
   assert.equal(result.code, 0, result.stdout + result.stderr);
   assert.deepEqual(fixSummary(result.stdout), expected, result.stdout);
   assert.match(result.stdout, /\nResult: the table matches PostgreSQL\.\n$/);
   await assertTableIs(tableName, correctTable);
-  const again = await verify(tableName, '--fix');
+  const again = await fix(tableName);
   assert.equal(again.code, 0, again.stdout + again.stderr);
   assert.doesNotMatch(again.stdout, /Fixing|Fix summary/);
   assert.equal(again.stdout, (await verify(tableName)).stdout, 'a second --fix prints what verify prints');
@@ -134,7 +153,7 @@ describe('each kind of difference, fixed alone', { concurrency: 3 }, () => {
     assert.equal(before.code, 1, before.stdout + before.stderr);
     assert.match(before.stdout, /\n {2}Items of other applications \(not compared\): 3\n/);
     assert.match(before.stdout, /\n {2}Differences: 1\nResult: 1 difference found\.\n$/);
-    const result = await verify(tableName, '--fix');
+    const result = await fix(tableName);
     assert.equal(result.code, 0, result.stdout + result.stderr);
     assert.doesNotMatch(result.stdout, /✗|USER#bob|AUDIT|SETTINGS/);
     assert.match(result.stdout, /\]\[TOKEN#revoked\]: ✓ deleted \(not in PostgreSQL\)\n/);
@@ -184,7 +203,7 @@ describe('each kind of difference, fixed alone', { concurrency: 3 }, () => {
 
   test('a rewrite sets only the Cello attributes and keeps an attribute it does not know', async () => {
     const tableName = await migratedTable(put({ ...tokenOf(5), token_id: { S: 'wrong' }, note: { S: 'kept' } }));
-    const result = await verify(tableName, '--fix');
+    const result = await fix(tableName);
     assert.equal(result.code, 0, result.stdout + result.stderr);
     assert.deepEqual((await rawTable(tableName)).get(keyOf(tokenOf(5))), { ...tokenOf(5), note: { S: 'kept' } });
   });
@@ -237,8 +256,8 @@ describe('an item changed between the read and the write is left as it is and re
       },
     });
     try {
-      const result = await verify(tableName, '--fix', '--endpoint-url', proxy.endpoint);
-      assert.ok(interfered, `no ${operation} was sent`);
+      const result = await fix(tableName, '--endpoint-url', proxy.endpoint);
+      assert.ok(interfered, `no ${operation} was sent: ${result.stdout}${result.stderr}`);
       return result;
     } finally {
       await proxy.close();
@@ -320,7 +339,7 @@ test('under throttling, 5xx, dropped connections before and after applying, and 
     rates: { ...MIXED_FAULTS_20, dropBeforeForward: 0.05, dropAfterForward: 0.1, slow: 0 },
   });
   t.after(() => proxy.close());
-  const result = await verify(tableName, '--fix', '--endpoint-url', proxy.endpoint);
+  const result = await fix(tableName, '--endpoint-url', proxy.endpoint);
   assert.equal(result.code, 0, result.stdout + result.stderr);
   assert.deepEqual(fixSummary(result.stdout), counts(40, 20, 20));
   // A write whose reply was lost and whose retry then failed its condition is recognised as our own.
@@ -340,7 +359,7 @@ test('a write applied whose reply is lost, every time: the retry fails its condi
     operations: ['PutItem', 'UpdateItem', 'DeleteItem'],
   });
   t.after(() => proxy.close());
-  const result = await verify(tableName, '--fix', '--endpoint-url', proxy.endpoint);
+  const result = await fix(tableName, '--endpoint-url', proxy.endpoint);
   assert.equal(result.code, 0, result.stdout + result.stderr);
   assert.ok((proxy.stats.dropAfterForward ?? 0) >= 10, JSON.stringify(proxy.stats));
   assert.deepEqual(fixSummary(result.stdout), counts(40, 20, 20));
@@ -352,7 +371,7 @@ test('the final read-back survives partial batches (keys handed back unprocessed
   const tableName = await manyDifferences();
   const proxy = await startFaultProxy({ target: stack.endpoint, seed: 8, rates: { partialBatch: 0.6, throttle: 0.1 }, operations: ['BatchGetItem'] });
   t.after(() => proxy.close());
-  const result = await verify(tableName, '--fix', '--endpoint-url', proxy.endpoint);
+  const result = await fix(tableName, '--endpoint-url', proxy.endpoint);
   assert.equal(result.code, 0, result.stdout + result.stderr);
   assert.ok((proxy.stats.unprocessedRequests ?? 0) > 0, JSON.stringify(proxy.stats));
   assert.match(result.stdout, /\nFinal comparison: 80 items read again, 80 hold PostgreSQL's values\.\n/);
@@ -377,7 +396,7 @@ test('every write failing after the first three: the fix summary says what was w
   t.after(() => proxy.close());
   const result = await runScript(
     'verify_migration',
-    verifyArgs(stack.postgres, database.name, tableName, '--fix', '--endpoint-url', proxy.endpoint),
+    verifyArgs(stack.postgres, database.name, tableName, '--fix', '--migration-file', migrationFileOf(tableName), '--endpoint-url', proxy.endpoint),
     {
       env: GIVE_UP_FAST_ENV,
     },
@@ -401,7 +420,7 @@ test('the final read-back failing for good: the fix summary still says what was 
   t.after(() => proxy.close());
   const result = await runScript(
     'verify_migration',
-    verifyArgs(stack.postgres, database.name, tableName, '--fix', '--endpoint-url', proxy.endpoint),
+    verifyArgs(stack.postgres, database.name, tableName, '--fix', '--migration-file', migrationFileOf(tableName), '--endpoint-url', proxy.endpoint),
     {
       env: GIVE_UP_FAST_ENV,
     },
@@ -416,7 +435,16 @@ test('killed with SIGKILL in the middle of its writes, then run again: the table
   const tableName = await manyDifferences();
   const proxy = await startFaultProxy({ target: stack.endpoint, seed: 9, rates: {}, fixedDelayMs: 10 });
   try {
-    const args = verifyArgs(stack.postgres, database.name, tableName, '--fix', '--endpoint-url', proxy.endpoint);
+    const args = verifyArgs(
+      stack.postgres,
+      database.name,
+      tableName,
+      '--fix',
+      '--migration-file',
+      migrationFileOf(tableName),
+      '--endpoint-url',
+      proxy.endpoint,
+    );
     const running = await startScript('verify_migration', args, { env: FAST_RETRY_ENV });
     const writes = () => (proxy.stats['op:PutItem'] ?? 0) + (proxy.stats['op:UpdateItem'] ?? 0) + (proxy.stats['op:DeleteItem'] ?? 0);
     await waitUntil(() => writes() >= 20, '20 writes', 90_000, running);
@@ -428,7 +456,7 @@ test('killed with SIGKILL in the middle of its writes, then run again: the table
   }
   const partial = await rawTable(tableName);
   assert.notDeepEqual(partial, correctTable, 'the killed run left work to do');
-  const result = await verify(tableName, '--fix');
+  const result = await fix(tableName);
   assert.equal(result.code, 0, result.stdout + result.stderr);
   await assertTableIs(tableName, correctTable);
 });
@@ -465,7 +493,7 @@ test('tokens of no project, migrated with --include-orphans: --fix without the f
 
 // ---- after cutover -----------------------------------------------------------------------------------------------------
 
-test('the post-cutover guard: a token the service created in the table survives --fix, which writes nothing', async () => {
+test('the post-cutover guard: a token the service created in the table survives --fix, with or without Step 1’s file', async () => {
   // The newest token in PostgreSQL was created in 2022; the service, now writing to the table, created this one.
   const serviceToken = {
     ...tokenOf(0),
@@ -473,9 +501,10 @@ test('the post-cutover guard: a token the service created in the table survives 
     token_id: { S: 'created-by-the-service' },
     created_at: { S: '2026-12-01T10:00:00.000000000Z' },
   };
+  // No token to put: a --fix that only deletes, rewrites and puts projects runs without the file, and the guard holds.
   const tableName = await migratedTable(
     put(serviceToken),
-    remove(tokenOf(1)),
+    remove(metadataOf('PROJECT#project-3')),
     put({ ...metadataOf('PROJECT#project-2'), repository: { S: 'renamed in DynamoDB' } }),
   );
   const before = await rawTable(tableName);
@@ -486,6 +515,12 @@ test('the post-cutover guard: a token the service created in the table survives 
     1,
   );
   assert.match(result.stdout, /\nResult: 3 differences found\.\n$/);
+  const withFile = await fix(tableName);
+  assertOneErrorLine(
+    withFile,
+    /^error: --fix refused, nothing written: .*\[TOKEN#created-by-the-service\] .*, and neither .*migration_data\.json nor an earlier --fix given it \(.*migration_data\.json\.fix-puts\) holds it\) — the Cello service seems to write to the table already/,
+    1,
+  );
   assert.deepEqual(await rawTable(tableName), before);
 });
 
@@ -525,6 +560,40 @@ test('the guard takes the migration’s evidence: tokens in Step 1’s file, or 
   const fixed = await fix('--migration-file', data);
   assert.equal(fixed.code, 0, fixed.stdout + fixed.stderr);
   assert.equal(fixed.stdout.match(/: ✓ deleted \(not in PostgreSQL\)\n/g)?.length, 2, fixed.stdout);
+  const check = await runScript('verify_migration', args);
+  assert.equal(check.code, 0, check.stdout + check.stderr);
+});
+
+test('--fix that would put tokens needs --migration-file: else a token it put and PostgreSQL revoked would block every later --fix', async () => {
+  const revoking = await newCelloDatabase();
+  await seedCello(revoking.sql, 1, 3);
+  const { tableName, client } = await newCelloTable();
+  await putItems(client, tableName, await celloItemsFromPostgres(revoking.sql));
+  const data = await dumpPostgres(stack.postgres, revoking.name);
+  const args = verifyArgs(stack.postgres, revoking.name, tableName);
+  const fix = (...more: string[]) => runScript('verify_migration', [...args, '--fix', ...more], { env: FAST_RETRY_ENV });
+  // PostgreSQL's newest token, created after the dump.
+  await revoking.sql.unsafe(`INSERT INTO tokens VALUES ('newest', '2026-01-01 00:00:00+00', 'project-1', NULL)`);
+  const before = await rawTable(tableName);
+  const refused = await fix();
+  assertOneErrorLine(
+    refused,
+    /^error: --fix refused, nothing written: it would put 1 token and no --migration-file was given — give --migration-file with Step 1's file \(or a fresh one from migrate_dump_postgres\.ts\), where --fix lists the tokens it puts, so that a later --fix can tell them from tokens the Cello service creates$/,
+    2,
+  );
+  assert.deepEqual(await rawTable(tableName), before);
+  // A list left readable by others (mode 0644) is made private: it holds token ids.
+  writeFileSync(`${data}.fix-puts`, '', { mode: 0o644 });
+  assert.equal(statSync(`${data}.fix-puts`).mode & 0o777, 0o644);
+  const put = await fix('--migration-file', data);
+  assert.equal(put.code, 0, put.stdout + put.stderr);
+  assert.match(put.stdout, /\]\[TOKEN#newest\]: ✓ put/);
+  assert.equal(statSync(`${data}.fix-puts`).mode & 0o777, 0o600, 'token ids: readable by the operator only');
+  // PostgreSQL revokes it: it was PostgreSQL's newest token, and only the list says the migration wrote it.
+  await revoking.sql.unsafe(`DELETE FROM tokens WHERE token_id = 'newest'`);
+  const fixed = await fix('--migration-file', data);
+  assert.equal(fixed.code, 0, fixed.stdout + fixed.stderr);
+  assert.match(fixed.stdout, /\]\[TOKEN#newest\]: ✓ deleted \(not in PostgreSQL\)\n/);
   const check = await runScript('verify_migration', args);
   assert.equal(check.code, 0, check.stdout + check.stderr);
 });

@@ -6,9 +6,11 @@
 //   - Step 1's file holds it (--migration-file);
 //   - an earlier --fix given that file put it: --fix lists the tokens it puts in `<file>.fix-puts` (one
 //     itemKeyString a line, appended before the writes, mode 0600 like the file: token ids are credentials).
-// Without any, --fix refuses, writing nothing, and says which evidence it lacks.
+// Without any, --fix refuses, writing nothing, and says which evidence it lacks. So a --fix that would put tokens
+// needs the file to list them in: without it, a token it put and PostgreSQL revoked since would look like the
+// service's forever (refused, exit 2, before any write). Any dump of PostgreSQL is evidence: its tokens were there.
 import { createReadStream } from 'node:fs';
-import { appendFile, open } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { ExitCode, UserError } from '../cli/errors.ts';
 import { formatCount } from '../cli/output.ts';
@@ -93,15 +95,34 @@ export async function unexplainedTokens(
   return newer.filter(({ pk, sk }) => !written.has(itemKeyString(pk, sk)));
 }
 
+/** Refuses (exit 2, before any write) a --fix that would put tokens with no file to list them in (see the header). */
+export function checkTokenPutsRecordable(changes: readonly FixChange[], migrationFile: string | undefined): void {
+  if (migrationFile !== undefined) return;
+  const puts = changes.filter((change) => change.kind === 'put' && isTokenSk(change.sk)).length;
+  if (puts === 0) return;
+  throw new UserError(
+    `--fix refused, nothing written: it would put ${puts === 1 ? '1 token' : `${formatCount(puts)} tokens`} and no --migration-file was given — ` +
+      "give --migration-file with Step 1's file (or a fresh one from migrate_dump_postgres.ts), where --fix lists the tokens it puts, " +
+      'so that a later --fix can tell them from tokens the Cello service creates',
+    ExitCode.usage,
+  );
+}
+
 /** Lists the tokens --fix is about to put, before it writes them, so a later --fix knows the migration wrote them. */
 export async function recordTokenPuts(migrationFile: string, changes: readonly FixChange[]): Promise<void> {
   const lines = changes.filter((change) => change.kind === 'put' && isTokenSk(change.sk)).map(({ pk, sk }) => `${itemKeyString(pk, sk)}\n`);
   if (lines.length === 0) return;
   const path = fixPutsPath(migrationFile);
   try {
-    await appendFile(path, lines.join(''), { mode: 0o600 });
-    const handle = await open(path, 'r');
-    await handle.sync().finally(() => handle.close());
+    const handle = await open(path, 'a', 0o600);
+    try {
+      // The mode of open() holds only for a new file: one made readable by others earlier is made private first.
+      await handle.chmod(0o600);
+      await handle.appendFile(lines.join(''));
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
   } catch (error) {
     throw new UserError(`--fix refused, nothing written: cannot write ${path}: ${(error as Error).message}`, ExitCode.output);
   }

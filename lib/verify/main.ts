@@ -101,7 +101,7 @@ function parseArguments(argv: string[]) {
       .option('migration-file', {
         type: 'string',
         describe:
-          "with --fix: Step 1's file, the evidence of which tokens the migration wrote (a token PostgreSQL revoked since is then deleted, not taken for one the service created); --fix lists the tokens it puts beside it",
+          "with --fix: Step 1's file (or a fresh one from migrate_dump_postgres.ts), the evidence of which tokens the migration wrote (a token PostgreSQL revoked since is then deleted, not taken for one the service created); --fix lists the tokens it puts beside it, and puts none without it",
       })
       .option('fix', {
         type: 'boolean',
@@ -236,11 +236,12 @@ async function fixDifferences(
   changes: FixChange[],
   options: { newestInPostgres: string | null; migrationFile: string | undefined; concurrency: number; meter: CapacityMeter },
 ): Promise<number> {
-  const [{ applyChanges }, { formatUnexplainedRefusal, recordTokenPuts, unexplainedTokens }] = await Promise.all([
+  const [{ applyChanges }, { checkTokenPutsRecordable, formatUnexplainedRefusal, recordTokenPuts, unexplainedTokens }] = await Promise.all([
     import('./fix.ts'),
     import('./cutoverGuard.ts'),
   ]);
   const { newestInPostgres, migrationFile, concurrency, meter } = options;
+  checkTokenPutsRecordable(changes, migrationFile);
   const unexplained = await unexplainedTokens(changes, newestInPostgres, migrationFile);
   if (unexplained.length > 0) throw new UserError(formatUnexplainedRefusal(unexplained, newestInPostgres, migrationFile), ExitCode.incomplete);
   if (migrationFile !== undefined) await recordTokenPuts(migrationFile, changes);

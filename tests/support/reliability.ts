@@ -538,6 +538,17 @@ export function dumpArgs(tableName: string, output: string, ...more: string[]): 
   return ['--table', tableName, '--output', output, '--region', REGION, ...more];
 }
 
+/**
+ * A dump of `database` by migrate_dump_postgres.ts, in a folder of its own: the evidence verify --fix needs to put
+ * tokens (--migration-file; --fix lists the tokens it puts beside it).
+ */
+export async function dumpPostgres(postgres: { host: string; port: number; user: string }, database: string, ...more: string[]): Promise<string> {
+  const file = join(temporaryFolder(), 'migration_data.json');
+  const result = await runScript('migrate_dump_postgres', [`${postgres.host}:${postgres.port}`, postgres.user, database, file, ...more]);
+  assert.equal(result.code, 0, result.stdout + result.stderr);
+  return file;
+}
+
 /** verify_migration.ts's arguments: the stack's PostgreSQL as its superuser, `database`, and the table. */
 export function verifyArgs(postgres: { host: string; port: number; user: string }, database: string, tableName: string, ...more: string[]): string[] {
   return [`${postgres.host}:${postgres.port}`, postgres.user, database, tableName, REGION, ...more];
