@@ -74,6 +74,20 @@ test('dump-ddb --max-rcu 100 over items of 100 KB and 400 KB: the cap holds at t
   assertCapHeld(proxy, 100, result);
 });
 
+test('dump-ddb --max-rcu 20 on a shared table of mixed sizes (500 items of 30 bytes, 6 of 390 KB): pages are priced by the largest item', async (t) => {
+  const { tableName, client } = await newCelloTable();
+  const small = Array.from({ length: 500 }, (_, index) => ({ pk: { S: `OTHER#s${index}` }, sk: { S: 'D' }, v: { S: 'x'.repeat(10) } }));
+  const large = Array.from({ length: 6 }, (_, index) => ({ pk: { S: `OTHER#l${index}` }, sk: { S: 'D' }, body: { S: 'z'.repeat(390_000) } }));
+  await putItems(client, tableName, [...small, ...large]);
+  const proxy = await countingProxy(t);
+  const output = join(temporaryFolder(), 'dump.json');
+  const result = await runScript('dump-ddb', dumpArgs(tableName, output, '--endpoint-url', proxy.endpoint, '--max-rcu', '20'), {
+    env: FAST_RETRY_ENV,
+  });
+  assert.equal(result.code, 0, result.stdout + result.stderr);
+  assertCapHeld(proxy, 20, result);
+});
+
 test('verify --max-rcu 50 with items of 100 KB and 400 KB in the table: the cap holds at the wire', async (t) => {
   const { name, sql } = await newCelloDatabase();
   await seedCello(sql, 3, 2);

@@ -127,11 +127,68 @@ test('without a cap, throttling limits the run to half of what it was consuming,
 test('the meter cuts Query and Scan pages to a tenth of a second of the read rate, learning the item size', () => {
   const meter = new CapacityMeter({ maxRcu: 100 });
   assert.equal(new CapacityMeter().pageLimit(true), undefined);
-  for (let page = 0; page < 8; page++) meter.learnItems('', 1, 200 * 20, 20, true);
+  for (let page = 0; page < 8; page++) meter.learnItems('', 1, { bytes: 200 * 20, largest: 210, scanned: 20 }, true);
   // 10 units of 4 KB over items of about 200 bytes.
   const limit = meter.pageLimit(true)!;
   assert.ok(limit >= 150 && limit <= 210, String(limit));
   assert.ok(meter.pageLimit(false)! > limit);
+});
+
+test('a page is priced by the largest item seen, not the average: a shared table mixes 30-byte and 390 KB items', () => {
+  const meter = new CapacityMeter({ maxRcu: 20 });
+  meter.learnItems('', 1, { bytes: 30 * 60, largest: 30, scanned: 60 }, true);
+  meter.learnItems('', 96, { bytes: 30 * 63 + 390_000, largest: 390_000, scanned: 64 }, true);
+  meter.learnItems('', 1, { bytes: 30 * 60, largest: 30, scanned: 60 }, true);
+  const limit = meter.pageLimit(true)!;
+  assert.ok(limit > 1, String(limit));
+  // At the average, such a page would be priced a unit or two; one 390 KB item in it costs 96.
+  assert.ok(meter.expectedReadUnits(limit, true) < 96);
+  assert.ok(meter.pageUnitsAtMost(limit, true) >= 96);
+  // Never more than DynamoDB puts in a page: 1 MB, and the item that crosses it.
+  assert.equal(meter.pageUnitsAtMost(10_000, true), readUnits(1024 * 1024 + 390_000, true));
+  assert.equal(meter.pageUnitsAtMost(1, true, 'keys only, never read'), readUnits(0, true));
+});
+
+test('a request priced at its worst case that cost less gives the rest back: the next one need not save it up again', async () => {
+  const clock = fakeClock();
+  const limiter = new RateLimiter(20, clock);
+  await limiter.take(300);
+  assert.equal(clock.now(), 15_000);
+  limiter.correct(2 - 300);
+  await limiter.take(300);
+  // It waits for the 2 units the first one spent, not for 300 − a burst of 4.
+  assert.equal(clock.now(), 15_100);
+});
+
+test('units given back while the head of the line sleeps wake it: it goes then, not when its sleep would end', async () => {
+  // A clock whose sleeps end only when the test lets them (all at once, advancing the time) or when aborted.
+  let now = 0;
+  const sleeping: { ms: number; wake: () => void }[] = [];
+  const clock: Clock = {
+    now: () => now,
+    sleep: (ms, signal) =>
+      new Promise<void>((resolve, reject) => {
+        signal?.addEventListener('abort', () => reject(signal.reason), { once: true });
+        sleeping.push({ ms, wake: resolve });
+      }),
+  };
+  const ticks = async (count: number) => {
+    for (let tick = 0; tick < count; tick++) await new Promise((resolve) => setImmediate(resolve));
+  };
+  const limiter = new RateLimiter(20, clock);
+  let went = false;
+  const waiting = limiter.take(300).then(() => (went = true));
+  await ticks(5);
+  assert.equal(sleeping.length, 1, 'it waits for 300 units');
+  limiter.correct(-300);
+  await ticks(5);
+  const wentEarly = went;
+  for (const sleep of sleeping.splice(0)) {
+    now += sleep.ms;
+    sleep.wake();
+  }
+  await waiting;
+  assert.ok(wentEarly, 'it went when the units came back, not 15 s later');
 });
 
 test('the summary lines: what was read and written, or what the live run will write', () => {

@@ -31,6 +31,8 @@ const PAGE_SHARE_OF_SECOND = 0.1;
  * retry schedule (lib/dynamodb/retry.ts) counts again and ends the run if the table stays closed.
  */
 const THROTTLE_PATIENCE_MS = 60_000;
+/** DynamoDB's most data a Query or Scan page reads. */
+const MAX_PAGE_BYTES = 1024 * 1024;
 
 export class CapacityMeter {
   readonly read: RateLimiter;
@@ -44,6 +46,8 @@ export class CapacityMeter {
    * by orders of magnitude). Unknown until a first answer: no guess, see awaitItemSize.
    */
   private readonly bytesPerItem = new Map<string, number>();
+  /** The largest item read, per shape: what a page may hold at worst (a shared table mixes 30-byte and 400 KB items). */
+  private readonly largestItem = new Map<string, number>();
   /** Units an UpdateItem cost, learned from answers (0 until one): DynamoDB charges the whole item, not in the request. */
   unitsPerUpdate = 0;
   /** Per kind and shape of request sent one at a time (see awaitTurn): settles when the last one queued is answered. */
@@ -99,6 +103,16 @@ export class CapacityMeter {
   }
 
   /**
+   * The most a page of at most `items` items of `shape` can cost: each as large as the largest seen, and no more than a
+   * page holds (DynamoDB stops a page at 1 MB, with the item that crosses it). Priced at this before it goes, a page
+   * of small items that meets a large one is paid for (the bucket gets back what it did not cost).
+   */
+  pageUnitsAtMost(items: number, consistent: boolean, shape = ''): number {
+    const largest = this.largestItem.get(shape) ?? 0;
+    return readUnits(Math.min(items * largest, MAX_PAGE_BYTES + largest), consistent);
+  }
+
+  /**
    * Under a rate, a request whose cost its input does not tell waits for the answers of the earlier ones like it, so
    * the bucket is corrected by their real cost before it goes: a read of a shape whose item size is not known yet
    * (the first pages of eight scan segments are not all sent on a guess), and an UpdateItem (DynamoDB charges the
@@ -125,12 +139,14 @@ export class CapacityMeter {
    * charged more (a projection returns less than it reads). An answer of `units` read at least (units − 1) × 4 KB.
    * Learning bytes rather than units keeps small pages from teaching that an item costs a whole unit.
    */
-  learnItems(shape: string, units: number, returnedBytes: number, scanned: number, consistent: boolean): void {
+  learnItems(shape: string, units: number, read: { bytes: number; largest: number; scanned: number }, consistent: boolean): void {
+    const { bytes, largest, scanned } = read;
     if (scanned === 0) return;
     const chargedBytes = ((consistent ? units : units * 2) - 1) * READ_UNIT_BYTES;
-    const perItem = Math.max(1, returnedBytes, chargedBytes) / scanned;
+    const perItem = Math.max(1, bytes, chargedBytes) / scanned;
     const known = this.bytesPerItem.get(shape);
     this.bytesPerItem.set(shape, known === undefined ? perItem : 0.5 * known + 0.5 * perItem);
+    this.largestItem.set(shape, Math.max(this.largestItem.get(shape) ?? 0, largest, perItem));
   }
 
   /** For the progress line: '' while running at the cap (or uncapped); what throttling did otherwise. */

@@ -6,7 +6,9 @@
 //   token bucket before sending; the answer's cost, max(reported, estimate), corrects it after. The estimate is
 //   read from the request itself, whatever step made it: a write costs the largest of the item it carries and its
 //   key with its values (a --fix delete carries the whole item in its condition); a read, the item size learned
-//   from earlier answers of the same shape (the first such read goes alone, one item, see CapacityMeter);
+//   from earlier answers of the same shape (the first such read goes alone, one item, see CapacityMeter), a Query
+//   or Scan page at its worst: its Limit of the largest item seen (pages priced at the average item went out
+//   together, each came back with a 390 KB item, and the cap was exceeded at the wire);
 // - a stop (the client's abort signal) rejects every request still waiting for capacity or for its next attempt
 //   (lib/dynamodb/errors.ts: NotSentError): no request is sent after a stop that was not already on the wire;
 // - a throttled answer, or a batch that came back partly unprocessed for throughput, halves the rate (a BatchGetItem
@@ -127,10 +129,10 @@ async function sendAndCount<R extends { output: unknown }>(
   const units = Math.max(reportedUnits(output.ConsumedCapacity), cost.estimate);
   limiter.correct(units - estimate);
   if (cost.unprocessed) limiter.throttle();
-  if (cost.scanned !== undefined) {
+  if (cost.read !== undefined) {
     // A page's units say what it read (a projection returns less); a batch's also count keys not found: not learned from.
     const pageUnits = command === 'QueryCommand' || command === 'ScanCommand' ? units : 0;
-    meter.learnItems(readShapeOf(command, input), pageUnits, cost.bytes ?? 0, cost.scanned, isConsistent(command, input));
+    meter.learnItems(readShapeOf(command, input), pageUnits, cost.read, isConsistent(command, input));
   }
   if (command === 'UpdateItemCommand') meter.unitsPerUpdate = meter.unitsPerUpdate === 0 ? units : (meter.unitsPerUpdate + units) / 2;
   meter.succeeded(kind, units);
@@ -221,7 +223,7 @@ function estimateBefore(command: string, input: Input, meter: CapacityMeter): nu
       const limit = input.Limit as number | undefined;
       const least = readUnits(0, consistent);
       if (limit === undefined || !Number.isFinite(meter.read.rate)) return least;
-      return Math.max(least, meter.expectedReadUnits(limit, consistent, readShape(input)));
+      return Math.max(least, meter.pageUnitsAtMost(limit, consistent, readShape(input)));
     }
     default:
       return meter.expectedReadUnits(1, consistent, readShape(input));
@@ -246,9 +248,20 @@ interface Cost {
   estimate: number;
   /** Part of a batch came back unprocessed for throughput: DynamoDB's way of throttling a batch. */
   unprocessed: boolean;
-  /** Items a read returned or scanned, and their bytes (to learn the size of an item). */
-  scanned?: number;
-  bytes?: number;
+  /** Items a read returned or scanned, their bytes and the largest one's (to learn the size of an item). */
+  read?: { scanned: number; bytes: number; largest: number };
+}
+
+/** The bytes of `items` and of the largest of them. */
+function sizesOf(items: readonly Item[]): { bytes: number; largest: number } {
+  let bytes = 0;
+  let largest = 0;
+  for (const item of items) {
+    const size = itemSize(item);
+    bytes += size;
+    largest = Math.max(largest, size);
+  }
+  return { bytes, largest };
 }
 
 function costAfter(command: string, input: Input, output: Output, before: number, meter: CapacityMeter): Cost {
@@ -262,15 +275,14 @@ function costAfter(command: string, input: Input, output: Output, before: number
       return batchGetCost(input, output, meter);
     case 'GetItemCommand': {
       const bytes = output.Item ? itemSize(output.Item as Item) : 0;
-      return { estimate: readUnits(bytes, consistent), unprocessed: false, ...(output.Item ? { scanned: 1, bytes } : {}) };
+      return { estimate: readUnits(bytes, consistent), unprocessed: false, ...(output.Item ? { read: { scanned: 1, bytes, largest: bytes } } : {}) };
     }
     case 'QueryCommand':
     case 'ScanCommand': {
       const items = (output.Items ?? []) as Item[];
-      let bytes = 0;
-      for (const item of items) bytes += itemSize(item);
+      const sizes = sizesOf(items);
       const scanned = (output.ScannedCount as number | undefined) ?? items.length;
-      return { estimate: readUnits(bytes, consistent), unprocessed: false, scanned, bytes };
+      return { estimate: readUnits(sizes.bytes, consistent), unprocessed: false, read: { scanned, ...sizes } };
     }
     case 'PutItemCommand':
     case 'UpdateItemCommand':
@@ -287,12 +299,14 @@ function batchGetCost(input: Input, output: Output, meter: CapacityMeter): Cost 
   let estimate = 0;
   let returned = 0;
   let bytes = 0;
+  let largest = 0;
   for (const [table, items] of Object.entries((output.Responses ?? {}) as Record<string, Item[]>)) {
     const tableConsistent = (input.RequestItems as Record<string, KeysAndAttributes>)[table]?.ConsistentRead === true;
     for (const item of items) {
       const size = itemSize(item);
       estimate += readUnits(size, tableConsistent);
       bytes += size;
+      largest = Math.max(largest, size);
     }
     returned += items.length;
   }
@@ -300,5 +314,5 @@ function batchGetCost(input: Input, output: Output, meter: CapacityMeter): Cost 
   const least = readUnits(0, isConsistent('BatchGetItemCommand', input));
   estimate += Math.max(0, requested.keys - left.keys - returned) * least;
   const unprocessed = left.keys > 0 && !isCutForSize(output as { Responses?: Record<string, Item[]> });
-  return { estimate, unprocessed, ...(returned > 0 ? { scanned: returned, bytes } : {}) };
+  return { estimate, unprocessed, ...(returned > 0 ? { read: { scanned: returned, bytes, largest } } : {}) };
 }

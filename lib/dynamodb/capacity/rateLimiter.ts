@@ -41,6 +41,8 @@ export class RateLimiter {
   private lastCutAt = Number.NEGATIVE_INFINITY;
   private lastRecoveryAt = 0;
   private turn: Promise<void> = Promise.resolve();
+  /** Ends the sleep of the request at the head of the line, if one sleeps. */
+  private wakeHead: (() => void) | undefined;
   private windowStart: number;
   private windowUnits = 0;
   private previousWindowUnits = 0;
@@ -85,12 +87,18 @@ export class RateLimiter {
     await mine;
   }
 
-  /** Corrects the units taken for a request once its cost is known: positive takes more, negative gives back. */
+  /**
+   * Corrects the units taken for a request once its cost is known: positive takes more, negative gives back. What is
+   * given back was taken from this bucket and never spent, so it is kept whole even above the burst: a request priced
+   * at its worst case (a page that may meet a 400 KB item) that cost less leaves the rest to the next like it, which
+   * then need not save up its whole worst case again.
+   */
   correct(units: number): void {
     this.record(units);
     if (!Number.isFinite(this.rate)) return;
     this.refill();
-    this.tokens = Math.min(this.burst, this.tokens - units);
+    this.tokens = units < 0 ? this.tokens - units : Math.min(this.burst, this.tokens - units);
+    if (units < 0) this.wakeHead?.();
   }
 
   /** DynamoDB throttled a request: halve the rate (once per burst of throttled answers). */
@@ -124,11 +132,24 @@ export class RateLimiter {
       this.refill(units);
       const rate = this.rate;
       if (!Number.isFinite(rate) || this.tokens >= units) break;
-      await this.clock.sleep(Math.max(1, Math.ceil(((units - this.tokens) / rate) * 1000)), signal);
+      await this.sleepUnlessGivenBack(Math.max(1, Math.ceil(((units - this.tokens) / rate) * 1000)), signal);
       this.recover();
     }
     this.tokens -= units;
     this.record(units);
+  }
+
+  /** Sleeps `ms`, or less when a request gives units back (see correct): the head of the line then looks again. */
+  private async sleepUnlessGivenBack(ms: number, signal: AbortSignal | undefined): Promise<void> {
+    const givenBack = new AbortController();
+    this.wakeHead = () => givenBack.abort();
+    try {
+      await this.clock.sleep(ms, signal ? AbortSignal.any([signal, givenBack.signal]) : givenBack.signal);
+    } catch (error) {
+      if (signal?.aborted || !givenBack.signal.aborted) throw error;
+    } finally {
+      this.wakeHead = undefined;
+    }
   }
 
   /** Adds what the time since the last refill earned, up to the burst (or up to `saving`, what the head request needs). */
