@@ -10,7 +10,7 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import { itemKeyString } from '../cello/keys.ts';
 import { backoffDelayMs, RetriesExhaustedError } from './retry.ts';
-import { retrySettingsOf, toClientUserError } from './client.ts';
+import { capacityMeterOf, retrySettingsOf, toClientUserError } from './client.ts';
 import { NotSentError } from './errors.ts';
 import { isCutForSize } from './capacity/middleware.ts';
 
@@ -110,7 +110,7 @@ export async function getItemsConsistently(client: DynamoDBClient, tableName: st
     // The same request for the keys left (some servers drop the projection from UnprocessedKeys).
     request = left?.length ? { ...current, Keys: left } : undefined;
     if (request === undefined) continue;
-    if (isCutForSize(response)) {
+    if (isCutForSize(response, capacityMeterOf(client).batchGetCutBytes)) {
       // Cut at the server's size limit: the rest is asked for at once, and it is not a failed attempt.
       attempt--;
       continue;

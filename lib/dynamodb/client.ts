@@ -9,7 +9,7 @@ import { DescribeTableCommand, DynamoDBClient, type TableDescription } from '@aw
 import { ExitCode, UserError } from '../cli/errors.ts';
 import { registerSecret } from '../cli/secrets.ts';
 import { bulkRetrySettings, CelloRetryStrategy, type RetrySettings } from './retry.ts';
-import { checkEndpointUrl, checkRegion, endpointFromEnvironment, type DynamoTarget } from './target.ts';
+import { batchGetCutBytes, checkEndpointUrl, checkRegion, endpointFromEnvironment, type DynamoTarget } from './target.ts';
 import { CapacityMeter, type CapacityLimits } from './capacity/meter.ts';
 import { meterCapacity } from './capacity/middleware.ts';
 import { NotSentError, classifyDynamoFailure, isThrottlingError, toDynamoUserError } from './errors.ts';
@@ -46,6 +46,7 @@ export function createDynamoClient(
   const retrySettings = cutShortOnStop({ ...bulkRetrySettings(), ...options.retry }, options.stop);
   // Metering and the caps (lib/dynamodb/capacity/): every read and write of this client, whatever step sends it.
   const meter = new CapacityMeter({ ...options.capacity, adaptive: retrySettings.maxAttempts > 1 });
+  meter.batchGetCutBytes = batchGetCutBytes(target);
   const client = new DynamoDBClient({
     region: target.region,
     ...(target.endpointUrl !== undefined ? { endpoint: target.endpointUrl } : {}),

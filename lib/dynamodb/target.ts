@@ -70,6 +70,18 @@ export function endpointFromEnvironment(env: NodeJS.ProcessEnv = process.env): {
   return undefined;
 }
 
+/**
+ * The fewest bytes a BatchGetItem answer that the server cut at its size limit holds. DynamoDB cuts at 16 MB (its
+ * answer then holds at least 16 MB less one item of at most 400 KB); dynalite, the local server, at 1 MB plus an item.
+ * Any endpoint not on AWS is taken for an emulator: the error either way is benign (a cut mistaken for throttling
+ * slows down; throttling of more than 1 MB mistaken for a cut is retried at once). Less 1 KB for size-rule rounding.
+ */
+export function batchGetCutBytes(target: DynamoTarget, env: NodeJS.ProcessEnv = process.env): number {
+  const url = target.endpointUrl ?? endpointFromEnvironment(env)?.url;
+  const onAws = url === undefined || /\.(amazonaws\.com(\.cn)?|api\.aws)$/.test(new URL(url).hostname);
+  return (onAws ? 16 * 1024 * 1024 - 400 * 1024 : 1024 * 1024) - 1024;
+}
+
 /** Where requests go, for messages: the explicit endpoint, the SDK's environment override, or AWS itself. */
 export function describeEndpoint(target: DynamoTarget): string {
   return target.endpointUrl ?? endpointFromEnvironment()?.url ?? `https://dynamodb.${target.region}.amazonaws.com`;

@@ -4,6 +4,8 @@ import assert from 'node:assert/strict';
 import { attributeValueSize, itemSize, plainItemSize, readUnits, writeUnits } from '../../lib/dynamodb/capacity/itemSize.ts';
 import { CapacityMeter, formatCapacitySummary } from '../../lib/dynamodb/capacity/meter.ts';
 import { MIN_RATE, RateLimiter, type Clock } from '../../lib/dynamodb/capacity/rateLimiter.ts';
+import { isCutForSize } from '../../lib/dynamodb/capacity/middleware.ts';
+import { batchGetCutBytes } from '../../lib/dynamodb/target.ts';
 
 test('item size: attribute names and values in UTF-8 bytes, numbers by significant digits, containers with overhead', () => {
   assert.equal(itemSize({ pk: { S: 'PROJECT#a' }, sk: { S: 'METADATA' } }), 2 + 9 + 2 + 8);
@@ -189,6 +191,26 @@ test('units given back while the head of the line sleeps wake it: it goes then, 
   }
   await waiting;
   assert.ok(wentEarly, 'it went when the units came back, not 15 s later');
+});
+
+test('a partial BatchGetItem answer is a size cut from 16 MB on AWS, from 1 MB on an emulator: 2 MB from AWS is throttling', () => {
+  const region = 'us-west-2';
+  const onAws = [
+    batchGetCutBytes({ region }, {}),
+    batchGetCutBytes({ region, endpointUrl: 'https://dynamodb.us-west-2.amazonaws.com' }, {}),
+    batchGetCutBytes({ region, endpointUrl: 'https://vpce-1a2b.dynamodb.us-west-2.vpce.amazonaws.com' }, {}),
+    batchGetCutBytes({ region: 'cn-north-1' }, { AWS_ENDPOINT_URL: 'https://dynamodb.cn-north-1.amazonaws.com.cn' }),
+  ];
+  const elsewhere = [
+    batchGetCutBytes({ region, endpointUrl: 'http://127.0.0.1:4567' }, {}),
+    batchGetCutBytes({ region }, { AWS_ENDPOINT_URL_DYNAMODB: 'http://localhost:8000' }),
+    batchGetCutBytes({ region, endpointUrl: 'https://dynamodb.example.com.evil.test' }, {}),
+  ];
+  for (const cut of onAws) assert.ok(cut > 15 * 1024 * 1024 && cut <= 16 * 1024 * 1024 - 400 * 1024, String(cut));
+  for (const cut of elsewhere) assert.ok(cut > 1000 * 1024 && cut < 1024 * 1024, String(cut));
+  const answer = { Responses: { cello: Array.from({ length: 3 }, (_, index) => ({ pk: { S: `p${index}` }, body: { S: 'x'.repeat(700_000) } })) } };
+  assert.equal(isCutForSize(answer, onAws[0]!), false);
+  assert.equal(isCutForSize(answer, elsewhere[0]!), true);
 });
 
 test('the summary lines: what was read and written, or what the live run will write', () => {

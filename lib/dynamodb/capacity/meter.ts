@@ -67,6 +67,8 @@ export class CapacityMeter {
   private readonly adaptive: boolean;
   /** Whether --max-rcu was given: reads must then be charged as the server reports, before and after. */
   readonly readCapped: boolean;
+  /** The fewest bytes of a BatchGetItem answer cut at the server's size limit (lib/dynamodb/target.ts batchGetCutBytes). */
+  batchGetCutBytes = 1024 * 1024 - 1024;
 
   limiter(kind: CapacityKind): RateLimiter {
     return kind === 'read' ? this.read : this.write;

@@ -232,16 +232,15 @@ function estimateBefore(command: string, input: Input, meter: CapacityMeter): nu
 
 /**
  * Whether a BatchGetItem answer left keys unprocessed because it reached the server's size limit rather than for
- * throughput: it returned at least a megabyte (DynamoDB cuts at 16 MB, dynalite at 1 MB plus an item; a throttled
- * answer is refused whole or returns less). Such keys are re-sent at once: no backoff, not throttling.
+ * throughput: it returned at least `cutBytes` (lib/dynamodb/target.ts batchGetCutBytes: 16 MB on AWS, 1 MB on
+ * dynalite, less an item; a throttled answer is refused whole or returns less). Such keys are re-sent at once: no
+ * backoff, not throttling.
  */
-export function isCutForSize(output: { Responses?: Record<string, Item[]> }): boolean {
+export function isCutForSize(output: { Responses?: Record<string, Item[]> }, cutBytes: number): boolean {
   let bytes = 0;
   for (const items of Object.values(output.Responses ?? {})) for (const item of items) bytes += itemSize(item);
-  return bytes >= SIZE_CUT_BYTES;
+  return bytes >= cutBytes;
 }
-
-const SIZE_CUT_BYTES = 1024 * 1024 - 1024;
 
 interface Cost {
   /** The size-based estimate of what the answered request cost. */
@@ -313,6 +312,6 @@ function batchGetCost(input: Input, output: Output, meter: CapacityMeter): Cost 
   // Keys read but not found cost the least a read costs.
   const least = readUnits(0, isConsistent('BatchGetItemCommand', input));
   estimate += Math.max(0, requested.keys - left.keys - returned) * least;
-  const unprocessed = left.keys > 0 && !isCutForSize(output as { Responses?: Record<string, Item[]> });
+  const unprocessed = left.keys > 0 && !isCutForSize(output as { Responses?: Record<string, Item[]> }, meter.batchGetCutBytes);
   return { estimate, unprocessed, ...(returned > 0 ? { read: { scanned: returned, bytes, largest } } : {}) };
 }
