@@ -601,6 +601,16 @@ async function benchVerify(bench: Bench, items: number): Promise<void> {
     }
     const args = [`${pg.host}:${pg.port}`, pg.user, bench.database, table, LOCAL_REGION, '--endpoint-url', bench.endpoint(network)];
     const server = { server: bench.dynalitePid };
+    // --fix puts the tokens created since the load only with a file to list them in: a dump of PostgreSQL (not measured).
+    const migrationFile = join(bench.work, `migration_data-${table}.json`);
+    const dumped = await bench.measure(
+      'migrate_dump_postgres.ts (for --fix)',
+      'node',
+      bench.script('migrate_dump_postgres.ts'),
+      [`${pg.host}:${pg.port}`, pg.user, bench.database, migrationFile],
+      { server: bench.postgresPid },
+    );
+    rmSync(dumped.stdoutPath, { force: true });
     const alone = await bench.measure(`verify_migration.ts ${network}`, 'node', bench.script('verify_migration.ts'), args, {
       ...server,
       expectedExit: 1,
@@ -608,10 +618,16 @@ async function benchVerify(bench: Bench, items: number): Promise<void> {
     const differences = Number(/^ {2}Differences: ([\d,]+)$/m.exec(alone.run.stdout)?.[1]?.replace(/,/g, '') ?? 0);
     log(`  ${differences} differences to fix`);
     bench.record({ step: 'verify', name: NAMES.verifyAlone, role: 'baseline', network, items }, alone);
-    const fix = await bench.measure(`verify_migration.ts --fix ${network}`, 'node', bench.script('verify_migration.ts'), [...args, '--fix'], {
-      ...server,
-      profile: true,
-    });
+    const fix = await bench.measure(
+      `verify_migration.ts --fix ${network}`,
+      'node',
+      bench.script('verify_migration.ts'),
+      [...args, '--fix', '--migration-file', migrationFile],
+      {
+        ...server,
+        profile: true,
+      },
+    );
     expectLine(fix.run, /\nResult: the table matches PostgreSQL\.\n$/, 'verify_migration.ts --fix');
     bench.record({ step: 'verify', name: NAMES.cello, role: 'toolkit', network, items }, fix);
     rmSync(fix.stdoutPath, { force: true });
