@@ -62,30 +62,27 @@ function largeForeignItems(): DynamoItem[] {
   }));
 }
 
-test('dump-ddb --max-rcu 100 over items of 100 KB and 400 KB: the cap holds at the wire, the first second included', async (t) => {
+/** dump-ddb --max-rcu `cap` of a table holding `items`, through a counting proxy: it succeeds and the cap holds at the wire. */
+async function assertDumpHoldsCap(t: TestContext, items: DynamoItem[], cap: number): Promise<void> {
   const { tableName, client } = await newCelloTable();
-  await putItems(client, tableName, largeForeignItems());
+  await putItems(client, tableName, items);
   const proxy = await countingProxy(t);
   const output = join(temporaryFolder(), 'dump.json');
-  const result = await runScript('dump-ddb', dumpArgs(tableName, output, '--endpoint-url', proxy.endpoint, '--max-rcu', '100'), {
+  const result = await runScript('dump-ddb', dumpArgs(tableName, output, '--endpoint-url', proxy.endpoint, '--max-rcu', String(cap)), {
     env: FAST_RETRY_ENV,
   });
   assert.equal(result.code, 0, result.stdout + result.stderr);
-  assertCapHeld(proxy, 100, result);
+  assertCapHeld(proxy, cap, result);
+}
+
+test('dump-ddb --max-rcu 100 over items of 100 KB and 400 KB: the cap holds at the wire, the first second included', async (t) => {
+  await assertDumpHoldsCap(t, largeForeignItems(), 100);
 });
 
 test('dump-ddb --max-rcu 20 on a shared table of mixed sizes (500 items of 30 bytes, 6 of 390 KB): pages are priced by the largest item', async (t) => {
-  const { tableName, client } = await newCelloTable();
   const small = Array.from({ length: 500 }, (_, index) => ({ pk: { S: `OTHER#s${index}` }, sk: { S: 'D' }, v: { S: 'x'.repeat(10) } }));
   const large = Array.from({ length: 6 }, (_, index) => ({ pk: { S: `OTHER#l${index}` }, sk: { S: 'D' }, body: { S: 'z'.repeat(390_000) } }));
-  await putItems(client, tableName, [...small, ...large]);
-  const proxy = await countingProxy(t);
-  const output = join(temporaryFolder(), 'dump.json');
-  const result = await runScript('dump-ddb', dumpArgs(tableName, output, '--endpoint-url', proxy.endpoint, '--max-rcu', '20'), {
-    env: FAST_RETRY_ENV,
-  });
-  assert.equal(result.code, 0, result.stdout + result.stderr);
-  assertCapHeld(proxy, 20, result);
+  await assertDumpHoldsCap(t, [...small, ...large], 20);
 });
 
 test('verify --max-rcu 50 with items of 100 KB and 400 KB in the table: the cap holds at the wire', async (t) => {
