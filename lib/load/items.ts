@@ -81,7 +81,7 @@ export function buildProjectItem(pk: string, repository: unknown, entry = 0): Bu
   if (repository !== null && typeof repository !== 'string') {
     return { problems: [`${REPOSITORY} must be a string or null, got ${describeType(repository)}`] };
   }
-  const item = projectItem(pk, repository);
+  const item = projectItem(pk, { [REPOSITORY]: repository ?? NULL_IN_TABLE });
   const value = item[REPOSITORY]!.S!;
   if (LONE_SURROGATE.test(value)) {
     return { problems: [`${REPOSITORY} holds an unpaired UTF-16 surrogate (\\uD800-\\uDFFF), which DynamoDB cannot store`] };
