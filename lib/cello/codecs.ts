@@ -134,9 +134,9 @@ export function rowFromItem(of: ItemKind, item: Readonly<Record<string, Attribut
 /** NULLs counted per nullable attribute, by name, in table order. */
 export type NullCounts = Record<string, number>;
 
-/** A zero for each nullable attribute (of `of` items only, when given). */
-export function emptyNullCounts(of?: ItemKind): NullCounts {
-  return Object.fromEntries(ATTRIBUTES.filter((entry) => entry.nullable && (of === undefined || entry.of === of)).map((entry) => [entry.name, 0]));
+/** A zero for each nullable attribute (of those `counted`, when given). */
+export function emptyNullCounts(counted: (entry: CelloAttribute) => boolean = () => true): NullCounts {
+  return Object.fromEntries(ATTRIBUTES.filter((entry) => entry.nullable && counted(entry)).map((entry) => [entry.name, 0]));
 }
 
 /** Each count as `label(name, count)`, in table order, joined as a summary line lists them. */

@@ -22,7 +22,7 @@ import {
   wasStopped,
 } from '../cli.ts';
 import { AtomicOutputFile, OutputPieces } from '../files.ts';
-import { NO_REPOSITORY, formatDumpSummary, formatOrphanNotice } from '../dumpSummary.ts';
+import { ORPHAN_PROJECT_VALUES, formatDumpSummary, formatOrphanNotice } from '../dumpSummary.ts';
 import { printLine, printOutput } from '../output.ts';
 import { DumpValueError, dumpQueryFor, MigrationJsonBuilder, type RawDumpRow } from '../pgDump.ts';
 import { readPassword } from '../postgres/password.ts';
@@ -56,7 +56,7 @@ function parseArguments(argv: string[]) {
       .option('include-orphans', {
         type: 'boolean',
         default: false,
-        describe: `also write tokens whose project is missing from the projects table, under their project name with ${NO_REPOSITORY}`,
+        describe: `also write tokens whose project is missing from the projects table, under their project name with ${ORPHAN_PROJECT_VALUES}`,
       })
       // Whole commands as the guide writes them, without descriptions: each keeps one line and can be copied whole.
       .example('npx tsx scripts/$0 localhost cello_user cello_db migration_data.json', '')

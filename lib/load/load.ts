@@ -26,7 +26,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { GetItemCommand, PutItemCommand, QueryCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { BATCH_WRITE_LIMIT, NotSentError, batchWriteWithRetry, capacityMeterOf, findExistingKeys } from '../dynamodb.ts';
 import { itemSize, writeUnits } from '../capacity/itemSize.ts';
-import { METADATA_SK, describeItemKey, itemKeyString } from '../cello/keys.ts';
+import { describeItemKey, itemKeyString } from '../cello/keys.ts';
 import { forEachConcurrent, Semaphore } from '../concurrency.ts';
 import { mayHaveBeenApplied } from '../retry.ts';
 import type { CheckedFile } from './check.ts';
@@ -143,12 +143,9 @@ class LoadRun {
     const counts = this.counts;
     for (const item of items) {
       counts.loaded++;
-      if (item.nullWritten) {
-        if (item.sk === METADATA_SK) counts.nullRepository++;
-        else counts.nullExpiresAt++;
-      }
+      for (const name of item.nulls) counts.nulls[name]!++;
+      for (const name of item.emptyAsNull) counts.emptyAsNull[name]!++;
       counts.convertedTimestamps += item.convertedTimestamps;
-      counts.emptyAsNull += item.emptyAsNull;
       this.tracker.done(item.entry);
     }
   }

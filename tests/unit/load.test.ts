@@ -35,44 +35,44 @@ function problemsOf(result: ReturnType<typeof buildTokenItem>): string[] {
 // ---- project items ------------------------------------------------------------------------------------------------
 
 test('a project becomes a METADATA item with its repository as a string', () => {
-  const result = buildProjectItem(PK, 'https://github.com/example/alpha');
+  const result = buildProjectItem(PK, { repository: 'https://github.com/example/alpha' });
   assert.deepEqual(result.item?.item, {
     pk: { S: PK },
     sk: { S: 'METADATA' },
     repository: { S: 'https://github.com/example/alpha' },
   });
-  assert.equal(result.item?.nullWritten, false);
+  assert.deepEqual(result.item?.nulls, []);
 });
 
 test('a NULL repository is written as the empty string and flagged for the summary', () => {
-  const result = buildProjectItem(PK, null);
+  const result = buildProjectItem(PK, { repository: null });
   assert.deepEqual(result.item?.item.repository, { S: '' });
-  assert.equal(result.item?.nullWritten, true);
+  assert.deepEqual(result.item?.nulls, ['repository']);
 });
 
 test('an empty-string repository is kept, and is not counted as a NULL', () => {
-  const result = buildProjectItem(PK, '');
+  const result = buildProjectItem(PK, { repository: '' });
   assert.deepEqual(result.item?.item.repository, { S: '' });
-  assert.equal(result.item?.nullWritten, false);
+  assert.deepEqual(result.item?.nulls, []);
 });
 
 test('a repository that is neither a string nor null is a problem naming the type', () => {
-  assert.deepEqual(buildProjectItem(PK, 42).problems, ['repository must be a string or null, got a number']);
-  assert.deepEqual(buildProjectItem(PK, { url: 'x' }).problems, ['repository must be a string or null, got an object']);
+  assert.deepEqual(buildProjectItem(PK, { repository: 42 }).problems, ['repository must be a string or null, got a number']);
+  assert.deepEqual(buildProjectItem(PK, { repository: { url: 'x' } }).problems, ['repository must be a string or null, got an object']);
 });
 
 test('a repository that would make the item larger than DynamoDB allows is a problem', () => {
-  const problems = buildProjectItem(PK, 'x'.repeat(ITEM_MAX_BYTES)).problems;
+  const problems = buildProjectItem(PK, { repository: 'x'.repeat(ITEM_MAX_BYTES) }).problems;
   assert.equal(problems?.length, 1);
   assert.match(problems?.[0] ?? '', /DynamoDB allows 409600/);
 });
 
 test('a repository with an unpaired surrogate is a problem (DynamoDB would store U+FFFD instead)', () => {
-  assert.match(buildProjectItem(PK, 'repo\ud800').problems?.[0] ?? '', /unpaired UTF-16 surrogate/);
+  assert.match(buildProjectItem(PK, { repository: 'repo\ud800' }).problems?.[0] ?? '', /unpaired UTF-16 surrogate/);
 });
 
 test('a repository with a correctly paired astral character is accepted', () => {
-  assert.deepEqual(buildProjectItem(PK, 'repo 🎻').item?.item.repository, { S: 'repo 🎻' });
+  assert.deepEqual(buildProjectItem(PK, { repository: 'repo 🎻' }).item?.item.repository, { S: 'repo 🎻' });
 });
 
 // ---- project names --------------------------------------------------------------------------------------------------
@@ -107,13 +107,13 @@ test('a token becomes an item keyed TOKEN#<token_id> with all attributes strings
     expires_at: { S: '2030-01-01T00:00:00.000000000Z' },
   });
   assert.equal(item.convertedTimestamps, 0);
-  assert.equal(item.nullWritten, false);
+  assert.deepEqual(item.nulls, []);
 });
 
 test('a NULL expires_at is written as the empty string and flagged', () => {
   const item = itemOf(buildTokenItem(PK, token({ expires_at: null })));
   assert.deepEqual(item.item.expires_at, { S: '' });
-  assert.equal(item.nullWritten, true);
+  assert.deepEqual(item.nulls, ['expires_at']);
 });
 
 test('a legacy PostgreSQL timestamp is written canonical and counted as converted', () => {
@@ -142,9 +142,9 @@ test('an invalid timestamp is a problem quoting the value', () => {
 test('an empty expires_at, as the original Python dump wrote a NULL, is read as NULL and counted apart', () => {
   const item = itemOf(buildTokenItem(PK, token({ expires_at: '' })));
   assert.deepEqual(item.item.expires_at, { S: '' });
-  assert.equal(item.nullWritten, true);
-  assert.equal(item.emptyAsNull, 1);
-  assert.equal(itemOf(buildTokenItem(PK, token({ expires_at: null }))).emptyAsNull, 0);
+  assert.deepEqual(item.nulls, ['expires_at']);
+  assert.deepEqual(item.emptyAsNull, ['expires_at']);
+  assert.deepEqual(itemOf(buildTokenItem(PK, token({ expires_at: null }))).emptyAsNull, []);
 });
 
 test('an empty created_at is still a problem: it cannot be NULL', () => {
@@ -425,7 +425,14 @@ test('a project given twice with different repositories is a problem', async () 
 const FILE = { projects: 3, items: 126 };
 
 test('a complete run summary has every count and ends with success', () => {
-  const counts = { ...emptyCounts(), projectsProcessed: 3, loaded: 120, skipped: 6, nullRepository: 1, nullExpiresAt: 40, convertedTimestamps: 2 };
+  const counts = {
+    ...emptyCounts(),
+    projectsProcessed: 3,
+    loaded: 120,
+    skipped: 6,
+    nulls: { repository: 1, expires_at: 40 },
+    convertedTimestamps: 2,
+  };
   assert.equal(
     formatLoadSummary(FILE, counts, false, 'complete'),
     [
@@ -560,8 +567,7 @@ test('a first load checks each sorted unit of a project with one range probe and
   const result = await loadMigrationFile(loadOptions(table, checked));
   assert.equal(result.counts.loaded, 500);
   assert.equal(result.counts.projectsProcessed, 10);
-  assert.equal(result.counts.nullRepository, 10);
-  assert.equal(result.counts.nullExpiresAt, 490);
+  assert.deepEqual(result.counts.nulls, { repository: 10, expires_at: 490 });
   assert.equal(table.items.size, 500);
   assert.deepEqual([table.requests.Query, table.requests.BatchGetItem, table.requests.BatchWriteItem], [10, 0, 20]);
 });

@@ -156,11 +156,10 @@ test('counts projects, tokens, NULL repositories and NULL expires_at', () => {
     {
       projects: counts.projects,
       tokens: counts.tokens,
-      nullRepository: counts.nullRepository,
-      nullExpiresAt: counts.nullExpiresAt,
+      nulls: counts.nulls,
       orphanTokens: counts.orphanTokens,
     },
-    { projects: 2, tokens: 3, nullRepository: 1, nullExpiresAt: 2, orphanTokens: 0 },
+    { projects: 2, tokens: 3, nulls: { repository: 1, expires_at: 2 }, orphanTokens: 0 },
   );
 });
 
