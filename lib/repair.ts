@@ -9,6 +9,7 @@
 // token) is left as it is and reported with the way out, never guessed at: PostgreSQL has the true value.
 import type { AttributeValue, UpdateItemCommandInput } from '@aws-sdk/client-dynamodb';
 import { attributeValueToJson } from './ddbJson.ts';
+import { isNullInItem } from './cello/codecs.ts';
 import { ATTRIBUTES, type CelloAttribute, type TimestampAttribute } from './cello/items.ts';
 import { describeItemKey, isCelloItemKey, isMetadataSk } from './cello/keys.ts';
 import { formatCount } from './cli.ts';
@@ -110,12 +111,12 @@ export function planRecordRepair(record: DumpRecord): RecordRepairPlan {
   for (const entry of TIMESTAMP_ENTRIES) {
     const field = entry.name as TimestampAttribute;
     const value = Object.hasOwn(record, field) ? record[field] : undefined;
-    if (value === undefined) {
-      if (!(entry.nullable && entry.mayBeAbsent === true)) plan.unconverted.push({ field, value, reason: MISSING_REASON });
+    if (isNullInItem(entry, value) || isCanonicalTimestamp(value)) {
+      // already what Cello reads
+    } else if (value === undefined) {
+      plan.unconverted.push({ field, value, reason: MISSING_REASON });
     } else if (typeof value !== 'string') {
       plan.unconverted.push({ field, value, reason: nonStringReason(value) });
-    } else if (isCanonicalTimestamp(value) || (entry.nullable && value === entry.nullInTable)) {
-      // already what Cello reads
     } else {
       try {
         plan.changes.push({ field, oldValue: value, newValue: toCanonicalTimestamp(value) });

@@ -63,6 +63,14 @@ export function itemValueFromFile(entry: CelloAttribute, value: unknown, problem
 
 // ---- table item → PostgreSQL row -------------------------------------------------------------------------------------
 
+/**
+ * Whether an item's value of the attribute (a string attribute's text, or undefined when the item lacks it) is
+ * PostgreSQL's NULL: the attribute's nullInTable, or nothing at all for one that may be absent.
+ */
+export function isNullInItem(entry: CelloAttribute, value: unknown): boolean {
+  return entry.nullable && (value === entry.nullInTable || (value === undefined && entry.mayBeAbsent === true));
+}
+
 /** Fraction digits PostgreSQL keeps (microseconds) of the nine the canonical form holds. */
 const POSTGRES_FRACTION_DIGITS = 6;
 
@@ -89,7 +97,7 @@ export function toPostgresTimestamp(canonical: string): string {
 export function rowValueFromItem(entry: CelloAttribute, value: AttributeValue | undefined, problems: string[]): string | null | undefined {
   const name = entry.name;
   if (value === undefined) {
-    if (entry.nullable && entry.mayBeAbsent === true) return null;
+    if (isNullInItem(entry, undefined)) return null;
     problems.push(`${name} is missing`);
     return undefined;
   }
@@ -98,7 +106,7 @@ export function rowValueFromItem(entry: CelloAttribute, value: AttributeValue | 
     problems.push(`${name} is not a string (DynamoDB type ${Object.keys(value).join('') || 'none'})`);
     return undefined;
   }
-  if (entry.nullable && text === entry.nullInTable) return null;
+  if (isNullInItem(entry, text)) return null;
   if (entry.kind === 'text') return text;
   if (entry.kind === 'id') {
     if (text !== '') return text;

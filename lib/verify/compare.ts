@@ -5,6 +5,7 @@
 // lib/timestamps.ts, never through Date or a float.
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import type { DynamoItem } from '../dynamodb.ts';
+import { isNullInItem } from '../cello/codecs.ts';
 import {
   NULL_IN_TABLE,
   PROJECT_ATTRIBUTE_ENTRIES,
@@ -87,7 +88,7 @@ const nullAsStored = (nullInTable: string) => `NULL (stored as ${JSON.stringify(
 /** An item's value of an attribute; an attribute that may be absent and is holds NULL, as the table stores it. */
 function itemValue(entry: CelloAttribute, item: DynamoItem): AttributeValue | undefined {
   const value = item[entry.name];
-  return value === undefined && entry.nullable && entry.mayBeAbsent === true ? { S: entry.nullInTable } : value;
+  return value === undefined && entry.nullable && isNullInItem(entry, undefined) ? { S: entry.nullInTable } : value;
 }
 
 /** Compares a project's METADATA item with its PostgreSQL row: each attribute, NULL as the table stores it. */

@@ -17,6 +17,7 @@ import {
   emptyNullCounts,
   formatNullCounts,
   isNullInFile,
+  isNullInItem,
   itemValueFromFile,
   rowFromItem,
   rowValueFromItem,
@@ -130,6 +131,16 @@ test('item → row: "" is NULL for a nullable attribute, timestamps in any form 
   assert.deepEqual(decode(attribute('expires_at'), { N: '12' }).problems, ['expires_at is not a string (DynamoDB type N)']);
   assert.deepEqual(decode(attribute('token_id'), { S: '' }).problems, ['token_id is empty']);
   assert.deepEqual(decode(LAST_USED_AT, undefined), { value: null, problems: [] }, 'absent from an item written before it existed: NULL');
+});
+
+test('an item holds NULL as the nullInTable of a nullable attribute, or by lacking one that may be absent', () => {
+  assert.equal(isNullInItem(attribute('expires_at'), ''), true);
+  assert.equal(isNullInItem(attribute('expires_at'), undefined), false, 'expires_at was in every item written');
+  assert.equal(isNullInItem(attribute('created_at'), ''), false);
+  assert.equal(isNullInItem(attribute('repository'), ''), true);
+  assert.equal(isNullInItem(LAST_USED_AT, undefined), true);
+  assert.equal(isNullInItem(LAST_USED_AT, ''), true);
+  assert.equal(isNullInItem(LAST_USED_AT, '2022-02-02T18:01:49.345261000Z'), false);
 });
 
 test('item → row: a whole item, or every problem it has', () => {

@@ -12,6 +12,7 @@ import { loadMigrationFile, type LoadOptions } from '../../lib/load/load.ts';
 import { MigrationFileReader, locationKey } from '../../lib/load/reader.ts';
 import { emptyCounts, formatLoadSummary } from '../../lib/load/summary.ts';
 import type { ObjectEvent } from '../../lib/json/stream.ts';
+import { nullableAttributes, sampleValues } from '../support/celloRows.ts';
 import { temporaryFolder } from '../support/harness.ts';
 
 const CANONICAL = '2022-02-02T18:01:49.345261000Z';
@@ -114,6 +115,17 @@ test('a NULL expires_at is written as the empty string and flagged', () => {
   const item = itemOf(buildTokenItem(PK, token({ expires_at: null })));
   assert.deepEqual(item.item.expires_at, { S: '' });
   assert.deepEqual(item.nulls, ['expires_at']);
+});
+
+test('each nullable attribute’s NULL is written as "" and counted under its own name', () => {
+  for (const name of nullableAttributes('token')) {
+    const item = itemOf(buildTokenItem(PK, { ...sampleValues('token'), [name]: null }));
+    assert.deepEqual([item.item[name], item.nulls], [{ S: '' }, [name]], name);
+  }
+  for (const name of nullableAttributes('project')) {
+    const result = buildProjectItem(PK, { ...sampleValues('project'), [name]: null });
+    assert.deepEqual([result.item?.item[name], result.item?.nulls], [{ S: '' }, [name]], name);
+  }
 });
 
 test('a legacy PostgreSQL timestamp is written canonical and counted as converted', () => {
@@ -570,6 +582,21 @@ test('a first load checks each sorted unit of a project with one range probe and
   assert.deepEqual(result.counts.nulls, { repository: 10, expires_at: 490 });
   assert.equal(table.items.size, 500);
   assert.deepEqual([table.requests.Query, table.requests.BatchGetItem, table.requests.BatchWriteItem], [10, 0, 20]);
+});
+
+test('a load counts the NULLs of each nullable attribute under its own name', async () => {
+  // The k-th nullable token attribute is NULL in k tokens, so that no count can stand in for another.
+  const tokens = nullableAttributes('token').flatMap((name, k) =>
+    Array.from({ length: k + 1 }, (_, n) => ({ ...sampleValues('token'), token_id: `${name}-${n}`, [name]: null })),
+  );
+  const report = await checkMigrationFile(writeJson({ p: { ...sampleValues('project'), tokens } }), 'f.json');
+  assert.ok(report.checked);
+  const result = await loadMigrationFile(loadOptions(fakeTable('cello'), report.checked));
+  const expected = Object.fromEntries([
+    ...nullableAttributes('project').map((name) => [name, 0]),
+    ...nullableAttributes('token').map((name, k) => [name, k + 1]),
+  ]);
+  assert.deepEqual(result.counts.nulls, expected);
 });
 
 test('one range probe checks up to 1,000 items of a project: 2,500 items take three', async () => {
