@@ -12,14 +12,17 @@ import { loadMigrationFile, type LoadOptions } from '../../lib/load/load.ts';
 import { MigrationFileReader, locationKey } from '../../lib/load/reader.ts';
 import { emptyCounts, formatLoadSummary } from '../../lib/load/summary.ts';
 import type { ObjectEvent } from '../../lib/json/stream.ts';
+import { emptyNullCounts } from '../../lib/cello/codecs.ts';
+import { TOKEN_ATTRIBUTES, listNames } from '../../lib/cello/items.ts';
 import { nullableAttributes, sampleValues } from '../support/celloRows.ts';
 import { temporaryFolder } from '../support/harness.ts';
 
 const CANONICAL = '2022-02-02T18:01:49.345261000Z';
 const PK = 'PROJECT#alpha';
 
+/** A token of the file with every attribute (lib/cello), expires_at NULL; `fields` set what a test is about. */
 function token(fields: Record<string, unknown>): Record<string, unknown> {
-  return { token_id: 'tok-1', created_at: CANONICAL, expires_at: null, ...fields };
+  return { ...sampleValues('token'), token_id: 'tok-1', created_at: CANONICAL, expires_at: null, ...fields };
 }
 
 function itemOf(result: ReturnType<typeof buildTokenItem>): LoadItem {
@@ -100,7 +103,9 @@ test('a project name with an unpaired surrogate is a problem', () => {
 
 test('a token becomes an item keyed TOKEN#<token_id> with all attributes strings', () => {
   const item = itemOf(buildTokenItem(PK, token({ token_id: 'a#b', expires_at: '2030-01-01T00:00:00.000000000Z' })));
+  const others = Object.fromEntries(Object.entries(sampleValues('token')).map(([name, value]) => [name, { S: value }]));
   assert.deepEqual(item.item, {
+    ...others,
     pk: { S: PK },
     sk: { S: 'TOKEN#a#b' },
     token_id: { S: 'a#b' },
@@ -193,14 +198,14 @@ test('a token_id whose sort key exceeds 1024 UTF-8 bytes is a problem; 1024 exac
 
 test('an unknown token field is rejected, named in the problem', () => {
   assert.deepEqual(problemsOf(buildTokenItem(PK, token({ project: 'alpha' }))), [
-    'unknown field "project" (a token has token_id, created_at and expires_at)',
+    `unknown field "project" (a token has ${listNames(TOKEN_ATTRIBUTES)})`,
   ]);
 });
 
 test('a token that is not an object is a problem naming what it is', () => {
-  assert.deepEqual(problemsOf(buildTokenItem(PK, 'tok-1')), ['must be an object with token_id, created_at and expires_at, got a string']);
-  assert.deepEqual(problemsOf(buildTokenItem(PK, null)), ['must be an object with token_id, created_at and expires_at, got null']);
-  assert.deepEqual(problemsOf(buildTokenItem(PK, [])), ['must be an object with token_id, created_at and expires_at, got an array']);
+  assert.deepEqual(problemsOf(buildTokenItem(PK, 'tok-1')), [`must be an object with ${listNames(TOKEN_ATTRIBUTES)}, got a string`]);
+  assert.deepEqual(problemsOf(buildTokenItem(PK, null)), [`must be an object with ${listNames(TOKEN_ATTRIBUTES)}, got null`]);
+  assert.deepEqual(problemsOf(buildTokenItem(PK, [])), [`must be an object with ${listNames(TOKEN_ATTRIBUTES)}, got an array`]);
 });
 
 test('problems never quote the token id (token ids are credentials)', () => {
@@ -579,7 +584,7 @@ test('a first load checks each sorted unit of a project with one range probe and
   const result = await loadMigrationFile(loadOptions(table, checked));
   assert.equal(result.counts.loaded, 500);
   assert.equal(result.counts.projectsProcessed, 10);
-  assert.deepEqual(result.counts.nulls, { repository: 10, expires_at: 490 });
+  assert.deepEqual(result.counts.nulls, { ...emptyNullCounts(), repository: 10, expires_at: 490 });
   assert.equal(table.items.size, 500);
   assert.deepEqual([table.requests.Query, table.requests.BatchGetItem, table.requests.BatchWriteItem], [10, 0, 20]);
 });

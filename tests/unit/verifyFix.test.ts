@@ -15,17 +15,24 @@ import {
 import { tokensNewerThanPostgres } from '../../lib/verify/cutoverGuard.ts';
 import { verifyPartition } from '../../lib/verify/partition.ts';
 import type { PostgresProject, PostgresToken } from '../../lib/verify/compare.ts';
-import { SAMPLE_CANONICAL_TIMESTAMP, sampleValues } from '../support/celloRows.ts';
+import { SAMPLE_CANONICAL_TIMESTAMP, nullItemValues, nullValues, sampleValues } from '../support/celloRows.ts';
 
 const PK = 'PROJECT#alpha';
 const project = { name: 'alpha', repository: 'https://example.com/alpha' };
-const token: PostgresToken = { project: 'alpha', tokenId: 't1', created_at: '2022-02-02 18:01:49.345261+00', expires_at: null };
+const token: PostgresToken = {
+  ...nullValues('token'),
+  project: 'alpha',
+  tokenId: 't1',
+  created_at: '2022-02-02 18:01:49.345261+00',
+  expires_at: null,
+};
 const TOKEN_ITEM: DynamoItem = {
   pk: { S: PK },
   sk: { S: 'TOKEN#t1' },
   token_id: { S: 't1' },
   created_at: { S: '2022-02-02T18:01:49.345261000Z' },
   expires_at: { S: '' },
+  ...nullItemValues('token'), // expires_at, and any other nullable attribute after it
 };
 
 async function* fromArray<T>(values: T[]): AsyncGenerator<T> {
