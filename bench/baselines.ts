@@ -5,8 +5,8 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { BatchWriteItemCommand, type DynamoDBClient, type WriteRequest } from '@aws-sdk/client-dynamodb';
-import type { DynamoItem } from '../lib/dynamodb.ts';
-import { forEachConcurrent } from '../lib/concurrency.ts';
+import type { DynamoItem } from '../lib/dynamodb/batch.ts';
+import { forEachConcurrent } from '../lib/dynamodb/concurrency.ts';
 
 /** Splits an async sequence into arrays of at most `size` items. */
 async function* chunkAsync<T>(items: AsyncIterable<T>, size: number): AsyncGenerator<T[]> {

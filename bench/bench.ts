@@ -18,6 +18,8 @@
 //                                            timestamps
 //   verify     verify_migration.ts --fix vs  verify_migration.ts alone, on the same table: a correct migration with
 //                                            1 % of the tokens different (missing, changed, revoked)
+//   startup    npx tsx scripts/<each>.ts --help, and a 2,000-token dump under npx tsx, vs npx tsx of an empty .ts
+//                                            file (bench/startup.ts; median of 5 alternated runs at least)
 // The ceilings are not targets: when a target is missed they show whether the server (or the machine) is the
 // limit, with the server's CPU time next to each run.
 // DynamoDB steps run directly against dynalite and through a proxy adding a fixed delay per request (5 ms: real
@@ -31,7 +33,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DeleteTableCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DUMP_QUERY } from '../lib/pgDump.ts';
+import { DUMP_QUERY } from '../lib/dump/dump.ts';
 import {
   LOCAL_AWS_ENV,
   LOCAL_REGION,
@@ -45,6 +47,7 @@ import {
 import { startLatencyProxy, type FaultProxy } from '../tests/support/faultProxy.ts';
 import { blastItems } from './baselines.ts';
 import { catchUpItems, legacyItems, seedSql } from './dataset.ts';
+import { benchStartup } from './startup.ts';
 import {
   BENCH_DIR,
   ROOT,
@@ -56,7 +59,18 @@ import {
   treeCpuSeconds,
   type MeasuredRun,
 } from './measure.ts';
-import { NAMES, STEPS, otherRatios, formatMeasurements, formatTargets, judgeTargets, type Measurement, type Network, type Step } from './report.ts';
+import {
+  NAMES,
+  STARTUP_TOKENS,
+  STEPS,
+  otherRatios,
+  formatMeasurements,
+  formatTargets,
+  judgeTargets,
+  type Measurement,
+  type Network,
+  type Step,
+} from './report.ts';
 
 const USAGE = `Usage: npm run bench -- [options]
 
@@ -66,7 +80,7 @@ const USAGE = `Usage: npm run bench -- [options]
   --delay-ms N     fixed delay the proxy adds to every DynamoDB request (default 5)
   --concurrency N  requests in flight of the blaster and the UpdateItem ceiling (default 16, the scripts' default;
                    the scripts themselves always run with their defaults)
-  --steps LIST     some of dump,load,dump-ddb,repair,verify (default all; dump-ddb needs load)
+  --steps LIST     some of dump,load,dump-ddb,repair,verify,startup (default all; dump-ddb needs load)
   --networks LIST  DynamoDB steps direct, through the proxy, or both (default direct,proxy)
   --repeat N       runs of each dump and dump-ddb measurement; the fastest is kept (default 1)
   --quick          a smoke run: --sample 100
@@ -681,6 +695,11 @@ async function main(): Promise<number> {
     }
     if (options.steps.has('repair')) await benchRepair(bench, items);
     if (options.steps.has('verify')) await benchVerify(bench, items);
+    if (options.steps.has('startup')) {
+      log(`startup: npx tsx of each script's --help and of a ${STARTUP_TOKENS.toLocaleString('en-US')}-token dump vs an empty .ts file`);
+      // --quick: one round, a smoke run; otherwise a median of at least five.
+      bench.measurements.push(...(await benchStartup(stack, work, bench.env(), options.quick ? 1 : Math.max(5, options.repeat))));
+    }
 
     const previous = options.compare ? (JSON.parse(readFileSync(options.compare, 'utf8')) as ResultsFile) : undefined;
     const targets = judgeTargets(

@@ -3,7 +3,7 @@
 // only shows how fast the server takes writes from one client over the same kind of connection pool.
 //
 //   node --import tsx bench/blaster.ts <migration.json> <table> --endpoint-url URL [--concurrency 16]
-import { createDynamoClient } from '../lib/dynamodb.ts';
+import { createDynamoClient } from '../lib/dynamodb/client.ts';
 import { LOCAL_REGION } from '../tools/localStack.ts';
 import { blastItems, migrationFileItems, parseBaselineArguments, printFigures } from './baselines.ts';
 

@@ -1,7 +1,7 @@
 // The benchmark's data: the Cello PostgreSQL database seeded in SQL (generate_series, no row-by-row inserts), and
 // the items an earlier, buggy migration would have stored from it (timestamps as PostgreSQL text), for the
 // timestamp repair.
-import type { DynamoItem } from '../lib/dynamodb.ts';
+import type { DynamoItem } from '../lib/dynamodb/batch.ts';
 import type { AdminSql } from '../tools/localStack.ts';
 
 /**

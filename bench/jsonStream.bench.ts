@@ -1,10 +1,13 @@
 /**
- * Micro-benchmark: readJsonObjectOfObjects vs JSON.parse(fs.readFileSync()).
+ * Micro-benchmark: readJsonObjectOfObjects vs the same reader on stream-json
+ * (bench/streamJsonReader.ts, the library lib/json/README.md compares against)
+ * vs JSON.parse(fs.readFileSync()).
  *
  *   node --import tsx bench/jsonStream.bench.ts [sizeMB]
  *
  * Writes a dump-shaped file (default ~100 MB) into os.tmpdir(), then runs each
- * reader in its own child process so that the peak RSS figures do not mix.
+ * reader in its own child process so that the peak RSS figures do not mix,
+ * alternated three times; prints each run, then the medians.
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -12,6 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readJsonObjectOfObjects } from '../lib/json/stream.ts';
+import { readJsonObjectOfObjects as readWithStreamJson } from './streamJsonReader.ts';
 
 const MB = 1024 * 1024;
 
@@ -65,8 +69,8 @@ async function runOne(mode: string, file: string): Promise<void> {
   const cpuStart = process.cpuUsage();
   let projects = 0;
   let tokens = 0;
-  if (mode === 'stream') {
-    for await (const event of readJsonObjectOfObjects(file)) {
+  if (mode === 'stream' || mode === 'stream-json') {
+    for await (const event of (mode === 'stream' ? readJsonObjectOfObjects : readWithStreamJson)(file)) {
       if (event.kind === 'entryStart') projects++;
       else if (event.kind === 'arrayElement') tokens++;
     }
@@ -84,6 +88,27 @@ async function runOne(mode: string, file: string): Promise<void> {
   console.log(JSON.stringify({ mode, seconds, cpuSeconds, mbPerSecond: bytes / MB / seconds, peakRssMB, projects, tokens }));
 }
 
+interface Run {
+  mode: string;
+  seconds: number;
+  cpuSeconds: number;
+  mbPerSecond: number;
+  peakRssMB: number;
+  projects: number;
+  tokens: number;
+}
+
+function printMedians(runs: Run[]): void {
+  const median = (values: number[]): number => values.sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+  const of = (mode: string) => runs.filter((r) => r.mode === mode);
+  const base = of('stream');
+  const [wall, cpu] = [median(base.map((r) => r.seconds)), median(base.map((r) => r.cpuSeconds))];
+  for (const mode of ['stream', 'stream-json', 'JSON.parse']) {
+    const [w, c] = [median(of(mode).map((r) => r.seconds)), median(of(mode).map((r) => r.cpuSeconds))];
+    console.log(`median ${mode.padEnd(11)} wall ${w.toFixed(2)} s (${(w / wall).toFixed(2)}x)  CPU ${c.toFixed(2)} s (${(c / cpu).toFixed(2)}x)`);
+  }
+}
+
 async function main(): Promise<void> {
   if (process.argv[2] === '--run') {
     await runOne(process.argv[3]!, process.argv[4]!);
@@ -98,26 +123,21 @@ async function main(): Promise<void> {
     const size = fs.statSync(file).size;
     console.log(`generated ${(size / MB).toFixed(1)} MB in ${Date.now() - t0} ms: ${file}`);
     const self = fileURLToPath(import.meta.url);
-    for (const mode of ['stream', 'JSON.parse', 'stream', 'JSON.parse']) {
+    const runs: Run[] = [];
+    for (const mode of ['stream', 'stream-json', 'JSON.parse', 'stream', 'stream-json', 'JSON.parse', 'stream', 'stream-json', 'JSON.parse']) {
       const out = execFileSync(process.execPath, [...process.execArgv, self, '--run', mode, file], {
         encoding: 'utf8',
         maxBuffer: 1 << 20,
       });
-      const r = JSON.parse(out.trim().split('\n').pop()!) as {
-        mode: string;
-        seconds: number;
-        cpuSeconds: number;
-        mbPerSecond: number;
-        peakRssMB: number;
-        projects: number;
-        tokens: number;
-      };
+      const r = JSON.parse(out.trim().split('\n').pop()!) as Run;
+      runs.push(r);
       console.log(
         `${r.mode.padEnd(10)} ${r.seconds.toFixed(2)} s  ${r.mbPerSecond.toFixed(0).padStart(4)} MB/s  ` +
           `(CPU ${r.cpuSeconds.toFixed(2)} s)  ` +
           `peak RSS ${r.peakRssMB.toFixed(0)} MB  (${r.projects} projects, ${r.tokens} tokens)`,
       );
     }
+    printMedians(runs);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

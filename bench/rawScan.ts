@@ -3,7 +3,8 @@
 //
 //   node --import tsx bench/rawScan.ts <table> --endpoint-url URL [--concurrency N (segments, default 16)]
 import { ScanCommand } from '@aws-sdk/client-dynamodb';
-import { createDynamoClient, type DynamoItem } from '../lib/dynamodb.ts';
+import { createDynamoClient } from '../lib/dynamodb/client.ts';
+import type { DynamoItem } from '../lib/dynamodb/batch.ts';
 import { LOCAL_REGION } from '../tools/localStack.ts';
 import { parseBaselineArguments, printFigures } from './baselines.ts';
 

@@ -1,7 +1,10 @@
 // The benchmark's figures, the targets of issue 8 judged on them, and the tables printed. Pure: figures in, text out.
 
-export type Step = 'dump' | 'load' | 'dump-ddb' | 'repair' | 'verify';
-export const STEPS: readonly Step[] = ['dump', 'load', 'dump-ddb', 'repair', 'verify'];
+export type Step = 'dump' | 'load' | 'dump-ddb' | 'repair' | 'verify' | 'startup';
+export const STEPS: readonly Step[] = ['dump', 'load', 'dump-ddb', 'repair', 'verify', 'startup'];
+
+/** The startup step's dump: Cello's real size, where start-up is most of a step. */
+export const STARTUP_TOKENS = 2000;
 
 /** local: PostgreSQL on loopback; direct: dynalite on loopback; proxy: through the latency proxy. */
 export type Network = 'local' | 'direct' | 'proxy';
@@ -53,6 +56,8 @@ export interface TargetThresholds {
   dumpDdbVsOneSegment: number;
   repairVsSequential: number;
   verifyFixVsVerify: number;
+  helpVsEmptyFile: number;
+  smallDumpVsEmptyFile: number;
 }
 
 export const TARGETS: TargetThresholds = {
@@ -66,6 +71,10 @@ export const TARGETS: TargetThresholds = {
   repairVsSequential: 10,
   /** verify --fix on 1 % different tokens, at most this many times verify alone on the same data (issue 14). */
   verifyFixVsVerify: 1.3,
+  /** Each script's --help under npx tsx, at most this many times npx tsx of an empty file (issue 22). */
+  helpVsEmptyFile: 1.3,
+  /** A 2,000-token dump under npx tsx, at most this many times npx tsx of an empty file (issue 22). */
+  smallDumpVsEmptyFile: 1.6,
 };
 
 export function find(measurements: readonly Measurement[], step: Step, name: string, network: Network): Measurement | undefined {
@@ -84,6 +93,9 @@ export const NAMES = {
   concurrentUpdater: 'UpdateItem ×16, no checks',
   startUp: 'cello start-up (--help)',
   verifyAlone: 'verify without --fix',
+  emptyFile: 'npx tsx of an empty .ts file',
+  help: (script: string) => `npx tsx ${script} --help`,
+  smallDump: `npx tsx dump, ${STARTUP_TOKENS.toLocaleString('en-US')} tokens`,
 } as const;
 
 const fixed = (value: number, digits: number) => value.toFixed(digits);
@@ -193,6 +205,23 @@ export function judgeTargets(
       get('verify', NAMES.verifyAlone, 'proxy'),
       wall,
       t.verifyFixVsVerify,
+      'atMost',
+      (v) => `${fixed(v, 2)}×`,
+    ),
+  );
+  const emptyFile = get('startup', NAMES.emptyFile, 'local');
+  for (const help of measurements.filter((m) => m.step === 'startup' && m.role === 'start-up')) {
+    results.push(
+      ratio(`${help.name} ≤ ${t.helpVsEmptyFile}× ${NAMES.emptyFile}`, help, emptyFile, wall, t.helpVsEmptyFile, 'atMost', (v) => `${fixed(v, 2)}×`),
+    );
+  }
+  results.push(
+    ratio(
+      `${NAMES.smallDump} ≤ ${t.smallDumpVsEmptyFile}× ${NAMES.emptyFile}`,
+      get('startup', NAMES.smallDump, 'local'),
+      emptyFile,
+      wall,
+      t.smallDumpVsEmptyFile,
       'atMost',
       (v) => `${fixed(v, 2)}×`,
     ),

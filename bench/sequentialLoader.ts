@@ -7,7 +7,7 @@
 // so bench.ts measures a sample and extrapolates. It prints {"items", "seconds"} where seconds covers the
 // requests only (not start-up or parsing), so items / seconds is the steady rate.
 import { PutItemCommand } from '@aws-sdk/client-dynamodb';
-import { createDynamoClient } from '../lib/dynamodb.ts';
+import { createDynamoClient } from '../lib/dynamodb/client.ts';
 import { LOCAL_REGION } from '../tools/localStack.ts';
 import { migrationFileItems, parseBaselineArguments, printFigures, take } from './baselines.ts';
 

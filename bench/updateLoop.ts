@@ -1,5 +1,5 @@
 // The timestamp repair's baselines: one conditional UpdateItem per record with legacy timestamps, the same request
-// the script sends (lib/repair.ts builds both), nothing else: the whole dump read with JSON.parse, no validation
+// the script sends (lib/repair/repair.ts builds both), nothing else: the whole dump read with JSON.parse, no validation
 // pass, no report.
 //   --concurrency 1 (default): the sequential baseline, each answer awaited before the next request;
 //   --concurrency 16: the ceiling, as many requests in flight as the script keeps, with none of its work.
@@ -11,10 +11,10 @@
 // covers the requests only.
 import { readFileSync } from 'node:fs';
 import { UpdateItemCommand } from '@aws-sdk/client-dynamodb';
-import { createDynamoClient } from '../lib/dynamodb.ts';
+import { createDynamoClient } from '../lib/dynamodb/client.ts';
 import { LOCAL_REGION } from '../tools/localStack.ts';
-import { buildTimestampUpdate, checkDumpRecord, planRecordRepair } from '../lib/repair.ts';
-import { forEachConcurrent } from '../lib/concurrency.ts';
+import { buildTimestampUpdate, checkDumpRecord, planRecordRepair } from '../lib/repair/repair.ts';
+import { forEachConcurrent } from '../lib/dynamodb/concurrency.ts';
 import { parseBaselineArguments, printFigures } from './baselines.ts';
 
 const args = parseBaselineArguments(

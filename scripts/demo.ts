@@ -25,7 +25,7 @@ import { PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { CREATED_AT, EXPIRES_AT, NULL_IN_TABLE, REPOSITORY, TOKEN_ID, projectItem, tokenItem } from '../lib/cello/items.ts';
 import { projectPk, tokenSk } from '../lib/cello/keys.ts';
 import { PROJECTS_TABLE, PROJECT_COLUMN, TOKENS_TABLE } from '../lib/cello/sourceTables.ts';
-import { UserError, formatUserError } from '../lib/cli.ts';
+import { UserError, formatUserError } from '../lib/cli/errors.ts';
 import {
   findBlock,
   localSubstitutions,

@@ -4,7 +4,7 @@
 // cello_user with exactly the rights the guide asks for, the table cello in the guide's region. It prints the
 // variables to export and the steps already done. Stopping it (Ctrl-C, or SIGINT, SIGTERM or SIGHUP to it or to the
 // `npm run stack` that started it, or that npm ending) stops both servers and deletes their data.
-import { reportFailure } from '../lib/cli.ts';
+import { reportFailure } from '../lib/cli/run.ts';
 import {
   LOCAL_AWS_ENV,
   LOCAL_REGION,

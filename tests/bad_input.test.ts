@@ -19,7 +19,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { CreateTableCommand } from '@aws-sdk/client-dynamodb';
-import type { DynamoItem } from '../lib/dynamodb.ts';
+import type { DynamoItem } from '../lib/dynamodb/batch.ts';
 import { findFreePort } from '../tools/localStack.ts';
 import {
   REGION,

@@ -9,7 +9,7 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { DynamoItem } from '../lib/dynamodb.ts';
+import type { DynamoItem } from '../lib/dynamodb/batch.ts';
 import { startCountingProxy, type CountingProxy } from './support/capacityCounter.ts';
 import { REGION, getStack, newCelloDatabase, newCelloTable, runScript, temporaryFolder } from './support/harness.ts';
 import {

@@ -10,8 +10,9 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { capacityMeterOf, createDynamoClient, getItemsConsistently, type DynamoItem } from '../lib/dynamodb.ts';
-import { formatCapacitySummary } from '../lib/capacity/meter.ts';
+import { capacityMeterOf, createDynamoClient } from '../lib/dynamodb/client.ts';
+import { getItemsConsistently, type DynamoItem } from '../lib/dynamodb/batch.ts';
+import { formatCapacitySummary } from '../lib/dynamodb/capacity/meter.ts';
 import { startCountingProxy, type CountingProxy } from './support/capacityCounter.ts';
 import { REGION, getStack, newCelloDatabase, newCelloTable, runScript, temporaryFolder, type ScriptResult } from './support/harness.ts';
 import {

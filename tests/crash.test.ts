@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DeleteItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
-import type { DynamoItem } from '../lib/dynamodb.ts';
+import type { DynamoItem } from '../lib/dynamodb/batch.ts';
 import { mulberry32, startFaultProxy, type FaultRates } from './support/faultProxy.ts';
 import { getStack, newCelloTable, runScript, type ScriptResult } from './support/harness.ts';
 import {

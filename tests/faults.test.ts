@@ -3,12 +3,12 @@
 //   exactly once with exact values, the summary's counts right.
 // - Faults that never clear (100 %): the run stops after the configured attempts with one `error:` line and a
 //   non-zero exit, leaves the table (or the output folder) as it was, and a re-run without faults completes exactly.
-// Retries use millisecond delays through the CELLO_RETRY_* knobs of lib/retry.ts (the scripts read nothing else).
+// Retries use millisecond delays through the CELLO_RETRY_* knobs of lib/dynamodb/retry.ts (the scripts read nothing else).
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import type { DynamoItem } from '../lib/dynamodb.ts';
+import type { DynamoItem } from '../lib/dynamodb/batch.ts';
 import { FAULT_KINDS, startFaultProxy, type FaultProxy, type FaultProxyOptions } from './support/faultProxy.ts';
 import { getStack, newCelloDatabase, newCelloTable, runScript, temporaryFolder } from './support/harness.ts';
 import {

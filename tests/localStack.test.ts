@@ -11,21 +11,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
 import { CreateTableCommand, ListTablesCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { ExitCode, UserError } from '../lib/cli.ts';
-import {
-  BATCH_GET_LIMIT,
-  BATCH_WRITE_LIMIT,
-  batchWriteWithRetry,
-  createDynamoClient,
-  describeCelloTable,
-  findExistingKeys,
-  toDynamoUserError,
-  type CelloKey,
-  type DynamoItem,
-} from '../lib/dynamodb.ts';
+import { ExitCode, UserError } from '../lib/cli/errors.ts';
+import { BATCH_GET_LIMIT, BATCH_WRITE_LIMIT, batchWriteWithRetry, findExistingKeys, type CelloKey, type DynamoItem } from '../lib/dynamodb/batch.ts';
+import { createDynamoClient, describeCelloTable } from '../lib/dynamodb/client.ts';
+import { sdkErrorOf } from '../lib/dynamodb/errors.ts';
 import { itemKeyString, projectPk, tokenSk } from '../lib/cello/keys.ts';
 import { createLocalDynamoClient, findFreePort, LOCAL_AWS_ENV } from '../tools/localStack.ts';
-import type { RetrySettings } from '../lib/retry.ts';
+import type { RetrySettings } from '../lib/dynamodb/retry.ts';
 import { copyClone, postgresBinaryOf, processesWithEnvironment } from './support/cloneCopy.ts';
 import {
   REGION,
@@ -104,14 +96,14 @@ async function createTable(tableName: string, keySchema: { name: string; keyType
 
 test('describeCelloTable accepts a Cello table (pk HASH S, sk RANGE S)', async () => {
   const { tableName, client } = await newCelloTable();
-  await describeCelloTable(client, tableName, await localTarget());
+  await describeCelloTable(client, tableName);
   assert.ok(true, 'no error');
 });
 
 test('describeCelloTable rejects a missing table with exit 3, naming the table', async () => {
   const { client } = await recordingClient();
   const tableName = uniqueName('missing');
-  await assert.rejects(describeCelloTable(client, tableName, await localTarget()), (error: unknown) =>
+  await assert.rejects(describeCelloTable(client, tableName), (error: unknown) =>
     assertUserError(error, ExitCode.environment, new RegExp(`table "${tableName}" does not exist`), new RegExp(REGION)),
   );
 });
@@ -119,7 +111,7 @@ test('describeCelloTable rejects a missing table with exit 3, naming the table',
 test('a missing table is reported at once, without retries, even when its name contains "aborted"', async () => {
   const { client, delays } = await recordingClient();
   const tableName = uniqueName('jobs_aborted');
-  await assert.rejects(describeCelloTable(client, tableName, await localTarget()), UserError);
+  await assert.rejects(describeCelloTable(client, tableName), UserError);
   assert.deepEqual(delays, []);
 });
 
@@ -127,7 +119,7 @@ test('describeCelloTable rejects a table with another key schema, showing both s
   const client = await dynamoClient();
   const tableName = uniqueName('other_keys');
   await createTable(tableName, [{ name: 'id', keyType: 'HASH', type: 'S' }]);
-  await assert.rejects(describeCelloTable(client, tableName, await localTarget()), (error: unknown) =>
+  await assert.rejects(describeCelloTable(client, tableName), (error: unknown) =>
     assertUserError(error, ExitCode.environment, new RegExp(tableName), /\(id HASH S\)/, /expected \(pk HASH S, sk RANGE S\)/),
   );
 });
@@ -139,7 +131,7 @@ test('describeCelloTable rejects a sort key of the wrong type', async () => {
     { name: 'pk', keyType: 'HASH', type: 'S' },
     { name: 'sk', keyType: 'RANGE', type: 'N' },
   ]);
-  await assert.rejects(describeCelloTable(client, tableName, await localTarget()), (error: unknown) =>
+  await assert.rejects(describeCelloTable(client, tableName), (error: unknown) =>
     assertUserError(error, ExitCode.environment, /\(pk HASH S, sk RANGE N\)/, /expected \(pk HASH S, sk RANGE S\)/),
   );
 });
@@ -203,9 +195,10 @@ test('a client for a port where nobody listens fails fast with a one-line "conne
       (error: unknown) => error,
     );
     assert.equal(delays.length, 2, 'retried by our strategy, with our schedule');
-    assert.equal((failure as { $metadata?: { attempts?: number } }).$metadata?.attempts, 3, 'the SDK counted every attempt');
+    assert.equal((sdkErrorOf(failure) as { $metadata?: { attempts?: number } }).$metadata?.attempts, 3, 'the SDK counted every attempt');
+    // The client itself fails with the one line (lib/dynamodb/client.ts): the call site just sends.
     assertUserError(
-      toDynamoUserError(failure, target, 'cello'),
+      failure,
       ExitCode.environment,
       /^DynamoDB kept failing after 3 attempts: cannot reach DynamoDB at .*: connection refused/,
       new RegExp(`127\\.0\\.0\\.1:${port}`),

@@ -6,7 +6,7 @@
 import { spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { reportFailure } from '../lib/cli.ts';
+import { reportFailure } from '../lib/cli/run.ts';
 import { startLocalStack } from '../tools/localStack.ts';
 import { TEST_STACK_ENV } from './support/stackEnv.ts';
 import { testFilesCommand } from './support/testFilesCommand.ts';

@@ -9,7 +9,7 @@ import { closeSync, constants as fsConstants, existsSync, openSync, readFileSync
 import { join } from 'node:path';
 import { constants as osConstants } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { SAME_STOP_REQUEST_MS } from '../lib/cli.ts';
+import { SAME_STOP_REQUEST_MS } from '../lib/cli/signals.ts';
 import { startFaultProxy, startLatencyProxy, type FaultProxy } from './support/faultProxy.ts';
 import { getStack, hasStackTrace, newCelloDatabase, newCelloTable, temporaryFolder, type ScriptResult } from './support/harness.ts';
 import {
@@ -245,7 +245,7 @@ test('dump-ddb: a second SIGINT exits at once, with a scan request still unanswe
   );
   script.child.kill('SIGINT');
   await waitUntil(() => script.output().stderr.includes('SIGINT received'), 'the first SIGINT handled', 30_000, script);
-  // Sooner, it would be the same Ctrl-C relayed by npx or tsx (lib/cli.ts, SAME_STOP_REQUEST_MS).
+  // Sooner, it would be the same Ctrl-C relayed by npx or tsx (lib/cli/signals.ts, SAME_STOP_REQUEST_MS).
   await sleep(SAME_STOP_REQUEST_MS + 100);
   const second = performance.now();
   script.child.kill('SIGINT');

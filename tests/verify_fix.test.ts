@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { DeleteItemCommand, PutItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import type { DynamoItem } from '../lib/dynamodb.ts';
+import type { DynamoItem } from '../lib/dynamodb/batch.ts';
 import { startFaultProxy } from './support/faultProxy.ts';
 import { REGION, dynamoClient, getStack, newCelloDatabase, newCelloTable, runScript, temporaryFolder, type ScriptResult } from './support/harness.ts';
 import {

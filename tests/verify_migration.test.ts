@@ -1,14 +1,15 @@
 // scripts/verify_migration.ts, run as a child process against the local PostgreSQL and DynamoDB-compatible server.
 //
 // PostgreSQL is seeded with SQL; the table gets exactly what a correct loader writes, built here from PostgreSQL's
-// own rendering of the values (not from the loader, and not from lib/timestamps.ts), then changed one way per
+// own rendering of the values (not from the loader, and not from lib/cello/timestamps.ts), then changed one way per
 // test.
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { BatchWriteItemCommand, DeleteItemCommand, PutItemCommand, type DynamoDBClient, type WriteRequest } from '@aws-sdk/client-dynamodb';
-import { isRetryableDynamoError, type DynamoItem } from '../lib/dynamodb.ts';
+import { isRetryableDynamoError } from '../lib/dynamodb/errors.ts';
+import type { DynamoItem } from '../lib/dynamodb/batch.ts';
 import type { AdminSql } from '../tools/localStack.ts';
 import { startFaultProxy } from './support/faultProxy.ts';
 import {

@@ -15,8 +15,8 @@ import { once } from 'node:events';
 import postgres from 'postgres';
 import { CreateTableCommand, DescribeTableCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { CELLO_SCHEMA_SQL, PROJECTS_TABLE, TOKENS_TABLE } from '../lib/cello/sourceTables.ts';
-import { ExitCode, UserError, oneLine } from '../lib/cli.ts';
-import { createDynamoClient } from '../lib/dynamodb.ts';
+import { ExitCode, UserError, oneLine } from '../lib/cli/errors.ts';
+import { createDynamoClient } from '../lib/dynamodb/client.ts';
 import { STACK_FOLDER_PREFIX, claimStackFolder, removeAbandonedStacks } from './stackOwner.ts';
 
 const execFileAsync = promisify(execFile);

@@ -6,7 +6,7 @@
 //
 // Values are strings throughout: timestamps are converted as text (timestamps.ts), never through Date or a float.
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
-import { TimestampError, toCanonicalTimestamp } from '../timestamps.ts';
+import { TimestampError, toCanonicalTimestamp } from './timestamps.ts';
 import { ATTRIBUTES, NULLABLE_ATTRIBUTES, type CelloAttribute, type ItemKind } from './items.ts';
 
 /** What the file holds instead of what was expected: "a number", "an array", "null"... */

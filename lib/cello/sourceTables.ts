@@ -1,7 +1,6 @@
 // Where Cello keeps its data in PostgreSQL: two tables whose columns are its attributes (items.ts, one column each,
 // named as the attribute), plus the project name column that becomes the partition key. The migration reads these
 // columns and checks their types first; the local stack creates them with Cello's own DDL.
-import type { ExpectedTables } from '../postgres/schema.ts';
 import { PROJECT_ATTRIBUTE_ENTRIES, TOKEN_ATTRIBUTE_ENTRIES, type CelloAttribute } from './items.ts';
 
 export const PROJECTS_TABLE = 'projects';
@@ -45,8 +44,11 @@ const SOURCE_TABLES: Record<string, readonly SourceColumn[]> = {
   [TOKENS_TABLE]: tokenColumns.toSpliced(PROJECT_REFERENCE_POSITION, 0, projectReference),
 };
 
-/** The columns of the Cello schema the migration reads, with the types their values can be read exactly from. */
-export const CELLO_TABLES: ExpectedTables = Object.fromEntries(
+/**
+ * The columns of the Cello schema the migration reads, with the types their values can be read exactly from: table →
+ * column → type names, the shape lib/postgres/schema.ts checks a database against.
+ */
+export const CELLO_TABLES: Record<string, Record<string, readonly string[]>> = Object.fromEntries(
   Object.entries(SOURCE_TABLES).map(([table, columns]) => [table, Object.fromEntries(columns.map((column) => [column.name, column.accepts]))]),
 );
 

@@ -1,4 +1,8 @@
 // Exit codes and the expected failure, without yargs: the launchers (lib/cli/launch.ts) and every module load this.
+//
+// An expected failure (bad argument, unreachable host, missing table, invalid input file...) is a `UserError`: one
+// line on stderr, a documented exit code, no stack. Anything else is our bug: it keeps its stack so it can be reported.
+import { redactSecrets } from './secrets.ts';
 
 /** Exit codes, documented in README.md. */
 export const ExitCode = {
@@ -25,4 +29,13 @@ export class UserError extends Error {
     super(message);
     this.name = 'UserError';
   }
+}
+
+/** Collapses a message to a single line: operators grep logs, and one failure is one line. */
+export function oneLine(text: string): string {
+  return text.replace(/\s*[\r\n]+\s*/g, ' ').trim();
+}
+
+export function formatUserError(error: UserError): string {
+  return `error: ${redactSecrets(oneLine(error.message))}\n`;
 }

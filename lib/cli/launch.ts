@@ -18,7 +18,7 @@ export async function launch(load: () => Promise<Step>): Promise<never> {
   const argv = process.argv.slice(2);
   if (isRunByTsxCommand() && !asksForHelp(argv)) return relayToWorker();
   installStopHandlers();
-  const [{ runMain }, step] = await Promise.all([import('../cli.ts'), load()]);
+  const [{ runMain }, step] = await Promise.all([import('./run.ts'), load()]);
   return runMain(() => step.main(argv));
 }
 

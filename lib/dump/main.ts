@@ -5,26 +5,22 @@
 //
 // One read-only REPEATABLE READ transaction (a consistent snapshot), one streamed query, the file written as rows
 // arrive (memory does not grow with the tables) to a temporary file moved into place only when complete. Values
-// are written exactly as stored; timestamps in canonical UTC with nine fraction digits (lib/pgDump.ts).
+// are written exactly as stored; timestamps in canonical UTC with nine fraction digits (lib/dump/dump.ts).
+import { ExitCode, UserError } from '../cli/errors.ts';
+import { Progress } from '../cli/progress.ts';
 import {
-  ExitCode,
-  Progress,
-  UserError,
   checkPostgresNames,
   createArgumentParser,
-  decideRunComplete,
   forceOption,
   postgresDatabasePositional,
   postgresHostPositional,
   postgresUserPositional,
-  stopSignal,
-  stopSignalReceived,
-  wasStopped,
-} from '../cli.ts';
-import { AtomicOutputFile, OutputPieces } from '../files.ts';
-import { ORPHAN_PROJECT_VALUES, formatDumpSummary, formatOrphanNotice } from '../dumpSummary.ts';
-import { printLine, printOutput } from '../output.ts';
-import { DumpValueError, dumpQueryFor, MigrationJsonBuilder, type RawDumpRow } from '../pgDump.ts';
+} from '../cli/args.ts';
+import { decideRunComplete, stopSignal, stopSignalReceived, wasStopped } from '../cli/signals.ts';
+import { AtomicOutputFile, OutputPieces } from '../io/files.ts';
+import { ORPHAN_PROJECT_VALUES, formatDumpSummary, formatOrphanNotice } from './summary.ts';
+import { printLine, printOutput } from '../cli/output.ts';
+import { DumpValueError, dumpQueryFor, MigrationJsonBuilder, type RawDumpRow } from './dump.ts';
 import { readPassword } from '../postgres/password.ts';
 import { checkTables } from '../postgres/schema.ts';
 import { connectionSettingsFromEnvironment, describeTarget, parseHostArgument, type PostgresTarget } from '../postgres/target.ts';

@@ -5,30 +5,18 @@
 // A parallel, strongly consistent Scan; pages are written as they arrive (memory does not grow with the table),
 // to a temporary file moved into place only when the whole table is in it. Items of different segments
 // interleave: the order of items in the file is not meaningful. The JSON mapping of each DynamoDB type is
-// documented at the top of lib/ddbJson.ts.
+// documented at the top of lib/dumpDdb/ddbJson.ts.
 import { resolve } from 'node:path';
-import {
-  ExitCode,
-  Progress,
-  UserError,
-  concurrencyOption,
-  createArgumentParser,
-  decideRunComplete,
-  endpointUrlOption,
-  forceOption,
-  formatCount,
-  maxRcuOption,
-  regionOption,
-  tableOption,
-  throwIfStopped,
-  wasStopped,
-  stopSignal,
-} from '../cli.ts';
-import { AttributeValueError, itemToJson } from '../ddbJson.ts';
-import { checkTableName, type DynamoTarget } from '../dynamodbTarget.ts';
-import { formatCapacitySummary } from '../capacity/meter.ts';
-import { AtomicOutputFile, checkTarget } from '../files.ts';
-import { printOutput } from '../output.ts';
+import { ExitCode, UserError } from '../cli/errors.ts';
+import { Progress } from '../cli/progress.ts';
+import { concurrencyOption, createArgumentParser, endpointUrlOption, forceOption, maxRcuOption, regionOption, tableOption } from '../cli/args.ts';
+import { decideRunComplete, throwIfStopped, wasStopped, stopSignal } from '../cli/signals.ts';
+import { formatCount } from '../cli/output.ts';
+import { AttributeValueError, itemToJson } from './ddbJson.ts';
+import { checkTableName, type DynamoTarget } from '../dynamodb/target.ts';
+import { formatCapacitySummary } from '../dynamodb/capacity/meter.ts';
+import { AtomicOutputFile, checkTarget } from '../io/files.ts';
+import { printOutput } from '../cli/output.ts';
 
 const DEFAULT_SEGMENTS = 8;
 const MAX_SEGMENTS = 1000;
@@ -62,8 +50,8 @@ export async function main(argv: string[]): Promise<number> {
   const args = await parseArguments(argv);
   // The AWS SDK loads only now that the arguments are read: --help does without it.
   const [{ capacityMeterOf, createDynamoClient }, { DEFAULT_MAX_PAGES_IN_FLIGHT, scanPages }] = await Promise.all([
-    import('../dynamodb.ts'),
-    import('../scan.ts'),
+    import('../dynamodb/client.ts'),
+    import('../dynamodb/scan.ts'),
   ]);
 
   const table = args.table;
@@ -86,13 +74,13 @@ export async function main(argv: string[]): Promise<number> {
   let count = 0;
   try {
     await file.write('[');
-    for await (const page of scanPages(client, table, { segments, consistentRead: true, target, shouldStop: wasStopped })) {
+    for await (const page of scanPages(client, table, { segments, consistentRead: true, shouldStop: wasStopped })) {
       if (page.items.length === 0) continue;
       let text = '';
       for (const item of page.items) {
         text += `${count === 0 ? '\n' : ',\n'}${itemToJson(item)}`;
         count++;
-        // Small pieces: a string over ~128 KB is several times slower to write (lib/files.ts, CHUNK_BYTES).
+        // Small pieces: a string over ~128 KB is several times slower to write (lib/io/files.ts, CHUNK_BYTES).
         if (text.length >= WRITE_PIECE_CHARS) {
           await file.write(text);
           text = '';

@@ -12,6 +12,7 @@ import {
   P_ELEMENT,
   P_FIELD,
   P_KEY,
+  P_NOT_OBJECT,
   ST_ARR_FIRST,
   ST_ARR_NEXT,
   ST_DONE,
@@ -60,6 +61,24 @@ export class ShallowParser extends ByteScanner {
       }
       this.failTopType(buf, i, c, 'expected a JSON object of projects');
     }
+  }
+
+  /** A member's value starting at buf[i]: an entry object, an entry's array field (both streamed), or a slice. */
+  protected startMemberValue(buf: Buffer, i: number, c: number): number {
+    if (this.level === 0) {
+      if (c !== 0x7b) return this.startSlice(buf, i, c, P_NOT_OBJECT, 'a value');
+      this.entryName = this.key;
+      this.events.push({ kind: 'entryStart', name: this.key, line: this.keyLine });
+      this.level = 1;
+      this.st = ST_OBJ_FIRST;
+      return i + 1;
+    }
+    if (c !== 0x5b) return this.startSlice(buf, i, c, P_FIELD, 'a value');
+    this.fieldName = this.key;
+    this.arrayIndex = 0;
+    this.level = 2;
+    this.st = ST_ARR_FIRST;
+    return i + 1;
   }
 
   private failTopType(buf: Buffer, i: number, c: number, expected: string): never {

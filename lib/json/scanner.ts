@@ -40,7 +40,7 @@ export const ST_DONE = 10; // after the top-level value
 export const P_ELEMENT = 0; // element of a streamed array (batched)
 export const P_KEY = 1; // object key
 export const P_FIELD = 2; // non-array field value of an entry
-const P_NOT_OBJECT = 3; // top-level value that is not an object
+export const P_NOT_OBJECT = 3; // top-level value that is not an object
 
 // Kinds of slice.
 const K_STRING = 0;
@@ -220,89 +220,7 @@ export abstract class ByteScanner {
         } while (IS_WS[c] === 1);
         if (i === n) break;
       }
-      switch (this.st) {
-        case ST_START:
-          this.startTop(buf, i, c);
-          i++;
-          break;
-        case ST_ARR_FIRST:
-          if (c === 0x5d) {
-            this.closeArray();
-            i++;
-            break;
-          }
-          i = this.startSlice(buf, i, c, P_ELEMENT, 'a value or "]"');
-          break;
-        case ST_ARR_VALUE:
-          i = this.startSlice(buf, i, c, P_ELEMENT, 'a value');
-          break;
-        case ST_ARR_NEXT:
-          if (c === 0x2c) {
-            this.st = ST_ARR_VALUE;
-          } else if (c === 0x5d) {
-            this.closeArray();
-          } else {
-            this.failUnexpected(buf, i, '"," or "]"');
-          }
-          i++;
-          break;
-        case ST_OBJ_FIRST:
-          if (c === 0x7d) {
-            this.closeObject();
-            i++;
-            break;
-          }
-          if (c !== B_QUOTE) this.failUnexpected(buf, i, 'a key string or "}"');
-          i = this.startSlice(buf, i, c, P_KEY, '');
-          break;
-        case ST_OBJ_KEY:
-          if (c !== B_QUOTE) this.failUnexpected(buf, i, 'a key string');
-          i = this.startSlice(buf, i, c, P_KEY, '');
-          break;
-        case ST_OBJ_COLON:
-          if (c !== 0x3a) this.failUnexpected(buf, i, '":"');
-          this.st = ST_OBJ_VALUE;
-          i++;
-          break;
-        case ST_OBJ_VALUE:
-          if (this.level === 0) {
-            if (c === 0x7b) {
-              this.entryName = this.key;
-              this.events.push({ kind: 'entryStart', name: this.key, line: this.keyLine });
-              this.level = 1;
-              this.st = ST_OBJ_FIRST;
-              i++;
-            } else {
-              i = this.startSlice(buf, i, c, P_NOT_OBJECT, 'a value');
-            }
-          } else if (c === 0x5b) {
-            this.fieldName = this.key;
-            this.arrayIndex = 0;
-            this.level = 2;
-            this.st = ST_ARR_FIRST;
-            i++;
-          } else {
-            i = this.startSlice(buf, i, c, P_FIELD, 'a value');
-          }
-          break;
-        case ST_OBJ_NEXT:
-          if (c === 0x2c) {
-            this.st = ST_OBJ_KEY;
-          } else if (c === 0x7d) {
-            this.closeObject();
-          } else {
-            this.failUnexpected(buf, i, '"," or "}"');
-          }
-          i++;
-          break;
-        case ST_DONE: {
-          const what = this.mode === MODE_ARRAY ? 'array' : 'object';
-          this.fail(i, `unexpected ${describeByte(buf, i)} after the end of the top-level ${what}`);
-          break;
-        }
-        default:
-          throw new Error(`jsonStream: bad scanner state ${this.st}`);
-      }
+      i = this.step(buf, i, c);
     }
     if (this.st === ST_SLICE) {
       this.partsLength += n - this.sliceStart;
@@ -313,6 +231,50 @@ export abstract class ByteScanner {
     this.flushBatch();
     this.base += n;
     this.buf = EMPTY;
+  }
+
+  /** Takes the structural byte c = buf[i] (not whitespace) in the current state; returns where to scan on. */
+  private step(buf: Buffer, i: number, c: number): number {
+    switch (this.st) {
+      case ST_START:
+        this.startTop(buf, i, c);
+        return i + 1;
+      case ST_ARR_FIRST:
+        if (c !== 0x5d) return this.startSlice(buf, i, c, P_ELEMENT, 'a value or "]"');
+        this.closeArray();
+        return i + 1;
+      case ST_ARR_VALUE:
+        return this.startSlice(buf, i, c, P_ELEMENT, 'a value');
+      case ST_ARR_NEXT:
+        if (c === 0x2c) this.st = ST_ARR_VALUE;
+        else if (c === 0x5d) this.closeArray();
+        else this.failUnexpected(buf, i, '"," or "]"');
+        return i + 1;
+      case ST_OBJ_FIRST:
+        if (c === 0x7d) {
+          this.closeObject();
+          return i + 1;
+        }
+        if (c !== B_QUOTE) this.failUnexpected(buf, i, 'a key string or "}"');
+        return this.startSlice(buf, i, c, P_KEY, '');
+      case ST_OBJ_KEY:
+        if (c !== B_QUOTE) this.failUnexpected(buf, i, 'a key string');
+        return this.startSlice(buf, i, c, P_KEY, '');
+      case ST_OBJ_COLON:
+        if (c !== 0x3a) this.failUnexpected(buf, i, '":"');
+        this.st = ST_OBJ_VALUE;
+        return i + 1;
+      case ST_OBJ_VALUE:
+        return this.startMemberValue(buf, i, c);
+      case ST_OBJ_NEXT:
+        if (c === 0x2c) this.st = ST_OBJ_KEY;
+        else if (c === 0x7d) this.closeObject();
+        else this.failUnexpected(buf, i, '"," or "}"');
+        return i + 1;
+      default:
+        if (this.st !== ST_DONE) throw new Error(`jsonStream: bad scanner state ${this.st}`);
+        this.fail(i, `unexpected ${describeByte(buf, i)} after the end of the top-level ${this.mode === MODE_ARRAY ? 'array' : 'object'}`);
+    }
   }
 
   /** Starts cutting out the value that begins at buf[i]; returns where to scan on. */
@@ -421,6 +383,7 @@ export abstract class ByteScanner {
 
   // The structure and its events (parser.ts), called from the scan.
   protected abstract startTop(buf: Buffer, i: number, c: number): void;
+  protected abstract startMemberValue(buf: Buffer, i: number, c: number): number;
   protected abstract closeArray(): void;
   protected abstract closeObject(): void;
   protected abstract finishSlice(buf: Buffer, end: number): void;

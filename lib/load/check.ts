@@ -1,11 +1,11 @@
 // Passes 1 and 2: the whole file is validated, and keys that may occur twice are compared exactly, before anything
 // is written.
-import { ExitCode, UserError } from '../cli.ts';
+import { ExitCode, UserError } from '../cli/errors.ts';
 import { JsonInputError } from '../json/stream.ts';
 import { itemKeyString } from '../cello/keys.ts';
 import { TOKEN_ID } from '../cello/items.ts';
 import { KeyDigestSet } from './keyDigestSet.ts';
-import type { LoadItem } from './items.ts';
+import type { LoadItem } from '../cello/fileItems.ts';
 import { MigrationFileReader, locationKey, readFile } from './reader.ts';
 
 /** How many problems of an invalid file are listed before the count. */

@@ -23,14 +23,16 @@
 //   closes that window: one PutItem per item with `attribute_not_exists(pk)`, race-free but one request per item
 //   instead of one per 25.
 import { isDeepStrictEqual } from 'node:util';
-import { GetItemCommand, PutItemCommand, QueryCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { BATCH_WRITE_LIMIT, NotSentError, batchWriteWithRetry, capacityMeterOf, findExistingKeys } from '../dynamodb.ts';
-import { itemSize, writeUnits } from '../capacity/itemSize.ts';
+import { PutItemCommand, QueryCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { BATCH_WRITE_LIMIT, batchWriteWithRetry, findExistingKeys } from '../dynamodb/batch.ts';
+import { capacityMeterOf } from '../dynamodb/client.ts';
+import { NotSentError } from '../dynamodb/errors.ts';
+import { itemSize, writeUnits } from '../dynamodb/capacity/itemSize.ts';
 import { describeItemKey, itemKeyString } from '../cello/keys.ts';
-import { forEachConcurrent, Semaphore } from '../concurrency.ts';
-import { mayHaveBeenApplied } from '../retry.ts';
+import { forEachConcurrent, Semaphore } from '../dynamodb/concurrency.ts';
+import { writeConditionally } from '../dynamodb/conditionalWrite.ts';
 import type { CheckedFile } from './check.ts';
-import type { LoadItem } from './items.ts';
+import type { LoadItem } from '../cello/fileItems.ts';
 import { ProbeAdvisor, ProjectTracker } from './probe.ts';
 import { emptyCounts, type LoadCounts } from './summary.ts';
 import { UNIT_SIZE, checkUnits, type CheckUnit, type SourceState } from './units.ts';
@@ -292,20 +294,13 @@ class LoadRun {
    * before the run is then counted as loaded rather than skipped: the table is right either way.)
    */
   private async putIfAbsent(item: LoadItem): Promise<boolean> {
-    try {
-      await this.client.send(new PutItemCommand({ TableName: this.tableName, Item: item.item, ConditionExpression: 'attribute_not_exists(pk)' }));
-      return true;
-    } catch (error) {
-      if ((error as { name?: string }).name !== 'ConditionalCheckFailedException') throw error;
-      return mayHaveBeenApplied(error) && (await this.holdsExactly(item));
-    }
-  }
-
-  /** Whether the table holds exactly `item` (one strongly consistent read). */
-  private async holdsExactly(item: LoadItem): Promise<boolean> {
-    const response = await this.client.send(
-      new GetItemCommand({ TableName: this.tableName, Key: { pk: { S: item.pk }, sk: { S: item.sk } }, ConsistentRead: true }),
-    );
-    return response.Item !== undefined && isDeepStrictEqual(response.Item, item.item);
+    const verdict = await writeConditionally(this.options, {
+      command: new PutItemCommand({ TableName: this.tableName, Item: item.item, ConditionExpression: 'attribute_not_exists(pk)' }),
+      key: item,
+      holdsTarget: (current) => current !== undefined && isDeepStrictEqual(current, item.item),
+      onlyOurs: true,
+    });
+    if (verdict.kind === 'refused') throw verdict.error;
+    return verdict.kind === 'written';
   }
 }

@@ -2,26 +2,25 @@
 // Checks the table and the whole file first (nothing is written if either is wrong), then writes every item that
 // does not exist yet — never replacing one that does — and prints the summary the guide's Step 3 shows.
 // The logic lives in lib/load/; this file parses the arguments and talks to the operator.
+import { ExitCode } from '../cli/errors.ts';
 import {
-  ExitCode,
   MAX_CONCURRENCY,
-  Progress,
   concurrencyOption,
   createArgumentParser,
   dryRunOption,
   endpointUrlOption,
-  formatCount,
   maxRcuOption,
   maxWcuOption,
   regionOption,
   tableOption,
-  wasStopped,
-  stopSignal,
-} from '../cli.ts';
-import { checkTableName, type DynamoTarget } from '../dynamodbTarget.ts';
-import { formatCapacitySummary } from '../capacity/meter.ts';
-import { checkInputFile } from '../files.ts';
-import { printLine, printOutput } from '../output.ts';
+} from '../cli/args.ts';
+import { Progress } from '../cli/progress.ts';
+import { formatCount } from '../cli/output.ts';
+import { wasStopped, stopSignal } from '../cli/signals.ts';
+import { checkTableName, type DynamoTarget } from '../dynamodb/target.ts';
+import { formatCapacitySummary } from '../dynamodb/capacity/meter.ts';
+import { checkInputFile } from '../io/files.ts';
+import { printLine, printOutput } from '../cli/output.ts';
 import { PROBLEM_LIST_LIMIT, checkMigrationFile } from './check.ts';
 import { formatLoadSummary, type RunEnding } from './summary.ts';
 
@@ -83,8 +82,8 @@ async function parseArguments(argv: string[]) {
 export async function main(argv: string[]): Promise<number> {
   const options = await parseArguments(argv);
   // The AWS SDK loads only now that the arguments are read: --help does without it.
-  const [{ capacityMeterOf, createDynamoClient, describeCelloTable, toDynamoUserError }, { loadMigrationFile }] = await Promise.all([
-    import('../dynamodb.ts'),
+  const [{ capacityMeterOf, createDynamoClient, describeCelloTable }, { loadMigrationFile }] = await Promise.all([
+    import('../dynamodb/client.ts'),
     import('./load.ts'),
   ]);
   const target: DynamoTarget = { region: options.region, endpointUrl: options.endpointUrl };
@@ -95,7 +94,7 @@ export async function main(argv: string[]): Promise<number> {
   const startupClient = createDynamoClient(target, { maxSockets: 1, retry: { maxAttempts: STARTUP_CHECK_ATTEMPTS } });
   try {
     try {
-      await describeCelloTable(startupClient, options.tableName, target);
+      await describeCelloTable(startupClient, options.tableName);
     } finally {
       startupClient.destroy();
     }
@@ -136,7 +135,7 @@ export async function main(argv: string[]): Promise<number> {
 
     const ending: RunEnding = result.error !== undefined ? 'error' : result.stopped ? 'stopped' : 'complete';
     await printOutput(formatLoadSummary(checked, result.counts, options.dryRun, ending, formatCapacitySummary(meter, { dryRun: options.dryRun })));
-    if (result.error !== undefined) throw toDynamoUserError(result.error, target, options.tableName);
+    if (result.error !== undefined) throw result.error;
     if (result.stopped) return ExitCode.interrupted;
     return result.counts.failed > 0 ? ExitCode.incomplete : ExitCode.ok;
   } finally {

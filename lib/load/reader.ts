@@ -1,10 +1,11 @@
 // Reading the migration file: the events of the JSON stream → items and problems, the same for every pass.
-import { ExitCode, UserError } from '../cli.ts';
+import { ExitCode, UserError } from '../cli/errors.ts';
 import { readJsonObjectOfObjects, type ObjectEvent } from '../json/stream.ts';
 import { PROJECT_PREFIX, projectPk } from '../cello/keys.ts';
 import { describeType } from '../cello/codecs.ts';
 import { PROJECT_ATTRIBUTES, TOKENS_FIELD, isAttributeOf, listNames } from '../cello/items.ts';
-import { buildProjectItem, buildTokenItem, projectNameProblem, quoteValue, type LoadItem } from './items.ts';
+import { buildProjectItem, buildTokenItem, projectNameProblem, type LoadItem } from '../cello/fileItems.ts';
+import { quoteValue } from '../cello/quote.ts';
 
 const PROJECT_FIELDS = listNames([...PROJECT_ATTRIBUTES, TOKENS_FIELD]);
 

@@ -1,6 +1,6 @@
 // What a run counts, and the summary printed from it.
 import { emptyNullCounts, formatNullCounts, isNullInFile, type NullCounts } from '../cello/codecs.ts';
-import { formatCount } from '../cli.ts';
+import { formatCount } from '../cli/output.ts';
 import type { CheckedFile } from './check.ts';
 
 /** What a run did (or, for a dry run, would do). */
@@ -32,7 +32,7 @@ export function emptyCounts(): LoadCounts {
 
 export type RunEnding = 'complete' | 'stopped' | 'error';
 
-/** The summary printed on stdout (the guide's Step 3 shows it); `capacity` (lib/capacity/) goes before the last line. */
+/** The summary printed on stdout (the guide's Step 3 shows it); `capacity` (lib/dynamodb/capacity/) goes before the last line. */
 export function formatLoadSummary(
   checked: Pick<CheckedFile, 'projects' | 'items'>,
   counts: LoadCounts,

@@ -1,10 +1,10 @@
 // The checked file as a stream of check units: the items whose existence one request checks.
-import { UserError } from '../cli.ts';
-import { BATCH_GET_LIMIT } from '../dynamodb.ts';
+import { UserError } from '../cli/errors.ts';
+import { BATCH_GET_LIMIT } from '../dynamodb/batch.ts';
 import { readJsonObjectOfObjects, JsonInputError } from '../json/stream.ts';
 import { compareUtf8 } from '../cello/keyOrder.ts';
 import { fileChanged, type CheckedFile } from './check.ts';
-import type { LoadItem } from './items.ts';
+import type { LoadItem } from '../cello/fileItems.ts';
 import type { ProjectTracker } from './probe.ts';
 import { MigrationFileReader, locationKey } from './reader.ts';
 import type { LoadCounts } from './summary.ts';

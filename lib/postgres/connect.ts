@@ -14,7 +14,7 @@
 //   prepared password, md5 and cleartext the password as typed (passwordForAuthentication).
 import { Socket } from 'node:net';
 import postgres from 'postgres';
-import { ExitCode, UserError } from '../cli.ts';
+import { ExitCode, UserError } from '../cli/errors.ts';
 import { toPostgresUserError } from './errors.ts';
 import { prepareScramPassword } from './saslprep.ts';
 import { describeTarget, type ConnectionSettings, type PostgresTarget } from './target.ts';

@@ -1,6 +1,6 @@
 // Driver and network errors turned into one line an operator can act on, naming the server.
 import postgres from 'postgres';
-import { ExitCode, UserError, oneLine } from '../cli.ts';
+import { ExitCode, UserError, oneLine } from '../cli/errors.ts';
 import { describeTarget, type ConnectionSettings, type PostgresTarget } from './target.ts';
 
 const TLS_CERTIFICATE_CODES = new Set([

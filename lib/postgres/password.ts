@@ -3,7 +3,9 @@ import { isUtf8 } from 'node:buffer';
 import { openSync, readFileSync } from 'node:fs';
 import { StringDecoder } from 'node:string_decoder';
 import { ReadStream, WriteStream } from 'node:tty';
-import { ExitCode, UserError, registerSecret, stopSignal } from '../cli.ts';
+import { ExitCode, UserError } from '../cli/errors.ts';
+import { registerSecret } from '../cli/secrets.ts';
+import { stopSignal } from '../cli/signals.ts';
 
 const NO_PASSWORD_MESSAGE = 'no password: set PGPASSWORD, or run from a terminal to be prompted';
 

@@ -1,5 +1,5 @@
 // The Cello schema check: the expected tables, columns and types are in the database the scripts read.
-import { ExitCode, UserError } from '../cli.ts';
+import { ExitCode, UserError } from '../cli/errors.ts';
 import type { Sql, TransactionSql } from './connect.ts';
 
 /** Type names (as format_type prints them) accepted for a column. */

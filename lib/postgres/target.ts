@@ -5,7 +5,7 @@ import { isIP, isIPv6 } from 'node:net';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { ConnectionOptions } from 'node:tls';
-import { UserError } from '../cli.ts';
+import { UserError } from '../cli/errors.ts';
 
 const DEFAULT_PORT = 5432;
 /** Seconds to wait for a connection when PGCONNECT_TIMEOUT is not set: an unreachable host fails, never hangs. */

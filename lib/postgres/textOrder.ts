@@ -1,4 +1,4 @@
-import { ExitCode, UserError } from '../cli.ts';
+import { ExitCode, UserError } from '../cli/errors.ts';
 import type { Sql, TransactionSql } from './connect.ts';
 
 /**

@@ -16,26 +16,22 @@
 // - Updates run concurrently (--concurrency); the report stays in file order.
 // - A dry run sends no write request at all.
 // - Ctrl-C / SIGTERM: no new record is started, updates in flight finish, a partial summary is printed (exit 130).
+import { ExitCode, UserError } from '../cli/errors.ts';
 import {
-  ExitCode,
   MAX_CONCURRENCY,
-  UserError,
   concurrencyOption,
   createArgumentParser,
   dryRunOption,
   endpointUrlOption,
-  formatCount,
   maxWcuOption,
   regionOption,
-  stopSignalReceived,
   tableOption,
-  throwIfStopped,
-  wasStopped,
-  stopSignal,
-} from '../cli.ts';
-import { checkTableName, type DynamoTarget } from '../dynamodbTarget.ts';
-import { formatCapacitySummary } from '../capacity/meter.ts';
-import { checkInputFile } from '../files.ts';
+} from '../cli/args.ts';
+import { formatCount } from '../cli/output.ts';
+import { stopSignalReceived, throwIfStopped, wasStopped, stopSignal } from '../cli/signals.ts';
+import { checkTableName, type DynamoTarget } from '../dynamodb/target.ts';
+import { formatCapacitySummary } from '../dynamodb/capacity/meter.ts';
+import { checkInputFile } from '../io/files.ts';
 import { JsonInputError, readJsonArray } from '../json/stream.ts';
 import {
   DumpRecordError,
@@ -51,10 +47,10 @@ import {
   type DumpRecord,
   type RecordOutcome,
   type RecordRepairPlan,
-} from '../repair.ts';
-import type { RepairTarget } from '../repairUpdate.ts';
-import { ReportOutput } from '../output.ts';
-import { mapConcurrentOrdered } from '../concurrency.ts';
+} from './repair.ts';
+import type { DynamoTable } from '../dynamodb/conditionalWrite.ts';
+import { ReportOutput } from '../cli/output.ts';
+import { mapConcurrentOrdered } from '../dynamodb/concurrency.ts';
 
 const DEFAULT_CONCURRENCY = 16;
 
@@ -94,8 +90,8 @@ export async function main(argv: string[]): Promise<number> {
   const args = await parseArguments(argv);
   // The AWS SDK loads only now that the arguments are read: --help does without it.
   const [{ capacityMeterOf, createDynamoClient, describeCelloTable }, { applyTimestampChanges, planTimestampChanges }] = await Promise.all([
-    import('../dynamodb.ts'),
-    import('../repairUpdate.ts'),
+    import('../dynamodb/client.ts'),
+    import('./update.ts'),
   ]);
 
   const file = args.file;
@@ -108,7 +104,7 @@ export async function main(argv: string[]): Promise<number> {
   await checkInputFile(file);
   const client = createDynamoClient(target, { maxSockets: concurrency, capacity: { maxWcu: args['max-wcu'] }, stop: stopSignal });
   const meter = capacityMeterOf(client);
-  const repairTarget: RepairTarget = { client, tableName, target };
+  const table: DynamoTable = { client, tableName };
   const report = new ReportOutput();
   const write = (text: string) => report.write(text);
 
@@ -126,7 +122,7 @@ export async function main(argv: string[]): Promise<number> {
     await write(`Loaded ${formatCount(total)} total records\n\n`);
 
     // A read, also in a dry run: a wrong table name or region is found before the report says anything more.
-    await describeCelloTable(client, tableName, target);
+    await describeCelloTable(client, tableName);
 
     await write(`Processing records:\n${SEPARATOR}\n`);
     const counts = emptyRepairCounts(total);
@@ -140,7 +136,7 @@ export async function main(argv: string[]): Promise<number> {
       }
       if (fatal) return { plan, outcome: { kind: 'failed', reason: 'not attempted: the run is stopping' } };
       try {
-        return { plan, outcome: await applyTimestampChanges(repairTarget, plan.pk, plan.sk, plan.changes) };
+        return { plan, outcome: await applyTimestampChanges(table, plan.pk, plan.sk, plan.changes) };
       } catch (error) {
         if (!(error instanceof UserError)) throw error;
         // DynamoDB itself is failing: stop taking records, report this one, let the others in flight finish.

@@ -2,9 +2,9 @@
 // names and values are quoted in the report.
 //
 // Every comparison here is pure and exact: timestamps are compared as text after the exact canonicalisation of
-// lib/timestamps.ts, never through Date or a float.
+// lib/cello/timestamps.ts, never through Date or a float.
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
-import type { DynamoItem } from '../dynamodb.ts';
+import type { DynamoItem } from '../dynamodb/batch.ts';
 import { isNullInItem } from '../cello/codecs.ts';
 import {
   NULL_IN_TABLE,
@@ -15,7 +15,8 @@ import {
   type ProjectAttribute,
   type TokenValueAttribute,
 } from '../cello/items.ts';
-import { TimestampError, timestampsEqualAsInstants, toCanonicalTimestamp } from '../timestamps.ts';
+import { quoteValue } from '../cello/quote.ts';
+import { TimestampError, timestampsEqualAsInstants, toCanonicalTimestamp } from '../cello/timestamps.ts';
 
 /** Difference lines printed per project (and extra partition keys, and orphan tokens) before "... and N more". */
 export const LINES_PER_PROJECT = 20;
@@ -54,11 +55,9 @@ export function displayName(text: string): string {
   return text !== '' && text === text.trim() && !/[\p{C}\u2028\u2029"\\]/u.test(text) ? text : quote(text);
 }
 
-/** A value quoted as JSON, with U+2028/U+2029 escaped too so it stays on one line everywhere. */
+/** A name or key quoted whole (quoteValue): the operator must be able to find it. */
 export function quote(text: string): string {
-  return JSON.stringify(text)
-    .replace(/\u2028/g, '\\u2028')
-    .replace(/\u2029/g, '\\u2029');
+  return quoteValue(text, Number.POSITIVE_INFINITY);
 }
 
 /** What an attribute value is, for "created_at is a number (12), not a string". */

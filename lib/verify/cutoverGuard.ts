@@ -10,11 +10,12 @@
 import { createReadStream } from 'node:fs';
 import { appendFile, open } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
-import { ExitCode, UserError, formatCount } from '../cli.ts';
+import { ExitCode, UserError } from '../cli/errors.ts';
+import { formatCount } from '../cli/output.ts';
 import { CREATED_AT, TOKENS_FIELD, TOKEN_ID } from '../cello/items.ts';
 import { isTokenSk, itemKeyString, projectPk, tokenSk } from '../cello/keys.ts';
 import { JsonInputError, readJsonObjectOfObjects } from '../json/stream.ts';
-import { TimestampError, toCanonicalTimestamp } from '../timestamps.ts';
+import { TimestampError, toCanonicalTimestamp } from '../cello/timestamps.ts';
 import { displayName } from './compare.ts';
 import type { FixChange } from './fixPlan.ts';
 

@@ -1,7 +1,6 @@
 // Verify's DynamoDB reads: a partition as a stream of items in sk byte order, page by page.
 import { paginateQuery, type DynamoDBClient, type QueryCommandOutput } from '@aws-sdk/client-dynamodb';
-import { toDynamoUserError, type DynamoItem } from '../dynamodb.ts';
-import type { DynamoTarget } from '../dynamodbTarget.ts';
+import type { DynamoItem } from '../dynamodb/batch.ts';
 import { compareUtf8 } from '../cello/keyOrder.ts';
 import { quote } from './compare.ts';
 import { StreamOrderError } from './partition.ts';
@@ -46,14 +45,13 @@ export async function* itemsOfPages(first: ItemPage, fetchPage: (startKey: Dynam
 }
 
 export interface PartitionQueryOptions {
-  target: DynamoTarget;
   /** Items per page (Query's Limit), for tests; DynamoDB's 1 MB page cap applies either way. */
   pageLimit?: number;
 }
 
 /** Strongly consistent, paginated Query of `pk = <pk>` (a read: nothing is ever written). */
-export function partitionQuery(client: DynamoDBClient, tableName: string, options: PartitionQueryOptions): PartitionOpener {
-  const { target, pageLimit } = options;
+export function partitionQuery(client: DynamoDBClient, tableName: string, options: PartitionQueryOptions = {}): PartitionOpener {
+  const { pageLimit } = options;
   return async (pk) => {
     // The SDK's paginator follows LastEvaluatedKey; itemsOfPages asks for the next page only when there is one.
     const pages = paginateQuery(
@@ -61,12 +59,7 @@ export function partitionQuery(client: DynamoDBClient, tableName: string, option
       { TableName: tableName, KeyConditionExpression: 'pk = :pk', ExpressionAttributeValues: { ':pk': { S: pk } }, ConsistentRead: true },
     );
     const nextPage = async (): Promise<ItemPage> => {
-      let next: IteratorResult<QueryCommandOutput>;
-      try {
-        next = await pages.next();
-      } catch (error) {
-        throw toDynamoUserError(error, target, tableName);
-      }
+      const next: IteratorResult<QueryCommandOutput> = await pages.next();
       const response: QueryCommandOutput | undefined = next.done ? undefined : next.value;
       return { items: response?.Items ?? [], nextKey: response?.LastEvaluatedKey };
     };

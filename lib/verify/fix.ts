@@ -2,26 +2,20 @@
 // (fixPlan.ts builds it), an honest verdict when a condition fails, and the final read-back.
 //
 // Conditional writes cannot go in a BatchWriteItem, so each change is its own PutItem, UpdateItem or DeleteItem,
-// `concurrency` in flight, sent through the client's one retry strategy (lib/retry.ts) like every other request.
-import { DeleteItemCommand, GetItemCommand, PutItemCommand, UpdateItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { BATCH_GET_LIMIT, NotSentError, getItemsConsistently, toDynamoUserError, type DynamoItem } from '../dynamodb.ts';
-import type { DynamoTarget } from '../dynamodbTarget.ts';
+// `concurrency` in flight, sent through the client's one retry strategy (lib/dynamodb/retry.ts) like every other request.
+import { DeleteItemCommand, PutItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
+import { BATCH_GET_LIMIT, getItemsConsistently, type DynamoItem } from '../dynamodb/batch.ts';
+import { writeConditionally, type DynamoTable } from '../dynamodb/conditionalWrite.ts';
+import { NotSentError } from '../dynamodb/errors.ts';
 import { isCelloItemKey, itemKeyString } from '../cello/keys.ts';
-import { forEachConcurrent, mapConcurrentOrdered } from '../concurrency.ts';
-import { mayHaveBeenApplied } from '../retry.ts';
-import { ExitCode } from '../cli.ts';
-import { type CapacityMeter, formatCapacitySummary } from '../capacity/meter.ts';
+import { forEachConcurrent, mapConcurrentOrdered } from '../dynamodb/concurrency.ts';
+import { ExitCode } from '../cli/errors.ts';
+import { type CapacityMeter, formatCapacitySummary } from '../dynamodb/capacity/meter.ts';
 import { describeAttributeValue } from './compare.ts';
 import { countFix, emptyFixCounts, formatFixHeading, formatFixLine, formatFixSummary } from './fixReport.ts';
 import type { PartitionOpener } from './dynamo.ts';
 import { conditionalWrite, extraItemChange, holdsTarget, type FixChange } from './fixPlan.ts';
 import type { VerificationResult } from './run.ts';
-
-export interface FixTarget {
-  client: DynamoDBClient;
-  tableName: string;
-  target: DynamoTarget;
-}
 
 /**
  * What became of one change:
@@ -37,36 +31,27 @@ export type FixOutcome =
   | { kind: 'failed'; reason: string }
   | { kind: 'unfixable'; reason: string };
 
-/** Failures that belong to the one item, not to the table or the connection: the run goes on after them. */
-const ITEM_ERRORS = new Set(['ValidationException', 'ItemCollectionSizeLimitExceededException']);
-
 /**
- * Applies one change with its condition. When the condition fails, the item is read again (strongly consistent):
- * holding what PostgreSQL has, it is done — after a lost reply (a dropped connection, a 5xx) that is our own
- * earlier attempt, which the retry's condition then fails on; otherwise someone else changed it, and it is left as
- * it is, never forced.
+ * Applies one change with its condition (writeConditionally). When the condition fails and the item read back holds
+ * what PostgreSQL has, it is done — after a lost reply (a dropped connection, a 5xx) that is our own earlier attempt;
+ * otherwise someone else changed it, and it is left as it is, never forced.
  *
  * @throws UserError when DynamoDB itself is failing (retries exhausted, credentials, missing table).
  */
-export async function applyChange(fix: FixTarget, change: FixChange): Promise<FixOutcome> {
+export async function applyChange(table: DynamoTable, change: FixChange): Promise<FixOutcome> {
   if (change.kind === 'unfixable') return { kind: 'unfixable', reason: change.reason };
-  const { client, tableName, target } = fix;
-  const write = { TableName: tableName, ...conditionalWrite(change) };
-  try {
-    if (change.kind === 'put') await client.send(new PutItemCommand(write as ConstructorParameters<typeof PutItemCommand>[0]));
-    else if (change.kind === 'update') await client.send(new UpdateItemCommand(write));
-    else await client.send(new DeleteItemCommand(write));
-    return { kind: 'done', byOtherWriter: false };
-  } catch (error) {
-    const name = (error as { name?: string } | undefined)?.name ?? '';
-    if (name === 'ConditionalCheckFailedException') {
-      const current = await readItem(fix, change.pk, change.sk);
-      if (holdsTarget(change, current)) return { kind: 'done', byOtherWriter: !mayHaveBeenApplied(error) };
-      return { kind: 'changed', now: describeNow(change, current) };
-    }
-    if (ITEM_ERRORS.has(name)) return { kind: 'failed', reason: `${name}: ${(error as Error).message}` };
-    throw toDynamoUserError(error, target, tableName);
-  }
+  const write = { TableName: table.tableName, ...conditionalWrite(change) };
+  const command =
+    change.kind === 'put'
+      ? new PutItemCommand(write as ConstructorParameters<typeof PutItemCommand>[0])
+      : change.kind === 'update'
+        ? new UpdateItemCommand(write)
+        : new DeleteItemCommand(write);
+  const verdict = await writeConditionally(table, { command, key: change, holdsTarget: (current) => holdsTarget(change, current) });
+  if (verdict.kind === 'written') return { kind: 'done', byOtherWriter: false };
+  if (verdict.kind === 'heldAlready') return { kind: 'done', byOtherWriter: true };
+  if (verdict.kind === 'refused') return { kind: 'failed', reason: verdict.reason };
+  return { kind: 'changed', now: describeNow(change, verdict.current) };
 }
 
 /** How an item differs now from what the comparison read, for the report. */
@@ -78,15 +63,6 @@ function describeNow(change: Exclude<FixChange, { kind: 'unfixable' }>, current:
   return changed
     .map((name) => (current[name] === undefined ? `${name} was removed` : `${name} is now ${describeAttributeValue(current[name])}`))
     .join(', ');
-}
-
-async function readItem({ client, tableName, target }: FixTarget, pk: string, sk: string): Promise<DynamoItem | undefined> {
-  try {
-    const response = await client.send(new GetItemCommand({ TableName: tableName, Key: { pk: { S: pk }, sk: { S: sk } }, ConsistentRead: true }));
-    return response.Item;
-  } catch (error) {
-    throw toDynamoUserError(error, target, tableName);
-  }
 }
 
 export interface FixRun {
@@ -104,12 +80,12 @@ export interface FixRun {
  * those in flight settle and are printed, and the summary says what was written before the error is rethrown: the
  * error line alone would hide the writes that succeeded.
  */
-export async function applyChanges(fix: FixTarget, changes: readonly FixChange[], run: FixRun): Promise<number> {
+export async function applyChanges(table: DynamoTable, changes: readonly FixChange[], run: FixRun): Promise<number> {
   let fatal: { error: unknown } | undefined;
   const attempt = async (change: FixChange): Promise<FixOutcome | undefined> => {
     if (fatal) return undefined;
     try {
-      return await applyChange(fix, change);
+      return await applyChange(table, change);
     } catch (error) {
       // A write a stop kept from being sent is not reached, not a failure: the stop is reported below.
       if (!(error instanceof NotSentError)) fatal ??= { error };
@@ -137,7 +113,7 @@ export async function applyChanges(fix: FixTarget, changes: readonly FixChange[]
   }
   let stillDifferent: number | undefined;
   try {
-    stillDifferent = await countStillDifferent(fix, changes, run.concurrency);
+    stillDifferent = await countStillDifferent(table, changes, run.concurrency);
   } catch (error) {
     fatal = { error };
   }
@@ -192,22 +168,17 @@ async function extraPartitionDeletes(
  * Reads every changed item again (strongly consistent, 100 keys a request) and returns how many do not hold what
  * PostgreSQL has: the final comparison of what --fix touched. The items it did not touch matched in the comparison.
  */
-export async function countStillDifferent(fix: FixTarget, changes: readonly FixChange[], concurrency: number): Promise<number> {
-  const { client, tableName, target } = fix;
+export async function countStillDifferent(table: DynamoTable, changes: readonly FixChange[], concurrency: number): Promise<number> {
+  const { client, tableName } = table;
   let different = 0;
   const batches: FixChange[][] = [];
   for (let start = 0; start < changes.length; start += BATCH_GET_LIMIT) batches.push(changes.slice(start, start + BATCH_GET_LIMIT));
   await forEachConcurrent(batches, concurrency, async (batch) => {
-    let items: DynamoItem[];
-    try {
-      items = await getItemsConsistently(
-        client,
-        tableName,
-        batch.map(({ pk, sk }) => ({ pk, sk })),
-      );
-    } catch (error) {
-      throw toDynamoUserError(error, target, tableName);
-    }
+    const items = await getItemsConsistently(
+      client,
+      tableName,
+      batch.map(({ pk, sk }) => ({ pk, sk })),
+    );
     const byKey = new Map(items.map((item) => [itemKeyString(item.pk?.S ?? '', item.sk?.S ?? ''), item]));
     for (const change of batch) if (!holdsTarget(change, byKey.get(itemKeyString(change.pk, change.sk)))) different++;
   });

@@ -2,16 +2,16 @@
 // that writes it, and what a failed condition means.
 //
 // PostgreSQL is the truth. A missing item is put, an item whose values differ gets those attributes set, an extra
-// item is deleted. The target items are built as the loader builds them (lib/load/items.ts, from lib/cello), so
+// item is deleted. The target items are built as the loader builds them (lib/cello/fileItems.ts, from lib/cello), so
 // the two steps cannot disagree on what an item holds. Every write is conditional on the item still holding exactly
 // what the comparison read (a put: that there is no item), so nothing another writer changed in between is ever
 // overwritten or deleted.
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import { isDeepStrictEqual } from 'node:util';
-import type { DynamoItem } from '../dynamodb.ts';
+import type { DynamoItem } from '../dynamodb/batch.ts';
 import { CELLO_ATTRIBUTES, PROJECT_ATTRIBUTES, TOKEN_ATTRIBUTES, TOKEN_ID } from '../cello/items.ts';
 import { METADATA_SK, PROJECT_PREFIX, TOKEN_PREFIX, isCelloItemKey } from '../cello/keys.ts';
-import { buildProjectItem, buildTokenItem, projectNameProblem } from '../load/items.ts';
+import { buildProjectItem, buildTokenItem, projectNameProblem } from '../cello/fileItems.ts';
 import { describeAttributeValue, type PostgresProject, type PostgresToken } from './compare.ts';
 
 /**

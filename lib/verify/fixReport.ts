@@ -1,5 +1,5 @@
 // verify --fix, the report: one line per change, then the counts and the verdict of the final read-back.
-import { formatCount } from '../cli.ts';
+import { formatCount } from '../cli/output.ts';
 import { displayName } from './compare.ts';
 import type { FixOutcome } from './fix.ts';
 import { attributesToSet, type FixChange } from './fixPlan.ts';
@@ -74,7 +74,7 @@ export interface FixSummaryOptions {
    * or during the final read-back (every change was applied, but not read again).
    */
   failure?: 'writes' | 'readBack' | undefined;
-  /** The capacity lines (lib/capacity/meter.ts, formatCapacitySummary), indented like the counts. */
+  /** The capacity lines (lib/dynamodb/capacity/meter.ts, formatCapacitySummary), indented like the counts. */
   capacity?: string;
 }
 

@@ -15,16 +15,13 @@
 // table holds tokens nothing shows the migration wrote (the service writes to it already: refused,
 // lib/verify/cutoverGuard.ts), each is applied
 // with a condition on what was read (lib/verify/fixPlan.ts, fix.ts), and every item touched is read again.
+import { ExitCode, UserError } from '../cli/errors.ts';
 import {
-  ExitCode,
   MAX_CONCURRENCY,
-  Progress,
-  UserError,
   checkPostgresNames,
   concurrencyOption,
   createArgumentParser,
   endpointUrlOption,
-  formatCount,
   maxRcuOption,
   maxWcuOption,
   postgresDatabasePositional,
@@ -32,12 +29,12 @@ import {
   postgresUserPositional,
   regionOption,
   tableOption,
-  stopSignalReceived,
-  wasStopped,
-  stopSignal,
-} from '../cli.ts';
-import { checkTableName, type DynamoTarget } from '../dynamodbTarget.ts';
-import { type CapacityMeter, formatCapacitySummary } from '../capacity/meter.ts';
+} from '../cli/args.ts';
+import { Progress } from '../cli/progress.ts';
+import { formatCount } from '../cli/output.ts';
+import { stopSignalReceived, wasStopped, stopSignal } from '../cli/signals.ts';
+import { checkTableName, type DynamoTarget } from '../dynamodb/target.ts';
+import { type CapacityMeter, formatCapacitySummary } from '../dynamodb/capacity/meter.ts';
 import { readPassword } from '../postgres/password.ts';
 import { checkTables } from '../postgres/schema.ts';
 import { connectionSettingsFromEnvironment, describeTarget, parseHostArgument, type PostgresTarget } from '../postgres/target.ts';
@@ -45,15 +42,15 @@ import { readTextOrder } from '../postgres/textOrder.ts';
 import { REPOSITORY } from '../cello/items.ts';
 import { CELLO_TABLES } from '../cello/sourceTables.ts';
 import { sparingOrphanPartitions, type FixChange } from './fixPlan.ts';
-import { checkInputFile } from '../files.ts';
+import { checkInputFile } from '../io/files.ts';
 import { StreamOrderError } from './partition.ts';
 import { formatExtraPartitions, formatOrphanNote, formatPartitionReport, formatSummary } from './report.ts';
 import { verifyMigration, type VerificationResult } from './run.ts';
 import { readNewestTokenCreatedAt, readOrphanProjectNames, readProjects, streamTokens } from './postgresRows.ts';
 import { projectPk } from '../cello/keys.ts';
-import { printOutput } from '../output.ts';
+import { printOutput } from '../cli/output.ts';
 import type { PartitionOpener } from './dynamo.ts';
-import type { FixTarget } from './fix.ts';
+import type { DynamoTable } from '../dynamodb/conditionalWrite.ts';
 
 const DEFAULT_CONCURRENCY = 8;
 /** Items --fix plans at most in one run: the plan is held in memory, and more is a load's work, not a catch-up. */
@@ -126,8 +123,8 @@ export async function main(argv: string[]): Promise<number> {
   const args = await parseArguments(argv);
   // The AWS SDK and the driver load only now that the arguments are read: --help loads neither.
   const [{ capacityMeterOf, createDynamoClient, describeCelloTable }, { connectPostgres, inReadOnlySnapshot }, { toPostgresUserError }] =
-    await Promise.all([import('../dynamodb.ts'), import('../postgres/connect.ts'), import('../postgres/errors.ts')]);
-  const [{ scanPages }, { partitionQuery }] = await Promise.all([import('../scan.ts'), import('./dynamo.ts')]);
+    await Promise.all([import('../dynamodb/client.ts'), import('../postgres/connect.ts'), import('../postgres/errors.ts')]);
+  const [{ scanPages }, { partitionQuery }] = await Promise.all([import('../dynamodb/scan.ts'), import('./dynamo.ts')]);
 
   const user = String(args.db_user);
   const database = String(args.db_name);
@@ -155,7 +152,7 @@ export async function main(argv: string[]): Promise<number> {
   const meter = capacityMeterOf(client);
   try {
     // The cheap check first: a wrong table name or region fails before the database is touched.
-    await describeCelloTable(client, tableName, target);
+    await describeCelloTable(client, tableName);
     const password = await readPassword(process.env, `Password for user ${user} at ${describeTarget(postgresTarget)}: `);
     const session = await connectPostgres(postgresTarget, password, settings);
     const progress = new Progress('Verifying', undefined, process.stderr, { unit: 'projects', note: () => meter.describeSlowdown() });
@@ -163,7 +160,7 @@ export async function main(argv: string[]): Promise<number> {
     let orphanProjectCount = 0;
     let newestInPostgres: string | null = null;
     let orphanPks = new Set<string>();
-    const openPartition = partitionQuery(client, tableName, { target });
+    const openPartition = partitionQuery(client, tableName);
     try {
       result = await inReadOnlySnapshot(session, async (sql) => {
         await checkTables(sql, database, CELLO_TABLES);
@@ -181,7 +178,6 @@ export async function main(argv: string[]): Promise<number> {
             scanPages(client, tableName, {
               segments: concurrency,
               consistentRead: true,
-              target,
               projectionExpression: 'pk, sk',
               shouldStop,
             }),
@@ -215,7 +211,7 @@ export async function main(argv: string[]): Promise<number> {
     if (!result.complete) return ExitCode.interrupted;
     if (!fix || result.totals.differences === 0) return result.totals.differences === 0 ? ExitCode.ok : ExitCode.incomplete;
     const changes = sparingOrphanPartitions(await planChanges(result, openPartition, concurrency), orphanPks);
-    return fixDifferences({ client, tableName, target }, changes, { newestInPostgres, migrationFile, concurrency, meter });
+    return fixDifferences({ client, tableName }, changes, { newestInPostgres, migrationFile, concurrency, meter });
   } finally {
     client.destroy();
   }
@@ -236,7 +232,7 @@ async function planChanges(result: VerificationResult, openPartition: PartitionO
 
 /** Refused (nothing written) when the table holds tokens the service created; else the changes applied and read back. */
 async function fixDifferences(
-  fixTarget: FixTarget,
+  table: DynamoTable,
   changes: FixChange[],
   options: { newestInPostgres: string | null; migrationFile: string | undefined; concurrency: number; meter: CapacityMeter },
 ): Promise<number> {
@@ -248,7 +244,7 @@ async function fixDifferences(
   const unexplained = await unexplainedTokens(changes, newestInPostgres, migrationFile);
   if (unexplained.length > 0) throw new UserError(formatUnexplainedRefusal(unexplained, newestInPostgres, migrationFile), ExitCode.incomplete);
   if (migrationFile !== undefined) await recordTokenPuts(migrationFile, changes);
-  return applyChanges(fixTarget, changes, {
+  return applyChanges(table, changes, {
     concurrency: concurrency * 2,
     shouldStop: wasStopped,
     stoppedBy: stopSignalReceived,

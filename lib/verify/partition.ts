@@ -1,5 +1,5 @@
 // One project's partition: the merge-join of its PostgreSQL rows with its DynamoDB items, both in UTF-8 byte order.
-import type { DynamoItem } from '../dynamodb.ts';
+import type { DynamoItem } from '../dynamodb/batch.ts';
 import { compareUtf8 } from '../cello/keyOrder.ts';
 import { METADATA_SK, TOKEN_PREFIX, isCelloItemKey, isTokenSk, projectPk } from '../cello/keys.ts';
 import {

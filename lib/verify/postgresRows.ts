@@ -77,7 +77,7 @@ export async function* streamTokens(sql: TransactionSql, order: TextOrder): Asyn
 
 /**
  * The creation time of PostgreSQL's newest token that an item can hold (its text, as streamTokens gives timestamps),
- * null when it has none. A created_at the table cannot hold (infinity, BC, past year 9999: lib/timestamps.ts) is left
+ * null when it has none. A created_at the table cannot hold (infinity, BC, past year 9999: lib/cello/timestamps.ts) is left
  * out: its token is reported as not fixable, and as a bound it would be no timestamp to compare items with.
  */
 export async function readNewestTokenCreatedAt(sql: TransactionSql): Promise<string | null> {

@@ -1,5 +1,5 @@
 // Verify's report: a project's differences, extra partition keys, tokens of no project, and the closing summary.
-import { formatCount } from '../cli.ts';
+import { formatCount } from '../cli/output.ts';
 import { compareUtf8 } from '../cello/keyOrder.ts';
 import { LINES_PER_PROJECT, displayName } from './compare.ts';
 import type { PartitionReport } from './partition.ts';
@@ -54,7 +54,7 @@ export interface SummaryOptions {
   stoppedBy?: string | undefined;
   /** Projects that exist only as the project of orphan tokens, compared as if NULL-repository projects. */
   orphanProjects?: number;
-  /** The capacity lines (lib/capacity/meter.ts, formatCapacitySummary), indented like the counts. */
+  /** The capacity lines (lib/dynamodb/capacity/meter.ts, formatCapacitySummary), indented like the counts. */
   capacity?: string;
 }
 

@@ -15,9 +15,10 @@
 //
 // The parts: value comparison (compare.ts), one partition's merge-join (partition.ts), PostgreSQL's token stream
 // split by project (tokensByProject.ts), DynamoDB's partitions (dynamo.ts), the report (report.ts).
-import { NotSentError, type DynamoItem } from '../dynamodb.ts';
+import { NotSentError } from '../dynamodb/errors.ts';
+import type { DynamoItem } from '../dynamodb/batch.ts';
 import { compareUtf8 } from '../cello/keyOrder.ts';
-import { mapConcurrentOrdered } from '../concurrency.ts';
+import { mapConcurrentOrdered } from '../dynamodb/concurrency.ts';
 import { LINES_PER_PROJECT, quote, type PostgresProject, type PostgresToken } from './compare.ts';
 import type { PartitionOpener } from './dynamo.ts';
 import { StreamOrderError, verifyPartition, type PartitionReport } from './partition.ts';

@@ -1,8 +1,8 @@
 // For unit tests whose DynamoDB client is a fake: runs a request through CelloRetryStrategy the way the SDK's retry
 // middleware does (acquire a token, refresh it after each failure, set $metadata.attempts on the error it gives up on).
 import type { RetryToken, SdkError } from '@smithy/types';
-import { classifyDynamoFailure } from '../../lib/dynamodb.ts';
-import { CelloRetryStrategy, type RetrySettings } from '../../lib/retry.ts';
+import { classifyDynamoFailure } from '../../lib/dynamodb/errors.ts';
+import { CelloRetryStrategy, type RetrySettings } from '../../lib/dynamodb/retry.ts';
 
 export async function retryLikeTheSdk<T>(settings: RetrySettings, attempt: () => Promise<T>): Promise<T> {
   const strategy = new CelloRetryStrategy(settings, classifyDynamoFailure);

@@ -1,9 +1,9 @@
-// lib/capacity/: DynamoDB's item-size and unit rules, and the token bucket's pacing, cuts and recovery on a fake clock.
+// lib/dynamodb/capacity/: DynamoDB's item-size and unit rules, and the token bucket's pacing, cuts and recovery on a fake clock.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { attributeValueSize, itemSize, plainItemSize, readUnits, writeUnits } from '../../lib/capacity/itemSize.ts';
-import { CapacityMeter, formatCapacitySummary } from '../../lib/capacity/meter.ts';
-import { MIN_RATE, RateLimiter, type Clock } from '../../lib/capacity/rateLimiter.ts';
+import { attributeValueSize, itemSize, plainItemSize, readUnits, writeUnits } from '../../lib/dynamodb/capacity/itemSize.ts';
+import { CapacityMeter, formatCapacitySummary } from '../../lib/dynamodb/capacity/meter.ts';
+import { MIN_RATE, RateLimiter, type Clock } from '../../lib/dynamodb/capacity/rateLimiter.ts';
 
 test('item size: attribute names and values in UTF-8 bytes, numbers by significant digits, containers with overhead', () => {
   assert.equal(itemSize({ pk: { S: 'PROJECT#a' }, sk: { S: 'METADATA' } }), 2 + 9 + 2 + 8);

@@ -24,7 +24,7 @@ import {
   toPostgresTimestamp,
 } from '../../lib/cello/codecs.ts';
 import { CELLO_SCHEMA_SQL, CELLO_TABLES } from '../../lib/cello/sourceTables.ts';
-import { canonicalFromUtcText } from '../../lib/postgres/utcText.ts';
+import { canonicalFromUtcText } from '../../lib/dump/utcText.ts';
 
 /** An attribute added after items were written, as the proof adds one. */
 const LAST_USED_AT: CelloAttribute = {

@@ -5,24 +5,19 @@ import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after } from 'node:test';
-import {
-  concurrencyOption,
-  EXIT_CODES_HELP,
-  ExitCode,
-  HELP_WIDTH,
-  SAME_STOP_REQUEST_MS,
-  Progress,
-  UserError,
-  createArgumentParser,
-  formatCount,
-  oneLine,
-  positiveInteger,
-} from '../../lib/cli.ts';
+import { concurrencyOption, EXIT_CODES_HELP, HELP_WIDTH, createArgumentParser, positiveInteger } from '../../lib/cli/args.ts';
+import { ExitCode, UserError, oneLine } from '../../lib/cli/errors.ts';
+import { SAME_STOP_REQUEST_MS } from '../../lib/cli/signals.ts';
+import { Progress } from '../../lib/cli/progress.ts';
+import { formatCount } from '../../lib/cli/output.ts';
 import { findFreePort } from '../../tools/localStack.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
-const CLI_MODULE = JSON.stringify(join(ROOT, 'lib', 'cli.ts'));
-const DYNAMODB_MODULE = JSON.stringify(join(ROOT, 'lib', 'dynamodb.ts'));
+const cliModule = (name: string) => JSON.stringify(join(ROOT, 'lib', 'cli', `${name}.ts`));
+const ERRORS_MODULE = cliModule('errors');
+const RUN_MODULE = cliModule('run');
+const SIGNALS_MODULE = cliModule('signals');
+const DYNAMODB_MODULE = JSON.stringify(join(ROOT, 'lib', 'dynamodb', 'client.ts'));
 
 const folder = mkdtempSync(join(tmpdir(), 'cello-cli-'));
 after(() => rmSync(folder, { recursive: true, force: true }));
@@ -76,7 +71,10 @@ function runProgram(
 /** A program that runs `body` (the inside of an async function) through runMain. */
 function runMainProgram(body: string, prelude = ''): Promise<ChildResult> {
   return runProgram(`
-    import { ExitCode, UserError, registerSecret, runMain, stopSignal, wasStopped } from ${CLI_MODULE};
+    import { ExitCode, UserError } from ${ERRORS_MODULE};
+    import { registerSecret } from ${cliModule('secrets')};
+    import { runMain } from ${RUN_MODULE};
+    import { stopSignal, wasStopped } from ${SIGNALS_MODULE};
     ${prelude}
     await runMain(async () => {
       ${body}
@@ -215,7 +213,9 @@ test('runMain delivers all of a large piped stdout before exiting', async () => 
 test('the first SIGINT aborts stopSignal so the body can finish and report; its exit code is 130', async () => {
   const result = await runProgram(
     `
-    import { ExitCode, runMain, stopSignal, wasStopped } from ${CLI_MODULE};
+    import { ExitCode } from ${ERRORS_MODULE};
+    import { runMain } from ${RUN_MODULE};
+    import { stopSignal, wasStopped } from ${SIGNALS_MODULE};
     await runMain(async () => {
       process.stdout.write('ready\\n');
       // The interval stands for the work in flight that keeps a real script alive.
@@ -241,7 +241,8 @@ test('a second SIGINT, SAME_STOP_REQUEST_MS after the first, exits at once with 
   let sent = 0;
   const result = await runProgram(
     `
-    import { runMain, stopSignal } from ${CLI_MODULE};
+    import { runMain } from ${RUN_MODULE};
+    import { stopSignal } from ${SIGNALS_MODULE};
     await runMain(async () => {
       stopSignal.addEventListener('abort', () => process.stdout.write('stopping\\n'));
       process.stdout.write('ready\\n');
@@ -270,7 +271,9 @@ test('a second SIGINT, SAME_STOP_REQUEST_MS after the first, exits at once with 
 test('signals in quick succession (one Ctrl-C relayed by npx and tsx) are one stop request: the partial summary, exit 130', async () => {
   const result = await runProgram(
     `
-    import { ExitCode, runMain, stopSignal } from ${CLI_MODULE};
+    import { ExitCode } from ${ERRORS_MODULE};
+    import { runMain } from ${RUN_MODULE};
+    import { stopSignal } from ${SIGNALS_MODULE};
     await runMain(async () => {
       process.stdout.write('ready\\n');
       const work = setInterval(() => {}, 1000);
@@ -300,7 +303,9 @@ test('signals in quick succession (one Ctrl-C relayed by npx and tsx) are one st
 test('a SIGINT after decideRunComplete neither stops the run nor changes its exit code', async () => {
   const result = await runProgram(
     `
-    import { ExitCode, decideRunComplete, runMain, wasStopped } from ${CLI_MODULE};
+    import { ExitCode } from ${ERRORS_MODULE};
+    import { runMain } from ${RUN_MODULE};
+    import { decideRunComplete, wasStopped } from ${SIGNALS_MODULE};
     await runMain(async () => {
       decideRunComplete();
       process.stdout.write('ready\\n');
@@ -474,7 +479,7 @@ for (const argv of [
 
 test('--help prints the usage on stdout and exits 0', async () => {
   const result = await runProgram(`
-    import { createArgumentParser } from ${CLI_MODULE};
+    import { createArgumentParser } from ${cliModule('args')};
     createArgumentParser(['--help'], 'migrate_example.ts', '$0 <input> [options]')
       .example('$0 migration_data.json', 'load the dump')
       .parse();
@@ -646,7 +651,7 @@ test('the SDK on its own prints NodeVersionSupportWarning on this Node (the chec
   assert.match(result.stderr, /NodeVersionSupportWarning/);
 });
 
-test('a client from lib/dynamodb.ts sends a request without printing NodeVersionSupportWarning', async () => {
+test('a client from lib/dynamodb/client.ts sends a request without printing NodeVersionSupportWarning', async () => {
   const port = await findFreePort();
   const result = await runProgram(
     `
@@ -656,7 +661,7 @@ test('a client from lib/dynamodb.ts sends a request without printing NodeVersion
     try {
       await client.send(new ListTablesCommand({}));
     } catch (error) {
-      process.stdout.write('request failed: ' + error.code + '\\n');
+      process.stdout.write('request failed: ' + (error.cause ?? error).code + '\\n');
     }
     client.destroy();
   `,
@@ -670,7 +675,7 @@ test('a client from lib/dynamodb.ts sends a request without printing NodeVersion
 // Issue 13 (7): importing a lib/ module changes nothing in the process; hooks and environment are set when used.
 test('importing any lib/ module registers no process hook and sets no environment variable', async () => {
   const modules = readdirSync(join(ROOT, 'lib'), { recursive: true, encoding: 'utf8' }).filter((path) => path.endsWith('.ts'));
-  assert.ok(modules.includes('files.ts'));
+  assert.ok(modules.includes(join('io', 'files.ts')));
   const result = await runProgram(
     `
     const before = { exit: process.listenerCount('exit'), quit: process.listenerCount('SIGQUIT'), env: { ...process.env } };

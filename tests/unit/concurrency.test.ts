@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Semaphore, forEachConcurrent, mapConcurrentOrdered } from '../../lib/concurrency.ts';
+import { Semaphore, forEachConcurrent, mapConcurrentOrdered } from '../../lib/dynamodb/concurrency.ts';
 import { seededRandom } from '../support/seededRandom.ts';
 
 async function collect<T>(source: AsyncIterable<T>): Promise<T[]> {

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
-import { AttributeValueError, attributeValueToJson, itemToJson, numberToJson } from '../../lib/ddbJson.ts';
+import { AttributeValueError, attributeValueToJson, itemToJson, numberToJson } from '../../lib/dumpDdb/ddbJson.ts';
 
 const bytes = (...values: number[]) => new Uint8Array(values);
 

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { formatDumpSummary, formatOrphanNotice } from '../../lib/dumpSummary.ts';
-import type { DumpCounts } from '../../lib/pgDump.ts';
+import { formatDumpSummary, formatOrphanNotice } from '../../lib/dump/summary.ts';
+import type { DumpCounts } from '../../lib/dump/dump.ts';
 
 const counts: DumpCounts = {
   projects: 1200,

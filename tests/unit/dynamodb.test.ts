@@ -7,10 +7,11 @@ import {
   ResourceNotFoundException,
   ThrottlingException,
 } from '@aws-sdk/client-dynamodb';
-import { ExitCode, UserError } from '../../lib/cli.ts';
-import { createDynamoClient, isRetryableDynamoError, toDynamoUserError } from '../../lib/dynamodb.ts';
-import { checkEndpointUrl, checkRegion, describeEndpoint, type DynamoTarget } from '../../lib/dynamodbTarget.ts';
-import { CelloRetryStrategy, RetriesExhaustedError, bulkRetrySettings } from '../../lib/retry.ts';
+import { ExitCode, UserError } from '../../lib/cli/errors.ts';
+import { createDynamoClient } from '../../lib/dynamodb/client.ts';
+import { isRetryableDynamoError, toDynamoUserError } from '../../lib/dynamodb/errors.ts';
+import { checkEndpointUrl, checkRegion, describeEndpoint, type DynamoTarget } from '../../lib/dynamodb/target.ts';
+import { CelloRetryStrategy, RetriesExhaustedError, bulkRetrySettings } from '../../lib/dynamodb/retry.ts';
 
 const $metadata = (httpStatusCode: number) => ({ httpStatusCode, requestId: 'R1', attempts: 1, totalRetryDelay: 0 });
 

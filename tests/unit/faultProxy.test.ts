@@ -13,10 +13,13 @@ import {
   type KeysAndAttributes,
   type WriteRequest,
 } from '@aws-sdk/client-dynamodb';
-import { batchWriteWithRetry, createDynamoClient, findExistingKeys, isRetryableDynamoError, type DynamoItem } from '../../lib/dynamodb.ts';
+import { batchWriteWithRetry, findExistingKeys, type DynamoItem } from '../../lib/dynamodb/batch.ts';
+import { createDynamoClient } from '../../lib/dynamodb/client.ts';
+import { isRetryableDynamoError, sdkErrorOf } from '../../lib/dynamodb/errors.ts';
+import { UserError } from '../../lib/cli/errors.ts';
 import { itemKeyString, projectPk, tokenSk } from '../../lib/cello/keys.ts';
 import { LOCAL_AWS_ENV } from '../../tools/localStack.ts';
-import type { RetrySettings } from '../../lib/retry.ts';
+import type { RetrySettings } from '../../lib/dynamodb/retry.ts';
 import { REGION, getStack, newCelloTable, scanTable } from '../support/harness.ts';
 import { mulberry32, startFaultProxy, startLatencyProxy, type FaultProxy, type FaultProxyOptions } from '../support/faultProxy.ts';
 
@@ -66,12 +69,15 @@ function keyOf(item: Record<string, AttributeValue>): string {
   return itemKeyString(item.pk?.S ?? '', item.sk?.S ?? '');
 }
 
+/** The SDK's error behind the one-line UserError a client of createDynamoClient fails with. */
 async function rejection(promise: Promise<unknown>): Promise<Error & { $metadata?: { httpStatusCode?: number } }> {
   try {
     await promise;
   } catch (error) {
-    assert.ok(error instanceof Error, `expected an Error, got ${String(error)}`);
-    return error;
+    assert.ok(error instanceof UserError, `expected a UserError, got ${String(error)}`);
+    const sdkError = sdkErrorOf(error);
+    assert.ok(sdkError instanceof Error, `expected an Error, got ${String(sdkError)}`);
+    return sdkError;
   }
   assert.fail('expected the request to fail');
 }
@@ -295,7 +301,7 @@ async function outcomes(t: TestContext, seed: number, count: number): Promise<{ 
       await client.send(new PutItemCommand({ TableName: tableName, Item: tokenItem('epsilon', `t-${index}`) }));
       seen.push('ok');
     } catch (error) {
-      seen.push((error as Error).name);
+      seen.push((sdkErrorOf(error) as Error).name);
     }
   }
   return { seen, stats: { ...proxy.stats } };

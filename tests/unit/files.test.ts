@@ -6,12 +6,12 @@ import { lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, s
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { after } from 'node:test';
-import { ExitCode, UserError } from '../../lib/cli.ts';
-import { AtomicOutputFile, OUTPUT_PIECE_BYTES, OutputPieces, checkInputFile, checkTarget } from '../../lib/files.ts';
+import { ExitCode, UserError } from '../../lib/cli/errors.ts';
+import { AtomicOutputFile, OUTPUT_PIECE_BYTES, OutputPieces, checkInputFile, checkTarget } from '../../lib/io/files.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
-const FILES_MODULE = join(ROOT, 'lib', 'files.ts');
-const CLI_MODULE = join(ROOT, 'lib', 'cli.ts');
+const FILES_MODULE = join(ROOT, 'lib', 'io', 'files.ts');
+const RUN_MODULE = join(ROOT, 'lib', 'cli', 'run.ts');
 
 const folders: string[] = [];
 after(() => {
@@ -476,7 +476,7 @@ test('a write that fails (file too large) is one error line with exit 4, and lea
   const target = join(folder, 'dump.json');
   const result = await runProgram(
     `
-    import { runMain } from ${JSON.stringify(CLI_MODULE)};
+    import { runMain } from ${JSON.stringify(RUN_MODULE)};
     import { AtomicOutputFile } from ${JSON.stringify(FILES_MODULE)};
     // With SIGXFSZ handled, a write past the size limit fails with EFBIG, as a full disk fails with ENOSPC.
     process.on('SIGXFSZ', () => {});

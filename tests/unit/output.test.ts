@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { setTimeout as sleepFor } from 'node:timers/promises';
-import { ReportOutput } from '../../lib/output.ts';
+import { ReportOutput } from '../../lib/cli/output.ts';
 
 function collector(highWaterMark = 1 << 20): { stream: Writable; writes: string[] } {
   const writes: string[] = [];

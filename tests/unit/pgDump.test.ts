@@ -11,11 +11,11 @@ import {
   isPlainJsonText,
   type DumpRow,
   type RawDumpRow,
-} from '../../lib/pgDump.ts';
+} from '../../lib/dump/dump.ts';
 import { TOKEN_ATTRIBUTES } from '../../lib/cello/items.ts';
-import { canonicalFromUtcText, isPostgresUtcBytes } from '../../lib/postgres/utcText.ts';
-import { OutputPieces } from '../../lib/files.ts';
-import { TimestampError } from '../../lib/timestamps.ts';
+import { canonicalFromUtcText, isPostgresUtcBytes } from '../../lib/dump/utcText.ts';
+import { OutputPieces } from '../../lib/io/files.ts';
+import { TimestampError } from '../../lib/cello/timestamps.ts';
 import { nullValues } from '../support/celloRows.ts';
 
 // ---- canonicalFromUtcText ------------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after } from 'node:test';
 import postgres from 'postgres';
-import { ExitCode, UserError } from '../../lib/cli.ts';
+import { ExitCode, UserError } from '../../lib/cli/errors.ts';
 import { CELLO_TABLES } from '../../lib/cello/sourceTables.ts';
 import { toPostgresUserError } from '../../lib/postgres/errors.ts';
 import { findSchemaProblem } from '../../lib/postgres/schema.ts';

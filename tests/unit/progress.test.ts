@@ -1,8 +1,8 @@
-// lib/progress.ts: the rate, the time left and the capacity meter's note on the progress line.
+// lib/cli/progress.ts: the rate, the time left and the capacity meter's note on the progress line.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Progress } from '../../lib/progress.ts';
+import { Progress } from '../../lib/cli/progress.ts';
 
 test('the progress line shows items per second, the time left and the note, once there is a rate', async () => {
   const writes: string[] = [];

@@ -15,8 +15,8 @@ import {
   planRecordRepair,
   type RecordOutcome,
   type TimestampChange,
-} from '../../lib/repair.ts';
-import { toCanonicalTimestamp } from '../../lib/timestamps.ts';
+} from '../../lib/repair/repair.ts';
+import { toCanonicalTimestamp } from '../../lib/cello/timestamps.ts';
 import { ATTRIBUTES } from '../../lib/cello/items.ts';
 import { nullableAttributes, sampleValues } from '../support/celloRows.ts';
 

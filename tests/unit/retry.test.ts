@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { SdkError } from '@smithy/types';
-import { CelloRetryStrategy, backoffDelayMs, bulkRetrySettings, mayHaveBeenApplied, type RetrySettings } from '../../lib/retry.ts';
+import { CelloRetryStrategy, backoffDelayMs, bulkRetrySettings, mayHaveBeenApplied, type RetrySettings } from '../../lib/dynamodb/retry.ts';
 import { seededRandom } from '../support/seededRandom.ts';
 
 /** A policy whose sleeps are recorded instead of waited for. */

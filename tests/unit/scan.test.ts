@@ -3,11 +3,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DynamoDBClient, type ScanCommand, type ScanCommandOutput } from '@aws-sdk/client-dynamodb';
-import { UserError } from '../../lib/cli.ts';
-import type { DynamoItem } from '../../lib/dynamodb.ts';
-import type { RetrySettings } from '../../lib/retry.ts';
+import { UserError } from '../../lib/cli/errors.ts';
+import type { DynamoItem } from '../../lib/dynamodb/batch.ts';
+import { toDynamoUserError } from '../../lib/dynamodb/errors.ts';
+import type { RetrySettings } from '../../lib/dynamodb/retry.ts';
 import { retryLikeTheSdk } from '../support/sdkRetry.ts';
-import { scanPages, type ScanOptions } from '../../lib/scan.ts';
+import { scanPages, type ScanOptions } from '../../lib/dynamodb/scan.ts';
 
 const noWaitSettings: RetrySettings = { maxAttempts: 3, baseDelayMs: 1, maxDelayMs: 1, random: () => 0, sleep: async () => {} };
 
@@ -31,33 +32,43 @@ function fakeTable(items: DynamoItem[], pageSize: number, fail?: (input: ScanCom
   const stats = { inFlight: 0 };
   let calls = 0;
   // A DynamoDBClient to the SDK's paginator (it checks), whose send is the fake; the SDK's retry loop with our
-  // strategy runs around it, as in the client createDynamoClient makes.
+  // strategy and the translation of a final failure run around it, as in the client createDynamoClient makes.
   const client = Object.assign(Object.create(DynamoDBClient.prototype) as object, {
     send: (command: ScanCommand): Promise<Partial<ScanCommandOutput>> =>
-      retryLikeTheSdk(noWaitSettings, async () => {
-        // A copy: the paginator reuses its input object for the next page.
-        const input = { ...command.input };
-        requests.push(input);
-        calls++;
-        stats.inFlight++;
-        await new Promise((resolve) => setImmediate(resolve));
-        stats.inFlight--;
-        const error = fail?.(input, calls);
-        if (error) throw error;
-        const total = input.TotalSegments ?? 1;
-        const segment = input.Segment ?? 0;
-        const mine = items.filter((_, index) => index % total === segment);
-        const start = input.ExclusiveStartKey ? Number(input.ExclusiveStartKey.at?.N) : 0;
-        const page = mine.slice(start, start + (input.Limit ?? pageSize));
-        const next = start + page.length;
-        return { Items: page, ...(next < mine.length ? { LastEvaluatedKey: { at: { N: String(next) } } } : {}) };
-      }),
+      translatedLikeOurClient(command.input.TableName, () =>
+        retryLikeTheSdk(noWaitSettings, async () => {
+          // A copy: the paginator reuses its input object for the next page.
+          const input = { ...command.input };
+          requests.push(input);
+          calls++;
+          stats.inFlight++;
+          await new Promise((resolve) => setImmediate(resolve));
+          stats.inFlight--;
+          const error = fail?.(input, calls);
+          if (error) throw error;
+          const total = input.TotalSegments ?? 1;
+          const segment = input.Segment ?? 0;
+          const mine = items.filter((_, index) => index % total === segment);
+          const start = input.ExclusiveStartKey ? Number(input.ExclusiveStartKey.at?.N) : 0;
+          const page = mine.slice(start, start + (input.Limit ?? pageSize));
+          const next = start + page.length;
+          return { Items: page, ...(next < mine.length ? { LastEvaluatedKey: { at: { N: String(next) } } } : {}) };
+        }),
+      ),
   }) as DynamoDBClient;
   return { client, requests, stats };
 }
 
+async function translatedLikeOurClient<T>(tableName: string | undefined, send: () => Promise<T>): Promise<T> {
+  try {
+    return await send();
+  } catch (error) {
+    throw toDynamoUserError(error, { region: 'us-east-1', endpointUrl: 'http://127.0.0.1:9' }, tableName);
+  }
+}
+
 function options(overrides: Partial<ScanOptions> = {}): ScanOptions {
-  return { segments: 1, consistentRead: true, target: { region: 'us-east-1', endpointUrl: 'http://127.0.0.1:9' }, ...overrides };
+  return { segments: 1, consistentRead: true, ...overrides };
 }
 
 async function collect(pages: AsyncIterable<{ items: DynamoItem[] }>): Promise<string[]> {

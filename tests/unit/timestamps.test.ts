@@ -7,7 +7,7 @@ import {
   isLegacyPostgresTimestamp,
   timestampsEqualAsInstants,
   toCanonicalTimestamp,
-} from '../../lib/timestamps.ts';
+} from '../../lib/cello/timestamps.ts';
 import { seededRandom as random } from '../support/seededRandom.ts';
 
 const convert = toCanonicalTimestamp;
@@ -650,7 +650,7 @@ test('every form PostgreSQL also reads converts to the instant PostgreSQL reads'
 // ---- the module stays free of lossy number handling -------------------------------------------------------------
 
 test('the timestamps module does not use Date, parseFloat, parseInt or Number()', () => {
-  const source = readFileSync(new URL('../../lib/timestamps.ts', import.meta.url), 'utf8');
+  const source = readFileSync(new URL('../../lib/cello/timestamps.ts', import.meta.url), 'utf8');
   assert.doesNotMatch(source, /\bDate\b/);
   assert.doesNotMatch(source, /\bparseFloat\b/);
   assert.doesNotMatch(source, /\bparseInt\b/);

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
-import type { DynamoItem } from '../../lib/dynamodb.ts';
+import type { DynamoItem } from '../../lib/dynamodb/batch.ts';
 import {
   DifferenceList,
   compareProjectItem,

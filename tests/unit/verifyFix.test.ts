@@ -2,7 +2,7 @@
 // writes it, what counts as done, and the post-cutover guard. (The script against real servers: tests/verify_fix.test.ts.)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { DynamoItem } from '../../lib/dynamodb.ts';
+import type { DynamoItem } from '../../lib/dynamodb/batch.ts';
 import {
   attributesToSet,
   conditionalWrite,

@@ -1,8 +1,8 @@
 // PostgreSQL's text of a timestamptz under TimeZone=UTC and DateStyle=ISO (`2022-02-02 18:01:49.345261+00`) made
 // canonical (`2022-02-02T18:01:49.345261000Z`), as text and, for the dump's byte fast path, as bytes. Digits are
 // copied, never computed: nothing passes through Date or a float.
-import type { OutputPieces } from '../files.ts';
-import { toCanonicalTimestamp } from '../timestamps.ts';
+import type { OutputPieces } from '../io/files.ts';
+import { toCanonicalTimestamp } from '../cello/timestamps.ts';
 
 const ZERO_BYTES = Buffer.from('000000000');
 const DIGIT_0 = 0x30;

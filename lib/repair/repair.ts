@@ -4,16 +4,17 @@
 // An earlier migration stored token timestamps as PostgreSQL text (`2022-02-02 18:01:49.345261+00`) instead of the
 // canonical `2022-02-02T18:01:49.345261000Z`. The repair works per field: a record whose created_at is fine but
 // whose expires_at is legacy gets its expires_at fixed, and only that field is written. Any other form that names
-// one instant (RFC 3339 with milliseconds, ISO 8601 with an offset: lib/timestamps.ts) is converted the same way.
+// one instant (RFC 3339 with milliseconds, ISO 8601 with an offset: lib/cello/timestamps.ts) is converted the same way.
 // A value that names no instant for sure (no zone, a bare epoch number, garbage, null, a missing attribute on a
 // token) is left as it is and reported with the way out, never guessed at: PostgreSQL has the true value.
 import type { AttributeValue, UpdateItemCommandInput } from '@aws-sdk/client-dynamodb';
-import { attributeValueToJson } from './ddbJson.ts';
-import { isNullInItem } from './cello/codecs.ts';
-import { ATTRIBUTES, type CelloAttribute, type TimestampAttribute } from './cello/items.ts';
-import { describeItemKey, isCelloItemKey, isMetadataSk } from './cello/keys.ts';
-import { formatCount } from './cli.ts';
-import { EPOCH_REASON, TimestampError, isCanonicalTimestamp, toCanonicalTimestamp } from './timestamps.ts';
+import { attributeValueToJson } from '../dumpDdb/ddbJson.ts';
+import { isNullInItem } from '../cello/codecs.ts';
+import { ATTRIBUTES, type CelloAttribute, type TimestampAttribute } from '../cello/items.ts';
+import { describeItemKey, isCelloItemKey, isMetadataSk } from '../cello/keys.ts';
+import { cutShort, quoteValue } from '../cello/quote.ts';
+import { formatCount } from '../cli/output.ts';
+import { EPOCH_REASON, TimestampError, isCanonicalTimestamp, toCanonicalTimestamp } from '../cello/timestamps.ts';
 
 /** One element of the dump: a plain object with string keys (other attributes are not looked at). */
 export interface DumpRecord {
@@ -159,17 +160,13 @@ export function buildTimestampUpdate(tableName: string, pk: string, sk: string, 
 
 export type ConditionFailureVerdict = { kind: 'updated' } | { kind: 'alreadyFixed' } | { kind: 'changed'; reason: string };
 
-const SHOWN_VALUE_LIMIT = 60;
-
 function showAttribute(value: AttributeValue | undefined): string {
   if (value === undefined) return 'missing';
-  let text: string;
   try {
-    text = attributeValueToJson(value);
+    return cutShort(attributeValueToJson(value));
   } catch {
-    text = '(a value of an unknown type)';
+    return '(a value of an unknown type)';
   }
-  return text.length > SHOWN_VALUE_LIMIT ? `${text.slice(0, SHOWN_VALUE_LIMIT)}…` : text;
 }
 
 /**
@@ -186,12 +183,22 @@ export function judgeConditionFailure(
   current: Record<string, AttributeValue> | undefined,
   retried: boolean,
 ): ConditionFailureVerdict {
-  if (current === undefined) return { kind: 'changed', reason: 'changed since dump: the item no longer exists' };
-  if (changes.every(({ field, newValue }) => current[field]?.S === newValue)) return { kind: retried ? 'updated' : 'alreadyFixed' };
+  if (holdsNewValues(changes, current)) return { kind: retried ? 'updated' : 'alreadyFixed' };
+  return { kind: 'changed', reason: describeChangeSinceDump(changes, current) };
+}
+
+/** Whether the item (undefined: none) holds exactly the new values of `changes`. */
+export function holdsNewValues(changes: readonly TimestampChange[], current: Record<string, AttributeValue> | undefined): boolean {
+  return current !== undefined && changes.every(({ field, newValue }) => current[field]?.S === newValue);
+}
+
+/** How an item that no longer holds the dump's values differs: "changed since dump: created_at is now ...". */
+export function describeChangeSinceDump(changes: readonly TimestampChange[], current: Record<string, AttributeValue> | undefined): string {
+  if (current === undefined) return 'changed since dump: the item no longer exists';
   const differences = changes
     .filter(({ field, oldValue }) => current[field]?.S !== oldValue)
     .map(({ field }) => `${field} is now ${showAttribute(current[field])}`);
-  return { kind: 'changed', reason: `changed since dump${differences.length > 0 ? `: ${differences.join(', ')}` : ''}` };
+  return `changed since dump${differences.length > 0 ? `: ${differences.join(', ')}` : ''}`;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -221,9 +228,7 @@ export type RecordOutcome =
   | { kind: 'notSent' };
 
 function showUnconverted({ field, value, reason }: UnconvertedValue): string {
-  let text = value === undefined ? 'missing' : (JSON.stringify(value) ?? String(value));
-  if (text.length > SHOWN_VALUE_LIMIT) text = `${text.slice(0, SHOWN_VALUE_LIMIT)}…`;
-  return `  ${field}: ${text} — left unchanged: ${reason}`;
+  return `  ${field}: ${value === undefined ? 'missing' : quoteValue(value)} — left unchanged: ${reason}`;
 }
 
 /** Whether a record's block needs the operator even in a --summary-only report: a value not converted, a failure. */
@@ -305,7 +310,7 @@ export interface SummaryOptions {
   region?: string;
   /** The signal that stopped the run early, if one did. */
   stoppedBy?: string | undefined;
-  /** The capacity lines (lib/capacity/meter.ts), after the counts and before any advice. */
+  /** The capacity lines (lib/dynamodb/capacity/meter.ts), after the counts and before any advice. */
   capacity?: string;
 }
 

@@ -14,7 +14,7 @@
 // the text passes unchanged; a form JSON does not allow (`+5`, `.5`, `5.`, `007`) is rewritten digit by digit,
 // keeping its exact value.
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
-import { describeItemKey } from './cello/keys.ts';
+import { describeItemKey } from '../cello/keys.ts';
 
 /** An AttributeValue this module cannot write: an unknown type, or an N that is not a number. */
 export class AttributeValueError extends Error {

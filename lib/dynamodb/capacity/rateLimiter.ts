@@ -1,5 +1,5 @@
 // A token bucket for capacity units whose rate drops by half when DynamoDB throttles and climbs back slowly. One per
-// kind of capacity (read, write) per client: lib/capacity/meter.ts.
+// kind of capacity (read, write) per client: lib/dynamodb/capacity/meter.ts.
 //
 // What a cap promises (README, "Tuning"): in every 1-second window at most 1.2 × the cap plus one request's units,
 // the first second included, and the run's average at most the cap. So the bucket starts empty, holds at most a

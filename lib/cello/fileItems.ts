@@ -1,7 +1,7 @@
 // The items of the migration file: a project entry and its tokens → DynamoDB items, every problem listed.
-import type { DynamoItem } from '../dynamodb.ts';
-import { METADATA_SK, PROJECT_PREFIX, TOKEN_PREFIX, projectPk, tokenSk } from '../cello/keys.ts';
-import { describeType, isNullInFile, itemValueFromFile } from '../cello/codecs.ts';
+import type { AttributeValue } from '@aws-sdk/client-dynamodb';
+import { METADATA_SK, PROJECT_PREFIX, TOKEN_PREFIX, projectPk, tokenSk } from './keys.ts';
+import { describeType, isNullInFile, itemValueFromFile } from './codecs.ts';
 import {
   PROJECT_ATTRIBUTE_ENTRIES,
   TOKEN_ATTRIBUTES,
@@ -12,7 +12,8 @@ import {
   projectItem,
   tokenItem,
   type CelloAttribute,
-} from '../cello/items.ts';
+} from './items.ts';
+import { quoteValue } from './quote.ts';
 
 /** DynamoDB's limits on key sizes, in bytes of UTF-8. */
 const PARTITION_KEY_MAX_BYTES = 2048;
@@ -26,7 +27,7 @@ const TOKEN_FIELDS = listNames(TOKEN_ATTRIBUTES);
 export interface LoadItem {
   pk: string;
   sk: string;
-  item: DynamoItem;
+  item: Record<string, AttributeValue>;
   /** The attributes whose NULL was written (as their nullInTable: lib/cello/items.ts). */
   nulls: readonly string[];
   /** Timestamps of the item that were not canonical in the file. */
@@ -44,12 +45,6 @@ const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[
 
 function utf8Bytes(text: string): number {
   return Buffer.byteLength(text, 'utf8');
-}
-
-/** A value as quoted in a message: strings JSON-quoted and cut at 60 characters, others by their type. */
-export function quoteValue(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value.length > 60 ? `${value.slice(0, 60)}…` : value);
-  return describeType(value);
 }
 
 /** Why a project name cannot form a partition key, or undefined if it can ('' can: lib/cello/keys.ts). */

@@ -1,4 +1,4 @@
-// The capacity meter in the SDK's middleware stack, set where the client is made (lib/dynamodb.ts), so every step
+// The capacity meter in the SDK's middleware stack, set where the client is made (lib/dynamodb/client.ts), so every step
 // gets its cap and its metering with a client option and no call site changes:
 // - before serialization, each read or write asks for ReturnConsumedCapacity TOTAL, and under a read rate a Query
 //   or Scan is cut to a page of a tenth of a second's budget (see PAGE_SHARE_OF_SECOND in meter.ts);
@@ -8,7 +8,7 @@
 //   key with its values (a --fix delete carries the whole item in its condition); a read, the item size learned
 //   from earlier answers of the same shape (the first such read goes alone, one item, see CapacityMeter);
 // - a stop (the client's abort signal) rejects every request still waiting for capacity or for its next attempt
-//   (lib/dynamodb.ts: NotSentError): no request is sent after a stop that was not already on the wire;
+//   (lib/dynamodb/errors.ts: NotSentError): no request is sent after a stop that was not already on the wire;
 // - a throttled answer, or a batch that came back partly unprocessed for throughput, halves the rate (a BatchGetItem
 //   answer cut at the server's size limit is not throttling: see isCutForSize).
 import type {
@@ -40,14 +40,14 @@ const KIND_OF_COMMAND: Record<string, CapacityKind> = {
   BatchWriteItemCommand: 'write',
 };
 
-/** A stop: once `signal` aborts, a request not sent yet fails with `notSent()` (lib/dynamodb.ts: NotSentError). */
+/** A stop: once `signal` aborts, a request not sent yet fails with `notSent()` (lib/dynamodb/errors.ts: NotSentError). */
 export interface StopPolicy {
   signal: AbortSignal;
   notSent: () => Error;
 }
 
 /**
- * Adds the meter's two middlewares to `client`. `isThrottling` tells a throttled answer (lib/dynamodb.ts decides);
+ * Adds the meter's two middlewares to `client`. `isThrottling` tells a throttled answer (lib/dynamodb/client.ts decides);
  * after a stop, no request is sent.
  */
 export function meterCapacity(client: DynamoDBClient, meter: CapacityMeter, isThrottling: (error: unknown) => boolean, stop?: StopPolicy): void {

@@ -1,15 +1,16 @@
 // What the dump (step 1) tells the operator once its file is in place: the orphan-token notice on stderr and the
 // summary on stdout. Text only; scripts/migrate_dump_postgres.ts prints it.
-import { formatCount } from './cli.ts';
-import { formatNullCounts } from './cello/codecs.ts';
-import { PROJECT_ATTRIBUTES } from './cello/items.ts';
-import type { DumpCounts } from './pgDump.ts';
+import { formatCount } from '../cli/output.ts';
+import { formatNullCounts } from '../cello/codecs.ts';
+import { PROJECT_ATTRIBUTES } from '../cello/items.ts';
+import { quoteValue } from '../cello/quote.ts';
+import type { DumpCounts } from './dump.ts';
 
 /** How the file writes the values of a project missing from the projects table (the orphan tokens' projects). */
 export const ORPHAN_PROJECT_VALUES = PROJECT_ATTRIBUTES.map((name) => `${JSON.stringify(name)}: null`).join(', ');
 
 function quoteIds(ids: (string | null)[], total: number): string {
-  const quoted = ids.map((id) => (id === null ? 'null' : JSON.stringify(id))).join(', ');
+  const quoted = ids.map((id) => quoteValue(id, Number.POSITIVE_INFINITY)).join(', ');
   return total > ids.length ? `${quoted}, …` : quoted;
 }
 

@@ -1,5 +1,5 @@
 // What DynamoDB charges for, from an item's size: the size rules of the DynamoDB Developer Guide ("Item sizes and
-// formats") and the unit rules of "Read/write capacity mode". The estimate of lib/capacity/meter.ts: a run's
+// formats") and the unit rules of "Read/write capacity mode". The estimate of lib/dynamodb/capacity/meter.ts: a run's
 // metering never counts less than this, whatever a server reports.
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 

@@ -1,4 +1,4 @@
-// One retry schedule for every DynamoDB request, set once where the client is made (lib/dynamodb.ts hands
+// One retry schedule for every DynamoDB request, set once where the client is made (lib/dynamodb/client.ts hands
 // CelloRetryStrategy to the SDK's retryStrategy). The settings carry their random source and sleep, so tests
 // substitute a seeded random and a fake sleep and get the same schedule every run.
 import { setTimeout as sleepFor } from 'node:timers/promises';
@@ -83,10 +83,12 @@ const mayHaveAppliedErrors = new WeakSet<object>();
  * Whether the request that failed with `error` had an earlier attempt that may have been applied all the same: a
  * 5xx or a dropped connection can come after the server applied a write; a throttled attempt was refused. A
  * conditional write retried after such an attempt can fail its condition on its own earlier write: the caller then
- * reads the item back to tell (lib/repairUpdate.ts, the loader's --conditional-puts).
+ * reads the item back to tell (lib/dynamodb/conditionalWrite.ts).
  */
 export function mayHaveBeenApplied(error: unknown): boolean {
-  return typeof error === 'object' && error !== null && mayHaveAppliedErrors.has(error);
+  // A client of createDynamoClient throws the SDK's error as the cause of a UserError (lib/dynamodb/errors.ts).
+  const sdkError = (error as { cause?: unknown } | null | undefined)?.cause ?? error;
+  return typeof sdkError === 'object' && sdkError !== null && mayHaveAppliedErrors.has(sdkError);
 }
 
 interface CelloRetryToken extends RetryToken {
@@ -102,7 +104,7 @@ interface CelloRetryToken extends RetryToken {
 export class CelloRetryStrategy implements RetryStrategyV2 {
   /**
    * `absorbsThrottling`: whether a throttled attempt is retried without counting as an attempt (the capacity meter,
-   * lib/capacity/, has lowered the rate and paces the retry, and requests still get through): throttling then slows a
+   * lib/dynamodb/capacity/, has lowered the rate and paces the retry, and requests still get through): throttling then slows a
    * run instead of ending it. When it says no, throttled attempts count like any other.
    */
   constructor(

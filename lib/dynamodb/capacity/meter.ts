@@ -1,7 +1,7 @@
 // What a client's requests consume, and how fast they may: one CapacityMeter per DynamoDB client (made with it in
-// lib/dynamodb.ts, fed by lib/capacity/middleware.ts). Scripts read its totals for their summaries and its state for
+// lib/dynamodb/client.ts, fed by lib/dynamodb/capacity/middleware.ts). Scripts read its totals for their summaries and its state for
 // the progress line; they never pass it to a call site.
-import { formatCount } from '../cli.ts';
+import { formatCount } from '../../cli/output.ts';
 import { READ_UNIT_BYTES, readUnits } from './itemSize.ts';
 import { RateLimiter, realClock, type Clock } from './rateLimiter.ts';
 
@@ -28,7 +28,7 @@ const PAGE_SHARE_OF_SECOND = 0.1;
 /**
  * How long throttled attempts are retried without counting as attempts, after the last request that got through:
  * while requests still get through at the lowered rate, throttling slows the run; when none has for this long, the
- * retry schedule (lib/retry.ts) counts again and ends the run if the table stays closed.
+ * retry schedule (lib/dynamodb/retry.ts) counts again and ends the run if the table stays closed.
  */
 const THROTTLE_PATIENCE_MS = 60_000;
 

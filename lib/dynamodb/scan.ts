@@ -8,8 +8,7 @@
 // (disk) slows the scan down instead of filling memory.
 import { paginateScan, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { Semaphore } from './concurrency.ts';
-import { toDynamoUserError, type DynamoItem } from './dynamodb.ts';
-import type { DynamoTarget } from './dynamodbTarget.ts';
+import type { DynamoItem } from './batch.ts';
 
 /** DynamoDB's limit on TotalSegments. */
 export const MAX_SCAN_SEGMENTS = 1_000_000;
@@ -22,8 +21,6 @@ export interface ScanOptions {
   segments: number;
   /** Strongly consistent reads (twice the read cost): every write acknowledged before the scan is seen. */
   consistentRead: boolean;
-  /** Where the table is, for error messages. */
-  target: DynamoTarget;
   maxPagesInFlight?: number;
   /** Items per page (Scan's Limit), for tests; DynamoDB's 1 MB page cap applies either way. */
   pageLimit?: number;
@@ -40,11 +37,11 @@ export interface ScanPage {
 
 /**
  * Yields every page of a full scan of `tableName`. A request that still fails after the client's retries (or a
- * non-retryable one: missing table, access denied...) ends the stream with a one-line UserError, after the
- * other segments' requests in flight have settled.
+ * non-retryable one: missing table, access denied...) ends the stream with its error (a one-line UserError from a
+ * client of createDynamoClient), after the other segments' requests in flight have settled.
  */
 export async function* scanPages(client: DynamoDBClient, tableName: string, options: ScanOptions): AsyncGenerator<ScanPage, void, undefined> {
-  const { segments, consistentRead, target, pageLimit, projectionExpression } = options;
+  const { segments, consistentRead, pageLimit, projectionExpression } = options;
   if (!Number.isInteger(segments) || segments < 1 || segments > MAX_SCAN_SEGMENTS) {
     throw new RangeError(`segments must be a whole number from 1 to ${MAX_SCAN_SEGMENTS}, got ${segments}`);
   }
@@ -124,7 +121,7 @@ export async function* scanPages(client: DynamoDBClient, tableName: string, opti
 
   try {
     while (true) {
-      if (failure) throw toDynamoUserError(failure.error, target, tableName);
+      if (failure) throw failure.error;
       const page = queue.shift();
       if (page !== undefined) {
         try {

@@ -1,157 +1,8 @@
-// One way to fail, one way to talk to the operator.
-//
-// Every script runs its body through `runMain`. An expected failure (bad argument, unreachable host, missing
-// table, invalid input file...) is a `UserError`: one line on stderr, a documented exit code, no stack. Anything
-// else is our bug: it keeps its stack so it can be reported. Secrets registered with `registerSecret` are
-// masked in everything this module prints.
+// The command line: one yargs parser with the conventions every script follows, and the options several scripts share
+// (one definition each). Argument mistakes become a UserError (lib/cli/errors.ts): one line, exit 2.
 import yargs, { type Argv } from 'yargs';
-import { ExitCode, UserError } from './cli/errors.ts';
-import { decideExitCode, installStopHandlers, markStepStarted } from './cli/signals.ts';
-
-export { ExitCode, UserError } from './cli/errors.ts';
-export {
-  SAME_STOP_REQUEST_MS,
-  decideRunComplete,
-  stopSignal,
-  stopSignalReceived,
-  throwIfStopped,
-  wasStopped,
-} from './cli/signals.ts';
-
-const secrets = new Set<string>();
-
-/**
- * Masks `value` in everything this module prints (error lines, stack traces). A last guard: no message we build
- * holds a secret (lib/postgres/password.ts keeps the password out of its messages); it is for text we did not write, such as
- * an AWS error quoting a signed request.
- */
-export function registerSecret(value: string | undefined): void {
-  if (value && value.length >= 3) secrets.add(value);
-}
-
-/**
- * The text with each registered secret replaced by `***` where it stands as a whole token. Masking every
- * occurrence would rewrite ordinary words and numbers, and a rewritten word discloses the secret: with the
- * password `cello`, `user "cello_user"` became `user "***_user"`; with `3792`, port 37927 became `***7`. So:
- * - an occurrence that continues a word or number (a letter, digit or `_` on the secret's side of a boundary) is
- *   part of that word and is left alone, as `\b` in a regular expression would;
- * - a secret the operator also typed as an argument (`PGPASSWORD=postgres` for user postgres) is shown as that
- *   argument: masking it would only say which argument is the password.
- */
-function redactSecrets(text: string): string {
-  let result = text;
-  for (const secret of secrets) {
-    if (process.argv.slice(2).some((argument) => findWholeToken(argument, secret, 0) >= 0)) continue;
-    let masked = '';
-    let from = 0;
-    for (let at = findWholeToken(result, secret, 0); at >= 0; at = findWholeToken(result, secret, from)) {
-      masked += `${result.slice(from, at)}***`;
-      from = at + secret.length;
-    }
-    result = masked + result.slice(from);
-  }
-  return result;
-}
-
-const WORD_START = /^[\p{L}\p{N}\p{M}_]/u;
-const WORD_END = /[\p{L}\p{N}\p{M}_]$/u;
-
-/** The index of the first occurrence of `token` in `text` from `from` that is not part of a longer word; -1 if none. */
-function findWholeToken(text: string, token: string, from: number): number {
-  for (let at = text.indexOf(token, from); at >= 0; at = text.indexOf(token, at + 1)) {
-    const end = at + token.length;
-    const joinsBefore = WORD_START.test(token) && WORD_END.test(text.slice(Math.max(0, at - 2), at));
-    const joinsAfter = WORD_END.test(token) && WORD_START.test(text.slice(end, end + 2));
-    if (!joinsBefore && !joinsAfter) return at;
-  }
-  return -1;
-}
-
-/** Collapses a message to a single line: operators grep logs, and one failure is one line. */
-export function oneLine(text: string): string {
-  return text.replace(/\s*[\r\n]+\s*/g, ' ').trim();
-}
-
-export function formatUserError(error: UserError): string {
-  return `error: ${redactSecrets(oneLine(error.message))}\n`;
-}
-
-/**
- * Runs a script body: its resolved number is the exit code. Never returns.
- * Writes go through process.stdout; we wait for it to drain so piped output is never cut short.
- */
-export async function runMain(main: () => Promise<number>): Promise<never> {
-  installStopHandlers();
-  markStepStarted();
-  guardStandardStreams();
-  let code: number;
-  try {
-    code = await main();
-  } catch (error) {
-    code = reportFailure(error);
-  }
-  decideExitCode(code);
-  await flushStdout();
-  if (stdoutFailure !== undefined) {
-    // In a pipeline the shell shows the reader's exit status, not ours: this line is how the operator learns the result.
-    process.stderr.write(`the run ended with exit code ${code} (see "Exit codes" in README.md); its summary was not shown: ${stdoutFailure}\n`);
-  }
-  process.exit(code);
-}
-
-let stdoutFailure: string | undefined;
-
-/**
- * A closed stdout (`| head`, quitting `less`) or stderr must not crash or stop a run half-way: a repair or a load goes
- * on to its end, and says on stderr that its report is not shown. Without a listener, the first write after the
- * reader left threw EPIPE as an unhandled 'error' event (a stack trace, exit 1, the rest of the work not done).
- */
-function guardStandardStreams(): void {
-  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
-    if (stdoutFailure !== undefined) return;
-    stdoutFailure = error.code === 'EPIPE' ? 'standard output was closed (EPIPE)' : `standard output failed (${error.code ?? error.message})`;
-    process.stderr.write(`warning: ${stdoutFailure} — the run goes on; the rest of its report is not shown\n`);
-  });
-  process.stderr.on('error', () => {
-    // Nowhere left to say it; the exit code still tells the result.
-  });
-}
-
-/**
- * Writes `text`, then waits while a slow reader (a pipe, a terminal) has not taken earlier output. A stream whose
- * reader is gone takes nothing and fails each write: never wait on it for a 'drain' that will not come.
- */
-export async function writeAndWait(stream: NodeJS.WritableStream, text: string): Promise<void> {
-  if (stream === process.stdout && stdoutFailure !== undefined) return;
-  if (stream.write(text)) return;
-  await new Promise<void>((resolve) => {
-    const done = () => {
-      stream.off('drain', done);
-      stream.off('error', done);
-      stream.off('close', done);
-      resolve();
-    };
-    stream.on('drain', done);
-    stream.on('error', done);
-    stream.on('close', done);
-  });
-}
-
-export function reportFailure(error: unknown): number {
-  if (error instanceof UserError) {
-    process.stderr.write(formatUserError(error));
-    return error.exitCode;
-  }
-  const text = error instanceof Error ? (error.stack ?? String(error)) : String(error);
-  process.stderr.write(`internal error (a bug in cello-migrate; please report it with this trace):\n${redactSecrets(text)}\n`);
-  return ExitCode.internal;
-}
-
-function flushStdout(): Promise<void> {
-  // Through a write's callback and one more turn, even with nothing pending: a write that just failed (EPIPE) reports
-  // its error on a later tick, and the run's last line depends on it.
-  return new Promise((resolve) => process.stdout.write('', () => setImmediate(resolve)));
-}
+import { ExitCode, UserError } from './errors.ts';
+import { formatCount } from './output.ts';
 
 /** Every script's --help has this width, whatever the terminal: one layout, and commands that are never cut. */
 export const HELP_WIDTH = 120;
@@ -293,12 +144,12 @@ export function concurrencyOption(describe: string, defaultValue: number, max = 
   return { describe, default: defaultValue, coerce: positiveInteger(name, max) } as const;
 }
 
-/** --max-wcu: write capacity units per second at most (lib/capacity/); no cap when absent. */
+/** --max-wcu: write capacity units per second at most (lib/dynamodb/capacity/); no cap when absent. */
 export function maxWcuOption(describe = 'write capacity units per second at most (default: no cap); see "Tuning" in README.md') {
   return { type: 'string', describe, coerce: positiveNumber('max-wcu', MAX_CAPACITY_RATE) } as const;
 }
 
-/** --max-rcu: read capacity units per second at most (lib/capacity/); no cap when absent. */
+/** --max-rcu: read capacity units per second at most (lib/dynamodb/capacity/); no cap when absent. */
 export function maxRcuOption(describe = 'read capacity units per second at most (default: no cap); see "Tuning" in README.md') {
   return { type: 'string', describe, coerce: positiveNumber('max-rcu', MAX_CAPACITY_RATE) } as const;
 }
@@ -325,12 +176,4 @@ export const postgresDatabasePositional = { type: 'string', demandOption: true, 
 export function checkPostgresNames(user: string, database: string): void {
   if (user.trim() === '') throw new UserError('the database user is empty — give the PostgreSQL user, e.g. cello_user');
   if (database.trim() === '') throw new UserError('the database name is empty — give the Cello database, e.g. cello_db');
-}
-
-/** Progress lines on stderr: lib/progress.ts. */
-export { Progress } from './progress.ts';
-
-/** Formats a count for summaries: 1234567 → "1,234,567". */
-export function formatCount(value: number): string {
-  return value.toLocaleString('en-US');
 }

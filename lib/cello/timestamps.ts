@@ -8,6 +8,7 @@
 //
 // This runs once per token on millions of rows: canonical input takes a fast path (one regex test, a few charCode
 // reads, no allocation) and is returned as the same string.
+import { quoteValue } from './quote.ts';
 
 /** An example of the canonical form, quoted in every error message. */
 const EXAMPLE = '2022-02-02T18:01:49.345261000Z';
@@ -20,28 +21,11 @@ export class TimestampError extends Error {
   readonly reason: string | undefined;
 
   constructor(value: unknown, reason?: string) {
-    super(`${quote(value)} is not a timestamp${reason === undefined ? '' : `: ${reason}`} (expected e.g. ${EXAMPLE})`);
+    super(`${quoteValue(value)} is not a timestamp${reason === undefined ? '' : `: ${reason}`} (expected e.g. ${EXAMPLE})`);
     this.name = 'TimestampError';
     this.value = value;
     this.reason = reason;
   }
-}
-
-/** Longest part of a rejected value quoted in a message: a corrupt row may hold a huge string. */
-const QUOTE_LIMIT = 60;
-
-function quote(value: unknown): string {
-  if (typeof value === 'string') {
-    return JSON.stringify(value.length > QUOTE_LIMIT ? `${value.slice(0, QUOTE_LIMIT)}…` : value);
-  }
-  let text: string | undefined;
-  try {
-    text = JSON.stringify(value); // undefined for undefined, functions and symbols; throws for BigInt and cycles
-  } catch {
-    text = undefined;
-  }
-  if (text === undefined) text = `${typeof value === 'symbol' ? value.toString() : String(value)}`;
-  return text.length > QUOTE_LIMIT ? `${text.slice(0, QUOTE_LIMIT)}…` : text;
 }
 
 // Canonical shape only; field ranges are checked separately (a regex cannot know that April has 30 days).

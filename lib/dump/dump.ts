@@ -22,7 +22,7 @@
 // (the query sorts with COLLATE "C": the same order whatever the database's collation; in a database of another
 // encoding, by the names converted to UTF-8), tokens in UTF-8 byte order of their ids within each project.
 import { isUtf8 } from 'node:buffer';
-import { emptyNullCounts, type NullCounts } from './cello/codecs.ts';
+import { emptyNullCounts, type NullCounts } from '../cello/codecs.ts';
 import {
   PROJECT_ATTRIBUTES,
   PROJECT_ATTRIBUTE_ENTRIES,
@@ -32,14 +32,14 @@ import {
   TOKEN_ID,
   type CelloAttribute,
   type TokenValueAttribute,
-} from './cello/items.ts';
-import { compareUtf8 } from './cello/keyOrder.ts';
-import { KeyError, tokenSk } from './cello/keys.ts';
-import { PROJECTS_TABLE, PROJECT_COLUMN, TOKENS_TABLE } from './cello/sourceTables.ts';
-import type { OutputPieces } from './files.ts';
-import type { TextOrder } from './postgres/textOrder.ts';
-import { canonicalFromUtcText, isPostgresUtcBytes, writeCanonicalTimestamp } from './postgres/utcText.ts';
-import { TimestampError } from './timestamps.ts';
+} from '../cello/items.ts';
+import { compareUtf8 } from '../cello/keyOrder.ts';
+import { KeyError, tokenSk } from '../cello/keys.ts';
+import { PROJECTS_TABLE, PROJECT_COLUMN, TOKENS_TABLE } from '../cello/sourceTables.ts';
+import type { OutputPieces } from '../io/files.ts';
+import type { TextOrder } from '../postgres/textOrder.ts';
+import { canonicalFromUtcText, isPostgresUtcBytes, writeCanonicalTimestamp } from './utcText.ts';
+import { TimestampError } from '../cello/timestamps.ts';
 
 /** The dump query's columns, in order: the row's kind, the project's name and attributes, the token's attributes. */
 export const DUMP_COLUMNS = ['kind', PROJECT_COLUMN, ...PROJECT_ATTRIBUTES, ...TOKEN_ATTRIBUTES] as const;

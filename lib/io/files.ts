@@ -7,7 +7,7 @@ import { link, lstat, open, readdir, rename, stat, unlink, type FileHandle } fro
 import { basename, dirname, join, resolve } from 'node:path';
 import { once } from 'node:events';
 import { finished } from 'node:stream/promises';
-import { ExitCode, UserError } from './cli.ts';
+import { ExitCode, UserError } from '../cli/errors.ts';
 
 /** Temporary files still open, removed on exit so a crash (short of SIGKILL) leaves nothing half-written. */
 const pendingTemporaryFiles = new Set<string>();
@@ -27,7 +27,7 @@ function removePendingTemporaryFiles(): void {
 
 /**
  * Signals whose default action ends the process without its 'exit' handlers (SIGINT, SIGTERM and SIGHUP are stop
- * requests, see lib/cli.ts; SIGQUIT is Ctrl-\). While a temporary file exists, each removes it first, then ends the
+ * requests, see lib/cli/signals.ts; SIGQUIT is Ctrl-\). While a temporary file exists, each removes it first, then ends the
  * process as it would have (core dump included).
  */
 const FATAL_SIGNALS = ['SIGQUIT', 'SIGUSR2', 'SIGALRM', 'SIGVTALRM', 'SIGPROF', 'SIGXCPU'] as const;

@@ -1,6 +1,6 @@
 // Where a step's DynamoDB is: the region, the table's name and the endpoint, each checked before any request so a
 // typo is one clear line (exit 2) rather than an SDK error after the database was read.
-import { ExitCode, UserError } from './cli.ts';
+import { ExitCode, UserError } from '../cli/errors.ts';
 
 export interface DynamoTarget {
   region: string;

@@ -6,7 +6,7 @@
 // timestamp repair, that was more CPU than the repair's own logic. Text is therefore collected and written when
 // 64 KiB have gathered, or 100 ms after the first unwritten text, so an operator watching still sees the report move.
 
-import { writeAndWait } from './cli.ts';
+import { writeAndWait } from './run.ts';
 
 /** A line on stderr. On a terminal it first clears the line, so it never lands in the middle of a progress line. */
 export function printLine(line: string): void {
@@ -53,4 +53,9 @@ export class ReportOutput {
     this.pendingLength = 0;
     await writeAndWait(this.stream, text);
   }
+}
+
+/** Formats a count for summaries: 1234567 → "1,234,567". */
+export function formatCount(value: number): string {
+  return value.toLocaleString('en-US');
 }
