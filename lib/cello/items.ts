@@ -71,6 +71,8 @@ const entriesOf = (of: ItemKind): readonly CelloAttribute[] => ATTRIBUTES.filter
 
 export const PROJECT_ATTRIBUTE_ENTRIES = entriesOf('project');
 export const TOKEN_ATTRIBUTE_ENTRIES = entriesOf('token');
+/** A token's attributes after its id (the id is also its sort key, so the steps handle it apart). */
+export const TOKEN_VALUE_ENTRIES = TOKEN_ATTRIBUTE_ENTRIES.filter((entry) => entry.kind !== 'id');
 /** A project's attributes, in the order the file and the item list them. */
 export const PROJECT_ATTRIBUTES = names<ProjectAttribute>(PROJECT_ATTRIBUTE_ENTRIES);
 /** A token's attributes, in the order the file and the item list them. */

@@ -19,6 +19,14 @@ interface SourceColumn {
   ddl: string;
 }
 
+/**
+ * An attribute's column as the steps select it: a timestamp as PostgreSQL's text of it, exact to the microsecond
+ * under the session's TimeZone UTC (lib/postgres/connect.ts), so no Date is involved; any other value as it is.
+ */
+export function selectedColumn({ name, kind }: CelloAttribute): string {
+  return kind === 'timestamp' ? `${name}::text AS ${name}` : name;
+}
+
 /** An attribute's column: its type from its kind, NOT NULL unless nullable, an id the table's key. */
 function attributeColumn(entry: CelloAttribute): SourceColumn {
   const type = entry.kind === 'timestamp' ? 'timestamptz' : (entry.sqlType ?? 'text');

@@ -28,14 +28,14 @@ import {
   PROJECT_ATTRIBUTE_ENTRIES,
   TOKENS_FIELD,
   TOKEN_ATTRIBUTES,
-  TOKEN_ATTRIBUTE_ENTRIES,
   TOKEN_ID,
+  TOKEN_VALUE_ENTRIES,
   type CelloAttribute,
   type TokenValueAttribute,
 } from '../cello/items.ts';
 import { compareUtf8 } from '../cello/keyOrder.ts';
 import { KeyError, tokenSk } from '../cello/keys.ts';
-import { PROJECTS_TABLE, PROJECT_COLUMN, TOKENS_TABLE } from '../cello/sourceTables.ts';
+import { PROJECTS_TABLE, PROJECT_COLUMN, TOKENS_TABLE, selectedColumn } from '../cello/sourceTables.ts';
 import type { OutputPieces } from '../io/files.ts';
 import type { TextOrder } from '../postgres/textOrder.ts';
 import { canonicalFromUtcText, isPostgresUtcBytes, writeCanonicalTimestamp } from './utcText.ts';
@@ -44,9 +44,6 @@ import { TimestampError } from '../cello/timestamps.ts';
 /** The dump query's columns, in order: the row's kind, the project's name and attributes, the token's attributes. */
 export const DUMP_COLUMNS = ['kind', PROJECT_COLUMN, ...PROJECT_ATTRIBUTES, ...TOKEN_ATTRIBUTES] as const;
 const TOKEN_ID_COLUMN = DUMP_COLUMNS.indexOf(TOKEN_ID);
-
-/** A token's attributes after its id (the sort key, handled apart), in the order the file writes them. */
-const TOKEN_VALUE_ENTRIES = TOKEN_ATTRIBUTE_ENTRIES.filter((entry) => entry.kind !== 'id');
 
 /**
  * One row of the dump query: a project (kind 0) or a token (kind 1), sorted by project, then kind, then token id,
@@ -75,8 +72,13 @@ export function decodeRawDumpRow(row: RawDumpRow): DumpRow {
 }
 
 // Timestamps are selected as PostgreSQL's text of them (canonicalFromUtcText reads it), other values as they are.
-const selected = ({ name, kind }: CelloAttribute) => (kind === 'timestamp' ? `${name}::text AS ${name}` : name);
-const OUTER_COLUMNS = ['kind', PROJECT_COLUMN, ...PROJECT_ATTRIBUTE_ENTRIES.map(selected), TOKEN_ID, ...TOKEN_VALUE_ENTRIES.map(selected)].join(', ');
+const OUTER_COLUMNS = [
+  'kind',
+  PROJECT_COLUMN,
+  ...PROJECT_ATTRIBUTE_ENTRIES.map(selectedColumn),
+  TOKEN_ID,
+  ...TOKEN_VALUE_ENTRIES.map(selectedColumn),
+].join(', ');
 const PROJECT_VALUES = PROJECT_ATTRIBUTES.join(', ');
 const NULL_PROJECT_VALUES = PROJECT_ATTRIBUTES.map(() => 'NULL').join(', ');
 const NULL_TOKEN_VALUES = TOKEN_VALUE_ENTRIES.map(({ name, kind }) => `NULL::${kind === 'timestamp' ? 'timestamptz' : 'text'} AS ${name}`).join(', ');

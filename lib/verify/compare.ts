@@ -9,8 +9,8 @@ import { isNullInItem } from '../cello/codecs.ts';
 import {
   NULL_IN_TABLE,
   PROJECT_ATTRIBUTE_ENTRIES,
-  TOKEN_ATTRIBUTE_ENTRIES,
   TOKEN_ID,
+  TOKEN_VALUE_ENTRIES,
   type CelloAttribute,
   type ProjectAttribute,
   type TokenValueAttribute,
@@ -28,9 +28,6 @@ export type PostgresProject = { name: string } & Record<ProjectAttribute, string
 
 /** A token row; its attributes by name, timestamps PostgreSQL's text output (any offset), NULL as null. */
 export type PostgresToken = { project: string; tokenId: string } & Record<TokenValueAttribute, string | null>;
-
-/** A token's attributes after its id, each compared by its kind. */
-const TOKEN_VALUE_ENTRIES = TOKEN_ATTRIBUTE_ENTRIES.filter((entry) => entry.kind !== 'id');
 
 // ---- value comparison ------------------------------------------------------------------------------------------------
 

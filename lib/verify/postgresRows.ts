@@ -1,9 +1,9 @@
 // What verify reads from PostgreSQL, in the snapshot the script opens: the projects (few: a name and a repository
 // each, held in memory) and the tokens (streamed through a cursor), both in UTF-8 byte order (TextOrder in
 // lib/postgres/textOrder.ts), the order DynamoDB gives a partition's keys. Table and column names come from lib/cello.
-import { CREATED_AT, PROJECT_ATTRIBUTE_ENTRIES, TOKEN_ATTRIBUTE_ENTRIES, TOKEN_ID, type CelloAttribute } from '../cello/items.ts';
+import { CREATED_AT, PROJECT_ATTRIBUTE_ENTRIES, TOKEN_ID, TOKEN_VALUE_ENTRIES } from '../cello/items.ts';
 import { compareUtf8 } from '../cello/keyOrder.ts';
-import { PROJECTS_TABLE, PROJECT_COLUMN, TOKENS_TABLE } from '../cello/sourceTables.ts';
+import { PROJECTS_TABLE, PROJECT_COLUMN, TOKENS_TABLE, selectedColumn } from '../cello/sourceTables.ts';
 import type { TransactionSql } from '../postgres/connect.ts';
 import { orderByUtf8, type TextOrder } from '../postgres/textOrder.ts';
 import type { PostgresProject, PostgresToken } from './compare.ts';
@@ -11,13 +11,9 @@ import type { PostgresProject, PostgresToken } from './compare.ts';
 /** Token rows fetched per round trip of the PostgreSQL cursor. */
 const CURSOR_BATCH = 2000;
 
-/** An attribute's column as selected: a timestamp as PostgreSQL's text of it (exact: see tokensQuery). */
-const selected = ({ name, kind }: CelloAttribute) => (kind === 'timestamp' ? `${name}::text AS ${name}` : name);
-const TOKEN_VALUE_ENTRIES = TOKEN_ATTRIBUTE_ENTRIES.filter((entry) => entry.kind !== 'id');
-
 /** Every project as a PostgresProject, in UTF-8 order of names. */
 function projectsQuery(order: TextOrder): string {
-  const values = PROJECT_ATTRIBUTE_ENTRIES.map(selected).join(', ');
+  const values = PROJECT_ATTRIBUTE_ENTRIES.map(selectedColumn).join(', ');
   return `SELECT ${PROJECT_COLUMN} AS name, ${values} FROM ${PROJECTS_TABLE} ORDER BY ${orderByUtf8(PROJECT_COLUMN, order)}`;
 }
 
@@ -32,7 +28,7 @@ const ORPHAN_PROJECTS_QUERY = `
  * canonicalised without a Date.
  */
 function tokensQuery(order: TextOrder): string {
-  const values = TOKEN_VALUE_ENTRIES.map(selected).join(', ');
+  const values = TOKEN_VALUE_ENTRIES.map(selectedColumn).join(', ');
   return `
           SELECT ${PROJECT_COLUMN}, ${TOKEN_ID}, ${values}
           FROM ${TOKENS_TABLE} ORDER BY ${orderByUtf8(PROJECT_COLUMN, order)}, ${orderByUtf8(TOKEN_ID, order)}`;
