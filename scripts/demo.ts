@@ -278,7 +278,7 @@ async function seedTable(local: LocalStack): Promise<void> {
     const legacyToken = (id: string, createdAt: string, expiresAt: string | null) =>
       tokenItem(pk, tokenSk(id), { [TOKEN_ID]: id, [CREATED_AT]: createdAt, [EXPIRES_AT]: expiresAt ?? NULL_IN_TABLE });
     const items = [
-      projectItem(pk, 'https://github.com/acme/billing-api'),
+      projectItem(pk, { [REPOSITORY]: 'https://github.com/acme/billing-api' }),
       legacyToken('ci-deploy-2022', '2022-02-02 18:01:49.345261+00', '2023-02-02 18:01:49.345261+00'),
       legacyToken('release-bot', '2023-03-10 08:15:30.000001+00', null),
     ];

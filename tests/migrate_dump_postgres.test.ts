@@ -11,6 +11,8 @@ import { join } from 'node:path';
 import { once } from 'node:events';
 import postgres from 'postgres';
 import { connectAdmin, findFreePort, startLocalPostgres, type AdminSql, type LocalPostgres } from '../tools/localStack.ts';
+import { ATTRIBUTES, PROJECT_ATTRIBUTE_ENTRIES, TOKEN_ATTRIBUTE_ENTRIES, type CelloAttribute } from '../lib/cello/items.ts';
+import { CELLO_SCHEMA_SQL } from '../lib/cello/sourceTables.ts';
 import { connectPostgres, inReadOnlySnapshot, streamRows } from '../lib/postgres/connect.ts';
 import { connectionSettingsFromEnvironment } from '../lib/postgres/target.ts';
 import { prepareScramPassword } from '../lib/postgres/saslprep.ts';
@@ -32,7 +34,13 @@ const stack = await getStack();
 const pg = stack.postgres;
 const SERVER = `${pg.host}:${pg.port}`;
 
-type Dump = Record<string, { repository: string | null; tokens: { token_id: string; created_at: string; expires_at: string | null }[] }>;
+/** A token of the file: its attributes (lib/cello's table) by name. */
+type DumpToken = { token_id: string; created_at: string; expires_at: string | null } & Record<string, string | null>;
+type Dump = Record<string, { repository: string | null; tokens: DumpToken[] }>;
+
+/** The columns of `entries`, timestamps as PostgreSQL's own canonical text. */
+const selectedColumns = (entries: readonly CelloAttribute[]) =>
+  entries.map(({ name, kind }) => (kind === 'timestamp' ? `${CANONICAL_SQL(name)} AS ${name}` : name)).join(', ');
 
 /** The canonical form computed by PostgreSQL itself, the reference the script's output is compared with. */
 const CANONICAL_SQL = (column: string) => `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"000Z"')`;
@@ -45,17 +53,14 @@ const byUtf8 = (a: string, b: string) => Buffer.compare(Buffer.from(a, 'utf8'), 
  * COLLATE "C" gives that order only in a UTF8 database).
  */
 async function expectedDump(sql: AdminSql): Promise<Dump> {
-  const projects = [...(await sql.unsafe<{ project: string; repository: string | null }[]>(`SELECT project, repository FROM projects`))];
-  const tokens = [
-    ...(await sql.unsafe<{ project: string; token_id: string; created_at: string; expires_at: string | null }[]>(
-      `SELECT project, token_id, ${CANONICAL_SQL('created_at')} AS created_at, ${CANONICAL_SQL('expires_at')} AS expires_at FROM tokens`,
-    )),
-  ];
+  type Row = Record<string, string | null> & { project: string };
+  const projects = [...(await sql.unsafe<Row[]>(`SELECT project, ${selectedColumns(PROJECT_ATTRIBUTE_ENTRIES)} FROM projects`))];
+  const tokens = [...(await sql.unsafe<(Row & DumpToken)[]>(`SELECT project, ${selectedColumns(TOKEN_ATTRIBUTE_ENTRIES)} FROM tokens`))];
   projects.sort((a, b) => byUtf8(a.project, b.project));
   tokens.sort((a, b) => byUtf8(a.project, b.project) || byUtf8(a.token_id, b.token_id));
   const dump: Dump = {};
-  for (const { project, repository } of projects) dump[project] = { repository, tokens: [] };
-  for (const { project, token_id, created_at, expires_at } of tokens) dump[project]?.tokens.push({ token_id, created_at, expires_at });
+  for (const { project, ...values } of projects) dump[project] = { ...(values as { repository: string | null }), tokens: [] };
+  for (const { project, ...values } of tokens) dump[project]?.tokens.push(values as DumpToken);
   return dump;
 }
 
@@ -163,14 +168,20 @@ test('a NULL repository and a NULL expires_at stay null; a project without token
 
 test('the summary on stdout names the file and counts projects, tokens, NULLs and orphans', async () => {
   const { result, output, sql } = await awkward();
-  const [counts] = await sql<{ projects: number; tokens: number; null_repository: number; null_expires_at: number }[]>`
-    SELECT (SELECT count(*)::int FROM projects) AS projects, (SELECT count(*)::int FROM tokens) AS tokens,
-           (SELECT count(*)::int FROM projects WHERE repository IS NULL) AS null_repository,
-           (SELECT count(*)::int FROM tokens WHERE expires_at IS NULL) AS null_expires_at`;
+  const [counts] = await sql<{ projects: number; tokens: number }[]>`
+    SELECT (SELECT count(*)::int FROM projects) AS projects, (SELECT count(*)::int FROM tokens) AS tokens`;
+  // One count per nullable attribute, in the table's order (lib/cello), by PostgreSQL.
+  const nulls: string[] = [];
+  for (const { name, of } of ATTRIBUTES.filter((entry) => entry.nullable)) {
+    const [row] = await sql.unsafe<{ n: number }[]>(
+      `SELECT count(*)::int AS n FROM ${of === 'project' ? 'projects' : 'tokens'} WHERE ${name} IS NULL`,
+    );
+    nulls.push(`NULL ${name}: ${row!.n}`);
+  }
   assert.equal(
     result.stdout,
     `✓ Data dump completed successfully!\nFile created: ${output}\nProjects processed: ${counts!.projects}\nCello tokens processed: ${counts!.tokens}\n` +
-      `NULL repository: ${counts!.null_repository}, NULL expires_at: ${counts!.null_expires_at}\n` +
+      `${nulls.join(', ')}\n` +
       'Orphan tokens (project not in projects): 0\n',
   );
   assert.equal(result.stderr, '', 'nothing on stderr when all is well and stderr is not a terminal');
@@ -912,10 +923,9 @@ async function startTlsServer(): Promise<{ server: LocalPostgres; database: stri
   }
   const sql = connectTls('cello_tls');
   try {
-    await sql.unsafe(`CREATE TABLE projects (project varchar(80) PRIMARY KEY, repository varchar(200));
-      CREATE TABLE tokens (token_id varchar(200) PRIMARY KEY, created_at timestamptz NOT NULL, project varchar(80) NOT NULL REFERENCES projects, expires_at timestamptz);
-      INSERT INTO projects VALUES ('p', 'r');
-      INSERT INTO tokens VALUES ('t', '2022-02-02 18:01:49.345261+00', 'p', NULL);
+    await sql.unsafe(`${CELLO_SCHEMA_SQL}
+      INSERT INTO projects (project, repository) VALUES ('p', 'r');
+      INSERT INTO tokens (token_id, created_at, project) VALUES ('t', '2022-02-02 18:01:49.345261+00', 'p');
       GRANT SELECT ON projects, tokens TO trusty`);
   } finally {
     await sql.end();

@@ -9,6 +9,7 @@ import { CreateTableCommand, PutItemCommand, ScanCommand } from '@aws-sdk/client
 import { marshall } from '@aws-sdk/util-dynamodb';
 import { findFreePort } from '../tools/localStack.ts';
 import { startFaultProxy, startLatencyProxy } from './support/faultProxy.ts';
+import { PROJECT_ATTRIBUTE_ENTRIES, TOKEN_ATTRIBUTE_ENTRIES, type CelloAttribute } from '../lib/cello/items.ts';
 import {
   REGION,
   ROOT,
@@ -45,19 +46,20 @@ function load(file: string, tableName: string, extra: string[] = [], options: Ru
   return runScript(SCRIPT, [file, tableName, REGION, ...extra], options);
 }
 
-/** The items a file of canonical timestamps must become: NULL → "", everything else as is. */
+/**
+ * The items a file of canonical timestamps must become: each attribute of lib/cello's table, a NULL (or a field the file
+ * lacks) as the attribute's nullInTable, everything else as is.
+ */
 function itemsOf(data: DataFile): Record<string, string>[] {
+  const values = (entries: readonly CelloAttribute[], row: object): Record<string, string> =>
+    Object.fromEntries(
+      entries.map((entry) => [entry.name, (row as Record<string, string | null>)[entry.name] ?? (entry.nullable ? entry.nullInTable : 'NULL?')]),
+    );
   const items: Record<string, string>[] = [];
-  for (const [project, { repository, tokens }] of Object.entries(data)) {
-    items.push({ pk: `PROJECT#${project}`, sk: 'METADATA', repository: repository ?? '' });
-    for (const token of tokens) {
-      items.push({
-        pk: `PROJECT#${project}`,
-        sk: `TOKEN#${token.token_id}`,
-        token_id: token.token_id,
-        created_at: token.created_at ?? 'NULL?',
-        expires_at: token.expires_at ?? '',
-      });
+  for (const [project, entry] of Object.entries(data)) {
+    items.push({ pk: `PROJECT#${project}`, sk: 'METADATA', ...values(PROJECT_ATTRIBUTE_ENTRIES, entry) });
+    for (const token of entry.tokens) {
+      items.push({ pk: `PROJECT#${project}`, sk: `TOKEN#${token.token_id}`, ...values(TOKEN_ATTRIBUTE_ENTRIES, token) });
     }
   }
   const key = (item: Record<string, string>): string => `${item.pk}\u0000${item.sk}`;

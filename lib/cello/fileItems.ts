@@ -1,20 +1,19 @@
 // The items of the migration file: a project entry and its tokens → DynamoDB items, every problem listed.
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import { METADATA_SK, PROJECT_PREFIX, TOKEN_PREFIX, projectPk, tokenSk } from './keys.ts';
+import { describeType, isNullInFile, itemValueFromFile } from './codecs.ts';
 import {
-  REPOSITORY,
-  TIMESTAMP_ATTRIBUTES,
-  TIMESTAMP_NULL,
+  PROJECT_ATTRIBUTE_ENTRIES,
   TOKEN_ATTRIBUTES,
+  TOKEN_ATTRIBUTE_ENTRIES,
   TOKEN_ID,
-  NULL_IN_TABLE,
+  isAttributeOf,
   listNames,
   projectItem,
   tokenItem,
-  type TimestampAttribute,
+  type CelloAttribute,
 } from './items.ts';
 import { quoteValue } from './quote.ts';
-import { TimestampError, toCanonicalTimestamp } from './timestamps.ts';
 
 /** DynamoDB's limits on key sizes, in bytes of UTF-8. */
 const PARTITION_KEY_MAX_BYTES = 2048;
@@ -29,12 +28,12 @@ export interface LoadItem {
   pk: string;
   sk: string;
   item: Record<string, AttributeValue>;
-  /** A NULL of the file (repository, or expires_at) written as "". */
-  nullWritten: boolean;
+  /** The attributes whose NULL was written (as their nullInTable: lib/cello/items.ts). */
+  nulls: readonly string[];
   /** Timestamps of the item that were not canonical in the file. */
   convertedTimestamps: number;
-  /** NULLs the file wrote as "" (the original Python dump's expires_at): read as NULL, counted apart. */
-  emptyAsNull: number;
+  /** Of `nulls`, those the file wrote as "" (the original Python dump's expires_at): read as NULL, counted apart. */
+  emptyAsNull: readonly string[];
   /** Ordinal of the project entry in the file (0 for the first), for "projects processed". */
   entry: number;
 }
@@ -46,17 +45,6 @@ const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[
 
 function utf8Bytes(text: string): number {
   return Buffer.byteLength(text, 'utf8');
-}
-
-/** "a number", "an array", "null"...: what the file holds instead of what was expected. */
-export function describeType(value: unknown): string {
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'an array';
-  if (typeof value === 'object') return 'an object';
-  if (typeof value === 'string') return 'a string';
-  if (typeof value === 'number') return 'a number';
-  if (typeof value === 'boolean') return 'a boolean';
-  return typeof value;
 }
 
 /** Why a project name cannot form a partition key, or undefined if it can ('' can: lib/cello/keys.ts). */
@@ -71,31 +59,56 @@ export function projectNameProblem(name: string): string | undefined {
   return undefined;
 }
 
-/** The METADATA item of a project whose partition key is `pk`. */
-export function buildProjectItem(pk: string, repository: unknown, entry = 0): BuildResult {
-  if (repository !== null && typeof repository !== 'string') {
-    return { problems: [`${REPOSITORY} must be a string or null, got ${describeType(repository)}`] };
+/** What the values of an item's attributes, read from the file, are in the table, and what the summary counts. */
+interface ItemValues {
+  values: Record<string, string>;
+  nulls: string[];
+  emptyAsNull: string[];
+  converted: number;
+}
+
+/**
+ * Every attribute of `entries` from the file's `fields` (lib/cello/codecs.ts), its problems in `problems`. A string is
+ * refused when it holds a lone surrogate; the id also makes the sort key (checked by the caller).
+ */
+function itemValues(entries: readonly CelloAttribute[], fields: Readonly<Record<string, unknown>>, problems: string[]): ItemValues {
+  const result: ItemValues = { values: {}, nulls: NO_NAMES, emptyAsNull: NO_NAMES, converted: 0 };
+  for (const entry of entries) {
+    const name = entry.name;
+    const given = fields[name];
+    const value = itemValueFromFile(entry, given, problems);
+    if (value === undefined) continue;
+    if (entry.kind !== 'timestamp' && LONE_SURROGATE.test(value)) {
+      problems.push(`${name} holds an unpaired UTF-16 surrogate (\\uD800-\\uDFFF), which DynamoDB cannot store`);
+      continue;
+    }
+    result.values[name] = value;
+    if (isNullInFile(entry, given)) {
+      result.nulls = [...result.nulls, name];
+      if (given === '') result.emptyAsNull = [...result.emptyAsNull, name];
+    } else if (value !== given) result.converted++;
   }
-  const item = projectItem(pk, repository);
-  const value = item[REPOSITORY]!.S!;
-  if (LONE_SURROGATE.test(value)) {
-    return { problems: [`${REPOSITORY} holds an unpaired UTF-16 surrogate (\\uD800-\\uDFFF), which DynamoDB cannot store`] };
-  }
-  if (value.length > 100_000) {
-    const size = 2 + utf8Bytes(pk) + 2 + METADATA_SK.length + REPOSITORY.length + utf8Bytes(value);
-    if (size > ITEM_MAX_BYTES) return { problems: [`${REPOSITORY} makes the item ${size} bytes; DynamoDB allows ${ITEM_MAX_BYTES}`] };
-  }
-  return {
-    item: {
-      pk,
-      sk: METADATA_SK,
-      item,
-      nullWritten: repository === null,
-      convertedTimestamps: 0,
-      emptyAsNull: 0,
-      entry,
-    },
-  };
+  return result;
+}
+/** Shared by the items without NULLs (most): nothing allocated for them. */
+const NO_NAMES: string[] = [];
+
+/** The METADATA item of a project whose partition key is `pk`, from its entry's fields in the file. */
+export function buildProjectItem(pk: string, fields: Readonly<Record<string, unknown>>, entry = 0): BuildResult {
+  const problems: string[] = [];
+  const { values, nulls } = itemValues(PROJECT_ATTRIBUTE_ENTRIES, fields, problems);
+  if (problems.length > 0) return { problems };
+  const item = projectItem(pk, values as Parameters<typeof projectItem>[1]);
+  const size = itemBytes(item);
+  if (size > ITEM_MAX_BYTES) return { problems: [`the item would be ${size} bytes; DynamoDB allows ${ITEM_MAX_BYTES}`] };
+  return { item: { pk, sk: METADATA_SK, item, nulls, convertedTimestamps: 0, emptyAsNull: NO_NAMES, entry } };
+}
+
+/** An item's size as DynamoDB counts it (names and values, UTF-8), for a project item: values may be long. */
+function itemBytes(item: Readonly<Record<string, { S?: string }>>): number {
+  let size = 0;
+  for (const [name, value] of Object.entries(item)) size += utf8Bytes(name) + utf8Bytes(value.S ?? '');
+  return size;
 }
 
 /**
@@ -109,80 +122,17 @@ export function buildTokenItem(pk: string, token: unknown, entry = 0): BuildResu
   const fields = token as Record<string, unknown>;
   const problems: string[] = [];
   for (const field of Object.keys(fields)) {
-    if (!(TOKEN_ATTRIBUTES as readonly string[]).includes(field)) {
-      problems.push(`unknown field ${quoteValue(field)} (a token has ${TOKEN_FIELDS})`);
-    }
+    if (!isAttributeOf('token', field)) problems.push(`unknown field ${quoteValue(field)} (a token has ${TOKEN_FIELDS})`);
   }
-
-  const tokenId = fields[TOKEN_ID];
-  let sk: string | undefined;
-  if (tokenId === undefined) problems.push(`${TOKEN_ID} is missing`);
-  else if (typeof tokenId !== 'string') problems.push(`${TOKEN_ID} must be a string, got ${describeType(tokenId)}`);
-  else if (tokenId === '') problems.push(`${TOKEN_ID} is empty`);
-  else if (LONE_SURROGATE.test(tokenId))
-    problems.push(`${TOKEN_ID} holds an unpaired UTF-16 surrogate (\\uD800-\\uDFFF), which DynamoDB cannot store`);
-  else {
-    sk = tokenSk(tokenId);
-    if (sk.length * 3 > SORT_KEY_MAX_BYTES && utf8Bytes(sk) > SORT_KEY_MAX_BYTES) {
-      problems.push(
-        `${TOKEN_ID} makes the sort key ${TOKEN_PREFIX}<${TOKEN_ID}> ${utf8Bytes(sk)} bytes of UTF-8; DynamoDB allows ${SORT_KEY_MAX_BYTES}`,
-      );
-      sk = undefined;
-    }
+  const { values, nulls, emptyAsNull, converted } = itemValues(TOKEN_ATTRIBUTE_ENTRIES, fields, problems);
+  const tokenId = values[TOKEN_ID];
+  const sk = tokenId === undefined ? undefined : tokenSk(tokenId);
+  if (sk !== undefined && sk.length * 3 > SORT_KEY_MAX_BYTES && utf8Bytes(sk) > SORT_KEY_MAX_BYTES) {
+    problems.push(
+      `${TOKEN_ID} makes the sort key ${TOKEN_PREFIX}<${TOKEN_ID}> ${utf8Bytes(sk)} bytes of UTF-8; DynamoDB allows ${SORT_KEY_MAX_BYTES}`,
+    );
   }
-
-  let converted = 0;
-  let nullWritten = false;
-  let emptyAsNull = 0;
-  const values: Record<string, string> = { [TOKEN_ID]: tokenId as string };
-  for (const attribute of TIMESTAMP_ATTRIBUTES) {
-    const value = timestampField(attribute, fields[attribute], problems);
-    if (value === undefined) continue;
-    values[attribute] = value;
-    if (fields[attribute] === null) nullWritten = true;
-    else if (fields[attribute] === '') {
-      nullWritten = true;
-      emptyAsNull++;
-    } else if (value !== fields[attribute]) converted++;
-  }
-
   if (problems.length > 0 || sk === undefined) return { problems };
-  return {
-    item: {
-      pk,
-      sk,
-      item: tokenItem(pk, sk, values as Record<(typeof TOKEN_ATTRIBUTES)[number], string>),
-      nullWritten,
-      convertedTimestamps: converted,
-      emptyAsNull,
-      entry,
-    },
-  };
-}
-
-/** The canonical form of a timestamp field ("" for an allowed null), or undefined after recording the problem. */
-function timestampField(name: TimestampAttribute, value: unknown, problems: string[]): string | undefined {
-  const ifNull = TIMESTAMP_NULL[name];
-  if (value === undefined) {
-    problems.push(`${name} is missing${ifNull.nullable ? ` (use null for ${ifNull.means})` : ''}`);
-    return undefined;
-  }
-  if (value === null) {
-    if (ifNull.nullable) return NULL_IN_TABLE;
-    problems.push(`${name} is null; ${ifNull.because}`);
-    return undefined;
-  }
-  if (typeof value !== 'string') {
-    problems.push(`${name} must be a timestamp string${ifNull.nullable ? ' or null' : ''}, got ${describeType(value)}`);
-    return undefined;
-  }
-  // The original Python dump wrote a NULL expires_at as "": nothing else can be meant by it.
-  if (value === '' && ifNull.nullable) return NULL_IN_TABLE;
-  try {
-    return toCanonicalTimestamp(value);
-  } catch (error) {
-    if (!(error instanceof TimestampError)) throw error;
-    problems.push(`${name} ${error.message}`);
-    return undefined;
-  }
+  const item = tokenItem(pk, sk, values as Parameters<typeof tokenItem>[2]);
+  return { item: { pk, sk, item, nulls, convertedTimestamps: converted, emptyAsNull, entry } };
 }

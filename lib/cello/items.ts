@@ -1,51 +1,133 @@
-// The two kinds of Cello item and their attributes. One name serves three places: the PostgreSQL column
-// (sourceTables.ts), the field of the migration file (the dump writes it, the loader reads it) and the attribute
-// of the DynamoDB item. A project is its METADATA item (keys.ts) with a repository; a token is its TOKEN#<id>
-// item with its id and two timestamps, canonical in the table (lib/cello/timestamps.ts).
+// Cello's attributes, as data: one entry each. Every step derives what it does with an attribute from its entry (the
+// codecs: codecs.ts; the PostgreSQL columns: sourceTables.ts), so adding one is one entry here plus tests.
 //
-// NULL: PostgreSQL's NULL repository and NULL expires_at are null in the file and "" in the table (Cello reads ""
-// as "none"); a NULL created_at cannot be (the column is NOT NULL, and the loader refuses it).
+// One name serves three places: the PostgreSQL column, the field of the migration file (the dump writes it, the
+// loader reads it) and the attribute of the DynamoDB item. A project is its METADATA item (keys.ts) with its
+// attributes; a token is its TOKEN#<id> item with its attributes, timestamps canonical in the table (timestamps.ts).
+//
+// NULL: a nullable attribute's NULL is null in the file and `nullInTable` ("") in the table (Cello reads "" as
+// "none"). An attribute that `mayBeAbsent` was added after items were written: an item (or a file record) without
+// it holds NULL; every other attribute missing from an item is a difference, and from a file record an error.
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import { METADATA_SK } from './keys.ts';
 
-/** The project's attribute: its repository URL, NULL when it has none. */
-export const REPOSITORY = 'repository';
-/** The file's list of a project's tokens (a field of the file only, not an attribute). */
-export const TOKENS_FIELD = 'tokens';
+/** What a value is: an id (also a key), text, or a timestamp (timestamptz in PostgreSQL, canonical in the table). */
+export type AttributeKind = 'id' | 'text' | 'timestamp';
+/** Which item holds the attribute. */
+export type ItemKind = 'project' | 'token';
 
-export const TOKEN_ID = 'token_id';
-export const CREATED_AT = 'created_at';
-export const EXPIRES_AT = 'expires_at';
-
-/** A token's attributes, in the order the file and the item list them. */
-export const TOKEN_ATTRIBUTES = [TOKEN_ID, CREATED_AT, EXPIRES_AT] as const;
-export type TokenAttribute = (typeof TOKEN_ATTRIBUTES)[number];
-
-/** Every attribute a Cello item may hold besides its keys: the project's and the token's. */
-export const CELLO_ATTRIBUTES = [REPOSITORY, ...TOKEN_ATTRIBUTES] as const;
-
-/** A token's timestamp attributes, in TOKEN_ATTRIBUTES order: canonical in the table, PostgreSQL timestamptz. */
-export const TIMESTAMP_ATTRIBUTES = [CREATED_AT, EXPIRES_AT] as const;
-export type TimestampAttribute = (typeof TIMESTAMP_ATTRIBUTES)[number];
-
-/** Whether each timestamp may be NULL, and what a NULL means (or why it cannot be one), for messages. */
-export const TIMESTAMP_NULL: Record<TimestampAttribute, { nullable: true; means: string } | { nullable: false; because: string }> = {
-  [CREATED_AT]: { nullable: false, because: 'every token needs its creation time' },
-  [EXPIRES_AT]: { nullable: true, means: 'a token that never expires' },
-};
+interface AttributeEntry {
+  readonly name: string;
+  readonly of: ItemKind;
+  readonly kind: AttributeKind;
+  /** The column's SQL type in Cello's migrations (a timestamp's is timestamptz). */
+  readonly sqlType?: string;
+  /** Whether a missing attribute (item) or field (file record) means NULL: it came after items were written. */
+  readonly mayBeAbsent?: boolean;
+}
+/** A nullable attribute: what its NULL means (for messages), and how the table stores it. */
+interface NullableEntry extends AttributeEntry {
+  readonly nullable: true;
+  readonly means: string;
+  readonly nullInTable: string;
+}
+/** An attribute that is never NULL, and why (for messages). */
+interface NotNullEntry extends AttributeEntry {
+  readonly nullable: false;
+  readonly because: string;
+}
+export type CelloAttribute = NullableEntry | NotNullEntry;
 
 /** How the table holds a PostgreSQL NULL (repository, expires_at); the file holds it as JSON null. */
 export const NULL_IN_TABLE = '';
 
-/** A project's METADATA item. `repository` null is written as NULL_IN_TABLE. */
-export function projectItem(pk: string, repository: string | null): Record<string, AttributeValue> {
-  return { pk: { S: pk }, sk: { S: METADATA_SK }, [REPOSITORY]: { S: repository ?? NULL_IN_TABLE } };
+/** Cello's attributes: a project's, then a token's, each in the order the file and the item list them. */
+export const ATTRIBUTES = [
+  {
+    name: 'repository',
+    of: 'project',
+    kind: 'text',
+    sqlType: 'varchar(200)',
+    nullable: true,
+    means: 'a project without one',
+    nullInTable: NULL_IN_TABLE,
+  },
+  { name: 'token_id', of: 'token', kind: 'id', sqlType: 'varchar(200)', nullable: false, because: 'it is the token' },
+  { name: 'created_at', of: 'token', kind: 'timestamp', nullable: false, because: 'every token needs its creation time' },
+  { name: 'expires_at', of: 'token', kind: 'timestamp', nullable: true, means: 'a token that never expires', nullInTable: NULL_IN_TABLE },
+] as const satisfies readonly CelloAttribute[];
+
+type Entry = (typeof ATTRIBUTES)[number];
+export type AttributeName = Entry['name'];
+export type ProjectAttribute = Extract<Entry, { of: 'project' }>['name'];
+export type TokenAttribute = Extract<Entry, { of: 'token' }>['name'];
+export type TimestampAttribute = Extract<Entry, { kind: 'timestamp' }>['name'];
+/** The token's attributes after its id: its values (the id is also its sort key). */
+export type TokenValueAttribute = Exclude<TokenAttribute, Extract<Entry, { kind: 'id' }>['name']>;
+type AbsentAllowed = Extract<Entry, { mayBeAbsent: true }>['name'];
+
+const names = <T extends string>(entries: readonly CelloAttribute[]) => entries.map((entry) => entry.name as T);
+const entriesOf = (of: ItemKind): readonly CelloAttribute[] => ATTRIBUTES.filter((entry) => entry.of === of);
+
+export const PROJECT_ATTRIBUTE_ENTRIES = entriesOf('project');
+export const TOKEN_ATTRIBUTE_ENTRIES = entriesOf('token');
+/** A token's attributes after its id (the id is also its sort key, so the steps handle it apart). */
+export const TOKEN_VALUE_ENTRIES = TOKEN_ATTRIBUTE_ENTRIES.filter((entry) => entry.kind !== 'id');
+/** A project's attributes, in the order the file and the item list them. */
+export const PROJECT_ATTRIBUTES = names<ProjectAttribute>(PROJECT_ATTRIBUTE_ENTRIES);
+/** A token's attributes, in the order the file and the item list them. */
+export const TOKEN_ATTRIBUTES = names<TokenAttribute>(TOKEN_ATTRIBUTE_ENTRIES);
+/** Every attribute a Cello item may hold besides its keys: the project's and the token's. */
+export const CELLO_ATTRIBUTES = names<AttributeName>(ATTRIBUTES);
+/** A token's timestamp attributes, in TOKEN_ATTRIBUTES order: canonical in the table, PostgreSQL timestamptz. */
+export const TIMESTAMP_ATTRIBUTES = names<TimestampAttribute>(ATTRIBUTES.filter((entry) => entry.kind === 'timestamp'));
+/** The attributes that may be NULL, in table order: the ones the steps count NULLs of. */
+export const NULLABLE_ATTRIBUTES = names<AttributeName>(ATTRIBUTES.filter((entry) => entry.nullable));
+
+export const REPOSITORY = 'repository' satisfies ProjectAttribute;
+export const TOKEN_ID = 'token_id' satisfies TokenAttribute;
+/** The creation time: the cutover guard's clock (lib/verify/cutoverGuard.ts). */
+export const CREATED_AT = 'created_at' satisfies TimestampAttribute;
+/** The expiry: named for the demo's and the tests' data, never to single it out among the nullable attributes. */
+export const EXPIRES_AT = 'expires_at' satisfies TimestampAttribute;
+/** The file's list of a project's tokens (a field of the file only, not an attribute). */
+export const TOKENS_FIELD = 'tokens';
+
+const BY_NAME: ReadonlyMap<string, CelloAttribute> = new Map(ATTRIBUTES.map((entry) => [entry.name, entry]));
+
+/** The entry of a Cello attribute. */
+export function attribute(name: AttributeName): CelloAttribute {
+  return BY_NAME.get(name)!;
 }
 
-/** A token's item; `values` are in TOKEN_ATTRIBUTES order, timestamps canonical, a NULL already NULL_IN_TABLE. */
-export function tokenItem(pk: string, sk: string, values: Readonly<Record<TokenAttribute, string>>): Record<string, AttributeValue> {
+/** Whether `name` is one of the attributes of a `of` item. */
+export function isAttributeOf(of: ItemKind, name: string): boolean {
+  return BY_NAME.get(name)?.of === of;
+}
+
+/** A project's METADATA item, its attributes given as the table holds them (a NULL already its nullInTable). */
+export function projectItem(pk: string, values: Readonly<Record<ProjectAttribute, string>>): Record<string, AttributeValue> {
+  return attributesItem(pk, METADATA_SK, PROJECT_ATTRIBUTES, values);
+}
+
+/**
+ * A token's item, attributes in TOKEN_ATTRIBUTES order as the table holds them (timestamps canonical, a NULL already
+ * its nullInTable); one that may be absent and is not given is left out, as items written before it had it.
+ */
+export function tokenItem(
+  pk: string,
+  sk: string,
+  values: Readonly<Omit<Record<TokenAttribute, string>, AbsentAllowed> & Partial<Record<AbsentAllowed, string>>>,
+): Record<string, AttributeValue> {
+  return attributesItem(pk, sk, TOKEN_ATTRIBUTES, values);
+}
+
+function attributesItem(pk: string, sk: string, attributes: readonly string[], values: Readonly<Record<string, string | undefined>>) {
   const item: Record<string, AttributeValue> = { pk: { S: pk }, sk: { S: sk } };
-  for (const attribute of TOKEN_ATTRIBUTES) item[attribute] = { S: values[attribute] };
+  for (const name of attributes) {
+    const value = values[name];
+    if (value !== undefined) item[name] = { S: value };
+  }
   return item;
 }
 

@@ -1,7 +1,7 @@
-// Where Cello keeps its data in PostgreSQL: two tables whose columns are named as the items' attributes
-// (items.ts), plus the project name column that becomes the partition key. The migration reads these columns
-// and checks their types first; the local stack creates them with Cello's own DDL.
-import { CREATED_AT, EXPIRES_AT, REPOSITORY, TOKEN_ID } from './items.ts';
+// Where Cello keeps its data in PostgreSQL: two tables whose columns are its attributes (items.ts, one column each,
+// named as the attribute), plus the project name column that becomes the partition key. The migration reads these
+// columns and checks their types first; the local stack creates them with Cello's own DDL.
+import { PROJECT_ATTRIBUTE_ENTRIES, TOKEN_ATTRIBUTE_ENTRIES, type CelloAttribute } from './items.ts';
 
 export const PROJECTS_TABLE = 'projects';
 export const TOKENS_TABLE = 'tokens';
@@ -19,22 +19,37 @@ interface SourceColumn {
   ddl: string;
 }
 
-/** Cello's tables and columns, in the order its migrations create them. */
+/**
+ * An attribute's column as the steps select it: a timestamp as PostgreSQL's text of it, exact to the microsecond
+ * under the session's TimeZone UTC (lib/postgres/connect.ts), so no Date is involved; any other value as it is.
+ */
+export function selectedColumn({ name, kind }: CelloAttribute): string {
+  return kind === 'timestamp' ? `${name}::text AS ${name}` : name;
+}
+
+/** An attribute's column: its type from its kind, NOT NULL unless nullable, an id the table's key. */
+function attributeColumn(entry: CelloAttribute): SourceColumn {
+  const type = entry.kind === 'timestamp' ? 'timestamptz' : (entry.sqlType ?? 'text');
+  const constraint = entry.kind === 'id' ? ' PRIMARY KEY' : entry.nullable ? '' : ' NOT NULL';
+  return { name: entry.name, accepts: entry.kind === 'timestamp' ? TIMESTAMPTZ : TEXT_TYPES, ddl: `${type}${constraint}` };
+}
+
+const projectReference: SourceColumn = {
+  name: PROJECT_COLUMN,
+  accepts: TEXT_TYPES,
+  ddl: `varchar(80) NOT NULL REFERENCES ${PROJECTS_TABLE}(${PROJECT_COLUMN}) ON DELETE CASCADE ON UPDATE CASCADE`,
+};
+const tokenColumns = TOKEN_ATTRIBUTE_ENTRIES.map(attributeColumn);
+/** Where Cello's first migration put the tokens' project column: after token_id and created_at. */
+const PROJECT_REFERENCE_POSITION = 2;
+
+/** Cello's tables and columns, in the order its migrations create them (a later attribute's column comes last). */
 const SOURCE_TABLES: Record<string, readonly SourceColumn[]> = {
   [PROJECTS_TABLE]: [
     { name: PROJECT_COLUMN, accepts: TEXT_TYPES, ddl: 'varchar(80) PRIMARY KEY' },
-    { name: REPOSITORY, accepts: TEXT_TYPES, ddl: 'varchar(200)' },
+    ...PROJECT_ATTRIBUTE_ENTRIES.map(attributeColumn),
   ],
-  [TOKENS_TABLE]: [
-    { name: TOKEN_ID, accepts: TEXT_TYPES, ddl: 'varchar(200) PRIMARY KEY' },
-    { name: CREATED_AT, accepts: TIMESTAMPTZ, ddl: 'timestamptz NOT NULL' },
-    {
-      name: PROJECT_COLUMN,
-      accepts: TEXT_TYPES,
-      ddl: `varchar(80) NOT NULL REFERENCES ${PROJECTS_TABLE}(${PROJECT_COLUMN}) ON DELETE CASCADE ON UPDATE CASCADE`,
-    },
-    { name: EXPIRES_AT, accepts: TIMESTAMPTZ, ddl: 'timestamptz' },
-  ],
+  [TOKENS_TABLE]: tokenColumns.toSpliced(PROJECT_REFERENCE_POSITION, 0, projectReference),
 };
 
 /**

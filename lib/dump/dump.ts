@@ -22,23 +22,28 @@
 // (the query sorts with COLLATE "C": the same order whatever the database's collation; in a database of another
 // encoding, by the names converted to UTF-8), tokens in UTF-8 byte order of their ids within each project.
 import { isUtf8 } from 'node:buffer';
-import { EXPIRES_AT, REPOSITORY, TIMESTAMP_ATTRIBUTES, TOKENS_FIELD, TOKEN_ATTRIBUTES, TOKEN_ID, type TimestampAttribute } from '../cello/items.ts';
+import { emptyNullCounts, type NullCounts } from '../cello/codecs.ts';
+import {
+  PROJECT_ATTRIBUTES,
+  PROJECT_ATTRIBUTE_ENTRIES,
+  TOKENS_FIELD,
+  TOKEN_ATTRIBUTES,
+  TOKEN_ID,
+  TOKEN_VALUE_ENTRIES,
+  type CelloAttribute,
+  type TokenValueAttribute,
+} from '../cello/items.ts';
 import { compareUtf8 } from '../cello/keyOrder.ts';
 import { KeyError, tokenSk } from '../cello/keys.ts';
-import { PROJECTS_TABLE, PROJECT_COLUMN, TOKENS_TABLE } from '../cello/sourceTables.ts';
+import { PROJECTS_TABLE, PROJECT_COLUMN, TOKENS_TABLE, selectedColumn } from '../cello/sourceTables.ts';
 import type { OutputPieces } from '../io/files.ts';
 import type { TextOrder } from '../postgres/textOrder.ts';
 import { canonicalFromUtcText, isPostgresUtcBytes, writeCanonicalTimestamp } from './utcText.ts';
 import { TimestampError } from '../cello/timestamps.ts';
 
-/** The dump query's columns, in order: the row's kind, the project's name and repository, the token's attributes. */
-export const DUMP_COLUMNS = ['kind', PROJECT_COLUMN, REPOSITORY, ...TOKEN_ATTRIBUTES] as const;
+/** The dump query's columns, in order: the row's kind, the project's name and attributes, the token's attributes. */
+export const DUMP_COLUMNS = ['kind', PROJECT_COLUMN, ...PROJECT_ATTRIBUTES, ...TOKEN_ATTRIBUTES] as const;
 const TOKEN_ID_COLUMN = DUMP_COLUMNS.indexOf(TOKEN_ID);
-const EXPIRES_AT_COLUMN = DUMP_COLUMNS.indexOf(EXPIRES_AT);
-
-const isTimestampAttribute = (attribute: string): attribute is TimestampAttribute => (TIMESTAMP_ATTRIBUTES as readonly string[]).includes(attribute);
-/** A token's attributes after its id (the sort key, handled apart), in the order the file writes them. */
-const TOKEN_VALUE_ATTRIBUTES = TOKEN_ATTRIBUTES.filter((attribute) => attribute !== TOKEN_ID);
 
 /**
  * One row of the dump query: a project (kind 0) or a token (kind 1), sorted by project, then kind, then token id,
@@ -66,18 +71,18 @@ export function decodeRawDumpRow(row: RawDumpRow): DumpRow {
   return decoded as DumpRow;
 }
 
-const asText = (attribute: string) => `${attribute}::text AS ${attribute}`;
-const nullAs = (type: string) => (attribute: string) => `NULL::${type} AS ${attribute}`;
 // Timestamps are selected as PostgreSQL's text of them (canonicalFromUtcText reads it), other values as they are.
 const OUTER_COLUMNS = [
   'kind',
   PROJECT_COLUMN,
-  REPOSITORY,
+  ...PROJECT_ATTRIBUTE_ENTRIES.map(selectedColumn),
   TOKEN_ID,
-  ...TOKEN_VALUE_ATTRIBUTES.map((a) => (isTimestampAttribute(a) ? asText(a) : a)),
+  ...TOKEN_VALUE_ENTRIES.map(selectedColumn),
 ].join(', ');
-const NULL_TOKEN_VALUES = TOKEN_VALUE_ATTRIBUTES.map((a) => nullAs(isTimestampAttribute(a) ? 'timestamptz' : 'text')(a)).join(', ');
-const TOKEN_VALUES = TOKEN_VALUE_ATTRIBUTES.join(', ');
+const PROJECT_VALUES = PROJECT_ATTRIBUTES.join(', ');
+const NULL_PROJECT_VALUES = PROJECT_ATTRIBUTES.map(() => 'NULL').join(', ');
+const NULL_TOKEN_VALUES = TOKEN_VALUE_ENTRIES.map(({ name, kind }) => `NULL::${kind === 'timestamp' ? 'timestamptz' : 'text'} AS ${name}`).join(', ');
+const TOKEN_VALUES = TOKEN_VALUE_ENTRIES.map(({ name }) => name).join(', ');
 
 /**
  * The dump query. One statement, so the server merges the two tables in one sort and the client reads one
@@ -89,11 +94,11 @@ const TOKEN_VALUES = TOKEN_VALUE_ATTRIBUTES.join(', ');
 export const DUMP_QUERY = `
 SELECT ${OUTER_COLUMNS}
 FROM (
-  SELECT ${PROJECT_ROW} AS kind, ${PROJECT_COLUMN} COLLATE "C" AS ${PROJECT_COLUMN}, ${REPOSITORY},
+  SELECT ${PROJECT_ROW} AS kind, ${PROJECT_COLUMN} COLLATE "C" AS ${PROJECT_COLUMN}, ${PROJECT_VALUES},
          NULL::text COLLATE "C" AS ${TOKEN_ID}, ${NULL_TOKEN_VALUES}
   FROM ${PROJECTS_TABLE}
   UNION ALL
-  SELECT ${TOKEN_ROW}, ${PROJECT_COLUMN} COLLATE "C", NULL, ${TOKEN_ID} COLLATE "C", ${TOKEN_VALUES}
+  SELECT ${TOKEN_ROW}, ${PROJECT_COLUMN} COLLATE "C", ${NULL_PROJECT_VALUES}, ${TOKEN_ID} COLLATE "C", ${TOKEN_VALUES}
   FROM ${TOKENS_TABLE}
   ORDER BY ${PROJECT_COLUMN}, kind, ${TOKEN_ID}
   OFFSET 0
@@ -107,11 +112,11 @@ ORDER BY ${PROJECT_COLUMN}, kind, ${TOKEN_ID}`;
 export const DUMP_QUERY_CONVERTED = `
 SELECT ${OUTER_COLUMNS}
 FROM (
-  SELECT ${PROJECT_ROW} AS kind, ${PROJECT_COLUMN}, ${REPOSITORY},
+  SELECT ${PROJECT_ROW} AS kind, ${PROJECT_COLUMN}, ${PROJECT_VALUES},
          NULL::text AS ${TOKEN_ID}, ${NULL_TOKEN_VALUES}
   FROM ${PROJECTS_TABLE}
   UNION ALL
-  SELECT ${TOKEN_ROW}, ${PROJECT_COLUMN}, NULL, ${TOKEN_ID}, ${TOKEN_VALUES}
+  SELECT ${TOKEN_ROW}, ${PROJECT_COLUMN}, ${NULL_PROJECT_VALUES}, ${TOKEN_ID}, ${TOKEN_VALUES}
   FROM ${TOKENS_TABLE}
 ) AS all_rows
 ORDER BY convert_to(${PROJECT_COLUMN}, 'UTF8'), kind, convert_to(${TOKEN_ID}, 'UTF8')`;
@@ -129,10 +134,8 @@ export interface DumpCounts {
   projects: number;
   /** Tokens written (orphans included only with includeOrphans). */
   tokens: number;
-  /** Projects written with a NULL repository (orphan entries not counted). */
-  nullRepository: number;
-  /** Tokens written with a NULL expires_at. */
-  nullExpiresAt: number;
+  /** NULLs written, per nullable attribute (lib/cello/codecs.ts); an orphan entry's project attributes not counted. */
+  nulls: NullCounts;
   /** Tokens whose project is not in the projects table (written or not). */
   orphanTokens: number;
   /** Distinct project names of those tokens. */
@@ -154,27 +157,32 @@ const TOKEN_FIRST = `\n      {\n        ${JSON.stringify(TOKEN_ID)}: `;
 const TOKEN_NEXT = `,${TOKEN_FIRST}`;
 /** Each value after the token's id, as both writers need it: generated from TOKEN_ATTRIBUTES, never listed here. */
 interface TokenValueField {
-  attribute: (typeof TOKEN_VALUE_ATTRIBUTES)[number];
+  attribute: TokenValueAttribute;
   /** Its index in a RawDumpRow. */
   column: number;
   /** A timestamp is converted to canonical; any other value is written as its text. */
   isTimestamp: boolean;
+  /** Whether its NULLs are counted (a NOT NULL column has none to count). */
+  isNullable: boolean;
   /** The text before the value. */
   before: string;
   beforeBytes: Buffer;
 }
-const TOKEN_VALUE_FIELDS: readonly TokenValueField[] = TOKEN_VALUE_ATTRIBUTES.map((attribute) => {
+const TOKEN_VALUE_FIELDS: readonly TokenValueField[] = TOKEN_VALUE_ENTRIES.map((entry) => {
+  const attribute = entry.name as TokenValueAttribute;
   const before = `,\n        ${JSON.stringify(attribute)}: `;
   return {
     attribute,
     column: DUMP_COLUMNS.indexOf(attribute),
-    isTimestamp: isTimestampAttribute(attribute),
+    isTimestamp: entry.kind === 'timestamp',
+    isNullable: entry.nullable,
     before,
     beforeBytes: Buffer.from(before),
   };
 });
 const TOKEN_END = '\n      }';
-const REPOSITORY_FIELD = JSON.stringify(REPOSITORY);
+/** The text before each of a project's values, and the entry it writes. */
+const PROJECT_FIELDS = PROJECT_ATTRIBUTE_ENTRIES.map((entry) => ({ entry, before: `\n    ${JSON.stringify(entry.name)}: ` }));
 const TOKENS_FIELD_TEXT = JSON.stringify(TOKENS_FIELD);
 const TOKEN_FIRST_BYTES = Buffer.from(TOKEN_FIRST);
 const TOKEN_NEXT_BYTES = Buffer.from(TOKEN_NEXT);
@@ -230,8 +238,7 @@ export class MigrationJsonBuilder {
   private readonly counts: DumpCounts = {
     projects: 0,
     tokens: 0,
-    nullRepository: 0,
-    nullExpiresAt: 0,
+    nulls: emptyNullCounts(),
     orphanTokens: 0,
     orphanProjects: 0,
     orphanSample: [],
@@ -261,7 +268,7 @@ export class MigrationJsonBuilder {
   /** The text for one row of the dump query. @throws DumpValueError for a value the file cannot hold. */
   add(row: DumpRow): string {
     if (!this.started || this.finished) throw new Error('MigrationJsonBuilder.add called outside start()/finish()');
-    if (row.kind === PROJECT_ROW) return this.addProject(row[PROJECT_COLUMN], row[REPOSITORY]);
+    if (row.kind === PROJECT_ROW) return this.addProject(row);
     if (row.kind === TOKEN_ROW) return this.addToken(row);
     throw new Error(`unexpected row kind ${String(row.kind)} from the dump query`);
   }
@@ -290,16 +297,18 @@ export class MigrationJsonBuilder {
       out.bytes(this.entryHasTokens ? TOKEN_NEXT_BYTES : TOKEN_FIRST_BYTES);
       this.entryHasTokens = true;
       writeQuoted(out, tokenId);
+      const nulls = this.counts.nulls;
       for (const field of TOKEN_VALUE_FIELDS) {
         out.bytes(field.beforeBytes);
         const value = row[field.column]!;
-        if (value === null) out.bytes(NULL_BYTES);
-        else if (field.isTimestamp) writeCanonicalTimestamp(out, value);
+        if (value === null) {
+          out.bytes(NULL_BYTES);
+          if (field.isNullable) nulls[field.attribute]!++;
+        } else if (field.isTimestamp) writeCanonicalTimestamp(out, value);
         else writeQuoted(out, value);
       }
       out.bytes(TOKEN_END_BYTES);
       this.counts.tokens++;
-      if (row[EXPIRES_AT_COLUMN] === null) this.counts.nullExpiresAt++;
       return;
     }
     out.text(this.add(decodeRawDumpRow(row)));
@@ -319,14 +328,23 @@ export class MigrationJsonBuilder {
   }
 
   summary(): DumpCounts {
-    return { ...this.counts, orphanSample: [...this.counts.orphanSample] };
+    return { ...this.counts, nulls: { ...this.counts.nulls }, orphanSample: [...this.counts.orphanSample] };
   }
 
-  private addProject(project: string | null, repository: string | null): string {
+  private addProject(row: DumpRow): string {
+    const project = row[PROJECT_COLUMN];
     if (project === null) throw new DumpValueError('a row of the projects table has a NULL project name, which cannot be a key of the file');
+    const values = PROJECT_FIELDS.map(({ entry }) => this.fileValue(row, entry, `project ${jsonValue(project)}`));
     this.counts.projects++;
-    if (repository === null) this.counts.nullRepository++;
-    return this.openEntry(project, repository, false);
+    this.countNulls(PROJECT_ATTRIBUTE_ENTRIES, values);
+    return this.openEntry(project, values, false);
+  }
+
+  /** Counts the NULLs among `values` (in the order of `entries`) of nullable attributes. */
+  private countNulls(entries: readonly CelloAttribute[], values: readonly (string | null)[]): void {
+    entries.forEach((entry, index) => {
+      if (values[index] === null && entry.nullable) this.counts.nulls[entry.name]!++;
+    });
   }
 
   private addToken(row: DumpRow): string {
@@ -341,11 +359,10 @@ export class MigrationJsonBuilder {
       if (this.counts.orphanSample.length < ORPHAN_SAMPLE_SIZE) this.counts.orphanSample.push(row[TOKEN_ID]);
       // A token without any project name cannot be placed under one, even when orphans are kept.
       if (!this.options.includeOrphans || project === null) return '';
-      if (project !== this.currentProject) text = this.openEntry(project, null, true);
+      if (project !== this.currentProject) text = this.openEntry(project, undefined, true);
     }
     text += this.tokenText(row);
     this.counts.tokens++;
-    if (row[EXPIRES_AT] === null) this.counts.nullExpiresAt++;
     return text;
   }
 
@@ -357,10 +374,9 @@ export class MigrationJsonBuilder {
       throw new DumpValueError(`token ${jsonValue(row[TOKEN_ID])} of project ${jsonValue(row[PROJECT_COLUMN])}: ${error.message}`);
     }
     // Every timestamp is converted before anything is written: the first bad one is the error.
-    const values = TOKEN_VALUE_FIELDS.map((field) => {
-      const value = row[field.attribute];
-      return field.isTimestamp ? this.timestamp(row, field.attribute as TimestampAttribute) : value;
-    });
+    const subject = `token ${jsonValue(row[TOKEN_ID])} of project ${jsonValue(row[PROJECT_COLUMN])}`;
+    const values = TOKEN_VALUE_ENTRIES.map((entry) => this.fileValue(row, entry, subject));
+    this.countNulls(TOKEN_VALUE_ENTRIES, values);
     const open = this.entryHasTokens ? TOKEN_NEXT : TOKEN_FIRST;
     this.entryHasTokens = true;
     let text = `${open}${jsonValue(row[TOKEN_ID])}`;
@@ -370,18 +386,20 @@ export class MigrationJsonBuilder {
     return `${text}${TOKEN_END}`;
   }
 
-  private timestamp(row: DumpRow, field: TimestampAttribute): string | null {
-    const text = row[field];
-    if (text === null) return null;
+  /** The file's value of an attribute of the row: NULL as null, a timestamp canonical, text as it is. */
+  private fileValue(row: DumpRow, entry: CelloAttribute, subject: string): string | null {
+    const text = row[entry.name as keyof DumpRow] as string | null;
+    if (text === null || entry.kind !== 'timestamp') return text;
     try {
       return canonicalFromUtcText(text);
     } catch (error) {
       if (!(error instanceof TimestampError)) throw error;
-      throw new DumpValueError(`token ${jsonValue(row[TOKEN_ID])} of project ${jsonValue(row[PROJECT_COLUMN])}: ${field} ${error.message}`);
+      throw new DumpValueError(`${subject}: ${entry.name} ${error.message}`);
     }
   }
 
-  private openEntry(project: string, repository: string | null, isOrphan: boolean): string {
+  /** Opens a project's entry with its values (in PROJECT_FIELDS order); an orphan's (undefined) are null. */
+  private openEntry(project: string, values: readonly (string | null)[] | undefined, isOrphan: boolean): string {
     if (this.currentProject !== undefined) {
       const order = compareUtf8(project, this.currentProject);
       // The query sorts by project: a name that does not come strictly after the last one would be a duplicate
@@ -397,7 +415,8 @@ export class MigrationJsonBuilder {
     this.fastPathProject = isOrphan ? undefined : Buffer.from(project, 'utf8');
     this.entryOpen = true;
     this.entryHasTokens = false;
-    return `${close}${separator}  ${JSON.stringify(project)}: {\n    ${REPOSITORY_FIELD}: ${jsonValue(repository)},\n    ${TOKENS_FIELD_TEXT}: [`;
+    const fields = PROJECT_FIELDS.map(({ before }, index) => `${before}${jsonValue(values?.[index] ?? null)},`).join('');
+    return `${close}${separator}  ${JSON.stringify(project)}: {${fields}\n    ${TOKENS_FIELD_TEXT}: [`;
   }
 
   private closeEntry(): string {

@@ -18,7 +18,7 @@ import {
 } from '../cli/args.ts';
 import { decideRunComplete, stopSignal, stopSignalReceived, wasStopped } from '../cli/signals.ts';
 import { AtomicOutputFile, OutputPieces } from '../io/files.ts';
-import { NO_REPOSITORY, formatDumpSummary, formatOrphanNotice } from './summary.ts';
+import { ORPHAN_PROJECT_VALUES, formatDumpSummary, formatOrphanNotice } from './summary.ts';
 import { printLine, printOutput } from '../cli/output.ts';
 import { DumpValueError, dumpQueryFor, MigrationJsonBuilder, type RawDumpRow } from './dump.ts';
 import { readPassword } from '../postgres/password.ts';
@@ -52,7 +52,7 @@ function parseArguments(argv: string[]) {
       .option('include-orphans', {
         type: 'boolean',
         default: false,
-        describe: `also write tokens whose project is missing from the projects table, under their project name with ${NO_REPOSITORY}`,
+        describe: `also write tokens whose project is missing from the projects table, under their project name with ${ORPHAN_PROJECT_VALUES}`,
       })
       // Whole commands as the guide writes them, without descriptions: each keeps one line and can be copied whole.
       .example('npx tsx scripts/$0 localhost cello_user cello_db migration_data.json', '')

@@ -1,12 +1,13 @@
 // What the dump (step 1) tells the operator once its file is in place: the orphan-token notice on stderr and the
 // summary on stdout. Text only; scripts/migrate_dump_postgres.ts prints it.
 import { formatCount } from '../cli/output.ts';
-import { EXPIRES_AT, REPOSITORY } from '../cello/items.ts';
+import { formatNullCounts } from '../cello/codecs.ts';
+import { PROJECT_ATTRIBUTES } from '../cello/items.ts';
 import { quoteValue } from '../cello/quote.ts';
 import type { DumpCounts } from './dump.ts';
 
-/** How the file writes a project without a repository (the orphan tokens' projects). */
-export const NO_REPOSITORY = `${JSON.stringify(REPOSITORY)}: null`;
+/** How the file writes the values of a project missing from the projects table (the orphan tokens' projects). */
+export const ORPHAN_PROJECT_VALUES = PROJECT_ATTRIBUTES.map((name) => `${JSON.stringify(name)}: null`).join(', ');
 
 function quoteIds(ids: (string | null)[], total: number): string {
   const quoted = ids.map((id) => quoteValue(id, Number.POSITIVE_INFINITY)).join(', ');
@@ -18,22 +19,22 @@ export function formatOrphanNotice(counts: DumpCounts, included: boolean): strin
   if (counts.orphanTokens === 0) return '';
   const what = `${formatCount(counts.orphanTokens)} token(s) belong to ${formatCount(counts.orphanProjects)} project(s) missing from the projects table (${quoteIds(counts.orphanSample, counts.orphanTokens)})`;
   return included
-    ? `note: ${what}; written under their project name with ${NO_REPOSITORY}`
-    : `warning: ${what}; they were NOT written — pass --include-orphans to write them with ${NO_REPOSITORY}`;
+    ? `note: ${what}; written under their project name with ${ORPHAN_PROJECT_VALUES}`
+    : `warning: ${what}; they were NOT written — pass --include-orphans to write them with ${ORPHAN_PROJECT_VALUES}`;
 }
 
 export function formatDumpSummary(output: string, counts: DumpCounts, includeOrphans: boolean): string {
   const orphans =
     counts.orphanTokens === 0
       ? '0'
-      : `${formatCount(counts.orphanTokens)} in ${formatCount(counts.orphanProjects)} project(s), ${includeOrphans ? `written with ${NO_REPOSITORY}` : 'not written (see --include-orphans)'}`;
+      : `${formatCount(counts.orphanTokens)} in ${formatCount(counts.orphanProjects)} project(s), ${includeOrphans ? `written with ${ORPHAN_PROJECT_VALUES}` : 'not written (see --include-orphans)'}`;
   return (
     // The first four lines are the original guide's summary, word for word.
     '✓ Data dump completed successfully!\n' +
     `File created: ${output}\n` +
     `Projects processed: ${formatCount(counts.projects)}\n` +
     `Cello tokens processed: ${formatCount(counts.tokens)}\n` +
-    `NULL ${REPOSITORY}: ${formatCount(counts.nullRepository)}, NULL ${EXPIRES_AT}: ${formatCount(counts.nullExpiresAt)}\n` +
+    `${formatNullCounts(counts.nulls, (name, count) => `NULL ${name}: ${formatCount(count)}`)}\n` +
     `Orphan tokens (project not in projects): ${orphans}\n`
   );
 }

@@ -28,7 +28,7 @@ import { BATCH_WRITE_LIMIT, batchWriteWithRetry, findExistingKeys } from '../dyn
 import { capacityMeterOf } from '../dynamodb/client.ts';
 import { NotSentError } from '../dynamodb/errors.ts';
 import { itemSize, writeUnits } from '../dynamodb/capacity/itemSize.ts';
-import { METADATA_SK, describeItemKey, itemKeyString } from '../cello/keys.ts';
+import { describeItemKey, itemKeyString } from '../cello/keys.ts';
 import { forEachConcurrent, Semaphore } from '../dynamodb/concurrency.ts';
 import { writeConditionally } from '../dynamodb/conditionalWrite.ts';
 import type { CheckedFile } from './check.ts';
@@ -145,12 +145,9 @@ class LoadRun {
     const counts = this.counts;
     for (const item of items) {
       counts.loaded++;
-      if (item.nullWritten) {
-        if (item.sk === METADATA_SK) counts.nullRepository++;
-        else counts.nullExpiresAt++;
-      }
+      for (const name of item.nulls) counts.nulls[name]!++;
+      for (const name of item.emptyAsNull) counts.emptyAsNull[name]!++;
       counts.convertedTimestamps += item.convertedTimestamps;
-      counts.emptyAsNull += item.emptyAsNull;
       this.tracker.done(item.entry);
     }
   }

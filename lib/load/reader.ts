@@ -2,11 +2,12 @@
 import { ExitCode, UserError } from '../cli/errors.ts';
 import { readJsonObjectOfObjects, type ObjectEvent } from '../json/stream.ts';
 import { PROJECT_PREFIX, projectPk } from '../cello/keys.ts';
-import { REPOSITORY, TOKENS_FIELD, listNames } from '../cello/items.ts';
-import { buildProjectItem, buildTokenItem, describeType, projectNameProblem, type LoadItem } from '../cello/fileItems.ts';
+import { describeType } from '../cello/codecs.ts';
+import { PROJECT_ATTRIBUTES, TOKENS_FIELD, isAttributeOf, listNames } from '../cello/items.ts';
+import { buildProjectItem, buildTokenItem, projectNameProblem, type LoadItem } from '../cello/fileItems.ts';
 import { quoteValue } from '../cello/quote.ts';
 
-const PROJECT_FIELDS = listNames([REPOSITORY, TOKENS_FIELD]);
+const PROJECT_FIELDS = listNames([...PROJECT_ATTRIBUTES, TOKENS_FIELD]);
 
 /** Where an item sits in the file: the project entry's ordinal and the token index (-1 for the project item). */
 export function locationKey(entry: number, token: number): string {
@@ -26,8 +27,8 @@ interface ReaderCallbacks {
  * Turns the events of `readJsonObjectOfObjects` into items and problems. The same reader serves every pass, so the
  * load pass builds exactly the items the check pass accepted.
  *
- * The file's shape: `{ "<project>": { "repository": <string|null>, "tokens": [ {token_id, created_at,
- * expires_at}, ... ] }, ... }`. Unknown fields are rejected rather than ignored: a field we do not know is data the
+ * The file's shape: `{ "<project>": { <its attributes: "repository": <string|null>>, "tokens": [ {<a token's
+ * attributes: token_id, created_at, expires_at>}, ... ] }, ... }` (lib/cello/items.ts). Unknown fields are rejected rather than ignored: a field we do not know is data the
  * table would silently lose (or a file from another tool), and the operator should decide.
  */
 export class MigrationFileReader {
@@ -38,8 +39,8 @@ export class MigrationFileReader {
   private entryName = '';
   private entryLine = 0;
   private pk: string | undefined;
-  private repository: unknown;
-  private hasRepository = false;
+  /** The project's attributes read so far in its entry, by name. */
+  private projectValues: Record<string, unknown> = {};
   private hasTokens = false;
   private fieldsSeen = new Set<string>();
 
@@ -83,8 +84,7 @@ export class MigrationFileReader {
     this.entry++;
     this.entryName = name;
     this.entryLine = line;
-    this.repository = undefined;
-    this.hasRepository = false;
+    this.projectValues = {};
     this.hasTokens = false;
     this.fieldsSeen.clear();
     const problem = projectNameProblem(name);
@@ -107,9 +107,8 @@ export class MigrationFileReader {
 
   private field(field: string, value: unknown): void {
     if (!this.firstTime(field)) return;
-    if (field === REPOSITORY) {
-      this.hasRepository = true;
-      this.repository = value;
+    if (isAttributeOf('project', field)) {
+      this.projectValues[field] = value;
     } else if (field === TOKENS_FIELD) {
       this.hasTokens = true;
       this.callbacks.problem(`${this.where()}: ${TOKENS_FIELD} must be an array, got ${describeType(value)}`);
@@ -121,10 +120,8 @@ export class MigrationFileReader {
   private arrayEnd(field: string): void {
     if (!this.firstTime(field)) return;
     if (field === TOKENS_FIELD) this.hasTokens = true;
-    else if (field === REPOSITORY) {
-      this.hasRepository = true;
-      this.repository = [];
-    } else this.unknownField(field);
+    else if (isAttributeOf('project', field)) this.projectValues[field] = [];
+    else this.unknownField(field);
   }
 
   private unknownField(field: string): void {
@@ -145,16 +142,12 @@ export class MigrationFileReader {
   }
 
   private endEntry(): void {
-    if (!this.hasRepository) this.callbacks.problem(`${this.where()}: ${REPOSITORY} is missing (use null for a project without one)`);
+    const result = buildProjectItem(this.pk ?? `${PROJECT_PREFIX}?`, this.projectValues, this.entry);
+    for (const problem of result.problems ?? []) this.callbacks.problem(`${this.where()}: ${problem}`);
     if (!this.hasTokens) this.callbacks.problem(`${this.where()}: ${TOKENS_FIELD} is missing (use [] for a project without tokens)`);
-    if (this.hasRepository && this.pk !== undefined) {
-      const result = buildProjectItem(this.pk, this.repository, this.entry);
-      if (result.item === undefined) {
-        for (const problem of result.problems) this.callbacks.problem(`${this.where()}: ${problem}`);
-      } else {
-        this.items++;
-        this.callbacks.item(result.item, -1);
-      }
+    if (result.item !== undefined && this.pk !== undefined) {
+      this.items++;
+      this.callbacks.item(result.item, -1);
     }
     this.callbacks.entryEnd?.(this.entry);
   }

@@ -1,5 +1,5 @@
 // What a run counts, and the summary printed from it.
-import { REPOSITORY, EXPIRES_AT } from '../cello/items.ts';
+import { emptyNullCounts, formatNullCounts, isNullInFile, type NullCounts } from '../cello/codecs.ts';
 import { formatCount } from '../cli/output.ts';
 import type { CheckedFile } from './check.ts';
 
@@ -10,11 +10,11 @@ export interface LoadCounts {
   skipped: number;
   failed: number;
   duplicates: number;
-  nullRepository: number;
-  nullExpiresAt: number;
+  /** NULLs written (as the attribute's nullInTable), per nullable attribute. */
+  nulls: NullCounts;
   convertedTimestamps: number;
-  /** NULLs the file wrote as "" (the original Python dump's expires_at), read as NULL. */
-  emptyAsNull: number;
+  /** Of those, the NULLs the file wrote as "" (the original Python dump's expires_at), per attribute "" can be NULL of. */
+  emptyAsNull: NullCounts;
 }
 
 export function emptyCounts(): LoadCounts {
@@ -24,10 +24,9 @@ export function emptyCounts(): LoadCounts {
     skipped: 0,
     failed: 0,
     duplicates: 0,
-    nullRepository: 0,
-    nullExpiresAt: 0,
+    nulls: emptyNullCounts(),
     convertedTimestamps: 0,
-    emptyAsNull: 0,
+    emptyAsNull: emptyNullCounts((entry) => isNullInFile(entry, '')),
   };
 }
 
@@ -52,9 +51,11 @@ export function formatLoadSummary(
     `Items ${dryRun ? 'that would be skipped' : 'skipped'} (already existed): ${count(counts.skipped)}`,
     `Items failed: ${count(counts.failed)}`,
     `Duplicates in input (${would}written once): ${count(counts.duplicates)}`,
-    `NULLs ${would}written as empty strings: ${REPOSITORY} ${count(counts.nullRepository)}, ${EXPIRES_AT} ${count(counts.nullExpiresAt)}`,
-    ...(counts.emptyAsNull > 0
-      ? [`  of which written as "" in the file (the original dump's NULL): ${EXPIRES_AT} ${count(counts.emptyAsNull)}`]
+    `NULLs ${would}written as empty strings: ${formatNullCounts(counts.nulls, (name, n) => `${name} ${count(n)}`)}`,
+    ...(Object.values(counts.emptyAsNull).some((n) => n > 0)
+      ? [
+          `  of which written as "" in the file (the original dump's NULL): ${formatNullCounts(counts.emptyAsNull, (name, n) => `${name} ${count(n)}`)}`,
+        ]
       : []),
     `Timestamps ${would}converted to canonical form: ${count(counts.convertedTimestamps)}`,
     ...capacity.split('\n').filter((line) => line !== ''),

@@ -9,7 +9,8 @@
 // token) is left as it is and reported with the way out, never guessed at: PostgreSQL has the true value.
 import type { AttributeValue, UpdateItemCommandInput } from '@aws-sdk/client-dynamodb';
 import { attributeValueToJson } from '../dumpDdb/ddbJson.ts';
-import { NULL_IN_TABLE, TIMESTAMP_ATTRIBUTES, TIMESTAMP_NULL, type TimestampAttribute } from '../cello/items.ts';
+import { isNullInItem } from '../cello/codecs.ts';
+import { ATTRIBUTES, type CelloAttribute, type TimestampAttribute } from '../cello/items.ts';
 import { describeItemKey, isCelloItemKey, isMetadataSk } from '../cello/keys.ts';
 import { cutShort, quoteValue } from '../cello/quote.ts';
 import { formatCount } from '../cli/output.ts';
@@ -82,6 +83,9 @@ export interface RecordRepairPlan {
   unconverted: UnconvertedValue[];
 }
 
+/** The token's timestamps, in table order: what the repair converts. */
+const TIMESTAMP_ENTRIES: readonly CelloAttribute[] = ATTRIBUTES.filter((entry) => entry.kind === 'timestamp');
+
 /** Why the Cello service cannot use a token item without this attribute. */
 const MISSING_REASON = 'the Cello service cannot read a token without it';
 
@@ -94,24 +98,26 @@ function nonStringReason(value: unknown): string {
 /**
  * What the repair does to one record, field by field:
  * - METADATA records are skipped whole, and so are other applications' items (a shared table).
- * - A canonical value is left; so is an empty expires_at (the table's "no expiry").
+ * - A canonical value is left; so is a NULL as the table stores it (an empty expires_at: "no expiry"), and a missing
+ *   attribute that may be absent (lib/cello/items.ts: added after items were written; missing is NULL).
  * - A string naming one instant (the legacy PostgreSQL text in any offset, RFC 3339, ISO 8601 with a zone, any
  *   fraction length: toCanonicalTimestamp) becomes the same instant in canonical form.
  * - Anything else is left unchanged and listed in `unconverted` with the reason: a string without a zone or in no
- *   timestamp form, a non-string (an epoch number), an empty created_at, and a missing attribute (Cello needs both).
+ *   timestamp form, a non-string (an epoch number), an empty created_at, and any other missing attribute.
  */
 export function planRecordRepair(record: DumpRecord): RecordRepairPlan {
   const { pk, sk } = record;
   const plan: RecordRepairPlan = { pk, sk, isMetadata: isMetadataSk(sk), isOtherApplication: !isCelloItemKey(pk, sk), changes: [], unconverted: [] };
   if (plan.isMetadata || plan.isOtherApplication) return plan;
-  for (const field of TIMESTAMP_ATTRIBUTES) {
+  for (const entry of TIMESTAMP_ENTRIES) {
+    const field = entry.name as TimestampAttribute;
     const value = Object.hasOwn(record, field) ? record[field] : undefined;
-    if (value === undefined) {
+    if (isNullInItem(entry, value) || isCanonicalTimestamp(value)) {
+      // already what Cello reads
+    } else if (value === undefined) {
       plan.unconverted.push({ field, value, reason: MISSING_REASON });
     } else if (typeof value !== 'string') {
       plan.unconverted.push({ field, value, reason: nonStringReason(value) });
-    } else if (isCanonicalTimestamp(value) || (TIMESTAMP_NULL[field].nullable && value === NULL_IN_TABLE)) {
-      // already what Cello reads
     } else {
       try {
         plan.changes.push({ field, oldValue: value, newValue: toCanonicalTimestamp(value) });

@@ -5,7 +5,16 @@
 // lib/cello/timestamps.ts, never through Date or a float.
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import type { DynamoItem } from '../dynamodb/batch.ts';
-import { NULL_IN_TABLE, REPOSITORY, TIMESTAMP_ATTRIBUTES, TOKEN_ID, type TimestampAttribute } from '../cello/items.ts';
+import { isNullInItem } from '../cello/codecs.ts';
+import {
+  NULL_IN_TABLE,
+  PROJECT_ATTRIBUTE_ENTRIES,
+  TOKEN_ID,
+  TOKEN_VALUE_ENTRIES,
+  type CelloAttribute,
+  type ProjectAttribute,
+  type TokenValueAttribute,
+} from '../cello/items.ts';
 import { quoteValue } from '../cello/quote.ts';
 import { TimestampError, timestampsEqualAsInstants, toCanonicalTimestamp } from '../cello/timestamps.ts';
 
@@ -14,13 +23,11 @@ export const LINES_PER_PROJECT = 20;
 
 // ---- what PostgreSQL holds -------------------------------------------------------------------------------------------
 
-export interface PostgresProject {
-  name: string;
-  repository: string | null;
-}
+/** A project row: its name and its attributes (lib/cello/items.ts), NULL as null. */
+export type PostgresProject = { name: string } & Record<ProjectAttribute, string | null>;
 
-/** A token row; timestamps (by attribute name) are PostgreSQL's text output (any offset), NULL is null. */
-export type PostgresToken = { project: string; tokenId: string } & Record<TimestampAttribute, string | null>;
+/** A token row; its attributes by name, timestamps PostgreSQL's text output (any offset), NULL as null. */
+export type PostgresToken = { project: string; tokenId: string } & Record<TokenValueAttribute, string | null>;
 
 // ---- value comparison ------------------------------------------------------------------------------------------------
 
@@ -72,29 +79,51 @@ function notAString(name: string, value: AttributeValue | undefined): string | u
   return undefined;
 }
 
-const NULL_AS_EMPTY = `NULL (stored as ${JSON.stringify(NULL_IN_TABLE)})`;
+const nullAsStored = (nullInTable: string) => `NULL (stored as ${JSON.stringify(nullInTable)})`;
 
-/** Compares a project's METADATA item with its PostgreSQL row: its repository, NULL written as NULL_IN_TABLE. */
-export function compareProjectItem(project: PostgresProject, item: DynamoItem, differences: DifferenceList): void {
-  const expected = project.repository ?? NULL_IN_TABLE;
-  const inPostgres = project.repository === null ? NULL_AS_EMPTY : quote(project.repository);
-  const problem = notAString(REPOSITORY, item[REPOSITORY]);
-  if (problem !== undefined) {
-    differences.add(`${problem} (PostgreSQL ${inPostgres})`);
-    return;
-  }
-  const actual = item[REPOSITORY]?.S ?? '';
-  if (actual !== expected) differences.add(`${REPOSITORY} differs: table ${quote(actual)}, PostgreSQL ${inPostgres}`);
+/** An item's value of an attribute; an attribute that may be absent and is holds NULL, as the table stores it. */
+function itemValue(entry: CelloAttribute, item: DynamoItem): AttributeValue | undefined {
+  const value = item[entry.name];
+  return value === undefined && entry.nullable && isNullInItem(entry, undefined) ? { S: entry.nullInTable } : value;
 }
 
-/** Compares a token item with its PostgreSQL row: its id and every timestamp attribute. */
+/** Compares a project's METADATA item with its PostgreSQL row: each attribute, NULL as the table stores it. */
+export function compareProjectItem(project: PostgresProject, item: DynamoItem, differences: DifferenceList): void {
+  for (const entry of PROJECT_ATTRIBUTE_ENTRIES)
+    compareValue('', entry, project[entry.name as ProjectAttribute], itemValue(entry, item), differences);
+}
+
+/** Compares a token item with its PostgreSQL row: its id and every other attribute. */
 export function compareTokenItem(token: PostgresToken, item: DynamoItem, differences: DifferenceList): void {
   const subject = `token ${displayName(token.tokenId)}`;
   const id = item[TOKEN_ID];
   const problem = notAString(TOKEN_ID, id);
   if (problem !== undefined) differences.add(`${subject}: ${problem}`);
   else if (id?.S !== token.tokenId) differences.add(`${subject}: ${TOKEN_ID} differs: table ${quote(id?.S ?? '')}`);
-  for (const attribute of TIMESTAMP_ATTRIBUTES) compareTimestamp(subject, attribute, token[attribute], item[attribute], differences);
+  for (const entry of TOKEN_VALUE_ENTRIES) {
+    compareValue(subject, entry, token[entry.name as TokenValueAttribute], itemValue(entry, item), differences);
+  }
+}
+
+/** One attribute against PostgreSQL's value, by its kind; `subject` starts each line (the token; '' for a project). */
+function compareValue(
+  subject: string,
+  entry: CelloAttribute,
+  postgres: string | null,
+  value: AttributeValue | undefined,
+  differences: DifferenceList,
+) {
+  const nullInTable = entry.nullable ? entry.nullInTable : NULL_IN_TABLE;
+  if (entry.kind === 'timestamp') {
+    compareTimestamp(subject, entry.name, postgres, value, differences, nullInTable);
+    return;
+  }
+  const prefix = subject === '' ? '' : `${subject}: `;
+  const expected = postgres ?? nullInTable;
+  const inPostgres = postgres === null ? nullAsStored(nullInTable) : quote(postgres);
+  const problem = notAString(entry.name, value);
+  if (problem !== undefined) differences.add(`${prefix}${problem} (PostgreSQL ${inPostgres})`);
+  else if (value?.S !== expected) differences.add(`${prefix}${entry.name} differs: table ${quote(value?.S ?? '')}, PostgreSQL ${inPostgres}`);
 }
 
 /**
@@ -108,28 +137,30 @@ export function compareTimestamp(
   postgresText: string | null,
   value: AttributeValue | undefined,
   differences: DifferenceList,
+  nullInTable = NULL_IN_TABLE,
 ): void {
-  let expected = '';
+  const prefix = subject === '' ? '' : `${subject}: `;
+  let expected = nullInTable;
   if (postgresText !== null) {
     try {
       expected = toCanonicalTimestamp(postgresText);
     } catch (error) {
       if (!(error instanceof TimestampError)) throw error;
-      differences.add(`${subject}: ${field} in PostgreSQL cannot be stored in the table: ${error.message}`);
+      differences.add(`${prefix}${field} in PostgreSQL cannot be stored in the table: ${error.message}`);
       return;
     }
   }
-  const inPostgres = postgresText === null ? NULL_AS_EMPTY : expected;
+  const inPostgres = postgresText === null ? nullAsStored(nullInTable) : expected;
   const problem = notAString(field, value);
   if (problem !== undefined) {
-    differences.add(`${subject}: ${problem} (PostgreSQL ${inPostgres})`);
+    differences.add(`${prefix}${problem} (PostgreSQL ${inPostgres})`);
     return;
   }
   const actual = value?.S ?? '';
   if (actual === expected) return;
-  if (expected !== '' && timestampsEqualAsInstants(actual, expected)) {
-    differences.add(`${subject}: ${field} ${quote(actual)} is not in canonical format (expected ${expected})`);
+  if (postgresText !== null && timestampsEqualAsInstants(actual, expected)) {
+    differences.add(`${prefix}${field} ${quote(actual)} is not in canonical format (expected ${expected})`);
     return;
   }
-  differences.add(`${subject}: ${field} differs: table ${quote(actual)}, PostgreSQL ${inPostgres}`);
+  differences.add(`${prefix}${field} differs: table ${quote(actual)}, PostgreSQL ${inPostgres}`);
 }

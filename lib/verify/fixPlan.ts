@@ -9,7 +9,7 @@
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import { isDeepStrictEqual } from 'node:util';
 import type { DynamoItem } from '../dynamodb/batch.ts';
-import { CELLO_ATTRIBUTES, CREATED_AT, EXPIRES_AT, TOKEN_ID } from '../cello/items.ts';
+import { CELLO_ATTRIBUTES, PROJECT_ATTRIBUTES, TOKEN_ATTRIBUTES, TOKEN_ID } from '../cello/items.ts';
 import { METADATA_SK, PROJECT_PREFIX, TOKEN_PREFIX, isCelloItemKey } from '../cello/keys.ts';
 import { buildProjectItem, buildTokenItem, projectNameProblem } from '../cello/fileItems.ts';
 import { describeAttributeValue, type PostgresProject, type PostgresToken } from './compare.ts';
@@ -33,10 +33,16 @@ export type FixChange =
 function buildTarget(pk: string, project: PostgresProject, token: PostgresToken | undefined): DynamoItem | string {
   const nameProblem = projectNameProblem(project.name);
   if (nameProblem !== undefined) return nameProblem;
+  // PostgreSQL's rows hold the attributes by name: the loader's fields (its timestamps in any form it converts).
   const built = token
-    ? buildTokenItem(pk, { [TOKEN_ID]: token.tokenId, [CREATED_AT]: token[CREATED_AT], [EXPIRES_AT]: token[EXPIRES_AT] })
-    : buildProjectItem(pk, project.repository);
+    ? buildTokenItem(pk, { ...fileFields(token, TOKEN_ATTRIBUTES), [TOKEN_ID]: token.tokenId })
+    : buildProjectItem(pk, fileFields(project, PROJECT_ATTRIBUTES));
   return built.item ? built.item.item : `PostgreSQL's row cannot be stored: ${built.problems.join('; ')}`;
+}
+
+/** The fields of the file a row's attributes make (lib/cello/items.ts: one name for the column, field and attribute). */
+function fileFields(row: Readonly<Record<string, unknown>>, attributes: readonly string[]): Record<string, unknown> {
+  return Object.fromEntries(attributes.map((name) => [name, row[name]]));
 }
 
 /** Attribute types a condition cannot compare for equality (DynamoDB's `=` does not take maps or lists). */

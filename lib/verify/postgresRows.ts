@@ -1,9 +1,9 @@
 // What verify reads from PostgreSQL, in the snapshot the script opens: the projects (few: a name and a repository
 // each, held in memory) and the tokens (streamed through a cursor), both in UTF-8 byte order (TextOrder in
 // lib/postgres/textOrder.ts), the order DynamoDB gives a partition's keys. Table and column names come from lib/cello.
-import { CREATED_AT, REPOSITORY, TIMESTAMP_ATTRIBUTES, TOKEN_ID } from '../cello/items.ts';
+import { CREATED_AT, PROJECT_ATTRIBUTE_ENTRIES, TOKEN_ID, TOKEN_VALUE_ENTRIES } from '../cello/items.ts';
 import { compareUtf8 } from '../cello/keyOrder.ts';
-import { PROJECTS_TABLE, PROJECT_COLUMN, TOKENS_TABLE } from '../cello/sourceTables.ts';
+import { PROJECTS_TABLE, PROJECT_COLUMN, TOKENS_TABLE, selectedColumn } from '../cello/sourceTables.ts';
 import type { TransactionSql } from '../postgres/connect.ts';
 import { orderByUtf8, type TextOrder } from '../postgres/textOrder.ts';
 import type { PostgresProject, PostgresToken } from './compare.ts';
@@ -13,7 +13,8 @@ const CURSOR_BATCH = 2000;
 
 /** Every project as a PostgresProject, in UTF-8 order of names. */
 function projectsQuery(order: TextOrder): string {
-  return `SELECT ${PROJECT_COLUMN} AS name, ${REPOSITORY} FROM ${PROJECTS_TABLE} ORDER BY ${orderByUtf8(PROJECT_COLUMN, order)}`;
+  const values = PROJECT_ATTRIBUTE_ENTRIES.map(selectedColumn).join(', ');
+  return `SELECT ${PROJECT_COLUMN} AS name, ${values} FROM ${PROJECTS_TABLE} ORDER BY ${orderByUtf8(PROJECT_COLUMN, order)}`;
 }
 
 /** The names (`name`) of projects that only tokens name: the projects table has no row for them. */
@@ -27,16 +28,16 @@ const ORPHAN_PROJECTS_QUERY = `
  * canonicalised without a Date.
  */
 function tokensQuery(order: TextOrder): string {
-  const timestamps = TIMESTAMP_ATTRIBUTES.map((attribute) => `${attribute}::text AS ${attribute}`).join(', ');
+  const values = TOKEN_VALUE_ENTRIES.map(selectedColumn).join(', ');
   return `
-          SELECT ${PROJECT_COLUMN}, ${TOKEN_ID}, ${timestamps}
+          SELECT ${PROJECT_COLUMN}, ${TOKEN_ID}, ${values}
           FROM ${TOKENS_TABLE} ORDER BY ${orderByUtf8(PROJECT_COLUMN, order)}, ${orderByUtf8(TOKEN_ID, order)}`;
 }
 
 /** A row of tokensQuery as a PostgresToken. */
 function postgresToken(row: Readonly<Record<string, string | null>>): PostgresToken {
   const token = { project: row[PROJECT_COLUMN], tokenId: row[TOKEN_ID] } as PostgresToken;
-  for (const attribute of TIMESTAMP_ATTRIBUTES) token[attribute] = row[attribute] ?? null;
+  for (const { name } of TOKEN_VALUE_ENTRIES) (token as Record<string, string | null>)[name] = row[name] ?? null;
   return token;
 }
 
@@ -51,12 +52,13 @@ export async function readOrphanProjectNames(sql: TransactionSql): Promise<strin
   return (await sql.unsafe<{ name: string }[]>(ORPHAN_PROJECTS_QUERY)).map(({ name }) => name);
 }
 
-/** Every project; with `includeOrphans`, also each project only tokens name, with repository NULL. */
+/** Every project; with `includeOrphans`, also each project only tokens name, its attributes NULL. */
 export async function readProjects(sql: TransactionSql, order: TextOrder, includeOrphans: boolean): Promise<ProjectRows> {
   const projects: PostgresProject[] = [...(await sql.unsafe<PostgresProject[]>(projectsQuery(order)))];
   if (!includeOrphans) return { projects, orphanProjectCount: 0 };
   const orphanProjects = await readOrphanProjectNames(sql);
-  for (const name of orphanProjects) projects.push({ name, repository: null });
+  const noValues = Object.fromEntries(PROJECT_ATTRIBUTE_ENTRIES.map((entry) => [entry.name, null]));
+  for (const name of orphanProjects) projects.push({ ...noValues, name } as PostgresProject);
   projects.sort((a, b) => compareUtf8(a.name, b.name));
   return { projects, orphanProjectCount: orphanProjects.length };
 }

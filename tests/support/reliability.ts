@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { ScanCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { BATCH_WRITE_LIMIT, batchWriteWithRetry, type DynamoItem } from '../../lib/dynamodb/batch.ts';
 import type { AdminSql } from '../../tools/localStack.ts';
+import { PROJECT_ATTRIBUTE_ENTRIES, TOKEN_ATTRIBUTE_ENTRIES, type CelloAttribute } from '../../lib/cello/items.ts';
 import type { FaultRates } from './faultProxy.ts';
 import {
   REGION,
@@ -416,21 +417,35 @@ export function loadedItems(data: MigrationData): Map<string, DynamoItem> {
     return `${match[1]}T${match[2]}.${match[3]}000Z`;
   };
   const items = new Map<string, DynamoItem>();
-  for (const [project, { repository, tokens }] of Object.entries(data)) {
+  for (const [project, entry] of Object.entries(data)) {
     const pk = `PROJECT#${project}`;
-    items.set(keyOf({ pk, sk: 'METADATA' }), { pk: s(pk), sk: s('METADATA'), repository: s(repository ?? '') });
-    for (const token of tokens) {
+    items.set(keyOf({ pk, sk: 'METADATA' }), { pk: s(pk), sk: s('METADATA'), ...attributeValues(PROJECT_ATTRIBUTE_ENTRIES, entry, canonical) });
+    for (const token of entry.tokens) {
       const sk = `TOKEN#${token.token_id}`;
-      items.set(keyOf({ pk, sk }), {
-        pk: s(pk),
-        sk: s(sk),
-        token_id: s(token.token_id),
-        created_at: s(canonical(token.created_at!)),
-        expires_at: s(token.expires_at === null ? '' : canonical(token.expires_at)),
-      });
+      items.set(keyOf({ pk, sk }), { pk: s(pk), sk: s(sk), ...attributeValues(TOKEN_ATTRIBUTE_ENTRIES, token, canonical) });
     }
   }
   return items;
+}
+
+/**
+ * Each attribute of a row (of the file, or PostgreSQL's already canonical) as the item holds it: a NULL (or a field
+ * the row lacks) as the attribute's nullInTable, a timestamp through `canonical`. Which attributes there are comes
+ * from lib/cello's table; the values are converted here, not by lib/.
+ */
+function attributeValues(
+  entries: readonly CelloAttribute[],
+  row: object,
+  canonical: (text: string) => string = (text) => text,
+): Record<string, AttributeValue> {
+  const values = row as Record<string, string | null | undefined>;
+  return Object.fromEntries(
+    entries.map((entry) => {
+      const value = values[entry.name];
+      if (value === null || value === undefined) return [entry.name, s(entry.nullable ? entry.nullInTable : '')];
+      return [entry.name, s(entry.kind === 'timestamp' ? canonical(value) : value)];
+    }),
+  );
 }
 
 export function writeJson(value: unknown, name = 'migration_data.json'): string {
@@ -573,18 +588,13 @@ const canonicalSql = (column: string): string => `to_char(${column} AT TIME ZONE
 
 /** The items a correct migration writes for what the database holds, built by PostgreSQL (not by lib/). */
 export async function celloItemsFromPostgres(sql: AdminSql): Promise<DynamoItem[]> {
-  const projects = await sql.unsafe<{ project: string; repository: string | null }[]>('SELECT project, repository FROM projects');
-  const tokens = await sql.unsafe<{ project: string; token_id: string; created_at: string; expires_at: string | null }[]>(
-    `SELECT project, token_id, ${canonicalSql('created_at')} AS created_at, ${canonicalSql('expires_at')} AS expires_at FROM tokens`,
-  );
+  const columns = (entries: readonly CelloAttribute[]) =>
+    entries.map(({ name, kind }) => (kind === 'timestamp' ? `${canonicalSql(name)} AS ${name}` : name)).join(', ');
+  type Row = Record<string, string | null> & { project: string };
+  const projects = await sql.unsafe<Row[]>(`SELECT project, ${columns(PROJECT_ATTRIBUTE_ENTRIES)} FROM projects`);
+  const tokens = await sql.unsafe<Row[]>(`SELECT project, ${columns(TOKEN_ATTRIBUTE_ENTRIES)} FROM tokens`);
   return [
-    ...projects.map((row) => ({ pk: s(`PROJECT#${row.project}`), sk: s('METADATA'), repository: s(row.repository ?? '') })),
-    ...tokens.map((row) => ({
-      pk: s(`PROJECT#${row.project}`),
-      sk: s(`TOKEN#${row.token_id}`),
-      token_id: s(row.token_id),
-      created_at: s(row.created_at),
-      expires_at: s(row.expires_at ?? ''),
-    })),
+    ...projects.map((row) => ({ pk: s(`PROJECT#${row.project}`), sk: s('METADATA'), ...attributeValues(PROJECT_ATTRIBUTE_ENTRIES, row) })),
+    ...tokens.map((row) => ({ pk: s(`PROJECT#${row.project}`), sk: s(`TOKEN#${row.token_id}`), ...attributeValues(TOKEN_ATTRIBUTE_ENTRIES, row) })),
   ];
 }

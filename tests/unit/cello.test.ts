@@ -1,11 +1,60 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { NULL_IN_TABLE, TIMESTAMP_ATTRIBUTES, TIMESTAMP_NULL, TOKEN_ATTRIBUTES, listNames, projectItem, tokenItem } from '../../lib/cello/items.ts';
+import {
+  ATTRIBUTES,
+  NULLABLE_ATTRIBUTES,
+  NULL_IN_TABLE,
+  PROJECT_ATTRIBUTES,
+  TIMESTAMP_ATTRIBUTES,
+  TOKEN_ATTRIBUTES,
+  attribute,
+  listNames,
+  projectItem,
+  tokenItem,
+  type CelloAttribute,
+} from '../../lib/cello/items.ts';
+import {
+  emptyNullCounts,
+  formatNullCounts,
+  isNullInFile,
+  isNullInItem,
+  itemValueFromFile,
+  rowFromItem,
+  rowValueFromItem,
+  toPostgresTimestamp,
+} from '../../lib/cello/codecs.ts';
 import { CELLO_SCHEMA_SQL, CELLO_TABLES } from '../../lib/cello/sourceTables.ts';
+import { canonicalFromUtcText } from '../../lib/dump/utcText.ts';
+
+/** An attribute added after items were written, as the issue's proof adds one. */
+const LAST_USED_AT: CelloAttribute = {
+  name: 'last_used_at',
+  of: 'token',
+  kind: 'timestamp',
+  nullable: true,
+  means: 'a token never used',
+  nullInTable: NULL_IN_TABLE,
+  mayBeAbsent: true,
+};
+
+test('the table: a project has a repository; a token an id and two timestamps, only expires_at nullable', () => {
+  assert.deepEqual(PROJECT_ATTRIBUTES, ['repository']);
+  assert.deepEqual(TOKEN_ATTRIBUTES, ['token_id', 'created_at', 'expires_at']);
+  assert.deepEqual(TIMESTAMP_ATTRIBUTES, ['created_at', 'expires_at']);
+  assert.deepEqual(NULLABLE_ATTRIBUTES, ['repository', 'expires_at']);
+  assert.equal(new Set(ATTRIBUTES.map((entry) => entry.name)).size, ATTRIBUTES.length, 'names are unique');
+  for (const entry of ATTRIBUTES) {
+    if (entry.kind === 'id') assert.equal(entry.nullable, false, `${entry.name}: an id is never NULL`);
+    if (entry.nullable) assert.equal(entry.nullInTable, '', `${entry.name}: Cello reads "" as none`);
+  }
+});
 
 test('a project item holds its repository, a NULL one as ""', () => {
-  assert.deepEqual(projectItem('PROJECT#p', 'https://x/y'), { pk: { S: 'PROJECT#p' }, sk: { S: 'METADATA' }, repository: { S: 'https://x/y' } });
-  assert.deepEqual(projectItem('PROJECT#p', null).repository, { S: '' });
+  assert.deepEqual(projectItem('PROJECT#p', { repository: 'https://x/y' }), {
+    pk: { S: 'PROJECT#p' },
+    sk: { S: 'METADATA' },
+    repository: { S: 'https://x/y' },
+  });
   assert.equal(NULL_IN_TABLE, '');
 });
 
@@ -15,28 +64,109 @@ test('a token item holds its keys, then its attributes in file order', () => {
   assert.deepEqual(item.expires_at, { S: '' });
 });
 
-test('the timestamps are token attributes, and only expires_at may be NULL', () => {
-  for (const attribute of TIMESTAMP_ATTRIBUTES) assert.ok((TOKEN_ATTRIBUTES as readonly string[]).includes(attribute), attribute);
-  assert.deepEqual(
-    TIMESTAMP_ATTRIBUTES.filter((attribute) => TIMESTAMP_NULL[attribute].nullable),
-    ['expires_at'],
+test('the source tables are Cello DDL, byte for byte, with every attribute a column of the type read exactly', () => {
+  assert.equal(
+    CELLO_SCHEMA_SQL,
+    '\nCREATE TABLE projects (\n  project varchar(80) PRIMARY KEY,\n  repository varchar(200)\n);\nCREATE TABLE tokens (\n' +
+      '  token_id varchar(200) PRIMARY KEY,\n  created_at timestamptz NOT NULL,\n' +
+      '  project varchar(80) NOT NULL REFERENCES projects(project) ON DELETE CASCADE ON UPDATE CASCADE,\n  expires_at timestamptz\n);\n',
   );
-});
-
-test('the source tables hold every attribute as a column, with the types the migration reads exactly', () => {
   assert.deepEqual(Object.keys(CELLO_TABLES.projects!), ['project', 'repository']);
   assert.deepEqual(Object.keys(CELLO_TABLES.tokens!), ['token_id', 'created_at', 'project', 'expires_at']);
-  for (const attribute of TOKEN_ATTRIBUTES) assert.ok(CELLO_TABLES.tokens![attribute], attribute);
-  for (const attribute of TIMESTAMP_ATTRIBUTES) assert.deepEqual(CELLO_TABLES.tokens![attribute], ['timestamp with time zone']);
+  for (const name of TIMESTAMP_ATTRIBUTES) assert.deepEqual(CELLO_TABLES.tokens![name], ['timestamp with time zone']);
+  assert.deepEqual(CELLO_TABLES.tokens!.token_id, ['character varying', 'text', 'character']);
 });
 
-test('the DDL creates every expected column', () => {
-  for (const [table, columns] of Object.entries(CELLO_TABLES)) {
-    assert.match(CELLO_SCHEMA_SQL, new RegExp(`CREATE TABLE ${table} \\(`));
-    for (const column of Object.keys(columns)) assert.match(CELLO_SCHEMA_SQL, new RegExp(`^  ${column} `, 'm'), `${table}.${column}`);
+test('file → item: NULLs become "", timestamps canonical, every problem named', () => {
+  const convert = (name: Parameters<typeof attribute>[0] | CelloAttribute, value: unknown) => {
+    const problems: string[] = [];
+    const entry = typeof name === 'string' ? attribute(name) : name;
+    return { value: itemValueFromFile(entry, value, problems), problems };
+  };
+  assert.deepEqual(convert('repository', null), { value: '', problems: [] });
+  assert.deepEqual(convert('repository', ''), { value: '', problems: [] });
+  assert.equal(isNullInFile(attribute('repository'), ''), false, 'an empty repository is "", not NULL');
+  assert.deepEqual(convert('expires_at', ''), { value: '', problems: [] });
+  assert.equal(isNullInFile(attribute('expires_at'), ''), true, 'the original dump wrote a NULL expires_at as ""');
+  assert.deepEqual(convert('created_at', '2022-02-02 19:01:49.345261+01'), { value: '2022-02-02T18:01:49.345261000Z', problems: [] });
+  assert.deepEqual(convert('created_at', null).problems, ['created_at is null; every token needs its creation time']);
+  assert.deepEqual(convert('created_at', undefined).problems, ['created_at is missing']);
+  assert.deepEqual(convert('expires_at', undefined).problems, ['expires_at is missing (use null for a token that never expires)']);
+  assert.deepEqual(convert('expires_at', 12).problems, ['expires_at must be a timestamp string or null, got a number']);
+  assert.match(convert('created_at', '2022-02-02').problems[0]!, /^created_at "2022-02-02" is not a timestamp/);
+  assert.deepEqual(convert('token_id', '').problems, ['token_id is empty']);
+  assert.deepEqual(convert('token_id', 7).problems, ['token_id must be a string, got a number']);
+  assert.deepEqual(convert('repository', []).problems, ['repository must be a string or null, got an array']);
+  assert.deepEqual(convert(LAST_USED_AT, undefined), { value: '', problems: [] }, 'an attribute that may be absent is NULL when missing');
+});
+
+test('a canonical timestamp is PostgreSQL text exact to the microsecond, as PostgreSQL prints it', () => {
+  assert.equal(toPostgresTimestamp('2022-02-02T18:01:49.345261000Z'), '2022-02-02 18:01:49.345261+00');
+  assert.equal(toPostgresTimestamp('2024-05-01T12:00:00.000000000Z'), '2024-05-01 12:00:00+00');
+  assert.equal(toPostgresTimestamp('2022-07-04T16:00:00.500000000Z'), '2022-07-04 16:00:00.5+00');
+  assert.equal(toPostgresTimestamp('0001-01-01T00:00:00.000001000Z'), '0001-01-01 00:00:00.000001+00');
+  for (const text of ['2022-02-02 18:01:49.345261+00', '2024-05-01 12:00:00+00', '2022-07-04 16:00:00.5+00', '9999-12-31 23:59:59.999999+00']) {
+    assert.equal(toPostgresTimestamp(canonicalFromUtcText(text)), text, 'the inverse of the dump');
   }
-  assert.match(CELLO_SCHEMA_SQL, /^ {2}created_at timestamptz NOT NULL,$/m);
-  assert.match(CELLO_SCHEMA_SQL, /^ {2}expires_at timestamptz$/m);
+  assert.throws(() => toPostgresTimestamp('2022-02-02T18:01:49.345261001Z'), /past them are not zero/);
+  assert.throws(() => toPostgresTimestamp('2022-02-02T18:01:49.000000100Z'), /"2022-02-02T18:01:49.000000100Z" is not a timestamp/);
+});
+
+test('item → row: "" is NULL for a nullable attribute, timestamps in any form the repair converts', () => {
+  const decode = (entry: CelloAttribute, value: Parameters<typeof rowValueFromItem>[1]) => {
+    const problems: string[] = [];
+    return { value: rowValueFromItem(entry, value, problems), problems };
+  };
+  assert.deepEqual(decode(attribute('expires_at'), { S: '' }), { value: null, problems: [] });
+  assert.deepEqual(decode(attribute('repository'), { S: '' }), { value: null, problems: [] }, 'the dump maps a NULL repository to ""');
+  assert.deepEqual(decode(attribute('repository'), { S: 'https://x/y' }), { value: 'https://x/y', problems: [] });
+  assert.deepEqual(decode(attribute('created_at'), { S: '2022-02-02T18:01:49.345261000Z' }), {
+    value: '2022-02-02 18:01:49.345261+00',
+    problems: [],
+  });
+  assert.deepEqual(decode(attribute('created_at'), { S: '2022-02-02 19:01:49.5+01' }), { value: '2022-02-02 18:01:49.5+00', problems: [] });
+  assert.deepEqual(decode(attribute('created_at'), { S: '' }).value, undefined, 'created_at is not nullable');
+  assert.match(decode(attribute('created_at'), { S: '2022-02-02T18:01:49.345261789Z' }).problems[0]!, /^created_at .*past them are not zero/);
+  assert.deepEqual(decode(attribute('expires_at'), undefined).problems, ['expires_at is missing']);
+  assert.deepEqual(decode(attribute('expires_at'), { N: '12' }).problems, ['expires_at is not a string (DynamoDB type N)']);
+  assert.deepEqual(decode(attribute('token_id'), { S: '' }).problems, ['token_id is empty']);
+  assert.deepEqual(decode(LAST_USED_AT, undefined), { value: null, problems: [] }, 'absent from an item written before it existed: NULL');
+});
+
+test('an item holds NULL as the nullInTable of a nullable attribute, or by lacking one that may be absent', () => {
+  assert.equal(isNullInItem(attribute('expires_at'), ''), true);
+  assert.equal(isNullInItem(attribute('expires_at'), undefined), false, 'expires_at was in every item written');
+  assert.equal(isNullInItem(attribute('created_at'), ''), false);
+  assert.equal(isNullInItem(attribute('repository'), ''), true);
+  assert.equal(isNullInItem(LAST_USED_AT, undefined), true);
+  assert.equal(isNullInItem(LAST_USED_AT, ''), true);
+  assert.equal(isNullInItem(LAST_USED_AT, '2022-02-02T18:01:49.345261000Z'), false);
+});
+
+test('item → row: a whole item, or every problem it has', () => {
+  const problems: string[] = [];
+  const item = tokenItem('PROJECT#p', 'TOKEN#t', { token_id: 't', created_at: '2022-02-02T18:01:49.345261000Z', expires_at: '' });
+  assert.deepEqual(rowFromItem('token', item, problems), { token_id: 't', created_at: '2022-02-02 18:01:49.345261+00', expires_at: null });
+  assert.deepEqual(rowFromItem('project', projectItem('PROJECT#p', { repository: '' }), problems), { repository: null });
+  assert.deepEqual(problems, []);
+  assert.equal(rowFromItem('token', { ...item, created_at: { S: 'soon' }, expires_at: { NULL: true } }, problems), undefined);
+  assert.equal(problems.length, 2);
+});
+
+test('NULL counters: one per nullable attribute, in table order', () => {
+  assert.deepEqual(emptyNullCounts(), { repository: 0, expires_at: 0 });
+  assert.deepEqual(
+    emptyNullCounts((entry) => entry.of === 'token'),
+    { expires_at: 0 },
+  );
+  assert.equal(
+    formatNullCounts({ repository: 1, expires_at: 20 }, (name, count) => `NULL ${name}: ${count}`),
+    'NULL repository: 1, NULL expires_at: 20',
+  );
+  assert.equal(
+    formatNullCounts({ expires_at: 3 }, (name, count) => `${name} ${count}`),
+    'expires_at 3',
+  );
 });
 
 test('listNames joins as a sentence', () => {

@@ -6,8 +6,7 @@ import type { DumpCounts } from '../../lib/dump/dump.ts';
 const counts: DumpCounts = {
   projects: 1200,
   tokens: 34567,
-  nullRepository: 3,
-  nullExpiresAt: 40,
+  nulls: { repository: 3, expires_at: 40 },
   orphanTokens: 0,
   orphanProjects: 0,
   orphanSample: [],

@@ -12,13 +12,17 @@ import { loadMigrationFile, type LoadOptions } from '../../lib/load/load.ts';
 import { MigrationFileReader, locationKey } from '../../lib/load/reader.ts';
 import { emptyCounts, formatLoadSummary } from '../../lib/load/summary.ts';
 import type { ObjectEvent } from '../../lib/json/stream.ts';
+import { emptyNullCounts } from '../../lib/cello/codecs.ts';
+import { TOKEN_ATTRIBUTES, listNames } from '../../lib/cello/items.ts';
+import { nullableAttributes, sampleValues } from '../support/celloRows.ts';
 import { temporaryFolder } from '../support/harness.ts';
 
 const CANONICAL = '2022-02-02T18:01:49.345261000Z';
 const PK = 'PROJECT#alpha';
 
+/** A token of the file with every attribute (lib/cello), expires_at NULL; `fields` set what a test is about. */
 function token(fields: Record<string, unknown>): Record<string, unknown> {
-  return { token_id: 'tok-1', created_at: CANONICAL, expires_at: null, ...fields };
+  return { ...sampleValues('token'), token_id: 'tok-1', created_at: CANONICAL, expires_at: null, ...fields };
 }
 
 function itemOf(result: ReturnType<typeof buildTokenItem>): LoadItem {
@@ -35,44 +39,44 @@ function problemsOf(result: ReturnType<typeof buildTokenItem>): string[] {
 // ---- project items ------------------------------------------------------------------------------------------------
 
 test('a project becomes a METADATA item with its repository as a string', () => {
-  const result = buildProjectItem(PK, 'https://github.com/example/alpha');
+  const result = buildProjectItem(PK, { repository: 'https://github.com/example/alpha' });
   assert.deepEqual(result.item?.item, {
     pk: { S: PK },
     sk: { S: 'METADATA' },
     repository: { S: 'https://github.com/example/alpha' },
   });
-  assert.equal(result.item?.nullWritten, false);
+  assert.deepEqual(result.item?.nulls, []);
 });
 
 test('a NULL repository is written as the empty string and flagged for the summary', () => {
-  const result = buildProjectItem(PK, null);
+  const result = buildProjectItem(PK, { repository: null });
   assert.deepEqual(result.item?.item.repository, { S: '' });
-  assert.equal(result.item?.nullWritten, true);
+  assert.deepEqual(result.item?.nulls, ['repository']);
 });
 
 test('an empty-string repository is kept, and is not counted as a NULL', () => {
-  const result = buildProjectItem(PK, '');
+  const result = buildProjectItem(PK, { repository: '' });
   assert.deepEqual(result.item?.item.repository, { S: '' });
-  assert.equal(result.item?.nullWritten, false);
+  assert.deepEqual(result.item?.nulls, []);
 });
 
 test('a repository that is neither a string nor null is a problem naming the type', () => {
-  assert.deepEqual(buildProjectItem(PK, 42).problems, ['repository must be a string or null, got a number']);
-  assert.deepEqual(buildProjectItem(PK, { url: 'x' }).problems, ['repository must be a string or null, got an object']);
+  assert.deepEqual(buildProjectItem(PK, { repository: 42 }).problems, ['repository must be a string or null, got a number']);
+  assert.deepEqual(buildProjectItem(PK, { repository: { url: 'x' } }).problems, ['repository must be a string or null, got an object']);
 });
 
 test('a repository that would make the item larger than DynamoDB allows is a problem', () => {
-  const problems = buildProjectItem(PK, 'x'.repeat(ITEM_MAX_BYTES)).problems;
+  const problems = buildProjectItem(PK, { repository: 'x'.repeat(ITEM_MAX_BYTES) }).problems;
   assert.equal(problems?.length, 1);
   assert.match(problems?.[0] ?? '', /DynamoDB allows 409600/);
 });
 
 test('a repository with an unpaired surrogate is a problem (DynamoDB would store U+FFFD instead)', () => {
-  assert.match(buildProjectItem(PK, 'repo\ud800').problems?.[0] ?? '', /unpaired UTF-16 surrogate/);
+  assert.match(buildProjectItem(PK, { repository: 'repo\ud800' }).problems?.[0] ?? '', /unpaired UTF-16 surrogate/);
 });
 
 test('a repository with a correctly paired astral character is accepted', () => {
-  assert.deepEqual(buildProjectItem(PK, 'repo 🎻').item?.item.repository, { S: 'repo 🎻' });
+  assert.deepEqual(buildProjectItem(PK, { repository: 'repo 🎻' }).item?.item.repository, { S: 'repo 🎻' });
 });
 
 // ---- project names --------------------------------------------------------------------------------------------------
@@ -99,7 +103,9 @@ test('a project name with an unpaired surrogate is a problem', () => {
 
 test('a token becomes an item keyed TOKEN#<token_id> with all attributes strings', () => {
   const item = itemOf(buildTokenItem(PK, token({ token_id: 'a#b', expires_at: '2030-01-01T00:00:00.000000000Z' })));
+  const others = Object.fromEntries(Object.entries(sampleValues('token')).map(([name, value]) => [name, { S: value }]));
   assert.deepEqual(item.item, {
+    ...others,
     pk: { S: PK },
     sk: { S: 'TOKEN#a#b' },
     token_id: { S: 'a#b' },
@@ -107,13 +113,24 @@ test('a token becomes an item keyed TOKEN#<token_id> with all attributes strings
     expires_at: { S: '2030-01-01T00:00:00.000000000Z' },
   });
   assert.equal(item.convertedTimestamps, 0);
-  assert.equal(item.nullWritten, false);
+  assert.deepEqual(item.nulls, []);
 });
 
 test('a NULL expires_at is written as the empty string and flagged', () => {
   const item = itemOf(buildTokenItem(PK, token({ expires_at: null })));
   assert.deepEqual(item.item.expires_at, { S: '' });
-  assert.equal(item.nullWritten, true);
+  assert.deepEqual(item.nulls, ['expires_at']);
+});
+
+test('each nullable attribute’s NULL is written as "" and counted under its own name', () => {
+  for (const name of nullableAttributes('token')) {
+    const item = itemOf(buildTokenItem(PK, { ...sampleValues('token'), [name]: null }));
+    assert.deepEqual([item.item[name], item.nulls], [{ S: '' }, [name]], name);
+  }
+  for (const name of nullableAttributes('project')) {
+    const result = buildProjectItem(PK, { ...sampleValues('project'), [name]: null });
+    assert.deepEqual([result.item?.item[name], result.item?.nulls], [{ S: '' }, [name]], name);
+  }
 });
 
 test('a legacy PostgreSQL timestamp is written canonical and counted as converted', () => {
@@ -142,9 +159,9 @@ test('an invalid timestamp is a problem quoting the value', () => {
 test('an empty expires_at, as the original Python dump wrote a NULL, is read as NULL and counted apart', () => {
   const item = itemOf(buildTokenItem(PK, token({ expires_at: '' })));
   assert.deepEqual(item.item.expires_at, { S: '' });
-  assert.equal(item.nullWritten, true);
-  assert.equal(item.emptyAsNull, 1);
-  assert.equal(itemOf(buildTokenItem(PK, token({ expires_at: null }))).emptyAsNull, 0);
+  assert.deepEqual(item.nulls, ['expires_at']);
+  assert.deepEqual(item.emptyAsNull, ['expires_at']);
+  assert.deepEqual(itemOf(buildTokenItem(PK, token({ expires_at: null }))).emptyAsNull, []);
 });
 
 test('an empty created_at is still a problem: it cannot be NULL', () => {
@@ -181,14 +198,14 @@ test('a token_id whose sort key exceeds 1024 UTF-8 bytes is a problem; 1024 exac
 
 test('an unknown token field is rejected, named in the problem', () => {
   assert.deepEqual(problemsOf(buildTokenItem(PK, token({ project: 'alpha' }))), [
-    'unknown field "project" (a token has token_id, created_at and expires_at)',
+    `unknown field "project" (a token has ${listNames(TOKEN_ATTRIBUTES)})`,
   ]);
 });
 
 test('a token that is not an object is a problem naming what it is', () => {
-  assert.deepEqual(problemsOf(buildTokenItem(PK, 'tok-1')), ['must be an object with token_id, created_at and expires_at, got a string']);
-  assert.deepEqual(problemsOf(buildTokenItem(PK, null)), ['must be an object with token_id, created_at and expires_at, got null']);
-  assert.deepEqual(problemsOf(buildTokenItem(PK, [])), ['must be an object with token_id, created_at and expires_at, got an array']);
+  assert.deepEqual(problemsOf(buildTokenItem(PK, 'tok-1')), [`must be an object with ${listNames(TOKEN_ATTRIBUTES)}, got a string`]);
+  assert.deepEqual(problemsOf(buildTokenItem(PK, null)), [`must be an object with ${listNames(TOKEN_ATTRIBUTES)}, got null`]);
+  assert.deepEqual(problemsOf(buildTokenItem(PK, [])), [`must be an object with ${listNames(TOKEN_ATTRIBUTES)}, got an array`]);
 });
 
 test('problems never quote the token id (token ids are credentials)', () => {
@@ -425,7 +442,14 @@ test('a project given twice with different repositories is a problem', async () 
 const FILE = { projects: 3, items: 126 };
 
 test('a complete run summary has every count and ends with success', () => {
-  const counts = { ...emptyCounts(), projectsProcessed: 3, loaded: 120, skipped: 6, nullRepository: 1, nullExpiresAt: 40, convertedTimestamps: 2 };
+  const counts = {
+    ...emptyCounts(),
+    projectsProcessed: 3,
+    loaded: 120,
+    skipped: 6,
+    nulls: { repository: 1, expires_at: 40 },
+    convertedTimestamps: 2,
+  };
   assert.equal(
     formatLoadSummary(FILE, counts, false, 'complete'),
     [
@@ -560,10 +584,24 @@ test('a first load checks each sorted unit of a project with one range probe and
   const result = await loadMigrationFile(loadOptions(table, checked));
   assert.equal(result.counts.loaded, 500);
   assert.equal(result.counts.projectsProcessed, 10);
-  assert.equal(result.counts.nullRepository, 10);
-  assert.equal(result.counts.nullExpiresAt, 490);
+  assert.deepEqual(result.counts.nulls, { ...emptyNullCounts(), repository: 10, expires_at: 490 });
   assert.equal(table.items.size, 500);
   assert.deepEqual([table.requests.Query, table.requests.BatchGetItem, table.requests.BatchWriteItem], [10, 0, 20]);
+});
+
+test('a load counts the NULLs of each nullable attribute under its own name', async () => {
+  // The k-th nullable token attribute is NULL in k tokens, so that no count can stand in for another.
+  const tokens = nullableAttributes('token').flatMap((name, k) =>
+    Array.from({ length: k + 1 }, (_, n) => ({ ...sampleValues('token'), token_id: `${name}-${n}`, [name]: null })),
+  );
+  const report = await checkMigrationFile(writeJson({ p: { ...sampleValues('project'), tokens } }), 'f.json');
+  assert.ok(report.checked);
+  const result = await loadMigrationFile(loadOptions(fakeTable('cello'), report.checked));
+  const expected = Object.fromEntries([
+    ...nullableAttributes('project').map((name) => [name, 0]),
+    ...nullableAttributes('token').map((name, k) => [name, k + 1]),
+  ]);
+  assert.deepEqual(result.counts.nulls, expected);
 });
 
 test('one range probe checks up to 1,000 items of a project: 2,500 items take three', async () => {

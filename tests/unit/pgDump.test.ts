@@ -16,6 +16,7 @@ import { TOKEN_ATTRIBUTES } from '../../lib/cello/items.ts';
 import { canonicalFromUtcText, isPostgresUtcBytes } from '../../lib/dump/utcText.ts';
 import { OutputPieces } from '../../lib/io/files.ts';
 import { TimestampError } from '../../lib/cello/timestamps.ts';
+import { nullValues } from '../support/celloRows.ts';
 
 // ---- canonicalFromUtcText ------------------------------------------------------------------------------------------
 
@@ -89,12 +90,15 @@ test('seven fraction digits (not PostgreSQL output) still convert exactly throug
 
 // ---- MigrationJsonBuilder ------------------------------------------------------------------------------------------
 
+/** Every column of a dump row NULL: the rows below set what they are about. */
+const NULL_COLUMNS = Object.fromEntries(DUMP_COLUMNS.slice(1).map((column) => [column, null])) as Omit<DumpRow, 'kind'>;
+
 function project(name: string | null, repository: string | null): DumpRow {
-  return { kind: PROJECT_ROW, project: name, repository, token_id: null, created_at: null, expires_at: null };
+  return { ...NULL_COLUMNS, kind: PROJECT_ROW, project: name, repository };
 }
 
 function token(projectName: string | null, id: string | null, createdAt: string | null, expiresAt: string | null = null): DumpRow {
-  return { kind: TOKEN_ROW, project: projectName, repository: null, token_id: id, created_at: createdAt, expires_at: expiresAt };
+  return { ...NULL_COLUMNS, kind: TOKEN_ROW, project: projectName, token_id: id, created_at: createdAt, expires_at: expiresAt };
 }
 
 function build(rows: DumpRow[], includeOrphans = false): { text: string; builder: MigrationJsonBuilder } {
@@ -118,13 +122,14 @@ test("the layout is json.dump(indent=2)'s: the same text as JSON.stringify(value
   const { text } = build([project('alpha', 'https://github.com/a/b'), token('alpha', 't1', T1, T2), token('alpha', 't2', T1), project('beta', null)]);
   const expected = {
     alpha: {
+      ...nullValues('project'),
       repository: 'https://github.com/a/b',
       tokens: [
-        { token_id: 't1', created_at: C1, expires_at: C2 },
-        { token_id: 't2', created_at: C1, expires_at: null },
+        { ...nullValues('token'), token_id: 't1', created_at: C1, expires_at: C2 },
+        { ...nullValues('token'), token_id: 't2', created_at: C1, expires_at: null },
       ],
     },
-    beta: { repository: null, tokens: [] },
+    beta: { ...nullValues('project'), tokens: [] },
   };
   assert.equal(text, `${JSON.stringify(expected, null, 2)}\n`);
 });
@@ -156,11 +161,10 @@ test('counts projects, tokens, NULL repositories and NULL expires_at', () => {
     {
       projects: counts.projects,
       tokens: counts.tokens,
-      nullRepository: counts.nullRepository,
-      nullExpiresAt: counts.nullExpiresAt,
+      nulls: { repository: counts.nulls.repository, expires_at: counts.nulls.expires_at },
       orphanTokens: counts.orphanTokens,
     },
-    { projects: 2, tokens: 3, nullRepository: 1, nullExpiresAt: 2, orphanTokens: 0 },
+    { projects: 2, tokens: 3, nulls: { repository: 1, expires_at: 2 }, orphanTokens: 0 },
   );
 });
 
@@ -233,14 +237,7 @@ test('rows out of order are a bug, not a file', () => {
 
 function rawRow(row: DumpRow): RawDumpRow {
   const bytes = (value: string | null) => (value === null ? null : Buffer.from(value, 'utf8'));
-  return [
-    Buffer.from(String(row.kind)),
-    bytes(row.project),
-    bytes(row.repository),
-    bytes(row.token_id),
-    bytes(row.created_at),
-    bytes(row.expires_at),
-  ];
+  return [Buffer.from(String(row.kind)), ...DUMP_COLUMNS.slice(1).map((column) => bytes(row[column as Exclude<typeof column, 'kind'>]))];
 }
 
 /**
@@ -283,7 +280,10 @@ function assertSameAsAdd(rows: RawDumpRow[], includeOrphans = false): void {
 
 test("decodeRawDumpRow decodes as the driver's text mode does: UTF-8, kind as a number, NULL as null", () => {
   assert.deepEqual(decodeRawDumpRow(rawRow(token('p', 'é', T1))), token('p', 'é', T1));
-  assert.deepEqual(decodeRawDumpRow([Buffer.from('0'), Buffer.from([0x61, 0xff]), null, null, null, null]), project('a\ufffd', null));
+  assert.deepEqual(
+    decodeRawDumpRow([Buffer.from('0'), Buffer.from([0x61, 0xff]), ...DUMP_COLUMNS.slice(2).map(() => null)]),
+    project('a\ufffd', null),
+  );
 });
 
 test('isPlainJsonText: exactly the UTF-8 text JSON.stringify leaves alone', () => {

@@ -17,6 +17,8 @@ import {
   type TimestampChange,
 } from '../../lib/repair/repair.ts';
 import { toCanonicalTimestamp } from '../../lib/cello/timestamps.ts';
+import { ATTRIBUTES } from '../../lib/cello/items.ts';
+import { nullableAttributes, sampleValues } from '../support/celloRows.ts';
 
 const token = (fields: Record<string, unknown>) => ({ pk: 'PROJECT#alpha', sk: 'TOKEN#t1', ...fields });
 
@@ -84,6 +86,25 @@ test('canonical values and an empty expires_at need nothing', () => {
   const plan = planRecordRepair(token({ created_at: '2022-02-02T18:01:49.345261000Z', expires_at: '' }));
   assert.deepEqual(plan.changes, []);
   assert.deepEqual(plan.unconverted, []);
+});
+
+test('a token whose every timestamp is canonical, or the NULL the table stores, needs nothing', () => {
+  const plan = planRecordRepair(token(sampleValues('token')));
+  assert.deepEqual([plan.changes, plan.unconverted], [[], []]);
+  for (const name of nullableAttributes('token')) {
+    const plan = planRecordRepair(token({ ...sampleValues('token'), [name]: '' }));
+    assert.deepEqual([plan.changes, plan.unconverted], [[], []], name);
+  }
+});
+
+test('an attribute added after items were written may be missing: it is NULL, not a value to convert', () => {
+  for (const entry of ATTRIBUTES) {
+    if (entry.kind !== 'timestamp') continue;
+    const { [entry.name]: _missing, ...others } = sampleValues('token');
+    const plan = planRecordRepair(token(others));
+    const mayBeAbsent = 'mayBeAbsent' in entry && entry.mayBeAbsent === true;
+    assert.deepEqual(plan.unconverted.length, mayBeAbsent ? 0 : 1, entry.name);
+  }
 });
 
 /** The fields and values of a plan's unconverted list, without the reasons. */

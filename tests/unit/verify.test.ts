@@ -20,6 +20,7 @@ import { StreamOrderError, verifyPartition, type PartitionReport } from '../../l
 import { formatExtraPartitions, formatOrphanNote, formatPartitionReport, formatSummary } from '../../lib/verify/report.ts';
 import { ExtraPartitions, verifyMigration, type VerificationInput } from '../../lib/verify/run.ts';
 import { TokensByProject } from '../../lib/verify/tokensByProject.ts';
+import { nullValues } from '../support/celloRows.ts';
 
 // ---- helpers --------------------------------------------------------------------------------------------------------
 
@@ -28,7 +29,7 @@ const CREATED_PG = '2022-02-02 18:01:49.345261+00';
 const EXPIRES = '2023-01-01T00:00:00.000000000Z';
 
 function token(project: string, tokenId: string, createdAt = CREATED_PG, expiresAt: string | null = null): PostgresToken {
-  return { project, tokenId, created_at: createdAt, expires_at: expiresAt };
+  return { ...nullValues('token'), project, tokenId, created_at: createdAt, expires_at: expiresAt };
 }
 
 /** The items a correct loader writes. */

@@ -14,17 +14,25 @@ import {
 } from '../../lib/verify/fixPlan.ts';
 import { tokensNewerThanPostgres } from '../../lib/verify/cutoverGuard.ts';
 import { verifyPartition } from '../../lib/verify/partition.ts';
-import type { PostgresToken } from '../../lib/verify/compare.ts';
+import type { PostgresProject, PostgresToken } from '../../lib/verify/compare.ts';
+import { SAMPLE_CANONICAL_TIMESTAMP, nullItemValues, nullValues, sampleValues } from '../support/celloRows.ts';
 
 const PK = 'PROJECT#alpha';
 const project = { name: 'alpha', repository: 'https://example.com/alpha' };
-const token: PostgresToken = { project: 'alpha', tokenId: 't1', created_at: '2022-02-02 18:01:49.345261+00', expires_at: null };
+const token: PostgresToken = {
+  ...nullValues('token'),
+  project: 'alpha',
+  tokenId: 't1',
+  created_at: '2022-02-02 18:01:49.345261+00',
+  expires_at: null,
+};
 const TOKEN_ITEM: DynamoItem = {
   pk: { S: PK },
   sk: { S: 'TOKEN#t1' },
   token_id: { S: 't1' },
   created_at: { S: '2022-02-02T18:01:49.345261000Z' },
   expires_at: { S: '' },
+  ...nullItemValues('token'), // expires_at, and any other nullable attribute after it
 };
 
 async function* fromArray<T>(values: T[]): AsyncGenerator<T> {
@@ -39,6 +47,18 @@ test('a missing token is put as the loader builds it: canonical timestamps, NULL
     sk: 'METADATA',
     target: { pk: { S: PK }, sk: { S: 'METADATA' }, repository: { S: '' } },
   });
+});
+
+test('a missing item is put with every attribute PostgreSQL’s row holds, whatever attributes Cello has', () => {
+  const { token_id: tokenId, ...values } = sampleValues('token', 'postgres');
+  const row = { project: 'alpha', tokenId, ...values } as PostgresToken;
+  const change = missingItemChange(PK, `TOKEN#${tokenId}`, project, row);
+  assert.equal(change.kind, 'put', JSON.stringify(change));
+  const canonical = Object.values(sampleValues('token', 'canonical')).map((value) => ({ S: value }));
+  assert.deepEqual(change.kind === 'put' && Object.values(change.target).slice(2), canonical);
+  assert.ok(canonical.some(({ S }) => S === SAMPLE_CANONICAL_TIMESTAMP));
+  const projectChange = missingItemChange(PK, 'METADATA', { name: 'alpha', ...sampleValues('project') } as PostgresProject);
+  assert.equal(projectChange.kind, 'put', JSON.stringify(projectChange));
 });
 
 test('a row PostgreSQL holds that cannot be an item is unfixable, with the reason', () => {

@@ -1,0 +1,155 @@
+// Cello's values between the three places an attribute lives, derived from its entry (items.ts):
+//   PostgreSQL row → file record   the dump (lib/pgDump.ts) writes NULL as null and timestamps canonical;
+//   file record → table item       itemValueFromFile: the loader and verify --fix build items with it;
+//   table item → PostgreSQL row    rowValueFromItem: "" (nullInTable) is NULL again, a timestamp PostgreSQL's text.
+// And the NULL counters each step's summary prints, one per nullable attribute.
+//
+// Values are strings throughout: timestamps are converted as text (timestamps.ts), never through Date or a float.
+import type { AttributeValue } from '@aws-sdk/client-dynamodb';
+import { TimestampError, toCanonicalTimestamp } from './timestamps.ts';
+import { ATTRIBUTES, NULLABLE_ATTRIBUTES, type CelloAttribute, type ItemKind } from './items.ts';
+
+/** What the file holds instead of what was expected: "a number", "an array", "null"... */
+export function describeType(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'object') return 'an object';
+  if (typeof value === 'string') return 'a string';
+  if (typeof value === 'number') return 'a number';
+  if (typeof value === 'boolean') return 'a boolean';
+  return typeof value;
+}
+
+// ---- file record → table item ----------------------------------------------------------------------------------------
+
+/**
+ * Whether a field of the file stands for PostgreSQL's NULL: null; missing, for an attribute that may be absent; or
+ * "" for a nullable timestamp (the original Python dump wrote a NULL expires_at so: nothing else can be meant by it).
+ */
+export function isNullInFile(entry: CelloAttribute, value: unknown): boolean {
+  if (!entry.nullable) return false;
+  return value === null || (value === undefined && entry.mayBeAbsent === true) || (value === '' && entry.kind === 'timestamp');
+}
+
+/**
+ * The table's value for a field of the file (`value`, undefined when missing): a NULL as the attribute's nullInTable,
+ * a timestamp canonical, text as it is. Undefined after recording in `problems` why it cannot be one (the id's key
+ * limits are the loader's: lib/load/items.ts).
+ */
+export function itemValueFromFile(entry: CelloAttribute, value: unknown, problems: string[]): string | undefined {
+  const name = entry.name;
+  if (entry.nullable && isNullInFile(entry, value)) return entry.nullInTable;
+  if (value === undefined) {
+    problems.push(`${name} is missing${entry.nullable ? ` (use null for ${entry.means})` : ''}`);
+  } else if (value === null) {
+    problems.push(`${name} is null${entry.nullable ? '' : `; ${entry.because}`}`);
+  } else if (typeof value !== 'string') {
+    const what = entry.kind === 'timestamp' ? 'a timestamp string' : 'a string';
+    problems.push(`${name} must be ${what}${entry.nullable ? ' or null' : ''}, got ${describeType(value)}`);
+  } else if (entry.kind === 'timestamp') {
+    try {
+      return toCanonicalTimestamp(value);
+    } catch (error) {
+      if (!(error instanceof TimestampError)) throw error;
+      problems.push(`${name} ${error.message}`);
+    }
+  } else if (entry.kind === 'id' && value === '') {
+    problems.push(`${name} is empty`);
+  } else {
+    return value;
+  }
+  return undefined;
+}
+
+// ---- table item → PostgreSQL row -------------------------------------------------------------------------------------
+
+/**
+ * Whether an item's value of the attribute (a string attribute's text, or undefined when the item lacks it) is
+ * PostgreSQL's NULL: the attribute's nullInTable, or nothing at all for one that may be absent.
+ */
+export function isNullInItem(entry: CelloAttribute, value: unknown): boolean {
+  return entry.nullable && (value === entry.nullInTable || (value === undefined && entry.mayBeAbsent === true));
+}
+
+/** Fraction digits PostgreSQL keeps (microseconds) of the nine the canonical form holds. */
+const POSTGRES_FRACTION_DIGITS = 6;
+
+/**
+ * PostgreSQL's text of a timestamptz under TimeZone=UTC and DateStyle=ISO (`2022-02-02 18:01:49.345261+00`) for a
+ * canonical timestamp: the digits copied, the fraction's trailing zeros dropped as PostgreSQL drops them, so the
+ * text is the one the dump read. The inverse of the dump's conversion.
+ * @throws TimestampError for non-zero digits past the microsecond: PostgreSQL would round them, changing the value.
+ */
+export function toPostgresTimestamp(canonical: string): string {
+  const fraction = canonical.slice(20, 29);
+  if (!/^0*$/.test(fraction.slice(POSTGRES_FRACTION_DIGITS))) {
+    throw new TimestampError(canonical, 'PostgreSQL keeps microseconds, and the digits past them are not zero');
+  }
+  const kept = fraction.slice(0, POSTGRES_FRACTION_DIGITS).replace(/0+$/, '');
+  return `${canonical.slice(0, 10)} ${canonical.slice(11, 19)}${kept === '' ? '' : `.${kept}`}+00`;
+}
+
+/**
+ * PostgreSQL's value for an attribute of a table item (`value`, undefined when absent): the attribute's nullInTable
+ * and an absent attribute that may be absent are NULL; a timestamp in any form the repair converts is PostgreSQL's
+ * text of it, exact to the microsecond; text is as it is. Undefined after recording in `problems` why it cannot be.
+ */
+export function rowValueFromItem(entry: CelloAttribute, value: AttributeValue | undefined, problems: string[]): string | null | undefined {
+  const name = entry.name;
+  if (value === undefined) {
+    if (isNullInItem(entry, undefined)) return null;
+    problems.push(`${name} is missing`);
+    return undefined;
+  }
+  const text = value.S;
+  if (text === undefined) {
+    problems.push(`${name} is not a string (DynamoDB type ${Object.keys(value).join('') || 'none'})`);
+    return undefined;
+  }
+  if (isNullInItem(entry, text)) return null;
+  if (entry.kind === 'text') return text;
+  if (entry.kind === 'id') {
+    if (text !== '') return text;
+    problems.push(`${name} is empty`);
+    return undefined;
+  }
+  try {
+    return toPostgresTimestamp(toCanonicalTimestamp(text));
+  } catch (error) {
+    if (!(error instanceof TimestampError)) throw error;
+    problems.push(`${name} ${error.message}`);
+    return undefined;
+  }
+}
+
+/** A PostgreSQL row of a `of` item: its attributes by name, NULL as null. */
+export type AttributeRow = Record<string, string | null>;
+
+/** The PostgreSQL row of a table item of kind `of`, or undefined after recording every problem in `problems`. */
+export function rowFromItem(of: ItemKind, item: Readonly<Record<string, AttributeValue>>, problems: string[]): AttributeRow | undefined {
+  const row: AttributeRow = {};
+  const before = problems.length;
+  for (const entry of ATTRIBUTES) {
+    if (entry.of !== of) continue;
+    const value = rowValueFromItem(entry, item[entry.name], problems);
+    if (value !== undefined) row[entry.name] = value;
+  }
+  return problems.length === before ? row : undefined;
+}
+
+// ---- NULL counters ---------------------------------------------------------------------------------------------------
+
+/** NULLs counted per nullable attribute, by name, in table order. */
+export type NullCounts = Record<string, number>;
+
+/** A zero for each nullable attribute (of those `counted`, when given). */
+export function emptyNullCounts(counted: (entry: CelloAttribute) => boolean = () => true): NullCounts {
+  return Object.fromEntries(ATTRIBUTES.filter((entry) => entry.nullable && counted(entry)).map((entry) => [entry.name, 0]));
+}
+
+/** Each count as `label(name, count)`, in table order, joined as a summary line lists them. */
+export function formatNullCounts(counts: Readonly<NullCounts>, label: (name: string, count: number) => string): string {
+  return NULLABLE_ATTRIBUTES.filter((name) => counts[name] !== undefined)
+    .map((name) => label(name, counts[name]!))
+    .join(', ');
+}
