@@ -341,8 +341,9 @@ test('a live summary has no dry-run note; values left unchanged get their own li
       '  Values not converted (listed above): 2\n\n' +
       '2 values could not be converted (listed above, each with the reason) and are left as written:\n' +
       'the Cello service cannot read them. PostgreSQL holds the true values; write them into the table with\n' +
-      "Step 3's verification and --fix, which changes only what differs from PostgreSQL:\n" +
-      '  npx tsx scripts/verify_migration.ts <db_host[:port]> <db_user> <db_name> cello us-west-2 --fix\n',
+      "Step 3's verification and --fix, which changes only what differs from PostgreSQL (--migration-file: Step 1's file,\n" +
+      'or a fresh one from migrate_dump_postgres.ts, where --fix lists the tokens it puts):\n' +
+      '  npx tsx scripts/verify_migration.ts <db_host[:port]> <db_user> <db_name> cello us-west-2 --fix --migration-file migration_data.json\n',
   );
 });
 
