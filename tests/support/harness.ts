@@ -191,7 +191,7 @@ export function cleanEnvironment(stack: TestStack, extra: Record<string, string 
 }
 
 /** Each script's step: scripts/<name>.ts is the launcher of this module's main(argv, io). */
-const STEP_MODULES = {
+export const STEP_MODULES = {
   migrate_dump_postgres: '../../lib/dump/main.ts',
   migrate_load_dynamodb: '../../lib/load/main.ts',
   verify_migration: '../../lib/verify/main.ts',
