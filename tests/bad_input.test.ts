@@ -6,7 +6,7 @@
 // appear in its output: these are the secrets tests' failure paths.
 //
 // Cases a script's own tests also cover are repeated here on purpose (the matrix is the list), kept cheap: each is
-// one run of the script against fixtures built once.
+// one run of the step (in process, where nothing about the process is tested) against fixtures built once.
 //
 // "Output folder without write permission": the tests run as root here, and chmod does not stop root from writing,
 // nor is a read-only bind mount available in the container. The case is covered by a path under a regular file
@@ -28,6 +28,7 @@ import {
   newCelloDatabase,
   newCelloTable,
   runScript,
+  runStep,
   temporaryFolder,
   uniqueName,
   type ScriptResult,
@@ -858,6 +859,15 @@ test('the matrix lists at least 25 cases, for every script', () => {
   }
 });
 
+/**
+ * Cases about what a process inherits run as a process of their own (the others call the step in process): the
+ * controlling terminal (noTerminal), and the AWS SDK's default credential chain, which reads profiles, their files
+ * and HOME from the process's environment.
+ */
+function needsOwnProcess(entry: Case): boolean {
+  return entry.env?.AWS_CONFIG_FILE !== undefined;
+}
+
 function folderContents(folder: string): Record<string, string> {
   return Object.fromEntries(
     readdirSync(folder, { withFileTypes: true }).map((entry) => [
@@ -867,7 +877,7 @@ function folderContents(folder: string): Record<string, string> {
   );
 }
 
-// Two at a time: most cases spend their time starting node or waiting for a refusal, not computing.
+// Two at a time: most cases spend their time waiting for a refusal, not computing.
 describe('bad input: one error line, non-zero exit, no stack trace, nothing written', { concurrency: 2 }, () => {
   for (const entry of CASES) {
     const reason = entry.skip?.();
@@ -880,7 +890,9 @@ describe('bad input: one error line, non-zero exit, no stack trace, nothing writ
       let result: ScriptResult;
       try {
         const env = { ...FAST_RETRY_ENV, ...SECRET_AWS_ENV, ...entry.env };
-        result = await (entry.noTerminal ? runScriptWithoutTerminal(entry.script, args, { env }) : runScript(entry.script, args, { env }));
+        result = await (entry.noTerminal
+          ? runScriptWithoutTerminal(entry.script, args, { env })
+          : (needsOwnProcess(entry) ? runScript : runStep)(entry.script, args, { env }));
       } finally {
         rmSync(inputs, { recursive: true, force: true });
       }

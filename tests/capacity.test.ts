@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DynamoItem } from '../lib/dynamodb/batch.ts';
 import { startCountingProxy, type CountingProxy } from './support/capacityCounter.ts';
-import { REGION, getStack, newCelloDatabase, newCelloTable, runScript, temporaryFolder } from './support/harness.ts';
+import { REGION, getStack, newCelloDatabase, newCelloTable, temporaryFolder, runStep } from './support/harness.ts';
 import {
   FAST_RETRY_ENV,
   assertOneErrorLine,
@@ -55,7 +55,7 @@ test('load --max-wcu 40: no second after the first writes more than 1.3 × 40 it
   const { tableName } = await newCelloTable();
   const data = migrationData(10, 19); // 200 items: five seconds at 40 WCU
   const proxy = await countingProxy(t);
-  const result = await runScript(
+  const result = await runStep(
     'migrate_load_dynamodb',
     loaderArgs(writeJson(data), tableName, '--endpoint-url', proxy.endpoint, '--max-wcu', String(CAP)),
     {
@@ -74,7 +74,7 @@ test('repair --max-wcu 40: no second after the first updates more than 1.3 × 40
   const { items, repaired } = legacyTable(250); // 200 updates
   await putItems(client, tableName, items);
   const proxy = await countingProxy(t);
-  const result = await runScript(
+  const result = await runStep(
     'migrate_ddb_timestamps',
     repairArgs(writeDump(items), tableName, '--endpoint-url', proxy.endpoint, '--max-wcu', String(CAP)),
     {
@@ -106,7 +106,7 @@ test('verify --fix --max-wcu 40: no second after the first writes more than 1.3 
     '--max-wcu',
     String(CAP),
   );
-  const result = await runScript('verify_migration', args, { env: FAST_RETRY_ENV });
+  const result = await runStep('verify_migration', args, { env: FAST_RETRY_ENV });
   assert.equal(result.code, 0, result.stdout + result.stderr);
   await assertTableIs(tableName, new Map((await celloItemsFromPostgres(sql)).map((item) => [keyOf(item), item])));
   const busiest = proxy.busiestSecond((request) => request.itemsWritten);
@@ -129,7 +129,7 @@ test('dump-ddb --max-rcu 10: no second after the first reads more than 1.3 × 10
   await putItems(client, tableName, items);
   const proxy = await countingProxy(t);
   const output = join(temporaryFolder(), 'dump.json');
-  const result = await runScript('dump-ddb', dumpArgs(tableName, output, '--endpoint-url', proxy.endpoint, '--max-rcu', '10'), {
+  const result = await runStep('dump-ddb', dumpArgs(tableName, output, '--endpoint-url', proxy.endpoint, '--max-rcu', '10'), {
     env: FAST_RETRY_ENV,
   });
   assert.equal(result.code, 0, result.stdout + result.stderr);
@@ -146,7 +146,7 @@ test('dump-ddb without a cap counts its pages by size without asking the server:
   await putItems(client, tableName, paddedItems(3000)); // about 1.8 MB: two or more 1 MB pages
   const proxy = await countingProxy(t);
   const output = join(temporaryFolder(), 'dump.json');
-  const dump = (...more: string[]) => runScript('dump-ddb', dumpArgs(tableName, output, '--endpoint-url', proxy.endpoint, '--force', ...more));
+  const dump = (...more: string[]) => runStep('dump-ddb', dumpArgs(tableName, output, '--endpoint-url', proxy.endpoint, '--force', ...more));
   const uncapped = await dump('--segments', '1');
   assert.equal(uncapped.code, 0, uncapped.stderr);
   const asked = proxy.requests.filter((request) => request.readUnits > 0).length;
@@ -170,13 +170,9 @@ test('verify --max-rcu 5: no second after the first reads more than 1.3 × 5 uni
   const { tableName, client } = await newCelloTable();
   await putItems(client, tableName, await celloItemsFromPostgres(sql));
   const proxy = await countingProxy(t);
-  const result = await runScript(
-    'verify_migration',
-    verifyArgs(stack.postgres, name, tableName, '--endpoint-url', proxy.endpoint, '--max-rcu', '5'),
-    {
-      env: FAST_RETRY_ENV,
-    },
-  );
+  const result = await runStep('verify_migration', verifyArgs(stack.postgres, name, tableName, '--endpoint-url', proxy.endpoint, '--max-rcu', '5'), {
+    env: FAST_RETRY_ENV,
+  });
   assert.equal(result.code, 0, result.stdout + result.stderr);
   assert.match(result.stdout, /\nResult: the table matches PostgreSQL\.\n$/);
   const busiest = proxy.busiestSecond((request) => request.readUnits);
@@ -191,7 +187,7 @@ test('half the writes throttled for ten seconds: the load slows down instead of 
   const proxy = await countingProxy(t, { rates: { throttle: 0.5 }, operations: ['BatchWriteItem'] });
   const clear = setTimeout(() => proxy.setRates({}), 10_000);
   t.after(() => clearTimeout(clear));
-  const result = await runScript('migrate_load_dynamodb', loaderArgs(writeJson(data), tableName, '--endpoint-url', proxy.endpoint), {
+  const result = await runStep('migrate_load_dynamodb', loaderArgs(writeJson(data), tableName, '--endpoint-url', proxy.endpoint), {
     env: { CELLO_RETRY_MAX_ATTEMPTS: '2', CELLO_RETRY_BASE_MS: '1', CELLO_RETRY_MAX_DELAY_MS: '5' },
   });
   assert.equal(result.code, 0, result.stdout + result.stderr);
@@ -209,9 +205,9 @@ function within5Percent(estimate: number, live: number): void {
 test('load: the dry run reports what the live run then consumes, within 5 %', async () => {
   const { tableName } = await newCelloTable();
   const file = writeJson(migrationData(6, 30));
-  const dry = await runScript('migrate_load_dynamodb', loaderArgs(file, tableName, '--dry-run'));
+  const dry = await runStep('migrate_load_dynamodb', loaderArgs(file, tableName, '--dry-run'));
   assert.equal(dry.code, 0, dry.stderr);
-  const live = await runScript('migrate_load_dynamodb', loaderArgs(file, tableName));
+  const live = await runStep('migrate_load_dynamodb', loaderArgs(file, tableName));
   assert.equal(live.code, 0, live.stderr);
   within5Percent(units(dry.stdout, 'Write capacity the live run will consume'), units(live.stdout, 'Write capacity consumed'));
   within5Percent(units(dry.stdout, 'Read capacity consumed'), units(live.stdout, 'Read capacity consumed'));
@@ -225,9 +221,9 @@ test('repair: the dry run reports what the live run then consumes, within 5 %, a
   const large = items.map((item, index) => (index % 3 === 0 ? { ...item, note: { S: 'y'.repeat(1500) } } : item));
   await putItems(client, tableName, large);
   const file = writeDump(large);
-  const dry = await runScript('migrate_ddb_timestamps', repairArgs(file, tableName, '--dry-run'));
+  const dry = await runStep('migrate_ddb_timestamps', repairArgs(file, tableName, '--dry-run'));
   assert.equal(dry.code, 0, dry.stderr);
-  const live = await runScript('migrate_ddb_timestamps', repairArgs(file, tableName));
+  const live = await runStep('migrate_ddb_timestamps', repairArgs(file, tableName));
   assert.equal(live.code, 0, live.stderr);
   const estimate = units(dry.stdout, 'Write capacity the live run will consume');
   const consumed = units(live.stdout, 'Write capacity consumed');
@@ -246,7 +242,7 @@ for (const [option, value] of [
 ] as const) {
   test(`load ${option} ${value}: one error line, exit 2, nothing written`, async () => {
     const { tableName } = await newCelloTable();
-    const result = await runScript('migrate_load_dynamodb', loaderArgs(writeJson(migrationData(1, 2)), tableName, `${option}=${value}`));
+    const result = await runStep('migrate_load_dynamodb', loaderArgs(writeJson(migrationData(1, 2)), tableName, `${option}=${value}`));
     assertOneErrorLine(result, new RegExp(`^error: ${option} must be a number of capacity units per second above 0 .*got "${value}"`), 2);
     assert.equal((await rawTable(tableName)).size, 0);
   });
@@ -255,10 +251,10 @@ for (const [option, value] of [
 test('each script refuses a bad cap the same way, before any request', async () => {
   const output = join(temporaryFolder(), 'dump.json');
   const runs = [
-    runScript('dump-ddb', dumpArgs('cello', output, '--max-rcu', '0')),
-    runScript('migrate_ddb_timestamps', repairArgs(writeDump([]), 'cello', '--max-wcu', 'abc')),
-    runScript('verify_migration', ['localhost', 'cello_user', 'cello_db', 'cello', REGION, '--max-rcu', '-5']),
-    runScript('verify_migration', ['localhost', 'cello_user', 'cello_db', 'cello', REGION, '--fix', '--max-wcu', '0']),
+    runStep('dump-ddb', dumpArgs('cello', output, '--max-rcu', '0')),
+    runStep('migrate_ddb_timestamps', repairArgs(writeDump([]), 'cello', '--max-wcu', 'abc')),
+    runStep('verify_migration', ['localhost', 'cello_user', 'cello_db', 'cello', REGION, '--max-rcu', '-5']),
+    runStep('verify_migration', ['localhost', 'cello_user', 'cello_db', 'cello', REGION, '--fix', '--max-wcu', '0']),
   ];
   for (const result of await Promise.all(runs))
     assertOneErrorLine(result, /^error: --max-[rw]cu must be a number of capacity units per second above 0/, 2);

@@ -14,7 +14,7 @@ import { capacityMeterOf, createDynamoClient } from '../lib/dynamodb/client.ts';
 import { getItemsConsistently, type DynamoItem } from '../lib/dynamodb/batch.ts';
 import { formatCapacitySummary } from '../lib/dynamodb/capacity/meter.ts';
 import { startCountingProxy, type CountingProxy } from './support/capacityCounter.ts';
-import { REGION, getStack, newCelloDatabase, newCelloTable, runScript, temporaryFolder, type ScriptResult } from './support/harness.ts';
+import { REGION, getStack, newCelloDatabase, newCelloTable, runStep, temporaryFolder, type ScriptResult } from './support/harness.ts';
 import {
   FAST_RETRY_ENV,
   celloItemsFromPostgres,
@@ -68,7 +68,7 @@ async function assertDumpHoldsCap(t: TestContext, items: DynamoItem[], cap: numb
   await putItems(client, tableName, items);
   const proxy = await countingProxy(t);
   const output = join(temporaryFolder(), 'dump.json');
-  const result = await runScript('dump-ddb', dumpArgs(tableName, output, '--endpoint-url', proxy.endpoint, '--max-rcu', String(cap)), {
+  const result = await runStep('dump-ddb', dumpArgs(tableName, output, '--endpoint-url', proxy.endpoint, '--max-rcu', String(cap)), {
     env: FAST_RETRY_ENV,
   });
   assert.equal(result.code, 0, result.stdout + result.stderr);
@@ -92,7 +92,7 @@ test('verify --max-rcu 50 with items of 100 KB and 400 KB in the table: the cap 
   await putItems(client, tableName, [...(await celloItemsFromPostgres(sql)), ...largeForeignItems()]);
   const proxy = await countingProxy(t);
   const args = verifyArgs(stack.postgres, name, tableName, '--endpoint-url', proxy.endpoint, '--max-rcu', '50');
-  const result = await runScript('verify_migration', args, { env: FAST_RETRY_ENV });
+  const result = await runStep('verify_migration', args, { env: FAST_RETRY_ENV });
   // The other application's items are differences (exit 1) or reported apart (exit 0); either way the cap holds.
   assert.ok(result.code === 0 || result.code === 1, result.stdout + result.stderr);
   assertCapHeld(proxy, 50, result);
@@ -114,7 +114,7 @@ test('verify --fix --max-wcu 200: deletes carrying items of 100 KB and 400 KB in
   await putItems(client, tableName, [...cello, ...extra]);
   const proxy = await countingProxy(t);
   const args = verifyArgs(stack.postgres, name, tableName, '--endpoint-url', proxy.endpoint, '--fix', '--max-wcu', '200');
-  const result = await runScript('verify_migration', args, { env: FAST_RETRY_ENV });
+  const result = await runStep('verify_migration', args, { env: FAST_RETRY_ENV });
   assert.equal(result.code, 0, result.stdout + result.stderr);
   assert.equal((await rawTable(tableName)).size, cello.length);
   // Only the writes are capped: the comparison's reads before them are not.
@@ -136,7 +136,7 @@ test('load --max-wcu 1000 with project items of 100 KB and 400 KB: the cap holds
     };
   }
   const proxy = await countingProxy(t);
-  const result = await runScript(
+  const result = await runStep(
     'migrate_load_dynamodb',
     loaderArgs(writeJson(data), tableName, '--endpoint-url', proxy.endpoint, '--max-wcu', '1000'),
     {
@@ -155,7 +155,7 @@ test('repair --max-wcu 1000 on items of 100 KB and 400 KB: updates are charged t
   const large = items.map((item, index) => (item.sk?.S === 'METADATA' ? item : { ...item, note: { S: index === 3 ? KB_400 : KB_100 } }));
   await putItems(client, tableName, large);
   const proxy = await countingProxy(t);
-  const result = await runScript(
+  const result = await runStep(
     'migrate_ddb_timestamps',
     repairArgs(writeDump(large), tableName, '--endpoint-url', proxy.endpoint, '--max-wcu', '1000'),
     {

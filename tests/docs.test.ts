@@ -15,8 +15,9 @@
 //   and dummy AWS credentials. bash runs in a session of its own (no controlling terminal): a command that would
 //   prompt for a password fails instead of waiting.
 // - `npx tsx <script>` (also through the scripts' `#!/usr/bin/env -S npx tsx` line) is served by an `npx` first on
-//   PATH that runs `node --import tsx <script>`: the same loader without npx's start-up. The real `npx tsx` and
-//   `./scripts/...` are run once by their own test below.
+//   PATH: a step's command runs in this process, through the step's main(argv, io), with the shell's arguments,
+//   folder and environment (tests/support/stepServer.ts); --help and other scripts run `node --import tsx <script>`.
+//   The real `npx tsx` and `./scripts/...` are run once by their own test below.
 // - The AWS CLI v1 before 1.29 ignores AWS_ENDPOINT_URL_DYNAMODB: an `aws` first on PATH adds `--endpoint-url`, and
 //   to `scan` and `query` `--page-size 1`, so that every count the guide shows is added up over several pages
 //   (the way an operator's table of 51,000 items is). The session starts without AWS_REGION and AWS_DEFAULT_REGION:
@@ -55,6 +56,7 @@ import {
 import { connectAdmin, createCelloTable, createReadOnlyUser } from '../tools/localStack.ts';
 import { CELLO_SCHEMA_SQL } from '../lib/cello/sourceTables.ts';
 import { ROOT, cleanEnvironment, dynamoClient, getStack, newCelloDatabase, temporaryFolder, uniqueName } from './support/harness.ts';
+import { startStepServer } from './support/stepServer.ts';
 
 const GUIDE_PATH = join(ROOT, 'docs', 'postgresql_to_dynamodb_migration.md');
 const guide = readFileSync(GUIDE_PATH, 'utf8');
@@ -398,13 +400,8 @@ async function prepareRun(): Promise<{ run: GuideRun; aws: string | undefined; p
   const bin = join(root, 'bin');
   mkdirSync(bin);
   const npx = toolAvailable('npx');
-  const loader = import.meta.resolve('tsx');
-  writeFileSync(
-    join(bin, 'npx'),
-    `#!/bin/sh\n# npx tsx <script> → node with the tsx loader: the same program without npx's start-up.\n` +
-      `if [ "$1" = tsx ]; then shift; exec ${shellQuote(process.execPath)} --import ${shellQuote(loader)} "$@"; fi\n` +
-      `exec ${shellQuote(npx ?? 'npx')} "$@"\n`,
-  );
+  const nodeWithTsx = [process.execPath, '--import', import.meta.resolve('tsx')];
+  writeFileSync(join(bin, 'npx'), await startStepServer(root, nodeWithTsx, npx ?? 'npx'));
   chmodSync(join(bin, 'npx'), 0o755);
   const aws = toolAvailable('aws');
   if (aws !== undefined) {

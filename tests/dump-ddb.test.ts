@@ -17,8 +17,9 @@ import {
   hasStackTrace,
   newCelloDatabase,
   newCelloTable,
-  runScript,
   temporaryFolder,
+  runScript,
+  runStep,
 } from './support/harness.ts';
 import { startFaultProxy } from './support/faultProxy.ts';
 
@@ -102,6 +103,7 @@ test('the dump is a JSON array of plain objects and the last line says what was 
     },
   ]);
   const output = join(temporaryFolder(), 'dump.json');
+  // Through the launcher, as an operator runs it (the other tests call the step in process).
   const result = await runScript('dump-ddb', dumpArgs(tableName, output));
   assert.equal(result.code, 0, result.stderr);
   assert.equal(
@@ -119,7 +121,7 @@ test('numbers keep every digit DynamoDB returned, in the dump text', async () =>
   const { tableName, client } = await newCelloTable();
   await put(client, tableName, [EVERY_TYPE]);
   const output = join(temporaryFolder(), 'dump.json');
-  assert.equal((await runScript('dump-ddb', dumpArgs(tableName, output))).code, 0);
+  assert.equal((await runStep('dump-ddb', dumpArgs(tableName, output))).code, 0);
   const [raw] = await rawItems(client, tableName);
   const line = lineOf(output, 'TOKEN#every-type');
   assert.equal(raw!.n_int38!.N, INTEGER_38);
@@ -135,7 +137,7 @@ test('sets are written in the order and with the exact members DynamoDB returned
   const { tableName, client } = await newCelloTable();
   await put(client, tableName, [EVERY_TYPE]);
   const output = join(temporaryFolder(), 'dump.json');
-  assert.equal((await runScript('dump-ddb', dumpArgs(tableName, output))).code, 0);
+  assert.equal((await runStep('dump-ddb', dumpArgs(tableName, output))).code, 0);
   const [raw] = await rawItems(client, tableName);
   const line = lineOf(output, 'TOKEN#every-type');
   assert.ok(line.includes(`"ns":[${raw!.ns!.NS!.join(',')}]`), line);
@@ -148,7 +150,7 @@ test('every other type becomes its plain JSON value', async () => {
   const { tableName, client } = await newCelloTable();
   await put(client, tableName, [EVERY_TYPE]);
   const output = join(temporaryFolder(), 'dump.json');
-  assert.equal((await runScript('dump-ddb', dumpArgs(tableName, output))).code, 0);
+  assert.equal((await runStep('dump-ddb', dumpArgs(tableName, output))).code, 0);
   const [raw] = await rawItems(client, tableName);
   const [item] = JSON.parse(readFileSync(output, 'utf8')) as Record<string, unknown>[];
   assert.equal(item!.s, EVERY_TYPE.s!.S);
@@ -166,14 +168,14 @@ test('the dump file is readable by its owner only (mode 0600)', async () => {
   const { tableName, client } = await newCelloTable();
   await put(client, tableName, [EVERY_TYPE]);
   const output = join(temporaryFolder(), 'dump.json');
-  assert.equal((await runScript('dump-ddb', dumpArgs(tableName, output))).code, 0);
+  assert.equal((await runStep('dump-ddb', dumpArgs(tableName, output))).code, 0);
   assert.equal(statSync(output).mode & 0o777, 0o600);
 });
 
 test('an empty table gives an empty array', async () => {
   const { tableName } = await newCelloTable();
   const output = join(temporaryFolder(), 'dump.json');
-  const result = await runScript('dump-ddb', dumpArgs(tableName, output));
+  const result = await runStep('dump-ddb', dumpArgs(tableName, output));
   assert.equal(result.code, 0, result.stderr);
   assert.deepEqual(JSON.parse(readFileSync(output, 'utf8')), []);
   assert.match(result.stdout, /^Dumped 0 items from table /);
@@ -192,8 +194,8 @@ test('pages beyond the first 1 MB are followed: one segment and the default give
   const sequential = join(folder, 'one-segment.json');
   const parallel = join(folder, 'default.json');
   const [one, many] = await Promise.all([
-    runScript('dump-ddb', dumpArgs(tableName, sequential, '--segments', '1')),
-    runScript('dump-ddb', dumpArgs(tableName, parallel)),
+    runStep('dump-ddb', dumpArgs(tableName, sequential, '--segments', '1')),
+    runStep('dump-ddb', dumpArgs(tableName, parallel)),
   ]);
   assert.equal(one.code, 0, one.stderr);
   assert.equal(many.code, 0, many.stderr);
@@ -215,7 +217,7 @@ test('throttling and 5xx answers are retried: the dump is complete', async (t: T
   });
   t.after(() => proxy.close());
   const output = join(temporaryFolder(), 'dump.json');
-  const result = await runScript('dump-ddb', dumpArgs(tableName, output, '--endpoint-url', proxy.endpoint, '--segments', '4'));
+  const result = await runStep('dump-ddb', dumpArgs(tableName, output, '--endpoint-url', proxy.endpoint, '--segments', '4'));
   assert.equal(result.code, 0, result.stderr);
   assert.equal(keysOf(output).length, 300);
   assert.ok((proxy.stats.throttle ?? 0) + (proxy.stats.internalError ?? 0) + (proxy.stats.dropBeforeForward ?? 0) > 0);
@@ -227,11 +229,11 @@ test('an existing output file is left untouched without --force (exit 4) and rep
   await put(client, tableName, [EVERY_TYPE]);
   const output = join(temporaryFolder(), 'dump.json');
   writeFileSync(output, 'precious');
-  const refused = await runScript('dump-ddb', dumpArgs(tableName, output));
+  const refused = await runStep('dump-ddb', dumpArgs(tableName, output));
   assert.equal(refused.code, 4);
   assert.match(refused.stderr, /^error: .*already exists.*--force[^\n]*\n$/);
   assert.equal(readFileSync(output, 'utf8'), 'precious');
-  const forced = await runScript('dump-ddb', dumpArgs(tableName, output, '--force'));
+  const forced = await runStep('dump-ddb', dumpArgs(tableName, output, '--force'));
   assert.equal(forced.code, 0, forced.stderr);
   assert.equal((JSON.parse(readFileSync(output, 'utf8')) as unknown[]).length, 1);
 });
@@ -239,7 +241,7 @@ test('an existing output file is left untouched without --force (exit 4) and rep
 test('a missing table is one error line (exit 3) and no file, not even a temporary one', async () => {
   const folder = temporaryFolder();
   const output = join(folder, 'dump.json');
-  const result = await runScript('dump-ddb', dumpArgs('no_such_table', output));
+  const result = await runStep('dump-ddb', dumpArgs('no_such_table', output));
   assert.equal(result.code, 3);
   assert.match(result.stderr, /^error: table "no_such_table" does not exist/);
   assert.equal(result.stderr.split('\n').length, 2);
@@ -260,7 +262,7 @@ test('invalid arguments are one error line (exit 2) without a stack trace', asyn
     dumpArgs('cello', output, '--unknown'),
   ];
   for (const args of cases) {
-    const result = await runScript('dump-ddb', args);
+    const result = await runStep('dump-ddb', args);
     assert.equal(result.code, 2, `${args.join(' ')}: ${result.stderr}`);
     assert.match(result.stderr, /^error: [^\n]+\n$/, args.join(' '));
     assert.equal(hasStackTrace(result.stderr), false);
@@ -272,7 +274,7 @@ test('a single item put through the SDK comes back with the same attribute names
   const { tableName, client } = await newCelloTable();
   await client.send(new PutItemCommand({ TableName: tableName, Item: { pk: { S: 'PROJECT#x' }, sk: { S: 'METADATA' }, repository: { S: '' } } }));
   const output = join(temporaryFolder(), 'dump.json');
-  assert.equal((await runScript('dump-ddb', dumpArgs(tableName, output))).code, 0);
+  assert.equal((await runStep('dump-ddb', dumpArgs(tableName, output))).code, 0);
   assert.equal(readFileSync(output, 'utf8'), '[\n{"pk":"PROJECT#x","sk":"METADATA","repository":""}\n]\n');
 });
 
@@ -334,7 +336,7 @@ test('map entries named __proto__, constructor, toString... inside an M and an M
   const standIn = await scanStandIn(body);
   try {
     const output = join(temporaryFolder(), 'dump.json');
-    const result = await runScript('dump-ddb', [...dumpArgs('cello', output, '--segments', '1'), '--endpoint-url', standIn.endpoint]);
+    const result = await runStep('dump-ddb', [...dumpArgs('cello', output, '--segments', '1'), '--endpoint-url', standIn.endpoint]);
     assert.equal(result.code, 0, result.stderr);
     const text = readFileSync(output, 'utf8');
     // JSON.parse makes "__proto__" an own property, so the parsed file can be compared key by key.
@@ -354,7 +356,7 @@ test('a top-level attribute named __proto__, whose value the AWS SDK drops, is r
   const standIn = await scanStandIn('{"Count":1,"ScannedCount":1,"Items":[{"pk":{"S":"PROJECT#p"},"sk":{"S":"TOKEN#t"},"__proto__":{"S":"x"}}]}');
   try {
     const folder = temporaryFolder();
-    const result = await runScript('dump-ddb', [
+    const result = await runStep('dump-ddb', [
       ...dumpArgs('cello', join(folder, 'dump.json'), '--segments', '1'),
       '--endpoint-url',
       standIn.endpoint,
@@ -382,7 +384,7 @@ test('projects and tokens named __proto__, constructor, toString... go through e
   const folder = temporaryFolder();
   const data = join(folder, 'migration_data.json');
   const pg = stack.postgres;
-  const dumped = await runScript('migrate_dump_postgres', [`${pg.host}:${pg.port}`, pg.user, database, data]);
+  const dumped = await runStep('migrate_dump_postgres', [`${pg.host}:${pg.port}`, pg.user, database, data]);
   assert.equal(dumped.code, 0, dumped.stderr);
   const file = JSON.parse(readFileSync(data, 'utf8')) as Record<string, { repository: string; tokens: { token_id: string }[] }>;
   assert.deepEqual(Object.keys(file).sort(), [...PROTOTYPE_NAMES].sort());
@@ -396,17 +398,17 @@ test('projects and tokens named __proto__, constructor, toString... go through e
   }
 
   const { tableName } = await newCelloTable();
-  const loaded = await runScript('migrate_load_dynamodb', [data, tableName, REGION]);
+  const loaded = await runStep('migrate_load_dynamodb', [data, tableName, REGION]);
   assert.equal(loaded.code, 0, loaded.stderr);
-  const verified = await runScript('verify_migration', [`${pg.host}:${pg.port}`, pg.user, database, tableName, REGION]);
+  const verified = await runStep('verify_migration', [`${pg.host}:${pg.port}`, pg.user, database, tableName, REGION]);
   assert.equal(verified.code, 0, verified.stdout + verified.stderr);
 
   const output = join(folder, 'dump.json');
-  const dumpedTable = await runScript('dump-ddb', dumpArgs(tableName, output));
+  const dumpedTable = await runStep('dump-ddb', dumpArgs(tableName, output));
   assert.equal(dumpedTable.code, 0, dumpedTable.stderr);
   const keys = (JSON.parse(readFileSync(output, 'utf8')) as { pk: string; sk: string }[]).map((item) => `${item.pk} ${item.sk}`).sort();
   const expected = PROTOTYPE_NAMES.flatMap((project, index) => [`PROJECT#${project} METADATA`, `PROJECT#${project} TOKEN#${tokenOf(index)}`]).sort();
   assert.deepEqual(keys, expected);
-  const repaired = await runScript('migrate_ddb_timestamps', ['--file', output, '--table', tableName, '--region', REGION, '--dry-run']);
+  const repaired = await runStep('migrate_ddb_timestamps', ['--file', output, '--table', tableName, '--region', REGION, '--dry-run']);
   assert.equal(repaired.code, 0, repaired.stdout + repaired.stderr);
 });

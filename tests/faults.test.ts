@@ -10,7 +10,7 @@ import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DynamoItem } from '../lib/dynamodb/batch.ts';
 import { FAULT_KINDS, startFaultProxy, type FaultProxy, type FaultProxyOptions } from './support/faultProxy.ts';
-import { getStack, newCelloDatabase, newCelloTable, runScript, temporaryFolder } from './support/harness.ts';
+import { getStack, newCelloDatabase, newCelloTable, temporaryFolder, runStep } from './support/harness.ts';
 import {
   FAST_RETRY_ENV,
   FAULTS_NEVER_CLEAR,
@@ -87,7 +87,7 @@ test('load: with 20 % of requests faulted, every item is written once with exact
   await putItems(client, tableName, [...theirs.values()]);
   const faults = await proxy(t, { seed: MIXED_SEED, rates: MIXED_FAULTS_20 });
 
-  const result = await runScript('migrate_load_dynamodb', loaderArgs(writeJson(data), tableName, '--endpoint-url', faults.endpoint), {
+  const result = await runStep('migrate_load_dynamodb', loaderArgs(writeJson(data), tableName, '--endpoint-url', faults.endpoint), {
     env: FAST_RETRY_ENV,
   });
   assert.equal(result.code, 0, result.stdout + result.stderr);
@@ -112,7 +112,7 @@ test('load: faults that never clear stop the run after the configured attempts, 
   const file = writeJson(data);
   const faults = await proxy(t, { seed: 100, rates: FAULTS_NEVER_CLEAR, operations: DATA_OPERATIONS });
 
-  const result = await runScript('migrate_load_dynamodb', loaderArgs(file, tableName, '--endpoint-url', faults.endpoint, '--concurrency', '4'), {
+  const result = await runStep('migrate_load_dynamodb', loaderArgs(file, tableName, '--endpoint-url', faults.endpoint, '--concurrency', '4'), {
     env: GIVE_UP_FAST_ENV,
   });
   assertOneErrorLine(result, new RegExp(`^error: DynamoDB kept failing after ${GIVE_UP_ATTEMPTS} attempts: `), 3);
@@ -129,7 +129,7 @@ test('load: faults that never clear stop the run after the configured attempts, 
   );
   await assertTableIs(tableName, theirs);
 
-  const again = await runScript('migrate_load_dynamodb', loaderArgs(file, tableName), { env: FAST_RETRY_ENV });
+  const again = await runStep('migrate_load_dynamodb', loaderArgs(file, tableName), { env: FAST_RETRY_ENV });
   assert.equal(again.code, 0, again.stderr);
   assert.equal(loaderSummaryNumber(again.stdout, 'Items loaded'), intended.size - (theirs.size - 1));
   await assertTableIs(tableName, afterLoad(intended, theirs));
@@ -142,7 +142,7 @@ test('load: every answer lost after the write was applied (100 %) stops the run;
   const file = writeJson(data);
   const faults = await proxy(t, { seed: 101, rates: { dropAfterForward: 1 }, operations: ['BatchWriteItem'] });
 
-  const result = await runScript('migrate_load_dynamodb', loaderArgs(file, tableName, '--endpoint-url', faults.endpoint, '--concurrency', '2'), {
+  const result = await runStep('migrate_load_dynamodb', loaderArgs(file, tableName, '--endpoint-url', faults.endpoint, '--concurrency', '2'), {
     env: GIVE_UP_FAST_ENV,
   });
   assertOneErrorLine(result, new RegExp(`^error: DynamoDB kept failing after ${GIVE_UP_ATTEMPTS} attempts: `), 3);
@@ -151,7 +151,7 @@ test('load: every answer lost after the write was applied (100 %) stops the run;
   assert.ok(applied.size > 0, 'the server applied the writes whose answers were lost');
   for (const [key, item] of applied) assert.deepEqual(item, intended.get(key), key);
 
-  const again = await runScript('migrate_load_dynamodb', loaderArgs(file, tableName), { env: FAST_RETRY_ENV });
+  const again = await runStep('migrate_load_dynamodb', loaderArgs(file, tableName), { env: FAST_RETRY_ENV });
   assert.equal(again.code, 0, again.stderr);
   assert.equal(loaderSummaryNumber(again.stdout, 'Items skipped (already existed)'), applied.size);
   assert.equal(loaderSummaryNumber(again.stdout, 'Items loaded'), intended.size - applied.size);
@@ -168,7 +168,7 @@ test('load --conditional-puts: a put applied but its answer lost is counted as l
   // (for their items) on an item that was there before.
   const faults = await proxy(t, { seed: 1604, rates: { dropAfterForward: 0.4 }, operations: ['PutItem'] });
 
-  const result = await runScript(
+  const result = await runStep(
     'migrate_load_dynamodb',
     loaderArgs(writeJson(data), tableName, '--endpoint-url', faults.endpoint, '--conditional-puts'),
     { env: FAST_RETRY_ENV },
@@ -186,7 +186,7 @@ test('load --conditional-puts: a put applied but its answer lost is counted as l
 test('load: faults on every operation, DescribeTable included, end the run before any write (exit 3, one line)', async (t) => {
   const { tableName } = await newCelloTable();
   const faults = await proxy(t, { seed: 102, rates: FAULTS_NEVER_CLEAR });
-  const result = await runScript('migrate_load_dynamodb', loaderArgs(writeJson(migrationData(2, 3)), tableName, '--endpoint-url', faults.endpoint), {
+  const result = await runStep('migrate_load_dynamodb', loaderArgs(writeJson(migrationData(2, 3)), tableName, '--endpoint-url', faults.endpoint), {
     env: GIVE_UP_FAST_ENV,
   });
   assertOneErrorLine(result, /^error: DynamoDB kept failing after \d+ attempts: /, 3);
@@ -226,7 +226,7 @@ test('dump-ddb: with 20 % of requests faulted, every item is in the file once wi
   const output = join(temporaryFolder(), 'dump.json');
 
   // The table fits in one page per segment: 100 segments make 100 Scan requests or more for the faults to land on.
-  const result = await runScript('dump-ddb', dumpArgs(tableName, output, '--endpoint-url', faults.endpoint, '--segments', '100'), {
+  const result = await runStep('dump-ddb', dumpArgs(tableName, output, '--endpoint-url', faults.endpoint, '--segments', '100'), {
     env: FAST_RETRY_ENV,
   });
   assert.equal(result.code, 0, result.stderr);
@@ -245,7 +245,7 @@ test('dump-ddb: faults that never clear stop the dump with one error line, exit 
   const folder = temporaryFolder();
   const output = join(folder, 'dump.json');
 
-  const result = await runScript('dump-ddb', dumpArgs(tableName, output, '--endpoint-url', faults.endpoint, '--segments', '4'), {
+  const result = await runStep('dump-ddb', dumpArgs(tableName, output, '--endpoint-url', faults.endpoint, '--segments', '4'), {
     env: GIVE_UP_FAST_ENV,
   });
   assertOneErrorLine(result, new RegExp(`^error: DynamoDB kept failing after ${GIVE_UP_ATTEMPTS} attempts: `), 3);
@@ -253,7 +253,7 @@ test('dump-ddb: faults that never clear stop the dump with one error line, exit 
   assert.deepEqual(readdirSync(folder), [], 'neither the dump nor its temporary file');
   assert.ok((faults.stats['op:Scan'] ?? 0) <= 4 * GIVE_UP_ATTEMPTS, JSON.stringify(injected(faults)));
 
-  const again = await runScript('dump-ddb', dumpArgs(tableName, output), { env: FAST_RETRY_ENV });
+  const again = await runStep('dump-ddb', dumpArgs(tableName, output), { env: FAST_RETRY_ENV });
   assert.equal(again.code, 0, again.stderr);
   assert.deepEqual(dumpedRecords(output), plainOf(await rawTable(tableName)));
 });
@@ -267,7 +267,7 @@ test('repair: with 20 % of requests faulted, every legacy value is converted onc
   const file = writeDump(items);
   const faults = await proxy(t, { seed: MIXED_SEED, rates: MIXED_FAULTS_20 });
 
-  const result = await runScript('migrate_ddb_timestamps', repairArgs(file, tableName, '--endpoint-url', faults.endpoint), { env: FAST_RETRY_ENV });
+  const result = await runStep('migrate_ddb_timestamps', repairArgs(file, tableName, '--endpoint-url', faults.endpoint), { env: FAST_RETRY_ENV });
   assert.equal(result.code, 0, result.stdout + result.stderr);
   assert.equal(result.stderr, '');
   assertEveryKindInjected(faults, NON_BATCH_KINDS);
@@ -291,7 +291,7 @@ test('repair: a run over a table an earlier run fixed, while 20 % of requests ar
   const file = writeDump(items);
   const faults = await proxy(t, { seed: 27, rates: { throttle: 0.1, throttlingException: 0.1 } });
 
-  const result = await runScript('migrate_ddb_timestamps', repairArgs(file, tableName, '--endpoint-url', faults.endpoint), { env: FAST_RETRY_ENV });
+  const result = await runStep('migrate_ddb_timestamps', repairArgs(file, tableName, '--endpoint-url', faults.endpoint), { env: FAST_RETRY_ENV });
   assert.equal(result.code, 0, result.stdout + result.stderr);
   assert.ok(
     (faults.stats['op:UpdateItem'] ?? 0) > 0 && faults.stats.throttle! + faults.stats.throttlingException! > 10,
@@ -312,7 +312,7 @@ test('repair: faults that never clear stop the run with one error line (exit 3) 
   const file = writeDump(items);
   const faults = await proxy(t, { seed: 24, rates: FAULTS_NEVER_CLEAR, operations: ['UpdateItem', 'GetItem'] });
 
-  const result = await runScript('migrate_ddb_timestamps', repairArgs(file, tableName, '--endpoint-url', faults.endpoint, '--concurrency', '4'), {
+  const result = await runStep('migrate_ddb_timestamps', repairArgs(file, tableName, '--endpoint-url', faults.endpoint, '--concurrency', '4'), {
     env: GIVE_UP_FAST_ENV,
   });
   assertOneErrorLine(result, new RegExp(`^error: DynamoDB kept failing after ${GIVE_UP_ATTEMPTS} attempts: `), 3);
@@ -322,7 +322,7 @@ test('repair: faults that never clear stop the run with one error line (exit 3) 
   assert.ok((faults.stats['op:UpdateItem'] ?? 0) <= 4 * GIVE_UP_ATTEMPTS, JSON.stringify(injected(faults)));
   await assertTableIs(tableName, before);
 
-  const again = await runScript('migrate_ddb_timestamps', repairArgs(file, tableName), { env: FAST_RETRY_ENV });
+  const again = await runStep('migrate_ddb_timestamps', repairArgs(file, tableName), { env: FAST_RETRY_ENV });
   assert.equal(again.code, 0, again.stderr);
   await assertTableIs(tableName, repaired);
 });
@@ -334,7 +334,7 @@ test('repair: every update applied but its answer lost (100 %) stops the run; th
   const file = writeDump(items);
   const faults = await proxy(t, { seed: 25, rates: { dropAfterForward: 1 }, operations: ['UpdateItem'] });
 
-  const result = await runScript('migrate_ddb_timestamps', repairArgs(file, tableName, '--endpoint-url', faults.endpoint, '--concurrency', '2'), {
+  const result = await runStep('migrate_ddb_timestamps', repairArgs(file, tableName, '--endpoint-url', faults.endpoint, '--concurrency', '2'), {
     env: GIVE_UP_FAST_ENV,
   });
   assertOneErrorLine(result, new RegExp(`^error: DynamoDB kept failing after ${GIVE_UP_ATTEMPTS} attempts: `), 3);
@@ -350,7 +350,7 @@ test('repair: every update applied but its answer lost (100 %) stops the run; th
     assert.ok(JSON.stringify(item) === JSON.stringify(original) || JSON.stringify(item) === JSON.stringify(repaired.get(key)), key);
   }
 
-  const again = await runScript('migrate_ddb_timestamps', repairArgs(file, tableName), { env: FAST_RETRY_ENV });
+  const again = await runStep('migrate_ddb_timestamps', repairArgs(file, tableName), { env: FAST_RETRY_ENV });
   assert.equal(again.code, 0, again.stderr);
   const toFix = [...repaired].filter(([key, item]) => item !== items.find((original) => keyOf(original) === key)).length;
   const summary = repairSummary(again.stdout);
@@ -394,7 +394,7 @@ const MATCHING_SUMMARY = [
 test('verify: with 20 % of requests faulted, every project and token is compared once, the summary is exact, exit 0', async (t) => {
   const { database, tableName } = await migratedPair();
   const faults = await proxy(t, { seed: MIXED_SEED, rates: MIXED_FAULTS_20 });
-  const result = await runScript(
+  const result = await runStep(
     'verify_migration',
     verifyArgs(stack.postgres, database, tableName, '--endpoint-url', faults.endpoint, '--concurrency', '4'),
     {
@@ -410,7 +410,7 @@ test('verify: with 20 % of requests faulted, every project and token is compared
 test('verify: faults that never clear stop the run with one error line (exit 3), bounded; a re-run matches', async (t) => {
   const { database, tableName } = await migratedPair();
   const faults = await proxy(t, { seed: 103, rates: FAULTS_NEVER_CLEAR, operations: DATA_OPERATIONS });
-  const result = await runScript(
+  const result = await runStep(
     'verify_migration',
     verifyArgs(stack.postgres, database, tableName, '--endpoint-url', faults.endpoint, '--concurrency', '4'),
     {
@@ -422,7 +422,7 @@ test('verify: faults that never clear stop the run with one error line (exit 3),
   // The projects' Queries and the Scan's segments in flight, each tried GIVE_UP_ATTEMPTS times at most.
   assert.ok(dataRequests >= GIVE_UP_ATTEMPTS && dataRequests <= 3 * 4 * GIVE_UP_ATTEMPTS, JSON.stringify(injected(faults)));
 
-  const again = await runScript('verify_migration', verifyArgs(stack.postgres, database, tableName), { env: FAST_RETRY_ENV });
+  const again = await runStep('verify_migration', verifyArgs(stack.postgres, database, tableName), { env: FAST_RETRY_ENV });
   assert.equal(again.code, 0, again.stderr);
   assert.equal(withoutCapacity(again.stdout), MATCHING_SUMMARY);
 });

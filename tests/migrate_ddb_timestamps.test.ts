@@ -16,9 +16,10 @@ import {
   hasStackTrace,
   newCelloDatabase,
   newCelloTable,
-  runScript,
   temporaryFolder,
   type ScriptResult,
+  runScript,
+  runStep,
 } from './support/harness.ts';
 import { startFaultProxy, startLatencyProxy, type FaultProxy } from './support/faultProxy.ts';
 import { dumpPostgres, verifyArgs } from './support/reliability.ts';
@@ -56,7 +57,7 @@ async function rawItems(client: DynamoDBClient, tableName: string): Promise<Map<
 
 async function dump(tableName: string): Promise<string> {
   const file = join(temporaryFolder(), 'dump.json');
-  const result = await runScript('dump-ddb', ['--table', tableName, '--output', file, '--region', REGION]);
+  const result = await runStep('dump-ddb', ['--table', tableName, '--output', file, '--region', REGION]);
   assert.equal(result.code, 0, result.stderr);
   return file;
 }
@@ -169,7 +170,7 @@ describe('a table with legacy, canonical, mixed, offset and odd values', () => {
   after(() => proxy.close());
 
   test('a dry run prints the guide report exactly, with every change in dump order (exit 1: values left unconverted)', async () => {
-    const result = await runScript('migrate_ddb_timestamps', repairArgs(file, tableName, '--dry-run', '--endpoint-url', proxy.endpoint));
+    const result = await runStep('migrate_ddb_timestamps', repairArgs(file, tableName, '--dry-run', '--endpoint-url', proxy.endpoint));
     assert.equal(result.code, 1, result.stderr);
     const blocks = expectedBlocks(file, 'DRY RUN - Would update');
     assert.equal(
@@ -208,6 +209,7 @@ describe('a table with legacy, canonical, mixed, offset and odd values', () => {
   });
 
   test('a live run updates the legacy fields and reports each record in dump order', async () => {
+    // Through the launcher, as an operator runs it (the other tests call the step in process).
     const result = await runScript('migrate_ddb_timestamps', repairArgs(file, tableName));
     assert.equal(result.code, 1, result.stderr);
     assert.ok(result.stdout.endsWith(`\n${WAY_OUT(tableName)}`), result.stdout);
@@ -253,7 +255,7 @@ describe('a table with legacy, canonical, mixed, offset and odd values', () => {
   });
 
   test('running the same command again with the same dump skips every record as already fixed', async () => {
-    const result = await runScript('migrate_ddb_timestamps', repairArgs(file, tableName));
+    const result = await runStep('migrate_ddb_timestamps', repairArgs(file, tableName));
     assert.equal(result.code, 1, result.stderr);
     assert.deepEqual(blocksOf(result.stdout), expectedBlocks(file, 'Skipped - already fixed (the table holds the new value)'));
     assert.deepEqual(summaryOf(result.stdout), {
@@ -268,7 +270,7 @@ describe('a table with legacy, canonical, mixed, offset and odd values', () => {
 
   test('a repair from a fresh dump skips everything, and still exits 1 for the values it cannot convert', async () => {
     const fresh = await dump(tableName);
-    const result = await runScript('migrate_ddb_timestamps', repairArgs(fresh, tableName));
+    const result = await runStep('migrate_ddb_timestamps', repairArgs(fresh, tableName));
     assert.equal(result.code, 1, result.stderr);
     assert.deepEqual(blocksOf(result.stdout), [GARBAGE_BLOCK]);
     assert.equal(summaryOf(result.stdout).Skipped, SEED.length);
@@ -296,7 +298,7 @@ describe("issue 17: the operator's values in other forms — every one named ins
   });
 
   test('a summary-only dry run lists only the records that need the operator, then the way out (exit 1)', async () => {
-    const result = await runScript('migrate_ddb_timestamps', repairArgs(file, tableName, '--dry-run', '--summary-only'));
+    const result = await runStep('migrate_ddb_timestamps', repairArgs(file, tableName, '--dry-run', '--summary-only'));
     assert.equal(result.code, 1, result.stderr);
     const blocks = blocksOf(result.stdout);
     assert.deepEqual(blocks.map((block) => block.split('\n')[0]).sort(), [
@@ -320,7 +322,7 @@ describe("issue 17: the operator's values in other forms — every one named ins
   });
 
   test('the live run converts RFC 3339 and ISO 8601 values exactly, leaves the rest, and exits 1', async () => {
-    const result = await runScript('migrate_ddb_timestamps', repairArgs(file, tableName));
+    const result = await runStep('migrate_ddb_timestamps', repairArgs(file, tableName));
     assert.equal(result.code, 1, result.stderr);
     assert.match(result.stdout, /created_at: 2021-05-11T17:17:41\.678Z → 2021-05-11T17:17:41\.678000000Z\n {2}✓ Updated/);
     const items = await rawItems(client, tableName);
@@ -348,13 +350,13 @@ describe("issue 17: the operator's values in other forms — every one named ins
         ('no-expires-at', '2021-05-11 17:17:41+00', 'ops', NULL);`);
     // As the advice says: a fresh dump of PostgreSQL as the migration file.
     const migrationFile = await dumpPostgres(database.stack.postgres, database.name);
-    const fix = await runScript(
+    const fix = await runStep(
       'verify_migration',
       verifyArgs(database.stack.postgres, database.name, tableName, '--fix', '--migration-file', migrationFile),
     );
     assert.equal(fix.code, 0, fix.stdout + fix.stderr);
     assert.match(fix.stdout, /^ {2}Items rewritten \(values differed\): 4$/m);
-    const verify = await runScript('verify_migration', verifyArgs(database.stack.postgres, database.name, tableName));
+    const verify = await runStep('verify_migration', verifyArgs(database.stack.postgres, database.name, tableName));
     assert.equal(verify.code, 0, verify.stdout + verify.stderr);
     const items = await rawItems(client, tableName);
     assert.deepEqual(items.get('[PROJECT#ops][TOKEN#epoch-number]')!.created_at, s('2021-05-07T05:02:26.000000000Z'));
@@ -387,7 +389,7 @@ test('a shared table: other applications’ items are left as they are, counted 
     { pk: s('PROJECT#alpha'), sk: s('AUDIT#1'), created_at: s('2022-02-02 18:01:49+00'), expires_at: { N: '1643824909' } },
   ];
   await put(client, tableName, [...theirs, token('alpha', 'legacy', { created_at: s('2022-02-02 18:01:49+00'), expires_at: s('') })]);
-  const result = await runScript('migrate_ddb_timestamps', repairArgs(await dump(tableName), tableName));
+  const result = await runStep('migrate_ddb_timestamps', repairArgs(await dump(tableName), tableName));
   assert.equal(result.code, 0, result.stdout + result.stderr);
   assert.deepEqual(summaryOf(result.stdout), {
     'Total records': 3,
@@ -417,7 +419,7 @@ test('an item changed or deleted between dump and repair is not overwritten, is 
   await client.send(someoneElsesUpdate);
   await client.send(new DeleteItemCommand({ TableName: tableName, Key: { pk: s('PROJECT#live'), sk: s('TOKEN#t0001') } }));
 
-  const result = await runScript('migrate_ddb_timestamps', repairArgs(file, tableName));
+  const result = await runStep('migrate_ddb_timestamps', repairArgs(file, tableName));
   assert.equal(result.code, 1, result.stderr);
   const blocks = new Map(blocksOf(result.stdout).map((block) => [block.slice(0, block.indexOf(':\n')), block]));
   assert.match(blocks.get(changed)!, /\n {2}✗ Failed: changed since dump: created_at is now "2031-01-01T00:00:00.000000000Z"$/);
@@ -445,7 +447,7 @@ test('dropped connections, throttling and slow answers: every record updated onc
   });
   t.after(() => proxy.close());
 
-  const result = await runScript('migrate_ddb_timestamps', repairArgs(file, tableName, '--endpoint-url', proxy.endpoint, '--concurrency', '16'));
+  const result = await runStep('migrate_ddb_timestamps', repairArgs(file, tableName, '--endpoint-url', proxy.endpoint, '--concurrency', '16'));
   assert.equal(result.code, 0, result.stdout + result.stderr);
   assert.ok((proxy.stats.dropAfterForward ?? 0) > 0, 'some updates were applied and their answers lost');
   const blocks = blocksOf(result.stdout);
@@ -542,7 +544,7 @@ describe('an invalid dump is one error line (exit 2) and nothing is updated', ()
     test(name, async () => {
       const file = join(folder, `${name.replace(/\W+/g, '-')}.json`);
       if (content !== undefined) writeFileSync(file, content);
-      const result = await runScript('migrate_ddb_timestamps', repairArgs(file, tableName));
+      const result = await runStep('migrate_ddb_timestamps', repairArgs(file, tableName));
       assert.equal(result.code, 2, result.stdout + result.stderr);
       assert.match(result.stderr, /^error: [^\n]+\n$/);
       assert.match(result.stderr, message);
@@ -564,7 +566,7 @@ test('invalid arguments are one error line (exit 2)', async () => {
     repairArgs(file, 'x'),
     repairArgs(file, 'cello', '--dry-run=maybe', '--bogus'),
   ]) {
-    const result = await runScript('migrate_ddb_timestamps', args);
+    const result = await runStep('migrate_ddb_timestamps', args);
     assert.equal(result.code, 2, `${args.join(' ')}: ${result.stderr}`);
     assert.match(result.stderr, /^error: [^\n]+\n$/);
     assert.equal(hasStackTrace(result.stderr), false);
@@ -574,7 +576,7 @@ test('invalid arguments are one error line (exit 2)', async () => {
 test('a missing table is one error line (exit 3), after the file was read', async () => {
   const file = join(temporaryFolder(), 'dump.json');
   writeFileSync(file, '[{"pk":"PROJECT#a","sk":"TOKEN#b","created_at":"2022-02-02 18:01:49+00"}]');
-  const result = await runScript('migrate_ddb_timestamps', repairArgs(file, 'no_such_table'));
+  const result = await runStep('migrate_ddb_timestamps', repairArgs(file, 'no_such_table'));
   assert.equal(result.code, 3);
   assert.match(result.stderr, /^error: table "no_such_table" does not exist[^\n]*\n$/);
 });
@@ -583,7 +585,7 @@ test('an empty dump is a clean run with nothing to do', async () => {
   const { tableName } = await newCelloTable();
   const file = join(temporaryFolder(), 'dump.json');
   writeFileSync(file, '[]\n');
-  const result = await runScript('migrate_ddb_timestamps', repairArgs(file, tableName));
+  const result = await runStep('migrate_ddb_timestamps', repairArgs(file, tableName));
   assert.equal(result.code, 0, result.stderr);
   assert.deepEqual(summaryOf(result.stdout), { 'Total records': 0, Skipped: 0, Processed: 0, Successful: 0, Failed: 0 });
 });

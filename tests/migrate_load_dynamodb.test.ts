@@ -25,6 +25,7 @@ import {
   uniqueName,
   type RunOptions,
   type ScriptResult,
+  runStep,
 } from './support/harness.ts';
 
 const SCRIPT = 'migrate_load_dynamodb';
@@ -43,7 +44,7 @@ function writeDataFile(content: DataFile | string): string {
 }
 
 function load(file: string, tableName: string, extra: string[] = [], options: RunOptions = {}): Promise<ScriptResult> {
-  return runScript(SCRIPT, [file, tableName, REGION, ...extra], options);
+  return runStep(SCRIPT, [file, tableName, REGION, ...extra], options);
 }
 
 /**
@@ -294,7 +295,7 @@ test('round trip: PostgreSQL → migrate_dump_postgres → migrate_load_dynamodb
 
   const file = join(temporaryFolder(), 'migration_data.json');
   const { postgres } = stack;
-  const dumped = await runScript('migrate_dump_postgres', [`${postgres.host}:${postgres.port}`, postgres.user, name, file]);
+  const dumped = await runStep('migrate_dump_postgres', [`${postgres.host}:${postgres.port}`, postgres.user, name, file]);
   assert.equal(dumped.code, 0, dumped.stderr);
   const { tableName } = await newCelloTable();
   const loaded = await load(file, tableName);
@@ -408,7 +409,7 @@ test('a table with another key schema is refused, naming the schema, before anyt
 
 test('a region that is not a region name is one line, exit 2', async () => {
   const { tableName } = await newCelloTable();
-  assertOneLineError(await runScript(SCRIPT, [writeDataFile(SMALL), tableName, 'Mars']), 2, /region "Mars" is not an AWS region name/);
+  assertOneLineError(await runStep(SCRIPT, [writeDataFile(SMALL), tableName, 'Mars']), 2, /region "Mars" is not an AWS region name/);
 });
 
 test('an --endpoint-url that is not a URL is one line, exit 2', async () => {
@@ -429,7 +430,8 @@ test('an endpoint nobody listens on is one line, exit 3', async () => {
 test('missing AWS credentials are one line, exit 3', async () => {
   const { tableName } = await newCelloTable();
   const home = temporaryFolder();
-  const result = await load(writeDataFile(SMALL), tableName, [], {
+  // A process of its own: the AWS SDK's credential chain reads HOME and its files from the process's environment.
+  const result = await runScript(SCRIPT, [writeDataFile(SMALL), tableName, REGION], {
     env: {
       AWS_ACCESS_KEY_ID: undefined,
       AWS_SECRET_ACCESS_KEY: undefined,

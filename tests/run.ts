@@ -77,7 +77,7 @@ try {
       endpoint: stack.dynamo.endpoint,
     }),
   };
-  // Two files at a time: each test file works in databases and tables of its own, and the machines have 2 cores.
+  // Several files at a time (runTestFiles.ts says how many and why): each test file works in databases and tables of its own.
   // runTestFiles.ts also fails the run when a file's process ended before reporting every test it declared.
   code = await run(process.execPath, testFilesCommand(files), env);
 } finally {

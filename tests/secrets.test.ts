@@ -15,7 +15,17 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { findFreePort } from '../tools/localStack.ts';
 import { startFaultProxy, type FaultProxy } from './support/faultProxy.ts';
-import { REGION, getStack, newCelloDatabase, newCelloTable, runScript, temporaryFolder, uniqueName, type ScriptResult } from './support/harness.ts';
+import {
+  REGION,
+  getStack,
+  newCelloDatabase,
+  newCelloTable,
+  runScript,
+  temporaryFolder,
+  uniqueName,
+  type ScriptResult,
+  runStep,
+} from './support/harness.ts';
 import {
   FAST_RETRY_ENV,
   celloItemsFromPostgres,
@@ -189,7 +199,14 @@ test('load: a server quoting the signed request back masks the session token, fr
     ['the environment', SECRET_ENV],
     ['a profile', { ...SECRET_ENV, ...fromProfile }],
   ] as const) {
-    const result = await runScript('migrate_load_dynamodb', [data, target, REGION, '--endpoint-url', quotingEndpoint], { env });
+    // Credentials from a profile: the AWS SDK's chain reads the profile's file from the process's environment.
+    const result = await (source === 'a profile' ? runScript : runStep)(
+      'migrate_load_dynamodb',
+      [data, target, REGION, '--endpoint-url', quotingEndpoint],
+      {
+        env,
+      },
+    );
     assert.equal(result.code, 3, result.stderr);
     assert.match(result.stderr, /^error: .*SignatureDoesNotMatch.*x-amz-security-token:\*\*\*/, source);
     assertNoSecretInOutput(result, `a quoted request, credentials from ${source}`);
@@ -235,13 +252,13 @@ test('repair: success — no secret in argv or output', async (t) => {
 
 test('a password that is part of a user name or a port does not garble them (issue 16: "***_user", "***7")', async () => {
   const output = join(temporaryFolder(), 'migration_data.json');
-  const wrongUser = await runScript('migrate_dump_postgres', [`${pg.host}:${pg.port}`, 'cello_user', database, output], {
+  const wrongUser = await runStep('migrate_dump_postgres', [`${pg.host}:${pg.port}`, 'cello_user', database, output], {
     env: { ...SECRET_ENV, PGPASSWORD: 'cello' },
   });
   assert.equal(wrongUser.code, 3, wrongUser.stderr);
   assert.match(wrongUser.stderr, /^error: password authentication failed for user "cello_user" at /);
   const port = String(await findFreePort());
-  const refused = await runScript('migrate_dump_postgres', [`127.0.0.1:${port}`, role, database, output], {
+  const refused = await runStep('migrate_dump_postgres', [`127.0.0.1:${port}`, role, database, output], {
     env: { ...SECRET_ENV, PGPASSWORD: port.slice(0, -1) },
   });
   assert.equal(refused.code, 3, refused.stderr);

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { DeleteItemCommand, PutItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { DynamoItem } from '../lib/dynamodb/batch.ts';
 import { startFaultProxy } from './support/faultProxy.ts';
-import { REGION, dynamoClient, getStack, newCelloDatabase, newCelloTable, runScript, temporaryFolder, type ScriptResult } from './support/harness.ts';
+import { REGION, dynamoClient, getStack, newCelloDatabase, newCelloTable, temporaryFolder, type ScriptResult, runStep } from './support/harness.ts';
 import {
   FAST_RETRY_ENV,
   GIVE_UP_FAST_ENV,
@@ -65,7 +65,7 @@ async function migratedTable(...changes: Change[]): Promise<string> {
 }
 
 function verify(tableName: string, ...more: string[]): Promise<ScriptResult> {
-  return runScript('verify_migration', verifyArgs(stack.postgres, database.name, tableName, ...more), { env: FAST_RETRY_ENV });
+  return runStep('verify_migration', verifyArgs(stack.postgres, database.name, tableName, ...more), { env: FAST_RETRY_ENV });
 }
 
 // Step 1's file, one per table as one per migration: --fix needs it to put tokens, and lists them beside it.
@@ -394,7 +394,7 @@ test('every write failing after the first three: the fix summary says what was w
     },
   });
   t.after(() => proxy.close());
-  const result = await runScript(
+  const result = await runStep(
     'verify_migration',
     verifyArgs(stack.postgres, database.name, tableName, '--fix', '--migration-file', migrationFileOf(tableName), '--endpoint-url', proxy.endpoint),
     {
@@ -418,7 +418,7 @@ test('the final read-back failing for good: the fix summary still says what was 
   const tableName = await manyDifferences();
   const proxy = await startFaultProxy({ target: stack.endpoint, seed: 22, rates: { internalError: 1 }, operations: ['BatchGetItem'] });
   t.after(() => proxy.close());
-  const result = await runScript(
+  const result = await runStep(
     'verify_migration',
     verifyArgs(stack.postgres, database.name, tableName, '--fix', '--migration-file', migrationFileOf(tableName), '--endpoint-url', proxy.endpoint),
     {
@@ -475,7 +475,7 @@ test('tokens of no project, migrated with --include-orphans: --fix without the f
   ];
   await putItems(client, tableName, withOrphans);
   const args = verifyArgs(stack.postgres, orphans.name, tableName);
-  const without = await runScript('verify_migration', [...args, '--fix'], { env: FAST_RETRY_ENV });
+  const without = await runStep('verify_migration', [...args, '--fix'], { env: FAST_RETRY_ENV });
   assert.equal(without.code, 1, without.stdout + without.stderr);
   assert.match(
     without.stdout,
@@ -487,7 +487,7 @@ test('tokens of no project, migrated with --include-orphans: --fix without the f
     /\nResult: 3 items still differ \(see the lines marked ✗ above\) — each line says what to do; running again will not change them\.\n/,
   );
   await assertTableIs(tableName, new Map(withOrphans.map((item) => [keyOf(item), item])));
-  const withFlag = await runScript('verify_migration', [...args, '--include-orphans', '--fix'], { env: FAST_RETRY_ENV });
+  const withFlag = await runStep('verify_migration', [...args, '--include-orphans', '--fix'], { env: FAST_RETRY_ENV });
   assert.equal(withFlag.code, 0, withFlag.stdout + withFlag.stderr);
 });
 
@@ -528,17 +528,12 @@ test('the guard takes the migration’s evidence: tokens in Step 1’s file, or 
   const revoking = await newCelloDatabase();
   await seedCello(revoking.sql, 1, 3);
   const data = join(temporaryFolder(), 'migration_data.json');
-  const dumped = await runScript('migrate_dump_postgres', [
-    `${stack.postgres.host}:${stack.postgres.port}`,
-    stack.postgres.user,
-    revoking.name,
-    data,
-  ]);
+  const dumped = await runStep('migrate_dump_postgres', [`${stack.postgres.host}:${stack.postgres.port}`, stack.postgres.user, revoking.name, data]);
   assert.equal(dumped.code, 0, dumped.stderr);
   const { tableName, client } = await newCelloTable();
   await putItems(client, tableName, await celloItemsFromPostgres(revoking.sql));
   const args = verifyArgs(stack.postgres, revoking.name, tableName);
-  const fix = (...more: string[]) => runScript('verify_migration', [...args, '--fix', ...more], { env: FAST_RETRY_ENV });
+  const fix = (...more: string[]) => runStep('verify_migration', [...args, '--fix', ...more], { env: FAST_RETRY_ENV });
   // A token created after the dump: an earlier --fix puts it, and records that it did.
   await revoking.sql.unsafe(`INSERT INTO tokens VALUES ('late', '2026-01-01 00:00:00+00', 'project-1', NULL)`);
   const first = await fix('--migration-file', data);
@@ -560,7 +555,7 @@ test('the guard takes the migration’s evidence: tokens in Step 1’s file, or 
   const fixed = await fix('--migration-file', data);
   assert.equal(fixed.code, 0, fixed.stdout + fixed.stderr);
   assert.equal(fixed.stdout.match(/: ✓ deleted \(not in PostgreSQL\)\n/g)?.length, 2, fixed.stdout);
-  const check = await runScript('verify_migration', args);
+  const check = await runStep('verify_migration', args);
   assert.equal(check.code, 0, check.stdout + check.stderr);
 });
 
@@ -571,7 +566,7 @@ test('--fix that would put tokens needs --migration-file: else a token it put an
   await putItems(client, tableName, await celloItemsFromPostgres(revoking.sql));
   const data = await dumpPostgres(stack.postgres, revoking.name);
   const args = verifyArgs(stack.postgres, revoking.name, tableName);
-  const fix = (...more: string[]) => runScript('verify_migration', [...args, '--fix', ...more], { env: FAST_RETRY_ENV });
+  const fix = (...more: string[]) => runStep('verify_migration', [...args, '--fix', ...more], { env: FAST_RETRY_ENV });
   // PostgreSQL's newest token, created after the dump.
   await revoking.sql.unsafe(`INSERT INTO tokens VALUES ('newest', '2026-01-01 00:00:00+00', 'project-1', NULL)`);
   const before = await rawTable(tableName);
@@ -594,7 +589,7 @@ test('--fix that would put tokens needs --migration-file: else a token it put an
   const fixed = await fix('--migration-file', data);
   assert.equal(fixed.code, 0, fixed.stdout + fixed.stderr);
   assert.match(fixed.stdout, /\]\[TOKEN#newest\]: ✓ deleted \(not in PostgreSQL\)\n/);
-  const check = await runScript('verify_migration', args);
+  const check = await runStep('verify_migration', args);
   assert.equal(check.code, 0, check.stdout + check.stderr);
 });
 
@@ -610,7 +605,7 @@ test('the guard’s message is true when PostgreSQL has no token an item can hol
     expires_at: { S: '' },
   };
   await putItems(client, tableName, [{ pk: { S: 'PROJECT#p' }, sk: { S: 'METADATA' }, repository: { S: '' } }, serviceToken]);
-  const result = await runScript('verify_migration', verifyArgs(stack.postgres, infinite.name, tableName, '--fix'), { env: FAST_RETRY_ENV });
+  const result = await runStep('verify_migration', verifyArgs(stack.postgres, infinite.name, tableName, '--fix'), { env: FAST_RETRY_ENV });
   assertOneErrorLine(
     result,
     /^error: --fix refused, nothing written: the table holds 1 token item PostgreSQL does not have that nothing shows the migration wrote \(\[PROJECT#p\]\[TOKEN#new\] created at 2026-12-01T10:00:00\.000000000Z: PostgreSQL holds no token with a created_at an item can hold to compare it with, and no --migration-file was given\)/,
@@ -627,7 +622,7 @@ test('a token PostgreSQL holds at created_at infinity: not fixable, the rest fix
   const { tableName, client } = await newCelloTable();
   const revoked = { ...items.find((item) => item.sk?.S?.startsWith('TOKEN#'))!, sk: { S: 'TOKEN#revoked' }, token_id: { S: 'revoked' } };
   await putItems(client, tableName, [...items, revoked]);
-  const result = await runScript('verify_migration', verifyArgs(stack.postgres, infinite.name, tableName, '--fix'), { env: FAST_RETRY_ENV });
+  const result = await runStep('verify_migration', verifyArgs(stack.postgres, infinite.name, tableName, '--fix'), { env: FAST_RETRY_ENV });
   assert.equal(result.code, 1, result.stdout + result.stderr);
   assert.equal(result.stderr, '');
   assert.match(result.stdout, /\n\[PROJECT#project-1\]\[TOKEN#at-infinity\]: ✗ cannot be fixed: .*infinite timestamps cannot be stored/);
@@ -640,7 +635,7 @@ describe('bad input: one error line, nothing written', { concurrency: 3 }, () =>
   test('an unreachable database', async () => {
     const tableName = await migratedTable(remove(tokenOf(0)));
     const before = await rawTable(tableName);
-    const result = await runScript('verify_migration', ['127.0.0.1:1', stack.postgres.user, database.name, tableName, REGION, '--fix']);
+    const result = await runStep('verify_migration', ['127.0.0.1:1', stack.postgres.user, database.name, tableName, REGION, '--fix']);
     assertOneErrorLine(result, /cannot connect to PostgreSQL at 127\.0\.0\.1:1/, 3);
     assert.deepEqual(await rawTable(tableName), before);
   });

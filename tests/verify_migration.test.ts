@@ -23,6 +23,7 @@ import {
   runScript,
   scanTable,
   uniqueName,
+  runStep,
 } from './support/harness.ts';
 
 const stack = await getStack();
@@ -142,7 +143,7 @@ async function migratedTable(change?: (client: DynamoDBClient, tableName: string
 }
 
 function verify(database: string, tableName: string, ...more: string[]) {
-  return runScript('verify_migration', [host, stack.postgres.user, database, tableName, REGION, ...more]);
+  return runStep('verify_migration', [host, stack.postgres.user, database, tableName, REGION, ...more]);
 }
 
 const key = (project: string, sk: string) => ({ pk: { S: `PROJECT#${project}` }, sk: { S: sk } });
@@ -239,7 +240,7 @@ test('verify reads only: the table is unchanged and a SELECT-only PostgreSQL use
   const role = uniqueName('reader');
   await shared.sql.unsafe(`CREATE ROLE ${role} LOGIN PASSWORD '${stack.postgres.password}'`);
   await shared.sql.unsafe(`GRANT SELECT ON projects, tokens TO ${role}`);
-  const result = await runScript('verify_migration', [host, role, shared.name, tableName, REGION]);
+  const result = await runStep('verify_migration', [host, role, shared.name, tableName, REGION]);
   assert.equal(result.code, 1, result.stderr);
   assert.match(result.stdout, /\n {2}missing token tkn-1\n/);
   assert.deepEqual(await scanTable(tableName), before);
@@ -557,7 +558,7 @@ describe('errors', { concurrency: 3 }, () => {
 
   test('a wrong password is one error line, exit 3, and the password is never printed', async () => {
     const tableName = await migratedTable();
-    const result = await runScript('verify_migration', [host, stack.postgres.user, shared.name, tableName, REGION], {
+    const result = await runStep('verify_migration', [host, stack.postgres.user, shared.name, tableName, REGION], {
       env: { PGPASSWORD: 'wrong-password-123' },
     });
     assertOneErrorLine(result, 3, /^error: /);
@@ -565,7 +566,7 @@ describe('errors', { concurrency: 3 }, () => {
   });
 
   test('missing arguments are a usage error, exit 2', async () => {
-    const result = await runScript('verify_migration', [host, stack.postgres.user]);
+    const result = await runStep('verify_migration', [host, stack.postgres.user]);
     assertOneErrorLine(result, 2, /^error: .*--help/);
   });
 

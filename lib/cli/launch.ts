@@ -8,7 +8,7 @@ import { constants as osConstants } from 'node:os';
 import { ExitCode } from './errors.ts';
 import { STOP_SIGNALS, installStopHandlers } from './signals.ts';
 
-/** A step of the guide: `main` parses `argv`, does the work and resolves to the exit code. */
+/** A step of the guide: `main` parses `argv`, does the work and resolves to the exit code (lib/cli/run.ts defineStep). */
 export interface Step {
   main(argv: string[]): Promise<number>;
 }
@@ -18,8 +18,8 @@ export async function launch(load: () => Promise<Step>): Promise<never> {
   const argv = process.argv.slice(2);
   if (isRunByTsxCommand() && !asksForHelp(argv)) return relayToWorker();
   installStopHandlers();
-  const [{ runMain }, step] = await Promise.all([import('./run.ts'), load()]);
-  return runMain(() => step.main(argv));
+  const step = await load();
+  process.exit(await step.main(argv));
 }
 
 /**

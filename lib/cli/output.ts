@@ -6,16 +6,18 @@
 // timestamp repair, that was more CPU than the repair's own logic. Text is therefore collected and written when
 // 64 KiB have gathered, or 100 ms after the first unwritten text, so an operator watching still sees the report move.
 
+import { currentRun } from './currentRun.ts';
 import { writeAndWait } from './run.ts';
 
-/** A line on stderr. On a terminal it first clears the line, so it never lands in the middle of a progress line. */
+/** A line on the run's stderr. On a terminal it first clears the line, so it never lands in the middle of a progress line. */
 export function printLine(line: string): void {
-  process.stderr.write(`${process.stderr.isTTY ? '\r\x1b[2K' : ''}${line}\n`);
+  const stderr = currentRun().io.stderr;
+  stderr.write(`${stderr.isTTY ? '\r\x1b[2K' : ''}${line}\n`);
 }
 
-/** Text on stdout, waiting while a slow reader (a pipe, a terminal) has not taken earlier output. */
+/** Text on the run's stdout, waiting while a slow reader (a pipe, a terminal) has not taken earlier output. */
 export function printOutput(text: string): Promise<void> {
-  return writeAndWait(process.stdout, text);
+  return writeAndWait(currentRun().io.stdout, text);
 }
 
 const FLUSH_BYTES = 64 * 1024;
@@ -27,7 +29,7 @@ export class ReportOutput {
   private pendingLength = 0;
   private timer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly stream: NodeJS.WritableStream = process.stdout) {}
+  constructor(private readonly stream: NodeJS.WritableStream = currentRun().io.stdout) {}
 
   /** Queues `text`; resolves at once unless a full chunk had to wait for the stream to drain. */
   async write(text: string): Promise<void> {

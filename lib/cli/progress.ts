@@ -1,4 +1,6 @@
-// The progress line of a long step, on stderr: count, rate, time left, and what slowed the run.
+// The progress line of a long step, on the run's stderr: count, rate, time left, and what slowed the run.
+import { currentRun, type StepIo } from './currentRun.ts';
+
 /**
  * Progress on stderr, only when stderr is a terminal (a log file gets the summary only), at most ten times a
  * second so it never costs throughput: the count, the rate over the last few seconds, the time left when the total
@@ -13,7 +15,7 @@ export class Progress {
   constructor(
     private readonly label: string,
     private readonly total?: number,
-    private readonly stream: NodeJS.WriteStream = process.stderr,
+    private readonly stream: StepIo['stderr'] = currentRun().io.stderr,
     private readonly options: { unit?: string; note?: () => string } = {},
   ) {
     this.enabled = Boolean(stream.isTTY);

@@ -1,49 +1,73 @@
-// How every step runs: `runMain` runs its body and exits with its code; a UserError is one line on stderr, anything
-// else is our bug and keeps its stack. A closed stdout or stderr never stops a run half-way. Secrets registered with
-// lib/cli/secrets.ts are masked in everything this module prints.
+// How every step runs: `runStep` runs its body as one run and resolves to its exit code (a launcher then exits with
+// it); a UserError is one line on stderr, anything else is our bug and keeps its stack. A closed stdout or stderr
+// never stops a run half-way. Secrets registered with lib/cli/secrets.ts are masked in everything this module prints.
+import { currentRun, newRun, processIo, runWithin, type Run, type StepIo } from './currentRun.ts';
 import { ExitCode, UserError, formatUserError } from './errors.ts';
 import { redactSecrets } from './secrets.ts';
 import { decideExitCode, installStopHandlers, markStepStarted } from './signals.ts';
 
-/**
- * Runs a script body: its resolved number is the exit code. Never returns.
- * Writes go through process.stdout; we wait for it to drain so piped output is never cut short.
- */
-export async function runMain(main: () => Promise<number>): Promise<never> {
-  installStopHandlers();
-  markStepStarted();
-  guardStandardStreams();
-  let code: number;
-  try {
-    code = await main();
-  } catch (error) {
-    code = reportFailure(error);
-  }
-  decideExitCode(code);
-  await flushStdout();
-  if (stdoutFailure !== undefined) {
-    // In a pipeline the shell shows the reader's exit status, not ours: this line is how the operator learns the result.
-    process.stderr.write(`the run ended with exit code ${code} (see "Exit codes" in README.md); its summary was not shown: ${stdoutFailure}\n`);
-  }
-  process.exit(code);
+/** A step's body: parses `argv`, does the work, resolves to the exit code (a UserError thrown is reported). */
+export type StepBody = (argv: string[]) => Promise<number>;
+
+/** A step's main(argv, io): one run of `body`, printing to io's streams (the process's by default); resolves to its exit code. */
+export function defineStep(body: StepBody): (argv: string[], io?: StepIo) => Promise<number> {
+  return (argv, io = processIo()) => runStep(body, argv, io);
 }
 
-let stdoutFailure: string | undefined;
+/**
+ * One run of a step: its own streams, environment, secrets and stop state (lib/cli/currentRun.ts). Resolves to the
+ * exit code once stdout has taken the output; exits nothing, so a test runs steps in process, one after another or
+ * side by side. A UserError is one line on stderr; anything else is our bug and keeps its stack.
+ */
+export function runStep(body: StepBody, argv: string[], io: StepIo): Promise<number> {
+  const run = newRun(io, argv);
+  return runWithin(run, async () => {
+    markStepStarted();
+    const unguard = guardStandardStreams(run);
+    let code: number;
+    try {
+      code = await body(argv);
+    } catch (error) {
+      code = reportFailure(error);
+    }
+    decideExitCode(code);
+    await flush(io.stdout);
+    if (run.stdoutFailure !== undefined) {
+      // In a pipeline the shell shows the reader's exit status, not ours: this line is how the operator learns the result.
+      io.stderr.write(`the run ended with exit code ${code} (see "Exit codes" in README.md); its summary was not shown: ${run.stdoutFailure}\n`);
+    }
+    unguard();
+    return code;
+  });
+}
+
+/** Runs a script body with the process's arguments and streams, and exits with its code. Never returns. */
+export async function runMain(main: () => Promise<number>): Promise<never> {
+  installStopHandlers();
+  process.exit(await runStep(main, process.argv.slice(2), processIo()));
+}
 
 /**
  * A closed stdout (`| head`, quitting `less`) or stderr must not crash or stop a run half-way: a repair or a load goes
  * on to its end, and says on stderr that its report is not shown. Without a listener, the first write after the
  * reader left threw EPIPE as an unhandled 'error' event (a stack trace, exit 1, the rest of the work not done).
+ * Returns the function that removes the listeners, for the next run in the same process.
  */
-function guardStandardStreams(): void {
-  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
-    if (stdoutFailure !== undefined) return;
-    stdoutFailure = error.code === 'EPIPE' ? 'standard output was closed (EPIPE)' : `standard output failed (${error.code ?? error.message})`;
-    process.stderr.write(`warning: ${stdoutFailure} — the run goes on; the rest of its report is not shown\n`);
-  });
-  process.stderr.on('error', () => {
-    // Nowhere left to say it; the exit code still tells the result.
-  });
+function guardStandardStreams(run: Run): () => void {
+  const { stdout, stderr } = run.io;
+  const onStdoutError = (error: NodeJS.ErrnoException) => {
+    if (run.stdoutFailure !== undefined) return;
+    run.stdoutFailure = error.code === 'EPIPE' ? 'standard output was closed (EPIPE)' : `standard output failed (${error.code ?? error.message})`;
+    stderr.write(`warning: ${run.stdoutFailure} — the run goes on; the rest of its report is not shown\n`);
+  };
+  // Nowhere left to say it; the exit code still tells the result.
+  const onStderrError = () => {};
+  stdout.on('error', onStdoutError);
+  stderr.on('error', onStderrError);
+  return () => {
+    stdout.off('error', onStdoutError);
+    stderr.off('error', onStderrError);
+  };
 }
 
 /**
@@ -51,7 +75,8 @@ function guardStandardStreams(): void {
  * reader is gone takes nothing and fails each write: never wait on it for a 'drain' that will not come.
  */
 export async function writeAndWait(stream: NodeJS.WritableStream, text: string): Promise<void> {
-  if (stream === process.stdout && stdoutFailure !== undefined) return;
+  const run = currentRun();
+  if (stream === run.io.stdout && run.stdoutFailure !== undefined) return;
   if (stream.write(text)) return;
   await new Promise<void>((resolve) => {
     const done = () => {
@@ -67,17 +92,18 @@ export async function writeAndWait(stream: NodeJS.WritableStream, text: string):
 }
 
 export function reportFailure(error: unknown): number {
+  const stderr = currentRun().io.stderr;
   if (error instanceof UserError) {
-    process.stderr.write(formatUserError(error));
+    stderr.write(formatUserError(error));
     return error.exitCode;
   }
   const text = error instanceof Error ? (error.stack ?? String(error)) : String(error);
-  process.stderr.write(`internal error (a bug in cello-migrate; please report it with this trace):\n${redactSecrets(text)}\n`);
+  stderr.write(`internal error (a bug in cello-migrate; please report it with this trace):\n${redactSecrets(text)}\n`);
   return ExitCode.internal;
 }
 
-function flushStdout(): Promise<void> {
+function flush(stdout: NodeJS.WritableStream): Promise<void> {
   // Through a write's callback and one more turn, even with nothing pending: a write that just failed (EPIPE) reports
   // its error on a later tick, and the run's last line depends on it.
-  return new Promise((resolve) => process.stdout.write('', () => setImmediate(resolve)));
+  return new Promise((resolve) => stdout.write('', () => setImmediate(resolve)));
 }

@@ -1,5 +1,6 @@
 // Secrets registered with `registerSecret` are masked in everything the toolkit prints (error lines, stack traces).
-const secrets = new Set<string>();
+// They are the current run's (lib/cli/currentRun.ts): a password one run read is no secret in another's output.
+import { currentRun } from './currentRun.ts';
 
 /**
  * Masks `value` in everything this module prints (error lines, stack traces). A last guard: no message we build
@@ -7,7 +8,7 @@ const secrets = new Set<string>();
  * an AWS error quoting a signed request.
  */
 export function registerSecret(value: string | undefined): void {
-  if (value && value.length >= 3) secrets.add(value);
+  if (value && value.length >= 3) currentRun().secrets.add(value);
 }
 
 /**
@@ -20,9 +21,10 @@ export function registerSecret(value: string | undefined): void {
  *   argument: masking it would only say which argument is the password.
  */
 export function redactSecrets(text: string): string {
+  const { secrets, argv } = currentRun();
   let result = text;
   for (const secret of secrets) {
-    if (process.argv.slice(2).some((argument) => findWholeToken(argument, secret, 0) >= 0)) continue;
+    if (argv.some((argument) => findWholeToken(argument, secret, 0) >= 0)) continue;
     let masked = '';
     let from = 0;
     for (let at = findWholeToken(result, secret, 0); at >= 0; at = findWholeToken(result, secret, from)) {

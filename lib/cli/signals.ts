@@ -1,13 +1,12 @@
-// Stop requests. The first SIGINT/SIGTERM/SIGHUP aborts `stopSignal`, so loops stop taking new work and print a partial
-// summary; a second one exits at once. The end of a process that launched this one (npx, tsx, the launcher's relay:
+// Stop requests. The first SIGINT/SIGTERM/SIGHUP aborts the run's `stopSignal()`, so loops stop taking new work and
+// print a partial summary; a second one exits at once. The stop state is the run's (lib/cli/currentRun.ts): a run
+// in process starts unstopped whatever an earlier one went through. The end of a process that launched this one (npx, tsx, the launcher's relay:
 // `kill -9` of any of them) is a stop request too: the operator's command is gone, as after a closed terminal.
 // No yargs, no SDK, no driver here: the launchers (lib/cli/launch.ts) install these before anything heavy loads.
 import { readFileSync } from 'node:fs';
+import { currentRun, type Run } from './currentRun.ts';
 import { ExitCode, UserError } from './errors.ts';
 
-const stopController = new AbortController();
-export const stopSignal: AbortSignal = stopController.signal;
-let stopSignalName: NodeJS.Signals | undefined;
 /** SIGHUP too: a closed terminal or ssh session stops the run cleanly (partial summary, no temporary file left). */
 export const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
@@ -17,12 +16,14 @@ export const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
  * within milliseconds. A person pressing again to exit now does so later than this.
  */
 export const SAME_STOP_REQUEST_MS = 500;
-let firstStopAt: number | undefined;
-/** The exit code, once the run's outcome is decided: a signal can no longer turn it into "stopped" (exit 130). */
-let decidedExitCode: number | undefined;
-/** False while the step's modules load: a stop then has nothing to finish and nothing to report. */
-let stepStarted = false;
 let installed = false;
+/** The run the process's stop signals stop: the last one started (a launcher starts one). */
+let signalledRun: Run | undefined;
+
+/** The current run's stop: aborts when a stop is requested, so loops stop taking new work. */
+export function stopSignal(): AbortSignal {
+  return currentRun().stop.controller.signal;
+}
 
 /** Installs the stop handlers and the watch on the launching processes; once per process. */
 export function installStopHandlers(): void {
@@ -32,38 +33,42 @@ export function installStopHandlers(): void {
   watchLaunchingProcesses((lost) => requestStop('SIGHUP', `${lost} ended (taken as SIGHUP)`));
 }
 
-/** From now on a stop request finishes the requests in flight and prints a partial summary. */
+/** From now on a stop request finishes the current run's requests in flight and prints a partial summary. */
 export function markStepStarted(): void {
-  stepStarted = true;
+  signalledRun = currentRun();
+  signalledRun.stop.stepStarted = true;
 }
 
 /** Sets the exit code of a run that has ended: a later signal no longer makes it a stopped run. */
 export function decideExitCode(code: number): void {
-  decidedExitCode = code;
+  currentRun().stop.decidedExitCode = code;
 }
 
 function requestStop(name: NodeJS.Signals, heard: string): void {
-  if (!stepStarted) {
+  const run = signalledRun;
+  if (run === undefined || !run.stop.stepStarted) {
     process.stderr.write(`\n${heard}: stopped before anything was done\n`);
     process.exit(ExitCode.interrupted);
   }
+  const stop = run.stop;
+  const stderr = run.io.stderr;
   const now = performance.now();
-  if (firstStopAt !== undefined) {
-    if (now - firstStopAt < SAME_STOP_REQUEST_MS) return;
-    process.stderr.write(`\n${name} again: exiting now\n`);
-    process.exit(decidedExitCode ?? ExitCode.interrupted);
+  if (stop.firstAt !== undefined) {
+    if (now - stop.firstAt < SAME_STOP_REQUEST_MS) return;
+    stderr.write(`\n${name} again: exiting now\n`);
+    process.exit(stop.decidedExitCode ?? ExitCode.interrupted);
   }
   // The window opens when the event loop next turns: the stop's own work (every waiting request rejected, a summary)
   // can hold it for longer than the window on a busy machine, and a copy queued meanwhile was taken for a second press.
-  firstStopAt = Number.POSITIVE_INFINITY;
-  setImmediate(() => (firstStopAt = performance.now()));
-  if (decidedExitCode !== undefined) {
-    process.stderr.write(`\n${heard}: the run has already finished (press again to exit now)\n`);
+  stop.firstAt = Number.POSITIVE_INFINITY;
+  setImmediate(() => (stop.firstAt = performance.now()));
+  if (stop.decidedExitCode !== undefined) {
+    stderr.write(`\n${heard}: the run has already finished (press again to exit now)\n`);
     return;
   }
-  stopSignalName = name;
-  process.stderr.write(`\n${heard}: finishing requests in flight, then stopping (press again to exit now)\n`);
-  stopController.abort(new UserError(`stopped by ${name} before finishing`, ExitCode.interrupted));
+  stop.signalName = name;
+  stderr.write(`\n${heard}: finishing requests in flight, then stopping (press again to exit now)\n`);
+  stop.controller.abort(new UserError(`stopped by ${name} before finishing`, ExitCode.interrupted));
 }
 
 /**
@@ -74,21 +79,22 @@ function requestStop(name: NodeJS.Signals, heard: string): void {
  */
 export function decideRunComplete(): void {
   throwIfStopped();
-  decidedExitCode ??= ExitCode.ok;
+  currentRun().stop.decidedExitCode ??= ExitCode.ok;
 }
 
 export function wasStopped(): boolean {
-  return stopSignalName !== undefined;
+  return currentRun().stop.signalName !== undefined;
 }
 
 /** The signal that requested the stop (for partial summaries), or undefined. */
 export function stopSignalReceived(): NodeJS.Signals | undefined {
-  return stopSignalName;
+  return currentRun().stop.signalName;
 }
 
 /** Throws the stop reason if a stop was requested; call between units of work. */
 export function throwIfStopped(): void {
-  if (stopController.signal.aborted) throw stopController.signal.reason;
+  const signal = stopSignal();
+  if (signal.aborted) throw signal.reason;
 }
 
 /** How often the launching processes are checked: a lost one stops the run within this, plus the requests in flight. */

@@ -17,6 +17,8 @@ import {
   postgresUserPositional,
 } from '../cli/args.ts';
 import { decideRunComplete, stopSignal, stopSignalReceived, wasStopped } from '../cli/signals.ts';
+import { defineStep } from '../cli/run.ts';
+import { runEnvironment } from '../cli/currentRun.ts';
 import { AtomicOutputFile, OutputPieces } from '../io/files.ts';
 import { ORPHAN_PROJECT_VALUES, formatDumpSummary, formatOrphanNotice } from './summary.ts';
 import { printLine, printOutput } from '../cli/output.ts';
@@ -63,7 +65,7 @@ function parseArguments(argv: string[]) {
   );
 }
 
-export async function main(argv: string[]): Promise<number> {
+export const main = defineStep(async (argv: string[]): Promise<number> => {
   const args = await parseArguments(argv);
   // The PostgreSQL driver loads only now that the arguments are read: --help does without it.
   const [{ connectPostgres, inReadOnlySnapshot, streamRows }, { toPostgresUserError }] = await Promise.all([
@@ -79,7 +81,7 @@ export async function main(argv: string[]): Promise<number> {
   checkPostgresNames(user, database);
   if (output.trim() === '') throw new UserError('the output file is empty — give the path of the JSON file to create, e.g. migration_data.json');
   const target: PostgresTarget = { host, port, user, database };
-  const settings = connectionSettingsFromEnvironment(process.env, host);
+  const settings = connectionSettingsFromEnvironment(runEnvironment(), host);
 
   // Everything that can fail without the database fails before the password prompt: a folder in the way, an
   // existing file without --force, a folder that cannot be written.
@@ -89,9 +91,9 @@ export async function main(argv: string[]): Promise<number> {
   let session: PostgresSession | undefined;
   // A stop during the server's sort (before any row arrives) closes the connection, which ends the query.
   const closeOnStop = () => void session?.close();
-  stopSignal.addEventListener('abort', closeOnStop, { once: true });
+  stopSignal().addEventListener('abort', closeOnStop, { once: true });
   try {
-    const password = await readPassword(process.env, `Password for user ${user} at ${describeTarget(target)}: `);
+    const password = await readPassword(runEnvironment(), `Password for user ${user} at ${describeTarget(target)}: `);
     const connected = await connectPostgres(target, password, settings);
     session = connected;
     if (wasStopped()) throw stopError();
@@ -125,7 +127,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     throw toPostgresUserError(error, target, settings);
   } finally {
-    stopSignal.removeEventListener('abort', closeOnStop);
+    stopSignal().removeEventListener('abort', closeOnStop);
     progress.finish();
     await session?.close();
   }
@@ -135,7 +137,7 @@ export async function main(argv: string[]): Promise<number> {
   if (orphanNotice !== '') printLine(orphanNotice);
   await printOutput(formatDumpSummary(output, counts, args['include-orphans']));
   return ExitCode.ok;
-}
+});
 
 function stopError(): UserError {
   return new UserError(`stopped by ${stopSignalReceived() ?? 'a signal'} before finishing — nothing was written`, ExitCode.interrupted);

@@ -11,6 +11,8 @@ import { ExitCode, UserError } from '../cli/errors.ts';
 import { Progress } from '../cli/progress.ts';
 import { concurrencyOption, createArgumentParser, endpointUrlOption, forceOption, maxRcuOption, regionOption, tableOption } from '../cli/args.ts';
 import { decideRunComplete, throwIfStopped, wasStopped, stopSignal } from '../cli/signals.ts';
+import { defineStep } from '../cli/run.ts';
+import { currentRun } from '../cli/currentRun.ts';
 import { formatCount } from '../cli/output.ts';
 import { AttributeValueError, itemToJson } from './ddbJson.ts';
 import { checkTableName, type DynamoTarget } from '../dynamodb/target.ts';
@@ -46,7 +48,7 @@ function parseArguments(argv: string[]) {
   );
 }
 
-export async function main(argv: string[]): Promise<number> {
+export const main = defineStep(async (argv: string[]): Promise<number> => {
   const args = await parseArguments(argv);
   // The AWS SDK loads only now that the arguments are read: --help does without it.
   const [{ capacityMeterOf, createDynamoClient }, { DEFAULT_MAX_PAGES_IN_FLIGHT, scanPages }] = await Promise.all([
@@ -64,13 +66,13 @@ export async function main(argv: string[]): Promise<number> {
   const client = createDynamoClient(target, {
     maxSockets: Math.min(segments, DEFAULT_MAX_PAGES_IN_FLIGHT),
     capacity: { maxRcu: args['max-rcu'] },
-    stop: stopSignal,
+    stop: stopSignal(),
   });
   const meter = capacityMeterOf(client);
   // Before any request: a folder in the way or an existing file without --force is reported at once (exit 4).
   await checkTarget(output, resolve(output), args.force);
   const file = await AtomicOutputFile.create(output, { overwrite: args.force });
-  const progress = new Progress(`Dumping ${table}`, undefined, process.stderr, { note: () => meter.describeSlowdown() });
+  const progress = new Progress(`Dumping ${table}`, undefined, currentRun().io.stderr, { note: () => meter.describeSlowdown() });
   let count = 0;
   try {
     await file.write('[');
@@ -107,4 +109,4 @@ export async function main(argv: string[]): Promise<number> {
     `Dumped ${formatCount(count)} items from table ${table} (region ${target.region}) to ${output}\n${formatCapacitySummary(meter, { writes: false })}`,
   );
   return ExitCode.ok;
-}
+});

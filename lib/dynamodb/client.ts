@@ -7,6 +7,7 @@ import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import { DescribeTableCommand, DynamoDBClient, type TableDescription } from '@aws-sdk/client-dynamodb';
 import { ExitCode, UserError } from '../cli/errors.ts';
+import { runEnvironment } from '../cli/currentRun.ts';
 import { registerSecret } from '../cli/secrets.ts';
 import { bulkRetrySettings, CelloRetryStrategy, type RetrySettings } from './retry.ts';
 import { batchGetCutBytes, checkEndpointUrl, checkRegion, endpointFromEnvironment, type DynamoTarget } from './target.ts';
@@ -38,10 +39,15 @@ export function createDynamoClient(
   checkRegion(target.region);
   // Node 20 is a supported runtime; the SDK's NodeVersionSupportWarning (printed as the first client is built) is noise.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-  // The endpoint the SDK will use, from the option or the environment, is checked the same way before any request.
-  const fromEnvironment = target.endpointUrl === undefined ? endpointFromEnvironment() : undefined;
+  // The run's environment (lib/cli/currentRun.ts), which is not the process's for a step run in process: the endpoint
+  // and the access keys are read from it here and given to the SDK, which would read process.env.
+  const env = runEnvironment();
+  // The endpoint, from the option or the environment, is checked the same way before any request.
+  const fromEnvironment = target.endpointUrl === undefined ? endpointFromEnvironment(env) : undefined;
   if (target.endpointUrl !== undefined) checkEndpointUrl(target.endpointUrl);
   else if (fromEnvironment !== undefined) checkEndpointUrl(fromEnvironment.url, fromEnvironment.source);
+  const endpoint = target.endpointUrl ?? fromEnvironment?.url;
+  const credentials = options.credentials ?? accessKeysFromEnvironment(env);
   const maxSockets = options.maxSockets ?? 64;
   const retrySettings = cutShortOnStop({ ...bulkRetrySettings(), ...options.retry }, options.stop);
   // Metering and the caps (lib/dynamodb/capacity/): every read and write of this client, whatever step sends it.
@@ -49,8 +55,8 @@ export function createDynamoClient(
   meter.batchGetCutBytes = batchGetCutBytes(target);
   const client = new DynamoDBClient({
     region: target.region,
-    ...(target.endpointUrl !== undefined ? { endpoint: target.endpointUrl } : {}),
-    ...(options.credentials ? { credentials: options.credentials } : {}),
+    ...(endpoint !== undefined ? { endpoint } : {}),
+    ...(credentials ? { credentials } : {}),
     maxAttempts: retrySettings.maxAttempts,
     // Throttled attempts are retried at the meter's lowered rate without counting, while requests still get through.
     retryStrategy: new CelloRetryStrategy(retrySettings, classifyDynamoFailure, () => meter.absorbsThrottling()),
@@ -69,12 +75,24 @@ export function createDynamoClient(
     },
   });
   translateFailures(client, target);
-  maskAwsSecrets(client, options.credentials?.secretAccessKey);
+  maskAwsSecrets(client, env, options.credentials?.secretAccessKey);
   const stop = options.stop;
   meterCapacity(client, meter, isThrottlingError, stop && { signal: stop, notSent: () => new NotSentError(stop.reason) });
   retrySettingsOfClient.set(client, retrySettings);
   meterOfClient.set(client, meter);
   return client;
+}
+
+/**
+ * The access keys of the environment, as the SDK's default chain takes them first (AWS_ACCESS_KEY_ID and
+ * AWS_SECRET_ACCESS_KEY, with AWS_SESSION_TOKEN), or undefined: then the chain itself reads what else it knows
+ * (profiles, SSO, instance roles) from the process's environment and files. With AWS_PROFILE set the chain uses the
+ * profile instead of the keys, so they are left to it then too.
+ */
+function accessKeysFromEnvironment(env: NodeJS.ProcessEnv): { accessKeyId: string; secretAccessKey: string; sessionToken?: string } | undefined {
+  const { AWS_ACCESS_KEY_ID: accessKeyId, AWS_SECRET_ACCESS_KEY: secretAccessKey, AWS_SESSION_TOKEN: sessionToken } = env;
+  if (!accessKeyId || !secretAccessKey || env.AWS_PROFILE) return undefined;
+  return { accessKeyId, secretAccessKey, ...(sessionToken ? { sessionToken } : {}) };
 }
 
 /** Retry delays that end when `stop` aborts: the next attempt then is not sent (NotSentError), at once. */
@@ -152,9 +170,9 @@ export function toClientUserError(client: DynamoDBClient, error: unknown, tableN
  * line repeats. The token is read from each signed request, so it is masked whatever the credential source
  * (environment, profile, SSO).
  */
-function maskAwsSecrets(client: DynamoDBClient, secretAccessKey: string | undefined): void {
-  registerSecret(process.env.AWS_SECRET_ACCESS_KEY);
-  registerSecret(process.env.AWS_SESSION_TOKEN);
+function maskAwsSecrets(client: DynamoDBClient, env: NodeJS.ProcessEnv, secretAccessKey: string | undefined): void {
+  registerSecret(env.AWS_SECRET_ACCESS_KEY);
+  registerSecret(env.AWS_SESSION_TOKEN);
   registerSecret(secretAccessKey);
   client.middlewareStack.add(
     (next) => async (args) => {

@@ -1,5 +1,6 @@
 // DynamoDB failures: which are worth another attempt (by name, status and code, never by message text), and the one
 // line an operator reads for each.
+import { runEnvironment } from '../cli/currentRun.ts';
 import { ExitCode, UserError } from '../cli/errors.ts';
 import { RetriesExhaustedError, type AttemptFailure } from './retry.ts';
 import { describeEndpoint, type DynamoTarget } from './target.ts';
@@ -129,7 +130,7 @@ function describeFailure(error: unknown, target: DynamoTarget, tableName: string
   const message = shape.message ?? String(error);
   const code = errorCode(error);
   if (name === 'CredentialsProviderError' || (/Could not load credentials|credential/i.test(message) && !shape.$metadata?.httpStatusCode)) {
-    const profile = process.env.AWS_PROFILE;
+    const profile = runEnvironment().AWS_PROFILE;
     if (profile) {
       // The SDK then reads only that profile, even with AWS_ACCESS_KEY_ID set, and does not say which one it tried.
       return new UserError(

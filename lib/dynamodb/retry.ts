@@ -2,6 +2,7 @@
 // CelloRetryStrategy to the SDK's retryStrategy). The settings carry their random source and sleep, so tests
 // substitute a seeded random and a fake sleep and get the same schedule every run.
 import { setTimeout as sleepFor } from 'node:timers/promises';
+import { currentRun, runEnvironment } from '../cli/currentRun.ts';
 import type { RetryErrorInfo, RetryStrategyV2, RetryToken } from '@smithy/types';
 
 export interface RetrySettings {
@@ -20,15 +21,16 @@ export interface RetrySettings {
  * A whole number from the environment within [min, max], or `fallback` when the variable is unset. An invalid
  * value is ignored with one warning line: a mistyped tuning knob must not stop a migration, nor pass unnoticed.
  */
-function tuningKnob(name: string, fallback: number, min: number, max: number): number {
-  const text = process.env[name];
+function tuningKnob(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
+  const text = env[name];
   if (text === undefined || text === '') return fallback;
   if (/^\d+$/.test(text) && Number(text) >= min && Number(text) <= max) return Number(text);
-  process.stderr.write(`warning: ${name}=${JSON.stringify(text)} ignored: not a whole number from ${min} to ${max}; using ${fallback}\n`);
+  currentRun().io.stderr.write(`warning: ${name}=${JSON.stringify(text)} ignored: not a whole number from ${min} to ${max}; using ${fallback}\n`);
   return fallback;
 }
 
-let fromEnvironment: RetrySettings | undefined;
+/** Per environment: a run's (lib/cli/currentRun.ts), the process's under a launcher. */
+const fromEnvironment = new WeakMap<NodeJS.ProcessEnv, RetrySettings>();
 
 /**
  * Bulk-work settings: 10 attempts with delays up to 0.05, 0.1, 0.2 ... capped at 5 s: about 20 s of patience in
@@ -36,20 +38,25 @@ let fromEnvironment: RetrySettings | undefined;
  * ends the run instead of hanging it.
  *
  * Tuning knobs (README.md, "Tuning"), read here and nowhere else so every script honours them the same way, once
- * per process (so a warning prints once) when the first client is made: CELLO_RETRY_MAX_ATTEMPTS (1–100),
+ * per run (so a warning prints once) when its first client is made: CELLO_RETRY_MAX_ATTEMPTS (1–100),
  * CELLO_RETRY_BASE_MS (0–60000) and CELLO_RETRY_MAX_DELAY_MS (0–300000). More patience for a table that throttles
  * for long; the tests use a few milliseconds so that exhausting the retries against a dead endpoint takes well
  * under a second.
  */
 export function bulkRetrySettings(): RetrySettings {
-  fromEnvironment ??= {
-    maxAttempts: tuningKnob('CELLO_RETRY_MAX_ATTEMPTS', 10, 1, 100),
-    baseDelayMs: tuningKnob('CELLO_RETRY_BASE_MS', 50, 0, 60_000),
-    maxDelayMs: tuningKnob('CELLO_RETRY_MAX_DELAY_MS', 5000, 0, 300_000),
-    random: Math.random,
-    sleep: (ms) => sleepFor(ms),
-  };
-  return fromEnvironment;
+  const env = runEnvironment();
+  let settings = fromEnvironment.get(env);
+  if (settings === undefined) {
+    settings = {
+      maxAttempts: tuningKnob(env, 'CELLO_RETRY_MAX_ATTEMPTS', 10, 1, 100),
+      baseDelayMs: tuningKnob(env, 'CELLO_RETRY_BASE_MS', 50, 0, 60_000),
+      maxDelayMs: tuningKnob(env, 'CELLO_RETRY_MAX_DELAY_MS', 5000, 0, 300_000),
+      random: Math.random,
+      sleep: (ms) => sleepFor(ms),
+    };
+    fromEnvironment.set(env, settings);
+  }
+  return settings;
 }
 
 /**

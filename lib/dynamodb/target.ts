@@ -1,5 +1,6 @@
 // Where a step's DynamoDB is: the region, the table's name and the endpoint, each checked before any request so a
 // typo is one clear line (exit 2) rather than an SDK error after the database was read.
+import { runEnvironment } from '../cli/currentRun.ts';
 import { ExitCode, UserError } from '../cli/errors.ts';
 
 export interface DynamoTarget {
@@ -61,7 +62,7 @@ export function checkEndpointUrl(endpointUrl: string, source = '--endpoint-url')
  * AWS_ENDPOINT_URL (unless AWS_IGNORE_CONFIGURED_ENDPOINT_URLS is true). One that is set but empty is returned too,
  * to be refused: the SDK would skip it and send the run to AWS, which is not what an operator who set it meant.
  */
-export function endpointFromEnvironment(env: NodeJS.ProcessEnv = process.env): { url: string; source: string } | undefined {
+export function endpointFromEnvironment(env: NodeJS.ProcessEnv = runEnvironment()): { url: string; source: string } | undefined {
   if (env.AWS_IGNORE_CONFIGURED_ENDPOINT_URLS?.toLowerCase() === 'true') return undefined;
   for (const source of ['AWS_ENDPOINT_URL_DYNAMODB', 'AWS_ENDPOINT_URL']) {
     const url = env[source];

@@ -7,6 +7,7 @@ import { link, lstat, open, readdir, rename, stat, unlink, type FileHandle } fro
 import { basename, dirname, join, resolve } from 'node:path';
 import { once } from 'node:events';
 import { finished } from 'node:stream/promises';
+import { currentRun } from '../cli/currentRun.ts';
 import { ExitCode, UserError } from '../cli/errors.ts';
 
 /** Temporary files still open, removed on exit so a crash (short of SIGKILL) leaves nothing half-written. */
@@ -195,6 +196,7 @@ async function removeStaleTemporaryFiles(targetPath: string): Promise<void> {
   } catch {
     return; // the folder cannot be listed: creating the file will say why
   }
+  const stderr = currentRun().io.stderr;
   for (const name of names) {
     if (!name.startsWith(prefix)) continue;
     const writer = /^(?:(\d+)\.)?[0-9a-f]{12}\.tmp$/.exec(name.slice(prefix.length));
@@ -203,13 +205,13 @@ async function removeStaleTemporaryFiles(targetPath: string): Promise<void> {
     const pid = writer[1] === undefined ? undefined : Number(writer[1]);
     if (pid === process.pid) continue;
     if (pid === undefined) {
-      process.stderr.write(`warning: ${path} is a partial file left by an earlier run that was killed — remove it\n`);
+      stderr.write(`warning: ${path} is a partial file left by an earlier run that was killed — remove it\n`);
     } else if (isProcessRunning(pid)) {
-      process.stderr.write(`warning: ${path} is being written by process ${pid} — is another run writing ${targetPath}? (if not, remove it)\n`);
+      stderr.write(`warning: ${path} is being written by process ${pid} — is another run writing ${targetPath}? (if not, remove it)\n`);
     } else if (await removeRegularFile(path)) {
-      process.stderr.write(`note: removed ${path}, a partial file left by an earlier run that was killed (process ${pid})\n`);
+      stderr.write(`note: removed ${path}, a partial file left by an earlier run that was killed (process ${pid})\n`);
     } else {
-      process.stderr.write(
+      stderr.write(
         `warning: ${path} looks like a partial file of an earlier run but could not be removed (not a regular file?) — check it and remove it\n`,
       );
     }

@@ -17,6 +17,8 @@ import {
 import { Progress } from '../cli/progress.ts';
 import { formatCount } from '../cli/output.ts';
 import { wasStopped, stopSignal } from '../cli/signals.ts';
+import { defineStep } from '../cli/run.ts';
+import { currentRun } from '../cli/currentRun.ts';
 import { checkTableName, type DynamoTarget } from '../dynamodb/target.ts';
 import { formatCapacitySummary } from '../dynamodb/capacity/meter.ts';
 import { checkInputFile } from '../io/files.ts';
@@ -79,7 +81,7 @@ async function parseArguments(argv: string[]) {
   };
 }
 
-export async function main(argv: string[]): Promise<number> {
+export const main = defineStep(async (argv: string[]): Promise<number> => {
   const options = await parseArguments(argv);
   // The AWS SDK loads only now that the arguments are read: --help does without it.
   const [{ capacityMeterOf, createDynamoClient, describeCelloTable }, { loadMigrationFile }] = await Promise.all([
@@ -89,7 +91,7 @@ export async function main(argv: string[]): Promise<number> {
   const target: DynamoTarget = { region: options.region, endpointUrl: options.endpointUrl };
   checkTableName(options.tableName);
   await checkInputFile(options.dataFile);
-  const client = createDynamoClient(target, { maxSockets: options.concurrency, capacity: options.capacity, stop: stopSignal });
+  const client = createDynamoClient(target, { maxSockets: options.concurrency, capacity: options.capacity, stop: stopSignal() });
   const meter = capacityMeterOf(client);
   const startupClient = createDynamoClient(target, { maxSockets: 1, retry: { maxAttempts: STARTUP_CHECK_ATTEMPTS } });
   try {
@@ -117,7 +119,7 @@ export async function main(argv: string[]): Promise<number> {
     for (const notice of checked.duplicateNotices) printLine(`warning: ${notice}`);
     if (checked.projects === 0) printLine(`warning: ${options.dataFile} holds no projects — nothing to load (is it the right file?)`);
 
-    const progress = new Progress(options.dryRun ? 'Checking items' : 'Loading items', checked.items, process.stderr, {
+    const progress = new Progress(options.dryRun ? 'Checking items' : 'Loading items', checked.items, currentRun().io.stderr, {
       note: () => meter.describeSlowdown(),
     });
     const result = await loadMigrationFile({
@@ -141,4 +143,4 @@ export async function main(argv: string[]): Promise<number> {
   } finally {
     client.destroy();
   }
-}
+});

@@ -99,7 +99,7 @@ async function promptHidden(prompt: string): Promise<string> {
       let password = '';
       const interrupted = () => new UserError('stopped at the password prompt', ExitCode.interrupted);
       onStop = () => reject(interrupted());
-      stopSignal.addEventListener('abort', onStop, { once: true });
+      stopSignal().addEventListener('abort', onStop, { once: true });
       onData = (chunk: Buffer) => {
         for (const character of decoder.write(chunk)) {
           if (character === '\r' || character === '\n') return resolve(password);
@@ -118,7 +118,7 @@ async function promptHidden(prompt: string): Promise<string> {
       input.on('data', onData);
     });
   } finally {
-    stopSignal.removeEventListener('abort', onStop);
+    stopSignal().removeEventListener('abort', onStop);
     input.removeListener('data', onData);
     input.setRawMode(false);
     output.write('\n');

@@ -29,6 +29,7 @@ import {
 } from '../cli/args.ts';
 import { formatCount } from '../cli/output.ts';
 import { stopSignalReceived, throwIfStopped, wasStopped, stopSignal } from '../cli/signals.ts';
+import { defineStep } from '../cli/run.ts';
 import { checkTableName, type DynamoTarget } from '../dynamodb/target.ts';
 import { formatCapacitySummary } from '../dynamodb/capacity/meter.ts';
 import { checkInputFile } from '../io/files.ts';
@@ -86,7 +87,7 @@ function parseArguments(argv: string[]) {
   );
 }
 
-export async function main(argv: string[]): Promise<number> {
+export const main = defineStep(async (argv: string[]): Promise<number> => {
   const args = await parseArguments(argv);
   // The AWS SDK loads only now that the arguments are read: --help does without it.
   const [{ capacityMeterOf, createDynamoClient, describeCelloTable }, { applyTimestampChanges, planTimestampChanges }] = await Promise.all([
@@ -102,7 +103,7 @@ export async function main(argv: string[]): Promise<number> {
   const target: DynamoTarget = { region: args.region, endpointUrl: args['endpoint-url'] };
   checkTableName(tableName);
   await checkInputFile(file);
-  const client = createDynamoClient(target, { maxSockets: concurrency, capacity: { maxWcu: args['max-wcu'] }, stop: stopSignal });
+  const client = createDynamoClient(target, { maxSockets: concurrency, capacity: { maxWcu: args['max-wcu'] }, stop: stopSignal() });
   const meter = capacityMeterOf(client);
   const table: DynamoTable = { client, tableName };
   const report = new ReportOutput();
@@ -163,7 +164,7 @@ export async function main(argv: string[]): Promise<number> {
     await report.flush();
     client.destroy();
   }
-}
+});
 
 /** The dump's records, each checked; any problem is a one-line UserError naming the file. */
 async function* readDump(file: string): AsyncGenerator<DumpRecord> {

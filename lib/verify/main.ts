@@ -33,6 +33,8 @@ import {
 import { Progress } from '../cli/progress.ts';
 import { formatCount } from '../cli/output.ts';
 import { stopSignalReceived, wasStopped, stopSignal } from '../cli/signals.ts';
+import { defineStep } from '../cli/run.ts';
+import { currentRun, runEnvironment } from '../cli/currentRun.ts';
 import { checkTableName, type DynamoTarget } from '../dynamodb/target.ts';
 import { type CapacityMeter, formatCapacitySummary } from '../dynamodb/capacity/meter.ts';
 import { readPassword } from '../postgres/password.ts';
@@ -119,7 +121,7 @@ function parseArguments(argv: string[]) {
   );
 }
 
-export async function main(argv: string[]): Promise<number> {
+export const main = defineStep(async (argv: string[]): Promise<number> => {
   const args = await parseArguments(argv);
   // The AWS SDK and the driver load only now that the arguments are read: --help loads neither.
   const [{ capacityMeterOf, createDynamoClient, describeCelloTable }, { connectPostgres, inReadOnlySnapshot }, { toPostgresUserError }] =
@@ -142,20 +144,20 @@ export async function main(argv: string[]): Promise<number> {
   const target: DynamoTarget = { region, endpointUrl: args['endpoint-url'] };
   const { host, port } = parseHostArgument(String(args.db_host));
   const postgresTarget: PostgresTarget = { host, port, user, database };
-  const settings = connectionSettingsFromEnvironment(process.env, host);
+  const settings = connectionSettingsFromEnvironment(runEnvironment(), host);
   checkTableName(tableName);
   const client = createDynamoClient(target, {
     maxSockets: concurrency * 2 + 2,
     capacity: { maxRcu: args['max-rcu'], maxWcu: args['max-wcu'] },
-    stop: stopSignal,
+    stop: stopSignal(),
   });
   const meter = capacityMeterOf(client);
   try {
     // The cheap check first: a wrong table name or region fails before the database is touched.
     await describeCelloTable(client, tableName);
-    const password = await readPassword(process.env, `Password for user ${user} at ${describeTarget(postgresTarget)}: `);
+    const password = await readPassword(runEnvironment(), `Password for user ${user} at ${describeTarget(postgresTarget)}: `);
     const session = await connectPostgres(postgresTarget, password, settings);
-    const progress = new Progress('Verifying', undefined, process.stderr, { unit: 'projects', note: () => meter.describeSlowdown() });
+    const progress = new Progress('Verifying', undefined, currentRun().io.stderr, { unit: 'projects', note: () => meter.describeSlowdown() });
     let result: VerificationResult;
     let orphanProjectCount = 0;
     let newestInPostgres: string | null = null;
@@ -215,7 +217,7 @@ export async function main(argv: string[]): Promise<number> {
   } finally {
     client.destroy();
   }
-}
+});
 
 /** Every change --fix needs; refused (nothing written) beyond MAX_FIX_CHANGES. */
 async function planChanges(result: VerificationResult, openPartition: PartitionOpener, concurrency: number): Promise<FixChange[]> {

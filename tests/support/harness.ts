@@ -1,10 +1,11 @@
 // What integration tests share: the local stack (started once by tests/run.ts and passed in the environment, or
-// started here when a test file runs on its own), a fresh database or table per test, and running a script the
-// way an operator does, as a child process.
+// started here when a test file runs on its own), a fresh database or table per test, and running a step: in this
+// process through its main(argv, io) (runStep), or as an operator does, as a child process (runScript).
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { after } from 'node:test';
 import { ScanCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
@@ -187,6 +188,55 @@ export function cleanEnvironment(stack: TestStack, extra: Record<string, string 
     else env[name] = value;
   }
   return env;
+}
+
+/** Each script's step: scripts/<name>.ts is the launcher of this module's main(argv, io). */
+export const STEP_MODULES = {
+  migrate_dump_postgres: '../../lib/dump/main.ts',
+  migrate_load_dynamodb: '../../lib/load/main.ts',
+  verify_migration: '../../lib/verify/main.ts',
+  'dump-ddb': '../../lib/dumpDdb/main.ts',
+  migrate_ddb_timestamps: '../../lib/repair/main.ts',
+} as const;
+export type StepName = keyof typeof STEP_MODULES;
+
+/**
+ * Runs the step of scripts/<name>.ts in this process, through its main(argv, io), with the environment runScript
+ * gives a script: what it prints and its exit code, as runScript returns them (signal always null), at a fraction of
+ * the cost of a process. What is about processes (signals, pipes, the launcher's exit, the tsx command, credentials
+ * the AWS SDK's default chain reads from the process's environment and files) needs runScript.
+ */
+export async function runStep(name: StepName, args: string[], options: Pick<RunOptions, 'env'> = {}): Promise<ScriptResult> {
+  const needsProcess = processOnlyReason(args, options.env ?? {});
+  if (needsProcess !== undefined) throw new Error(`runStep cannot run this case in process (${needsProcess}): use runScript`);
+  const stack = await getStack();
+  const step = (await import(STEP_MODULES[name])) as { main(argv: string[], io: import('../../lib/cli/currentRun.ts').StepIo): Promise<number> };
+  const stdout = new TextCollector();
+  const stderr = new TextCollector();
+  const code = await step.main(args, { stdout, stderr, env: cleanEnvironment(stack, options.env) });
+  return { code, signal: null, stdout: stdout.text, stderr: stderr.text };
+}
+
+/**
+ * Why a run must be a process of its own, or undefined: yargs prints --help to the process's stdout and exits it;
+ * the AWS SDK's default credential chain reads profiles, their files and HOME from the process's environment.
+ */
+function processOnlyReason(args: readonly string[], env: Record<string, string | undefined>): string | undefined {
+  if (args.includes('--help') || args.includes('-h')) return '--help exits the process';
+  const chain = ['AWS_PROFILE', 'AWS_CONFIG_FILE', 'AWS_SHARED_CREDENTIALS_FILE', 'HOME'].filter((name) => name in env);
+  if (chain.length > 0) return `the AWS SDK reads ${chain.join(', ')} from the process's environment`;
+  return undefined;
+}
+
+/** A stream that keeps what is written to it, as text. */
+class TextCollector extends Writable {
+  text = '';
+  private readonly decoder = new TextDecoder();
+
+  override _write(chunk: Buffer | string, _encoding: BufferEncoding, done: (error?: Error | null) => void): void {
+    this.text += typeof chunk === 'string' ? chunk : this.decoder.decode(chunk, { stream: true });
+    done();
+  }
 }
 
 /** Runs scripts/<name>.ts as an operator would (`npx tsx scripts/<name>.ts ...`), without the npx start-up. */

@@ -20,6 +20,7 @@ import {
   getStack,
   hasStackTrace,
   runScript,
+  runStep,
   temporaryFolder,
   type RunOptions,
   type ScriptResult,
@@ -559,7 +560,7 @@ export function dumpArgs(tableName: string, output: string, ...more: string[]): 
  */
 export async function dumpPostgres(postgres: { host: string; port: number; user: string }, database: string, ...more: string[]): Promise<string> {
   const file = join(temporaryFolder(), 'migration_data.json');
-  const result = await runScript('migrate_dump_postgres', [`${postgres.host}:${postgres.port}`, postgres.user, database, file, ...more]);
+  const result = await runStep('migrate_dump_postgres', [`${postgres.host}:${postgres.port}`, postgres.user, database, file, ...more]);
   assert.equal(result.code, 0, result.stdout + result.stderr);
   return file;
 }

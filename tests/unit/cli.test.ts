@@ -145,8 +145,7 @@ test('a thrown non-Error value is an internal error too, and is printed', async 
 
 test('a registered secret is masked in a UserError line', async () => {
   const result = await runMainProgram(
-    `throw new UserError('password authentication failed for "postgres" with s3cr3t-Pa55 — check PGPASSWORD', 3);`,
-    `registerSecret('s3cr3t-Pa55');`,
+    `registerSecret('s3cr3t-Pa55'); throw new UserError('password authentication failed for "postgres" with s3cr3t-Pa55 — check PGPASSWORD', 3);`,
   );
   assert.equal(result.code, 3);
   assert.doesNotMatch(result.stderr, /s3cr3t-Pa55/);
@@ -156,11 +155,11 @@ test('a registered secret is masked in a UserError line', async () => {
 test('a registered secret is masked in an internal error and its stack trace', async () => {
   const result = await runMainProgram(
     `
+    registerSecret('s3cr3t-Pa55');
     const error = new Error('connect failed: postgres://user:s3cr3t-Pa55@db/cello');
     error.stack += '\\n    at secretFrame (s3cr3t-Pa55.ts:1:1)';
     throw error;
   `,
-    `registerSecret('s3cr3t-Pa55');`,
   );
   assert.equal(result.code, ExitCode.internal);
   assert.doesNotMatch(result.stderr, /s3cr3t-Pa55/);
@@ -170,32 +169,29 @@ test('a registered secret is masked in an internal error and its stack trace', a
 
 test('every registered secret is masked, each wherever it occurs', async () => {
   const result = await runMainProgram(
-    `throw new UserError('pg=first-secret aws=second/secret+key again=first-secret', 3);`,
-    `registerSecret('first-secret'); registerSecret('second/secret+key');`,
+    `registerSecret('first-secret'); registerSecret('second/secret+key'); throw new UserError('pg=first-secret aws=second/secret+key again=first-secret', 3);`,
   );
   assert.equal(result.stderr, 'error: pg=*** aws=*** again=***\n');
 });
 
 test('a secret inside a longer word or number is left alone: masking it would garble the word and disclose the secret', async () => {
   const result = await runMainProgram(
-    `throw new UserError('password authentication failed for user "cello_user" at 127.0.0.1:37927 (cello2, xcello)', 3);`,
-    `registerSecret('cello'); registerSecret('3792');`,
+    `registerSecret('cello'); registerSecret('3792'); throw new UserError('password authentication failed for user "cello_user" at 127.0.0.1:37927 (cello2, xcello)', 3);`,
   );
   assert.equal(result.stderr, 'error: password authentication failed for user "cello_user" at 127.0.0.1:37927 (cello2, xcello)\n');
 });
 
 test('a secret standing as a whole token is masked, between any punctuation and at either end', async () => {
   const result = await runMainProgram(
-    `throw new UserError('3792 "cello" :3792, url://u:cello@h/cello x-token:-tok9-! café=cello', 3);`,
-    `registerSecret('cello'); registerSecret('3792'); registerSecret('-tok9-');`,
+    `registerSecret('cello'); registerSecret('3792'); registerSecret('-tok9-'); throw new UserError('3792 "cello" :3792, url://u:cello@h/cello x-token:-tok9-! café=cello', 3);`,
   );
   assert.equal(result.stderr, 'error: *** "***" :***, url://u:***@h/*** x-token:***! café=***\n');
 });
 
 test('a secret the operator also typed as an argument is not masked: it shows as that argument', async () => {
   const result = await runMainProgram(
-    `throw new UserError('password authentication failed for user "postgres" at db:5432', 3);`,
-    `process.argv.push('db:5432', 'postgres', 'cello'); registerSecret('postgres');`,
+    `registerSecret('postgres'); throw new UserError('password authentication failed for user "postgres" at db:5432', 3);`,
+    `process.argv.push('db:5432', 'postgres', 'cello');`,
   );
   assert.equal(result.stderr, 'error: password authentication failed for user "postgres" at db:5432\n');
 });
@@ -210,7 +206,7 @@ test('runMain delivers all of a large piped stdout before exiting', async () => 
   assert.equal(result.stdout.length, 8192 * 1024);
 });
 
-test('the first SIGINT aborts stopSignal so the body can finish and report; its exit code is 130', async () => {
+test('the first SIGINT aborts stopSignal() so the body can finish and report; its exit code is 130', async () => {
   const result = await runProgram(
     `
     import { ExitCode } from ${ERRORS_MODULE};
@@ -220,7 +216,7 @@ test('the first SIGINT aborts stopSignal so the body can finish and report; its 
       process.stdout.write('ready\\n');
       // The interval stands for the work in flight that keeps a real script alive.
       const work = setInterval(() => {}, 1000);
-      await new Promise((resolve) => stopSignal.addEventListener('abort', resolve));
+      await new Promise((resolve) => stopSignal().addEventListener('abort', resolve));
       clearInterval(work);
       process.stdout.write('partial summary, stopped=' + wasStopped() + '\\n');
       return ExitCode.interrupted;
@@ -244,7 +240,7 @@ test('a second SIGINT, SAME_STOP_REQUEST_MS after the first, exits at once with 
     import { runMain } from ${RUN_MODULE};
     import { stopSignal } from ${SIGNALS_MODULE};
     await runMain(async () => {
-      stopSignal.addEventListener('abort', () => process.stdout.write('stopping\\n'));
+      stopSignal().addEventListener('abort', () => process.stdout.write('stopping\\n'));
       process.stdout.write('ready\\n');
       await new Promise(() => setInterval(() => {}, 1000));
       return 0;
@@ -277,7 +273,7 @@ test('signals in quick succession (one Ctrl-C relayed by npx and tsx) are one st
     await runMain(async () => {
       process.stdout.write('ready\\n');
       const work = setInterval(() => {}, 1000);
-      await new Promise((resolve) => stopSignal.addEventListener('abort', resolve));
+      await new Promise((resolve) => stopSignal().addEventListener('abort', resolve));
       // Requests in flight finish meanwhile; the copies of the signal arrive.
       await new Promise((resolve) => setTimeout(resolve, 200));
       clearInterval(work);
