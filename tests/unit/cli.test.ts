@@ -308,7 +308,7 @@ test('a copy of the signal queued while the stop keeps the process busy is the s
       process.stdout.write('ready\\n');
       const work = setInterval(() => {}, 1000);
       await new Promise<void>((resolve) =>
-        stopSignal.addEventListener('abort', () => {
+        stopSignal().addEventListener('abort', () => {
           process.stdout.write('stopping\\n');
           const until = performance.now() + SAME_STOP_REQUEST_MS + 300;
           while (performance.now() < until);
