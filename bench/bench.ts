@@ -33,7 +33,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DeleteTableCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DUMP_QUERY } from '../lib/dump/dump.ts';
+import { DUMP_QUERY } from '../lib/dump/query.ts';
 import {
   LOCAL_AWS_ENV,
   LOCAL_REGION,

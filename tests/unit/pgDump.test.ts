@@ -1,17 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  DUMP_COLUMNS,
-  DumpValueError,
-  MigrationJsonBuilder,
-  ORPHAN_SAMPLE_SIZE,
-  PROJECT_ROW,
-  TOKEN_ROW,
-  decodeRawDumpRow,
-  isPlainJsonText,
-  type DumpRow,
-  type RawDumpRow,
-} from '../../lib/dump/dump.ts';
+import { DumpValueError, MigrationJsonBuilder, ORPHAN_SAMPLE_SIZE, isPlainJsonText } from '../../lib/dump/dump.ts';
+import { DUMP_COLUMNS, PROJECT_ROW, TOKEN_ROW, decodeRawDumpRow, type DumpRow, type RawDumpRow } from '../../lib/dump/query.ts';
 import { TOKEN_ATTRIBUTES } from '../../lib/cello/items.ts';
 import { canonicalFromUtcText, isPostgresUtcBytes } from '../../lib/dump/utcText.ts';
 import { OutputPieces } from '../../lib/io/files.ts';
