@@ -94,9 +94,8 @@ export abstract class ByteScanner {
   protected line = 1;
   protected lineStart = 0; // absolute offset of the current line's first byte
   protected contentBytes = 0; // bytes seen after any BOM
-  protected head: Buffer | null = null; // first bytes, until the BOM check
   protected bomChecked = false;
-  protected utf8Tail: Buffer | null = null; // the start of a character the next chunk completes
+  protected held: Buffer | null = null; // scanned with the next chunk: the first bytes until the BOM check, or a cut character
 
   // Structure.
   protected st = ST_START;
@@ -132,16 +131,22 @@ export abstract class ByteScanner {
   ) {}
 
   feed(chunk: Buffer): void {
+    if (this.held !== null) {
+      chunk = Buffer.concat([this.held, chunk]);
+      this.held = null;
+    }
     if (!this.bomChecked) {
-      const head = this.head === null ? chunk : Buffer.concat([this.head, chunk]);
-      if (head.length < 3) {
-        this.head = head;
+      if (chunk.length < 3) {
+        this.held = chunk;
         return;
       }
-      this.head = null;
-      chunk = this.stripBom(head);
+      chunk = this.stripBom(chunk);
     }
-    this.utf8Tail = checkUtf8(this.utf8Tail, chunk, this.path, this.base, this.line, this.lineStart);
+    const end = checkUtf8(chunk, this.path, this.base, this.line, this.lineStart);
+    if (end < chunk.length) {
+      this.held = Buffer.from(chunk.subarray(end));
+      chunk = chunk.subarray(0, end);
+    }
     this.buf = chunk;
     this.pos = 0;
     this.contentBytes += chunk.length;
@@ -160,14 +165,13 @@ export abstract class ByteScanner {
 
   end(): void {
     if (!this.bomChecked) {
-      const head = this.head ?? EMPTY;
-      this.head = null;
+      const head = this.held ?? EMPTY;
+      this.held = null;
       this.feed(this.stripBom(head));
       while (!this.needsInput()) this.run();
     }
-    const tail = this.utf8Tail;
-    if (tail !== null)
-      failUtf8(this.path, this.base, this.line, this.lineStart, EMPTY, -tail.length, tail, 'the file ends in the middle of a character (truncated?)');
+    if (this.held !== null)
+      failUtf8(this.path, this.base, this.line, this.lineStart, this.held, 0, 'the file ends in the middle of a character (truncated?)');
     const st = this.st;
     if (st === ST_DONE) return;
     if (st === ST_START) {
