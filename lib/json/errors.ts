@@ -26,6 +26,18 @@ export class JsonInputError extends Error {
 export const NOT_JSON = ' — the file is not valid JSON';
 export const NOT_UTF8 = 'the file is not UTF-8 text';
 
+/** Line and column of bytes[at], given that bytes[from] is at `column` of `line`. */
+export function positionIn(bytes: Uint8Array, from: number, at: number, line: number, column: number): { line: number; column: number } {
+  let lineStart = from - column + 1;
+  for (let j = from; j < at; j++) {
+    if (bytes[j] === 0x0a) {
+      line++;
+      lineStart = j + 1;
+    }
+  }
+  return { line, column: at - lineStart + 1 };
+}
+
 export function formatSize(bytes: number): string {
   const mib = bytes / (1024 * 1024);
   if (Number.isInteger(mib)) return `${mib} MiB`;

@@ -3,8 +3,7 @@
  * scanner's structure means, as events — entries, fields, array elements
  * (parsed in batches per chunk) — and the errors with their positions.
  */
-import { B_NL, B_QUOTE } from './bytes.ts';
-import { formatSize, JsonInputError, NOT_JSON } from './errors.ts';
+import { formatSize, JsonInputError, NOT_JSON, positionIn } from './errors.ts';
 import {
   ByteScanner,
   MAX_DEPTH,
@@ -37,7 +36,7 @@ export class ShallowParser extends ByteScanner {
   private batchCount = 0;
   private batchColons = 0;
   private batchLine = 0;
-  private batchLineStart = 0;
+  private batchColumn = 0;
 
   takeEvents(): unknown[] {
     const out = this.events;
@@ -85,7 +84,7 @@ export class ShallowParser extends ByteScanner {
     let found: string;
     if (c === 0x7b) found = 'an object';
     else if (c === 0x5b) found = 'an array';
-    else if (c === B_QUOTE) found = 'a string';
+    else if (c === 0x22) found = 'a string';
     else if (c === 0x2d || (c >= 0x30 && c <= 0x39)) found = 'a number';
     // Only a whole literal is named: a text file starting with "this" or "name" is not "a boolean" or "null".
     else if ((c === 0x74 && literalAt(buf, i, 'true')) || (c === 0x66 && literalAt(buf, i, 'false'))) found = 'a boolean';
@@ -148,7 +147,7 @@ export class ShallowParser extends ByteScanner {
         const count = this.batchCount;
         if (count === 0) {
           this.batchLine = this.sliceLine;
-          this.batchLineStart = this.sliceLineStart;
+          this.batchColumn = this.sliceColumn();
         }
         this.batchStarts[count] = this.sliceStart;
         this.batchEnds[count] = end;
@@ -158,7 +157,7 @@ export class ShallowParser extends ByteScanner {
         if (end - this.batchStarts[0]! >= BATCH_BYTES) this.flushBatch();
         return;
       }
-      const value = parseValue(this.path, buf.subarray(this.sliceStart, end), this.sliceLine, this.sliceLineStart - this.sliceAbs, this.colons);
+      const value = parseValue(this.path, buf.subarray(this.sliceStart, end), this.sliceLine, this.sliceColumn(), this.colons);
       this.deliver(value);
       return;
     }
@@ -169,7 +168,7 @@ export class ShallowParser extends ByteScanner {
     const bytes = Buffer.concat(this.parts, total);
     this.parts = [];
     this.partsLength = 0;
-    const value = parseValue(this.path, bytes, this.sliceLine, this.sliceLineStart - this.sliceAbs, this.colons);
+    const value = parseValue(this.path, bytes, this.sliceLine, this.sliceColumn(), this.colons);
     this.deliver(value);
   }
 
@@ -233,19 +232,10 @@ export class ShallowParser extends ByteScanner {
     // Something is wrong (not JSON, or a key repeated): go one by one, so the
     // good elements come out and the first bad one is reported with its
     // position.
-    let line = this.batchLine;
-    let lineStart = this.batchLineStart;
-    let from = starts[0]!;
+    let at = { line: this.batchLine, column: this.batchColumn };
     for (let k = 0; k < count; k++) {
-      const start = starts[k]!;
-      for (let j = from; j < start; j++) {
-        if (buf[j] === B_NL) {
-          line++;
-          lineStart = this.base + j + 1;
-        }
-      }
-      from = start;
-      this.emitElement(parseValue(this.path, buf.subarray(start, ends[k]!), line, lineStart - (this.base + start), -1));
+      if (k > 0) at = positionIn(buf, starts[k - 1]!, starts[k]!, at.line, at.column);
+      this.emitElement(parseValue(this.path, buf.subarray(starts[k]!, ends[k]!), at.line, at.column, -1));
     }
   }
 

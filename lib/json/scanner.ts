@@ -6,7 +6,6 @@
  * parser.ts, the subclass; the hot loops (`run`, `scanSlice`) stay here in
  * one place, with the byte tables they use.
  */
-import { B_BACKSLASH, B_NL, B_QUOTE } from './bytes.ts';
 import { JsonInputError } from './errors.ts';
 import { describeByte } from './syntax.ts';
 import { checkUtf8, failUtf8 } from './utf8.ts';
@@ -55,9 +54,9 @@ for (let c = 0x41; c <= 0x5a; c++) SCALAR_BYTE[c] = 1; // A-Z
 
 /** Bytes that matter inside a string: quote, backslash, newline. */
 const IN_STRING = new Uint8Array(256);
-IN_STRING[B_QUOTE] = 1;
-IN_STRING[B_BACKSLASH] = 1;
-IN_STRING[B_NL] = 1;
+IN_STRING[0x22] = 1;
+IN_STRING[0x5c] = 1;
+IN_STRING[0x0a] = 1;
 
 /** Bytes that matter outside strings, inside a container value. */
 const T_QUOTE = 1;
@@ -66,12 +65,12 @@ const T_CLOSE = 3;
 const T_NL = 4;
 const T_COLON = 5;
 const OUTSIDE = new Uint8Array(256);
-OUTSIDE[B_QUOTE] = T_QUOTE;
+OUTSIDE[0x22] = T_QUOTE;
 OUTSIDE[0x7b] = T_OPEN;
 OUTSIDE[0x5b] = T_OPEN;
 OUTSIDE[0x7d] = T_CLOSE;
 OUTSIDE[0x5d] = T_CLOSE;
-OUTSIDE[B_NL] = T_NL;
+OUTSIDE[0x0a] = T_NL;
 OUTSIDE[0x3a] = T_COLON;
 
 const IS_WS = new Uint8Array(256);
@@ -215,7 +214,7 @@ export abstract class ByteScanner {
       let c = buf[i]!;
       if (IS_WS[c] === 1) {
         do {
-          if (c === B_NL) {
+          if (c === 0x0a) {
             this.line++;
             this.lineStart = this.base + i + 1;
           }
@@ -259,10 +258,10 @@ export abstract class ByteScanner {
           this.closeObject();
           return i + 1;
         }
-        if (c !== B_QUOTE) this.failUnexpected(buf, i, 'a key string or "}"');
+        if (c !== 0x22) this.failUnexpected(buf, i, 'a key string or "}"');
         return this.startSlice(buf, i, c, P_KEY, '');
       case ST_OBJ_KEY:
-        if (c !== B_QUOTE) this.failUnexpected(buf, i, 'a key string');
+        if (c !== 0x22) this.failUnexpected(buf, i, 'a key string');
         return this.startSlice(buf, i, c, P_KEY, '');
       case ST_OBJ_COLON:
         if (c !== 0x3a) this.failUnexpected(buf, i, '":"');
@@ -292,7 +291,7 @@ export abstract class ByteScanner {
     this.partsLength = 0;
     this.escaped = false;
     this.colons = 0;
-    if (c === B_QUOTE) {
+    if (c === 0x22) {
       this.kind = K_STRING;
     } else if (c === 0x7b || c === 0x5b) {
       this.kind = K_CONTAINER;
@@ -334,8 +333,8 @@ export abstract class ByteScanner {
           if (i >= n) break scan;
           const c = buf[i++]!;
           if (IN_STRING[c] === 0) continue;
-          if (c === B_QUOTE) break;
-          if (c === B_BACKSLASH) {
+          if (c === 0x22) break;
+          if (c === 0x5c) {
             if (i >= n) {
               this.escaped = true;
               break scan;

@@ -23,10 +23,13 @@ export interface SyntaxProblem {
   detail: string;
 }
 
-/** The first JSON syntax error in `b` (one complete value), or null if `b` is valid JSON. */
-export function findJsonError(b: Uint8Array): SyntaxProblem | null {
+/**
+ * The first JSON syntax error in `b` (one complete value), or null if `b` is valid JSON; with `findsRepeatedKey`
+ * (for valid JSON), the first key its object already holds.
+ */
+export function findJsonError(b: Uint8Array, findsRepeatedKey: boolean): SyntaxProblem | null {
   try {
-    new SyntaxLocator(b).value(true);
+    new SyntaxLocator(b, findsRepeatedKey).value(true);
     return null;
   } catch (error) {
     if (error instanceof SyntaxLocator) return error.problem;
@@ -47,7 +50,10 @@ class SyntaxLocator {
   private readonly text: string;
   problem: SyntaxProblem = { index: 0, detail: '' };
 
-  constructor(private readonly b: Uint8Array) {
+  constructor(
+    private readonly b: Uint8Array,
+    private readonly findsRepeatedKey: boolean,
+  ) {
     this.text = Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
   }
 
@@ -70,8 +76,9 @@ class SyntaxLocator {
       this.i++;
       return;
     }
+    const keys = this.findsRepeatedKey && closer === '}' ? new Set<string>() : null;
     for (let first = true; ; first = false) {
-      if (closer === '}') this.key(first ? 'a key string or "}"' : 'a key string');
+      if (closer === '}') this.key(first ? 'a key string or "}"' : 'a key string', keys);
       this.value();
       this.skip(WHITESPACE);
       if (this.text[this.i] === closer) {
@@ -84,10 +91,17 @@ class SyntaxLocator {
     }
   }
 
-  /** A key and its colon. */
-  private key(expected: string): void {
-    if (this.text[this.i] !== '"') this.unexpected(expected);
+  /** A key and its colon; `keys`, those its object holds so far, when repeated keys are looked for. */
+  private key(expected: string, keys: Set<string> | null): void {
+    const start = this.i;
+    if (this.text[start] !== '"') this.unexpected(expected);
     this.string();
+    if (keys !== null) {
+      const key = JSON.parse(Buffer.from(this.b.buffer, this.b.byteOffset + start, this.i - start).toString('utf8')) as string;
+      const shown = JSON.stringify(key.length > 60 ? `${key.slice(0, 60)}…` : key);
+      if (keys.has(key)) this.fail(start, `key ${shown} appears twice in the same object — keep one of the two values and run again`);
+      keys.add(key);
+    }
     this.skip(WHITESPACE);
     if (this.text[this.i] !== ':') this.unexpected('":"');
     this.i++;

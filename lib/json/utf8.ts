@@ -1,7 +1,6 @@
 /** UTF-8 validation of the file's chunks, around the native isUtf8 (see stream.ts for why invalid UTF-8 is refused). */
 import { isUtf8 } from 'node:buffer';
-import { B_NL } from './bytes.ts';
-import { JsonInputError, NOT_UTF8 } from './errors.ts';
+import { JsonInputError, NOT_UTF8, positionIn } from './errors.ts';
 
 /**
  * Checks `chunk` (at offset `base` of the file, on line `line` starting at offset `lineStart`) as UTF-8 and returns
@@ -17,19 +16,15 @@ export function checkUtf8(chunk: Buffer, path: string, base: number, line: numbe
 
 /** Throws for invalid UTF-8 at chunk[at], the chunk about to be scanned from offset `base` (see checkUtf8). */
 export function failUtf8(path: string, base: number, line: number, lineStart: number, chunk: Buffer, at: number, why: string): never {
-  for (let j = 0; j < at; j++) {
-    if (chunk[j] === B_NL) {
-      line++;
-      lineStart = base + j + 1;
-    }
-  }
   const offset = base + at;
   const utf16 = offset === 0 && chunk.length >= 2 && ((chunk[0] === 0xff && chunk[1] === 0xfe) || (chunk[0] === 0xfe && chunk[1] === 0xff));
   const detail = why === NOT_UTF8 ? `${NOT_UTF8}${utf16 ? ' (it looks like UTF-16)' : ''} — save it as UTF-8 and run again` : why;
-  throw new JsonInputError(path, `invalid UTF-8 at byte offset ${offset} (0x${chunk[at]!.toString(16).padStart(2, '0')}): ${detail}`, {
-    line,
-    column: offset - lineStart + 1,
-  });
+  const byte = chunk[at]!.toString(16).padStart(2, '0');
+  throw new JsonInputError(
+    path,
+    `invalid UTF-8 at byte offset ${offset} (0x${byte}): ${detail}`,
+    positionIn(chunk, 0, at, line, base - lineStart + 1),
+  );
 }
 
 /** Bytes of the UTF-8 sequence a lead byte starts (1 for ASCII and for bytes that cannot start one). */
