@@ -3,14 +3,10 @@
 /** An input file that is not the JSON the reader expects (or cannot be read). */
 export class JsonInputError extends Error {
   override name = 'JsonInputError';
-  /** The file path, as given to the reader. */
   readonly path: string;
-  /** 1-based line of the problem, when known. */
+  /** 1-based line and column (in bytes) of the problem, when known. */
   readonly line: number | undefined;
-  /** 1-based column (in bytes) of the problem, when known. */
   readonly column: number | undefined;
-  /** The message without the path and position prefix. */
-  readonly detail: string;
 
   constructor(path: string, detail: string, position?: { line: number; column?: number }, options?: { cause?: unknown }) {
     const where =
@@ -19,7 +15,6 @@ export class JsonInputError extends Error {
     this.path = path;
     this.line = position?.line;
     this.column = position?.column;
-    this.detail = detail;
   }
 }
 

@@ -1,10 +1,7 @@
 /**
- * The byte scanner of the streaming readers (see stream.ts): checks each
- * chunk as UTF-8, walks the shallow structure of the file byte by byte,
- * counts lines, and cuts out every deeper value (a "slice") for JSON.parse.
- * What the structure means (events, batches of elements, errors) is in
- * parser.ts, the subclass; the hot loops (`run`, `scanSlice`) stay here in
- * one place, with the byte tables they use.
+ * The byte scanner of the streaming readers: walks the shallow structure of each chunk, counts lines, and cuts out
+ * every deeper value (a "slice") for JSON.parse. What the structure means is in parser.ts, the subclass; the hot loops
+ * (`run`, `scanSlice`) stay here, with the byte tables they use.
  */
 import { JsonInputError } from './errors.ts';
 import { describeByte } from './syntax.ts';
@@ -14,9 +11,6 @@ import { checkUtf8, failUtf8 } from './utf8.ts';
 export const MAX_DEPTH = 100;
 /** Events collected before the scanner pauses and lets the consumer catch up. */
 const PAUSE_EVENTS = 256;
-
-// ---------------------------------------------------------------------------
-// The shallow scanner (a push parser: feed chunks, collect events)
 
 export const MODE_ARRAY = 0;
 export const MODE_OBJECTS = 1;
@@ -190,9 +184,8 @@ export abstract class ByteScanner {
   }
 
   /**
-   * Scans the current chunk from `pos`. Pauses once enough events are
-   * waiting, so that only a small batch of parsed values is alive at a time
-   * (fewer objects survive into the old generation; the heap stays small).
+   * Scans the current chunk from `pos`. Pauses once enough events are waiting, so that only a small batch of parsed
+   * values is alive at a time (fewer objects survive into the old generation; measured: less CPU than no pause).
    */
   protected run(): void {
     const buf = this.buf;
@@ -304,10 +297,7 @@ export abstract class ByteScanner {
     return i + 1;
   }
 
-  /**
-   * Continues the current slice from buf[i]; returns the index just past its
-   * end, or -1 when it runs past the end of the chunk (state is saved).
-   */
+  /** Continues the current slice from buf[i]; returns the index just past its end, or -1 at the end of the chunk. */
   protected scanSlice(buf: Buffer, i: number, n: number): number {
     const kind = this.kind;
     if (kind === K_SCALAR) {
@@ -342,8 +332,7 @@ export abstract class ByteScanner {
             i++;
             continue;
           }
-          // A raw newline (invalid in JSON; JSON.parse will say so), counted
-          // so that positions stay right until then.
+          // A raw newline (invalid in JSON; JSON.parse will say so), counted so that positions stay right until then.
           line++;
           lastNl = i;
         }
