@@ -32,25 +32,19 @@ export class EventReader<T> implements AsyncGenerator<T, void, undefined> {
     });
   }
 
+  /** Closes the file. */
   return(value?: void | PromiseLike<void>): Promise<IteratorResult<T, void>> {
     return this.enqueue(async () => {
-      await this.stop();
+      this.out = [];
+      this.k = 0;
+      await this.batches.return();
       await value;
       return { value: undefined, done: true };
     });
   }
 
   throw(error: unknown): Promise<IteratorResult<T, void>> {
-    return this.enqueue(async () => {
-      await this.stop();
-      throw error;
-    });
-  }
-
-  private async stop(): Promise<void> {
-    this.out = [];
-    this.k = 0;
-    await this.batches.return();
+    return this.return().then(() => Promise.reject(error));
   }
 
   private enqueue<R>(step: () => Promise<R>): Promise<R> {
