@@ -62,8 +62,6 @@ export interface UnconvertedValue {
 export interface RecordRepairPlan {
   pk: string;
   sk: string;
-  /** The project's own item: never touched. */
-  isMetadata: boolean;
   /** Another application's item (a shared table: lib/cello/keys.ts, isCelloItemKey): never touched. */
   isOtherApplication: boolean;
   /** Legacy values and their canonical forms, in TIMESTAMP_ATTRIBUTES order. Empty: nothing to write. */
@@ -88,8 +86,8 @@ function nonStringReason(value: unknown): string {
  */
 export function planRecordRepair(record: DumpRecord): RecordRepairPlan {
   const { pk, sk } = record;
-  const plan: RecordRepairPlan = { pk, sk, isMetadata: isMetadataSk(sk), isOtherApplication: !isCelloItemKey(pk, sk), changes: [], unconverted: [] };
-  if (plan.isMetadata || plan.isOtherApplication) return plan;
+  const plan: RecordRepairPlan = { pk, sk, isOtherApplication: !isCelloItemKey(pk, sk), changes: [], unconverted: [] };
+  if (isMetadataSk(sk) || plan.isOtherApplication) return plan;
   for (const entry of TIMESTAMP_ENTRIES) {
     const field = entry.name as TimestampAttribute;
     const value = Object.hasOwn(record, field) ? record[field] : undefined;
@@ -175,10 +173,6 @@ export type RecordOutcome =
   /** A stop came before its update was sent: not reached, neither counted nor shown. */
   | { kind: 'notSent' };
 
-function showUnconverted({ field, value, reason }: UnconvertedValue): string {
-  return `  ${field}: ${value === undefined ? 'missing' : quoteValue(value)} — left unchanged: ${reason}`;
-}
-
 /** Whether a record's block needs the operator even in a --summary-only report: a value not converted, a failure. */
 export function needsAttention(plan: RecordRepairPlan, outcome: RecordOutcome): boolean {
   return plan.unconverted.length > 0 || outcome.kind === 'failed';
@@ -199,7 +193,9 @@ export function formatRecordBlock(plan: RecordRepairPlan, outcome: RecordOutcome
   if ((plan.changes.length === 0 && plan.unconverted.length === 0) || outcome.kind === 'notSent') return '';
   const lines = [`${describeItemKey(plan.pk, plan.sk)}:`];
   for (const { field, oldValue, newValue } of plan.changes) lines.push(`  ${field}: ${oldValue} → ${newValue}`);
-  for (const value of plan.unconverted) lines.push(showUnconverted(value));
+  for (const { field, value, reason } of plan.unconverted) {
+    lines.push(`  ${field}: ${value === undefined ? 'missing' : quoteValue(value)} — left unchanged: ${reason}`);
+  }
   lines.push(`  ${outcome.kind === 'failed' ? `✗ Failed: ${outcome.reason}` : OUTCOME_LINES[outcome.kind]}`);
   return `${lines.join('\n')}\n\n`;
 }
@@ -241,7 +237,6 @@ export interface SummaryOptions {
   /** The table and region, for the command the summary suggests. */
   table?: string;
   region?: string;
-  /** The signal that stopped the run early, if one did. */
   stoppedBy?: string | undefined;
   /** The capacity lines (lib/dynamodb/capacity/meter.ts), after the counts and before any advice. */
   capacity?: string;
