@@ -18,7 +18,7 @@ export function describeByte(buf: Uint8Array, i: number): string {
 }
 
 /** Where a syntax error is (an index into the value's bytes) and what it is. */
-export interface SyntaxProblem {
+interface SyntaxProblem {
   index: number;
   detail: string;
 }

@@ -53,7 +53,7 @@ export interface TimestampChange {
 }
 
 /** A value left as it is although it is not canonical (undefined: the attribute is missing), and why. */
-export interface UnconvertedValue {
+interface UnconvertedValue {
   field: TimestampAttribute;
   value: unknown;
   reason: string;
@@ -200,7 +200,7 @@ export function formatRecordBlock(plan: RecordRepairPlan, outcome: RecordOutcome
   return `${lines.join('\n')}\n\n`;
 }
 
-export interface RepairCounts {
+interface RepairCounts {
   total: number;
   /** Nothing to write (METADATA, already canonical, only unconverted values), or the table held the new values. */
   skipped: number;
@@ -232,7 +232,7 @@ export function countRecord(counts: RepairCounts, plan: RecordRepairPlan, outcom
   else counts.successful++;
 }
 
-export interface SummaryOptions {
+interface SummaryOptions {
   dryRun: boolean;
   /** The table and region, for the command the summary suggests. */
   table?: string;
