@@ -74,10 +74,12 @@ async function* tokens(path: string): AsyncGenerator<Token[]> {
   const decoder = new StringDecoder('utf8');
   let tail: Buffer | null = null;
   let base = 0;
-  for await (const chunk of fs.createReadStream(path, { highWaterMark: 256 * 1024 }) as AsyncIterable<Buffer>) {
-    tail = checkUtf8(tail, chunk, path, base, 0, 0);
-    base += chunk.length;
-    const out = parse(decoder.write(chunk)) as { values?: Token[] };
+  for await (const read of fs.createReadStream(path, { highWaterMark: 256 * 1024 }) as AsyncIterable<Buffer>) {
+    const chunk: Buffer = tail === null ? read : Buffer.concat([tail, read]);
+    const end = checkUtf8(chunk, path, base, 0, 0);
+    tail = end < chunk.length ? Buffer.from(chunk.subarray(end)) : null;
+    base += end;
+    const out = parse(decoder.write(chunk.subarray(0, end))) as { values?: Token[] };
     if (out.values !== undefined) yield out.values;
   }
   if (tail !== null) throw new Error('the file ends in the middle of a character');

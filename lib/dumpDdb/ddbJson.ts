@@ -9,19 +9,14 @@
 //   NS   → array of numbers          BS   → array of base64 strings
 //
 // Numbers never pass through a JS float (util-dynamodb's unmarshall would round a 38-digit integer or throw): the
-// N text DynamoDB returned is written into the output as it is, after a lexical check that it is valid JSON
-// number syntax. DynamoDB returns numbers normalised (`1E+5` is stored and returned as `100000`), so in practice
-// the text passes unchanged; a form JSON does not allow (`+5`, `.5`, `5.`, `007`) is rewritten digit by digit,
-// keeping its exact value.
+// N text is written as it is when it is JSON number syntax (DynamoDB returns numbers normalised), else (`+5`, `.5`,
+// `5.`, `007`) rewritten digit by digit, keeping its exact value.
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import { describeItemKey } from '../cello/keys.ts';
 
 /** An AttributeValue this module cannot write: an unknown type, or an N that is not a number. */
 export class AttributeValueError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'AttributeValueError';
-  }
+  override name = 'AttributeValueError';
 }
 
 // JSON's number grammar (RFC 8259 §6).
@@ -49,10 +44,6 @@ function base64(bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
 }
 
-function compareNames(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
 function mapToJson(map: Record<string, AttributeValue>, names: string[]): string {
   let text = '{';
   for (let index = 0; index < names.length; index++) {
@@ -77,7 +68,7 @@ export function attributeValueToJson(value: AttributeValue): string {
   if (value.N !== undefined) return numberToJson(value.N);
   if (value.BOOL !== undefined) return value.BOOL ? 'true' : 'false';
   if (value.NULL !== undefined) return 'null';
-  if (value.M !== undefined) return mapToJson(value.M, Object.keys(value.M).sort(compareNames));
+  if (value.M !== undefined) return mapToJson(value.M, Object.keys(value.M).sort());
   if (value.L !== undefined) return `[${value.L.map(attributeValueToJson).join(',')}]`;
   if (value.SS !== undefined) return `[${value.SS.map((text) => JSON.stringify(text)).join(',')}]`;
   if (value.NS !== undefined) return `[${value.NS.map(numberToJson).join(',')}]`;
@@ -94,7 +85,7 @@ export function attributeValueToJson(value: AttributeValue): string {
 export function itemToJson(item: Record<string, AttributeValue>): string {
   const others = Object.keys(item)
     .filter((name) => name !== 'pk' && name !== 'sk')
-    .sort(compareNames);
+    .sort();
   const names = [...['pk', 'sk'].filter((name) => item[name] !== undefined), ...others];
   try {
     return mapToJson(item, names);

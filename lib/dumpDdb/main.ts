@@ -1,11 +1,6 @@
-// Step 4, first command: every item of a DynamoDB table, as a JSON array of plain objects, written to a file.
-//
-//   ./scripts/dump-ddb.ts --table cello --output dump.json --region us-west-2
-//
-// A parallel, strongly consistent Scan; pages are written as they arrive (memory does not grow with the table),
-// to a temporary file moved into place only when the whole table is in it. Items of different segments
-// interleave: the order of items in the file is not meaningful. The JSON mapping of each DynamoDB type is
-// documented at the top of lib/dumpDdb/ddbJson.ts.
+// Step 4, first command: every item of a DynamoDB table, as a JSON array of plain objects (lib/dumpDdb/ddbJson.ts),
+// written to a file. A parallel, strongly consistent Scan, written page by page to a temporary file moved into place
+// only when the whole table is in it. Segments interleave: the order of the items is not meaningful.
 import { resolve } from 'node:path';
 import { ExitCode, UserError } from '../cli/errors.ts';
 import { Progress } from '../cli/progress.ts';
@@ -13,12 +8,11 @@ import { concurrencyOption, createArgumentParser, endpointUrlOption, forceOption
 import { decideRunComplete, throwIfStopped, wasStopped, stopSignal } from '../cli/signals.ts';
 import { defineStep } from '../cli/run.ts';
 import { currentRun } from '../cli/currentRun.ts';
-import { formatCount } from '../cli/output.ts';
 import { AttributeValueError, itemToJson } from './ddbJson.ts';
 import { checkTableName, type DynamoTarget } from '../dynamodb/target.ts';
 import { formatCapacitySummary } from '../dynamodb/capacity/meter.ts';
 import { AtomicOutputFile, checkTarget } from '../io/files.ts';
-import { printOutput } from '../cli/output.ts';
+import { formatCount, printOutput } from '../cli/output.ts';
 
 const DEFAULT_SEGMENTS = 8;
 const MAX_SEGMENTS = 1000;
@@ -56,9 +50,7 @@ export const main = defineStep(async (argv: string[]): Promise<number> => {
     import('../dynamodb/scan.ts'),
   ]);
 
-  const table = args.table;
-  const output = args.output;
-  const segments = args.segments;
+  const { table, output, segments } = args;
   const target: DynamoTarget = { region: args.region, endpointUrl: args['endpoint-url'] };
   checkTableName(table);
   if (output.trim() === '') throw new UserError('--output is empty — give the path of the JSON file to write, e.g. dump.json', ExitCode.usage);

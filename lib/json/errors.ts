@@ -3,14 +3,10 @@
 /** An input file that is not the JSON the reader expects (or cannot be read). */
 export class JsonInputError extends Error {
   override name = 'JsonInputError';
-  /** The file path, as given to the reader. */
   readonly path: string;
-  /** 1-based line of the problem, when known. */
+  /** 1-based line and column (in bytes) of the problem, when known. */
   readonly line: number | undefined;
-  /** 1-based column (in bytes) of the problem, when known. */
   readonly column: number | undefined;
-  /** The message without the path and position prefix. */
-  readonly detail: string;
 
   constructor(path: string, detail: string, position?: { line: number; column?: number }, options?: { cause?: unknown }) {
     const where =
@@ -19,12 +15,23 @@ export class JsonInputError extends Error {
     this.path = path;
     this.line = position?.line;
     this.column = position?.column;
-    this.detail = detail;
   }
 }
 
 export const NOT_JSON = ' — the file is not valid JSON';
 export const NOT_UTF8 = 'the file is not UTF-8 text';
+
+/** Line and column of bytes[at], given that bytes[from] is at `column` of `line`. */
+export function positionIn(bytes: Uint8Array, from: number, at: number, line: number, column: number): { line: number; column: number } {
+  let lineStart = from - column + 1;
+  for (let j = from; j < at; j++) {
+    if (bytes[j] === 0x0a) {
+      line++;
+      lineStart = j + 1;
+    }
+  }
+  return { line, column: at - lineStart + 1 };
+}
 
 export function formatSize(bytes: number): string {
   const mib = bytes / (1024 * 1024);

@@ -1,10 +1,5 @@
-/**
- * The shallow parser of the streaming readers (see stream.ts): what the
- * scanner's structure means, as events — entries, fields, array elements
- * (parsed in batches per chunk) — and the errors with their positions.
- */
-import { B_NL, B_QUOTE } from './bytes.ts';
-import { formatSize, JsonInputError, NOT_JSON } from './errors.ts';
+/** What the scanner's structure means, as events (array elements parsed in batches per chunk), and the errors. */
+import { formatSize, JsonInputError, NOT_JSON, positionIn } from './errors.ts';
 import {
   ByteScanner,
   MAX_DEPTH,
@@ -24,9 +19,8 @@ import { describeByte, literalAt } from './syntax.ts';
 import { countMembers, parseValue } from './value.ts';
 
 /**
- * Text size at which a batch of elements is parsed. V8 puts strings over
- * ~128 KB in its large-object space, which makes both the string and
- * JSON.parse of it several times slower per byte; small batches stay fast.
+ * Text size at which a batch of elements is parsed. V8 puts strings over ~128 KB in its large-object space, which
+ * makes both the string and JSON.parse of it several times slower per byte.
  */
 const BATCH_BYTES = 32 * 1024;
 
@@ -37,7 +31,7 @@ export class ShallowParser extends ByteScanner {
   private batchCount = 0;
   private batchColons = 0;
   private batchLine = 0;
-  private batchLineStart = 0;
+  private batchColumn = 0;
 
   takeEvents(): unknown[] {
     const out = this.events;
@@ -46,21 +40,10 @@ export class ShallowParser extends ByteScanner {
   }
 
   protected startTop(buf: Buffer, i: number, c: number): void {
-    if (this.mode === MODE_ARRAY) {
-      if (c === 0x5b) {
-        this.level = 0;
-        this.st = ST_ARR_FIRST;
-        return;
-      }
-      this.failTopType(buf, i, c, 'expected a JSON array at the top level');
-    } else {
-      if (c === 0x7b) {
-        this.level = 0;
-        this.st = ST_OBJ_FIRST;
-        return;
-      }
-      this.failTopType(buf, i, c, 'expected a JSON object of projects');
-    }
+    const isArray = this.mode === MODE_ARRAY;
+    if (c !== (isArray ? 0x5b : 0x7b))
+      this.failTopType(buf, i, c, isArray ? 'expected a JSON array at the top level' : 'expected a JSON object of projects');
+    this.st = isArray ? ST_ARR_FIRST : ST_OBJ_FIRST;
   }
 
   /** A member's value starting at buf[i]: an entry object, an entry's array field (both streamed), or a slice. */
@@ -85,7 +68,7 @@ export class ShallowParser extends ByteScanner {
     let found: string;
     if (c === 0x7b) found = 'an object';
     else if (c === 0x5b) found = 'an array';
-    else if (c === B_QUOTE) found = 'a string';
+    else if (c === 0x22) found = 'a string';
     else if (c === 0x2d || (c >= 0x30 && c <= 0x39)) found = 'a number';
     // Only a whole literal is named: a text file starting with "this" or "name" is not "a boolean" or "null".
     else if ((c === 0x74 && literalAt(buf, i, 'true')) || (c === 0x66 && literalAt(buf, i, 'false'))) found = 'a boolean';
@@ -95,12 +78,11 @@ export class ShallowParser extends ByteScanner {
   }
 
   protected closeArray(): void {
+    this.flushBatch();
     if (this.mode === MODE_ARRAY) {
-      this.flushBatch();
       this.st = ST_DONE;
       return;
     }
-    this.flushBatch();
     this.events.push({ kind: 'arrayEnd', name: this.entryName, field: this.fieldName, length: this.arrayIndex });
     this.level = 1;
     this.st = ST_OBJ_NEXT;
@@ -141,14 +123,14 @@ export class ShallowParser extends ByteScanner {
   }
 
   protected finishSlice(buf: Buffer, end: number): void {
-    const purpose = this.purpose;
+    let bytes: Buffer;
     if (this.partsLength === 0) {
       this.checkSize(end - this.sliceStart);
-      if (purpose === P_ELEMENT) {
+      if (this.purpose === P_ELEMENT) {
         const count = this.batchCount;
         if (count === 0) {
           this.batchLine = this.sliceLine;
-          this.batchLineStart = this.sliceLineStart;
+          this.batchColumn = this.sliceColumn();
         }
         this.batchStarts[count] = this.sliceStart;
         this.batchEnds[count] = end;
@@ -158,19 +140,17 @@ export class ShallowParser extends ByteScanner {
         if (end - this.batchStarts[0]! >= BATCH_BYTES) this.flushBatch();
         return;
       }
-      const value = parseValue(this.path, buf.subarray(this.sliceStart, end), this.sliceLine, this.sliceLineStart - this.sliceAbs, this.colons);
-      this.deliver(value);
-      return;
+      bytes = buf.subarray(this.sliceStart, end);
+    } else {
+      // The slice spans chunks: join its pieces once.
+      const total = this.partsLength + end;
+      this.checkSize(total);
+      this.parts.push(buf.subarray(0, end));
+      bytes = Buffer.concat(this.parts, total);
+      this.parts = [];
+      this.partsLength = 0;
     }
-    // The slice spans chunks: join its pieces once.
-    const total = this.partsLength + end;
-    this.checkSize(total);
-    this.parts.push(buf.subarray(0, end));
-    const bytes = Buffer.concat(this.parts, total);
-    this.parts = [];
-    this.partsLength = 0;
-    const value = parseValue(this.path, bytes, this.sliceLine, this.sliceLineStart - this.sliceAbs, this.colons);
-    this.deliver(value);
+    this.deliver(parseValue(this.path, bytes, this.sliceLine, this.sliceColumn(), this.colons));
   }
 
   private deliver(value: unknown): void {
@@ -218,34 +198,22 @@ export class ShallowParser extends ByteScanner {
     const buf = this.buf;
     const starts = this.batchStarts;
     const ends = this.batchEnds;
-    let values: unknown[] | null = null;
+    let values: unknown = null;
     try {
       const text = buf.toString('utf8', starts[0]!, ends[count - 1]!);
-      const parsed: unknown = count === 1 ? [JSON.parse(text)] : JSON.parse(`[${text}]`);
-      if (Array.isArray(parsed) && parsed.length === count && (colons === 0 || countMembers(parsed) === colons)) values = parsed;
+      values = count === 1 ? [JSON.parse(text)] : JSON.parse(`[${text}]`);
     } catch {
-      values = null;
+      // not JSON: one by one below
     }
-    if (values !== null) {
+    if (Array.isArray(values) && values.length === count && (colons === 0 || countMembers(values) === colons)) {
       for (let k = 0; k < count; k++) this.emitElement(values[k]);
       return;
     }
-    // Something is wrong (not JSON, or a key repeated): go one by one, so the
-    // good elements come out and the first bad one is reported with its
-    // position.
-    let line = this.batchLine;
-    let lineStart = this.batchLineStart;
-    let from = starts[0]!;
+    // Not JSON, or a key repeated: one by one, so the good elements come out and the first bad one is located.
+    let at = { line: this.batchLine, column: this.batchColumn };
     for (let k = 0; k < count; k++) {
-      const start = starts[k]!;
-      for (let j = from; j < start; j++) {
-        if (buf[j] === B_NL) {
-          line++;
-          lineStart = this.base + j + 1;
-        }
-      }
-      from = start;
-      this.emitElement(parseValue(this.path, buf.subarray(start, ends[k]!), line, lineStart - (this.base + start), -1));
+      if (k > 0) at = positionIn(buf, starts[k - 1]!, starts[k]!, at.line, at.column);
+      this.emitElement(parseValue(this.path, buf.subarray(starts[k]!, ends[k]!), at.line, at.column, -1));
     }
   }
 

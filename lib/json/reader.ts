@@ -4,62 +4,51 @@ import { JsonInputError } from './errors.ts';
 import type { ShallowParser } from './parser.ts';
 
 /**
- * The async generator handed to callers. Written by hand rather than as an
- * `async function*`: a generator's `yield` costs extra promise ticks per
- * value, which is measurable at a million elements; here `next()` returns an
- * already-resolved promise whenever parsed events are waiting. Semantics
- * follow an async generator: lazy start, calls queued in order, events found
- * before an error are delivered before it, `return()`/`throw()` close the
- * file (and wait until its descriptor is closed).
+ * Hands out the parser's events one by one. Not an `async function*` yielding each event: its `yield` costs extra
+ * promise ticks per value, measurable at a million elements; here `next()` returns an already-resolved promise while
+ * parsed events are waiting. Calls are queued in order, as an async generator's are.
  */
 export class EventReader<T> implements AsyncGenerator<T, void, undefined> {
   private out: unknown[] = [];
   private k = 0;
   private tail: Promise<unknown> | null = null;
-  private stream: fs.ReadStream | null = null;
-  private chunks: AsyncIterator<unknown> | null = null;
-  private finished = false;
-  private closing: Promise<void> | null = null;
-  private hasError = false;
-  private error: unknown = undefined;
 
-  constructor(
-    private readonly path: string,
-    private readonly parser: ShallowParser,
-    private readonly highWaterMark: number,
-  ) {}
+  constructor(private readonly batches: AsyncGenerator<unknown[], void, undefined>) {}
 
   [Symbol.asyncIterator](): this {
     return this;
   }
 
   next(): Promise<IteratorResult<T, void>> {
-    if (this.tail === null && this.k < this.out.length) {
-      return Promise.resolve({ value: this.out[this.k++] as T, done: false });
-    }
-    return this.enqueue(() => this.pull());
+    if (this.tail === null && this.k < this.out.length) return Promise.resolve({ value: this.out[this.k++] as T, done: false });
+    return this.enqueue(async () => {
+      while (this.k === this.out.length) {
+        const batch = await this.batches.next();
+        if (batch.done === true) return { value: undefined, done: true };
+        this.out = batch.value;
+        this.k = 0;
+      }
+      return { value: this.out[this.k++] as T, done: false };
+    });
   }
 
+  /** Closes the file. */
   return(value?: void | PromiseLike<void>): Promise<IteratorResult<T, void>> {
     return this.enqueue(async () => {
-      this.stop();
-      await this.close();
+      this.out = [];
+      this.k = 0;
+      await this.batches.return();
       await value;
       return { value: undefined, done: true };
     });
   }
 
   throw(error: unknown): Promise<IteratorResult<T, void>> {
-    return this.enqueue(async () => {
-      this.stop();
-      await this.close();
-      throw error;
-    });
+    return this.return().then(() => Promise.reject(error));
   }
 
   private enqueue<R>(step: () => Promise<R>): Promise<R> {
-    const before = this.tail;
-    const promise = before === null ? step() : before.then(step, step);
+    const promise = this.tail === null ? step() : this.tail.then(step, step);
     this.tail = promise;
     const clear = (): void => {
       if (this.tail === promise) this.tail = null;
@@ -67,78 +56,44 @@ export class EventReader<T> implements AsyncGenerator<T, void, undefined> {
     promise.then(clear, clear);
     return promise;
   }
+}
 
-  private stop(): void {
-    this.finished = true;
-    this.out = [];
-    this.k = 0;
-    this.hasError = false;
-    this.error = undefined;
-  }
-
-  private async pull(): Promise<IteratorResult<T, void>> {
+/**
+ * The parser's events, a batch per chunk (or per pause); those found before an error come before it. The file is
+ * closed, and its descriptor with it, before the end, the error or `return()` gets to the caller.
+ */
+export async function* readBatches(path: string, parser: ShallowParser, highWaterMark: number): AsyncGenerator<unknown[], void, undefined> {
+  const stream = fs.createReadStream(path, { highWaterMark });
+  const chunks = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  try {
     for (;;) {
-      if (this.k < this.out.length) return { value: this.out[this.k++] as T, done: false };
-      if (this.finished) {
-        if (this.hasError) {
-          const error = this.error;
-          this.stop();
-          throw error;
-        }
-        return { value: undefined, done: true };
-      }
-      this.out = [];
-      this.k = 0;
+      const chunk = await readChunk(path, chunks);
       try {
-        if (!this.parser.needsInput()) {
-          this.parser.resume();
-        } else {
-          const chunk = await this.readChunk();
-          if (chunk === null) {
-            this.finished = true;
-            this.parser.end();
-          } else {
-            this.parser.feed(chunk);
-          }
+        if (chunk === null) parser.end();
+        else parser.feed(chunk);
+        while (!parser.needsInput()) {
+          yield parser.takeEvents();
+          parser.resume();
         }
       } catch (error) {
-        this.finished = true;
-        this.hasError = true;
-        this.error = error;
+        yield parser.takeEvents();
+        throw error;
       }
-      if (this.finished) await this.close();
-      // Events found before a failure come out first, then the failure.
-      this.out = this.parser.takeEvents();
+      if (chunk === null) break;
+      yield parser.takeEvents();
     }
+  } finally {
+    if (!stream.closed) await new Promise<void>((resolve) => stream.destroy().once('close', () => resolve()));
   }
+  yield parser.takeEvents();
+}
 
-  private async readChunk(): Promise<Buffer | null> {
-    if (this.chunks === null) {
-      this.stream = fs.createReadStream(this.path, { highWaterMark: this.highWaterMark });
-      this.chunks = this.stream[Symbol.asyncIterator]();
-    }
-    let next: IteratorResult<unknown>;
-    try {
-      next = await this.chunks.next();
-    } catch (cause) {
-      const reason = cause instanceof Error ? cause.message : String(cause);
-      throw new JsonInputError(this.path, `cannot read the file (${reason})`, undefined, { cause });
-    }
-    return next.done === true ? null : (next.value as Buffer);
-  }
-
-  /** Closes the file and waits until its descriptor is really closed. */
-  private close(): Promise<void> {
-    if (this.closing === null) {
-      const stream = this.stream;
-      this.closing =
-        stream === null || stream.closed
-          ? Promise.resolve()
-          : new Promise<void>((resolve) => {
-              stream.once('close', () => resolve());
-              stream.destroy();
-            });
-    }
-    return this.closing;
+async function readChunk(path: string, chunks: AsyncIterator<Buffer>): Promise<Buffer | null> {
+  try {
+    const next = await chunks.next();
+    return next.done === true ? null : next.value;
+  } catch (cause) {
+    const reason = cause instanceof Error ? cause.message : String(cause);
+    throw new JsonInputError(path, `cannot read the file (${reason})`, undefined, { cause });
   }
 }

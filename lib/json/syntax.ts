@@ -1,5 +1,4 @@
 /** Error locator: only used after JSON.parse rejected a value, to say where and why. */
-import { B_BACKSLASH, B_QUOTE } from './bytes.ts';
 
 /** Whether buf holds the JSON literal `word` at i, followed by the end of the value (or of what was read). */
 export function literalAt(buf: Uint8Array, i: number, word: string): boolean {
@@ -19,200 +18,150 @@ export function describeByte(buf: Uint8Array, i: number): string {
 }
 
 /** Where a syntax error is (an index into the value's bytes) and what it is. */
-export interface SyntaxProblem {
+interface SyntaxProblem {
   index: number;
   detail: string;
 }
 
 /**
- * Finds the first JSON syntax error in `b` (one complete value, no leading
- * whitespace needed). Returns null if `b` is valid JSON.
+ * The first JSON syntax error in `b` (one complete value), or null if `b` is valid JSON; with `findsRepeatedKey`
+ * (for valid JSON), the first key its object already holds.
  */
-export function findJsonError(b: Uint8Array): SyntaxProblem | null {
-  return new SyntaxLocator(b).find();
+export function findJsonError(b: Uint8Array, findsRepeatedKey: boolean): SyntaxProblem | null {
+  try {
+    new SyntaxLocator(b, findsRepeatedKey).value(true);
+    return null;
+  } catch (error) {
+    if (error instanceof SyntaxLocator) return error.problem;
+    throw error;
+  }
 }
 
-/** The value was read to its end without an error. */
-const VALID = 'valid';
+const WHITESPACE = /[ \t\n\r]*/y;
+// biome-ignore lint/suspicious/noControlCharactersInRegex: the bytes JSON forbids raw in a string end the run
+const STRING_RUN = /[^"\\\x00-\x1f]*/y;
+const NUMBER = /-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?/y;
+const HEX4 = /^[0-9a-fA-F]{4}$/;
+const LITERALS: Record<string, string | undefined> = { t: 'true', f: 'false', n: 'null' };
 
-/**
- * A JSON grammar walk over one value that stops at the first error. Each
- * method reads one piece from `i` and returns its error, or null when `i` is
- * past the piece; `expectsValue` says what the next piece is.
- */
+/** A grammar walk over one value (as latin1 text: one character per byte) that throws itself at the first error. */
 class SyntaxLocator {
   private i = 0;
-  private expectsValue = true;
-  /** The closing bytes of the containers open at `i`. */
-  private readonly closers: number[] = [];
-  private readonly n: number;
+  private readonly text: string;
+  problem: SyntaxProblem = { index: 0, detail: '' };
 
-  constructor(private readonly b: Uint8Array) {
-    this.n = b.length;
+  constructor(
+    private readonly b: Uint8Array,
+    private readonly findsRepeatedKey: boolean,
+  ) {
+    this.text = Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
   }
 
-  find(): SyntaxProblem | null {
-    for (;;) {
-      this.skipWhitespace();
-      const result = this.expectsValue ? this.value() : this.afterValue();
-      if (result === VALID) return null;
-      if (result !== null) return result;
-    }
+  value(isTop = false): void {
+    this.skip(WHITESPACE);
+    const c = this.text[this.i];
+    if (c === '{' || c === '[') this.container(c === '{' ? '}' : ']');
+    else if (c === '"') this.string();
+    else if (c === '-' || (c !== undefined && c >= '0' && c <= '9')) this.number();
+    else this.literal();
+    if (!isTop) return;
+    this.skip(WHITESPACE);
+    if (this.i < this.text.length) this.unexpected('the end of the value');
   }
 
-  private value(): SyntaxProblem | null {
-    const { b, i } = this;
-    if (i >= this.n) return this.unexpected(i, 'a value');
-    const c = b[i]!;
-    if (c === 0x7b) return this.openContainer(0x7d);
-    if (c === 0x5b) return this.openContainer(0x5d);
-    this.expectsValue = false;
-    if (c === B_QUOTE) return this.string();
-    if (c === 0x2d || this.isDigit(i)) return this.number();
-    return this.literal(c);
-  }
-
-  /** After a "{" or "[": the empty container, or the first member's key and colon (or nothing, for an array). */
-  private openContainer(closer: number): SyntaxProblem | null {
+  private container(closer: string): void {
     this.i++;
-    this.skipWhitespace();
-    if (this.i < this.n && this.b[this.i] === closer) {
+    this.skip(WHITESPACE);
+    if (this.text[this.i] === closer) {
       this.i++;
-      this.expectsValue = false;
-      return null;
+      return;
     }
-    this.closers.push(closer);
-    return closer === 0x7d ? this.key('a key string or "}"') : null;
-  }
-
-  /** After a value: "," (and the next key, in an object), the closer, or the end. */
-  private afterValue(): SyntaxProblem | typeof VALID | null {
-    const closers = this.closers;
-    const i = this.i;
-    if (closers.length === 0) return i >= this.n ? VALID : this.unexpected(i, 'the end of the value');
-    const closer = closers[closers.length - 1]!;
-    const expected = closer === 0x7d ? '"," or "}"' : '"," or "]"';
-    if (i >= this.n) return this.unexpected(i, expected);
-    const c = this.b[i]!;
-    this.i++;
-    if (c === closer) {
-      closers.pop();
-      return null;
+    const keys = this.findsRepeatedKey && closer === '}' ? new Set<string>() : null;
+    for (let first = true; ; first = false) {
+      if (closer === '}') this.key(first ? 'a key string or "}"' : 'a key string', keys);
+      this.value();
+      this.skip(WHITESPACE);
+      if (this.text[this.i] === closer) {
+        this.i++;
+        return;
+      }
+      if (this.text[this.i] !== ',') this.unexpected(`"," or "${closer}"`);
+      this.i++;
+      this.skip(WHITESPACE);
     }
-    if (c !== 0x2c) return this.unexpected(i, expected);
-    this.expectsValue = true;
-    if (closer !== 0x7d) return null;
-    this.skipWhitespace();
-    return this.key('a key string');
   }
 
-  /** A key and its colon. */
-  private key(expected: string): SyntaxProblem | null {
-    if (this.i >= this.n || this.b[this.i] !== B_QUOTE) return this.unexpected(this.i, expected);
-    const error = this.string();
-    if (error !== null) return error;
-    this.skipWhitespace();
-    if (this.i >= this.n || this.b[this.i] !== 0x3a) return this.unexpected(this.i, '":"');
+  /** A key and its colon; `keys`, those its object holds so far, when repeated keys are looked for. */
+  private key(expected: string, keys: Set<string> | null): void {
+    const start = this.i;
+    if (this.text[start] !== '"') this.unexpected(expected);
+    this.string();
+    if (keys !== null) {
+      const key = JSON.parse(Buffer.from(this.b.buffer, this.b.byteOffset + start, this.i - start).toString('utf8')) as string;
+      const shown = JSON.stringify(key.length > 60 ? `${key.slice(0, 60)}…` : key);
+      if (keys.has(key)) this.fail(start, `key ${shown} appears twice in the same object — keep one of the two values and run again`);
+      keys.add(key);
+    }
+    this.skip(WHITESPACE);
+    if (this.text[this.i] !== ':') this.unexpected('":"');
     this.i++;
-    return null;
   }
 
-  private string(): SyntaxProblem | null {
-    const { b, n } = this;
+  private string(): void {
     this.i++; // opening quote
     for (;;) {
-      const i = this.i;
-      if (i >= n) return this.unexpected(i, 'a closing quote');
-      const c = b[i]!;
-      if (c === B_QUOTE) {
+      this.skip(STRING_RUN);
+      const c = this.text[this.i];
+      if (c === undefined) this.unexpected('a closing quote');
+      if (c === '"') {
         this.i++;
-        return null;
+        return;
       }
-      if (c < 0x20) return { index: i, detail: `${describeByte(b, i)} inside a string (it must be escaped)` };
-      if (c !== B_BACKSLASH) {
-        this.i++;
-        continue;
-      }
-      const error = this.escape();
-      if (error !== null) return error;
+      if (c !== '\\') this.fail(this.i, `${describeByte(this.b, this.i)} inside a string (it must be escaped)`);
+      const e = this.text[this.i + 1];
+      if (e === 'u' && !HEX4.test(this.text.slice(this.i + 2, this.i + 6))) this.fail(this.i, 'invalid \\u escape in a string');
+      if (e === undefined || !'"\\/bfnrtu'.includes(e)) this.fail(this.i, 'invalid escape in a string');
+      this.i += e === 'u' ? 6 : 2;
     }
   }
 
-  /** The escape sequence starting at the backslash at `i`. */
-  private escape(): SyntaxProblem | null {
-    const { b, n, i } = this;
-    const e = i + 1 < n ? b[i + 1]! : -1;
-    if (e === 0x75) {
-      for (let k = 2; k < 6; k++) {
-        const h = i + k < n ? b[i + k]! : -1;
-        const hex = (h >= 0x30 && h <= 0x39) || (h >= 0x41 && h <= 0x46) || (h >= 0x61 && h <= 0x66);
-        if (!hex) return { index: i, detail: 'invalid \\u escape in a string' };
-      }
-      this.i += 6;
-      return null;
-    }
-    if (e === -1 || !'"\\/bfnrt'.includes(String.fromCharCode(e))) return { index: i, detail: 'invalid escape in a string' };
-    this.i += 2;
-    return null;
-  }
-
-  private number(): SyntaxProblem | null {
-    const { b, n } = this;
+  private number(): void {
     const start = this.i;
-    const invalid = { index: start, detail: 'invalid number' };
-    if (b[this.i] === 0x2d) this.i++;
-    if (this.i < n && b[this.i] === 0x30) {
-      this.i++;
-      if (this.isDigit(this.i)) return { index: start, detail: 'invalid number (leading zero)' };
-    } else if (!this.skipDigits()) {
-      return invalid;
+    NUMBER.lastIndex = start;
+    const match = NUMBER.exec(this.text);
+    if (match === null) this.fail(start, 'invalid number');
+    this.i = NUMBER.lastIndex;
+    const next = this.text[this.i] ?? '';
+    if (match[1] === '0' && next >= '0' && next <= '9') this.fail(start, 'invalid number (leading zero)');
+    // A point or an exponent marker the pattern did not take has no digits after it.
+    if ((next === '.' && match[2] === undefined && match[3] === undefined) || ((next === 'e' || next === 'E') && match[3] === undefined)) {
+      this.fail(start, 'invalid number');
     }
-    if (this.i < n && b[this.i] === 0x2e) {
-      this.i++;
-      if (!this.skipDigits()) return invalid;
-    }
-    if (this.i < n && (b[this.i] === 0x65 || b[this.i] === 0x45)) {
-      this.i++;
-      if (this.i < n && (b[this.i] === 0x2b || b[this.i] === 0x2d)) this.i++;
-      if (!this.skipDigits()) return invalid;
-    }
-    return null;
   }
 
-  /** Skips one or more digits; false if there is none. */
-  private skipDigits(): boolean {
-    if (!this.isDigit(this.i)) return false;
-    while (this.isDigit(this.i)) this.i++;
-    return true;
-  }
-
-  private literal(c: number): SyntaxProblem | null {
-    const { b, n, i } = this;
-    const word = c === 0x74 ? 'true' : c === 0x66 ? 'false' : c === 0x6e ? 'null' : '';
-    if (word === '') return this.unexpected(i, 'a value');
-    for (let k = 0; k < word.length; k++) {
-      if (i + k >= n || b[i + k] !== word.charCodeAt(k)) return { index: i, detail: `invalid literal (expected ${word})` };
-    }
+  private literal(): void {
+    const word = LITERALS[this.text[this.i] ?? ''];
+    if (word === undefined) this.unexpected('a value');
+    if (!this.text.startsWith(word, this.i)) this.fail(this.i, `invalid literal (expected ${word})`);
     this.i += word.length;
-    return null;
   }
 
-  private isDigit(at: number): boolean {
-    return at < this.n && this.b[at]! >= 0x30 && this.b[at]! <= 0x39;
+  private skip(pattern: RegExp): void {
+    pattern.lastIndex = this.i;
+    pattern.test(this.text);
+    this.i = pattern.lastIndex;
   }
 
-  private skipWhitespace(): void {
-    const { b, n } = this;
-    while (this.i < n) {
-      const c = b[this.i]!;
-      if (c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09) break;
-      this.i++;
-    }
+  private unexpected(expected: string): never {
+    const at = this.i;
+    this.fail(
+      at,
+      at >= this.text.length ? `the value ends too early (expected ${expected})` : `unexpected ${describeByte(this.b, at)} (expected ${expected})`,
+    );
   }
 
-  private unexpected(at: number, expected: string): SyntaxProblem {
-    return at >= this.n
-      ? { index: at, detail: `the value ends too early (expected ${expected})` }
-      : { index: at, detail: `unexpected ${describeByte(this.b, at)} (expected ${expected})` };
+  private fail(index: number, detail: string): never {
+    this.problem = { index, detail };
+    throw this;
   }
 }

@@ -1,21 +1,7 @@
-// Step 4, second command: converts token timestamps an earlier migration stored as PostgreSQL text
-// (`2022-02-02 18:01:49.345261+00`), or in any other form that names one instant (RFC 3339, ISO 8601 with a zone),
-// to the canonical form (`2022-02-02T18:01:49.345261000Z`), reading the items from the dump written by dump-ddb.ts.
-// Safe on a live table and safe to run twice:
-//
-//   ./scripts/migrate_ddb_timestamps.ts --file ddb-dump.json --table cello --region us-west-2 --dry-run
-//   ./scripts/migrate_ddb_timestamps.ts --file ddb-dump.json --table cello --region us-west-2
-//
-// - The whole file is checked first (one streaming pass): an invalid file changes nothing.
-// - Per field: only convertible values are converted and written; METADATA items and canonical values are left as
-//   they are. Values that name no instant for sure (no zone, an epoch number) or are missing on a token are left
-//   too, listed with the reason and the way out (verify_migration.ts --fix), and the exit code is 1.
-// - Each update is conditional on the item still holding the values of the dump: an item changed or deleted
-//   since the dump is reported "✗ Failed: changed since dump" and never overwritten; the exit code is then 1.
-//   One already holding the new values (the same command run twice) is skipped as already fixed.
-// - Updates run concurrently (--concurrency); the report stays in file order.
-// - A dry run sends no write request at all.
-// - Ctrl-C / SIGTERM: no new record is started, updates in flight finish, a partial summary is printed (exit 130).
+// Step 4, second command: converts token timestamps not in the canonical form (an earlier migration's PostgreSQL
+// text, RFC 3339, ISO 8601 with a zone) in the table, reading the items from the dump written by dump-ddb.ts. The
+// whole file is checked before anything is written; each update is conditional on the item still holding the dump's
+// values, so it is safe on a live table and safe to run twice; the report stays in file order.
 import { ExitCode, UserError } from '../cli/errors.ts';
 import {
   MAX_CONCURRENCY,
@@ -27,7 +13,7 @@ import {
   regionOption,
   tableOption,
 } from '../cli/args.ts';
-import { formatCount } from '../cli/output.ts';
+import { ReportOutput, formatCount } from '../cli/output.ts';
 import { stopSignalReceived, throwIfStopped, wasStopped, stopSignal } from '../cli/signals.ts';
 import { defineStep } from '../cli/run.ts';
 import { checkTableName, type DynamoTarget } from '../dynamodb/target.ts';
@@ -49,9 +35,9 @@ import {
   type RecordOutcome,
   type RecordRepairPlan,
 } from './repair.ts';
-import type { DynamoTable } from '../dynamodb/conditionalWrite.ts';
-import { ReportOutput } from '../cli/output.ts';
 import { mapConcurrentOrdered } from '../dynamodb/concurrency.ts';
+import type { DynamoTable } from '../dynamodb/conditionalWrite.ts';
+import type { CapacityMeter } from '../dynamodb/capacity/meter.ts';
 
 const DEFAULT_CONCURRENCY = 16;
 
@@ -90,73 +76,42 @@ function parseArguments(argv: string[]) {
 export const main = defineStep(async (argv: string[]): Promise<number> => {
   const args = await parseArguments(argv);
   // The AWS SDK loads only now that the arguments are read: --help does without it.
-  const [{ capacityMeterOf, createDynamoClient, describeCelloTable }, { applyTimestampChanges, planTimestampChanges }] = await Promise.all([
+  const [{ capacityMeterOf, createDynamoClient, describeCelloTable }, update] = await Promise.all([
     import('../dynamodb/client.ts'),
     import('./update.ts'),
   ]);
-
-  const file = args.file;
-  const tableName = args.table;
-  const dryRun = args['dry-run'];
-  const summaryOnly = args['summary-only'];
-  const concurrency = args.concurrency;
+  const { file, table: tableName, concurrency } = args;
   const target: DynamoTarget = { region: args.region, endpointUrl: args['endpoint-url'] };
+  const dryRun = args['dry-run'];
   checkTableName(tableName);
   await checkInputFile(file);
   const client = createDynamoClient(target, { maxSockets: concurrency, capacity: { maxWcu: args['max-wcu'] }, stop: stopSignal() });
   const meter = capacityMeterOf(client);
-  const table: DynamoTable = { client, tableName };
   const report = new ReportOutput();
   const write = (text: string) => report.write(text);
-
   try {
     await write(formatConfiguration({ file, table: tableName, region: target.region, dryRun }));
     await write(`Loading records from ${file}...\n`);
     await report.flush(); // seen before the first pass, which takes a while on a big file
-    // First pass: the whole file is valid before anything is written.
-    let total = 0;
-    for await (const _record of readDump(file)) {
-      total++;
-      if ((total & 0xfff) === 0) throwIfStopped();
-    }
-    throwIfStopped();
+    const total = await countRecords(file);
     await write(`Loaded ${formatCount(total)} total records\n\n`);
-
     // A read, also in a dry run: a wrong table name or region is found before the report says anything more.
     await describeCelloTable(client, tableName);
-
     await write(`Processing records:\n${SEPARATOR}\n`);
     const counts = emptyRepairCounts(total);
-    let fatal: UserError | undefined;
-    const repairRecord = async (record: DumpRecord): Promise<{ plan: RecordRepairPlan; outcome: RecordOutcome }> => {
-      const plan = planRecordRepair(record);
-      if (plan.changes.length === 0) return { plan, outcome: { kind: 'skipped' } };
-      if (dryRun) {
-        planTimestampChanges(meter, record, plan.changes);
-        return { plan, outcome: { kind: 'wouldUpdate' } };
-      }
-      if (fatal) return { plan, outcome: { kind: 'failed', reason: 'not attempted: the run is stopping' } };
-      try {
-        return { plan, outcome: await applyTimestampChanges(table, plan.pk, plan.sk, plan.changes) };
-      } catch (error) {
-        if (!(error instanceof UserError)) throw error;
-        // DynamoDB itself is failing: stop taking records, report this one, let the others in flight finish.
-        fatal ??= error;
-        return { plan, outcome: { kind: 'failed', reason: error.message } };
-      }
-    };
-    const results = mapConcurrentOrdered(readDump(file), concurrency, repairRecord, () => wasStopped() || fatal !== undefined);
+    const { repairRecord, failure } = recordRepairer(update, { client, tableName }, meter, dryRun);
+    const results = mapConcurrentOrdered(readDump(file), concurrency, repairRecord, () => wasStopped() || failure.fatal !== undefined);
     for await (const { plan, outcome } of results) {
       countRecord(counts, plan, outcome);
       const block = formatRecordBlock(plan, outcome);
-      if (block !== '' && (!summaryOnly || needsAttention(plan, outcome))) await write(block);
+      if (block !== '' && (!args['summary-only'] || needsAttention(plan, outcome))) await write(block);
     }
     await write(`${SEPARATOR}\n`);
     const stoppedBy = stopSignalReceived();
     // Its reads are the read-backs after a failed condition: shown when there were any.
     const capacity = formatCapacitySummary(meter, { dryRun, reads: meter.consumed.read > 0 });
     await write(formatSummary(counts, { dryRun, table: tableName, region: target.region, stoppedBy, capacity }));
-    if (fatal) throw fatal;
+    if (failure.fatal) throw failure.fatal;
     if (stoppedBy !== undefined) return ExitCode.interrupted;
     // A value left unconverted is one the Cello service cannot read: not a success, also in a dry run.
     return counts.failed > 0 || counts.unconvertedValues > 0 ? ExitCode.incomplete : ExitCode.ok;
@@ -165,6 +120,42 @@ export const main = defineStep(async (argv: string[]): Promise<number> => {
     client.destroy();
   }
 });
+
+/**
+ * One record planned, then updated (a dry run only counts the write). A DynamoDB failure (a UserError) is the
+ * record's outcome and `failure.fatal`: the run stops taking records, those in flight finish.
+ */
+function recordRepairer(update: typeof import('./update.ts'), table: DynamoTable, meter: CapacityMeter, dryRun: boolean) {
+  const failure: { fatal?: UserError } = {};
+  const repairRecord = async (record: DumpRecord): Promise<{ plan: RecordRepairPlan; outcome: RecordOutcome }> => {
+    const plan = planRecordRepair(record);
+    if (plan.changes.length === 0) return { plan, outcome: { kind: 'skipped' } };
+    if (dryRun) {
+      update.planTimestampChanges(meter, record, plan.changes);
+      return { plan, outcome: { kind: 'wouldUpdate' } };
+    }
+    if (failure.fatal) return { plan, outcome: { kind: 'failed', reason: 'not attempted: the run is stopping' } };
+    try {
+      return { plan, outcome: await update.applyTimestampChanges(table, plan.pk, plan.sk, plan.changes) };
+    } catch (error) {
+      if (!(error instanceof UserError)) throw error;
+      failure.fatal ??= error;
+      return { plan, outcome: { kind: 'failed', reason: error.message } };
+    }
+  };
+  return { repairRecord, failure };
+}
+
+/** The first pass: the whole file is valid before anything is written. */
+async function countRecords(file: string): Promise<number> {
+  let total = 0;
+  for await (const _record of readDump(file)) {
+    total++;
+    if ((total & 0xfff) === 0) throwIfStopped();
+  }
+  throwIfStopped();
+  return total;
+}
 
 /** The dump's records, each checked; any problem is a one-line UserError naming the file. */
 async function* readDump(file: string): AsyncGenerator<DumpRecord> {

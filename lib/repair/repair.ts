@@ -1,12 +1,6 @@
-// Step 4's timestamp repair, the pure part: which fields of a dumped record need converting, the conditional
-// UpdateItem that converts them, what a failed condition means, and the report the operator reads.
-//
-// An earlier migration stored token timestamps as PostgreSQL text (`2022-02-02 18:01:49.345261+00`) instead of the
-// canonical `2022-02-02T18:01:49.345261000Z`. The repair works per field: a record whose created_at is fine but
-// whose expires_at is legacy gets its expires_at fixed, and only that field is written. Any other form that names
-// one instant (RFC 3339 with milliseconds, ISO 8601 with an offset: lib/cello/timestamps.ts) is converted the same way.
-// A value that names no instant for sure (no zone, a bare epoch number, garbage, null, a missing attribute on a
-// token) is left as it is and reported with the way out, never guessed at: PostgreSQL has the true value.
+// Step 4's timestamp repair, the pure part: which fields of a dumped record need converting (per field: only those
+// are written), the conditional UpdateItem that converts them, what a failed condition means, and the report. A
+// value that names no instant for sure is left as it is and reported with the way out, never guessed at.
 import type { AttributeValue, UpdateItemCommandInput } from '@aws-sdk/client-dynamodb';
 import { attributeValueToJson } from '../dumpDdb/ddbJson.ts';
 import { isNullInItem } from '../cello/codecs.ts';
@@ -25,10 +19,7 @@ export interface DumpRecord {
 
 /** A dump element that cannot be repaired: not an object, or without string pk and sk. */
 export class DumpRecordError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'DumpRecordError';
-  }
+  override name = 'DumpRecordError';
 }
 
 function describeJsonType(value: unknown): string {
@@ -61,20 +52,16 @@ export interface TimestampChange {
   newValue: string;
 }
 
-/** A value the repair leaves as it is although it is not a canonical timestamp. */
-export interface UnconvertedValue {
+/** A value left as it is although it is not canonical (undefined: the attribute is missing), and why. */
+interface UnconvertedValue {
   field: TimestampAttribute;
-  /** The value as read from the dump; undefined when the attribute is missing. */
   value: unknown;
-  /** Why it cannot be converted, for the report. */
   reason: string;
 }
 
 export interface RecordRepairPlan {
   pk: string;
   sk: string;
-  /** The project's own item: never touched. */
-  isMetadata: boolean;
   /** Another application's item (a shared table: lib/cello/keys.ts, isCelloItemKey): never touched. */
   isOtherApplication: boolean;
   /** Legacy values and their canonical forms, in TIMESTAMP_ATTRIBUTES order. Empty: nothing to write. */
@@ -83,32 +70,24 @@ export interface RecordRepairPlan {
   unconverted: UnconvertedValue[];
 }
 
-/** The token's timestamps, in table order: what the repair converts. */
 const TIMESTAMP_ENTRIES: readonly CelloAttribute[] = ATTRIBUTES.filter((entry) => entry.kind === 'timestamp');
 
-/** Why the Cello service cannot use a token item without this attribute. */
 const MISSING_REASON = 'the Cello service cannot read a token without it';
 
-/** Why a value in the dump that is not a string is not converted. */
 function nonStringReason(value: unknown): string {
   if (typeof value === 'number') return `${EPOCH_REASON}, and the Cello service reads a string`;
   return `${describeJsonType(value)}, not a timestamp string`;
 }
 
 /**
- * What the repair does to one record, field by field:
- * - METADATA records are skipped whole, and so are other applications' items (a shared table).
- * - A canonical value is left; so is a NULL as the table stores it (an empty expires_at: "no expiry"), and a missing
- *   attribute that may be absent (lib/cello/items.ts: added after items were written; missing is NULL).
- * - A string naming one instant (the legacy PostgreSQL text in any offset, RFC 3339, ISO 8601 with a zone, any
- *   fraction length: toCanonicalTimestamp) becomes the same instant in canonical form.
- * - Anything else is left unchanged and listed in `unconverted` with the reason: a string without a zone or in no
- *   timestamp form, a non-string (an epoch number), an empty created_at, and any other missing attribute.
+ * What the repair does to one record, field by field. METADATA and other applications' items are skipped whole. A
+ * canonical value is left, and so is NULL as the table stores it or an attribute that may be absent (lib/cello/items.ts).
+ * A string naming one instant (toCanonicalTimestamp) is converted; anything else is listed in `unconverted`.
  */
 export function planRecordRepair(record: DumpRecord): RecordRepairPlan {
   const { pk, sk } = record;
-  const plan: RecordRepairPlan = { pk, sk, isMetadata: isMetadataSk(sk), isOtherApplication: !isCelloItemKey(pk, sk), changes: [], unconverted: [] };
-  if (plan.isMetadata || plan.isOtherApplication) return plan;
+  const plan: RecordRepairPlan = { pk, sk, isOtherApplication: !isCelloItemKey(pk, sk), changes: [], unconverted: [] };
+  if (isMetadataSk(sk) || plan.isOtherApplication) return plan;
   for (const entry of TIMESTAMP_ENTRIES) {
     const field = entry.name as TimestampAttribute;
     const value = Object.hasOwn(record, field) ? record[field] : undefined;
@@ -137,28 +116,20 @@ export function planRecordRepair(record: DumpRecord): RecordRepairPlan {
  */
 export function buildTimestampUpdate(tableName: string, pk: string, sk: string, changes: readonly TimestampChange[]): UpdateItemCommandInput {
   if (changes.length === 0) throw new Error('buildTimestampUpdate needs at least one change');
-  const names: Record<string, string> = {};
-  const values: Record<string, AttributeValue> = {};
-  const assignments: string[] = [];
-  const conditions: string[] = [];
-  for (const { field, oldValue, newValue } of changes) {
-    names[`#${field}`] = field;
-    values[`:old_${field}`] = { S: oldValue };
-    values[`:new_${field}`] = { S: newValue };
-    assignments.push(`#${field} = :new_${field}`);
-    conditions.push(`#${field} = :old_${field}`);
-  }
   return {
     TableName: tableName,
     Key: { pk: { S: pk }, sk: { S: sk } },
-    UpdateExpression: `SET ${assignments.join(', ')}`,
-    ConditionExpression: conditions.join(' AND '),
-    ExpressionAttributeNames: names,
-    ExpressionAttributeValues: values,
+    UpdateExpression: `SET ${changes.map(({ field }) => `#${field} = :new_${field}`).join(', ')}`,
+    ConditionExpression: changes.map(({ field }) => `#${field} = :old_${field}`).join(' AND '),
+    ExpressionAttributeNames: Object.fromEntries(changes.map(({ field }) => [`#${field}`, field])),
+    ExpressionAttributeValues: Object.fromEntries(
+      changes.flatMap(({ field, oldValue, newValue }) => [
+        [`:old_${field}`, { S: oldValue }],
+        [`:new_${field}`, { S: newValue }],
+      ]),
+    ),
   };
 }
-
-export type ConditionFailureVerdict = { kind: 'updated' } | { kind: 'alreadyFixed' } | { kind: 'changed'; reason: string };
 
 function showAttribute(value: AttributeValue | undefined): string {
   if (value === undefined) return 'missing';
@@ -167,24 +138,6 @@ function showAttribute(value: AttributeValue | undefined): string {
   } catch {
     return '(a value of an unknown type)';
   }
-}
-
-/**
- * What a ConditionalCheckFailedException means, given the item as it is now (`current`, undefined if it no
- * longer exists) and whether the update had been sent more than once.
- *
- * An item already holding exactly the new values is fixed: after a retry it is our own earlier attempt, applied
- * by the server before the connection dropped (`updated`); without one, an earlier run did it (`alreadyFixed`:
- * the same command run twice with the same dump). Otherwise the item changed since the dump, or was deleted, and
- * the repair must not touch it.
- */
-export function judgeConditionFailure(
-  changes: readonly TimestampChange[],
-  current: Record<string, AttributeValue> | undefined,
-  retried: boolean,
-): ConditionFailureVerdict {
-  if (holdsNewValues(changes, current)) return { kind: retried ? 'updated' : 'alreadyFixed' };
-  return { kind: 'changed', reason: describeChangeSinceDump(changes, current) };
 }
 
 /** Whether the item (undefined: none) holds exactly the new values of `changes`. */
@@ -206,14 +159,7 @@ export function describeChangeSinceDump(changes: readonly TimestampChange[], cur
 
 export const SEPARATOR = '-'.repeat(80);
 
-export interface RepairConfiguration {
-  file: string;
-  table: string;
-  region: string;
-  dryRun: boolean;
-}
-
-export function formatConfiguration({ file, table, region, dryRun }: RepairConfiguration): string {
+export function formatConfiguration({ file, table, region, dryRun }: { file: string; table: string; region: string; dryRun: boolean }): string {
   // The labels and the Python-style True/False are the original guide's, so operators who know it read the same block.
   return `Configuration:\n  Input file: ${file}\n  DynamoDB table: ${table}\n  Region: ${region}\n  Dry run: ${dryRun ? 'True' : 'False'}\n\n`;
 }
@@ -227,14 +173,17 @@ export type RecordOutcome =
   /** A stop came before its update was sent: not reached, neither counted nor shown. */
   | { kind: 'notSent' };
 
-function showUnconverted({ field, value, reason }: UnconvertedValue): string {
-  return `  ${field}: ${value === undefined ? 'missing' : quoteValue(value)} — left unchanged: ${reason}`;
-}
-
 /** Whether a record's block needs the operator even in a --summary-only report: a value not converted, a failure. */
 export function needsAttention(plan: RecordRepairPlan, outcome: RecordOutcome): boolean {
   return plan.unconverted.length > 0 || outcome.kind === 'failed';
 }
+
+const OUTCOME_LINES = {
+  skipped: 'Skipped - nothing the repair can convert',
+  wouldUpdate: 'DRY RUN - Would update',
+  updated: '✓ Updated',
+  alreadyFixed: 'Skipped - already fixed (the table holds the new value)',
+};
 
 /**
  * One record's block, or '' for a record with nothing to say (METADATA, or every value already canonical).
@@ -244,44 +193,24 @@ export function formatRecordBlock(plan: RecordRepairPlan, outcome: RecordOutcome
   if ((plan.changes.length === 0 && plan.unconverted.length === 0) || outcome.kind === 'notSent') return '';
   const lines = [`${describeItemKey(plan.pk, plan.sk)}:`];
   for (const { field, oldValue, newValue } of plan.changes) lines.push(`  ${field}: ${oldValue} → ${newValue}`);
-  for (const value of plan.unconverted) lines.push(showUnconverted(value));
-  switch (outcome.kind) {
-    case 'skipped':
-      lines.push('  Skipped - nothing the repair can convert');
-      break;
-    case 'wouldUpdate':
-      lines.push('  DRY RUN - Would update');
-      break;
-    case 'updated':
-      lines.push('  ✓ Updated');
-      break;
-    case 'alreadyFixed':
-      lines.push('  Skipped - already fixed (the table holds the new value)');
-      break;
-    case 'failed':
-      lines.push(`  ✗ Failed: ${outcome.reason}`);
-      break;
+  for (const { field, value, reason } of plan.unconverted) {
+    lines.push(`  ${field}: ${value === undefined ? 'missing' : quoteValue(value)} — left unchanged: ${reason}`);
   }
+  lines.push(`  ${outcome.kind === 'failed' ? `✗ Failed: ${outcome.reason}` : OUTCOME_LINES[outcome.kind]}`);
   return `${lines.join('\n')}\n\n`;
 }
 
-export interface RepairCounts {
-  /** Records in the file. */
+interface RepairCounts {
   total: number;
-  /**
-   * Records with nothing to do: no legacy value in the dump (METADATA, already canonical, only unconverted
-   * values), or a live run found the table already holding the new values (an earlier run fixed them).
-   */
+  /** Nothing to write (METADATA, already canonical, only unconverted values), or the table held the new values. */
   skipped: number;
   /** Of the skipped: other applications' items (a shared table), never looked at. */
   otherApplications: number;
   /** Records updated, failed, or (dry run) to be updated: each is one UpdateItem in a live run. */
   processed: number;
-  /** Live: records updated. Dry run: records that would be updated. */
+  /** Records updated (dry run: that would be). */
   successful: number;
-  /** Live only: updates refused (changed since dump) or failed. */
   failed: number;
-  /** Values left unchanged because they name no instant for sure, or are missing (see planRecordRepair). */
   unconvertedValues: number;
 }
 
@@ -303,12 +232,11 @@ export function countRecord(counts: RepairCounts, plan: RecordRepairPlan, outcom
   else counts.successful++;
 }
 
-export interface SummaryOptions {
+interface SummaryOptions {
   dryRun: boolean;
   /** The table and region, for the command the summary suggests. */
   table?: string;
   region?: string;
-  /** The signal that stopped the run early, if one did. */
   stoppedBy?: string | undefined;
   /** The capacity lines (lib/dynamodb/capacity/meter.ts), after the counts and before any advice. */
   capacity?: string;
@@ -327,13 +255,9 @@ export function formatSummary(
     `  Successful: ${formatCount(counts.successful)}`,
     `  Failed: ${formatCount(counts.failed)}`,
   ];
-  if (counts.unconvertedValues > 0) {
-    lines.push(`  Values not converted (listed above): ${formatCount(counts.unconvertedValues)}`);
-  }
-  const reached = counts.skipped + counts.processed;
-  if (stoppedBy !== undefined) {
-    lines.push(`  Not reached (stopped by ${stoppedBy}): ${formatCount(counts.total - reached)}`);
-  }
+  if (counts.unconvertedValues > 0) lines.push(`  Values not converted (listed above): ${formatCount(counts.unconvertedValues)}`);
+  if (stoppedBy !== undefined)
+    lines.push(`  Not reached (stopped by ${stoppedBy}): ${formatCount(counts.total - counts.skipped - counts.processed)}`);
   let text = `${lines.join('\n')}\n`;
   if (dryRun) {
     text += '\nThis was a DRY RUN. No changes were made to the database.\n';

@@ -15,13 +15,9 @@ import { plainItemSize, writeUnits } from '../dynamodb/capacity/itemSize.ts';
 import type { CapacityMeter } from '../dynamodb/capacity/meter.ts';
 
 /**
- * Writes `changes` to the item `pk`/`sk` if it still holds the old values (writeConditionally). Returns `updated`;
- * `alreadyFixed` when the item already held exactly the new values (an earlier run with the same dump); `failed` with
- * the reason: "changed since dump..." when the condition failed otherwise (never retried: the item is someone else's
- * now), or DynamoDB's message for an error specific to this item; `notSent` when a stop came first.
- *
- * @throws UserError when DynamoDB itself is failing (retries exhausted, credentials, access, missing table):
- * the run should stop rather than fail every remaining record.
+ * Writes `changes` to the item `pk`/`sk` if it still holds the old values: `updated`, `alreadyFixed` (an earlier run
+ * wrote them), `failed` (changed since the dump, or DynamoDB refused this item), or `notSent` (a stop came first).
+ * @throws UserError when DynamoDB itself is failing: the run stops rather than fail every remaining record.
  */
 export async function applyTimestampChanges(table: DynamoTable, pk: string, sk: string, changes: readonly TimestampChange[]): Promise<RecordOutcome> {
   let verdict: WriteVerdict;
@@ -33,7 +29,7 @@ export async function applyTimestampChanges(table: DynamoTable, pk: string, sk: 
       holdsTarget: (current) => holdsNewValues(changes, current),
     });
   } catch (error) {
-    // A stop before the update or its read-back went: the record's outcome is not known, so it is not reached (a re-run tells).
+    // The outcome is not known: not reached (a re-run tells).
     if (error instanceof NotSentError) return { kind: 'notSent' };
     throw error;
   }

@@ -11,7 +11,8 @@ import {
   formatRecordBlock,
   formatSummary,
   needsAttention,
-  judgeConditionFailure,
+  describeChangeSinceDump,
+  holdsNewValues,
   planRecordRepair,
   type RecordOutcome,
   type TimestampChange,
@@ -48,7 +49,6 @@ test('checkDumpRecord refuses a record without string pk or sk', () => {
 
 test('METADATA records are skipped whole, whatever they hold', () => {
   const plan = planRecordRepair({ pk: 'PROJECT#a', sk: 'METADATA', created_at: '2022-02-02 18:01:49+00' });
-  assert.equal(plan.isMetadata, true);
   assert.deepEqual(plan.changes, []);
   assert.deepEqual(plan.unconverted, []);
 });
@@ -207,44 +207,35 @@ test('an update without changes is a bug', () => {
   assert.throws(() => buildTimestampUpdate('cello', 'PROJECT#a', 'TOKEN#t', []));
 });
 
-// judgeConditionFailure ---------------------------------------------------------------------------------------
+// holdsNewValues, describeChangeSinceDump (the verdict after a failed condition: lib/dynamodb/conditionalWrite.ts) ---
 
 test('a deleted item is reported as changed since the dump', () => {
-  assert.deepEqual(judgeConditionFailure(bothChanges, undefined, false), {
-    kind: 'changed',
-    reason: 'changed since dump: the item no longer exists',
-  });
-  assert.deepEqual(judgeConditionFailure(bothChanges, undefined, true), { kind: 'changed', reason: 'changed since dump: the item no longer exists' });
+  assert.equal(holdsNewValues(bothChanges, undefined), false);
+  assert.equal(describeChangeSinceDump(bothChanges, undefined), 'changed since dump: the item no longer exists');
 });
 
-test('after a retry, an item holding exactly the new values was updated by our earlier attempt', () => {
+test('an item holding exactly the new values holds the target (updated by our earlier attempt, or fixed by an earlier run)', () => {
   const current = { pk: { S: 'PROJECT#alpha' }, created_at: { S: bothChanges[0]!.newValue }, expires_at: { S: bothChanges[1]!.newValue } };
-  assert.deepEqual(judgeConditionFailure(bothChanges, current, true), { kind: 'updated' });
-});
-
-test('without a retry, an item holding exactly the new values was fixed by an earlier run', () => {
-  const current = { pk: { S: 'PROJECT#alpha' }, created_at: { S: bothChanges[0]!.newValue }, expires_at: { S: bothChanges[1]!.newValue } };
-  assert.deepEqual(judgeConditionFailure(bothChanges, current, false), { kind: 'alreadyFixed' });
+  assert.equal(holdsNewValues(bothChanges, current), true);
 });
 
 test('an item holding the new value in one field only is changed since the dump', () => {
   const current = { pk: { S: 'PROJECT#alpha' }, created_at: { S: bothChanges[0]!.newValue }, expires_at: { S: 'other' } };
-  assert.deepEqual(judgeConditionFailure(bothChanges, current, true), {
-    kind: 'changed',
-    reason: 'changed since dump: created_at is now "2022-02-02T18:01:49.345261000Z", expires_at is now "other"',
-  });
+  assert.equal(holdsNewValues(bothChanges, current), false);
+  assert.equal(
+    describeChangeSinceDump(bothChanges, current),
+    'changed since dump: created_at is now "2022-02-02T18:01:49.345261000Z", expires_at is now "other"',
+  );
 });
 
 test('an item holding other values is changed since the dump, with the fields that differ shown', () => {
   const current = { pk: { S: 'PROJECT#alpha' }, created_at: { S: bothChanges[0]!.oldValue }, expires_at: { S: '2030-01-01T00:00:00.000000000Z' } };
-  assert.deepEqual(judgeConditionFailure(bothChanges, current, true), {
-    kind: 'changed',
-    reason: 'changed since dump: expires_at is now "2030-01-01T00:00:00.000000000Z"',
-  });
-  assert.deepEqual(judgeConditionFailure(bothChanges, { pk: { S: 'PROJECT#alpha' }, created_at: { N: '5' } }, false), {
-    kind: 'changed',
-    reason: 'changed since dump: created_at is now 5, expires_at is now missing',
-  });
+  assert.equal(holdsNewValues(bothChanges, current), false);
+  assert.equal(describeChangeSinceDump(bothChanges, current), 'changed since dump: expires_at is now "2030-01-01T00:00:00.000000000Z"');
+  assert.equal(
+    describeChangeSinceDump(bothChanges, { pk: { S: 'PROJECT#alpha' }, created_at: { N: '5' } }),
+    'changed since dump: created_at is now 5, expires_at is now missing',
+  );
 });
 
 // The report --------------------------------------------------------------------------------------------------
