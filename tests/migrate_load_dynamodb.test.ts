@@ -9,7 +9,7 @@ import { CreateTableCommand, PutItemCommand, ScanCommand } from '@aws-sdk/client
 import { marshall } from '@aws-sdk/util-dynamodb';
 import { findFreePort } from '../tools/localStack.ts';
 import { startFaultProxy, startLatencyProxy } from './support/faultProxy.ts';
-import { ATTRIBUTES, PROJECT_ATTRIBUTE_ENTRIES, TOKEN_ATTRIBUTE_ENTRIES, type CelloAttribute } from '../lib/cello/items.ts';
+import { ATTRIBUTES, PROJECT_ATTRIBUTE_ENTRIES, TOKEN_ATTRIBUTES, TOKEN_ATTRIBUTE_ENTRIES, type CelloAttribute } from '../lib/cello/items.ts';
 import {
   REGION,
   ROOT,
@@ -291,18 +291,29 @@ test('--conditional-puts loads the same items and never replaces an existing one
   assert.deepEqual(await scanTable(tableName), expected);
 });
 
+/**
+ * SQL for row i's value of a token attribute, for every attribute of lib/cello's table (one added later included): an
+ * id 'tok-<i>'; a timestamp to the microsecond, in another offset and years apart per attribute; a nullable one NULL
+ * in a third of the rows (not the same third for each).
+ */
+function seriesValue(entry: CelloAttribute, position: number): string {
+  if (entry.kind === 'id') return `'tok-' || i`;
+  const value =
+    entry.kind === 'timestamp'
+      ? `TIMESTAMPTZ '2022-02-02 18:01:49.345261+05:30' + i * INTERVAL '1 hour 7.000013 seconds' + ${position} * INTERVAL '400 days 0.000001 seconds'`
+      : `'${entry.name}-' || i`;
+  return entry.nullable ? `CASE WHEN (i + ${position}) % 3 = 0 THEN NULL ELSE ${value} END` : value;
+}
+
 test('round trip: PostgreSQL → migrate_dump_postgres → migrate_load_dynamodb gives exactly the rows, canonical and NULL as ""', async () => {
   const { name, sql, stack } = await newCelloDatabase({ timeZone: 'America/New_York' });
   await sql.unsafe(`
     INSERT INTO projects
       SELECT 'project-' || i, CASE WHEN i % 5 = 0 THEN NULL ELSE 'https://github.com/org/r' || i END FROM generate_series(1, 30) AS i;
     INSERT INTO projects VALUES ('b#eta é🎻', NULL), ('no tokens', 'https://github.com/org/none');
-    INSERT INTO tokens
-      SELECT 'tok-' || i, TIMESTAMPTZ '2022-02-02 18:01:49.345261+00' + i * INTERVAL '1 hour 7.000013 seconds',
-             'project-' || (1 + i % 30),
-             CASE WHEN i % 3 = 0 THEN NULL ELSE TIMESTAMPTZ '2030-01-01 00:00:00+05:30' + i * INTERVAL '1 microsecond' END
-      FROM generate_series(1, 600) AS i;
-    INSERT INTO tokens VALUES ('ü #1', '1999-12-31 23:59:59.999999+00', 'b#eta é🎻', NULL);`);
+    INSERT INTO tokens (project, ${TOKEN_ATTRIBUTES.join(', ')})
+      SELECT 'project-' || (1 + i % 30), ${TOKEN_ATTRIBUTE_ENTRIES.map(seriesValue).join(', ')} FROM generate_series(1, 600) AS i;
+    INSERT INTO tokens (token_id, created_at, project) VALUES ('ü #1', '1999-12-31 23:59:59.999999+00', 'b#eta é🎻');`);
   // The items PostgreSQL's rows must become, by PostgreSQL itself: each attribute of lib/cello's table a column, a
   // timestamp canonical, a NULL "" (COALESCE), the other item's attributes NULL (left out below).
   const canonical = (column: string): string => `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"000Z"')`;
@@ -318,6 +329,11 @@ test('round trip: PostgreSQL → migrate_dump_postgres → migrate_load_dynamodb
   const expected = rows
     .map((row) => Object.fromEntries(Object.entries(row).filter(([, value]) => value !== null)) as Record<string, string>)
     .sort((a, b) => (`${a.pk ?? ''}\u0000${a.sk ?? ''}` < `${b.pk ?? ''}\u0000${b.sk ?? ''}` ? -1 : 1));
+  for (const name of TOKEN_ATTRIBUTES)
+    assert.ok(
+      expected.some((item) => (item[name] ?? '') !== ''),
+      `some token has a ${name}`,
+    );
 
   const file = join(temporaryFolder(), 'migration_data.json');
   const { postgres } = stack;
