@@ -54,7 +54,8 @@ import {
   type LocalValues,
 } from '../tools/guideCommands.ts';
 import { connectAdmin, createCelloTable, createReadOnlyUser } from '../tools/localStack.ts';
-import { CELLO_SCHEMA_SQL } from '../lib/cello/sourceTables.ts';
+import { CELLO_SCHEMA_SQL, CELLO_TABLES, PROJECTS_TABLE, TOKENS_TABLE } from '../lib/cello/sourceTables.ts';
+import { CELLO_ATTRIBUTES, PROJECT_ATTRIBUTES, TIMESTAMP_ATTRIBUTES, TOKEN_ATTRIBUTES, listNames } from '../lib/cello/items.ts';
 import { ROOT, cleanEnvironment, dynamoClient, getStack, newCelloDatabase, temporaryFolder, uniqueName } from './support/harness.ts';
 import { startStepServer } from './support/stepServer.ts';
 
@@ -147,6 +148,20 @@ test("the guide's schema is the Cello schema the scripts check and the local sta
   const schema = blocks.find((block) => block.attributes.get('id') === 'schema');
   assert.ok(schema, 'a block with id=schema');
   assert.equal(schema.text.trim(), CELLO_SCHEMA_SQL.trim());
+});
+
+test("the guide's lists of the columns read, the items' attributes and the timestamps are lib/cello's", () => {
+  // Prose the blocks do not run: checked here, so an attribute added to lib/cello is added to the guide as well.
+  const listed = (names: readonly string[]) => names.map((name) => `\`${name}\``).join(', ');
+  const lines = [
+    `   - from \`${PROJECTS_TABLE}\`: ${listed(Object.keys(CELLO_TABLES[PROJECTS_TABLE]!))}`,
+    `   - from \`${TOKENS_TABLE}\`: ${listed(Object.keys(CELLO_TABLES[TOKENS_TABLE]!))}`,
+    `| \`projects.project\` | \`PROJECT#<project>\` | \`METADATA\` | ${listed(PROJECT_ATTRIBUTES)} |`,
+    `| \`tokens.token_id\` | \`PROJECT#<project>\` | \`TOKEN#<token_id>\` | ${listed(TOKEN_ATTRIBUTES)} |`,
+    `- **rewrites** the attributes that differ (${listed(CELLO_ATTRIBUTES)}; a timestamp in the`,
+    `3. Looks at ${listNames(TIMESTAMP_ATTRIBUTES.map((name) => `\`${name}\``))} of every record, field by field:`,
+  ];
+  for (const line of lines) assert.ok(guide.split('\n').includes(line), `the guide should have the line:\n${line}`);
 });
 
 test('the files the guide writes in the repository root are ignored by git', () => {

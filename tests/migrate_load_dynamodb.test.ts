@@ -9,7 +9,7 @@ import { CreateTableCommand, PutItemCommand, ScanCommand } from '@aws-sdk/client
 import { marshall } from '@aws-sdk/util-dynamodb';
 import { findFreePort } from '../tools/localStack.ts';
 import { startFaultProxy, startLatencyProxy } from './support/faultProxy.ts';
-import { PROJECT_ATTRIBUTE_ENTRIES, TOKEN_ATTRIBUTE_ENTRIES, type CelloAttribute } from '../lib/cello/items.ts';
+import { ATTRIBUTES, PROJECT_ATTRIBUTE_ENTRIES, TOKEN_ATTRIBUTES, TOKEN_ATTRIBUTE_ENTRIES, type CelloAttribute } from '../lib/cello/items.ts';
 import {
   REGION,
   ROOT,
@@ -65,6 +65,21 @@ function itemsOf(data: DataFile): Record<string, string>[] {
   }
   const key = (item: Record<string, string>): string => `${item.pk}\u0000${item.sk}`;
   return items.sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
+}
+
+/**
+ * The summary's NULL counts for a valid file, counted from the file: for each nullable attribute of lib/cello's table,
+ * in its order, the records whose field is null, missing (a valid file lacks only one that may be absent) or, for a
+ * timestamp, "" (the original dump's NULL). With `emptyOnly`, the nullable timestamps' "" alone.
+ */
+function expectedNullCounts(data: DataFile, emptyOnly = false): string {
+  const records = (of: string): Record<string, unknown>[] =>
+    of === 'project' ? Object.values(data) : Object.values(data).flatMap((project) => project.tokens as unknown as Record<string, unknown>[]);
+  const isNull = (entry: CelloAttribute, value: unknown) =>
+    emptyOnly ? value === '' : value === null || value === undefined || (entry.kind === 'timestamp' && value === '');
+  return ATTRIBUTES.filter((entry) => entry.nullable && (!emptyOnly || entry.kind === 'timestamp'))
+    .map((entry) => `${entry.name} ${records(entry.of).filter((record) => isNull(entry, record[entry.name])).length}`)
+    .join(', ');
 }
 
 function summaryValue(stdout: string, label: string): string | undefined {
@@ -129,8 +144,13 @@ test('a file of the original Python dump, "" for a NULL expires_at, loads "" and
     await scanTable(tableName),
     itemsOf({ alpha: { ...python.alpha!, tokens: python.alpha!.tokens.map((token) => ({ ...token, expires_at: null })) } }),
   );
-  assert.equal(summaryValue(result.stdout, 'NULLs written as empty strings'), 'repository 1, expires_at 2');
-  assert.match(result.stdout, /\n {2}of which written as "" in the file \(the original dump's NULL\): expires_at 1\n/);
+  assert.equal(summaryValue(result.stdout, 'NULLs written as empty strings'), expectedNullCounts(python));
+  assert.match(expectedNullCounts(python), /^repository 1, expires_at 2(, |$)/);
+  assert.ok(
+    result.stdout.includes(`\n  of which written as "" in the file (the original dump's NULL): ${expectedNullCounts(python, true)}\n`),
+    result.stdout,
+  );
+  assert.match(expectedNullCounts(python, true), /^expires_at 1(, |$)/);
 });
 
 test('the summary counts projects, loaded items and the NULLs written as empty strings', async () => {
@@ -140,7 +160,8 @@ test('the summary counts projects, loaded items and the NULLs written as empty s
   assert.equal(summaryValue(result.stdout, 'Items loaded'), '6');
   assert.equal(summaryValue(result.stdout, 'Items skipped (already existed)'), '0');
   assert.equal(summaryValue(result.stdout, 'Items failed'), '0');
-  assert.equal(summaryValue(result.stdout, 'NULLs written as empty strings'), 'repository 1, expires_at 2');
+  assert.equal(summaryValue(result.stdout, 'NULLs written as empty strings'), expectedNullCounts(SMALL));
+  assert.match(expectedNullCounts(SMALL), /^repository 1, expires_at 2(, |$)/);
   assert.equal(summaryValue(result.stdout, 'Timestamps converted to canonical form'), '0');
   assert.match(result.stdout, /\nMigration completed successfully\.\n$/);
 });
@@ -270,28 +291,49 @@ test('--conditional-puts loads the same items and never replaces an existing one
   assert.deepEqual(await scanTable(tableName), expected);
 });
 
+/**
+ * SQL for row i's value of a token attribute, for every attribute of lib/cello's table (one added later included): an
+ * id 'tok-<i>'; a timestamp to the microsecond, in another offset and years apart per attribute; a nullable one NULL
+ * in a third of the rows (not the same third for each).
+ */
+function seriesValue(entry: CelloAttribute, position: number): string {
+  if (entry.kind === 'id') return `'tok-' || i`;
+  const value =
+    entry.kind === 'timestamp'
+      ? `TIMESTAMPTZ '2022-02-02 18:01:49.345261+05:30' + i * INTERVAL '1 hour 7.000013 seconds' + ${position} * INTERVAL '400 days 0.000001 seconds'`
+      : `'${entry.name}-' || i`;
+  return entry.nullable ? `CASE WHEN (i + ${position}) % 3 = 0 THEN NULL ELSE ${value} END` : value;
+}
+
 test('round trip: PostgreSQL → migrate_dump_postgres → migrate_load_dynamodb gives exactly the rows, canonical and NULL as ""', async () => {
   const { name, sql, stack } = await newCelloDatabase({ timeZone: 'America/New_York' });
   await sql.unsafe(`
     INSERT INTO projects
       SELECT 'project-' || i, CASE WHEN i % 5 = 0 THEN NULL ELSE 'https://github.com/org/r' || i END FROM generate_series(1, 30) AS i;
     INSERT INTO projects VALUES ('b#eta é🎻', NULL), ('no tokens', 'https://github.com/org/none');
-    INSERT INTO tokens
-      SELECT 'tok-' || i, TIMESTAMPTZ '2022-02-02 18:01:49.345261+00' + i * INTERVAL '1 hour 7.000013 seconds',
-             'project-' || (1 + i % 30),
-             CASE WHEN i % 3 = 0 THEN NULL ELSE TIMESTAMPTZ '2030-01-01 00:00:00+05:30' + i * INTERVAL '1 microsecond' END
-      FROM generate_series(1, 600) AS i;
-    INSERT INTO tokens VALUES ('ü #1', '1999-12-31 23:59:59.999999+00', 'b#eta é🎻', NULL);`);
+    INSERT INTO tokens (project, ${TOKEN_ATTRIBUTES.join(', ')})
+      SELECT 'project-' || (1 + i % 30), ${TOKEN_ATTRIBUTE_ENTRIES.map(seriesValue).join(', ')} FROM generate_series(1, 600) AS i;
+    INSERT INTO tokens (token_id, created_at, project) VALUES ('ü #1', '1999-12-31 23:59:59.999999+00', 'b#eta é🎻');`);
+  // The items PostgreSQL's rows must become, by PostgreSQL itself: each attribute of lib/cello's table a column, a
+  // timestamp canonical, a NULL "" (COALESCE), the other item's attributes NULL (left out below).
   const canonical = (column: string): string => `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"000Z"')`;
+  const itemColumn = (of: string) => (entry: CelloAttribute) => {
+    if (entry.of !== of) return `NULL AS ${entry.name}`;
+    const value = entry.kind === 'timestamp' ? canonical(entry.name) : entry.name;
+    return `${entry.nullable ? `COALESCE(${value}, '')` : value} AS ${entry.name}`;
+  };
   const rows = await sql.unsafe<Record<string, string>[]>(`
-    SELECT 'PROJECT#' || project AS pk, 'METADATA' AS sk, COALESCE(repository, '') AS repository, NULL AS token_id,
-           NULL AS created_at, NULL AS expires_at FROM projects
+    SELECT 'PROJECT#' || project AS pk, 'METADATA' AS sk, ${ATTRIBUTES.map(itemColumn('project')).join(', ')} FROM projects
     UNION ALL
-    SELECT 'PROJECT#' || project, 'TOKEN#' || token_id, NULL, token_id, ${canonical('created_at')},
-           COALESCE(${canonical('expires_at')}, '') FROM tokens`);
+    SELECT 'PROJECT#' || project, 'TOKEN#' || token_id, ${ATTRIBUTES.map(itemColumn('token')).join(', ')} FROM tokens`);
   const expected = rows
     .map((row) => Object.fromEntries(Object.entries(row).filter(([, value]) => value !== null)) as Record<string, string>)
     .sort((a, b) => (`${a.pk ?? ''}\u0000${a.sk ?? ''}` < `${b.pk ?? ''}\u0000${b.sk ?? ''}` ? -1 : 1));
+  for (const name of TOKEN_ATTRIBUTES)
+    assert.ok(
+      expected.some((item) => (item[name] ?? '') !== ''),
+      `some token has a ${name}`,
+    );
 
   const file = join(temporaryFolder(), 'migration_data.json');
   const { postgres } = stack;

@@ -40,6 +40,8 @@ import { type CapacityMeter, formatCapacitySummary } from '../dynamodb/capacity/
 import { readPassword } from '../postgres/password.ts';
 import { checkTables } from '../postgres/schema.ts';
 import { connectionSettingsFromEnvironment, describeTarget, parseHostArgument, type PostgresTarget } from '../postgres/target.ts';
+import type { PostgresSession, TransactionSql } from '../postgres/connect.ts';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { readTextOrder } from '../postgres/textOrder.ts';
 import { REPOSITORY } from '../cello/items.ts';
 import { CELLO_TABLES } from '../cello/sourceTables.ts';
@@ -124,29 +126,14 @@ function parseArguments(argv: string[]) {
 export const main = defineStep(async (argv: string[]): Promise<number> => {
   const args = await parseArguments(argv);
   // The AWS SDK and the driver load only now that the arguments are read: --help loads neither.
-  const [{ capacityMeterOf, createDynamoClient, describeCelloTable }, { connectPostgres, inReadOnlySnapshot }, { toPostgresUserError }] =
-    await Promise.all([import('../dynamodb/client.ts'), import('../postgres/connect.ts'), import('../postgres/errors.ts')]);
-  const [{ scanPages }, { partitionQuery }] = await Promise.all([import('../dynamodb/scan.ts'), import('./dynamo.ts')]);
-
-  const user = String(args.db_user);
-  const database = String(args.db_name);
-  const tableName = String(args.table_name);
-  const region = String(args.region);
-  checkPostgresNames(user, database);
-  const concurrency = args.concurrency;
-  const includeOrphans = args['include-orphans'];
-  const fix = args.fix;
-  const migrationFile = args['migration-file'];
-  if (migrationFile !== undefined && !fix) {
-    throw new UserError('--migration-file is evidence for --fix and is read only with it — add --fix, or leave it out', ExitCode.usage);
-  }
-  if (migrationFile !== undefined) await checkInputFile(migrationFile);
-  const target: DynamoTarget = { region, endpointUrl: args['endpoint-url'] };
-  const { host, port } = parseHostArgument(String(args.db_host));
-  const postgresTarget: PostgresTarget = { host, port, user, database };
-  const settings = connectionSettingsFromEnvironment(runEnvironment(), host);
-  checkTableName(tableName);
-  const client = createDynamoClient(target, {
+  const [{ capacityMeterOf, createDynamoClient, describeCelloTable }, { connectPostgres }, { partitionQuery }] = await Promise.all([
+    import('../dynamodb/client.ts'),
+    import('../postgres/connect.ts'),
+    import('./dynamo.ts'),
+  ]);
+  const options = await checkOptions(args);
+  const { tableName, concurrency, fix } = options;
+  const client = createDynamoClient(options.target, {
     maxSockets: concurrency * 2 + 2,
     capacity: { maxRcu: args['max-rcu'], maxWcu: args['max-wcu'] },
     stop: stopSignal(),
@@ -155,57 +142,11 @@ export const main = defineStep(async (argv: string[]): Promise<number> => {
   try {
     // The cheap check first: a wrong table name or region fails before the database is touched.
     await describeCelloTable(client, tableName);
-    const password = await readPassword(runEnvironment(), `Password for user ${user} at ${describeTarget(postgresTarget)}: `);
-    const session = await connectPostgres(postgresTarget, password, settings);
-    const progress = new Progress('Verifying', undefined, currentRun().io.stderr, { unit: 'projects', note: () => meter.describeSlowdown() });
-    let result: VerificationResult;
-    let orphanProjectCount = 0;
-    let newestInPostgres: string | null = null;
-    let orphanPks = new Set<string>();
+    const { postgresTarget } = options;
+    const password = await readPassword(runEnvironment(), `Password for user ${postgresTarget.user} at ${describeTarget(postgresTarget)}: `);
+    const session = await connectPostgres(postgresTarget, password, options.settings);
     const openPartition = partitionQuery(client, tableName);
-    try {
-      result = await inReadOnlySnapshot(session, async (sql) => {
-        await checkTables(sql, database, CELLO_TABLES);
-        const order = await readTextOrder(sql, database);
-        const read = await readProjects(sql, order, includeOrphans);
-        const projects = read.projects;
-        orphanProjectCount = read.orphanProjectCount;
-        if (fix) newestInPostgres = await readNewestTokenCreatedAt(sql);
-        if (fix && !includeOrphans) orphanPks = new Set((await readOrphanProjectNames(sql)).map(projectPk));
-        return verifyMigration({
-          projects,
-          tokens: streamTokens(sql, order),
-          openPartition,
-          scanKeys: (shouldStop) =>
-            scanPages(client, tableName, {
-              segments: concurrency,
-              consistentRead: true,
-              projectionExpression: 'pk, sk',
-              shouldStop,
-            }),
-          concurrency,
-          shouldStop: wasStopped,
-          onReport: async (report) => {
-            const block = formatPartitionReport(report);
-            if (block !== '') {
-              progress.finish();
-              await printOutput(block);
-            }
-          },
-          onProgress: (projectsChecked, itemsScanned) =>
-            progress.update(projectsChecked, `of ${formatCount(projects.length)} projects, ${formatCount(itemsScanned)} items scanned`),
-          ...(fix ? { planFixes: { limit: MAX_FIX_CHANGES } } : {}),
-        });
-      });
-    } catch (error) {
-      if (error instanceof StreamOrderError) {
-        throw new UserError(`${error.message} — the comparison needs both sides in UTF-8 byte order; please report this`, ExitCode.internal);
-      }
-      throw toPostgresUserError(error, postgresTarget, settings);
-    } finally {
-      progress.finish();
-      await session.close();
-    }
+    const { result, orphanProjectCount, newestInPostgres, orphanPks } = await compareWithPostgres(session, { client, openPartition, meter }, options);
     await printOutput(formatExtraPartitions(result.extra));
     await printOutput(formatOrphanNote(result.orphans));
     const capacity = formatCapacitySummary(meter, { writes: false, indent: '  ' });
@@ -213,11 +154,106 @@ export const main = defineStep(async (argv: string[]): Promise<number> => {
     if (!result.complete) return ExitCode.interrupted;
     if (!fix || result.totals.differences === 0) return result.totals.differences === 0 ? ExitCode.ok : ExitCode.incomplete;
     const changes = sparingOrphanPartitions(await planChanges(result, openPartition, concurrency), orphanPks);
-    return fixDifferences({ client, tableName }, changes, { newestInPostgres, migrationFile, concurrency, meter });
+    return fixDifferences({ client, tableName }, changes, { newestInPostgres, migrationFile: options.migrationFile, concurrency, meter });
   } finally {
     client.destroy();
   }
 });
+
+type Arguments = Awaited<ReturnType<typeof parseArguments>>;
+type VerifyOptions = Awaited<ReturnType<typeof checkOptions>>;
+
+/** What the command line asks for, each option checked before anything is connected to (a mistake is a UserError). */
+async function checkOptions(args: Arguments) {
+  const user = String(args.db_user);
+  const database = String(args.db_name);
+  const tableName = String(args.table_name);
+  checkPostgresNames(user, database);
+  const migrationFile = args['migration-file'];
+  if (migrationFile !== undefined && !args.fix) {
+    throw new UserError('--migration-file is evidence for --fix and is read only with it — add --fix, or leave it out', ExitCode.usage);
+  }
+  if (migrationFile !== undefined) await checkInputFile(migrationFile);
+  const { host, port } = parseHostArgument(String(args.db_host));
+  const settings = connectionSettingsFromEnvironment(runEnvironment(), host);
+  checkTableName(tableName);
+  return {
+    database,
+    tableName,
+    concurrency: args.concurrency,
+    includeOrphans: args['include-orphans'],
+    fix: args.fix,
+    migrationFile,
+    target: { region: String(args.region), endpointUrl: args['endpoint-url'] } satisfies DynamoTarget,
+    postgresTarget: { host, port, user, database } satisfies PostgresTarget,
+    settings,
+  };
+}
+
+/** The table's side of the comparison. */
+interface TableSide {
+  client: DynamoDBClient;
+  openPartition: PartitionOpener;
+  meter: CapacityMeter;
+}
+
+/** What the comparison found, and what it read from PostgreSQL for the summary and for --fix. */
+interface Comparison {
+  result: VerificationResult;
+  orphanProjectCount: number;
+  /** With --fix: the newest token's creation time in PostgreSQL (the cutover guard's clock). */
+  newestInPostgres: string | null;
+  /** With --fix and without --include-orphans: partition keys of orphan tokens' projects, which --fix spares. */
+  orphanPks: Set<string>;
+}
+
+/** Compares PostgreSQL (one read-only snapshot, closed after) with the table, showing progress; PostgreSQL failures as UserErrors. */
+async function compareWithPostgres(session: PostgresSession, table: TableSide, options: VerifyOptions): Promise<Comparison> {
+  const [{ inReadOnlySnapshot }, { toPostgresUserError }] = await Promise.all([import('../postgres/connect.ts'), import('../postgres/errors.ts')]);
+  const progress = new Progress('Verifying', undefined, currentRun().io.stderr, { unit: 'projects', note: () => table.meter.describeSlowdown() });
+  try {
+    return await inReadOnlySnapshot(session, (sql) => compareSnapshot(sql, table, options, progress));
+  } catch (error) {
+    if (error instanceof StreamOrderError) {
+      throw new UserError(`${error.message} — the comparison needs both sides in UTF-8 byte order; please report this`, ExitCode.internal);
+    }
+    throw toPostgresUserError(error, options.postgresTarget, options.settings);
+  } finally {
+    progress.finish();
+    await session.close();
+  }
+}
+
+/** Checks the schema, reads the projects, then streams the tokens through the comparison, all in the snapshot `sql`. */
+async function compareSnapshot(sql: TransactionSql, table: TableSide, options: VerifyOptions, progress: Progress): Promise<Comparison> {
+  const { scanPages } = await import('../dynamodb/scan.ts');
+  const { database, includeOrphans, fix, concurrency } = options;
+  await checkTables(sql, database, CELLO_TABLES);
+  const order = await readTextOrder(sql, database);
+  const { projects, orphanProjectCount } = await readProjects(sql, order, includeOrphans);
+  const newestInPostgres = fix ? await readNewestTokenCreatedAt(sql) : null;
+  const orphanPks = fix && !includeOrphans ? new Set((await readOrphanProjectNames(sql)).map(projectPk)) : new Set<string>();
+  const result = await verifyMigration({
+    projects,
+    tokens: streamTokens(sql, order),
+    openPartition: table.openPartition,
+    scanKeys: (shouldStop) =>
+      scanPages(table.client, options.tableName, { segments: concurrency, consistentRead: true, projectionExpression: 'pk, sk', shouldStop }),
+    concurrency,
+    shouldStop: wasStopped,
+    onReport: async (report) => {
+      const block = formatPartitionReport(report);
+      if (block !== '') {
+        progress.finish();
+        await printOutput(block);
+      }
+    },
+    onProgress: (projectsChecked, itemsScanned) =>
+      progress.update(projectsChecked, `of ${formatCount(projects.length)} projects, ${formatCount(itemsScanned)} items scanned`),
+    ...(fix ? { planFixes: { limit: MAX_FIX_CHANGES } } : {}),
+  });
+  return { result, orphanProjectCount, newestInPostgres, orphanPks };
+}
 
 /** Every change --fix needs; refused (nothing written) beyond MAX_FIX_CHANGES. */
 async function planChanges(result: VerificationResult, openPartition: PartitionOpener, concurrency: number): Promise<FixChange[]> {

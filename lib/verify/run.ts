@@ -113,102 +113,43 @@ export interface VerificationResult {
  * Reports come in project order through `onReport`; the result holds the totals.
  */
 export async function verifyMigration(input: VerificationInput): Promise<VerificationResult> {
-  const { projects, concurrency } = input;
+  const { projects } = input;
+  checkProjectOrder(projects);
   const externalStop = input.shouldStop ?? (() => false);
-  for (let index = 1; index < projects.length; index++) {
-    const previous = projects[index - 1]!.name;
-    const current = projects[index]!.name;
-    if (compareUtf8(previous, current) >= 0) {
-      throw new StreamOrderError(`PostgreSQL projects came out of byte order: ${quote(current)} after ${quote(previous)}`);
-    }
-  }
   // The projects are held in memory anyway (a project is a name and a repository; there are far fewer projects
   // than tokens), so the set of their partition keys for the scan costs little.
-  const projectPks = new Set(projects.map((project) => projectPk(project.name)));
-  const extra = new ExtraPartitions(projectPks);
+  const extra = new ExtraPartitions(new Set(projects.map((project) => projectPk(project.name))));
   const tokens = new TokensByProject(input.tokens, input.lineLimit ?? LINES_PER_PROJECT);
-  const totals: VerificationTotals = {
-    projectsInPostgres: projects.length,
-    projectsChecked: 0,
-    projectsMatching: 0,
-    projectsWithDifferences: 0,
-    projectsMissing: 0,
-    tokensInPostgres: 0,
-    tokenItemsInTable: 0,
-    extraPartitionKeys: 0,
-    otherApplicationItems: 0,
-    differences: 0,
-  };
-  let itemsScanned = 0;
-  const changes: FixChange[] = [];
-  let changesOverLimit = false;
   // One side failing stops the other: no new work is started, requests in flight settle, then the error surfaces.
   let failed = false;
-  const shouldStop = () => failed || externalStop();
+  const run: RunState = {
+    totals: emptyTotals(projects.length),
+    itemsScanned: 0,
+    changes: [],
+    changesOverLimit: false,
+    shouldStop: () => failed || externalStop(),
+  };
   let projectsComplete = false;
   let scanComplete = false;
-
-  const compareProjects = async () => {
-    const partitions = mapConcurrentOrdered(
-      projects,
-      concurrency,
-      async (project) => ({ project, items: await input.openPartition(projectPk(project.name)) }),
-      shouldStop,
-    );
-    for await (const { project, items } of partitions) {
-      const report = await verifyPartition(project, tokens.tokensOf(project.name), items, input.lineLimit, input.planFixes !== undefined);
-      if (input.planFixes !== undefined && report.changes.length > 0) {
-        if (changes.length + report.changes.length > input.planFixes.limit) changesOverLimit = true;
-        else changes.push(...report.changes);
-        report.changes = [];
-      }
-      totals.projectsChecked++;
-      totals.tokensInPostgres += report.tokensInPostgres;
-      totals.tokenItemsInTable += report.tokenItemsInTable;
-      totals.differences += report.differences.count;
-      if (report.missingFromTable) totals.projectsMissing++;
-      else if (report.differences.count > 0) totals.projectsWithDifferences++;
-      else totals.projectsMatching++;
-      await input.onReport?.(report);
-      input.onProgress?.(totals.projectsChecked, itemsScanned);
-      if (shouldStop()) return;
-    }
-    await tokens.finish();
-    projectsComplete = totals.projectsChecked === projects.length;
-  };
-
-  const scanForExtraPartitions = async () => {
-    for await (const page of input.scanKeys(shouldStop)) {
-      for (const item of page.items) {
-        if (isCelloItemKey(item.pk?.S, item.sk?.S)) extra.add(item.pk?.S ?? '');
-        else totals.otherApplicationItems++;
-      }
-      itemsScanned += page.items.length;
-      input.onProgress?.(totals.projectsChecked, itemsScanned);
-    }
-    scanComplete = !shouldStop();
-  };
-
-  let outcomes: PromiseSettledResult<void>[];
   try {
-    outcomes = await Promise.allSettled(
-      [compareProjects, scanForExtraPartitions].map(async (work) => {
-        try {
-          await work();
-        } catch (error) {
-          // A read a stop kept from being sent: that side stopped (the run is not complete), it did not fail.
-          if (error instanceof NotSentError) return;
-          failed = true;
-          throw error;
-        }
-      }),
+    await settleBoth(
+      [
+        async () => {
+          projectsComplete = await compareProjects(input, tokens, run);
+        },
+        async () => {
+          scanComplete = await scanForExtraPartitions(input, extra, run);
+        },
+      ],
+      () => {
+        failed = true;
+      },
     );
   } finally {
     // A run that failed or stopped early leaves the token stream open: close it (and its database cursor).
     await tokens.close();
   }
-  for (const outcome of outcomes) if (outcome.status === 'rejected') throw outcome.reason;
-
+  const { totals, changes, changesOverLimit } = run;
   totals.extraPartitionKeys = extra.partitionKeys;
   totals.differences += extra.items;
   return {
@@ -219,4 +160,111 @@ export async function verifyMigration(input: VerificationInput): Promise<Verific
     changes: changesOverLimit ? [] : changes,
     changesOverLimit,
   };
+}
+
+/** What both sides of a run update as they go. */
+interface RunState {
+  totals: VerificationTotals;
+  itemsScanned: number;
+  changes: FixChange[];
+  changesOverLimit: boolean;
+  /** A stop request, or the other side failed. */
+  shouldStop: () => boolean;
+}
+
+/** @throws StreamOrderError unless the projects' names are in strictly ascending byte order (the merge-join needs it). */
+function checkProjectOrder(projects: readonly PostgresProject[]): void {
+  for (let index = 1; index < projects.length; index++) {
+    const previous = projects[index - 1]!.name;
+    const current = projects[index]!.name;
+    if (compareUtf8(previous, current) >= 0) {
+      throw new StreamOrderError(`PostgreSQL projects came out of byte order: ${quote(current)} after ${quote(previous)}`);
+    }
+  }
+}
+
+function emptyTotals(projectsInPostgres: number): VerificationTotals {
+  return {
+    projectsInPostgres,
+    projectsChecked: 0,
+    projectsMatching: 0,
+    projectsWithDifferences: 0,
+    projectsMissing: 0,
+    tokensInPostgres: 0,
+    tokenItemsInTable: 0,
+    extraPartitionKeys: 0,
+    otherApplicationItems: 0,
+    differences: 0,
+  };
+}
+
+/**
+ * Runs both sides at once and waits for both to settle. The first to fail calls `onFailure` (so the other stops) and
+ * its error is thrown once both settled; a read a stop kept from being sent only ends that side (it did not fail).
+ */
+async function settleBoth(sides: readonly (() => Promise<void>)[], onFailure: () => void): Promise<void> {
+  const outcomes = await Promise.allSettled(
+    sides.map(async (side) => {
+      try {
+        await side();
+      } catch (error) {
+        if (error instanceof NotSentError) return;
+        onFailure();
+        throw error;
+      }
+    }),
+  );
+  for (const outcome of outcomes) if (outcome.status === 'rejected') throw outcome.reason;
+}
+
+/** Compares each project's partition with its tokens, in project order; true when every project was compared. */
+async function compareProjects(input: VerificationInput, tokens: TokensByProject, run: RunState): Promise<boolean> {
+  const { projects, planFixes } = input;
+  const partitions = mapConcurrentOrdered(
+    projects,
+    input.concurrency,
+    async (project) => ({ project, items: await input.openPartition(projectPk(project.name)) }),
+    run.shouldStop,
+  );
+  for await (const { project, items } of partitions) {
+    const report = await verifyPartition(project, tokens.tokensOf(project.name), items, input.lineLimit, planFixes !== undefined);
+    if (planFixes !== undefined) keepChanges(run, report, planFixes.limit);
+    countReport(run.totals, report);
+    await input.onReport?.(report);
+    input.onProgress?.(run.totals.projectsChecked, run.itemsScanned);
+    if (run.shouldStop()) return false;
+  }
+  await tokens.finish();
+  return run.totals.projectsChecked === projects.length;
+}
+
+/** Moves a report's planned changes to the run's, or marks the run over `limit` (keeping what it had). */
+function keepChanges(run: RunState, report: PartitionReport, limit: number): void {
+  if (report.changes.length === 0) return;
+  if (run.changes.length + report.changes.length > limit) run.changesOverLimit = true;
+  else run.changes.push(...report.changes);
+  report.changes = [];
+}
+
+function countReport(totals: VerificationTotals, report: PartitionReport): void {
+  totals.projectsChecked++;
+  totals.tokensInPostgres += report.tokensInPostgres;
+  totals.tokenItemsInTable += report.tokenItemsInTable;
+  totals.differences += report.differences.count;
+  if (report.missingFromTable) totals.projectsMissing++;
+  else if (report.differences.count > 0) totals.projectsWithDifferences++;
+  else totals.projectsMatching++;
+}
+
+/** Counts every scanned item under a partition key that is not a project; true when the scan ran to its end. */
+async function scanForExtraPartitions(input: VerificationInput, extra: ExtraPartitions, run: RunState): Promise<boolean> {
+  for await (const page of input.scanKeys(run.shouldStop)) {
+    for (const item of page.items) {
+      if (isCelloItemKey(item.pk?.S, item.sk?.S)) extra.add(item.pk?.S ?? '');
+      else run.totals.otherApplicationItems++;
+    }
+    run.itemsScanned += page.items.length;
+    input.onProgress?.(run.totals.projectsChecked, run.itemsScanned);
+  }
+  return !run.shouldStop();
 }

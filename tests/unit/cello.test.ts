@@ -25,6 +25,7 @@ import {
 } from '../../lib/cello/codecs.ts';
 import { CELLO_SCHEMA_SQL, CELLO_TABLES } from '../../lib/cello/sourceTables.ts';
 import { canonicalFromUtcText } from '../../lib/dump/utcText.ts';
+import { nullValues, nullableAttributes } from '../support/celloRows.ts';
 
 /** An attribute added after items were written, as the issue's proof adds one. */
 const LAST_USED_AT: CelloAttribute = {
@@ -37,17 +38,39 @@ const LAST_USED_AT: CelloAttribute = {
   mayBeAbsent: true,
 };
 
-test('the table: a project has a repository; a token an id and two timestamps, only expires_at nullable', () => {
-  assert.deepEqual(PROJECT_ATTRIBUTES, ['repository']);
-  assert.deepEqual(TOKEN_ATTRIBUTES, ['token_id', 'created_at', 'expires_at']);
-  assert.deepEqual(TIMESTAMP_ATTRIBUTES, ['created_at', 'expires_at']);
-  assert.deepEqual(NULLABLE_ATTRIBUTES, ['repository', 'expires_at']);
+/**
+ * Cello's attributes today, as its service reads them (cello-proj/cello service/internal/db): the table must hold
+ * each, as written here and in this order, at the start of its item's attributes; an attribute added later (the
+ * issue's proof adds last_used_at) comes after them, so these pins hold with it.
+ */
+const CELLO_TODAY = [
+  { name: 'repository', of: 'project', kind: 'text', nullable: true },
+  { name: 'token_id', of: 'token', kind: 'id', nullable: false },
+  { name: 'created_at', of: 'token', kind: 'timestamp', nullable: false },
+  { name: 'expires_at', of: 'token', kind: 'timestamp', nullable: true },
+] as const;
+const todayOf = (of: string) => CELLO_TODAY.filter((entry) => entry.of === of).map((entry) => entry.name);
+/** The attributes of `names` that came after today's (none today; last_used_at in the issue's proof). */
+const laterThanToday = (names: readonly string[]) => names.filter((name) => !CELLO_TODAY.some((entry) => entry.name === name));
+
+test('the table: a project has a repository; a token an id and two timestamps, only expires_at nullable (then any later ones)', () => {
+  for (const { name, of, kind, nullable } of CELLO_TODAY) {
+    assert.deepEqual(pick(attribute(name), ['name', 'of', 'kind', 'nullable']), { name, of, kind, nullable });
+  }
+  assert.deepEqual(PROJECT_ATTRIBUTES.slice(0, 1), todayOf('project'));
+  assert.deepEqual(TOKEN_ATTRIBUTES.slice(0, 3), todayOf('token'));
+  assert.deepEqual(TIMESTAMP_ATTRIBUTES, ['created_at', 'expires_at', ...laterThanToday(TIMESTAMP_ATTRIBUTES)]);
+  assert.deepEqual(NULLABLE_ATTRIBUTES, ['repository', 'expires_at', ...laterThanToday(NULLABLE_ATTRIBUTES)]);
   assert.equal(new Set(ATTRIBUTES.map((entry) => entry.name)).size, ATTRIBUTES.length, 'names are unique');
   for (const entry of ATTRIBUTES) {
     if (entry.kind === 'id') assert.equal(entry.nullable, false, `${entry.name}: an id is never NULL`);
     if (entry.nullable) assert.equal(entry.nullInTable, '', `${entry.name}: Cello reads "" as none`);
   }
 });
+
+function pick<T extends object>(value: T, keys: readonly string[]): Record<string, unknown> {
+  return Object.fromEntries(keys.map((key) => [key, (value as Record<string, unknown>)[key]]));
+}
 
 test('a project item holds its repository, a NULL one as ""', () => {
   assert.deepEqual(projectItem('PROJECT#p', { repository: 'https://x/y' }), {
@@ -64,15 +87,22 @@ test('a token item holds its keys, then its attributes in file order', () => {
   assert.deepEqual(item.expires_at, { S: '' });
 });
 
+/** The DDL lines of the columns of attributes added after Cello's first migration: each comes last in its table. */
+const laterColumns = (of: string) =>
+  laterThanToday(ATTRIBUTES.filter((entry) => entry.of === of).map((entry) => entry.name)).map((name) => {
+    const entry = attribute(name as Parameters<typeof attribute>[0]);
+    return `,\n  ${name} ${entry.kind === 'timestamp' ? 'timestamptz' : (entry.sqlType ?? 'text')}${entry.nullable ? '' : ' NOT NULL'}`;
+  });
+
 test('the source tables are Cello DDL, byte for byte, with every attribute a column of the type read exactly', () => {
   assert.equal(
     CELLO_SCHEMA_SQL,
-    '\nCREATE TABLE projects (\n  project varchar(80) PRIMARY KEY,\n  repository varchar(200)\n);\nCREATE TABLE tokens (\n' +
+    `\nCREATE TABLE projects (\n  project varchar(80) PRIMARY KEY,\n  repository varchar(200)${laterColumns('project').join('')}\n);\nCREATE TABLE tokens (\n` +
       '  token_id varchar(200) PRIMARY KEY,\n  created_at timestamptz NOT NULL,\n' +
-      '  project varchar(80) NOT NULL REFERENCES projects(project) ON DELETE CASCADE ON UPDATE CASCADE,\n  expires_at timestamptz\n);\n',
+      `  project varchar(80) NOT NULL REFERENCES projects(project) ON DELETE CASCADE ON UPDATE CASCADE,\n  expires_at timestamptz${laterColumns('token').join('')}\n);\n`,
   );
-  assert.deepEqual(Object.keys(CELLO_TABLES.projects!), ['project', 'repository']);
-  assert.deepEqual(Object.keys(CELLO_TABLES.tokens!), ['token_id', 'created_at', 'project', 'expires_at']);
+  assert.deepEqual(Object.keys(CELLO_TABLES.projects!), ['project', 'repository', ...laterThanToday(PROJECT_ATTRIBUTES)]);
+  assert.deepEqual(Object.keys(CELLO_TABLES.tokens!), ['token_id', 'created_at', 'project', 'expires_at', ...laterThanToday(TOKEN_ATTRIBUTES)]);
   for (const name of TIMESTAMP_ATTRIBUTES) assert.deepEqual(CELLO_TABLES.tokens![name], ['timestamp with time zone']);
   assert.deepEqual(CELLO_TABLES.tokens!.token_id, ['character varying', 'text', 'character']);
 });
@@ -146,7 +176,13 @@ test('an item holds NULL as the nullInTable of a nullable attribute, or by lacki
 test('item → row: a whole item, or every problem it has', () => {
   const problems: string[] = [];
   const item = tokenItem('PROJECT#p', 'TOKEN#t', { token_id: 't', created_at: '2022-02-02T18:01:49.345261000Z', expires_at: '' });
-  assert.deepEqual(rowFromItem('token', item, problems), { token_id: 't', created_at: '2022-02-02 18:01:49.345261+00', expires_at: null });
+  // An attribute the item lacks that may be absent (one added later) is NULL: nullValues gives every attribute NULL.
+  assert.deepEqual(rowFromItem('token', item, problems), {
+    ...nullValues('token'),
+    token_id: 't',
+    created_at: '2022-02-02 18:01:49.345261+00',
+    expires_at: null,
+  });
   assert.deepEqual(rowFromItem('project', projectItem('PROJECT#p', { repository: '' }), problems), { repository: null });
   assert.deepEqual(problems, []);
   assert.equal(rowFromItem('token', { ...item, created_at: { S: 'soon' }, expires_at: { NULL: true } }, problems), undefined);
@@ -154,11 +190,13 @@ test('item → row: a whole item, or every problem it has', () => {
 });
 
 test('NULL counters: one per nullable attribute, in table order', () => {
-  assert.deepEqual(emptyNullCounts(), { repository: 0, expires_at: 0 });
+  const zeros = (names: readonly string[]) => Object.fromEntries(names.map((name) => [name, 0]));
+  assert.deepEqual(Object.entries(emptyNullCounts()), Object.entries(zeros(['repository', 'expires_at', ...laterThanToday(NULLABLE_ATTRIBUTES)])));
   assert.deepEqual(
     emptyNullCounts((entry) => entry.of === 'token'),
-    { expires_at: 0 },
+    zeros(nullableAttributes('token')),
   );
+  assert.ok(nullableAttributes('token').includes('expires_at'));
   assert.equal(
     formatNullCounts({ repository: 1, expires_at: 20 }, (name, count) => `NULL ${name}: ${count}`),
     'NULL repository: 1, NULL expires_at: 20',

@@ -10,8 +10,10 @@ import {
   extraItemChange,
   holdsTarget,
   missingItemChange,
+  type ConditionalWrite,
   type FixChange,
 } from '../../lib/verify/fixPlan.ts';
+import { CELLO_ATTRIBUTES } from '../../lib/cello/items.ts';
 import { tokensNewerThanPostgres } from '../../lib/verify/cutoverGuard.ts';
 import { verifyPartition } from '../../lib/verify/partition.ts';
 import type { PostgresProject, PostgresToken } from '../../lib/verify/compare.ts';
@@ -34,6 +36,23 @@ const TOKEN_ITEM: DynamoItem = {
   expires_at: { S: '' },
   ...nullItemValues('token'), // expires_at, and any other nullable attribute after it
 };
+
+/** An expression of `write` with its placeholders replaced by the attribute names and the (quoted) strings they stand for. */
+function spelled(write: ConditionalWrite, expression: string | undefined): string {
+  return (expression ?? '')
+    .replace(/#\w+/g, (name) => write.ExpressionAttributeNames[name] ?? name)
+    .replace(/:\w+/g, (value) => JSON.stringify(write.ExpressionAttributeValues?.[value]?.S ?? value));
+}
+
+/** "name = value" for each attribute of `item` besides its keys, in the item's order: a write's condition on what was read. */
+function everyValueRead(item: DynamoItem): string[] {
+  return Object.entries(item).flatMap(([name, value]) => (name === 'pk' || name === 'sk' ? [] : [`${name} = ${JSON.stringify(value.S)}`]));
+}
+
+/** A delete's condition that each Cello attribute `item` lacks is still absent, in table order. */
+function stillAbsent(item: DynamoItem): string[] {
+  return CELLO_ATTRIBUTES.filter((name) => item[name] === undefined).map((name) => `attribute_not_exists(${name})`);
+}
 
 async function* fromArray<T>(values: T[]): AsyncGenerator<T> {
   yield* values;
@@ -76,15 +95,21 @@ test('the put is conditional on no item; the update sets only what differs, on e
   assert.equal(change.kind, 'update');
   assert.deepEqual(attributesToSet(change as { target: DynamoItem; read: DynamoItem }), ['created_at', 'expires_at']);
   const update = conditionalWrite(change as Exclude<FixChange, { kind: 'unfixable' }>);
-  assert.equal(update.UpdateExpression, 'SET #a1 = :t0, #a3 = :t1');
-  assert.equal(update.ConditionExpression, 'attribute_exists(#pk) AND #a0 = :r2 AND #a1 = :r3 AND #a2 = :r4 AND attribute_not_exists(#a3)');
-  assert.deepEqual(update.ExpressionAttributeNames, { '#pk': 'pk', '#a0': 'token_id', '#a1': 'created_at', '#a2': 'note', '#a3': 'expires_at' });
-  assert.deepEqual(update.ExpressionAttributeValues?.[':r4'], { S: 'x' });
+  assert.equal(spelled(update, update.UpdateExpression), 'SET created_at = "2022-02-02T18:01:49.345261000Z", expires_at = ""');
+  assert.equal(
+    spelled(update, update.ConditionExpression),
+    ['attribute_exists(pk)', ...everyValueRead(read), 'attribute_not_exists(expires_at)'].join(' AND '),
+  );
+  assert.match(spelled(update, update.ConditionExpression), /\btoken_id = "t1" AND created_at = "2022-02-02 18:01:49.345261\+00" AND .*note = "x"/);
 });
 
 test('a delete is conditional on every value read; an item with a map or list cannot be compared and is unfixable', () => {
   const del = conditionalWrite(extraItemChange(TOKEN_ITEM) as Exclude<FixChange, { kind: 'unfixable' }>);
-  assert.equal(del.ConditionExpression, 'attribute_exists(#pk) AND #a0 = :r2 AND #a1 = :r3 AND #a2 = :r4 AND attribute_not_exists(#a3)');
+  assert.equal(
+    spelled(del, del.ConditionExpression),
+    ['attribute_exists(pk)', ...everyValueRead(TOKEN_ITEM), ...stillAbsent(TOKEN_ITEM)].join(' AND '),
+  );
+  assert.match(spelled(del, del.ConditionExpression), /\btoken_id = "t1" AND created_at = "2022-02-02T18:01:49.345261000Z" AND expires_at = ""/);
   assert.equal(del.UpdateExpression, undefined);
   assert.equal(extraItemChange({ ...TOKEN_ITEM, tags: { L: [] } }).kind, 'unfixable');
 });
@@ -105,11 +130,8 @@ test('an item whose key is not a Cello item’s is never deleted: not PostgreSQL
 test('a delete also asks that each Cello attribute the item lacked is still absent', () => {
   const { expires_at: _absent, ...read } = TOKEN_ITEM;
   const del = conditionalWrite(extraItemChange(read) as Exclude<FixChange, { kind: 'unfixable' }>);
-  assert.equal(
-    del.ConditionExpression,
-    'attribute_exists(#pk) AND #a0 = :r2 AND #a1 = :r3 AND attribute_not_exists(#a2) AND attribute_not_exists(#a3)',
-  );
-  assert.deepEqual(del.ExpressionAttributeNames, { '#pk': 'pk', '#a0': 'token_id', '#a1': 'created_at', '#a2': 'repository', '#a3': 'expires_at' });
+  assert.equal(spelled(del, del.ConditionExpression), ['attribute_exists(pk)', ...everyValueRead(read), ...stillAbsent(read)].join(' AND '));
+  assert.match(spelled(del, del.ConditionExpression), /AND attribute_not_exists\(repository\) AND attribute_not_exists\(expires_at\)/);
 });
 
 test('done means: holds every attribute of the target (others may be there), or, for a delete, absent', () => {
