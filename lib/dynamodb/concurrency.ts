@@ -1,5 +1,4 @@
-// The one concurrency primitive: a semaphore of `size` slots, first come first served. The loader's requests,
-// the scan's pages in flight, and the two ways of running work over a stream below are all bounded by it.
+// Bounded concurrency: a first-come-first-served semaphore, and two ways of running work over a stream with it.
 
 export class Semaphore {
   private free: number;
@@ -29,7 +28,6 @@ export class Semaphore {
     else this.free++;
   }
 
-  /** Runs `task` holding a slot. */
   async run<T>(task: () => Promise<T>): Promise<T> {
     await this.acquire();
     try {
@@ -45,9 +43,8 @@ function iteratorOf<T>(source: Iterable<T> | AsyncIterable<T>): AsyncIterator<T>
 }
 
 /**
- * Runs `worker` over `source` with at most `concurrency` calls in flight, pulling from the source only when a slot
- * is free (memory stays flat for streamed input). The first error (a worker's or the source's) stops the pulling
- * and is rethrown once the calls in flight have settled. When `shouldStop()` turns true, no new item is started.
+ * Runs `worker` over `source`, at most `concurrency` calls in flight, pulling only when a slot is free (memory stays
+ * flat). The first error stops the pulling and is rethrown once the calls in flight have settled; so does shouldStop().
  */
 export async function forEachConcurrent<T>(
   source: Iterable<T> | AsyncIterable<T>,
@@ -71,8 +68,7 @@ export async function forEachConcurrent<T>(
       try {
         next = await iterator.next();
       } catch (error) {
-        // A failing source (say, a truncated input file) must not cut short the calls in flight: record it like a
-        // worker error so they settle before it is rethrown.
+        // A failing source (a truncated input file) must not cut short the calls in flight.
         failure ??= { error };
         sourceDone = true;
         break;
@@ -99,9 +95,8 @@ export async function forEachConcurrent<T>(
 }
 
 /**
- * Maps `source` through `fn` with at most `concurrency` calls started and not yet yielded, and yields the results
- * in input order, so printed reports read in the order of the input even when the work runs concurrently. An error
- * (from `fn` or from the source) surfaces at its place in that order, after the results before it.
+ * Maps `source` through `fn`, at most `concurrency` calls started and not yet yielded, yielding the results in input
+ * order (reports read in the order of the input); an error surfaces at its place in that order.
  */
 export async function* mapConcurrentOrdered<T, R>(
   source: Iterable<T> | AsyncIterable<T>,
@@ -122,8 +117,6 @@ export async function* mapConcurrentOrdered<T, R>(
         try {
           next = await iterator.next();
         } catch (error) {
-          // The items already started did their work: yield their results first, then the source's error, in
-          // input order like every other result.
           sourceFailure = { error };
           sourceDone = true;
           slots.release();
@@ -134,8 +127,7 @@ export async function* mapConcurrentOrdered<T, R>(
           slots.release();
         } else {
           const pending = fn(next.value);
-          // A rejection is observed when it reaches the head of the window; avoid an unhandled-rejection crash
-          // while it waits there.
+          // Observed at the head of the window; no unhandled-rejection crash while it waits there.
           pending.catch(() => undefined);
           window.push(pending);
         }

@@ -1,17 +1,13 @@
-// A whole-table Scan as a stream of pages: parallel segments, every page followed to the end, throttling and
-// dropped connections retried, memory bounded however large the table is.
-//
-// Each segment is a loop of Scan requests following LastEvaluatedKey. Pages from all segments meet in one queue
-// and are yielded in the order they arrive, so items of different segments interleave. A page holds a "slot"
-// from the moment its request is sent until the consumer asks for the next page; with `maxPagesInFlight` slots,
-// at most that many pages (DynamoDB caps a page at 1 MB) are requested or waiting at any time: a slow consumer
-// (disk) slows the scan down instead of filling memory.
+// A whole-table Scan as a stream of pages: parallel segments, each followed to its last page by the SDK's paginator,
+// pages yielded in the order they arrive. A page holds a slot from the moment its request is sent until the consumer
+// asks for the next page: with `maxPagesInFlight` slots, a slow consumer (disk) slows the scan down instead of
+// filling memory (DynamoDB caps a page at 1 MB).
 import { paginateScan, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { Semaphore } from './concurrency.ts';
 import type { DynamoItem } from './batch.ts';
 
 /** DynamoDB's limit on TotalSegments. */
-export const MAX_SCAN_SEGMENTS = 1_000_000;
+const MAX_SCAN_SEGMENTS = 1_000_000;
 
 /** Pages requested or waiting for the consumer at once, unless told: 32 × 1 MB at most. */
 export const DEFAULT_MAX_PAGES_IN_FLIGHT = 32;
@@ -22,122 +18,145 @@ export interface ScanOptions {
   /** Strongly consistent reads (twice the read cost): every write acknowledged before the scan is seen. */
   consistentRead: boolean;
   maxPagesInFlight?: number;
-  /** Items per page (Scan's Limit), for tests; DynamoDB's 1 MB page cap applies either way. */
+  /** Items per page (Scan's Limit), for tests. */
   pageLimit?: number;
-  /** Attributes to read (Scan's ProjectionExpression, e.g. 'pk, sk' for keys only); all when absent. */
+  /** Attributes to read (Scan's ProjectionExpression); all when absent. */
   projectionExpression?: string;
   /** Checked before each request: when it returns true no new page is requested and the stream ends. */
   shouldStop?: () => boolean;
 }
 
-export interface ScanPage {
+interface ScanPage {
   segment: number;
   items: DynamoItem[];
 }
 
 /**
- * Yields every page of a full scan of `tableName`. A request that still fails after the client's retries (or a
- * non-retryable one: missing table, access denied...) ends the stream with its error (a one-line UserError from a
- * client of createDynamoClient), after the other segments' requests in flight have settled.
+ * Yields every page of a full scan of `tableName`. A request that fails for good ends the stream with its error,
+ * after the other segments' requests in flight have settled; so does a consumer that leaves early.
  */
 export async function* scanPages(client: DynamoDBClient, tableName: string, options: ScanOptions): AsyncGenerator<ScanPage, void, undefined> {
-  const { segments, consistentRead, pageLimit, projectionExpression } = options;
+  const { segments } = options;
   if (!Number.isInteger(segments) || segments < 1 || segments > MAX_SCAN_SEGMENTS) {
     throw new RangeError(`segments must be a whole number from 1 to ${MAX_SCAN_SEGMENTS}, got ${segments}`);
   }
-  const shouldStop = options.shouldStop ?? (() => false);
-  const queue: ScanPage[] = [];
-  let failure: { error: unknown } | undefined;
-  let closed = false;
-  let runningSegments = segments;
-
-  const slots = new Semaphore(options.maxPagesInFlight ?? DEFAULT_MAX_PAGES_IN_FLIGHT);
-  let consumerWaiter: (() => void) | undefined;
-  const wakeConsumer = () => {
-    const wake = consumerWaiter;
-    consumerWaiter = undefined;
-    wake?.();
-  };
-  /** Waits for a free slot; false when the scan is over (failure, stop or the consumer left) instead. */
-  const acquireSlot = async (): Promise<boolean> => {
-    await slots.acquire();
-    if (!closed) return true;
-    slots.release();
-    return false;
-  };
-  // Pages no one will take give their slots back, which wakes the segments waiting for one: they see `closed`
-  // and hand the slot on.
-  const close = () => {
-    closed = true;
-    for (let dropped = queue.splice(0).length; dropped > 0; dropped--) slots.release();
-  };
-
-  // The SDK's paginator follows LastEvaluatedKey and sends a request when asked for the next page: the slot for it
-  // is taken first. A page owns its slot until the consumer has taken it.
-  const scanSegment = async (segment: number): Promise<void> => {
-    const pages = paginateScan(
-      { client, ...(pageLimit !== undefined ? { pageSize: pageLimit } : {}) },
-      {
-        TableName: tableName,
-        ConsistentRead: consistentRead,
-        ...(segments > 1 ? { Segment: segment, TotalSegments: segments } : {}),
-        ...(projectionExpression !== undefined ? { ProjectionExpression: projectionExpression } : {}),
-      },
-    );
-    if (shouldStop() || !(await acquireSlot())) return;
-    let holdsSlot = true;
-    try {
-      for await (const response of pages) {
-        holdsSlot = false;
-        if (closed) {
-          slots.release();
-          return;
-        }
-        queue.push({ segment, items: response.Items ?? [] });
-        wakeConsumer();
-        if (shouldStop() || !(await acquireSlot())) return;
-        holdsSlot = true;
-      }
-    } finally {
-      // The slot taken for a request that failed, or for a page after the last one.
-      if (holdsSlot) slots.release();
-    }
-  };
-
+  const queue = new PageQueue(options.maxPagesInFlight ?? DEFAULT_MAX_PAGES_IN_FLIGHT, segments);
   const settled = Array.from({ length: segments }, (_, segment) =>
-    scanSegment(segment).then(
-      () => {
-        runningSegments--;
-        wakeConsumer();
-      },
-      (error: unknown) => {
-        failure ??= { error };
-        runningSegments--;
-        close();
-        wakeConsumer();
-      },
+    scanSegment(client, tableName, options, segment, queue).then(
+      () => queue.segmentEnded(),
+      (error: unknown) => queue.segmentEnded({ error }),
     ),
   );
-
   try {
+    yield* queue.pages();
+  } finally {
+    queue.close();
+    await Promise.all(settled);
+  }
+}
+
+/** One segment's pages into `queue`: the slot for a request is taken before the paginator sends it. */
+async function scanSegment(client: DynamoDBClient, tableName: string, options: ScanOptions, segment: number, queue: PageQueue): Promise<void> {
+  const { segments, consistentRead, pageLimit, projectionExpression } = options;
+  const shouldStop = options.shouldStop ?? (() => false);
+  const pages = paginateScan(
+    { client, ...(pageLimit !== undefined ? { pageSize: pageLimit } : {}) },
+    {
+      TableName: tableName,
+      ConsistentRead: consistentRead,
+      ...(segments > 1 ? { Segment: segment, TotalSegments: segments } : {}),
+      ...(projectionExpression !== undefined ? { ProjectionExpression: projectionExpression } : {}),
+    },
+  );
+  if (shouldStop() || !(await queue.acquireSlot())) return;
+  let holdsSlot = true;
+  try {
+    for await (const response of pages) {
+      holdsSlot = false;
+      if (!queue.push({ segment, items: response.Items ?? [] })) return;
+      if (shouldStop() || !(await queue.acquireSlot())) return;
+      holdsSlot = true;
+    }
+  } finally {
+    // The slot taken for a request that failed, or for a page after the last one.
+    if (holdsSlot) queue.releaseSlot();
+  }
+}
+
+/** The pages of all segments, waiting for the consumer; each holds its slot until the consumer asks for the next. */
+class PageQueue {
+  private readonly queue: ScanPage[] = [];
+  private readonly slots: Semaphore;
+  private failure: { error: unknown } | undefined;
+  private closed = false;
+  private wakeConsumer: (() => void) | undefined;
+
+  constructor(
+    maxPagesInFlight: number,
+    private running: number,
+  ) {
+    this.slots = new Semaphore(maxPagesInFlight);
+  }
+
+  /** Waits for a free slot; false when the scan is over (failure, stop or the consumer left) instead. */
+  async acquireSlot(): Promise<boolean> {
+    await this.slots.acquire();
+    if (!this.closed) return true;
+    this.slots.release();
+    return false;
+  }
+
+  releaseSlot(): void {
+    this.slots.release();
+  }
+
+  /** Queues a page with its slot; false (and the slot freed) when no one will take it. */
+  push(page: ScanPage): boolean {
+    if (this.closed) {
+      this.slots.release();
+      return false;
+    }
+    this.queue.push(page);
+    this.wake();
+    return true;
+  }
+
+  /** A segment is done; the first failure closes the queue and ends the stream. */
+  segmentEnded(failure?: { error: unknown }): void {
+    this.running--;
+    if (failure !== undefined) {
+      this.failure ??= failure;
+      this.close();
+    }
+    this.wake();
+  }
+
+  /** Pages no one will take give their slots back, which wakes the segments waiting for one: they see `closed`. */
+  close(): void {
+    this.closed = true;
+    for (let dropped = this.queue.splice(0).length; dropped > 0; dropped--) this.slots.release();
+  }
+
+  async *pages(): AsyncGenerator<ScanPage, void, undefined> {
     while (true) {
-      if (failure) throw failure.error;
-      const page = queue.shift();
+      if (this.failure) throw this.failure.error;
+      const page = this.queue.shift();
       if (page !== undefined) {
         try {
           yield page;
         } finally {
-          slots.release();
+          this.slots.release();
         }
         continue;
       }
-      if (runningSegments === 0) return;
-      await new Promise<void>((resolve) => (consumerWaiter = resolve));
+      if (this.running === 0) return;
+      await new Promise<void>((resolve) => (this.wakeConsumer = resolve));
     }
-  } finally {
-    // Consumer done, failed or left early: stop every segment and let requests in flight settle, so nothing
-    // outlives the stream.
-    close();
-    await Promise.all(settled);
+  }
+
+  private wake(): void {
+    const wake = this.wakeConsumer;
+    this.wakeConsumer = undefined;
+    wake?.();
   }
 }
