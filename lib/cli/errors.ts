@@ -1,7 +1,5 @@
-// Exit codes and the expected failure, without yargs: the launchers (lib/cli/launch.ts) and every module load this.
-//
-// An expected failure (bad argument, unreachable host, missing table, invalid input file...) is a `UserError`: one
-// line on stderr, a documented exit code, no stack. Anything else is our bug: it keeps its stack so it can be reported.
+// Exit codes and the expected failure (a `UserError`: one line on stderr, a documented exit code, no stack); anything
+// else is our bug and keeps its stack. No yargs here: the launchers load this.
 import { redactSecrets } from './secrets.ts';
 
 /** Exit codes, documented in README.md. */

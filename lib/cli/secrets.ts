@@ -1,12 +1,7 @@
-// Secrets registered with `registerSecret` are masked in everything the toolkit prints (error lines, stack traces).
-// They are the current run's (lib/cli/currentRun.ts): a password one run read is no secret in another's output.
+// Secrets registered with `registerSecret` are masked in everything the run prints (error lines, stack traces).
 import { currentRun } from './currentRun.ts';
 
-/**
- * Masks `value` in everything this module prints (error lines, stack traces). A last guard: no message we build
- * holds a secret (lib/postgres/password.ts keeps the password out of its messages); it is for text we did not write, such as
- * an AWS error quoting a signed request.
- */
+/** A last guard, for text we did not write (an AWS error quoting a signed request): no message we build holds a secret. */
 export function registerSecret(value: string | undefined): void {
   if (value && value.length >= 3) currentRun().secrets.add(value);
 }
