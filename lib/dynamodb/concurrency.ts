@@ -1,4 +1,5 @@
-// Bounded concurrency: a first-come-first-served semaphore, and two ways of running work over a stream with it.
+// Bounded concurrency: a first-come-first-served semaphore (the loader's shared request slots), and two ways of
+// running work over a stream, pulling from it only when there is room (memory stays flat for streamed input).
 
 export class Semaphore {
   private free: number;
@@ -12,13 +13,6 @@ export class Semaphore {
   async acquire(): Promise<void> {
     if (this.free > 0) this.free--;
     else await new Promise<void>((resolve) => this.waiting.push(resolve));
-  }
-
-  /** Takes a slot if one is free, without waiting. */
-  tryAcquire(): boolean {
-    if (this.free === 0) return false;
-    this.free--;
-    return true;
   }
 
   /** Hands the slot to the longest waiter, or frees it. */
@@ -38,32 +32,30 @@ export class Semaphore {
   }
 }
 
-function iteratorOf<T>(source: Iterable<T> | AsyncIterable<T>): AsyncIterator<T> | Iterator<T> {
+type Source<T> = Iterable<T> | AsyncIterable<T>;
+
+function iteratorOf<T>(source: Source<T>): AsyncIterator<T> | Iterator<T> {
   return Symbol.asyncIterator in source ? source[Symbol.asyncIterator]() : source[Symbol.iterator]();
 }
 
 /**
- * Runs `worker` over `source`, at most `concurrency` calls in flight, pulling only when a slot is free (memory stays
- * flat). The first error stops the pulling and is rethrown once the calls in flight have settled; so does shouldStop().
+ * Runs `worker` over `source`, at most `concurrency` calls in flight. The first error (a worker's or the source's)
+ * stops the pulling and is rethrown once the calls in flight have settled; shouldStop() stops the pulling too.
  */
 export async function forEachConcurrent<T>(
-  source: Iterable<T> | AsyncIterable<T>,
+  source: Source<T>,
   concurrency: number,
   worker: (item: T) => Promise<void>,
-  shouldStop: () => boolean = () => false,
+  shouldStop = () => false,
 ): Promise<void> {
   const iterator = iteratorOf(source);
-  const slots = new Semaphore(concurrency);
   const running = new Set<Promise<void>>();
   let failure: { error: unknown } | undefined;
   let sourceDone = false;
   try {
     while (true) {
-      await slots.acquire();
-      if (failure || shouldStop()) {
-        slots.release();
-        break;
-      }
+      while (running.size >= Math.max(1, concurrency)) await Promise.race(running);
+      if (failure || shouldStop()) break;
       let next: IteratorResult<T>;
       try {
         next = await iterator.next();
@@ -81,10 +73,7 @@ export async function forEachConcurrent<T>(
         .catch((error: unknown) => {
           failure ??= { error };
         })
-        .finally(() => {
-          running.delete(call);
-          slots.release();
-        });
+        .finally(() => running.delete(call));
       running.add(call);
     }
     await Promise.all(running);
@@ -96,52 +85,44 @@ export async function forEachConcurrent<T>(
 
 /**
  * Maps `source` through `fn`, at most `concurrency` calls started and not yet yielded, yielding the results in input
- * order (reports read in the order of the input); an error surfaces at its place in that order.
+ * order (reports read in the order of the input); an error, the source's too, surfaces at its place in that order.
  */
 export async function* mapConcurrentOrdered<T, R>(
-  source: Iterable<T> | AsyncIterable<T>,
+  source: Source<T>,
   concurrency: number,
   fn: (item: T) => Promise<R>,
-  shouldStop: () => boolean = () => false,
+  shouldStop = () => false,
 ): AsyncGenerator<R> {
   const window: Promise<R>[] = [];
   const iterator = iteratorOf(source);
-  // A slot is held from an item's start until its result is yielded.
-  const slots = new Semaphore(concurrency);
   let sourceDone = false;
   let sourceFailure: { error: unknown } | undefined;
   try {
     while (true) {
-      while (!sourceDone && !shouldStop() && slots.tryAcquire()) {
+      while (!sourceDone && !shouldStop() && window.length < Math.max(1, concurrency)) {
         let next: IteratorResult<T>;
         try {
           next = await iterator.next();
         } catch (error) {
           sourceFailure = { error };
           sourceDone = true;
-          slots.release();
           break;
         }
         if (next.done) {
           sourceDone = true;
-          slots.release();
-        } else {
-          const pending = fn(next.value);
-          // Observed at the head of the window; no unhandled-rejection crash while it waits there.
-          pending.catch(() => undefined);
-          window.push(pending);
+          break;
         }
+        const pending = fn(next.value);
+        // Observed at the head of the window; no unhandled-rejection crash while it waits there.
+        pending.catch(() => undefined);
+        window.push(pending);
       }
       const head = window.shift();
       if (head === undefined) {
         if (sourceFailure) throw sourceFailure.error;
         return;
       }
-      try {
-        yield await head;
-      } finally {
-        slots.release();
-      }
+      yield await head;
     }
   } finally {
     if (!sourceDone) await iterator.return?.();
