@@ -7,16 +7,20 @@ import { formatCount } from './output.ts';
 /** Every script's --help width, whatever the terminal: one layout, commands never cut. */
 export const HELP_WIDTH = 120;
 
+const EXIT_CODE_MEANINGS: [number, string][] = [
+  [ExitCode.ok, 'success'],
+  [ExitCode.incomplete, 'the run finished, but some items failed, values were left unconverted, or differences were found'],
+  [ExitCode.usage, 'invalid arguments or invalid input file: nothing was done'],
+  [ExitCode.environment, 'PostgreSQL or DynamoDB unreachable, credentials refused, table or schema missing or wrong'],
+  [ExitCode.output, 'the output file could not be written'],
+  [ExitCode.internal, 'internal error, a bug: the stack trace is printed — please report it'],
+  [ExitCode.interrupted, 'stopped by Ctrl-C, SIGTERM or SIGHUP: a partial summary is printed; running the same command again is safe'],
+];
+
 /** The end of every script's --help (README.md and the guide, "Exit codes"). */
 export const EXIT_CODES_HELP = [
   'Exit codes (the same for every script):',
-  '  0    success',
-  '  1    the run finished, but some items failed, values were left unconverted, or differences were found',
-  '  2    invalid arguments or invalid input file: nothing was done',
-  '  3    PostgreSQL or DynamoDB unreachable, credentials refused, table or schema missing or wrong',
-  '  4    the output file could not be written',
-  '  70   internal error, a bug: the stack trace is printed — please report it',
-  '  130  stopped by Ctrl-C, SIGTERM or SIGHUP: a partial summary is printed; running the same command again is safe',
+  ...EXIT_CODE_MEANINGS.map(([code, meaning]) => `  ${String(code).padEnd(5)}${meaning}`),
 ].join('\n');
 
 /**

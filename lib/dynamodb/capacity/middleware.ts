@@ -259,12 +259,18 @@ function batchGetCost(input: Input, output: Output, meter: CapacityMeter): Cost 
   const requested = batchGetKeys(input.RequestItems, meter);
   const left = batchGetKeys(output.UnprocessedKeys, meter);
   const responses = (output.Responses ?? {}) as Record<string, Item[]>;
+  const read: Sizes = { scanned: 0, bytes: 0, largest: 0 };
   let estimate = 0;
   for (const [table, items] of Object.entries(responses)) {
     const consistent = (input.RequestItems as Record<string, KeysAndAttributes>)[table]?.ConsistentRead === true;
-    for (const item of items) estimate += readUnits(itemSize(item), consistent);
+    for (const item of items) {
+      const size = itemSize(item);
+      estimate += readUnits(size, consistent);
+      read.bytes += size;
+      read.largest = Math.max(read.largest, size);
+    }
+    read.scanned += items.length;
   }
-  const read = sizesOf(Object.values(responses).flat());
   // Keys read but not found cost the least a read costs.
   estimate += Math.max(0, requested.keys - left.keys - read.scanned) * readUnits(0, isConsistent('BatchGetItemCommand', input));
   const unprocessed = left.keys > 0 && !isCutForSize({ Responses: responses }, meter.batchGetCutBytes);
