@@ -34,13 +34,37 @@ export class Semaphore {
 
 type Source<T> = Iterable<T> | AsyncIterable<T>;
 
-function iteratorOf<T>(source: Source<T>): AsyncIterator<T> | Iterator<T> {
-  return Symbol.asyncIterator in source ? source[Symbol.asyncIterator]() : source[Symbol.iterator]();
+/** A source pulled one item at a time. Its failure is kept, not thrown, so the calls in flight settle before it counts. */
+class Pull<T> {
+  private readonly iterator: AsyncIterator<T> | Iterator<T>;
+  done = false;
+  failure: { error: unknown } | undefined;
+
+  constructor(source: Source<T>) {
+    this.iterator = Symbol.asyncIterator in source ? source[Symbol.asyncIterator]() : source[Symbol.iterator]();
+  }
+
+  /** The next item; undefined at the source's end or failure. */
+  async next(): Promise<{ value: T } | undefined> {
+    try {
+      const next = await this.iterator.next();
+      if (!next.done) return { value: next.value };
+    } catch (error) {
+      this.failure = { error };
+    }
+    this.done = true;
+    return undefined;
+  }
+
+  /** Closes a source left before its end. */
+  async close(): Promise<void> {
+    if (!this.done) await this.iterator.return?.();
+  }
 }
 
 /**
- * Runs `worker` over `source`, at most `concurrency` calls in flight. The first error (a worker's or the source's)
- * stops the pulling and is rethrown once the calls in flight have settled; shouldStop() stops the pulling too.
+ * Runs `worker` over `source`, at most `concurrency` calls in flight. The first error (a worker's or the source's: a
+ * truncated input file) stops the pulling and is rethrown once the calls in flight have settled; so does shouldStop().
  */
 export async function forEachConcurrent<T>(
   source: Source<T>,
@@ -48,25 +72,16 @@ export async function forEachConcurrent<T>(
   worker: (item: T) => Promise<void>,
   shouldStop = () => false,
 ): Promise<void> {
-  const iterator = iteratorOf(source);
+  const items = new Pull(source);
   const running = new Set<Promise<void>>();
   let failure: { error: unknown } | undefined;
-  let sourceDone = false;
   try {
     while (true) {
       while (running.size >= Math.max(1, concurrency)) await Promise.race(running);
       if (failure || shouldStop()) break;
-      let next: IteratorResult<T>;
-      try {
-        next = await iterator.next();
-      } catch (error) {
-        // A failing source (a truncated input file) must not cut short the calls in flight.
-        failure ??= { error };
-        sourceDone = true;
-        break;
-      }
-      if (next.done) {
-        sourceDone = true;
+      const next = await items.next();
+      if (next === undefined) {
+        failure ??= items.failure;
         break;
       }
       const call: Promise<void> = worker(next.value)
@@ -78,7 +93,7 @@ export async function forEachConcurrent<T>(
     }
     await Promise.all(running);
   } finally {
-    if (!sourceDone) await iterator.return?.();
+    await items.close();
   }
   if (failure) throw failure.error;
 }
@@ -93,25 +108,13 @@ export async function* mapConcurrentOrdered<T, R>(
   fn: (item: T) => Promise<R>,
   shouldStop = () => false,
 ): AsyncGenerator<R> {
+  const items = new Pull(source);
   const window: Promise<R>[] = [];
-  const iterator = iteratorOf(source);
-  let sourceDone = false;
-  let sourceFailure: { error: unknown } | undefined;
   try {
     while (true) {
-      while (!sourceDone && !shouldStop() && window.length < Math.max(1, concurrency)) {
-        let next: IteratorResult<T>;
-        try {
-          next = await iterator.next();
-        } catch (error) {
-          sourceFailure = { error };
-          sourceDone = true;
-          break;
-        }
-        if (next.done) {
-          sourceDone = true;
-          break;
-        }
+      while (!items.done && !shouldStop() && window.length < Math.max(1, concurrency)) {
+        const next = await items.next();
+        if (next === undefined) break;
         const pending = fn(next.value);
         // Observed at the head of the window; no unhandled-rejection crash while it waits there.
         pending.catch(() => undefined);
@@ -119,13 +122,13 @@ export async function* mapConcurrentOrdered<T, R>(
       }
       const head = window.shift();
       if (head === undefined) {
-        if (sourceFailure) throw sourceFailure.error;
+        if (items.failure) throw items.failure.error;
         return;
       }
       yield await head;
     }
   } finally {
-    if (!sourceDone) await iterator.return?.();
+    await items.close();
     await Promise.allSettled(window);
   }
 }
