@@ -1,5 +1,6 @@
 // How every step runs: one run of its body, resolving to its exit code. A UserError is one line on stderr; anything
 // else is our bug and keeps its stack. A closed stdout or stderr never stops a run half-way. Secrets are masked.
+import { once } from 'node:events';
 import { currentRun, newRun, processIo, runWithin, type Run, type StepIo } from './currentRun.ts';
 import { ExitCode, UserError, formatUserError } from './errors.ts';
 import { redactSecrets } from './secrets.ts';
@@ -65,17 +66,9 @@ export async function writeAndWait(stream: NodeJS.WritableStream, text: string):
   const run = currentRun();
   if (stream === run.io.stdout && run.stdoutFailure !== undefined) return;
   if (stream.write(text)) return;
-  await new Promise<void>((resolve) => {
-    const done = () => {
-      stream.off('drain', done);
-      stream.off('error', done);
-      stream.off('close', done);
-      resolve();
-    };
-    stream.on('drain', done);
-    stream.on('error', done);
-    stream.on('close', done);
-  });
+  const settled = new AbortController();
+  await Promise.race(['drain', 'error', 'close'].map((event) => once(stream, event, { signal: settled.signal }).catch(() => {})));
+  settled.abort();
 }
 
 export function reportFailure(error: unknown): number {
