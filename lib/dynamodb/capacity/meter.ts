@@ -59,10 +59,6 @@ export class CapacityMeter {
     this.write = new RateLimiter(limits.maxWcu ?? Number.POSITIVE_INFINITY, clock, this.adaptive);
   }
 
-  limiter(kind: CapacityKind): RateLimiter {
-    return kind === 'read' ? this.read : this.write;
-  }
-
   succeeded(kind: CapacityKind, units: number): void {
     this.consumed[kind] += units;
     this.lastSuccessAt = this.clock.now();
@@ -103,7 +99,7 @@ export class CapacityMeter {
    * Returns the function that lets the next one go; undefined when the request need not wait.
    */
   async awaitTurn(kind: CapacityKind, shape: string): Promise<(() => void) | undefined> {
-    if (!Number.isFinite(this.limiter(kind).rate) || (kind === 'read' && this.bytesPerItem.has(shape))) return undefined;
+    if (!Number.isFinite(this[kind].rate) || (kind === 'read' && this.bytesPerItem.has(shape))) return undefined;
     const key = `${kind}:${shape}`;
     const before = this.inFlight.get(key) ?? Promise.resolve();
     let done!: () => void;
@@ -134,8 +130,8 @@ export class CapacityMeter {
   /** For the progress line: '' while running at the cap (or uncapped); what throttling did otherwise. */
   describeSlowdown(): string {
     return (['write', 'read'] as const)
-      .filter((kind) => this.limiter(kind).isSlowedDown)
-      .map((kind) => `throttled: ${kind}s slowed to ${formatCount(Math.round(this.limiter(kind).rate))} ${kind === 'read' ? 'RCU' : 'WCU'}/s`)
+      .filter((kind) => this[kind].isSlowedDown)
+      .map((kind) => `throttled: ${kind}s slowed to ${formatCount(Math.round(this[kind].rate))} ${kind === 'read' ? 'RCU' : 'WCU'}/s`)
       .join(', ');
   }
 }

@@ -73,7 +73,7 @@ export function meterCapacity(client: DynamoDBClient, meter: CapacityMeter, stop
 
 /** Takes `estimate` units, or throws NotSentError if a stop comes first (the units are then given back). */
 async function takeCapacity(meter: CapacityMeter, kind: CapacityKind, estimate: number, stop: AbortSignal | undefined): Promise<void> {
-  const limiter = meter.limiter(kind);
+  const limiter = meter[kind];
   try {
     await limiter.take(estimate, stop);
   } catch (error) {
@@ -93,7 +93,7 @@ async function sendAndCount<R extends { output: unknown }>(
   { command, input, estimate }: { command: string; input: Input; estimate: number },
   send: () => Promise<R>,
 ): Promise<R> {
-  const limiter = meter.limiter(kind);
+  const limiter = meter[kind];
   let result: R;
   try {
     result = await send();
@@ -238,7 +238,7 @@ function costAfter(command: string, input: Input, output: Output, before: number
       return batchGetCost(input, output, meter);
     case 'GetItemCommand': {
       const read = sizesOf(output.Item ? [output.Item as Item] : []);
-      return { estimate: readUnits(read.bytes, consistent), unprocessed: false, ...(output.Item ? { read } : {}) };
+      return { estimate: readUnits(read.bytes, consistent), unprocessed: false, read };
     }
     case 'QueryCommand':
     case 'ScanCommand': {
@@ -274,5 +274,5 @@ function batchGetCost(input: Input, output: Output, meter: CapacityMeter): Cost 
   // Keys read but not found cost the least a read costs.
   estimate += Math.max(0, requested.keys - left.keys - read.scanned) * readUnits(0, isConsistent('BatchGetItemCommand', input));
   const unprocessed = left.keys > 0 && !isCutForSize({ Responses: responses }, meter.batchGetCutBytes);
-  return { estimate, unprocessed, ...(read.scanned > 0 ? { read } : {}) };
+  return { estimate, unprocessed, read };
 }
