@@ -1,42 +1,41 @@
-// The command line: one yargs parser with the conventions every script follows, and the options several scripts share
-// (one definition each). Argument mistakes become a UserError (lib/cli/errors.ts): one line, exit 2.
+// The command line: one yargs parser with the conventions every script follows, and the options several scripts
+// share. Argument mistakes are a UserError: one line, exit 2.
 import yargs, { type Argv } from 'yargs';
 import { ExitCode, UserError } from './errors.ts';
 import { formatCount } from './output.ts';
 
-/** Every script's --help has this width, whatever the terminal: one layout, and commands that are never cut. */
+/** Every script's --help width, whatever the terminal: one layout, commands never cut. */
 export const HELP_WIDTH = 120;
 
-/** The end of every script's --help: the exit codes, the same for all (README.md and the guide, "Exit codes"). */
+const EXIT_CODE_MEANINGS: [number, string][] = [
+  [ExitCode.ok, 'success'],
+  [ExitCode.incomplete, 'the run finished, but some items failed, values were left unconverted, or differences were found'],
+  [ExitCode.usage, 'invalid arguments or invalid input file: nothing was done'],
+  [ExitCode.environment, 'PostgreSQL or DynamoDB unreachable, credentials refused, table or schema missing or wrong'],
+  [ExitCode.output, 'the output file could not be written'],
+  [ExitCode.internal, 'internal error, a bug: the stack trace is printed — please report it'],
+  [ExitCode.interrupted, 'stopped by Ctrl-C, SIGTERM or SIGHUP: a partial summary is printed; running the same command again is safe'],
+];
+
+/** The end of every script's --help (README.md and the guide, "Exit codes"). */
 export const EXIT_CODES_HELP = [
   'Exit codes (the same for every script):',
-  '  0    success',
-  '  1    the run finished, but some items failed, values were left unconverted, or differences were found',
-  '  2    invalid arguments or invalid input file: nothing was done',
-  '  3    PostgreSQL or DynamoDB unreachable, credentials refused, table or schema missing or wrong',
-  '  4    the output file could not be written',
-  '  70   internal error, a bug: the stack trace is printed — please report it',
-  '  130  stopped by Ctrl-C, SIGTERM or SIGHUP: a partial summary is printed; running the same command again is safe',
+  ...EXIT_CODE_MEANINGS.map(([code, meaning]) => `  ${String(code).padEnd(5)}${meaning}`),
 ].join('\n');
 
 /**
- * A yargs parser with the conventions every script follows: strict arguments, one --help layout (`usage` is the
- * `Usage: $0 ...` line, a blank line and paragraphs without line breaks inside; examples are whole commands as the
- * guide writes them, added with `.example(command, '')`; the exit codes last), and argument mistakes turned into a
- * UserError (one line, exit 2) instead of yargs' usage dump.
+ * A yargs parser: strict arguments, one --help layout (`usage`: the `Usage: $0 ...` line, a blank line, paragraphs;
+ * examples are whole commands as the guide writes them, `.example(command, '')`; the exit codes last), and argument
+ * mistakes as one line instead of yargs' usage dump.
  */
 export function createArgumentParser(argv: string[], scriptName: string, usage: string): Argv {
   const usageError = (reason: string) => new UserError(`${reason} — run ${scriptName} --help for usage`, ExitCode.usage);
-  // Every boolean option the script defines (known only once it has defined them, hence at parse time).
   const misusedBoolean = () => findBooleanOptionMisuse(argv, (parser as unknown as { getOptions(): { boolean: string[] } }).getOptions().boolean);
   const parser: Argv = yargs(argv)
     .scriptName(scriptName)
     .usage(usage)
-    // An option is known only as defined: with camelCase expansion yargs also took `--DRY-RUN` and `---dry-run` as
-    // the known `dryRun`, which the scripts do not read (a dry run that wrote). Arguments stay text until an
-    // option's own parser reads them: "0123.json" is a file name, and --concurrency 1e2 or 0x10 is refused by
-    // positiveInteger rather than read as a number by yargs. One call: a later parserConfiguration replaces the
-    // whole setting.
+    // With camelCase expansion yargs took `--DRY-RUN` as `dryRun`, which no script reads (a dry run that wrote).
+    // Arguments stay text until an option's own parser reads them ("0123.json" is a file name; 1e2 is refused).
     .parserConfiguration({ 'camel-case-expansion': false, 'parse-numbers': false, 'parse-positional-numbers': false })
     .strict()
     .help('help')
@@ -60,10 +59,9 @@ export function createArgumentParser(argv: string[], scriptName: string, usage: 
 const BOOLEAN_WORDS = /^(true|false|yes|no|y|n|on|off|1|0)$/i;
 
 /**
- * Why `argv` uses a boolean option in a way this toolkit refuses, or undefined. A boolean option is written
- * `--flag`, `--flag=true`, `--flag=false` or `--no-flag`, nothing else: yargs reads `--dry-run=yes`, `=1` and `=` as
- * false (a dry run that writes), and takes `--dry-run false` as the value but `--dry-run no` as an argument.
- * `booleanOptions` are the option names as defined (kebab-case); yargs also accepts their camelCase spelling.
+ * Why `argv` misuses a boolean option, or undefined. A boolean is `--flag`, `--flag=true`, `--flag=false` or
+ * `--no-flag`, nothing else: yargs reads `--dry-run=yes`, `=1` and `=` as false (a dry run that writes), and takes
+ * `--dry-run false` as the value but `--dry-run no` as an argument.
  */
 function findBooleanOptionMisuse(argv: readonly string[], booleanOptions: readonly string[]): string | undefined {
   const booleans = new Set(booleanOptions.map(toKebabCase));
@@ -107,30 +105,30 @@ export function positiveInteger(name: string, max: number) {
   };
 }
 
-/** The most capacity units per second --max-wcu / --max-rcu take: DynamoDB's own ceiling per table is 40,000 by default. */
-export const MAX_CAPACITY_RATE = 1_000_000;
+/** The most --max-wcu / --max-rcu take (DynamoDB's own default ceiling per table is 40,000). */
+const MAX_CAPACITY_RATE = 1_000_000;
 
-/** Parses a positive decimal option such as --max-wcu (40, 2.5); 0, -5, abc, 1e3 and Infinity are refused. */
-export function positiveNumber(name: string, max: number) {
-  return (value: unknown): number => {
+/** --max-wcu / --max-rcu: a positive decimal (40, 2.5); 0, -5, abc, 1e3 and Infinity are refused. */
+function capacityRateOption(name: string, describe: string) {
+  const coerce = (value: unknown): number => {
     const text = String(value);
-    if (!/^\d+(\.\d+)?$/.test(text) || Number(text) <= 0 || Number(text) > max) {
-      throw new UserError(
-        `--${name} must be a number of capacity units per second above 0 (at most ${formatCount(max)}), got ${JSON.stringify(text)}`,
-      );
+    if (!/^\d+(\.\d+)?$/.test(text) || Number(text) <= 0 || Number(text) > MAX_CAPACITY_RATE) {
+      const most = formatCount(MAX_CAPACITY_RATE);
+      throw new UserError(`--${name} must be a number of capacity units per second above 0 (at most ${most}), got ${JSON.stringify(text)}`);
     }
     return Number(text);
   };
+  return { type: 'string', describe, coerce } as const;
 }
 
-// ---- options several scripts share: one definition each, added with .option(name, …) or .positional(name, …) ----
+// ---- options several scripts share, added with .option(name, …) or .positional(name, …) ----
 
-/** --region / region: required wherever it appears. */
-export const regionOption = { type: 'string', demandOption: true, describe: 'the AWS region of the table, e.g. us-west-2' } as const;
-
-export function tableOption(describe: string) {
+function requiredText(describe: string) {
   return { type: 'string', demandOption: true, describe } as const;
 }
+
+export const regionOption = requiredText('the AWS region of the table, e.g. us-west-2');
+export const tableOption = requiredText;
 
 export function endpointUrlOption(describe = 'a DynamoDB endpoint other than AWS (e.g. http://localhost:8000)') {
   return { type: 'string', describe } as const;
@@ -139,19 +137,17 @@ export function endpointUrlOption(describe = 'a DynamoDB endpoint other than AWS
 /** The most requests in flight any script's --concurrency allows. */
 export const MAX_CONCURRENCY = 256;
 
-/** --concurrency (or --segments): a whole number from 1 to `max`, parsed by positiveInteger in every script. */
+/** --concurrency (or --segments): a whole number from 1 to `max`. */
 export function concurrencyOption(describe: string, defaultValue: number, max = MAX_CONCURRENCY, name = 'concurrency') {
   return { describe, default: defaultValue, coerce: positiveInteger(name, max) } as const;
 }
 
-/** --max-wcu: write capacity units per second at most (lib/dynamodb/capacity/); no cap when absent. */
 export function maxWcuOption(describe = 'write capacity units per second at most (default: no cap); see "Tuning" in README.md') {
-  return { type: 'string', describe, coerce: positiveNumber('max-wcu', MAX_CAPACITY_RATE) } as const;
+  return capacityRateOption('max-wcu', describe);
 }
 
-/** --max-rcu: read capacity units per second at most (lib/dynamodb/capacity/); no cap when absent. */
 export function maxRcuOption(describe = 'read capacity units per second at most (default: no cap); see "Tuning" in README.md') {
-  return { type: 'string', describe, coerce: positiveNumber('max-rcu', MAX_CAPACITY_RATE) } as const;
+  return capacityRateOption('max-rcu', describe);
 }
 
 export const forceOption = { type: 'boolean', default: false, describe: 'replace the output file if it exists' } as const;
@@ -160,17 +156,9 @@ export function dryRunOption(describe: string) {
   return { type: 'boolean', default: false, describe } as const;
 }
 
-export const postgresHostPositional = {
-  type: 'string',
-  demandOption: true,
-  describe: 'host, host:port, [ipv6]:port or a bare IPv6 address; port 5432 by default',
-} as const;
-
-export function postgresUserPositional(describe = 'the PostgreSQL user') {
-  return { type: 'string', demandOption: true, describe } as const;
-}
-
-export const postgresDatabasePositional = { type: 'string', demandOption: true, describe: 'the Cello database' } as const;
+export const postgresHostPositional = requiredText('host, host:port, [ipv6]:port or a bare IPv6 address; port 5432 by default');
+export const postgresUserPositional = (describe = 'the PostgreSQL user') => requiredText(describe);
+export const postgresDatabasePositional = requiredText('the Cello database');
 
 /** The user and database positionals as given; an empty one is a usage error naming what to give. */
 export function checkPostgresNames(user: string, database: string): void {

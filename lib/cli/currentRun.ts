@@ -1,8 +1,6 @@
-// The run a step's code belongs to: its streams, its environment, its arguments (for lib/cli/secrets.ts) and its stop
-// state (lib/cli/signals.ts). A step prints to its run's stdout and stderr and reads its run's environment: the
-// process's under its launcher (scripts/<name>.ts), a test's own when a test calls the step's main(argv, io) in
-// process, where several runs may be under way at once. The run follows the step's code through every await
-// (AsyncLocalStorage), so nothing below main() takes it as a parameter.
+// The run a step's code belongs to: its streams, environment, arguments, secrets and stop state; the process's under
+// a launcher, a test's own when it calls main(argv, io) in process, several at once. The run follows the step's code
+// through every await (AsyncLocalStorage), so nothing below main() takes it as a parameter.
 import { AsyncLocalStorage } from 'node:async_hooks';
 
 /** Where a step prints and what environment it reads. */
@@ -14,18 +12,17 @@ export interface StepIo {
 
 export interface Run {
   readonly io: StepIo;
-  /** The arguments the run was given: a secret the operator typed as one is shown as typed (lib/cli/secrets.ts). */
+  /** A secret the operator typed as an argument is shown as typed (secrets.ts). */
   readonly argv: readonly string[];
-  /** Masked in everything the run prints (lib/cli/secrets.ts). */
   readonly secrets: Set<string>;
-  /** Set once stdout failed (a reader that left): the run goes on, and says so on stderr (lib/cli/run.ts). */
+  /** Set once stdout failed (a reader that left): the run goes on, and says so on stderr. */
   stdoutFailure?: string;
   readonly stop: {
     readonly controller: AbortController;
     /** The signal that requested the stop, for partial summaries. */
     signalName?: NodeJS.Signals;
     firstAt?: number;
-    /** The exit code, once the run's outcome is decided: a signal can no longer turn it into "stopped" (exit 130). */
+    /** Once the outcome is decided, a signal can no longer turn it into "stopped". */
     decidedExitCode?: number;
     /** False while the step's modules load: a stop then has nothing to finish and nothing to report. */
     stepStarted: boolean;
@@ -41,7 +38,7 @@ export function newRun(io: StepIo, argv: readonly string[]): Run {
 }
 
 let runs: AsyncLocalStorage<Run> | undefined;
-/** The run of code outside any step's main() (a unit test calling a library function, tests/run.ts): the process's. */
+/** The run of code outside any step's main() (a unit test calling a library function): the process's. */
 let processRun: Run | undefined;
 
 /** Runs `body` as `run`: everything it calls, however deep and after however many awaits, belongs to `run`. */

@@ -1,25 +1,9 @@
-// Exit codes and the expected failure, without yargs: the launchers (lib/cli/launch.ts) and every module load this.
-//
-// An expected failure (bad argument, unreachable host, missing table, invalid input file...) is a `UserError`: one
-// line on stderr, a documented exit code, no stack. Anything else is our bug: it keeps its stack so it can be reported.
+// Exit codes and the expected failure (a `UserError`: one line on stderr, a documented exit code, no stack); anything
+// else is our bug and keeps its stack. No yargs here: the launchers load this.
 import { redactSecrets } from './secrets.ts';
 
-/** Exit codes, documented in README.md. */
-export const ExitCode = {
-  ok: 0,
-  /** The run finished, but some items failed or differences were found. */
-  incomplete: 1,
-  /** Invalid arguments or invalid input file: nothing was done. */
-  usage: 2,
-  /** PostgreSQL or DynamoDB could not be reached, refused the credentials, or lacks the expected table. */
-  environment: 3,
-  /** The output file could not be written. */
-  output: 4,
-  /** An unexpected internal error (a bug): the stack trace is printed. */
-  internal: 70,
-  /** Stopped by SIGINT (Ctrl-C), SIGTERM or SIGHUP before finishing. */
-  interrupted: 130,
-} as const;
+/** Exit codes; what each means is said once, in every --help (args.ts EXIT_CODES_HELP), README.md and the guide. */
+export const ExitCode = { ok: 0, incomplete: 1, usage: 2, environment: 3, output: 4, internal: 70, interrupted: 130 } as const;
 
 export class UserError extends Error {
   constructor(

@@ -1,10 +1,6 @@
-// One way to print. Lines for the operator (error:, warning:, failed:, note:) go to stderr with printLine; reports
-// and summaries go to stdout with printOutput, or, for a report printed record by record, through ReportOutput.
-//
-// ReportOutput gathers text into few writes. On Linux, writes to a pipe or a terminal are synchronous: one write per
-// record block is one system call per record, and when the reader lags each call waits for it. Measured on the
-// timestamp repair, that was more CPU than the repair's own logic. Text is therefore collected and written when
-// 64 KiB have gathered, or 100 ms after the first unwritten text, so an operator watching still sees the report move.
+// One way to print: lines for the operator on stderr (printLine); reports and summaries on stdout (printOutput, or
+// ReportOutput record by record). Writes to a pipe or terminal are synchronous on Linux: one per record was more CPU
+// than the timestamp repair's own logic, so ReportOutput writes every 64 KiB, or 100 ms after the first unwritten text.
 
 import { currentRun } from './currentRun.ts';
 import { writeAndWait } from './run.ts';

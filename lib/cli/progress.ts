@@ -1,10 +1,10 @@
 // The progress line of a long step, on the run's stderr: count, rate, time left, and what slowed the run.
 import { currentRun, type StepIo } from './currentRun.ts';
+import { formatCount } from './output.ts';
 
 /**
- * Progress on stderr, only when stderr is a terminal (a log file gets the summary only), at most ten times a
- * second so it never costs throughput: the count, the rate over the last few seconds, the time left when the total
- * is known, and `note()` (what throttling did, from the capacity meter) when it has something to say.
+ * Progress on stderr when it is a terminal, at most ten times a second: the count, the rate over the last few seconds,
+ * the time left when the total is known, and `note()` (what throttling did) when it has something to say.
  */
 export class Progress {
   private lastDrawn = 0;
@@ -26,8 +26,8 @@ export class Progress {
     const now = performance.now();
     if (now - this.lastDrawn < 100) return;
     this.lastDrawn = now;
-    const of = this.total === undefined ? '' : ` of ${this.total.toLocaleString('en-US')}`;
-    const parts = [`${this.label}: ${done.toLocaleString('en-US')}${of}${detail ? ` ${detail}` : ''}`, ...this.describeSpeed(now, done)];
+    const of = this.total === undefined ? '' : ` of ${formatCount(this.total)}`;
+    const parts = [`${this.label}: ${formatCount(done)}${of}${detail ? ` ${detail}` : ''}`, ...this.describeSpeed(now, done)];
     const note = this.options.note?.() ?? '';
     if (note !== '') parts.push(note);
     this.stream.write(`\r\x1b[2K${parts.join(' · ')}`);
@@ -40,7 +40,7 @@ export class Progress {
     const oldest = this.samples[0]!;
     if (now - oldest.at < 500) return [];
     const rate = ((done - oldest.done) * 1000) / (now - oldest.at);
-    const speed = [`${Math.round(rate).toLocaleString('en-US')} ${this.options.unit ?? 'items'}/s`];
+    const speed = [`${formatCount(Math.round(rate))} ${this.options.unit ?? 'items'}/s`];
     if (this.total !== undefined && rate > 0) speed.push(`${formatDuration((this.total - done) / rate)} left`);
     return speed;
   }

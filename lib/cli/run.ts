@@ -1,10 +1,10 @@
-// How every step runs: `runStep` runs its body as one run and resolves to its exit code (a launcher then exits with
-// it); a UserError is one line on stderr, anything else is our bug and keeps its stack. A closed stdout or stderr
-// never stops a run half-way. Secrets registered with lib/cli/secrets.ts are masked in everything this module prints.
+// How every step runs: one run of its body, resolving to its exit code. A UserError is one line on stderr; anything
+// else is our bug and keeps its stack. A closed stdout or stderr never stops a run half-way. Secrets are masked.
+import { once } from 'node:events';
 import { currentRun, newRun, processIo, runWithin, type Run, type StepIo } from './currentRun.ts';
 import { ExitCode, UserError, formatUserError } from './errors.ts';
 import { redactSecrets } from './secrets.ts';
-import { decideExitCode, installStopHandlers, markStepStarted } from './signals.ts';
+import { decideExitCode, markStepStarted } from './signals.ts';
 
 /** A step's body: parses `argv`, does the work, resolves to the exit code (a UserError thrown is reported). */
 export type StepBody = (argv: string[]) => Promise<number>;
@@ -15,9 +15,8 @@ export function defineStep(body: StepBody): (argv: string[], io?: StepIo) => Pro
 }
 
 /**
- * One run of a step: its own streams, environment, secrets and stop state (lib/cli/currentRun.ts). Resolves to the
- * exit code once stdout has taken the output; exits nothing, so a test runs steps in process, one after another or
- * side by side. A UserError is one line on stderr; anything else is our bug and keeps its stack.
+ * One run of a step, with its own streams, environment, secrets and stop state: resolves to the exit code once stdout
+ * has taken the output, and exits nothing, so tests run steps in process, one after another or side by side.
  */
 export function runStep(body: StepBody, argv: string[], io: StepIo): Promise<number> {
   const run = newRun(io, argv);
@@ -41,17 +40,9 @@ export function runStep(body: StepBody, argv: string[], io: StepIo): Promise<num
   });
 }
 
-/** Runs a script body with the process's arguments and streams, and exits with its code. Never returns. */
-export async function runMain(main: () => Promise<number>): Promise<never> {
-  installStopHandlers();
-  process.exit(await runStep(main, process.argv.slice(2), processIo()));
-}
-
 /**
- * A closed stdout (`| head`, quitting `less`) or stderr must not crash or stop a run half-way: a repair or a load goes
- * on to its end, and says on stderr that its report is not shown. Without a listener, the first write after the
- * reader left threw EPIPE as an unhandled 'error' event (a stack trace, exit 1, the rest of the work not done).
- * Returns the function that removes the listeners, for the next run in the same process.
+ * A closed stdout (`| head`, quitting `less`) or stderr must not stop a run half-way (without a listener, the first
+ * write after the reader left threw EPIPE as an unhandled 'error' event). Returns the function that removes them.
  */
 function guardStandardStreams(run: Run): () => void {
   const { stdout, stderr } = run.io;
@@ -70,25 +61,14 @@ function guardStandardStreams(run: Run): () => void {
   };
 }
 
-/**
- * Writes `text`, then waits while a slow reader (a pipe, a terminal) has not taken earlier output. A stream whose
- * reader is gone takes nothing and fails each write: never wait on it for a 'drain' that will not come.
- */
+/** Writes `text`, then waits while a slow reader has not taken earlier output; never for a 'drain' of a stream whose reader is gone. */
 export async function writeAndWait(stream: NodeJS.WritableStream, text: string): Promise<void> {
   const run = currentRun();
   if (stream === run.io.stdout && run.stdoutFailure !== undefined) return;
   if (stream.write(text)) return;
-  await new Promise<void>((resolve) => {
-    const done = () => {
-      stream.off('drain', done);
-      stream.off('error', done);
-      stream.off('close', done);
-      resolve();
-    };
-    stream.on('drain', done);
-    stream.on('error', done);
-    stream.on('close', done);
-  });
+  const settled = new AbortController();
+  await Promise.race(['drain', 'error', 'close'].map((event) => once(stream, event, { signal: settled.signal }).catch(() => {})));
+  settled.abort();
 }
 
 export function reportFailure(error: unknown): number {
@@ -103,7 +83,6 @@ export function reportFailure(error: unknown): number {
 }
 
 function flush(stdout: NodeJS.WritableStream): Promise<void> {
-  // Through a write's callback and one more turn, even with nothing pending: a write that just failed (EPIPE) reports
-  // its error on a later tick, and the run's last line depends on it.
+  // One more turn after the callback: a write that just failed (EPIPE) reports it on a later tick.
   return new Promise((resolve) => stdout.write('', () => setImmediate(resolve)));
 }

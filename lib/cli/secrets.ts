@@ -1,12 +1,7 @@
-// Secrets registered with `registerSecret` are masked in everything the toolkit prints (error lines, stack traces).
-// They are the current run's (lib/cli/currentRun.ts): a password one run read is no secret in another's output.
+// Secrets registered with `registerSecret` are masked in everything the run prints (error lines, stack traces).
 import { currentRun } from './currentRun.ts';
 
-/**
- * Masks `value` in everything this module prints (error lines, stack traces). A last guard: no message we build
- * holds a secret (lib/postgres/password.ts keeps the password out of its messages); it is for text we did not write, such as
- * an AWS error quoting a signed request.
- */
+/** A last guard, for text we did not write (an AWS error quoting a signed request): no message we build holds a secret. */
 export function registerSecret(value: string | undefined): void {
   if (value && value.length >= 3) currentRun().secrets.add(value);
 }
@@ -24,28 +19,20 @@ export function redactSecrets(text: string): string {
   const { secrets, argv } = currentRun();
   let result = text;
   for (const secret of secrets) {
-    if (argv.some((argument) => findWholeToken(argument, secret, 0) >= 0)) continue;
-    let masked = '';
-    let from = 0;
-    for (let at = findWholeToken(result, secret, 0); at >= 0; at = findWholeToken(result, secret, from)) {
-      masked += `${result.slice(from, at)}***`;
-      from = at + secret.length;
-    }
-    result = masked + result.slice(from);
+    const wholeToken = wholeTokenPattern(secret);
+    if (argv.some((argument) => argument.search(wholeToken) >= 0)) continue;
+    result = result.replace(wholeToken, '***');
   }
   return result;
 }
 
-const WORD_START = /^[\p{L}\p{N}\p{M}_]/u;
-const WORD_END = /[\p{L}\p{N}\p{M}_]$/u;
+const WORD = '[\\p{L}\\p{N}\\p{M}_]';
+const STARTS_WORD = new RegExp(`^${WORD}`, 'u');
+const ENDS_WORD = new RegExp(`${WORD}$`, 'u');
 
-/** The index of the first occurrence of `token` in `text` from `from` that is not part of a longer word; -1 if none. */
-function findWholeToken(text: string, token: string, from: number): number {
-  for (let at = text.indexOf(token, from); at >= 0; at = text.indexOf(token, at + 1)) {
-    const end = at + token.length;
-    const joinsBefore = WORD_START.test(token) && WORD_END.test(text.slice(Math.max(0, at - 2), at));
-    const joinsAfter = WORD_END.test(token) && WORD_START.test(text.slice(end, end + 2));
-    if (!joinsBefore && !joinsAfter) return at;
-  }
-  return -1;
+/** `token` where it is not part of a longer word: no word character beside it, on a side where it has one itself. */
+function wholeTokenPattern(token: string): RegExp {
+  const before = STARTS_WORD.test(token) ? `(?<!${WORD})` : '';
+  const after = ENDS_WORD.test(token) ? `(?!${WORD})` : '';
+  return new RegExp(`${before}${token.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}${after}`, 'gu');
 }

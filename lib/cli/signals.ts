@@ -1,8 +1,6 @@
 // Stop requests. The first SIGINT/SIGTERM/SIGHUP aborts the run's `stopSignal()`, so loops stop taking new work and
-// print a partial summary; a second one exits at once. The stop state is the run's (lib/cli/currentRun.ts): a run
-// in process starts unstopped whatever an earlier one went through. The end of a process that launched this one (npx, tsx, the launcher's relay:
-// `kill -9` of any of them) is a stop request too: the operator's command is gone, as after a closed terminal.
-// No yargs, no SDK, no driver here: the launchers (lib/cli/launch.ts) install these before anything heavy loads.
+// print a partial summary; a second one exits at once. The end of a process that launched this one (npx, tsx, the
+// relay: `kill -9` of any) is a stop request too. Nothing heavy imported: the launchers install these first.
 import { readFileSync } from 'node:fs';
 import { currentRun, type Run } from './currentRun.ts';
 import { ExitCode, UserError } from './errors.ts';
@@ -11,13 +9,12 @@ import { ExitCode, UserError } from './errors.ts';
 export const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
 /**
- * Signals this soon after the first are the same request. A terminal sends Ctrl-C to its whole foreground process
- * group: under `npx tsx` npx and tsx each relay it to the script as well, so one key press arrives two or three times
- * within milliseconds. A person pressing again to exit now does so later than this.
+ * Signals this soon after the first are the same request: a terminal sends Ctrl-C to its whole process group, and
+ * under `npx tsx` npx and tsx each relay it too. A person pressing again to exit now does so later than this.
  */
 export const SAME_STOP_REQUEST_MS = 500;
 let installed = false;
-/** The run the process's stop signals stop: the last one started (a launcher starts one). */
+/** The run the process's stop signals stop: the last one started. */
 let signalledRun: Run | undefined;
 
 /** The current run's stop: aborts when a stop is requested, so loops stop taking new work. */
@@ -58,8 +55,8 @@ function requestStop(name: NodeJS.Signals, heard: string): void {
     stderr.write(`\n${name} again: exiting now\n`);
     process.exit(stop.decidedExitCode ?? ExitCode.interrupted);
   }
-  // The window opens when the event loop next turns: the stop's own work (every waiting request rejected, a summary)
-  // can hold it for longer than the window on a busy machine, and a copy queued meanwhile was taken for a second press.
+  // The window opens when the event loop next turns: the stop's own work can hold it for longer than the window, and
+  // a copy queued meanwhile was taken for a second press.
   stop.firstAt = Number.POSITIVE_INFINITY;
   setImmediate(() => (stop.firstAt = performance.now()));
   if (stop.decidedExitCode !== undefined) {
@@ -72,10 +69,9 @@ function requestStop(name: NodeJS.Signals, heard: string): void {
 }
 
 /**
- * The one point where a dump's outcome is decided, just before its file is moved into place (AtomicOutputFile.commit):
- * stopped if a stop was requested by then (throws the stop reason), complete otherwise. From then on a stop signal no
- * longer makes it a stopped run: without this, a Ctrl-C landing as a dump finished printed its success summary and
- * exited 130, or said "stopping" and then completed.
+ * Decides a dump's outcome just before its file is moved into place: stopped if a stop came by then (throws its
+ * reason), complete otherwise; a later signal no longer makes it a stopped run (a Ctrl-C landing as a dump finished
+ * printed its success summary and exited 130).
  */
 export function decideRunComplete(): void {
   throwIfStopped();
@@ -101,13 +97,11 @@ export function throwIfStopped(): void {
 const LAUNCHER_CHECK_MS = 200;
 
 /**
- * Calls `onLost` once, when a process that launched this one has ended. Those are the ancestors in this process's
- * group (a shell gives each command line a group; npx, its `sh -c`, tsx and the relay share it), up to its leader.
- * A process killed with SIGKILL cannot tell its children: without this watch, the worker of a killed
- * `npx tsx scripts/...` went on writing, and printed its result into the terminal after the shell had returned.
- * A process that leads its group (`node --import tsx scripts/...` typed in a shell) has none: its shell may exit
- * first (`nohup ... &`, then logout) and the run go on, as before. Where /proc is missing (not Linux), the parent
- * alone is watched. The timer is unref'd: it never keeps a run alive.
+ * Calls `onLost` once a process that launched this one has ended: the ancestors in this process's group (npx, its
+ * `sh -c`, tsx and the relay share the command line's group), up to its leader. A process killed with SIGKILL cannot
+ * tell its children: the worker of a killed `npx tsx scripts/...` went on and printed into the shell's prompt. A
+ * group leader (`node --import tsx ...` typed in a shell) has none: `nohup ... &` then logout goes on. Without /proc,
+ * the parent alone is watched.
  */
 function watchLaunchingProcesses(onLost: (description: string) => void): void {
   const parent = process.ppid;

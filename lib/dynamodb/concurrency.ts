@@ -1,5 +1,5 @@
-// The one concurrency primitive: a semaphore of `size` slots, first come first served. The loader's requests,
-// the scan's pages in flight, and the two ways of running work over a stream below are all bounded by it.
+// Bounded concurrency: a first-come-first-served semaphore (the loader's shared request slots), and two ways of
+// running work over a stream, pulling from it only when there is room (memory stays flat for streamed input).
 
 export class Semaphore {
   private free: number;
@@ -15,13 +15,6 @@ export class Semaphore {
     else await new Promise<void>((resolve) => this.waiting.push(resolve));
   }
 
-  /** Takes a slot if one is free, without waiting. */
-  tryAcquire(): boolean {
-    if (this.free === 0) return false;
-    this.free--;
-    return true;
-  }
-
   /** Hands the slot to the longest waiter, or frees it. */
   release(): void {
     const next = this.waiting.shift();
@@ -29,7 +22,6 @@ export class Semaphore {
     else this.free++;
   }
 
-  /** Runs `task` holding a slot. */
   async run<T>(task: () => Promise<T>): Promise<T> {
     await this.acquire();
     try {
@@ -40,119 +32,103 @@ export class Semaphore {
   }
 }
 
-function iteratorOf<T>(source: Iterable<T> | AsyncIterable<T>): AsyncIterator<T> | Iterator<T> {
-  return Symbol.asyncIterator in source ? source[Symbol.asyncIterator]() : source[Symbol.iterator]();
+type Source<T> = Iterable<T> | AsyncIterable<T>;
+
+/** A source pulled one item at a time. Its failure is kept, not thrown, so the calls in flight settle before it counts. */
+class Pull<T> {
+  private readonly iterator: AsyncIterator<T> | Iterator<T>;
+  done = false;
+  failure: { error: unknown } | undefined;
+
+  constructor(source: Source<T>) {
+    this.iterator = Symbol.asyncIterator in source ? source[Symbol.asyncIterator]() : source[Symbol.iterator]();
+  }
+
+  /** The next item; undefined at the source's end or failure. */
+  async next(): Promise<{ value: T } | undefined> {
+    try {
+      const next = await this.iterator.next();
+      if (!next.done) return { value: next.value };
+    } catch (error) {
+      this.failure = { error };
+    }
+    this.done = true;
+    return undefined;
+  }
+
+  /** Closes a source left before its end. */
+  async close(): Promise<void> {
+    if (!this.done) await this.iterator.return?.();
+  }
 }
 
 /**
- * Runs `worker` over `source` with at most `concurrency` calls in flight, pulling from the source only when a slot
- * is free (memory stays flat for streamed input). The first error (a worker's or the source's) stops the pulling
- * and is rethrown once the calls in flight have settled. When `shouldStop()` turns true, no new item is started.
+ * Runs `worker` over `source`, at most `concurrency` calls in flight. The first error (a worker's or the source's: a
+ * truncated input file) stops the pulling and is rethrown once the calls in flight have settled; so does shouldStop().
  */
 export async function forEachConcurrent<T>(
-  source: Iterable<T> | AsyncIterable<T>,
+  source: Source<T>,
   concurrency: number,
   worker: (item: T) => Promise<void>,
-  shouldStop: () => boolean = () => false,
+  shouldStop = () => false,
 ): Promise<void> {
-  const iterator = iteratorOf(source);
-  const slots = new Semaphore(concurrency);
+  const items = new Pull(source);
   const running = new Set<Promise<void>>();
   let failure: { error: unknown } | undefined;
-  let sourceDone = false;
   try {
     while (true) {
-      await slots.acquire();
-      if (failure || shouldStop()) {
-        slots.release();
-        break;
-      }
-      let next: IteratorResult<T>;
-      try {
-        next = await iterator.next();
-      } catch (error) {
-        // A failing source (say, a truncated input file) must not cut short the calls in flight: record it like a
-        // worker error so they settle before it is rethrown.
-        failure ??= { error };
-        sourceDone = true;
-        break;
-      }
-      if (next.done) {
-        sourceDone = true;
+      while (running.size >= Math.max(1, concurrency)) await Promise.race(running);
+      if (failure || shouldStop()) break;
+      const next = await items.next();
+      if (next === undefined) {
+        failure ??= items.failure;
         break;
       }
       const call: Promise<void> = worker(next.value)
         .catch((error: unknown) => {
           failure ??= { error };
         })
-        .finally(() => {
-          running.delete(call);
-          slots.release();
-        });
+        .finally(() => running.delete(call));
       running.add(call);
     }
     await Promise.all(running);
   } finally {
-    if (!sourceDone) await iterator.return?.();
+    await items.close();
   }
   if (failure) throw failure.error;
 }
 
 /**
- * Maps `source` through `fn` with at most `concurrency` calls started and not yet yielded, and yields the results
- * in input order, so printed reports read in the order of the input even when the work runs concurrently. An error
- * (from `fn` or from the source) surfaces at its place in that order, after the results before it.
+ * Maps `source` through `fn`, at most `concurrency` calls started and not yet yielded, yielding the results in input
+ * order (reports read in the order of the input); an error, the source's too, surfaces at its place in that order.
  */
 export async function* mapConcurrentOrdered<T, R>(
-  source: Iterable<T> | AsyncIterable<T>,
+  source: Source<T>,
   concurrency: number,
   fn: (item: T) => Promise<R>,
-  shouldStop: () => boolean = () => false,
+  shouldStop = () => false,
 ): AsyncGenerator<R> {
+  const items = new Pull(source);
   const window: Promise<R>[] = [];
-  const iterator = iteratorOf(source);
-  // A slot is held from an item's start until its result is yielded.
-  const slots = new Semaphore(concurrency);
-  let sourceDone = false;
-  let sourceFailure: { error: unknown } | undefined;
   try {
     while (true) {
-      while (!sourceDone && !shouldStop() && slots.tryAcquire()) {
-        let next: IteratorResult<T>;
-        try {
-          next = await iterator.next();
-        } catch (error) {
-          // The items already started did their work: yield their results first, then the source's error, in
-          // input order like every other result.
-          sourceFailure = { error };
-          sourceDone = true;
-          slots.release();
-          break;
-        }
-        if (next.done) {
-          sourceDone = true;
-          slots.release();
-        } else {
-          const pending = fn(next.value);
-          // A rejection is observed when it reaches the head of the window; avoid an unhandled-rejection crash
-          // while it waits there.
-          pending.catch(() => undefined);
-          window.push(pending);
-        }
+      while (!items.done && !shouldStop() && window.length < Math.max(1, concurrency)) {
+        const next = await items.next();
+        if (next === undefined) break;
+        const pending = fn(next.value);
+        // Observed at the head of the window; no unhandled-rejection crash while it waits there.
+        pending.catch(() => undefined);
+        window.push(pending);
       }
       const head = window.shift();
       if (head === undefined) {
-        if (sourceFailure) throw sourceFailure.error;
+        if (items.failure) throw items.failure.error;
         return;
       }
-      try {
-        yield await head;
-      } finally {
-        slots.release();
-      }
+      yield await head;
     }
   } finally {
-    if (!sourceDone) await iterator.return?.();
+    await items.close();
     await Promise.allSettled(window);
   }
 }

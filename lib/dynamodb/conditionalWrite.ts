@@ -1,5 +1,5 @@
-// A write that must not force an item: sent with a condition and, when the condition fails, judged on the item read
-// back (strongly consistent). The repair, verify --fix and the loader's --conditional-puts all write this way.
+// A write that must not force an item: sent with a condition and, when it fails, judged on the item read back
+// (strongly consistent). The repair, verify --fix and the loader's --conditional-puts write this way.
 import { type DeleteItemCommand, GetItemCommand, type PutItemCommand, type UpdateItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { CelloKey, DynamoItem } from './batch.ts';
 import { sdkErrorOf } from './errors.ts';
@@ -37,9 +37,9 @@ export type WriteVerdict =
   | { kind: 'refused'; reason: string; error: unknown };
 
 /**
- * Sends `write`. A retried write whose earlier attempt was applied before its answer was lost fails its condition on
- * that attempt; the item read back then holds the target, and the verdict is `written`: a fault never produces a false
- * conflict. Any other failure (the table or the connection failing, a stop) is thrown.
+ * Sends `write`. A retried write whose earlier attempt was applied (its answer lost) fails its condition on that
+ * attempt: the item read back holds the target, and the verdict is `written`, never a false conflict. Any other
+ * failure (the table or the connection, a stop) is thrown.
  */
 export async function writeConditionally(table: DynamoTable, write: ConditionalWrite): Promise<WriteVerdict> {
   try {

@@ -1,5 +1,4 @@
-// Where a step's DynamoDB is: the region, the table's name and the endpoint, each checked before any request so a
-// typo is one clear line (exit 2) rather than an SDK error after the database was read.
+// Where a step's DynamoDB is: region, table name and endpoint, each checked before any request (a typo is one line, exit 2).
 import { runEnvironment } from '../cli/currentRun.ts';
 import { ExitCode, UserError } from '../cli/errors.ts';
 
@@ -29,10 +28,7 @@ export function checkTableName(tableName: string): void {
   }
 }
 
-/**
- * An endpoint URL the SDK can use: http or https. `source` names where it came from (the option or the environment
- * variable) in the message.
- */
+/** An endpoint URL the SDK can use: http or https. `source` names the option or environment variable it came from. */
 export function checkEndpointUrl(endpointUrl: string, source = '--endpoint-url'): void {
   if (endpointUrl.trim() === '') {
     const fix = source === '--endpoint-url' ? 'give a URL' : `unset ${source} to use AWS, or set it to a URL`;
@@ -47,8 +43,7 @@ export function checkEndpointUrl(endpointUrl: string, source = '--endpoint-url')
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
     throw new UserError(`${source} must start with http:// or https://, got ${JSON.stringify(endpointUrl)}`, ExitCode.usage);
   }
-  // Requests are signed with AWS credentials; a user or password in the URL is at best ignored, and every message
-  // that names the endpoint would print it. Not echoed here for the same reason.
+  // A password in the URL is at best ignored, and every message naming the endpoint would print it: not echoed here.
   if (url.username !== '' || url.password !== '') {
     throw new UserError(
       `${source} holds a user name or password (user:password@host) — remove it: DynamoDB requests are signed with AWS credentials`,
@@ -58,9 +53,8 @@ export function checkEndpointUrl(endpointUrl: string, source = '--endpoint-url')
 }
 
 /**
- * The endpoint variable the SDK reads when there is no --endpoint-url: AWS_ENDPOINT_URL_DYNAMODB, else
- * AWS_ENDPOINT_URL (unless AWS_IGNORE_CONFIGURED_ENDPOINT_URLS is true). One that is set but empty is returned too,
- * to be refused: the SDK would skip it and send the run to AWS, which is not what an operator who set it meant.
+ * The endpoint variable the SDK reads when there is no --endpoint-url. One set but empty is returned too, to be
+ * refused: the SDK would skip it and send the run to AWS, not what an operator who set it meant.
  */
 export function endpointFromEnvironment(env: NodeJS.ProcessEnv = runEnvironment()): { url: string; source: string } | undefined {
   if (env.AWS_IGNORE_CONFIGURED_ENDPOINT_URLS?.toLowerCase() === 'true') return undefined;
@@ -72,10 +66,8 @@ export function endpointFromEnvironment(env: NodeJS.ProcessEnv = runEnvironment(
 }
 
 /**
- * The fewest bytes a BatchGetItem answer that the server cut at its size limit holds. DynamoDB cuts at 16 MB (its
- * answer then holds at least 16 MB less one item of at most 400 KB); dynalite, the local server, at 1 MB plus an item.
- * Any endpoint not on AWS is taken for an emulator: the error either way is benign (a cut mistaken for throttling
- * slows down; throttling of more than 1 MB mistaken for a cut is retried at once). Less 1 KB for size-rule rounding.
+ * The fewest bytes of a BatchGetItem answer the server cut at its size limit: 16 MB less a 400 KB item on AWS, 1 MB
+ * on dynalite (any endpoint not on AWS: a mistake either way only slows down or retries at once), less 1 KB rounding.
  */
 export function batchGetCutBytes(target: DynamoTarget, env: NodeJS.ProcessEnv = process.env): number {
   const url = target.endpointUrl ?? endpointFromEnvironment(env)?.url;

@@ -16,6 +16,7 @@ const ROOT = join(import.meta.dirname, '..', '..');
 const cliModule = (name: string) => JSON.stringify(join(ROOT, 'lib', 'cli', `${name}.ts`));
 const ERRORS_MODULE = cliModule('errors');
 const RUN_MODULE = cliModule('run');
+const LAUNCH_MODULE = cliModule('launch');
 const SIGNALS_MODULE = cliModule('signals');
 const DYNAMODB_MODULE = JSON.stringify(join(ROOT, 'lib', 'dynamodb', 'client.ts'));
 
@@ -73,7 +74,10 @@ function runMainProgram(body: string, prelude = ''): Promise<ChildResult> {
   return runProgram(`
     import { ExitCode, UserError } from ${ERRORS_MODULE};
     import { registerSecret } from ${cliModule('secrets')};
-    import { runMain } from ${RUN_MODULE};
+    import { defineStep } from ${RUN_MODULE};
+    import { launch } from ${LAUNCH_MODULE};
+    // What scripts/<step>.ts does, with this body as the step.
+    const runMain = (body: () => Promise<number>) => launch(async () => ({ main: defineStep(body) }));
     import { stopSignal, wasStopped } from ${SIGNALS_MODULE};
     ${prelude}
     await runMain(async () => {
@@ -210,7 +214,10 @@ test('the first SIGINT aborts stopSignal() so the body can finish and report; it
   const result = await runProgram(
     `
     import { ExitCode } from ${ERRORS_MODULE};
-    import { runMain } from ${RUN_MODULE};
+    import { defineStep } from ${RUN_MODULE};
+    import { launch } from ${LAUNCH_MODULE};
+    // What scripts/<step>.ts does, with this body as the step.
+    const runMain = (body: () => Promise<number>) => launch(async () => ({ main: defineStep(body) }));
     import { stopSignal, wasStopped } from ${SIGNALS_MODULE};
     await runMain(async () => {
       process.stdout.write('ready\\n');
@@ -237,7 +244,10 @@ test('a second SIGINT, SAME_STOP_REQUEST_MS after the first, exits at once with 
   let sent = 0;
   const result = await runProgram(
     `
-    import { runMain } from ${RUN_MODULE};
+    import { defineStep } from ${RUN_MODULE};
+    import { launch } from ${LAUNCH_MODULE};
+    // What scripts/<step>.ts does, with this body as the step.
+    const runMain = (body: () => Promise<number>) => launch(async () => ({ main: defineStep(body) }));
     import { stopSignal } from ${SIGNALS_MODULE};
     await runMain(async () => {
       stopSignal().addEventListener('abort', () => process.stdout.write('stopping\\n'));
@@ -268,7 +278,10 @@ test('signals in quick succession (one Ctrl-C relayed by npx and tsx) are one st
   const result = await runProgram(
     `
     import { ExitCode } from ${ERRORS_MODULE};
-    import { runMain } from ${RUN_MODULE};
+    import { defineStep } from ${RUN_MODULE};
+    import { launch } from ${LAUNCH_MODULE};
+    // What scripts/<step>.ts does, with this body as the step.
+    const runMain = (body: () => Promise<number>) => launch(async () => ({ main: defineStep(body) }));
     import { stopSignal } from ${SIGNALS_MODULE};
     await runMain(async () => {
       process.stdout.write('ready\\n');
@@ -302,7 +315,10 @@ test('a copy of the signal queued while the stop keeps the process busy is the s
   const result = await runProgram(
     `
     import { ExitCode } from ${ERRORS_MODULE};
-    import { runMain } from ${RUN_MODULE};
+    import { defineStep } from ${RUN_MODULE};
+    import { launch } from ${LAUNCH_MODULE};
+    // What scripts/<step>.ts does, with this body as the step.
+    const runMain = (body: () => Promise<number>) => launch(async () => ({ main: defineStep(body) }));
     import { SAME_STOP_REQUEST_MS, stopSignal } from ${SIGNALS_MODULE};
     await runMain(async () => {
       process.stdout.write('ready\\n');
@@ -339,7 +355,10 @@ test('a SIGINT after decideRunComplete neither stops the run nor changes its exi
   const result = await runProgram(
     `
     import { ExitCode } from ${ERRORS_MODULE};
-    import { runMain } from ${RUN_MODULE};
+    import { defineStep } from ${RUN_MODULE};
+    import { launch } from ${LAUNCH_MODULE};
+    // What scripts/<step>.ts does, with this body as the step.
+    const runMain = (body: () => Promise<number>) => launch(async () => ({ main: defineStep(body) }));
     import { decideRunComplete, wasStopped } from ${SIGNALS_MODULE};
     await runMain(async () => {
       decideRunComplete();

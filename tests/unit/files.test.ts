@@ -12,6 +12,7 @@ import { AtomicOutputFile, OUTPUT_PIECE_BYTES, OutputPieces, checkInputFile, che
 const ROOT = join(import.meta.dirname, '..', '..');
 const FILES_MODULE = join(ROOT, 'lib', 'io', 'files.ts');
 const RUN_MODULE = join(ROOT, 'lib', 'cli', 'run.ts');
+const LAUNCH_MODULE = join(ROOT, 'lib', 'cli', 'launch.ts');
 
 const folders: string[] = [];
 after(() => {
@@ -476,7 +477,10 @@ test('a write that fails (file too large) is one error line with exit 4, and lea
   const target = join(folder, 'dump.json');
   const result = await runProgram(
     `
-    import { runMain } from ${JSON.stringify(RUN_MODULE)};
+    import { defineStep } from ${JSON.stringify(RUN_MODULE)};
+    import { launch } from ${JSON.stringify(LAUNCH_MODULE)};
+    // What scripts/<step>.ts does, with this body as the step.
+    const runMain = (body: () => Promise<number>) => launch(async () => ({ main: defineStep(body) }));
     import { AtomicOutputFile } from ${JSON.stringify(FILES_MODULE)};
     // With SIGXFSZ handled, a write past the size limit fails with EFBIG, as a full disk fails with ENOSPC.
     process.on('SIGXFSZ', () => {});

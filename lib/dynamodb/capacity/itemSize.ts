@@ -1,6 +1,5 @@
-// What DynamoDB charges for, from an item's size: the size rules of the DynamoDB Developer Guide ("Item sizes and
-// formats") and the unit rules of "Read/write capacity mode". The estimate of lib/dynamodb/capacity/meter.ts: a run's
-// metering never counts less than this, whatever a server reports.
+// What DynamoDB charges for, from an item's size (Developer Guide, "Item sizes and formats" and "Read/write capacity
+// mode"): the metering never counts less than this, whatever a server reports.
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 
 /** A write unit covers up to 1 KB of item; a read unit up to 4 KB, strongly consistent (half a unit if not). */
@@ -46,11 +45,7 @@ export function itemSize(item: Record<string, AttributeValue>): number {
   return size;
 }
 
-/**
- * The size of an item from its plain JSON (a record of dump-ddb.ts): strings as S, numbers as N, booleans and null
- * as BOOL and NULL, arrays as L, objects as M. Sets come out of the dump as arrays, a byte or so larger: the
- * estimate errs on the high side.
- */
+/** The size of an item from its plain JSON (a dump-ddb record); sets dumped as arrays count a byte or so more. */
 export function plainItemSize(record: Record<string, unknown>): number {
   let size = 0;
   for (const name in record) size += utf8Bytes(name) + plainValueSize(record[name]);

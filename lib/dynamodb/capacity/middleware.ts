@@ -1,35 +1,23 @@
-// The capacity meter in the SDK's middleware stack, set where the client is made (lib/dynamodb/client.ts), so every step
-// gets its cap and its metering with a client option and no call site changes:
-// - before serialization, each read or write asks for ReturnConsumedCapacity TOTAL, and under a read rate a Query
-//   or Scan is cut to a page of a tenth of a second's budget (see PAGE_SHARE_OF_SECOND in meter.ts);
-// - for each attempt (inside the retry loop, so a retry pays again), the size-based estimate is taken from the
-//   token bucket before sending; the answer's cost, max(reported, estimate), corrects it after. The estimate is
-//   read from the request itself, whatever step made it: a write costs the largest of the item it carries and its
-//   key with its values (a --fix delete carries the whole item in its condition); a read, the item size learned
-//   from earlier answers of the same shape (the first such read goes alone, one item, see CapacityMeter), a Query
-//   or Scan page at its worst: its Limit of the largest item seen (pages priced at the average item went out
-//   together, each came back with a 390 KB item, and the cap was exceeded at the wire);
-// - a stop (the client's abort signal) rejects every request still waiting for capacity or for its next attempt
-//   (lib/dynamodb/errors.ts: NotSentError): no request is sent after a stop that was not already on the wire;
-// - a throttled answer, or a batch that came back partly unprocessed for throughput, halves the rate (a BatchGetItem
-//   answer cut at the server's size limit is not throttling: see isCutForSize).
-import type {
-  AttributeValue,
-  ConsumedCapacity,
-  DynamoDBClient,
-  KeysAndAttributes,
-  ServiceInputTypes,
-  ServiceOutputTypes,
-  WriteRequest,
-} from '@aws-sdk/client-dynamodb';
-import type { FinalizeHandler, FinalizeHandlerArguments, HandlerExecutionContext } from '@smithy/types';
+// The capacity meter in the SDK's middleware stack (set in client.ts), so every step gets its cap and metering with
+// no call site changes:
+// - before serialization, each read or write asks for ReturnConsumedCapacity, and under a read rate a Query or Scan
+//   is cut to a page of a tenth of a second's budget (meter.ts PAGE_SHARE_OF_SECOND);
+// - for each attempt (inside the retry loop: a retry pays again), an estimate read from the request is taken from
+//   the bucket before sending, and the answer's cost, max(reported, estimate), corrects it after. A Query or Scan
+//   page is priced at its worst, its Limit of the largest item seen: pages priced at the average item went out
+//   together, each came back with a 390 KB item, and the cap was exceeded at the wire;
+// - after a stop, a request still waiting for capacity or its next attempt fails with NotSentError;
+// - a throttled answer, or a batch partly unprocessed for throughput, halves the rate.
+import type { AttributeValue, ConsumedCapacity, DynamoDBClient, KeysAndAttributes, WriteRequest } from '@aws-sdk/client-dynamodb';
+import type { FinalizeHandler, HandlerExecutionContext } from '@smithy/types';
+import { NotSentError, isThrottlingError } from '../errors.ts';
 import type { CapacityKind, CapacityMeter } from './meter.ts';
-import type { RateLimiter } from './rateLimiter.ts';
 import { itemSize, readUnits, writeUnits } from './itemSize.ts';
 
 type Item = Record<string, AttributeValue>;
 type Input = Record<string, unknown>;
 type Output = Record<string, unknown>;
+type Sizes = { scanned: number; bytes: number; largest: number };
 
 const KIND_OF_COMMAND: Record<string, CapacityKind> = {
   GetItemCommand: 'read',
@@ -42,27 +30,19 @@ const KIND_OF_COMMAND: Record<string, CapacityKind> = {
   BatchWriteItemCommand: 'write',
 };
 
-/** A stop: once `signal` aborts, a request not sent yet fails with `notSent()` (lib/dynamodb/errors.ts: NotSentError). */
-export interface StopPolicy {
-  signal: AbortSignal;
-  notSent: () => Error;
-}
+const isPageRead = (command: string) => command === 'QueryCommand' || command === 'ScanCommand';
 
-/**
- * Adds the meter's two middlewares to `client`. `isThrottling` tells a throttled answer (lib/dynamodb/client.ts decides);
- * after a stop, no request is sent.
- */
-export function meterCapacity(client: DynamoDBClient, meter: CapacityMeter, isThrottling: (error: unknown) => boolean, stop?: StopPolicy): void {
+/** Adds the meter's two middlewares to `client`; once `stop` aborts, no request is sent that was not already on the wire. */
+export function meterCapacity(client: DynamoDBClient, meter: CapacityMeter, stop?: AbortSignal): void {
   client.middlewareStack.add(
     (next, context) => async (args) => {
       const command = context.commandName ?? '';
       if (KIND_OF_COMMAND[command] === undefined) return next(args);
       const input: Input = { ...(args.input as Input) };
-      // A page of whole items costs exactly what its items' sizes say (the size-based estimate): with no read cap to
-      // keep, it is counted from them and the server is not asked to compute it (dynalite, 100k-item dump-ddb: 2.25 and
-      // 2.44 s without asking, 2.44 and 2.60 s asking). A projection or a filter reads more than it returns: asked.
+      // A page of whole items costs what its items' sizes say: with no read cap, it is not asked for (dynalite,
+      // 100k-item dump-ddb: 2.25 and 2.44 s without asking, 2.44 and 2.60 s asking).
       if (!(isWholePageRead(command, input) && !meter.readCapped)) input.ReturnConsumedCapacity = 'TOTAL';
-      if (command === 'QueryCommand' || command === 'ScanCommand') {
+      if (isPageRead(command)) {
         const limit = meter.pageLimit(input.ConsistentRead === true, readShape(input));
         if (limit !== undefined && !((input.Limit as number | undefined)! <= limit)) input.Limit = limit;
       }
@@ -70,39 +50,39 @@ export function meterCapacity(client: DynamoDBClient, meter: CapacityMeter, isTh
     },
     { step: 'initialize', name: 'celloCapacityRequest' },
   );
-  client.middlewareStack.addRelativeTo(
-    (next: FinalizeHandler<ServiceInputTypes, ServiceOutputTypes>, context: HandlerExecutionContext) =>
-      async (args: FinalizeHandlerArguments<ServiceInputTypes>) => {
-        const command = context.commandName ?? '';
-        const kind = KIND_OF_COMMAND[command];
-        if (kind === undefined) return next(args);
-        const input = args.input as unknown as Input;
-        const uncertain = kind === 'read' || command === 'UpdateItemCommand';
-        const turn = uncertain ? await meter.awaitTurn(kind, kind === 'read' ? readShapeOf(command, input) : command) : undefined;
-        try {
-          const estimate = estimateBefore(command, input, meter);
-          await takeCapacity(meter.limiter(kind), estimate, stop);
-          return await sendAndCount(meter, kind, { command, input, estimate }, () => next(args), isThrottling);
-        } finally {
-          turn?.();
-        }
-      },
-    // Inside the SDK's retry loop: every attempt takes from the bucket.
-    { relation: 'after', toMiddleware: 'retryMiddleware', name: 'celloCapacityAttempt' },
-  );
+  const perAttempt =
+    (next: FinalizeHandler<object, object>, context: HandlerExecutionContext): FinalizeHandler<object, object> =>
+    async (args) => {
+      const command = context.commandName ?? '';
+      const kind = KIND_OF_COMMAND[command];
+      if (kind === undefined) return next(args);
+      const input = args.input as Input;
+      const uncertain = kind === 'read' || command === 'UpdateItemCommand';
+      const turn = uncertain ? await meter.awaitTurn(kind, kind === 'read' ? readShapeOf(command, input) : command) : undefined;
+      try {
+        const estimate = estimateBefore(command, input, meter);
+        await takeCapacity(meter, kind, estimate, stop);
+        return await sendAndCount(meter, kind, { command, input, estimate }, () => next(args));
+      } finally {
+        turn?.();
+      }
+    };
+  // Inside the SDK's retry loop: every attempt takes from the bucket.
+  client.middlewareStack.addRelativeTo(perAttempt as never, { relation: 'after', toMiddleware: 'retryMiddleware', name: 'celloCapacityAttempt' });
 }
 
-/** Takes `estimate` units, or throws the stop's error if a stop comes first (the units are then given back). */
-async function takeCapacity(limiter: RateLimiter, estimate: number, stop: StopPolicy | undefined): Promise<void> {
+/** Takes `estimate` units, or throws NotSentError if a stop comes first (the units are then given back). */
+async function takeCapacity(meter: CapacityMeter, kind: CapacityKind, estimate: number, stop: AbortSignal | undefined): Promise<void> {
+  const limiter = meter[kind];
   try {
-    await limiter.take(estimate, stop?.signal);
+    await limiter.take(estimate, stop);
   } catch (error) {
-    if (stop?.signal.aborted) throw stop.notSent();
+    if (stop?.aborted) throw new NotSentError(stop.reason);
     throw error;
   }
-  if (stop?.signal.aborted) {
+  if (stop?.aborted) {
     limiter.correct(-estimate);
-    throw stop.notSent();
+    throw new NotSentError(stop.reason);
   }
 }
 
@@ -112,14 +92,13 @@ async function sendAndCount<R extends { output: unknown }>(
   kind: CapacityKind,
   { command, input, estimate }: { command: string; input: Input; estimate: number },
   send: () => Promise<R>,
-  isThrottling: (error: unknown) => boolean,
 ): Promise<R> {
-  const limiter = meter.limiter(kind);
+  const limiter = meter[kind];
   let result: R;
   try {
     result = await send();
   } catch (error) {
-    if (isThrottling(error)) limiter.throttle();
+    if (isThrottlingError(error)) limiter.throttle();
     // A failed condition is charged like the write (DynamoDB's rule); other failures are not counted.
     else if ((error as { name?: string } | undefined)?.name === 'ConditionalCheckFailedException') meter.succeeded(kind, estimate);
     throw error;
@@ -129,11 +108,9 @@ async function sendAndCount<R extends { output: unknown }>(
   const units = Math.max(reportedUnits(output.ConsumedCapacity), cost.estimate);
   limiter.correct(units - estimate);
   if (cost.unprocessed) limiter.throttle();
-  if (cost.read !== undefined) {
-    // A page's units say what it read (a projection returns less); a batch's also count keys not found: not learned from.
-    const pageUnits = command === 'QueryCommand' || command === 'ScanCommand' ? units : 0;
-    meter.learnItems(readShapeOf(command, input), pageUnits, cost.read, isConsistent(command, input));
-  }
+  // A page's units say what it read (a projection returns less); a batch's also count keys not found: not learned from.
+  if (cost.read !== undefined)
+    meter.learnItems(readShapeOf(command, input), isPageRead(command) ? units : 0, cost.read, isConsistent(command, input));
   if (command === 'UpdateItemCommand') meter.unitsPerUpdate = meter.unitsPerUpdate === 0 ? units : (meter.unitsPerUpdate + units) / 2;
   meter.succeeded(kind, units);
   return result;
@@ -144,41 +121,33 @@ function readShape(input: { Select?: unknown; ProjectionExpression?: unknown; At
   return `${input.Select ?? ''}|${input.ProjectionExpression ?? ''}|${(input.AttributesToGet as string[] | undefined)?.join(',') ?? ''}`;
 }
 
-/** The shape of a read request; a BatchGetItem's, from its first table's (the toolkit reads one table at a time). */
+function batchGetEntries(requestItems: unknown): KeysAndAttributes[] {
+  return Object.values((requestItems ?? {}) as Record<string, KeysAndAttributes>);
+}
+
+/** The shape of a read; a BatchGetItem's from its first table's (the toolkit reads one table at a time). */
 function readShapeOf(command: string, input: Input): string {
-  if (command !== 'BatchGetItemCommand') return readShape(input);
-  const first = Object.values((input.RequestItems ?? {}) as Record<string, KeysAndAttributes>)[0];
-  return readShape(first ?? {});
+  return readShape(command === 'BatchGetItemCommand' ? (batchGetEntries(input.RequestItems)[0] ?? {}) : input);
 }
 
 function isConsistent(command: string, input: Input): boolean {
   if (command !== 'BatchGetItemCommand') return input.ConsistentRead === true;
-  return Object.values((input.RequestItems ?? {}) as Record<string, KeysAndAttributes>).some((entry) => entry.ConsistentRead === true);
+  return batchGetEntries(input.RequestItems).some((entry) => entry.ConsistentRead === true);
 }
 
 /** A Query or Scan whose page returns every item it reads, whole: no projection, no filter, no count-only. */
 function isWholePageRead(command: string, input: Input): boolean {
-  return (
-    (command === 'QueryCommand' || command === 'ScanCommand') &&
-    input.ProjectionExpression === undefined &&
-    input.AttributesToGet === undefined &&
-    input.FilterExpression === undefined &&
-    input.ScanFilter === undefined &&
-    input.QueryFilter === undefined &&
-    (input.Select === undefined || input.Select === 'ALL_ATTRIBUTES')
-  );
+  const { ProjectionExpression, AttributesToGet, FilterExpression, ScanFilter, QueryFilter, Select } = input;
+  const filtered = [ProjectionExpression, AttributesToGet, FilterExpression, ScanFilter, QueryFilter].some((part) => part !== undefined);
+  return isPageRead(command) && !filtered && (Select === undefined || Select === 'ALL_ATTRIBUTES');
 }
 
 function reportedUnits(consumed: unknown): number {
-  if (consumed === undefined) return 0;
-  const entries = (Array.isArray(consumed) ? consumed : [consumed]) as ConsumedCapacity[];
+  const entries = (consumed === undefined ? [] : Array.isArray(consumed) ? consumed : [consumed]) as ConsumedCapacity[];
   return entries.reduce((sum, entry) => sum + (entry.CapacityUnits ?? 0), 0);
 }
 
-/**
- * A write's units from what it carries: the largest of its item and its key with its values (those of an update and
- * of the condition: a --fix delete carries the whole item it deletes in its condition's values).
- */
+/** A write's units: the largest of its item and its key with its values (a --fix delete carries the item it deletes in its condition). */
 function writeRequestUnits(request: { Item?: unknown; Key?: unknown; ExpressionAttributeValues?: unknown }): number {
   const keyAndValues = itemSize((request.Key ?? {}) as Item) + itemSize((request.ExpressionAttributeValues ?? {}) as Item);
   return writeUnits(Math.max(itemSize((request.Item ?? {}) as Item), keyAndValues));
@@ -196,7 +165,7 @@ function batchWriteUnits(requestItems: unknown): number {
 function batchGetKeys(requestItems: unknown, meter: CapacityMeter): { keys: number; units: number } {
   let keys = 0;
   let units = 0;
-  for (const entry of Object.values((requestItems ?? {}) as Record<string, KeysAndAttributes>)) {
+  for (const entry of batchGetEntries(requestItems)) {
     const count = entry.Keys?.length ?? 0;
     keys += count;
     units += count * meter.expectedReadUnits(1, entry.ConsistentRead === true, readShape(entry));
@@ -230,29 +199,8 @@ function estimateBefore(command: string, input: Input, meter: CapacityMeter): nu
   }
 }
 
-/**
- * Whether a BatchGetItem answer left keys unprocessed because it reached the server's size limit rather than for
- * throughput: it returned at least `cutBytes` (lib/dynamodb/target.ts batchGetCutBytes: 16 MB on AWS, 1 MB on
- * dynalite, less an item; a throttled answer is refused whole or returns less). Such keys are re-sent at once: no
- * backoff, not throttling.
- */
-export function isCutForSize(output: { Responses?: Record<string, Item[]> }, cutBytes: number): boolean {
-  let bytes = 0;
-  for (const items of Object.values(output.Responses ?? {})) for (const item of items) bytes += itemSize(item);
-  return bytes >= cutBytes;
-}
-
-interface Cost {
-  /** The size-based estimate of what the answered request cost. */
-  estimate: number;
-  /** Part of a batch came back unprocessed for throughput: DynamoDB's way of throttling a batch. */
-  unprocessed: boolean;
-  /** Items a read returned or scanned, their bytes and the largest one's (to learn the size of an item). */
-  read?: { scanned: number; bytes: number; largest: number };
-}
-
-/** The bytes of `items` and of the largest of them. */
-function sizesOf(items: readonly Item[]): { bytes: number; largest: number } {
+/** The count and bytes of `items` and the largest one's size. */
+function sizesOf(items: readonly Item[]): Sizes {
   let bytes = 0;
   let largest = 0;
   for (const item of items) {
@@ -260,7 +208,23 @@ function sizesOf(items: readonly Item[]): { bytes: number; largest: number } {
     bytes += size;
     largest = Math.max(largest, size);
   }
-  return { bytes, largest };
+  return { scanned: items.length, bytes, largest };
+}
+
+/**
+ * Whether a BatchGetItem answer left keys unprocessed because it reached the server's size limit (`cutBytes`,
+ * target.ts batchGetCutBytes) rather than for throughput (a throttled answer is refused whole or returns less). Such
+ * keys are re-sent at once: no backoff, not throttling.
+ */
+export function isCutForSize(output: { Responses?: Record<string, Item[]> }, cutBytes: number): boolean {
+  return sizesOf(Object.values(output.Responses ?? {}).flat()).bytes >= cutBytes;
+}
+
+/** The size-based estimate of what an answered request cost, whether part of a batch came back unprocessed for throughput, and what a read returned. */
+interface Cost {
+  estimate: number;
+  unprocessed: boolean;
+  read?: Sizes;
 }
 
 function costAfter(command: string, input: Input, output: Output, before: number, meter: CapacityMeter): Cost {
@@ -273,15 +237,14 @@ function costAfter(command: string, input: Input, output: Output, before: number
     case 'BatchGetItemCommand':
       return batchGetCost(input, output, meter);
     case 'GetItemCommand': {
-      const bytes = output.Item ? itemSize(output.Item as Item) : 0;
-      return { estimate: readUnits(bytes, consistent), unprocessed: false, ...(output.Item ? { read: { scanned: 1, bytes, largest: bytes } } : {}) };
+      const read = sizesOf(output.Item ? [output.Item as Item] : []);
+      return { estimate: readUnits(read.bytes, consistent), unprocessed: false, read };
     }
     case 'QueryCommand':
     case 'ScanCommand': {
-      const items = (output.Items ?? []) as Item[];
-      const sizes = sizesOf(items);
-      const scanned = (output.ScannedCount as number | undefined) ?? items.length;
-      return { estimate: readUnits(sizes.bytes, consistent), unprocessed: false, read: { scanned, ...sizes } };
+      const read = sizesOf((output.Items ?? []) as Item[]);
+      read.scanned = (output.ScannedCount as number | undefined) ?? read.scanned;
+      return { estimate: readUnits(read.bytes, consistent), unprocessed: false, read };
     }
     case 'PutItemCommand':
     case 'UpdateItemCommand':
@@ -295,23 +258,21 @@ function costAfter(command: string, input: Input, output: Output, before: number
 function batchGetCost(input: Input, output: Output, meter: CapacityMeter): Cost {
   const requested = batchGetKeys(input.RequestItems, meter);
   const left = batchGetKeys(output.UnprocessedKeys, meter);
+  const responses = (output.Responses ?? {}) as Record<string, Item[]>;
+  const read: Sizes = { scanned: 0, bytes: 0, largest: 0 };
   let estimate = 0;
-  let returned = 0;
-  let bytes = 0;
-  let largest = 0;
-  for (const [table, items] of Object.entries((output.Responses ?? {}) as Record<string, Item[]>)) {
-    const tableConsistent = (input.RequestItems as Record<string, KeysAndAttributes>)[table]?.ConsistentRead === true;
+  for (const [table, items] of Object.entries(responses)) {
+    const consistent = (input.RequestItems as Record<string, KeysAndAttributes>)[table]?.ConsistentRead === true;
     for (const item of items) {
       const size = itemSize(item);
-      estimate += readUnits(size, tableConsistent);
-      bytes += size;
-      largest = Math.max(largest, size);
+      estimate += readUnits(size, consistent);
+      read.bytes += size;
+      read.largest = Math.max(read.largest, size);
     }
-    returned += items.length;
+    read.scanned += items.length;
   }
   // Keys read but not found cost the least a read costs.
-  const least = readUnits(0, isConsistent('BatchGetItemCommand', input));
-  estimate += Math.max(0, requested.keys - left.keys - returned) * least;
-  const unprocessed = left.keys > 0 && !isCutForSize(output as { Responses?: Record<string, Item[]> }, meter.batchGetCutBytes);
-  return { estimate, unprocessed, ...(returned > 0 ? { read: { scanned: returned, bytes, largest } } : {}) };
+  estimate += Math.max(0, requested.keys - left.keys - read.scanned) * readUnits(0, isConsistent('BatchGetItemCommand', input));
+  const unprocessed = left.keys > 0 && !isCutForSize({ Responses: responses }, meter.batchGetCutBytes);
+  return { estimate, unprocessed, read };
 }

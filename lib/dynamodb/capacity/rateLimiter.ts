@@ -1,18 +1,13 @@
-// A token bucket for capacity units whose rate drops by half when DynamoDB throttles and climbs back slowly. One per
-// kind of capacity (read, write) per client: lib/dynamodb/capacity/meter.ts.
-//
-// What a cap promises (README, "Tuning"): in every 1-second window at most 1.2 × the cap plus one request's units,
-// the first second included, and the run's average at most the cap. So the bucket starts empty, holds at most a
-// fifth of a second of budget, and a request pays its units in full before it is sent: one larger than the burst
-// (a batch of 25 items under --max-wcu 10) waits until the bucket has filled up to it. Requests take their units
-// first come first served. Without a cap and before any throttling the rate is unlimited and taking units costs
-// nothing: a run without --max-wcu/--max-rcu is as fast as before.
+// A token bucket for capacity units whose rate halves when DynamoDB throttles and climbs back slowly; one per kind
+// (read, write) per client. What a cap promises (README, "Tuning"): in every 1-second window at most 1.2 × the cap
+// plus one request's units, the first second included. So the bucket starts empty, holds at most a fifth of a second
+// of budget, and a request pays in full before it is sent, first come first served (a batch larger than the burst
+// waits until the bucket has filled up to it). Uncapped and unthrottled, taking units costs nothing.
 import { setTimeout as sleepFor } from 'node:timers/promises';
 
+/** Monotonic milliseconds, and a sleep that rejects as soon as `signal` aborts. */
 export interface Clock {
-  /** Milliseconds, monotonic. */
   now(): number;
-  /** Rejects (with the signal's reason) as soon as `signal` aborts. */
   sleep(ms: number, signal?: AbortSignal): Promise<void>;
 }
 
@@ -57,8 +52,6 @@ export class RateLimiter {
   ) {
     this.refilledAt = clock.now();
     this.windowStart = this.refilledAt;
-    // Empty: the first second holds the cap like any other.
-    this.tokens = 0;
   }
 
   /** Units per second allowed now: the cap, or less while recovering from throttling. */
@@ -71,10 +64,7 @@ export class RateLimiter {
     return Number.isFinite(this.adaptiveRate) && this.adaptiveRate < this.cap;
   }
 
-  /**
-   * Waits until `units` are in the bucket, then spends them. When `signal` aborts first, rejects with its reason
-   * and spends nothing (a stop: the request is not sent).
-   */
+  /** Waits until `units` are in the bucket, then spends them; when `signal` aborts first, rejects and spends nothing. */
   async take(units: number, signal?: AbortSignal): Promise<void> {
     signal?.throwIfAborted();
     this.recover();
@@ -88,10 +78,8 @@ export class RateLimiter {
   }
 
   /**
-   * Corrects the units taken for a request once its cost is known: positive takes more, negative gives back. What is
-   * given back was taken from this bucket and never spent, so it is kept whole even above the burst: a request priced
-   * at its worst case (a page that may meet a 400 KB item) that cost less leaves the rest to the next like it, which
-   * then need not save up its whole worst case again.
+   * Corrects the units taken for a request once its cost is known (negative gives back). What is given back is kept
+   * whole even above the burst: a page priced at its worst case leaves the rest to the next like it.
    */
   correct(units: number): void {
     this.record(units);
