@@ -42,7 +42,7 @@ export function createDynamoClient(target: DynamoTarget, options: ClientOptions 
   const maxSockets = options.maxSockets ?? 64;
   const retry = cutShortOnStop({ ...bulkRetrySettings(), ...options.retry }, options.stop);
   const meter = new CapacityMeter({ ...options.capacity, adaptive: retry.maxAttempts > 1 });
-  meter.batchGetCutBytes = batchGetCutBytes(target);
+  meter.batchGetCutBytes = batchGetCutBytes(target, env);
   const client = new DynamoDBClient({
     region: target.region,
     ...(endpoint !== undefined ? { endpoint } : {}),

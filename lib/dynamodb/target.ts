@@ -69,7 +69,7 @@ export function endpointFromEnvironment(env: NodeJS.ProcessEnv = runEnvironment(
  * The fewest bytes of a BatchGetItem answer the server cut at its size limit: 16 MB less a 400 KB item on AWS, 1 MB
  * on dynalite (any endpoint not on AWS: a mistake either way only slows down or retries at once), less 1 KB rounding.
  */
-export function batchGetCutBytes(target: DynamoTarget, env: NodeJS.ProcessEnv = process.env): number {
+export function batchGetCutBytes(target: DynamoTarget, env: NodeJS.ProcessEnv = runEnvironment()): number {
   const url = target.endpointUrl ?? endpointFromEnvironment(env)?.url;
   const onAws = url === undefined || /\.(amazonaws\.com(\.cn)?|api\.aws)$/.test(new URL(url).hostname);
   return (onAws ? 16 * 1024 * 1024 - 400 * 1024 : 1024 * 1024) - 1024;

@@ -6,6 +6,8 @@ import { CapacityMeter, formatCapacitySummary } from '../../lib/dynamodb/capacit
 import { MIN_RATE, RateLimiter, type Clock } from '../../lib/dynamodb/capacity/rateLimiter.ts';
 import { isCutForSize } from '../../lib/dynamodb/capacity/middleware.ts';
 import { batchGetCutBytes } from '../../lib/dynamodb/target.ts';
+import { capacityMeterOf, createDynamoClient } from '../../lib/dynamodb/client.ts';
+import { newRun, runWithin } from '../../lib/cli/currentRun.ts';
 
 test('item size: attribute names and values in UTF-8 bytes, numbers by significant digits, containers with overhead', () => {
   assert.equal(itemSize({ pk: { S: 'PROJECT#a' }, sk: { S: 'METADATA' } }), 2 + 9 + 2 + 8);
@@ -225,4 +227,11 @@ test('the summary lines: what was read and written, or what the live run will wr
   );
   meter.write.throttle();
   assert.match(formatCapacitySummary(meter, { reads: false }), /\nThrottled by DynamoDB: 1 requests, retried at a lower rate\n$/);
+});
+
+test("a step run in process takes its emulator endpoint from the run's environment, not the process's", async () => {
+  const env = { AWS_ENDPOINT_URL_DYNAMODB: 'http://127.0.0.1:4567', AWS_ACCESS_KEY_ID: 'x', AWS_SECRET_ACCESS_KEY: 'y' };
+  const run = newRun({ stdout: process.stdout, stderr: process.stderr, env }, []);
+  const cut = await runWithin(run, async () => capacityMeterOf(createDynamoClient({ region: 'us-west-2' })).batchGetCutBytes);
+  assert.ok(cut < 1024 * 1024, `an emulator cuts at 1 MB: ${cut}`);
 });
