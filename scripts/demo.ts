@@ -172,7 +172,15 @@ async function main(): Promise<void> {
   await seedTable(stack);
   throwIfInterrupted();
 
-  const local: LocalValues = { postgresHostPort, user: USER, database: DATABASE, password, table: TABLE, endpoint: stack.dynamo.endpoint };
+  const local: LocalValues = {
+    postgresHostPort,
+    user: USER,
+    rollbackUser: 'cello_rollback',
+    database: DATABASE,
+    password,
+    table: TABLE,
+    endpoint: stack.dynamo.endpoint,
+  };
   const shown: LocalValues = { ...local, password: '********' };
   // The scripts' environment: the machine's, without anything that could point at a real database or AWS
   // account, plus the local endpoint and dummy credentials. PGPASSWORD comes from the guide's own export.

@@ -138,6 +138,7 @@ test('the demo runs exactly the commands of the guide, in order, and never shows
   const local = {
     postgresHostPort: `127.0.0.1:${postgresPort}`,
     user: 'cello_user',
+    rollbackUser: 'cello_rollback',
     database: 'cello_db',
     password: '********',
     table: 'cello',

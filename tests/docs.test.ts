@@ -25,7 +25,7 @@
 //   Without the AWS CLI (or psql), the blocks using it are skipped, saying so, and the table is created by the test
 //   (CELLO_DOCS_TEST_HIDE_TOOLS=aws,psql pretends they are missing).
 // - The guide's PostgreSQL user is a role with exactly the rights the guide asks for (SELECT on the two tables),
-//   so a step that needed more fails here.
+//   so a step that needed more fails here; cello_rollback, the user of "Rolling back", may also write their rows.
 // - Data: the guide's own example (its "Output structure" JSON), in a database whose TimeZone is not UTC. Before
 //   Step 4 (block dump-table), the test writes two tokens' timestamps back in the earlier migration's format, so
 //   the repair has what the guide shows to repair. Blocks marked `example-of=<id>` are run last: the fixture named
@@ -53,7 +53,7 @@ import {
   type CodeBlock,
   type LocalValues,
 } from '../tools/guideCommands.ts';
-import { connectAdmin, createCelloTable, createReadOnlyUser } from '../tools/localStack.ts';
+import { connectAdmin, createCelloTable, createReadOnlyUser, createRollbackUser } from '../tools/localStack.ts';
 import { CELLO_SCHEMA_SQL } from '../lib/cello/sourceTables.ts';
 import { ROOT, cleanEnvironment, dynamoClient, getStack, newCelloDatabase, temporaryFolder, uniqueName } from './support/harness.ts';
 import { startStepServer } from './support/stepServer.ts';
@@ -384,12 +384,15 @@ async function seedGuideDatabase(): Promise<{ name: string }> {
 async function prepareRun(): Promise<{ run: GuideRun; aws: string | undefined; psql: string | undefined }> {
   const stack = await getStack();
   const database = await seedGuideDatabase();
-  // The guide's user has only the rights the guide asks for.
+  // The guide's users have only the rights the guide asks for: cello_user reads, cello_rollback may also write.
   const user = uniqueName('cello_user');
   await createReadOnlyUser(stack.postgres, database.name, user, stack.postgres.password);
+  const rollbackUser = uniqueName('cello_rollback');
+  await createRollbackUser(stack.postgres, database.name, rollbackUser, stack.postgres.password);
   const local: LocalValues = {
     postgresHostPort: `${stack.postgres.host}:${stack.postgres.port}`,
     user,
+    rollbackUser,
     database: database.name,
     password: stack.postgres.password,
     table: uniqueName('cello'),
