@@ -1,0 +1,154 @@
+// The rollback's plan: verify's comparison (lib/verify/run.ts, planning what it read of each differing item: FoundSides
+// in lib/verify/fixPlan.ts) turned around, with the table as the truth. An item PostgreSQL lacks becomes an INSERT, a
+// row the table lacks a DELETE, an item whose decoded values differ an UPDATE of those columns. Items become rows
+// through lib/cello/codecs.ts (rowFromItem: "" → NULL, timestamps in any form the repair converts → PostgreSQL's text,
+// exact to the microsecond), so a value that differs only in form is no change, and a second run plans nothing.
+import type { DynamoItem } from '../dynamodb/batch.ts';
+import { rowFromItem } from '../cello/codecs.ts';
+import { PROJECT_ATTRIBUTE_ENTRIES, TOKEN_ID, type ItemKind } from '../cello/items.ts';
+import { METADATA_SK, isMetadataSk, parseProjectPk, parseTokenSk } from '../cello/keys.ts';
+import { PROJECT_COLUMN, ROW_TABLES } from '../cello/sourceTables.ts';
+import { TimestampError, toCanonicalTimestamp } from '../cello/timestamps.ts';
+import type { PostgresProject, PostgresToken } from '../verify/compare.ts';
+import type { FixChange } from '../verify/fixPlan.ts';
+
+/** A row of a Cello table: its columns by name (lib/cello/sourceTables.ts ROW_TABLES), NULL as null, timestamps as text. */
+export type Row = Record<string, string | null>;
+
+/** One row to write; `project` names the project it belongs to (for the report and the order of the statements). */
+export type RowChange =
+  | { kind: 'insert'; of: ItemKind; project: string; row: Row }
+  | { kind: 'update'; of: ItemKind; project: string; old: Row; row: Row; columns: string[] }
+  | { kind: 'delete'; of: ItemKind; project: string; old: Row };
+
+/** An item PostgreSQL cannot hold, and why: while there is one, nothing is committed. */
+export interface Unholdable {
+  pk: string;
+  sk: string;
+  reason: string;
+}
+
+export interface RollbackPlan {
+  /** In project order, a project's own row before its tokens. */
+  changes: RowChange[];
+  problems: Unholdable[];
+}
+
+export interface PlanContext {
+  /** The names PostgreSQL's projects table holds. */
+  projectRows: ReadonlySet<string>;
+  /** Project names only PostgreSQL's tokens give (no row in projects: orphans). */
+  orphanProjects: ReadonlySet<string>;
+  /** Token items the comparison found in the table, by partition key (for every partition it reported a difference in). */
+  tokenItemsInTable: ReadonlyMap<string, number>;
+  includeOrphans: boolean;
+}
+
+/** The key of a change's row: the project's name or the token's id. */
+export function rowKey(change: RowChange): string {
+  const row = change.kind === 'delete' ? change.old : change.row;
+  return row[ROW_TABLES[change.of].key] ?? '';
+}
+
+/** The plan for verify's changes (in partition order, as verifyMigration and planAllChanges give them). */
+export function planRollback(changes: readonly FixChange[], context: PlanContext): RollbackPlan {
+  const plan: RollbackPlan = { changes: [], problems: [] };
+  let start = 0;
+  while (start < changes.length) {
+    let end = start + 1;
+    while (end < changes.length && changes[end]!.pk === changes[start]!.pk) end++;
+    planPartition(changes.slice(start, end), context, plan);
+    start = end;
+  }
+  return plan;
+}
+
+/** One partition's changes: the project's row first, then its tokens'. */
+function planPartition(changes: readonly FixChange[], context: PlanContext, plan: RollbackPlan): void {
+  const pk = changes[0]!.pk;
+  const name = parseProjectPk(pk);
+  if (!context.includeOrphans && context.orphanProjects.has(name)) {
+    const reason =
+      'PostgreSQL has tokens of this project without a row in projects (orphans), so the comparison cannot tell what changed — run with --include-orphans, as the dump was';
+    plan.problems.push({ pk, sk: changes[0]!.sk, reason });
+    return;
+  }
+  const metadata = changes.find((change) => isMetadataSk(change.sk));
+  const tokenChanges = changes.filter((change) => !isMetadataSk(change.sk));
+  const hasRow = context.projectRows.has(name);
+  const tokensInTable = hasRow ? (context.tokenItemsInTable.get(pk) ?? 0) : tokenChanges.filter((change) => change.found?.item).length;
+  const metadataItem = metadata?.found?.item ?? (hasRow || metadata !== undefined || tokensInTable === 0 ? undefined : null);
+  // null: the table holds tokens of a project with no METADATA item and PostgreSQL has no row for it.
+  if (metadataItem === null || (hasRow && metadata !== undefined && metadataItem === undefined && tokensInTable > 0)) {
+    if (!context.includeOrphans) {
+      const reason = `the table holds ${tokensInTable === 1 ? 'a token' : `${tokensInTable} tokens`} of this project but no ${METADATA_SK} item, and PostgreSQL keeps a token only with its project's row — add the ${METADATA_SK} item, or run with --include-orphans to keep the project's row (with NULL values when PostgreSQL has none)`;
+      plan.problems.push({ pk, sk: METADATA_SK, reason });
+      return;
+    }
+    if (!hasRow && !context.orphanProjects.has(name)) plan.changes.push({ kind: 'insert', of: 'project', project: name, row: emptyProjectRow(name) });
+  } else if (metadata !== undefined) {
+    planRow('project', name, metadata, hasRow ? metadata.found?.postgres?.project : undefined, plan);
+  }
+  for (const change of tokenChanges) planRow('token', name, change, change.found?.postgres?.token, plan);
+  // A project's row is deleted after its tokens' (apply.ts orders the statements); its report line comes last too.
+  const projectDelete = plan.changes.findIndex((change) => change.kind === 'delete' && change.of === 'project' && change.project === name);
+  if (projectDelete >= 0) plan.changes.push(...plan.changes.splice(projectDelete, 1));
+}
+
+/** A project's row with every attribute NULL: what the dump gives a project only tokens name (--include-orphans). */
+function emptyProjectRow(name: string): Row {
+  return { [PROJECT_COLUMN]: name, ...Object.fromEntries(PROJECT_ATTRIBUTE_ENTRIES.map((entry) => [entry.name, null])) };
+}
+
+/** The change of one row: insert (the table only), delete (PostgreSQL only) or update (both, when values differ). */
+function planRow(of: ItemKind, project: string, change: FixChange, postgres: PostgresProject | PostgresToken | undefined, plan: RollbackPlan) {
+  const item = change.found?.item;
+  const old = postgres === undefined ? undefined : postgresRow(of, postgres);
+  if (item === undefined) {
+    if (old !== undefined) plan.changes.push({ kind: 'delete', of, project, old });
+    return;
+  }
+  const problems: string[] = [];
+  const row = itemRow(of, project, item, problems);
+  if (row === undefined) {
+    plan.problems.push({ pk: change.pk, sk: change.sk, reason: problems.join('; ') });
+    return;
+  }
+  if (old === undefined) {
+    plan.changes.push({ kind: 'insert', of, project, row });
+    return;
+  }
+  const columns = ROW_TABLES[of].columns.filter(({ name, isTimestamp }) => !sameValue(isTimestamp, old[name] ?? null, row[name] ?? null));
+  if (columns.length > 0) plan.changes.push({ kind: 'update', of, project, old, row, columns: columns.map(({ name }) => name) });
+}
+
+/** PostgreSQL's row as verify read it, by column. */
+function postgresRow(of: ItemKind, row: PostgresProject | PostgresToken): Row {
+  const { name: _name, project: _project, tokenId: _tokenId, ...values } = row as Record<string, string | null>;
+  if (of === 'project') return { [PROJECT_COLUMN]: (row as PostgresProject).name, ...values };
+  return { [TOKEN_ID]: (row as PostgresToken).tokenId, [PROJECT_COLUMN]: (row as PostgresToken).project, ...values };
+}
+
+/** The row an item makes, or undefined after recording in `problems` why PostgreSQL cannot hold it. */
+function itemRow(of: ItemKind, project: string, item: DynamoItem, problems: string[]): Row | undefined {
+  const values = rowFromItem(of, item, problems);
+  if (values === undefined) return undefined;
+  const row: Row = { ...values, [PROJECT_COLUMN]: project };
+  if (of === 'token' && row[TOKEN_ID] !== parseTokenSk(item.sk?.S ?? '')) problems.push(`${TOKEN_ID} differs from the id in the sort key`);
+  for (const [column, value] of Object.entries(row)) {
+    if (value?.includes('\u0000')) problems.push(`${column} holds a NUL character, which PostgreSQL text cannot store`);
+  }
+  return problems.length === 0 ? row : undefined;
+}
+
+/** Whether two column values are equal: text exactly, timestamps as instants (PostgreSQL's text and the item's may differ in form). */
+export function sameValue(isTimestamp: boolean, a: string | null, b: string | null): boolean {
+  if (a === b) return true;
+  if (a === null || b === null || !isTimestamp) return false;
+  try {
+    return toCanonicalTimestamp(a) === toCanonicalTimestamp(b);
+  } catch (error) {
+    if (error instanceof TimestampError) return false;
+    throw error;
+  }
+}
