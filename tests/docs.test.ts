@@ -55,6 +55,8 @@ import {
 } from '../tools/guideCommands.ts';
 import { connectAdmin, createCelloTable, createReadOnlyUser, createRollbackUser } from '../tools/localStack.ts';
 import { CELLO_SCHEMA_SQL } from '../lib/cello/sourceTables.ts';
+import { CREATED_AT, EXPIRES_AT, NULL_IN_TABLE, REPOSITORY, TOKEN_ID, projectItem, tokenItem } from '../lib/cello/items.ts';
+import { projectPk, tokenSk } from '../lib/cello/keys.ts';
 import { ROOT, cleanEnvironment, dynamoClient, getStack, newCelloDatabase, temporaryFolder, uniqueName } from './support/harness.ts';
 import { startStepServer } from './support/stepServer.ts';
 
@@ -316,18 +318,50 @@ const BEFORE_BLOCK: Record<string, (run: GuideRun) => Promise<void>> = {
  * renamed and sandbox gets a new token; tkn-321, loaded into the table, was revoked (deleted) in PostgreSQL.
  */
 BEFORE_BLOCK['catch-up-verify'] = async (run) => {
-  const database = connectAdmin((await getStack()).postgres, run.local.database);
-  try {
-    await database.unsafe(`
-      UPDATE projects SET repository = 'https://gitlab.example.com/team/web-app-v2' WHERE project = 'web-app';
-      INSERT INTO tokens (token_id, created_at, project, expires_at) VALUES ('tkn-999', '2024-03-01 09:00:00+00', 'sandbox', NULL);`);
-  } finally {
-    await database.end();
-  }
+  await changeDatabase(
+    run,
+    `UPDATE projects SET repository = 'https://gitlab.example.com/team/web-app-v2' WHERE project = 'web-app';
+     INSERT INTO tokens (token_id, created_at, project, expires_at) VALUES ('tkn-999', '2024-03-01 09:00:00+00', 'sandbox', NULL);`,
+  );
   const revoked = { pk: { S: 'PROJECT#my-project' }, sk: { S: 'TOKEN#tkn-321' }, token_id: { S: 'tkn-321' } };
   const Item = { ...revoked, created_at: { S: '2022-05-05T10:00:00.000000000Z' }, expires_at: { S: '' } };
   await (await dynamoClient()).send(new PutItemCommand({ TableName: run.local.table, Item }));
 };
+
+/**
+ * Before "Rolling back": the service, switched to the table, writes there only. It creates the project api-gateway
+ * (no repository) and web-app's token tkn-555 (never expires), and revokes sandbox's tkn-999.
+ */
+BEFORE_BLOCK['rollback-dry-run'] = async (run) => {
+  const client = await dynamoClient();
+  const TableName = run.local.table;
+  const created = tokenItem(projectPk('web-app'), tokenSk('tkn-555'), {
+    [TOKEN_ID]: 'tkn-555',
+    [CREATED_AT]: '2025-01-15T08:00:00.000000000Z',
+    [EXPIRES_AT]: NULL_IN_TABLE,
+  });
+  await client.send(new PutItemCommand({ TableName, Item: projectItem(projectPk('api-gateway'), { [REPOSITORY]: NULL_IN_TABLE }) }));
+  await client.send(new PutItemCommand({ TableName, Item: created }));
+  await client.send(new DeleteItemCommand({ TableName, Key: { pk: { S: projectPk('sandbox') }, sk: { S: tokenSk('tkn-999') } } }));
+};
+
+/** "When not to run it": the service, back on PostgreSQL, created tkn-900 there (removed after the block). */
+const SERVICE_BACK_ON_POSTGRES = `INSERT INTO tokens (token_id, created_at, project, expires_at) VALUES ('tkn-900', '2025-06-01 10:00:00+00', 'sandbox', NULL)`;
+BEFORE_BLOCK['rollback-refused'] = (run) => changeDatabase(run, SERVICE_BACK_ON_POSTGRES);
+
+/** After block <id>: what undoes its BEFORE_BLOCK, so the blocks after it (and the examples) start from the guide's state. */
+const AFTER_BLOCK: Record<string, (run: GuideRun) => Promise<void>> = {
+  'rollback-refused': (run) => changeDatabase(run, `DELETE FROM tokens WHERE token_id = 'tkn-900'`),
+};
+
+async function changeDatabase(run: GuideRun, sql: string): Promise<void> {
+  const database = connectAdmin((await getStack()).postgres, run.local.database);
+  try {
+    await database.unsafe(sql);
+  } finally {
+    await database.end();
+  }
+}
 
 /** Fixtures for the guide's `example-of` blocks, by the example's id: they change the table as the guide says. */
 const EXAMPLE_FIXTURES: Record<string, (run: GuideRun) => Promise<void>> = {
@@ -458,6 +492,7 @@ test('the guide, run block by block against the local stack, prints what it show
         }
         const expectedExit = Number(block.attributes.get('exit') ?? 0);
         const result = await runBlockText(run, block.text, { keepSession: true });
+        if (id !== undefined) await AFTER_BLOCK[id]?.(run);
         assert.equal(result.code, expectedExit, `${describeBlock(block)} exited with ${result.code}, expected ${expectedExit}:\n${result.output}`);
         for (const expected of outputs) {
           const file = expected.attributes.get('file');

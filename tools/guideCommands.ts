@@ -356,9 +356,13 @@ export function localSubstitutions(local: LocalValues): Substitution[] {
   ];
 }
 
+/** The local superuser's name: a word that occurs by chance, never mapped back. */
+const SUPERUSER = 'postgres';
+
 /**
- * The other way, for outputs: local values a script prints (its table, database, server) → the guide's. Only
- * values unlikely to occur by chance are mapped back; the user name ("postgres") and the password are not.
+ * The other way, for outputs: local values a script prints (its table, database, server, users: a privilege error
+ * names its user) → the guide's. Only values unlikely to occur by chance are mapped back; the superuser's name
+ * ("postgres") and the password are not.
  */
 export function reverseSubstitutions(local: LocalValues): Substitution[] {
   const pairs: [string, string][] = [
@@ -366,6 +370,12 @@ export function reverseSubstitutions(local: LocalValues): Substitution[] {
     [local.postgresHostPort, 'localhost:5432'],
     [local.database, GUIDE_DATABASE],
     [local.table, GUIDE_TABLE],
+    ...(
+      [
+        [local.user, GUIDE_USER],
+        [local.rollbackUser, GUIDE_ROLLBACK_USER],
+      ] as [string, string][]
+    ).filter(([user]) => user !== SUPERUSER),
   ];
   return pairs
     .filter(([from, to]) => from !== to && from !== '')

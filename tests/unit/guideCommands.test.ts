@@ -195,8 +195,10 @@ test("localSubstitutions maps psql's -h and -p", () => {
   );
 });
 
-test('reverseSubstitutions maps the local table, database, server and endpoint back, not the user', () => {
+test('reverseSubstitutions maps the local table, database, server, endpoint and users back, not the superuser', () => {
   const apply = (text: string) => substitute(text, reverseSubstitutions(LOCAL));
+  assert.equal(apply('GRANT INSERT ON projects TO rollback_4242_3;'), 'GRANT INSERT ON projects TO cello_rollback;');
+  assert.equal(substitute('TO reader_1_2;', reverseSubstitutions({ ...LOCAL, user: 'reader_1_2' })), 'TO cello_user;');
   assert.equal(apply('Dumped 6 items from table cello_4242_2 (region us-west-2)'), 'Dumped 6 items from table cello (region us-west-2)');
   assert.equal(apply('at 127.0.0.1:54321 in cello_4242_1 via http://127.0.0.1:40000'), 'at localhost:5432 in cello_db via http://localhost:8000');
   assert.equal(apply('user postgres'), 'user postgres');
