@@ -47,33 +47,43 @@ const STATEMENTS: Record<RowChange['kind'], (of: ItemKind) => Statement> = {
   delete: deleteStatement,
 };
 
-/** Applies the plan in one transaction; resolves once it is committed. @throws RowChangedError, StoppedBeforeCommitError. */
-export async function applyPlan(session: PostgresSession, plan: RollbackPlan, shouldStop: () => boolean): Promise<void> {
-  await inWriteTransaction(session, async (sql) => {
-    for (const { of, kind } of ORDER) {
-      const changes = plan.changes.filter((change) => change.of === of && change.kind === kind);
-      for (let start = 0; start < changes.length; start += ROWS_PER_STATEMENT) {
-        if (shouldStop()) throw new StoppedBeforeCommitError();
-        const batch = changes.slice(start, start + ROWS_PER_STATEMENT);
-        if (of === 'project' && kind === 'delete') await run(sql, lockProjectsStatement(), batch);
-        const written = await run(sql, STATEMENTS[kind](of), batch);
-        checkEveryRowWritten(batch, written);
+/**
+ * Applies the plan in one transaction; resolves once it is committed. A stop request cancels the statement running
+ * (one may wait for a row another session holds) and rolls back. @throws RowChangedError, StoppedBeforeCommitError.
+ */
+export async function applyPlan(session: PostgresSession, plan: RollbackPlan, stop: AbortSignal): Promise<void> {
+  try {
+    await inWriteTransaction(session, async (sql) => {
+      for (const { of, kind } of ORDER) {
+        const changes = plan.changes.filter((change) => change.of === of && change.kind === kind);
+        for (let start = 0; start < changes.length; start += ROWS_PER_STATEMENT) {
+          const batch = changes.slice(start, start + ROWS_PER_STATEMENT);
+          if (of === 'project' && kind === 'delete') await run(sql, lockProjectsStatement(), batch, stop);
+          checkEveryRowWritten(batch, await run(sql, STATEMENTS[kind](of), batch, stop));
+        }
       }
-    }
-    if (shouldStop()) throw new StoppedBeforeCommitError();
-  });
+      if (stop.aborted) throw new StoppedBeforeCommitError();
+    });
+  } catch (error) {
+    throw stop.aborted ? new StoppedBeforeCommitError() : error;
+  }
 }
 
 /** Runs a statement on a batch; the keys of the rows it returned. A constraint violation names the row it can. */
-async function run(sql: TransactionSql, statement: Statement, batch: readonly RowChange[]): Promise<string[]> {
+async function run(sql: TransactionSql, statement: Statement, batch: readonly RowChange[], stop: AbortSignal): Promise<string[]> {
+  if (stop.aborted) throw new StoppedBeforeCommitError();
   const records = batch.map((change) =>
     change.kind === 'insert' ? statement.record(change.row) : statement.record(change.kind === 'update' ? change.row : {}, change.old),
   );
+  const query = sql.unsafe<{ key: string }[]>(statement.text, [JSON.stringify(records)]);
+  const cancel = () => void Promise.resolve(query.cancel()).catch(() => undefined);
+  stop.addEventListener('abort', cancel);
   try {
-    const rows = await sql.unsafe<{ key: string }[]>(statement.text, [JSON.stringify(records)]);
-    return rows.map((row) => row.key);
+    return (await query).map((row) => row.key);
   } catch (error) {
     throw constraintAsRowChanged(error, batch) ?? error;
+  } finally {
+    stop.removeEventListener('abort', cancel);
   }
 }
 

@@ -1,7 +1,7 @@
 // The rollback once both sides can be reached: read, plan, guard, print, then write in one transaction (or not).
 import { ExitCode } from '../cli/errors.ts';
 import { printOutput } from '../cli/output.ts';
-import { stopSignalReceived } from '../cli/signals.ts';
+import { stopSignal, stopSignalReceived } from '../cli/signals.ts';
 import { type CapacityMeter, formatCapacitySummary } from '../dynamodb/capacity/meter.ts';
 import type { PostgresSession } from '../postgres/connect.ts';
 import { formatOrphanNote } from '../verify/report.ts';
@@ -45,7 +45,7 @@ export async function rollBack(session: PostgresSession, options: RollbackOption
     return ExitCode.ok;
   }
   try {
-    await applyPlan(session, plan, options.read.shouldStop);
+    await applyPlan(session, plan, stopSignal());
   } catch (error) {
     if (error instanceof StoppedBeforeCommitError) {
       await printOutput(RESULTS.stopped(stopSignalReceived(), true));
