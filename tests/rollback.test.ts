@@ -6,10 +6,23 @@ import { describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { DeleteItemCommand, PutItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { DynamoItem } from '../lib/dynamodb/batch.ts';
-import { createReadOnlyUser, type AdminSql } from '../tools/localStack.ts';
+import { connectAdmin, createReadOnlyUser, type AdminSql } from '../tools/localStack.ts';
 import { startFaultProxy } from './support/faultProxy.ts';
-import { REGION, getStack, newCelloDatabase, newCelloTable, runStep, type ScriptResult } from './support/harness.ts';
-import { FAST_RETRY_ENV, MIXED_FAULTS_20, assertOneErrorLine, celloItemsFromPostgres, linesOf, putItems, seedCello } from './support/reliability.ts';
+import { REGION, getStack, hasStackTrace, newCelloDatabase, newCelloTable, runStep, type ScriptResult } from './support/harness.ts';
+import {
+  FAST_RETRY_ENV,
+  MIXED_FAULTS_20,
+  assertOneErrorLine,
+  celloItemsFromPostgres,
+  linesOf,
+  putItems,
+  seedCello,
+  startScript,
+  startScriptInTerminal,
+  terminalText,
+  waitUntil,
+  type RunningScript,
+} from './support/reliability.ts';
 
 const stack = await getStack();
 const host = `${stack.postgres.host}:${stack.postgres.port}`;
@@ -350,4 +363,169 @@ test('Unicode names, NULLs, legacy forms and years 1 and 9999 round trip; an equ
   );
   const again = await rollback(scene);
   assert.match(again.stdout, /\nResult: nothing to do: PostgreSQL already matches the table\.\n$/, again.stdout);
+});
+
+describe('tokens of a project with no METADATA item, and --include-orphans', { concurrency: 2 }, () => {
+  test('a token of a project neither side has a row or item for: listed; with --include-orphans its project gets a row with NULL values', async () => {
+    const scene = await migrated();
+    await put(scene, {
+      pk: s('PROJECT#ghost'),
+      sk: s('TOKEN#g1'),
+      token_id: s('g1'),
+      created_at: s('2031-01-01T00:00:00.000000000Z'),
+      expires_at: s(''),
+    });
+    const before = await snapshot(scene.sql);
+    const listed = await rollback(scene);
+    assert.equal(listed.code, 1, listed.stdout + listed.stderr);
+    assert.match(
+      listed.stdout,
+      /\n {2}\[PROJECT#ghost\]\[METADATA\]: the table holds a token of this project but no METADATA item, and PostgreSQL keeps a token only with its project's row — add the METADATA item, or run with --include-orphans [^\n]*\n/,
+    );
+    assert.equal(await snapshot(scene.sql), before);
+    const kept = await rollback(scene, '--include-orphans');
+    assert.equal(kept.code, 0, kept.stdout + kept.stderr);
+    assert.match(kept.stdout, /\n {2}insert project ghost\n {2}insert token g1 of project ghost\n/);
+    assert.deepEqual([...(await scene.sql`SELECT repository FROM projects WHERE project = 'ghost'`)], [{ repository: null }]);
+    assert.match((await rollback(scene, '--include-orphans')).stdout, /\nResult: nothing to do: PostgreSQL already matches the table\.\n$/);
+  });
+
+  test('a project whose METADATA item is gone while its tokens stay: listed, not deleted (its tokens would go with it); kept with --include-orphans', async () => {
+    const scene = await migrated();
+    await remove(scene, 'PROJECT#project-1', 'METADATA');
+    const before = await snapshot(scene.sql);
+    const listed = await rollback(scene);
+    assert.equal(listed.code, 1, listed.stdout + listed.stderr);
+    assert.match(listed.stdout, /\n {2}\[PROJECT#project-1\]\[METADATA\]: the table holds 4 tokens of this project but no METADATA item/);
+    const kept = await rollback(scene, '--include-orphans');
+    assert.equal(kept.code, 0, kept.stdout + kept.stderr);
+    assert.match(kept.stdout, /\nResult: nothing to do: PostgreSQL already matches the table\.\n$/);
+    assert.equal(await snapshot(scene.sql), before);
+  });
+
+  test('PostgreSQL’s orphan tokens (no project row, as dumped with --include-orphans): listed without the option, compared with it', async () => {
+    const scene = await migrated(2, 2, async (sql) => {
+      await sql`ALTER TABLE tokens DROP CONSTRAINT tokens_project_fkey`;
+      await sql`INSERT INTO tokens VALUES ('o1', '2022-01-01 00:00:00+00', 'orphan', NULL), ('o2', '2022-01-02 00:00:00+00', 'orphan', '2030-01-01 00:00:00+00')`;
+    });
+    // The dump with --include-orphans gives the project a METADATA item, its repository NULL.
+    await put(scene, { pk: s('PROJECT#orphan'), sk: s('METADATA'), repository: s('') });
+    await remove(scene, 'PROJECT#orphan', 'TOKEN#o2');
+    const before = await snapshot(scene.sql);
+    const listed = await rollback(scene);
+    assert.equal(listed.code, 1, listed.stdout + listed.stderr);
+    assert.match(
+      listed.stdout,
+      /\n {2}\[PROJECT#orphan\]\[METADATA\]: PostgreSQL has tokens of this project without a row in projects \(orphans\)[^\n]* — run with --include-orphans, as the dump was\n/,
+    );
+    assert.equal(await snapshot(scene.sql), before);
+    const compared = await rollback(scene, '--include-orphans');
+    assert.equal(compared.code, 0, compared.stdout + compared.stderr);
+    assert.match(
+      compared.stdout,
+      /^Rollback plan \(the table is the truth; 1 row of PostgreSQL to change\):\n {2}delete token o2 of project orphan\n/,
+    );
+    assert.deepEqual([...(await scene.sql`SELECT token_id FROM tokens WHERE project = 'orphan'`)], [{ token_id: 'o1' }]);
+    await assertMatches(scene, '--include-orphans');
+  });
+});
+
+// ---- stopped or killed before COMMIT, as an operator's process ------------------------------------------------------
+
+/**
+ * Holds the row the plan updates (a token of project-2) locked from another session, so the rollback's transaction
+ * waits inside, after its first statements and before COMMIT; resolves once it waits.
+ */
+async function holdRowWhileTransactionWaits(scene: Scene, t: TestContext): Promise<() => Promise<void>> {
+  const admin = connectAdmin(stack.postgres, scene.database);
+  const session = await admin.reserve();
+  await session`BEGIN`;
+  await session`SELECT 1 FROM tokens WHERE project = 'project-2' AND token_id = (SELECT min(token_id) FROM tokens WHERE project = 'project-2') FOR UPDATE`;
+  let released = false;
+  const release = async () => {
+    if (released) return;
+    released = true;
+    await session`ROLLBACK`;
+    session.release();
+    await admin.end();
+  };
+  t.after(release);
+  return release;
+}
+
+async function waitUntilTransactionWaits(scene: Scene, script: RunningScript): Promise<void> {
+  await waitUntil(
+    async () =>
+      (
+        await scene.sql`SELECT 1 FROM pg_stat_activity WHERE datname = ${scene.database} AND application_name = 'cello-migrate' AND wait_event_type = 'Lock'`
+      ).length > 0,
+    'the rollback to wait on the locked row',
+    60_000,
+    script,
+  );
+}
+
+async function waitUntilDisconnected(scene: Scene): Promise<void> {
+  await waitUntil(
+    async () =>
+      (await scene.sql`SELECT 1 FROM pg_stat_activity WHERE datname = ${scene.database} AND application_name = 'cello-migrate'`).length === 0,
+    'the rollback’s session to end',
+  );
+}
+
+function args(scene: Scene, ...more: string[]): string[] {
+  return [host, stack.postgres.user, scene.database, scene.tableName, REGION, ...more];
+}
+
+describe('stopped or killed before COMMIT: PostgreSQL as it was', { concurrency: 3 }, () => {
+  test('kill -9 while the transaction is under way', async (t) => {
+    const scene = await migrated();
+    await serviceChanges(scene);
+    const before = await snapshot(scene.sql);
+    const release = await holdRowWhileTransactionWaits(scene, t);
+    const script = await startScript('rollback_to_postgres', args(scene), { env: FAST_RETRY_ENV });
+    await waitUntilTransactionWaits(scene, script);
+    process.kill(script.pid, 'SIGKILL');
+    assert.equal((await script.done).signal, 'SIGKILL');
+    await release();
+    await waitUntilDisconnected(scene);
+    assert.equal(await snapshot(scene.sql), before);
+  });
+
+  test('Ctrl-C while the transaction waits on a row: the statement is cancelled, nothing committed, exit 130', async (t) => {
+    const scene = await migrated();
+    await serviceChanges(scene);
+    const before = await snapshot(scene.sql);
+    const release = await holdRowWhileTransactionWaits(scene, t);
+    const script = await startScriptInTerminal('npx tsx', 'rollback_to_postgres', args(scene), { env: FAST_RETRY_ENV });
+    await waitUntilTransactionWaits(scene, script);
+    script.pressCtrlC();
+    const result = await script.done;
+    await release();
+    const shown = terminalText(result.stdout);
+    assert.equal(result.code, 130, shown);
+    assert.match(shown, /\nResult: stopped by SIGINT before COMMIT: nothing was committed — run it again\.\n/);
+    assert.equal(hasStackTrace(shown), false, shown);
+    await waitUntilDisconnected(scene);
+    assert.equal(await snapshot(scene.sql), before);
+  });
+
+  test('Ctrl-C during the scan stops promptly: no plan, no transaction, exit 130', async (t) => {
+    const scene = await migrated(12, 2);
+    await serviceChanges(scene);
+    const before = await snapshot(scene.sql);
+    const proxy = await startFaultProxy({ target: stack.endpoint, seed: 4, rates: { slow: 1 }, slowMs: 400, operations: ['Query'] });
+    t.after(() => proxy.close());
+    const script = await startScriptInTerminal('npx tsx', 'rollback_to_postgres', args(scene, '--endpoint-url', proxy.endpoint), {
+      env: FAST_RETRY_ENV,
+    });
+    await waitUntil(() => (proxy.stats['op:Query'] ?? 0) >= 2, 'the comparison to start', 60_000, script);
+    script.pressCtrlC();
+    const result = await script.done;
+    const shown = terminalText(result.stdout);
+    assert.equal(result.code, 130, shown);
+    assert.doesNotMatch(shown, /Rollback plan/);
+    assert.match(shown, /\nResult: stopped by SIGINT before the plan was made: nothing was committed — run it again\.\n/);
+    assert.equal(await snapshot(scene.sql), before);
+  });
 });
