@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { DeleteItemCommand, PutItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { DynamoItem } from '../lib/dynamodb/batch.ts';
 import { connectAdmin, createReadOnlyUser, type AdminSql } from '../tools/localStack.ts';
+import { startCountingProxy } from './support/capacityCounter.ts';
 import { startFaultProxy } from './support/faultProxy.ts';
 import { REGION, getStack, hasStackTrace, newCelloDatabase, newCelloTable, runStep, type ScriptResult } from './support/harness.ts';
 import {
@@ -278,6 +279,30 @@ test('digits past the microsecond are refused with the item named, and nothing i
   assert.equal(await snapshot(scene.sql), before);
 });
 
+test('values longer than their column, or holding a NUL character, are listed and nothing is committed', async () => {
+  const scene = await migrated();
+  const long = 'é'.repeat(81);
+  await put(scene, { pk: s(`PROJECT#${long}`), sk: s('METADATA'), repository: s('') });
+  await put(scene, {
+    pk: s('PROJECT#project-1'),
+    sk: s('TOKEN#nul'),
+    token_id: s('nul'),
+    created_at: s('2031-01-01T00:00:00.000000000Z'),
+    expires_at: s(''),
+  });
+  await put(scene, { pk: s('PROJECT#new'), sk: s('METADATA'), repository: s('a\u0000b') });
+  const before = await snapshot(scene.sql);
+  const result = await rollback(scene);
+  assert.equal(result.code, 1, result.stdout + result.stderr);
+  assert.match(
+    result.stdout,
+    new RegExp(`\\n {2}\\[PROJECT#${long}\\]\\[METADATA\\]: project is 81 characters long; PostgreSQL's column holds 80 at most\\n`),
+  );
+  assert.match(result.stdout, /\n {2}\[PROJECT#new\]\[METADATA\]: repository holds a NUL character, which PostgreSQL text cannot store\n/);
+  assert.match(result.stdout, /\n {2}Items PostgreSQL cannot hold: 2\n/);
+  assert.equal(await snapshot(scene.sql), before);
+});
+
 test('faults on the scan and the queries (throttling, 5xx, dropped connections) are retried: the right result', async (t) => {
   const scene = await migrated(6, 10);
   await serviceChanges(scene);
@@ -527,5 +552,52 @@ describe('stopped or killed before COMMIT: PostgreSQL as it was', { concurrency:
     assert.doesNotMatch(shown, /Rollback plan/);
     assert.match(shown, /\nResult: stopped by SIGINT before the plan was made: nothing was committed — run it again\.\n/);
     assert.equal(await snapshot(scene.sql), before);
+  });
+});
+
+test('--max-rcu 100 with items of 100 KB and 400 KB in the projects’ partitions: the cap holds at the wire', async (t) => {
+  const scene = await migrated();
+  await serviceChanges(scene);
+  const large = Array.from({ length: 8 }, (_, index) => ({
+    pk: s(`PROJECT#project-${1 + (index % 2)}`),
+    sk: s(`OTHER#${index}`),
+    body: s((index < 2 ? 'y' : 'x').repeat(index < 2 ? 399_000 : 100_000)),
+  }));
+  for (const item of large) await put(scene, item);
+  const proxy = await startCountingProxy({ target: stack.endpoint, seed: 21, rates: {} });
+  t.after(() => proxy.close());
+  const result = await rollback(scene, '--endpoint-url', proxy.endpoint, '--max-rcu', '100');
+  assert.equal(result.code, 0, result.stdout + result.stderr);
+  const { problems } = proxy.checkCap(100);
+  assert.ok(proxy.requests.reduce((sum, request) => sum + request.wireUnits, 0) > 200, 'too little work to measure a cap');
+  assert.deepEqual(problems, [], result.stdout + result.stderr);
+  await assertMatches(scene);
+});
+
+describe('bad input: one error line, nothing read or written', { concurrency: 4 }, () => {
+  const cases: [string, string[], RegExp][] = [
+    [
+      'a missing positional',
+      [host, stack.postgres.user],
+      /^error: Not enough non-option arguments[^\n]* — run rollback_to_postgres\.ts --help for usage$/,
+    ],
+    ['--dry-run=yes', [host, stack.postgres.user, 'db', 'cello', REGION, '--dry-run=yes'], /^error: --dry-run is true or false, got "yes" — /],
+    [
+      '--max-rcu 0',
+      [host, stack.postgres.user, 'db', 'cello', REGION, '--max-rcu', '0'],
+      /^error: --max-rcu must be a number of capacity units per second above 0/,
+    ],
+    ['an empty user', [host, ' ', 'db', 'cello', REGION], /^error: the database user is empty — /],
+    ['an unknown option', [host, stack.postgres.user, 'db', 'cello', REGION, '--fix'], /^error: Unknown argument: fix — /],
+  ];
+  for (const [name, argv, pattern] of cases) {
+    test(name, async () => assertOneErrorLine(await runStep('rollback_to_postgres', argv), pattern, 2));
+  }
+
+  test('a wrong password: one line, exit 3, the password never shown', async () => {
+    const scene = await migrated(1, 1);
+    const result = await runStep('rollback_to_postgres', args(scene), { env: { PGPASSWORD: 'wrong-password-123' } });
+    assertOneErrorLine(result, /^error: password authentication failed for user/, 3);
+    assert.doesNotMatch(result.stdout + result.stderr, /wrong-password-123/);
   });
 });

@@ -42,6 +42,8 @@ export interface PlanContext {
   /** Token items the comparison found in the table, by partition key (for every partition it reported a difference in). */
   tokenItemsInTable: ReadonlyMap<string, number>;
   includeOrphans: boolean;
+  /** The characters each text column holds at most, by table and column (lib/postgres/columnLimits.ts). */
+  columnLimits: ReadonlyMap<string, ReadonlyMap<string, number>>;
 }
 
 /** The key of a change's row: the project's name or the token's id. */
@@ -87,9 +89,9 @@ function planPartition(changes: readonly FixChange[], context: PlanContext, plan
     }
     if (!hasRow && !context.orphanProjects.has(name)) plan.changes.push({ kind: 'insert', of: 'project', project: name, row: emptyProjectRow(name) });
   } else if (metadata !== undefined) {
-    planRow('project', name, metadata, hasRow ? metadata.found?.postgres?.project : undefined, plan);
+    planRow('project', name, metadata, hasRow ? metadata.found?.postgres?.project : undefined, context, plan);
   }
-  for (const change of tokenChanges) planRow('token', name, change, change.found?.postgres?.token, plan);
+  for (const change of tokenChanges) planRow('token', name, change, change.found?.postgres?.token, context, plan);
   // A project's row is deleted after its tokens' (apply.ts orders the statements); its report line comes last too.
   const projectDelete = plan.changes.findIndex((change) => change.kind === 'delete' && change.of === 'project' && change.project === name);
   if (projectDelete >= 0) plan.changes.push(...plan.changes.splice(projectDelete, 1));
@@ -101,7 +103,14 @@ function emptyProjectRow(name: string): Row {
 }
 
 /** The change of one row: insert (the table only), delete (PostgreSQL only) or update (both, when values differ). */
-function planRow(of: ItemKind, project: string, change: FixChange, postgres: PostgresProject | PostgresToken | undefined, plan: RollbackPlan) {
+function planRow(
+  of: ItemKind,
+  project: string,
+  change: FixChange,
+  postgres: PostgresProject | PostgresToken | undefined,
+  context: PlanContext,
+  plan: RollbackPlan,
+) {
   const item = change.found?.item;
   const old = postgres === undefined ? undefined : postgresRow(of, postgres);
   if (item === undefined) {
@@ -109,7 +118,7 @@ function planRow(of: ItemKind, project: string, change: FixChange, postgres: Pos
     return;
   }
   const problems: string[] = [];
-  const row = itemRow(of, project, item, problems);
+  const row = itemRow(of, project, item, context.columnLimits.get(ROW_TABLES[of].name), problems);
   if (row === undefined) {
     plan.problems.push({ pk: change.pk, sk: change.sk, reason: problems.join('; ') });
     return;
@@ -130,13 +139,24 @@ function postgresRow(of: ItemKind, row: PostgresProject | PostgresToken): Row {
 }
 
 /** The row an item makes, or undefined after recording in `problems` why PostgreSQL cannot hold it. */
-function itemRow(of: ItemKind, project: string, item: DynamoItem, problems: string[]): Row | undefined {
+function itemRow(
+  of: ItemKind,
+  project: string,
+  item: DynamoItem,
+  limits: ReadonlyMap<string, number> | undefined,
+  problems: string[],
+): Row | undefined {
   const values = rowFromItem(of, item, problems);
   if (values === undefined) return undefined;
   const row: Row = { ...values, [PROJECT_COLUMN]: project };
   if (of === 'token' && row[TOKEN_ID] !== parseTokenSk(item.sk?.S ?? '')) problems.push(`${TOKEN_ID} differs from the id in the sort key`);
   for (const [column, value] of Object.entries(row)) {
-    if (value?.includes('\u0000')) problems.push(`${column} holds a NUL character, which PostgreSQL text cannot store`);
+    if (value === null || value === undefined) continue;
+    if (value.includes('\u0000')) problems.push(`${column} holds a NUL character, which PostgreSQL text cannot store`);
+    const limit = limits?.get(column);
+    // PostgreSQL counts characters (code points), not UTF-16 units.
+    const length = limit === undefined || value.length <= limit ? 0 : [...value].length;
+    if (limit !== undefined && length > limit) problems.push(`${column} is ${length} characters long; PostgreSQL's column holds ${limit} at most`);
   }
   return problems.length === 0 ? row : undefined;
 }
