@@ -65,7 +65,7 @@ export function planRollback(changes: readonly FixChange[], context: PlanContext
   return plan;
 }
 
-/** One partition's changes: the project's row first, then its tokens'. */
+/** One partition's changes: the project's row first, then its tokens'; a project's delete last. */
 function planPartition(changes: readonly FixChange[], context: PlanContext, plan: RollbackPlan): void {
   const pk = changes[0]!.pk;
   const name = parseProjectPk(pk);
@@ -75,26 +75,54 @@ function planPartition(changes: readonly FixChange[], context: PlanContext, plan
     plan.problems.push({ pk, sk: changes[0]!.sk, reason });
     return;
   }
-  const metadata = changes.find((change) => isMetadataSk(change.sk));
+  const first = plan.changes.length;
   const tokenChanges = changes.filter((change) => !isMetadataSk(change.sk));
-  const hasRow = context.projectRows.has(name);
-  const tokensInTable = hasRow ? (context.tokenItemsInTable.get(pk) ?? 0) : tokenChanges.filter((change) => change.found?.item).length;
-  const metadataItem = metadata?.found?.item ?? (hasRow || metadata !== undefined || tokensInTable === 0 ? undefined : null);
-  // null: the table holds tokens of a project with no METADATA item and PostgreSQL has no row for it.
-  if (metadataItem === null || (hasRow && metadata !== undefined && metadataItem === undefined && tokensInTable > 0)) {
-    if (!context.includeOrphans) {
-      const reason = `the table holds ${tokensInTable === 1 ? 'a token' : `${tokensInTable} tokens`} of this project but no ${METADATA_SK} item, and PostgreSQL keeps a token only with its project's row — add the ${METADATA_SK} item, or run with --include-orphans to keep the project's row (with NULL values when PostgreSQL has none)`;
-      plan.problems.push({ pk, sk: METADATA_SK, reason });
-      return;
-    }
-    if (!hasRow && !context.orphanProjects.has(name)) plan.changes.push({ kind: 'insert', of: 'project', project: name, row: emptyProjectRow(name) });
-  } else if (metadata !== undefined) {
-    planRow('project', name, metadata, hasRow ? metadata.found?.postgres?.project : undefined, context, plan);
+  const problem = planProject(
+    pk,
+    name,
+    changes.find((change) => isMetadataSk(change.sk)),
+    tokenChanges,
+    context,
+    plan,
+  );
+  if (problem !== undefined) {
+    plan.problems.push({ pk, sk: METADATA_SK, reason: problem });
+    return;
   }
   for (const change of tokenChanges) planRow('token', name, change, change.found?.postgres?.token, context, plan);
-  // A project's row is deleted after its tokens' (apply.ts orders the statements); its report line comes last too.
-  const projectDelete = plan.changes.findIndex((change) => change.kind === 'delete' && change.of === 'project' && change.project === name);
+  // A project's row is deleted after its tokens' (apply.ts orders the statements): its line comes last too.
+  const projectDelete = plan.changes.findIndex((change, index) => index >= first && change.kind === 'delete' && change.of === 'project');
   if (projectDelete >= 0) plan.changes.push(...plan.changes.splice(projectDelete, 1));
+}
+
+/**
+ * The change of the project's own row, from its METADATA item (`metadata`: the comparison's change of it, undefined
+ * when it matched). A METADATA item the table lacks means the project is gone, unless the table still holds tokens of
+ * it: PostgreSQL keeps a token only with its project's row, so that is refused — or with --include-orphans, the row
+ * is kept (or made, with NULL values, as the dump makes a project only tokens name). Returns the reason of a refusal.
+ */
+function planProject(
+  pk: string,
+  name: string,
+  metadata: FixChange | undefined,
+  tokenChanges: readonly FixChange[],
+  context: PlanContext,
+  plan: RollbackPlan,
+): string | undefined {
+  const hasRow = context.projectRows.has(name);
+  // Without a row (a partition PostgreSQL has no project for, read whole), every item of the partition is a change.
+  const isItemMissing = metadata === undefined ? !hasRow && !context.orphanProjects.has(name) : metadata.found?.item === undefined;
+  const tokensInTable = hasRow ? (context.tokenItemsInTable.get(pk) ?? 0) : tokenChanges.filter((change) => change.found?.item).length;
+  if (!isItemMissing || tokensInTable === 0) {
+    if (metadata !== undefined) planRow('project', name, metadata, hasRow ? metadata.found?.postgres?.project : undefined, context, plan);
+    return undefined;
+  }
+  if (!context.includeOrphans) {
+    const tokens = tokensInTable === 1 ? 'a token' : `${tokensInTable} tokens`;
+    return `the table holds ${tokens} of this project but no ${METADATA_SK} item, and PostgreSQL keeps a token only with its project's row — add the ${METADATA_SK} item, or run with --include-orphans to keep the project's row (with NULL values when PostgreSQL has none)`;
+  }
+  if (!hasRow && !context.orphanProjects.has(name)) plan.changes.push({ kind: 'insert', of: 'project', project: name, row: emptyProjectRow(name) });
+  return undefined;
 }
 
 /** A project's row with every attribute NULL: what the dump gives a project only tokens name (--include-orphans). */
