@@ -179,7 +179,8 @@ describe('a row changed in PostgreSQL between the read and the write: nothing is
     {
       name: 'a key to insert, taken meanwhile',
       change: (scene) => scene.sql`INSERT INTO tokens VALUES ('n1', '2020-01-01 00:00:00+00', 'project-1', NULL)`,
-      named: /token n1 of project new project changed in PostgreSQL since it was read \(PostgreSQL already holds a row with this key\)/,
+      named:
+        /token n1 of project new project changed in PostgreSQL since it was read \(PostgreSQL already holds a row with this key: written since the read, or, for a token, the same id under another project\)/,
     },
     {
       // Cello's foreign key cascades: deleting the project would delete this token, which the plan never saw.

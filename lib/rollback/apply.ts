@@ -94,7 +94,7 @@ function checkEveryRowWritten(batch: readonly RowChange[], written: readonly str
   if (missed === undefined) return;
   const why =
     missed.kind === 'insert'
-      ? 'PostgreSQL already holds a row with this key'
+      ? 'PostgreSQL already holds a row with this key: written since the read, or, for a token, the same id under another project'
       : missed.kind === 'delete' && missed.of === 'project'
         ? 'the row changed, or a token of the project that the plan does not delete was written, since it was read'
         : 'the row no longer holds the values read';
