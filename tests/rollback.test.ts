@@ -595,6 +595,12 @@ describe('bad input: one error line, nothing read or written', { concurrency: 4 
     test(name, async () => assertOneErrorLine(await runStep('rollback_to_postgres', argv), pattern, 2));
   }
 
+  test('a database without the Cello tables: one line, exit 3', async () => {
+    const scene = await migrated(1, 1);
+    const result = await runStep('rollback_to_postgres', [host, stack.postgres.user, 'postgres', scene.tableName, REGION]);
+    assertOneErrorLine(result, /^error: table "projects" not found in database "postgres" — is this the Cello database\?$/, 3);
+  });
+
   test('a wrong password: one line, exit 3, the password never shown', async () => {
     const scene = await migrated(1, 1);
     const result = await runStep('rollback_to_postgres', args(scene), { env: { PGPASSWORD: 'wrong-password-123' } });

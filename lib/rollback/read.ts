@@ -6,10 +6,9 @@ import { ExitCode, UserError } from '../cli/errors.ts';
 import { formatCount } from '../cli/output.ts';
 import type { Progress } from '../cli/progress.ts';
 import { scanPages } from '../dynamodb/scan.ts';
-import { CELLO_TABLES, PROJECTS_TABLE, TOKENS_TABLE } from '../cello/sourceTables.ts';
+import { PROJECTS_TABLE, TOKENS_TABLE } from '../cello/sourceTables.ts';
 import { readColumnLimits, type ColumnLimits } from '../postgres/columnLimits.ts';
 import { inReadOnlySnapshot, type PostgresSession } from '../postgres/connect.ts';
-import { checkTables } from '../postgres/schema.ts';
 import { readTextOrder } from '../postgres/textOrder.ts';
 import { partitionQuery } from '../verify/dynamo.ts';
 import { planAllChanges } from '../verify/fix.ts';
@@ -50,7 +49,6 @@ export async function readBothSides(session: PostgresSession, options: ReadOptio
   let orphanProjects = new Set<string>();
   let columnLimits: ColumnLimits = new Map();
   const result = await inReadOnlySnapshot(session, async (sql) => {
-    await checkTables(sql, options.database, CELLO_TABLES);
     const order = await readTextOrder(sql, options.database);
     columnLimits = await readColumnLimits(sql, [PROJECTS_TABLE, TOKENS_TABLE]);
     const { projects } = await readProjects(sql, order, includeOrphans);

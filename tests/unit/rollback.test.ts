@@ -103,3 +103,15 @@ test('the plan prints at most 20 lines per project, then how many more', () => {
   assert.equal(lines.length, 22);
   assert.equal(lines.at(-1), '  ... and 5 more rows of project alpha');
 });
+
+test('the plan prints 200 lines at most in all, then how many more rows of how many more projects', () => {
+  const changes = Array.from({ length: 300 }, (_, index) => ({
+    ...found(`TOKEN#t${index}`, undefined, { ...item(`t${index}`, '2031-01-01T00:00:00Z'), pk: { S: `PROJECT#p${String(index).padStart(3, '0')}` } }),
+    pk: `PROJECT#p${String(index).padStart(3, '0')}`,
+  }));
+  const text = formatPlan(planRollback(changes, context({ projectRows: new Set(), includeOrphans: true, columnLimits: new Map() })));
+  const lines = text.trimEnd().split('\n');
+  // Each project is new: its row (made by --include-orphans, no METADATA item) and its token.
+  assert.equal(lines.length, 1 + 200 + 1);
+  assert.equal(lines.at(-1), '  ... and 400 more rows of 200 more projects');
+});
