@@ -536,6 +536,21 @@ describe('stopped or killed before COMMIT: PostgreSQL as it was', { concurrency:
     assert.equal(await snapshot(scene.sql), before);
   });
 
+  test('a row another session holds: the rollback gives up after lock_timeout (10 s), one error line, nothing committed', async (t) => {
+    const scene = await migrated();
+    await serviceChanges(scene);
+    const before = await snapshot(scene.sql);
+    const release = await holdRowWhileTransactionWaits(scene, t);
+    const result = await rollback(scene);
+    await release();
+    assertOneErrorLine(
+      result,
+      /^error: nothing was committed: another session holds rows the rollback writes \(waited 10s\) — something still writes to PostgreSQL: stop it, then run it again$/,
+      1,
+    );
+    assert.equal(await snapshot(scene.sql), before);
+  });
+
   test('Ctrl-C during the scan stops promptly: no plan, no transaction, exit 130', async (t) => {
     const scene = await migrated(12, 2);
     await serviceChanges(scene);

@@ -5,7 +5,8 @@
 // request before COMMIT rolls back too; a process killed before COMMIT loses its connection, and the server rolls back.
 import type { ItemKind } from '../cello/items.ts';
 import type { PostgresSession, TransactionSql } from '../postgres/connect.ts';
-import { inWriteTransaction } from '../postgres/writeTransaction.ts';
+import { ExitCode, UserError } from '../cli/errors.ts';
+import { LOCK_TIMEOUT, inWriteTransaction } from '../postgres/writeTransaction.ts';
 import { rowKey, type RollbackPlan, type RowChange } from './plan.ts';
 import { deleteStatement, insertStatement, lockProjectsStatement, updateStatement, type Statement } from './statements.ts';
 
@@ -101,11 +102,19 @@ function checkEveryRowWritten(batch: readonly RowChange[], written: readonly str
   throw new RowChangedError(missed, why);
 }
 
-/** SQLSTATEs of a row written or locked by another session meanwhile: the transaction is rolled back, and can be retried. */
-const CONCURRENT_WRITE_CODES = new Set(['23503', '23505', '40001', '40P01', '55P03']);
+/** SQLSTATEs of a row written by another session meanwhile: the transaction is rolled back, and can be retried. */
+const CONCURRENT_WRITE_CODES = new Set(['23503', '23505', '40001', '40P01']);
+/** lock_timeout: a row the plan writes is held by another session's open transaction. */
+const LOCK_NOT_AVAILABLE = '55P03';
 
-function constraintAsRowChanged(error: unknown, batch: readonly RowChange[]): RowChangedError | undefined {
+function constraintAsRowChanged(error: unknown, batch: readonly RowChange[]): Error | undefined {
   const code = (error as { code?: unknown }).code;
+  if (code === LOCK_NOT_AVAILABLE) {
+    return new UserError(
+      `nothing was committed: another session holds rows the rollback writes (waited ${LOCK_TIMEOUT}) — something still writes to PostgreSQL: stop it, then run it again`,
+      ExitCode.incomplete,
+    );
+  }
   if (typeof code !== 'string' || !CONCURRENT_WRITE_CODES.has(code)) return undefined;
   const detail = (error as { detail?: string }).detail;
   const named = batch.find((change) => detail?.includes(`=(${rowKey(change)})`)) ?? batch[0]!;

@@ -6,7 +6,8 @@
 import type { DynamoItem } from '../dynamodb/batch.ts';
 import { rowFromItem } from '../cello/codecs.ts';
 import { PROJECT_ATTRIBUTE_ENTRIES, TOKEN_ID, type ItemKind } from '../cello/items.ts';
-import { METADATA_SK, isMetadataSk, parseProjectPk, parseTokenSk } from '../cello/keys.ts';
+import { METADATA_SK, isMetadataSk, parseProjectPk, parseTokenSk, projectPk, tokenSk } from '../cello/keys.ts';
+import { quoteValue } from '../cello/quote.ts';
 import { PROJECT_COLUMN, ROW_TABLES } from '../cello/sourceTables.ts';
 import { TimestampError, toCanonicalTimestamp } from '../cello/timestamps.ts';
 import type { PostgresProject, PostgresToken } from '../verify/compare.ts';
@@ -62,7 +63,25 @@ export function planRollback(changes: readonly FixChange[], context: PlanContext
     planPartition(changes.slice(start, end), context, plan);
     start = end;
   }
+  refuseTokenIdsTwice(plan);
   return plan;
+}
+
+/** PostgreSQL keys a token by its id alone: the table may hold one id under two projects, PostgreSQL cannot. */
+function refuseTokenIdsTwice(plan: RollbackPlan): void {
+  const projectOf = new Map<string, string>();
+  for (const change of plan.changes) {
+    if (change.kind !== 'insert' || change.of !== 'token') continue;
+    const id = rowKey(change);
+    const other = projectOf.get(id);
+    if (other === undefined) projectOf.set(id, change.project);
+    else
+      plan.problems.push({
+        pk: projectPk(change.project),
+        sk: tokenSk(id),
+        reason: `the table holds this token id under project ${quoteValue(other, Infinity)} too, and PostgreSQL keys a token by its id alone`,
+      });
+  }
 }
 
 /** One partition's changes: the project's row first, then its tokens'; a project's delete last. */

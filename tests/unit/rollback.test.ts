@@ -115,3 +115,18 @@ test('the plan prints 200 lines at most in all, then how many more rows of how m
   assert.equal(lines.length, 1 + 200 + 1);
   assert.equal(lines.at(-1), '  ... and 400 more rows of 200 more projects');
 });
+
+test('one token id inserted under two projects is a problem: PostgreSQL keys a token by its id alone', () => {
+  const other = { ...item('twice', '2031-01-01T00:00:00Z'), pk: { S: 'PROJECT#beta' } };
+  const plan = planRollback(
+    [found('TOKEN#twice', undefined, item('twice', '2031-01-01T00:00:00Z')), { ...found('TOKEN#twice', undefined, other), pk: 'PROJECT#beta' }],
+    context({ projectRows: new Set(['alpha', 'beta']), columnLimits: new Map() }),
+  );
+  assert.deepEqual(plan.problems, [
+    {
+      pk: 'PROJECT#beta',
+      sk: 'TOKEN#twice',
+      reason: 'the table holds this token id under project "alpha" too, and PostgreSQL keys a token by its id alone',
+    },
+  ]);
+});
