@@ -366,10 +366,14 @@ test('Unicode names, NULLs, legacy forms and years 1 and 9999 round trip; an equ
     expires_at: s(''),
   });
   await scene.sql`UPDATE tokens SET expires_at = NULL WHERE token_id = ${first!.token_id}`;
+  // A row with values no item can hold (BC, infinity), revoked in the table: its DELETE matches those values exactly.
+  await scene.sql`INSERT INTO tokens VALUES ('bc', '0044-03-15 12:00:00+00 BC', 'project-1', 'infinity')`;
   const result = await rollback(scene);
   assert.equal(result.code, 0, result.stdout + result.stderr);
   assert.doesNotMatch(result.stdout, new RegExp(`update token ${first!.token_id}`));
   assert.match(result.stdout, /\n {2}insert project ""\n/);
+  assert.match(result.stdout, /\n {2}delete token bc of project project-1\n/);
+  assert.equal((await scene.sql`SELECT 1 FROM tokens WHERE token_id = 'bc'`).length, 0);
   assert.match(result.stdout, /\n {2}insert project "مشروع \u200f\\"🎻\\""\n {2}insert token legacy of project /);
   const rows =
     await scene.sql`SELECT token_id, project, created_at::text, expires_at::text FROM tokens WHERE project = ${rtl} ORDER BY token_id COLLATE "C"`;
