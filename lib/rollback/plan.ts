@@ -209,7 +209,7 @@ function itemRow(
 }
 
 /** Whether two column values are equal: text exactly, timestamps as instants (PostgreSQL's text and the item's may differ in form). */
-export function sameValue(isTimestamp: boolean, a: string | null, b: string | null): boolean {
+function sameValue(isTimestamp: boolean, a: string | null, b: string | null): boolean {
   if (a === b) return true;
   if (a === null || b === null || !isTimestamp) return false;
   try {
