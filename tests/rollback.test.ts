@@ -1,110 +1,14 @@
 // scripts/rollback_to_postgres.ts (issue 23), the way back after the switch, against the local PostgreSQL and
 // DynamoDB-compatible server: a table the Cello service changed after cutover, brought into PostgreSQL in one
 // transaction (verify then matches); a dry run and a second run that change nothing; a row changed between the read
-// and the write; the guard; privileges; values PostgreSQL cannot hold; faults on the scan; shared tables; edge data.
+// and the write; the guard; values PostgreSQL cannot hold; shared tables; edge data; orphans. The environment
+// (privileges, faults, capacity, bad input, stops and kill -9): tests/rollback_environment.test.ts.
 import { describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { DeleteItemCommand, PutItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { DynamoItem } from '../lib/dynamodb/batch.ts';
-import { connectAdmin, createReadOnlyUser, type AdminSql } from '../tools/localStack.ts';
-import { startCountingProxy } from './support/capacityCounter.ts';
 import { startFaultProxy } from './support/faultProxy.ts';
-import { REGION, getStack, hasStackTrace, newCelloDatabase, newCelloTable, runStep, type ScriptResult } from './support/harness.ts';
-import {
-  FAST_RETRY_ENV,
-  MIXED_FAULTS_20,
-  assertOneErrorLine,
-  celloItemsFromPostgres,
-  linesOf,
-  putItems,
-  seedCello,
-  startScript,
-  startScriptInTerminal,
-  terminalText,
-  waitUntil,
-  type RunningScript,
-} from './support/reliability.ts';
-
-const stack = await getStack();
-const host = `${stack.postgres.host}:${stack.postgres.port}`;
-
-const s = (value: string) => ({ S: value });
-
-interface Scene {
-  database: string;
-  sql: AdminSql;
-  tableName: string;
-  client: DynamoDBClient;
-}
-
-/** A database seeded with `projects` projects of `tokens` tokens, and a table holding its correct migration. */
-async function migrated(projects = 3, tokens = 4, seed?: (sql: AdminSql) => Promise<unknown>): Promise<Scene> {
-  const { name, sql } = await newCelloDatabase({ timeZone: 'America/Los_Angeles' });
-  await seedCello(sql, projects, tokens);
-  await seed?.(sql);
-  const { tableName, client } = await newCelloTable();
-  await putItems(client, tableName, await celloItemsFromPostgres(sql));
-  return { database: name, sql, tableName, client };
-}
-
-const put = (scene: Scene, item: DynamoItem) => scene.client.send(new PutItemCommand({ TableName: scene.tableName, Item: item }));
-const remove = (scene: Scene, pk: string, sk: string) =>
-  scene.client.send(new DeleteItemCommand({ TableName: scene.tableName, Key: { pk: s(pk), sk: s(sk) } }));
-
-function rollback(scene: Scene, ...more: string[]): Promise<ScriptResult> {
-  return runStep('rollback_to_postgres', [host, stack.postgres.user, scene.database, scene.tableName, REGION, ...more], { env: FAST_RETRY_ENV });
-}
-
-function verify(scene: Scene, ...more: string[]): Promise<ScriptResult> {
-  return runStep('verify_migration', [host, stack.postgres.user, scene.database, scene.tableName, REGION, ...more], { env: FAST_RETRY_ENV });
-}
-
-/** Every row of both tables, as text, in a fixed order: what "PostgreSQL unchanged" compares. */
-async function snapshot(sql: AdminSql): Promise<string> {
-  const projects = await sql.unsafe('SELECT project, repository FROM projects ORDER BY project COLLATE "C"');
-  const tokens = await sql.unsafe('SELECT token_id, project, created_at::text, expires_at::text FROM tokens ORDER BY token_id COLLATE "C"');
-  return JSON.stringify({ projects, tokens });
-}
-
-async function assertMatches(scene: Scene, ...more: string[]): Promise<void> {
-  const result = await verify(scene, ...more);
-  assert.equal(result.code, 0, result.stdout + result.stderr);
-  assert.match(result.stdout, /\nResult: the table matches PostgreSQL\.\n$/);
-}
-
-/** What the service does after the switch: a token created (no expiry), one revoked, an expiry changed, a project created and one deleted. */
-async function serviceChanges(scene: Scene): Promise<void> {
-  const [revoked] = await scene.sql<
-    { token_id: string; project: string }[]
-  >`SELECT token_id, project FROM tokens WHERE project = 'project-1' ORDER BY token_id LIMIT 1`;
-  const [shortened] = await scene.sql<{ token_id: string }[]>`SELECT token_id FROM tokens WHERE project = 'project-2' ORDER BY token_id LIMIT 1`;
-  await put(scene, {
-    pk: s('PROJECT#project-1'),
-    sk: s('TOKEN#new-🎻'),
-    token_id: s('new-🎻'),
-    created_at: s('2031-01-01T00:00:00.123456000Z'),
-    expires_at: s(''),
-  });
-  await remove(scene, 'PROJECT#project-1', `TOKEN#${revoked!.token_id}`);
-  await put(scene, {
-    pk: s('PROJECT#project-2'),
-    sk: s(`TOKEN#${shortened!.token_id}`),
-    token_id: s(shortened!.token_id),
-    created_at: s('2022-02-02T18:01:49.345261000Z'),
-    expires_at: s('2031-06-30T12:00:00.500000000Z'),
-  });
-  await put(scene, { pk: s('PROJECT#new project'), sk: s('METADATA'), repository: s('https://github.com/org/new') });
-  await put(scene, {
-    pk: s('PROJECT#new project'),
-    sk: s('TOKEN#n1'),
-    token_id: s('n1'),
-    created_at: s('2031-01-02T00:00:00.000001000Z'),
-    expires_at: s(''),
-  });
-  const gone = await scene.sql<{ token_id: string }[]>`SELECT token_id FROM tokens WHERE project = 'project-3'`;
-  await remove(scene, 'PROJECT#project-3', 'METADATA');
-  for (const { token_id } of gone) await remove(scene, 'PROJECT#project-3', `TOKEN#${token_id}`);
-}
+import { assertOneErrorLine, linesOf } from './support/reliability.ts';
+import { assertMatches, migrated, put, remove, rollback, s, serviceChanges, snapshot, stack, type Scene } from './support/rollbackScene.ts';
 
 describe('after the switch, the service changed the table', { concurrency: 2 }, () => {
   test('--dry-run prints the plan and changes nothing', async () => {
@@ -226,29 +130,6 @@ test('the guard: a token PostgreSQL has, the table lacks, created after the tabl
   assert.equal(await snapshot(scene.sql), before);
 });
 
-test('a user with SELECT only gets one error line naming the GRANT, before the table is read', async (t) => {
-  const scene = await migrated();
-  await serviceChanges(scene);
-  const user = `reader_${process.pid}`;
-  await createReadOnlyUser(stack.postgres, scene.database, user, 'reader-password');
-  const proxy = await startFaultProxy({ target: stack.endpoint, seed: 1, rates: {} });
-  t.after(() => proxy.close());
-  const before = await snapshot(scene.sql);
-  const result = await runStep('rollback_to_postgres', [host, user, scene.database, scene.tableName, REGION, '--endpoint-url', proxy.endpoint], {
-    env: { PGPASSWORD: 'reader-password' },
-  });
-  assertOneErrorLine(
-    result,
-    new RegExp(
-      `^error: user "${user}" lacks INSERT ON projects, UPDATE ON projects, DELETE ON projects, INSERT ON tokens, UPDATE ON tokens, DELETE ON tokens — as the tables' owner or a superuser, run: GRANT INSERT, UPDATE, DELETE ON projects, tokens TO ${user};$`,
-    ),
-    3,
-  );
-  assert.doesNotMatch(result.stderr, /reader-password/);
-  assert.equal((proxy.stats['op:Scan'] ?? 0) + (proxy.stats['op:Query'] ?? 0), 0, JSON.stringify(proxy.stats));
-  assert.equal(await snapshot(scene.sql), before);
-});
-
 test('digits past the microsecond are refused with the item named, and nothing is committed', async () => {
   const scene = await migrated();
   await serviceChanges(scene);
@@ -303,25 +184,6 @@ test('values longer than their column, or holding a NUL character, are listed an
   assert.match(result.stdout, /\n {2}Items PostgreSQL cannot hold: 2\n/);
   assert.equal(await snapshot(scene.sql), before);
 });
-
-test('faults on the scan and the queries (throttling, 5xx, dropped connections) are retried: the right result', async (t) => {
-  const scene = await migrated(6, 10);
-  await serviceChanges(scene);
-  const proxy = await startFaultProxy({ target: stack.endpoint, seed: 23, rates: MIXED_FAULTS_20, slowMs: 20 });
-  t.after(() => proxy.close());
-  const result = await rollback(scene, '--endpoint-url', proxy.endpoint);
-  assert.equal(result.code, 0, result.stdout + result.stderr);
-  assert.match(result.stdout, /\nResult: PostgreSQL now matches the table \(16 rows changed in one transaction\)\.\n$/);
-  assert.ok(sumOfFaults(proxy.stats) > 0, JSON.stringify(proxy.stats));
-  await assertMatches(scene);
-});
-
-function sumOfFaults(stats: Record<string, number>): number {
-  return ['throttle', 'throttlingException', 'internalError', 'unavailable', 'unavailableHtml', 'dropBeforeForward', 'dropAfterForward'].reduce(
-    (sum, kind) => sum + (stats[kind] ?? 0),
-    0,
-  );
-}
 
 test('a shared table: other applications’ items are ignored and counted', async () => {
   const scene = await migrated();
@@ -457,173 +319,5 @@ describe('tokens of a project with no METADATA item, and --include-orphans', { c
     );
     assert.deepEqual([...(await scene.sql`SELECT token_id FROM tokens WHERE project = 'orphan'`)], [{ token_id: 'o1' }]);
     await assertMatches(scene, '--include-orphans');
-  });
-});
-
-// ---- stopped or killed before COMMIT, as an operator's process ------------------------------------------------------
-
-/**
- * Holds the row the plan updates (a token of project-2) locked from another session, so the rollback's transaction
- * waits inside, after its first statements and before COMMIT; resolves once it waits.
- */
-async function holdRowWhileTransactionWaits(scene: Scene, t: TestContext): Promise<() => Promise<void>> {
-  const admin = connectAdmin(stack.postgres, scene.database);
-  const session = await admin.reserve();
-  await session`BEGIN`;
-  await session`SELECT 1 FROM tokens WHERE project = 'project-2' AND token_id = (SELECT min(token_id) FROM tokens WHERE project = 'project-2') FOR UPDATE`;
-  let released = false;
-  const release = async () => {
-    if (released) return;
-    released = true;
-    await session`ROLLBACK`;
-    session.release();
-    await admin.end();
-  };
-  t.after(release);
-  return release;
-}
-
-async function waitUntilTransactionWaits(scene: Scene, script: RunningScript): Promise<void> {
-  await waitUntil(
-    async () =>
-      (
-        await scene.sql`SELECT 1 FROM pg_stat_activity WHERE datname = ${scene.database} AND application_name = 'cello-migrate' AND wait_event_type = 'Lock'`
-      ).length > 0,
-    'the rollback to wait on the locked row',
-    60_000,
-    script,
-  );
-}
-
-async function waitUntilDisconnected(scene: Scene): Promise<void> {
-  await waitUntil(
-    async () =>
-      (await scene.sql`SELECT 1 FROM pg_stat_activity WHERE datname = ${scene.database} AND application_name = 'cello-migrate'`).length === 0,
-    'the rollback’s session to end',
-  );
-}
-
-function args(scene: Scene, ...more: string[]): string[] {
-  return [host, stack.postgres.user, scene.database, scene.tableName, REGION, ...more];
-}
-
-describe('stopped or killed before COMMIT: PostgreSQL as it was', { concurrency: 3 }, () => {
-  test('kill -9 while the transaction is under way', async (t) => {
-    const scene = await migrated();
-    await serviceChanges(scene);
-    const before = await snapshot(scene.sql);
-    const release = await holdRowWhileTransactionWaits(scene, t);
-    const script = await startScript('rollback_to_postgres', args(scene), { env: FAST_RETRY_ENV });
-    await waitUntilTransactionWaits(scene, script);
-    process.kill(script.pid, 'SIGKILL');
-    assert.equal((await script.done).signal, 'SIGKILL');
-    await release();
-    await waitUntilDisconnected(scene);
-    assert.equal(await snapshot(scene.sql), before);
-  });
-
-  test('Ctrl-C while the transaction waits on a row: the statement is cancelled, nothing committed, exit 130', async (t) => {
-    const scene = await migrated();
-    await serviceChanges(scene);
-    const before = await snapshot(scene.sql);
-    const release = await holdRowWhileTransactionWaits(scene, t);
-    const script = await startScriptInTerminal('npx tsx', 'rollback_to_postgres', args(scene), { env: FAST_RETRY_ENV });
-    await waitUntilTransactionWaits(scene, script);
-    script.pressCtrlC();
-    const result = await script.done;
-    await release();
-    const shown = terminalText(result.stdout);
-    assert.equal(result.code, 130, shown);
-    assert.match(shown, /\nResult: stopped by SIGINT before COMMIT: nothing was committed — run it again\.\n/);
-    assert.equal(hasStackTrace(shown), false, shown);
-    await waitUntilDisconnected(scene);
-    assert.equal(await snapshot(scene.sql), before);
-  });
-
-  test('a row another session holds: the rollback gives up after lock_timeout (10 s), one error line, nothing committed', async (t) => {
-    const scene = await migrated();
-    await serviceChanges(scene);
-    const before = await snapshot(scene.sql);
-    const release = await holdRowWhileTransactionWaits(scene, t);
-    const result = await rollback(scene);
-    await release();
-    assertOneErrorLine(
-      result,
-      /^error: nothing was committed: another session holds rows the rollback writes \(waited 10s\) — something still writes to PostgreSQL: stop it, then run it again$/,
-      1,
-    );
-    assert.equal(await snapshot(scene.sql), before);
-  });
-
-  test('Ctrl-C during the scan stops promptly: no plan, no transaction, exit 130', async (t) => {
-    const scene = await migrated(12, 2);
-    await serviceChanges(scene);
-    const before = await snapshot(scene.sql);
-    const proxy = await startFaultProxy({ target: stack.endpoint, seed: 4, rates: { slow: 1 }, slowMs: 400, operations: ['Query'] });
-    t.after(() => proxy.close());
-    const script = await startScriptInTerminal('npx tsx', 'rollback_to_postgres', args(scene, '--endpoint-url', proxy.endpoint), {
-      env: FAST_RETRY_ENV,
-    });
-    await waitUntil(() => (proxy.stats['op:Query'] ?? 0) >= 2, 'the comparison to start', 60_000, script);
-    script.pressCtrlC();
-    const result = await script.done;
-    const shown = terminalText(result.stdout);
-    assert.equal(result.code, 130, shown);
-    assert.doesNotMatch(shown, /Rollback plan/);
-    assert.match(shown, /\nResult: stopped by SIGINT before the plan was made: nothing was committed — run it again\.\n/);
-    assert.equal(await snapshot(scene.sql), before);
-  });
-});
-
-test('--max-rcu 100 with items of 100 KB and 400 KB in the projects’ partitions: the cap holds at the wire', async (t) => {
-  const scene = await migrated();
-  await serviceChanges(scene);
-  const large = Array.from({ length: 8 }, (_, index) => ({
-    pk: s(`PROJECT#project-${1 + (index % 2)}`),
-    sk: s(`OTHER#${index}`),
-    body: s((index < 2 ? 'y' : 'x').repeat(index < 2 ? 399_000 : 100_000)),
-  }));
-  for (const item of large) await put(scene, item);
-  const proxy = await startCountingProxy({ target: stack.endpoint, seed: 21, rates: {} });
-  t.after(() => proxy.close());
-  const result = await rollback(scene, '--endpoint-url', proxy.endpoint, '--max-rcu', '100');
-  assert.equal(result.code, 0, result.stdout + result.stderr);
-  const { problems } = proxy.checkCap(100);
-  assert.ok(proxy.requests.reduce((sum, request) => sum + request.wireUnits, 0) > 200, 'too little work to measure a cap');
-  assert.deepEqual(problems, [], result.stdout + result.stderr);
-  await assertMatches(scene);
-});
-
-describe('bad input: one error line, nothing read or written', { concurrency: 4 }, () => {
-  const cases: [string, string[], RegExp][] = [
-    [
-      'a missing positional',
-      [host, stack.postgres.user],
-      /^error: Not enough non-option arguments[^\n]* — run rollback_to_postgres\.ts --help for usage$/,
-    ],
-    ['--dry-run=yes', [host, stack.postgres.user, 'db', 'cello', REGION, '--dry-run=yes'], /^error: --dry-run is true or false, got "yes" — /],
-    [
-      '--max-rcu 0',
-      [host, stack.postgres.user, 'db', 'cello', REGION, '--max-rcu', '0'],
-      /^error: --max-rcu must be a number of capacity units per second above 0/,
-    ],
-    ['an empty user', [host, ' ', 'db', 'cello', REGION], /^error: the database user is empty — /],
-    ['an unknown option', [host, stack.postgres.user, 'db', 'cello', REGION, '--fix'], /^error: Unknown argument: fix — /],
-  ];
-  for (const [name, argv, pattern] of cases) {
-    test(name, async () => assertOneErrorLine(await runStep('rollback_to_postgres', argv), pattern, 2));
-  }
-
-  test('a database without the Cello tables: one line, exit 3', async () => {
-    const scene = await migrated(1, 1);
-    const result = await runStep('rollback_to_postgres', [host, stack.postgres.user, 'postgres', scene.tableName, REGION]);
-    assertOneErrorLine(result, /^error: table "projects" not found in database "postgres" — is this the Cello database\?$/, 3);
-  });
-
-  test('a wrong password: one line, exit 3, the password never shown', async () => {
-    const scene = await migrated(1, 1);
-    const result = await runStep('rollback_to_postgres', args(scene), { env: { PGPASSWORD: 'wrong-password-123' } });
-    assertOneErrorLine(result, /^error: password authentication failed for user/, 3);
-    assert.doesNotMatch(result.stdout + result.stderr, /wrong-password-123/);
   });
 });
