@@ -70,8 +70,6 @@ export interface RowTable {
   name: string;
   key: string;
   columns: readonly { name: string; isTimestamp: boolean }[];
-  /** The columns an item's attributes give (all but the project column of a token, which its partition key gives). */
-  attributes: readonly string[];
 }
 
 const rowColumn = (entry: CelloAttribute) => ({ name: entry.name, isTimestamp: entry.kind === 'timestamp' });
@@ -83,12 +81,10 @@ export const ROW_TABLES = {
     name: PROJECTS_TABLE,
     key: PROJECT_COLUMN,
     columns: [projectNameColumn, ...PROJECT_ATTRIBUTE_ENTRIES.map(rowColumn)],
-    attributes: PROJECT_ATTRIBUTE_ENTRIES.map((entry) => entry.name),
   },
   token: {
     name: TOKENS_TABLE,
     key: TOKEN_ATTRIBUTE_ENTRIES.find((entry) => entry.kind === 'id')!.name,
     columns: [...TOKEN_ATTRIBUTE_ENTRIES.map(rowColumn), projectNameColumn],
-    attributes: TOKEN_ATTRIBUTE_ENTRIES.map((entry) => entry.name),
   },
 } as const satisfies Record<ItemKind, RowTable>;

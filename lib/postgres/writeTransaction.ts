@@ -31,7 +31,7 @@ function quoteIdentifier(name: string): string {
 }
 
 /** How long a statement waits for a row another session holds before the transaction gives up (lock_timeout). */
-const LOCK_TIMEOUT = '10s';
+export const LOCK_TIMEOUT = '10s';
 
 /**
  * Runs `work` in one READ COMMITTED read-write transaction: committed when `work` resolves, rolled back when it throws

@@ -51,11 +51,10 @@ export function checkPostgresNotWrittenSinceSwitch(plan: RollbackPlan, newest: N
     if (change.kind !== 'delete' || change.of !== 'token') continue;
     const createdAt = canonicalOrUndefined(change.old[CREATED_AT]);
     if (createdAt === undefined || (newest.createdAt !== undefined && createdAt <= newest.createdAt)) continue;
-    const bound =
-      newest.createdAt === undefined ? 'and the table holds no token at all' : `after the table's newest token (created at ${newest.createdAt})`;
+    const bound = newest.createdAt === undefined ? 'the table holds no token at all' : `the table's newest token was created at ${newest.createdAt}`;
     throw new UserError(
       `rollback refused, nothing changed: PostgreSQL holds token ${displayName(rowKey(change))} of project ${displayName(change.project)}, ` +
-        `created at ${createdAt}, ${bound}, which the table lacks: PostgreSQL has been written since the switch — ` +
+        `created at ${createdAt}, which the table lacks (${bound}): PostgreSQL has been written since the switch — ` +
         'stop every writer to PostgreSQL and find out what wrote it; see "Rolling back" in the guide',
       ExitCode.incomplete,
     );

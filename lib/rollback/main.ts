@@ -23,7 +23,7 @@ import { Progress } from '../cli/progress.ts';
 import { defineStep } from '../cli/run.ts';
 import { stopSignal, wasStopped } from '../cli/signals.ts';
 import { REPOSITORY } from '../cello/items.ts';
-import { PROJECTS_TABLE, TOKENS_TABLE } from '../cello/sourceTables.ts';
+import { CELLO_TABLES, PROJECTS_TABLE, TOKENS_TABLE } from '../cello/sourceTables.ts';
 import { checkTableName } from '../dynamodb/target.ts';
 import { readPassword } from '../postgres/password.ts';
 import { connectionSettingsFromEnvironment, describeTarget, parseHostArgument, type PostgresTarget } from '../postgres/target.ts';
@@ -75,13 +75,19 @@ function parseArguments(argv: string[]) {
 export const main = defineStep(async (argv: string[]): Promise<number> => {
   const args = await parseArguments(argv);
   // The AWS SDK and the driver load only now that the arguments are read: --help loads neither.
-  const [{ capacityMeterOf, createDynamoClient, describeCelloTable }, { connectPostgres }, { toPostgresUserError }, { checkTablePrivileges }] =
-    await Promise.all([
-      import('../dynamodb/client.ts'),
-      import('../postgres/connect.ts'),
-      import('../postgres/errors.ts'),
-      import('../postgres/writeTransaction.ts'),
-    ]);
+  const [
+    { capacityMeterOf, createDynamoClient, describeCelloTable },
+    { connectPostgres },
+    { toPostgresUserError },
+    { checkTablePrivileges },
+    { checkTables },
+  ] = await Promise.all([
+    import('../dynamodb/client.ts'),
+    import('../postgres/connect.ts'),
+    import('../postgres/errors.ts'),
+    import('../postgres/writeTransaction.ts'),
+    import('../postgres/schema.ts'),
+  ]);
   const user = String(args.db_user);
   const database = String(args.db_name);
   const tableName = String(args.table_name);
@@ -102,6 +108,7 @@ export const main = defineStep(async (argv: string[]): Promise<number> => {
     const session = await connectPostgres(postgresTarget, password, settings);
     const progress = new Progress('Reading', undefined, currentRun().io.stderr, { unit: 'projects', note: () => meter.describeSlowdown() });
     try {
+      await checkTables(session.sql, database, CELLO_TABLES);
       await checkTablePrivileges(session.sql, user, [PROJECTS_TABLE, TOKENS_TABLE], PRIVILEGES);
       const { rollBack } = await import('./rollBack.ts');
       return await rollBack(session, {

@@ -6,7 +6,8 @@
 import type { DynamoItem } from '../dynamodb/batch.ts';
 import { rowFromItem } from '../cello/codecs.ts';
 import { PROJECT_ATTRIBUTE_ENTRIES, TOKEN_ID, type ItemKind } from '../cello/items.ts';
-import { METADATA_SK, isMetadataSk, parseProjectPk, parseTokenSk } from '../cello/keys.ts';
+import { METADATA_SK, isMetadataSk, parseProjectPk, parseTokenSk, projectPk, tokenSk } from '../cello/keys.ts';
+import { quoteValue } from '../cello/quote.ts';
 import { PROJECT_COLUMN, ROW_TABLES } from '../cello/sourceTables.ts';
 import { TimestampError, toCanonicalTimestamp } from '../cello/timestamps.ts';
 import type { PostgresProject, PostgresToken } from '../verify/compare.ts';
@@ -42,6 +43,8 @@ export interface PlanContext {
   /** Token items the comparison found in the table, by partition key (for every partition it reported a difference in). */
   tokenItemsInTable: ReadonlyMap<string, number>;
   includeOrphans: boolean;
+  /** The characters each text column holds at most, by table and column (lib/postgres/columnLimits.ts). */
+  columnLimits: ReadonlyMap<string, ReadonlyMap<string, number>>;
 }
 
 /** The key of a change's row: the project's name or the token's id. */
@@ -60,10 +63,28 @@ export function planRollback(changes: readonly FixChange[], context: PlanContext
     planPartition(changes.slice(start, end), context, plan);
     start = end;
   }
+  refuseTokenIdsTwice(plan);
   return plan;
 }
 
-/** One partition's changes: the project's row first, then its tokens'. */
+/** PostgreSQL keys a token by its id alone: the table may hold one id under two projects, PostgreSQL cannot. */
+function refuseTokenIdsTwice(plan: RollbackPlan): void {
+  const projectOf = new Map<string, string>();
+  for (const change of plan.changes) {
+    if (change.kind !== 'insert' || change.of !== 'token') continue;
+    const id = rowKey(change);
+    const other = projectOf.get(id);
+    if (other === undefined) projectOf.set(id, change.project);
+    else
+      plan.problems.push({
+        pk: projectPk(change.project),
+        sk: tokenSk(id),
+        reason: `the table holds this token id under project ${quoteValue(other, Infinity)} too, and PostgreSQL keys a token by its id alone`,
+      });
+  }
+}
+
+/** One partition's changes: the project's row first, then its tokens'; a project's delete last. */
 function planPartition(changes: readonly FixChange[], context: PlanContext, plan: RollbackPlan): void {
   const pk = changes[0]!.pk;
   const name = parseProjectPk(pk);
@@ -73,26 +94,54 @@ function planPartition(changes: readonly FixChange[], context: PlanContext, plan
     plan.problems.push({ pk, sk: changes[0]!.sk, reason });
     return;
   }
-  const metadata = changes.find((change) => isMetadataSk(change.sk));
+  const first = plan.changes.length;
   const tokenChanges = changes.filter((change) => !isMetadataSk(change.sk));
-  const hasRow = context.projectRows.has(name);
-  const tokensInTable = hasRow ? (context.tokenItemsInTable.get(pk) ?? 0) : tokenChanges.filter((change) => change.found?.item).length;
-  const metadataItem = metadata?.found?.item ?? (hasRow || metadata !== undefined || tokensInTable === 0 ? undefined : null);
-  // null: the table holds tokens of a project with no METADATA item and PostgreSQL has no row for it.
-  if (metadataItem === null || (hasRow && metadata !== undefined && metadataItem === undefined && tokensInTable > 0)) {
-    if (!context.includeOrphans) {
-      const reason = `the table holds ${tokensInTable === 1 ? 'a token' : `${tokensInTable} tokens`} of this project but no ${METADATA_SK} item, and PostgreSQL keeps a token only with its project's row — add the ${METADATA_SK} item, or run with --include-orphans to keep the project's row (with NULL values when PostgreSQL has none)`;
-      plan.problems.push({ pk, sk: METADATA_SK, reason });
-      return;
-    }
-    if (!hasRow && !context.orphanProjects.has(name)) plan.changes.push({ kind: 'insert', of: 'project', project: name, row: emptyProjectRow(name) });
-  } else if (metadata !== undefined) {
-    planRow('project', name, metadata, hasRow ? metadata.found?.postgres?.project : undefined, plan);
+  const problem = planProject(
+    pk,
+    name,
+    changes.find((change) => isMetadataSk(change.sk)),
+    tokenChanges,
+    context,
+    plan,
+  );
+  if (problem !== undefined) {
+    plan.problems.push({ pk, sk: METADATA_SK, reason: problem });
+    return;
   }
-  for (const change of tokenChanges) planRow('token', name, change, change.found?.postgres?.token, plan);
-  // A project's row is deleted after its tokens' (apply.ts orders the statements); its report line comes last too.
-  const projectDelete = plan.changes.findIndex((change) => change.kind === 'delete' && change.of === 'project' && change.project === name);
+  for (const change of tokenChanges) planRow('token', name, change, change.found?.postgres?.token, context, plan);
+  // A project's row is deleted after its tokens' (apply.ts orders the statements): its line comes last too.
+  const projectDelete = plan.changes.findIndex((change, index) => index >= first && change.kind === 'delete' && change.of === 'project');
   if (projectDelete >= 0) plan.changes.push(...plan.changes.splice(projectDelete, 1));
+}
+
+/**
+ * The change of the project's own row, from its METADATA item (`metadata`: the comparison's change of it, undefined
+ * when it matched). A METADATA item the table lacks means the project is gone, unless the table still holds tokens of
+ * it: PostgreSQL keeps a token only with its project's row, so that is refused — or with --include-orphans, the row
+ * is kept (or made, with NULL values, as the dump makes a project only tokens name). Returns the reason of a refusal.
+ */
+function planProject(
+  pk: string,
+  name: string,
+  metadata: FixChange | undefined,
+  tokenChanges: readonly FixChange[],
+  context: PlanContext,
+  plan: RollbackPlan,
+): string | undefined {
+  const hasRow = context.projectRows.has(name);
+  // Without a row (a partition PostgreSQL has no project for, read whole), every item of the partition is a change.
+  const isItemMissing = metadata === undefined ? !hasRow && !context.orphanProjects.has(name) : metadata.found?.item === undefined;
+  const tokensInTable = hasRow ? (context.tokenItemsInTable.get(pk) ?? 0) : tokenChanges.filter((change) => change.found?.item).length;
+  if (!isItemMissing || tokensInTable === 0) {
+    if (metadata !== undefined) planRow('project', name, metadata, hasRow ? metadata.found?.postgres?.project : undefined, context, plan);
+    return undefined;
+  }
+  if (!context.includeOrphans) {
+    const tokens = tokensInTable === 1 ? 'a token' : `${tokensInTable} tokens`;
+    return `the table holds ${tokens} of this project but no ${METADATA_SK} item, and PostgreSQL keeps a token only with its project's row — add the ${METADATA_SK} item, or run with --include-orphans to keep the project's row (with NULL values when PostgreSQL has none)`;
+  }
+  if (!hasRow && !context.orphanProjects.has(name)) plan.changes.push({ kind: 'insert', of: 'project', project: name, row: emptyProjectRow(name) });
+  return undefined;
 }
 
 /** A project's row with every attribute NULL: what the dump gives a project only tokens name (--include-orphans). */
@@ -101,7 +150,14 @@ function emptyProjectRow(name: string): Row {
 }
 
 /** The change of one row: insert (the table only), delete (PostgreSQL only) or update (both, when values differ). */
-function planRow(of: ItemKind, project: string, change: FixChange, postgres: PostgresProject | PostgresToken | undefined, plan: RollbackPlan) {
+function planRow(
+  of: ItemKind,
+  project: string,
+  change: FixChange,
+  postgres: PostgresProject | PostgresToken | undefined,
+  context: PlanContext,
+  plan: RollbackPlan,
+) {
   const item = change.found?.item;
   const old = postgres === undefined ? undefined : postgresRow(of, postgres);
   if (item === undefined) {
@@ -109,7 +165,7 @@ function planRow(of: ItemKind, project: string, change: FixChange, postgres: Pos
     return;
   }
   const problems: string[] = [];
-  const row = itemRow(of, project, item, problems);
+  const row = itemRow(of, project, item, context.columnLimits.get(ROW_TABLES[of].name), problems);
   if (row === undefined) {
     plan.problems.push({ pk: change.pk, sk: change.sk, reason: problems.join('; ') });
     return;
@@ -130,19 +186,30 @@ function postgresRow(of: ItemKind, row: PostgresProject | PostgresToken): Row {
 }
 
 /** The row an item makes, or undefined after recording in `problems` why PostgreSQL cannot hold it. */
-function itemRow(of: ItemKind, project: string, item: DynamoItem, problems: string[]): Row | undefined {
+function itemRow(
+  of: ItemKind,
+  project: string,
+  item: DynamoItem,
+  limits: ReadonlyMap<string, number> | undefined,
+  problems: string[],
+): Row | undefined {
   const values = rowFromItem(of, item, problems);
   if (values === undefined) return undefined;
   const row: Row = { ...values, [PROJECT_COLUMN]: project };
   if (of === 'token' && row[TOKEN_ID] !== parseTokenSk(item.sk?.S ?? '')) problems.push(`${TOKEN_ID} differs from the id in the sort key`);
   for (const [column, value] of Object.entries(row)) {
-    if (value?.includes('\u0000')) problems.push(`${column} holds a NUL character, which PostgreSQL text cannot store`);
+    if (value === null || value === undefined) continue;
+    if (value.includes('\u0000')) problems.push(`${column} holds a NUL character, which PostgreSQL text cannot store`);
+    const limit = limits?.get(column);
+    // PostgreSQL counts characters (code points), not UTF-16 units.
+    const length = limit === undefined || value.length <= limit ? 0 : [...value].length;
+    if (limit !== undefined && length > limit) problems.push(`${column} is ${length} characters long; PostgreSQL's column holds ${limit} at most`);
   }
   return problems.length === 0 ? row : undefined;
 }
 
 /** Whether two column values are equal: text exactly, timestamps as instants (PostgreSQL's text and the item's may differ in form). */
-export function sameValue(isTimestamp: boolean, a: string | null, b: string | null): boolean {
+function sameValue(isTimestamp: boolean, a: string | null, b: string | null): boolean {
   if (a === b) return true;
   if (a === null || b === null || !isTimestamp) return false;
   try {

@@ -6,9 +6,9 @@ import { ExitCode, UserError } from '../cli/errors.ts';
 import { formatCount } from '../cli/output.ts';
 import type { Progress } from '../cli/progress.ts';
 import { scanPages } from '../dynamodb/scan.ts';
-import { CELLO_TABLES } from '../cello/sourceTables.ts';
+import { PROJECTS_TABLE, TOKENS_TABLE } from '../cello/sourceTables.ts';
+import { readColumnLimits, type ColumnLimits } from '../postgres/columnLimits.ts';
 import { inReadOnlySnapshot, type PostgresSession } from '../postgres/connect.ts';
-import { checkTables } from '../postgres/schema.ts';
 import { readTextOrder } from '../postgres/textOrder.ts';
 import { partitionQuery } from '../verify/dynamo.ts';
 import { planAllChanges } from '../verify/fix.ts';
@@ -47,9 +47,10 @@ export async function readBothSides(session: PostgresSession, options: ReadOptio
   const tokenItemsInTable = new Map<string, number>();
   let projectRows = new Set<string>();
   let orphanProjects = new Set<string>();
+  let columnLimits: ColumnLimits = new Map();
   const result = await inReadOnlySnapshot(session, async (sql) => {
-    await checkTables(sql, options.database, CELLO_TABLES);
     const order = await readTextOrder(sql, options.database);
+    columnLimits = await readColumnLimits(sql, [PROJECTS_TABLE, TOKENS_TABLE]);
     const { projects } = await readProjects(sql, order, includeOrphans);
     orphanProjects = new Set(await readOrphanProjectNames(sql));
     projectRows = new Set(projects.map((project) => project.name).filter((name) => !(includeOrphans && orphanProjects.has(name))));
@@ -69,7 +70,7 @@ export async function readBothSides(session: PostgresSession, options: ReadOptio
       planFixes: { limit: MAX_ROLLBACK_CHANGES },
     });
   });
-  const context: PlanContext = { projectRows, orphanProjects, tokenItemsInTable, includeOrphans };
+  const context: PlanContext = { projectRows, orphanProjects, tokenItemsInTable, includeOrphans, columnLimits };
   if (!result.complete) return { result, changes: [], context, newest };
   const changes = await planAllChanges(result, openPartition, concurrency, MAX_ROLLBACK_CHANGES);
   if (changes === undefined) {

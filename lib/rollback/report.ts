@@ -41,18 +41,28 @@ export function formatChange(change: RowChange): string {
   return `${what}: ${values.join(', ')}`;
 }
 
-/** The plan's lines, at most `limit` per project, then how many more that project has. */
-export function formatPlan(plan: RollbackPlan, limit = LINES_PER_PROJECT): string {
+/** Lines of the plan at most, whatever the number of projects, before "... and N more rows". */
+const PLAN_LINES = 200;
+
+/** The plan's lines, at most `limit` per project and PLAN_LINES in all, each cut short by how many more there are. */
+export function formatPlan(plan: RollbackPlan, limit = LINES_PER_PROJECT, total = PLAN_LINES): string {
   if (plan.changes.length === 0) return '';
   let text = `Rollback plan (the table is the truth; ${plural(plan.changes.length, 'row', 'rows')} of PostgreSQL to change):\n`;
+  let lines = 0;
   let index = 0;
-  while (index < plan.changes.length) {
+  while (index < plan.changes.length && lines < total) {
     const project = plan.changes[index]!.project;
     let shown = 0;
     for (; index < plan.changes.length && plan.changes[index]!.project === project; index++, shown++) {
       if (shown < limit) text += `  ${formatChange(plan.changes[index]!)}\n`;
     }
+    lines += Math.min(shown, limit);
     if (shown > limit) text += `  ... and ${plural(shown - limit, 'more row', 'more rows')} of project ${displayName(project)}\n`;
+  }
+  const rest = plan.changes.slice(index);
+  if (rest.length > 0) {
+    const projects = new Set(rest.map((change) => change.project)).size;
+    text += `  ... and ${plural(rest.length, 'more row', 'more rows')} of ${plural(projects, 'more project', 'more projects')}\n`;
   }
   return text;
 }

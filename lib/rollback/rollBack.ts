@@ -1,14 +1,15 @@
 // The rollback once both sides can be reached: read, plan, guard, print, then write in one transaction (or not).
 import { ExitCode } from '../cli/errors.ts';
 import { printOutput } from '../cli/output.ts';
-import { stopSignalReceived } from '../cli/signals.ts';
+import { stopSignal, stopSignalReceived } from '../cli/signals.ts';
 import { type CapacityMeter, formatCapacitySummary } from '../dynamodb/capacity/meter.ts';
+import { NotSentError } from '../dynamodb/errors.ts';
 import type { PostgresSession } from '../postgres/connect.ts';
 import { formatOrphanNote } from '../verify/report.ts';
 import { RowChangedError, StoppedBeforeCommitError, applyPlan } from './apply.ts';
 import { checkPostgresNotWrittenSinceSwitch } from './guard.ts';
 import { planRollback } from './plan.ts';
-import { readBothSides, type ReadOptions } from './read.ts';
+import { readBothSides, type BothSides, type ReadOptions } from './read.ts';
 import { RESULTS, formatCounts, formatPlan, formatProblems } from './report.ts';
 
 export interface RollbackOptions {
@@ -19,9 +20,18 @@ export interface RollbackOptions {
 
 /** Reads both sides, prints the plan and applies it unless told not to; resolves to the exit code. */
 export async function rollBack(session: PostgresSession, options: RollbackOptions): Promise<number> {
-  const { result, changes, context, newest } = await readBothSides(session, options.read);
+  let read: BothSides;
+  try {
+    read = await readBothSides(session, options.read);
+  } catch (error) {
+    // A read a stop kept from being sent (reading the new projects' partitions): stopped, not failed.
+    if (!(error instanceof NotSentError)) throw error;
+    await printOutput(RESULTS.stopped(stopSignalReceived(), false));
+    return ExitCode.interrupted;
+  }
+  const { result, changes, context, newest } = read;
   options.read.progress.finish();
-  if (!result.complete) {
+  if (!result.complete || options.read.shouldStop()) {
     await printOutput(RESULTS.stopped(stopSignalReceived(), false));
     return ExitCode.interrupted;
   }
@@ -45,7 +55,7 @@ export async function rollBack(session: PostgresSession, options: RollbackOption
     return ExitCode.ok;
   }
   try {
-    await applyPlan(session, plan, options.read.shouldStop);
+    await applyPlan(session, plan, stopSignal());
   } catch (error) {
     if (error instanceof StoppedBeforeCommitError) {
       await printOutput(RESULTS.stopped(stopSignalReceived(), true));
