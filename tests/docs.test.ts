@@ -28,8 +28,9 @@
 //   so a step that needed more fails here; cello_rollback, the user of "Rolling back", may also write their rows.
 // - Data: the guide's own example (its "Output structure" JSON), in a database whose TimeZone is not UTC. Before
 //   Step 4 (block dump-table), the test writes two tokens' timestamps back in the earlier migration's format, so
-//   the repair has what the guide shows to repair. Blocks marked `example-of=<id>` are run last: the fixture named
-//   after the example changes the table, then block <id> runs again and must print the example.
+//   the repair has what the guide shows to repair. Before "Rolling back" the service writes to the table only (and
+//   before the guard's block, to PostgreSQL: AFTER_BLOCK undoes that). Blocks marked `example-of=<id>` are run last:
+//   the fixture named after the example changes the table, then block <id> runs again and must print the example.
 // - Shapes (compareShape): numbers and timestamps are abstracted, every output line must be a kind of line the
 //   guide shows, and every line the guide shows must appear, in order (repeated record blocks allow). An output
 //   block tagged `exact` must be printed exactly (a count: one number, not one per page).
