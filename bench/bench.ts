@@ -18,6 +18,9 @@
 //                                            timestamps
 //   verify     verify_migration.ts --fix vs  verify_migration.ts alone, on the same table: a correct migration with
 //                                            1 % of the tokens different (missing, changed, revoked)
+//   rollback   rollback_to_postgres.ts   vs  verify_migration.ts alone, on a table 1 % of whose tokens the service
+//                                            changed after the switch; live, PostgreSQL restored before every run
+//                                            (bench/rollback.ts; median of 5 alternated runs at least)
 //   startup    npx tsx scripts/<each>.ts --help, and a 2,000-token dump under npx tsx, vs npx tsx of an empty .ts
 //                                            file (bench/startup.ts; median of 5 alternated runs at least)
 // The ceilings are not targets: when a target is missed they show whether the server (or the machine) is the
@@ -47,6 +50,7 @@ import {
 import { startLatencyProxy, type FaultProxy } from '../tests/support/faultProxy.ts';
 import { blastItems } from './baselines.ts';
 import { catchUpItems, legacyItems, seedSql } from './dataset.ts';
+import { benchRollback } from './rollback.ts';
 import { benchStartup } from './startup.ts';
 import {
   BENCH_DIR,
@@ -80,7 +84,7 @@ const USAGE = `Usage: npm run bench -- [options]
   --delay-ms N     fixed delay the proxy adds to every DynamoDB request (default 5)
   --concurrency N  requests in flight of the blaster and the UpdateItem ceiling (default 16, the scripts' default;
                    the scripts themselves always run with their defaults)
-  --steps LIST     some of dump,load,dump-ddb,repair,verify,startup (default all; dump-ddb needs load)
+  --steps LIST     some of dump,load,dump-ddb,repair,verify,rollback,startup (default all; dump-ddb needs load)
   --networks LIST  DynamoDB steps direct, through the proxy, or both (default direct,proxy)
   --repeat N       runs of each dump and dump-ddb measurement; the fastest is kept (default 1)
   --quick          a smoke run: --sample 100
@@ -711,6 +715,12 @@ async function main(): Promise<number> {
     }
     if (options.steps.has('repair')) await benchRepair(bench, items);
     if (options.steps.has('verify')) await benchVerify(bench, items);
+    if (options.steps.has('rollback')) {
+      const endpoints = Object.fromEntries(options.networks.map((network) => [network, bench.endpoint(network)]));
+      const rounds = options.quick ? 1 : Math.max(5, options.repeat);
+      const rollbackOptions = { projects: options.projects, tokens: options.tokens, concurrency: options.concurrency, rounds, endpoints };
+      bench.measurements.push(...(await benchRollback(stack, { ...rollbackOptions, work, env: bench.env() })));
+    }
     if (options.steps.has('startup')) {
       log(`startup: npx tsx of each script's --help and of a ${STARTUP_TOKENS.toLocaleString('en-US')}-token dump vs an empty .ts file`);
       // --quick: one round, a smoke run; otherwise a median of at least five.

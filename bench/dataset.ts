@@ -70,6 +70,8 @@ interface CatchUpRow {
   token_id: string | null;
   created_at: string | null;
   expires_at: string | null;
+  /** When the extra token beside it was created (canonical). */
+  extra_created_at: string | null;
   kind: number;
 }
 
@@ -79,15 +81,37 @@ interface CatchUpRow {
  * third with an extra item beside them (a token revoked since; created as long ago as its neighbour, so the
  * post-cutover guard lets it be deleted). Streamed like legacyItems.
  */
-export async function* catchUpItems(sql: AdminSql): AsyncGenerator<DynamoItem> {
+export function catchUpItems(sql: AdminSql): AsyncGenerator<DynamoItem> {
+  return driftedItems(sql, 'before the switch');
+}
+
+/**
+ * A correct migration of the database, then 1 % of the tokens changed in the table the way the service changes it
+ * after the switch (for the rollback): a third revoked (deleted), a third with another expires_at, a third with a
+ * new token beside them that never expires, created after the switch (after every token of PostgreSQL, so the
+ * rollback's guard sees a table that moved on, not a PostgreSQL written to again).
+ */
+export function rollbackItems(sql: AdminSql): AsyncGenerator<DynamoItem> {
+  return driftedItems(sql, 'after the switch');
+}
+
+/**
+ * The 1 % of the two above. Before the switch the extra token is one PostgreSQL revoked, created as long ago as its
+ * neighbour; after it, one the service created, that never expires.
+ */
+async function* driftedItems(sql: AdminSql, when: 'before the switch' | 'after the switch'): AsyncGenerator<DynamoItem> {
+  const isAfterTheSwitch = when === 'after the switch';
   const canonical = (column: string) => `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US') || '000Z'`;
+  // Ten years after a token: later than every token seedSql makes, at any size.
+  const afterTheSwitch = canonical("(created_at + interval '10 years')");
   const query = sql.unsafe<CatchUpRow[]>(`
     SELECT 'PROJECT#' || project AS pk, 'METADATA' AS sk, coalesce(repository, '') AS repository,
-           NULL AS token_id, NULL AS created_at, NULL AS expires_at, -1 AS kind
+           NULL AS token_id, NULL AS created_at, NULL AS expires_at, NULL AS extra_created_at, -1 AS kind
     FROM projects
     UNION ALL
     SELECT 'PROJECT#' || project, 'TOKEN#' || token_id, NULL, token_id, ${canonical('created_at')},
-           coalesce(${canonical('expires_at')}, ''), CASE WHEN abs(hashtext(token_id)) % 100 = 0 THEN abs(hashtext(token_id)) % 300 ELSE -1 END
+           coalesce(${canonical('expires_at')}, ''), ${isAfterTheSwitch ? afterTheSwitch : canonical('created_at')},
+           CASE WHEN abs(hashtext(token_id)) % 100 = 0 THEN abs(hashtext(token_id)) % 300 ELSE -1 END
     FROM tokens`);
   for await (const rows of query.cursor(2000)) {
     for (const row of rows) {
@@ -104,7 +128,12 @@ export async function* catchUpItems(sql: AdminSql): AsyncGenerator<DynamoItem> {
         expires_at: { S: row.kind === 100 ? '1999-01-01T00:00:00.000000000Z' : (row.expires_at ?? '') },
       };
       yield token;
-      if (row.kind === 200) yield { ...token, sk: { S: `${row.sk}-revoked` }, token_id: { S: `${row.token_id}-revoked` } };
+      if (row.kind === 200) {
+        const suffix = isAfterTheSwitch ? '-new' : '-revoked';
+        const created_at = { S: row.extra_created_at ?? '' };
+        const expires_at = isAfterTheSwitch ? { S: '' } : token.expires_at!;
+        yield { ...token, sk: { S: `${row.sk}${suffix}` }, token_id: { S: `${row.token_id}${suffix}` }, created_at, expires_at };
+      }
     }
   }
 }

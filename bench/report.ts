@@ -1,7 +1,8 @@
 // The benchmark's figures, the targets of issue 8 judged on them, and the tables printed. Pure: figures in, text out.
+import type { MeasuredRun } from './measure.ts';
 
-export type Step = 'dump' | 'load' | 'dump-ddb' | 'repair' | 'verify' | 'startup';
-export const STEPS: readonly Step[] = ['dump', 'load', 'dump-ddb', 'repair', 'verify', 'startup'];
+export type Step = 'dump' | 'load' | 'dump-ddb' | 'repair' | 'verify' | 'rollback' | 'startup';
+export const STEPS: readonly Step[] = ['dump', 'load', 'dump-ddb', 'repair', 'verify', 'rollback', 'startup'];
 
 /** The startup step's dump: Cello's real size, where start-up is most of a step. */
 export const STARTUP_TOKENS = 2000;
@@ -56,6 +57,7 @@ export interface TargetThresholds {
   dumpDdbVsOneSegment: number;
   repairVsSequential: number;
   verifyFixVsVerify: number;
+  rollbackVsVerify: number;
   helpVsEmptyFile: number;
   smallDumpVsEmptyFile: number;
 }
@@ -71,11 +73,41 @@ export const TARGETS: TargetThresholds = {
   repairVsSequential: 10,
   /** verify --fix on 1 % different tokens, at most this many times verify alone on the same data (issue 14). */
   verifyFixVsVerify: 1.3,
+  /** The live rollback on 1 % of tokens changed in the table, at most this many times verify alone (issue 23). */
+  rollbackVsVerify: 1.5,
   /** Each script's --help under npx tsx, at most this many times npx tsx of an empty file (issue 22). */
   helpVsEmptyFile: 1.3,
   /** A 2,000-token dump under npx tsx, at most this many times npx tsx of an empty file (issue 22). */
   smallDumpVsEmptyFile: 1.6,
 };
+
+/** A run of an alternated series (startup, rollback) and the machine's load when it started. */
+export interface AlternatedRun {
+  run: MeasuredRun;
+  load: number | null;
+}
+
+/** The Measurement of one command's alternated runs: its median run's figures; `command` gets the count appended. */
+export function medianMeasurement(
+  of: Pick<Measurement, 'step' | 'name' | 'role' | 'network' | 'items' | 'command'>,
+  runs: readonly AlternatedRun[],
+): Measurement {
+  const sorted = [...runs].sort((a, b) => a.run.wallSeconds - b.run.wallSeconds);
+  const { run, load } = sorted[Math.floor(sorted.length / 2)]!;
+  return {
+    ...of,
+    wallSeconds: run.wallSeconds,
+    itemsPerSecond: of.items === 0 ? null : of.items / run.wallSeconds,
+    peakRssMiB: run.peakRssMiB ?? null,
+    cpuSeconds: run.cpuSeconds ?? null,
+    serverCpuSeconds: null,
+    proxyCpuSeconds: null,
+    sample: null,
+    rssMethod: run.rssMethod,
+    command: `${of.command} (median of ${runs.length}, alternated)`,
+    loadAverageAtStart: load,
+  };
+}
 
 export function find(measurements: readonly Measurement[], step: Step, name: string, network: Network): Measurement | undefined {
   return measurements.find((m) => m.step === step && m.name === name && m.network === network && !m.unavailable);
@@ -208,6 +240,15 @@ export function judgeTargets(
       'atMost',
       (v) => `${fixed(v, 2)}×`,
     ),
+    ratio(
+      `rollback (1 % of tokens changed in the table) wall time ≤ ${t.rollbackVsVerify}× verify alone, 5 ms proxy`,
+      get('rollback', NAMES.cello, 'proxy'),
+      get('rollback', NAMES.verifyAlone, 'proxy'),
+      wall,
+      t.rollbackVsVerify,
+      'atMost',
+      (v) => `${fixed(v, 2)}×`,
+    ),
   );
   const emptyFile = get('startup', NAMES.emptyFile, 'local');
   for (const help of measurements.filter((m) => m.step === 'startup' && m.role === 'start-up')) {
@@ -277,6 +318,18 @@ export function otherRatios(measurements: readonly Measurement[]): TargetResult[
     info('load vs sequential PutItem, direct', get('load', NAMES.cello, 'direct'), get('load', NAMES.sequentialLoader, 'direct')),
     info('dump-ddb vs --segments 1, direct', get('dump-ddb', NAMES.cello, 'direct'), get('dump-ddb', NAMES.oneSegment, 'direct')),
     info('timestamp repair vs sequential UpdateItem, direct', get('repair', NAMES.cello, 'direct'), get('repair', NAMES.sequentialUpdater, 'direct')),
+    {
+      ...ratio(
+        'rollback wall time vs verify alone, direct',
+        get('rollback', NAMES.cello, 'direct'),
+        get('rollback', NAMES.verifyAlone, 'direct'),
+        wall,
+        0,
+        'atMost',
+        (v) => `${fixed(v, 2)}×`,
+      ),
+      verdict: 'n/a',
+    },
   ];
   for (const network of ['direct', 'proxy'] as const) {
     const where = network === 'proxy' ? '5 ms proxy' : 'direct';

@@ -10,8 +10,8 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connectAdmin, createCelloDatabase, type LocalStack } from '../tools/localStack.ts';
 import { seedSql } from './dataset.ts';
-import { findProgram, loadAverage, runExternalMeasured, type MeasuredRun } from './measure.ts';
-import { NAMES, STARTUP_TOKENS, type Measurement } from './report.ts';
+import { findProgram, loadAverage, runExternalMeasured } from './measure.ts';
+import { NAMES, STARTUP_TOKENS, medianMeasurement, type AlternatedRun, type Measurement } from './report.ts';
 
 const STARTUP_PROJECTS = 200;
 export const STARTUP_SCRIPTS = [
@@ -64,7 +64,7 @@ export async function benchStartup(stack: LocalStack, work: string, env: NodeJS.
       role: 'toolkit',
     },
   ];
-  const runs = new Map<string, { run: MeasuredRun; load: number | null }[]>(commands.map((command) => [command.name, []]));
+  const runs = new Map<string, AlternatedRun[]>(commands.map((command) => [command.name, []]));
   // Round 0 warms up and is not kept: the first run of a command fills tsx's compile cache and the OS file cache.
   for (let round = 0; round <= rounds; round++) {
     for (const command of commands) {
@@ -79,25 +79,10 @@ export async function benchStartup(stack: LocalStack, work: string, env: NodeJS.
     }
     process.stderr.write(round === 0 ? '  startup: warm-up round done\n' : `  startup: round ${round} of ${rounds} done\n`);
   }
-  return commands.map((command) => {
-    const sorted = runs.get(command.name)!.sort((a, b) => a.run.wallSeconds - b.run.wallSeconds);
-    const { run, load } = sorted[Math.floor(sorted.length / 2)]!;
-    return {
-      step: 'startup',
-      name: command.name,
-      role: command.role,
-      network: 'local',
-      items: command.items,
-      wallSeconds: run.wallSeconds,
-      itemsPerSecond: command.items === 0 ? null : command.items / run.wallSeconds,
-      peakRssMiB: run.peakRssMiB ?? null,
-      cpuSeconds: run.cpuSeconds ?? null,
-      serverCpuSeconds: null,
-      proxyCpuSeconds: null,
-      sample: null,
-      rssMethod: run.rssMethod,
-      command: `npx ${command.args.join(' ')} (median of ${rounds}, alternated)`,
-      loadAverageAtStart: load,
-    };
-  });
+  return commands.map((command) =>
+    medianMeasurement(
+      { step: 'startup', name: command.name, role: command.role, network: 'local', items: command.items, command: `npx ${command.args.join(' ')}` },
+      runs.get(command.name)!,
+    ),
+  );
 }

@@ -12,6 +12,9 @@
 // still on PostgreSQL, revokes a token and renames a repository; so the first verification finds the legacy
 // timestamps and both changes (exit code 1, expected here); Step 4 repairs the timestamps; the catch-up before
 // cutover (verify --fix) deletes the revoked token and rewrites the repository; the final verification ends green.
+// Then the service switches to the table and writes there only: it creates a token that never expires and revokes
+// another. The switch has to be undone: the rollback (a dry run, then live) brings both changes into PostgreSQL, and
+// verify ends green again, before the service would switch back.
 // Everything is removed at the end — also after a failure or Ctrl-C.
 //
 // `npx tsx scripts/x.ts` and `./scripts/x.ts` are run as `node --import tsx scripts/x.ts`: the same program,
@@ -21,7 +24,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { constants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { PutItemCommand } from '@aws-sdk/client-dynamodb';
+import { DeleteItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { CREATED_AT, EXPIRES_AT, NULL_IN_TABLE, REPOSITORY, TOKEN_ID, projectItem, tokenItem } from '../lib/cello/items.ts';
 import { projectPk, tokenSk } from '../lib/cello/keys.ts';
 import { PROJECTS_TABLE, PROJECT_COLUMN, TOKENS_TABLE } from '../lib/cello/sourceTables.ts';
@@ -42,6 +45,8 @@ import {
   createCelloDatabase,
   createCelloTable,
   createLocalDynamoClient,
+  createReadOnlyUser,
+  createRollbackUser,
   startLocalStack,
   type LocalStack,
 } from '../tools/localStack.ts';
@@ -51,6 +56,8 @@ const GUIDE = join(ROOT, 'docs', 'postgresql_to_dynamodb_migration.md');
 const TSX_LOADER = import.meta.resolve('tsx');
 const DATABASE = 'cello_db';
 const USER = 'cello_user';
+/** The guide's user for "Rolling back", which may also write the two tables. */
+const ROLLBACK_USER = 'cello_rollback';
 const TABLE = 'cello';
 const DATABASE_TIME_ZONE = 'Europe/Berlin';
 /** The tokens table with its columns in the order the seed's values give them. */
@@ -65,8 +72,15 @@ interface DemoStep {
   /** Said after the step. */
   note?: string;
   /** Done (and said) before the step's commands: what the live service changes meanwhile. */
-  before?: { say: string; sql: string };
+  before?: { say: string; change(local: LocalStack): Promise<void> };
+  /** Said after the step, once it has looked at the data. */
+  afterwards?(local: LocalStack): Promise<string>;
 }
+
+/** After the switch the service writes to the table only: it creates this token (one that never expires)... */
+const CREATED_AFTER_SWITCH = { project: 'docs-site', tokenId: 'docs-preview', createdAt: '2026-03-02T09:15:27.402118000Z' };
+/** ...and revokes this one. */
+const REVOKED_AFTER_SWITCH = { project: 'billing-api', tokenId: 'nightly-build' };
 
 const STEPS: DemoStep[] = [
   { title: 'Step 1: extract the data from PostgreSQL', block: 'extract' },
@@ -82,8 +96,12 @@ const STEPS: DemoStep[] = [
     expectedExit: 1,
     before: {
       say: 'Meanwhile the service, still writing to PostgreSQL, revokes the token backfill of data-pipeline and renames\n  the repository of docs-site to https://github.com/acme/docs-website.',
-      sql: `DELETE FROM ${TOKENS_TABLE} WHERE ${TOKEN_ID} = 'backfill';
-            UPDATE ${PROJECTS_TABLE} SET ${REPOSITORY} = 'https://github.com/acme/docs-website' WHERE ${PROJECT_COLUMN} = 'docs-site';`,
+      change: (local) =>
+        changeDatabase(
+          local,
+          `DELETE FROM ${TOKENS_TABLE} WHERE ${TOKEN_ID} = 'backfill';
+           UPDATE ${PROJECTS_TABLE} SET ${REPOSITORY} = 'https://github.com/acme/docs-website' WHERE ${PROJECT_COLUMN} = 'docs-site';`,
+        ),
     },
     note: 'Exit code 1, as expected: the earlier migration stored these timestamps in PostgreSQL text format (Step 4 repairs\n  them), and the revoked token and the renamed repository are still as loaded (the catch-up repairs them).',
   },
@@ -96,6 +114,17 @@ const STEPS: DemoStep[] = [
     note: 'The revoked token is gone from the table and the repository is renamed: the service can switch to DynamoDB.',
   },
   { title: 'Step 5: verify again', block: 'verify-final' },
+  {
+    title: 'Rolling back: dry run (the service has stopped writing to the table)',
+    block: 'rollback-dry-run',
+    before: {
+      say: `The service switches to DynamoDB and writes to the table only: it creates the token ${CREATED_AFTER_SWITCH.tokenId} of ${CREATED_AFTER_SWITCH.project},
+  which never expires, and revokes the token ${REVOKED_AFTER_SWITCH.tokenId} of ${REVOKED_AFTER_SWITCH.project}. Then the switch has to be undone.`,
+      change: serviceWritesToTable,
+    },
+  },
+  { title: 'Rolling back: the live run', block: 'rollback', afterwards: describeRolledBackTokens },
+  { title: 'Rolling back: verify, before switching the service back to PostgreSQL', block: 'rollback-verify' },
 ];
 
 const started = performance.now();
@@ -172,7 +201,15 @@ async function main(): Promise<void> {
   await seedTable(stack);
   throwIfInterrupted();
 
-  const local: LocalValues = { postgresHostPort, user: USER, database: DATABASE, password, table: TABLE, endpoint: stack.dynamo.endpoint };
+  const local: LocalValues = {
+    postgresHostPort,
+    user: USER,
+    rollbackUser: ROLLBACK_USER,
+    database: DATABASE,
+    password,
+    table: TABLE,
+    endpoint: stack.dynamo.endpoint,
+  };
   const shown: LocalValues = { ...local, password: '********' };
   // The scripts' environment: the machine's, without anything that could point at a real database or AWS
   // account, plus the local endpoint and dummy credentials. PGPASSWORD comes from the guide's own export.
@@ -185,7 +222,7 @@ async function main(): Promise<void> {
     if (step.before) {
       say(step.before.say);
       say();
-      await changeDatabase(stack, step.before.sql);
+      await step.before.change(stack);
     }
     for (const [index, command] of step.commands.entries()) {
       say(`$ ${substitute(command, localSubstitutions(shown))}`);
@@ -206,6 +243,7 @@ async function main(): Promise<void> {
       if (code !== expected) throw new DemoError(`${invocation.script} exited with code ${code}, expected ${expected}`);
     }
     if (step.note) say(`\n→ ${step.note}`);
+    if (step.afterwards) say(`\n→ ${await step.afterwards(stack)}`);
   }
 }
 
@@ -221,13 +259,13 @@ function runScript(script: string, args: string[], env: NodeJS.ProcessEnv): Prom
   });
 }
 
-/** A Cello database as production has it, read by a user that may only SELECT. */
+/** A Cello database as production has it, read by a user that may only SELECT (and the rollback's, which may write). */
 async function seedDatabase(local: LocalStack, password: string): Promise<void> {
   await createCelloDatabase(local.postgres, DATABASE, { timeZone: DATABASE_TIME_ZONE });
+  await createReadOnlyUser(local.postgres, DATABASE, USER, password);
+  await createRollbackUser(local.postgres, DATABASE, ROLLBACK_USER, password);
   const admin = connectAdmin(local.postgres, DATABASE);
   try {
-    await admin.unsafe(`CREATE ROLE ${USER} LOGIN PASSWORD '${password}'`);
-    await admin.unsafe(`GRANT SELECT ON ${PROJECTS_TABLE}, ${TOKENS_TABLE} TO ${USER}`);
     await admin.unsafe(`
       INSERT INTO ${PROJECTS_TABLE} (${PROJECT_COLUMN}, ${REPOSITORY}) VALUES
         ('billing-api', 'https://github.com/acme/billing-api'),
@@ -253,7 +291,8 @@ async function seedDatabase(local: LocalStack, password: string): Promise<void> 
     await admin.end();
   }
   say();
-  say(`Seeded PostgreSQL database ${DATABASE} (TimeZone ${DATABASE_TIME_ZONE}, read by ${USER} with SELECT only):`);
+  say(`Seeded PostgreSQL database ${DATABASE} (TimeZone ${DATABASE_TIME_ZONE}, read by ${USER} with SELECT only;`);
+  say(`  ${ROLLBACK_USER} may also write, for rolling back):`);
   say('  5 projects (data-pipeline without repository, web-frontend with a comma in its URL, docs-site without tokens),');
   say('  27 tokens (microsecond timestamps, 10 that never expire)');
 }
@@ -263,6 +302,42 @@ async function changeDatabase(local: LocalStack, sql: string): Promise<void> {
   const admin = connectAdmin(local.postgres, DATABASE);
   try {
     await admin.unsafe(sql);
+  } finally {
+    await admin.end();
+  }
+}
+
+/** The service after the switch, through the SDK as it writes: a new token (conditional, as the service puts one), a revoked one. */
+async function serviceWritesToTable(local: LocalStack): Promise<void> {
+  const client = createLocalDynamoClient(local.dynamo.endpoint);
+  try {
+    const created = CREATED_AFTER_SWITCH;
+    const values = { [TOKEN_ID]: created.tokenId, [CREATED_AT]: created.createdAt, [EXPIRES_AT]: NULL_IN_TABLE };
+    const Item = tokenItem(projectPk(created.project), tokenSk(created.tokenId), values);
+    await client.send(new PutItemCommand({ TableName: TABLE, Item, ConditionExpression: 'attribute_not_exists(sk)' }));
+    const revoked = REVOKED_AFTER_SWITCH;
+    await client.send(
+      new DeleteItemCommand({ TableName: TABLE, Key: { pk: { S: projectPk(revoked.project) }, sk: { S: tokenSk(revoked.tokenId) } } }),
+    );
+  } finally {
+    client.destroy();
+  }
+}
+
+/** What PostgreSQL now holds of the two tokens the service changed in the table. */
+async function describeRolledBackTokens(local: LocalStack): Promise<string> {
+  const admin = connectAdmin(local.postgres, DATABASE);
+  try {
+    const ids = [CREATED_AFTER_SWITCH.tokenId, REVOKED_AFTER_SWITCH.tokenId];
+    const rows = await admin.unsafe<{ id: string; project: string; expiry: string | null }[]>(
+      `SELECT ${TOKEN_ID} AS id, ${PROJECT_COLUMN} AS project, ${EXPIRES_AT}::text AS expiry FROM ${TOKENS_TABLE} WHERE ${TOKEN_ID} = ANY($1)`,
+      [ids],
+    );
+    const held = (id: string) => {
+      const row = rows.find((candidate) => candidate.id === id);
+      return row === undefined ? `no ${id}` : `${id} of ${row.project} (${EXPIRES_AT} ${row.expiry ?? 'NULL'})`;
+    };
+    return `PostgreSQL now holds ${held(CREATED_AFTER_SWITCH.tokenId)}, and ${held(REVOKED_AFTER_SWITCH.tokenId)}.`;
   } finally {
     await admin.end();
   }

@@ -1,7 +1,8 @@
 #!/usr/bin/env -S npx tsx
 // `npm run stack`: a local PostgreSQL and a DynamoDB-compatible endpoint set up as the migration guide expects, so
 // that its commands can be pasted as they are: the database cello_db with the Cello schema (empty), the user
-// cello_user with exactly the rights the guide asks for, the table cello in the guide's region. It prints the
+// cello_user with exactly the rights the guide asks for (SELECT), the user cello_rollback with what its "Rolling
+// back" asks for (also INSERT, UPDATE, DELETE), the table cello in the guide's region. It prints the
 // variables to export and the steps already done. Stopping it (Ctrl-C, or SIGINT, SIGTERM or SIGHUP to it or to the
 // `npm run stack` that started it, or that npm ending) stops both servers and deletes their data.
 import { reportFailure } from '../lib/cli/run.ts';
@@ -12,11 +13,12 @@ import {
   createCelloTable,
   createLocalDynamoClient,
   createReadOnlyUser,
+  createRollbackUser,
   startLocalStack,
 } from '../tools/localStack.ts';
 
 /** The guide's names (docs/postgresql_to_dynamodb_migration.md): its commands then run here unchanged. */
-const GUIDE = { database: 'cello_db', user: 'cello_user', table: 'cello', postgresPort: 5432 } as const;
+const GUIDE = { database: 'cello_db', user: 'cello_user', rollbackUser: 'cello_rollback', table: 'cello', postgresPort: 5432 } as const;
 
 /** How often we look whether the process that started us (npm) is still there. */
 const PARENT_CHECK_MS = 500;
@@ -44,6 +46,7 @@ setInterval(() => {
 const { host, port, user: superuser, password } = stack.postgres;
 await createCelloDatabase(stack.postgres, GUIDE.database);
 await createReadOnlyUser(stack.postgres, GUIDE.database, GUIDE.user, password);
+await createRollbackUser(stack.postgres, GUIDE.database, GUIDE.rollbackUser, password);
 const client = createLocalDynamoClient(stack.dynamo.endpoint);
 await createCelloTable(client, GUIDE.table);
 client.destroy();
@@ -57,12 +60,15 @@ process.stdout.write(`Local stack running, set up as the migration guide expects
 Ctrl-C, or kill ${process.pid} (or the npm process that started it), stops it and deletes its data.
 
 PostgreSQL  ${host}:${port}  database ${GUIDE.database} (Cello schema, empty)
-            user ${GUIDE.user}: SELECT on projects and tokens, as the guide asks; superuser ${superuser}, same password
+            user ${GUIDE.user}: SELECT on projects and tokens, as the guide's Steps 1 to 5 ask
+            user ${GUIDE.rollbackUser}: SELECT, INSERT, UPDATE and DELETE on them, as its "Rolling back" asks
+            superuser ${superuser}; the three have the same password
 DynamoDB    ${stack.dynamo.endpoint}  region ${LOCAL_REGION}
 ${portNote}
 Already done here, skip them in the guide:
   Prerequisites, "The DynamoDB table": table ${GUIDE.table} exists (pk HASH S, sk RANGE S), ACTIVE — create-table would say ResourceInUseException
   Prerequisites, the database: ${GUIDE.database} has the tables projects and tokens, and ${GUIDE.user} may read them
+  Rolling back, the privileges: ${GUIDE.rollbackUser} may also write them (the guide's GRANT)
 To do: put your data into ${GUIDE.database} (psql -h ${host} -p ${port} -U ${superuser} -d ${GUIDE.database}), then follow the guide from Step 1.
 
 Paste into another shell (the guide's export PGPASSWORD='your_password': use the first line instead):

@@ -47,6 +47,8 @@ test('npm run bench on 20 projects / 2,000 tokens completes and writes every ste
       `repair UpdateItem ×16, no checks ${network}`,
       `verify cello ${network}`,
       `verify verify without --fix ${network}`,
+      `rollback cello ${network}`,
+      `rollback verify without --fix ${network}`,
     ]),
     'startup npx tsx of an empty .ts file local',
     ...STARTUP_SCRIPTS.map((script) => `startup npx tsx ${script} --help local`),
@@ -77,4 +79,26 @@ test('npm run bench with --networks proxy alone measures the DynamoDB steps thro
   const results = JSON.parse(readFileSync(output, 'utf8')) as { measurements: Figures[] };
   const toolkitRuns = results.measurements.filter((m) => m.name === 'cello').map((m) => `${m.step} ${m.network}`);
   assert.deepEqual(toolkitRuns.sort(), ['dump-ddb proxy', 'load proxy', 'repair proxy']);
+});
+
+test('npm run bench --steps rollback times the live rollback against verify alone, with the ratio judged', async () => {
+  const output = join(temporaryFolder(), 'results.json');
+  const result = await runNode(
+    ['bench/bench.ts', '--tokens', '600', '--projects', '6', '--quick', '--steps', 'rollback', '--networks', 'direct', '--output', output],
+    { ...process.env },
+    { timeoutMs: 600_000 },
+  );
+  assert.equal(result.code, 0, result.stderr);
+  const results = JSON.parse(readFileSync(output, 'utf8')) as { measurements: Figures[]; targets: { target: string; verdict: string }[] };
+  assert.deepEqual(results.measurements.map((m) => `${m.step} ${m.name} ${m.network} ${m.role}`).sort(), [
+    'rollback cello direct toolkit',
+    'rollback verify without --fix direct baseline',
+  ]);
+  for (const m of results.measurements) {
+    assert.equal(m.items, 606);
+    assert.ok(typeof m.wallSeconds === 'number' && m.wallSeconds > 0, JSON.stringify(m));
+  }
+  // Judged on the proxy (not measured here); the direct ratio is printed for comparison.
+  assert.ok(results.targets.some((t) => t.target.startsWith('rollback (1 % of tokens changed in the table)') && t.verdict === 'n/a'));
+  assert.match(result.stdout, /^rollback wall time vs verify alone, direct +\d+\.\d\d×/m);
 });

@@ -105,8 +105,24 @@ const finished = runDemo();
 test('the demo finishes with exit code 0 and a table that matches PostgreSQL', async () => {
   const { code, stdout, stderr } = await finished;
   assert.equal(code, 0, `stdout:\n${stdout}\nstderr:\n${stderr}`);
-  const afterLastStep = stdout.slice(stdout.lastIndexOf('━━ Step 5'));
-  assert.match(afterLastStep, /^Result: the table matches PostgreSQL\.$/m);
+  for (const lastVerification of ['━━ Step 5', '━━ Rolling back: verify']) {
+    const after = stdout.slice(stdout.lastIndexOf(lastVerification));
+    assert.match(after, /^Result: the table matches PostgreSQL\.\n\[exit code 0/m, lastVerification);
+  }
+});
+
+test("the demo's last act: the service writes to the table only, the rollback brings its token and its revocation into PostgreSQL", async () => {
+  const { stdout } = await finished;
+  const act = stdout.slice(stdout.indexOf('━━ Rolling back: dry run'));
+  assert.match(act, /creates the token docs-preview of docs-site,\n {2}which never expires, and revokes the token nightly-build of billing-api/);
+  const commands = act.split('\n').filter((line) => line.startsWith('$ ') && line.includes('scripts/'));
+  assert.deepEqual(
+    commands.map((line) => /scripts\/(\S+)/.exec(line)![1]! + (line.includes('--dry-run') ? ' --dry-run' : '')),
+    ['rollback_to_postgres.ts --dry-run', 'rollback_to_postgres.ts', 'verify_migration.ts'],
+  );
+  // The token that never expires ("" in the table) is NULL in PostgreSQL; the revoked one is gone.
+  assert.match(act, /^→ PostgreSQL now holds docs-preview of docs-site \(expires_at NULL\), and no nightly-build\.$/m);
+  assert.match(act.slice(act.indexOf('━━ Rolling back: verify')), /^Result: the table matches PostgreSQL\.$/m);
 });
 
 test('the demo shows the load skipping the earlier items, the verification finding them, and the repair', async () => {
@@ -138,13 +154,15 @@ test('the demo runs exactly the commands of the guide, in order, and never shows
   const local = {
     postgresHostPort: `127.0.0.1:${postgresPort}`,
     user: 'cello_user',
+    rollbackUser: 'cello_rollback',
     database: 'cello_db',
     password: '********',
     table: 'cello',
     endpoint: `http://127.0.0.1:${dynamoPort}`,
   };
-  const expected = ['extract', 'load-dry-run', 'load', 'verify', 'dump-table', 'repair-dry-run', 'repair', 'catch-up-fix', 'verify-final'].flatMap(
-    (id) => splitCommands(findBlock(blocks, id).text).map((command) => `$ ${substitute(command, localSubstitutions(local))}`),
+  const ids = ['extract', 'load-dry-run', 'load', 'verify', 'dump-table', 'repair-dry-run', 'repair', 'catch-up-fix', 'verify-final'];
+  const expected = [...ids, 'rollback-dry-run', 'rollback', 'rollback-verify'].flatMap((id) =>
+    splitCommands(findBlock(blocks, id).text).map((command) => `$ ${substitute(command, localSubstitutions(local))}`),
   );
   const shown = stdout.split('\n').filter((line) => line.startsWith('$ '));
   assert.deepEqual(shown, expected);

@@ -25,11 +25,12 @@
 //   Without the AWS CLI (or psql), the blocks using it are skipped, saying so, and the table is created by the test
 //   (CELLO_DOCS_TEST_HIDE_TOOLS=aws,psql pretends they are missing).
 // - The guide's PostgreSQL user is a role with exactly the rights the guide asks for (SELECT on the two tables),
-//   so a step that needed more fails here.
+//   so a step that needed more fails here; cello_rollback, the user of "Rolling back", may also write their rows.
 // - Data: the guide's own example (its "Output structure" JSON), in a database whose TimeZone is not UTC. Before
 //   Step 4 (block dump-table), the test writes two tokens' timestamps back in the earlier migration's format, so
-//   the repair has what the guide shows to repair. Blocks marked `example-of=<id>` are run last: the fixture named
-//   after the example changes the table, then block <id> runs again and must print the example.
+//   the repair has what the guide shows to repair. Before "Rolling back" the service writes to the table only (and
+//   before the guard's block, to PostgreSQL: AFTER_BLOCK undoes that). Blocks marked `example-of=<id>` are run last:
+//   the fixture named after the example changes the table, then block <id> runs again and must print the example.
 // - Shapes (compareShape): numbers and timestamps are abstracted, every output line must be a kind of line the
 //   guide shows, and every line the guide shows must appear, in order (repeated record blocks allow). An output
 //   block tagged `exact` must be printed exactly (a count: one number, not one per page).
@@ -53,9 +54,23 @@ import {
   type CodeBlock,
   type LocalValues,
 } from '../tools/guideCommands.ts';
-import { connectAdmin, createCelloTable, createReadOnlyUser } from '../tools/localStack.ts';
+import { connectAdmin, createCelloTable, createReadOnlyUser, createRollbackUser } from '../tools/localStack.ts';
 import { CELLO_SCHEMA_SQL, CELLO_TABLES, PROJECTS_TABLE, TOKENS_TABLE } from '../lib/cello/sourceTables.ts';
-import { CELLO_ATTRIBUTES, PROJECT_ATTRIBUTES, TIMESTAMP_ATTRIBUTES, TOKEN_ATTRIBUTES, listNames } from '../lib/cello/items.ts';
+import {
+  CELLO_ATTRIBUTES,
+  CREATED_AT,
+  EXPIRES_AT,
+  NULL_IN_TABLE,
+  PROJECT_ATTRIBUTES,
+  REPOSITORY,
+  TIMESTAMP_ATTRIBUTES,
+  TOKEN_ATTRIBUTES,
+  TOKEN_ID,
+  listNames,
+  projectItem,
+  tokenItem,
+} from '../lib/cello/items.ts';
+import { projectPk, tokenSk } from '../lib/cello/keys.ts';
 import { ROOT, cleanEnvironment, dynamoClient, getStack, newCelloDatabase, temporaryFolder, uniqueName } from './support/harness.ts';
 import { startStepServer } from './support/stepServer.ts';
 
@@ -331,18 +346,50 @@ const BEFORE_BLOCK: Record<string, (run: GuideRun) => Promise<void>> = {
  * renamed and sandbox gets a new token; tkn-321, loaded into the table, was revoked (deleted) in PostgreSQL.
  */
 BEFORE_BLOCK['catch-up-verify'] = async (run) => {
-  const database = connectAdmin((await getStack()).postgres, run.local.database);
-  try {
-    await database.unsafe(`
-      UPDATE projects SET repository = 'https://gitlab.example.com/team/web-app-v2' WHERE project = 'web-app';
-      INSERT INTO tokens (token_id, created_at, project, expires_at) VALUES ('tkn-999', '2024-03-01 09:00:00+00', 'sandbox', NULL);`);
-  } finally {
-    await database.end();
-  }
+  await changeDatabase(
+    run,
+    `UPDATE projects SET repository = 'https://gitlab.example.com/team/web-app-v2' WHERE project = 'web-app';
+     INSERT INTO tokens (token_id, created_at, project, expires_at) VALUES ('tkn-999', '2024-03-01 09:00:00+00', 'sandbox', NULL);`,
+  );
   const revoked = { pk: { S: 'PROJECT#my-project' }, sk: { S: 'TOKEN#tkn-321' }, token_id: { S: 'tkn-321' } };
   const Item = { ...revoked, created_at: { S: '2022-05-05T10:00:00.000000000Z' }, expires_at: { S: '' } };
   await (await dynamoClient()).send(new PutItemCommand({ TableName: run.local.table, Item }));
 };
+
+/**
+ * Before "Rolling back": the service, switched to the table, writes there only. It creates the project api-gateway
+ * (no repository) and web-app's token tkn-555 (never expires), and revokes sandbox's tkn-999.
+ */
+BEFORE_BLOCK['rollback-dry-run'] = async (run) => {
+  const client = await dynamoClient();
+  const TableName = run.local.table;
+  const created = tokenItem(projectPk('web-app'), tokenSk('tkn-555'), {
+    [TOKEN_ID]: 'tkn-555',
+    [CREATED_AT]: '2025-01-15T08:00:00.000000000Z',
+    [EXPIRES_AT]: NULL_IN_TABLE,
+  });
+  await client.send(new PutItemCommand({ TableName, Item: projectItem(projectPk('api-gateway'), { [REPOSITORY]: NULL_IN_TABLE }) }));
+  await client.send(new PutItemCommand({ TableName, Item: created }));
+  await client.send(new DeleteItemCommand({ TableName, Key: { pk: { S: projectPk('sandbox') }, sk: { S: tokenSk('tkn-999') } } }));
+};
+
+/** "When not to run it": the service, back on PostgreSQL, created tkn-900 there (removed after the block). */
+const SERVICE_BACK_ON_POSTGRES = `INSERT INTO tokens (token_id, created_at, project, expires_at) VALUES ('tkn-900', '2025-06-01 10:00:00+00', 'sandbox', NULL)`;
+BEFORE_BLOCK['rollback-refused'] = (run) => changeDatabase(run, SERVICE_BACK_ON_POSTGRES);
+
+/** After block <id>: what undoes its BEFORE_BLOCK, so the blocks after it (and the examples) start from the guide's state. */
+const AFTER_BLOCK: Record<string, (run: GuideRun) => Promise<void>> = {
+  'rollback-refused': (run) => changeDatabase(run, `DELETE FROM tokens WHERE token_id = 'tkn-900'`),
+};
+
+async function changeDatabase(run: GuideRun, sql: string): Promise<void> {
+  const database = connectAdmin((await getStack()).postgres, run.local.database);
+  try {
+    await database.unsafe(sql);
+  } finally {
+    await database.end();
+  }
+}
 
 /** Fixtures for the guide's `example-of` blocks, by the example's id: they change the table as the guide says. */
 const EXAMPLE_FIXTURES: Record<string, (run: GuideRun) => Promise<void>> = {
@@ -399,12 +446,15 @@ async function seedGuideDatabase(): Promise<{ name: string }> {
 async function prepareRun(): Promise<{ run: GuideRun; aws: string | undefined; psql: string | undefined }> {
   const stack = await getStack();
   const database = await seedGuideDatabase();
-  // The guide's user has only the rights the guide asks for.
+  // The guide's users have only the rights the guide asks for: cello_user reads, cello_rollback may also write.
   const user = uniqueName('cello_user');
   await createReadOnlyUser(stack.postgres, database.name, user, stack.postgres.password);
+  const rollbackUser = uniqueName('cello_rollback');
+  await createRollbackUser(stack.postgres, database.name, rollbackUser, stack.postgres.password);
   const local: LocalValues = {
     postgresHostPort: `${stack.postgres.host}:${stack.postgres.port}`,
     user,
+    rollbackUser,
     database: database.name,
     password: stack.postgres.password,
     table: uniqueName('cello'),
@@ -470,6 +520,7 @@ test('the guide, run block by block against the local stack, prints what it show
         }
         const expectedExit = Number(block.attributes.get('exit') ?? 0);
         const result = await runBlockText(run, block.text, { keepSession: true });
+        if (id !== undefined) await AFTER_BLOCK[id]?.(run);
         assert.equal(result.code, expectedExit, `${describeBlock(block)} exited with ${result.code}, expected ${expectedExit}:\n${result.output}`);
         for (const expected of outputs) {
           const file = expected.attributes.get('file');

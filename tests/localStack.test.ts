@@ -32,6 +32,7 @@ import {
   scanTable,
   uniqueName,
 } from './support/harness.ts';
+import { newCelloUser } from './support/roles.ts';
 
 /** Retry settings with their sleeps recorded (and skipped): shows whether, and how often, a request was retried. */
 function recordingRetry(maxAttempts = 5): { retry: RetrySettings; delays: number[] } {
@@ -272,6 +273,51 @@ test('deleting a project deletes its tokens (ON DELETE CASCADE in effect)', asyn
   );
 });
 
+/**
+ * What `user` may do on the Cello tables: read them, write rows of both only with the rollback's rights, and with
+ * neither change the tables themselves. Leaves the tables as they were.
+ */
+async function assertCelloRights(
+  connection: { host: string; port: number; user: string; password: string; database: string },
+  access: 'read' | 'rollback',
+) {
+  const sql = postgres({ ...connection, max: 1, onnotice: () => {} });
+  try {
+    assert.equal((await sql<{ n: number }[]>`SELECT count(*)::int AS n FROM projects`)[0]!.n, 0);
+    assert.equal((await sql<{ n: number }[]>`SELECT count(*)::int AS n FROM tokens`)[0]!.n, 0);
+    const writes = async () => {
+      await sql`INSERT INTO projects (project, repository) VALUES ('rights-check', NULL)`;
+      await sql`INSERT INTO tokens (token_id, created_at, project) VALUES ('rights-check', now(), 'rights-check')`;
+      await sql`UPDATE tokens SET expires_at = now() WHERE token_id = 'rights-check'`;
+      await sql`UPDATE projects SET repository = 'https://example.com/r' WHERE project = 'rights-check'`;
+      await sql`DELETE FROM tokens WHERE token_id = 'rights-check'`;
+      await sql`DELETE FROM projects WHERE project = 'rights-check'`;
+    };
+    if (access === 'read') {
+      await assert.rejects(writes(), /permission denied for table projects/);
+      for (const statement of ['UPDATE tokens SET expires_at = NULL', 'DELETE FROM tokens']) {
+        await assert.rejects(sql.unsafe(statement), /permission denied for table tokens/, statement);
+      }
+    } else {
+      await writes();
+    }
+    for (const statement of ['TRUNCATE tokens', 'ALTER TABLE tokens ADD COLUMN note text', 'DROP TABLE tokens']) {
+      await assert.rejects(sql.unsafe(statement), /permission denied|must be owner/, statement);
+    }
+    assert.equal((await sql<{ n: number }[]>`SELECT count(*)::int AS n FROM projects`)[0]!.n, 0);
+  } finally {
+    await sql.end();
+  }
+}
+
+test("the guide's two users: the read-only one only reads, the rollback's also writes rows, neither changes the tables", async () => {
+  const { name, stack } = await newCelloDatabase();
+  const { host, port, password } = stack.postgres;
+  for (const access of ['read', 'rollback'] as const) {
+    await assertCelloRights({ host, port, password, database: name, user: await newCelloUser(name, access) }, access);
+  }
+});
+
 // ---- npm run stack ------------------------------------------------------------------------------------------------
 
 /** True when a TCP connection to the port is refused (nothing listens there any more). */
@@ -374,15 +420,12 @@ test("npm run stack is set up as the guide expects: its names, its region, the r
     assert.equal(exports.AWS_DEFAULT_REGION, 'us-west-2');
     assert.match(stack.stdout(), /Already done here, skip them in the guide:\n {2}Prerequisites, "The DynamoDB table": table cello exists/);
 
-    // The guide's user reads the two tables and can do nothing else.
-    const sql = postgres({ host, port: pgPort, user: 'cello_user', password, database: 'cello_db', max: 1, onnotice: () => {} });
-    try {
-      assert.equal((await sql<{ n: number }[]>`SELECT count(*)::int AS n FROM projects`)[0]!.n, 0);
-      assert.equal((await sql<{ n: number }[]>`SELECT count(*)::int AS n FROM tokens`)[0]!.n, 0);
-      await assert.rejects(sql`INSERT INTO projects (project) VALUES ('x')`, /permission denied/);
-    } finally {
-      await sql.end();
-    }
+    // The guide's user reads the two tables and can do nothing else; the rollback's user also writes their rows.
+    const connection = { host, port: pgPort, password, database: 'cello_db' };
+    await assertCelloRights({ ...connection, user: 'cello_user' }, 'read');
+    await assertCelloRights({ ...connection, user: 'cello_rollback' }, 'rollback');
+    assert.match(stack.stdout(), /^ +user cello_user: SELECT on projects and tokens/m);
+    assert.match(stack.stdout(), /^ +user cello_rollback: SELECT, INSERT, UPDATE and DELETE on them, as its "Rolling back" asks$/m);
 
     const client = createLocalDynamoClient(endpoint);
     try {

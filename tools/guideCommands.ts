@@ -310,6 +310,8 @@ function escapeRegExp(text: string): string {
 /** The guide's PostgreSQL host placeholders, with or without a port. */
 const GUIDE_POSTGRES_HOSTS = ['localhost', 'db.example.com', '192.168.1.100'] as const;
 const GUIDE_USER = 'cello_user';
+/** The user of "Rolling back": it may also write the two tables (tools/localStack.ts, CELLO_TABLE_RIGHTS). */
+const GUIDE_ROLLBACK_USER = 'cello_rollback';
 const GUIDE_DATABASE = 'cello_db';
 const GUIDE_PASSWORD = 'your_password';
 const GUIDE_TABLE = 'cello';
@@ -320,6 +322,8 @@ export interface LocalValues {
   /** Where PostgreSQL listens: 127.0.0.1:54321. */
   postgresHostPort: string;
   user: string;
+  /** The user "Rolling back" runs as, which may also write. */
+  rollbackUser: string;
   database: string;
   password: string;
   table: string;
@@ -332,7 +336,7 @@ export interface LocalValues {
  *   psql's -h localhost / -p 5432             → the local host / port
  *   localhost, db.example.com, 192.168.1.100  → host:port of the local PostgreSQL (with or without a port)
  *   your_password                             → the local password
- *   cello_user, cello_db                      → the local user and database
+ *   cello_user, cello_rollback, cello_db      → the local users and database
  *   cello (a whole word: not cello_db, cello-migrate, cello.json) → the local table
  * Region names are left alone: a local endpoint accepts any.
  */
@@ -346,14 +350,19 @@ export function localSubstitutions(local: LocalValues): Substitution[] {
     { pattern: new RegExp(`(?<![\\w.:/@-])(?:${hosts})(?::\\d+)?(?![\\w.:-])`, 'g'), replacement: local.postgresHostPort },
     { pattern: new RegExp(`(?<![\\w-])${escapeRegExp(GUIDE_PASSWORD)}(?![\\w-])`, 'g'), replacement: local.password },
     { pattern: new RegExp(`(?<![\\w-])${escapeRegExp(GUIDE_USER)}(?![\\w-])`, 'g'), replacement: local.user },
+    { pattern: new RegExp(`(?<![\\w-])${escapeRegExp(GUIDE_ROLLBACK_USER)}(?![\\w-])`, 'g'), replacement: local.rollbackUser },
     { pattern: new RegExp(`(?<![\\w-])${escapeRegExp(GUIDE_DATABASE)}(?![\\w-])`, 'g'), replacement: local.database },
     { pattern: new RegExp(`(?<![\\w.#/-])${escapeRegExp(GUIDE_TABLE)}(?![\\w.-])`, 'g'), replacement: local.table },
   ];
 }
 
+/** The local superuser's name: a word that occurs by chance, never mapped back. */
+const SUPERUSER = 'postgres';
+
 /**
- * The other way, for outputs: local values a script prints (its table, database, server) → the guide's. Only
- * values unlikely to occur by chance are mapped back; the user name ("postgres") and the password are not.
+ * The other way, for outputs: local values a script prints (its table, database, server, users: a privilege error
+ * names its user) → the guide's. Only values unlikely to occur by chance are mapped back; the superuser's name
+ * ("postgres") and the password are not.
  */
 export function reverseSubstitutions(local: LocalValues): Substitution[] {
   const pairs: [string, string][] = [
@@ -361,6 +370,12 @@ export function reverseSubstitutions(local: LocalValues): Substitution[] {
     [local.postgresHostPort, 'localhost:5432'],
     [local.database, GUIDE_DATABASE],
     [local.table, GUIDE_TABLE],
+    ...(
+      [
+        [local.user, GUIDE_USER],
+        [local.rollbackUser, GUIDE_ROLLBACK_USER],
+      ] as [string, string][]
+    ).filter(([user]) => user !== SUPERUSER),
   ];
   return pairs
     .filter(([from, to]) => from !== to && from !== '')

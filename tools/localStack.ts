@@ -530,16 +530,38 @@ export async function createCelloDatabase(pg: LocalPostgres, name: string, optio
 }
 
 /**
+ * What the guide's users may do on the two Cello tables. Two users rather than one with every right: Steps 1 to 5
+ * run often, also against a live production database, and with SELECT alone no bug of theirs can change PostgreSQL;
+ * the rollback ("Rolling back"), run once if ever, is the only step that writes, and gets its rights apart.
+ */
+export const CELLO_TABLE_RIGHTS = {
+  /** The migration guide's Prerequisites: Steps 1 to 5 only read. */
+  read: ['SELECT'],
+  /** The rollback reads the tables as verify does, then inserts, updates and deletes rows in one transaction. */
+  rollback: ['SELECT', 'INSERT', 'UPDATE', 'DELETE'],
+} as const;
+export type CelloTableAccess = keyof typeof CELLO_TABLE_RIGHTS;
+
+/**
  * A login role with exactly the rights the migration guide asks for (Prerequisites): CONNECT on the database and
  * SELECT on the two Cello tables, nothing else. The stack's operator and the doc test run the guide as this user,
  * so a step that needed more would fail there first.
  */
 export async function createReadOnlyUser(pg: LocalPostgres, database: string, user: string, password: string): Promise<void> {
+  await createCelloUser(pg, database, user, password, 'read');
+}
+
+/** A login role with what the guide's "Rolling back" asks for: also INSERT, UPDATE and DELETE on the two tables. */
+export async function createRollbackUser(pg: LocalPostgres, database: string, user: string, password: string): Promise<void> {
+  await createCelloUser(pg, database, user, password, 'rollback');
+}
+
+async function createCelloUser(pg: LocalPostgres, database: string, user: string, password: string, access: CelloTableAccess): Promise<void> {
   const admin = connectAdmin(pg, database);
   try {
     await admin.unsafe(`CREATE ROLE "${user}" LOGIN PASSWORD '${password.replaceAll("'", "''")}'`);
     await admin.unsafe(`GRANT CONNECT ON DATABASE "${database}" TO "${user}"`);
-    await admin.unsafe(`GRANT SELECT ON ${PROJECTS_TABLE}, ${TOKENS_TABLE} TO "${user}"`);
+    await admin.unsafe(`GRANT ${CELLO_TABLE_RIGHTS[access].join(', ')} ON ${PROJECTS_TABLE}, ${TOKENS_TABLE} TO "${user}"`);
   } finally {
     await admin.end();
   }

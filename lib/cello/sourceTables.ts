@@ -1,7 +1,7 @@
 // Where Cello keeps its data in PostgreSQL: two tables whose columns are its attributes (items.ts, one column each,
 // named as the attribute), plus the project name column that becomes the partition key. The migration reads these
 // columns and checks their types first; the local stack creates them with Cello's own DDL.
-import { PROJECT_ATTRIBUTE_ENTRIES, TOKEN_ATTRIBUTE_ENTRIES, type CelloAttribute } from './items.ts';
+import { PROJECT_ATTRIBUTE_ENTRIES, TOKEN_ATTRIBUTE_ENTRIES, type CelloAttribute, type ItemKind } from './items.ts';
 
 export const PROJECTS_TABLE = 'projects';
 export const TOKENS_TABLE = 'tokens';
@@ -64,3 +64,27 @@ export const CELLO_TABLES: Record<string, Record<string, readonly string[]>> = O
 export const CELLO_SCHEMA_SQL = `\n${Object.entries(SOURCE_TABLES)
   .map(([table, columns]) => `CREATE TABLE ${table} (\n${columns.map((column) => `  ${column.name} ${column.ddl}`).join(',\n')}\n);\n`)
   .join('')}`;
+
+/** A Cello table as rows to write: its key column and every column, a timestamp's written as timestamptz. */
+export interface RowTable {
+  name: string;
+  key: string;
+  columns: readonly { name: string; isTimestamp: boolean }[];
+}
+
+const rowColumn = (entry: CelloAttribute) => ({ name: entry.name, isTimestamp: entry.kind === 'timestamp' });
+const projectNameColumn = { name: PROJECT_COLUMN, isTimestamp: false };
+
+/** Each item kind's table: a project is a row of `projects` keyed by its name, a token a row of `tokens` keyed by its id. */
+export const ROW_TABLES = {
+  project: {
+    name: PROJECTS_TABLE,
+    key: PROJECT_COLUMN,
+    columns: [projectNameColumn, ...PROJECT_ATTRIBUTE_ENTRIES.map(rowColumn)],
+  },
+  token: {
+    name: TOKENS_TABLE,
+    key: TOKEN_ATTRIBUTE_ENTRIES.find((entry) => entry.kind === 'id')!.name,
+    columns: [...TOKEN_ATTRIBUTE_ENTRIES.map(rowColumn), projectNameColumn],
+  },
+} as const satisfies Record<ItemKind, RowTable>;

@@ -14,7 +14,7 @@ import { type CapacityMeter, formatCapacitySummary } from '../dynamodb/capacity/
 import { describeAttributeValue } from './compare.ts';
 import { countFix, emptyFixCounts, formatFixHeading, formatFixLine, formatFixSummary } from './fixReport.ts';
 import type { PartitionOpener } from './dynamo.ts';
-import { conditionalWrite, extraItemChange, holdsTarget, type FixChange } from './fixPlan.ts';
+import { conditionalWrite, extraItemChange, holdsTarget, withFound, type FixChange } from './fixPlan.ts';
 import type { VerificationResult } from './run.ts';
 
 /**
@@ -158,7 +158,7 @@ async function extraPartitionDeletes(
     return items;
   });
   for await (const items of partitions) {
-    for (const item of items) if (isCelloItemKey(item.pk?.S, item.sk?.S)) changes.push(extraItemChange(item));
+    for (const item of items) if (isCelloItemKey(item.pk?.S, item.sk?.S)) changes.push(withFound(extraItemChange(item), { item }));
     if (changes.length > limit) return undefined;
   }
   return changes;

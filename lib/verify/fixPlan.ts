@@ -22,11 +22,26 @@ import { describeAttributeValue, type PostgresProject, type PostgresToken } from
  * - unfixable: PostgreSQL's row cannot be an item (an empty id, a timestamp out of range...) or the item holds
  *   an attribute a condition cannot compare; `reason` says which. Reported, never written.
  */
-export type FixChange =
+export type FixChange = (
   | { kind: 'put'; pk: string; sk: string; target: DynamoItem }
   | { kind: 'update'; pk: string; sk: string; target: DynamoItem; read: DynamoItem }
   | { kind: 'delete'; pk: string; sk: string; read: DynamoItem }
-  | { kind: 'unfixable'; pk: string; sk: string; reason: string };
+  | { kind: 'unfixable'; pk: string; sk: string; reason: string }
+) & { found?: FoundSides };
+
+/**
+ * What the comparison read of the item on each side, whatever the change: PostgreSQL's rows when it has the item, the
+ * item when the table has it. The rollback (lib/rollback/), which takes the table as the truth, plans from these.
+ */
+export interface FoundSides {
+  postgres?: { project: PostgresProject; token?: PostgresToken | undefined };
+  item?: DynamoItem;
+}
+
+/** `change` with what the comparison read. */
+export function withFound(change: FixChange, found: FoundSides): FixChange {
+  return { ...change, found };
+}
 
 // ---- what to write ---------------------------------------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ import {
   type PostgresProject,
   type PostgresToken,
 } from './compare.ts';
-import { differingItemChange, extraItemChange, missingItemChange, type FixChange } from './fixPlan.ts';
+import { differingItemChange, extraItemChange, missingItemChange, withFound, type FixChange } from './fixPlan.ts';
 
 /**
  * A stream that is not in the byte order the merge-join relies on. It would turn into false "missing" and "extra"
@@ -114,17 +114,21 @@ export async function verifyPartition(
     const order = expected === undefined ? 1 : actual === undefined ? -1 : compareUtf8(expected.sk, actualSk);
     if (order < 0 && expected !== undefined) {
       differences.add(expected.token ? `missing token ${displayName(expected.token.tokenId)}` : `missing ${METADATA_SK} item`);
-      if (planFixes) changes.push(missingItemChange(pk, expected.sk, project, expected.token));
+      if (planFixes)
+        changes.push(withFound(missingItemChange(pk, expected.sk, project, expected.token), { postgres: { project, token: expected.token } }));
       expected = await nextExpected();
     } else if (order > 0 && actual !== undefined) {
       differences.add(`extra item ${displayName(actualSk)}`);
-      if (planFixes) changes.push(extraItemChange(actual));
+      if (planFixes) changes.push(withFound(extraItemChange(actual), { item: actual }));
       actual = await nextActual();
     } else if (expected !== undefined && actual !== undefined) {
       const before = differences.count;
       if (expected.token) compareTokenItem(expected.token, actual, differences);
       else compareProjectItem(project, actual, differences);
-      if (planFixes && differences.count > before) changes.push(differingItemChange(pk, expected.sk, actual, project, expected.token));
+      if (planFixes && differences.count > before) {
+        const found = { postgres: { project, token: expected.token }, item: actual };
+        changes.push(withFound(differingItemChange(pk, expected.sk, actual, project, expected.token), found));
+      }
       expected = await nextExpected();
       actual = await nextActual();
     }

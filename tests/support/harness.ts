@@ -197,6 +197,7 @@ export const STEP_MODULES = {
   verify_migration: '../../lib/verify/main.ts',
   'dump-ddb': '../../lib/dumpDdb/main.ts',
   migrate_ddb_timestamps: '../../lib/repair/main.ts',
+  rollback_to_postgres: '../../lib/rollback/main.ts',
 } as const;
 export type StepName = keyof typeof STEP_MODULES;
 

@@ -543,7 +543,14 @@ test('--help prints the usage on stdout and exits 0', async () => {
   assert.match(result.stdout, /migration_data\.json/);
 });
 
-const SCRIPTS = ['migrate_dump_postgres.ts', 'migrate_load_dynamodb.ts', 'verify_migration.ts', 'dump-ddb.ts', 'migrate_ddb_timestamps.ts'];
+const SCRIPTS = [
+  'migrate_dump_postgres.ts',
+  'migrate_load_dynamodb.ts',
+  'verify_migration.ts',
+  'dump-ddb.ts',
+  'migrate_ddb_timestamps.ts',
+  'rollback_to_postgres.ts',
+];
 
 test("every script's --help has the one layout: usage first, whole-command examples, the exit codes last", async () => {
   const scriptsFolder = join(import.meta.dirname, '..', '..', 'scripts');

@@ -156,6 +156,7 @@ test('mentionedScripts lists each scripts/<name>.ts once, in order', () => {
 const LOCAL: LocalValues = {
   postgresHostPort: '127.0.0.1:54321',
   user: 'postgres',
+  rollbackUser: 'rollback_4242_3',
   database: 'cello_4242_1',
   password: 'pw-123',
   table: 'cello_4242_2',
@@ -182,6 +183,7 @@ test('localSubstitutions maps user, database, password, table and endpoint, and 
     'load f.json cello_4242_2 us-west-2 --endpoint-url http://127.0.0.1:40000',
   );
   assert.equal(apply('--table-name cello --table cello'), '--table-name cello_4242_2 --table cello_4242_2');
+  assert.equal(apply('x localhost cello_rollback cello_db cello us-west-2'), 'x 127.0.0.1:54321 rollback_4242_3 cello_4242_1 cello_4242_2 us-west-2');
   assert.equal(apply('cello-migrate cello.json PROJECT#cello docs/cello'), 'cello-migrate cello.json PROJECT#cello docs/cello');
   assert.equal(apply('us-west-2 @localhost example.com'), 'us-west-2 @localhost example.com');
 });
@@ -193,8 +195,10 @@ test("localSubstitutions maps psql's -h and -p", () => {
   );
 });
 
-test('reverseSubstitutions maps the local table, database, server and endpoint back, not the user', () => {
+test('reverseSubstitutions maps the local table, database, server, endpoint and users back, not the superuser', () => {
   const apply = (text: string) => substitute(text, reverseSubstitutions(LOCAL));
+  assert.equal(apply('GRANT INSERT ON projects TO rollback_4242_3;'), 'GRANT INSERT ON projects TO cello_rollback;');
+  assert.equal(substitute('TO reader_1_2;', reverseSubstitutions({ ...LOCAL, user: 'reader_1_2' })), 'TO cello_user;');
   assert.equal(apply('Dumped 6 items from table cello_4242_2 (region us-west-2)'), 'Dumped 6 items from table cello (region us-west-2)');
   assert.equal(apply('at 127.0.0.1:54321 in cello_4242_1 via http://127.0.0.1:40000'), 'at localhost:5432 in cello_db via http://localhost:8000');
   assert.equal(apply('user postgres'), 'user postgres');

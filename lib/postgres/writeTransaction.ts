@@ -1,0 +1,50 @@
+// Writing to PostgreSQL: the privileges a write needs, checked before any work, and one read-write transaction.
+import { ExitCode, UserError } from '../cli/errors.ts';
+import type { PostgresSession, Sql, TransactionSql } from './connect.ts';
+
+/** The `privilege ON table` pairs the session's user lacks, among `privileges` on each of `tables`. */
+export async function missingTablePrivileges(sql: Sql | TransactionSql, tables: readonly string[], privileges: readonly string[]): Promise<string[]> {
+  const rows = await sql<{ table_name: string; privilege: string; held: boolean }[]>`
+    SELECT t AS table_name, p AS privilege, has_table_privilege(t, p) AS held
+    FROM unnest(string_to_array(${tables.join(',')}::text, ',')) AS t, unnest(string_to_array(${privileges.join(',')}::text, ',')) AS p`;
+  return rows.filter((row) => !row.held).map((row) => `${row.privilege} ON ${row.table_name}`);
+}
+
+/**
+ * Refuses (one line, exit 3) a user that lacks any of `privileges` on `tables`, naming the GRANT that gives them.
+ * Call before reading anything: a run that would fail at its last step should fail at its first.
+ */
+export async function checkTablePrivileges(sql: Sql, user: string, tables: readonly string[], privileges: readonly string[]): Promise<void> {
+  const missing = await missingTablePrivileges(sql, tables, privileges);
+  if (missing.length === 0) return;
+  const lacking = [...new Set(missing.map((pair) => pair.split(' ON ')[0]))];
+  throw new UserError(
+    `user ${JSON.stringify(user)} lacks ${missing.join(', ')} — as the tables' owner or a superuser, run: ` +
+      `GRANT ${lacking.join(', ')} ON ${tables.join(', ')} TO ${quoteIdentifier(user)};`,
+    ExitCode.environment,
+  );
+}
+
+/** A role name as SQL writes it: double-quoted when it is not a plain lower-case identifier. */
+function quoteIdentifier(name: string): string {
+  return /^[a-z_][a-z0-9_]*$/.test(name) ? name : `"${name.replaceAll('"', '""')}"`;
+}
+
+/** How long a statement waits for a row another session holds before the transaction gives up (lock_timeout). */
+export const LOCK_TIMEOUT = '10s';
+
+/**
+ * Runs `work` in one READ COMMITTED read-write transaction: committed when `work` resolves, rolled back when it throws
+ * (or when the connection is lost: the server then rolls back itself, so a process killed before COMMIT changes
+ * nothing). Timeouts set on the database or role do not cut it short, except that a row held by another session is
+ * waited for LOCK_TIMEOUT at most (SQLSTATE 55P03): a live writer is a reason to stop, not to hang. TimeZone and
+ * DateStyle are set again as in inReadOnlySnapshot, so timestamps read and written as text are exact.
+ */
+export async function inWriteTransaction<T>(session: PostgresSession, work: (sql: TransactionSql) => Promise<T>): Promise<T> {
+  return (await session.sql.begin('read write', async (sql) => {
+    await sql`SELECT set_config('statement_timeout', '0', true), set_config('idle_in_transaction_session_timeout', '0', true),
+                     set_config('lock_timeout', ${LOCK_TIMEOUT}, true),
+                     set_config('TimeZone', 'UTC', true), set_config('DateStyle', 'ISO, MDY', true)`;
+    return work(sql);
+  })) as T;
+}

@@ -1,0 +1,128 @@
+// The way back after the switch: brings what the Cello service changed in the DynamoDB table into PostgreSQL.
+//
+//   PGPASSWORD=... npx tsx scripts/rollback_to_postgres.ts localhost cello_user cello_db cello us-west-2 --dry-run
+//
+// The table is the truth. The table is compared with PostgreSQL by verify's engine (read.ts); each difference becomes
+// a row to insert, update or delete (plan.ts); refused when PostgreSQL has been written since the switch (guard.ts)
+// or when an item cannot be a row (listed); then the whole plan is written in ONE transaction, each row only if it
+// still holds what was read (apply.ts). --dry-run prints the plan and commits nothing.
+import {
+  checkPostgresNames,
+  createArgumentParser,
+  dryRunOption,
+  endpointUrlOption,
+  maxRcuOption,
+  postgresDatabasePositional,
+  postgresHostPositional,
+  postgresUserPositional,
+  regionOption,
+  tableOption,
+} from '../cli/args.ts';
+import { currentRun, runEnvironment } from '../cli/currentRun.ts';
+import { Progress } from '../cli/progress.ts';
+import { defineStep } from '../cli/run.ts';
+import { stopSignal, wasStopped } from '../cli/signals.ts';
+import { REPOSITORY } from '../cello/items.ts';
+import { CELLO_TABLES, PROJECTS_TABLE, TOKENS_TABLE } from '../cello/sourceTables.ts';
+import { checkTableName } from '../dynamodb/target.ts';
+import { readPassword } from '../postgres/password.ts';
+import { connectionSettingsFromEnvironment, describeTarget, parseHostArgument, type PostgresTarget } from '../postgres/target.ts';
+
+/** Partitions read at once, as verify's default. */
+const CONCURRENCY = 8;
+/** What the rollback does to PostgreSQL's tables (and reads). */
+const PRIVILEGES = ['SELECT', 'INSERT', 'UPDATE', 'DELETE'];
+
+const USAGE = [
+  'Usage: $0 <db_host[:port]> <db_user> <db_name> <table_name> <region> [options]',
+  '',
+  'The way back after the switch: makes PostgreSQL hold what the Cello DynamoDB table holds (the table is the truth). ' +
+    'It compares the table with PostgreSQL as verify_migration.ts does, then inserts the projects and tokens PostgreSQL ' +
+    'lacks, updates the values that differ and deletes the rows the table lacks, in one transaction, each row only if it ' +
+    'still holds what was read. Run it with the service stopped; with --dry-run first.',
+  '',
+  `The user needs ${PRIVILEGES.join(', ')} on ${PROJECTS_TABLE} and ${TOKENS_TABLE}. The password comes from PGPASSWORD, or is asked on the terminal. ` +
+    'PGSSLMODE, PGSSLROOTCERT, PGCONNECT_TIMEOUT (default 10\u00a0s) and PGAPPNAME are honoured as by psql. AWS credentials come from the ' +
+    'usual chain (AWS_PROFILE, environment, SSO...).',
+].join('\n');
+
+/** The command line, checked (a mistake is a UserError, exit 2); --help prints and exits. */
+function parseArguments(argv: string[]) {
+  return createArgumentParser(argv, 'rollback_to_postgres.ts', USAGE)
+    .command('$0 <db_host> <db_user> <db_name> <table_name> <region>', false, (command) =>
+      command
+        .positional('db_host', postgresHostPositional)
+        .positional('db_user', postgresUserPositional(`the PostgreSQL user (${PRIVILEGES.join(', ')} on ${PROJECTS_TABLE} and ${TOKENS_TABLE})`))
+        .positional('db_name', postgresDatabasePositional)
+        .positional('table_name', tableOption('the Cello DynamoDB table'))
+        .positional('region', regionOption),
+    )
+    .option('dry-run', dryRunOption('print the plan, commit nothing'))
+    .option('endpoint-url', endpointUrlOption())
+    .option('max-rcu', maxRcuOption())
+    .option('include-orphans', {
+      type: 'boolean',
+      default: false,
+      describe: `as the dump was run: tokens of projects missing from the projects table are compared under their project name (${REPOSITORY} NULL), and a project with tokens but no METADATA item keeps (or gets) its row`,
+    })
+    .example('npx tsx scripts/$0 localhost cello_user cello_db cello us-west-2 --dry-run', '')
+    .example('npx tsx scripts/$0 localhost cello_user cello_db cello us-west-2', '')
+    .example('npx tsx scripts/$0 db.example.com:5433 cello_user cello_db cello us-west-2 --max-rcu 500', '')
+    .example('npx tsx scripts/$0 localhost cello_user cello_db cello us-west-2 --include-orphans --dry-run', '')
+    .parseAsync();
+}
+
+export const main = defineStep(async (argv: string[]): Promise<number> => {
+  const args = await parseArguments(argv);
+  // The AWS SDK and the driver load only now that the arguments are read: --help loads neither.
+  const [
+    { capacityMeterOf, createDynamoClient, describeCelloTable },
+    { connectPostgres },
+    { toPostgresUserError },
+    { checkTablePrivileges },
+    { checkTables },
+  ] = await Promise.all([
+    import('../dynamodb/client.ts'),
+    import('../postgres/connect.ts'),
+    import('../postgres/errors.ts'),
+    import('../postgres/writeTransaction.ts'),
+    import('../postgres/schema.ts'),
+  ]);
+  const user = String(args.db_user);
+  const database = String(args.db_name);
+  const tableName = String(args.table_name);
+  checkPostgresNames(user, database);
+  checkTableName(tableName);
+  const { host, port } = parseHostArgument(String(args.db_host));
+  const postgresTarget: PostgresTarget = { host, port, user, database };
+  const settings = connectionSettingsFromEnvironment(runEnvironment(), host);
+  const client = createDynamoClient(
+    { region: String(args.region), endpointUrl: args['endpoint-url'] },
+    { maxSockets: CONCURRENCY * 2 + 2, capacity: { maxRcu: args['max-rcu'] }, stop: stopSignal() },
+  );
+  const meter = capacityMeterOf(client);
+  try {
+    // The cheap checks first: a wrong table or region, then a user who could not write, fail before anything is read.
+    await describeCelloTable(client, tableName);
+    const password = await readPassword(runEnvironment(), `Password for user ${user} at ${describeTarget(postgresTarget)}: `);
+    const session = await connectPostgres(postgresTarget, password, settings);
+    const progress = new Progress('Reading', undefined, currentRun().io.stderr, { unit: 'projects', note: () => meter.describeSlowdown() });
+    try {
+      await checkTables(session.sql, database, CELLO_TABLES);
+      await checkTablePrivileges(session.sql, user, [PROJECTS_TABLE, TOKENS_TABLE], PRIVILEGES);
+      const { rollBack } = await import('./rollBack.ts');
+      return await rollBack(session, {
+        read: { client, tableName, database, concurrency: CONCURRENCY, includeOrphans: args['include-orphans'], shouldStop: wasStopped, progress },
+        dryRun: args['dry-run'],
+        meter,
+      });
+    } catch (error) {
+      throw toPostgresUserError(error, postgresTarget, settings);
+    } finally {
+      progress.finish();
+      await session.close();
+    }
+  } finally {
+    client.destroy();
+  }
+});

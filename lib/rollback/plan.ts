@@ -1,0 +1,221 @@
+// The rollback's plan: verify's comparison (lib/verify/run.ts, planning what it read of each differing item: FoundSides
+// in lib/verify/fixPlan.ts) turned around, with the table as the truth. An item PostgreSQL lacks becomes an INSERT, a
+// row the table lacks a DELETE, an item whose decoded values differ an UPDATE of those columns. Items become rows
+// through lib/cello/codecs.ts (rowFromItem: "" → NULL, timestamps in any form the repair converts → PostgreSQL's text,
+// exact to the microsecond), so a value that differs only in form is no change, and a second run plans nothing.
+import type { DynamoItem } from '../dynamodb/batch.ts';
+import { rowFromItem } from '../cello/codecs.ts';
+import { PROJECT_ATTRIBUTE_ENTRIES, TOKEN_ID, type ItemKind } from '../cello/items.ts';
+import { METADATA_SK, isMetadataSk, parseProjectPk, parseTokenSk, projectPk, tokenSk } from '../cello/keys.ts';
+import { quoteValue } from '../cello/quote.ts';
+import { PROJECT_COLUMN, ROW_TABLES } from '../cello/sourceTables.ts';
+import { TimestampError, toCanonicalTimestamp } from '../cello/timestamps.ts';
+import type { PostgresProject, PostgresToken } from '../verify/compare.ts';
+import type { FixChange } from '../verify/fixPlan.ts';
+
+/** A row of a Cello table: its columns by name (lib/cello/sourceTables.ts ROW_TABLES), NULL as null, timestamps as text. */
+export type Row = Record<string, string | null>;
+
+/** One row to write; `project` names the project it belongs to (for the report and the order of the statements). */
+export type RowChange =
+  | { kind: 'insert'; of: ItemKind; project: string; row: Row }
+  | { kind: 'update'; of: ItemKind; project: string; old: Row; row: Row; columns: string[] }
+  | { kind: 'delete'; of: ItemKind; project: string; old: Row };
+
+/** An item PostgreSQL cannot hold, and why: while there is one, nothing is committed. */
+export interface Unholdable {
+  pk: string;
+  sk: string;
+  reason: string;
+}
+
+export interface RollbackPlan {
+  /** In project order, a project's own row before its tokens. */
+  changes: RowChange[];
+  problems: Unholdable[];
+}
+
+export interface PlanContext {
+  /** The names PostgreSQL's projects table holds. */
+  projectRows: ReadonlySet<string>;
+  /** Project names only PostgreSQL's tokens give (no row in projects: orphans). */
+  orphanProjects: ReadonlySet<string>;
+  /** Token items the comparison found in the table, by partition key (for every partition it reported a difference in). */
+  tokenItemsInTable: ReadonlyMap<string, number>;
+  includeOrphans: boolean;
+  /** The characters each text column holds at most, by table and column (lib/postgres/columnLimits.ts). */
+  columnLimits: ReadonlyMap<string, ReadonlyMap<string, number>>;
+}
+
+/** The key of a change's row: the project's name or the token's id. */
+export function rowKey(change: RowChange): string {
+  const row = change.kind === 'delete' ? change.old : change.row;
+  return row[ROW_TABLES[change.of].key] ?? '';
+}
+
+/** The plan for verify's changes (in partition order, as verifyMigration and planAllChanges give them). */
+export function planRollback(changes: readonly FixChange[], context: PlanContext): RollbackPlan {
+  const plan: RollbackPlan = { changes: [], problems: [] };
+  let start = 0;
+  while (start < changes.length) {
+    let end = start + 1;
+    while (end < changes.length && changes[end]!.pk === changes[start]!.pk) end++;
+    planPartition(changes.slice(start, end), context, plan);
+    start = end;
+  }
+  refuseTokenIdsTwice(plan);
+  return plan;
+}
+
+/** PostgreSQL keys a token by its id alone: the table may hold one id under two projects, PostgreSQL cannot. */
+function refuseTokenIdsTwice(plan: RollbackPlan): void {
+  const projectOf = new Map<string, string>();
+  for (const change of plan.changes) {
+    if (change.kind !== 'insert' || change.of !== 'token') continue;
+    const id = rowKey(change);
+    const other = projectOf.get(id);
+    if (other === undefined) projectOf.set(id, change.project);
+    else
+      plan.problems.push({
+        pk: projectPk(change.project),
+        sk: tokenSk(id),
+        reason: `the table holds this token id under project ${quoteValue(other, Infinity)} too, and PostgreSQL keys a token by its id alone`,
+      });
+  }
+}
+
+/** One partition's changes: the project's row first, then its tokens'; a project's delete last. */
+function planPartition(changes: readonly FixChange[], context: PlanContext, plan: RollbackPlan): void {
+  const pk = changes[0]!.pk;
+  const name = parseProjectPk(pk);
+  if (!context.includeOrphans && context.orphanProjects.has(name)) {
+    const reason =
+      'PostgreSQL has tokens of this project without a row in projects (orphans), so the comparison cannot tell what changed — run with --include-orphans, as the dump was';
+    plan.problems.push({ pk, sk: changes[0]!.sk, reason });
+    return;
+  }
+  const first = plan.changes.length;
+  const tokenChanges = changes.filter((change) => !isMetadataSk(change.sk));
+  const problem = planProject(
+    pk,
+    name,
+    changes.find((change) => isMetadataSk(change.sk)),
+    tokenChanges,
+    context,
+    plan,
+  );
+  if (problem !== undefined) {
+    plan.problems.push({ pk, sk: METADATA_SK, reason: problem });
+    return;
+  }
+  for (const change of tokenChanges) planRow('token', name, change, change.found?.postgres?.token, context, plan);
+  // A project's row is deleted after its tokens' (apply.ts orders the statements): its line comes last too.
+  const projectDelete = plan.changes.findIndex((change, index) => index >= first && change.kind === 'delete' && change.of === 'project');
+  if (projectDelete >= 0) plan.changes.push(...plan.changes.splice(projectDelete, 1));
+}
+
+/**
+ * The change of the project's own row, from its METADATA item (`metadata`: the comparison's change of it, undefined
+ * when it matched). A METADATA item the table lacks means the project is gone, unless the table still holds tokens of
+ * it: PostgreSQL keeps a token only with its project's row, so that is refused — or with --include-orphans, the row
+ * is kept (or made, with NULL values, as the dump makes a project only tokens name). Returns the reason of a refusal.
+ */
+function planProject(
+  pk: string,
+  name: string,
+  metadata: FixChange | undefined,
+  tokenChanges: readonly FixChange[],
+  context: PlanContext,
+  plan: RollbackPlan,
+): string | undefined {
+  const hasRow = context.projectRows.has(name);
+  // Without a row (a partition PostgreSQL has no project for, read whole), every item of the partition is a change.
+  const isItemMissing = metadata === undefined ? !hasRow && !context.orphanProjects.has(name) : metadata.found?.item === undefined;
+  const tokensInTable = hasRow ? (context.tokenItemsInTable.get(pk) ?? 0) : tokenChanges.filter((change) => change.found?.item).length;
+  if (!isItemMissing || tokensInTable === 0) {
+    if (metadata !== undefined) planRow('project', name, metadata, hasRow ? metadata.found?.postgres?.project : undefined, context, plan);
+    return undefined;
+  }
+  if (!context.includeOrphans) {
+    const tokens = tokensInTable === 1 ? 'a token' : `${tokensInTable} tokens`;
+    return `the table holds ${tokens} of this project but no ${METADATA_SK} item, and PostgreSQL keeps a token only with its project's row — add the ${METADATA_SK} item, or run with --include-orphans to keep the project's row (with NULL values when PostgreSQL has none)`;
+  }
+  if (!hasRow && !context.orphanProjects.has(name)) plan.changes.push({ kind: 'insert', of: 'project', project: name, row: emptyProjectRow(name) });
+  return undefined;
+}
+
+/** A project's row with every attribute NULL: what the dump gives a project only tokens name (--include-orphans). */
+function emptyProjectRow(name: string): Row {
+  return { [PROJECT_COLUMN]: name, ...Object.fromEntries(PROJECT_ATTRIBUTE_ENTRIES.map((entry) => [entry.name, null])) };
+}
+
+/** The change of one row: insert (the table only), delete (PostgreSQL only) or update (both, when values differ). */
+function planRow(
+  of: ItemKind,
+  project: string,
+  change: FixChange,
+  postgres: PostgresProject | PostgresToken | undefined,
+  context: PlanContext,
+  plan: RollbackPlan,
+) {
+  const item = change.found?.item;
+  const old = postgres === undefined ? undefined : postgresRow(of, postgres);
+  if (item === undefined) {
+    if (old !== undefined) plan.changes.push({ kind: 'delete', of, project, old });
+    return;
+  }
+  const problems: string[] = [];
+  const row = itemRow(of, project, item, context.columnLimits.get(ROW_TABLES[of].name), problems);
+  if (row === undefined) {
+    plan.problems.push({ pk: change.pk, sk: change.sk, reason: problems.join('; ') });
+    return;
+  }
+  if (old === undefined) {
+    plan.changes.push({ kind: 'insert', of, project, row });
+    return;
+  }
+  const columns = ROW_TABLES[of].columns.filter(({ name, isTimestamp }) => !sameValue(isTimestamp, old[name] ?? null, row[name] ?? null));
+  if (columns.length > 0) plan.changes.push({ kind: 'update', of, project, old, row, columns: columns.map(({ name }) => name) });
+}
+
+/** PostgreSQL's row as verify read it, by column. */
+function postgresRow(of: ItemKind, row: PostgresProject | PostgresToken): Row {
+  const { name: _name, project: _project, tokenId: _tokenId, ...values } = row as Record<string, string | null>;
+  if (of === 'project') return { [PROJECT_COLUMN]: (row as PostgresProject).name, ...values };
+  return { [TOKEN_ID]: (row as PostgresToken).tokenId, [PROJECT_COLUMN]: (row as PostgresToken).project, ...values };
+}
+
+/** The row an item makes, or undefined after recording in `problems` why PostgreSQL cannot hold it. */
+function itemRow(
+  of: ItemKind,
+  project: string,
+  item: DynamoItem,
+  limits: ReadonlyMap<string, number> | undefined,
+  problems: string[],
+): Row | undefined {
+  const values = rowFromItem(of, item, problems);
+  if (values === undefined) return undefined;
+  const row: Row = { ...values, [PROJECT_COLUMN]: project };
+  if (of === 'token' && row[TOKEN_ID] !== parseTokenSk(item.sk?.S ?? '')) problems.push(`${TOKEN_ID} differs from the id in the sort key`);
+  for (const [column, value] of Object.entries(row)) {
+    if (value === null || value === undefined) continue;
+    if (value.includes('\u0000')) problems.push(`${column} holds a NUL character, which PostgreSQL text cannot store`);
+    const limit = limits?.get(column);
+    // PostgreSQL counts characters (code points), not UTF-16 units.
+    const length = limit === undefined || value.length <= limit ? 0 : [...value].length;
+    if (limit !== undefined && length > limit) problems.push(`${column} is ${length} characters long; PostgreSQL's column holds ${limit} at most`);
+  }
+  return problems.length === 0 ? row : undefined;
+}
+
+/** Whether two column values are equal: text exactly, timestamps as instants (PostgreSQL's text and the item's may differ in form). */
+function sameValue(isTimestamp: boolean, a: string | null, b: string | null): boolean {
+  if (a === b) return true;
+  if (a === null || b === null || !isTimestamp) return false;
+  try {
+    return toCanonicalTimestamp(a) === toCanonicalTimestamp(b);
+  } catch (error) {
+    if (error instanceof TimestampError) return false;
+    throw error;
+  }
+}

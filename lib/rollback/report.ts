@@ -1,0 +1,116 @@
+// The rollback's report: the plan (a line per row, a few per project), the items PostgreSQL cannot hold, the counts and
+// the one `Result:` line that says what happened to PostgreSQL.
+import { formatCount } from '../cli/output.ts';
+import type { ItemKind } from '../cello/items.ts';
+import { ROW_TABLES } from '../cello/sourceTables.ts';
+import { TimestampError, toCanonicalTimestamp } from '../cello/timestamps.ts';
+import { LINES_PER_PROJECT, displayName, quote } from '../verify/compare.ts';
+import { rowKey, type RollbackPlan, type RowChange, type Unholdable } from './plan.ts';
+
+/** Lines listing items PostgreSQL cannot hold, before "... and N more". */
+const PROBLEM_LINES = 100;
+
+function plural(count: number, one: string, many: string): string {
+  return `${formatCount(count)} ${count === 1 ? one : many}`;
+}
+
+/** A column's value for a line: NULL, a timestamp in the table's canonical form, text quoted. */
+function formatValue(isTimestamp: boolean, value: string | null | undefined): string {
+  if (value === null || value === undefined) return 'NULL';
+  if (!isTimestamp) return quote(value);
+  try {
+    return toCanonicalTimestamp(value);
+  } catch (error) {
+    if (error instanceof TimestampError) return quote(value);
+    throw error;
+  }
+}
+
+function subject(of: ItemKind, project: string, key: string): string {
+  return of === 'project' ? `project ${displayName(project)}` : `token ${displayName(key)} of project ${displayName(project)}`;
+}
+
+/** One change: `insert token t1 of project p`, `update token … expires_at: <old> → <new>`, `delete project p`. */
+export function formatChange(change: RowChange): string {
+  const what = `${change.kind} ${subject(change.of, change.project, rowKey(change))}`;
+  if (change.kind !== 'update') return what;
+  const columns = ROW_TABLES[change.of].columns.filter(({ name }) => change.columns.includes(name));
+  const values = columns.map(
+    ({ name, isTimestamp }) => `${name}: ${formatValue(isTimestamp, change.old[name])} → ${formatValue(isTimestamp, change.row[name])}`,
+  );
+  return `${what}: ${values.join(', ')}`;
+}
+
+/** Lines of the plan at most, whatever the number of projects, before "... and N more rows". */
+const PLAN_LINES = 200;
+
+/** The plan's lines, at most `limit` per project and PLAN_LINES in all, each cut short by how many more there are. */
+export function formatPlan(plan: RollbackPlan, limit = LINES_PER_PROJECT, total = PLAN_LINES): string {
+  if (plan.changes.length === 0) return '';
+  let text = `Rollback plan (the table is the truth; ${plural(plan.changes.length, 'row', 'rows')} of PostgreSQL to change):\n`;
+  let lines = 0;
+  let index = 0;
+  while (index < plan.changes.length && lines < total) {
+    const project = plan.changes[index]!.project;
+    let shown = 0;
+    for (; index < plan.changes.length && plan.changes[index]!.project === project; index++, shown++) {
+      if (shown < limit) text += `  ${formatChange(plan.changes[index]!)}\n`;
+    }
+    lines += Math.min(shown, limit);
+    if (shown > limit) text += `  ... and ${plural(shown - limit, 'more row', 'more rows')} of project ${displayName(project)}\n`;
+  }
+  const rest = plan.changes.slice(index);
+  if (rest.length > 0) {
+    const projects = new Set(rest.map((change) => change.project)).size;
+    text += `  ... and ${plural(rest.length, 'more row', 'more rows')} of ${plural(projects, 'more project', 'more projects')}\n`;
+  }
+  return text;
+}
+
+/** The items PostgreSQL cannot hold, one line each (the first PROBLEM_LINES). */
+export function formatProblems(problems: readonly Unholdable[]): string {
+  if (problems.length === 0) return '';
+  let text = 'Items PostgreSQL cannot hold (nothing is committed while there is one):\n';
+  for (const { pk, sk, reason } of problems.slice(0, PROBLEM_LINES)) text += `  [${displayName(pk)}][${displayName(sk)}]: ${reason}\n`;
+  if (problems.length > PROBLEM_LINES) text += `  ... and ${formatCount(problems.length - PROBLEM_LINES)} more\n`;
+  return text;
+}
+
+export interface SummaryCounts {
+  plan: RollbackPlan;
+  otherApplicationItems: number;
+  /** PostgreSQL tokens of no project, not compared (without --include-orphans). */
+  orphanTokens: number;
+  /** The capacity lines (formatCapacitySummary), indented like the counts. */
+  capacity: string;
+}
+
+/** The counts: rows per table and kind, items that cannot be held, items not Cello's. */
+export function formatCounts({ plan, otherApplicationItems, orphanTokens, capacity }: SummaryCounts): string {
+  const count = (of: ItemKind, kind: RowChange['kind']) => plan.changes.filter((change) => change.of === of && change.kind === kind).length;
+  const rows = (of: ItemKind) =>
+    `${plural(count(of, 'insert'), 'insert', 'inserts')}, ${plural(count(of, 'update'), 'update', 'updates')}, ${plural(count(of, 'delete'), 'delete', 'deletes')}`;
+  const lines = [
+    'Rollback summary:',
+    `  Project rows: ${rows('project')}`,
+    `  Token rows: ${rows('token')}`,
+    `  Items PostgreSQL cannot hold: ${formatCount(plan.problems.length)}`,
+    ...(orphanTokens > 0 ? [`  Tokens of no project in PostgreSQL (not compared; see --include-orphans): ${formatCount(orphanTokens)}`] : []),
+    ...(otherApplicationItems > 0 ? [`  Items of other applications (ignored): ${formatCount(otherApplicationItems)}`] : []),
+    ...capacity.split('\n').filter((line) => line !== ''),
+  ];
+  return `${lines.join('\n')}\n`;
+}
+
+/** The last line. */
+export const RESULTS = {
+  nothingToDo: 'Result: nothing to do: PostgreSQL already matches the table.\n',
+  dryRun: (rows: number) => `Result: dry run: ${plural(rows, 'row', 'rows')} would change; nothing was committed.\n`,
+  committed: (rows: number) => `Result: PostgreSQL now matches the table (${plural(rows, 'row', 'rows')} changed in one transaction).\n`,
+  cannotHold: (items: number) =>
+    `Result: nothing was committed: ${plural(items, 'item', 'items')} of the table PostgreSQL cannot hold (listed above) — correct ${items === 1 ? 'it' : 'them'} in the table, then run it again.\n`,
+  rowChanged: (change: RowChange, why: string) =>
+    `Result: nothing was committed: ${subject(change.of, change.project, rowKey(change))} changed in PostgreSQL since it was read (${why}) — run it again.\n`,
+  stopped: (signal: string | undefined, committedNothing: boolean) =>
+    `Result: stopped${signal ? ` by ${signal}` : ''} before ${committedNothing ? 'COMMIT' : 'the plan was made'}: nothing was committed — run it again.\n`,
+};

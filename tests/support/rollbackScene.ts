@@ -1,0 +1,95 @@
+// What the rollback's tests share (tests/rollback*.test.ts): a database and a table holding its correct migration,
+// what the Cello service does to the table after the switch, running the rollback and verify, and PostgreSQL's rows
+// as text to tell "unchanged".
+import assert from 'node:assert/strict';
+import { DeleteItemCommand, PutItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { DynamoItem } from '../../lib/dynamodb/batch.ts';
+import type { AdminSql } from '../../tools/localStack.ts';
+import { REGION, getStack, newCelloDatabase, newCelloTable, runStep, type ScriptResult } from './harness.ts';
+import { FAST_RETRY_ENV, celloItemsFromPostgres, putItems, seedCello } from './reliability.ts';
+
+export const stack = await getStack();
+export const host = `${stack.postgres.host}:${stack.postgres.port}`;
+
+export const s = (value: string) => ({ S: value });
+
+export interface Scene {
+  database: string;
+  sql: AdminSql;
+  tableName: string;
+  client: DynamoDBClient;
+}
+
+/** A database seeded with `projects` projects of `tokens` tokens, and a table holding its correct migration. */
+export async function migrated(projects = 3, tokens = 4, seed?: (sql: AdminSql) => Promise<unknown>): Promise<Scene> {
+  const { name, sql } = await newCelloDatabase({ timeZone: 'America/Los_Angeles' });
+  await seedCello(sql, projects, tokens);
+  await seed?.(sql);
+  const { tableName, client } = await newCelloTable();
+  await putItems(client, tableName, await celloItemsFromPostgres(sql));
+  return { database: name, sql, tableName, client };
+}
+
+export const put = (scene: Scene, item: DynamoItem) => scene.client.send(new PutItemCommand({ TableName: scene.tableName, Item: item }));
+export const remove = (scene: Scene, pk: string, sk: string) =>
+  scene.client.send(new DeleteItemCommand({ TableName: scene.tableName, Key: { pk: s(pk), sk: s(sk) } }));
+
+export function rollback(scene: Scene, ...more: string[]): Promise<ScriptResult> {
+  return runStep('rollback_to_postgres', [host, stack.postgres.user, scene.database, scene.tableName, REGION, ...more], { env: FAST_RETRY_ENV });
+}
+
+export function verify(scene: Scene, ...more: string[]): Promise<ScriptResult> {
+  return runStep('verify_migration', [host, stack.postgres.user, scene.database, scene.tableName, REGION, ...more], { env: FAST_RETRY_ENV });
+}
+
+/** Every row of both tables, as text, in a fixed order: what "PostgreSQL unchanged" compares. */
+export async function snapshot(sql: AdminSql): Promise<string> {
+  const projects = await sql.unsafe('SELECT project, repository FROM projects ORDER BY project COLLATE "C"');
+  const tokens = await sql.unsafe('SELECT token_id, project, created_at::text, expires_at::text FROM tokens ORDER BY token_id COLLATE "C"');
+  return JSON.stringify({ projects, tokens });
+}
+
+export async function assertMatches(scene: Scene, ...more: string[]): Promise<void> {
+  const result = await verify(scene, ...more);
+  assert.equal(result.code, 0, result.stdout + result.stderr);
+  assert.match(result.stdout, /\nResult: the table matches PostgreSQL\.\n$/);
+}
+
+/** What the service does after the switch: a token created (no expiry), one revoked, an expiry changed, a project created and one deleted. */
+export async function serviceChanges(scene: Scene): Promise<void> {
+  const [revoked] = await scene.sql<
+    { token_id: string; project: string }[]
+  >`SELECT token_id, project FROM tokens WHERE project = 'project-1' ORDER BY token_id LIMIT 1`;
+  const [shortened] = await scene.sql<{ token_id: string }[]>`SELECT token_id FROM tokens WHERE project = 'project-2' ORDER BY token_id LIMIT 1`;
+  await put(scene, {
+    pk: s('PROJECT#project-1'),
+    sk: s('TOKEN#new-🎻'),
+    token_id: s('new-🎻'),
+    created_at: s('2031-01-01T00:00:00.123456000Z'),
+    expires_at: s(''),
+  });
+  await remove(scene, 'PROJECT#project-1', `TOKEN#${revoked!.token_id}`);
+  await put(scene, {
+    pk: s('PROJECT#project-2'),
+    sk: s(`TOKEN#${shortened!.token_id}`),
+    token_id: s(shortened!.token_id),
+    created_at: s('2022-02-02T18:01:49.345261000Z'),
+    expires_at: s('2031-06-30T12:00:00.500000000Z'),
+  });
+  await put(scene, { pk: s('PROJECT#new project'), sk: s('METADATA'), repository: s('https://github.com/org/new') });
+  await put(scene, {
+    pk: s('PROJECT#new project'),
+    sk: s('TOKEN#n1'),
+    token_id: s('n1'),
+    created_at: s('2031-01-02T00:00:00.000001000Z'),
+    expires_at: s(''),
+  });
+  const gone = await scene.sql<{ token_id: string }[]>`SELECT token_id FROM tokens WHERE project = 'project-3'`;
+  await remove(scene, 'PROJECT#project-3', 'METADATA');
+  for (const { token_id } of gone) await remove(scene, 'PROJECT#project-3', `TOKEN#${token_id}`);
+}
+
+/** rollback_to_postgres.ts's arguments for the scene, as an operator types them. */
+export function args(scene: Scene, ...more: string[]): string[] {
+  return [host, stack.postgres.user, scene.database, scene.tableName, REGION, ...more];
+}
