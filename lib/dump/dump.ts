@@ -1,26 +1,7 @@
-// The text of the migration guide's JSON file (step 1's output, step 2's input), built from PostgreSQL rows as
-// they stream in. Pure: rows in, text out; the script does the reading and the writing.
-//
-//   {
-//     "<project>": {
-//       "repository": <string or null>,
-//       "tokens": [
-//         {
-//           "token_id": "...",
-//           "created_at": "2022-02-02T18:01:49.345261000Z",
-//           "expires_at": null
-//         }
-//       ]
-//     }
-//   }
-//
-// Laid out like Python's json.dump(indent=2), one field per line, so the file reads and diffs well and is written
-// in order without holding it. Strings go through JSON.stringify one value at a time, so commas, quotes,
-// backslashes, newlines, tabs and any unicode come back exactly; the dump's hot path (addRaw) copies the bytes of
-// values JSON.stringify would leave alone straight from the driver into the file, and sends every other row
-// through the same string code. Projects appear in UTF-8 byte order of their names
-// (the query sorts with COLLATE "C": the same order whatever the database's collation; in a database of another
-// encoding, by the names converted to UTF-8), tokens in UTF-8 byte order of their ids within each project.
+// The text of the migration file (step 1's output, step 2's input), built from the dump query's rows as they
+// stream in: laid out like Python's json.dump(indent=2), one field per line, so it is written in order without
+// being held, and reads and diffs well. Strings go through JSON.stringify one value at a time; the hot path
+// (addRaw) copies the bytes of values JSON.stringify would leave alone straight from the driver into the file.
 import { isUtf8 } from 'node:buffer';
 import { emptyNullCounts, type NullCounts } from '../cello/codecs.ts';
 import {
@@ -36,8 +17,8 @@ import { KeyError, tokenSk } from '../cello/keys.ts';
 import type { OutputPieces } from '../io/files.ts';
 import { DUMP_COLUMNS, PROJECT_ROW, TOKEN_ROW, decodeRawDumpRow, type DumpRow, type RawDumpRow } from './query.ts';
 import { PROJECT_COLUMN } from '../cello/sourceTables.ts';
-import { canonicalFromUtcText, isPostgresUtcBytes, writeCanonicalTimestamp } from './utcText.ts';
-import { TimestampError } from '../cello/timestamps.ts';
+import { isPostgresUtcBytes, writeCanonicalTimestamp } from './utcText.ts';
+import { TimestampError, toCanonicalTimestamp } from '../cello/timestamps.ts';
 
 const TOKEN_ID_COLUMN = DUMP_COLUMNS.indexOf(TOKEN_ID);
 
@@ -70,30 +51,10 @@ export class DumpValueError extends Error {
 // The fixed text around a token's values, one field per line: tokenText writes it as strings, addRaw as bytes.
 const TOKEN_FIRST = `\n      {\n        ${JSON.stringify(TOKEN_ID)}: `;
 const TOKEN_NEXT = `,${TOKEN_FIRST}`;
-/** Each value after the token's id, as both writers need it: generated from TOKEN_ATTRIBUTES, never listed here. */
-interface TokenValueField {
-  attribute: TokenValueAttribute;
-  /** Its index in a RawDumpRow. */
-  column: number;
-  /** A timestamp is converted to canonical; any other value is written as its text. */
-  isTimestamp: boolean;
-  /** Whether its NULLs are counted (a NOT NULL column has none to count). */
-  isNullable: boolean;
-  /** The text before the value. */
-  before: string;
-  beforeBytes: Buffer;
-}
-const TOKEN_VALUE_FIELDS: readonly TokenValueField[] = TOKEN_VALUE_ENTRIES.map((entry) => {
-  const attribute = entry.name as TokenValueAttribute;
-  const before = `,\n        ${JSON.stringify(attribute)}: `;
-  return {
-    attribute,
-    column: DUMP_COLUMNS.indexOf(attribute),
-    isTimestamp: entry.kind === 'timestamp',
-    isNullable: entry.nullable,
-    before,
-    beforeBytes: Buffer.from(before),
-  };
+/** Each value after the token's id, with its column in a RawDumpRow and the text before it. */
+const TOKEN_VALUE_FIELDS = TOKEN_VALUE_ENTRIES.map((entry) => {
+  const before = `,\n        ${JSON.stringify(entry.name)}: `;
+  return { entry, column: DUMP_COLUMNS.indexOf(entry.name as TokenValueAttribute), before, beforeBytes: Buffer.from(before) };
 });
 const TOKEN_END = '\n      }';
 /** The text before each of a project's values, and the entry it writes. */
@@ -129,9 +90,9 @@ function writeQuoted(out: OutputPieces, bytes: Uint8Array): void {
 }
 
 /** Whether addRaw's fast path can write this value as bytes: NULL, a PostgreSQL UTC timestamp, or plain text. */
-function isFastPathValue(field: TokenValueField, bytes: Uint8Array | null): boolean {
+function isFastPathValue(entry: CelloAttribute, bytes: Uint8Array | null): boolean {
   if (bytes === null) return true;
-  return field.isTimestamp ? isPostgresUtcBytes(bytes) : isPlainJsonText(bytes);
+  return entry.kind === 'timestamp' ? isPostgresUtcBytes(bytes) : isPlainJsonText(bytes);
 }
 
 /** Buffer.equals, for the ~15 bytes of a project name: a loop is faster than the native call (0.51 s vs 0.60 s per 1M rows). */
@@ -166,26 +127,19 @@ export class MigrationJsonBuilder {
   private currentIsOrphan = false;
   /** The project of the last orphan token seen, to count distinct orphan projects. */
   private lastOrphanProject: string | null | undefined;
-  private entryOpen = false;
   private entryHasTokens = false;
   private entries = 0;
-  private started = false;
-  private finished = false;
 
   constructor(private readonly options: { includeOrphans: boolean }) {}
 
   /** The opening brace. */
   start(): string {
-    this.started = true;
     return '{';
   }
 
   /** The text for one row of the dump query. @throws DumpValueError for a value the file cannot hold. */
   add(row: DumpRow): string {
-    if (!this.started || this.finished) throw new Error('MigrationJsonBuilder.add called outside start()/finish()');
-    if (row.kind === PROJECT_ROW) return this.addProject(row);
-    if (row.kind === TOKEN_ROW) return this.addToken(row);
-    throw new Error(`unexpected row kind ${String(row.kind)} from the dump query`);
+    return row.kind === PROJECT_ROW ? this.addProject(row) : this.addToken(row);
   }
 
   /**
@@ -207,19 +161,19 @@ export class MigrationJsonBuilder {
       tokenId !== null &&
       tokenId.length > 0 &&
       isPlainJsonText(tokenId) &&
-      TOKEN_VALUE_FIELDS.every((field) => isFastPathValue(field, row[field.column]!))
+      TOKEN_VALUE_FIELDS.every(({ entry, column }) => isFastPathValue(entry, row[column]!))
     ) {
       out.bytes(this.entryHasTokens ? TOKEN_NEXT_BYTES : TOKEN_FIRST_BYTES);
       this.entryHasTokens = true;
       writeQuoted(out, tokenId);
       const nulls = this.counts.nulls;
-      for (const field of TOKEN_VALUE_FIELDS) {
-        out.bytes(field.beforeBytes);
-        const value = row[field.column]!;
+      for (const { entry, column, beforeBytes } of TOKEN_VALUE_FIELDS) {
+        out.bytes(beforeBytes);
+        const value = row[column]!;
         if (value === null) {
           out.bytes(NULL_BYTES);
-          if (field.isNullable) nulls[field.attribute]!++;
-        } else if (field.isTimestamp) writeCanonicalTimestamp(out, value);
+          if (entry.nullable) nulls[entry.name]!++;
+        } else if (entry.kind === 'timestamp') writeCanonicalTimestamp(out, value);
         else writeQuoted(out, value);
       }
       out.bytes(TOKEN_END_BYTES);
@@ -231,10 +185,7 @@ export class MigrationJsonBuilder {
 
   /** The closing text; the file is complete after it. */
   finish(): string {
-    this.finished = true;
-    this.fastPathProject = undefined;
-    const close = this.closeEntry();
-    return this.entries === 0 ? '}\n' : `${close}\n}\n`;
+    return this.entries === 0 ? '}\n' : `${this.closeEntry()}\n}\n`;
   }
 
   /** Tokens written so far (for progress). */
@@ -251,15 +202,7 @@ export class MigrationJsonBuilder {
     if (project === null) throw new DumpValueError('a row of the projects table has a NULL project name, which cannot be a key of the file');
     const values = PROJECT_FIELDS.map(({ entry }) => this.fileValue(row, entry, `project ${jsonValue(project)}`));
     this.counts.projects++;
-    this.countNulls(PROJECT_ATTRIBUTE_ENTRIES, values);
     return this.openEntry(project, values, false);
-  }
-
-  /** Counts the NULLs among `values` (in the order of `entries`) of nullable attributes. */
-  private countNulls(entries: readonly CelloAttribute[], values: readonly (string | null)[]): void {
-    entries.forEach((entry, index) => {
-      if (values[index] === null && entry.nullable) this.counts.nulls[entry.name]!++;
-    });
   }
 
   private addToken(row: DumpRow): string {
@@ -282,31 +225,28 @@ export class MigrationJsonBuilder {
   }
 
   private tokenText(row: DumpRow): string {
+    const subject = `token ${jsonValue(row[TOKEN_ID])} of project ${jsonValue(row[PROJECT_COLUMN])}`;
     try {
       tokenSk(row[TOKEN_ID] as string);
     } catch (error) {
       if (!(error instanceof KeyError)) throw error;
-      throw new DumpValueError(`token ${jsonValue(row[TOKEN_ID])} of project ${jsonValue(row[PROJECT_COLUMN])}: ${error.message}`);
+      throw new DumpValueError(`${subject}: ${error.message}`);
     }
-    // Every timestamp is converted before anything is written: the first bad one is the error.
-    const subject = `token ${jsonValue(row[TOKEN_ID])} of project ${jsonValue(row[PROJECT_COLUMN])}`;
-    const values = TOKEN_VALUE_ENTRIES.map((entry) => this.fileValue(row, entry, subject));
-    this.countNulls(TOKEN_VALUE_ENTRIES, values);
+    // Every value is converted before anything is written: the first bad one is the error.
+    const values = TOKEN_VALUE_FIELDS.map(({ entry }) => this.fileValue(row, entry, subject));
     const open = this.entryHasTokens ? TOKEN_NEXT : TOKEN_FIRST;
     this.entryHasTokens = true;
-    let text = `${open}${jsonValue(row[TOKEN_ID])}`;
-    TOKEN_VALUE_FIELDS.forEach((field, index) => {
-      text += `${field.before}${jsonValue(values[index]!)}`;
-    });
-    return `${text}${TOKEN_END}`;
+    const fields = TOKEN_VALUE_FIELDS.map(({ before }, index) => `${before}${jsonValue(values[index]!)}`).join('');
+    return `${open}${jsonValue(row[TOKEN_ID])}${fields}${TOKEN_END}`;
   }
 
-  /** The file's value of an attribute of the row: NULL as null, a timestamp canonical, text as it is. */
+  /** The file's value of an attribute of the row (its NULL counted): null, a timestamp canonical, text as it is. */
   private fileValue(row: DumpRow, entry: CelloAttribute, subject: string): string | null {
     const text = row[entry.name as keyof DumpRow] as string | null;
+    if (text === null && entry.nullable) this.counts.nulls[entry.name]!++;
     if (text === null || entry.kind !== 'timestamp') return text;
     try {
-      return canonicalFromUtcText(text);
+      return toCanonicalTimestamp(text);
     } catch (error) {
       if (!(error instanceof TimestampError)) throw error;
       throw new DumpValueError(`${subject}: ${entry.name} ${error.message}`);
@@ -328,15 +268,13 @@ export class MigrationJsonBuilder {
     this.currentProject = project;
     this.currentIsOrphan = isOrphan;
     this.fastPathProject = isOrphan ? undefined : Buffer.from(project, 'utf8');
-    this.entryOpen = true;
     this.entryHasTokens = false;
     const fields = PROJECT_FIELDS.map(({ before }, index) => `${before}${jsonValue(values?.[index] ?? null)},`).join('');
     return `${close}${separator}  ${JSON.stringify(project)}: {${fields}\n    ${TOKENS_FIELD_TEXT}: [`;
   }
 
   private closeEntry(): string {
-    if (!this.entryOpen) return '';
-    this.entryOpen = false;
+    if (this.entries === 0) return '';
     return this.entryHasTokens ? '\n    ]\n  }' : ']\n  }';
   }
 }
