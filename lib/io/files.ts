@@ -12,8 +12,6 @@ import { ExitCode, UserError } from '../cli/errors.ts';
 
 /** Temporary files still open, removed on exit so a crash (short of SIGKILL) leaves nothing half-written. */
 const pendingTemporaryFiles = new Set<string>();
-/** Registered with the first temporary file, not at import: importing this module changes nothing in the process. */
-let isExitHookInstalled = false;
 
 function removePendingTemporaryFiles(): void {
   for (const path of pendingTemporaryFiles) {
@@ -28,42 +26,36 @@ function removePendingTemporaryFiles(): void {
 
 /**
  * Signals whose default action ends the process without its 'exit' handlers (SIGINT, SIGTERM and SIGHUP are stop
- * requests, see lib/cli/signals.ts; SIGQUIT is Ctrl-\). While a temporary file exists, each removes it first, then ends the
- * process as it would have (core dump included).
+ * requests: lib/cli/signals.ts). While a temporary file exists, each removes it, then ends the process as it would
+ * have (core dump included).
  */
 const FATAL_SIGNALS = ['SIGQUIT', 'SIGUSR2', 'SIGALRM', 'SIGVTALRM', 'SIGPROF', 'SIGXCPU'] as const;
 
 function endAfterRemovingTemporaryFiles(signal: NodeJS.Signals): void {
   removePendingTemporaryFiles();
-  for (const name of FATAL_SIGNALS) process.off(name, endAfterRemovingTemporaryFiles);
+  listenWhileTemporaryFiles('off');
   process.kill(process.pid, signal);
 }
 
+/** The handlers are there only while a temporary file exists: importing this module changes nothing. */
+function listenWhileTemporaryFiles(method: 'on' | 'off'): void {
+  process[method]('exit', removePendingTemporaryFiles);
+  for (const name of FATAL_SIGNALS) process[method](name, endAfterRemovingTemporaryFiles);
+}
+
 function trackTemporaryFile(path: string): void {
-  if (!isExitHookInstalled) {
-    process.on('exit', removePendingTemporaryFiles);
-    isExitHookInstalled = true;
-  }
-  if (pendingTemporaryFiles.size === 0) for (const name of FATAL_SIGNALS) process.on(name, endAfterRemovingTemporaryFiles);
+  if (pendingTemporaryFiles.size === 0) listenWhileTemporaryFiles('on');
   pendingTemporaryFiles.add(path);
 }
 
 function untrackTemporaryFile(path: string): void {
-  pendingTemporaryFiles.delete(path);
-  if (pendingTemporaryFiles.size === 0) for (const name of FATAL_SIGNALS) process.off(name, endAfterRemovingTemporaryFiles);
-}
-
-export interface AtomicOutputOptions {
-  /** Replace an existing file at the target path (otherwise that is an error and the file is untouched). */
-  overwrite: boolean;
+  if (pendingTemporaryFiles.delete(path) && pendingTemporaryFiles.size === 0) listenWhileTemporaryFiles('off');
 }
 
 /**
- * Strings are gathered until about this size, then handed to the stream together (one writev): far fewer syscalls.
- * They are never joined into one string. A string or buffer over ~128 KB is a fresh mmap'd allocation (V8's
- * large-object space, glibc's mmap threshold) whose every page faults on first touch: measured on a 178 MB dump,
- * joining 256 KB chunks and encoding them took 2.9 s, writing the same text as ≤ 64 KB pieces 0.3 s. Callers
- * should pass pieces of a few tens of KB for the same reason (see the dump scripts).
+ * Pieces are gathered until about this size, then handed to the stream together (one writev), never joined: a
+ * buffer over ~128 KB is a fresh mmap'd allocation whose every page faults on first touch (on a 178 MB dump,
+ * joining 256 KB chunks took 2.9 s, writing ≤ 64 KB pieces 0.3 s). Callers pass pieces of a few tens of KB.
  */
 const CHUNK_BYTES = 256 * 1024;
 
@@ -80,7 +72,8 @@ export class AtomicOutputFile {
     private readonly overwrite: boolean,
   ) {}
 
-  static async create(path: string, options: AtomicOutputOptions): Promise<AtomicOutputFile> {
+  /** `overwrite`: replace an existing file at `path` (otherwise that is an error and the file is untouched). */
+  static async create(path: string, options: { overwrite: boolean }): Promise<AtomicOutputFile> {
     const targetPath = resolve(path);
     await checkTarget(path, targetPath, options.overwrite);
     const folder = dirname(targetPath);
@@ -182,10 +175,9 @@ export class AtomicOutputFile {
 }
 
 /**
- * A process killed with SIGKILL (the OOM killer, `kill -9`) runs no exit handler: its temporary file stays, a hidden
- * `.<name>.<pid>.<hex>.tmp` holding part of a dump. The next run for the same target removes those whose writer
- * process is gone, and names on stderr the ones it cannot prove stale (a writer still running: another run at once,
- * or a reused process id; a name without a process id, from a version before this one).
+ * A process killed with SIGKILL runs no exit handler: its temporary file stays. The next run for the same target
+ * removes those whose writer process is gone, and names on stderr the ones it cannot prove stale (a writer still
+ * running, or a name without a process id, from an earlier version).
  */
 async function removeStaleTemporaryFiles(targetPath: string): Promise<void> {
   const folder = dirname(targetPath);
@@ -242,9 +234,8 @@ function isProcessRunning(pid: number): boolean {
 export const OUTPUT_PIECE_BYTES = 64 * 1024;
 
 /**
- * Output gathered as bytes in pieces of OUTPUT_PIECE_BYTES, for a writer that produces millions of small values (the
- * dump's rows): the values' bytes are copied straight in, with no string built, joined and encoded again on the way
- * to the file. Full pieces are taken with takeFull() and handed to AtomicOutputFile.write; a piece once taken is
+ * Output gathered as bytes in pieces of OUTPUT_PIECE_BYTES, for millions of small values (the dump's rows): their
+ * bytes are copied straight in, with no string built and encoded again. Full pieces, taken with takeFull(), are
  * never written to again.
  */
 export class OutputPieces {
