@@ -37,7 +37,8 @@ export class MigrationFileReader {
   items = 0;
   private entry = -1;
   private entryName = '';
-  private entryLine = 0;
+  /** The line of the current entry's key, for messages that must tell two entries of one project apart. */
+  line = 0;
   private pk: string | undefined;
   /** The project's attributes read so far in its entry, by name. */
   private projectValues: Record<string, unknown> = {};
@@ -83,7 +84,7 @@ export class MigrationFileReader {
     this.entries++;
     this.entry++;
     this.entryName = name;
-    this.entryLine = line;
+    this.line = line;
     this.projectValues = {};
     this.hasTokens = false;
     this.fieldsSeen.clear();
@@ -150,11 +151,6 @@ export class MigrationFileReader {
       this.callbacks.item(result.item, -1);
     }
     this.callbacks.entryEnd?.(this.entry);
-  }
-
-  /** The line of the current entry's key, for messages that must tell two entries of one project apart. */
-  get line(): number {
-    return this.entryLine;
   }
 }
 
