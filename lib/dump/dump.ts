@@ -14,7 +14,7 @@ import {
 } from '../cello/items.ts';
 import { compareUtf8 } from '../cello/keyOrder.ts';
 import { KeyError, tokenSk } from '../cello/keys.ts';
-import type { OutputPieces } from '../io/files.ts';
+import type { OutputPieces } from './pieces.ts';
 import { DUMP_COLUMNS, PROJECT_ROW, TOKEN_ROW, decodeRawDumpRow, type DumpRow, type RawDumpRow } from './query.ts';
 import { PROJECT_COLUMN } from '../cello/sourceTables.ts';
 import { isPostgresUtcBytes, writeCanonicalTimestamp } from './utcText.ts';

@@ -14,7 +14,8 @@ import {
 import { decideRunComplete, stopSignal, stopSignalReceived, wasStopped } from '../cli/signals.ts';
 import { defineStep } from '../cli/run.ts';
 import { runEnvironment } from '../cli/currentRun.ts';
-import { AtomicOutputFile, OutputPieces } from '../io/files.ts';
+import { AtomicOutputFile } from '../io/files.ts';
+import { OutputPieces } from './pieces.ts';
 import { ORPHAN_PROJECT_VALUES, formatDumpSummary, formatOrphanNotice } from './summary.ts';
 import { printLine, printOutput } from '../cli/output.ts';
 import { DumpValueError, MigrationJsonBuilder } from './dump.ts';

@@ -1,7 +1,7 @@
 // The dump's byte fast path for timestamps: PostgreSQL's text of a timestamptz under TimeZone=UTC and DateStyle=ISO
 // (`2022-02-02 18:01:49.345261+00`, years 1-9999, trailing fraction zeros dropped) written canonical
 // (`2022-02-02T18:01:49.345261000Z`) by copying its digits. Any other text takes toCanonicalTimestamp (dump.ts).
-import type { OutputPieces } from '../io/files.ts';
+import type { OutputPieces } from './pieces.ts';
 
 const ZERO_BYTES = Buffer.from('000000000');
 const DIGIT_0 = 0x30;

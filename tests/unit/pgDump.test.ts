@@ -4,7 +4,7 @@ import { DumpValueError, MigrationJsonBuilder, ORPHAN_SAMPLE_SIZE, isPlainJsonTe
 import { DUMP_COLUMNS, PROJECT_ROW, TOKEN_ROW, decodeRawDumpRow, type DumpRow, type RawDumpRow } from '../../lib/dump/query.ts';
 import { TOKEN_ATTRIBUTES } from '../../lib/cello/items.ts';
 import { isPostgresUtcBytes } from '../../lib/dump/utcText.ts';
-import { OutputPieces } from '../../lib/io/files.ts';
+import { OutputPieces } from '../../lib/dump/pieces.ts';
 import { TimestampError, toCanonicalTimestamp } from '../../lib/cello/timestamps.ts';
 import { nullValues } from '../support/celloRows.ts';
 
