@@ -34,18 +34,17 @@ function checkUtf8Variable(name: string): void {
   } catch {
     return;
   }
-  const prefix = Buffer.from(`${name}=`);
-  for (let start = 0; start < environment.length; ) {
-    const found = environment.indexOf(0, start);
-    const end = found < 0 ? environment.length : found;
-    const entry = environment.subarray(start, end);
-    if (entry.subarray(0, prefix.length).equals(prefix) && !isUtf8(entry.subarray(prefix.length))) {
-      throw new UserError(
-        `${name} is not UTF-8 text, and Node.js, which runs these scripts, cannot read it unchanged — set it as UTF-8 (from a UTF-8 terminal), or give the role a password that is`,
-        ExitCode.usage,
-      );
-    }
-    start = end + 1;
+  // Latin-1 maps each byte to one character and back: the entry's bytes are checked as they are.
+  const prefix = `${name}=`;
+  const entry = environment
+    .toString('latin1')
+    .split('\0')
+    .find((text) => text.startsWith(prefix));
+  if (entry !== undefined && !isUtf8(Buffer.from(entry.slice(prefix.length), 'latin1'))) {
+    throw new UserError(
+      `${name} is not UTF-8 text, and Node.js, which runs these scripts, cannot read it unchanged — set it as UTF-8 (from a UTF-8 terminal), or give the role a password that is`,
+      ExitCode.usage,
+    );
   }
 }
 
@@ -57,21 +56,14 @@ interface Terminal {
 
 /** The controlling terminal (/dev/tty), else stdin when it is a terminal, else undefined. */
 function openTerminal(): Terminal | undefined {
-  let readFd: number | undefined;
-  let writeFd: number | undefined;
   try {
-    readFd = openSync('/dev/tty', 'r');
-    writeFd = openSync('/dev/tty', 'w');
-    const input = new ReadStream(readFd);
-    const output = new WriteStream(writeFd);
-    return {
-      input,
-      output,
-      close: () => {
-        input.destroy();
-        output.destroy();
-      },
+    const input = new ReadStream(openSync('/dev/tty', 'r'));
+    const output = new WriteStream(openSync('/dev/tty', 'w'));
+    const close = () => {
+      input.destroy();
+      output.destroy();
     };
+    return { input, output, close };
   } catch {
     // No controlling terminal (ENXIO), e.g. under cron, CI or a pipe from another program.
   }

@@ -70,12 +70,8 @@ function parsePort(portText: string, argument: string): number {
 }
 
 /** `host:port`, with brackets around an IPv6 address (`[::1]:5432`): how messages name a server. */
-export function formatHostPort(host: string, port: number): string {
+export function describeTarget({ host, port }: Pick<PostgresTarget, 'host' | 'port'>): string {
   return `${isIPv6(host) ? `[${host}]` : host}:${port}`;
-}
-
-export function describeTarget(target: PostgresTarget): string {
-  return formatHostPort(target.host, target.port);
 }
 
 export type SslMode = 'disable' | 'allow' | 'prefer' | 'require' | 'verify-ca' | 'verify-full';
@@ -106,16 +102,9 @@ export function parseConnectTimeout(value: string | undefined): number {
 export type DriverSsl = false | 'prefer' | ConnectionOptions;
 
 /**
- * The driver's `ssl` option for a libpq sslmode.
- *
- * - disable: no TLS. allow, prefer: TLS if the server offers it, else plain (libpq's `allow` tries plain first;
- *   the outcome is the same: encrypted whenever the server supports it), certificate not checked.
- * - require: TLS or fail, certificate not checked — unless a root certificate is given, when libpq checks the
- *   chain as for verify-ca, and so do we.
- * - verify-ca: TLS, chain checked against the root certificate (or the system's CAs), host name not checked.
- * - verify-full: TLS, chain and host name checked.
- *
- * `rootCertificate` is the PEM text of PGSSLROOTCERT (or ~/.postgresql/root.crt), undefined for the system CAs.
+ * The driver's `ssl` option for a libpq sslmode, as libpq behaves: `allow` (plain first in libpq) ends as `prefer`
+ * does, encrypted whenever the server can; `require` with a root certificate (`rootCertificate`, the PEM text of
+ * PGSSLROOTCERT or ~/.postgresql/root.crt; undefined for the system's CAs) checks the chain as verify-ca.
  */
 export function sslOptionFor(mode: SslMode, host: string, rootCertificate: string | undefined): DriverSsl {
   const ca = rootCertificate === undefined ? {} : { ca: rootCertificate };
