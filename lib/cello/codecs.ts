@@ -26,8 +26,8 @@ export function isNullInFile(entry: CelloAttribute, value: unknown): boolean {
 
 /**
  * The table's value for a field of the file (`value`, undefined when missing): a NULL as the attribute's nullInTable,
- * a timestamp canonical, text as it is. Undefined after recording in `problems` why it cannot be one (the id's key
- * limits are the loader's: lib/load/items.ts).
+ * a timestamp canonical, text as it is. Undefined after recording in `problems` why it cannot be one (key sizes:
+ * fileItems.ts).
  */
 export function itemValueFromFile(entry: CelloAttribute, value: unknown, problems: string[]): string | undefined {
   const name = entry.name;

@@ -9,16 +9,13 @@ const EXAMPLE = '2022-02-02T18:01:49.345261000Z';
 
 /** A value that is not a timestamp, or one that cannot be stored exactly as a canonical timestamp. */
 export class TimestampError extends Error {
-  /** The rejected value, as it was given. */
-  readonly value: unknown;
-  /** Why, when there is more to say than "not in any timestamp form". */
-  readonly reason: string | undefined;
-
-  constructor(value: unknown, reason?: string) {
+  /** `value` as given; `reason` when there is more to say than "not in any timestamp form". */
+  constructor(
+    readonly value: unknown,
+    readonly reason?: string,
+  ) {
     super(`${quoteValue(value)} is not a timestamp${reason === undefined ? '' : `: ${reason}`} (expected e.g. ${EXAMPLE})`);
     this.name = 'TimestampError';
-    this.value = value;
-    this.reason = reason;
   }
 }
 
@@ -120,19 +117,11 @@ function nanosecondFraction(text: string, fraction: string | undefined): string 
 }
 
 /**
- * The canonical UTC form (`YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`) of the instant `text` denotes.
- *
- * Accepts every form that names one instant: PostgreSQL timestamptz text output in any session TimeZone
- * (`2022-02-02 18:01:49.345261+00`, offsets `+05:30`, `-07`, `+05:30:15`), and RFC 3339 / ISO 8601 with `Z` or an
- * offset: extended or basic (`20220202T180149Z`), `T`, `t` or a space, `.` or `,` before the fraction, any number of
- * fraction digits (beyond nine only zeros: nanoseconds are what the canonical form holds), minutes and seconds
- * optional (`18:01Z` is 18:01:00), offsets `+HH:MM`, `+HHMM`, `+HH`, `+HH:MM:SS` (not `+HHMMSS`: ambiguous). A
- * canonical value is returned unchanged.
- *
- * @throws TimestampError for anything else, which does not name one instant or cannot be stored exactly:
- * a missing zone (local time of which zone?), a bare number (epoch in which unit?), infinities, BC dates, fields
- * out of range, hour 24, leap seconds, non-zero digits beyond nanoseconds, offsets of 16 hours or more or in
- * `+HHMMSS`, a result outside years 0001–9999, non-strings.
+ * The canonical UTC form of the instant `text` denotes: PostgreSQL's timestamptz text in any TimeZone, or RFC 3339 /
+ * ISO 8601 with a zone (TIMESTAMP above), any fraction length (past nine digits only zeros). A canonical value is
+ * returned unchanged. @throws TimestampError for anything that does not name one instant or cannot be stored
+ * exactly: no zone, a bare number, infinities, BC, fields out of range, leap seconds, offsets of 16 hours or
+ * more or `+HHMMSS`, a result outside years 0001–9999, non-strings.
  */
 export function toCanonicalTimestamp(text: string): string {
   if (typeof text !== 'string') throw new TimestampError(text, `expected a string, got ${typeof text}`);
