@@ -24,12 +24,9 @@ interface ReaderCallbacks {
 }
 
 /**
- * Turns the events of `readJsonObjectOfObjects` into items and problems. The same reader serves every pass, so the
- * load pass builds exactly the items the check pass accepted.
- *
- * The file's shape: `{ "<project>": { <its attributes: "repository": <string|null>>, "tokens": [ {<a token's
- * attributes: token_id, created_at, expires_at>}, ... ] }, ... }` (lib/cello/items.ts). Unknown fields are rejected rather than ignored: a field we do not know is data the
- * table would silently lose (or a file from another tool), and the operator should decide.
+ * Turns the events of `readJsonObjectOfObjects` into items and problems: the same reader serves every pass, so the
+ * load builds exactly the items the check accepted. Unknown fields are refused, not ignored: data the table would
+ * silently lose (or a file from another tool), for the operator to decide.
  */
 export class MigrationFileReader {
   entries = 0;
