@@ -24,11 +24,8 @@ function removePendingTemporaryFiles(): void {
   pendingTemporaryFiles.clear();
 }
 
-/**
- * Signals whose default action ends the process without its 'exit' handlers (SIGINT, SIGTERM and SIGHUP are stop
- * requests: lib/cli/signals.ts). While a temporary file exists, each removes it, then ends the process as it would
- * have (core dump included).
- */
+// Signals that end the process without its 'exit' handlers (stop requests are lib/cli/signals.ts's): each removes
+// the temporary files, then ends the process as it would have (core dump included).
 const FATAL_SIGNALS = ['SIGQUIT', 'SIGUSR2', 'SIGALRM', 'SIGVTALRM', 'SIGPROF', 'SIGXCPU'] as const;
 
 function endAfterRemovingTemporaryFiles(signal: NodeJS.Signals): void {
@@ -87,9 +84,7 @@ export class AtomicOutputFile {
     }
     trackTemporaryFile(temporaryPath);
     const stream = createWriteStream('', { fd: handle.fd, highWaterMark: 1024 * 1024, autoClose: false });
-    stream.on('error', () => {
-      // surfaced by the next write or commit
-    });
+    stream.on('error', () => undefined); // surfaced by the next write or commit
     return new AtomicOutputFile(targetPath, temporaryPath, handle, stream, options.overwrite);
   }
 
@@ -247,15 +242,10 @@ export async function checkTarget(path: string, targetPath: string, overwrite: b
   });
   if (existing === undefined) {
     const folder = dirname(targetPath);
-    const folderExists = await stat(folder).then(
-      () => true,
-      (error: NodeJS.ErrnoException) => {
-        if (error.code === 'ENOENT') return false;
-        throw outputError(path, error, `cannot inspect the folder ${folder}`);
-      },
-    );
-    if (!folderExists)
+    await stat(folder).catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== 'ENOENT') throw outputError(path, error, `cannot inspect the folder ${folder}`);
       throw new UserError(`cannot write ${path}: the folder ${folder} does not exist — create it first, or choose another path`, ExitCode.output);
+    });
   }
   if (existing?.isDirectory()) {
     throw new UserError(`${path} is a folder — give the path of a file to create, e.g. ${join(path, 'output.json')}`, ExitCode.output);
@@ -265,7 +255,7 @@ export async function checkTarget(path: string, targetPath: string, overwrite: b
   if (existing?.isSymbolicLink()) {
     throw new UserError(`${path} is a symbolic link — give the path of a regular file (a link is neither followed nor replaced)`, ExitCode.output);
   }
-  if (existing && !existing.isFile() && !existing.isDirectory()) {
+  if (existing && !existing.isFile()) {
     throw new UserError(
       `${path} is not a regular file (a device, pipe or socket) — the output is written to a file: choose a file path`,
       ExitCode.output,
@@ -278,16 +268,16 @@ function existsError(path: string): UserError {
   return new UserError(`${path} already exists — choose another output file, or pass --force to replace it`, ExitCode.output);
 }
 
+const PERMISSION_DENIED = 'permission denied — check the folder permissions or choose another path';
+const OUTPUT_FAILURES = new Map([
+  ['EACCES', PERMISSION_DENIED],
+  ['EPERM', PERMISSION_DENIED],
+  ['ENOSPC', 'no space left on the device'],
+  ['EROFS', 'the file system is read-only'],
+]);
+
 function outputError(path: string, error: unknown, what: string): UserError {
-  const code = (error as NodeJS.ErrnoException)?.code;
-  const reason =
-    code === 'EACCES' || code === 'EPERM'
-      ? 'permission denied — check the folder permissions or choose another path'
-      : code === 'ENOSPC'
-        ? 'no space left on the device'
-        : code === 'EROFS'
-          ? 'the file system is read-only'
-          : ((error as Error)?.message ?? String(error));
+  const reason = OUTPUT_FAILURES.get((error as NodeJS.ErrnoException)?.code ?? '') ?? (error as Error)?.message ?? String(error);
   return new UserError(`cannot write ${path}: ${what}: ${reason}`, ExitCode.output);
 }
 
