@@ -3,17 +3,9 @@ import postgres from 'postgres';
 import { ExitCode, UserError, oneLine } from '../cli/errors.ts';
 import { describeTarget, type ConnectionSettings, type PostgresTarget } from './target.ts';
 
-const TLS_CERTIFICATE_CODES = new Set([
-  'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'SELF_SIGNED_CERT_IN_CHAIN',
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'UNABLE_TO_GET_ISSUER_CERT',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'CERT_HAS_EXPIRED',
-  'CERT_NOT_YET_VALID',
-  'CERT_UNTRUSTED',
-  'ERR_TLS_CERT_ALTNAME_INVALID',
-]);
+/** Node's codes for a certificate it refused, and its TLS and SSL errors. */
+const TLS_CODE =
+  /^(?:DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT(?:_LOCALLY)?|CERT_HAS_EXPIRED|CERT_NOT_YET_VALID|CERT_UNTRUSTED|ERR_TLS.*|ERR_SSL.*)$/;
 
 type Settings = Pick<ConnectionSettings, 'sslMode' | 'connectTimeoutSeconds'> | undefined;
 /** What a message may name: the server, user and database (quoted), the server's own message. */
@@ -66,7 +58,7 @@ const MESSAGES: Record<string, (context: Context) => string> = {
 
 /** The message for a code MESSAGES does not list: TLS, other server errors, other network errors; else undefined. */
 function otherMessage(error: Error, { at, database, server, code }: Context): string | undefined {
-  if (TLS_CERTIFICATE_CODES.has(code) || code.startsWith('ERR_TLS') || code.startsWith('ERR_SSL')) {
+  if (TLS_CODE.test(code)) {
     return `${cannotConnect(at)}: the server's TLS certificate was not accepted (${server}) — set PGSSLROOTCERT to the CA certificate that signed it, or check the host name`;
   }
   if (error instanceof postgres.PostgresError) {
