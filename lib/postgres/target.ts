@@ -153,13 +153,13 @@ export interface ConnectionSettings {
   applicationName: string;
 }
 
-export function connectionSettingsFromEnvironment(env: NodeJS.ProcessEnv, host: string, applicationName = 'cello-migrate'): ConnectionSettings {
+export function connectionSettingsFromEnvironment(env: NodeJS.ProcessEnv, host: string): ConnectionSettings {
   const sslMode = parseSslMode(env.PGSSLMODE);
   const needsCertificate = sslMode === 'require' || sslMode === 'verify-ca' || sslMode === 'verify-full';
   return {
     sslMode,
     ssl: sslOptionFor(sslMode, host, needsCertificate ? readRootCertificate(env) : undefined),
     connectTimeoutSeconds: parseConnectTimeout(env.PGCONNECT_TIMEOUT),
-    applicationName: env.PGAPPNAME || applicationName,
+    applicationName: env.PGAPPNAME || 'cello-migrate',
   };
 }
