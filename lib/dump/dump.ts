@@ -3,6 +3,7 @@
 // being held, and reads and diffs well. Strings go through JSON.stringify one value at a time; the hot path
 // (addRaw) copies the bytes of values JSON.stringify would leave alone straight from the driver into the file.
 import { isUtf8 } from 'node:buffer';
+import { ExitCode, UserError } from '../cli/errors.ts';
 import { emptyNullCounts, type NullCounts } from '../cello/codecs.ts';
 import {
   PROJECT_ATTRIBUTE_ENTRIES,
@@ -40,12 +41,9 @@ export interface DumpCounts {
   orphanSample: (string | null)[];
 }
 
-/** A value that cannot be written as the guide's JSON; names the token or project. */
-export class DumpValueError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'DumpValueError';
-  }
+/** A value the file cannot hold, naming the token or project: the run ends with nothing written (exit 3). */
+function valueError(message: string): UserError {
+  return new UserError(`${message} — correct the value in PostgreSQL and run again; nothing was written`, ExitCode.environment);
 }
 
 // The fixed text around a token's values, one field per line: tokenText writes it as strings, addRaw as bytes.
@@ -137,7 +135,7 @@ export class MigrationJsonBuilder {
     return '{';
   }
 
-  /** The text for one row of the dump query. @throws DumpValueError for a value the file cannot hold. */
+  /** The text for one row of the dump query. @throws UserError for a value the file cannot hold. */
   add(row: DumpRow): string {
     return row.kind === PROJECT_ROW ? this.addProject(row) : this.addToken(row);
   }
@@ -199,7 +197,7 @@ export class MigrationJsonBuilder {
 
   private addProject(row: DumpRow): string {
     const project = row[PROJECT_COLUMN];
-    if (project === null) throw new DumpValueError('a row of the projects table has a NULL project name, which cannot be a key of the file');
+    if (project === null) throw valueError('a row of the projects table has a NULL project name, which cannot be a key of the file');
     const values = PROJECT_FIELDS.map(({ entry }) => this.fileValue(row, entry, `project ${jsonValue(project)}`));
     this.counts.projects++;
     return this.openEntry(project, values, false);
@@ -230,7 +228,7 @@ export class MigrationJsonBuilder {
       tokenSk(row[TOKEN_ID] as string);
     } catch (error) {
       if (!(error instanceof KeyError)) throw error;
-      throw new DumpValueError(`${subject}: ${error.message}`);
+      throw valueError(`${subject}: ${error.message}`);
     }
     // Every value is converted before anything is written: the first bad one is the error.
     const values = TOKEN_VALUE_FIELDS.map(({ entry }) => this.fileValue(row, entry, subject));
@@ -249,7 +247,7 @@ export class MigrationJsonBuilder {
       return toCanonicalTimestamp(text);
     } catch (error) {
       if (!(error instanceof TimestampError)) throw error;
-      throw new DumpValueError(`${subject}: ${entry.name} ${error.message}`);
+      throw valueError(`${subject}: ${entry.name} ${error.message}`);
     }
   }
 
@@ -259,7 +257,7 @@ export class MigrationJsonBuilder {
       const order = compareUtf8(project, this.currentProject);
       // The query sorts by project: a name that does not come strictly after the last one would be a duplicate
       // key in the file (or a bug in the ordering), never something to write.
-      if (order === 0) throw new DumpValueError(`project ${jsonValue(project)} appears more than once in the projects table`);
+      if (order === 0) throw valueError(`project ${jsonValue(project)} appears more than once in the projects table`);
       if (order < 0) throw new Error(`dump rows out of order: ${jsonValue(project)} after ${jsonValue(this.currentProject)}`);
     }
     const close = this.closeEntry();

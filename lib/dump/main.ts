@@ -18,7 +18,7 @@ import { AtomicOutputFile } from '../io/files.ts';
 import { OutputPieces } from './pieces.ts';
 import { ORPHAN_PROJECT_VALUES, formatDumpSummary, formatOrphanNotice } from './summary.ts';
 import { printLine, printOutput } from '../cli/output.ts';
-import { DumpValueError, MigrationJsonBuilder } from './dump.ts';
+import { MigrationJsonBuilder } from './dump.ts';
 import { dumpQueryFor, type RawDumpRow } from './query.ts';
 import { readPassword } from '../postgres/password.ts';
 import { checkTables } from '../postgres/schema.ts';
@@ -91,9 +91,6 @@ export const main = defineStep(async (argv: string[]): Promise<number> => {
   } catch (error) {
     await file.abort();
     if (wasStopped()) throw stopError();
-    if (error instanceof DumpValueError) {
-      throw new UserError(`${error.message} — correct the value in PostgreSQL and run again; nothing was written`, ExitCode.environment);
-    }
     throw toPostgresUserError(error, target, settings);
   } finally {
     stopSignal().removeEventListener('abort', closeOnStop);

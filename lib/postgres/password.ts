@@ -7,8 +7,6 @@ import { ExitCode, UserError } from '../cli/errors.ts';
 import { registerSecret } from '../cli/secrets.ts';
 import { stopSignal } from '../cli/signals.ts';
 
-const NO_PASSWORD_MESSAGE = 'no password: set PGPASSWORD, or run from a terminal to be prompted';
-
 /**
  * PGPASSWORD when it is set, even empty (trust authentication); otherwise asked on the terminal without echo.
  * The password is registered as a secret, so no message can show it.
@@ -76,7 +74,7 @@ function openTerminal(): Terminal | undefined {
 /** Reads one line from the terminal in raw mode, echoing nothing. Ctrl-C stops the script (exit 130). */
 async function promptHidden(prompt: string): Promise<string> {
   const terminal = openTerminal();
-  if (terminal === undefined) throw new UserError(NO_PASSWORD_MESSAGE, ExitCode.usage);
+  if (terminal === undefined) throw new UserError('no password: set PGPASSWORD, or run from a terminal to be prompted', ExitCode.usage);
   const { input, output } = terminal;
   // Echo off before the prompt invites typing: a password typed (or pasted) the instant the prompt appears is never
   // shown. The other order lost that race on a loaded CI machine (tests/migrate_dump_postgres.test.ts).

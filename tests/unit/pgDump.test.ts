@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { DumpValueError, MigrationJsonBuilder, ORPHAN_SAMPLE_SIZE, isPlainJsonText } from '../../lib/dump/dump.ts';
+import { MigrationJsonBuilder, ORPHAN_SAMPLE_SIZE, isPlainJsonText } from '../../lib/dump/dump.ts';
+import { ExitCode, UserError } from '../../lib/cli/errors.ts';
 import { DUMP_COLUMNS, PROJECT_ROW, TOKEN_ROW, decodeRawDumpRow, type DumpRow, type RawDumpRow } from '../../lib/dump/query.ts';
 import { TOKEN_ATTRIBUTES } from '../../lib/cello/items.ts';
 import { isPostgresUtcBytes } from '../../lib/dump/utcText.ts';
@@ -199,11 +200,14 @@ test('a token with a NULL project is an orphan never written, even with includeO
   assert.equal(builder.summary().orphanTokens, 1);
 });
 
-test('an infinite timestamp fails with a DumpValueError naming the token, project and field', () => {
+test('an infinite timestamp fails with a UserError (exit 3) naming the token, project and field', () => {
   assert.throws(
     () => build([project('p', 'r'), token('p', 'tok-1', T1, 'infinity')]),
     (error: unknown) =>
-      error instanceof DumpValueError && /token "tok-1" of project "p": expires_at "infinity"/.test(error.message) && /infinite/.test(error.message),
+      error instanceof UserError &&
+      error.exitCode === ExitCode.environment &&
+      /token "tok-1" of project "p": expires_at "infinity"/.test(error.message) &&
+      /infinite/.test(error.message),
   );
 });
 
@@ -215,7 +219,7 @@ test('a NULL created_at (constraint dropped) is written as null, as stored', () 
 test('the same project twice (primary key dropped) fails rather than writing a duplicate key', () => {
   assert.throws(
     () => build([project('p', 'r'), project('p', 'r')]),
-    (error: unknown) => error instanceof DumpValueError && /more than once/.test(error.message),
+    (error: unknown) => error instanceof UserError && /more than once/.test(error.message),
   );
 });
 
@@ -364,7 +368,7 @@ test('addRaw agrees with add() on orphans, with and without includeOrphans, and 
 test('addRaw fails as add() does: an infinite timestamp, a duplicate project', () => {
   assert.throws(
     () => buildRaw([rawRow(project('p', 'r')), rawRow(token('p', 'tok-1', T1, 'infinity'))]),
-    (error: unknown) => error instanceof DumpValueError && /expires_at "infinity"/.test(error.message),
+    (error: unknown) => error instanceof UserError && /expires_at "infinity"/.test(error.message),
   );
   assertSameAsAdd([rawRow(project('p', 'r')), rawRow(token('p', 'tok-1', T1, 'infinity'))]);
   assertSameAsAdd([rawRow(project('p', 'r')), rawRow(project('p', 'r'))]);
