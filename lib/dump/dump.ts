@@ -49,11 +49,14 @@ function valueError(message: string): UserError {
 // The fixed text around a token's values, one field per line: tokenText writes it as strings, addRaw as bytes.
 const TOKEN_FIRST = `\n      {\n        ${JSON.stringify(TOKEN_ID)}: `;
 const TOKEN_NEXT = `,${TOKEN_FIRST}`;
-/** Each value after the token's id, with its column in a RawDumpRow and the text before it. */
+/** Each value after the token's id: its entry, its column in a RawDumpRow, the text before it; flags for the hot path. */
 const TOKEN_VALUE_FIELDS = TOKEN_VALUE_ENTRIES.map((entry) => {
-  const before = `,\n        ${JSON.stringify(entry.name)}: `;
-  return { entry, column: DUMP_COLUMNS.indexOf(entry.name as TokenValueAttribute), before, beforeBytes: Buffer.from(before) };
+  const { name, kind, nullable } = entry;
+  const before = `,\n        ${JSON.stringify(name)}: `;
+  const column = DUMP_COLUMNS.indexOf(name as TokenValueAttribute);
+  return { entry, name, column, isTimestamp: kind === 'timestamp', isNullable: nullable, before, beforeBytes: Buffer.from(before) };
 });
+type TokenValueField = (typeof TOKEN_VALUE_FIELDS)[number];
 const TOKEN_END = '\n      }';
 /** The text before each of a project's values, and the entry it writes. */
 const PROJECT_FIELDS = PROJECT_ATTRIBUTE_ENTRIES.map((entry) => ({ entry, before: `\n    ${JSON.stringify(entry.name)}: ` }));
@@ -88,9 +91,9 @@ function writeQuoted(out: OutputPieces, bytes: Uint8Array): void {
 }
 
 /** Whether addRaw's fast path can write this value as bytes: NULL, a PostgreSQL UTC timestamp, or plain text. */
-function isFastPathValue(entry: CelloAttribute, bytes: Uint8Array | null): boolean {
+function isFastPathValue(field: TokenValueField, bytes: Uint8Array | null): boolean {
   if (bytes === null) return true;
-  return entry.kind === 'timestamp' ? isPostgresUtcBytes(bytes) : isPlainJsonText(bytes);
+  return field.isTimestamp ? isPostgresUtcBytes(bytes) : isPlainJsonText(bytes);
 }
 
 /** Buffer.equals, for the ~15 bytes of a project name: a loop is faster than the native call (0.51 s vs 0.60 s per 1M rows). */
@@ -159,19 +162,19 @@ export class MigrationJsonBuilder {
       tokenId !== null &&
       tokenId.length > 0 &&
       isPlainJsonText(tokenId) &&
-      TOKEN_VALUE_FIELDS.every(({ entry, column }) => isFastPathValue(entry, row[column]!))
+      TOKEN_VALUE_FIELDS.every((field) => isFastPathValue(field, row[field.column]!))
     ) {
       out.bytes(this.entryHasTokens ? TOKEN_NEXT_BYTES : TOKEN_FIRST_BYTES);
       this.entryHasTokens = true;
       writeQuoted(out, tokenId);
       const nulls = this.counts.nulls;
-      for (const { entry, column, beforeBytes } of TOKEN_VALUE_FIELDS) {
-        out.bytes(beforeBytes);
-        const value = row[column]!;
+      for (const field of TOKEN_VALUE_FIELDS) {
+        out.bytes(field.beforeBytes);
+        const value = row[field.column]!;
         if (value === null) {
           out.bytes(NULL_BYTES);
-          if (entry.nullable) nulls[entry.name]!++;
-        } else if (entry.kind === 'timestamp') writeCanonicalTimestamp(out, value);
+          if (field.isNullable) nulls[field.name]!++;
+        } else if (field.isTimestamp) writeCanonicalTimestamp(out, value);
         else writeQuoted(out, value);
       }
       out.bytes(TOKEN_END_BYTES);
