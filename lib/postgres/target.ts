@@ -27,34 +27,28 @@ export interface PostgresTarget {
  */
 export function parseHostArgument(text: string): { host: string; port: number } {
   const example = 'e.g. localhost, db.example.com:5433 or [::1]:5433';
+  const invalid = (reason: string) => new UserError(`invalid database host ${JSON.stringify(text)}: ${reason} — ${example}`);
   const value = text.trim();
   if (value === '') throw new UserError(`the database host is empty — give a host name or address, ${example}`);
-  if (/[\s/@]/.test(value)) {
-    throw new UserError(`invalid database host ${JSON.stringify(text)}: spaces, "/" and "@" are not allowed — ${example}`);
-  }
+  if (/[\s/@]/.test(value)) throw invalid('spaces, "/" and "@" are not allowed');
 
   let host: string;
   let portText: string | undefined;
   if (value.startsWith('[')) {
     const match = /^\[([^\]]*)\](?::(.*))?$/.exec(value);
-    if (match === null) throw new UserError(`invalid database host ${JSON.stringify(text)}: expected [ipv6] or [ipv6]:port — ${example}`);
+    if (match === null) throw invalid('expected [ipv6] or [ipv6]:port');
     host = match[1]!;
     portText = match[2];
-    if (!isIPv6(host))
-      throw new UserError(`invalid database host ${JSON.stringify(text)}: ${JSON.stringify(host)} is not an IPv6 address — ${example}`);
+    if (!isIPv6(host)) throw invalid(`${JSON.stringify(host)} is not an IPv6 address`);
   } else if (value.indexOf(':') !== value.lastIndexOf(':')) {
     // Two colons or more: an IPv6 address without brackets, so no port.
-    if (!isIPv6(value)) {
-      throw new UserError(
-        `invalid database host ${JSON.stringify(text)}: not an IPv6 address; to give a port with an IPv6 address write [address]:port — ${example}`,
-      );
-    }
+    if (!isIPv6(value)) throw invalid('not an IPv6 address; to give a port with an IPv6 address write [address]:port');
     host = value;
   } else {
     const colon = value.indexOf(':');
     host = colon < 0 ? value : value.slice(0, colon);
     portText = colon < 0 ? undefined : value.slice(colon + 1);
-    if (host === '') throw new UserError(`invalid database host ${JSON.stringify(text)}: the host name is missing before ":" — ${example}`);
+    if (host === '') throw invalid('the host name is missing before ":"');
   }
   return { host, port: portText === undefined ? DEFAULT_PORT : parsePort(portText, text) };
 }
