@@ -216,17 +216,12 @@ class LoadRun {
 
   /** Writes batches of 25 concurrently; every batch's outcome is counted even when one of them fails for good. */
   private async writeBatches(batches: LoadItem[][]): Promise<void> {
-    const outcomes = await Promise.allSettled(
-      batches.map((batch) =>
-        this.slots.run(() =>
-          batchWriteWithRetry(
-            this.options.client,
-            this.options.tableName,
-            batch.map((item) => item.item),
-          ),
-        ),
-      ),
-    );
+    const { client, tableName } = this.options;
+    const write = (batch: LoadItem[]) => {
+      const items = batch.map((item) => item.item);
+      return this.slots.run(() => batchWriteWithRetry(client, tableName, items));
+    };
+    const outcomes = await Promise.allSettled(batches.map(write));
     let failure: { error: unknown } | undefined;
     outcomes.forEach((outcome, index) => {
       const batch = batches[index]!;
