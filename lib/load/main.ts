@@ -121,12 +121,9 @@ export const main = defineStep(async (argv: string[]): Promise<number> => {
       note: () => meter.describeSlowdown(),
     });
     const result = await loadMigrationFile({
+      ...options, // tableName, concurrency, dryRun, conditionalPuts
       client,
-      tableName: options.tableName,
       checked,
-      concurrency: options.concurrency,
-      dryRun: options.dryRun,
-      conditionalPuts: options.conditionalPuts,
       shouldStop: wasStopped,
       onFailedItem: (description) => printLine(`failed: ${description}`),
       onProgress: (counts) => progress.update(counts.loaded + counts.skipped + counts.failed + counts.duplicates),
