@@ -1,10 +1,6 @@
-// Cello's values between the three places an attribute lives, derived from its entry (items.ts):
-//   PostgreSQL row → file record   the dump (lib/pgDump.ts) writes NULL as null and timestamps canonical;
-//   file record → table item       itemValueFromFile: the loader and verify --fix build items with it;
-//   table item → PostgreSQL row    rowValueFromItem: "" (nullInTable) is NULL again, a timestamp PostgreSQL's text.
-// And the NULL counters each step's summary prints, one per nullable attribute.
-//
-// Values are strings throughout: timestamps are converted as text (timestamps.ts), never through Date or a float.
+// Cello's values between the places an attribute lives, derived from its entry (items.ts): file record → table item
+// (the load, verify --fix), table item → PostgreSQL row (""/nullInTable is NULL again); the dump (lib/dump) writes
+// row → file. And the NULL counters the summaries print. Values are strings throughout, timestamps converted as text.
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import { TimestampError, toCanonicalTimestamp } from './timestamps.ts';
 import { ATTRIBUTES, NULLABLE_ATTRIBUTES, type CelloAttribute, type ItemKind } from './items.ts';
@@ -13,11 +9,8 @@ import { ATTRIBUTES, NULLABLE_ATTRIBUTES, type CelloAttribute, type ItemKind } f
 export function describeType(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
-  if (typeof value === 'object') return 'an object';
-  if (typeof value === 'string') return 'a string';
-  if (typeof value === 'number') return 'a number';
-  if (typeof value === 'boolean') return 'a boolean';
-  return typeof value;
+  const type = typeof value;
+  return type === 'object' ? 'an object' : type === 'string' || type === 'number' || type === 'boolean' ? `a ${type}` : type;
 }
 
 // ---- file record → table item ----------------------------------------------------------------------------------------
@@ -33,8 +26,8 @@ export function isNullInFile(entry: CelloAttribute, value: unknown): boolean {
 
 /**
  * The table's value for a field of the file (`value`, undefined when missing): a NULL as the attribute's nullInTable,
- * a timestamp canonical, text as it is. Undefined after recording in `problems` why it cannot be one (the id's key
- * limits are the loader's: lib/load/items.ts).
+ * a timestamp canonical, text as it is. Undefined after recording in `problems` why it cannot be one (key sizes:
+ * fileItems.ts).
  */
 export function itemValueFromFile(entry: CelloAttribute, value: unknown, problems: string[]): string | undefined {
   const name = entry.name;

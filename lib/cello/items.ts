@@ -1,13 +1,7 @@
-// Cello's attributes, as data: one entry each. Every step derives what it does with an attribute from its entry (the
-// codecs: codecs.ts; the PostgreSQL columns: sourceTables.ts), so adding one is one entry here plus tests.
-//
-// One name serves three places: the PostgreSQL column, the field of the migration file (the dump writes it, the
-// loader reads it) and the attribute of the DynamoDB item. A project is its METADATA item (keys.ts) with its
-// attributes; a token is its TOKEN#<id> item with its attributes, timestamps canonical in the table (timestamps.ts).
-//
-// NULL: a nullable attribute's NULL is null in the file and `nullInTable` ("") in the table (Cello reads "" as
-// "none"). An attribute that `mayBeAbsent` was added after items were written: an item (or a file record) without
-// it holds NULL; every other attribute missing from an item is a difference, and from a file record an error.
+// Cello's attributes, as data: every step derives what it does with one from its entry (codecs.ts, sourceTables.ts),
+// so adding one is one entry here plus tests. One name serves the PostgreSQL column, the file's field and the item's
+// attribute. A nullable attribute's NULL is null in the file and `nullInTable` ("", which Cello reads as "none") in
+// the table. One that `mayBeAbsent` came after items were written: an item or file record without it holds NULL.
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import { METADATA_SK } from './keys.ts';
 

@@ -1,12 +1,7 @@
-// Keys of the Cello single table. A project is one partition, `PROJECT#<name>`; in it the project's own item has sort
-// key `METADATA` and each token has `TOKEN#<tokenId>`. Names and ids may contain `#`, spaces or any unicode, so
-// parsing strips only the leading prefix and never splits on `#`.
-//
-// An empty project name (PostgreSQL's varchar key allows '', and tokens of no project may name it) is a project
-// like any other: its partition key `PROJECT#` is a valid, non-empty DynamoDB key, and the table then holds exactly
-// what PostgreSQL holds. The service can no more address it than it could in PostgreSQL (the name is a segment of
-// its URLs), so carrying it loses nothing and refusing it would stop every step on a row no one can use. An empty
-// token id is refused: `TOKEN#` would be a credential anyone can present.
+// Keys of the Cello single table: a project is the partition `PROJECT#<name>`, its own item has sort key `METADATA`,
+// each token `TOKEN#<tokenId>`. Names and ids may hold `#`: parsing strips the prefix and never splits on `#`.
+// An empty project name ('' is a valid varchar key) is carried like any other (`PROJECT#` is a valid key; refusing
+// it would stop every step on a row no one can use); an empty token id is refused: `TOKEN#` anyone could present.
 
 export const METADATA_SK = 'METADATA';
 export const PROJECT_PREFIX = 'PROJECT#';

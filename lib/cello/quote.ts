@@ -19,11 +19,9 @@ export function quoteValue(value: unknown, limit = SHOWN_VALUE_LIMIT): string {
 }
 
 function toJsonOrString(value: unknown): string {
-  let text: string | undefined;
   try {
-    text = JSON.stringify(value); // undefined for undefined, functions and symbols; throws for BigInt and cycles
+    return JSON.stringify(value) ?? String(value); // JSON has no form for undefined, functions and symbols
   } catch {
-    text = undefined;
+    return String(value); // BigInt, cycles
   }
-  return text ?? (typeof value === 'symbol' ? value.toString() : String(value));
 }

@@ -1,13 +1,7 @@
-// Timestamps of Cello tokens. The DynamoDB table stores one canonical form: UTC, `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`,
-// exactly nine fraction digits. Canonical strings sort lexicographically in instant order, which the table relies on.
-//
-// PostgreSQL keeps microseconds; the JavaScript date object keeps milliseconds, and floats lose digits. So no value
-// here goes through the date object or any float: the text is matched by a regular expression, the fields are read
-// digit by digit into small integers, the offset is subtracted with integer arithmetic, and the fraction is copied as
-// text (an offset never has a fraction, so the fraction of the instant never changes).
-//
-// This runs once per token on millions of rows: canonical input takes a fast path (one regex test, a few charCode
-// reads, no allocation) and is returned as the same string.
+// Timestamps of Cello tokens. The table stores one canonical form: UTC, `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`, nine
+// fraction digits, which sorts in instant order. PostgreSQL keeps microseconds, the date object milliseconds, floats lose
+// digits: so nothing here goes through either. Fields are read digit by digit, the offset subtracted in integers,
+// and the fraction copied as text. Canonical input (millions of rows) takes a fast path with no allocation.
 import { quoteValue } from './quote.ts';
 
 /** An example of the canonical form, quoted in every error message. */
@@ -15,16 +9,13 @@ const EXAMPLE = '2022-02-02T18:01:49.345261000Z';
 
 /** A value that is not a timestamp, or one that cannot be stored exactly as a canonical timestamp. */
 export class TimestampError extends Error {
-  /** The rejected value, as it was given. */
-  readonly value: unknown;
-  /** Why, when there is more to say than "not in any timestamp form". */
-  readonly reason: string | undefined;
-
-  constructor(value: unknown, reason?: string) {
+  /** `value` as given; `reason` when there is more to say than "not in any timestamp form". */
+  constructor(
+    readonly value: unknown,
+    readonly reason?: string,
+  ) {
     super(`${quoteValue(value)} is not a timestamp${reason === undefined ? '' : `: ${reason}`} (expected e.g. ${EXAMPLE})`);
     this.name = 'TimestampError';
-    this.value = value;
-    this.reason = reason;
   }
 }
 
@@ -40,9 +31,6 @@ const CANONICAL_SHAPE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{9}Z$/;
 // matches, so that case gets its own message. `\d` without the `u` flag is ASCII digits only.
 const TIMESTAMP =
   /^(\d{4})(-?)(\d{2})\2(\d{2})[Tt ](\d{2})(?:(:?)(\d{2})(?:\6(\d{2})(?:[.,](\d+))?)?)?(?:([Zz])|([+-])(\d{2})(?:(:?)(\d{2})(?:\13(\d{2}))?)?)?$/;
-
-// What an earlier migration stored: PostgreSQL's timestamptz text output, unconverted.
-const LEGACY_POSTGRES = /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(?:\.\d{1,6})?[+-]\d{2}(?::\d{2}(?::\d{2})?)?$/;
 
 /** Fraction digits the canonical form holds (nanoseconds). */
 const FRACTION_DIGITS = 9;
@@ -97,11 +85,7 @@ function isCanonical(text: string): boolean {
 }
 
 function pad2(value: number): string {
-  return value < 10 ? `0${value}` : `${value}`;
-}
-
-function pad4(value: number): string {
-  return value < 10 ? `000${value}` : value < 100 ? `00${value}` : value < 1000 ? `0${value}` : `${value}`;
+  return String(value).padStart(2, '0');
 }
 
 /**
@@ -133,19 +117,11 @@ function nanosecondFraction(text: string, fraction: string | undefined): string 
 }
 
 /**
- * The canonical UTC form (`YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`) of the instant `text` denotes.
- *
- * Accepts every form that names one instant: PostgreSQL timestamptz text output in any session TimeZone
- * (`2022-02-02 18:01:49.345261+00`, offsets `+05:30`, `-07`, `+05:30:15`), and RFC 3339 / ISO 8601 with `Z` or an
- * offset: extended or basic (`20220202T180149Z`), `T`, `t` or a space, `.` or `,` before the fraction, any number of
- * fraction digits (beyond nine only zeros: nanoseconds are what the canonical form holds), minutes and seconds
- * optional (`18:01Z` is 18:01:00), offsets `+HH:MM`, `+HHMM`, `+HH`, `+HH:MM:SS` (not `+HHMMSS`: ambiguous). A
- * canonical value is returned unchanged.
- *
- * @throws TimestampError for anything else, which does not name one instant or cannot be stored exactly:
- * a missing zone (local time of which zone?), a bare number (epoch in which unit?), infinities, BC dates, fields
- * out of range, hour 24, leap seconds, non-zero digits beyond nanoseconds, offsets of 16 hours or more or in
- * `+HHMMSS`, a result outside years 0001–9999, non-strings.
+ * The canonical UTC form of the instant `text` denotes: PostgreSQL's timestamptz text in any TimeZone, or RFC 3339 /
+ * ISO 8601 with a zone (TIMESTAMP above), any fraction length (past nine digits only zeros). A canonical value is
+ * returned unchanged. @throws TimestampError for anything that does not name one instant or cannot be stored
+ * exactly: no zone, a bare number, infinities, BC, fields out of range, leap seconds, offsets of 16 hours or
+ * more or `+HHMMSS`, a result outside years 0001–9999, non-strings.
  */
 export function toCanonicalTimestamp(text: string): string {
   if (typeof text !== 'string') throw new TimestampError(text, `expected a string, got ${typeof text}`);
@@ -213,7 +189,7 @@ export function toCanonicalTimestamp(text: string): string {
   const utcHour = (secondOfDay / 3600) | 0;
   const utcMinute = ((secondOfDay % 3600) / 60) | 0;
   const utcSecond = secondOfDay % 60;
-  return `${pad4(year)}-${pad2(month)}-${pad2(day)}T${pad2(utcHour)}:${pad2(utcMinute)}:${pad2(utcSecond)}.${nanos}Z`;
+  return `${String(year).padStart(4, '0')}-${pad2(month)}-${pad2(day)}T${pad2(utcHour)}:${pad2(utcMinute)}:${pad2(utcSecond)}.${nanos}Z`;
 }
 
 /** Whether `text` is already exactly in the canonical form, with valid fields. */
@@ -221,30 +197,12 @@ export function isCanonicalTimestamp(text: unknown): boolean {
   return typeof text === 'string' && isCanonical(text);
 }
 
-/**
- * Whether `text` is PostgreSQL timestamptz text output as an earlier, buggy migration stored it
- * (`YYYY-MM-DD HH:MM:SS[.f{1,6}]±HH[:MM[:SS]]`) and converts to a valid canonical timestamp.
- */
-export function isLegacyPostgresTimestamp(text: unknown): boolean {
-  if (typeof text !== 'string' || !LEGACY_POSTGRES.test(text)) return false;
-  try {
-    toCanonicalTimestamp(text);
-    return true;
-  } catch {
-    return false; // right shape, impossible fields (e.g. Feb 30): not something PostgreSQL printed
-  }
-}
-
 /** Whether both values are timestamps denoting the same instant; false if either is not a timestamp. */
 export function timestampsEqualAsInstants(a: string, b: string): boolean {
-  let canonicalA: string;
-  let canonicalB: string;
   try {
-    canonicalA = toCanonicalTimestamp(a);
-    canonicalB = toCanonicalTimestamp(b);
+    return toCanonicalTimestamp(a) === toCanonicalTimestamp(b);
   } catch (error) {
     if (error instanceof TimestampError) return false;
     throw error;
   }
-  return canonicalA === canonicalB;
 }

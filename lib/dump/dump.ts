@@ -1,27 +1,9 @@
-// The text of the migration guide's JSON file (step 1's output, step 2's input), built from PostgreSQL rows as
-// they stream in. Pure: rows in, text out; the script does the reading and the writing.
-//
-//   {
-//     "<project>": {
-//       "repository": <string or null>,
-//       "tokens": [
-//         {
-//           "token_id": "...",
-//           "created_at": "2022-02-02T18:01:49.345261000Z",
-//           "expires_at": null
-//         }
-//       ]
-//     }
-//   }
-//
-// Laid out like Python's json.dump(indent=2), one field per line, so the file reads and diffs well and is written
-// in order without holding it. Strings go through JSON.stringify one value at a time, so commas, quotes,
-// backslashes, newlines, tabs and any unicode come back exactly; the dump's hot path (addRaw) copies the bytes of
-// values JSON.stringify would leave alone straight from the driver into the file, and sends every other row
-// through the same string code. Projects appear in UTF-8 byte order of their names
-// (the query sorts with COLLATE "C": the same order whatever the database's collation; in a database of another
-// encoding, by the names converted to UTF-8), tokens in UTF-8 byte order of their ids within each project.
+// The text of the migration file (step 1's output, step 2's input), built from the dump query's rows as they
+// stream in: laid out like Python's json.dump(indent=2), one field per line, so it is written in order without
+// being held, and reads and diffs well. Strings go through JSON.stringify one value at a time; the hot path
+// (addRaw) copies the bytes of values JSON.stringify would leave alone straight from the driver into the file.
 import { isUtf8 } from 'node:buffer';
+import { ExitCode, UserError } from '../cli/errors.ts';
 import { emptyNullCounts, type NullCounts } from '../cello/codecs.ts';
 import {
   PROJECT_ATTRIBUTE_ENTRIES,
@@ -33,11 +15,11 @@ import {
 } from '../cello/items.ts';
 import { compareUtf8 } from '../cello/keyOrder.ts';
 import { KeyError, tokenSk } from '../cello/keys.ts';
-import type { OutputPieces } from '../io/files.ts';
+import type { OutputPieces } from './pieces.ts';
 import { DUMP_COLUMNS, PROJECT_ROW, TOKEN_ROW, decodeRawDumpRow, type DumpRow, type RawDumpRow } from './query.ts';
 import { PROJECT_COLUMN } from '../cello/sourceTables.ts';
-import { canonicalFromUtcText, isPostgresUtcBytes, writeCanonicalTimestamp } from './utcText.ts';
-import { TimestampError } from '../cello/timestamps.ts';
+import { isPostgresUtcBytes, writeCanonicalTimestamp } from './utcText.ts';
+import { TimestampError, toCanonicalTimestamp } from '../cello/timestamps.ts';
 
 const TOKEN_ID_COLUMN = DUMP_COLUMNS.indexOf(TOKEN_ID);
 
@@ -59,42 +41,22 @@ export interface DumpCounts {
   orphanSample: (string | null)[];
 }
 
-/** A value that cannot be written as the guide's JSON; names the token or project. */
-export class DumpValueError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'DumpValueError';
-  }
+/** A value the file cannot hold, naming the token or project: the run ends with nothing written (exit 3). */
+function valueError(message: string): UserError {
+  return new UserError(`${message} — correct the value in PostgreSQL and run again; nothing was written`, ExitCode.environment);
 }
 
 // The fixed text around a token's values, one field per line: tokenText writes it as strings, addRaw as bytes.
 const TOKEN_FIRST = `\n      {\n        ${JSON.stringify(TOKEN_ID)}: `;
 const TOKEN_NEXT = `,${TOKEN_FIRST}`;
-/** Each value after the token's id, as both writers need it: generated from TOKEN_ATTRIBUTES, never listed here. */
-interface TokenValueField {
-  attribute: TokenValueAttribute;
-  /** Its index in a RawDumpRow. */
-  column: number;
-  /** A timestamp is converted to canonical; any other value is written as its text. */
-  isTimestamp: boolean;
-  /** Whether its NULLs are counted (a NOT NULL column has none to count). */
-  isNullable: boolean;
-  /** The text before the value. */
-  before: string;
-  beforeBytes: Buffer;
-}
-const TOKEN_VALUE_FIELDS: readonly TokenValueField[] = TOKEN_VALUE_ENTRIES.map((entry) => {
-  const attribute = entry.name as TokenValueAttribute;
-  const before = `,\n        ${JSON.stringify(attribute)}: `;
-  return {
-    attribute,
-    column: DUMP_COLUMNS.indexOf(attribute),
-    isTimestamp: entry.kind === 'timestamp',
-    isNullable: entry.nullable,
-    before,
-    beforeBytes: Buffer.from(before),
-  };
+/** Each value after the token's id: its entry, its column in a RawDumpRow, the text before it; flags for the hot path. */
+const TOKEN_VALUE_FIELDS = TOKEN_VALUE_ENTRIES.map((entry) => {
+  const { name, kind, nullable } = entry;
+  const before = `,\n        ${JSON.stringify(name)}: `;
+  const column = DUMP_COLUMNS.indexOf(name as TokenValueAttribute);
+  return { entry, name, column, isTimestamp: kind === 'timestamp', isNullable: nullable, before, beforeBytes: Buffer.from(before) };
 });
+type TokenValueField = (typeof TOKEN_VALUE_FIELDS)[number];
 const TOKEN_END = '\n      }';
 /** The text before each of a project's values, and the entry it writes. */
 const PROJECT_FIELDS = PROJECT_ATTRIBUTE_ENTRIES.map((entry) => ({ entry, before: `\n    ${JSON.stringify(entry.name)}: ` }));
@@ -166,26 +128,19 @@ export class MigrationJsonBuilder {
   private currentIsOrphan = false;
   /** The project of the last orphan token seen, to count distinct orphan projects. */
   private lastOrphanProject: string | null | undefined;
-  private entryOpen = false;
   private entryHasTokens = false;
   private entries = 0;
-  private started = false;
-  private finished = false;
 
   constructor(private readonly options: { includeOrphans: boolean }) {}
 
   /** The opening brace. */
   start(): string {
-    this.started = true;
     return '{';
   }
 
-  /** The text for one row of the dump query. @throws DumpValueError for a value the file cannot hold. */
+  /** The text for one row of the dump query. @throws UserError for a value the file cannot hold. */
   add(row: DumpRow): string {
-    if (!this.started || this.finished) throw new Error('MigrationJsonBuilder.add called outside start()/finish()');
-    if (row.kind === PROJECT_ROW) return this.addProject(row);
-    if (row.kind === TOKEN_ROW) return this.addToken(row);
-    throw new Error(`unexpected row kind ${String(row.kind)} from the dump query`);
+    return row.kind === PROJECT_ROW ? this.addProject(row) : this.addToken(row);
   }
 
   /**
@@ -218,7 +173,7 @@ export class MigrationJsonBuilder {
         const value = row[field.column]!;
         if (value === null) {
           out.bytes(NULL_BYTES);
-          if (field.isNullable) nulls[field.attribute]!++;
+          if (field.isNullable) nulls[field.name]!++;
         } else if (field.isTimestamp) writeCanonicalTimestamp(out, value);
         else writeQuoted(out, value);
       }
@@ -231,10 +186,7 @@ export class MigrationJsonBuilder {
 
   /** The closing text; the file is complete after it. */
   finish(): string {
-    this.finished = true;
-    this.fastPathProject = undefined;
-    const close = this.closeEntry();
-    return this.entries === 0 ? '}\n' : `${close}\n}\n`;
+    return this.entries === 0 ? '}\n' : `${this.closeEntry()}\n}\n`;
   }
 
   /** Tokens written so far (for progress). */
@@ -248,18 +200,10 @@ export class MigrationJsonBuilder {
 
   private addProject(row: DumpRow): string {
     const project = row[PROJECT_COLUMN];
-    if (project === null) throw new DumpValueError('a row of the projects table has a NULL project name, which cannot be a key of the file');
+    if (project === null) throw valueError('a row of the projects table has a NULL project name, which cannot be a key of the file');
     const values = PROJECT_FIELDS.map(({ entry }) => this.fileValue(row, entry, `project ${jsonValue(project)}`));
     this.counts.projects++;
-    this.countNulls(PROJECT_ATTRIBUTE_ENTRIES, values);
     return this.openEntry(project, values, false);
-  }
-
-  /** Counts the NULLs among `values` (in the order of `entries`) of nullable attributes. */
-  private countNulls(entries: readonly CelloAttribute[], values: readonly (string | null)[]): void {
-    entries.forEach((entry, index) => {
-      if (values[index] === null && entry.nullable) this.counts.nulls[entry.name]!++;
-    });
   }
 
   private addToken(row: DumpRow): string {
@@ -282,34 +226,31 @@ export class MigrationJsonBuilder {
   }
 
   private tokenText(row: DumpRow): string {
+    const subject = `token ${jsonValue(row[TOKEN_ID])} of project ${jsonValue(row[PROJECT_COLUMN])}`;
     try {
       tokenSk(row[TOKEN_ID] as string);
     } catch (error) {
       if (!(error instanceof KeyError)) throw error;
-      throw new DumpValueError(`token ${jsonValue(row[TOKEN_ID])} of project ${jsonValue(row[PROJECT_COLUMN])}: ${error.message}`);
+      throw valueError(`${subject}: ${error.message}`);
     }
-    // Every timestamp is converted before anything is written: the first bad one is the error.
-    const subject = `token ${jsonValue(row[TOKEN_ID])} of project ${jsonValue(row[PROJECT_COLUMN])}`;
-    const values = TOKEN_VALUE_ENTRIES.map((entry) => this.fileValue(row, entry, subject));
-    this.countNulls(TOKEN_VALUE_ENTRIES, values);
+    // Every value is converted before anything is written: the first bad one is the error.
+    const values = TOKEN_VALUE_FIELDS.map(({ entry }) => this.fileValue(row, entry, subject));
     const open = this.entryHasTokens ? TOKEN_NEXT : TOKEN_FIRST;
     this.entryHasTokens = true;
-    let text = `${open}${jsonValue(row[TOKEN_ID])}`;
-    TOKEN_VALUE_FIELDS.forEach((field, index) => {
-      text += `${field.before}${jsonValue(values[index]!)}`;
-    });
-    return `${text}${TOKEN_END}`;
+    const fields = TOKEN_VALUE_FIELDS.map(({ before }, index) => `${before}${jsonValue(values[index]!)}`).join('');
+    return `${open}${jsonValue(row[TOKEN_ID])}${fields}${TOKEN_END}`;
   }
 
-  /** The file's value of an attribute of the row: NULL as null, a timestamp canonical, text as it is. */
+  /** The file's value of an attribute of the row (its NULL counted): null, a timestamp canonical, text as it is. */
   private fileValue(row: DumpRow, entry: CelloAttribute, subject: string): string | null {
     const text = row[entry.name as keyof DumpRow] as string | null;
+    if (text === null && entry.nullable) this.counts.nulls[entry.name]!++;
     if (text === null || entry.kind !== 'timestamp') return text;
     try {
-      return canonicalFromUtcText(text);
+      return toCanonicalTimestamp(text);
     } catch (error) {
       if (!(error instanceof TimestampError)) throw error;
-      throw new DumpValueError(`${subject}: ${entry.name} ${error.message}`);
+      throw valueError(`${subject}: ${entry.name} ${error.message}`);
     }
   }
 
@@ -319,7 +260,7 @@ export class MigrationJsonBuilder {
       const order = compareUtf8(project, this.currentProject);
       // The query sorts by project: a name that does not come strictly after the last one would be a duplicate
       // key in the file (or a bug in the ordering), never something to write.
-      if (order === 0) throw new DumpValueError(`project ${jsonValue(project)} appears more than once in the projects table`);
+      if (order === 0) throw valueError(`project ${jsonValue(project)} appears more than once in the projects table`);
       if (order < 0) throw new Error(`dump rows out of order: ${jsonValue(project)} after ${jsonValue(this.currentProject)}`);
     }
     const close = this.closeEntry();
@@ -328,15 +269,13 @@ export class MigrationJsonBuilder {
     this.currentProject = project;
     this.currentIsOrphan = isOrphan;
     this.fastPathProject = isOrphan ? undefined : Buffer.from(project, 'utf8');
-    this.entryOpen = true;
     this.entryHasTokens = false;
     const fields = PROJECT_FIELDS.map(({ before }, index) => `${before}${jsonValue(values?.[index] ?? null)},`).join('');
     return `${close}${separator}  ${JSON.stringify(project)}: {${fields}\n    ${TOKENS_FIELD_TEXT}: [`;
   }
 
   private closeEntry(): string {
-    if (!this.entryOpen) return '';
-    this.entryOpen = false;
+    if (this.entries === 0) return '';
     return this.entryHasTokens ? '\n    ]\n  }' : ']\n  }';
   }
 }

@@ -1,11 +1,6 @@
 // Step 1 of the migration guide: every project and token of the Cello PostgreSQL database, written to the JSON
-// file step 2 loads into DynamoDB.
-//
-//   PGPASSWORD=... npx tsx scripts/migrate_dump_postgres.ts localhost cello_user cello_db migration_data.json
-//
-// One read-only REPEATABLE READ transaction (a consistent snapshot), one streamed query, the file written as rows
-// arrive (memory does not grow with the tables) to a temporary file moved into place only when complete. Values
-// are written exactly as stored; timestamps in canonical UTC with nine fraction digits (lib/dump/dump.ts).
+// file step 2 loads. One read-only snapshot, one streamed query, the file written as rows arrive to a temporary file
+// moved into place only when complete.
 import { ExitCode, UserError } from '../cli/errors.ts';
 import { Progress } from '../cli/progress.ts';
 import {
@@ -19,10 +14,11 @@ import {
 import { decideRunComplete, stopSignal, stopSignalReceived, wasStopped } from '../cli/signals.ts';
 import { defineStep } from '../cli/run.ts';
 import { runEnvironment } from '../cli/currentRun.ts';
-import { AtomicOutputFile, OutputPieces } from '../io/files.ts';
+import { AtomicOutputFile } from '../io/files.ts';
+import { OutputPieces } from './pieces.ts';
 import { ORPHAN_PROJECT_VALUES, formatDumpSummary, formatOrphanNotice } from './summary.ts';
 import { printLine, printOutput } from '../cli/output.ts';
-import { DumpValueError, MigrationJsonBuilder } from './dump.ts';
+import { MigrationJsonBuilder } from './dump.ts';
 import { dumpQueryFor, type RawDumpRow } from './query.ts';
 import { readPassword } from '../postgres/password.ts';
 import { checkTables } from '../postgres/schema.ts';
@@ -69,16 +65,9 @@ function parseArguments(argv: string[]) {
 export const main = defineStep(async (argv: string[]): Promise<number> => {
   const args = await parseArguments(argv);
   // The PostgreSQL driver loads only now that the arguments are read: --help does without it.
-  const [{ connectPostgres, inReadOnlySnapshot, streamRows }, { toPostgresUserError }] = await Promise.all([
-    import('../postgres/connect.ts'),
-    import('../postgres/errors.ts'),
-  ]);
-
-  const hostArgument = String(args.db_host);
-  const user = String(args.db_user);
-  const database = String(args.db_name);
-  const output = String(args.output_file);
-  const { host, port } = parseHostArgument(hostArgument);
+  const [{ connectPostgres }, { toPostgresUserError }] = await Promise.all([import('../postgres/connect.ts'), import('../postgres/errors.ts')]);
+  const [user, database, output] = [String(args.db_user), String(args.db_name), String(args.output_file)];
+  const { host, port } = parseHostArgument(String(args.db_host));
   checkPostgresNames(user, database);
   if (output.trim() === '') throw new UserError('the output file is empty — give the path of the JSON file to create, e.g. migration_data.json');
   const target: PostgresTarget = { host, port, user, database };
@@ -95,37 +84,13 @@ export const main = defineStep(async (argv: string[]): Promise<number> => {
   stopSignal().addEventListener('abort', closeOnStop, { once: true });
   try {
     const password = await readPassword(runEnvironment(), `Password for user ${user} at ${describeTarget(target)}: `);
-    const connected = await connectPostgres(target, password, settings);
-    session = connected;
+    session = await connectPostgres(target, password, settings);
     if (wasStopped()) throw stopError();
-    // Rows arrive as bytes (raw mode); most are copied into the file's pieces as they are (MigrationJsonBuilder.addRaw).
-    const out = new OutputPieces();
-    const writePieces = async (pieces: Buffer[]) => {
-      for (const piece of pieces) await file.write(piece);
-    };
-    await inReadOnlySnapshot(connected, async (sql) => {
-      await checkTables(sql, database, CELLO_TABLES);
-      const query = dumpQueryFor(await readTextOrder(sql, database));
-      out.text(builder.start());
-      await streamRows<RawDumpRow>(connected, sql.unsafe(query).raw(), (row) => {
-        builder.addRaw(row, out);
-        if (!out.hasFullPiece) return undefined;
-        progress.update(builder.tokenCount, 'tokens');
-        // A stop request ends the stream (the connection is closed too, for a stop during the server's sort).
-        if (wasStopped()) throw stopError();
-        return writePieces(out.takeFull());
-      });
-    });
-    if (wasStopped()) throw stopError();
-    out.text(builder.finish());
-    await writePieces(out.takeAll());
+    await writeRows(session, builder, file, progress);
     await file.commit(decideRunComplete);
   } catch (error) {
     await file.abort();
     if (wasStopped()) throw stopError();
-    if (error instanceof DumpValueError) {
-      throw new UserError(`${error.message} — correct the value in PostgreSQL and run again; nothing was written`, ExitCode.environment);
-    }
     throw toPostgresUserError(error, target, settings);
   } finally {
     stopSignal().removeEventListener('abort', closeOnStop);
@@ -139,6 +104,35 @@ export const main = defineStep(async (argv: string[]): Promise<number> => {
   await printOutput(formatDumpSummary(output, counts, args['include-orphans']));
   return ExitCode.ok;
 });
+
+/**
+ * The whole file through `builder` into `file`, from one read-only snapshot. Rows arrive as bytes (raw mode); most
+ * are copied into the file's pieces as they are (MigrationJsonBuilder.addRaw).
+ */
+async function writeRows(session: PostgresSession, builder: MigrationJsonBuilder, file: AtomicOutputFile, progress: Progress): Promise<void> {
+  const { inReadOnlySnapshot, streamRows } = await import('../postgres/connect.ts');
+  const database = session.target.database;
+  const out = new OutputPieces();
+  const writePieces = async (pieces: Buffer[]) => {
+    for (const piece of pieces) await file.write(piece);
+  };
+  await inReadOnlySnapshot(session, async (sql) => {
+    await checkTables(sql, database, CELLO_TABLES);
+    const query = dumpQueryFor(await readTextOrder(sql, database));
+    out.text(builder.start());
+    await streamRows<RawDumpRow>(session, sql.unsafe(query).raw(), (row) => {
+      builder.addRaw(row, out);
+      if (!out.hasFullPiece) return undefined;
+      progress.update(builder.tokenCount, 'tokens');
+      // A stop request ends the stream (the connection is closed too, for a stop during the server's sort).
+      if (wasStopped()) throw stopError();
+      return writePieces(out.takeFull());
+    });
+  });
+  if (wasStopped()) throw stopError();
+  out.text(builder.finish());
+  await writePieces(out.takeAll());
+}
 
 function stopError(): UserError {
   return new UserError(`stopped by ${stopSignalReceived() ?? 'a signal'} before finishing — nothing was written`, ExitCode.interrupted);

@@ -3,7 +3,7 @@
 // PostgreSQL's text under TimeZone=UTC. dump.ts turns the rows into the migration file.
 import { PROJECT_ATTRIBUTES, PROJECT_ATTRIBUTE_ENTRIES, TOKEN_ATTRIBUTES, TOKEN_ID, TOKEN_VALUE_ENTRIES } from '../cello/items.ts';
 import { PROJECTS_TABLE, PROJECT_COLUMN, TOKENS_TABLE, selectedColumn } from '../cello/sourceTables.ts';
-import type { TextOrder } from '../postgres/textOrder.ts';
+import { orderByUtf8, type TextOrder } from '../postgres/textOrder.ts';
 
 /** The dump query's columns, in order: the row's kind, the project's name and attributes, the token's attributes. */
 export const DUMP_COLUMNS = ['kind', PROJECT_COLUMN, ...PROJECT_ATTRIBUTES, ...TOKEN_ATTRIBUTES] as const;
@@ -34,7 +34,7 @@ export function decodeRawDumpRow(row: RawDumpRow): DumpRow {
   return decoded as DumpRow;
 }
 
-// Timestamps are selected as PostgreSQL's text of them (canonicalFromUtcText reads it), other values as they are.
+// Timestamps are selected as PostgreSQL's text of them, other values as they are.
 const OUTER_COLUMNS = [
   'kind',
   PROJECT_COLUMN,
@@ -48,43 +48,26 @@ const NULL_TOKEN_VALUES = TOKEN_VALUE_ENTRIES.map(({ name, kind }) => `NULL::${k
 const TOKEN_VALUES = TOKEN_VALUE_ENTRIES.map(({ name }) => name).join(', ');
 
 /**
- * The dump query. One statement, so the server merges the two tables in one sort and the client reads one
- * stream. Timestamps are turned into text after the sort (the subquery), which keeps the rows the server sorts
- * narrow; OFFSET 0 keeps the planner from flattening the subquery and moving the conversion back before it. The
- * outer ORDER BY makes the order a guarantee rather than a habit of the executor; it costs nothing, the planner
- * sees the subquery's rows are already in that order.
+ * The dump query, giving the rows in UTF-8 byte order in the connected database (TextOrder). One statement, so the
+ * server merges the two tables in one sort and the client reads one stream. Under COLLATE "C" timestamps are turned
+ * into text after the sort (the subquery), which keeps the rows the server sorts narrow; OFFSET 0 keeps the planner
+ * from flattening the subquery and moving the conversion back before it, and the outer ORDER BY makes the order a
+ * guarantee (it costs nothing: the rows are already in that order). A UNION's ORDER BY takes only its output
+ * columns, so the order by converted text is outside.
  */
-export const DUMP_QUERY = `
-SELECT ${OUTER_COLUMNS}
-FROM (
-  SELECT ${PROJECT_ROW} AS kind, ${PROJECT_COLUMN} COLLATE "C" AS ${PROJECT_COLUMN}, ${PROJECT_VALUES},
-         NULL::text COLLATE "C" AS ${TOKEN_ID}, ${NULL_TOKEN_VALUES}
-  FROM ${PROJECTS_TABLE}
-  UNION ALL
-  SELECT ${TOKEN_ROW}, ${PROJECT_COLUMN} COLLATE "C", ${NULL_PROJECT_VALUES}, ${TOKEN_ID} COLLATE "C", ${TOKEN_VALUES}
-  FROM ${TOKENS_TABLE}
-  ORDER BY ${PROJECT_COLUMN}, kind, ${TOKEN_ID}
-  OFFSET 0
-) AS rows_in_order
-ORDER BY ${PROJECT_COLUMN}, kind, ${TOKEN_ID}`;
-
-/**
- * The dump query for a database whose encoding is not UTF8 (see TextOrder in lib/postgres/textOrder.ts): the same rows, sorted
- * by the UTF-8 bytes of the names and ids. A UNION's ORDER BY takes only its output columns, so the sort is outside.
- */
-export const DUMP_QUERY_CONVERTED = `
-SELECT ${OUTER_COLUMNS}
-FROM (
-  SELECT ${PROJECT_ROW} AS kind, ${PROJECT_COLUMN}, ${PROJECT_VALUES},
-         NULL::text AS ${TOKEN_ID}, ${NULL_TOKEN_VALUES}
-  FROM ${PROJECTS_TABLE}
-  UNION ALL
-  SELECT ${TOKEN_ROW}, ${PROJECT_COLUMN}, ${NULL_PROJECT_VALUES}, ${TOKEN_ID}, ${TOKEN_VALUES}
-  FROM ${TOKENS_TABLE}
-) AS all_rows
-ORDER BY convert_to(${PROJECT_COLUMN}, 'UTF8'), kind, convert_to(${TOKEN_ID}, 'UTF8')`;
-
-/** The dump query that gives the rows in UTF-8 byte order in the connected database. */
 export function dumpQueryFor(order: TextOrder): string {
-  return order === 'collate-c' ? DUMP_QUERY : DUMP_QUERY_CONVERTED;
+  const collate = order === 'collate-c' ? ' COLLATE "C"' : '';
+  const rows = `
+  SELECT ${PROJECT_ROW} AS kind, ${PROJECT_COLUMN}${collate} AS ${PROJECT_COLUMN}, ${PROJECT_VALUES},
+         NULL::text${collate} AS ${TOKEN_ID}, ${NULL_TOKEN_VALUES}
+  FROM ${PROJECTS_TABLE}
+  UNION ALL
+  SELECT ${TOKEN_ROW}, ${PROJECT_COLUMN}${collate}, ${NULL_PROJECT_VALUES}, ${TOKEN_ID}${collate}, ${TOKEN_VALUES}
+  FROM ${TOKENS_TABLE}`;
+  const keys = `${PROJECT_COLUMN}, kind, ${TOKEN_ID}`;
+  if (order === 'collate-c') return `\nSELECT ${OUTER_COLUMNS}\nFROM (${rows}\n  ORDER BY ${keys}\n  OFFSET 0\n) AS rows_in_order\nORDER BY ${keys}`;
+  return `\nSELECT ${OUTER_COLUMNS}\nFROM (${rows}\n) AS all_rows\nORDER BY ${orderByUtf8(PROJECT_COLUMN, order)}, kind, ${orderByUtf8(TOKEN_ID, order)}`;
 }
+
+/** The dump query in a UTF8 database (the bench runs it). */
+export const DUMP_QUERY = dumpQueryFor('collate-c');

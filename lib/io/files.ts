@@ -12,8 +12,6 @@ import { ExitCode, UserError } from '../cli/errors.ts';
 
 /** Temporary files still open, removed on exit so a crash (short of SIGKILL) leaves nothing half-written. */
 const pendingTemporaryFiles = new Set<string>();
-/** Registered with the first temporary file, not at import: importing this module changes nothing in the process. */
-let isExitHookInstalled = false;
 
 function removePendingTemporaryFiles(): void {
   for (const path of pendingTemporaryFiles) {
@@ -26,44 +24,35 @@ function removePendingTemporaryFiles(): void {
   pendingTemporaryFiles.clear();
 }
 
-/**
- * Signals whose default action ends the process without its 'exit' handlers (SIGINT, SIGTERM and SIGHUP are stop
- * requests, see lib/cli/signals.ts; SIGQUIT is Ctrl-\). While a temporary file exists, each removes it first, then ends the
- * process as it would have (core dump included).
- */
+// Signals that end the process without its 'exit' handlers (stop requests are lib/cli/signals.ts's): each removes
+// the temporary files, then ends the process as it would have (core dump included).
 const FATAL_SIGNALS = ['SIGQUIT', 'SIGUSR2', 'SIGALRM', 'SIGVTALRM', 'SIGPROF', 'SIGXCPU'] as const;
 
 function endAfterRemovingTemporaryFiles(signal: NodeJS.Signals): void {
   removePendingTemporaryFiles();
-  for (const name of FATAL_SIGNALS) process.off(name, endAfterRemovingTemporaryFiles);
+  listenWhileTemporaryFiles('off');
   process.kill(process.pid, signal);
 }
 
+/** The handlers are there only while a temporary file exists: importing this module changes nothing. */
+function listenWhileTemporaryFiles(method: 'on' | 'off'): void {
+  process[method]('exit', removePendingTemporaryFiles);
+  for (const name of FATAL_SIGNALS) process[method](name, endAfterRemovingTemporaryFiles);
+}
+
 function trackTemporaryFile(path: string): void {
-  if (!isExitHookInstalled) {
-    process.on('exit', removePendingTemporaryFiles);
-    isExitHookInstalled = true;
-  }
-  if (pendingTemporaryFiles.size === 0) for (const name of FATAL_SIGNALS) process.on(name, endAfterRemovingTemporaryFiles);
+  if (pendingTemporaryFiles.size === 0) listenWhileTemporaryFiles('on');
   pendingTemporaryFiles.add(path);
 }
 
 function untrackTemporaryFile(path: string): void {
-  pendingTemporaryFiles.delete(path);
-  if (pendingTemporaryFiles.size === 0) for (const name of FATAL_SIGNALS) process.off(name, endAfterRemovingTemporaryFiles);
-}
-
-export interface AtomicOutputOptions {
-  /** Replace an existing file at the target path (otherwise that is an error and the file is untouched). */
-  overwrite: boolean;
+  if (pendingTemporaryFiles.delete(path) && pendingTemporaryFiles.size === 0) listenWhileTemporaryFiles('off');
 }
 
 /**
- * Strings are gathered until about this size, then handed to the stream together (one writev): far fewer syscalls.
- * They are never joined into one string. A string or buffer over ~128 KB is a fresh mmap'd allocation (V8's
- * large-object space, glibc's mmap threshold) whose every page faults on first touch: measured on a 178 MB dump,
- * joining 256 KB chunks and encoding them took 2.9 s, writing the same text as ≤ 64 KB pieces 0.3 s. Callers
- * should pass pieces of a few tens of KB for the same reason (see the dump scripts).
+ * Pieces are gathered until about this size, then handed to the stream together (one writev), never joined: a
+ * buffer over ~128 KB is a fresh mmap'd allocation whose every page faults on first touch (on a 178 MB dump,
+ * joining 256 KB chunks took 2.9 s, writing ≤ 64 KB pieces 0.3 s). Callers pass pieces of a few tens of KB.
  */
 const CHUNK_BYTES = 256 * 1024;
 
@@ -80,7 +69,8 @@ export class AtomicOutputFile {
     private readonly overwrite: boolean,
   ) {}
 
-  static async create(path: string, options: AtomicOutputOptions): Promise<AtomicOutputFile> {
+  /** `overwrite`: replace an existing file at `path` (otherwise that is an error and the file is untouched). */
+  static async create(path: string, options: { overwrite: boolean }): Promise<AtomicOutputFile> {
     const targetPath = resolve(path);
     await checkTarget(path, targetPath, options.overwrite);
     const folder = dirname(targetPath);
@@ -94,9 +84,7 @@ export class AtomicOutputFile {
     }
     trackTemporaryFile(temporaryPath);
     const stream = createWriteStream('', { fd: handle.fd, highWaterMark: 1024 * 1024, autoClose: false });
-    stream.on('error', () => {
-      // surfaced by the next write or commit
-    });
+    stream.on('error', () => undefined); // surfaced by the next write or commit
     return new AtomicOutputFile(targetPath, temporaryPath, handle, stream, options.overwrite);
   }
 
@@ -182,10 +170,9 @@ export class AtomicOutputFile {
 }
 
 /**
- * A process killed with SIGKILL (the OOM killer, `kill -9`) runs no exit handler: its temporary file stays, a hidden
- * `.<name>.<pid>.<hex>.tmp` holding part of a dump. The next run for the same target removes those whose writer
- * process is gone, and names on stderr the ones it cannot prove stale (a writer still running: another run at once,
- * or a reused process id; a name without a process id, from a version before this one).
+ * A process killed with SIGKILL runs no exit handler: its temporary file stays. The next run for the same target
+ * removes those whose writer process is gone, and names on stderr the ones it cannot prove stale (a writer still
+ * running, or a name without a process id, from an earlier version).
  */
 async function removeStaleTemporaryFiles(targetPath: string): Promise<void> {
   const folder = dirname(targetPath);
@@ -238,84 +225,6 @@ function isProcessRunning(pid: number): boolean {
   }
 }
 
-/** The size of the pieces OutputPieces hands over: well under the ~128 KB past which a buffer is mmap'd afresh. */
-export const OUTPUT_PIECE_BYTES = 64 * 1024;
-
-/**
- * Output gathered as bytes in pieces of OUTPUT_PIECE_BYTES, for a writer that produces millions of small values (the
- * dump's rows): the values' bytes are copied straight in, with no string built, joined and encoded again on the way
- * to the file. Full pieces are taken with takeFull() and handed to AtomicOutputFile.write; a piece once taken is
- * never written to again.
- */
-export class OutputPieces {
-  private piece: Buffer;
-  private used = 0;
-  private full: Buffer[] = [];
-
-  constructor(private readonly pieceBytes = OUTPUT_PIECE_BYTES) {
-    this.piece = Buffer.allocUnsafe(pieceBytes);
-  }
-
-  /** Whether a piece is full and waiting for takeFull(). */
-  get hasFullPiece(): boolean {
-    return this.full.length > 0;
-  }
-
-  bytes(source: Uint8Array, start = 0, end = source.length): void {
-    const length = end - start;
-    if (length > this.pieceBytes - this.used) {
-      this.closePiece();
-      // A value larger than a piece goes out as a piece of its own.
-      if (length > this.pieceBytes) {
-        this.full.push(Buffer.from(source.subarray(start, end)));
-        return;
-      }
-    }
-    // A loop beats a native copy for the few bytes most values have (the dump of 1M rows: 0.51 s with it, 0.94 s with
-    // set() for every value).
-    const piece = this.piece;
-    let at = this.used;
-    if (length <= 32) {
-      for (let index = start; index < end; index++) piece[at++] = source[index]!;
-      this.used = at;
-    } else {
-      piece.set(source.subarray(start, end), at);
-      this.used = at + length;
-    }
-  }
-
-  byte(value: number): void {
-    if (this.used === this.pieceBytes) this.closePiece();
-    this.piece[this.used++] = value;
-  }
-
-  text(text: string): void {
-    // UTF-8 takes at most 3 bytes per UTF-16 code unit.
-    if (text.length * 3 <= this.pieceBytes - this.used) this.used += this.piece.write(text, this.used, 'utf8');
-    else this.bytes(Buffer.from(text, 'utf8'));
-  }
-
-  /** The full pieces, oldest first. */
-  takeFull(): Buffer[] {
-    const full = this.full;
-    this.full = [];
-    return full;
-  }
-
-  /** Every piece, the partial last one included: everything written so far. */
-  takeAll(): Buffer[] {
-    this.closePiece();
-    return this.takeFull();
-  }
-
-  private closePiece(): void {
-    if (this.used === 0) return;
-    this.full.push(this.piece.subarray(0, this.used));
-    this.piece = Buffer.allocUnsafe(this.pieceBytes);
-    this.used = 0;
-  }
-}
-
 /**
  * Fails early, before any database work, if the output cannot be written: a missing folder (never created: a
  * mistyped path should not become a new folder, nor leave one behind a failed run), a folder in the way, or an
@@ -333,15 +242,10 @@ export async function checkTarget(path: string, targetPath: string, overwrite: b
   });
   if (existing === undefined) {
     const folder = dirname(targetPath);
-    const folderExists = await stat(folder).then(
-      () => true,
-      (error: NodeJS.ErrnoException) => {
-        if (error.code === 'ENOENT') return false;
-        throw outputError(path, error, `cannot inspect the folder ${folder}`);
-      },
-    );
-    if (!folderExists)
+    await stat(folder).catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== 'ENOENT') throw outputError(path, error, `cannot inspect the folder ${folder}`);
       throw new UserError(`cannot write ${path}: the folder ${folder} does not exist — create it first, or choose another path`, ExitCode.output);
+    });
   }
   if (existing?.isDirectory()) {
     throw new UserError(`${path} is a folder — give the path of a file to create, e.g. ${join(path, 'output.json')}`, ExitCode.output);
@@ -351,7 +255,7 @@ export async function checkTarget(path: string, targetPath: string, overwrite: b
   if (existing?.isSymbolicLink()) {
     throw new UserError(`${path} is a symbolic link — give the path of a regular file (a link is neither followed nor replaced)`, ExitCode.output);
   }
-  if (existing && !existing.isFile() && !existing.isDirectory()) {
+  if (existing && !existing.isFile()) {
     throw new UserError(
       `${path} is not a regular file (a device, pipe or socket) — the output is written to a file: choose a file path`,
       ExitCode.output,
@@ -364,16 +268,16 @@ function existsError(path: string): UserError {
   return new UserError(`${path} already exists — choose another output file, or pass --force to replace it`, ExitCode.output);
 }
 
+const PERMISSION_DENIED = 'permission denied — check the folder permissions or choose another path';
+const OUTPUT_FAILURES = new Map([
+  ['EACCES', PERMISSION_DENIED],
+  ['EPERM', PERMISSION_DENIED],
+  ['ENOSPC', 'no space left on the device'],
+  ['EROFS', 'the file system is read-only'],
+]);
+
 function outputError(path: string, error: unknown, what: string): UserError {
-  const code = (error as NodeJS.ErrnoException)?.code;
-  const reason =
-    code === 'EACCES' || code === 'EPERM'
-      ? 'permission denied — check the folder permissions or choose another path'
-      : code === 'ENOSPC'
-        ? 'no space left on the device'
-        : code === 'EROFS'
-          ? 'the file system is read-only'
-          : ((error as Error)?.message ?? String(error));
+  const reason = OUTPUT_FAILURES.get((error as NodeJS.ErrnoException)?.code ?? '') ?? (error as Error)?.message ?? String(error);
   return new UserError(`cannot write ${path}: ${what}: ${reason}`, ExitCode.output);
 }
 

@@ -1,5 +1,4 @@
-// Passes 1 and 2: the whole file is validated, and keys that may occur twice are compared exactly, before anything
-// is written.
+// Passes 1 and 2 of the load: the whole file validated, and keys that may occur twice compared exactly.
 import { ExitCode, UserError } from '../cli/errors.ts';
 import { JsonInputError } from '../json/stream.ts';
 import { itemKeyString } from '../cello/keys.ts';
@@ -36,10 +35,7 @@ interface CheckReport {
   problemCount: number;
 }
 
-/**
- * Validates the whole file before anything is written. Problems are collected (the first PROBLEM_LIST_LIMIT kept,
- * all counted); a file that is not JSON stops the pass with its own problem last.
- */
+/** Validates the whole file before anything is written; a file that is not JSON stops with its problem last. */
 export async function checkMigrationFile(path: string, file: string, shouldStop: () => boolean = () => false): Promise<CheckReport> {
   const problems: string[] = [];
   let problemCount = 0;
@@ -92,9 +88,8 @@ export async function checkMigrationFile(path: string, file: string, shouldStop:
 }
 
 /**
- * Pass 2: the keys whose digest came twice (and every item of a project named twice), compared exactly. Only
- * suspect items are held in memory. Same key with
- * the same values: later occurrences are skipped and noted. Same key with other values: a problem.
+ * Pass 2: the keys whose digest came twice (and every item of a project named twice), compared exactly, only they
+ * held. Same key with the same values: later ones skipped and noted; with other values: a problem.
  */
 async function findDuplicates(
   checked: CheckedFile,

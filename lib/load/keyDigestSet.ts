@@ -66,14 +66,8 @@ export class KeyDigestSet {
   private digest(pk: string, sk: string): void {
     let h1 = 0x811c9dc5 ^ pk.length;
     let h2 = 0x9747b28c ^ Math.imul(pk.length, 0x5bd1e995);
-    for (let index = 0; index < pk.length; index++) {
-      const code = pk.charCodeAt(index);
-      h1 = Math.imul(h1 ^ code, 0x01000193);
-      h2 = Math.imul(h2 ^ code, 0x5bd1e995);
-      h2 ^= h2 >>> 13;
-    }
-    for (let index = 0; index < sk.length; index++) {
-      const code = sk.charCodeAt(index);
+    for (let index = 0; index < pk.length + sk.length; index++) {
+      const code = index < pk.length ? pk.charCodeAt(index) : sk.charCodeAt(index - pk.length);
       h1 = Math.imul(h1 ^ code, 0x01000193);
       h2 = Math.imul(h2 ^ code, 0x5bd1e995);
       h2 ^= h2 >>> 13;

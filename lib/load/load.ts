@@ -1,27 +1,12 @@
-// Step 2 of the migration guide: the JSON file written by step 1 → the Cello DynamoDB table.
+// Step 2's writing: the checked file (check.ts) → the Cello table, never replacing an item, so a re-run writes
+// exactly what is still missing. A project's items are sorted by sort key and cut into units (units.ts), each
+// checked for existing items with one consistent request: a Query for any item in the unit's key range (on a first
+// load it is empty, and one cheap request clears the unit), or a BatchGetItem of its keys. The missing items join a
+// queue written in BatchWriteItem requests of 25; units run concurrently, at most `concurrency` requests in flight.
 //
-// The file is read three times at most, each time as a stream (memory stays flat in the file size):
-//   1. check: every project and token is validated; nothing is written if anything is wrong. Item keys go into
-//      compact 64-bit digest sets (11–23 bytes a key; one per project, one of project names) to spot keys that may
-//      occur twice. Memory follows the largest project, not the file.
-//   2. duplicates (only when step 1 saw a digest twice): the suspect keys are compared exactly, so a digest
-//      collision can never drop an item. Duplicates with identical values are written once; duplicates with
-//      different values are an error (we cannot know which one is right).
-//   3. load: a project's items are sorted by sort key and cut into units of 100 (small projects share units, so
-//      units span projects). Each unit is checked for existing items with one strongly consistent request: a Query
-//      for any item in the unit's key range (on a first load the range is empty, and one cheap request clears 100
-//      items), or a BatchGetItem of its 100 keys when the range holds items. The missing items join a queue written
-//      in BatchWriteItem requests of 25. Units run concurrently; a shared pool of request slots keeps at most
-//      `concurrency` requests in flight.
-//
-// Never overwriting, and what a concurrent writer can do:
-//   BatchWriteItem cannot be conditional. The loader reads which keys exist (strongly consistent) and writes only
-//   the missing ones, so an item that existed before the run is never replaced, and re-running after a complete,
-//   failed or killed run writes exactly what is still missing. But if another writer (the Cello service, a second
-//   loader) creates one of the file's items between our check and our write (milliseconds, per unit of 100), our
-//   write replaces it with the file's value. Run the load with the service stopped or read-only. `conditionalPuts`
-//   closes that window: one PutItem per item with `attribute_not_exists(pk)`, race-free but one request per item
-//   instead of one per 25.
+// BatchWriteItem cannot be conditional: an item another writer (the service, a second loader) creates between our
+// check and our write (milliseconds, per unit) is replaced with the file's value. Run the load with the service
+// stopped or read-only, or with `conditionalPuts`: one PutItem per item with attribute_not_exists(pk), race-free.
 import { isDeepStrictEqual } from 'node:util';
 import { PutItemCommand, QueryCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { BATCH_WRITE_LIMIT, batchWriteWithRetry, findExistingKeys } from '../dynamodb/batch.ts';
@@ -66,12 +51,9 @@ interface LoadResult {
 }
 
 /**
- * Loads the checked file: never replaces an existing item, writes each missing item once. Units of up to 100 items
- * run concurrently: each is checked (a range probe or a BatchGetItem), and its missing items join a shared queue that
- * is written in full batches of 25, so small projects never cost half-empty batches. Throttling, 5xx and dropped
- * connections are retried by the client (its retry strategy; unprocessed items inside batchWriteWithRetry / findExistingKeys); an item
- * still unprocessed after that is reported and counted as failed. When the requests themselves keep failing, the run
- * stops taking units, lets those in flight finish, and returns the error with the counts so far.
+ * Loads the checked file: writes each missing item once. Retries are the client's (and batchWriteWithRetry's for
+ * unprocessed items); an item still unprocessed after them is reported and counted as failed. When requests keep
+ * failing, the run stops taking units, lets those in flight finish, and returns the error with the counts so far.
  */
 export async function loadMigrationFile(options: LoadOptions): Promise<LoadResult> {
   return new LoadRun(options).run();
@@ -79,8 +61,6 @@ export async function loadMigrationFile(options: LoadOptions): Promise<LoadResul
 
 /** The state of one load run; each step of the run is a method. */
 class LoadRun {
-  private readonly client: DynamoDBClient;
-  private readonly tableName: string;
   private readonly counts = emptyCounts();
   private readonly tracker: ProjectTracker;
   // At most `concurrency` requests in flight, first come first served. A unit keeps its place while it waits, so
@@ -95,8 +75,6 @@ class LoadRun {
   private unsent = false;
 
   constructor(private readonly options: LoadOptions) {
-    this.client = options.client;
-    this.tableName = options.tableName;
     this.tracker = new ProjectTracker(this.counts, options.checked.repeatedEntries);
     this.slots = new Semaphore(options.concurrency);
   }
@@ -170,7 +148,7 @@ class LoadRun {
     const missing = await this.missingItems(unit);
     if (this.options.dryRun) {
       // What the live run will write: the summary's estimate (1 WCU per started KB of each item).
-      const meter = capacityMeterOf(this.client);
+      const meter = capacityMeterOf(this.options.client);
       for (const item of missing) meter.plannedWrites += writeUnits(itemSize(item.item));
       this.written(missing);
       return;
@@ -195,7 +173,9 @@ class LoadRun {
     }
     const chunks: LoadItem[][] = [];
     for (let start = 0; start < unit.items.length; start += UNIT_SIZE) chunks.push(unit.items.slice(start, start + UNIT_SIZE));
-    const found = await Promise.all(chunks.map((chunk) => this.slots.run(() => findExistingKeys(this.client, this.tableName, chunk))));
+    const found = await Promise.all(
+      chunks.map((chunk) => this.slots.run(() => findExistingKeys(this.options.client, this.options.tableName, chunk))),
+    );
     const existing = found.length === 1 ? found[0]! : new Set(found.flatMap((keys) => [...keys]));
     if (existing.size === 0) return unit.items;
     const missing: LoadItem[] = [];
@@ -212,9 +192,9 @@ class LoadRun {
     const last = items[items.length - 1]!;
     try {
       const response = await this.slots.run(() =>
-        this.client.send(
+        this.options.client.send(
           new QueryCommand({
-            TableName: this.tableName,
+            TableName: this.options.tableName,
             KeyConditionExpression: 'pk = :pk AND sk BETWEEN :first AND :last',
             ExpressionAttributeValues: { ':pk': { S: first.pk }, ':first': { S: first.sk }, ':last': { S: last.sk } },
             Select: 'COUNT',
@@ -236,17 +216,12 @@ class LoadRun {
 
   /** Writes batches of 25 concurrently; every batch's outcome is counted even when one of them fails for good. */
   private async writeBatches(batches: LoadItem[][]): Promise<void> {
-    const outcomes = await Promise.allSettled(
-      batches.map((batch) =>
-        this.slots.run(() =>
-          batchWriteWithRetry(
-            this.client,
-            this.tableName,
-            batch.map((item) => item.item),
-          ),
-        ),
-      ),
-    );
+    const { client, tableName } = this.options;
+    const write = (batch: LoadItem[]) => {
+      const items = batch.map((item) => item.item);
+      return this.slots.run(() => batchWriteWithRetry(client, tableName, items));
+    };
+    const outcomes = await Promise.allSettled(batches.map(write));
     let failure: { error: unknown } | undefined;
     outcomes.forEach((outcome, index) => {
       const batch = batches[index]!;
@@ -295,7 +270,7 @@ class LoadRun {
    */
   private async putIfAbsent(item: LoadItem): Promise<boolean> {
     const verdict = await writeConditionally(this.options, {
-      command: new PutItemCommand({ TableName: this.tableName, Item: item.item, ConditionExpression: 'attribute_not_exists(pk)' }),
+      command: new PutItemCommand({ TableName: this.options.tableName, Item: item.item, ConditionExpression: 'attribute_not_exists(pk)' }),
       key: item,
       holdsTarget: (current) => current !== undefined && isDeepStrictEqual(current, item.item),
       onlyOurs: true,

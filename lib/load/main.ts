@@ -1,7 +1,5 @@
-// Step 2 of the migration guide: loads the JSON file written by step 1 into the Cello DynamoDB table.
-// Checks the table and the whole file first (nothing is written if either is wrong), then writes every item that
-// does not exist yet — never replacing one that does — and prints the summary the guide's Step 3 shows.
-// The logic lives in lib/load/; this file parses the arguments and talks to the operator.
+// Step 2 of the migration guide: the JSON file of step 1 into the Cello table. The table and the whole file are
+// checked first (nothing is written if either is wrong), then every missing item is written (load.ts).
 import { ExitCode } from '../cli/errors.ts';
 import {
   MAX_CONCURRENCY,
@@ -123,12 +121,9 @@ export const main = defineStep(async (argv: string[]): Promise<number> => {
       note: () => meter.describeSlowdown(),
     });
     const result = await loadMigrationFile({
+      ...options, // tableName, concurrency, dryRun, conditionalPuts
       client,
-      tableName: options.tableName,
       checked,
-      concurrency: options.concurrency,
-      dryRun: options.dryRun,
-      conditionalPuts: options.conditionalPuts,
       shouldStop: wasStopped,
       onFailedItem: (description) => printLine(`failed: ${description}`),
       onProgress: (counts) => progress.update(counts.loaded + counts.skipped + counts.failed + counts.duplicates),

@@ -24,12 +24,9 @@ interface ReaderCallbacks {
 }
 
 /**
- * Turns the events of `readJsonObjectOfObjects` into items and problems. The same reader serves every pass, so the
- * load pass builds exactly the items the check pass accepted.
- *
- * The file's shape: `{ "<project>": { <its attributes: "repository": <string|null>>, "tokens": [ {<a token's
- * attributes: token_id, created_at, expires_at>}, ... ] }, ... }` (lib/cello/items.ts). Unknown fields are rejected rather than ignored: a field we do not know is data the
- * table would silently lose (or a file from another tool), and the operator should decide.
+ * Turns the events of `readJsonObjectOfObjects` into items and problems: the same reader serves every pass, so the
+ * load builds exactly the items the check accepted. Unknown fields are refused, not ignored: data the table would
+ * silently lose (or a file from another tool), for the operator to decide.
  */
 export class MigrationFileReader {
   entries = 0;
@@ -37,7 +34,8 @@ export class MigrationFileReader {
   items = 0;
   private entry = -1;
   private entryName = '';
-  private entryLine = 0;
+  /** The line of the current entry's key, for messages that must tell two entries of one project apart. */
+  line = 0;
   private pk: string | undefined;
   /** The project's attributes read so far in its entry, by name. */
   private projectValues: Record<string, unknown> = {};
@@ -83,7 +81,7 @@ export class MigrationFileReader {
     this.entries++;
     this.entry++;
     this.entryName = name;
-    this.entryLine = line;
+    this.line = line;
     this.projectValues = {};
     this.hasTokens = false;
     this.fieldsSeen.clear();
@@ -150,11 +148,6 @@ export class MigrationFileReader {
       this.callbacks.item(result.item, -1);
     }
     this.callbacks.entryEnd?.(this.entry);
-  }
-
-  /** The line of the current entry's key, for messages that must tell two entries of one project apart. */
-  get line(): number {
-    return this.entryLine;
   }
 }
 

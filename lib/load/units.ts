@@ -11,11 +11,7 @@ import type { LoadCounts } from './summary.ts';
 
 /** Items checked by one BatchGetItem. */
 export const UNIT_SIZE = BATCH_GET_LIMIT;
-/**
- * Items of one partition checked by one range probe. A probe costs the same for 1,000 items as for 100 (a Query
- * reading at most one item); fewer probes are fewer requests, and every request costs client CPU (the SDK's ~0.5 ms)
- * and server time. Memory stays bounded: concurrency × this many items.
- */
+/** Items of one partition one range probe checks: a Query reading at most one item costs the same for 1,000 as for 100. */
 const PROBE_UNIT_SIZE = 1000;
 /** A project's items are sorted in buffers of up to this many (about 4 MB), so its units cover disjoint key ranges. */
 const SORT_BUFFER_SIZE = 10_000;
@@ -27,11 +23,8 @@ function compareItemSk(a: LoadItem, b: LoadItem): number {
 }
 
 /**
- * Items whose existence is checked together: up to UNIT_SIZE for one BatchGetItem, or up to PROBE_UNIT_SIZE of one
- * partition for one range probe. A probe unit holds items of one partition sorted
- * by sort key: a Query for any item between the first and the last key tells at once that none of them exists (the
- * common case of a first load). Other units, and probe units whose range turns out not to be empty, are checked with
- * BatchGetItem.
+ * Items whose existence is checked together: up to UNIT_SIZE for one BatchGetItem, or a probe unit, up to
+ * PROBE_UNIT_SIZE of one partition sorted by sort key, for one range probe (BatchGetItem if its range holds items).
  */
 export interface CheckUnit {
   probe: boolean;
@@ -45,10 +38,8 @@ export interface SourceState {
 }
 
 /**
- * Streams the checked file as check units (duplicates skipped and counted). A project's items are gathered (up to
- * SORT_BUFFER_SIZE), sorted by sort key and cut into probe units; small projects share BatchGetItem units, so units
- * span projects and nothing waits on a project boundary. It never throws: a failure is left in `state` and ends the
- * stream, so the units in flight still finish and are counted.
+ * Streams the checked file as check units (duplicates skipped and counted); small projects share BatchGetItem units.
+ * It never throws: a failure is left in `state` and ends the stream, so the units in flight still finish and count.
  */
 export async function* checkUnits(checked: CheckedFile, counts: LoadCounts, tracker: ProjectTracker, state: SourceState): AsyncGenerator<CheckUnit> {
   const ready: CheckUnit[] = [];

@@ -1,17 +1,11 @@
-// A PostgreSQL session for the migration scripts: connecting (target and settings: target.ts, password:
-// password.ts, errors: errors.ts) and streaming reads in one consistent snapshot.
-//
-// The driver is porsager/postgres. Four of its habits matter here and are handled below:
-// - it prints server notices with console.log unless told otherwise, and reads many PG* variables of its own;
-//   every option is passed explicitly so neither happens;
-// - it parses timestamptz into a Date (milliseconds): the scripts select timestamps as text under TimeZone=UTC;
-// - when a server closes the connection during start-up it reconnects at once, forever, and its connect timeout
-//   restarts with each attempt: the socket is opened here instead (see openSocket), with a deadline, and a second
-//   attempt before the session is ready fails;
-// - a streamed query (forEach) hands over rows as fast as they arrive, with no way to say "wait": owning the socket,
-//   the session pauses it instead (holdReadingUntil, streamRows);
-// - it computes SCRAM from the password as typed, without the SASLprep the server and libpq apply: SCRAM gets the
-//   prepared password, md5 and cleartext the password as typed (passwordForAuthentication).
+// A PostgreSQL session for the migration steps, and streaming reads in one consistent snapshot. The driver
+// (porsager/postgres) has habits handled here:
+// - it prints notices with console.log and reads PG* variables of its own: every option is passed explicitly;
+// - it parses timestamptz into a Date (milliseconds): the steps select timestamps as text under TimeZone=UTC;
+// - when a server closes the connection during start-up it reconnects at once, forever, its connect timeout
+//   restarting each time: the socket is opened here (openSocket), with a deadline, and a second attempt fails;
+// - a streamed query (forEach) has no way to say "wait": owning the socket, the session pauses it (streamRows);
+// - it computes SCRAM from the password as typed, without the SASLprep the server and libpq apply.
 import { Socket } from 'node:net';
 import postgres from 'postgres';
 import { ExitCode, UserError } from '../cli/errors.ts';
@@ -22,17 +16,13 @@ import { describeTarget, type ConnectionSettings, type PostgresTarget } from './
 export type Sql = postgres.Sql;
 export type TransactionSql = postgres.TransactionSql;
 
-/** A session for reading: max one connection, UTC and ISO dates whatever the server's or database's defaults. */
+/** A session for reading: one connection, UTC and ISO dates whatever the server's or database's defaults. */
 export interface PostgresSession {
   sql: Sql;
   target: PostgresTarget;
-  settings: ConnectionSettings;
   /** Closes the connection; safe to call more than once. */
   close(): Promise<void>;
-  /**
-   * Stops reading from the server until `until` settles: backpressure for a streamed result (see streamRows).
-   * TCP flow control then holds the server back, so nothing piles up in this process.
-   */
+  /** Stops reading from the server until `until` settles: TCP flow control then holds the server back. */
   holdReadingUntil(until: Promise<unknown>): void;
 }
 
@@ -46,49 +36,16 @@ export async function connectPostgres(target: PostgresTarget, password: string, 
   /** The session's own socket (later sockets carry cancel requests). */
   let sessionSocket: Socket | undefined;
   let holds = 0;
-  const timeoutMs = settings.connectTimeoutSeconds * 1000;
+  const openSessionSocket = async (): Promise<Socket> => {
+    attempts += 1;
+    if (attempts > 1 && !ready) throw connectionError('CONNECTION_CLOSED', 'the server closed the connection during start-up');
+    const socket = await openSocket(target.host, target.port, settings.connectTimeoutSeconds * 1000);
+    if (!ready) sessionSocket = socket;
+    return socket;
+  };
   let sql: Sql;
   try {
-    sql = postgres({
-      // Arrays: given as a string, the driver splits the host at ":" (breaking IPv6) and at ",".
-      host: [target.host] as unknown as string,
-      port: [target.port] as unknown as number,
-      user: target.user,
-      database: target.database,
-      pass: passwordForAuthentication(password),
-      ssl: settings.ssl as postgres.Options<Record<string, never>>['ssl'],
-      // Not in the driver's typings, but supported: it awaits this for a connected socket.
-      socket: () => {
-        attempts += 1;
-        if (attempts > 1 && !ready) return Promise.reject(connectionError('CONNECTION_CLOSED', 'the server closed the connection during start-up'));
-        return openSocket(target.host, target.port, timeoutMs).then((socket) => {
-          if (!ready) sessionSocket = socket;
-          return socket;
-        });
-      },
-      max: 1,
-      connect_timeout: settings.connectTimeoutSeconds,
-      idle_timeout: undefined,
-      // A dump of a large table can take longer than the driver's default connection lifetime (30-60 min).
-      max_lifetime: null,
-      keep_alive: 60,
-      // Unnamed statements: a few queries per run gain nothing from preparing, and poolers in transaction mode
-      // (PgBouncer before 1.21) break named ones.
-      prepare: false,
-      fetch_types: false,
-      debug: false,
-      backoff: false,
-      onnotice: () => undefined,
-      onparameter: () => undefined,
-      connection: {
-        application_name: settings.applicationName,
-        // Text output of timestamps is then `YYYY-MM-DD HH:MM:SS[.ffffff]+00`, whatever the server's, database's
-        // or role's TimeZone and DateStyle.
-        TimeZone: 'UTC',
-        DateStyle: 'ISO, MDY',
-      },
-      // Cast: the typings lack `socket` and take host and port as single values only.
-    } as unknown as postgres.Options<Record<string, never>>);
+    sql = postgres(driverOptions(target, password, settings, openSessionSocket));
   } catch (error) {
     // The driver validates PGTARGETSESSIONATTRS itself and throws a plain Error.
     throw new UserError(`cannot set up the PostgreSQL connection to ${describeTarget(target)}: ${(error as Error).message}`, ExitCode.usage);
@@ -97,11 +54,9 @@ export async function connectPostgres(target: PostgresTarget, password: string, 
   const session: PostgresSession = {
     sql,
     target,
-    settings,
     close: () => (closed ??= sql.end({ timeout: 0 }).catch(() => undefined)),
     holdReadingUntil: (until) => {
-      // The driver reads with 'data' events: a paused socket delivers none (with TLS the TLS layer reads from this
-      // socket, so it starves too).
+      // The driver reads with 'data' events: a paused socket delivers none (with TLS, the TLS layer starves too).
       if (holds++ === 0) sessionSocket?.pause();
       const release = () => {
         if (--holds === 0) sessionSocket?.resume();
@@ -119,13 +74,42 @@ export async function connectPostgres(target: PostgresTarget, password: string, 
   return session;
 }
 
+function driverOptions(target: PostgresTarget, password: string, settings: ConnectionSettings, socket: () => Promise<Socket>) {
+  return {
+    // Arrays: given as a string, the driver splits the host at ":" (breaking IPv6) and at ",".
+    host: [target.host],
+    port: [target.port],
+    user: target.user,
+    database: target.database,
+    pass: passwordForAuthentication(password),
+    ssl: settings.ssl,
+    // Not in the driver's typings, but supported: it awaits this for a connected socket.
+    socket,
+    max: 1,
+    connect_timeout: settings.connectTimeoutSeconds,
+    idle_timeout: undefined,
+    // A dump of a large table can take longer than the driver's default connection lifetime (30-60 min).
+    max_lifetime: null,
+    keep_alive: 60,
+    // Unnamed statements: a few queries per run gain nothing from preparing, and poolers in transaction mode
+    // (PgBouncer before 1.21) break named ones.
+    prepare: false,
+    fetch_types: false,
+    debug: false,
+    backoff: false,
+    onnotice: () => undefined,
+    onparameter: () => undefined,
+    // Text output of timestamps is then `YYYY-MM-DD HH:MM:SS[.ffffff]+00`, whatever the server's defaults.
+    connection: { application_name: settings.applicationName, TimeZone: 'UTC', DateStyle: 'ISO, MDY' },
+    // Cast: the typings lack `socket` and take host and port as single values only.
+  } as unknown as postgres.Options<Record<string, never>>;
+}
+
 /**
- * The driver's `pass` option: a function it calls when the server asks for the password. SCRAM must hash the
- * password as libpq prepares it (lib/postgres/saslprep.ts), while md5 and cleartext authentication use it as typed,
- * as libpq does (the server stored an md5 hash of the unprepared password). The driver calls it from the handler
- * of the message that asks (SASLContinue for SCRAM, as the protocol names it), and says nothing else about which:
- * the caller is read from the stack. Should the driver rename its handler, SCRAM gets the password as typed, the
- * driver's own behaviour: ASCII passwords still work, and the SASLprep tests fail.
+ * The driver's `pass` option, called when the server asks for the password: SCRAM hashes it as libpq prepares it
+ * (saslprep.ts), md5 and cleartext use it as typed, as libpq does. The driver says which only through the handler
+ * that calls it (SASLContinue for SCRAM), so the caller is read from the stack; should the driver rename it, SCRAM
+ * gets the password as typed (ASCII passwords still work, and the SASLprep tests fail).
  */
 function passwordForAuthentication(password: string): () => string {
   const prepared = prepareScramPassword(password);
@@ -159,12 +143,9 @@ function connectionError(code: string, message: string): Error {
 }
 
 /**
- * Runs `work` in one read-only REPEATABLE READ transaction: every query in it sees the same snapshot.
- *
- * Inside it, as pg_dump does, no statement or idle-in-transaction timeout set on the database or role cuts a
- * long read short; and TimeZone and DateStyle are set again, in case a connection pooler dropped the start-up
- * parameters. SET LOCAL (set_config(..., true)) ends with the transaction, and a pooler (PgBouncer) accepts it
- * where it refuses unknown start-up parameters.
+ * Runs `work` in one read-only REPEATABLE READ transaction: every query in it sees the same snapshot. As pg_dump
+ * does, no statement timeout of the database or role cuts a long read short; TimeZone and DateStyle are set again
+ * in case a pooler dropped the start-up parameters (set_config(..., true), SET LOCAL, which PgBouncer accepts).
  */
 export async function inReadOnlySnapshot<T>(session: PostgresSession, work: (sql: TransactionSql) => Promise<T>): Promise<T> {
   return (await session.sql.begin('isolation level repeatable read read only', async (sql) => {
@@ -175,13 +156,10 @@ export async function inReadOnlySnapshot<T>(session: PostgresSession, work: (sql
 }
 
 /**
- * Streams the rows of `query` (run on `session`, e.g. inside inReadOnlySnapshot) to `onRow` as the server sends
- * them. One request and no round trip per batch, so the server produces rows while this process handles earlier
- * ones: on a million rows about 15-20 % faster than the driver's cursor(10000). When `onRow` returns a promise (an output file
- * that must drain), reading pauses until it settles, so memory does not grow with the result.
- *
- * If `onRow` throws, or a promise it returned rejects, the rest of the rows are ignored, the query is cancelled
- * and that error is thrown once the query has ended (the session stays usable, e.g. for ROLLBACK).
+ * Streams the rows of `query` to `onRow` as the server sends them: no round trip per batch, about 15-20 % faster
+ * than the driver's cursor(10000) on a million rows. When `onRow` returns a promise (an output file that must
+ * drain), reading pauses until it settles. If `onRow` fails, the rest of the rows are ignored, the query is
+ * cancelled and the error thrown once the query has ended (the session stays usable, e.g. for ROLLBACK).
  */
 export async function streamRows<Row>(
   session: PostgresSession,

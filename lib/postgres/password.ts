@@ -7,8 +7,6 @@ import { ExitCode, UserError } from '../cli/errors.ts';
 import { registerSecret } from '../cli/secrets.ts';
 import { stopSignal } from '../cli/signals.ts';
 
-const NO_PASSWORD_MESSAGE = 'no password: set PGPASSWORD, or run from a terminal to be prompted';
-
 /**
  * PGPASSWORD when it is set, even empty (trust authentication); otherwise asked on the terminal without echo.
  * The password is registered as a secret, so no message can show it.
@@ -34,18 +32,17 @@ function checkUtf8Variable(name: string): void {
   } catch {
     return;
   }
-  const prefix = Buffer.from(`${name}=`);
-  for (let start = 0; start < environment.length; ) {
-    const found = environment.indexOf(0, start);
-    const end = found < 0 ? environment.length : found;
-    const entry = environment.subarray(start, end);
-    if (entry.subarray(0, prefix.length).equals(prefix) && !isUtf8(entry.subarray(prefix.length))) {
-      throw new UserError(
-        `${name} is not UTF-8 text, and Node.js, which runs these scripts, cannot read it unchanged — set it as UTF-8 (from a UTF-8 terminal), or give the role a password that is`,
-        ExitCode.usage,
-      );
-    }
-    start = end + 1;
+  // Latin-1 maps each byte to one character and back: the entry's bytes are checked as they are.
+  const prefix = `${name}=`;
+  const entry = environment
+    .toString('latin1')
+    .split('\0')
+    .find((text) => text.startsWith(prefix));
+  if (entry !== undefined && !isUtf8(Buffer.from(entry.slice(prefix.length), 'latin1'))) {
+    throw new UserError(
+      `${name} is not UTF-8 text, and Node.js, which runs these scripts, cannot read it unchanged — set it as UTF-8 (from a UTF-8 terminal), or give the role a password that is`,
+      ExitCode.usage,
+    );
   }
 }
 
@@ -57,21 +54,14 @@ interface Terminal {
 
 /** The controlling terminal (/dev/tty), else stdin when it is a terminal, else undefined. */
 function openTerminal(): Terminal | undefined {
-  let readFd: number | undefined;
-  let writeFd: number | undefined;
   try {
-    readFd = openSync('/dev/tty', 'r');
-    writeFd = openSync('/dev/tty', 'w');
-    const input = new ReadStream(readFd);
-    const output = new WriteStream(writeFd);
-    return {
-      input,
-      output,
-      close: () => {
-        input.destroy();
-        output.destroy();
-      },
+    const input = new ReadStream(openSync('/dev/tty', 'r'));
+    const output = new WriteStream(openSync('/dev/tty', 'w'));
+    const close = () => {
+      input.destroy();
+      output.destroy();
     };
+    return { input, output, close };
   } catch {
     // No controlling terminal (ENXIO), e.g. under cron, CI or a pipe from another program.
   }
@@ -84,7 +74,7 @@ function openTerminal(): Terminal | undefined {
 /** Reads one line from the terminal in raw mode, echoing nothing. Ctrl-C stops the script (exit 130). */
 async function promptHidden(prompt: string): Promise<string> {
   const terminal = openTerminal();
-  if (terminal === undefined) throw new UserError(NO_PASSWORD_MESSAGE, ExitCode.usage);
+  if (terminal === undefined) throw new UserError('no password: set PGPASSWORD, or run from a terminal to be prompted', ExitCode.usage);
   const { input, output } = terminal;
   // Echo off before the prompt invites typing: a password typed (or pasted) the instant the prompt appears is never
   // shown. The other order lost that race on a loaded CI machine (tests/migrate_dump_postgres.test.ts).

@@ -1,18 +1,9 @@
-// The password as PostgreSQL's SCRAM expects it: SASLprep (RFC 4013) exactly as libpq's pg_saslprep applies it
-// (src/common/saslprep.c), which is also how the server prepared the password when it stored the role's verifier
-// (ALTER ROLE ... PASSWORD). The driver (porsager/postgres) hashes the password as typed, so a password SASLprep
-// changes (fullwidth letters, a decomposed "é", a no-break space) was refused here although psql gets in.
-//
-// pg_saslprep differs from a plain reading of the RFC in ways that decide which verifier a role has, so they are
-// followed here rather than @mongodb-js/saslprep's function:
-// - pure ASCII is used as is (control characters included);
-// - the prohibited, unassigned (Unicode 3.2) and bidirectional checks look at the string *before* NFKC
-//   normalisation; the package's function checks after it, and so disagrees with PostgreSQL on 751 code points
-//   (measured over all of Unicode), e.g. U+1D2C "ᴬ", unassigned in Unicode 3.2, which NFKC turns into "A";
-// - when SASLprep refuses a password (a prohibited or unassigned character, mixed directions, nothing left after
-//   mapping), or it is not valid UTF-8, the password is used unchanged.
-// The RFC 3454 tables are the package's (its function is the only thing it exports, so they are read from its files;
-// the version is pinned).
+// The password as PostgreSQL's SCRAM expects it: SASLprep (RFC 4013) exactly as libpq's pg_saslprep applies it, as
+// the server did when it stored the role's verifier (the driver hashes the password as typed, so fullwidth letters
+// or a decomposed "é" were refused although psql gets in). Why not @mongodb-js/saslprep's function: pg_saslprep uses
+// pure ASCII as is, checks prohibited, unassigned (Unicode 3.2) and bidirectional characters *before* NFKC (the
+// package after, disagreeing with PostgreSQL on 751 code points, e.g. U+1D2C "ᴬ"), and uses a password it refuses
+// unchanged. Its RFC 3454 tables are the package's, read from its files (it exports only its function; pinned).
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 

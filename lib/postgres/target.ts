@@ -27,34 +27,28 @@ export interface PostgresTarget {
  */
 export function parseHostArgument(text: string): { host: string; port: number } {
   const example = 'e.g. localhost, db.example.com:5433 or [::1]:5433';
+  const invalid = (reason: string) => new UserError(`invalid database host ${JSON.stringify(text)}: ${reason} — ${example}`);
   const value = text.trim();
   if (value === '') throw new UserError(`the database host is empty — give a host name or address, ${example}`);
-  if (/[\s/@]/.test(value)) {
-    throw new UserError(`invalid database host ${JSON.stringify(text)}: spaces, "/" and "@" are not allowed — ${example}`);
-  }
+  if (/[\s/@]/.test(value)) throw invalid('spaces, "/" and "@" are not allowed');
 
   let host: string;
   let portText: string | undefined;
   if (value.startsWith('[')) {
     const match = /^\[([^\]]*)\](?::(.*))?$/.exec(value);
-    if (match === null) throw new UserError(`invalid database host ${JSON.stringify(text)}: expected [ipv6] or [ipv6]:port — ${example}`);
+    if (match === null) throw invalid('expected [ipv6] or [ipv6]:port');
     host = match[1]!;
     portText = match[2];
-    if (!isIPv6(host))
-      throw new UserError(`invalid database host ${JSON.stringify(text)}: ${JSON.stringify(host)} is not an IPv6 address — ${example}`);
+    if (!isIPv6(host)) throw invalid(`${JSON.stringify(host)} is not an IPv6 address`);
   } else if (value.indexOf(':') !== value.lastIndexOf(':')) {
     // Two colons or more: an IPv6 address without brackets, so no port.
-    if (!isIPv6(value)) {
-      throw new UserError(
-        `invalid database host ${JSON.stringify(text)}: not an IPv6 address; to give a port with an IPv6 address write [address]:port — ${example}`,
-      );
-    }
+    if (!isIPv6(value)) throw invalid('not an IPv6 address; to give a port with an IPv6 address write [address]:port');
     host = value;
   } else {
     const colon = value.indexOf(':');
     host = colon < 0 ? value : value.slice(0, colon);
     portText = colon < 0 ? undefined : value.slice(colon + 1);
-    if (host === '') throw new UserError(`invalid database host ${JSON.stringify(text)}: the host name is missing before ":" — ${example}`);
+    if (host === '') throw invalid('the host name is missing before ":"');
   }
   return { host, port: portText === undefined ? DEFAULT_PORT : parsePort(portText, text) };
 }
@@ -70,12 +64,8 @@ function parsePort(portText: string, argument: string): number {
 }
 
 /** `host:port`, with brackets around an IPv6 address (`[::1]:5432`): how messages name a server. */
-export function formatHostPort(host: string, port: number): string {
+export function describeTarget({ host, port }: Pick<PostgresTarget, 'host' | 'port'>): string {
   return `${isIPv6(host) ? `[${host}]` : host}:${port}`;
-}
-
-export function describeTarget(target: PostgresTarget): string {
-  return formatHostPort(target.host, target.port);
 }
 
 export type SslMode = 'disable' | 'allow' | 'prefer' | 'require' | 'verify-ca' | 'verify-full';
@@ -106,16 +96,9 @@ export function parseConnectTimeout(value: string | undefined): number {
 export type DriverSsl = false | 'prefer' | ConnectionOptions;
 
 /**
- * The driver's `ssl` option for a libpq sslmode.
- *
- * - disable: no TLS. allow, prefer: TLS if the server offers it, else plain (libpq's `allow` tries plain first;
- *   the outcome is the same: encrypted whenever the server supports it), certificate not checked.
- * - require: TLS or fail, certificate not checked — unless a root certificate is given, when libpq checks the
- *   chain as for verify-ca, and so do we.
- * - verify-ca: TLS, chain checked against the root certificate (or the system's CAs), host name not checked.
- * - verify-full: TLS, chain and host name checked.
- *
- * `rootCertificate` is the PEM text of PGSSLROOTCERT (or ~/.postgresql/root.crt), undefined for the system CAs.
+ * The driver's `ssl` option for a libpq sslmode, as libpq behaves: `allow` (plain first in libpq) ends as `prefer`
+ * does, encrypted whenever the server can; `require` with a root certificate (`rootCertificate`, the PEM text of
+ * PGSSLROOTCERT or ~/.postgresql/root.crt; undefined for the system's CAs) checks the chain as verify-ca.
  */
 export function sslOptionFor(mode: SslMode, host: string, rootCertificate: string | undefined): DriverSsl {
   const ca = rootCertificate === undefined ? {} : { ca: rootCertificate };
@@ -164,13 +147,13 @@ export interface ConnectionSettings {
   applicationName: string;
 }
 
-export function connectionSettingsFromEnvironment(env: NodeJS.ProcessEnv, host: string, applicationName = 'cello-migrate'): ConnectionSettings {
+export function connectionSettingsFromEnvironment(env: NodeJS.ProcessEnv, host: string): ConnectionSettings {
   const sslMode = parseSslMode(env.PGSSLMODE);
   const needsCertificate = sslMode === 'require' || sslMode === 'verify-ca' || sslMode === 'verify-full';
   return {
     sslMode,
     ssl: sslOptionFor(sslMode, host, needsCertificate ? readRootCertificate(env) : undefined),
     connectTimeoutSeconds: parseConnectTimeout(env.PGCONNECT_TIMEOUT),
-    applicationName: env.PGAPPNAME || applicationName,
+    applicationName: env.PGAPPNAME || 'cello-migrate',
   };
 }

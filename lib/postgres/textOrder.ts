@@ -2,12 +2,9 @@ import { ExitCode, UserError } from '../cli/errors.ts';
 import type { Sql, TransactionSql } from './connect.ts';
 
 /**
- * How a query sorts text in UTF-8 byte order (= code point order): the order of the dump file, of DynamoDB's sort
- * keys and of the merge-join in lib/verify/. Text reaches this process as UTF-8 whatever the database's encoding (the
- * driver sets client_encoding=UTF8 and the server converts), but COLLATE "C" sorts by the bytes of the database's
- * encoding, which are UTF-8 only in a UTF8 database (WIN1252 puts "€", 0x80, before "é", 0xE9; UTF-8 after).
- * Elsewhere a query sorts by the text converted to UTF-8 bytes (convert_to, a bytea compared bytewise): one
- * conversion per row, paid only there. UTF8 databases keep COLLATE "C".
+ * How a query sorts text in UTF-8 byte order (the order of the dump file, DynamoDB's sort keys and verify's
+ * merge-join). COLLATE "C" sorts by the bytes of the database's encoding, UTF-8 only in a UTF8 database (WIN1252
+ * puts "€", 0x80, before "é", 0xE9); elsewhere by the text converted to UTF-8 (convert_to), one conversion a row.
  */
 export type TextOrder = 'collate-c' | 'utf8-bytes';
 

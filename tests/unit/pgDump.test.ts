@@ -1,21 +1,22 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { DumpValueError, MigrationJsonBuilder, ORPHAN_SAMPLE_SIZE, isPlainJsonText } from '../../lib/dump/dump.ts';
+import { MigrationJsonBuilder, ORPHAN_SAMPLE_SIZE, isPlainJsonText } from '../../lib/dump/dump.ts';
+import { ExitCode, UserError } from '../../lib/cli/errors.ts';
 import { DUMP_COLUMNS, PROJECT_ROW, TOKEN_ROW, decodeRawDumpRow, type DumpRow, type RawDumpRow } from '../../lib/dump/query.ts';
 import { TOKEN_ATTRIBUTES } from '../../lib/cello/items.ts';
-import { canonicalFromUtcText, isPostgresUtcBytes } from '../../lib/dump/utcText.ts';
-import { OutputPieces } from '../../lib/io/files.ts';
-import { TimestampError } from '../../lib/cello/timestamps.ts';
+import { isPostgresUtcBytes } from '../../lib/dump/utcText.ts';
+import { OutputPieces } from '../../lib/dump/pieces.ts';
+import { TimestampError, toCanonicalTimestamp } from '../../lib/cello/timestamps.ts';
 import { nullValues } from '../support/celloRows.ts';
 
-// ---- canonicalFromUtcText ------------------------------------------------------------------------------------------
+// ---- PostgreSQL's UTC text → canonical (the dump's add) ------------------------------------------------------------------------------------------
 
 test('six fraction digits become nine', () => {
-  assert.equal(canonicalFromUtcText('2022-02-02 18:01:49.345261+00'), '2022-02-02T18:01:49.345261000Z');
+  assert.equal(toCanonicalTimestamp('2022-02-02 18:01:49.345261+00'), '2022-02-02T18:01:49.345261000Z');
 });
 
 test('trailing zeros PostgreSQL dropped come back in place (.34526 is .345260)', () => {
-  assert.equal(canonicalFromUtcText('2022-02-02 18:01:49.34526+00'), '2022-02-02T18:01:49.345260000Z');
+  assert.equal(toCanonicalTimestamp('2022-02-02 18:01:49.34526+00'), '2022-02-02T18:01:49.345260000Z');
 });
 
 test('every fraction length from one to six digits keeps its digits in place', () => {
@@ -28,54 +29,54 @@ test('every fraction length from one to six digits keeps its digits in place', (
     ['345261', '345261000'],
   ];
   for (const [fraction, nanoseconds] of cases) {
-    assert.equal(canonicalFromUtcText(`2022-02-02 18:01:49.${fraction}+00`), `2022-02-02T18:01:49.${nanoseconds}Z`);
+    assert.equal(toCanonicalTimestamp(`2022-02-02 18:01:49.${fraction}+00`), `2022-02-02T18:01:49.${nanoseconds}Z`);
   }
 });
 
 test('a zero fraction (no fraction in the text) becomes .000000000', () => {
-  assert.equal(canonicalFromUtcText('2022-02-02 18:01:49+00'), '2022-02-02T18:01:49.000000000Z');
+  assert.equal(toCanonicalTimestamp('2022-02-02 18:01:49+00'), '2022-02-02T18:01:49.000000000Z');
 });
 
 test('one microsecond (.000001) is kept', () => {
-  assert.equal(canonicalFromUtcText('2022-02-02 18:01:49.000001+00'), '2022-02-02T18:01:49.000001000Z');
+  assert.equal(toCanonicalTimestamp('2022-02-02 18:01:49.000001+00'), '2022-02-02T18:01:49.000001000Z');
 });
 
 test('first and last representable instants convert', () => {
-  assert.equal(canonicalFromUtcText('0001-01-01 00:00:00+00'), '0001-01-01T00:00:00.000000000Z');
-  assert.equal(canonicalFromUtcText('9999-12-31 23:59:59.999999+00'), '9999-12-31T23:59:59.999999000Z');
+  assert.equal(toCanonicalTimestamp('0001-01-01 00:00:00+00'), '0001-01-01T00:00:00.000000000Z');
+  assert.equal(toCanonicalTimestamp('9999-12-31 23:59:59.999999+00'), '9999-12-31T23:59:59.999999000Z');
 });
 
-test('text with another offset still converts exactly (not the fast path)', () => {
-  assert.equal(canonicalFromUtcText('2022-02-02 23:31:49.345261+05:30'), '2022-02-02T18:01:49.345261000Z');
+test('text with another offset still converts exactly', () => {
+  assert.equal(toCanonicalTimestamp('2022-02-02 23:31:49.345261+05:30'), '2022-02-02T18:01:49.345261000Z');
 });
 
 test('infinity is refused with a TimestampError that says why', () => {
   assert.throws(
-    () => canonicalFromUtcText('infinity'),
+    () => toCanonicalTimestamp('infinity'),
     (error: unknown) => error instanceof TimestampError && /infinite/.test(error.message),
   );
-  assert.throws(() => canonicalFromUtcText('-infinity'), TimestampError);
+  assert.throws(() => toCanonicalTimestamp('-infinity'), TimestampError);
 });
 
 test('a BC date is refused', () => {
   assert.throws(
-    () => canonicalFromUtcText('0044-03-15 12:00:00+00 BC'),
+    () => toCanonicalTimestamp('0044-03-15 12:00:00+00 BC'),
     (error: unknown) => error instanceof TimestampError && /BC/.test(error.message),
   );
 });
 
 test('a year past 9999 is refused', () => {
-  assert.throws(() => canonicalFromUtcText('10000-01-01 00:00:00+00'), TimestampError);
+  assert.throws(() => toCanonicalTimestamp('10000-01-01 00:00:00+00'), TimestampError);
 });
 
 test("text almost of PostgreSQL's shape is refused, not rearranged", () => {
-  assert.throws(() => canonicalFromUtcText('2022-02-02 18:01:49.3x5261+00'), TimestampError);
-  assert.throws(() => canonicalFromUtcText('2022-02-02 18:01:49.+00'), TimestampError);
-  assert.throws(() => canonicalFromUtcText('2022-02-02 18:01:49 +00'), TimestampError);
+  assert.throws(() => toCanonicalTimestamp('2022-02-02 18:01:49.3x5261+00'), TimestampError);
+  assert.throws(() => toCanonicalTimestamp('2022-02-02 18:01:49.+00'), TimestampError);
+  assert.throws(() => toCanonicalTimestamp('2022-02-02 18:01:49 +00'), TimestampError);
 });
 
-test('seven fraction digits (not PostgreSQL output) still convert exactly through toCanonicalTimestamp', () => {
-  assert.equal(canonicalFromUtcText('2022-02-02 18:01:49.1234567+00'), '2022-02-02T18:01:49.123456700Z');
+test('seven fraction digits (not PostgreSQL output) still convert exactly', () => {
+  assert.equal(toCanonicalTimestamp('2022-02-02 18:01:49.1234567+00'), '2022-02-02T18:01:49.123456700Z');
 });
 
 // ---- MigrationJsonBuilder ------------------------------------------------------------------------------------------
@@ -199,11 +200,14 @@ test('a token with a NULL project is an orphan never written, even with includeO
   assert.equal(builder.summary().orphanTokens, 1);
 });
 
-test('an infinite timestamp fails with a DumpValueError naming the token, project and field', () => {
+test('an infinite timestamp fails with a UserError (exit 3) naming the token, project and field', () => {
   assert.throws(
     () => build([project('p', 'r'), token('p', 'tok-1', T1, 'infinity')]),
     (error: unknown) =>
-      error instanceof DumpValueError && /token "tok-1" of project "p": expires_at "infinity"/.test(error.message) && /infinite/.test(error.message),
+      error instanceof UserError &&
+      error.exitCode === ExitCode.environment &&
+      /token "tok-1" of project "p": expires_at "infinity"/.test(error.message) &&
+      /infinite/.test(error.message),
   );
 });
 
@@ -215,7 +219,7 @@ test('a NULL created_at (constraint dropped) is written as null, as stored', () 
 test('the same project twice (primary key dropped) fails rather than writing a duplicate key', () => {
   assert.throws(
     () => build([project('p', 'r'), project('p', 'r')]),
-    (error: unknown) => error instanceof DumpValueError && /more than once/.test(error.message),
+    (error: unknown) => error instanceof UserError && /more than once/.test(error.message),
   );
 });
 
@@ -288,7 +292,7 @@ test('isPlainJsonText: exactly the UTF-8 text JSON.stringify leaves alone', () =
   assert.equal(isPlainJsonText(Buffer.from([0xc3])), false);
 });
 
-test("isPostgresUtcBytes accepts exactly what canonicalFromUtcText's fast path accepts", () => {
+test("isPostgresUtcBytes accepts exactly PostgreSQL's UTC text of years 1-9999", () => {
   const accepted = ['2022-02-02 18:01:49+00', '2022-02-02 18:01:49.3+00', '2022-02-02 18:01:49.345261+00', '0001-01-01 00:00:00+00'];
   const refused = [
     '2022-02-02 18:01:49.+00',
@@ -364,7 +368,7 @@ test('addRaw agrees with add() on orphans, with and without includeOrphans, and 
 test('addRaw fails as add() does: an infinite timestamp, a duplicate project', () => {
   assert.throws(
     () => buildRaw([rawRow(project('p', 'r')), rawRow(token('p', 'tok-1', T1, 'infinity'))]),
-    (error: unknown) => error instanceof DumpValueError && /expires_at "infinity"/.test(error.message),
+    (error: unknown) => error instanceof UserError && /expires_at "infinity"/.test(error.message),
   );
   assertSameAsAdd([rawRow(project('p', 'r')), rawRow(token('p', 'tok-1', T1, 'infinity'))]);
   assertSameAsAdd([rawRow(project('p', 'r')), rawRow(project('p', 'r'))]);

@@ -12,7 +12,7 @@ import { findSchemaProblem } from '../../lib/postgres/schema.ts';
 import {
   DEFAULT_CONNECT_TIMEOUT_SECONDS,
   connectionSettingsFromEnvironment,
-  formatHostPort,
+  describeTarget,
   parseConnectTimeout,
   parseHostArgument,
   parseSslMode,
@@ -110,10 +110,10 @@ test('spaces, slashes and @ are refused (a URL or user@host by mistake)', () => 
   assert.throws(() => parseHostArgument('my host'), isUserError(ExitCode.usage, /not allowed/));
 });
 
-test('formatHostPort puts IPv6 addresses in brackets', () => {
-  assert.equal(formatHostPort('::1', 5433), '[::1]:5433');
-  assert.equal(formatHostPort('db.example.com', 5432), 'db.example.com:5432');
-  assert.equal(formatHostPort('127.0.0.1', 5432), '127.0.0.1:5432');
+test('describeTarget puts IPv6 addresses in brackets', () => {
+  assert.equal(describeTarget({ host: '::1', port: 5433 }), '[::1]:5433');
+  assert.equal(describeTarget({ host: 'db.example.com', port: 5432 }), 'db.example.com:5432');
+  assert.equal(describeTarget({ host: '127.0.0.1', port: 5432 }), '127.0.0.1:5432');
 });
 
 // ---- environment ---------------------------------------------------------------------------------------------------
