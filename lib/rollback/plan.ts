@@ -43,6 +43,10 @@ export interface PlanContext {
   /** Token items the comparison found in the table, by partition key (for every partition it reported a difference in). */
   tokenItemsInTable: ReadonlyMap<string, number>;
   includeOrphans: boolean;
+  /** The project PostgreSQL holds a token id under, for each id the table adds (in the read's snapshot). */
+  tokenProjects: ReadonlyMap<string, string>;
+  /** The database's encoding and the characters of the items' values it cannot store (none in UTF8). */
+  unencodable: { encoding: string; characters: ReadonlySet<string> };
   /** The characters each text column holds at most, by table and column (lib/postgres/columnLimits.ts). */
   columnLimits: ReadonlyMap<string, ReadonlyMap<string, number>>;
 }
@@ -63,24 +67,32 @@ export function planRollback(changes: readonly FixChange[], context: PlanContext
     planPartition(changes.slice(start, end), context, plan);
     start = end;
   }
-  refuseTokenIdsTwice(plan);
+  refuseTokenIdsTwice(plan, context.tokenProjects);
   return plan;
 }
 
-/** PostgreSQL keys a token by its id alone: the table may hold one id under two projects, PostgreSQL cannot. */
-function refuseTokenIdsTwice(plan: RollbackPlan): void {
+/**
+ * PostgreSQL keys a token by its id alone: the table may hold one id under two projects, PostgreSQL cannot. An id
+ * inserted twice, or inserted while PostgreSQL keeps it under another project (a row the plan does not delete: the
+ * table holds it there too, or it is not compared), would meet the key at COMMIT, and running again would not help.
+ */
+function refuseTokenIdsTwice(plan: RollbackPlan, tokenProjects: ReadonlyMap<string, string>): void {
+  const deleted = new Set(plan.changes.filter((change) => change.kind === 'delete' && change.of === 'token').map(rowKey));
   const projectOf = new Map<string, string>();
   for (const change of plan.changes) {
     if (change.kind !== 'insert' || change.of !== 'token') continue;
     const id = rowKey(change);
+    const inPostgres = deleted.has(id) ? undefined : tokenProjects.get(id);
     const other = projectOf.get(id);
     if (other === undefined) projectOf.set(id, change.project);
-    else
-      plan.problems.push({
-        pk: projectPk(change.project),
-        sk: tokenSk(id),
-        reason: `the table holds this token id under project ${quoteValue(other, Infinity)} too, and PostgreSQL keys a token by its id alone`,
-      });
+    const reason =
+      other !== undefined
+        ? `the table holds this token id under project ${quoteValue(other, Infinity)} too`
+        : inPostgres !== undefined
+          ? `PostgreSQL holds this token id under project ${quoteValue(inPostgres, Infinity)} and keeps it there (the table holds it there too, or it is not compared)`
+          : undefined;
+    if (reason !== undefined)
+      plan.problems.push({ pk: projectPk(change.project), sk: tokenSk(id), reason: `${reason}, and PostgreSQL keys a token by its id alone` });
   }
 }
 
@@ -165,7 +177,7 @@ function planRow(
     return;
   }
   const problems: string[] = [];
-  const row = itemRow(of, project, item, context.columnLimits.get(ROW_TABLES[of].name), problems);
+  const row = itemRow(of, project, item, context, problems);
   if (row === undefined) {
     plan.problems.push({ pk: change.pk, sk: change.sk, reason: problems.join('; ') });
     return;
@@ -186,13 +198,8 @@ function postgresRow(of: ItemKind, row: PostgresProject | PostgresToken): Row {
 }
 
 /** The row an item makes, or undefined after recording in `problems` why PostgreSQL cannot hold it. */
-function itemRow(
-  of: ItemKind,
-  project: string,
-  item: DynamoItem,
-  limits: ReadonlyMap<string, number> | undefined,
-  problems: string[],
-): Row | undefined {
+function itemRow(of: ItemKind, project: string, item: DynamoItem, { columnLimits, unencodable }: PlanContext, problems: string[]): Row | undefined {
+  const limits = columnLimits.get(ROW_TABLES[of].name);
   const values = rowFromItem(of, item, problems);
   if (values === undefined) return undefined;
   const row: Row = { ...values, [PROJECT_COLUMN]: project };
@@ -200,6 +207,9 @@ function itemRow(
   for (const [column, value] of Object.entries(row)) {
     if (value === null || value === undefined) continue;
     if (value.includes('\u0000')) problems.push(`${column} holds a NUL character, which PostgreSQL text cannot store`);
+    const missing = unencodable.characters.size === 0 ? undefined : [...value].find((character) => unencodable.characters.has(character));
+    if (missing !== undefined)
+      problems.push(`${column} holds ${quoteValue(missing, Infinity)}, which the database's encoding (${unencodable.encoding}) cannot store`);
     const limit = limits?.get(column);
     // PostgreSQL counts characters (code points), not UTF-16 units.
     const length = limit === undefined || value.length <= limit ? 0 : [...value].length;

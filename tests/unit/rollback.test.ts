@@ -37,6 +37,8 @@ function context(overrides: Partial<PlanContext> = {}): PlanContext {
     orphanProjects: new Set(),
     tokenItemsInTable: new Map([[PK, 1]]),
     includeOrphans: false,
+    tokenProjects: new Map(),
+    unencodable: { encoding: 'UTF8', characters: new Set() },
     columnLimits: new Map([['tokens', new Map([['token_id', 5]])]]),
     ...overrides,
   };
@@ -129,4 +131,24 @@ test('one token id inserted under two projects is a problem: PostgreSQL keys a t
       reason: 'the table holds this token id under project "alpha" too, and PostgreSQL keys a token by its id alone',
     },
   ]);
+});
+
+test('a token id inserted while PostgreSQL keeps it under another project is a problem; one the plan deletes there is a move', () => {
+  const betaToken = { ...token('moved', '2022-01-01 00:00:00+00'), project: 'beta' };
+  const deleteInBeta: FixChange = { ...found('TOKEN#moved', betaToken), pk: 'PROJECT#beta' };
+  const insertInAlpha = found('TOKEN#moved', undefined, item('moved', '2022-01-01T00:00:00Z'));
+  const tokenProjects = new Map([['moved', 'beta']]);
+  const kept = planRollback([insertInAlpha], context({ tokenProjects, columnLimits: new Map() }));
+  assert.deepEqual(
+    kept.problems.map((problem) => problem.reason),
+    [
+      'PostgreSQL holds this token id under project "beta" and keeps it there (the table holds it there too, or it is not compared), and PostgreSQL keys a token by its id alone',
+    ],
+  );
+  const moved = planRollback(
+    [insertInAlpha, deleteInBeta],
+    context({ tokenProjects, projectRows: new Set(['alpha', 'beta']), columnLimits: new Map() }),
+  );
+  assert.deepEqual(moved.problems, []);
+  assert.deepEqual(moved.changes.map(formatChange), ['insert token moved of project alpha', 'delete token moved of project beta']);
 });

@@ -1,0 +1,102 @@
+// scripts/rollback_to_postgres.ts (issue 23) against the data an operator has after a real cutover, as an adversary
+// would pick it: a token moved to another project, one id under two projects, a project re-created with another
+// repository, timestamps at the microsecond's edge, a database in another encoding, and the dry run against the
+// live run (what the dry run promises, the live run must do).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { newCelloDatabase, newCelloTable } from './support/harness.ts';
+import { celloItemsFromPostgres, putItems, seedCello } from './support/reliability.ts';
+import { assertMatches, migrated, put, remove, rollback, s, snapshot, type Scene } from './support/rollbackScene.ts';
+
+const token = (project: string, id: string, createdAt: string, expiresAt = '') => ({
+  pk: s(`PROJECT#${project}`),
+  sk: s(`TOKEN#${id}`),
+  token_id: s(id),
+  created_at: s(createdAt),
+  expires_at: s(expiresAt),
+});
+
+async function firstToken(scene: Scene, project: string): Promise<{ token_id: string; created_at: string }> {
+  const [row] = await scene.sql<{ token_id: string; created_at: string }[]>`
+    SELECT token_id, to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"000Z"') AS created_at
+    FROM tokens WHERE project = ${project} ORDER BY token_id COLLATE "C" LIMIT 1`;
+  return row!;
+}
+
+test('a token moved to another project and a project re-created with another repository: applied, verify matches', async () => {
+  const scene = await migrated();
+  const moved = await firstToken(scene, 'project-1');
+  await remove(scene, 'PROJECT#project-1', `TOKEN#${moved.token_id}`);
+  await put(scene, token('project-2', moved.token_id, moved.created_at));
+  // project-3 deleted with its tokens, and created again under the same name with another repository and a token.
+  const gone = await scene.sql<{ token_id: string }[]>`SELECT token_id FROM tokens WHERE project = 'project-3'`;
+  for (const { token_id } of gone) await remove(scene, 'PROJECT#project-3', `TOKEN#${token_id}`);
+  await put(scene, { pk: s('PROJECT#project-3'), sk: s('METADATA'), repository: s('https://github.com/org/again') });
+  await put(scene, token('project-3', 'again-1', '2031-01-01T00:00:00.000000000Z'));
+  const result = await rollback(scene);
+  assert.equal(result.code, 0, result.stdout + result.stderr);
+  assert.match(result.stdout, new RegExp(`\\n {2}delete token ${moved.token_id} of project project-1\\n`));
+  assert.match(result.stdout, new RegExp(`\\n {2}insert token ${moved.token_id} of project project-2\\n`));
+  await assertMatches(scene);
+  assert.match((await rollback(scene)).stdout, /\nResult: nothing to do: PostgreSQL already matches the table\.\n$/);
+});
+
+test('one token id the table holds under a second project, PostgreSQL under the first: listed by the dry run, nothing committed', async () => {
+  const scene = await migrated();
+  const twice = await firstToken(scene, 'project-1');
+  // The service's move that never deleted the first item: the id now under both partitions.
+  await put(scene, token('project-2', twice.token_id, twice.created_at));
+  const before = await snapshot(scene.sql);
+  for (const dryRun of [['--dry-run'], []]) {
+    const result = await rollback(scene, ...dryRun);
+    assert.equal(result.code, 1, result.stdout + result.stderr);
+    assert.match(
+      result.stdout,
+      new RegExp(
+        `\\n {2}\\[PROJECT#project-2\\]\\[TOKEN#${twice.token_id}\\]: PostgreSQL holds this token id under project "project-1" and keeps it there \\(the table holds it there too, or it is not compared\\), and PostgreSQL keys a token by its id alone\\n`,
+      ),
+    );
+    assert.match(result.stdout, /\nResult: nothing was committed: 1 item of the table PostgreSQL cannot hold/);
+  }
+  assert.equal(await snapshot(scene.sql), before);
+});
+
+test('timestamps at the microsecond’s edge: .999999 kept exactly, a half microsecond refused, never rounded', async () => {
+  const scene = await migrated(1, 1);
+  await put(scene, token('project-1', 'edge', '2031-12-31T23:59:59.999999000Z', '2032-01-01T00:00:00.000001000Z'));
+  const refused = await rollback(scene);
+  assert.equal(refused.code, 0, refused.stdout + refused.stderr);
+  const [row] = await scene.sql`SELECT created_at::text AS c, expires_at::text AS e FROM tokens WHERE token_id = 'edge'`;
+  assert.deepEqual({ ...row }, { c: '2031-12-31 23:59:59.999999+00', e: '2032-01-01 00:00:00.000001+00' });
+  await put(scene, token('project-1', 'edge', '2031-12-31T23:59:59.999999500Z'));
+  const before = await snapshot(scene.sql);
+  const half = await rollback(scene);
+  assert.equal(half.code, 1, half.stdout + half.stderr);
+  assert.match(half.stdout, /\[PROJECT#project-1\]\[TOKEN#edge\]: created_at "2031-12-31T23:59:59\.999999500Z" is not a timestamp/);
+  assert.equal(await snapshot(scene.sql), before);
+});
+
+test('a database in LATIN1: an id it cannot encode is listed by the dry run, and nothing is committed', async () => {
+  const { name, sql } = await newCelloDatabase({ encoding: 'LATIN1' });
+  await seedCello(sql, 2, 2);
+  const { tableName, client } = await newCelloTable();
+  await putItems(client, tableName, await celloItemsFromPostgres(sql));
+  const scene: Scene = { database: name, sql, tableName, client };
+  await put(scene, token('project-1', 'café', '2031-01-01T00:00:00.000000000Z'));
+  await put(scene, token('project-1', 'violin-🎻', '2031-01-01T00:00:00.000000000Z'));
+  const before = await snapshot(sql);
+  for (const dryRun of [['--dry-run'], []]) {
+    const result = await rollback(scene, ...dryRun);
+    assert.equal(result.code, 1, result.stdout + result.stderr);
+    assert.match(
+      result.stdout,
+      /\n {2}\[PROJECT#project-1\]\[TOKEN#violin-🎻\]: token_id holds "🎻", which the database's encoding \(LATIN1\) cannot store\n/,
+    );
+    assert.doesNotMatch(result.stdout, /TOKEN#café\]/);
+  }
+  assert.equal(await snapshot(sql), before);
+  await remove(scene, 'PROJECT#project-1', 'TOKEN#violin-🎻');
+  const applied = await rollback(scene);
+  assert.equal(applied.code, 0, applied.stdout + applied.stderr);
+  assert.deepEqual([...(await sql`SELECT token_id FROM tokens WHERE token_id = 'café'`)], [{ token_id: 'café' }]);
+});
