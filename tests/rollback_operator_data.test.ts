@@ -100,3 +100,32 @@ test('a database in LATIN1: an id it cannot encode is listed by the dry run, and
   assert.equal(applied.code, 0, applied.stdout + applied.stderr);
   assert.deepEqual([...(await sql`SELECT token_id FROM tokens WHERE token_id = 'café'`)], [{ token_id: 'café' }]);
 });
+
+test('a database whose TimeZone and DateStyle are odd (+05:45, SQL DMY): the written timestamptz are exact', async () => {
+  const scene = await migrated(2, 2, async (sql) => {
+    const [row] = await sql<{ db: string }[]>`SELECT current_database() AS db`;
+    const db = row!.db;
+    await sql.unsafe(`ALTER DATABASE "${db}" SET timezone TO 'Asia/Kathmandu'`);
+    await sql.unsafe(`ALTER DATABASE "${db}" SET datestyle TO 'SQL, DMY'`);
+  });
+  await put(scene, token('project-1', 'kathmandu', '1901-12-13T20:45:52.000001000Z', '2031-03-04T05:06:07.080910000Z'));
+  const result = await rollback(scene);
+  assert.equal(result.code, 0, result.stdout + result.stderr);
+  const [row] = await scene.sql`SELECT to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') AS c,
+                                       to_char(expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') AS e FROM tokens WHERE token_id = 'kathmandu'`;
+  assert.deepEqual({ ...row }, { c: '1901-12-13 20:45:52.000001', e: '2031-03-04 05:06:07.080910' });
+  await assertMatches(scene);
+});
+
+test('a foreign key without ON DELETE CASCADE: a deleted project’s tokens go first, the project after', async () => {
+  const scene = await migrated(3, 2, async (sql) => {
+    await sql`ALTER TABLE tokens DROP CONSTRAINT tokens_project_fkey`;
+    await sql`ALTER TABLE tokens ADD FOREIGN KEY (project) REFERENCES projects (project) ON DELETE RESTRICT`;
+  });
+  const gone = await scene.sql<{ token_id: string }[]>`SELECT token_id FROM tokens WHERE project = 'project-3'`;
+  await remove(scene, 'PROJECT#project-3', 'METADATA');
+  for (const { token_id } of gone) await remove(scene, 'PROJECT#project-3', `TOKEN#${token_id}`);
+  const result = await rollback(scene);
+  assert.equal(result.code, 0, result.stdout + result.stderr);
+  await assertMatches(scene);
+});
