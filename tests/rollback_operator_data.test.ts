@@ -129,3 +129,20 @@ test('a foreign key without ON DELETE CASCADE: a deleted project’s tokens go f
   assert.equal(result.code, 0, result.stdout + result.stderr);
   await assertMatches(scene);
 });
+
+test('unpaired UTF-16 surrogates (an emulator keeps them): listed by the dry run, nothing committed', async () => {
+  const scene = await migrated(1, 1);
+  await put(scene, token('project-1', 'lone\ud800', '2031-01-01T00:00:00.000000000Z'));
+  await put(scene, { pk: s('PROJECT#new'), sk: s('METADATA'), repository: s('https://example.com/\udfff') });
+  const before = await snapshot(scene.sql);
+  for (const dryRun of [['--dry-run'], []]) {
+    const result = await rollback(scene, ...dryRun);
+    assert.equal(result.code, 1, result.stdout + result.stderr);
+    assert.match(
+      result.stdout,
+      /\n {2}\[PROJECT#project-1\]\["TOKEN#lone\\ud800"\]: token_id holds an unpaired UTF-16 surrogate \(\\uD800-\\uDFFF\), which PostgreSQL text cannot store\n/,
+    );
+    assert.match(result.stdout, /\n {2}\[PROJECT#new\]\[METADATA\]: repository holds an unpaired UTF-16 surrogate/);
+  }
+  assert.equal(await snapshot(scene.sql), before);
+});

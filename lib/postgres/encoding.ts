@@ -33,13 +33,16 @@ export async function unencodableCharacters(sql: TransactionSql, characters: rea
   return refused;
 }
 
-/** The distinct characters outside ASCII (which every server encoding holds) in `texts`. */
+/** The distinct characters outside ASCII (which every server encoding holds) in `texts`; unpaired surrogates, no characters, left out. */
 export function nonAsciiCharacters(texts: Iterable<string>): string[] {
   const found = new Set<string>();
   for (const text of texts) {
     // biome-ignore lint/suspicious/noControlCharactersInRegex: ASCII is the range \x00-\x7f
     if (!/[^\x00-\x7f]/.test(text)) continue;
-    for (const character of text) if (character.charCodeAt(0) > 0x7f) found.add(character);
+    for (const character of text) {
+      const code = character.charCodeAt(0);
+      if (code > 0x7f && (code < 0xd800 || code > 0xdfff || character.length === 2)) found.add(character);
+    }
   }
   return [...found];
 }

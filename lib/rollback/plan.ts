@@ -5,6 +5,7 @@
 // exact to the microsecond), so a value that differs only in form is no change, and a second run plans nothing.
 import type { DynamoItem } from '../dynamodb/batch.ts';
 import { rowFromItem } from '../cello/codecs.ts';
+import { hasLoneSurrogate } from '../cello/fileItems.ts';
 import { PROJECT_ATTRIBUTE_ENTRIES, TOKEN_ID, type ItemKind } from '../cello/items.ts';
 import { METADATA_SK, isMetadataSk, parseProjectPk, parseTokenSk, projectPk, tokenSk } from '../cello/keys.ts';
 import { quoteValue } from '../cello/quote.ts';
@@ -207,6 +208,7 @@ function itemRow(of: ItemKind, project: string, item: DynamoItem, { columnLimits
   for (const [column, value] of Object.entries(row)) {
     if (value === null || value === undefined) continue;
     if (value.includes('\u0000')) problems.push(`${column} holds a NUL character, which PostgreSQL text cannot store`);
+    if (hasLoneSurrogate(value)) problems.push(`${column} holds an unpaired UTF-16 surrogate (\\uD800-\\uDFFF), which PostgreSQL text cannot store`);
     const missing = unencodable.characters.size === 0 ? undefined : [...value].find((character) => unencodable.characters.has(character));
     if (missing !== undefined)
       problems.push(`${column} holds ${quoteValue(missing, Infinity)}, which the database's encoding (${unencodable.encoding}) cannot store`);

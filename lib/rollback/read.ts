@@ -8,6 +8,7 @@ import type { Progress } from '../cli/progress.ts';
 import { scanPages } from '../dynamodb/scan.ts';
 import { PROJECTS_TABLE, PROJECT_COLUMN, TOKENS_TABLE } from '../cello/sourceTables.ts';
 import { TOKEN_ID } from '../cello/items.ts';
+import { hasLoneSurrogate } from '../cello/fileItems.ts';
 import { isTokenSk, parseTokenSk } from '../cello/keys.ts';
 import { readColumnLimits, type ColumnLimits } from '../postgres/columnLimits.ts';
 import { inReadOnlySnapshot, type PostgresSession, type TransactionSql } from '../postgres/connect.ts';
@@ -107,7 +108,8 @@ async function readWhatPostgresHolds(sql: TransactionSql, changes: readonly FixC
   const ids = changes
     .filter((change) => isTokenSk(change.sk) && change.found?.item && !change.found.postgres?.token)
     .map((change) => parseTokenSk(change.sk))
-    .filter((id) => ![...id].some((character) => unencodable.characters.has(character)));
+    // Values PostgreSQL cannot take are listed by the plan, not sent.
+    .filter((id) => !hasLoneSurrogate(id) && ![...id].some((character) => unencodable.characters.has(character)));
   return { unencodable, tokenProjects: await readTokenProjects(sql, ids) };
 }
 
