@@ -146,3 +146,19 @@ test('unpaired UTF-16 surrogates (an emulator keeps them): listed by the dry run
   }
   assert.equal(await snapshot(scene.sql), before);
 });
+
+test('10,001 tokens with 200-character ids of 4-byte characters under an 80-character project: two statements, exact', async () => {
+  const scene = await migrated(1, 1);
+  const project = '🎻'.repeat(80);
+  const ids = Array.from({ length: 10_001 }, (_, index) => `${'🎼'.repeat(194)}${String(index).padStart(6, '0')}`);
+  await putItems(scene.client, scene.tableName, [
+    { pk: s(`PROJECT#${project}`), sk: s('METADATA'), repository: s('') },
+    ...ids.map((id, index) => token(project, id, `2031-01-01T00:00:${String(index % 60).padStart(2, '0')}.000001000Z`)),
+  ]);
+  const result = await rollback(scene);
+  assert.equal(result.code, 0, result.stdout + result.stderr);
+  assert.match(result.stdout, /\nResult: PostgreSQL now matches the table \(10,002 rows changed in one transaction\)\.\n$/);
+  const [count] = await scene.sql<{ n: string }[]>`SELECT count(*)::text AS n FROM tokens WHERE project = ${project} AND length(token_id) = 200`;
+  assert.equal(count!.n, '10001');
+  await assertMatches(scene);
+});
