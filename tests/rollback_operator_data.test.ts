@@ -4,9 +4,11 @@
 // live run (what the dry run promises, the live run must do).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { newCelloDatabase, newCelloTable } from './support/harness.ts';
+import { CELLO_SCHEMA_SQL } from '../lib/cello/sourceTables.ts';
+import { connectAdmin } from '../tools/localStack.ts';
+import { newCelloDatabase, newCelloTable, uniqueName } from './support/harness.ts';
 import { celloItemsFromPostgres, putItems, seedCello } from './support/reliability.ts';
-import { assertMatches, migrated, put, remove, rollback, s, snapshot, type Scene } from './support/rollbackScene.ts';
+import { assertMatches, migrated, put, remove, rollback, s, snapshot, stack, type Scene } from './support/rollbackScene.ts';
 
 const token = (project: string, id: string, createdAt: string, expiresAt = '') => ({
   pk: s(`PROJECT#${project}`),
@@ -161,4 +163,30 @@ test('10,001 tokens with 200-character ids of 4-byte characters under an 80-char
   const [count] = await scene.sql<{ n: string }[]>`SELECT count(*)::text AS n FROM tokens WHERE project = ${project} AND length(token_id) = 200`;
   assert.equal(count!.n, '10001');
   await assertMatches(scene);
+});
+
+test('a database whose collation is ICU en-US: case, ß and combining marks never merge or reorder two names', async () => {
+  const icu = uniqueName('cello_icu');
+  const admin = connectAdmin(stack.postgres);
+  await admin.unsafe(`CREATE DATABASE "${icu}" LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C' TEMPLATE template0`);
+  await admin.end();
+  const sql = connectAdmin(stack.postgres, icu);
+  try {
+    await sql.unsafe(CELLO_SCHEMA_SQL);
+    await seedCello(sql, 2, 2);
+    const { tableName, client } = await newCelloTable();
+    await putItems(client, tableName, await celloItemsFromPostgres(sql));
+    const scene: Scene = { database: icu, sql, tableName, client };
+    for (const project of ['Straße', 'STRASSE', 'strasse']) {
+      await put(scene, { pk: s(`PROJECT#${project}`), sk: s('METADATA'), repository: s('') });
+      for (const id of ['Zeta', 'alpha', 'Alpha', 'ä', 'a\u0308'])
+        await put(scene, token(project, `${id}@${project}`, '2031-01-01T00:00:00.000000000Z'));
+    }
+    const result = await rollback(scene);
+    assert.equal(result.code, 0, result.stdout + result.stderr);
+    assert.match(result.stdout, /\(18 rows changed in one transaction\)/);
+    await assertMatches(scene);
+  } finally {
+    await sql.end();
+  }
 });
