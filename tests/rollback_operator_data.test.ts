@@ -5,10 +5,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CELLO_SCHEMA_SQL } from '../lib/cello/sourceTables.ts';
-import { connectAdmin } from '../tools/localStack.ts';
-import { newCelloDatabase, newCelloTable, uniqueName } from './support/harness.ts';
-import { celloItemsFromPostgres, putItems, seedCello } from './support/reliability.ts';
-import { assertMatches, migrated, put, remove, rollback, s, snapshot, stack, type Scene } from './support/rollbackScene.ts';
+import { connectAdmin, createReadOnlyUser } from '../tools/localStack.ts';
+import { REGION, newCelloDatabase, newCelloTable, runStep, uniqueName } from './support/harness.ts';
+import { assertOneErrorLine, celloItemsFromPostgres, putItems, seedCello } from './support/reliability.ts';
+import { assertMatches, host, migrated, put, remove, rollback, s, serviceChanges, snapshot, stack, type Scene } from './support/rollbackScene.ts';
 
 const token = (project: string, id: string, createdAt: string, expiresAt = '') => ({
   pk: s(`PROJECT#${project}`),
@@ -189,4 +189,24 @@ test('a database whose collation is ICU en-US: case, ß and combining marks neve
   } finally {
     await sql.end();
   }
+});
+
+test('a role that may insert and update but not delete: one line naming DELETE, before the table is read', async () => {
+  const scene = await migrated();
+  await serviceChanges(scene);
+  const user = `writer_${process.pid}`;
+  await createReadOnlyUser(stack.postgres, scene.database, user, 'writer-password');
+  await scene.sql.unsafe(`GRANT INSERT, UPDATE ON projects, tokens TO "${user}"`);
+  const before = await snapshot(scene.sql);
+  const result = await runStep('rollback_to_postgres', [host, user, scene.database, scene.tableName, REGION], {
+    env: { PGPASSWORD: 'writer-password' },
+  });
+  assertOneErrorLine(
+    result,
+    new RegExp(
+      `^error: user "${user}" lacks DELETE ON projects, DELETE ON tokens — as the tables' owner or a superuser, run: GRANT DELETE ON projects, tokens TO ${user};$`,
+    ),
+    3,
+  );
+  assert.equal(await snapshot(scene.sql), before);
 });
