@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CELLO_SCHEMA_SQL } from '../lib/cello/sourceTables.ts';
 import { connectAdmin, createReadOnlyUser } from '../tools/localStack.ts';
+import { startFaultProxy } from './support/faultProxy.ts';
 import { REGION, newCelloDatabase, newCelloTable, runStep, uniqueName } from './support/harness.ts';
 import { assertOneErrorLine, celloItemsFromPostgres, putItems, seedCello } from './support/reliability.ts';
 import { assertMatches, host, migrated, put, remove, rollback, s, serviceChanges, snapshot, stack, type Scene } from './support/rollbackScene.ts';
@@ -207,6 +208,32 @@ test('a role that may insert and update but not delete: one line naming DELETE, 
       `^error: user "${user}" lacks DELETE ON projects, DELETE ON tokens — as the tables' owner or a superuser, run: GRANT DELETE ON projects, tokens TO ${user};$`,
     ),
     3,
+  );
+  assert.equal(await snapshot(scene.sql), before);
+});
+
+test('a project deleted meanwhile whose new token the plan inserts: that token is named, not the first of the batch', async (t) => {
+  const scene = await migrated();
+  await put(scene, token('project-1', 'n1', '2031-01-01T00:00:00.000000000Z'));
+  await put(scene, token('project-2', 'x1', '2031-01-01T00:00:00.000000000Z'));
+  let before = '';
+  // The scan runs after PostgreSQL's snapshot is taken: what changes now, the comparison does not see.
+  const proxy = await startFaultProxy({
+    target: stack.endpoint,
+    seed: 1,
+    rates: {},
+    beforeForward: async (operation) => {
+      if (operation !== 'Scan' || before !== '') return;
+      await scene.sql`DELETE FROM projects WHERE project = 'project-2'`;
+      before = await snapshot(scene.sql);
+    },
+  });
+  t.after(() => proxy.close());
+  const result = await rollback(scene, '--endpoint-url', proxy.endpoint);
+  assert.equal(result.code, 1, result.stdout + result.stderr);
+  assert.match(
+    result.stdout,
+    /\nResult: nothing was committed: token x1 of project project-2 changed in PostgreSQL since it was read \(PostgreSQL refused the batch: [^\n]*\(Key \(project\)=\(project-2\) is not present in table "projects"\.\)\) — run it again\.\n$/,
   );
   assert.equal(await snapshot(scene.sql), before);
 });

@@ -117,6 +117,17 @@ function constraintAsRowChanged(error: unknown, batch: readonly RowChange[]): Er
   }
   if (typeof code !== 'string' || !CONCURRENT_WRITE_CODES.has(code)) return undefined;
   const detail = (error as { detail?: string }).detail;
-  const named = batch.find((change) => detail?.includes(`=(${rowKey(change)})`)) ?? batch[0]!;
+  const named = changeNamedBy(detail, batch) ?? batch[0]!;
   return new RowChangedError(named, `PostgreSQL refused the batch: ${(error as Error).message}${detail ? ` (${detail})` : ''}`);
+}
+
+/**
+ * The change whose row holds the value a constraint's detail names: `Key (token_id)=(t1) already exists`, or for the
+ * foreign key `Key (project)=(p) is not present in table "projects"` (a token's project, not its key).
+ */
+function changeNamedBy(detail: string | undefined, batch: readonly RowChange[]): RowChange | undefined {
+  const match = detail === undefined ? null : /^Key \(([^)]*)\)=\((.*)\) (?:already exists|is not present|is still referenced)/s.exec(detail);
+  if (match === null) return undefined;
+  const [, column, value] = match;
+  return batch.find((change) => (change.kind === 'delete' ? change.old : change.row)[column!] === value);
 }
