@@ -237,3 +237,19 @@ test('a project deleted meanwhile whose new token the plan inserts: that token i
   );
   assert.equal(await snapshot(scene.sql), before);
 });
+
+test('a CHECK the database added (expiry after creation) and a token that breaks it: the dry run finds it as the live run does', async () => {
+  const scene = await migrated(2, 1, (sql) => sql`ALTER TABLE tokens ADD CHECK (expires_at IS NULL OR expires_at > created_at)`);
+  await put(scene, token('project-1', 'backwards', '2031-01-02T00:00:00.000000000Z', '2031-01-01T00:00:00.000000000Z'));
+  const before = await snapshot(scene.sql);
+  for (const dryRun of [['--dry-run'], []]) {
+    const result = await rollback(scene, ...dryRun);
+    assert.equal(result.code, 1, result.stdout + result.stderr);
+    assert.equal(result.stderr, '');
+    assert.match(
+      result.stdout,
+      /\nResult: nothing was committed: PostgreSQL refused a row: new row for relation "tokens" violates check constraint "tokens_check" \(Failing row contains \(backwards, [^\n]*\)\.\) — correct the item in the table or the constraint in PostgreSQL, then run it again\.\n$/,
+    );
+  }
+  assert.equal(await snapshot(scene.sql), before);
+});

@@ -111,6 +111,8 @@ export const RESULTS = {
     `Result: nothing was committed: ${plural(items, 'item', 'items')} of the table PostgreSQL cannot hold (listed above) — correct ${items === 1 ? 'it' : 'them'} in the table, then run it again.\n`,
   rowChanged: (change: RowChange, why: string) =>
     `Result: nothing was committed: ${subject(change.of, change.project, rowKey(change))} changed in PostgreSQL since it was read (${why}) — run it again.\n`,
+  rowRefused: (why: string) =>
+    `Result: nothing was committed: PostgreSQL refused a row: ${why} — correct the item in the table or the constraint in PostgreSQL, then run it again.\n`,
   stopped: (signal: string | undefined, committedNothing: boolean) =>
     `Result: stopped${signal ? ` by ${signal}` : ''} before ${committedNothing ? 'COMMIT' : 'the plan was made'}: nothing was committed — run it again.\n`,
 };
