@@ -26,6 +26,19 @@ async function firstToken(scene: Scene, project: string): Promise<{ token_id: st
   return row!;
 }
 
+/** The dry run and then the live run both exit 1, their output matching every pattern; PostgreSQL unchanged. */
+async function assertRefusedBothWays(scene: Scene, patterns: RegExp[], absent?: RegExp): Promise<void> {
+  const before = await snapshot(scene.sql);
+  for (const dryRun of [['--dry-run'], []]) {
+    const result = await rollback(scene, ...dryRun);
+    assert.equal(result.code, 1, result.stdout + result.stderr);
+    assert.equal(result.stderr, '');
+    for (const pattern of patterns) assert.match(result.stdout, pattern);
+    if (absent) assert.doesNotMatch(result.stdout, absent);
+  }
+  assert.equal(await snapshot(scene.sql), before);
+}
+
 test('a token moved to another project and a project re-created with another repository: applied, verify matches', async () => {
   const scene = await migrated();
   const moved = await firstToken(scene, 'project-1');
@@ -49,19 +62,12 @@ test('one token id the table holds under a second project, PostgreSQL under the 
   const twice = await firstToken(scene, 'project-1');
   // The service's move that never deleted the first item: the id now under both partitions.
   await put(scene, token('project-2', twice.token_id, twice.created_at));
-  const before = await snapshot(scene.sql);
-  for (const dryRun of [['--dry-run'], []]) {
-    const result = await rollback(scene, ...dryRun);
-    assert.equal(result.code, 1, result.stdout + result.stderr);
-    assert.match(
-      result.stdout,
-      new RegExp(
-        `\\n {2}\\[PROJECT#project-2\\]\\[TOKEN#${twice.token_id}\\]: PostgreSQL holds this token id under project "project-1" and keeps it there \\(the table holds it there too, or it is not compared\\), and PostgreSQL keys a token by its id alone\\n`,
-      ),
-    );
-    assert.match(result.stdout, /\nResult: nothing was committed: 1 item of the table PostgreSQL cannot hold/);
-  }
-  assert.equal(await snapshot(scene.sql), before);
+  await assertRefusedBothWays(scene, [
+    new RegExp(
+      `\\n {2}\\[PROJECT#project-2\\]\\[TOKEN#${twice.token_id}\\]: PostgreSQL holds this token id under project "project-1" and keeps it there \\(the table holds it there too, or it is not compared\\), and PostgreSQL keys a token by its id alone\\n`,
+    ),
+    /\nResult: nothing was committed: 1 item of the table PostgreSQL cannot hold/,
+  ]);
 });
 
 test('timestamps at the microsecond’s edge: .999999 kept exactly, a half microsecond refused, never rounded', async () => {
@@ -87,17 +93,11 @@ test('a database in LATIN1: an id it cannot encode is listed by the dry run, and
   const scene: Scene = { database: name, sql, tableName, client };
   await put(scene, token('project-1', 'café', '2031-01-01T00:00:00.000000000Z'));
   await put(scene, token('project-1', 'violin-🎻', '2031-01-01T00:00:00.000000000Z'));
-  const before = await snapshot(sql);
-  for (const dryRun of [['--dry-run'], []]) {
-    const result = await rollback(scene, ...dryRun);
-    assert.equal(result.code, 1, result.stdout + result.stderr);
-    assert.match(
-      result.stdout,
-      /\n {2}\[PROJECT#project-1\]\[TOKEN#violin-🎻\]: token_id holds "🎻", which the database's encoding \(LATIN1\) cannot store\n/,
-    );
-    assert.doesNotMatch(result.stdout, /TOKEN#café\]/);
-  }
-  assert.equal(await snapshot(sql), before);
+  await assertRefusedBothWays(
+    scene,
+    [/\n {2}\[PROJECT#project-1\]\[TOKEN#violin-🎻\]: token_id holds "🎻", which the database's encoding \(LATIN1\) cannot store\n/],
+    /TOKEN#café\]/,
+  );
   await remove(scene, 'PROJECT#project-1', 'TOKEN#violin-🎻');
   const applied = await rollback(scene);
   assert.equal(applied.code, 0, applied.stdout + applied.stderr);
@@ -137,17 +137,10 @@ test('unpaired UTF-16 surrogates (an emulator keeps them): listed by the dry run
   const scene = await migrated(1, 1);
   await put(scene, token('project-1', 'lone\ud800', '2031-01-01T00:00:00.000000000Z'));
   await put(scene, { pk: s('PROJECT#new'), sk: s('METADATA'), repository: s('https://example.com/\udfff') });
-  const before = await snapshot(scene.sql);
-  for (const dryRun of [['--dry-run'], []]) {
-    const result = await rollback(scene, ...dryRun);
-    assert.equal(result.code, 1, result.stdout + result.stderr);
-    assert.match(
-      result.stdout,
-      /\n {2}\[PROJECT#project-1\]\["TOKEN#lone\\ud800"\]: token_id holds an unpaired UTF-16 surrogate \(\\uD800-\\uDFFF\), which PostgreSQL text cannot store\n/,
-    );
-    assert.match(result.stdout, /\n {2}\[PROJECT#new\]\[METADATA\]: repository holds an unpaired UTF-16 surrogate/);
-  }
-  assert.equal(await snapshot(scene.sql), before);
+  await assertRefusedBothWays(scene, [
+    /\n {2}\[PROJECT#project-1\]\["TOKEN#lone\\ud800"\]: token_id holds an unpaired UTF-16 surrogate \(\\uD800-\\uDFFF\), which PostgreSQL text cannot store\n/,
+    /\n {2}\[PROJECT#new\]\[METADATA\]: repository holds an unpaired UTF-16 surrogate/,
+  ]);
 });
 
 test('10,001 tokens with 200-character ids of 4-byte characters under an 80-character project: two statements, exact', async () => {
@@ -241,15 +234,7 @@ test('a project deleted meanwhile whose new token the plan inserts: that token i
 test('a CHECK the database added (expiry after creation) and a token that breaks it: the dry run finds it as the live run does', async () => {
   const scene = await migrated(2, 1, (sql) => sql`ALTER TABLE tokens ADD CHECK (expires_at IS NULL OR expires_at > created_at)`);
   await put(scene, token('project-1', 'backwards', '2031-01-02T00:00:00.000000000Z', '2031-01-01T00:00:00.000000000Z'));
-  const before = await snapshot(scene.sql);
-  for (const dryRun of [['--dry-run'], []]) {
-    const result = await rollback(scene, ...dryRun);
-    assert.equal(result.code, 1, result.stdout + result.stderr);
-    assert.equal(result.stderr, '');
-    assert.match(
-      result.stdout,
-      /\nResult: nothing was committed: PostgreSQL refused a row: new row for relation "tokens" violates check constraint "tokens_check" \(Failing row contains \(backwards, [^\n]*\)\.\) — correct the item in the table or the constraint in PostgreSQL, then run it again\.\n$/,
-    );
-  }
-  assert.equal(await snapshot(scene.sql), before);
+  await assertRefusedBothWays(scene, [
+    /\nResult: nothing was committed: PostgreSQL refused a row: new row for relation "tokens" violates check constraint "tokens_check" \(Failing row contains \(backwards, [^\n]*\)\.\) — correct the item in the table or the constraint in PostgreSQL, then run it again\.\n$/,
+  ]);
 });
