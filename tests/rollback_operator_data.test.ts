@@ -238,3 +238,19 @@ test('a CHECK the database added (expiry after creation) and a token that breaks
     /\nResult: nothing was committed: PostgreSQL refused a row: new row for relation "tokens" violates check constraint "tokens_check" \(Failing row contains \(backwards, [^\n]*\)\.\) — correct the item in the table or the constraint in PostgreSQL, then run it again\.\n$/,
   ]);
 });
+
+test('the newest token revoked after the switch, none created: refused, and the line says this cause and its way out too', async () => {
+  const scene = await migrated();
+  const [newest] = await scene.sql<{ token_id: string; project: string }[]>`SELECT token_id, project FROM tokens ORDER BY created_at DESC LIMIT 1`;
+  await remove(scene, `PROJECT#${newest!.project}`, `TOKEN#${newest!.token_id}`);
+  const before = await snapshot(scene.sql);
+  const result = await rollback(scene, '--dry-run');
+  assertOneErrorLine(
+    result,
+    new RegExp(
+      `^error: rollback refused, nothing changed: PostgreSQL holds token ${newest!.token_id} of project ${newest!.project}, created at [^ ]+, which the table lacks \\(the table's newest token was created at [^ ]+\\): PostgreSQL has been written since the switch, or this token was revoked after it and is newer than every token the table holds — stop every writer to PostgreSQL and find out what wrote it; if nothing did, delete the token's row in PostgreSQL yourself and run this again; see "Rolling back" in the guide$`,
+    ),
+    1,
+  );
+  assert.equal(await snapshot(scene.sql), before);
+});
