@@ -58,6 +58,23 @@ export function rowKey(change: RowChange): string {
   return row[ROW_TABLES[change.of].key] ?? '';
 }
 
+/**
+ * Whether the rollback may write a row for verify's change: not when both sides hold the item and its values decode to
+ * PostgreSQL's (a timestamp in a legacy form for the same instant), a difference of form only. Such changes are left
+ * out as the comparison goes, so that a table never repaired does not fill the plan's limit with rows it would not write.
+ */
+export function changesRow(change: FixChange): boolean {
+  const { item, postgres } = change.found ?? {};
+  const of: ItemKind = isMetadataSk(change.sk) ? 'project' : 'token';
+  const inPostgres = of === 'project' ? postgres?.project : postgres?.token;
+  const values = item === undefined ? undefined : rowFromItem(of, item, []);
+  if (inPostgres === undefined || values === undefined) return true;
+  const old = postgresRow(of, inPostgres);
+  return ROW_TABLES[of].columns.some(
+    ({ name, isTimestamp }) => name !== PROJECT_COLUMN && !sameValue(isTimestamp, old[name] ?? null, values[name] ?? null),
+  );
+}
+
 /** The plan for verify's changes (in partition order, as verifyMigration and planAllChanges give them). */
 export function planRollback(changes: readonly FixChange[], context: PlanContext): RollbackPlan {
   const plan: RollbackPlan = { changes: [], problems: [] };

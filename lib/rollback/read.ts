@@ -20,7 +20,7 @@ import type { FixChange } from '../verify/fixPlan.ts';
 import { readOrphanProjectNames, readProjects, streamTokens } from '../verify/postgresRows.ts';
 import { verifyMigration, type VerificationResult } from '../verify/run.ts';
 import { watchingNewestToken, type NewestToken } from './guard.ts';
-import type { PlanContext } from './plan.ts';
+import { changesRow, type PlanContext } from './plan.ts';
 
 /** Items the plan holds at most: it is held in memory, and more is not the rollback of a recent switch. */
 export const MAX_ROLLBACK_CHANGES = 100_000;
@@ -71,7 +71,7 @@ export async function readBothSides(session: PostgresSession, options: ReadOptio
       },
       onProgress: (checked, scanned) =>
         progress.update(checked, `of ${formatCount(projects.length)} projects, ${formatCount(scanned)} items scanned`),
-      planFixes: { limit: MAX_ROLLBACK_CHANGES },
+      planFixes: { limit: MAX_ROLLBACK_CHANGES, keep: changesRow },
     });
     if (!compared.complete) return { result: compared, changes: [], holds: NOTHING_HELD };
     const all = await planAllChanges(compared, openPartition, concurrency, MAX_ROLLBACK_CHANGES);

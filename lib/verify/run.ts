@@ -77,8 +77,11 @@ export interface VerificationInput {
   onReport?: (report: PartitionReport) => void | Promise<void>;
   /** Called as projects and scanned items are counted. */
   onProgress?: (projectsChecked: number, itemsScanned: number) => void;
-  /** For --fix: keep the write each difference of the projects needs, at most `limit` of them. */
-  planFixes?: { limit: number };
+  /**
+   * For --fix: keep the write each difference of the projects needs, at most `limit` of them; with `keep`, only those
+   * it keeps count (the rollback drops differences of form only, which it does not write).
+   */
+  planFixes?: { limit: number; keep?: (change: FixChange) => boolean };
 }
 
 export interface VerificationTotals {
@@ -158,8 +161,9 @@ export async function verifyMigration(input: VerificationInput): Promise<Verific
     for await (const { project, items } of partitions) {
       const report = await verifyPartition(project, tokens.tokensOf(project.name), items, input.lineLimit, input.planFixes !== undefined);
       if (input.planFixes !== undefined && report.changes.length > 0) {
-        if (changes.length + report.changes.length > input.planFixes.limit) changesOverLimit = true;
-        else changes.push(...report.changes);
+        const kept = input.planFixes.keep === undefined ? report.changes : report.changes.filter(input.planFixes.keep);
+        if (changes.length + kept.length > input.planFixes.limit) changesOverLimit = true;
+        else changes.push(...kept);
         report.changes = [];
       }
       totals.projectsChecked++;

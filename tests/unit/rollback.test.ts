@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import type { DynamoItem } from '../../lib/dynamodb/batch.ts';
 import type { FixChange } from '../../lib/verify/fixPlan.ts';
 import type { PostgresProject, PostgresToken } from '../../lib/verify/compare.ts';
-import { planRollback, type PlanContext, type RowChange } from '../../lib/rollback/plan.ts';
+import { changesRow, planRollback, type PlanContext, type RowChange } from '../../lib/rollback/plan.ts';
+import { verifyMigration } from '../../lib/verify/run.ts';
 import { formatChange, formatPlan } from '../../lib/rollback/report.ts';
 
 const PK = 'PROJECT#alpha';
@@ -151,4 +152,27 @@ test('a token id inserted while PostgreSQL keeps it under another project is a p
   );
   assert.deepEqual(moved.problems, []);
   assert.deepEqual(moved.changes.map(formatChange), ['insert token moved of project alpha', 'delete token moved of project beta']);
+});
+
+test('items that differ from PostgreSQL in form only (legacy timestamps) do not count toward the rollback’s limit of changes', async () => {
+  const legacy = (id: string) => item(id, '2022-01-01 05:30:00.5+05:30');
+  const tokens = ['t1', 't2', 't3'].map((id) => token(id, '2022-01-01 00:00:00.5+00'));
+  const metadata: DynamoItem = { pk: { S: PK }, sk: { S: 'METADATA' }, repository: { S: '' } };
+  const table = [metadata, item('new', '2031-01-01T00:00:00Z'), ...tokens.map((row) => legacy(row.tokenId))];
+  async function* rows<T>(values: readonly T[]) {
+    yield* values;
+  }
+  const result = await verifyMigration({
+    projects: [project],
+    tokens: rows(tokens),
+    openPartition: async (pk) => rows(table.filter((entry) => entry.pk?.S === pk)),
+    scanKeys: () => rows([{ items: table.map((entry) => ({ pk: entry.pk!, sk: entry.sk! })) }]),
+    concurrency: 1,
+    planFixes: { limit: 1, keep: changesRow },
+  });
+  assert.equal(result.totals.differences, 4);
+  assert.equal(result.changesOverLimit, false);
+  assert.deepEqual(planRollback(result.changes, context({ columnLimits: new Map() })).changes.map(formatChange), [
+    'insert token new of project alpha',
+  ]);
 });
