@@ -34,6 +34,8 @@ export interface RollbackPlan {
   /** In project order, a project's own row before its tokens. */
   changes: RowChange[];
   problems: Unholdable[];
+  /** Projects whose row PostgreSQL keeps (or gets) for their tokens though the table has no METADATA item (--include-orphans). */
+  keptWithoutMetadata: string[];
 }
 
 export interface PlanContext {
@@ -77,7 +79,7 @@ export function changesRow(change: FixChange): boolean {
 
 /** The plan for verify's changes (in partition order, as verifyMigration and planAllChanges give them). */
 export function planRollback(changes: readonly FixChange[], context: PlanContext): RollbackPlan {
-  const plan: RollbackPlan = { changes: [], problems: [] };
+  const plan: RollbackPlan = { changes: [], problems: [], keptWithoutMetadata: [] };
   let start = 0;
   while (start < changes.length) {
     let end = start + 1;
@@ -171,6 +173,8 @@ function planProject(
     return `the table holds ${tokens} of this project but no ${METADATA_SK} item, and PostgreSQL keeps a token only with its project's row — add the ${METADATA_SK} item, or run with --include-orphans to keep the project's row (with NULL values when PostgreSQL has none)`;
   }
   if (!hasRow && !context.orphanProjects.has(name)) plan.changes.push({ kind: 'insert', of: 'project', project: name, row: emptyProjectRow(name) });
+  // verify reports its METADATA item missing: the summary says so rather than "matches".
+  plan.keptWithoutMetadata.push(name);
   return undefined;
 }
 

@@ -47,7 +47,7 @@ export async function rollBack(session: PostgresSession, options: RollbackOption
     return ExitCode.incomplete;
   }
   if (plan.changes.length === 0) {
-    await printOutput(RESULTS.nothingToDo);
+    await printOutput(RESULTS.nothingToDo(plan.keptWithoutMetadata.length));
     return ExitCode.ok;
   }
   try {
@@ -69,6 +69,6 @@ export async function rollBack(session: PostgresSession, options: RollbackOption
     await printOutput(RESULTS.dryRun(plan.changes.length));
     return ExitCode.ok;
   }
-  await printOutput(RESULTS.committed(plan.changes.length));
+  await printOutput(RESULTS.committed(plan.changes.length, plan.keptWithoutMetadata.length));
   return ExitCode.ok;
 }
