@@ -43,6 +43,11 @@ type BuildResult = { item: LoadItem; problems?: undefined } | { item?: undefined
 /** A string that cannot be stored as is: DynamoDB takes UTF-8, and a lone surrogate would become U+FFFD. */
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
+/** Whether `text` holds an unpaired UTF-16 surrogate: no Unicode text, so neither DynamoDB nor PostgreSQL can store it. */
+export function hasLoneSurrogate(text: string): boolean {
+  return LONE_SURROGATE.test(text);
+}
+
 function utf8Bytes(text: string): number {
   return Buffer.byteLength(text, 'utf8');
 }

@@ -21,6 +21,14 @@ export class RowChangedError extends Error {
   }
 }
 
+/** A row a constraint of the database refused (a CHECK, NOT NULL...), not a concurrent write: running again will not help. */
+export class RowRefusedError extends Error {
+  constructor(readonly why: string) {
+    super(why);
+    this.name = 'RowRefusedError';
+  }
+}
+
 /** A stop request (Ctrl-C, SIGTERM) arrived before COMMIT: the transaction was rolled back. */
 export class StoppedBeforeCommitError extends Error {
   constructor() {
@@ -48,11 +56,16 @@ const STATEMENTS: Record<RowChange['kind'], (of: ItemKind) => Statement> = {
   delete: deleteStatement,
 };
 
+/** Thrown to end a dry run's transaction: every statement ran, and it is rolled back. */
+const DRY_RUN_DONE = Symbol('dry run done');
+
 /**
- * Applies the plan in one transaction; resolves once it is committed. A stop request cancels the statement running
- * (one may wait for a row another session holds) and rolls back. @throws RowChangedError, StoppedBeforeCommitError.
+ * Applies the plan in one transaction; resolves once it is committed — or, with `commit` false (--dry-run), once every
+ * statement ran and it is rolled back: whatever the live run would meet (a row changed, a constraint of the database),
+ * the dry run meets too. A stop request cancels the statement running (one may wait for a row another session holds)
+ * and rolls back. @throws RowChangedError, RowRefusedError, StoppedBeforeCommitError.
  */
-export async function applyPlan(session: PostgresSession, plan: RollbackPlan, stop: AbortSignal): Promise<void> {
+export async function applyPlan(session: PostgresSession, plan: RollbackPlan, stop: AbortSignal, commit = true): Promise<void> {
   try {
     await inWriteTransaction(session, async (sql) => {
       for (const { of, kind } of ORDER) {
@@ -64,8 +77,10 @@ export async function applyPlan(session: PostgresSession, plan: RollbackPlan, st
         }
       }
       if (stop.aborted) throw new StoppedBeforeCommitError();
+      if (!commit) throw DRY_RUN_DONE;
     });
   } catch (error) {
+    if (error === DRY_RUN_DONE) return;
     throw stop.aborted ? new StoppedBeforeCommitError() : error;
   }
 }
@@ -104,6 +119,8 @@ function checkEveryRowWritten(batch: readonly RowChange[], written: readonly str
 
 /** SQLSTATEs of a row written by another session meanwhile: the transaction is rolled back, and can be retried. */
 const CONCURRENT_WRITE_CODES = new Set(['23503', '23505', '40001', '40P01']);
+/** SQLSTATE class 23, integrity constraint violations: the others (CHECK, NOT NULL, exclusion) are the database's rules. */
+const INTEGRITY_CLASS = '23';
 /** lock_timeout: a row the plan writes is held by another session's open transaction. */
 const LOCK_NOT_AVAILABLE = '55P03';
 
@@ -115,8 +132,22 @@ function constraintAsRowChanged(error: unknown, batch: readonly RowChange[]): Er
       ExitCode.incomplete,
     );
   }
-  if (typeof code !== 'string' || !CONCURRENT_WRITE_CODES.has(code)) return undefined;
   const detail = (error as { detail?: string }).detail;
-  const named = batch.find((change) => detail?.includes(`=(${rowKey(change)})`)) ?? batch[0]!;
+  if (typeof code === 'string' && code.startsWith(INTEGRITY_CLASS) && !CONCURRENT_WRITE_CODES.has(code)) {
+    return new RowRefusedError(`${(error as Error).message}${detail ? ` (${detail})` : ''}`);
+  }
+  if (typeof code !== 'string' || !CONCURRENT_WRITE_CODES.has(code)) return undefined;
+  const named = changeNamedBy(detail, batch) ?? batch[0]!;
   return new RowChangedError(named, `PostgreSQL refused the batch: ${(error as Error).message}${detail ? ` (${detail})` : ''}`);
+}
+
+/**
+ * The change whose row holds the value a constraint's detail names: `Key (token_id)=(t1) already exists`, or for the
+ * foreign key `Key (project)=(p) is not present in table "projects"` (a token's project, not its key).
+ */
+function changeNamedBy(detail: string | undefined, batch: readonly RowChange[]): RowChange | undefined {
+  const match = detail === undefined ? null : /^Key \(([^)]*)\)=\((.*)\) (?:already exists|is not present|is still referenced)/s.exec(detail);
+  if (match === null) return undefined;
+  const [, column, value] = match;
+  return batch.find((change) => (change.kind === 'delete' ? change.old : change.row)[column!] === value);
 }

@@ -2,6 +2,8 @@
 // PostgreSQL has and the table lacks: a token revoked since the switch. A token PostgreSQL has that was created after
 // the table's newest token was not revoked in the table: PostgreSQL has been written since the switch (the service is
 // back on it, or writes to both), the table is no longer the whole truth, and deleting it would revoke a live token.
+// Or it was the newest token and the service revoked it after the switch, creating none since: the table keeps no
+// trace of a revoked token, so the two cannot be told apart here, and the line names both.
 import type { DynamoItem } from '../dynamodb/batch.ts';
 import { ExitCode, UserError } from '../cli/errors.ts';
 import { CREATED_AT } from '../cello/items.ts';
@@ -54,8 +56,9 @@ export function checkPostgresNotWrittenSinceSwitch(plan: RollbackPlan, newest: N
     const bound = newest.createdAt === undefined ? 'the table holds no token at all' : `the table's newest token was created at ${newest.createdAt}`;
     throw new UserError(
       `rollback refused, nothing changed: PostgreSQL holds token ${displayName(rowKey(change))} of project ${displayName(change.project)}, ` +
-        `created at ${createdAt}, which the table lacks (${bound}): PostgreSQL has been written since the switch — ` +
-        'stop every writer to PostgreSQL and find out what wrote it; see "Rolling back" in the guide',
+        `created at ${createdAt}, which the table lacks (${bound}): PostgreSQL has been written since the switch, ` +
+        'or this token was revoked after it and is newer than every token the table holds — stop every writer to PostgreSQL and find out ' +
+        `what wrote it; if nothing did, delete the token's row in PostgreSQL yourself and run this again; see "Rolling back" in the guide`,
       ExitCode.incomplete,
     );
   }

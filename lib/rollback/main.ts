@@ -5,7 +5,8 @@
 // The table is the truth. The table is compared with PostgreSQL by verify's engine (read.ts); each difference becomes
 // a row to insert, update or delete (plan.ts); refused when PostgreSQL has been written since the switch (guard.ts)
 // or when an item cannot be a row (listed); then the whole plan is written in ONE transaction, each row only if it
-// still holds what was read (apply.ts). --dry-run prints the plan and commits nothing.
+// still holds what was read (apply.ts). --dry-run prints the plan, runs it and rolls it back: it commits nothing and
+// meets whatever the live run would (a row changed, a constraint of the database).
 import {
   checkPostgresNames,
   createArgumentParser,

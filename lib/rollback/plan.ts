@@ -5,6 +5,7 @@
 // exact to the microsecond), so a value that differs only in form is no change, and a second run plans nothing.
 import type { DynamoItem } from '../dynamodb/batch.ts';
 import { rowFromItem } from '../cello/codecs.ts';
+import { hasLoneSurrogate } from '../cello/fileItems.ts';
 import { PROJECT_ATTRIBUTE_ENTRIES, TOKEN_ID, type ItemKind } from '../cello/items.ts';
 import { METADATA_SK, isMetadataSk, parseProjectPk, parseTokenSk, projectPk, tokenSk } from '../cello/keys.ts';
 import { quoteValue } from '../cello/quote.ts';
@@ -33,6 +34,8 @@ export interface RollbackPlan {
   /** In project order, a project's own row before its tokens. */
   changes: RowChange[];
   problems: Unholdable[];
+  /** Projects whose row PostgreSQL keeps (or gets) for their tokens though the table has no METADATA item (--include-orphans). */
+  keptWithoutMetadata: string[];
 }
 
 export interface PlanContext {
@@ -43,6 +46,10 @@ export interface PlanContext {
   /** Token items the comparison found in the table, by partition key (for every partition it reported a difference in). */
   tokenItemsInTable: ReadonlyMap<string, number>;
   includeOrphans: boolean;
+  /** The project PostgreSQL holds a token id under, for each id the table adds (in the read's snapshot). */
+  tokenProjects: ReadonlyMap<string, string>;
+  /** The database's encoding and the characters of the items' values it cannot store (none in UTF8). */
+  unencodable: { encoding: string; characters: ReadonlySet<string> };
   /** The characters each text column holds at most, by table and column (lib/postgres/columnLimits.ts). */
   columnLimits: ReadonlyMap<string, ReadonlyMap<string, number>>;
 }
@@ -53,9 +60,26 @@ export function rowKey(change: RowChange): string {
   return row[ROW_TABLES[change.of].key] ?? '';
 }
 
+/**
+ * Whether the rollback may write a row for verify's change: not when both sides hold the item and its values decode to
+ * PostgreSQL's (a timestamp in a legacy form for the same instant), a difference of form only. Such changes are left
+ * out as the comparison goes, so that a table never repaired does not fill the plan's limit with rows it would not write.
+ */
+export function changesRow(change: FixChange): boolean {
+  const { item, postgres } = change.found ?? {};
+  const of: ItemKind = isMetadataSk(change.sk) ? 'project' : 'token';
+  const inPostgres = of === 'project' ? postgres?.project : postgres?.token;
+  const values = item === undefined ? undefined : rowFromItem(of, item, []);
+  if (inPostgres === undefined || values === undefined) return true;
+  const old = postgresRow(of, inPostgres);
+  return ROW_TABLES[of].columns.some(
+    ({ name, isTimestamp }) => name !== PROJECT_COLUMN && !sameValue(isTimestamp, old[name] ?? null, values[name] ?? null),
+  );
+}
+
 /** The plan for verify's changes (in partition order, as verifyMigration and planAllChanges give them). */
 export function planRollback(changes: readonly FixChange[], context: PlanContext): RollbackPlan {
-  const plan: RollbackPlan = { changes: [], problems: [] };
+  const plan: RollbackPlan = { changes: [], problems: [], keptWithoutMetadata: [] };
   let start = 0;
   while (start < changes.length) {
     let end = start + 1;
@@ -63,24 +87,32 @@ export function planRollback(changes: readonly FixChange[], context: PlanContext
     planPartition(changes.slice(start, end), context, plan);
     start = end;
   }
-  refuseTokenIdsTwice(plan);
+  refuseTokenIdsTwice(plan, context.tokenProjects);
   return plan;
 }
 
-/** PostgreSQL keys a token by its id alone: the table may hold one id under two projects, PostgreSQL cannot. */
-function refuseTokenIdsTwice(plan: RollbackPlan): void {
+/**
+ * PostgreSQL keys a token by its id alone: the table may hold one id under two projects, PostgreSQL cannot. An id
+ * inserted twice, or inserted while PostgreSQL keeps it under another project (a row the plan does not delete: the
+ * table holds it there too, or it is not compared), would meet the key at COMMIT, and running again would not help.
+ */
+function refuseTokenIdsTwice(plan: RollbackPlan, tokenProjects: ReadonlyMap<string, string>): void {
+  const deleted = new Set(plan.changes.filter((change) => change.kind === 'delete' && change.of === 'token').map(rowKey));
   const projectOf = new Map<string, string>();
   for (const change of plan.changes) {
     if (change.kind !== 'insert' || change.of !== 'token') continue;
     const id = rowKey(change);
+    const inPostgres = deleted.has(id) ? undefined : tokenProjects.get(id);
     const other = projectOf.get(id);
     if (other === undefined) projectOf.set(id, change.project);
-    else
-      plan.problems.push({
-        pk: projectPk(change.project),
-        sk: tokenSk(id),
-        reason: `the table holds this token id under project ${quoteValue(other, Infinity)} too, and PostgreSQL keys a token by its id alone`,
-      });
+    const reason =
+      other !== undefined
+        ? `the table holds this token id under project ${quoteValue(other, Infinity)} too`
+        : inPostgres !== undefined
+          ? `PostgreSQL holds this token id under project ${quoteValue(inPostgres, Infinity)} and keeps it there (the table holds it there too, or it is not compared)`
+          : undefined;
+    if (reason !== undefined)
+      plan.problems.push({ pk: projectPk(change.project), sk: tokenSk(id), reason: `${reason}, and PostgreSQL keys a token by its id alone` });
   }
 }
 
@@ -141,6 +173,8 @@ function planProject(
     return `the table holds ${tokens} of this project but no ${METADATA_SK} item, and PostgreSQL keeps a token only with its project's row — add the ${METADATA_SK} item, or run with --include-orphans to keep the project's row (with NULL values when PostgreSQL has none)`;
   }
   if (!hasRow && !context.orphanProjects.has(name)) plan.changes.push({ kind: 'insert', of: 'project', project: name, row: emptyProjectRow(name) });
+  // verify reports its METADATA item missing: the summary says so rather than "matches".
+  plan.keptWithoutMetadata.push(name);
   return undefined;
 }
 
@@ -165,7 +199,7 @@ function planRow(
     return;
   }
   const problems: string[] = [];
-  const row = itemRow(of, project, item, context.columnLimits.get(ROW_TABLES[of].name), problems);
+  const row = itemRow(of, project, item, context, problems);
   if (row === undefined) {
     plan.problems.push({ pk: change.pk, sk: change.sk, reason: problems.join('; ') });
     return;
@@ -186,13 +220,8 @@ function postgresRow(of: ItemKind, row: PostgresProject | PostgresToken): Row {
 }
 
 /** The row an item makes, or undefined after recording in `problems` why PostgreSQL cannot hold it. */
-function itemRow(
-  of: ItemKind,
-  project: string,
-  item: DynamoItem,
-  limits: ReadonlyMap<string, number> | undefined,
-  problems: string[],
-): Row | undefined {
+function itemRow(of: ItemKind, project: string, item: DynamoItem, { columnLimits, unencodable }: PlanContext, problems: string[]): Row | undefined {
+  const limits = columnLimits.get(ROW_TABLES[of].name);
   const values = rowFromItem(of, item, problems);
   if (values === undefined) return undefined;
   const row: Row = { ...values, [PROJECT_COLUMN]: project };
@@ -200,6 +229,10 @@ function itemRow(
   for (const [column, value] of Object.entries(row)) {
     if (value === null || value === undefined) continue;
     if (value.includes('\u0000')) problems.push(`${column} holds a NUL character, which PostgreSQL text cannot store`);
+    if (hasLoneSurrogate(value)) problems.push(`${column} holds an unpaired UTF-16 surrogate (\\uD800-\\uDFFF), which PostgreSQL text cannot store`);
+    const missing = unencodable.characters.size === 0 ? undefined : [...value].find((character) => unencodable.characters.has(character));
+    if (missing !== undefined)
+      problems.push(`${column} holds ${quoteValue(missing, Infinity)}, which the database's encoding (${unencodable.encoding}) cannot store`);
     const limit = limits?.get(column);
     // PostgreSQL counts characters (code points), not UTF-16 units.
     const length = limit === undefined || value.length <= limit ? 0 : [...value].length;

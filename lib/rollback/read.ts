@@ -6,17 +6,21 @@ import { ExitCode, UserError } from '../cli/errors.ts';
 import { formatCount } from '../cli/output.ts';
 import type { Progress } from '../cli/progress.ts';
 import { scanPages } from '../dynamodb/scan.ts';
-import { PROJECTS_TABLE, TOKENS_TABLE } from '../cello/sourceTables.ts';
+import { PROJECTS_TABLE, PROJECT_COLUMN, TOKENS_TABLE } from '../cello/sourceTables.ts';
+import { TOKEN_ID } from '../cello/items.ts';
+import { hasLoneSurrogate } from '../cello/fileItems.ts';
+import { isTokenSk, parseTokenSk } from '../cello/keys.ts';
 import { readColumnLimits, type ColumnLimits } from '../postgres/columnLimits.ts';
-import { inReadOnlySnapshot, type PostgresSession } from '../postgres/connect.ts';
-import { readTextOrder } from '../postgres/textOrder.ts';
+import { inReadOnlySnapshot, type PostgresSession, type TransactionSql } from '../postgres/connect.ts';
+import { nonAsciiCharacters, unencodableCharacters } from '../postgres/encoding.ts';
+import { readTextOrder, type TextOrder } from '../postgres/textOrder.ts';
 import { partitionQuery } from '../verify/dynamo.ts';
 import { planAllChanges } from '../verify/fix.ts';
 import type { FixChange } from '../verify/fixPlan.ts';
 import { readOrphanProjectNames, readProjects, streamTokens } from '../verify/postgresRows.ts';
 import { verifyMigration, type VerificationResult } from '../verify/run.ts';
 import { watchingNewestToken, type NewestToken } from './guard.ts';
-import type { PlanContext } from './plan.ts';
+import { changesRow, type PlanContext } from './plan.ts';
 
 /** Items the plan holds at most: it is held in memory, and more is not the rollback of a recent switch. */
 export const MAX_ROLLBACK_CHANGES = 100_000;
@@ -48,13 +52,13 @@ export async function readBothSides(session: PostgresSession, options: ReadOptio
   let projectRows = new Set<string>();
   let orphanProjects = new Set<string>();
   let columnLimits: ColumnLimits = new Map();
-  const result = await inReadOnlySnapshot(session, async (sql) => {
+  const { result, changes, holds } = await inReadOnlySnapshot(session, async (sql) => {
     const order = await readTextOrder(sql, options.database);
     columnLimits = await readColumnLimits(sql, [PROJECTS_TABLE, TOKENS_TABLE]);
     const { projects } = await readProjects(sql, order, includeOrphans);
     orphanProjects = new Set(await readOrphanProjectNames(sql));
     projectRows = new Set(projects.map((project) => project.name).filter((name) => !(includeOrphans && orphanProjects.has(name))));
-    return verifyMigration({
+    const compared = await verifyMigration({
       projects,
       tokens: streamTokens(sql, order),
       openPartition,
@@ -67,12 +71,14 @@ export async function readBothSides(session: PostgresSession, options: ReadOptio
       },
       onProgress: (checked, scanned) =>
         progress.update(checked, `of ${formatCount(projects.length)} projects, ${formatCount(scanned)} items scanned`),
-      planFixes: { limit: MAX_ROLLBACK_CHANGES },
+      planFixes: { limit: MAX_ROLLBACK_CHANGES, keep: changesRow },
     });
+    if (!compared.complete) return { result: compared, changes: [], holds: NOTHING_HELD };
+    const all = await planAllChanges(compared, openPartition, concurrency, MAX_ROLLBACK_CHANGES);
+    return { result: compared, changes: all, holds: all === undefined ? NOTHING_HELD : await readWhatPostgresHolds(sql, all, order) };
   });
-  const context: PlanContext = { projectRows, orphanProjects, tokenItemsInTable, includeOrphans, columnLimits };
+  const context: PlanContext = { projectRows, orphanProjects, tokenItemsInTable, includeOrphans, columnLimits, ...holds };
   if (!result.complete) return { result, changes: [], context, newest };
-  const changes = await planAllChanges(result, openPartition, concurrency, MAX_ROLLBACK_CHANGES);
   if (changes === undefined) {
     throw new UserError(
       `rollback refused, nothing changed: more than ${formatCount(MAX_ROLLBACK_CHANGES)} items differ between the table and PostgreSQL — ` +
@@ -81,4 +87,39 @@ export async function readBothSides(session: PostgresSession, options: ReadOptio
     );
   }
   return { result, changes, context, newest };
+}
+
+type Holds = Pick<PlanContext, 'tokenProjects' | 'unencodable'>;
+const NOTHING_HELD: Holds = { tokenProjects: new Map(), unencodable: { encoding: 'UTF8', characters: new Set() } };
+
+/**
+ * In the comparison's snapshot, what PostgreSQL can and does hold of the items the table adds or changes: the
+ * characters of their values its encoding lacks (none in a UTF8 database), and where it holds the token ids the
+ * table adds (its key is the id alone).
+ */
+async function readWhatPostgresHolds(sql: TransactionSql, changes: readonly FixChange[], order: TextOrder): Promise<Holds> {
+  const items = changes.flatMap((change) => (change.found?.item ? [change.found.item] : []));
+  let unencodable = NOTHING_HELD.unencodable;
+  if (order !== 'collate-c') {
+    const texts = items.flatMap((item) => Object.values(item).flatMap((value) => (value.S === undefined ? [] : [value.S])));
+    const [row] = await sql<{ encoding: string }[]>`SELECT current_setting('server_encoding') AS encoding`;
+    unencodable = { encoding: row!.encoding, characters: await unencodableCharacters(sql, nonAsciiCharacters(texts)) };
+  }
+  const ids = changes
+    .filter((change) => isTokenSk(change.sk) && change.found?.item && !change.found.postgres?.token)
+    .map((change) => parseTokenSk(change.sk))
+    // Values PostgreSQL cannot take are listed by the plan, not sent.
+    .filter((id) => !hasLoneSurrogate(id) && ![...id].some((character) => unencodable.characters.has(character)));
+  return { unencodable, tokenProjects: await readTokenProjects(sql, ids) };
+}
+
+/** The project PostgreSQL holds each of `ids` under (those it holds). */
+async function readTokenProjects(sql: TransactionSql, ids: readonly string[]): Promise<Map<string, string>> {
+  if (ids.length === 0) return new Map();
+  const rows = await sql.unsafe<{ id: string; project: string }[]>(
+    `SELECT t.${TOKEN_ID} AS id, t.${PROJECT_COLUMN} AS project FROM ${TOKENS_TABLE} t
+     WHERE t.${TOKEN_ID} IN (SELECT jsonb_array_elements_text($1::text::jsonb))`,
+    [JSON.stringify(ids)],
+  );
+  return new Map(rows.map(({ id, project }) => [id, project]));
 }

@@ -2,6 +2,7 @@
 // the one `Result:` line that says what happened to PostgreSQL.
 import { formatCount } from '../cli/output.ts';
 import type { ItemKind } from '../cello/items.ts';
+import { METADATA_SK } from '../cello/keys.ts';
 import { ROW_TABLES } from '../cello/sourceTables.ts';
 import { TimestampError, toCanonicalTimestamp } from '../cello/timestamps.ts';
 import { LINES_PER_PROJECT, displayName, quote } from '../verify/compare.ts';
@@ -102,15 +103,26 @@ export function formatCounts({ plan, otherApplicationItems, orphanTokens, capaci
   return `${lines.join('\n')}\n`;
 }
 
+/** What "matches" leaves out: projects kept for their tokens without a METADATA item (--include-orphans). */
+function except(kept: number): string {
+  return `, except that it keeps a row for ${plural(kept, 'project', 'projects')} the table has tokens of but no ${METADATA_SK} item (--include-orphans; verify reports that item missing)`;
+}
+
 /** The last line. */
 export const RESULTS = {
-  nothingToDo: 'Result: nothing to do: PostgreSQL already matches the table.\n',
+  nothingToDo: (kept: number) =>
+    kept === 0
+      ? 'Result: nothing to do: PostgreSQL already matches the table.\n'
+      : `Result: nothing to do: PostgreSQL matches the table${except(kept)}.\n`,
   dryRun: (rows: number) => `Result: dry run: ${plural(rows, 'row', 'rows')} would change; nothing was committed.\n`,
-  committed: (rows: number) => `Result: PostgreSQL now matches the table (${plural(rows, 'row', 'rows')} changed in one transaction).\n`,
+  committed: (rows: number, kept: number) =>
+    `Result: PostgreSQL now matches the table (${plural(rows, 'row', 'rows')} changed in one transaction)${kept === 0 ? '' : except(kept)}.\n`,
   cannotHold: (items: number) =>
     `Result: nothing was committed: ${plural(items, 'item', 'items')} of the table PostgreSQL cannot hold (listed above) — correct ${items === 1 ? 'it' : 'them'} in the table, then run it again.\n`,
   rowChanged: (change: RowChange, why: string) =>
     `Result: nothing was committed: ${subject(change.of, change.project, rowKey(change))} changed in PostgreSQL since it was read (${why}) — run it again.\n`,
+  rowRefused: (why: string) =>
+    `Result: nothing was committed: PostgreSQL refused a row: ${why} — correct the item in the table or the constraint in PostgreSQL, then run it again.\n`,
   stopped: (signal: string | undefined, committedNothing: boolean) =>
     `Result: stopped${signal ? ` by ${signal}` : ''} before ${committedNothing ? 'COMMIT' : 'the plan was made'}: nothing was committed — run it again.\n`,
 };

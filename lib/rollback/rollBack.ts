@@ -6,7 +6,7 @@ import { type CapacityMeter, formatCapacitySummary } from '../dynamodb/capacity/
 import { NotSentError } from '../dynamodb/errors.ts';
 import type { PostgresSession } from '../postgres/connect.ts';
 import { formatOrphanNote } from '../verify/report.ts';
-import { RowChangedError, StoppedBeforeCommitError, applyPlan } from './apply.ts';
+import { RowChangedError, RowRefusedError, StoppedBeforeCommitError, applyPlan } from './apply.ts';
 import { checkPostgresNotWrittenSinceSwitch } from './guard.ts';
 import { planRollback } from './plan.ts';
 import { readBothSides, type BothSides, type ReadOptions } from './read.ts';
@@ -47,24 +47,28 @@ export async function rollBack(session: PostgresSession, options: RollbackOption
     return ExitCode.incomplete;
   }
   if (plan.changes.length === 0) {
-    await printOutput(RESULTS.nothingToDo);
-    return ExitCode.ok;
-  }
-  if (options.dryRun) {
-    await printOutput(RESULTS.dryRun(plan.changes.length));
+    await printOutput(RESULTS.nothingToDo(plan.keptWithoutMetadata.length));
     return ExitCode.ok;
   }
   try {
-    await applyPlan(session, plan, stopSignal());
+    await applyPlan(session, plan, stopSignal(), !options.dryRun);
   } catch (error) {
     if (error instanceof StoppedBeforeCommitError) {
       await printOutput(RESULTS.stopped(stopSignalReceived(), true));
       return ExitCode.interrupted;
     }
+    if (error instanceof RowRefusedError) {
+      await printOutput(RESULTS.rowRefused(error.why));
+      return ExitCode.incomplete;
+    }
     if (!(error instanceof RowChangedError)) throw error;
     await printOutput(RESULTS.rowChanged(error.change, error.why));
     return ExitCode.incomplete;
   }
-  await printOutput(RESULTS.committed(plan.changes.length));
+  if (options.dryRun) {
+    await printOutput(RESULTS.dryRun(plan.changes.length));
+    return ExitCode.ok;
+  }
+  await printOutput(RESULTS.committed(plan.changes.length, plan.keptWithoutMetadata.length));
   return ExitCode.ok;
 }

@@ -77,8 +77,11 @@ export interface VerificationInput {
   onReport?: (report: PartitionReport) => void | Promise<void>;
   /** Called as projects and scanned items are counted. */
   onProgress?: (projectsChecked: number, itemsScanned: number) => void;
-  /** For --fix: keep the write each difference of the projects needs, at most `limit` of them. */
-  planFixes?: { limit: number };
+  /**
+   * For --fix: keep the write each difference of the projects needs, at most `limit` of them; with `keep`, only those
+   * it keeps count (the rollback drops differences of form only, which it does not write).
+   */
+  planFixes?: { limit: number; keep?: (change: FixChange) => boolean };
 }
 
 export interface VerificationTotals {
@@ -228,7 +231,7 @@ async function compareProjects(input: VerificationInput, tokens: TokensByProject
   );
   for await (const { project, items } of partitions) {
     const report = await verifyPartition(project, tokens.tokensOf(project.name), items, input.lineLimit, planFixes !== undefined);
-    if (planFixes !== undefined) keepChanges(run, report, planFixes.limit);
+    if (planFixes !== undefined) keepChanges(run, report, planFixes);
     countReport(run.totals, report);
     await input.onReport?.(report);
     input.onProgress?.(run.totals.projectsChecked, run.itemsScanned);
@@ -238,11 +241,12 @@ async function compareProjects(input: VerificationInput, tokens: TokensByProject
   return run.totals.projectsChecked === projects.length;
 }
 
-/** Moves a report's planned changes to the run's, or marks the run over `limit` (keeping what it had). */
-function keepChanges(run: RunState, report: PartitionReport, limit: number): void {
+/** Moves a report's planned changes (those `keep` keeps) to the run's, or marks the run over `limit` (keeping what it had). */
+function keepChanges(run: RunState, report: PartitionReport, { limit, keep }: NonNullable<VerificationInput['planFixes']>): void {
   if (report.changes.length === 0) return;
-  if (run.changes.length + report.changes.length > limit) run.changesOverLimit = true;
-  else run.changes.push(...report.changes);
+  const kept = keep === undefined ? report.changes : report.changes.filter(keep);
+  if (run.changes.length + kept.length > limit) run.changesOverLimit = true;
+  else run.changes.push(...kept);
   report.changes = [];
 }
 

@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import type { DynamoItem } from '../../lib/dynamodb/batch.ts';
 import type { FixChange } from '../../lib/verify/fixPlan.ts';
 import type { PostgresProject, PostgresToken } from '../../lib/verify/compare.ts';
-import { planRollback, type PlanContext, type RowChange } from '../../lib/rollback/plan.ts';
+import { changesRow, planRollback, type PlanContext, type RowChange } from '../../lib/rollback/plan.ts';
+import { verifyMigration } from '../../lib/verify/run.ts';
 import { formatChange, formatPlan } from '../../lib/rollback/report.ts';
 
 const PK = 'PROJECT#alpha';
@@ -37,6 +38,8 @@ function context(overrides: Partial<PlanContext> = {}): PlanContext {
     orphanProjects: new Set(),
     tokenItemsInTable: new Map([[PK, 1]]),
     includeOrphans: false,
+    tokenProjects: new Map(),
+    unencodable: { encoding: 'UTF8', characters: new Set() },
     columnLimits: new Map([['tokens', new Map([['token_id', 5]])]]),
     ...overrides,
   };
@@ -128,5 +131,48 @@ test('one token id inserted under two projects is a problem: PostgreSQL keys a t
       sk: 'TOKEN#twice',
       reason: 'the table holds this token id under project "alpha" too, and PostgreSQL keys a token by its id alone',
     },
+  ]);
+});
+
+test('a token id inserted while PostgreSQL keeps it under another project is a problem; one the plan deletes there is a move', () => {
+  const betaToken = { ...token('moved', '2022-01-01 00:00:00+00'), project: 'beta' };
+  const deleteInBeta: FixChange = { ...found('TOKEN#moved', betaToken), pk: 'PROJECT#beta' };
+  const insertInAlpha = found('TOKEN#moved', undefined, item('moved', '2022-01-01T00:00:00Z'));
+  const tokenProjects = new Map([['moved', 'beta']]);
+  const kept = planRollback([insertInAlpha], context({ tokenProjects, columnLimits: new Map() }));
+  assert.deepEqual(
+    kept.problems.map((problem) => problem.reason),
+    [
+      'PostgreSQL holds this token id under project "beta" and keeps it there (the table holds it there too, or it is not compared), and PostgreSQL keys a token by its id alone',
+    ],
+  );
+  const moved = planRollback(
+    [insertInAlpha, deleteInBeta],
+    context({ tokenProjects, projectRows: new Set(['alpha', 'beta']), columnLimits: new Map() }),
+  );
+  assert.deepEqual(moved.problems, []);
+  assert.deepEqual(moved.changes.map(formatChange), ['insert token moved of project alpha', 'delete token moved of project beta']);
+});
+
+test('items that differ from PostgreSQL in form only (legacy timestamps) do not count toward the rollback’s limit of changes', async () => {
+  const legacy = (id: string) => item(id, '2022-01-01 05:30:00.5+05:30');
+  const tokens = ['t1', 't2', 't3'].map((id) => token(id, '2022-01-01 00:00:00.5+00'));
+  const metadata: DynamoItem = { pk: { S: PK }, sk: { S: 'METADATA' }, repository: { S: '' } };
+  const table = [metadata, item('new', '2031-01-01T00:00:00Z'), ...tokens.map((row) => legacy(row.tokenId))];
+  async function* rows<T>(values: readonly T[]) {
+    yield* values;
+  }
+  const result = await verifyMigration({
+    projects: [project],
+    tokens: rows(tokens),
+    openPartition: async (pk) => rows(table.filter((entry) => entry.pk?.S === pk)),
+    scanKeys: () => rows([{ items: table.map((entry) => ({ pk: entry.pk!, sk: entry.sk! })) }]),
+    concurrency: 1,
+    planFixes: { limit: 1, keep: changesRow },
+  });
+  assert.equal(result.totals.differences, 4);
+  assert.equal(result.changesOverLimit, false);
+  assert.deepEqual(planRollback(result.changes, context({ columnLimits: new Map() })).changes.map(formatChange), [
+    'insert token new of project alpha',
   ]);
 });

@@ -1,0 +1,256 @@
+// scripts/rollback_to_postgres.ts (issue 23) against the data an operator has after a real cutover, as an adversary
+// would pick it: a token moved to another project, one id under two projects, a project re-created with another
+// repository, timestamps at the microsecond's edge, a database in another encoding, and the dry run against the
+// live run (what the dry run promises, the live run must do).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { CELLO_SCHEMA_SQL } from '../lib/cello/sourceTables.ts';
+import { connectAdmin, createReadOnlyUser } from '../tools/localStack.ts';
+import { startFaultProxy } from './support/faultProxy.ts';
+import { REGION, newCelloDatabase, newCelloTable, runStep, uniqueName } from './support/harness.ts';
+import { assertOneErrorLine, celloItemsFromPostgres, putItems, seedCello } from './support/reliability.ts';
+import { assertMatches, host, migrated, put, remove, rollback, s, serviceChanges, snapshot, stack, type Scene } from './support/rollbackScene.ts';
+
+const token = (project: string, id: string, createdAt: string, expiresAt = '') => ({
+  pk: s(`PROJECT#${project}`),
+  sk: s(`TOKEN#${id}`),
+  token_id: s(id),
+  created_at: s(createdAt),
+  expires_at: s(expiresAt),
+});
+
+async function firstToken(scene: Scene, project: string): Promise<{ token_id: string; created_at: string }> {
+  const [row] = await scene.sql<{ token_id: string; created_at: string }[]>`
+    SELECT token_id, to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"000Z"') AS created_at
+    FROM tokens WHERE project = ${project} ORDER BY token_id COLLATE "C" LIMIT 1`;
+  return row!;
+}
+
+/** The dry run and then the live run both exit 1, their output matching every pattern; PostgreSQL unchanged. */
+async function assertRefusedBothWays(scene: Scene, patterns: RegExp[], absent?: RegExp): Promise<void> {
+  const before = await snapshot(scene.sql);
+  for (const dryRun of [['--dry-run'], []]) {
+    const result = await rollback(scene, ...dryRun);
+    assert.equal(result.code, 1, result.stdout + result.stderr);
+    assert.equal(result.stderr, '');
+    for (const pattern of patterns) assert.match(result.stdout, pattern);
+    if (absent) assert.doesNotMatch(result.stdout, absent);
+  }
+  assert.equal(await snapshot(scene.sql), before);
+}
+
+test('a token moved to another project and a project re-created with another repository: applied, verify matches', async () => {
+  const scene = await migrated();
+  const moved = await firstToken(scene, 'project-1');
+  await remove(scene, 'PROJECT#project-1', `TOKEN#${moved.token_id}`);
+  await put(scene, token('project-2', moved.token_id, moved.created_at));
+  // project-3 deleted with its tokens, and created again under the same name with another repository and a token.
+  const gone = await scene.sql<{ token_id: string }[]>`SELECT token_id FROM tokens WHERE project = 'project-3'`;
+  for (const { token_id } of gone) await remove(scene, 'PROJECT#project-3', `TOKEN#${token_id}`);
+  await put(scene, { pk: s('PROJECT#project-3'), sk: s('METADATA'), repository: s('https://github.com/org/again') });
+  await put(scene, token('project-3', 'again-1', '2031-01-01T00:00:00.000000000Z'));
+  const result = await rollback(scene);
+  assert.equal(result.code, 0, result.stdout + result.stderr);
+  assert.match(result.stdout, new RegExp(`\\n {2}delete token ${moved.token_id} of project project-1\\n`));
+  assert.match(result.stdout, new RegExp(`\\n {2}insert token ${moved.token_id} of project project-2\\n`));
+  await assertMatches(scene);
+  assert.match((await rollback(scene)).stdout, /\nResult: nothing to do: PostgreSQL already matches the table\.\n$/);
+});
+
+test('one token id the table holds under a second project, PostgreSQL under the first: listed by the dry run, nothing committed', async () => {
+  const scene = await migrated();
+  const twice = await firstToken(scene, 'project-1');
+  // The service's move that never deleted the first item: the id now under both partitions.
+  await put(scene, token('project-2', twice.token_id, twice.created_at));
+  await assertRefusedBothWays(scene, [
+    new RegExp(
+      `\\n {2}\\[PROJECT#project-2\\]\\[TOKEN#${twice.token_id}\\]: PostgreSQL holds this token id under project "project-1" and keeps it there \\(the table holds it there too, or it is not compared\\), and PostgreSQL keys a token by its id alone\\n`,
+    ),
+    /\nResult: nothing was committed: 1 item of the table PostgreSQL cannot hold/,
+  ]);
+});
+
+test('timestamps at the microsecond’s edge: .999999 kept exactly, a half microsecond refused, never rounded', async () => {
+  const scene = await migrated(1, 1);
+  await put(scene, token('project-1', 'edge', '2031-12-31T23:59:59.999999000Z', '2032-01-01T00:00:00.000001000Z'));
+  const refused = await rollback(scene);
+  assert.equal(refused.code, 0, refused.stdout + refused.stderr);
+  const [row] = await scene.sql`SELECT created_at::text AS c, expires_at::text AS e FROM tokens WHERE token_id = 'edge'`;
+  assert.deepEqual({ ...row }, { c: '2031-12-31 23:59:59.999999+00', e: '2032-01-01 00:00:00.000001+00' });
+  await put(scene, token('project-1', 'edge', '2031-12-31T23:59:59.999999500Z'));
+  const before = await snapshot(scene.sql);
+  const half = await rollback(scene);
+  assert.equal(half.code, 1, half.stdout + half.stderr);
+  assert.match(half.stdout, /\[PROJECT#project-1\]\[TOKEN#edge\]: created_at "2031-12-31T23:59:59\.999999500Z" is not a timestamp/);
+  assert.equal(await snapshot(scene.sql), before);
+});
+
+test('a database in LATIN1: an id it cannot encode is listed by the dry run, and nothing is committed', async () => {
+  const { name, sql } = await newCelloDatabase({ encoding: 'LATIN1' });
+  await seedCello(sql, 2, 2);
+  const { tableName, client } = await newCelloTable();
+  await putItems(client, tableName, await celloItemsFromPostgres(sql));
+  const scene: Scene = { database: name, sql, tableName, client };
+  await put(scene, token('project-1', 'café', '2031-01-01T00:00:00.000000000Z'));
+  await put(scene, token('project-1', 'violin-🎻', '2031-01-01T00:00:00.000000000Z'));
+  await assertRefusedBothWays(
+    scene,
+    [/\n {2}\[PROJECT#project-1\]\[TOKEN#violin-🎻\]: token_id holds "🎻", which the database's encoding \(LATIN1\) cannot store\n/],
+    /TOKEN#café\]/,
+  );
+  await remove(scene, 'PROJECT#project-1', 'TOKEN#violin-🎻');
+  const applied = await rollback(scene);
+  assert.equal(applied.code, 0, applied.stdout + applied.stderr);
+  assert.deepEqual([...(await sql`SELECT token_id FROM tokens WHERE token_id = 'café'`)], [{ token_id: 'café' }]);
+});
+
+test('a database whose TimeZone and DateStyle are odd (+05:45, SQL DMY): the written timestamptz are exact', async () => {
+  const scene = await migrated(2, 2, async (sql) => {
+    const [row] = await sql<{ db: string }[]>`SELECT current_database() AS db`;
+    const db = row!.db;
+    await sql.unsafe(`ALTER DATABASE "${db}" SET timezone TO 'Asia/Kathmandu'`);
+    await sql.unsafe(`ALTER DATABASE "${db}" SET datestyle TO 'SQL, DMY'`);
+  });
+  await put(scene, token('project-1', 'kathmandu', '1901-12-13T20:45:52.000001000Z', '2031-03-04T05:06:07.080910000Z'));
+  const result = await rollback(scene);
+  assert.equal(result.code, 0, result.stdout + result.stderr);
+  const [row] = await scene.sql`SELECT to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') AS c,
+                                       to_char(expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') AS e FROM tokens WHERE token_id = 'kathmandu'`;
+  assert.deepEqual({ ...row }, { c: '1901-12-13 20:45:52.000001', e: '2031-03-04 05:06:07.080910' });
+  await assertMatches(scene);
+});
+
+test('a foreign key without ON DELETE CASCADE: a deleted project’s tokens go first, the project after', async () => {
+  const scene = await migrated(3, 2, async (sql) => {
+    await sql`ALTER TABLE tokens DROP CONSTRAINT tokens_project_fkey`;
+    await sql`ALTER TABLE tokens ADD FOREIGN KEY (project) REFERENCES projects (project) ON DELETE RESTRICT`;
+  });
+  const gone = await scene.sql<{ token_id: string }[]>`SELECT token_id FROM tokens WHERE project = 'project-3'`;
+  await remove(scene, 'PROJECT#project-3', 'METADATA');
+  for (const { token_id } of gone) await remove(scene, 'PROJECT#project-3', `TOKEN#${token_id}`);
+  const result = await rollback(scene);
+  assert.equal(result.code, 0, result.stdout + result.stderr);
+  await assertMatches(scene);
+});
+
+test('unpaired UTF-16 surrogates (an emulator keeps them): listed by the dry run, nothing committed', async () => {
+  const scene = await migrated(1, 1);
+  await put(scene, token('project-1', 'lone\ud800', '2031-01-01T00:00:00.000000000Z'));
+  await put(scene, { pk: s('PROJECT#new'), sk: s('METADATA'), repository: s('https://example.com/\udfff') });
+  await assertRefusedBothWays(scene, [
+    /\n {2}\[PROJECT#project-1\]\["TOKEN#lone\\ud800"\]: token_id holds an unpaired UTF-16 surrogate \(\\uD800-\\uDFFF\), which PostgreSQL text cannot store\n/,
+    /\n {2}\[PROJECT#new\]\[METADATA\]: repository holds an unpaired UTF-16 surrogate/,
+  ]);
+});
+
+test('10,001 tokens with 200-character ids of 4-byte characters under an 80-character project: two statements, exact', async () => {
+  const scene = await migrated(1, 1);
+  const project = '🎻'.repeat(80);
+  const ids = Array.from({ length: 10_001 }, (_, index) => `${'🎼'.repeat(194)}${String(index).padStart(6, '0')}`);
+  await putItems(scene.client, scene.tableName, [
+    { pk: s(`PROJECT#${project}`), sk: s('METADATA'), repository: s('') },
+    ...ids.map((id, index) => token(project, id, `2031-01-01T00:00:${String(index % 60).padStart(2, '0')}.000001000Z`)),
+  ]);
+  const result = await rollback(scene);
+  assert.equal(result.code, 0, result.stdout + result.stderr);
+  assert.match(result.stdout, /\nResult: PostgreSQL now matches the table \(10,002 rows changed in one transaction\)\.\n$/);
+  const [count] = await scene.sql<{ n: string }[]>`SELECT count(*)::text AS n FROM tokens WHERE project = ${project} AND length(token_id) = 200`;
+  assert.equal(count!.n, '10001');
+  await assertMatches(scene);
+});
+
+test('a database whose collation is ICU en-US: case, ß and combining marks never merge or reorder two names', async () => {
+  const icu = uniqueName('cello_icu');
+  const admin = connectAdmin(stack.postgres);
+  await admin.unsafe(`CREATE DATABASE "${icu}" LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C' TEMPLATE template0`);
+  await admin.end();
+  const sql = connectAdmin(stack.postgres, icu);
+  try {
+    await sql.unsafe(CELLO_SCHEMA_SQL);
+    await seedCello(sql, 2, 2);
+    const { tableName, client } = await newCelloTable();
+    await putItems(client, tableName, await celloItemsFromPostgres(sql));
+    const scene: Scene = { database: icu, sql, tableName, client };
+    for (const project of ['Straße', 'STRASSE', 'strasse']) {
+      await put(scene, { pk: s(`PROJECT#${project}`), sk: s('METADATA'), repository: s('') });
+      for (const id of ['Zeta', 'alpha', 'Alpha', 'ä', 'a\u0308'])
+        await put(scene, token(project, `${id}@${project}`, '2031-01-01T00:00:00.000000000Z'));
+    }
+    const result = await rollback(scene);
+    assert.equal(result.code, 0, result.stdout + result.stderr);
+    assert.match(result.stdout, /\(18 rows changed in one transaction\)/);
+    await assertMatches(scene);
+  } finally {
+    await sql.end();
+  }
+});
+
+test('a role that may insert and update but not delete: one line naming DELETE, before the table is read', async () => {
+  const scene = await migrated();
+  await serviceChanges(scene);
+  const user = `writer_${process.pid}`;
+  await createReadOnlyUser(stack.postgres, scene.database, user, 'writer-password');
+  await scene.sql.unsafe(`GRANT INSERT, UPDATE ON projects, tokens TO "${user}"`);
+  const before = await snapshot(scene.sql);
+  const result = await runStep('rollback_to_postgres', [host, user, scene.database, scene.tableName, REGION], {
+    env: { PGPASSWORD: 'writer-password' },
+  });
+  assertOneErrorLine(
+    result,
+    new RegExp(
+      `^error: user "${user}" lacks DELETE ON projects, DELETE ON tokens — as the tables' owner or a superuser, run: GRANT DELETE ON projects, tokens TO ${user};$`,
+    ),
+    3,
+  );
+  assert.equal(await snapshot(scene.sql), before);
+});
+
+test('a project deleted meanwhile whose new token the plan inserts: that token is named, not the first of the batch', async (t) => {
+  const scene = await migrated();
+  await put(scene, token('project-1', 'n1', '2031-01-01T00:00:00.000000000Z'));
+  await put(scene, token('project-2', 'x1', '2031-01-01T00:00:00.000000000Z'));
+  let before = '';
+  // The scan runs after PostgreSQL's snapshot is taken: what changes now, the comparison does not see.
+  const proxy = await startFaultProxy({
+    target: stack.endpoint,
+    seed: 1,
+    rates: {},
+    beforeForward: async (operation) => {
+      if (operation !== 'Scan' || before !== '') return;
+      await scene.sql`DELETE FROM projects WHERE project = 'project-2'`;
+      before = await snapshot(scene.sql);
+    },
+  });
+  t.after(() => proxy.close());
+  const result = await rollback(scene, '--endpoint-url', proxy.endpoint);
+  assert.equal(result.code, 1, result.stdout + result.stderr);
+  assert.match(
+    result.stdout,
+    /\nResult: nothing was committed: token x1 of project project-2 changed in PostgreSQL since it was read \(PostgreSQL refused the batch: [^\n]*\(Key \(project\)=\(project-2\) is not present in table "projects"\.\)\) — run it again\.\n$/,
+  );
+  assert.equal(await snapshot(scene.sql), before);
+});
+
+test('a CHECK the database added (expiry after creation) and a token that breaks it: the dry run finds it as the live run does', async () => {
+  const scene = await migrated(2, 1, (sql) => sql`ALTER TABLE tokens ADD CHECK (expires_at IS NULL OR expires_at > created_at)`);
+  await put(scene, token('project-1', 'backwards', '2031-01-02T00:00:00.000000000Z', '2031-01-01T00:00:00.000000000Z'));
+  await assertRefusedBothWays(scene, [
+    /\nResult: nothing was committed: PostgreSQL refused a row: new row for relation "tokens" violates check constraint "tokens_check" \(Failing row contains \(backwards, [^\n]*\)\.\) — correct the item in the table or the constraint in PostgreSQL, then run it again\.\n$/,
+  ]);
+});
+
+test('the newest token revoked after the switch, none created: refused, and the line says this cause and its way out too', async () => {
+  const scene = await migrated();
+  const [newest] = await scene.sql<{ token_id: string; project: string }[]>`SELECT token_id, project FROM tokens ORDER BY created_at DESC LIMIT 1`;
+  await remove(scene, `PROJECT#${newest!.project}`, `TOKEN#${newest!.token_id}`);
+  const before = await snapshot(scene.sql);
+  const result = await rollback(scene, '--dry-run');
+  assertOneErrorLine(
+    result,
+    new RegExp(
+      `^error: rollback refused, nothing changed: PostgreSQL holds token ${newest!.token_id} of project ${newest!.project}, created at [^ ]+, which the table lacks \\(the table's newest token was created at [^ ]+\\): PostgreSQL has been written since the switch, or this token was revoked after it and is newer than every token the table holds — stop every writer to PostgreSQL and find out what wrote it; if nothing did, delete the token's row in PostgreSQL yourself and run this again; see "Rolling back" in the guide$`,
+    ),
+    1,
+  );
+  assert.equal(await snapshot(scene.sql), before);
+});
