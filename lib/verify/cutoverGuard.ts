@@ -58,8 +58,11 @@ export function tokensNewerThanPostgres(changes: Iterable<FixChange>, newestCrea
   return newer;
 }
 
-/** The keys among `wanted` that Step 1's file holds as tokens, or that an earlier --fix listed as put. */
-async function keysWrittenByMigration(migrationFile: string, wanted: ReadonlySet<string>): Promise<Set<string>> {
+/**
+ * The keys among `wanted` that Step 1's file holds as tokens, or that an earlier --fix listed as put: tokens PostgreSQL
+ * held before the switch (the rollback's guard reads it so too).
+ */
+export async function keysWrittenByMigration(migrationFile: string, wanted: ReadonlySet<string>): Promise<Set<string>> {
   const found = new Set<string>();
   try {
     for await (const event of readJsonObjectOfObjects(migrationFile)) {
