@@ -87,7 +87,7 @@ export const main = defineStep(async (argv: string[]): Promise<number> => {
     { capacityMeterOf, createDynamoClient, describeCelloTable },
     { connectPostgres },
     { toPostgresUserError },
-    { checkTablePrivileges },
+    { checkNotStandby, checkTablePrivileges },
     { checkTables },
   ] = await Promise.all([
     import('../dynamodb/client.ts'),
@@ -112,12 +112,13 @@ export const main = defineStep(async (argv: string[]): Promise<number> => {
   );
   const meter = capacityMeterOf(client);
   try {
-    // The cheap checks first: a wrong table or region, then a user who could not write, fail before anything is read.
+    // The cheap checks first: a wrong table or region, then a server or user that could not write, fail before anything is read.
     await describeCelloTable(client, tableName);
     const password = await readPassword(runEnvironment(), `Password for user ${user} at ${describeTarget(postgresTarget)}: `);
     const session = await connectPostgres(postgresTarget, password, settings);
     const progress = new Progress('Reading', undefined, currentRun().io.stderr, { unit: 'projects', note: () => meter.describeSlowdown() });
     try {
+      await checkNotStandby(session.sql, describeTarget(postgresTarget));
       await checkTables(session.sql, database, CELLO_TABLES);
       await checkTablePrivileges(session.sql, user, [PROJECTS_TABLE, TOKENS_TABLE], PRIVILEGES);
       const { rollBack } = await import('./rollBack.ts');
