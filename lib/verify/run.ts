@@ -1,27 +1,15 @@
-// Step 5 of the migration guide: does the DynamoDB table hold exactly what PostgreSQL (the source of truth) holds?
-//
-// Both sides are read as streams sorted in the same order and merge-joined, so memory does not grow with the
-// number of tokens:
-//   - PostgreSQL: the projects (names and repositories; few enough to hold, and the extra-partition check needs
-//     the set of names anyway), then every token in one cursor ordered by (project, token_id) in UTF-8 byte order
-//     (COLLATE "C", or the text converted to UTF-8 in a database of another encoding: TextOrder in
-//     lib/postgres/textOrder.ts), all in one read-only repeatable-read transaction.
-//   - DynamoDB: per project, a Query of its partition. DynamoDB orders a partition by sk in UTF-8 byte order, so
-//     `METADATA` comes before every `TOKEN#...` and `TOKEN#<id>` items come in the order of the ids' bytes: the
-//     order PostgreSQL gives with COLLATE "C". The first pages of the next `concurrency` partitions are fetched
-//     ahead while the current one is compared, so round trips overlap and results still come in project order.
-//   - Then (concurrently) a keys-only Scan finds items under partition keys that are not PostgreSQL projects, and
-//     counts the items of other applications (a shared table): keys no Cello item has, never compared.
-//
-// The parts: value comparison (compare.ts), one partition's merge-join (partition.ts), PostgreSQL's token stream
-// split by project (tokensByProject.ts), DynamoDB's partitions (dynamo.ts), the report (report.ts).
+// Step 5's comparison. Both sides are read as streams in the same order and merge-joined, so memory does not grow
+// with the tokens. PostgreSQL: the projects (held: few, and the scan needs their names), then every token through one
+// cursor ordered by (project, token_id) in UTF-8 byte order (postgresRows.ts), in one read-only snapshot. DynamoDB:
+// per project a Query of its partition, which DynamoDB orders by sk in that byte order; the next `concurrency`
+// partitions are read ahead, results still in project order. At the same time a keys-only Scan finds items under
+// partition keys that are not projects, and counts the items of other applications (a shared table), never compared.
 import { NotSentError } from '../dynamodb/errors.ts';
 import type { DynamoItem } from '../dynamodb/batch.ts';
-import { compareUtf8 } from '../cello/keyOrder.ts';
 import { mapConcurrentOrdered } from '../dynamodb/concurrency.ts';
-import { LINES_PER_PROJECT, quote, type PostgresProject, type PostgresToken } from './compare.ts';
+import { checkAscending, type PostgresProject, type PostgresToken } from './compare.ts';
 import type { PartitionOpener } from './dynamo.ts';
-import { StreamOrderError, verifyPartition, type PartitionReport } from './partition.ts';
+import { verifyPartition, type PartitionReport } from './partition.ts';
 import { isCelloItemKey, projectPk } from '../cello/keys.ts';
 import { TokensByProject, type OrphanTokens } from './tokensByProject.ts';
 import type { FixChange } from './fixPlan.ts';
@@ -29,10 +17,7 @@ import type { FixChange } from './fixPlan.ts';
 /** Distinct extra partition keys remembered with their item counts; beyond this only items are counted. */
 const EXTRA_PARTITION_TRACK_LIMIT = 100_000;
 
-/**
- * Items under partition keys that are not PostgreSQL projects, grouped by partition key. Normally there are
- * none; the number of distinct keys remembered is bounded so a wrong table cannot exhaust memory.
- */
+/** Items under partition keys that are not projects, by key; the keys remembered are bounded (a wrong table). */
 export class ExtraPartitions {
   readonly counts = new Map<string, number>();
   items = 0;
@@ -59,8 +44,6 @@ export class ExtraPartitions {
   }
 }
 
-// ---- the whole run -------------------------------------------------------------------------------------------------
-
 export interface VerificationInput {
   /** Every project, in strictly ascending byte order of names. */
   projects: readonly PostgresProject[];
@@ -71,7 +54,6 @@ export interface VerificationInput {
   scanKeys: (shouldStop: () => boolean) => AsyncIterable<{ items: DynamoItem[] }>;
   /** Partitions read ahead of the one being compared. */
   concurrency: number;
-  lineLimit?: number;
   shouldStop?: () => boolean;
   /** Called in project order as each project is compared (to print as the run goes). */
   onReport?: (report: PartitionReport) => void | Promise<void>;
@@ -114,13 +96,12 @@ export interface VerificationResult {
  */
 export async function verifyMigration(input: VerificationInput): Promise<VerificationResult> {
   const { projects } = input;
-  checkProjectOrder(projects);
+  for (let index = 1; index < projects.length; index++) {
+    checkAscending(projects[index - 1]!.name, projects[index]!.name, 'PostgreSQL projects came out of byte order');
+  }
   const externalStop = input.shouldStop ?? (() => false);
-  // The projects are held in memory anyway (a project is a name and a repository; there are far fewer projects
-  // than tokens), so the set of their partition keys for the scan costs little.
   const extra = new ExtraPartitions(new Set(projects.map((project) => projectPk(project.name))));
-  const tokens = new TokensByProject(input.tokens, input.lineLimit ?? LINES_PER_PROJECT);
-  // One side failing stops the other: no new work is started, requests in flight settle, then the error surfaces.
+  const tokens = new TokensByProject(input.tokens);
   let failed = false;
   const run: RunState = {
     totals: emptyTotals(projects.length),
@@ -129,22 +110,20 @@ export async function verifyMigration(input: VerificationInput): Promise<Verific
     changesOverLimit: false,
     shouldStop: () => failed || externalStop(),
   };
-  let projectsComplete = false;
-  let scanComplete = false;
+  // One side failing stops the other: no new work is started, requests in flight settle, then the error surfaces. A
+  // read a stop kept from being sent only ends its side.
+  const sides = [compareProjects(input, tokens, run), scanForExtraPartitions(input, extra, run)].map((side) =>
+    side.catch((error: unknown) => {
+      if (error instanceof NotSentError) return false;
+      failed = true;
+      throw error;
+    }),
+  );
+  let complete = false;
   try {
-    await settleBoth(
-      [
-        async () => {
-          projectsComplete = await compareProjects(input, tokens, run);
-        },
-        async () => {
-          scanComplete = await scanForExtraPartitions(input, extra, run);
-        },
-      ],
-      () => {
-        failed = true;
-      },
-    );
+    const outcomes = await Promise.allSettled(sides);
+    for (const outcome of outcomes) if (outcome.status === 'rejected') throw outcome.reason;
+    complete = outcomes.every((outcome) => outcome.status === 'fulfilled' && outcome.value);
   } finally {
     // A run that failed or stopped early leaves the token stream open: close it (and its database cursor).
     await tokens.close();
@@ -156,7 +135,7 @@ export async function verifyMigration(input: VerificationInput): Promise<Verific
     totals,
     extra,
     orphans: tokens.orphans,
-    complete: projectsComplete && scanComplete && !externalStop(),
+    complete: complete && !externalStop(),
     changes: changesOverLimit ? [] : changes,
     changesOverLimit,
   };
@@ -170,17 +149,6 @@ interface RunState {
   changesOverLimit: boolean;
   /** A stop request, or the other side failed. */
   shouldStop: () => boolean;
-}
-
-/** @throws StreamOrderError unless the projects' names are in strictly ascending byte order (the merge-join needs it). */
-function checkProjectOrder(projects: readonly PostgresProject[]): void {
-  for (let index = 1; index < projects.length; index++) {
-    const previous = projects[index - 1]!.name;
-    const current = projects[index]!.name;
-    if (compareUtf8(previous, current) >= 0) {
-      throw new StreamOrderError(`PostgreSQL projects came out of byte order: ${quote(current)} after ${quote(previous)}`);
-    }
-  }
 }
 
 function emptyTotals(projectsInPostgres: number): VerificationTotals {
@@ -198,25 +166,6 @@ function emptyTotals(projectsInPostgres: number): VerificationTotals {
   };
 }
 
-/**
- * Runs both sides at once and waits for both to settle. The first to fail calls `onFailure` (so the other stops) and
- * its error is thrown once both settled; a read a stop kept from being sent only ends that side (it did not fail).
- */
-async function settleBoth(sides: readonly (() => Promise<void>)[], onFailure: () => void): Promise<void> {
-  const outcomes = await Promise.allSettled(
-    sides.map(async (side) => {
-      try {
-        await side();
-      } catch (error) {
-        if (error instanceof NotSentError) return;
-        onFailure();
-        throw error;
-      }
-    }),
-  );
-  for (const outcome of outcomes) if (outcome.status === 'rejected') throw outcome.reason;
-}
-
 /** Compares each project's partition with its tokens, in project order; true when every project was compared. */
 async function compareProjects(input: VerificationInput, tokens: TokensByProject, run: RunState): Promise<boolean> {
   const { projects, planFixes } = input;
@@ -227,7 +176,7 @@ async function compareProjects(input: VerificationInput, tokens: TokensByProject
     run.shouldStop,
   );
   for await (const { project, items } of partitions) {
-    const report = await verifyPartition(project, tokens.tokensOf(project.name), items, input.lineLimit, planFixes !== undefined);
+    const report = await verifyPartition(project, tokens.tokensOf(project.name), items, planFixes !== undefined);
     if (planFixes !== undefined) keepChanges(run, report, planFixes.limit);
     countReport(run.totals, report);
     await input.onReport?.(report);
