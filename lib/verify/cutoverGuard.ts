@@ -17,20 +17,9 @@ import { TimestampError, toCanonicalTimestamp } from '../cello/timestamps.ts';
 import { displayKey } from './compare.ts';
 import type { FixChange } from './fixPlan.ts';
 
-/** A token item --fix would delete that nothing shows the migration wrote. */
-interface UnexplainedToken {
-  pk: string;
-  sk: string;
-  createdAt: string;
-}
-
 const fixPutsPath = (migrationFile: string) => `${migrationFile}.fix-puts`;
 
-/**
- * Refuses (nothing written) a --fix that would put tokens with no file to list them in, or delete a token nothing
- * shows the migration wrote (the newest token's creation time in PostgreSQL: `newestInPostgres`); then lists the
- * tokens it is about to put, before it writes them.
- */
+/** Refuses (nothing written) what the header says, or lists the tokens --fix is about to put, before it writes them. */
 export async function guardCutover(changes: readonly FixChange[], newestInPostgres: string | null, migrationFile: string | undefined): Promise<void> {
   const puts = changes.filter((change) => change.kind === 'put' && isTokenSk(change.sk));
   if (puts.length > 0 && migrationFile === undefined) {
@@ -50,13 +39,10 @@ export async function guardCutover(changes: readonly FixChange[], newestInPostgr
   if (puts.length > 0 && migrationFile !== undefined) await recordTokenPuts(fixPutsPath(migrationFile), puts.map(keyOf));
 }
 
-/**
- * The token items --fix would delete created later than PostgreSQL's newest token (`newestCreatedAt`, its text, or
- * null when it has none an item can hold). An unreadable created_at is no evidence either way and is not counted.
- */
-export function tokensNewerThanPostgres(changes: Iterable<FixChange>, newestCreatedAt: string | null): UnexplainedToken[] {
+/** Token items --fix would delete created after PostgreSQL's newest token; an unreadable created_at proves nothing. */
+export function tokensNewerThanPostgres(changes: Iterable<FixChange>, newestCreatedAt: string | null) {
   const newest = newestCreatedAt === null ? undefined : toCanonicalTimestamp(newestCreatedAt);
-  const newer: UnexplainedToken[] = [];
+  const newer: { pk: string; sk: string; createdAt: string }[] = [];
   for (const change of changes) {
     const text = change.kind === 'delete' && isTokenSk(change.sk) ? change.read[CREATED_AT]?.S : undefined;
     if (text === undefined) continue;
@@ -115,7 +101,11 @@ async function recordTokenPuts(path: string, keys: readonly string[]): Promise<v
 }
 
 /** The refusal: which token the service seems to have created, and which evidence it lacks. */
-function formatUnexplainedRefusal(tokens: readonly UnexplainedToken[], newestInPostgres: string | null, migrationFile: string | undefined): string {
+function formatUnexplainedRefusal(
+  tokens: ReturnType<typeof tokensNewerThanPostgres>,
+  newestInPostgres: string | null,
+  migrationFile: string | undefined,
+): string {
   const first = tokens[0]!;
   const bound =
     newestInPostgres === null

@@ -14,11 +14,9 @@ export interface ItemPage {
 }
 
 /**
- * Items of a paginated partition, page by page, the next page requested while the current one is read.
- *
- * DynamoDB returns a partition in sk byte order. Some emulators do not quite (dynalite orders `a-b` before `a`),
- * so each page is put in byte order here (a no-op on DynamoDB); an order broken across pages cannot be repaired
- * this way and ends the run (StreamOrderError) rather than reporting false differences.
+ * Items of a paginated partition, the next page requested while the current one is read. Each page is put in sk byte
+ * order (DynamoDB's; dynalite orders `a-b` before `a`); an order broken across pages cannot be repaired that way and
+ * ends the run (StreamOrderError) rather than reporting false differences.
  */
 export async function* itemsOfPages(first: ItemPage, fetchPage: (startKey: DynamoItem) => Promise<ItemPage>): AsyncGenerator<DynamoItem> {
   let lastSk: string | undefined;

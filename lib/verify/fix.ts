@@ -18,11 +18,7 @@ import type { VerificationResult } from './run.ts';
 /** What became of one change: the write's verdict, or why it was not written. */
 export type FixOutcome = WriteVerdict | { kind: 'unfixable'; reason: string };
 
-/**
- * Applies one change with its condition. When the condition fails and the item read back holds PostgreSQL's values,
- * it is done (after a lost reply, by our own earlier attempt); otherwise someone else changed it: left, never forced.
- * @throws when DynamoDB itself is failing (retries exhausted, credentials, missing table).
- */
+/** Applies one change with its condition; @throws when DynamoDB itself fails (retries exhausted, credentials...). */
 async function applyChange(table: DynamoTable, change: FixChange): Promise<FixOutcome> {
   if (change.kind === 'unfixable') return change;
   const write = { TableName: table.tableName, ...conditionalWrite(change) };
@@ -85,7 +81,7 @@ export async function planAllChanges(
   concurrency: number,
   limit: number,
 ): Promise<FixChange[] | undefined> {
-  if (result.changesOverLimit || result.extra.untrackedItems > 0) return undefined;
+  if (result.changes === undefined || result.extra.untrackedItems > 0) return undefined;
   const changes = [...result.changes];
   const partitions = mapConcurrentOrdered([...result.extra.counts.keys()], concurrency, async (pk) => {
     const items: DynamoItem[] = [];

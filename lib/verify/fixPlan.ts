@@ -1,9 +1,7 @@
-// verify --fix, the pure part: the write each difference needs, and the conditional request that makes it.
-//
-// PostgreSQL is the truth: a missing item is put, an item whose values differ gets those attributes set, an extra item
-// is deleted. Targets are built as the loader builds them (lib/cello/fileItems.ts), so the two steps cannot disagree.
-// Every write is conditional on the item still holding exactly what the comparison read (a put: that there is none),
-// so nothing another writer changed in between is ever overwritten or deleted.
+// verify --fix, the pure part: the write each difference needs, and the conditional request that makes it. Targets
+// are built as the loader builds them (lib/cello/fileItems.ts), so the two steps cannot disagree. Every write is
+// conditional on the item still holding exactly what the comparison read (a put: that there is none), so nothing
+// another writer changed in between is ever overwritten or deleted.
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import { isDeepStrictEqual } from 'node:util';
 import type { DynamoItem } from '../dynamodb/batch.ts';
@@ -13,9 +11,9 @@ import { buildProjectItem, buildTokenItem, projectNameProblem } from '../cello/f
 import { describeAttributeValue, type PostgresProject, type PostgresToken } from './compare.ts';
 
 /**
- * One write that brings an item in line with PostgreSQL: `target` is what PostgreSQL says it holds, `read` the item as
- * the comparison read it. Unfixable: PostgreSQL's row cannot be an item (an empty id, a timestamp out of range...), or
- * the item cannot be compared by a condition or is not PostgreSQL's to delete; `reason` says which. Never written.
+ * One write that brings an item in line with PostgreSQL, the truth: `target` is what PostgreSQL says it holds, `read`
+ * the item as read. Unfixable (never written): PostgreSQL's row cannot be an item, or the item is not its to delete or
+ * cannot be compared by a condition; `reason` says which.
  */
 export type FixChange = (
   | { kind: 'put'; pk: string; sk: string; target: DynamoItem }

@@ -138,10 +138,9 @@ export const main = defineStep(async (argv: string[]): Promise<number> => {
     const table: TableSide = { client, openPartition: partitionQuery(client, tableName), meter };
     const comparison = await compareWithPostgres(session, table, options);
     const { result } = comparison;
-    await printOutput(formatExtraPartitions(result.extra));
-    await printOutput(formatOrphanNote(result.orphans));
     const capacity = formatCapacitySummary(meter, { writes: false, indent: '  ' });
-    await printOutput(formatSummary(result, { stoppedBy: stopSignalReceived(), orphanProjects: comparison.orphanProjectCount, capacity }));
+    const summary = formatSummary(result, { stoppedBy: stopSignalReceived(), orphanProjects: comparison.orphanProjectCount, capacity });
+    await printOutput(formatExtraPartitions(result.extra) + formatOrphanNote(result.orphans) + summary);
     if (!result.complete) return ExitCode.interrupted;
     if (!options.fix || result.totals.differences === 0) return result.totals.differences === 0 ? ExitCode.ok : ExitCode.incomplete;
     return await fixDifferences(table, comparison, options);
@@ -200,9 +199,8 @@ async function compareWithPostgres(session: PostgresSession, table: TableSide, o
 }
 
 /**
- * Checks the schema, reads the projects, then streams the tokens through the comparison, all in the snapshot `sql`.
- * With --fix, also the newest token's creation time (the cutover guard's clock) and, without --include-orphans, the
- * partition keys of orphan tokens' projects, which --fix spares.
+ * Checks the schema, reads the projects, then streams the tokens through the comparison, all in the snapshot `sql`;
+ * with --fix, also what the cutover guard compares with, and the orphan projects' partition keys --fix spares.
  */
 async function compareSnapshot(sql: TransactionSql, table: TableSide, options: VerifyOptions, progress: Progress) {
   const { scanPages } = await import('../dynamodb/scan.ts');

@@ -6,18 +6,7 @@ import { METADATA_SK, TOKEN_PREFIX, isCelloItemKey, isTokenSk, projectPk } from 
 import { DifferenceList, compareProjectItem, compareTokenItem, displayName, type PostgresProject, type PostgresToken } from './compare.ts';
 import { planChange, type FixChange } from './fixPlan.ts';
 
-export interface PartitionReport {
-  project: string;
-  pk: string;
-  tokensInPostgres: number;
-  tokenItemsInTable: number;
-  itemsInTable: number;
-  /** No item at all under the project's partition key. */
-  missingFromTable: boolean;
-  differences: DifferenceList;
-  /** With `planFixes`: the write each difference needs, in key order. */
-  changes: FixChange[];
-}
+export type PartitionReport = Awaited<ReturnType<typeof verifyPartition>>;
 
 // A token's sort key by plain concatenation, not with tokenSk: that refuses an empty id, and an empty id in
 // PostgreSQL is something to report (its item cannot be written: fixPlan.ts), not a reason to stop.
@@ -35,11 +24,12 @@ export async function verifyPartition(
   tokens: AsyncIterable<PostgresToken>,
   items: AsyncIterable<DynamoItem>,
   planFixes = false,
-): Promise<PartitionReport> {
+) {
   const pk = projectPk(project.name);
   const differences = new DifferenceList();
   const counts = { tokensInPostgres: 0, tokenItemsInTable: 0, itemsInTable: 0, missingFromTable: false };
-  const report: PartitionReport = { project: project.name, pk, ...counts, differences, changes: [] };
+  // missingFromTable: no item at all under the project's partition key; changes: with planFixes, in key order.
+  const report = { project: project.name, pk, ...counts, differences, changes: [] as FixChange[] };
   const expectedStream = expectedItems(tokens);
   const actualStream = items[Symbol.asyncIterator]();
   const nextExpected = async () => {

@@ -1,9 +1,7 @@
-// Step 5's comparison. Both sides are read as streams in the same order and merge-joined, so memory does not grow
-// with the tokens. PostgreSQL: the projects (held: few, and the scan needs their names), then every token through one
-// cursor ordered by (project, token_id) in UTF-8 byte order (postgresRows.ts), in one read-only snapshot. DynamoDB:
-// per project a Query of its partition, which DynamoDB orders by sk in that byte order; the next `concurrency`
-// partitions are read ahead, results still in project order. At the same time a keys-only Scan finds items under
-// partition keys that are not projects, and counts the items of other applications (a shared table), never compared.
+// Step 5's comparison: both sides read as streams in UTF-8 byte order and merge-joined, so memory does not grow with
+// the tokens. PostgreSQL gives the projects (few: held), then every token through one cursor (postgresRows.ts);
+// DynamoDB a Query per project, `concurrency` partitions read ahead. At the same time a keys-only Scan finds items
+// under partition keys that are not projects, and counts other applications' items (a shared table), never compared.
 import { NotSentError } from '../dynamodb/errors.ts';
 import type { DynamoItem } from '../dynamodb/batch.ts';
 import { mapConcurrentOrdered } from '../dynamodb/concurrency.ts';
@@ -37,11 +35,6 @@ export class ExtraPartitions {
     else if (this.counts.size < this.trackLimit) this.counts.set(pk, 1);
     else this.untrackedItems++;
   }
-
-  /** Distinct extra partition keys (a lower bound when untrackedItems > 0). */
-  get partitionKeys(): number {
-    return this.counts.size;
-  }
 }
 
 export interface VerificationInput {
@@ -57,26 +50,12 @@ export interface VerificationInput {
   shouldStop?: () => boolean;
   /** Called in project order as each project is compared (to print as the run goes). */
   onReport?: (report: PartitionReport) => void | Promise<void>;
-  /** Called as projects and scanned items are counted. */
   onProgress?: (projectsChecked: number, itemsScanned: number) => void;
   /** For --fix: keep the write each difference of the projects needs, at most `limit` of them. */
   planFixes?: { limit: number };
 }
 
-export interface VerificationTotals {
-  projectsInPostgres: number;
-  projectsChecked: number;
-  projectsMatching: number;
-  projectsWithDifferences: number;
-  projectsMissing: number;
-  tokensInPostgres: number;
-  tokenItemsInTable: number;
-  extraPartitionKeys: number;
-  /** Items whose key is not a Cello item's (isCelloItemKey): another application's, in a shared table. Not compared. */
-  otherApplicationItems: number;
-  /** Differences of the projects plus one per item under an extra partition key. */
-  differences: number;
-}
+export type VerificationTotals = ReturnType<typeof emptyTotals>;
 
 export interface VerificationResult {
   totals: VerificationTotals;
@@ -84,16 +63,11 @@ export interface VerificationResult {
   orphans: OrphanTokens;
   /** False when a stop request ended the run early: the totals are partial. */
   complete: boolean;
-  /** With planFixes: the changes of the projects, in project and key order (extra partitions are not in it). */
-  changes: FixChange[];
-  /** With planFixes: more changes than the limit were needed; `changes` is then incomplete. */
-  changesOverLimit: boolean;
+  /** With planFixes: the changes of the projects, in key order (not the extra partitions'); undefined past the limit. */
+  changes: FixChange[] | undefined;
 }
 
-/**
- * Compares every project and then its tokens, and scans for partitions that are not projects, both at once.
- * Reports come in project order through `onReport`; the result holds the totals.
- */
+/** Compares every project and its tokens, and scans for partitions that are not projects, both at once. */
 export async function verifyMigration(input: VerificationInput): Promise<VerificationResult> {
   const { projects } = input;
   for (let index = 1; index < projects.length; index++) {
@@ -107,7 +81,6 @@ export async function verifyMigration(input: VerificationInput): Promise<Verific
     totals: emptyTotals(projects.length),
     itemsScanned: 0,
     changes: [],
-    changesOverLimit: false,
     shouldStop: () => failed || externalStop(),
   };
   // One side failing stops the other: no new work is started, requests in flight settle, then the error surfaces. A
@@ -128,30 +101,22 @@ export async function verifyMigration(input: VerificationInput): Promise<Verific
     // A run that failed or stopped early leaves the token stream open: close it (and its database cursor).
     await tokens.close();
   }
-  const { totals, changes, changesOverLimit } = run;
-  totals.extraPartitionKeys = extra.partitionKeys;
+  const { totals, changes } = run;
+  totals.extraPartitionKeys = extra.counts.size;
   totals.differences += extra.items;
-  return {
-    totals,
-    extra,
-    orphans: tokens.orphans,
-    complete: complete && !externalStop(),
-    changes: changesOverLimit ? [] : changes,
-    changesOverLimit,
-  };
+  return { totals, extra, orphans: tokens.orphans, complete: complete && !externalStop(), changes };
 }
 
 /** What both sides of a run update as they go. */
 interface RunState {
   totals: VerificationTotals;
   itemsScanned: number;
-  changes: FixChange[];
-  changesOverLimit: boolean;
+  changes: FixChange[] | undefined;
   /** A stop request, or the other side failed. */
   shouldStop: () => boolean;
 }
 
-function emptyTotals(projectsInPostgres: number): VerificationTotals {
+function emptyTotals(projectsInPostgres: number) {
   return {
     projectsInPostgres,
     projectsChecked: 0,
@@ -161,7 +126,9 @@ function emptyTotals(projectsInPostgres: number): VerificationTotals {
     tokensInPostgres: 0,
     tokenItemsInTable: 0,
     extraPartitionKeys: 0,
+    /** Items whose key is not a Cello item's (isCelloItemKey): another application's, in a shared table. Not compared. */
     otherApplicationItems: 0,
+    /** Differences of the projects plus one per item under an extra partition key. */
     differences: 0,
   };
 }
@@ -187,11 +154,10 @@ async function compareProjects(input: VerificationInput, tokens: TokensByProject
   return run.totals.projectsChecked === projects.length;
 }
 
-/** Moves a report's planned changes to the run's, or marks the run over `limit` (keeping what it had). */
+/** Moves a report's planned changes to the run's; none are kept once more than `limit` are needed. */
 function keepChanges(run: RunState, report: PartitionReport, limit: number): void {
-  if (report.changes.length === 0) return;
-  if (run.changes.length + report.changes.length > limit) run.changesOverLimit = true;
-  else run.changes.push(...report.changes);
+  if (run.changes && run.changes.length + report.changes.length > limit) run.changes = undefined;
+  run.changes?.push(...report.changes);
   report.changes = [];
 }
 
