@@ -6,7 +6,7 @@
 // --fix refuses and writes nothing. So a --fix that would put tokens needs the file to list them in, or a token it put
 // and PostgreSQL revoked since would look like the service's forever.
 import { createReadStream } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { appendFile, chmod } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { ExitCode, UserError } from '../cli/errors.ts';
 import { plural } from '../cli/output.ts';
@@ -86,15 +86,10 @@ async function keysWrittenByMigration(migrationFile: string, wanted: ReadonlySet
 /** Appends `keys` to the list of tokens --fix put, synced before any write. */
 async function recordTokenPuts(path: string, keys: readonly string[]): Promise<void> {
   try {
-    const handle = await open(path, 'a', 0o600);
-    try {
-      // The mode of open() holds only for a new file: one made readable by others earlier is made private first.
-      await handle.chmod(0o600);
-      await handle.appendFile(keys.map((key) => `${key}\n`).join(''));
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
+    // The mode holds only for a new file: one made readable by others earlier is made private before it is written.
+    await appendFile(path, '', { mode: 0o600 });
+    await chmod(path, 0o600);
+    await appendFile(path, keys.map((key) => `${key}\n`).join(''), { flush: true });
   } catch (error) {
     throw new UserError(`--fix refused, nothing written: cannot write ${path}: ${(error as Error).message}`, ExitCode.output);
   }

@@ -7,9 +7,9 @@ import { checkAscending } from './compare.ts';
 /** Opens a partition: resolves once its first page is in, then streams all its items in sk byte order. */
 export type PartitionOpener = (pk: string) => Promise<AsyncIterable<DynamoItem>>;
 
+/** A page of a partition, and where the next page starts (undefined on the last). */
 export interface ItemPage {
   items: DynamoItem[];
-  /** Where the next page starts; undefined on the last page. */
   nextKey: DynamoItem | undefined;
 }
 

@@ -23,13 +23,13 @@ export function formatPartitionReport(report: PartitionReport): string {
 /** One line per extra partition key (sorted, at most LINES_PER_PROJECT), or empty when there is none. */
 export function formatExtraPartitions(extra: ExtraPartitions): string {
   if (extra.items === 0) return '';
-  const limit = LINES_PER_PROJECT;
   const keys = [...extra.counts.keys()].sort(compareUtf8);
   let text = '';
-  for (const pk of keys.slice(0, limit)) {
+  for (const pk of keys.slice(0, LINES_PER_PROJECT)) {
     text += `${displayName(pk)}: extra partition key, ${plural(extra.counts.get(pk) ?? 0, 'item', 'items')} (not a project in PostgreSQL)\n`;
   }
-  if (keys.length > limit) text += `... and ${plural(keys.length - limit, 'more extra partition key', 'more extra partition keys')}\n`;
+  if (keys.length > LINES_PER_PROJECT)
+    text += `... and ${plural(keys.length - LINES_PER_PROJECT, 'more extra partition key', 'more extra partition keys')}\n`;
   if (extra.untrackedItems > 0) {
     text += `... and ${plural(extra.untrackedItems, 'more item', 'more items')} under further extra partition keys (not counted one by one)\n`;
   }
