@@ -20,8 +20,10 @@ export type FixChange = (
   | { kind: 'update'; pk: string; sk: string; target: DynamoItem; read: DynamoItem }
   | { kind: 'delete'; pk: string; sk: string; read: DynamoItem }
   | { kind: 'unfixable'; pk: string; sk: string; reason: string }
-  // What the comparison read on each side, whatever the change: the rollback (the table as the truth) plans from it.
-) & { found?: { postgres?: PostgresRows; item?: DynamoItem } };
+) & { found?: FoundSides };
+
+/** What the comparison read on each side, whatever the change: the rollback (the table as the truth) plans from it. */
+export type FoundSides = { postgres?: PostgresRows; item?: DynamoItem };
 
 /** PostgreSQL's rows of an item: the project's, and the token's for a token item. */
 type PostgresRows = { project: PostgresProject; token?: PostgresToken | undefined };
