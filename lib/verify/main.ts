@@ -22,7 +22,7 @@ import {
   tableOption,
 } from '../cli/args.ts';
 import { Progress } from '../cli/progress.ts';
-import { formatCount } from '../cli/output.ts';
+import { formatCount, printOutput } from '../cli/output.ts';
 import { stopSignalReceived, wasStopped, stopSignal } from '../cli/signals.ts';
 import { defineStep } from '../cli/run.ts';
 import { currentRun, runEnvironment } from '../cli/currentRun.ts';
@@ -32,7 +32,7 @@ import { readPassword } from '../postgres/password.ts';
 import { checkTables } from '../postgres/schema.ts';
 import { connectionSettingsFromEnvironment, describeTarget, parseHostArgument, type PostgresTarget } from '../postgres/target.ts';
 import type { PostgresSession, TransactionSql } from '../postgres/connect.ts';
-import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { DynamoTable } from '../dynamodb/conditionalWrite.ts';
 import { readTextOrder } from '../postgres/textOrder.ts';
 import { REPOSITORY } from '../cello/items.ts';
 import { CELLO_TABLES } from '../cello/sourceTables.ts';
@@ -43,7 +43,6 @@ import { formatExtraPartitions, formatOrphanNote, formatPartitionReport, formatS
 import { verifyMigration } from './run.ts';
 import { readNewestTokenCreatedAt, readOrphanProjectNames, readProjects, streamTokens } from './postgresRows.ts';
 import { projectPk } from '../cello/keys.ts';
-import { printOutput } from '../cli/output.ts';
 import type { PartitionOpener } from './dynamo.ts';
 
 const DEFAULT_CONCURRENCY = 8;
@@ -135,7 +134,7 @@ export const main = defineStep(async (argv: string[]): Promise<number> => {
     const { postgresTarget } = options;
     const password = await readPassword(runEnvironment(), `Password for user ${postgresTarget.user} at ${describeTarget(postgresTarget)}: `);
     const session = await connectPostgres(postgresTarget, password, options.settings);
-    const table: TableSide = { client, openPartition: partitionQuery(client, tableName), meter };
+    const table: TableSide = { client, tableName, openPartition: partitionQuery(client, tableName), meter };
     const comparison = await compareWithPostgres(session, table, options);
     const { result } = comparison;
     const capacity = formatCapacitySummary(meter, { writes: false, indent: '  ' });
@@ -151,7 +150,7 @@ export const main = defineStep(async (argv: string[]): Promise<number> => {
 
 type Arguments = Awaited<ReturnType<typeof parseArguments>>;
 type VerifyOptions = Awaited<ReturnType<typeof checkOptions>>;
-type TableSide = { client: DynamoDBClient; openPartition: PartitionOpener; meter: CapacityMeter };
+type TableSide = DynamoTable & { openPartition: PartitionOpener; meter: CapacityMeter };
 type Comparison = Awaited<ReturnType<typeof compareSnapshot>>;
 
 /** What the command line asks for, each option checked before anything is connected to (a mistake is a UserError). */
@@ -215,7 +214,7 @@ async function compareSnapshot(sql: TransactionSql, table: TableSide, options: V
     tokens: streamTokens(sql, order),
     openPartition: table.openPartition,
     scanKeys: (shouldStop) =>
-      scanPages(table.client, options.tableName, { segments: concurrency, consistentRead: true, projectionExpression: 'pk, sk', shouldStop }),
+      scanPages(table.client, table.tableName, { segments: concurrency, consistentRead: true, projectionExpression: 'pk, sk', shouldStop }),
     concurrency,
     shouldStop: wasStopped,
     onReport: async (report) => {
@@ -245,5 +244,5 @@ async function fixDifferences(table: TableSide, comparison: Comparison, options:
   }
   const changes = sparingOrphanPartitions(planned, comparison.orphanPks);
   await guardCutover(changes, comparison.newestInPostgres, options.migrationFile);
-  return applyChanges({ client: table.client, tableName: options.tableName }, changes, concurrency * 2, table.meter);
+  return applyChanges(table, changes, concurrency * 2, table.meter);
 }
