@@ -23,11 +23,8 @@ export async function readOrphanProjectNames(sql: TransactionSql): Promise<strin
 /** Every project; with `includeOrphans`, also each project only tokens name, its attributes NULL. */
 export async function readProjects(sql: TransactionSql, order: TextOrder, includeOrphans: boolean) {
   const values = PROJECT_ATTRIBUTE_ENTRIES.map(selectedColumn).join(', ');
-  const projects = [
-    ...(await sql.unsafe<PostgresProject[]>(
-      `SELECT ${PROJECT_COLUMN} AS name, ${values} FROM ${PROJECTS_TABLE} ORDER BY ${orderByUtf8(PROJECT_COLUMN, order)}`,
-    )),
-  ];
+  const query = `SELECT ${PROJECT_COLUMN} AS name, ${values} FROM ${PROJECTS_TABLE} ORDER BY ${orderByUtf8(PROJECT_COLUMN, order)}`;
+  const projects = [...(await sql.unsafe<PostgresProject[]>(query))];
   if (!includeOrphans) return { projects, orphanProjectCount: 0 };
   const orphanProjects = await readOrphanProjectNames(sql);
   const noValues = Object.fromEntries(PROJECT_ATTRIBUTE_ENTRIES.map((entry) => [entry.name, null]));
