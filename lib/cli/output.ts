@@ -57,3 +57,8 @@ export class ReportOutput {
 export function formatCount(value: number): string {
   return value.toLocaleString('en-US');
 }
+
+/** A count and its noun: "1 item", "1,234 items". */
+export function plural(count: number, one: string, many: string): string {
+  return `${formatCount(count)} ${count === 1 ? one : many}`;
+}

@@ -1,10 +1,8 @@
-// Verify's value comparison (the run: lib/verify/run.ts): a PostgreSQL row against its DynamoDB item, and how
-// names and values are quoted in the report.
-//
-// Every comparison here is pure and exact: timestamps are compared as text after the exact canonicalisation of
-// lib/cello/timestamps.ts, never through Date or a float.
+// Verify's value comparison: a PostgreSQL row against its DynamoDB item, and how names and values are quoted in the
+// report. Timestamps are compared as text after lib/cello's exact canonicalisation, never through Date or a float.
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import type { DynamoItem } from '../dynamodb/batch.ts';
+import { compareUtf8 } from '../cello/keyOrder.ts';
 import { isNullInItem } from '../cello/codecs.ts';
 import {
   NULL_IN_TABLE,
@@ -21,15 +19,23 @@ import { TimestampError, timestampsEqualAsInstants, toCanonicalTimestamp } from 
 /** Difference lines printed per project (and extra partition keys, and orphan tokens) before "... and N more". */
 export const LINES_PER_PROJECT = 20;
 
-// ---- what PostgreSQL holds -------------------------------------------------------------------------------------------
-
 /** A project row: its name and its attributes (lib/cello/items.ts), NULL as null. */
 export type PostgresProject = { name: string } & Record<ProjectAttribute, string | null>;
 
 /** A token row; its attributes by name, timestamps PostgreSQL's text output (any offset), NULL as null. */
 export type PostgresToken = { project: string; tokenId: string } & Record<TokenValueAttribute, string | null>;
 
-// ---- value comparison ------------------------------------------------------------------------------------------------
+/** A stream out of the byte order the merge-join relies on: it would report false differences, so the run stops. */
+export class StreamOrderError extends Error {
+  override name = 'StreamOrderError';
+}
+
+/** @throws StreamOrderError `${what}: <key> after <previous>` unless `key` is strictly above `previous` in byte order. */
+export function checkAscending(previous: string | undefined, key: string | undefined, what: string): void {
+  if (previous !== undefined && key !== undefined && compareUtf8(previous, key) >= 0) {
+    throw new StreamOrderError(`${what}: ${quote(key)} after ${quote(previous)}`);
+  }
+}
 
 /** Counts differences and keeps the first `limit` lines. */
 export class DifferenceList {
@@ -44,12 +50,14 @@ export class DifferenceList {
   }
 }
 
-/**
- * A name or key for a one-line report: as is when it is plain, JSON-quoted when it is empty, has leading or
- * trailing spaces, quotes, backslashes, control or line-separator characters (so one value never spans lines).
- */
+/** A name or key as is when plain; JSON-quoted when empty, padded, or holding what could break or blur the line. */
 export function displayName(text: string): string {
   return text !== '' && text === text.trim() && !/[\p{C}\u2028\u2029"\\]/u.test(text) ? text : quote(text);
+}
+
+/** An item's key for a line: `[pk][sk]`. */
+export function displayKey(pk: string, sk: string): string {
+  return `[${displayName(pk)}][${displayName(sk)}]`;
 }
 
 /** A name or key quoted whole (quoteValue): the operator must be able to find it. */
@@ -57,29 +65,22 @@ export function quote(text: string): string {
   return quoteValue(text, Number.POSITIVE_INFINITY);
 }
 
+const TYPE_NAMES = { NULL: 'a NULL', B: 'a binary value', SS: 'a string set', NS: 'a number set', BS: 'a binary set', L: 'a list', M: 'a map' };
+
 /** What an attribute value is, for "created_at is a number (12), not a string". */
 export function describeAttributeValue(value: AttributeValue): string {
   if (value.S !== undefined) return `a string (${quote(value.S)})`;
   if (value.N !== undefined) return `a number (${value.N})`;
-  if (value.NULL !== undefined) return 'a NULL';
   if (value.BOOL !== undefined) return `a boolean (${value.BOOL})`;
-  if (value.B !== undefined) return 'a binary value';
-  if (value.SS !== undefined) return 'a string set';
-  if (value.NS !== undefined) return 'a number set';
-  if (value.BS !== undefined) return 'a binary set';
-  if (value.L !== undefined) return 'a list';
-  if (value.M !== undefined) return 'a map';
-  return 'a value of an unknown type';
+  const type = Object.entries(TYPE_NAMES).find(([name]) => value[name as keyof AttributeValue] !== undefined);
+  return type?.[1] ?? 'a value of an unknown type';
 }
 
 /** Why `value` is not a string attribute (missing, or another type), or undefined when it is one. */
 function notAString(name: string, value: AttributeValue | undefined): string | undefined {
   if (value === undefined) return `${name} attribute is missing`;
-  if (value.S === undefined) return `${name} is ${describeAttributeValue(value)}, not a string`;
-  return undefined;
+  return value.S === undefined ? `${name} is ${describeAttributeValue(value)}, not a string` : undefined;
 }
-
-const nullAsStored = (nullInTable: string) => `NULL (stored as ${JSON.stringify(nullInTable)})`;
 
 /** An item's value of an attribute; an attribute that may be absent and is holds NULL, as the table stores it. */
 function itemValue(entry: CelloAttribute, item: DynamoItem): AttributeValue | undefined {
@@ -105,62 +106,35 @@ export function compareTokenItem(token: PostgresToken, item: DynamoItem, differe
   }
 }
 
-/** One attribute against PostgreSQL's value, by its kind; `subject` starts each line (the token; '' for a project). */
-function compareValue(
+/**
+ * One attribute against PostgreSQL's value (NULL as the table stores it); `subject` starts each line ('' for a
+ * project). A timestamp must denote the same instant and be in the canonical form, the only one the Cello service
+ * parses: a legacy value for the right instant is a format difference, not a different value.
+ */
+export function compareValue(
   subject: string,
   entry: CelloAttribute,
   postgres: string | null,
   value: AttributeValue | undefined,
   differences: DifferenceList,
-) {
-  const nullInTable = entry.nullable ? entry.nullInTable : NULL_IN_TABLE;
-  if (entry.kind === 'timestamp') {
-    compareTimestamp(subject, entry.name, postgres, value, differences, nullInTable);
-    return;
-  }
-  const prefix = subject === '' ? '' : `${subject}: `;
-  const expected = postgres ?? nullInTable;
-  const inPostgres = postgres === null ? nullAsStored(nullInTable) : quote(postgres);
-  const problem = notAString(entry.name, value);
-  if (problem !== undefined) differences.add(`${prefix}${problem} (PostgreSQL ${inPostgres})`);
-  else if (value?.S !== expected) differences.add(`${prefix}${entry.name} differs: table ${quote(value?.S ?? '')}, PostgreSQL ${inPostgres}`);
-}
-
-/**
- * A timestamp attribute against PostgreSQL's value: it must be a string, denote the same instant (NULL ↔ ""),
- * and be in the canonical form, because the Cello service parses nothing else. A legacy value for the right
- * instant is reported as a format difference, not as a different value.
- */
-export function compareTimestamp(
-  subject: string,
-  field: string,
-  postgresText: string | null,
-  value: AttributeValue | undefined,
-  differences: DifferenceList,
-  nullInTable = NULL_IN_TABLE,
 ): void {
   const prefix = subject === '' ? '' : `${subject}: `;
-  let expected = nullInTable;
-  if (postgresText !== null) {
-    try {
-      expected = toCanonicalTimestamp(postgresText);
-    } catch (error) {
-      if (!(error instanceof TimestampError)) throw error;
-      differences.add(`${prefix}${field} in PostgreSQL cannot be stored in the table: ${error.message}`);
-      return;
-    }
-  }
-  const inPostgres = postgresText === null ? nullAsStored(nullInTable) : expected;
-  const problem = notAString(field, value);
-  if (problem !== undefined) {
-    differences.add(`${prefix}${problem} (PostgreSQL ${inPostgres})`);
+  const nullInTable = entry.nullable ? entry.nullInTable : NULL_IN_TABLE;
+  const isTimestamp = entry.kind === 'timestamp';
+  let expected = postgres ?? nullInTable;
+  try {
+    if (isTimestamp && postgres !== null) expected = toCanonicalTimestamp(postgres);
+  } catch (error) {
+    if (!(error instanceof TimestampError)) throw error;
+    differences.add(`${prefix}${entry.name} in PostgreSQL cannot be stored in the table: ${error.message}`);
     return;
   }
+  const inPostgres = postgres === null ? `NULL (stored as ${JSON.stringify(nullInTable)})` : isTimestamp ? expected : quote(postgres);
+  const problem = notAString(entry.name, value);
   const actual = value?.S ?? '';
-  if (actual === expected) return;
-  if (postgresText !== null && timestampsEqualAsInstants(actual, expected)) {
-    differences.add(`${prefix}${field} ${quote(actual)} is not in canonical format (expected ${expected})`);
-    return;
-  }
-  differences.add(`${prefix}${field} differs: table ${quote(actual)}, PostgreSQL ${inPostgres}`);
+  if (problem !== undefined) differences.add(`${prefix}${problem} (PostgreSQL ${inPostgres})`);
+  else if (actual === expected) return;
+  else if (isTimestamp && postgres !== null && timestampsEqualAsInstants(actual, expected)) {
+    differences.add(`${prefix}${entry.name} ${quote(actual)} is not in canonical format (expected ${expected})`);
+  } else differences.add(`${prefix}${entry.name} differs: table ${quote(actual)}, PostgreSQL ${inPostgres}`);
 }

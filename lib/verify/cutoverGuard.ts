@@ -1,49 +1,51 @@
-// verify --fix's guard against running after the switch. A token item --fix would delete (PostgreSQL does not have
-// it) is either one the migration wrote and PostgreSQL revoked since — to delete — or one the Cello service created
-// in the table after the switch, which PostgreSQL never had: deleting it would revoke a live token, and would mean
-// PostgreSQL is no longer the truth. Evidence that the migration wrote it, any one of:
-//   - it was created no later than PostgreSQL's newest token: PostgreSQL was still creating tokens after it;
-//   - Step 1's file holds it (--migration-file);
-//   - an earlier --fix given that file put it: --fix lists the tokens it puts in `<file>.fix-puts` (one
-//     itemKeyString a line, appended before the writes, mode 0600 like the file: token ids are credentials).
-// Without any, --fix refuses, writing nothing, and says which evidence it lacks. So a --fix that would put tokens
-// needs the file to list them in: without it, a token it put and PostgreSQL revoked since would look like the
-// service's forever (refused, exit 2, before any write). Any dump of PostgreSQL is evidence: its tokens were there.
+// verify --fix's guard against running after the switch. A token item --fix would delete (PostgreSQL lacks it) is one
+// the migration wrote and PostgreSQL revoked since, or one the Cello service created after the switch: deleting that
+// would revoke a live token. Evidence that the migration wrote it, any one of: it was created no later than
+// PostgreSQL's newest token; Step 1's file holds it (--migration-file); an earlier --fix given that file put it (listed
+// in `<file>.fix-puts`, one itemKeyString a line, mode 0600 like the file: token ids are credentials). Without any,
+// --fix refuses and writes nothing. So a --fix that would put tokens needs the file to list them in, or a token it put
+// and PostgreSQL revoked since would look like the service's forever.
 import { createReadStream } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { appendFile, chmod } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { ExitCode, UserError } from '../cli/errors.ts';
-import { formatCount } from '../cli/output.ts';
+import { plural } from '../cli/output.ts';
 import { CREATED_AT, TOKENS_FIELD, TOKEN_ID } from '../cello/items.ts';
 import { isTokenSk, itemKeyString, projectPk, tokenSk } from '../cello/keys.ts';
 import { JsonInputError, readJsonObjectOfObjects } from '../json/stream.ts';
 import { TimestampError, toCanonicalTimestamp } from '../cello/timestamps.ts';
-import { displayName } from './compare.ts';
+import { displayKey } from './compare.ts';
 import type { FixChange } from './fixPlan.ts';
 
-/** A token item --fix would delete that nothing shows the migration wrote. */
-export interface UnexplainedToken {
-  pk: string;
-  sk: string;
-  createdAt: string;
+/** Where --fix lists the tokens it put, beside Step 1's file (the rollback's guard reads it too). */
+export const fixPutsPath = (migrationFile: string) => `${migrationFile}.fix-puts`;
+
+/** Refuses (nothing written) what the header says, or lists the tokens --fix is about to put, before it writes them. */
+export async function guardCutover(changes: readonly FixChange[], newestInPostgres: string | null, migrationFile: string | undefined): Promise<void> {
+  const puts = changes.filter((change) => change.kind === 'put' && isTokenSk(change.sk));
+  if (puts.length > 0 && migrationFile === undefined) {
+    throw new UserError(
+      `--fix refused, nothing written: it would put ${plural(puts.length, 'token', 'tokens')} and no --migration-file was given — ` +
+        "give --migration-file with Step 1's file (or a fresh one from migrate_dump_postgres.ts), where --fix lists the tokens it puts, " +
+        'so that a later --fix can tell them from tokens the Cello service creates',
+      ExitCode.usage,
+    );
+  }
+  const newer = tokensNewerThanPostgres(changes, newestInPostgres);
+  const keyOf = ({ pk, sk }: { pk: string; sk: string }) => itemKeyString(pk, sk);
+  const written =
+    newer.length > 0 && migrationFile !== undefined ? await keysWrittenByMigration(migrationFile, new Set(newer.map(keyOf))) : new Set<string>();
+  const unexplained = newer.filter((token) => !written.has(keyOf(token)));
+  if (unexplained.length > 0) throw new UserError(formatUnexplainedRefusal(unexplained, newestInPostgres, migrationFile), ExitCode.incomplete);
+  if (puts.length > 0 && migrationFile !== undefined) await recordTokenPuts(fixPutsPath(migrationFile), puts.map(keyOf));
 }
 
-/** Where --fix lists the tokens it put, beside Step 1's file. */
-export function fixPutsPath(migrationFile: string): string {
-  return `${migrationFile}.fix-puts`;
-}
-
-/**
- * The token items `--fix` would delete whose created_at is later than the newest token in PostgreSQL
- * (`newestCreatedAt`, PostgreSQL's text, or null when it has none an item can hold). An unreadable created_at is
- * no evidence either way and is not counted.
- */
-export function tokensNewerThanPostgres(changes: Iterable<FixChange>, newestCreatedAt: string | null): UnexplainedToken[] {
+/** Token items --fix would delete created after PostgreSQL's newest token; an unreadable created_at proves nothing. */
+export function tokensNewerThanPostgres(changes: Iterable<FixChange>, newestCreatedAt: string | null) {
   const newest = newestCreatedAt === null ? undefined : toCanonicalTimestamp(newestCreatedAt);
-  const newer: UnexplainedToken[] = [];
+  const newer: { pk: string; sk: string; createdAt: string }[] = [];
   for (const change of changes) {
-    if (change.kind !== 'delete' || !isTokenSk(change.sk)) continue;
-    const text = change.read[CREATED_AT]?.S;
+    const text = change.kind === 'delete' && isTokenSk(change.sk) ? change.read[CREATED_AT]?.S : undefined;
     if (text === undefined) continue;
     let createdAt: string;
     try {
@@ -78,67 +80,32 @@ export async function keysWrittenByMigration(migrationFile: string, wanted: Read
   }
   const puts = fixPutsPath(migrationFile);
   try {
-    const lines = createInterface({ input: createReadStream(puts), crlfDelay: Infinity });
-    for await (const line of lines) if (wanted.has(line)) found.add(line);
+    for await (const line of createInterface({ input: createReadStream(puts), crlfDelay: Infinity })) if (wanted.has(line)) found.add(line);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw new UserError(`cannot read ${puts}: ${(error as Error).message}`, ExitCode.usage);
   }
   return found;
 }
 
-/** The token items --fix would delete with no evidence that the migration wrote them (see the header). */
-export async function unexplainedTokens(
-  changes: readonly FixChange[],
-  newestCreatedAt: string | null,
-  migrationFile: string | undefined,
-): Promise<UnexplainedToken[]> {
-  const newer = tokensNewerThanPostgres(changes, newestCreatedAt);
-  if (newer.length === 0 || migrationFile === undefined) return newer;
-  const written = await keysWrittenByMigration(migrationFile, new Set(newer.map(({ pk, sk }) => itemKeyString(pk, sk))));
-  return newer.filter(({ pk, sk }) => !written.has(itemKeyString(pk, sk)));
-}
-
-/** Refuses (exit 2, before any write) a --fix that would put tokens with no file to list them in (see the header). */
-export function checkTokenPutsRecordable(changes: readonly FixChange[], migrationFile: string | undefined): void {
-  if (migrationFile !== undefined) return;
-  const puts = changes.filter((change) => change.kind === 'put' && isTokenSk(change.sk)).length;
-  if (puts === 0) return;
-  throw new UserError(
-    `--fix refused, nothing written: it would put ${puts === 1 ? '1 token' : `${formatCount(puts)} tokens`} and no --migration-file was given — ` +
-      "give --migration-file with Step 1's file (or a fresh one from migrate_dump_postgres.ts), where --fix lists the tokens it puts, " +
-      'so that a later --fix can tell them from tokens the Cello service creates',
-    ExitCode.usage,
-  );
-}
-
-/** Lists the tokens --fix is about to put, before it writes them, so a later --fix knows the migration wrote them. */
-export async function recordTokenPuts(migrationFile: string, changes: readonly FixChange[]): Promise<void> {
-  const lines = changes.filter((change) => change.kind === 'put' && isTokenSk(change.sk)).map(({ pk, sk }) => `${itemKeyString(pk, sk)}\n`);
-  if (lines.length === 0) return;
-  const path = fixPutsPath(migrationFile);
+/** Appends `keys` to the list of tokens --fix put, synced before any write. */
+async function recordTokenPuts(path: string, keys: readonly string[]): Promise<void> {
   try {
-    const handle = await open(path, 'a', 0o600);
-    try {
-      // The mode of open() holds only for a new file: one made readable by others earlier is made private first.
-      await handle.chmod(0o600);
-      await handle.appendFile(lines.join(''));
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
+    // The mode holds only for a new file: one made readable by others earlier is made private before it is written.
+    await appendFile(path, '', { mode: 0o600 });
+    await chmod(path, 0o600);
+    await appendFile(path, keys.map((key) => `${key}\n`).join(''), { flush: true });
   } catch (error) {
     throw new UserError(`--fix refused, nothing written: cannot write ${path}: ${(error as Error).message}`, ExitCode.output);
   }
 }
 
 /** The refusal: which token the service seems to have created, and which evidence it lacks. */
-export function formatUnexplainedRefusal(
-  tokens: readonly UnexplainedToken[],
+function formatUnexplainedRefusal(
+  tokens: ReturnType<typeof tokensNewerThanPostgres>,
   newestInPostgres: string | null,
   migrationFile: string | undefined,
 ): string {
   const first = tokens[0]!;
-  const count = tokens.length === 1 ? '1 token item' : `${formatCount(tokens.length)} token items`;
   const bound =
     newestInPostgres === null
       ? 'PostgreSQL holds no token with a created_at an item can hold to compare it with'
@@ -149,8 +116,8 @@ export function formatUnexplainedRefusal(
       : `neither ${migrationFile} nor an earlier --fix given it (${fixPutsPath(migrationFile)}) holds it`;
   const advice = migrationFile === undefined ? "; if the migration wrote them, give Step 1's file with --migration-file" : '';
   return (
-    `--fix refused, nothing written: the table holds ${count} PostgreSQL does not have that nothing shows the migration wrote ` +
-    `([${displayName(first.pk)}][${displayName(first.sk)}] created at ${first.createdAt}: ${bound}, and ${file}) — ` +
+    `--fix refused, nothing written: the table holds ${plural(tokens.length, 'token item', 'token items')} PostgreSQL does not have that nothing shows the migration wrote ` +
+    `(${displayKey(first.pk, first.sk)} created at ${first.createdAt}: ${bound}, and ${file}) — ` +
     `the Cello service seems to write to the table already, and after the switch PostgreSQL is no longer the truth${advice}; ` +
     'see "Catching up before cutover" in the guide'
   );

@@ -1,93 +1,77 @@
 // verify --fix, the report: one line per change, then the counts and the verdict of the final read-back.
-import { formatCount } from '../cli/output.ts';
-import { displayName } from './compare.ts';
+import type { DynamoItem } from '../dynamodb/batch.ts';
+import { formatCount, plural } from '../cli/output.ts';
+import { describeAttributeValue, displayKey } from './compare.ts';
 import type { FixOutcome } from './fix.ts';
 import { attributesToSet, type FixChange } from './fixPlan.ts';
 
-function itemKey(pk: string, sk: string): string {
-  return `[${displayName(pk)}][${displayName(sk)}]`;
-}
+/** A change and what became of it. */
+export type FixResult = readonly [FixChange, FixOutcome];
 
-function what(change: FixChange): string {
-  switch (change.kind) {
-    case 'put':
-      return 'put (missing from the table)';
-    case 'update':
-      return `rewrote ${attributesToSet(change).join(', ')}`;
-    case 'delete':
-      return 'deleted (not in PostgreSQL)';
-    case 'unfixable':
-      return 'not fixed';
-  }
-}
+const DONE = { put: 'put (missing from the table)', update: 'rewrote', delete: 'deleted (not in PostgreSQL)', unfixable: 'not fixed' };
+const NOT_DONE = { put: 'put', update: 'rewritten', delete: 'deleted', unfixable: 'deleted' };
 
 /** The line of one change: `[pk][sk]: ✓ deleted (not in PostgreSQL)`. */
 export function formatFixLine(change: FixChange, outcome: FixOutcome): string {
-  const subject = `${itemKey(change.pk, change.sk)}: `;
+  const done = change.kind === 'update' ? `${DONE.update} ${attributesToSet(change).join(', ')}` : DONE[change.kind];
+  return `${displayKey(change.pk, change.sk)}: ${outcomeText(change, outcome, done)}\n`;
+}
+
+function outcomeText(change: FixChange, outcome: FixOutcome, done: string): string {
   switch (outcome.kind) {
-    case 'done':
-      return `${subject}✓ ${what(change)}${outcome.byOtherWriter ? ' — another writer had already done it' : ''}\n`;
-    case 'changed':
-      return `${subject}✗ not ${change.kind === 'put' ? 'put' : change.kind === 'update' ? 'rewritten' : 'deleted'}: changed by someone else since it was read (${outcome.now}) — left as it is\n`;
-    case 'failed':
-      return `${subject}✗ failed: ${outcome.reason}\n`;
+    case 'written':
+      return `✓ ${done}`;
+    case 'heldAlready':
+      return `✓ ${done} — another writer had already done it`;
+    case 'conflict':
+      return `✗ not ${NOT_DONE[change.kind]}: changed by someone else since it was read (${describeNow(change, outcome.current)}) — left as it is`;
+    case 'refused':
+      return `✗ failed: ${outcome.reason}`;
     case 'unfixable':
-      return `${subject}✗ cannot be fixed: ${outcome.reason}\n`;
+      return `✗ cannot be fixed: ${outcome.reason}`;
   }
 }
 
-export interface FixCounts {
-  put: number;
-  rewritten: number;
-  deleted: number;
-  changedByOthers: number;
-  failed: number;
-  unfixable: number;
-  /** Changes not attempted because a stop was requested. */
-  notReached: number;
-}
-
-export function emptyFixCounts(): FixCounts {
-  return { put: 0, rewritten: 0, deleted: 0, changedByOthers: 0, failed: 0, unfixable: 0, notReached: 0 };
-}
-
-export function countFix(counts: FixCounts, change: FixChange, outcome: FixOutcome): void {
-  if (outcome.kind === 'changed') counts.changedByOthers++;
-  else if (outcome.kind === 'failed') counts.failed++;
-  else if (outcome.kind === 'unfixable') counts.unfixable++;
-  else if (change.kind === 'put') counts.put++;
-  else if (change.kind === 'update') counts.rewritten++;
-  else counts.deleted++;
+/** How an item a condition found changed differs now from what the comparison read. */
+function describeNow(change: FixChange, current: DynamoItem | undefined): string {
+  if (current === undefined) return 'the item no longer exists';
+  if (change.kind !== 'update' && change.kind !== 'delete') return 'an item was created meanwhile';
+  const names = new Set([...Object.keys(change.read), ...Object.keys(current)]);
+  const changed = [...names].filter((name) => JSON.stringify(change.read[name]) !== JSON.stringify(current[name]));
+  return changed
+    .map((name) => (current[name] === undefined ? `${name} was removed` : `${name} is now ${describeAttributeValue(current[name])}`))
+    .join(', ');
 }
 
 export function formatFixHeading(changes: number): string {
-  return `\nFixing ${formatCount(changes)} ${changes === 1 ? 'item' : 'items'} (PostgreSQL is the truth; each write only if the item still holds what was read):\n`;
+  return `\nFixing ${plural(changes, 'item', 'items')} (PostgreSQL is the truth; each write only if the item still holds what was read):\n`;
 }
 
 export interface FixSummaryOptions {
-  /** Changed items that do not hold PostgreSQL's values when read again; undefined when not read again (stopped). */
+  /** Changes that do not hold PostgreSQL's values when read again; undefined when not read again. */
   stillDifferent: number | undefined;
   changes: number;
   stoppedBy?: string | undefined;
-  /**
-   * DynamoDB failed for good (the error follows on stderr): during the writes (the changes left were not written),
-   * or during the final read-back (every change was applied, but not read again).
-   */
+  /** DynamoDB failed for good (the error follows): during the writes, or during the final read-back. */
   failure?: 'writes' | 'readBack' | undefined;
-  /** The capacity lines (lib/dynamodb/capacity/meter.ts, formatCapacitySummary), indented like the counts. */
+  /** The capacity lines (formatCapacitySummary), indented like the counts. */
   capacity?: string;
 }
 
 /** The counts and the last line: whether the items --fix touched now hold PostgreSQL's values. */
-export function formatFixSummary(counts: FixCounts, options: FixSummaryOptions): string {
+export function formatFixSummary(results: readonly FixResult[], options: FixSummaryOptions): string {
+  // What each change counts as: what was done to the item, or why not.
+  const tallies = results.map(([change, { kind }]) => (kind === 'written' || kind === 'heldAlready' ? change.kind : kind));
+  const count = (tally: string) => tallies.filter((each) => each === tally).length;
+  const unfixable = count('unfixable');
   const lines = [
     'Fix summary:',
-    `  Items put (missing from the table): ${formatCount(counts.put)}`,
-    `  Items rewritten (values differed): ${formatCount(counts.rewritten)}`,
-    `  Items deleted (not in PostgreSQL): ${formatCount(counts.deleted)}`,
-    `  Items changed by someone else since read (left as they are): ${formatCount(counts.changedByOthers)}`,
-    `  Items failed: ${formatCount(counts.failed)}`,
-    ...(counts.unfixable > 0 ? [`  Items that cannot be fixed: ${formatCount(counts.unfixable)}`] : []),
+    `  Items put (missing from the table): ${formatCount(count('put'))}`,
+    `  Items rewritten (values differed): ${formatCount(count('update'))}`,
+    `  Items deleted (not in PostgreSQL): ${formatCount(count('delete'))}`,
+    `  Items changed by someone else since read (left as they are): ${formatCount(count('conflict'))}`,
+    `  Items failed: ${formatCount(count('refused'))}`,
+    ...(unfixable > 0 ? [`  Items that cannot be fixed: ${formatCount(unfixable)}`] : []),
     ...(options.capacity ?? '').split('\n').filter((line) => line !== ''),
   ];
   const { stillDifferent, changes } = options;
@@ -97,19 +81,18 @@ export function formatFixSummary(counts: FixCounts, options: FixSummaryOptions):
   } else if (stillDifferent === undefined) {
     const notDone =
       options.failure === 'writes' ? 'Not written (stopped by an error)' : `Not reached (stopped by ${options.stoppedBy ?? 'a signal'})`;
-    lines.push(`  ${notDone}: ${formatCount(counts.notReached)}`);
+    lines.push(`  ${notDone}: ${formatCount(changes - results.length)}`);
     lines.push('Result: stopped before finishing — run the same command again: what is fixed already matches and is left alone.');
   } else {
     lines.push(
-      `Final comparison: ${formatCount(changes)} ${changes === 1 ? 'item' : 'items'} read again, ${formatCount(changes - stillDifferent)} hold PostgreSQL's values.`,
+      `Final comparison: ${plural(changes, 'item', 'items')} read again, ${formatCount(changes - stillDifferent)} hold PostgreSQL's values.`,
     );
+    // Items that cannot be fixed stay as they are however often it runs: only the others can converge.
+    const advice = stillDifferent <= unfixable ? 'each line says what to do; running again will not change them' : 'run the same command again';
     lines.push(
       stillDifferent === 0
         ? 'Result: the table matches PostgreSQL.'
-        : `Result: ${formatCount(stillDifferent)} ${stillDifferent === 1 ? 'item still differs' : 'items still differ'} (see the lines marked ✗ above) — ${
-            // Items that cannot be fixed stay as they are however often it runs: only the others can converge.
-            stillDifferent <= counts.unfixable ? 'each line says what to do; running again will not change them' : 'run the same command again'
-          }.`,
+        : `Result: ${plural(stillDifferent, 'item still differs', 'items still differ')} (see the lines marked ✗ above) — ${advice}.`,
     );
   }
   return `${lines.join('\n')}\n`;

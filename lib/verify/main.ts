@@ -1,20 +1,11 @@
-// Step 5 of the migration guide: does the DynamoDB table hold exactly what PostgreSQL holds?
+// Step 5 of the migration guide: does the DynamoDB table hold exactly what PostgreSQL, the source of truth, holds?
 //
 //   PGPASSWORD=... npx tsx scripts/verify_migration.ts localhost cello_user cello_db cello us-west-2
 //
-// PostgreSQL is the source of truth. Every project and token is compared with its item, value by value
-// (NULL ↔ "", timestamps as instants and in the canonical format the Cello service parses); items under partition
-// keys that are not projects are found by a keys-only scan. Only projects with differences are listed, then a
-// summary; the exit code is 0 only when the table matches.
-//
-// Read-only on both sides: PostgreSQL is read in one READ ONLY, REPEATABLE READ transaction (every query sees
-// the same snapshot, and the server refuses any write in it); DynamoDB only gets DescribeTable, Query and Scan.
-// How the comparison streams both sides without loading them: lib/verify/run.ts.
-//
-// With --fix (the catch-up before cutover), the comparison also plans a write per difference; then, unless the
-// table holds tokens nothing shows the migration wrote (the service writes to it already: refused,
-// lib/verify/cutoverGuard.ts), each is applied
-// with a condition on what was read (lib/verify/fixPlan.ts, fix.ts), and every item touched is read again.
+// Read-only on both sides: PostgreSQL in one READ ONLY, REPEATABLE READ transaction (every query sees the same
+// snapshot, and the server refuses any write in it); DynamoDB only gets DescribeTable, Query and Scan. How the
+// comparison streams both sides: run.ts. With --fix (the catch-up before cutover), each difference is then written,
+// conditionally (fixPlan.ts, fix.ts), unless the table holds tokens the service seems to have created (cutoverGuard.ts).
 import { ExitCode, UserError } from '../cli/errors.ts';
 import {
   MAX_CONCURRENCY,
@@ -31,7 +22,7 @@ import {
   tableOption,
 } from '../cli/args.ts';
 import { Progress } from '../cli/progress.ts';
-import { formatCount } from '../cli/output.ts';
+import { formatCount, printOutput } from '../cli/output.ts';
 import { stopSignalReceived, wasStopped, stopSignal } from '../cli/signals.ts';
 import { defineStep } from '../cli/run.ts';
 import { currentRun, runEnvironment } from '../cli/currentRun.ts';
@@ -41,20 +32,18 @@ import { readPassword } from '../postgres/password.ts';
 import { checkTables } from '../postgres/schema.ts';
 import { connectionSettingsFromEnvironment, describeTarget, parseHostArgument, type PostgresTarget } from '../postgres/target.ts';
 import type { PostgresSession, TransactionSql } from '../postgres/connect.ts';
-import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { DynamoTable } from '../dynamodb/conditionalWrite.ts';
 import { readTextOrder } from '../postgres/textOrder.ts';
 import { REPOSITORY } from '../cello/items.ts';
 import { CELLO_TABLES } from '../cello/sourceTables.ts';
-import { sparingOrphanPartitions, type FixChange } from './fixPlan.ts';
+import { sparingOrphanPartitions } from './fixPlan.ts';
 import { checkInputFile } from '../io/files.ts';
-import { StreamOrderError } from './partition.ts';
+import { StreamOrderError } from './compare.ts';
 import { formatExtraPartitions, formatOrphanNote, formatPartitionReport, formatSummary } from './report.ts';
-import { verifyMigration, type VerificationResult } from './run.ts';
+import { verifyMigration } from './run.ts';
 import { readNewestTokenCreatedAt, readOrphanProjectNames, readProjects, streamTokens } from './postgresRows.ts';
 import { projectPk } from '../cello/keys.ts';
-import { printOutput } from '../cli/output.ts';
 import type { PartitionOpener } from './dynamo.ts';
-import type { DynamoTable } from '../dynamodb/conditionalWrite.ts';
 
 const DEFAULT_CONCURRENCY = 8;
 /** Items --fix plans at most in one run: the plan is held in memory, and more is a load's work, not a catch-up. */
@@ -132,7 +121,7 @@ export const main = defineStep(async (argv: string[]): Promise<number> => {
     import('./dynamo.ts'),
   ]);
   const options = await checkOptions(args);
-  const { tableName, concurrency, fix } = options;
+  const { tableName, concurrency } = options;
   const client = createDynamoClient(options.target, {
     maxSockets: concurrency * 2 + 2,
     capacity: { maxRcu: args['max-rcu'], maxWcu: args['max-wcu'] },
@@ -145,16 +134,15 @@ export const main = defineStep(async (argv: string[]): Promise<number> => {
     const { postgresTarget } = options;
     const password = await readPassword(runEnvironment(), `Password for user ${postgresTarget.user} at ${describeTarget(postgresTarget)}: `);
     const session = await connectPostgres(postgresTarget, password, options.settings);
-    const openPartition = partitionQuery(client, tableName);
-    const { result, orphanProjectCount, newestInPostgres, orphanPks } = await compareWithPostgres(session, { client, openPartition, meter }, options);
-    await printOutput(formatExtraPartitions(result.extra));
-    await printOutput(formatOrphanNote(result.orphans));
+    const table: TableSide = { client, tableName, openPartition: partitionQuery(client, tableName), meter };
+    const comparison = await compareWithPostgres(session, table, options);
+    const { result } = comparison;
     const capacity = formatCapacitySummary(meter, { writes: false, indent: '  ' });
-    await printOutput(formatSummary(result, { stoppedBy: stopSignalReceived(), orphanProjects: orphanProjectCount, capacity }));
+    const summary = formatSummary(result, { stoppedBy: stopSignalReceived(), orphanProjects: comparison.orphanProjectCount, capacity });
+    await printOutput(formatExtraPartitions(result.extra) + formatOrphanNote(result.orphans) + summary);
     if (!result.complete) return ExitCode.interrupted;
-    if (!fix || result.totals.differences === 0) return result.totals.differences === 0 ? ExitCode.ok : ExitCode.incomplete;
-    const changes = sparingOrphanPartitions(await planChanges(result, openPartition, concurrency), orphanPks);
-    return fixDifferences({ client, tableName }, changes, { newestInPostgres, migrationFile: options.migrationFile, concurrency, meter });
+    if (!options.fix || result.totals.differences === 0) return result.totals.differences === 0 ? ExitCode.ok : ExitCode.incomplete;
+    return await fixDifferences(table, comparison, options);
   } finally {
     client.destroy();
   }
@@ -162,6 +150,8 @@ export const main = defineStep(async (argv: string[]): Promise<number> => {
 
 type Arguments = Awaited<ReturnType<typeof parseArguments>>;
 type VerifyOptions = Awaited<ReturnType<typeof checkOptions>>;
+type TableSide = DynamoTable & { openPartition: PartitionOpener; meter: CapacityMeter };
+type Comparison = Awaited<ReturnType<typeof compareSnapshot>>;
 
 /** What the command line asks for, each option checked before anything is connected to (a mistake is a UserError). */
 async function checkOptions(args: Arguments) {
@@ -190,23 +180,6 @@ async function checkOptions(args: Arguments) {
   };
 }
 
-/** The table's side of the comparison. */
-interface TableSide {
-  client: DynamoDBClient;
-  openPartition: PartitionOpener;
-  meter: CapacityMeter;
-}
-
-/** What the comparison found, and what it read from PostgreSQL for the summary and for --fix. */
-interface Comparison {
-  result: VerificationResult;
-  orphanProjectCount: number;
-  /** With --fix: the newest token's creation time in PostgreSQL (the cutover guard's clock). */
-  newestInPostgres: string | null;
-  /** With --fix and without --include-orphans: partition keys of orphan tokens' projects, which --fix spares. */
-  orphanPks: Set<string>;
-}
-
 /** Compares PostgreSQL (one read-only snapshot, closed after) with the table, showing progress; PostgreSQL failures as UserErrors. */
 async function compareWithPostgres(session: PostgresSession, table: TableSide, options: VerifyOptions): Promise<Comparison> {
   const [{ inReadOnlySnapshot }, { toPostgresUserError }] = await Promise.all([import('../postgres/connect.ts'), import('../postgres/errors.ts')]);
@@ -224,21 +197,24 @@ async function compareWithPostgres(session: PostgresSession, table: TableSide, o
   }
 }
 
-/** Checks the schema, reads the projects, then streams the tokens through the comparison, all in the snapshot `sql`. */
-async function compareSnapshot(sql: TransactionSql, table: TableSide, options: VerifyOptions, progress: Progress): Promise<Comparison> {
+/**
+ * Checks the schema, reads the projects, then streams the tokens through the comparison, all in the snapshot `sql`;
+ * with --fix, also what the cutover guard compares with, and the orphan projects' partition keys --fix spares.
+ */
+async function compareSnapshot(sql: TransactionSql, table: TableSide, options: VerifyOptions, progress: Progress) {
   const { scanPages } = await import('../dynamodb/scan.ts');
   const { database, includeOrphans, fix, concurrency } = options;
   await checkTables(sql, database, CELLO_TABLES);
   const order = await readTextOrder(sql, database);
   const { projects, orphanProjectCount } = await readProjects(sql, order, includeOrphans);
   const newestInPostgres = fix ? await readNewestTokenCreatedAt(sql) : null;
-  const orphanPks = fix && !includeOrphans ? new Set((await readOrphanProjectNames(sql)).map(projectPk)) : new Set<string>();
+  const orphanPks = new Set(fix && !includeOrphans ? (await readOrphanProjectNames(sql)).map(projectPk) : []);
   const result = await verifyMigration({
     projects,
     tokens: streamTokens(sql, order),
     openPartition: table.openPartition,
     scanKeys: (shouldStop) =>
-      scanPages(table.client, options.tableName, { segments: concurrency, consistentRead: true, projectionExpression: 'pk, sk', shouldStop }),
+      scanPages(table.client, table.tableName, { segments: concurrency, consistentRead: true, projectionExpression: 'pk, sk', shouldStop }),
     concurrency,
     shouldStop: wasStopped,
     onReport: async (report) => {
@@ -255,39 +231,18 @@ async function compareSnapshot(sql: TransactionSql, table: TableSide, options: V
   return { result, orphanProjectCount, newestInPostgres, orphanPks };
 }
 
-/** Every change --fix needs; refused (nothing written) beyond MAX_FIX_CHANGES. */
-async function planChanges(result: VerificationResult, openPartition: PartitionOpener, concurrency: number): Promise<FixChange[]> {
-  const { planAllChanges } = await import('./fix.ts');
-  const changes = await planAllChanges(result, openPartition, concurrency, MAX_FIX_CHANGES);
-  if (changes === undefined) {
+/** Every change --fix needs, refused (nothing written) beyond MAX_FIX_CHANGES or by the cutover guard, then applied. */
+async function fixDifferences(table: TableSide, comparison: Comparison, options: VerifyOptions): Promise<number> {
+  const [{ applyChanges, planAllChanges }, { guardCutover }] = await Promise.all([import('./fix.ts'), import('./cutoverGuard.ts')]);
+  const { concurrency } = options;
+  const planned = await planAllChanges(comparison.result, table.openPartition, concurrency, MAX_FIX_CHANGES);
+  if (planned === undefined) {
     throw new UserError(
       `--fix refused, nothing written: more than ${formatCount(MAX_FIX_CHANGES)} items differ — --fix catches up a loaded table; dump and load again (Steps 1 and 2), then run it`,
       ExitCode.incomplete,
     );
   }
-  return changes;
-}
-
-/** Refused (nothing written) when the table holds tokens the service created; else the changes applied and read back. */
-async function fixDifferences(
-  table: DynamoTable,
-  changes: FixChange[],
-  options: { newestInPostgres: string | null; migrationFile: string | undefined; concurrency: number; meter: CapacityMeter },
-): Promise<number> {
-  const [{ applyChanges }, { checkTokenPutsRecordable, formatUnexplainedRefusal, recordTokenPuts, unexplainedTokens }] = await Promise.all([
-    import('./fix.ts'),
-    import('./cutoverGuard.ts'),
-  ]);
-  const { newestInPostgres, migrationFile, concurrency, meter } = options;
-  checkTokenPutsRecordable(changes, migrationFile);
-  const unexplained = await unexplainedTokens(changes, newestInPostgres, migrationFile);
-  if (unexplained.length > 0) throw new UserError(formatUnexplainedRefusal(unexplained, newestInPostgres, migrationFile), ExitCode.incomplete);
-  if (migrationFile !== undefined) await recordTokenPuts(migrationFile, changes);
-  return applyChanges(table, changes, {
-    concurrency: concurrency * 2,
-    shouldStop: wasStopped,
-    stoppedBy: stopSignalReceived,
-    meter,
-    print: printOutput,
-  });
+  const changes = sparingOrphanPartitions(planned, comparison.orphanPks);
+  await guardCutover(changes, comparison.newestInPostgres, options.migrationFile);
+  return applyChanges(table, changes, concurrency * 2, table.meter);
 }

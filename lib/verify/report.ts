@@ -1,13 +1,15 @@
 // Verify's report: a project's differences, extra partition keys, tokens of no project, and the closing summary.
-import { formatCount } from '../cli/output.ts';
+import { formatCount, plural } from '../cli/output.ts';
 import { compareUtf8 } from '../cello/keyOrder.ts';
 import { LINES_PER_PROJECT, displayName } from './compare.ts';
 import type { PartitionReport } from './partition.ts';
 import type { ExtraPartitions, VerificationResult } from './run.ts';
 import type { OrphanTokens } from './tokensByProject.ts';
 
-function plural(count: number, one: string, many: string): string {
-  return `${formatCount(count)} ${count === 1 ? one : many}`;
+/** `lines` indented, then "... and N more" for those of `count` not among them. */
+function listed(lines: readonly string[], count: number): string {
+  const more = count - lines.length;
+  return lines.map((line) => `  ${line}\n`).join('') + (more > 0 ? `  ... and ${formatCount(more)} more\n` : '');
 }
 
 /** A project's block: header and indented difference lines; empty when the project matches. */
@@ -15,22 +17,19 @@ export function formatPartitionReport(report: PartitionReport): string {
   const { differences } = report;
   if (differences.count === 0) return '';
   const note = report.missingFromTable ? ' (missing from the table: no item under this partition key)' : '';
-  let text = `${displayName(report.pk)}: ${plural(differences.count, 'difference', 'differences')}${note}\n`;
-  for (const line of differences.lines) text += `  ${line}\n`;
-  const more = differences.count - differences.lines.length;
-  if (more > 0) text += `  ... and ${formatCount(more)} more\n`;
-  return text;
+  return `${displayName(report.pk)}: ${plural(differences.count, 'difference', 'differences')}${note}\n${listed(differences.lines, differences.count)}`;
 }
 
-/** One line per extra partition key (sorted, at most `limit`), or empty when there is none. */
-export function formatExtraPartitions(extra: ExtraPartitions, limit: number = LINES_PER_PROJECT): string {
+/** One line per extra partition key (sorted, at most LINES_PER_PROJECT), or empty when there is none. */
+export function formatExtraPartitions(extra: ExtraPartitions): string {
   if (extra.items === 0) return '';
   const keys = [...extra.counts.keys()].sort(compareUtf8);
   let text = '';
-  for (const pk of keys.slice(0, limit)) {
+  for (const pk of keys.slice(0, LINES_PER_PROJECT)) {
     text += `${displayName(pk)}: extra partition key, ${plural(extra.counts.get(pk) ?? 0, 'item', 'items')} (not a project in PostgreSQL)\n`;
   }
-  if (keys.length > limit) text += `... and ${plural(keys.length - limit, 'more extra partition key', 'more extra partition keys')}\n`;
+  if (keys.length > LINES_PER_PROJECT)
+    text += `... and ${plural(keys.length - LINES_PER_PROJECT, 'more extra partition key', 'more extra partition keys')}\n`;
   if (extra.untrackedItems > 0) {
     text += `... and ${plural(extra.untrackedItems, 'more item', 'more items')} under further extra partition keys (not counted one by one)\n`;
   }
@@ -40,13 +39,11 @@ export function formatExtraPartitions(extra: ExtraPartitions, limit: number = LI
 /** The note about tokens of no project: not a difference of the table, but worth knowing. */
 export function formatOrphanNote(orphans: OrphanTokens): string {
   if (orphans.count === 0) return '';
-  let text =
+  const examples = orphans.examples.map((token) => `token ${displayName(token.tokenId)} (project ${displayName(token.project)})`);
+  return (
     `Note: ${plural(orphans.count, 'token', 'tokens')} in PostgreSQL ${orphans.count === 1 ? 'belongs' : 'belong'} to no project (their project is not in the projects table); ` +
-    'they were not compared (if the dump was made with --include-orphans, run this with --include-orphans too):\n';
-  for (const token of orphans.examples) text += `  token ${displayName(token.tokenId)} (project ${displayName(token.project)})\n`;
-  const more = orphans.count - orphans.examples.length;
-  if (more > 0) text += `  ... and ${formatCount(more)} more\n`;
-  return text;
+    `they were not compared (if the dump was made with --include-orphans, run this with --include-orphans too):\n${listed(examples, orphans.count)}`
+  );
 }
 
 export interface SummaryOptions {

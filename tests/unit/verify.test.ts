@@ -7,19 +7,21 @@ import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import type { DynamoItem } from '../../lib/dynamodb/batch.ts';
 import {
   DifferenceList,
+  StreamOrderError,
   compareProjectItem,
-  compareTimestamp,
   compareTokenItem,
+  compareValue,
   describeAttributeValue,
   displayName,
   type PostgresProject,
   type PostgresToken,
 } from '../../lib/verify/compare.ts';
 import { itemsOfPages, type ItemPage } from '../../lib/verify/dynamo.ts';
-import { StreamOrderError, verifyPartition, type PartitionReport } from '../../lib/verify/partition.ts';
+import { verifyPartition, type PartitionReport } from '../../lib/verify/partition.ts';
 import { formatExtraPartitions, formatOrphanNote, formatPartitionReport, formatSummary } from '../../lib/verify/report.ts';
 import { ExtraPartitions, verifyMigration, type VerificationInput } from '../../lib/verify/run.ts';
 import { TokensByProject } from '../../lib/verify/tokensByProject.ts';
+import { ATTRIBUTES } from '../../lib/cello/items.ts';
 import { nullValues } from '../support/celloRows.ts';
 
 // ---- helpers --------------------------------------------------------------------------------------------------------
@@ -58,6 +60,11 @@ async function collect<T>(values: AsyncIterable<T>): Promise<T[]> {
   const result: T[] = [];
   for await (const value of values) result.push(value);
   return result;
+}
+
+/** One timestamp attribute compared alone. */
+function compareTimestamp(subject: string, name: string, text: string | null, value: AttributeValue | undefined, list: DifferenceList): void {
+  compareValue(subject, ATTRIBUTES.find((entry) => entry.name === name)!, text, value, list);
 }
 
 function differencesOf(run: (list: DifferenceList) => void): string[] {
@@ -273,8 +280,9 @@ test('a partition with no item at all is a missing project with one difference p
 });
 
 test('out-of-order input stops the merge instead of reporting false differences', async () => {
-  const items = [metadataItem('a', null), tokenItem('a', 't2'), tokenItem('a', 't1')];
-  await assert.rejects(partition({ name: 'a', repository: null }, [token('a', 't1'), token('a', 't2')], items), StreamOrderError);
+  const first: ItemPage = { items: [metadataItem('a', null), tokenItem('a', 't2')], nextKey: { n: { N: '1' } } };
+  const items = itemsOfPages(first, async () => ({ items: [tokenItem('a', 't1')], nextKey: undefined }));
+  await assert.rejects(verifyPartition({ name: 'a', repository: null }, stream([token('a', 't1'), token('a', 't2')]), items), StreamOrderError);
 });
 
 test('an empty token id in PostgreSQL is reported missing, not a crash', async () => {
@@ -390,7 +398,7 @@ test('ExtraPartitions counts items under keys that are not projects, by key', ()
   const extra = new ExtraPartitions(new Set(['PROJECT#a']));
   for (const pk of ['PROJECT#a', 'PROJECT#ghost', 'PROJECT#a', 'PROJECT#ghost', 'junk']) extra.add(pk);
   assert.equal(extra.items, 3);
-  assert.equal(extra.partitionKeys, 2);
+  assert.equal(extra.counts.size, 2);
   assert.equal(
     formatExtraPartitions(extra),
     'PROJECT#ghost: extra partition key, 2 items (not a project in PostgreSQL)\njunk: extra partition key, 1 item (not a project in PostgreSQL)\n',
@@ -400,7 +408,7 @@ test('ExtraPartitions counts items under keys that are not projects, by key', ()
 test('ExtraPartitions stops remembering new keys at its limit but counts every item', () => {
   const extra = new ExtraPartitions(new Set(), 2);
   for (const pk of ['x1', 'x2', 'x3', 'x4', 'x1']) extra.add(pk);
-  assert.equal(extra.partitionKeys, 2);
+  assert.equal(extra.counts.size, 2);
   assert.equal(extra.items, 5);
   assert.equal(extra.untrackedItems, 2);
 });

@@ -3,16 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { DynamoItem } from '../../lib/dynamodb/batch.ts';
-import {
-  attributesToSet,
-  conditionalWrite,
-  differingItemChange,
-  extraItemChange,
-  holdsTarget,
-  missingItemChange,
-  type ConditionalWrite,
-  type FixChange,
-} from '../../lib/verify/fixPlan.ts';
+import { attributesToSet, conditionalWrite, holdsTarget, planChange, type ConditionalWrite, type FixChange } from '../../lib/verify/fixPlan.ts';
 import { CELLO_ATTRIBUTES } from '../../lib/cello/items.ts';
 import { tokensNewerThanPostgres } from '../../lib/verify/cutoverGuard.ts';
 import { verifyPartition } from '../../lib/verify/partition.ts';
@@ -54,17 +45,34 @@ function stillAbsent(item: DynamoItem): string[] {
   return CELLO_ATTRIBUTES.filter((name) => item[name] === undefined).map((name) => `attribute_not_exists(${name})`);
 }
 
+/** The change for an item PostgreSQL has and the table lacks. */
+const missingItemChange = (pk: string, sk: string, row: PostgresProject, tokenRow?: PostgresToken) =>
+  planChange(pk, sk, { project: row, token: tokenRow }, undefined);
+/** The change for an item whose values differ from PostgreSQL's. */
+const differingItemChange = (pk: string, sk: string, read: DynamoItem, row: PostgresProject, tokenRow?: PostgresToken) =>
+  planChange(pk, sk, { project: row, token: tokenRow }, read);
+/** The change for an item the table has and PostgreSQL does not. */
+const extraItemChange = (read: DynamoItem) => planChange(read.pk?.S ?? '', read.sk?.S ?? '', undefined, read);
+
 async function* fromArray<T>(values: T[]): AsyncGenerator<T> {
   yield* values;
 }
 
 test('a missing token is put as the loader builds it: canonical timestamps, NULL as ""', () => {
-  assert.deepEqual(missingItemChange(PK, 'TOKEN#t1', project, token), { kind: 'put', pk: PK, sk: 'TOKEN#t1', target: TOKEN_ITEM });
-  assert.deepEqual(missingItemChange(PK, 'METADATA', { name: 'alpha', repository: null }), {
+  assert.deepEqual(missingItemChange(PK, 'TOKEN#t1', project, token), {
+    kind: 'put',
+    pk: PK,
+    sk: 'TOKEN#t1',
+    target: TOKEN_ITEM,
+    found: { postgres: { project, token } },
+  });
+  const unnamed = { name: 'alpha', repository: null };
+  assert.deepEqual(missingItemChange(PK, 'METADATA', unnamed), {
     kind: 'put',
     pk: PK,
     sk: 'METADATA',
     target: { pk: { S: PK }, sk: { S: 'METADATA' }, repository: { S: '' } },
+    found: { postgres: { project: unnamed, token: undefined } },
   });
 });
 
@@ -166,7 +174,7 @@ test('the merge-join plans one change per differing item, only when asked', asyn
     TOKEN_ITEM,
   ];
   const tokens = [token, { ...token, tokenId: 't2' }];
-  const planned = await verifyPartition(project, fromArray(tokens), fromArray(items), 20, true);
+  const planned = await verifyPartition(project, fromArray(tokens), fromArray(items), true);
   assert.deepEqual(
     planned.changes.map((change) => [change.kind, change.sk]),
     [
