@@ -29,7 +29,7 @@
 // - Data: the guide's own example (its "Output structure" JSON), in a database whose TimeZone is not UTC. Before
 //   Step 4 (block dump-table), the test writes two tokens' timestamps back in the earlier migration's format, so
 //   the repair has what the guide shows to repair. Before "Rolling back" the service writes to the table only (and
-//   before the guard's block, to PostgreSQL: AFTER_BLOCK undoes that). Blocks marked `example-of=<id>` are run last:
+//   before the guard's blocks, to PostgreSQL: AFTER_BLOCK undoes that). Blocks marked `example-of=<id>` are run last:
 //   the fixture named after the example changes the table, then block <id> runs again and must print the example.
 // - Shapes (compareShape): numbers and timestamps are abstracted, every output line must be a kind of line the
 //   guide shows, and every line the guide shows must appear, in order (repeated record blocks allow). An output
@@ -377,9 +377,36 @@ BEFORE_BLOCK['rollback-dry-run'] = async (run) => {
 const SERVICE_BACK_ON_POSTGRES = `INSERT INTO tokens (token_id, created_at, project, expires_at) VALUES ('tkn-900', '2025-06-01 10:00:00+00', 'sandbox', NULL)`;
 BEFORE_BLOCK['rollback-refused'] = (run) => changeDatabase(run, SERVICE_BACK_ON_POSTGRES);
 
+/**
+ * "The newest token revoked": the service, since the switch, only revoked tkn-999 (then the newest token, which --fix
+ * put and listed in migration_data.json.fix-puts) and created none. From the runbook's end: tkn-555 never was, and
+ * PostgreSQL holds tkn-999 again (undone after the block that gives --migration-file).
+ */
+BEFORE_BLOCK['rollback-revoked-newest'] = async (run) => {
+  await changeDatabase(
+    run,
+    `DELETE FROM tokens WHERE token_id = 'tkn-555';
+     INSERT INTO tokens (token_id, created_at, project, expires_at) VALUES ('tkn-999', '2024-03-01 09:00:00+00', 'sandbox', NULL);`,
+  );
+  const Key = { pk: { S: projectPk('web-app') }, sk: { S: tokenSk('tkn-555') } };
+  await (await dynamoClient()).send(new DeleteItemCommand({ TableName: run.local.table, Key }));
+};
+
 /** After block <id>: what undoes its BEFORE_BLOCK, so the blocks after it (and the examples) start from the guide's state. */
 const AFTER_BLOCK: Record<string, (run: GuideRun) => Promise<void>> = {
   'rollback-refused': (run) => changeDatabase(run, `DELETE FROM tokens WHERE token_id = 'tkn-900'`),
+  'rollback-migration-file': async (run) => {
+    await changeDatabase(
+      run,
+      `DELETE FROM tokens WHERE token_id = 'tkn-999'; INSERT INTO tokens (token_id, created_at, project, expires_at) VALUES ('tkn-555', '2025-01-15 08:00:00+00', 'web-app', NULL);`,
+    );
+    const Item = tokenItem(projectPk('web-app'), tokenSk('tkn-555'), {
+      [TOKEN_ID]: 'tkn-555',
+      [CREATED_AT]: '2025-01-15T08:00:00.000000000Z',
+      [EXPIRES_AT]: NULL_IN_TABLE,
+    });
+    await (await dynamoClient()).send(new PutItemCommand({ TableName: run.local.table, Item }));
+  },
 };
 
 async function changeDatabase(run: GuideRun, sql: string): Promise<void> {

@@ -122,7 +122,7 @@ test('the guard: a token PostgreSQL has, the table lacks, created after the tabl
     const result = await rollback(scene, ...dryRun);
     assertOneErrorLine(
       result,
-      /^error: rollback refused, nothing changed: PostgreSQL holds token after-the-switch-back of project project-1, created at 2032-01-01T00:00:00\.500000000Z, which the table lacks \(the table's newest token was created at 2031-01-02T00:00:00\.000001000Z\): PostgreSQL has been written since the switch, or this token was revoked after it and is newer than every token the table holds — /,
+      /^error: rollback refused, nothing changed: PostgreSQL holds token after-the-switch-back of project project-1, created at 2032-01-01T00:00:00\.500000000Z, which the table lacks \(the table's newest token was created at 2031-01-02T00:00:00\.000001000Z\), and no --migration-file was given: PostgreSQL has been written since the switch, or the service revoked this token after it and created none newer — /,
       1,
     );
     assert.equal(result.stdout, '');

@@ -3,10 +3,12 @@
 // terminal's Ctrl-C under npx tsx) leaving PostgreSQL as it was.
 import { describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { connectAdmin, createReadOnlyUser } from '../tools/localStack.ts';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { connectAdmin, createReadOnlyUser, startLocalPostgres } from '../tools/localStack.ts';
 import { startCountingProxy } from './support/capacityCounter.ts';
 import { startFaultProxy } from './support/faultProxy.ts';
-import { REGION, hasStackTrace, runStep } from './support/harness.ts';
+import { REGION, hasStackTrace, newCelloTable, runStep } from './support/harness.ts';
 import {
   FAST_RETRY_ENV,
   MIXED_FAULTS_20,
@@ -40,6 +42,25 @@ test('a user with SELECT only gets one error line naming the GRANT, before the t
   assert.doesNotMatch(result.stderr, /reader-password/);
   assert.equal((proxy.stats['op:Scan'] ?? 0) + (proxy.stats['op:Query'] ?? 0), 0, JSON.stringify(proxy.stats));
   assert.equal(await snapshot(scene.sql), before);
+});
+
+test('a read-only standby (a server in recovery): one error line, exit 3, before the table is read', async (t) => {
+  // A real standby: a server started with standby.signal and no primary stays in recovery, open to reads only.
+  const standby = await startLocalPostgres({ prepare: (data) => writeFileSync(join(data.path, 'standby.signal'), '') });
+  t.after(() => standby.stop());
+  const { tableName } = await newCelloTable();
+  const proxy = await startFaultProxy({ target: stack.endpoint, seed: 1, rates: {} });
+  t.after(() => proxy.close());
+  const server = `${standby.host}:${standby.port}`;
+  const result = await runStep('rollback_to_postgres', [server, standby.user, 'postgres', tableName, REGION, '--endpoint-url', proxy.endpoint], {
+    env: { PGPASSWORD: standby.password },
+  });
+  assertOneErrorLine(
+    result,
+    new RegExp(`^error: PostgreSQL at ${server} is a read-only standby \\(in recovery\\), and the rollback writes — connect to the primary$`),
+    3,
+  );
+  assert.equal((proxy.stats['op:Scan'] ?? 0) + (proxy.stats['op:Query'] ?? 0), 0, JSON.stringify(proxy.stats));
 });
 
 test('faults on the scan and the queries (throttling, 5xx, dropped connections) are retried: the right result', async (t) => {

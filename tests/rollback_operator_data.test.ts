@@ -4,10 +4,12 @@
 // live run (what the dry run promises, the live run must do).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { CELLO_SCHEMA_SQL } from '../lib/cello/sourceTables.ts';
 import { connectAdmin, createReadOnlyUser } from '../tools/localStack.ts';
 import { startFaultProxy } from './support/faultProxy.ts';
-import { REGION, newCelloDatabase, newCelloTable, runStep, uniqueName } from './support/harness.ts';
+import { REGION, newCelloDatabase, newCelloTable, runStep, temporaryFolder, uniqueName } from './support/harness.ts';
 import { assertOneErrorLine, celloItemsFromPostgres, putItems, seedCello } from './support/reliability.ts';
 import { assertMatches, host, migrated, put, remove, rollback, s, serviceChanges, snapshot, stack, type Scene } from './support/rollbackScene.ts';
 
@@ -239,18 +241,70 @@ test('a CHECK the database added (expiry after creation) and a token that breaks
   ]);
 });
 
-test('the newest token revoked after the switch, none created: refused, and the line says this cause and its way out too', async () => {
+/** Step 1's file of the scene's database, written by migrate_dump_postgres.ts as an operator runs it. */
+async function dumpOf(scene: Scene): Promise<string> {
+  const file = join(temporaryFolder(), 'migration_data.json');
+  const dumped = await runStep('migrate_dump_postgres', [host, stack.postgres.user, scene.database, file]);
+  assert.equal(dumped.code, 0, dumped.stderr);
+  return file;
+}
+
+const REFUSED_NEWEST = (id: string, project: string) =>
+  `^error: rollback refused, nothing changed: PostgreSQL holds token ${id} of project ${project}, created at [^ ]+, which the table lacks \\(the table's newest token was created at [^ ]+\\), `;
+
+test('the newest token revoked after the switch, none created: refused without Step 1’s file, rolled back with it', async () => {
   const scene = await migrated();
+  const file = await dumpOf(scene);
   const [newest] = await scene.sql<{ token_id: string; project: string }[]>`SELECT token_id, project FROM tokens ORDER BY created_at DESC LIMIT 1`;
   await remove(scene, `PROJECT#${newest!.project}`, `TOKEN#${newest!.token_id}`);
   const before = await snapshot(scene.sql);
-  const result = await rollback(scene, '--dry-run');
+  const refused = await rollback(scene, '--dry-run');
   assertOneErrorLine(
-    result,
+    refused,
     new RegExp(
-      `^error: rollback refused, nothing changed: PostgreSQL holds token ${newest!.token_id} of project ${newest!.project}, created at [^ ]+, which the table lacks \\(the table's newest token was created at [^ ]+\\): PostgreSQL has been written since the switch, or this token was revoked after it and is newer than every token the table holds — stop every writer to PostgreSQL and find out what wrote it; if nothing did, delete the token's row in PostgreSQL yourself and run this again; see "Rolling back" in the guide$`,
+      `${REFUSED_NEWEST(newest!.token_id, newest!.project)}and no --migration-file was given: PostgreSQL has been written since the switch, or the service revoked this token after it and created none newer — if it did, give Step 1's file with --migration-file, which shows PostgreSQL held the token before the switch; otherwise stop every writer to PostgreSQL and find out what wrote it; see "Rolling back" in the guide$`,
     ),
     1,
   );
+  assert.equal(await snapshot(scene.sql), before);
+  const result = await rollback(scene, '--migration-file', file);
+  assert.equal(result.code, 0, result.stdout + result.stderr);
+  assert.match(result.stdout, new RegExp(`\\n {2}delete token ${newest!.token_id} of project ${newest!.project}\\n`));
+  assert.match(result.stdout, /\nResult: PostgreSQL now matches the table \(1 row changed in one transaction\)\.\n$/);
+  await assertMatches(scene);
+});
+
+test('with Step 1’s file, a token PostgreSQL got after it, newer than the table’s, is still refused', async () => {
+  const scene = await migrated();
+  const file = await dumpOf(scene);
+  await scene.sql`INSERT INTO tokens VALUES ('after-the-switch-back', '2032-01-01 00:00:00+00', 'project-1', NULL)`;
+  const before = await snapshot(scene.sql);
+  for (const dryRun of [['--dry-run'], []]) {
+    const result = await rollback(scene, '--migration-file', file, ...dryRun);
+    assertOneErrorLine(
+      result,
+      new RegExp(
+        `${REFUSED_NEWEST('after-the-switch-back', 'project-1')}and neither ${file} nor ${file}\\.fix-puts holds it: PostgreSQL has been written since the switch — stop every writer to PostgreSQL and find out what wrote it \\(a dump of PostgreSQL taken before the switch that holds the token shows otherwise: give it with --migration-file\\); see "Rolling back" in the guide$`,
+      ),
+      1,
+    );
+  }
+  assert.equal(await snapshot(scene.sql), before);
+});
+
+test('--migration-file missing, a folder, or not JSON: one line, nothing changed', async () => {
+  const scene = await migrated();
+  const [newest] = await scene.sql<{ token_id: string; project: string }[]>`SELECT token_id, project FROM tokens ORDER BY created_at DESC LIMIT 1`;
+  await remove(scene, `PROJECT#${newest!.project}`, `TOKEN#${newest!.token_id}`);
+  const folder = temporaryFolder();
+  const notJson = join(folder, 'notes.json');
+  writeFileSync(notJson, 'not json\n');
+  const before = await snapshot(scene.sql);
+  const cases: [string, RegExp][] = [
+    [join(folder, 'absent.json'), /^error: \S+absent\.json does not exist — check the file name$/],
+    [folder, /^error: \S+ is a folder — give the path of the JSON file$/],
+    [notJson, /^error: --migration-file \S+notes\.json: line 1[^\n]* — give the file Step 1 wrote$/],
+  ];
+  for (const [file, line] of cases) assertOneErrorLine(await rollback(scene, '--migration-file', file, '--dry-run'), line, 2);
   assert.equal(await snapshot(scene.sql), before);
 });

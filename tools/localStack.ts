@@ -384,7 +384,8 @@ function startServer(
   const { child, output } = spawnServerProgram(postgresBin, ['-p', String(port), ...args], serverUser);
   const ready = new Promise<void>((resolve, reject) => {
     const onOutput = () => {
-      if (!output().includes('database system is ready to accept connections')) return;
+      // A standby (standby.signal) says `ready to accept read-only connections`.
+      if (!/database system is ready to accept (?:read-only )?connections/.test(output())) return;
       child.stderr!.off('data', onOutput);
       resolve();
     };

@@ -25,6 +25,16 @@ export async function checkTablePrivileges(sql: Sql, user: string, tables: reado
   );
 }
 
+/** Refuses (one line, exit 3) a server in recovery: a read-only standby takes no write, whatever the user's rights. */
+export async function checkNotStandby(sql: Sql, server: string): Promise<void> {
+  const [row] = await sql<{ standby: boolean }[]>`SELECT pg_is_in_recovery() AS standby`;
+  if (row?.standby !== true) return;
+  throw new UserError(
+    `PostgreSQL at ${server} is a read-only standby (in recovery), and the rollback writes — connect to the primary`,
+    ExitCode.environment,
+  );
+}
+
 /** A role name as SQL writes it: double-quoted when it is not a plain lower-case identifier. */
 function quoteIdentifier(name: string): string {
   return /^[a-z_][a-z0-9_]*$/.test(name) ? name : `"${name.replaceAll('"', '""')}"`;

@@ -3,15 +3,17 @@
 // the table's newest token was not revoked in the table: PostgreSQL has been written since the switch (the service is
 // back on it, or writes to both), the table is no longer the whole truth, and deleting it would revoke a live token.
 // Or it was the newest token and the service revoked it after the switch, creating none since: the table keeps no
-// trace of a revoked token, so the two cannot be told apart here, and the line names both.
+// trace of a revoked token, so only evidence that PostgreSQL held it before the switch tells the two apart — Step 1's
+// file (--migration-file), or the list of tokens an earlier --fix put beside it, as --fix reads them.
 import type { DynamoItem } from '../dynamodb/batch.ts';
 import { ExitCode, UserError } from '../cli/errors.ts';
 import { CREATED_AT } from '../cello/items.ts';
-import { isTokenSk } from '../cello/keys.ts';
+import { isTokenSk, itemKeyString, projectPk, tokenSk } from '../cello/keys.ts';
 import { TimestampError, toCanonicalTimestamp } from '../cello/timestamps.ts';
 import type { PartitionOpener } from '../verify/dynamo.ts';
 import { displayName } from '../verify/compare.ts';
-import { rowKey, type RollbackPlan } from './plan.ts';
+import { fixPutsPath, keysWrittenByMigration } from '../verify/cutoverGuard.ts';
+import { rowKey, type RollbackPlan, type RowChange } from './plan.ts';
 
 /** The canonical creation time of the newest token item seen, undefined while none with a readable one was. */
 export interface NewestToken {
@@ -47,19 +49,39 @@ export function watchingNewestToken(open: PartitionOpener, newest: NewestToken):
   };
 }
 
-/** Refuses (exit 1, nothing changed) a plan that deletes a token created after the table's newest one. */
-export function checkPostgresNotWrittenSinceSwitch(plan: RollbackPlan, newest: NewestToken): void {
-  for (const change of plan.changes) {
-    if (change.kind !== 'delete' || change.of !== 'token') continue;
+/** The token rows the plan deletes that were created after the table's newest token, with that creation time. */
+function tokensNewerThanTable(plan: RollbackPlan, newest: NewestToken): { change: RowChange; createdAt: string }[] {
+  return plan.changes.flatMap((change) => {
+    if (change.kind !== 'delete' || change.of !== 'token') return [];
     const createdAt = canonicalOrUndefined(change.old[CREATED_AT]);
-    if (createdAt === undefined || (newest.createdAt !== undefined && createdAt <= newest.createdAt)) continue;
-    const bound = newest.createdAt === undefined ? 'the table holds no token at all' : `the table's newest token was created at ${newest.createdAt}`;
-    throw new UserError(
-      `rollback refused, nothing changed: PostgreSQL holds token ${displayName(rowKey(change))} of project ${displayName(change.project)}, ` +
-        `created at ${createdAt}, which the table lacks (${bound}): PostgreSQL has been written since the switch, ` +
-        'or this token was revoked after it and is newer than every token the table holds — stop every writer to PostgreSQL and find out ' +
-        `what wrote it; if nothing did, delete the token's row in PostgreSQL yourself and run this again; see "Rolling back" in the guide`,
-      ExitCode.incomplete,
-    );
-  }
+    if (createdAt === undefined || (newest.createdAt !== undefined && createdAt <= newest.createdAt)) return [];
+    return [{ change, createdAt }];
+  });
+}
+
+/**
+ * Refuses (exit 1, nothing changed) a plan that deletes a token created after the table's newest one, unless
+ * `migrationFile` (or the tokens --fix put, listed beside it) shows PostgreSQL held it before the switch.
+ */
+export async function checkPostgresNotWrittenSinceSwitch(plan: RollbackPlan, newest: NewestToken, migrationFile: string | undefined): Promise<void> {
+  const newer = tokensNewerThanTable(plan, newest);
+  if (newer.length === 0) return;
+  const key = ({ change }: (typeof newer)[number]) => itemKeyString(projectPk(change.project), tokenSk(rowKey(change)));
+  const held = migrationFile === undefined ? new Set<string>() : await keysWrittenByMigration(migrationFile, new Set(newer.map(key)));
+  const unexplained = newer.find((token) => !held.has(key(token)));
+  if (unexplained === undefined) return;
+  const { change, createdAt } = unexplained;
+  const bound = newest.createdAt === undefined ? 'the table holds no token at all' : `the table's newest token was created at ${newest.createdAt}`;
+  const evidence =
+    migrationFile === undefined
+      ? 'and no --migration-file was given: PostgreSQL has been written since the switch, or the service revoked this token after it ' +
+        "and created none newer — if it did, give Step 1's file with --migration-file, which shows PostgreSQL held the token before the switch; " +
+        'otherwise stop every writer to PostgreSQL and find out what wrote it'
+      : `and neither ${migrationFile} nor ${fixPutsPath(migrationFile)} holds it: PostgreSQL has been written since the switch — ` +
+        'stop every writer to PostgreSQL and find out what wrote it (a dump of PostgreSQL taken before the switch that holds the token shows otherwise: give it with --migration-file)';
+  throw new UserError(
+    `rollback refused, nothing changed: PostgreSQL holds token ${displayName(rowKey(change))} of project ${displayName(change.project)}, ` +
+      `created at ${createdAt}, which the table lacks (${bound}), ${evidence}; see "Rolling back" in the guide`,
+    ExitCode.incomplete,
+  );
 }

@@ -26,6 +26,7 @@ import { stopSignal, wasStopped } from '../cli/signals.ts';
 import { REPOSITORY } from '../cello/items.ts';
 import { CELLO_TABLES, PROJECTS_TABLE, TOKENS_TABLE } from '../cello/sourceTables.ts';
 import { checkTableName } from '../dynamodb/target.ts';
+import { checkInputFile } from '../io/files.ts';
 import { readPassword } from '../postgres/password.ts';
 import { connectionSettingsFromEnvironment, describeTarget, parseHostArgument, type PostgresTarget } from '../postgres/target.ts';
 
@@ -61,6 +62,11 @@ function parseArguments(argv: string[]) {
     .option('dry-run', dryRunOption('print the plan, commit nothing'))
     .option('endpoint-url', endpointUrlOption())
     .option('max-rcu', maxRcuOption())
+    .option('migration-file', {
+      type: 'string',
+      describe:
+        "Step 1's file (or any dump of PostgreSQL taken before the switch): the evidence that a token PostgreSQL holds and the table lacks, newer than every token the table holds, was there before the switch (the service revoked it since) — the guard refuses such a token without it",
+    })
     .option('include-orphans', {
       type: 'boolean',
       default: false,
@@ -70,6 +76,7 @@ function parseArguments(argv: string[]) {
     .example('npx tsx scripts/$0 localhost cello_user cello_db cello us-west-2', '')
     .example('npx tsx scripts/$0 db.example.com:5433 cello_user cello_db cello us-west-2 --max-rcu 500', '')
     .example('npx tsx scripts/$0 localhost cello_user cello_db cello us-west-2 --include-orphans --dry-run', '')
+    .example('npx tsx scripts/$0 localhost cello_user cello_db cello us-west-2 --migration-file data.json', '')
     .parseAsync();
 }
 
@@ -80,7 +87,7 @@ export const main = defineStep(async (argv: string[]): Promise<number> => {
     { capacityMeterOf, createDynamoClient, describeCelloTable },
     { connectPostgres },
     { toPostgresUserError },
-    { checkTablePrivileges },
+    { checkNotStandby, checkTablePrivileges },
     { checkTables },
   ] = await Promise.all([
     import('../dynamodb/client.ts'),
@@ -94,6 +101,8 @@ export const main = defineStep(async (argv: string[]): Promise<number> => {
   const tableName = String(args.table_name);
   checkPostgresNames(user, database);
   checkTableName(tableName);
+  const migrationFile = args['migration-file'];
+  if (migrationFile !== undefined) await checkInputFile(migrationFile);
   const { host, port } = parseHostArgument(String(args.db_host));
   const postgresTarget: PostgresTarget = { host, port, user, database };
   const settings = connectionSettingsFromEnvironment(runEnvironment(), host);
@@ -103,18 +112,20 @@ export const main = defineStep(async (argv: string[]): Promise<number> => {
   );
   const meter = capacityMeterOf(client);
   try {
-    // The cheap checks first: a wrong table or region, then a user who could not write, fail before anything is read.
+    // The cheap checks first: a wrong table or region, then a server or user that could not write, fail before anything is read.
     await describeCelloTable(client, tableName);
     const password = await readPassword(runEnvironment(), `Password for user ${user} at ${describeTarget(postgresTarget)}: `);
     const session = await connectPostgres(postgresTarget, password, settings);
     const progress = new Progress('Reading', undefined, currentRun().io.stderr, { unit: 'projects', note: () => meter.describeSlowdown() });
     try {
+      await checkNotStandby(session.sql, describeTarget(postgresTarget));
       await checkTables(session.sql, database, CELLO_TABLES);
       await checkTablePrivileges(session.sql, user, [PROJECTS_TABLE, TOKENS_TABLE], PRIVILEGES);
       const { rollBack } = await import('./rollBack.ts');
       return await rollBack(session, {
         read: { client, tableName, database, concurrency: CONCURRENCY, includeOrphans: args['include-orphans'], shouldStop: wasStopped, progress },
         dryRun: args['dry-run'],
+        migrationFile,
         meter,
       });
     } catch (error) {

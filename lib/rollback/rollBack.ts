@@ -15,6 +15,8 @@ import { RESULTS, formatCounts, formatPlan, formatProblems } from './report.ts';
 export interface RollbackOptions {
   read: ReadOptions;
   dryRun: boolean;
+  /** Step 1's file: the guard's evidence of the tokens PostgreSQL held before the switch. */
+  migrationFile: string | undefined;
   meter: CapacityMeter;
 }
 
@@ -36,7 +38,7 @@ export async function rollBack(session: PostgresSession, options: RollbackOption
     return ExitCode.interrupted;
   }
   const plan = planRollback(changes, context);
-  checkPostgresNotWrittenSinceSwitch(plan, newest);
+  await checkPostgresNotWrittenSinceSwitch(plan, newest, options.migrationFile);
   await printOutput(formatPlan(plan));
   await printOutput(formatProblems(plan.problems));
   if (!context.includeOrphans) await printOutput(formatOrphanNote(result.orphans));

@@ -17,7 +17,8 @@ import { TimestampError, toCanonicalTimestamp } from '../cello/timestamps.ts';
 import { displayKey } from './compare.ts';
 import type { FixChange } from './fixPlan.ts';
 
-const fixPutsPath = (migrationFile: string) => `${migrationFile}.fix-puts`;
+/** Where --fix lists the tokens it put, beside Step 1's file (the rollback's guard reads it too). */
+export const fixPutsPath = (migrationFile: string) => `${migrationFile}.fix-puts`;
 
 /** Refuses (nothing written) what the header says, or lists the tokens --fix is about to put, before it writes them. */
 export async function guardCutover(changes: readonly FixChange[], newestInPostgres: string | null, migrationFile: string | undefined): Promise<void> {
@@ -59,8 +60,11 @@ export function tokensNewerThanPostgres(changes: Iterable<FixChange>, newestCrea
   return newer;
 }
 
-/** The keys among `wanted` that Step 1's file holds as tokens, or that an earlier --fix listed as put. */
-async function keysWrittenByMigration(migrationFile: string, wanted: ReadonlySet<string>): Promise<Set<string>> {
+/**
+ * The keys among `wanted` that Step 1's file holds as tokens, or that an earlier --fix listed as put: tokens PostgreSQL
+ * held before the switch (the rollback's guard reads it so too).
+ */
+export async function keysWrittenByMigration(migrationFile: string, wanted: ReadonlySet<string>): Promise<Set<string>> {
   const found = new Set<string>();
   try {
     for await (const event of readJsonObjectOfObjects(migrationFile)) {
