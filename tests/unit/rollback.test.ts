@@ -7,10 +7,13 @@ import type { PostgresProject, PostgresToken } from '../../lib/verify/compare.ts
 import { changesRow, planRollback, type PlanContext, type RowChange } from '../../lib/rollback/plan.ts';
 import { verifyMigration } from '../../lib/verify/run.ts';
 import { formatChange, formatPlan } from '../../lib/rollback/report.ts';
+import { nullableAttributes } from '../support/celloRows.ts';
+import type { TokenValueAttribute } from '../../lib/cello/items.ts';
 
 const PK = 'PROJECT#alpha';
 const project: PostgresProject = { name: 'alpha', repository: null };
 const token = (id: string, createdAt: string, expiresAt: string | null = null): PostgresToken => ({
+  ...(Object.fromEntries(nullableAttributes('token').map((name) => [name, null])) as Record<TokenValueAttribute, null>),
   project: 'alpha',
   tokenId: id,
   created_at: createdAt,
