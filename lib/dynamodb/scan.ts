@@ -31,7 +31,7 @@ interface ScanPage {
 
 /**
  * Yields every page of a full scan of `tableName`, at most `maxPagesInFlight` requested or held by the consumer at
- * once: a segment's next page is asked for when the consumer has taken its last one. A request that fails for good
+ * once: a segment's next page is asked for as soon as its last one has come back. A request that fails for good
  * ends the stream with its error, after the other requests in flight have settled; so does a consumer that leaves.
  */
 export async function* scanPages(client: DynamoDBClient, tableName: string, options: ScanOptions): AsyncGenerator<ScanPage, void, undefined> {
@@ -55,21 +55,28 @@ export async function* scanPages(client: DynamoDBClient, tableName: string, opti
   /** Segments whose next page is not asked for yet, first come first served. */
   const ready = Array.from({ length: segments }, (_, segment) => segment);
   const inFlight = new Map<number, Promise<{ segment: number; page: IteratorResult<ScanCommandOutput> }>>();
+  /** Asks for the next page of ready segments while the pages requested, plus `held` by the consumer, are fewer than the bound. */
+  const request = (held: number) => {
+    while (inFlight.size + held < maxPagesInFlight && ready.length > 0 && !shouldStop()) {
+      const segment = ready.shift()!;
+      inFlight.set(
+        segment,
+        paginators[segment]!.next().then((page) => ({ segment, page })),
+      );
+    }
+  };
   try {
     while (true) {
-      while (inFlight.size < maxPagesInFlight && ready.length > 0 && !shouldStop()) {
-        const segment = ready.shift()!;
-        inFlight.set(
-          segment,
-          paginators[segment]!.next().then((page) => ({ segment, page })),
-        );
-      }
+      request(0);
       if (inFlight.size === 0) return;
       const { segment, page } = await Promise.race(inFlight.values());
       inFlight.delete(segment);
       if (page.done) continue;
-      yield { segment, items: page.value.Items ?? [] };
+      // The segment's next page is asked for before this one is handed over: the request and the consumer's work on
+      // this page overlap.
       ready.push(segment);
+      request(1);
+      yield { segment, items: page.value.Items ?? [] };
     }
   } finally {
     await Promise.allSettled(inFlight.values());

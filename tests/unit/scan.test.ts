@@ -128,6 +128,17 @@ test('no more pages than maxPagesInFlight are requested or waiting at once', asy
   assert.equal(taken, 400);
 });
 
+test('a sequential scan asks for its next page while the consumer still works on the current one', async () => {
+  const table = fakeTable(makeItems(30), 10);
+  const requestsWhileHeld: number[] = [];
+  for await (const _page of scanPages(table.client, 'cello', options())) {
+    for (let round = 0; round < 5; round++) await new Promise((resolve) => setImmediate(resolve));
+    requestsWhileHeld.push(table.requests.length);
+  }
+  // Pages 1 and 2 are held while requests 2 and 3 are out; the last page has no next one to ask for.
+  assert.deepEqual(requestsWhileHeld, [2, 3, 3]);
+});
+
 test('a throttled request is retried and the scan completes', async () => {
   const items = makeItems(20);
   const throttle = Object.assign(new Error('slow down'), { name: 'ProvisionedThroughputExceededException', $metadata: { httpStatusCode: 400 } });
