@@ -12,8 +12,10 @@ import type { TokenValueAttribute } from '../../lib/cello/items.ts';
 
 const PK = 'PROJECT#alpha';
 const project: PostgresProject = { name: 'alpha', repository: null };
+/** Every nullable token attribute NULL, as a row holds it (lib/cello's table: one added later too). */
+const NULL_TOKEN_VALUES = Object.fromEntries(nullableAttributes('token').map((name) => [name, null])) as Record<TokenValueAttribute, null>;
 const token = (id: string, createdAt: string, expiresAt: string | null = null): PostgresToken => ({
-  ...(Object.fromEntries(nullableAttributes('token').map((name) => [name, null])) as Record<TokenValueAttribute, null>),
+  ...NULL_TOKEN_VALUES,
   project: 'alpha',
   tokenId: id,
   created_at: createdAt,
@@ -66,7 +68,7 @@ test('the table is the truth: an item PostgreSQL lacks is inserted, a row the ta
     'update token diff of project alpha: expires_at: 2030-01-01T00:00:00.000000000Z → NULL',
   ]);
   const inserted = plan.changes[0] as Extract<RowChange, { kind: 'insert' }>;
-  assert.deepEqual(inserted.row, { token_id: 'new', created_at: '2031-01-01 00:00:00.000001+00', expires_at: null, project: 'alpha' });
+  assert.deepEqual(inserted.row, { ...NULL_TOKEN_VALUES, token_id: 'new', created_at: '2031-01-01 00:00:00.000001+00', project: 'alpha' });
 });
 
 test('an item PostgreSQL cannot hold is a problem, not a change: digits past the microsecond, a value too long, an id unlike its key', () => {
