@@ -440,6 +440,20 @@ test('streamRows rethrows what onRow throws, stops the query, and the session st
   assert.equal(row!.one, 1);
 });
 
+test("a transaction whose work failed throws the work's error, not the ROLLBACK's that failed after it", async () => {
+  // A late cancel request (streamRows cancels the query of a failed row) can land on the ROLLBACK; a connection lost
+  // at that moment is the deterministic stand-in: the operator must see the cause, not the ROLLBACK's failure.
+  const [connected, other] = [await session(), await session()];
+  await assert.rejects(
+    inReadOnlySnapshot(connected, async (sql) => {
+      const [row] = await sql<{ pid: number }[]>`SELECT pg_backend_pid() AS pid`;
+      await other.sql`SELECT pg_terminate_backend(${row!.pid})`;
+      throw new Error('the real cause');
+    }),
+    /the real cause/,
+  );
+});
+
 test('streamRows rethrows a rejection of a promise onRow returned', async () => {
   const connected = await session();
   let delivered = 0;

@@ -148,11 +148,32 @@ function connectionError(code: string, message: string): Error {
  * in case a pooler dropped the start-up parameters (set_config(..., true), SET LOCAL, which PgBouncer accepts).
  */
 export async function inReadOnlySnapshot<T>(session: PostgresSession, work: (sql: TransactionSql) => Promise<T>): Promise<T> {
-  return (await session.sql.begin('isolation level repeatable read read only', async (sql) => {
+  return inTransaction(session, 'isolation level repeatable read read only', async (sql) => {
     await sql`SELECT set_config('statement_timeout', '0', true), set_config('idle_in_transaction_session_timeout', '0', true),
                      set_config('TimeZone', 'UTC', true), set_config('DateStyle', 'ISO, MDY', true)`;
     return work(sql);
-  })) as T;
+  });
+}
+
+/**
+ * The driver's begin(), with `work`'s own error thrown when it failed. The driver throws the ROLLBACK's error instead
+ * when that fails too: a cancel request streamRows sent for a failed row can reach the server only as the ROLLBACK
+ * runs ("canceling statement due to user request"), which would hide the real cause from the operator.
+ */
+export async function inTransaction<T>(session: PostgresSession, mode: string, work: (sql: TransactionSql) => Promise<T>): Promise<T> {
+  let workFailure: { error: unknown } | undefined;
+  try {
+    return (await session.sql.begin(mode, async (sql) => {
+      try {
+        return await work(sql);
+      } catch (error) {
+        workFailure = { error };
+        throw error;
+      }
+    })) as T;
+  } catch (error) {
+    throw workFailure ? workFailure.error : error;
+  }
 }
 
 /**
@@ -170,10 +191,11 @@ export async function streamRows<Row>(
 ): Promise<void> {
   let failure: { error: unknown } | undefined;
   const outstanding = new Set<Promise<unknown>>();
+  let cancelled: Promise<unknown> = Promise.resolve();
   const fail = (error: unknown) => {
     if (failure) return;
     failure = { error };
-    void Promise.resolve(query.cancel()).catch(() => undefined);
+    cancelled = Promise.resolve(query.cancel()).catch(() => undefined);
   };
   try {
     await query.forEach((row) => {
@@ -198,6 +220,7 @@ export async function streamRows<Row>(
     // After a failure of ours, the query's own end (usually "canceling statement due to user request") is noise.
     if (!failure) throw error;
   }
-  await Promise.allSettled([...outstanding]);
+  // The cancel request delivered before the next statement: one still on its way could cancel that one instead.
+  await Promise.allSettled([...outstanding, cancelled]);
   if (failure) throw failure.error;
 }

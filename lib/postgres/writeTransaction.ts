@@ -1,6 +1,6 @@
 // Writing to PostgreSQL: the privileges a write needs, checked before any work, and one read-write transaction.
 import { ExitCode, UserError } from '../cli/errors.ts';
-import type { PostgresSession, Sql, TransactionSql } from './connect.ts';
+import { inTransaction, type PostgresSession, type Sql, type TransactionSql } from './connect.ts';
 
 /** The `privilege ON table` pairs the session's user lacks, among `privileges` on each of `tables`. */
 export async function missingTablePrivileges(sql: Sql | TransactionSql, tables: readonly string[], privileges: readonly string[]): Promise<string[]> {
@@ -51,10 +51,10 @@ export const LOCK_TIMEOUT = '10s';
  * DateStyle are set again as in inReadOnlySnapshot, so timestamps read and written as text are exact.
  */
 export async function inWriteTransaction<T>(session: PostgresSession, work: (sql: TransactionSql) => Promise<T>): Promise<T> {
-  return (await session.sql.begin('read write', async (sql) => {
+  return inTransaction(session, 'read write', async (sql) => {
     await sql`SELECT set_config('statement_timeout', '0', true), set_config('idle_in_transaction_session_timeout', '0', true),
                      set_config('lock_timeout', ${LOCK_TIMEOUT}, true),
                      set_config('TimeZone', 'UTC', true), set_config('DateStyle', 'ISO, MDY', true)`;
     return work(sql);
-  })) as T;
+  });
 }
