@@ -197,12 +197,19 @@ export function isCanonicalTimestamp(text: unknown): boolean {
   return typeof text === 'string' && isCanonical(text);
 }
 
-/** Whether both values are timestamps denoting the same instant; false if either is not a timestamp. */
-export function timestampsEqualAsInstants(a: string, b: string): boolean {
+/** The canonical form of a timestamp in any form the repair converts; undefined for what is no timestamp. */
+export function canonicalOrUndefined(text: string | null | undefined): string | undefined {
+  if (typeof text !== 'string') return undefined;
   try {
-    return toCanonicalTimestamp(a) === toCanonicalTimestamp(b);
+    return toCanonicalTimestamp(text);
   } catch (error) {
-    if (error instanceof TimestampError) return false;
+    if (error instanceof TimestampError) return undefined;
     throw error;
   }
+}
+
+/** Whether both values are timestamps denoting the same instant; false if either is not a timestamp. */
+export function timestampsEqualAsInstants(a: string, b: string): boolean {
+  const canonical = canonicalOrUndefined(a);
+  return canonical !== undefined && canonical === canonicalOrUndefined(b);
 }

@@ -9,7 +9,7 @@ import type { DynamoItem } from '../dynamodb/batch.ts';
 import { ExitCode, UserError } from '../cli/errors.ts';
 import { CREATED_AT } from '../cello/items.ts';
 import { isTokenSk, itemKeyString, projectPk, tokenSk } from '../cello/keys.ts';
-import { TimestampError, toCanonicalTimestamp } from '../cello/timestamps.ts';
+import { canonicalOrUndefined } from '../cello/timestamps.ts';
 import type { PartitionOpener } from '../verify/dynamo.ts';
 import { displayName } from '../verify/compare.ts';
 import { fixPutsPath, keysWrittenByMigration } from '../verify/cutoverGuard.ts';
@@ -18,16 +18,6 @@ import { rowKey, type RollbackPlan, type RowChange } from './plan.ts';
 /** The canonical creation time of the newest token item seen, undefined while none with a readable one was. */
 export interface NewestToken {
   createdAt?: string;
-}
-
-function canonicalOrUndefined(text: string | null | undefined): string | undefined {
-  if (typeof text !== 'string') return undefined;
-  try {
-    return toCanonicalTimestamp(text);
-  } catch (error) {
-    if (error instanceof TimestampError) return undefined;
-    throw error;
-  }
 }
 
 /** Notes in `newest` the creation time of every token item an opened partition yields. */

@@ -10,7 +10,7 @@ import { PROJECT_ATTRIBUTE_ENTRIES, TOKEN_ID, type ItemKind } from '../cello/ite
 import { METADATA_SK, isMetadataSk, parseProjectPk, parseTokenSk, projectPk, tokenSk } from '../cello/keys.ts';
 import { quoteValue } from '../cello/quote.ts';
 import { PROJECT_COLUMN, ROW_TABLES } from '../cello/sourceTables.ts';
-import { TimestampError, toCanonicalTimestamp } from '../cello/timestamps.ts';
+import { timestampsEqualAsInstants } from '../cello/timestamps.ts';
 import type { PostgresProject, PostgresToken } from '../verify/compare.ts';
 import type { FixChange } from '../verify/fixPlan.ts';
 
@@ -244,11 +244,5 @@ function itemRow(of: ItemKind, project: string, item: DynamoItem, { columnLimits
 /** Whether two column values are equal: text exactly, timestamps as instants (PostgreSQL's text and the item's may differ in form). */
 function sameValue(isTimestamp: boolean, a: string | null, b: string | null): boolean {
   if (a === b) return true;
-  if (a === null || b === null || !isTimestamp) return false;
-  try {
-    return toCanonicalTimestamp(a) === toCanonicalTimestamp(b);
-  } catch (error) {
-    if (error instanceof TimestampError) return false;
-    throw error;
-  }
+  return a !== null && b !== null && isTimestamp && timestampsEqualAsInstants(a, b);
 }

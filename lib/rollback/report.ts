@@ -1,30 +1,20 @@
 // The rollback's report: the plan (a line per row, a few per project), the items PostgreSQL cannot hold, the counts and
 // the one `Result:` line that says what happened to PostgreSQL.
-import { formatCount } from '../cli/output.ts';
+import { formatCount, plural } from '../cli/output.ts';
 import type { ItemKind } from '../cello/items.ts';
 import { METADATA_SK } from '../cello/keys.ts';
 import { ROW_TABLES } from '../cello/sourceTables.ts';
-import { TimestampError, toCanonicalTimestamp } from '../cello/timestamps.ts';
-import { LINES_PER_PROJECT, displayName, quote } from '../verify/compare.ts';
+import { canonicalOrUndefined } from '../cello/timestamps.ts';
+import { LINES_PER_PROJECT, displayKey, displayName, quote } from '../verify/compare.ts';
 import { rowKey, type RollbackPlan, type RowChange, type Unholdable } from './plan.ts';
 
 /** Lines listing items PostgreSQL cannot hold, before "... and N more". */
 const PROBLEM_LINES = 100;
 
-function plural(count: number, one: string, many: string): string {
-  return `${formatCount(count)} ${count === 1 ? one : many}`;
-}
-
 /** A column's value for a line: NULL, a timestamp in the table's canonical form, text quoted. */
 function formatValue(isTimestamp: boolean, value: string | null | undefined): string {
   if (value === null || value === undefined) return 'NULL';
-  if (!isTimestamp) return quote(value);
-  try {
-    return toCanonicalTimestamp(value);
-  } catch (error) {
-    if (error instanceof TimestampError) return quote(value);
-    throw error;
-  }
+  return (isTimestamp ? canonicalOrUndefined(value) : undefined) ?? quote(value);
 }
 
 function subject(of: ItemKind, project: string, key: string): string {
@@ -72,7 +62,7 @@ export function formatPlan(plan: RollbackPlan, limit = LINES_PER_PROJECT, total 
 export function formatProblems(problems: readonly Unholdable[]): string {
   if (problems.length === 0) return '';
   let text = 'Items PostgreSQL cannot hold (nothing is committed while there is one):\n';
-  for (const { pk, sk, reason } of problems.slice(0, PROBLEM_LINES)) text += `  [${displayName(pk)}][${displayName(sk)}]: ${reason}\n`;
+  for (const { pk, sk, reason } of problems.slice(0, PROBLEM_LINES)) text += `  ${displayKey(pk, sk)}: ${reason}\n`;
   if (problems.length > PROBLEM_LINES) text += `  ... and ${formatCount(problems.length - PROBLEM_LINES)} more\n`;
   return text;
 }

@@ -13,7 +13,7 @@ import { plural } from '../cli/output.ts';
 import { CREATED_AT, TOKENS_FIELD, TOKEN_ID } from '../cello/items.ts';
 import { isTokenSk, itemKeyString, projectPk, tokenSk } from '../cello/keys.ts';
 import { JsonInputError, readJsonObjectOfObjects } from '../json/stream.ts';
-import { TimestampError, toCanonicalTimestamp } from '../cello/timestamps.ts';
+import { canonicalOrUndefined, toCanonicalTimestamp } from '../cello/timestamps.ts';
 import { displayKey } from './compare.ts';
 import type { FixChange } from './fixPlan.ts';
 
@@ -46,14 +46,8 @@ export function tokensNewerThanPostgres(changes: Iterable<FixChange>, newestCrea
   const newer: { pk: string; sk: string; createdAt: string }[] = [];
   for (const change of changes) {
     const text = change.kind === 'delete' && isTokenSk(change.sk) ? change.read[CREATED_AT]?.S : undefined;
-    if (text === undefined) continue;
-    let createdAt: string;
-    try {
-      createdAt = toCanonicalTimestamp(text);
-    } catch (error) {
-      if (error instanceof TimestampError) continue;
-      throw error;
-    }
+    const createdAt = canonicalOrUndefined(text);
+    if (createdAt === undefined) continue;
     // Canonical timestamps are fixed-width UTC text: their order is time order.
     if (newest === undefined || createdAt > newest) newer.push({ pk: change.pk, sk: change.sk, createdAt });
   }
