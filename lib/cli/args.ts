@@ -1,8 +1,15 @@
 // The command line: one yargs parser with the conventions every script follows, and the options several scripts
 // share. Argument mistakes are a UserError: one line, exit 2.
-import yargs, { type Argv } from 'yargs';
+import { createRequire } from 'node:module';
+import type { Argv } from 'yargs';
 import { ExitCode, UserError } from './errors.ts';
 import { formatCount } from './output.ts';
+
+/**
+ * yargs is required, not imported: its 40 ES modules then load without tsx's loader hooks, which answer each import
+ * from another thread. Every command starts ~50 ms sooner (the 2,000-token dump: 5 %), measured side by side.
+ */
+const yargs: typeof import('yargs').default = createRequire(import.meta.url)('yargs');
 
 /** Every script's --help width, whatever the terminal: one layout, commands never cut. */
 export const HELP_WIDTH = 120;
