@@ -116,6 +116,41 @@ function nanosecondFraction(text: string, fraction: string | undefined): string 
   return fraction.slice(0, FRACTION_DIGITS);
 }
 
+/** A two-digit field the regex may have left out (reduced precision): 0 then. */
+function optionalDigits2(text: string | undefined): number {
+  return text === undefined ? 0 : digits2(text, 0);
+}
+
+/**
+ * The zone's offset east of UTC in seconds, 0 for `Z`. Groups 11–15 of TIMESTAMP: sign, hours, separator, minutes,
+ * seconds. @throws TimestampError for offsets PostgreSQL could not have written.
+ */
+function zoneOffsetSeconds(text: string, match: RegExpExecArray): number {
+  const [sign, hours, separator, minutes, seconds] = match.slice(11, 16);
+  if (sign === undefined) return 0;
+  // `+HHMMSS` is in neither ISO 8601-1 nor RFC 3339, and readers disagree: Python's %z writes it for seconds,
+  // PostgreSQL reads `+001200` as +12:00. Only `+HH:MM:SS` (PostgreSQL's own output) says seconds for sure.
+  if (seconds !== undefined && separator === '') {
+    throw new TimestampError(text, 'a six-digit offset (+HHMMSS) is ambiguous: PostgreSQL reads +001200 as 12 hours, others as 12 minutes');
+  }
+  const om = optionalDigits2(minutes);
+  const os = optionalDigits2(seconds);
+  if (om > 59 || os > 59) throw new TimestampError(text, 'the offset is out of range');
+  const offset = digits2(hours!, 0) * 3600 + om * 60 + os;
+  if (offset >= OFFSET_LIMIT_SECONDS) throw new TimestampError(text, 'the offset is beyond ±15:59');
+  return sign === '-' ? -offset : offset;
+}
+
+/** The date one day after (`step` 1) or before (`step` -1), carrying into month and year by hand. */
+function stepDay(year: number, month: number, day: number, step: 1 | -1): [number, number, number] {
+  if (step === 1) {
+    if (day < daysInMonth(year, month)) return [year, month, day + 1];
+    return month < 12 ? [year, month + 1, 1] : [year + 1, 1, 1];
+  }
+  if (day > 1) return [year, month, day - 1];
+  return month > 1 ? [year, month - 1, daysInMonth(year, month - 1)] : [year - 1, 12, 31];
+}
+
 /**
  * The canonical UTC form of the instant `text` denotes: PostgreSQL's timestamptz text in any TimeZone, or RFC 3339 /
  * ISO 8601 with a zone (TIMESTAMP above), any fraction length (past nine digits only zeros). A canonical value is
@@ -129,9 +164,7 @@ export function toCanonicalTimestamp(text: string): string {
 
   const match = TIMESTAMP.exec(text);
   if (match === null) throw new TimestampError(text, rejectionReason(text));
-  const [, yearText, , monthText, dayText, hourText, , minuteText, secondText, fraction, zulu, sign, offsetHours, , offsetMinutes, offsetSeconds] =
-    match;
-  const offsetSeparator = match[13];
+  const [, yearText, , monthText, dayText, hourText, , minuteText, secondText, fraction, zulu, sign] = match;
 
   const nanos = nanosecondFraction(text, fraction);
   if (zulu === undefined && sign === undefined) {
@@ -142,47 +175,18 @@ export function toCanonicalTimestamp(text: string): string {
   let month = digits2(monthText!, 0);
   let day = digits2(dayText!, 0);
   const hour = digits2(hourText!, 0);
-  const minute = minuteText === undefined ? 0 : digits2(minuteText, 0);
-  const second = secondText === undefined ? 0 : digits2(secondText, 0);
+  const minute = optionalDigits2(minuteText);
+  const second = optionalDigits2(secondText);
   const problem = fieldProblem(year, month, day, hour, minute, second);
   if (problem !== undefined) throw new TimestampError(text, problem);
 
-  // Local seconds of the day minus the offset: UTC seconds of the day, possibly one day before or after.
-  let secondOfDay = hour * 3600 + minute * 60 + second;
-  if (sign !== undefined && offsetHours !== undefined) {
-    const oh = digits2(offsetHours, 0);
-    const om = offsetMinutes === undefined ? 0 : digits2(offsetMinutes, 0);
-    // `+HHMMSS` is in neither ISO 8601-1 nor RFC 3339, and readers disagree: Python's %z writes it for seconds,
-    // PostgreSQL reads `+001200` as +12:00. Only `+HH:MM:SS` (PostgreSQL's own output) says seconds for sure.
-    if (offsetSeconds !== undefined && offsetSeparator === '') {
-      throw new TimestampError(text, 'a six-digit offset (+HHMMSS) is ambiguous: PostgreSQL reads +001200 as 12 hours, others as 12 minutes');
-    }
-    const os = offsetSeconds === undefined ? 0 : digits2(offsetSeconds, 0);
-    if (om > 59 || os > 59) throw new TimestampError(text, 'the offset is out of range');
-    const offset = oh * 3600 + om * 60 + os;
-    if (offset >= OFFSET_LIMIT_SECONDS) throw new TimestampError(text, 'the offset is beyond ±15:59');
-    secondOfDay -= sign === '-' ? -offset : offset;
-  }
-
-  // An offset is under a day, so the date moves by one day at most; carry into month and year by hand.
-  if (secondOfDay < 0) {
-    secondOfDay += SECONDS_PER_DAY;
-    if (--day < 1) {
-      if (--month < 1) {
-        month = 12;
-        year--;
-      }
-      day = daysInMonth(year, month);
-    }
-  } else if (secondOfDay >= SECONDS_PER_DAY) {
-    secondOfDay -= SECONDS_PER_DAY;
-    if (++day > daysInMonth(year, month)) {
-      day = 1;
-      if (++month > 12) {
-        month = 1;
-        year++;
-      }
-    }
+  // Local seconds of the day minus the offset: UTC seconds of the day, possibly one day before or after. An offset
+  // is under a day, so the date moves by one day at most.
+  let secondOfDay = hour * 3600 + minute * 60 + second - zoneOffsetSeconds(text, match);
+  const dayStep = secondOfDay < 0 ? -1 : secondOfDay >= SECONDS_PER_DAY ? 1 : 0;
+  if (dayStep !== 0) {
+    [year, month, day] = stepDay(year, month, day, dayStep);
+    secondOfDay -= dayStep * SECONDS_PER_DAY;
   }
   if (year < 1 || year > 9999) throw new TimestampError(text, 'the instant in UTC is outside years 0001–9999');
 
