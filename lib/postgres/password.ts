@@ -71,6 +71,25 @@ function openTerminal(): Terminal | undefined {
   return undefined;
 }
 
+const interrupted = () => new UserError('stopped at the password prompt', ExitCode.interrupted);
+
+/** How a key ends the prompt: the password entered, or the error to stop with; undefined for a key that does not. */
+function promptEnd(character: string, password: string): string | UserError | undefined {
+  if (character === '\r' || character === '\n') return password;
+  if (character === '\u0003') return interrupted(); // Ctrl-C: raw mode turns it into a byte
+  // Ctrl-D: end of input, as in a shell.
+  if (character === '\u0004')
+    return password === '' ? new UserError('no password entered — type it at the prompt, or set PGPASSWORD', ExitCode.usage) : password;
+  return undefined;
+}
+
+/** The password after one more key: Backspace drops the last character, Ctrl-U all, other control keys nothing. */
+function editPassword(password: string, character: string): string {
+  if (character === '\u007f' || character === '\b') return Array.from(password).slice(0, -1).join('');
+  if (character === '\u0015') return ''; // Ctrl-U
+  return character >= ' ' ? password + character : password;
+}
+
 /** Reads one line from the terminal in raw mode, echoing nothing. Ctrl-C stops the script (exit 130). */
 async function promptHidden(prompt: string): Promise<string> {
   const terminal = openTerminal();
@@ -87,22 +106,13 @@ async function promptHidden(prompt: string): Promise<string> {
   try {
     return await new Promise<string>((resolve, reject) => {
       let password = '';
-      const interrupted = () => new UserError('stopped at the password prompt', ExitCode.interrupted);
       onStop = () => reject(interrupted());
       stopSignal().addEventListener('abort', onStop, { once: true });
       onData = (chunk: Buffer) => {
         for (const character of decoder.write(chunk)) {
-          if (character === '\r' || character === '\n') return resolve(password);
-          if (character === '\u0003') return reject(interrupted()); // Ctrl-C: raw mode turns it into a byte
-          if (character === '\u0004') {
-            // Ctrl-D: end of input, as in a shell.
-            if (password === '') return reject(new UserError('no password entered — type it at the prompt, or set PGPASSWORD', ExitCode.usage));
-            return resolve(password);
-          }
-          if (character === '\u007f' || character === '\b') password = Array.from(password).slice(0, -1).join('');
-          else if (character === '\u0015')
-            password = ''; // Ctrl-U
-          else if (character >= ' ') password += character;
+          const end = promptEnd(character, password);
+          if (end !== undefined) return end instanceof UserError ? reject(end) : resolve(end);
+          password = editPassword(password, character);
         }
       };
       input.on('data', onData);
