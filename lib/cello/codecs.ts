@@ -30,28 +30,26 @@ export function isNullInFile(entry: CelloAttribute, value: unknown): boolean {
  * fileItems.ts).
  */
 export function itemValueFromFile(entry: CelloAttribute, value: unknown, problems: string[]): string | undefined {
-  const name = entry.name;
   if (entry.nullable && isNullInFile(entry, value)) return entry.nullInTable;
-  if (value === undefined) {
-    problems.push(`${name} is missing${entry.nullable ? ` (use null for ${entry.means})` : ''}`);
-  } else if (value === null) {
-    problems.push(`${name} is null${entry.nullable ? '' : `; ${entry.because}`}`);
-  } else if (typeof value !== 'string') {
-    const what = entry.kind === 'timestamp' ? 'a timestamp string' : 'a string';
-    problems.push(`${name} must be ${what}${entry.nullable ? ' or null' : ''}, got ${describeType(value)}`);
-  } else if (entry.kind === 'timestamp') {
+  if (typeof value !== 'string') problems.push(`${entry.name} ${whyNotText(entry, value)}`);
+  else if (entry.kind === 'timestamp') {
     try {
       return toCanonicalTimestamp(value);
     } catch (error) {
       if (!(error instanceof TimestampError)) throw error;
-      problems.push(`${name} ${error.message}`);
+      problems.push(`${entry.name} ${error.message}`);
     }
-  } else if (entry.kind === 'id' && value === '') {
-    problems.push(`${name} is empty`);
-  } else {
-    return value;
-  }
+  } else if (entry.kind === 'id' && value === '') problems.push(`${entry.name} is empty`);
+  else return value;
   return undefined;
+}
+
+/** Why a field of the file that is no string (missing, null, a number...) is not a value of the attribute. */
+function whyNotText(entry: CelloAttribute, value: unknown): string {
+  if (value === undefined) return `is missing${entry.nullable ? ` (use null for ${entry.means})` : ''}`;
+  if (value === null) return `is null${entry.nullable ? '' : `; ${entry.because}`}`;
+  const what = entry.kind === 'timestamp' ? 'a timestamp string' : 'a string';
+  return `must be ${what}${entry.nullable ? ' or null' : ''}, got ${describeType(value)}`;
 }
 
 // ---- table item → PostgreSQL row -------------------------------------------------------------------------------------
