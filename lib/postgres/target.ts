@@ -32,25 +32,26 @@ export function parseHostArgument(text: string): { host: string; port: number } 
   if (value === '') throw new UserError(`the database host is empty — give a host name or address, ${example}`);
   if (/[\s/@]/.test(value)) throw invalid('spaces, "/" and "@" are not allowed');
 
-  let host: string;
-  let portText: string | undefined;
+  const [host, portText] = splitHostAndPort(value, invalid);
+  return { host, port: portText === undefined ? DEFAULT_PORT : parsePort(portText, text) };
+}
+
+/** The host and the port's text (undefined when none) of `[ipv6]`, `[ipv6]:port`, a bare IPv6 address or `host:port`. */
+function splitHostAndPort(value: string, invalid: (reason: string) => UserError): [string, string | undefined] {
   if (value.startsWith('[')) {
     const match = /^\[([^\]]*)\](?::(.*))?$/.exec(value);
     if (match === null) throw invalid('expected [ipv6] or [ipv6]:port');
-    host = match[1]!;
-    portText = match[2];
-    if (!isIPv6(host)) throw invalid(`${JSON.stringify(host)} is not an IPv6 address`);
-  } else if (value.indexOf(':') !== value.lastIndexOf(':')) {
+    if (!isIPv6(match[1]!)) throw invalid(`${JSON.stringify(match[1])} is not an IPv6 address`);
+    return [match[1]!, match[2]];
+  }
+  if (value.indexOf(':') !== value.lastIndexOf(':')) {
     // Two colons or more: an IPv6 address without brackets, so no port.
     if (!isIPv6(value)) throw invalid('not an IPv6 address; to give a port with an IPv6 address write [address]:port');
-    host = value;
-  } else {
-    const colon = value.indexOf(':');
-    host = colon < 0 ? value : value.slice(0, colon);
-    portText = colon < 0 ? undefined : value.slice(colon + 1);
-    if (host === '') throw invalid('the host name is missing before ":"');
+    return [value, undefined];
   }
-  return { host, port: portText === undefined ? DEFAULT_PORT : parsePort(portText, text) };
+  const colon = value.indexOf(':');
+  if (colon === 0) throw invalid('the host name is missing before ":"');
+  return colon < 0 ? [value, undefined] : [value.slice(0, colon), value.slice(colon + 1)];
 }
 
 function parsePort(portText: string, argument: string): number {
