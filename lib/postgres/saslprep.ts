@@ -33,30 +33,32 @@ function stringprepTables(): StringprepTables {
   return tables;
 }
 
+/** RFC 3454's mapping: non-ASCII spaces to a space, B.1 to nothing. Undefined for a lone surrogate: not valid UTF-8. */
+function mapCodePoints(password: string, prep: StringprepTables): number[] | undefined {
+  const mapped: number[] = [];
+  for (const character of password) {
+    const codePoint = character.codePointAt(0)!;
+    if (codePoint >= 0xd800 && codePoint <= 0xdfff) return undefined;
+    if (prep.non_ASCII_space_characters.get(codePoint)) mapped.push(0x20);
+    else if (!prep.commonly_mapped_to_nothing.get(codePoint)) mapped.push(codePoint);
+  }
+  return mapped;
+}
+
+/** Whether pg_saslprep refuses the mapped code points: prohibited, unassigned, or right-to-left text mixed or misplaced. */
+function isRefused(mapped: number[], prep: StringprepTables): boolean {
+  if (mapped.some((codePoint) => prep.prohibited_characters.get(codePoint) || prep.unassigned_code_points.get(codePoint))) return true;
+  if (!mapped.some((codePoint) => prep.bidirectional_r_al.get(codePoint))) return false;
+  if (mapped.some((codePoint) => prep.bidirectional_l.get(codePoint))) return true;
+  return !prep.bidirectional_r_al.get(mapped[0]!) || !prep.bidirectional_r_al.get(mapped[mapped.length - 1]!);
+}
+
 /** The password SCRAM authentication must hash: libpq's pg_saslprep, or the password unchanged where it fails. */
 export function prepareScramPassword(password: string): string {
   // biome-ignore lint/suspicious/noControlCharactersInRegex: all of ASCII, control characters included, is used as typed
   if (/^[\x00-\x7f]*$/.test(password)) return password;
-  const {
-    non_ASCII_space_characters,
-    commonly_mapped_to_nothing,
-    prohibited_characters,
-    unassigned_code_points,
-    bidirectional_r_al,
-    bidirectional_l,
-  } = stringprepTables();
-  const mapped: number[] = [];
-  for (const character of password) {
-    const codePoint = character.codePointAt(0)!;
-    if (codePoint >= 0xd800 && codePoint <= 0xdfff) return password; // a lone surrogate: not valid UTF-8
-    if (non_ASCII_space_characters.get(codePoint)) mapped.push(0x20);
-    else if (!commonly_mapped_to_nothing.get(codePoint)) mapped.push(codePoint);
-  }
-  if (mapped.length === 0) return password;
-  if (mapped.some((codePoint) => prohibited_characters.get(codePoint) || unassigned_code_points.get(codePoint))) return password;
-  if (mapped.some((codePoint) => bidirectional_r_al.get(codePoint))) {
-    if (mapped.some((codePoint) => bidirectional_l.get(codePoint))) return password;
-    if (!bidirectional_r_al.get(mapped[0]!) || !bidirectional_r_al.get(mapped[mapped.length - 1]!)) return password;
-  }
+  const prep = stringprepTables();
+  const mapped = mapCodePoints(password, prep);
+  if (mapped === undefined || mapped.length === 0 || isRefused(mapped, prep)) return password;
   return String.fromCodePoint(...mapped).normalize('NFKC');
 }
