@@ -13,20 +13,21 @@ function isDigitAt(bytes: Uint8Array, index: number): boolean {
   return byte >= DIGIT_0 && byte <= DIGIT_9;
 }
 
-/** Where `YYYY-MM-DD HH:MM:SS` has its digits. */
-const DATE_TIME_DIGITS = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18] as const;
+/** PostgreSQL's UTC text by its length, a 9 standing for any digit: `9999-99-99 99:99:99[.9{1,6}]+00`. */
+const SHAPES: Buffer[] = [];
+for (const length of [22, 24, 25, 26, 27, 28, 29]) {
+  SHAPES[length] = Buffer.from(`9999-99-99 99:99:99${length === 22 ? '' : `.${'9'.repeat(length - 23)}`}+00`);
+}
 
 /** Whether the bytes are `YYYY-MM-DD HH:MM:SS[.f{1,6}]+00`: PostgreSQL prints only valid fields in that shape. */
 export function isPostgresUtcBytes(bytes: Uint8Array): boolean {
-  const length = bytes.length;
-  if (length !== 22 && (length < 24 || length > 29)) return false;
-  for (const index of DATE_TIME_DIGITS) if (!isDigitAt(bytes, index)) return false;
-  if (bytes[4] !== 0x2d || bytes[7] !== 0x2d || bytes[10] !== 0x20 || bytes[13] !== 0x3a || bytes[16] !== 0x3a) return false;
-  if (length > 22) {
-    if (bytes[19] !== 0x2e) return false;
-    for (let index = 20; index < length - 3; index++) if (!isDigitAt(bytes, index)) return false;
+  const shape = SHAPES[bytes.length];
+  if (shape === undefined) return false;
+  for (let index = 0; index < shape.length; index++) {
+    const expected = shape[index]!;
+    if (expected === DIGIT_9 ? !isDigitAt(bytes, index) : bytes[index] !== expected) return false;
   }
-  return bytes[length - 3] === 0x2b && bytes[length - 2] === DIGIT_0 && bytes[length - 1] === DIGIT_0;
+  return true;
 }
 
 /** The canonical timestamp, quoted, of text isPostgresUtcBytes accepted. */
