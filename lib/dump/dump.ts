@@ -149,11 +149,17 @@ export class MigrationJsonBuilder {
    * shape or NULL — has its bytes copied into place, never decoded, escaped or encoded; any other row takes add().
    */
   addRaw(row: RawDumpRow, out: OutputPieces): void {
+    if (this.isFastPathToken(row)) this.writeFastPathToken(row, out);
+    else out.text(this.add(decodeRawDumpRow(row)));
+  }
+
+  /** Whether addRaw can copy the row's bytes: a token of the open project, a plain id, values isFastPathValue takes. */
+  private isFastPathToken(row: RawDumpRow): boolean {
     const kind = row[0];
     const project = row[1]!;
     const tokenId = row[TOKEN_ID_COLUMN]!;
     const fastPathProject = this.fastPathProject;
-    if (
+    return (
       fastPathProject !== undefined &&
       kind.length === 1 &&
       kind[0] === DIGIT_0 + TOKEN_ROW &&
@@ -163,25 +169,26 @@ export class MigrationJsonBuilder {
       tokenId.length > 0 &&
       isPlainJsonText(tokenId) &&
       TOKEN_VALUE_FIELDS.every((field) => isFastPathValue(field, row[field.column]!))
-    ) {
-      out.bytes(this.entryHasTokens ? TOKEN_NEXT_BYTES : TOKEN_FIRST_BYTES);
-      this.entryHasTokens = true;
-      writeQuoted(out, tokenId);
-      const nulls = this.counts.nulls;
-      for (const field of TOKEN_VALUE_FIELDS) {
-        out.bytes(field.beforeBytes);
-        const value = row[field.column]!;
-        if (value === null) {
-          out.bytes(NULL_BYTES);
-          if (field.isNullable) nulls[field.name]!++;
-        } else if (field.isTimestamp) writeCanonicalTimestamp(out, value);
-        else writeQuoted(out, value);
-      }
-      out.bytes(TOKEN_END_BYTES);
-      this.counts.tokens++;
-      return;
+    );
+  }
+
+  /** Writes a row isFastPathToken accepted, its bytes copied into place, and counts it. */
+  private writeFastPathToken(row: RawDumpRow, out: OutputPieces): void {
+    out.bytes(this.entryHasTokens ? TOKEN_NEXT_BYTES : TOKEN_FIRST_BYTES);
+    this.entryHasTokens = true;
+    writeQuoted(out, row[TOKEN_ID_COLUMN]!);
+    const nulls = this.counts.nulls;
+    for (const field of TOKEN_VALUE_FIELDS) {
+      out.bytes(field.beforeBytes);
+      const value = row[field.column]!;
+      if (value === null) {
+        out.bytes(NULL_BYTES);
+        if (field.isNullable) nulls[field.name]!++;
+      } else if (field.isTimestamp) writeCanonicalTimestamp(out, value);
+      else writeQuoted(out, value);
     }
-    out.text(this.add(decodeRawDumpRow(row)));
+    out.bytes(TOKEN_END_BYTES);
+    this.counts.tokens++;
   }
 
   /** The closing text; the file is complete after it. */
