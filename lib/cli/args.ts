@@ -73,27 +73,30 @@ const BOOLEAN_WORDS = /^(true|false|yes|no|y|n|on|off|1|0)$/i;
 function findBooleanOptionMisuse(argv: readonly string[], booleanOptions: readonly string[]): string | undefined {
   const booleans = new Set(booleanOptions.map(toKebabCase));
   for (let index = 0; index < argv.length; index++) {
-    const argument = argv[index]!;
-    if (argument === '--') break; // the rest are arguments, whatever they look like
-    const match = /^--([^=]+)(=(.*))?$/s.exec(argument);
-    if (match === null) continue;
-    const written = match[1]!;
-    const name = toKebabCase(written);
-    const negated = name.startsWith('no-') && booleans.has(name.slice(3));
-    if (!negated && !booleans.has(name)) continue;
-    const flag = `--${negated ? name.slice(3) : name}`;
-    const spellings = `write ${flag}, ${flag}=true, ${flag}=false or --no-${flag.slice(2)}`;
-    const value = match[3];
-    if (value !== undefined) {
-      if (negated) return `--${written} takes no value, got ${JSON.stringify(argument)} — ${spellings}`;
-      if (value !== 'true' && value !== 'false') return `${flag} is true or false, got ${JSON.stringify(value)} — ${spellings}`;
-      continue;
-    }
-    const next = argv[index + 1];
-    if (next !== undefined && BOOLEAN_WORDS.test(next)) {
-      return `--${written} takes no separate value, got "${argument} ${next}" — ${spellings} (an argument ${JSON.stringify(next)} goes before the option)`;
-    }
+    if (argv[index] === '--') break; // the rest are arguments, whatever they look like
+    const problem = booleanArgumentMisuse(argv[index]!, argv[index + 1], booleans);
+    if (problem !== undefined) return problem;
   }
+  return undefined;
+}
+
+/** Why `argument` (followed by `next`) misuses one of the boolean options, or undefined. */
+function booleanArgumentMisuse(argument: string, next: string | undefined, booleans: ReadonlySet<string>): string | undefined {
+  const match = /^--([^=]+)(=(.*))?$/s.exec(argument);
+  if (match === null) return undefined;
+  const written = match[1]!;
+  const name = toKebabCase(written);
+  const negated = name.startsWith('no-') && booleans.has(name.slice(3));
+  if (!negated && !booleans.has(name)) return undefined;
+  const flag = `--${negated ? name.slice(3) : name}`;
+  const spellings = `write ${flag}, ${flag}=true, ${flag}=false or --no-${flag.slice(2)}`;
+  const value = match[3];
+  if (value === undefined) {
+    if (next === undefined || !BOOLEAN_WORDS.test(next)) return undefined;
+    return `--${written} takes no separate value, got "${argument} ${next}" — ${spellings} (an argument ${JSON.stringify(next)} goes before the option)`;
+  }
+  if (negated) return `--${written} takes no value, got ${JSON.stringify(argument)} — ${spellings}`;
+  if (value !== 'true' && value !== 'false') return `${flag} is true or false, got ${JSON.stringify(value)} — ${spellings}`;
   return undefined;
 }
 
