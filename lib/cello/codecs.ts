@@ -31,16 +31,21 @@ export function isNullInFile(entry: CelloAttribute, value: unknown): boolean {
  */
 export function itemValueFromFile(entry: CelloAttribute, value: unknown, problems: string[]): string | undefined {
   if (entry.nullable && isNullInFile(entry, value)) return entry.nullInTable;
-  if (typeof value !== 'string') problems.push(`${entry.name} ${whyNotText(entry, value)}`);
-  else if (entry.kind === 'timestamp') {
-    try {
-      return toCanonicalTimestamp(value);
-    } catch (error) {
-      if (!(error instanceof TimestampError)) throw error;
-      problems.push(`${entry.name} ${error.message}`);
-    }
-  } else if (entry.kind === 'id' && value === '') problems.push(`${entry.name} is empty`);
-  else return value;
+  if (typeof value === 'string') return checkedText(entry, value, problems, toCanonicalTimestamp);
+  problems.push(`${entry.name} ${whyNotText(entry, value)}`);
+  return undefined;
+}
+
+/** An id not empty, a timestamp in `timestampForm`; other text as it is. Undefined after recording in `problems` why not. */
+function checkedText(entry: CelloAttribute, text: string, problems: string[], timestampForm: (text: string) => string): string | undefined {
+  try {
+    if (entry.kind === 'timestamp') return timestampForm(text);
+    if (entry.kind === 'text' || text !== '') return text;
+    problems.push(`${entry.name} is empty`);
+  } catch (error) {
+    if (!(error instanceof TimestampError)) throw error;
+    problems.push(`${entry.name} ${error.message}`);
+  }
   return undefined;
 }
 
@@ -98,19 +103,7 @@ export function rowValueFromItem(entry: CelloAttribute, value: AttributeValue | 
     return undefined;
   }
   if (isNullInItem(entry, text)) return null;
-  if (entry.kind === 'text') return text;
-  if (entry.kind === 'id') {
-    if (text !== '') return text;
-    problems.push(`${name} is empty`);
-    return undefined;
-  }
-  try {
-    return toPostgresTimestamp(toCanonicalTimestamp(text));
-  } catch (error) {
-    if (!(error instanceof TimestampError)) throw error;
-    problems.push(`${name} ${error.message}`);
-    return undefined;
-  }
+  return checkedText(entry, text, problems, (timestamp) => toPostgresTimestamp(toCanonicalTimestamp(timestamp)));
 }
 
 /** A PostgreSQL row of a `of` item: its attributes by name, NULL as null. */
