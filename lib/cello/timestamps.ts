@@ -121,10 +121,7 @@ function optionalDigits2(text: string | undefined): number {
   return text === undefined ? 0 : digits2(text, 0);
 }
 
-/**
- * The zone's offset east of UTC in seconds, 0 for `Z`. Groups 11–15 of TIMESTAMP: sign, hours, separator, minutes,
- * seconds. @throws TimestampError for offsets PostgreSQL could not have written.
- */
+/** The offset east of UTC in seconds (0 for `Z`) of TIMESTAMP's groups 11–15. @throws TimestampError for one PostgreSQL would not write. */
 function zoneOffsetSeconds(text: string, match: RegExpExecArray): number {
   const [sign, hours, separator, minutes, seconds] = match.slice(11, 16);
   if (sign === undefined) return 0;
