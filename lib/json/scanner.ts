@@ -206,27 +206,35 @@ export abstract class ByteScanner {
       }
       let c = buf[i]!;
       if (IS_WS[c] === 1) {
-        do {
-          if (c === 0x0a) {
-            this.line++;
-            this.lineStart = this.base + i + 1;
-          }
-          if (++i === n) break;
-          c = buf[i]!;
-        } while (IS_WS[c] === 1);
+        i = this.skipWhitespace(buf, i, n);
         if (i === n) break;
+        c = buf[i]!;
       }
       i = this.step(buf, i, c);
     }
-    if (this.st === ST_SLICE) {
-      this.partsLength += n - this.sliceStart;
-      this.checkSize(this.partsLength);
-      this.parts.push(buf.subarray(this.sliceStart));
-      this.sliceStart = 0;
-    }
+    if (this.st === ST_SLICE) this.keepSliceRest(buf, n);
     this.flushBatch();
     this.base += n;
     this.buf = EMPTY;
+  }
+
+  /** Skips the whitespace from buf[i], counting its lines; returns the index of the byte after it (n: the chunk's end). */
+  private skipWhitespace(buf: Buffer, i: number, n: number): number {
+    for (; i < n && IS_WS[buf[i]!] === 1; i++) {
+      if (buf[i] === 0x0a) {
+        this.line++;
+        this.lineStart = this.base + i + 1;
+      }
+    }
+    return i;
+  }
+
+  /** Keeps the slice's bytes from `sliceStart` to the chunk's end: the slice goes on in the next chunk. */
+  private keepSliceRest(buf: Buffer, n: number): void {
+    this.partsLength += n - this.sliceStart;
+    this.checkSize(this.partsLength);
+    this.parts.push(buf.subarray(this.sliceStart));
+    this.sliceStart = 0;
   }
 
   /** Takes the structural byte c = buf[i] (not whitespace) in the current state; returns where to scan on. */
