@@ -2,6 +2,7 @@
 // written to a file. A parallel, strongly consistent Scan, written page by page to a temporary file moved into place
 // only when the whole table is in it. Segments interleave: the order of the items is not meaningful.
 import { resolve } from 'node:path';
+import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import { ExitCode, UserError } from '../cli/errors.ts';
 import { Progress } from '../cli/progress.ts';
 import { concurrencyOption, createArgumentParser, endpointUrlOption, forceOption, maxRcuOption, regionOption, tableOption } from '../cli/args.ts';
@@ -42,6 +43,23 @@ function parseArguments(argv: string[]) {
   );
 }
 
+/** Writes `items` as array elements after the `written` ones already in `file`; returns the count written in all. */
+async function writeItems(file: AtomicOutputFile, items: readonly Record<string, AttributeValue>[], written: number): Promise<number> {
+  let count = written;
+  let text = '';
+  for (const item of items) {
+    text += `${count === 0 ? '\n' : ',\n'}${itemToJson(item)}`;
+    count++;
+    // Small pieces: a string over ~128 KB is several times slower to write (lib/io/files.ts, CHUNK_BYTES).
+    if (text.length >= WRITE_PIECE_CHARS) {
+      await file.write(text);
+      text = '';
+    }
+  }
+  await file.write(text);
+  return count;
+}
+
 export const main = defineStep(async (argv: string[]): Promise<number> => {
   const args = await parseArguments(argv);
   // The AWS SDK loads only now that the arguments are read: --help does without it.
@@ -70,17 +88,7 @@ export const main = defineStep(async (argv: string[]): Promise<number> => {
     await file.write('[');
     for await (const page of scanPages(client, table, { segments, consistentRead: true, shouldStop: wasStopped })) {
       if (page.items.length === 0) continue;
-      let text = '';
-      for (const item of page.items) {
-        text += `${count === 0 ? '\n' : ',\n'}${itemToJson(item)}`;
-        count++;
-        // Small pieces: a string over ~128 KB is several times slower to write (lib/io/files.ts, CHUNK_BYTES).
-        if (text.length >= WRITE_PIECE_CHARS) {
-          await file.write(text);
-          text = '';
-        }
-      }
-      await file.write(text);
+      count = await writeItems(file, page.items, count);
       progress.update(count, 'items');
     }
     // A stop request ends the scan early: the file would be incomplete, so it is not written at all.

@@ -111,32 +111,47 @@ function describeFailure(error: unknown, target: DynamoTarget, tableName: string
   const shape = (error ?? {}) as SdkErrorShape;
   const name = shape.name ?? '';
   const message = shape.message ?? String(error);
-  const code = errorCode(error);
-  const status = shape.$metadata?.httpStatusCode;
-  if (name === 'CredentialsProviderError' || (/Could not load credentials|credential/i.test(message) && !status)) {
-    const profile = runEnvironment().AWS_PROFILE;
-    // The SDK then reads only that profile, even with AWS_ACCESS_KEY_ID set, and does not say which one it tried.
-    if (profile) {
-      return (
-        `no AWS credentials from profile ${JSON.stringify(profile)} (AWS_PROFILE) — check the name ("aws configure list-profiles") ` +
-        `or log in ("aws sso login --profile ${profile}"); AWS_PROFILE is used instead of AWS_ACCESS_KEY_ID when both are set`
-      );
-    }
-    return 'no AWS credentials found — set AWS_PROFILE (or run "aws sso login"), or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment';
+  if (name === 'CredentialsProviderError' || (/Could not load credentials|credential/i.test(message) && !shape.$metadata?.httpStatusCode)) {
+    return describeMissingCredentials();
   }
+  return (
+    describeRefusal(name, message, endpoint, target, tableName) ??
+    describeNoAnswer(shape, errorCode(error), endpoint) ??
+    `DynamoDB request failed at ${endpoint}: ${name ? `${name}: ` : ''}${message}`
+  );
+}
+
+function describeMissingCredentials(): string {
+  const profile = runEnvironment().AWS_PROFILE;
+  // The SDK then reads only that profile, even with AWS_ACCESS_KEY_ID set, and does not say which one it tried.
+  if (profile) {
+    return (
+      `no AWS credentials from profile ${JSON.stringify(profile)} (AWS_PROFILE) — check the name ("aws configure list-profiles") ` +
+      `or log in ("aws sso login --profile ${profile}"); AWS_PROFILE is used instead of AWS_ACCESS_KEY_ID when both are set`
+    );
+  }
+  return 'no AWS credentials found — set AWS_PROFILE (or run "aws sso login"), or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment';
+}
+
+/** DynamoDB answered and said no: to the credentials, to the access asked for, or there is no such table. */
+function describeRefusal(name: string, message: string, endpoint: string, target: DynamoTarget, tableName: string | undefined): string | undefined {
   if (REFUSED_CREDENTIALS.includes(name))
     return `DynamoDB at ${endpoint} refused the AWS credentials (${name}) — check the profile or keys and the region`;
   if (name === 'AccessDeniedException') return `DynamoDB at ${endpoint} denied access${tableName ? ` to table "${tableName}"` : ''}: ${message}`;
   if (name === 'ResourceNotFoundException') {
     return `table "${tableName ?? '?'}" does not exist in region ${target.region} at ${endpoint} — create it (docs/dynamodb_single_table_design.md) or check the table name and --region`;
   }
+}
+
+/** No DynamoDB answer came back: no connection, something else answered, or nothing came in time. */
+function describeNoAnswer(shape: SdkErrorShape, code: string | undefined, endpoint: string): string | undefined {
   const unreachable = `cannot reach DynamoDB at ${endpoint}`;
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return `${unreachable}: host not found — check --region or --endpoint-url`;
   if (code === 'ECONNREFUSED') return `${unreachable}: connection refused — check --endpoint-url and that the server is running`;
   if (code && NETWORK_ERROR_CODES.has(code)) return `${unreachable}: ${code} — check the network and --endpoint-url`;
+  const status = shape.$metadata?.httpStatusCode;
   if (status !== undefined && status < 500 && isNotDynamoAnswer(shape)) {
     return `DynamoDB at ${endpoint} answered HTTP ${status} with something that is not a DynamoDB answer — check --endpoint-url`;
   }
-  if (name === 'TimeoutError') return `DynamoDB at ${endpoint} did not answer in time — check the network and --endpoint-url`;
-  return `DynamoDB request failed at ${endpoint}: ${name ? `${name}: ` : ''}${message}`;
+  if (shape.name === 'TimeoutError') return `DynamoDB at ${endpoint} did not answer in time — check the network and --endpoint-url`;
 }

@@ -188,21 +188,18 @@ async function removeStaleTemporaryFiles(targetPath: string): Promise<void> {
     if (!name.startsWith(prefix)) continue;
     const writer = /^(?:(\d+)\.)?[0-9a-f]{12}\.tmp$/.exec(name.slice(prefix.length));
     if (!writer) continue;
-    const path = join(folder, name);
     const pid = writer[1] === undefined ? undefined : Number(writer[1]);
-    if (pid === process.pid) continue;
-    if (pid === undefined) {
-      stderr.write(`warning: ${path} is a partial file left by an earlier run that was killed — remove it\n`);
-    } else if (isProcessRunning(pid)) {
-      stderr.write(`warning: ${path} is being written by process ${pid} — is another run writing ${targetPath}? (if not, remove it)\n`);
-    } else if (await removeRegularFile(path)) {
-      stderr.write(`note: removed ${path}, a partial file left by an earlier run that was killed (process ${pid})\n`);
-    } else {
-      stderr.write(
-        `warning: ${path} looks like a partial file of an earlier run but could not be removed (not a regular file?) — check it and remove it\n`,
-      );
-    }
+    if (pid !== process.pid) stderr.write(await removeIfStale(join(folder, name), pid, targetPath));
   }
+}
+
+/** Removes the temporary file `path` if its writer process `pid` (undefined: not in its name) is gone; the line saying what was done. */
+async function removeIfStale(path: string, pid: number | undefined, targetPath: string): Promise<string> {
+  if (pid === undefined) return `warning: ${path} is a partial file left by an earlier run that was killed — remove it\n`;
+  if (isProcessRunning(pid))
+    return `warning: ${path} is being written by process ${pid} — is another run writing ${targetPath}? (if not, remove it)\n`;
+  if (await removeRegularFile(path)) return `note: removed ${path}, a partial file left by an earlier run that was killed (process ${pid})\n`;
+  return `warning: ${path} looks like a partial file of an earlier run but could not be removed (not a regular file?) — check it and remove it\n`;
 }
 
 /** Removes `path` if it is a regular file (never a folder or a link's target); whether it did. */

@@ -48,9 +48,7 @@ for (let c = 0x41; c <= 0x5a; c++) SCALAR_BYTE[c] = 1; // A-Z
 
 /** Bytes that matter inside a string: quote, backslash, newline. */
 const IN_STRING = new Uint8Array(256);
-IN_STRING[0x22] = 1;
-IN_STRING[0x5c] = 1;
-IN_STRING[0x0a] = 1;
+for (const c of [0x22, 0x5c, 0x0a]) IN_STRING[c] = 1;
 
 /** Bytes that matter outside strings, inside a container value. */
 const T_QUOTE = 1;
@@ -68,10 +66,7 @@ OUTSIDE[0x0a] = T_NL;
 OUTSIDE[0x3a] = T_COLON;
 
 const IS_WS = new Uint8Array(256);
-IS_WS[0x20] = 1;
-IS_WS[0x0a] = 1;
-IS_WS[0x0d] = 1;
-IS_WS[0x09] = 1;
+for (const c of [0x20, 0x0a, 0x0d, 0x09]) IS_WS[c] = 1;
 
 /** Bytes that can start a JSON value. */
 const VALUE_START = new Uint8Array(256);
@@ -206,27 +201,35 @@ export abstract class ByteScanner {
       }
       let c = buf[i]!;
       if (IS_WS[c] === 1) {
-        do {
-          if (c === 0x0a) {
-            this.line++;
-            this.lineStart = this.base + i + 1;
-          }
-          if (++i === n) break;
-          c = buf[i]!;
-        } while (IS_WS[c] === 1);
+        i = this.skipWhitespace(buf, i, n);
         if (i === n) break;
+        c = buf[i]!;
       }
       i = this.step(buf, i, c);
     }
-    if (this.st === ST_SLICE) {
-      this.partsLength += n - this.sliceStart;
-      this.checkSize(this.partsLength);
-      this.parts.push(buf.subarray(this.sliceStart));
-      this.sliceStart = 0;
-    }
+    if (this.st === ST_SLICE) this.keepSliceRest(buf, n);
     this.flushBatch();
     this.base += n;
     this.buf = EMPTY;
+  }
+
+  /** Skips the whitespace from buf[i], counting its lines; returns the index of the byte after it (n: the chunk's end). */
+  private skipWhitespace(buf: Buffer, i: number, n: number): number {
+    for (; i < n && IS_WS[buf[i]!] === 1; i++) {
+      if (buf[i] === 0x0a) {
+        this.line++;
+        this.lineStart = this.base + i + 1;
+      }
+    }
+    return i;
+  }
+
+  /** Keeps the slice's bytes from `sliceStart` to the chunk's end: the slice goes on in the next chunk. */
+  private keepSliceRest(buf: Buffer, n: number): void {
+    this.partsLength += n - this.sliceStart;
+    this.checkSize(this.partsLength);
+    this.parts.push(buf.subarray(this.sliceStart));
+    this.sliceStart = 0;
   }
 
   /** Takes the structural byte c = buf[i] (not whitespace) in the current state; returns where to scan on. */
@@ -268,9 +271,14 @@ export abstract class ByteScanner {
         else this.failUnexpected(buf, i, '"," or "}"');
         return i + 1;
       default:
-        if (this.st !== ST_DONE) throw new Error(`jsonStream: bad scanner state ${this.st}`);
-        this.fail(i, `unexpected ${describeByte(buf, i)} after the end of the top-level ${this.mode === MODE_ARRAY ? 'array' : 'object'}`);
+        this.failAfterEnd(buf, i);
     }
+  }
+
+  /** A byte after the top-level value (or in a state that cannot be: our bug). */
+  private failAfterEnd(buf: Buffer, i: number): never {
+    if (this.st !== ST_DONE) throw new Error(`jsonStream: bad scanner state ${this.st}`);
+    this.fail(i, `unexpected ${describeByte(buf, i)} after the end of the top-level ${this.mode === MODE_ARRAY ? 'array' : 'object'}`);
   }
 
   /** Starts cutting out the value that begins at buf[i]; returns where to scan on. */

@@ -72,9 +72,9 @@ export interface RecordRepairPlan {
 
 const TIMESTAMP_ENTRIES: readonly CelloAttribute[] = ATTRIBUTES.filter((entry) => entry.kind === 'timestamp');
 
-const MISSING_REASON = 'the Cello service cannot read a token without it';
-
+/** Why a value that is not a string (undefined: the attribute is missing) is left unconverted. */
 function nonStringReason(value: unknown): string {
+  if (value === undefined) return 'the Cello service cannot read a token without it';
   if (typeof value === 'number') return `${EPOCH_REASON}, and the Cello service reads a string`;
   return `${describeJsonType(value)}, not a timestamp string`;
 }
@@ -91,22 +91,23 @@ export function planRecordRepair(record: DumpRecord): RecordRepairPlan {
   for (const entry of TIMESTAMP_ENTRIES) {
     const field = entry.name as TimestampAttribute;
     const value = Object.hasOwn(record, field) ? record[field] : undefined;
-    if (isNullInItem(entry, value) || isCanonicalTimestamp(value)) {
-      // already what Cello reads
-    } else if (value === undefined) {
-      plan.unconverted.push({ field, value, reason: MISSING_REASON });
-    } else if (typeof value !== 'string') {
-      plan.unconverted.push({ field, value, reason: nonStringReason(value) });
-    } else {
-      try {
-        plan.changes.push({ field, oldValue: value, newValue: toCanonicalTimestamp(value) });
-      } catch (error) {
-        if (!(error instanceof TimestampError)) throw error;
-        plan.unconverted.push({ field, value, reason: error.reason ?? 'not in any timestamp form' });
-      }
-    }
+    if (isNullInItem(entry, value) || isCanonicalTimestamp(value)) continue; // already what Cello reads
+    const converted = convertTimestamp(value);
+    if (typeof converted === 'string') plan.changes.push({ field, oldValue: value as string, newValue: converted });
+    else plan.unconverted.push({ field, value, reason: converted.reason });
   }
   return plan;
+}
+
+/** The canonical form of a value that is not one yet, or why it has none (a value missing, not a string, no instant). */
+function convertTimestamp(value: unknown): string | { reason: string } {
+  if (typeof value !== 'string') return { reason: nonStringReason(value) };
+  try {
+    return toCanonicalTimestamp(value);
+  } catch (error) {
+    if (!(error instanceof TimestampError)) throw error;
+    return { reason: error.reason ?? 'not in any timestamp form' };
+  }
 }
 
 /**
