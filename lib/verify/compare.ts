@@ -119,7 +119,7 @@ export function compareValue(
   differences: DifferenceList,
 ): void {
   const prefix = subject === '' ? '' : `${subject}: `;
-  let expected: ExpectedValue;
+  let expected: ReturnType<typeof expectedInTable>;
   try {
     expected = expectedInTable(entry, postgres);
   } catch (error) {
@@ -136,11 +136,8 @@ export function compareValue(
   } else differences.add(`${prefix}${entry.name} differs: table ${quote(actual)}, PostgreSQL ${expected.shown}`);
 }
 
-/** PostgreSQL's value as the table must hold it (`text`), as a line shows it, and whether it is an instant. */
-type ExpectedValue = { text: string; shown: string; isInstant: boolean };
-
-/** @throws TimestampError when PostgreSQL's timestamp has no canonical form. */
-function expectedInTable(entry: CelloAttribute, postgres: string | null): ExpectedValue {
+/** PostgreSQL's value as the table must hold it (`text`) and as a line shows it; a TimestampError when it has no canonical form. */
+function expectedInTable(entry: CelloAttribute, postgres: string | null): { text: string; shown: string; isInstant: boolean } {
   if (postgres === null) {
     const nullInTable = entry.nullable ? entry.nullInTable : NULL_IN_TABLE;
     return { text: nullInTable, shown: `NULL (stored as ${JSON.stringify(nullInTable)})`, isInstant: false };
