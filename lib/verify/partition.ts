@@ -58,7 +58,7 @@ export async function verifyPartition(
   while (expected !== undefined || actual !== undefined) {
     const { row, item, sk } = firstInKeyOrder(expected, actual);
     const before = differences.count;
-    compareSides(project, sk, row, item, differences);
+    compareSides(project, { row, item, sk }, differences);
     if (planFixes && differences.count > before) report.changes.push(planChange(pk, sk, row && { project, token: row.token }, item));
     if (row) expected = await nextOf(expectedStream);
     if (item) actual = await nextOf(actualStream);
@@ -76,13 +76,7 @@ function firstInKeyOrder(expected: ExpectedItem | undefined, actual: DynamoItem 
 }
 
 /** The differences of one sk: a missing item, an extra one, or the values of both sides. */
-function compareSides(
-  project: PostgresProject,
-  sk: string,
-  row: ExpectedItem | undefined,
-  item: DynamoItem | undefined,
-  differences: DifferenceList,
-) {
+function compareSides(project: PostgresProject, { row, item, sk }: ReturnType<typeof firstInKeyOrder>, differences: DifferenceList) {
   if (item === undefined) differences.add(row?.token ? `missing token ${displayName(row.token.tokenId)}` : `missing ${METADATA_SK} item`);
   else if (row === undefined) differences.add(`extra item ${displayName(sk)}`);
   else if (row.token) compareTokenItem(row.token, item, differences);
