@@ -161,8 +161,9 @@ function planProject(
   plan: RollbackPlan,
 ): string | undefined {
   const hasRow = context.projectRows.has(name);
+  const isUnknownToPostgres = !hasRow && !context.orphanProjects.has(name);
   // Without a row (a partition PostgreSQL has no project for, read whole), every item of the partition is a change.
-  const isItemMissing = metadata === undefined ? !hasRow && !context.orphanProjects.has(name) : metadata.found?.item === undefined;
+  const isItemMissing = metadata === undefined ? isUnknownToPostgres : metadata.found?.item === undefined;
   const tokensInTable = hasRow ? (context.tokenItemsInTable.get(pk) ?? 0) : tokenChanges.filter((change) => change.found?.item).length;
   if (!isItemMissing || tokensInTable === 0) {
     if (metadata !== undefined) planRow('project', name, metadata, hasRow ? metadata.found?.postgres?.project : undefined, context, plan);
@@ -172,7 +173,7 @@ function planProject(
     const tokens = tokensInTable === 1 ? 'a token' : `${tokensInTable} tokens`;
     return `the table holds ${tokens} of this project but no ${METADATA_SK} item, and PostgreSQL keeps a token only with its project's row — add the ${METADATA_SK} item, or run with --include-orphans to keep the project's row (with NULL values when PostgreSQL has none)`;
   }
-  if (!hasRow && !context.orphanProjects.has(name)) plan.changes.push({ kind: 'insert', of: 'project', project: name, row: emptyProjectRow(name) });
+  if (isUnknownToPostgres) plan.changes.push({ kind: 'insert', of: 'project', project: name, row: emptyProjectRow(name) });
   // verify reports its METADATA item missing: the summary says so rather than "matches".
   plan.keptWithoutMetadata.push(name);
   return undefined;
@@ -227,18 +228,23 @@ function itemRow(of: ItemKind, project: string, item: DynamoItem, { columnLimits
   const row: Row = { ...values, [PROJECT_COLUMN]: project };
   if (of === 'token' && row[TOKEN_ID] !== parseTokenSk(item.sk?.S ?? '')) problems.push(`${TOKEN_ID} differs from the id in the sort key`);
   for (const [column, value] of Object.entries(row)) {
-    if (value === null || value === undefined) continue;
-    if (value.includes('\u0000')) problems.push(`${column} holds a NUL character, which PostgreSQL text cannot store`);
-    if (hasLoneSurrogate(value)) problems.push(`${column} holds an unpaired UTF-16 surrogate (\\uD800-\\uDFFF), which PostgreSQL text cannot store`);
-    const missing = unencodable.characters.size === 0 ? undefined : [...value].find((character) => unencodable.characters.has(character));
-    if (missing !== undefined)
-      problems.push(`${column} holds ${quoteValue(missing, Infinity)}, which the database's encoding (${unencodable.encoding}) cannot store`);
-    const limit = limits?.get(column);
-    // PostgreSQL counts characters (code points), not UTF-16 units.
-    const length = limit === undefined || value.length <= limit ? 0 : [...value].length;
-    if (limit !== undefined && length > limit) problems.push(`${column} is ${length} characters long; PostgreSQL's column holds ${limit} at most`);
+    if (typeof value === 'string') problems.push(...whyColumnCannotStore(column, value, limits?.get(column), unencodable));
   }
   return problems.length === 0 ? row : undefined;
+}
+
+/** Why PostgreSQL's text column (of at most `limit` characters) cannot store `value`: none when it can. */
+function whyColumnCannotStore(column: string, value: string, limit: number | undefined, unencodable: PlanContext['unencodable']): string[] {
+  const reasons: string[] = [];
+  if (value.includes('\u0000')) reasons.push(`${column} holds a NUL character, which PostgreSQL text cannot store`);
+  if (hasLoneSurrogate(value)) reasons.push(`${column} holds an unpaired UTF-16 surrogate (\\uD800-\\uDFFF), which PostgreSQL text cannot store`);
+  const missing = unencodable.characters.size === 0 ? undefined : [...value].find((character) => unencodable.characters.has(character));
+  if (missing !== undefined)
+    reasons.push(`${column} holds ${quoteValue(missing, Infinity)}, which the database's encoding (${unencodable.encoding}) cannot store`);
+  // PostgreSQL counts characters (code points), not UTF-16 units.
+  const length = limit === undefined || value.length <= limit ? 0 : [...value].length;
+  if (limit !== undefined && length > limit) reasons.push(`${column} is ${length} characters long; PostgreSQL's column holds ${limit} at most`);
+  return reasons;
 }
 
 /** Whether two column values are equal: text exactly, timestamps as instants (PostgreSQL's text and the item's may differ in form). */

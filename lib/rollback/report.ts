@@ -6,6 +6,7 @@ import { METADATA_SK } from '../cello/keys.ts';
 import { ROW_TABLES } from '../cello/sourceTables.ts';
 import { canonicalOrUndefined } from '../cello/timestamps.ts';
 import { LINES_PER_PROJECT, displayKey, displayName, quote } from '../verify/compare.ts';
+import { listed } from '../verify/report.ts';
 import { rowKey, type RollbackPlan, type RowChange, type Unholdable } from './plan.ts';
 
 /** Lines listing items PostgreSQL cannot hold, before "... and N more". */
@@ -61,10 +62,8 @@ export function formatPlan(plan: RollbackPlan, limit = LINES_PER_PROJECT, total 
 /** The items PostgreSQL cannot hold, one line each (the first PROBLEM_LINES). */
 export function formatProblems(problems: readonly Unholdable[]): string {
   if (problems.length === 0) return '';
-  let text = 'Items PostgreSQL cannot hold (nothing is committed while there is one):\n';
-  for (const { pk, sk, reason } of problems.slice(0, PROBLEM_LINES)) text += `  ${displayKey(pk, sk)}: ${reason}\n`;
-  if (problems.length > PROBLEM_LINES) text += `  ... and ${formatCount(problems.length - PROBLEM_LINES)} more\n`;
-  return text;
+  const lines = problems.slice(0, PROBLEM_LINES).map(({ pk, sk, reason }) => `${displayKey(pk, sk)}: ${reason}`);
+  return `Items PostgreSQL cannot hold (nothing is committed while there is one):\n${listed(lines, problems.length)}`;
 }
 
 export interface SummaryCounts {

@@ -22,21 +22,12 @@ export interface RollbackOptions {
 
 /** Reads both sides, prints the plan and applies it unless told not to; resolves to the exit code. */
 export async function rollBack(session: PostgresSession, options: RollbackOptions): Promise<number> {
-  let read: BothSides;
-  try {
-    read = await readBothSides(session, options.read);
-  } catch (error) {
-    // A read a stop kept from being sent (reading the new projects' partitions): stopped, not failed.
-    if (!(error instanceof NotSentError)) throw error;
+  const read = await readUnlessStopped(session, options.read);
+  if (read === undefined) {
     await printOutput(RESULTS.stopped(stopSignalReceived(), false));
     return ExitCode.interrupted;
   }
   const { result, changes, context, newest } = read;
-  options.read.progress.finish();
-  if (!result.complete || options.read.shouldStop()) {
-    await printOutput(RESULTS.stopped(stopSignalReceived(), false));
-    return ExitCode.interrupted;
-  }
   const plan = planRollback(changes, context);
   await checkPostgresNotWrittenSinceSwitch(plan, newest, options.migrationFile);
   await printOutput(formatPlan(plan));
@@ -55,22 +46,33 @@ export async function rollBack(session: PostgresSession, options: RollbackOption
   try {
     await applyPlan(session, plan, stopSignal(), !options.dryRun);
   } catch (error) {
-    if (error instanceof StoppedBeforeCommitError) {
-      await printOutput(RESULTS.stopped(stopSignalReceived(), true));
-      return ExitCode.interrupted;
-    }
-    if (error instanceof RowRefusedError) {
-      await printOutput(RESULTS.rowRefused(error.why));
-      return ExitCode.incomplete;
-    }
-    if (!(error instanceof RowChangedError)) throw error;
-    await printOutput(RESULTS.rowChanged(error.change, error.why));
-    return ExitCode.incomplete;
+    const failure = applyFailure(error);
+    await printOutput(failure.result);
+    return failure.exitCode;
   }
-  if (options.dryRun) {
-    await printOutput(RESULTS.dryRun(plan.changes.length));
-    return ExitCode.ok;
-  }
-  await printOutput(RESULTS.committed(plan.changes.length, plan.keptWithoutMetadata.length));
+  const rows = plan.changes.length;
+  await printOutput(options.dryRun ? RESULTS.dryRun(rows) : RESULTS.committed(rows, plan.keptWithoutMetadata.length));
   return ExitCode.ok;
+}
+
+/** Both sides, read whole; undefined when a stop cut the read short. */
+async function readUnlessStopped(session: PostgresSession, options: ReadOptions): Promise<BothSides | undefined> {
+  let read: BothSides;
+  try {
+    read = await readBothSides(session, options);
+  } catch (error) {
+    // A read a stop kept from being sent (reading the new projects' partitions): stopped, not failed.
+    if (!(error instanceof NotSentError)) throw error;
+    return undefined;
+  }
+  options.progress.finish();
+  return read.result.complete && !options.shouldStop() ? read : undefined;
+}
+
+/** The result line and exit code of a transaction applyPlan rolled back; any other error is a bug, thrown on. */
+function applyFailure(error: unknown): { result: string; exitCode: number } {
+  if (error instanceof StoppedBeforeCommitError) return { result: RESULTS.stopped(stopSignalReceived(), true), exitCode: ExitCode.interrupted };
+  if (error instanceof RowRefusedError) return { result: RESULTS.rowRefused(error.why), exitCode: ExitCode.incomplete };
+  if (error instanceof RowChangedError) return { result: RESULTS.rowChanged(error.change, error.why), exitCode: ExitCode.incomplete };
+  throw error;
 }

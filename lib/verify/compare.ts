@@ -119,22 +119,30 @@ export function compareValue(
   differences: DifferenceList,
 ): void {
   const prefix = subject === '' ? '' : `${subject}: `;
-  const nullInTable = entry.nullable ? entry.nullInTable : NULL_IN_TABLE;
-  const isTimestamp = entry.kind === 'timestamp';
-  let expected = postgres ?? nullInTable;
+  let expected: ReturnType<typeof expectedInTable>;
   try {
-    if (isTimestamp && postgres !== null) expected = toCanonicalTimestamp(postgres);
+    expected = expectedInTable(entry, postgres);
   } catch (error) {
     if (!(error instanceof TimestampError)) throw error;
     differences.add(`${prefix}${entry.name} in PostgreSQL cannot be stored in the table: ${error.message}`);
     return;
   }
-  const inPostgres = postgres === null ? `NULL (stored as ${JSON.stringify(nullInTable)})` : isTimestamp ? expected : quote(postgres);
   const problem = notAString(entry.name, value);
   const actual = value?.S ?? '';
-  if (problem !== undefined) differences.add(`${prefix}${problem} (PostgreSQL ${inPostgres})`);
-  else if (actual === expected) return;
-  else if (isTimestamp && postgres !== null && timestampsEqualAsInstants(actual, expected)) {
-    differences.add(`${prefix}${entry.name} ${quote(actual)} is not in canonical format (expected ${expected})`);
-  } else differences.add(`${prefix}${entry.name} differs: table ${quote(actual)}, PostgreSQL ${inPostgres}`);
+  if (problem !== undefined) differences.add(`${prefix}${problem} (PostgreSQL ${expected.shown})`);
+  else if (actual === expected.text) return;
+  else if (expected.isInstant && timestampsEqualAsInstants(actual, expected.text)) {
+    differences.add(`${prefix}${entry.name} ${quote(actual)} is not in canonical format (expected ${expected.text})`);
+  } else differences.add(`${prefix}${entry.name} differs: table ${quote(actual)}, PostgreSQL ${expected.shown}`);
+}
+
+/** PostgreSQL's value as the table must hold it (`text`) and as a line shows it; a TimestampError when it has no canonical form. */
+function expectedInTable(entry: CelloAttribute, postgres: string | null): { text: string; shown: string; isInstant: boolean } {
+  if (postgres === null) {
+    const nullInTable = entry.nullable ? entry.nullInTable : NULL_IN_TABLE;
+    return { text: nullInTable, shown: `NULL (stored as ${JSON.stringify(nullInTable)})`, isInstant: false };
+  }
+  if (entry.kind !== 'timestamp') return { text: postgres, shown: quote(postgres), isInstant: false };
+  const canonical = toCanonicalTimestamp(postgres);
+  return { text: canonical, shown: canonical, isInstant: true };
 }

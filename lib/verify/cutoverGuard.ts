@@ -60,25 +60,33 @@ export function tokensNewerThanPostgres(changes: Iterable<FixChange>, newestCrea
  */
 export async function keysWrittenByMigration(migrationFile: string, wanted: ReadonlySet<string>): Promise<Set<string>> {
   const found = new Set<string>();
+  for await (const key of tokenKeysInMigrationFile(migrationFile)) if (wanted.has(key)) found.add(key);
+  for await (const key of keysFixPut(migrationFile)) if (wanted.has(key)) found.add(key);
+  return found;
+}
+
+/** The key of each token Step 1's file holds (one with an empty or no id cannot be an item). */
+async function* tokenKeysInMigrationFile(migrationFile: string): AsyncGenerator<string> {
   try {
     for await (const event of readJsonObjectOfObjects(migrationFile)) {
       if (event.kind !== 'arrayElement' || event.field !== TOKENS_FIELD) continue;
       const id = (event.value as Record<string, unknown> | null)?.[TOKEN_ID];
-      if (typeof id !== 'string' || id === '') continue;
-      const key = itemKeyString(projectPk(event.name), tokenSk(id));
-      if (wanted.has(key)) found.add(key);
+      if (typeof id === 'string' && id !== '') yield itemKeyString(projectPk(event.name), tokenSk(id));
     }
   } catch (error) {
     if (!(error instanceof JsonInputError)) throw error;
     throw new UserError(`--migration-file ${error.message} — give the file Step 1 wrote`, ExitCode.usage);
   }
+}
+
+/** The keys earlier --fix runs listed as put; none when none was listed yet. */
+async function* keysFixPut(migrationFile: string): AsyncGenerator<string> {
   const puts = fixPutsPath(migrationFile);
   try {
-    for await (const line of createInterface({ input: createReadStream(puts), crlfDelay: Infinity })) if (wanted.has(line)) found.add(line);
+    yield* createInterface({ input: createReadStream(puts), crlfDelay: Infinity });
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw new UserError(`cannot read ${puts}: ${(error as Error).message}`, ExitCode.usage);
   }
-  return found;
 }
 
 /** Appends `keys` to the list of tokens --fix put, synced before any write. */

@@ -8,11 +8,32 @@ import { planChange, type FixChange } from './fixPlan.ts';
 
 export type PartitionReport = Awaited<ReturnType<typeof verifyPartition>>;
 
+type ExpectedItem = { sk: string; token?: PostgresToken };
+
 // A token's sort key by plain concatenation, not with tokenSk: that refuses an empty id, and an empty id in
 // PostgreSQL is something to report (its item cannot be written: fixPlan.ts), not a reason to stop.
-async function* expectedItems(tokens: AsyncIterable<PostgresToken>): AsyncGenerator<{ sk: string; token?: PostgresToken }> {
+async function* expectedItems(tokens: AsyncIterable<PostgresToken>, counts: { tokensInPostgres: number }): AsyncGenerator<ExpectedItem> {
   yield { sk: METADATA_SK };
-  for await (const token of tokens) yield { sk: TOKEN_PREFIX + token.tokenId, token };
+  for await (const token of tokens) {
+    counts.tokensInPostgres++;
+    yield { sk: TOKEN_PREFIX + token.tokenId, token };
+  }
+}
+
+// Another application's items in the partition (run.ts counts them from the scan) are not the project's.
+async function* celloItems(pk: string, items: AsyncIterable<DynamoItem>, counts: { itemsInTable: number; tokenItemsInTable: number }) {
+  for await (const item of items) {
+    if (!isCelloItemKey(pk, item.sk?.S)) continue;
+    counts.itemsInTable++;
+    if (isTokenSk(item.sk?.S)) counts.tokenItemsInTable++;
+    yield item;
+  }
+}
+
+/** The next value of `stream`, undefined at its end. */
+async function nextOf<T>(stream: AsyncIterator<T>): Promise<T | undefined> {
+  const next = await stream.next();
+  return next.done ? undefined : next.value;
 }
 
 /**
@@ -30,41 +51,34 @@ export async function verifyPartition(
   const counts = { tokensInPostgres: 0, tokenItemsInTable: 0, itemsInTable: 0, missingFromTable: false };
   // missingFromTable: no item at all under the project's partition key; changes: with planFixes, in key order.
   const report = { project: project.name, pk, ...counts, differences, changes: [] as FixChange[] };
-  const expectedStream = expectedItems(tokens);
-  const actualStream = items[Symbol.asyncIterator]();
-  const nextExpected = async () => {
-    const next = await expectedStream.next();
-    if (next.done) return undefined;
-    if (next.value.token) report.tokensInPostgres++;
-    return next.value;
-  };
-  // Another application's items in the partition (run.ts counts them from the scan) are not the project's.
-  const nextActual = async (): Promise<DynamoItem | undefined> => {
-    for (let next = await actualStream.next(); !next.done; next = await actualStream.next()) {
-      if (!isCelloItemKey(pk, next.value.sk?.S)) continue;
-      report.itemsInTable++;
-      if (isTokenSk(next.value.sk?.S)) report.tokenItemsInTable++;
-      return next.value;
-    }
-    return undefined;
-  };
-
-  let expected = await nextExpected();
-  let actual = await nextActual();
+  const expectedStream = expectedItems(tokens, report);
+  const actualStream = celloItems(pk, items, report);
+  let expected = await nextOf(expectedStream);
+  let actual = await nextOf(actualStream);
   while (expected !== undefined || actual !== undefined) {
-    const order = expected === undefined ? 1 : actual === undefined ? -1 : compareUtf8(expected.sk, actual.sk?.S ?? '');
-    const row = order <= 0 ? expected : undefined;
-    const item = order >= 0 ? actual : undefined;
-    const sk = row?.sk ?? item?.sk?.S ?? '';
+    const { row, item, sk } = firstInKeyOrder(expected, actual);
     const before = differences.count;
-    if (item === undefined) differences.add(row?.token ? `missing token ${displayName(row.token.tokenId)}` : `missing ${METADATA_SK} item`);
-    else if (row === undefined) differences.add(`extra item ${displayName(sk)}`);
-    else if (row.token) compareTokenItem(row.token, item, differences);
-    else compareProjectItem(project, item, differences);
+    compareSides(project, { row, item, sk }, differences);
     if (planFixes && differences.count > before) report.changes.push(planChange(pk, sk, row && { project, token: row.token }, item));
-    if (row) expected = await nextExpected();
-    if (item) actual = await nextActual();
+    if (row) expected = await nextOf(expectedStream);
+    if (item) actual = await nextOf(actualStream);
   }
   report.missingFromTable = report.itemsInTable === 0;
   return report;
+}
+
+/** The side whose sk comes first in byte order (both when equal), and that sk. */
+function firstInKeyOrder(expected: ExpectedItem | undefined, actual: DynamoItem | undefined) {
+  const order = expected === undefined ? 1 : actual === undefined ? -1 : compareUtf8(expected.sk, actual.sk?.S ?? '');
+  const row = order <= 0 ? expected : undefined;
+  const item = order >= 0 ? actual : undefined;
+  return { row, item, sk: row?.sk ?? item?.sk?.S ?? '' };
+}
+
+/** The differences of one sk: a missing item, an extra one, or the values of both sides. */
+function compareSides(project: PostgresProject, { row, item, sk }: ReturnType<typeof firstInKeyOrder>, differences: DifferenceList) {
+  if (item === undefined) differences.add(row?.token ? `missing token ${displayName(row.token.tokenId)}` : `missing ${METADATA_SK} item`);
+  else if (row === undefined) differences.add(`extra item ${displayName(sk)}`);
+  else if (row.token) compareTokenItem(row.token, item, differences);
+  else compareProjectItem(project, item, differences);
 }

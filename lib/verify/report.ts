@@ -7,7 +7,7 @@ import type { ExtraPartitions, VerificationResult } from './run.ts';
 import type { OrphanTokens } from './tokensByProject.ts';
 
 /** `lines` indented, then "... and N more" for those of `count` not among them. */
-function listed(lines: readonly string[], count: number): string {
+export function listed(lines: readonly string[], count: number): string {
   const more = count - lines.length;
   return lines.map((line) => `  ${line}\n`).join('') + (more > 0 ? `  ... and ${formatCount(more)} more\n` : '');
 }
