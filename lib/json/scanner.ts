@@ -306,6 +306,7 @@ export abstract class ByteScanner {
   }
 
   /** Continues the current slice from buf[i]; returns the index just past its end, or -1 at the end of the chunk. */
+  // biome-ignore lint/complexity/noExcessiveCognitiveComplexity: the byte loop of every file the load and the repair read; its string and structure loops share their counters in locals, and split into calls they cost a call per string
   protected scanSlice(buf: Buffer, i: number, n: number): number {
     const kind = this.kind;
     if (kind === K_SCALAR) {

@@ -27,7 +27,7 @@ export interface CheckedFile {
   duplicateNotices: string[];
 }
 
-interface CheckReport {
+export interface CheckReport {
   /** Present when the file is valid. */
   checked?: CheckedFile;
   /** The first PROBLEM_LIST_LIMIT problems, each a full line without `error: `. */

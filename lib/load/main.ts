@@ -21,7 +21,7 @@ import { checkTableName, type DynamoTarget } from '../dynamodb/target.ts';
 import { formatCapacitySummary } from '../dynamodb/capacity/meter.ts';
 import { checkInputFile } from '../io/files.ts';
 import { printLine, printOutput } from '../cli/output.ts';
-import { PROBLEM_LIST_LIMIT, checkMigrationFile } from './check.ts';
+import { type CheckReport, PROBLEM_LIST_LIMIT, checkMigrationFile } from './check.ts';
 import { formatLoadSummary, type RunEnding } from './summary.ts';
 
 const SCRIPT = 'migrate_load_dynamodb.ts';
@@ -100,19 +100,7 @@ export const main = defineStep(async (argv: string[]): Promise<number> => {
     }
 
     const report = await checkMigrationFile(options.dataFile, options.dataFile, wasStopped);
-    if (report.checked === undefined) {
-      // One problem is one line (the bad-input rule); several are listed, one line each, then counted.
-      if (report.problemCount === 1) {
-        printLine(`error: ${report.problems[0]}; nothing was written — fix the file and run again`);
-        return ExitCode.usage;
-      }
-      for (const problem of report.problems) printLine(`error: ${problem}`);
-      const listed = report.problemCount > report.problems.length ? ` (the first ${PROBLEM_LIST_LIMIT} are listed above)` : '';
-      printLine(
-        `error: ${formatCount(report.problemCount)} problems in ${options.dataFile}${listed}; nothing was written — fix the file and run again`,
-      );
-      return ExitCode.usage;
-    }
+    if (report.checked === undefined) return printFileProblems(report, options.dataFile);
     const checked = report.checked;
     for (const notice of checked.duplicateNotices) printLine(`warning: ${notice}`);
     if (checked.projects === 0) printLine(`warning: ${options.dataFile} holds no projects — nothing to load (is it the right file?)`);
@@ -139,3 +127,15 @@ export const main = defineStep(async (argv: string[]): Promise<number> => {
     client.destroy();
   }
 });
+
+/** One problem is one line (the bad-input rule); several are listed, one line each, then counted. */
+function printFileProblems(report: CheckReport, dataFile: string): number {
+  if (report.problemCount === 1) {
+    printLine(`error: ${report.problems[0]}; nothing was written — fix the file and run again`);
+    return ExitCode.usage;
+  }
+  for (const problem of report.problems) printLine(`error: ${problem}`);
+  const listed = report.problemCount > report.problems.length ? ` (the first ${PROBLEM_LIST_LIMIT} are listed above)` : '';
+  printLine(`error: ${formatCount(report.problemCount)} problems in ${dataFile}${listed}; nothing was written — fix the file and run again`);
+  return ExitCode.usage;
+}
