@@ -7,7 +7,7 @@ import { formatCount } from './output.ts';
 
 /**
  * yargs is required, not imported: its 40 ES modules then load without tsx's loader hooks, which answer each import
- * from another thread. Every command starts ~50 ms sooner (the 2,000-token dump: 5 %), measured side by side.
+ * from another thread. A file that uses yargs started in 303 ms instead of 355 (median of 25 alternated runs).
  */
 const yargs: typeof import('yargs').default = createRequire(import.meta.url)('yargs');
 
