@@ -5,11 +5,15 @@ import type { Argv } from 'yargs';
 import { ExitCode, UserError } from './errors.ts';
 import { formatCount } from './output.ts';
 
+const require = createRequire(import.meta.url);
 /**
- * yargs is required, not imported: its 40 ES modules then load without tsx's loader hooks, which answer each import
- * from another thread. A file that uses yargs started in 303 ms instead of 355 (median of 25 alternated runs).
+ * yargs is required, not imported, where tsx's CommonJS hooks are not registered (the step's worker under the tsx
+ * command, lib/cli/launch.ts): its 40 ES modules then load without tsx's ESM hooks, which answer each import from
+ * another thread. A file that uses yargs started in 303 ms instead of 355 (median of 25 alternated runs). Where they
+ * are (--help under the tsx command, `node --import tsx`), a require would have esbuild turn every module of yargs
+ * into CommonJS, cached only by a process that outlives its cache writes, which --help's does not: imported.
  */
-const yargs: typeof import('yargs').default = createRequire(import.meta.url)('yargs');
+const yargs: typeof import('yargs').default = '.ts' in require.extensions ? (await import('yargs')).default : require('yargs');
 
 /** Every script's --help width, whatever the terminal: one layout, commands never cut. */
 export const HELP_WIDTH = 120;
