@@ -5,15 +5,15 @@
 // - when a server closes the connection during start-up it reconnects at once, forever, its connect timeout
 //   restarting each time: the socket is opened here (openSocket), with a deadline, and a second attempt fails;
 // - a streamed query (forEach) has no way to say "wait": owning the socket, the session pauses it (streamRows);
-// - its begin() gives up on a connection the server closed while the transaction's work still runs, and then writes
-//   the work's next statement or its ROLLBACK to the closed connection: a TypeError thrown from a timer, a crash
-//   (porsager/postgres issues #1154, #1208). The session has one connection (max: 1, which the driver documents as the other way to run a
-//   transaction): inTransaction sends BEGIN and COMMIT itself, and a session whose connection was lost is ended;
+// - its begin() gives up on a connection the server closed while the transaction's work still runs, then writes the
+//   work's next statement or its ROLLBACK to the closed connection: a TypeError thrown from a timer, a crash
+//   (porsager/postgres #1154, #1208). The session has one connection (max: 1, the driver's other documented way to
+//   run a transaction): inTransaction sends BEGIN and COMMIT itself, and a session whose connection closed is ended;
 // - it computes SCRAM from the password as typed, without the SASLprep the server and libpq apply.
 import { Socket } from 'node:net';
 import postgres from 'postgres';
 import { ExitCode, UserError } from '../cli/errors.ts';
-import { toPostgresUserError } from './errors.ts';
+import { isClosedConnectionError, toPostgresUserError } from './errors.ts';
 import { prepareScramPassword } from './saslprep.ts';
 import { describeTarget, type ConnectionSettings, type PostgresTarget } from './target.ts';
 
@@ -27,6 +27,8 @@ export interface PostgresSession {
   close(): Promise<void>;
   /** Stops reading from the server until `until` settles: TCP flow control then holds the server back. */
   holdReadingUntil(until: Promise<unknown>): void;
+  /** Whether the server closed the connection after start-up, unasked: the session is then ended. */
+  wasEndedByServer(): boolean;
 }
 
 /**
@@ -39,12 +41,14 @@ export async function connectPostgres(target: PostgresTarget, password: string, 
   /** The session's own socket (later sockets carry cancel requests). */
   let sessionSocket: Socket | undefined;
   let holds = 0;
-  let lost = false;
+  let connectionClosed = false;
+  let endedByServer = false;
+  let closed: Promise<void> | undefined;
   const openSessionSocket = async (): Promise<Socket> => {
     attempts += 1;
     if (attempts > 1 && !ready) throw connectionError('CONNECTION_CLOSED', 'the server closed the connection during start-up');
     // A second connection would run the rest of a transaction outside it (while the first is open, sockets carry cancel requests).
-    if (lost) throw connectionError('CONNECTION_CLOSED', 'the server closed the connection');
+    if (connectionClosed) throw connectionError('CONNECTION_CLOSED', 'the server closed the connection');
     const socket = await openSocket(target.host, target.port, settings.connectTimeoutSeconds * 1000);
     if (!ready) sessionSocket = socket;
     return socket;
@@ -52,7 +56,8 @@ export async function connectPostgres(target: PostgresTarget, password: string, 
   let sql: Sql;
   try {
     const onConnectionClosed = () => {
-      lost = true;
+      connectionClosed = true;
+      endedByServer = ready && closed === undefined;
       // Ended, the session fails every later query at once, instead of queueing it for a connection that never comes.
       void session.close();
     };
@@ -61,7 +66,6 @@ export async function connectPostgres(target: PostgresTarget, password: string, 
     // The driver validates PGTARGETSESSIONATTRS itself and throws a plain Error.
     throw new UserError(`cannot set up the PostgreSQL connection to ${describeTarget(target)}: ${(error as Error).message}`, ExitCode.usage);
   }
-  let closed: Promise<void> | undefined;
   const session: PostgresSession = {
     sql,
     target,
@@ -74,6 +78,7 @@ export async function connectPostgres(target: PostgresTarget, password: string, 
       };
       until.then(release, release);
     },
+    wasEndedByServer: () => endedByServer,
   };
   try {
     await sql`SELECT 1`;
@@ -174,16 +179,29 @@ export async function inReadOnlySnapshot<T>(session: PostgresSession, work: (sql
  */
 export async function inTransaction<T>(session: PostgresSession, mode: string, work: (sql: Sql) => Promise<T>): Promise<T> {
   const { sql } = session;
-  await sql.unsafe(`BEGIN ${mode}`);
-  let result: T;
   try {
-    result = await work(sql);
+    await sql.unsafe(`BEGIN ${mode}`);
+    let result: T;
+    try {
+      result = await work(sql);
+    } catch (error) {
+      await sql`ROLLBACK`.catch(() => session.close());
+      throw error;
+    }
+    await sql`COMMIT`;
+    return result;
   } catch (error) {
-    await sql`ROLLBACK`.catch(() => session.close());
-    throw error;
+    throw session.wasEndedByServer() && isClosedConnectionError(error) ? lostConnectionError(session.target) : error;
   }
-  await sql`COMMIT`;
-  return result;
+}
+
+/** Not the start-up's "cannot connect ... check host and port": the session worked, then the server ended it. */
+function lostConnectionError(target: PostgresTarget): UserError {
+  return new UserError(
+    `PostgreSQL at ${describeTarget(target)} closed the connection during the run — see the server's log (a restart, a failover, ` +
+      'a session ended by an administrator), then run the step again',
+    ExitCode.environment,
+  );
 }
 
 /**
