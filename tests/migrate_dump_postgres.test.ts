@@ -14,6 +14,7 @@ import { connectAdmin, findFreePort, startLocalPostgres, type AdminSql, type Loc
 import { ATTRIBUTES, PROJECT_ATTRIBUTE_ENTRIES, TOKEN_ATTRIBUTE_ENTRIES, type CelloAttribute } from '../lib/cello/items.ts';
 import { CELLO_SCHEMA_SQL } from '../lib/cello/sourceTables.ts';
 import { connectPostgres, inReadOnlySnapshot, streamRows } from '../lib/postgres/connect.ts';
+import { inWriteTransaction } from '../lib/postgres/writeTransaction.ts';
 import { connectionSettingsFromEnvironment } from '../lib/postgres/target.ts';
 import { prepareScramPassword } from '../lib/postgres/saslprep.ts';
 import {
@@ -442,7 +443,8 @@ test('streamRows rethrows what onRow throws, stops the query, and the session st
 
 test("a transaction whose work failed throws the work's error, not the ROLLBACK's that failed after it", async () => {
   // A late cancel request (streamRows cancels the query of a failed row) can land on the ROLLBACK; a connection lost
-  // at that moment is the deterministic stand-in: the operator must see the cause, not the ROLLBACK's failure.
+  // is the stand-in: whether the session sees the loss before or after the work fails, the operator must see the cause,
+  // not the ROLLBACK's failure (the driver's begin() gave up at the loss, throwing its own error, 1 run in 10).
   const [connected, other] = [await session(), await session()];
   await assert.rejects(
     inReadOnlySnapshot(connected, async (sql) => {
@@ -452,6 +454,44 @@ test("a transaction whose work failed throws the work's error, not the ROLLBACK'
     }),
     /the real cause/,
   );
+});
+
+/** Ends a server process from another session, as an administrator or a failover would, and waits until it is gone. */
+async function terminateBackend(pid: number): Promise<void> {
+  const admin = connectAdmin(pg);
+  try {
+    await admin`SELECT pg_terminate_backend(${pid})`;
+    while ((await admin`SELECT 1 FROM pg_stat_activity WHERE pid = ${pid}`).length > 0) await new Promise((resolve) => setTimeout(resolve, 10));
+  } finally {
+    await admin.end();
+  }
+}
+
+test('a write transaction whose connection the server ended goes no further: no statement runs on a new connection', async () => {
+  const { name, sql } = await newCelloDatabase();
+  const connected = await connectPostgres(
+    { host: pg.host, port: pg.port, user: pg.user, database: name },
+    pg.password,
+    connectionSettingsFromEnvironment({}, pg.host),
+  );
+  after(() => connected.close());
+  let workEnded = false;
+  await assert.rejects(
+    inWriteTransaction(connected, async (tx) => {
+      try {
+        const [row] = await tx<{ pid: number }[]>`SELECT pg_backend_pid() AS pid`;
+        await terminateBackend(row!.pid);
+        await tx`INSERT INTO projects (project, repository) VALUES ('after-the-loss', NULL)`;
+      } finally {
+        workEnded = true;
+      }
+    }),
+    /closed the connection during the run/,
+  );
+  assert.ok(workEnded, 'the transaction ended while its work still ran');
+  assert.deepEqual([...(await sql`SELECT project FROM projects`)], []);
+  // The session stays ended: a later query fails at once instead of reconnecting.
+  await assert.rejects(connected.sql`SELECT 1`);
 });
 
 test('streamRows rethrows a rejection of a promise onRow returned', async () => {
@@ -658,6 +698,32 @@ test('an unknown host name fails naming it', async () => {
     env: { PGCONNECT_TIMEOUT: '5' },
   });
   assertFailure(result, 3, /host name "no-such-host\.invalid" (not found|could not be resolved)|no answer within 5 s/);
+});
+
+test('a connection the server ends during the dump fails with one line (exit 3), no stack, no file', async () => {
+  // The driver wrote its ROLLBACK to the closed connection: a TypeError from a timer, the process ending with its stack.
+  const { name, sql } = await newCelloDatabase();
+  const folder = temporaryFolder();
+  const applicationName = uniqueName('dump-to-end');
+  // The dump's query waits for this lock: its server process is ended while the query runs.
+  const locker = await sql.reserve();
+  after(() => locker.release());
+  await locker`BEGIN`;
+  await locker`LOCK TABLE tokens IN ACCESS EXCLUSIVE MODE`;
+  const running = runScript(SCRIPT, [SERVER, pg.user, name, join(folder, 'out.json')], { env: { PGAPPNAME: applicationName } });
+  let waiting: { pid: number }[] = [];
+  while (waiting.length === 0) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    waiting = await sql`SELECT pid FROM pg_stat_activity WHERE application_name = ${applicationName} AND wait_event_type = 'Lock'`;
+  }
+  await terminateBackend(waiting[0]!.pid);
+  await locker`ROLLBACK`;
+  assertFailure(
+    await running,
+    3,
+    /^error: PostgreSQL at \S+ closed the connection during the run — see the server's log .*, then run the step again$/,
+  );
+  assert.deepEqual(readdirSync(folder), []);
 });
 
 /** A TCP server that is not PostgreSQL: it closes every connection at once, or never answers. */

@@ -1,11 +1,11 @@
 // The length limits of a database's text columns (varchar(n), char(n)): what a write must respect, read from the
 // catalog (the database's own schema, which may differ from Cello's migrations).
-import type { Sql, TransactionSql } from './connect.ts';
+import type { Sql } from './connect.ts';
 
 /** Characters each limited column holds at most, by table, then column; columns without a limit are absent. */
 export type ColumnLimits = Map<string, Map<string, number>>;
 
-export async function readColumnLimits(sql: Sql | TransactionSql, tables: readonly string[]): Promise<ColumnLimits> {
+export async function readColumnLimits(sql: Sql, tables: readonly string[]): Promise<ColumnLimits> {
   // atttypmod of varchar(n) and char(n) is n + 4 (VARHDRSZ); -1 when the type has no limit.
   const rows = await sql<{ table_name: string; column_name: string; limit: number }[]>`
     SELECT t.name AS table_name, a.attname AS column_name, a.atttypmod - 4 AS limit

@@ -5,16 +5,19 @@
 // - when a server closes the connection during start-up it reconnects at once, forever, its connect timeout
 //   restarting each time: the socket is opened here (openSocket), with a deadline, and a second attempt fails;
 // - a streamed query (forEach) has no way to say "wait": owning the socket, the session pauses it (streamRows);
+// - its begin() gives up on a connection the server closed while the transaction's work still runs, then writes the
+//   work's next statement or its ROLLBACK to the closed connection: a TypeError thrown from a timer, a crash
+//   (porsager/postgres #1154, #1208). The session has one connection (max: 1, the driver's other documented way to
+//   run a transaction): inTransaction sends BEGIN and COMMIT itself, and a session whose connection closed is ended;
 // - it computes SCRAM from the password as typed, without the SASLprep the server and libpq apply.
 import { Socket } from 'node:net';
 import postgres from 'postgres';
 import { ExitCode, UserError } from '../cli/errors.ts';
-import { toPostgresUserError } from './errors.ts';
+import { isClosedConnectionError, toPostgresUserError } from './errors.ts';
 import { prepareScramPassword } from './saslprep.ts';
 import { describeTarget, type ConnectionSettings, type PostgresTarget } from './target.ts';
 
 export type Sql = postgres.Sql;
-export type TransactionSql = postgres.TransactionSql;
 
 /** A session for reading: one connection, UTC and ISO dates whatever the server's or database's defaults. */
 export interface PostgresSession {
@@ -24,6 +27,8 @@ export interface PostgresSession {
   close(): Promise<void>;
   /** Stops reading from the server until `until` settles: TCP flow control then holds the server back. */
   holdReadingUntil(until: Promise<unknown>): void;
+  /** Whether the server closed the connection after start-up, unasked: the session is then ended. */
+  wasEndedByServer(): boolean;
 }
 
 /**
@@ -36,21 +41,31 @@ export async function connectPostgres(target: PostgresTarget, password: string, 
   /** The session's own socket (later sockets carry cancel requests). */
   let sessionSocket: Socket | undefined;
   let holds = 0;
+  let connectionClosed = false;
+  let endedByServer = false;
+  let closed: Promise<void> | undefined;
   const openSessionSocket = async (): Promise<Socket> => {
     attempts += 1;
     if (attempts > 1 && !ready) throw connectionError('CONNECTION_CLOSED', 'the server closed the connection during start-up');
+    // A second connection would run the rest of a transaction outside it (while the first is open, sockets carry cancel requests).
+    if (connectionClosed) throw connectionError('CONNECTION_CLOSED', 'the server closed the connection');
     const socket = await openSocket(target.host, target.port, settings.connectTimeoutSeconds * 1000);
     if (!ready) sessionSocket = socket;
     return socket;
   };
   let sql: Sql;
   try {
-    sql = postgres(driverOptions(target, password, settings, openSessionSocket));
+    const onConnectionClosed = () => {
+      connectionClosed = true;
+      endedByServer = ready && closed === undefined;
+      // Ended, the session fails every later query at once, instead of queueing it for a connection that never comes.
+      void session.close();
+    };
+    sql = postgres({ ...driverOptions(target, password, settings, openSessionSocket), onclose: onConnectionClosed });
   } catch (error) {
     // The driver validates PGTARGETSESSIONATTRS itself and throws a plain Error.
     throw new UserError(`cannot set up the PostgreSQL connection to ${describeTarget(target)}: ${(error as Error).message}`, ExitCode.usage);
   }
-  let closed: Promise<void> | undefined;
   const session: PostgresSession = {
     sql,
     target,
@@ -63,6 +78,7 @@ export async function connectPostgres(target: PostgresTarget, password: string, 
       };
       until.then(release, release);
     },
+    wasEndedByServer: () => endedByServer,
   };
   try {
     await sql`SELECT 1`;
@@ -147,7 +163,7 @@ function connectionError(code: string, message: string): Error {
  * does, no statement timeout of the database or role cuts a long read short; TimeZone and DateStyle are set again
  * in case a pooler dropped the start-up parameters (set_config(..., true), SET LOCAL, which PgBouncer accepts).
  */
-export async function inReadOnlySnapshot<T>(session: PostgresSession, work: (sql: TransactionSql) => Promise<T>): Promise<T> {
+export async function inReadOnlySnapshot<T>(session: PostgresSession, work: (sql: Sql) => Promise<T>): Promise<T> {
   return inTransaction(session, 'isolation level repeatable read read only', async (sql) => {
     await sql`SELECT set_config('statement_timeout', '0', true), set_config('idle_in_transaction_session_timeout', '0', true),
                      set_config('TimeZone', 'UTC', true), set_config('DateStyle', 'ISO, MDY', true)`;
@@ -156,24 +172,36 @@ export async function inReadOnlySnapshot<T>(session: PostgresSession, work: (sql
 }
 
 /**
- * The driver's begin(), with `work`'s own error thrown when it failed. The driver throws the ROLLBACK's error instead
- * when that fails too: a cancel request streamRows sent for a failed row can reach the server only as the ROLLBACK
- * runs ("canceling statement due to user request"), which would hide the real cause from the operator.
+ * Runs `work` in one transaction of the session's connection: committed when `work` resolves, rolled back when it
+ * throws, and then `work`'s own error is thrown. A ROLLBACK that fails too (a cancel request streamRows sent for a
+ * failed row reaching the server only as it runs, "canceling statement due to user request"; a lost connection) would
+ * hide the real cause from the operator: the session is closed instead, and the server rolls back with it.
  */
-export async function inTransaction<T>(session: PostgresSession, mode: string, work: (sql: TransactionSql) => Promise<T>): Promise<T> {
-  let workFailure: { error: unknown } | undefined;
+export async function inTransaction<T>(session: PostgresSession, mode: string, work: (sql: Sql) => Promise<T>): Promise<T> {
+  const { sql } = session;
   try {
-    return (await session.sql.begin(mode, async (sql) => {
-      try {
-        return await work(sql);
-      } catch (error) {
-        workFailure = { error };
-        throw error;
-      }
-    })) as T;
+    await sql.unsafe(`BEGIN ${mode}`);
+    let result: T;
+    try {
+      result = await work(sql);
+    } catch (error) {
+      await sql`ROLLBACK`.catch(() => session.close());
+      throw error;
+    }
+    await sql`COMMIT`;
+    return result;
   } catch (error) {
-    throw workFailure ? workFailure.error : error;
+    throw session.wasEndedByServer() && isClosedConnectionError(error) ? lostConnectionError(session.target) : error;
   }
+}
+
+/** Not the start-up's "cannot connect ... check host and port": the session worked, then the server ended it. */
+function lostConnectionError(target: PostgresTarget): UserError {
+  return new UserError(
+    `PostgreSQL at ${describeTarget(target)} closed the connection during the run — see the server's log (a restart, a failover, ` +
+      'a session ended by an administrator), then run the step again',
+    ExitCode.environment,
+  );
 }
 
 /**

@@ -2,7 +2,7 @@
 // the server as UTF-8 (the driver's client_encoding) and is converted there: one character the encoding lacks fails
 // the whole statement (SQLSTATE 22P05), naming neither the row nor the value. So a step that writes asks first,
 // and lists the values instead. No JavaScript table of encodings: the server's own conversion answers.
-import type { TransactionSql } from './connect.ts';
+import type { Sql } from './connect.ts';
 
 const UNTRANSLATABLE_CHARACTER = '22P05';
 
@@ -11,16 +11,19 @@ const UNTRANSLATABLE_CHARACTER = '22P05';
  * one statement for all, halved only while a half fails, each try in a savepoint so the transaction survives: one
  * round trip when every character converts, a few per character that does not.
  */
-export async function unencodableCharacters(sql: TransactionSql, characters: readonly string[]): Promise<Set<string>> {
+export async function unencodableCharacters(sql: Sql, characters: readonly string[]): Promise<Set<string>> {
   const refused = new Set<string>();
   const probe = async (part: readonly string[]): Promise<void> => {
     if (part.length === 0) return;
+    await sql`SAVEPOINT probe`;
     try {
-      await sql.savepoint((savepoint) => savepoint.unsafe('SELECT $1::text AS probe', [part.join('')]));
+      await sql.unsafe('SELECT $1::text AS probe', [part.join('')]);
+      await sql`RELEASE SAVEPOINT probe`;
       return;
     } catch (error) {
       if ((error as { code?: unknown }).code !== UNTRANSLATABLE_CHARACTER) throw error;
     }
+    await sql`ROLLBACK TO SAVEPOINT probe`;
     if (part.length === 1) {
       refused.add(part[0]!);
       return;

@@ -56,6 +56,12 @@ const MESSAGES: Record<string, (context: Context) => string> = {
   CONNECTION_DESTROYED: closed,
 };
 
+/** Whether `error` is a query's failure because the connection was closed (the codes MESSAGES explains as such). */
+export function isClosedConnectionError(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && Object.hasOwn(MESSAGES, code) && MESSAGES[code] === closed;
+}
+
 /** The message for a code MESSAGES does not list: TLS, other server errors, other network errors; else undefined. */
 function otherMessage(error: Error, { at, database, server, code }: Context): string | undefined {
   if (TLS_CODE.test(code)) {

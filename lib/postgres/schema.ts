@@ -1,6 +1,6 @@
 // The Cello schema check: the expected tables, columns and types are in the database the scripts read.
 import { ExitCode, UserError } from '../cli/errors.ts';
-import type { Sql, TransactionSql } from './connect.ts';
+import type { Sql } from './connect.ts';
 
 /** Type names (as format_type prints them) accepted for a column. */
 export type ExpectedTables = Record<string, Record<string, readonly string[]>>;
@@ -28,7 +28,7 @@ export function findSchemaProblem(database: string, expected: ExpectedTables, fo
  * Checks the tables exist (as the search path resolves them, like the queries that follow) with the expected
  * columns and types. @throws UserError (exit 3) naming the first missing table or column.
  */
-export async function checkTables(sql: Sql | TransactionSql, database: string, expected: ExpectedTables): Promise<void> {
+export async function checkTables(sql: Sql, database: string, expected: ExpectedTables): Promise<void> {
   const tables = Object.keys(expected);
   const rows = await sql<{ table_name: string; column_name: string | null; type: string | null }[]>`
     SELECT t.name AS table_name, a.attname AS column_name, format_type(a.atttypid, NULL) AS type

@@ -1,5 +1,5 @@
 import { ExitCode, UserError } from '../cli/errors.ts';
-import type { Sql, TransactionSql } from './connect.ts';
+import type { Sql } from './connect.ts';
 
 /**
  * How a query sorts text in UTF-8 byte order (the order of the dump file, DynamoDB's sort keys and verify's
@@ -12,7 +12,7 @@ export type TextOrder = 'collate-c' | 'utf8-bytes';
  * The TextOrder for the connected database. @throws UserError (exit 3) for SQL_ASCII: its text is bytes of no
  * declared encoding, which the server passes on unconverted, so they cannot be read as UTF-8 exactly.
  */
-export async function readTextOrder(sql: Sql | TransactionSql, database: string): Promise<TextOrder> {
+export async function readTextOrder(sql: Sql, database: string): Promise<TextOrder> {
   const [row] = await sql<{ encoding: string }[]>`SELECT current_setting('server_encoding') AS encoding`;
   const encoding = row!.encoding;
   if (encoding === 'UTF8') return 'collate-c';

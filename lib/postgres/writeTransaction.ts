@@ -1,9 +1,9 @@
 // Writing to PostgreSQL: the privileges a write needs, checked before any work, and one read-write transaction.
 import { ExitCode, UserError } from '../cli/errors.ts';
-import { inTransaction, type PostgresSession, type Sql, type TransactionSql } from './connect.ts';
+import { inTransaction, type PostgresSession, type Sql } from './connect.ts';
 
 /** The `privilege ON table` pairs the session's user lacks, among `privileges` on each of `tables`. */
-export async function missingTablePrivileges(sql: Sql | TransactionSql, tables: readonly string[], privileges: readonly string[]): Promise<string[]> {
+export async function missingTablePrivileges(sql: Sql, tables: readonly string[], privileges: readonly string[]): Promise<string[]> {
   const rows = await sql<{ table_name: string; privilege: string; held: boolean }[]>`
     SELECT t AS table_name, p AS privilege, has_table_privilege(t, p) AS held
     FROM unnest(string_to_array(${tables.join(',')}::text, ',')) AS t, unnest(string_to_array(${privileges.join(',')}::text, ',')) AS p`;
@@ -50,7 +50,7 @@ export const LOCK_TIMEOUT = '10s';
  * waited for LOCK_TIMEOUT at most (SQLSTATE 55P03): a live writer is a reason to stop, not to hang. TimeZone and
  * DateStyle are set again as in inReadOnlySnapshot, so timestamps read and written as text are exact.
  */
-export async function inWriteTransaction<T>(session: PostgresSession, work: (sql: TransactionSql) => Promise<T>): Promise<T> {
+export async function inWriteTransaction<T>(session: PostgresSession, work: (sql: Sql) => Promise<T>): Promise<T> {
   return inTransaction(session, 'read write', async (sql) => {
     await sql`SELECT set_config('statement_timeout', '0', true), set_config('idle_in_transaction_session_timeout', '0', true),
                      set_config('lock_timeout', ${LOCK_TIMEOUT}, true),

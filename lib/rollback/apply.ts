@@ -4,7 +4,7 @@
 // matches nothing, an INSERT that meets a key) rolls the whole transaction back, and the row is named. A stop
 // request before COMMIT rolls back too; a process killed before COMMIT loses its connection, and the server rolls back.
 import type { ItemKind } from '../cello/items.ts';
-import type { PostgresSession, TransactionSql } from '../postgres/connect.ts';
+import type { PostgresSession, Sql } from '../postgres/connect.ts';
 import { ExitCode, UserError } from '../cli/errors.ts';
 import { LOCK_TIMEOUT, inWriteTransaction } from '../postgres/writeTransaction.ts';
 import { rowKey, type RollbackPlan, type RowChange } from './plan.ts';
@@ -86,7 +86,7 @@ export async function applyPlan(session: PostgresSession, plan: RollbackPlan, st
 }
 
 /** Runs a statement on a batch; the keys of the rows it returned. A constraint violation names the row it can. */
-async function run(sql: TransactionSql, statement: Statement, batch: readonly RowChange[], stop: AbortSignal): Promise<string[]> {
+async function run(sql: Sql, statement: Statement, batch: readonly RowChange[], stop: AbortSignal): Promise<string[]> {
   if (stop.aborted) throw new StoppedBeforeCommitError();
   const records = batch.map((change) =>
     change.kind === 'insert' ? statement.record(change.row) : statement.record(change.kind === 'update' ? change.row : {}, change.old),

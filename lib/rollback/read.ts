@@ -11,7 +11,7 @@ import { TOKEN_ID } from '../cello/items.ts';
 import { hasLoneSurrogate } from '../cello/fileItems.ts';
 import { isTokenSk, parseTokenSk } from '../cello/keys.ts';
 import { readColumnLimits, type ColumnLimits } from '../postgres/columnLimits.ts';
-import { inReadOnlySnapshot, type PostgresSession, type TransactionSql } from '../postgres/connect.ts';
+import { inReadOnlySnapshot, type PostgresSession, type Sql } from '../postgres/connect.ts';
 import { nonAsciiCharacters, unencodableCharacters } from '../postgres/encoding.ts';
 import { readTextOrder, type TextOrder } from '../postgres/textOrder.ts';
 import { partitionQuery } from '../verify/dynamo.ts';
@@ -97,7 +97,7 @@ const NOTHING_HELD: Holds = { tokenProjects: new Map(), unencodable: { encoding:
  * characters of their values its encoding lacks (none in a UTF8 database), and where it holds the token ids the
  * table adds (its key is the id alone).
  */
-async function readWhatPostgresHolds(sql: TransactionSql, changes: readonly FixChange[], order: TextOrder): Promise<Holds> {
+async function readWhatPostgresHolds(sql: Sql, changes: readonly FixChange[], order: TextOrder): Promise<Holds> {
   const items = changes.flatMap((change) => (change.found?.item ? [change.found.item] : []));
   let unencodable = NOTHING_HELD.unencodable;
   if (order !== 'collate-c') {
@@ -114,7 +114,7 @@ async function readWhatPostgresHolds(sql: TransactionSql, changes: readonly FixC
 }
 
 /** The project PostgreSQL holds each of `ids` under (those it holds). */
-async function readTokenProjects(sql: TransactionSql, ids: readonly string[]): Promise<Map<string, string>> {
+async function readTokenProjects(sql: Sql, ids: readonly string[]): Promise<Map<string, string>> {
   if (ids.length === 0) return new Map();
   const rows = await sql.unsafe<{ id: string; project: string }[]>(
     `SELECT t.${TOKEN_ID} AS id, t.${PROJECT_COLUMN} AS project FROM ${TOKENS_TABLE} t

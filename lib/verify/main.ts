@@ -31,7 +31,7 @@ import { type CapacityMeter, formatCapacitySummary } from '../dynamodb/capacity/
 import { readPassword } from '../postgres/password.ts';
 import { checkTables } from '../postgres/schema.ts';
 import { connectionSettingsFromEnvironment, describeTarget, parseHostArgument, type PostgresTarget } from '../postgres/target.ts';
-import type { PostgresSession, TransactionSql } from '../postgres/connect.ts';
+import type { PostgresSession, Sql } from '../postgres/connect.ts';
 import type { DynamoTable } from '../dynamodb/conditionalWrite.ts';
 import { readTextOrder } from '../postgres/textOrder.ts';
 import { REPOSITORY } from '../cello/items.ts';
@@ -201,7 +201,7 @@ async function compareWithPostgres(session: PostgresSession, table: TableSide, o
  * Checks the schema, reads the projects, then streams the tokens through the comparison, all in the snapshot `sql`;
  * with --fix, also what the cutover guard compares with, and the orphan projects' partition keys --fix spares.
  */
-async function compareSnapshot(sql: TransactionSql, table: TableSide, options: VerifyOptions, progress: Progress) {
+async function compareSnapshot(sql: Sql, table: TableSide, options: VerifyOptions, progress: Progress) {
   const { scanPages } = await import('../dynamodb/scan.ts');
   const { database, includeOrphans, fix, concurrency } = options;
   await checkTables(sql, database, CELLO_TABLES);
