@@ -20,9 +20,8 @@ import { ORPHAN_PROJECT_VALUES, formatDumpSummary, formatOrphanNotice } from './
 import { printLine, printOutput } from '../cli/output.ts';
 import { MigrationJsonBuilder } from './dump.ts';
 import { dumpQueryFor, type RawDumpRow } from './query.ts';
-import { readPassword } from '../postgres/password.ts';
 import { checkTables } from '../postgres/schema.ts';
-import { connectionSettingsFromEnvironment, describeTarget, parseHostArgument, type PostgresTarget } from '../postgres/target.ts';
+import { connectionSettingsFromEnvironment, parseHostArgument, type PostgresTarget } from '../postgres/target.ts';
 import { readTextOrder } from '../postgres/textOrder.ts';
 import { CELLO_TABLES } from '../cello/sourceTables.ts';
 import type { PostgresSession } from '../postgres/connect.ts';
@@ -65,7 +64,7 @@ function parseArguments(argv: string[]) {
 export const main = defineStep(async (argv: string[]): Promise<number> => {
   const args = await parseArguments(argv);
   // The PostgreSQL driver loads only now that the arguments are read: --help does without it.
-  const [{ connectPostgres }, { toPostgresUserError }] = await Promise.all([import('../postgres/connect.ts'), import('../postgres/errors.ts')]);
+  const [{ withPostgresSession }, { toPostgresUserError }] = await Promise.all([import('../postgres/connect.ts'), import('../postgres/errors.ts')]);
   const [user, database, output] = [String(args.db_user), String(args.db_name), String(args.output_file)];
   const { host, port } = parseHostArgument(String(args.db_host));
   checkPostgresNames(user, database);
@@ -78,24 +77,25 @@ export const main = defineStep(async (argv: string[]): Promise<number> => {
   const file = await AtomicOutputFile.create(output, { overwrite: args.force });
   const builder = new MigrationJsonBuilder({ includeOrphans: args['include-orphans'] });
   const progress = new Progress('Dumping tokens');
-  let session: PostgresSession | undefined;
-  // A stop during the server's sort (before any row arrives) closes the connection, which ends the query.
-  const closeOnStop = () => void session?.close();
-  stopSignal().addEventListener('abort', closeOnStop, { once: true });
   try {
-    const password = await readPassword(runEnvironment(), `Password for user ${user} at ${describeTarget(target)}: `);
-    session = await connectPostgres(target, password, settings);
-    if (wasStopped()) throw stopError();
-    await writeRows(session, builder, file, progress);
-    await file.commit(decideRunComplete);
+    await withPostgresSession(target, settings, async (session) => {
+      // A stop during the server's sort (before any row arrives) closes the connection, which ends the query.
+      const closeOnStop = () => void session.close();
+      stopSignal().addEventListener('abort', closeOnStop, { once: true });
+      try {
+        if (wasStopped()) throw stopError();
+        await writeRows(session, builder, file, progress);
+        await file.commit(decideRunComplete);
+      } finally {
+        stopSignal().removeEventListener('abort', closeOnStop);
+      }
+    });
   } catch (error) {
     await file.abort();
     if (wasStopped()) throw stopError();
     throw toPostgresUserError(error, target, settings);
   } finally {
-    stopSignal().removeEventListener('abort', closeOnStop);
     progress.finish();
-    await session?.close();
   }
 
   const counts = builder.summary();

@@ -12,8 +12,11 @@
 // - it computes SCRAM from the password as typed, without the SASLprep the server and libpq apply.
 import { Socket } from 'node:net';
 import postgres from 'postgres';
+import { runEnvironment } from '../cli/currentRun.ts';
 import { ExitCode, UserError } from '../cli/errors.ts';
+import type { Progress } from '../cli/progress.ts';
 import { isClosedConnectionError, toPostgresUserError } from './errors.ts';
+import { readPassword } from './password.ts';
 import { prepareScramPassword } from './saslprep.ts';
 import { describeTarget, type ConnectionSettings, type PostgresTarget } from './target.ts';
 
@@ -88,6 +91,28 @@ export async function connectPostgres(target: PostgresTarget, password: string, 
     throw toPostgresUserError(error, target, settings);
   }
   return session;
+}
+
+/**
+ * Asks for the password, connects and runs `work` with the session, closed after (once `work`'s progress line is
+ * finished); a driver or network error of `work` comes out as one line naming the server (toPostgresUserError).
+ */
+export async function withPostgresSession<T>(
+  target: PostgresTarget,
+  settings: ConnectionSettings,
+  work: (session: PostgresSession) => Promise<T>,
+  progress?: Progress,
+): Promise<T> {
+  const password = await readPassword(runEnvironment(), `Password for user ${target.user} at ${describeTarget(target)}: `);
+  const session = await connectPostgres(target, password, settings);
+  try {
+    return await work(session);
+  } catch (error) {
+    throw toPostgresUserError(error, target, settings);
+  } finally {
+    progress?.finish();
+    await session.close();
+  }
 }
 
 function driverOptions(target: PostgresTarget, password: string, settings: ConnectionSettings, socket: () => Promise<Socket>) {

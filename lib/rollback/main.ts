@@ -27,8 +27,8 @@ import { REPOSITORY } from '../cello/items.ts';
 import { CELLO_TABLES, PROJECTS_TABLE, TOKENS_TABLE } from '../cello/sourceTables.ts';
 import { checkTableName } from '../dynamodb/target.ts';
 import { checkInputFile } from '../io/files.ts';
-import { readPassword } from '../postgres/password.ts';
 import { connectionSettingsFromEnvironment, describeTarget, parseHostArgument, type PostgresTarget } from '../postgres/target.ts';
+import type { PostgresSession } from '../postgres/connect.ts';
 
 /** Partitions read at once, as verify's default. */
 const CONCURRENCY = 8;
@@ -85,14 +85,12 @@ export const main = defineStep(async (argv: string[]): Promise<number> => {
   // The AWS SDK and the driver load only now that the arguments are read: --help loads neither.
   const [
     { capacityMeterOf, createDynamoClient, describeCelloTable },
-    { connectPostgres },
-    { toPostgresUserError },
+    { withPostgresSession },
     { checkNotStandby, checkTablePrivileges },
     { checkTables },
   ] = await Promise.all([
     import('../dynamodb/client.ts'),
     import('../postgres/connect.ts'),
-    import('../postgres/errors.ts'),
     import('../postgres/writeTransaction.ts'),
     import('../postgres/schema.ts'),
   ]);
@@ -114,10 +112,8 @@ export const main = defineStep(async (argv: string[]): Promise<number> => {
   try {
     // The cheap checks first: a wrong table or region, then a server or user that could not write, fail before anything is read.
     await describeCelloTable(client, tableName);
-    const password = await readPassword(runEnvironment(), `Password for user ${user} at ${describeTarget(postgresTarget)}: `);
-    const session = await connectPostgres(postgresTarget, password, settings);
     const progress = new Progress('Reading', undefined, currentRun().io.stderr, { unit: 'projects', note: () => meter.describeSlowdown() });
-    try {
+    const rollBackWith = async (session: PostgresSession) => {
       await checkNotStandby(session.sql, describeTarget(postgresTarget));
       await checkTables(session.sql, database, CELLO_TABLES);
       await checkTablePrivileges(session.sql, user, [PROJECTS_TABLE, TOKENS_TABLE], PRIVILEGES);
@@ -128,12 +124,8 @@ export const main = defineStep(async (argv: string[]): Promise<number> => {
         migrationFile,
         meter,
       });
-    } catch (error) {
-      throw toPostgresUserError(error, postgresTarget, settings);
-    } finally {
-      progress.finish();
-      await session.close();
-    }
+    };
+    return await withPostgresSession(postgresTarget, settings, rollBackWith, progress);
   } finally {
     client.destroy();
   }

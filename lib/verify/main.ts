@@ -28,9 +28,8 @@ import { defineStep } from '../cli/run.ts';
 import { currentRun, runEnvironment } from '../cli/currentRun.ts';
 import { checkTableName, type DynamoTarget } from '../dynamodb/target.ts';
 import { type CapacityMeter, formatCapacitySummary } from '../dynamodb/capacity/meter.ts';
-import { readPassword } from '../postgres/password.ts';
 import { checkTables } from '../postgres/schema.ts';
-import { connectionSettingsFromEnvironment, describeTarget, parseHostArgument, type PostgresTarget } from '../postgres/target.ts';
+import { connectionSettingsFromEnvironment, parseHostArgument, type PostgresTarget } from '../postgres/target.ts';
 import type { PostgresSession, Sql } from '../postgres/connect.ts';
 import type { DynamoTable } from '../dynamodb/conditionalWrite.ts';
 import { readTextOrder } from '../postgres/textOrder.ts';
@@ -115,7 +114,7 @@ function parseArguments(argv: string[]) {
 export const main = defineStep(async (argv: string[]): Promise<number> => {
   const args = await parseArguments(argv);
   // The AWS SDK and the driver load only now that the arguments are read: --help loads neither.
-  const [{ capacityMeterOf, createDynamoClient, describeCelloTable }, { connectPostgres }, { partitionQuery }] = await Promise.all([
+  const [{ capacityMeterOf, createDynamoClient, describeCelloTable }, { withPostgresSession }, { partitionQuery }] = await Promise.all([
     import('../dynamodb/client.ts'),
     import('../postgres/connect.ts'),
     import('./dynamo.ts'),
@@ -131,11 +130,10 @@ export const main = defineStep(async (argv: string[]): Promise<number> => {
   try {
     // The cheap check first: a wrong table name or region fails before the database is touched.
     await describeCelloTable(client, tableName);
-    const { postgresTarget } = options;
-    const password = await readPassword(runEnvironment(), `Password for user ${postgresTarget.user} at ${describeTarget(postgresTarget)}: `);
-    const session = await connectPostgres(postgresTarget, password, options.settings);
     const table: TableSide = { client, tableName, openPartition: partitionQuery(client, tableName), meter };
-    const comparison = await compareWithPostgres(session, table, options);
+    const progress = new Progress('Verifying', undefined, currentRun().io.stderr, { unit: 'projects', note: () => meter.describeSlowdown() });
+    const compare = (session: PostgresSession) => compareWithPostgres(session, table, options, progress);
+    const comparison = await withPostgresSession(options.postgresTarget, options.settings, compare, progress);
     const { result } = comparison;
     const capacity = formatCapacitySummary(meter, { writes: false, indent: '  ' });
     const summary = formatSummary(result, { stoppedBy: stopSignalReceived(), orphanProjects: comparison.orphanProjectCount, capacity });
@@ -180,20 +178,16 @@ async function checkOptions(args: Arguments) {
   };
 }
 
-/** Compares PostgreSQL (one read-only snapshot, closed after) with the table, showing progress; PostgreSQL failures as UserErrors. */
-async function compareWithPostgres(session: PostgresSession, table: TableSide, options: VerifyOptions): Promise<Comparison> {
-  const [{ inReadOnlySnapshot }, { toPostgresUserError }] = await Promise.all([import('../postgres/connect.ts'), import('../postgres/errors.ts')]);
-  const progress = new Progress('Verifying', undefined, currentRun().io.stderr, { unit: 'projects', note: () => table.meter.describeSlowdown() });
+/** Compares PostgreSQL (one read-only snapshot) with the table, showing progress. */
+async function compareWithPostgres(session: PostgresSession, table: TableSide, options: VerifyOptions, progress: Progress): Promise<Comparison> {
+  const { inReadOnlySnapshot } = await import('../postgres/connect.ts');
   try {
     return await inReadOnlySnapshot(session, (sql) => compareSnapshot(sql, table, options, progress));
   } catch (error) {
     if (error instanceof StreamOrderError) {
       throw new UserError(`${error.message} — the comparison needs both sides in UTF-8 byte order; please report this`, ExitCode.internal);
     }
-    throw toPostgresUserError(error, options.postgresTarget, options.settings);
-  } finally {
-    progress.finish();
-    await session.close();
+    throw error;
   }
 }
 
