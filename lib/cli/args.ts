@@ -142,6 +142,7 @@ function requiredText(describe: string) {
 }
 
 export const regionOption = requiredText('the AWS region of the table, e.g. us-west-2');
+export const AWS_CREDENTIALS_HELP = 'AWS credentials come from the usual chain (AWS_PROFILE, environment, SSO...).';
 export const tableOption = requiredText;
 
 export function endpointUrlOption(describe = 'a DynamoDB endpoint other than AWS (e.g. http://localhost:8000)') {

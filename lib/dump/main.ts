@@ -21,7 +21,7 @@ import { printLine, printOutput } from '../cli/output.ts';
 import { MigrationJsonBuilder } from './dump.ts';
 import { dumpQueryFor, type RawDumpRow } from './query.ts';
 import { checkTables } from '../postgres/schema.ts';
-import { connectionSettingsFromEnvironment, parseHostArgument, type PostgresTarget } from '../postgres/target.ts';
+import { POSTGRES_HELP, connectionSettingsFromEnvironment, parseHostArgument, type PostgresTarget } from '../postgres/target.ts';
 import { readTextOrder } from '../postgres/textOrder.ts';
 import { CELLO_TABLES } from '../cello/sourceTables.ts';
 import type { PostgresSession } from '../postgres/connect.ts';
@@ -36,8 +36,7 @@ function parseArguments(argv: string[]) {
       SCRIPT,
       'Usage: $0 <db_host[:port]> <db_user> <db_name> <output_file>\n\n' +
         'Writes every project and token of the Cello PostgreSQL database to a JSON file (mode 0600), the input of step 2.\n\n' +
-        'The password comes from PGPASSWORD, or is asked on the terminal. PGSSLMODE, PGSSLROOTCERT, ' +
-        'PGCONNECT_TIMEOUT (default 10\u00a0s) and PGAPPNAME are honoured as by psql.',
+        POSTGRES_HELP,
     )
       .command('$0 <db_host> <db_user> <db_name> <output_file>', false, (command) =>
         command

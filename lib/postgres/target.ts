@@ -140,6 +140,11 @@ export function readRootCertificate(env: NodeJS.ProcessEnv, home = homedir()): s
   }
 }
 
+/** What --help says of the password and the environment connectionSettingsFromEnvironment reads. */
+export const POSTGRES_HELP =
+  'The password comes from PGPASSWORD, or is asked on the terminal. PGSSLMODE, PGSSLROOTCERT, PGCONNECT_TIMEOUT ' +
+  `(default ${DEFAULT_CONNECT_TIMEOUT_SECONDS}\u00a0s) and PGAPPNAME are honoured as by psql.`;
+
 /** Connection settings read from the environment, checked before anything connects. */
 export interface ConnectionSettings {
   sslMode: SslMode;

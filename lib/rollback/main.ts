@@ -8,6 +8,7 @@
 // still holds what was read (apply.ts). --dry-run prints the plan, runs it and rolls it back: it commits nothing and
 // meets whatever the live run would (a row changed, a constraint of the database).
 import {
+  AWS_CREDENTIALS_HELP,
   checkPostgresNames,
   createArgumentParser,
   dryRunOption,
@@ -27,7 +28,7 @@ import { REPOSITORY } from '../cello/items.ts';
 import { CELLO_TABLES, PROJECTS_TABLE, TOKENS_TABLE } from '../cello/sourceTables.ts';
 import { checkTableName } from '../dynamodb/target.ts';
 import { checkInputFile } from '../io/files.ts';
-import { connectionSettingsFromEnvironment, describeTarget, parseHostArgument, type PostgresTarget } from '../postgres/target.ts';
+import { POSTGRES_HELP, connectionSettingsFromEnvironment, describeTarget, parseHostArgument, type PostgresTarget } from '../postgres/target.ts';
 import type { PostgresSession } from '../postgres/connect.ts';
 
 /** Partitions read at once, as verify's default. */
@@ -43,9 +44,7 @@ const USAGE = [
     'lacks, updates the values that differ and deletes the rows the table lacks, in one transaction, each row only if it ' +
     'still holds what was read. Run it with the service stopped; with --dry-run first.',
   '',
-  `The user needs ${PRIVILEGES.join(', ')} on ${PROJECTS_TABLE} and ${TOKENS_TABLE}. The password comes from PGPASSWORD, or is asked on the terminal. ` +
-    'PGSSLMODE, PGSSLROOTCERT, PGCONNECT_TIMEOUT (default 10\u00a0s) and PGAPPNAME are honoured as by psql. AWS credentials come from the ' +
-    'usual chain (AWS_PROFILE, environment, SSO...).',
+  `The user needs ${PRIVILEGES.join(', ')} on ${PROJECTS_TABLE} and ${TOKENS_TABLE}. ${POSTGRES_HELP} ${AWS_CREDENTIALS_HELP}`,
 ].join('\n');
 
 /** The command line, checked (a mistake is a UserError, exit 2); --help prints and exits. */

@@ -8,6 +8,7 @@
 // conditionally (fixPlan.ts, fix.ts), unless the table holds tokens the service seems to have created (cutoverGuard.ts).
 import { ExitCode, UserError } from '../cli/errors.ts';
 import {
+  AWS_CREDENTIALS_HELP,
   MAX_CONCURRENCY,
   checkPostgresNames,
   concurrencyOption,
@@ -29,7 +30,7 @@ import { currentRun, runEnvironment } from '../cli/currentRun.ts';
 import { checkTableName, type DynamoTarget } from '../dynamodb/target.ts';
 import { type CapacityMeter, formatCapacitySummary } from '../dynamodb/capacity/meter.ts';
 import { checkTables } from '../postgres/schema.ts';
-import { connectionSettingsFromEnvironment, parseHostArgument, type PostgresTarget } from '../postgres/target.ts';
+import { POSTGRES_HELP, connectionSettingsFromEnvironment, parseHostArgument, type PostgresTarget } from '../postgres/target.ts';
 import type { PostgresSession, Sql } from '../postgres/connect.ts';
 import type { DynamoTable } from '../dynamodb/conditionalWrite.ts';
 import { readTextOrder } from '../postgres/textOrder.ts';
@@ -58,9 +59,7 @@ const USAGE = [
     'items, rewrites items that differ, deletes items PostgreSQL does not have, each only if the item still holds what ' +
     "was read. Exit code 0 only when every item it touched then holds PostgreSQL's values.",
   '',
-  'The password comes from PGPASSWORD, or is asked on the terminal. PGSSLMODE, PGSSLROOTCERT, PGCONNECT_TIMEOUT ' +
-    '(default 10\u00a0s) and PGAPPNAME are honoured as by psql. AWS credentials come from the usual chain (AWS_PROFILE, ' +
-    'environment, SSO...).',
+  `${POSTGRES_HELP} ${AWS_CREDENTIALS_HELP}`,
 ].join('\n');
 
 /** The command line, checked (a mistake is a UserError, exit 2); --help prints and exits. */
