@@ -113,11 +113,8 @@ function parseArguments(argv: string[]) {
 export const main = defineStep(async (argv: string[]): Promise<number> => {
   const args = await parseArguments(argv);
   // The AWS SDK and the driver load only now that the arguments are read: --help loads neither.
-  const [{ capacityMeterOf, createDynamoClient, describeCelloTable }, { withPostgresSession }, { partitionQuery }] = await Promise.all([
-    import('../dynamodb/client.ts'),
-    import('../postgres/connect.ts'),
-    import('./dynamo.ts'),
-  ]);
+  const [{ capacityMeterOf, createDynamoClient, describeCelloTable }, { inReadOnlySnapshot, withPostgresSession }, { partitionQuery }] =
+    await Promise.all([import('../dynamodb/client.ts'), import('../postgres/connect.ts'), import('./dynamo.ts')]);
   const options = await checkOptions(args);
   const { tableName, concurrency } = options;
   const client = createDynamoClient(options.target, {
@@ -131,8 +128,8 @@ export const main = defineStep(async (argv: string[]): Promise<number> => {
     await describeCelloTable(client, tableName);
     const table: TableSide = { client, tableName, openPartition: partitionQuery(client, tableName), meter };
     const progress = new Progress('Verifying', undefined, currentRun().io.stderr, { unit: 'projects', note: () => meter.describeSlowdown() });
-    const compare = (session: PostgresSession) => compareWithPostgres(session, table, options, progress);
-    const comparison = await withPostgresSession(options.postgresTarget, options.settings, compare, progress);
+    const compare = (session: PostgresSession) => inReadOnlySnapshot(session, (sql) => compareSnapshot(sql, table, options, progress));
+    const comparison = await withPostgresSession(options.postgresTarget, options.settings, compare, progress).catch(failOnStreamOrder);
     const { result } = comparison;
     const capacity = formatCapacitySummary(meter, { writes: false, indent: '  ' });
     const summary = formatSummary(result, { stoppedBy: stopSignalReceived(), orphanProjects: comparison.orphanProjectCount, capacity });
@@ -177,17 +174,12 @@ async function checkOptions(args: Arguments) {
   };
 }
 
-/** Compares PostgreSQL (one read-only snapshot) with the table, showing progress. */
-async function compareWithPostgres(session: PostgresSession, table: TableSide, options: VerifyOptions, progress: Progress): Promise<Comparison> {
-  const { inReadOnlySnapshot } = await import('../postgres/connect.ts');
-  try {
-    return await inReadOnlySnapshot(session, (sql) => compareSnapshot(sql, table, options, progress));
-  } catch (error) {
-    if (error instanceof StreamOrderError) {
-      throw new UserError(`${error.message} — the comparison needs both sides in UTF-8 byte order; please report this`, ExitCode.internal);
-    }
-    throw error;
+/** A side out of byte order (StreamOrderError) as one line that says what it is; other errors as they are. */
+function failOnStreamOrder(error: unknown): never {
+  if (error instanceof StreamOrderError) {
+    throw new UserError(`${error.message} — the comparison needs both sides in UTF-8 byte order; please report this`, ExitCode.internal);
   }
+  throw error;
 }
 
 /**
