@@ -2,20 +2,16 @@
 import { ExitCode, UserError } from '../cli/errors.ts';
 import { inTransaction, type PostgresSession, type Sql } from './connect.ts';
 
-/** The `privilege ON table` pairs the session's user lacks, among `privileges` on each of `tables`. */
-export async function missingTablePrivileges(sql: Sql, tables: readonly string[], privileges: readonly string[]): Promise<string[]> {
+/**
+ * Refuses (one line, exit 3) a user that lacks any of `privileges` on `tables`, naming each `privilege ON table`
+ * missing and the GRANT that gives them. Call before reading anything: a run that would fail at its last step should
+ * fail at its first.
+ */
+export async function checkTablePrivileges(sql: Sql, user: string, tables: readonly string[], privileges: readonly string[]): Promise<void> {
   const rows = await sql<{ table_name: string; privilege: string; held: boolean }[]>`
     SELECT t AS table_name, p AS privilege, has_table_privilege(t, p) AS held
     FROM unnest(string_to_array(${tables.join(',')}::text, ',')) AS t, unnest(string_to_array(${privileges.join(',')}::text, ',')) AS p`;
-  return rows.filter((row) => !row.held).map((row) => `${row.privilege} ON ${row.table_name}`);
-}
-
-/**
- * Refuses (one line, exit 3) a user that lacks any of `privileges` on `tables`, naming the GRANT that gives them.
- * Call before reading anything: a run that would fail at its last step should fail at its first.
- */
-export async function checkTablePrivileges(sql: Sql, user: string, tables: readonly string[], privileges: readonly string[]): Promise<void> {
-  const missing = await missingTablePrivileges(sql, tables, privileges);
+  const missing = rows.filter((row) => !row.held).map((row) => `${row.privilege} ON ${row.table_name}`);
   if (missing.length === 0) return;
   const lacking = [...new Set(missing.map((pair) => pair.split(' ON ')[0]))];
   throw new UserError(
