@@ -10,7 +10,7 @@ import { PROJECTS_TABLE, PROJECT_COLUMN, TOKENS_TABLE } from '../cello/sourceTab
 import { TOKEN_ID } from '../cello/items.ts';
 import { hasLoneSurrogate } from '../cello/fileItems.ts';
 import { isTokenSk, parseTokenSk } from '../cello/keys.ts';
-import { readColumnLimits, type ColumnLimits } from '../postgres/columnLimits.ts';
+import { readColumnLimits } from '../postgres/columnLimits.ts';
 import { inReadOnlySnapshot, type PostgresSession, type Sql } from '../postgres/connect.ts';
 import { nonAsciiCharacters, unencodableCharacters } from '../postgres/encoding.ts';
 import { readTextOrder, type TextOrder } from '../postgres/textOrder.ts';
@@ -49,15 +49,12 @@ export async function readBothSides(session: PostgresSession, options: ReadOptio
   const newest: NewestToken = {};
   const openPartition = watchingNewestToken(partitionQuery(client, tableName), newest);
   const tokenItemsInTable = new Map<string, number>();
-  let projectRows = new Set<string>();
-  let orphanProjects = new Set<string>();
-  let columnLimits: ColumnLimits = new Map();
-  const { result, changes, holds } = await inReadOnlySnapshot(session, async (sql) => {
+  const { result, changes, context } = await inReadOnlySnapshot(session, async (sql) => {
     const order = await readTextOrder(sql, options.database);
-    columnLimits = await readColumnLimits(sql, [PROJECTS_TABLE, TOKENS_TABLE]);
+    const columnLimits = await readColumnLimits(sql, [PROJECTS_TABLE, TOKENS_TABLE]);
     const { projects } = await readProjects(sql, order, includeOrphans);
-    orphanProjects = new Set(await readOrphanProjectNames(sql));
-    projectRows = new Set(projects.map((project) => project.name).filter((name) => !(includeOrphans && orphanProjects.has(name))));
+    const orphanProjects = new Set(await readOrphanProjectNames(sql));
+    const projectRows = new Set(projects.map((project) => project.name).filter((name) => !(includeOrphans && orphanProjects.has(name))));
     const compared = await verifyMigration({
       projects,
       tokens: streamTokens(sql, order),
@@ -73,11 +70,12 @@ export async function readBothSides(session: PostgresSession, options: ReadOptio
         progress.update(checked, `of ${formatCount(projects.length)} projects, ${formatCount(scanned)} items scanned`),
       planFixes: { limit: MAX_ROLLBACK_CHANGES, keep: changesRow },
     });
-    if (!compared.complete) return { result: compared, changes: [], holds: NOTHING_HELD };
+    const read = { projectRows, orphanProjects, tokenItemsInTable, includeOrphans, columnLimits };
+    if (!compared.complete) return { result: compared, changes: [], context: { ...read, ...NOTHING_HELD } };
     const all = await planAllChanges(compared, openPartition, concurrency, MAX_ROLLBACK_CHANGES);
-    return { result: compared, changes: all, holds: all === undefined ? NOTHING_HELD : await readWhatPostgresHolds(sql, all, order) };
+    const holds = all === undefined ? NOTHING_HELD : await readWhatPostgresHolds(sql, all, order);
+    return { result: compared, changes: all, context: { ...read, ...holds } };
   });
-  const context: PlanContext = { projectRows, orphanProjects, tokenItemsInTable, includeOrphans, columnLimits, ...holds };
   if (!result.complete) return { result, changes: [], context, newest };
   if (changes === undefined) {
     throw new UserError(
