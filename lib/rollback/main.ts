@@ -28,6 +28,7 @@ import { REPOSITORY } from '../cello/items.ts';
 import { CELLO_TABLES, PROJECTS_TABLE, TOKENS_TABLE } from '../cello/sourceTables.ts';
 import { checkTableName } from '../dynamodb/target.ts';
 import { checkInputFile } from '../io/files.ts';
+import { checkTables } from '../postgres/schema.ts';
 import { POSTGRES_HELP, connectionSettingsFromEnvironment, describeTarget, parseHostArgument, type PostgresTarget } from '../postgres/target.ts';
 import type { PostgresSession } from '../postgres/connect.ts';
 
@@ -82,17 +83,8 @@ function parseArguments(argv: string[]) {
 export const main = defineStep(async (argv: string[]): Promise<number> => {
   const args = await parseArguments(argv);
   // The AWS SDK and the driver load only now that the arguments are read: --help loads neither.
-  const [
-    { capacityMeterOf, createDynamoClient, describeCelloTable },
-    { withPostgresSession },
-    { checkNotStandby, checkTablePrivileges },
-    { checkTables },
-  ] = await Promise.all([
-    import('../dynamodb/client.ts'),
-    import('../postgres/connect.ts'),
-    import('../postgres/writeTransaction.ts'),
-    import('../postgres/schema.ts'),
-  ]);
+  const [{ capacityMeterOf, createDynamoClient, describeCelloTable }, { withPostgresSession }, { checkNotStandby, checkTablePrivileges }] =
+    await Promise.all([import('../dynamodb/client.ts'), import('../postgres/connect.ts'), import('../postgres/writeTransaction.ts')]);
   const user = String(args.db_user);
   const database = String(args.db_name);
   const tableName = String(args.table_name);
