@@ -171,9 +171,13 @@ export function dryRunOption(describe: string) {
   return { type: 'boolean', default: false, describe } as const;
 }
 
-export const postgresHostPositional = requiredText('host, host:port, [ipv6]:port or a bare IPv6 address; port 5432 by default');
-export const postgresUserPositional = (describe = 'the PostgreSQL user') => requiredText(describe);
-export const postgresDatabasePositional = requiredText('the Cello database');
+/** The guide's `<db_host[:port]> <db_user> <db_name>` positionals; `user` says what the user needs. */
+export function postgresPositionals<T>(command: Argv<T>, user = 'the PostgreSQL user') {
+  return command
+    .positional('db_host', requiredText('host, host:port, [ipv6]:port or a bare IPv6 address; port 5432 by default'))
+    .positional('db_user', requiredText(user))
+    .positional('db_name', requiredText('the Cello database'));
+}
 
 /** The user and database positionals as given; an empty one is a usage error naming what to give. */
 export function checkPostgresNames(user: string, database: string): void {

@@ -3,14 +3,7 @@
 // moved into place only when complete.
 import { ExitCode, UserError } from '../cli/errors.ts';
 import { Progress } from '../cli/progress.ts';
-import {
-  checkPostgresNames,
-  createArgumentParser,
-  forceOption,
-  postgresDatabasePositional,
-  postgresHostPositional,
-  postgresUserPositional,
-} from '../cli/args.ts';
+import { checkPostgresNames, createArgumentParser, forceOption, postgresPositionals } from '../cli/args.ts';
 import { decideRunComplete, stopSignal, stopSignalReceived, wasStopped } from '../cli/signals.ts';
 import { defineStep } from '../cli/run.ts';
 import { runEnvironment } from '../cli/currentRun.ts';
@@ -39,11 +32,7 @@ function parseArguments(argv: string[]) {
         POSTGRES_HELP,
     )
       .command('$0 <db_host> <db_user> <db_name> <output_file>', false, (command) =>
-        command
-          .positional('db_host', postgresHostPositional)
-          .positional('db_user', postgresUserPositional())
-          .positional('db_name', postgresDatabasePositional)
-          .positional('output_file', { type: 'string', demandOption: true, describe: 'the JSON file to create' }),
+        postgresPositionals(command).positional('output_file', { type: 'string', demandOption: true, describe: 'the JSON file to create' }),
       )
       .option('force', forceOption)
       .option('include-orphans', {

@@ -14,9 +14,7 @@ import {
   dryRunOption,
   endpointUrlOption,
   maxRcuOption,
-  postgresDatabasePositional,
-  postgresHostPositional,
-  postgresUserPositional,
+  postgresPositionals,
   regionOption,
   tableOption,
 } from '../cli/args.ts';
@@ -52,10 +50,7 @@ const USAGE = [
 function parseArguments(argv: string[]) {
   return createArgumentParser(argv, 'rollback_to_postgres.ts', USAGE)
     .command('$0 <db_host> <db_user> <db_name> <table_name> <region>', false, (command) =>
-      command
-        .positional('db_host', postgresHostPositional)
-        .positional('db_user', postgresUserPositional(`the PostgreSQL user (${PRIVILEGES.join(', ')} on ${PROJECTS_TABLE} and ${TOKENS_TABLE})`))
-        .positional('db_name', postgresDatabasePositional)
+      postgresPositionals(command, `the PostgreSQL user (${PRIVILEGES.join(', ')} on ${PROJECTS_TABLE} and ${TOKENS_TABLE})`)
         .positional('table_name', tableOption('the Cello DynamoDB table'))
         .positional('region', regionOption),
     )

@@ -16,9 +16,7 @@ import {
   endpointUrlOption,
   maxRcuOption,
   maxWcuOption,
-  postgresDatabasePositional,
-  postgresHostPositional,
-  postgresUserPositional,
+  postgresPositionals,
   regionOption,
   tableOption,
 } from '../cli/args.ts';
@@ -67,10 +65,7 @@ function parseArguments(argv: string[]) {
   return (
     createArgumentParser(argv, 'verify_migration.ts', USAGE)
       .command('$0 <db_host> <db_user> <db_name> <table_name> <region>', false, (command) =>
-        command
-          .positional('db_host', postgresHostPositional)
-          .positional('db_user', postgresUserPositional('the PostgreSQL user (SELECT on projects and tokens is enough)'))
-          .positional('db_name', postgresDatabasePositional)
+        postgresPositionals(command, 'the PostgreSQL user (SELECT on projects and tokens is enough)')
           .positional('table_name', tableOption('the Cello DynamoDB table'))
           .positional('region', regionOption),
       )
