@@ -167,7 +167,7 @@ export function maxRcuOption(describe = 'read capacity units per second at most 
 
 export const forceOption = { type: 'boolean', default: false, describe: 'replace the output file if it exists' } as const;
 
-export function dryRunOption(describe: string) {
+export function flagOption(describe: string) {
   return { type: 'boolean', default: false, describe } as const;
 }
 

@@ -3,7 +3,7 @@
 // moved into place only when complete.
 import { ExitCode, UserError } from '../cli/errors.ts';
 import { Progress } from '../cli/progress.ts';
-import { checkPostgresNames, createArgumentParser, forceOption, postgresPositionals } from '../cli/args.ts';
+import { checkPostgresNames, createArgumentParser, flagOption, forceOption, postgresPositionals } from '../cli/args.ts';
 import { decideRunComplete, stopSignal, stopSignalReceived, wasStopped } from '../cli/signals.ts';
 import { defineStep } from '../cli/run.ts';
 import { runEnvironment } from '../cli/currentRun.ts';
@@ -35,11 +35,10 @@ function parseArguments(argv: string[]) {
         postgresPositionals(command).positional('output_file', { type: 'string', demandOption: true, describe: 'the JSON file to create' }),
       )
       .option('force', forceOption)
-      .option('include-orphans', {
-        type: 'boolean',
-        default: false,
-        describe: `also write tokens whose project is missing from the projects table, under their project name with ${ORPHAN_PROJECT_VALUES}`,
-      })
+      .option(
+        'include-orphans',
+        flagOption(`also write tokens whose project is missing from the projects table, under their project name with ${ORPHAN_PROJECT_VALUES}`),
+      )
       // Whole commands as the guide writes them, without descriptions: each keeps one line and can be copied whole.
       .example('npx tsx scripts/$0 localhost cello_user cello_db migration_data.json', '')
       .example('npx tsx scripts/$0 db.example.com:5433 cello_user cello_db migration_data.json', '')

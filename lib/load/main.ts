@@ -5,7 +5,7 @@ import {
   MAX_CONCURRENCY,
   concurrencyOption,
   createArgumentParser,
-  dryRunOption,
+  flagOption,
   endpointUrlOption,
   maxRcuOption,
   maxWcuOption,
@@ -55,12 +55,8 @@ async function parseArguments(argv: string[]) {
     .option('concurrency', concurrencyOption(`requests in flight at most (1-${MAX_CONCURRENCY})`, DEFAULT_CONCURRENCY))
     .option('max-wcu', maxWcuOption())
     .option('max-rcu', maxRcuOption('read capacity units per second at most for the existence checks (default: no cap)'))
-    .option('dry-run', dryRunOption('check the file and the table and report what would be loaded and skipped; reads, never writes'))
-    .option('conditional-puts', {
-      type: 'boolean',
-      default: false,
-      describe: 'one conditional PutItem per item instead of BatchWriteItem: safe while other writers run, much slower',
-    })
+    .option('dry-run', flagOption('check the file and the table and report what would be loaded and skipped; reads, never writes'))
+    .option('conditional-puts', flagOption('one conditional PutItem per item instead of BatchWriteItem: safe while other writers run, much slower'))
     // Whole commands as the guide writes them, without descriptions: each keeps one line and can be copied whole.
     .example('npx tsx scripts/$0 migration_data.json cello us-west-2 --dry-run', '')
     .example('npx tsx scripts/$0 migration_data.json cello us-west-2', '')

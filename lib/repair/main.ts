@@ -7,7 +7,7 @@ import {
   MAX_CONCURRENCY,
   concurrencyOption,
   createArgumentParser,
-  dryRunOption,
+  flagOption,
   endpointUrlOption,
   maxWcuOption,
   regionOption,
@@ -56,13 +56,13 @@ function parseArguments(argv: string[]) {
       .option('file', { type: 'string', demandOption: true, describe: 'the JSON dump written by dump-ddb.ts' })
       .option('table', tableOption('the DynamoDB table to repair'))
       .option('region', regionOption)
-      .option('dry-run', dryRunOption('show what would change; write nothing'))
+      .option('dry-run', flagOption('show what would change; write nothing'))
       .option('endpoint-url', endpointUrlOption())
       .option('concurrency', concurrencyOption(`updates in flight at once (1 to ${MAX_CONCURRENCY})`, DEFAULT_CONCURRENCY))
       .option('max-wcu', maxWcuOption())
       .option(
         'summary-only',
-        dryRunOption('print only the records that need you (values not converted, failed updates) and the summary, not every change'),
+        flagOption('print only the records that need you (values not converted, failed updates) and the summary, not every change'),
       )
       // Whole commands as the guide writes them, without descriptions: each keeps one line and can be copied whole.
       .example('./scripts/$0 --file ddb-dump.json --table cello --region us-west-2 --dry-run', '')

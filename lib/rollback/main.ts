@@ -11,7 +11,7 @@ import {
   AWS_CREDENTIALS_HELP,
   checkPostgresNames,
   createArgumentParser,
-  dryRunOption,
+  flagOption,
   endpointUrlOption,
   maxRcuOption,
   postgresPositionals,
@@ -54,7 +54,7 @@ function parseArguments(argv: string[]) {
         .positional('table_name', tableOption('the Cello DynamoDB table'))
         .positional('region', regionOption),
     )
-    .option('dry-run', dryRunOption('print the plan, commit nothing'))
+    .option('dry-run', flagOption('print the plan, commit nothing'))
     .option('endpoint-url', endpointUrlOption())
     .option('max-rcu', maxRcuOption())
     .option('migration-file', {
