@@ -12,7 +12,7 @@ import { isTokenSk, itemKeyString, projectPk, tokenSk } from '../cello/keys.ts';
 import { canonicalOrUndefined } from '../cello/timestamps.ts';
 import type { PartitionOpener } from '../verify/dynamo.ts';
 import { displayName } from '../verify/compare.ts';
-import { fixPutsPath, keysWrittenByMigration } from '../verify/cutoverGuard.ts';
+import { fixPutsPath, tokensWithoutEvidence } from '../verify/cutoverGuard.ts';
 import { rowKey, type RollbackPlan, type RowChange } from './plan.ts';
 
 /** The canonical creation time of the newest token item seen, undefined while none with a readable one was. */
@@ -55,10 +55,8 @@ function tokensNewerThanTable(plan: RollbackPlan, newest: NewestToken): { change
  */
 export async function checkPostgresNotWrittenSinceSwitch(plan: RollbackPlan, newest: NewestToken, migrationFile: string | undefined): Promise<void> {
   const newer = tokensNewerThanTable(plan, newest);
-  if (newer.length === 0) return;
   const key = ({ change }: (typeof newer)[number]) => itemKeyString(projectPk(change.project), tokenSk(rowKey(change)));
-  const held = migrationFile === undefined ? new Set<string>() : await keysWrittenByMigration(migrationFile, new Set(newer.map(key)));
-  const unexplained = newer.find((token) => !held.has(key(token)));
+  const [unexplained] = await tokensWithoutEvidence(newer, key, migrationFile);
   if (unexplained === undefined) return;
   const { change, createdAt } = unexplained;
   const bound = newest.createdAt === undefined ? 'the table holds no token at all' : `the table's newest token was created at ${newest.createdAt}`;

@@ -33,9 +33,7 @@ export async function guardCutover(changes: readonly FixChange[], newestInPostgr
   }
   const newer = tokensNewerThanPostgres(changes, newestInPostgres);
   const keyOf = ({ pk, sk }: { pk: string; sk: string }) => itemKeyString(pk, sk);
-  const written =
-    newer.length > 0 && migrationFile !== undefined ? await keysWrittenByMigration(migrationFile, new Set(newer.map(keyOf))) : new Set<string>();
-  const unexplained = newer.filter((token) => !written.has(keyOf(token)));
+  const unexplained = await tokensWithoutEvidence(newer, keyOf, migrationFile);
   if (unexplained.length > 0) throw new UserError(formatUnexplainedRefusal(unexplained, newestInPostgres, migrationFile), ExitCode.incomplete);
   if (puts.length > 0 && migrationFile !== undefined) await recordTokenPuts(fixPutsPath(migrationFile), puts.map(keyOf));
 }
@@ -55,14 +53,16 @@ export function tokensNewerThanPostgres(changes: Iterable<FixChange>, newestCrea
 }
 
 /**
- * The keys among `wanted` that Step 1's file holds as tokens, or that an earlier --fix listed as put: tokens PostgreSQL
- * held before the switch (the rollback's guard reads it so too).
+ * Those of `tokens` (`keyOf` gives an item's key) that neither Step 1's file holds nor an earlier --fix listed as put:
+ * tokens nothing shows PostgreSQL held before the switch (the rollback's guard asks so too). Without the file, all.
  */
-export async function keysWrittenByMigration(migrationFile: string, wanted: ReadonlySet<string>): Promise<Set<string>> {
+export async function tokensWithoutEvidence<T>(tokens: T[], keyOf: (token: T) => string, migrationFile: string | undefined): Promise<T[]> {
+  if (tokens.length === 0 || migrationFile === undefined) return tokens;
+  const wanted = new Set(tokens.map(keyOf));
   const found = new Set<string>();
   for await (const key of tokenKeysInMigrationFile(migrationFile)) if (wanted.has(key)) found.add(key);
   for await (const key of keysFixPut(migrationFile)) if (wanted.has(key)) found.add(key);
-  return found;
+  return tokens.filter((token) => !found.has(keyOf(token)));
 }
 
 /** The key of each token Step 1's file holds (one with an empty or no id cannot be an item). */
