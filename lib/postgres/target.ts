@@ -69,8 +69,8 @@ export function describeTarget({ host, port }: Pick<PostgresTarget, 'host' | 'po
   return `${isIPv6(host) ? `[${host}]` : host}:${port}`;
 }
 
-export type SslMode = 'disable' | 'allow' | 'prefer' | 'require' | 'verify-ca' | 'verify-full';
-const SSL_MODES: readonly SslMode[] = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'];
+const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'] as const;
+export type SslMode = (typeof SSL_MODES)[number];
 
 /** PGSSLMODE; unset means `prefer`, libpq's default. */
 export function parseSslMode(value: string | undefined): SslMode {
