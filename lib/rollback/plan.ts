@@ -127,15 +127,9 @@ function planPartition(changes: readonly FixChange[], context: PlanContext, plan
     return;
   }
   const first = plan.changes.length;
+  const metadata = changes.find((change) => isMetadataSk(change.sk));
   const tokenChanges = changes.filter((change) => !isMetadataSk(change.sk));
-  const problem = planProject(
-    pk,
-    name,
-    changes.find((change) => isMetadataSk(change.sk)),
-    tokenChanges,
-    context,
-    plan,
-  );
+  const problem = planProject(pk, name, metadata, tokenChanges, context, plan);
   if (problem !== undefined) {
     plan.problems.push({ pk, sk: METADATA_SK, reason: problem });
     return;
