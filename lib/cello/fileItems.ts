@@ -14,6 +14,7 @@ import {
   type CelloAttribute,
 } from './items.ts';
 import { quoteValue } from './quote.ts';
+import { itemSize } from '../dynamodb/capacity/itemSize.ts';
 
 /** DynamoDB's limits on key sizes, in bytes of UTF-8. */
 const PARTITION_KEY_MAX_BYTES = 2048;
@@ -104,16 +105,10 @@ export function buildProjectItem(pk: string, fields: Readonly<Record<string, unk
   const { values, nulls } = itemValues(PROJECT_ATTRIBUTE_ENTRIES, fields, problems);
   if (problems.length > 0) return { problems };
   const item = projectItem(pk, values as Parameters<typeof projectItem>[1]);
-  const size = itemBytes(item);
+  // A project item's values may be long: its size as DynamoDB counts it.
+  const size = itemSize(item);
   if (size > ITEM_MAX_BYTES) return { problems: [`the item would be ${size} bytes; DynamoDB allows ${ITEM_MAX_BYTES}`] };
   return { item: { pk, sk: METADATA_SK, item, nulls, convertedTimestamps: 0, emptyAsNull: NO_NAMES, entry } };
-}
-
-/** An item's size as DynamoDB counts it (names and values, UTF-8), for a project item: values may be long. */
-function itemBytes(item: Readonly<Record<string, { S?: string }>>): number {
-  let size = 0;
-  for (const [name, value] of Object.entries(item)) size += utf8Bytes(name) + utf8Bytes(value.S ?? '');
-  return size;
 }
 
 /**
