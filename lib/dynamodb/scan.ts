@@ -16,8 +16,6 @@ export interface ScanOptions {
   /** Strongly consistent reads (twice the read cost): every write acknowledged before the scan is seen. */
   consistentRead: boolean;
   maxPagesInFlight?: number;
-  /** Items per page (Scan's Limit), for tests. */
-  pageLimit?: number;
   /** Attributes to read (Scan's ProjectionExpression); all when absent. */
   projectionExpression?: string;
   /** Checked before each request: when it returns true no new page is requested and the stream ends. */
@@ -25,7 +23,6 @@ export interface ScanOptions {
 }
 
 interface ScanPage {
-  segment: number;
   items: DynamoItem[];
 }
 
@@ -35,7 +32,7 @@ interface ScanPage {
  * ends the stream with its error, after the other requests in flight have settled; so does a consumer that leaves.
  */
 export async function* scanPages(client: DynamoDBClient, tableName: string, options: ScanOptions): AsyncGenerator<ScanPage, void, undefined> {
-  const { segments, consistentRead, pageLimit, projectionExpression } = options;
+  const { segments, consistentRead, projectionExpression } = options;
   if (!Number.isInteger(segments) || segments < 1 || segments > MAX_SCAN_SEGMENTS) {
     throw new RangeError(`segments must be a whole number from 1 to ${MAX_SCAN_SEGMENTS}, got ${segments}`);
   }
@@ -43,7 +40,7 @@ export async function* scanPages(client: DynamoDBClient, tableName: string, opti
   const shouldStop = options.shouldStop ?? (() => false);
   const paginators = Array.from({ length: segments }, (_, segment) =>
     paginateScan(
-      { client, ...(pageLimit !== undefined ? { pageSize: pageLimit } : {}) },
+      { client },
       {
         TableName: tableName,
         ConsistentRead: consistentRead,
@@ -76,7 +73,7 @@ export async function* scanPages(client: DynamoDBClient, tableName: string, opti
       // this page overlap.
       ready.push(segment);
       request(1);
-      yield { segment, items: page.value.Items ?? [] };
+      yield { items: page.value.Items ?? [] };
     }
   } finally {
     await Promise.allSettled(inFlight.values());
