@@ -14,7 +14,7 @@ import {
   type CelloAttribute,
 } from './items.ts';
 import { quoteValue } from './quote.ts';
-import { itemSize } from '../dynamodb/capacity/itemSize.ts';
+import { itemSize, utf8Bytes } from '../dynamodb/capacity/itemSize.ts';
 
 /** DynamoDB's limits on key sizes, in bytes of UTF-8. */
 const PARTITION_KEY_MAX_BYTES = 2048;
@@ -47,10 +47,6 @@ const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[
 /** Whether `text` holds an unpaired UTF-16 surrogate: no Unicode text, so neither DynamoDB nor PostgreSQL can store it. */
 export function hasLoneSurrogate(text: string): boolean {
   return LONE_SURROGATE.test(text);
-}
-
-function utf8Bytes(text: string): number {
-  return Buffer.byteLength(text, 'utf8');
 }
 
 /** Why a project name cannot form a partition key, or undefined if it can ('' can: lib/cello/keys.ts). */
