@@ -201,8 +201,6 @@ interface RepairCounts {
   skipped: number;
   /** Of the skipped: other applications' items (a shared table), never looked at. */
   otherApplications: number;
-  /** Records updated, failed, or (dry run) to be updated: each is one UpdateItem in a live run. */
-  processed: number;
   /** Records updated (dry run: that would be). */
   successful: number;
   failed: number;
@@ -210,7 +208,7 @@ interface RepairCounts {
 }
 
 export function emptyRepairCounts(total: number): RepairCounts {
-  return { total, skipped: 0, otherApplications: 0, processed: 0, successful: 0, failed: 0, unconvertedValues: 0 };
+  return { total, skipped: 0, otherApplications: 0, successful: 0, failed: 0, unconvertedValues: 0 };
 }
 
 /** Adds one record's plan and outcome to the counts. */
@@ -222,7 +220,6 @@ export function countRecord(counts: RepairCounts, plan: RecordRepairPlan, outcom
     counts.skipped++;
     return;
   }
-  counts.processed++;
   if (outcome.kind === 'failed') counts.failed++;
   else counts.successful++;
 }
@@ -241,18 +238,19 @@ export function formatSummary(
   counts: RepairCounts,
   { dryRun, table = '<table_name>', region = '<region>', stoppedBy, capacity = '' }: SummaryOptions,
 ): string {
+  // Records updated, failed, or (dry run) to be updated: each is one UpdateItem in a live run.
+  const processed = counts.successful + counts.failed;
   const lines = [
     'Summary:',
     `  Total records: ${formatCount(counts.total)}`,
     `  Skipped: ${formatCount(counts.skipped)}`,
     ...(counts.otherApplications > 0 ? [`  Items of other applications (left as they are): ${formatCount(counts.otherApplications)}`] : []),
-    `  Processed: ${formatCount(counts.processed)}`,
+    `  Processed: ${formatCount(processed)}`,
     `  Successful: ${formatCount(counts.successful)}`,
     `  Failed: ${formatCount(counts.failed)}`,
   ];
   if (counts.unconvertedValues > 0) lines.push(`  Values not converted (listed above): ${formatCount(counts.unconvertedValues)}`);
-  if (stoppedBy !== undefined)
-    lines.push(`  Not reached (stopped by ${stoppedBy}): ${formatCount(counts.total - counts.skipped - counts.processed)}`);
+  if (stoppedBy !== undefined) lines.push(`  Not reached (stopped by ${stoppedBy}): ${formatCount(counts.total - counts.skipped - processed)}`);
   let text = `${lines.join('\n')}\n`;
   if (dryRun) {
     text += '\nThis was a DRY RUN. No changes were made to the database.\n';
