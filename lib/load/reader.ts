@@ -30,7 +30,6 @@ interface ReaderCallbacks {
  */
 export class MigrationFileReader {
   entries = 0;
-  tokens = 0;
   items = 0;
   private entry = -1;
   private entryName = '';
@@ -129,7 +128,6 @@ export class MigrationFileReader {
   private token(index: number, value: unknown): void {
     // A second "tokens" array is reported at its end; its elements are not items.
     if (this.fieldsSeen.has(TOKENS_FIELD)) return;
-    this.tokens++;
     const result = buildTokenItem(this.pk ?? `${PROJECT_PREFIX}?`, value, this.entry);
     if (result.item === undefined) {
       for (const problem of result.problems) this.callbacks.problem(`${this.where()}, ${TOKENS_FIELD}[${index}]: ${problem}`);
