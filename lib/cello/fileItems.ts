@@ -41,17 +41,14 @@ export interface LoadItem {
 
 type BuildResult = { item: LoadItem; problems?: undefined } | { item?: undefined; problems: string[] };
 
-/** A string that cannot be stored as is: DynamoDB takes UTF-8, and a lone surrogate would become U+FFFD. */
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
-
-/** Whether `text` holds an unpaired UTF-16 surrogate: no Unicode text, so neither DynamoDB nor PostgreSQL can store it. */
+/** Whether `text` holds an unpaired UTF-16 surrogate: not Unicode, so neither DynamoDB (UTF-8: it would be U+FFFD) nor PostgreSQL stores it. */
 export function hasLoneSurrogate(text: string): boolean {
-  return LONE_SURROGATE.test(text);
+  return !text.isWellFormed();
 }
 
 /** Why a project name cannot form a partition key, or undefined if it can ('' can: lib/cello/keys.ts). */
 export function projectNameProblem(name: string): string | undefined {
-  if (LONE_SURROGATE.test(name)) return 'the project name holds an unpaired UTF-16 surrogate (\\uD800-\\uDFFF), which DynamoDB cannot store';
+  if (hasLoneSurrogate(name)) return 'the project name holds an unpaired UTF-16 surrogate (\\uD800-\\uDFFF), which DynamoDB cannot store';
   if (name.length * 3 > PARTITION_KEY_MAX_BYTES) {
     const bytes = utf8Bytes(projectPk(name));
     if (bytes > PARTITION_KEY_MAX_BYTES) {
@@ -80,7 +77,7 @@ function itemValues(entries: readonly CelloAttribute[], fields: Readonly<Record<
     const given = fields[name];
     const value = itemValueFromFile(entry, given, problems);
     if (value === undefined) continue;
-    if (entry.kind !== 'timestamp' && LONE_SURROGATE.test(value)) {
+    if (entry.kind !== 'timestamp' && hasLoneSurrogate(value)) {
       problems.push(`${name} holds an unpaired UTF-16 surrogate (\\uD800-\\uDFFF), which DynamoDB cannot store`);
       continue;
     }
