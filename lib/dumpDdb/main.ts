@@ -62,7 +62,7 @@ async function writeItems(file: AtomicOutputFile, items: readonly Record<string,
 export const main = defineStep(async (argv: string[]): Promise<number> => {
   const args = await parseArguments(argv);
   // The AWS SDK loads only now that the arguments are read: --help does without it.
-  const [{ capacityMeterOf, createDynamoClient }, { DEFAULT_MAX_PAGES_IN_FLIGHT, scanPages }] = await Promise.all([
+  const [{ capacityMeterOf, createDynamoClient }, { MAX_PAGES_IN_FLIGHT, scanPages }] = await Promise.all([
     import('../dynamodb/client.ts'),
     import('../dynamodb/scan.ts'),
   ]);
@@ -73,7 +73,7 @@ export const main = defineStep(async (argv: string[]): Promise<number> => {
   if (output.trim() === '') throw new UserError('--output is empty — give the path of the JSON file to write, e.g. dump.json', ExitCode.usage);
 
   const client = createDynamoClient(target, {
-    maxSockets: Math.min(segments, DEFAULT_MAX_PAGES_IN_FLIGHT),
+    maxSockets: Math.min(segments, MAX_PAGES_IN_FLIGHT),
     capacity: { maxRcu: args['max-rcu'] },
     stop: stopSignal(),
   });
