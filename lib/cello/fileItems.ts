@@ -14,6 +14,7 @@ import {
   type CelloAttribute,
 } from './items.ts';
 import { quoteValue } from './quote.ts';
+import { itemSize, utf8Bytes } from '../dynamodb/capacity/itemSize.ts';
 
 /** DynamoDB's limits on key sizes, in bytes of UTF-8. */
 const PARTITION_KEY_MAX_BYTES = 2048;
@@ -40,21 +41,14 @@ export interface LoadItem {
 
 type BuildResult = { item: LoadItem; problems?: undefined } | { item?: undefined; problems: string[] };
 
-/** A string that cannot be stored as is: DynamoDB takes UTF-8, and a lone surrogate would become U+FFFD. */
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
-
-/** Whether `text` holds an unpaired UTF-16 surrogate: no Unicode text, so neither DynamoDB nor PostgreSQL can store it. */
+/** Whether `text` holds an unpaired UTF-16 surrogate: not Unicode, so neither DynamoDB (UTF-8: it would be U+FFFD) nor PostgreSQL stores it. */
 export function hasLoneSurrogate(text: string): boolean {
-  return LONE_SURROGATE.test(text);
-}
-
-function utf8Bytes(text: string): number {
-  return Buffer.byteLength(text, 'utf8');
+  return !text.isWellFormed();
 }
 
 /** Why a project name cannot form a partition key, or undefined if it can ('' can: lib/cello/keys.ts). */
 export function projectNameProblem(name: string): string | undefined {
-  if (LONE_SURROGATE.test(name)) return 'the project name holds an unpaired UTF-16 surrogate (\\uD800-\\uDFFF), which DynamoDB cannot store';
+  if (hasLoneSurrogate(name)) return 'the project name holds an unpaired UTF-16 surrogate (\\uD800-\\uDFFF), which DynamoDB cannot store';
   if (name.length * 3 > PARTITION_KEY_MAX_BYTES) {
     const bytes = utf8Bytes(projectPk(name));
     if (bytes > PARTITION_KEY_MAX_BYTES) {
@@ -83,7 +77,7 @@ function itemValues(entries: readonly CelloAttribute[], fields: Readonly<Record<
     const given = fields[name];
     const value = itemValueFromFile(entry, given, problems);
     if (value === undefined) continue;
-    if (entry.kind !== 'timestamp' && LONE_SURROGATE.test(value)) {
+    if (entry.kind !== 'timestamp' && hasLoneSurrogate(value)) {
       problems.push(`${name} holds an unpaired UTF-16 surrogate (\\uD800-\\uDFFF), which DynamoDB cannot store`);
       continue;
     }
@@ -104,16 +98,10 @@ export function buildProjectItem(pk: string, fields: Readonly<Record<string, unk
   const { values, nulls } = itemValues(PROJECT_ATTRIBUTE_ENTRIES, fields, problems);
   if (problems.length > 0) return { problems };
   const item = projectItem(pk, values as Parameters<typeof projectItem>[1]);
-  const size = itemBytes(item);
+  // A project item's values may be long: its size as DynamoDB counts it.
+  const size = itemSize(item);
   if (size > ITEM_MAX_BYTES) return { problems: [`the item would be ${size} bytes; DynamoDB allows ${ITEM_MAX_BYTES}`] };
   return { item: { pk, sk: METADATA_SK, item, nulls, convertedTimestamps: 0, emptyAsNull: NO_NAMES, entry } };
-}
-
-/** An item's size as DynamoDB counts it (names and values, UTF-8), for a project item: values may be long. */
-function itemBytes(item: Readonly<Record<string, { S?: string }>>): number {
-  let size = 0;
-  for (const [name, value] of Object.entries(item)) size += utf8Bytes(name) + utf8Bytes(value.S ?? '');
-  return size;
 }
 
 /**

@@ -75,9 +75,10 @@ function fieldProblem(year: number, month: number, day: number, hour: number, mi
   return undefined;
 }
 
-/** Fast check of the canonical form, allocation-free: the shape, then the field ranges. */
-function isCanonical(text: string): boolean {
+/** Whether `text` is already exactly in the canonical form, with valid fields. Allocation-free: the shape, then the field ranges. */
+export function isCanonicalTimestamp(text: unknown): boolean {
   return (
+    typeof text === 'string' &&
     text.length === 30 &&
     CANONICAL_SHAPE.test(text) &&
     fieldProblem(digits4(text, 0), digits2(text, 5), digits2(text, 8), digits2(text, 11), digits2(text, 14), digits2(text, 17)) === undefined
@@ -157,7 +158,7 @@ function stepDay(year: number, month: number, day: number, step: 1 | -1): [numbe
  */
 export function toCanonicalTimestamp(text: string): string {
   if (typeof text !== 'string') throw new TimestampError(text, `expected a string, got ${typeof text}`);
-  if (isCanonical(text)) return text;
+  if (isCanonicalTimestamp(text)) return text;
 
   const match = TIMESTAMP.exec(text);
   if (match === null) throw new TimestampError(text, rejectionReason(text));
@@ -191,11 +192,6 @@ export function toCanonicalTimestamp(text: string): string {
   const utcMinute = ((secondOfDay % 3600) / 60) | 0;
   const utcSecond = secondOfDay % 60;
   return `${String(year).padStart(4, '0')}-${pad2(month)}-${pad2(day)}T${pad2(utcHour)}:${pad2(utcMinute)}:${pad2(utcSecond)}.${nanos}Z`;
-}
-
-/** Whether `text` is already exactly in the canonical form, with valid fields. */
-export function isCanonicalTimestamp(text: unknown): boolean {
-  return typeof text === 'string' && isCanonical(text);
 }
 
 /** The canonical form of a timestamp in any form the repair converts; undefined for what is no timestamp. */

@@ -129,7 +129,6 @@ export class MigrationJsonBuilder {
   /** The project of the last orphan token seen, to count distinct orphan projects. */
   private lastOrphanProject: string | null | undefined;
   private entryHasTokens = false;
-  private entries = 0;
 
   constructor(private readonly options: { includeOrphans: boolean }) {}
 
@@ -193,7 +192,7 @@ export class MigrationJsonBuilder {
 
   /** The closing text; the file is complete after it. */
   finish(): string {
-    return this.entries === 0 ? '}\n' : `${this.closeEntry()}\n}\n`;
+    return this.currentProject === undefined ? '}\n' : `${this.closeEntry()}\n}\n`;
   }
 
   /** Tokens written so far (for progress). */
@@ -271,8 +270,7 @@ export class MigrationJsonBuilder {
       if (order < 0) throw new Error(`dump rows out of order: ${jsonValue(project)} after ${jsonValue(this.currentProject)}`);
     }
     const close = this.closeEntry();
-    const separator = this.entries === 0 ? '\n' : ',\n';
-    this.entries++;
+    const separator = this.currentProject === undefined ? '\n' : ',\n';
     this.currentProject = project;
     this.currentIsOrphan = isOrphan;
     this.fastPathProject = isOrphan ? undefined : Buffer.from(project, 'utf8');
@@ -282,7 +280,7 @@ export class MigrationJsonBuilder {
   }
 
   private closeEntry(): string {
-    if (this.entries === 0) return '';
+    if (this.currentProject === undefined) return '';
     return this.entryHasTokens ? '\n    ]\n  }' : ']\n  }';
   }
 }

@@ -1,7 +1,6 @@
 // Step 4, first command: every item of a DynamoDB table, as a JSON array of plain objects (lib/dumpDdb/ddbJson.ts),
 // written to a file. A parallel, strongly consistent Scan, written page by page to a temporary file moved into place
 // only when the whole table is in it. Segments interleave: the order of the items is not meaningful.
-import { resolve } from 'node:path';
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import { ExitCode, UserError } from '../cli/errors.ts';
 import { Progress } from '../cli/progress.ts';
@@ -12,7 +11,7 @@ import { currentRun } from '../cli/currentRun.ts';
 import { AttributeValueError, itemToJson } from './ddbJson.ts';
 import { checkTableName, type DynamoTarget } from '../dynamodb/target.ts';
 import { formatCapacitySummary } from '../dynamodb/capacity/meter.ts';
-import { AtomicOutputFile, checkTarget } from '../io/files.ts';
+import { AtomicOutputFile } from '../io/files.ts';
 import { formatCount, printOutput } from '../cli/output.ts';
 
 const DEFAULT_SEGMENTS = 8;
@@ -63,7 +62,7 @@ async function writeItems(file: AtomicOutputFile, items: readonly Record<string,
 export const main = defineStep(async (argv: string[]): Promise<number> => {
   const args = await parseArguments(argv);
   // The AWS SDK loads only now that the arguments are read: --help does without it.
-  const [{ capacityMeterOf, createDynamoClient }, { DEFAULT_MAX_PAGES_IN_FLIGHT, scanPages }] = await Promise.all([
+  const [{ capacityMeterOf, createDynamoClient }, { MAX_PAGES_IN_FLIGHT, scanPages }] = await Promise.all([
     import('../dynamodb/client.ts'),
     import('../dynamodb/scan.ts'),
   ]);
@@ -74,13 +73,12 @@ export const main = defineStep(async (argv: string[]): Promise<number> => {
   if (output.trim() === '') throw new UserError('--output is empty — give the path of the JSON file to write, e.g. dump.json', ExitCode.usage);
 
   const client = createDynamoClient(target, {
-    maxSockets: Math.min(segments, DEFAULT_MAX_PAGES_IN_FLIGHT),
+    maxSockets: Math.min(segments, MAX_PAGES_IN_FLIGHT),
     capacity: { maxRcu: args['max-rcu'] },
     stop: stopSignal(),
   });
   const meter = capacityMeterOf(client);
   // Before any request: a folder in the way or an existing file without --force is reported at once (exit 4).
-  await checkTarget(output, resolve(output), args.force);
   const file = await AtomicOutputFile.create(output, { overwrite: args.force });
   const progress = new Progress(`Dumping ${table}`, undefined, currentRun().io.stderr, { note: () => meter.describeSlowdown() });
   let count = 0;

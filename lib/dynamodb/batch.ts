@@ -24,8 +24,8 @@ export interface CelloKey {
 export const BATCH_WRITE_LIMIT = 25;
 export const BATCH_GET_LIMIT = 100;
 
+/** What was not written; every other item was. */
 interface BatchWriteOutcome {
-  written: number;
   failed: { key: CelloKey; reason: string }[];
   /** Items whose re-send a stop prevented: not written, not failed; a re-run writes them. */
   notSent: CelloKey[];
@@ -53,13 +53,13 @@ export async function batchWriteWithRetry(client: DynamoDBClient, tableName: str
       unprocessed = (response.UnprocessedItems?.[tableName] ?? []) as typeof requests;
     } catch (error) {
       if (!(error instanceof NotSentError) || attempt === 1) throw error;
-      return { written: items.length - requests.length, failed: [], notSent: keys() };
+      return { failed: [], notSent: keys() };
     }
-    if (unprocessed.length === 0) return { written: items.length, failed: [], notSent: [] };
+    if (unprocessed.length === 0) return { failed: [], notSent: [] };
     requests = unprocessed;
     if (attempt >= settings.maxAttempts) {
       const reason = `still unprocessed after ${attempt} attempts (throttled)`;
-      return { written: items.length - requests.length, failed: keys().map((key) => ({ key, reason })), notSent: [] };
+      return { failed: keys().map((key) => ({ key, reason })), notSent: [] };
     }
     await settings.sleep(backoffDelayMs(attempt, settings));
   }

@@ -34,10 +34,9 @@ export function createDynamoClient(target: DynamoTarget, options: ClientOptions 
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   // The run's environment, not the process's (a step run in process by a test): read here and given to the SDK.
   const env = runEnvironment();
-  const fromEnvironment = target.endpointUrl === undefined ? endpointFromEnvironment(env) : undefined;
-  if (target.endpointUrl !== undefined) checkEndpointUrl(target.endpointUrl);
-  else if (fromEnvironment !== undefined) checkEndpointUrl(fromEnvironment.url, fromEnvironment.source);
-  const endpoint = target.endpointUrl ?? fromEnvironment?.url;
+  const configured = target.endpointUrl !== undefined ? { url: target.endpointUrl, source: '--endpoint-url' } : endpointFromEnvironment(env);
+  if (configured !== undefined) checkEndpointUrl(configured.url, configured.source);
+  const endpoint = configured?.url;
   const credentials = options.credentials ?? accessKeysFromEnvironment(env);
   const maxSockets = options.maxSockets ?? 64;
   const retry = cutShortOnStop({ ...bulkRetrySettings(), ...options.retry }, options.stop);

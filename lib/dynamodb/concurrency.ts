@@ -9,25 +9,16 @@ export class Semaphore {
     this.free = Math.max(1, size);
   }
 
-  /** Waits for a slot and takes it; whoever takes one releases it, exactly once. */
-  async acquire(): Promise<void> {
+  /** Runs `task` in a slot, waiting for one if none is free; then hands the slot to the longest waiter, or frees it. */
+  async run<T>(task: () => Promise<T>): Promise<T> {
     if (this.free > 0) this.free--;
     else await new Promise<void>((resolve) => this.waiting.push(resolve));
-  }
-
-  /** Hands the slot to the longest waiter, or frees it. */
-  release(): void {
-    const next = this.waiting.shift();
-    if (next) next();
-    else this.free++;
-  }
-
-  async run<T>(task: () => Promise<T>): Promise<T> {
-    await this.acquire();
     try {
       return await task();
     } finally {
-      this.release();
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.free++;
     }
   }
 }

@@ -7,17 +7,14 @@ import type { DynamoItem } from './batch.ts';
 /** DynamoDB's limit on TotalSegments. */
 const MAX_SCAN_SEGMENTS = 1_000_000;
 
-/** Pages requested or waiting for the consumer at once, unless told: 32 × 1 MB at most. */
-export const DEFAULT_MAX_PAGES_IN_FLIGHT = 32;
+/** Pages requested or waiting for the consumer at once: 32 × 1 MB at most. */
+export const MAX_PAGES_IN_FLIGHT = 32;
 
 export interface ScanOptions {
   /** TotalSegments of the parallel scan; 1 scans sequentially. */
   segments: number;
   /** Strongly consistent reads (twice the read cost): every write acknowledged before the scan is seen. */
   consistentRead: boolean;
-  maxPagesInFlight?: number;
-  /** Items per page (Scan's Limit), for tests. */
-  pageLimit?: number;
   /** Attributes to read (Scan's ProjectionExpression); all when absent. */
   projectionExpression?: string;
   /** Checked before each request: when it returns true no new page is requested and the stream ends. */
@@ -25,25 +22,23 @@ export interface ScanOptions {
 }
 
 interface ScanPage {
-  segment: number;
   items: DynamoItem[];
 }
 
 /**
- * Yields every page of a full scan of `tableName`, at most `maxPagesInFlight` requested or held by the consumer at
+ * Yields every page of a full scan of `tableName`, at most MAX_PAGES_IN_FLIGHT requested or held by the consumer at
  * once: a segment's next page is asked for as soon as its last one has come back. A request that fails for good
  * ends the stream with its error, after the other requests in flight have settled; so does a consumer that leaves.
  */
 export async function* scanPages(client: DynamoDBClient, tableName: string, options: ScanOptions): AsyncGenerator<ScanPage, void, undefined> {
-  const { segments, consistentRead, pageLimit, projectionExpression } = options;
+  const { segments, consistentRead, projectionExpression } = options;
   if (!Number.isInteger(segments) || segments < 1 || segments > MAX_SCAN_SEGMENTS) {
     throw new RangeError(`segments must be a whole number from 1 to ${MAX_SCAN_SEGMENTS}, got ${segments}`);
   }
-  const maxPagesInFlight = Math.max(1, options.maxPagesInFlight ?? DEFAULT_MAX_PAGES_IN_FLIGHT);
   const shouldStop = options.shouldStop ?? (() => false);
   const paginators = Array.from({ length: segments }, (_, segment) =>
     paginateScan(
-      { client, ...(pageLimit !== undefined ? { pageSize: pageLimit } : {}) },
+      { client },
       {
         TableName: tableName,
         ConsistentRead: consistentRead,
@@ -57,7 +52,7 @@ export async function* scanPages(client: DynamoDBClient, tableName: string, opti
   const inFlight = new Map<number, Promise<{ segment: number; page: IteratorResult<ScanCommandOutput> }>>();
   /** Asks for the next page of ready segments while the pages requested, plus `held` by the consumer, are fewer than the bound. */
   const request = (held: number) => {
-    while (inFlight.size + held < maxPagesInFlight && ready.length > 0 && !shouldStop()) {
+    while (inFlight.size + held < MAX_PAGES_IN_FLIGHT && ready.length > 0 && !shouldStop()) {
       const segment = ready.shift()!;
       inFlight.set(
         segment,
@@ -76,7 +71,7 @@ export async function* scanPages(client: DynamoDBClient, tableName: string, opti
       // this page overlap.
       ready.push(segment);
       request(1);
-      yield { segment, items: page.value.Items ?? [] };
+      yield { items: page.value.Items ?? [] };
     }
   } finally {
     await Promise.allSettled(inFlight.values());

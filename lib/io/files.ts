@@ -278,13 +278,12 @@ function outputError(path: string, error: unknown, what: string): UserError {
   return new UserError(`cannot write ${path}: ${what}: ${reason}`, ExitCode.output);
 }
 
-/** Reads a whole input file's status with messages an operator understands. */
-export async function checkInputFile(path: string): Promise<{ size: number }> {
+/** Checks that an input file exists, is a file and is not empty, with messages an operator understands. */
+export async function checkInputFile(path: string): Promise<void> {
   try {
     const info = await stat(path);
     if (info.isDirectory()) throw new UserError(`${path} is a folder — give the path of the JSON file`, ExitCode.usage);
     if (info.size === 0) throw new UserError(`${path} is empty — give the JSON file written by the previous step`, ExitCode.usage);
-    return { size: info.size };
   } catch (error) {
     if (error instanceof UserError) throw error;
     const code = (error as NodeJS.ErrnoException).code;

@@ -16,7 +16,6 @@ export interface CheckedFile {
   file: string;
   /** Distinct projects (entries less repeated ones). */
   projects: number;
-  tokens: number;
   /** Items in the file, duplicates included. */
   items: number;
   /** Occurrences to skip because the same key came earlier with the same values (locationKey strings). */
@@ -74,7 +73,6 @@ export async function checkMigrationFile(path: string, file: string, shouldStop:
     path,
     file,
     projects: reader.entries,
-    tokens: reader.tokens,
     items: reader.items,
     duplicates: new Set(),
     repeatedEntries: new Set(),

@@ -29,10 +29,9 @@ interface ReaderCallbacks {
  * silently lose (or a file from another tool), for the operator to decide.
  */
 export class MigrationFileReader {
+  /** Project entries begun; the current one's ordinal (0 for the first) is entries - 1. */
   entries = 0;
-  tokens = 0;
   items = 0;
-  private entry = -1;
   private entryName = '';
   /** The line of the current entry's key, for messages that must tell two entries of one project apart. */
   line = 0;
@@ -71,7 +70,6 @@ export class MigrationFileReader {
         return;
       case 'entryNotObject':
         this.entries++;
-        this.entry++;
         this.callbacks.problem(`${this.where(event.name)}: must be an object with ${PROJECT_FIELDS}, got ${describeType(event.value)}`);
         return;
     }
@@ -79,7 +77,6 @@ export class MigrationFileReader {
 
   private startEntry(name: string, line: number): void {
     this.entries++;
-    this.entry++;
     this.entryName = name;
     this.line = line;
     this.projectValues = {};
@@ -129,8 +126,7 @@ export class MigrationFileReader {
   private token(index: number, value: unknown): void {
     // A second "tokens" array is reported at its end; its elements are not items.
     if (this.fieldsSeen.has(TOKENS_FIELD)) return;
-    this.tokens++;
-    const result = buildTokenItem(this.pk ?? `${PROJECT_PREFIX}?`, value, this.entry);
+    const result = buildTokenItem(this.pk ?? `${PROJECT_PREFIX}?`, value, this.entries - 1);
     if (result.item === undefined) {
       for (const problem of result.problems) this.callbacks.problem(`${this.where()}, ${TOKENS_FIELD}[${index}]: ${problem}`);
     } else if (this.pk !== undefined) {
@@ -140,14 +136,15 @@ export class MigrationFileReader {
   }
 
   private endEntry(): void {
-    const result = buildProjectItem(this.pk ?? `${PROJECT_PREFIX}?`, this.projectValues, this.entry);
+    const entry = this.entries - 1;
+    const result = buildProjectItem(this.pk ?? `${PROJECT_PREFIX}?`, this.projectValues, entry);
     for (const problem of result.problems ?? []) this.callbacks.problem(`${this.where()}: ${problem}`);
     if (!this.hasTokens) this.callbacks.problem(`${this.where()}: ${TOKENS_FIELD} is missing (use [] for a project without tokens)`);
     if (result.item !== undefined && this.pk !== undefined) {
       this.items++;
       this.callbacks.item(result.item, -1);
     }
-    this.callbacks.entryEnd?.(this.entry);
+    this.callbacks.entryEnd?.(entry);
   }
 }
 

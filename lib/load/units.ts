@@ -18,10 +18,6 @@ const SORT_BUFFER_SIZE = 10_000;
 /** A project with fewer items than this shares BatchGetItem requests with others: a probe would check too few. */
 const PROBE_MIN_ITEMS = 20;
 
-function compareItemSk(a: LoadItem, b: LoadItem): number {
-  return compareUtf8(a.sk, b.sk);
-}
-
 /**
  * Items whose existence is checked together: up to UNIT_SIZE for one BatchGetItem, or a probe unit, up to
  * PROBE_UNIT_SIZE of one partition sorted by sort key, for one range probe (BatchGetItem if its range holds items).
@@ -62,7 +58,7 @@ export async function* checkUnits(checked: CheckedFile, counts: LoadCounts, trac
       share(items);
       return;
     }
-    items.sort(compareItemSk);
+    items.sort((a, b) => compareUtf8(a.sk, b.sk));
     for (let start = 0; start < items.length; start += PROBE_UNIT_SIZE) {
       const unit = items.slice(start, start + PROBE_UNIT_SIZE);
       if (unit.length < PROBE_MIN_ITEMS) share(unit);

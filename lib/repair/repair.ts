@@ -3,7 +3,7 @@
 // value that names no instant for sure is left as it is and reported with the way out, never guessed at.
 import type { AttributeValue, UpdateItemCommandInput } from '@aws-sdk/client-dynamodb';
 import { attributeValueToJson } from '../dumpDdb/ddbJson.ts';
-import { isNullInItem } from '../cello/codecs.ts';
+import { describeType, isNullInItem } from '../cello/codecs.ts';
 import { ATTRIBUTES, type CelloAttribute, type TimestampAttribute } from '../cello/items.ts';
 import { describeItemKey, isCelloItemKey, isMetadataSk } from '../cello/keys.ts';
 import { cutShort, quoteValue } from '../cello/quote.ts';
@@ -22,25 +22,19 @@ export class DumpRecordError extends Error {
   override name = 'DumpRecordError';
 }
 
-function describeJsonType(value: unknown): string {
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'an array';
-  return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
-}
-
 /**
  * `value` as a DumpRecord. `position` is 1-based, for the message.
  * @throws DumpRecordError naming the record and what is wrong with it.
  */
 export function checkDumpRecord(value: unknown, position: number): DumpRecord {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    throw new DumpRecordError(`record ${position} is ${describeJsonType(value)}, not an object`);
+    throw new DumpRecordError(`record ${position} is ${describeType(value)}, not an object`);
   }
   const record = value as Record<string, unknown>;
   for (const name of ['pk', 'sk'] as const) {
     const key = record[name];
     if (key === undefined) throw new DumpRecordError(`record ${position} has no "${name}"`);
-    if (typeof key !== 'string') throw new DumpRecordError(`record ${position} has a "${name}" that is ${describeJsonType(key)}, not a string`);
+    if (typeof key !== 'string') throw new DumpRecordError(`record ${position} has a "${name}" that is ${describeType(key)}, not a string`);
     if (key === '') throw new DumpRecordError(`record ${position} has an empty "${name}"`);
   }
   return record as DumpRecord;
@@ -76,7 +70,7 @@ const TIMESTAMP_ENTRIES: readonly CelloAttribute[] = ATTRIBUTES.filter((entry) =
 function nonStringReason(value: unknown): string {
   if (value === undefined) return 'the Cello service cannot read a token without it';
   if (typeof value === 'number') return `${EPOCH_REASON}, and the Cello service reads a string`;
-  return `${describeJsonType(value)}, not a timestamp string`;
+  return `${describeType(value)}, not a timestamp string`;
 }
 
 /**
@@ -207,8 +201,6 @@ interface RepairCounts {
   skipped: number;
   /** Of the skipped: other applications' items (a shared table), never looked at. */
   otherApplications: number;
-  /** Records updated, failed, or (dry run) to be updated: each is one UpdateItem in a live run. */
-  processed: number;
   /** Records updated (dry run: that would be). */
   successful: number;
   failed: number;
@@ -216,7 +208,7 @@ interface RepairCounts {
 }
 
 export function emptyRepairCounts(total: number): RepairCounts {
-  return { total, skipped: 0, otherApplications: 0, processed: 0, successful: 0, failed: 0, unconvertedValues: 0 };
+  return { total, skipped: 0, otherApplications: 0, successful: 0, failed: 0, unconvertedValues: 0 };
 }
 
 /** Adds one record's plan and outcome to the counts. */
@@ -228,7 +220,6 @@ export function countRecord(counts: RepairCounts, plan: RecordRepairPlan, outcom
     counts.skipped++;
     return;
   }
-  counts.processed++;
   if (outcome.kind === 'failed') counts.failed++;
   else counts.successful++;
 }
@@ -247,18 +238,19 @@ export function formatSummary(
   counts: RepairCounts,
   { dryRun, table = '<table_name>', region = '<region>', stoppedBy, capacity = '' }: SummaryOptions,
 ): string {
+  // Records updated, failed, or (dry run) to be updated: each is one UpdateItem in a live run.
+  const processed = counts.successful + counts.failed;
   const lines = [
     'Summary:',
     `  Total records: ${formatCount(counts.total)}`,
     `  Skipped: ${formatCount(counts.skipped)}`,
     ...(counts.otherApplications > 0 ? [`  Items of other applications (left as they are): ${formatCount(counts.otherApplications)}`] : []),
-    `  Processed: ${formatCount(counts.processed)}`,
+    `  Processed: ${formatCount(processed)}`,
     `  Successful: ${formatCount(counts.successful)}`,
     `  Failed: ${formatCount(counts.failed)}`,
   ];
   if (counts.unconvertedValues > 0) lines.push(`  Values not converted (listed above): ${formatCount(counts.unconvertedValues)}`);
-  if (stoppedBy !== undefined)
-    lines.push(`  Not reached (stopped by ${stoppedBy}): ${formatCount(counts.total - counts.skipped - counts.processed)}`);
+  if (stoppedBy !== undefined) lines.push(`  Not reached (stopped by ${stoppedBy}): ${formatCount(counts.total - counts.skipped - processed)}`);
   let text = `${lines.join('\n')}\n`;
   if (dryRun) {
     text += '\nThis was a DRY RUN. No changes were made to the database.\n';

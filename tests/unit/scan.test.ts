@@ -8,7 +8,7 @@ import type { DynamoItem } from '../../lib/dynamodb/batch.ts';
 import { toDynamoUserError } from '../../lib/dynamodb/errors.ts';
 import type { RetrySettings } from '../../lib/dynamodb/retry.ts';
 import { retryLikeTheSdk } from '../support/sdkRetry.ts';
-import { scanPages, type ScanOptions } from '../../lib/dynamodb/scan.ts';
+import { MAX_PAGES_IN_FLIGHT, scanPages, type ScanOptions } from '../../lib/dynamodb/scan.ts';
 
 const noWaitSettings: RetrySettings = { maxAttempts: 3, baseDelayMs: 1, maxDelayMs: 1, random: () => 0, sleep: async () => {} };
 
@@ -114,17 +114,17 @@ test('an empty table gives no items and ends', async () => {
   assert.deepEqual(await collect(scanPages(table.client, 'cello', options({ segments: 4 }))), []);
 });
 
-test('no more pages than maxPagesInFlight are requested or waiting at once', async () => {
+test('no more pages than MAX_PAGES_IN_FLIGHT are requested or waiting at once', async () => {
   const table = fakeTable(makeItems(400), 1);
   let taken = 0;
   let highest = 0;
-  for await (const _page of scanPages(table.client, 'cello', options({ segments: 16, maxPagesInFlight: 3 }))) {
+  for await (const _page of scanPages(table.client, 'cello', options({ segments: 40 }))) {
     taken++;
     // Give every segment that could send a request the chance to do so before this page is released.
     for (let round = 0; round < 5; round++) await new Promise((resolve) => setImmediate(resolve));
     highest = Math.max(highest, table.requests.length - (taken - 1));
   }
-  assert.equal(highest, 3);
+  assert.equal(highest, MAX_PAGES_IN_FLIGHT);
   assert.equal(taken, 400);
 });
 

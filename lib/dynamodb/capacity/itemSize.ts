@@ -6,7 +6,7 @@ import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 export const WRITE_UNIT_BYTES = 1024;
 export const READ_UNIT_BYTES = 4096;
 
-function utf8Bytes(text: string): number {
+export function utf8Bytes(text: string): number {
   return Buffer.byteLength(text, 'utf8');
 }
 

@@ -240,13 +240,11 @@ function costAfter(command: string, input: Input, output: Output, before: number
     }
     case 'BatchGetItemCommand':
       return batchGetCost(input, output, meter);
-    case 'GetItemCommand': {
-      const read = sizesOf(output.Item ? [output.Item as Item] : []);
-      return { estimate: readUnits(read.bytes, consistent), unprocessed: false, read };
-    }
+    case 'GetItemCommand':
     case 'QueryCommand':
     case 'ScanCommand': {
-      const read = sizesOf((output.Items ?? []) as Item[]);
+      // A GetItem answers with Item, a Query or Scan with Items and ScannedCount.
+      const read = sizesOf((output.Items ?? (output.Item ? [output.Item] : [])) as Item[]);
       read.scanned = (output.ScannedCount as number | undefined) ?? read.scanned;
       return { estimate: readUnits(read.bytes, consistent), unprocessed: false, read };
     }
