@@ -494,6 +494,43 @@ test('a write transaction whose connection the server ended goes no further: no 
   await assert.rejects(connected.sql`SELECT 1`);
 });
 
+test("no timeout of the database cuts a transaction short, and none of the transaction's settings outlives it", async () => {
+  // transaction_timeout (PostgreSQL 17) ends the session, as pg_terminate_backend does: a long dump failed every time.
+  const { name, sql } = await newCelloDatabase();
+  const timeouts = ['statement_timeout', 'idle_in_transaction_session_timeout', 'transaction_timeout'];
+  for (const setting of timeouts) await sql.unsafe(`ALTER DATABASE "${name}" SET ${setting} = '100ms'`);
+  const connected = await connectPostgres(
+    { host: pg.host, port: pg.port, user: pg.user, database: name },
+    pg.password,
+    connectionSettingsFromEnvironment({}, pg.host),
+  );
+  after(() => connected.close());
+  const settings = (sql: typeof connected.sql) =>
+    sql.unsafe<Record<string, string>[]>(
+      `SELECT ${[...timeouts, 'lock_timeout', 'transaction_isolation', 'transaction_read_only'].map((setting) => `current_setting('${setting}') AS ${setting}`).join(', ')}`,
+    );
+  const idle = () => new Promise((resolve) => setTimeout(resolve, 300));
+  const outside = { ...(await settings(connected.sql))[0] };
+  const inSnapshot = await inReadOnlySnapshot(connected, async (tx) => {
+    await idle();
+    await tx`SELECT pg_sleep(0.3)`;
+    return { ...(await settings(tx))[0] };
+  });
+  assert.deepEqual(inSnapshot, {
+    ...outside,
+    ...Object.fromEntries(timeouts.map((setting) => [setting, '0'])),
+    transaction_isolation: 'repeatable read',
+    transaction_read_only: 'on',
+  });
+  const inWrite = await inWriteTransaction(connected, async (tx) => {
+    await idle();
+    await tx`SELECT pg_sleep(0.3)`;
+    return { ...(await settings(tx))[0] };
+  });
+  assert.deepEqual(inWrite, { ...outside, ...Object.fromEntries(timeouts.map((setting) => [setting, '0'])), lock_timeout: '10s' });
+  assert.deepEqual({ ...(await settings(connected.sql))[0] }, outside);
+});
+
 test('streamRows rethrows a rejection of a promise onRow returned', async () => {
   const connected = await session();
   let delivered = 0;

@@ -122,6 +122,18 @@ test('a database whose TimeZone and DateStyle are odd (+05:45, SQL DMY): the wri
   await assertMatches(scene);
 });
 
+test('a constraint of the database checked at COMMIT (DEFERRABLE INITIALLY DEFERRED): the dry run meets it too', async () => {
+  const scene = await migrated(2, 1, async (sql) => {
+    await sql`ALTER TABLE projects ADD CONSTRAINT one_project_per_repository UNIQUE (repository) DEFERRABLE INITIALLY DEFERRED`;
+  });
+  const [first] = await scene.sql<{ repository: string }[]>`SELECT repository FROM projects WHERE project = 'project-1'`;
+  await put(scene, { pk: s('PROJECT#project-2'), sk: s('METADATA'), repository: s(first!.repository) });
+  await assertRefusedBothWays(scene, [
+    // As the live run says of the same constraint checked at once: a unique key taken is a row written since the read.
+    /\nResult: nothing was committed: project project-2 changed in PostgreSQL since it was read \(PostgreSQL refused the batch: duplicate key value violates unique constraint "one_project_per_repository" \(Key \(repository\)=\(https:\/\/github\.com\/org\/r1\) already exists\.\)\) — run it again\.\n/,
+  ]);
+});
+
 test('a foreign key without ON DELETE CASCADE: a deleted project’s tokens go first, the project after', async () => {
   const scene = await migrated(3, 2, async (sql) => {
     await sql`ALTER TABLE tokens DROP CONSTRAINT tokens_project_fkey`;

@@ -183,31 +183,46 @@ function connectionError(code: string, message: string): Error {
   return Object.assign(new Error(message), { code });
 }
 
-/**
- * Runs `work` in one read-only REPEATABLE READ transaction: every query in it sees the same snapshot. As pg_dump
- * does, no statement timeout of the database or role cuts a long read short; TimeZone and DateStyle are set again
- * in case a pooler dropped the start-up parameters (set_config(..., true), SET LOCAL, which PgBouncer accepts).
- */
+/** Runs `work` in one read-only REPEATABLE READ transaction: every query in it sees the same snapshot. */
 export async function inReadOnlySnapshot<T>(session: PostgresSession, work: (sql: Sql) => Promise<T>): Promise<T> {
-  return inTransaction(session, 'isolation level repeatable read read only', async (sql) => {
-    await sql`SELECT set_config('statement_timeout', '0', true), set_config('idle_in_transaction_session_timeout', '0', true),
-                     set_config('TimeZone', 'UTC', true), set_config('DateStyle', 'ISO, MDY', true)`;
-    return work(sql);
-  });
+  return inTransaction(session, 'isolation level repeatable read read only', work);
 }
 
 /**
- * Runs `work` in one transaction of the session's connection: committed when `work` resolves, rolled back when it
- * throws, and then `work`'s own error is thrown. A ROLLBACK that fails too (a cancel request streamRows sent for a
- * failed row reaching the server only as it runs, "canceling statement due to user request"; a lost connection) would
- * hide the real cause from the operator: the session is closed instead, and the server rolls back with it.
+ * What every transaction sets for itself (set_config(..., true), SET LOCAL, which PgBouncer accepts): as pg_dump does,
+ * no timeout of the database or role cuts it short (transaction_timeout, PostgreSQL 17, ends the session); TimeZone
+ * and DateStyle again, in case a pooler dropped the start-up parameters, so timestamps read and written as text are exact.
  */
-export async function inTransaction<T>(session: PostgresSession, mode: string, work: (sql: Sql) => Promise<T>): Promise<T> {
+const TRANSACTION_SETTINGS: Record<string, string> = {
+  statement_timeout: '0',
+  idle_in_transaction_session_timeout: '0',
+  transaction_timeout: '0',
+  TimeZone: 'UTC',
+  DateStyle: 'ISO, MDY',
+};
+
+/**
+ * Runs `work` in one transaction of the session's connection, with TRANSACTION_SETTINGS and `settings`: committed
+ * when `work` resolves, rolled back when it throws, and then `work`'s own error is thrown. A ROLLBACK that fails too
+ * (a cancel request streamRows sent for a failed row reaching the server only as it runs, "canceling statement due to
+ * user request"; a lost connection) would hide the real cause from the operator: the session is closed instead, and
+ * the server rolls back with it.
+ */
+export async function inTransaction<T>(
+  session: PostgresSession,
+  mode: string,
+  work: (sql: Sql) => Promise<T>,
+  settings: Record<string, string> = {},
+): Promise<T> {
   const { sql } = session;
+  const settingsJson = JSON.stringify({ ...TRANSACTION_SETTINGS, ...settings });
   try {
     await sql.unsafe(`BEGIN ${mode}`);
     let result: T;
     try {
+      // A setting the server lacks (transaction_timeout before PostgreSQL 17) is left out.
+      await sql`SELECT set_config(s.name, s.value, true) FROM json_each_text(${settingsJson}::text::json) AS s(name, value)
+                WHERE current_setting(s.name, true) IS NOT NULL`;
       result = await work(sql);
     } catch (error) {
       await sql`ROLLBACK`.catch(() => session.close());

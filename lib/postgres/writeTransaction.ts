@@ -43,14 +43,8 @@ export const LOCK_TIMEOUT = '10s';
  * Runs `work` in one READ COMMITTED read-write transaction: committed when `work` resolves, rolled back when it throws
  * (or when the connection is lost: the server then rolls back itself, so a process killed before COMMIT changes
  * nothing). Timeouts set on the database or role do not cut it short, except that a row held by another session is
- * waited for LOCK_TIMEOUT at most (SQLSTATE 55P03): a live writer is a reason to stop, not to hang. TimeZone and
- * DateStyle are set again as in inReadOnlySnapshot, so timestamps read and written as text are exact.
+ * waited for LOCK_TIMEOUT at most (SQLSTATE 55P03): a live writer is a reason to stop, not to hang.
  */
 export async function inWriteTransaction<T>(session: PostgresSession, work: (sql: Sql) => Promise<T>): Promise<T> {
-  return inTransaction(session, 'read write', async (sql) => {
-    await sql`SELECT set_config('statement_timeout', '0', true), set_config('idle_in_transaction_session_timeout', '0', true),
-                     set_config('lock_timeout', ${LOCK_TIMEOUT}, true),
-                     set_config('TimeZone', 'UTC', true), set_config('DateStyle', 'ISO, MDY', true)`;
-    return work(sql);
-  });
+  return inTransaction(session, 'read write', work, { lock_timeout: LOCK_TIMEOUT });
 }

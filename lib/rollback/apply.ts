@@ -76,6 +76,11 @@ export async function applyPlan(session: PostgresSession, plan: RollbackPlan, st
           checkEveryRowWritten(batch, await run(sql, STATEMENTS[kind](of), batch, stop));
         }
       }
+      // A constraint the database defers to COMMIT (DEFERRABLE INITIALLY DEFERRED) is checked now, as a statement's
+      // are: the dry run, which never commits, meets it too.
+      await sql`SET CONSTRAINTS ALL IMMEDIATE`.catch((error: unknown) => {
+        throw constraintAsRowChanged(error, plan.changes) ?? error;
+      });
       if (stop.aborted) throw new StoppedBeforeCommitError();
       if (!commit) throw DRY_RUN_DONE;
     });
