@@ -25,8 +25,9 @@ function removePendingTemporaryFiles(): void {
 }
 
 // Signals that end the process without its 'exit' handlers (stop requests are lib/cli/signals.ts's): each removes
-// the temporary files, then ends the process as it would have (core dump included).
-const FATAL_SIGNALS = ['SIGQUIT', 'SIGUSR2', 'SIGALRM', 'SIGVTALRM', 'SIGPROF', 'SIGXCPU'] as const;
+// the temporary files, then ends the process as it would have (core dump included). Not SIGPROF: V8's CPU profiler
+// (--cpu-prof) samples on it, and a handler took its samples for a fatal signal.
+const FATAL_SIGNALS = ['SIGQUIT', 'SIGUSR2', 'SIGALRM', 'SIGVTALRM', 'SIGXCPU'] as const;
 
 function endAfterRemovingTemporaryFiles(signal: NodeJS.Signals): void {
   removePendingTemporaryFiles();

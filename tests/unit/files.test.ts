@@ -47,11 +47,11 @@ function isUserError(exitCode: number, ...patterns: RegExp[]) {
 /** Runs a small TypeScript program (an .mts file, so it is ESM wherever it lives) in a child process. */
 function runProgram(
   source: string,
-  options: { fileSizeLimitBlocks?: number } = {},
+  options: { fileSizeLimitBlocks?: number; nodeOptions?: string[] } = {},
 ): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
   const script = join(newFolder(), 'program.mts');
   writeFileSync(script, source);
-  const node = [process.execPath, '--import', 'tsx', script];
+  const node = [process.execPath, ...(options.nodeOptions ?? []), '--import', 'tsx', script];
   // `ulimit -f` makes writes past the limit fail (EFBIG), the nearest stand-in for a full disk.
   const [command, ...args] =
     options.fileSizeLimitBlocks === undefined ? node : ['bash', '-c', `ulimit -f ${options.fileSizeLimitBlocks} && exec "$@"`, 'bash', ...node];
@@ -418,6 +418,33 @@ test('commit: a beforeMoveIntoPlace hook that throws discards the file; the targ
     (error) => error === stopped,
   );
   assert.deepEqual(readdirSync(folder), []);
+});
+
+// V8's CPU profiler (`node --cpu-prof`, `npm run bench -- --cpu-prof`) samples on SIGPROF: a handler for it took the
+// samples for a fatal signal, and a dump or dump-ddb profiled while writing its file ended by SIGPROF.
+test("a run profiled with --cpu-prof writes its file: the profiler's SIGPROF is not taken for a fatal signal", async () => {
+  const folder = newFolder();
+  const profiles = newFolder();
+  const target = join(folder, 'dump.json');
+  const result = await runProgram(
+    `
+    import { AtomicOutputFile } from ${JSON.stringify(FILES_MODULE)};
+    const file = await AtomicOutputFile.create(${JSON.stringify(target)}, { overwrite: false });
+    // Busy for a while with the temporary file open: the profiler samples every millisecond meanwhile.
+    const end = Date.now() + 300;
+    while (Date.now() < end);
+    await file.write('[]');
+    await file.commit();
+  `,
+    { nodeOptions: ['--cpu-prof', `--cpu-prof-dir=${profiles}`] },
+  );
+  assert.deepEqual([result.code, result.signal], [0, null], result.stderr);
+  assert.equal(readFileSync(target, 'utf8'), '[]');
+  assert.deepEqual(readdirSync(folder), ['dump.json']);
+  assert.ok(
+    readdirSync(profiles).some((name) => name.endsWith('.cpuprofile')),
+    'the profile is written',
+  );
 });
 
 // Issue 16, item 6: a writer killed with SIGKILL runs no exit handler. Its temporary file names its process, so the next
