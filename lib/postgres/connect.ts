@@ -108,7 +108,8 @@ export async function withPostgresSession<T>(
   try {
     return await work(session);
   } catch (error) {
-    throw toPostgresUserError(error, target, settings);
+    // Whatever statement met it, in a transaction or not: not the start-up's "cannot connect ... check host and port".
+    throw session.wasEndedByServer() && isClosedConnectionError(error) ? lostConnectionError(target) : toPostgresUserError(error, target, settings);
   } finally {
     progress?.finish();
     await session.close();
@@ -216,23 +217,19 @@ export async function inTransaction<T>(
 ): Promise<T> {
   const { sql } = session;
   const settingsJson = JSON.stringify({ ...TRANSACTION_SETTINGS, ...settings });
+  await sql.unsafe(`BEGIN ${mode}`);
+  let result: T;
   try {
-    await sql.unsafe(`BEGIN ${mode}`);
-    let result: T;
-    try {
-      // A setting the server lacks (transaction_timeout before PostgreSQL 17) is left out.
-      await sql`SELECT set_config(s.name, s.value, true) FROM json_each_text(${settingsJson}::text::json) AS s(name, value)
-                WHERE current_setting(s.name, true) IS NOT NULL`;
-      result = await work(sql);
-    } catch (error) {
-      await sql`ROLLBACK`.catch(() => session.close());
-      throw error;
-    }
-    await sql`COMMIT`;
-    return result;
+    // A setting the server lacks (transaction_timeout before PostgreSQL 17) is left out.
+    await sql`SELECT set_config(s.name, s.value, true) FROM json_each_text(${settingsJson}::text::json) AS s(name, value)
+              WHERE current_setting(s.name, true) IS NOT NULL`;
+    result = await work(sql);
   } catch (error) {
-    throw session.wasEndedByServer() && isClosedConnectionError(error) ? lostConnectionError(session.target) : error;
+    await sql`ROLLBACK`.catch(() => session.close());
+    throw error;
   }
+  await sql`COMMIT`;
+  return result;
 }
 
 /** Not the start-up's "cannot connect ... check host and port": the session worked, then the server ended it. */
