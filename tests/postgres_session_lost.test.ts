@@ -1,10 +1,10 @@
 // A PostgreSQL session the server ends after start-up (a restart, a failover, an administrator), whatever statement
-// meets it — in a transaction or not.
+// meets it — in a transaction or not — and a COMMIT whose reply the lost connection took with it.
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import type { AdminSql } from '../tools/localStack.ts';
-import { REGION, runStep, terminateBackend, uniqueName, type ScriptResult, type StepName } from './support/harness.ts';
-import { FAST_RETRY_ENV, assertOneErrorLine, waitUntil } from './support/reliability.ts';
+import { connectAdmin, createCelloDatabase, startLocalPostgres, type AdminSql, type LocalPostgres } from '../tools/localStack.ts';
+import { REGION, newCelloTable, runStep, terminateBackend, uniqueName, type ScriptResult, type StepName } from './support/harness.ts';
+import { FAST_RETRY_ENV, assertOneErrorLine, celloItemsFromPostgres, putItems, seedCello, waitUntil } from './support/reliability.ts';
 import { migrated, serviceChanges, snapshot, stack, type Scene } from './support/rollbackScene.ts';
 import { startTcpHoldProxy } from './support/tcpDelay.ts';
 
@@ -53,4 +53,56 @@ test('the server ends the session as verify --fix begins its snapshot: the lost-
   const result = await endSessionAt(t, 'verify_migration', scene, 'BEGIN', '--fix');
   assertOneErrorLine(result, LOST_CONNECTION, 3);
   assert.equal(result.stdout, '');
+});
+
+/** A server of its own whose COMMITs wait for a synchronous standby that never comes, seeded as a migrated scene. */
+async function serverAwaitingStandby(t: TestContext): Promise<{ pg: LocalPostgres; scene: Scene; admin: AdminSql }> {
+  const pg = await startLocalPostgres({ settings: { synchronous_standby_names: 'absent_standby' } });
+  t.after(() => pg.stop());
+  const database = 'cello';
+  await createCelloDatabase(pg, database);
+  const [sql, admin] = [connectAdmin(pg, database), connectAdmin(pg)];
+  t.after(() => Promise.all([sql.end(), admin.end()]));
+  await seedCello(sql, 3, 4);
+  const { tableName, client } = await newCelloTable();
+  await putItems(client, tableName, await celloItemsFromPostgres(sql));
+  // The stack's servers run with synchronous_commit off; on, for new sessions of this database only, a COMMIT is
+  // written locally and then waits (SyncRep) before its reply: ending the session then loses the reply, not the commit.
+  await admin.unsafe(`ALTER DATABASE ${database} SET synchronous_commit = on`);
+  return { pg, scene: { database, sql, tableName, client }, admin };
+}
+
+/** The backend of `applicationName`'s session once its COMMIT waits for the standby. */
+async function commitWaiting(admin: AdminSql, applicationName: string): Promise<number> {
+  let pid = 0;
+  await waitUntil(async () => {
+    const rows = await admin<{ pid: number }[]>`
+      SELECT pid FROM pg_stat_activity WHERE application_name = ${applicationName} AND wait_event = 'SyncRep'`;
+    pid = rows[0]?.pid ?? 0;
+    return pid !== 0;
+  }, 'the COMMIT waiting for the standby');
+  return pid;
+}
+
+const COMMIT_REPLY_LOST =
+  /^error: PostgreSQL at \S+ closed the connection after the COMMIT was sent, before its reply: the changes may or may not have been committed — .*run the rollback again/;
+
+test('the server ends the session while the rollback awaits its COMMIT reply: the line says it may have committed', async (t) => {
+  const { pg, scene, admin } = await serverAwaitingStandby(t);
+  await serviceChanges(scene);
+  const before = await snapshot(scene.sql);
+  const applicationName = uniqueName('commit-reply-lost');
+  const rollback = () =>
+    runStep('rollback_to_postgres', [`${pg.host}:${pg.port}`, pg.user, scene.database, scene.tableName, REGION], {
+      env: { ...FAST_RETRY_ENV, PGPASSWORD: pg.password, PGAPPNAME: applicationName },
+    });
+  const running = rollback();
+  await terminateBackend(pg, await commitWaiting(admin, applicationName));
+  assertOneErrorLine(await running, COMMIT_REPLY_LOST, 3);
+  // Here the server had committed: the line's advice finds nothing left to do.
+  assert.notEqual(await snapshot(scene.sql), before);
+  await admin.unsafe(`ALTER DATABASE ${scene.database} RESET synchronous_commit`);
+  const again = await rollback();
+  assert.equal(again.code, 0, again.stdout + again.stderr);
+  assert.match(again.stdout, /Result: nothing to do/);
 });

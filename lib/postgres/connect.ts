@@ -207,7 +207,8 @@ const TRANSACTION_SETTINGS: Record<string, string> = {
  * when `work` resolves, rolled back when it throws, and then `work`'s own error is thrown. A ROLLBACK that fails too
  * (a cancel request streamRows sent for a failed row reaching the server only as it runs, "canceling statement due to
  * user request"; a lost connection) would hide the real cause from the operator: the session is closed instead, and
- * the server rolls back with it.
+ * the server rolls back with it. A COMMIT of a transaction that writes, whose reply the server's end of the session
+ * took with it, is said to be that: the server may have committed.
  */
 export async function inTransaction<T>(
   session: PostgresSession,
@@ -228,7 +229,10 @@ export async function inTransaction<T>(
     await sql`ROLLBACK`.catch(() => session.close());
     throw error;
   }
-  await sql`COMMIT`;
+  await sql`COMMIT`.catch((error: unknown) => {
+    const mayHaveWritten = !/\bread only\b/.test(mode) && session.wasEndedByServer() && isClosedConnectionError(error);
+    throw mayHaveWritten ? commitReplyLostError(session.target) : error;
+  });
   return result;
 }
 
@@ -237,6 +241,16 @@ function lostConnectionError(target: PostgresTarget): UserError {
   return new UserError(
     `PostgreSQL at ${describeTarget(target)} closed the connection during the run — see the server's log (a restart, a failover, ` +
       'a session ended by an administrator), then run the step again',
+    ExitCode.environment,
+  );
+}
+
+/** A write transaction's COMMIT sent, its reply lost: only the rollback writes to PostgreSQL, and running it again finds what is left. */
+function commitReplyLostError(target: PostgresTarget): UserError {
+  return new UserError(
+    `PostgreSQL at ${describeTarget(target)} closed the connection after the COMMIT was sent, before its reply: the changes may or may not ` +
+      "have been committed — see the server's log, then run the rollback again: it reads both sides afresh and writes only what is " +
+      'still to change (nothing if they were committed)',
     ExitCode.environment,
   );
 }
