@@ -4,7 +4,16 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { connectAdmin, createCelloDatabase, startLocalPostgres, type AdminSql, type LocalPostgres } from '../tools/localStack.ts';
 import { REGION, newCelloTable, runStep, terminateBackend, uniqueName, type ScriptResult, type StepName } from './support/harness.ts';
-import { FAST_RETRY_ENV, assertOneErrorLine, celloItemsFromPostgres, putItems, seedCello, waitUntil } from './support/reliability.ts';
+import {
+  FAST_RETRY_ENV,
+  assertOneErrorLine,
+  celloItemsFromPostgres,
+  linesOf,
+  putItems,
+  seedCello,
+  startScript,
+  waitUntil,
+} from './support/reliability.ts';
 import { migrated, serviceChanges, snapshot, stack, type Scene } from './support/rollbackScene.ts';
 import { startTcpHoldProxy } from './support/tcpDelay.ts';
 
@@ -105,4 +114,25 @@ test('the server ends the session while the rollback awaits its COMMIT reply: th
   const again = await rollback();
   assert.equal(again.code, 0, again.stdout + again.stderr);
   assert.match(again.stdout, /Result: nothing to do/);
+});
+
+test('Ctrl-C while the COMMIT waits, then its reply lost: not "stopped before COMMIT: nothing was committed"', async (t) => {
+  const { pg, scene, admin } = await serverAwaitingStandby(t);
+  await serviceChanges(scene);
+  const before = await snapshot(scene.sql);
+  const applicationName = uniqueName('stopped-in-commit');
+  const script = await startScript('rollback_to_postgres', [`${pg.host}:${pg.port}`, pg.user, scene.database, scene.tableName, REGION], {
+    env: { ...FAST_RETRY_ENV, PGPASSWORD: pg.password, PGAPPNAME: applicationName },
+  });
+  const pid = await commitWaiting(admin, applicationName);
+  process.kill(script.pid, 'SIGINT');
+  await waitUntil(() => /SIGINT received/.test(script.output().stderr), 'the stop to be acknowledged', 60_000, script);
+  await terminateBackend(pg, pid);
+  const result = await script.done;
+  const context = `exit ${result.code}\nstdout:\n${result.stdout}\nstderr:\n${result.stderr}`;
+  assert.doesNotMatch(result.stdout, /nothing was committed/, context);
+  assert.equal(result.code, 3, context);
+  assert.match(linesOf(result.stderr).at(-1)!, COMMIT_REPLY_LOST, context);
+  // And here the server had committed.
+  assert.notEqual(await snapshot(scene.sql), before);
 });
