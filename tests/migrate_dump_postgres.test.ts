@@ -523,6 +523,23 @@ test("no timeout of the database cuts a transaction short, and none of the trans
   assert.deepEqual({ ...(await settings(connected.sql))[0] }, outside);
 });
 
+test("a database's idle_session_timeout does not end a session idle between transactions", async () => {
+  // The rollback idles between its read and its write while it prints the plan (to a pager, maybe): PostgreSQL 14's
+  // idle_session_timeout ended the session then, and running again met the same.
+  const { name, sql } = await newCelloDatabase();
+  await sql.unsafe(`ALTER DATABASE "${name}" SET idle_session_timeout = '100ms'`);
+  const connected = await connectPostgres(
+    { host: pg.host, port: pg.port, user: pg.user, database: name },
+    pg.password,
+    connectionSettingsFromEnvironment({}, pg.host),
+  );
+  after(() => connected.close());
+  await inReadOnlySnapshot(connected, (tx) => tx`SELECT 1`);
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  const [row] = await inWriteTransaction(connected, (tx) => tx<{ timeout: string }[]>`SELECT current_setting('idle_session_timeout') AS timeout`);
+  assert.equal(row!.timeout, '0');
+});
+
 test('streamRows rethrows a rejection of a promise onRow returned', async () => {
   const connected = await session();
   let delivered = 0;

@@ -35,7 +35,7 @@ export interface PostgresSession {
 }
 
 /**
- * Connects and checks the session works (one round trip), so that every connection problem — refused, timed out,
+ * Connects and checks the session works (one round trip, which also sets the session's own settings), so that every connection problem — refused, timed out,
  * bad password, unknown database — surfaces here as a UserError (exit 3) naming the server.
  */
 export async function connectPostgres(target: PostgresTarget, password: string, settings: ConnectionSettings): Promise<PostgresSession> {
@@ -84,7 +84,9 @@ export async function connectPostgres(target: PostgresTarget, password: string, 
     wasEndedByServer: () => endedByServer,
   };
   try {
-    await sql`SELECT 1`;
+    // A step's session idles between its transactions (the rollback prints its plan, to a pager maybe, before it
+    // writes): idle_session_timeout (PostgreSQL 14) set on the database or role would end it. Older servers lack it.
+    await sql`SELECT set_config(name, '0', false) FROM pg_settings WHERE name = 'idle_session_timeout'`;
     ready = true;
   } catch (error) {
     await session.close();
