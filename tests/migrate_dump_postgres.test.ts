@@ -14,6 +14,7 @@ import { connectAdmin, findFreePort, startLocalPostgres, type AdminSql, type Loc
 import { ATTRIBUTES, PROJECT_ATTRIBUTE_ENTRIES, TOKEN_ATTRIBUTE_ENTRIES, type CelloAttribute } from '../lib/cello/items.ts';
 import { CELLO_SCHEMA_SQL } from '../lib/cello/sourceTables.ts';
 import { connectPostgres, inReadOnlySnapshot, streamRows } from '../lib/postgres/connect.ts';
+import { isClosedConnectionError } from '../lib/postgres/errors.ts';
 import { inWriteTransaction } from '../lib/postgres/writeTransaction.ts';
 import { connectionSettingsFromEnvironment } from '../lib/postgres/target.ts';
 import { prepareScramPassword } from '../lib/postgres/saslprep.ts';
@@ -26,6 +27,7 @@ import {
   runNode,
   runScript,
   temporaryFolder,
+  terminateBackend,
   uniqueName,
   type ScriptResult,
   runStep,
@@ -456,17 +458,6 @@ test("a transaction whose work failed throws the work's error, not the ROLLBACK'
   );
 });
 
-/** Ends a server process from another session, as an administrator or a failover would, and waits until it is gone. */
-async function terminateBackend(pid: number): Promise<void> {
-  const admin = connectAdmin(pg);
-  try {
-    await admin`SELECT pg_terminate_backend(${pid})`;
-    while ((await admin`SELECT 1 FROM pg_stat_activity WHERE pid = ${pid}`).length > 0) await new Promise((resolve) => setTimeout(resolve, 10));
-  } finally {
-    await admin.end();
-  }
-}
-
 test('a write transaction whose connection the server ended goes no further: no statement runs on a new connection', async () => {
   const { name, sql } = await newCelloDatabase();
   const connected = await connectPostgres(
@@ -480,13 +471,14 @@ test('a write transaction whose connection the server ended goes no further: no 
     inWriteTransaction(connected, async (tx) => {
       try {
         const [row] = await tx<{ pid: number }[]>`SELECT pg_backend_pid() AS pid`;
-        await terminateBackend(row!.pid);
+        await terminateBackend(pg, row!.pid);
         await tx`INSERT INTO projects (project, repository) VALUES ('after-the-loss', NULL)`;
       } finally {
         workEnded = true;
       }
     }),
-    /closed the connection during the run/,
+    // The driver's own error: withPostgresSession, which every step goes through, turns it into the operator's line.
+    (error: unknown) => isClosedConnectionError(error),
   );
   assert.ok(workEnded, 'the transaction ended while its work still ran');
   assert.deepEqual([...(await sql`SELECT project FROM projects`)], []);
@@ -529,6 +521,23 @@ test("no timeout of the database cuts a transaction short, and none of the trans
   });
   assert.deepEqual(inWrite, { ...outside, ...Object.fromEntries(timeouts.map((setting) => [setting, '0'])), lock_timeout: '10s' });
   assert.deepEqual({ ...(await settings(connected.sql))[0] }, outside);
+});
+
+test("a database's idle_session_timeout does not end a session idle between transactions", async () => {
+  // The rollback idles between its read and its write while it prints the plan (to a pager, maybe): PostgreSQL 14's
+  // idle_session_timeout ended the session then, and running again met the same.
+  const { name, sql } = await newCelloDatabase();
+  await sql.unsafe(`ALTER DATABASE "${name}" SET idle_session_timeout = '100ms'`);
+  const connected = await connectPostgres(
+    { host: pg.host, port: pg.port, user: pg.user, database: name },
+    pg.password,
+    connectionSettingsFromEnvironment({}, pg.host),
+  );
+  after(() => connected.close());
+  await inReadOnlySnapshot(connected, (tx) => tx`SELECT 1`);
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  const [row] = await inWriteTransaction(connected, (tx) => tx<{ timeout: string }[]>`SELECT current_setting('idle_session_timeout') AS timeout`);
+  assert.equal(row!.timeout, '0');
 });
 
 test('streamRows rethrows a rejection of a promise onRow returned', async () => {
@@ -753,7 +762,7 @@ test('a connection the server ends during the dump fails with one line (exit 3),
     await new Promise((resolve) => setTimeout(resolve, 20));
     waiting = await sql`SELECT pid FROM pg_stat_activity WHERE application_name = ${applicationName} AND wait_event_type = 'Lock'`;
   }
-  await terminateBackend(waiting[0]!.pid);
+  await terminateBackend(pg, waiting[0]!.pid);
   await locker`ROLLBACK`;
   assertFailure(
     await running,

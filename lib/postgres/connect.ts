@@ -35,7 +35,7 @@ export interface PostgresSession {
 }
 
 /**
- * Connects and checks the session works (one round trip), so that every connection problem — refused, timed out,
+ * Connects and checks the session works (one round trip, which also sets the session's own settings), so that every connection problem — refused, timed out,
  * bad password, unknown database — surfaces here as a UserError (exit 3) naming the server.
  */
 export async function connectPostgres(target: PostgresTarget, password: string, settings: ConnectionSettings): Promise<PostgresSession> {
@@ -84,7 +84,9 @@ export async function connectPostgres(target: PostgresTarget, password: string, 
     wasEndedByServer: () => endedByServer,
   };
   try {
-    await sql`SELECT 1`;
+    // A step's session idles between its transactions (the rollback prints its plan, to a pager maybe, before it
+    // writes): idle_session_timeout (PostgreSQL 14) set on the database or role would end it. Older servers lack it.
+    await sql`SELECT set_config(name, '0', false) FROM pg_settings WHERE name = 'idle_session_timeout'`;
     ready = true;
   } catch (error) {
     await session.close();
@@ -108,7 +110,8 @@ export async function withPostgresSession<T>(
   try {
     return await work(session);
   } catch (error) {
-    throw toPostgresUserError(error, target, settings);
+    // Whatever statement met it, in a transaction or not: not the start-up's "cannot connect ... check host and port".
+    throw session.wasEndedByServer() && isClosedConnectionError(error) ? lostConnectionError(target) : toPostgresUserError(error, target, settings);
   } finally {
     progress?.finish();
     await session.close();
@@ -206,7 +209,8 @@ const TRANSACTION_SETTINGS: Record<string, string> = {
  * when `work` resolves, rolled back when it throws, and then `work`'s own error is thrown. A ROLLBACK that fails too
  * (a cancel request streamRows sent for a failed row reaching the server only as it runs, "canceling statement due to
  * user request"; a lost connection) would hide the real cause from the operator: the session is closed instead, and
- * the server rolls back with it.
+ * the server rolls back with it. A COMMIT of a transaction that writes, whose reply the server's end of the session
+ * took with it, is said to be that: the server may have committed.
  */
 export async function inTransaction<T>(
   session: PostgresSession,
@@ -216,23 +220,22 @@ export async function inTransaction<T>(
 ): Promise<T> {
   const { sql } = session;
   const settingsJson = JSON.stringify({ ...TRANSACTION_SETTINGS, ...settings });
+  await sql.unsafe(`BEGIN ${mode}`);
+  let result: T;
   try {
-    await sql.unsafe(`BEGIN ${mode}`);
-    let result: T;
-    try {
-      // A setting the server lacks (transaction_timeout before PostgreSQL 17) is left out.
-      await sql`SELECT set_config(s.name, s.value, true) FROM json_each_text(${settingsJson}::text::json) AS s(name, value)
-                WHERE current_setting(s.name, true) IS NOT NULL`;
-      result = await work(sql);
-    } catch (error) {
-      await sql`ROLLBACK`.catch(() => session.close());
-      throw error;
-    }
-    await sql`COMMIT`;
-    return result;
+    // A setting the server lacks (transaction_timeout before PostgreSQL 17) is left out.
+    await sql`SELECT set_config(s.name, s.value, true) FROM json_each_text(${settingsJson}::text::json) AS s(name, value)
+              WHERE current_setting(s.name, true) IS NOT NULL`;
+    result = await work(sql);
   } catch (error) {
-    throw session.wasEndedByServer() && isClosedConnectionError(error) ? lostConnectionError(session.target) : error;
+    await sql`ROLLBACK`.catch(() => session.close());
+    throw error;
   }
+  await sql`COMMIT`.catch((error: unknown) => {
+    const mayHaveWritten = !/\bread only\b/.test(mode) && session.wasEndedByServer() && isClosedConnectionError(error);
+    throw mayHaveWritten ? commitReplyLostError(session.target) : error;
+  });
+  return result;
 }
 
 /** Not the start-up's "cannot connect ... check host and port": the session worked, then the server ended it. */
@@ -240,6 +243,16 @@ function lostConnectionError(target: PostgresTarget): UserError {
   return new UserError(
     `PostgreSQL at ${describeTarget(target)} closed the connection during the run — see the server's log (a restart, a failover, ` +
       'a session ended by an administrator), then run the step again',
+    ExitCode.environment,
+  );
+}
+
+/** A write transaction's COMMIT sent, its reply lost: only the rollback writes to PostgreSQL, and running it again finds what is left. */
+function commitReplyLostError(target: PostgresTarget): UserError {
+  return new UserError(
+    `PostgreSQL at ${describeTarget(target)} closed the connection after the COMMIT was sent, before its reply: the changes may or may not ` +
+      "have been committed — see the server's log, then run the rollback again: it reads both sides afresh and writes only what is " +
+      'still to change (nothing if they were committed)',
     ExitCode.environment,
   );
 }

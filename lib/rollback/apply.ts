@@ -68,26 +68,34 @@ const DRY_RUN_DONE = Symbol('dry run done');
 export async function applyPlan(session: PostgresSession, plan: RollbackPlan, stop: AbortSignal, commit = true): Promise<void> {
   try {
     await inWriteTransaction(session, async (sql) => {
-      for (const { of, kind } of ORDER) {
-        const changes = plan.changes.filter((change) => change.of === of && change.kind === kind);
-        for (let start = 0; start < changes.length; start += ROWS_PER_STATEMENT) {
-          const batch = changes.slice(start, start + ROWS_PER_STATEMENT);
-          if (of === 'project' && kind === 'delete') await run(sql, lockProjectsStatement(), batch, stop);
-          checkEveryRowWritten(batch, await run(sql, STATEMENTS[kind](of), batch, stop));
-        }
-      }
-      // A constraint the database defers to COMMIT (DEFERRABLE INITIALLY DEFERRED) is checked now, as a statement's
-      // are: the dry run, which never commits, meets it too.
-      await sql`SET CONSTRAINTS ALL IMMEDIATE`.catch((error: unknown) => {
-        throw constraintAsRowChanged(error, plan.changes) ?? error;
+      // A stop cancels the statement running, whose error is then the stop's — before COMMIT only: once COMMIT is
+      // sent, the server may commit whatever the process was asked.
+      await writePlan(sql, plan, stop).catch((error: unknown) => {
+        throw stop.aborted ? new StoppedBeforeCommitError() : error;
       });
       if (stop.aborted) throw new StoppedBeforeCommitError();
       if (!commit) throw DRY_RUN_DONE;
     });
   } catch (error) {
-    if (error === DRY_RUN_DONE) return;
-    throw stop.aborted ? new StoppedBeforeCommitError() : error;
+    if (error !== DRY_RUN_DONE) throw error;
   }
+}
+
+/** Every statement of the plan, in ORDER, and the constraints the database defers to COMMIT. */
+async function writePlan(sql: Sql, plan: RollbackPlan, stop: AbortSignal): Promise<void> {
+  for (const { of, kind } of ORDER) {
+    const changes = plan.changes.filter((change) => change.of === of && change.kind === kind);
+    for (let start = 0; start < changes.length; start += ROWS_PER_STATEMENT) {
+      const batch = changes.slice(start, start + ROWS_PER_STATEMENT);
+      if (of === 'project' && kind === 'delete') await run(sql, lockProjectsStatement(), batch, stop);
+      checkEveryRowWritten(batch, await run(sql, STATEMENTS[kind](of), batch, stop));
+    }
+  }
+  // A constraint the database defers to COMMIT (DEFERRABLE INITIALLY DEFERRED) is checked now, as a statement's
+  // are: the dry run, which never commits, meets it too.
+  await sql`SET CONSTRAINTS ALL IMMEDIATE`.catch((error: unknown) => {
+    throw constraintAsRowChanged(error, plan.changes) ?? error;
+  });
 }
 
 /** Runs a statement on a batch; the keys of the rows it returned. A constraint violation names the row it can. */

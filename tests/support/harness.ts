@@ -122,6 +122,17 @@ export async function newCelloDatabase(
   return { name, sql, stack };
 }
 
+/** Ends a server process from another session, as an administrator or a failover would, and waits until it is gone. */
+export async function terminateBackend(pg: LocalPostgres, pid: number): Promise<void> {
+  const admin = connectAdmin(pg);
+  try {
+    await admin`SELECT pg_terminate_backend(${pid})`;
+    while ((await admin`SELECT 1 FROM pg_stat_activity WHERE pid = ${pid}`).length > 0) await new Promise((resolve) => setTimeout(resolve, 10));
+  } finally {
+    await admin.end();
+  }
+}
+
 let sharedClient: DynamoDBClient | undefined;
 export async function dynamoClient(): Promise<DynamoDBClient> {
   const stack = await getStack();

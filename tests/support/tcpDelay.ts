@@ -1,6 +1,7 @@
 // TCP test doubles for PostgreSQL (the DynamoDB side has the HTTP fault proxy): a proxy that holds every chunk back
 // `delayMs` in each direction, so a dump or a verification lasts long enough to be interrupted or watched, and a
-// server that accepts connections and never answers, the way a firewalled or hung database looks from a client.
+// server that accepts connections and never answers, the way a firewalled or hung database looks from a client, and a
+// proxy that stops forwarding at a chosen statement, so a test ends the session at the server as that statement is sent.
 import { createServer, Socket, type AddressInfo, type Server } from 'node:net';
 
 export interface TcpDelayProxy {
@@ -18,6 +19,14 @@ async function listen(server: Server): Promise<number> {
     server.once('error', reject);
   });
   return (server.address() as AddressInfo).port;
+}
+
+/** Stops `server` listening, and ends the connections it holds. */
+function closeServer(server: Server, sockets: Set<Socket>): Promise<void> {
+  return new Promise<void>((resolve) => {
+    for (const socket of sockets) socket.destroy();
+    server.close(() => resolve());
+  });
 }
 
 /**
@@ -69,11 +78,7 @@ export async function startTcpDelayProxy(
     host: '127.0.0.1',
     port,
     stats,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const socket of sockets) socket.destroy();
-        server.close(() => resolve());
-      }),
+    close: () => closeServer(server, sockets),
   };
 }
 
@@ -100,10 +105,56 @@ export async function startSilentServer(): Promise<SilentServer> {
     host: '127.0.0.1',
     port,
     connections: () => accepted,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const socket of sockets) socket.destroy();
-        server.close(() => resolve());
-      }),
+    close: () => closeServer(server, sockets),
+  };
+}
+
+export interface TcpHoldProxy {
+  host: string;
+  port: number;
+  /** Resolves once a chunk to the server was held back. */
+  holding: Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * A TCP proxy that forwards both ways until a chunk from the client satisfies `holds`: that chunk and every later one
+ * never reach the server, to which the session looks idle. A test then ends the session at the server knowing which
+ * statement meets the closed connection, with no race against the clock.
+ */
+export async function startTcpHoldProxy(target: { host: string; port: number }, holds: (chunk: Buffer) => boolean): Promise<TcpHoldProxy> {
+  const sockets = new Set<Socket>();
+  let held = false;
+  let startHolding = () => {};
+  const holding = new Promise<void>((resolve) => (startHolding = resolve));
+  const server = createServer((client) => {
+    const upstream = new Socket();
+    for (const [socket, other] of [
+      [client, upstream],
+      [upstream, client],
+    ] as const) {
+      sockets.add(socket);
+      socket.on('error', () => other.destroy());
+      socket.on('close', () => {
+        sockets.delete(socket);
+        other.destroy();
+      });
+    }
+    client.on('data', (chunk: Buffer) => {
+      if (!held && holds(chunk)) {
+        held = true;
+        startHolding();
+      }
+      if (!held) upstream.write(chunk);
+    });
+    upstream.on('data', (chunk: Buffer) => client.write(chunk));
+    upstream.connect({ host: target.host, port: target.port });
+  });
+  const port = await listen(server);
+  return {
+    host: '127.0.0.1',
+    port,
+    holding,
+    close: () => closeServer(server, sockets),
   };
 }
