@@ -70,7 +70,8 @@ export async function benchStartup(stack: LocalStack, work: string, env: NodeJS.
   // filled by these runs alone (yargs required under tsx's CommonJS hooks, lib/cli/args.ts).
   const tmp = join(work, 'tmp');
   mkdirSync(tmp, { recursive: true });
-  // Round 0 warms up and is not kept: the first run of a command fills its tsx compile cache and the OS file cache.
+  // Round 0 warms up and is not kept: the first run of a command fills its tsx compile cache, builds the step's
+  // JavaScript file (lib/cli/stepBundle.ts) and fills the OS file cache.
   for (let round = 0; round <= rounds; round++) {
     for (const command of commands) {
       const load = loadAverage() ?? null;

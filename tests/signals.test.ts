@@ -31,6 +31,7 @@ import {
   startScript,
   startScriptInGroup,
   startScriptInTerminal,
+  namesScript,
   scriptWorkerPid,
   terminalText,
   waitUntil,
@@ -574,7 +575,7 @@ function launchChain(npxPid: number, name: string): { npx: number; tsx: number; 
       const words = readFileSync(`/proc/${child}/cmdline`, 'utf8').split('\0');
       if (words.some((word) => word.endsWith('/.bin/tsx') || word.endsWith('tsx/dist/cli.mjs'))) chain.tsx = child;
       else if (words.some((word) => word.endsWith('preflight.cjs'))) chain.relay = child;
-      else if (words.includes('--import') && words.some((word) => word.endsWith(`scripts/${name}.ts`))) chain.worker = child;
+      else if (pid === chain.relay && words.some((word) => namesScript(word, name))) chain.worker = child;
       visit(child);
     }
   };
@@ -638,6 +639,18 @@ test('load under npx tsx: SIGHUP to the tsx process alone stops the run as SIGHU
   process.kill(chain.tsx, 'SIGHUP');
   const result = await script.done;
   await assertStoppedByItself(result, tableName, (proxy.stats.requests ?? 0) - atSignal);
+});
+
+test('load under npx tsx: the worker runs the JavaScript file built from the step, not TypeScript under tsx', async (t: TestContext) => {
+  const { script, chain } = await startLoadUnderNpxTsx(t);
+  const words = readFileSync(`/proc/${chain.worker}/cmdline`, 'utf8').split('\0');
+  process.kill(-script.pid, 'SIGKILL');
+  await script.done;
+  assert.ok(
+    words.some((word) => /[\\/]node_modules[\\/]\.cache[\\/]cello-migrate[\\/]migrate_load_dynamodb-[0-9a-f]{32}\.mjs$/.test(word)),
+    words.join(' '),
+  );
+  assert.ok(!words.some((word) => word.includes('tsx')), words.join(' '));
 });
 
 test('dump-ddb: Ctrl-C under npx tsx while the step still loads: "stopped before anything was done", exit 130, nothing sent or written', async (t: TestContext) => {

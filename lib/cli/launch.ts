@@ -4,6 +4,7 @@ import { spawn } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
 import { ExitCode } from './errors.ts';
 import { STOP_SIGNALS, installStopHandlers } from './signals.ts';
+import { stepBundle } from './stepBundle.ts';
 
 /** A step of the guide: `main` parses `argv`, does the work and resolves to the exit code (lib/cli/run.ts defineStep). */
 export interface Step {
@@ -24,12 +25,27 @@ function isRunByTsxCommand(): boolean {
   return process.execArgv.some((arg) => TSX_COMMAND_PRELOAD.test(arg));
 }
 const TSX_COMMAND_PRELOAD = /[\\/]tsx[\\/]dist[\\/]preflight\.cjs$/;
+
 /**
  * The tsx command's loader registers tsx's CommonJS hooks too. The steps are ES modules, and their dependencies are
- * plain JavaScript, so the worker takes only the ES module hooks (`tsx/esm`): the worker of a 2,000-token dump ran
- * in 474 ms instead of 514 (median of 25 alternated runs).
+ * plain JavaScript, so a worker that runs the script itself takes only the ES module hooks (`tsx/esm`): the worker of
+ * a 2,000-token dump ran in 474 ms instead of 514 (median of 25 alternated runs).
  */
 const TSX_FULL_LOADER = /([\\/]tsx[\\/]dist[\\/])loader\.mjs$/;
+
+/** Node's arguments for the worker: the step's JavaScript file (stepBundle.ts), or else the script under tsx's hooks. */
+async function workerArguments(): Promise<string[]> {
+  const script = process.argv[1] ?? '';
+  const nodeOptions = withoutOption(process.execArgv, TSX_COMMAND_PRELOAD);
+  const bundle = await stepBundle(script);
+  if (bundle === undefined) return [...nodeOptions.map((arg) => arg.replace(TSX_FULL_LOADER, '$1esm/index.mjs')), script, ...process.argv.slice(2)];
+  return [...withoutOption(nodeOptions, TSX_FULL_LOADER), '--enable-source-maps', bundle, ...process.argv.slice(2)];
+}
+
+/** `options` without those whose value matches `value` (`--require <preflight>`, `--import <loader>`). */
+function withoutOption(options: readonly string[], value: RegExp): string[] {
+  return options.filter((arg, index) => !value.test(arg) && !(arg.startsWith('--') && value.test(options[index + 1] ?? '')));
+}
 
 /** --help does no work a signal could interrupt: it runs without a worker (half the start-up time). */
 function asksForHelp(argv: readonly string[]): boolean {
@@ -40,26 +56,27 @@ function asksForHelp(argv: readonly string[]): boolean {
 /**
  * The tsx command SIGKILLs its child when it has not acknowledged a relayed SIGINT/SIGTERM within 30 ms (tsx's
  * relaySignalToChild): a step busy for longer was killed mid-summary. So under tsx this process only relays: it runs
- * the step in a worker (as `node --import tsx`), stays idle to answer tsx in time, forwards stop signals and exits
+ * the step in a worker (workerArguments), stays idle to answer tsx in time, forwards stop signals and exits
  * with the worker's code. A worker ended by a stop signal had no handler yet: nothing was done.
  */
-function relayToWorker(): Promise<never> {
-  const execArgv = process.execArgv
-    .filter((arg, index, all) => !TSX_COMMAND_PRELOAD.test(arg) && !(arg === '--require' && TSX_COMMAND_PRELOAD.test(all[index + 1] ?? '')))
-    .map((arg) => arg.replace(TSX_FULL_LOADER, '$1esm/index.mjs'));
-  const worker = spawn(process.execPath, [...execArgv, ...process.argv.slice(1)], { stdio: 'inherit' });
-  for (const name of STOP_SIGNALS) process.on(name, () => worker.kill(name));
+async function relayToWorker(): Promise<never> {
+  // A first run builds the step's file (stepBundle.ts) before there is a worker to stop.
+  for (const name of STOP_SIGNALS) process.on(name, stoppedBeforeStart);
+  const worker = spawn(process.execPath, await workerArguments(), { stdio: 'inherit' });
+  for (const name of STOP_SIGNALS) process.off(name, stoppedBeforeStart).on(name, () => worker.kill(name));
   return new Promise(() => {
     worker.on('error', (error) => {
       process.stderr.write(`error: cannot start the script's worker process: ${error.message} — run it with node --import tsx\n`);
       process.exit(ExitCode.environment);
     });
     worker.on('exit', (code, signal) => {
-      if (signal !== null && (STOP_SIGNALS as readonly string[]).includes(signal)) {
-        process.stderr.write(`\n${signal} received: stopped before anything was done\n`);
-        process.exit(ExitCode.interrupted);
-      }
+      if (signal !== null && (STOP_SIGNALS as readonly string[]).includes(signal)) stoppedBeforeStart(signal);
       process.exit(code ?? 128 + (signal ? osConstants.signals[signal] : 0));
     });
   });
+}
+
+function stoppedBeforeStart(signal: NodeJS.Signals): never {
+  process.stderr.write(`\n${signal} received: stopped before anything was done\n`);
+  process.exit(ExitCode.interrupted);
 }

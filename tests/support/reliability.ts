@@ -191,6 +191,14 @@ export function terminalText(output: string): string {
 }
 
 /**
+ * Whether a word of a command line names scripts/<name>.ts: the script itself, or the JavaScript file built from it
+ * that the worker runs under the tsx command (lib/cli/stepBundle.ts).
+ */
+export function namesScript(word: string, name: string): boolean {
+  return word.endsWith(`scripts/${name}.ts`) || new RegExp(`[\\\\/]cello-migrate[\\\\/]${name}-[0-9a-f]+\\.mjs$`).test(word);
+}
+
+/**
  * The process that runs scripts/<name>.ts's work among the descendants of `rootPid`: the deepest one whose command
  * line names the script (npx, the shell and tsx's own command line do not; under tsx a script process may start
  * another, which does the work). Linux /proc.
@@ -213,7 +221,7 @@ export function scriptWorkerPid(rootPid: number, name: string): number | undefin
       try {
         const commandLine = readFileSync(`/proc/${child}/cmdline`, 'utf8').split('\0');
         if (
-          commandLine.some((word) => word.endsWith(`scripts/${name}.ts`)) &&
+          commandLine.some((word) => namesScript(word, name)) &&
           !commandLine.some((word) => word.endsWith('tsx/dist/cli.mjs') || word.endsWith('/tsx'))
         )
           found = child;

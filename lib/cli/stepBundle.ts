@@ -1,0 +1,84 @@
+// Under the tsx command a step runs in a worker process (launch.ts). As TypeScript under tsx's module hooks, that
+// worker spent about 150 ms of a 2,000-token dump's second in the hooks alone: their thread's start-up and a round
+// trip per module. So the worker runs the step as one JavaScript file that esbuild (the compiler tsx itself runs on)
+// builds from the script and the lib/ modules it imports; packages stay imports, loaded only where the step loads them.
+// The file is kept in node_modules/.cache/cello-migrate/, named by the SHA-256 of everything it was built from: a
+// source edited since is a new build, once. Where it cannot be built or kept (a read-only checkout, another user's
+// clone), the worker runs under tsx's hooks as before.
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join, relative } from 'node:path';
+
+/** What a build reads besides the modules: the package's type and versions (esbuild's among them), the compiler options. */
+const BUILD_SETTINGS = ['package.json', 'tsconfig.json'];
+
+/** The step's JavaScript file for scripts/<name>.ts (an absolute path), built if needed; undefined where it cannot be. */
+export async function stepBundle(script: string): Promise<string | undefined> {
+  const root = dirname(dirname(script));
+  const cache = join(root, 'node_modules', '.cache', 'cello-migrate');
+  const name = basename(script, '.ts');
+  try {
+    const inputs: string[] = JSON.parse(readFileSync(join(cache, `${name}.inputs.json`), 'utf8'));
+    const bundle = join(cache, `${name}-${keyOf(inputs, (input) => readFileSync(join(root, input)))}.mjs`);
+    if (statSync(bundle).isFile()) return bundle;
+  } catch {
+    // Not built yet, or a source it was built from is gone: build.
+  }
+  try {
+    return await build(script, root, cache, name);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Builds the step's file; the key hashes the very bytes esbuild compiled, so a source edited meanwhile cannot hide. */
+async function build(script: string, root: string, cache: string, name: string): Promise<string> {
+  const esbuild = await import('esbuild');
+  const compiled = new Map<string, Buffer>(BUILD_SETTINGS.map((file) => [file, readFileSync(join(root, file))]));
+  const result = await esbuild.build({
+    entryPoints: [script],
+    absWorkingDir: root,
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    packages: 'external',
+    sourcemap: 'inline', // an internal error's stack names lib/ lines, as under tsx
+    write: false,
+    logLevel: 'silent',
+    plugins: [
+      {
+        name: 'record-sources',
+        setup: (context) =>
+          context.onLoad({ filter: /\.ts$/ }, (source) => {
+            const contents = readFileSync(source.path);
+            compiled.set(relative(root, source.path), contents);
+            return { contents, loader: 'ts' };
+          }),
+      },
+    ],
+  });
+  await esbuild.stop(); // its service process would otherwise live as long as the run
+  const inputs = [...compiled.keys()].sort();
+  const file = `${name}-${keyOf(inputs, (input) => compiled.get(input) as Buffer)}.mjs`;
+  mkdirSync(cache, { recursive: true });
+  writeAtomically(join(cache, file), result.outputFiles[0]?.contents ?? '');
+  writeAtomically(join(cache, `${name}.inputs.json`), JSON.stringify(inputs));
+  // Earlier builds of this step: a running worker has read its file already.
+  for (const old of readdirSync(cache))
+    if (old.startsWith(`${name}-`) && old.endsWith('.mjs') && old !== file) rmSync(join(cache, old), { force: true });
+  return join(cache, file);
+}
+
+function keyOf(inputs: readonly string[], contentsOf: (input: string) => Buffer): string {
+  const hash = createHash('sha256');
+  for (const input of inputs) hash.update(`${input}\0${contentsOf(input).length}\0`).update(contentsOf(input));
+  return hash.digest('hex').slice(0, 32);
+}
+
+/** Two launches may build at once: each writes its own temporary file and renames it into place. */
+function writeAtomically(path: string, contents: Uint8Array | string): void {
+  const temporary = `${path}.${process.pid}.tmp`;
+  writeFileSync(temporary, contents);
+  renameSync(temporary, path);
+}

@@ -1,0 +1,37 @@
+// Under the tsx command a step's worker runs one JavaScript file built from the step's sources (lib/cli/stepBundle.ts).
+// What an operator or a developer edits must be what runs, at once, without a step to remember.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { copyClone } from './support/cloneCopy.ts';
+import { cleanEnvironment, getStack } from './support/harness.ts';
+
+test('npx tsx: a source edited after a run is what the next run of the step runs', async () => {
+  const stack = await getStack();
+  const copy = copyClone();
+  try {
+    const cache = join(copy.root, 'node_modules', '.cache', 'cello-migrate');
+    const runDump = () =>
+      spawnSync('npx', ['tsx', 'scripts/migrate_dump_postgres.ts'], { cwd: copy.root, env: cleanEnvironment(stack), encoding: 'utf8' });
+    const built = (): string[] => readdirSync(cache).filter((file) => file.startsWith('migrate_dump_postgres-'));
+
+    const first = runDump();
+    assert.equal(first.status, 2, first.stderr);
+    assert.match(first.stderr, /— run migrate_dump_postgres\.ts --help for usage$/m);
+    const [before, ...others] = built();
+    assert.deepEqual(others, []);
+
+    const main = join(copy.root, 'lib', 'dump', 'main.ts');
+    writeFileSync(main, readFileSync(main, 'utf8').replace("const SCRIPT = 'migrate_dump_postgres.ts';", "const SCRIPT = 'edited_dump.ts';"));
+    const second = runDump();
+    assert.equal(second.status, 2, second.stderr);
+    assert.match(second.stderr, /— run edited_dump\.ts --help for usage$/m);
+    const [after, ...stale] = built();
+    assert.deepEqual(stale, []);
+    assert.notEqual(after, before);
+  } finally {
+    copy.remove();
+  }
+});
