@@ -35,8 +35,9 @@ export interface PostgresSession {
 }
 
 /**
- * Connects and checks the session works (one round trip, which also sets the session's own settings), so that every connection problem — refused, timed out,
- * bad password, unknown database — surfaces here as a UserError (exit 3) naming the server.
+ * Connects and checks the session works (one round trip, which also sets the session's own settings), so that every
+ * connection problem — refused, timed out, bad password, unknown database — surfaces here as a UserError (exit 3)
+ * naming the server.
  */
 export async function connectPostgres(target: PostgresTarget, password: string, settings: ConnectionSettings): Promise<PostgresSession> {
   let ready = false;
