@@ -6,11 +6,20 @@
 // source edited since is a new build, once. Where it cannot be built or kept (a read-only checkout, another user's
 // clone), the worker runs under tsx's hooks as before.
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, relative } from 'node:path';
 
 /** What a build reads besides the modules: the package's type and versions (esbuild's among them), the compiler options. */
 const BUILD_SETTINGS = ['package.json', 'tsconfig.json'];
+
+/**
+ * The file's last line: the SHA-256 of every byte before it. An empty or cut-short file (power loss, full disk) or a
+ * hand edit is built again, never run: an empty one ran nothing and exited 0.
+ */
+const SEAL = '// SHA-256 of the lines above: ';
+
+/** Another launch may have checked a previous file and not yet started its worker on it: kept while recently used. */
+const UNUSED_FOR_MS = 10 * 60_000;
 
 /** The step's JavaScript file for scripts/<name>.ts (an absolute path), built if needed; undefined where it cannot be. */
 export async function stepBundle(script: string): Promise<string | undefined> {
@@ -20,11 +29,14 @@ export async function stepBundle(script: string): Promise<string | undefined> {
   try {
     const inputs: string[] = JSON.parse(readFileSync(join(cache, `${name}.inputs.json`), 'utf8'));
     const bundle = join(cache, `${name}-${keyOf(inputs, (input) => readFileSync(join(root, input)))}.mjs`);
-    if (statSync(bundle).isFile()) return bundle;
+    markUsed(bundle);
+    if (isSealed(readFileSync(bundle))) return bundle;
   } catch {
     // Not built yet, or a source it was built from is gone: build.
   }
   try {
+    // Files root leaves in a user's node_modules would make the user's npm ci fail there: built only by its owner.
+    if (statSync(join(root, 'node_modules')).uid !== (process.getuid?.() ?? 0)) return undefined;
     return await build(script, root, cache, name);
   } catch {
     return undefined;
@@ -43,7 +55,9 @@ async function build(script: string, root: string, cache: string, name: string):
     format: 'esm',
     target: 'node20',
     packages: 'external',
+    preserveSymlinks: true, // a source's path as imported: lib/ pointed elsewhere since is a new key
     sourcemap: 'inline', // an internal error's stack names lib/ lines, as under tsx
+    outdir: cache, // not written (write: false): the map's paths are relative to where the file is kept
     write: false,
     logLevel: 'silent',
     plugins: [
@@ -62,12 +76,35 @@ async function build(script: string, root: string, cache: string, name: string):
   const inputs = [...compiled.keys()].sort();
   const file = `${name}-${keyOf(inputs, (input) => compiled.get(input) as Buffer)}.mjs`;
   mkdirSync(cache, { recursive: true });
-  writeAtomically(join(cache, file), result.outputFiles[0]?.contents ?? '');
+  const code = Buffer.from(result.outputFiles[0]?.contents ?? '');
+  writeAtomically(join(cache, file), Buffer.concat([code, Buffer.from(`${SEAL}${sha256(code)}\n`)]));
   writeAtomically(join(cache, `${name}.inputs.json`), JSON.stringify(inputs));
   // Earlier builds of this step: a running worker has read its file already.
-  for (const old of readdirSync(cache))
-    if (old.startsWith(`${name}-`) && old.endsWith('.mjs') && old !== file) rmSync(join(cache, old), { force: true });
+  for (const old of readdirSync(cache).filter((other) => BUILT_FILE.exec(other)?.[1] === name && other !== file)) {
+    const path = join(cache, old);
+    if (Date.now() - statSync(path).mtimeMs > UNUSED_FOR_MS) rmSync(path, { force: true });
+  }
   return join(cache, file);
+}
+const BUILT_FILE = /^(.+)-[0-9a-f]{32}\.mjs$/;
+
+/** The launch's use of the file is its modification time: another launch's clean-up keeps it (where we may write). */
+function markUsed(bundle: string): void {
+  const now = new Date();
+  try {
+    utimesSync(bundle, now, now);
+  } catch {
+    // Gone (checked next) or another user's: only our own build's clean-up removes its previous files.
+  }
+}
+
+function isSealed(file: Buffer): boolean {
+  const seal = file.lastIndexOf(SEAL);
+  return seal >= 0 && file.subarray(seal + SEAL.length).toString() === `${sha256(file.subarray(0, seal))}\n`;
+}
+
+function sha256(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
 }
 
 function keyOf(inputs: readonly string[], contentsOf: (input: string) => Buffer): string {
