@@ -116,6 +116,11 @@ function keyOf(inputs: readonly string[], contentsOf: (input: string) => Buffer)
 /** Two launches may build at once: each writes its own temporary file and renames it into place. */
 function writeAtomically(path: string, contents: Uint8Array | string): void {
   const temporary = `${path}.${process.pid}.tmp`;
-  writeFileSync(temporary, contents);
-  renameSync(temporary, path);
+  try {
+    writeFileSync(temporary, contents);
+    renameSync(temporary, path);
+  } catch (error) {
+    rmSync(temporary, { force: true }); // a full disk's part-written file would keep its space for good
+    throw error;
+  }
 }

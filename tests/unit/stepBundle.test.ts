@@ -118,6 +118,16 @@ for (const [damage, harm] of [
     assert.equal(run(again), 'whole\n');
   });
 
+test('stepBundle leaves no temporary file where it could not put its file in place (a full disk keeps its space)', async () => {
+  const { script, cache } = newPackage('unused');
+  mkdirSync(join(cache, 'step.inputs.json'), { recursive: true });
+  assert.equal(await stepBundle(script), undefined);
+  assert.deepEqual(
+    readdirSync(cache).filter((file) => file.endsWith('.tmp')),
+    [],
+  );
+});
+
 test('stepBundle follows lib/ where a symlink points now, not where it pointed at the last build', async () => {
   const { root, script } = newPackage('unused');
   for (const version of ['A', 'B']) {
