@@ -79,14 +79,18 @@ async function build(script: string, root: string, cache: string, name: string):
   const code = Buffer.from(result.outputFiles[0]?.contents ?? '');
   writeAtomically(join(cache, file), Buffer.concat([code, Buffer.from(`${SEAL}${sha256(code)}\n`)]));
   writeAtomically(join(cache, `${name}.inputs.json`), JSON.stringify(inputs));
-  // Earlier builds of this step: a running worker has read its file already.
-  for (const old of readdirSync(cache).filter((other) => BUILT_FILE.exec(other)?.[1] === name && other !== file)) {
-    const path = join(cache, old);
-    if (Date.now() - statSync(path).mtimeMs > UNUSED_FOR_MS) rmSync(path, { force: true });
-  }
+  // Earlier builds of this step, unused a while: a running worker has read its file already.
+  for (const old of readdirSync(cache).filter((other) => BUILT_FILE.exec(other)?.[1] === name && other !== file))
+    if (isUnused(join(cache, old))) rmSync(join(cache, old), { force: true });
   return join(cache, file);
 }
 const BUILT_FILE = /^(.+)-[0-9a-f]{32}\.mjs$/;
+
+/** False for a file another build removed meanwhile: ours is in place all the same. */
+function isUnused(path: string): boolean {
+  const stats = statSync(path, { throwIfNoEntry: false });
+  return stats !== undefined && Date.now() - stats.mtimeMs > UNUSED_FOR_MS;
+}
 
 /** The launch's use of the file is its modification time: another launch's clean-up keeps it (where we may write). */
 function markUsed(bundle: string): void {
