@@ -50,6 +50,7 @@ async function build(script: string, root: string, cache: string, name: string):
   const result = await esbuild.build({
     entryPoints: [script],
     absWorkingDir: root,
+    tsconfig: join(root, 'tsconfig.json'), // the one tsx reads, and hashed; not one nearer a source
     bundle: true,
     platform: 'node',
     format: 'esm',

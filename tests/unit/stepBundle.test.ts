@@ -128,6 +128,18 @@ test('stepBundle leaves no temporary file where it could not put its file in pla
   );
 });
 
+test("stepBundle compiles with the package's tsconfig.json alone, as tsx does: one in lib/ is neither read nor hashed", async () => {
+  const { root, script } = newPackage('unused');
+  writeFileSync(
+    join(root, 'lib', 'message.ts'),
+    "class Box {\n  value?: string;\n}\nexport const message: string = Object.hasOwn(new Box(), 'value') ? 'define' : 'assign';\n",
+  );
+  writeFileSync(join(root, 'lib', 'tsconfig.json'), '{ "compilerOptions": { "useDefineForClassFields": false } }\n');
+  const bundle = await stepBundle(script);
+  assert.ok(bundle !== undefined);
+  assert.equal(run(bundle), 'define\n');
+});
+
 test('stepBundle follows lib/ where a symlink points now, not where it pointed at the last build', async () => {
   const { root, script } = newPackage('unused');
   for (const version of ['A', 'B']) {
