@@ -65,10 +65,11 @@ async function build(script: string, root: string, cache: string, name: string):
       {
         name: 'record-sources',
         setup: (context) =>
-          context.onLoad({ filter: /\.ts$/ }, (source) => {
+          // Every file it bundles (.ts, .mts, .json...), each as its extension says: all in the key.
+          context.onLoad({ filter: /.*/, namespace: 'file' }, (source) => {
             const contents = readFileSync(source.path);
             compiled.set(relative(root, source.path), contents);
-            return { contents, loader: 'ts' };
+            return { contents, loader: 'default' };
           }),
       },
     ],

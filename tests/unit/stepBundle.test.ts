@@ -167,6 +167,15 @@ test('stepBundle writes nothing in a node_modules another user owns (root in the
   assert.equal(existsSync(cache), false);
 });
 
+test('stepBundle builds again after an edit of any file it compiled, not only .ts ones (a .mts module)', async () => {
+  const { root, script } = newPackage('unused');
+  writeFileSync(join(root, 'lib', 'message.ts'), "export { message } from './text.mts';\n");
+  writeFileSync(join(root, 'lib', 'text.mts'), 'export const message: string = "first";\n');
+  assert.equal(run((await stepBundle(script)) ?? ''), 'first\n');
+  writeFileSync(join(root, 'lib', 'text.mts'), 'export const message: string = "edited";\n');
+  assert.equal(run((await stepBundle(script)) ?? ''), 'edited\n');
+});
+
 test('stepBundle builds again when a source it was built from is gone', async () => {
   const { root, script } = newPackage('moved');
   await stepBundle(script);
