@@ -6,7 +6,7 @@
 // source edited since is a new build, once. Where it cannot be built or kept (a read-only checkout, another user's
 // clone), the worker runs under tsx's hooks as before.
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, realpathSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, relative } from 'node:path';
 
 /** What a build reads besides the modules: the package's type and versions (esbuild's among them), the compiler options. */
@@ -23,6 +23,15 @@ const UNUSED_FOR_MS = 10 * 60_000;
 
 /** The step's JavaScript file for scripts/<name>.ts (an absolute path), built if needed; undefined where it cannot be. */
 export async function stepBundle(script: string): Promise<string | undefined> {
+  try {
+    // Node runs a script from its real path: a symlinked scripts/ folder's ../lib is the one beside the real one.
+    return await keptOrBuilt(realpathSync(script));
+  } catch {
+    return undefined;
+  }
+}
+
+async function keptOrBuilt(script: string): Promise<string | undefined> {
   const root = dirname(dirname(script));
   const cache = join(root, 'node_modules', '.cache', 'cello-migrate');
   const name = basename(script, '.ts');

@@ -158,6 +158,17 @@ test('stepBundle follows lib/ where a symlink points now, not where it pointed a
   assert.equal(run(repointed), 'B\n');
 });
 
+test('stepBundle runs the lib/ beside the real scripts/ folder when scripts/ is a symlink to it, as node does', async () => {
+  const real = newPackage('beside the real scripts');
+  const other = newPackage('beside the symlink');
+  rmSync(join(other.root, 'scripts'), { recursive: true });
+  symlinkSync(join(real.root, 'scripts'), join(other.root, 'scripts'));
+  const bundle = await stepBundle(other.script);
+  assert.ok(bundle !== undefined);
+  assert.equal(run(bundle), 'beside the real scripts\n');
+  assert.equal(execFileSync(process.execPath, ['--import', 'tsx', other.script], { encoding: 'utf8' }), 'beside the real scripts\n');
+});
+
 test('stepBundle writes nothing in a node_modules another user owns (root in their clone): their npm ci must stay able to remove it', {
   skip: process.getuid?.() !== 0 && 'only root can give node_modules to another user',
 }, async () => {
