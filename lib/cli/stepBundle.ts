@@ -43,13 +43,9 @@ async function keptOrBuilt(script: string): Promise<string | undefined> {
   } catch {
     // Not built yet, or a source it was built from is gone: build.
   }
-  try {
-    // Files root leaves in a user's node_modules would make the user's npm ci fail there: built only by its owner.
-    if (statSync(join(root, 'node_modules')).uid !== (process.getuid?.() ?? 0)) return undefined;
-    return await build(script, root, cache, name);
-  } catch {
-    return undefined;
-  }
+  // Files root leaves in a user's node_modules would make the user's npm ci fail there: built only by its owner.
+  if (statSync(join(root, 'node_modules')).uid !== (process.getuid?.() ?? 0)) return undefined;
+  return build(script, root, cache, name);
 }
 
 /** Builds the step's file; the key hashes the very bytes esbuild compiled, so a source edited meanwhile cannot hide. */
