@@ -39,7 +39,8 @@ export function copyClone(options: { fullNodeModules?: boolean } = {}): CloneCop
   }
   const sourceModules = realpathSync(join(ROOT, 'node_modules'));
   mkdirSync(join(root, 'node_modules'));
-  for (const name of readdirSync(sourceModules)) {
+  // Not .cache: the steps' built files (lib/cli/stepBundle.ts) of the copy's sources belong in the copy.
+  for (const name of readdirSync(sourceModules).filter((name) => name !== '.cache')) {
     const source = join(sourceModules, name);
     if (options.fullNodeModules || POSTGRES_PACKAGES.includes(name))
       cpSync(source, join(root, 'node_modules', name), { recursive: true, verbatimSymlinks: true });

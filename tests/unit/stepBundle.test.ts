@@ -1,7 +1,19 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import {
+  chownSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after } from 'node:test';
@@ -55,19 +67,124 @@ test('stepBundle reuses its file while no source changed: no second build', asyn
   assert.ok(bundle !== undefined);
   const built = statSync(bundle, { bigint: true });
   assert.equal(await stepBundle(script), bundle);
-  assert.equal(statSync(bundle, { bigint: true }).mtimeNs, built.mtimeNs);
   assert.equal(statSync(bundle, { bigint: true }).ino, built.ino);
 });
 
-test('stepBundle builds again after a source was edited, runs the edit, and removes the stale file', async () => {
-  const { root, script, cache } = newPackage('before');
+test('stepBundle builds again after a source was edited, runs the edit, and keeps the previous file a while', async () => {
+  const { root, script } = newPackage('before');
   const before = await stepBundle(script);
   writeMessage(root, 'after');
   const edited = await stepBundle(script);
   assert.ok(before !== undefined && edited !== undefined);
   assert.notEqual(edited, before);
   assert.equal(run(edited), 'after\n');
-  assert.deepEqual(readdirSync(cache).sort(), [edited.slice(cache.length + 1), 'step.inputs.json']);
+  // Another launch may have checked the previous file and not yet started its worker on it.
+  assert.equal(run(before), 'before\n');
+});
+
+test('stepBundle removes a previous file of the step unused for longer than a launch takes to start its worker', async () => {
+  const { root, script, cache } = newPackage('old');
+  const old = await stepBundle(script);
+  writeMessage(root, 'recent');
+  const recent = await stepBundle(script);
+  assert.ok(old !== undefined && recent !== undefined);
+  utimesSync(old, new Date(0), new Date(0));
+  utimesSync(recent, new Date(0), new Date(0));
+  assert.equal(await stepBundle(script), recent, 'a launch that uses a file marks it used');
+  writeMessage(root, 'new');
+  const latest = await stepBundle(script);
+  assert.ok(latest !== undefined);
+  assert.deepEqual(
+    readdirSync(cache).sort(),
+    [latest, recent]
+      .map((file) => file.slice(cache.length + 1))
+      .concat('step.inputs.json')
+      .sort(),
+  );
+});
+
+for (const [damage, harm] of [
+  ['empty', () => ''],
+  ['cut short', (code: string) => code.slice(0, code.indexOf('console.log'))],
+  ['edited by hand', (code: string) => code.replace('"whole"', '"edited"')],
+] as const)
+  test(`stepBundle builds again over a file that is ${damage} (power loss, full disk, a hand edit): never runs it`, async () => {
+    const { script } = newPackage('whole');
+    const bundle = await stepBundle(script);
+    assert.ok(bundle !== undefined);
+    writeFileSync(bundle, harm(readFileSync(bundle, 'utf8')));
+    const again = await stepBundle(script);
+    assert.ok(again !== undefined);
+    assert.equal(run(again), 'whole\n');
+  });
+
+test('stepBundle leaves no temporary file where it could not put its file in place (a full disk keeps its space)', async () => {
+  const { script, cache } = newPackage('unused');
+  mkdirSync(join(cache, 'step.inputs.json'), { recursive: true });
+  assert.equal(await stepBundle(script), undefined);
+  assert.deepEqual(
+    readdirSync(cache).filter((file) => file.endsWith('.tmp')),
+    [],
+  );
+});
+
+test("stepBundle compiles with the package's tsconfig.json alone, as tsx does: one in lib/ is neither read nor hashed", async () => {
+  const { root, script } = newPackage('unused');
+  writeFileSync(
+    join(root, 'lib', 'message.ts'),
+    "class Box {\n  value?: string;\n}\nexport const message: string = Object.hasOwn(new Box(), 'value') ? 'define' : 'assign';\n",
+  );
+  writeFileSync(join(root, 'lib', 'tsconfig.json'), '{ "compilerOptions": { "useDefineForClassFields": false } }\n');
+  const bundle = await stepBundle(script);
+  assert.ok(bundle !== undefined);
+  assert.equal(run(bundle), 'define\n');
+});
+
+test('stepBundle follows lib/ where a symlink points now, not where it pointed at the last build', async () => {
+  const { root, script } = newPackage('unused');
+  for (const version of ['A', 'B']) {
+    mkdirSync(join(root, `lib${version}`));
+    writeFileSync(join(root, `lib${version}`, 'message.ts'), `export const message: string = ${JSON.stringify(version)};\n`);
+  }
+  rmSync(join(root, 'lib'), { recursive: true });
+  symlinkSync('libA', join(root, 'lib'));
+  const first = await stepBundle(script);
+  assert.ok(first !== undefined);
+  assert.equal(run(first), 'A\n');
+  rmSync(join(root, 'lib'));
+  symlinkSync('libB', join(root, 'lib'));
+  const repointed = await stepBundle(script);
+  assert.ok(repointed !== undefined);
+  assert.equal(run(repointed), 'B\n');
+});
+
+test('stepBundle runs the lib/ beside the real scripts/ folder when scripts/ is a symlink to it, as node does', async () => {
+  const real = newPackage('beside the real scripts');
+  const other = newPackage('beside the symlink');
+  rmSync(join(other.root, 'scripts'), { recursive: true });
+  symlinkSync(join(real.root, 'scripts'), join(other.root, 'scripts'));
+  const bundle = await stepBundle(other.script);
+  assert.ok(bundle !== undefined);
+  assert.equal(run(bundle), 'beside the real scripts\n');
+  assert.equal(execFileSync(process.execPath, ['--import', 'tsx', other.script], { encoding: 'utf8' }), 'beside the real scripts\n');
+});
+
+test('stepBundle writes nothing in a node_modules another user owns (root in their clone): their npm ci must stay able to remove it', {
+  skip: process.getuid?.() !== 0 && 'only root can give node_modules to another user',
+}, async () => {
+  const { root, script, cache } = newPackage('theirs');
+  chownSync(join(root, 'node_modules'), 1001, 1001);
+  assert.equal(await stepBundle(script), undefined);
+  assert.equal(existsSync(cache), false);
+});
+
+test('stepBundle builds again after an edit of any file it compiled, not only .ts ones (a .mts module)', async () => {
+  const { root, script } = newPackage('unused');
+  writeFileSync(join(root, 'lib', 'message.ts'), "export { message } from './text.mts';\n");
+  writeFileSync(join(root, 'lib', 'text.mts'), 'export const message: string = "first";\n');
+  assert.equal(run((await stepBundle(script)) ?? ''), 'first\n');
+  writeFileSync(join(root, 'lib', 'text.mts'), 'export const message: string = "edited";\n');
+  assert.equal(run((await stepBundle(script)) ?? ''), 'edited\n');
 });
 
 test('stepBundle builds again when a source it was built from is gone', async () => {
@@ -90,4 +207,13 @@ test('stepBundle is undefined where its file cannot be kept or built: the caller
   const broken = newPackage('broken');
   writeFileSync(join(broken.root, 'lib', 'message.ts'), 'export const message: string = ;\n');
   assert.equal(await stepBundle(broken.script), undefined);
+});
+
+test("stepBundle's file names the sources' own paths in an internal error's stack, as tsx did", async () => {
+  const { root, script } = newPackage('unused');
+  writeFileSync(join(root, 'lib', 'message.ts'), 'export const message: string = "";\n\nthrow new Error("a bug");\n');
+  const bundle = await stepBundle(script);
+  assert.ok(bundle !== undefined);
+  const worker = spawnSync(process.execPath, ['--enable-source-maps', bundle], { encoding: 'utf8' });
+  assert.match(worker.stderr, new RegExp(`^    at .*\\(?${join(root, 'lib', 'message.ts').replace(/[.\\]/g, '\\$&')}:3:7\\)?$`, 'm'), worker.stderr);
 });
