@@ -28,7 +28,7 @@ test('npx tsx: a source edited after a run is what the next run of the step runs
     const second = runDump();
     assert.equal(second.status, 2, second.stderr);
     assert.match(second.stderr, /— run edited_dump\.ts --help for usage$/m);
-    // The previous file is kept a while: another launch may be about to run it (stepBundle.ts).
+    // The previous build is kept a while: another launch may be about to run it (stepBundle.ts).
     const [after, ...newer] = built().filter((file) => file !== before);
     assert.ok(after !== undefined);
     assert.deepEqual(newer, []);

@@ -1,27 +1,28 @@
 // Under the tsx command a step runs in a worker process (launch.ts). As TypeScript under tsx's module hooks, that
 // worker spent about 150 ms of a 2,000-token dump's second in the hooks alone: their thread's start-up and a round
-// trip per module. So the worker runs the step as one JavaScript file that esbuild (the compiler tsx itself runs on)
-// builds from the script and the lib/ modules it imports; packages stay imports, loaded only where the step loads them.
-// The file is kept in node_modules/.cache/cello-migrate/, named by the SHA-256 of everything it was built from: a
-// source edited since is a new build, once. Where it cannot be built or kept (a read-only checkout, another user's
-// clone), the worker runs under tsx's hooks as before.
+// trip per module. So the worker runs the step as JavaScript that esbuild (the compiler tsx itself runs on) builds
+// from the script and the lib/ modules it imports. The build is split where the step imports lazily, and packages stay
+// imports, so the worker loads what it did under tsx, when it did: a load with a usage error never loads the AWS SDK.
+// The files are kept in node_modules/.cache/cello-migrate/<step>-<hash>/, the hash of everything they were built
+// from: a source edited since is a new build, once. Where they cannot be built or kept (a read-only checkout, another
+// user's clone), the worker runs under tsx's hooks as before.
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, readdirSync, realpathSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, realpathSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, relative } from 'node:path';
 
 /** What a build reads besides the modules: the package's type and versions (esbuild's among them), the compiler options. */
 const BUILD_SETTINGS = ['package.json', 'tsconfig.json'];
 
 /**
- * The file's last line: the SHA-256 of every byte before it. An empty or cut-short file (power loss, full disk) or a
- * hand edit is built again, never run: an empty one ran nothing and exited 0.
+ * The hash of the build's other files, written last: a file emptied, cut short (power loss, full disk), edited by hand
+ * or gone is built again, never run (an empty one ran nothing and exited 0).
  */
-const SEAL = '// SHA-256 of the lines above: ';
+const SEAL = 'sealed';
 
 /** Another launch may have checked a previous file and not yet started its worker on it: kept while recently used. */
 const UNUSED_FOR_MS = 10 * 60_000;
 
-/** The step's JavaScript file for scripts/<name>.ts (an absolute path), built if needed; undefined where it cannot be. */
+/** The step's JavaScript entry for scripts/<name>.ts (an absolute path), built if needed; undefined where it cannot be. */
 export async function stepBundle(script: string): Promise<string | undefined> {
   try {
     // Node runs a script from its real path: a symlinked scripts/ folder's ../lib is the one beside the real one.
@@ -37,9 +38,9 @@ async function keptOrBuilt(script: string): Promise<string | undefined> {
   const name = basename(script, '.ts');
   try {
     const inputs: string[] = JSON.parse(readFileSync(join(cache, `${name}.inputs.json`), 'utf8'));
-    const bundle = join(cache, `${name}-${keyOf(inputs, (input) => readFileSync(join(root, input)))}.mjs`);
-    markUsed(bundle);
-    if (isSealed(readFileSync(bundle))) return bundle;
+    const folder = join(cache, `${name}-${keyOf(inputs, (input) => readFileSync(join(root, input)))}`);
+    markUsed(folder);
+    if (isSealed(folder)) return join(folder, `${name}.mjs`);
   } catch {
     // Not built yet, or a source it was built from is gone: build.
   }
@@ -48,12 +49,12 @@ async function keptOrBuilt(script: string): Promise<string | undefined> {
   return build(script, root, cache, name);
 }
 
-/** Builds the step's file; the key hashes the very bytes esbuild compiled, so a source edited meanwhile cannot hide. */
+/** Builds the step's files; the key hashes the very bytes esbuild compiled, so a source edited meanwhile cannot hide. */
 async function build(script: string, root: string, cache: string, name: string): Promise<string> {
   const esbuild = await import('esbuild');
   const compiled = new Map<string, Buffer>(BUILD_SETTINGS.map((file) => [file, readFileSync(join(root, file))]));
   const result = await esbuild.build({
-    entryPoints: [script],
+    entryPoints: { [name]: script },
     absWorkingDir: root,
     tsconfig: join(root, 'tsconfig.json'), // the one tsx reads, and hashed; not one nearer a source
     bundle: true,
@@ -61,9 +62,12 @@ async function build(script: string, root: string, cache: string, name: string):
     format: 'esm',
     target: 'node20',
     packages: 'external',
+    splitting: true, // a module the step imports lazily, and its packages, load as late as they did
+    outExtension: { '.js': '.mjs' },
     preserveSymlinks: true, // a source's path as imported: lib/ pointed elsewhere since is a new key
     sourcemap: 'inline', // an internal error's stack names lib/ lines, as under tsx
-    outdir: cache, // not written (write: false): the map's paths are relative to where the file is kept
+    // Not written (write: false), but as deep as the folder they are kept in: the maps' paths are relative to it.
+    outdir: join(cache, name),
     write: false,
     logLevel: 'silent',
     plugins: [
@@ -81,57 +85,77 @@ async function build(script: string, root: string, cache: string, name: string):
   });
   await esbuild.stop(); // its service process would otherwise live as long as the run
   const inputs = [...compiled.keys()].sort();
-  const file = `${name}-${keyOf(inputs, (input) => compiled.get(input) as Buffer)}.mjs`;
-  mkdirSync(cache, { recursive: true });
-  const code = Buffer.from(result.outputFiles[0]?.contents ?? '');
-  writeAtomically(join(cache, file), Buffer.concat([code, Buffer.from(`${SEAL}${sha256(code)}\n`)]));
+  const folder = join(cache, `${name}-${keyOf(inputs, (input) => compiled.get(input) as Buffer)}`);
+  writeFolderAtomically(folder, new Map(result.outputFiles.map((output) => [relative(join(cache, name), output.path), output.contents])));
   writeAtomically(join(cache, `${name}.inputs.json`), JSON.stringify(inputs));
-  // Earlier builds of this step, unused a while: a running worker has read its file already.
-  for (const old of readdirSync(cache).filter((other) => BUILT_FILE.exec(other)?.[1] === name && other !== file))
-    if (isUnused(join(cache, old))) rmSync(join(cache, old), { force: true });
-  return join(cache, file);
+  // Earlier builds of this step (and what a killed build left), unused a while: a running worker loaded them already.
+  for (const old of readdirSync(cache).filter((other) => BUILT_FOLDER.exec(other)?.[1] === name && join(cache, other) !== folder))
+    if (isUnused(join(cache, old))) rmSync(join(cache, old), { recursive: true, force: true });
+  return join(folder, `${name}.mjs`);
 }
-const BUILT_FILE = /^(.+)-[0-9a-f]{32}\.mjs$/;
+const BUILT_FOLDER = /^(.+)-[0-9a-f]{32}(\.\d+\.tmp)?$/;
 
-/** False for a file another build removed meanwhile: ours is in place all the same. */
+/** False for a folder another build removed meanwhile: ours is in place all the same. */
 function isUnused(path: string): boolean {
   const stats = statSync(path, { throwIfNoEntry: false });
   return stats !== undefined && Date.now() - stats.mtimeMs > UNUSED_FOR_MS;
 }
 
-/** The launch's use of the file is its modification time: another launch's clean-up keeps it (where we may write). */
-function markUsed(bundle: string): void {
+/** The launch's use of the build is its folder's modification time: another build's clean-up keeps it (where we may write). */
+function markUsed(folder: string): void {
   const now = new Date();
   try {
-    utimesSync(bundle, now, now);
+    utimesSync(folder, now, now);
   } catch {
     // Gone (checked next) or another user's: only our own build's clean-up removes its previous files.
   }
 }
 
-function isSealed(file: Buffer): boolean {
-  const seal = file.lastIndexOf(SEAL);
-  return seal >= 0 && file.subarray(seal + SEAL.length).toString() === `${sha256(file.subarray(0, seal))}\n`;
+/** Whether `folder` holds a whole build: false where it is gone, unsealed or damaged. */
+function isSealed(folder: string): boolean {
+  try {
+    const files = readdirSync(folder).filter((file) => file !== SEAL);
+    return readFileSync(join(folder, SEAL), 'utf8') === keyOf(files.sort(), (file) => readFileSync(join(folder, file)));
+  } catch {
+    return false;
+  }
 }
 
-function sha256(bytes: Uint8Array): string {
-  return createHash('sha256').update(bytes).digest('hex');
-}
-
-function keyOf(inputs: readonly string[], contentsOf: (input: string) => Buffer): string {
+function keyOf(inputs: readonly string[], contentsOf: (input: string) => Uint8Array): string {
   const hash = createHash('sha256');
   for (const input of inputs) hash.update(`${input}\0${contentsOf(input).length}\0`).update(contentsOf(input));
   return hash.digest('hex').slice(0, 32);
 }
 
-/** Two launches may build at once: each writes its own temporary file and renames it into place. */
-function writeAtomically(path: string, contents: Uint8Array | string): void {
+/**
+ * Two launches may build at once: each writes its own temporary folder, sealed last, and renames it into place; the
+ * second finds the first's (the same files) and leaves it.
+ */
+function writeFolderAtomically(folder: string, files: Map<string, Uint8Array>): void {
+  const temporary = `${folder}.${process.pid}.tmp`;
+  try {
+    mkdirSync(temporary, { recursive: true });
+    for (const [file, contents] of files) writeFileSync(join(temporary, file), contents);
+    writeFileSync(
+      join(temporary, SEAL),
+      keyOf([...files.keys()].sort(), (file) => files.get(file) as Uint8Array),
+    );
+    if (existsSync(folder) && !isSealed(folder)) rmSync(folder, { recursive: true, force: true }); // damaged: replaced
+    renameSync(temporary, folder);
+  } catch (error) {
+    rmSync(temporary, { recursive: true, force: true }); // a full disk's part-written files would keep its space for good
+    if (!isSealed(folder)) throw error;
+  }
+}
+
+/** Another launch may write it at the same time: a temporary file renamed into place. */
+function writeAtomically(path: string, contents: string): void {
   const temporary = `${path}.${process.pid}.tmp`;
   try {
     writeFileSync(temporary, contents);
     renameSync(temporary, path);
   } catch (error) {
-    rmSync(temporary, { force: true }); // a full disk's part-written file would keep its space for good
+    rmSync(temporary, { force: true });
     throw error;
   }
 }

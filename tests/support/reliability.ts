@@ -195,7 +195,7 @@ export function terminalText(output: string): string {
  * that the worker runs under the tsx command (lib/cli/stepBundle.ts).
  */
 export function namesScript(word: string, name: string): boolean {
-  return word.endsWith(`scripts/${name}.ts`) || new RegExp(`[\\\\/]cello-migrate[\\\\/]${name}-[0-9a-f]+\\.mjs$`).test(word);
+  return word.endsWith(`scripts/${name}.ts`) || new RegExp(`[\\\\/]cello-migrate[\\\\/]${name}-[0-9a-f]+[\\\\/]${name}\\.mjs$`).test(word);
 }
 
 /**

@@ -15,7 +15,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { after } from 'node:test';
 import { stepBundle } from '../../lib/cli/stepBundle.ts';
 
@@ -47,11 +47,11 @@ function run(bundle: string): string {
   return execFileSync(process.execPath, [bundle], { encoding: 'utf8' });
 }
 
-test('stepBundle builds the script and the modules it imports into one JavaScript file that node runs as is', async () => {
+test('stepBundle builds the script and the modules it imports into JavaScript that node runs as is', async () => {
   const { script, cache } = newPackage('first');
   const bundle = await stepBundle(script);
   assert.ok(bundle !== undefined);
-  assert.match(bundle, /[\\/]node_modules[\\/]\.cache[\\/]cello-migrate[\\/]step-[0-9a-f]{32}\.mjs$/);
+  assert.match(bundle, /[\\/]node_modules[\\/]\.cache[\\/]cello-migrate[\\/]step-[0-9a-f]{32}[\\/]step\.mjs$/);
   assert.equal(run(bundle), 'first\n');
   assert.deepEqual(JSON.parse(readFileSync(join(cache, 'step.inputs.json'), 'utf8')), [
     'lib/message.ts',
@@ -88,8 +88,8 @@ test('stepBundle removes a previous file of the step unused for longer than a la
   writeMessage(root, 'recent');
   const recent = await stepBundle(script);
   assert.ok(old !== undefined && recent !== undefined);
-  utimesSync(old, new Date(0), new Date(0));
-  utimesSync(recent, new Date(0), new Date(0));
+  utimesSync(dirname(old), new Date(0), new Date(0));
+  utimesSync(dirname(recent), new Date(0), new Date(0));
   assert.equal(await stepBundle(script), recent, 'a launch that uses a file marks it used');
   writeMessage(root, 'new');
   const latest = await stepBundle(script);
@@ -97,7 +97,7 @@ test('stepBundle removes a previous file of the step unused for longer than a la
   assert.deepEqual(
     readdirSync(cache).sort(),
     [latest, recent]
-      .map((file) => file.slice(cache.length + 1))
+      .map((entry) => relative(cache, dirname(entry)))
       .concat('step.inputs.json')
       .sort(),
   );
@@ -117,6 +117,38 @@ for (const [damage, harm] of [
     assert.ok(again !== undefined);
     assert.equal(run(again), 'whole\n');
   });
+
+/** A step that imports lib/useHeavy.ts, and with it the package "heavy", only when asked to (as the steps import the SDK). */
+function newPackageWithLazyImport(): { root: string; script: string } {
+  const { root, script } = newPackage('unused');
+  const heavy = join(root, 'node_modules', 'heavy');
+  mkdirSync(heavy);
+  writeFileSync(join(heavy, 'package.json'), '{ "name": "heavy", "type": "module", "exports": "./index.js" }\n');
+  writeFileSync(join(heavy, 'index.js'), 'console.log("heavy loaded");\nexport const heavy = "heavy used";\n');
+  writeFileSync(join(root, 'lib', 'useHeavy.ts'), "import { heavy } from 'heavy';\nexport const used: string = heavy;\n");
+  writeFileSync(script, "if (process.argv[2] === 'heavy') console.log((await import('../lib/useHeavy.ts')).used);\nelse console.log('light');\n");
+  return { root, script };
+}
+
+test('stepBundle keeps a lazy import lazy, with the packages it imports: a step loads only what its path uses', async () => {
+  const { script } = newPackageWithLazyImport();
+  const bundle = await stepBundle(script);
+  assert.ok(bundle !== undefined);
+  assert.equal(run(bundle), 'light\n');
+  assert.equal(execFileSync(process.execPath, [bundle, 'heavy'], { encoding: 'utf8' }), 'heavy loaded\nheavy used\n');
+});
+
+test('stepBundle builds again where a part of the build is gone: never runs it', async () => {
+  const { script } = newPackageWithLazyImport();
+  const bundle = await stepBundle(script);
+  assert.ok(bundle !== undefined);
+  const parts = readdirSync(dirname(bundle)).filter((file) => file.startsWith('useHeavy-'));
+  assert.equal(parts.length, 1, readdirSync(dirname(bundle)).join(', '));
+  rmSync(join(dirname(bundle), parts[0]!));
+  const again = await stepBundle(script);
+  assert.ok(again !== undefined);
+  assert.equal(execFileSync(process.execPath, [again, 'heavy'], { encoding: 'utf8' }), 'heavy loaded\nheavy used\n');
+});
 
 test('stepBundle leaves no temporary file where it could not put its file in place (a full disk keeps its space)', async () => {
   const { script, cache } = newPackage('unused');
