@@ -7,7 +7,7 @@
 // from: a source edited since is a new build, once. Where they cannot be built or kept (a read-only checkout, another
 // user's clone), the worker runs under tsx's hooks as before.
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, readdirSync, realpathSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, realpathSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, relative } from 'node:path';
 
 /** What a build reads besides the modules: the package's type and versions (esbuild's among them), the compiler options. */
@@ -149,8 +149,12 @@ function writeFolderAtomically(folder: string, files: Map<string, Uint8Array>): 
       join(temporary, SEAL),
       keyOf([...files.keys()].sort(), (file) => files.get(file) as Uint8Array),
     );
-    if (existsSync(folder) && !isSealed(folder)) repair(folder, temporary, [...files.keys()]);
-    else renameSync(temporary, folder);
+    if (statSync(folder, { throwIfNoEntry: false })?.isDirectory()) {
+      if (!isSealed(folder)) repair(folder, temporary, [...files.keys()]);
+    } else {
+      rmSync(folder, { force: true }); // a file in its place: no build, nothing runs it
+      renameSync(temporary, folder);
+    }
   } catch (error) {
     if (!isSealed(folder)) throw error;
   } finally {

@@ -329,3 +329,13 @@ test('stepBundle repairs a damaged folder file by file: a running worker never f
   const run = await startLongRun(bundle);
   assert.equal(await run.finish(), 'working\nlate part loaded\n');
 });
+
+test('stepBundle builds again where a file is in the place of its folder', async () => {
+  const { script } = newPackage('whole');
+  const bundle = await stepBundle(script);
+  assert.ok(bundle !== undefined);
+  rmSync(dirname(bundle), { recursive: true });
+  writeFileSync(dirname(bundle), '');
+  assert.equal(await stepBundle(script), bundle);
+  assert.equal(run(bundle), 'whole\n');
+});
