@@ -98,11 +98,12 @@ async function build(script: string, root: string, cache: string, name: string):
   writeFolderAtomically(folder, new Map(result.outputFiles.map((output) => [relative(join(cache, name), output.path), output.contents])));
   writeAtomically(join(cache, `${name}.inputs.json`), JSON.stringify(inputs));
   // Earlier builds of this step (and what a killed build left), unused a while: no running launch keeps them (keepInUse).
-  for (const old of readdirSync(cache).filter((other) => BUILT_FOLDER.exec(other)?.[1] === name && join(cache, other) !== folder))
+  for (const old of readdirSync(cache).filter((other) => BUILD_FILE.exec(other)?.[1] === name && join(cache, other) !== folder))
     if (isUnused(join(cache, old))) rmSync(join(cache, old), { recursive: true, force: true });
   return join(folder, `${name}.mjs`);
 }
-const BUILT_FOLDER = /^(.+)-[0-9a-f]{32}(\.\d+\.tmp)?$/;
+/** <step>-<hash>/, and what a killed build left: <step>-<hash>.<pid>.tmp/, <step>.inputs.json.<pid>.tmp. */
+const BUILD_FILE = /^(.+)(?:-[0-9a-f]{32}(?:\.\d+\.tmp)?|\.inputs\.json\.\d+\.tmp)$/;
 
 /** False for a folder another build removed meanwhile: ours is in place all the same. */
 function isUnused(path: string): boolean {

@@ -339,3 +339,18 @@ test('stepBundle builds again where a file is in the place of its folder', async
   assert.equal(await stepBundle(script), bundle);
   assert.equal(run(bundle), 'whole\n');
 });
+
+test('stepBundle removes what a build killed before its renames left: a temporary folder and a temporary inputs file', async () => {
+  const { root, script, cache } = newPackage('before');
+  await stepBundle(script);
+  const leftovers = [`step-${'0'.repeat(32)}.4242.tmp`, 'step.inputs.json.4242.tmp'];
+  mkdirSync(join(cache, leftovers[0]!));
+  writeFileSync(join(cache, leftovers[1]!), '["lib/message.ts"');
+  for (const leftover of leftovers) utimesSync(join(cache, leftover), new Date(0), new Date(0));
+  writeMessage(root, 'after');
+  assert.ok((await stepBundle(script)) !== undefined);
+  assert.deepEqual(
+    readdirSync(cache).filter((file) => file.endsWith('.tmp')),
+    [],
+  );
+});
