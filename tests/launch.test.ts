@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { copyClone } from './support/cloneCopy.ts';
 import { ROOT, cleanEnvironment, getStack } from './support/harness.ts';
@@ -33,6 +33,28 @@ test('npx tsx: a source edited after a run is what the next run of the step runs
     assert.ok(after !== undefined);
     assert.deepEqual(newer, []);
     assert.ok(!existsSync(join(ROOT, 'node_modules', '.cache', 'cello-migrate', after)), "built in this clone's cache");
+  } finally {
+    copy.remove();
+  }
+});
+
+test('npx tsx: a launch marks the build its worker runs used, one it found built too (a checkout back to a version built before)', async () => {
+  const stack = await getStack();
+  const copy = copyClone();
+  try {
+    const cache = join(copy.root, 'node_modules', '.cache', 'cello-migrate');
+    const runDump = () =>
+      spawnSync('npx', ['tsx', 'scripts/migrate_dump_postgres.ts'], { cwd: copy.root, env: cleanEnvironment(stack), encoding: 'utf8' });
+    assert.equal(runDump().status, 2);
+    const [built, ...others] = readdirSync(cache).filter((file) => file.startsWith('migrate_dump_postgres-'));
+    assert.ok(built !== undefined);
+    assert.deepEqual(others, []);
+    // Built long ago, and the sources another version's build read: this launch builds, and finds the build in place.
+    utimesSync(join(cache, built), new Date(0), new Date(0));
+    writeFileSync(join(cache, 'migrate_dump_postgres.inputs.json'), '[]');
+    const second = runDump();
+    assert.equal(second.status, 2, second.stderr);
+    assert.ok(statSync(join(cache, built)).mtimeMs > Date.UTC(2000, 0), 'marked used: no clean-up removes it while the worker runs');
   } finally {
     copy.remove();
   }

@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
 import { ExitCode } from './errors.ts';
 import { STOP_SIGNALS, installStopHandlers } from './signals.ts';
-import { stepBundle } from './stepBundle.ts';
+import { keepInUse, stepBundle } from './stepBundle.ts';
 
 /** A step of the guide: `main` parses `argv`, does the work and resolves to the exit code (lib/cli/run.ts defineStep). */
 export interface Step {
@@ -39,6 +39,7 @@ async function workerArguments(): Promise<string[]> {
   const nodeOptions = withoutOption(process.execArgv, TSX_COMMAND_PRELOAD);
   const bundle = await stepBundle(script);
   if (bundle === undefined) return [...nodeOptions.map((arg) => arg.replace(TSX_FULL_LOADER, '$1esm/index.mjs')), script, ...process.argv.slice(2)];
+  keepInUse(bundle);
   return [...withoutOption(nodeOptions, TSX_FULL_LOADER), '--enable-source-maps', bundle, ...process.argv.slice(2)];
 }
 

@@ -7,7 +7,7 @@
 // from: a source edited since is a new build, once. Where they cannot be built or kept (a read-only checkout, another
 // user's clone), the worker runs under tsx's hooks as before.
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, readdirSync, realpathSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, realpathSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, relative } from 'node:path';
 
 /** What a build reads besides the modules: the package's type and versions (esbuild's among them), the compiler options. */
@@ -19,8 +19,8 @@ const BUILD_SETTINGS = ['package.json', 'tsconfig.json'];
  */
 const SEAL = 'sealed';
 
-/** Another launch may have checked a previous file and not yet started its worker on it: kept while recently used. */
-const UNUSED_FOR_MS = 10 * 60_000;
+/** A build is kept while recently used: a launch marks it used while its worker runs (keepInUse). */
+export const UNUSED_FOR_MS = 10 * 60_000;
 
 /** The step's JavaScript entry for scripts/<name>.ts (an absolute path), built if needed; undefined where it cannot be. */
 export async function stepBundle(script: string): Promise<string | undefined> {
@@ -30,6 +30,15 @@ export async function stepBundle(script: string): Promise<string | undefined> {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * A worker imports the step's parts when it needs them, maybe hours in (verify --fix, after its comparison): while it
+ * runs, its launch marks the build used, so that another launch's clean-up (after an update) leaves it.
+ */
+export function keepInUse(entry: string): NodeJS.Timeout {
+  markUsed(dirname(entry));
+  return setInterval(() => markUsed(dirname(entry)), UNUSED_FOR_MS / 10).unref();
 }
 
 async function keptOrBuilt(script: string): Promise<string | undefined> {
@@ -88,12 +97,13 @@ async function build(script: string, root: string, cache: string, name: string):
   const folder = join(cache, `${name}-${keyOf(inputs, (input) => compiled.get(input) as Buffer)}`);
   writeFolderAtomically(folder, new Map(result.outputFiles.map((output) => [relative(join(cache, name), output.path), output.contents])));
   writeAtomically(join(cache, `${name}.inputs.json`), JSON.stringify(inputs));
-  // Earlier builds of this step (and what a killed build left), unused a while: a running worker loaded them already.
-  for (const old of readdirSync(cache).filter((other) => BUILT_FOLDER.exec(other)?.[1] === name && join(cache, other) !== folder))
+  // Earlier builds of this step (and what a killed build left), unused a while: no running launch keeps them (keepInUse).
+  for (const old of readdirSync(cache).filter((other) => BUILD_FILE.exec(other)?.[1] === name && join(cache, other) !== folder))
     if (isUnused(join(cache, old))) rmSync(join(cache, old), { recursive: true, force: true });
   return join(folder, `${name}.mjs`);
 }
-const BUILT_FOLDER = /^(.+)-[0-9a-f]{32}(\.\d+\.tmp)?$/;
+/** <step>-<hash>/, and what a killed build left: <step>-<hash>.<pid>.tmp/, <step>.inputs.json.<pid>.tmp. */
+const BUILD_FILE = /^(.+)(?:-[0-9a-f]{32}(?:\.\d+\.tmp)?|\.inputs\.json\.\d+\.tmp)$/;
 
 /** False for a folder another build removed meanwhile: ours is in place all the same. */
 function isUnused(path: string): boolean {
@@ -140,12 +150,28 @@ function writeFolderAtomically(folder: string, files: Map<string, Uint8Array>): 
       join(temporary, SEAL),
       keyOf([...files.keys()].sort(), (file) => files.get(file) as Uint8Array),
     );
-    if (existsSync(folder) && !isSealed(folder)) rmSync(folder, { recursive: true, force: true }); // damaged: replaced
-    renameSync(temporary, folder);
+    if (statSync(folder, { throwIfNoEntry: false })?.isDirectory()) {
+      if (!isSealed(folder)) repair(folder, temporary, [...files.keys()]);
+    } else {
+      rmSync(folder, { force: true }); // a file in its place: no build, nothing runs it
+      renameSync(temporary, folder);
+    }
   } catch (error) {
-    rmSync(temporary, { recursive: true, force: true }); // a full disk's part-written files would keep its space for good
     if (!isSealed(folder)) throw error;
+  } finally {
+    rmSync(temporary, { recursive: true, force: true }); // a full disk's part-written files would keep its space for good
   }
+}
+
+/**
+ * A damaged folder (a stray file, its seal gone) may be one a running worker still imports parts from: removed, its
+ * parts would be missing until the new folder is in place. So it is repaired: what is not a part goes, each part is
+ * renamed over its namesake (a reader finds the whole file), the seal last.
+ */
+function repair(folder: string, temporary: string, files: readonly string[]): void {
+  for (const entry of readdirSync(folder, { withFileTypes: true }))
+    if (!entry.isFile() || !files.includes(entry.name)) rmSync(join(folder, entry.name), { recursive: true, force: true });
+  for (const file of [...files, SEAL]) renameSync(join(temporary, file), join(folder, file));
 }
 
 /** Another launch may write it at the same time: a temporary file renamed into place. */

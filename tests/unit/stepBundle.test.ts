@@ -1,6 +1,8 @@
-import { test } from 'node:test';
+import { mock, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import fs from 'node:fs';
 import {
   chownSync,
   existsSync,
@@ -14,10 +16,11 @@ import {
   utimesSync,
   writeFileSync,
 } from 'node:fs';
+import { syncBuiltinESMExports } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { after } from 'node:test';
-import { stepBundle } from '../../lib/cli/stepBundle.ts';
+import { UNUSED_FOR_MS, keepInUse, stepBundle } from '../../lib/cli/stepBundle.ts';
 
 const folders: string[] = [];
 after(() => {
@@ -248,4 +251,106 @@ test("stepBundle's file names the sources' own paths in an internal error's stac
   assert.ok(bundle !== undefined);
   const worker = spawnSync(process.execPath, ['--enable-source-maps', bundle], { encoding: 'utf8' });
   assert.match(worker.stderr, new RegExp(`^    at .*\\(?${join(root, 'lib', 'message.ts').replace(/[.\\]/g, '\\$&')}:3:7\\)?$`, 'm'), worker.stderr);
+});
+
+/** A step that works until a line arrives on stdin (a long run), then imports lib/late.ts lazily (as verify --fix does). */
+function newPackageWithLateImport(): { root: string; script: string; cache: string } {
+  const { root, script, cache } = newPackage('unused');
+  writeFileSync(join(root, 'lib', 'late.ts'), 'export const late: string = "late part loaded";\n');
+  writeFileSync(
+    script,
+    "import { once } from 'node:events';\nconsole.log('working');\nawait once(process.stdin, 'data');\nconsole.log((await import('../lib/late.ts')).late);\n",
+  );
+  return { root, script, cache };
+}
+
+/** The worker of `bundle`, once it printed that it works: `finish()` lets it import its late part and gives its output. */
+async function startLongRun(bundle: string): Promise<{ finish(): Promise<string> }> {
+  const worker = spawn(process.execPath, [bundle], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let output = '';
+  worker.stdout.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+  worker.stderr.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+  await once(worker.stdout, 'data');
+  return {
+    finish: async () => {
+      worker.stdin.end('go\n');
+      await once(worker, 'exit');
+      return output;
+    },
+  };
+}
+
+test("stepBundle keeps a build a launch still runs, however long ago it started: the run's late parts load after an update's build", async () => {
+  const { root, script, cache } = newPackageWithLateImport();
+  const first = await stepBundle(script);
+  assert.ok(first !== undefined);
+  const run = await startLongRun(first);
+  mock.timers.enable({ apis: ['setInterval'] });
+  const inUse = keepInUse(first); // what the launch does while its worker runs (launch.ts)
+  try {
+    utimesSync(dirname(first), new Date(0), new Date(0)); // the run started longer ago than the clean-up waits
+    mock.timers.tick(UNUSED_FOR_MS);
+    writeFileSync(join(root, 'lib', 'late.ts'), 'export const late: string = "updated";\n'); // then an update, and a launch
+    assert.ok((await stepBundle(script)) !== first);
+  } finally {
+    clearInterval(inUse);
+    mock.timers.reset();
+  }
+  assert.equal(await run.finish(), 'working\nlate part loaded\n', readdirSync(cache).join(', '));
+});
+
+test('stepBundle repairs a damaged folder file by file: a running worker never finds a part of it gone', async () => {
+  const { script } = newPackageWithLateImport();
+  const bundle = await stepBundle(script);
+  assert.ok(bundle !== undefined);
+  const folder = dirname(bundle);
+  const parts = readdirSync(folder).filter((file) => file !== 'sealed');
+  for (const stray of ['stray~', 'subfolder']) mkdirSync(join(folder, stray)); // an editor's backup, a folder copied in
+  // Watches every removal and rename the repair makes (the real calls, then a look): a part gone meanwhile is a
+  // worker's lazy import failing at that moment.
+  const gone = new Set<string>();
+  const real = { rmSync: fs.rmSync, renameSync: fs.renameSync };
+  const lookAfter =
+    <A extends unknown[]>(call: (...args: A) => void) =>
+    (...args: A) => {
+      call(...args);
+      for (const part of parts) if (!existsSync(join(folder, part))) gone.add(part);
+    };
+  Object.assign(fs, { rmSync: lookAfter(real.rmSync), renameSync: lookAfter(real.renameSync) });
+  syncBuiltinESMExports();
+  try {
+    assert.equal(await stepBundle(script), bundle);
+  } finally {
+    Object.assign(fs, real);
+    syncBuiltinESMExports();
+  }
+  assert.deepEqual([...gone], []);
+  assert.deepEqual(readdirSync(folder).sort(), [...parts, 'sealed'].sort());
+  const run = await startLongRun(bundle);
+  assert.equal(await run.finish(), 'working\nlate part loaded\n');
+});
+
+test('stepBundle builds again where a file is in the place of its folder', async () => {
+  const { script } = newPackage('whole');
+  const bundle = await stepBundle(script);
+  assert.ok(bundle !== undefined);
+  rmSync(dirname(bundle), { recursive: true });
+  writeFileSync(dirname(bundle), '');
+  assert.equal(await stepBundle(script), bundle);
+  assert.equal(run(bundle), 'whole\n');
+});
+
+test('stepBundle removes what a build killed before its renames left: a temporary folder and a temporary inputs file', async () => {
+  const { root, script, cache } = newPackage('before');
+  await stepBundle(script);
+  const leftovers = [`step-${'0'.repeat(32)}.4242.tmp`, 'step.inputs.json.4242.tmp'];
+  mkdirSync(join(cache, leftovers[0]!));
+  writeFileSync(join(cache, leftovers[1]!), '["lib/message.ts"');
+  for (const leftover of leftovers) utimesSync(join(cache, leftover), new Date(0), new Date(0));
+  writeMessage(root, 'after');
+  assert.ok((await stepBundle(script)) !== undefined);
+  assert.deepEqual(
+    readdirSync(cache).filter((file) => file.endsWith('.tmp')),
+    [],
+  );
 });
