@@ -1,4 +1,4 @@
-// Under the tsx command a step's worker runs one JavaScript file built from the step's sources (lib/cli/stepBundle.ts).
+// Under the tsx command a step's worker runs JavaScript built from the step's sources (lib/cli/stepBundle.ts).
 // What an operator or a developer edits must be what runs, at once, without a step to remember.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -8,15 +8,20 @@ import { join } from 'node:path';
 import { copyClone } from './support/cloneCopy.ts';
 import { ROOT, cleanEnvironment, getStack } from './support/harness.ts';
 
-test('npx tsx: a source edited after a run is what the next run of the step runs', async () => {
+/** A copy of this clone, its step builds' folder, and the dump under `npx tsx` there without arguments (exit 2). */
+async function cloneWithDump() {
   const stack = await getStack();
   const copy = copyClone();
-  try {
-    const cache = join(copy.root, 'node_modules', '.cache', 'cello-migrate');
-    const runDump = () =>
-      spawnSync('npx', ['tsx', 'scripts/migrate_dump_postgres.ts'], { cwd: copy.root, env: cleanEnvironment(stack), encoding: 'utf8' });
-    const built = (): string[] => readdirSync(cache).filter((file) => file.startsWith('migrate_dump_postgres-'));
+  const cache = join(copy.root, 'node_modules', '.cache', 'cello-migrate');
+  const runDump = () =>
+    spawnSync('npx', ['tsx', 'scripts/migrate_dump_postgres.ts'], { cwd: copy.root, env: cleanEnvironment(stack), encoding: 'utf8' });
+  const built = (): string[] => readdirSync(cache).filter((file) => file.startsWith('migrate_dump_postgres-'));
+  return { copy, cache, runDump, built };
+}
 
+test('npx tsx: a source edited after a run is what the next run of the step runs', async () => {
+  const { copy, runDump, built } = await cloneWithDump();
+  try {
     const first = runDump();
     assert.equal(first.status, 2, first.stderr);
     assert.match(first.stderr, /— run migrate_dump_postgres\.ts --help for usage$/m);
@@ -39,22 +44,18 @@ test('npx tsx: a source edited after a run is what the next run of the step runs
 });
 
 test('npx tsx: a launch marks the build its worker runs used, one it found built too (a checkout back to a version built before)', async () => {
-  const stack = await getStack();
-  const copy = copyClone();
+  const { copy, cache, runDump, built } = await cloneWithDump();
   try {
-    const cache = join(copy.root, 'node_modules', '.cache', 'cello-migrate');
-    const runDump = () =>
-      spawnSync('npx', ['tsx', 'scripts/migrate_dump_postgres.ts'], { cwd: copy.root, env: cleanEnvironment(stack), encoding: 'utf8' });
     assert.equal(runDump().status, 2);
-    const [built, ...others] = readdirSync(cache).filter((file) => file.startsWith('migrate_dump_postgres-'));
-    assert.ok(built !== undefined);
+    const [build, ...others] = built();
+    assert.ok(build !== undefined);
     assert.deepEqual(others, []);
     // Built long ago, and the sources another version's build read: this launch builds, and finds the build in place.
-    utimesSync(join(cache, built), new Date(0), new Date(0));
+    utimesSync(join(cache, build), new Date(0), new Date(0));
     writeFileSync(join(cache, 'migrate_dump_postgres.inputs.json'), '[]');
     const second = runDump();
     assert.equal(second.status, 2, second.stderr);
-    assert.ok(statSync(join(cache, built)).mtimeMs > Date.UTC(2000, 0), 'marked used: no clean-up removes it while the worker runs');
+    assert.ok(statSync(join(cache, build)).mtimeMs > Date.UTC(2000, 0), 'marked used: no clean-up removes it while the worker runs');
   } finally {
     copy.remove();
   }
