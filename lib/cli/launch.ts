@@ -4,7 +4,6 @@ import { spawn } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
 import { ExitCode } from './errors.ts';
 import { STOP_SIGNALS, installStopHandlers } from './signals.ts';
-import { keepInUse, stepBundle } from './stepBundle.ts';
 
 /** A step of the guide: `main` parses `argv`, does the work and resolves to the exit code (lib/cli/run.ts defineStep). */
 export interface Step {
@@ -37,6 +36,8 @@ const TSX_FULL_LOADER = /([\\/]tsx[\\/]dist[\\/])loader\.mjs$/;
 async function workerArguments(): Promise<string[]> {
   const script = process.argv[1] ?? '';
   const nodeOptions = withoutOption(process.execArgv, TSX_COMMAND_PRELOAD);
+  // Loaded here, not at the top: --help runs without a worker and need not load it (one module fewer under tsx).
+  const { keepInUse, stepBundle } = await import('./stepBundle.ts');
   const bundle = await stepBundle(script);
   if (bundle === undefined) return [...nodeOptions.map((arg) => arg.replace(TSX_FULL_LOADER, '$1esm/index.mjs')), script, ...process.argv.slice(2)];
   keepInUse(bundle);
