@@ -133,7 +133,10 @@ function isSealed(folder: string): boolean {
 
 function keyOf(inputs: readonly string[], contentsOf: (input: string) => Uint8Array): string {
   const hash = createHash('sha256');
-  for (const input of inputs) hash.update(`${input}\0${contentsOf(input).length}\0`).update(contentsOf(input));
+  for (const input of inputs) {
+    const contents = contentsOf(input); // once: at a launch it is a read of the file
+    hash.update(`${input}\0${contents.length}\0`).update(contents);
+  }
   return hash.digest('hex').slice(0, 32);
 }
 
