@@ -1,4 +1,3 @@
-// The checked file as a stream of check units: the items whose existence one request checks.
 import { UserError } from '../cli/errors.ts';
 import { BATCH_GET_LIMIT } from '../dynamodb/batch.ts';
 import { readJsonObjectOfObjects, JsonInputError } from '../json/stream.ts';
@@ -18,24 +17,20 @@ const SORT_BUFFER_SIZE = 10_000;
 /** A project with fewer items than this shares BatchGetItem requests with others: a probe would check too few. */
 const PROBE_MIN_ITEMS = 20;
 
-/**
- * Items whose existence is checked together: up to UNIT_SIZE for one BatchGetItem, or a probe unit, up to
- * PROBE_UNIT_SIZE of one partition sorted by sort key, for one range probe (BatchGetItem if its range holds items).
- */
+/** Items whose existence one request checks: a BatchGetItem, or (probe) a range Query over one partition's sorted items. */
 export interface CheckUnit {
   probe: boolean;
   items: LoadItem[];
 }
 
-/** How the unit stream ended: a file that changed since the check ends it early with `error`. */
 export interface SourceState {
   finished: boolean;
   error?: UserError;
 }
 
 /**
- * Streams the checked file as check units (duplicates skipped and counted); small projects share BatchGetItem units.
- * It never throws: a failure is left in `state` and ends the stream, so the units in flight still finish and count.
+ * The checked file as check units (duplicates skipped and counted); small projects share BatchGetItem units. A file
+ * changed since the check ends the stream with `state.error`, not a throw: the units in flight still finish and count.
  */
 export async function* checkUnits(checked: CheckedFile, counts: LoadCounts, tracker: ProjectTracker, state: SourceState): AsyncGenerator<CheckUnit> {
   const ready: CheckUnit[] = [];
