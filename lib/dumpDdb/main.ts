@@ -19,7 +19,6 @@ const MAX_SEGMENTS = 1000;
 /** Text handed to the output file at a time. */
 const WRITE_PIECE_CHARS = 32 * 1024;
 
-/** The command line, checked (a mistake is a UserError, exit 2); --help prints and exits. */
 function parseArguments(argv: string[]) {
   return (
     createArgumentParser(
