@@ -14,9 +14,8 @@ import { forEachConcurrent, Semaphore } from '../dynamodb/concurrency.ts';
 import { writeConditionally } from '../dynamodb/conditionalWrite.ts';
 import type { CheckedFile } from './check.ts';
 import type { LoadItem } from '../cello/fileItems.ts';
-import { ProbeAdvisor, ProjectTracker } from './probe.ts';
 import { emptyCounts, type LoadCounts } from './summary.ts';
-import { UNIT_SIZE, checkUnits, type CheckUnit, type SourceState } from './units.ts';
+import { ProjectTracker, UNIT_SIZE, checkUnits, type CheckUnit, type SourceState } from './units.ts';
 
 export interface LoadOptions {
   client: DynamoDBClient;
@@ -248,5 +247,35 @@ class LoadRun {
     });
     if (verdict.kind === 'refused') throw verdict.error;
     return verdict.kind === 'written';
+  }
+}
+
+/**
+ * Whether probing pays: a partition whose probes keep finding items (a re-run, or a project larger than the sort
+ * buffer) goes straight to BatchGetItem, and so does the whole run once most probes find items, or if the
+ * credentials do not allow Query.
+ */
+export class ProbeAdvisor {
+  private probes = 0;
+  private hits = 0;
+  private denied = false;
+  private readonly hitPartitions = new Map<string, number>();
+
+  worthProbing(pk: string): boolean {
+    if (this.denied) return false;
+    if (this.probes >= 20 && this.hits * 4 >= this.probes * 3) return false;
+    return (this.hitPartitions.get(pk) ?? 0) < 2;
+  }
+
+  record(pk: string, found: boolean): void {
+    this.probes++;
+    if (found) {
+      this.hits++;
+      this.hitPartitions.set(pk, (this.hitPartitions.get(pk) ?? 0) + 1);
+    }
+  }
+
+  deny(): void {
+    this.denied = true;
   }
 }

@@ -4,7 +4,6 @@ import { readJsonObjectOfObjects, JsonInputError } from '../json/stream.ts';
 import { compareUtf8 } from '../cello/keyOrder.ts';
 import { fileChanged, type CheckedFile } from './check.ts';
 import type { LoadItem } from '../cello/fileItems.ts';
-import type { ProjectTracker } from './probe.ts';
 import { MigrationFileReader, locationKey } from './reader.ts';
 import type { LoadCounts } from './summary.ts';
 
@@ -93,4 +92,37 @@ export async function* checkUnits(checked: CheckedFile, counts: LoadCounts, trac
   }
   if (shared.length > 0) yield { probe: false, items: shared };
   state.finished = true;
+}
+
+/** Counts a project as processed once its entry has ended and every one of its items has an outcome. */
+export class ProjectTracker {
+  private readonly pending = new Map<number, number>();
+  private readonly ended = new Set<number>();
+
+  constructor(
+    private readonly counts: LoadCounts,
+    private readonly repeatedEntries: Set<number>,
+  ) {}
+
+  added(entry: number): void {
+    this.pending.set(entry, (this.pending.get(entry) ?? 0) + 1);
+  }
+
+  done(entry: number): void {
+    const left = (this.pending.get(entry) ?? 1) - 1;
+    if (left > 0) this.pending.set(entry, left);
+    else {
+      this.pending.delete(entry);
+      if (this.ended.delete(entry)) this.finish(entry);
+    }
+  }
+
+  entryEnded(entry: number): void {
+    if (this.pending.has(entry)) this.ended.add(entry);
+    else this.finish(entry);
+  }
+
+  private finish(entry: number): void {
+    if (!this.repeatedEntries.has(entry)) this.counts.projectsProcessed++;
+  }
 }
