@@ -4,7 +4,7 @@
 import type { AttributeValue, UpdateItemCommandInput } from '@aws-sdk/client-dynamodb';
 import { attributeValueToJson } from '../dumpDdb/ddbJson.ts';
 import { describeType, isNullInItem } from '../cello/codecs.ts';
-import { ATTRIBUTES, type CelloAttribute, type TimestampAttribute } from '../cello/items.ts';
+import { TIMESTAMP_ATTRIBUTES, attribute, type TimestampAttribute } from '../cello/items.ts';
 import { describeItemKey, isCelloItemKey, isMetadataSk } from '../cello/keys.ts';
 import { cutShort, quoteValue } from '../cello/quote.ts';
 import { formatCount } from '../cli/output.ts';
@@ -58,8 +58,6 @@ export interface RecordRepairPlan {
   unconverted: UnconvertedValue[];
 }
 
-const TIMESTAMP_ENTRIES: readonly CelloAttribute[] = ATTRIBUTES.filter((entry) => entry.kind === 'timestamp');
-
 /** Why a value that is not a string (undefined: missing) is left unconverted. */
 function nonStringReason(value: unknown): string {
   if (value === undefined) return 'the Cello service cannot read a token without it';
@@ -76,10 +74,9 @@ export function planRecordRepair(record: DumpRecord): RecordRepairPlan {
   const { pk, sk } = record;
   const plan: RecordRepairPlan = { pk, sk, isOtherApplication: !isCelloItemKey(pk, sk), changes: [], unconverted: [] };
   if (isMetadataSk(sk) || plan.isOtherApplication) return plan;
-  for (const entry of TIMESTAMP_ENTRIES) {
-    const field = entry.name as TimestampAttribute;
+  for (const field of TIMESTAMP_ATTRIBUTES) {
     const value = Object.hasOwn(record, field) ? record[field] : undefined;
-    if (isNullInItem(entry, value) || isCanonicalTimestamp(value)) continue; // already what Cello reads
+    if (isNullInItem(attribute(field), value) || isCanonicalTimestamp(value)) continue; // already what Cello reads
     const converted = convertTimestamp(value);
     if (typeof converted === 'string') plan.changes.push({ field, oldValue: value as string, newValue: converted });
     else plan.unconverted.push({ field, value, reason: converted.reason });
