@@ -43,7 +43,6 @@ const TOKEN_VALUE_FIELDS = TOKEN_VALUE_ENTRIES.map((entry) => {
 });
 type TokenValueField = (typeof TOKEN_VALUE_FIELDS)[number];
 const TOKEN_END = '\n      }';
-/** The text before each of a project's values, and the entry it writes. */
 const PROJECT_FIELDS = PROJECT_ATTRIBUTE_ENTRIES.map((entry) => ({ entry, before: `\n    ${JSON.stringify(entry.name)}: ` }));
 const TOKENS_FIELD_TEXT = JSON.stringify(TOKENS_FIELD);
 const TOKEN_FIRST_BYTES = Buffer.from(TOKEN_FIRST);
@@ -135,10 +134,7 @@ function jsonValue(value: string | null): string {
   return value === null ? 'null' : JSON.stringify(value);
 }
 
-/**
- * Builds the file's text from rows in the dump query's order. Each method returns the text to append; nothing
- * is held but the current project's name.
- */
+/** Rows in the dump query's order → the file's text; nothing is held but the open project's name. */
 export class MigrationJsonBuilder {
   private readonly counts = {
     projects: 0,

@@ -2,9 +2,8 @@
 export const OUTPUT_PIECE_BYTES = 64 * 1024;
 
 /**
- * Output gathered as bytes in pieces of OUTPUT_PIECE_BYTES, for millions of small values (the dump's rows): their
- * bytes are copied straight in, with no string built and encoded again. Full pieces, taken with takeFull(), are
- * never written to again.
+ * Bytes of millions of small values copied straight into pieces, with no string built and encoded again. Full
+ * pieces, taken with takeFull(), are never written to again.
  */
 export class OutputPieces {
   private piece: Buffer;
