@@ -220,9 +220,8 @@ function isProcessRunning(pid: number): boolean {
 }
 
 /**
- * Fails early, before any database work, if the output cannot be written: a missing folder (never created: a
- * mistyped path should not become a new folder, nor leave one behind a failed run), a folder in the way, or an
- * existing file without --force.
+ * Fails before any database work if the output cannot be written. A missing folder is never created: a mistyped
+ * path should not become a new folder, nor leave one behind a failed run.
  */
 export async function checkTarget(path: string, targetPath: string, overwrite: boolean): Promise<void> {
   // resolve() drops a trailing slash: "out.json/" would silently become the file out.json.
@@ -275,7 +274,6 @@ function outputError(path: string, error: unknown, what: string): UserError {
   return new UserError(`cannot write ${path}: ${what}: ${reason}`, ExitCode.output);
 }
 
-/** Checks that an input file exists, is a file and is not empty, with messages an operator understands. */
 export async function checkInputFile(path: string): Promise<void> {
   try {
     const info = await stat(path);
