@@ -7,7 +7,6 @@ import { KeyDigestSet } from './keyDigestSet.ts';
 import type { LoadItem } from '../cello/fileItems.ts';
 import { MigrationFileReader, locationKey, readFile } from './reader.ts';
 
-/** How many problems of an invalid file are listed before the count. */
 export const PROBLEM_LIST_LIMIT = 20;
 
 export interface CheckedFile {

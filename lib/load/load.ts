@@ -118,7 +118,6 @@ class LoadRun {
     this.options.onFailedItem(`${describeItemKey(item.pk, item.sk)}: ${reason}`);
   }
 
-  /** Checks the unit and queues its missing items; writes the full batches of 25 the queue then holds. */
   private async batchUnit(unit: CheckUnit): Promise<void> {
     const missing = await this.missingItems(unit);
     if (this.options.dryRun) {

@@ -7,7 +7,6 @@ import type { LoadItem } from '../cello/fileItems.ts';
 import { MigrationFileReader, locationKey } from './reader.ts';
 import type { LoadCounts } from './summary.ts';
 
-/** Items checked by one BatchGetItem. */
 export const UNIT_SIZE = BATCH_GET_LIMIT;
 /** Items of one partition one range probe checks: a Query reading at most one item costs the same for 1,000 as for 100. */
 const PROBE_UNIT_SIZE = 1000;

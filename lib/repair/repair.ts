@@ -53,7 +53,6 @@ export interface RecordRepairPlan {
   sk: string;
   /** Another application's item (a shared table): never touched. */
   isOtherApplication: boolean;
-  /** Empty: nothing to write. */
   changes: TimestampChange[];
   unconverted: UnconvertedValue[];
 }
