@@ -1,10 +1,9 @@
-// The text of the migration file (step 1's output, step 2's input), built from the dump query's rows as they
-// stream in: laid out like Python's json.dump(indent=2), one field per line, so it is written in order without
-// being held, and reads and diffs well. Strings go through JSON.stringify one value at a time; the hot path
-// (addRaw) copies the bytes of values JSON.stringify would leave alone straight from the driver into the file.
+// The migration file's text, built from the dump query's rows as they stream in, laid out like Python's
+// json.dump(indent=2): written in order without being held, and it reads and diffs well. The hot path (addRaw)
+// copies the bytes of values JSON.stringify would leave alone straight from the driver into the file.
 import { isUtf8 } from 'node:buffer';
 import { ExitCode, UserError } from '../cli/errors.ts';
-import { emptyNullCounts, type NullCounts } from '../cello/codecs.ts';
+import { emptyNullCounts } from '../cello/codecs.ts';
 import {
   PROJECT_ATTRIBUTE_ENTRIES,
   TOKENS_FIELD,
@@ -18,7 +17,6 @@ import { KeyError, tokenSk } from '../cello/keys.ts';
 import type { OutputPieces } from './pieces.ts';
 import { DUMP_COLUMNS, PROJECT_ROW, TOKEN_ROW, decodeRawDumpRow, type DumpRow, type RawDumpRow } from './query.ts';
 import { PROJECT_COLUMN } from '../cello/sourceTables.ts';
-import { isPostgresUtcBytes, writeCanonicalTimestamp } from './utcText.ts';
 import { TimestampError, toCanonicalTimestamp } from '../cello/timestamps.ts';
 
 const TOKEN_ID_COLUMN = DUMP_COLUMNS.indexOf(TOKEN_ID);
@@ -26,20 +24,7 @@ const TOKEN_ID_COLUMN = DUMP_COLUMNS.indexOf(TOKEN_ID);
 /** How many orphan token ids the report quotes. */
 export const ORPHAN_SAMPLE_SIZE = 5;
 
-export interface DumpCounts {
-  /** Rows of the projects table written. */
-  projects: number;
-  /** Tokens written (orphans included only with includeOrphans). */
-  tokens: number;
-  /** NULLs written, per nullable attribute (lib/cello/codecs.ts); an orphan entry's project attributes not counted. */
-  nulls: NullCounts;
-  /** Tokens whose project is not in the projects table (written or not). */
-  orphanTokens: number;
-  /** Distinct project names of those tokens. */
-  orphanProjects: number;
-  /** The first orphan token ids, in the order read. */
-  orphanSample: (string | null)[];
-}
+export type DumpCounts = ReturnType<MigrationJsonBuilder['summary']>;
 
 /** A value the file cannot hold, naming the token or project: the run ends with nothing written (exit 3). */
 function valueError(message: string): UserError {
@@ -58,14 +43,15 @@ const TOKEN_VALUE_FIELDS = TOKEN_VALUE_ENTRIES.map((entry) => {
 });
 type TokenValueField = (typeof TOKEN_VALUE_FIELDS)[number];
 const TOKEN_END = '\n      }';
-/** The text before each of a project's values, and the entry it writes. */
 const PROJECT_FIELDS = PROJECT_ATTRIBUTE_ENTRIES.map((entry) => ({ entry, before: `\n    ${JSON.stringify(entry.name)}: ` }));
 const TOKENS_FIELD_TEXT = JSON.stringify(TOKENS_FIELD);
 const TOKEN_FIRST_BYTES = Buffer.from(TOKEN_FIRST);
 const TOKEN_NEXT_BYTES = Buffer.from(TOKEN_NEXT);
 const TOKEN_END_BYTES = Buffer.from(TOKEN_END);
 const NULL_BYTES = Buffer.from('null');
+const ZERO_BYTES = Buffer.from('000000000');
 const DIGIT_0 = 0x30;
+const DIGIT_9 = 0x39;
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
 
@@ -90,7 +76,48 @@ function writeQuoted(out: OutputPieces, bytes: Uint8Array): void {
   out.byte(QUOTE);
 }
 
-/** Whether addRaw's fast path can write this value as bytes: NULL, a PostgreSQL UTC timestamp, or plain text. */
+// PostgreSQL's text of a timestamptz under TimeZone=UTC and DateStyle=ISO (`2022-02-02 18:01:49.345261+00`, years
+// 1-9999, trailing fraction zeros dropped) is written canonical by copying its digits; other text takes add().
+function isDigitAt(bytes: Uint8Array, index: number): boolean {
+  const byte = bytes[index]!;
+  return byte >= DIGIT_0 && byte <= DIGIT_9;
+}
+
+/** PostgreSQL's UTC text by its length, a 9 standing for any digit: `9999-99-99 99:99:99[.9{1,6}]+00`. */
+const SHAPES: Buffer[] = [];
+for (const length of [22, 24, 25, 26, 27, 28, 29]) {
+  SHAPES[length] = Buffer.from(`9999-99-99 99:99:99${length === 22 ? '' : `.${'9'.repeat(length - 23)}`}+00`);
+}
+
+/** Whether the bytes are `YYYY-MM-DD HH:MM:SS[.f{1,6}]+00`: PostgreSQL prints only valid fields in that shape. */
+export function isPostgresUtcBytes(bytes: Uint8Array): boolean {
+  const shape = SHAPES[bytes.length];
+  if (shape === undefined) return false;
+  for (let index = 0; index < shape.length; index++) {
+    const expected = shape[index]!;
+    if (expected === DIGIT_9 ? !isDigitAt(bytes, index) : bytes[index] !== expected) return false;
+  }
+  return true;
+}
+
+/** The canonical timestamp, quoted, of text isPostgresUtcBytes accepted. */
+function writeCanonicalTimestamp(out: OutputPieces, bytes: Uint8Array): void {
+  const length = bytes.length;
+  out.byte(QUOTE);
+  out.bytes(bytes, 0, 10);
+  out.byte(0x54); // T
+  if (length === 22) {
+    out.bytes(bytes, 11, 19);
+    out.byte(0x2e); // .
+    out.bytes(ZERO_BYTES);
+  } else {
+    out.bytes(bytes, 11, length - 3);
+    out.bytes(ZERO_BYTES, 0, 32 - length); // a fraction of 1-6 digits (length 24-29) padded to nine
+  }
+  out.byte(0x5a); // Z
+  out.byte(QUOTE);
+}
+
 function isFastPathValue(field: TokenValueField, bytes: Uint8Array | null): boolean {
   if (bytes === null) return true;
   return field.isTimestamp ? isPostgresUtcBytes(bytes) : isPlainJsonText(bytes);
@@ -107,24 +134,24 @@ function jsonValue(value: string | null): string {
   return value === null ? 'null' : JSON.stringify(value);
 }
 
-/**
- * Builds the file's text from rows in the dump query's order. Each method returns the text to append; nothing
- * is held but the current project's name.
- */
+/** Rows in the dump query's order → the file's text; nothing is held but the open project's name. */
 export class MigrationJsonBuilder {
-  private readonly counts: DumpCounts = {
+  private readonly counts = {
     projects: 0,
+    /** Orphans included only with includeOrphans. */
     tokens: 0,
+    /** Per nullable attribute; an orphan entry's project attributes not counted. */
     nulls: emptyNullCounts(),
+    /** Tokens whose project is not in the projects table (written or not), and their distinct projects. */
     orphanTokens: 0,
     orphanProjects: 0,
-    orphanSample: [],
+    /** The first orphan token ids, in the order read. */
+    orphanSample: [] as (string | null)[],
   };
   /** The project whose entry is open (its tokens follow), or undefined before the first. */
   private currentProject: string | undefined;
   /** currentProject's UTF-8 bytes while its entry is open and not an orphan's: addRaw's fast path applies. */
   private fastPathProject: Uint8Array | undefined;
-  /** Whether the open entry is an orphan project (no row in projects). */
   private currentIsOrphan = false;
   /** The project of the last orphan token seen, to count distinct orphan projects. */
   private lastOrphanProject: string | null | undefined;
@@ -132,7 +159,6 @@ export class MigrationJsonBuilder {
 
   constructor(private readonly options: { includeOrphans: boolean }) {}
 
-  /** The opening brace. */
   start(): string {
     return '{';
   }
@@ -152,7 +178,6 @@ export class MigrationJsonBuilder {
     else out.text(this.add(decodeRawDumpRow(row)));
   }
 
-  /** Whether addRaw can copy the row's bytes: a token of the open project, a plain id, values isFastPathValue takes. */
   private isFastPathToken(row: RawDumpRow): boolean {
     const kind = row[0];
     const project = row[1]!;
@@ -171,7 +196,6 @@ export class MigrationJsonBuilder {
     );
   }
 
-  /** Writes a row isFastPathToken accepted, its bytes copied into place, and counts it. */
   private writeFastPathToken(row: RawDumpRow, out: OutputPieces): void {
     out.bytes(this.entryHasTokens ? TOKEN_NEXT_BYTES : TOKEN_FIRST_BYTES);
     this.entryHasTokens = true;
@@ -190,17 +214,15 @@ export class MigrationJsonBuilder {
     this.counts.tokens++;
   }
 
-  /** The closing text; the file is complete after it. */
   finish(): string {
     return this.currentProject === undefined ? '}\n' : `${this.closeEntry()}\n}\n`;
   }
 
-  /** Tokens written so far (for progress). */
   get tokenCount(): number {
     return this.counts.tokens;
   }
 
-  summary(): DumpCounts {
+  summary() {
     return { ...this.counts, nulls: { ...this.counts.nulls }, orphanSample: [...this.counts.orphanSample] };
   }
 

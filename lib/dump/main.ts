@@ -1,6 +1,5 @@
-// Step 1 of the migration guide: every project and token of the Cello PostgreSQL database, written to the JSON
-// file step 2 loads. One read-only snapshot, one streamed query, the file written as rows arrive to a temporary file
-// moved into place only when complete.
+// Step 1 of the migration guide: every project and token of the Cello PostgreSQL database, from one read-only
+// snapshot and one streamed query, to the JSON file step 2 loads.
 import { ExitCode, UserError } from '../cli/errors.ts';
 import { Progress } from '../cli/progress.ts';
 import { checkPostgresNames, createArgumentParser, flagOption, forceOption, postgresPositionals } from '../cli/args.ts';
@@ -21,7 +20,6 @@ import type { PostgresSession } from '../postgres/connect.ts';
 
 const SCRIPT = 'migrate_dump_postgres.ts';
 
-/** The command line, checked (a mistake is a UserError, exit 2); --help prints and exits. */
 function parseArguments(argv: string[]) {
   return (
     createArgumentParser(
@@ -92,10 +90,7 @@ export const main = defineStep(async (argv: string[]): Promise<number> => {
   return ExitCode.ok;
 });
 
-/**
- * The whole file through `builder` into `file`, from one read-only snapshot. Rows arrive as bytes (raw mode); most
- * are copied into the file's pieces as they are (MigrationJsonBuilder.addRaw).
- */
+/** Rows arrive as bytes (raw mode); most are copied into the file's pieces as they are (addRaw). */
 async function writeRows(session: PostgresSession, builder: MigrationJsonBuilder, file: AtomicOutputFile, progress: Progress): Promise<void> {
   const { inReadOnlySnapshot, streamRows } = await import('../postgres/connect.ts');
   const database = session.target.database;

@@ -1,11 +1,9 @@
-// The dump file's bytes, assembled in pieces (AtomicOutputFile takes them: lib/io/files.ts).
 /** The size of the pieces OutputPieces hands over: well under the ~128 KB past which a buffer is mmap'd afresh. */
 export const OUTPUT_PIECE_BYTES = 64 * 1024;
 
 /**
- * Output gathered as bytes in pieces of OUTPUT_PIECE_BYTES, for millions of small values (the dump's rows): their
- * bytes are copied straight in, with no string built and encoded again. Full pieces, taken with takeFull(), are
- * never written to again.
+ * Bytes of millions of small values copied straight into pieces, with no string built and encoded again. Full
+ * pieces, taken with takeFull(), are never written to again.
  */
 export class OutputPieces {
   private piece: Buffer;
@@ -16,7 +14,6 @@ export class OutputPieces {
     this.piece = Buffer.allocUnsafe(pieceBytes);
   }
 
-  /** Whether a piece is full and waiting for takeFull(). */
   get hasFullPiece(): boolean {
     return this.full.length > 0;
   }
@@ -55,14 +52,13 @@ export class OutputPieces {
     else this.bytes(Buffer.from(text, 'utf8'));
   }
 
-  /** The full pieces, oldest first. */
   takeFull(): Buffer[] {
     const full = this.full;
     this.full = [];
     return full;
   }
 
-  /** Every piece, the partial last one included: everything written so far. */
+  /** Every piece, the partial last one included. */
   takeAll(): Buffer[] {
     this.closePiece();
     return this.takeFull();

@@ -1,5 +1,4 @@
-// What the dump (step 1) tells the operator once its file is in place: the orphan-token notice on stderr and the
-// summary on stdout. Text only; scripts/migrate_dump_postgres.ts prints it.
+// What the dump tells the operator once its file is in place: the orphan-token notice (stderr) and the summary.
 import { formatCount } from '../cli/output.ts';
 import { formatNullCounts } from '../cello/codecs.ts';
 import { PROJECT_ATTRIBUTES } from '../cello/items.ts';

@@ -14,7 +14,6 @@
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import { describeItemKey } from '../cello/keys.ts';
 
-/** An AttributeValue this module cannot write: an unknown type, or an N that is not a number. */
 export class AttributeValueError extends Error {
   override name = 'AttributeValueError';
 }
@@ -24,10 +23,7 @@ const JSON_NUMBER = /^-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?$/;
 // Every spelling DynamoDB accepts as input: optional sign, digits with an optional point, optional exponent.
 const DECIMAL_NUMBER = /^([+-]?)(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?$/;
 
-/**
- * The JSON number text of a DynamoDB N value, with exactly its digits.
- * @throws AttributeValueError when `text` is not a decimal number at all.
- */
+/** @throws AttributeValueError when `text` is not a decimal number at all. */
 export function numberToJson(text: string): string {
   if (JSON_NUMBER.test(text)) return text;
   const match = DECIMAL_NUMBER.exec(text);
@@ -59,10 +55,7 @@ function mapToJson(map: Record<string, AttributeValue>, names: string[]): string
   return `${text}}`;
 }
 
-/**
- * The JSON text of one AttributeValue (see the table at the top of this file).
- * @throws AttributeValueError for an unknown type or an N that is not a number.
- */
+/** @throws AttributeValueError for an unknown type or an N that is not a number. */
 export function attributeValueToJson(value: AttributeValue): string {
   if (value.S !== undefined) return JSON.stringify(value.S);
   if (value.N !== undefined) return numberToJson(value.N);
@@ -78,10 +71,7 @@ export function attributeValueToJson(value: AttributeValue): string {
   throw new AttributeValueError(`attribute value of unsupported type ${JSON.stringify(type || 'none')} cannot be written as JSON`);
 }
 
-/**
- * The JSON text of a whole item, on one line: the key attributes `pk` and `sk` first (a dump reads best when every
- * line starts with its key), then the other names in code-unit order, so the same item always gives the same text.
- */
+/** One line: `pk` and `sk` first (a dump reads best so), then the other names in code-unit order (stable text). */
 export function itemToJson(item: Record<string, AttributeValue>): string {
   const others = Object.keys(item)
     .filter((name) => name !== 'pk' && name !== 'sk')

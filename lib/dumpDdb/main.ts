@@ -1,6 +1,5 @@
-// Step 4, first command: every item of a DynamoDB table, as a JSON array of plain objects (lib/dumpDdb/ddbJson.ts),
-// written to a file. A parallel, strongly consistent Scan, written page by page to a temporary file moved into place
-// only when the whole table is in it. Segments interleave: the order of the items is not meaningful.
+// Step 4, first command: every item of a DynamoDB table, as a JSON array of plain objects, from a parallel, strongly
+// consistent Scan written page by page. Segments interleave: the order of the items is not meaningful.
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import { ExitCode, UserError } from '../cli/errors.ts';
 import { Progress } from '../cli/progress.ts';
@@ -16,10 +15,8 @@ import { formatCount, printOutput } from '../cli/output.ts';
 
 const DEFAULT_SEGMENTS = 8;
 const MAX_SEGMENTS = 1000;
-/** Text handed to the output file at a time. */
 const WRITE_PIECE_CHARS = 32 * 1024;
 
-/** The command line, checked (a mistake is a UserError, exit 2); --help prints and exits. */
 function parseArguments(argv: string[]) {
   return (
     createArgumentParser(

@@ -24,9 +24,8 @@ function removePendingTemporaryFiles(): void {
   pendingTemporaryFiles.clear();
 }
 
-// Signals that end the process without its 'exit' handlers (stop requests are lib/cli/signals.ts's): each removes
-// the temporary files, then ends the process as it would have (core dump included). Not SIGPROF: V8's CPU profiler
-// (--cpu-prof) samples on it, and a handler took its samples for a fatal signal.
+// Signals that end the process without its 'exit' handlers: each removes the temporary files, then ends the process
+// as it would have (core dump included). Not SIGPROF: V8's CPU profiler (--cpu-prof) samples on it.
 const FATAL_SIGNALS = ['SIGQUIT', 'SIGUSR2', 'SIGALRM', 'SIGVTALRM', 'SIGXCPU'] as const;
 
 function endAfterRemovingTemporaryFiles(signal: NodeJS.Signals): void {
@@ -51,9 +50,8 @@ function untrackTemporaryFile(path: string): void {
 }
 
 /**
- * Pieces are gathered until about this size, then handed to the stream together (one writev), never joined: a
- * buffer over ~128 KB is a fresh mmap'd allocation whose every page faults on first touch (on a 178 MB dump,
- * joining 256 KB chunks took 2.9 s, writing ≤ 64 KB pieces 0.3 s). Callers pass pieces of a few tens of KB.
+ * Pieces are handed to the stream together (one writev), never joined: a buffer over ~128 KB is mmap'd afresh and
+ * faults on every page (178 MB dump: joining 256 KB chunks 2.9 s, writing ≤ 64 KB pieces 0.3 s).
  */
 const CHUNK_BYTES = 256 * 1024;
 
@@ -110,8 +108,7 @@ export class AtomicOutputFile {
       this.stream.uncork();
       if (!roomLeft) await once(this.stream, 'drain');
     } catch (error) {
-      // A failed write (disk full, file size limit) is for the operator to fix, not a bug: one line, exit 4,
-      // and the temporary file removed now rather than at exit.
+      // A failed write (disk full, file size limit) is for the operator to fix: one line, exit 4.
       await this.abort();
       throw outputError(this.targetPath, error, 'write failed');
     }
@@ -171,9 +168,8 @@ export class AtomicOutputFile {
 }
 
 /**
- * A process killed with SIGKILL runs no exit handler: its temporary file stays. The next run for the same target
- * removes those whose writer process is gone, and names on stderr the ones it cannot prove stale (a writer still
- * running, or a name without a process id, from an earlier version).
+ * A process killed with SIGKILL leaves its temporary file: the next run for the same target removes those whose
+ * writer is gone, and names on stderr those it cannot prove stale (a writer running, or no process id in the name).
  */
 async function removeStaleTemporaryFiles(targetPath: string): Promise<void> {
   const folder = dirname(targetPath);
@@ -194,7 +190,7 @@ async function removeStaleTemporaryFiles(targetPath: string): Promise<void> {
   }
 }
 
-/** Removes the temporary file `path` if its writer process `pid` (undefined: not in its name) is gone; the line saying what was done. */
+/** Removes `path` if its writer `pid` is gone; the line saying what was done. */
 async function removeIfStale(path: string, pid: number | undefined, targetPath: string): Promise<string> {
   if (pid === undefined) return `warning: ${path} is a partial file left by an earlier run that was killed — remove it\n`;
   if (isProcessRunning(pid))
@@ -224,9 +220,8 @@ function isProcessRunning(pid: number): boolean {
 }
 
 /**
- * Fails early, before any database work, if the output cannot be written: a missing folder (never created: a
- * mistyped path should not become a new folder, nor leave one behind a failed run), a folder in the way, or an
- * existing file without --force.
+ * Fails before any database work if the output cannot be written. A missing folder is never created: a mistyped
+ * path should not become a new folder, nor leave one behind a failed run.
  */
 export async function checkTarget(path: string, targetPath: string, overwrite: boolean): Promise<void> {
   // resolve() drops a trailing slash: "out.json/" would silently become the file out.json.
@@ -279,7 +274,6 @@ function outputError(path: string, error: unknown, what: string): UserError {
   return new UserError(`cannot write ${path}: ${what}: ${reason}`, ExitCode.output);
 }
 
-/** Checks that an input file exists, is a file and is not empty, with messages an operator understands. */
 export async function checkInputFile(path: string): Promise<void> {
   try {
     const info = await stat(path);

@@ -7,7 +7,6 @@ import { KeyDigestSet } from './keyDigestSet.ts';
 import type { LoadItem } from '../cello/fileItems.ts';
 import { MigrationFileReader, locationKey, readFile } from './reader.ts';
 
-/** How many problems of an invalid file are listed before the count. */
 export const PROBLEM_LIST_LIMIT = 20;
 
 export interface CheckedFile {
@@ -18,11 +17,10 @@ export interface CheckedFile {
   projects: number;
   /** Items in the file, duplicates included. */
   items: number;
-  /** Occurrences to skip because the same key came earlier with the same values (locationKey strings). */
+  /** Occurrences to skip: the same key came earlier with the same values (locationKey strings). */
   duplicates: Set<string>;
-  /** Entries that repeat a project named earlier in the file. */
   repeatedEntries: Set<number>;
-  /** One line per duplicate (warning text, no prefix), at most PROBLEM_LIST_LIMIT. */
+  /** Warning lines, at most PROBLEM_LIST_LIMIT and a count. */
   duplicateNotices: string[];
 }
 

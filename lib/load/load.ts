@@ -1,12 +1,8 @@
-// Step 2's writing: the checked file (check.ts) → the Cello table, never replacing an item, so a re-run writes
-// exactly what is still missing. A project's items are sorted by sort key and cut into units (units.ts), each
-// checked for existing items with one consistent request: a Query for any item in the unit's key range (on a first
-// load it is empty, and one cheap request clears the unit), or a BatchGetItem of its keys. The missing items join a
-// queue written in BatchWriteItem requests of 25; units run concurrently, at most `concurrency` requests in flight.
-//
-// BatchWriteItem cannot be conditional: an item another writer (the service, a second loader) creates between our
-// check and our write (milliseconds, per unit) is replaced with the file's value. Run the load with the service
-// stopped or read-only, or with `conditionalPuts`: one PutItem per item with attribute_not_exists(pk), race-free.
+// Step 2's writing: the checked file → the Cello table, never replacing an item, so a re-run writes exactly what is
+// missing. Each unit (units.ts) is checked with one consistent request: a Query for any item in its key range (one
+// cheap request clears a unit on a first load), or a BatchGetItem of its keys; missing items go out 25 per request.
+// BatchWriteItem cannot be conditional: an item another writer creates between our check and our write is replaced.
+// Run with the service stopped or read-only, or with `conditionalPuts` (PutItem if attribute_not_exists(pk)).
 import { isDeepStrictEqual } from 'node:util';
 import { PutItemCommand, QueryCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { BATCH_WRITE_LIMIT, batchWriteWithRetry, findExistingKeys } from '../dynamodb/batch.ts';
@@ -18,9 +14,8 @@ import { forEachConcurrent, Semaphore } from '../dynamodb/concurrency.ts';
 import { writeConditionally } from '../dynamodb/conditionalWrite.ts';
 import type { CheckedFile } from './check.ts';
 import type { LoadItem } from '../cello/fileItems.ts';
-import { ProbeAdvisor, ProjectTracker } from './probe.ts';
 import { emptyCounts, type LoadCounts } from './summary.ts';
-import { UNIT_SIZE, checkUnits, type CheckUnit, type SourceState } from './units.ts';
+import { ProjectTracker, UNIT_SIZE, checkUnits, type CheckUnit, type SourceState } from './units.ts';
 
 export interface LoadOptions {
   client: DynamoDBClient;
@@ -28,38 +23,23 @@ export interface LoadOptions {
   checked: CheckedFile;
   /** Requests in flight at most (BatchGetItem, BatchWriteItem or PutItem). */
   concurrency: number;
-  /** Read which items exist and count, but send no write request. */
   dryRun: boolean;
-  /** One PutItem per item with attribute_not_exists(pk): race-free with other writers, slower. */
   conditionalPuts: boolean;
   shouldStop: () => boolean;
-  /** An item that could not be written (still unprocessed after every retry). */
+  /** An item still unprocessed after every retry. */
   onFailedItem: (description: string) => void;
-  /** Called after each group with the running counts. */
   onProgress?: (counts: LoadCounts) => void;
 }
 
-interface LoadResult {
-  counts: LoadCounts;
-  /** The run stopped early on a stop request. */
-  stopped: boolean;
-  /**
-   * Why the run stopped early: requests kept failing or were refused (an SDK error or RetriesExhaustedError), or
-   * the file changed since the check (a UserError).
-   */
-  error?: unknown;
-}
-
 /**
- * Loads the checked file: writes each missing item once. Retries are the client's (and batchWriteWithRetry's for
- * unprocessed items); an item still unprocessed after them is reported and counted as failed. When requests keep
- * failing, the run stops taking units, lets those in flight finish, and returns the error with the counts so far.
+ * Writes each missing item once; an item still unprocessed after the retries is reported and counted as failed.
+ * When requests keep failing (or the file changed since the check), the run stops taking units, lets those in flight
+ * finish, and returns the error with the counts so far.
  */
-export async function loadMigrationFile(options: LoadOptions): Promise<LoadResult> {
+export async function loadMigrationFile(options: LoadOptions) {
   return new LoadRun(options).run();
 }
 
-/** The state of one load run; each step of the run is a method. */
 class LoadRun {
   private readonly counts = emptyCounts();
   private readonly tracker: ProjectTracker;
@@ -68,8 +48,7 @@ class LoadRun {
   private readonly slots: Semaphore;
   private readonly advisor = new ProbeAdvisor();
   private readonly source: SourceState = { finished: false };
-  // Missing items waiting for a full batch. Items that are still here when the run stops early are not written
-  // (they count as not processed; a re-run checks them again).
+  // Missing items waiting for a full batch; those left when the run stops early count as not processed.
   private readonly queue: LoadItem[] = [];
   /** Some items were not sent because of a stop (NotSentError). */
   private unsent = false;
@@ -79,7 +58,7 @@ class LoadRun {
     this.slots = new Semaphore(options.concurrency);
   }
 
-  async run(): Promise<LoadResult> {
+  async run() {
     const { options, counts, source } = this;
     const conditional = options.conditionalPuts && !options.dryRun;
     let error: unknown;
@@ -117,8 +96,6 @@ class LoadRun {
     this.options.onProgress?.(this.counts);
   }
 
-  // ---- outcomes ----
-
   private written(items: LoadItem[]): void {
     const counts = this.counts;
     for (const item of items) {
@@ -141,9 +118,6 @@ class LoadRun {
     this.options.onFailedItem(`${describeItemKey(item.pk, item.sk)}: ${reason}`);
   }
 
-  // ---- batched writes (the default) ----
-
-  /** Checks the unit and queues its missing items; writes the full batches of 25 the queue then holds. */
   private async batchUnit(unit: CheckUnit): Promise<void> {
     const missing = await this.missingItems(unit);
     if (this.options.dryRun) {
@@ -247,9 +221,6 @@ class LoadRun {
     if (failure) throw failure.error;
   }
 
-  // ---- conditional puts (--conditional-puts) ----
-
-  /** One conditional PutItem per item of the unit. */
   private async putUnit(unit: CheckUnit): Promise<void> {
     const outcomes = await Promise.allSettled(unit.items.map((item) => this.slots.run(() => this.putIfAbsent(item))));
     let failure: { error: unknown } | undefined;
@@ -263,10 +234,8 @@ class LoadRun {
   }
 
   /**
-   * Puts one item unless it exists; true if this run wrote it. A failed condition after an attempt whose answer was
-   * lost (a 5xx or a dropped connection) may be our own write, applied before the connection dropped: the item is
-   * read back, and holding exactly the file's values, it counts as loaded. (An item that held exactly those values
-   * before the run is then counted as loaded rather than skipped: the table is right either way.)
+   * Puts one item unless it exists; true if this run wrote it. A failed condition after a lost answer may be our own
+   * write: an item read back holding exactly the file's values counts as loaded (also one that held them before).
    */
   private async putIfAbsent(item: LoadItem): Promise<boolean> {
     const verdict = await writeConditionally(this.options, {
@@ -277,5 +246,35 @@ class LoadRun {
     });
     if (verdict.kind === 'refused') throw verdict.error;
     return verdict.kind === 'written';
+  }
+}
+
+/**
+ * Whether probing pays: a partition whose probes keep finding items (a re-run, or a project larger than the sort
+ * buffer) goes straight to BatchGetItem, and so does the whole run once most probes find items, or if the
+ * credentials do not allow Query.
+ */
+export class ProbeAdvisor {
+  private probes = 0;
+  private hits = 0;
+  private denied = false;
+  private readonly hitPartitions = new Map<string, number>();
+
+  worthProbing(pk: string): boolean {
+    if (this.denied) return false;
+    if (this.probes >= 20 && this.hits * 4 >= this.probes * 3) return false;
+    return (this.hitPartitions.get(pk) ?? 0) < 2;
+  }
+
+  record(pk: string, found: boolean): void {
+    this.probes++;
+    if (found) {
+      this.hits++;
+      this.hitPartitions.set(pk, (this.hitPartitions.get(pk) ?? 0) + 1);
+    }
+  }
+
+  deny(): void {
+    this.denied = true;
   }
 }

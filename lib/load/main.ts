@@ -13,18 +13,16 @@ import {
   tableOption,
 } from '../cli/args.ts';
 import { Progress } from '../cli/progress.ts';
-import { formatCount } from '../cli/output.ts';
 import { wasStopped, stopSignal } from '../cli/signals.ts';
 import { defineStep } from '../cli/run.ts';
 import { currentRun } from '../cli/currentRun.ts';
 import { checkTableName, type DynamoTarget } from '../dynamodb/target.ts';
 import { formatCapacitySummary } from '../dynamodb/capacity/meter.ts';
 import { checkInputFile } from '../io/files.ts';
-import { printLine, printOutput } from '../cli/output.ts';
+import { formatCount, printLine, printOutput } from '../cli/output.ts';
 import { type CheckReport, PROBLEM_LIST_LIMIT, checkMigrationFile } from './check.ts';
 import { formatLoadSummary, type RunEnding } from './summary.ts';
 
-const SCRIPT = 'migrate_load_dynamodb.ts';
 const DEFAULT_CONCURRENCY = 16;
 
 /** The table check runs before anything else: a wrong endpoint or region should fail in seconds, not after ~20 s. */
@@ -33,7 +31,7 @@ const STARTUP_CHECK_ATTEMPTS = 3;
 async function parseArguments(argv: string[]) {
   const args = await createArgumentParser(
     argv,
-    SCRIPT,
+    'migrate_load_dynamodb.ts',
     [
       'Usage: $0 <data_file> <table_name> <region> [options]',
       '',

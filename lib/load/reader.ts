@@ -1,4 +1,3 @@
-// Reading the migration file: the events of the JSON stream → items and problems, the same for every pass.
 import { ExitCode, UserError } from '../cli/errors.ts';
 import { readJsonObjectOfObjects, type ObjectEvent } from '../json/stream.ts';
 import { PROJECT_PREFIX, projectPk } from '../cello/keys.ts';
@@ -17,26 +16,23 @@ export function locationKey(entry: number, token: number): string {
 interface ReaderCallbacks {
   /** A valid item. `token` is the index in the project's tokens array, -1 for the project's METADATA item. */
   item(item: LoadItem, token: number): void;
-  /** One problem, a full line without the `error: ` prefix. */
+  /** A full line without the `error: ` prefix. */
   problem(message: string): void;
-  /** A project entry ended (all its items have been passed to `item`). */
   entryEnd?(entry: number): void;
 }
 
 /**
- * Turns the events of `readJsonObjectOfObjects` into items and problems: the same reader serves every pass, so the
- * load builds exactly the items the check accepted. Unknown fields are refused, not ignored: data the table would
- * silently lose (or a file from another tool), for the operator to decide.
+ * The JSON stream's events → items and problems. One reader serves every pass, so the load builds exactly the items
+ * the check accepted. Unknown fields are refused: data the table would silently lose, for the operator to decide.
  */
 export class MigrationFileReader {
-  /** Project entries begun; the current one's ordinal (0 for the first) is entries - 1. */
+  /** Project entries begun; the current one's ordinal is entries - 1. */
   entries = 0;
   items = 0;
   private entryName = '';
   /** The line of the current entry's key, for messages that must tell two entries of one project apart. */
   line = 0;
   private pk: string | undefined;
-  /** The project's attributes read so far in its entry, by name. */
   private projectValues: Record<string, unknown> = {};
   private hasTokens = false;
   private fieldsSeen = new Set<string>();
@@ -90,7 +86,7 @@ export class MigrationFileReader {
     }
   }
 
-  /** Returns false (after the problem) if the field was already seen in this entry. */
+  /** False (after the problem) if the field was already seen in this entry. */
   private firstTime(field: string): boolean {
     if (!this.fieldsSeen.has(field)) {
       this.fieldsSeen.add(field);
@@ -148,7 +144,7 @@ export class MigrationFileReader {
   }
 }
 
-/** Feeds the whole file through `reader`; a JsonInputError (not JSON, truncated, unreadable) is rethrown. */
+/** @throws JsonInputError (not JSON, truncated, unreadable) */
 export async function readFile(path: string, reader: MigrationFileReader, shouldStop: () => boolean): Promise<void> {
   for await (const event of readJsonObjectOfObjects(path)) {
     reader.accept(event);

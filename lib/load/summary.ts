@@ -1,31 +1,22 @@
 // What a run counts, and the summary printed from it.
-import { emptyNullCounts, formatNullCounts, isNullInFile, type NullCounts } from '../cello/codecs.ts';
+import { emptyNullCounts, formatNullCounts, isNullInFile } from '../cello/codecs.ts';
 import { formatCount } from '../cli/output.ts';
 import type { CheckedFile } from './check.ts';
 
 /** What a run did (or, for a dry run, would do). */
-export interface LoadCounts {
-  projectsProcessed: number;
-  loaded: number;
-  skipped: number;
-  failed: number;
-  duplicates: number;
-  /** NULLs written (as the attribute's nullInTable), per nullable attribute. */
-  nulls: NullCounts;
-  convertedTimestamps: number;
-  /** Of those, the NULLs the file wrote as "" (the original Python dump's expires_at), per attribute "" can be NULL of. */
-  emptyAsNull: NullCounts;
-}
+export type LoadCounts = ReturnType<typeof emptyCounts>;
 
-export function emptyCounts(): LoadCounts {
+export function emptyCounts() {
   return {
     projectsProcessed: 0,
     loaded: 0,
     skipped: 0,
     failed: 0,
     duplicates: 0,
+    /** NULLs written (as the attribute's nullInTable), per nullable attribute. */
     nulls: emptyNullCounts(),
     convertedTimestamps: 0,
+    /** Of those, the NULLs the file wrote as "" (the original Python dump's NULL), per attribute "" can be NULL of. */
     emptyAsNull: emptyNullCounts((entry) => isNullInFile(entry, '')),
   };
 }

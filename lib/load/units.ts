@@ -1,15 +1,12 @@
-// The checked file as a stream of check units: the items whose existence one request checks.
 import { UserError } from '../cli/errors.ts';
 import { BATCH_GET_LIMIT } from '../dynamodb/batch.ts';
 import { readJsonObjectOfObjects, JsonInputError } from '../json/stream.ts';
 import { compareUtf8 } from '../cello/keyOrder.ts';
 import { fileChanged, type CheckedFile } from './check.ts';
 import type { LoadItem } from '../cello/fileItems.ts';
-import type { ProjectTracker } from './probe.ts';
 import { MigrationFileReader, locationKey } from './reader.ts';
 import type { LoadCounts } from './summary.ts';
 
-/** Items checked by one BatchGetItem. */
 export const UNIT_SIZE = BATCH_GET_LIMIT;
 /** Items of one partition one range probe checks: a Query reading at most one item costs the same for 1,000 as for 100. */
 const PROBE_UNIT_SIZE = 1000;
@@ -18,24 +15,20 @@ const SORT_BUFFER_SIZE = 10_000;
 /** A project with fewer items than this shares BatchGetItem requests with others: a probe would check too few. */
 const PROBE_MIN_ITEMS = 20;
 
-/**
- * Items whose existence is checked together: up to UNIT_SIZE for one BatchGetItem, or a probe unit, up to
- * PROBE_UNIT_SIZE of one partition sorted by sort key, for one range probe (BatchGetItem if its range holds items).
- */
+/** Items whose existence one request checks: a BatchGetItem, or (probe) a range Query over one partition's sorted items. */
 export interface CheckUnit {
   probe: boolean;
   items: LoadItem[];
 }
 
-/** How the unit stream ended: a file that changed since the check ends it early with `error`. */
 export interface SourceState {
   finished: boolean;
   error?: UserError;
 }
 
 /**
- * Streams the checked file as check units (duplicates skipped and counted); small projects share BatchGetItem units.
- * It never throws: a failure is left in `state` and ends the stream, so the units in flight still finish and count.
+ * The checked file as check units (duplicates skipped and counted); small projects share BatchGetItem units. A file
+ * changed since the check ends the stream with `state.error`, not a throw: the units in flight still finish and count.
  */
 export async function* checkUnits(checked: CheckedFile, counts: LoadCounts, tracker: ProjectTracker, state: SourceState): AsyncGenerator<CheckUnit> {
   const ready: CheckUnit[] = [];
@@ -98,4 +91,37 @@ export async function* checkUnits(checked: CheckedFile, counts: LoadCounts, trac
   }
   if (shared.length > 0) yield { probe: false, items: shared };
   state.finished = true;
+}
+
+/** Counts a project as processed once its entry has ended and every one of its items has an outcome. */
+export class ProjectTracker {
+  private readonly pending = new Map<number, number>();
+  private readonly ended = new Set<number>();
+
+  constructor(
+    private readonly counts: LoadCounts,
+    private readonly repeatedEntries: Set<number>,
+  ) {}
+
+  added(entry: number): void {
+    this.pending.set(entry, (this.pending.get(entry) ?? 0) + 1);
+  }
+
+  done(entry: number): void {
+    const left = (this.pending.get(entry) ?? 1) - 1;
+    if (left > 0) this.pending.set(entry, left);
+    else {
+      this.pending.delete(entry);
+      if (this.ended.delete(entry)) this.finish(entry);
+    }
+  }
+
+  entryEnded(entry: number): void {
+    if (this.pending.has(entry)) this.ended.add(entry);
+    else this.finish(entry);
+  }
+
+  private finish(entry: number): void {
+    if (!this.repeatedEntries.has(entry)) this.counts.projectsProcessed++;
+  }
 }

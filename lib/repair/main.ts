@@ -1,7 +1,6 @@
-// Step 4, second command: converts token timestamps not in the canonical form (an earlier migration's PostgreSQL
-// text, RFC 3339, ISO 8601 with a zone) in the table, reading the items from the dump written by dump-ddb.ts. The
+// Step 4, second command: converts the table's non-canonical token timestamps, read from dump-ddb.ts's dump. The
 // whole file is checked before anything is written; each update is conditional on the item still holding the dump's
-// values, so it is safe on a live table and safe to run twice; the report stays in file order.
+// values, so it is safe on a live table and safe to run twice.
 import { ExitCode, UserError } from '../cli/errors.ts';
 import {
   MAX_CONCURRENCY,
@@ -41,7 +40,6 @@ import type { CapacityMeter } from '../dynamodb/capacity/meter.ts';
 
 const DEFAULT_CONCURRENCY = 16;
 
-/** The command line, checked (a mistake is a UserError, exit 2); --help prints and exits. */
 function parseArguments(argv: string[]) {
   return (
     createArgumentParser(
@@ -146,7 +144,6 @@ function recordRepairer(update: typeof import('./update.ts'), table: DynamoTable
   return { repairRecord, failure };
 }
 
-/** The first pass: the whole file is valid before anything is written. */
 async function countRecords(file: string): Promise<number> {
   let total = 0;
   for await (const _record of readDump(file)) {

@@ -4,28 +4,23 @@
 import type { AttributeValue, UpdateItemCommandInput } from '@aws-sdk/client-dynamodb';
 import { attributeValueToJson } from '../dumpDdb/ddbJson.ts';
 import { describeType, isNullInItem } from '../cello/codecs.ts';
-import { ATTRIBUTES, type CelloAttribute, type TimestampAttribute } from '../cello/items.ts';
+import { TIMESTAMP_ATTRIBUTES, attribute, type TimestampAttribute } from '../cello/items.ts';
 import { describeItemKey, isCelloItemKey, isMetadataSk } from '../cello/keys.ts';
 import { cutShort, quoteValue } from '../cello/quote.ts';
 import { formatCount } from '../cli/output.ts';
 import { EPOCH_REASON, TimestampError, isCanonicalTimestamp, toCanonicalTimestamp } from '../cello/timestamps.ts';
 
-/** One element of the dump: a plain object with string keys (other attributes are not looked at). */
 export interface DumpRecord {
   pk: string;
   sk: string;
   [attribute: string]: unknown;
 }
 
-/** A dump element that cannot be repaired: not an object, or without string pk and sk. */
 export class DumpRecordError extends Error {
   override name = 'DumpRecordError';
 }
 
-/**
- * `value` as a DumpRecord. `position` is 1-based, for the message.
- * @throws DumpRecordError naming the record and what is wrong with it.
- */
+/** @throws DumpRecordError naming the record (`position`, 1-based) and what is wrong with it. */
 export function checkDumpRecord(value: unknown, position: number): DumpRecord {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw new DumpRecordError(`record ${position} is ${describeType(value)}, not an object`);
@@ -56,17 +51,13 @@ interface UnconvertedValue {
 export interface RecordRepairPlan {
   pk: string;
   sk: string;
-  /** Another application's item (a shared table: lib/cello/keys.ts, isCelloItemKey): never touched. */
+  /** Another application's item (a shared table): never touched. */
   isOtherApplication: boolean;
-  /** Legacy values and their canonical forms, in TIMESTAMP_ATTRIBUTES order. Empty: nothing to write. */
   changes: TimestampChange[];
-  /** Values that name no instant for sure, reported and left unchanged. */
   unconverted: UnconvertedValue[];
 }
 
-const TIMESTAMP_ENTRIES: readonly CelloAttribute[] = ATTRIBUTES.filter((entry) => entry.kind === 'timestamp');
-
-/** Why a value that is not a string (undefined: the attribute is missing) is left unconverted. */
+/** Why a value that is not a string (undefined: missing) is left unconverted. */
 function nonStringReason(value: unknown): string {
   if (value === undefined) return 'the Cello service cannot read a token without it';
   if (typeof value === 'number') return `${EPOCH_REASON}, and the Cello service reads a string`;
@@ -74,18 +65,17 @@ function nonStringReason(value: unknown): string {
 }
 
 /**
- * What the repair does to one record, field by field. METADATA and other applications' items are skipped whole. A
- * canonical value is left, and so is NULL as the table stores it or an attribute that may be absent (lib/cello/items.ts).
- * A string naming one instant (toCanonicalTimestamp) is converted; anything else is listed in `unconverted`.
+ * Field by field; METADATA and other applications' items are skipped whole. A canonical value, NULL as the table
+ * stores it and an attribute that may be absent are left; a string naming one instant is converted; anything else is
+ * listed in `unconverted`.
  */
 export function planRecordRepair(record: DumpRecord): RecordRepairPlan {
   const { pk, sk } = record;
   const plan: RecordRepairPlan = { pk, sk, isOtherApplication: !isCelloItemKey(pk, sk), changes: [], unconverted: [] };
   if (isMetadataSk(sk) || plan.isOtherApplication) return plan;
-  for (const entry of TIMESTAMP_ENTRIES) {
-    const field = entry.name as TimestampAttribute;
+  for (const field of TIMESTAMP_ATTRIBUTES) {
     const value = Object.hasOwn(record, field) ? record[field] : undefined;
-    if (isNullInItem(entry, value) || isCanonicalTimestamp(value)) continue; // already what Cello reads
+    if (isNullInItem(attribute(field), value) || isCanonicalTimestamp(value)) continue; // already what Cello reads
     const converted = convertTimestamp(value);
     if (typeof converted === 'string') plan.changes.push({ field, oldValue: value as string, newValue: converted });
     else plan.unconverted.push({ field, value, reason: converted.reason });
@@ -93,7 +83,7 @@ export function planRecordRepair(record: DumpRecord): RecordRepairPlan {
   return plan;
 }
 
-/** The canonical form of a value that is not one yet, or why it has none (a value missing, not a string, no instant). */
+/** The canonical form of a value that is not one yet, or why it has none. */
 function convertTimestamp(value: unknown): string | { reason: string } {
   if (typeof value !== 'string') return { reason: nonStringReason(value) };
   try {
@@ -135,7 +125,6 @@ function showAttribute(value: AttributeValue | undefined): string {
   }
 }
 
-/** Whether the item (undefined: none) holds exactly the new values of `changes`. */
 export function holdsNewValues(changes: readonly TimestampChange[], current: Record<string, AttributeValue> | undefined): boolean {
   return current !== undefined && changes.every(({ field, newValue }) => current[field]?.S === newValue);
 }
@@ -149,8 +138,7 @@ export function describeChangeSinceDump(changes: readonly TimestampChange[], cur
   return `changed since dump${differences.length > 0 ? `: ${differences.join(', ')}` : ''}`;
 }
 
-// ---------------------------------------------------------------------------------------------------------------
-// The report. Its layout is the migration guide's, line for line; tests assert it.
+// The report's layout is the migration guide's, line for line.
 
 export const SEPARATOR = '-'.repeat(80);
 
@@ -165,10 +153,10 @@ export type RecordOutcome =
   | { kind: 'updated' }
   | { kind: 'alreadyFixed' }
   | { kind: 'failed'; reason: string }
-  /** A stop came before its update was sent: not reached, neither counted nor shown. */
+  /** A stop came before its update was sent: neither counted nor shown. */
   | { kind: 'notSent' };
 
-/** Whether a record's block needs the operator even in a --summary-only report: a value not converted, a failure. */
+/** Whether a record's block is shown even in a --summary-only report. */
 export function needsAttention(plan: RecordRepairPlan, outcome: RecordOutcome): boolean {
   return plan.unconverted.length > 0 || outcome.kind === 'failed';
 }
@@ -180,10 +168,7 @@ const OUTCOME_LINES = {
   alreadyFixed: 'Skipped - already fixed (the table holds the new value)',
 };
 
-/**
- * One record's block, or '' for a record with nothing to say (METADATA, or every value already canonical).
- * Changed fields read `field: old → new`; values left unconverted are listed too, so nothing is ignored silently.
- */
+/** One record's block, or '' for a record with nothing to say; values left unconverted are listed too. */
 export function formatRecordBlock(plan: RecordRepairPlan, outcome: RecordOutcome): string {
   if ((plan.changes.length === 0 && plan.unconverted.length === 0) || outcome.kind === 'notSent') return '';
   const lines = [`${describeItemKey(plan.pk, plan.sk)}:`];
@@ -195,23 +180,12 @@ export function formatRecordBlock(plan: RecordRepairPlan, outcome: RecordOutcome
   return `${lines.join('\n')}\n\n`;
 }
 
-interface RepairCounts {
-  total: number;
-  /** Nothing to write (METADATA, already canonical, only unconverted values), or the table held the new values. */
-  skipped: number;
-  /** Of the skipped: other applications' items (a shared table), never looked at. */
-  otherApplications: number;
-  /** Records updated (dry run: that would be). */
-  successful: number;
-  failed: number;
-  unconvertedValues: number;
-}
-
-export function emptyRepairCounts(total: number): RepairCounts {
+/** successful: records updated (dry run: that would be). */
+export function emptyRepairCounts(total: number) {
   return { total, skipped: 0, otherApplications: 0, successful: 0, failed: 0, unconvertedValues: 0 };
 }
+type RepairCounts = ReturnType<typeof emptyRepairCounts>;
 
-/** Adds one record's plan and outcome to the counts. */
 export function countRecord(counts: RepairCounts, plan: RecordRepairPlan, outcome: RecordOutcome): void {
   if (outcome.kind === 'notSent') return;
   counts.unconvertedValues += plan.unconverted.length;
@@ -226,11 +200,11 @@ export function countRecord(counts: RepairCounts, plan: RecordRepairPlan, outcom
 
 interface SummaryOptions {
   dryRun: boolean;
-  /** The table and region, for the command the summary suggests. */
+  /** For the command the summary suggests. */
   table?: string;
   region?: string;
   stoppedBy?: string | undefined;
-  /** The capacity lines (lib/dynamodb/capacity/meter.ts), after the counts and before any advice. */
+  /** The capacity lines, after the counts and before any advice. */
   capacity?: string;
 }
 

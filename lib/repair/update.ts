@@ -1,5 +1,4 @@
-// Step 4's timestamp repair, the part that talks to DynamoDB: one conditional UpdateItem per record (see
-// buildTimestampUpdate in repair.ts), and an honest verdict when its condition fails.
+// Step 4's timestamp repair, the part that talks to DynamoDB: one conditional UpdateItem per record.
 import { UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import { writeConditionally, type DynamoTable, type WriteVerdict } from '../dynamodb/conditionalWrite.ts';
 import { NotSentError } from '../dynamodb/errors.ts';

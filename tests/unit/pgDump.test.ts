@@ -1,10 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { MigrationJsonBuilder, ORPHAN_SAMPLE_SIZE, isPlainJsonText } from '../../lib/dump/dump.ts';
+import { MigrationJsonBuilder, ORPHAN_SAMPLE_SIZE, isPlainJsonText, isPostgresUtcBytes } from '../../lib/dump/dump.ts';
 import { ExitCode, UserError } from '../../lib/cli/errors.ts';
 import { DUMP_COLUMNS, PROJECT_ROW, TOKEN_ROW, decodeRawDumpRow, type DumpRow, type RawDumpRow } from '../../lib/dump/query.ts';
 import { TOKEN_ATTRIBUTES } from '../../lib/cello/items.ts';
-import { isPostgresUtcBytes } from '../../lib/dump/utcText.ts';
 import { OutputPieces } from '../../lib/dump/pieces.ts';
 import { TimestampError, toCanonicalTimestamp } from '../../lib/cello/timestamps.ts';
 import { nullValues } from '../support/celloRows.ts';
