@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { copyClone } from './support/cloneCopy.ts';
 import { ROOT, cleanEnvironment, getStack } from './support/harness.ts';
@@ -56,6 +56,31 @@ test('npx tsx: a launch marks the build its worker runs used, one it found built
     const second = runDump();
     assert.equal(second.status, 2, second.stderr);
     assert.ok(statSync(join(cache, build)).mtimeMs > Date.UTC(2000, 0), 'marked used: no clean-up removes it while the worker runs');
+  } finally {
+    copy.remove();
+  }
+});
+
+test('npx tsx: a package missing from node_modules is one line that says to run npm ci (exit 3), at start and when loaded later', async () => {
+  const stack = await getStack();
+  const copy = copyClone();
+  try {
+    const dumpDdb = (...args: string[]) =>
+      spawnSync('npx', ['tsx', 'scripts/dump-ddb.ts', ...args], { cwd: copy.root, env: cleanEnvironment(stack), encoding: 'utf8' });
+    // The AWS SDK loads once the arguments are read (lib/cli/run.ts reports it); yargs with the step (launch.ts).
+    rmSync(join(copy.root, 'node_modules', '@aws-sdk'));
+    const later = dumpDdb('--table', 'cello', '--output', join(copy.parent, 'dump.json'), '--region', 'us-west-2');
+    assert.equal(later.status, 3, later.stderr);
+    assert.equal(
+      later.stderr,
+      "error: the package @aws-sdk/client-dynamodb is not installed — run npm ci in the toolkit's folder, then the command again\n",
+    );
+    rmSync(join(copy.root, 'node_modules', 'yargs'));
+    for (const args of [['--help'], ['--table', 'cello']]) {
+      const atStart = dumpDdb(...args);
+      assert.equal(atStart.status, 3, atStart.stderr);
+      assert.equal(atStart.stderr, "error: the package yargs is not installed — run npm ci in the toolkit's folder, then the command again\n");
+    }
   } finally {
     copy.remove();
   }

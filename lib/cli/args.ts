@@ -22,7 +22,7 @@ const EXIT_CODE_MEANINGS: [number, string][] = [
   [ExitCode.ok, 'success'],
   [ExitCode.incomplete, 'the run finished, but some items failed, values were left unconverted, or differences were found'],
   [ExitCode.usage, 'invalid arguments or invalid input file: nothing was done'],
-  [ExitCode.environment, 'PostgreSQL or DynamoDB unreachable, credentials refused, table or schema missing or wrong'],
+  [ExitCode.environment, 'PostgreSQL or DynamoDB unreachable, credentials refused, table, schema or package missing or wrong'],
   [ExitCode.output, 'the output file could not be written'],
   [ExitCode.internal, 'internal error, a bug: the stack trace is printed — please report it'],
   [ExitCode.interrupted, 'stopped by Ctrl-C, SIGTERM or SIGHUP: a partial summary is printed; running the same command again is safe'],

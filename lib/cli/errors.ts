@@ -23,3 +23,16 @@ export function oneLine(text: string): string {
 export function formatUserError(error: UserError): string {
   return `error: ${redactSecrets(oneLine(error.message))}\n`;
 }
+
+/**
+ * A package missing from node_modules (a partial or broken install) as the one line that says how to repair it;
+ * undefined for any other error. Node names a missing package by its bare name ('yargs', '@aws-sdk/…'), and a
+ * missing file by its path, which stays a bug of ours.
+ */
+export function missingPackageError(error: unknown): UserError | undefined {
+  const code = (error as NodeJS.ErrnoException | null)?.code;
+  if (code !== 'ERR_MODULE_NOT_FOUND' && code !== 'MODULE_NOT_FOUND') return undefined;
+  const name = /^Cannot find (?:package|module) '([^'./][^']*)'/.exec((error as Error).message)?.[1];
+  if (name === undefined) return undefined;
+  return new UserError(`the package ${name} is not installed — run npm ci in the toolkit's folder, then the command again`, ExitCode.environment);
+}

@@ -2,7 +2,7 @@
 // before a module's body runs, so nothing heavy is imported here: the stop handlers exist within milliseconds.
 import { spawn } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
-import { ExitCode } from './errors.ts';
+import { ExitCode, formatUserError, missingPackageError } from './errors.ts';
 import { STOP_SIGNALS, installStopHandlers } from './signals.ts';
 
 /** A step of the guide: `main` parses `argv`, does the work and resolves to the exit code (lib/cli/run.ts defineStep). */
@@ -15,7 +15,7 @@ export async function launch(load: () => Promise<Step>): Promise<never> {
   const argv = process.argv.slice(2);
   if (isRunByTsxCommand() && !asksForHelp(argv)) return relayToWorker();
   installStopHandlers();
-  const step = await load();
+  const step = await load().catch(failOnMissingPackage);
   process.exit(await step.main(argv));
 }
 
@@ -81,4 +81,12 @@ async function relayToWorker(): Promise<never> {
 function stoppedBeforeStart(signal: NodeJS.Signals): never {
   process.stderr.write(`\n${signal} received: stopped before anything was done\n`);
   process.exit(ExitCode.interrupted);
+}
+
+/** A step whose packages are not installed cannot start: one line saying so (run.ts reports those it loads later). */
+function failOnMissingPackage(error: unknown): never {
+  const missing = missingPackageError(error);
+  if (missing === undefined) throw error;
+  process.stderr.write(formatUserError(missing));
+  process.exit(missing.exitCode);
 }

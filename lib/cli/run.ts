@@ -2,7 +2,7 @@
 // else is our bug and keeps its stack. A closed stdout or stderr never stops a run half-way. Secrets are masked.
 import { once } from 'node:events';
 import { currentRun, newRun, processIo, runWithin, type Run, type StepIo } from './currentRun.ts';
-import { ExitCode, UserError, formatUserError } from './errors.ts';
+import { ExitCode, UserError, formatUserError, missingPackageError } from './errors.ts';
 import { redactSecrets } from './secrets.ts';
 import { decideExitCode, markStepStarted } from './signals.ts';
 
@@ -71,8 +71,9 @@ export async function writeAndWait(stream: NodeJS.WritableStream, text: string):
   settled.abort();
 }
 
-export function reportFailure(error: unknown): number {
+export function reportFailure(thrown: unknown): number {
   const stderr = currentRun().io.stderr;
+  const error = missingPackageError(thrown) ?? thrown;
   if (error instanceof UserError) {
     stderr.write(formatUserError(error));
     return error.exitCode;
