@@ -6,7 +6,7 @@ import { type CapacityMeter, formatCapacitySummary } from '../dynamodb/capacity/
 import { NotSentError } from '../dynamodb/errors.ts';
 import type { PostgresSession } from '../postgres/connect.ts';
 import { formatOrphanNote } from '../verify/report.ts';
-import { RowChangedError, RowRefusedError, StoppedBeforeCommitError, applyPlan } from './apply.ts';
+import { NotCommittedError, applyPlan } from './apply.ts';
 import { checkPostgresNotWrittenSinceSwitch } from './guard.ts';
 import { planRollback } from './plan.ts';
 import { readBothSides, type BothSides, type ReadOptions } from './read.ts';
@@ -46,9 +46,9 @@ export async function rollBack(session: PostgresSession, options: RollbackOption
   try {
     await applyPlan(session, plan, stopSignal(), !options.dryRun);
   } catch (error) {
-    const failure = applyFailure(error);
-    await printOutput(failure.result);
-    return failure.exitCode;
+    if (!(error instanceof NotCommittedError)) throw error;
+    await printOutput(error.result);
+    return error.exitCode;
   }
   const rows = plan.changes.length;
   await printOutput(options.dryRun ? RESULTS.dryRun(rows) : RESULTS.committed(rows, plan.keptWithoutMetadata.length));
@@ -67,12 +67,4 @@ async function readUnlessStopped(session: PostgresSession, options: ReadOptions)
   }
   options.progress.finish();
   return read.result.complete && !options.shouldStop() ? read : undefined;
-}
-
-/** The result line and exit code of a transaction applyPlan rolled back; any other error is a bug, thrown on. */
-function applyFailure(error: unknown): { result: string; exitCode: number } {
-  if (error instanceof StoppedBeforeCommitError) return { result: RESULTS.stopped(stopSignalReceived(), true), exitCode: ExitCode.interrupted };
-  if (error instanceof RowRefusedError) return { result: RESULTS.rowRefused(error.why), exitCode: ExitCode.incomplete };
-  if (error instanceof RowChangedError) return { result: RESULTS.rowChanged(error.change, error.why), exitCode: ExitCode.incomplete };
-  throw error;
 }
