@@ -2,7 +2,7 @@
 //
 //   PGPASSWORD=... npx tsx scripts/rollback_to_postgres.ts localhost cello_user cello_db cello us-west-2 --dry-run
 //
-// The table is the truth. The table is compared with PostgreSQL by verify's engine (read.ts); each difference becomes
+// The table is the truth. The table is compared with PostgreSQL by verify's engine (rollBack.ts); each difference becomes
 // a row to insert, update or delete (plan.ts); refused when PostgreSQL has been written since the switch (guard.ts)
 // or when an item cannot be a row (listed); then the whole plan is written in ONE transaction, each row only if it
 // still holds what was read (apply.ts). --dry-run prints the plan, runs it and rolls it back: it commits nothing and

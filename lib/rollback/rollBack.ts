@@ -1,18 +1,47 @@
-// The rollback once both sides can be reached: read, plan, guard, print, then write in one transaction (or not).
-import { ExitCode } from '../cli/errors.ts';
-import { printOutput } from '../cli/output.ts';
+// The rollback once both sides can be reached: read, plan, guard, print, then write in one transaction (or not). The
+// read is verify's comparison of the whole table with PostgreSQL (one read-only snapshot), planning what it read of
+// each differing item, then the partitions PostgreSQL has no project for (projects created since the switch), whole.
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { ExitCode, UserError } from '../cli/errors.ts';
+import { formatCount, printOutput } from '../cli/output.ts';
+import type { Progress } from '../cli/progress.ts';
 import { stopSignal, stopSignalReceived } from '../cli/signals.ts';
 import { type CapacityMeter, formatCapacitySummary } from '../dynamodb/capacity/meter.ts';
 import { NotSentError } from '../dynamodb/errors.ts';
-import type { PostgresSession } from '../postgres/connect.ts';
+import { scanPages } from '../dynamodb/scan.ts';
+import { PROJECTS_TABLE, PROJECT_COLUMN, TOKENS_TABLE } from '../cello/sourceTables.ts';
+import { TOKEN_ID } from '../cello/items.ts';
+import { hasLoneSurrogate } from '../cello/fileItems.ts';
+import { isTokenSk, parseTokenSk } from '../cello/keys.ts';
+import { readColumnLimits } from '../postgres/columnLimits.ts';
+import { inReadOnlySnapshot, type PostgresSession, type Sql } from '../postgres/connect.ts';
+import { nonAsciiCharacters, unencodableCharacters } from '../postgres/encoding.ts';
+import { readTextOrder, type TextOrder } from '../postgres/textOrder.ts';
+import { partitionQuery } from '../verify/dynamo.ts';
+import { planAllChanges } from '../verify/fix.ts';
+import type { FixChange } from '../verify/fixPlan.ts';
+import { readOrphanProjectNames, readProjects, streamTokens } from '../verify/postgresRows.ts';
 import { formatOrphanNote } from '../verify/report.ts';
+import { verifyMigration } from '../verify/run.ts';
 import { NotCommittedError, applyPlan } from './apply.ts';
-import { checkPostgresNotWrittenSinceSwitch } from './guard.ts';
-import { planRollback } from './plan.ts';
-import { readBothSides, type BothSides, type ReadOptions } from './read.ts';
+import { checkPostgresNotWrittenSinceSwitch, watchingNewestToken } from './guard.ts';
+import { changesRow, planRollback, type PlanContext } from './plan.ts';
 import { RESULTS, formatCounts, formatPlan, formatProblems } from './report.ts';
 
-export interface RollbackOptions {
+/** Items the plan holds at most: it is held in memory, and more is not the rollback of a recent switch. */
+const MAX_ROLLBACK_CHANGES = 100_000;
+
+interface ReadOptions {
+  client: DynamoDBClient;
+  tableName: string;
+  database: string;
+  concurrency: number;
+  includeOrphans: boolean;
+  shouldStop: () => boolean;
+  progress: Progress;
+}
+
+interface RollbackOptions {
   read: ReadOptions;
   dryRun: boolean;
   /** Step 1's file: the guard's evidence of the tokens PostgreSQL held before the switch. */
@@ -56,8 +85,8 @@ export async function rollBack(session: PostgresSession, options: RollbackOption
 }
 
 /** Both sides, read whole; undefined when a stop cut the read short. */
-async function readUnlessStopped(session: PostgresSession, options: ReadOptions): Promise<BothSides | undefined> {
-  let read: BothSides;
+async function readUnlessStopped(session: PostgresSession, options: ReadOptions) {
+  let read: Awaited<ReturnType<typeof readBothSides>>;
   try {
     read = await readBothSides(session, options);
   } catch (error) {
@@ -66,5 +95,84 @@ async function readUnlessStopped(session: PostgresSession, options: ReadOptions)
     return undefined;
   }
   options.progress.finish();
-  return read.result.complete && !options.shouldStop() ? read : undefined;
+  return read !== undefined && !options.shouldStop() ? read : undefined;
+}
+
+/** Compares the table with PostgreSQL and gathers what the plan needs; undefined when the comparison was stopped. */
+async function readBothSides(session: PostgresSession, options: ReadOptions) {
+  const { client, tableName, concurrency, includeOrphans, shouldStop, progress } = options;
+  const newest: { createdAt?: string } = {};
+  const openPartition = watchingNewestToken(partitionQuery(client, tableName), newest);
+  const tokenItemsInTable = new Map<string, number>();
+  const read = await inReadOnlySnapshot(session, async (sql) => {
+    const order = await readTextOrder(sql, options.database);
+    const columnLimits = await readColumnLimits(sql, [PROJECTS_TABLE, TOKENS_TABLE]);
+    const { projects } = await readProjects(sql, order, includeOrphans);
+    const orphanProjects = new Set(await readOrphanProjectNames(sql));
+    const projectRows = new Set(projects.map((project) => project.name).filter((name) => !(includeOrphans && orphanProjects.has(name))));
+    const result = await verifyMigration({
+      projects,
+      tokens: streamTokens(sql, order),
+      openPartition,
+      scanKeys: (stop) =>
+        scanPages(client, tableName, { segments: concurrency, consistentRead: true, projectionExpression: 'pk, sk', shouldStop: stop }),
+      concurrency,
+      shouldStop,
+      onReport: (report) => {
+        if (report.differences.count > 0) tokenItemsInTable.set(report.pk, report.tokenItemsInTable);
+      },
+      onProgress: (checked, scanned) =>
+        progress.update(checked, `of ${formatCount(projects.length)} projects, ${formatCount(scanned)} items scanned`),
+      planFixes: { limit: MAX_ROLLBACK_CHANGES, keep: changesRow },
+    });
+    if (!result.complete) return undefined;
+    const changes = await planAllChanges(result, openPartition, concurrency, MAX_ROLLBACK_CHANGES);
+    const holds = changes === undefined ? NOTHING_HELD : await readWhatPostgresHolds(sql, changes, order);
+    const context: PlanContext = { projectRows, orphanProjects, tokenItemsInTable, includeOrphans, columnLimits, ...holds };
+    return { result, changes, context };
+  });
+  if (read === undefined) return undefined;
+  if (read.changes === undefined) {
+    throw new UserError(
+      `rollback refused, nothing changed: more than ${formatCount(MAX_ROLLBACK_CHANGES)} items differ between the table and PostgreSQL — ` +
+        'that is not the rollback of a recent switch; check the table name and region',
+      ExitCode.incomplete,
+    );
+  }
+  return { ...read, changes: read.changes, newest };
+}
+
+type Holds = Pick<PlanContext, 'tokenProjects' | 'unencodable'>;
+const NOTHING_HELD: Holds = { tokenProjects: new Map(), unencodable: { encoding: 'UTF8', characters: new Set() } };
+
+/**
+ * In the comparison's snapshot, what PostgreSQL can and does hold of the items the table adds or changes: the
+ * characters of their values its encoding lacks (none in a UTF8 database), and where it holds the token ids the
+ * table adds (its key is the id alone).
+ */
+async function readWhatPostgresHolds(sql: Sql, changes: readonly FixChange[], order: TextOrder): Promise<Holds> {
+  const items = changes.flatMap((change) => (change.found?.item ? [change.found.item] : []));
+  let unencodable = NOTHING_HELD.unencodable;
+  if (order !== 'collate-c') {
+    const texts = items.flatMap((item) => Object.values(item).flatMap((value) => (value.S === undefined ? [] : [value.S])));
+    const [row] = await sql<{ encoding: string }[]>`SELECT current_setting('server_encoding') AS encoding`;
+    unencodable = { encoding: row!.encoding, characters: await unencodableCharacters(sql, nonAsciiCharacters(texts)) };
+  }
+  const ids = changes
+    .filter((change) => isTokenSk(change.sk) && change.found?.item && !change.found.postgres?.token)
+    .map((change) => parseTokenSk(change.sk))
+    // Values PostgreSQL cannot take are listed by the plan, not sent.
+    .filter((id) => !hasLoneSurrogate(id) && ![...id].some((character) => unencodable.characters.has(character)));
+  return { unencodable, tokenProjects: await readTokenProjects(sql, ids) };
+}
+
+/** The project PostgreSQL holds each of `ids` under (those it holds). */
+async function readTokenProjects(sql: Sql, ids: readonly string[]): Promise<Map<string, string>> {
+  if (ids.length === 0) return new Map();
+  const rows = await sql.unsafe<{ id: string; project: string }[]>(
+    `SELECT t.${TOKEN_ID} AS id, t.${PROJECT_COLUMN} AS project FROM ${TOKENS_TABLE} t
+     WHERE t.${TOKEN_ID} IN (SELECT jsonb_array_elements_text($1::text::jsonb))`,
+    [JSON.stringify(ids)],
+  );
+  return new Map(rows.map(({ id, project }) => [id, project]));
 }
