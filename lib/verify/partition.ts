@@ -30,16 +30,12 @@ async function* celloItems(pk: string, items: AsyncIterable<DynamoItem>, counts:
   }
 }
 
-/** The next value of `stream`, undefined at its end. */
 async function nextOf<T>(stream: AsyncIterator<T>): Promise<T | undefined> {
   const next = await stream.next();
   return next.done ? undefined : next.value;
 }
 
-/**
- * Merge-joins one project's PostgreSQL rows (METADATA, then its tokens) with the items of its partition: an sk on
- * one side only is a missing or an extra item; an sk on both is compared value by value. Both are read to the end.
- */
+/** An sk on one side only is a missing or an extra item; on both, compared value by value. Both are read to the end. */
 export async function verifyPartition(
   project: PostgresProject,
   tokens: AsyncIterable<PostgresToken>,
@@ -67,7 +63,7 @@ export async function verifyPartition(
   return report;
 }
 
-/** The side whose sk comes first in byte order (both when equal), and that sk. */
+/** The side whose sk comes first in byte order (both when equal). */
 function firstInKeyOrder(expected: ExpectedItem | undefined, actual: DynamoItem | undefined) {
   const order = expected === undefined ? 1 : actual === undefined ? -1 : compareUtf8(expected.sk, actual.sk?.S ?? '');
   const row = order <= 0 ? expected : undefined;
@@ -75,7 +71,6 @@ function firstInKeyOrder(expected: ExpectedItem | undefined, actual: DynamoItem 
   return { row, item, sk: row?.sk ?? item?.sk?.S ?? '' };
 }
 
-/** The differences of one sk: a missing item, an extra one, or the values of both sides. */
 function compareSides(project: PostgresProject, { row, item, sk }: ReturnType<typeof firstInKeyOrder>, differences: DifferenceList) {
   if (item === undefined) differences.add(row?.token ? `missing token ${displayName(row.token.tokenId)}` : `missing ${METADATA_SK} item`);
   else if (row === undefined) differences.add(`extra item ${displayName(sk)}`);
