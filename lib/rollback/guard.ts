@@ -1,51 +1,36 @@
-// The rollback's guard, the mirror of verify --fix's (lib/verify/cutoverGuard.ts). The rollback deletes each token
-// PostgreSQL has and the table lacks: a token revoked since the switch. A token PostgreSQL has that was created after
-// the table's newest token was not revoked in the table: PostgreSQL has been written since the switch (the service is
-// back on it, or writes to both), the table is no longer the whole truth, and deleting it would revoke a live token.
-// Or it was the newest token and the service revoked it after the switch, creating none since: the table keeps no
-// trace of a revoked token, so only evidence that PostgreSQL held it before the switch tells the two apart — Step 1's
-// file (--migration-file), or the list of tokens an earlier --fix put beside it, as --fix reads them.
-import type { DynamoItem } from '../dynamodb/batch.ts';
+// The rollback's guard, the mirror of verify --fix's (lib/verify/cutoverGuard.ts). A token PostgreSQL has and the table
+// lacks is deleted as revoked since the switch; one created after the table's newest token shows PostgreSQL written
+// since the switch (deleting it would revoke a live token) — unless the service revoked the newest token and created
+// none since, which only evidence that PostgreSQL held it before the switch tells apart: Step 1's file, or --fix's list.
 import { ExitCode, UserError } from '../cli/errors.ts';
 import { CREATED_AT } from '../cello/items.ts';
 import { isTokenSk, itemKeyString, projectPk, tokenSk } from '../cello/keys.ts';
-import { canonicalOrUndefined } from '../cello/timestamps.ts';
 import type { PartitionOpener } from '../verify/dynamo.ts';
 import { displayName } from '../verify/compare.ts';
-import { fixPutsPath, tokensWithoutEvidence } from '../verify/cutoverGuard.ts';
+import { canonicalAfter, fixPutsPath, tokensWithoutEvidence } from '../verify/cutoverGuard.ts';
 import { rowKey, type RollbackPlan, type RowChange } from './plan.ts';
 
 /** The canonical creation time of the newest token item seen, undefined while none with a readable one was. */
-export interface NewestToken {
-  createdAt?: string;
-}
+export type NewestToken = { createdAt?: string };
 
 /** Notes in `newest` the creation time of every token item an opened partition yields. */
 export function watchingNewestToken(open: PartitionOpener, newest: NewestToken): PartitionOpener {
-  const watch = (item: DynamoItem) => {
-    if (!isTokenSk(item.sk?.S)) return;
-    const createdAt = canonicalOrUndefined(item[CREATED_AT]?.S);
-    // Canonical timestamps are fixed-width UTC text: their order is time order.
-    if (createdAt !== undefined && (newest.createdAt === undefined || createdAt > newest.createdAt)) newest.createdAt = createdAt;
-  };
   return async (pk) => {
     const items = await open(pk);
     return (async function* () {
       for await (const item of items) {
-        watch(item);
+        const createdAt = isTokenSk(item.sk?.S) ? canonicalAfter(item[CREATED_AT]?.S, newest.createdAt) : undefined;
+        if (createdAt !== undefined) newest.createdAt = createdAt;
         yield item;
       }
     })();
   };
 }
 
-/** The token rows the plan deletes that were created after the table's newest token, with that creation time. */
 function tokensNewerThanTable(plan: RollbackPlan, newest: NewestToken): { change: RowChange; createdAt: string }[] {
   return plan.changes.flatMap((change) => {
-    if (change.kind !== 'delete' || change.of !== 'token') return [];
-    const createdAt = canonicalOrUndefined(change.old[CREATED_AT]);
-    if (createdAt === undefined || (newest.createdAt !== undefined && createdAt <= newest.createdAt)) return [];
-    return [{ change, createdAt }];
+    const createdAt = change.kind === 'delete' && change.of === 'token' ? canonicalAfter(change.old[CREATED_AT], newest.createdAt) : undefined;
+    return createdAt === undefined ? [] : [{ change, createdAt }];
   });
 }
 

@@ -40,13 +40,16 @@ export function tokensNewerThanPostgres(changes: Iterable<FixChange>, newestCrea
   const newest = newestCreatedAt === null ? undefined : toCanonicalTimestamp(newestCreatedAt);
   const newer: { pk: string; sk: string; createdAt: string }[] = [];
   for (const change of changes) {
-    const text = change.kind === 'delete' && isTokenSk(change.sk) ? change.read[CREATED_AT]?.S : undefined;
-    const createdAt = canonicalOrUndefined(text);
-    if (createdAt === undefined) continue;
-    // Canonical timestamps are fixed-width UTC text: their order is time order.
-    if (newest === undefined || createdAt > newest) newer.push({ pk: change.pk, sk: change.sk, createdAt });
+    const createdAt = canonicalAfter(change.kind === 'delete' && isTokenSk(change.sk) ? change.read[CREATED_AT]?.S : undefined, newest);
+    if (createdAt !== undefined) newer.push({ pk: change.pk, sk: change.sk, createdAt });
   }
   return newer;
+}
+
+/** `text`'s canonical form if a time after `bound` (none: any). Canonical timestamps are fixed-width UTC: text order is time order. */
+export function canonicalAfter(text: string | null | undefined, bound: string | undefined): string | undefined {
+  const time = canonicalOrUndefined(text);
+  return time !== undefined && (bound === undefined || time > bound) ? time : undefined;
 }
 
 /** Those of `tokens` that neither Step 1's file holds nor an earlier --fix listed as put; without the file, all. */
