@@ -1,5 +1,5 @@
 // One project's partition: the merge-join of its PostgreSQL rows with its DynamoDB items. Both come in UTF-8 byte
-// order, checked where they are read (tokensByProject.ts, dynamo.ts): the order DynamoDB gives a partition's keys.
+// order, checked where they are read (postgresRows.ts, dynamo.ts): the order DynamoDB gives a partition's keys.
 import type { DynamoItem } from '../dynamodb/batch.ts';
 import { compareUtf8 } from '../cello/keyOrder.ts';
 import { METADATA_SK, TOKEN_PREFIX, isCelloItemKey, isTokenSk, projectPk } from '../cello/keys.ts';

@@ -1,7 +1,6 @@
-// Step 5's comparison: both sides read as streams in UTF-8 byte order and merge-joined, so memory does not grow with
-// the tokens. PostgreSQL gives the projects (few: held), then every token through one cursor (postgresRows.ts);
-// DynamoDB a Query per project, `concurrency` partitions read ahead. At the same time a keys-only Scan finds items
-// under partition keys that are not projects, and counts other applications' items (a shared table), never compared.
+// Step 5's comparison: both sides streamed in UTF-8 byte order and merge-joined, so memory does not grow with the
+// tokens: the projects (few: held), every token through one cursor, a Query per project (`concurrency` read ahead).
+// At the same time a keys-only Scan finds partition keys that are not projects, and counts other applications' items.
 import { NotSentError } from '../dynamodb/errors.ts';
 import type { DynamoItem } from '../dynamodb/batch.ts';
 import { mapConcurrentOrdered } from '../dynamodb/concurrency.ts';
@@ -9,7 +8,7 @@ import { checkAscending, type PostgresProject, type PostgresToken } from './comp
 import type { PartitionOpener } from './dynamo.ts';
 import { verifyPartition, type PartitionReport } from './partition.ts';
 import { isCelloItemKey, projectPk } from '../cello/keys.ts';
-import { TokensByProject, type OrphanTokens } from './tokensByProject.ts';
+import { TokensByProject, type OrphanTokens } from './postgresRows.ts';
 import type { FixChange } from './fixPlan.ts';
 
 /** Distinct extra partition keys remembered with their item counts; beyond this only items are counted. */
@@ -19,7 +18,7 @@ const EXTRA_PARTITION_TRACK_LIMIT = 100_000;
 export class ExtraPartitions {
   readonly counts = new Map<string, number>();
   items = 0;
-  /** Items of keys seen after the limit was reached, which may or may not be new keys. */
+  /** Items of keys seen after the limit was reached: new keys or not. */
   untrackedItems = 0;
 
   constructor(
@@ -43,18 +42,14 @@ export interface VerificationInput {
   /** Every token, ordered by (project, token_id) in byte order. */
   tokens: AsyncIterable<PostgresToken>;
   openPartition: PartitionOpener;
-  /** Pages of the keys-only scan of the whole table (pk of each item is all that is read). */
   scanKeys: (shouldStop: () => boolean) => AsyncIterable<{ items: DynamoItem[] }>;
   /** Partitions read ahead of the one being compared. */
   concurrency: number;
   shouldStop?: () => boolean;
-  /** Called in project order as each project is compared (to print as the run goes). */
+  /** Called in project order. */
   onReport?: (report: PartitionReport) => void | Promise<void>;
   onProgress?: (projectsChecked: number, itemsScanned: number) => void;
-  /**
-   * For --fix: keep the write each difference of the projects needs, at most `limit` of them; with `keep`, only those
-   * it keeps count (the rollback drops differences of form only, which it does not write).
-   */
+  /** For --fix: keep the write each difference needs, at most `limit`; only those `keep` keeps count (the rollback's). */
   planFixes?: { limit: number; keep?: (change: FixChange) => boolean };
 }
 
@@ -64,13 +59,12 @@ export interface VerificationResult {
   totals: VerificationTotals;
   extra: ExtraPartitions;
   orphans: OrphanTokens;
-  /** False when a stop request ended the run early: the totals are partial. */
+  /** False when a stop ended the run early: the totals are partial. */
   complete: boolean;
   /** With planFixes: the changes of the projects, in key order (not the extra partitions'); undefined past the limit. */
   changes: FixChange[] | undefined;
 }
 
-/** Compares every project and its tokens, and scans for partitions that are not projects, both at once. */
 export async function verifyMigration(input: VerificationInput): Promise<VerificationResult> {
   const { projects } = input;
   for (let index = 1; index < projects.length; index++) {
@@ -110,7 +104,6 @@ export async function verifyMigration(input: VerificationInput): Promise<Verific
   return { totals, extra, orphans: tokens.orphans, complete: complete && !externalStop(), changes };
 }
 
-/** What both sides of a run update as they go. */
 interface RunState {
   totals: VerificationTotals;
   itemsScanned: number;
@@ -136,7 +129,7 @@ function emptyTotals(projectsInPostgres: number) {
   };
 }
 
-/** Compares each project's partition with its tokens, in project order; true when every project was compared. */
+/** True when every project was compared. */
 async function compareProjects(input: VerificationInput, tokens: TokensByProject, run: RunState): Promise<boolean> {
   const { projects, planFixes } = input;
   const partitions = mapConcurrentOrdered(
@@ -157,7 +150,7 @@ async function compareProjects(input: VerificationInput, tokens: TokensByProject
   return run.totals.projectsChecked === projects.length;
 }
 
-/** Moves a report's planned changes (those `keep` keeps) to the run's; none are kept once more than `limit` are needed. */
+/** None are kept once more than `limit` are needed. */
 function keepChanges(run: RunState, report: PartitionReport, { limit, keep }: NonNullable<VerificationInput['planFixes']>): void {
   const kept = keep === undefined ? report.changes : report.changes.filter(keep);
   if (run.changes && run.changes.length + kept.length > limit) run.changes = undefined;
@@ -175,7 +168,7 @@ function countReport(totals: VerificationTotals, report: PartitionReport): void 
   else totals.projectsMatching++;
 }
 
-/** Counts every scanned item under a partition key that is not a project; true when the scan ran to its end. */
+/** True when the scan ran to its end. */
 async function scanForExtraPartitions(input: VerificationInput, extra: ExtraPartitions, run: RunState): Promise<boolean> {
   for await (const page of input.scanKeys(run.shouldStop)) {
     for (const item of page.items) {
