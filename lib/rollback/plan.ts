@@ -6,13 +6,14 @@
 import type { DynamoItem } from '../dynamodb/batch.ts';
 import { rowFromItem } from '../cello/codecs.ts';
 import { hasLoneSurrogate } from '../cello/fileItems.ts';
-import { PROJECT_ATTRIBUTE_ENTRIES, TOKEN_ID, type ItemKind } from '../cello/items.ts';
+import { TOKEN_ID, type ItemKind } from '../cello/items.ts';
 import { METADATA_SK, isMetadataSk, parseProjectPk, parseTokenSk, projectPk, tokenSk } from '../cello/keys.ts';
 import { quoteValue } from '../cello/quote.ts';
 import { PROJECT_COLUMN, ROW_TABLES } from '../cello/sourceTables.ts';
 import { timestampsEqualAsInstants } from '../cello/timestamps.ts';
 import type { PostgresProject, PostgresToken } from '../verify/compare.ts';
 import type { FixChange } from '../verify/fixPlan.ts';
+import { orphanProject } from '../verify/postgresRows.ts';
 
 /** A row of a Cello table: its columns by name (lib/cello/sourceTables.ts ROW_TABLES), NULL as null, timestamps as text. */
 export type Row = Record<string, string | null>;
@@ -54,7 +55,6 @@ export interface PlanContext {
   columnLimits: ReadonlyMap<string, ReadonlyMap<string, number>>;
 }
 
-/** The key of a change's row: the project's name or the token's id. */
 export function rowKey(change: RowChange): string {
   const row = change.kind === 'delete' ? change.old : change.row;
   return row[ROW_TABLES[change.of].key] ?? '';
@@ -71,10 +71,7 @@ export function changesRow(change: FixChange): boolean {
   const inPostgres = of === 'project' ? postgres?.project : postgres?.token;
   const values = item === undefined ? undefined : rowFromItem(of, item, []);
   if (inPostgres === undefined || values === undefined) return true;
-  const old = postgresRow(of, inPostgres);
-  return ROW_TABLES[of].columns.some(
-    ({ name, isTimestamp }) => name !== PROJECT_COLUMN && !sameValue(isTimestamp, old[name] ?? null, values[name] ?? null),
-  );
+  return changedColumns(of, postgresRow(of, inPostgres), values).length > 0;
 }
 
 /** The plan for verify's changes (in partition order, as verifyMigration and planAllChanges give them). */
@@ -167,15 +164,10 @@ function planProject(
     const tokens = tokensInTable === 1 ? 'a token' : `${tokensInTable} tokens`;
     return `the table holds ${tokens} of this project but no ${METADATA_SK} item, and PostgreSQL keeps a token only with its project's row — add the ${METADATA_SK} item, or run with --include-orphans to keep the project's row (with NULL values when PostgreSQL has none)`;
   }
-  if (isUnknownToPostgres) plan.changes.push({ kind: 'insert', of: 'project', project: name, row: emptyProjectRow(name) });
+  if (isUnknownToPostgres) plan.changes.push({ kind: 'insert', of: 'project', project: name, row: postgresRow('project', orphanProject(name)) });
   // verify reports its METADATA item missing: the summary says so rather than "matches".
   plan.keptWithoutMetadata.push(name);
   return undefined;
-}
-
-/** A project's row with every attribute NULL: what the dump gives a project only tokens name (--include-orphans). */
-function emptyProjectRow(name: string): Row {
-  return { [PROJECT_COLUMN]: name, ...Object.fromEntries(PROJECT_ATTRIBUTE_ENTRIES.map((entry) => [entry.name, null])) };
 }
 
 /** The change of one row: insert (the table only), delete (PostgreSQL only) or update (both, when values differ). */
@@ -203,8 +195,8 @@ function planRow(
     plan.changes.push({ kind: 'insert', of, project, row });
     return;
   }
-  const columns = ROW_TABLES[of].columns.filter(({ name, isTimestamp }) => !sameValue(isTimestamp, old[name] ?? null, row[name] ?? null));
-  if (columns.length > 0) plan.changes.push({ kind: 'update', of, project, old, row, columns: columns.map(({ name }) => name) });
+  const columns = changedColumns(of, old, row);
+  if (columns.length > 0) plan.changes.push({ kind: 'update', of, project, old, row, columns });
 }
 
 /** PostgreSQL's row as verify read it, by column. */
@@ -241,8 +233,14 @@ function whyColumnCannotStore(column: string, value: string, limit: number | und
   return reasons;
 }
 
-/** Whether two column values are equal: text exactly, timestamps as instants (PostgreSQL's text and the item's may differ in form). */
-function sameValue(isTimestamp: boolean, a: string | null, b: string | null): boolean {
-  if (a === b) return true;
-  return a !== null && b !== null && isTimestamp && timestampsEqualAsInstants(a, b);
+/**
+ * The columns whose values differ: text exactly, timestamps as instants (PostgreSQL's text and the item's may differ in
+ * form). The project's column is the partition's on both sides (an item's row may not name it).
+ */
+function changedColumns(of: ItemKind, old: Row, row: Row): string[] {
+  const same = (a: string | null, b: string | null, isTimestamp: boolean) =>
+    a === b || (a !== null && b !== null && isTimestamp && timestampsEqualAsInstants(a, b));
+  return ROW_TABLES[of].columns
+    .filter(({ name, isTimestamp }) => name !== PROJECT_COLUMN && !same(old[name] ?? null, row[name] ?? null, isTimestamp))
+    .map(({ name }) => name);
 }
