@@ -3,7 +3,7 @@
 //   PGPASSWORD=... npx tsx scripts/rollback_to_postgres.ts localhost cello_user cello_db cello us-west-2 --dry-run
 //
 // The table is the truth. It is compared with PostgreSQL by verify's engine; each difference becomes a row to insert,
-// update or delete (plan.ts); refused when PostgreSQL has been written since the switch (guard.ts) or when an item
+// update or delete (plan.ts); refused when PostgreSQL has been written since the switch or when an item
 // cannot be a row; then the whole plan is written in ONE transaction, each row only if it still holds what was read
 // (apply.ts). --dry-run runs the plan and rolls it back, so it meets whatever the live run would.
 import {

@@ -10,22 +10,23 @@ import { type CapacityMeter, formatCapacitySummary } from '../dynamodb/capacity/
 import { NotSentError } from '../dynamodb/errors.ts';
 import { scanPages } from '../dynamodb/scan.ts';
 import { PROJECTS_TABLE, PROJECT_COLUMN, TOKENS_TABLE } from '../cello/sourceTables.ts';
-import { TOKEN_ID } from '../cello/items.ts';
+import { CREATED_AT, TOKEN_ID } from '../cello/items.ts';
 import { hasLoneSurrogate } from '../cello/fileItems.ts';
-import { isTokenSk, parseTokenSk } from '../cello/keys.ts';
+import { isTokenSk, itemKeyString, parseTokenSk, projectPk, tokenSk } from '../cello/keys.ts';
 import { readColumnLimits } from '../postgres/columnLimits.ts';
 import { inReadOnlySnapshot, type PostgresSession, type Sql } from '../postgres/connect.ts';
 import { nonAsciiCharacters, unencodableCharacters } from '../postgres/encoding.ts';
 import { readTextOrder, type TextOrder } from '../postgres/textOrder.ts';
-import { partitionQuery } from '../verify/dynamo.ts';
+import { displayName } from '../verify/compare.ts';
+import { canonicalAfter, fixPutsPath, tokensWithoutEvidence } from '../verify/cutoverGuard.ts';
+import { partitionQuery, type PartitionOpener } from '../verify/dynamo.ts';
 import { planAllChanges } from '../verify/fix.ts';
 import type { FixChange } from '../verify/fixPlan.ts';
 import { readOrphanProjectNames, readProjects, streamTokens } from '../verify/postgresRows.ts';
 import { formatOrphanNote } from '../verify/report.ts';
 import { verifyMigration } from '../verify/run.ts';
 import { NotCommittedError, applyPlan } from './apply.ts';
-import { checkPostgresNotWrittenSinceSwitch, watchingNewestToken } from './guard.ts';
-import { changesRow, planRollback, type PlanContext } from './plan.ts';
+import { changesRow, planRollback, rowKey, type PlanContext, type RollbackPlan } from './plan.ts';
 import { RESULTS, formatCounts, formatPlan, formatProblems } from './report.ts';
 
 /** Items the plan holds at most: it is held in memory, and more is not the rollback of a recent switch. */
@@ -49,7 +50,6 @@ interface RollbackOptions {
   meter: CapacityMeter;
 }
 
-/** Reads both sides, prints the plan and applies it unless told not to; resolves to the exit code. */
 export async function rollBack(session: PostgresSession, options: RollbackOptions): Promise<number> {
   const read = await readUnlessStopped(session, options.read);
   if (read === undefined) {
@@ -84,7 +84,6 @@ export async function rollBack(session: PostgresSession, options: RollbackOption
   return ExitCode.ok;
 }
 
-/** Both sides, read whole; undefined when a stop cut the read short. */
 async function readUnlessStopped(session: PostgresSession, options: ReadOptions) {
   let read: Awaited<ReturnType<typeof readBothSides>>;
   try {
@@ -145,11 +144,7 @@ async function readBothSides(session: PostgresSession, options: ReadOptions) {
 type Holds = Pick<PlanContext, 'tokenProjects' | 'unencodable'>;
 const NOTHING_HELD: Holds = { tokenProjects: new Map(), unencodable: { encoding: 'UTF8', characters: new Set() } };
 
-/**
- * In the comparison's snapshot, what PostgreSQL can and does hold of the items the table adds or changes: the
- * characters of their values its encoding lacks (none in a UTF8 database), and where it holds the token ids the
- * table adds (its key is the id alone).
- */
+/** The characters of the items' values PostgreSQL's encoding lacks, and where it holds the token ids the table adds. */
 async function readWhatPostgresHolds(sql: Sql, changes: readonly FixChange[], order: TextOrder): Promise<Holds> {
   const items = changes.flatMap((change) => (change.found?.item ? [change.found.item] : []));
   let unencodable = NOTHING_HELD.unencodable;
@@ -166,7 +161,6 @@ async function readWhatPostgresHolds(sql: Sql, changes: readonly FixChange[], or
   return { unencodable, tokenProjects: await readTokenProjects(sql, ids) };
 }
 
-/** The project PostgreSQL holds each of `ids` under (those it holds). */
 async function readTokenProjects(sql: Sql, ids: readonly string[]): Promise<Map<string, string>> {
   if (ids.length === 0) return new Map();
   const rows = await sql.unsafe<{ id: string; project: string }[]>(
@@ -175,4 +169,51 @@ async function readTokenProjects(sql: Sql, ids: readonly string[]): Promise<Map<
     [JSON.stringify(ids)],
   );
   return new Map(rows.map(({ id, project }) => [id, project]));
+}
+
+/** The canonical creation time of the newest token item seen. */
+type NewestToken = { createdAt?: string };
+
+function watchingNewestToken(open: PartitionOpener, newest: NewestToken): PartitionOpener {
+  return async (pk) => {
+    const items = await open(pk);
+    return (async function* () {
+      for await (const item of items) {
+        const createdAt = isTokenSk(item.sk?.S) ? canonicalAfter(item[CREATED_AT]?.S, newest.createdAt) : undefined;
+        if (createdAt !== undefined) newest.createdAt = createdAt;
+        yield item;
+      }
+    })();
+  };
+}
+
+/**
+ * The guard, the mirror of verify --fix's (lib/verify/cutoverGuard.ts). A token PostgreSQL has and the table lacks is
+ * deleted as revoked since the switch; one created after the table's newest token shows PostgreSQL written since the
+ * switch (deleting it would revoke a live token) — unless the service revoked the newest token and created none since,
+ * which only evidence that PostgreSQL held it before the switch tells apart: Step 1's file, or --fix's list of puts.
+ * Refuses (exit 1, nothing changed) without that evidence.
+ */
+async function checkPostgresNotWrittenSinceSwitch(plan: RollbackPlan, newest: NewestToken, migrationFile: string | undefined): Promise<void> {
+  const newer = plan.changes.flatMap((change) => {
+    const createdAt = change.kind === 'delete' && change.of === 'token' ? canonicalAfter(change.old[CREATED_AT], newest.createdAt) : undefined;
+    return createdAt === undefined ? [] : [{ change, createdAt }];
+  });
+  const key = ({ change }: (typeof newer)[number]) => itemKeyString(projectPk(change.project), tokenSk(rowKey(change)));
+  const [unexplained] = await tokensWithoutEvidence(newer, key, migrationFile);
+  if (unexplained === undefined) return;
+  const { change, createdAt } = unexplained;
+  const bound = newest.createdAt === undefined ? 'the table holds no token at all' : `the table's newest token was created at ${newest.createdAt}`;
+  const evidence =
+    migrationFile === undefined
+      ? 'and no --migration-file was given: PostgreSQL has been written since the switch, or the service revoked this token after it ' +
+        "and created none newer — if it did, give Step 1's file with --migration-file, which shows PostgreSQL held the token before the switch; " +
+        'otherwise stop every writer to PostgreSQL and find out what wrote it'
+      : `and neither ${migrationFile} nor ${fixPutsPath(migrationFile)} holds it: PostgreSQL has been written since the switch — ` +
+        'stop every writer to PostgreSQL and find out what wrote it (a dump of PostgreSQL taken before the switch that holds the token shows otherwise: give it with --migration-file)';
+  throw new UserError(
+    `rollback refused, nothing changed: PostgreSQL holds token ${displayName(rowKey(change))} of project ${displayName(change.project)}, ` +
+      `created at ${createdAt}, which the table lacks (${bound}), ${evidence}; see "Rolling back" in the guide`,
+    ExitCode.incomplete,
+  );
 }
