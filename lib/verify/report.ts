@@ -2,8 +2,7 @@
 import { formatCount, plural } from '../cli/output.ts';
 import { compareUtf8 } from '../cello/keyOrder.ts';
 import { LINES_PER_PROJECT, displayName } from './compare.ts';
-import type { PartitionReport } from './partition.ts';
-import type { ExtraPartitions, VerificationResult } from './run.ts';
+import type { ExtraPartitions, PartitionReport, VerificationResult } from './run.ts';
 import type { OrphanTokens } from './postgresRows.ts';
 
 /** `lines` indented, then "... and N more" for those of `count` not among them. */

@@ -1,15 +1,24 @@
-// Step 5's comparison: both sides streamed in UTF-8 byte order and merge-joined, so memory does not grow with the
-// tokens: the projects (few: held), every token through one cursor, a Query per project (`concurrency` read ahead).
-// At the same time a keys-only Scan finds partition keys that are not projects, and counts other applications' items.
+// Step 5's comparison: both sides streamed in UTF-8 byte order (checked where read: the order DynamoDB gives a
+// partition's keys) and merge-joined, so memory does not grow with the tokens: the projects (few: held), every token
+// through one cursor, a Query per project (`concurrency` read ahead). At the same time a keys-only Scan finds partition
+// keys that are not projects, and counts other applications' items.
 import { NotSentError } from '../dynamodb/errors.ts';
 import type { DynamoItem } from '../dynamodb/batch.ts';
 import { mapConcurrentOrdered } from '../dynamodb/concurrency.ts';
-import { checkAscending, type PostgresProject, type PostgresToken } from './compare.ts';
+import { compareUtf8 } from '../cello/keyOrder.ts';
+import { METADATA_SK, TOKEN_PREFIX, isCelloItemKey, isTokenSk, projectPk } from '../cello/keys.ts';
+import {
+  DifferenceList,
+  checkAscending,
+  compareProjectItem,
+  compareTokenItem,
+  displayName,
+  type PostgresProject,
+  type PostgresToken,
+} from './compare.ts';
 import type { PartitionOpener } from './dynamo.ts';
-import { verifyPartition, type PartitionReport } from './partition.ts';
-import { isCelloItemKey, projectPk } from '../cello/keys.ts';
-import { TokensByProject, type OrphanTokens } from './postgresRows.ts';
-import type { FixChange } from './fixPlan.ts';
+import { TokensByProject } from './postgresRows.ts';
+import { planChange, type FixChange } from './fixPlan.ts';
 
 /** Distinct extra partition keys remembered with their item counts; beyond this only items are counted. */
 const EXTRA_PARTITION_TRACK_LIMIT = 100_000;
@@ -55,17 +64,13 @@ export interface VerificationInput {
 
 export type VerificationTotals = ReturnType<typeof emptyTotals>;
 
-export interface VerificationResult {
-  totals: VerificationTotals;
-  extra: ExtraPartitions;
-  orphans: OrphanTokens;
-  /** False when a stop ended the run early: the totals are partial. */
-  complete: boolean;
-  /** With planFixes: the changes of the projects, in key order (not the extra partitions'); undefined past the limit. */
-  changes: FixChange[] | undefined;
-}
+export type VerificationResult = Awaited<ReturnType<typeof verifyMigration>>;
 
-export async function verifyMigration(input: VerificationInput): Promise<VerificationResult> {
+/**
+ * `complete` is false when a stop ended the run early (the totals are partial); `changes`, with planFixes, are the
+ * projects' (not the extra partitions'), in key order, undefined past the limit.
+ */
+export async function verifyMigration(input: VerificationInput) {
   const { projects } = input;
   for (let index = 1; index < projects.length; index++) {
     checkAscending(projects[index - 1]!.name, projects[index]!.name, 'PostgreSQL projects came out of byte order');
@@ -179,4 +184,76 @@ async function scanForExtraPartitions(input: VerificationInput, extra: ExtraPart
     input.onProgress?.(run.totals.projectsChecked, run.itemsScanned);
   }
   return !run.shouldStop();
+}
+
+export type PartitionReport = Awaited<ReturnType<typeof verifyPartition>>;
+
+type ExpectedItem = { sk: string; token?: PostgresToken };
+
+// A token's sort key by plain concatenation, not with tokenSk: that refuses an empty id, and an empty id in
+// PostgreSQL is something to report (its item cannot be written: fixPlan.ts), not a reason to stop.
+async function* expectedItems(tokens: AsyncIterable<PostgresToken>, counts: { tokensInPostgres: number }): AsyncGenerator<ExpectedItem> {
+  yield { sk: METADATA_SK };
+  for await (const token of tokens) {
+    counts.tokensInPostgres++;
+    yield { sk: TOKEN_PREFIX + token.tokenId, token };
+  }
+}
+
+// Another application's items in the partition (run.ts counts them from the scan) are not the project's.
+async function* celloItems(pk: string, items: AsyncIterable<DynamoItem>, counts: { itemsInTable: number; tokenItemsInTable: number }) {
+  for await (const item of items) {
+    if (!isCelloItemKey(pk, item.sk?.S)) continue;
+    counts.itemsInTable++;
+    if (isTokenSk(item.sk?.S)) counts.tokenItemsInTable++;
+    yield item;
+  }
+}
+
+async function nextOf<T>(stream: AsyncIterator<T>): Promise<T | undefined> {
+  const next = await stream.next();
+  return next.done ? undefined : next.value;
+}
+
+/** An sk on one side only is a missing or an extra item; on both, compared value by value. Both are read to the end. */
+export async function verifyPartition(
+  project: PostgresProject,
+  tokens: AsyncIterable<PostgresToken>,
+  items: AsyncIterable<DynamoItem>,
+  planFixes = false,
+) {
+  const pk = projectPk(project.name);
+  const differences = new DifferenceList();
+  const counts = { tokensInPostgres: 0, tokenItemsInTable: 0, itemsInTable: 0, missingFromTable: false };
+  // missingFromTable: no item at all under the project's partition key; changes: with planFixes, in key order.
+  const report = { project: project.name, pk, ...counts, differences, changes: [] as FixChange[] };
+  const expectedStream = expectedItems(tokens, report);
+  const actualStream = celloItems(pk, items, report);
+  let expected = await nextOf(expectedStream);
+  let actual = await nextOf(actualStream);
+  while (expected !== undefined || actual !== undefined) {
+    const { row, item, sk } = firstInKeyOrder(expected, actual);
+    const before = differences.count;
+    compareSides(project, { row, item, sk }, differences);
+    if (planFixes && differences.count > before) report.changes.push(planChange(pk, sk, row && { project, token: row.token }, item));
+    if (row) expected = await nextOf(expectedStream);
+    if (item) actual = await nextOf(actualStream);
+  }
+  report.missingFromTable = report.itemsInTable === 0;
+  return report;
+}
+
+/** The side whose sk comes first in byte order (both when equal). */
+function firstInKeyOrder(expected: ExpectedItem | undefined, actual: DynamoItem | undefined) {
+  const order = expected === undefined ? 1 : actual === undefined ? -1 : compareUtf8(expected.sk, actual.sk?.S ?? '');
+  const row = order <= 0 ? expected : undefined;
+  const item = order >= 0 ? actual : undefined;
+  return { row, item, sk: row?.sk ?? item?.sk?.S ?? '' };
+}
+
+function compareSides(project: PostgresProject, { row, item, sk }: ReturnType<typeof firstInKeyOrder>, differences: DifferenceList) {
+  if (item === undefined) differences.add(row?.token ? `missing token ${displayName(row.token.tokenId)}` : `missing ${METADATA_SK} item`);
+  else if (row === undefined) differences.add(`extra item ${displayName(sk)}`);
+  else if (row.token) compareTokenItem(row.token, item, differences);
+  else compareProjectItem(project, item, differences);
 }
