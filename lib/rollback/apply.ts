@@ -1,11 +1,8 @@
-// The rollback's write: the whole plan in ONE PostgreSQL transaction, in the order Cello's schema needs (a project's
-// row before its tokens are inserted, after they are deleted). A row changed since the read rolls the whole
-// transaction back, and the row is named; so does a stop request before COMMIT (a killed process loses its
-// connection, and the server rolls back). The SQL is derived from ROW_TABLES: one statement per kind of change and
-// table, its rows one JSON parameter (jsonb_to_recordset), so a thousand rows cost one round trip. Timestamps travel
-// as PostgreSQL's own text and are read as timestamptz: exact, no Date. UPDATE and DELETE match a row only if it still
-// holds every value read (IS NOT DISTINCT FROM: NULL equals NULL); RETURNING gives the keys written, so a row changed
-// since the read is told from one written.
+// The rollback's write: the whole plan in ONE PostgreSQL transaction; a row changed since the read, or a stop before
+// COMMIT, rolls it all back. The SQL is derived from ROW_TABLES: one statement per kind of change and table, its rows
+// one JSON parameter (jsonb_to_recordset), so a thousand rows cost one round trip; timestamps as PostgreSQL's own text,
+// read as timestamptz (exact, no Date). UPDATE and DELETE match a row only if it still holds every value read (IS NOT
+// DISTINCT FROM: NULL equals NULL); RETURNING gives the keys written, so a row changed since the read is told apart.
 import type { ItemKind } from '../cello/items.ts';
 import { PROJECT_COLUMN, ROW_TABLES, TOKENS_TABLE, type RowTable } from '../cello/sourceTables.ts';
 import type { PostgresSession, Sql } from '../postgres/connect.ts';
@@ -65,7 +62,6 @@ export async function applyPlan(session: PostgresSession, plan: RollbackPlan, st
   }
 }
 
-/** Every statement of the plan, in ORDER, and the constraints the database defers to COMMIT. */
 async function writePlan(sql: Sql, plan: RollbackPlan, stop: AbortSignal): Promise<void> {
   for (const { of, kind } of ORDER) {
     const changes = plan.changes.filter((change) => change.of === of && change.kind === kind);
@@ -99,7 +95,6 @@ async function run(sql: Sql, statement: Statement, batch: readonly RowChange[], 
   }
 }
 
-/** The first change of the batch whose row the statement did not return. */
 function checkEveryRowWritten(batch: readonly RowChange[], written: readonly string[]): void {
   const keys = new Set(written);
   const missed = batch.find((change) => !keys.has(rowKey(change)));
@@ -155,12 +150,11 @@ const NEW = 'n_';
 const identifier = (name: string) => `"${name.replaceAll('"', '""')}"`;
 const sqlType = (column: RowTable['columns'][number]) => (column.isTimestamp ? 'timestamptz' : 'text');
 
-/** The record type of the JSON rows: every column, its name prefixed. */
 function recordColumns(table: RowTable, prefix: string, columns = table.columns): string {
   return columns.map((column) => `${identifier(prefix + column.name)} ${sqlType(column)}`).join(', ');
 }
 
-/** The conditions that the row `t` still holds every value of `i` (prefixed): the key by `=`, so its index serves. */
+/** The key by `=`, so its index serves. */
 function holdsEveryValue(table: RowTable, prefix: string): string {
   return table.columns
     .map(({ name }) => `t.${identifier(name)} ${name === table.key ? '=' : 'IS NOT DISTINCT FROM'} i.${identifier(prefix + name)}`)
@@ -169,7 +163,6 @@ function holdsEveryValue(table: RowTable, prefix: string): string {
 
 interface Statement {
   text: string;
-  /** The JSON parameter's record for a row. */
   record: (row: Row, old?: Row) => Record<string, string | null>;
 }
 

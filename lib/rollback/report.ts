@@ -36,7 +36,7 @@ export function formatChange(change: RowChange): string {
 /** Lines of the plan at most, whatever the number of projects, before "... and N more rows". */
 const PLAN_LINES = 200;
 
-/** The plan's lines, at most `limit` per project and PLAN_LINES in all, each cut short by how many more there are. */
+/** At most `limit` lines per project and PLAN_LINES in all, each cut short by how many more there are. */
 export function formatPlan(plan: RollbackPlan, limit = LINES_PER_PROJECT, total = PLAN_LINES): string {
   if (plan.changes.length === 0) return '';
   let text = `Rollback plan (the table is the truth; ${plural(plan.changes.length, 'row', 'rows')} of PostgreSQL to change):\n`;
@@ -59,7 +59,6 @@ export function formatPlan(plan: RollbackPlan, limit = LINES_PER_PROJECT, total 
   return text;
 }
 
-/** The items PostgreSQL cannot hold, one line each (the first PROBLEM_LINES). */
 export function formatProblems(problems: readonly Unholdable[]): string {
   if (problems.length === 0) return '';
   const lines = problems.slice(0, PROBLEM_LINES).map(({ pk, sk, reason }) => `${displayKey(pk, sk)}: ${reason}`);
@@ -71,11 +70,10 @@ export interface SummaryCounts {
   otherApplicationItems: number;
   /** PostgreSQL tokens of no project, not compared (without --include-orphans). */
   orphanTokens: number;
-  /** The capacity lines (formatCapacitySummary), indented like the counts. */
+  /** formatCapacitySummary's lines, indented like the counts. */
   capacity: string;
 }
 
-/** The counts: rows per table and kind, items that cannot be held, items not Cello's. */
 export function formatCounts({ plan, otherApplicationItems, orphanTokens, capacity }: SummaryCounts): string {
   const count = (of: ItemKind, kind: RowChange['kind']) => plan.changes.filter((change) => change.of === of && change.kind === kind).length;
   const rows = (of: ItemKind) =>
@@ -97,7 +95,6 @@ function except(kept: number): string {
   return `, except that it keeps a row for ${plural(kept, 'project', 'projects')} the table has tokens of but no ${METADATA_SK} item (--include-orphans; verify reports that item missing)`;
 }
 
-/** The last line. */
 export const RESULTS = {
   nothingToDo: (kept: number) =>
     kept === 0
