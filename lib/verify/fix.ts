@@ -113,7 +113,6 @@ async function countStillDifferent(table: DynamoTable, changes: readonly FixChan
   return different;
 }
 
-/** A change and what became of it. */
 type FixResult = readonly [FixChange, FixOutcome];
 
 const DONE = { put: 'put (missing from the table)', update: 'rewrote', delete: 'deleted (not in PostgreSQL)', unfixable: 'not fixed' };
