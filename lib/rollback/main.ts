@@ -20,7 +20,7 @@ import {
 import { currentRun, runEnvironment } from '../cli/currentRun.ts';
 import { Progress } from '../cli/progress.ts';
 import { defineStep } from '../cli/run.ts';
-import { stopSignal, wasStopped } from '../cli/signals.ts';
+import { stopSignal } from '../cli/signals.ts';
 import { REPOSITORY } from '../cello/items.ts';
 import { CELLO_TABLES, PROJECTS_TABLE, TOKENS_TABLE } from '../cello/sourceTables.ts';
 import { checkTableName } from '../dynamodb/target.ts';
@@ -102,7 +102,7 @@ export const main = defineStep(async (argv: string[]): Promise<number> => {
       await checkTablePrivileges(session.sql, user, [PROJECTS_TABLE, TOKENS_TABLE], PRIVILEGES);
       const { rollBack } = await import('./rollBack.ts');
       return await rollBack(session, {
-        read: { client, tableName, database, concurrency: CONCURRENCY, includeOrphans: args['include-orphans'], shouldStop: wasStopped, progress },
+        read: { client, tableName, database, concurrency: CONCURRENCY, includeOrphans: args['include-orphans'], progress },
         dryRun: args['dry-run'],
         migrationFile,
         meter,

@@ -7,6 +7,7 @@ import { ROW_TABLES } from '../cello/sourceTables.ts';
 import { canonicalOrUndefined } from '../cello/timestamps.ts';
 import { LINES_PER_PROJECT, displayKey, displayName, quote } from '../verify/compare.ts';
 import { listed } from '../verify/report.ts';
+import type { VerificationResult } from '../verify/run.ts';
 import { rowKey, type RollbackPlan, type RowChange, type Unholdable } from './plan.ts';
 
 /** Lines listing items PostgreSQL cannot hold, before "... and N more". */
@@ -65,16 +66,8 @@ export function formatProblems(problems: readonly Unholdable[]): string {
   return `Items PostgreSQL cannot hold (nothing is committed while there is one):\n${listed(lines, problems.length)}`;
 }
 
-export interface SummaryCounts {
-  plan: RollbackPlan;
-  otherApplicationItems: number;
-  /** PostgreSQL tokens of no project, not compared (without --include-orphans). */
-  orphanTokens: number;
-  /** formatCapacitySummary's lines, indented like the counts. */
-  capacity: string;
-}
-
-export function formatCounts({ plan, otherApplicationItems, orphanTokens, capacity }: SummaryCounts): string {
+/** `capacity`: formatCapacitySummary's lines, indented like the counts. */
+export function formatCounts(plan: RollbackPlan, { totals, orphans }: VerificationResult, capacity: string): string {
   const count = (of: ItemKind, kind: RowChange['kind']) => plan.changes.filter((change) => change.of === of && change.kind === kind).length;
   const rows = (of: ItemKind) =>
     `${plural(count(of, 'insert'), 'insert', 'inserts')}, ${plural(count(of, 'update'), 'update', 'updates')}, ${plural(count(of, 'delete'), 'delete', 'deletes')}`;
@@ -83,8 +76,8 @@ export function formatCounts({ plan, otherApplicationItems, orphanTokens, capaci
     `  Project rows: ${rows('project')}`,
     `  Token rows: ${rows('token')}`,
     `  Items PostgreSQL cannot hold: ${formatCount(plan.problems.length)}`,
-    ...(orphanTokens > 0 ? [`  Tokens of no project in PostgreSQL (not compared; see --include-orphans): ${formatCount(orphanTokens)}`] : []),
-    ...(otherApplicationItems > 0 ? [`  Items of other applications (ignored): ${formatCount(otherApplicationItems)}`] : []),
+    ...(orphans.count > 0 ? [`  Tokens of no project in PostgreSQL (not compared; see --include-orphans): ${formatCount(orphans.count)}`] : []),
+    ...(totals.otherApplicationItems > 0 ? [`  Items of other applications (ignored): ${formatCount(totals.otherApplicationItems)}`] : []),
     ...capacity.split('\n').filter((line) => line !== ''),
   ];
   return `${lines.join('\n')}\n`;

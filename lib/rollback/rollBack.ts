@@ -5,7 +5,7 @@ import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { ExitCode, UserError } from '../cli/errors.ts';
 import { formatCount, printOutput } from '../cli/output.ts';
 import type { Progress } from '../cli/progress.ts';
-import { stopSignal, stopSignalReceived } from '../cli/signals.ts';
+import { stopSignal, stopSignalReceived, wasStopped } from '../cli/signals.ts';
 import { type CapacityMeter, formatCapacitySummary } from '../dynamodb/capacity/meter.ts';
 import { NotSentError } from '../dynamodb/errors.ts';
 import { scanPages } from '../dynamodb/scan.ts';
@@ -38,7 +38,6 @@ interface ReadOptions {
   database: string;
   concurrency: number;
   includeOrphans: boolean;
-  shouldStop: () => boolean;
   progress: Progress;
 }
 
@@ -63,7 +62,7 @@ export async function rollBack(session: PostgresSession, options: RollbackOption
   await printOutput(formatProblems(plan.problems));
   if (!context.includeOrphans) await printOutput(formatOrphanNote(result.orphans));
   const capacity = formatCapacitySummary(options.meter, { writes: false, indent: '  ' });
-  await printOutput(formatCounts({ plan, otherApplicationItems: result.totals.otherApplicationItems, orphanTokens: result.orphans.count, capacity }));
+  await printOutput(formatCounts(plan, result, capacity));
   if (plan.problems.length > 0) {
     await printOutput(RESULTS.cannotHold(plan.problems.length));
     return ExitCode.incomplete;
@@ -94,12 +93,12 @@ async function readUnlessStopped(session: PostgresSession, options: ReadOptions)
     return undefined;
   }
   options.progress.finish();
-  return read !== undefined && !options.shouldStop() ? read : undefined;
+  return read !== undefined && !wasStopped() ? read : undefined;
 }
 
 /** Compares the table with PostgreSQL and gathers what the plan needs; undefined when the comparison was stopped. */
 async function readBothSides(session: PostgresSession, options: ReadOptions) {
-  const { client, tableName, concurrency, includeOrphans, shouldStop, progress } = options;
+  const { client, tableName, concurrency, includeOrphans, progress } = options;
   const newest: { createdAt?: string } = {};
   const openPartition = watchingNewestToken(partitionQuery(client, tableName), newest);
   const tokenItemsInTable = new Map<string, number>();
@@ -116,7 +115,7 @@ async function readBothSides(session: PostgresSession, options: ReadOptions) {
       scanKeys: (stop) =>
         scanPages(client, tableName, { segments: concurrency, consistentRead: true, projectionExpression: 'pk, sk', shouldStop: stop }),
       concurrency,
-      shouldStop,
+      shouldStop: wasStopped,
       onReport: (report) => {
         if (report.differences.count > 0) tokenItemsInTable.set(report.pk, report.tokenItemsInTable);
       },
