@@ -33,9 +33,8 @@ async function applyChange(table: DynamoTable, change: FixChange): Promise<FixOu
 }
 
 /**
- * Applies the changes (a line each, in plan order), reads them back and prints the summary; returns the exit code.
- * When DynamoDB fails for good, no write is started after it, those in flight settle and are printed, and the summary
- * says what was written before the error is rethrown: the error line alone would hide the writes that succeeded.
+ * Returns the exit code. When DynamoDB fails for good, no write is started after it, those in flight settle and are
+ * printed, and the summary says what was written before the error is rethrown: the error alone would hide the writes.
  */
 export async function applyChanges(table: DynamoTable, changes: readonly FixChange[], concurrency: number, meter: CapacityMeter): Promise<number> {
   let fatal: { error: unknown } | undefined;
@@ -72,10 +71,7 @@ export async function applyChanges(table: DynamoTable, changes: readonly FixChan
   return stillDifferent === 0 ? ExitCode.ok : ExitCode.incomplete;
 }
 
-/**
- * Every change --fix needs, at most `limit` (undefined when there are more): the projects' (planned by the
- * comparison), then the deletes of the Cello items under extra partition keys (read whole, for the conditions).
- */
+/** The projects' changes, then deletes of the Cello items under extra partition keys (read whole, for the conditions); undefined past `limit`. */
 export async function planAllChanges(
   result: VerificationResult,
   openPartition: PartitionOpener,
@@ -161,7 +157,7 @@ interface FixSummaryOptions {
   stoppedBy?: string | undefined;
   /** DynamoDB failed for good (the error follows): during the writes, or during the final read-back. */
   failure?: 'writes' | 'readBack' | undefined;
-  /** The capacity lines (formatCapacitySummary), indented like the counts. */
+  /** formatCapacitySummary's lines, indented like the counts. */
   capacity?: string;
 }
 
