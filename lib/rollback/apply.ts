@@ -78,12 +78,9 @@ async function writePlan(sql: Sql, plan: RollbackPlan, stop: AbortSignal): Promi
 }
 
 /** Runs a statement on a batch; the keys of the rows it returned. A constraint violation names the row it can. */
-async function run(sql: Sql, statement: Statement, batch: readonly RowChange[], stop: AbortSignal): Promise<string[]> {
+async function run(sql: Sql, statement: string, batch: readonly RowChange[], stop: AbortSignal): Promise<string[]> {
   if (stop.aborted) throw stoppedBeforeCommit();
-  const records = batch.map((change) =>
-    change.kind === 'insert' ? statement.record(change.row) : statement.record(change.kind === 'update' ? change.row : {}, change.old),
-  );
-  const query = sql.unsafe<{ key: string }[]>(statement.text, [JSON.stringify(records)]);
+  const query = sql.unsafe<{ key: string }[]>(statement, [JSON.stringify(batch.map(record))]);
   const cancel = () => void Promise.resolve(query.cancel()).catch(() => undefined);
   stop.addEventListener('abort', cancel);
   try {
@@ -161,45 +158,37 @@ function holdsEveryValue(table: RowTable, prefix: string): string {
     .join(' AND ');
 }
 
-interface Statement {
-  text: string;
-  record: (row: Row, old?: Row) => Record<string, string | null>;
-}
-
 const prefixed = (row: Row, prefix: string) => Object.fromEntries(Object.entries(row).map(([name, value]) => [prefix + name, value]));
 
-const STATEMENTS: Record<RowChange['kind'], (of: ItemKind) => Statement> = {
+/** A change's record in the JSON parameter: an insert's row as it is, else the values read (`o_`) and an update's new ones (`n_`). */
+function record(change: RowChange): Row {
+  if (change.kind === 'insert') return change.row;
+  return { ...prefixed(change.old, OLD), ...(change.kind === 'update' ? prefixed(change.row, NEW) : {}) };
+}
+
+const STATEMENTS: Record<RowChange['kind'], (of: ItemKind) => string> = {
   /** A key taken (by a row written since the read) is skipped, and missing from RETURNING. */
   insert: (of) => {
     const table = ROW_TABLES[of];
     const columns = table.columns.map(({ name }) => identifier(name)).join(', ');
-    return {
-      text: `INSERT INTO ${table.name} (${columns}) SELECT ${columns} FROM jsonb_to_recordset($1::text::jsonb) AS i(${recordColumns(table, '')})
-           ON CONFLICT DO NOTHING RETURNING ${identifier(table.key)} AS key`,
-      record: (row) => row,
-    };
+    return `INSERT INTO ${table.name} (${columns}) SELECT ${columns} FROM jsonb_to_recordset($1::text::jsonb) AS i(${recordColumns(table, '')})
+           ON CONFLICT DO NOTHING RETURNING ${identifier(table.key)} AS key`;
   },
   /** From the values read (`o_`) to the item's (`n_`); the token's project is not set: under another project is another row. */
   update: (of) => {
     const table = ROW_TABLES[of];
     const set = table.columns.filter(({ name }) => name !== table.key && name !== PROJECT_COLUMN);
-    return {
-      text: `UPDATE ${table.name} AS t SET ${set.map(({ name }) => `${identifier(name)} = i.${identifier(NEW + name)}`).join(', ')}
+    return `UPDATE ${table.name} AS t SET ${set.map(({ name }) => `${identifier(name)} = i.${identifier(NEW + name)}`).join(', ')}
            FROM jsonb_to_recordset($1::text::jsonb) AS i(${recordColumns(table, OLD)}, ${recordColumns(table, NEW, set)})
-           WHERE ${holdsEveryValue(table, OLD)} RETURNING t.${identifier(table.key)} AS key`,
-      record: (row, old) => ({ ...prefixed(old ?? {}, OLD), ...prefixed(row, NEW) }),
-    };
+           WHERE ${holdsEveryValue(table, OLD)} RETURNING t.${identifier(table.key)} AS key`;
   },
   /** A project's row goes only when no token names it: the foreign key cascades, and a token written since must not go with it. */
   delete: (of) => {
     const table = ROW_TABLES[of];
     const noTokens =
       of === 'project' ? ` AND NOT EXISTS (SELECT 1 FROM ${TOKENS_TABLE} x WHERE x.${identifier(PROJECT_COLUMN)} = t.${identifier(table.key)})` : '';
-    return {
-      text: `DELETE FROM ${table.name} AS t USING jsonb_to_recordset($1::text::jsonb) AS i(${recordColumns(table, OLD)})
-           WHERE ${holdsEveryValue(table, OLD)}${noTokens} RETURNING t.${identifier(table.key)} AS key`,
-      record: (_row, old) => prefixed(old ?? {}, OLD),
-    };
+    return `DELETE FROM ${table.name} AS t USING jsonb_to_recordset($1::text::jsonb) AS i(${recordColumns(table, OLD)})
+           WHERE ${holdsEveryValue(table, OLD)}${noTokens} RETURNING t.${identifier(table.key)} AS key`;
   },
 };
 
@@ -207,11 +196,8 @@ const STATEMENTS: Record<RowChange['kind'], (of: ItemKind) => Statement> = {
  * Locks the projects' rows about to be deleted (FOR UPDATE), so no token can name them from now until COMMIT (its
  * foreign key check needs a lock this one excludes): the DELETE's "no token names it" then stays true.
  */
-function lockProjectsStatement(): Statement {
+function lockProjectsStatement(): string {
   const table = ROW_TABLES.project;
-  return {
-    text: `SELECT t.${identifier(table.key)} AS key FROM ${table.name} AS t JOIN jsonb_to_recordset($1::text::jsonb) AS i(${recordColumns(table, OLD)})
-           ON t.${identifier(table.key)} = i.${identifier(OLD + table.key)} FOR UPDATE OF t`,
-    record: (_row, old) => prefixed(old ?? {}, OLD),
-  };
+  return `SELECT t.${identifier(table.key)} AS key FROM ${table.name} AS t JOIN jsonb_to_recordset($1::text::jsonb) AS i(${recordColumns(table, OLD)})
+           ON t.${identifier(table.key)} = i.${identifier(OLD + table.key)} FOR UPDATE OF t`;
 }
