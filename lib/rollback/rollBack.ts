@@ -50,7 +50,11 @@ interface RollbackOptions {
 }
 
 export async function rollBack(session: PostgresSession, options: RollbackOptions): Promise<number> {
-  const read = await readUnlessStopped(session, options.read);
+  const read = await readBothSides(session, options.read).catch((error: unknown) => {
+    // A read a stop kept from being sent (reading the new projects' partitions): stopped, not failed.
+    if (error instanceof NotSentError) return undefined;
+    throw error;
+  });
   if (read === undefined) {
     await printOutput(RESULTS.stopped(stopSignalReceived(), false));
     return ExitCode.interrupted;
@@ -83,20 +87,7 @@ export async function rollBack(session: PostgresSession, options: RollbackOption
   return ExitCode.ok;
 }
 
-async function readUnlessStopped(session: PostgresSession, options: ReadOptions) {
-  let read: Awaited<ReturnType<typeof readBothSides>>;
-  try {
-    read = await readBothSides(session, options);
-  } catch (error) {
-    // A read a stop kept from being sent (reading the new projects' partitions): stopped, not failed.
-    if (!(error instanceof NotSentError)) throw error;
-    return undefined;
-  }
-  options.progress.finish();
-  return read !== undefined && !wasStopped() ? read : undefined;
-}
-
-/** Compares the table with PostgreSQL and gathers what the plan needs; undefined when the comparison was stopped. */
+/** Compares the table with PostgreSQL and gathers what the plan needs; undefined when a stop cut the read short. */
 async function readBothSides(session: PostgresSession, options: ReadOptions) {
   const { client, tableName, concurrency, includeOrphans, progress } = options;
   const newest: { createdAt?: string } = {};
@@ -129,15 +120,15 @@ async function readBothSides(session: PostgresSession, options: ReadOptions) {
     const context: PlanContext = { projectRows, orphanProjects, tokenItemsInTable, includeOrphans, columnLimits, ...holds };
     return { result, changes, context };
   });
-  if (read === undefined) return undefined;
-  if (read.changes === undefined) {
+  if (read !== undefined && read.changes === undefined) {
     throw new UserError(
       `rollback refused, nothing changed: more than ${formatCount(MAX_ROLLBACK_CHANGES)} items differ between the table and PostgreSQL — ` +
         'that is not the rollback of a recent switch; check the table name and region',
       ExitCode.incomplete,
     );
   }
-  return { ...read, changes: read.changes, newest };
+  progress.finish();
+  return read === undefined || wasStopped() ? undefined : { ...read, changes: read.changes!, newest };
 }
 
 type Holds = Pick<PlanContext, 'tokenProjects' | 'unencodable'>;
