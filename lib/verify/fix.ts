@@ -47,7 +47,9 @@ export async function applyChanges(table: DynamoTable, changes: readonly FixChan
       return undefined;
     }
   };
-  await printOutput(formatFixHeading(changes.length));
+  await printOutput(
+    `\nFixing ${plural(changes.length, 'item', 'items')} (PostgreSQL is the truth; each write only if the item still holds what was read):\n`,
+  );
   const results: FixResult[] = [];
   for await (const result of mapConcurrentOrdered(changes, concurrency, attempt, () => wasStopped() || fatal !== undefined)) {
     if (result === undefined) continue;
@@ -144,10 +146,6 @@ function describeNow(change: FixChange, current: DynamoItem | undefined): string
   return changed
     .map((name) => (current[name] === undefined ? `${name} was removed` : `${name} is now ${describeAttributeValue(current[name])}`))
     .join(', ');
-}
-
-function formatFixHeading(changes: number): string {
-  return `\nFixing ${plural(changes, 'item', 'items')} (PostgreSQL is the truth; each write only if the item still holds what was read):\n`;
 }
 
 interface FixSummaryOptions {
