@@ -42,9 +42,8 @@ const ORDER: readonly { of: ItemKind; kind: RowChange['kind'] }[] = [
 const DRY_RUN_DONE = Symbol('dry run done');
 
 /**
- * Applies the plan in one transaction; resolves once it is committed — or, with `commit` false (--dry-run), once every
- * statement ran and it is rolled back, so the dry run meets whatever the live run would. A stop request cancels the
- * statement running (one may wait for a row another session holds) and rolls back. @throws NotCommittedError.
+ * With `commit` false (--dry-run), every statement runs and then it is rolled back, so the dry run meets whatever the
+ * live run would. A stop cancels the statement running (it may wait for a row another session holds) and rolls back.
  */
 export async function applyPlan(session: PostgresSession, plan: RollbackPlan, stop: AbortSignal, commit: boolean): Promise<void> {
   try {
