@@ -50,10 +50,7 @@ export async function* streamTokens(sql: Sql, order: TextOrder): AsyncGenerator<
   }
 }
 
-/**
- * The creation time of PostgreSQL's newest token that an item can hold (its text), null when it has none. One the
- * table cannot hold (infinity, BC, past year 9999) is left out: its token is not fixable, and it bounds nothing.
- */
+/** Its text. A created_at the table cannot hold (infinity, BC, past 9999) is left out: its token is not fixable, and bounds nothing. */
 export async function readNewestTokenCreatedAt(sql: Sql): Promise<string | null> {
   const [row] = await sql.unsafe<{ newest: string | null }[]>(
     `SELECT max(${CREATED_AT})::text AS newest FROM ${TOKENS_TABLE}
