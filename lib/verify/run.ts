@@ -127,7 +127,7 @@ function emptyTotals(projectsInPostgres: number) {
     tokensInPostgres: 0,
     tokenItemsInTable: 0,
     extraPartitionKeys: 0,
-    /** Items whose key is not a Cello item's (isCelloItemKey): another application's, in a shared table. Not compared. */
+    /** Another application's items, in a shared table: not compared. */
     otherApplicationItems: 0,
     /** Differences of the projects plus one per item under an extra partition key. */
     differences: 0,
@@ -200,7 +200,7 @@ async function* expectedItems(tokens: AsyncIterable<PostgresToken>, counts: { to
   }
 }
 
-// Another application's items in the partition (run.ts counts them from the scan) are not the project's.
+// Another application's items in the partition (the scan counts them) are not the project's.
 async function* celloItems(pk: string, items: AsyncIterable<DynamoItem>, counts: { itemsInTable: number; tokenItemsInTable: number }) {
   for await (const item of items) {
     if (!isCelloItemKey(pk, item.sk?.S)) continue;
