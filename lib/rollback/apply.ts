@@ -1,41 +1,29 @@
-// The rollback's write: the whole plan in ONE PostgreSQL transaction, in the order Cello's schema needs (a project's
-// row before its tokens are inserted, after they are deleted), a few statements for any number of rows
-// (statements.ts). Every row must be written as planned: a row changed since the read (an UPDATE or DELETE that
-// matches nothing, an INSERT that meets a key) rolls the whole transaction back, and the row is named. A stop
-// request before COMMIT rolls back too; a process killed before COMMIT loses its connection, and the server rolls back.
+// The rollback's write: the whole plan in ONE PostgreSQL transaction; a row changed since the read, or a stop before
+// COMMIT, rolls it all back. The SQL is derived from ROW_TABLES: one statement per kind of change and table, its rows
+// one JSON parameter (jsonb_to_recordset), so a thousand rows cost one round trip; timestamps as PostgreSQL's own text,
+// read as timestamptz (exact, no Date). UPDATE and DELETE match a row only if it still holds every value read (IS NOT
+// DISTINCT FROM: NULL equals NULL); RETURNING gives the keys written, so a row changed since the read is told apart.
 import type { ItemKind } from '../cello/items.ts';
+import { PROJECT_COLUMN, ROW_TABLES, TOKENS_TABLE, type RowTable } from '../cello/sourceTables.ts';
 import type { PostgresSession, Sql } from '../postgres/connect.ts';
 import { ExitCode, UserError } from '../cli/errors.ts';
+import { stopSignalReceived } from '../cli/signals.ts';
 import { LOCK_TIMEOUT, inWriteTransaction } from '../postgres/writeTransaction.ts';
-import { rowKey, type RollbackPlan, type RowChange } from './plan.ts';
-import { deleteStatement, insertStatement, lockProjectsStatement, updateStatement, type Statement } from './statements.ts';
+import { rowKey, type RollbackPlan, type Row, type RowChange } from './plan.ts';
+import { RESULTS } from './report.ts';
 
-/** A row that did not take its change: it changed in PostgreSQL since it was read (or another constraint refused it). */
-export class RowChangedError extends Error {
+/** The transaction was rolled back: `result` is the line that says why. */
+export class NotCommittedError extends Error {
   constructor(
-    readonly change: RowChange,
-    readonly why: string,
+    readonly result: string,
+    readonly exitCode: number,
   ) {
-    super(why);
-    this.name = 'RowChangedError';
+    super(result);
   }
 }
 
-/** A row a constraint of the database refused (a CHECK, NOT NULL...), not a concurrent write: running again will not help. */
-export class RowRefusedError extends Error {
-  constructor(readonly why: string) {
-    super(why);
-    this.name = 'RowRefusedError';
-  }
-}
-
-/** A stop request (Ctrl-C, SIGTERM) arrived before COMMIT: the transaction was rolled back. */
-export class StoppedBeforeCommitError extends Error {
-  constructor() {
-    super('stopped before COMMIT');
-    this.name = 'StoppedBeforeCommitError';
-  }
-}
+const stoppedBeforeCommit = () => new NotCommittedError(RESULTS.stopped(stopSignalReceived(), true), ExitCode.interrupted);
+const rowChanged = (change: RowChange, why: string) => new NotCommittedError(RESULTS.rowChanged(change, why), ExitCode.incomplete);
 
 /** Rows per statement: one JSON parameter of a few MB at most. */
 const ROWS_PER_STATEMENT = 10_000;
@@ -50,30 +38,22 @@ const ORDER: readonly { of: ItemKind; kind: RowChange['kind'] }[] = [
   { of: 'project', kind: 'delete' },
 ];
 
-const STATEMENTS: Record<RowChange['kind'], (of: ItemKind) => Statement> = {
-  insert: insertStatement,
-  update: updateStatement,
-  delete: deleteStatement,
-};
-
 /** Thrown to end a dry run's transaction: every statement ran, and it is rolled back. */
 const DRY_RUN_DONE = Symbol('dry run done');
 
 /**
- * Applies the plan in one transaction; resolves once it is committed — or, with `commit` false (--dry-run), once every
- * statement ran and it is rolled back: whatever the live run would meet (a row changed, a constraint of the database),
- * the dry run meets too. A stop request cancels the statement running (one may wait for a row another session holds)
- * and rolls back. @throws RowChangedError, RowRefusedError, StoppedBeforeCommitError.
+ * With `commit` false (--dry-run), every statement runs and then it is rolled back, so the dry run meets whatever the
+ * live run would. A stop cancels the statement running (it may wait for a row another session holds) and rolls back.
  */
-export async function applyPlan(session: PostgresSession, plan: RollbackPlan, stop: AbortSignal, commit = true): Promise<void> {
+export async function applyPlan(session: PostgresSession, plan: RollbackPlan, stop: AbortSignal, commit: boolean): Promise<void> {
   try {
     await inWriteTransaction(session, async (sql) => {
       // A stop cancels the statement running, whose error is then the stop's — before COMMIT only: once COMMIT is
       // sent, the server may commit whatever the process was asked.
       await writePlan(sql, plan, stop).catch((error: unknown) => {
-        throw stop.aborted ? new StoppedBeforeCommitError() : error;
+        throw stop.aborted ? stoppedBeforeCommit() : error;
       });
-      if (stop.aborted) throw new StoppedBeforeCommitError();
+      if (stop.aborted) throw stoppedBeforeCommit();
       if (!commit) throw DRY_RUN_DONE;
     });
   } catch (error) {
@@ -81,7 +61,6 @@ export async function applyPlan(session: PostgresSession, plan: RollbackPlan, st
   }
 }
 
-/** Every statement of the plan, in ORDER, and the constraints the database defers to COMMIT. */
 async function writePlan(sql: Sql, plan: RollbackPlan, stop: AbortSignal): Promise<void> {
   for (const { of, kind } of ORDER) {
     const changes = plan.changes.filter((change) => change.of === of && change.kind === kind);
@@ -91,20 +70,16 @@ async function writePlan(sql: Sql, plan: RollbackPlan, stop: AbortSignal): Promi
       checkEveryRowWritten(batch, await run(sql, STATEMENTS[kind](of), batch, stop));
     }
   }
-  // A constraint the database defers to COMMIT (DEFERRABLE INITIALLY DEFERRED) is checked now, as a statement's
-  // are: the dry run, which never commits, meets it too.
+  // A deferred constraint (DEFERRABLE INITIALLY DEFERRED) is checked now, so the dry run, which never commits, meets it.
   await sql`SET CONSTRAINTS ALL IMMEDIATE`.catch((error: unknown) => {
     throw constraintAsRowChanged(error, plan.changes) ?? error;
   });
 }
 
 /** Runs a statement on a batch; the keys of the rows it returned. A constraint violation names the row it can. */
-async function run(sql: Sql, statement: Statement, batch: readonly RowChange[], stop: AbortSignal): Promise<string[]> {
-  if (stop.aborted) throw new StoppedBeforeCommitError();
-  const records = batch.map((change) =>
-    change.kind === 'insert' ? statement.record(change.row) : statement.record(change.kind === 'update' ? change.row : {}, change.old),
-  );
-  const query = sql.unsafe<{ key: string }[]>(statement.text, [JSON.stringify(records)]);
+async function run(sql: Sql, statement: string, batch: readonly RowChange[], stop: AbortSignal): Promise<string[]> {
+  if (stop.aborted) throw stoppedBeforeCommit();
+  const query = sql.unsafe<{ key: string }[]>(statement, [JSON.stringify(batch.map(record))]);
   const cancel = () => void Promise.resolve(query.cancel()).catch(() => undefined);
   stop.addEventListener('abort', cancel);
   try {
@@ -116,7 +91,6 @@ async function run(sql: Sql, statement: Statement, batch: readonly RowChange[], 
   }
 }
 
-/** The first change of the batch whose row the statement did not return. */
 function checkEveryRowWritten(batch: readonly RowChange[], written: readonly string[]): void {
   const keys = new Set(written);
   const missed = batch.find((change) => !keys.has(rowKey(change)));
@@ -127,7 +101,7 @@ function checkEveryRowWritten(batch: readonly RowChange[], written: readonly str
       : missed.kind === 'delete' && missed.of === 'project'
         ? 'the row changed, or a token of the project that the plan does not delete was written, since it was read'
         : 'the row no longer holds the values read';
-  throw new RowChangedError(missed, why);
+  throw rowChanged(missed, why);
 }
 
 /** SQLSTATEs of a row written by another session meanwhile: the transaction is rolled back, and can be retried. */
@@ -147,11 +121,12 @@ function constraintAsRowChanged(error: unknown, batch: readonly RowChange[]): Er
   }
   const detail = (error as { detail?: string }).detail;
   if (typeof code === 'string' && code.startsWith(INTEGRITY_CLASS) && !CONCURRENT_WRITE_CODES.has(code)) {
-    return new RowRefusedError(`${(error as Error).message}${detail ? ` (${detail})` : ''}`);
+    // Not a concurrent write: running again will not help.
+    return new NotCommittedError(RESULTS.rowRefused(`${(error as Error).message}${detail ? ` (${detail})` : ''}`), ExitCode.incomplete);
   }
   if (typeof code !== 'string' || !CONCURRENT_WRITE_CODES.has(code)) return undefined;
   const named = changeNamedBy(detail, batch) ?? batch[0]!;
-  return new RowChangedError(named, `PostgreSQL refused the batch: ${(error as Error).message}${detail ? ` (${detail})` : ''}`);
+  return rowChanged(named, `PostgreSQL refused the batch: ${(error as Error).message}${detail ? ` (${detail})` : ''}`);
 }
 
 /**
@@ -163,4 +138,65 @@ function changeNamedBy(detail: string | undefined, batch: readonly RowChange[]):
   if (match === null) return undefined;
   const [, column, value] = match;
   return batch.find((change) => (change.kind === 'delete' ? change.old : change.row)[column!] === value);
+}
+
+const OLD = 'o_';
+const NEW = 'n_';
+
+const identifier = (name: string) => `"${name.replaceAll('"', '""')}"`;
+const sqlType = (column: RowTable['columns'][number]) => (column.isTimestamp ? 'timestamptz' : 'text');
+
+function recordColumns(table: RowTable, prefix: string, columns = table.columns): string {
+  return columns.map((column) => `${identifier(prefix + column.name)} ${sqlType(column)}`).join(', ');
+}
+
+/** The key by `=`, so its index serves. */
+function holdsEveryValue(table: RowTable, prefix: string): string {
+  return table.columns
+    .map(({ name }) => `t.${identifier(name)} ${name === table.key ? '=' : 'IS NOT DISTINCT FROM'} i.${identifier(prefix + name)}`)
+    .join(' AND ');
+}
+
+const prefixed = (row: Row, prefix: string) => Object.fromEntries(Object.entries(row).map(([name, value]) => [prefix + name, value]));
+
+/** A change's record in the JSON parameter: an insert's row as it is, else the values read (`o_`) and an update's new ones (`n_`). */
+function record(change: RowChange): Row {
+  if (change.kind === 'insert') return change.row;
+  return { ...prefixed(change.old, OLD), ...(change.kind === 'update' ? prefixed(change.row, NEW) : {}) };
+}
+
+const STATEMENTS: Record<RowChange['kind'], (of: ItemKind) => string> = {
+  /** A key taken (by a row written since the read) is skipped, and missing from RETURNING. */
+  insert: (of) => {
+    const table = ROW_TABLES[of];
+    const columns = table.columns.map(({ name }) => identifier(name)).join(', ');
+    return `INSERT INTO ${table.name} (${columns}) SELECT ${columns} FROM jsonb_to_recordset($1::text::jsonb) AS i(${recordColumns(table, '')})
+           ON CONFLICT DO NOTHING RETURNING ${identifier(table.key)} AS key`;
+  },
+  /** From the values read (`o_`) to the item's (`n_`); the token's project is not set: under another project is another row. */
+  update: (of) => {
+    const table = ROW_TABLES[of];
+    const set = table.columns.filter(({ name }) => name !== table.key && name !== PROJECT_COLUMN);
+    return `UPDATE ${table.name} AS t SET ${set.map(({ name }) => `${identifier(name)} = i.${identifier(NEW + name)}`).join(', ')}
+           FROM jsonb_to_recordset($1::text::jsonb) AS i(${recordColumns(table, OLD)}, ${recordColumns(table, NEW, set)})
+           WHERE ${holdsEveryValue(table, OLD)} RETURNING t.${identifier(table.key)} AS key`;
+  },
+  /** A project's row goes only when no token names it: the foreign key cascades, and a token written since must not go with it. */
+  delete: (of) => {
+    const table = ROW_TABLES[of];
+    const noTokens =
+      of === 'project' ? ` AND NOT EXISTS (SELECT 1 FROM ${TOKENS_TABLE} x WHERE x.${identifier(PROJECT_COLUMN)} = t.${identifier(table.key)})` : '';
+    return `DELETE FROM ${table.name} AS t USING jsonb_to_recordset($1::text::jsonb) AS i(${recordColumns(table, OLD)})
+           WHERE ${holdsEveryValue(table, OLD)}${noTokens} RETURNING t.${identifier(table.key)} AS key`;
+  },
+};
+
+/**
+ * Locks the projects' rows about to be deleted (FOR UPDATE), so no token can name them from now until COMMIT (its
+ * foreign key check needs a lock this one excludes): the DELETE's "no token names it" then stays true.
+ */
+function lockProjectsStatement(): string {
+  const table = ROW_TABLES.project;
+  return `SELECT t.${identifier(table.key)} AS key FROM ${table.name} AS t JOIN jsonb_to_recordset($1::text::jsonb) AS i(${recordColumns(table, OLD)})
+           ON t.${identifier(table.key)} = i.${identifier(OLD + table.key)} FOR UPDATE OF t`;
 }

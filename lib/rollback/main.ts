@@ -2,11 +2,10 @@
 //
 //   PGPASSWORD=... npx tsx scripts/rollback_to_postgres.ts localhost cello_user cello_db cello us-west-2 --dry-run
 //
-// The table is the truth. The table is compared with PostgreSQL by verify's engine (read.ts); each difference becomes
-// a row to insert, update or delete (plan.ts); refused when PostgreSQL has been written since the switch (guard.ts)
-// or when an item cannot be a row (listed); then the whole plan is written in ONE transaction, each row only if it
-// still holds what was read (apply.ts). --dry-run prints the plan, runs it and rolls it back: it commits nothing and
-// meets whatever the live run would (a row changed, a constraint of the database).
+// The table is the truth. It is compared with PostgreSQL by verify's engine; each difference becomes a row to insert,
+// update or delete (plan.ts); refused when PostgreSQL has been written since the switch or when an item
+// cannot be a row; then the whole plan is written in ONE transaction, each row only if it still holds what was read
+// (apply.ts). --dry-run runs the plan and rolls it back, so it meets whatever the live run would.
 import {
   AWS_CREDENTIALS_HELP,
   checkPostgresNames,
@@ -21,7 +20,7 @@ import {
 import { currentRun, runEnvironment } from '../cli/currentRun.ts';
 import { Progress } from '../cli/progress.ts';
 import { defineStep } from '../cli/run.ts';
-import { stopSignal, wasStopped } from '../cli/signals.ts';
+import { stopSignal } from '../cli/signals.ts';
 import { REPOSITORY } from '../cello/items.ts';
 import { CELLO_TABLES, PROJECTS_TABLE, TOKENS_TABLE } from '../cello/sourceTables.ts';
 import { checkTableName } from '../dynamodb/target.ts';
@@ -32,7 +31,6 @@ import type { PostgresSession } from '../postgres/connect.ts';
 
 /** Partitions read at once, as verify's default. */
 const CONCURRENCY = 8;
-/** What the rollback does to PostgreSQL's tables (and reads). */
 const PRIVILEGES = ['SELECT', 'INSERT', 'UPDATE', 'DELETE'];
 
 const USAGE = [
@@ -46,7 +44,6 @@ const USAGE = [
   `The user needs ${PRIVILEGES.join(', ')} on ${PROJECTS_TABLE} and ${TOKENS_TABLE}. ${POSTGRES_HELP} ${AWS_CREDENTIALS_HELP}`,
 ].join('\n');
 
-/** The command line, checked (a mistake is a UserError, exit 2); --help prints and exits. */
 function parseArguments(argv: string[]) {
   return createArgumentParser(argv, 'rollback_to_postgres.ts', USAGE)
     .command('$0 <db_host> <db_user> <db_name> <table_name> <region>', false, (command) =>
@@ -105,7 +102,7 @@ export const main = defineStep(async (argv: string[]): Promise<number> => {
       await checkTablePrivileges(session.sql, user, [PROJECTS_TABLE, TOKENS_TABLE], PRIVILEGES);
       const { rollBack } = await import('./rollBack.ts');
       return await rollBack(session, {
-        read: { client, tableName, database, concurrency: CONCURRENCY, includeOrphans: args['include-orphans'], shouldStop: wasStopped, progress },
+        read: { client, tableName, database, concurrency: CONCURRENCY, includeOrphans: args['include-orphans'], progress },
         dryRun: args['dry-run'],
         migrationFile,
         meter,

@@ -1,20 +1,20 @@
-// The rollback's plan: verify's comparison (lib/verify/run.ts, planning what it read of each differing item: FoundSides
-// in lib/verify/fixPlan.ts) turned around, with the table as the truth. An item PostgreSQL lacks becomes an INSERT, a
-// row the table lacks a DELETE, an item whose decoded values differ an UPDATE of those columns. Items become rows
-// through lib/cello/codecs.ts (rowFromItem: "" → NULL, timestamps in any form the repair converts → PostgreSQL's text,
-// exact to the microsecond), so a value that differs only in form is no change, and a second run plans nothing.
+// The rollback's plan: verify's changes (their FoundSides) turned around, with the table as the truth. An item
+// PostgreSQL lacks becomes an INSERT, a row the table lacks a DELETE, an item whose decoded values differ an UPDATE.
+// Items become rows through rowFromItem (lib/cello/codecs.ts), so a value that differs only in form is no change, and a
+// second run plans nothing.
 import type { DynamoItem } from '../dynamodb/batch.ts';
 import { rowFromItem } from '../cello/codecs.ts';
 import { hasLoneSurrogate } from '../cello/fileItems.ts';
-import { PROJECT_ATTRIBUTE_ENTRIES, TOKEN_ID, type ItemKind } from '../cello/items.ts';
+import { TOKEN_ID, type ItemKind } from '../cello/items.ts';
 import { METADATA_SK, isMetadataSk, parseProjectPk, parseTokenSk, projectPk, tokenSk } from '../cello/keys.ts';
 import { quoteValue } from '../cello/quote.ts';
 import { PROJECT_COLUMN, ROW_TABLES } from '../cello/sourceTables.ts';
 import { timestampsEqualAsInstants } from '../cello/timestamps.ts';
 import type { PostgresProject, PostgresToken } from '../verify/compare.ts';
 import type { FixChange } from '../verify/fixPlan.ts';
+import { orphanProject } from '../verify/postgresRows.ts';
 
-/** A row of a Cello table: its columns by name (lib/cello/sourceTables.ts ROW_TABLES), NULL as null, timestamps as text. */
+/** A row of a Cello table by column (ROW_TABLES), timestamps as text. */
 export type Row = Record<string, string | null>;
 
 /** One row to write; `project` names the project it belongs to (for the report and the order of the statements). */
@@ -39,7 +39,6 @@ export interface RollbackPlan {
 }
 
 export interface PlanContext {
-  /** The names PostgreSQL's projects table holds. */
   projectRows: ReadonlySet<string>;
   /** Project names only PostgreSQL's tokens give (no row in projects: orphans). */
   orphanProjects: ReadonlySet<string>;
@@ -54,16 +53,14 @@ export interface PlanContext {
   columnLimits: ReadonlyMap<string, ReadonlyMap<string, number>>;
 }
 
-/** The key of a change's row: the project's name or the token's id. */
 export function rowKey(change: RowChange): string {
   const row = change.kind === 'delete' ? change.old : change.row;
   return row[ROW_TABLES[change.of].key] ?? '';
 }
 
 /**
- * Whether the rollback may write a row for verify's change: not when both sides hold the item and its values decode to
- * PostgreSQL's (a timestamp in a legacy form for the same instant), a difference of form only. Such changes are left
- * out as the comparison goes, so that a table never repaired does not fill the plan's limit with rows it would not write.
+ * False for a difference of form only (values that decode to PostgreSQL's): left out as the comparison goes, so that a
+ * table never repaired does not fill the plan's limit with rows it would not write.
  */
 export function changesRow(change: FixChange): boolean {
   const { item, postgres } = change.found ?? {};
@@ -71,10 +68,7 @@ export function changesRow(change: FixChange): boolean {
   const inPostgres = of === 'project' ? postgres?.project : postgres?.token;
   const values = item === undefined ? undefined : rowFromItem(of, item, []);
   if (inPostgres === undefined || values === undefined) return true;
-  const old = postgresRow(of, inPostgres);
-  return ROW_TABLES[of].columns.some(
-    ({ name, isTimestamp }) => name !== PROJECT_COLUMN && !sameValue(isTimestamp, old[name] ?? null, values[name] ?? null),
-  );
+  return changedColumns(of, postgresRow(of, inPostgres), values).length > 0;
 }
 
 /** The plan for verify's changes (in partition order, as verifyMigration and planAllChanges give them). */
@@ -92,9 +86,8 @@ export function planRollback(changes: readonly FixChange[], context: PlanContext
 }
 
 /**
- * PostgreSQL keys a token by its id alone: the table may hold one id under two projects, PostgreSQL cannot. An id
- * inserted twice, or inserted while PostgreSQL keeps it under another project (a row the plan does not delete: the
- * table holds it there too, or it is not compared), would meet the key at COMMIT, and running again would not help.
+ * PostgreSQL keys a token by its id alone: an id inserted twice, or inserted while PostgreSQL keeps it under another
+ * project, would meet the key at COMMIT, and running again would not help.
  */
 function refuseTokenIdsTwice(plan: RollbackPlan, tokenProjects: ReadonlyMap<string, string>): void {
   const deleted = new Set(plan.changes.filter((change) => change.kind === 'delete' && change.of === 'token').map(rowKey));
@@ -141,10 +134,9 @@ function planPartition(changes: readonly FixChange[], context: PlanContext, plan
 }
 
 /**
- * The change of the project's own row, from its METADATA item (`metadata`: the comparison's change of it, undefined
- * when it matched). A METADATA item the table lacks means the project is gone, unless the table still holds tokens of
- * it: PostgreSQL keeps a token only with its project's row, so that is refused — or with --include-orphans, the row
- * is kept (or made, with NULL values, as the dump makes a project only tokens name). Returns the reason of a refusal.
+ * The project's own row (`metadata` undefined: it matched). A METADATA item the table lacks means the project is gone,
+ * unless the table still holds tokens of it: refused, as PostgreSQL keeps a token only with its project's row — or with
+ * --include-orphans, the row is kept (or made, all NULL, as the dump does). Returns the reason of a refusal.
  */
 function planProject(
   pk: string,
@@ -167,18 +159,12 @@ function planProject(
     const tokens = tokensInTable === 1 ? 'a token' : `${tokensInTable} tokens`;
     return `the table holds ${tokens} of this project but no ${METADATA_SK} item, and PostgreSQL keeps a token only with its project's row — add the ${METADATA_SK} item, or run with --include-orphans to keep the project's row (with NULL values when PostgreSQL has none)`;
   }
-  if (isUnknownToPostgres) plan.changes.push({ kind: 'insert', of: 'project', project: name, row: emptyProjectRow(name) });
+  if (isUnknownToPostgres) plan.changes.push({ kind: 'insert', of: 'project', project: name, row: postgresRow('project', orphanProject(name)) });
   // verify reports its METADATA item missing: the summary says so rather than "matches".
   plan.keptWithoutMetadata.push(name);
   return undefined;
 }
 
-/** A project's row with every attribute NULL: what the dump gives a project only tokens name (--include-orphans). */
-function emptyProjectRow(name: string): Row {
-  return { [PROJECT_COLUMN]: name, ...Object.fromEntries(PROJECT_ATTRIBUTE_ENTRIES.map((entry) => [entry.name, null])) };
-}
-
-/** The change of one row: insert (the table only), delete (PostgreSQL only) or update (both, when values differ). */
 function planRow(
   of: ItemKind,
   project: string,
@@ -203,11 +189,10 @@ function planRow(
     plan.changes.push({ kind: 'insert', of, project, row });
     return;
   }
-  const columns = ROW_TABLES[of].columns.filter(({ name, isTimestamp }) => !sameValue(isTimestamp, old[name] ?? null, row[name] ?? null));
-  if (columns.length > 0) plan.changes.push({ kind: 'update', of, project, old, row, columns: columns.map(({ name }) => name) });
+  const columns = changedColumns(of, old, row);
+  if (columns.length > 0) plan.changes.push({ kind: 'update', of, project, old, row, columns });
 }
 
-/** PostgreSQL's row as verify read it, by column. */
 function postgresRow(of: ItemKind, row: PostgresProject | PostgresToken): Row {
   const { name: _name, project: _project, tokenId: _tokenId, ...values } = row as Record<string, string | null>;
   if (of === 'project') return { [PROJECT_COLUMN]: (row as PostgresProject).name, ...values };
@@ -227,7 +212,6 @@ function itemRow(of: ItemKind, project: string, item: DynamoItem, { columnLimits
   return problems.length === 0 ? row : undefined;
 }
 
-/** Why PostgreSQL's text column (of at most `limit` characters) cannot store `value`: none when it can. */
 function whyColumnCannotStore(column: string, value: string, limit: number | undefined, unencodable: PlanContext['unencodable']): string[] {
   const reasons: string[] = [];
   if (value.includes('\u0000')) reasons.push(`${column} holds a NUL character, which PostgreSQL text cannot store`);
@@ -241,8 +225,14 @@ function whyColumnCannotStore(column: string, value: string, limit: number | und
   return reasons;
 }
 
-/** Whether two column values are equal: text exactly, timestamps as instants (PostgreSQL's text and the item's may differ in form). */
-function sameValue(isTimestamp: boolean, a: string | null, b: string | null): boolean {
-  if (a === b) return true;
-  return a !== null && b !== null && isTimestamp && timestampsEqualAsInstants(a, b);
+/**
+ * The columns whose values differ: text exactly, timestamps as instants (PostgreSQL's text and the item's may differ in
+ * form). The project's column is the partition's on both sides (an item's row may not name it).
+ */
+function changedColumns(of: ItemKind, old: Row, row: Row): string[] {
+  const same = (a: string | null, b: string | null, isTimestamp: boolean) =>
+    a === b || (a !== null && b !== null && isTimestamp && timestampsEqualAsInstants(a, b));
+  return ROW_TABLES[of].columns
+    .filter(({ name, isTimestamp }) => name !== PROJECT_COLUMN && !same(old[name] ?? null, row[name] ?? null, isTimestamp))
+    .map(({ name }) => name);
 }

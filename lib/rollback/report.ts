@@ -7,6 +7,7 @@ import { ROW_TABLES } from '../cello/sourceTables.ts';
 import { canonicalOrUndefined } from '../cello/timestamps.ts';
 import { LINES_PER_PROJECT, displayKey, displayName, quote } from '../verify/compare.ts';
 import { listed } from '../verify/report.ts';
+import type { VerificationResult } from '../verify/run.ts';
 import { rowKey, type RollbackPlan, type RowChange, type Unholdable } from './plan.ts';
 
 /** Lines listing items PostgreSQL cannot hold, before "... and N more". */
@@ -36,7 +37,7 @@ export function formatChange(change: RowChange): string {
 /** Lines of the plan at most, whatever the number of projects, before "... and N more rows". */
 const PLAN_LINES = 200;
 
-/** The plan's lines, at most `limit` per project and PLAN_LINES in all, each cut short by how many more there are. */
+/** At most `limit` lines per project and PLAN_LINES in all, each cut short by how many more there are. */
 export function formatPlan(plan: RollbackPlan, limit = LINES_PER_PROJECT, total = PLAN_LINES): string {
   if (plan.changes.length === 0) return '';
   let text = `Rollback plan (the table is the truth; ${plural(plan.changes.length, 'row', 'rows')} of PostgreSQL to change):\n`;
@@ -59,24 +60,14 @@ export function formatPlan(plan: RollbackPlan, limit = LINES_PER_PROJECT, total 
   return text;
 }
 
-/** The items PostgreSQL cannot hold, one line each (the first PROBLEM_LINES). */
 export function formatProblems(problems: readonly Unholdable[]): string {
   if (problems.length === 0) return '';
   const lines = problems.slice(0, PROBLEM_LINES).map(({ pk, sk, reason }) => `${displayKey(pk, sk)}: ${reason}`);
   return `Items PostgreSQL cannot hold (nothing is committed while there is one):\n${listed(lines, problems.length)}`;
 }
 
-export interface SummaryCounts {
-  plan: RollbackPlan;
-  otherApplicationItems: number;
-  /** PostgreSQL tokens of no project, not compared (without --include-orphans). */
-  orphanTokens: number;
-  /** The capacity lines (formatCapacitySummary), indented like the counts. */
-  capacity: string;
-}
-
-/** The counts: rows per table and kind, items that cannot be held, items not Cello's. */
-export function formatCounts({ plan, otherApplicationItems, orphanTokens, capacity }: SummaryCounts): string {
+/** `capacity`: formatCapacitySummary's lines, indented like the counts. */
+export function formatCounts(plan: RollbackPlan, { totals, orphans }: VerificationResult, capacity: string): string {
   const count = (of: ItemKind, kind: RowChange['kind']) => plan.changes.filter((change) => change.of === of && change.kind === kind).length;
   const rows = (of: ItemKind) =>
     `${plural(count(of, 'insert'), 'insert', 'inserts')}, ${plural(count(of, 'update'), 'update', 'updates')}, ${plural(count(of, 'delete'), 'delete', 'deletes')}`;
@@ -85,8 +76,8 @@ export function formatCounts({ plan, otherApplicationItems, orphanTokens, capaci
     `  Project rows: ${rows('project')}`,
     `  Token rows: ${rows('token')}`,
     `  Items PostgreSQL cannot hold: ${formatCount(plan.problems.length)}`,
-    ...(orphanTokens > 0 ? [`  Tokens of no project in PostgreSQL (not compared; see --include-orphans): ${formatCount(orphanTokens)}`] : []),
-    ...(otherApplicationItems > 0 ? [`  Items of other applications (ignored): ${formatCount(otherApplicationItems)}`] : []),
+    ...(orphans.count > 0 ? [`  Tokens of no project in PostgreSQL (not compared; see --include-orphans): ${formatCount(orphans.count)}`] : []),
+    ...(totals.otherApplicationItems > 0 ? [`  Items of other applications (ignored): ${formatCount(totals.otherApplicationItems)}`] : []),
     ...capacity.split('\n').filter((line) => line !== ''),
   ];
   return `${lines.join('\n')}\n`;
@@ -97,7 +88,6 @@ function except(kept: number): string {
   return `, except that it keeps a row for ${plural(kept, 'project', 'projects')} the table has tokens of but no ${METADATA_SK} item (--include-orphans; verify reports that item missing)`;
 }
 
-/** The last line. */
 export const RESULTS = {
   nothingToDo: (kept: number) =>
     kept === 0

@@ -1,5 +1,4 @@
-// Verify's value comparison: a PostgreSQL row against its DynamoDB item, and how names and values are quoted in the
-// report. Timestamps are compared as text after lib/cello's exact canonicalisation, never through Date or a float.
+// A PostgreSQL row against its DynamoDB item, and how the report quotes names. Timestamps compare as canonical text.
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import type { DynamoItem } from '../dynamodb/batch.ts';
 import { compareUtf8 } from '../cello/keyOrder.ts';
@@ -19,10 +18,9 @@ import { TimestampError, timestampsEqualAsInstants, toCanonicalTimestamp } from 
 /** Difference lines printed per project (and extra partition keys, and orphan tokens) before "... and N more". */
 export const LINES_PER_PROJECT = 20;
 
-/** A project row: its name and its attributes (lib/cello/items.ts), NULL as null. */
 export type PostgresProject = { name: string } & Record<ProjectAttribute, string | null>;
 
-/** A token row; its attributes by name, timestamps PostgreSQL's text output (any offset), NULL as null. */
+/** Timestamps as PostgreSQL's text output (any offset). */
 export type PostgresToken = { project: string; tokenId: string } & Record<TokenValueAttribute, string | null>;
 
 /** A stream out of the byte order the merge-join relies on: it would report false differences, so the run stops. */
@@ -30,14 +28,12 @@ export class StreamOrderError extends Error {
   override name = 'StreamOrderError';
 }
 
-/** @throws StreamOrderError `${what}: <key> after <previous>` unless `key` is strictly above `previous` in byte order. */
 export function checkAscending(previous: string | undefined, key: string | undefined, what: string): void {
   if (previous !== undefined && key !== undefined && compareUtf8(previous, key) >= 0) {
     throw new StreamOrderError(`${what}: ${quote(key)} after ${quote(previous)}`);
   }
 }
 
-/** Counts differences and keeps the first `limit` lines. */
 export class DifferenceList {
   count = 0;
   readonly lines: string[] = [];
@@ -55,7 +51,6 @@ export function displayName(text: string): string {
   return text !== '' && text === text.trim() && !/[\p{C}\u2028\u2029"\\]/u.test(text) ? text : quote(text);
 }
 
-/** An item's key for a line: `[pk][sk]`. */
 export function displayKey(pk: string, sk: string): string {
   return `[${displayName(pk)}][${displayName(sk)}]`;
 }
@@ -76,7 +71,6 @@ export function describeAttributeValue(value: AttributeValue): string {
   return type?.[1] ?? 'a value of an unknown type';
 }
 
-/** Why `value` is not a string attribute (missing, or another type), or undefined when it is one. */
 function notAString(name: string, value: AttributeValue | undefined): string | undefined {
   if (value === undefined) return `${name} attribute is missing`;
   return value.S === undefined ? `${name} is ${describeAttributeValue(value)}, not a string` : undefined;
@@ -88,13 +82,11 @@ function itemValue(entry: CelloAttribute, item: DynamoItem): AttributeValue | un
   return value === undefined && entry.nullable && isNullInItem(entry, undefined) ? { S: entry.nullInTable } : value;
 }
 
-/** Compares a project's METADATA item with its PostgreSQL row: each attribute, NULL as the table stores it. */
 export function compareProjectItem(project: PostgresProject, item: DynamoItem, differences: DifferenceList): void {
   for (const entry of PROJECT_ATTRIBUTE_ENTRIES)
     compareValue('', entry, project[entry.name as ProjectAttribute], itemValue(entry, item), differences);
 }
 
-/** Compares a token item with its PostgreSQL row: its id and every other attribute. */
 export function compareTokenItem(token: PostgresToken, item: DynamoItem, differences: DifferenceList): void {
   const subject = `token ${displayName(token.tokenId)}`;
   const id = item[TOKEN_ID];
@@ -107,9 +99,8 @@ export function compareTokenItem(token: PostgresToken, item: DynamoItem, differe
 }
 
 /**
- * One attribute against PostgreSQL's value (NULL as the table stores it); `subject` starts each line ('' for a
- * project). A timestamp must denote the same instant and be in the canonical form, the only one the Cello service
- * parses: a legacy value for the right instant is a format difference, not a different value.
+ * `subject` starts each line ('' for a project). A timestamp must be in the canonical form, the only one the Cello
+ * service parses: a legacy value for the right instant is a format difference, not a different value.
  */
 export function compareValue(
   subject: string,
@@ -136,7 +127,7 @@ export function compareValue(
   } else differences.add(`${prefix}${entry.name} differs: table ${quote(actual)}, PostgreSQL ${expected.shown}`);
 }
 
-/** PostgreSQL's value as the table must hold it (`text`) and as a line shows it; a TimestampError when it has no canonical form. */
+/** PostgreSQL's value as the table must hold it and as a line shows it; TimestampError when it has no canonical form. */
 function expectedInTable(entry: CelloAttribute, postgres: string | null): { text: string; shown: string; isInstant: boolean } {
   if (postgres === null) {
     const nullInTable = entry.nullable ? entry.nullInTable : NULL_IN_TABLE;

@@ -1,10 +1,8 @@
-// verify --fix's guard against running after the switch. A token item --fix would delete (PostgreSQL lacks it) is one
-// the migration wrote and PostgreSQL revoked since, or one the Cello service created after the switch: deleting that
-// would revoke a live token. Evidence that the migration wrote it, any one of: it was created no later than
-// PostgreSQL's newest token; Step 1's file holds it (--migration-file); an earlier --fix given that file put it (listed
-// in `<file>.fix-puts`, one itemKeyString a line, mode 0600 like the file: token ids are credentials). Without any,
-// --fix refuses and writes nothing. So a --fix that would put tokens needs the file to list them in, or a token it put
-// and PostgreSQL revoked since would look like the service's forever.
+// verify --fix's guard against running after the switch: a token item --fix would delete may be one the service
+// created since, a live token. Evidence that the migration wrote it, any one of: created no later than PostgreSQL's
+// newest token; in Step 1's file (--migration-file); put by an earlier --fix given that file (listed in
+// `<file>.fix-puts`, mode 0600: token ids are credentials). Without any, --fix refuses. A --fix that puts tokens needs
+// the file to list them in, or a token it put and PostgreSQL revoked since would look like the service's forever.
 import { createReadStream } from 'node:fs';
 import { appendFile, chmod } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
@@ -17,7 +15,6 @@ import { canonicalOrUndefined, toCanonicalTimestamp } from '../cello/timestamps.
 import { displayKey } from './compare.ts';
 import type { FixChange } from './fixPlan.ts';
 
-/** Where --fix lists the tokens it put, beside Step 1's file (the rollback's guard reads it too). */
 export const fixPutsPath = (migrationFile: string) => `${migrationFile}.fix-puts`;
 
 /** Refuses (nothing written) what the header says, or lists the tokens --fix is about to put, before it writes them. */
@@ -43,19 +40,19 @@ export function tokensNewerThanPostgres(changes: Iterable<FixChange>, newestCrea
   const newest = newestCreatedAt === null ? undefined : toCanonicalTimestamp(newestCreatedAt);
   const newer: { pk: string; sk: string; createdAt: string }[] = [];
   for (const change of changes) {
-    const text = change.kind === 'delete' && isTokenSk(change.sk) ? change.read[CREATED_AT]?.S : undefined;
-    const createdAt = canonicalOrUndefined(text);
-    if (createdAt === undefined) continue;
-    // Canonical timestamps are fixed-width UTC text: their order is time order.
-    if (newest === undefined || createdAt > newest) newer.push({ pk: change.pk, sk: change.sk, createdAt });
+    const createdAt = canonicalAfter(change.kind === 'delete' && isTokenSk(change.sk) ? change.read[CREATED_AT]?.S : undefined, newest);
+    if (createdAt !== undefined) newer.push({ pk: change.pk, sk: change.sk, createdAt });
   }
   return newer;
 }
 
-/**
- * Those of `tokens` (`keyOf` gives an item's key) that neither Step 1's file holds nor an earlier --fix listed as put:
- * tokens nothing shows PostgreSQL held before the switch (the rollback's guard asks so too). Without the file, all.
- */
+/** `text`'s canonical form if a time after `bound` (none: any). Canonical timestamps are fixed-width UTC: text order is time order. */
+export function canonicalAfter(text: string | null | undefined, bound: string | undefined): string | undefined {
+  const time = canonicalOrUndefined(text);
+  return time !== undefined && (bound === undefined || time > bound) ? time : undefined;
+}
+
+/** Those of `tokens` that neither Step 1's file holds nor an earlier --fix listed as put; without the file, all. */
 export async function tokensWithoutEvidence<T>(tokens: T[], keyOf: (token: T) => string, migrationFile: string | undefined): Promise<T[]> {
   if (tokens.length === 0 || migrationFile === undefined) return tokens;
   const wanted = new Set(tokens.map(keyOf));
@@ -79,7 +76,6 @@ async function* tokenKeysInMigrationFile(migrationFile: string): AsyncGenerator<
   }
 }
 
-/** The keys earlier --fix runs listed as put; none when none was listed yet. */
 async function* keysFixPut(migrationFile: string): AsyncGenerator<string> {
   const puts = fixPutsPath(migrationFile);
   try {
@@ -101,7 +97,6 @@ async function recordTokenPuts(path: string, keys: readonly string[]): Promise<v
   }
 }
 
-/** The refusal: which token the service seems to have created, and which evidence it lacks. */
 function formatUnexplainedRefusal(
   tokens: ReturnType<typeof tokensNewerThanPostgres>,
   newestInPostgres: string | null,

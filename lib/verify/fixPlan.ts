@@ -1,7 +1,6 @@
-// verify --fix, the pure part: the write each difference needs, and the conditional request that makes it. Targets
-// are built as the loader builds them (lib/cello/fileItems.ts), so the two steps cannot disagree. Every write is
-// conditional on the item still holding exactly what the comparison read (a put: that there is none), so nothing
-// another writer changed in between is ever overwritten or deleted.
+// verify --fix, the pure part: the write each difference needs, and its conditional request. Targets are built as the
+// loader builds them (lib/cello/fileItems.ts), so the two steps cannot disagree. Every write is conditional on the item
+// still holding exactly what the comparison read (a put: none), so nothing another writer changed is overwritten.
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import { isDeepStrictEqual } from 'node:util';
 import type { DynamoItem } from '../dynamodb/batch.ts';
@@ -11,9 +10,8 @@ import { buildProjectItem, buildTokenItem, projectNameProblem } from '../cello/f
 import { describeAttributeValue, type PostgresProject, type PostgresToken } from './compare.ts';
 
 /**
- * One write that brings an item in line with PostgreSQL, the truth: `target` is what PostgreSQL says it holds, `read`
- * the item as read. Unfixable (never written): PostgreSQL's row cannot be an item, or the item is not its to delete or
- * cannot be compared by a condition; `reason` says which.
+ * One write that brings an item in line with PostgreSQL: `target` is what PostgreSQL says it holds, `read` the item as
+ * read. Unfixable (never written): the row cannot be an item, or the item is not its to delete or to compare.
  */
 export type FixChange = (
   | { kind: 'put'; pk: string; sk: string; target: DynamoItem }
@@ -25,7 +23,6 @@ export type FixChange = (
 /** What the comparison read on each side, whatever the change: the rollback (the table as the truth) plans from it. */
 export type FoundSides = { postgres?: PostgresRows; item?: DynamoItem };
 
-/** PostgreSQL's rows of an item: the project's, and the token's for a token item. */
 type PostgresRows = { project: PostgresProject; token?: PostgresToken | undefined };
 
 /** The change for the item [pk][sk]: `postgres` its rows (none: PostgreSQL lacks it), `read` the item (none: missing). */
@@ -63,10 +60,7 @@ function uncomparableAttribute(item: DynamoItem): string | undefined {
   return value && `${name} is ${describeAttributeValue(value)}, which a condition cannot compare`;
 }
 
-/**
- * The plan with its deletes in the partitions of orphan projects (`orphanPks`: named by tokens, absent from the
- * projects table) made unfixable: without --include-orphans they look extra, yet PostgreSQL holds their tokens.
- */
+/** Deletes in orphan projects' partitions made unfixable: without --include-orphans they look extra, yet PostgreSQL holds their tokens. */
 export function sparingOrphanPartitions(changes: FixChange[], orphanPks: ReadonlySet<string>): FixChange[] {
   const reason =
     'PostgreSQL has tokens of this project without a row in projects (orphans), so it is not extra — run with --include-orphans, as the dump was';
@@ -131,7 +125,6 @@ export function conditionalWrite(change: Exclude<FixChange, { kind: 'unfixable' 
   return write;
 }
 
-/** Whether the item as it is now (`current`, undefined when absent) is what the change meant to leave. */
 export function holdsTarget(change: FixChange, current: DynamoItem | undefined): boolean {
   if (change.kind === 'delete') return current === undefined;
   if (change.kind === 'unfixable') return false;

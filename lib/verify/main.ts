@@ -2,10 +2,9 @@
 //
 //   PGPASSWORD=... npx tsx scripts/verify_migration.ts localhost cello_user cello_db cello us-west-2
 //
-// Read-only on both sides: PostgreSQL in one READ ONLY, REPEATABLE READ transaction (every query sees the same
-// snapshot, and the server refuses any write in it); DynamoDB only gets DescribeTable, Query and Scan. How the
-// comparison streams both sides: run.ts. With --fix (the catch-up before cutover), each difference is then written,
-// conditionally (fixPlan.ts, fix.ts), unless the table holds tokens the service seems to have created (cutoverGuard.ts).
+// Read-only on both sides: PostgreSQL in one READ ONLY, REPEATABLE READ transaction (one snapshot, no write possible);
+// DynamoDB gets only DescribeTable, Query and Scan. With --fix (the catch-up before cutover), each difference is then
+// written, conditionally (fix.ts), unless the table holds tokens the service seems to have created (cutoverGuard.ts).
 import { ExitCode, UserError } from '../cli/errors.ts';
 import {
   AWS_CREDENTIALS_HELP,
@@ -60,7 +59,6 @@ const USAGE = [
   `${POSTGRES_HELP} ${AWS_CREDENTIALS_HELP}`,
 ].join('\n');
 
-/** The command line, checked (a mistake is a UserError, exit 2); --help prints and exits. */
 function parseArguments(argv: string[]) {
   return (
     createArgumentParser(argv, 'verify_migration.ts', USAGE)
@@ -169,7 +167,6 @@ async function checkOptions(args: Arguments) {
   };
 }
 
-/** A side out of byte order (StreamOrderError) as one line that says what it is; other errors as they are. */
 function failOnStreamOrder(error: unknown): never {
   if (error instanceof StreamOrderError) {
     throw new UserError(`${error.message} — the comparison needs both sides in UTF-8 byte order; please report this`, ExitCode.internal);
@@ -177,10 +174,7 @@ function failOnStreamOrder(error: unknown): never {
   throw error;
 }
 
-/**
- * Checks the schema, reads the projects, then streams the tokens through the comparison, all in the snapshot `sql`;
- * with --fix, also what the cutover guard compares with, and the orphan projects' partition keys --fix spares.
- */
+/** With --fix, also reads what the cutover guard compares with, and the orphan projects' partition keys --fix spares. */
 async function compareSnapshot(sql: Sql, table: TableSide, options: VerifyOptions, progress: Progress) {
   const { scanPages } = await import('../dynamodb/scan.ts');
   const { database, includeOrphans, fix, concurrency } = options;
@@ -211,7 +205,6 @@ async function compareSnapshot(sql: Sql, table: TableSide, options: VerifyOption
   return { result, orphanProjectCount, newestInPostgres, orphanPks };
 }
 
-/** Every change --fix needs, refused (nothing written) beyond MAX_FIX_CHANGES or by the cutover guard, then applied. */
 async function fixDifferences(table: TableSide, comparison: Comparison, options: VerifyOptions): Promise<number> {
   const [{ applyChanges, planAllChanges }, { guardCutover }] = await Promise.all([import('./fix.ts'), import('./cutoverGuard.ts')]);
   const { concurrency } = options;

@@ -2,9 +2,8 @@
 import { formatCount, plural } from '../cli/output.ts';
 import { compareUtf8 } from '../cello/keyOrder.ts';
 import { LINES_PER_PROJECT, displayName } from './compare.ts';
-import type { PartitionReport } from './partition.ts';
-import type { ExtraPartitions, VerificationResult } from './run.ts';
-import type { OrphanTokens } from './tokensByProject.ts';
+import type { ExtraPartitions, PartitionReport, VerificationResult } from './run.ts';
+import type { OrphanTokens } from './postgresRows.ts';
 
 /** `lines` indented, then "... and N more" for those of `count` not among them. */
 export function listed(lines: readonly string[], count: number): string {
@@ -12,7 +11,6 @@ export function listed(lines: readonly string[], count: number): string {
   return lines.map((line) => `  ${line}\n`).join('') + (more > 0 ? `  ... and ${formatCount(more)} more\n` : '');
 }
 
-/** A project's block: header and indented difference lines; empty when the project matches. */
 export function formatPartitionReport(report: PartitionReport): string {
   const { differences } = report;
   if (differences.count === 0) return '';
@@ -20,7 +18,6 @@ export function formatPartitionReport(report: PartitionReport): string {
   return `${displayName(report.pk)}: ${plural(differences.count, 'difference', 'differences')}${note}\n${listed(differences.lines, differences.count)}`;
 }
 
-/** One line per extra partition key (sorted, at most LINES_PER_PROJECT), or empty when there is none. */
 export function formatExtraPartitions(extra: ExtraPartitions): string {
   if (extra.items === 0) return '';
   const keys = [...extra.counts.keys()].sort(compareUtf8);
@@ -47,15 +44,13 @@ export function formatOrphanNote(orphans: OrphanTokens): string {
 }
 
 export interface SummaryOptions {
-  /** The signal that stopped the run early, if any. */
   stoppedBy?: string | undefined;
   /** Projects that exist only as the project of orphan tokens, compared as if NULL-repository projects. */
   orphanProjects?: number;
-  /** The capacity lines (lib/dynamodb/capacity/meter.ts, formatCapacitySummary), indented like the counts. */
+  /** formatCapacitySummary's lines, indented like the counts. */
   capacity?: string;
 }
 
-/** The closing summary; the last line says whether the table matches. */
 export function formatSummary(result: VerificationResult, options: SummaryOptions = {}): string {
   const { totals, extra } = result;
   const partial = !result.complete;

@@ -1,16 +1,24 @@
-// Step 5's comparison: both sides read as streams in UTF-8 byte order and merge-joined, so memory does not grow with
-// the tokens. PostgreSQL gives the projects (few: held), then every token through one cursor (postgresRows.ts);
-// DynamoDB a Query per project, `concurrency` partitions read ahead. At the same time a keys-only Scan finds items
-// under partition keys that are not projects, and counts other applications' items (a shared table), never compared.
+// Step 5's comparison: both sides streamed in UTF-8 byte order (checked where read: the order DynamoDB gives a
+// partition's keys) and merge-joined, so memory does not grow with the tokens: the projects (few: held), every token
+// through one cursor, a Query per project (`concurrency` read ahead). At the same time a keys-only Scan finds partition
+// keys that are not projects, and counts other applications' items.
 import { NotSentError } from '../dynamodb/errors.ts';
 import type { DynamoItem } from '../dynamodb/batch.ts';
 import { mapConcurrentOrdered } from '../dynamodb/concurrency.ts';
-import { checkAscending, type PostgresProject, type PostgresToken } from './compare.ts';
+import { compareUtf8 } from '../cello/keyOrder.ts';
+import { METADATA_SK, TOKEN_PREFIX, isCelloItemKey, isTokenSk, projectPk } from '../cello/keys.ts';
+import {
+  DifferenceList,
+  checkAscending,
+  compareProjectItem,
+  compareTokenItem,
+  displayName,
+  type PostgresProject,
+  type PostgresToken,
+} from './compare.ts';
 import type { PartitionOpener } from './dynamo.ts';
-import { verifyPartition, type PartitionReport } from './partition.ts';
-import { isCelloItemKey, projectPk } from '../cello/keys.ts';
-import { TokensByProject, type OrphanTokens } from './tokensByProject.ts';
-import type { FixChange } from './fixPlan.ts';
+import { TokensByProject } from './postgresRows.ts';
+import { planChange, type FixChange } from './fixPlan.ts';
 
 /** Distinct extra partition keys remembered with their item counts; beyond this only items are counted. */
 const EXTRA_PARTITION_TRACK_LIMIT = 100_000;
@@ -19,7 +27,7 @@ const EXTRA_PARTITION_TRACK_LIMIT = 100_000;
 export class ExtraPartitions {
   readonly counts = new Map<string, number>();
   items = 0;
-  /** Items of keys seen after the limit was reached, which may or may not be new keys. */
+  /** Items of keys seen after the limit was reached: new keys or not. */
   untrackedItems = 0;
 
   constructor(
@@ -43,35 +51,26 @@ export interface VerificationInput {
   /** Every token, ordered by (project, token_id) in byte order. */
   tokens: AsyncIterable<PostgresToken>;
   openPartition: PartitionOpener;
-  /** Pages of the keys-only scan of the whole table (pk of each item is all that is read). */
   scanKeys: (shouldStop: () => boolean) => AsyncIterable<{ items: DynamoItem[] }>;
   /** Partitions read ahead of the one being compared. */
   concurrency: number;
   shouldStop?: () => boolean;
-  /** Called in project order as each project is compared (to print as the run goes). */
+  /** Called in project order. */
   onReport?: (report: PartitionReport) => void | Promise<void>;
   onProgress?: (projectsChecked: number, itemsScanned: number) => void;
-  /**
-   * For --fix: keep the write each difference of the projects needs, at most `limit` of them; with `keep`, only those
-   * it keeps count (the rollback drops differences of form only, which it does not write).
-   */
+  /** For --fix: keep the write each difference needs, at most `limit`; only those `keep` keeps count (the rollback's). */
   planFixes?: { limit: number; keep?: (change: FixChange) => boolean };
 }
 
 export type VerificationTotals = ReturnType<typeof emptyTotals>;
 
-export interface VerificationResult {
-  totals: VerificationTotals;
-  extra: ExtraPartitions;
-  orphans: OrphanTokens;
-  /** False when a stop request ended the run early: the totals are partial. */
-  complete: boolean;
-  /** With planFixes: the changes of the projects, in key order (not the extra partitions'); undefined past the limit. */
-  changes: FixChange[] | undefined;
-}
+export type VerificationResult = Awaited<ReturnType<typeof verifyMigration>>;
 
-/** Compares every project and its tokens, and scans for partitions that are not projects, both at once. */
-export async function verifyMigration(input: VerificationInput): Promise<VerificationResult> {
+/**
+ * `complete` is false when a stop ended the run early (the totals are partial); `changes`, with planFixes, are the
+ * projects' (not the extra partitions'), in key order, undefined past the limit.
+ */
+export async function verifyMigration(input: VerificationInput) {
   const { projects } = input;
   for (let index = 1; index < projects.length; index++) {
     checkAscending(projects[index - 1]!.name, projects[index]!.name, 'PostgreSQL projects came out of byte order');
@@ -110,7 +109,6 @@ export async function verifyMigration(input: VerificationInput): Promise<Verific
   return { totals, extra, orphans: tokens.orphans, complete: complete && !externalStop(), changes };
 }
 
-/** What both sides of a run update as they go. */
 interface RunState {
   totals: VerificationTotals;
   itemsScanned: number;
@@ -129,14 +127,14 @@ function emptyTotals(projectsInPostgres: number) {
     tokensInPostgres: 0,
     tokenItemsInTable: 0,
     extraPartitionKeys: 0,
-    /** Items whose key is not a Cello item's (isCelloItemKey): another application's, in a shared table. Not compared. */
+    /** Another application's items, in a shared table: not compared. */
     otherApplicationItems: 0,
     /** Differences of the projects plus one per item under an extra partition key. */
     differences: 0,
   };
 }
 
-/** Compares each project's partition with its tokens, in project order; true when every project was compared. */
+/** True when every project was compared. */
 async function compareProjects(input: VerificationInput, tokens: TokensByProject, run: RunState): Promise<boolean> {
   const { projects, planFixes } = input;
   const partitions = mapConcurrentOrdered(
@@ -157,7 +155,7 @@ async function compareProjects(input: VerificationInput, tokens: TokensByProject
   return run.totals.projectsChecked === projects.length;
 }
 
-/** Moves a report's planned changes (those `keep` keeps) to the run's; none are kept once more than `limit` are needed. */
+/** None are kept once more than `limit` are needed. */
 function keepChanges(run: RunState, report: PartitionReport, { limit, keep }: NonNullable<VerificationInput['planFixes']>): void {
   const kept = keep === undefined ? report.changes : report.changes.filter(keep);
   if (run.changes && run.changes.length + kept.length > limit) run.changes = undefined;
@@ -175,7 +173,7 @@ function countReport(totals: VerificationTotals, report: PartitionReport): void 
   else totals.projectsMatching++;
 }
 
-/** Counts every scanned item under a partition key that is not a project; true when the scan ran to its end. */
+/** True when the scan ran to its end. */
 async function scanForExtraPartitions(input: VerificationInput, extra: ExtraPartitions, run: RunState): Promise<boolean> {
   for await (const page of input.scanKeys(run.shouldStop)) {
     for (const item of page.items) {
@@ -186,4 +184,76 @@ async function scanForExtraPartitions(input: VerificationInput, extra: ExtraPart
     input.onProgress?.(run.totals.projectsChecked, run.itemsScanned);
   }
   return !run.shouldStop();
+}
+
+export type PartitionReport = Awaited<ReturnType<typeof verifyPartition>>;
+
+type ExpectedItem = { sk: string; token?: PostgresToken };
+
+// A token's sort key by plain concatenation, not with tokenSk: that refuses an empty id, and an empty id in
+// PostgreSQL is something to report (its item cannot be written: fixPlan.ts), not a reason to stop.
+async function* expectedItems(tokens: AsyncIterable<PostgresToken>, counts: { tokensInPostgres: number }): AsyncGenerator<ExpectedItem> {
+  yield { sk: METADATA_SK };
+  for await (const token of tokens) {
+    counts.tokensInPostgres++;
+    yield { sk: TOKEN_PREFIX + token.tokenId, token };
+  }
+}
+
+// Another application's items in the partition (the scan counts them) are not the project's.
+async function* celloItems(pk: string, items: AsyncIterable<DynamoItem>, counts: { itemsInTable: number; tokenItemsInTable: number }) {
+  for await (const item of items) {
+    if (!isCelloItemKey(pk, item.sk?.S)) continue;
+    counts.itemsInTable++;
+    if (isTokenSk(item.sk?.S)) counts.tokenItemsInTable++;
+    yield item;
+  }
+}
+
+async function nextOf<T>(stream: AsyncIterator<T>): Promise<T | undefined> {
+  const next = await stream.next();
+  return next.done ? undefined : next.value;
+}
+
+/** An sk on one side only is a missing or an extra item; on both, compared value by value. Both are read to the end. */
+export async function verifyPartition(
+  project: PostgresProject,
+  tokens: AsyncIterable<PostgresToken>,
+  items: AsyncIterable<DynamoItem>,
+  planFixes = false,
+) {
+  const pk = projectPk(project.name);
+  const differences = new DifferenceList();
+  const counts = { tokensInPostgres: 0, tokenItemsInTable: 0, itemsInTable: 0, missingFromTable: false };
+  // missingFromTable: no item at all under the project's partition key; changes: with planFixes, in key order.
+  const report = { project: project.name, pk, ...counts, differences, changes: [] as FixChange[] };
+  const expectedStream = expectedItems(tokens, report);
+  const actualStream = celloItems(pk, items, report);
+  let expected = await nextOf(expectedStream);
+  let actual = await nextOf(actualStream);
+  while (expected !== undefined || actual !== undefined) {
+    const { row, item, sk } = firstInKeyOrder(expected, actual);
+    const before = differences.count;
+    compareSides(project, { row, item, sk }, differences);
+    if (planFixes && differences.count > before) report.changes.push(planChange(pk, sk, row && { project, token: row.token }, item));
+    if (row) expected = await nextOf(expectedStream);
+    if (item) actual = await nextOf(actualStream);
+  }
+  report.missingFromTable = report.itemsInTable === 0;
+  return report;
+}
+
+/** The side whose sk comes first in byte order (both when equal). */
+function firstInKeyOrder(expected: ExpectedItem | undefined, actual: DynamoItem | undefined) {
+  const order = expected === undefined ? 1 : actual === undefined ? -1 : compareUtf8(expected.sk, actual.sk?.S ?? '');
+  const row = order <= 0 ? expected : undefined;
+  const item = order >= 0 ? actual : undefined;
+  return { row, item, sk: row?.sk ?? item?.sk?.S ?? '' };
+}
+
+function compareSides(project: PostgresProject, { row, item, sk }: ReturnType<typeof firstInKeyOrder>, differences: DifferenceList) {
+  if (item === undefined) differences.add(row?.token ? `missing token ${displayName(row.token.tokenId)}` : `missing ${METADATA_SK} item`);
+  else if (row === undefined) differences.add(`extra item ${displayName(sk)}`);
+  else if (row.token) compareTokenItem(row.token, item, differences);
+  else compareProjectItem(project, item, differences);
 }

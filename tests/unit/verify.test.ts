@@ -17,10 +17,9 @@ import {
   type PostgresToken,
 } from '../../lib/verify/compare.ts';
 import { itemsOfPages, type ItemPage } from '../../lib/verify/dynamo.ts';
-import { verifyPartition, type PartitionReport } from '../../lib/verify/partition.ts';
 import { formatExtraPartitions, formatOrphanNote, formatPartitionReport, formatSummary } from '../../lib/verify/report.ts';
-import { ExtraPartitions, verifyMigration, type VerificationInput } from '../../lib/verify/run.ts';
-import { TokensByProject } from '../../lib/verify/tokensByProject.ts';
+import { ExtraPartitions, verifyMigration, verifyPartition, type PartitionReport, type VerificationInput } from '../../lib/verify/run.ts';
+import { TokensByProject } from '../../lib/verify/postgresRows.ts';
 import { ATTRIBUTES } from '../../lib/cello/items.ts';
 import { nullValues } from '../support/celloRows.ts';
 

@@ -6,7 +6,7 @@ import type { DynamoItem } from '../../lib/dynamodb/batch.ts';
 import { attributesToSet, conditionalWrite, holdsTarget, planChange, type ConditionalWrite, type FixChange } from '../../lib/verify/fixPlan.ts';
 import { CELLO_ATTRIBUTES } from '../../lib/cello/items.ts';
 import { tokensNewerThanPostgres } from '../../lib/verify/cutoverGuard.ts';
-import { verifyPartition } from '../../lib/verify/partition.ts';
+import { verifyPartition } from '../../lib/verify/run.ts';
 import type { PostgresProject, PostgresToken } from '../../lib/verify/compare.ts';
 import { SAMPLE_CANONICAL_TIMESTAMP, nullItemValues, nullValues, sampleValues } from '../support/celloRows.ts';
 
