@@ -15,7 +15,6 @@ export interface ScanOptions {
   segments: number;
   /** Strongly consistent reads (twice the read cost): every write acknowledged before the scan is seen. */
   consistentRead: boolean;
-  /** Attributes to read (Scan's ProjectionExpression); all when absent. */
   projectionExpression?: string;
   /** Checked before each request: when it returns true no new page is requested and the stream ends. */
   shouldStop?: () => boolean;
@@ -26,9 +25,8 @@ interface ScanPage {
 }
 
 /**
- * Yields every page of a full scan of `tableName`, at most MAX_PAGES_IN_FLIGHT requested or held by the consumer at
- * once: a segment's next page is asked for as soon as its last one has come back. A request that fails for good
- * ends the stream with its error, after the other requests in flight have settled; so does a consumer that leaves.
+ * A segment's next page is asked for as soon as its last one has come back. A request that fails for good ends the
+ * stream with its error, after the other requests in flight have settled; so does a consumer that leaves.
  */
 export async function* scanPages(client: DynamoDBClient, tableName: string, options: ScanOptions): AsyncGenerator<ScanPage, void, undefined> {
   const { segments, consistentRead, projectionExpression } = options;
