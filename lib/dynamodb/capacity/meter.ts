@@ -79,7 +79,6 @@ export class CapacityMeter {
     return Math.max(1, Math.floor(pageBytes / bytesPerItem));
   }
 
-  /** The units `items` items of `shape` are expected to cost read at once, from the answers so far. */
   expectedReadUnits(items: number, consistent: boolean, shape = ''): number {
     return readUnits(items * (this.bytesPerItem.get(shape) ?? 0), consistent);
   }
