@@ -80,12 +80,9 @@ export function mayHaveBeenApplied(error: unknown): boolean {
   return typeof sdkError === 'object' && sdkError !== null && mayHaveAppliedErrors.has(sdkError);
 }
 
-interface CelloRetryToken extends RetryToken {
-  attempts: number;
-  mayHaveApplied: boolean;
-}
+type CelloRetryToken = ReturnType<typeof retryToken>;
 
-function retryToken(attempts: number, mayHaveApplied: boolean): CelloRetryToken {
+function retryToken(attempts: number, mayHaveApplied: boolean) {
   return { attempts, mayHaveApplied, getRetryCount: () => attempts - 1, getRetryDelay: () => 0 };
 }
 
