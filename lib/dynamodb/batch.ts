@@ -36,10 +36,9 @@ function keyOf(item: DynamoItem = {}): CelloKey {
 }
 
 /**
- * Puts up to 25 items with one BatchWriteItem (which cannot be conditional: callers check existence first), re-sending
- * UnprocessedItems with backoff; items still unprocessed when the attempts run out are returned as failed. A request
- * that fails for good throws: the endpoint is failing, and the run should stop rather than fail every batch. A stop
- * before the first request throws NotSentError; before a re-send, returns what was not sent.
+ * Puts up to 25 items with one BatchWriteItem (which cannot be conditional: callers check existence first); items still
+ * unprocessed after the last attempt are failed. A request that fails for good throws: the run should stop rather
+ * than fail every batch. A stop before the first request throws NotSentError; before a re-send, returns what was not sent.
  */
 export async function batchWriteWithRetry(client: DynamoDBClient, tableName: string, items: DynamoItem[]): Promise<BatchWriteOutcome> {
   const settings = retrySettingsOf(client);
