@@ -8,7 +8,6 @@ import { mayHaveBeenApplied } from './retry.ts';
 /** Failures that belong to the one item written, not to the table or the connection: a run goes on after them. */
 const ITEM_ERRORS: ReadonlySet<string> = new Set(['ValidationException', 'ItemCollectionSizeLimitExceededException']);
 
-/** A table and the client (made by createDynamoClient) that writes to it. */
 export interface DynamoTable {
   client: DynamoDBClient;
   tableName: string;
