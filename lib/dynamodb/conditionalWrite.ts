@@ -49,7 +49,7 @@ export async function writeConditionally(table: DynamoTable, write: ConditionalW
     const name = failure?.name ?? '';
     if (ITEM_ERRORS.has(name)) return { kind: 'refused', reason: `${name}: ${failure?.message}`, error };
     if (name !== 'ConditionalCheckFailedException') throw error;
-    const ours = mayHaveBeenApplied(error);
+    const ours = mayHaveBeenApplied(failure);
     if (!ours && write.onlyOurs) return { kind: 'conflict', current: undefined };
     const current = await readBack(table, write.key, write.readBack);
     if (!write.holdsTarget(current)) return { kind: 'conflict', current };
