@@ -4,7 +4,6 @@
 import { paginateScan, type DynamoDBClient, type ScanCommandOutput } from '@aws-sdk/client-dynamodb';
 import type { DynamoItem } from './batch.ts';
 
-/** DynamoDB's limit on TotalSegments. */
 const MAX_SCAN_SEGMENTS = 1_000_000;
 
 /** Pages requested or waiting for the consumer at once: 32 × 1 MB at most. */
