@@ -78,7 +78,6 @@ function editPassword(password: string, character: string): string {
   return character >= ' ' ? password + character : password;
 }
 
-/** Reads one line from the terminal in raw mode, echoing nothing. */
 async function promptHidden(prompt: string): Promise<string> {
   const terminal = openTerminal();
   if (terminal === undefined) throw new UserError('no password: set PGPASSWORD, or run from a terminal to be prompted', ExitCode.usage);
