@@ -82,7 +82,8 @@ function cutShortOnStop(settings: RetrySettings, stop: AbortSignal | undefined):
 /** What createDynamoClient made each client with; a test's fake client gets a meter and settings on first ask. */
 const stateOf = new WeakMap<DynamoDBClient, { meter: CapacityMeter; retry: RetrySettings; target?: DynamoTarget }>();
 
-function clientState(client: DynamoDBClient) {
+/** The client's meter, and the retry settings of the loops the SDK does not retry (unprocessed items and keys). */
+export function clientState(client: DynamoDBClient) {
   if (!stateOf.has(client)) stateOf.set(client, { meter: new CapacityMeter(), retry: bulkRetrySettings() });
   return stateOf.get(client)!;
 }
@@ -94,11 +95,6 @@ export function capacityMeterOf(client: DynamoDBClient): CapacityMeter {
 /** Gives a client not made by createDynamoClient (a test's fake) the settings of its unprocessed-items loops. */
 export function useRetrySettings(client: DynamoDBClient, settings: RetrySettings): void {
   clientState(client).retry = settings;
-}
-
-/** The retry settings of the loops the SDK does not retry (unprocessed items and keys). */
-export function retrySettingsOf(client: DynamoDBClient): RetrySettings {
-  return clientState(client).retry;
 }
 
 /** A failure of ours about `client`'s requests (keys left unprocessed), as one line like the client's own failures. */
