@@ -9,7 +9,7 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import { itemKeyString } from '../cello/keys.ts';
 import { backoffDelayMs, RetriesExhaustedError } from './retry.ts';
-import { capacityMeterOf, retrySettingsOf, toClientUserError } from './client.ts';
+import { clientState, toClientUserError } from './client.ts';
 import { NotSentError } from './errors.ts';
 import { isCutForSize } from './capacity/middleware.ts';
 
@@ -36,13 +36,12 @@ function keyOf(item: DynamoItem = {}): CelloKey {
 }
 
 /**
- * Puts up to 25 items with one BatchWriteItem (which cannot be conditional: callers check existence first), re-sending
- * UnprocessedItems with backoff; items still unprocessed when the attempts run out are returned as failed. A request
- * that fails for good throws: the endpoint is failing, and the run should stop rather than fail every batch. A stop
- * before the first request throws NotSentError; before a re-send, returns what was not sent.
+ * Puts up to 25 items with one BatchWriteItem (which cannot be conditional: callers check existence first); items still
+ * unprocessed after the last attempt are failed. A request that fails for good throws: the run should stop rather
+ * than fail every batch. A stop before the first request throws NotSentError; before a re-send, returns what was not sent.
  */
 export async function batchWriteWithRetry(client: DynamoDBClient, tableName: string, items: DynamoItem[]): Promise<BatchWriteOutcome> {
-  const settings = retrySettingsOf(client);
+  const settings = clientState(client).retry;
   if (items.length > BATCH_WRITE_LIMIT) throw new Error(`batchWriteWithRetry takes at most ${BATCH_WRITE_LIMIT} items`);
   let requests = items.map((Item) => ({ PutRequest: { Item } }));
   for (let attempt = 1; ; attempt++) {
@@ -77,7 +76,7 @@ export async function findExistingKeys(client: DynamoDBClient, tableName: string
  * item cannot be treated as absent.
  */
 export async function getItemsConsistently(client: DynamoDBClient, tableName: string, keys: CelloKey[], projection?: string): Promise<DynamoItem[]> {
-  const settings = retrySettingsOf(client);
+  const { retry: settings, meter } = clientState(client);
   if (keys.length > BATCH_GET_LIMIT) throw new Error(`getItemsConsistently takes at most ${BATCH_GET_LIMIT} keys`);
   const found: DynamoItem[] = [];
   let request: KeysAndAttributes | undefined = {
@@ -94,7 +93,7 @@ export async function getItemsConsistently(client: DynamoDBClient, tableName: st
     request = left?.length ? { ...current, Keys: left } : undefined;
     if (request === undefined) continue;
     // Cut at the server's size limit: the rest is asked for at once, and it is not a failed attempt.
-    if (isCutForSize(response, capacityMeterOf(client).batchGetCutBytes)) attempt--;
+    if (isCutForSize(response, meter.batchGetCutBytes)) attempt--;
     else if (attempt >= settings.maxAttempts) {
       const error = new RetriesExhaustedError(attempt, new Error(`${left!.length} keys still unprocessed by BatchGetItem (throttled)`));
       throw toClientUserError(client, error, tableName);

@@ -18,16 +18,12 @@ interface ClientOptions {
   credentials?: { accessKeyId: string; secretAccessKey: string };
   /** Overrides of the bulk retry settings (CELLO_RETRY_*): fewer attempts for a start-up check, a fake sleep in tests. */
   retry?: Partial<RetrySettings>;
-  /** --max-rcu / --max-wcu, for every read and write the client sends. */
   capacity?: CapacityLimits;
   /** The run's stop: once it aborts, a request not yet on the wire fails with NotSentError instead of being sent. */
   stop?: AbortSignal;
 }
 
-/**
- * A client for bulk work: keep-alive sockets (a TLS handshake per request would dominate small batches), one per
- * request in flight, bounded timeouts so a dead endpoint fails instead of hanging, the default credential chain.
- */
+/** Keep-alive sockets: a TLS handshake per request would dominate small batches; timeouts: a dead endpoint fails. */
 export function createDynamoClient(target: DynamoTarget, options: ClientOptions = {}): DynamoDBClient {
   checkRegion(target.region);
   // Node 20 is supported; the SDK's NodeVersionSupportWarning is noise.
@@ -68,10 +64,7 @@ export function createDynamoClient(target: DynamoTarget, options: ClientOptions 
   return client;
 }
 
-/**
- * The environment's access keys, as the SDK's default chain takes them first, or undefined: the chain then reads
- * profiles, SSO and instance roles itself. With AWS_PROFILE set the chain uses the profile instead of the keys.
- */
+/** The run environment's access keys, as the SDK's default chain takes them (not with AWS_PROFILE set), or undefined. */
 function accessKeysFromEnvironment(env: NodeJS.ProcessEnv): { accessKeyId: string; secretAccessKey: string; sessionToken?: string } | undefined {
   const { AWS_ACCESS_KEY_ID: accessKeyId, AWS_SECRET_ACCESS_KEY: secretAccessKey, AWS_SESSION_TOKEN: sessionToken } = env;
   if (!accessKeyId || !secretAccessKey || env.AWS_PROFILE) return undefined;
@@ -89,12 +82,12 @@ function cutShortOnStop(settings: RetrySettings, stop: AbortSignal | undefined):
 /** What createDynamoClient made each client with; a test's fake client gets a meter and settings on first ask. */
 const stateOf = new WeakMap<DynamoDBClient, { meter: CapacityMeter; retry: RetrySettings; target?: DynamoTarget }>();
 
-function clientState(client: DynamoDBClient) {
+/** The client's meter, and the retry settings of the loops the SDK does not retry (unprocessed items and keys). */
+export function clientState(client: DynamoDBClient) {
   if (!stateOf.has(client)) stateOf.set(client, { meter: new CapacityMeter(), retry: bulkRetrySettings() });
   return stateOf.get(client)!;
 }
 
-/** What the client consumed and how fast it may go (read by the steps' summaries and progress lines). */
 export function capacityMeterOf(client: DynamoDBClient): CapacityMeter {
   return clientState(client).meter;
 }
@@ -104,21 +97,13 @@ export function useRetrySettings(client: DynamoDBClient, settings: RetrySettings
   clientState(client).retry = settings;
 }
 
-/** The retry settings of the loops the SDK does not retry (unprocessed items and keys). */
-export function retrySettingsOf(client: DynamoDBClient): RetrySettings {
-  return clientState(client).retry;
-}
-
 /** A failure of ours about `client`'s requests (keys left unprocessed), as one line like the client's own failures. */
 export function toClientUserError(client: DynamoDBClient, error: unknown, tableName: string): unknown {
   const target = stateOf.get(client)?.target;
   return target === undefined ? error : toDynamoUserError(error, target, tableName);
 }
 
-/**
- * Every request that fails for good fails with one line naming the table, region and endpoint; the SDK's error is
- * its cause (sdkErrorOf). Outermost, so it sees the final error after the retries.
- */
+/** A request that fails for good fails with one line (toDynamoUserError); outermost: it sees the error after the retries. */
 function translateFailures(client: DynamoDBClient, target: DynamoTarget): void {
   client.middlewareStack.add(
     (next) => async (args) => {
@@ -134,9 +119,8 @@ function translateFailures(client: DynamoDBClient, target: DynamoTarget): void {
 }
 
 /**
- * Masks the AWS secrets in every line we print. The session token goes on the wire, and an error may quote the
- * request it refused (SignatureDoesNotMatch quotes its headers): it is read from each signed request, so it is masked
- * whatever the credential source.
+ * Masks the AWS secrets in every line we print. An error may quote the request it refused (SignatureDoesNotMatch
+ * quotes its headers): the session token is read from each signed request, masked whatever the credential source.
  */
 function maskAwsSecrets(client: DynamoDBClient, env: NodeJS.ProcessEnv, secretAccessKey: string | undefined): void {
   registerSecret(env.AWS_SECRET_ACCESS_KEY);

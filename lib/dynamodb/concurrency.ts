@@ -47,7 +47,6 @@ class Pull<T> {
     return undefined;
   }
 
-  /** Closes a source left before its end. */
   async close(): Promise<void> {
     if (!this.done) await this.iterator.return?.();
   }

@@ -8,7 +8,6 @@ import { mayHaveBeenApplied } from './retry.ts';
 /** Failures that belong to the one item written, not to the table or the connection: a run goes on after them. */
 const ITEM_ERRORS: ReadonlySet<string> = new Set(['ValidationException', 'ItemCollectionSizeLimitExceededException']);
 
-/** A table and the client (made by createDynamoClient) that writes to it. */
 export interface DynamoTable {
   client: DynamoDBClient;
   tableName: string;
@@ -50,7 +49,7 @@ export async function writeConditionally(table: DynamoTable, write: ConditionalW
     const name = failure?.name ?? '';
     if (ITEM_ERRORS.has(name)) return { kind: 'refused', reason: `${name}: ${failure?.message}`, error };
     if (name !== 'ConditionalCheckFailedException') throw error;
-    const ours = mayHaveBeenApplied(error);
+    const ours = mayHaveBeenApplied(failure);
     if (!ours && write.onlyOurs) return { kind: 'conflict', current: undefined };
     const current = await readBack(table, write.key, write.readBack);
     if (!write.holdsTarget(current)) return { kind: 'conflict', current };

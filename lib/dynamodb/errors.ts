@@ -81,7 +81,6 @@ export function isRetryableDynamoError(failure: unknown): boolean {
   return shape.$retryable !== undefined && shape.$retryable !== false;
 }
 
-/** How a failed attempt counts for CelloRetryStrategy. */
 export function classifyDynamoFailure(error: unknown): AttemptFailure {
   if (!isRetryableDynamoError(error)) return 'final';
   return isThrottlingError(error) ? 'refused' : 'retryable';

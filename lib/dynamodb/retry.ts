@@ -71,21 +71,16 @@ export type AttemptFailure = 'final' | 'refused' | 'retryable';
 const mayHaveAppliedErrors = new WeakSet<object>();
 
 /**
- * Whether the request that failed with `error` had an earlier attempt that may have been applied although its answer
- * was lost: a conditional write can then fail on its own earlier write, and the caller reads the item back to tell.
+ * Whether the request that failed with `sdkError` (sdkErrorOf) had an earlier attempt that may have been applied, its
+ * answer lost: a conditional write can then fail on its own earlier write, and the caller reads the item back to tell.
  */
-export function mayHaveBeenApplied(error: unknown): boolean {
-  // A client of createDynamoClient throws the SDK's error as the cause of a UserError.
-  const sdkError = (error as { cause?: unknown } | null | undefined)?.cause ?? error;
-  return typeof sdkError === 'object' && sdkError !== null && mayHaveAppliedErrors.has(sdkError);
+export function mayHaveBeenApplied(sdkError: unknown): boolean {
+  return mayHaveAppliedErrors.has(sdkError as object);
 }
 
-interface CelloRetryToken extends RetryToken {
-  attempts: number;
-  mayHaveApplied: boolean;
-}
+type CelloRetryToken = ReturnType<typeof retryToken>;
 
-function retryToken(attempts: number, mayHaveApplied: boolean): CelloRetryToken {
+function retryToken(attempts: number, mayHaveApplied: boolean) {
   return { attempts, mayHaveApplied, getRetryCount: () => attempts - 1, getRetryDelay: () => 0 };
 }
 

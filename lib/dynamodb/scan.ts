@@ -4,7 +4,6 @@
 import { paginateScan, type DynamoDBClient, type ScanCommandOutput } from '@aws-sdk/client-dynamodb';
 import type { DynamoItem } from './batch.ts';
 
-/** DynamoDB's limit on TotalSegments. */
 const MAX_SCAN_SEGMENTS = 1_000_000;
 
 /** Pages requested or waiting for the consumer at once: 32 × 1 MB at most. */
@@ -15,7 +14,6 @@ export interface ScanOptions {
   segments: number;
   /** Strongly consistent reads (twice the read cost): every write acknowledged before the scan is seen. */
   consistentRead: boolean;
-  /** Attributes to read (Scan's ProjectionExpression); all when absent. */
   projectionExpression?: string;
   /** Checked before each request: when it returns true no new page is requested and the stream ends. */
   shouldStop?: () => boolean;
@@ -26,9 +24,8 @@ interface ScanPage {
 }
 
 /**
- * Yields every page of a full scan of `tableName`, at most MAX_PAGES_IN_FLIGHT requested or held by the consumer at
- * once: a segment's next page is asked for as soon as its last one has come back. A request that fails for good
- * ends the stream with its error, after the other requests in flight have settled; so does a consumer that leaves.
+ * A segment's next page is asked for as soon as its last one has come back. A request that fails for good ends the
+ * stream with its error, after the other requests in flight have settled; so does a consumer that leaves.
  */
 export async function* scanPages(client: DynamoDBClient, tableName: string, options: ScanOptions): AsyncGenerator<ScanPage, void, undefined> {
   const { segments, consistentRead, projectionExpression } = options;

@@ -8,19 +8,14 @@ export interface DynamoTarget {
   endpointUrl?: string | undefined;
 }
 
-const REGION_PATTERN = /^[a-z]{2}(-[a-z0-9]+)+$/;
-
 export function checkRegion(region: string): void {
-  if (!REGION_PATTERN.test(region)) {
+  if (!/^[a-z]{2}(-[a-z0-9]+)+$/.test(region)) {
     throw new UserError(`region ${JSON.stringify(region)} is not an AWS region name — use e.g. us-east-1 or eu-west-1`, ExitCode.usage);
   }
 }
 
-const TABLE_NAME_PATTERN = /^[A-Za-z0-9_.-]{3,255}$/;
-
-/** DynamoDB's table-name rule (3–255 of letters, digits, `_`, `-`, `.`), checked before any request. */
 export function checkTableName(tableName: string): void {
-  if (!TABLE_NAME_PATTERN.test(tableName)) {
+  if (!/^[A-Za-z0-9_.-]{3,255}$/.test(tableName)) {
     throw new UserError(
       `table name ${JSON.stringify(tableName)} is not a DynamoDB table name — use 3 to 255 letters, digits, "_", "-" or "."`,
       ExitCode.usage,

@@ -1,15 +1,12 @@
-// A PostgreSQL session for the migration steps, and streaming reads in one consistent snapshot. The driver
-// (porsager/postgres) has habits handled here:
-// - it prints notices with console.log and reads PG* variables of its own: every option is passed explicitly;
-// - it parses timestamptz into a Date (milliseconds): the steps select timestamps as text under TimeZone=UTC;
-// - when a server closes the connection during start-up it reconnects at once, forever, its connect timeout
-//   restarting each time: the socket is opened here (openSocket), with a deadline, and a second attempt fails;
-// - a streamed query (forEach) has no way to say "wait": owning the socket, the session pauses it (streamRows);
-// - its begin() gives up on a connection the server closed while the transaction's work still runs, then writes the
-//   work's next statement or its ROLLBACK to the closed connection: a TypeError thrown from a timer, a crash
-//   (porsager/postgres #1154, #1208). The session has one connection (max: 1, the driver's other documented way to
-//   run a transaction): inTransaction sends BEGIN and COMMIT itself, and a session whose connection closed is ended;
-// - it computes SCRAM from the password as typed, without the SASLprep the server and libpq apply.
+// A PostgreSQL session for the migration steps, and streaming reads in one snapshot. Habits of the driver
+// (porsager/postgres) handled here:
+// - it logs notices to the console and reads PG* variables itself: every option is passed explicitly;
+// - it parses timestamptz into a Date (milliseconds): steps select timestamps as text under TimeZone=UTC;
+// - on a close during start-up it reconnects forever, its timeout restarting: openSocket has a deadline, and one try;
+// - a streamed query (forEach) cannot say "wait": owning the socket, the session pauses it (streamRows);
+// - its begin() writes to a connection the server closed, a TypeError from a timer (porsager/postgres #1154, #1208):
+//   one connection (max: 1), inTransaction sends BEGIN and COMMIT itself, and a closed session is ended;
+// - it hashes SCRAM from the password as typed, without libpq's SASLprep (passwordForAuthentication).
 import { Socket } from 'node:net';
 import postgres from 'postgres';
 import { runEnvironment } from '../cli/currentRun.ts';
@@ -22,7 +19,6 @@ import { describeTarget, type ConnectionSettings, type PostgresTarget } from './
 
 export type Sql = postgres.Sql;
 
-/** A session for reading: one connection, UTC and ISO dates whatever the server's or database's defaults. */
 export interface PostgresSession {
   sql: Sql;
   target: PostgresTarget;
@@ -34,11 +30,7 @@ export interface PostgresSession {
   wasEndedByServer(): boolean;
 }
 
-/**
- * Connects and checks the session works (one round trip, which also sets the session's own settings), so that every
- * connection problem — refused, timed out, bad password, unknown database — surfaces here as a UserError (exit 3)
- * naming the server.
- */
+/** Connects and runs one round trip (setting the session's settings): every connection problem is a UserError here. */
 export async function connectPostgres(target: PostgresTarget, password: string, settings: ConnectionSettings): Promise<PostgresSession> {
   let ready = false;
   let attempts = 0;
@@ -85,8 +77,7 @@ export async function connectPostgres(target: PostgresTarget, password: string, 
     wasEndedByServer: () => endedByServer,
   };
   try {
-    // A step's session idles between its transactions (the rollback prints its plan, to a pager maybe, before it
-    // writes): idle_session_timeout (PostgreSQL 14) set on the database or role would end it. Older servers lack it.
+    // A session idles between transactions (the rollback's plan may wait in a pager): idle_session_timeout would end it.
     await sql`SELECT set_config(name, '0', false) FROM pg_settings WHERE name = 'idle_session_timeout'`;
     ready = true;
   } catch (error) {
@@ -96,10 +87,7 @@ export async function connectPostgres(target: PostgresTarget, password: string, 
   return session;
 }
 
-/**
- * Asks for the password, connects and runs `work` with the session, closed after (once `work`'s progress line is
- * finished); a driver or network error of `work` comes out as one line naming the server (toPostgresUserError).
- */
+/** Asks for the password, connects and runs `work`; the session is closed after `work`'s progress line is finished. */
 export async function withPostgresSession<T>(
   target: PostgresTarget,
   settings: ConnectionSettings,
@@ -128,7 +116,7 @@ function driverOptions(target: PostgresTarget, password: string, settings: Conne
     database: target.database,
     pass: passwordForAuthentication(password),
     ssl: settings.ssl,
-    // Not in the driver's typings, but supported: it awaits this for a connected socket.
+    // Not in the driver's typings (nor are arrays for host and port), but supported: it awaits a connected socket.
     socket,
     max: 1,
     connect_timeout: settings.connectTimeoutSeconds,
@@ -146,15 +134,12 @@ function driverOptions(target: PostgresTarget, password: string, settings: Conne
     onparameter: () => undefined,
     // Text output of timestamps is then `YYYY-MM-DD HH:MM:SS[.ffffff]+00`, whatever the server's defaults.
     connection: { application_name: settings.applicationName, TimeZone: 'UTC', DateStyle: 'ISO, MDY' },
-    // Cast: the typings lack `socket` and take host and port as single values only.
   } as unknown as postgres.Options<Record<string, never>>;
 }
 
 /**
- * The driver's `pass` option, called when the server asks for the password: SCRAM hashes it as libpq prepares it
- * (saslprep.ts), md5 and cleartext use it as typed, as libpq does. The driver says which only through the handler
- * that calls it (SASLContinue for SCRAM), so the caller is read from the stack; should the driver rename it, SCRAM
- * gets the password as typed (ASCII passwords still work, and the SASLprep tests fail).
+ * SCRAM hashes the password as libpq prepares it (saslprep.ts); md5 and cleartext use it as typed, as libpq does. The
+ * driver tells SCRAM only by its caller, SASLContinue, read from the stack (renamed: ASCII still works, tests fail).
  */
 function passwordForAuthentication(password: string): () => string {
   const prepared = prepareScramPassword(password);
@@ -187,15 +172,13 @@ function connectionError(code: string, message: string): Error {
   return Object.assign(new Error(message), { code });
 }
 
-/** Runs `work` in one read-only REPEATABLE READ transaction: every query in it sees the same snapshot. */
 export async function inReadOnlySnapshot<T>(session: PostgresSession, work: (sql: Sql) => Promise<T>): Promise<T> {
   return inTransaction(session, 'isolation level repeatable read read only', work);
 }
 
 /**
- * What every transaction sets for itself (set_config(..., true), SET LOCAL, which PgBouncer accepts): as pg_dump does,
- * no timeout of the database or role cuts it short (transaction_timeout, PostgreSQL 17, ends the session); TimeZone
- * and DateStyle again, in case a pooler dropped the start-up parameters, so timestamps read and written as text are exact.
+ * Set in each transaction (SET LOCAL, which PgBouncer accepts): as pg_dump does, no timeout of the database or role cuts
+ * it short; TimeZone and DateStyle again, in case a pooler dropped the start-up parameters.
  */
 const TRANSACTION_SETTINGS: Record<string, string> = {
   statement_timeout: '0',
@@ -206,12 +189,9 @@ const TRANSACTION_SETTINGS: Record<string, string> = {
 };
 
 /**
- * Runs `work` in one transaction of the session's connection, with TRANSACTION_SETTINGS and `settings`: committed
- * when `work` resolves, rolled back when it throws, and then `work`'s own error is thrown. A ROLLBACK that fails too
- * (a cancel request streamRows sent for a failed row reaching the server only as it runs, "canceling statement due to
- * user request"; a lost connection) would hide the real cause from the operator: the session is closed instead, and
- * the server rolls back with it. A COMMIT of a transaction that writes, whose reply the server's end of the session
- * took with it, is said to be that: the server may have committed.
+ * Runs `work` in one transaction, committed when it resolves, rolled back when it throws (then `work`'s error is
+ * thrown). A failed ROLLBACK (a late cancel from streamRows, a lost connection) would hide the real cause: the session
+ * is closed instead, and the server rolls back with it. A write's COMMIT whose reply was lost may have committed.
  */
 export async function inTransaction<T>(
   session: PostgresSession,
@@ -239,7 +219,6 @@ export async function inTransaction<T>(
   return result;
 }
 
-/** Not the start-up's "cannot connect ... check host and port": the session worked, then the server ended it. */
 function lostConnectionError(target: PostgresTarget): UserError {
   return new UserError(
     `PostgreSQL at ${describeTarget(target)} closed the connection during the run — see the server's log (a restart, a failover, ` +
@@ -248,7 +227,7 @@ function lostConnectionError(target: PostgresTarget): UserError {
   );
 }
 
-/** A write transaction's COMMIT sent, its reply lost: only the rollback writes to PostgreSQL, and running it again finds what is left. */
+/** Only the rollback writes to PostgreSQL; run again, it finds what is left. */
 function commitReplyLostError(target: PostgresTarget): UserError {
   return new UserError(
     `PostgreSQL at ${describeTarget(target)} closed the connection after the COMMIT was sent, before its reply: the changes may or may not ` +
@@ -259,10 +238,9 @@ function commitReplyLostError(target: PostgresTarget): UserError {
 }
 
 /**
- * Streams the rows of `query` to `onRow` as the server sends them: no round trip per batch, about 15-20 % faster
- * than the driver's cursor(10000) on a million rows. When `onRow` returns a promise (an output file that must
- * drain), reading pauses until it settles. If `onRow` fails, the rest of the rows are ignored, the query is
- * cancelled and the error thrown once the query has ended (the session stays usable, e.g. for ROLLBACK).
+ * Streams the rows of `query` to `onRow`: 15-20 % faster than the driver's cursor(10000) on a million rows. Reading
+ * pauses while a promise `onRow` returns is pending. If `onRow` fails, the query is cancelled and the error thrown
+ * once the query has ended (the session stays usable, e.g. for ROLLBACK).
  */
 export async function streamRows<Row>(
   session: PostgresSession,

@@ -40,8 +40,7 @@ export async function unencodableCharacters(sql: Sql, characters: readonly strin
 export function nonAsciiCharacters(texts: Iterable<string>): string[] {
   const found = new Set<string>();
   for (const text of texts) {
-    // biome-ignore lint/suspicious/noControlCharactersInRegex: ASCII is the range \x00-\x7f
-    if (!/[^\x00-\x7f]/.test(text)) continue;
+    if (!/[\u0080-\uffff]/.test(text)) continue;
     for (const character of text) {
       const code = character.charCodeAt(0);
       if (code > 0x7f && (code < 0xd800 || code > 0xdfff || character.length === 2)) found.add(character);

@@ -8,15 +8,19 @@ const TLS_CODE =
   /^(?:DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT(?:_LOCALLY)?|CERT_HAS_EXPIRED|CERT_NOT_YET_VALID|CERT_UNTRUSTED|ERR_TLS.*|ERR_SSL.*)$/;
 
 type Settings = Pick<ConnectionSettings, 'sslMode' | 'connectTimeoutSeconds'> | undefined;
+type Context = ReturnType<typeof contextOf>;
+
 /** What a message may name: the server, user and database (quoted), the server's own message. */
-interface Context {
-  at: string;
-  user: string;
-  database: string;
-  host: string;
-  server: string;
-  code: string;
-  settings: Settings;
+function contextOf(error: Error, code: string, target: PostgresTarget, settings: Settings) {
+  return {
+    at: describeTarget(target),
+    user: JSON.stringify(target.user),
+    database: JSON.stringify(target.database),
+    host: JSON.stringify(target.host),
+    server: oneLine(error.message),
+    code,
+    settings,
+  };
 }
 
 const cannotConnect = (at: string) => `cannot connect to PostgreSQL at ${at}`;
@@ -32,7 +36,6 @@ const closed = ({ at, code, settings }: Context) => {
   return `${cannotConnect(at)}: the connection was closed (${code}) — ${hint}`;
 };
 
-/** The message for each driver or network error code. */
 const MESSAGES: Record<string, (context: Context) => string> = {
   '28P01': ({ at, user }) => `password authentication failed for user ${user} at ${at} — check the user name and PGPASSWORD`,
   '28000': ({ at, user, database, server }) =>
@@ -73,24 +76,13 @@ function otherMessage(error: Error, { at, database, server, code }: Context): st
   return /^E[A-Z]+$/.test(code) ? `${cannotConnect(at)}: ${server}` : undefined;
 }
 
-/**
- * One line for a driver or network error, naming the server and saying what to check. Errors that are neither
- * (our own bugs) are returned unchanged so they keep their stack.
- */
+/** One line for a driver or network error, naming the server; other errors (our bugs) are returned with their stack. */
 export function toPostgresUserError(error: unknown, target: PostgresTarget, settings?: Settings): Error {
   if (error instanceof UserError) return error;
   if (!(error instanceof Error)) return new Error(String(error));
   const code = (error as { code?: unknown }).code;
   if (typeof code !== 'string') return error;
-  const context: Context = {
-    at: describeTarget(target),
-    user: JSON.stringify(target.user),
-    database: JSON.stringify(target.database),
-    host: JSON.stringify(target.host),
-    server: oneLine(error.message),
-    code,
-    settings,
-  };
+  const context = contextOf(error, code, target, settings);
   const message = Object.hasOwn(MESSAGES, code) ? MESSAGES[code]!(context) : otherMessage(error, context);
   return message === undefined ? error : new UserError(oneLine(message), ExitCode.environment);
 }

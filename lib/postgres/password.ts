@@ -7,12 +7,7 @@ import { ExitCode, UserError } from '../cli/errors.ts';
 import { registerSecret } from '../cli/secrets.ts';
 import { stopSignal } from '../cli/signals.ts';
 
-/**
- * PGPASSWORD when it is set, even empty (trust authentication); otherwise asked on the terminal without echo.
- * The password is registered as a secret, so no message can show it.
- *
- * @throws UserError (exit 2) at once when there is neither PGPASSWORD nor a terminal.
- */
+/** PGPASSWORD when it is set, even empty (trust authentication); else asked. Registered as a secret: no message shows it. */
 export async function readPassword(env: NodeJS.ProcessEnv, prompt: string): Promise<string> {
   const password = env.PGPASSWORD ?? (await promptHidden(prompt));
   if (env.PGPASSWORD !== undefined && password.includes('\uFFFD')) checkUtf8Variable('PGPASSWORD');
@@ -21,9 +16,8 @@ export async function readPassword(env: NodeJS.ProcessEnv, prompt: string): Prom
 }
 
 /**
- * Node decodes the environment as UTF-8 and replaces what is not (a Latin-1 "café") with U+FFFD before any code of
- * ours runs: such a password would be sent changed and refused as a wrong one. Where the variable's bytes can be
- * read (/proc, Linux), it is refused instead, saying why. @throws UserError (exit 2).
+ * Node decodes the environment as UTF-8, replacing what is not (a Latin-1 "café") with U+FFFD: such a password would
+ * be refused as a wrong one. Where the variable's bytes can be read (/proc, Linux), it is refused here, saying why.
  */
 function checkUtf8Variable(name: string): void {
   let environment: Buffer;
@@ -46,14 +40,8 @@ function checkUtf8Variable(name: string): void {
   }
 }
 
-interface Terminal {
-  input: ReadStream;
-  output: NodeJS.WritableStream;
-  close(): void;
-}
-
 /** The controlling terminal (/dev/tty), else stdin when it is a terminal, else undefined. */
-function openTerminal(): Terminal | undefined {
+function openTerminal() {
   try {
     const input = new ReadStream(openSync('/dev/tty', 'r'));
     const output = new WriteStream(openSync('/dev/tty', 'w'));
@@ -90,13 +78,11 @@ function editPassword(password: string, character: string): string {
   return character >= ' ' ? password + character : password;
 }
 
-/** Reads one line from the terminal in raw mode, echoing nothing. Ctrl-C stops the script (exit 130). */
 async function promptHidden(prompt: string): Promise<string> {
   const terminal = openTerminal();
   if (terminal === undefined) throw new UserError('no password: set PGPASSWORD, or run from a terminal to be prompted', ExitCode.usage);
   const { input, output } = terminal;
-  // Echo off before the prompt invites typing: a password typed (or pasted) the instant the prompt appears is never
-  // shown. The other order lost that race on a loaded CI machine (tests/migrate_dump_postgres.test.ts).
+  // Echo off before the prompt invites typing: a password typed (or pasted) the instant the prompt appears is never shown.
   input.setRawMode(true);
   output.write(prompt);
   input.resume();

@@ -55,8 +55,7 @@ function isRefused(mapped: number[], prep: StringprepTables): boolean {
 
 /** The password SCRAM authentication must hash: libpq's pg_saslprep, or the password unchanged where it fails. */
 export function prepareScramPassword(password: string): string {
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: all of ASCII, control characters included, is used as typed
-  if (/^[\x00-\x7f]*$/.test(password)) return password;
+  if (!/[\u0080-\uffff]/.test(password)) return password;
   const prep = stringprepTables();
   const mapped = mapCodePoints(password, prep);
   if (mapped === undefined || mapped.length === 0 || isRefused(mapped, prep)) return password;

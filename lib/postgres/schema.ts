@@ -21,13 +21,9 @@ export function findSchemaProblem(database: string, expected: ExpectedTables, fo
       }
     }
   }
-  return undefined;
 }
 
-/**
- * Checks the tables exist (as the search path resolves them, like the queries that follow) with the expected
- * columns and types. @throws UserError (exit 3) naming the first missing table or column.
- */
+/** Checks the tables exist (as the search path resolves them, like the queries that follow) with the expected columns. */
 export async function checkTables(sql: Sql, database: string, expected: ExpectedTables): Promise<void> {
   const tables = Object.keys(expected);
   const rows = await sql<{ table_name: string; column_name: string | null; type: string | null }[]>`
@@ -39,8 +35,7 @@ export async function checkTables(sql: Sql, database: string, expected: Expected
   for (const row of rows) {
     if (row.column_name === null || row.type === null) continue;
     found[row.table_name] ??= new Map();
-    const columns = found[row.table_name]!;
-    columns.set(row.column_name, row.type);
+    found[row.table_name]!.set(row.column_name, row.type);
   }
   const problem = findSchemaProblem(database, expected, found);
   if (problem !== undefined) throw new UserError(problem, ExitCode.environment);

@@ -11,7 +11,6 @@ const DEFAULT_PORT = 5432;
 /** Seconds to wait for a connection when PGCONNECT_TIMEOUT is not set: an unreachable host fails, never hangs. */
 export const DEFAULT_CONNECT_TIMEOUT_SECONDS = 10;
 
-/** Where to connect, as the operator named it. */
 export interface PostgresTarget {
   host: string;
   port: number;
@@ -21,9 +20,7 @@ export interface PostgresTarget {
 
 /**
  * Parses the guide's `<db_host[:port]>` argument: `host`, `host:port`, `[ipv6]`, `[ipv6]:port`, or a bare IPv6
- * address (`::1`, whose colons leave no room for a port: write `[::1]:5433` for one). The port defaults to 5432.
- *
- * @throws UserError (exit 2) for an empty host, a missing or invalid port, or a malformed IPv6 address.
+ * address (`::1`, whose colons leave no room for a port: write `[::1]:5433` for one).
  */
 export function parseHostArgument(text: string): { host: string; port: number } {
   const example = 'e.g. localhost, db.example.com:5433 or [::1]:5433';
@@ -36,7 +33,6 @@ export function parseHostArgument(text: string): { host: string; port: number } 
   return { host, port: portText === undefined ? DEFAULT_PORT : parsePort(portText, text) };
 }
 
-/** The host and the port's text (undefined when none) of `[ipv6]`, `[ipv6]:port`, a bare IPv6 address or `host:port`. */
 function splitHostAndPort(value: string, invalid: (reason: string) => UserError): [string, string | undefined] {
   if (value.startsWith('[')) {
     const match = /^\[([^\]]*)\](?::(.*))?$/.exec(value);
@@ -93,15 +89,12 @@ export function parseConnectTimeout(value: string | undefined): number {
   return Math.max(seconds, 2);
 }
 
-/** What the driver's `ssl` option takes: off, "TLS if the server offers it", or tls.connect options. */
-export type DriverSsl = false | 'prefer' | ConnectionOptions;
-
 /**
- * The driver's `ssl` option for a libpq sslmode, as libpq behaves: `allow` (plain first in libpq) ends as `prefer`
- * does, encrypted whenever the server can; `require` with a root certificate (`rootCertificate`, the PEM text of
- * PGSSLROOTCERT or ~/.postgresql/root.crt; undefined for the system's CAs) checks the chain as verify-ca.
+ * The driver's `ssl` option (off, "TLS if the server offers it", or tls.connect options) for a libpq sslmode, as libpq
+ * behaves: `allow` (plain first in libpq) ends as `prefer` does, encrypted whenever the server can; `require` with a
+ * root certificate (PEM text; undefined for the system's CAs) checks the chain as verify-ca.
  */
-export function sslOptionFor(mode: SslMode, host: string, rootCertificate: string | undefined): DriverSsl {
+export function sslOptionFor(mode: SslMode, host: string, rootCertificate: string | undefined): false | 'prefer' | ConnectionOptions {
   const ca = rootCertificate === undefined ? {} : { ca: rootCertificate };
   switch (mode) {
     case 'disable':
@@ -145,15 +138,10 @@ export const POSTGRES_HELP =
   'The password comes from PGPASSWORD, or is asked on the terminal. PGSSLMODE, PGSSLROOTCERT, PGCONNECT_TIMEOUT ' +
   `(default ${DEFAULT_CONNECT_TIMEOUT_SECONDS}\u00a0s) and PGAPPNAME are honoured as by psql.`;
 
-/** Connection settings read from the environment, checked before anything connects. */
-export interface ConnectionSettings {
-  sslMode: SslMode;
-  ssl: DriverSsl;
-  connectTimeoutSeconds: number;
-  applicationName: string;
-}
+export type ConnectionSettings = ReturnType<typeof connectionSettingsFromEnvironment>;
 
-export function connectionSettingsFromEnvironment(env: NodeJS.ProcessEnv, host: string): ConnectionSettings {
+/** Connection settings read from the environment, checked before anything connects. */
+export function connectionSettingsFromEnvironment(env: NodeJS.ProcessEnv, host: string) {
   const sslMode = parseSslMode(env.PGSSLMODE);
   const needsCertificate = sslMode === 'require' || sslMode === 'verify-ca' || sslMode === 'verify-full';
   return {

@@ -25,7 +25,6 @@ export async function readTextOrder(sql: Sql, database: string): Promise<TextOrd
   return 'utf8-bytes';
 }
 
-/** An ORDER BY term sorting the text column `column` in UTF-8 byte order. */
 export function orderByUtf8(column: string, order: TextOrder): string {
   return order === 'collate-c' ? `${column} COLLATE "C"` : `convert_to(${column}, 'UTF8')`;
 }

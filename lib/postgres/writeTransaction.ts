@@ -2,11 +2,7 @@
 import { ExitCode, UserError } from '../cli/errors.ts';
 import { inTransaction, type PostgresSession, type Sql } from './connect.ts';
 
-/**
- * Refuses (one line, exit 3) a user that lacks any of `privileges` on `tables`, naming each `privilege ON table`
- * missing and the GRANT that gives them. Call before reading anything: a run that would fail at its last step should
- * fail at its first.
- */
+/** Refuses a user that lacks any of `privileges` on `tables`: call before any work, not to fail at the last step. */
 export async function checkTablePrivileges(sql: Sql, user: string, tables: readonly string[], privileges: readonly string[]): Promise<void> {
   const rows = await sql<{ table_name: string; privilege: string; held: boolean }[]>`
     SELECT t AS table_name, p AS privilege, has_table_privilege(t, p) AS held
@@ -21,7 +17,7 @@ export async function checkTablePrivileges(sql: Sql, user: string, tables: reado
   );
 }
 
-/** Refuses (one line, exit 3) a server in recovery: a read-only standby takes no write, whatever the user's rights. */
+/** A read-only standby takes no write, whatever the user's rights. */
 export async function checkNotStandby(sql: Sql, server: string): Promise<void> {
   const [row] = await sql<{ standby: boolean }[]>`SELECT pg_is_in_recovery() AS standby`;
   if (row?.standby !== true) return;
@@ -40,10 +36,8 @@ function quoteIdentifier(name: string): string {
 export const LOCK_TIMEOUT = '10s';
 
 /**
- * Runs `work` in one READ COMMITTED read-write transaction: committed when `work` resolves, rolled back when it throws
- * (or when the connection is lost: the server then rolls back itself, so a process killed before COMMIT changes
- * nothing). Timeouts set on the database or role do not cut it short, except that a row held by another session is
- * waited for LOCK_TIMEOUT at most (SQLSTATE 55P03): a live writer is a reason to stop, not to hang.
+ * Runs `work` in one READ COMMITTED read-write transaction (a process killed before COMMIT changes nothing). A row
+ * held by another session is waited for LOCK_TIMEOUT at most (SQLSTATE 55P03): a live writer is a reason to stop.
  */
 export async function inWriteTransaction<T>(session: PostgresSession, work: (sql: Sql) => Promise<T>): Promise<T> {
   return inTransaction(session, 'read write', work, { lock_timeout: LOCK_TIMEOUT });

@@ -34,7 +34,6 @@ export function attributeValueSize(value: AttributeValue): number {
   return 0;
 }
 
-/** An item's size: the sum over its attributes of the name's UTF-8 length and the value's size. */
 export function itemSize(item: Record<string, AttributeValue>): number {
   let size = 0;
   for (const name in item) {
@@ -62,7 +61,6 @@ function plainValueSize(value: unknown): number {
   return 1;
 }
 
-/** Write units of one item of `bytes`: 1 per started KB, at least 1. */
 export function writeUnits(bytes: number): number {
   return Math.max(1, Math.ceil(bytes / WRITE_UNIT_BYTES));
 }

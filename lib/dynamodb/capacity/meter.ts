@@ -19,10 +19,7 @@ export interface CapacityLimits {
  * this share of a second's budget, so no page is a burst: any one-second window holds at most about 1.1 s of budget.
  */
 const PAGE_SHARE_OF_SECOND = 0.1;
-/**
- * Throttled attempts are retried without counting while a request got through within this: throttling then slows
- * the run; when none has for this long, the retry schedule counts again and ends the run if the table stays closed.
- */
+/** Throttled attempts do not count while a request got through within this; after, the retry schedule may end the run. */
 const THROTTLE_PATIENCE_MS = 60_000;
 /** DynamoDB's most data a Query or Scan page reads. */
 const MAX_PAGE_BYTES = 1024 * 1024;
@@ -79,15 +76,11 @@ export class CapacityMeter {
     return Math.max(1, Math.floor(pageBytes / bytesPerItem));
   }
 
-  /** The units `items` items of `shape` are expected to cost read at once, from the answers so far. */
   expectedReadUnits(items: number, consistent: boolean, shape = ''): number {
     return readUnits(items * (this.bytesPerItem.get(shape) ?? 0), consistent);
   }
 
-  /**
-   * The most a page of at most `items` items can cost: each as large as the largest seen, and no more than a page
-   * holds (DynamoDB stops at 1 MB, with the item that crosses it). The bucket gets back what it did not cost.
-   */
+  /** The most a page of at most `items` items can cost: each the largest seen, to 1 MB and the item that crosses it. */
   pageUnitsAtMost(items: number, consistent: boolean, shape = ''): number {
     const largest = this.largestItem.get(shape) ?? 0;
     return readUnits(Math.min(items * largest, MAX_PAGE_BYTES + largest), consistent);

@@ -1,13 +1,7 @@
-// The capacity meter in the SDK's middleware stack (set in client.ts), so every step gets its cap and metering with
-// no call site changes:
-// - before serialization, each read or write asks for ReturnConsumedCapacity, and under a read rate a Query or Scan
-//   is cut to a page of a tenth of a second's budget (meter.ts PAGE_SHARE_OF_SECOND);
-// - for each attempt (inside the retry loop: a retry pays again), an estimate read from the request is taken from
-//   the bucket before sending, and the answer's cost, max(reported, estimate), corrects it after. A Query or Scan
-//   page is priced at its worst, its Limit of the largest item seen: pages priced at the average item went out
-//   together, each came back with a 390 KB item, and the cap was exceeded at the wire;
-// - after a stop, a request still waiting for capacity or its next attempt fails with NotSentError;
-// - a throttled answer, or a batch partly unprocessed for throughput, halves the rate.
+// The capacity meter in the SDK's middleware stack (set in client.ts): every step gets its cap and metering with no
+// call site changes. Each attempt takes an estimate read from the request from the bucket before sending; the
+// answer's cost, max(reported, estimate), corrects it after. A Query or Scan page is priced at its worst, its Limit of
+// the largest item seen: priced at the average, pages sent together each met a 390 KB item and overshot the cap.
 import type { AttributeValue, ConsumedCapacity, DynamoDBClient, KeysAndAttributes, WriteRequest } from '@aws-sdk/client-dynamodb';
 import type { FinalizeHandler, HandlerExecutionContext } from '@smithy/types';
 import { NotSentError, isThrottlingError } from '../errors.ts';
@@ -177,7 +171,6 @@ function batchGetKeys(requestItems: unknown, meter: CapacityMeter): { keys: numb
   return { keys, units };
 }
 
-/** What the request is expected to cost, known before it is sent. */
 function estimateBefore(command: string, input: Input, meter: CapacityMeter): number {
   const consistent = input.ConsistentRead === true;
   switch (command) {
@@ -203,7 +196,6 @@ function estimateBefore(command: string, input: Input, meter: CapacityMeter): nu
   }
 }
 
-/** The count and bytes of `items` and the largest one's size. */
 function sizesOf(items: readonly Item[]): Sizes {
   let bytes = 0;
   let largest = 0;
@@ -216,9 +208,8 @@ function sizesOf(items: readonly Item[]): Sizes {
 }
 
 /**
- * Whether a BatchGetItem answer left keys unprocessed because it reached the server's size limit (`cutBytes`,
- * target.ts batchGetCutBytes) rather than for throughput (a throttled answer is refused whole or returns less). Such
- * keys are re-sent at once: no backoff, not throttling.
+ * Whether a BatchGetItem answer left keys unprocessed at the server's size limit (target.ts batchGetCutBytes) rather
+ * than for throughput (a throttled answer is refused whole or returns less): they are re-sent at once, not throttling.
  */
 export function isCutForSize(output: { Responses?: Record<string, Item[]> }, cutBytes: number): boolean {
   return sizesOf(Object.values(output.Responses ?? {}).flat()).bytes >= cutBytes;
@@ -243,7 +234,6 @@ function costAfter(command: string, input: Input, output: Output, before: number
     case 'GetItemCommand':
     case 'QueryCommand':
     case 'ScanCommand': {
-      // A GetItem answers with Item, a Query or Scan with Items and ScannedCount.
       const read = sizesOf((output.Items ?? (output.Item ? [output.Item] : [])) as Item[]);
       read.scanned = (output.ScannedCount as number | undefined) ?? read.scanned;
       return { estimate: readUnits(read.bytes, consistent), unprocessed: false, read };

@@ -54,12 +54,10 @@ export class RateLimiter {
     this.windowStart = this.refilledAt;
   }
 
-  /** Units per second allowed now: the cap, or less while recovering from throttling. */
   get rate(): number {
     return Math.min(this.cap, this.adaptiveRate);
   }
 
-  /** Whether throttling holds the rate below the cap (or below unlimited). */
   get isSlowedDown(): boolean {
     return Number.isFinite(this.adaptiveRate) && this.adaptiveRate < this.cap;
   }
