@@ -5,21 +5,19 @@
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import { METADATA_SK } from './keys.ts';
 
-/** What a value is: an id (also a key), text, or a timestamp (timestamptz in PostgreSQL, canonical in the table). */
-export type AttributeKind = 'id' | 'text' | 'timestamp';
-/** Which item holds the attribute. */
 export type ItemKind = 'project' | 'token';
 
 interface AttributeEntry {
   readonly name: string;
   readonly of: ItemKind;
-  readonly kind: AttributeKind;
+  /** An id is also a key; a timestamp is timestamptz in PostgreSQL, canonical in the table. */
+  readonly kind: 'id' | 'text' | 'timestamp';
   /** The column's SQL type in Cello's migrations (a timestamp's is timestamptz). */
   readonly sqlType?: string;
   /** Whether a missing attribute (item) or field (file record) means NULL: it came after items were written. */
   readonly mayBeAbsent?: boolean;
 }
-/** A nullable attribute: what its NULL means (for messages), and how the table stores it. */
+/** What its NULL means (for messages), and how the table stores it. */
 interface NullableEntry extends AttributeEntry {
   readonly nullable: true;
   readonly means: string;
@@ -65,17 +63,12 @@ const entriesOf = (of: ItemKind): readonly CelloAttribute[] => ATTRIBUTES.filter
 
 export const PROJECT_ATTRIBUTE_ENTRIES = entriesOf('project');
 export const TOKEN_ATTRIBUTE_ENTRIES = entriesOf('token');
-/** A token's attributes after its id (the id is also its sort key, so the steps handle it apart). */
+/** The id is also the sort key, so the steps handle it apart. */
 export const TOKEN_VALUE_ENTRIES = TOKEN_ATTRIBUTE_ENTRIES.filter((entry) => entry.kind !== 'id');
-/** A project's attributes, in the order the file and the item list them. */
 export const PROJECT_ATTRIBUTES = names<ProjectAttribute>(PROJECT_ATTRIBUTE_ENTRIES);
-/** A token's attributes, in the order the file and the item list them. */
 export const TOKEN_ATTRIBUTES = names<TokenAttribute>(TOKEN_ATTRIBUTE_ENTRIES);
-/** Every attribute a Cello item may hold besides its keys: the project's and the token's. */
 export const CELLO_ATTRIBUTES = names<AttributeName>(ATTRIBUTES);
-/** A token's timestamp attributes, in TOKEN_ATTRIBUTES order: canonical in the table, PostgreSQL timestamptz. */
 export const TIMESTAMP_ATTRIBUTES = names<TimestampAttribute>(ATTRIBUTES.filter((entry) => entry.kind === 'timestamp'));
-/** The attributes that may be NULL, in table order: the ones the steps count NULLs of. */
 export const NULLABLE_ATTRIBUTES = names<AttributeName>(ATTRIBUTES.filter((entry) => entry.nullable));
 
 export const REPOSITORY = 'repository' satisfies ProjectAttribute;
@@ -89,12 +82,10 @@ export const TOKENS_FIELD = 'tokens';
 
 const BY_NAME: ReadonlyMap<string, CelloAttribute> = new Map(ATTRIBUTES.map((entry) => [entry.name, entry]));
 
-/** The entry of a Cello attribute. */
 export function attribute(name: AttributeName): CelloAttribute {
   return BY_NAME.get(name)!;
 }
 
-/** Whether `name` is one of the attributes of a `of` item. */
 export function isAttributeOf(of: ItemKind, name: string): boolean {
   return BY_NAME.get(name)?.of === of;
 }

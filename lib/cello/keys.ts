@@ -9,10 +9,7 @@ export const TOKEN_PREFIX = 'TOKEN#';
 
 /** A key that is not of the expected shape, or a name that cannot form one. */
 export class KeyError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'KeyError';
-  }
+  override name = 'KeyError';
 }
 
 // Names are checked at runtime too: a missing attribute read from an item would otherwise become `PROJECT#undefined`.
@@ -31,12 +28,10 @@ function stripPrefix(kind: string, prefix: string, key: unknown, mayBeEmpty: boo
   return key.slice(prefix.length);
 }
 
-/** The partition key of a project: `PROJECT#<name>` (`PROJECT#` for the project named ''). */
 export function projectPk(name: string): string {
   return PROJECT_PREFIX + checkedName('project name', name, true);
 }
 
-/** The sort key of a token: `TOKEN#<tokenId>`. */
 export function tokenSk(tokenId: string): string {
   return TOKEN_PREFIX + checkedName('token id', tokenId, false);
 }
@@ -51,7 +46,6 @@ export function parseTokenSk(sk: string): string {
   return stripPrefix('sort key', TOKEN_PREFIX, sk, false);
 }
 
-/** Whether a sort key is that of a project's metadata item. */
 export function isMetadataSk(sk: unknown): boolean {
   return sk === METADATA_SK;
 }
@@ -77,7 +71,6 @@ export function itemKeyString(pk: string, sk: string): string {
   return JSON.stringify([pk, sk]);
 }
 
-/** An item key for messages: `[pk][sk]`. */
 export function describeItemKey(pk: string, sk: string): string {
   return `[${pk}][${sk}]`;
 }
