@@ -1,4 +1,3 @@
-// The progress line of a long step, on the run's stderr: count, rate, time left, and what slowed the run.
 import { currentRun, type StepIo } from './currentRun.ts';
 import { formatCount } from './output.ts';
 

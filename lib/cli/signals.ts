@@ -22,7 +22,6 @@ export function stopSignal(): AbortSignal {
   return currentRun().stop.controller.signal;
 }
 
-/** Installs the stop handlers and the watch on the launching processes; once per process. */
 export function installStopHandlers(): void {
   if (installed) return;
   installed = true;
@@ -68,11 +67,7 @@ function requestStop(name: NodeJS.Signals, heard: string): void {
   stop.controller.abort(new UserError(`stopped by ${name} before finishing`, ExitCode.interrupted));
 }
 
-/**
- * Decides a dump's outcome just before its file is moved into place: stopped if a stop came by then (throws its
- * reason), complete otherwise; a later signal no longer makes it a stopped run (a Ctrl-C landing as a dump finished
- * printed its success summary and exited 130).
- */
+/** Just before a dump's file is moved into place: a stop by then throws; a later one no longer makes it a stopped run. */
 export function decideRunComplete(): void {
   throwIfStopped();
   currentRun().stop.decidedExitCode ??= ExitCode.ok;
@@ -97,11 +92,9 @@ export function throwIfStopped(): void {
 const LAUNCHER_CHECK_MS = 200;
 
 /**
- * Calls `onLost` once a process that launched this one has ended: the ancestors in this process's group (npx, its
- * `sh -c`, tsx and the relay share the command line's group), up to its leader. A process killed with SIGKILL cannot
- * tell its children: the worker of a killed `npx tsx scripts/...` went on and printed into the shell's prompt. A
- * group leader (`node --import tsx ...` typed in a shell) has none: `nohup ... &` then logout goes on. Without /proc,
- * the parent alone is watched.
+ * Calls `onLost` once an ancestor in this process's group (npx, its `sh -c`, tsx, the relay), up to its leader, has
+ * ended: one killed with SIGKILL cannot tell its children. A group leader has none (`nohup ... &` then logout goes on).
+ * Without /proc, the parent alone is watched.
  */
 function watchLaunchingProcesses(onLost: (description: string) => void): void {
   const parent = process.ppid;

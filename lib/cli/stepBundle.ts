@@ -1,11 +1,7 @@
-// Under the tsx command a step runs in a worker process (launch.ts). As TypeScript under tsx's module hooks, that
-// worker spent about 150 ms of a 2,000-token dump's second in the hooks alone: their thread's start-up and a round
-// trip per module. So the worker runs the step as JavaScript that esbuild (the compiler tsx itself runs on) builds
-// from the script and the lib/ modules it imports. The build is split where the step imports lazily, and packages stay
-// imports, so the worker loads what it did under tsx, when it did: a load with a usage error never loads the AWS SDK.
-// The files are kept in node_modules/.cache/cello-migrate/<step>-<hash>/, the hash of everything they were built
-// from: a source edited since is a new build, once. Where they cannot be built or kept (a read-only checkout, another
-// user's clone), the worker runs under tsx's hooks as before.
+// launch.ts's worker runs the step as JavaScript esbuild builds from the script and its lib/ modules: under tsx's
+// hooks it spent about 150 ms of a 2,000-token dump's second in them. Split where the step imports lazily, packages
+// external: it loads what it did under tsx, when it did. Kept in node_modules/.cache/cello-migrate/<step>-<hash>/ (the
+// hash of every input: an edited source is a new build); where it cannot be built or kept, the worker runs under tsx.
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, readdirSync, realpathSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, relative } from 'node:path';
@@ -32,10 +28,7 @@ export async function stepBundle(script: string): Promise<string | undefined> {
   }
 }
 
-/**
- * A worker imports the step's parts when it needs them, maybe hours in (verify --fix, after its comparison): while it
- * runs, its launch marks the build used, so that another launch's clean-up (after an update) leaves it.
- */
+/** A worker may import the step's parts hours in (verify --fix): marked used, another launch's clean-up leaves them. */
 export function keepInUse(entry: string): NodeJS.Timeout {
   markUsed(dirname(entry));
   return setInterval(() => markUsed(dirname(entry)), UNUSED_FOR_MS / 10).unref();
