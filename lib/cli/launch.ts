@@ -5,13 +5,8 @@ import { constants as osConstants } from 'node:os';
 import { ExitCode } from './errors.ts';
 import { STOP_SIGNALS, installStopHandlers } from './signals.ts';
 
-/** A step of the guide: `main` parses `argv`, does the work and resolves to the exit code (lib/cli/run.ts defineStep). */
-export interface Step {
-  main(argv: string[]): Promise<number>;
-}
-
-/** Runs the step `load` gives, with the command line's arguments. Never returns. */
-export async function launch(load: () => Promise<Step>): Promise<never> {
+/** Runs the step `load` gives (its main: lib/cli/run.ts defineStep) with the command line's arguments. Never returns. */
+export async function launch(load: () => Promise<{ main(argv: string[]): Promise<number> }>): Promise<never> {
   const argv = process.argv.slice(2);
   if (isRunByTsxCommand() && !asksForHelp(argv)) return relayToWorker();
   installStopHandlers();
