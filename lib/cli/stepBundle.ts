@@ -22,7 +22,21 @@ export const UNUSED_FOR_MS = 10 * 60_000;
 export async function stepBundle(script: string): Promise<string | undefined> {
   try {
     // Node runs a script from its real path: a symlinked scripts/ folder's ../lib is the one beside the real one.
-    return await keptOrBuilt(realpathSync(script));
+    const real = realpathSync(script);
+    const root = dirname(dirname(real));
+    const cache = join(root, 'node_modules', '.cache', 'cello-migrate');
+    const name = basename(real, '.ts');
+    try {
+      const inputs: string[] = JSON.parse(readFileSync(join(cache, `${name}.inputs.json`), 'utf8'));
+      const folder = join(cache, `${name}-${keyOf(inputs, (input) => readFileSync(join(root, input)))}`);
+      markUsed(folder);
+      if (isSealed(folder)) return join(folder, `${name}.mjs`);
+    } catch {
+      // Not built yet, or a source it was built from is gone: build.
+    }
+    // Files root leaves in a user's node_modules would make the user's npm ci fail there: built only by its owner.
+    if (statSync(join(root, 'node_modules')).uid !== (process.getuid?.() ?? 0)) return undefined;
+    return await build(real, root, cache, name);
   } catch {
     return undefined;
   }
@@ -32,23 +46,6 @@ export async function stepBundle(script: string): Promise<string | undefined> {
 export function keepInUse(entry: string): NodeJS.Timeout {
   markUsed(dirname(entry));
   return setInterval(() => markUsed(dirname(entry)), UNUSED_FOR_MS / 10).unref();
-}
-
-async function keptOrBuilt(script: string): Promise<string | undefined> {
-  const root = dirname(dirname(script));
-  const cache = join(root, 'node_modules', '.cache', 'cello-migrate');
-  const name = basename(script, '.ts');
-  try {
-    const inputs: string[] = JSON.parse(readFileSync(join(cache, `${name}.inputs.json`), 'utf8'));
-    const folder = join(cache, `${name}-${keyOf(inputs, (input) => readFileSync(join(root, input)))}`);
-    markUsed(folder);
-    if (isSealed(folder)) return join(folder, `${name}.mjs`);
-  } catch {
-    // Not built yet, or a source it was built from is gone: build.
-  }
-  // Files root leaves in a user's node_modules would make the user's npm ci fail there: built only by its owner.
-  if (statSync(join(root, 'node_modules')).uid !== (process.getuid?.() ?? 0)) return undefined;
-  return build(script, root, cache, name);
 }
 
 /** Builds the step's files; the key hashes the very bytes esbuild compiled, so a source edited meanwhile cannot hide. */
