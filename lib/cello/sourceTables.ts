@@ -52,10 +52,7 @@ const SOURCE_TABLES: Record<string, readonly SourceColumn[]> = {
   [TOKENS_TABLE]: tokenColumns.toSpliced(PROJECT_REFERENCE_POSITION, 0, projectReference),
 };
 
-/**
- * The columns of the Cello schema the migration reads, with the types their values can be read exactly from: table →
- * column → type names, the shape lib/postgres/schema.ts checks a database against.
- */
+/** Table → column → the type names its values are read exactly from: what lib/postgres/schema.ts checks. */
 export const CELLO_TABLES: Record<string, Record<string, readonly string[]>> = Object.fromEntries(
   Object.entries(SOURCE_TABLES).map(([table, columns]) => [table, Object.fromEntries(columns.map((column) => [column.name, column.accepts]))]),
 );
