@@ -56,10 +56,7 @@ export function projectNameProblem(name: string): string | undefined {
   return undefined;
 }
 
-/**
- * Every attribute of `entries` from the file's `fields` (lib/cello/codecs.ts), its problems in `problems`. A string is
- * refused when it holds a lone surrogate; the id also makes the sort key (checked by the caller).
- */
+/** Every attribute of `entries` from the file's `fields`, its problems in `problems` (the sort key's: the caller's). */
 function itemValues(entries: readonly CelloAttribute[], fields: Readonly<Record<string, unknown>>, problems: string[]) {
   const result = { values: {} as Record<string, string>, nulls: NO_NAMES, emptyAsNull: NO_NAMES, converted: 0 };
   for (const entry of entries) {
@@ -94,10 +91,7 @@ export function buildProjectItem(pk: string, fields: Readonly<Record<string, unk
   return { item: { pk, sk: METADATA_SK, item, nulls, convertedTimestamps: 0, emptyAsNull: NO_NAMES, entry } };
 }
 
-/**
- * The item of one token of the project whose partition key is `pk`. Every problem of the token is listed (a token
- * with a bad created_at and a bad expires_at gives two), without the token id: ids are credentials.
- */
+/** The item of one token of the project `pk`; every problem of the token is listed, without its id: ids are credentials. */
 export function buildTokenItem(pk: string, token: unknown, entry = 0): BuildResult {
   if (token === null || typeof token !== 'object' || Array.isArray(token)) {
     return { problems: [`must be an object with ${TOKEN_FIELDS}, got ${describeType(token)}`] };

@@ -54,7 +54,6 @@ export type AttributeName = Entry['name'];
 export type ProjectAttribute = Extract<Entry, { of: 'project' }>['name'];
 export type TokenAttribute = Extract<Entry, { of: 'token' }>['name'];
 export type TimestampAttribute = Extract<Entry, { kind: 'timestamp' }>['name'];
-/** The token's attributes after its id: its values (the id is also its sort key). */
 export type TokenValueAttribute = Exclude<TokenAttribute, Extract<Entry, { kind: 'id' }>['name']>;
 type AbsentAllowed = Extract<Entry, { mayBeAbsent: true }>['name'];
 
@@ -95,10 +94,7 @@ export function projectItem(pk: string, values: Readonly<Record<ProjectAttribute
   return attributesItem(pk, METADATA_SK, PROJECT_ATTRIBUTES, values);
 }
 
-/**
- * A token's item, attributes in TOKEN_ATTRIBUTES order as the table holds them (timestamps canonical, a NULL already
- * its nullInTable); one that may be absent and is not given is left out, as items written before it had it.
- */
+/** A token's item, its attributes as the table holds them; one that may be absent and is not given is left out. */
 export function tokenItem(
   pk: string,
   sk: string,

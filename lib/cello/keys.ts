@@ -55,18 +55,12 @@ export function isTokenSk(sk: unknown): boolean {
   return typeof sk === 'string' && sk.length > TOKEN_PREFIX.length && sk.startsWith(TOKEN_PREFIX);
 }
 
-/**
- * Whether a key is a Cello item's: a `PROJECT#<name>` partition with `METADATA` or `TOKEN#<id>`. In a shared table
- * every other item is another application's: no step compares, converts or deletes it.
- */
+/** Whether a key is a Cello item's; in a shared table every other item is another application's: no step touches it. */
 export function isCelloItemKey(pk: unknown, sk: unknown): boolean {
   return typeof pk === 'string' && pk.startsWith(PROJECT_PREFIX) && (isMetadataSk(sk) || isTokenSk(sk));
 }
 
-/**
- * One string per item key, for Map and Set keys. JSON keeps it unambiguous: plain concatenation would make
- * (`a#`, `b`) and (`a`, `#b`) collide.
- */
+/** One string per item key, for Map and Set keys: JSON, as concatenation makes (`a#`, `b`) and (`a`, `#b`) collide. */
 export function itemKeyString(pk: string, sk: string): string {
   return JSON.stringify([pk, sk]);
 }

@@ -19,10 +19,7 @@ interface SourceColumn {
   ddl: string;
 }
 
-/**
- * An attribute's column as the steps select it: a timestamp as PostgreSQL's text of it, exact to the microsecond
- * under the session's TimeZone UTC (lib/postgres/connect.ts), so no Date is involved; any other value as it is.
- */
+/** An attribute's column as the steps select it: a timestamp as its text, exact under TimeZone UTC (no Date involved). */
 export function selectedColumn({ name, kind }: CelloAttribute): string {
   return kind === 'timestamp' ? `${name}::text AS ${name}` : name;
 }

@@ -120,8 +120,7 @@ function optionalDigits2(text: string | undefined): number {
 function zoneOffsetSeconds(text: string, match: RegExpExecArray): number {
   const [sign, hours, separator, minutes, seconds] = match.slice(11, 16);
   if (sign === undefined) return 0;
-  // `+HHMMSS` is in neither ISO 8601-1 nor RFC 3339, and readers disagree: Python's %z writes it for seconds,
-  // PostgreSQL reads `+001200` as +12:00. Only `+HH:MM:SS` (PostgreSQL's own output) says seconds for sure.
+  // In neither ISO 8601-1 nor RFC 3339; Python's %z writes it. Only `+HH:MM:SS` (PostgreSQL's) says seconds for sure.
   if (seconds !== undefined && separator === '') {
     throw new TimestampError(text, 'a six-digit offset (+HHMMSS) is ambiguous: PostgreSQL reads +001200 as 12 hours, others as 12 minutes');
   }
