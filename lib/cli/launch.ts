@@ -50,10 +50,8 @@ function asksForHelp(argv: readonly string[]): boolean {
 }
 
 /**
- * The tsx command SIGKILLs its child when it has not acknowledged a relayed SIGINT/SIGTERM within 30 ms (tsx's
- * relaySignalToChild): a step busy for longer was killed mid-summary. So under tsx this process only relays: it runs
- * the step in a worker (workerArguments), stays idle to answer tsx in time, forwards stop signals and exits
- * with the worker's code. A worker ended by a stop signal had no handler yet: nothing was done.
+ * tsx SIGKILLs a child that does not acknowledge a relayed SIGINT/SIGTERM within 30 ms (relaySignalToChild): so this
+ * process only relays, idle to answer in time, and runs the step in a worker. One ended by a stop signal had no handler yet.
  */
 async function relayToWorker(): Promise<never> {
   // A first run builds the step's file (stepBundle.ts) before there is a worker to stop.

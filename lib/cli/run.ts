@@ -38,10 +38,7 @@ export function defineStep(body: StepBody): (argv: string[], io?: StepIo) => Pro
   };
 }
 
-/**
- * A closed stdout (`| head`, quitting `less`) or stderr must not stop a run half-way (without a listener, the first
- * write after the reader left threw EPIPE as an unhandled 'error' event). Returns the function that removes them.
- */
+/** Without an 'error' listener, a write after the reader left (`| head`) throws EPIPE; returns the listeners' removal. */
 function guardStandardStreams(run: Run): () => void {
   const { stdout, stderr } = run.io;
   const onStdoutError = (error: NodeJS.ErrnoException) => {

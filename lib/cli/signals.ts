@@ -8,10 +8,7 @@ import { ExitCode, UserError } from './errors.ts';
 /** SIGHUP too: a closed terminal or ssh session stops the run cleanly (partial summary, no temporary file left). */
 export const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
-/**
- * Signals this soon after the first are the same request: a terminal sends Ctrl-C to its whole process group, and
- * under `npx tsx` npx and tsx each relay it too. A person pressing again to exit now does so later than this.
- */
+/** Signals this soon after the first are one request (a terminal signals its group; npx, tsx relay it): a person presses later. */
 export const SAME_STOP_REQUEST_MS = 500;
 let installed = false;
 /** The run the process's stop signals stop: the last one started. */

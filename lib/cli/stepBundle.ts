@@ -9,10 +9,7 @@ import { basename, dirname, join, relative } from 'node:path';
 /** What a build reads besides the modules: the package's type and versions (esbuild's among them), the compiler options. */
 const BUILD_SETTINGS = ['package.json', 'tsconfig.json'];
 
-/**
- * The hash of the build's other files, written last: a file emptied, cut short (power loss, full disk), edited by hand
- * or gone is built again, never run (an empty one ran nothing and exited 0).
- */
+/** The hash of the build's other files, written last: one emptied, cut short, edited or gone is built again, never run. */
 const SEAL = 'sealed';
 
 /** A build is kept while recently used: a launch marks it used while its worker runs (keepInUse). */
