@@ -98,10 +98,7 @@ class EventReader<T> implements AsyncGenerator<T, void, undefined> {
   }
 }
 
-/**
- * The parser's events, a batch per chunk (or per pause); those found before an error come before it. The file is
- * closed before the end, the error or `return()` gets to the caller.
- */
+/** The parser's events, a batch per chunk (or pause), those before an error first; the file closed before the caller hears. */
 async function* readBatches(path: string, parser: ShallowParser, highWaterMark: number): AsyncGenerator<unknown[], void, undefined> {
   const stream = fs.createReadStream(path, { highWaterMark });
   const chunks = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;

@@ -67,10 +67,7 @@ export function describeByte(buf: Uint8Array, i: number): string {
 /** Where a syntax error is (an index into the value's bytes) and what it is. */
 type SyntaxProblem = { index: number; detail: string };
 
-/**
- * The first JSON syntax error in `b` (one complete value), or null if `b` is valid JSON; with `findsRepeatedKey`
- * (for valid JSON), the first key its object already holds.
- */
+/** The first syntax error in the value `b`, or null; with `findsRepeatedKey` (valid JSON), its first repeated key. */
 export function findJsonError(b: Uint8Array, findsRepeatedKey: boolean): SyntaxProblem | null {
   try {
     new SyntaxLocator(b, findsRepeatedKey).value(true);
