@@ -52,10 +52,8 @@ const T_NL = 4;
 const T_COLON = 5;
 const OUTSIDE = new Uint8Array(256);
 OUTSIDE[0x22] = T_QUOTE;
-OUTSIDE[0x7b] = T_OPEN;
-OUTSIDE[0x5b] = T_OPEN;
-OUTSIDE[0x7d] = T_CLOSE;
-OUTSIDE[0x5d] = T_CLOSE;
+for (const c of [0x7b, 0x5b]) OUTSIDE[c] = T_OPEN;
+for (const c of [0x7d, 0x5d]) OUTSIDE[c] = T_CLOSE;
 OUTSIDE[0x0a] = T_NL;
 OUTSIDE[0x3a] = T_COLON;
 
