@@ -1,7 +1,6 @@
-// Timestamps of Cello tokens. The table stores one canonical form: UTC, `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`, nine
-// fraction digits, which sorts in instant order. PostgreSQL keeps microseconds, the date object milliseconds, floats lose
-// digits: so nothing here goes through either. Fields are read digit by digit, the offset subtracted in integers,
-// and the fraction copied as text. Canonical input (millions of rows) takes a fast path with no allocation.
+// The table stores one canonical form, `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ` (UTC, sorts in instant order). PostgreSQL keeps
+// microseconds, the date object milliseconds, floats lose digits: fields are read digit by digit, the offset subtracted in
+// integers, the fraction copied as text. Canonical input (millions of rows) takes a fast path with no allocation.
 import { quoteValue } from './quote.ts';
 
 /** An example of the canonical form, quoted in every error message. */
