@@ -71,10 +71,7 @@ export function toPostgresTimestamp(canonical: string): string {
   return `${canonical.slice(0, 10)} ${canonical.slice(11, 19)}${kept === '' ? '' : `.${kept}`}+00`;
 }
 
-/**
- * PostgreSQL's value for an attribute of a table item (undefined when absent): a timestamp in any form the repair
- * converts as PostgreSQL's text. Undefined after recording in `problems` why it cannot be.
- */
+/** PostgreSQL's value for an attribute of a table item (undefined when absent); undefined after recording why not. */
 export function rowValueFromItem(entry: CelloAttribute, value: AttributeValue | undefined, problems: string[]): string | null | undefined {
   const name = entry.name;
   if (value === undefined) {

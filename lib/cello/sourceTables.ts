@@ -1,6 +1,5 @@
-// Where Cello keeps its data in PostgreSQL: two tables whose columns are its attributes (items.ts, one column each,
-// named as the attribute), plus the project name column that becomes the partition key. The migration reads these
-// columns and checks their types first; the local stack creates them with Cello's own DDL.
+// Where Cello keeps its data in PostgreSQL: two tables, a column per attribute (items.ts, named as it), plus the project
+// name that becomes the partition key. The steps check these columns' types; the local stack creates them (Cello's DDL).
 import { PROJECT_ATTRIBUTE_ENTRIES, TOKEN_ATTRIBUTE_ENTRIES, type CelloAttribute, type ItemKind } from './items.ts';
 
 export const PROJECTS_TABLE = 'projects';
