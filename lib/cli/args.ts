@@ -67,9 +67,8 @@ export function createArgumentParser(argv: string[], scriptName: string, usage: 
 const BOOLEAN_WORDS = /^(true|false|yes|no|y|n|on|off|1|0)$/i;
 
 /**
- * Why `argv` misuses a boolean option, or undefined. A boolean is `--flag`, `--flag=true`, `--flag=false` or
- * `--no-flag`, nothing else: yargs reads `--dry-run=yes`, `=1` and `=` as false (a dry run that writes), and takes
- * `--dry-run false` as the value but `--dry-run no` as an argument.
+ * Why `argv` misuses a boolean (only `--flag`, `--flag=true|false`, `--no-flag`): yargs reads `--dry-run=yes`, `=1`, `=`
+ * as false (a dry run that writes), and `--dry-run false` as the value but `--dry-run no` as an argument.
  */
 function findBooleanOptionMisuse(argv: readonly string[], booleanOptions: readonly string[]): string | undefined {
   const booleans = new Set(booleanOptions.map(toKebabCase));

@@ -1,6 +1,5 @@
-// Stop requests. The first SIGINT/SIGTERM/SIGHUP aborts the run's `stopSignal()`, so loops stop taking new work and
-// print a partial summary; a second one exits at once. The end of a process that launched this one (npx, tsx, the
-// relay: `kill -9` of any) is a stop request too. Nothing heavy imported: the launchers install these first.
+// The first SIGINT/SIGTERM/SIGHUP aborts `stopSignal()`: loops stop taking work, a partial summary follows; a second
+// exits at once. A launching process that ended (`kill -9` of npx, tsx, the relay) is one too. Loaded first: nothing heavy.
 import { readFileSync } from 'node:fs';
 import { currentRun, type Run } from './currentRun.ts';
 import { ExitCode, UserError } from './errors.ts';
