@@ -32,8 +32,8 @@ export function readJsonArray(path: string, options?: JsonStreamOptions): AsyncG
 }
 
 /**
- * A file shaped `{ "<name>": { "<field>": <value>, ... }, ... }` as events in file order: an entry's array fields
- * element by element, a top-level value that is not an object as `entryNotObject`, repeated top-level keys as they come.
+ * `{ "<name>": { "<field>": <value>, ... }, ... }` as events in file order, an entry's array fields element by element;
+ * a key repeated at these two levels is not refused here: its events come as they are.
  */
 export function readJsonObjectOfObjects(path: string, options?: JsonStreamOptions): AsyncGenerator<ObjectEvent, void, undefined> {
   return makeReader<ObjectEvent>(path, MODE_OBJECTS, options);

@@ -3,9 +3,8 @@
 import { JsonInputError, NOT_JSON, positionIn } from './errors.ts';
 
 /**
- * JSON.parse of a value's bytes, which start at `column` of `line`; on failure, a JsonInputError pointing at the first
- * offending byte. `colons` is the count of colons outside strings in `bytes` (-1: not counted); fewer members in the
- * parsed value mean a key was repeated, which is an error too (JSON.parse keeps the last value).
+ * JSON.parse of a value's bytes (from `column` of `line`), or a JsonInputError at the first offending byte. `colons`
+ * outside strings (-1: not counted) above the members parsed mean a repeated key: JSON.parse keeps the last value.
  */
 export function parseValue(path: string, bytes: Buffer, line: number, column: number, colons: number): unknown {
   let value: unknown;
