@@ -17,18 +17,9 @@ interface AttributeEntry {
   /** Whether a missing attribute (item) or field (file record) means NULL: it came after items were written. */
   readonly mayBeAbsent?: boolean;
 }
-/** What its NULL means (for messages), and how the table stores it. */
-interface NullableEntry extends AttributeEntry {
-  readonly nullable: true;
-  readonly means: string;
-  readonly nullInTable: string;
-}
-/** An attribute that is never NULL, and why (for messages). */
-interface NotNullEntry extends AttributeEntry {
-  readonly nullable: false;
-  readonly because: string;
-}
-export type CelloAttribute = NullableEntry | NotNullEntry;
+/** Nullable: what its NULL means (for messages), how the table stores it; else why it is never NULL (for messages). */
+export type CelloAttribute = AttributeEntry &
+  ({ readonly nullable: true; readonly means: string; readonly nullInTable: string } | { readonly nullable: false; readonly because: string });
 
 /** How the table holds a PostgreSQL NULL (repository, expires_at); the file holds it as JSON null. */
 export const NULL_IN_TABLE = '';
