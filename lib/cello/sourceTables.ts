@@ -35,7 +35,6 @@ const projectReference: SourceColumn = {
   accepts: TEXT_TYPES,
   ddl: `varchar(80) NOT NULL REFERENCES ${PROJECTS_TABLE}(${PROJECT_COLUMN}) ON DELETE CASCADE ON UPDATE CASCADE`,
 };
-const tokenColumns = TOKEN_ATTRIBUTE_ENTRIES.map(attributeColumn);
 /** Where Cello's first migration put the tokens' project column: after token_id and created_at. */
 const PROJECT_REFERENCE_POSITION = 2;
 
@@ -45,7 +44,7 @@ const SOURCE_TABLES: Record<string, readonly SourceColumn[]> = {
     { name: PROJECT_COLUMN, accepts: TEXT_TYPES, ddl: 'varchar(80) PRIMARY KEY' },
     ...PROJECT_ATTRIBUTE_ENTRIES.map(attributeColumn),
   ],
-  [TOKENS_TABLE]: tokenColumns.toSpliced(PROJECT_REFERENCE_POSITION, 0, projectReference),
+  [TOKENS_TABLE]: TOKEN_ATTRIBUTE_ENTRIES.map(attributeColumn).toSpliced(PROJECT_REFERENCE_POSITION, 0, projectReference),
 };
 
 /** Table → column → the type names its values are read exactly from: what lib/postgres/schema.ts checks. */
