@@ -183,6 +183,7 @@ export class ShallowParser extends ByteScanner {
     }
   }
 
+  /** Parses and emits the pending elements: all in `this.buf`, so a batch never outlives its chunk. */
   protected flushBatch(): void {
     const count = this.batchCount;
     if (count === 0) return;
