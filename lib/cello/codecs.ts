@@ -1,6 +1,5 @@
-// Cello's values between the places an attribute lives, derived from its entry (items.ts): file record → table item
-// (the load, verify --fix), table item → PostgreSQL row (""/nullInTable is NULL again); the dump (lib/dump) writes
-// row → file. And the NULL counters the summaries print. Values are strings throughout, timestamps converted as text.
+// Cello's values between the places an attribute lives, derived from its entry (items.ts): file record → table item,
+// table item → PostgreSQL row (lib/dump writes row → file), and the NULL counters. Timestamps are converted as text.
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import { TimestampError, toCanonicalTimestamp } from './timestamps.ts';
 import { ATTRIBUTES, NULLABLE_ATTRIBUTES, type CelloAttribute, type ItemKind } from './items.ts';
@@ -13,8 +12,6 @@ export function describeType(value: unknown): string {
   return type === 'object' ? 'an object' : type === 'string' || type === 'number' || type === 'boolean' ? `a ${type}` : type;
 }
 
-// ---- file record → table item ----------------------------------------------------------------------------------------
-
 /**
  * Whether a field of the file stands for PostgreSQL's NULL: null; missing, for an attribute that may be absent; or
  * "" for a nullable timestamp (the original Python dump wrote a NULL expires_at so: nothing else can be meant by it).
@@ -24,11 +21,7 @@ export function isNullInFile(entry: CelloAttribute, value: unknown): boolean {
   return value === null || (value === undefined && entry.mayBeAbsent === true) || (value === '' && entry.kind === 'timestamp');
 }
 
-/**
- * The table's value for a field of the file (`value`, undefined when missing): a NULL as the attribute's nullInTable,
- * a timestamp canonical, text as it is. Undefined after recording in `problems` why it cannot be one (key sizes:
- * fileItems.ts).
- */
+/** The table's value for a field of the file (undefined when missing); undefined after recording in `problems` why not. */
 export function itemValueFromFile(entry: CelloAttribute, value: unknown, problems: string[]): string | undefined {
   if (entry.nullable && isNullInFile(entry, value)) return entry.nullInTable;
   if (typeof value === 'string') return checkedText(entry, value, problems, toCanonicalTimestamp);
@@ -57,24 +50,17 @@ function whyNotText(entry: CelloAttribute, value: unknown): string {
   return `must be ${what}${entry.nullable ? ' or null' : ''}, got ${describeType(value)}`;
 }
 
-// ---- table item → PostgreSQL row -------------------------------------------------------------------------------------
-
-/**
- * Whether an item's value of the attribute (a string attribute's text, or undefined when the item lacks it) is
- * PostgreSQL's NULL: the attribute's nullInTable, or nothing at all for one that may be absent.
- */
+/** Whether an item's value of the attribute (its text, undefined when lacking) is PostgreSQL's NULL. */
 export function isNullInItem(entry: CelloAttribute, value: unknown): boolean {
   return entry.nullable && (value === entry.nullInTable || (value === undefined && entry.mayBeAbsent === true));
 }
 
-/** Fraction digits PostgreSQL keeps (microseconds) of the nine the canonical form holds. */
+/** PostgreSQL keeps microseconds. */
 const POSTGRES_FRACTION_DIGITS = 6;
 
 /**
- * PostgreSQL's text of a timestamptz under TimeZone=UTC and DateStyle=ISO (`2022-02-02 18:01:49.345261+00`) for a
- * canonical timestamp: the digits copied, the fraction's trailing zeros dropped as PostgreSQL drops them, so the
- * text is the one the dump read. The inverse of the dump's conversion.
- * @throws TimestampError for non-zero digits past the microsecond: PostgreSQL would round them, changing the value.
+ * PostgreSQL's text of a canonical timestamp under TimeZone=UTC, DateStyle=ISO (`2022-02-02 18:01:49.345261+00`, the
+ * fraction's trailing zeros dropped): the text the dump read. @throws TimestampError past the microsecond (it would round).
  */
 export function toPostgresTimestamp(canonical: string): string {
   const fraction = canonical.slice(20, 29);
@@ -85,11 +71,7 @@ export function toPostgresTimestamp(canonical: string): string {
   return `${canonical.slice(0, 10)} ${canonical.slice(11, 19)}${kept === '' ? '' : `.${kept}`}+00`;
 }
 
-/**
- * PostgreSQL's value for an attribute of a table item (`value`, undefined when absent): the attribute's nullInTable
- * and an absent attribute that may be absent are NULL; a timestamp in any form the repair converts is PostgreSQL's
- * text of it, exact to the microsecond; text is as it is. Undefined after recording in `problems` why it cannot be.
- */
+/** PostgreSQL's value for an attribute of a table item (undefined when absent); undefined after recording why not. */
 export function rowValueFromItem(entry: CelloAttribute, value: AttributeValue | undefined, problems: string[]): string | null | undefined {
   const name = entry.name;
   if (value === undefined) {
@@ -106,12 +88,9 @@ export function rowValueFromItem(entry: CelloAttribute, value: AttributeValue | 
   return checkedText(entry, text, problems, (timestamp) => toPostgresTimestamp(toCanonicalTimestamp(timestamp)));
 }
 
-/** A PostgreSQL row of a `of` item: its attributes by name, NULL as null. */
-export type AttributeRow = Record<string, string | null>;
-
 /** The PostgreSQL row of a table item of kind `of`, or undefined after recording every problem in `problems`. */
-export function rowFromItem(of: ItemKind, item: Readonly<Record<string, AttributeValue>>, problems: string[]): AttributeRow | undefined {
-  const row: AttributeRow = {};
+export function rowFromItem(of: ItemKind, item: Readonly<Record<string, AttributeValue>>, problems: string[]) {
+  const row: Record<string, string | null> = {};
   const before = problems.length;
   for (const entry of ATTRIBUTES) {
     if (entry.of !== of) continue;
@@ -120,8 +99,6 @@ export function rowFromItem(of: ItemKind, item: Readonly<Record<string, Attribut
   }
   return problems.length === before ? row : undefined;
 }
-
-// ---- NULL counters ---------------------------------------------------------------------------------------------------
 
 /** NULLs counted per nullable attribute, by name, in table order. */
 export type NullCounts = Record<string, number>;

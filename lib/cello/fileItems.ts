@@ -16,15 +16,13 @@ import {
 import { quoteValue } from './quote.ts';
 import { itemSize, utf8Bytes } from '../dynamodb/capacity/itemSize.ts';
 
-/** DynamoDB's limits on key sizes, in bytes of UTF-8. */
+/** DynamoDB's limits, in bytes of UTF-8 (an item's: attribute names plus values). */
 const PARTITION_KEY_MAX_BYTES = 2048;
 const SORT_KEY_MAX_BYTES = 1024;
-/** DynamoDB's item size limit (attribute names plus values, UTF-8). */
 export const ITEM_MAX_BYTES = 400 * 1024;
 
 const TOKEN_FIELDS = listNames(TOKEN_ATTRIBUTES);
 
-/** One item to put, with what the summary counts about it. */
 export interface LoadItem {
   pk: string;
   sk: string;
@@ -58,20 +56,9 @@ export function projectNameProblem(name: string): string | undefined {
   return undefined;
 }
 
-/** What the values of an item's attributes, read from the file, are in the table, and what the summary counts. */
-interface ItemValues {
-  values: Record<string, string>;
-  nulls: string[];
-  emptyAsNull: string[];
-  converted: number;
-}
-
-/**
- * Every attribute of `entries` from the file's `fields` (lib/cello/codecs.ts), its problems in `problems`. A string is
- * refused when it holds a lone surrogate; the id also makes the sort key (checked by the caller).
- */
-function itemValues(entries: readonly CelloAttribute[], fields: Readonly<Record<string, unknown>>, problems: string[]): ItemValues {
-  const result: ItemValues = { values: {}, nulls: NO_NAMES, emptyAsNull: NO_NAMES, converted: 0 };
+/** Every attribute of `entries` from the file's `fields`, its problems in `problems` (the sort key's: the caller's). */
+function itemValues(entries: readonly CelloAttribute[], fields: Readonly<Record<string, unknown>>, problems: string[]) {
+  const result = { values: {} as Record<string, string>, nulls: NO_NAMES, emptyAsNull: NO_NAMES, converted: 0 };
   for (const entry of entries) {
     const name = entry.name;
     const given = fields[name];
@@ -104,10 +91,7 @@ export function buildProjectItem(pk: string, fields: Readonly<Record<string, unk
   return { item: { pk, sk: METADATA_SK, item, nulls, convertedTimestamps: 0, emptyAsNull: NO_NAMES, entry } };
 }
 
-/**
- * The item of one token of the project whose partition key is `pk`. Every problem of the token is listed (a token
- * with a bad created_at and a bad expires_at gives two), without the token id: ids are credentials.
- */
+/** The item of one token of the project `pk`; every problem of the token is listed, without its id: ids are credentials. */
 export function buildTokenItem(pk: string, token: unknown, entry = 0): BuildResult {
   if (token === null || typeof token !== 'object' || Array.isArray(token)) {
     return { problems: [`must be an object with ${TOKEN_FIELDS}, got ${describeType(token)}`] };

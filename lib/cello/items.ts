@@ -5,32 +5,21 @@
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import { METADATA_SK } from './keys.ts';
 
-/** What a value is: an id (also a key), text, or a timestamp (timestamptz in PostgreSQL, canonical in the table). */
-export type AttributeKind = 'id' | 'text' | 'timestamp';
-/** Which item holds the attribute. */
 export type ItemKind = 'project' | 'token';
 
 interface AttributeEntry {
   readonly name: string;
   readonly of: ItemKind;
-  readonly kind: AttributeKind;
+  /** An id is also a key; a timestamp is timestamptz in PostgreSQL, canonical in the table. */
+  readonly kind: 'id' | 'text' | 'timestamp';
   /** The column's SQL type in Cello's migrations (a timestamp's is timestamptz). */
   readonly sqlType?: string;
   /** Whether a missing attribute (item) or field (file record) means NULL: it came after items were written. */
   readonly mayBeAbsent?: boolean;
 }
-/** A nullable attribute: what its NULL means (for messages), and how the table stores it. */
-interface NullableEntry extends AttributeEntry {
-  readonly nullable: true;
-  readonly means: string;
-  readonly nullInTable: string;
-}
-/** An attribute that is never NULL, and why (for messages). */
-interface NotNullEntry extends AttributeEntry {
-  readonly nullable: false;
-  readonly because: string;
-}
-export type CelloAttribute = NullableEntry | NotNullEntry;
+/** Nullable: what its NULL means (for messages), how the table stores it; else why it is never NULL (for messages). */
+export type CelloAttribute = AttributeEntry &
+  ({ readonly nullable: true; readonly means: string; readonly nullInTable: string } | { readonly nullable: false; readonly because: string });
 
 /** How the table holds a PostgreSQL NULL (repository, expires_at); the file holds it as JSON null. */
 export const NULL_IN_TABLE = '';
@@ -56,7 +45,6 @@ export type AttributeName = Entry['name'];
 export type ProjectAttribute = Extract<Entry, { of: 'project' }>['name'];
 export type TokenAttribute = Extract<Entry, { of: 'token' }>['name'];
 export type TimestampAttribute = Extract<Entry, { kind: 'timestamp' }>['name'];
-/** The token's attributes after its id: its values (the id is also its sort key). */
 export type TokenValueAttribute = Exclude<TokenAttribute, Extract<Entry, { kind: 'id' }>['name']>;
 type AbsentAllowed = Extract<Entry, { mayBeAbsent: true }>['name'];
 
@@ -65,17 +53,12 @@ const entriesOf = (of: ItemKind): readonly CelloAttribute[] => ATTRIBUTES.filter
 
 export const PROJECT_ATTRIBUTE_ENTRIES = entriesOf('project');
 export const TOKEN_ATTRIBUTE_ENTRIES = entriesOf('token');
-/** A token's attributes after its id (the id is also its sort key, so the steps handle it apart). */
+/** The id is also the sort key, so the steps handle it apart. */
 export const TOKEN_VALUE_ENTRIES = TOKEN_ATTRIBUTE_ENTRIES.filter((entry) => entry.kind !== 'id');
-/** A project's attributes, in the order the file and the item list them. */
 export const PROJECT_ATTRIBUTES = names<ProjectAttribute>(PROJECT_ATTRIBUTE_ENTRIES);
-/** A token's attributes, in the order the file and the item list them. */
 export const TOKEN_ATTRIBUTES = names<TokenAttribute>(TOKEN_ATTRIBUTE_ENTRIES);
-/** Every attribute a Cello item may hold besides its keys: the project's and the token's. */
 export const CELLO_ATTRIBUTES = names<AttributeName>(ATTRIBUTES);
-/** A token's timestamp attributes, in TOKEN_ATTRIBUTES order: canonical in the table, PostgreSQL timestamptz. */
 export const TIMESTAMP_ATTRIBUTES = names<TimestampAttribute>(ATTRIBUTES.filter((entry) => entry.kind === 'timestamp'));
-/** The attributes that may be NULL, in table order: the ones the steps count NULLs of. */
 export const NULLABLE_ATTRIBUTES = names<AttributeName>(ATTRIBUTES.filter((entry) => entry.nullable));
 
 export const REPOSITORY = 'repository' satisfies ProjectAttribute;
@@ -89,12 +72,10 @@ export const TOKENS_FIELD = 'tokens';
 
 const BY_NAME: ReadonlyMap<string, CelloAttribute> = new Map(ATTRIBUTES.map((entry) => [entry.name, entry]));
 
-/** The entry of a Cello attribute. */
 export function attribute(name: AttributeName): CelloAttribute {
   return BY_NAME.get(name)!;
 }
 
-/** Whether `name` is one of the attributes of a `of` item. */
 export function isAttributeOf(of: ItemKind, name: string): boolean {
   return BY_NAME.get(name)?.of === of;
 }
@@ -104,10 +85,7 @@ export function projectItem(pk: string, values: Readonly<Record<ProjectAttribute
   return attributesItem(pk, METADATA_SK, PROJECT_ATTRIBUTES, values);
 }
 
-/**
- * A token's item, attributes in TOKEN_ATTRIBUTES order as the table holds them (timestamps canonical, a NULL already
- * its nullInTable); one that may be absent and is not given is left out, as items written before it had it.
- */
+/** A token's item, its attributes as the table holds them; one that may be absent and is not given is left out. */
 export function tokenItem(
   pk: string,
   sk: string,

@@ -1,11 +1,7 @@
-// The one order of Cello's names and ids: their UTF-8 bytes (= code point order). DynamoDB sorts string keys so,
-// and PostgreSQL's COLLATE "C" in a UTF8 database (the dump's and verify's queries ask for it); the dump checks
-// its rows against it, the loader's range probes and verify's merge-join rely on it.
+// The one order of Cello's names and ids: their UTF-8 bytes (code point order), as DynamoDB sorts keys and COLLATE "C"
+// in a UTF8 database; the dump checks its rows against it, the load's range probes and verify's merge-join rely on it.
 
-/**
- * Compares two strings in the order of their UTF-8 bytes. JavaScript's `<` compares UTF-16 code units, which puts
- * astral characters (surrogate pairs, e.g. emoji) before U+E000–U+FFFF; UTF-8 puts them after.
- */
+/** JavaScript's `<` compares UTF-16 code units: astral characters (surrogate pairs) before U+E000–U+FFFF, UTF-8 after. */
 export function compareUtf8(a: string, b: string): number {
   const length = Math.min(a.length, b.length);
   for (let index = 0; index < length; index++) {

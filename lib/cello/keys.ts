@@ -9,10 +9,7 @@ export const TOKEN_PREFIX = 'TOKEN#';
 
 /** A key that is not of the expected shape, or a name that cannot form one. */
 export class KeyError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'KeyError';
-  }
+  override name = 'KeyError';
 }
 
 // Names are checked at runtime too: a missing attribute read from an item would otherwise become `PROJECT#undefined`.
@@ -31,12 +28,10 @@ function stripPrefix(kind: string, prefix: string, key: unknown, mayBeEmpty: boo
   return key.slice(prefix.length);
 }
 
-/** The partition key of a project: `PROJECT#<name>` (`PROJECT#` for the project named ''). */
 export function projectPk(name: string): string {
   return PROJECT_PREFIX + checkedName('project name', name, true);
 }
 
-/** The sort key of a token: `TOKEN#<tokenId>`. */
 export function tokenSk(tokenId: string): string {
   return TOKEN_PREFIX + checkedName('token id', tokenId, false);
 }
@@ -51,7 +46,6 @@ export function parseTokenSk(sk: string): string {
   return stripPrefix('sort key', TOKEN_PREFIX, sk, false);
 }
 
-/** Whether a sort key is that of a project's metadata item. */
 export function isMetadataSk(sk: unknown): boolean {
   return sk === METADATA_SK;
 }
@@ -61,23 +55,16 @@ export function isTokenSk(sk: unknown): boolean {
   return typeof sk === 'string' && sk.length > TOKEN_PREFIX.length && sk.startsWith(TOKEN_PREFIX);
 }
 
-/**
- * Whether a key is a Cello item's: a `PROJECT#<name>` partition with `METADATA` or `TOKEN#<id>`. In a shared table
- * every other item is another application's: no step compares, converts or deletes it.
- */
+/** Whether a key is a Cello item's; in a shared table every other item is another application's: no step touches it. */
 export function isCelloItemKey(pk: unknown, sk: unknown): boolean {
   return typeof pk === 'string' && pk.startsWith(PROJECT_PREFIX) && (isMetadataSk(sk) || isTokenSk(sk));
 }
 
-/**
- * One string per item key, for Map and Set keys. JSON keeps it unambiguous: plain concatenation would make
- * (`a#`, `b`) and (`a`, `#b`) collide.
- */
+/** One string per item key, for Map and Set keys: JSON, as concatenation makes (`a#`, `b`) and (`a`, `#b`) collide. */
 export function itemKeyString(pk: string, sk: string): string {
   return JSON.stringify([pk, sk]);
 }
 
-/** An item key for messages: `[pk][sk]`. */
 export function describeItemKey(pk: string, sk: string): string {
   return `[${pk}][${sk}]`;
 }

@@ -9,10 +9,7 @@ export function cutShort(text: string, limit = SHOWN_VALUE_LIMIT): string {
   return text.length > limit ? `${text.slice(0, limit)}…` : text;
 }
 
-/**
- * `value` as it appears in a message: a string cut at `limit` characters, then JSON-quoted (`"abc…"`); anything else
- * as JSON (String() when JSON has no form for it), cut at `limit`. `Infinity` shows it whole.
- */
+/** `value` in a message: a string cut, then JSON-quoted (`"abc…"`); anything else as JSON (or String()), cut. */
 export function quoteValue(value: unknown, limit = SHOWN_VALUE_LIMIT): string {
   const text = typeof value === 'string' ? JSON.stringify(cutShort(value, limit)) : cutShort(toJsonOrString(value), limit);
   return text.replace(/\u2028/g, '\\u2028').replace(/\u2029/g, '\\u2029');

@@ -1,6 +1,5 @@
-// Where Cello keeps its data in PostgreSQL: two tables whose columns are its attributes (items.ts, one column each,
-// named as the attribute), plus the project name column that becomes the partition key. The migration reads these
-// columns and checks their types first; the local stack creates them with Cello's own DDL.
+// Where Cello keeps its data in PostgreSQL: two tables, a column per attribute (items.ts, named as it), plus the project
+// name that becomes the partition key. The steps check these columns' types; the local stack creates them (Cello's DDL).
 import { PROJECT_ATTRIBUTE_ENTRIES, TOKEN_ATTRIBUTE_ENTRIES, type CelloAttribute, type ItemKind } from './items.ts';
 
 export const PROJECTS_TABLE = 'projects';
@@ -19,10 +18,7 @@ interface SourceColumn {
   ddl: string;
 }
 
-/**
- * An attribute's column as the steps select it: a timestamp as PostgreSQL's text of it, exact to the microsecond
- * under the session's TimeZone UTC (lib/postgres/connect.ts), so no Date is involved; any other value as it is.
- */
+/** An attribute's column as the steps select it: a timestamp as its text, exact under TimeZone UTC (no Date involved). */
 export function selectedColumn({ name, kind }: CelloAttribute): string {
   return kind === 'timestamp' ? `${name}::text AS ${name}` : name;
 }
@@ -39,7 +35,6 @@ const projectReference: SourceColumn = {
   accepts: TEXT_TYPES,
   ddl: `varchar(80) NOT NULL REFERENCES ${PROJECTS_TABLE}(${PROJECT_COLUMN}) ON DELETE CASCADE ON UPDATE CASCADE`,
 };
-const tokenColumns = TOKEN_ATTRIBUTE_ENTRIES.map(attributeColumn);
 /** Where Cello's first migration put the tokens' project column: after token_id and created_at. */
 const PROJECT_REFERENCE_POSITION = 2;
 
@@ -49,13 +44,10 @@ const SOURCE_TABLES: Record<string, readonly SourceColumn[]> = {
     { name: PROJECT_COLUMN, accepts: TEXT_TYPES, ddl: 'varchar(80) PRIMARY KEY' },
     ...PROJECT_ATTRIBUTE_ENTRIES.map(attributeColumn),
   ],
-  [TOKENS_TABLE]: tokenColumns.toSpliced(PROJECT_REFERENCE_POSITION, 0, projectReference),
+  [TOKENS_TABLE]: TOKEN_ATTRIBUTE_ENTRIES.map(attributeColumn).toSpliced(PROJECT_REFERENCE_POSITION, 0, projectReference),
 };
 
-/**
- * The columns of the Cello schema the migration reads, with the types their values can be read exactly from: table →
- * column → type names, the shape lib/postgres/schema.ts checks a database against.
- */
+/** Table → column → the type names its values are read exactly from: what lib/postgres/schema.ts checks. */
 export const CELLO_TABLES: Record<string, Record<string, readonly string[]>> = Object.fromEntries(
   Object.entries(SOURCE_TABLES).map(([table, columns]) => [table, Object.fromEntries(columns.map((column) => [column.name, column.accepts]))]),
 );

@@ -1,7 +1,6 @@
-// Timestamps of Cello tokens. The table stores one canonical form: UTC, `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`, nine
-// fraction digits, which sorts in instant order. PostgreSQL keeps microseconds, the date object milliseconds, floats lose
-// digits: so nothing here goes through either. Fields are read digit by digit, the offset subtracted in integers,
-// and the fraction copied as text. Canonical input (millions of rows) takes a fast path with no allocation.
+// The table stores one canonical form, `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ` (UTC, sorts in instant order). PostgreSQL keeps
+// microseconds, the date object milliseconds, floats lose digits: fields are read digit by digit, the offset subtracted in
+// integers, the fraction copied as text. Canonical input (millions of rows) takes a fast path with no allocation.
 import { quoteValue } from './quote.ts';
 
 /** An example of the canonical form, quoted in every error message. */
@@ -9,13 +8,13 @@ const EXAMPLE = '2022-02-02T18:01:49.345261000Z';
 
 /** A value that is not a timestamp, or one that cannot be stored exactly as a canonical timestamp. */
 export class TimestampError extends Error {
-  /** `value` as given; `reason` when there is more to say than "not in any timestamp form". */
+  override name = 'TimestampError';
+  /** `reason` when there is more to say than "not in any timestamp form". */
   constructor(
     readonly value: unknown,
     readonly reason?: string,
   ) {
     super(`${quoteValue(value)} is not a timestamp${reason === undefined ? '' : `: ${reason}`} (expected e.g. ${EXAMPLE})`);
-    this.name = 'TimestampError';
   }
 }
 
@@ -32,14 +31,10 @@ const CANONICAL_SHAPE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{9}Z$/;
 const TIMESTAMP =
   /^(\d{4})(-?)(\d{2})\2(\d{2})[Tt ](\d{2})(?:(:?)(\d{2})(?:\6(\d{2})(?:[.,](\d+))?)?)?(?:([Zz])|([+-])(\d{2})(?:(:?)(\d{2})(?:\13(\d{2}))?)?)?$/;
 
-/** Fraction digits the canonical form holds (nanoseconds). */
 const FRACTION_DIGITS = 9;
 const FRACTION_PADDING = '000000000';
 
-/**
- * PostgreSQL accepts offsets up to but excluding 16 hours (its TZDISP limit), so 15:59:59 is the largest offset it can
- * print. Keeping the same limit means every offset PostgreSQL could have written is accepted, and nothing wilder.
- */
+/** PostgreSQL's limit (TZDISP): every offset it could have written is accepted, and nothing wilder. */
 const OFFSET_LIMIT_SECONDS = 16 * 3600;
 const SECONDS_PER_DAY = 86_400;
 
@@ -90,10 +85,8 @@ function pad2(value: number): string {
 }
 
 /**
- * Why a value that does not match the accepted forms was refused, when there is something better than "garbage".
- * A bare number is refused on purpose: epoch time does not say its unit. `1620363746` is 2021-05-07 in seconds and
- * 1970-01-19 in milliseconds; nothing in the value tells which, and a guess that is wrong by a factor of 1,000 is a
- * changed value. The truth is in PostgreSQL (verify_migration.ts --fix writes it).
+ * Why a value in no accepted form was refused, when there is more to say. A bare number on purpose: `1620363746` is
+ * 2021-05-07 in seconds, 1970-01-19 in milliseconds; a wrong guess is a changed value (verify --fix writes PostgreSQL's).
  */
 function rejectionReason(text: string): string | undefined {
   if (/^[+-]?infinity$/i.test(text)) return 'infinite timestamps cannot be stored';
@@ -126,8 +119,7 @@ function optionalDigits2(text: string | undefined): number {
 function zoneOffsetSeconds(text: string, match: RegExpExecArray): number {
   const [sign, hours, separator, minutes, seconds] = match.slice(11, 16);
   if (sign === undefined) return 0;
-  // `+HHMMSS` is in neither ISO 8601-1 nor RFC 3339, and readers disagree: Python's %z writes it for seconds,
-  // PostgreSQL reads `+001200` as +12:00. Only `+HH:MM:SS` (PostgreSQL's own output) says seconds for sure.
+  // In neither ISO 8601-1 nor RFC 3339; Python's %z writes it. Only `+HH:MM:SS` (PostgreSQL's) says seconds for sure.
   if (seconds !== undefined && separator === '') {
     throw new TimestampError(text, 'a six-digit offset (+HHMMSS) is ambiguous: PostgreSQL reads +001200 as 12 hours, others as 12 minutes');
   }
@@ -150,11 +142,8 @@ function stepDay(year: number, month: number, day: number, step: 1 | -1): [numbe
 }
 
 /**
- * The canonical UTC form of the instant `text` denotes: PostgreSQL's timestamptz text in any TimeZone, or RFC 3339 /
- * ISO 8601 with a zone (TIMESTAMP above), any fraction length (past nine digits only zeros). A canonical value is
- * returned unchanged. @throws TimestampError for anything that does not name one instant or cannot be stored
- * exactly: no zone, a bare number, infinities, BC, fields out of range, leap seconds, offsets of 16 hours or
- * more or `+HHMMSS`, a result outside years 0001–9999, non-strings.
+ * The canonical UTC form of the instant `text` denotes (any form TIMESTAMP accepts; past nine fraction digits only
+ * zeros). @throws TimestampError for anything that does not name one instant or cannot be stored exactly.
  */
 export function toCanonicalTimestamp(text: string): string {
   if (typeof text !== 'string') throw new TimestampError(text, `expected a string, got ${typeof text}`);
@@ -178,8 +167,7 @@ export function toCanonicalTimestamp(text: string): string {
   const problem = fieldProblem(year, month, day, hour, minute, second);
   if (problem !== undefined) throw new TimestampError(text, problem);
 
-  // Local seconds of the day minus the offset: UTC seconds of the day, possibly one day before or after. An offset
-  // is under a day, so the date moves by one day at most.
+  // An offset is under a day, so the date moves by one day at most.
   let secondOfDay = hour * 3600 + minute * 60 + second - zoneOffsetSeconds(text, match);
   const dayStep = secondOfDay < 0 ? -1 : secondOfDay >= SECONDS_PER_DAY ? 1 : 0;
   if (dayStep !== 0) {

@@ -7,11 +7,9 @@ import { formatCount } from './output.ts';
 
 const require = createRequire(import.meta.url);
 /**
- * yargs is required, not imported, where tsx's CommonJS hooks are not registered (the step's worker under the tsx
- * command, lib/cli/launch.ts): its 40 ES modules then load without tsx's ESM hooks, which answer each import from
- * another thread. A file that uses yargs started in 303 ms instead of 355 (median of 25 alternated runs). Where they
- * are (--help under the tsx command, `node --import tsx`), a require would have esbuild turn every module of yargs
- * into CommonJS, cached only by a process that outlives its cache writes, which --help's does not: imported.
+ * Required where tsx's CommonJS hooks are not registered (launch.ts's worker): its 40 ES modules skip tsx's ESM hooks,
+ * 303 ms instead of 355 to start (median of 25 alternated runs). Where they are (--help under tsx, `node --import
+ * tsx`), a require would have esbuild convert every module of yargs, cached only by a process that outlives the cache.
  */
 const yargs: typeof import('yargs').default = '.ts' in require.extensions ? (await import('yargs')).default : require('yargs');
 
@@ -35,9 +33,8 @@ export const EXIT_CODES_HELP = [
 ].join('\n');
 
 /**
- * A yargs parser: strict arguments, one --help layout (`usage`: the `Usage: $0 ...` line, a blank line, paragraphs;
- * examples are whole commands as the guide writes them, `.example(command, '')`; the exit codes last), and argument
- * mistakes as one line instead of yargs' usage dump.
+ * Strict arguments, one --help layout (`usage`: the `Usage: $0 ...` line, a blank line, paragraphs; examples are whole
+ * commands as the guide writes them, `.example(command, '')`), argument mistakes as one line, not yargs' usage dump.
  */
 export function createArgumentParser(argv: string[], scriptName: string, usage: string): Argv {
   const usageError = (reason: string) => new UserError(`${reason} — run ${scriptName} --help for usage`, ExitCode.usage);
@@ -70,9 +67,8 @@ export function createArgumentParser(argv: string[], scriptName: string, usage: 
 const BOOLEAN_WORDS = /^(true|false|yes|no|y|n|on|off|1|0)$/i;
 
 /**
- * Why `argv` misuses a boolean option, or undefined. A boolean is `--flag`, `--flag=true`, `--flag=false` or
- * `--no-flag`, nothing else: yargs reads `--dry-run=yes`, `=1` and `=` as false (a dry run that writes), and takes
- * `--dry-run false` as the value but `--dry-run no` as an argument.
+ * Why `argv` misuses a boolean (only `--flag`, `--flag=true|false`, `--no-flag`): yargs reads `--dry-run=yes`, `=1`, `=`
+ * as false (a dry run that writes), and `--dry-run false` as the value but `--dry-run no` as an argument.
  */
 function findBooleanOptionMisuse(argv: readonly string[], booleanOptions: readonly string[]): string | undefined {
   const booleans = new Set(booleanOptions.map(toKebabCase));
@@ -84,7 +80,6 @@ function findBooleanOptionMisuse(argv: readonly string[], booleanOptions: readon
   return undefined;
 }
 
-/** Why `argument` (followed by `next`) misuses one of the boolean options, or undefined. */
 function booleanArgumentMisuse(argument: string, next: string | undefined, booleans: ReadonlySet<string>): string | undefined {
   const match = /^--([^=]+)(=(.*))?$/s.exec(argument);
   if (match === null) return undefined;
@@ -149,7 +144,6 @@ export function endpointUrlOption(describe = 'a DynamoDB endpoint other than AWS
   return { type: 'string', describe } as const;
 }
 
-/** The most requests in flight any script's --concurrency allows. */
 export const MAX_CONCURRENCY = 256;
 
 /** --concurrency (or --segments): a whole number from 1 to `max`. */

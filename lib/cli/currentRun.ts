@@ -1,6 +1,5 @@
-// The run a step's code belongs to: its streams, environment, arguments, secrets and stop state; the process's under
-// a launcher, a test's own when it calls main(argv, io) in process, several at once. The run follows the step's code
-// through every await (AsyncLocalStorage), so nothing below main() takes it as a parameter.
+// The run a step's code belongs to (streams, environment, arguments, secrets, stop state): the process's, or a test's own
+// main(argv, io), several at once. AsyncLocalStorage carries it through every await: nothing takes it as a parameter.
 import { AsyncLocalStorage } from 'node:async_hooks';
 
 /** Where a step prints and what environment it reads. */

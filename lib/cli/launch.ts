@@ -5,13 +5,8 @@ import { constants as osConstants } from 'node:os';
 import { ExitCode, formatUserError, missingPackageError } from './errors.ts';
 import { STOP_SIGNALS, installStopHandlers } from './signals.ts';
 
-/** A step of the guide: `main` parses `argv`, does the work and resolves to the exit code (lib/cli/run.ts defineStep). */
-export interface Step {
-  main(argv: string[]): Promise<number>;
-}
-
-/** Runs the step `load` gives, with the command line's arguments. Never returns. */
-export async function launch(load: () => Promise<Step>): Promise<never> {
+/** Runs the step `load` gives (its main: lib/cli/run.ts defineStep) with the command line's arguments. Never returns. */
+export async function launch(load: () => Promise<{ main(argv: string[]): Promise<number> }>): Promise<never> {
   const argv = process.argv.slice(2);
   if (isRunByTsxCommand() && !asksForHelp(argv)) return relayToWorker();
   installStopHandlers();
@@ -25,18 +20,14 @@ function isRunByTsxCommand(): boolean {
 }
 const TSX_COMMAND_PRELOAD = /[\\/]tsx[\\/]dist[\\/]preflight\.cjs$/;
 
-/**
- * The tsx command's loader registers tsx's CommonJS hooks too. The steps are ES modules, and their dependencies are
- * plain JavaScript, so a worker that runs the script itself takes only the ES module hooks (`tsx/esm`): the worker of
- * a 2,000-token dump ran in 474 ms instead of 514 (median of 25 alternated runs).
- */
+/** A worker under tsx takes only its ES module hooks (`tsx/esm`): 474 ms instead of 514 (2,000 tokens, median of 25 runs). */
 const TSX_FULL_LOADER = /([\\/]tsx[\\/]dist[\\/])loader\.mjs$/;
 
 /** Node's arguments for the worker: the step's JavaScript file (stepBundle.ts), or else the script under tsx's hooks. */
 async function workerArguments(): Promise<string[]> {
   const script = process.argv[1] ?? '';
   const nodeOptions = withoutOption(process.execArgv, TSX_COMMAND_PRELOAD);
-  // Loaded here, not at the top: --help runs without a worker and need not load it (one module fewer under tsx).
+  // Not at the top: --help need not load it.
   const { keepInUse, stepBundle } = await import('./stepBundle.ts');
   const bundle = await stepBundle(script);
   if (bundle === undefined) return [...nodeOptions.map((arg) => arg.replace(TSX_FULL_LOADER, '$1esm/index.mjs')), script, ...process.argv.slice(2)];
@@ -56,10 +47,8 @@ function asksForHelp(argv: readonly string[]): boolean {
 }
 
 /**
- * The tsx command SIGKILLs its child when it has not acknowledged a relayed SIGINT/SIGTERM within 30 ms (tsx's
- * relaySignalToChild): a step busy for longer was killed mid-summary. So under tsx this process only relays: it runs
- * the step in a worker (workerArguments), stays idle to answer tsx in time, forwards stop signals and exits
- * with the worker's code. A worker ended by a stop signal had no handler yet: nothing was done.
+ * tsx SIGKILLs a child that does not acknowledge a relayed SIGINT/SIGTERM within 30 ms (relaySignalToChild): so this
+ * process only relays, idle to answer in time, and runs the step in a worker. One ended by a stop signal had no handler yet.
  */
 async function relayToWorker(): Promise<never> {
   // A first run builds the step's file (stepBundle.ts) before there is a worker to stop.

@@ -19,7 +19,6 @@ export function printOutput(text: string): Promise<void> {
 const FLUSH_BYTES = 64 * 1024;
 const FLUSH_DELAY_MS = 100;
 
-/** A report printed on stdout record by record, gathered into few writes. */
 export class ReportOutput {
   private pending: string[] = [];
   private pendingLength = 0;

@@ -1,11 +1,7 @@
-// The progress line of a long step, on the run's stderr: count, rate, time left, and what slowed the run.
 import { currentRun, type StepIo } from './currentRun.ts';
 import { formatCount } from './output.ts';
 
-/**
- * Progress on stderr when it is a terminal, at most ten times a second: the count, the rate over the last few seconds,
- * the time left when the total is known, and `note()` (what throttling did) when it has something to say.
- */
+/** Progress on a terminal's stderr, at most ten times a second: count, recent rate, time left, and `note()` (throttling). */
 export class Progress {
   private lastDrawn = 0;
   private readonly enabled: boolean;

@@ -9,41 +9,36 @@ import { decideExitCode, markStepStarted } from './signals.ts';
 /** A step's body: parses `argv`, does the work, resolves to the exit code (a UserError thrown is reported). */
 export type StepBody = (argv: string[]) => Promise<number>;
 
-/** A step's main(argv, io): one run of `body`, printing to io's streams (the process's by default); resolves to its exit code. */
+/**
+ * A step's main(argv, io): one run of `body` with its own streams (the process's by default), environment, secrets and
+ * stop state. It resolves to the exit code once stdout has taken the output, and exits nothing: tests run steps in
+ * process, one after another or side by side.
+ */
 export function defineStep(body: StepBody): (argv: string[], io?: StepIo) => Promise<number> {
-  return (argv, io = processIo()) => runStep(body, argv, io);
+  return (argv, io = processIo()) => {
+    const run = newRun(io, argv);
+    return runWithin(run, async () => {
+      markStepStarted();
+      const unguard = guardStandardStreams(run);
+      let code: number;
+      try {
+        code = await body(argv);
+      } catch (error) {
+        code = reportFailure(error);
+      }
+      decideExitCode(code);
+      await flush(io.stdout);
+      if (run.stdoutFailure !== undefined) {
+        // In a pipeline the shell shows the reader's exit status, not ours: this line is how the operator learns the result.
+        io.stderr.write(`the run ended with exit code ${code} (see "Exit codes" in README.md); its summary was not shown: ${run.stdoutFailure}\n`);
+      }
+      unguard();
+      return code;
+    });
+  };
 }
 
-/**
- * One run of a step, with its own streams, environment, secrets and stop state: resolves to the exit code once stdout
- * has taken the output, and exits nothing, so tests run steps in process, one after another or side by side.
- */
-export function runStep(body: StepBody, argv: string[], io: StepIo): Promise<number> {
-  const run = newRun(io, argv);
-  return runWithin(run, async () => {
-    markStepStarted();
-    const unguard = guardStandardStreams(run);
-    let code: number;
-    try {
-      code = await body(argv);
-    } catch (error) {
-      code = reportFailure(error);
-    }
-    decideExitCode(code);
-    await flush(io.stdout);
-    if (run.stdoutFailure !== undefined) {
-      // In a pipeline the shell shows the reader's exit status, not ours: this line is how the operator learns the result.
-      io.stderr.write(`the run ended with exit code ${code} (see "Exit codes" in README.md); its summary was not shown: ${run.stdoutFailure}\n`);
-    }
-    unguard();
-    return code;
-  });
-}
-
-/**
- * A closed stdout (`| head`, quitting `less`) or stderr must not stop a run half-way (without a listener, the first
- * write after the reader left threw EPIPE as an unhandled 'error' event). Returns the function that removes them.
- */
+/** Without an 'error' listener, a write after the reader left (`| head`) throws EPIPE; returns the listeners' removal. */
 function guardStandardStreams(run: Run): () => void {
   const { stdout, stderr } = run.io;
   const onStdoutError = (error: NodeJS.ErrnoException) => {

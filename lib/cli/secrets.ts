@@ -7,13 +7,9 @@ export function registerSecret(value: string | undefined): void {
 }
 
 /**
- * The text with each registered secret replaced by `***` where it stands as a whole token. Masking every
- * occurrence would rewrite ordinary words and numbers, and a rewritten word discloses the secret: with the
- * password `cello`, `user "cello_user"` became `user "***_user"`; with `3792`, port 37927 became `***7`. So:
- * - an occurrence that continues a word or number (a letter, digit or `_` on the secret's side of a boundary) is
- *   part of that word and is left alone, as `\b` in a regular expression would;
- * - a secret the operator also typed as an argument (`PGPASSWORD=postgres` for user postgres) is shown as that
- *   argument: masking it would only say which argument is the password.
+ * The text with each registered secret replaced by `***` where it stands as a whole token: a rewritten word discloses
+ * the secret (password `cello`: `user "***_user"`). A secret the operator also typed as an argument (user postgres,
+ * PGPASSWORD=postgres) is shown as that argument: masking it would only say which argument is the password.
  */
 export function redactSecrets(text: string): string {
   const { secrets, argv } = currentRun();

@@ -1,6 +1,5 @@
-// Stop requests. The first SIGINT/SIGTERM/SIGHUP aborts the run's `stopSignal()`, so loops stop taking new work and
-// print a partial summary; a second one exits at once. The end of a process that launched this one (npx, tsx, the
-// relay: `kill -9` of any) is a stop request too. Nothing heavy imported: the launchers install these first.
+// The first SIGINT/SIGTERM/SIGHUP aborts `stopSignal()`: loops stop taking work, a partial summary follows; a second
+// exits at once. A launching process that ended (`kill -9` of npx, tsx, the relay) is one too. Loaded first: nothing heavy.
 import { readFileSync } from 'node:fs';
 import { currentRun, type Run } from './currentRun.ts';
 import { ExitCode, UserError } from './errors.ts';
@@ -8,10 +7,7 @@ import { ExitCode, UserError } from './errors.ts';
 /** SIGHUP too: a closed terminal or ssh session stops the run cleanly (partial summary, no temporary file left). */
 export const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
-/**
- * Signals this soon after the first are the same request: a terminal sends Ctrl-C to its whole process group, and
- * under `npx tsx` npx and tsx each relay it too. A person pressing again to exit now does so later than this.
- */
+/** Signals this soon after the first are one request (a terminal signals its group; npx, tsx relay it): a person presses later. */
 export const SAME_STOP_REQUEST_MS = 500;
 let installed = false;
 /** The run the process's stop signals stop: the last one started. */
@@ -22,7 +18,6 @@ export function stopSignal(): AbortSignal {
   return currentRun().stop.controller.signal;
 }
 
-/** Installs the stop handlers and the watch on the launching processes; once per process. */
 export function installStopHandlers(): void {
   if (installed) return;
   installed = true;
@@ -68,11 +63,7 @@ function requestStop(name: NodeJS.Signals, heard: string): void {
   stop.controller.abort(new UserError(`stopped by ${name} before finishing`, ExitCode.interrupted));
 }
 
-/**
- * Decides a dump's outcome just before its file is moved into place: stopped if a stop came by then (throws its
- * reason), complete otherwise; a later signal no longer makes it a stopped run (a Ctrl-C landing as a dump finished
- * printed its success summary and exited 130).
- */
+/** Just before a dump's file is moved into place: a stop by then throws; a later one no longer makes it a stopped run. */
 export function decideRunComplete(): void {
   throwIfStopped();
   currentRun().stop.decidedExitCode ??= ExitCode.ok;
@@ -97,11 +88,9 @@ export function throwIfStopped(): void {
 const LAUNCHER_CHECK_MS = 200;
 
 /**
- * Calls `onLost` once a process that launched this one has ended: the ancestors in this process's group (npx, its
- * `sh -c`, tsx and the relay share the command line's group), up to its leader. A process killed with SIGKILL cannot
- * tell its children: the worker of a killed `npx tsx scripts/...` went on and printed into the shell's prompt. A
- * group leader (`node --import tsx ...` typed in a shell) has none: `nohup ... &` then logout goes on. Without /proc,
- * the parent alone is watched.
+ * Calls `onLost` once an ancestor in this process's group (npx, its `sh -c`, tsx, the relay), up to its leader, has
+ * ended: one killed with SIGKILL cannot tell its children. A group leader has none (`nohup ... &` then logout goes on).
+ * Without /proc, the parent alone is watched.
  */
 function watchLaunchingProcesses(onLost: (description: string) => void): void {
   const parent = process.ppid;

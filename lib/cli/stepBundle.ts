@@ -1,11 +1,7 @@
-// Under the tsx command a step runs in a worker process (launch.ts). As TypeScript under tsx's module hooks, that
-// worker spent about 150 ms of a 2,000-token dump's second in the hooks alone: their thread's start-up and a round
-// trip per module. So the worker runs the step as JavaScript that esbuild (the compiler tsx itself runs on) builds
-// from the script and the lib/ modules it imports. The build is split where the step imports lazily, and packages stay
-// imports, so the worker loads what it did under tsx, when it did: a load with a usage error never loads the AWS SDK.
-// The files are kept in node_modules/.cache/cello-migrate/<step>-<hash>/, the hash of everything they were built
-// from: a source edited since is a new build, once. Where they cannot be built or kept (a read-only checkout, another
-// user's clone), the worker runs under tsx's hooks as before.
+// launch.ts's worker runs the step as JavaScript esbuild builds from the script and its lib/ modules: under tsx's
+// hooks it spent about 150 ms of a 2,000-token dump's second in them. Split where the step imports lazily, packages
+// external: it loads what it did under tsx, when it did. Kept in node_modules/.cache/cello-migrate/<step>-<hash>/ (the
+// hash of every input: an edited source is a new build); where it cannot be built or kept, the worker runs under tsx.
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, readdirSync, realpathSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, relative } from 'node:path';
@@ -13,10 +9,7 @@ import { basename, dirname, join, relative } from 'node:path';
 /** What a build reads besides the modules: the package's type and versions (esbuild's among them), the compiler options. */
 const BUILD_SETTINGS = ['package.json', 'tsconfig.json'];
 
-/**
- * The hash of the build's other files, written last: a file emptied, cut short (power loss, full disk), edited by hand
- * or gone is built again, never run (an empty one ran nothing and exited 0).
- */
+/** The hash of the build's other files, written last: one emptied, cut short, edited or gone is built again, never run. */
 const SEAL = 'sealed';
 
 /** A build is kept while recently used: a launch marks it used while its worker runs (keepInUse). */
@@ -26,36 +19,30 @@ export const UNUSED_FOR_MS = 10 * 60_000;
 export async function stepBundle(script: string): Promise<string | undefined> {
   try {
     // Node runs a script from its real path: a symlinked scripts/ folder's ../lib is the one beside the real one.
-    return await keptOrBuilt(realpathSync(script));
+    const real = realpathSync(script);
+    const root = dirname(dirname(real));
+    const cache = join(root, 'node_modules', '.cache', 'cello-migrate');
+    const name = basename(real, '.ts');
+    try {
+      const inputs: string[] = JSON.parse(readFileSync(join(cache, `${name}.inputs.json`), 'utf8'));
+      const folder = join(cache, `${name}-${keyOf(inputs, (input) => readFileSync(join(root, input)))}`);
+      markUsed(folder);
+      if (isSealed(folder)) return join(folder, `${name}.mjs`);
+    } catch {
+      // Not built yet, or a source it was built from is gone: build.
+    }
+    // Files root leaves in a user's node_modules would make the user's npm ci fail there: built only by its owner.
+    if (statSync(join(root, 'node_modules')).uid !== (process.getuid?.() ?? 0)) return undefined;
+    return await build(real, root, cache, name);
   } catch {
     return undefined;
   }
 }
 
-/**
- * A worker imports the step's parts when it needs them, maybe hours in (verify --fix, after its comparison): while it
- * runs, its launch marks the build used, so that another launch's clean-up (after an update) leaves it.
- */
+/** A worker may import the step's parts hours in (verify --fix): marked used, another launch's clean-up leaves them. */
 export function keepInUse(entry: string): NodeJS.Timeout {
   markUsed(dirname(entry));
   return setInterval(() => markUsed(dirname(entry)), UNUSED_FOR_MS / 10).unref();
-}
-
-async function keptOrBuilt(script: string): Promise<string | undefined> {
-  const root = dirname(dirname(script));
-  const cache = join(root, 'node_modules', '.cache', 'cello-migrate');
-  const name = basename(script, '.ts');
-  try {
-    const inputs: string[] = JSON.parse(readFileSync(join(cache, `${name}.inputs.json`), 'utf8'));
-    const folder = join(cache, `${name}-${keyOf(inputs, (input) => readFileSync(join(root, input)))}`);
-    markUsed(folder);
-    if (isSealed(folder)) return join(folder, `${name}.mjs`);
-  } catch {
-    // Not built yet, or a source it was built from is gone: build.
-  }
-  // Files root leaves in a user's node_modules would make the user's npm ci fail there: built only by its owner.
-  if (statSync(join(root, 'node_modules')).uid !== (process.getuid?.() ?? 0)) return undefined;
-  return build(script, root, cache, name);
 }
 
 /** Builds the step's files; the key hashes the very bytes esbuild compiled, so a source edited meanwhile cannot hide. */

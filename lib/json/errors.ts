@@ -1,6 +1,4 @@
-/** The error the readers throw for bad input, and the wording shared by its messages. */
-
-/** An input file that is not the JSON the reader expects (or cannot be read). */
+// The error the readers throw for an input file that is not the JSON they expect (or cannot be read), and its wording.
 export class JsonInputError extends Error {
   override name = 'JsonInputError';
   readonly path: string;

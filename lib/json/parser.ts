@@ -1,4 +1,4 @@
-/** What the scanner's structure means, as events (array elements parsed in batches per chunk), and the errors. */
+// What the scanner's structure means, as events (array elements parsed in batches per chunk), and the errors.
 import { formatSize, JsonInputError, NOT_JSON, positionIn } from './errors.ts';
 import {
   ByteScanner,
@@ -15,17 +15,13 @@ import {
   ST_OBJ_FIRST,
   ST_OBJ_NEXT,
 } from './scanner.ts';
-import { describeByte, literalAt } from './syntax.ts';
-import { countMembers, parseValue } from './value.ts';
+import { countMembers, describeByte, literalAt, parseValue } from './value.ts';
 
-/**
- * Text size at which a batch of elements is parsed. V8 puts strings over ~128 KB in its large-object space, which
- * makes both the string and JSON.parse of it several times slower per byte.
- */
+/** Text size at which a batch of elements is parsed: V8's large-object space (strings over ~128 KB) is several times slower. */
 const BATCH_BYTES = 32 * 1024;
 
 export class ShallowParser extends ByteScanner {
-  // Batch of complete elements of the current chunk, not yet parsed.
+  // Complete elements of the current chunk, not yet parsed.
   private batchStarts: number[] = [];
   private batchEnds: number[] = [];
   private batchCount = 0;
@@ -98,7 +94,6 @@ export class ShallowParser extends ByteScanner {
     }
   }
 
-  /** Throws for the container opened at buf[i] that is one level too deep. */
   protected failDepth(i: number, line: number, lastNl: number): never {
     this.flushBatch();
     const lineStart = lastNl >= 0 ? this.base + lastNl : this.lineStart;
@@ -188,7 +183,7 @@ export class ShallowParser extends ByteScanner {
     }
   }
 
-  /** Parses the pending batch of elements (all in `this.buf`) and emits them. */
+  /** Parses and emits the pending elements: all in `this.buf`, so a batch never outlives its chunk. */
   protected flushBatch(): void {
     const count = this.batchCount;
     if (count === 0) return;

@@ -1,10 +1,7 @@
-/**
- * The byte scanner of the streaming readers: walks the shallow structure of each chunk, counts lines, and cuts out
- * every deeper value (a "slice") for JSON.parse. What the structure means is in parser.ts, the subclass; the hot loops
- * (`run`, `scanSlice`) stay here, with the byte tables they use.
- */
+// Walks the shallow structure of each chunk, counts lines, and cuts out every deeper value (a "slice") for JSON.parse.
+// What the structure means is parser.ts, the subclass; the hot loops (`run`, `scanSlice`) stay here, beside their tables.
 import { JsonInputError } from './errors.ts';
-import { describeByte } from './syntax.ts';
+import { describeByte } from './value.ts';
 import { checkUtf8, failUtf8 } from './utf8.ts';
 
 /** Arrays and objects inside each other, at most, in one value (DynamoDB allows 32 levels). */
@@ -16,7 +13,6 @@ export const MODE_ARRAY = 0;
 export const MODE_OBJECTS = 1;
 export type Mode = typeof MODE_ARRAY | typeof MODE_OBJECTS;
 
-// Scanner states.
 const ST_START = 0; // before the top-level value
 export const ST_ARR_FIRST = 1; // after "[": a value or "]"
 const ST_ARR_VALUE = 2; // after ",": a value
@@ -35,7 +31,6 @@ export const P_KEY = 1; // object key
 export const P_FIELD = 2; // non-array field value of an entry
 export const P_NOT_OBJECT = 3; // top-level value that is not an object
 
-// Kinds of slice.
 const K_STRING = 0;
 const K_CONTAINER = 1;
 const K_SCALAR = 2;
@@ -46,7 +41,6 @@ for (const ch of '0123456789+-.eE') SCALAR_BYTE[ch.charCodeAt(0)] = 1;
 for (let c = 0x61; c <= 0x7a; c++) SCALAR_BYTE[c] = 1; // a-z
 for (let c = 0x41; c <= 0x5a; c++) SCALAR_BYTE[c] = 1; // A-Z
 
-/** Bytes that matter inside a string: quote, backslash, newline. */
 const IN_STRING = new Uint8Array(256);
 for (const c of [0x22, 0x5c, 0x0a]) IN_STRING[c] = 1;
 
@@ -58,17 +52,14 @@ const T_NL = 4;
 const T_COLON = 5;
 const OUTSIDE = new Uint8Array(256);
 OUTSIDE[0x22] = T_QUOTE;
-OUTSIDE[0x7b] = T_OPEN;
-OUTSIDE[0x5b] = T_OPEN;
-OUTSIDE[0x7d] = T_CLOSE;
-OUTSIDE[0x5d] = T_CLOSE;
+for (const c of [0x7b, 0x5b]) OUTSIDE[c] = T_OPEN;
+for (const c of [0x7d, 0x5d]) OUTSIDE[c] = T_CLOSE;
 OUTSIDE[0x0a] = T_NL;
 OUTSIDE[0x3a] = T_COLON;
 
 const IS_WS = new Uint8Array(256);
 for (const c of [0x20, 0x0a, 0x0d, 0x09]) IS_WS[c] = 1;
 
-/** Bytes that can start a JSON value. */
 const VALUE_START = new Uint8Array(256);
 for (const ch of '{["-0123456789tfn') VALUE_START[ch.charCodeAt(0)] = 1;
 
@@ -77,7 +68,6 @@ const EMPTY = Buffer.alloc(0);
 export abstract class ByteScanner {
   protected events: unknown[] = [];
 
-  // Position bookkeeping.
   protected base = 0; // absolute offset of buf[0]
   protected line = 1;
   protected lineStart = 0; // absolute offset of the current line's first byte
@@ -85,7 +75,6 @@ export abstract class ByteScanner {
   protected bomChecked = false;
   protected held: Buffer | null = null; // scanned with the next chunk: the first bytes until the BOM check, or a cut character
 
-  // Structure.
   protected st = ST_START;
   protected level = 0; // depth of the structural container we are in
   protected entryName = '';
@@ -108,7 +97,6 @@ export abstract class ByteScanner {
   protected parts: Buffer[] = [];
   protected partsLength = 0;
 
-  // The chunk being scanned.
   protected buf: Buffer = EMPTY; // the current chunk (EMPTY when used up)
   protected pos = 0; // where scanning of the current chunk goes on
 
@@ -141,7 +129,6 @@ export abstract class ByteScanner {
     this.run();
   }
 
-  /** True when the current chunk is used up and the next one is needed. */
   needsInput(): boolean {
     return this.buf === EMPTY;
   }
@@ -178,10 +165,7 @@ export abstract class ByteScanner {
     return head;
   }
 
-  /**
-   * Scans the current chunk from `pos`. Pauses once enough events are waiting, so that only a small batch of parsed
-   * values is alive at a time (fewer objects survive into the old generation; measured: less CPU than no pause).
-   */
+  /** Scans the current chunk from `pos`; pauses at PAUSE_EVENTS, so fewer parsed values reach the old generation (5 % CPU). */
   protected run(): void {
     const buf = this.buf;
     const n = buf.length;

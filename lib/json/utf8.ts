@@ -2,10 +2,7 @@
 import { isUtf8 } from 'node:buffer';
 import { JsonInputError, NOT_UTF8, positionIn } from './errors.ts';
 
-/**
- * Checks `chunk` (at offset `base` of the file, on line `line` starting at offset `lineStart`) as UTF-8 and returns
- * where the character cut off at its end starts (chunk.length if none): the scanner keeps it for the next chunk.
- */
+/** Checks `chunk` (at file offset `base`) as UTF-8; returns where a character cut off at its end starts, or its length. */
 export function checkUtf8(chunk: Buffer, path: string, base: number, line: number, lineStart: number): number {
   const end = incompleteTailStart(chunk);
   const whole = end === chunk.length ? chunk : chunk.subarray(0, end);

@@ -1,4 +1,4 @@
-// A step run in process (lib/cli/run.ts runStep, lib/cli/currentRun.ts): its own streams, environment, secrets and
+// A step run in process (lib/cli/run.ts defineStep, lib/cli/currentRun.ts): its own streams, environment, secrets and
 // stop state, even beside another run in the same process.
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
@@ -6,9 +6,14 @@ import { test } from 'node:test';
 import { runEnvironment, type StepIo } from '../../lib/cli/currentRun.ts';
 import { ExitCode, UserError } from '../../lib/cli/errors.ts';
 import { printLine, printOutput } from '../../lib/cli/output.ts';
-import { runStep } from '../../lib/cli/run.ts';
+import { defineStep, type StepBody } from '../../lib/cli/run.ts';
 import { registerSecret } from '../../lib/cli/secrets.ts';
 import { stopSignal, wasStopped } from '../../lib/cli/signals.ts';
+
+/** One run of `body`, as a step's main(argv, io) runs it. */
+function runStep(body: StepBody, argv: string[], io: StepIo): Promise<number> {
+  return defineStep(body)(argv, io);
+}
 
 function collectingIo(env: NodeJS.ProcessEnv): StepIo & { out: () => string; err: () => string } {
   let out = '';
