@@ -633,6 +633,26 @@ for (const level of ['relay', 'tsx', 'npx'] as const) {
   });
 }
 
+test('load under npx tsx: a Ctrl-C whose relay tsx killed meanwhile (a loaded machine) is told as SIGINT, not as the relay lost', async (t: TestContext) => {
+  const { script, chain } = await startLoadUnderNpxTsx(t);
+  // tsx SIGKILLs a relay that has not answered its relayed SIGINT within 30 ms: on a starved machine the worker then
+  // meets both, the group's SIGINT and its launcher gone, after its check of the launchers is already due.
+  process.kill(chain.worker, 'SIGSTOP');
+  try {
+    process.kill(chain.relay, 'SIGKILL');
+    process.kill(chain.worker, 'SIGINT');
+    await sleep(1000);
+  } finally {
+    process.kill(chain.worker, 'SIGCONT');
+  }
+  // npx's exit status is the relay's death; the worker holds the pipes, and what it says is the point.
+  const result = await script.done;
+  assert.match(result.stderr, /^SIGINT received: finishing requests in flight, then stopping/m);
+  assert.match(result.stdout, /\nStopped before finishing: [\d,]+ items not processed — run the same command again to load the rest\.\n$/);
+  assert.doesNotMatch(result.stderr, /taken as SIGHUP/);
+  assertNoStack(result);
+});
+
 test('load under npx tsx: SIGHUP to the tsx process alone stops the run as SIGHUP to the worker does', async (t: TestContext) => {
   const { tableName, proxy, script, chain } = await startLoadUnderNpxTsx(t);
   const atSignal = proxy.stats.requests ?? 0;

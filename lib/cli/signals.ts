@@ -100,7 +100,8 @@ function watchLaunchingProcesses(onLost: (description: string) => void): void {
     const lost = process.ppid !== parent ? parent : ancestors?.find((pid) => !isRunning(pid));
     if (lost === undefined) return;
     clearInterval(timer);
-    onLost(`the launching process ${lost}`);
+    // After the signals already delivered: tsx kills a relay slow to answer a Ctrl-C, which reaches us too.
+    setImmediate(() => onLost(`the launching process ${lost}`));
   }, LAUNCHER_CHECK_MS);
   timer.unref();
 }
