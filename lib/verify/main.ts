@@ -19,32 +19,14 @@ import {
   regionOption,
   tableOption,
 } from '../cli/args.ts';
-import { Progress } from '../cli/progress.ts';
-import { formatCount, printOutput } from '../cli/output.ts';
-import { stopSignalReceived, wasStopped, stopSignal } from '../cli/signals.ts';
 import { defineStep } from '../cli/run.ts';
-import { currentRun, runEnvironment } from '../cli/currentRun.ts';
+import { runEnvironment } from '../cli/currentRun.ts';
 import { checkTableName, type DynamoTarget } from '../dynamodb/target.ts';
-import { type CapacityMeter, formatCapacitySummary } from '../dynamodb/capacity/meter.ts';
-import { checkTables } from '../postgres/schema.ts';
 import { POSTGRES_HELP, connectionSettingsFromEnvironment, parseHostArgument, type PostgresTarget } from '../postgres/target.ts';
-import type { PostgresSession, Sql } from '../postgres/connect.ts';
-import type { DynamoTable } from '../dynamodb/conditionalWrite.ts';
-import { readTextOrder } from '../postgres/textOrder.ts';
 import { REPOSITORY } from '../cello/items.ts';
-import { CELLO_TABLES } from '../cello/sourceTables.ts';
-import { sparingOrphanPartitions } from './fixPlan.ts';
 import { checkInputFile } from '../io/files.ts';
-import { StreamOrderError } from './compare.ts';
-import { formatExtraPartitions, formatOrphanNote, formatPartitionReport, formatSummary } from './report.ts';
-import { verifyMigration } from './run.ts';
-import { readNewestTokenCreatedAt, readOrphanProjectNames, readProjects, streamTokens } from './postgresRows.ts';
-import { projectPk } from '../cello/keys.ts';
-import type { PartitionOpener } from './dynamo.ts';
 
 const DEFAULT_CONCURRENCY = 8;
-/** Items --fix plans at most in one run: the plan is held in memory, and more is a load's work, not a catch-up. */
-const MAX_FIX_CHANGES = 100_000;
 
 const USAGE = [
   'Usage: $0 <db_host[:port]> <db_user> <db_name> <table_name> <region> [options]',
@@ -104,41 +86,14 @@ function parseArguments(argv: string[]) {
 }
 
 export const main = defineStep(async (argv: string[]): Promise<number> => {
-  const args = await parseArguments(argv);
-  // The AWS SDK and the driver load only now that the arguments are read: --help loads neither.
-  const [{ capacityMeterOf, createDynamoClient, describeCelloTable }, { inReadOnlySnapshot, withPostgresSession }, { partitionQuery }] =
-    await Promise.all([import('../dynamodb/client.ts'), import('../postgres/connect.ts'), import('./dynamo.ts')]);
-  const options = await checkOptions(args);
-  const { tableName, concurrency } = options;
-  const client = createDynamoClient(options.target, {
-    maxSockets: concurrency * 2 + 2,
-    capacity: { maxRcu: args['max-rcu'], maxWcu: args['max-wcu'] },
-    stop: stopSignal(),
-  });
-  const meter = capacityMeterOf(client);
-  try {
-    // The cheap check first: a wrong table name or region fails before the database is touched.
-    await describeCelloTable(client, tableName);
-    const table: TableSide = { client, tableName, openPartition: partitionQuery(client, tableName), meter };
-    const progress = new Progress('Verifying', undefined, currentRun().io.stderr, { unit: 'projects', note: () => meter.describeSlowdown() });
-    const compare = (session: PostgresSession) => inReadOnlySnapshot(session, (sql) => compareSnapshot(sql, table, options, progress));
-    const comparison = await withPostgresSession(options.postgresTarget, options.settings, compare, progress).catch(failOnStreamOrder);
-    const { result } = comparison;
-    const capacity = formatCapacitySummary(meter, { writes: false, indent: '  ' });
-    const summary = formatSummary(result, { stoppedBy: stopSignalReceived(), orphanProjects: comparison.orphanProjectCount, capacity });
-    await printOutput(formatExtraPartitions(result.extra) + formatOrphanNote(result.orphans) + summary);
-    if (!result.complete) return ExitCode.interrupted;
-    if (!options.fix || result.totals.differences === 0) return result.totals.differences === 0 ? ExitCode.ok : ExitCode.incomplete;
-    return await fixDifferences(table, comparison, options);
-  } finally {
-    client.destroy();
-  }
+  const options = await checkOptions(await parseArguments(argv));
+  // The comparison, the AWS SDK and the driver load only now that the arguments are read: --help loads none of them.
+  const { verifyTable } = await import('./verifyTable.ts');
+  return verifyTable(options);
 });
 
 type Arguments = Awaited<ReturnType<typeof parseArguments>>;
-type VerifyOptions = Awaited<ReturnType<typeof checkOptions>>;
-type TableSide = DynamoTable & { openPartition: PartitionOpener; meter: CapacityMeter };
-type Comparison = Awaited<ReturnType<typeof compareSnapshot>>;
+export type VerifyOptions = Awaited<ReturnType<typeof checkOptions>>;
 
 /** What the command line asks for, each option checked before anything is connected to (a mistake is a UserError). */
 async function checkOptions(args: Arguments) {
@@ -161,61 +116,10 @@ async function checkOptions(args: Arguments) {
     includeOrphans: args['include-orphans'],
     fix: args.fix,
     migrationFile,
+    maxRcu: args['max-rcu'],
+    maxWcu: args['max-wcu'],
     target: { region: String(args.region), endpointUrl: args['endpoint-url'] } satisfies DynamoTarget,
     postgresTarget: { host, port, user, database } satisfies PostgresTarget,
     settings,
   };
-}
-
-function failOnStreamOrder(error: unknown): never {
-  if (error instanceof StreamOrderError) {
-    throw new UserError(`${error.message} — the comparison needs both sides in UTF-8 byte order; please report this`, ExitCode.internal);
-  }
-  throw error;
-}
-
-/** With --fix, also reads what the cutover guard compares with, and the orphan projects' partition keys --fix spares. */
-async function compareSnapshot(sql: Sql, table: TableSide, options: VerifyOptions, progress: Progress) {
-  const { scanPages } = await import('../dynamodb/scan.ts');
-  const { database, includeOrphans, fix, concurrency } = options;
-  await checkTables(sql, database, CELLO_TABLES);
-  const order = await readTextOrder(sql, database);
-  const { projects, orphanProjectCount } = await readProjects(sql, order, includeOrphans);
-  const newestInPostgres = fix ? await readNewestTokenCreatedAt(sql) : null;
-  const orphanPks = new Set(fix && !includeOrphans ? (await readOrphanProjectNames(sql)).map(projectPk) : []);
-  const result = await verifyMigration({
-    projects,
-    tokens: streamTokens(sql, order),
-    openPartition: table.openPartition,
-    scanKeys: (shouldStop) =>
-      scanPages(table.client, table.tableName, { segments: concurrency, consistentRead: true, projectionExpression: 'pk, sk', shouldStop }),
-    concurrency,
-    shouldStop: wasStopped,
-    onReport: async (report) => {
-      const block = formatPartitionReport(report);
-      if (block !== '') {
-        progress.finish();
-        await printOutput(block);
-      }
-    },
-    onProgress: (projectsChecked, itemsScanned) =>
-      progress.update(projectsChecked, `of ${formatCount(projects.length)} projects, ${formatCount(itemsScanned)} items scanned`),
-    ...(fix ? { planFixes: { limit: MAX_FIX_CHANGES } } : {}),
-  });
-  return { result, orphanProjectCount, newestInPostgres, orphanPks };
-}
-
-async function fixDifferences(table: TableSide, comparison: Comparison, options: VerifyOptions): Promise<number> {
-  const [{ applyChanges, planAllChanges }, { guardCutover }] = await Promise.all([import('./fix.ts'), import('./cutoverGuard.ts')]);
-  const { concurrency } = options;
-  const planned = await planAllChanges(comparison.result, table.openPartition, concurrency, MAX_FIX_CHANGES);
-  if (planned === undefined) {
-    throw new UserError(
-      `--fix refused, nothing written: more than ${formatCount(MAX_FIX_CHANGES)} items differ — --fix catches up a loaded table; dump and load again (Steps 1 and 2), then run it`,
-      ExitCode.incomplete,
-    );
-  }
-  const changes = sparingOrphanPartitions(planned, comparison.orphanPks);
-  await guardCutover(changes, comparison.newestInPostgres, options.migrationFile);
-  return applyChanges(table, changes, concurrency * 2, table.meter);
 }

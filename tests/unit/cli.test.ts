@@ -588,10 +588,10 @@ test("every script's --help has the one layout: usage first, whole-command examp
 });
 
 // Issue 22 item 2: help does no work, so it loads neither driver (they are most of the start-up time).
-test('--help loads neither the AWS SDK nor the PostgreSQL driver', () => {
-  // A resolve hook that refuses both: a script that imports either fails instead of printing its help.
+test("--help loads neither the AWS SDK nor the PostgreSQL driver, nor verify's comparison", () => {
+  // A resolve hook that refuses them: a script that imports one fails instead of printing its help.
   const refuse = `export async function resolve(specifier, context, next) {
-    if (/^(@aws-sdk\\/|postgres$)/.test(specifier)) throw new Error('--help loaded ' + specifier);
+    if (/^(@aws-sdk\\/|postgres$|\\.\\/verifyTable\\.ts$)/.test(specifier)) throw new Error('--help loaded ' + specifier);
     return next(specifier, context);
   }`;
   const hook = join(folder, 'refuse-drivers.mjs');
