@@ -129,8 +129,38 @@ test('a constraint of the database checked at COMMIT (DEFERRABLE INITIALLY DEFER
   const [first] = await scene.sql<{ repository: string }[]>`SELECT repository FROM projects WHERE project = 'project-1'`;
   await put(scene, { pk: s('PROJECT#project-2'), sk: s('METADATA'), repository: s(first!.repository) });
   await assertRefusedBothWays(scene, [
-    // As the live run says of the same constraint checked at once: a unique key taken is a row written since the read.
-    /\nResult: nothing was committed: project project-2 changed in PostgreSQL since it was read \(PostgreSQL refused the batch: duplicate key value violates unique constraint "one_project_per_repository" \(Key \(repository\)=\(https:\/\/github\.com\/org\/r1\) already exists\.\)\) — run it again\.\n/,
+    // As the live run says of the same constraint checked at once: the database's rule, not a row written since the read.
+    /\nResult: nothing was committed: PostgreSQL refused a row: duplicate key value violates unique constraint "one_project_per_repository" \(Key \(repository\)=\(https:\/\/github\.com\/org\/r1\) already exists\.\) — correct the item in the table or the constraint in PostgreSQL, then run it again\.\n$/,
+  ]);
+});
+
+/** The line of a refusal by the database's own rule: running again meets it again, so it never says "run it again" alone. */
+const refusedBy = (constraint: string, detail: string) =>
+  new RegExp(
+    `\\nResult: nothing was committed: PostgreSQL refused a row: [^\\n]*"${constraint}"[^\\n]*\\(${detail}\\) — correct the item in the table or the constraint in PostgreSQL, then run it again\\.\\n$`,
+  );
+
+test('a UNIQUE index the operator added, broken by an update and by an insert: refused as the database’s rule, not a row changed', async () => {
+  const updated = await migrated(2, 1, (sql) => sql`CREATE UNIQUE INDEX one_repository ON projects (repository)`);
+  await put(updated, { pk: s('PROJECT#project-2'), sk: s('METADATA'), repository: s('https://github.com/org/r1') });
+  await assertRefusedBothWays(updated, [refusedBy('one_repository', String.raw`Key \(repository\)=\(https://github\.com/org/r1\) already exists\.`)]);
+  const inserted = await migrated(2, 1, (sql) => sql`ALTER TABLE tokens ADD CONSTRAINT one_token_per_instant UNIQUE (project, created_at)`);
+  const taken = await firstToken(inserted, 'project-1');
+  await put(inserted, token('project-1', 'same-instant', taken.created_at));
+  await assertRefusedBothWays(inserted, [
+    refusedBy('one_token_per_instant', String.raw`Key \(project, created_at\)=\(project-1, [^)]*\) already exists\.`),
+  ]);
+});
+
+test('a foreign key the operator added to a table of theirs: refused as the database’s rule, not a project deleted meanwhile', async () => {
+  const scene = await migrated(2, 1, async (sql) => {
+    await sql`CREATE TABLE known_repositories (url text PRIMARY KEY)`;
+    await sql`INSERT INTO known_repositories SELECT repository FROM projects WHERE repository IS NOT NULL`;
+    await sql`ALTER TABLE projects ADD CONSTRAINT known_repository FOREIGN KEY (repository) REFERENCES known_repositories (url)`;
+  });
+  await put(scene, { pk: s('PROJECT#new'), sk: s('METADATA'), repository: s('https://github.com/org/unknown') });
+  await assertRefusedBothWays(scene, [
+    refusedBy('known_repository', String.raw`Key \(repository\)=\(https://github\.com/org/unknown\) is not present in table "known_repositories"\.`),
   ]);
 });
 

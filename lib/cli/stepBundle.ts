@@ -39,10 +39,13 @@ export async function stepBundle(script: string): Promise<string | undefined> {
   }
 }
 
-/** A worker may import the step's parts hours in (verify --fix): marked used, another launch's clean-up leaves them. */
-export function keepInUse(entry: string): NodeJS.Timeout {
+/**
+ * A worker may import the step's parts hours in (verify --fix): marked used, another launch's clean-up leaves them.
+ * `repeat` is setInterval; a test passes its own to call the marking at once, not hours in.
+ */
+export function keepInUse(entry: string, repeat: (mark: () => void, ms: number) => NodeJS.Timeout = setInterval): NodeJS.Timeout {
   markUsed(dirname(entry));
-  return setInterval(() => markUsed(dirname(entry)), UNUSED_FOR_MS / 10).unref();
+  return repeat(() => markUsed(dirname(entry)), UNUSED_FOR_MS / 10).unref();
 }
 
 /** Builds the step's files; the key hashes the very bytes esbuild compiled, so a source edited meanwhile cannot hide. */

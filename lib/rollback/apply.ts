@@ -4,7 +4,7 @@
 // read as timestamptz (exact, no Date). UPDATE and DELETE match a row only if it still holds every value read (IS NOT
 // DISTINCT FROM: NULL equals NULL); RETURNING gives the keys written, so a row changed since the read is told apart.
 import type { ItemKind } from '../cello/items.ts';
-import { PROJECT_COLUMN, ROW_TABLES, TOKENS_TABLE, type RowTable } from '../cello/sourceTables.ts';
+import { PROJECTS_TABLE, PROJECT_COLUMN, ROW_TABLES, TOKENS_TABLE, type RowTable } from '../cello/sourceTables.ts';
 import type { PostgresSession, Sql } from '../postgres/connect.ts';
 import { ExitCode, UserError } from '../cli/errors.ts';
 import { stopSignalReceived } from '../cli/signals.ts';
@@ -62,22 +62,23 @@ export async function applyPlan(session: PostgresSession, plan: RollbackPlan, st
 }
 
 async function writePlan(sql: Sql, plan: RollbackPlan, stop: AbortSignal): Promise<void> {
+  const celloKeys = await celloKeyConstraints(sql);
   for (const { of, kind } of ORDER) {
     const changes = plan.changes.filter((change) => change.of === of && change.kind === kind);
     for (let start = 0; start < changes.length; start += ROWS_PER_STATEMENT) {
       const batch = changes.slice(start, start + ROWS_PER_STATEMENT);
-      if (of === 'project' && kind === 'delete') await run(sql, lockProjectsStatement(), batch, stop);
-      checkEveryRowWritten(batch, await run(sql, STATEMENTS[kind](of), batch, stop));
+      if (of === 'project' && kind === 'delete') await run(sql, lockProjectsStatement(), batch, stop, celloKeys);
+      checkEveryRowWritten(batch, await run(sql, STATEMENTS[kind](of), batch, stop, celloKeys));
     }
   }
   // A deferred constraint (DEFERRABLE INITIALLY DEFERRED) is checked now, so the dry run, which never commits, meets it.
   await sql`SET CONSTRAINTS ALL IMMEDIATE`.catch((error: unknown) => {
-    throw constraintAsRowChanged(error, plan.changes) ?? error;
+    throw constraintAsRowChanged(error, plan.changes, celloKeys) ?? error;
   });
 }
 
 /** Runs a statement on a batch; the keys of the rows it returned. A constraint violation names the row it can. */
-async function run(sql: Sql, statement: string, batch: readonly RowChange[], stop: AbortSignal): Promise<string[]> {
+async function run(sql: Sql, statement: string, batch: readonly RowChange[], stop: AbortSignal, celloKeys: CelloKeys): Promise<string[]> {
   if (stop.aborted) throw stoppedBeforeCommit();
   const query = sql.unsafe<{ key: string }[]>(statement, [JSON.stringify(batch.map(record))]);
   const cancel = () => void Promise.resolve(query.cancel()).catch(() => undefined);
@@ -85,7 +86,7 @@ async function run(sql: Sql, statement: string, batch: readonly RowChange[], sto
   try {
     return (await query).map((row) => row.key);
   } catch (error) {
-    throw constraintAsRowChanged(error, batch) ?? error;
+    throw constraintAsRowChanged(error, batch, celloKeys) ?? error;
   } finally {
     stop.removeEventListener('abort', cancel);
   }
@@ -104,29 +105,56 @@ function checkEveryRowWritten(batch: readonly RowChange[], written: readonly str
   throw rowChanged(missed, why);
 }
 
-/** SQLSTATEs of a row written by another session meanwhile: the transaction is rolled back, and can be retried. */
-const CONCURRENT_WRITE_CODES = new Set(['23503', '23505', '40001', '40P01']);
+/** serialization_failure, deadlock_detected: another session's transaction met this one; the same run may pass next time. */
+const CONCURRENT_WRITE_CODES = new Set(['40001', '40P01']);
+/** foreign_key_violation, unique_violation: a row written meanwhile only when the constraint is one of CelloKeys. */
+const KEY_VIOLATION_CODES = new Set(['23503', '23505']);
 /** SQLSTATE class 23, integrity constraint violations: the others (CHECK, NOT NULL, exclusion) are the database's rules. */
 const INTEGRITY_CLASS = '23';
 /** lock_timeout: a row the plan writes is held by another session's open transaction. */
 const LOCK_NOT_AVAILABLE = '55P03';
 
-function constraintAsRowChanged(error: unknown, batch: readonly RowChange[]): Error | undefined {
-  const code = (error as { code?: unknown }).code;
+/** The constraints whose violation is a row written meanwhile, each by its table and name as the error's fields give them. */
+type CelloKeys = ReadonlySet<string>;
+const constraintId = (table: unknown, constraint: unknown) => JSON.stringify([table, constraint]);
+
+/**
+ * The constraints Cello's schema keys its rows by: each table's unique key column and the tokens' reference to their
+ * project. Their violation is a row another session wrote (or a project it deleted) meanwhile; any other unique or
+ * foreign key is the operator's rule, met again by every run. Told apart by the error's table and constraint fields,
+ * not by its detail: the detail is translated (lc_messages) and left out without SELECT on the columns.
+ */
+async function celloKeyConstraints(sql: Sql): Promise<CelloKeys> {
+  const keys = [
+    ...Object.values(ROW_TABLES).map((table) => ({ table: table.name, column: table.key, references: null })),
+    { table: TOKENS_TABLE, column: PROJECT_COLUMN, references: PROJECTS_TABLE },
+  ];
+  const rows = await sql<{ table_name: string; constraint_name: string }[]>`
+    SELECT t.relname AS table_name, c.conname AS constraint_name
+    FROM jsonb_to_recordset(${JSON.stringify(keys)}::text::jsonb) AS k("table" text, "column" text, "references" text)
+    JOIN pg_catalog.pg_constraint c ON c.conrelid = to_regclass(quote_ident(k."table"))
+    JOIN pg_catalog.pg_class t ON t.oid = c.conrelid
+    JOIN pg_catalog.pg_attribute a ON a.attrelid = c.conrelid AND a.attname = k."column" AND c.conkey = ARRAY[a.attnum]
+    WHERE CASE WHEN k."references" IS NULL THEN c.contype IN ('p', 'u')
+               ELSE c.contype = 'f' AND c.confrelid = to_regclass(quote_ident(k."references")) END`;
+  return new Set(rows.map((row) => constraintId(row.table_name, row.constraint_name)));
+}
+
+function constraintAsRowChanged(error: unknown, batch: readonly RowChange[], celloKeys: CelloKeys): Error | undefined {
+  const { code, detail, table_name, constraint_name } = error as { code?: unknown; detail?: string; table_name?: string; constraint_name?: string };
   if (code === LOCK_NOT_AVAILABLE) {
     return new UserError(
       `nothing was committed: another session holds rows the rollback writes (waited ${LOCK_TIMEOUT}) — something still writes to PostgreSQL: stop it, then run it again`,
       ExitCode.incomplete,
     );
   }
-  const detail = (error as { detail?: string }).detail;
-  if (typeof code === 'string' && code.startsWith(INTEGRITY_CLASS) && !CONCURRENT_WRITE_CODES.has(code)) {
-    // Not a concurrent write: running again will not help.
-    return new NotCommittedError(RESULTS.rowRefused(`${(error as Error).message}${detail ? ` (${detail})` : ''}`), ExitCode.incomplete);
+  if (typeof code !== 'string') return undefined;
+  const why = `${(error as Error).message}${detail ? ` (${detail})` : ''}`;
+  if (CONCURRENT_WRITE_CODES.has(code) || (KEY_VIOLATION_CODES.has(code) && celloKeys.has(constraintId(table_name, constraint_name)))) {
+    return rowChanged(changeNamedBy(detail, batch) ?? batch[0]!, `PostgreSQL refused the batch: ${why}`);
   }
-  if (typeof code !== 'string' || !CONCURRENT_WRITE_CODES.has(code)) return undefined;
-  const named = changeNamedBy(detail, batch) ?? batch[0]!;
-  return rowChanged(named, `PostgreSQL refused the batch: ${(error as Error).message}${detail ? ` (${detail})` : ''}`);
+  // Not a concurrent write: running again will not help.
+  return code.startsWith(INTEGRITY_CLASS) ? new NotCommittedError(RESULTS.rowRefused(why), ExitCode.incomplete) : undefined;
 }
 
 /**
@@ -166,12 +194,12 @@ function record(change: RowChange): Row {
 }
 
 const STATEMENTS: Record<RowChange['kind'], (of: ItemKind) => string> = {
-  /** A key taken (by a row written since the read) is skipped, and missing from RETURNING. */
+  /** A key taken (by a row written since the read) is skipped, and missing from RETURNING; any other unique rule refuses. */
   insert: (of) => {
     const table = ROW_TABLES[of];
     const columns = table.columns.map(({ name }) => identifier(name)).join(', ');
     return `INSERT INTO ${table.name} (${columns}) SELECT ${columns} FROM jsonb_to_recordset($1::text::jsonb) AS i(${recordColumns(table, '')})
-           ON CONFLICT DO NOTHING RETURNING ${identifier(table.key)} AS key`;
+           ON CONFLICT (${identifier(table.key)}) DO NOTHING RETURNING ${identifier(table.key)} AS key`;
   },
   /** From the values read (`o_`) to the item's (`n_`); the token's project is not set: under another project is another row. */
   update: (of) => {
