@@ -20,6 +20,7 @@ export const STARTUP_SCRIPTS = [
   'verify_migration.ts',
   'dump-ddb.ts',
   'migrate_ddb_timestamps.ts',
+  'rollback_to_postgres.ts',
 ];
 
 interface Command {

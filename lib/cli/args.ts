@@ -49,6 +49,8 @@ export function createArgumentParser(argv: string[], scriptName: string, usage: 
     .help('help')
     .alias('help', 'h')
     .version(false)
+    // yargs translates its own words from LANG ("Optionen:", "Arguments requis manquants"): ours are English.
+    .locale('en')
     .wrap(HELP_WIDTH)
     .epilogue(EXIT_CODES_HELP)
     .middleware(() => {

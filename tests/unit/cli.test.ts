@@ -414,6 +414,17 @@ test('a missing positional argument is a UserError (exit 2) that points to --hel
   await assert.rejects(async () => exampleParser([]).parseAsync(), isUsageError(/Not enough non-option arguments/, /migrate_example\.ts --help/));
 });
 
+test("a user's locale does not translate yargs' words into our English messages", async (t) => {
+  const saved = { LC_ALL: process.env.LC_ALL, LANG: process.env.LANG };
+  t.after(() => Object.assign(process.env, saved));
+  for (const locale of ['fr_FR.UTF-8', 'de_DE.UTF-8']) {
+    process.env.LC_ALL = locale;
+    process.env.LANG = locale;
+    await assert.rejects(async () => exampleParser([]).parseAsync(), isUsageError(/^Not enough non-option arguments/));
+    await assert.rejects(async () => exampleParser(['dump.json', '--forse']).parseAsync(), isUsageError(/^Unknown argument: forse/));
+  }
+});
+
 test('an unknown option is a UserError (exit 2) naming it and pointing to --help', async () => {
   await assert.rejects(async () => exampleParser(['dump.json', '--forse']).parseAsync(), isUsageError(/forse/, /--help/));
 });
@@ -558,9 +569,9 @@ test("every script's --help has the one layout: usage first, whole-command examp
     SCRIPTS.map(
       (script) =>
         new Promise<string>((resolve, reject) => {
-          // A narrow terminal must not change the layout.
+          // A narrow terminal or a German locale must not change the layout or its words.
           const child = spawn(process.execPath, ['--import', 'tsx', join(scriptsFolder, script), '--help'], {
-            env: { ...process.env, COLUMNS: '60' },
+            env: { ...process.env, COLUMNS: '60', LC_ALL: 'de_DE.UTF-8', LANG: 'de_DE.UTF-8' },
             stdio: ['ignore', 'pipe', 'inherit'],
           });
           let stdout = '';
@@ -575,6 +586,7 @@ test("every script's --help has the one layout: usage first, whole-command examp
     const lines = help.trimEnd().split('\n');
     assert.match(lines[0]!, new RegExp(`^Usage: ${script.replace('.', '\\.')} `), script);
     assert.equal(lines[1], '', `${script}: a blank line after the usage`);
+    assert.match(help, /\nOptions:\n {2}-h, --help +Show help +\[boolean\]\n/, `${script}: yargs' words in English`);
     for (const line of lines) assert.ok(line.length <= HELP_WIDTH, `${script}: a line longer than ${HELP_WIDTH}: ${line}`);
     // Examples: whole commands as the guide writes them, one per line (no description column, never wrapped).
     const examples = help.slice(help.indexOf('\nExamples:\n') + 11, help.indexOf('\n\nExit codes')).split('\n');
