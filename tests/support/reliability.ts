@@ -119,6 +119,7 @@ export interface TerminalScript extends RunningScript {
  * Starts scripts/<name>.ts the way an operator does, in a terminal: a pseudo-terminal made by util-linux `script`,
  * in whose foreground process group the command runs (npx, tsx and the script alike). The terminal merges stdout
  * and stderr (both are in `stdout`, with `\r\n` line ends turned back into `\n`); `code` is the command's exit code.
+ * It ends once every process of the terminal's session has ended (tests/support/terminalShell.sh says why).
  */
 export async function startScriptInTerminal(
   way: LaunchWay,
@@ -127,7 +128,7 @@ export async function startScriptInTerminal(
   options: { env?: Record<string, string | undefined> } = {},
 ): Promise<TerminalScript> {
   const stack = await getStack();
-  const command = launchCommand(way, name, args).map(shellQuote).join(' ');
+  const command = ['exec', 'sh', join(import.meta.dirname, 'terminalShell.sh'), ...launchCommand(way, name, args)].map(shellQuote).join(' ');
   const child = spawn('script', ['-qfec', command, '/dev/null'], {
     cwd: ROOT,
     env: { ...cleanEnvironment(stack, options.env), SHELL: '/bin/sh' },
