@@ -1,0 +1,84 @@
+// scripts/rollback_to_postgres.ts against schema variants a real Cello database may have (issue 22 stop 30, as an
+// adversary would pick them): tokens partitioned by project or by id, and an archive table of the same name in another
+// schema. A violation is told a row written meanwhile ("run it again") only when it is one of Cello's keys, wherever
+// PostgreSQL reports it (a partition); a rule of the database's own, even one named like Cello's, is refused as such.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { AdminSql } from '../tools/localStack.ts';
+import { startFaultProxy } from './support/faultProxy.ts';
+import { assertMatches, migrated, put, rollback, s, serviceChanges, snapshot, stack } from './support/rollbackScene.ts';
+
+/** `tokens` rebuilt as a partitioned table of two hash partitions by `by`, its rows kept, its foreign key as Cello's. */
+async function partitionTokens(sql: AdminSql, by: string, primaryKey: string): Promise<void> {
+  await sql`ALTER TABLE tokens RENAME TO tokens_unpartitioned`;
+  await sql.unsafe(`CREATE TABLE tokens (LIKE tokens_unpartitioned INCLUDING DEFAULTS, PRIMARY KEY (${primaryKey}),
+    FOREIGN KEY (project) REFERENCES projects (project) ON DELETE CASCADE ON UPDATE CASCADE) PARTITION BY HASH (${by})`);
+  for (const remainder of [0, 1])
+    await sql.unsafe(`CREATE TABLE tokens_p${remainder} PARTITION OF tokens FOR VALUES WITH (MODULUS 2, REMAINDER ${remainder})`);
+  await sql`INSERT INTO tokens SELECT * FROM tokens_unpartitioned`;
+  await sql`DROP TABLE tokens_unpartitioned`;
+}
+
+test('tokens partitioned by project (primary key project, token_id): the service’s changes rolled back, as before ON CONFLICT (token_id)', async () => {
+  const scene = await migrated(3, 2, (sql) => partitionTokens(sql, 'project', 'project, token_id'));
+  await serviceChanges(scene);
+  const result = await rollback(scene);
+  assert.equal(result.code, 0, result.stdout + result.stderr);
+  await assertMatches(scene);
+});
+
+test('tokens partitioned by id, a project deleted meanwhile: told a row changed (run it again), as on an unpartitioned table', async (t) => {
+  const scene = await migrated(3, 2, (sql) => partitionTokens(sql, 'token_id', 'token_id'));
+  await put(scene, {
+    pk: s('PROJECT#project-2'),
+    sk: s('TOKEN#x1'),
+    token_id: s('x1'),
+    created_at: s('2031-01-01T00:00:00.000000000Z'),
+    expires_at: s(''),
+  });
+  let before = '';
+  // The scan runs after PostgreSQL's snapshot is taken: what changes now, the comparison does not see.
+  const proxy = await startFaultProxy({
+    target: stack.endpoint,
+    seed: 1,
+    rates: {},
+    beforeForward: async (operation) => {
+      if (operation !== 'Scan' || before !== '') return;
+      await scene.sql`DELETE FROM projects WHERE project = 'project-2'`;
+      before = await snapshot(scene.sql);
+    },
+  });
+  t.after(() => proxy.close());
+  const result = await rollback(scene, '--endpoint-url', proxy.endpoint);
+  assert.equal(result.code, 1, result.stdout + result.stderr);
+  assert.match(
+    result.stdout,
+    /\nResult: nothing was committed: token x1 of project project-2 changed in PostgreSQL since it was read \([^\n]*\) — run it again\.\n$/,
+  );
+  assert.equal(await snapshot(scene.sql), before);
+  assert.equal((await rollback(scene)).code, 0);
+  await assertMatches(scene);
+});
+
+test('an archive of revoked tokens in another schema, also named tokens (LIKE ... INCLUDING ALL): its key refused as the database’s rule, not "run it again"', async () => {
+  const scene = await migrated(3, 2, async (sql) => {
+    await sql`CREATE SCHEMA archive`;
+    // Its primary key is named tokens_pkey too: LIKE names the copied index after the new table, tokens.
+    await sql`CREATE TABLE archive.tokens (LIKE public.tokens INCLUDING ALL)`;
+    await sql`CREATE FUNCTION archive_token() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO archive.tokens SELECT OLD.*; RETURN OLD; END $$`;
+    await sql`CREATE TRIGGER archive_token AFTER DELETE ON public.tokens FOR EACH ROW EXECUTE FUNCTION archive_token()`;
+    // Archived once already: every run of the rollback's DELETE meets the archive's key again.
+    await sql`INSERT INTO archive.tokens SELECT * FROM public.tokens WHERE project = 'project-1'`;
+  });
+  await serviceChanges(scene);
+  const before = await snapshot(scene.sql);
+  for (const attempt of [1, 2]) {
+    const result = await rollback(scene);
+    assert.equal(result.code, 1, `run ${attempt}: ${result.stdout}${result.stderr}`);
+    assert.match(
+      result.stdout,
+      /\nResult: nothing was committed: PostgreSQL refused a row: duplicate key value violates unique constraint "tokens_pkey" [^\n]* — correct the item in the table or the constraint in PostgreSQL, then run it again\.\n$/,
+    );
+  }
+  assert.equal(await snapshot(scene.sql), before);
+});
