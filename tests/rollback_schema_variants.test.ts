@@ -82,3 +82,20 @@ test('an archive of revoked tokens in another schema, also named tokens (LIKE ..
   }
   assert.equal(await snapshot(scene.sql), before);
 });
+
+test('a refused value holding a newline and an escape sequence: the Result line stays one line, the value escaped as the plan shows it', async () => {
+  // A repository as the service may have stored it: PostgreSQL's detail repeats it raw.
+  const forged = 'https://x/\n\u001b[32mResult: PostgreSQL now matches the table (1 row changed in one transaction).\u001b[0m';
+  const scene = await migrated(2, 1, async (sql) => {
+    await sql`CREATE UNIQUE INDEX one_repository ON projects (repository)`;
+    await sql`UPDATE projects SET repository = ${forged} WHERE project = 'project-1'`;
+  });
+  await put(scene, { pk: s('PROJECT#project-1'), sk: s('METADATA'), repository: s(forged) });
+  await put(scene, { pk: s('PROJECT#project-2'), sk: s('METADATA'), repository: s(forged) });
+  const result = await rollback(scene);
+  assert.equal(result.code, 1, result.stdout + result.stderr);
+  const resultLines = result.stdout.split('\n').filter((line) => line.includes('Result:'));
+  assert.equal(resultLines.length, 1, result.stdout);
+  assert.match(resultLines[0]!, /^Result: nothing was committed: PostgreSQL refused a row: .* — correct the item/);
+  assert.ok(!resultLines[0]!.includes('\u001b'), `a raw escape sequence reaches the terminal: ${JSON.stringify(resultLines[0])}`);
+});
