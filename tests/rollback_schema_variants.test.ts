@@ -4,9 +4,11 @@
 // PostgreSQL reports it (a partition); a rule of the database's own, even one named like Cello's, is refused as such.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { AdminSql } from '../tools/localStack.ts';
+import { type AdminSql, createRollbackUser } from '../tools/localStack.ts';
 import { startFaultProxy } from './support/faultProxy.ts';
-import { assertMatches, migrated, put, rollback, s, serviceChanges, snapshot, stack } from './support/rollbackScene.ts';
+import { REGION, runStep } from './support/harness.ts';
+import { assertOneErrorLine } from './support/reliability.ts';
+import { assertMatches, host, migrated, put, rollback, s, serviceChanges, snapshot, stack } from './support/rollbackScene.ts';
 
 /** `tokens` rebuilt as a partitioned table of two hash partitions by `by`, its rows kept, its foreign key as Cello's. */
 async function partitionTokens(sql: AdminSql, by: string, primaryKey: string): Promise<void> {
@@ -98,4 +100,33 @@ test('a refused value holding a newline and an escape sequence: the Result line 
   assert.equal(resultLines.length, 1, result.stdout);
   assert.match(resultLines[0]!, /^Result: nothing was committed: PostgreSQL refused a row: .* — correct the item/);
   assert.ok(!resultLines[0]!.includes('\u001b'), `a raw escape sequence reaches the terminal: ${JSON.stringify(resultLines[0])}`);
+});
+
+test('a DEFERRABLE primary key on tokens: the service’s changes rolled back, not a raw "ON CONFLICT does not support deferrable" exit 3', async () => {
+  const scene = await migrated(3, 2, async (sql) => {
+    await sql`ALTER TABLE tokens DROP CONSTRAINT tokens_pkey`;
+    await sql`ALTER TABLE tokens ADD CONSTRAINT tokens_pkey PRIMARY KEY (token_id) DEFERRABLE INITIALLY IMMEDIATE`;
+  });
+  await serviceChanges(scene);
+  const result = await rollback(scene);
+  assert.equal(result.code, 0, result.stdout + result.stderr);
+  await assertMatches(scene);
+});
+
+test('a database whose pg_constraint PUBLIC may not read: rolled back as before stop 30, or one line naming the catalog', async () => {
+  const scene = await migrated(2, 1);
+  await serviceChanges(scene);
+  const user = `restricted_${process.pid}`;
+  await createRollbackUser(stack.postgres, scene.database, user, 'restricted-password');
+  // Not PostgreSQL's default (PUBLIC reads the catalog), but a hardened server's; the rollback read no catalog before.
+  await scene.sql`REVOKE SELECT ON pg_catalog.pg_constraint FROM PUBLIC`;
+  const before = await snapshot(scene.sql);
+  const result = await runStep('rollback_to_postgres', [host, user, scene.database, scene.tableName, REGION], {
+    env: { PGPASSWORD: 'restricted-password' },
+  });
+  if (result.code === 0) return assertMatches(scene);
+  // The role has SELECT on projects and tokens: a line telling it to get them sends the operator the wrong way.
+  assertOneErrorLine(result, /pg_constraint/);
+  assert.doesNotMatch(result.stderr, /needs SELECT on the Cello tables/);
+  assert.equal(await snapshot(scene.sql), before);
 });
