@@ -4,10 +4,10 @@
 // PostgreSQL reports it (a partition); a rule of the database's own, even one named like Cello's, is refused as such.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { type AdminSql, createRollbackUser } from '../tools/localStack.ts';
+import { type AdminSql, connectAdmin, createRollbackUser } from '../tools/localStack.ts';
 import { startFaultProxy } from './support/faultProxy.ts';
 import { REGION, runStep } from './support/harness.ts';
-import { assertOneErrorLine } from './support/reliability.ts';
+import { assertOneErrorLine, waitUntil } from './support/reliability.ts';
 import { assertMatches, host, migrated, put, rollback, s, serviceChanges, snapshot, stack } from './support/rollbackScene.ts';
 
 /** `tokens` rebuilt as a partitioned table of two hash partitions by `by`, its rows kept, its foreign key as Cello's. */
@@ -21,6 +21,16 @@ async function partitionTokens(sql: AdminSql, by: string, primaryKey: string): P
   await sql`DROP TABLE tokens_unpartitioned`;
 }
 
+/** A token the service created after the switch: in the table only, so the rollback inserts it. */
+const putTokenX1 = (scene: Parameters<typeof put>[0]) =>
+  put(scene, {
+    pk: s('PROJECT#project-2'),
+    sk: s('TOKEN#x1'),
+    token_id: s('x1'),
+    created_at: s('2031-01-01T00:00:00.000000000Z'),
+    expires_at: s(''),
+  });
+
 test('tokens partitioned by project (primary key project, token_id): the service’s changes rolled back, as before ON CONFLICT (token_id)', async () => {
   const scene = await migrated(3, 2, (sql) => partitionTokens(sql, 'project', 'project, token_id'));
   await serviceChanges(scene);
@@ -29,15 +39,41 @@ test('tokens partitioned by project (primary key project, token_id): the service
   await assertMatches(scene);
 });
 
+test('tokens partitioned by project, the same token inserted by another session while the rollback waits: run it again, then it passes', async (t) => {
+  const scene = await migrated(3, 2, (sql) => partitionTokens(sql, 'project', 'project, token_id'));
+  await putTokenX1(scene);
+  // Another session's insert, not yet committed: the rollback's INSERT waits on it, then meets the key of
+  // (project, token_id) when it commits — a key Cello's schema has, though not on token_id alone.
+  const admin = connectAdmin(stack.postgres, scene.database);
+  const other = await admin.reserve();
+  t.after(async () => {
+    other.release();
+    await admin.end();
+  });
+  await other`BEGIN`;
+  await other`INSERT INTO tokens (token_id, created_at, project) VALUES ('x1', '2032-01-01T00:00:00Z', 'project-2')`;
+  const running = rollback(scene);
+  await waitUntil(
+    async () =>
+      (
+        await scene.sql`SELECT 1 FROM pg_stat_activity WHERE datname = ${scene.database} AND application_name = 'cello-migrate' AND wait_event_type = 'Lock'`
+      ).length > 0,
+    'the rollback to wait on the other session',
+  );
+  await other`COMMIT`;
+  const result = await running;
+  assert.equal(result.code, 1, result.stdout + result.stderr);
+  assert.match(
+    result.stdout,
+    /\nResult: nothing was committed: token x1 of project project-2 changed in PostgreSQL since it was read \(PostgreSQL refused the batch: duplicate key [^\n]*\) — run it again\.\n$/,
+  );
+  assert.equal((await rollback(scene)).code, 0);
+  await assertMatches(scene);
+});
+
 test('tokens partitioned by id, a project deleted meanwhile: told a row changed (run it again), as on an unpartitioned table', async (t) => {
   const scene = await migrated(3, 2, (sql) => partitionTokens(sql, 'token_id', 'token_id'));
-  await put(scene, {
-    pk: s('PROJECT#project-2'),
-    sk: s('TOKEN#x1'),
-    token_id: s('x1'),
-    created_at: s('2031-01-01T00:00:00.000000000Z'),
-    expires_at: s(''),
-  });
+  await putTokenX1(scene);
   let before = '';
   // The scan runs after PostgreSQL's snapshot is taken: what changes now, the comparison does not see.
   const proxy = await startFaultProxy({
@@ -96,7 +132,8 @@ test('a refused value holding a newline and an escape sequence: the Result line 
   await put(scene, { pk: s('PROJECT#project-2'), sk: s('METADATA'), repository: s(forged) });
   const result = await rollback(scene);
   assert.equal(result.code, 1, result.stdout + result.stderr);
-  const resultLines = result.stdout.split('\n').filter((line) => line.includes('Result:'));
+  // A line the terminal shows as a Result line, coloured or not (the plan's own line quotes the value, escaped).
+  const resultLines = result.stdout.split('\n').filter((line) => /^(?:\[[0-9;]*m)*Result:/.test(line.replaceAll('\u001b', '')));
   assert.equal(resultLines.length, 1, result.stdout);
   assert.match(resultLines[0]!, /^Result: nothing was committed: PostgreSQL refused a row: .* — correct the item/);
   assert.ok(!resultLines[0]!.includes('\u001b'), `a raw escape sequence reaches the terminal: ${JSON.stringify(resultLines[0])}`);
