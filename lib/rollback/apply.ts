@@ -11,6 +11,7 @@ import { stopSignalReceived } from '../cli/signals.ts';
 import { LOCK_TIMEOUT, inWriteTransaction } from '../postgres/writeTransaction.ts';
 import { rowKey, type RollbackPlan, type Row, type RowChange } from './plan.ts';
 import { RESULTS } from './report.ts';
+import { oneLine } from '../cello/quote.ts';
 
 /** The transaction was rolled back: `result` is the line that says why. */
 export class NotCommittedError extends Error {
@@ -46,11 +47,12 @@ const DRY_RUN_DONE = Symbol('dry run done');
  * live run would. A stop cancels the statement running (it may wait for a row another session holds) and rolls back.
  */
 export async function applyPlan(session: PostgresSession, plan: RollbackPlan, stop: AbortSignal, commit: boolean): Promise<void> {
+  const celloKeys = await celloKeyConstraints(session.sql);
   try {
     await inWriteTransaction(session, async (sql) => {
       // A stop cancels the statement running, whose error is then the stop's — before COMMIT only: once COMMIT is
       // sent, the server may commit whatever the process was asked.
-      await writePlan(sql, plan, stop).catch((error: unknown) => {
+      await writePlan(sql, plan, stop, celloKeys).catch((error: unknown) => {
         throw stop.aborted ? stoppedBeforeCommit() : error;
       });
       if (stop.aborted) throw stoppedBeforeCommit();
@@ -61,8 +63,7 @@ export async function applyPlan(session: PostgresSession, plan: RollbackPlan, st
   }
 }
 
-async function writePlan(sql: Sql, plan: RollbackPlan, stop: AbortSignal): Promise<void> {
-  const celloKeys = await celloKeyConstraints(sql);
+async function writePlan(sql: Sql, plan: RollbackPlan, stop: AbortSignal, celloKeys: CelloKeys): Promise<void> {
   for (const { of, kind } of ORDER) {
     const changes = plan.changes.filter((change) => change.of === of && change.kind === kind);
     for (let start = 0; start < changes.length; start += ROWS_PER_STATEMENT) {
@@ -114,34 +115,47 @@ const INTEGRITY_CLASS = '23';
 /** lock_timeout: a row the plan writes is held by another session's open transaction. */
 const LOCK_NOT_AVAILABLE = '55P03';
 
-/** The constraints whose violation is a row written meanwhile, each by its table and name as the error's fields give them. */
-type CelloKeys = ReadonlySet<string>;
-const constraintId = (table: unknown, constraint: unknown) => JSON.stringify([table, constraint]);
+/**
+ * The constraints whose violation is a row written meanwhile, each by its schema, table and name as the error's fields
+ * give them; undefined where the catalog cannot be read: every key violation is then taken as one, as it once was.
+ */
+type CelloKeys = ReadonlySet<string> | undefined;
+const constraintId = (schema: unknown, table: unknown, constraint: unknown) => JSON.stringify([schema, table, constraint]);
 
 /**
- * The constraints Cello's schema keys its rows by: each table's unique key column and the tokens' reference to their
- * project. Their violation is a row another session wrote (or a project it deleted) meanwhile; any other unique or
- * foreign key is the operator's rule, met again by every run. Told apart by the error's table and constraint fields,
- * not by its detail: the detail is translated (lc_messages) and left out without SELECT on the columns.
+ * The constraints Cello's schema keys its rows by: each table's unique constraints on its key column (alone, or with
+ * others: a key of (project, token_id) where tokens are partitioned by project; only a row with the same key breaks
+ * one) and the tokens' reference to their project, on the tables and on their partitions (where PostgreSQL reports a
+ * violation). Their violation is a row
+ * another session wrote (or a project it deleted) meanwhile; any other unique or foreign key is the operator's rule,
+ * met again by every run. Told apart by the error's fields, not its detail: the detail is translated (lc_messages)
+ * and left out without SELECT on the columns. Read before the transaction: a failure here must not abort it.
  */
 async function celloKeyConstraints(sql: Sql): Promise<CelloKeys> {
   const keys = [
     ...Object.values(ROW_TABLES).map((table) => ({ table: table.name, column: table.key, references: null })),
     { table: TOKENS_TABLE, column: PROJECT_COLUMN, references: PROJECTS_TABLE },
   ];
-  const rows = await sql<{ table_name: string; constraint_name: string }[]>`
-    SELECT t.relname AS table_name, c.conname AS constraint_name
-    FROM jsonb_to_recordset(${JSON.stringify(keys)}::text::jsonb) AS k("table" text, "column" text, "references" text)
-    JOIN pg_catalog.pg_constraint c ON c.conrelid = to_regclass(quote_ident(k."table"))
-    JOIN pg_catalog.pg_class t ON t.oid = c.conrelid
-    JOIN pg_catalog.pg_attribute a ON a.attrelid = c.conrelid AND a.attname = k."column" AND c.conkey = ARRAY[a.attnum]
-    WHERE CASE WHEN k."references" IS NULL THEN c.contype IN ('p', 'u')
-               ELSE c.contype = 'f' AND c.confrelid = to_regclass(quote_ident(k."references")) END`;
-  return new Set(rows.map((row) => constraintId(row.table_name, row.constraint_name)));
+  const rootOf = (relation: string) => `COALESCE(pg_catalog.pg_partition_root(${relation}), ${relation})`;
+  try {
+    const rows = await sql<{ schema_name: string; table_name: string; constraint_name: string }[]>`
+      SELECT n.nspname AS schema_name, t.relname AS table_name, c.conname AS constraint_name
+      FROM jsonb_to_recordset(${JSON.stringify(keys)}::text::jsonb) AS k("table" text, "column" text, "references" text)
+      JOIN pg_catalog.pg_class t ON t.relkind IN ('r', 'p') AND ${sql.unsafe(rootOf('t.oid'))} = to_regclass(quote_ident(k."table"))
+      JOIN pg_catalog.pg_namespace n ON n.oid = t.relnamespace
+      JOIN pg_catalog.pg_attribute a ON a.attrelid = t.oid AND a.attname = k."column"
+      JOIN pg_catalog.pg_constraint c ON c.conrelid = t.oid
+      WHERE CASE WHEN k."references" IS NULL THEN c.contype IN ('p', 'u') AND c.conkey @> ARRAY[a.attnum]
+                 ELSE c.contype = 'f' AND c.conkey = ARRAY[a.attnum] AND ${sql.unsafe(rootOf('c.confrelid'))} = to_regclass(quote_ident(k."references")) END`;
+    return new Set(rows.map((row) => constraintId(row.schema_name, row.table_name, row.constraint_name)));
+  } catch {
+    // A hardened server's catalog PUBLIC may not read, or a PostgreSQL before 12 (no pg_partition_root).
+    return undefined;
+  }
 }
 
 function constraintAsRowChanged(error: unknown, batch: readonly RowChange[], celloKeys: CelloKeys): Error | undefined {
-  const { code, detail, table_name, constraint_name } = error as { code?: unknown; detail?: string; table_name?: string; constraint_name?: string };
+  const { code, detail, schema_name, table_name, constraint_name } = error as Record<string, string | undefined>;
   if (code === LOCK_NOT_AVAILABLE) {
     return new UserError(
       `nothing was committed: another session holds rows the rollback writes (waited ${LOCK_TIMEOUT}) — something still writes to PostgreSQL: stop it, then run it again`,
@@ -149,8 +163,10 @@ function constraintAsRowChanged(error: unknown, batch: readonly RowChange[], cel
     );
   }
   if (typeof code !== 'string') return undefined;
-  const why = `${(error as Error).message}${detail ? ` (${detail})` : ''}`;
-  if (CONCURRENT_WRITE_CODES.has(code) || (KEY_VIOLATION_CODES.has(code) && celloKeys.has(constraintId(table_name, constraint_name)))) {
+  // The detail repeats the row's values as they are: a newline or an escape sequence there must not reach the terminal.
+  const why = oneLine(`${(error as Error).message}${detail ? ` (${detail})` : ''}`);
+  const isCelloKey = celloKeys?.has(constraintId(schema_name, table_name, constraint_name)) ?? true;
+  if (CONCURRENT_WRITE_CODES.has(code) || (KEY_VIOLATION_CODES.has(code) && isCelloKey)) {
     return rowChanged(changeNamedBy(detail, batch) ?? batch[0]!, `PostgreSQL refused the batch: ${why}`);
   }
   // Not a concurrent write: running again will not help.
@@ -194,12 +210,17 @@ function record(change: RowChange): Row {
 }
 
 const STATEMENTS: Record<RowChange['kind'], (of: ItemKind) => string> = {
-  /** A key taken (by a row written since the read) is skipped, and missing from RETURNING; any other unique rule refuses. */
+  /**
+   * A key taken (by a row written since the read) is skipped, and missing from RETURNING; any other unique rule
+   * refuses. Not ON CONFLICT: it needs a unique index on the key alone, not deferrable (a key of (project, token_id)
+   * for tables partitioned by project, a DEFERRABLE one).
+   */
   insert: (of) => {
     const table = ROW_TABLES[of];
     const columns = table.columns.map(({ name }) => identifier(name)).join(', ');
+    const key = identifier(table.key);
     return `INSERT INTO ${table.name} (${columns}) SELECT ${columns} FROM jsonb_to_recordset($1::text::jsonb) AS i(${recordColumns(table, '')})
-           ON CONFLICT (${identifier(table.key)}) DO NOTHING RETURNING ${identifier(table.key)} AS key`;
+           WHERE NOT EXISTS (SELECT 1 FROM ${table.name} AS t WHERE t.${key} = i.${key}) RETURNING ${key} AS key`;
   },
   /** From the values read (`o_`) to the item's (`n_`); the token's project is not set: under another project is another row. */
   update: (of) => {
