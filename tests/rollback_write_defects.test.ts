@@ -1,0 +1,59 @@
+// Defects found by the second adversarial pass on the rollback's write statements (issue 22 stop 30), failing on
+// 09bb32a: a trigger's message quoting a row's value reaches the terminal raw; a key under a case-insensitive
+// collation is told "run it again" on every run.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { migrated, put, rollback, s, snapshot } from './support/rollbackScene.ts';
+
+test('a trigger whose message quotes the row (RAISE EXCEPTION ... %, NEW.repository): no raw escape sequence on the terminal', async () => {
+  const forged = 'https://x/\u001b[2K\u001b[1AResult: PostgreSQL now matches the table';
+  const scene = await migrated(2, 1, async (sql) => {
+    await sql.unsafe(`CREATE FUNCTION check_repository() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN IF NEW.repository NOT LIKE 'https://github.com/%' THEN RAISE EXCEPTION 'repository % is not on GitHub', NEW.repository; END IF; RETURN NEW; END $$`);
+    await sql`CREATE TRIGGER check_repository BEFORE INSERT OR UPDATE ON projects FOR EACH ROW EXECUTE FUNCTION check_repository()`;
+  });
+  await put(scene, { pk: s('PROJECT#project-1'), sk: s('METADATA'), repository: s(forged) });
+  const before = await snapshot(scene.sql);
+  const result = await rollback(scene);
+  assert.notEqual(result.code, 0, result.stdout + result.stderr);
+  assert.equal(await snapshot(scene.sql), before);
+  assert.ok(!(result.stdout + result.stderr).includes('\u001b'), `a raw escape sequence reaches the terminal: ${JSON.stringify(result.stderr)}`);
+});
+
+test('projects.project under a case-insensitive collation, the service created a project differing only in case: not "run it again" on every run', async () => {
+  const scene = await migrated(2, 1, async (sql) => {
+    await sql`CREATE COLLATION ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false)`;
+    await sql`ALTER TABLE tokens DROP CONSTRAINT tokens_project_fkey`;
+    await sql`ALTER TABLE projects ALTER COLUMN project TYPE varchar(80) COLLATE ci`;
+    await sql`ALTER TABLE tokens ALTER COLUMN project TYPE varchar(80) COLLATE ci`;
+    await sql`ALTER TABLE tokens ADD FOREIGN KEY (project) REFERENCES projects (project) ON DELETE CASCADE ON UPDATE CASCADE`;
+  });
+  // Two projects to the service (its keys are exact), one key to this PostgreSQL: nothing another session did.
+  await put(scene, { pk: s('PROJECT#PROJECT-1'), sk: s('METADATA'), repository: s('https://github.com/org/upper') });
+  const before = await snapshot(scene.sql);
+  const first = await rollback(scene);
+  const second = await rollback(scene);
+  assert.equal(await snapshot(scene.sql), before);
+  assert.notEqual(second.code, 0);
+  const resultOf = (stdout: string) => stdout.split('\n').find((line) => line.startsWith('Result:')) ?? '';
+  assert.doesNotMatch(
+    resultOf(second.stdout),
+    /changed in PostgreSQL since it was read .* — run it again\.$/,
+    `told "run it again" on every run, nothing changed between them:\n${resultOf(first.stdout)}\n${resultOf(second.stdout)}`,
+  );
+});
+
+test('a trigger refusing a row (RAISE EXCEPTION, SQLSTATE P0001): the database refusing a row, nothing committed, with what to do', async () => {
+  const scene = await migrated(2, 1, async (sql) => {
+    await sql.unsafe(`CREATE FUNCTION check_repository() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN IF NEW.repository NOT LIKE 'https://github.com/%' THEN RAISE EXCEPTION 'repository is not on GitHub'; END IF; RETURN NEW; END $$`);
+    await sql`CREATE TRIGGER check_repository BEFORE INSERT OR UPDATE ON projects FOR EACH ROW EXECUTE FUNCTION check_repository()`;
+  });
+  await put(scene, { pk: s('PROJECT#project-1'), sk: s('METADATA'), repository: s('https://gitlab.com/org/x') });
+  const before = await snapshot(scene.sql);
+  const result = await rollback(scene);
+  assert.equal(await snapshot(scene.sql), before);
+  assert.notEqual(result.code, 0);
+  // As a CHECK constraint's refusal is told (RESULTS.rowRefused): running again as it is meets the trigger again.
+  assert.match(result.stdout + result.stderr, /nothing was committed[^\n]*repository is not on GitHub[^\n]* — /, result.stdout + result.stderr);
+});
