@@ -1,9 +1,13 @@
 // Defects found by the second adversarial pass on the rollback's write statements (issue 22 stop 30), failing on
-// 09bb32a: a trigger's message quoting a row's value reaches the terminal raw; a key under a case-insensitive
-// collation is told "run it again" on every run.
+// 09bb32a: a trigger's message quoting a row's value reaches the terminal raw, and its refusal is a bare server error;
+// a key under a case-insensitive collation is told "run it again" on every run; a key of (project, token_id) met by
+// a concurrent insert names another token of the batch.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { migrated, put, rollback, s, snapshot } from './support/rollbackScene.ts';
+import type { AdminSql } from '../tools/localStack.ts';
+import { connectAdmin } from '../tools/localStack.ts';
+import { waitUntil } from './support/reliability.ts';
+import { migrated, put, rollback, s, serviceChanges, snapshot, stack } from './support/rollbackScene.ts';
 
 test('a trigger whose message quotes the row (RAISE EXCEPTION ... %, NEW.repository): no raw escape sequence on the terminal', async () => {
   const forged = 'https://x/\u001b[2K\u001b[1AResult: PostgreSQL now matches the table';
@@ -56,4 +60,47 @@ test('a trigger refusing a row (RAISE EXCEPTION, SQLSTATE P0001): the database r
   assert.notEqual(result.code, 0);
   // As a CHECK constraint's refusal is told (RESULTS.rowRefused): running again as it is meets the trigger again.
   assert.match(result.stdout + result.stderr, /nothing was committed[^\n]*repository is not on GitHub[^\n]* — /, result.stdout + result.stderr);
+});
+
+/** tokens partitioned by hash of project, primary key (project, token_id), as tests/rollback_schema_variants.test.ts. */
+async function partitionTokensByProject(sql: AdminSql): Promise<void> {
+  await sql`ALTER TABLE tokens RENAME TO tokens_unpartitioned`;
+  await sql.unsafe(`CREATE TABLE tokens (LIKE tokens_unpartitioned INCLUDING DEFAULTS, PRIMARY KEY (project, token_id),
+    FOREIGN KEY (project) REFERENCES projects (project) ON DELETE CASCADE ON UPDATE CASCADE) PARTITION BY HASH (project)`);
+  for (const remainder of [0, 1])
+    await sql.unsafe(`CREATE TABLE tokens_p${remainder} PARTITION OF tokens FOR VALUES WITH (MODULUS 2, REMAINDER ${remainder})`);
+  await sql`INSERT INTO tokens SELECT * FROM tokens_unpartitioned`;
+  await sql`DROP TABLE tokens_unpartitioned`;
+}
+
+test('tokens keyed (project, token_id), a token inserted by a session the rollback waits on: the Result names that token, not the batch\u2019s first', async (t) => {
+  const scene = await migrated(3, 2, partitionTokensByProject);
+  await serviceChanges(scene); // inserts new-🎻 of project-1 and n1 of new project: before x1 in the batch
+  await put(scene, {
+    pk: s('PROJECT#project-2'),
+    sk: s('TOKEN#x1'),
+    token_id: s('x1'),
+    created_at: s('2031-01-01T00:00:00.000000000Z'),
+    expires_at: s(''),
+  });
+  const admin = connectAdmin(stack.postgres, scene.database);
+  const other = await admin.reserve();
+  t.after(async () => {
+    other.release();
+    await admin.end();
+  });
+  await other`BEGIN`;
+  await other`INSERT INTO tokens (token_id, created_at, project) VALUES ('x1', '2032-01-01T00:00:00Z', 'project-2')`;
+  const running = rollback(scene);
+  await waitUntil(
+    async () =>
+      (
+        await scene.sql`SELECT 1 FROM pg_stat_activity WHERE datname = ${scene.database} AND application_name = 'cello-migrate' AND wait_event_type = 'Lock'`
+      ).length > 0,
+    'the rollback to wait on the other session',
+  );
+  await other`COMMIT`;
+  const result = await running;
+  assert.equal(result.code, 1, result.stdout + result.stderr);
+  assert.match(result.stdout, /\nResult: nothing was committed: token x1 of project project-2 changed in PostgreSQL since it was read /);
 });
