@@ -116,3 +116,12 @@ test('projects.repository of type character(200) (a type the schema check accept
   const verified = await verify(scene);
   assert.equal(verified.code, 0, verified.stdout + verified.stderr);
 });
+
+test('projects.repository of type character(200), a project the service created: exit 0 means verify passes after', async () => {
+  const scene = await migrated(2, 1, (sql) => sql`ALTER TABLE projects ALTER COLUMN repository TYPE character(200)`);
+  await put(scene, { pk: s('PROJECT#new'), sk: s('METADATA'), repository: s('https://github.com/org/new') });
+  const result = await rollback(scene);
+  if (result.code !== 0) return;
+  const verified = await verify(scene);
+  assert.equal(verified.code, 0, `rollback exit 0, then verify: ${verified.stdout}${verified.stderr}`);
+});
