@@ -125,3 +125,16 @@ test('projects.repository of type character(200), a project the service created:
   const verified = await verify(scene);
   assert.equal(verified.code, 0, `rollback exit 0, then verify: ${verified.stdout}${verified.stderr}`);
 });
+
+test('a BEFORE trigger that rewrites the repository (btrim): exit 0 means PostgreSQL holds what the table holds', async () => {
+  const scene = await migrated(2, 1, async (sql) => {
+    await sql.unsafe(`CREATE FUNCTION trim_repository() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN NEW.repository := btrim(NEW.repository); RETURN NEW; END $$`);
+    await sql`CREATE TRIGGER trim_repository BEFORE INSERT OR UPDATE ON projects FOR EACH ROW EXECUTE FUNCTION trim_repository()`;
+  });
+  await put(scene, { pk: s('PROJECT#project-1'), sk: s('METADATA'), repository: s('https://github.com/org/changed ') });
+  const result = await rollback(scene);
+  if (result.code !== 0) return;
+  const verified = await verify(scene);
+  assert.equal(verified.code, 0, `rollback exit 0 (${result.stdout.trim().split('\n').at(-1)}), then verify: ${verified.stdout}${verified.stderr}`);
+});
