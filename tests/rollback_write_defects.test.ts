@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import type { AdminSql } from '../tools/localStack.ts';
 import { connectAdmin } from '../tools/localStack.ts';
 import { waitUntil } from './support/reliability.ts';
-import { migrated, put, rollback, s, serviceChanges, snapshot, stack, verify } from './support/rollbackScene.ts';
+import { migrated, put, remove, rollback, s, serviceChanges, snapshot, stack, verify } from './support/rollbackScene.ts';
 
 test('a trigger whose message quotes the row (RAISE EXCEPTION ... %, NEW.repository): no raw escape sequence on the terminal', async () => {
   const forged = 'https://x/\u001b[2K\u001b[1AResult: PostgreSQL now matches the table';
@@ -137,4 +137,32 @@ test('a BEFORE trigger that rewrites the repository (btrim): exit 0 means Postgr
   if (result.code !== 0) return;
   const verified = await verify(scene);
   assert.equal(verified.code, 0, `rollback exit 0 (${result.stdout.trim().split('\n').at(-1)}), then verify: ${verified.stdout}${verified.stderr}`);
+});
+
+test('a BEFORE DELETE trigger that keeps the row (returns NULL, a soft delete): not "changed since it was read — run it again" on every run', async () => {
+  const scene = await migrated(2, 2, async (sql) => {
+    await sql`CREATE FUNCTION keep_token() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$`;
+    await sql`CREATE TRIGGER keep_token BEFORE DELETE ON tokens FOR EACH ROW EXECUTE FUNCTION keep_token()`;
+  });
+  const [revoked] = await scene.sql<{ token_id: string }[]>`SELECT token_id FROM tokens WHERE project = 'project-1' ORDER BY token_id LIMIT 1`;
+  await remove(scene, 'PROJECT#project-1', `TOKEN#${revoked!.token_id}`);
+  // A token the service created after the switch: the table's newest, so the revoked one reads as revoked after it.
+  await put(scene, {
+    pk: s('PROJECT#project-2'),
+    sk: s('TOKEN#x1'),
+    token_id: s('x1'),
+    created_at: s('2031-01-01T00:00:00.000000000Z'),
+    expires_at: s(''),
+  });
+  const before = await snapshot(scene.sql);
+  const first = await rollback(scene);
+  const second = await rollback(scene);
+  assert.equal(await snapshot(scene.sql), before);
+  assert.notEqual(second.code, 0);
+  const resultOf = (stdout: string) => stdout.split('\n').find((line) => line.startsWith('Result:')) ?? '';
+  assert.doesNotMatch(
+    resultOf(second.stdout),
+    /changed in PostgreSQL since it was read .* — run it again\.$/,
+    `told "run it again" on every run, nothing changed between them:\n${resultOf(first.stdout)}\n${resultOf(second.stdout)}`,
+  );
 });
