@@ -234,3 +234,29 @@ test('race, dry run: the same token committed by a session while the dry run wai
   assert.equal(result.code, 1, result.stdout + result.stderr);
   assert.equal(await snapshot(scene.sql), before);
 });
+
+test('tokens partitioned by id, its partitions in another schema: a same token committed while the rollback waits is Cello’s key, run it again', async (t) => {
+  const scene = await migrated(3, 2, async (sql) => {
+    await sql`CREATE SCHEMA parts`;
+    await sql`ALTER TABLE tokens RENAME TO tokens_unpartitioned`;
+    await sql.unsafe(`CREATE TABLE tokens (LIKE tokens_unpartitioned INCLUDING DEFAULTS, PRIMARY KEY (token_id),
+      FOREIGN KEY (project) REFERENCES projects (project) ON DELETE CASCADE ON UPDATE CASCADE) PARTITION BY HASH (token_id)`);
+    for (const remainder of [0, 1])
+      await sql.unsafe(`CREATE TABLE parts.tokens_p${remainder} PARTITION OF tokens FOR VALUES WITH (MODULUS 2, REMAINDER ${remainder})`);
+    await sql`INSERT INTO tokens SELECT * FROM tokens_unpartitioned`;
+    await sql`DROP TABLE tokens_unpartitioned`;
+  });
+  await putTokenX1(scene);
+  const other = await otherSession(scene, t);
+  await other`BEGIN`;
+  await other`INSERT INTO tokens (token_id, created_at, project) VALUES ('x1', '2032-01-01T00:00:00Z', 'project-2')`;
+  const running = rollback(scene);
+  await waitsOnLock(scene);
+  await other`COMMIT`;
+  const result = await running;
+  assert.equal(result.code, 1, result.stdout + result.stderr);
+  assert.match(
+    result.stdout,
+    /\nResult: nothing was committed: token x1 of project project-2 changed in PostgreSQL since it was read \(PostgreSQL refused the batch: duplicate key [^\n]*\) — run it again\.\n$/,
+  );
+});

@@ -1,7 +1,8 @@
-// Defects found by the second adversarial pass on the rollback's write statements (issue 22 stop 30), failing on
-// 09bb32a: a trigger's message quoting a row's value reaches the terminal raw, and its refusal is a bare server error;
-// a key under a case-insensitive collation is told "run it again" on every run; a key of (project, token_id) met by
-// a concurrent insert names another token of the batch.
+// Defects found by the second adversarial pass on the rollback's write statements (issue 22 stop 30), each failing on
+// 09bb32a: server text quoting a row reaches the terminal raw, and a trigger's refusal is a bare server error; a row
+// missing from RETURNING for a reason of the database's own (a case-insensitive key, a trigger returning NULL, a
+// character(n) column compared as text) is told "run it again" on every run; a key of (project, token_id) names
+// another token; exit 0 while PostgreSQL holds other values than the table (character(n) padding, a BEFORE trigger).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { AdminSql } from '../tools/localStack.ts';
