@@ -260,3 +260,23 @@ test('tokens partitioned by id, its partitions in another schema: a same token c
     /\nResult: nothing was committed: token x1 of project project-2 changed in PostgreSQL since it was read \(PostgreSQL refused the batch: duplicate key [^\n]*\) — run it again\.\n$/,
   );
 });
+
+test('race: two rollbacks run at once (two terminals): one commits, the other commits nothing, then nothing to do', async () => {
+  const scene = await migrated(3, 2);
+  await serviceChanges(scene);
+  await putTokenX1(scene);
+  const results = await Promise.all([rollback(scene), rollback(scene)]);
+  const codes = results.map((result) => result.code).sort();
+  const all = results.map((result) => result.stdout + result.stderr).join('\n---\n');
+  assert.ok(codes[0] === 0 && (codes[1] === 0 || codes[1] === 1), all);
+  for (const result of results)
+    assert.match(
+      result.stdout,
+      /\nResult: (PostgreSQL now matches the table|nothing was committed: [^\n]* — run it again|nothing to do)[^\n]*\n$/,
+      all,
+    );
+  const again = await rollback(scene);
+  assert.equal(again.code, 0, again.stdout + again.stderr);
+  assert.match(again.stdout, /Result: nothing to do/);
+  await assertMatches(scene);
+});
