@@ -22,8 +22,3 @@ function toJsonOrString(value: unknown): string {
     return String(value); // BigInt, cycles
   }
 }
-
-/** `text` (a server's message quoting values) safe on one line: control characters, DEL, C1, U+2028/9 as \uXXXX. */
-export function oneLine(text: string): string {
-  return text.replace(/[\p{Cc}\u2028\u2029]/gu, (character) => `\\u${character.charCodeAt(0).toString(16).padStart(4, '0')}`);
-}

@@ -15,9 +15,15 @@ export class UserError extends Error {
   }
 }
 
-/** Collapses a message to a single line: operators grep logs, and one failure is one line. */
+/**
+ * Collapses a message to a single line: operators grep logs, and one failure is one line. A server's text may quote a
+ * row's values: any other control character (an escape sequence could redraw the terminal) is shown as \uXXXX.
+ */
 export function oneLine(text: string): string {
-  return text.replace(/\s*[\r\n]+\s*/g, ' ').trim();
+  return text
+    .replace(/\s*[\r\n\u2028\u2029]+\s*/g, ' ')
+    .trim()
+    .replace(/\p{Cc}/gu, (character) => `\\u${character.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 export function formatUserError(error: UserError): string {

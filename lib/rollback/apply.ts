@@ -6,12 +6,11 @@
 import type { ItemKind } from '../cello/items.ts';
 import { PROJECTS_TABLE, PROJECT_COLUMN, ROW_TABLES, TOKENS_TABLE, type RowTable } from '../cello/sourceTables.ts';
 import type { PostgresSession, Sql } from '../postgres/connect.ts';
-import { ExitCode, UserError } from '../cli/errors.ts';
+import { ExitCode, UserError, oneLine } from '../cli/errors.ts';
 import { stopSignalReceived } from '../cli/signals.ts';
 import { LOCK_TIMEOUT, inWriteTransaction } from '../postgres/writeTransaction.ts';
 import { rowKey, type RollbackPlan, type Row, type RowChange } from './plan.ts';
 import { RESULTS } from './report.ts';
-import { oneLine } from '../cello/quote.ts';
 
 /** The transaction was rolled back: `result` is the line that says why. */
 export class NotCommittedError extends Error {
@@ -79,13 +78,16 @@ async function writePlan(sql: Sql, plan: RollbackPlan, stop: AbortSignal, celloK
 }
 
 /** Runs a statement on a batch; the keys of the rows it returned. A constraint violation names the row it can. */
-async function run(sql: Sql, statement: string, batch: readonly RowChange[], stop: AbortSignal, celloKeys: CelloKeys): Promise<string[]> {
+/** A row a statement wrote: its key, and for an insert or update whether it holds the values sent (a trigger may change them). */
+type Written = { key: string; as_written?: boolean };
+
+async function run(sql: Sql, statement: string, batch: readonly RowChange[], stop: AbortSignal, celloKeys: CelloKeys): Promise<Written[]> {
   if (stop.aborted) throw stoppedBeforeCommit();
-  const query = sql.unsafe<{ key: string }[]>(statement, [JSON.stringify(batch.map(record))]);
+  const query = sql.unsafe<Written[]>(statement, [JSON.stringify(batch.map(record))]);
   const cancel = () => void Promise.resolve(query.cancel()).catch(() => undefined);
   stop.addEventListener('abort', cancel);
   try {
-    return (await query).map((row) => row.key);
+    return await query;
   } catch (error) {
     throw constraintAsRowChanged(error, batch, celloKeys) ?? error;
   } finally {
@@ -93,9 +95,14 @@ async function run(sql: Sql, statement: string, batch: readonly RowChange[], sto
   }
 }
 
-function checkEveryRowWritten(batch: readonly RowChange[], written: readonly string[]): void {
-  const keys = new Set(written);
+function checkEveryRowWritten(batch: readonly RowChange[], written: readonly Written[]): void {
+  const keys = new Set(written.map((row) => row.key));
   const missed = batch.find((change) => !keys.has(rowKey(change)));
+  const rewritten = written.find((row) => row.as_written === false);
+  if (missed === undefined && rewritten !== undefined) {
+    const change = batch.find((candidate) => rowKey(candidate) === rewritten.key)!;
+    throw new NotCommittedError(RESULTS.rowRewritten(change), ExitCode.incomplete);
+  }
   if (missed === undefined) return;
   const why =
     missed.kind === 'insert'
@@ -112,6 +119,8 @@ const CONCURRENT_WRITE_CODES = new Set(['40001', '40P01']);
 const KEY_VIOLATION_CODES = new Set(['23503', '23505']);
 /** SQLSTATE class 23, integrity constraint violations: the others (CHECK, NOT NULL, exclusion) are the database's rules. */
 const INTEGRITY_CLASS = '23';
+/** raise_exception: a trigger of the database refused the row, as a constraint would. */
+const RAISED_BY_TRIGGER = 'P0001';
 /** lock_timeout: a row the plan writes is held by another session's open transaction. */
 const LOCK_NOT_AVAILABLE = '55P03';
 
@@ -170,7 +179,9 @@ function constraintAsRowChanged(error: unknown, batch: readonly RowChange[], cel
     return rowChanged(changeNamedBy(detail, batch) ?? batch[0]!, `PostgreSQL refused the batch: ${why}`);
   }
   // Not a concurrent write: running again will not help.
-  return code.startsWith(INTEGRITY_CLASS) ? new NotCommittedError(RESULTS.rowRefused(why), ExitCode.incomplete) : undefined;
+  return code.startsWith(INTEGRITY_CLASS) || code === RAISED_BY_TRIGGER
+    ? new NotCommittedError(RESULTS.rowRefused(why), ExitCode.incomplete)
+    : undefined;
 }
 
 /**
@@ -180,8 +191,14 @@ function constraintAsRowChanged(error: unknown, batch: readonly RowChange[], cel
 function changeNamedBy(detail: string | undefined, batch: readonly RowChange[]): RowChange | undefined {
   const match = detail === undefined ? null : /^Key \(([^)]*)\)=\((.*)\) (?:already exists|is not present|is still referenced)/s.exec(detail);
   if (match === null) return undefined;
-  const [, column, value] = match;
-  return batch.find((change) => (change.kind === 'delete' ? change.old : change.row)[column!] === value);
+  // A key of several columns, `Key (project, token_id)=(p, t1)`: their values joined as PostgreSQL joins them.
+  const [, columns, values] = match;
+  const named = (row: Row) =>
+    columns!
+      .split(', ')
+      .map((column) => row[column])
+      .join(', ');
+  return batch.find((change) => named(change.kind === 'delete' ? change.old : change.row) === values);
 }
 
 const OLD = 'o_';
@@ -195,9 +212,9 @@ function recordColumns(table: RowTable, prefix: string, columns = table.columns)
 }
 
 /** The key by `=`, so its index serves. */
-function holdsEveryValue(table: RowTable, prefix: string): string {
+function holdsEveryValue(table: RowTable, prefix: string, row = 't'): string {
   return table.columns
-    .map(({ name }) => `t.${identifier(name)} ${name === table.key ? '=' : 'IS NOT DISTINCT FROM'} i.${identifier(prefix + name)}`)
+    .map(({ name }) => `${row}.${identifier(name)} ${name === table.key ? '=' : 'IS NOT DISTINCT FROM'} i.${identifier(prefix + name)}`)
     .join(' AND ');
 }
 
@@ -219,8 +236,10 @@ const STATEMENTS: Record<RowChange['kind'], (of: ItemKind) => string> = {
     const table = ROW_TABLES[of];
     const columns = table.columns.map(({ name }) => identifier(name)).join(', ');
     const key = identifier(table.key);
-    return `INSERT INTO ${table.name} (${columns}) SELECT ${columns} FROM jsonb_to_recordset($1::text::jsonb) AS i(${recordColumns(table, '')})
-           WHERE NOT EXISTS (SELECT 1 FROM ${table.name} AS t WHERE t.${key} = i.${key}) RETURNING ${key} AS key`;
+    return `WITH i AS (SELECT * FROM jsonb_to_recordset($1::text::jsonb) AS i(${recordColumns(table, '')})),
+                w AS (INSERT INTO ${table.name} (${columns}) SELECT ${columns} FROM i
+                      WHERE NOT EXISTS (SELECT 1 FROM ${table.name} AS t WHERE t.${key} = i.${key}) RETURNING *)
+           SELECT w.${key} AS key, ${holdsEveryValue(table, '', 'w')} AS as_written FROM w JOIN i ON w.${key} = i.${key}`;
   },
   /** From the values read (`o_`) to the item's (`n_`); the token's project is not set: under another project is another row. */
   update: (of) => {
@@ -228,7 +247,8 @@ const STATEMENTS: Record<RowChange['kind'], (of: ItemKind) => string> = {
     const set = table.columns.filter(({ name }) => name !== table.key && name !== PROJECT_COLUMN);
     return `UPDATE ${table.name} AS t SET ${set.map(({ name }) => `${identifier(name)} = i.${identifier(NEW + name)}`).join(', ')}
            FROM jsonb_to_recordset($1::text::jsonb) AS i(${recordColumns(table, OLD)}, ${recordColumns(table, NEW, set)})
-           WHERE ${holdsEveryValue(table, OLD)} RETURNING t.${identifier(table.key)} AS key`;
+           WHERE ${holdsEveryValue(table, OLD)}
+           RETURNING t.${identifier(table.key)} AS key, ${set.map(({ name }) => `t.${identifier(name)} IS NOT DISTINCT FROM i.${identifier(NEW + name)}`).join(' AND ')} AS as_written`;
   },
   /** A project's row goes only when no token names it: the foreign key cascades, and a token written since must not go with it. */
   delete: (of) => {

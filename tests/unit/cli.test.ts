@@ -663,6 +663,12 @@ for (const [value, label] of [
 test('oneLine collapses line breaks and the spaces around them', () => {
   assert.equal(oneLine('  a\n  b\r\n\r\nc  \n'), 'a b c');
   assert.equal(oneLine('already one line'), 'already one line');
+  assert.equal(oneLine('a\u2028b\u2029c'), 'a b c');
+});
+
+test('oneLine shows other control characters (an escape sequence, DEL, C1) as \\uXXXX, and leaves the rest', () => {
+  assert.equal(oneLine('x\u001b[2K\u001b[1Ay\tz\u007f\u0085'), 'x\\u001b[2K\\u001b[1Ay\\u0009z\\u007f\\u0085');
+  assert.equal(oneLine('é ✓ 𝄞 "quoted" \\'), 'é ✓ 𝄞 "quoted" \\');
 });
 
 test('formatCount groups thousands with commas', () => {

@@ -1,7 +1,7 @@
 // lib/cello/quote.ts: the one way a value from the data is shown in a message.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cutShort, oneLine, quoteValue } from '../../lib/cello/quote.ts';
+import { cutShort, quoteValue } from '../../lib/cello/quote.ts';
 import { TimestampError } from '../../lib/cello/timestamps.ts';
 
 test('a string is cut at 60 characters, then quoted, so the quote is always closed', () => {
@@ -22,9 +22,4 @@ test('anything else is shown as JSON, cut at 60 characters', () => {
 test('U+2028 and U+2029 are escaped: a message quoting them stays one line for every reader', () => {
   assert.equal(quoteValue('a\u2028b\u2029c'), '"a\\u2028b\\u2029c"');
   assert.match(new TimestampError('a\u2028b').message, /^"a\\u2028b" is not a timestamp/);
-});
-
-test('oneLine escapes what would break or colour a line (C0, DEL, C1, U+2028/9) and leaves the rest', () => {
-  assert.equal(oneLine('a\nb\r\u001b[32mc\u007fd\u0085e\u2028f\u2029'), 'a\\u000ab\\u000d\\u001b[32mc\\u007fd\\u0085e\\u2028f\\u2029');
-  assert.equal(oneLine('é ✓ 𝄞 "quoted" \\ tab-free'), 'é ✓ 𝄞 "quoted" \\ tab-free');
 });

@@ -1,0 +1,179 @@
+// Defects found by the second adversarial pass on the rollback's write statements (issue 22 stop 30), each failing on
+// 09bb32a: server text quoting a row reaches the terminal raw, and a trigger's refusal is a bare server error; a row
+// missing from RETURNING for a reason of the database's own (a case-insensitive key, a trigger returning NULL, a
+// character(n) column compared as text) is told "run it again" on every run; a key of (project, token_id) names
+// another token; exit 0 while PostgreSQL holds other values than the table (character(n) padding, a BEFORE trigger).
+// Fixed: the escaped server text, the trigger's refusal, the key's name, the BEFORE trigger. Marked todo (they still
+// fail, and are reported as such): the case-insensitive key, character(n), the trigger that keeps a deleted row.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { AdminSql } from '../tools/localStack.ts';
+import { connectAdmin } from '../tools/localStack.ts';
+import { waitUntil } from './support/reliability.ts';
+import { migrated, put, remove, rollback, s, serviceChanges, snapshot, stack, verify } from './support/rollbackScene.ts';
+
+test('a trigger whose message quotes the row (RAISE EXCEPTION ... %, NEW.repository): no raw escape sequence on the terminal', async () => {
+  const forged = 'https://x/\u001b[2K\u001b[1AResult: PostgreSQL now matches the table';
+  const scene = await migrated(2, 1, async (sql) => {
+    await sql.unsafe(`CREATE FUNCTION check_repository() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN IF NEW.repository NOT LIKE 'https://github.com/%' THEN RAISE EXCEPTION 'repository % is not on GitHub', NEW.repository; END IF; RETURN NEW; END $$`);
+    await sql`CREATE TRIGGER check_repository BEFORE INSERT OR UPDATE ON projects FOR EACH ROW EXECUTE FUNCTION check_repository()`;
+  });
+  await put(scene, { pk: s('PROJECT#project-1'), sk: s('METADATA'), repository: s(forged) });
+  const before = await snapshot(scene.sql);
+  const result = await rollback(scene);
+  assert.notEqual(result.code, 0, result.stdout + result.stderr);
+  assert.equal(await snapshot(scene.sql), before);
+  assert.ok(!(result.stdout + result.stderr).includes('\u001b'), `a raw escape sequence reaches the terminal: ${JSON.stringify(result.stderr)}`);
+});
+
+test('projects.project under a case-insensitive collation, the service created a project differing only in case: not "run it again" on every run', {
+  todo: 'a non-deterministic collation on a key column is not checked by the schema check; not fixed in stop 30',
+}, async () => {
+  const scene = await migrated(2, 1, async (sql) => {
+    await sql`CREATE COLLATION ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false)`;
+    await sql`ALTER TABLE tokens DROP CONSTRAINT tokens_project_fkey`;
+    await sql`ALTER TABLE projects ALTER COLUMN project TYPE varchar(80) COLLATE ci`;
+    await sql`ALTER TABLE tokens ALTER COLUMN project TYPE varchar(80) COLLATE ci`;
+    await sql`ALTER TABLE tokens ADD FOREIGN KEY (project) REFERENCES projects (project) ON DELETE CASCADE ON UPDATE CASCADE`;
+  });
+  // Two projects to the service (its keys are exact), one key to this PostgreSQL: nothing another session did.
+  await put(scene, { pk: s('PROJECT#PROJECT-1'), sk: s('METADATA'), repository: s('https://github.com/org/upper') });
+  const before = await snapshot(scene.sql);
+  const first = await rollback(scene);
+  const second = await rollback(scene);
+  assert.equal(await snapshot(scene.sql), before);
+  assert.notEqual(second.code, 0);
+  const resultOf = (stdout: string) => stdout.split('\n').find((line) => line.startsWith('Result:')) ?? '';
+  assert.doesNotMatch(
+    resultOf(second.stdout),
+    /changed in PostgreSQL since it was read .* — run it again\.$/,
+    `told "run it again" on every run, nothing changed between them:\n${resultOf(first.stdout)}\n${resultOf(second.stdout)}`,
+  );
+});
+
+test('a trigger refusing a row (RAISE EXCEPTION, SQLSTATE P0001): the database refusing a row, nothing committed, with what to do', async () => {
+  const scene = await migrated(2, 1, async (sql) => {
+    await sql.unsafe(`CREATE FUNCTION check_repository() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN IF NEW.repository NOT LIKE 'https://github.com/%' THEN RAISE EXCEPTION 'repository is not on GitHub'; END IF; RETURN NEW; END $$`);
+    await sql`CREATE TRIGGER check_repository BEFORE INSERT OR UPDATE ON projects FOR EACH ROW EXECUTE FUNCTION check_repository()`;
+  });
+  await put(scene, { pk: s('PROJECT#project-1'), sk: s('METADATA'), repository: s('https://gitlab.com/org/x') });
+  const before = await snapshot(scene.sql);
+  const result = await rollback(scene);
+  assert.equal(await snapshot(scene.sql), before);
+  assert.notEqual(result.code, 0);
+  // As a CHECK constraint's refusal is told (RESULTS.rowRefused): running again as it is meets the trigger again.
+  assert.match(result.stdout + result.stderr, /nothing was committed[^\n]*repository is not on GitHub[^\n]* — /, result.stdout + result.stderr);
+});
+
+/** tokens partitioned by hash of project, primary key (project, token_id), as tests/rollback_schema_variants.test.ts. */
+async function partitionTokensByProject(sql: AdminSql): Promise<void> {
+  await sql`ALTER TABLE tokens RENAME TO tokens_unpartitioned`;
+  await sql.unsafe(`CREATE TABLE tokens (LIKE tokens_unpartitioned INCLUDING DEFAULTS, PRIMARY KEY (project, token_id),
+    FOREIGN KEY (project) REFERENCES projects (project) ON DELETE CASCADE ON UPDATE CASCADE) PARTITION BY HASH (project)`);
+  for (const remainder of [0, 1])
+    await sql.unsafe(`CREATE TABLE tokens_p${remainder} PARTITION OF tokens FOR VALUES WITH (MODULUS 2, REMAINDER ${remainder})`);
+  await sql`INSERT INTO tokens SELECT * FROM tokens_unpartitioned`;
+  await sql`DROP TABLE tokens_unpartitioned`;
+}
+
+test('tokens keyed (project, token_id), a token inserted by a session the rollback waits on: the Result names that token, not the batch\u2019s first', async (t) => {
+  const scene = await migrated(3, 2, partitionTokensByProject);
+  await serviceChanges(scene); // inserts new-🎻 of project-1 and n1 of new project: before x1 in the batch
+  await put(scene, {
+    pk: s('PROJECT#project-2'),
+    sk: s('TOKEN#x1'),
+    token_id: s('x1'),
+    created_at: s('2031-01-01T00:00:00.000000000Z'),
+    expires_at: s(''),
+  });
+  const admin = connectAdmin(stack.postgres, scene.database);
+  const other = await admin.reserve();
+  t.after(async () => {
+    other.release();
+    await admin.end();
+  });
+  await other`BEGIN`;
+  await other`INSERT INTO tokens (token_id, created_at, project) VALUES ('x1', '2032-01-01T00:00:00Z', 'project-2')`;
+  const running = rollback(scene);
+  await waitUntil(
+    async () =>
+      (
+        await scene.sql`SELECT 1 FROM pg_stat_activity WHERE datname = ${scene.database} AND application_name = 'cello-migrate' AND wait_event_type = 'Lock'`
+      ).length > 0,
+    'the rollback to wait on the other session',
+  );
+  await other`COMMIT`;
+  const result = await running;
+  assert.equal(result.code, 1, result.stdout + result.stderr);
+  assert.match(result.stdout, /\nResult: nothing was committed: token x1 of project project-2 changed in PostgreSQL since it was read /);
+});
+
+test('projects.repository of type character(200) (a type the schema check accepts), a repository the service changed: rolled back, not "run it again" on every run', {
+  todo: 'character(n) pads what the driver reads; not fixed in stop 30',
+}, async () => {
+  const scene = await migrated(2, 1, (sql) => sql`ALTER TABLE projects ALTER COLUMN repository TYPE character(200)`);
+  await put(scene, { pk: s('PROJECT#project-1'), sk: s('METADATA'), repository: s('https://github.com/org/changed') });
+  const first = await rollback(scene);
+  const second = await rollback(scene);
+  // The UPDATE compares the value read (blank-padded, as the driver reads character(n)) with the column as text
+  // (bpchar to text drops the padding): it never matches.
+  assert.equal(first.code, 0, `first run: ${first.stdout}${first.stderr}\nsecond run: ${second.stdout}`);
+  const verified = await verify(scene);
+  assert.equal(verified.code, 0, verified.stdout + verified.stderr);
+});
+
+test('projects.repository of type character(200), a project the service created: exit 0 means verify passes after', {
+  todo: 'character(n) pads what it stores, equal as text; not fixed in stop 30',
+}, async () => {
+  const scene = await migrated(2, 1, (sql) => sql`ALTER TABLE projects ALTER COLUMN repository TYPE character(200)`);
+  await put(scene, { pk: s('PROJECT#new'), sk: s('METADATA'), repository: s('https://github.com/org/new') });
+  const result = await rollback(scene);
+  if (result.code !== 0) return;
+  const verified = await verify(scene);
+  assert.equal(verified.code, 0, `rollback exit 0, then verify: ${verified.stdout}${verified.stderr}`);
+});
+
+test('a BEFORE trigger that rewrites the repository (btrim): exit 0 means PostgreSQL holds what the table holds', async () => {
+  const scene = await migrated(2, 1, async (sql) => {
+    await sql.unsafe(`CREATE FUNCTION trim_repository() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN NEW.repository := btrim(NEW.repository); RETURN NEW; END $$`);
+    await sql`CREATE TRIGGER trim_repository BEFORE INSERT OR UPDATE ON projects FOR EACH ROW EXECUTE FUNCTION trim_repository()`;
+  });
+  await put(scene, { pk: s('PROJECT#project-1'), sk: s('METADATA'), repository: s('https://github.com/org/changed ') });
+  const result = await rollback(scene);
+  if (result.code !== 0) return;
+  const verified = await verify(scene);
+  assert.equal(verified.code, 0, `rollback exit 0 (${result.stdout.trim().split('\n').at(-1)}), then verify: ${verified.stdout}${verified.stderr}`);
+});
+
+test('a BEFORE DELETE trigger that keeps the row (returns NULL, a soft delete): not "changed since it was read — run it again" on every run', {
+  todo: 'a row missing from RETURNING is not re-read to tell a trigger from a concurrent write; not fixed in stop 30',
+}, async () => {
+  const scene = await migrated(2, 2, async (sql) => {
+    await sql`CREATE FUNCTION keep_token() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$`;
+    await sql`CREATE TRIGGER keep_token BEFORE DELETE ON tokens FOR EACH ROW EXECUTE FUNCTION keep_token()`;
+  });
+  const [revoked] = await scene.sql<{ token_id: string }[]>`SELECT token_id FROM tokens WHERE project = 'project-1' ORDER BY token_id LIMIT 1`;
+  await remove(scene, 'PROJECT#project-1', `TOKEN#${revoked!.token_id}`);
+  // A token the service created after the switch: the table's newest, so the revoked one reads as revoked after it.
+  await put(scene, {
+    pk: s('PROJECT#project-2'),
+    sk: s('TOKEN#x1'),
+    token_id: s('x1'),
+    created_at: s('2031-01-01T00:00:00.000000000Z'),
+    expires_at: s(''),
+  });
+  const before = await snapshot(scene.sql);
+  const first = await rollback(scene);
+  const second = await rollback(scene);
+  assert.equal(await snapshot(scene.sql), before);
+  assert.notEqual(second.code, 0);
+  const resultOf = (stdout: string) => stdout.split('\n').find((line) => line.startsWith('Result:')) ?? '';
+  assert.doesNotMatch(
+    resultOf(second.stdout),
+    /changed in PostgreSQL since it was read .* — run it again\.$/,
+    `told "run it again" on every run, nothing changed between them:\n${resultOf(first.stdout)}\n${resultOf(second.stdout)}`,
+  );
+});
