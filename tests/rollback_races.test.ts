@@ -7,36 +7,20 @@ import assert from 'node:assert/strict';
 import { ScanCommand } from '@aws-sdk/client-dynamodb';
 import { connectAdmin } from '../tools/localStack.ts';
 import { startFaultProxy } from './support/faultProxy.ts';
-import { waitUntil } from './support/reliability.ts';
-import { assertMatches, migrated, put, rollback, s, serviceChanges, snapshot, stack, type Scene } from './support/rollbackScene.ts';
-
-const putTokenX1 = (scene: Scene) =>
-  put(scene, {
-    pk: s('PROJECT#project-2'),
-    sk: s('TOKEN#x1'),
-    token_id: s('x1'),
-    created_at: s('2031-01-01T00:00:00.000000000Z'),
-    expires_at: s(''),
-  });
-
-async function otherSession(scene: Scene, t: { after: (f: () => Promise<void>) => void }) {
-  const admin = connectAdmin(stack.postgres, scene.database);
-  const other = await admin.reserve();
-  t.after(async () => {
-    other.release();
-    await admin.end();
-  });
-  return other;
-}
-
-const waitsOnLock = (scene: Scene) =>
-  waitUntil(
-    async () =>
-      (
-        await scene.sql`SELECT 1 FROM pg_stat_activity WHERE datname = ${scene.database} AND application_name = 'cello-migrate' AND wait_event_type = 'Lock'`
-      ).length > 0,
-    'the rollback to wait on the other session',
-  );
+import {
+  assertMatches,
+  migrated,
+  otherSession,
+  put,
+  putTokenX1,
+  rollback,
+  s,
+  serviceChanges,
+  snapshot,
+  stack,
+  waitsOnLock,
+  type Scene,
+} from './support/rollbackScene.ts';
 
 test('race: the same token inserted by a session that rolls back while the rollback waits: written, exit 0', async (t) => {
   const scene = await migrated(3, 2);

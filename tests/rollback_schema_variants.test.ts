@@ -4,32 +4,25 @@
 // PostgreSQL reports it (a partition); a rule of the database's own, even one named like Cello's, is refused as such.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { type AdminSql, connectAdmin, createRollbackUser } from '../tools/localStack.ts';
+import { createRollbackUser } from '../tools/localStack.ts';
 import { startFaultProxy } from './support/faultProxy.ts';
 import { REGION, runStep } from './support/harness.ts';
-import { assertOneErrorLine, waitUntil } from './support/reliability.ts';
-import { assertMatches, host, migrated, put, rollback, s, serviceChanges, snapshot, stack } from './support/rollbackScene.ts';
-
-/** `tokens` rebuilt as a partitioned table of two hash partitions by `by`, its rows kept, its foreign key as Cello's. */
-async function partitionTokens(sql: AdminSql, by: string, primaryKey: string): Promise<void> {
-  await sql`ALTER TABLE tokens RENAME TO tokens_unpartitioned`;
-  await sql.unsafe(`CREATE TABLE tokens (LIKE tokens_unpartitioned INCLUDING DEFAULTS, PRIMARY KEY (${primaryKey}),
-    FOREIGN KEY (project) REFERENCES projects (project) ON DELETE CASCADE ON UPDATE CASCADE) PARTITION BY HASH (${by})`);
-  for (const remainder of [0, 1])
-    await sql.unsafe(`CREATE TABLE tokens_p${remainder} PARTITION OF tokens FOR VALUES WITH (MODULUS 2, REMAINDER ${remainder})`);
-  await sql`INSERT INTO tokens SELECT * FROM tokens_unpartitioned`;
-  await sql`DROP TABLE tokens_unpartitioned`;
-}
-
-/** A token the service created after the switch: in the table only, so the rollback inserts it. */
-const putTokenX1 = (scene: Parameters<typeof put>[0]) =>
-  put(scene, {
-    pk: s('PROJECT#project-2'),
-    sk: s('TOKEN#x1'),
-    token_id: s('x1'),
-    created_at: s('2031-01-01T00:00:00.000000000Z'),
-    expires_at: s(''),
-  });
+import { assertOneErrorLine } from './support/reliability.ts';
+import {
+  assertMatches,
+  host,
+  migrated,
+  otherSession,
+  partitionTokens,
+  put,
+  putTokenX1,
+  rollback,
+  s,
+  serviceChanges,
+  snapshot,
+  stack,
+  waitsOnLock,
+} from './support/rollbackScene.ts';
 
 test('tokens partitioned by project (primary key project, token_id): the service’s changes rolled back, as before ON CONFLICT (token_id)', async () => {
   const scene = await migrated(3, 2, (sql) => partitionTokens(sql, 'project', 'project, token_id'));
@@ -44,22 +37,11 @@ test('tokens partitioned by project, the same token inserted by another session 
   await putTokenX1(scene);
   // Another session's insert, not yet committed: the rollback's INSERT waits on it, then meets the key of
   // (project, token_id) when it commits — a key Cello's schema has, though not on token_id alone.
-  const admin = connectAdmin(stack.postgres, scene.database);
-  const other = await admin.reserve();
-  t.after(async () => {
-    other.release();
-    await admin.end();
-  });
+  const other = await otherSession(scene, t);
   await other`BEGIN`;
   await other`INSERT INTO tokens (token_id, created_at, project) VALUES ('x1', '2032-01-01T00:00:00Z', 'project-2')`;
   const running = rollback(scene);
-  await waitUntil(
-    async () =>
-      (
-        await scene.sql`SELECT 1 FROM pg_stat_activity WHERE datname = ${scene.database} AND application_name = 'cello-migrate' AND wait_event_type = 'Lock'`
-      ).length > 0,
-    'the rollback to wait on the other session',
-  );
+  await waitsOnLock(scene);
   await other`COMMIT`;
   const result = await running;
   assert.equal(result.code, 1, result.stdout + result.stderr);

@@ -7,10 +7,20 @@
 // fail, and are reported as such): the case-insensitive key, character(n), the trigger that keeps a deleted row.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { AdminSql } from '../tools/localStack.ts';
-import { connectAdmin } from '../tools/localStack.ts';
-import { waitUntil } from './support/reliability.ts';
-import { migrated, put, remove, rollback, s, serviceChanges, snapshot, stack, verify } from './support/rollbackScene.ts';
+import {
+  migrated,
+  otherSession,
+  partitionTokens,
+  put,
+  putTokenX1,
+  remove,
+  rollback,
+  s,
+  serviceChanges,
+  snapshot,
+  verify,
+  waitsOnLock,
+} from './support/rollbackScene.ts';
 
 test('a trigger whose message quotes the row (RAISE EXCEPTION ... %, NEW.repository): no raw escape sequence on the terminal', async () => {
   const forged = 'https://x/\u001b[2K\u001b[1AResult: PostgreSQL now matches the table';
@@ -67,43 +77,15 @@ test('a trigger refusing a row (RAISE EXCEPTION, SQLSTATE P0001): the database r
   assert.match(result.stdout + result.stderr, /nothing was committed[^\n]*repository is not on GitHub[^\n]* — /, result.stdout + result.stderr);
 });
 
-/** tokens partitioned by hash of project, primary key (project, token_id), as tests/rollback_schema_variants.test.ts. */
-async function partitionTokensByProject(sql: AdminSql): Promise<void> {
-  await sql`ALTER TABLE tokens RENAME TO tokens_unpartitioned`;
-  await sql.unsafe(`CREATE TABLE tokens (LIKE tokens_unpartitioned INCLUDING DEFAULTS, PRIMARY KEY (project, token_id),
-    FOREIGN KEY (project) REFERENCES projects (project) ON DELETE CASCADE ON UPDATE CASCADE) PARTITION BY HASH (project)`);
-  for (const remainder of [0, 1])
-    await sql.unsafe(`CREATE TABLE tokens_p${remainder} PARTITION OF tokens FOR VALUES WITH (MODULUS 2, REMAINDER ${remainder})`);
-  await sql`INSERT INTO tokens SELECT * FROM tokens_unpartitioned`;
-  await sql`DROP TABLE tokens_unpartitioned`;
-}
-
 test('tokens keyed (project, token_id), a token inserted by a session the rollback waits on: the Result names that token, not the batch\u2019s first', async (t) => {
-  const scene = await migrated(3, 2, partitionTokensByProject);
+  const scene = await migrated(3, 2, (sql) => partitionTokens(sql, 'project', 'project, token_id'));
   await serviceChanges(scene); // inserts new-🎻 of project-1 and n1 of new project: before x1 in the batch
-  await put(scene, {
-    pk: s('PROJECT#project-2'),
-    sk: s('TOKEN#x1'),
-    token_id: s('x1'),
-    created_at: s('2031-01-01T00:00:00.000000000Z'),
-    expires_at: s(''),
-  });
-  const admin = connectAdmin(stack.postgres, scene.database);
-  const other = await admin.reserve();
-  t.after(async () => {
-    other.release();
-    await admin.end();
-  });
+  await putTokenX1(scene);
+  const other = await otherSession(scene, t);
   await other`BEGIN`;
   await other`INSERT INTO tokens (token_id, created_at, project) VALUES ('x1', '2032-01-01T00:00:00Z', 'project-2')`;
   const running = rollback(scene);
-  await waitUntil(
-    async () =>
-      (
-        await scene.sql`SELECT 1 FROM pg_stat_activity WHERE datname = ${scene.database} AND application_name = 'cello-migrate' AND wait_event_type = 'Lock'`
-      ).length > 0,
-    'the rollback to wait on the other session',
-  );
+  await waitsOnLock(scene);
   await other`COMMIT`;
   const result = await running;
   assert.equal(result.code, 1, result.stdout + result.stderr);

@@ -4,9 +4,9 @@
 import assert from 'node:assert/strict';
 import { DeleteItemCommand, PutItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { DynamoItem } from '../../lib/dynamodb/batch.ts';
-import type { AdminSql } from '../../tools/localStack.ts';
+import { type AdminSql, connectAdmin } from '../../tools/localStack.ts';
 import { REGION, getStack, newCelloDatabase, newCelloTable, runStep, type ScriptResult } from './harness.ts';
-import { FAST_RETRY_ENV, celloItemsFromPostgres, putItems, seedCello } from './reliability.ts';
+import { FAST_RETRY_ENV, celloItemsFromPostgres, putItems, seedCello, waitUntil } from './reliability.ts';
 
 export const stack = await getStack();
 export const host = `${stack.postgres.host}:${stack.postgres.port}`;
@@ -93,3 +93,45 @@ export async function serviceChanges(scene: Scene): Promise<void> {
 export function args(scene: Scene, ...more: string[]): string[] {
   return [host, stack.postgres.user, scene.database, scene.tableName, REGION, ...more];
 }
+
+/** A token the service created after the switch, in the table only: the rollback inserts it. */
+export const putTokenX1 = (scene: Scene) =>
+  put(scene, {
+    pk: s('PROJECT#project-2'),
+    sk: s('TOKEN#x1'),
+    token_id: s('x1'),
+    created_at: s('2031-01-01T00:00:00.000000000Z'),
+    expires_at: s(''),
+  });
+
+/** `tokens` rebuilt as a partitioned table of two hash partitions by `by`, its rows kept, its foreign key as Cello's. */
+export async function partitionTokens(sql: AdminSql, by: string, primaryKey: string): Promise<void> {
+  await sql`ALTER TABLE tokens RENAME TO tokens_unpartitioned`;
+  await sql.unsafe(`CREATE TABLE tokens (LIKE tokens_unpartitioned INCLUDING DEFAULTS, PRIMARY KEY (${primaryKey}),
+    FOREIGN KEY (project) REFERENCES projects (project) ON DELETE CASCADE ON UPDATE CASCADE) PARTITION BY HASH (${by})`);
+  for (const remainder of [0, 1])
+    await sql.unsafe(`CREATE TABLE tokens_p${remainder} PARTITION OF tokens FOR VALUES WITH (MODULUS 2, REMAINDER ${remainder})`);
+  await sql`INSERT INTO tokens SELECT * FROM tokens_unpartitioned`;
+  await sql`DROP TABLE tokens_unpartitioned`;
+}
+
+/** Another session on the scene's database, for a transaction the rollback meets; ended after the test. */
+export async function otherSession(scene: Scene, t: { after: (f: () => Promise<void>) => void }) {
+  const admin = connectAdmin(stack.postgres, scene.database);
+  const other = await admin.reserve();
+  t.after(async () => {
+    other.release();
+    await admin.end();
+  });
+  return other;
+}
+
+/** Until the rollback's statement waits on a row another session holds. */
+export const waitsOnLock = (scene: Scene) =>
+  waitUntil(
+    async () =>
+      (
+        await scene.sql`SELECT 1 FROM pg_stat_activity WHERE datname = ${scene.database} AND application_name = 'cello-migrate' AND wait_event_type = 'Lock'`
+      ).length > 0,
+    'the rollback to wait on the other session',
+  );
