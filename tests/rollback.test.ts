@@ -3,12 +3,22 @@
 // transaction (verify then matches); a dry run and a second run that change nothing; a row changed between the read
 // and the write; the guard; values PostgreSQL cannot hold; shared tables; edge data; orphans. The environment
 // (privileges, faults, capacity, bad input, stops and kill -9): tests/rollback_environment.test.ts.
-import { describe, test, type TestContext } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { DynamoItem } from '../lib/dynamodb/batch.ts';
-import { startFaultProxy } from './support/faultProxy.ts';
 import { assertOneErrorLine, linesOf } from './support/reliability.ts';
-import { assertMatches, migrated, put, remove, rollback, s, serviceChanges, snapshot, stack, type Scene } from './support/rollbackScene.ts';
+import {
+  assertMatches,
+  migrated,
+  put,
+  remove,
+  rollback,
+  s,
+  serviceChanges,
+  snapshot,
+  type Scene,
+  interferingProxy,
+} from './support/rollbackScene.ts';
 
 describe('after the switch, the service changed the table', { concurrency: 2 }, () => {
   test('--dry-run prints the plan and changes nothing', async () => {
@@ -45,27 +55,6 @@ describe('after the switch, the service changed the table', { concurrency: 2 }, 
     assert.equal(linesOf(again.stderr).length, 0, again.stderr);
   });
 });
-
-/** A proxy before the local DynamoDB that runs `interfere` once, just before the first request of `operation` is forwarded. */
-async function interferingProxy(
-  t: TestContext,
-  operation: string,
-  interfere: () => Promise<unknown>,
-): Promise<{ endpoint: string; done: () => boolean }> {
-  let interfered = false;
-  const proxy = await startFaultProxy({
-    target: stack.endpoint,
-    seed: 1,
-    rates: {},
-    beforeForward: async (op) => {
-      if (op !== operation || interfered) return;
-      interfered = true;
-      await interfere();
-    },
-  });
-  t.after(() => proxy.close());
-  return { endpoint: proxy.endpoint, done: () => interfered };
-}
 
 describe('a row changed in PostgreSQL between the read and the write: nothing is committed, the row is named', { concurrency: 2 }, () => {
   const cases: { name: string; change: (scene: Scene) => Promise<unknown>; named: RegExp }[] = [

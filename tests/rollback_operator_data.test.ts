@@ -8,10 +8,22 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CELLO_SCHEMA_SQL } from '../lib/cello/sourceTables.ts';
 import { connectAdmin, createReadOnlyUser } from '../tools/localStack.ts';
-import { startFaultProxy } from './support/faultProxy.ts';
 import { REGION, newCelloDatabase, newCelloTable, runStep, temporaryFolder, uniqueName } from './support/harness.ts';
 import { assertOneErrorLine, celloItemsFromPostgres, putItems, seedCello } from './support/reliability.ts';
-import { assertMatches, host, migrated, put, remove, rollback, s, serviceChanges, snapshot, stack, type Scene } from './support/rollbackScene.ts';
+import {
+  assertMatches,
+  host,
+  migrated,
+  put,
+  remove,
+  rollback,
+  rollbackWithChangeDuringScan,
+  s,
+  type Scene,
+  serviceChanges,
+  snapshot,
+  stack,
+} from './support/rollbackScene.ts';
 
 const token = (project: string, id: string, createdAt: string, expiresAt = '') => ({
   pk: s(`PROJECT#${project}`),
@@ -253,20 +265,8 @@ test('a project deleted meanwhile whose new token the plan inserts: that token i
   const scene = await migrated();
   await put(scene, token('project-1', 'n1', '2031-01-01T00:00:00.000000000Z'));
   await put(scene, token('project-2', 'x1', '2031-01-01T00:00:00.000000000Z'));
-  let before = '';
   // The scan runs after PostgreSQL's snapshot is taken: what changes now, the comparison does not see.
-  const proxy = await startFaultProxy({
-    target: stack.endpoint,
-    seed: 1,
-    rates: {},
-    beforeForward: async (operation) => {
-      if (operation !== 'Scan' || before !== '') return;
-      await scene.sql`DELETE FROM projects WHERE project = 'project-2'`;
-      before = await snapshot(scene.sql);
-    },
-  });
-  t.after(() => proxy.close());
-  const result = await rollback(scene, '--endpoint-url', proxy.endpoint);
+  const { result, before } = await rollbackWithChangeDuringScan(scene, t, () => scene.sql`DELETE FROM projects WHERE project = 'project-2'`);
   assert.equal(result.code, 1, result.stdout + result.stderr);
   assert.match(
     result.stdout,

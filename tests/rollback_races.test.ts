@@ -6,32 +6,31 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ScanCommand } from '@aws-sdk/client-dynamodb';
 import { connectAdmin } from '../tools/localStack.ts';
-import { startFaultProxy } from './support/faultProxy.ts';
 import {
   assertMatches,
+  assertRunItAgainThenPasses,
   migrated,
-  otherSession,
   put,
   putTokenX1,
   rollback,
+  rollbackWhileAnotherWrites,
+  rollbackWithChangeDuringScan,
   s,
+  type Scene,
   serviceChanges,
   snapshot,
   stack,
-  waitsOnLock,
-  type Scene,
 } from './support/rollbackScene.ts';
 
 test('race: the same token inserted by a session that rolls back while the rollback waits: written, exit 0', async (t) => {
   const scene = await migrated(3, 2);
   await putTokenX1(scene);
-  const other = await otherSession(scene, t);
-  await other`BEGIN`;
-  await other`INSERT INTO tokens (token_id, created_at, project) VALUES ('x1', '2032-01-01T00:00:00Z', 'project-2')`;
-  const running = rollback(scene);
-  await waitsOnLock(scene);
-  await other`ROLLBACK`;
-  const result = await running;
+  const { result } = await rollbackWhileAnotherWrites(
+    scene,
+    t,
+    [`INSERT INTO tokens (token_id, created_at, project) VALUES ('x1', '2032-01-01T00:00:00Z', 'project-2')`],
+    { end: 'ROLLBACK' },
+  );
   assert.equal(result.code, 0, result.stdout + result.stderr);
   await assertMatches(scene);
 });
@@ -39,14 +38,9 @@ test('race: the same token inserted by a session that rolls back while the rollb
 test('race: the same token inserted and committed by a session while the rollback waits (unpartitioned): run it again, then refused as a write since the switch', async (t) => {
   const scene = await migrated(3, 2);
   await putTokenX1(scene);
-  const other = await otherSession(scene, t);
-  await other`BEGIN`;
-  await other`INSERT INTO tokens (token_id, created_at, project) VALUES ('x1', '2032-01-01T00:00:00Z', 'project-1')`;
-  const running = rollback(scene);
-  await waitsOnLock(scene);
-  await other`COMMIT`;
-  const before = await snapshot(scene.sql);
-  const result = await running;
+  const { result, before } = await rollbackWhileAnotherWrites(scene, t, [
+    `INSERT INTO tokens (token_id, created_at, project) VALUES ('x1', '2032-01-01T00:00:00Z', 'project-1')`,
+  ]);
   assert.equal(result.code, 1, result.stdout + result.stderr);
   assert.match(result.stdout, /run it again\.\n$/);
   assert.equal(await snapshot(scene.sql), before);
@@ -62,63 +56,32 @@ test('race: the same token committed after the read, before the INSERT: run it a
   const scene = await migrated(3, 2);
   await serviceChanges(scene);
   await putTokenX1(scene);
-  let before = '';
-  const proxy = await startFaultProxy({
-    target: stack.endpoint,
-    seed: 1,
-    rates: {},
-    beforeForward: async (operation) => {
-      if (operation !== 'Scan' || before !== '') return;
-      await scene.sql`INSERT INTO tokens (token_id, created_at, project) VALUES ('x1', '2032-01-01T00:00:00Z', 'project-2')`;
-      before = await snapshot(scene.sql);
-    },
-  });
-  t.after(() => proxy.close());
-  const result = await rollback(scene, '--endpoint-url', proxy.endpoint);
-  assert.equal(result.code, 1, result.stdout + result.stderr);
-  assert.match(result.stdout, /run it again\.\n$/);
+  const { result, before } = await rollbackWithChangeDuringScan(
+    scene,
+    t,
+    () => scene.sql`INSERT INTO tokens (token_id, created_at, project) VALUES ('x1', '2032-01-01T00:00:00Z', 'project-2')`,
+  );
   assert.equal(await snapshot(scene.sql), before);
-  const again = await rollback(scene);
-  assert.equal(again.code, 0, again.stdout + again.stderr);
-  await assertMatches(scene);
+  await assertRunItAgainThenPasses(scene, result);
 });
 
 test('race: a token the plan updates deleted by a session while the rollback waits: run it again, then passes', async (t) => {
   const scene = await migrated(3, 2);
   await serviceChanges(scene);
-  const [shortened] = await scene.sql<{ token_id: string }[]>`SELECT token_id FROM tokens WHERE project = 'project-2' ORDER BY token_id LIMIT 1`;
-  const other = await otherSession(scene, t);
-  await other`BEGIN`;
-  await other`DELETE FROM tokens WHERE token_id = ${shortened!.token_id}`;
-  const running = rollback(scene);
-  await waitsOnLock(scene);
-  await other`COMMIT`;
-  const before = await snapshot(scene.sql);
-  const result = await running;
-  assert.equal(result.code, 1, result.stdout + result.stderr);
-  assert.match(result.stdout, /run it again\.\n$/);
+  const { result, before } = await rollbackWhileAnotherWrites(scene, t, [
+    `DELETE FROM tokens WHERE token_id = (SELECT min(token_id) FROM tokens WHERE project = 'project-2')`,
+  ]);
   assert.equal(await snapshot(scene.sql), before);
-  const again = await rollback(scene);
-  assert.equal(again.code, 0, again.stdout + again.stderr);
-  await assertMatches(scene);
+  await assertRunItAgainThenPasses(scene, result);
 });
 
 test('race: a token the plan deletes updated by a session while the rollback waits: run it again, then passes', async (t) => {
   const scene = await migrated(3, 2);
   await serviceChanges(scene);
-  const [revoked] = await scene.sql<{ token_id: string }[]>`SELECT token_id FROM tokens WHERE project = 'project-1' ORDER BY token_id LIMIT 1`;
-  const other = await otherSession(scene, t);
-  await other`BEGIN`;
-  await other`UPDATE tokens SET expires_at = '2040-01-01T00:00:00Z' WHERE token_id = ${revoked!.token_id}`;
-  const running = rollback(scene);
-  await waitsOnLock(scene);
-  await other`COMMIT`;
-  const result = await running;
-  assert.equal(result.code, 1, result.stdout + result.stderr);
-  assert.match(result.stdout, /run it again\.\n$/);
-  const again = await rollback(scene);
-  assert.equal(again.code, 0, again.stdout + again.stderr);
-  await assertMatches(scene);
+  const { result } = await rollbackWhileAnotherWrites(scene, t, [
+    `UPDATE tokens SET expires_at = '2040-01-01T00:00:00Z' WHERE token_id = (SELECT min(token_id) FROM tokens WHERE project = 'project-1')`,
+  ]);
+  await assertRunItAgainThenPasses(scene, result);
 });
 
 test('tokens partitioned by project, the same token id under two projects in PostgreSQL and the table: the service\u2019s changes rolled back, verify passes', async () => {
@@ -175,13 +138,9 @@ test('the Cello tables in schema cello, search_path set on the database, a same 
   await scene.sql.end();
   scene.sql = connectAdmin(stack.postgres, scene.database);
   await putTokenX1(scene);
-  const other = await otherSession(scene, t);
-  await other`BEGIN`;
-  await other`INSERT INTO tokens (token_id, created_at, project) VALUES ('x1', '2032-01-01T00:00:00Z', 'project-2')`;
-  const running = rollback(scene);
-  await waitsOnLock(scene);
-  await other`COMMIT`;
-  const result = await running;
+  const { result } = await rollbackWhileAnotherWrites(scene, t, [
+    `INSERT INTO tokens (token_id, created_at, project) VALUES ('x1', '2032-01-01T00:00:00Z', 'project-2')`,
+  ]);
   assert.equal(result.code, 1, result.stdout + result.stderr);
   assert.match(result.stdout, /changed in PostgreSQL since it was read \(PostgreSQL refused the batch: duplicate key [^\n]*\) — run it again\.\n$/);
 });
@@ -189,14 +148,9 @@ test('the Cello tables in schema cello, search_path set on the database, a same 
 test('race: a token of a project the plan deletes, inserted by a session while the rollback waits: not cascaded away, run it again', async (t) => {
   const scene = await migrated(3, 2);
   await serviceChanges(scene);
-  const other = await otherSession(scene, t);
-  await other`BEGIN`;
-  await other`INSERT INTO tokens (token_id, created_at, project) VALUES ('late', '2032-01-01T00:00:00Z', 'project-3')`;
-  const running = rollback(scene);
-  await waitsOnLock(scene);
-  await other`COMMIT`;
-  const before = await snapshot(scene.sql);
-  const result = await running;
+  const { result, before } = await rollbackWhileAnotherWrites(scene, t, [
+    `INSERT INTO tokens (token_id, created_at, project) VALUES ('late', '2032-01-01T00:00:00Z', 'project-3')`,
+  ]);
   assert.equal(result.code, 1, result.stdout + result.stderr);
   assert.match(result.stdout, /project project-3 changed in PostgreSQL since it was read .* — run it again\.\n$/);
   assert.equal(await snapshot(scene.sql), before);
@@ -207,14 +161,12 @@ test('race, dry run: the same token committed by a session while the dry run wai
   const scene = await migrated(3, 2);
   await serviceChanges(scene);
   await putTokenX1(scene);
-  const other = await otherSession(scene, t);
-  await other`BEGIN`;
-  await other`INSERT INTO tokens (token_id, created_at, project) VALUES ('x1', '2032-01-01T00:00:00Z', 'project-2')`;
-  const running = rollback(scene, '--dry-run');
-  await waitsOnLock(scene);
-  await other`COMMIT`;
-  const before = await snapshot(scene.sql);
-  const result = await running;
+  const { result, before } = await rollbackWhileAnotherWrites(
+    scene,
+    t,
+    [`INSERT INTO tokens (token_id, created_at, project) VALUES ('x1', '2032-01-01T00:00:00Z', 'project-2')`],
+    { args: ['--dry-run'] },
+  );
   assert.equal(result.code, 1, result.stdout + result.stderr);
   assert.equal(await snapshot(scene.sql), before);
 });
@@ -231,13 +183,9 @@ test('tokens partitioned by id, its partitions in another schema: a same token c
     await sql`DROP TABLE tokens_unpartitioned`;
   });
   await putTokenX1(scene);
-  const other = await otherSession(scene, t);
-  await other`BEGIN`;
-  await other`INSERT INTO tokens (token_id, created_at, project) VALUES ('x1', '2032-01-01T00:00:00Z', 'project-2')`;
-  const running = rollback(scene);
-  await waitsOnLock(scene);
-  await other`COMMIT`;
-  const result = await running;
+  const { result } = await rollbackWhileAnotherWrites(scene, t, [
+    `INSERT INTO tokens (token_id, created_at, project) VALUES ('x1', '2032-01-01T00:00:00Z', 'project-2')`,
+  ]);
   assert.equal(result.code, 1, result.stdout + result.stderr);
   assert.match(
     result.stdout,

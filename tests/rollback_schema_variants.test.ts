@@ -5,23 +5,22 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRollbackUser } from '../tools/localStack.ts';
-import { startFaultProxy } from './support/faultProxy.ts';
 import { REGION, runStep } from './support/harness.ts';
 import { assertOneErrorLine } from './support/reliability.ts';
 import {
   assertMatches,
   host,
   migrated,
-  otherSession,
   partitionTokens,
   put,
   putTokenX1,
   rollback,
+  rollbackWhileAnotherWrites,
+  rollbackWithChangeDuringScan,
   s,
   serviceChanges,
   snapshot,
   stack,
-  waitsOnLock,
 } from './support/rollbackScene.ts';
 
 test('tokens partitioned by project (primary key project, token_id): the service’s changes rolled back, as before ON CONFLICT (token_id)', async () => {
@@ -37,13 +36,9 @@ test('tokens partitioned by project, the same token inserted by another session 
   await putTokenX1(scene);
   // Another session's insert, not yet committed: the rollback's INSERT waits on it, then meets the key of
   // (project, token_id) when it commits — a key Cello's schema has, though not on token_id alone.
-  const other = await otherSession(scene, t);
-  await other`BEGIN`;
-  await other`INSERT INTO tokens (token_id, created_at, project) VALUES ('x1', '2032-01-01T00:00:00Z', 'project-2')`;
-  const running = rollback(scene);
-  await waitsOnLock(scene);
-  await other`COMMIT`;
-  const result = await running;
+  const { result } = await rollbackWhileAnotherWrites(scene, t, [
+    `INSERT INTO tokens (token_id, created_at, project) VALUES ('x1', '2032-01-01T00:00:00Z', 'project-2')`,
+  ]);
   assert.equal(result.code, 1, result.stdout + result.stderr);
   assert.match(
     result.stdout,
@@ -56,20 +51,8 @@ test('tokens partitioned by project, the same token inserted by another session 
 test('tokens partitioned by id, a project deleted meanwhile: told a row changed (run it again), as on an unpartitioned table', async (t) => {
   const scene = await migrated(3, 2, (sql) => partitionTokens(sql, 'token_id', 'token_id'));
   await putTokenX1(scene);
-  let before = '';
   // The scan runs after PostgreSQL's snapshot is taken: what changes now, the comparison does not see.
-  const proxy = await startFaultProxy({
-    target: stack.endpoint,
-    seed: 1,
-    rates: {},
-    beforeForward: async (operation) => {
-      if (operation !== 'Scan' || before !== '') return;
-      await scene.sql`DELETE FROM projects WHERE project = 'project-2'`;
-      before = await snapshot(scene.sql);
-    },
-  });
-  t.after(() => proxy.close());
-  const result = await rollback(scene, '--endpoint-url', proxy.endpoint);
+  const { result, before } = await rollbackWithChangeDuringScan(scene, t, () => scene.sql`DELETE FROM projects WHERE project = 'project-2'`);
   assert.equal(result.code, 1, result.stdout + result.stderr);
   assert.match(
     result.stdout,

@@ -9,17 +9,16 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   migrated,
-  otherSession,
   partitionTokens,
   put,
   putTokenX1,
   remove,
   rollback,
+  rollbackWhileAnotherWrites,
   s,
   serviceChanges,
   snapshot,
   verify,
-  waitsOnLock,
 } from './support/rollbackScene.ts';
 
 test('a trigger whose message quotes the row (RAISE EXCEPTION ... %, NEW.repository): no raw escape sequence on the terminal', async () => {
@@ -81,13 +80,9 @@ test('tokens keyed (project, token_id), a token inserted by a session the rollba
   const scene = await migrated(3, 2, (sql) => partitionTokens(sql, 'project', 'project, token_id'));
   await serviceChanges(scene); // inserts new-🎻 of project-1 and n1 of new project: before x1 in the batch
   await putTokenX1(scene);
-  const other = await otherSession(scene, t);
-  await other`BEGIN`;
-  await other`INSERT INTO tokens (token_id, created_at, project) VALUES ('x1', '2032-01-01T00:00:00Z', 'project-2')`;
-  const running = rollback(scene);
-  await waitsOnLock(scene);
-  await other`COMMIT`;
-  const result = await running;
+  const { result } = await rollbackWhileAnotherWrites(scene, t, [
+    `INSERT INTO tokens (token_id, created_at, project) VALUES ('x1', '2032-01-01T00:00:00Z', 'project-2')`,
+  ]);
   assert.equal(result.code, 1, result.stdout + result.stderr);
   assert.match(result.stdout, /\nResult: nothing was committed: token x1 of project project-2 changed in PostgreSQL since it was read /);
 });

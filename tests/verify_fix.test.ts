@@ -8,7 +8,7 @@ import { copyFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DeleteItemCommand, PutItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { DynamoItem } from '../lib/dynamodb/batch.ts';
-import { startFaultProxy } from './support/faultProxy.ts';
+import { startFaultProxy, startInterferingProxy } from './support/faultProxy.ts';
 import { REGION, dynamoClient, getStack, newCelloDatabase, newCelloTable, temporaryFolder, type ScriptResult, runStep } from './support/harness.ts';
 import {
   FAST_RETRY_ENV,
@@ -244,20 +244,10 @@ describe('an item changed between the read and the write is left as it is and re
   // meets the changed item, every time, with no race against the clock.
   async function fixWithInterference(tableName: string, operation: string, interfere: Change): Promise<ScriptResult> {
     const client = await dynamoClient();
-    let interfered = false;
-    const proxy = await startFaultProxy({
-      target: stack.endpoint,
-      seed: 1,
-      rates: {},
-      beforeForward: async (op) => {
-        if (op !== operation || interfered) return;
-        interfered = true;
-        await interfere(client, tableName);
-      },
-    });
+    const proxy = await startInterferingProxy(stack.endpoint, operation, () => interfere(client, tableName));
     try {
       const result = await fix(tableName, '--endpoint-url', proxy.endpoint);
-      assert.ok(interfered, `no ${operation} was sent: ${result.stdout}${result.stderr}`);
+      assert.ok(proxy.interfered(), `no ${operation} was sent: ${result.stdout}${result.stderr}`);
       return result;
     } finally {
       await proxy.close();

@@ -28,6 +28,7 @@ function stripPrefix(kind: string, prefix: string, key: unknown, mayBeEmpty: boo
   return key.slice(prefix.length);
 }
 
+/** A project's partition key; the empty name (Cello allows it) gives `PROJECT#`. */
 export function projectPk(name: string): string {
   return PROJECT_PREFIX + checkedName('project name', name, true);
 }

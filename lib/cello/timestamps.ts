@@ -119,7 +119,7 @@ function optionalDigits2(text: string | undefined): number {
 function zoneOffsetSeconds(text: string, match: RegExpExecArray): number {
   const [sign, hours, separator, minutes, seconds] = match.slice(11, 16);
   if (sign === undefined) return 0;
-  // In neither ISO 8601-1 nor RFC 3339; Python's %z writes it. Only `+HH:MM:SS` (PostgreSQL's) says seconds for sure.
+  // +HHMMSS is in neither ISO 8601-1 nor RFC 3339; Python's %z writes it. Only `+HH:MM:SS` (PostgreSQL's) says seconds for sure.
   if (seconds !== undefined && separator === '') {
     throw new TimestampError(text, 'a six-digit offset (+HHMMSS) is ambiguous: PostgreSQL reads +001200 as 12 hours, others as 12 minutes');
   }

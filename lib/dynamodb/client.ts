@@ -92,11 +92,6 @@ export function capacityMeterOf(client: DynamoDBClient): CapacityMeter {
   return clientState(client).meter;
 }
 
-/** Gives a client not made by createDynamoClient (a test's fake) the settings of its unprocessed-items loops. */
-export function useRetrySettings(client: DynamoDBClient, settings: RetrySettings): void {
-  clientState(client).retry = settings;
-}
-
 /** A failure of ours about `client`'s requests (keys left unprocessed), as one line like the client's own failures. */
 export function toClientUserError(client: DynamoDBClient, error: unknown, tableName: string): unknown {
   const target = stateOf.get(client)?.target;

@@ -7,9 +7,9 @@ import { describeEndpoint, type DynamoTarget } from './target.ts';
 
 /** A request not sent because the run's stop came while it waited (for capacity or a retry's delay): exit 130. */
 export class NotSentError extends UserError {
+  override name = 'NotSentError';
   constructor(stopReason: unknown) {
     super(stopReason instanceof Error ? stopReason.message : 'stopped before finishing', ExitCode.interrupted);
-    this.name = 'NotSentError';
   }
 }
 

@@ -56,12 +56,12 @@ export function backoffDelayMs(retry: number, settings: Pick<RetrySettings, 'bas
 
 /** Thrown where retries run out outside the SDK: keys a batch request still left unprocessed. */
 export class RetriesExhaustedError extends Error {
+  override name = 'RetriesExhaustedError';
   constructor(
     readonly attempts: number,
     readonly lastError: unknown,
   ) {
     super(`gave up after ${attempts} attempts: ${lastError instanceof Error ? lastError.message : String(lastError)}`);
-    this.name = 'RetriesExhaustedError';
   }
 }
 

@@ -83,7 +83,7 @@ class LoadRun {
       this.unsent = true;
     }
     const stopped = error === undefined && (this.unsent || !source.finished || this.queue.length > 0) && options.shouldStop();
-    return { counts, stopped, ...(error === undefined ? {} : { error }) };
+    return { counts, stopped, error };
   }
 
   /** The last, partial batch; not once a stop was requested (its items count as not processed). */

@@ -16,14 +16,14 @@ import { RESULTS } from './report.ts';
 export class NotCommittedError extends Error {
   constructor(
     readonly result: string,
-    readonly exitCode: number,
+    readonly exitCode: number = ExitCode.incomplete,
   ) {
     super(result);
   }
 }
 
 const stoppedBeforeCommit = () => new NotCommittedError(RESULTS.stopped(stopSignalReceived(), true), ExitCode.interrupted);
-const rowChanged = (change: RowChange, why: string) => new NotCommittedError(RESULTS.rowChanged(change, why), ExitCode.incomplete);
+const rowChanged = (change: RowChange, why: string) => new NotCommittedError(RESULTS.rowChanged(change, why));
 
 /** Rows per statement: one JSON parameter of a few MB at most. */
 const ROWS_PER_STATEMENT = 10_000;
@@ -98,12 +98,11 @@ async function run(sql: Sql, statement: string, batch: readonly RowChange[], sto
 function checkEveryRowWritten(batch: readonly RowChange[], written: readonly Written[]): void {
   const keys = new Set(written.map((row) => row.key));
   const missed = batch.find((change) => !keys.has(rowKey(change)));
-  const rewritten = written.find((row) => row.as_written === false);
-  if (missed === undefined && rewritten !== undefined) {
-    const change = batch.find((candidate) => rowKey(candidate) === rewritten.key)!;
-    throw new NotCommittedError(RESULTS.rowRewritten(change), ExitCode.incomplete);
+  if (missed === undefined) {
+    const rewritten = written.find((row) => row.as_written === false);
+    if (rewritten !== undefined) throw new NotCommittedError(RESULTS.rowRewritten(batch.find((change) => rowKey(change) === rewritten.key)!));
+    return;
   }
-  if (missed === undefined) return;
   const why =
     missed.kind === 'insert'
       ? 'PostgreSQL already holds a row with this key: written since the read, or, for a token, the same id under another project'
@@ -179,9 +178,7 @@ function constraintAsRowChanged(error: unknown, batch: readonly RowChange[], cel
     return rowChanged(changeNamedBy(detail, batch) ?? batch[0]!, `PostgreSQL refused the batch: ${why}`);
   }
   // Not a concurrent write: running again will not help.
-  return code.startsWith(INTEGRITY_CLASS) || code === RAISED_BY_TRIGGER
-    ? new NotCommittedError(RESULTS.rowRefused(why), ExitCode.incomplete)
-    : undefined;
+  return code.startsWith(INTEGRITY_CLASS) || code === RAISED_BY_TRIGGER ? new NotCommittedError(RESULTS.rowRefused(why)) : undefined;
 }
 
 /**
@@ -212,8 +209,8 @@ function recordColumns(table: RowTable, prefix: string, columns = table.columns)
 }
 
 /** The key by `=`, so its index serves. */
-function holdsEveryValue(table: RowTable, prefix: string, row = 't'): string {
-  return table.columns
+function holdsEveryValue(table: RowTable, prefix: string, row = 't', columns = table.columns): string {
+  return columns
     .map(({ name }) => `${row}.${identifier(name)} ${name === table.key ? '=' : 'IS NOT DISTINCT FROM'} i.${identifier(prefix + name)}`)
     .join(' AND ');
 }
@@ -248,7 +245,7 @@ const STATEMENTS: Record<RowChange['kind'], (of: ItemKind) => string> = {
     return `UPDATE ${table.name} AS t SET ${set.map(({ name }) => `${identifier(name)} = i.${identifier(NEW + name)}`).join(', ')}
            FROM jsonb_to_recordset($1::text::jsonb) AS i(${recordColumns(table, OLD)}, ${recordColumns(table, NEW, set)})
            WHERE ${holdsEveryValue(table, OLD)}
-           RETURNING t.${identifier(table.key)} AS key, ${set.map(({ name }) => `t.${identifier(name)} IS NOT DISTINCT FROM i.${identifier(NEW + name)}`).join(' AND ')} AS as_written`;
+           RETURNING t.${identifier(table.key)} AS key, ${holdsEveryValue(table, NEW, 't', set)} AS as_written`;
   },
   /** A project's row goes only when no token names it: the foreign key cascades, and a token written since must not go with it. */
   delete: (of) => {

@@ -96,8 +96,8 @@ async function readBothSides(session: PostgresSession, options: ReadOptions) {
   const read = await inReadOnlySnapshot(session, async (sql) => {
     const order = await readTextOrder(sql, options.database);
     const columnLimits = await readColumnLimits(sql, [PROJECTS_TABLE, TOKENS_TABLE]);
-    const { projects } = await readProjects(sql, order, includeOrphans);
-    const orphanProjects = new Set(await readOrphanProjectNames(sql));
+    const { projects, orphanNames } = await readProjects(sql, order, includeOrphans);
+    const orphanProjects = new Set(includeOrphans ? orphanNames : await readOrphanProjectNames(sql));
     const projectRows = new Set(projects.map((project) => project.name).filter((name) => !(includeOrphans && orphanProjects.has(name))));
     const result = await verifyMigration({
       projects,
@@ -116,28 +116,27 @@ async function readBothSides(session: PostgresSession, options: ReadOptions) {
     });
     if (!result.complete) return undefined;
     const changes = await planAllChanges(result, openPartition, concurrency, MAX_ROLLBACK_CHANGES);
-    const holds = changes === undefined ? NOTHING_HELD : await readWhatPostgresHolds(sql, changes, order);
+    if (changes === undefined) {
+      throw new UserError(
+        `rollback refused, nothing changed: more than ${formatCount(MAX_ROLLBACK_CHANGES)} items differ between the table and PostgreSQL — ` +
+          'that is not the rollback of a recent switch; check the table name and region',
+        ExitCode.incomplete,
+      );
+    }
+    const holds = await readWhatPostgresHolds(sql, changes, order);
     const context: PlanContext = { projectRows, orphanProjects, tokenItemsInTable, includeOrphans, columnLimits, ...holds };
     return { result, changes, context };
   });
-  if (read !== undefined && read.changes === undefined) {
-    throw new UserError(
-      `rollback refused, nothing changed: more than ${formatCount(MAX_ROLLBACK_CHANGES)} items differ between the table and PostgreSQL — ` +
-        'that is not the rollback of a recent switch; check the table name and region',
-      ExitCode.incomplete,
-    );
-  }
   progress.finish();
-  return read === undefined || wasStopped() ? undefined : { ...read, changes: read.changes!, newest };
+  return read === undefined || wasStopped() ? undefined : { ...read, newest };
 }
 
 type Holds = Pick<PlanContext, 'tokenProjects' | 'unencodable'>;
-const NOTHING_HELD: Holds = { tokenProjects: new Map(), unencodable: { encoding: 'UTF8', characters: new Set() } };
 
 /** The characters of the items' values PostgreSQL's encoding lacks, and where it holds the token ids the table adds. */
 async function readWhatPostgresHolds(sql: Sql, changes: readonly FixChange[], order: TextOrder): Promise<Holds> {
   const items = changes.flatMap((change) => (change.found?.item ? [change.found.item] : []));
-  let unencodable = NOTHING_HELD.unencodable;
+  let unencodable: Holds['unencodable'] = { encoding: 'UTF8', characters: new Set() };
   if (order !== 'collate-c') {
     const texts = items.flatMap((item) => Object.values(item).flatMap((value) => (value.S === undefined ? [] : [value.S])));
     const [row] = await sql<{ encoding: string }[]>`SELECT current_setting('server_encoding') AS encoding`;

@@ -25,11 +25,11 @@ export async function readProjects(sql: Sql, order: TextOrder, includeOrphans: b
   const values = PROJECT_ATTRIBUTE_ENTRIES.map(selectedColumn).join(', ');
   const query = `SELECT ${PROJECT_COLUMN} AS name, ${values} FROM ${PROJECTS_TABLE} ORDER BY ${orderByUtf8(PROJECT_COLUMN, order)}`;
   const projects = [...(await sql.unsafe<PostgresProject[]>(query))];
-  if (!includeOrphans) return { projects, orphanProjectCount: 0 };
+  if (!includeOrphans) return { projects, orphanNames: [] as string[] };
   const orphanProjects = await readOrphanProjectNames(sql);
   for (const name of orphanProjects) projects.push(orphanProject(name));
   projects.sort((a, b) => compareUtf8(a.name, b.name));
-  return { projects, orphanProjectCount: orphanProjects.length };
+  return { projects, orphanNames: orphanProjects };
 }
 
 /** A project only tokens name, as the dump gives it with --include-orphans: every attribute NULL. */

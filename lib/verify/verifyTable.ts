@@ -10,6 +10,7 @@ import { capacityMeterOf, createDynamoClient, describeCelloTable } from '../dyna
 import { checkTables } from '../postgres/schema.ts';
 import { inReadOnlySnapshot, withPostgresSession, type PostgresSession, type Sql } from '../postgres/connect.ts';
 import type { DynamoTable } from '../dynamodb/conditionalWrite.ts';
+import { scanPages } from '../dynamodb/scan.ts';
 import { readTextOrder } from '../postgres/textOrder.ts';
 import { CELLO_TABLES } from '../cello/sourceTables.ts';
 import { projectPk } from '../cello/keys.ts';
@@ -41,7 +42,7 @@ export async function verifyTable(options: VerifyOptions): Promise<number> {
     const comparison = await withPostgresSession(options.postgresTarget, options.settings, compare, progress).catch(failOnStreamOrder);
     const { result } = comparison;
     const capacity = formatCapacitySummary(meter, { writes: false, indent: '  ' });
-    const summary = formatSummary(result, { stoppedBy: stopSignalReceived(), orphanProjects: comparison.orphanProjectCount, capacity });
+    const summary = formatSummary(result, { stoppedBy: stopSignalReceived(), orphanProjects: comparison.orphanNames.length, capacity });
     await printOutput(formatExtraPartitions(result.extra) + formatOrphanNote(result.orphans) + summary);
     if (!result.complete) return ExitCode.interrupted;
     if (!options.fix || result.totals.differences === 0) return result.totals.differences === 0 ? ExitCode.ok : ExitCode.incomplete;
@@ -63,11 +64,10 @@ function failOnStreamOrder(error: unknown): never {
 
 /** With --fix, also reads what the cutover guard compares with, and the orphan projects' partition keys --fix spares. */
 async function compareSnapshot(sql: Sql, table: TableSide, options: VerifyOptions, progress: Progress) {
-  const { scanPages } = await import('../dynamodb/scan.ts');
   const { database, includeOrphans, fix, concurrency } = options;
   await checkTables(sql, database, CELLO_TABLES);
   const order = await readTextOrder(sql, database);
-  const { projects, orphanProjectCount } = await readProjects(sql, order, includeOrphans);
+  const { projects, orphanNames } = await readProjects(sql, order, includeOrphans);
   const newestInPostgres = fix ? await readNewestTokenCreatedAt(sql) : null;
   const orphanPks = new Set(fix && !includeOrphans ? (await readOrphanProjectNames(sql)).map(projectPk) : []);
   const result = await verifyMigration({
@@ -89,7 +89,7 @@ async function compareSnapshot(sql: Sql, table: TableSide, options: VerifyOption
       progress.update(projectsChecked, `of ${formatCount(projects.length)} projects, ${formatCount(itemsScanned)} items scanned`),
     ...(fix ? { planFixes: { limit: MAX_FIX_CHANGES } } : {}),
   });
-  return { result, orphanProjectCount, newestInPostgres, orphanPks };
+  return { result, orphanNames, newestInPostgres, orphanPks };
 }
 
 async function fixDifferences(table: TableSide, comparison: Comparison, options: VerifyOptions): Promise<number> {

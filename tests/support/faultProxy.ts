@@ -551,3 +551,27 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
 export function startLatencyProxy(target: string, delayMs: number): Promise<FaultProxy> {
   return startFaultProxy({ target, seed: 0, rates: {}, fixedDelayMs: delayMs });
 }
+
+/**
+ * A proxy to `target` that forwards everything and runs `interfere` once, just before the first request of `operation`
+ * is forwarded: a change the step meets between its read and its write, every time, with no race against the clock.
+ * `interfered()` says whether it ran.
+ */
+export async function startInterferingProxy(
+  target: string,
+  operation: string,
+  interfere: () => Promise<unknown>,
+): Promise<FaultProxy & { interfered: () => boolean }> {
+  let interfered = false;
+  const proxy = await startFaultProxy({
+    target,
+    seed: 1,
+    rates: {},
+    beforeForward: async (op) => {
+      if (op !== operation || interfered) return;
+      interfered = true;
+      await interfere();
+    },
+  });
+  return Object.assign(proxy, { interfered: () => interfered });
+}

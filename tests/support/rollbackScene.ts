@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { DeleteItemCommand, PutItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { DynamoItem } from '../../lib/dynamodb/batch.ts';
 import { type AdminSql, connectAdmin } from '../../tools/localStack.ts';
+import { startInterferingProxy } from './faultProxy.ts';
 import { REGION, getStack, newCelloDatabase, newCelloTable, runStep, type ScriptResult } from './harness.ts';
 import { FAST_RETRY_ENV, celloItemsFromPostgres, putItems, seedCello, waitUntil } from './reliability.ts';
 
@@ -115,23 +116,67 @@ export async function partitionTokens(sql: AdminSql, by: string, primaryKey: str
   await sql`DROP TABLE tokens_unpartitioned`;
 }
 
-/** Another session on the scene's database, for a transaction the rollback meets; ended after the test. */
-export async function otherSession(scene: Scene, t: { after: (f: () => Promise<void>) => void }) {
+/**
+ * Runs the rollback while another session's transaction holds `writes`, uncommitted; the session ends (`end`) once the
+ * rollback waits on it. `before`: PostgreSQL's rows as text right after, what "nothing committed" compares.
+ */
+export async function rollbackWhileAnotherWrites(
+  scene: Scene,
+  t: { after: (f: () => Promise<void>) => void },
+  writes: readonly string[],
+  { end = 'COMMIT', args = [] as string[] } = {},
+): Promise<{ result: ScriptResult; before: string }> {
   const admin = connectAdmin(stack.postgres, scene.database);
   const other = await admin.reserve();
   t.after(async () => {
     other.release();
     await admin.end();
   });
-  return other;
-}
-
-/** Until the rollback's statement waits on a row another session holds. */
-export const waitsOnLock = (scene: Scene) =>
-  waitUntil(
+  await other`BEGIN`;
+  for (const write of writes) await other.unsafe(write);
+  const running = rollback(scene, ...args);
+  await waitUntil(
     async () =>
       (
         await scene.sql`SELECT 1 FROM pg_stat_activity WHERE datname = ${scene.database} AND application_name = 'cello-migrate' AND wait_event_type = 'Lock'`
       ).length > 0,
     'the rollback to wait on the other session',
   );
+  await other.unsafe(end);
+  const before = await snapshot(scene.sql);
+  return { result: await running, before };
+}
+
+/** startInterferingProxy before the local DynamoDB, closed after the test. */
+export async function interferingProxy(
+  t: { after: (f: () => Promise<void>) => void },
+  operation: string,
+  interfere: () => Promise<unknown>,
+): Promise<{ endpoint: string; done: () => boolean }> {
+  const proxy = await startInterferingProxy(stack.endpoint, operation, interfere);
+  t.after(() => proxy.close());
+  return { endpoint: proxy.endpoint, done: proxy.interfered };
+}
+
+/** The rollback with `change` made in PostgreSQL as the table's scan starts, after the read the comparison uses. */
+export async function rollbackWithChangeDuringScan(
+  scene: Scene,
+  t: { after: (f: () => Promise<void>) => void },
+  change: () => Promise<unknown>,
+): Promise<{ result: ScriptResult; before: string }> {
+  let before = ''; // PostgreSQL's rows as text right after the change: what "nothing committed" compares
+  const proxy = await interferingProxy(t, 'Scan', async () => {
+    await change();
+    before = await snapshot(scene.sql);
+  });
+  return { result: await rollback(scene, '--endpoint-url', proxy.endpoint), before };
+}
+
+/** A run told "run it again" (exit 1), and the next run then passes: PostgreSQL matches the table. */
+export async function assertRunItAgainThenPasses(scene: Scene, result: ScriptResult): Promise<void> {
+  assert.equal(result.code, 1, result.stdout + result.stderr);
+  assert.match(result.stdout, /run it again\.\n$/);
+  const again = await rollback(scene);
+  assert.equal(again.code, 0, again.stdout + again.stderr);
+  await assertMatches(scene);
+}

@@ -4,7 +4,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BatchGetItemCommand, BatchWriteItemCommand, QueryCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { useRetrySettings } from '../../lib/dynamodb/client.ts';
+import { clientState } from '../../lib/dynamodb/client.ts';
 import { PROBLEM_LIST_LIMIT, checkMigrationFile, type CheckedFile } from '../../lib/load/check.ts';
 import { ITEM_MAX_BYTES, buildProjectItem, buildTokenItem, projectNameProblem, type LoadItem } from '../../lib/cello/fileItems.ts';
 import { KeyDigestSet } from '../../lib/load/keyDigestSet.ts';
@@ -547,7 +547,7 @@ function fakeTable(tableName: string, stuckKeys: Set<string> = new Set(), refuse
       }
     },
   } as unknown as DynamoDBClient;
-  useRetrySettings(client, fastSettings);
+  clientState(client).retry = fastSettings; // a fake's unprocessed-items loops, fast
   return { client, items, requests };
 }
 
