@@ -837,10 +837,10 @@ CASES.push(
   },
   {
     script: 'verify_migration',
-    what: '--fix with an unreachable DynamoDB endpoint',
+    what: '--fix with an unreachable DynamoDB endpoint: the table check gives up after 3 attempts, as the load does',
     args: (f) => verify(f, '--fix', '--endpoint-url', `http://127.0.0.1:${f.closedPort}`),
     code: 3,
-    message: /connection refused/,
+    message: /DynamoDB kept failing after 3 attempts: cannot reach DynamoDB at http:\/\/127\.0\.0\.1:\d+: connection refused/,
   },
   { script: 'verify_migration', what: '--fix=yes', args: (f) => verify(f, '--fix=yes'), code: 2, message: /--fix is true or false, got "yes"/ },
   {

@@ -51,11 +51,16 @@ function recordingRetry(maxAttempts = 5): { retry: RetrySettings; delays: number
   };
 }
 
-/** A client of the local stack whose retries are recorded. */
-async function recordingClient(maxAttempts = 5): Promise<{ client: DynamoDBClient; delays: number[] }> {
-  const { retry, delays } = recordingRetry(maxAttempts);
-  const credentials = { accessKeyId: LOCAL_AWS_ENV.AWS_ACCESS_KEY_ID, secretAccessKey: LOCAL_AWS_ENV.AWS_SECRET_ACCESS_KEY };
-  return { client: createDynamoClient(await localTarget(), { credentials, retry }), delays };
+const LOCAL_CREDENTIALS = { accessKeyId: LOCAL_AWS_ENV.AWS_ACCESS_KEY_ID, secretAccessKey: LOCAL_AWS_ENV.AWS_SECRET_ACCESS_KEY };
+
+/** describeCelloTable on the local stack; its retries' sleeps recorded in `delays`. */
+async function describeLocal(tableName: string, delays: number[] = []): Promise<void> {
+  const { retry, delays: recorded } = recordingRetry();
+  try {
+    await describeCelloTable(await localTarget(), tableName, { credentials: LOCAL_CREDENTIALS, retry });
+  } finally {
+    delays.push(...recorded);
+  }
 }
 
 async function localTarget() {
@@ -96,43 +101,39 @@ async function createTable(tableName: string, keySchema: { name: string; keyType
 // ---- describeCelloTable -------------------------------------------------------------------------------------------
 
 test('describeCelloTable accepts a Cello table (pk HASH S, sk RANGE S)', async () => {
-  const { tableName, client } = await newCelloTable();
-  await describeCelloTable(client, tableName);
-  assert.ok(true, 'no error');
+  const { tableName } = await newCelloTable();
+  await describeLocal(tableName);
 });
 
 test('describeCelloTable rejects a missing table with exit 3, naming the table', async () => {
-  const { client } = await recordingClient();
   const tableName = uniqueName('missing');
-  await assert.rejects(describeCelloTable(client, tableName), (error: unknown) =>
+  await assert.rejects(describeLocal(tableName), (error: unknown) =>
     assertUserError(error, ExitCode.environment, new RegExp(`table "${tableName}" does not exist`), new RegExp(REGION)),
   );
 });
 
 test('a missing table is reported at once, without retries, even when its name contains "aborted"', async () => {
-  const { client, delays } = await recordingClient();
+  const delays: number[] = [];
   const tableName = uniqueName('jobs_aborted');
-  await assert.rejects(describeCelloTable(client, tableName), UserError);
+  await assert.rejects(describeLocal(tableName, delays), UserError);
   assert.deepEqual(delays, []);
 });
 
 test('describeCelloTable rejects a table with another key schema, showing both schemas', async () => {
-  const client = await dynamoClient();
   const tableName = uniqueName('other_keys');
   await createTable(tableName, [{ name: 'id', keyType: 'HASH', type: 'S' }]);
-  await assert.rejects(describeCelloTable(client, tableName), (error: unknown) =>
+  await assert.rejects(describeLocal(tableName), (error: unknown) =>
     assertUserError(error, ExitCode.environment, new RegExp(tableName), /\(id HASH S\)/, /expected \(pk HASH S, sk RANGE S\)/),
   );
 });
 
 test('describeCelloTable rejects a sort key of the wrong type', async () => {
-  const client = await dynamoClient();
   const tableName = uniqueName('numeric_sk');
   await createTable(tableName, [
     { name: 'pk', keyType: 'HASH', type: 'S' },
     { name: 'sk', keyType: 'RANGE', type: 'N' },
   ]);
-  await assert.rejects(describeCelloTable(client, tableName), (error: unknown) =>
+  await assert.rejects(describeLocal(tableName), (error: unknown) =>
     assertUserError(error, ExitCode.environment, /\(pk HASH S, sk RANGE N\)/, /expected \(pk HASH S, sk RANGE S\)/),
   );
 });
@@ -207,6 +208,21 @@ test('a client for a port where nobody listens fails fast with a one-line "conne
   } finally {
     client.destroy();
   }
+});
+
+test("describeCelloTable gives up after 3 attempts whatever the run's retry settings: every step's wrong endpoint fails in seconds", async () => {
+  const port = await findFreePort();
+  const { retry, delays } = recordingRetry(10);
+  const { maxAttempts: _bulkAttempts, ...schedule } = retry; // the steps' bulk clients try 10 times
+  const failure = await describeCelloTable({ region: REGION, endpointUrl: `http://127.0.0.1:${port}` }, 'cello', {
+    credentials: LOCAL_CREDENTIALS,
+    retry: schedule,
+  }).then(
+    () => assert.fail('the check succeeded'),
+    (error: unknown) => error,
+  );
+  assert.equal(delays.length, 2, 'three attempts');
+  assertUserError(failure, ExitCode.environment, /^DynamoDB kept failing after 3 attempts: cannot reach DynamoDB at .*: connection refused/);
 });
 
 // ---- PostgreSQL ---------------------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 // tests can make deterministic, and no hidden retry-token quota that gives up early under sustained throttling.
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
-import { DescribeTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DescribeTableCommand, DynamoDBClient, type TableDescription } from '@aws-sdk/client-dynamodb';
 import { ExitCode, UserError } from '../cli/errors.ts';
 import { runEnvironment } from '../cli/currentRun.ts';
 import { registerSecret } from '../cli/secrets.ts';
@@ -131,9 +131,21 @@ function maskAwsSecrets(client: DynamoDBClient, env: NodeJS.ProcessEnv, secretAc
   );
 }
 
-/** Checks, before any write, that the table exists, is ACTIVE and has Cello's key schema (pk HASH S, sk RANGE S). */
-export async function describeCelloTable(client: DynamoDBClient, tableName: string): Promise<void> {
-  const table = (await client.send(new DescribeTableCommand({ TableName: tableName }))).Table;
+/** The table check's attempts: a wrong endpoint or region fails in seconds, not after the bulk client's ~20 s. */
+const TABLE_CHECK_ATTEMPTS = 3;
+
+/**
+ * Checks, before any write, that the table exists, is ACTIVE and has Cello's key schema (pk HASH S, sk RANGE S), with
+ * a client of its own of TABLE_CHECK_ATTEMPTS (`options`: a test's credentials or retry settings).
+ */
+export async function describeCelloTable(target: DynamoTarget, tableName: string, options: ClientOptions = {}): Promise<void> {
+  const client = createDynamoClient(target, { maxSockets: 1, ...options, retry: { maxAttempts: TABLE_CHECK_ATTEMPTS, ...options.retry } });
+  let table: TableDescription | undefined;
+  try {
+    table = (await client.send(new DescribeTableCommand({ TableName: tableName }))).Table;
+  } finally {
+    client.destroy();
+  }
   if (!table) throw new UserError(`table "${tableName}" returned no description`, ExitCode.environment);
   const keySchema = (table.KeySchema ?? []).map((key) => {
     const type = table.AttributeDefinitions?.find((definition) => definition.AttributeName === key.AttributeName)?.AttributeType ?? '?';

@@ -25,9 +25,6 @@ import { formatLoadSummary, type RunEnding } from './summary.ts';
 
 const DEFAULT_CONCURRENCY = 16;
 
-/** The table check runs before anything else: a wrong endpoint or region should fail in seconds, not after ~20 s. */
-const STARTUP_CHECK_ATTEMPTS = 3;
-
 async function parseArguments(argv: string[]) {
   const args = await createArgumentParser(
     argv,
@@ -85,13 +82,8 @@ export const main = defineStep(async (argv: string[]): Promise<number> => {
   await checkInputFile(options.dataFile);
   const client = createDynamoClient(target, { maxSockets: options.concurrency, capacity: options.capacity, stop: stopSignal() });
   const meter = capacityMeterOf(client);
-  const startupClient = createDynamoClient(target, { maxSockets: 1, retry: { maxAttempts: STARTUP_CHECK_ATTEMPTS } });
   try {
-    try {
-      await describeCelloTable(startupClient, options.tableName);
-    } finally {
-      startupClient.destroy();
-    }
+    await describeCelloTable(target, options.tableName);
 
     const report = await checkMigrationFile(options.dataFile, options.dataFile, wasStopped);
     if (report.checked === undefined) return printFileProblems(report, options.dataFile);

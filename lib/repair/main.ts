@@ -94,7 +94,7 @@ export const main = defineStep(async (argv: string[]): Promise<number> => {
     const total = await countRecords(file);
     await write(`Loaded ${formatCount(total)} total records\n\n`);
     // A read, also in a dry run: a wrong table name or region is found before the report says anything more.
-    await describeCelloTable(client, tableName);
+    await describeCelloTable(target, tableName);
     await write(`Processing records:\n${SEPARATOR}\n`);
     const counts = emptyRepairCounts(total);
     const { repairRecord, failure } = recordRepairer(update, { client, tableName }, meter, dryRun);

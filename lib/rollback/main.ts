@@ -87,14 +87,12 @@ export const main = defineStep(async (argv: string[]): Promise<number> => {
   const { host, port } = parseHostArgument(String(args.db_host));
   const postgresTarget: PostgresTarget = { host, port, user, database };
   const settings = connectionSettingsFromEnvironment(runEnvironment(), host);
-  const client = createDynamoClient(
-    { region: String(args.region), endpointUrl: args['endpoint-url'] },
-    { maxSockets: CONCURRENCY * 2 + 2, capacity: { maxRcu: args['max-rcu'] }, stop: stopSignal() },
-  );
+  const target = { region: String(args.region), endpointUrl: args['endpoint-url'] };
+  const client = createDynamoClient(target, { maxSockets: CONCURRENCY * 2 + 2, capacity: { maxRcu: args['max-rcu'] }, stop: stopSignal() });
   const meter = capacityMeterOf(client);
   try {
     // The cheap checks first: a wrong table or region, then a server or user that could not write, fail before anything is read.
-    await describeCelloTable(client, tableName);
+    await describeCelloTable(target, tableName);
     const progress = new Progress('Reading', undefined, currentRun().io.stderr, { unit: 'projects', note: () => meter.describeSlowdown() });
     const rollBackWith = async (session: PostgresSession) => {
       await checkNotStandby(session.sql, describeTarget(postgresTarget));

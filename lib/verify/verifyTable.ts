@@ -35,7 +35,7 @@ export async function verifyTable(options: VerifyOptions): Promise<number> {
   const meter = capacityMeterOf(client);
   try {
     // The cheap check first: a wrong table name or region fails before the database is touched.
-    await describeCelloTable(client, tableName);
+    await describeCelloTable(options.target, tableName);
     const table: TableSide = { client, tableName, openPartition: partitionQuery(client, tableName), meter };
     const progress = new Progress('Verifying', undefined, currentRun().io.stderr, { unit: 'projects', note: () => meter.describeSlowdown() });
     const compare = (session: PostgresSession) => inReadOnlySnapshot(session, (sql) => compareSnapshot(sql, table, options, progress));
