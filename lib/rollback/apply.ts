@@ -68,7 +68,11 @@ async function writePlan(sql: Sql, plan: RollbackPlan, stop: AbortSignal, celloK
     for (let start = 0; start < changes.length; start += ROWS_PER_STATEMENT) {
       const batch = changes.slice(start, start + ROWS_PER_STATEMENT);
       if (of === 'project' && kind === 'delete') await run(sql, lockProjectsStatement(), batch, stop, celloKeys);
-      checkEveryRowWritten(batch, await run(sql, STATEMENTS[kind](of), batch, stop, celloKeys));
+      const missed = checkEveryRowWritten(batch, await run(sql, STATEMENTS[kind](of), batch, stop, celloKeys));
+      if (missed === undefined) continue;
+      // Missed though it still applies: the database skipped it (a trigger returning NULL), not another session.
+      const [skipped] = await run(sql, stillAppliesStatement(of, kind), [missed], stop, celloKeys);
+      throw skipped === undefined ? rowChanged(missed, whyMissed(missed)) : new NotCommittedError(RESULTS.rowSkipped(missed));
     }
   }
   // A deferred constraint (DEFERRABLE INITIALLY DEFERRED) is checked now, so the dry run, which never commits, meets it.
@@ -95,21 +99,23 @@ async function run(sql: Sql, statement: string, batch: readonly RowChange[], sto
   }
 }
 
-function checkEveryRowWritten(batch: readonly RowChange[], written: readonly Written[]): void {
+/** The first change of `batch` missing from what its statement wrote; throws if a row written holds other values than sent. */
+function checkEveryRowWritten(batch: readonly RowChange[], written: readonly Written[]): RowChange | undefined {
   const keys = new Set(written.map((row) => row.key));
   const missed = batch.find((change) => !keys.has(rowKey(change)));
-  if (missed === undefined) {
-    const rewritten = written.find((row) => row.as_written === false);
-    if (rewritten !== undefined) throw new NotCommittedError(RESULTS.rowRewritten(batch.find((change) => rowKey(change) === rewritten.key)!));
-    return;
+  if (missed !== undefined) return missed;
+  const rewritten = written.find((row) => row.as_written === false);
+  if (rewritten !== undefined) throw new NotCommittedError(RESULTS.rowRewritten(batch.find((change) => rowKey(change) === rewritten.key)!));
+  return undefined;
+}
+
+function whyMissed(missed: RowChange): string {
+  if (missed.kind === 'insert') {
+    return 'PostgreSQL already holds a row with this key: written since the read, or, for a token, the same id under another project';
   }
-  const why =
-    missed.kind === 'insert'
-      ? 'PostgreSQL already holds a row with this key: written since the read, or, for a token, the same id under another project'
-      : missed.kind === 'delete' && missed.of === 'project'
-        ? 'the row changed, or a token of the project that the plan does not delete was written, since it was read'
-        : 'the row no longer holds the values read';
-  throw rowChanged(missed, why);
+  return missed.kind === 'delete' && missed.of === 'project'
+    ? 'the row changed, or a token of the project that the plan does not delete was written, since it was read'
+    : 'the row no longer holds the values read';
 }
 
 /** serialization_failure, deadlock_detected: another session's transaction met this one; the same run may pass next time. */
@@ -223,6 +229,29 @@ function record(change: RowChange): Row {
   return { ...prefixed(change.old, OLD), ...(change.kind === 'update' ? prefixed(change.row, NEW) : {}) };
 }
 
+/**
+ * Where a change applies: an insert's key free, an update's or delete's row holding every value read, and for a
+ * project's delete no token naming it (the foreign key cascades, and a token written since must not go with it).
+ */
+function stillApplies(of: ItemKind, kind: RowChange['kind']): string {
+  const table = ROW_TABLES[of];
+  const key = identifier(table.key);
+  if (kind === 'insert') return `NOT EXISTS (SELECT 1 FROM ${table.name} AS t WHERE t.${key} = i.${key})`;
+  const noTokens =
+    of === 'project' && kind === 'delete' ? ` AND NOT EXISTS (SELECT 1 FROM ${TOKENS_TABLE} x WHERE x.${identifier(PROJECT_COLUMN)} = t.${key})` : '';
+  return `${holdsEveryValue(table, OLD)}${noTokens}`;
+}
+
+/** The keys of the changes sent that still apply, as their statement's condition reads them now. */
+function stillAppliesStatement(of: ItemKind, kind: RowChange['kind']): string {
+  const table = ROW_TABLES[of];
+  if (kind === 'insert') {
+    return `SELECT i.${identifier(table.key)} AS key FROM jsonb_to_recordset($1::text::jsonb) AS i(${recordColumns(table, '')}) WHERE ${stillApplies(of, kind)}`;
+  }
+  return `SELECT t.${identifier(table.key)} AS key FROM ${table.name} AS t, jsonb_to_recordset($1::text::jsonb) AS i(${recordColumns(table, OLD)})
+          WHERE ${stillApplies(of, kind)}`;
+}
+
 const STATEMENTS: Record<RowChange['kind'], (of: ItemKind) => string> = {
   /**
    * A key taken (by a row written since the read) is skipped, and missing from RETURNING; any other unique rule
@@ -234,8 +263,7 @@ const STATEMENTS: Record<RowChange['kind'], (of: ItemKind) => string> = {
     const columns = table.columns.map(({ name }) => identifier(name)).join(', ');
     const key = identifier(table.key);
     return `WITH i AS (SELECT * FROM jsonb_to_recordset($1::text::jsonb) AS i(${recordColumns(table, '')})),
-                w AS (INSERT INTO ${table.name} (${columns}) SELECT ${columns} FROM i
-                      WHERE NOT EXISTS (SELECT 1 FROM ${table.name} AS t WHERE t.${key} = i.${key}) RETURNING *)
+                w AS (INSERT INTO ${table.name} (${columns}) SELECT ${columns} FROM i WHERE ${stillApplies(of, 'insert')} RETURNING *)
            SELECT w.${key} AS key, ${holdsEveryValue(table, '', 'w')} AS as_written FROM w JOIN i ON w.${key} = i.${key}`;
   },
   /** From the values read (`o_`) to the item's (`n_`); the token's project is not set: under another project is another row. */
@@ -244,16 +272,13 @@ const STATEMENTS: Record<RowChange['kind'], (of: ItemKind) => string> = {
     const set = table.columns.filter(({ name }) => name !== table.key && name !== PROJECT_COLUMN);
     return `UPDATE ${table.name} AS t SET ${set.map(({ name }) => `${identifier(name)} = i.${identifier(NEW + name)}`).join(', ')}
            FROM jsonb_to_recordset($1::text::jsonb) AS i(${recordColumns(table, OLD)}, ${recordColumns(table, NEW, set)})
-           WHERE ${holdsEveryValue(table, OLD)}
+           WHERE ${stillApplies(of, 'update')}
            RETURNING t.${identifier(table.key)} AS key, ${holdsEveryValue(table, NEW, 't', set)} AS as_written`;
   },
-  /** A project's row goes only when no token names it: the foreign key cascades, and a token written since must not go with it. */
   delete: (of) => {
     const table = ROW_TABLES[of];
-    const noTokens =
-      of === 'project' ? ` AND NOT EXISTS (SELECT 1 FROM ${TOKENS_TABLE} x WHERE x.${identifier(PROJECT_COLUMN)} = t.${identifier(table.key)})` : '';
     return `DELETE FROM ${table.name} AS t USING jsonb_to_recordset($1::text::jsonb) AS i(${recordColumns(table, OLD)})
-           WHERE ${holdsEveryValue(table, OLD)}${noTokens} RETURNING t.${identifier(table.key)} AS key`;
+           WHERE ${stillApplies(of, 'delete')} RETURNING t.${identifier(table.key)} AS key`;
   },
 };
 
