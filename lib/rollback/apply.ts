@@ -137,10 +137,10 @@ type CelloKeys = ReadonlySet<string> | undefined;
 const constraintId = (schema: unknown, table: unknown, constraint: unknown) => JSON.stringify([schema, table, constraint]);
 
 /**
- * The constraints Cello's schema keys its rows by: each table's unique constraints on its key column (alone, or with
- * others: a key of (project, token_id) where tokens are partitioned by project; only a row with the same key breaks
- * one) and the tokens' reference to their project, on the tables and on their partitions (where PostgreSQL reports a
- * violation). Their violation is a row
+ * The constraints Cello's schema keys its rows by: each table's unique indexes on its key column (a constraint's, or an
+ * index of its own: a violation names either alike; on the key alone, or with others: a key of (project, token_id)
+ * where tokens are partitioned by project, which only a row with the same key breaks) and the tokens' reference to
+ * their project, on the tables and on their partitions (where PostgreSQL reports a violation). Their violation is a row
  * another session wrote (or a project it deleted) meanwhile; any other unique or foreign key is the operator's rule,
  * met again by every run. Told apart by the error's fields, not its detail: the detail is translated (lc_messages)
  * and left out without SELECT on the columns. Read before the transaction: a failure here must not abort it.
@@ -153,14 +153,16 @@ async function celloKeyConstraints(sql: Sql): Promise<CelloKeys> {
   const rootOf = (relation: string) => `COALESCE(pg_catalog.pg_partition_root(${relation}), ${relation})`;
   try {
     const rows = await sql<{ schema_name: string; table_name: string; constraint_name: string }[]>`
-      SELECT n.nspname AS schema_name, t.relname AS table_name, c.conname AS constraint_name
+      SELECT n.nspname AS schema_name, t.relname AS table_name, COALESCE(x.relname, c.conname) AS constraint_name
       FROM jsonb_to_recordset(${JSON.stringify(keys)}::text::jsonb) AS k("table" text, "column" text, "references" text)
       JOIN pg_catalog.pg_class t ON t.relkind IN ('r', 'p') AND ${sql.unsafe(rootOf('t.oid'))} = to_regclass(quote_ident(k."table"))
       JOIN pg_catalog.pg_namespace n ON n.oid = t.relnamespace
       JOIN pg_catalog.pg_attribute a ON a.attrelid = t.oid AND a.attname = k."column"
-      JOIN pg_catalog.pg_constraint c ON c.conrelid = t.oid
-      WHERE CASE WHEN k."references" IS NULL THEN c.contype IN ('p', 'u') AND c.conkey @> ARRAY[a.attnum]
-                 ELSE c.contype = 'f' AND c.conkey = ARRAY[a.attnum] AND ${sql.unsafe(rootOf('c.confrelid'))} = to_regclass(quote_ident(k."references")) END`;
+      LEFT JOIN pg_catalog.pg_index i ON k."references" IS NULL AND i.indrelid = t.oid AND i.indisunique AND i.indkey::int2[] @> ARRAY[a.attnum]
+      LEFT JOIN pg_catalog.pg_class x ON x.oid = i.indexrelid
+      LEFT JOIN pg_catalog.pg_constraint c ON k."references" IS NOT NULL AND c.conrelid = t.oid AND c.contype = 'f' AND c.conkey = ARRAY[a.attnum]
+        AND ${sql.unsafe(rootOf('c.confrelid'))} = to_regclass(quote_ident(k."references"))
+      WHERE x.relname IS NOT NULL OR c.conname IS NOT NULL`;
     return new Set(rows.map((row) => constraintId(row.schema_name, row.table_name, row.constraint_name)));
   } catch {
     // A hardened server's catalog PUBLIC may not read, or a PostgreSQL before 12 (no pg_partition_root).
