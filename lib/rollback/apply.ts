@@ -66,19 +66,35 @@ async function writePlan(sql: Sql, plan: RollbackPlan, stop: AbortSignal, celloK
   for (const { of, kind } of ORDER) {
     const changes = plan.changes.filter((change) => change.of === of && change.kind === kind);
     for (let start = 0; start < changes.length; start += ROWS_PER_STATEMENT) {
-      const batch = changes.slice(start, start + ROWS_PER_STATEMENT);
-      if (of === 'project' && kind === 'delete') await run(sql, lockProjectsStatement(), batch, stop, celloKeys);
-      const missed = checkEveryRowWritten(batch, await run(sql, STATEMENTS[kind](of), batch, stop, celloKeys));
-      if (missed === undefined) continue;
-      // Missed though it still applies: the database skipped it (a trigger returning NULL), not another session.
-      const [skipped] = await run(sql, stillAppliesStatement(of, kind), [missed], stop, celloKeys);
-      throw skipped === undefined ? rowChanged(missed, whyMissed(missed)) : new NotCommittedError(RESULTS.rowSkipped(missed));
+      await writeBatch(sql, { of, kind }, changes.slice(start, start + ROWS_PER_STATEMENT), stop, celloKeys);
     }
   }
   // A deferred constraint (DEFERRABLE INITIALLY DEFERRED) is checked now, so the dry run, which never commits, meets it.
   await sql`SET CONSTRAINTS ALL IMMEDIATE`.catch((error: unknown) => {
     throw constraintAsRowChanged(error, plan.changes, celloKeys) ?? error;
   });
+}
+
+/** Writes changes of one kind to one table, or throws the NotCommittedError that says which it could not write, and why. */
+async function writeBatch(
+  sql: Sql,
+  { of, kind }: (typeof ORDER)[number],
+  batch: RowChange[],
+  stop: AbortSignal,
+  celloKeys: CelloKeys,
+): Promise<void> {
+  // What the first try missed is tried again on the rows as they are now: READ COMMITTED does not follow a row
+  // another session deleted and inserted again, with the same values, while the statement waited on it.
+  let missed = batch;
+  for (let attempt = 0; attempt < 2 && missed.length > 0; attempt++) {
+    if (of === 'project' && kind === 'delete') await run(sql, lockProjectsStatement(), missed, stop, celloKeys);
+    missed = missedChanges(missed, await run(sql, STATEMENTS[kind](of), missed, stop, celloKeys));
+  }
+  const [first] = missed;
+  if (first === undefined) return;
+  // Missed twice though it still applies: the database skipped it (a trigger returning NULL), not another session.
+  const [skipped] = await run(sql, stillAppliesStatement(of, kind), [first], stop, celloKeys);
+  throw skipped === undefined ? rowChanged(first, whyMissed(first)) : new NotCommittedError(RESULTS.rowSkipped(first));
 }
 
 /** Runs a statement on a batch; the keys of the rows it returned. A constraint violation names the row it can. */
@@ -99,14 +115,12 @@ async function run(sql: Sql, statement: string, batch: readonly RowChange[], sto
   }
 }
 
-/** The first change of `batch` missing from what its statement wrote; throws if a row written holds other values than sent. */
-function checkEveryRowWritten(batch: readonly RowChange[], written: readonly Written[]): RowChange | undefined {
-  const keys = new Set(written.map((row) => row.key));
-  const missed = batch.find((change) => !keys.has(rowKey(change)));
-  if (missed !== undefined) return missed;
+/** The changes of `batch` missing from what its statement wrote; throws if a row written holds other values than sent. */
+function missedChanges(batch: readonly RowChange[], written: readonly Written[]): RowChange[] {
   const rewritten = written.find((row) => row.as_written === false);
   if (rewritten !== undefined) throw new NotCommittedError(RESULTS.rowRewritten(batch.find((change) => rowKey(change) === rewritten.key)!));
-  return undefined;
+  const keys = new Set(written.map((row) => row.key));
+  return batch.filter((change) => !keys.has(rowKey(change)));
 }
 
 function whyMissed(missed: RowChange): string {
