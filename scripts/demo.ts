@@ -50,6 +50,7 @@ import {
   startLocalStack,
   type LocalStack,
 } from '../tools/localStack.ts';
+import { takeNoArguments } from '../tools/noArguments.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const GUIDE = join(ROOT, 'docs', 'postgresql_to_dynamodb_migration.md');
@@ -126,6 +127,14 @@ const STEPS: DemoStep[] = [
   { title: 'Rolling back: the live run', block: 'rollback', afterwards: describeRolledBackTokens },
   { title: 'Rolling back: verify, before switching the service back to PostgreSQL', block: 'rollback-verify' },
 ];
+
+takeNoArguments(
+  'npm run demo',
+  `Runs the migration guide (docs/postgresql_to_dynamodb_migration.md) from start to finish on a local PostgreSQL and
+DynamoDB-compatible endpoint it starts: every step's own command, printed, then run. It removes everything at the
+end, also after a failure or Ctrl-C, and ends in "matches" with exit code 0.
+`,
+);
 
 const started = performance.now();
 const work = mkdtempSync(join(tmpdir(), 'cello-demo-'));

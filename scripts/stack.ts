@@ -16,12 +16,21 @@ import {
   createRollbackUser,
   startLocalStack,
 } from '../tools/localStack.ts';
+import { takeNoArguments } from '../tools/noArguments.ts';
 
 /** The guide's names (docs/postgresql_to_dynamodb_migration.md): its commands then run here unchanged. */
 const GUIDE = { database: 'cello_db', user: 'cello_user', rollbackUser: 'cello_rollback', table: 'cello', postgresPort: 5432 } as const;
 
 /** How often we look whether the process that started us (npm) is still there. */
 const PARENT_CHECK_MS = 500;
+
+takeNoArguments(
+  'npm run stack',
+  `Starts a local PostgreSQL and a DynamoDB-compatible endpoint set up as the migration guide expects (database
+${GUIDE.database}, users ${GUIDE.user} and ${GUIDE.rollbackUser}, table ${GUIDE.table}), prints the variables to export, and runs
+until Ctrl-C, which stops both and deletes their data.
+`,
+);
 
 // A stack that cannot start says why in one line (and leaves nothing running).
 const stack = await startLocalStack({ preferredPort: GUIDE.postgresPort }).catch((error: unknown) => process.exit(reportFailure(error)));

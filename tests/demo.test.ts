@@ -2,7 +2,7 @@
 // the guide's commands, tells the story of the migration, and leaves nothing behind — also when stopped.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { connect } from 'node:net';
@@ -245,6 +245,32 @@ test('the demo runs as a normal user from its own clone', { timeout: DEMO_TIMEOU
     assert.deepEqual(leftIn(temporary), []);
   } finally {
     copy.remove();
+    rmSync(temporary, { recursive: true, force: true });
+  }
+});
+
+test('npm run demo -- --help and npm run stack -- --help say what they do and start nothing; another argument is one error line, exit 2', async () => {
+  // A folder of their own for TMPDIR: a stack or a demo makes its temporary folder there first of all.
+  const temporary = mkdtempSync(join(tmpdir(), 'no-arguments-'));
+  const run = (args: string[]) =>
+    spawnSync('npm', ['run', '--silent', ...args], { cwd: ROOT, env: { ...demoEnvironment(), TMPDIR: temporary }, encoding: 'utf8' });
+  try {
+    for (const command of ['demo', 'stack']) {
+      const help = run([command, '--', '--help']);
+      assert.equal(help.status, 0, help.stderr);
+      assert.match(help.stdout, new RegExp(`^Usage: npm run ${command}\\n\\n\\S`));
+      assert.equal(help.stderr, '');
+      const wrong = run([command, '--', '--port', '5433']);
+      assert.equal(wrong.status, 2);
+      assert.equal(wrong.stdout, '');
+      assert.equal(wrong.stderr, `error: npm run ${command} takes no arguments, and was given "--port 5433" — run npm run ${command} -- --help\n`);
+    }
+    // tsx keeps its cache there (tsx-<uid>): not ours.
+    assert.deepEqual(
+      readdirSync(temporary).filter((name) => !name.startsWith('tsx-')),
+      [],
+    );
+  } finally {
     rmSync(temporary, { recursive: true, force: true });
   }
 });

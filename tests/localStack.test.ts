@@ -10,7 +10,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
-import { CreateTableCommand, ListTablesCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { CreateTableCommand, ListTablesCommand } from '@aws-sdk/client-dynamodb';
 import { ExitCode, UserError } from '../lib/cli/errors.ts';
 import { BATCH_GET_LIMIT, BATCH_WRITE_LIMIT, batchWriteWithRetry, findExistingKeys, type CelloKey, type DynamoItem } from '../lib/dynamodb/batch.ts';
 import { createDynamoClient, describeCelloTable } from '../lib/dynamodb/client.ts';

@@ -9,6 +9,7 @@ import { REGION, runStep } from './support/harness.ts';
 import { assertOneErrorLine } from './support/reliability.ts';
 import {
   assertMatches,
+  assertRunItAgainThenPasses,
   host,
   migrated,
   partitionTokens,
@@ -131,4 +132,21 @@ test('a database whose pg_constraint PUBLIC may not read: rolled back as before 
   assertOneErrorLine(result, /pg_constraint/);
   assert.doesNotMatch(result.stderr, /needs SELECT on the Cello tables/);
   assert.equal(await snapshot(scene.sql), before);
+});
+
+test('tokens keyed by a unique index, not a constraint: the same token inserted by another session while the rollback waits is run it again, then it passes', async (t) => {
+  const scene = await migrated(3, 2, async (sql) => {
+    await sql`ALTER TABLE tokens DROP CONSTRAINT tokens_pkey`;
+    await sql`CREATE UNIQUE INDEX tokens_token_id_unique ON tokens (token_id)`;
+  });
+  await putTokenX1(scene);
+  // PostgreSQL names the index in the error, as it names a constraint's: Cello's key all the same.
+  const { result } = await rollbackWhileAnotherWrites(scene, t, [
+    `INSERT INTO tokens (token_id, created_at, project) VALUES ('x1', '2032-01-01T00:00:00Z', 'project-2')`,
+  ]);
+  assert.match(
+    result.stdout,
+    /\nResult: nothing was committed: token x1 of project project-2 changed in PostgreSQL since it was read \(PostgreSQL refused the batch: duplicate key value violates unique constraint "tokens_token_id_unique"[^\n]*\) — run it again\.\n$/,
+  );
+  await assertRunItAgainThenPasses(scene, result);
 });

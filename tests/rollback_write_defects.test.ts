@@ -3,8 +3,9 @@
 // missing from RETURNING for a reason of the database's own (a case-insensitive key, a trigger returning NULL, a
 // character(n) column compared as text) is told "run it again" on every run; a key of (project, token_id) names
 // another token; exit 0 while PostgreSQL holds other values than the table (character(n) padding, a BEFORE trigger).
-// Fixed: the escaped server text, the trigger's refusal, the key's name, the BEFORE trigger. Marked todo (they still
-// fail, and are reported as such): the case-insensitive key, character(n), the trigger that keeps a deleted row.
+// Fixed: the escaped server text, the trigger's refusal, the key's name, the BEFORE trigger (stop 30); the
+// case-insensitive key and character(n), refused by the rollback's schema check, and a row the database skipped, told
+// apart from one another session changed by reading the statement's condition again (stop 31).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
@@ -17,6 +18,7 @@ import {
   rollbackWhileAnotherWrites,
   s,
   serviceChanges,
+  type Scene,
   snapshot,
   verify,
 } from './support/rollbackScene.ts';
@@ -36,9 +38,20 @@ test('a trigger whose message quotes the row (RAISE EXCEPTION ... %, NEW.reposit
   assert.ok(!(result.stdout + result.stderr).includes('\u001b'), `a raw escape sequence reaches the terminal: ${JSON.stringify(result.stderr)}`);
 });
 
-test('projects.project under a case-insensitive collation, the service created a project differing only in case: not "run it again" on every run', {
-  todo: 'a non-deterministic collation on a key column is not checked by the schema check; not fixed in stop 30',
-}, async () => {
+/** Refused by the schema check, before the table is read: one line naming the column, exit 3, PostgreSQL as it was. */
+async function assertColumnRefused(scene: Scene, line: RegExp): Promise<void> {
+  const before = await snapshot(scene.sql);
+  for (const more of [[], ['--dry-run']]) {
+    const result = await rollback(scene, ...more);
+    assert.equal(result.code, 3, result.stdout + result.stderr);
+    assert.match(result.stderr, line);
+    assert.equal(result.stderr.trim().split('\n').length, 1, result.stderr);
+    assert.equal(result.stdout, '');
+  }
+  assert.equal(await snapshot(scene.sql), before);
+}
+
+test('projects.project under a case-insensitive collation, the service created a project differing only in case: refused up front, not "run it again" on every run', async () => {
   const scene = await migrated(2, 1, async (sql) => {
     await sql`CREATE COLLATION ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false)`;
     await sql`ALTER TABLE tokens DROP CONSTRAINT tokens_project_fkey`;
@@ -46,19 +59,36 @@ test('projects.project under a case-insensitive collation, the service created a
     await sql`ALTER TABLE tokens ALTER COLUMN project TYPE varchar(80) COLLATE ci`;
     await sql`ALTER TABLE tokens ADD FOREIGN KEY (project) REFERENCES projects (project) ON DELETE CASCADE ON UPDATE CASCADE`;
   });
-  // Two projects to the service (its keys are exact), one key to this PostgreSQL: nothing another session did.
+  // Two projects to the service (its keys are exact), one key to this PostgreSQL: before, "changed since it was read
+  // — run it again" on every run, nothing having changed between them.
   await put(scene, { pk: s('PROJECT#PROJECT-1'), sk: s('METADATA'), repository: s('https://github.com/org/upper') });
-  const before = await snapshot(scene.sql);
-  const first = await rollback(scene);
-  const second = await rollback(scene);
-  assert.equal(await snapshot(scene.sql), before);
-  assert.notEqual(second.code, 0);
-  const resultOf = (stdout: string) => stdout.split('\n').find((line) => line.startsWith('Result:')) ?? '';
-  assert.doesNotMatch(
-    resultOf(second.stdout),
-    /changed in PostgreSQL since it was read .* — run it again\.$/,
-    `told "run it again" on every run, nothing changed between them:\n${resultOf(first.stdout)}\n${resultOf(second.stdout)}`,
+  await assertColumnRefused(
+    scene,
+    /^error: column projects\.project has the collation "ci", which takes different text as equal: PostgreSQL would not tell the table's keys apart — give it a deterministic collation, as Cello's migrations do, then run it again$/m,
   );
+});
+
+test('projects.repository of type character(200), a repository the service changed and a project it created: refused up front, not "run it again" forever nor padded', async () => {
+  const scene = await migrated(2, 1, (sql) => sql`ALTER TABLE projects ALTER COLUMN repository TYPE character(200)`);
+  // Before: the UPDATE compared the value read (blank-padded) with the column as text, and never matched: "run it
+  // again" on every run; the INSERT committed the repository padded to 200 characters, exit 0, and verify then failed.
+  await put(scene, { pk: s('PROJECT#project-1'), sk: s('METADATA'), repository: s('https://github.com/org/changed') });
+  await put(scene, { pk: s('PROJECT#new'), sk: s('METADATA'), repository: s('https://github.com/org/new') });
+  await assertColumnRefused(
+    scene,
+    /^error: column projects\.repository is character\(200\), which pads what it stores with spaces: PostgreSQL would not hold the table's values exactly — give it varchar or text, as Cello's migrations do, then run it again$/m,
+  );
+});
+
+test('a character(n) or case-insensitive column the rollback does not write (an operator’s own) is no reason to refuse', async () => {
+  const scene = await migrated(2, 1, async (sql) => {
+    await sql`CREATE COLLATION ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false)`;
+    await sql`ALTER TABLE projects ADD COLUMN team character(10), ADD COLUMN owner text COLLATE ci`;
+  });
+  await put(scene, { pk: s('PROJECT#project-1'), sk: s('METADATA'), repository: s('https://github.com/org/changed') });
+  const result = await rollback(scene);
+  assert.equal(result.code, 0, result.stdout + result.stderr);
+  assert.equal((await verify(scene)).code, 0);
 });
 
 test('a trigger refusing a row (RAISE EXCEPTION, SQLSTATE P0001): the database refusing a row, nothing committed, with what to do', async () => {
@@ -87,31 +117,6 @@ test('tokens keyed (project, token_id), a token inserted by a session the rollba
   assert.match(result.stdout, /\nResult: nothing was committed: token x1 of project project-2 changed in PostgreSQL since it was read /);
 });
 
-test('projects.repository of type character(200) (a type the schema check accepts), a repository the service changed: rolled back, not "run it again" on every run', {
-  todo: 'character(n) pads what the driver reads; not fixed in stop 30',
-}, async () => {
-  const scene = await migrated(2, 1, (sql) => sql`ALTER TABLE projects ALTER COLUMN repository TYPE character(200)`);
-  await put(scene, { pk: s('PROJECT#project-1'), sk: s('METADATA'), repository: s('https://github.com/org/changed') });
-  const first = await rollback(scene);
-  const second = await rollback(scene);
-  // The UPDATE compares the value read (blank-padded, as the driver reads character(n)) with the column as text
-  // (bpchar to text drops the padding): it never matches.
-  assert.equal(first.code, 0, `first run: ${first.stdout}${first.stderr}\nsecond run: ${second.stdout}`);
-  const verified = await verify(scene);
-  assert.equal(verified.code, 0, verified.stdout + verified.stderr);
-});
-
-test('projects.repository of type character(200), a project the service created: exit 0 means verify passes after', {
-  todo: 'character(n) pads what it stores, equal as text; not fixed in stop 30',
-}, async () => {
-  const scene = await migrated(2, 1, (sql) => sql`ALTER TABLE projects ALTER COLUMN repository TYPE character(200)`);
-  await put(scene, { pk: s('PROJECT#new'), sk: s('METADATA'), repository: s('https://github.com/org/new') });
-  const result = await rollback(scene);
-  if (result.code !== 0) return;
-  const verified = await verify(scene);
-  assert.equal(verified.code, 0, `rollback exit 0, then verify: ${verified.stdout}${verified.stderr}`);
-});
-
 test('a BEFORE trigger that rewrites the repository (btrim): exit 0 means PostgreSQL holds what the table holds', async () => {
   const scene = await migrated(2, 1, async (sql) => {
     await sql.unsafe(`CREATE FUNCTION trim_repository() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -125,9 +130,7 @@ test('a BEFORE trigger that rewrites the repository (btrim): exit 0 means Postgr
   assert.equal(verified.code, 0, `rollback exit 0 (${result.stdout.trim().split('\n').at(-1)}), then verify: ${verified.stdout}${verified.stderr}`);
 });
 
-test('a BEFORE DELETE trigger that keeps the row (returns NULL, a soft delete): not "changed since it was read — run it again" on every run', {
-  todo: 'a row missing from RETURNING is not re-read to tell a trigger from a concurrent write; not fixed in stop 30',
-}, async () => {
+test('a BEFORE DELETE trigger that keeps the row (returns NULL, a soft delete): told as the database skipping it, not "changed since it was read — run it again" on every run', async () => {
   const scene = await migrated(2, 2, async (sql) => {
     await sql`CREATE FUNCTION keep_token() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$`;
     await sql`CREATE TRIGGER keep_token BEFORE DELETE ON tokens FOR EACH ROW EXECUTE FUNCTION keep_token()`;
@@ -143,14 +146,39 @@ test('a BEFORE DELETE trigger that keeps the row (returns NULL, a soft delete): 
     expires_at: s(''),
   });
   const before = await snapshot(scene.sql);
-  const first = await rollback(scene);
-  const second = await rollback(scene);
+  for (const more of [['--dry-run'], []]) {
+    const result = await rollback(scene, ...more);
+    assert.equal(result.code, 1, result.stdout + result.stderr);
+    const resultLine = result.stdout.split('\n').find((line) => line.startsWith('Result:')) ?? '';
+    assert.equal(
+      resultLine,
+      `Result: nothing was committed: PostgreSQL did not delete token ${revoked!.token_id} of project project-1, which no other session changed (a trigger that returns NULL, or a row security policy, skips it) — make that change by hand or lift the rule, then run it again.`,
+    );
+  }
   assert.equal(await snapshot(scene.sql), before);
-  assert.notEqual(second.code, 0);
-  const resultOf = (stdout: string) => stdout.split('\n').find((line) => line.startsWith('Result:')) ?? '';
-  assert.doesNotMatch(
-    resultOf(second.stdout),
-    /changed in PostgreSQL since it was read .* — run it again\.$/,
-    `told "run it again" on every run, nothing changed between them:\n${resultOf(first.stdout)}\n${resultOf(second.stdout)}`,
-  );
+});
+
+test('a BEFORE INSERT or UPDATE trigger that returns NULL: told as the database skipping the row, for an insert and for an update', async () => {
+  for (const [operation, item] of [
+    ['INSERT', { pk: s('PROJECT#new'), sk: s('METADATA'), repository: s('https://github.com/org/new') }],
+    ['UPDATE', { pk: s('PROJECT#project-1'), sk: s('METADATA'), repository: s('https://github.com/org/changed') }],
+  ] as const) {
+    const scene = await migrated(2, 1, async (sql) => {
+      await sql`CREATE FUNCTION skip_project() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$`;
+      await sql.unsafe(`CREATE TRIGGER skip_project BEFORE ${operation} ON projects FOR EACH ROW EXECUTE FUNCTION skip_project()`);
+    });
+    await put(scene, item);
+    const before = await snapshot(scene.sql);
+    const result = await rollback(scene);
+    assert.equal(result.code, 1, result.stdout + result.stderr);
+    const project = operation === 'INSERT' ? 'new' : 'project-1';
+    assert.match(
+      result.stdout,
+      new RegExp(
+        `^Result: nothing was committed: PostgreSQL did not ${operation.toLowerCase()} project ${project}, which no other session changed `,
+        'm',
+      ),
+    );
+    assert.equal(await snapshot(scene.sql), before);
+  }
 });

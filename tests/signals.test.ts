@@ -681,6 +681,32 @@ test('load under npx tsx: a Ctrl-C whose relay tsx killed meanwhile (a loaded ma
   assertNoStack(result);
 });
 
+test('verify under npx tsx: the relay lost while a Ctrl-C is being handled is not a second press: the partial summary, no forced exit', async (t: TestContext) => {
+  const { name, sql } = await newCelloDatabase();
+  await seedCello(sql, 6, 2);
+  const { tableName, client } = await newCelloTable();
+  await putItems(client, tableName, await celloItemsFromPostgres(sql));
+  // Each Query held 3 s: the stop still waits on one when the relay’s loss is seen.
+  const proxy = await startFaultProxy({ target: stack.endpoint, seed: 4, rates: { slow: 1 }, slowMs: 3000, operations: ['Query'] });
+  t.after(() => proxy.close());
+  const args = verifyArgs(stack.postgres, name, tableName, '--endpoint-url', proxy.endpoint, '--concurrency', '1');
+  const script = await startScriptInGroup('npx tsx', 'verify_migration', args, { env: FAST_RETRY_ENV });
+  t.after(() => {
+    if (script.child.exitCode === null) process.kill(-script.pid, 'SIGKILL');
+  });
+  await waitUntil(() => (proxy.stats['op:Query'] ?? 0) >= 1, 'the first Query', 90_000, script);
+  const chain = launchChain(script.pid, 'verify_migration');
+  // A starved worker sees the relay tsx killed for answering the Ctrl-C late well after the Ctrl-C itself.
+  process.kill(chain.worker, 'SIGINT');
+  await sleep(SAME_STOP_REQUEST_MS + 500);
+  process.kill(chain.relay, 'SIGKILL');
+  const result = await script.done;
+  assert.equal(result.stderr.match(/SIGINT received: finishing requests in flight, then stopping/g)?.length, 1, result.stderr);
+  assert.doesNotMatch(result.stderr, /again: exiting now|taken as SIGHUP/);
+  assert.match(result.stdout, /Verification summary \(stopped by SIGINT after \d+ of 6 projects; the counts are partial\):\n/);
+  assertNoStack(result);
+});
+
 test('load under npx tsx: SIGHUP to the tsx process alone stops the run as SIGHUP to the worker does', async (t: TestContext) => {
   const { tableName, proxy, script, chain } = await startLoadUnderNpxTsx(t);
   const atSignal = proxy.stats.requests ?? 0;

@@ -22,7 +22,11 @@ export function installStopHandlers(): void {
   if (installed) return;
   installed = true;
   for (const name of STOP_SIGNALS) process.on(name, () => requestStop(name, `${name} received`));
-  watchLaunchingProcesses((lost) => requestStop('SIGHUP', `${lost} ended (taken as SIGHUP)`));
+  watchLaunchingProcesses((lost) => {
+    // A stop already requested is not requested again by the loss it caused: tsx kills a relay slow to answer a Ctrl-C,
+    // and a starved worker can see that more than SAME_STOP_REQUEST_MS after the Ctrl-C, which would exit at once.
+    if (signalledRun?.stop.firstAt === undefined) requestStop('SIGHUP', `${lost} ended (taken as SIGHUP)`);
+  });
 }
 
 /** From now on a stop request finishes the current run's requests in flight and prints a partial summary. */
@@ -84,7 +88,7 @@ export function throwIfStopped(): void {
   if (signal.aborted) throw signal.reason;
 }
 
-/** How often the launching processes are checked: a lost one stops the run within this, plus the requests in flight. */
+/** How often the launching processes are checked: a lost one stops the run within two of these, plus the requests in flight. */
 const LAUNCHER_CHECK_MS = 200;
 
 /**
@@ -96,12 +100,16 @@ function watchLaunchingProcesses(onLost: (description: string) => void): void {
   const parent = process.ppid;
   const ancestors = launchingProcesses();
   if (ancestors?.length === 0) return;
+  let lost: number | undefined;
   const timer = setInterval(() => {
-    const lost = process.ppid !== parent ? parent : ancestors?.find((pid) => !isRunning(pid));
-    if (lost === undefined) return;
-    clearInterval(timer);
-    // After the signals already delivered: tsx kills a relay slow to answer a Ctrl-C, which reaches us too.
-    setImmediate(() => onLost(`the launching process ${lost}`));
+    // Told at the check after the one that saw it: tsx kills a relay slow to answer a Ctrl-C, and that Ctrl-C, which
+    // reaches us too, is the stop's true name. On a loaded machine its handler can run after this check (CI, once).
+    if (lost !== undefined) {
+      clearInterval(timer);
+      onLost(`the launching process ${lost}`);
+      return;
+    }
+    lost = process.ppid !== parent ? parent : ancestors?.find((pid) => !isRunning(pid));
   }, LAUNCHER_CHECK_MS);
   timer.unref();
 }

@@ -40,3 +40,33 @@ export async function checkTables(sql: Sql, database: string, expected: Expected
   const problem = findSchemaProblem(database, expected, found);
   if (problem !== undefined) throw new UserError(problem, ExitCode.environment);
 }
+
+/**
+ * Refuses an expected column a write could not give the table's values exactly: character(n) pads what it stores with
+ * spaces (and compares without them); a non-deterministic collation (case-insensitive, say) takes different keys as
+ * one. Cello's migrations create neither; reading them (dump, verify) is exact.
+ */
+export async function checkColumnsStoreExactly(sql: Sql, expected: ExpectedTables): Promise<void> {
+  // collisdeterministic through to_jsonb: the column is absent before PostgreSQL 12, where every collation is deterministic.
+  const rows = await sql<{ table_name: string; column_name: string; type: string; collation: string | null }[]>`
+    SELECT t.name AS table_name, a.attname AS column_name, format_type(a.atttypid, a.atttypmod) AS type,
+      CASE WHEN to_jsonb(c) ->> 'collisdeterministic' = 'false' THEN c.collname END AS collation
+    FROM unnest(string_to_array(${Object.keys(expected).join(',')}::text, ',')) AS t(name)
+    JOIN pg_catalog.pg_attribute a ON a.attrelid = to_regclass(quote_ident(t.name)) AND a.attnum > 0 AND NOT a.attisdropped
+    LEFT JOIN pg_catalog.pg_collation c ON c.oid = a.attcollation
+    WHERE a.atttypid = 'bpchar'::regtype OR to_jsonb(c) ->> 'collisdeterministic' = 'false'`;
+  const row = rows.find(({ table_name, column_name }) => expected[table_name]?.[column_name] !== undefined);
+  if (row === undefined) return;
+  const [what, consequence, fix] =
+    row.collation === null
+      ? [`is ${row.type}, which pads what it stores with spaces`, "would not hold the table's values exactly", 'varchar or text']
+      : [
+          `has the collation ${JSON.stringify(row.collation)}, which takes different text as equal`,
+          "would not tell the table's keys apart",
+          'a deterministic collation',
+        ];
+  throw new UserError(
+    `column ${row.table_name}.${row.column_name} ${what}: PostgreSQL ${consequence} — give it ${fix}, as Cello's migrations do, then run it again`,
+    ExitCode.environment,
+  );
+}

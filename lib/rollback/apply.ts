@@ -66,15 +66,35 @@ async function writePlan(sql: Sql, plan: RollbackPlan, stop: AbortSignal, celloK
   for (const { of, kind } of ORDER) {
     const changes = plan.changes.filter((change) => change.of === of && change.kind === kind);
     for (let start = 0; start < changes.length; start += ROWS_PER_STATEMENT) {
-      const batch = changes.slice(start, start + ROWS_PER_STATEMENT);
-      if (of === 'project' && kind === 'delete') await run(sql, lockProjectsStatement(), batch, stop, celloKeys);
-      checkEveryRowWritten(batch, await run(sql, STATEMENTS[kind](of), batch, stop, celloKeys));
+      await writeBatch(sql, { of, kind }, changes.slice(start, start + ROWS_PER_STATEMENT), stop, celloKeys);
     }
   }
   // A deferred constraint (DEFERRABLE INITIALLY DEFERRED) is checked now, so the dry run, which never commits, meets it.
   await sql`SET CONSTRAINTS ALL IMMEDIATE`.catch((error: unknown) => {
     throw constraintAsRowChanged(error, plan.changes, celloKeys) ?? error;
   });
+}
+
+/** Writes changes of one kind to one table, or throws the NotCommittedError that says which it could not write, and why. */
+async function writeBatch(
+  sql: Sql,
+  { of, kind }: (typeof ORDER)[number],
+  batch: RowChange[],
+  stop: AbortSignal,
+  celloKeys: CelloKeys,
+): Promise<void> {
+  // What the first try missed is tried again on the rows as they are now: READ COMMITTED does not follow a row
+  // another session deleted and inserted again, with the same values, while the statement waited on it.
+  let missed = batch;
+  for (let attempt = 0; attempt < 2 && missed.length > 0; attempt++) {
+    if (of === 'project' && kind === 'delete') await run(sql, lockProjectsStatement(), missed, stop, celloKeys);
+    missed = missedChanges(missed, await run(sql, STATEMENTS[kind](of), missed, stop, celloKeys));
+  }
+  const [first] = missed;
+  if (first === undefined) return;
+  // Missed twice though it still applies: the database skipped it (a trigger returning NULL), not another session.
+  const [skipped] = await run(sql, stillAppliesStatement(of, kind), [first], stop, celloKeys);
+  throw skipped === undefined ? rowChanged(first, whyMissed(first)) : new NotCommittedError(RESULTS.rowSkipped(first));
 }
 
 /** Runs a statement on a batch; the keys of the rows it returned. A constraint violation names the row it can. */
@@ -95,21 +115,21 @@ async function run(sql: Sql, statement: string, batch: readonly RowChange[], sto
   }
 }
 
-function checkEveryRowWritten(batch: readonly RowChange[], written: readonly Written[]): void {
+/** The changes of `batch` missing from what its statement wrote; throws if a row written holds other values than sent. */
+function missedChanges(batch: readonly RowChange[], written: readonly Written[]): RowChange[] {
+  const rewritten = written.find((row) => row.as_written === false);
+  if (rewritten !== undefined) throw new NotCommittedError(RESULTS.rowRewritten(batch.find((change) => rowKey(change) === rewritten.key)!));
   const keys = new Set(written.map((row) => row.key));
-  const missed = batch.find((change) => !keys.has(rowKey(change)));
-  if (missed === undefined) {
-    const rewritten = written.find((row) => row.as_written === false);
-    if (rewritten !== undefined) throw new NotCommittedError(RESULTS.rowRewritten(batch.find((change) => rowKey(change) === rewritten.key)!));
-    return;
+  return batch.filter((change) => !keys.has(rowKey(change)));
+}
+
+function whyMissed(missed: RowChange): string {
+  if (missed.kind === 'insert') {
+    return 'PostgreSQL already holds a row with this key: written since the read, or, for a token, the same id under another project';
   }
-  const why =
-    missed.kind === 'insert'
-      ? 'PostgreSQL already holds a row with this key: written since the read, or, for a token, the same id under another project'
-      : missed.kind === 'delete' && missed.of === 'project'
-        ? 'the row changed, or a token of the project that the plan does not delete was written, since it was read'
-        : 'the row no longer holds the values read';
-  throw rowChanged(missed, why);
+  return missed.kind === 'delete' && missed.of === 'project'
+    ? 'the row changed, or a token of the project that the plan does not delete was written, since it was read'
+    : 'the row no longer holds the values read';
 }
 
 /** serialization_failure, deadlock_detected: another session's transaction met this one; the same run may pass next time. */
@@ -131,10 +151,10 @@ type CelloKeys = ReadonlySet<string> | undefined;
 const constraintId = (schema: unknown, table: unknown, constraint: unknown) => JSON.stringify([schema, table, constraint]);
 
 /**
- * The constraints Cello's schema keys its rows by: each table's unique constraints on its key column (alone, or with
- * others: a key of (project, token_id) where tokens are partitioned by project; only a row with the same key breaks
- * one) and the tokens' reference to their project, on the tables and on their partitions (where PostgreSQL reports a
- * violation). Their violation is a row
+ * The constraints Cello's schema keys its rows by: each table's unique indexes on its key column (a constraint's, or an
+ * index of its own: a violation names either alike; on the key alone, or with others: a key of (project, token_id)
+ * where tokens are partitioned by project, which only a row with the same key breaks) and the tokens' reference to
+ * their project, on the tables and on their partitions (where PostgreSQL reports a violation). Their violation is a row
  * another session wrote (or a project it deleted) meanwhile; any other unique or foreign key is the operator's rule,
  * met again by every run. Told apart by the error's fields, not its detail: the detail is translated (lc_messages)
  * and left out without SELECT on the columns. Read before the transaction: a failure here must not abort it.
@@ -147,14 +167,16 @@ async function celloKeyConstraints(sql: Sql): Promise<CelloKeys> {
   const rootOf = (relation: string) => `COALESCE(pg_catalog.pg_partition_root(${relation}), ${relation})`;
   try {
     const rows = await sql<{ schema_name: string; table_name: string; constraint_name: string }[]>`
-      SELECT n.nspname AS schema_name, t.relname AS table_name, c.conname AS constraint_name
+      SELECT n.nspname AS schema_name, t.relname AS table_name, COALESCE(x.relname, c.conname) AS constraint_name
       FROM jsonb_to_recordset(${JSON.stringify(keys)}::text::jsonb) AS k("table" text, "column" text, "references" text)
       JOIN pg_catalog.pg_class t ON t.relkind IN ('r', 'p') AND ${sql.unsafe(rootOf('t.oid'))} = to_regclass(quote_ident(k."table"))
       JOIN pg_catalog.pg_namespace n ON n.oid = t.relnamespace
       JOIN pg_catalog.pg_attribute a ON a.attrelid = t.oid AND a.attname = k."column"
-      JOIN pg_catalog.pg_constraint c ON c.conrelid = t.oid
-      WHERE CASE WHEN k."references" IS NULL THEN c.contype IN ('p', 'u') AND c.conkey @> ARRAY[a.attnum]
-                 ELSE c.contype = 'f' AND c.conkey = ARRAY[a.attnum] AND ${sql.unsafe(rootOf('c.confrelid'))} = to_regclass(quote_ident(k."references")) END`;
+      LEFT JOIN pg_catalog.pg_index i ON k."references" IS NULL AND i.indrelid = t.oid AND i.indisunique AND i.indkey::int2[] @> ARRAY[a.attnum]
+      LEFT JOIN pg_catalog.pg_class x ON x.oid = i.indexrelid
+      LEFT JOIN pg_catalog.pg_constraint c ON k."references" IS NOT NULL AND c.conrelid = t.oid AND c.contype = 'f' AND c.conkey = ARRAY[a.attnum]
+        AND ${sql.unsafe(rootOf('c.confrelid'))} = to_regclass(quote_ident(k."references"))
+      WHERE x.relname IS NOT NULL OR c.conname IS NOT NULL`;
     return new Set(rows.map((row) => constraintId(row.schema_name, row.table_name, row.constraint_name)));
   } catch {
     // A hardened server's catalog PUBLIC may not read, or a PostgreSQL before 12 (no pg_partition_root).
@@ -223,6 +245,29 @@ function record(change: RowChange): Row {
   return { ...prefixed(change.old, OLD), ...(change.kind === 'update' ? prefixed(change.row, NEW) : {}) };
 }
 
+/**
+ * Where a change applies: an insert's key free, an update's or delete's row holding every value read, and for a
+ * project's delete no token naming it (the foreign key cascades, and a token written since must not go with it).
+ */
+function stillApplies(of: ItemKind, kind: RowChange['kind']): string {
+  const table = ROW_TABLES[of];
+  const key = identifier(table.key);
+  if (kind === 'insert') return `NOT EXISTS (SELECT 1 FROM ${table.name} AS t WHERE t.${key} = i.${key})`;
+  const noTokens =
+    of === 'project' && kind === 'delete' ? ` AND NOT EXISTS (SELECT 1 FROM ${TOKENS_TABLE} x WHERE x.${identifier(PROJECT_COLUMN)} = t.${key})` : '';
+  return `${holdsEveryValue(table, OLD)}${noTokens}`;
+}
+
+/** The keys of the changes sent that still apply, as their statement's condition reads them now. */
+function stillAppliesStatement(of: ItemKind, kind: RowChange['kind']): string {
+  const table = ROW_TABLES[of];
+  if (kind === 'insert') {
+    return `SELECT i.${identifier(table.key)} AS key FROM jsonb_to_recordset($1::text::jsonb) AS i(${recordColumns(table, '')}) WHERE ${stillApplies(of, kind)}`;
+  }
+  return `SELECT t.${identifier(table.key)} AS key FROM ${table.name} AS t, jsonb_to_recordset($1::text::jsonb) AS i(${recordColumns(table, OLD)})
+          WHERE ${stillApplies(of, kind)}`;
+}
+
 const STATEMENTS: Record<RowChange['kind'], (of: ItemKind) => string> = {
   /**
    * A key taken (by a row written since the read) is skipped, and missing from RETURNING; any other unique rule
@@ -234,8 +279,7 @@ const STATEMENTS: Record<RowChange['kind'], (of: ItemKind) => string> = {
     const columns = table.columns.map(({ name }) => identifier(name)).join(', ');
     const key = identifier(table.key);
     return `WITH i AS (SELECT * FROM jsonb_to_recordset($1::text::jsonb) AS i(${recordColumns(table, '')})),
-                w AS (INSERT INTO ${table.name} (${columns}) SELECT ${columns} FROM i
-                      WHERE NOT EXISTS (SELECT 1 FROM ${table.name} AS t WHERE t.${key} = i.${key}) RETURNING *)
+                w AS (INSERT INTO ${table.name} (${columns}) SELECT ${columns} FROM i WHERE ${stillApplies(of, 'insert')} RETURNING *)
            SELECT w.${key} AS key, ${holdsEveryValue(table, '', 'w')} AS as_written FROM w JOIN i ON w.${key} = i.${key}`;
   },
   /** From the values read (`o_`) to the item's (`n_`); the token's project is not set: under another project is another row. */
@@ -244,16 +288,13 @@ const STATEMENTS: Record<RowChange['kind'], (of: ItemKind) => string> = {
     const set = table.columns.filter(({ name }) => name !== table.key && name !== PROJECT_COLUMN);
     return `UPDATE ${table.name} AS t SET ${set.map(({ name }) => `${identifier(name)} = i.${identifier(NEW + name)}`).join(', ')}
            FROM jsonb_to_recordset($1::text::jsonb) AS i(${recordColumns(table, OLD)}, ${recordColumns(table, NEW, set)})
-           WHERE ${holdsEveryValue(table, OLD)}
+           WHERE ${stillApplies(of, 'update')}
            RETURNING t.${identifier(table.key)} AS key, ${holdsEveryValue(table, NEW, 't', set)} AS as_written`;
   },
-  /** A project's row goes only when no token names it: the foreign key cascades, and a token written since must not go with it. */
   delete: (of) => {
     const table = ROW_TABLES[of];
-    const noTokens =
-      of === 'project' ? ` AND NOT EXISTS (SELECT 1 FROM ${TOKENS_TABLE} x WHERE x.${identifier(PROJECT_COLUMN)} = t.${identifier(table.key)})` : '';
     return `DELETE FROM ${table.name} AS t USING jsonb_to_recordset($1::text::jsonb) AS i(${recordColumns(table, OLD)})
-           WHERE ${holdsEveryValue(table, OLD)}${noTokens} RETURNING t.${identifier(table.key)} AS key`;
+           WHERE ${stillApplies(of, 'delete')} RETURNING t.${identifier(table.key)} AS key`;
   },
 };
 

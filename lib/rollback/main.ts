@@ -25,7 +25,7 @@ import { REPOSITORY } from '../cello/items.ts';
 import { CELLO_TABLES, PROJECTS_TABLE, TOKENS_TABLE } from '../cello/sourceTables.ts';
 import { checkTableName } from '../dynamodb/target.ts';
 import { checkInputFile } from '../io/files.ts';
-import { checkTables } from '../postgres/schema.ts';
+import { checkColumnsStoreExactly, checkTables } from '../postgres/schema.ts';
 import { POSTGRES_HELP, connectionSettingsFromEnvironment, describeTarget, parseHostArgument, type PostgresTarget } from '../postgres/target.ts';
 import type { PostgresSession } from '../postgres/connect.ts';
 
@@ -97,6 +97,7 @@ export const main = defineStep(async (argv: string[]): Promise<number> => {
     const rollBackWith = async (session: PostgresSession) => {
       await checkNotStandby(session.sql, describeTarget(postgresTarget));
       await checkTables(session.sql, database, CELLO_TABLES);
+      await checkColumnsStoreExactly(session.sql, CELLO_TABLES);
       await checkTablePrivileges(session.sql, user, [PROJECTS_TABLE, TOKENS_TABLE], PRIVILEGES);
       const { rollBack } = await import('./rollBack.ts');
       return await rollBack(session, {

@@ -8,7 +8,6 @@ import type { Progress } from '../cli/progress.ts';
 import { stopSignal, stopSignalReceived, wasStopped } from '../cli/signals.ts';
 import { type CapacityMeter, formatCapacitySummary } from '../dynamodb/capacity/meter.ts';
 import { NotSentError } from '../dynamodb/errors.ts';
-import { scanPages } from '../dynamodb/scan.ts';
 import { PROJECTS_TABLE, PROJECT_COLUMN, TOKENS_TABLE } from '../cello/sourceTables.ts';
 import { CREATED_AT, TOKEN_ID } from '../cello/items.ts';
 import { hasLoneSurrogate } from '../cello/fileItems.ts';
@@ -16,15 +15,16 @@ import { isTokenSk, itemKeyString, parseTokenSk, projectPk, tokenSk } from '../c
 import { readColumnLimits } from '../postgres/columnLimits.ts';
 import { inReadOnlySnapshot, type PostgresSession, type Sql } from '../postgres/connect.ts';
 import { nonAsciiCharacters, unencodableCharacters } from '../postgres/encoding.ts';
-import { readTextOrder, type TextOrder } from '../postgres/textOrder.ts';
+import type { TextOrder } from '../postgres/textOrder.ts';
 import { displayName } from '../verify/compare.ts';
 import { canonicalAfter, fixPutsPath, tokensWithoutEvidence } from '../verify/cutoverGuard.ts';
 import { partitionQuery, type PartitionOpener } from '../verify/dynamo.ts';
 import { planAllChanges } from '../verify/fix.ts';
 import type { FixChange } from '../verify/fixPlan.ts';
-import { readOrphanProjectNames, readProjects, streamTokens } from '../verify/postgresRows.ts';
+import { readOrphanProjectNames } from '../verify/postgresRows.ts';
 import { formatOrphanNote } from '../verify/report.ts';
-import { verifyMigration } from '../verify/run.ts';
+import type { PartitionReport } from '../verify/run.ts';
+import { compareWithPostgres } from '../verify/verifyTable.ts';
 import { NotCommittedError, applyPlan } from './apply.ts';
 import { changesRow, planRollback, rowKey, type PlanContext, type RollbackPlan } from './plan.ts';
 import { RESULTS, formatCounts, formatPlan, formatProblems } from './report.ts';
@@ -94,27 +94,19 @@ async function readBothSides(session: PostgresSession, options: ReadOptions) {
   const openPartition = watchingNewestToken(partitionQuery(client, tableName), newest);
   const tokenItemsInTable = new Map<string, number>();
   const read = await inReadOnlySnapshot(session, async (sql) => {
-    const order = await readTextOrder(sql, options.database);
     const columnLimits = await readColumnLimits(sql, [PROJECTS_TABLE, TOKENS_TABLE]);
-    const { projects, orphanNames } = await readProjects(sql, order, includeOrphans);
+    const onReport = (report: PartitionReport) => {
+      if (report.differences.count > 0) tokenItemsInTable.set(report.pk, report.tokenItemsInTable);
+    };
+    const planFixes = { limit: MAX_ROLLBACK_CHANGES, keep: changesRow };
+    const { result, order, projects, orphanNames } = await compareWithPostgres(
+      sql,
+      { client, tableName, openPartition },
+      { ...options, onReport, planFixes },
+    );
+    if (!result.complete) return undefined;
     const orphanProjects = new Set(includeOrphans ? orphanNames : await readOrphanProjectNames(sql));
     const projectRows = new Set(projects.map((project) => project.name).filter((name) => !(includeOrphans && orphanProjects.has(name))));
-    const result = await verifyMigration({
-      projects,
-      tokens: streamTokens(sql, order),
-      openPartition,
-      scanKeys: (stop) =>
-        scanPages(client, tableName, { segments: concurrency, consistentRead: true, projectionExpression: 'pk, sk', shouldStop: stop }),
-      concurrency,
-      shouldStop: wasStopped,
-      onReport: (report) => {
-        if (report.differences.count > 0) tokenItemsInTable.set(report.pk, report.tokenItemsInTable);
-      },
-      onProgress: (checked, scanned) =>
-        progress.update(checked, `of ${formatCount(projects.length)} projects, ${formatCount(scanned)} items scanned`),
-      planFixes: { limit: MAX_ROLLBACK_CHANGES, keep: changesRow },
-    });
-    if (!result.complete) return undefined;
     const changes = await planAllChanges(result, openPartition, concurrency, MAX_ROLLBACK_CHANGES);
     if (changes === undefined) {
       throw new UserError(

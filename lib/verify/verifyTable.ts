@@ -19,7 +19,7 @@ import { StreamOrderError } from './compare.ts';
 import { partitionQuery, type PartitionOpener } from './dynamo.ts';
 import type { VerifyOptions } from './main.ts';
 import { formatExtraPartitions, formatOrphanNote, formatPartitionReport, formatSummary } from './report.ts';
-import { verifyMigration } from './run.ts';
+import { verifyMigration, type PartitionReport, type VerificationInput } from './run.ts';
 import { readNewestTokenCreatedAt, readOrphanProjectNames, readProjects, streamTokens } from './postgresRows.ts';
 
 /** Items --fix plans at most in one run: the plan is held in memory, and more is a load's work, not a catch-up. */
@@ -39,7 +39,7 @@ export async function verifyTable(options: VerifyOptions): Promise<number> {
     const table: TableSide = { client, tableName, openPartition: partitionQuery(client, tableName), meter };
     const progress = new Progress('Verifying', undefined, currentRun().io.stderr, { unit: 'projects', note: () => meter.describeSlowdown() });
     const compare = (session: PostgresSession) => inReadOnlySnapshot(session, (sql) => compareSnapshot(sql, table, options, progress));
-    const comparison = await withPostgresSession(options.postgresTarget, options.settings, compare, progress).catch(failOnStreamOrder);
+    const comparison = await withPostgresSession(options.postgresTarget, options.settings, compare, progress);
     const { result } = comparison;
     const capacity = formatCapacitySummary(meter, { writes: false, indent: '  ' });
     const summary = formatSummary(result, { stoppedBy: stopSignalReceived(), orphanProjects: comparison.orphanNames.length, capacity });
@@ -66,10 +66,34 @@ function failOnStreamOrder(error: unknown): never {
 async function compareSnapshot(sql: Sql, table: TableSide, options: VerifyOptions, progress: Progress) {
   const { database, includeOrphans, fix, concurrency } = options;
   await checkTables(sql, database, CELLO_TABLES);
-  const order = await readTextOrder(sql, database);
-  const { projects, orphanNames } = await readProjects(sql, order, includeOrphans);
+  const onReport = async (report: PartitionReport) => {
+    const block = formatPartitionReport(report);
+    if (block !== '') {
+      progress.finish();
+      await printOutput(block);
+    }
+  };
+  const planFixes = fix ? { limit: MAX_FIX_CHANGES } : undefined;
+  const { result, orphanNames } = await compareWithPostgres(sql, table, { database, includeOrphans, concurrency, progress, onReport, planFixes });
   const newestInPostgres = fix ? await readNewestTokenCreatedAt(sql) : null;
   const orphanPks = new Set(fix && !includeOrphans ? (await readOrphanProjectNames(sql)).map(projectPk) : []);
+  return { result, orphanNames, newestInPostgres, orphanPks };
+}
+
+interface CompareOptions extends Pick<VerificationInput, 'concurrency' | 'onReport' | 'planFixes'> {
+  database: string;
+  includeOrphans: boolean;
+  progress: Progress;
+}
+
+/**
+ * The table and PostgreSQL compared item by item in `sql`'s snapshot (its text order read first), as verify and the
+ * rollback read them; also the projects read, and the names of the projects only orphan tokens name.
+ */
+export async function compareWithPostgres(sql: Sql, table: Omit<TableSide, 'meter'>, options: CompareOptions) {
+  const { concurrency, progress } = options;
+  const order = await readTextOrder(sql, options.database);
+  const { projects, orphanNames } = await readProjects(sql, order, options.includeOrphans);
   const result = await verifyMigration({
     projects,
     tokens: streamTokens(sql, order),
@@ -78,18 +102,11 @@ async function compareSnapshot(sql: Sql, table: TableSide, options: VerifyOption
       scanPages(table.client, table.tableName, { segments: concurrency, consistentRead: true, projectionExpression: 'pk, sk', shouldStop }),
     concurrency,
     shouldStop: wasStopped,
-    onReport: async (report) => {
-      const block = formatPartitionReport(report);
-      if (block !== '') {
-        progress.finish();
-        await printOutput(block);
-      }
-    },
-    onProgress: (projectsChecked, itemsScanned) =>
-      progress.update(projectsChecked, `of ${formatCount(projects.length)} projects, ${formatCount(itemsScanned)} items scanned`),
-    ...(fix ? { planFixes: { limit: MAX_FIX_CHANGES } } : {}),
-  });
-  return { result, orphanNames, newestInPostgres, orphanPks };
+    onReport: options.onReport,
+    onProgress: (checked, scanned) => progress.update(checked, `of ${formatCount(projects.length)} projects, ${formatCount(scanned)} items scanned`),
+    planFixes: options.planFixes,
+  }).catch(failOnStreamOrder);
+  return { result, order, projects, orphanNames };
 }
 
 async function fixDifferences(table: TableSide, comparison: Comparison, options: VerifyOptions): Promise<number> {
