@@ -8,7 +8,11 @@
 // apart from one another session changed by reading the statement's condition again (stop 31).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { REGION, runStep } from './support/harness.ts';
+import { FAST_RETRY_ENV } from './support/reliability.ts';
+import { newCelloUser } from './support/roles.ts';
 import {
+  host,
   migrated,
   partitionTokens,
   put,
@@ -181,4 +185,45 @@ test('a BEFORE INSERT or UPDATE trigger that returns NULL: told as the database 
     );
     assert.equal(await snapshot(scene.sql), before);
   }
+});
+
+test('a row security policy refusing the new row (WITH CHECK), the rollback user holding every privilege: the policy told, not "needs SELECT"', async () => {
+  const scene = await migrated(2, 2);
+  const user = await newCelloUser(scene.database, 'rollback');
+  await scene.sql`ALTER TABLE tokens ENABLE ROW LEVEL SECURITY`;
+  await scene.sql`CREATE POLICY see ON tokens FOR SELECT USING (true)`;
+  await scene.sql`CREATE POLICY add ON tokens FOR INSERT WITH CHECK (true)`;
+  await scene.sql`CREATE POLICY remove ON tokens FOR DELETE USING (true)`;
+  // Only tokens that never expire may be updated into place: the service's new expiry is refused by the policy.
+  await scene.sql`CREATE POLICY change ON tokens FOR UPDATE USING (true) WITH CHECK (expires_at IS NULL)`;
+  await serviceChanges(scene);
+  const before = await snapshot(scene.sql);
+  const result = await runStep('rollback_to_postgres', [host, user, scene.database, scene.tableName, REGION], { env: FAST_RETRY_ENV });
+  assert.notEqual(result.code, 0, result.stdout + result.stderr);
+  assert.equal(await snapshot(scene.sql), before);
+  const said = result.stdout.split('\n').find((line) => line.startsWith('Result:')) ?? result.stderr.trim();
+  // The privileges were checked before anything was read: SELECT is held, and granting it changes nothing.
+  assert.doesNotMatch(said, /needs SELECT/, said);
+  assert.match(said, /row-level security|row security/, said);
+});
+
+test('a BEFORE INSERT trigger that rewrites the key (lower-cases token_id): told as the trigger changing the row, not as the database skipping it', async () => {
+  const scene = await migrated(2, 1, async (sql) => {
+    await sql`CREATE FUNCTION lower_token() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.token_id := lower(NEW.token_id); RETURN NEW; END $$`;
+    await sql`CREATE TRIGGER lower_token BEFORE INSERT ON tokens FOR EACH ROW EXECUTE FUNCTION lower_token()`;
+  });
+  await put(scene, {
+    pk: s('PROJECT#project-1'),
+    sk: s('TOKEN#X1'),
+    token_id: s('X1'),
+    created_at: s('2031-01-01T00:00:00.000000000Z'),
+    expires_at: s(''),
+  });
+  const before = await snapshot(scene.sql);
+  const result = await rollback(scene);
+  assert.equal(result.code, 1, result.stdout + result.stderr);
+  assert.equal(await snapshot(scene.sql), before);
+  // The row was inserted, as x1: 'did not insert ... (a trigger that returns NULL ...)' sends the operator the wrong way.
+  assert.doesNotMatch(result.stdout, /did not insert token X1/);
+  assert.match(result.stdout, /with other values than the table's/);
 });
