@@ -227,3 +227,14 @@ test('a BEFORE INSERT trigger that rewrites the key (lower-cases token_id): told
   assert.doesNotMatch(result.stdout, /did not insert token X1/);
   assert.match(result.stdout, /with other values than the table's/);
 });
+
+test('an operator’s own character(n) column named like an Object property ("constructor") is no reason to refuse', async () => {
+  const scene = await migrated(2, 1, async (sql) => {
+    // checkColumnsStoreExactly asks CELLO_TABLES[table][column], a plain object: "constructor" is found on its prototype.
+    await sql`ALTER TABLE projects ADD COLUMN "constructor" character(10)`;
+  });
+  await put(scene, { pk: s('PROJECT#project-1'), sk: s('METADATA'), repository: s('https://github.com/org/changed') });
+  const result = await rollback(scene);
+  assert.equal(result.code, 0, result.stdout + result.stderr);
+  assert.equal((await verify(scene)).code, 0);
+});
