@@ -238,3 +238,25 @@ test('an operator’s own character(n) column named like an Object property ("co
   assert.equal(result.code, 0, result.stdout + result.stderr);
   assert.equal((await verify(scene)).code, 0);
 });
+
+test('a BEFORE UPDATE trigger that moves the token to another project: exit 0 means PostgreSQL holds what the table holds', async () => {
+  const scene = await migrated(2, 2, async (sql) => {
+    // RETURNING's as_written compares the columns set, not the token's project (never set by the rollback).
+    await sql`CREATE FUNCTION move_token() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.project := 'project-1'; RETURN NEW; END $$`;
+    await sql`CREATE TRIGGER move_token BEFORE UPDATE ON tokens FOR EACH ROW EXECUTE FUNCTION move_token()`;
+  });
+  const [token] = await scene.sql<{ token_id: string; created_at: string }[]>`
+    SELECT token_id, to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"000Z"') AS created_at
+    FROM tokens WHERE project = 'project-2' ORDER BY token_id LIMIT 1`;
+  await put(scene, {
+    pk: s('PROJECT#project-2'),
+    sk: s(`TOKEN#${token!.token_id}`),
+    token_id: s(token!.token_id),
+    created_at: s(token!.created_at),
+    expires_at: s('2031-06-30T12:00:00.500000000Z'),
+  });
+  const result = await rollback(scene);
+  if (result.code !== 0) return;
+  const verified = await verify(scene);
+  assert.equal(verified.code, 0, `rollback exit 0 (${result.stdout.trim().split('\n').at(-1)}), then verify: ${verified.stdout}${verified.stderr}`);
+});
