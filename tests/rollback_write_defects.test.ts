@@ -260,3 +260,46 @@ test('a BEFORE UPDATE trigger that moves the token to another project: exit 0 me
   const verified = await verify(scene);
   assert.equal(verified.code, 0, `rollback exit 0 (${result.stdout.trim().split('\n').at(-1)}), then verify: ${verified.stdout}${verified.stderr}`);
 });
+
+test('an AFTER UPDATE trigger that rewrites the row (lower-cases the repository): exit 0 means PostgreSQL holds what the table holds', async () => {
+  const scene = await migrated(2, 1, async (sql) => {
+    // RETURNING gives the row as the UPDATE left it, before AFTER triggers run.
+    await sql`CREATE FUNCTION lower_repository() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN UPDATE projects SET repository = lower(NEW.repository) WHERE project = NEW.project AND repository <> lower(NEW.repository); RETURN NULL; END $$`;
+    await sql`CREATE TRIGGER lower_repository AFTER UPDATE ON projects FOR EACH ROW EXECUTE FUNCTION lower_repository()`;
+  });
+  await put(scene, { pk: s('PROJECT#project-1'), sk: s('METADATA'), repository: s('https://github.com/Org/Changed') });
+  const result = await rollback(scene);
+  if (result.code !== 0) return;
+  const verified = await verify(scene);
+  assert.equal(verified.code, 0, `rollback exit 0 (${result.stdout.trim().split('\n').at(-1)}), then verify: ${verified.stdout}${verified.stderr}`);
+});
+
+test('a BEFORE UPDATE trigger that rewrites the key (lower-cases token_id): told as the trigger changing the row, not "run it again" on every run', async () => {
+  const scene = await migrated(2, 2, async (sql) => {
+    await sql`UPDATE tokens SET token_id = upper(token_id)`;
+    await sql`CREATE FUNCTION lower_token() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.token_id := lower(NEW.token_id); RETURN NEW; END $$`;
+    await sql`CREATE TRIGGER lower_token BEFORE UPDATE ON tokens FOR EACH ROW EXECUTE FUNCTION lower_token()`;
+  });
+  const [token] = await scene.sql<{ token_id: string; created_at: string }[]>`
+    SELECT token_id, to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"000Z"') AS created_at
+    FROM tokens WHERE project = 'project-2' ORDER BY token_id LIMIT 1`;
+  await put(scene, {
+    pk: s('PROJECT#project-2'),
+    sk: s(`TOKEN#${token!.token_id}`),
+    token_id: s(token!.token_id),
+    created_at: s(token!.created_at),
+    expires_at: s('2031-06-30T12:00:00.500000000Z'),
+  });
+  const before = await snapshot(scene.sql);
+  for (let run = 0; run < 2; run++) {
+    const result = await rollback(scene);
+    assert.equal(result.code, 1, result.stdout + result.stderr);
+    assert.equal(await snapshot(scene.sql), before);
+    assert.doesNotMatch(
+      result.stdout,
+      /changed in PostgreSQL since it was read/,
+      'no other session changed it: running again meets the trigger again',
+    );
+  }
+});
