@@ -68,7 +68,7 @@ test('projects.project under a case-insensitive collation, the service created a
   await put(scene, { pk: s('PROJECT#PROJECT-1'), sk: s('METADATA'), repository: s('https://github.com/org/upper') });
   await assertColumnRefused(
     scene,
-    /^error: column projects\.project has the collation "ci", which takes different text as equal: PostgreSQL would not tell the table's keys apart — give it a deterministic collation, as Cello's migrations do, then run it again$/m,
+    /^error: column projects\.project has the collation "ci", which takes different text as equal: PostgreSQL would not tell the table's values apart — give it a deterministic collation, as Cello's migrations do, then run it again$/m,
   );
 });
 
