@@ -232,3 +232,18 @@ test('race: a token the plan updates deleted and inserted again, same values, by
   assert.match(result.stdout, /\nResult: PostgreSQL now matches the table/);
   await assertMatches(scene);
 });
+
+test('race: a token the plan deletes deleted and inserted again, same values, by a session while the rollback waits: deleted as it is now, exit 0, PostgreSQL matches', async (t) => {
+  const scene = await migrated(3, 2);
+  await serviceChanges(scene);
+  // serviceChanges revokes project-1's first token: the plan deletes it. A session rewrites that row as it is.
+  const [row] = await scene.sql<{ token_id: string; values: string }[]>`
+    SELECT token_id, format('%L, %L, %L, %L', token_id, created_at, expires_at, project) AS values
+    FROM tokens WHERE project = 'project-1' ORDER BY token_id LIMIT 1`;
+  const { result } = await rollbackWhileAnotherWrites(scene, t, [
+    `DELETE FROM tokens WHERE token_id = '${row!.token_id}'`,
+    `INSERT INTO tokens (token_id, created_at, expires_at, project) VALUES (${row!.values})`,
+  ]);
+  assert.equal(result.code, 0, result.stdout + result.stderr);
+  await assertMatches(scene);
+});

@@ -8,7 +8,11 @@
 // apart from one another session changed by reading the statement's condition again (stop 31).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { REGION, runStep } from './support/harness.ts';
+import { FAST_RETRY_ENV } from './support/reliability.ts';
+import { newCelloUser } from './support/roles.ts';
 import {
+  host,
   migrated,
   partitionTokens,
   put,
@@ -64,7 +68,7 @@ test('projects.project under a case-insensitive collation, the service created a
   await put(scene, { pk: s('PROJECT#PROJECT-1'), sk: s('METADATA'), repository: s('https://github.com/org/upper') });
   await assertColumnRefused(
     scene,
-    /^error: column projects\.project has the collation "ci", which takes different text as equal: PostgreSQL would not tell the table's keys apart — give it a deterministic collation, as Cello's migrations do, then run it again$/m,
+    /^error: column projects\.project has the collation "ci", which takes different text as equal: PostgreSQL would not tell the table's values apart — give it a deterministic collation, as Cello's migrations do, then run it again$/m,
   );
 });
 
@@ -180,5 +184,122 @@ test('a BEFORE INSERT or UPDATE trigger that returns NULL: told as the database 
       ),
     );
     assert.equal(await snapshot(scene.sql), before);
+  }
+});
+
+test('a row security policy refusing the new row (WITH CHECK), the rollback user holding every privilege: the policy told, not "needs SELECT"', async () => {
+  const scene = await migrated(2, 2);
+  const user = await newCelloUser(scene.database, 'rollback');
+  await scene.sql`ALTER TABLE tokens ENABLE ROW LEVEL SECURITY`;
+  await scene.sql`CREATE POLICY see ON tokens FOR SELECT USING (true)`;
+  await scene.sql`CREATE POLICY add ON tokens FOR INSERT WITH CHECK (true)`;
+  await scene.sql`CREATE POLICY remove ON tokens FOR DELETE USING (true)`;
+  // Only tokens that never expire may be updated into place: the service's new expiry is refused by the policy.
+  await scene.sql`CREATE POLICY change ON tokens FOR UPDATE USING (true) WITH CHECK (expires_at IS NULL)`;
+  await serviceChanges(scene);
+  const before = await snapshot(scene.sql);
+  const result = await runStep('rollback_to_postgres', [host, user, scene.database, scene.tableName, REGION], { env: FAST_RETRY_ENV });
+  assert.notEqual(result.code, 0, result.stdout + result.stderr);
+  assert.equal(await snapshot(scene.sql), before);
+  const said = result.stdout.split('\n').find((line) => line.startsWith('Result:')) ?? result.stderr.trim();
+  // The privileges were checked before anything was read: SELECT is held, and granting it changes nothing.
+  assert.doesNotMatch(said, /needs SELECT/, said);
+  assert.match(said, /row-level security|row security/, said);
+});
+
+test('a BEFORE INSERT trigger that rewrites the key (lower-cases token_id): told as the trigger changing the row, not as the database skipping it', async () => {
+  const scene = await migrated(2, 1, async (sql) => {
+    await sql`CREATE FUNCTION lower_token() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.token_id := lower(NEW.token_id); RETURN NEW; END $$`;
+    await sql`CREATE TRIGGER lower_token BEFORE INSERT ON tokens FOR EACH ROW EXECUTE FUNCTION lower_token()`;
+  });
+  await put(scene, {
+    pk: s('PROJECT#project-1'),
+    sk: s('TOKEN#X1'),
+    token_id: s('X1'),
+    created_at: s('2031-01-01T00:00:00.000000000Z'),
+    expires_at: s(''),
+  });
+  const before = await snapshot(scene.sql);
+  const result = await rollback(scene);
+  assert.equal(result.code, 1, result.stdout + result.stderr);
+  assert.equal(await snapshot(scene.sql), before);
+  // The row was inserted, as x1: 'did not insert ... (a trigger that returns NULL ...)' sends the operator the wrong way.
+  assert.doesNotMatch(result.stdout, /did not insert token X1/);
+  assert.match(result.stdout, /with other values than the table's/);
+});
+
+test('an operator’s own character(n) column named like an Object property ("constructor") is no reason to refuse', async () => {
+  const scene = await migrated(2, 1, async (sql) => {
+    // checkColumnsStoreExactly asks CELLO_TABLES[table][column], a plain object: "constructor" is found on its prototype.
+    await sql`ALTER TABLE projects ADD COLUMN "constructor" character(10)`;
+  });
+  await put(scene, { pk: s('PROJECT#project-1'), sk: s('METADATA'), repository: s('https://github.com/org/changed') });
+  const result = await rollback(scene);
+  assert.equal(result.code, 0, result.stdout + result.stderr);
+  assert.equal((await verify(scene)).code, 0);
+});
+
+test('a BEFORE UPDATE trigger that moves the token to another project: exit 0 means PostgreSQL holds what the table holds', async () => {
+  const scene = await migrated(2, 2, async (sql) => {
+    // RETURNING's as_written compares the columns set, not the token's project (never set by the rollback).
+    await sql`CREATE FUNCTION move_token() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.project := 'project-1'; RETURN NEW; END $$`;
+    await sql`CREATE TRIGGER move_token BEFORE UPDATE ON tokens FOR EACH ROW EXECUTE FUNCTION move_token()`;
+  });
+  const [token] = await scene.sql<{ token_id: string; created_at: string }[]>`
+    SELECT token_id, to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"000Z"') AS created_at
+    FROM tokens WHERE project = 'project-2' ORDER BY token_id LIMIT 1`;
+  await put(scene, {
+    pk: s('PROJECT#project-2'),
+    sk: s(`TOKEN#${token!.token_id}`),
+    token_id: s(token!.token_id),
+    created_at: s(token!.created_at),
+    expires_at: s('2031-06-30T12:00:00.500000000Z'),
+  });
+  const result = await rollback(scene);
+  if (result.code !== 0) return;
+  const verified = await verify(scene);
+  assert.equal(verified.code, 0, `rollback exit 0 (${result.stdout.trim().split('\n').at(-1)}), then verify: ${verified.stdout}${verified.stderr}`);
+});
+
+test('an AFTER UPDATE trigger that rewrites the row (lower-cases the repository): exit 0 means PostgreSQL holds what the table holds', async () => {
+  const scene = await migrated(2, 1, async (sql) => {
+    // RETURNING gives the row as the UPDATE left it, before AFTER triggers run.
+    await sql`CREATE FUNCTION lower_repository() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN UPDATE projects SET repository = lower(NEW.repository) WHERE project = NEW.project AND repository <> lower(NEW.repository); RETURN NULL; END $$`;
+    await sql`CREATE TRIGGER lower_repository AFTER UPDATE ON projects FOR EACH ROW EXECUTE FUNCTION lower_repository()`;
+  });
+  await put(scene, { pk: s('PROJECT#project-1'), sk: s('METADATA'), repository: s('https://github.com/Org/Changed') });
+  const result = await rollback(scene);
+  if (result.code !== 0) return;
+  const verified = await verify(scene);
+  assert.equal(verified.code, 0, `rollback exit 0 (${result.stdout.trim().split('\n').at(-1)}), then verify: ${verified.stdout}${verified.stderr}`);
+});
+
+test('a BEFORE UPDATE trigger that rewrites the key (lower-cases token_id): told as the trigger changing the row, not "run it again" on every run', async () => {
+  const scene = await migrated(2, 2, async (sql) => {
+    await sql`UPDATE tokens SET token_id = upper(token_id)`;
+    await sql`CREATE FUNCTION lower_token() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.token_id := lower(NEW.token_id); RETURN NEW; END $$`;
+    await sql`CREATE TRIGGER lower_token BEFORE UPDATE ON tokens FOR EACH ROW EXECUTE FUNCTION lower_token()`;
+  });
+  const [token] = await scene.sql<{ token_id: string; created_at: string }[]>`
+    SELECT token_id, to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"000Z"') AS created_at
+    FROM tokens WHERE project = 'project-2' ORDER BY token_id LIMIT 1`;
+  await put(scene, {
+    pk: s('PROJECT#project-2'),
+    sk: s(`TOKEN#${token!.token_id}`),
+    token_id: s(token!.token_id),
+    created_at: s(token!.created_at),
+    expires_at: s('2031-06-30T12:00:00.500000000Z'),
+  });
+  const before = await snapshot(scene.sql);
+  for (let run = 0; run < 2; run++) {
+    const result = await rollback(scene);
+    assert.equal(result.code, 1, result.stdout + result.stderr);
+    assert.equal(await snapshot(scene.sql), before);
+    assert.doesNotMatch(
+      result.stdout,
+      /changed in PostgreSQL since it was read/,
+      'no other session changed it: running again meets the trigger again',
+    );
   }
 });

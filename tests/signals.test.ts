@@ -707,6 +707,35 @@ test('verify under npx tsx: the relay lost while a Ctrl-C is being handled is no
   assertNoStack(result);
 });
 
+test('verify under npx tsx: npx killed (kill -9) seconds after a Ctrl-C whose stop still waits is a second request: the worker exits, not runs on', async (t: TestContext) => {
+  const { name, sql } = await newCelloDatabase();
+  await seedCello(sql, 6, 2);
+  const { tableName, client } = await newCelloTable();
+  await putItems(client, tableName, await celloItemsFromPostgres(sql));
+  // Each Query held 120 s: the stop the Ctrl-C requested waits on one (a hung request, a server that stopped answering).
+  const proxy = await startFaultProxy({ target: stack.endpoint, seed: 4, rates: { slow: 1 }, slowMs: 120_000, operations: ['Query'] });
+  t.after(() => proxy.close());
+  const args = verifyArgs(stack.postgres, name, tableName, '--endpoint-url', proxy.endpoint, '--concurrency', '1');
+  const script = await startScriptInGroup('npx tsx', 'verify_migration', args, { env: FAST_RETRY_ENV });
+  t.after(() => {
+    if (script.child.exitCode === null) process.kill(-script.pid, 'SIGKILL');
+  });
+  await waitUntil(() => (proxy.stats['op:Query'] ?? 0) >= 1, 'the first Query', 90_000, script);
+  const chain = launchChain(script.pid, 'verify_migration');
+  process.kill(chain.worker, 'SIGINT');
+  await waitUntil(() => /SIGINT received: finishing requests in flight/.test(script.output().stderr), 'the first stop', 30_000, script);
+  // The operator, tired of waiting, kills the command they started 5 s after the Ctrl-C: the second request the module
+  // promises for a launching process that ended ("a second exits at once"), not a loss the Ctrl-C caused (tsx kills a
+  // relay slow to answer within 60 ms of it).
+  await sleep(5000);
+  process.kill(chain.npx, 'SIGKILL');
+  // Not a timing: the Query is held 120 s; 30 s is 75 times the two checks (400 ms) the loss is told within.
+  const result = await Promise.race([script.done, sleep(30_000).then(() => undefined)]);
+  assert.ok(result !== undefined, `the worker runs on after its launching npx was killed: ${JSON.stringify(script.output().stderr)}`);
+  assert.match(result.stderr, /again: exiting now/);
+  assertNoStack(result);
+});
+
 test('load under npx tsx: SIGHUP to the tsx process alone stops the run as SIGHUP to the worker does', async (t: TestContext) => {
   const { tableName, proxy, script, chain } = await startLoadUnderNpxTsx(t);
   const atSignal = proxy.stats.requests ?? 0;

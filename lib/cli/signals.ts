@@ -9,6 +9,8 @@ export const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
 /** Signals this soon after the first are one request (a terminal signals its group; npx, tsx relay it): a person presses later. */
 export const SAME_STOP_REQUEST_MS = 500;
+/** A launcher's loss seen this soon after a stop request is taken as caused by it (tsx killing its relay). */
+const LOSS_CAUSED_BY_STOP_MS = 2000;
 let installed = false;
 /** The run the process's stop signals stop: the last one started. */
 let signalledRun: Run | undefined;
@@ -23,9 +25,10 @@ export function installStopHandlers(): void {
   installed = true;
   for (const name of STOP_SIGNALS) process.on(name, () => requestStop(name, `${name} received`));
   watchLaunchingProcesses((lost) => {
-    // A stop already requested is not requested again by the loss it caused: tsx kills a relay slow to answer a Ctrl-C,
-    // and a starved worker can see that more than SAME_STOP_REQUEST_MS after the Ctrl-C, which would exit at once.
-    if (signalledRun?.stop.firstAt === undefined) requestStop('SIGHUP', `${lost} ended (taken as SIGHUP)`);
+    // Not a second request: the loss a stop caused. tsx kills a relay slow to answer a Ctrl-C within 60 ms, and a
+    // starved worker can see that later than SAME_STOP_REQUEST_MS. A launcher killed later still exits at once.
+    const firstAt = signalledRun?.stop.firstAt;
+    if (firstAt === undefined || performance.now() - firstAt > LOSS_CAUSED_BY_STOP_MS) requestStop('SIGHUP', `${lost} ended (taken as SIGHUP)`);
   });
 }
 

@@ -55,14 +55,15 @@ export async function checkColumnsStoreExactly(sql: Sql, expected: ExpectedTable
     JOIN pg_catalog.pg_attribute a ON a.attrelid = to_regclass(quote_ident(t.name)) AND a.attnum > 0 AND NOT a.attisdropped
     LEFT JOIN pg_catalog.pg_collation c ON c.oid = a.attcollation
     WHERE a.atttypid = 'bpchar'::regtype OR to_jsonb(c) ->> 'collisdeterministic' = 'false'`;
-  const row = rows.find(({ table_name, column_name }) => expected[table_name]?.[column_name] !== undefined);
+  // Own properties only: an operator's column named "constructor" is no Cello column.
+  const row = rows.find(({ table_name, column_name }) => Object.hasOwn(expected, table_name) && Object.hasOwn(expected[table_name]!, column_name));
   if (row === undefined) return;
   const [what, consequence, fix] =
     row.collation === null
       ? [`is ${row.type}, which pads what it stores with spaces`, "would not hold the table's values exactly", 'varchar or text']
       : [
           `has the collation ${JSON.stringify(row.collation)}, which takes different text as equal`,
-          "would not tell the table's keys apart",
+          "would not tell the table's values apart",
           'a deterministic collation',
         ];
   throw new UserError(

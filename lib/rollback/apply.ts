@@ -3,6 +3,7 @@
 // one JSON parameter (jsonb_to_recordset), so a thousand rows cost one round trip; timestamps as PostgreSQL's own text,
 // read as timestamptz (exact, no Date). UPDATE and DELETE match a row only if it still holds every value read (IS NOT
 // DISTINCT FROM: NULL equals NULL); RETURNING gives the keys written, so a row changed since the read is told apart.
+// Before COMMIT the rows inserted and updated are read back: what a trigger or a rule did to them is met there.
 import type { ItemKind } from '../cello/items.ts';
 import { PROJECTS_TABLE, PROJECT_COLUMN, ROW_TABLES, TOKENS_TABLE, type RowTable } from '../cello/sourceTables.ts';
 import type { PostgresSession, Sql } from '../postgres/connect.ts';
@@ -73,6 +74,29 @@ async function writePlan(sql: Sql, plan: RollbackPlan, stop: AbortSignal, celloK
   await sql`SET CONSTRAINTS ALL IMMEDIATE`.catch((error: unknown) => {
     throw constraintAsRowChanged(error, plan.changes, celloKeys) ?? error;
   });
+  await checkEveryRowHeld(sql, plan, stop, celloKeys);
+}
+
+/**
+ * Exit 0 means PostgreSQL holds the table's values: the rows inserted and updated are read back, since a trigger (BEFORE
+ * or AFTER, on any column, the key and the project included) may have written others than the statements sent.
+ */
+async function checkEveryRowHeld(sql: Sql, plan: RollbackPlan, stop: AbortSignal, celloKeys: CelloKeys): Promise<void> {
+  for (const of of Object.keys(ROW_TABLES) as ItemKind[]) {
+    const written = plan.changes.filter((change): change is Exclude<RowChange, { kind: 'delete' }> => change.of === of && change.kind !== 'delete');
+    for (let start = 0; start < written.length; start += ROWS_PER_STATEMENT) {
+      const batch = written.slice(start, start + ROWS_PER_STATEMENT);
+      const [other] = await run(
+        sql,
+        notHeldStatement(of),
+        batch,
+        stop,
+        celloKeys,
+        batch.map((change) => change.row),
+      );
+      if (other !== undefined) throw new NotCommittedError(RESULTS.rowRewritten(batch.find((change) => rowKey(change) === other.key)!));
+    }
+  }
 }
 
 /** Writes changes of one kind to one table, or throws the NotCommittedError that says which it could not write, and why. */
@@ -98,12 +122,16 @@ async function writeBatch(
 }
 
 /** Runs a statement on a batch; the keys of the rows it returned. A constraint violation names the row it can. */
-/** A row a statement wrote: its key, and for an insert or update whether it holds the values sent (a trigger may change them). */
-type Written = { key: string; as_written?: boolean };
-
-async function run(sql: Sql, statement: string, batch: readonly RowChange[], stop: AbortSignal, celloKeys: CelloKeys): Promise<Written[]> {
+async function run(
+  sql: Sql,
+  statement: string,
+  batch: readonly RowChange[],
+  stop: AbortSignal,
+  celloKeys: CelloKeys,
+  rows: readonly Row[] = batch.map(record),
+): Promise<{ key: string }[]> {
   if (stop.aborted) throw stoppedBeforeCommit();
-  const query = sql.unsafe<Written[]>(statement, [JSON.stringify(batch.map(record))]);
+  const query = sql.unsafe<{ key: string }[]>(statement, [JSON.stringify(rows)]);
   const cancel = () => void Promise.resolve(query.cancel()).catch(() => undefined);
   stop.addEventListener('abort', cancel);
   try {
@@ -115,12 +143,13 @@ async function run(sql: Sql, statement: string, batch: readonly RowChange[], sto
   }
 }
 
-/** The changes of `batch` missing from what its statement wrote; throws if a row written holds other values than sent. */
-function missedChanges(batch: readonly RowChange[], written: readonly Written[]): RowChange[] {
-  const rewritten = written.find((row) => row.as_written === false);
-  if (rewritten !== undefined) throw new NotCommittedError(RESULTS.rowRewritten(batch.find((change) => rowKey(change) === rewritten.key)!));
+/** The changes of `batch` missing from the keys its statement wrote; throws if it wrote a key not sent (a trigger changed it). */
+function missedChanges(batch: readonly RowChange[], written: readonly { key: string }[]): RowChange[] {
   const keys = new Set(written.map((row) => row.key));
-  return batch.filter((change) => !keys.has(rowKey(change)));
+  const missed = batch.filter((change) => !keys.has(rowKey(change)));
+  const sent = new Set(batch.map(rowKey));
+  if (written.some((row) => !sent.has(row.key))) throw new NotCommittedError(RESULTS.rowRewritten(missed[0] ?? batch[0]!));
+  return missed;
 }
 
 function whyMissed(missed: RowChange): string {
@@ -138,8 +167,11 @@ const CONCURRENT_WRITE_CODES = new Set(['40001', '40P01']);
 const KEY_VIOLATION_CODES = new Set(['23503', '23505']);
 /** SQLSTATE class 23, integrity constraint violations: the others (CHECK, NOT NULL, exclusion) are the database's rules. */
 const INTEGRITY_CLASS = '23';
-/** raise_exception: a trigger of the database refused the row, as a constraint would. */
-const RAISED_BY_TRIGGER = 'P0001';
+/**
+ * raise_exception: a trigger of the database refused the row, as a constraint would; insufficient_privilege, once the
+ * privileges were checked before the read: a row security policy (WITH CHECK) refused it.
+ */
+const DATABASE_RULE_CODES = new Set(['P0001', '42501']);
 /** lock_timeout: a row the plan writes is held by another session's open transaction. */
 const LOCK_NOT_AVAILABLE = '55P03';
 
@@ -200,7 +232,7 @@ function constraintAsRowChanged(error: unknown, batch: readonly RowChange[], cel
     return rowChanged(changeNamedBy(detail, batch) ?? batch[0]!, `PostgreSQL refused the batch: ${why}`);
   }
   // Not a concurrent write: running again will not help.
-  return code.startsWith(INTEGRITY_CLASS) || code === RAISED_BY_TRIGGER ? new NotCommittedError(RESULTS.rowRefused(why)) : undefined;
+  return code.startsWith(INTEGRITY_CLASS) || DATABASE_RULE_CODES.has(code) ? new NotCommittedError(RESULTS.rowRefused(why)) : undefined;
 }
 
 /**
@@ -268,6 +300,13 @@ function stillAppliesStatement(of: ItemKind, kind: RowChange['kind']): string {
           WHERE ${stillApplies(of, kind)}`;
 }
 
+/** The keys of the rows sent (an insert's, an update's new ones) that no row of the table holds with every value. */
+function notHeldStatement(of: ItemKind): string {
+  const table = ROW_TABLES[of];
+  return `SELECT i.${identifier(table.key)} AS key FROM jsonb_to_recordset($1::text::jsonb) AS i(${recordColumns(table, '')})
+          WHERE NOT EXISTS (SELECT 1 FROM ${table.name} AS t WHERE ${holdsEveryValue(table, '')})`;
+}
+
 const STATEMENTS: Record<RowChange['kind'], (of: ItemKind) => string> = {
   /**
    * A key taken (by a row written since the read) is skipped, and missing from RETURNING; any other unique rule
@@ -278,9 +317,8 @@ const STATEMENTS: Record<RowChange['kind'], (of: ItemKind) => string> = {
     const table = ROW_TABLES[of];
     const columns = table.columns.map(({ name }) => identifier(name)).join(', ');
     const key = identifier(table.key);
-    return `WITH i AS (SELECT * FROM jsonb_to_recordset($1::text::jsonb) AS i(${recordColumns(table, '')})),
-                w AS (INSERT INTO ${table.name} (${columns}) SELECT ${columns} FROM i WHERE ${stillApplies(of, 'insert')} RETURNING *)
-           SELECT w.${key} AS key, ${holdsEveryValue(table, '', 'w')} AS as_written FROM w JOIN i ON w.${key} = i.${key}`;
+    return `INSERT INTO ${table.name} (${columns}) SELECT ${columns} FROM jsonb_to_recordset($1::text::jsonb) AS i(${recordColumns(table, '')})
+           WHERE ${stillApplies(of, 'insert')} RETURNING ${key} AS key`;
   },
   /** From the values read (`o_`) to the item's (`n_`); the token's project is not set: under another project is another row. */
   update: (of) => {
@@ -289,7 +327,7 @@ const STATEMENTS: Record<RowChange['kind'], (of: ItemKind) => string> = {
     return `UPDATE ${table.name} AS t SET ${set.map(({ name }) => `${identifier(name)} = i.${identifier(NEW + name)}`).join(', ')}
            FROM jsonb_to_recordset($1::text::jsonb) AS i(${recordColumns(table, OLD)}, ${recordColumns(table, NEW, set)})
            WHERE ${stillApplies(of, 'update')}
-           RETURNING t.${identifier(table.key)} AS key, ${holdsEveryValue(table, NEW, 't', set)} AS as_written`;
+           RETURNING t.${identifier(table.key)} AS key`;
   },
   delete: (of) => {
     const table = ROW_TABLES[of];
