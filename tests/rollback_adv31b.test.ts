@@ -1,8 +1,10 @@
 // Defects found by the second adversarial pass on the rollback's write (stop 31, adv31b), each failing on 698eb14:
 // the read-back (checkEveryRowHeld) reads only the rows the plan inserted and updated, so a trigger that writes a row
-// the plan did not touch (inserts a project's default token, revokes a project's tokens) still gives exit 0 and a
-// PostgreSQL verify then refuses; a missing privilege during the write (a trigger's audit table, a grant revoked after
-// the check) is told as "PostgreSQL refused a row — correct the item in the table or the constraint".
+// the plan did not touch (inserts a project's default token, revokes a project's tokens, a deferred constraint trigger
+// fired by SET CONSTRAINTS ALL IMMEDIATE) still gives exit 0 and verify then refuses; a token the plan's own project
+// update changed (through a trigger) is told "changed since it was read — run it again" on every run; a missing
+// privilege during the write (a trigger's audit table, a grant revoked after the check) is told as "PostgreSQL refused
+// a row — correct the item in the table or the constraint".
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { REGION, runStep, type ScriptResult } from './support/harness.ts';
@@ -82,4 +84,51 @@ test('UPDATE on projects revoked after the privilege check, before the write: to
   assert.notEqual(result.code, 0, result.stdout + result.stderr);
   assert.equal(await snapshot(scene.sql), before);
   assert.doesNotMatch(said(result), /correct the item in the table or the constraint/, said(result));
+});
+
+test('a deferred constraint trigger (fired by SET CONSTRAINTS ALL IMMEDIATE) that rewrites a row the plan did not write: exit 0 means PostgreSQL holds what the table holds', async () => {
+  const scene = await migrated(2, 1, async (sql) => {
+    await sql.unsafe(`CREATE FUNCTION touch_project() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN UPDATE projects SET repository = repository || '#touched' WHERE project = NEW.project; RETURN NULL; END $$`);
+    await sql`CREATE CONSTRAINT TRIGGER touch_project AFTER INSERT ON tokens DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION touch_project()`;
+  });
+  await put(scene, {
+    pk: s('PROJECT#project-1'),
+    sk: s('TOKEN#x1'),
+    token_id: s('x1'),
+    created_at: s('2031-01-01T00:00:00.000000000Z'),
+    expires_at: s(''),
+  });
+  const before = await snapshot(scene.sql);
+  const result = await rollback(scene);
+  await assertExitZeroMeansVerified(scene, result);
+  if (result.code !== 0) assert.equal(await snapshot(scene.sql), before);
+});
+
+test('a trigger that expires a project’s tokens when its repository changes, the plan changing both: not "changed since it was read — run it again" on every run', async () => {
+  const scene = await migrated(2, 2, async (sql) => {
+    await sql.unsafe(`CREATE FUNCTION expire_tokens() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN UPDATE tokens SET expires_at = '2030-01-01Z' WHERE project = NEW.project; RETURN NULL; END $$`);
+    await sql.unsafe(`CREATE TRIGGER expire_tokens AFTER UPDATE OF repository ON projects FOR EACH ROW
+      WHEN (OLD.repository IS DISTINCT FROM NEW.repository) EXECUTE FUNCTION expire_tokens()`);
+  });
+  const [token] = await scene.sql<{ token_id: string; created_at: string }[]>`
+    SELECT token_id, to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"000Z"') AS created_at
+    FROM tokens WHERE project = 'project-1' ORDER BY token_id LIMIT 1`;
+  await put(scene, { pk: s('PROJECT#project-1'), sk: s('METADATA'), repository: s('https://github.com/org/moved') });
+  await put(scene, {
+    pk: s('PROJECT#project-1'),
+    sk: s(`TOKEN#${token!.token_id}`),
+    token_id: s(token!.token_id),
+    created_at: s(token!.created_at),
+    expires_at: s('2031-06-30T12:00:00.500000000Z'),
+  });
+  const before = await snapshot(scene.sql);
+  // No other session writes: the plan's own project update, through the trigger, changed the token it then updates.
+  for (let run = 0; run < 2; run++) {
+    const result = await rollback(scene);
+    assert.notEqual(result.code, 0, result.stdout + result.stderr);
+    assert.equal(await snapshot(scene.sql), before);
+    assert.doesNotMatch(said(result), /changed in PostgreSQL since it was read .* run it again/, said(result));
+  }
 });
