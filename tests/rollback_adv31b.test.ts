@@ -1,8 +1,8 @@
 // Defects found by the second adversarial pass on the rollback's write (stop 31, adv31b), each failing on 698eb14:
 // the read-back (checkEveryRowHeld) reads only the rows the plan inserted and updated, so a trigger that writes a row
 // the plan did not touch (inserts a project's default token, revokes a project's tokens, a deferred constraint trigger
-// fired by SET CONSTRAINTS ALL IMMEDIATE) still gives exit 0 and verify then refuses; a token the plan's own project
-// update changed (through a trigger) is told "changed since it was read — run it again" on every run; a missing
+// fired by SET CONSTRAINTS ALL IMMEDIATE, a DO ALSO rule) still gives exit 0 and verify then refuses; a token the
+// plan's own project update changed (a trigger) is told "changed since it was read — run it again" on every run; a missing
 // privilege during the write (a trigger's audit table, a grant revoked after the check) is told as "PostgreSQL refused
 // a row — correct the item in the table or the constraint".
 import { test } from 'node:test';
@@ -131,4 +131,15 @@ test('a trigger that expires a project’s tokens when its repository changes, t
     assert.equal(await snapshot(scene.sql), before);
     assert.doesNotMatch(said(result), /changed in PostgreSQL since it was read .* run it again/, said(result));
   }
+});
+
+test('a rule (ON UPDATE TO projects DO ALSO) that rewrites rows the plan did not write: exit 0 means PostgreSQL holds what the table holds', async () => {
+  const scene = await migrated(2, 2, (sql) =>
+    sql.unsafe('CREATE RULE never_expire AS ON UPDATE TO projects DO ALSO UPDATE tokens SET expires_at = NULL WHERE project = NEW.project'),
+  );
+  await put(scene, { pk: s('PROJECT#project-1'), sk: s('METADATA'), repository: s('https://github.com/org/changed') });
+  const before = await snapshot(scene.sql);
+  const result = await rollback(scene);
+  await assertExitZeroMeansVerified(scene, result);
+  if (result.code !== 0) assert.equal(await snapshot(scene.sql), before);
 });
