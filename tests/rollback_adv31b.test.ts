@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { REGION, runStep, type ScriptResult } from './support/harness.ts';
 import { FAST_RETRY_ENV } from './support/reliability.ts';
 import { newCelloUser } from './support/roles.ts';
-import { host, migrated, put, rollback, s, snapshot, verify } from './support/rollbackScene.ts';
+import { host, migrated, put, remove, rollback, s, snapshot, verify } from './support/rollbackScene.ts';
 
 /** Exit 0 is a promise: verify then finds PostgreSQL matching the table. */
 async function assertExitZeroMeansVerified(scene: Awaited<ReturnType<typeof migrated>>, result: ScriptResult) {
@@ -140,6 +140,21 @@ test('a rule (ON UPDATE TO projects DO ALSO) that rewrites rows the plan did not
   await put(scene, { pk: s('PROJECT#project-1'), sk: s('METADATA'), repository: s('https://github.com/org/changed') });
   const before = await snapshot(scene.sql);
   const result = await rollback(scene);
+  await assertExitZeroMeansVerified(scene, result);
+  if (result.code !== 0) assert.equal(await snapshot(scene.sql), before);
+});
+
+test('a row security policy hiding a project’s tokens from the rollback user, the service revoked one: exit 0 means PostgreSQL holds what the table holds', async () => {
+  const scene = await migrated(2, 1);
+  const user = await newCelloUser(scene.database, 'rollback');
+  const [revoked] = await scene.sql<{ token_id: string }[]>`SELECT token_id FROM tokens WHERE project = 'project-2'`;
+  // A tenant policy of the operator's: the rollback user's read leaves project-2's tokens out, silently.
+  await scene.sql`ALTER TABLE tokens ENABLE ROW LEVEL SECURITY`;
+  await scene.sql`CREATE POLICY tenant ON tokens FOR ALL USING (project <> 'project-2') WITH CHECK (true)`;
+  await remove(scene, 'PROJECT#project-2', `TOKEN#${revoked!.token_id}`);
+  const before = await snapshot(scene.sql);
+  const result = await runStep('rollback_to_postgres', [host, user, scene.database, scene.tableName, REGION], { env: FAST_RETRY_ENV });
+  // verify as the stack's superuser, whom no policy hides rows from: the revoked token is still in PostgreSQL.
   await assertExitZeroMeansVerified(scene, result);
   if (result.code !== 0) assert.equal(await snapshot(scene.sql), before);
 });
