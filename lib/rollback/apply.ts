@@ -167,11 +167,8 @@ const CONCURRENT_WRITE_CODES = new Set(['40001', '40P01']);
 const KEY_VIOLATION_CODES = new Set(['23503', '23505']);
 /** SQLSTATE class 23, integrity constraint violations: the others (CHECK, NOT NULL, exclusion) are the database's rules. */
 const INTEGRITY_CLASS = '23';
-/**
- * raise_exception: a trigger of the database refused the row, as a constraint would; insufficient_privilege, once the
- * privileges were checked before the read: a row security policy (WITH CHECK) refused it.
- */
-const DATABASE_RULE_CODES = new Set(['P0001', '42501']);
+/** raise_exception: a trigger of the database refused the row, as a constraint would. */
+const RAISED_BY_TRIGGER = 'P0001';
 /** lock_timeout: a row the plan writes is held by another session's open transaction. */
 const LOCK_NOT_AVAILABLE = '55P03';
 
@@ -232,7 +229,7 @@ function constraintAsRowChanged(error: unknown, batch: readonly RowChange[], cel
     return rowChanged(changeNamedBy(detail, batch) ?? batch[0]!, `PostgreSQL refused the batch: ${why}`);
   }
   // Not a concurrent write: running again will not help.
-  return code.startsWith(INTEGRITY_CLASS) || DATABASE_RULE_CODES.has(code) ? new NotCommittedError(RESULTS.rowRefused(why)) : undefined;
+  return code.startsWith(INTEGRITY_CLASS) || code === RAISED_BY_TRIGGER ? new NotCommittedError(RESULTS.rowRefused(why)) : undefined;
 }
 
 /**
