@@ -186,6 +186,8 @@ const TRANSACTION_SETTINGS: Record<string, string> = {
   transaction_timeout: '0',
   TimeZone: 'UTC',
   DateStyle: 'ISO, MDY',
+  // As pg_dump: a row security policy that would hide rows fails the query instead (checkTables says so first).
+  row_security: 'off',
 };
 
 /**

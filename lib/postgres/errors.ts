@@ -41,7 +41,8 @@ const MESSAGES: Record<string, (context: Context) => string> = {
   '28000': ({ at, user, database, server }) =>
     `PostgreSQL at ${at} refused user ${user} for database ${database}: ${server} — check the user name and the server's pg_hba.conf`,
   '3D000': ({ at, database }) => `database ${database} does not exist at ${at} — check the database name`,
-  '42501': ({ at, user, server }) => `permission denied at ${at}: ${server} — user ${user} needs SELECT on the Cello tables`,
+  '42501': ({ at, user, server }) =>
+    `permission denied at ${at}: ${server} — user ${user} needs the rights the guide grants for this step (SELECT on the Cello tables; for the rollback also INSERT, UPDATE and DELETE, and what their triggers write)`,
   '53300': ({ at, server }) => `PostgreSQL at ${at} has too many connections: ${server} — try again later`,
   '57P03': ({ at, server }) => `PostgreSQL at ${at} is not accepting connections yet: ${server} — try again in a moment`,
   ECONNREFUSED: refused,

@@ -39,6 +39,20 @@ export async function checkTables(sql: Sql, database: string, expected: Expected
   }
   const problem = findSchemaProblem(database, expected, found);
   if (problem !== undefined) throw new UserError(problem, ExitCode.environment);
+  await checkNoRowSecurity(sql, tables);
+}
+
+/** A row security policy would hide rows from this user: a dump, a comparison or a rollback would miss them. */
+async function checkNoRowSecurity(sql: Sql, tables: readonly string[]): Promise<void> {
+  const [hidden] = await sql<{ table_name: string; user_name: string }[]>`
+    SELECT t AS table_name, current_user AS user_name FROM unnest(string_to_array(${tables.join(',')}::text, ',')) AS t
+    WHERE row_security_active(quote_ident(t))`;
+  if (hidden === undefined) return;
+  throw new UserError(
+    `row security is active on table ${hidden.table_name} for user ${JSON.stringify(hidden.user_name)}: its policies would hide rows from this step — ` +
+      "run it as a user they do not apply to (the tables' owner, or a role with BYPASSRLS), as pg_dump needs",
+    ExitCode.environment,
+  );
 }
 
 /**

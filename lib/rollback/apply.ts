@@ -64,6 +64,7 @@ export async function applyPlan(session: PostgresSession, plan: RollbackPlan, st
 }
 
 async function writePlan(sql: Sql, plan: RollbackPlan, stop: AbortSignal, celloKeys: CelloKeys): Promise<void> {
+  const expected = await tableDigests(sql, plan);
   for (const { of, kind } of ORDER) {
     const changes = plan.changes.filter((change) => change.of === of && change.kind === kind);
     for (let start = 0; start < changes.length; start += ROWS_PER_STATEMENT) {
@@ -75,6 +76,36 @@ async function writePlan(sql: Sql, plan: RollbackPlan, stop: AbortSignal, celloK
     throw constraintAsRowChanged(error, plan.changes, celloKeys) ?? error;
   });
   await checkEveryRowHeld(sql, plan, stop, celloKeys);
+  const written = await tableDigests(sql);
+  const other = (Object.keys(ROW_TABLES) as ItemKind[]).find((of) => written[of] !== expected[of]);
+  if (other !== undefined) throw new NotCommittedError(RESULTS.otherRowsChanged(ROW_TABLES[other].name));
+}
+
+/**
+ * Per table, the md5 of Cello's columns of every row in key order: as it is, or with `plan` written (its rows, and the
+ * rows it does not change as they are). Equal after the writes, nothing but the plan changed PostgreSQL: a trigger or a
+ * rule writing rows the plan does not (a default token, a cascade, an audit of Cello's own tables) is met here.
+ */
+async function tableDigests(sql: Sql, plan?: RollbackPlan): Promise<Record<ItemKind, string | null>> {
+  const digests = {} as Record<ItemKind, string | null>;
+  for (const [of, table] of Object.entries(ROW_TABLES) as [ItemKind, RowTable][]) {
+    const columns = table.columns.map(({ name }) => identifier(name)).join(', ');
+    // A row by its project and key: a token id may be under two projects where tokens are partitioned by project.
+    const [project, key] = [identifier(PROJECT_COLUMN), identifier(table.key)];
+    const changes = plan?.changes.filter((change) => change.of === of) ?? [];
+    const rows = changes.flatMap((change) => (change.kind === 'delete' ? [] : [change.row]));
+    const source = plan
+      ? `(SELECT ${columns} FROM ${table.name} AS t WHERE NOT EXISTS (SELECT 1 FROM jsonb_to_recordset($2::text::jsonb) AS c(project text, key text)
+           WHERE c.key = t.${key} AND c.project = t.${project})
+         UNION ALL SELECT ${columns} FROM jsonb_to_recordset($1::text::jsonb) AS i(${recordColumns(table, '')}))`
+      : table.name;
+    const [row] = await sql.unsafe<{ digest: string | null }[]>(
+      `SELECT md5(string_agg(ROW(${columns})::text, E'\\n' ORDER BY ${project} COLLATE "C", ${key} COLLATE "C")) AS digest FROM ${source} AS r`,
+      plan ? [JSON.stringify(rows), JSON.stringify(changes.map((change) => ({ project: change.project, key: rowKey(change) })))] : [],
+    );
+    digests[of] = row!.digest;
+  }
+  return digests;
 }
 
 /**
@@ -118,7 +149,14 @@ async function writeBatch(
   if (first === undefined) return;
   // Missed twice though it still applies: the database skipped it (a trigger returning NULL), not another session.
   const [skipped] = await run(sql, stillAppliesStatement(of, kind), [first], stop, celloKeys);
-  throw skipped === undefined ? rowChanged(first, whyMissed(first)) : new NotCommittedError(RESULTS.rowSkipped(first));
+  if (skipped !== undefined) throw new NotCommittedError(RESULTS.rowSkipped(first));
+  // Its row last written by this very transaction: by a trigger of the plan's own earlier writes, not another session.
+  const [ours] = await sql.unsafe<{ key: string }[]>(
+    `SELECT ${identifier(ROW_TABLES[of].key)} AS key FROM ${ROW_TABLES[of].name} WHERE ${identifier(ROW_TABLES[of].key)} = $1
+     AND xmin::text = (txid_current() % 4294967296)::text`,
+    [rowKey(first)],
+  );
+  throw ours === undefined ? rowChanged(first, whyMissed(first)) : new NotCommittedError(RESULTS.rowRewritten(first));
 }
 
 /** Runs a statement on a batch; the keys of the rows it returned. A constraint violation names the row it can. */
@@ -167,11 +205,8 @@ const CONCURRENT_WRITE_CODES = new Set(['40001', '40P01']);
 const KEY_VIOLATION_CODES = new Set(['23503', '23505']);
 /** SQLSTATE class 23, integrity constraint violations: the others (CHECK, NOT NULL, exclusion) are the database's rules. */
 const INTEGRITY_CLASS = '23';
-/**
- * raise_exception: a trigger of the database refused the row, as a constraint would; insufficient_privilege, once the
- * privileges were checked before the read: a row security policy (WITH CHECK) refused it.
- */
-const DATABASE_RULE_CODES = new Set(['P0001', '42501']);
+/** raise_exception: a trigger of the database refused the row, as a constraint would. */
+const RAISED_BY_TRIGGER = 'P0001';
 /** lock_timeout: a row the plan writes is held by another session's open transaction. */
 const LOCK_NOT_AVAILABLE = '55P03';
 
@@ -232,7 +267,7 @@ function constraintAsRowChanged(error: unknown, batch: readonly RowChange[], cel
     return rowChanged(changeNamedBy(detail, batch) ?? batch[0]!, `PostgreSQL refused the batch: ${why}`);
   }
   // Not a concurrent write: running again will not help.
-  return code.startsWith(INTEGRITY_CLASS) || DATABASE_RULE_CODES.has(code) ? new NotCommittedError(RESULTS.rowRefused(why)) : undefined;
+  return code.startsWith(INTEGRITY_CLASS) || code === RAISED_BY_TRIGGER ? new NotCommittedError(RESULTS.rowRefused(why)) : undefined;
 }
 
 /**

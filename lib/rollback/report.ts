@@ -106,6 +106,8 @@ export const RESULTS = {
     `Result: nothing was committed: PostgreSQL would hold ${subject(change.of, change.project, rowKey(change))} with other values than the table's (a trigger, or the column's type, changes them) — correct the item in the table or the trigger in PostgreSQL, then run it again.\n`,
   rowSkipped: (change: RowChange) =>
     `Result: nothing was committed: PostgreSQL did not ${change.kind} ${subject(change.of, change.project, rowKey(change))}, which no other session changed (a trigger that returns NULL, or a row security policy, skips it) — make that change by hand or lift the rule, then run it again.\n`,
+  otherRowsChanged: (table: string) =>
+    `Result: nothing was committed: PostgreSQL's ${table} would not hold the table's rows after the plan: rows it does not write changed with it (a trigger or a rule of the database), or another session wrote meanwhile — make sure nothing else writes to PostgreSQL, look for triggers and rules on ${table}, then run it again.\n`,
   stopped: (signal: string | undefined, committedNothing: boolean) =>
     `Result: stopped${signal ? ` by ${signal}` : ''} before ${committedNothing ? 'COMMIT' : 'the plan was made'}: nothing was committed — run it again.\n`,
 };
